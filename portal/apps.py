@@ -1,0 +1,11 @@
+"""App configuration for the portal project room."""
+
+from django.apps import AppConfig
+
+
+class PortalConfig(AppConfig):
+    name = "portal"
+    verbose_name = "Portal"
+
+    def ready(self) -> None:
+        from portal import checks  # noqa: F401  (registers system checks)

@@ -1,0 +1,33 @@
+"""System checks for deployment invariants."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.checks import Error, Tags, Warning, register
+from django.core.exceptions import ImproperlyConfigured
+
+
+@register(Tags.security, deploy=True)
+def check_issuer_is_https(app_configs, **kwargs):
+    """Check that the token issuer is an https URL outside DEBUG."""
+    if not settings.DEBUG and not settings.PORTAL_ISSUER.startswith("https://"):
+        return [
+            Warning(
+                "PORTAL_ISSUER is not an https:// URL.",
+                hint="Tokens name their issuer; production issuers must use TLS.",
+                id="portal.W001",
+            )
+        ]
+    return []
+
+
+@register()
+def check_peppers(app_configs, **kwargs):
+    """Check that PORTAL_PEPPERS parses."""
+    from portal.crypto import peppers
+
+    try:
+        peppers()
+    except ImproperlyConfigured as exc:
+        return [Error(str(exc), id="portal.E001")]
+    return []

@@ -1,0 +1,99 @@
+"""Forms for login, members and invitations."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib.auth import password_validation
+from django.contrib.auth.forms import AuthenticationForm
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
+
+from portal import throttle
+from portal.models import Role
+from portal.net import client_ip
+
+
+class EmailAuthenticationForm(AuthenticationForm):
+    """Log in by email and password, refusing while too many attempts have failed."""
+
+    username = forms.EmailField(
+        label=_("Email"), widget=forms.EmailInput(attrs={"autofocus": True, "autocomplete": "email"})
+    )
+
+    error_messages = {
+        **AuthenticationForm.error_messages,
+        "invalid_login": _("That email and password do not match an account. Check both and try again."),
+        "throttled": _(
+            "Too many failed sign-in attempts. For your security, sign-in is paused for a while; "
+            "try again in 15 minutes or reset your password."
+        ),
+    }
+
+    def clean(self):
+        email = (self.cleaned_data.get("username") or "").lower()
+        ip = client_ip(self.request) if self.request else None
+        if email and throttle.login_blocked(email, ip):
+            raise ValidationError(self.error_messages["throttled"], code="throttled")
+        try:
+            cleaned = super().clean()
+        except ValidationError:
+            if email:
+                throttle.login_failed(email, ip)
+            raise
+        if email:
+            throttle.login_succeeded(email)
+        return cleaned
+
+
+class InvitationForm(forms.Form):
+    email = forms.EmailField(label=_("Email address"), widget=forms.EmailInput(attrs={"autocomplete": "off"}))
+    role = forms.ChoiceField(label=_("Role"), choices=Role.choices, initial=Role.MEMBER)
+
+
+class RoleForm(forms.Form):
+    role = forms.ChoiceField(label=_("Role"), choices=Role.choices)
+
+
+class AcceptInvitationSignupForm(forms.Form):
+    """Create an account for an invited email address."""
+
+    full_name = forms.CharField(
+        label=_("Full name"), max_length=150, widget=forms.TextInput(attrs={"autocomplete": "name"})
+    )
+    password1 = forms.CharField(
+        label=_("Password"), strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "new-password"})
+    )
+    password2 = forms.CharField(
+        label=_("Repeat password"),
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+    )
+
+    def __init__(self, *args, email: str = "", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.email = email
+
+    def clean(self):
+        cleaned = super().clean()
+        p1, p2 = cleaned.get("password1"), cleaned.get("password2")
+        if p1 and p2 and p1 != p2:
+            self.add_error("password2", _("The two passwords differ."))
+        elif p1:
+            try:
+                from portal.models import User
+
+                password_validation.validate_password(
+                    p1, User(email=self.email, full_name=cleaned.get("full_name", ""))
+                )
+            except ValidationError as exc:
+                self.add_error("password1", exc)
+        return cleaned
+
+
+class AuditFilterForm(forms.Form):
+    action = forms.CharField(label=_("Action starts with"), required=False, max_length=100)
+    actor = forms.TypedChoiceField(label=_("Actor"), required=False, coerce=int, empty_value=None)
+
+    def __init__(self, *args, actors=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["actor"].choices = [("", _("Anyone"))] + [(u.pk, u.email) for u in actors]

@@ -1,0 +1,35 @@
+"""Client address resolution that trusts X-Forwarded-For only from configured proxies."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from django.conf import settings
+from django.http import HttpRequest
+
+
+def _valid_ip(value: str) -> str | None:
+    try:
+        return str(ipaddress.ip_address(value.strip()))
+    except ValueError:
+        return None
+
+
+def client_ip(request: HttpRequest) -> str | None:
+    """Return the client's IP address.
+
+    `X-Forwarded-For` is honoured only when the direct peer is listed in
+    `PORTAL_TRUSTED_PROXIES`; the right-most address not itself a trusted proxy wins.
+    """
+    remote = _valid_ip(request.META.get("REMOTE_ADDR", ""))
+    trusted = set(settings.PORTAL_TRUSTED_PROXIES)
+    if remote is None or remote not in trusted:
+        return remote
+    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+    for hop in reversed([h for h in forwarded.split(",") if h.strip()]):
+        ip = _valid_ip(hop)
+        if ip is None:
+            break
+        if ip not in trusted:
+            return ip
+    return remote

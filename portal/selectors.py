@@ -1,0 +1,58 @@
+"""Reads for the portal room; every customer-facing query starts from an organisation."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+from django.http import Http404
+
+from portal.models import AuditEvent, Invitation, Membership, Organization, User
+
+
+def memberships_for_user(user: User) -> QuerySet[Membership]:
+    """Return the user's memberships with their organisations, by organisation name."""
+    if not user.is_authenticated:
+        return Membership.objects.none()
+    return Membership.objects.filter(user=user).select_related("organization").order_by("organization__name")
+
+
+def membership_for(user: User, org_slug: str) -> Membership:
+    """Return the user's membership in the organisation `org_slug`, or raise Http404."""
+    membership = (
+        Membership.objects.select_related("organization")
+        .filter(user=user, organization__slug=org_slug)
+        .first()
+        if user.is_authenticated
+        else None
+    )
+    if membership is None:
+        raise Http404("No such organisation.")
+    return membership
+
+
+def members_for(organization: Organization) -> QuerySet[Membership]:
+    """Return the organisation's memberships with their users."""
+    return Membership.objects.filter(organization=organization).select_related("user").order_by("user__email")
+
+
+def invitations_for(organization: Organization) -> QuerySet[Invitation]:
+    """Return the organisation's invitations, newest first."""
+    return Invitation.objects.filter(organization=organization).select_related("invited_by")
+
+
+def audit_events_for(
+    organization: Organization, *, action: str = "", actor_id: str | int | None = None
+) -> QuerySet[AuditEvent]:
+    """Return the organisation's audit events, newest first, optionally filtered."""
+    events = AuditEvent.objects.filter(organization=organization).select_related("actor")
+    if action:
+        events = events.filter(action__startswith=action)
+    if actor_id:
+        events = events.filter(actor_id=actor_id)
+    return events.order_by("-occurred_at", "-id")
+
+
+def audit_events_for_target(organization: Organization, target) -> QuerySet[AuditEvent]:
+    """Return the organisation's audit events about one object, newest first."""
+    return audit_events_for(organization).filter(
+        target_type=target._meta.label_lower, target_id=str(target.pk)
+    )

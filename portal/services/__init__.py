@@ -1,0 +1,1 @@
+"""Writes for the portal room: audit, memberships, invitations."""

@@ -1,0 +1,248 @@
+"""Organisations, memberships and invitations: every change writes one audit event."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
+from django.db import IntegrityError, transaction
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+
+from portal.crypto import keyed_digest, peppers
+from portal.models import Invitation, Membership, Organization, Role, User
+from portal.services.audit import audit_log
+
+
+@transaction.atomic
+def organization_create(*, slug: str, name: str, owner: User, actor: User | None) -> Organization:
+    """Create an organisation with `owner` as its first owner."""
+    organization = Organization.objects.create(slug=slug, name=name)
+    audit_log(
+        action="portal.organization.created", actor=actor, organization=organization, target=organization
+    )
+    membership = Membership.objects.create(user=owner, organization=organization, role=Role.OWNER)
+    audit_log(
+        action="portal.membership.created",
+        actor=actor,
+        organization=organization,
+        target=membership,
+        target_label=owner.email,
+        extra={"role": Role.OWNER},
+    )
+    return organization
+
+
+def _lock_owners(organization: Organization) -> list[Membership]:
+    # Locking every owner row serialises concurrent demotions/removals of owners, so two
+    # admins cannot each remove "the other" last owner at the same time.
+    return list(
+        Membership.objects.select_for_update()
+        .filter(organization=organization, role=Role.OWNER)
+        .order_by("pk")
+    )
+
+
+def _check_manager_may_touch(*, actor_membership: Membership | None, role: str) -> None:
+    if actor_membership is not None and actor_membership.role != Role.OWNER and role == Role.OWNER:
+        raise ValidationError("Only an owner can grant, change or remove the owner role.", code="owner_only")
+
+
+@transaction.atomic
+def membership_change_role(
+    *, membership: Membership, role: str, actor: User, actor_membership: Membership | None = None
+) -> Membership:
+    """Change a member's role; an organisation always keeps at least one owner."""
+    if role not in Role.values:
+        raise ValidationError("Unknown role.", code="invalid_role")
+    owners = _lock_owners(membership.organization)
+    membership = Membership.objects.select_for_update().get(pk=membership.pk)
+    old_role = membership.role
+    if old_role == role:
+        return membership
+    _check_manager_may_touch(actor_membership=actor_membership, role=old_role)
+    _check_manager_may_touch(actor_membership=actor_membership, role=role)
+    if old_role == Role.OWNER and len(owners) <= 1:
+        raise ValidationError("The organisation's last owner cannot be demoted.", code="last_owner")
+    membership.role = role
+    membership.save(update_fields=["role", "updated_at"])
+    audit_log(
+        action="portal.membership.role_changed",
+        actor=actor,
+        organization=membership.organization,
+        target=membership,
+        target_label=membership.user.email,
+        extra={"from": old_role, "to": role},
+    )
+    return membership
+
+
+@transaction.atomic
+def membership_remove(
+    *, membership: Membership, actor: User, actor_membership: Membership | None = None
+) -> None:
+    """Remove a member from the organisation; the last owner cannot be removed."""
+    owners = _lock_owners(membership.organization)
+    membership = (
+        Membership.objects.select_for_update().select_related("user", "organization").get(pk=membership.pk)
+    )
+    if membership.user_id != actor.pk:
+        _check_manager_may_touch(actor_membership=actor_membership, role=membership.role)
+    if membership.role == Role.OWNER and len(owners) <= 1:
+        raise ValidationError("The organisation's last owner cannot be removed.", code="last_owner")
+    organization, email, role = membership.organization, membership.user.email, membership.role
+    audit_log(
+        action="portal.membership.removed",
+        actor=actor,
+        organization=organization,
+        target=membership,
+        target_label=email,
+        extra={"role": role, "left": membership.user_id == actor.pk},
+    )
+    membership.delete()
+
+
+def _token_digests(token: str) -> list[str]:
+    _, table = peppers()
+    return [keyed_digest(token, pepper_id=pepper_id)[1] for pepper_id in table]
+
+
+@transaction.atomic
+def invitation_create(
+    *,
+    organization: Organization,
+    email: str,
+    role: str,
+    actor: User,
+    actor_membership: Membership | None = None,
+) -> tuple[Invitation, str]:
+    """Invite `email` to the organisation and email the link; return the invitation and its one-time token."""
+    email = User.objects.normalize_email(email).lower()
+    if role not in Role.values:
+        raise ValidationError({"role": "Unknown role."})
+    _check_manager_may_touch(actor_membership=actor_membership, role=role)
+    if Membership.objects.filter(organization=organization, user__email__iexact=email).exists():
+        raise ValidationError({"email": "This person is already a member."})
+    token = secrets.token_urlsafe(32)
+    pepper_id, digest = keyed_digest(token)
+    try:
+        with transaction.atomic():
+            invitation = Invitation.objects.create(
+                organization=organization,
+                email=email,
+                role=role,
+                invited_by=actor,
+                token_digest=digest,
+                pepper_id=pepper_id,
+                expires_at=timezone.now() + timedelta(hours=settings.PORTAL_INVITATION_TTL_HOURS),
+            )
+    except IntegrityError:
+        raise ValidationError({"email": "An open invitation for this address already exists."}) from None
+    audit_log(
+        action="portal.invitation.created",
+        actor=actor,
+        organization=organization,
+        target=invitation,
+        target_label=email,
+        extra={"role": role},
+    )
+    link = settings.PORTAL_BASE_URL + reverse("invitation-accept", kwargs={"token": token})
+    body = render_to_string(
+        "portal/email/invitation.txt",
+        {"organization": organization, "inviter": actor, "link": link, "invitation": invitation},
+    )
+    # Sent after commit so a rolled-back invitation sends nothing.
+    transaction.on_commit(
+        lambda: send_mail(
+            f"You are invited to {organization.name} on Identity Portal",
+            body,
+            None,
+            [email],
+            fail_silently=True,
+        )
+    )
+    return invitation, token
+
+
+@transaction.atomic
+def invitation_revoke(*, invitation: Invitation, actor: User) -> Invitation:
+    """Revoke an open invitation."""
+    invitation = Invitation.objects.select_for_update().get(pk=invitation.pk)
+    if not invitation.is_open:
+        raise ValidationError("This invitation is no longer open.", code="not_open")
+    invitation.revoked_at = timezone.now()
+    invitation.save(update_fields=["revoked_at", "updated_at"])
+    audit_log(
+        action="portal.invitation.revoked",
+        actor=actor,
+        organization=invitation.organization,
+        target=invitation,
+        target_label=invitation.email,
+    )
+    return invitation
+
+
+def invitation_for_token(token: str) -> Invitation | None:
+    """Return the invitation a token belongs to (open or not), or None."""
+    if not token or len(token) > 100:
+        return None
+    return (
+        Invitation.objects.select_related("organization")
+        .filter(token_digest__in=_token_digests(token))
+        .first()
+    )
+
+
+@transaction.atomic
+def invitation_accept(*, token: str, user: User) -> Membership:
+    """Accept an invitation once: create the membership for `user`, whose email must match."""
+    found = invitation_for_token(token)
+    if found is None:
+        raise ValidationError("This invitation link is not valid.", code="invalid")
+    invitation = Invitation.objects.select_for_update().select_related("organization").get(pk=found.pk)
+    if not invitation.is_open:
+        raise ValidationError(f"This invitation has {invitation.state}.", code=invitation.state)
+    if user.email.lower() != invitation.email.lower():
+        raise ValidationError(
+            f"This invitation was sent to {invitation.email}; sign in with that address to accept it.",
+            code="wrong_user",
+        )
+    invitation.accepted_at = timezone.now()
+    invitation.accepted_by = user
+    invitation.save(update_fields=["accepted_at", "accepted_by", "updated_at"])
+    membership, created = Membership.objects.get_or_create(
+        user=user, organization=invitation.organization, defaults={"role": invitation.role}
+    )
+    audit_log(
+        action="portal.invitation.accepted",
+        actor=user,
+        organization=invitation.organization,
+        target=invitation,
+        target_label=invitation.email,
+    )
+    if created:
+        audit_log(
+            action="portal.membership.created",
+            actor=user,
+            organization=invitation.organization,
+            target=membership,
+            target_label=user.email,
+            extra={"role": membership.role, "via": "invitation"},
+        )
+    return membership
+
+
+@transaction.atomic
+def user_create_from_invitation(*, token: str, full_name: str, password: str) -> tuple[User, Membership]:
+    """Create an account for an invitation's email address and accept the invitation."""
+    found = invitation_for_token(token)
+    if found is None or not found.is_open:
+        raise ValidationError("This invitation link is not valid any more.", code="invalid")
+    if User.objects.filter(email__iexact=found.email).exists():
+        raise ValidationError("An account with this email already exists; sign in to accept.", code="exists")
+    user = User.objects.create_user(email=found.email, password=password, full_name=full_name)
+    return user, invitation_accept(token=token, user=user)

@@ -1,0 +1,38 @@
+"""Root URL configuration."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from portal.views import dashboard, health
+from portal.views.auth import PortalLoginView
+
+org_patterns = [
+    path("", dashboard.org_home, name="org-home"),
+    path("members/", dashboard.members, name="org-members"),
+    path("members/invite/", dashboard.invitation_create, name="org-invite"),
+    path("members/<int:member_id>/role/", dashboard.member_role, name="org-member-role"),
+    path("members/<int:member_id>/remove/", dashboard.member_remove, name="org-member-remove"),
+    path(
+        "invitations/<int:invitation_id>/revoke/", dashboard.invitation_revoke, name="org-invitation-revoke"
+    ),
+    path("audit/", dashboard.audit_log_page, name="org-audit"),
+]
+
+urlpatterns = [
+    path("", dashboard.dashboard, name="dashboard"),
+    path("healthz", health.healthz, name="healthz"),
+    path("accounts/login/", PortalLoginView.as_view(), name="login"),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("invitations/<str:token>/", dashboard.invitation_accept, name="invitation-accept"),
+    path("orgs/<slug:org_slug>/", include(org_patterns)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("admin/", admin.site.urls),
+]
+
+admin.site.site_header = "Identity Portal administration"
+admin.site.site_title = "Identity Portal admin"
+admin.site.index_title = "Organisations, credentials and audit"

@@ -1,0 +1,1 @@
+"""Dashboard and operational views of the portal room."""

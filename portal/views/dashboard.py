@@ -1,0 +1,230 @@
+"""The dashboard shell: landing, organisation home, members, invitations and the audit log."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.db.models import Count, Q
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from portal.forms import AcceptInvitationSignupForm, AuditFilterForm, InvitationForm, RoleForm
+from portal.models import User
+from portal.selectors import (
+    audit_events_for,
+    invitations_for,
+    members_for,
+    memberships_for_user,
+)
+from portal.services import organizations as org_services
+from portal.tenancy import org_view
+
+
+def _error_text(exc: ValidationError) -> str:
+    return " ".join(exc.messages)
+
+
+@login_required
+def dashboard(request: HttpRequest) -> HttpResponse:
+    """Send the user to their organisation (the last one used, else the first)."""
+    memberships = list(memberships_for_user(request.user))
+    last = request.GET.get("org") or request.session.get("portal_org")
+    for membership in memberships:
+        if membership.organization.slug == last:
+            return redirect("org-home", org_slug=last)
+    if memberships:
+        return redirect("org-home", org_slug=memberships[0].organization.slug)
+    return render(request, "portal/no_organization.html")
+
+
+@org_view()
+def org_home(request: HttpRequest) -> HttpResponse:
+    """Show the organisation's overview."""
+    organization = request.organization
+    request.session["portal_org"] = organization.slug
+    member_counts = members_for(organization).aggregate(
+        total=Count("pk"), managers=Count("pk", filter=Q(role__in=["owner", "admin"]))
+    )
+    context = {
+        "member_counts": member_counts,
+        "open_invitations": sum(1 for i in invitations_for(organization)[:200] if i.is_open),
+        "recent_events": audit_events_for(organization)[:8] if request.membership.is_manager else [],
+    }
+    return render(request, "portal/org_home.html", context)
+
+
+@org_view()
+def members(request: HttpRequest) -> HttpResponse:
+    """List members and, for owners/admins, invitations and the invite form."""
+    organization = request.organization
+    context = {
+        "memberships": members_for(organization),
+        "invitations": invitations_for(organization)[:50] if request.membership.is_manager else [],
+        "invite_form": InvitationForm(),
+        "roles": RoleForm.base_fields["role"].choices,
+    }
+    return render(request, "portal/members.html", context)
+
+
+@require_POST
+@org_view(managers_only=True)
+def invitation_create(request: HttpRequest) -> HttpResponse:
+    """Invite someone by email."""
+    form = InvitationForm(request.POST)
+    if form.is_valid():
+        try:
+            invitation, _token = org_services.invitation_create(
+                organization=request.organization,
+                email=form.cleaned_data["email"],
+                role=form.cleaned_data["role"],
+                actor=request.user,
+                actor_membership=request.membership,
+            )
+        except ValidationError as exc:
+            if hasattr(exc, "error_dict"):
+                for field, errors in exc.error_dict.items():
+                    form.add_error(field if field in form.fields else None, errors)
+            else:
+                form.add_error(None, exc)
+        else:
+            messages.success(
+                request,
+                f"Invitation sent to {invitation.email}. "
+                f"The link expires {invitation.expires_at:%d %b %Y %H:%M} UTC.",
+            )
+            return redirect("org-members", org_slug=request.organization.slug)
+    context = {
+        "memberships": members_for(request.organization),
+        "invitations": invitations_for(request.organization)[:50],
+        "invite_form": form,
+        "roles": RoleForm.base_fields["role"].choices,
+    }
+    return render(request, "portal/members.html", context, status=400)
+
+
+@require_POST
+@org_view(managers_only=True)
+def invitation_revoke(request: HttpRequest, invitation_id: int) -> HttpResponse:
+    """Revoke an open invitation."""
+    invitation = get_object_or_404(invitations_for(request.organization), pk=invitation_id)
+    try:
+        org_services.invitation_revoke(invitation=invitation, actor=request.user)
+    except ValidationError as exc:
+        messages.error(request, _error_text(exc))
+    else:
+        messages.success(request, f"The invitation for {invitation.email} was revoked.")
+    return redirect("org-members", org_slug=request.organization.slug)
+
+
+@require_POST
+@org_view(managers_only=True)
+def member_role(request: HttpRequest, member_id: int) -> HttpResponse:
+    """Change a member's role."""
+    membership = get_object_or_404(members_for(request.organization), pk=member_id)
+    form = RoleForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose a valid role.")
+    else:
+        try:
+            org_services.membership_change_role(
+                membership=membership,
+                role=form.cleaned_data["role"],
+                actor=request.user,
+                actor_membership=request.membership,
+            )
+        except ValidationError as exc:
+            messages.error(request, _error_text(exc))
+        else:
+            messages.success(request, f"{membership.user.email} is now {form.cleaned_data['role']}.")
+    return redirect("org-members", org_slug=request.organization.slug)
+
+
+@require_POST
+@org_view()
+def member_remove(request: HttpRequest, member_id: int) -> HttpResponse:
+    """Remove a member (owners/admins), or leave the organisation (anyone, for themselves)."""
+    membership = get_object_or_404(members_for(request.organization), pk=member_id)
+    leaving = membership.user_id == request.user.pk
+    if not leaving and not request.membership.is_manager:
+        raise PermissionDenied("Only owners and admins can remove members.")
+    try:
+        org_services.membership_remove(
+            membership=membership, actor=request.user, actor_membership=request.membership
+        )
+    except ValidationError as exc:
+        messages.error(request, _error_text(exc))
+        return redirect("org-members", org_slug=request.organization.slug)
+    if leaving:
+        messages.success(request, f"You left {request.organization.name}.")
+        return redirect("dashboard")
+    messages.success(request, f"{membership.user.email} was removed from {request.organization.name}.")
+    return redirect("org-members", org_slug=request.organization.slug)
+
+
+@org_view(managers_only=True)
+def audit_log_page(request: HttpRequest) -> HttpResponse:
+    """Show the organisation's audit events, newest first, filtered and paginated."""
+    organization = request.organization
+    actors = User.objects.filter(memberships__organization=organization).order_by("email")
+    form = AuditFilterForm(request.GET or None, actors=actors)
+    action, actor_id = "", None
+    if form.is_valid():
+        action = form.cleaned_data.get("action") or ""
+        actor_id = form.cleaned_data.get("actor")
+    page = Paginator(audit_events_for(organization, action=action, actor_id=actor_id), 50).get_page(
+        request.GET.get("page")
+    )
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(request, "portal/audit.html", {"form": form, "page": page, "query": query.urlencode()})
+
+
+def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
+    """Accept an invitation: sign in (or create the account) and join the organisation."""
+    invitation = org_services.invitation_for_token(token)
+    if invitation is None or not invitation.is_open:
+        state = invitation.state if invitation else "invalid"
+        return render(
+            request, "portal/invitation_invalid.html", {"state": state}, status=404 if not invitation else 410
+        )
+    has_account = User.objects.filter(email__iexact=invitation.email).exists()
+    form = None
+    if request.user.is_authenticated:
+        if request.method == "POST":
+            try:
+                membership = org_services.invitation_accept(token=token, user=request.user)
+            except ValidationError as exc:
+                messages.error(request, _error_text(exc))
+            else:
+                messages.success(request, f"Welcome to {membership.organization.name}.")
+                return redirect("org-home", org_slug=membership.organization.slug)
+    elif not has_account:
+        form = AcceptInvitationSignupForm(request.POST or None, email=invitation.email)
+        if request.method == "POST" and form.is_valid():
+            try:
+                user, membership = org_services.user_create_from_invitation(
+                    token=token,
+                    full_name=form.cleaned_data["full_name"],
+                    password=form.cleaned_data["password1"],
+                )
+            except ValidationError as exc:
+                form.add_error(None, exc)
+            else:
+                login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+                messages.success(
+                    request, f"Your account is ready. Welcome to {membership.organization.name}."
+                )
+                return redirect("org-home", org_slug=membership.organization.slug)
+    context = {
+        "invitation": invitation,
+        "has_account": has_account,
+        "form": form,
+        "login_url": f"{reverse('login')}?next={request.path}",
+        "email_matches": request.user.is_authenticated and request.user.email.lower() == invitation.email,
+    }
+    return render(request, "portal/invitation_accept.html", context)

@@ -1,0 +1,47 @@
+"""factory-boy factories for the test suite."""
+
+from __future__ import annotations
+
+import factory
+
+from credentials.models import Scope
+from portal.models import Membership, Organization, Role, User
+
+PASSWORD = "correct-horse-battery-staple"
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = User
+        django_get_or_create = ["email"]
+
+    email = factory.Sequence(lambda n: f"user{n}@example.test")
+    full_name = factory.Faker("name")
+    password = factory.django.Password(PASSWORD)
+
+
+class OrganizationFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Organization
+        django_get_or_create = ["slug"]
+
+    slug = factory.Sequence(lambda n: f"org-{n}")
+    name = factory.Sequence(lambda n: f"Organisation {n}")
+
+
+class MembershipFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Membership
+
+    user = factory.SubFactory(UserFactory)
+    organization = factory.SubFactory(OrganizationFactory)
+    role = Role.MEMBER
+
+
+class ScopeFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Scope
+        django_get_or_create = ["name"]
+
+    name = factory.Sequence(lambda n: f"things{n}:read")
+    description = "A test scope"

@@ -1,0 +1,8 @@
+"""App configuration for OAuth 2.0 M2M applications and JWT access tokens."""
+
+from django.apps import AppConfig
+
+
+class TokensConfig(AppConfig):
+    name = "tokens"
+    verbose_name = "Tokens"
