@@ -162,6 +162,12 @@ PORTAL_PEPPERS = _required_secret("PORTAL_PEPPERS", _DEV_PEPPERS, min_length=34)
 PORTAL_SIGNING_KEY_ENCRYPTION_KEY = _required_secret(
     "PORTAL_SIGNING_KEY_ENCRYPTION_KEY", _DEV_SIGNING_KEY_ENCRYPTION_KEY, min_length=44
 )
+# DRF authentication classes for machines, tried in order by /api/v1/whoami and the
+# machine-facing APIs. Each yields a portal.principal.Principal.
+PORTAL_MACHINE_AUTHENTICATION_CLASSES: list[str] = [
+    # "credentials.authentication.ApiKeyAuthentication",
+    # "tokens.authentication.AccessTokenAuthentication",
+]
 PORTAL_API_KEY_ENVIRONMENT = env.str("PORTAL_API_KEY_ENVIRONMENT", default="live")
 
 # --- Email ----------------------------------------------------------------------------------
@@ -179,6 +185,7 @@ USE_TZ = True
 # --- Static files ---------------------------------------------------------------------------
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "var" / "staticfiles"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},

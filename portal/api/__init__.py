@@ -1,0 +1,1 @@
+"""Project-wide REST endpoints (credential-agnostic)."""

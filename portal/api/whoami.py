@@ -1,0 +1,57 @@
+"""`GET /api/v1/whoami`: tell a machine which credential it presented."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.utils.module_loading import import_string
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from portal.permissions import IsMachinePrincipal
+
+
+def machine_authentication_classes() -> list[type]:
+    """Return the configured machine authentication classes (API keys, access tokens)."""
+    return [import_string(path) for path in settings.PORTAL_MACHINE_AUTHENTICATION_CLASSES]
+
+
+class WhoAmIView(APIView):
+    """Describe the calling credential.
+
+    Accepts `Authorization: Bearer <API key or JWT access token>` (and `X-API-Key` for keys).
+    Anything unusable answers 401 with `WWW-Authenticate: Bearer`.
+    """
+
+    authentication_classes = machine_authentication_classes()
+    permission_classes = [IsMachinePrincipal]
+
+    @extend_schema(
+        responses=inline_serializer(
+            "WhoAmI",
+            {
+                "credential_type": serializers.ChoiceField(choices=["api_key", "access_token"]),
+                "credential_id": serializers.CharField(),
+                "organization": serializers.CharField(),
+                "scopes": serializers.ListField(child=serializers.CharField()),
+                "owner": serializers.EmailField(allow_null=True),
+                "expires_at": serializers.DateTimeField(allow_null=True),
+            },
+        )
+    )
+    def get(self, request: Request) -> Response:
+        principal = request.auth
+        expires_at = principal.expires_at
+        return Response(
+            {
+                "credential_type": principal.credential_type,
+                "credential_id": principal.credential_id,
+                "organization": principal.organization_slug,
+                "scopes": sorted(principal.scopes),
+                "owner": principal.owner_email,
+                "expires_at": expires_at.isoformat() if hasattr(expires_at, "isoformat") else expires_at,
+                **principal.extra,
+            }
+        )

@@ -1,0 +1,36 @@
+"""The machine principal that API-key and access-token authentication both produce."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling, when a machine calls: set as both `request.user` and `request.auth` by DRF.
+
+    It deliberately is not a `User`: session-only code paths cannot mistake a machine for a
+    person, and views tell the two apart with `isinstance(request.auth, Principal)`.
+    """
+
+    credential_type: Literal["api_key", "access_token"]
+    credential_id: str
+    organization_id: int
+    organization_slug: str
+    scopes: frozenset[str]
+    owner_email: str | None = None
+    owner_id: int | None = None
+    expires_at: Any = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    is_authenticated = True
+    is_anonymous = False
+    is_active = True
+    is_staff = False
+    is_superuser = False
+    pk = None
+
+    def has_scopes(self, *required: str) -> bool:
+        """Return whether every required scope is held."""
+        return set(required) <= self.scopes

@@ -1,0 +1,49 @@
+"""Registry for the generic tenant-isolation walk (tests/portal/test_isolation.py).
+
+Every URL pattern with an `org_slug` is walked. Each other URL kwarg must be registered
+here with a function `(organization, user) -> value` that returns an object id belonging
+to `organization` (creating the object if needed). An unregistered kwarg fails the walk,
+so new pages cannot escape it. Use `URL_KWARG_OVERRIDES[(url_name, kwarg)]` where one
+kwarg name means different objects on different URLs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from portal.models import Invitation, Membership, Organization, Role, User
+
+KwargFactory = Callable[[Organization, User], Any]
+
+
+def _member_id(organization: Organization, user: User) -> int:
+    from tests.factories import MembershipFactory
+
+    membership = Membership.objects.filter(organization=organization, role=Role.MEMBER).first()
+    return (membership or MembershipFactory(organization=organization)).pk
+
+
+def _invitation_id(organization: Organization, user: User) -> int:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    invitation = Invitation.objects.filter(organization=organization).first()
+    if invitation is None:
+        invitation = Invitation.objects.create(
+            organization=organization,
+            email=f"invitee@{organization.slug}.test",
+            token_digest=f"isolation-{organization.slug}".ljust(64, "0"),
+            pepper_id="1",
+            expires_at=timezone.now() + timedelta(days=1),
+        )
+    return invitation.pk
+
+
+URL_KWARG_FACTORIES: dict[str, KwargFactory] = {
+    "member_id": _member_id,
+    "invitation_id": _invitation_id,
+}
+
+URL_KWARG_OVERRIDES: dict[tuple[str, str], KwargFactory] = {}
