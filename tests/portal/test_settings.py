@@ -1,0 +1,62 @@
+"""Start-up configuration: secrets required outside DEBUG, deploy checks, password hashing."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+STRONG = {
+    "SECRET_KEY": "k2V9q8XzR4mT7wP1nL6cJ3hB5fD0sG9aE8yU2iO4pQ7rW1tZ6xC3vN5bM8kH0jF",
+    "PORTAL_PEPPERS": "1:Zr8Q2mX7vL4pT9wK1nB6cH3jF5dS0gA8eY2uI4oP7q",
+    "PORTAL_SIGNING_KEY_ENCRYPTION_KEY": "Jq7o4yL2-8cWmZ1pX6vT3rN9bK5hF0dS4gA8eY2uI4o=",
+    "ALLOWED_HOSTS": "portal.example.com",
+    "PORTAL_ISSUER": "https://portal.example.com",
+}
+
+
+def _manage(*args: str, **env_overrides: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in {"DEBUG", *STRONG}}
+    env.update(env_overrides)
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.mark.parametrize("missing", ["SECRET_KEY", "PORTAL_PEPPERS", "PORTAL_SIGNING_KEY_ENCRYPTION_KEY"])
+def test_start_up_without_a_secret_fails_with_a_clear_message(missing):
+    env = {**STRONG, "DEBUG": "0"}
+    env.pop(missing)
+    result = _manage("check", **env)
+    assert result.returncode != 0
+    assert f"{missing} is not set" in result.stderr
+    assert "ImproperlyConfigured" in result.stderr
+
+
+def test_a_weak_secret_key_is_refused():
+    result = _manage("check", **{**STRONG, "DEBUG": "0", "SECRET_KEY": "short"})
+    assert result.returncode != 0 and "SECRET_KEY is too weak" in result.stderr
+
+
+def test_check_deploy_is_clean_with_production_settings():
+    result = _manage("check", "--deploy", "--fail-level", "WARNING", **{**STRONG, "DEBUG": "0"})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_seed_demo_refuses_with_debug_off():
+    result = _manage("seed_demo", **{**STRONG, "DEBUG": "0"})
+    assert result.returncode != 0 and "refuses to run with DEBUG off" in result.stderr
+
+
+def test_argon2_hashes_human_passwords():
+    from django.conf import settings as django_settings
+
+    import portal.settings as project_settings
+
+    assert project_settings.PASSWORD_HASHERS[0] == "django.contrib.auth.hashers.Argon2PasswordHasher"
+    assert django_settings.AUTH_USER_MODEL == "portal.User"
