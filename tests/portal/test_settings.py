@@ -60,3 +60,28 @@ def test_argon2_hashes_human_passwords():
 
     assert project_settings.PASSWORD_HASHERS[0] == "django.contrib.auth.hashers.Argon2PasswordHasher"
     assert django_settings.AUTH_USER_MODEL == "portal.User"
+
+
+@pytest.mark.django_db
+def test_security_headers_on_pages(client):
+    response = client.get("/accounts/login/")
+    csp = response["Content-Security-Policy"]
+    directives = dict(part.strip().split(" ", 1) for part in csp.split(";") if part.strip())
+    assert "'unsafe-inline'" not in directives["script-src"]
+    assert directives["frame-ancestors"] == "'none'"
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert response["Referrer-Policy"] == "same-origin"
+    assert response["X-Frame-Options"] == "DENY"
+    assert response["X-Request-ID"]
+
+
+@pytest.mark.django_db
+def test_api_docs_are_served_with_local_assets(client):
+    page = client.get("/api/docs/")
+    assert page.status_code == 200
+    body = page.content.decode()
+    assert "<script>" not in body  # the init script is a separate request (CSP without unsafe-inline)
+    assert "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js" in body
+    assert "http://" not in body.replace("http://testserver", "") and "https://" not in body
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    assert schema.status_code == 200 and schema.json()["openapi"].startswith("3.")
