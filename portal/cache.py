@@ -1,0 +1,85 @@
+"""A Redis cache that degrades instead of failing: errors are logged and treated as misses.
+
+The cache only ever holds derived, expendable data (verification results, rate-limit
+counters, revocation hints whose truth is in the database), so an unreachable Redis must
+slow nothing down and break nothing. After a failure the backend skips Redis for a short
+back-off, so a dead server does not cost a connect timeout on every call.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from django.core.cache.backends.base import DEFAULT_TIMEOUT
+from django.core.cache.backends.redis import RedisCache
+
+logger = logging.getLogger(__name__)
+
+#: Seconds during which Redis is not tried again after a failure.
+BACKOFF_SECONDS = 2.0
+
+
+class ResilientRedisCache(RedisCache):
+    """Django's RedisCache, but every operation fails soft (miss / no-op) when Redis is down."""
+
+    def __init__(self, server, params):
+        super().__init__(server, params)
+        self._down_until = 0.0
+        self._last_log = 0.0
+
+    def _available(self) -> bool:
+        return time.monotonic() >= self._down_until
+
+    def _failed(self, operation: str, exc: Exception) -> None:
+        now = time.monotonic()
+        self._down_until = now + BACKOFF_SECONDS
+        if now - self._last_log > 10:
+            self._last_log = now
+            logger.warning(
+                "cache unavailable during %s (%s); continuing without it", operation, type(exc).__name__
+            )
+
+    def _call(self, operation: str, default, func, *args, **kwargs):
+        if not self._available():
+            return default
+        try:
+            return func(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001  redis raises several hierarchies (ConnectionError, OSError…)
+            if isinstance(exc, ValueError) and operation == "incr":
+                raise  # a missing key: Django's documented incr() contract, not an outage
+            self._failed(operation, exc)
+            return default
+
+    def add(self, key, value, timeout=DEFAULT_TIMEOUT, version=None):
+        return self._call("add", False, super().add, key, value, timeout, version)
+
+    def get(self, key, default=None, version=None):
+        return self._call("get", default, super().get, key, default, version)
+
+    def set(self, key, value, timeout=DEFAULT_TIMEOUT, version=None):
+        return self._call("set", None, super().set, key, value, timeout, version)
+
+    def touch(self, key, timeout=DEFAULT_TIMEOUT, version=None):
+        return self._call("touch", False, super().touch, key, timeout, version)
+
+    def delete(self, key, version=None):
+        return self._call("delete", False, super().delete, key, version)
+
+    def get_many(self, keys, version=None):
+        return self._call("get_many", {}, super().get_many, keys, version)
+
+    def has_key(self, key, version=None):
+        return self._call("has_key", False, super().has_key, key, version)
+
+    def incr(self, key, delta=1, version=None):
+        return self._call("incr", delta, super().incr, key, delta, version)
+
+    def set_many(self, data, timeout=DEFAULT_TIMEOUT, version=None):
+        return self._call("set_many", list(data), super().set_many, data, timeout, version)
+
+    def delete_many(self, keys, version=None):
+        return self._call("delete_many", None, super().delete_many, keys, version)
+
+    def clear(self):
+        return self._call("clear", False, super().clear)

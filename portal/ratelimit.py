@@ -1,0 +1,54 @@
+"""Fixed-window rate limits kept in the cache, so app servers sharing Redis share the counts.
+
+Used for failed client authentication, failed key verifications and token issuance. A
+cache outage fails open (the request is served): availability of the identity layer
+matters more than the counter, and the real checks (digests, signatures) still run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from dataclasses import dataclass
+
+from django.core.cache import cache
+
+
+@dataclass(frozen=True)
+class Limit:
+    """At most `limit` events per `window` seconds."""
+
+    limit: int
+    window: int
+
+
+def _key(scope: str, ident: str, window: int, now: float) -> str:
+    digest = hashlib.sha256(ident.encode()).hexdigest()[:24]
+    return f"rl:{scope}:{digest}:{int(now // window)}"
+
+
+def retry_after(scope: str, ident: str, limit: Limit) -> int | None:
+    """Return seconds to wait if `ident` has used up `limit` in this window, else None."""
+    if limit.limit <= 0:
+        return None
+    now = time.time()
+    try:
+        count = cache.get(_key(scope, ident, limit.window, now), 0)
+    except Exception:  # noqa: BLE001
+        return None
+    if count >= limit.limit:
+        return max(1, math.ceil(limit.window - (now % limit.window)))
+    return None
+
+
+def hit(scope: str, ident: str, limit: Limit) -> int:
+    """Count one event for `ident`; return the count in the current window."""
+    now = time.time()
+    key = _key(scope, ident, limit.window, now)
+    try:
+        if cache.add(key, 1, limit.window + 1):
+            return 1
+        return cache.incr(key)
+    except Exception:  # noqa: BLE001  missing key after expiry, or cache down: fail open
+        return 0
