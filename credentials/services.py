@@ -79,7 +79,7 @@ def cache_seconds() -> int:
     if configured is not None:
         return int(configured)
     backend = settings.CACHES["default"]["BACKEND"]
-    return 30 if "redis" in backend.lower() or "memcache" in backend.lower() else 1
+    return 30 if "redis" in backend.lower() or "memcached" in backend.lower() else 1
 
 
 def _snapshot(api_key: ApiKey) -> dict[str, Any]:
