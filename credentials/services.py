@@ -192,7 +192,11 @@ def _extra(extra: dict[str, Any], via: str) -> dict[str, Any]:
 
 
 def _locked(api_key: ApiKey) -> ApiKey:
-    return ApiKey.objects.select_for_update().select_related("organization", "owner").get(pk=api_key.pk)
+    return (
+        ApiKey.objects.select_for_update(of=("self",))
+        .select_related("organization", "owner")
+        .get(pk=api_key.pk)
+    )
 
 
 @transaction.atomic

@@ -12,6 +12,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 
+from credentials import keys
 from credentials.forms import ApiKeyCreateForm, ApiKeyFilterForm, ApiKeyRevokeForm, ApiKeyRotateForm
 from credentials.models import ApiKey
 from credentials.selectors import api_key_chain, api_keys_filtered, api_keys_for, organization_members
@@ -66,6 +67,12 @@ def _reveal(
 def api_key_list(request: HttpRequest) -> HttpResponse:
     """List the organisation's keys with search, filters and pagination."""
     organization = request.organization
+    parsed = keys.parse(request.GET.get("q", ""))
+    if parsed is not None:
+        # Someone pasted a whole key into the search box: keep only its public id in the URL.
+        query = request.GET.copy()
+        query["q"] = parsed.key_id
+        return redirect(f"{request.path}?{query.urlencode()}")
     members = organization_members(organization)
     form = ApiKeyFilterForm(request.GET or None, owners=members)
     filters: dict = {}

@@ -190,3 +190,13 @@ def test_another_organisations_key_is_404(owner_client, make_key, other_organiza
     for name in ("org-api-key-detail", "org-api-key-rotate", "org-api-key-revoke"):
         assert owner_client.get(reverse(name, args=["acme", theirs.key_id])).status_code == 404
         assert owner_client.get(reverse(name, args=["globex", theirs.key_id])).status_code == 404
+
+
+def test_a_key_pasted_into_search_is_replaced_by_its_key_id(owner_client, make_key):
+    api_key, plaintext = make_key(name="pasted")
+    list_url = reverse("org-api-keys", args=["acme"])
+    response = owner_client.get(list_url, {"q": plaintext})
+    assert response.status_code == 302 and plaintext not in response["Location"]
+    assert api_key.key_id in response["Location"]
+    html = owner_client.get(response["Location"]).content.decode()
+    assert "pasted" in html and plaintext not in html
