@@ -6,7 +6,8 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
 
 from credentials.models import ApiKey, ApiKeyStatus, Scope
 from credentials.selectors import organization_members
@@ -91,7 +92,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
         "revocation_reason",
     ]
     fields = ["key_display", "name", "organization", "owner", *readonly_fields[3:]]
-    actions = ["revoke_selected"]
+    actions = ["revoke_selected", "reassign_owner"]
 
     @admin.display(description="key")
     def key_display(self, obj: ApiKey) -> str:
@@ -127,3 +128,50 @@ class ApiKeyAdmin(admin.ModelAdmin):
                 continue
             revoked += 1
         self.message_user(request, f"Revoked {revoked} API key(s).", messages.SUCCESS)
+
+    @admin.action(description="Reassign the owner of selected API keys")
+    def reassign_owner(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> HttpResponse | None:
+        organization_ids = set(queryset.values_list("organization_id", flat=True))
+        if len(organization_ids) != 1:
+            self.message_user(request, "Select keys of one organisation at a time.", messages.ERROR)
+            return None
+        organization = queryset.first().organization
+        form = ReassignOwnerForm(
+            request.POST if "apply" in request.POST else None, members=organization_members(organization)
+        )
+        if form.is_valid():
+            changed = 0
+            for api_key in queryset:
+                try:
+                    api_key_update(
+                        api_key=api_key, actor=request.user, owner=form.cleaned_data["owner"], via="admin"
+                    )
+                except ValidationError as exc:
+                    self.message_user(request, " ".join(exc.messages), messages.ERROR)
+                    return None
+                changed += 1
+            self.message_user(
+                request,
+                f"{changed} key(s) now owned by {form.cleaned_data['owner'].email}.",
+                messages.SUCCESS,
+            )
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Reassign the owner",
+            "form": form,
+            "keys": queryset,
+            "organization": organization,
+            "opts": self.model._meta,
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/credentials/apikey/reassign_owner.html", context)
+
+
+class ReassignOwnerForm(forms.Form):
+    owner = forms.ModelChoiceField(label="New owner", queryset=None)
+
+    def __init__(self, *args, members, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["owner"].queryset = members
+        self.fields["owner"].label_from_instance = lambda u: u.email

@@ -111,3 +111,38 @@ def test_admin_reassigns_owner_only_within_the_organisation(staff_client, make_k
     assert api_key.owner == member
     event = AuditEvent.objects.get(action="credentials.api_key.updated")
     assert event.extra["owner"]["to"] == member.email
+
+
+def test_admin_reassign_action(staff_client, make_key, member, outsider, other_organization):
+    first, _ = make_key(name="one")
+    second, _ = make_key(name="two")
+    changelist = reverse("admin:credentials_apikey_changelist")
+    page = staff_client.post(
+        changelist, {"action": "reassign_owner", "_selected_action": [first.pk, second.pk]}
+    )
+    assert page.status_code == 200 and member.email in page.content.decode()
+    assert outsider.email not in page.content.decode()
+    refused = staff_client.post(
+        changelist,
+        {
+            "action": "reassign_owner",
+            "_selected_action": [first.pk, second.pk],
+            "apply": "1",
+            "owner": outsider.pk,
+        },
+    )
+    assert refused.status_code == 200
+    first.refresh_from_db()
+    assert first.owner != outsider
+    done = staff_client.post(
+        changelist,
+        {
+            "action": "reassign_owner",
+            "_selected_action": [first.pk, second.pk],
+            "apply": "1",
+            "owner": member.pk,
+        },
+    )
+    assert done.status_code == 302
+    assert set(ApiKey.objects.values_list("owner", flat=True)) == {member.pk}
+    assert AuditEvent.objects.filter(action="credentials.api_key.updated").count() == 2
