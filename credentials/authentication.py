@@ -25,7 +25,9 @@ class ApiKeyAuthentication(BaseAuthentication):
 
     def authenticate(self, request: Request) -> tuple[Principal, Principal] | None:
         if any(
-            name.lower() in _QUERY_PARAMETERS or keys.looks_like_api_key(value)
+            name.lower() in _QUERY_PARAMETERS
+            # A whole key under any name; a short `ipk_live_<key id>` display prefix is a fine search.
+            or (keys.looks_like_api_key(value) and len(value) >= keys.KEY_LENGTH)
             for name, values in request.query_params.lists()
             for value in values
         ):

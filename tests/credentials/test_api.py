@@ -195,6 +195,8 @@ def test_list_filters_and_pagination(owner_client, make_key, member):
     assert owner_client.get(url() + f"?owner={member.email}").json()["count"] == 1
     assert owner_client.get(url() + "?status=revoked").json()["count"] == 0
     assert owner_client.get(url() + "?status=active").json()["count"] == 4
+    one = ApiKey.objects.filter(name="beta").get()
+    assert owner_client.get(url() + f"?search={one.display_prefix}").json()["count"] == 1
 
 
 @pytest.mark.parametrize("count", [2, 30])
