@@ -212,9 +212,9 @@ def api_key_update(
     """Change a key's name, owner or scopes (the secret stays the same)."""
     api_key = _locked(api_key)
     changes: dict[str, Any] = {}
-    if name is not None and _check_name(name) != api_key.name:
-        changes["name"] = {"from": api_key.name, "to": _check_name(name)}
-        api_key.name = _check_name(name)
+    if name is not None and (name := _check_name(name)) != api_key.name:
+        changes["name"] = {"from": api_key.name, "to": name}
+        api_key.name = name
     if owner is not None and owner.pk != api_key.owner_id:
         _check_owner(api_key.organization, owner)
         changes["owner"] = {"from": api_key.owner.email if api_key.owner else None, "to": owner.email}
