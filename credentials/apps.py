@@ -6,3 +6,7 @@ from django.apps import AppConfig
 class CredentialsConfig(AppConfig):
     name = "credentials"
     verbose_name = "Credentials"
+
+    def ready(self) -> None:
+        # Registers the OpenAPI description of API-key authentication with drf-spectacular.
+        from credentials import schema  # noqa: F401

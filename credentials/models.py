@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
+from django.db.models import Q
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from portal.models import TimestampedModel
+from credentials import keys
+from portal.models import ExpiringModel, Organization, TimestampedModel
 
 scope_name_validator = RegexValidator(
     r"^[a-z][a-z0-9_.-]*(:[a-z0-9_.-]+)*$",
@@ -27,3 +33,132 @@ class Scope(TimestampedModel):
 
     def __str__(self) -> str:
         return self.name
+
+
+class Environment(models.TextChoices):
+    LIVE = "live", _("Live")
+    TEST = "test", _("Test")
+
+
+class ApiKeyStatus(models.TextChoices):
+    """The key's state as shown to people; only `active` and `revoked` are stored, expiry is a time."""
+
+    ACTIVE = "active", _("Active")
+    REVOKED = "revoked", _("Revoked")
+    EXPIRED = "expired", _("Expired")
+
+
+class ApiKey(ExpiringModel, TimestampedModel):
+    """A standing machine credential. Only the public key id and a keyed digest are stored, never the key."""
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="api_keys", verbose_name=_("organisation")
+    )
+    name = models.CharField(_("name"), max_length=100)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        related_name="owned_api_keys",
+        verbose_name=_("owner"),
+        help_text=_("The member accountable for this key."),
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("created by"),
+    )
+    # Scope names, copied from the catalogue when granted: verification then needs no join.
+    scopes = models.JSONField(_("scopes"), default=list, blank=True)
+    environment = models.CharField(
+        _("environment"), max_length=8, choices=Environment.choices, default=Environment.LIVE
+    )
+    status = models.CharField(
+        _("status"),
+        max_length=16,
+        choices=[
+            (ApiKeyStatus.ACTIVE, ApiKeyStatus.ACTIVE.label),
+            (ApiKeyStatus.REVOKED, ApiKeyStatus.REVOKED.label),
+        ],
+        default=ApiKeyStatus.ACTIVE,
+    )
+    key_id = models.CharField(_("key id"), max_length=keys.KEY_ID_LENGTH, unique=True, editable=False)
+    digest = models.CharField(_("digest"), max_length=64, editable=False)
+    pepper_id = models.CharField(_("pepper id"), max_length=16, editable=False)
+    last4 = models.CharField(
+        _("last four characters"), max_length=4, editable=False, help_text=_("The end of the checksum.")
+    )
+    last_used_at = models.DateTimeField(_("last used"), null=True, blank=True)
+    last_used_ip = models.GenericIPAddressField(_("last used from"), null=True, blank=True)
+    replaces = models.OneToOneField(
+        "self",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="successor",
+        verbose_name=_("replaces"),
+        help_text=_("The key this one rotated; a key has at most one successor."),
+    )
+    rotated_at = models.DateTimeField(_("rotated"), null=True, blank=True)
+    revoked_at = models.DateTimeField(_("revoked"), null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("revoked by"),
+    )
+    revocation_reason = models.CharField(_("revocation reason"), max_length=255, blank=True)
+
+    class Meta:
+        verbose_name = _("API key")
+        verbose_name_plural = _("API keys")
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["organization", "-created_at"], name="api_key_org_created")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=["active", "revoked"]), name="api_key_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(status="revoked", revoked_at__isnull=False)
+                | Q(status="active", revoked_at__isnull=True),
+                name="api_key_revoked_at_matches_status",
+            ),
+            models.CheckConstraint(
+                condition=Q(environment__in=["live", "test"]), name="api_key_environment_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.display_prefix}…{self.last4})"
+
+    @property
+    def display_prefix(self) -> str:
+        """Return the non-secret start of the key: prefix, environment and key id."""
+        return keys.display_prefix(self.environment, self.key_id)
+
+    @property
+    def state(self) -> str:
+        """Return `active`, `revoked` or `expired` (a rotated key expires when its overlap ends)."""
+        if self.status == ApiKeyStatus.REVOKED:
+            return ApiKeyStatus.REVOKED
+        if self.is_expired:
+            return ApiKeyStatus.EXPIRED
+        return ApiKeyStatus.ACTIVE
+
+    @property
+    def in_overlap(self) -> bool:
+        """Return whether the key was rotated and still works until its overlap ends."""
+        return self.rotated_at is not None and self.state == ApiKeyStatus.ACTIVE
+
+    def expires_soon(self, days: int = 7) -> bool:
+        """Return whether a working key stops within `days`."""
+        return (
+            self.state == ApiKeyStatus.ACTIVE
+            and self.expires_at is not None
+            and self.expires_at <= timezone.now() + timedelta(days=days)
+        )

@@ -1,12 +1,79 @@
-"""Reads for credentials."""
+"""Reads for credentials; every customer-facing query starts from an organisation."""
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
+from django.utils import timezone
 
-from credentials.models import Scope
+from credentials.models import ApiKey, ApiKeyStatus, Scope
+from portal.models import Organization, User
 
 
 def scope_catalogue() -> QuerySet[Scope]:
     """Return every scope a credential may hold, by name."""
     return Scope.objects.order_by("name")
+
+
+def api_keys_for(organization: Organization) -> QuerySet[ApiKey]:
+    """Return the organisation's API keys with owner and creator, newest first."""
+    return (
+        ApiKey.objects.filter(organization=organization)
+        .select_related("organization", "owner", "created_by", "replaces")
+        .order_by("-created_at", "-id")
+    )
+
+
+def api_keys_filtered(
+    organization: Organization,
+    *,
+    search: str = "",
+    status: str = "",
+    environment: str = "",
+    owner_id: int | None = None,
+) -> QuerySet[ApiKey]:
+    """Return the organisation's keys matching a search (name, key id, owner email) and filters."""
+    keys = api_keys_for(organization)
+    if search:
+        keys = keys.filter(
+            Q(name__icontains=search)
+            | Q(key_id__startswith=search.split("_")[-1])
+            | Q(owner__email__icontains=search)
+        )
+    now = timezone.now()
+    if status == ApiKeyStatus.ACTIVE:
+        keys = keys.filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now), status=ApiKeyStatus.ACTIVE)
+    elif status == ApiKeyStatus.EXPIRED:
+        keys = keys.filter(status=ApiKeyStatus.ACTIVE, expires_at__lte=now)
+    elif status == ApiKeyStatus.REVOKED:
+        keys = keys.filter(status=ApiKeyStatus.REVOKED)
+    if environment:
+        keys = keys.filter(environment=environment)
+    if owner_id:
+        keys = keys.filter(owner_id=owner_id)
+    return keys
+
+
+def active_api_key_count(organization: Organization) -> int:
+    """Return how many of the organisation's keys work right now."""
+    return api_keys_filtered(organization, status=ApiKeyStatus.ACTIVE).count()
+
+
+def api_key_chain(api_key: ApiKey, *, limit: int = 20) -> list[ApiKey]:
+    """Return the rotation chain through `api_key`, oldest first (bounded, one query per link)."""
+    chain = [api_key]
+    current = api_key
+    while current.replaces_id and len(chain) < limit:
+        current = ApiKey.objects.select_related("owner").get(pk=current.replaces_id)
+        chain.insert(0, current)
+    current = api_key
+    while len(chain) < limit:
+        current = ApiKey.objects.select_related("owner").filter(replaces=current).first()
+        if current is None:
+            break
+        chain.append(current)
+    return chain
+
+
+def organization_members(organization: Organization) -> QuerySet[User]:
+    """Return the users who belong to the organisation, by email (the possible key owners)."""
+    return User.objects.filter(memberships__organization=organization).order_by("email")

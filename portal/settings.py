@@ -167,7 +167,7 @@ PORTAL_SIGNING_KEY_ENCRYPTION_KEY = _required_secret(
 # DRF authentication classes for machines, tried in order by /api/v1/whoami and the
 # machine-facing APIs. Each yields a portal.principal.Principal.
 PORTAL_MACHINE_AUTHENTICATION_CLASSES: list[str] = [
-    # "credentials.authentication.ApiKeyAuthentication",
+    "credentials.authentication.ApiKeyAuthentication",
     # "tokens.authentication.AccessTokenAuthentication",
 ]
 PORTAL_API_KEY_ENVIRONMENT = env.str("PORTAL_API_KEY_ENVIRONMENT", default="live")

@@ -41,7 +41,21 @@ def _invitation_id(organization: Organization, user: User) -> int:
     return invitation.pk
 
 
+def _api_key_id(organization: Organization, user: User) -> str:
+    from credentials.models import ApiKey
+    from credentials.services import api_key_create
+
+    api_key = ApiKey.objects.filter(organization=organization).first()
+    if api_key is None:
+        owner = Membership.objects.filter(organization=organization).first().user
+        api_key, _plaintext = api_key_create(
+            organization=organization, name="isolation", owner=owner, scopes=[], actor=owner
+        )
+    return api_key.key_id
+
+
 URL_KWARG_FACTORIES: dict[str, KwargFactory] = {
+    "key_id": _api_key_id,
     "member_id": _member_id,
     "invitation_id": _invitation_id,
 }

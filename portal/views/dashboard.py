@@ -13,6 +13,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from credentials.selectors import active_api_key_count
 from portal.forms import AcceptInvitationSignupForm, AuditFilterForm, InvitationForm, RoleForm
 from portal.models import User
 from portal.selectors import (
@@ -54,6 +55,7 @@ def org_home(request: HttpRequest) -> HttpResponse:
         "member_counts": member_counts,
         "open_invitations": sum(1 for i in invitations_for(organization)[:200] if i.is_open),
         "recent_events": audit_events_for(organization)[:8] if request.membership.is_manager else [],
+        "active_api_keys": active_api_key_count(organization),
     }
     return render(request, "portal/org_home.html", context)
 

@@ -1,0 +1,294 @@
+"""REST API for API keys: management under `/api/v1/orgs/<slug>/api-keys/` and `POST /api/v1/keys/verify`."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import QuerySet
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import exceptions, status
+from rest_framework.authentication import SessionAuthentication
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+from rest_framework.viewsets import GenericViewSet
+
+from credentials import keys, serializers
+from credentials.authentication import ApiKeyAuthentication
+from credentials.models import ApiKey
+from credentials.permissions import VERIFY_SCOPE, HasScopes, OrganizationApiKeyAccess
+from credentials.selectors import api_keys_filtered
+from credentials.services import (
+    api_key_create,
+    api_key_record_use,
+    api_key_revoke,
+    api_key_rotate,
+    api_key_update,
+    api_key_verify,
+)
+from portal.api.whoami import machine_authentication_classes
+from portal.models import User
+from portal.principal import Principal
+
+_CONFLICT_CODES = {"rotated", "inactive", "revoked"}
+
+
+class Conflict(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The key is not in a state that allows this."
+    default_code = "conflict"
+
+
+def _api_error(exc: DjangoValidationError) -> exceptions.APIException:
+    if hasattr(exc, "error_dict"):
+        return exceptions.ValidationError(exc.message_dict)
+    if exc.code in _CONFLICT_CODES:
+        return Conflict(" ".join(exc.messages), code=exc.code)
+    return exceptions.ValidationError({"non_field_errors": exc.messages})
+
+
+def _no_store(response: Response) -> Response:
+    response["Cache-Control"] = "no-store"
+    response["Pragma"] = "no-cache"
+    return response
+
+
+_LIST_PARAMETERS = [
+    OpenApiParameter("search", OpenApiTypes.STR, description="Name, key id or owner email contains this."),
+    OpenApiParameter("status", OpenApiTypes.STR, enum=["active", "expired", "revoked"]),
+    OpenApiParameter("environment", OpenApiTypes.STR, enum=["live", "test"]),
+    OpenApiParameter("owner", OpenApiTypes.EMAIL, description="Owner's email address."),
+]
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List the organisation's API keys", parameters=_LIST_PARAMETERS),
+    retrieve=extend_schema(summary="Show one API key"),
+)
+class ApiKeyViewSet(GenericViewSet):
+    """Manage an organisation's API keys; authenticated by session (with CSRF) or by an API key
+    of the same organisation holding `api_keys:manage`."""
+
+    authentication_classes = [ApiKeyAuthentication, SessionAuthentication]
+    permission_classes = [OrganizationApiKeyAccess]
+    serializer_class = serializers.ApiKeySerializer
+    lookup_field = "key_id"
+    lookup_url_kwarg = "key_id"
+    lookup_value_regex = keys.KEY_ID_RE
+    queryset = ApiKey.objects.none()
+
+    organization = None
+    membership = None
+
+    def get_queryset(self) -> QuerySet[ApiKey]:
+        if self.organization is None:
+            return ApiKey.objects.none()
+        params = self.request.query_params if self.action == "list" else {}
+        owner_email = params.get("owner", "")
+        owner_id = None
+        if owner_email:
+            owner_id = (
+                User.objects.filter(email__iexact=owner_email).values_list("pk", flat=True).first() or -1
+            )
+        return api_keys_filtered(
+            self.organization,
+            search=params.get("search", "")[:100],
+            status=params.get("status", ""),
+            environment=params.get("environment", ""),
+            owner_id=owner_id,
+        )
+
+    # --- who acts ---------------------------------------------------------------------------
+
+    def _actor(self) -> tuple[User | None, str]:
+        principal = self.request.auth
+        if isinstance(principal, Principal):
+            # A key acts on behalf of its owner; the audit trail names the key too.
+            owner = User.objects.filter(pk=principal.owner_id).first() if principal.owner_id else None
+            return owner, f"api_key:{principal.credential_id}"
+        return self.request.user, "api"
+
+    def _check_may_change(self, api_key: ApiKey | None = None, *, new_owner: User | None = None) -> None:
+        membership = self.membership
+        if membership is None or membership.is_manager:
+            return
+        user = self.request.user
+        if api_key is not None and api_key.owner_id != user.pk:
+            raise exceptions.PermissionDenied("Only the key's owner or an organisation admin can change it.")
+        if new_owner is not None and new_owner.pk != user.pk:
+            raise exceptions.PermissionDenied("Only an organisation admin can give a key to someone else.")
+
+    def _owner(self, email: str | None) -> User | None:
+        if not email:
+            return None
+        owner = User.objects.filter(email__iexact=email).first()
+        if owner is None:
+            raise exceptions.ValidationError({"owner": ["The owner must be a member of the organisation."]})
+        return owner
+
+    # --- actions ----------------------------------------------------------------------------
+
+    def list(self, request: Request, org_slug: str) -> Response:
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+    def retrieve(self, request: Request, org_slug: str, key_id: str) -> Response:
+        return Response(self.get_serializer(self.get_object()).data)
+
+    @extend_schema(
+        summary="Create an API key",
+        request=serializers.ApiKeyCreateSerializer,
+        responses={201: serializers.ApiKeyWithSecretSerializer},
+        description="The response holds the plaintext `key`. It is not stored and is never shown again.",
+    )
+    def create(self, request: Request, org_slug: str) -> Response:
+        data = serializers.ApiKeyCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        actor, via = self._actor()
+        owner = self._owner(data.validated_data.get("owner")) or actor
+        self._check_may_change(new_owner=owner)
+        try:
+            api_key, plaintext = api_key_create(
+                organization=self.organization,
+                name=data.validated_data["name"],
+                owner=owner,
+                scopes=data.validated_data["scopes"],
+                actor=actor,
+                environment=data.validated_data.get("environment"),
+                expires_at=data.validated_data.get("expires_at"),
+                via=via,
+            )
+        except DjangoValidationError as exc:
+            raise _api_error(exc) from exc
+        body = serializers.ApiKeyWithSecretSerializer(api_key, context={"plaintext": plaintext}).data
+        return _no_store(Response(body, status=status.HTTP_201_CREATED))
+
+    @extend_schema(
+        summary="Change an API key's name, owner or scopes",
+        request=serializers.ApiKeyUpdateSerializer,
+        responses=serializers.ApiKeySerializer,
+    )
+    def partial_update(self, request: Request, org_slug: str, key_id: str) -> Response:
+        api_key = self.get_object()
+        data = serializers.ApiKeyUpdateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        new_owner = self._owner(data.validated_data.get("owner"))
+        self._check_may_change(api_key, new_owner=new_owner)
+        actor, via = self._actor()
+        try:
+            api_key = api_key_update(
+                api_key=api_key,
+                actor=actor,
+                name=data.validated_data.get("name"),
+                owner=new_owner,
+                scopes=data.validated_data.get("scopes"),
+                via=via,
+            )
+        except DjangoValidationError as exc:
+            raise _api_error(exc) from exc
+        return Response(self.get_serializer(api_key).data)
+
+    @extend_schema(
+        summary="Rotate an API key",
+        request=serializers.ApiKeyRotateSerializer,
+        responses={
+            201: serializers.ApiKeyRotateResponseSerializer,
+            409: OpenApiResponse(description="Rotated"),
+        },
+        description="Issue a successor (its plaintext `key` is in this response only); the old key keeps "
+        "working for `overlap_hours`. A key that already has a successor answers 409.",
+    )
+    @action(detail=True, methods=["post"])
+    def rotate(self, request: Request, org_slug: str, key_id: str) -> Response:
+        api_key = self.get_object()
+        self._check_may_change(api_key)
+        data = serializers.ApiKeyRotateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        actor, via = self._actor()
+        try:
+            successor, plaintext = api_key_rotate(
+                api_key=api_key,
+                actor=actor,
+                overlap=timedelta(hours=data.validated_data["overlap_hours"]),
+                via=via,
+            )
+        except DjangoValidationError as exc:
+            raise _api_error(exc) from exc
+        api_key.refresh_from_db()
+        body = {
+            "successor": serializers.ApiKeyWithSecretSerializer(
+                successor, context={"plaintext": plaintext}
+            ).data,
+            "rotated": serializers.ApiKeySerializer(api_key).data,
+        }
+        return _no_store(Response(body, status=status.HTTP_201_CREATED))
+
+    @extend_schema(
+        summary="Revoke an API key",
+        request=serializers.ApiKeyRevokeSerializer,
+        responses={200: serializers.ApiKeySerializer, 409: OpenApiResponse(description="Already revoked")},
+    )
+    @action(detail=True, methods=["post"])
+    def revoke(self, request: Request, org_slug: str, key_id: str) -> Response:
+        api_key = self.get_object()
+        self._check_may_change(api_key)
+        data = serializers.ApiKeyRevokeSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        actor, via = self._actor()
+        try:
+            api_key = api_key_revoke(
+                api_key=api_key, actor=actor, reason=data.validated_data["reason"], via=via
+            )
+        except DjangoValidationError as exc:
+            raise _api_error(exc) from exc
+        return Response(self.get_serializer(api_key).data)
+
+    def handle_exception(self, exc):
+        if isinstance(exc, DjangoPermissionDenied):
+            exc = exceptions.PermissionDenied(str(exc))
+        return super().handle_exception(exc)
+
+
+class ApiKeyVerifyView(APIView):
+    """Verify an API key centrally, for services that hold a credential with `api_keys:verify`.
+
+    Always 200 for a well-formed request: `{"valid": true, …}` with the key's organisation,
+    id, owner, scopes, environment and expiry, or `{"valid": false, "code": …}`.
+    """
+
+    authentication_classes = machine_authentication_classes()
+    permission_classes = [HasScopes]
+    required_scopes = (VERIFY_SCOPE,)
+
+    @extend_schema(
+        summary="Verify an API key",
+        request=serializers.ApiKeyVerifyRequestSerializer,
+        responses=serializers.ApiKeyVerifyResponseSerializer,
+    )
+    def post(self, request: Request) -> Response:
+        data = serializers.ApiKeyVerifyRequestSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        verification = api_key_verify(data.validated_data["key"])
+        if not verification.valid:
+            return _no_store(Response({"valid": False, "code": verification.code}))
+        api_key_record_use(verification)
+        key = verification.key
+        expires_at = verification.expires_at
+        return _no_store(
+            Response(
+                {
+                    "valid": True,
+                    "organization": key["organization_slug"],
+                    "key_id": key["key_id"],
+                    "name": key["name"],
+                    "owner": key["owner_email"],
+                    "scopes": sorted(key["scopes"]),
+                    "environment": key["environment"],
+                    "expires_at": expires_at.isoformat() if expires_at else None,
+                }
+            )
+        )

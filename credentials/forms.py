@@ -1,0 +1,99 @@
+"""Dashboard forms for API keys."""
+
+from __future__ import annotations
+
+import secrets
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from credentials.models import ApiKeyStatus, Environment
+from credentials.selectors import scope_catalogue
+
+OVERLAP_CHOICES = [
+    (0, _("None — the old key stops now")),
+    (1, _("1 hour")),
+    (24, _("24 hours (recommended)")),
+    (72, _("3 days")),
+    (168, _("7 days")),
+]
+
+
+class _OnceForm(forms.Form):
+    """A form carrying a one-use token, so a reload or double-submit cannot issue a second key."""
+
+    submission = forms.CharField(widget=forms.HiddenInput, max_length=64)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not self.is_bound:
+            self.initial.setdefault("submission", secrets.token_urlsafe(16))
+
+
+class ApiKeyCreateForm(_OnceForm):
+    name = forms.CharField(
+        label=_("Name"), max_length=100, help_text=_("What uses this key, e.g. 'billing export job'.")
+    )
+    owner = forms.ModelChoiceField(
+        label=_("Owner"), queryset=None, help_text=_("The member accountable for this key.")
+    )
+    scopes = forms.ModelMultipleChoiceField(
+        label=_("Scopes"),
+        queryset=None,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        to_field_name="name",
+        help_text=_("Grant only what the integration needs."),
+    )
+    environment = forms.ChoiceField(label=_("Environment"), choices=Environment.choices)
+    expires_in_days = forms.IntegerField(
+        label=_("Expires in (days)"),
+        min_value=1,
+        max_value=3650,
+        required=False,
+        help_text=_("Leave empty for a key that does not expire (review it regularly)."),
+    )
+
+    def __init__(self, *args, owners, default_environment: str, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["owner"].queryset = owners
+        self.fields["owner"].label_from_instance = lambda u: u.email
+        self.fields["scopes"].queryset = scope_catalogue()
+        self.fields["scopes"].label_from_instance = lambda s: (
+            f"{s.name} — {s.description}" if s.description else s.name
+        )
+        self.fields["environment"].initial = default_environment
+
+
+class ApiKeyRotateForm(_OnceForm):
+    overlap_hours = forms.TypedChoiceField(
+        label=_("Keep the old key working for"),
+        choices=OVERLAP_CHOICES,
+        coerce=int,
+        initial=24,
+        help_text=_("Long enough to deploy the new key everywhere the old one is used."),
+    )
+
+
+class ApiKeyRevokeForm(forms.Form):
+    reason = forms.CharField(
+        label=_("Reason"),
+        max_length=255,
+        help_text=_("Recorded in the audit log, e.g. 'leaked in a build log'."),
+    )
+
+
+class ApiKeyFilterForm(forms.Form):
+    q = forms.CharField(label=_("Search"), required=False, max_length=100)
+    status = forms.ChoiceField(
+        label=_("Status"), required=False, choices=[("", _("Any status")), *ApiKeyStatus.choices]
+    )
+    environment = forms.ChoiceField(
+        label=_("Environment"), required=False, choices=[("", _("Any environment")), *Environment.choices]
+    )
+    owner = forms.ModelChoiceField(label=_("Owner"), required=False, queryset=None, empty_label=_("Anyone"))
+
+    def __init__(self, *args, owners, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["owner"].queryset = owners
+        self.fields["owner"].label_from_instance = lambda u: u.email

@@ -1,0 +1,71 @@
+"""`create_api_key --org SLUG --name NAME --owner EMAIL [--scopes "a b"] [--expires-in-days N] [--json]`."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+
+from credentials.services import api_key_create
+from portal.models import Organization, User
+
+
+class Command(BaseCommand):
+    help = "Create an API key and print it once (it is stored only as a keyed hash)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--org", required=True, help="Organisation slug.")
+        parser.add_argument("--name", required=True, help="What the key is for.")
+        parser.add_argument("--owner", required=True, help="Email of the member accountable for the key.")
+        parser.add_argument(
+            "--scopes", default="", help='Space-separated catalogue scopes, e.g. "orders:read".'
+        )
+        parser.add_argument("--expires-in-days", type=int, default=None, help="Expire the key after N days.")
+        parser.add_argument("--environment", choices=["live", "test"], default=None, help="Key environment.")
+        parser.add_argument("--json", action="store_true", help='Print one JSON object: {"id", "key", …}.')
+
+    def handle(self, *args, **options):
+        organization = Organization.objects.filter(slug=options["org"]).first()
+        if organization is None:
+            raise CommandError(f"No organisation with slug {options['org']!r}.")
+        owner = User.objects.filter(email__iexact=options["owner"]).first()
+        if owner is None:
+            raise CommandError(f"No user with email {options['owner']!r}.")
+        days = options["expires_in_days"]
+        if days is not None and not 1 <= days <= 3650:
+            raise CommandError("--expires-in-days must be between 1 and 3650.")
+        try:
+            api_key, plaintext = api_key_create(
+                organization=organization,
+                name=options["name"],
+                owner=owner,
+                scopes=options["scopes"].split(),
+                actor=None,
+                environment=options["environment"],
+                expires_at=timezone.now() + timedelta(days=days) if days else None,
+                via="cli",
+            )
+        except ValidationError as exc:
+            raise CommandError(" ".join(exc.messages)) from exc
+        if options["json"]:
+            self.stdout.write(
+                json.dumps(
+                    {
+                        "id": api_key.key_id,
+                        "key": plaintext,
+                        "name": api_key.name,
+                        "organization": organization.slug,
+                        "owner": owner.email,
+                        "scopes": api_key.scopes,
+                        "environment": api_key.environment,
+                        "expires_at": api_key.expires_at.isoformat() if api_key.expires_at else None,
+                    }
+                )
+            )
+            return
+        self.stdout.write(f"Created API key {api_key.key_id} ({api_key.name}) for {organization.slug}.")
+        self.stdout.write("Store it now; it cannot be shown again:")
+        self.stdout.write(plaintext)

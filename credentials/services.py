@@ -1,0 +1,464 @@
+"""Writes for API keys (create, update, rotate, revoke) and the verification hot path.
+
+Every change writes one audit event in its own transaction. Verification does at most one
+indexed query and none while a short-lived cache entry exists; see docs/api-keys.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.core.exceptions import ValidationError
+from django.core.signals import request_finished
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from credentials import keys
+from credentials.models import ApiKey, ApiKeyStatus, Environment, Scope
+from portal.crypto import keyed_digest, verify_digest
+from portal.middleware import current_request_context
+from portal.models import Membership, Organization, User
+from portal.principal import Principal
+from portal.services.audit import audit_log
+
+logger = logging.getLogger(__name__)
+
+MAX_OVERLAP = timedelta(days=7)
+DEFAULT_OVERLAP = timedelta(hours=24)
+#: How often `last_used_at` may be written for one key.
+LAST_USED_INTERVAL_SECONDS = 60
+_CACHE_PREFIX = "credentials:api_key:v1:"
+_USED_PREFIX = "credentials:api_key_used:v1:"
+
+
+# --- validation -----------------------------------------------------------------------------
+
+
+def _check_owner(organization: Organization, owner: User | None) -> None:
+    if owner is None or not Membership.objects.filter(organization=organization, user=owner).exists():
+        raise ValidationError({"owner": "The owner must be a member of the organisation."}, code="owner")
+
+
+def _check_scopes(scopes: Iterable[str | Scope]) -> list[str]:
+    names = sorted({s.name if isinstance(s, Scope) else str(s) for s in scopes})
+    known = set(Scope.objects.filter(name__in=names).values_list("name", flat=True))
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValidationError(
+            {"scopes": f"Not in the scope catalogue: {', '.join(unknown)}."}, code="unknown_scope"
+        )
+    return names
+
+
+def _check_name(name: str) -> str:
+    name = (name or "").strip()
+    if not name:
+        raise ValidationError({"name": "Give the key a name."}, code="name")
+    if len(name) > 100:
+        raise ValidationError({"name": "Use at most 100 characters."}, code="name")
+    return name
+
+
+# --- the cache ------------------------------------------------------------------------------
+
+
+def cache_seconds() -> int:
+    """Return how long a verification snapshot may be cached.
+
+    A shared cache (Redis) is invalidated by every change, so entries may live longer; a
+    per-process cache cannot be invalidated on other servers, so its entries live 1 second.
+    """
+    configured = getattr(settings, "PORTAL_API_KEY_CACHE_SECONDS", None)
+    if configured is not None:
+        return int(configured)
+    backend = settings.CACHES["default"]["BACKEND"]
+    return 30 if "redis" in backend.lower() or "memcached" in backend.lower() else 1
+
+
+def _snapshot(api_key: ApiKey) -> dict[str, Any]:
+    # Everything verification needs, and no secret: the digest is a keyed hash of the key.
+    return {
+        "pk": api_key.pk,
+        "key_id": api_key.key_id,
+        "pepper_id": api_key.pepper_id,
+        "digest": api_key.digest,
+        "status": api_key.status,
+        "expires_at": api_key.expires_at.timestamp() if api_key.expires_at else None,
+        "organization_id": api_key.organization_id,
+        "organization_slug": api_key.organization.slug,
+        "owner_id": api_key.owner_id,
+        "owner_email": api_key.owner.email if api_key.owner_id else None,
+        "scopes": list(api_key.scopes),
+        "environment": api_key.environment,
+        "name": api_key.name,
+    }
+
+
+def _cache_key(key_id: str) -> str:
+    return _CACHE_PREFIX + key_id
+
+
+def _publish(api_key: ApiKey) -> None:
+    """Drop the cached snapshot now, and store the fresh one once the change has committed.
+
+    Readers only ever `add`, so a reader holding a pre-change row cannot overwrite the
+    fresh snapshot written after commit.
+    """
+    try:
+        cache.delete(_cache_key(api_key.key_id))
+    except Exception:
+        logger.warning("Could not drop the cached API key %s", api_key.key_id, exc_info=True)
+
+    def store() -> None:
+        try:
+            cache.set(_cache_key(api_key.key_id), _snapshot(api_key), cache_seconds())
+        except Exception:
+            logger.warning("Could not refresh the cached API key %s", api_key.key_id, exc_info=True)
+
+    transaction.on_commit(store)
+
+
+# --- writes ---------------------------------------------------------------------------------
+
+
+def _new_key_row(**fields: Any) -> tuple[ApiKey, str]:
+    key_id, plaintext = keys.generate(fields["environment"])
+    pepper_id, digest = keyed_digest(plaintext)
+    api_key = ApiKey(key_id=key_id, digest=digest, pepper_id=pepper_id, last4=plaintext[-4:], **fields)
+    return api_key, plaintext
+
+
+@transaction.atomic
+def api_key_create(
+    *,
+    organization: Organization,
+    name: str,
+    owner: User,
+    scopes: Iterable[str | Scope],
+    actor: User | None,
+    environment: str | None = None,
+    expires_at: datetime | None = None,
+    via: str = "",
+) -> tuple[ApiKey, str]:
+    """Create a key and return it with its plaintext, which is never stored and never shown again."""
+    name = _check_name(name)
+    _check_owner(organization, owner)
+    scope_names = _check_scopes(scopes)
+    environment = environment or settings.PORTAL_API_KEY_ENVIRONMENT
+    if environment not in Environment.values:
+        raise ValidationError({"environment": "Choose live or test."}, code="environment")
+    if expires_at is not None and expires_at <= timezone.now():
+        raise ValidationError({"expires_at": "The expiry must be in the future."}, code="expires_at")
+    api_key, plaintext = _new_key_row(
+        organization=organization,
+        name=name,
+        owner=owner,
+        created_by=actor if isinstance(actor, User) else None,
+        scopes=scope_names,
+        environment=environment,
+        expires_at=expires_at,
+    )
+    api_key.save()
+    audit_log(
+        action="credentials.api_key.created",
+        actor=actor,
+        organization=organization,
+        target=api_key,
+        extra=_extra(
+            {
+                "key_id": api_key.key_id,
+                "owner": owner.email,
+                "scopes": scope_names,
+                "environment": environment,
+                "expires_at": expires_at.isoformat() if expires_at else None,
+            },
+            via,
+        ),
+    )
+    return api_key, plaintext
+
+
+def _extra(extra: dict[str, Any], via: str) -> dict[str, Any]:
+    if via:
+        extra["via"] = via
+    return extra
+
+
+def _locked(api_key: ApiKey) -> ApiKey:
+    return (
+        ApiKey.objects.select_for_update(of=("self",))
+        .select_related("organization", "owner")
+        .get(pk=api_key.pk)
+    )
+
+
+@transaction.atomic
+def api_key_update(
+    *,
+    api_key: ApiKey,
+    actor: User | None,
+    name: str | None = None,
+    owner: User | None = None,
+    scopes: Iterable[str | Scope] | None = None,
+    via: str = "",
+) -> ApiKey:
+    """Change a key's name, owner or scopes (the secret stays the same)."""
+    api_key = _locked(api_key)
+    changes: dict[str, Any] = {}
+    if name is not None and (name := _check_name(name)) != api_key.name:
+        changes["name"] = {"from": api_key.name, "to": name}
+        api_key.name = name
+    if owner is not None and owner.pk != api_key.owner_id:
+        _check_owner(api_key.organization, owner)
+        changes["owner"] = {"from": api_key.owner.email if api_key.owner else None, "to": owner.email}
+        api_key.owner = owner
+    if scopes is not None:
+        names = _check_scopes(scopes)
+        if names != sorted(api_key.scopes):
+            changes["scopes"] = {"from": sorted(api_key.scopes), "to": names}
+            api_key.scopes = names
+    if not changes:
+        return api_key
+    api_key.save(update_fields=["name", "owner", "scopes", "updated_at"])
+    audit_log(
+        action="credentials.api_key.updated",
+        actor=actor,
+        organization=api_key.organization,
+        target=api_key,
+        extra=_extra(changes, via),
+    )
+    _publish(api_key)
+    return api_key
+
+
+@transaction.atomic
+def api_key_rotate(
+    *, api_key: ApiKey, actor: User | None, overlap: timedelta = DEFAULT_OVERLAP, via: str = ""
+) -> tuple[ApiKey, str]:
+    """Issue a successor with the same name, owner, scopes and environment; return it with its plaintext.
+
+    The old key keeps working for `overlap` (0 to 7 days), then stops. A key that already
+    has a successor, or no longer works, cannot be rotated. The row lock plus the unique
+    `replaces` column leave exactly one successor under concurrent rotations.
+    """
+    if not timedelta(0) <= overlap <= MAX_OVERLAP:
+        raise ValidationError({"overlap": "Choose an overlap between 0 and 7 days."}, code="overlap")
+    old = _locked(api_key)
+    if old.state != ApiKeyStatus.ACTIVE:
+        raise ValidationError(f"This key is {old.state}; only an active key can be rotated.", code="inactive")
+    if ApiKey.objects.filter(replaces=old).exists():
+        raise ValidationError("This key was already rotated; rotate its successor instead.", code="rotated")
+    now = timezone.now()
+    # The successor keeps the old key's lifetime, counted from now.
+    expires_at = now + (old.expires_at - old.created_at) if old.expires_at else None
+    successor, plaintext = _new_key_row(
+        organization=old.organization,
+        name=old.name,
+        owner=old.owner,
+        created_by=actor if isinstance(actor, User) else None,
+        scopes=list(old.scopes),
+        environment=old.environment,
+        expires_at=expires_at,
+        replaces=old,
+        created_at=now,
+    )
+    try:
+        with transaction.atomic():
+            successor.save()
+    except IntegrityError as exc:
+        raise ValidationError(
+            "This key was already rotated; rotate its successor instead.", code="rotated"
+        ) from exc
+    overlap_end = now + overlap
+    if old.expires_at is None or overlap_end < old.expires_at:
+        old.expires_at = overlap_end
+    old.rotated_at = now
+    old.save(update_fields=["expires_at", "rotated_at", "updated_at"])
+    audit_log(
+        action="credentials.api_key.rotated",
+        actor=actor,
+        organization=old.organization,
+        target=old,
+        extra=_extra(
+            {
+                "key_id": old.key_id,
+                "successor_key_id": successor.key_id,
+                "overlap_seconds": int(overlap.total_seconds()),
+                "old_key_expires_at": old.expires_at.isoformat(),
+            },
+            via,
+        ),
+    )
+    _publish(old)
+    return successor, plaintext
+
+
+@transaction.atomic
+def api_key_revoke(*, api_key: ApiKey, actor: User | None, reason: str, via: str = "") -> ApiKey:
+    """Revoke a key at once; verification refuses it on every server within a second."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError({"reason": "Say why the key is revoked."}, code="reason")
+    api_key = _locked(api_key)
+    if api_key.status == ApiKeyStatus.REVOKED:
+        raise ValidationError("This key is already revoked.", code="revoked")
+    api_key.status = ApiKeyStatus.REVOKED
+    api_key.revoked_at = timezone.now()
+    api_key.revoked_by = actor if isinstance(actor, User) else None
+    api_key.revocation_reason = reason[:255]
+    api_key.save(update_fields=["status", "revoked_at", "revoked_by", "revocation_reason", "updated_at"])
+    audit_log(
+        action="credentials.api_key.revoked",
+        actor=actor,
+        organization=api_key.organization,
+        target=api_key,
+        extra=_extra({"key_id": api_key.key_id, "reason": api_key.revocation_reason}, via),
+    )
+    _publish(api_key)
+    return api_key
+
+
+# --- verification (the hot path) ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Verification:
+    """The outcome of checking a presented key: `valid`, else a machine-readable `code`."""
+
+    valid: bool
+    code: str = ""
+    key: dict[str, Any] | None = None
+
+    @property
+    def expires_at(self) -> datetime | None:
+        """Return the key's expiry as an aware datetime, if it has one."""
+        ts = self.key["expires_at"] if self.key else None
+        return datetime.fromtimestamp(ts, tz=UTC) if ts is not None else None
+
+    def principal(self) -> Principal:
+        """Return the machine principal for a valid key."""
+        assert self.valid and self.key
+        key = self.key
+        return Principal(
+            credential_type="api_key",
+            credential_id=key["key_id"],
+            organization_id=key["organization_id"],
+            organization_slug=key["organization_slug"],
+            scopes=frozenset(key["scopes"]),
+            owner_email=key["owner_email"],
+            owner_id=key["owner_id"],
+            expires_at=self.expires_at,
+            extra={"environment": key["environment"], "name": key["name"]},
+        )
+
+
+MALFORMED = Verification(valid=False, code="malformed")
+NOT_FOUND = Verification(valid=False, code="not_found")
+
+
+def api_key_verify(raw: str) -> Verification:
+    """Check a presented key: format and checksum, one indexed lookup (or the cache), digest, state.
+
+    A malformed key or a bad checksum costs no query. A wrong secret answers `not_found`,
+    like an unknown key id, so a caller cannot learn which key ids exist.
+    """
+    parsed = keys.parse(raw)
+    if parsed is None:
+        return MALFORMED
+    snapshot = None
+    try:
+        snapshot = cache.get(_cache_key(parsed.key_id))
+    except Exception:
+        logger.warning("API key cache unavailable; verifying against the database", exc_info=True)
+    if snapshot is None:
+        api_key = (
+            ApiKey.objects.select_related("organization", "owner")
+            .only(
+                "pk",
+                "key_id",
+                "pepper_id",
+                "digest",
+                "status",
+                "expires_at",
+                "organization_id",
+                "organization__slug",
+                "owner_id",
+                "owner__email",
+                "scopes",
+                "environment",
+                "name",
+            )
+            .filter(key_id=parsed.key_id)
+            .first()
+        )
+        if api_key is None:
+            return NOT_FOUND
+        snapshot = _snapshot(api_key)
+        try:
+            cache.add(_cache_key(parsed.key_id), snapshot, cache_seconds())
+        except Exception:
+            logger.warning("Could not cache API key %s", parsed.key_id, exc_info=True)
+    if not verify_digest(parsed.raw, pepper_id=snapshot["pepper_id"], digest=snapshot["digest"]):
+        return NOT_FOUND
+    if snapshot["status"] == ApiKeyStatus.REVOKED:
+        return Verification(valid=False, code="revoked", key=snapshot)
+    if snapshot["expires_at"] is not None and snapshot["expires_at"] <= timezone.now().timestamp():
+        return Verification(valid=False, code="expired", key=snapshot)
+    return Verification(valid=True, key=snapshot)
+
+
+# --- last use -------------------------------------------------------------------------------
+
+_pending = threading.local()
+
+
+def api_key_record_use(verification: Verification, *, ip: str | None = None) -> None:
+    """Remember that a valid key was used, writing `last_used_at` at most once a minute per key.
+
+    Inside a request the write happens after the response has been sent, so it can neither
+    slow nor fail the request; any database or cache error is logged and dropped.
+    """
+    if not verification.valid or not verification.key:
+        return
+    try:
+        due = cache.add(_USED_PREFIX + verification.key["key_id"], 1, LAST_USED_INTERVAL_SECONDS)
+    except Exception:
+        logger.warning("API key cache unavailable; skipping the last-used update", exc_info=True)
+        return
+    if not due:
+        return
+    touch = (verification.key["pk"], timezone.now(), ip)
+    if current_request_context() is not None:
+        if not hasattr(_pending, "touches"):
+            _pending.touches = []
+        _pending.touches.append(touch)
+    else:
+        _write_touches([touch])
+
+
+def _write_touches(touches: list[tuple[int, datetime, str | None]]) -> None:
+    for pk, when, ip in touches:
+        fields: dict[str, Any] = {"last_used_at": when}
+        if ip:
+            fields["last_used_ip"] = ip
+        try:
+            ApiKey.objects.filter(pk=pk).update(**fields)
+        except Exception:
+            logger.warning("Could not record the last use of API key %s", pk, exc_info=True)
+
+
+def _flush_touches(**_kwargs: Any) -> None:
+    touches = getattr(_pending, "touches", None)
+    if touches:
+        _pending.touches = []
+        _write_touches(touches)
+
+
+request_finished.connect(_flush_touches, dispatch_uid="credentials.api_key.flush_touches")

@@ -1,0 +1,211 @@
+"""Dashboard pages for API keys: list, create, one-time reveal, detail, rotate and revoke."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+
+from credentials import keys
+from credentials.forms import ApiKeyCreateForm, ApiKeyFilterForm, ApiKeyRevokeForm, ApiKeyRotateForm
+from credentials.models import ApiKey
+from credentials.selectors import api_key_chain, api_keys_filtered, api_keys_for, organization_members
+from credentials.services import api_key_create, api_key_revoke, api_key_rotate
+from portal.selectors import audit_events_for_target
+from portal.tenancy import org_view
+
+_SUBMISSIONS = "credentials_api_key_submissions"
+PAGE_SIZE = 25
+
+
+def _may_change(request: HttpRequest, api_key: ApiKey) -> bool:
+    return request.membership.is_manager or api_key.owner_id == request.user.pk
+
+
+def _owners(request: HttpRequest):
+    members = organization_members(request.organization)
+    return members if request.membership.is_manager else members.filter(pk=request.user.pk)
+
+
+def _used_submission(request: HttpRequest, token: str) -> str | None:
+    return request.session.get(_SUBMISSIONS, {}).get(token)
+
+
+def _remember_submission(request: HttpRequest, token: str, key_id: str) -> None:
+    # Only the one-use form token and the public key id are kept, never the key.
+    used = dict(list(request.session.get(_SUBMISSIONS, {}).items())[-19:])
+    used[token] = key_id
+    request.session[_SUBMISSIONS] = used
+
+
+def _already_shown(request: HttpRequest, key_id: str) -> HttpResponse:
+    messages.info(request, "That key was already issued and its secret shown once; it cannot be shown again.")
+    return redirect("org-api-key-detail", org_slug=request.organization.slug, key_id=key_id)
+
+
+def _reveal(
+    request: HttpRequest, api_key: ApiKey, plaintext: str, *, rotated: ApiKey | None = None
+) -> HttpResponse:
+    response = render(
+        request,
+        "credentials/api_key_reveal.html",
+        {"api_key": api_key, "plaintext": plaintext, "rotated": rotated},
+    )
+    # The page holds the secret: never let a cache or the back button bring it back.
+    response["Cache-Control"] = "no-store, no-cache, must-revalidate, private"
+    response["Pragma"] = "no-cache"
+    return response
+
+
+@org_view()
+def api_key_list(request: HttpRequest) -> HttpResponse:
+    """List the organisation's keys with search, filters and pagination."""
+    organization = request.organization
+    parsed = keys.parse(request.GET.get("q", ""))
+    if parsed is not None:
+        # Someone pasted a whole key into the search box: keep only its public id in the URL.
+        query = request.GET.copy()
+        query["q"] = parsed.key_id
+        return redirect(f"{request.path}?{query.urlencode()}")
+    members = organization_members(organization)
+    form = ApiKeyFilterForm(request.GET or None, owners=members)
+    filters: dict = {}
+    if form.is_valid():
+        owner = form.cleaned_data.get("owner")
+        filters = {
+            "search": form.cleaned_data.get("q") or "",
+            "status": form.cleaned_data.get("status") or "",
+            "environment": form.cleaned_data.get("environment") or "",
+            "owner_id": owner.pk if owner else None,
+        }
+    page = Paginator(api_keys_filtered(organization, **filters), PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(
+        request,
+        "credentials/api_key_list.html",
+        {"form": form, "page": page, "query": query.urlencode(), "now": timezone.now()},
+    )
+
+
+@org_view()
+def api_key_create_view(request: HttpRequest) -> HttpResponse:
+    """Create a key and show its plaintext once, in the response to the form itself."""
+    organization = request.organization
+    owners = _owners(request)
+    default_env = settings.PORTAL_API_KEY_ENVIRONMENT
+    if request.method != "POST":
+        form = ApiKeyCreateForm(
+            owners=owners, default_environment=default_env, initial={"owner": request.user}
+        )
+        return render(request, "credentials/api_key_create.html", {"form": form})
+    form = ApiKeyCreateForm(request.POST, owners=owners, default_environment=default_env)
+    if form.is_valid():
+        used = _used_submission(request, form.cleaned_data["submission"])
+        if used:
+            return _already_shown(request, used)
+        days = form.cleaned_data.get("expires_in_days")
+        try:
+            api_key, plaintext = api_key_create(
+                organization=organization,
+                name=form.cleaned_data["name"],
+                owner=form.cleaned_data["owner"],
+                scopes=form.cleaned_data["scopes"],
+                actor=request.user,
+                environment=form.cleaned_data["environment"],
+                expires_at=timezone.now() + timedelta(days=days) if days else None,
+                via="dashboard",
+            )
+        except ValidationError as exc:
+            _add_errors(form, exc)
+        else:
+            _remember_submission(request, form.cleaned_data["submission"], api_key.key_id)
+            return _reveal(request, api_key, plaintext)
+    return render(request, "credentials/api_key_create.html", {"form": form}, status=400)
+
+
+def _add_errors(form, exc: ValidationError) -> None:
+    if not hasattr(exc, "error_dict"):
+        form.add_error(None, exc)
+        return
+    for field, errors in exc.error_dict.items():
+        form.add_error(field if field in form.fields else None, errors)
+
+
+@org_view()
+def api_key_detail(request: HttpRequest, key_id: str) -> HttpResponse:
+    """Show one key: metadata, rotation chain and audit events."""
+    api_key = get_object_or_404(api_keys_for(request.organization), key_id=key_id)
+    context = {
+        "api_key": api_key,
+        "chain": api_key_chain(api_key),
+        "events": audit_events_for_target(request.organization, api_key)[:50],
+        "may_change": _may_change(request, api_key),
+        "now": timezone.now(),
+    }
+    return render(request, "credentials/api_key_detail.html", context)
+
+
+@org_view()
+def api_key_rotate_view(request: HttpRequest, key_id: str) -> HttpResponse:
+    """Rotate a key with a chosen overlap and show the successor's plaintext once."""
+    api_key = get_object_or_404(api_keys_for(request.organization), key_id=key_id)
+    if not _may_change(request, api_key):
+        raise PermissionDenied("Only the key's owner or an organisation admin can rotate it.")
+    form = ApiKeyRotateForm(request.POST if request.method == "POST" else None)
+    status = 200
+    if request.method == "POST":
+        status = 400
+        if form.is_valid():
+            used = _used_submission(request, form.cleaned_data["submission"])
+            if used:
+                return _already_shown(request, used)
+            try:
+                successor, plaintext = api_key_rotate(
+                    api_key=api_key,
+                    actor=request.user,
+                    overlap=timedelta(hours=form.cleaned_data["overlap_hours"]),
+                    via="dashboard",
+                )
+            except ValidationError as exc:
+                _add_errors(form, exc)
+            else:
+                _remember_submission(request, form.cleaned_data["submission"], successor.key_id)
+                api_key.refresh_from_db()
+                return _reveal(request, successor, plaintext, rotated=api_key)
+    return render(
+        request, "credentials/api_key_rotate.html", {"api_key": api_key, "form": form}, status=status
+    )
+
+
+@org_view()
+def api_key_revoke_view(request: HttpRequest, key_id: str) -> HttpResponse:
+    """Revoke a key at once, with a reason."""
+    api_key = get_object_or_404(api_keys_for(request.organization), key_id=key_id)
+    if not _may_change(request, api_key):
+        raise PermissionDenied("Only the key's owner or an organisation admin can revoke it.")
+    form = ApiKeyRevokeForm(request.POST if request.method == "POST" else None)
+    status = 200
+    if request.method == "POST":
+        status = 400
+        if form.is_valid():
+            try:
+                api_key_revoke(
+                    api_key=api_key, actor=request.user, reason=form.cleaned_data["reason"], via="dashboard"
+                )
+            except ValidationError as exc:
+                _add_errors(form, exc)
+            else:
+                messages.success(request, f"“{api_key.name}” was revoked. It stops working within a second.")
+                return redirect(
+                    "org-api-key-detail", org_slug=request.organization.slug, key_id=api_key.key_id
+                )
+    return render(
+        request, "credentials/api_key_revoke.html", {"api_key": api_key, "form": form}, status=status
+    )
