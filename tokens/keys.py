@@ -101,10 +101,21 @@ class _KeyCache:
 
     def get(self) -> LoadedKey:
         now = time.monotonic()
+        refresh = settings.PORTAL_SIGNING_KEY_REFRESH_SECONDS
         loaded = self._loaded
-        if loaded is not None and now - self._checked_at < settings.PORTAL_SIGNING_KEY_REFRESH_SECONDS:
+        if loaded is not None and now - self._checked_at < refresh:
             return loaded
+        # The shared cache holds the active kid for at most `refresh` seconds; the
+        # database stays the source of truth, so a stale entry heals itself.
         active_kid = cache.get(ACTIVE_KID_CACHE_KEY)
+        if active_kid is None:
+            active_kid = (
+                SigningKey.objects.filter(status=SigningKey.Status.ACTIVE)
+                .values_list("kid", flat=True)
+                .first()
+            )
+            if active_kid is not None:
+                cache.set(ACTIVE_KID_CACHE_KEY, active_kid, timeout=refresh)
         if loaded is not None and active_kid == loaded.kid:
             self._checked_at = now
             return loaded
@@ -117,7 +128,6 @@ class _KeyCache:
             if self._loaded is None or self._loaded.kid != key.kid:
                 self._loaded = LoadedKey(key.kid, key.algorithm, decrypt_private_key(key))
             self._checked_at = now
-            cache.set(ACTIVE_KID_CACHE_KEY, key.kid, timeout=None)
             return self._loaded
 
 
@@ -130,8 +140,9 @@ def active_signing_key() -> LoadedKey:
 
 
 def forget_loaded_key() -> None:
-    """Drop this process's loaded key so the next token re-reads the active one."""
+    """Drop this process's loaded key and the shared active-kid hint so the next token re-reads it."""
     _key_cache.clear()
+    cache.delete(ACTIVE_KID_CACHE_KEY)
 
 
 def published_keys_queryset(now: datetime | None = None):

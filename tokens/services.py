@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -286,8 +285,8 @@ def signing_key_rotate(
             "previous_published_until": previous.publish_until.isoformat() if previous else None,
         },
     )
-    # Tell every process (through the shared cache) and this one (directly) to switch.
-    transaction.on_commit(
-        lambda: (cache.set(keys.ACTIVE_KID_CACHE_KEY, key.kid, None), keys.forget_loaded_key())
-    )
+    # Switch this process now (its transaction already sees the new key) and again after
+    # commit; other processes notice within PORTAL_SIGNING_KEY_REFRESH_SECONDS.
+    keys.forget_loaded_key()
+    transaction.on_commit(keys.forget_loaded_key)
     return key, previous
