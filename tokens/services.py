@@ -230,8 +230,8 @@ def revoked_tokens_purge(*, now: datetime | None = None) -> int:
     return deleted
 
 
-def _create_signing_key(algorithm: str) -> SigningKey:
-    encrypted, jwk = keys.generate_key_material(algorithm)
+def _create_signing_key(algorithm: str, material: tuple[bytes, dict] | None = None) -> SigningKey:
+    encrypted, jwk = material or keys.generate_key_material(algorithm)
     return SigningKey.objects.create(
         kid=jwk["kid"], algorithm=algorithm, encrypted_private_key=encrypted, public_jwk=jwk
     )
@@ -258,13 +258,34 @@ def signing_key_ensure(algorithm: str = SigningKey.Algorithm.RS256) -> SigningKe
     return key
 
 
-@transaction.atomic
 def signing_key_rotate(
     *, actor: User | None, algorithm: str = SigningKey.Algorithm.RS256
 ) -> tuple[SigningKey, SigningKey | None]:
     """Retire the active key (kept in the JWKS until its tokens expire) and sign with a new one."""
     if algorithm not in SigningKey.Algorithm.values:
         raise ValidationError(f"Unsupported algorithm {algorithm!r}; use RS256 or ES256.")
+    material = keys.generate_key_material(algorithm)  # slow (RSA): outside the transaction
+    for attempt in range(5):
+        try:
+            with transaction.atomic():
+                key, previous = _signing_key_rotate_once(actor=actor, algorithm=algorithm, material=material)
+        except IntegrityError:
+            # A concurrent rotation committed first: the row we locked is no longer the
+            # active one. The one-active-key constraint caught it; try again on top of it.
+            if attempt == 4:
+                raise
+            continue
+        break
+    # Switch this process now (its transaction already sees the new key) and again after
+    # commit; other processes notice within PORTAL_SIGNING_KEY_REFRESH_SECONDS.
+    keys.forget_loaded_key()
+    transaction.on_commit(keys.forget_loaded_key)
+    return key, previous
+
+
+def _signing_key_rotate_once(
+    *, actor: User | None, algorithm: str, material: tuple[bytes, dict]
+) -> tuple[SigningKey, SigningKey | None]:
     now = timezone.now()
     previous = SigningKey.objects.select_for_update().filter(status=SigningKey.Status.ACTIVE).first()
     if previous is not None:
@@ -272,7 +293,7 @@ def signing_key_rotate(
         previous.retired_at = now
         previous.publish_until = now + RETIRED_KEY_PUBLISH_FOR
         previous.save(update_fields=["status", "retired_at", "publish_until", "updated_at"])
-    key = _create_signing_key(algorithm)
+    key = _create_signing_key(algorithm, material)
     audit_log(
         action="tokens.signing_key.rotated",
         actor=actor,
@@ -285,8 +306,4 @@ def signing_key_rotate(
             "previous_published_until": previous.publish_until.isoformat() if previous else None,
         },
     )
-    # Switch this process now (its transaction already sees the new key) and again after
-    # commit; other processes notice within PORTAL_SIGNING_KEY_REFRESH_SECONDS.
-    keys.forget_loaded_key()
-    transaction.on_commit(keys.forget_loaded_key)
     return key, previous

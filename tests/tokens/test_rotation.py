@@ -245,3 +245,31 @@ def test_secrets_are_stored_as_keyed_digests_only(app):
     assert len(secret.digest) == 64
     assert app.application.client_secret == ""
     assert app.client_secret.startswith("ips_") and len(app.client_secret) == 36
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_secret_rotations_stay_within_the_cap(require_postgres, app, owner):
+    from django.core.exceptions import ValidationError
+
+    barrier = threading.Barrier(6)
+    outcomes = []
+
+    def rotate():
+        try:
+            barrier.wait()
+            client_secret_rotate(application=app.application, overlap=timedelta(days=1), actor=owner)
+            outcomes.append("rotated")
+        except ValidationError:
+            outcomes.append("refused")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=rotate) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # One initial secret plus four rotations reach the cap of five live secrets; the rest are refused.
+    assert sorted(outcomes) == ["refused", "refused"] + ["rotated"] * 4
+    assert ClientSecret.objects.filter(application=app.application).count() == 5
