@@ -33,12 +33,13 @@ def _validate_with_pyjwt(live_server, access_token: str) -> dict:
 
 
 def test_requests_oauthlib_with_basic_auth(live_server, app):
-    session = OAuth2Session(client=BackendApplicationClient(client_id=app.client_id))
-    token = session.fetch_token(
-        token_url=live_server.url + "/oauth/token",
-        client_id=app.client_id,
-        client_secret=app.client_secret,
-    )
+    # Sessions are closed so no kept-alive connection holds a database session open.
+    with OAuth2Session(client=BackendApplicationClient(client_id=app.client_id)) as session:
+        token = session.fetch_token(
+            token_url=live_server.url + "/oauth/token",
+            client_id=app.client_id,
+            client_secret=app.client_secret,
+        )
     assert token["token_type"] == "Bearer"
     claims = _validate_with_pyjwt(live_server, token["access_token"])
     assert claims["client_id"] == claims["sub"] == app.client_id
@@ -47,32 +48,32 @@ def test_requests_oauthlib_with_basic_auth(live_server, app):
 
 
 def test_requests_oauthlib_with_body_auth(live_server, app):
-    session = OAuth2Session(client=BackendApplicationClient(client_id=app.client_id))
-    token = session.fetch_token(
-        token_url=live_server.url + "/oauth/token",
-        client_id=app.client_id,
-        client_secret=app.client_secret,
-        include_client_id=True,
-        scope=["orders:read"],
-    )
+    with OAuth2Session(client=BackendApplicationClient(client_id=app.client_id)) as session:
+        token = session.fetch_token(
+            token_url=live_server.url + "/oauth/token",
+            client_id=app.client_id,
+            client_secret=app.client_secret,
+            include_client_id=True,
+            scope=["orders:read"],
+        )
     claims = _validate_with_pyjwt(live_server, token["access_token"])
     assert claims["scope"] == "orders:read"
 
 
 @pytest.mark.parametrize("method", ["client_secret_basic", "client_secret_post"])
 def test_authlib_client_credentials(live_server, app, method):
-    session = AuthlibSession(app.client_id, app.client_secret, token_endpoint_auth_method=method)
-    token = session.fetch_token(live_server.url + "/oauth/token", grant_type="client_credentials")
+    with AuthlibSession(app.client_id, app.client_secret, token_endpoint_auth_method=method) as session:
+        token = session.fetch_token(live_server.url + "/oauth/token", grant_type="client_credentials")
     claims = _validate_with_pyjwt(live_server, token["access_token"])
     assert claims["client_id"] == app.client_id
     assert "refresh_token" not in token
 
 
 def test_token_works_at_whoami_and_with_the_shipped_verifier(live_server, app):
-    session = AuthlibSession(app.client_id, app.client_secret)
-    access_token = session.fetch_token(live_server.url + "/oauth/token", grant_type="client_credentials")[
-        "access_token"
-    ]
+    with AuthlibSession(app.client_id, app.client_secret) as session:
+        access_token = session.fetch_token(live_server.url + "/oauth/token", grant_type="client_credentials")[
+            "access_token"
+        ]
     verifier = TokenVerifier(
         issuer=settings.PORTAL_ISSUER,
         audience=settings.PORTAL_DEFAULT_AUDIENCE,
