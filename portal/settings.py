@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "csp",
+    "oauth2_provider",
     "portal.apps.PortalConfig",
     "credentials.apps.CredentialsConfig",
     "tokens.apps.TokensConfig",
@@ -168,9 +169,38 @@ PORTAL_SIGNING_KEY_ENCRYPTION_KEY = _required_secret(
 # machine-facing APIs. Each yields a portal.principal.Principal.
 PORTAL_MACHINE_AUTHENTICATION_CLASSES: list[str] = [
     "credentials.authentication.ApiKeyAuthentication",
-    # "tokens.authentication.AccessTokenAuthentication",
+    "tokens.authentication.AccessTokenAuthentication",
 ]
 PORTAL_API_KEY_ENVIRONMENT = env.str("PORTAL_API_KEY_ENVIRONMENT", default="live")
+
+# --- OAuth 2.0 M2M (tokens app) -------------------------------------------------------------
+# The application model is swapped before the first migration (tokens 0001 runs before
+# oauth2_provider 0001). Client secrets live in tokens.ClientSecret as keyed digests; access
+# tokens are RFC 9068 JWTs that are never stored (see docs/m2m.md).
+OAUTH2_PROVIDER_APPLICATION_MODEL = "tokens.M2MApplication"
+OAUTH2_PROVIDER = {
+    "OAUTH2_SERVER_CLASS": "tokens.oauth.M2MServer",
+    "OAUTH2_VALIDATOR_CLASS": "tokens.oauth.M2MValidator",
+    "ACCESS_TOKEN_GENERATOR": "tokens.issuing.generate_access_token",
+    "APPLICATION_ADMIN_CLASS": "tokens.admin.M2MApplicationAdmin",
+    "OAUTH2_GRANT_TYPES_SUPPORTED": ["client_credentials"],
+    "OAUTH2_TOKEN_ENDPOINT_AUTH_METHODS_SUPPORTED": ["client_secret_basic", "client_secret_post"],
+    "COMPLIANT_BCP_RFC9700_ACCESS_TOKEN_TRANSPORT": True,
+    "COMPLIANT_BCP_RFC9700_IMPLICIT_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PASSWORD_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_TOKEN_STORAGE": True,
+    # No authorisation endpoint or refresh tokens exist here; the strict settings keep it so.
+    "COMPLIANT_BCP_RFC9700_PKCE_METHOD": True,
+    "COMPLIANT_BCP_RFC9700_AUTHZ_RESPONSE_ISS": True,
+    "REFRESH_TOKEN_REUSE_PROTECTION": True,
+    "ALLOWED_REDIRECT_URI_SCHEMES": ["https"],
+}
+# Seconds a process trusts its loaded signing key before re-checking which key is active
+# (a rotation reaches every app server within this interval).
+PORTAL_SIGNING_KEY_REFRESH_SECONDS = env.int("PORTAL_SIGNING_KEY_REFRESH_SECONDS", default=5)
+# Cache-Control max-age of the JWKS. A new key is published the moment it is created, and
+# the previous key stays published for the longest token lifetime after rotation.
+PORTAL_JWKS_MAX_AGE_SECONDS = env.int("PORTAL_JWKS_MAX_AGE_SECONDS", default=300)
 
 # --- Email ----------------------------------------------------------------------------------
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
@@ -277,6 +307,8 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "INFO"},
+        # oauthlib logs whole token responses at DEBUG; never let them reach the log.
+        "oauthlib": {"level": "WARNING"},
     },
 }
 

@@ -30,6 +30,7 @@ urlpatterns = [
     path("invitations/<str:token>/", dashboard.invitation_accept, name="invitation-accept"),
     path("orgs/<slug:org_slug>/", include(org_patterns)),
     path("", include("credentials.urls")),
+    path("", include("tokens.urls")),
     path("api/v1/whoami", WhoAmIView.as_view(), name="api-whoami"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),

@@ -54,10 +54,32 @@ def _api_key_id(organization: Organization, user: User) -> str:
     return api_key.key_id
 
 
+def _m2m_app(organization: Organization, user: User):
+    from tokens.models import M2MApplication
+    from tokens.services import m2m_app_create
+
+    application = M2MApplication.objects.filter(organization=organization).first()
+    if application is None:
+        application, _secret = m2m_app_create(
+            organization=organization, name=f"{organization.slug} service", owner=user, actor=user
+        )
+    return application
+
+
+def _app_id(organization: Organization, user: User) -> int:
+    return _m2m_app(organization, user).pk
+
+
+def _secret_id(organization: Organization, user: User) -> int:
+    return _m2m_app(organization, user).secrets.first().pk
+
+
 URL_KWARG_FACTORIES: dict[str, KwargFactory] = {
     "key_id": _api_key_id,
     "member_id": _member_id,
     "invitation_id": _invitation_id,
+    "app_id": _app_id,
+    "secret_id": _secret_id,
 }
 
 URL_KWARG_OVERRIDES: dict[tuple[str, str], KwargFactory] = {}

@@ -6,3 +6,6 @@ from django.apps import AppConfig
 class TokensConfig(AppConfig):
     name = "tokens"
     verbose_name = "Tokens"
+
+    def ready(self):
+        from tokens import checks, schema  # noqa: F401 - registers system checks and the OpenAPI scheme

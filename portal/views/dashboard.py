@@ -24,6 +24,7 @@ from portal.selectors import (
 )
 from portal.services import organizations as org_services
 from portal.tenancy import org_view
+from tokens.selectors import m2m_apps_for
 
 
 def _error_text(exc: ValidationError) -> str:
@@ -56,6 +57,10 @@ def org_home(request: HttpRequest) -> HttpResponse:
         "open_invitations": sum(1 for i in invitations_for(organization)[:200] if i.is_open),
         "recent_events": audit_events_for(organization)[:8] if request.membership.is_manager else [],
         "active_api_keys": active_api_key_count(organization),
+        "m2m_app_counts": m2m_apps_for(organization).aggregate(
+            total=Count("pk", distinct=True),
+            active=Count("pk", distinct=True, filter=Q(status="active")),
+        ),
     }
     return render(request, "portal/org_home.html", context)
 

@@ -1,0 +1,125 @@
+"""Admin for M2M applications (registered by DOT through APPLICATION_ADMIN_CLASS), secrets and signing keys.
+
+No private material anywhere: secrets show their hint, signing keys their kid and public JWK.
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from oauth2_provider.models import (
+    get_access_token_model,
+    get_grant_model,
+    get_id_token_model,
+    get_refresh_token_model,
+)
+
+from tokens.models import ClientSecret, SigningKey
+from tokens.services import signing_key_rotate
+
+
+class ClientSecretInline(admin.TabularInline):
+    model = ClientSecret
+    extra = 0
+    can_delete = False
+    fields = ["hint", "public_id", "created_at", "last_used_at", "expires_at", "revoked_at"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+class M2MApplicationAdmin(admin.ModelAdmin):
+    list_display = ["name", "client_id", "organization", "owner", "status", "is_resource_server", "created"]
+    list_filter = ["status", "is_resource_server", "organization"]
+    search_fields = ["name", "client_id", "organization__slug", "owner__email"]
+    autocomplete_fields = ["owner"]
+    filter_horizontal = ["allowed_scopes"]
+    fields = [
+        "name",
+        "description",
+        "client_id",
+        "organization",
+        "owner",
+        "created_by",
+        "allowed_scopes",
+        "allowed_audiences",
+        "token_lifetime",
+        "status",
+        "revoked_at",
+        "is_resource_server",
+        "created",
+        "updated",
+    ]
+    readonly_fields = [
+        "client_id",
+        "organization",
+        "created_by",
+        "status",
+        "revoked_at",
+        "created",
+        "updated",
+    ]
+    inlines = [ClientSecretInline]
+
+    def has_add_permission(self, request):
+        # Applications are created through the dashboard or `create_m2m_app`, which reveal the secret once.
+        return False
+
+
+@admin.register(ClientSecret)
+class ClientSecretAdmin(admin.ModelAdmin):
+    list_display = ["hint", "application", "created_at", "last_used_at", "expires_at", "revoked_at"]
+    list_filter = ["application__organization"]
+    search_fields = ["hint", "public_id", "application__name", "application__client_id"]
+    fields = ["application", "hint", "public_id", "created_at", "last_used_at", "expires_at", "revoked_at"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(SigningKey)
+class SigningKeyAdmin(admin.ModelAdmin):
+    list_display = ["kid", "algorithm", "status", "created_at", "retired_at", "publish_until"]
+    list_filter = ["status", "algorithm"]
+    fields = ["kid", "algorithm", "status", "public_jwk", "created_at", "retired_at", "publish_until"]
+    readonly_fields = fields
+    actions = ["rotate_rs256", "rotate_es256"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def _rotate(self, request, algorithm: str) -> None:
+        key, previous = signing_key_rotate(actor=request.user, algorithm=algorithm)
+        note = (
+            f" The previous key {previous.kid} stays published until"
+            f" {previous.publish_until:%Y-%m-%d %H:%M} UTC."
+            if previous
+            else ""
+        )
+        self.message_user(
+            request, f"Tokens are now signed with {algorithm} key {key.kid}.{note}", messages.SUCCESS
+        )
+
+    @admin.action(description="Rotate the signing key (new RS256 key; the selection is ignored)")
+    def rotate_rs256(self, request, queryset):
+        self._rotate(request, SigningKey.Algorithm.RS256)
+
+    @admin.action(description="Rotate the signing key (new ES256 key; the selection is ignored)")
+    def rotate_es256(self, request, queryset):
+        self._rotate(request, SigningKey.Algorithm.ES256)
+
+
+# Access tokens, grants, ID and refresh tokens are never stored here: hide DOT's empty tables.
+for _model in (get_access_token_model(), get_grant_model(), get_id_token_model(), get_refresh_token_model()):
+    if admin.site.is_registered(_model):
+        admin.site.unregister(_model)

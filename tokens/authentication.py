@@ -1,0 +1,79 @@
+"""DRF authentication for RFC 9068 access tokens, built on tokens.verifier."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from django.conf import settings
+from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.exceptions import AuthenticationFailed
+
+from portal.principal import Principal
+from tokens.verifier import InvalidToken
+
+
+def _looks_like_jwt(value: str) -> bool:
+    return value.count(".") == 2 and value.startswith("eyJ")
+
+
+class AccessTokenAuthentication(BaseAuthentication):
+    """Authenticate `Authorization: Bearer <JWT>` issued by this portal for PORTAL_DEFAULT_AUDIENCE.
+
+    Inside the portal the keys come from the database (no HTTP) and revocations are honoured
+    at once. A bearer value that is not JWT-shaped is left to the other classes (API keys).
+    """
+
+    www_authenticate_realm = "api"
+
+    def authenticate(self, request):
+        header = get_authorization_header(request).split()
+        if len(header) != 2 or header[0].lower() != b"bearer":
+            return None
+        try:
+            token = header[1].decode("ascii")
+        except UnicodeDecodeError:
+            return None
+        if not _looks_like_jwt(token):
+            return None
+        from tokens.selectors import live_access_token
+
+        try:
+            verified = live_access_token(token, audience=settings.PORTAL_DEFAULT_AUDIENCE)
+        except InvalidToken:
+            raise AuthenticationFailed("The access token is invalid, expired or revoked.") from None
+        claims = verified.claims
+        principal = self._principal(claims)
+        if principal is None:
+            raise AuthenticationFailed("The access token is invalid, expired or revoked.")
+        return principal, principal
+
+    @staticmethod
+    def _principal(claims: dict) -> Principal | None:
+        from tokens.models import M2MApplication
+
+        application = (
+            M2MApplication.objects.select_related("organization", "owner")
+            .filter(client_id=claims["client_id"], organization__slug=claims.get("org_id") or "")
+            .first()
+        )
+        if application is None:
+            return None
+        return Principal(
+            credential_type="access_token",
+            credential_id=claims["jti"],
+            organization_id=application.organization_id,
+            organization_slug=application.organization.slug,
+            scopes=verified_scopes(claims),
+            owner_email=application.owner.email,
+            owner_id=application.owner_id,
+            expires_at=datetime.fromtimestamp(claims["exp"], tz=UTC),
+            extra={"client_id": claims["client_id"], "application": application.name},
+        )
+
+    def authenticate_header(self, request) -> str:
+        return f'Bearer realm="{self.www_authenticate_realm}"'
+
+
+def verified_scopes(claims: dict) -> frozenset[str]:
+    """Return the token's scopes as a set."""
+    return frozenset(claims.get("scope", "").split())

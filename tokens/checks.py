@@ -1,0 +1,40 @@
+"""System checks for the tokens room."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.checks import Error, register
+
+
+@register()
+def check_signing_key_encryption_key(app_configs, **kwargs):
+    """Check that PORTAL_SIGNING_KEY_ENCRYPTION_KEY is a usable Fernet key."""
+    from cryptography.fernet import Fernet
+
+    try:
+        Fernet(settings.PORTAL_SIGNING_KEY_ENCRYPTION_KEY.encode())
+    except (ValueError, TypeError):
+        return [
+            Error(
+                "PORTAL_SIGNING_KEY_ENCRYPTION_KEY is not a Fernet key (32 url-safe base64-encoded bytes).",
+                hint='Generate one: python -c "from cryptography.fernet import Fernet; '
+                'print(Fernet.generate_key().decode())"',
+                id="tokens.E001",
+            )
+        ]
+    return []
+
+
+@register()
+def check_default_audience(app_configs, **kwargs):
+    """Check that the default audience is an absolute URI, as RFC 8707 resource indicators are."""
+    from oauth2_provider.oauth2_validators import is_valid_resource_uri
+
+    if not is_valid_resource_uri(settings.PORTAL_DEFAULT_AUDIENCE):
+        return [
+            Error(
+                "PORTAL_DEFAULT_AUDIENCE must be an absolute URI without fragment, e.g. https://portal.example.com/api.",
+                id="tokens.E002",
+            )
+        ]
+    return []

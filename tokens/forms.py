@@ -1,0 +1,69 @@
+"""Dashboard forms for M2M applications."""
+
+from __future__ import annotations
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from credentials.models import Scope
+from portal.models import User
+from tokens.models import DEFAULT_TOKEN_LIFETIME, MAX_TOKEN_LIFETIME, MIN_TOKEN_LIFETIME
+
+
+class M2MAppCreateForm(forms.Form):
+    """Name, owner, scopes, audiences and token lifetime of a new application."""
+
+    name = forms.CharField(label=_("Name"), max_length=255)
+    description = forms.CharField(label=_("Description"), max_length=255, required=False)
+    owner = forms.ModelChoiceField(
+        label=_("Owner"),
+        queryset=User.objects.none(),
+        help_text=_("The member accountable for this application and its secrets."),
+    )
+    scopes = forms.ModelMultipleChoiceField(
+        label=_("Allowed scopes"),
+        queryset=Scope.objects.order_by("name"),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        to_field_name="name",
+        help_text=_("A token request without a scope gets all of them."),
+    )
+    audiences = forms.CharField(
+        label=_("Allowed audiences"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text=_(
+            "Optional resource indicators (RFC 8707), one absolute URI per line. "
+            "Tokens are for the portal's API unless the client asks for one of these."
+        ),
+    )
+    token_lifetime = forms.IntegerField(
+        label=_("Token lifetime (seconds)"),
+        min_value=MIN_TOKEN_LIFETIME,
+        max_value=MAX_TOKEN_LIFETIME,
+        initial=DEFAULT_TOKEN_LIFETIME,
+        help_text=_("From 300 (5 minutes) to 86400 (24 hours). Default 900 (15 minutes)."),
+    )
+
+    def __init__(self, *args, organization, user, can_choose_owner: bool, **kwargs):
+        super().__init__(*args, **kwargs)
+        owners = User.objects.filter(memberships__organization=organization).order_by("email")
+        if not can_choose_owner:
+            owners = owners.filter(pk=user.pk)
+        self.fields["owner"].queryset = owners
+        self.fields["owner"].initial = user.pk
+
+    def clean_audiences(self) -> list[str]:
+        return [line.strip() for line in self.cleaned_data["audiences"].splitlines() if line.strip()]
+
+
+class SecretRotateForm(forms.Form):
+    """How long the current secrets keep working after a rotation."""
+
+    overlap_hours = forms.IntegerField(
+        label=_("Keep the current secret working for (hours)"),
+        min_value=0,
+        max_value=168,
+        initial=24,
+        help_text=_("0 stops it at once; at most 168 (7 days). Default 24."),
+    )

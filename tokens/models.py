@@ -1,0 +1,255 @@
+"""M2M applications, their client secrets, JWT signing keys and the revoked-token list."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from oauth2_provider.models import AbstractApplication
+
+from portal.crypto import random_base62
+from portal.models import ExpiringModel, Organization, TimestampedModel
+
+CLIENT_ID_PREFIX = "m2m_"
+MIN_TOKEN_LIFETIME = 300
+MAX_TOKEN_LIFETIME = 86400
+DEFAULT_TOKEN_LIFETIME = 900
+
+
+def generate_client_id() -> str:
+    """Return a random, non-secret client id such as `m2m_4kQ…` (24 base62 characters)."""
+    return CLIENT_ID_PREFIX + random_base62(24)
+
+
+class M2MApplication(AbstractApplication):
+    """An OAuth 2.0 confidential client using the client-credentials grant (DOT's swappable model).
+
+    DOT's own `client_secret` column is never used: secrets live in `ClientSecret` as keyed
+    digests, several per application, so they can be rotated with overlap.
+    """
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", _("Active")
+        REVOKED = "revoked", _("Revoked")
+
+    client_id = models.CharField(
+        _("client ID"), max_length=255, unique=True, default=generate_client_id, editable=False
+    )
+    # Overridden so DOT never generates or stores a plaintext secret on this row.
+    client_secret = models.CharField(_("unused"), max_length=255, blank=True, default="", editable=False)
+    hash_client_secret = models.BooleanField(default=False, editable=False)
+    client_type = models.CharField(
+        max_length=32,
+        choices=AbstractApplication.CLIENT_TYPES,
+        default=AbstractApplication.CLIENT_CONFIDENTIAL,
+        editable=False,
+        verbose_name=_("client type"),
+    )
+    authorization_grant_type = models.CharField(
+        max_length=44,
+        choices=AbstractApplication.GRANT_TYPES,
+        default=AbstractApplication.GRANT_CLIENT_CREDENTIALS,
+        editable=False,
+        verbose_name=_("authorization grant type"),
+    )
+
+    organization = models.ForeignKey(
+        Organization,
+        on_delete=models.CASCADE,
+        related_name="m2m_applications",
+        verbose_name=_("organisation"),
+    )
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="owned_m2m_applications",
+        verbose_name=_("owner"),
+        help_text=_("The member accountable for this application."),
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("created by"),
+    )
+    description = models.CharField(_("description"), max_length=255, blank=True)
+    allowed_scopes = models.ManyToManyField(
+        "credentials.Scope", blank=True, related_name="m2m_applications", verbose_name=_("allowed scopes")
+    )
+    allowed_audiences = models.JSONField(
+        _("allowed audiences"),
+        default=list,
+        blank=True,
+        help_text=_("Resource indicators (RFC 8707) this application may request tokens for."),
+    )
+    token_lifetime = models.PositiveIntegerField(
+        _("token lifetime (seconds)"),
+        default=DEFAULT_TOKEN_LIFETIME,
+        validators=[MinValueValidator(MIN_TOKEN_LIFETIME), MaxValueValidator(MAX_TOKEN_LIFETIME)],
+    )
+    status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    revoked_at = models.DateTimeField(_("revoked"), null=True, blank=True)
+    is_resource_server = models.BooleanField(
+        _("platform resource server"),
+        default=False,
+        help_text=_("Staff only: may introspect tokens of every organisation."),
+    )
+
+    class Meta:
+        verbose_name = _("M2M application")
+        verbose_name_plural = _("M2M applications")
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(token_lifetime__gte=MIN_TOKEN_LIFETIME, token_lifetime__lte=MAX_TOKEN_LIFETIME),
+                name="m2m_app_token_lifetime_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(status="active", revoked_at__isnull=True)
+                | Q(status="revoked", revoked_at__isnull=False),
+                name="m2m_app_revoked_at_matches_status",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name or self.client_id
+
+    @property
+    def is_active(self) -> bool:
+        """Return whether the application may obtain tokens."""
+        return self.status == self.Status.ACTIVE
+
+    def is_usable(self, request) -> bool:
+        """Refuse revoked applications at the token endpoint (DOT's hook)."""
+        return self.is_active
+
+    @property
+    def audiences(self) -> list[str]:
+        """Return the audiences a token may carry: the portal's default one, then the allowed ones."""
+        return [settings.PORTAL_DEFAULT_AUDIENCE, *(a for a in self.allowed_audiences if a)]
+
+
+class ClientSecret(ExpiringModel, TimestampedModel):
+    """One secret of an application, stored only as a keyed HMAC digest under a versioned pepper.
+
+    `expires_at` is set when a rotation schedules the secret to stop after an overlap;
+    `revoked_at` stops it (and every token minted with it) at once.
+    """
+
+    application = models.ForeignKey(
+        M2MApplication, on_delete=models.CASCADE, related_name="secrets", verbose_name=_("application")
+    )
+    public_id = models.CharField(
+        _("secret id"),
+        max_length=16,
+        unique=True,
+        editable=False,
+        help_text=_("Non-secret identifier carried by tokens as the `csid` claim."),
+    )
+    hint = models.CharField(_("hint"), max_length=16, editable=False)
+    digest = models.CharField(_("digest"), max_length=64, editable=False)
+    pepper_id = models.CharField(_("pepper id"), max_length=16, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("created by"),
+    )
+    last_used_at = models.DateTimeField(_("last used"), null=True, blank=True)
+    revoked_at = models.DateTimeField(_("revoked"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("client secret")
+        verbose_name_plural = _("client secrets")
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.hint}…"
+
+    @property
+    def is_live(self) -> bool:
+        """Return whether the secret still authenticates its application."""
+        return self.revoked_at is None and not self.is_expired
+
+    @property
+    def state(self) -> str:
+        """Return a word for the secret's state."""
+        if self.revoked_at:
+            return "revoked"
+        if self.is_expired:
+            return "expired"
+        if self.expires_at:
+            return "expiring"
+        return "active"
+
+
+class SigningKey(TimestampedModel):
+    """A JWT signing key pair; the private key is Fernet-encrypted with PORTAL_SIGNING_KEY_ENCRYPTION_KEY."""
+
+    class Algorithm(models.TextChoices):
+        RS256 = "RS256", "RS256"
+        ES256 = "ES256", "ES256"
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", _("Active")
+        RETIRED = "retired", _("Retired")
+
+    kid = models.CharField(
+        _("key id"), max_length=64, unique=True, editable=False, help_text=_("RFC 7638 JWK thumbprint.")
+    )
+    algorithm = models.CharField(_("algorithm"), max_length=8, choices=Algorithm.choices, editable=False)
+    encrypted_private_key = models.BinaryField(_("encrypted private key"), editable=False)
+    public_jwk = models.JSONField(_("public JWK"), editable=False)
+    status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    retired_at = models.DateTimeField(_("retired"), null=True, blank=True)
+    publish_until = models.DateTimeField(
+        _("published until"),
+        null=True,
+        blank=True,
+        help_text=_("A retired key stays in the JWKS until the last token it signed has expired."),
+    )
+
+    class Meta:
+        verbose_name = _("signing key")
+        verbose_name_plural = _("signing keys")
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["status"], condition=Q(status="active"), name="signing_key_one_active"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.algorithm} {self.kid[:12]}… ({self.status})"
+
+    @property
+    def is_published(self) -> bool:
+        """Return whether the key belongs in the JWKS."""
+        return self.status == self.Status.ACTIVE or (
+            self.publish_until is not None and self.publish_until > timezone.now()
+        )
+
+
+class RevokedToken(models.Model):
+    """A revoked access token, by `jti`, kept until the token would have expired anyway."""
+
+    jti = models.CharField(_("token id"), max_length=64, unique=True)
+    application = models.ForeignKey(
+        M2MApplication, on_delete=models.CASCADE, related_name="+", verbose_name=_("application")
+    )
+    expires_at = models.DateTimeField(_("expires"), db_index=True)
+    revoked_at = models.DateTimeField(_("revoked"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("revoked token")
+        verbose_name_plural = _("revoked tokens")
+
+    def __str__(self) -> str:
+        return self.jti

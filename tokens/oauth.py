@@ -1,0 +1,186 @@
+"""django-oauth-toolkit plumbing: the client-credentials-only server and the request validator.
+
+Clients authenticate against `ClientSecret` digests (HMAC-SHA256, microseconds, not a
+password hash); tokens are JWTs from `tokens.issuing` and are never written to the database.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+from datetime import timedelta
+from urllib.parse import unquote_plus
+
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+from oauth2_provider.oauth2_validators import OAuth2Validator, is_valid_resource_uri
+from oauthlib.oauth2 import BackendApplicationServer
+from oauthlib.oauth2.rfc6749 import errors
+
+from portal.crypto import keyed_digest, verify_digest
+from tokens.models import ClientSecret, M2MApplication
+
+log = logging.getLogger(__name__)
+
+# last_used_at is written at most this often per secret, so issuing stays free of writes.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+def application_token_lifetime(request) -> int:
+    """Return the authenticated application's token lifetime in seconds."""
+    return request.client.token_lifetime
+
+
+class M2MServer(BackendApplicationServer):
+    """oauthlib's client-credentials server with per-application lifetimes and our JWTs.
+
+    Any other grant type answers `unsupported_grant_type`; no refresh tokens exist.
+    """
+
+    def __init__(self, request_validator, token_generator=None, **kwargs):
+        from tokens.issuing import generate_access_token
+
+        super().__init__(
+            request_validator,
+            token_generator=token_generator or generate_access_token,
+            token_expires_in=application_token_lifetime,
+        )
+
+
+def _basic_credentials(request) -> tuple[str, str] | None:
+    """Return `(client_id, client_secret)` from an `Authorization: Basic` header (RFC 6749 §2.3.1)."""
+    auth = request.headers.get("HTTP_AUTHORIZATION") or request.headers.get("Authorization") or ""
+    scheme, _, value = auth.partition(" ")
+    if scheme.lower() != "basic" or not value:
+        return None
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return ("", "")
+    client_id, sep, secret = decoded.partition(":")
+    if not sep:
+        return ("", "")
+    # RFC 6749 §2.3.1: both parts are form-encoded before Basic encoding.
+    return unquote_plus(client_id), unquote_plus(secret)
+
+
+def uses_basic_auth(request) -> bool:
+    """Return whether the request carries an `Authorization: Basic` header."""
+    auth = request.headers.get("HTTP_AUTHORIZATION") or request.headers.get("Authorization") or ""
+    return auth.partition(" ")[0].lower() == "basic"
+
+
+def authenticate_client_credentials(
+    client_id: str, client_secret: str
+) -> tuple[M2MApplication, ClientSecret] | None:
+    """Return the active application and the live secret matching the credentials, else None.
+
+    An unknown client and a wrong secret look the same to the caller; both cost one HMAC.
+    """
+    application = None
+    if client_id and client_secret and "\x00" not in client_id and len(client_id) <= 255:
+        application = (
+            M2MApplication.objects.select_related("organization")
+            .filter(client_id=client_id, status=M2MApplication.Status.ACTIVE)
+            .first()
+        )
+    if application is None:
+        keyed_digest(client_secret or "-")  # same work as a wrong secret
+        return None
+    now = timezone.now()
+    live = ClientSecret.objects.filter(application=application, revoked_at__isnull=True).filter(
+        Q(expires_at__isnull=True) | Q(expires_at__gt=now)
+    )
+    match = None
+    for secret in live:
+        if verify_digest(client_secret, pepper_id=secret.pepper_id, digest=secret.digest) and match is None:
+            match = secret
+    if match is None:
+        return None
+    if match.last_used_at is None or now - match.last_used_at > LAST_USED_RESOLUTION:
+        ClientSecret.objects.filter(pk=match.pk).update(last_used_at=now)
+        match.last_used_at = now
+    return application, match
+
+
+class M2MValidator(OAuth2Validator):
+    """Validate client-credentials requests against `ClientSecret` and the application's policy."""
+
+    def client_authentication_required(self, request, *args, **kwargs):
+        return True
+
+    def authenticate_client(self, request, *args, **kwargs):
+        """Authenticate by Basic (preferred) or body credentials, never both (RFC 6749 §2.3)."""
+        basic = _basic_credentials(request)
+        body_secret = getattr(request, "client_secret", None)
+        request.portal_used_basic = basic is not None
+        if basic is not None:
+            if body_secret:
+                return False
+            client_id, client_secret = basic
+            if request.client_id and request.client_id != client_id:
+                return False
+        else:
+            client_id, client_secret = request.client_id or "", body_secret or ""
+        result = authenticate_client_credentials(client_id, client_secret)
+        if result is None:
+            return False
+        request.client, request.portal_client_secret = result
+        request.client_id = request.client.client_id
+        return True
+
+    def authenticate_client_id(self, client_id, request, *args, **kwargs):
+        return False
+
+    def validate_client_id(self, client_id, request, *args, **kwargs):
+        return False
+
+    def validate_grant_type(self, client_id, grant_type, client, request, *args, **kwargs):
+        return grant_type == "client_credentials" and client.allows_grant_type(
+            M2MApplication.GRANT_CLIENT_CREDENTIALS
+        )
+
+    def _allowed_scopes(self, request) -> list[str]:
+        if not hasattr(request, "portal_allowed_scopes"):
+            request.portal_allowed_scopes = sorted(
+                request.client.allowed_scopes.values_list("name", flat=True)
+            )
+        return request.portal_allowed_scopes
+
+    def get_default_scopes(self, client_id, request, *args, **kwargs):
+        """Return every scope the application may hold (a request without `scope`)."""
+        return self._allowed_scopes(request)
+
+    def validate_scopes(self, client_id, scopes, client, request, *args, **kwargs):
+        """Check the requested scopes, then pick the audience from `resource` (RFC 8707)."""
+        if not set(scopes) <= set(self._allowed_scopes(request)):
+            return False
+        request.portal_audience = self._resolve_audience(request)
+        return True
+
+    def _resolve_audience(self, request) -> str:
+        resources = [value for key, value in (request.decoded_body or []) if key == "resource"]
+        if not resources:
+            return self._default()
+        if len(resources) > 1:
+            raise errors.CustomOAuth2Error(
+                error="invalid_target", description="Request one resource per token.", request=request
+            )
+        resource = resources[0]
+        if not is_valid_resource_uri(resource) or resource not in request.client.audiences:
+            raise errors.CustomOAuth2Error(
+                error="invalid_target",
+                description="The resource is not one this application may request tokens for.",
+                request=request,
+            )
+        return resource
+
+    @staticmethod
+    def _default() -> str:
+        return settings.PORTAL_DEFAULT_AUDIENCE
+
+    def save_bearer_token(self, token, request, *args, **kwargs):
+        """Store nothing: the JWT is self-contained and revocation is by `jti` (RFC 9068)."""
+        return None

@@ -1,0 +1,309 @@
+"""Writes for M2M applications, client secrets, signing keys and token revocation."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from credentials.models import Scope
+from portal.crypto import keyed_digest, random_base62
+from portal.models import Membership, Organization, User
+from portal.services.audit import audit_log
+from tokens import keys
+from tokens.models import (
+    DEFAULT_TOKEN_LIFETIME,
+    MAX_TOKEN_LIFETIME,
+    MIN_TOKEN_LIFETIME,
+    ClientSecret,
+    M2MApplication,
+    RevokedToken,
+    SigningKey,
+)
+
+CLIENT_SECRET_PREFIX = "ips_"
+CLIENT_SECRET_BODY_LENGTH = 32  # 32 base62 characters = 190 bits
+MAX_LIVE_SECRETS = 5
+MAX_OVERLAP = timedelta(days=7)
+DEFAULT_OVERLAP = timedelta(hours=24)
+# A retired signing key stays published this long: the longest token lifetime plus clock leeway.
+RETIRED_KEY_PUBLISH_FOR = timedelta(seconds=MAX_TOKEN_LIFETIME + 300)
+
+
+def _new_secret(application: M2MApplication, actor: User | None) -> tuple[ClientSecret, str]:
+    plaintext = CLIENT_SECRET_PREFIX + random_base62(CLIENT_SECRET_BODY_LENGTH)
+    pepper_id, digest = keyed_digest(plaintext)
+    secret = ClientSecret.objects.create(
+        application=application,
+        public_id=random_base62(12),
+        hint=plaintext[: len(CLIENT_SECRET_PREFIX) + 4],
+        digest=digest,
+        pepper_id=pepper_id,
+        created_by=actor if actor is not None and actor.is_authenticated else None,
+    )
+    return secret, plaintext
+
+
+def _validate_audiences(audiences: Iterable[str]) -> list[str]:
+    from oauth2_provider.oauth2_validators import is_valid_resource_uri
+
+    cleaned = []
+    for audience in audiences:
+        audience = audience.strip()
+        if not audience:
+            continue
+        if not is_valid_resource_uri(audience):
+            raise ValidationError(
+                {"audiences": f"{audience!r} is not an absolute URI without fragment (RFC 8707)."}
+            )
+        if audience not in cleaned:
+            cleaned.append(audience)
+    return cleaned
+
+
+@transaction.atomic
+def m2m_app_create(
+    *,
+    organization: Organization,
+    name: str,
+    owner: User,
+    actor: User | None,
+    scopes: Iterable[Scope | str] = (),
+    audiences: Iterable[str] = (),
+    token_lifetime: int = DEFAULT_TOKEN_LIFETIME,
+    description: str = "",
+) -> tuple[M2MApplication, str]:
+    """Create an application with its first client secret; return the row and the one-time secret."""
+    name = name.strip()
+    if not name:
+        raise ValidationError({"name": "Give the application a name."})
+    if not Membership.objects.filter(organization=organization, user=owner).exists():
+        raise ValidationError({"owner": "The owner must be a member of the organisation."})
+    if not MIN_TOKEN_LIFETIME <= token_lifetime <= MAX_TOKEN_LIFETIME:
+        raise ValidationError(
+            {"token_lifetime": f"Use between {MIN_TOKEN_LIFETIME} and {MAX_TOKEN_LIFETIME} seconds."}
+        )
+    scope_rows = []
+    names = [s for s in scopes if isinstance(s, str)]
+    if names:
+        found = {s.name: s for s in Scope.objects.filter(name__in=names)}
+        unknown = sorted(set(names) - set(found))
+        if unknown:
+            raise ValidationError({"scopes": "Unknown scope(s): " + " ".join(unknown)})
+        scope_rows.extend(found.values())
+    scope_rows.extend(s for s in scopes if isinstance(s, Scope))
+    application = M2MApplication.objects.create(
+        organization=organization,
+        name=name,
+        owner=owner,
+        created_by=actor if actor is not None and actor.is_authenticated else None,
+        description=description,
+        allowed_audiences=_validate_audiences(audiences),
+        token_lifetime=token_lifetime,
+    )
+    application.allowed_scopes.set(scope_rows)
+    secret, plaintext = _new_secret(application, actor)
+    audit_log(
+        action="tokens.m2m_app.created",
+        actor=actor,
+        organization=organization,
+        target=application,
+        extra={
+            "client_id": application.client_id,
+            "owner": owner.email,
+            "scopes": sorted(s.name for s in scope_rows),
+            "audiences": application.allowed_audiences,
+            "token_lifetime": token_lifetime,
+            "secret_hint": secret.hint,
+        },
+    )
+    return application, plaintext
+
+
+@transaction.atomic
+def client_secret_rotate(
+    *, application: M2MApplication, actor: User | None, overlap: timedelta = DEFAULT_OVERLAP
+) -> tuple[ClientSecret, str]:
+    """Add a new secret and schedule the current ones to stop after `overlap` (0 to 7 days)."""
+    if overlap < timedelta(0) or overlap > MAX_OVERLAP:
+        raise ValidationError({"overlap": "The overlap must be between 0 and 7 days."})
+    # Lock the application so concurrent rotations serialise and see each other's secrets.
+    application = M2MApplication.objects.select_for_update().get(pk=application.pk)
+    if not application.is_active:
+        raise ValidationError("A revoked application cannot get new secrets.")
+    now = timezone.now()
+    stop_at = now + overlap
+    live = list(
+        ClientSecret.objects.filter(application=application, revoked_at__isnull=True).exclude(
+            expires_at__lte=now
+        )
+    )
+    if len(live) >= MAX_LIVE_SECRETS:
+        raise ValidationError(
+            f"This application already has {len(live)} live secrets. Revoke one before rotating again."
+        )
+    for old in live:
+        if old.expires_at is None or old.expires_at > stop_at:
+            old.expires_at = stop_at
+            old.save(update_fields=["expires_at", "updated_at"])
+    secret, plaintext = _new_secret(application, actor)
+    audit_log(
+        action="tokens.m2m_app.secret_rotated",
+        actor=actor,
+        organization=application.organization,
+        target=application,
+        extra={
+            "secret_hint": secret.hint,
+            "overlap_seconds": int(overlap.total_seconds()),
+            "previous_secrets_stop_at": stop_at.isoformat(),
+            "previous_secret_hints": [old.hint for old in live],
+        },
+    )
+    return secret, plaintext
+
+
+@transaction.atomic
+def client_secret_revoke(*, secret: ClientSecret, actor: User | None) -> ClientSecret:
+    """Revoke a secret at once; tokens minted with it stop validating too."""
+    secret = ClientSecret.objects.select_for_update().select_related("application").get(pk=secret.pk)
+    if secret.revoked_at is not None:
+        raise ValidationError("This secret is already revoked.")
+    secret.revoked_at = timezone.now()
+    secret.save(update_fields=["revoked_at", "updated_at"])
+    audit_log(
+        action="tokens.m2m_app.secret_revoked",
+        actor=actor,
+        organization=secret.application.organization,
+        target=secret.application,
+        extra={"secret_hint": secret.hint, "secret_id": secret.public_id},
+    )
+    return secret
+
+
+@transaction.atomic
+def m2m_app_revoke(*, application: M2MApplication, actor: User | None) -> M2MApplication:
+    """Revoke the application and all its secrets at once; all its tokens stop validating."""
+    application = M2MApplication.objects.select_for_update().get(pk=application.pk)
+    if not application.is_active:
+        raise ValidationError("This application is already revoked.")
+    now = timezone.now()
+    application.status = M2MApplication.Status.REVOKED
+    application.revoked_at = now
+    application.save(update_fields=["status", "revoked_at", "updated"])
+    ClientSecret.objects.filter(application=application, revoked_at__isnull=True).update(
+        revoked_at=now, updated_at=now
+    )
+    audit_log(
+        action="tokens.m2m_app.revoked",
+        actor=actor,
+        organization=application.organization,
+        target=application,
+        extra={"client_id": application.client_id},
+    )
+    return application
+
+
+def access_token_revoke(*, application: M2MApplication, jti: str, expires_at: datetime) -> bool:
+    """Put a token's `jti` on the revocation list until it expires; return whether it was new."""
+    try:
+        with transaction.atomic():
+            RevokedToken.objects.create(jti=jti, application=application, expires_at=expires_at)
+            audit_log(
+                action="tokens.access_token.revoked",
+                actor=None,
+                organization=application.organization,
+                target=application,
+                target_label=f"{application} token {jti}",
+                extra={"jti": jti, "expires_at": expires_at.isoformat()},
+            )
+    except IntegrityError:
+        return False
+    return True
+
+
+def revoked_tokens_purge(*, now: datetime | None = None) -> int:
+    """Delete revocation-list entries whose tokens have expired anyway."""
+    deleted, _ = RevokedToken.objects.filter(expires_at__lte=now or timezone.now()).delete()
+    return deleted
+
+
+def _create_signing_key(algorithm: str, material: tuple[bytes, dict] | None = None) -> SigningKey:
+    encrypted, jwk = material or keys.generate_key_material(algorithm)
+    return SigningKey.objects.create(
+        kid=jwk["kid"], algorithm=algorithm, encrypted_private_key=encrypted, public_jwk=jwk
+    )
+
+
+def signing_key_ensure(algorithm: str = SigningKey.Algorithm.RS256) -> SigningKey:
+    """Return the active signing key, creating the first one when none exists."""
+    key = SigningKey.objects.filter(status=SigningKey.Status.ACTIVE).first()
+    if key is not None:
+        return key
+    try:
+        with transaction.atomic():
+            key = _create_signing_key(algorithm)
+            audit_log(
+                action="tokens.signing_key.created",
+                actor=None,
+                organization=None,
+                target=key,
+                extra={"kid": key.kid, "algorithm": algorithm},
+            )
+    except IntegrityError:
+        # Another process created the first key at the same moment: use theirs.
+        key = SigningKey.objects.get(status=SigningKey.Status.ACTIVE)
+    return key
+
+
+def signing_key_rotate(
+    *, actor: User | None, algorithm: str = SigningKey.Algorithm.RS256
+) -> tuple[SigningKey, SigningKey | None]:
+    """Retire the active key (kept in the JWKS until its tokens expire) and sign with a new one."""
+    if algorithm not in SigningKey.Algorithm.values:
+        raise ValidationError(f"Unsupported algorithm {algorithm!r}; use RS256 or ES256.")
+    material = keys.generate_key_material(algorithm)  # slow (RSA): outside the transaction
+    for attempt in range(5):
+        try:
+            with transaction.atomic():
+                key, previous = _signing_key_rotate_once(actor=actor, algorithm=algorithm, material=material)
+        except IntegrityError:
+            # A concurrent rotation committed first: the row we locked is no longer the
+            # active one. The one-active-key constraint caught it; try again on top of it.
+            if attempt == 4:
+                raise
+            continue
+        break
+    # Switch this process now (its transaction already sees the new key) and again after
+    # commit; other processes notice within PORTAL_SIGNING_KEY_REFRESH_SECONDS.
+    keys.forget_loaded_key()
+    transaction.on_commit(keys.forget_loaded_key)
+    return key, previous
+
+
+def _signing_key_rotate_once(
+    *, actor: User | None, algorithm: str, material: tuple[bytes, dict]
+) -> tuple[SigningKey, SigningKey | None]:
+    now = timezone.now()
+    previous = SigningKey.objects.select_for_update().filter(status=SigningKey.Status.ACTIVE).first()
+    if previous is not None:
+        previous.status = SigningKey.Status.RETIRED
+        previous.retired_at = now
+        previous.publish_until = now + RETIRED_KEY_PUBLISH_FOR
+        previous.save(update_fields=["status", "retired_at", "publish_until", "updated_at"])
+    key = _create_signing_key(algorithm, material)
+    audit_log(
+        action="tokens.signing_key.rotated",
+        actor=actor,
+        organization=None,
+        target=key,
+        extra={
+            "kid": key.kid,
+            "algorithm": algorithm,
+            "previous_kid": previous.kid if previous else None,
+            "previous_published_until": previous.publish_until.isoformat() if previous else None,
+        },
+    )
+    return key, previous

@@ -1,0 +1,33 @@
+"""URLs of the tokens room: the OAuth protocol endpoints and the M2M dashboard pages."""
+
+from __future__ import annotations
+
+from django.urls import include, path
+
+from tokens.views import dashboard, introspect, jwks, metadata, revoke, token
+
+org_patterns = [
+    path("", dashboard.app_list, name="org-apps"),
+    path("new/", dashboard.app_create, name="org-app-create"),
+    path("<int:app_id>/", dashboard.app_detail, name="org-app-detail"),
+    path("<int:app_id>/rotate-secret/", dashboard.app_secret_rotate, name="org-app-secret-rotate"),
+    path(
+        "<int:app_id>/secrets/<int:secret_id>/revoke/",
+        dashboard.app_secret_revoke,
+        name="org-app-secret-revoke",
+    ),
+    path("<int:app_id>/revoke/", dashboard.app_revoke, name="org-app-revoke"),
+]
+
+urlpatterns = [
+    path("oauth/token", token.TokenView.as_view(), name="oauth-token"),
+    path("oauth/introspect", introspect.IntrospectView.as_view(), name="oauth-introspect"),
+    path("oauth/revoke", revoke.RevokeView.as_view(), name="oauth-revoke"),
+    path(".well-known/jwks.json", jwks.jwks, name="oauth-jwks"),
+    path(
+        ".well-known/oauth-authorization-server",
+        metadata.authorization_server_metadata,
+        name="oauth-authorization-server-metadata",
+    ),
+    path("orgs/<slug:org_slug>/apps/", include(org_patterns)),
+]

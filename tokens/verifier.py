@@ -1,0 +1,169 @@
+"""Validate Identity Portal access tokens in any Python service: the one trusted pattern.
+
+It needs no database and no Django: give it the issuer, the audience your service answers
+to and the JWKS URL (or a key resolver), and call `verify(token)`.
+
+    from tokens.verifier import TokenVerifier, InvalidToken
+
+    verifier = TokenVerifier(
+        issuer="https://portal.example.com",
+        audience="https://api.example.com",
+        jwks_url="https://portal.example.com/.well-known/jwks.json",
+    )
+    try:
+        claims = verifier.verify(token)
+    except InvalidToken:
+        ...  # answer 401 with WWW-Authenticate: Bearer
+
+What it enforces (RFC 9068 and RFC 8725): header `typ` is `at+jwt`; `alg` is in an
+allowlist of asymmetric algorithms (RS256, ES256 — never `none`, never HS*) and matches
+the key; `kid` names a key from the JWKS (an unknown `kid` triggers at most one JWKS
+refetch per `refetch_cooldown` seconds); the signature; `iss`; `aud`; `exp` and `nbf`
+with a small leeway; and the presence of `iss sub aud exp iat jti client_id scope`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+from jwt import PyJWK, PyJWKClient
+
+ALLOWED_ALGORITHMS = ("RS256", "ES256")
+ACCEPTED_TYPES = ("at+jwt", "application/at+jwt")
+REQUIRED_CLAIMS = ("iss", "sub", "aud", "exp", "iat", "jti", "client_id", "scope")
+
+KeyResolver = Callable[[str], "PyJWK | None"]
+
+
+class InvalidToken(Exception):  # noqa: N818 - the name reads better at call sites
+    """The token cannot be used. `reason` is a short, non-secret explanation for logs."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class VerifiedToken:
+    """The claims of a valid access token, with convenient accessors."""
+
+    claims: dict[str, Any]
+    header: dict[str, Any]
+
+    @property
+    def scopes(self) -> frozenset[str]:
+        return frozenset(self.claims.get("scope", "").split())
+
+    @property
+    def client_id(self) -> str:
+        return self.claims["client_id"]
+
+    @property
+    def organization(self) -> str | None:
+        return self.claims.get("org_id")
+
+
+class TokenVerifier:
+    """Verify RFC 9068 access tokens from one issuer for one audience (or several)."""
+
+    def __init__(
+        self,
+        *,
+        issuer: str,
+        audience: str | Iterable[str] | None,
+        jwks_url: str | None = None,
+        key_resolver: KeyResolver | None = None,
+        algorithms: Iterable[str] = ALLOWED_ALGORITHMS,
+        leeway: int = 30,
+        jwks_cache_seconds: int = 300,
+        refetch_cooldown: float = 30,
+        timeout: float = 5,
+        verify_audience: bool = True,
+    ):
+        if (jwks_url is None) == (key_resolver is None):
+            raise ValueError("Pass exactly one of jwks_url and key_resolver.")
+        self.algorithms = tuple(a for a in algorithms if a in ALLOWED_ALGORITHMS)
+        if not self.algorithms:
+            raise ValueError("Allow at least one of RS256 and ES256.")
+        if verify_audience and not audience:
+            raise ValueError("Say which audience this service answers to.")
+        self.issuer = issuer.rstrip("/")
+        self.audience = [audience] if isinstance(audience, str) else list(audience or [])
+        self.verify_audience = verify_audience
+        self.leeway = leeway
+        if jwks_url is not None:
+            client = PyJWKClient(
+                jwks_url, lifespan=jwks_cache_seconds, cooldown_duration=refetch_cooldown, timeout=timeout
+            )
+            self._resolve = self._jwks_client_resolver(client)
+        else:
+            self._resolve = key_resolver
+
+    @staticmethod
+    def _jwks_client_resolver(client: PyJWKClient) -> KeyResolver:
+        def resolve(kid: str) -> PyJWK | None:
+            try:
+                return client.get_signing_key(kid)
+            except jwt.PyJWKClientError:
+                return None
+
+        return resolve
+
+    def verify(self, token: str | bytes) -> VerifiedToken:
+        """Return the verified claims, or raise InvalidToken."""
+        if isinstance(token, bytes):
+            try:
+                token = token.decode("ascii")
+            except UnicodeDecodeError:
+                raise InvalidToken("token is not ASCII") from None
+        if not isinstance(token, str) or token.count(".") != 2 or len(token) > 8192:
+            raise InvalidToken("not a compact JWS")
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise InvalidToken("malformed header") from None
+        typ = header.get("typ")
+        if not isinstance(typ, str) or typ.lower() not in ACCEPTED_TYPES:
+            raise InvalidToken("typ is not at+jwt")
+        alg = header.get("alg")
+        if alg not in self.algorithms:
+            raise InvalidToken("algorithm not allowed")
+        kid = header.get("kid")
+        if not isinstance(kid, str) or not kid:
+            raise InvalidToken("no kid")
+        key = self._resolve(kid)
+        if key is None:
+            raise InvalidToken("unknown kid")
+        key_alg = getattr(key, "algorithm_name", None)
+        if key_alg != alg:
+            raise InvalidToken("algorithm does not match the key")
+        try:
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=[alg],
+                audience=self.audience if self.verify_audience else None,
+                issuer=self.issuer,
+                leeway=self.leeway,
+                options={"require": list(REQUIRED_CLAIMS), "verify_aud": self.verify_audience},
+            )
+        except jwt.ExpiredSignatureError:
+            raise InvalidToken("expired") from None
+        except jwt.InvalidAudienceError:
+            raise InvalidToken("wrong audience") from None
+        except jwt.InvalidIssuerError:
+            raise InvalidToken("wrong issuer") from None
+        except jwt.MissingRequiredClaimError as exc:
+            raise InvalidToken(f"missing claim {exc.claim}") from None
+        except jwt.ImmatureSignatureError:
+            raise InvalidToken("not yet valid") from None
+        except jwt.InvalidSignatureError:
+            raise InvalidToken("bad signature") from None
+        except jwt.PyJWTError:
+            raise InvalidToken("invalid token") from None
+        if not isinstance(claims.get("scope"), str) or not isinstance(claims.get("client_id"), str):
+            raise InvalidToken("malformed claims")
+        return VerifiedToken(claims=claims, header=header)

@@ -1,0 +1,1 @@
+"""One small view per protocol endpoint, plus the dashboard pages."""

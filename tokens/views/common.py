@@ -1,0 +1,93 @@
+"""Shared pieces of the OAuth endpoints: RFC 6749 error bodies and client authentication."""
+
+from __future__ import annotations
+
+import json
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from django.utils.decorators import method_decorator
+from django.views import View
+from django.views.decorators.csrf import csrf_exempt
+
+from tokens.models import ClientSecret, M2MApplication
+from tokens.oauth import _basic_credentials, authenticate_client_credentials, uses_basic_auth
+
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def no_store(response: HttpResponse) -> HttpResponse:
+    """Mark a response as not cacheable (RFC 6749 §5.1)."""
+    for name, value in NO_STORE.items():
+        response[name] = value
+    return response
+
+
+def oauth_error(
+    error: str, description: str | None = None, *, status: int = 400, basic_challenge: bool = False
+) -> HttpResponse:
+    """Return an RFC 6749 §5.2 JSON error response."""
+    body = {"error": error}
+    if description:
+        body["error_description"] = description
+    response = HttpResponse(json.dumps(body), status=status, content_type="application/json")
+    if status == 401 or basic_challenge:
+        response["WWW-Authenticate"] = f'Basic realm="{settings.PORTAL_ISSUER}", charset="UTF-8"'
+    return no_store(response)
+
+
+def invalid_client() -> HttpResponse:
+    """Return the one answer for every failed client authentication (RFC 6749 §5.2)."""
+    return oauth_error("invalid_client", "Client authentication failed.", status=401)
+
+
+def repeated_parameter(request: HttpRequest, *, allowed: tuple[str, ...] = ()) -> str | None:
+    """Return the name of a parameter sent more than once (RFC 6749 §3.2), if any."""
+    for key, values in request.POST.lists():
+        if len(values) > 1 and key not in allowed:
+            return key
+    return None
+
+
+def authenticate_client(request: HttpRequest) -> tuple[M2MApplication, ClientSecret] | None:
+    """Authenticate the calling client by Basic or body credentials, like the token endpoint."""
+    basic = _basic_credentials(_HeaderView(request))
+    body_id, body_secret = request.POST.get("client_id", ""), request.POST.get("client_secret", "")
+    if basic is not None:
+        if body_secret or (body_id and body_id != basic[0]):
+            return None
+        client_id, client_secret = basic
+    else:
+        client_id, client_secret = body_id, body_secret
+    return authenticate_client_credentials(client_id, client_secret)
+
+
+class _HeaderView:
+    """Expose a Django request's Authorization header the way the oauthlib helpers read it."""
+
+    def __init__(self, request: HttpRequest):
+        self.headers = {"Authorization": request.META.get("HTTP_AUTHORIZATION", "")}
+
+
+def used_basic(request: HttpRequest) -> bool:
+    """Return whether the request authenticated (or tried to) with HTTP Basic."""
+    return uses_basic_auth(_HeaderView(request))
+
+
+@method_decorator(csrf_exempt, name="dispatch")
+class OAuthEndpointView(View):
+    """Base for the POST-only protocol endpoints: JSON errors, no-store, no credentials in the URL."""
+
+    http_method_names = ["post", "options"]
+
+    def http_method_not_allowed(self, request, *args, **kwargs):
+        response = oauth_error("invalid_request", "Use POST with a form-encoded body.", status=405)
+        response["Allow"] = "POST"
+        return response
+
+    def dispatch(self, request, *args, **kwargs):
+        if request.method == "POST" and request.GET:
+            return oauth_error(
+                "invalid_request", "Send parameters in the form-encoded body, not in the URL query."
+            )
+        return super().dispatch(request, *args, **kwargs)

@@ -1,0 +1,161 @@
+"""Dashboard pages for M2M applications: list, create, detail, rotate and revoke."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from portal.selectors import audit_events_for_target
+from portal.tenancy import org_view
+from tokens import services
+from tokens.forms import M2MAppCreateForm, SecretRotateForm
+from tokens.models import ClientSecret, M2MApplication
+from tokens.selectors import client_secrets_for, m2m_app_for, m2m_apps_for
+
+
+def _get_app(request: HttpRequest, app_id: int) -> M2MApplication:
+    try:
+        return m2m_app_for(request.organization, app_id)
+    except M2MApplication.DoesNotExist:
+        raise Http404("No such application.") from None
+
+
+def _require_manage(request: HttpRequest, application: M2MApplication) -> None:
+    if not (request.membership.is_manager or application.owner_id == request.user.pk):
+        raise PermissionDenied("Only the application's owner or an organisation admin can do that.")
+
+
+def _reveal(request: HttpRequest, application: M2MApplication, secret: str, *, created: bool) -> HttpResponse:
+    token_url = request.build_absolute_uri(reverse("oauth-token"))
+    response = render(
+        request,
+        "tokens/app_secret_reveal.html",
+        {"application": application, "client_secret": secret, "created": created, "token_url": token_url},
+        status=201 if created else 200,
+    )
+    # The page holds a secret: keep it out of every cache and the browser history cache.
+    response["Cache-Control"] = "no-store"
+    response["Pragma"] = "no-cache"
+    return response
+
+
+def _form_errors(form, exc: ValidationError) -> None:
+    if hasattr(exc, "error_dict"):
+        for field, errors in exc.error_dict.items():
+            form.add_error(field if field in form.fields else None, errors)
+    else:
+        form.add_error(None, exc)
+
+
+@org_view()
+def app_list(request: HttpRequest) -> HttpResponse:
+    """List the organisation's M2M applications."""
+    return render(request, "tokens/app_list.html", {"applications": m2m_apps_for(request.organization)})
+
+
+@org_view()
+def app_create(request: HttpRequest) -> HttpResponse:
+    """Create an application and show its client id and secret once."""
+    form = M2MAppCreateForm(
+        request.POST or None,
+        organization=request.organization,
+        user=request.user,
+        can_choose_owner=request.membership.is_manager,
+    )
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            application, secret = services.m2m_app_create(
+                organization=request.organization,
+                name=data["name"],
+                description=data["description"],
+                owner=data["owner"],
+                scopes=list(data["scopes"]),
+                audiences=data["audiences"],
+                token_lifetime=data["token_lifetime"],
+                actor=request.user,
+            )
+        except ValidationError as exc:
+            _form_errors(form, exc)
+        else:
+            return _reveal(request, application, secret, created=True)
+    status = 400 if request.method == "POST" else 200
+    return render(request, "tokens/app_create.html", {"form": form}, status=status)
+
+
+@org_view()
+def app_detail(request: HttpRequest, app_id: int) -> HttpResponse:
+    """Show an application, its secrets and its audit trail."""
+    application = _get_app(request, app_id)
+    context = {
+        "application": application,
+        "secrets": client_secrets_for(application).select_related("created_by"),
+        "rotate_form": SecretRotateForm(),
+        "can_manage": request.membership.is_manager or application.owner_id == request.user.pk,
+        "events": audit_events_for_target(request.organization, application)[:20],
+    }
+    return render(request, "tokens/app_detail.html", context)
+
+
+@require_POST
+@org_view()
+def app_secret_rotate(request: HttpRequest, app_id: int) -> HttpResponse:
+    """Add a new secret, schedule the current ones to stop after the overlap, show the new one once."""
+    application = _get_app(request, app_id)
+    _require_manage(request, application)
+    form = SecretRotateForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose an overlap between 0 and 168 hours.")
+        return redirect("org-app-detail", org_slug=request.organization.slug, app_id=application.pk)
+    try:
+        _secret, plaintext = services.client_secret_rotate(
+            application=application,
+            overlap=timedelta(hours=form.cleaned_data["overlap_hours"]),
+            actor=request.user,
+        )
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+        return redirect("org-app-detail", org_slug=request.organization.slug, app_id=application.pk)
+    return _reveal(request, application, plaintext, created=False)
+
+
+@require_POST
+@org_view()
+def app_secret_revoke(request: HttpRequest, app_id: int, secret_id: int) -> HttpResponse:
+    """Revoke one secret at once."""
+    application = _get_app(request, app_id)
+    try:
+        secret = client_secrets_for(application).get(pk=secret_id)
+    except ClientSecret.DoesNotExist:
+        raise Http404("No such secret.") from None
+    _require_manage(request, application)
+    try:
+        services.client_secret_revoke(secret=secret, actor=request.user)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(
+            request, f"Secret {secret.hint}… was revoked. Tokens minted with it stop working now."
+        )
+    return redirect("org-app-detail", org_slug=request.organization.slug, app_id=application.pk)
+
+
+@require_POST
+@org_view()
+def app_revoke(request: HttpRequest, app_id: int) -> HttpResponse:
+    """Revoke the application, its secrets and its tokens at once."""
+    application = _get_app(request, app_id)
+    _require_manage(request, application)
+    try:
+        services.m2m_app_revoke(application=application, actor=request.user)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, f"{application.name} was revoked. Its secrets and tokens stop working now.")
+    return redirect("org-app-detail", org_slug=request.organization.slug, app_id=application.pk)

@@ -1,0 +1,51 @@
+"""`POST /oauth/introspect`: token introspection (RFC 7662 §2)."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+
+from tokens.selectors import live_access_token
+from tokens.verifier import InvalidToken
+from tokens.views.common import OAuthEndpointView, authenticate_client, invalid_client, no_store, oauth_error
+
+
+class IntrospectView(OAuthEndpointView):
+    """Tell an authenticated client whether a token is live, and what it says.
+
+    The caller authenticates like at the token endpoint (RFC 7662 §2.1). It learns
+    `active: true` and the claims only for a live token of its own organisation — or of any
+    organisation if staff marked it as a platform resource server. Everything else
+    (expired, revoked, forged, garbage, foreign) is `{"active": false}` and nothing more
+    (§2.2), so the answer never tells a caller why.
+    """
+
+    def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        caller = authenticate_client(request)
+        if caller is None:
+            return invalid_client()
+        application, _secret = caller
+        if len(request.POST.getlist("token")) > 1:
+            return oauth_error("invalid_request", "The 'token' parameter is repeated.")
+        token = request.POST.get("token", "")
+        if not token:
+            return oauth_error("invalid_request", "The 'token' parameter is missing.")
+        try:
+            claims = live_access_token(token, audience=None).claims
+        except InvalidToken:
+            return self._inactive()
+        if not application.is_resource_server and claims.get("org_id") != application.organization.slug:
+            return self._inactive()
+        body = {
+            "active": True,
+            "token_type": "Bearer",
+            **{
+                name: claims[name]
+                for name in ("scope", "client_id", "sub", "aud", "iss", "exp", "iat", "nbf", "jti", "org_id")
+                if name in claims
+            },
+        }
+        return no_store(JsonResponse(body))
+
+    @staticmethod
+    def _inactive() -> HttpResponse:
+        return no_store(JsonResponse({"active": False}))

@@ -1,0 +1,34 @@
+"""`GET /.well-known/oauth-authorization-server`: authorisation server metadata (RFC 8414 §2–3)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.http import HttpRequest, JsonResponse
+from django.urls import reverse
+from django.views.decorators.http import require_GET
+
+from credentials.models import Scope
+
+
+@require_GET
+def authorization_server_metadata(request: HttpRequest) -> JsonResponse:
+    """Describe the endpoints; `issuer` is identical to the `iss` of every token (§3.3)."""
+    issuer = settings.PORTAL_ISSUER
+    auth_methods = ["client_secret_basic", "client_secret_post"]
+    body = {
+        "issuer": issuer,
+        "token_endpoint": issuer + reverse("oauth-token"),
+        "jwks_uri": issuer + reverse("oauth-jwks"),
+        "introspection_endpoint": issuer + reverse("oauth-introspect"),
+        "revocation_endpoint": issuer + reverse("oauth-revoke"),
+        "grant_types_supported": ["client_credentials"],
+        "response_types_supported": [],
+        "token_endpoint_auth_methods_supported": auth_methods,
+        "introspection_endpoint_auth_methods_supported": auth_methods,
+        "revocation_endpoint_auth_methods_supported": auth_methods,
+        "scopes_supported": list(Scope.objects.order_by("name").values_list("name", flat=True)),
+        "access_token_signing_alg_values_supported": ["RS256", "ES256"],
+    }
+    response = JsonResponse(body)
+    response["Cache-Control"] = "public, max-age=300"
+    return response
