@@ -9,10 +9,8 @@ from rest_framework.request import Request
 from credentials import keys
 from credentials.services import api_key_record_use, api_key_verify
 from portal.net import client_ip
-from portal.principal import Principal
+from portal.principal import INVALID_CREDENTIAL, Principal
 
-#: One body for every unusable credential, so a caller learns nothing about why it failed.
-INVALID_CREDENTIAL = "The credential is missing, malformed, unknown, expired or revoked."
 _QUERY_PARAMETERS = ("api_key", "apikey", "key", "access_token", "token")
 
 

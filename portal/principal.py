@@ -5,6 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+#: One body for every unusable machine credential (missing, malformed, unknown, expired,
+#: revoked; API key or access token), so a caller learns nothing about why it failed.
+INVALID_CREDENTIAL = "The credential is missing, malformed, unknown, expired or revoked."
+
 
 @dataclass(frozen=True)
 class Principal:

@@ -8,7 +8,7 @@ from django.conf import settings
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.exceptions import AuthenticationFailed
 
-from portal.principal import Principal
+from portal.principal import INVALID_CREDENTIAL, Principal
 from tokens.verifier import InvalidToken
 
 
@@ -40,11 +40,11 @@ class AccessTokenAuthentication(BaseAuthentication):
         try:
             verified = live_access_token(token, audience=settings.PORTAL_DEFAULT_AUDIENCE)
         except InvalidToken:
-            raise AuthenticationFailed("The access token is invalid, expired or revoked.") from None
+            raise AuthenticationFailed(INVALID_CREDENTIAL) from None
         claims = verified.claims
         principal = self._principal(claims)
         if principal is None:
-            raise AuthenticationFailed("The access token is invalid, expired or revoked.")
+            raise AuthenticationFailed(INVALID_CREDENTIAL)
         return principal, principal
 
     @staticmethod

@@ -5,12 +5,13 @@ from __future__ import annotations
 from django.conf import settings
 from django.utils.module_loading import import_string
 from drf_spectacular.utils import extend_schema, inline_serializer
-from rest_framework import serializers
+from rest_framework import exceptions, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from portal.permissions import IsMachinePrincipal
+from portal.principal import INVALID_CREDENTIAL, Principal
 
 
 def machine_authentication_classes() -> list[type]:
@@ -27,6 +28,12 @@ class WhoAmIView(APIView):
 
     authentication_classes = machine_authentication_classes()
     permission_classes = [IsMachinePrincipal]
+
+    def permission_denied(self, request, message=None, code=None):
+        # No credential at all answers exactly like an unusable one.
+        if not isinstance(request.auth, Principal):
+            raise exceptions.AuthenticationFailed(INVALID_CREDENTIAL)
+        super().permission_denied(request, message, code)
 
     @extend_schema(
         responses=inline_serializer(
