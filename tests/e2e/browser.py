@@ -36,5 +36,6 @@ def find_chromium() -> str | None:
 
 
 def launch_chromium(playwright, executable: str):
-    """Launch headless Chromium with the flags above."""
-    return playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
+    """Launch Chromium with the flags above: headless, unless PORTAL_E2E_HEADED=1 (to watch a test)."""
+    headless = os.environ.get("PORTAL_E2E_HEADED") != "1"
+    return playwright.chromium.launch(executable_path=executable, headless=headless, args=CHROMIUM_ARGS)
