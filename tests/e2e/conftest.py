@@ -74,6 +74,15 @@ def browser(playwright_instance, chromium_executable):
     browser.close()
 
 
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    """Hash passwords quickly: Argon2 costs ~0.1-0.25 s per user here, and hashing is not what these test.
+
+    The server thread reads the same settings, so sign-in and sign-up in the browser use it too.
+    """
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def _e2e_contexts(request):
     """The browser contexts opened by this test (read by the failure hook below)."""
