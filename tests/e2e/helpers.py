@@ -111,6 +111,26 @@ def assert_form_keyboard_accessible(form: Locator) -> None:
     )
 
 
+def record_problems(page: Page) -> list[str]:
+    """Collect JavaScript errors, console errors and failed sub-resources (CSS, JS, images) of `page`.
+
+    Call before navigating; assert the returned list is empty at the end of the test.
+    """
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(f"JavaScript error: {error}"))
+    page.on("console", lambda msg: msg.type == "error" and problems.append(f"console error: {msg.text}"))
+    page.on(
+        "response",
+        lambda response: (
+            response.status >= 400
+            and response.request.resource_type != "document"
+            and problems.append(f"{response.status} for {response.url}")
+        ),
+    )
+    page.on("requestfailed", lambda request: problems.append(f"request failed: {request.url}"))
+    return problems
+
+
 def assert_no_horizontal_overflow(page: Page) -> None:
     """Check that the page does not scroll sideways (nothing sticks out of the viewport)."""
     widths = page.evaluate(

@@ -8,7 +8,7 @@ import pytest
 from playwright.sync_api import expect
 
 from portal.models import Role
-from tests.e2e.helpers import assert_no_horizontal_overflow
+from tests.e2e.helpers import assert_no_horizontal_overflow, record_problems
 
 pytestmark = pytest.mark.e2e
 
@@ -26,8 +26,11 @@ def busy_organization(organization, owner, make_member):
 @pytest.mark.parametrize("width", WIDTHS.values(), ids=WIDTHS.keys())
 def test_pages_fit_the_screen_and_navigation_works(user_page, owner, busy_organization, width):
     page = user_page(owner, viewport={"width": width, "height": 800})
+    problems = record_problems(page)
 
     page.goto("/orgs/acme/")
+    # The stylesheet is served and applied (the dark top bar), so the layout below is the real one.
+    assert page.locator(".topbar").evaluate("el => getComputedStyle(el).backgroundColor") == "rgb(17, 24, 39)"
     expect(page.get_by_role("heading", level=1)).to_have_text("Acme Inc")
     assert_no_horizontal_overflow(page)
     banner = page.get_by_role("banner")
@@ -53,3 +56,4 @@ def test_pages_fit_the_screen_and_navigation_works(user_page, owner, busy_organi
     nav.get_by_role("link", name="Audit log").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Audit log")
     assert_no_horizontal_overflow(page)
+    assert problems == []
