@@ -56,3 +56,19 @@ def test_switch_organisation_without_javascript(new_context, two_org_user):
     expect(page).to_have_url(re.compile(r"/orgs/globex/$"))
     expect(page.get_by_role("heading", level=1)).to_have_text("Globex Corp")
     expect(_switcher(page)).to_have_value("globex")
+
+
+def test_switch_organisation_with_the_keyboard(page, two_org_user):
+    log_in(page, two_org_user.email)
+    switcher = _switcher(page)
+    switcher.focus()
+    page.keyboard.press("ArrowDown")
+    # Moving through the choices with the keyboard does not navigate on its own.
+    expect(switcher).to_have_value("globex")
+    page.wait_for_load_state("networkidle")
+    expect(page).to_have_url(re.compile(r"/orgs/acme/$"))
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("button", name="Switch")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(r"/orgs/globex/$"))
+    expect(page.get_by_role("heading", level=1)).to_have_text("Globex Corp")
