@@ -14,7 +14,9 @@
     var target = document.getElementById(button.getAttribute("data-copy-target"));
     if (!target || !navigator.clipboard) return;
     navigator.clipboard.writeText(target.textContent.trim()).then(function () {
-      var label = button.textContent;
+      // Remember the original label once, so a second click during "Copied" cannot replace it.
+      if (!button.hasAttribute("data-copy-label")) button.setAttribute("data-copy-label", button.textContent);
+      var label = button.getAttribute("data-copy-label");
       button.textContent = "Copied";
       button.setAttribute("aria-live", "polite");
       setTimeout(function () { button.textContent = label; }, 2000);

@@ -58,6 +58,26 @@ def confirming(page: Page, *, accept: bool = True):
     yield seen
 
 
+def revealed_secret(page: Page) -> str:
+    """Return the text of the one-time secret shown in the page's `.secret-box`."""
+    box = page.locator(".secret-box code")
+    expect(box).to_have_count(1)
+    return box.inner_text().strip()
+
+
+def copy_and_read_clipboard(page: Page, button: Locator) -> str:
+    """Click a `data-copy-target` button and return what landed on the clipboard."""
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=_origin(page.url))
+    button.click()
+    expect(button).to_have_text("Copied")
+    return page.evaluate("() => navigator.clipboard.readText()")
+
+
+def _origin(url: str) -> str:
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{rest.split('/', 1)[0]}"
+
+
 def focused(page: Page) -> Locator:
     """Return the element that has the keyboard focus."""
     return page.locator("*:focus")
