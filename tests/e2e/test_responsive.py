@@ -57,3 +57,16 @@ def test_pages_fit_the_screen_and_navigation_works(user_page, owner, busy_organi
     expect(page.get_by_role("heading", level=1)).to_have_text("Audit log")
     assert_no_horizontal_overflow(page)
     assert problems == []
+
+
+@pytest.mark.parametrize("width", WIDTHS.values(), ids=WIDTHS.keys())
+def test_sign_in_fits_the_screen(new_context, owner, width):
+    page = new_context(viewport={"width": width, "height": 800}).new_page()
+    page.goto("/accounts/login/")
+    assert_no_horizontal_overflow(page)
+    for control in (page.get_by_label("Email"), page.get_by_label("Password", exact=True)):
+        box = control.bounding_box()
+        # The fields use the width there is, without running off the screen.
+        assert box["x"] >= 0 and box["x"] + box["width"] <= width
+        assert box["width"] >= min(300, width - 80)
+    expect(page.get_by_role("button", name="Sign in")).to_be_in_viewport()
