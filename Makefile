@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint format install migrate clean
+.PHONY: run test lint format install migrate clean screenshots
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"' 
@@ -27,6 +27,10 @@ run: migrate
 
 test: $(STAMP)
 	DEBUG=$${DEBUG:-1} $(PY) -m pytest $(PYTEST_ARGS)
+
+# PNGs of the main pages for the README, from a throwaway database (needs Chromium).
+screenshots: $(STAMP)
+	DEBUG=1 $(PY) -m tests.e2e.screenshots
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -1,0 +1,164 @@
+"""Write PNGs of the main dashboard pages into docs/images/ (`make screenshots`).
+
+Starts a development server on a free port with a throwaway SQLite database in var/, seeds
+the demo, signs in as owner@acme.example and captures each page in SHOTS. To add a page,
+add a `Shot`; give it a `prepare` function when the page needs clicks first (for example a
+one-time reveal: create the key in `prepare`, then capture the page it lands on).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from playwright.sync_api import Page, expect, sync_playwright
+
+from tests.e2e.browser import INSTALL_HINT, find_chromium, launch_chromium
+
+ROOT = Path(__file__).resolve().parents[2]
+OUTPUT = ROOT / "docs" / "images"
+DATABASE = ROOT / "var" / "screenshots.sqlite3"
+OWNER, PASSWORD = "owner@acme.example", "demo-password"
+
+
+@dataclass(frozen=True)
+class Shot:
+    """One screenshot: `docs/images/<name>.png` of `path` (after `prepare`, if given)."""
+
+    name: str
+    path: str
+    width: int = 1280
+    height: int = 800
+    signed_in: bool = True
+    # Drive the UI before the capture; the capture is of the page `prepare` leaves open
+    # when `path` is empty.
+    prepare: Callable[[Page], None] | None = None
+
+
+def invite_colleagues(page: Page) -> None:
+    """Fill the demo with some activity: two pending invitations (and their audit events)."""
+    for email, role in (("sam@acme.example", "Admin"), ("maria@acme.example", "Member")):
+        page.goto("/orgs/acme/members/")
+        page.get_by_label("Email address").fill(email)
+        page.get_by_label("Role", exact=True).select_option(label=role)
+        page.get_by_role("button", name="Send invitation").click()
+        expect(page.locator(".message-success")).to_contain_text(email)
+
+
+# Run once, signed in as the owner, before the signed-in shots.
+SETUP: list[Callable[[Page], None]] = [invite_colleagues]
+
+SHOTS: list[Shot] = [
+    Shot("login", "/accounts/login/", signed_in=False),
+    Shot("org-home", "/orgs/acme/"),
+    Shot("members", "/orgs/acme/members/"),
+    Shot("audit-log", "/orgs/acme/audit/"),
+    Shot("members-phone", "/orgs/acme/members/", width=390, height=844),
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _environment(base_url: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        DEBUG="1",
+        DATABASE_URL=f"sqlite:///{DATABASE}",
+        REDIS_URL="",
+        PORTAL_BASE_URL=base_url,
+        EMAIL_URL="consolemail://",
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+def _manage(*args: str, env: dict[str, str]) -> None:
+    subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL
+    )
+
+
+def _wait_until_up(url: str, server: subprocess.Popen, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit(f"the development server exited with status {server.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/healthz", timeout=2) as response:  # noqa: S310  local URL
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit(f"the development server did not answer at {url} within {timeout:.0f} s")
+
+
+def _capture(page: Page, shot: Shot) -> Path:
+    page.set_viewport_size({"width": shot.width, "height": shot.height})
+    if shot.prepare:
+        shot.prepare(page)
+    if shot.path:
+        page.goto(shot.path)
+    page.wait_for_load_state("networkidle")
+    target = OUTPUT / f"{shot.name}.png"
+    page.screenshot(path=str(target), full_page=True, animations="disabled", caret="hide")
+    return target
+
+
+def main() -> int:
+    executable = find_chromium()
+    if not executable:
+        print(f"make screenshots needs Chromium: {INSTALL_HINT}.", file=sys.stderr)
+        return 1
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    DATABASE.unlink(missing_ok=True)
+    port = _free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    env = _environment(base_url)
+    _manage("migrate", "--noinput", env=env)
+    _manage("seed_demo", env=env)
+    server = subprocess.Popen(
+        [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload", "--skip-checks"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_until_up(base_url, server)
+        with sync_playwright() as playwright:
+            browser = launch_chromium(playwright, executable)
+            context = browser.new_context(base_url=base_url, locale="en-GB", color_scheme="light")
+            context.set_default_timeout(15_000)
+            page = context.new_page()
+            for shot in (s for s in SHOTS if not s.signed_in):
+                print(_capture(page, shot).relative_to(ROOT))
+            page.goto("/accounts/login/")
+            page.get_by_label("Email").fill(OWNER)
+            page.get_by_label("Password", exact=True).fill(PASSWORD)
+            page.get_by_role("button", name="Sign in").click()
+            expect(page.get_by_role("heading", level=1)).to_have_text("Acme Inc")
+            for step in SETUP:
+                step(page)
+            for shot in (s for s in SHOTS if s.signed_in):
+                print(_capture(page, shot).relative_to(ROOT))
+            browser.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+        DATABASE.unlink(missing_ok=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
