@@ -145,6 +145,12 @@ class Postgres:
         with self._connect() as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
+    def backend_pids(self, name: str) -> list[int]:
+        """Return the process ids of the backends connected to ``name`` (same machine)."""
+        with self._connect() as conn:
+            rows = conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", [name]).fetchall()
+        return [row[0] for row in rows]
+
     def rows_written(self, name: str) -> int:
         """Return rows inserted, updated and deleted in ``name`` so far (once its backends flushed)."""
         with self._connect() as conn:
@@ -340,8 +346,31 @@ class HttpCase:
     expect: int = 200
 
 
-def run_http_case(server: Server, case: HttpCase, mode: Mode) -> dict:
-    """Probe once, warm up lightly, then measure at concurrency 16."""
+def cpu_seconds(pids: list[int]) -> float:
+    """Return the user + system CPU seconds used so far by the live processes among ``pids``."""
+    total = 0.0
+    for pid in pids:
+        try:
+            times = psutil.Process(pid).cpu_times()
+            total += times.user + times.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def machine_busy_seconds() -> float:
+    """Return the CPU seconds all cores have spent on anything but idling, since boot."""
+    times = psutil.cpu_times()
+    return sum(times) - times.idle - getattr(times, "iowait", 0.0)
+
+
+def run_http_case(server: Server, case: HttpCase, mode: Mode, pg: Postgres) -> dict:
+    """Probe once, warm up lightly, then measure at concurrency 16.
+
+    Beside wrk's numbers, record where the CPU went during the measured run: gunicorn workers,
+    the PostgreSQL backends serving them, wrk itself, and everything else on the machine
+    ("other load": other processes sharing the cores, which makes the numbers noisier).
+    """
     status, body = server.request(case.path, headers={"Authorization": case.authorization}, form=case.form)
     if status == 404:
         raise Unavailable(f"{case.path} answered 404")
@@ -350,13 +379,18 @@ def run_http_case(server: Server, case: HttpCase, mode: Mode) -> dict:
     env = {"BENCH_AUTHORIZATION": case.authorization, "BENCH_FORM": case.form or ""}
     url = server.base_url + case.path
     warm = run_wrk(url, env=env, seconds=mode.warmup, connections=CORES)
-    cpu_before = server.worker_cpu_seconds()
+    workers = [w.pid for w in server.workers()]
+    backends = pg.backend_pids(server.target.database)
+    before = (cpu_seconds(workers), cpu_seconds(backends), machine_busy_seconds(), time.monotonic())
     result = run_wrk(url, env=env, seconds=mode.duration, connections=CONCURRENCY)
-    server_cpu = server.worker_cpu_seconds() - cpu_before
+    after = (cpu_seconds(workers), cpu_seconds(backends), machine_busy_seconds(), time.monotonic())
+    server_cpu, db_cpu, busy, wall = (b - a for a, b in zip(before, after, strict=True))
     ok = result["requests"] - result["errors"]["status"]
     seconds = result["duration_us"] / 1e6
     lat = result["latency_us"]
     errors = sum(result["errors"].values())
+    per_request = 1000 / max(1, result["requests"])
+    other = busy - server_cpu - db_cpu - result["wrk_cpu_seconds"]
     row = {
         "status": "ok",
         "requests": result["requests"],
@@ -367,7 +401,9 @@ def run_http_case(server: Server, case: HttpCase, mode: Mode) -> dict:
         "p99_ms": lat["p99"] / 1000,
         "max_ms": lat["max"] / 1000,
         "wrk_cpu_cores": result["wrk_cpu_cores"],
-        "server_cpu_ms_per_request": round(1000 * server_cpu / max(1, result["requests"]), 3),
+        "server_cpu_ms_per_request": round(server_cpu * per_request, 3),
+        "db_cpu_ms_per_request": round(db_cpu * per_request, 3),
+        "other_load_cores": round(max(0.0, other) / wall, 2),
         "served_total": 1 + warm["requests"] + result["requests"],
         "wrk": result,
     }
@@ -498,6 +534,8 @@ class Suite:
                 if status == 200:
                     access_token = json.loads(body)["access_token"]
             env = {**target.env, "BENCH_API_KEY": api_key, "BENCH_ACCESS_TOKEN": access_token}
+            # In-process numbers are for the process-local cache: a cache hit costs no network hop.
+            env.pop("REDIS_URL", None)
             audience = env.get("PORTAL_DEFAULT_AUDIENCE", f"{env['PORTAL_ISSUER']}/api")
             args = [
                 "--jwks-url", f"{server.base_url}/.well-known/jwks.json",
@@ -539,7 +577,7 @@ class Suite:
         log(f"{target.name}: {case.benchmark} ({self.mode.duration} s at concurrency {CONCURRENCY})")
         try:
             with Server(target, self.log_dir) as server:
-                row = run_http_case(server, case, self.mode)
+                row = run_http_case(server, case, self.mode, self.pg)
                 self.memory[memory_key] = server.worker_memory_mb()
         except Unavailable as exc:
             self.http[case.benchmark][target.name] = unavailable_row(str(exc))
@@ -608,6 +646,7 @@ class Suite:
                 "server": f"gunicorn, {CORES} sync workers, loopback, DEBUG off",
                 "concurrency": CONCURRENCY,
                 "portal_cache": "Redis " + self.redis_url if self.redis_url else "per-process (LocMem)",
+                "portal_cache_in_process": "per-process (LocMem)",
                 "command": " ".join(["python", "bench/run.py", *sys.argv[1:]]),
             },
             "token_issuance": {
@@ -702,7 +741,7 @@ def print_http_table(title: str, section: dict, order: list[tuple[str, str]]) ->
     print(f"\n== {title}")
     header = (
         f"{'target':<44} {'req/s':>9} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'errors':>6} "
-        f"{'wrk CPU':>8} {'srv ms/req':>10} {'rows w/req':>10} {'peak RSS':>9}"
+        f"{'wrk CPU':>8} {'app ms':>7} {'db ms':>6} {'rows w':>6} {'peak RSS':>9} {'other':>6}"
     )
     print(header)
     print("-" * len(header))
@@ -717,8 +756,9 @@ def print_http_table(title: str, section: dict, order: list[tuple[str, str]]) ->
             print(
                 f"{label:<44} {row['throughput_rps']:>9.1f} {row['p50_ms']:>8.1f} {row['p95_ms']:>8.1f} "
                 f"{row['p99_ms']:>8.1f} {row['errors']:>6} {row['wrk_cpu_cores']:>6.2f} c "
-                f"{row['server_cpu_ms_per_request']:>10.2f} {row['db_rows_written_per_request']:>10.2f} "
-                f"{row['peak_rss_mb']:>6.1f} MB{mark}"
+                f"{row['server_cpu_ms_per_request']:>7.2f} {row['db_cpu_ms_per_request']:>6.2f} "
+                f"{row['db_rows_written_per_request']:>6.2f} {row['peak_rss_mb']:>6.1f} MB "
+                f"{row['other_load_cores']:>4.2f} c{mark}"
             )
     for peer, ratio in section["ratios"].items():
         value = f"{ratio:.2f}x" if ratio is not None else NOT_YET
@@ -731,8 +771,9 @@ def print_report(report: dict) -> None:
     print(f"machine: {m['cores']} cores, {m['cpu_model']}, {m['memory_gb']} GB; {m['wrk']}")
     print(f"config: {report['config']['server']}; portal cache: {report['config']['portal_cache']}")
     print(
-        "columns: wrk CPU = cores the load generator itself used; srv ms/req = worker CPU per request;"
-        " rows w/req = database rows written per request; peak RSS = largest worker's VmHWM"
+        "columns: wrk CPU = cores the load generator itself used; app ms / db ms = CPU per request in\n"
+        "  the gunicorn workers / in their PostgreSQL backends; rows w = database rows written per\n"
+        "  request; peak RSS = largest worker's VmHWM; other = cores busy with anything else (noise)"
     )
     print_http_table(
         f"1. Token issuance: POST /oauth/token, client_credentials, Basic auth, c={CONCURRENCY}",
