@@ -44,7 +44,7 @@ $(BENCH_STAMP): $(STAMP) pyproject.toml
 	touch $(BENCH_STAMP)
 
 bench: $(BENCH_STAMP)
-	$(PY) bench/run.py $(BENCH_ARGS)
+	$(PY) bench/run.py --profile $(BENCH_ARGS)
 
 bench-smoke: $(BENCH_STAMP)
 	$(PY) bench/run.py --smoke $(BENCH_ARGS)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -50,6 +51,7 @@ class Mode:
     duration: int  # seconds of measured load per HTTP benchmark
     warmup: int  # seconds of light load (one connection per worker) before measuring
     inprocess: float  # seconds per in-process benchmark
+    profile: bool = False  # sample one worker with py-spy during the measured load
 
 
 FULL = Mode("full", duration=30, warmup=5, inprocess=5.0)
@@ -381,6 +383,7 @@ def run_http_case(server: Server, case: HttpCase, mode: Mode, pg: Postgres) -> d
     warm = run_wrk(url, env=env, seconds=mode.warmup, connections=CORES)
     workers = [w.pid for w in server.workers()]
     backends = pg.backend_pids(server.target.database)
+    profiler = start_profiler(workers[0], mode, server) if mode.profile and workers else None
     before = (cpu_seconds(workers), cpu_seconds(backends), machine_busy_seconds(), time.monotonic())
     result = run_wrk(url, env=env, seconds=mode.duration, connections=CONCURRENCY)
     after = (cpu_seconds(workers), cpu_seconds(backends), machine_busy_seconds(), time.monotonic())
@@ -407,10 +410,72 @@ def run_http_case(server: Server, case: HttpCase, mode: Mode, pg: Postgres) -> d
         "served_total": 1 + warm["requests"] + result["requests"],
         "wrk": result,
     }
+    if profiler:
+        row["profile"] = finish_profiler(*profiler)
     if errors > max(2, result["requests"] // 100):
         row["status"] = "error"
         row["reason"] = f"{errors} of {result['requests']} requests failed: {result['errors']}"
     return row
+
+
+def start_profiler(pid: int, mode: Mode, server: Server) -> tuple[subprocess.Popen, Path] | None:
+    """Sample worker ``pid`` with py-spy for the measured run (py-spy needs ptrace; root has it)."""
+    py_spy = shutil.which("py-spy", path=str(Path(PY).parent)) or shutil.which("py-spy")
+    if not py_spy:
+        log("py-spy not found: no profile")
+        return None
+    out = server.log_path.with_name(f"{server.target.name}-{server.port}-profile.txt")
+    cmd = [py_spy, "record", "--pid", str(pid), "--duration", str(mode.duration), "--rate", "200",
+           "--format", "raw", "--output", str(out), "--nonblocking"]  # fmt: skip
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), out
+
+
+def finish_profiler(proc: subprocess.Popen, out: Path) -> dict:
+    """Summarise py-spy's collapsed stacks: where the worker's samples ended, by package and function."""
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    if not out.exists():
+        return {"error": "py-spy wrote no profile"}
+    by_package: dict[str, int] = {}
+    by_function: dict[str, int] = {}
+    total = 0
+    for line in out.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        samples = int(count)
+        total += samples
+        leaf = stack.rsplit(";", 1)[-1]
+        match = re.match(r"(?P<func>.*) \((?P<file>.*):\d+\)$", leaf)
+        func, path = (match["func"], match["file"]) if match else (leaf, "?")
+        package = frame_package(path)
+        by_package[package] = by_package.get(package, 0) + samples
+        name = f"{package}: {func}"
+        by_function[name] = by_function.get(name, 0) + samples
+
+    def top(counts: dict[str, int], n: int) -> list[list]:
+        ranked = sorted(counts.items(), key=lambda item: -item[1])[:n]
+        return [[name, round(100 * c / max(1, total), 1)] for name, c in ranked]
+
+    return {
+        "file": str(out.relative_to(ROOT)),
+        "samples": total,
+        "self_time_by_package_pct": top(by_package, 8),
+        "self_time_by_function_pct": top(by_function, 8),
+    }
+
+
+def frame_package(path: str) -> str:
+    """Name the package a source file belongs to: a site-packages top level, the project, or stdlib."""
+    if "site-packages/" in path:
+        return path.split("site-packages/", 1)[1].split("/", 1)[0].removesuffix(".py")
+    try:
+        return str(Path(path).resolve().relative_to(ROOT)).split("/", 1)[0]
+    except ValueError:
+        return "python stdlib" if "/lib/python" in path else Path(path).name
 
 
 # --- The suite ----------------------------------------------------------------------------------
@@ -419,7 +484,7 @@ def run_http_case(server: Server, case: HttpCase, mode: Mode, pg: Postgres) -> d
 class Suite:
     def __init__(self, args: argparse.Namespace):
         self.args = args
-        self.mode = SMOKE if args.smoke else FULL
+        self.mode = dataclasses.replace(SMOKE if args.smoke else FULL, profile=args.profile)
         self.pg = Postgres(args.pg_url)
         self.started = dt.datetime.now(dt.UTC)
         stamp = self.started.strftime("%Y%m%dT%H%M%SZ")
@@ -765,6 +830,21 @@ def print_http_table(title: str, section: dict, order: list[tuple[str, str]]) ->
         print(f"   Identity Portal throughput / {peer}: {value}")
 
 
+def print_profiles(report: dict) -> None:
+    """Print what dominates each HTTP path, when the run was profiled."""
+    for bench in ("token_issuance", "key_verification"):
+        for name, row in report[bench]["rows"].items():
+            profile = row.get("profile")
+            if not profile or "samples" not in profile:
+                continue
+            where = f"{profile['samples']} samples, {profile['file']}"
+            print(f"\n-- profile of one worker: {bench} / {name} ({where})")
+            packages = ", ".join(f"{pkg} {pct}%" for pkg, pct in profile["self_time_by_package_pct"])
+            print(f"   self time by package: {packages}")
+            for func, pct in profile["self_time_by_function_pct"]:
+                print(f"   {pct:>5.1f}%  {func}")
+
+
 def print_report(report: dict) -> None:
     m = report["machine"]
     print(f"\nIdentity Portal benchmarks, {report['date']} ({report['mode']['name']} mode)")
@@ -803,6 +883,7 @@ def print_report(report: dict) -> None:
             )
     for name, ratio in report["in_process"]["ratios"].items():
         print(f"   {name}: {f'{ratio:.2f}x' if ratio is not None else NOT_YET}")
+    print_profiles(report)
     print("\n== 4. Scale")
     print(f"   {report['scale']['reason']}")
     print("\n== 5. Memory after load (largest worker)")
@@ -822,6 +903,7 @@ def main() -> None:
     parser.add_argument("--no-redis", action="store_true", help="portal caches per process")
     parser.add_argument("--only", type=lambda s: set(s.split(",")), help="portal,dot_stock,dot_fast,apikey")
     parser.add_argument("--keep-databases", action="store_true")
+    parser.add_argument("--profile", action="store_true", help="sample one worker per benchmark with py-spy")
     args = parser.parse_args()
     ensure_wrk()
     sys.exit(Suite(args).run())
