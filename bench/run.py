@@ -51,11 +51,12 @@ class Mode:
     duration: int  # seconds of measured load per HTTP benchmark
     warmup: int  # seconds of light load (one connection per worker) before measuring
     inprocess: float  # seconds per in-process benchmark
+    rounds: int  # HTTP benchmarks run this many times, interleaved; the best round is reported
     profile: bool = False  # sample one worker with py-spy during the measured load
 
 
-FULL = Mode("full", duration=30, warmup=5, inprocess=5.0)
-SMOKE = Mode("smoke", duration=3, warmup=1, inprocess=0.5)
+FULL = Mode("full", duration=12, warmup=3, inprocess=4.0, rounds=3)
+SMOKE = Mode("smoke", duration=3, warmup=1, inprocess=0.5, rounds=1)
 
 
 class Unavailable(Exception):
@@ -338,6 +339,16 @@ def run_wrk(url: str, *, env: dict[str, str], seconds: int, connections: int) ->
 
 
 @dataclass
+class Planned:
+    """An HTTP benchmark ready to run against a set-up target."""
+
+    target: Target
+    case: HttpCase
+    memory_key: str
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass
 class HttpCase:
     """One HTTP benchmark against one target: path, headers and form body for wrk."""
 
@@ -496,6 +507,8 @@ class Suite:
         self.memory: dict[str, dict] = {}
         self.inprocess: dict[str, list[dict]] = {"portal": [], "peer": []}
         self.redis_url = ""
+        self.planned: list[Planned] = []
+        self.later: list = []
 
     # Secrets are fresh and strong for each run, never printed.
     def portal_target(self) -> Target:
@@ -578,13 +591,13 @@ class Suite:
 
         if api_key:
             case = HttpCase("key_verification", "/api/v1/whoami", f"Bearer {api_key}")
-            self.serve_case(target, case, memory_key="portal (whoami)")
+            self.planned.append(Planned(target, case, "portal (whoami)"))
         if client_auth:
             case = HttpCase(
                 "token_issuance", "/oauth/token", client_auth, form="grant_type=client_credentials"
             )
-            self.serve_case(target, case, memory_key="portal (token)")
-        self.run_portal_inprocess(target, api_key=api_key, client_auth=client_auth)
+            self.planned.append(Planned(target, case, "portal (token)"))
+        self.later.append(lambda: self.run_portal_inprocess(target, api_key=api_key, client_auth=client_auth))
 
     def run_portal_inprocess(self, target: Target, *, api_key: str, client_auth: str) -> None:
         log("portal: in-process benchmarks")
@@ -622,7 +635,7 @@ class Suite:
             basic(app["client_id"], app["client_secret"]),
             form="grant_type=client_credentials",
         )
-        self.serve_case(target, case, memory_key=variant, extra={"stored_hasher": app["stored_hasher"]})
+        self.planned.append(Planned(target, case, variant, {"stored_hasher": app["stored_hasher"]}))
 
     def run_apikey(self) -> None:
         target = self.peer_target("apikey", "djangorestframework-api-key HasAPIKey")
@@ -630,29 +643,50 @@ class Suite:
         target.manage("migrate", "--noinput", "-v0")
         key = json_from(target.manage("peer_seed").stdout)["key"]
         case = HttpCase("key_verification", "/api/v1/whoami", f"Api-Key {key}")
-        self.serve_case(target, case, memory_key="apikey")
-        log("peer: in-process benchmarks")
-        self.inprocess["peer"] = self.inprocess_rows("peer", {**target.env, "BENCH_API_KEY": key}, [])
+        self.planned.append(Planned(target, case, "apikey"))
+
+        def inprocess():
+            log("peer: in-process benchmarks")
+            self.inprocess["peer"] = self.inprocess_rows("peer", {**target.env, "BENCH_API_KEY": key}, [])
+
+        self.later.append(inprocess)
 
     # --- Shared steps ---------------------------------------------------------------------------
 
-    def serve_case(self, target: Target, case: HttpCase, *, memory_key: str, extra: dict | None = None):
-        """Serve ``target`` afresh, run one HTTP benchmark and record memory and rows written."""
+    def serve_case(self, planned: Planned, round_no: int) -> None:
+        """Serve the target afresh, run one HTTP benchmark and record memory and rows written.
+
+        Over several rounds, keep the best (noise on a shared machine only slows things down),
+        but any round that failed makes the row an error.
+        """
+        target, case = planned.target, planned.case
+        previous = self.http[case.benchmark].get(target.name)
+        if previous and previous["status"] != "ok":
+            return
         written_before = self.pg.rows_written(target.database)
-        log(f"{target.name}: {case.benchmark} ({self.mode.duration} s at concurrency {CONCURRENCY})")
+        log(
+            f"{target.name}: {case.benchmark}, round {round_no}/{self.mode.rounds} "
+            f"({self.mode.duration} s at concurrency {CONCURRENCY})"
+        )
         try:
             with Server(target, self.log_dir) as server:
                 row = run_http_case(server, case, self.mode, self.pg)
-                self.memory[memory_key] = server.worker_memory_mb()
+                memory = server.worker_memory_mb()
         except Unavailable as exc:
             self.http[case.benchmark][target.name] = unavailable_row(str(exc))
             return
         written = self.pg.rows_written(target.database) - written_before
         row["db_rows_written_per_request"] = round(written / row["served_total"], 3)
-        row["peak_rss_mb"] = self.memory[memory_key]["peak_rss_mb"]
         row["label"] = target.label
-        row.update(extra or {})
-        self.http[case.benchmark][target.name] = row
+        row.update(planned.extra)
+        seen = self.memory.get(planned.memory_key, {"rss_mb": 0.0, "peak_rss_mb": 0.0})
+        self.memory[planned.memory_key] = {k: max(seen[k], memory[k]) for k in seen}
+        row["peak_rss_mb"] = self.memory[planned.memory_key]["peak_rss_mb"]
+        row["rounds_rps"] = [*(previous or {}).get("rounds_rps", []), row["throughput_rps"]]
+        if previous is None or row["status"] != "ok" or row["throughput_rps"] > previous["throughput_rps"]:
+            self.http[case.benchmark][target.name] = row
+        else:
+            previous["rounds_rps"] = row["rounds_rps"]
 
     def inprocess_rows(self, side: str, env: dict[str, str], args: list[str]) -> list[dict]:
         cmd = [PY, str(BENCH / "inprocess.py"), side, "--seconds", str(self.mode.inprocess), *args]
@@ -661,6 +695,14 @@ class Suite:
         if proc.returncode != 0 or line is None:
             raise BenchError(f"inprocess.py {side} failed: {proc.stderr.strip()[-500:]}")
         return json.loads(line.removeprefix("BENCH_JSON "))
+
+    @staticmethod
+    def guarded(step, failures: list[str]) -> None:
+        try:
+            step()
+        except BenchError as exc:
+            failures.append(str(exc))
+            log(f"ERROR {exc}")
 
     def run(self) -> int:
         log(f"mode {self.mode.name}; PostgreSQL {self.pg.check()}; {CORES} cores")
@@ -676,11 +718,13 @@ class Suite:
             for name, step in steps:
                 if self.args.only and name not in self.args.only:
                     continue
-                try:
-                    step()
-                except BenchError as exc:
-                    failures.append(str(exc))
-                    log(f"ERROR {exc}")
+                self.guarded(step, failures)
+            # Interleave targets round by round so that a burst of foreign load hits all alike.
+            for round_no in range(1, self.mode.rounds + 1):
+                for planned in self.planned:
+                    self.guarded(lambda p=planned, r=round_no: self.serve_case(p, r), failures)
+            for step in self.later:
+                self.guarded(step, failures)
         finally:
             if not self.args.keep_databases:
                 for database in self.databases:
@@ -825,6 +869,12 @@ def print_http_table(title: str, section: dict, order: list[tuple[str, str]]) ->
                 f"{row['db_rows_written_per_request']:>6.2f} {row['peak_rss_mb']:>6.1f} MB "
                 f"{row['other_load_cores']:>4.2f} c{mark}"
             )
+    for name, _label in order:
+        row = section["rows"].get(name) or {}
+        if len(row.get("rounds_rps", [])) > 1:
+            print(f"   rounds, req/s ({name}): " + " / ".join(f"{v:.1f}" for v in row["rounds_rps"]))
+        if row.get("other_load_cores", 0) > 0.5:
+            print(f"   WARNING ({name}): {row['other_load_cores']:.2f} cores were busy with other work")
     for peer, ratio in section["ratios"].items():
         value = f"{ratio:.2f}x" if ratio is not None else NOT_YET
         print(f"   Identity Portal throughput / {peer}: {value}")
