@@ -564,11 +564,15 @@ class Suite:
 
     def run_portal(self) -> None:
         target = self.portal_target()
-        log("portal: migrate, seed_demo --force, collectstatic")
+        log("portal: migrate, seed_demo --force, collectstatic, credentials")
         target.manage("migrate", "--noinput", "-v0")
         target.manage("seed_demo", "--force")
         target.manage("collectstatic", "--noinput", "-v0")
-        owner = ["--org", "acme", "--owner", "owner@acme.example"]
+        # Make sure a JWT signing key exists (pinned command; absent until issue 4 lands).
+        proc = target.manage("rotate_signing_key", check=False)
+        if proc.returncode != 0 and not unknown_command(proc):
+            raise BenchError(f"portal: rotate_signing_key failed: {proc.stderr.strip()[-300:]}")
+        owner = ["--org", "acme", "--owner", "owner@acme.example", "--scopes", "orders:read"]
 
         api_key = ""
         proc = target.manage("create_api_key", *owner, "--name", "bench-http", "--json", check=False)
@@ -675,6 +679,9 @@ class Suite:
         except Unavailable as exc:
             self.http[case.benchmark][target.name] = unavailable_row(str(exc))
             return
+        except BenchError as exc:
+            self.http[case.benchmark][target.name] = {"status": "error", "reason": str(exc)}
+            raise
         written = self.pg.rows_written(target.database) - written_before
         row["db_rows_written_per_request"] = round(written / row["served_total"], 3)
         row["label"] = target.label
@@ -860,6 +867,8 @@ def print_http_table(title: str, section: dict, order: list[tuple[str, str]]) ->
             print(f"{label:<44} (not run)")
         elif row["status"] == "unavailable":
             print(f"{label:<44} {NOT_YET} ({row['reason']})")
+        elif "throughput_rps" not in row:
+            print(f"{label:<44} ERROR: {row['reason']}")
         else:
             mark = "" if row["status"] == "ok" else f"  ERROR: {row.get('reason')}"
             print(
