@@ -150,19 +150,24 @@ def run_peer(args: argparse.Namespace) -> list[dict]:
 
 # --- Project side -------------------------------------------------------------------------------
 
-_KEY_PARAMS = ("key", "raw_key", "plaintext", "presented", "api_key", "value", "token")
+_KEY_PARAMS = ("key", "raw", "raw_key", "plaintext", "presented", "api_key", "value", "token")
 
 
 def _call_with_key(func: Callable, key: str) -> Callable[[], object]:
-    """Adapt ``func`` to a no-argument call, passing the key by the name its signature uses."""
+    """Adapt ``func`` to a no-argument call, passing the key by the name its signature uses.
+
+    The key goes to the first parameter with a key-like name, else to the first positional one.
+    """
     params = inspect.signature(func).parameters
     kwargs: dict[str, object] = {}
     positional: list[object] = []
+    named = any(name in _KEY_PARAMS for name in params)
     key_given = False
     for name, param in params.items():
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
             continue
-        if not key_given and (name in _KEY_PARAMS or param.kind == param.POSITIONAL_ONLY):
+        takes_key = name in _KEY_PARAMS if named else param.kind != param.KEYWORD_ONLY
+        if not key_given and takes_key:
             if param.kind == param.KEYWORD_ONLY:
                 kwargs[name] = key
             else:
@@ -199,7 +204,8 @@ def bench_api_key_verify(args: argparse.Namespace) -> list[dict]:
     except Exception as exc:  # an unknown call shape must not stop the suite
         reason = f"adapter needed in bench/inprocess.py: {type(exc).__name__}"
         return [unavailable(n, reason) for n in names]
-    if not result:
+    # A result object may carry its verdict in `.valid` (and is truthy either way).
+    if not getattr(result, "valid", result):
         return [error(n, "api_key_verify rejected the freshly created key") for n in names]
 
     from django.db import connection

@@ -49,6 +49,13 @@ def test_key_adapter_passes_the_key_positionally(inprocess):
     assert inprocess._call_with_key(lambda raw_key: raw_key.upper(), "abc")() == "ABC"
 
 
+def test_key_adapter_takes_the_first_positional_parameter_when_no_name_fits(inprocess):
+    def api_key_verify(presented_secret: str, *, now=None):
+        return presented_secret[::-1]
+
+    assert inprocess._call_with_key(api_key_verify, "abc")() == "cba"
+
+
 def test_key_adapter_refuses_an_unknown_required_parameter(inprocess):
     def api_key_verify(*, key: str, request):
         return True
