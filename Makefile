@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint format install migrate clean bench bench-smoke
+.PHONY: run test lint format install migrate clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"' 
@@ -38,6 +38,7 @@ format: $(STAMP)
 
 # Benchmarks (docs/performance.md): separate extra and stamp, so `make test` never needs them.
 BENCH_STAMP := $(VENV)/.bench-installed-stamp
+.PHONY: bench bench-smoke
 
 $(BENCH_STAMP): $(STAMP) pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev,bench]'
