@@ -480,11 +480,16 @@ def finish_profiler(proc: subprocess.Popen, out: Path) -> dict:
 
 
 def frame_package(path: str) -> str:
-    """Name the package a source file belongs to: a site-packages top level, the project, or stdlib."""
+    """Name the package a frame's file belongs to (a site-packages top level, the project, stdlib).
+
+    py-spy shortens paths on ``sys.path`` to their module path ("django/db/models/query.py").
+    """
     if "site-packages/" in path:
         return path.split("site-packages/", 1)[1].split("/", 1)[0].removesuffix(".py")
+    if not path.startswith("/"):
+        return path.split("/", 1)[0].removesuffix(".py")
     try:
-        return str(Path(path).resolve().relative_to(ROOT)).split("/", 1)[0]
+        return Path(path).relative_to(ROOT).parts[0]
     except ValueError:
         return "python stdlib" if "/lib/python" in path else Path(path).name
 

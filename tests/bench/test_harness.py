@@ -136,3 +136,7 @@ def test_frame_package_names_site_packages_and_project(runner):
     assert runner.frame_package("/x/.venv/lib/python3.11/site-packages/django/db/models/query.py") == "django"
     assert runner.frame_package(str(runner.ROOT / "credentials" / "services.py")) == "credentials"
     assert runner.frame_package(f"{sys.base_prefix}/lib/python3.11/json/decoder.py") == "python stdlib"
+    # py-spy's shortened forms
+    assert runner.frame_package("psycopg/connection.py") == "psycopg"
+    assert runner.frame_package("tokens/oauth.py") == "tokens"
+    assert runner.frame_package("inspect.py") == "inspect"
