@@ -52,11 +52,12 @@ class Mode:
     warmup: int  # seconds of light load (one connection per worker) before measuring
     inprocess: float  # seconds per in-process benchmark
     rounds: int  # HTTP benchmarks run this many times, interleaved; the best round is reported
+    scale: tuple[int, int]  # API keys in the table for the small and the large scale measurement
     profile: bool = False  # sample one worker with py-spy during the measured load
 
 
-FULL = Mode("full", duration=12, warmup=3, inprocess=4.0, rounds=3)
-SMOKE = Mode("smoke", duration=3, warmup=1, inprocess=0.5, rounds=1)
+FULL = Mode("full", duration=12, warmup=3, inprocess=4.0, rounds=3, scale=(10_000, 1_000_000))
+SMOKE = Mode("smoke", duration=3, warmup=1, inprocess=0.5, rounds=1, scale=(1_000, 20_000))
 
 
 class Unavailable(Exception):
@@ -513,6 +514,8 @@ class Suite:
         self.inprocess: dict[str, list[dict]] = {"portal": [], "peer": []}
         self.redis_url = ""
         self.planned: list[Planned] = []
+        self.portal: Target | None = None
+        self.scale: dict = scale_unavailable("the portal was not run")
         self.later: list = []
 
     # Secrets are fresh and strong for each run, never printed.
@@ -568,7 +571,7 @@ class Suite:
     # --- Portal ---------------------------------------------------------------------------------
 
     def run_portal(self) -> None:
-        target = self.portal_target()
+        target = self.portal = self.portal_target()
         log("portal: migrate, seed_demo --force, collectstatic, credentials")
         target.manage("migrate", "--noinput", "-v0")
         target.manage("seed_demo", "--force")
@@ -700,6 +703,20 @@ class Suite:
         else:
             previous["rounds_rps"] = row["rounds_rps"]
 
+    def run_scale(self) -> None:
+        """Load the portal's key table to the small then the large size and time verification."""
+        small, large = self.mode.scale
+        log(f"portal: scale ({small:,} then {large:,} API keys, COPY-loaded)")
+        env = {k: v for k, v in self.portal.env.items() if k != "REDIS_URL"}
+        cmd = [PY, str(BENCH / "scale.py"), "--small", str(small), "--large", str(large),
+               "--seconds", str(self.mode.inprocess)]  # fmt: skip
+        proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+        line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("BENCH_JSON ")), None)
+        if proc.returncode != 0 or line is None:
+            self.scale = {"keys": {"status": "error", "reason": "scale.py failed"}, "inventory": {}}
+            raise BenchError(f"scale.py failed: {proc.stderr.strip()[-500:]}")
+        self.scale = json.loads(line.removeprefix("BENCH_JSON "))
+
     def inprocess_rows(self, side: str, env: dict[str, str], args: list[str]) -> list[dict]:
         cmd = [PY, str(BENCH / "inprocess.py"), side, "--seconds", str(self.mode.inprocess), *args]
         proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
@@ -737,6 +754,8 @@ class Suite:
                     self.guarded(lambda p=planned, r=round_no: self.serve_case(p, r), failures)
             for step in self.later:
                 self.guarded(step, failures)
+            if self.portal:
+                self.guarded(self.run_scale, failures)
         finally:
             if not self.args.keep_databases:
                 for database in self.databases:
@@ -754,6 +773,9 @@ class Suite:
         ]
         for rows in self.inprocess.values():
             errors += [f"in-process {r['name']}: {r.get('reason')}" for r in rows if r["status"] == "error"]
+        errors += [
+            f"scale {k}: {v.get('reason')}" for k, v in self.scale.items() if v.get("status") == "error"
+        ]
         for message in errors:
             log(f"FAILED {message}")
         return 1 if errors else 0
@@ -782,7 +804,7 @@ class Suite:
                 "rows": self.inprocess,
                 "ratios": inprocess_ratios(self.inprocess),
             },
-            "scale": scale_stub(),
+            "scale": self.scale,
             "memory": self.memory,
             "failures": failures,
         }
@@ -839,16 +861,8 @@ def inprocess_ratios(rows: dict[str, list[dict]]) -> dict[str, float | None]:
     }
 
 
-def scale_stub() -> dict:
-    """STUB: the scale benchmarks need the project's credential tables (see docs/performance.md)."""
-    return {
-        "status": "unavailable",
-        "reason": f"{NOT_YET}: needs credentials.ApiKey and the inventory (issues 3 and 5)",
-        "planned": [
-            "verification p50 with 10,000 vs 1,000,000 keys bulk-loaded with COPY",
-            "inventory first page with 100,000 credentials in one organisation",
-        ],
-    }
+def scale_unavailable(reason: str) -> dict:
+    return {"keys": unavailable_row(reason), "inventory": unavailable_row(reason)}
 
 
 # --- Printing -----------------------------------------------------------------------------------
@@ -909,6 +923,26 @@ def print_profiles(report: dict) -> None:
                 print(f"   {pct:>5.1f}%  {func}")
 
 
+def print_scale(scale: dict) -> None:
+    """Print verification latency at the small and the large table size, and the inventory."""
+    print("\n== 4. Scale")
+    keys = scale.get("keys", {})
+    if keys.get("status") == "ok":
+        title = "API key verification, database path"
+        print(f"{title:<52} {'ops/s':>10} {'p50 µs':>8} {'p95 µs':>8} {'p99 µs':>8}")
+        for row in keys["sizes"].values():
+            print(
+                f"{row['name']:<52} {row['ops_per_s']:>10.0f} {row['p50_us']:>8.1f} {row['p95_us']:>8.1f} "
+                f"{row['p99_us']:>8.1f}   (COPY {row['copy_seconds']} s)"
+            )
+        print(f"   p50 at the large size / p50 at the small size: {keys['p50_ratio_large_to_small']:.2f}x")
+    else:
+        word = NOT_YET if keys.get("status") == "unavailable" else "ERROR"
+        print(f"   API key verification at scale: {word} ({keys.get('reason')})")
+    inventory = scale.get("inventory", {})
+    print(f"   inventory first page at 100,000 credentials: {NOT_YET} ({inventory.get('reason')})")
+
+
 def print_report(report: dict) -> None:
     m = report["machine"]
     print(f"\nIdentity Portal benchmarks, {report['date']} ({report['mode']['name']} mode)")
@@ -948,8 +982,7 @@ def print_report(report: dict) -> None:
     for name, ratio in report["in_process"]["ratios"].items():
         print(f"   {name}: {f'{ratio:.2f}x' if ratio is not None else NOT_YET}")
     print_profiles(report)
-    print("\n== 4. Scale")
-    print(f"   {report['scale']['reason']}")
+    print_scale(report["scale"])
     print("\n== 5. Memory after load (largest worker)")
     for name, mem in report["memory"].items():
         print(f"   {name:<24} current {mem['rss_mb']:>6.1f} MB   peak {mem['peak_rss_mb']:>6.1f} MB")
