@@ -119,6 +119,25 @@ def test_ratios_wait_for_both_sides(runner):
     assert runner.ratios({"portal": {"status": "unavailable"}}, ["dot_fast"]) == {"dot_fast": None}
 
 
+def test_inprocess_ratios_by_throughput_and_by_median(runner):
+    rows = {
+        "portal": [
+            {"name": "api_key_verify, cache hit", "status": "ok", "ops_per_s": 50000.0, "p50_us": 10.0}
+        ],
+        "peer": [
+            {
+                "name": "drf_api_key.is_valid (database path)",
+                "status": "ok",
+                "ops_per_s": 2500.0,
+                "p50_us": 300.0,
+            }
+        ],
+    }
+    ratios = runner.inprocess_ratios(rows)
+    assert ratios["api_key_verify cache hit / drf_api_key.is_valid"] == {"throughput": 20.0, "p50": 30.0}
+    assert ratios["api_key_verify database path / drf_api_key.is_valid"] is None
+
+
 def test_json_from_takes_the_last_json_line(runner):
     assert runner.json_from('Created.\n{"id": 1}\n{"key": "k"}\n') == {"key": "k"}
     with pytest.raises(runner.BenchError):
