@@ -40,5 +40,19 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
+# Benchmarks (docs/performance.md): separate extra and stamp, so `make test` never needs them.
+BENCH_STAMP := $(VENV)/.bench-installed-stamp
+.PHONY: bench bench-smoke
+
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(PY) bench/run.py --profile $(BENCH_ARGS)
+
+bench-smoke: $(BENCH_STAMP)
+	$(PY) bench/run.py --smoke $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) var/ test-output/ .pytest_cache .ruff_cache
