@@ -6,7 +6,8 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from credentials.models import ApiKey, ApiKeyStatus, Scope
-from portal.models import Organization, User
+from portal.models import AuditEvent, Organization, User
+from portal.selectors import audit_events_for
 
 
 def scope_catalogue() -> QuerySet[Scope]:
@@ -72,6 +73,21 @@ def api_key_chain(api_key: ApiKey, *, limit: int = 20) -> list[ApiKey]:
             break
         chain.append(current)
     return chain
+
+
+def api_key_events(organization: Organization, api_key: ApiKey) -> QuerySet[AuditEvent]:
+    """Return the audit events about a key, newest first, including the rotation that issued it.
+
+    A rotation is recorded once, on the key it replaced; without it, a successor's history would
+    start empty although the rotation is how it came to be.
+    """
+    label = api_key._meta.label_lower
+    about_key = Q(target_type=label, target_id=str(api_key.pk))
+    if api_key.replaces_id:
+        about_key |= Q(
+            target_type=label, target_id=str(api_key.replaces_id), action="credentials.api_key.rotated"
+        )
+    return audit_events_for(organization).filter(about_key)
 
 
 def organization_members(organization: Organization) -> QuerySet[User]:

@@ -15,9 +15,14 @@ from django.utils import timezone
 from credentials import keys
 from credentials.forms import ApiKeyCreateForm, ApiKeyFilterForm, ApiKeyRevokeForm, ApiKeyRotateForm
 from credentials.models import ApiKey
-from credentials.selectors import api_key_chain, api_keys_filtered, api_keys_for, organization_members
+from credentials.selectors import (
+    api_key_chain,
+    api_key_events,
+    api_keys_filtered,
+    api_keys_for,
+    organization_members,
+)
 from credentials.services import api_key_create, api_key_revoke, api_key_rotate
-from portal.selectors import audit_events_for_target
 from portal.tenancy import org_view
 
 _SUBMISSIONS = "credentials_api_key_submissions"
@@ -145,7 +150,7 @@ def api_key_detail(request: HttpRequest, key_id: str) -> HttpResponse:
     context = {
         "api_key": api_key,
         "chain": api_key_chain(api_key),
-        "events": audit_events_for_target(request.organization, api_key)[:50],
+        "events": api_key_events(request.organization, api_key)[:50],
         "may_change": _may_change(request, api_key),
         "now": timezone.now(),
     }

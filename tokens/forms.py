@@ -52,6 +52,11 @@ class M2MAppCreateForm(forms.Form):
             owners = owners.filter(pk=user.pk)
         self.fields["owner"].queryset = owners
         self.fields["owner"].initial = user.pk
+        self.fields["owner"].label_from_instance = lambda u: u.email
+        # Say what each scope grants, as the API key form does.
+        self.fields["scopes"].label_from_instance = lambda s: (
+            f"{s.name} — {s.description}" if s.description else s.name
+        )
 
     def clean_audiences(self) -> list[str]:
         return [line.strip() for line in self.cleaned_data["audiences"].splitlines() if line.strip()]

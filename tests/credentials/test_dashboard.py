@@ -157,7 +157,24 @@ def test_rotate_reveals_successor_and_shows_chain(owner_client, make_key):
     detail = owner_client.get(reverse("org-api-key-detail", args=["acme", successor.key_id])).content.decode()
     assert f"{old.display_prefix}…{old.last4}" in detail and "(this key)" in detail
     old_detail = owner_client.get(reverse("org-api-key-detail", args=["acme", old.key_id])).content.decode()
-    assert "credentials.api_key.rotated" in old_detail and "Rotating" in old_detail
+    assert "credentials.api_key.rotated" in old_detail
+    # The old key says in words that it was rotated and until when it still works.
+    works_until = ApiKey.objects.get(pk=old.pk).expires_at
+    assert 'Rotated</span> <span class="status-note">works until' in old_detail
+    assert f"{works_until:%Y-%m-%d %H:%M} UTC" in old_detail
+
+
+def test_successor_history_starts_with_the_rotation_that_issued_it(owner_client, make_key):
+    old, _ = make_key(name="deploy bot")
+    successor, _ = api_key_rotate(api_key=old, actor=old.owner, overlap=timedelta(hours=1))
+    unrelated, _ = make_key(name="other")
+    api_key_rotate(api_key=unrelated, actor=unrelated.owner, overlap=timedelta(hours=1))
+    html = owner_client.get(reverse("org-api-key-detail", args=["acme", successor.key_id])).content.decode()
+    assert "No events recorded" not in html
+    assert html.count("credentials.api_key.rotated") == 1
+    assert f"successor_key_id: {successor.key_id}" in html
+    # The old key's own creation stays on the old key's page.
+    assert "credentials.api_key.created" not in html
 
 
 def test_revoke_needs_a_reason_and_confirmation(owner_client, make_key):

@@ -157,3 +157,18 @@ def assert_no_horizontal_overflow(page: Page) -> None:
         "() => ({scroll: document.documentElement.scrollWidth, client: document.documentElement.clientWidth})"
     )
     assert widths["scroll"] <= widths["client"], f"page overflows horizontally: {widths}"
+
+
+def assert_panels_fit(page: Page) -> None:
+    """Check that no panel scrolls sideways inside itself (a table too wide for its box, say).
+
+    Panels clip wide content with their own scroll bar, which `assert_no_horizontal_overflow`
+    cannot see: a column off to the right is as unusable as a page that scrolls.
+    """
+    clipped = page.evaluate(
+        """() => [...document.querySelectorAll('.panel, .filters, .secret-box')]
+            .filter(el => el.scrollWidth > el.clientWidth + 1)
+            .map(el => `${el.className}: ${el.scrollWidth} > ${el.clientWidth}: `
+                       + el.textContent.trim().replace(/\\s+/g, ' ').slice(0, 60))"""
+    )
+    assert clipped == [], f"content wider than its panel: {clipped}"

@@ -8,7 +8,10 @@ one-time reveal: create the key in `prepare`, then capture the page it lands on)
 
 from __future__ import annotations
 
+import base64
+import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -52,8 +55,96 @@ def invite_colleagues(page: Page) -> None:
         expect(page.locator(".message-success")).to_contain_text(email)
 
 
+def _create_key(
+    page: Page, name: str, scopes: tuple[str, ...], *, environment: str = "Live", days: str = ""
+) -> str:
+    """Create an API key through the form; return the secret its reveal page shows."""
+    page.goto("/orgs/acme/api-keys/new/")
+    page.get_by_label("Name").fill(name)
+    for scope in scopes:
+        page.get_by_role("checkbox", name=re.compile(rf"^{re.escape(scope)}( |$)")).check()
+    page.get_by_label("Environment").select_option(label=environment)
+    page.get_by_label("Expires in (days)").fill(days)
+    page.get_by_role("button", name="Create key").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text(name)
+    return page.locator("#api-key-secret").inner_text().strip()
+
+
+def _call(url: str, *, headers: dict[str, str], data: bytes | None = None) -> dict:
+    request = urllib.request.Request(url, data=data, headers=headers)  # noqa: S310  local URL
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310  local URL
+        return json.load(response)
+
+
+def issue_credentials(page: Page) -> None:
+    """Fill the demo with credentials through the UI: keys (used, rotated, revoked) and applications."""
+    base_url = page.url.split("/orgs/")[0].split("/accounts/")[0]
+    billing = _create_key(page, "Billing export", ("orders:read", "customers:read"), days="90")
+    _call(f"{base_url}/api/v1/whoami", headers={"Authorization": f"Bearer {billing}"})
+    _create_key(page, "CI deploy", ("orders:read", "orders:write"), environment="Test")
+    page.get_by_role("link", name="I have stored the key").click()
+    page.get_by_role("link", name="Rotate").click()
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Rotate key").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Key rotated")
+    _create_key(page, "Legacy import", ("orders:write",))
+    page.get_by_role("link", name="I have stored the key").click()
+    page.get_by_role("link", name="Revoke").click()
+    page.get_by_label("Reason").fill("Replaced by the invoice worker application")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Revoke key").click()
+    expect(page.locator(".message-success")).to_be_visible()
+
+    for name, description, scopes in (
+        ("Invoice worker", "Nightly invoice run for the billing team", ("orders:read", "customers:read")),
+        ("Warehouse sync", "Pushes stock levels every five minutes", ("orders:write",)),
+    ):
+        page.goto("/orgs/acme/apps/new/")
+        page.get_by_label("Name").fill(name)
+        page.get_by_label("Description").fill(description)
+        for scope in scopes:
+            page.get_by_role("checkbox", name=re.compile(rf"^{re.escape(scope)}( |$)")).check()
+        page.get_by_role("button", name="Create application").click()
+        expect(page.get_by_role("heading", level=1)).to_contain_text(name)
+    client_id = page.locator("#client-id").inner_text().strip()
+    secret = page.locator("#client-secret").inner_text().strip()
+    basic = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+    _call(
+        f"{base_url}/oauth/token",
+        headers={"Authorization": f"Basic {basic}"},
+        data=b"grant_type=client_credentials",
+    )
+    page.get_by_role("link", name="I have stored the secret").click()
+    page.get_by_label("Keep the current secret working for (hours)").fill("24")
+    page.get_by_role("button", name="Rotate secret").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("New client secret")
+
+
+def reveal_new_key(page: Page) -> None:
+    """Create a fresh key and stay on its one-time reveal page."""
+    _create_key(page, "Reporting dashboard", ("orders:read",), days="365")
+
+
+def open_app(name: str) -> Callable[[Page], None]:
+    def prepare(page: Page) -> None:
+        page.goto("/orgs/acme/apps/")
+        page.get_by_role("link", name=name).click()
+        expect(page.get_by_role("heading", level=1)).to_contain_text(name)
+
+    return prepare
+
+
+def open_key(name: str) -> Callable[[Page], None]:
+    def prepare(page: Page) -> None:
+        page.goto("/orgs/acme/api-keys/")
+        page.get_by_role("link", name=name).first.click()
+        expect(page.get_by_role("heading", level=1)).to_contain_text(name)
+
+    return prepare
+
+
 # Run once, signed in as the owner, before the signed-in shots.
-SETUP: list[Callable[[Page], None]] = [invite_colleagues]
+SETUP: list[Callable[[Page], None]] = [invite_colleagues, issue_credentials]
 
 SHOTS: list[Shot] = [
     Shot("login", "/accounts/login/", signed_in=False),
@@ -61,6 +152,13 @@ SHOTS: list[Shot] = [
     Shot("members", "/orgs/acme/members/"),
     Shot("audit-log", "/orgs/acme/audit/"),
     Shot("members-phone", "/orgs/acme/members/", width=390, height=844),
+    Shot("api-keys", "/orgs/acme/api-keys/"),
+    Shot("api-key-reveal", "", prepare=reveal_new_key),
+    Shot("api-key-detail", "", prepare=open_key("CI deploy")),
+    Shot("api-keys-phone", "/orgs/acme/api-keys/", width=390, height=844),
+    Shot("apps", "/orgs/acme/apps/"),
+    Shot("app-detail", "", prepare=open_app("Warehouse sync")),
+    Shot("app-detail-phone", "", width=390, height=844, prepare=open_app("Warehouse sync")),
 ]
 
 

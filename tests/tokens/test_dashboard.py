@@ -114,7 +114,10 @@ def test_rotate_reveals_new_secret_and_keeps_old_one_for_the_overlap(owner_clien
     detail = owner_client.get(
         reverse("org-app-detail", kwargs={"org_slug": "acme", "app_id": app.application.pk})
     )
-    assert b"Expiring" in detail.content
+    # The old secret says in words that it was rotated and until when it still works.
+    stops = app.application.secrets.earliest("created_at").expires_at
+    assert b'Rotated</span> <span class="status-note">works until' in detail.content
+    assert f"{stops:%Y-%m-%d %H:%M} UTC".encode() in detail.content
 
 
 def test_rotate_with_bad_overlap_is_refused(owner_client, app):
