@@ -198,7 +198,7 @@ def test_soak_loses_nothing(database_url, seed, redis_server):
     # --- zero 5xx, nothing dropped ----------------------------------------------------------
     assert soak.failures == [], soak.failures[:20]
     assert soak.requests > CONCURRENCY, "the soak did not run"
-    for operation in ("token", "verify", "whoami", "create", "dashboard"):
+    for operation in ("token", "verify", "whoami", "create", "rotate", "revoke", "dashboard"):
         assert soak.successes[operation] > 0, (operation, soak.statuses)
     unexpected = {k: v for k, v in soak.statuses.items() if k[1] not in (200, 201, 401, 409)}
     assert not unexpected, unexpected

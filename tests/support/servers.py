@@ -91,7 +91,7 @@ class Gunicorn:
         self._log = tempfile.NamedTemporaryFile(prefix="portal-gunicorn-", suffix=".log", delete=False)  # noqa: SIM115
 
     def log_text(self) -> str:
-        """Return everything the server has logged so far."""
+        """Return everything the server has logged so far (read it before `stop`, which deletes it)."""
         return Path(self._log.name).read_text(errors="replace")
 
     @property
@@ -148,6 +148,7 @@ class Gunicorn:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
         self._log.close()
+        Path(self._log.name).unlink(missing_ok=True)
 
     def get(self, path: str, timeout: float = 15, headers: dict | None = None) -> tuple[int, bytes, dict]:
         """GET `path`; return status, body and headers (HTTP errors included)."""
