@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint format install migrate clean screenshots
+.PHONY: run test lint format install migrate clean screenshots soak
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"' 
@@ -27,6 +27,10 @@ run: migrate
 
 test: $(STAMP)
 	DEBUG=$${DEBUG:-1} $(PY) -m pytest $(PYTEST_ARGS)
+
+# The long soak (docs/operations.md): 60 s of mixed traffic, 32 clients, against gunicorn.
+soak: $(STAMP)
+	DEBUG=1 PORTAL_SOAK_SECONDS=$${PORTAL_SOAK_SECONDS:-60} $(PY) -m pytest -q tests/reliability/test_soak.py
 
 # PNGs of the main pages for the README, from a throwaway database (needs Chromium).
 screenshots: $(STAMP)

@@ -23,6 +23,7 @@ from django.utils import timezone
 from credentials import keys
 from credentials.models import ApiKey, ApiKeyStatus, Environment, Scope
 from portal.crypto import keyed_digest, verify_digest
+from portal.metrics import verification_metrics
 from portal.middleware import current_request_context
 from portal.models import Membership, Organization, User
 from portal.principal import Principal
@@ -363,6 +364,7 @@ MALFORMED = Verification(valid=False, code="malformed")
 NOT_FOUND = Verification(valid=False, code="not_found")
 
 
+@verification_metrics("api_key", outcome_of=lambda v: "valid" if v.valid else v.code)
 def api_key_verify(raw: str) -> Verification:
     """Check a presented key: format and checksum, one indexed lookup (or the cache), digest, state.
 

@@ -65,22 +65,27 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "csp",
     "oauth2_provider",
+    "django_prometheus",
     "portal.apps.PortalConfig",
     "credentials.apps.CredentialsConfig",
     "tokens.apps.TokensConfig",
 ]
 
 MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "csp.middleware.CSPMiddleware",
     "portal.middleware.RequestContextMiddleware",
+    "portal.observability.AccessLogMiddleware",
+    "portal.faults.DatabaseOutageMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "portal.urls"
@@ -165,6 +170,9 @@ PORTAL_PEPPERS = _required_secret("PORTAL_PEPPERS", _DEV_PEPPERS, min_length=34)
 PORTAL_SIGNING_KEY_ENCRYPTION_KEY = _required_secret(
     "PORTAL_SIGNING_KEY_ENCRYPTION_KEY", _DEV_SIGNING_KEY_ENCRYPTION_KEY, min_length=44
 )
+# Previous encryption keys, comma-separated: still accepted for decryption while
+# `manage.py reencrypt_signing_keys` moves stored keys to the current one; then remove them.
+PORTAL_OLD_SIGNING_KEY_ENCRYPTION_KEYS = env.list("PORTAL_OLD_SIGNING_KEY_ENCRYPTION_KEY", default=[])
 # DRF authentication classes for machines, tried in order by /api/v1/whoami and the
 # machine-facing APIs. Each yields a portal.principal.Principal.
 PORTAL_MACHINE_AUTHENTICATION_CLASSES: list[str] = [
@@ -294,15 +302,20 @@ if not DEBUG:
 
 # --- Logging --------------------------------------------------------------------------------
 LOG_LEVEL = env.str("PORTAL_LOG_LEVEL", default="INFO")
+# "plain" (human-readable lines) or "json" (one object per line, for log shippers).
+LOG_FORMAT = env.str("PORTAL_LOG_FORMAT", default="plain")
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured("PORTAL_LOG_FORMAT must be plain or json.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {"request_id": {"()": "portal.middleware.RequestIdLogFilter"}},
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s [req=%(request_id)s] %(message)s"},
+        "json": {"()": "portal.observability.JsonFormatter"},
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["request_id"]},
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["request_id"]},
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
@@ -311,6 +324,12 @@ LOGGING = {
         "oauthlib": {"level": "WARNING"},
     },
 }
+
+# --- Metrics (Prometheus, /metrics) ---------------------------------------------------------
+# Who may read /metrics: client IPs or networks (resolved through PORTAL_TRUSTED_PROXIES), or
+# anyone presenting `Authorization: Bearer <PORTAL_METRICS_TOKEN>`. Both empty: nobody.
+PORTAL_METRICS_ALLOWED_IPS = env.list("PORTAL_METRICS_ALLOWED_IPS", default=[])
+PORTAL_METRICS_TOKEN = env.str("PORTAL_METRICS_TOKEN", default="")
 
 # oauthlib refuses plain-HTTP URLs; `make run` serves http://127.0.0.1:8000, so only
 # development mode may allow it.

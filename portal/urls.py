@@ -6,6 +6,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from portal import metrics
 from portal.api.whoami import WhoAmIView
 from portal.views import dashboard, health
 from portal.views.auth import PortalLoginView
@@ -25,6 +26,7 @@ org_patterns = [
 urlpatterns = [
     path("", dashboard.dashboard, name="dashboard"),
     path("healthz", health.healthz, name="healthz"),
+    path("metrics", metrics.metrics, name="metrics"),
     path("accounts/login/", PortalLoginView.as_view(), name="login"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("invitations/<str:token>/", dashboard.invitation_accept, name="invitation-accept"),
@@ -36,6 +38,8 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     path("admin/", admin.site.urls),
 ]
+
+handler500 = "portal.faults.server_error"
 
 admin.site.site_header = "Identity Portal administration"
 admin.site.site_title = "Identity Portal admin"

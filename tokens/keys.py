@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 
-from cryptography.fernet import Fernet
+from cryptography.fernet import Fernet, MultiFernet
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from django.conf import settings
@@ -42,8 +42,11 @@ class LoadedKey:
     private_key: object
 
 
-def _fernet() -> Fernet:
-    return Fernet(settings.PORTAL_SIGNING_KEY_ENCRYPTION_KEY.encode())
+def _fernet() -> MultiFernet:
+    # Encrypt with the current key; also decrypt with old ones while `reencrypt_signing_keys`
+    # moves the stored keys over (docs/operations.md).
+    old = settings.PORTAL_OLD_SIGNING_KEY_ENCRYPTION_KEYS
+    return MultiFernet([Fernet(k.encode()) for k in (settings.PORTAL_SIGNING_KEY_ENCRYPTION_KEY, *old)])
 
 
 def public_jwk_for(public_key, algorithm: str) -> dict:

@@ -20,6 +20,7 @@ from oauthlib.oauth2 import BackendApplicationServer
 from oauthlib.oauth2.rfc6749 import errors
 
 from portal.crypto import keyed_digest, verify_digest
+from portal.observability import note_credential
 from tokens.models import ClientSecret, M2MApplication
 
 log = logging.getLogger(__name__)
@@ -129,6 +130,7 @@ class M2MValidator(OAuth2Validator):
             return False
         request.client, request.portal_client_secret = result
         request.client_id = request.client.client_id
+        note_credential("m2m_client", request.client_id)
         return True
 
     def authenticate_client_id(self, client_id, request, *args, **kwargs):

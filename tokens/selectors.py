@@ -8,6 +8,7 @@ from django.conf import settings
 from django.db.models import Count, Exists, Prefetch, Q, QuerySet
 from django.utils import timezone
 
+from portal.metrics import verification_metrics
 from portal.models import Organization
 from tokens.keys import local_public_key
 from tokens.models import ClientSecret, M2MApplication, RevokedToken
@@ -74,6 +75,23 @@ def token_is_revoked(claims: dict) -> bool:
     return state["revoked_at"] is not None and state["revoked_at"] <= now
 
 
+def _token_failure(exc: Exception) -> str | None:
+    if not isinstance(exc, InvalidToken):
+        return None
+    return _TOKEN_FAILURES.get(exc.reason, "invalid")
+
+
+_TOKEN_FAILURES = {
+    "revoked": "revoked",
+    "expired": "expired",
+    "unknown kid": "unknown_kid",
+    "bad signature": "bad_signature",
+    "wrong audience": "wrong_audience",
+    "wrong issuer": "wrong_issuer",
+}
+
+
+@verification_metrics("access_token", outcome_of=lambda verified: "valid", failure_of=_token_failure)
 def live_access_token(token: str, *, audience: str | None) -> VerifiedToken:
     """Verify a token with the portal's own keys and revocation list, or raise InvalidToken.
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
+from cryptography.fernet import Fernet, MultiFernet
+from cryptography.fernet import InvalidToken as InvalidFernetToken
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -307,3 +310,70 @@ def _signing_key_rotate_once(
         },
     )
     return key, previous
+
+
+def signing_keys_reencrypt(*, old_encryption_keys: Iterable[str], actor: User | None) -> int:
+    """Re-encrypt every stored signing key under the current PORTAL_SIGNING_KEY_ENCRYPTION_KEY.
+
+    Each private key is decrypted with the current key or one of `old_encryption_keys` and
+    encrypted again with the current one; keys already under it are left alone, so running
+    it twice is harmless. All or nothing: one key that no given key opens changes nothing.
+    Return how many keys were re-encrypted (one audit event when any were).
+    """
+    current = Fernet(settings.PORTAL_SIGNING_KEY_ENCRYPTION_KEY.encode())
+    try:
+        candidates = MultiFernet([current, *(Fernet(k.strip().encode()) for k in old_encryption_keys)])
+    except ValueError as exc:
+        raise ValidationError(
+            "An old encryption key is not a Fernet key (32 url-safe base64 bytes)."
+        ) from exc
+    changed: list[str] = []
+    with transaction.atomic():
+        for key in SigningKey.objects.select_for_update().order_by("pk"):
+            token = bytes(key.encrypted_private_key)
+            try:
+                current.decrypt(token)
+                continue  # already under the current key
+            except InvalidFernetToken:
+                pass
+            try:
+                key.encrypted_private_key = candidates.rotate(token)
+            except InvalidFernetToken:
+                raise ValidationError(
+                    f"Signing key {key.kid} opens with neither the current key nor any old key given; "
+                    "nothing was changed."
+                ) from None
+            key.save(update_fields=["encrypted_private_key", "updated_at"])
+            changed.append(key.kid)
+        if changed:
+            audit_log(
+                action="tokens.signing_key.reencrypted",
+                actor=actor,
+                organization=None,
+                target_label=f"{len(changed)} signing key(s)",
+                extra={"kids": changed},
+            )
+            transaction.on_commit(keys.forget_loaded_key)
+    return len(changed)
+
+
+@transaction.atomic
+def signing_key_unpublish(*, key: SigningKey, actor: User | None) -> SigningKey:
+    """Withdraw a retired key from the JWKS now, so tokens it signed stop validating (a leaked key).
+
+    App servers drop their cached copy of the public key within a minute.
+    """
+    key = SigningKey.objects.select_for_update().get(pk=key.pk)
+    if key.status == SigningKey.Status.ACTIVE:
+        raise ValidationError("The active key cannot be withdrawn; rotate first.")
+    key.publish_until = timezone.now()
+    key.save(update_fields=["publish_until", "updated_at"])
+    audit_log(
+        action="tokens.signing_key.unpublished",
+        actor=actor,
+        organization=None,
+        target=key,
+        extra={"kid": key.kid},
+    )
+    transaction.on_commit(keys.forget_public_keys)
+    return key

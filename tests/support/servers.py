@@ -81,11 +81,18 @@ class TempPostgres:
 class Gunicorn:
     """The portal served by gunicorn on a free loopback port with production settings."""
 
-    def __init__(self, env: dict[str, str], workers: int = 1) -> None:
+    def __init__(self, env: dict[str, str], workers: int = 1, threads: int = 1) -> None:
         self.port = free_port()
         self.env = {**os.environ, **PRODUCTION_ENV, **env}
         self.workers = workers
+        self.threads = threads
         self.proc: subprocess.Popen | None = None
+        # Logs go to a file, not a pipe nobody reads (a full pipe would block the server).
+        self._log = tempfile.NamedTemporaryFile(prefix="portal-gunicorn-", suffix=".log", delete=False)  # noqa: SIM115
+
+    def log_text(self) -> str:
+        """Return everything the server has logged so far (read it before `stop`, which deletes it)."""
+        return Path(self._log.name).read_text(errors="replace")
 
     @property
     def base(self) -> str:
@@ -113,13 +120,15 @@ class Gunicorn:
                 f"127.0.0.1:{self.port}",
                 "-w",
                 str(self.workers),
+                "--threads",
+                str(self.threads),
                 "--timeout",
                 "30",
             ],
             cwd=ROOT,
             env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stdout=self._log,
+            stderr=self._log,
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -137,6 +146,9 @@ class Gunicorn:
                 self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+                self.proc.wait(timeout=10)
+        self._log.close()
+        Path(self._log.name).unlink(missing_ok=True)
 
     def get(self, path: str, timeout: float = 15, headers: dict | None = None) -> tuple[int, bytes, dict]:
         """GET `path`; return status, body and headers (HTTP errors included)."""

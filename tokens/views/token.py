@@ -9,6 +9,8 @@ from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters
 from oauth2_provider.views import TokenView as DOTTokenView
 
+from portal.faults import is_database_outage
+from portal.metrics import token_endpoint_metrics
 from tokens.views.common import OAuthEndpointView, invalid_client, no_store, oauth_error, repeated_parameter
 
 log = logging.getLogger(__name__)
@@ -25,13 +27,16 @@ class TokenView(OAuthEndpointView, DOTTokenView):
     DOT's own view looks the issued token up in its AccessToken table; we store none.
     """
 
+    @method_decorator(token_endpoint_metrics)
     def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
         repeated = repeated_parameter(request)
         if repeated:
             return oauth_error("invalid_request", f"The {repeated!r} parameter is repeated.")
         try:
             _uri, headers, body, status = self.create_token_response(request)
-        except Exception:
+        except Exception as exc:
+            if is_database_outage(exc):
+                raise  # portal.faults answers 503 temporarily_unavailable
             log.exception("Token endpoint failed")
             return oauth_error("server_error", "The server could not issue a token.", status=500)
         if status == 401:

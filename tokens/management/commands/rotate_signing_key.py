@@ -5,25 +5,38 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand
 
 from tokens.models import SigningKey
-from tokens.services import signing_key_rotate
+from tokens.services import signing_key_rotate, signing_key_unpublish
 
 
 class Command(BaseCommand):
     help = (
         "Create a new JWT signing key and sign with it at once. The previous key stays in the "
-        "JWKS until every token it signed has expired (24 h plus leeway)."
+        "JWKS until every token it signed has expired (24 h plus leeway), unless "
+        "--unpublish-previous withdraws it now (a leaked key: its tokens stop validating)."
     )
 
     def add_arguments(self, parser):
         parser.add_argument(
             "--algorithm", choices=SigningKey.Algorithm.values, default=SigningKey.Algorithm.RS256
         )
+        parser.add_argument(
+            "--unpublish-previous",
+            action="store_true",
+            help="Withdraw the previous key from the JWKS now; tokens it signed stop validating.",
+        )
 
     def handle(self, *args, **options):
         key, previous = signing_key_rotate(actor=None, algorithm=options["algorithm"])
         self.stdout.write(f"Active signing key: {key.kid} ({key.algorithm}).")
-        if previous is not None:
+        if previous is None:
+            return
+        if options["unpublish_previous"]:
+            signing_key_unpublish(key=previous, actor=None)
             self.stdout.write(
-                f"Retired key {previous.kid} stays published until"
-                f" {previous.publish_until:%Y-%m-%d %H:%M} UTC."
+                f"Withdrew key {previous.kid} from the JWKS: tokens it signed stop validating "
+                "(on every app server within a minute)."
             )
+            return
+        self.stdout.write(
+            f"Retired key {previous.kid} stays published until {previous.publish_until:%Y-%m-%d %H:%M} UTC."
+        )

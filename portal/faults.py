@@ -1,0 +1,96 @@
+"""Database outages answer 503 in each endpoint's own error format, never a hang or an HTML 500."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import sys
+
+from django.db import InterfaceError, OperationalError, connections
+from django.http import HttpRequest, HttpResponse
+from django.views import defaults
+
+logger = logging.getLogger(__name__)
+
+#: Seconds a client should wait before retrying while the database is unavailable.
+RETRY_AFTER_SECONDS = 5
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Temporarily unavailable · Identity Portal</title></head>
+<body><main><h1>Temporarily unavailable</h1>
+<p>Identity Portal cannot reach its database right now. Please try again in a few seconds.</p>
+</main></body></html>
+"""
+
+
+def is_database_outage(exc: BaseException | None) -> bool:
+    """Return whether `exc` means the database cannot be reached (not a bug in a query)."""
+    return isinstance(exc, OperationalError | InterfaceError)
+
+
+def unavailable_response(request: HttpRequest) -> HttpResponse:
+    """Return the 503 for a database outage, shaped like the endpoint's other errors.
+
+    OAuth endpoints answer RFC 6749-style JSON (`temporarily_unavailable`), the REST API a
+    DRF-style `{"detail": …}`, the health probe its own JSON, everything else a plain page
+    that needs neither the database nor a template.
+    """
+    path = request.path
+    if path.startswith("/oauth/"):
+        body = {
+            "error": "temporarily_unavailable",
+            "error_description": "The authorization server is temporarily unavailable; retry shortly.",
+        }
+        response = HttpResponse(json.dumps(body), status=503, content_type="application/json")
+        response["Cache-Control"] = "no-store"
+        response["Pragma"] = "no-cache"
+    elif path.startswith("/api/"):
+        body = {"detail": "The service is temporarily unavailable; retry shortly.", "code": "unavailable"}
+        response = HttpResponse(json.dumps(body), status=503, content_type="application/json")
+        response["Cache-Control"] = "no-store"
+    else:
+        response = HttpResponse(_PAGE, status=503, content_type="text/html; charset=utf-8")
+        response["Cache-Control"] = "no-store"
+    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
+def _forget_broken_connections() -> None:
+    # A connection that failed mid-request must not be reused: the next request reconnects,
+    # which is how the portal recovers on its own once the database is back.
+    for connection in connections.all(initialized_only=True):
+        # Closing a dead connection may fail again; it is dropped either way.
+        with contextlib.suppress(Exception):
+            connection.close_if_unusable_or_obsolete()
+
+
+class DatabaseOutageMiddleware:
+    """Turn a database OperationalError/InterfaceError raised by a view into a quick 503."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exc: Exception) -> HttpResponse | None:
+        if not is_database_outage(exc):
+            return None
+        logger.warning(
+            "database unavailable during %s %s: %s", request.method, request.path, type(exc).__name__
+        )
+        _forget_broken_connections()
+        return unavailable_response(request)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """`handler500`: a database outage raised outside a view (in a middleware) is still a 503.
+
+    Any other error gets Django's own 500 page (templates/500.html when present), never details.
+    """
+    exc = sys.exc_info()[1]
+    if is_database_outage(exc):
+        _forget_broken_connections()
+        return unavailable_response(request)
+    return defaults.server_error(request)

@@ -1,0 +1,52 @@
+"""`manage.py rotate_client_secret --client-id ID [--overlap-hours N] [--json]`: a new secret, shown once."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
+
+from tokens.models import M2MApplication
+from tokens.services import client_secret_rotate
+
+
+class Command(BaseCommand):
+    help = (
+        "Add a new client secret to an M2M application and print it once. The current secrets "
+        "keep working for --overlap-hours (0 stops them at once, e.g. after a leak)."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--client-id", required=True, help="The application's client_id.")
+        parser.add_argument(
+            "--overlap-hours", type=int, default=24, help="Hours the current secrets keep working (0 to 168)."
+        )
+        parser.add_argument("--json", action="store_true", help="Print one JSON object.")
+
+    def handle(self, *args, **options):
+        application = M2MApplication.objects.filter(client_id=options["client_id"]).first()
+        if application is None:
+            raise CommandError(f"No application with client_id {options['client_id']!r}.")
+        try:
+            secret, plaintext = client_secret_rotate(
+                application=application, actor=None, overlap=timedelta(hours=options["overlap_hours"])
+            )
+        except ValidationError as exc:
+            raise CommandError(" ".join(exc.messages)) from None
+        if options["json"]:
+            self.stdout.write(
+                json.dumps(
+                    {
+                        "client_id": application.client_id,
+                        "client_secret": plaintext,
+                        "secret_id": secret.public_id,
+                        "overlap_hours": options["overlap_hours"],
+                    }
+                )
+            )
+            return
+        self.stdout.write(f"New secret for {application.client_id} (hint {secret.hint}):")
+        self.stdout.write(plaintext)
+        self.stdout.write("The secret is shown only now; store it safely.")
