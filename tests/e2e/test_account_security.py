@@ -1,0 +1,70 @@
+"""Passkeys through Chromium's virtual authenticator, and ending another browser's session."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from allauth.mfa.models import Authenticator
+from playwright.sync_api import expect
+
+from tests.e2e.helpers import log_in, log_out, message, record_problems
+
+pytestmark = pytest.mark.e2e
+
+
+def _virtual_authenticator(context, page) -> None:
+    """Give the browser a platform authenticator with resident keys and user verification."""
+    cdp = context.new_cdp_session(page)
+    cdp.send("WebAuthn.enable")
+    cdp.send(
+        "WebAuthn.addVirtualAuthenticator",
+        {
+            "options": {
+                "protocol": "ctap2",
+                "transport": "internal",
+                "hasResidentKey": True,
+                "hasUserVerification": True,
+                "isUserVerified": True,
+            }
+        },
+    )
+
+
+def test_register_a_passkey_then_sign_in_with_it(context, page, member, organization):
+    _virtual_authenticator(context, page)
+    problems = record_problems(page)
+    log_in(page, member.email)
+
+    page.get_by_role("banner").get_by_role("link", name="Two-factor").click()
+    expect(page).to_have_url(re.compile(r"/accounts/2fa/$"))
+    page.goto("/accounts/2fa/webauthn/add/")
+    page.get_by_label("Name").fill("Laptop")
+    page.get_by_label("Passwordless").check()
+    page.get_by_role("button", name="Add").click()
+    # The first second factor comes with ten recovery codes, shown once.
+    expect(page).to_have_url(re.compile(r"/accounts/2fa/recovery-codes/$"))
+    assert Authenticator.objects.filter(user=member, type="webauthn").count() == 1
+
+    log_out(page)
+    page.get_by_role("button", name="Use a passkey instead").click()
+    expect(page).to_have_url(re.compile(r"/orgs/acme/$"))
+    expect(page.get_by_role("banner")).to_contain_text(member.email)
+    assert problems == []
+
+
+def test_ending_a_session_signs_that_browser_out(new_context, member, organization):
+    laptop_context, phone_context = new_context(), new_context()
+    laptop, phone = laptop_context.new_page(), phone_context.new_page()
+    log_in(laptop, member.email)
+    log_in(phone, member.email)
+
+    laptop.get_by_role("banner").get_by_role("link", name="Sessions").click()
+    expect(laptop.get_by_role("table").get_by_role("row")).to_have_count(3)  # header + two sessions
+    laptop.get_by_role("button", name="Sign Out Other Sessions").click()
+    expect(message(laptop, "Signed out")).to_be_visible()
+
+    phone.goto("/orgs/acme/members/")
+    expect(phone).to_have_url(re.compile(r"/accounts/login/\?next=/orgs/acme/members/"))
+    laptop.goto("/orgs/acme/members/")
+    expect(laptop.get_by_role("heading", level=1)).to_have_text("Members")
