@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from allauth.account.adapter import get_adapter
 from allauth.account.internal.flows.login import get_authentication_records
+from allauth.mfa.models import Authenticator
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
@@ -37,13 +38,23 @@ def is_recently_authenticated(request: HttpRequest) -> bool:
 
 
 def step_up_url(request: HttpRequest, next_url: str) -> str:
-    """Return the re-authentication page: the second factor when enrolled, else the password."""
-    methods = get_adapter().get_reauthentication_methods(request.user)
+    """Return the re-authentication page: the second factor when enrolled, else the password.
+
+    An authenticator app comes first, then a passkey; recovery codes only when nothing else is left.
+    """
+    methods = {m["id"]: m["url"] for m in get_adapter().get_reauthentication_methods(request.user)}
     if not methods:
         raise PermissionDenied("This action needs a fresh sign-in, and this account has no way to give one.")
-    second_factor = [m for m in methods if m["id"].startswith("mfa_reauthenticate")]
-    url = (second_factor or methods)[0]["url"]
-    return f"{url}?{urlencode({'next': next_url})}"
+    has_totp = Authenticator.objects.filter(user_id=request.user.pk, type=Authenticator.Type.TOTP).exists()
+    for method_id in (
+        "mfa_reauthenticate" if has_totp else "",
+        "mfa_reauthenticate:webauthn",
+        "mfa_reauthenticate",
+        "reauthenticate",
+    ):
+        if method_id in methods:
+            return f"{methods[method_id]}?{urlencode({'next': next_url})}"
+    return f"{next(iter(methods.values()))}?{urlencode({'next': next_url})}"
 
 
 def _back_url(request: HttpRequest) -> str:
@@ -89,3 +100,21 @@ def step_up_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRes
 
     wrapper.step_up_required = True
     return wrapper
+
+
+def require_recent_authentication_for_session(request) -> None:
+    """Refuse a session-authenticated API call for a sensitive action when the proof is stale.
+
+    Machines authenticate every request with their own credential and are not affected.
+    """
+    from rest_framework.exceptions import PermissionDenied as ApiPermissionDenied
+
+    from portal.principal import Principal
+
+    if isinstance(getattr(request, "auth", None), Principal):
+        return
+    if not is_recently_authenticated(request):
+        raise ApiPermissionDenied(
+            "Confirm it is you first: re-authenticate in the dashboard, then repeat the request.",
+            code="step_up_required",
+        )

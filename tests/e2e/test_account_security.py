@@ -8,7 +8,7 @@ import pytest
 from allauth.mfa.models import Authenticator
 from playwright.sync_api import expect
 
-from tests.e2e.helpers import log_in, log_out, message, record_problems
+from tests.e2e.helpers import confirming, log_in, log_out, message, record_problems
 
 pytestmark = pytest.mark.e2e
 
@@ -61,7 +61,10 @@ def test_ending_a_session_signs_that_browser_out(new_context, member, organizati
 
     laptop.get_by_role("banner").get_by_role("link", name="Sessions").click()
     expect(laptop.get_by_role("table").get_by_role("row")).to_have_count(3)  # header + two sessions
-    laptop.get_by_role("button", name="Sign Out Other Sessions").click()
+    expect(laptop.get_by_role("cell", name="This browser", exact=True)).to_have_count(1)
+    with confirming(laptop) as asked:
+        laptop.get_by_role("button", name="Sign Out Other Sessions").click()
+    assert "every other session" in asked[0]
     expect(message(laptop, "Signed out")).to_be_visible()
 
     phone.goto("/orgs/acme/members/")

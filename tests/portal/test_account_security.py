@@ -21,7 +21,7 @@ from credentials.models import ApiKey
 from portal.account_security.events import LOGIN_AT, SEEN_AT
 from portal.models import AuditEvent, MfaRequirement, Role
 from portal.stepup import AUTH_RECORDS
-from tests.factories import PASSWORD, MembershipFactory, UserFactory, enrol_totp
+from tests.factories import PASSWORD, MembershipFactory, ScopeFactory, UserFactory, enrol_totp
 
 pytestmark = pytest.mark.django_db
 
@@ -455,3 +455,77 @@ def test_a_member_of_two_organisations_follows_the_strictest(organization, other
     client = Client()
     client.force_login(member)
     assert client.get(reverse("org-home", args=["acme"]))["Location"] == reverse("mfa_index")
+
+
+def test_recovery_codes_are_shown_once(member, owner_client):
+    client = Client()
+    client.force_login(member)
+    enrol_totp(member)
+    codes = RecoveryCodes.activate(member)
+    first = client.get(reverse("mfa_view_recovery_codes")).content.decode()
+    assert codes.generate_codes()[0] in first
+    again = client.get(reverse("mfa_view_recovery_codes")).content.decode()
+    assert codes.generate_codes()[0] not in again
+
+
+def test_step_up_offers_the_passkey_when_there_is_no_authenticator_app(owner_client, owner):
+    Authenticator.objects.create(user=owner, type=Authenticator.Type.WEBAUTHN, data={"name": "Laptop"})
+    RecoveryCodes.activate(owner)
+    make_stale(owner_client)
+    response = owner_client.get(reverse("org-api-key-create", args=["acme"]))
+    assert response["Location"].startswith(reverse("mfa_reauthenticate_webauthn") + "?next=")
+
+
+def test_the_rest_api_asks_session_users_for_step_up_but_not_machines(owner_client, organization, owner):
+    from credentials.services import api_key_create
+
+    create_url = reverse("api-org-api-key-list", args=["acme"])
+    make_stale(owner_client)
+    response = owner_client.post(create_url, {"name": "x"}, content_type="application/json")
+    assert response.status_code == 403 and "Confirm it is you" in response.json()["detail"]
+    key, _ = api_key_create(organization=organization, name="deploy", owner=owner, scopes=[], actor=owner)
+    rotate = owner_client.post(f"{create_url}{key.key_id}/rotate/", {}, content_type="application/json")
+    assert rotate.status_code == 403
+    assert ApiKey.objects.count() == 1
+
+    ScopeFactory(name="api_keys:manage")
+    _manager, plaintext = api_key_create(
+        organization=organization, name="automation", owner=owner, scopes=["api_keys:manage"], actor=owner
+    )
+    machine = Client(HTTP_AUTHORIZATION=f"Bearer {plaintext}")
+    assert (
+        machine.post(create_url, {"name": "by-machine"}, content_type="application/json").status_code == 201
+    )
+
+
+def test_signup_is_closed(client):
+    page = client.get(reverse("account_signup"))
+    assert page.status_code == 200 and "closed" in page.content.decode().lower()
+    client.post(
+        reverse("account_signup"), {"email": "new@example.test", "password1": "x" * 12, "password2": "x" * 12}
+    )
+    from portal.models import User
+
+    assert not User.objects.filter(email="new@example.test").exists()
+
+
+def test_password_change_and_reset_pages_work(member, mailoutbox):
+    client = Client()
+    password_step(client, member.email)
+    assert client.get(reverse("account_change_password")).status_code == 200
+    response = client.post(
+        reverse("account_change_password"),
+        {
+            "oldpassword": PASSWORD,
+            "password1": "a-new-long-passphrase-42",
+            "password2": "a-new-long-passphrase-42",
+        },
+    )
+    assert response.status_code == 302
+    member.refresh_from_db()
+    assert member.check_password("a-new-long-passphrase-42")
+
+    anonymous = Client()
+    assert anonymous.get(reverse("account_reset_password")).status_code == 200
+    anonymous.post(reverse("account_reset_password"), {"email": member.email})
+    assert any("password" in m.subject.lower() for m in mailoutbox)
