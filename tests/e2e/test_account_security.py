@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import re
+import time
+from importlib import import_module
 
 import pytest
 from allauth.mfa.models import Authenticator
+from django.conf import settings
 from playwright.sync_api import expect
 
+from portal.account_security.events import LOGIN_AT
+from portal.stepup import AUTH_RECORDS
 from tests.e2e.helpers import confirming, log_in, log_out, message, record_problems
+from tests.factories import PASSWORD
 
 pytestmark = pytest.mark.e2e
 
@@ -71,3 +77,32 @@ def test_ending_a_session_signs_that_browser_out(new_context, member, organizati
     expect(phone).to_have_url(re.compile(r"/accounts/login/\?next=/orgs/acme/members/"))
     laptop.goto("/orgs/acme/members/")
     expect(laptop.get_by_role("heading", level=1)).to_have_text("Members")
+
+
+def _make_stale(context) -> None:
+    """Travel in time: make the browser's last authentication an hour old (in its server-side session)."""
+    engine = import_module(settings.SESSION_ENGINE)
+    key = next(c["value"] for c in context.cookies() if c["name"] == settings.SESSION_COOKIE_NAME)
+    session = engine.SessionStore(session_key=key)
+    old = time.time() - 3600
+    session[LOGIN_AT] = old
+    session[AUTH_RECORDS] = [{**record, "at": old} for record in session.get(AUTH_RECORDS, [])]
+    session.save()
+
+
+def test_a_stale_session_confirms_the_password_before_creating_a_key(page, owner, organization):
+    log_in(page, owner.email)
+    page.goto("/orgs/acme/api-keys/")
+    _make_stale(page.context)
+
+    page.get_by_role("link", name="Create API key").first.click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Confirm Access")
+    expect(message(page, "Confirm it is you")).to_be_visible()
+    page.get_by_label("Password", exact=True).fill("not-the-password")
+    page.get_by_role("button", name="Confirm").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Confirm Access")
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    page.get_by_role("button", name="Confirm").click()
+
+    expect(page).to_have_url(re.compile(r"/orgs/acme/api-keys/new/$"))
+    expect(page.get_by_label("Name")).to_be_visible()

@@ -529,3 +529,13 @@ def test_password_change_and_reset_pages_work(member, mailoutbox):
     assert anonymous.get(reverse("account_reset_password")).status_code == 200
     anonymous.post(reverse("account_reset_password"), {"email": member.email})
     assert any("password" in m.subject.lower() for m in mailoutbox)
+
+
+def test_insecure_webauthn_origin_is_flagged_outside_debug(settings):
+    from portal.checks import check_webauthn_origin_is_secure
+
+    settings.DEBUG = False
+    settings.MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = True
+    assert [w.id for w in check_webauthn_origin_is_secure(None)] == ["portal.W010"]
+    settings.MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = False
+    assert check_webauthn_origin_is_secure(None) == []
