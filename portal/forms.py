@@ -28,7 +28,7 @@ class PortalLoginForm(LoginForm):
         self.fields["password"].help_text = ""
 
     def clean(self):
-        email = (self.cleaned_data.get("login") or "").strip().lower() if "login" in self.cleaned_data else ""
+        email = (self.cleaned_data.get("login") or "").strip().lower()
         ip = client_ip(self.request) if self.request else None
         if email and throttle.login_blocked(email, ip):
             raise ValidationError(throttle.THROTTLED_MESSAGE, code="throttled")

@@ -10,6 +10,9 @@ from allauth.usersessions.models import UserSession
 from django.contrib.auth.signals import user_logged_in
 from django.dispatch import receiver
 
+# Importing the policy also connects the signals that keep its per-session decision fresh,
+# in every process (web servers, management commands, the admin).
+from portal.account_security.policy import enrolment_needed
 from portal.services.audit import audit_log
 
 #: Session keys: when the session signed in, and when it was last seen.
@@ -52,8 +55,6 @@ def _stamp_session(sender, request, user, **kwargs) -> None:
     now = time.time()
     request.session[LOGIN_AT] = now
     request.session[SEEN_AT] = now
-    from portal.account_security.policy import enrolment_needed
-
     enrolment_needed(request, user)
     # List the new session at once (allauth does it too for its own logins; this also covers
     # logins by other paths, such as accepting an invitation). IP or UA may be missing in tests.
