@@ -33,6 +33,7 @@ from credentials.services import (
 from portal.api.whoami import machine_authentication_classes
 from portal.models import User
 from portal.principal import Principal
+from portal.stepup import require_recent_authentication_for_session
 
 _CONFLICT_CODES = {"rotated", "inactive", "revoked"}
 
@@ -146,6 +147,7 @@ class ApiKeyViewSet(GenericViewSet):
         description="The response holds the plaintext `key`. It is not stored and is never shown again.",
     )
     def create(self, request: Request, org_slug: str) -> Response:
+        require_recent_authentication_for_session(request)
         data = serializers.ApiKeyCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         actor, via = self._actor()
@@ -206,6 +208,7 @@ class ApiKeyViewSet(GenericViewSet):
     def rotate(self, request: Request, org_slug: str, key_id: str) -> Response:
         api_key = self.get_object()
         self._check_may_change(api_key)
+        require_recent_authentication_for_session(request)
         data = serializers.ApiKeyRotateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         actor, via = self._actor()

@@ -23,6 +23,7 @@ from credentials.selectors import (
     organization_members,
 )
 from credentials.services import api_key_create, api_key_revoke, api_key_rotate
+from portal.stepup import step_up_required
 from portal.tenancy import org_view
 
 _SUBMISSIONS = "credentials_api_key_submissions"
@@ -100,6 +101,7 @@ def api_key_list(request: HttpRequest) -> HttpResponse:
 
 
 @org_view()
+@step_up_required
 def api_key_create_view(request: HttpRequest) -> HttpResponse:
     """Create a key and show its plaintext once, in the response to the form itself."""
     organization = request.organization
@@ -158,6 +160,7 @@ def api_key_detail(request: HttpRequest, key_id: str) -> HttpResponse:
 
 
 @org_view()
+@step_up_required
 def api_key_rotate_view(request: HttpRequest, key_id: str) -> HttpResponse:
     """Rotate a key with a chosen overlap and show the successor's plaintext once."""
     api_key = get_object_or_404(api_keys_for(request.organization), key_id=key_id)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from portal.account_security.sessions import user_sessions_end_all
 from portal.models import AuditEvent, Invitation, Membership, Organization, Role, User
 from portal.services.audit import audit_log
 
@@ -27,6 +28,15 @@ class UserAdmin(DjangoUserAdmin):
     add_fieldsets = [
         (None, {"classes": ["wide"], "fields": ["email", "full_name", "password1", "password2"]})
     ]
+    actions = ["end_sessions"]
+
+    @admin.action(description="Sign the selected users out everywhere (end all their sessions)")
+    def end_sessions(self, request, queryset):
+        ended = 0
+        for user in queryset:
+            count = user_sessions_end_all(user=user, actor=request.user, via="admin")
+            ended += count
+        self.message_user(request, f"Ended {ended} session(s).", messages.SUCCESS)
 
 
 class MembershipInlineFormSet(forms.BaseInlineFormSet):
@@ -55,7 +65,8 @@ class MembershipInline(admin.TabularInline):
 
 @admin.register(Organization)
 class OrganizationAdmin(admin.ModelAdmin):
-    list_display = ["name", "slug", "created_at"]
+    list_display = ["name", "slug", "mfa_required", "created_at"]
+    list_filter = ["mfa_required"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
     inlines = [MembershipInline]

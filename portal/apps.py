@@ -9,3 +9,4 @@ class PortalConfig(AppConfig):
 
     def ready(self) -> None:
         from portal import checks  # noqa: F401  (registers system checks)
+        from portal.account_security import events  # noqa: F401  (connects the audit receivers)

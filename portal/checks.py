@@ -31,3 +31,17 @@ def check_peppers(app_configs, **kwargs):
     except ImproperlyConfigured as exc:
         return [Error(str(exc), id="portal.E001")]
     return []
+
+
+@register(Tags.security, deploy=True)
+def check_webauthn_origin_is_secure(app_configs, **kwargs):
+    """Check that WebAuthn accepts plain-HTTP origins only in DEBUG."""
+    if not settings.DEBUG and getattr(settings, "MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN", False):
+        return [
+            Warning(
+                "PORTAL_WEBAUTHN_ALLOW_INSECURE_ORIGIN is on outside DEBUG.",
+                hint="Passkeys must be registered and used over https:// in production.",
+                id="portal.W010",
+            )
+        ]
+    return []

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from allauth.account.forms import LoginForm
 from django import forms
 from django.contrib.auth import password_validation
-from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
@@ -12,35 +12,35 @@ from portal import throttle
 from portal.models import Role
 from portal.net import client_ip
 
+INVALID_LOGIN_MESSAGE = _("That email and password do not match an account. Check both and try again.")
 
-class EmailAuthenticationForm(AuthenticationForm):
-    """Log in by email and password, refusing while too many attempts have failed."""
 
-    username = forms.EmailField(
-        label=_("Email"), widget=forms.EmailInput(attrs={"autofocus": True, "autocomplete": "email"})
-    )
+class PortalLoginForm(LoginForm):
+    """allauth's email login, refusing while too many attempts have failed (portal.throttle)."""
 
-    error_messages = {
-        **AuthenticationForm.error_messages,
-        "invalid_login": _("That email and password do not match an account. Check both and try again."),
-        "throttled": _(
-            "Too many failed sign-in attempts. For your security, sign-in is paused for a while; "
-            "try again in 15 minutes or reset your password."
-        ),
-    }
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["login"].label = _("Email")
+        self.fields["login"].widget.attrs.update({"autofocus": True, "autocomplete": "email"})
+        self.fields["login"].widget.attrs.pop("placeholder", None)
+        self.fields["password"].widget.attrs.pop("placeholder", None)
+        # The page has its own "Forgotten your password?" link, after the button.
+        self.fields["password"].help_text = ""
 
     def clean(self):
-        email = (self.cleaned_data.get("username") or "").lower()
+        email = (self.cleaned_data.get("login") or "").strip().lower()
         ip = client_ip(self.request) if self.request else None
         if email and throttle.login_blocked(email, ip):
-            raise ValidationError(self.error_messages["throttled"], code="throttled")
+            raise ValidationError(throttle.THROTTLED_MESSAGE, code="throttled")
         try:
             cleaned = super().clean()
-        except ValidationError:
+        except ValidationError as exc:
             if email:
                 throttle.login_failed(email, ip)
+            if getattr(exc, "code", None) == "email_password_mismatch":
+                raise ValidationError(INVALID_LOGIN_MESSAGE, code="invalid_login") from None
             raise
-        if email:
+        if email and not self.errors:
             throttle.login_succeeded(email)
         return cleaned
 

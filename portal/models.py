@@ -99,11 +99,24 @@ class User(AbstractBaseUser, PermissionsMixin):
         return self.full_name.split(" ")[0] if self.full_name else self.email
 
 
+class MfaRequirement(models.TextChoices):
+    NONE = "none", _("Not required")
+    MANAGERS = "managers", _("Required for owners and admins")
+    EVERYONE = "everyone", _("Required for every member")
+
+
 class Organization(TimestampedModel):
     """A customer organisation: the tenant every credential belongs to."""
 
     slug = models.SlugField(_("slug"), max_length=50, unique=True)
     name = models.CharField(_("name"), max_length=200)
+    mfa_required = models.CharField(
+        _("two-factor authentication"),
+        max_length=10,
+        choices=MfaRequirement.choices,
+        default=MfaRequirement.NONE,
+        help_text=_("Members who must use a second factor are sent to enrolment until they have one."),
+    )
 
     class Meta:
         verbose_name = _("organisation")

@@ -26,7 +26,7 @@ JSON_FIELDS = (
     "client_ip",
 )
 #: URL keyword arguments that carry a secret (invitation and password-reset tokens): never logged.
-SECRET_URL_KWARGS = frozenset({"token", "key", "secret", "uidb64"})
+SECRET_URL_KWARGS = frozenset({"token", "key", "secret", "uidb64", "uidb36"})
 
 _credential: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVar(
     "portal_credential", default=None

@@ -66,6 +66,10 @@ INSTALLED_APPS = [
     "csp",
     "oauth2_provider",
     "django_prometheus",
+    "allauth",
+    "allauth.account",
+    "allauth.mfa",
+    "allauth.usersessions",
     "portal.apps.PortalConfig",
     "credentials.apps.CredentialsConfig",
     "tokens.apps.TokensConfig",
@@ -83,7 +87,10 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "portal.account_security.middleware.SessionTimeoutMiddleware",
+    "portal.account_security.middleware.MfaEnrolmentMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
@@ -151,6 +158,43 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard"
 LOGOUT_REDIRECT_URL = "login"
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "allauth.account.auth_backends.AuthenticationBackend",
+]
+
+# Account security with django-allauth (see docs/account-security.md): email login, no
+# self-service signup (accounts come from invitations), MFA with TOTP, recovery codes and
+# passkeys, and a list of one's sessions. Invitations prove the address, so no email round trip.
+ACCOUNT_ADAPTER = "portal.account_security.adapters.PortalAccountAdapter"
+ACCOUNT_FORMS = {"login": "portal.forms.PortalLoginForm"}
+ACCOUNT_LOGIN_METHODS = {"email"}
+ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
+ACCOUNT_USER_MODEL_USERNAME_FIELD = None
+ACCOUNT_EMAIL_VERIFICATION = "none"
+ACCOUNT_EMAIL_UNKNOWN_ACCOUNTS = False
+ACCOUNT_SESSION_REMEMBER = True
+# Tell people by email when a second factor or their password changes.
+ACCOUNT_EMAIL_NOTIFICATIONS = True
+ACCOUNT_LOGOUT_REDIRECT_URL = "login"
+# portal.throttle counts failed logins per account and per IP; allauth's own limits stay on
+# (they also slow down guessing of second-factor codes) and speak with the same message.
+MFA_ADAPTER = "portal.account_security.adapters.PortalMFAAdapter"
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes", "webauthn"]
+MFA_PASSKEY_LOGIN_ENABLED = True
+MFA_TOTP_ISSUER = env.str("PORTAL_MFA_ISSUER", default="Identity Portal")
+MFA_RECOVERY_CODE_COUNT = 10
+MFA_RECOVERY_CODES_SHOW_ONCE = True
+MFA_ALLOW_UNVERIFIED_EMAIL = True
+# Browsers allow WebAuthn on http://localhost; python-fido2 must be told so for `make run`.
+MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = env.bool("PORTAL_WEBAUTHN_ALLOW_INSECURE_ORIGIN", default=DEBUG)
+USERSESSIONS_TRACK_ACTIVITY = False  # portal.account_security.middleware records last-seen once a minute
+# Step-up: sensitive actions need an authentication (password or second factor) this recent.
+PORTAL_STEP_UP_SECONDS = env.int("PORTAL_STEP_UP_SECONDS", default=300)
+ACCOUNT_REAUTHENTICATION_TIMEOUT = PORTAL_STEP_UP_SECONDS
+# Sessions end after this long without a request (idle) and this long after sign-in (absolute).
+PORTAL_SESSION_IDLE_SECONDS = env.int("PORTAL_SESSION_IDLE_SECONDS", default=60 * 60)
+PORTAL_SESSION_ABSOLUTE_SECONDS = env.int("PORTAL_SESSION_ABSOLUTE_SECONDS", default=60 * 60 * 12)
 
 # Failed-login throttle (portal.throttle): attempts per window, per account and per client IP.
 PORTAL_LOGIN_MAX_FAILURES_PER_ACCOUNT = env.int("PORTAL_LOGIN_MAX_FAILURES_PER_ACCOUNT", default=5)

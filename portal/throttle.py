@@ -7,6 +7,12 @@ import hashlib
 
 from django.conf import settings
 from django.core.cache import cache
+from django.utils.translation import gettext_lazy as _
+
+THROTTLED_MESSAGE = _(
+    "Too many failed sign-in attempts. For your security, sign-in is paused for a while; "
+    "try again in 15 minutes or reset your password."
+)
 
 
 def _key(kind: str, value: str) -> str:
@@ -32,7 +38,7 @@ def login_blocked(email: str, ip: str | None) -> bool:
 
 def login_failed(email: str, ip: str | None) -> None:
     """Count one failed login against the account and the IP."""
-    for key, _ in _limits(email, ip):
+    for key, _limit in _limits(email, ip):
         try:
             if not cache.add(key, 1, settings.PORTAL_LOGIN_LOCKOUT_SECONDS):
                 cache.incr(key)

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from allauth.account.decorators import secure_admin_login
+from allauth.account.views import LoginView, LogoutView
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from portal import metrics
 from portal.api.whoami import WhoAmIView
-from portal.views import dashboard, health
-from portal.views.auth import PortalLoginView
+from portal.views import account, dashboard, health
+
+# The admin signs in through the portal's login, second factor included, never its own form.
+admin.site.login = secure_admin_login(admin.site.login)
 
 org_patterns = [
     path("", dashboard.org_home, name="org-home"),
@@ -21,14 +25,17 @@ org_patterns = [
         "invitations/<int:invitation_id>/revoke/", dashboard.invitation_revoke, name="org-invitation-revoke"
     ),
     path("audit/", dashboard.audit_log_page, name="org-audit"),
+    path("security/", account.org_security, name="org-security"),
 ]
 
 urlpatterns = [
     path("", dashboard.dashboard, name="dashboard"),
     path("healthz", health.healthz, name="healthz"),
     path("metrics", metrics.metrics, name="metrics"),
-    path("accounts/login/", PortalLoginView.as_view(), name="login"),
-    path("accounts/", include("django.contrib.auth.urls")),
+    path("accounts/login/", LoginView.as_view(), name="login"),
+    path("accounts/logout/", LogoutView.as_view(), name="logout"),
+    path("accounts/sessions/", account.sessions, name="usersessions_list"),
+    path("accounts/", include("allauth.urls")),
     path("invitations/<str:token>/", dashboard.invitation_accept, name="invitation-accept"),
     path("orgs/<slug:org_slug>/", include(org_patterns)),
     path("", include("credentials.urls")),

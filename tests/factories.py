@@ -45,3 +45,12 @@ class ScopeFactory(factory.django.DjangoModelFactory):
 
     name = factory.Sequence(lambda n: f"things{n}:read")
     description = "A test scope"
+
+
+def enrol_totp(user) -> str:
+    """Give `user` an authenticator app (staff must have one to use the admin); return its secret."""
+    from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
+
+    secret = generate_totp_secret()
+    TOTP.activate(user, secret)
+    return secret

@@ -13,6 +13,7 @@ from oauth2_provider.models import (
     get_refresh_token_model,
 )
 
+from portal.stepup import step_up_redirect
 from tokens.models import ClientSecret, SigningKey
 from tokens.services import signing_key_rotate
 
@@ -98,7 +99,11 @@ class SigningKeyAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
-    def _rotate(self, request, algorithm: str) -> None:
+    def _rotate(self, request, algorithm: str):
+        # Rotating the key every token is signed with asks for a fresh password or second factor.
+        stale = step_up_redirect(request)
+        if stale is not None:
+            return stale
         key, previous = signing_key_rotate(actor=request.user, algorithm=algorithm)
         note = (
             f" The previous key {previous.kid} stays published until"
@@ -112,11 +117,11 @@ class SigningKeyAdmin(admin.ModelAdmin):
 
     @admin.action(description="Rotate the signing key (new RS256 key; the selection is ignored)")
     def rotate_rs256(self, request, queryset):
-        self._rotate(request, SigningKey.Algorithm.RS256)
+        return self._rotate(request, SigningKey.Algorithm.RS256)
 
     @admin.action(description="Rotate the signing key (new ES256 key; the selection is ignored)")
     def rotate_es256(self, request, queryset):
-        self._rotate(request, SigningKey.Algorithm.ES256)
+        return self._rotate(request, SigningKey.Algorithm.ES256)
 
 
 # Access tokens, grants, ID and refresh tokens are never stored here: hide DOT's empty tables.

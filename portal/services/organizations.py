@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from portal.crypto import keyed_digest, peppers
-from portal.models import Invitation, Membership, Organization, Role, User
+from portal.models import Invitation, Membership, MfaRequirement, Organization, Role, User
 from portal.services.audit import audit_log
 
 
@@ -246,3 +246,26 @@ def user_create_from_invitation(*, token: str, full_name: str, password: str) ->
         raise ValidationError("An account with this email already exists; sign in to accept.", code="exists")
     user = User.objects.create_user(email=found.email, password=password, full_name=full_name)
     return user, invitation_accept(token=token, user=user)
+
+
+@transaction.atomic
+def organization_set_mfa_requirement(
+    *, organization: Organization, requirement: str, actor: User
+) -> Organization:
+    """Set who in the organisation must use a second factor."""
+    if requirement not in MfaRequirement.values:
+        raise ValidationError("Unknown two-factor requirement.", code="invalid_requirement")
+    organization = Organization.objects.select_for_update().get(pk=organization.pk)
+    previous = organization.mfa_required
+    if previous == requirement:
+        return organization
+    organization.mfa_required = requirement
+    organization.save(update_fields=["mfa_required", "updated_at"])
+    audit_log(
+        action="portal.organization.mfa_requirement_changed",
+        actor=actor,
+        organization=organization,
+        target=organization,
+        extra={"from": previous, "to": requirement},
+    )
+    return organization

@@ -23,6 +23,7 @@ from portal.selectors import (
     memberships_for_user,
 )
 from portal.services import organizations as org_services
+from portal.stepup import step_up_required
 from portal.tenancy import org_view
 from tokens.selectors import m2m_apps_for
 
@@ -130,6 +131,7 @@ def invitation_revoke(request: HttpRequest, invitation_id: int) -> HttpResponse:
 
 @require_POST
 @org_view(managers_only=True)
+@step_up_required
 def member_role(request: HttpRequest, member_id: int) -> HttpResponse:
     """Change a member's role."""
     membership = get_object_or_404(members_for(request.organization), pk=member_id)

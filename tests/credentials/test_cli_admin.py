@@ -13,6 +13,7 @@ from django.urls import reverse
 from credentials.models import ApiKey
 from credentials.services import api_key_verify
 from portal.models import AuditEvent, User
+from tests.factories import enrol_totp
 
 pytestmark = pytest.mark.django_db
 
@@ -71,6 +72,7 @@ def test_create_api_key_errors(args, message, owner, outsider, scopes):
 @pytest.fixture
 def staff_client(db):
     staff = User.objects.create_superuser(email="staff@portal.test", password="a-long-staff-password")
+    enrol_totp(staff)  # staff use the admin only with a second factor
     client = Client()
     client.force_login(staff)
     return client

@@ -16,6 +16,7 @@ from django.urls import reverse
 
 from credentials.models import ApiKey
 from portal.models import User
+from tests.factories import enrol_totp
 
 KEY_RE = re.compile(r"ipk_(?:live|test)_[0-9A-Za-z]{50}")
 
@@ -142,6 +143,7 @@ def test_plaintext_keys_appear_only_in_their_creating_response(owner, member, sc
 
         # --- the admin ---------------------------------------------------------------------
         staff = User.objects.create_superuser(email="staff@portal.test", password="x-very-long-password")
+        enrol_totp(staff)  # staff use the admin only with a second factor
         admin = Client()
         admin.force_login(staff)
         record("admin list", admin.get(reverse("admin:credentials_apikey_changelist")))

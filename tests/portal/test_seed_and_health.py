@@ -8,6 +8,7 @@ from django.db import connection
 from django.urls import reverse
 
 from portal.models import AuditEvent, Membership, Organization, Role, User
+from tests.factories import enrol_totp
 
 
 @pytest.mark.django_db
@@ -45,7 +46,7 @@ def test_demo_owner_logs_in_and_sees_acme(client, settings):
     page = client.get(reverse("login"))
     assert page.status_code == 200 and b"Sign in" in page.content
     response = client.post(
-        reverse("login"), {"username": "owner@acme.example", "password": "demo-password"}, follow=True
+        reverse("login"), {"login": "owner@acme.example", "password": "demo-password"}, follow=True
     )
     assert response.redirect_chain[-1][0] == reverse("org-home", args=["acme"])
     assert "Acme Inc" in response.content.decode()
@@ -72,10 +73,10 @@ class TestLoginThrottle:
     def test_account_is_paused_after_repeated_failures(self, client, settings, member):
         settings.PORTAL_LOGIN_MAX_FAILURES_PER_ACCOUNT = 3
         for _ in range(3):
-            response = client.post(reverse("login"), {"username": member.email, "password": "wrong"})
+            response = client.post(reverse("login"), {"login": member.email, "password": "wrong"})
             assert "do not match an account" in response.content.decode()
         response = client.post(
-            reverse("login"), {"username": member.email, "password": "correct-horse-battery-staple"}
+            reverse("login"), {"login": member.email, "password": "correct-horse-battery-staple"}
         )
         assert response.status_code == 200
         assert "Too many failed sign-in attempts" in response.content.decode()
@@ -84,9 +85,9 @@ class TestLoginThrottle:
     def test_ip_is_paused_across_accounts(self, client, settings, member, owner):
         settings.PORTAL_LOGIN_MAX_FAILURES_PER_IP = 4
         for i in range(4):
-            client.post(reverse("login"), {"username": f"nobody{i}@example.test", "password": "wrong"})
+            client.post(reverse("login"), {"login": f"nobody{i}@example.test", "password": "wrong"})
         response = client.post(
-            reverse("login"), {"username": owner.email, "password": "correct-horse-battery-staple"}
+            reverse("login"), {"login": owner.email, "password": "correct-horse-battery-staple"}
         )
         assert "Too many failed sign-in attempts" in response.content.decode()
 
@@ -96,24 +97,24 @@ class TestLoginThrottle:
         for i in range(2):
             client.post(
                 reverse("login"),
-                {"username": f"x{i}@example.test", "password": "wrong"},
+                {"login": f"x{i}@example.test", "password": "wrong"},
                 HTTP_X_FORWARDED_FOR=f"203.0.113.{i}",
             )
         response = client.post(
-            reverse("login"), {"username": member.email, "password": "correct-horse-battery-staple"}
+            reverse("login"), {"login": member.email, "password": "correct-horse-battery-staple"}
         )
         assert "Too many failed sign-in attempts" in response.content.decode()
 
     def test_success_resets_the_account_counter(self, client, settings, member):
         settings.PORTAL_LOGIN_MAX_FAILURES_PER_ACCOUNT = 3
         for _ in range(2):
-            client.post(reverse("login"), {"username": member.email, "password": "wrong"})
-        client.post(reverse("login"), {"username": member.email, "password": "correct-horse-battery-staple"})
+            client.post(reverse("login"), {"login": member.email, "password": "wrong"})
+        client.post(reverse("login"), {"login": member.email, "password": "correct-horse-battery-staple"})
         client.logout()
         for _ in range(2):
-            client.post(reverse("login"), {"username": member.email, "password": "wrong"})
+            client.post(reverse("login"), {"login": member.email, "password": "wrong"})
         response = client.post(
-            reverse("login"), {"username": member.email, "password": "correct-horse-battery-staple"}
+            reverse("login"), {"login": member.email, "password": "correct-horse-battery-staple"}
         )
         assert response.status_code == 302
 
@@ -121,6 +122,7 @@ class TestLoginThrottle:
 @pytest.mark.django_db
 def test_audit_events_are_read_only_in_the_admin(client, organization, owner):
     admin = User.objects.create_superuser(email="staff@portal.test", password="x-long-password-1")
+    enrol_totp(admin)  # staff use the admin only with a second factor
     AuditEvent.objects.create(action="portal.test.event", organization=organization, actor=owner)
     client.force_login(admin)
     event = AuditEvent.objects.get()

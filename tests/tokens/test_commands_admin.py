@@ -10,7 +10,7 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 from django.urls import reverse
 
-from tests.factories import UserFactory
+from tests.factories import UserFactory, enrol_totp
 from tests.tokens.conftest import AppCredentials, request_token
 from tokens.models import M2MApplication, SigningKey
 
@@ -65,7 +65,9 @@ def test_rotate_signing_key_command():
 @pytest.fixture
 def staff_client(db):
     client = Client()
-    client.force_login(UserFactory(email="staff@portal.test", is_staff=True, is_superuser=True))
+    staff = UserFactory(email="staff@portal.test", is_staff=True, is_superuser=True)
+    enrol_totp(staff)  # staff use the admin only with a second factor
+    client.force_login(staff)
     return client
 
 

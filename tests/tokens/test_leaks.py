@@ -14,7 +14,7 @@ from django.test import Client
 from django.urls import reverse
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
-from tests.factories import UserFactory
+from tests.factories import UserFactory, enrol_totp
 from tests.tokens.conftest import basic
 from tokens import keys
 from tokens.models import SigningKey
@@ -94,6 +94,7 @@ def test_no_secret_key_or_token_in_db_logs_or_admin(caplog, owner, app, make_app
     logs = "\n".join(record.getMessage() + str(record.args) for record in caplog.records)
     # Admin pages.
     staff = UserFactory(email="staff@portal.test", is_staff=True, is_superuser=True)
+    enrol_totp(staff)  # staff use the admin only with a second factor
     admin = Client()
     admin.force_login(staff)
     pages = []

@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from portal.selectors import audit_events_for_target
+from portal.stepup import step_up_required
 from portal.tenancy import org_view
 from tokens import services
 from tokens.forms import M2MAppCreateForm, SecretRotateForm
@@ -60,6 +61,7 @@ def app_list(request: HttpRequest) -> HttpResponse:
 
 
 @org_view()
+@step_up_required
 def app_create(request: HttpRequest) -> HttpResponse:
     """Create an application and show its client id and secret once."""
     form = M2MAppCreateForm(
@@ -105,6 +107,7 @@ def app_detail(request: HttpRequest, app_id: int) -> HttpResponse:
 
 @require_POST
 @org_view()
+@step_up_required
 def app_secret_rotate(request: HttpRequest, app_id: int) -> HttpResponse:
     """Add a new secret, schedule the current ones to stop after the overlap, show the new one once."""
     application = _get_app(request, app_id)

@@ -1,0 +1,87 @@
+"""django-allauth adapters: closed signup, the portal's client IP, encrypted MFA secrets."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+
+from allauth.account.adapter import DefaultAccountAdapter
+from allauth.mfa.adapter import DefaultMFAAdapter
+from cryptography.fernet import Fernet
+from django.conf import settings
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest
+
+from portal.net import client_ip
+from portal.throttle import THROTTLED_MESSAGE
+
+
+class PortalAccountAdapter(DefaultAccountAdapter):
+    """Accounts come from invitations and the admin, never from an open signup form."""
+
+    error_messages = {
+        **DefaultAccountAdapter.error_messages,
+        "too_many_login_attempts": THROTTLED_MESSAGE,
+    }
+
+    def is_open_for_signup(self, request: HttpRequest) -> bool:
+        return False
+
+    def get_client_ip(self, request: HttpRequest) -> str:
+        # The same rule as the rest of the portal: X-Forwarded-For only from trusted proxies.
+        ip = client_ip(request)
+        if not ip:
+            raise PermissionDenied("Unable to determine client IP address")
+        return ip
+
+    def is_reauthentication_required(self, *, app: str, **kwargs) -> bool:
+        # allauth's own sensitive pages (adding or removing a second factor) follow the same
+        # rule as the portal's step-up: any authentication within PORTAL_STEP_UP_SECONDS counts,
+        # sign-in included.
+        from allauth.core import context
+
+        from portal.stepup import is_recently_authenticated
+
+        request = context.request
+        if request is not None and request.user.is_authenticated and is_recently_authenticated(request):
+            return False
+        return super().is_reauthentication_required(app=app, **kwargs)
+
+    def send_notification_mail(self, template_prefix, user, context=None, email=None) -> None:
+        # Accounts here have no allauth EmailAddress rows: notify the account's own address.
+        # The MFA adapter asks for this adapter without the request; the mail names the client IP.
+        from allauth.core import context as allauth_context
+
+        if self.request is None:
+            self.request = allauth_context.request
+        if self.request is None:
+            return
+        super().send_notification_mail(template_prefix, user, context, email or user.email)
+
+    def reauthenticate(self, user, password: str) -> bool:
+        # Users need no allauth EmailAddress row: check the password of the signed-in user.
+        ok = bool(password) and user.check_password(password)
+        if not ok:
+            from portal.account_security.events import step_up_failed
+
+            step_up_failed(user=user, method="password")
+        return ok
+
+
+def _mfa_fernet() -> Fernet:
+    # A key of its own, derived from the encryption key the portal already requires, so the
+    # TOTP secrets and recovery-code seeds are not stored in the clear.
+    root = settings.PORTAL_SIGNING_KEY_ENCRYPTION_KEY.encode()
+    derived = hmac.new(root, b"identity-portal mfa secrets v1", hashlib.sha256).digest()
+    return Fernet(base64.urlsafe_b64encode(derived))
+
+
+class PortalMFAAdapter(DefaultMFAAdapter):
+    """Encrypt MFA secrets at rest and name the TOTP issuer after the portal."""
+
+    def encrypt(self, text: str) -> str:
+        return _mfa_fernet().encrypt(text.encode()).decode()
+
+    def decrypt(self, encrypted_text: str) -> str:
+        return _mfa_fernet().decrypt(encrypted_text.encode()).decode()

@@ -1,0 +1,79 @@
+"""Session timeouts and the MFA enrolment gate for people signed in to the dashboard."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+
+from allauth.usersessions.models import UserSession
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import logout
+from django.contrib.auth.views import redirect_to_login
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect
+from django.urls import reverse
+
+from portal.account_security.events import LOGIN_AT, SEEN_AT
+from portal.account_security.policy import enrolment_needed
+
+# How often a session's last-seen time (and its row in the sessions list) is refreshed.
+_SEEN_RESOLUTION_SECONDS = 60
+
+
+def _is_api(request: HttpRequest) -> bool:
+    return request.path.startswith("/api/")
+
+
+class SessionTimeoutMiddleware:
+    """End sessions idle for PORTAL_SESSION_IDLE_SECONDS or older than PORTAL_SESSION_ABSOLUTE_SECONDS."""
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated:
+            now = time.time()
+            session = request.session
+            login_at = session.get(LOGIN_AT)
+            seen_at = session.get(SEEN_AT)
+            if login_at is None:
+                # A session from before these stamps existed starts its clock now.
+                session[LOGIN_AT] = login_at = now
+            idle = seen_at is not None and now - seen_at > settings.PORTAL_SESSION_IDLE_SECONDS
+            if idle or now - login_at > settings.PORTAL_SESSION_ABSOLUTE_SECONDS:
+                logout(request)
+                if _is_api(request):
+                    return self.get_response(request)
+                messages.info(request, "Your session has ended. Sign in again to continue.")
+                return redirect_to_login(request.get_full_path())
+            if seen_at is None or now - seen_at > _SEEN_RESOLUTION_SECONDS:
+                session[SEEN_AT] = now
+                # Best effort: the sessions list must never break a request.
+                with contextlib.suppress(Exception):
+                    UserSession.objects.create_from_request(request)
+        return self.get_response(request)
+
+
+class MfaEnrolmentMiddleware:
+    """Send people who must use a second factor, and have none yet, to enrolment; allow nothing else."""
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+        self.allowed_prefixes = ("/accounts/", f"/{settings.STATIC_URL.strip('/')}/", "/healthz")
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        user = getattr(request, "user", None)
+        if (
+            user is not None
+            and user.is_authenticated
+            and not request.path.startswith(self.allowed_prefixes)
+            and enrolment_needed(request)
+        ):
+            text = "Set up two-factor authentication to continue: your account or organisation requires it."
+            if _is_api(request):
+                return JsonResponse({"detail": text}, status=403)
+            messages.warning(request, text)
+            return redirect(reverse("mfa_index"))
+        return self.get_response(request)

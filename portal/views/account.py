@@ -1,0 +1,74 @@
+"""Account security pages: one's sessions, and an organisation's two-factor requirement."""
+
+from __future__ import annotations
+
+from allauth.usersessions.models import UserSession
+from allauth.usersessions.views import ListUserSessionsView
+from django import forms
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext_lazy as _
+
+from portal.account_security.events import sessions_ended
+from portal.models import MfaRequirement, Role
+from portal.services import organizations as org_services
+from portal.stepup import step_up_required
+from portal.tenancy import org_view
+
+
+class SessionsView(ListUserSessionsView):
+    """List the user's sessions (device, IP, last seen) and sign out all the others."""
+
+    def get_context_data(self, **kwargs) -> dict:
+        context = super().get_context_data(**kwargs)
+        # Last-seen is kept by portal.account_security.middleware (once a minute), not by allauth.
+        context["show_last_seen_at"] = True
+        return context
+
+    def form_valid(self, form) -> HttpResponse:
+        user = self.request.user
+        others = UserSession.objects.filter(user=user).exclude(session_key=self.request.session.session_key)
+        count = others.count()
+        response = super().form_valid(form)
+        with transaction.atomic():
+            sessions_ended(actor=user, user=user, count=count, via="sessions-page")
+        return response
+
+
+sessions = SessionsView.as_view()
+
+
+class MfaRequirementForm(forms.Form):
+    mfa_required = forms.ChoiceField(
+        label=_("Two-factor authentication"),
+        choices=MfaRequirement.choices,
+        widget=forms.RadioSelect,
+        help_text=_("People who must use it are sent to set it up the next time they open a page."),
+    )
+
+
+@org_view(managers_only=True)
+@step_up_required
+def org_security(request: HttpRequest) -> HttpResponse:
+    """Show the organisation's two-factor requirement; let owners change it."""
+    organization = request.organization
+    is_owner = request.membership.role == Role.OWNER
+    form = MfaRequirementForm(request.POST or None, initial={"mfa_required": organization.mfa_required})
+    if request.method == "POST":
+        if not is_owner:
+            raise PermissionDenied("Only owners can change the organisation's two-factor requirement.")
+        if form.is_valid():
+            org_services.organization_set_mfa_requirement(
+                organization=organization, requirement=form.cleaned_data["mfa_required"], actor=request.user
+            )
+            messages.success(request, "Two-factor requirement saved.")
+            return redirect("org-security", org_slug=organization.slug)
+    return render(
+        request,
+        "portal/org_security.html",
+        {"form": form, "is_owner": is_owner},
+        status=400 if request.method == "POST" else 200,
+    )
