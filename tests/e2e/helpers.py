@@ -147,7 +147,15 @@ def record_problems(page: Page) -> list[str]:
             and problems.append(f"{response.status} for {response.url}")
         ),
     )
-    page.on("requestfailed", lambda request: problems.append(f"request failed: {request.url}"))
+    page.on(
+        "requestfailed",
+        lambda request: (
+            # A navigation (or a form post) aborts sub-resources still loading, such as the
+            # favicon: that is the browser moving on, not a broken asset.
+            "ERR_ABORTED" not in (request.failure or "")
+            and problems.append(f"request failed: {request.url} ({request.failure})")
+        ),
+    )
     return problems
 
 
