@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db.models import Q, QuerySet
+from django.db.models import CharField, F, Q, QuerySet, Value
 from django.utils import timezone
 
 from credentials.models import ApiKey, ApiKeyStatus, Scope
@@ -77,3 +77,16 @@ def api_key_chain(api_key: ApiKey, *, limit: int = 20) -> list[ApiKey]:
 def organization_members(organization: Organization) -> QuerySet[User]:
     """Return the users who belong to the organisation, by email (the possible key owners)."""
     return User.objects.filter(memberships__organization=organization).order_by("email")
+
+
+def api_keys_inventory(organization: Organization | None) -> QuerySet[ApiKey]:
+    """Return keys annotated with the inventory's common columns (all organisations for None)."""
+    keys = ApiKey.objects.all() if organization is None else ApiKey.objects.filter(organization=organization)
+    return keys.annotate(
+        row_kind=Value("api_key", output_field=CharField()),
+        row_ref=F("key_id"),
+        row_owner_email=F("owner__email"),
+        row_created=F("created_at"),
+        row_expires=F("expires_at"),
+        row_last_used=F("last_used_at"),
+    )
