@@ -594,6 +594,8 @@ def governed_kind():
         model=ApiKey,
         touch_field="updated_at",
         ref_attr="key_id",
+        url_kwarg="key_id",
+        lookup_field="key_id",
         inventory_queryset=api_keys_inventory,
         scopes_of=lambda api_key: list(api_key.scopes),
         scopes_for=_scopes_for,

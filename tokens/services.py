@@ -433,6 +433,8 @@ def governed_kind():
         model=M2MApplication,
         touch_field="updated",
         ref_attr="client_id",
+        url_kwarg="app_id",
+        lookup_field="pk",
         inventory_queryset=m2m_apps_inventory,
         scopes_of=lambda application: list(application.allowed_scopes.values_list("name", flat=True)),
         scopes_for=_scopes_for,

@@ -31,6 +31,8 @@ class GovernedKind:
     model: type[models.Model]
     touch_field: str  # the model's auto_now column
     ref_attr: str  # the public identifier shown in lists ("key_id", "client_id")
+    url_kwarg: str  # the dashboard URL kwarg naming one row ("key_id", "app_id")
+    lookup_field: str  # the model field that URL kwarg matches ("key_id", "pk")
     #: Return the organisation's rows annotated with the inventory columns (see selectors).
     inventory_queryset: Callable[[Organization | None], QuerySet]
     scopes_of: Callable[[Any], list[str]]

@@ -375,6 +375,29 @@ def credential_secret_issue(*, credential: models.Model, actor: User) -> tuple[m
     return credential, plaintext
 
 
+@transaction.atomic
+def credential_scopes_set(
+    *, credential: models.Model, scopes: Iterable[str], actor: User | None
+) -> models.Model:
+    """Set a credential's scopes directly; a widening under a policy requiring approval is refused."""
+    kind = kind_of(credential)
+    credential = _locked(credential)
+    if credential.status != CredentialStatus.ACTIVE:
+        raise ValidationError(f"A {credential.status} credential's scopes cannot change.", code="inactive")
+    old = sorted(kind.scopes_of(credential))
+    new = sorted(set(scopes))
+    if scope_increase_needs_approval(credential.organization, old, new):
+        raise ValidationError(
+            {"scopes": "Your organisation requires an approval for more scopes."}, code="approval"
+        )
+    if new == old:
+        return credential
+    kind.set_scopes(credential, new)
+    _audit(kind, "scopes_changed", credential=credential, actor=actor, extra={"from": old, "to": new})
+    transaction.on_commit(lambda: kind.changed(credential))
+    return credential
+
+
 # --- ownership ------------------------------------------------------------------------------
 
 
