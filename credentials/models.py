@@ -19,6 +19,7 @@ from credentials.governance.models import (  # noqa: F401 - the governance model
     GovernedCredential,
     Notice,
     OrganizationPolicy,
+    PendingApproval,
     status_constraints,
 )
 from portal.models import ExpiringModel, Organization, TimestampedModel

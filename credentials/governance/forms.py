@@ -117,8 +117,6 @@ class JustificationField(forms.CharField):
         kwargs.setdefault("widget", forms.Textarea(attrs={"rows": 3}))
         kwargs.setdefault(
             "help_text",
-            _(
-                "Why it is needed. An owner or admin approves it before any secret exists."
-            ),
+            _("Why it is needed. An owner or admin approves it before any secret exists."),
         )
         super().__init__(**kwargs)

@@ -236,6 +236,22 @@ class CredentialRequest(TimestampedModel):
         return f"{self.get_request_type_display()}: {self.credential_label}"
 
 
+class PendingApprovalManager(models.Manager):
+    def get_queryset(self):
+        return super().get_queryset().filter(state=RequestState.PENDING)
+
+
+class PendingApproval(CredentialRequest):
+    """The staff queue of requests waiting for a decision (an admin changelist)."""
+
+    objects = PendingApprovalManager()
+
+    class Meta:
+        proxy = True
+        verbose_name = _("pending approval")
+        verbose_name_plural = _("pending approvals")
+
+
 class Notice(models.Model):
     """One lifecycle email that was sent; the unique constraint makes each notice go out once."""
 
