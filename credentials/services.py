@@ -248,7 +248,11 @@ def _issue_first_secret(api_key: ApiKey, actor: User | None, request: Credential
     api_key.created_at = timezone.now()
     expires_at = timezone.now() + timedelta(days=request.lifetime_days) if request.lifetime_days else None
     api_key.expires_at = governance.check_lifetime(api_key.organization, "api_key", expires_at)
-    api_key.save(update_fields=["pepper_id", "digest", "last4", "created_at", "expires_at", "updated_at"])
+    # The digest and the status change together (the table's check constraint).
+    api_key.status = ApiKeyStatus.ACTIVE
+    api_key.save(
+        update_fields=["pepper_id", "digest", "last4", "status", "created_at", "expires_at", "updated_at"]
+    )
     return plaintext, {
         "key_id": api_key.key_id,
         "expires_at": api_key.expires_at.isoformat() if api_key.expires_at else None,
@@ -292,6 +296,11 @@ def api_key_update(
         changes.update(governance.clear_orphan(api_key))
     if scopes is not None:
         names = _check_scopes(scopes)
+        if governance.scope_increase_needs_approval(api_key.organization, api_key.scopes, names):
+            raise ValidationError(
+                {"scopes": "Your organisation approves scope increases: request them in the dashboard."},
+                code="approval",
+            )
         if names != sorted(api_key.scopes):
             changes["scopes"] = {"from": sorted(api_key.scopes), "to": names}
             api_key.scopes = names

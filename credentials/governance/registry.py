@@ -44,7 +44,8 @@ class GovernedKind:
     issue_secret: Callable[[Any, User | None, Any], tuple[str, dict[str, Any]]]
     #: Revoke through the kind's own service (one audit event there).
     revoke: Callable[[Any, User | None, str], Any]
-    #: Run after every governance change, e.g. to drop a verification cache.
+    #: Run inside the transaction after every governance change (API keys drop their cached
+    #: verification snapshot now and store a fresh one after commit).
     changed: Callable[[Any], None]
     #: The dashboard path of one row: (organisation slug, pk, public ref) -> path.
     detail_path: Callable[[str, int, str], str]

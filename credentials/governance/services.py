@@ -290,7 +290,7 @@ def credential_request_approve(
         if credential.status != CredentialStatus.ACTIVE:
             raise ValidationError("The credential is no longer active.", code="inactive")
         kind.set_scopes(credential, request.requested_scopes)
-        transaction.on_commit(lambda: kind.changed(credential))
+        kind.changed(credential)
     request.state = RequestState.APPROVED
     request.decided_by = actor
     request.decided_at = timezone.now()
@@ -371,7 +371,7 @@ def credential_secret_issue(*, credential: models.Model, actor: User) -> tuple[m
     _audit(
         kind, "secret_issued", credential=credential, actor=actor, extra={"request_id": approved.pk, **extra}
     )
-    transaction.on_commit(lambda: kind.changed(credential))
+    kind.changed(credential)
     return credential, plaintext
 
 
@@ -394,7 +394,7 @@ def credential_scopes_set(
         return credential
     kind.set_scopes(credential, new)
     _audit(kind, "scopes_changed", credential=credential, actor=actor, extra={"from": old, "to": new})
-    transaction.on_commit(lambda: kind.changed(credential))
+    kind.changed(credential)
     return credential
 
 
@@ -470,7 +470,7 @@ def credential_reassign_owner(
     if via:
         extra["via"] = via
     _audit(kind, "owner_reassigned", credential=credential, actor=actor, extra=extra)
-    transaction.on_commit(lambda: kind.changed(credential))
+    kind.changed(credential)
     return credential
 
 
@@ -525,7 +525,7 @@ def credential_recertify(
     )
     extra["next_review_due"] = credential.review_due_at.isoformat()
     _audit(kind, "recertified", credential=credential, actor=actor, extra=extra)
-    transaction.on_commit(lambda: kind.changed(credential))
+    kind.changed(credential)
     return credential
 
 
@@ -545,7 +545,7 @@ def credential_suspend(*, credential: models.Model, actor: User | None, reason: 
     credential.suspension_reason = reason
     _save(credential, kind, "status", "suspended_at", "suspension_reason")
     _audit(kind, "suspended", credential=credential, actor=actor, extra={"reason": reason})
-    transaction.on_commit(lambda: kind.changed(credential))
+    kind.changed(credential)
     return credential
 
 
@@ -562,7 +562,7 @@ def credential_restore(*, credential: models.Model, actor: User | None) -> model
     credential.suspension_reason = ""
     _save(credential, kind, "status", "suspended_at", "suspension_reason")
     _audit(kind, "restored", credential=credential, actor=actor, extra={"reason": reason})
-    transaction.on_commit(lambda: kind.changed(credential))
+    kind.changed(credential)
     return credential
 
 
