@@ -103,7 +103,8 @@ def _filtered(
         qs = qs.filter(Q(name__icontains=filters.search) | Q(row_ref__startswith=filters.search))
     if filters.scope:
         qs = kind.filter_scope(qs, filters.scope)
-    return qs.values(*COLUMNS)
+    # The model orderings must go: a UNION part cannot carry its own ORDER BY.
+    return qs.order_by().values(*COLUMNS)
 
 
 def inventory_queryset(
