@@ -685,7 +685,11 @@ def _scheduled_notices(now: datetime) -> Iterable[tuple[str, models.Q, str]]:
 
     active = models.Q(status=CredentialStatus.ACTIVE)
     # A credential with 3 days or less left gets only the 3-day notice.
-    yield "expiring_14d", flag_q("expiring", now) & models.Q(row_expires__gt=now + timedelta(days=3)), "row_expires"
+    yield (
+        "expiring_14d",
+        flag_q("expiring", now) & models.Q(row_expires__gt=now + timedelta(days=3)),
+        "row_expires",
+    )
     yield (
         "expiring_3d",
         active & models.Q(row_expires__gt=now, row_expires__lte=now + timedelta(days=3)),
