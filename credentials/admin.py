@@ -126,7 +126,7 @@ class ApiKeyAdmin(GovernedCredentialAdminMixin, admin.ModelAdmin):
     @admin.action(description="Revoke selected API keys")
     def revoke_selected(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
         revoked = 0
-        for api_key in queryset.filter(status=ApiKeyStatus.ACTIVE):
+        for api_key in queryset.filter(status__in=[ApiKeyStatus.ACTIVE, ApiKeyStatus.SUSPENDED]):
             try:
                 api_key_revoke(
                     api_key=api_key, actor=request.user, reason="Revoked by staff in the admin.", via="admin"

@@ -44,8 +44,8 @@ def api_keys_filtered(
         keys = keys.filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now), status=ApiKeyStatus.ACTIVE)
     elif status == ApiKeyStatus.EXPIRED:
         keys = keys.filter(status=ApiKeyStatus.ACTIVE, expires_at__lte=now)
-    elif status == ApiKeyStatus.REVOKED:
-        keys = keys.filter(status=ApiKeyStatus.REVOKED)
+    elif status in ApiKeyStatus.values:
+        keys = keys.filter(status=status)
     if environment:
         keys = keys.filter(environment=environment)
     if owner_id:

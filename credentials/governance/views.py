@@ -154,10 +154,13 @@ def approvals(request: HttpRequest) -> HttpResponse:
     decided = list(
         requests_for(organization).exclude(state=RequestState.PENDING).order_by("-decided_at", "-id")[:20]
     )
+    refs = _refs([*pending, *decided])
     for item in [*pending, *decided]:
         kind = get_kind(item.kind)
         item.kind_label = kind.label
-        item.path = kind.detail_path(organization.slug, item.object_id, _ref(item))
+        item.path = kind.detail_path(
+            organization.slug, item.object_id, refs.get((item.kind, item.object_id), "")
+        )
     return render(
         request,
         "credentials/governance/approvals.html",
@@ -165,12 +168,17 @@ def approvals(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _ref(item) -> str:
-    # The API key page is addressed by key id; fetch it only for API keys (apps use the pk).
-    kind = get_kind(item.kind)
-    if kind.lookup_field == "pk":
-        return str(item.object_id)
-    return kind.model.objects.filter(pk=item.object_id).values_list(kind.ref_attr, flat=True).first() or ""
+def _refs(items) -> dict[tuple[str, int], str]:
+    """Return the public ref of each request's credential, with one query per kind."""
+    ids: dict[str, set[int]] = {}
+    for item in items:
+        ids.setdefault(item.kind, set()).add(item.object_id)
+    refs = {}
+    for key, pks in ids.items():
+        kind = get_kind(key)
+        for pk, ref in kind.model.objects.filter(pk__in=pks).values_list("pk", kind.ref_attr):
+            refs[(key, pk)] = ref
+    return refs
 
 
 def _request_or_404(request: HttpRequest, request_id: int):

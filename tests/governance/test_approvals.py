@@ -268,3 +268,34 @@ def _basic(client_id, secret):
     import base64
 
     return "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+
+
+def test_approvals_page_query_count_does_not_grow(
+    organization, owner_client, member, scopes, django_assert_max_num_queries
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from credentials.services import api_key_request
+    from tokens.services import m2m_app_request
+
+    def make(n, start):
+        for i in range(start, start + n):
+            for create in (api_key_request, m2m_app_request):
+                create(
+                    organization=organization,
+                    name=f"r{i}",
+                    owner=member,
+                    scopes=[],
+                    requester=member,
+                    justification="x",
+                )
+
+    url = reverse("org-approvals", kwargs={"org_slug": organization.slug})
+    make(2, 0)
+    with CaptureQueriesContext(connection) as small:
+        assert owner_client.get(url).status_code == 200
+    make(15, 2)
+    with django_assert_max_num_queries(len(small)):
+        page = owner_client.get(url)
+    assert page.content.decode().count("Approve<span") == 34
