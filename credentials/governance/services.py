@@ -201,7 +201,7 @@ def credential_request_create(
         raise ValidationError("Unknown request type.")
     credential = _locked(credential)
     scopes = sorted(set(requested_scopes))
-    previous = sorted(kind.scopes_of(credential))
+    previous = sorted(kind.scopes_of(credential)) if request_type == RequestType.SCOPE_INCREASE else []
     if request_type == RequestType.SCOPE_INCREASE:
         if credential.status != CredentialStatus.ACTIVE:
             raise ValidationError("Only an active credential can get more scopes.", code="inactive")
