@@ -14,7 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from credentials.governance.selectors import FLAGS, STATUSES, inventory_queryset, inventory_rows
+from credentials.governance.selectors import FLAGS, STATUSES, inventory_list, inventory_rows
 from credentials.governance.views import inventory_filters
 from credentials.selectors import organization_members
 from portal.api.whoami import machine_authentication_classes
@@ -79,7 +79,7 @@ class InventoryView(APIView):
         except ValueError:
             raise exceptions.ValidationError({"page": "Use whole numbers for page and page_size."}) from None
         now = timezone.now()
-        paginator = Paginator(inventory_queryset(organization, filters, now=now), size)
+        paginator = Paginator(inventory_list(organization, filters, now=now), size)
         try:
             page = paginator.page(number)
         except EmptyPage:

@@ -30,6 +30,7 @@ from credentials.governance.registry import credential_path, get_kind, kind_of
 from credentials.governance.selectors import (
     FLAG_LABELS,
     InventoryFilters,
+    inventory_list,
     inventory_queryset,
     inventory_rows,
     pending_requests_for,
@@ -86,7 +87,7 @@ def inventory(request: HttpRequest) -> HttpResponse:
     organization = request.organization
     form, filters = inventory_filters(request, organization_members(organization))
     now = timezone.now()
-    page = Paginator(inventory_queryset(organization, filters, now=now), PAGE_SIZE).get_page(
+    page = Paginator(inventory_list(organization, filters, now=now), PAGE_SIZE).get_page(
         request.GET.get("page")
     )
     rows = inventory_rows(list(page.object_list), org_slug=organization.slug, now=now)

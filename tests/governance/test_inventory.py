@@ -203,3 +203,26 @@ def test_inventory_api_rejects_bad_input(owner_client, organization):
     assert owner_client.get(f"/api/v1/orgs/{organization.slug}/inventory/?flag=nope").status_code == 400
     assert owner_client.get(f"/api/v1/orgs/{organization.slug}/inventory/?page=x").status_code == 400
     assert owner_client.get(f"/api/v1/orgs/{organization.slug}/inventory/?page=9").status_code == 404
+
+
+def test_pages_cover_every_row_once_in_order(owner_client, organization, member, scopes):
+    now = timezone.now()
+    for i in range(13):
+        key, _ = api_key_create(
+            organization=organization, name=f"key {i}", owner=member, scopes=[], actor=member
+        )
+        ApiKey.objects.filter(pk=key.pk).update(created_at=now - timedelta(minutes=3 * i))
+        app, _ = m2m_app_create(organization=organization, name=f"app {i}", owner=member, actor=member)
+        M2MApplication.objects.filter(pk=app.pk).update(
+            created=now - timedelta(minutes=3 * i + (1 if i % 2 else -1))
+        )
+    names = []
+    for number in range(1, 5):
+        body = _api(owner_client, organization, f"?page_size=7&page={number}")
+        names += [r["name"] for r in body["results"]]
+    export = owner_client.get(reverse("org-inventory-csv", kwargs={"org_slug": organization.slug}))
+    csv_names = [r["name"] for r in csv.DictReader(io.StringIO(b"".join(export.streaming_content).decode()))]
+    assert len(names) == 26 and len(set(names)) == 26
+    assert names == csv_names
+    created = [r["created"] for r in _api(owner_client, organization, "?page_size=26")["results"]]
+    assert created == sorted(created, reverse=True)
