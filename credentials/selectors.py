@@ -89,4 +89,6 @@ def api_keys_inventory(organization: Organization | None) -> QuerySet[ApiKey]:
         row_created=F("created_at"),
         row_expires=F("expires_at"),
         row_last_used=F("last_used_at"),
+        # A rotated key expires at the end of its overlap on purpose: no expiry notice for it.
+        row_superseded=Q(rotated_at__isnull=False),
     )

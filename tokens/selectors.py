@@ -117,6 +117,7 @@ def m2m_apps_inventory(organization: Organization | None) -> QuerySet[M2MApplica
     return apps.annotate(
         row_kind=Value("m2m_app", output_field=CharField()),
         row_ref=F("client_id"),
+        row_superseded=Value(False),
         row_owner_email=F("owner__email"),
         row_created=F("created"),
         row_expires=Case(

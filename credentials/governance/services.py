@@ -684,15 +684,17 @@ def _scheduled_notices(now: datetime) -> Iterable[tuple[str, models.Q, str]]:
     from credentials.governance.selectors import flag_q
 
     active = models.Q(status=CredentialStatus.ACTIVE)
-    # A credential with 3 days or less left gets only the 3-day notice.
+    # A credential with 3 days or less left gets only the 3-day notice; a rotated API key,
+    # which expires at the end of its overlap by design, gets none.
+    current = models.Q(row_superseded=False)
     yield (
         "expiring_14d",
-        flag_q("expiring", now) & models.Q(row_expires__gt=now + timedelta(days=3)),
+        current & flag_q("expiring", now) & models.Q(row_expires__gt=now + timedelta(days=3)),
         "row_expires",
     )
     yield (
         "expiring_3d",
-        active & models.Q(row_expires__gt=now, row_expires__lte=now + timedelta(days=3)),
+        current & active & models.Q(row_expires__gt=now, row_expires__lte=now + timedelta(days=3)),
         "row_expires",
     )
     yield (

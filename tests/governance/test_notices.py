@@ -104,3 +104,15 @@ def test_approval_requested_notice_goes_to_the_other_admins_once(
     with django_capture_on_commit_callbacks(execute=True):
         call_command("send_credential_notices")
     assert len(mail.outbox) == 1
+
+
+def test_a_rotated_key_ending_its_overlap_gets_no_expiry_notice(
+    organization, member, scopes, django_capture_on_commit_callbacks
+):
+    from credentials.services import api_key_create, api_key_rotate
+
+    key, _ = api_key_create(organization=organization, name="rotated", owner=member, scopes=[], actor=member)
+    api_key_rotate(api_key=key, actor=member, overlap=timedelta(hours=24))
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("send_credential_notices")
+    assert mail.outbox == []

@@ -208,3 +208,33 @@ def test_suspended_fails_exactly_like_revoked(kit, member, owner, client):
 def whoami_answer(client, bearer):
     response = client.get("/api/v1/whoami", HTTP_AUTHORIZATION=f"Bearer {bearer}")
     return response.status_code, response.json(), response.get("WWW-Authenticate")
+
+
+def test_removing_a_member_in_the_admin_orphans_their_credentials(kit, owner, member, organization):
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    credential, _secret = kit.create(owner=member)
+    staff = get_user_model().objects.create_superuser(email="staff@portal.test", password="x")
+    client = Client()
+    client.force_login(staff)
+    url = reverse("admin:portal_organization_change", args=[organization.pk])
+    page = client.get(url)
+    data = {"slug": organization.slug, "name": organization.name}
+    for formset in page.context["inline_admin_formsets"]:
+        management = formset.formset.management_form
+        for name, field in management.fields.items():
+            data[f"{management.prefix}-{name}"] = management.initial.get(name, field.initial)
+        for form in formset.formset.forms:
+            for name in form.fields:
+                value = form.initial.get(name)
+                data[f"{form.prefix}-{name}"] = getattr(value, "pk", value) if value is not None else ""
+            data[f"{form.prefix}-id"] = form.instance.pk or ""
+            if form.instance.pk and form.instance.user_id == member.pk:
+                data[f"{form.prefix}-DELETE"] = "on"
+    response = client.post(url, data)
+    assert response.status_code == 302
+    assert not Membership.objects.filter(user=member, organization=organization).exists()
+    credential = kit.reload(credential)
+    assert credential.orphaned_at is not None
+    assert AuditEvent.objects.get(action=f"{kit.audit_prefix}.orphaned").actor == staff
