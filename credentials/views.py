@@ -218,7 +218,10 @@ def api_key_rotate_view(request: HttpRequest, key_id: str) -> HttpResponse:
     api_key = get_object_or_404(api_keys_for(request.organization), key_id=key_id)
     if not _may_change(request, api_key):
         raise PermissionDenied("Only the key's owner or an organisation admin can rotate it.")
-    form = ApiKeyRotateForm(request.POST if request.method == "POST" else None)
+    form = ApiKeyRotateForm(
+        request.POST if request.method == "POST" else None,
+        initial={"overlap_hours": governance.policy_for(request.organization).default_rotation_overlap_hours},
+    )
     status = 200
     if request.method == "POST":
         status = 400

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from credentials.forms import OVERLAP_CHOICES
 from credentials.governance.models import OrganizationPolicy
 from credentials.governance.selectors import FLAG_LABELS, STATUSES
 from credentials.selectors import scope_catalogue
@@ -59,6 +60,14 @@ class DecisionForm(forms.Form):
 
 
 class PolicyForm(forms.ModelForm):
+    # The overlaps the API key rotation form offers, so the default is always one of them.
+    default_rotation_overlap_hours = forms.TypedChoiceField(
+        label=_("Default rotation overlap"),
+        choices=OVERLAP_CHOICES,
+        coerce=int,
+        help_text=_("Preselected when someone rotates a key or a client secret."),
+    )
+
     class Meta:
         model = OrganizationPolicy
         fields = [

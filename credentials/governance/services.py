@@ -203,6 +203,10 @@ def credential_request_create(
     scopes = sorted(set(requested_scopes))
     previous = sorted(kind.scopes_of(credential)) if request_type == RequestType.SCOPE_INCREASE else []
     if request_type == RequestType.SCOPE_INCREASE:
+        if credential.owner_id != requester.pk and not is_manager(requester, credential.organization):
+            raise ValidationError(
+                "Only the owner or an organisation admin can ask for more scopes.", code="not_owner"
+            )
         if credential.status != CredentialStatus.ACTIVE:
             raise ValidationError("Only an active credential can get more scopes.", code="inactive")
         if not set(scopes) - set(previous):

@@ -261,3 +261,26 @@ def test_issued_secret_is_stored_only_as_a_digest(kit, organization, owner, memb
     dump += " ".join(str(e.extra) for e in AuditEvent.objects.all())
     dump += " ".join(str(r.__dict__) for r in CredentialRequest.objects.all())
     assert secret not in dump
+
+
+def test_default_overlap_is_preselected_when_rotating(kit, owner, owner_client, organization):
+    services.policy_update(organization=organization, actor=owner, default_rotation_overlap_hours=72)
+    credential, _ = kit.create(owner=owner)
+    url = kit.url(credential, "rotate") if kit.key == "api_key" else kit.url(credential)
+    page = owner_client.get(url).content.decode()
+    if kit.key == "api_key":
+        assert '<option value="72" selected>' in page
+    else:
+        assert 'name="overlap_hours" value="72"' in page
+
+
+def test_only_owner_or_admin_asks_for_more_scopes(kit, organization, owner, member):
+    credential, _ = kit.create(owner=owner)
+    with pytest.raises(ValidationError, match="owner or an organisation admin"):
+        services.credential_request_create(
+            credential=credential,
+            requester=member,
+            request_type=RequestType.SCOPE_INCREASE,
+            justification="x",
+            requested_scopes=["orders:read", "orders:write"],
+        )

@@ -127,7 +127,11 @@ def app_detail(request: HttpRequest, app_id: int) -> HttpResponse:
     context = {
         "application": application,
         "secrets": client_secrets_for(application).select_related("created_by"),
-        "rotate_form": SecretRotateForm(),
+        "rotate_form": SecretRotateForm(
+            initial={
+                "overlap_hours": governance.policy_for(request.organization).default_rotation_overlap_hours
+            }
+        ),
         "can_manage": request.membership.is_manager or application.owner_id == request.user.pk,
         "events": audit_events_for_target(request.organization, application)[:20],
         **governance_context(request, application),
