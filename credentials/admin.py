@@ -6,9 +6,9 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
-from django.template.response import TemplateResponse
+from django.http import HttpRequest
 
+from credentials.governance.admin import GovernanceQueueFilter, GovernedCredentialAdminMixin
 from credentials.models import ApiKey, ApiKeyStatus, Scope
 from credentials.selectors import organization_members
 from credentials.services import api_key_revoke, api_key_update
@@ -39,7 +39,7 @@ class StateFilter(admin.SimpleListFilter):
     parameter_name = "state"
 
     def lookups(self, request, model_admin):
-        return ApiKeyStatus.choices
+        return [(v, label) for v, label in ApiKeyStatus.choices]
 
     def queryset(self, request, queryset):
         from django.db.models import Q
@@ -50,13 +50,13 @@ class StateFilter(admin.SimpleListFilter):
             return queryset.filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now), status="active")
         if self.value() == ApiKeyStatus.EXPIRED:
             return queryset.filter(status="active", expires_at__lte=now)
-        if self.value() == ApiKeyStatus.REVOKED:
-            return queryset.filter(status="revoked")
+        if self.value():
+            return queryset.filter(status=self.value())
         return queryset
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
+class ApiKeyAdmin(GovernedCredentialAdminMixin, admin.ModelAdmin):
     form = ApiKeyAdminForm
     list_display = [
         "name",
@@ -67,9 +67,10 @@ class ApiKeyAdmin(admin.ModelAdmin):
         "environment",
         "last_used_at",
         "expires_at",
+        "review_due_at",
         "created_at",
     ]
-    list_filter = [StateFilter, "environment", "organization"]
+    list_filter = [GovernanceQueueFilter, StateFilter, "environment", "organization"]
     search_fields = ["name", "key_id", "owner__email", "organization__slug", "organization__name"]
     list_select_related = ["organization", "owner"]
     # The digest and pepper id are deliberately absent: nothing secret-derived is shown.
@@ -90,9 +91,15 @@ class ApiKeyAdmin(admin.ModelAdmin):
         "revoked_at",
         "revoked_by",
         "revocation_reason",
+        "review_due_at",
+        "last_reviewed_at",
+        "last_reviewed_by",
+        "orphaned_at",
+        "suspended_at",
+        "suspension_reason",
     ]
     fields = ["key_display", "name", "organization", "owner", *readonly_fields[3:]]
-    actions = ["revoke_selected", "reassign_owner"]
+    actions = ["revoke_selected", *GovernedCredentialAdminMixin.governance_actions]
 
     @admin.display(description="key")
     def key_display(self, obj: ApiKey) -> str:
@@ -119,7 +126,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
     @admin.action(description="Revoke selected API keys")
     def revoke_selected(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
         revoked = 0
-        for api_key in queryset.filter(status=ApiKeyStatus.ACTIVE):
+        for api_key in queryset.filter(status__in=[ApiKeyStatus.ACTIVE, ApiKeyStatus.SUSPENDED]):
             try:
                 api_key_revoke(
                     api_key=api_key, actor=request.user, reason="Revoked by staff in the admin.", via="admin"
@@ -128,50 +135,3 @@ class ApiKeyAdmin(admin.ModelAdmin):
                 continue
             revoked += 1
         self.message_user(request, f"Revoked {revoked} API key(s).", messages.SUCCESS)
-
-    @admin.action(description="Reassign the owner of selected API keys")
-    def reassign_owner(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> HttpResponse | None:
-        organization_ids = set(queryset.values_list("organization_id", flat=True))
-        if len(organization_ids) != 1:
-            self.message_user(request, "Select keys of one organisation at a time.", messages.ERROR)
-            return None
-        organization = queryset.first().organization
-        form = ReassignOwnerForm(
-            request.POST if "apply" in request.POST else None, members=organization_members(organization)
-        )
-        if form.is_valid():
-            changed = 0
-            for api_key in queryset:
-                try:
-                    api_key_update(
-                        api_key=api_key, actor=request.user, owner=form.cleaned_data["owner"], via="admin"
-                    )
-                except ValidationError as exc:
-                    self.message_user(request, " ".join(exc.messages), messages.ERROR)
-                    return None
-                changed += 1
-            self.message_user(
-                request,
-                f"{changed} key(s) now owned by {form.cleaned_data['owner'].email}.",
-                messages.SUCCESS,
-            )
-            return None
-        context = {
-            **self.admin_site.each_context(request),
-            "title": "Reassign the owner",
-            "form": form,
-            "keys": queryset,
-            "organization": organization,
-            "opts": self.model._meta,
-            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
-        }
-        return TemplateResponse(request, "admin/credentials/apikey/reassign_owner.html", context)
-
-
-class ReassignOwnerForm(forms.Form):
-    owner = forms.ModelChoiceField(label="New owner", queryset=None)
-
-    def __init__(self, *args, members, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["owner"].queryset = members
-        self.fields["owner"].label_from_instance = lambda u: u.email

@@ -19,6 +19,7 @@ from rest_framework.viewsets import GenericViewSet
 
 from credentials import keys, serializers
 from credentials.authentication import ApiKeyAuthentication
+from credentials.governance.services import approval_required
 from credentials.models import ApiKey
 from credentials.permissions import VERIFY_SCOPE, HasScopes, OrganizationApiKeyAccess
 from credentials.selectors import api_keys_filtered
@@ -153,6 +154,10 @@ class ApiKeyViewSet(GenericViewSet):
         actor, via = self._actor()
         owner = self._owner(data.validated_data.get("owner")) or actor
         self._check_may_change(new_owner=owner)
+        if approval_required(self.organization, "api_key"):
+            raise exceptions.PermissionDenied(
+                "Your organisation approves new API keys first: request one in the dashboard."
+            )
         try:
             api_key, plaintext = api_key_create(
                 organization=self.organization,

@@ -10,3 +10,7 @@ class CredentialsConfig(AppConfig):
     def ready(self) -> None:
         # Registers the OpenAPI description of API-key authentication with drf-spectacular.
         from credentials import schema  # noqa: F401
+        from credentials.governance.registry import register
+        from credentials.services import governed_kind
+
+        register(governed_kind())

@@ -36,11 +36,11 @@ def display_prefix(environment: str, key_id: str) -> str:
     return f"{PREFIX}_{environment}_{key_id}"
 
 
-def generate(environment: str) -> tuple[str, str]:
-    """Return `(key_id, plaintext key)` for a new key in `environment`."""
+def generate(environment: str, key_id: str | None = None) -> tuple[str, str]:
+    """Return `(key_id, plaintext key)` for a new key in `environment` (keeping a reserved `key_id`)."""
     if environment not in ENVIRONMENTS:
         raise ValueError(f"unknown environment {environment!r}")
-    key_id = random_base62(KEY_ID_LENGTH)
+    key_id = key_id or random_base62(KEY_ID_LENGTH)
     body = display_prefix(environment, key_id) + random_base62(SECRET_LENGTH)
     return key_id, body + crc32_base62(body)
 

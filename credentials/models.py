@@ -12,6 +12,16 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from credentials import keys
+from credentials.governance.models import (  # noqa: F401 - the governance models live in this app
+    SECRETLESS_STATUSES,
+    CredentialRequest,
+    CredentialStatus,
+    GovernedCredential,
+    Notice,
+    OrganizationPolicy,
+    PendingApproval,
+    status_constraints,
+)
 from portal.models import ExpiringModel, Organization, TimestampedModel
 
 scope_name_validator = RegexValidator(
@@ -41,14 +51,17 @@ class Environment(models.TextChoices):
 
 
 class ApiKeyStatus(models.TextChoices):
-    """The key's state as shown to people; only `active` and `revoked` are stored, expiry is a time."""
+    """The key's state as shown to people: the stored status, or `expired` (expiry is a time)."""
 
+    PENDING = "pending", _("Pending")
     ACTIVE = "active", _("Active")
+    SUSPENDED = "suspended", _("Suspended")
     REVOKED = "revoked", _("Revoked")
+    DENIED = "denied", _("Denied")
     EXPIRED = "expired", _("Expired")
 
 
-class ApiKey(ExpiringModel, TimestampedModel):
+class ApiKey(GovernedCredential, ExpiringModel, TimestampedModel):
     """A standing machine credential. Only the public key id and a keyed digest are stored, never the key."""
 
     organization = models.ForeignKey(
@@ -79,17 +92,19 @@ class ApiKey(ExpiringModel, TimestampedModel):
     status = models.CharField(
         _("status"),
         max_length=16,
-        choices=[
-            (ApiKeyStatus.ACTIVE, ApiKeyStatus.ACTIVE.label),
-            (ApiKeyStatus.REVOKED, ApiKeyStatus.REVOKED.label),
-        ],
-        default=ApiKeyStatus.ACTIVE,
+        choices=CredentialStatus.choices,
+        default=CredentialStatus.ACTIVE,
     )
     key_id = models.CharField(_("key id"), max_length=keys.KEY_ID_LENGTH, unique=True, editable=False)
-    digest = models.CharField(_("digest"), max_length=64, editable=False)
-    pepper_id = models.CharField(_("pepper id"), max_length=16, editable=False)
+    # Empty while the key is pending (requested, not yet issued): no secret exists then.
+    digest = models.CharField(_("digest"), max_length=64, null=True, editable=False)
+    pepper_id = models.CharField(_("pepper id"), max_length=16, blank=True, editable=False)
     last4 = models.CharField(
-        _("last four characters"), max_length=4, editable=False, help_text=_("The end of the checksum.")
+        _("last four characters"),
+        max_length=4,
+        blank=True,
+        editable=False,
+        help_text=_("The end of the checksum."),
     )
     last_used_at = models.DateTimeField(_("last used"), null=True, blank=True)
     last_used_ip = models.GenericIPAddressField(_("last used from"), null=True, blank=True)
@@ -120,13 +135,11 @@ class ApiKey(ExpiringModel, TimestampedModel):
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["organization", "-created_at"], name="api_key_org_created")]
         constraints = [
+            *status_constraints("api_key"),
             models.CheckConstraint(
-                condition=Q(status__in=["active", "revoked"]), name="api_key_status_valid"
-            ),
-            models.CheckConstraint(
-                condition=Q(status="revoked", revoked_at__isnull=False)
-                | Q(status="active", revoked_at__isnull=True),
-                name="api_key_revoked_at_matches_status",
+                condition=Q(status__in=SECRETLESS_STATUSES, digest__isnull=True)
+                | (~Q(status__in=SECRETLESS_STATUSES) & Q(digest__isnull=False)),
+                name="api_key_digest_only_once_issued",
             ),
             models.CheckConstraint(
                 condition=Q(environment__in=["live", "test"]), name="api_key_environment_valid"
@@ -143,9 +156,9 @@ class ApiKey(ExpiringModel, TimestampedModel):
 
     @property
     def state(self) -> str:
-        """Return `active`, `revoked` or `expired` (a rotated key expires when its overlap ends)."""
-        if self.status == ApiKeyStatus.REVOKED:
-            return ApiKeyStatus.REVOKED
+        """Return the stored status unless active, else `active` or `expired` (rotated keys expire)."""
+        if self.status != ApiKeyStatus.ACTIVE:
+            return self.status
         if self.is_expired:
             return ApiKeyStatus.EXPIRED
         return ApiKeyStatus.ACTIVE

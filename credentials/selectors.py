@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db.models import Q, QuerySet
+from django.db.models import CharField, F, Q, QuerySet, Value
 from django.utils import timezone
 
 from credentials.models import ApiKey, ApiKeyStatus, Scope
@@ -45,8 +45,8 @@ def api_keys_filtered(
         keys = keys.filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now), status=ApiKeyStatus.ACTIVE)
     elif status == ApiKeyStatus.EXPIRED:
         keys = keys.filter(status=ApiKeyStatus.ACTIVE, expires_at__lte=now)
-    elif status == ApiKeyStatus.REVOKED:
-        keys = keys.filter(status=ApiKeyStatus.REVOKED)
+    elif status in ApiKeyStatus.values:
+        keys = keys.filter(status=status)
     if environment:
         keys = keys.filter(environment=environment)
     if owner_id:
@@ -93,3 +93,18 @@ def api_key_events(organization: Organization, api_key: ApiKey) -> QuerySet[Audi
 def organization_members(organization: Organization) -> QuerySet[User]:
     """Return the users who belong to the organisation, by email (the possible key owners)."""
     return User.objects.filter(memberships__organization=organization).order_by("email")
+
+
+def api_keys_inventory(organization: Organization | None) -> QuerySet[ApiKey]:
+    """Return keys annotated with the inventory's common columns (all organisations for None)."""
+    keys = ApiKey.objects.all() if organization is None else ApiKey.objects.filter(organization=organization)
+    return keys.annotate(
+        row_kind=Value("api_key", output_field=CharField()),
+        row_ref=F("key_id"),
+        row_owner_email=F("owner__email"),
+        row_created=F("created_at"),
+        row_expires=F("expires_at"),
+        row_last_used=F("last_used_at"),
+        # A rotated key expires at the end of its overlap on purpose: no expiry notice for it.
+        row_superseded=Q(rotated_at__isnull=False),
+    )

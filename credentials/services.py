@@ -21,6 +21,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from credentials import keys
+from credentials.governance import services as governance
+from credentials.governance.models import CredentialRequest, RequestType
 from credentials.models import ApiKey, ApiKeyStatus, Environment, Scope
 from portal.crypto import keyed_digest, verify_digest
 from portal.metrics import verification_metrics
@@ -131,6 +133,10 @@ def _publish(api_key: ApiKey) -> None:
 
 def _new_key_row(**fields: Any) -> tuple[ApiKey, str]:
     key_id, plaintext = keys.generate(fields["environment"])
+    return _with_secret(key_id, plaintext, **fields)
+
+
+def _with_secret(key_id: str, plaintext: str, **fields: Any) -> tuple[ApiKey, str]:
     pepper_id, digest = keyed_digest(plaintext)
     api_key = ApiKey(key_id=key_id, digest=digest, pepper_id=pepper_id, last4=plaintext[-4:], **fields)
     return api_key, plaintext
@@ -157,6 +163,7 @@ def api_key_create(
         raise ValidationError({"environment": "Choose live or test."}, code="environment")
     if expires_at is not None and expires_at <= timezone.now():
         raise ValidationError({"expires_at": "The expiry must be in the future."}, code="expires_at")
+    expires_at = governance.check_lifetime(organization, "api_key", expires_at)
     api_key, plaintext = _new_key_row(
         organization=organization,
         name=name,
@@ -165,6 +172,7 @@ def api_key_create(
         scopes=scope_names,
         environment=environment,
         expires_at=expires_at,
+        review_due_at=governance.review_due_from(organization, "api_key"),
     )
     api_key.save()
     audit_log(
@@ -184,6 +192,72 @@ def api_key_create(
         ),
     )
     return api_key, plaintext
+
+
+@transaction.atomic
+def api_key_request(
+    *,
+    organization: Organization,
+    name: str,
+    owner: User,
+    scopes: Iterable[str | Scope],
+    requester: User,
+    justification: str,
+    environment: str | None = None,
+    lifetime_days: int | None = None,
+) -> tuple[ApiKey, CredentialRequest]:
+    """Store a pending key (an id, no secret) and ask the organisation's approvers for it.
+
+    After approval its owner generates the secret once (`credential_secret_issue`).
+    """
+    name = _check_name(name)
+    _check_owner(organization, owner)
+    scope_names = _check_scopes(scopes)
+    environment = environment or settings.PORTAL_API_KEY_ENVIRONMENT
+    if environment not in Environment.values:
+        raise ValidationError({"environment": "Choose live or test."}, code="environment")
+    if lifetime_days is not None:
+        governance.check_lifetime(organization, "api_key", timezone.now() + timedelta(days=lifetime_days))
+    api_key = ApiKey.objects.create(
+        organization=organization,
+        name=name,
+        owner=owner,
+        created_by=requester,
+        scopes=scope_names,
+        environment=environment,
+        status=ApiKeyStatus.PENDING,
+        # The public id is reserved now so the pending key has a page; the secret comes later.
+        key_id=keys.generate(environment)[0],
+        digest=None,
+    )
+    request = governance.credential_request_create(
+        credential=api_key,
+        requester=requester,
+        request_type=RequestType.CREATE,
+        justification=justification,
+        requested_scopes=scope_names,
+        lifetime_days=lifetime_days,
+    )
+    return api_key, request
+
+
+def _issue_first_secret(api_key: ApiKey, actor: User | None, request: CredentialRequest) -> tuple[str, dict]:
+    """Give a pending, approved key its secret (the governance service sets the status and audits)."""
+    key_id, plaintext = keys.generate(api_key.environment, key_id=api_key.key_id)
+    api_key.pepper_id, api_key.digest = keyed_digest(plaintext)
+    api_key.last4 = plaintext[-4:]
+    api_key.created_at = timezone.now()
+    expires_at = timezone.now() + timedelta(days=request.lifetime_days) if request.lifetime_days else None
+    api_key.expires_at = governance.check_lifetime(api_key.organization, "api_key", expires_at)
+    # The digest and the status change together (the table's check constraint).
+    api_key.status = ApiKeyStatus.ACTIVE
+    api_key.save(
+        update_fields=["pepper_id", "digest", "last4", "status", "created_at", "expires_at", "updated_at"]
+    )
+    return plaintext, {
+        "key_id": api_key.key_id,
+        "expires_at": api_key.expires_at.isoformat() if api_key.expires_at else None,
+    }
 
 
 def _extra(extra: dict[str, Any], via: str) -> dict[str, Any]:
@@ -220,14 +294,31 @@ def api_key_update(
         _check_owner(api_key.organization, owner)
         changes["owner"] = {"from": api_key.owner.email if api_key.owner else None, "to": owner.email}
         api_key.owner = owner
+        changes.update(governance.clear_orphan(api_key))
     if scopes is not None:
         names = _check_scopes(scopes)
+        if governance.scope_increase_needs_approval(api_key.organization, api_key.scopes, names):
+            raise ValidationError(
+                {"scopes": "Your organisation approves scope increases: request them in the dashboard."},
+                code="approval",
+            )
         if names != sorted(api_key.scopes):
             changes["scopes"] = {"from": sorted(api_key.scopes), "to": names}
             api_key.scopes = names
     if not changes:
         return api_key
-    api_key.save(update_fields=["name", "owner", "scopes", "updated_at"])
+    api_key.save(
+        update_fields=[
+            "name",
+            "owner",
+            "scopes",
+            "orphaned_at",
+            "status",
+            "suspended_at",
+            "suspension_reason",
+            "updated_at",
+        ]
+    )
     audit_log(
         action="credentials.api_key.updated",
         actor=actor,
@@ -269,6 +360,11 @@ def api_key_rotate(
         expires_at=expires_at,
         replaces=old,
         created_at=now,
+        # Rotation is not a review: the successor inherits the review schedule and orphan mark.
+        review_due_at=old.review_due_at,
+        last_reviewed_at=old.last_reviewed_at,
+        last_reviewed_by=old.last_reviewed_by,
+        orphaned_at=old.orphaned_at,
     )
     try:
         with transaction.atomic():
@@ -310,6 +406,8 @@ def api_key_revoke(*, api_key: ApiKey, actor: User | None, reason: str, via: str
     api_key = _locked(api_key)
     if api_key.status == ApiKeyStatus.REVOKED:
         raise ValidationError("This key is already revoked.", code="revoked")
+    if api_key.status in (ApiKeyStatus.PENDING, ApiKeyStatus.DENIED):
+        raise ValidationError("This key was never issued; deny its request instead.", code="inactive")
     api_key.status = ApiKeyStatus.REVOKED
     api_key.revoked_at = timezone.now()
     api_key.revoked_by = actor if isinstance(actor, User) else None
@@ -407,9 +505,12 @@ def api_key_verify(raw: str) -> Verification:
             cache.add(_cache_key(parsed.key_id), snapshot, cache_seconds())
         except Exception:
             logger.warning("Could not cache API key %s", parsed.key_id, exc_info=True)
-    if not verify_digest(parsed.raw, pepper_id=snapshot["pepper_id"], digest=snapshot["digest"]):
-        return NOT_FOUND
-    if snapshot["status"] == ApiKeyStatus.REVOKED:
+    if not snapshot["digest"] or not verify_digest(
+        parsed.raw, pepper_id=snapshot["pepper_id"], digest=snapshot["digest"]
+    ):
+        return NOT_FOUND  # also a pending key: it has no secret yet
+    if snapshot["status"] != ApiKeyStatus.ACTIVE:
+        # Suspended is answered exactly like revoked: callers need not learn why a key stopped.
         return Verification(valid=False, code="revoked", key=snapshot)
     if snapshot["expires_at"] is not None and snapshot["expires_at"] <= timezone.now().timestamp():
         return Verification(valid=False, code="expired", key=snapshot)
@@ -464,3 +565,55 @@ def _flush_touches(**_kwargs: Any) -> None:
 
 
 request_finished.connect(_flush_touches, dispatch_uid="credentials.api_key.flush_touches")
+
+
+# --- governance adapter -----------------------------------------------------------------------
+
+
+def _scopes_for(ids: Iterable[int]) -> dict[int, list[str]]:
+    return {
+        pk: sorted(scopes)
+        for pk, scopes in ApiKey.objects.filter(pk__in=list(ids)).values_list("pk", "scopes")
+    }
+
+
+def _set_scopes(api_key: ApiKey, names: list[str]) -> None:
+    api_key.scopes = _check_scopes(names)
+    api_key.save(update_fields=["scopes", "updated_at"])
+
+
+def _revoke(api_key: ApiKey, actor: User | None, reason: str) -> ApiKey:
+    return api_key_revoke(api_key=api_key, actor=actor, reason=reason, via="governance")
+
+
+def _detail_path(org_slug: str, pk: int, ref: str) -> str:
+    from django.urls import reverse
+
+    return reverse("org-api-key-detail", kwargs={"org_slug": org_slug, "key_id": ref})
+
+
+def governed_kind():
+    """Return the governance description of API keys (registered in CredentialsConfig.ready)."""
+    from credentials.governance.registry import STANDING, GovernedKind
+    from credentials.selectors import api_keys_inventory
+
+    return GovernedKind(
+        key="api_key",
+        label="API key",
+        lifecycle=STANDING,
+        audit_prefix="credentials.api_key",
+        model=ApiKey,
+        touch_field="updated_at",
+        ref_attr="key_id",
+        url_kwarg="key_id",
+        lookup_field="key_id",
+        inventory_queryset=api_keys_inventory,
+        scopes_of=lambda api_key: list(api_key.scopes),
+        scopes_for=_scopes_for,
+        set_scopes=_set_scopes,
+        issue_secret=_issue_first_secret,
+        revoke=_revoke,
+        changed=_publish,
+        detail_path=_detail_path,
+        filter_scope=lambda qs, scope: qs.filter(scopes__icontains=f'"{scope}"'),
+    )

@@ -11,9 +11,13 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.views.decorators.http import require_POST
 
 from credentials import keys
 from credentials.forms import ApiKeyCreateForm, ApiKeyFilterForm, ApiKeyRevokeForm, ApiKeyRotateForm
+from credentials.governance import services as governance
+from credentials.governance.forms import JustificationField
+from credentials.governance.views import governance_context
 from credentials.models import ApiKey
 from credentials.selectors import (
     api_key_chain,
@@ -22,7 +26,7 @@ from credentials.selectors import (
     api_keys_for,
     organization_members,
 )
-from credentials.services import api_key_create, api_key_revoke, api_key_rotate
+from credentials.services import api_key_create, api_key_request, api_key_revoke, api_key_rotate
 from portal.stepup import step_up_required
 from portal.tenancy import org_view
 
@@ -107,17 +111,26 @@ def api_key_create_view(request: HttpRequest) -> HttpResponse:
     organization = request.organization
     owners = _owners(request)
     default_env = settings.PORTAL_API_KEY_ENVIRONMENT
+    needs_approval = governance.approval_required(organization, "api_key")
     if request.method != "POST":
         form = ApiKeyCreateForm(
             owners=owners, default_environment=default_env, initial={"owner": request.user}
         )
-        return render(request, "credentials/api_key_create.html", {"form": form})
+        if needs_approval:
+            form.fields["justification"] = JustificationField()
+        return render(
+            request, "credentials/api_key_create.html", {"form": form, "needs_approval": needs_approval}
+        )
     form = ApiKeyCreateForm(request.POST, owners=owners, default_environment=default_env)
+    if needs_approval:
+        form.fields["justification"] = JustificationField()
     if form.is_valid():
         used = _used_submission(request, form.cleaned_data["submission"])
         if used:
             return _already_shown(request, used)
         days = form.cleaned_data.get("expires_in_days")
+        if needs_approval:
+            return _request_key(request, form)
         try:
             api_key, plaintext = api_key_create(
                 organization=organization,
@@ -134,7 +147,55 @@ def api_key_create_view(request: HttpRequest) -> HttpResponse:
         else:
             _remember_submission(request, form.cleaned_data["submission"], api_key.key_id)
             return _reveal(request, api_key, plaintext)
-    return render(request, "credentials/api_key_create.html", {"form": form}, status=400)
+    return render(
+        request,
+        "credentials/api_key_create.html",
+        {"form": form, "needs_approval": needs_approval},
+        status=400,
+    )
+
+
+def _request_key(request: HttpRequest, form: ApiKeyCreateForm) -> HttpResponse:
+    """Store a pending key and its request: no secret exists until an approver says yes."""
+    try:
+        api_key, _request = api_key_request(
+            organization=request.organization,
+            name=form.cleaned_data["name"],
+            owner=form.cleaned_data["owner"],
+            scopes=form.cleaned_data["scopes"],
+            requester=request.user,
+            justification=form.cleaned_data["justification"],
+            environment=form.cleaned_data["environment"],
+            lifetime_days=form.cleaned_data.get("expires_in_days"),
+        )
+    except ValidationError as exc:
+        _add_errors(form, exc)
+        return render(
+            request, "credentials/api_key_create.html", {"form": form, "needs_approval": True}, status=400
+        )
+    _remember_submission(request, form.cleaned_data["submission"], api_key.key_id)
+    messages.success(
+        request,
+        f"Your request for “{api_key.name}” was sent to the organisation's approvers. "
+        "Once approved, its owner generates the key here.",
+    )
+    return redirect("org-api-key-detail", org_slug=request.organization.slug, key_id=api_key.key_id)
+
+
+@require_POST
+@org_view()
+@step_up_required
+def api_key_issue_view(request: HttpRequest, key_id: str) -> HttpResponse:
+    """Generate the secret of an approved key, once, and show it (owner only)."""
+    api_key = get_object_or_404(api_keys_for(request.organization), key_id=key_id)
+    if api_key.owner_id != request.user.pk:
+        raise PermissionDenied("Only the key's owner can generate it.")
+    try:
+        api_key, plaintext = governance.credential_secret_issue(credential=api_key, actor=request.user)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+        return redirect("org-api-key-detail", org_slug=request.organization.slug, key_id=key_id)
+    return _reveal(request, api_key, plaintext)
 
 
 def _add_errors(form, exc: ValidationError) -> None:
@@ -154,7 +215,7 @@ def api_key_detail(request: HttpRequest, key_id: str) -> HttpResponse:
         "chain": api_key_chain(api_key),
         "events": api_key_events(request.organization, api_key)[:50],
         "may_change": _may_change(request, api_key),
-        "now": timezone.now(),
+        **governance_context(request, api_key),
     }
     return render(request, "credentials/api_key_detail.html", context)
 
@@ -166,7 +227,10 @@ def api_key_rotate_view(request: HttpRequest, key_id: str) -> HttpResponse:
     api_key = get_object_or_404(api_keys_for(request.organization), key_id=key_id)
     if not _may_change(request, api_key):
         raise PermissionDenied("Only the key's owner or an organisation admin can rotate it.")
-    form = ApiKeyRotateForm(request.POST if request.method == "POST" else None)
+    form = ApiKeyRotateForm(
+        request.POST if request.method == "POST" else None,
+        initial={"overlap_hours": governance.policy_for(request.organization).default_rotation_overlap_hours},
+    )
     status = 200
     if request.method == "POST":
         status = 400

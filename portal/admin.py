@@ -88,6 +88,10 @@ class OrganizationAdmin(admin.ModelAdmin):
         previous = {m.pk: m.role for m in Membership.objects.filter(organization=form.instance)}
         instances = formset.save(commit=False)
         for obj in formset.deleted_objects:
+            # Like membership_remove: the member's credentials become orphaned, not orphaned silently.
+            from credentials.governance.services import credentials_orphan
+
+            credentials_orphan(organization=form.instance, user=obj.user, actor=request.user)
             audit_log(
                 action="portal.membership.removed",
                 actor=request.user,

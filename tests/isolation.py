@@ -74,12 +74,30 @@ def _secret_id(organization: Organization, user: User) -> int:
     return _m2m_app(organization, user).secrets.first().pk
 
 
+def _request_id(organization: Organization, user: User) -> int:
+    from credentials.governance.models import CredentialRequest
+    from credentials.services import api_key_request
+
+    request = CredentialRequest.objects.filter(organization=organization).first()
+    if request is None:
+        _key, request = api_key_request(
+            organization=organization,
+            name="isolation request",
+            owner=user,
+            scopes=[],
+            requester=user,
+            justification="isolation walk",
+        )
+    return request.pk
+
+
 URL_KWARG_FACTORIES: dict[str, KwargFactory] = {
     "key_id": _api_key_id,
     "member_id": _member_id,
     "invitation_id": _invitation_id,
     "app_id": _app_id,
     "secret_id": _secret_id,
+    "request_id": _request_id,
 }
 
 URL_KWARG_OVERRIDES: dict[tuple[str, str], KwargFactory] = {}

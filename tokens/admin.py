@@ -13,8 +13,10 @@ from oauth2_provider.models import (
     get_refresh_token_model,
 )
 
+from credentials.governance.admin import GovernanceQueueFilter, GovernedCredentialAdminMixin
+from credentials.governance.services import credential_reassign_owner
 from portal.stepup import step_up_redirect
-from tokens.models import ClientSecret, SigningKey
+from tokens.models import ClientSecret, M2MApplication, SigningKey
 from tokens.services import signing_key_rotate
 
 
@@ -29,9 +31,19 @@ class ClientSecretInline(admin.TabularInline):
         return False
 
 
-class M2MApplicationAdmin(admin.ModelAdmin):
-    list_display = ["name", "client_id", "organization", "owner", "status", "is_resource_server", "created"]
-    list_filter = ["status", "is_resource_server", "organization"]
+class M2MApplicationAdmin(GovernedCredentialAdminMixin, admin.ModelAdmin):
+    list_display = [
+        "name",
+        "client_id",
+        "organization",
+        "owner",
+        "status",
+        "review_due_at",
+        "is_resource_server",
+        "created",
+    ]
+    list_filter = [GovernanceQueueFilter, "status", "is_resource_server", "organization"]
+    actions = GovernedCredentialAdminMixin.governance_actions
     search_fields = ["name", "client_id", "organization__slug", "owner__email"]
     autocomplete_fields = ["owner"]
     filter_horizontal = ["allowed_scopes"]
@@ -48,6 +60,12 @@ class M2MApplicationAdmin(admin.ModelAdmin):
         "status",
         "revoked_at",
         "is_resource_server",
+        "review_due_at",
+        "last_reviewed_at",
+        "last_reviewed_by",
+        "orphaned_at",
+        "suspended_at",
+        "suspension_reason",
         "created",
         "updated",
     ]
@@ -57,10 +75,30 @@ class M2MApplicationAdmin(admin.ModelAdmin):
         "created_by",
         "status",
         "revoked_at",
+        "review_due_at",
+        "last_reviewed_at",
+        "last_reviewed_by",
+        "orphaned_at",
+        "suspended_at",
+        "suspension_reason",
         "created",
         "updated",
     ]
     inlines = [ClientSecretInline]
+
+    def save_model(self, request, obj, form, change):
+        # An owner change goes through governance: audited, checked, and it clears an orphan mark.
+        new_owner = obj.owner
+        if change and "owner" in form.changed_data:
+            obj.owner = M2MApplication.objects.get(pk=obj.pk).owner
+        super().save_model(request, obj, form, change)
+        if change and "owner" in form.changed_data:
+            from django.core.exceptions import ValidationError
+
+            try:
+                credential_reassign_owner(credential=obj, owner=new_owner, actor=request.user, via="admin")
+            except ValidationError as exc:
+                self.message_user(request, " ".join(exc.messages), messages.ERROR)
 
     def has_add_permission(self, request):
         # Applications are created through the dashboard or `create_m2m_app`, which reveal the secret once.

@@ -8,4 +8,8 @@ class TokensConfig(AppConfig):
     verbose_name = "Tokens"
 
     def ready(self):
+        from credentials.governance.registry import register
         from tokens import checks, schema  # noqa: F401 - registers system checks and the OpenAPI scheme
+        from tokens.services import governed_kind
+
+        register(governed_kind())

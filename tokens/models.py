@@ -10,6 +10,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from oauth2_provider.models import AbstractApplication
 
+from credentials.governance.models import GovernedCredential, status_constraints
 from portal.crypto import random_base62
 from portal.models import ExpiringModel, Organization, TimestampedModel
 
@@ -24,7 +25,7 @@ def generate_client_id() -> str:
     return CLIENT_ID_PREFIX + random_base62(24)
 
 
-class M2MApplication(AbstractApplication):
+class M2MApplication(GovernedCredential, AbstractApplication):
     """An OAuth 2.0 confidential client using the client-credentials grant (DOT's swappable model).
 
     DOT's own `client_secret` column is never used: secrets live in `ClientSecret` as keyed
@@ -32,8 +33,12 @@ class M2MApplication(AbstractApplication):
     """
 
     class Status(models.TextChoices):
+        # The same values as credentials.governance.models.CredentialStatus.
+        PENDING = "pending", _("Pending")
         ACTIVE = "active", _("Active")
+        SUSPENDED = "suspended", _("Suspended")
         REVOKED = "revoked", _("Revoked")
+        DENIED = "denied", _("Denied")
 
     client_id = models.CharField(
         _("client ID"), max_length=255, unique=True, default=generate_client_id, editable=False
@@ -104,16 +109,14 @@ class M2MApplication(AbstractApplication):
         verbose_name = _("M2M application")
         verbose_name_plural = _("M2M applications")
         ordering = ["name"]
+        # The inventory pages through both kinds newest first, per organisation.
+        indexes = [models.Index(fields=["organization", "-created"], name="m2m_app_org_created")]
         constraints = [
             models.CheckConstraint(
                 condition=Q(token_lifetime__gte=MIN_TOKEN_LIFETIME, token_lifetime__lte=MAX_TOKEN_LIFETIME),
                 name="m2m_app_token_lifetime_range",
             ),
-            models.CheckConstraint(
-                condition=Q(status="active", revoked_at__isnull=True)
-                | Q(status="revoked", revoked_at__isnull=False),
-                name="m2m_app_revoked_at_matches_status",
-            ),
+            *status_constraints("m2m_app"),
         ]
 
     def __str__(self) -> str:
@@ -125,8 +128,13 @@ class M2MApplication(AbstractApplication):
         return self.status == self.Status.ACTIVE
 
     def is_usable(self, request) -> bool:
-        """Refuse revoked applications at the token endpoint (DOT's hook)."""
+        """Refuse pending, suspended, denied and revoked applications at the token endpoint (DOT's hook)."""
         return self.is_active
+
+    @property
+    def state(self) -> str:
+        """Return the status shown to people (applications have no expiry of their own)."""
+        return self.status
 
     @property
     def audiences(self) -> list[str]:

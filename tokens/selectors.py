@@ -5,7 +5,21 @@ from __future__ import annotations
 from functools import lru_cache
 
 from django.conf import settings
-from django.db.models import Count, Exists, Prefetch, Q, QuerySet
+from django.db.models import (
+    Case,
+    CharField,
+    Count,
+    DateTimeField,
+    Exists,
+    F,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
 from django.utils import timezone
 
 from portal.metrics import verification_metrics
@@ -101,3 +115,37 @@ def live_access_token(token: str, *, audience: str | None) -> VerifiedToken:
     if token_is_revoked(verified.claims):
         raise InvalidToken("revoked")
     return verified
+
+
+def m2m_apps_inventory(organization: Organization | None) -> QuerySet[M2MApplication]:
+    """Return applications annotated with the inventory's common columns (all organisations for None).
+
+    An application expires when its last live secret does (never, if one has no expiry);
+    it was last used when any of its secrets was.
+    """
+    now = timezone.now()
+    apps = (
+        M2MApplication.objects.all()
+        if organization is None
+        else M2MApplication.objects.filter(organization=organization)
+    )
+    live = ClientSecret.objects.filter(application=OuterRef("pk"), revoked_at__isnull=True).exclude(
+        expires_at__lte=now
+    )
+    return apps.annotate(
+        row_kind=Value("m2m_app", output_field=CharField()),
+        row_ref=F("client_id"),
+        row_superseded=Value(False),
+        row_owner_email=F("owner__email"),
+        row_created=F("created"),
+        row_expires=Case(
+            When(Exists(live.filter(expires_at__isnull=True)), then=Value(None)),
+            default=Subquery(live.order_by("-expires_at").values("expires_at")[:1]),
+            output_field=DateTimeField(),
+        ),
+        row_last_used=Subquery(
+            ClientSecret.objects.filter(application=OuterRef("pk"), last_used_at__isnull=False)
+            .order_by("-last_used_at")
+            .values("last_used_at")[:1]
+        ),
+    )

@@ -12,6 +12,8 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from credentials.governance import services as governance
+from credentials.governance.models import CredentialRequest, RequestType
 from credentials.models import Scope
 from portal.crypto import keyed_digest, random_base62
 from portal.models import Membership, Organization, User
@@ -40,6 +42,8 @@ def _new_secret(application: M2MApplication, actor: User | None) -> tuple[Client
     plaintext = CLIENT_SECRET_PREFIX + random_base62(CLIENT_SECRET_BODY_LENGTH)
     pepper_id, digest = keyed_digest(plaintext)
     secret = ClientSecret.objects.create(
+        # The organisation's maximum client-secret lifetime, if it sets one.
+        expires_at=governance.check_lifetime(application.organization, "m2m_app", None),
         application=application,
         public_id=random_base62(12),
         hint=plaintext[: len(CLIENT_SECRET_PREFIX) + 4],
@@ -80,34 +84,17 @@ def m2m_app_create(
     description: str = "",
 ) -> tuple[M2MApplication, str]:
     """Create an application with its first client secret; return the row and the one-time secret."""
-    name = name.strip()
-    if not name:
-        raise ValidationError({"name": "Give the application a name."})
-    if not Membership.objects.filter(organization=organization, user=owner).exists():
-        raise ValidationError({"owner": "The owner must be a member of the organisation."})
-    if not MIN_TOKEN_LIFETIME <= token_lifetime <= MAX_TOKEN_LIFETIME:
-        raise ValidationError(
-            {"token_lifetime": f"Use between {MIN_TOKEN_LIFETIME} and {MAX_TOKEN_LIFETIME} seconds."}
-        )
-    scope_rows = []
-    names = [s for s in scopes if isinstance(s, str)]
-    if names:
-        found = {s.name: s for s in Scope.objects.filter(name__in=names)}
-        unknown = sorted(set(names) - set(found))
-        if unknown:
-            raise ValidationError({"scopes": "Unknown scope(s): " + " ".join(unknown)})
-        scope_rows.extend(found.values())
-    scope_rows.extend(s for s in scopes if isinstance(s, Scope))
-    application = M2MApplication.objects.create(
+    application, scope_rows = _new_application(
         organization=organization,
         name=name,
         owner=owner,
-        created_by=actor if actor is not None and actor.is_authenticated else None,
-        description=description,
-        allowed_audiences=_validate_audiences(audiences),
+        actor=actor,
+        scopes=scopes,
+        audiences=audiences,
         token_lifetime=token_lifetime,
+        description=description,
+        status=M2MApplication.Status.ACTIVE,
     )
-    application.allowed_scopes.set(scope_rows)
     secret, plaintext = _new_secret(application, actor)
     audit_log(
         action="tokens.m2m_app.created",
@@ -124,6 +111,93 @@ def m2m_app_create(
         },
     )
     return application, plaintext
+
+
+def _scope_rows(scopes: Iterable[Scope | str]) -> list[Scope]:
+    scope_rows = []
+    names = [s for s in scopes if isinstance(s, str)]
+    if names:
+        found = {s.name: s for s in Scope.objects.filter(name__in=names)}
+        unknown = sorted(set(names) - set(found))
+        if unknown:
+            raise ValidationError({"scopes": "Unknown scope(s): " + " ".join(unknown)})
+        scope_rows.extend(found.values())
+    scope_rows.extend(s for s in scopes if isinstance(s, Scope))
+    return scope_rows
+
+
+def _new_application(
+    *,
+    organization: Organization,
+    name: str,
+    owner: User,
+    actor: User | None,
+    scopes: Iterable[Scope | str],
+    audiences: Iterable[str],
+    token_lifetime: int,
+    description: str,
+    status: str,
+) -> tuple[M2MApplication, list[Scope]]:
+    name = name.strip()
+    if not name:
+        raise ValidationError({"name": "Give the application a name."})
+    if not Membership.objects.filter(organization=organization, user=owner).exists():
+        raise ValidationError({"owner": "The owner must be a member of the organisation."})
+    if not MIN_TOKEN_LIFETIME <= token_lifetime <= MAX_TOKEN_LIFETIME:
+        raise ValidationError(
+            {"token_lifetime": f"Use between {MIN_TOKEN_LIFETIME} and {MAX_TOKEN_LIFETIME} seconds."}
+        )
+    scope_rows = _scope_rows(scopes)
+    application = M2MApplication.objects.create(
+        organization=organization,
+        name=name,
+        owner=owner,
+        created_by=actor if actor is not None and actor.is_authenticated else None,
+        description=description,
+        allowed_audiences=_validate_audiences(audiences),
+        token_lifetime=token_lifetime,
+        status=status,
+        review_due_at=governance.review_due_from(organization, "m2m_app")
+        if status == M2MApplication.Status.ACTIVE
+        else None,
+    )
+    application.allowed_scopes.set(scope_rows)
+    return application, scope_rows
+
+
+@transaction.atomic
+def m2m_app_request(
+    *,
+    organization: Organization,
+    name: str,
+    owner: User,
+    requester: User,
+    justification: str,
+    scopes: Iterable[Scope | str] = (),
+    audiences: Iterable[str] = (),
+    token_lifetime: int = DEFAULT_TOKEN_LIFETIME,
+    description: str = "",
+) -> tuple[M2MApplication, CredentialRequest]:
+    """Store a pending application (a client id, no secret) and ask the organisation's approvers for it."""
+    application, scope_rows = _new_application(
+        organization=organization,
+        name=name,
+        owner=owner,
+        actor=requester,
+        scopes=scopes,
+        audiences=audiences,
+        token_lifetime=token_lifetime,
+        description=description,
+        status=M2MApplication.Status.PENDING,
+    )
+    request = governance.credential_request_create(
+        credential=application,
+        requester=requester,
+        request_type=RequestType.CREATE,
+        justification=justification,
+        requested_scopes=[s.name for s in scope_rows],
+    )
+    return application, request
 
 
 @transaction.atomic
@@ -190,12 +264,16 @@ def client_secret_revoke(*, secret: ClientSecret, actor: User | None) -> ClientS
 def m2m_app_revoke(*, application: M2MApplication, actor: User | None) -> M2MApplication:
     """Revoke the application and all its secrets at once; all its tokens stop validating."""
     application = M2MApplication.objects.select_for_update().get(pk=application.pk)
-    if not application.is_active:
+    if application.status == M2MApplication.Status.REVOKED:
         raise ValidationError("This application is already revoked.")
+    if application.status in (M2MApplication.Status.PENDING, M2MApplication.Status.DENIED):
+        raise ValidationError("This application never got a secret; deny its request instead.")
     now = timezone.now()
     application.status = M2MApplication.Status.REVOKED
     application.revoked_at = now
-    application.save(update_fields=["status", "revoked_at", "updated"])
+    application.suspended_at = None
+    application.suspension_reason = ""
+    application.save(update_fields=["status", "revoked_at", "suspended_at", "suspension_reason", "updated"])
     ClientSecret.objects.filter(application=application, revoked_at__isnull=True).update(
         revoked_at=now, updated_at=now
     )
@@ -377,3 +455,64 @@ def signing_key_unpublish(*, key: SigningKey, actor: User | None) -> SigningKey:
     )
     transaction.on_commit(keys.forget_public_keys)
     return key
+
+
+# --- governance adapter -----------------------------------------------------------------------
+
+
+def _issue_first_secret(
+    application: M2MApplication, actor: User | None, request: CredentialRequest
+) -> tuple[str, dict]:
+    """Give a pending, approved application its first secret (governance sets the status and audits)."""
+    secret, plaintext = _new_secret(application, actor)
+    return plaintext, {"client_id": application.client_id, "secret_hint": secret.hint}
+
+
+def _scopes_for(ids: Iterable[int]) -> dict[int, list[str]]:
+    result: dict[int, list[str]] = {}
+    through = M2MApplication.allowed_scopes.through.objects.filter(m2mapplication_id__in=list(ids))
+    for pk, name in through.values_list("m2mapplication_id", "scope__name").order_by("scope__name"):
+        result.setdefault(pk, []).append(name)
+    return result
+
+
+def _set_scopes(application: M2MApplication, names: list[str]) -> None:
+    application.allowed_scopes.set(_scope_rows(list(names)))
+
+
+def _revoke(application: M2MApplication, actor: User | None, reason: str) -> M2MApplication:
+    return m2m_app_revoke(application=application, actor=actor)
+
+
+def _detail_path(org_slug: str, pk: int, ref: str) -> str:
+    from django.urls import reverse
+
+    return reverse("org-app-detail", kwargs={"org_slug": org_slug, "app_id": pk})
+
+
+def governed_kind():
+    """Return the governance description of M2M applications (registered in TokensConfig.ready)."""
+    from credentials.governance.registry import TOKEN_MINTING, GovernedKind
+    from tokens.selectors import m2m_apps_inventory
+
+    return GovernedKind(
+        key="m2m_app",
+        label="M2M application",
+        lifecycle=TOKEN_MINTING,
+        audit_prefix="tokens.m2m_app",
+        model=M2MApplication,
+        touch_field="updated",
+        ref_attr="client_id",
+        url_kwarg="app_id",
+        lookup_field="pk",
+        inventory_queryset=m2m_apps_inventory,
+        scopes_of=lambda application: list(application.allowed_scopes.values_list("name", flat=True)),
+        scopes_for=_scopes_for,
+        set_scopes=_set_scopes,
+        issue_secret=_issue_first_secret,
+        revoke=_revoke,
+        # Token checks read the application's status on every request: nothing is cached.
+        changed=lambda application: None,
+        detail_path=_detail_path,
+        filter_scope=lambda qs, scope: qs.filter(allowed_scopes__name=scope),
+    )

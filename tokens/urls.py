@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.urls import include, path
 
+from credentials.governance.urls import credential_patterns
 from tokens.views import dashboard, introspect, jwks, metadata, revoke, token
 
 org_patterns = [
@@ -17,6 +18,8 @@ org_patterns = [
         name="org-app-secret-revoke",
     ),
     path("<int:app_id>/revoke/", dashboard.app_revoke, name="org-app-revoke"),
+    path("<int:app_id>/issue-secret/", dashboard.app_issue_secret, name="org-app-issue-secret"),
+    *credential_patterns("m2m_app", "<int:app_id>", "org-app"),
 ]
 
 urlpatterns = [

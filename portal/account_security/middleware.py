@@ -16,6 +16,7 @@ from django.urls import reverse
 
 from portal.account_security.events import LOGIN_AT, SEEN_AT
 from portal.account_security.policy import enrolment_needed
+from portal.faults import is_database_outage, unavailable_response
 
 # How often a session's last-seen time (and its row in the sessions list) is refreshed.
 _SEEN_RESOLUTION_SECONDS = 60
@@ -32,6 +33,16 @@ class SessionTimeoutMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        try:
+            early = self._check(request)
+        except Exception as exc:
+            # Loading the session needs the database: an outage answers 503 here, like in views.
+            if is_database_outage(exc):
+                return unavailable_response(request)
+            raise
+        return early if early is not None else self.get_response(request)
+
+    def _check(self, request: HttpRequest) -> HttpResponse | None:
         user = getattr(request, "user", None)
         if user is not None and user.is_authenticated:
             now = time.time()
@@ -45,7 +56,7 @@ class SessionTimeoutMiddleware:
             if idle or now - login_at > settings.PORTAL_SESSION_ABSOLUTE_SECONDS:
                 logout(request)
                 if _is_api(request):
-                    return self.get_response(request)
+                    return self.get_response(request)  # anonymous now: the API answers 401 itself
                 messages.info(request, "Your session has ended. Sign in again to continue.")
                 return redirect_to_login(request.get_full_path())
             if seen_at is None or now - seen_at > _SEEN_RESOLUTION_SECONDS:
@@ -53,7 +64,7 @@ class SessionTimeoutMiddleware:
                 # Best effort: the sessions list must never break a request.
                 with contextlib.suppress(Exception):
                     UserSession.objects.create_from_request(request)
-        return self.get_response(request)
+        return None
 
 
 class MfaEnrolmentMiddleware:
@@ -64,6 +75,15 @@ class MfaEnrolmentMiddleware:
         self.allowed_prefixes = ("/accounts/", f"/{settings.STATIC_URL.strip('/')}/", "/healthz")
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        try:
+            early = self._check(request)
+        except Exception as exc:
+            if is_database_outage(exc):
+                return unavailable_response(request)
+            raise
+        return early if early is not None else self.get_response(request)
+
+    def _check(self, request: HttpRequest) -> HttpResponse | None:
         user = getattr(request, "user", None)
         if (
             user is not None
@@ -76,4 +96,4 @@ class MfaEnrolmentMiddleware:
                 return JsonResponse({"detail": text}, status=403)
             messages.warning(request, text)
             return redirect(reverse("mfa_index"))
-        return self.get_response(request)
+        return None

@@ -95,6 +95,11 @@ def membership_remove(
     if membership.role == Role.OWNER and len(owners) <= 1:
         raise ValidationError("The organisation's last owner cannot be removed.", code="last_owner")
     organization, email, role = membership.organization, membership.user.email, membership.role
+    # The member's credentials keep working but become orphaned until someone takes them over
+    # (docs/governance.md). Imported here: credentials builds on portal, not the other way round.
+    from credentials.governance.services import credentials_orphan
+
+    credentials_orphan(organization=organization, user=membership.user, actor=actor)
     audit_log(
         action="portal.membership.removed",
         actor=actor,

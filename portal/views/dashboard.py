@@ -13,6 +13,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from credentials.governance.selectors import pending_requests_for
 from credentials.selectors import active_api_key_count
 from portal.forms import AcceptInvitationSignupForm, AuditFilterForm, InvitationForm, RoleForm
 from portal.models import User
@@ -58,6 +59,9 @@ def org_home(request: HttpRequest) -> HttpResponse:
         "open_invitations": sum(1 for i in invitations_for(organization)[:200] if i.is_open),
         "recent_events": audit_events_for(organization)[:8] if request.membership.is_manager else [],
         "active_api_keys": active_api_key_count(organization),
+        "pending_requests": pending_requests_for(organization).count()
+        if request.membership.is_manager
+        else 0,
         "m2m_app_counts": m2m_apps_for(organization).aggregate(
             total=Count("pk", distinct=True),
             active=Count("pk", distinct=True, filter=Q(status="active")),

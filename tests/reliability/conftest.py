@@ -185,7 +185,7 @@ def login(server: Gunicorn, email: str = "owner@acme.example", password: str = "
     referer = f"https://127.0.0.1:{server.port}/"
     response = session.post(
         server.base + "/accounts/login/",
-        data={"username": email, "password": password, "csrfmiddlewaretoken": csrf},
+        data={"login": email, "password": password, "csrfmiddlewaretoken": csrf},
         headers={"Cookie": f"__Host-csrftoken={csrf}", "Referer": referer},
         allow_redirects=False,
         timeout=15,

@@ -11,6 +11,9 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from credentials.governance import services as governance
+from credentials.governance.forms import JustificationField
+from credentials.governance.views import governance_context
 from portal.selectors import audit_events_for_target
 from portal.stepup import step_up_required
 from portal.tenancy import org_view
@@ -70,7 +73,33 @@ def app_create(request: HttpRequest) -> HttpResponse:
         user=request.user,
         can_choose_owner=request.membership.is_manager,
     )
-    if request.method == "POST" and form.is_valid():
+    needs_approval = governance.approval_required(request.organization, "m2m_app")
+    if needs_approval:
+        form.fields["justification"] = JustificationField()
+    if request.method == "POST" and form.is_valid() and needs_approval:
+        data = form.cleaned_data
+        try:
+            application, _request = services.m2m_app_request(
+                organization=request.organization,
+                name=data["name"],
+                description=data["description"],
+                owner=data["owner"],
+                scopes=list(data["scopes"]),
+                audiences=data["audiences"],
+                token_lifetime=data["token_lifetime"],
+                requester=request.user,
+                justification=data["justification"],
+            )
+        except ValidationError as exc:
+            _form_errors(form, exc)
+        else:
+            messages.success(
+                request,
+                f"Your request for “{application.name}” was sent to the organisation's approvers. "
+                "Once approved, its owner generates the client secret here.",
+            )
+            return redirect("org-app-detail", org_slug=request.organization.slug, app_id=application.pk)
+    elif request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
             application, secret = services.m2m_app_create(
@@ -88,7 +117,9 @@ def app_create(request: HttpRequest) -> HttpResponse:
         else:
             return _reveal(request, application, secret, created=True)
     status = 400 if request.method == "POST" else 200
-    return render(request, "tokens/app_create.html", {"form": form}, status=status)
+    return render(
+        request, "tokens/app_create.html", {"form": form, "needs_approval": needs_approval}, status=status
+    )
 
 
 @org_view()
@@ -98,9 +129,14 @@ def app_detail(request: HttpRequest, app_id: int) -> HttpResponse:
     context = {
         "application": application,
         "secrets": client_secrets_for(application).select_related("created_by"),
-        "rotate_form": SecretRotateForm(),
+        "rotate_form": SecretRotateForm(
+            initial={
+                "overlap_hours": governance.policy_for(request.organization).default_rotation_overlap_hours
+            }
+        ),
         "can_manage": request.membership.is_manager or application.owner_id == request.user.pk,
         "events": audit_events_for_target(request.organization, application)[:20],
+        **governance_context(request, application),
     }
     return render(request, "tokens/app_detail.html", context)
 
@@ -162,3 +198,21 @@ def app_revoke(request: HttpRequest, app_id: int) -> HttpResponse:
     else:
         messages.success(request, f"{application.name} was revoked. Its secrets and tokens stop working now.")
     return redirect("org-app-detail", org_slug=request.organization.slug, app_id=application.pk)
+
+
+@require_POST
+@org_view()
+@step_up_required
+def app_issue_secret(request: HttpRequest, app_id: int) -> HttpResponse:
+    """Generate the first client secret of an approved application, once, and show it (owner only)."""
+    application = _get_app(request, app_id)
+    if application.owner_id != request.user.pk:
+        raise PermissionDenied("Only the application's owner can generate its secret.")
+    try:
+        application, plaintext = governance.credential_secret_issue(
+            credential=application, actor=request.user
+        )
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+        return redirect("org-app-detail", org_slug=request.organization.slug, app_id=application.pk)
+    return _reveal(request, application, plaintext, created=True)

@@ -1,0 +1,1 @@
+"""Governance shared by both credential kinds: policy, approvals, ownership, reviews, inventory, notices."""

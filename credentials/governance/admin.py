@@ -1,0 +1,261 @@
+"""Staff queues in the admin: pending approvals, orphaned, overdue and suspended credentials of both kinds.
+
+Every action goes through the governance services, so each change is audited with the staff actor,
+and the four-eyes rule (nobody decides on their own request) holds here too.
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.db.models import Q, QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.utils import timezone
+
+from credentials.governance import services
+from credentials.governance.models import (
+    CredentialRequest,
+    CredentialStatus,
+    Notice,
+    OrganizationPolicy,
+    PendingApproval,
+    SuspensionReason,
+)
+from credentials.selectors import organization_members
+from portal.stepup import step_up_redirect
+
+
+@admin.register(OrganizationPolicy)
+class OrganizationPolicyAdmin(admin.ModelAdmin):
+    list_display = [
+        "organization",
+        "approve_new_api_keys",
+        "approve_new_m2m_apps",
+        "approve_scope_increases",
+        "api_key_review_interval_days",
+        "m2m_app_review_interval_days",
+        "orphan_grace_days",
+        "overdue_grace_days",
+    ]
+    search_fields = ["organization__slug", "organization__name"]
+    autocomplete_fields = ["organization"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["organization"] if obj else []
+
+    def save_model(self, request: HttpRequest, obj: OrganizationPolicy, form, change: bool) -> None:
+        # Through the service: the row is locked and the change audited with the staff actor.
+        values = {
+            name: form.cleaned_data[name] for name in form.changed_data if name in services.POLICY_FIELDS
+        }
+        services.policy_update(organization=obj.organization, actor=request.user, **values)
+        obj.pk = services.policy_for(obj.organization).pk
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class _DecideMixin:
+    def _decide(self, request: HttpRequest, queryset: QuerySet, decide, verb: str):
+        # Approving or denying asks for a fresh password or second factor, like in the dashboard.
+        stale = step_up_redirect(request)
+        if stale is not None:
+            return stale
+        done, refused = 0, []
+        for item in queryset.filter(state="pending"):
+            try:
+                decide(request=item, actor=request.user, comment=f"{verb} by staff in the admin.")
+            except ValidationError as exc:
+                refused.append(f"{item.credential_label}: {' '.join(exc.messages)}")
+                continue
+            done += 1
+        if done:
+            self.message_user(request, f"{verb} {done} request(s).", messages.SUCCESS)
+        for text in refused:
+            self.message_user(request, text, messages.ERROR)
+
+    @admin.action(description="Approve selected requests")
+    def approve_selected(self, request: HttpRequest, queryset: QuerySet):
+        return self._decide(request, queryset, services.credential_request_approve, "Approved")
+
+    @admin.action(description="Deny selected requests")
+    def deny_selected(self, request: HttpRequest, queryset: QuerySet):
+        return self._decide(request, queryset, services.credential_request_deny, "Denied")
+
+
+@admin.register(CredentialRequest)
+class CredentialRequestAdmin(_DecideMixin, admin.ModelAdmin):
+    list_display = [
+        "credential_label",
+        "kind",
+        "request_type",
+        "organization",
+        "requester",
+        "state",
+        "created_at",
+        "decided_by",
+        "decided_at",
+    ]
+    list_filter = ["state", "kind", "request_type", "organization"]
+    search_fields = ["credential_label", "requester__email", "organization__slug"]
+    list_select_related = ["organization", "requester", "decided_by"]
+    readonly_fields = [
+        "organization",
+        "kind",
+        "object_id",
+        "credential_label",
+        "request_type",
+        "requested_scopes",
+        "previous_scopes",
+        "lifetime_days",
+        "justification",
+        "requester",
+        "state",
+        "decided_by",
+        "decided_at",
+        "comment",
+        "created_at",
+    ]
+    fields = readonly_fields
+    actions = ["approve_selected", "deny_selected"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        # Viewing only; decisions go through the actions (which call the services).
+        return obj is None
+
+
+@admin.register(PendingApproval)
+class PendingApprovalAdmin(CredentialRequestAdmin):
+    list_filter = ["kind", "request_type", "organization"]
+
+
+@admin.register(Notice)
+class NoticeAdmin(admin.ModelAdmin):
+    list_display = ["notice_type", "kind", "object_id", "organization", "period", "sent_at"]
+    list_filter = ["notice_type", "kind"]
+    readonly_fields = ["organization", "kind", "object_id", "notice_type", "period", "recipients", "sent_at"]
+    fields = readonly_fields
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return obj is None
+
+
+class GovernanceQueueFilter(admin.SimpleListFilter):
+    """The staff queues: pending, orphaned, review overdue, suspended."""
+
+    title = "governance queue"
+    parameter_name = "queue"
+
+    def lookups(self, request, model_admin):
+        return [
+            ("pending", "Pending (no secret yet)"),
+            ("orphaned", "Orphaned (owner left)"),
+            ("overdue", "Review overdue"),
+            ("suspended", "Suspended"),
+        ]
+
+    def queryset(self, request, queryset):
+        now = timezone.now()
+        value = self.value()
+        if value == "pending":
+            return queryset.filter(status=CredentialStatus.PENDING)
+        if value == "orphaned":
+            return queryset.filter(orphaned_at__isnull=False, status__in=services.LIVE_STATUSES)
+        if value == "overdue":
+            return queryset.filter(
+                Q(review_due_at__lte=now), status__in=[CredentialStatus.ACTIVE, CredentialStatus.SUSPENDED]
+            )
+        if value == "suspended":
+            return queryset.filter(status=CredentialStatus.SUSPENDED)
+        return queryset
+
+
+class ReassignOwnerForm(forms.Form):
+    owner = forms.ModelChoiceField(label="New owner", queryset=None)
+
+    def __init__(self, *args, members, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["owner"].queryset = members
+        self.fields["owner"].label_from_instance = lambda u: u.email
+
+
+class GovernedCredentialAdminMixin:
+    """Queue filter and bulk actions shared by the API key and M2M application admins."""
+
+    governance_actions = ["suspend_selected", "restore_selected", "reassign_owner"]
+
+    @admin.action(description="Suspend selected credentials")
+    def suspend_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
+        done = 0
+        for credential in queryset.filter(status=CredentialStatus.ACTIVE):
+            try:
+                services.credential_suspend(
+                    credential=credential, actor=request.user, reason=SuspensionReason.MANUAL
+                )
+            except ValidationError:
+                continue
+            done += 1
+        self.message_user(request, f"Suspended {done} credential(s).", messages.SUCCESS)
+
+    @admin.action(description="Restore selected suspended credentials")
+    def restore_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
+        done = 0
+        for credential in queryset.filter(status=CredentialStatus.SUSPENDED):
+            try:
+                services.credential_restore(credential=credential, actor=request.user)
+            except ValidationError:
+                continue
+            done += 1
+        self.message_user(request, f"Restored {done} credential(s).", messages.SUCCESS)
+
+    @admin.action(description="Reassign the owner of selected credentials")
+    def reassign_owner(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        organization_ids = set(queryset.values_list("organization_id", flat=True))
+        if len(organization_ids) != 1:
+            self.message_user(request, "Select credentials of one organisation at a time.", messages.ERROR)
+            return None
+        organization = queryset.first().organization
+        form = ReassignOwnerForm(
+            request.POST if "apply" in request.POST else None, members=organization_members(organization)
+        )
+        if form.is_valid():
+            changed = 0
+            for credential in queryset:
+                try:
+                    services.credential_reassign_owner(
+                        credential=credential,
+                        owner=form.cleaned_data["owner"],
+                        actor=request.user,
+                        via="admin",
+                    )
+                except ValidationError as exc:
+                    self.message_user(request, f"{credential}: {' '.join(exc.messages)}", messages.ERROR)
+                    continue
+                changed += 1
+            self.message_user(
+                request,
+                f"{changed} credential(s) now owned by {form.cleaned_data['owner'].email}.",
+                messages.SUCCESS,
+            )
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Reassign the owner",
+            "form": form,
+            "credentials": queryset,
+            "organization": organization,
+            "opts": self.model._meta,
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/credentials/governance/reassign_owner.html", context)

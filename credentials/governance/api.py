@@ -1,0 +1,95 @@
+"""`GET /api/v1/orgs/<slug>/inventory/`: the credential inventory as JSON, the same rows as the page."""
+
+from __future__ import annotations
+
+from django.core.paginator import EmptyPage, Paginator
+from django.http import Http404
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import exceptions
+from rest_framework.authentication import SessionAuthentication
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from credentials.governance.selectors import FLAGS, STATUSES, inventory_list, inventory_rows
+from credentials.governance.views import inventory_filters
+from credentials.selectors import organization_members
+from portal.api.whoami import machine_authentication_classes
+from portal.models import Organization
+from portal.principal import Principal
+from portal.selectors import membership_for
+
+INVENTORY_SCOPE = "inventory:read"
+MAX_PAGE_SIZE = 200
+
+
+class InventoryAccess(BasePermission):
+    """Allow a member of the URL's organisation, or one of its credentials holding `inventory:read`."""
+
+    message = f"The credential lacks a required scope: {INVENTORY_SCOPE}"
+
+    def has_permission(self, request, view) -> bool:
+        slug = view.kwargs.get("org_slug", "")
+        principal = request.auth
+        if isinstance(principal, Principal):
+            if principal.organization_slug != slug:
+                raise Http404("No such organisation.")
+            view.organization = Organization.objects.filter(pk=principal.organization_id).first()
+            if view.organization is None:
+                raise Http404("No such organisation.")
+            return principal.has_scopes(INVENTORY_SCOPE)
+        if not request.user or not request.user.is_authenticated:
+            return False
+        view.organization = membership_for(request.user, slug).organization
+        return True
+
+
+class InventoryView(APIView):
+    """List both credential kinds of an organisation with their flags (session, API key or access token)."""
+
+    authentication_classes = [*machine_authentication_classes(), SessionAuthentication]
+    permission_classes = [InventoryAccess]
+    organization = None
+
+    @extend_schema(
+        summary="The organisation's credential inventory (API keys and M2M applications)",
+        parameters=[
+            OpenApiParameter("kind", OpenApiTypes.STR, enum=["api_key", "m2m_app"]),
+            OpenApiParameter("status", OpenApiTypes.STR, enum=list(STATUSES)),
+            OpenApiParameter("flag", OpenApiTypes.STR, enum=list(FLAGS)),
+            OpenApiParameter("owner", OpenApiTypes.INT, description="The owner's user id."),
+            OpenApiParameter("q", OpenApiTypes.STR, description="Name contains, or id starts with, this."),
+            OpenApiParameter("scope", OpenApiTypes.STR),
+            OpenApiParameter("page", OpenApiTypes.INT),
+            OpenApiParameter("page_size", OpenApiTypes.INT, description=f"At most {MAX_PAGE_SIZE}."),
+        ],
+        responses=OpenApiTypes.OBJECT,
+    )
+    def get(self, request: Request, org_slug: str) -> Response:
+        organization = self.organization
+        form, filters = inventory_filters(request._request, organization_members(organization))
+        if request.GET and not form.is_valid():
+            raise exceptions.ValidationError(form.errors)
+        try:
+            size = min(max(int(request.GET.get("page_size", 50)), 1), MAX_PAGE_SIZE)
+            number = int(request.GET.get("page", 1))
+        except ValueError:
+            raise exceptions.ValidationError({"page": "Use whole numbers for page and page_size."}) from None
+        now = timezone.now()
+        paginator = Paginator(inventory_list(organization, filters, now=now), size)
+        try:
+            page = paginator.page(number)
+        except EmptyPage:
+            raise exceptions.NotFound("No such page.") from None
+        rows = inventory_rows(list(page.object_list), org_slug=organization.slug, now=now)
+        return Response(
+            {
+                "count": paginator.count,
+                "page": page.number,
+                "pages": paginator.num_pages,
+                "results": [row.as_dict() for row in rows],
+            }
+        )

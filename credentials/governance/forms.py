@@ -1,0 +1,131 @@
+"""Dashboard forms for governance: inventory filters, decisions, policy, reviews, scope requests, owners."""
+
+from __future__ import annotations
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from credentials.forms import OVERLAP_CHOICES
+from credentials.governance.models import OrganizationPolicy
+from credentials.governance.selectors import FLAG_LABELS, STATUSES
+from credentials.selectors import scope_catalogue
+
+
+def _scope_field(label, help_text="", required=False) -> forms.ModelMultipleChoiceField:
+    field = forms.ModelMultipleChoiceField(
+        label=label,
+        queryset=scope_catalogue(),
+        required=required,
+        widget=forms.CheckboxSelectMultiple,
+        to_field_name="name",
+        help_text=help_text,
+    )
+    field.label_from_instance = lambda s: f"{s.name} — {s.description}" if s.description else s.name
+    return field
+
+
+class InventoryFilterForm(forms.Form):
+    q = forms.CharField(label=_("Search"), required=False, max_length=100, help_text=_("Name or id."))
+    kind = forms.ChoiceField(
+        label=_("Kind"),
+        required=False,
+        choices=[
+            ("", _("Both kinds")),
+            ("api_key", _("API keys (standing)")),
+            ("m2m_app", _("M2M apps (token-minting)")),
+        ],
+    )
+    status = forms.ChoiceField(
+        label=_("Status"),
+        required=False,
+        choices=[("", _("Any status")), *((s, s.capitalize()) for s in STATUSES)],
+    )
+    flag = forms.ChoiceField(label=_("Flag"), required=False, choices=[("", _("Any")), *FLAG_LABELS.items()])
+    owner = forms.ModelChoiceField(label=_("Owner"), required=False, queryset=None, empty_label=_("Anyone"))
+    scope = forms.CharField(label=_("Scope"), required=False, max_length=100)
+
+    def __init__(self, *args, owners, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["owner"].queryset = owners
+        self.fields["owner"].label_from_instance = lambda u: u.email
+
+
+class DecisionForm(forms.Form):
+    decision = forms.ChoiceField(
+        label=_("Decision"),
+        choices=[("approve", _("Approve")), ("deny", _("Deny"))],
+        widget=forms.HiddenInput,
+    )
+    comment = forms.CharField(label=_("Comment"), required=False, max_length=500)
+
+
+class PolicyForm(forms.ModelForm):
+    # The overlaps the API key rotation form offers, so the default is always one of them.
+    default_rotation_overlap_hours = forms.TypedChoiceField(
+        label=_("Default rotation overlap"),
+        choices=OVERLAP_CHOICES,
+        coerce=int,
+        help_text=_("Preselected when someone rotates a key or a client secret."),
+    )
+
+    class Meta:
+        model = OrganizationPolicy
+        fields = [
+            "approve_new_api_keys",
+            "approve_new_m2m_apps",
+            "approve_scope_increases",
+            "api_key_max_lifetime_days",
+            "client_secret_max_lifetime_days",
+            "default_rotation_overlap_hours",
+            "api_key_review_interval_days",
+            "m2m_app_review_interval_days",
+            "orphan_grace_days",
+            "overdue_grace_days",
+        ]
+
+
+class RecertifyForm(forms.Form):
+    """The owner's review: keep every scope still needed (untick to narrow)."""
+
+    def __init__(self, *args, current_scopes: list[str], **kwargs):
+        super().__init__(*args, **kwargs)
+        field = _scope_field(
+            _("Scopes still needed"), _("Untick a scope to remove it; a review cannot add scopes.")
+        )
+        field.queryset = field.queryset.filter(name__in=current_scopes)
+        field.initial = current_scopes
+        self.fields["scopes"] = field
+
+
+class ScopeRequestForm(forms.Form):
+    scopes = _scope_field(_("Scopes"), _("The complete set of scopes it should hold."))
+    justification = forms.CharField(
+        label=_("Justification"),
+        required=False,
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text=_("Why the new scopes are needed (required when they need approval)."),
+    )
+
+
+class ReassignForm(forms.Form):
+    owner = forms.ModelChoiceField(label=_("New owner"), queryset=None)
+
+    def __init__(self, *args, members, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["owner"].queryset = members
+        self.fields["owner"].label_from_instance = lambda u: u.email
+
+
+class JustificationField(forms.CharField):
+    """The field the create forms gain when the policy asks for approval."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("label", _("Justification"))
+        kwargs.setdefault("max_length", 2000)
+        kwargs.setdefault("widget", forms.Textarea(attrs={"rows": 3}))
+        kwargs.setdefault(
+            "help_text",
+            _("Why it is needed. An owner or admin approves it before any secret exists."),
+        )
+        super().__init__(**kwargs)

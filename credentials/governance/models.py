@@ -1,0 +1,280 @@
+"""Governance models: the mixin both credential kinds share, the policy, requests and sent notices."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from portal.models import Organization, TimestampedModel
+
+
+class CredentialStatus(models.TextChoices):
+    """The stored lifecycle status of a governed credential (expiry is a time, not a status)."""
+
+    PENDING = "pending", _("Pending")  # requested or approved, no secret exists yet
+    ACTIVE = "active", _("Active")
+    SUSPENDED = "suspended", _("Suspended")  # refused like revoked, restorable
+    REVOKED = "revoked", _("Revoked")
+    DENIED = "denied", _("Denied")  # its create request was denied; never had a secret
+
+
+#: Statuses whose credential holds no secret at all.
+SECRETLESS_STATUSES = (CredentialStatus.PENDING, CredentialStatus.DENIED)
+
+
+class SuspensionReason(models.TextChoices):
+    ORPHANED = "orphaned", _("Owner left the organisation")
+    REVIEW_OVERDUE = "review_overdue", _("Review overdue")
+    MANUAL = "manual", _("Suspended by an administrator")
+
+
+def status_constraints(prefix: str) -> list[models.BaseConstraint]:
+    """Return the check constraints every governed credential table carries."""
+    return [
+        models.CheckConstraint(
+            condition=Q(status__in=CredentialStatus.values), name=f"{prefix}_status_valid"
+        ),
+        models.CheckConstraint(
+            condition=Q(status="revoked", revoked_at__isnull=False)
+            | (~Q(status="revoked") & Q(revoked_at__isnull=True)),
+            name=f"{prefix}_revoked_at_matches_status",
+        ),
+        models.CheckConstraint(
+            condition=Q(status="suspended", suspended_at__isnull=False)
+            | (~Q(status="suspended") & Q(suspended_at__isnull=True)),
+            name=f"{prefix}_suspended_at_matches_status",
+        ),
+    ]
+
+
+class GovernedCredential(models.Model):
+    """Abstract base for every credential kind: review cycle, suspension and orphan state."""
+
+    review_due_at = models.DateTimeField(_("review due"), null=True, blank=True, db_index=True)
+    last_reviewed_at = models.DateTimeField(_("last reviewed"), null=True, blank=True)
+    last_reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("last reviewed by"),
+    )
+    suspended_at = models.DateTimeField(_("suspended"), null=True, blank=True)
+    suspension_reason = models.CharField(
+        _("suspension reason"), max_length=32, choices=SuspensionReason.choices, blank=True
+    )
+    orphaned_at = models.DateTimeField(
+        _("orphaned"),
+        null=True,
+        blank=True,
+        db_index=True,
+        help_text=_("When the owner stopped being a member; cleared by reassigning the owner."),
+    )
+
+    class Meta:
+        abstract = True
+
+    @property
+    def is_orphaned(self) -> bool:
+        """Return whether the owner has left the organisation and nobody took over."""
+        return self.orphaned_at is not None
+
+    @property
+    def review_overdue(self) -> bool:
+        """Return whether the review date has passed."""
+        return self.review_due_at is not None and self.review_due_at <= timezone.now()
+
+
+class OrganizationPolicy(TimestampedModel):
+    """How an organisation governs its credentials; created with defaults on first use."""
+
+    organization = models.OneToOneField(
+        Organization,
+        on_delete=models.CASCADE,
+        related_name="credential_policy",
+        verbose_name=_("organisation"),
+    )
+    approve_new_api_keys = models.BooleanField(_("approval required for new API keys"), default=False)
+    approve_new_m2m_apps = models.BooleanField(_("approval required for new M2M applications"), default=False)
+    approve_scope_increases = models.BooleanField(_("approval required for scope increases"), default=False)
+    api_key_max_lifetime_days = models.PositiveIntegerField(
+        _("maximum API key lifetime (days)"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(3650)],
+        help_text=_("Empty: keys may live until revoked."),
+    )
+    client_secret_max_lifetime_days = models.PositiveIntegerField(
+        _("maximum client secret lifetime (days)"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(3650)],
+        help_text=_("Empty: secrets may live until rotated or revoked."),
+    )
+    default_rotation_overlap_hours = models.PositiveIntegerField(
+        _("default rotation overlap (hours)"), default=24, validators=[MaxValueValidator(168)]
+    )
+    api_key_review_interval_days = models.PositiveIntegerField(
+        _("API key review interval (days)"),
+        default=90,
+        validators=[MinValueValidator(1), MaxValueValidator(730)],
+    )
+    m2m_app_review_interval_days = models.PositiveIntegerField(
+        _("M2M application review interval (days)"),
+        default=90,
+        validators=[MinValueValidator(1), MaxValueValidator(730)],
+    )
+    orphan_grace_days = models.PositiveIntegerField(
+        _("orphan grace (days)"),
+        default=14,
+        validators=[MaxValueValidator(365)],
+        help_text=_("How long a credential whose owner left keeps working before it is suspended."),
+    )
+    overdue_grace_days = models.PositiveIntegerField(
+        _("overdue review grace (days)"),
+        default=14,
+        validators=[MaxValueValidator(365)],
+        help_text=_("How long a credential with an overdue review keeps working before it is suspended."),
+    )
+
+    class Meta:
+        verbose_name = _("organisation policy")
+        verbose_name_plural = _("organisation policies")
+
+    def __str__(self) -> str:
+        return f"Policy of {self.organization}"
+
+    def requires_approval_for(self, kind: str) -> bool:
+        """Return whether a new credential of `kind` needs an approval."""
+        return self.approve_new_api_keys if kind == "api_key" else self.approve_new_m2m_apps
+
+    def review_interval(self, kind: str) -> timedelta:
+        """Return the review interval for `kind`."""
+        days = self.api_key_review_interval_days if kind == "api_key" else self.m2m_app_review_interval_days
+        return timedelta(days=days)
+
+
+class RequestType(models.TextChoices):
+    CREATE = "create", _("New credential")
+    SCOPE_INCREASE = "scope_increase", _("Scope increase")
+
+
+class RequestState(models.TextChoices):
+    PENDING = "pending", _("Waiting for approval")
+    APPROVED = "approved", _("Approved")
+    DENIED = "denied", _("Denied")
+    CANCELLED = "cancelled", _("Cancelled")
+
+
+class CredentialRequest(TimestampedModel):
+    """A request to create a credential or widen its scopes, for either kind (kind + object id)."""
+
+    organization = models.ForeignKey(
+        Organization,
+        on_delete=models.CASCADE,
+        related_name="credential_requests",
+        verbose_name=_("organisation"),
+    )
+    kind = models.CharField(_("kind"), max_length=16)
+    object_id = models.PositiveBigIntegerField(_("credential id"))
+    credential_label = models.CharField(_("credential"), max_length=255)
+    request_type = models.CharField(_("type"), max_length=16, choices=RequestType.choices)
+    requested_scopes = models.JSONField(_("requested scopes"), default=list, blank=True)
+    previous_scopes = models.JSONField(_("scopes before"), default=list, blank=True)
+    lifetime_days = models.PositiveIntegerField(_("requested lifetime (days)"), null=True, blank=True)
+    justification = models.TextField(_("justification"), max_length=2000)
+    requester = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        related_name="+",
+        verbose_name=_("requested by"),
+    )
+    state = models.CharField(
+        _("state"), max_length=16, choices=RequestState.choices, default=RequestState.PENDING, db_index=True
+    )
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("decided by"),
+    )
+    decided_at = models.DateTimeField(_("decided"), null=True, blank=True)
+    comment = models.CharField(_("comment"), max_length=500, blank=True)
+
+    class Meta:
+        verbose_name = _("credential request")
+        verbose_name_plural = _("credential requests")
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["organization", "state"], name="cred_request_org_state"),
+            models.Index(fields=["kind", "object_id"], name="cred_request_target"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind", "object_id"],
+                condition=Q(state="pending"),
+                name="cred_request_one_pending_per_credential",
+            ),
+            models.CheckConstraint(
+                condition=Q(state="pending", decided_at__isnull=True)
+                | (~Q(state="pending") & Q(decided_at__isnull=False)),
+                name="cred_request_decided_at_matches_state",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_request_type_display()}: {self.credential_label}"
+
+
+class PendingApprovalManager(models.Manager):
+    def get_queryset(self):
+        return super().get_queryset().filter(state=RequestState.PENDING)
+
+
+class PendingApproval(CredentialRequest):
+    """The staff queue of requests waiting for a decision (an admin changelist)."""
+
+    objects = PendingApprovalManager()
+
+    class Meta:
+        proxy = True
+        verbose_name = _("pending approval")
+        verbose_name_plural = _("pending approvals")
+
+
+class Notice(models.Model):
+    """One lifecycle email that was sent; the unique constraint makes each notice go out once."""
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="+", verbose_name=_("organisation")
+    )
+    kind = models.CharField(_("kind"), max_length=16)
+    object_id = models.PositiveBigIntegerField(_("credential id"))
+    notice_type = models.CharField(_("notice"), max_length=32)
+    period = models.CharField(
+        _("period"), max_length=64, help_text=_("What makes a repeat a new notice, e.g. the due date.")
+    )
+    recipients = models.JSONField(_("recipients"), default=list)
+    sent_at = models.DateTimeField(_("sent"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("notice")
+        verbose_name_plural = _("notices")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind", "object_id", "notice_type", "period"], name="notice_once_per_period"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.notice_type} for {self.kind} {self.object_id}"

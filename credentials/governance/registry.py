@@ -1,0 +1,88 @@
+"""The kinds of governed credential: each app registers its model and a few adapters, once, at start-up.
+
+The governance code (policy, approvals, ownership, reviews, inventory, notices) only talks
+to a `GovernedKind`, so both credential kinds go through the same code, and `credentials`
+never imports `tokens` (which registers M2M applications from its AppConfig.ready).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import models
+from django.db.models import QuerySet
+
+from portal.models import Organization, User
+
+STANDING = "standing"
+TOKEN_MINTING = "token-minting"
+
+
+@dataclass(frozen=True)
+class GovernedKind:
+    """What governance needs to know about one credential kind."""
+
+    key: str  # "api_key" | "m2m_app", stored in requests and notices
+    label: str  # "API key"
+    lifecycle: str  # STANDING | TOKEN_MINTING
+    audit_prefix: str  # "credentials.api_key"
+    model: type[models.Model]
+    touch_field: str  # the model's auto_now column
+    ref_attr: str  # the public identifier shown in lists ("key_id", "client_id")
+    url_kwarg: str  # the dashboard URL kwarg naming one row ("key_id", "app_id")
+    lookup_field: str  # the model field that URL kwarg matches ("key_id", "pk")
+    #: Return the organisation's rows annotated with the inventory columns (see selectors).
+    inventory_queryset: Callable[[Organization | None], QuerySet]
+    scopes_of: Callable[[Any], list[str]]
+    #: Return {pk: sorted scope names} for many rows in one query.
+    scopes_for: Callable[[Iterable[int]], dict[int, list[str]]]
+    #: Store new scope names on the row (validated against the catalogue).
+    set_scopes: Callable[[Any, list[str]], None]
+    #: Give a pending, approved row its first secret; return (plaintext, audit extra).
+    issue_secret: Callable[[Any, User | None, Any], tuple[str, dict[str, Any]]]
+    #: Revoke through the kind's own service (one audit event there).
+    revoke: Callable[[Any, User | None, str], Any]
+    #: Run inside the transaction after every governance change (API keys drop their cached
+    #: verification snapshot now and store a fresh one after commit).
+    changed: Callable[[Any], None]
+    #: The dashboard path of one row: (organisation slug, pk, public ref) -> path.
+    detail_path: Callable[[str, int, str], str]
+    #: Narrow an inventory queryset to rows holding one scope.
+    filter_scope: Callable[[QuerySet, str], QuerySet]
+
+
+_KINDS: dict[str, GovernedKind] = {}
+
+
+def register(kind: GovernedKind) -> None:
+    """Register a credential kind (idempotent, so tests and reloads may call it again)."""
+    _KINDS[kind.key] = kind
+
+
+def get_kind(key: str) -> GovernedKind:
+    """Return a registered kind or raise LookupError."""
+    try:
+        return _KINDS[key]
+    except KeyError:
+        raise LookupError(f"unknown credential kind {key!r}") from None
+
+
+def kind_of(obj: models.Model) -> GovernedKind:
+    """Return the kind of a credential row."""
+    for kind in _KINDS.values():
+        if isinstance(obj, kind.model):
+            return kind
+    raise LookupError(f"{type(obj).__name__} is not a governed credential")
+
+
+def credential_path(credential: models.Model) -> str:
+    """Return the dashboard path of a credential row."""
+    kind = kind_of(credential)
+    return kind.detail_path(credential.organization.slug, credential.pk, getattr(credential, kind.ref_attr))
+
+
+def all_kinds() -> list[GovernedKind]:
+    """Return every registered kind, API keys first."""
+    return sorted(_KINDS.values(), key=lambda k: k.key)

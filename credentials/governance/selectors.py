@@ -1,0 +1,290 @@
+"""Governance reads: the one inventory of both kinds, requests and their history."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import connection
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from credentials.governance.models import CredentialRequest, CredentialStatus, RequestState
+from credentials.governance.registry import GovernedKind, all_kinds, get_kind
+from portal.models import Organization
+
+EXPIRING_WITHIN = timedelta(days=14)
+UNUSED_FOR = timedelta(days=30)
+
+#: The columns every kind's inventory queryset provides, in this order (the UNION needs it).
+COLUMNS = (
+    "id",
+    "name",
+    "status",
+    "owner_id",
+    "organization_id",
+    "review_due_at",
+    "orphaned_at",
+    "suspended_at",
+    "suspension_reason",
+    "row_kind",
+    "row_ref",
+    "row_owner_email",
+    "row_created",
+    "row_expires",
+    "row_last_used",
+)
+
+FLAGS = ("pending", "orphaned", "review_overdue", "expiring", "unused", "suspended")
+FLAG_LABELS = {
+    "pending": "Pending",
+    "orphaned": "Orphaned",
+    "review_overdue": "Review overdue",
+    "expiring": "Expires within 14 days",
+    "unused": "Unused for 30 days",
+    "suspended": "Suspended",
+}
+STATUSES = ("pending", "active", "expired", "suspended", "revoked", "denied")
+
+
+@dataclass(frozen=True)
+class InventoryFilters:
+    """What the inventory page, CSV export and API filter on."""
+
+    kind: str = ""
+    status: str = ""
+    owner_id: int | None = None
+    flag: str = ""
+    search: str = ""
+    scope: str = ""
+
+
+def flag_q(flag: str, now: datetime) -> Q:
+    """Return the condition for one inventory flag on an annotated inventory queryset."""
+    working = Q(status=CredentialStatus.ACTIVE)
+    if flag == "pending":
+        return Q(status=CredentialStatus.PENDING)
+    if flag == "suspended":
+        return Q(status=CredentialStatus.SUSPENDED)
+    if flag == "orphaned":
+        return Q(orphaned_at__isnull=False, status__in=["pending", "active", "suspended"])
+    if flag == "review_overdue":
+        return Q(review_due_at__lte=now, status__in=["active", "suspended"])
+    if flag == "expiring":
+        return working & Q(row_expires__gt=now, row_expires__lte=now + EXPIRING_WITHIN)
+    if flag == "unused":
+        return (working & (Q(row_expires__isnull=True) | Q(row_expires__gt=now))) & (
+            Q(row_last_used__lt=now - UNUSED_FOR)
+            | Q(row_last_used__isnull=True, row_created__lt=now - UNUSED_FOR)
+        )
+    raise ValueError(flag)
+
+
+def _status_q(status: str, now: datetime) -> Q:
+    not_expired = Q(row_expires__isnull=True) | Q(row_expires__gt=now)
+    if status == "active":
+        return Q(status="active") & not_expired
+    if status == "expired":
+        return Q(status="active", row_expires__lte=now)
+    return Q(status=status)
+
+
+def _filtered(
+    kind: GovernedKind, organization: Organization | None, filters: InventoryFilters, now: datetime
+) -> QuerySet:
+    qs = kind.inventory_queryset(organization)
+    if filters.status in STATUSES:
+        qs = qs.filter(_status_q(filters.status, now))
+    if filters.owner_id:
+        qs = qs.filter(owner_id=filters.owner_id)
+    if filters.flag in FLAGS:
+        qs = qs.filter(flag_q(filters.flag, now))
+    if filters.search:
+        qs = qs.filter(Q(name__icontains=filters.search) | Q(row_ref__startswith=filters.search))
+    if filters.scope:
+        qs = kind.filter_scope(qs, filters.scope)
+    # The model orderings must go: a UNION part cannot carry its own ORDER BY.
+    return qs.order_by().values(*COLUMNS)
+
+
+def inventory_queryset(
+    organization: Organization | None, filters: InventoryFilters | None = None, *, now: datetime | None = None
+) -> QuerySet:
+    """Return both kinds as one UNION of `.values()` rows, newest first, filtered in the database.
+
+    Ordering, counting and slicing happen in the database, so a page costs the same two
+    queries whatever the number of credentials.
+    """
+    filters = filters or InventoryFilters()
+    now = now or timezone.now()
+    kinds = [k for k in all_kinds() if not filters.kind or k.key == filters.kind]
+    if not kinds:
+        kinds = all_kinds()[:1]
+        return _filtered(kinds[0], organization, filters, now).none()
+    parts = [_filtered(k, organization, filters, now) for k in kinds]
+    combined = parts[0].union(*parts[1:], all=True) if len(parts) > 1 else parts[0]
+    return combined.order_by(*ORDER)
+
+
+ORDER = ("-row_created", "-id")
+
+
+class InventoryList:
+    """Both kinds, newest first, for a Paginator: `count()` and slicing run in the database.
+
+    Counting adds up one count per kind. A slice asks each kind for its newest `stop` rows
+    (an index scan on `(organization, created)` that computes the annotations of those rows
+    only), then orders and slices their UNION — so the first pages stay fast at 100,000
+    credentials. Databases that cannot order inside a UNION part (SQLite) order the whole
+    UNION instead.
+    """
+
+    def __init__(self, parts: list[QuerySet]):
+        self.parts = parts
+
+    def count(self) -> int:
+        return sum(part.count() for part in self.parts)
+
+    def __len__(self) -> int:
+        return self.count()
+
+    def __getitem__(self, index: slice) -> list[dict[str, Any]]:
+        if not isinstance(index, slice) or index.stop is None:
+            raise TypeError("InventoryList only supports bounded slices")
+        start, stop = index.start or 0, index.stop
+        parts = self.parts
+        if len(parts) == 1:
+            return list(parts[0].order_by(*ORDER)[start:stop])
+        if connection.features.supports_slicing_ordering_in_compound:
+            parts = [part.order_by(*ORDER)[:stop] for part in parts]
+        return list(parts[0].union(*parts[1:], all=True).order_by(*ORDER)[start:stop])
+
+
+def inventory_list(
+    organization: Organization, filters: InventoryFilters | None = None, *, now: datetime | None = None
+) -> InventoryList:
+    """Return the filtered inventory of an organisation, ready for a Paginator."""
+    filters = filters or InventoryFilters()
+    now = now or timezone.now()
+    kinds = [k for k in all_kinds() if not filters.kind or k.key == filters.kind] or all_kinds()
+    return InventoryList([_filtered(k, organization, filters, now) for k in kinds])
+
+
+@dataclass
+class InventoryRow:
+    """One credential in the inventory, with its flags worked out."""
+
+    kind: str
+    kind_label: str
+    lifecycle: str
+    id: int
+    ref: str
+    name: str
+    status: str
+    owner_email: str | None
+    created: datetime
+    expires: datetime | None
+    last_used: datetime | None
+    review_due: datetime | None
+    scopes: list[str] = field(default_factory=list)
+    flags: list[str] = field(default_factory=list)
+    path: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the row as JSON-ready data (the API and the CSV use this)."""
+        return {
+            "kind": self.kind,
+            "lifecycle": self.lifecycle,
+            "id": self.ref,
+            "name": self.name,
+            "owner": self.owner_email,
+            "status": self.status,
+            "scopes": self.scopes,
+            "created": self.created.isoformat() if self.created else None,
+            "expires": self.expires.isoformat() if self.expires else None,
+            "last_used": self.last_used.isoformat() if self.last_used else None,
+            "review_due": self.review_due.isoformat() if self.review_due else None,
+            "flags": self.flags,
+        }
+
+
+def _flags(values: dict[str, Any], status: str, now: datetime) -> list[str]:
+    flags = []
+    expires, last_used = values["row_expires"], values["row_last_used"]
+    if status == "pending":
+        flags.append("pending")
+    if values["orphaned_at"] and status in ("pending", "active", "suspended"):
+        flags.append("orphaned")
+    if (
+        values["review_due_at"]
+        and values["review_due_at"] <= now
+        and values["status"] in ("active", "suspended")
+    ):
+        flags.append("review_overdue")
+    if status == "active" and expires and now < expires <= now + EXPIRING_WITHIN:
+        flags.append("expiring")
+    if status == "active" and (
+        (last_used and last_used < now - UNUSED_FOR)
+        or (last_used is None and values["row_created"] < now - UNUSED_FOR)
+    ):
+        flags.append("unused")
+    if status == "suspended":
+        flags.append("suspended")
+    return flags
+
+
+def inventory_rows(
+    values_rows: list[dict[str, Any]], *, org_slug: str, now: datetime | None = None
+) -> list[InventoryRow]:
+    """Turn UNION rows into `InventoryRow`s, fetching scopes with one query per kind."""
+    now = now or timezone.now()
+    by_kind: dict[str, list[int]] = {}
+    for values in values_rows:
+        by_kind.setdefault(values["row_kind"], []).append(values["id"])
+    scopes = {key: get_kind(key).scopes_for(ids) for key, ids in by_kind.items()}
+    rows = []
+    for values in values_rows:
+        kind = get_kind(values["row_kind"])
+        status = values["status"]
+        if status == "active" and values["row_expires"] and values["row_expires"] <= now:
+            status = "expired"
+        rows.append(
+            InventoryRow(
+                kind=kind.key,
+                kind_label=kind.label,
+                lifecycle=kind.lifecycle,
+                id=values["id"],
+                ref=values["row_ref"],
+                name=values["name"],
+                status=status,
+                owner_email=values["row_owner_email"],
+                created=values["row_created"],
+                expires=values["row_expires"],
+                last_used=values["row_last_used"],
+                review_due=values["review_due_at"],
+                scopes=scopes[kind.key].get(values["id"], []),
+                flags=_flags(values, status, now),
+                path=kind.detail_path(org_slug, values["id"], values["row_ref"]),
+            )
+        )
+    return rows
+
+
+def requests_for(organization: Organization) -> QuerySet[CredentialRequest]:
+    """Return the organisation's credential requests, newest first."""
+    return CredentialRequest.objects.filter(organization=organization).select_related(
+        "requester", "decided_by"
+    )
+
+
+def pending_requests_for(organization: Organization) -> QuerySet[CredentialRequest]:
+    """Return the requests waiting for a decision, oldest first."""
+    return requests_for(organization).filter(state=RequestState.PENDING).order_by("created_at", "id")
+
+
+def requests_for_credential(credential) -> QuerySet[CredentialRequest]:
+    """Return every request about one credential, newest first (its approval history)."""
+    from credentials.governance.registry import kind_of
+
+    return requests_for(credential.organization).filter(kind=kind_of(credential).key, object_id=credential.pk)

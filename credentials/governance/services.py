@@ -1,0 +1,753 @@
+"""Governance writes for every credential kind: requests and approvals, ownership, reviews, suspension.
+
+Each service takes keyword-only arguments, runs in one transaction, locks the rows it
+changes (select_for_update) and writes exactly one audit event with the actor.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
+from django.db import IntegrityError, models, transaction
+from django.utils import timezone
+
+from credentials.governance.models import (
+    CredentialRequest,
+    CredentialStatus,
+    Notice,
+    OrganizationPolicy,
+    RequestState,
+    RequestType,
+    SuspensionReason,
+)
+from credentials.governance.registry import GovernedKind, all_kinds, credential_path, get_kind, kind_of
+from portal.models import MANAGER_ROLES, Membership, Organization, User
+from portal.services.audit import audit_log
+
+logger = logging.getLogger(__name__)
+
+#: Statuses in which a credential still belongs to someone (orphaning and reassignment apply).
+LIVE_STATUSES = (CredentialStatus.PENDING, CredentialStatus.ACTIVE, CredentialStatus.SUSPENDED)
+
+
+# --- policy ---------------------------------------------------------------------------------
+
+
+def policy_for(organization: Organization) -> OrganizationPolicy:
+    """Return the organisation's policy, creating it with the defaults on first use."""
+    try:
+        return organization.credential_policy
+    except OrganizationPolicy.DoesNotExist:
+        pass
+    try:
+        with transaction.atomic():
+            policy = OrganizationPolicy.objects.create(organization=organization)
+    except IntegrityError:
+        policy = OrganizationPolicy.objects.get(organization=organization)
+    organization.credential_policy = policy
+    return policy
+
+
+POLICY_FIELDS = (
+    "approve_new_api_keys",
+    "approve_new_m2m_apps",
+    "approve_scope_increases",
+    "api_key_max_lifetime_days",
+    "client_secret_max_lifetime_days",
+    "default_rotation_overlap_hours",
+    "api_key_review_interval_days",
+    "m2m_app_review_interval_days",
+    "orphan_grace_days",
+    "overdue_grace_days",
+)
+
+
+@transaction.atomic
+def policy_update(*, organization: Organization, actor: User | None, **values: Any) -> OrganizationPolicy:
+    """Change the organisation's policy; the audit event lists each change."""
+    policy = policy_for(organization)
+    policy = OrganizationPolicy.objects.select_for_update().get(pk=policy.pk)
+    changes = {}
+    for name, value in values.items():
+        if name not in POLICY_FIELDS:
+            raise ValidationError(f"Unknown policy setting {name!r}.")
+        if getattr(policy, name) != value:
+            changes[name] = {"from": getattr(policy, name), "to": value}
+            setattr(policy, name, value)
+    if not changes:
+        return policy
+    policy.full_clean()
+    policy.save()
+    audit_log(
+        action="credentials.policy.updated",
+        actor=actor,
+        organization=organization,
+        target=policy,
+        target_label=f"Credential policy of {organization.slug}",
+        extra=changes,
+    )
+    organization.credential_policy = policy
+    return policy
+
+
+def review_due_from(organization: Organization, kind: str, *, now: datetime | None = None) -> datetime:
+    """Return when a credential of `kind` created or reviewed now is next due for review."""
+    return (now or timezone.now()) + policy_for(organization).review_interval(kind)
+
+
+def check_lifetime(organization: Organization, kind: str, expires_at: datetime | None) -> datetime | None:
+    """Apply the policy's maximum lifetime: fill in a missing expiry, refuse a longer one."""
+    policy = policy_for(organization)
+    days = policy.api_key_max_lifetime_days if kind == "api_key" else policy.client_secret_max_lifetime_days
+    if not days:
+        return expires_at
+    latest = timezone.now() + timedelta(days=days)
+    if expires_at is None:
+        return latest
+    if expires_at > latest + timedelta(minutes=5):
+        raise ValidationError(
+            {"expires_at": f"Your organisation allows at most {days} days."}, code="max_lifetime"
+        )
+    return expires_at
+
+
+def approval_required(organization: Organization, kind: str) -> bool:
+    """Return whether a new credential of `kind` must be approved first."""
+    return policy_for(organization).requires_approval_for(kind)
+
+
+def scope_increase_needs_approval(organization: Organization, old: Iterable[str], new: Iterable[str]) -> bool:
+    """Return whether going from `old` to `new` scopes widens them under a policy requiring approval."""
+    return bool(set(new) - set(old)) and policy_for(organization).approve_scope_increases
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+
+def _audit(kind: GovernedKind, verb: str, *, credential, actor, extra: dict | None = None) -> None:
+    audit_log(
+        action=f"{kind.audit_prefix}.{verb}",
+        actor=actor,
+        organization=credential.organization,
+        target=credential,
+        extra=extra,
+    )
+
+
+def _locked(credential: models.Model) -> models.Model:
+    kind = kind_of(credential)
+    return (
+        kind.model.objects.select_for_update(of=("self",))
+        .select_related("organization")
+        .get(pk=credential.pk)
+    )
+
+
+def _save(credential, kind: GovernedKind, *fields: str) -> None:
+    credential.save(update_fields=[*fields, kind.touch_field])
+
+
+def is_manager(user: User | None, organization: Organization) -> bool:
+    """Return whether `user` owns or administers `organization`."""
+    return bool(
+        user is not None
+        and user.is_authenticated
+        and Membership.objects.filter(user=user, organization=organization, role__in=MANAGER_ROLES).exists()
+    )
+
+
+def _check_member(organization: Organization, user: User | None) -> None:
+    if user is None or not Membership.objects.filter(organization=organization, user=user).exists():
+        raise ValidationError({"owner": "The owner must be a member of the organisation."}, code="owner")
+
+
+def managers_of(organization: Organization) -> list[User]:
+    """Return the organisation's owners and admins."""
+    return list(
+        User.objects.filter(
+            memberships__organization=organization, memberships__role__in=MANAGER_ROLES, is_active=True
+        ).order_by("email")
+    )
+
+
+# --- requests and approvals -----------------------------------------------------------------
+
+
+@transaction.atomic
+def credential_request_create(
+    *,
+    credential: models.Model,
+    requester: User,
+    request_type: str,
+    justification: str,
+    requested_scopes: Iterable[str] = (),
+    lifetime_days: int | None = None,
+) -> CredentialRequest:
+    """Ask the organisation's approvers to create a pending credential or widen its scopes.
+
+    For a scope increase the credential keeps its current scopes until the approval.
+    """
+    kind = kind_of(credential)
+    justification = (justification or "").strip()
+    if not justification:
+        raise ValidationError({"justification": "Say why this is needed."}, code="justification")
+    if request_type not in RequestType.values:
+        raise ValidationError("Unknown request type.")
+    credential = _locked(credential)
+    scopes = sorted(set(requested_scopes))
+    previous = sorted(kind.scopes_of(credential)) if request_type == RequestType.SCOPE_INCREASE else []
+    if request_type == RequestType.SCOPE_INCREASE:
+        if credential.owner_id != requester.pk and not is_manager(requester, credential.organization):
+            raise ValidationError(
+                "Only the owner or an organisation admin can ask for more scopes.", code="not_owner"
+            )
+        if credential.status != CredentialStatus.ACTIVE:
+            raise ValidationError("Only an active credential can get more scopes.", code="inactive")
+        if not set(scopes) - set(previous):
+            raise ValidationError(
+                {"scopes": "Choose at least one scope it does not have yet."}, code="no_increase"
+            )
+    elif credential.status != CredentialStatus.PENDING:
+        raise ValidationError("Only a pending credential can be requested.", code="not_pending")
+    try:
+        with transaction.atomic():
+            request = CredentialRequest.objects.create(
+                organization=credential.organization,
+                kind=kind.key,
+                object_id=credential.pk,
+                credential_label=str(credential)[:255],
+                request_type=request_type,
+                requested_scopes=scopes,
+                previous_scopes=previous,
+                lifetime_days=lifetime_days,
+                justification=justification[:2000],
+                requester=requester,
+            )
+    except IntegrityError:
+        raise ValidationError("A request for this credential is already waiting.", code="pending") from None
+    audit_log(
+        action="credentials.request.created",
+        actor=requester,
+        organization=credential.organization,
+        target=credential,
+        extra={
+            "request_id": request.pk,
+            "type": request_type,
+            "scopes": scopes,
+            "previous_scopes": previous,
+            "lifetime_days": lifetime_days,
+        },
+    )
+    notice_send_once(
+        credential=credential,
+        notice_type="approval_requested",
+        period=f"request-{request.pk}",
+        recipients=[u.email for u in managers_of(credential.organization) if u.pk != requester.pk],
+        context={"request": request},
+    )
+    return request
+
+
+def _lock_request(request: CredentialRequest) -> CredentialRequest:
+    return (
+        CredentialRequest.objects.select_for_update(of=("self",))
+        .select_related("organization", "requester")
+        .get(pk=request.pk)
+    )
+
+
+def _check_approver(request: CredentialRequest, actor: User) -> None:
+    if request.state != RequestState.PENDING:
+        raise ValidationError(f"This request was already {request.state}.", code="decided")
+    if actor is None or not actor.is_authenticated:
+        raise ValidationError("Sign in to decide on requests.", code="anonymous")
+    if request.requester_id == actor.pk:
+        # Four eyes: a requester, however privileged, never approves their own request.
+        raise ValidationError("You cannot decide on your own request.", code="own_request")
+    if not (actor.is_staff or is_manager(actor, request.organization)):
+        raise ValidationError("Only owners and admins of the organisation can decide.", code="not_approver")
+
+
+def credential_for_request(request: CredentialRequest) -> models.Model:
+    """Return the credential a request is about."""
+    return (
+        get_kind(request.kind).model.objects.select_related("organization", "owner").get(pk=request.object_id)
+    )
+
+
+@transaction.atomic
+def credential_request_approve(
+    *, request: CredentialRequest, actor: User, comment: str = ""
+) -> CredentialRequest:
+    """Approve a request: a new credential may now get its secret; a scope increase takes effect."""
+    request = _lock_request(request)
+    _check_approver(request, actor)
+    kind = get_kind(request.kind)
+    credential = _locked(credential_for_request(request))
+    if request.request_type == RequestType.SCOPE_INCREASE:
+        if credential.status != CredentialStatus.ACTIVE:
+            raise ValidationError("The credential is no longer active.", code="inactive")
+        kind.set_scopes(credential, request.requested_scopes)
+        kind.changed(credential)
+    request.state = RequestState.APPROVED
+    request.decided_by = actor
+    request.decided_at = timezone.now()
+    request.comment = (comment or "").strip()[:500]
+    request.save(update_fields=["state", "decided_by", "decided_at", "comment", "updated_at"])
+    audit_log(
+        action="credentials.request.approved",
+        actor=actor,
+        organization=request.organization,
+        target=credential,
+        extra={"request_id": request.pk, "type": request.request_type, "comment": request.comment},
+    )
+    _notify_decision(request, credential)
+    return request
+
+
+@transaction.atomic
+def credential_request_deny(
+    *, request: CredentialRequest, actor: User, comment: str = ""
+) -> CredentialRequest:
+    """Deny a request: a new credential is marked denied (it never gets a secret); scopes stay as they are."""
+    request = _lock_request(request)
+    _check_approver(request, actor)
+    kind = get_kind(request.kind)
+    credential = _locked(credential_for_request(request))
+    if request.request_type == RequestType.CREATE and credential.status == CredentialStatus.PENDING:
+        credential.status = CredentialStatus.DENIED
+        _save(credential, kind, "status")
+    request.state = RequestState.DENIED
+    request.decided_by = actor
+    request.decided_at = timezone.now()
+    request.comment = (comment or "").strip()[:500]
+    request.save(update_fields=["state", "decided_by", "decided_at", "comment", "updated_at"])
+    audit_log(
+        action="credentials.request.denied",
+        actor=actor,
+        organization=request.organization,
+        target=credential,
+        extra={"request_id": request.pk, "type": request.request_type, "comment": request.comment},
+    )
+    _notify_decision(request, credential)
+    return request
+
+
+def _notify_decision(request: CredentialRequest, credential) -> None:
+    recipients = {u.email for u in (request.requester, credential.owner) if u is not None}
+    notice_send_once(
+        credential=credential,
+        notice_type=f"approval_{request.state}",
+        period=f"request-{request.pk}",
+        recipients=sorted(recipients),
+        context={"request": request},
+    )
+
+
+@transaction.atomic
+def credential_secret_issue(*, credential: models.Model, actor: User) -> tuple[models.Model, str]:
+    """Give an approved, pending credential its first secret, once; only its owner may do this.
+
+    Return the credential and the plaintext, which is never stored and never shown again.
+    """
+    kind = kind_of(credential)
+    credential = _locked(credential)
+    if credential.owner_id != getattr(actor, "pk", None):
+        raise ValidationError("Only the credential's owner can generate its secret.", code="not_owner")
+    if credential.status != CredentialStatus.PENDING:
+        raise ValidationError("The secret was already generated.", code="issued")
+    approved = CredentialRequest.objects.filter(
+        kind=kind.key, object_id=credential.pk, request_type=RequestType.CREATE, state=RequestState.APPROVED
+    ).first()
+    if approved is None:
+        raise ValidationError("This credential is still waiting for approval.", code="not_approved")
+    policy = policy_for(credential.organization)
+    plaintext, extra = kind.issue_secret(credential, actor, approved)
+    credential.status = CredentialStatus.ACTIVE
+    credential.review_due_at = timezone.now() + policy.review_interval(kind.key)
+    _save(credential, kind, "status", "review_due_at")
+    _audit(
+        kind, "secret_issued", credential=credential, actor=actor, extra={"request_id": approved.pk, **extra}
+    )
+    kind.changed(credential)
+    return credential, plaintext
+
+
+@transaction.atomic
+def credential_scopes_set(
+    *, credential: models.Model, scopes: Iterable[str], actor: User | None
+) -> models.Model:
+    """Set a credential's scopes directly; a widening under a policy requiring approval is refused."""
+    kind = kind_of(credential)
+    credential = _locked(credential)
+    if credential.status != CredentialStatus.ACTIVE:
+        raise ValidationError(f"A {credential.status} credential's scopes cannot change.", code="inactive")
+    old = sorted(kind.scopes_of(credential))
+    new = sorted(set(scopes))
+    if scope_increase_needs_approval(credential.organization, old, new):
+        raise ValidationError(
+            {"scopes": "Your organisation requires an approval for more scopes."}, code="approval"
+        )
+    if new == old:
+        return credential
+    kind.set_scopes(credential, new)
+    _audit(kind, "scopes_changed", credential=credential, actor=actor, extra={"from": old, "to": new})
+    kind.changed(credential)
+    return credential
+
+
+# --- ownership ------------------------------------------------------------------------------
+
+
+def credentials_owned_by(organization: Organization, user: User) -> list[models.Model]:
+    """Return the user's live credentials in the organisation, of every kind."""
+    rows: list[models.Model] = []
+    for kind in all_kinds():
+        rows.extend(
+            kind.model.objects.filter(
+                organization=organization, owner=user, status__in=LIVE_STATUSES
+            ).order_by("pk")
+        )
+    return rows
+
+
+def credentials_orphan(*, organization: Organization, user: User, actor: User | None) -> list[models.Model]:
+    """Mark the departing member's credentials orphaned (they keep working until the grace ends).
+
+    Called by `membership_remove` inside its transaction; one audit event per credential.
+    """
+    now = timezone.now()
+    orphaned = []
+    for credential in credentials_owned_by(organization, user):
+        kind = kind_of(credential)
+        credential = _locked(credential)
+        if credential.orphaned_at is not None:
+            continue
+        credential.orphaned_at = now
+        _save(credential, kind, "orphaned_at")
+        _audit(kind, "orphaned", credential=credential, actor=actor, extra={"former_owner": user.email})
+        orphaned.append(credential)
+    return orphaned
+
+
+def clear_orphan(credential) -> dict[str, Any]:
+    """Clear the orphan mark of a credential that just got a new owner; restore an orphan suspension.
+
+    Return what changed, for the caller's audit event. The caller saves the row.
+    """
+    changes: dict[str, Any] = {}
+    if credential.orphaned_at is not None:
+        credential.orphaned_at = None
+        changes["orphan_cleared"] = True
+    if (
+        credential.status == CredentialStatus.SUSPENDED
+        and credential.suspension_reason == SuspensionReason.ORPHANED
+    ):
+        credential.status = CredentialStatus.ACTIVE
+        credential.suspended_at = None
+        credential.suspension_reason = ""
+        changes["restored"] = True
+    return changes
+
+
+@transaction.atomic
+def credential_reassign_owner(
+    *, credential: models.Model, owner: User, actor: User | None, via: str = ""
+) -> models.Model:
+    """Give the credential a new owner (a member); this clears an orphan and restores its suspension."""
+    kind = kind_of(credential)
+    credential = _locked(credential)
+    _check_member(credential.organization, owner)
+    if credential.status not in LIVE_STATUSES:
+        raise ValidationError(f"A {credential.status} credential cannot change owner.", code="inactive")
+    previous = credential.owner.email if credential.owner_id else None
+    credential.owner = owner
+    changes = clear_orphan(credential)
+    _save(credential, kind, "owner", "orphaned_at", "status", "suspended_at", "suspension_reason")
+    extra = {"from": previous, "to": owner.email, **changes}
+    if via:
+        extra["via"] = via
+    _audit(kind, "owner_reassigned", credential=credential, actor=actor, extra=extra)
+    kind.changed(credential)
+    return credential
+
+
+# --- reviews and suspension -----------------------------------------------------------------
+
+
+@transaction.atomic
+def credential_recertify(
+    *, credential: models.Model, actor: User, scopes: Iterable[str] | None = None
+) -> models.Model:
+    """Record the owner's review ("still needed; scopes still right"), optionally narrowing the scopes.
+
+    Schedules the next review; a credential suspended for an overdue review works again.
+    """
+    kind = kind_of(credential)
+    credential = _locked(credential)
+    if credential.owner_id != actor.pk and not is_manager(actor, credential.organization):
+        raise ValidationError("Only the owner or an organisation admin can review this.", code="not_owner")
+    restorable = (
+        credential.status == CredentialStatus.SUSPENDED
+        and credential.suspension_reason == SuspensionReason.REVIEW_OVERDUE
+    )
+    if credential.status != CredentialStatus.ACTIVE and not restorable:
+        raise ValidationError(f"A {credential.status} credential cannot be reviewed.", code="inactive")
+    extra: dict[str, Any] = {}
+    if scopes is not None:
+        old = sorted(kind.scopes_of(credential))
+        new = sorted(set(scopes))
+        if set(new) - set(old):
+            raise ValidationError({"scopes": "A review can only remove scopes; request an increase instead."})
+        if new != old:
+            kind.set_scopes(credential, new)
+            extra["scopes"] = {"from": old, "to": new}
+    now = timezone.now()
+    credential.last_reviewed_at = now
+    credential.last_reviewed_by = actor
+    credential.review_due_at = now + policy_for(credential.organization).review_interval(kind.key)
+    if restorable:
+        credential.status = CredentialStatus.ACTIVE
+        credential.suspended_at = None
+        credential.suspension_reason = ""
+        extra["restored"] = True
+    _save(
+        credential,
+        kind,
+        "last_reviewed_at",
+        "last_reviewed_by",
+        "review_due_at",
+        "status",
+        "suspended_at",
+        "suspension_reason",
+    )
+    extra["next_review_due"] = credential.review_due_at.isoformat()
+    _audit(kind, "recertified", credential=credential, actor=actor, extra=extra)
+    kind.changed(credential)
+    return credential
+
+
+@transaction.atomic
+def credential_suspend(*, credential: models.Model, actor: User | None, reason: str) -> models.Model:
+    """Suspend a working credential: it is refused exactly like a revoked one, but can be restored."""
+    if reason not in SuspensionReason.values:
+        raise ValidationError("Unknown suspension reason.")
+    kind = kind_of(credential)
+    credential = _locked(credential)
+    if credential.status != CredentialStatus.ACTIVE:
+        raise ValidationError(
+            f"Only an active credential can be suspended (this one is {credential.status}).", code="inactive"
+        )
+    credential.status = CredentialStatus.SUSPENDED
+    credential.suspended_at = timezone.now()
+    credential.suspension_reason = reason
+    _save(credential, kind, "status", "suspended_at", "suspension_reason")
+    _audit(kind, "suspended", credential=credential, actor=actor, extra={"reason": reason})
+    kind.changed(credential)
+    return credential
+
+
+@transaction.atomic
+def credential_restore(*, credential: models.Model, actor: User | None) -> models.Model:
+    """Lift a suspension (staff or organisation admins); orphan and review marks stay as they are."""
+    kind = kind_of(credential)
+    credential = _locked(credential)
+    if credential.status != CredentialStatus.SUSPENDED:
+        raise ValidationError("Only a suspended credential can be restored.", code="not_suspended")
+    reason = credential.suspension_reason
+    credential.status = CredentialStatus.ACTIVE
+    credential.suspended_at = None
+    credential.suspension_reason = ""
+    _save(credential, kind, "status", "suspended_at", "suspension_reason")
+    _audit(kind, "restored", credential=credential, actor=actor, extra={"reason": reason})
+    kind.changed(credential)
+    return credential
+
+
+def credential_revoke(*, credential: models.Model, actor: User | None, reason: str) -> models.Model:
+    """Revoke through the kind's own service (one audit event there)."""
+    return kind_of(credential).revoke(credential, actor, reason)
+
+
+def credential_policies_apply(*, now: datetime | None = None) -> list[models.Model]:
+    """Suspend credentials orphaned or overdue for longer than their organisation's grace.
+
+    Safe to run at any frequency: a credential is suspended once, and each suspension is
+    its own transaction with one audit event (actor: the system).
+    """
+    now = now or timezone.now()
+    suspended = []
+    policies: dict[int, OrganizationPolicy] = {}
+    for kind in all_kinds():
+        candidates = (
+            kind.model.objects.filter(status=CredentialStatus.ACTIVE)
+            .filter(models.Q(orphaned_at__lte=now) | models.Q(review_due_at__lte=now))
+            .select_related("organization")
+            .order_by("pk")
+        )
+        for credential in candidates.iterator(chunk_size=500):
+            org = credential.organization
+            policy = policies.get(org.pk) or policies.setdefault(org.pk, policy_for(org))
+            reason = None
+            if (
+                credential.orphaned_at
+                and credential.orphaned_at + timedelta(days=policy.orphan_grace_days) <= now
+            ):
+                reason = SuspensionReason.ORPHANED
+            elif (
+                credential.review_due_at
+                and credential.review_due_at + timedelta(days=policy.overdue_grace_days) <= now
+            ):
+                reason = SuspensionReason.REVIEW_OVERDUE
+            if reason is None:
+                continue
+            try:
+                suspended.append(credential_suspend(credential=credential, actor=None, reason=reason))
+            except ValidationError:
+                continue  # changed meanwhile (revoked, reassigned, reviewed)
+    return suspended
+
+
+# --- notices --------------------------------------------------------------------------------
+
+
+def notice_send_once(
+    *,
+    credential: models.Model,
+    notice_type: str,
+    period: str,
+    recipients: Iterable[str],
+    context: dict[str, Any] | None = None,
+) -> bool:
+    """Record a notice and email it after commit, unless it was already sent; return whether it is new.
+
+    The unique (credential, notice type, period) row makes this safe from cron at any
+    frequency and from concurrent runs.
+    """
+    from django.template.loader import render_to_string
+
+    kind = kind_of(credential)
+    recipients = sorted({r for r in recipients if r})
+    if not recipients:
+        return False
+    try:
+        with transaction.atomic():
+            Notice.objects.create(
+                organization=credential.organization,
+                kind=kind.key,
+                object_id=credential.pk,
+                notice_type=notice_type,
+                period=period[:64],
+                recipients=recipients,
+            )
+    except IntegrityError:
+        return False
+    link = settings.PORTAL_BASE_URL + (
+        _approvals_path(credential) if notice_type == "approval_requested" else credential_path(credential)
+    )
+    body_context = {
+        "credential": credential,
+        "kind": kind,
+        "notice_type": notice_type,
+        "link": link,
+        "organization": credential.organization,
+        **(context or {}),
+    }
+    subject = render_to_string("credentials/governance/email/subject.txt", body_context).strip()
+    body = render_to_string("credentials/governance/email/notice.txt", body_context)
+
+    def send() -> None:
+        try:
+            send_mail(subject, body, None, recipients)
+        except Exception:  # a mail outage must not break the change that caused the notice
+            logger.warning(
+                "Could not send the %s notice for %s %s", notice_type, kind.key, credential.pk, exc_info=True
+            )
+
+    transaction.on_commit(send)
+    return True
+
+
+def _approvals_path(credential) -> str:
+    from django.urls import reverse
+
+    return reverse("org-approvals", kwargs={"org_slug": credential.organization.slug})
+
+
+REVIEW_DUE_NOTICE_WITHIN = timedelta(days=14)
+
+
+def _scheduled_notices(now: datetime) -> Iterable[tuple[str, models.Q, str]]:
+    """Yield (notice type, condition on the inventory queryset, column whose value is the period)."""
+    from credentials.governance.selectors import flag_q
+
+    active = models.Q(status=CredentialStatus.ACTIVE)
+    # A credential with 3 days or less left gets only the 3-day notice; a rotated API key,
+    # which expires at the end of its overlap by design, gets none.
+    current = models.Q(row_superseded=False)
+    yield (
+        "expiring_14d",
+        current & flag_q("expiring", now) & models.Q(row_expires__gt=now + timedelta(days=3)),
+        "row_expires",
+    )
+    yield (
+        "expiring_3d",
+        current & active & models.Q(row_expires__gt=now, row_expires__lte=now + timedelta(days=3)),
+        "row_expires",
+    )
+    yield (
+        "review_due",
+        active & models.Q(review_due_at__gt=now, review_due_at__lte=now + REVIEW_DUE_NOTICE_WITHIN),
+        "review_due_at",
+    )
+    yield "review_overdue", flag_q("review_overdue", now), "review_due_at"
+    yield "orphaned", flag_q("orphaned", now), "orphaned_at"
+    yield "suspended", flag_q("suspended", now), "suspended_at"
+
+
+def credential_notices_send(*, now: datetime | None = None) -> int:
+    """Email every lifecycle notice that is due and was not sent before; return how many were sent.
+
+    Each (credential, notice, period) goes out once, however often this runs: the period is
+    the date the notice is about (the expiry, the due date, when it was orphaned or suspended),
+    so a new due date after a review brings a new notice.
+    """
+    from credentials.governance.selectors import COLUMNS
+
+    now = now or timezone.now()
+    managers: dict[int, list[str]] = {}
+    sent = 0
+    for kind in all_kinds():
+        for notice_type, condition, period_column in _scheduled_notices(now):
+            rows = kind.inventory_queryset(None).filter(condition).values(*COLUMNS)
+            for values in rows.iterator(chunk_size=500):
+                period = values[period_column]
+                if period is None:
+                    continue
+                if Notice.objects.filter(
+                    kind=kind.key, object_id=values["id"], notice_type=notice_type, period=period.isoformat()
+                ).exists():
+                    continue
+                credential = kind.model.objects.select_related("organization", "owner").get(pk=values["id"])
+                org_id = credential.organization_id
+                if org_id not in managers:
+                    managers[org_id] = [u.email for u in managers_of(credential.organization)]
+                recipients = list(managers[org_id])
+                if credential.owner_id and notice_type != "orphaned":
+                    recipients.append(credential.owner.email)
+                with transaction.atomic():
+                    if notice_send_once(
+                        credential=credential,
+                        notice_type=notice_type,
+                        period=period.isoformat(),
+                        recipients=recipients,
+                        context={"when": period},
+                    ):
+                        sent += 1
+    return sent

@@ -1,0 +1,35 @@
+"""URLs of the governance pages: inventory (page, CSV, API), approvals and the policy."""
+
+from __future__ import annotations
+
+from django.urls import path
+
+from credentials.governance import api, views
+
+
+def credential_patterns(kind: str, prefix: str, url_name: str) -> list:
+    """Return the per-credential governance URLs for one kind, under that kind's own detail URL."""
+    return [
+        path(f"{prefix}/recertify/", views.recertify, {"kind": kind}, name=f"{url_name}-recertify"),
+        path(f"{prefix}/owner/", views.reassign, {"kind": kind}, name=f"{url_name}-reassign"),
+        path(f"{prefix}/scopes/", views.request_scopes, {"kind": kind}, name=f"{url_name}-scopes"),
+    ]
+
+
+urlpatterns = [
+    path("orgs/<slug:org_slug>/inventory/", views.inventory, name="org-inventory"),
+    path("orgs/<slug:org_slug>/inventory/export.csv", views.inventory_csv, name="org-inventory-csv"),
+    path("orgs/<slug:org_slug>/approvals/", views.approvals, name="org-approvals"),
+    path(
+        "orgs/<slug:org_slug>/approvals/<int:request_id>/decide/",
+        views.request_decide,
+        name="org-request-decide",
+    ),
+    path(
+        "orgs/<slug:org_slug>/approvals/<int:request_id>/revoke/",
+        views.request_revoke,
+        name="org-request-revoke",
+    ),
+    path("orgs/<slug:org_slug>/policy/", views.policy, name="org-policy"),
+    path("api/v1/orgs/<slug:org_slug>/inventory/", api.InventoryView.as_view(), name="api-org-inventory"),
+]

@@ -1,0 +1,399 @@
+"""Dashboard pages for governance: inventory (and CSV), approvals, policy, and per-credential actions.
+
+The per-credential views serve both kinds: the URL conf passes `kind` and the kind's own
+URL kwarg (`key_id` or `app_id`).
+"""
+
+from __future__ import annotations
+
+import csv
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from credentials.governance import services
+from credentials.governance.forms import (
+    DecisionForm,
+    InventoryFilterForm,
+    PolicyForm,
+    ReassignForm,
+    RecertifyForm,
+    ScopeRequestForm,
+)
+from credentials.governance.models import CredentialStatus, RequestState, RequestType, SuspensionReason
+from credentials.governance.registry import credential_path, get_kind, kind_of
+from credentials.governance.selectors import (
+    FLAG_LABELS,
+    InventoryFilters,
+    inventory_list,
+    inventory_queryset,
+    inventory_rows,
+    pending_requests_for,
+    requests_for,
+    requests_for_credential,
+)
+from credentials.selectors import organization_members
+from portal.stepup import step_up_required
+from portal.tenancy import org_view
+
+PAGE_SIZE = 50
+CSV_COLUMNS = [
+    "kind",
+    "lifecycle",
+    "id",
+    "name",
+    "owner",
+    "status",
+    "scopes",
+    "created",
+    "expires",
+    "last_used",
+    "review_due",
+    "flags",
+]
+
+
+def _error_text(exc: ValidationError) -> str:
+    return " ".join(exc.messages)
+
+
+# --- inventory ------------------------------------------------------------------------------
+
+
+def inventory_filters(request: HttpRequest, members) -> tuple[InventoryFilterForm, InventoryFilters]:
+    """Read the inventory filters from the query string (shared by the page, the CSV and the API)."""
+    form = InventoryFilterForm(request.GET or None, owners=members)
+    filters = InventoryFilters()
+    if form.is_valid():
+        data = form.cleaned_data
+        filters = InventoryFilters(
+            kind=data.get("kind") or "",
+            status=data.get("status") or "",
+            owner_id=data["owner"].pk if data.get("owner") else None,
+            flag=data.get("flag") or "",
+            search=(data.get("q") or "").strip(),
+            scope=(data.get("scope") or "").strip(),
+        )
+    return form, filters
+
+
+@org_view()
+def inventory(request: HttpRequest) -> HttpResponse:
+    """Show both credential kinds in one table with flags, filters and pagination."""
+    organization = request.organization
+    form, filters = inventory_filters(request, organization_members(organization))
+    now = timezone.now()
+    page = Paginator(inventory_list(organization, filters, now=now), PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
+    rows = inventory_rows(list(page.object_list), org_slug=organization.slug, now=now)
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(
+        request,
+        "credentials/governance/inventory.html",
+        {"form": form, "page": page, "rows": rows, "query": query.urlencode(), "flag_labels": FLAG_LABELS},
+    )
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+def _csv_lines(organization, filters: InventoryFilters):
+    writer = csv.writer(_Echo())
+    yield writer.writerow(CSV_COLUMNS)
+    now = timezone.now()
+    chunk: list[dict] = []
+    for values in inventory_queryset(organization, filters, now=now).iterator(chunk_size=500):
+        chunk.append(values)
+        if len(chunk) == 500:
+            yield from _csv_rows(writer, chunk, organization, now)
+            chunk = []
+    yield from _csv_rows(writer, chunk, organization, now)
+
+
+def _csv_rows(writer, chunk, organization, now):
+    for row in inventory_rows(chunk, org_slug=organization.slug, now=now):
+        data = row.as_dict()
+        data["scopes"] = " ".join(data["scopes"])
+        data["flags"] = " ".join(data["flags"])
+        yield writer.writerow(["" if data[c] is None else _safe_cell(data[c]) for c in CSV_COLUMNS])
+
+
+def _safe_cell(value) -> str:
+    # A name starting with = + - @ would run as a formula in a spreadsheet (CSV injection).
+    text = str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+@org_view()
+def inventory_csv(request: HttpRequest) -> HttpResponse:
+    """Export the inventory rows matching the page's filters as CSV (every page)."""
+    organization = request.organization
+    _form, filters = inventory_filters(request, organization_members(organization))
+    response = StreamingHttpResponse(
+        _csv_lines(organization, filters), content_type="text/csv; charset=utf-8"
+    )
+    response["Content-Disposition"] = f'attachment; filename="{organization.slug}-credential-inventory.csv"'
+    return response
+
+
+# --- approvals ------------------------------------------------------------------------------
+
+
+@org_view(managers_only=True)
+def approvals(request: HttpRequest) -> HttpResponse:
+    """List the requests waiting for a decision and the latest decisions."""
+    organization = request.organization
+    pending = list(pending_requests_for(organization)[:100])
+    decided = list(
+        requests_for(organization).exclude(state=RequestState.PENDING).order_by("-decided_at", "-id")[:20]
+    )
+    refs = _refs([*pending, *decided])
+    for item in [*pending, *decided]:
+        kind = get_kind(item.kind)
+        item.kind_label = kind.label
+        item.path = kind.detail_path(
+            organization.slug, item.object_id, refs.get((item.kind, item.object_id), "")
+        )
+    return render(
+        request,
+        "credentials/governance/approvals.html",
+        {"pending": pending, "decided": decided, "form": DecisionForm()},
+    )
+
+
+def _refs(items) -> dict[tuple[str, int], str]:
+    """Return the public ref of each request's credential, with one query per kind."""
+    ids: dict[str, set[int]] = {}
+    for item in items:
+        ids.setdefault(item.kind, set()).add(item.object_id)
+    refs = {}
+    for key, pks in ids.items():
+        kind = get_kind(key)
+        for pk, ref in kind.model.objects.filter(pk__in=pks).values_list("pk", kind.ref_attr):
+            refs[(key, pk)] = ref
+    return refs
+
+
+def _request_or_404(request: HttpRequest, request_id: int):
+    return get_object_or_404(requests_for(request.organization), pk=request_id)
+
+
+@require_POST
+@org_view(managers_only=True)
+@step_up_required
+def request_decide(request: HttpRequest, request_id: int) -> HttpResponse:
+    """Approve or deny one request, with an optional comment (never your own)."""
+    item = _request_or_404(request, request_id)
+    form = DecisionForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose approve or deny.")
+        return redirect("org-approvals", org_slug=request.organization.slug)
+    decide = (
+        services.credential_request_approve
+        if form.cleaned_data["decision"] == "approve"
+        else services.credential_request_deny
+    )
+    try:
+        item = decide(request=item, actor=request.user, comment=form.cleaned_data["comment"])
+    except ValidationError as exc:
+        messages.error(request, _error_text(exc))
+    else:
+        messages.success(request, f"“{item.credential_label}”: request {item.state}.")
+    return redirect("org-approvals", org_slug=request.organization.slug)
+
+
+@require_POST
+@org_view(managers_only=True)
+def request_revoke(request: HttpRequest, request_id: int) -> HttpResponse:
+    """Revoke the credential a request is about, from the approvals screen (denying a waiting request)."""
+    item = _request_or_404(request, request_id)
+    credential = services.credential_for_request(item)
+    try:
+        if item.state == RequestState.PENDING and item.request_type == RequestType.CREATE:
+            services.credential_request_deny(
+                request=item, actor=request.user, comment="Revoked by an approver."
+            )
+        else:
+            if item.state == RequestState.PENDING:
+                services.credential_request_deny(
+                    request=item, actor=request.user, comment="Revoked by an approver."
+                )
+            services.credential_revoke(
+                credential=credential, actor=request.user, reason="Revoked by an approver."
+            )
+    except ValidationError as exc:
+        messages.error(request, _error_text(exc))
+    else:
+        messages.success(request, f"“{credential.name}” was revoked.")
+    return redirect("org-approvals", org_slug=request.organization.slug)
+
+
+# --- policy ---------------------------------------------------------------------------------
+
+
+@org_view(managers_only=True)
+@step_up_required
+def policy(request: HttpRequest) -> HttpResponse:
+    """Show and edit the organisation's credential policy."""
+    current = services.policy_for(request.organization)
+    form = PolicyForm(request.POST or None, instance=current)
+    if request.method == "POST":
+        if form.is_valid():
+            values = {name: form.cleaned_data[name] for name in form.fields}
+            # PolicyForm validated on a copy; the service locks the row and audits the change.
+            services.policy_update(organization=request.organization, actor=request.user, **values)
+            messages.success(request, "The credential policy was saved.")
+            return redirect("org-policy", org_slug=request.organization.slug)
+        return render(request, "credentials/governance/policy.html", {"form": form}, status=400)
+    return render(request, "credentials/governance/policy.html", {"form": form})
+
+
+# --- one credential -------------------------------------------------------------------------
+
+
+def credential_or_404(request: HttpRequest, kind_key: str, kwargs: dict):
+    """Return the organisation's credential of `kind_key` named by the URL kwargs, or raise Http404."""
+    kind = get_kind(kind_key)
+    try:
+        return kind.model.objects.select_related("organization", "owner").get(
+            organization=request.organization, **{kind.lookup_field: kwargs[kind.url_kwarg]}
+        )
+    except (kind.model.DoesNotExist, ValueError):
+        raise Http404("No such credential.") from None
+
+
+def governance_context(request: HttpRequest, credential) -> dict:
+    """Return what the governance panel on a credential's page needs."""
+    kind = kind_of(credential)
+    history = list(requests_for_credential(credential))
+    is_owner = credential.owner_id == request.user.pk
+    is_manager = request.membership.is_manager
+    approved_create = any(
+        r.request_type == RequestType.CREATE and r.state == RequestState.APPROVED for r in history
+    )
+    reviewable = credential.status == CredentialStatus.ACTIVE or (
+        credential.status == CredentialStatus.SUSPENDED
+        and credential.suspension_reason == SuspensionReason.REVIEW_OVERDUE
+    )
+    scopes = sorted(kind.scopes_of(credential))
+    return {
+        "gov_kind": kind,
+        "gov_credential": credential,
+        "gov_history": history,
+        "gov_pending": next((r for r in history if r.state == RequestState.PENDING), None),
+        "gov_can_issue": is_owner and credential.status == CredentialStatus.PENDING and approved_create,
+        "gov_can_review": (is_owner or is_manager) and reviewable,
+        "gov_can_request_scopes": (is_owner or is_manager) and credential.status == CredentialStatus.ACTIVE,
+        "gov_can_reassign": is_manager and credential.status in services.LIVE_STATUSES,
+        "gov_review_form": RecertifyForm(current_scopes=scopes, prefix="review") if reviewable else None,
+        "gov_reassign_form": ReassignForm(members=organization_members(request.organization), prefix="owner")
+        if is_manager
+        else None,
+        "gov_url_kwarg": getattr(credential, kind.lookup_field),
+        "now": timezone.now(),
+    }
+
+
+def _back(credential) -> HttpResponse:
+    return redirect(credential_path(credential))
+
+
+@require_POST
+@org_view()
+def recertify(request: HttpRequest, kind: str, **kwargs) -> HttpResponse:
+    """Record the owner's review, optionally narrowing the scopes."""
+    credential = credential_or_404(request, kind, kwargs)
+    scopes = sorted(kind_of(credential).scopes_of(credential))
+    form = RecertifyForm(request.POST, current_scopes=scopes, prefix="review")
+    if not form.is_valid():
+        messages.error(request, "Choose among the credential's current scopes.")
+        return _back(credential)
+    try:
+        services.credential_recertify(
+            credential=credential, actor=request.user, scopes=[s.name for s in form.cleaned_data["scopes"]]
+        )
+    except ValidationError as exc:
+        if "not_owner" in str(getattr(exc, "code", "")):
+            raise PermissionDenied(_error_text(exc)) from None
+        messages.error(request, _error_text(exc))
+    else:
+        messages.success(request, f"“{credential.name}” was reviewed. The next review is scheduled.")
+    return _back(credential)
+
+
+@require_POST
+@org_view(managers_only=True)
+def reassign(request: HttpRequest, kind: str, **kwargs) -> HttpResponse:
+    """Give a credential a new owner (clears an orphan mark and restores an orphan suspension)."""
+    credential = credential_or_404(request, kind, kwargs)
+    form = ReassignForm(request.POST, members=organization_members(request.organization), prefix="owner")
+    if not form.is_valid():
+        messages.error(request, "Choose a member of the organisation.")
+        return _back(credential)
+    try:
+        services.credential_reassign_owner(
+            credential=credential, owner=form.cleaned_data["owner"], actor=request.user
+        )
+    except ValidationError as exc:
+        messages.error(request, _error_text(exc))
+    else:
+        messages.success(request, f"“{credential.name}” is now owned by {form.cleaned_data['owner'].email}.")
+    return _back(credential)
+
+
+@org_view()
+def request_scopes(request: HttpRequest, kind: str, **kwargs) -> HttpResponse:
+    """Change a credential's scopes: narrowing applies now, widening may need an approval."""
+    credential = credential_or_404(request, kind, kwargs)
+    governed = kind_of(credential)
+    if not (request.membership.is_manager or credential.owner_id == request.user.pk):
+        raise PermissionDenied("Only the owner or an organisation admin can change the scopes.")
+    current = sorted(governed.scopes_of(credential))
+    needs_approval = services.policy_for(request.organization).approve_scope_increases
+    form = ScopeRequestForm(request.POST or None, initial={"scopes": current})
+    if request.method == "POST" and form.is_valid():
+        wanted = sorted(s.name for s in form.cleaned_data["scopes"])
+        try:
+            if services.scope_increase_needs_approval(request.organization, current, wanted):
+                if set(current) - set(wanted):
+                    raise ValidationError(
+                        {"scopes": "Remove scopes with a review first, then request the increase."}
+                    )
+                services.credential_request_create(
+                    credential=credential,
+                    requester=request.user,
+                    request_type=RequestType.SCOPE_INCREASE,
+                    justification=form.cleaned_data["justification"],
+                    requested_scopes=wanted,
+                )
+                messages.success(
+                    request, "Your request was sent. The current scopes keep working until it is approved."
+                )
+            else:
+                services.credential_scopes_set(credential=credential, scopes=wanted, actor=request.user)
+                messages.success(request, "The scopes were changed.")
+        except ValidationError as exc:
+            if hasattr(exc, "error_dict"):
+                for field, errors in exc.error_dict.items():
+                    form.add_error(field if field in form.fields else None, errors)
+            else:
+                form.add_error(None, exc)
+        else:
+            return _back(credential)
+    context = {
+        "credential": credential,
+        "kind": governed,
+        "form": form,
+        "needs_approval": needs_approval,
+        "current": current,
+    }
+    return render(request, "credentials/governance/scopes.html", context, status=400 if form.errors else 200)

@@ -1,0 +1,22 @@
+"""`manage.py send_credential_notices`: apply the suspension rules, then email each due notice once."""
+
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand
+
+from credentials.governance.services import credential_notices_send, credential_policies_apply
+
+
+class Command(BaseCommand):
+    help = (
+        "Suspend credentials orphaned or overdue past their organisation's grace, then email the "
+        "lifecycle notices that are due (each once). Safe to run from cron at any frequency."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--no-suspend", action="store_true", help="Only send notices; suspend nothing.")
+
+    def handle(self, *args, **options):
+        suspended = [] if options["no_suspend"] else credential_policies_apply()
+        sent = credential_notices_send()
+        self.stdout.write(f"Suspended {len(suspended)} credential(s); sent {sent} notice(s).")
