@@ -154,6 +154,17 @@ PORTAL_LOGIN_LOCKOUT_SECONDS = env.int("PORTAL_LOGIN_LOCKOUT_SECONDS", default=9
 # Client IPs are read from X-Forwarded-For only when the direct peer is one of these proxies.
 PORTAL_TRUSTED_PROXIES = env.list("PORTAL_TRUSTED_PROXIES", default=[])
 
+# Rate limits (portal.ratelimit, counted per minute in the shared cache; 0 switches one off).
+# See docs/security.md.
+PORTAL_CLIENT_AUTH_FAILURES_PER_CLIENT_PER_MINUTE = env.int(
+    "PORTAL_CLIENT_AUTH_FAILURES_PER_CLIENT_PER_MINUTE", default=20
+)
+PORTAL_CLIENT_AUTH_FAILURES_PER_IP_PER_MINUTE = env.int(
+    "PORTAL_CLIENT_AUTH_FAILURES_PER_IP_PER_MINUTE", default=30
+)
+PORTAL_API_KEY_FAILURES_PER_IP_PER_MINUTE = env.int("PORTAL_API_KEY_FAILURES_PER_IP_PER_MINUTE", default=30)
+PORTAL_TOKEN_RATE_PER_APP_PER_MINUTE = env.int("PORTAL_TOKEN_RATE_PER_APP_PER_MINUTE", default=600)
+
 PORTAL_INVITATION_TTL_HOURS = env.int("PORTAL_INVITATION_TTL_HOURS", default=72)
 
 # --- Credentials and tokens -----------------------------------------------------------------

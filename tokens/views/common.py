@@ -10,6 +10,8 @@ from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 
+from portal import ratelimit
+from portal.net import client_ip
 from tokens.models import ClientSecret, M2MApplication
 from tokens.oauth import _basic_credentials, authenticate_client_credentials, uses_basic_auth
 
@@ -36,6 +38,13 @@ def oauth_error(
     return no_store(response)
 
 
+def slow_down(wait: int) -> HttpResponse:
+    """Return 429 with `Retry-After` and an RFC 6749-style `slow_down` error (see docs/security.md)."""
+    response = oauth_error("slow_down", f"Too many requests. Retry after {wait} seconds.", status=429)
+    response["Retry-After"] = str(wait)
+    return response
+
+
 def invalid_client() -> HttpResponse:
     """Return the one answer for every failed client authentication (RFC 6749 §5.2)."""
     return oauth_error("invalid_client", "Client authentication failed.", status=401)
@@ -60,6 +69,41 @@ def authenticate_client(request: HttpRequest) -> tuple[M2MApplication, ClientSec
     else:
         client_id, client_secret = body_id, body_secret
     return authenticate_client_credentials(client_id, client_secret)
+
+
+def claimed_client_id(request: HttpRequest) -> str:
+    """Return the client id the request claims (Basic first, then the body), unauthenticated."""
+    basic = _basic_credentials(_HeaderView(request))
+    return basic[0] if basic and basic[0] else request.POST.get("client_id", "")
+
+
+def client_failure_checks(request: HttpRequest) -> list[ratelimit.Check]:
+    """Return the rate-limit identities a failed client authentication counts against."""
+    return [
+        (
+            "oauth-client-failures:client",
+            claimed_client_id(request),
+            ratelimit.per_minute("PORTAL_CLIENT_AUTH_FAILURES_PER_CLIENT_PER_MINUTE"),
+        ),
+        (
+            "oauth-client-failures:ip",
+            client_ip(request),
+            ratelimit.per_minute("PORTAL_CLIENT_AUTH_FAILURES_PER_IP_PER_MINUTE"),
+        ),
+    ]
+
+
+def authenticate_client_or_refuse(request: HttpRequest) -> tuple[M2MApplication, ClientSecret] | HttpResponse:
+    """Authenticate the client, or return the 429 / 401 answer; failures count toward the limits."""
+    checks = client_failure_checks(request)
+    wait = ratelimit.blocked(checks)
+    if wait is not None:
+        return slow_down(wait)
+    caller = authenticate_client(request)
+    if caller is None:
+        ratelimit.hit_all(checks)
+        return invalid_client()
+    return caller
 
 
 class _HeaderView:
