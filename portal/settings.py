@@ -308,16 +308,26 @@ LOG_LEVEL = env.str("PORTAL_LOG_LEVEL", default="INFO")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "portal.middleware.RequestIdLogFilter"}},
+    "filters": {
+        "request_id": {"()": "portal.middleware.RequestIdLogFilter"},
+        "redact": {"()": "portal.log_filters.RedactCredentials"},
+    },
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s [req=%(request_id)s] %(message)s"},
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["request_id"]},
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["request_id", "redact"],
+        },
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "INFO"},
+        # These log the path of every refused request; a credential in a URL must not reach the log.
+        "django.request": {"filters": ["redact"]},
+        "django.server": {"filters": ["redact"]},
         # oauthlib logs whole token responses at DEBUG; never let them reach the log.
         "oauthlib": {"level": "WARNING"},
     },

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 
 from django.conf import settings
+from django.core.exceptions import BadRequest, RequestDataTooBig, SuspiciousOperation
 from django.http import HttpRequest, HttpResponse
+from django.http.multipartparser import MultiPartParserError
 from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
@@ -130,6 +132,14 @@ class OAuthEndpointView(View):
         return response
 
     def dispatch(self, request, *args, **kwargs):
+        if request.method == "POST":
+            # Parse the body here, so an unreadable one is an RFC 6749 error, not Django's HTML 400.
+            try:
+                request.POST  # noqa: B018
+            except RequestDataTooBig:
+                return oauth_error("invalid_request", "The request body is too large.", status=413)
+            except (BadRequest, SuspiciousOperation, MultiPartParserError):
+                return oauth_error("invalid_request", "Send a UTF-8 form-encoded body.")
         if request.method == "POST" and request.GET:
             return oauth_error(
                 "invalid_request", "Send parameters in the form-encoded body, not in the URL query."
