@@ -84,3 +84,24 @@ def test_log_redaction_keeps_the_public_parts():
     )
     assert redact("Gone: /invitations/abc_DEF-123/") == "Gone: /invitations/[redacted]/"
     assert redact("nothing to hide") == "nothing to hide"
+
+
+@pytest.mark.parametrize(
+    ("path", "content_type"),
+    [
+        ("/api/v1/keys/verify", "application/json"),
+        ("/api/v1/orgs/acme/api-keys/", "application/json"),
+        ("/api/v1/keys/verify", "application/x-www-form-urlencoded"),
+    ],
+)
+def test_an_authenticated_api_body_over_the_limit_is_413(client, settings, make_key, path, content_type):
+    # DRF's JSON parser reads the whole stream; the middleware bounds it before any parser runs.
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 4096
+    _row, key = make_key()
+    body = json.dumps({"key": "x" * 5000, "name": "y"})
+    response = client.generic("POST", path, body, content_type=content_type, HTTP_X_API_KEY=key)
+    assert response.status_code == 413 and response.json() == {"detail": "The request body is too large."}
+    small = client.generic(
+        "POST", path, json.dumps({"key": "x", "name": "ok"}), "application/json", HTTP_X_API_KEY=key
+    )
+    assert small.status_code in (200, 201)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 from urllib.parse import quote_from_bytes
 
 import pytest
@@ -21,7 +22,11 @@ from tests.tokens.conftest import basic
 pytestmark = pytest.mark.django_db
 
 fuzz = settings(
-    max_examples=60, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck), database=None
+    max_examples=int(os.environ.get("FUZZ_PROTOCOL_EXAMPLES", "60")),
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=list(HealthCheck),
+    database=None,
 )
 
 OAUTH_NAMES = ["grant_type", "client_id", "client_secret", "scope", "resource", "token", "token_type_hint"]

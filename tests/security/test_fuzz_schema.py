@@ -6,6 +6,8 @@ documented status code is not asserted here (the API tests pin the behaviour).
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import schemathesis
 from django.core.wsgi import get_wsgi_application
@@ -19,7 +21,7 @@ from tests.security.conftest import ALL_SCOPES
 
 #: Examples per operation and credential mode: enough to cross every branch of the parsers,
 #: small enough that the whole schema fuzz stays within a few seconds.
-MAX_EXAMPLES = 10
+MAX_EXAMPLES = int(os.environ.get("FUZZ_SCHEMA_EXAMPLES", "10"))
 #: A CSRF secret of the right shape: as cookie and header it lets session POSTs reach the handlers.
 CSRF_SECRET = "fuzzCsrfSecret0123456789abcdefgh"
 
