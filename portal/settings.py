@@ -229,7 +229,7 @@ USE_TZ = True
 # --- Static files ---------------------------------------------------------------------------
 STATIC_URL = "static/"
 # Where `collectstatic` gathers the files whitenoise serves (outside DEBUG, from a hashed manifest).
-STATIC_ROOT = Path(env.str("PORTAL_STATIC_ROOT", default=str(BASE_DIR / "var" / "staticfiles")))
+STATIC_ROOT = Path(env.str("PORTAL_STATIC_ROOT", default="") or BASE_DIR / "var" / "staticfiles")
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {

@@ -22,7 +22,7 @@ from tests.tokens.conftest import basic
 pytestmark = pytest.mark.django_db
 
 fuzz = settings(
-    max_examples=int(os.environ.get("FUZZ_PROTOCOL_EXAMPLES", "60")),
+    max_examples=int(os.environ.get("FUZZ_PROTOCOL_EXAMPLES", "40")),
     deadline=None,
     derandomize=True,
     suppress_health_check=list(HealthCheck),

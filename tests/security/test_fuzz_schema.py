@@ -10,7 +10,9 @@ import os
 
 import pytest
 import schemathesis
+from django.core import signals
 from django.core.wsgi import get_wsgi_application
+from django.db import close_old_connections
 from django.test import Client
 from hypothesis import HealthCheck, Phase, settings
 
@@ -21,13 +23,27 @@ from tests.security.conftest import ALL_SCOPES
 
 #: Examples per operation and credential mode: enough to cross every branch of the parsers,
 #: small enough that the whole schema fuzz stays within a few seconds.
-MAX_EXAMPLES = int(os.environ.get("FUZZ_SCHEMA_EXAMPLES", "10"))
+MAX_EXAMPLES = int(os.environ.get("FUZZ_SCHEMA_EXAMPLES", "6"))
 #: A CSRF secret of the right shape: as cookie and header it lets session POSTs reach the handlers.
 CSRF_SECRET = "fuzzCsrfSecret0123456789abcdefgh"
 
 
 # The schema view needs no database, so the schema is loaded once, at collection.
 schema = schemathesis.openapi.from_wsgi("/api/schema/", get_wsgi_application())
+
+
+@pytest.fixture(autouse=True)
+def _keep_the_test_connection():
+    """Keep the test's database connection across requests, as Django's own test client does.
+
+    Schemathesis calls the bare WSGI handler, whose request signals would close the
+    connection that holds the test transaction (PostgreSQL; SQLite's in-memory one survives).
+    """
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    yield
+    signals.request_started.connect(close_old_connections)
+    signals.request_finished.connect(close_old_connections)
 
 
 @pytest.fixture
