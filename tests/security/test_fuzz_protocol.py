@@ -161,6 +161,11 @@ key_like = st.one_of(
 )
 
 
+def on_the_wire(value: str) -> str:
+    """Return a header value as a WSGI server hands it over: the UTF-8 bytes, read as latin-1."""
+    return value.encode("utf-8", "surrogatepass").decode("latin-1")
+
+
 @st.composite
 def machine_headers(draw, key: str) -> dict:
     """Authorization and/or X-API-Key, each absent, valid, garbage, huge, repeated (comma-joined)."""
@@ -177,7 +182,7 @@ def machine_headers(draw, key: str) -> dict:
             ) + draw(key_like)
         elif kind == "repeated":
             headers[meta] = f"{prefix}{key}, {prefix}{draw(key_like)}"
-    return headers
+    return {meta: on_the_wire(value) for meta, value in headers.items()}
 
 
 @pytest.fixture
