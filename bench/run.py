@@ -536,6 +536,9 @@ class Suite:
             PORTAL_TRUSTED_PROXIES="127.0.0.1",
             PORTAL_ISSUER="https://127.0.0.1",
             PORTAL_LOG_LEVEL="WARNING",
+            # The per-application issuance limit is a policy value (600/min by default); the
+            # benchmark measures capacity with one application, so it lifts the limit.
+            PORTAL_TOKEN_RATE_PER_APP_PER_MINUTE="0",
             DATABASE_URL=self.pg.recreate(database),
         )
         if self.redis_url:

@@ -18,7 +18,7 @@ from rest_framework.views import APIView
 from rest_framework.viewsets import GenericViewSet
 
 from credentials import keys, serializers
-from credentials.authentication import ApiKeyAuthentication
+from credentials.authentication import ApiKeyAuthentication, failure_checks, refuse_if_throttled
 from credentials.governance.services import approval_required
 from credentials.models import ApiKey
 from credentials.permissions import VERIFY_SCOPE, HasScopes, OrganizationApiKeyAccess
@@ -31,6 +31,7 @@ from credentials.services import (
     api_key_update,
     api_key_verify,
 )
+from portal import ratelimit
 from portal.api.whoami import machine_authentication_classes
 from portal.models import User
 from portal.principal import Principal
@@ -280,8 +281,11 @@ class ApiKeyVerifyView(APIView):
     def post(self, request: Request) -> Response:
         data = serializers.ApiKeyVerifyRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
+        # Guessing through the verifier is guessing all the same: count failures per client IP.
+        refuse_if_throttled(request._request)
         verification = api_key_verify(data.validated_data["key"])
         if not verification.valid:
+            ratelimit.hit_all(failure_checks(request._request))
             return _no_store(Response({"valid": False, "code": verification.code}))
         api_key_record_use(verification)
         key = verification.key

@@ -9,6 +9,11 @@ from typing import Any, Literal
 #: revoked; API key or access token), so a caller learns nothing about why it failed.
 INVALID_CREDENTIAL = "The credential is missing, malformed, unknown, expired or revoked."
 
+#: Longest credential (API key, JWT, Basic value) any authenticator looks at. Real ones are far
+#: shorter (a key is 65 characters, a JWT about a kilobyte); anything longer is refused before
+#: any decoding or lookup, so a huge header costs nothing.
+MAX_CREDENTIAL_LENGTH = 8192
+
 
 @dataclass(frozen=True)
 class Principal:

@@ -52,3 +52,27 @@ def hit(scope: str, ident: str, limit: Limit) -> int:
         return cache.incr(key)
     except Exception:  # noqa: BLE001  missing key after expiry, or cache down: fail open
         return 0
+
+
+#: One counted identity: (scope, identifier, limit). An empty identifier is not counted.
+Check = tuple[str, str | None, Limit]
+
+
+def per_minute(setting: str) -> Limit:
+    """Return the limit named by a `…_PER_MINUTE` setting (0 switches it off)."""
+    from django.conf import settings
+
+    return Limit(int(getattr(settings, setting)), 60)
+
+
+def blocked(checks: list[Check]) -> int | None:
+    """Return the longest wait among the exhausted checks, or None if all have room."""
+    waits = [retry_after(scope, ident, limit) for scope, ident, limit in checks if ident]
+    return max((wait for wait in waits if wait is not None), default=None)
+
+
+def hit_all(checks: list[Check]) -> None:
+    """Count one event against every identity in `checks`."""
+    for scope, ident, limit in checks:
+        if ident and limit.limit > 0:
+            hit(scope, ident, limit)

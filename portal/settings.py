@@ -78,6 +78,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "portal.bounds.RequestBodyLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "csp.middleware.CSPMiddleware",
     "portal.middleware.RequestContextMiddleware",
@@ -203,6 +204,17 @@ PORTAL_LOGIN_LOCKOUT_SECONDS = env.int("PORTAL_LOGIN_LOCKOUT_SECONDS", default=9
 # Client IPs are read from X-Forwarded-For only when the direct peer is one of these proxies.
 PORTAL_TRUSTED_PROXIES = env.list("PORTAL_TRUSTED_PROXIES", default=[])
 
+# Rate limits (portal.ratelimit, counted per minute in the shared cache; 0 switches one off).
+# See docs/security.md.
+PORTAL_CLIENT_AUTH_FAILURES_PER_CLIENT_PER_MINUTE = env.int(
+    "PORTAL_CLIENT_AUTH_FAILURES_PER_CLIENT_PER_MINUTE", default=20
+)
+PORTAL_CLIENT_AUTH_FAILURES_PER_IP_PER_MINUTE = env.int(
+    "PORTAL_CLIENT_AUTH_FAILURES_PER_IP_PER_MINUTE", default=30
+)
+PORTAL_API_KEY_FAILURES_PER_IP_PER_MINUTE = env.int("PORTAL_API_KEY_FAILURES_PER_IP_PER_MINUTE", default=30)
+PORTAL_TOKEN_RATE_PER_APP_PER_MINUTE = env.int("PORTAL_TOKEN_RATE_PER_APP_PER_MINUTE", default=600)
+
 PORTAL_INVITATION_TTL_HOURS = env.int("PORTAL_INVITATION_TTL_HOURS", default=72)
 
 # --- Credentials and tokens -----------------------------------------------------------------
@@ -268,7 +280,8 @@ USE_TZ = True
 
 # --- Static files ---------------------------------------------------------------------------
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "var" / "staticfiles"
+# Where `collectstatic` gathers the files whitenoise serves (outside DEBUG, from a hashed manifest).
+STATIC_ROOT = Path(env.str("PORTAL_STATIC_ROOT", default="") or BASE_DIR / "var" / "staticfiles")
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
@@ -353,17 +366,27 @@ if LOG_FORMAT not in ("plain", "json"):
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "portal.middleware.RequestIdLogFilter"}},
+    "filters": {
+        "request_id": {"()": "portal.middleware.RequestIdLogFilter"},
+        "redact": {"()": "portal.log_filters.RedactCredentials"},
+    },
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s [req=%(request_id)s] %(message)s"},
         "json": {"()": "portal.observability.JsonFormatter"},
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["request_id"]},
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["request_id", "redact"],
+        },
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "INFO"},
+        # These log the path of every refused request; a credential in a URL must not reach the log.
+        "django.request": {"filters": ["redact"]},
+        "django.server": {"filters": ["redact"]},
         # oauthlib logs whole token responses at DEBUG; never let them reach the log.
         "oauthlib": {"level": "WARNING"},
     },

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from allauth.account.decorators import secure_admin_login
-from allauth.account.views import LoginView, LogoutView
+from allauth.account.views import LogoutView
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
@@ -32,7 +32,7 @@ urlpatterns = [
     path("", dashboard.dashboard, name="dashboard"),
     path("healthz", health.healthz, name="healthz"),
     path("metrics", metrics.metrics, name="metrics"),
-    path("accounts/login/", LoginView.as_view(), name="login"),
+    path("accounts/login/", account.PortalLoginView.as_view(), name="login"),
     path("accounts/logout/", LogoutView.as_view(), name="logout"),
     path("accounts/sessions/", account.sessions, name="usersessions_list"),
     path("accounts/", include("allauth.urls")),

@@ -8,7 +8,7 @@ from django.conf import settings
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.exceptions import AuthenticationFailed
 
-from portal.principal import INVALID_CREDENTIAL, Principal
+from portal.principal import INVALID_CREDENTIAL, MAX_CREDENTIAL_LENGTH, Principal
 from tokens.verifier import InvalidToken
 
 
@@ -26,7 +26,12 @@ class AccessTokenAuthentication(BaseAuthentication):
     www_authenticate_realm = "api"
 
     def authenticate(self, request):
-        header = get_authorization_header(request).split()
+        raw_header = get_authorization_header(request)
+        if len(raw_header) > MAX_CREDENTIAL_LENGTH:
+            if raw_header[:7].lower() == b"bearer ":
+                raise AuthenticationFailed(INVALID_CREDENTIAL)
+            return None
+        header = raw_header.split()
         if len(header) != 2 or header[0].lower() != b"bearer":
             return None
         try:

@@ -19,8 +19,10 @@ from oauth2_provider.oauth2_validators import OAuth2Validator, is_valid_resource
 from oauthlib.oauth2 import BackendApplicationServer
 from oauthlib.oauth2.rfc6749 import errors
 
+from portal import ratelimit
 from portal.crypto import keyed_digest, verify_digest
 from portal.observability import note_credential
+from portal.principal import MAX_CREDENTIAL_LENGTH
 from tokens.models import ClientSecret, M2MApplication
 
 log = logging.getLogger(__name__)
@@ -56,6 +58,8 @@ def _basic_credentials(request) -> tuple[str, str] | None:
     scheme, _, value = auth.partition(" ")
     if scheme.lower() != "basic" or not value:
         return None
+    if len(value) > MAX_CREDENTIAL_LENGTH:
+        return ("", "")  # refused before decoding: a huge header costs nothing
     try:
         decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError, ValueError):
@@ -81,6 +85,8 @@ def authenticate_client_credentials(
     An unknown client and a wrong secret look the same to the caller; both cost one HMAC.
     """
     application = None
+    if len(client_secret) > MAX_CREDENTIAL_LENGTH:
+        client_secret = ""
     if client_id and client_secret and "\x00" not in client_id and len(client_id) <= 255:
         application = (
             M2MApplication.objects.select_related("organization")
@@ -104,6 +110,34 @@ def authenticate_client_credentials(
         ClientSecret.objects.filter(pk=match.pk).update(last_used_at=now)
         match.last_used_at = now
     return application, match
+
+
+#: Rate-limit scope of token issuance, counted per application.
+ISSUANCE_SCOPE = "oauth-issuance:client"
+
+
+class SlowDown(errors.OAuth2Error):
+    """429 with `Retry-After`: the application asked for more tokens than its rate allows."""
+
+    error = "slow_down"
+    status_code = 429
+
+    def __init__(self, wait: int, **kwargs):
+        super().__init__(description=f"Too many requests. Retry after {wait} seconds.", **kwargs)
+        self.wait = wait
+
+    @property
+    def headers(self):
+        return {"Retry-After": str(self.wait)}
+
+
+def check_issuance_rate(client_id: str) -> None:
+    """Count one token request by an authenticated application; raise SlowDown past its rate."""
+    limit = ratelimit.per_minute("PORTAL_TOKEN_RATE_PER_APP_PER_MINUTE")
+    if limit.limit <= 0:
+        return
+    if ratelimit.hit(ISSUANCE_SCOPE, client_id, limit) > limit.limit:
+        raise SlowDown(ratelimit.retry_after(ISSUANCE_SCOPE, client_id, limit) or limit.window)
 
 
 class M2MValidator(OAuth2Validator):
@@ -131,6 +165,8 @@ class M2MValidator(OAuth2Validator):
         request.client, request.portal_client_secret = result
         request.client_id = request.client.client_id
         note_credential("m2m_client", request.client_id)
+        # Only an authenticated client spends its application's budget, so nobody else can.
+        check_issuance_rate(request.client_id)
         return True
 
     def authenticate_client_id(self, client_id, request, *args, **kwargs):

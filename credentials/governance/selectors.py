@@ -153,6 +153,10 @@ class InventoryList:
         if not isinstance(index, slice) or index.stop is None:
             raise TypeError("InventoryList only supports bounded slices")
         start, stop = index.start or 0, index.stop
+        if stop <= start:
+            # An empty page (an empty inventory's first page): a zero-length slice would make
+            # Django drop that UNION part and reorder a sliced query.
+            return []
         parts = self.parts
         if len(parts) == 1:
             return list(parts[0].order_by(*ORDER)[start:stop])

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from allauth.account.views import LoginView
 from allauth.usersessions.models import UserSession
 from allauth.usersessions.views import ListUserSessionsView
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
@@ -72,3 +74,14 @@ def org_security(request: HttpRequest) -> HttpResponse:
         {"form": form, "is_owner": is_owner},
         status=400 if request.method == "POST" else 200,
     )
+
+
+class PortalLoginView(LoginView):
+    """allauth's login view; a paused sign-in re-renders the form as 429 with `Retry-After`."""
+
+    def form_invalid(self, form):
+        response = super().form_invalid(form)
+        if any(error.code == "throttled" for error in form.non_field_errors().as_data()):
+            response.status_code = 429
+            response["Retry-After"] = str(settings.PORTAL_LOGIN_LOCKOUT_SECONDS)
+        return response

@@ -226,3 +226,12 @@ def test_pages_cover_every_row_once_in_order(owner_client, organization, member,
     assert names == csv_names
     created = [r["created"] for r in _api(owner_client, organization, "?page_size=26")["results"]]
     assert created == sorted(created, reverse=True)
+
+
+def test_an_empty_inventory_answers_an_empty_first_page(owner_client, organization):
+    """Regression (found by the schema fuzzer on PostgreSQL): an empty page was a 500."""
+    response = owner_client.get(f"/api/v1/orgs/{organization.slug}/inventory/")
+    assert response.status_code == 200
+    assert response.json()["count"] == 0 and response.json()["results"] == []
+    page = owner_client.get(f"/orgs/{organization.slug}/inventory/")
+    assert page.status_code == 200

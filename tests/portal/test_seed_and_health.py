@@ -78,7 +78,7 @@ class TestLoginThrottle:
         response = client.post(
             reverse("login"), {"login": member.email, "password": "correct-horse-battery-staple"}
         )
-        assert response.status_code == 200
+        assert response.status_code == 429 and response["Retry-After"] == "900"
         assert "Too many failed sign-in attempts" in response.content.decode()
         assert "_auth_user_id" not in client.session
 

@@ -154,7 +154,18 @@ def _rows(database_url: str, sql: str) -> list[tuple]:
 
 
 def test_soak_loses_nothing(database_url, seed, redis_server):
-    server = portal_server(database_url, redis_server.url, PORTAL_LOG_FORMAT="json")
+    # The soak checks that nothing is lost under load, not the rate limits (tests/security
+    # covers those): it presents revoked keys on purpose, from one IP, so the per-IP failure
+    # limits are lifted here, as is the per-application issuance budget.
+    server = portal_server(
+        database_url,
+        redis_server.url,
+        PORTAL_LOG_FORMAT="json",
+        PORTAL_API_KEY_FAILURES_PER_IP_PER_MINUTE="0",
+        PORTAL_CLIENT_AUTH_FAILURES_PER_IP_PER_MINUTE="0",
+        PORTAL_CLIENT_AUTH_FAILURES_PER_CLIENT_PER_MINUTE="0",
+        PORTAL_TOKEN_RATE_PER_APP_PER_MINUTE="0",
+    )
     server.workers, server.threads = 2, 8
     server.start()
     try:

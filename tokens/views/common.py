@@ -5,11 +5,15 @@ from __future__ import annotations
 import json
 
 from django.conf import settings
+from django.core.exceptions import BadRequest, RequestDataTooBig, SuspiciousOperation
 from django.http import HttpRequest, HttpResponse
+from django.http.multipartparser import MultiPartParserError
 from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 
+from portal import ratelimit
+from portal.net import client_ip
 from tokens.models import ClientSecret, M2MApplication
 from tokens.oauth import _basic_credentials, authenticate_client_credentials, uses_basic_auth
 
@@ -34,6 +38,13 @@ def oauth_error(
     if status == 401 or basic_challenge:
         response["WWW-Authenticate"] = f'Basic realm="{settings.PORTAL_ISSUER}", charset="UTF-8"'
     return no_store(response)
+
+
+def slow_down(wait: int) -> HttpResponse:
+    """Return 429 with `Retry-After` and an RFC 6749-style `slow_down` error (see docs/security.md)."""
+    response = oauth_error("slow_down", f"Too many requests. Retry after {wait} seconds.", status=429)
+    response["Retry-After"] = str(wait)
+    return response
 
 
 def invalid_client() -> HttpResponse:
@@ -62,6 +73,41 @@ def authenticate_client(request: HttpRequest) -> tuple[M2MApplication, ClientSec
     return authenticate_client_credentials(client_id, client_secret)
 
 
+def claimed_client_id(request: HttpRequest) -> str:
+    """Return the client id the request claims (Basic first, then the body), unauthenticated."""
+    basic = _basic_credentials(_HeaderView(request))
+    return basic[0] if basic and basic[0] else request.POST.get("client_id", "")
+
+
+def client_failure_checks(request: HttpRequest) -> list[ratelimit.Check]:
+    """Return the rate-limit identities a failed client authentication counts against."""
+    return [
+        (
+            "oauth-client-failures:client",
+            claimed_client_id(request),
+            ratelimit.per_minute("PORTAL_CLIENT_AUTH_FAILURES_PER_CLIENT_PER_MINUTE"),
+        ),
+        (
+            "oauth-client-failures:ip",
+            client_ip(request),
+            ratelimit.per_minute("PORTAL_CLIENT_AUTH_FAILURES_PER_IP_PER_MINUTE"),
+        ),
+    ]
+
+
+def authenticate_client_or_refuse(request: HttpRequest) -> tuple[M2MApplication, ClientSecret] | HttpResponse:
+    """Authenticate the client, or return the 429 / 401 answer; failures count toward the limits."""
+    checks = client_failure_checks(request)
+    wait = ratelimit.blocked(checks)
+    if wait is not None:
+        return slow_down(wait)
+    caller = authenticate_client(request)
+    if caller is None:
+        ratelimit.hit_all(checks)
+        return invalid_client()
+    return caller
+
+
 class _HeaderView:
     """Expose a Django request's Authorization header the way the oauthlib helpers read it."""
 
@@ -86,6 +132,14 @@ class OAuthEndpointView(View):
         return response
 
     def dispatch(self, request, *args, **kwargs):
+        if request.method == "POST":
+            # Parse the body here, so an unreadable one is an RFC 6749 error, not Django's HTML 400.
+            try:
+                request.POST  # noqa: B018
+            except RequestDataTooBig:
+                return oauth_error("invalid_request", "The request body is too large.", status=413)
+            except (BadRequest, SuspiciousOperation, MultiPartParserError):
+                return oauth_error("invalid_request", "Send a UTF-8 form-encoded body.")
         if request.method == "POST" and request.GET:
             return oauth_error(
                 "invalid_request", "Send parameters in the form-encoded body, not in the URL query."

@@ -6,7 +6,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from tokens.selectors import live_access_token
 from tokens.verifier import InvalidToken
-from tokens.views.common import OAuthEndpointView, authenticate_client, invalid_client, no_store, oauth_error
+from tokens.views.common import OAuthEndpointView, authenticate_client_or_refuse, no_store, oauth_error
 
 
 class IntrospectView(OAuthEndpointView):
@@ -20,9 +20,9 @@ class IntrospectView(OAuthEndpointView):
     """
 
     def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        caller = authenticate_client(request)
-        if caller is None:
-            return invalid_client()
+        caller = authenticate_client_or_refuse(request)
+        if isinstance(caller, HttpResponse):
+            return caller
         application, _secret = caller
         if len(request.POST.getlist("token")) > 1:
             return oauth_error("invalid_request", "The 'token' parameter is repeated.")

@@ -9,9 +9,18 @@ from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters
 from oauth2_provider.views import TokenView as DOTTokenView
 
+from portal import ratelimit
 from portal.faults import is_database_outage
 from portal.metrics import token_endpoint_metrics
-from tokens.views.common import OAuthEndpointView, invalid_client, no_store, oauth_error, repeated_parameter
+from tokens.views.common import (
+    OAuthEndpointView,
+    client_failure_checks,
+    invalid_client,
+    no_store,
+    oauth_error,
+    repeated_parameter,
+    slow_down,
+)
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +41,10 @@ class TokenView(OAuthEndpointView, DOTTokenView):
         repeated = repeated_parameter(request)
         if repeated:
             return oauth_error("invalid_request", f"The {repeated!r} parameter is repeated.")
+        checks = client_failure_checks(request)
+        wait = ratelimit.blocked(checks)
+        if wait is not None:
+            return slow_down(wait)
         try:
             _uri, headers, body, status = self.create_token_response(request)
         except Exception as exc:
@@ -40,6 +53,7 @@ class TokenView(OAuthEndpointView, DOTTokenView):
             log.exception("Token endpoint failed")
             return oauth_error("server_error", "The server could not issue a token.", status=500)
         if status == 401:
+            ratelimit.hit_all(checks)
             # oauthlib answers with a Bearer challenge; the client authenticates with Basic.
             return invalid_client()
         response = HttpResponse(body, status=status, content_type="application/json")

@@ -1,0 +1,392 @@
+"""The secret-leak sweep: every flow that creates or uses a secret, then a search everywhere.
+
+API keys (dashboard, REST API, CLI: create, use, rotate, revoke), client secrets (dashboard,
+CLI: create, rotate, use at the token, introspection and revocation endpoints), access tokens,
+signing keys (rotate) and invitation tokens (invite, accept) run with logging at DEBUG and
+every SQL statement logged. Then every captured log line, every response body (except the one
+that reveals each secret), the cache and every row of every table are searched for every
+secret issued. The per-room tests (tests/credentials/test_no_leaks.py, tests/tokens/test_leaks.py)
+go deeper into each room; this is the one place that covers them all together.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import re
+
+import pytest
+from django.core import mail
+from django.core.cache import cache
+from django.core.management import call_command
+from django.db import connection
+from django.test import Client
+from django.urls import reverse
+
+from credentials.models import ApiKey
+from portal.models import Invitation
+from tests.factories import UserFactory
+from tests.tokens.conftest import basic
+from tests.tokens.test_leaks import _private_material
+from tokens.models import M2MApplication
+
+API_KEY_RE = re.compile(r"ipk_(?:live|test)_[0-9A-Za-z]{50}")
+CLIENT_SECRET_RE = re.compile(r"ips_[0-9A-Za-z]{20,}")
+INVITATION_LINK_RE = re.compile(r"/invitations/([A-Za-z0-9_-]{40,})/")
+SUBMISSION_RE = re.compile(r'name="submission" value="([^"]+)"')
+
+
+class Sweep:
+    """Record every response, and which response may reveal each secret."""
+
+    def __init__(self) -> None:
+        self.responses: list[tuple[str, bytes]] = []
+        self.revealed_by: dict[str, set[str]] = {}  # secret -> labels allowed to hold it
+        self.fragments: dict[str, list[str]] = {}  # secret -> substrings that would betray it
+
+    def record(self, label: str, response):
+        body = response.content if hasattr(response, "content") else response
+        if getattr(response, "streaming", False):
+            body = b"".join(response.streaming_content)
+        self.responses.append((label, body if isinstance(body, bytes) else body.encode()))
+        return response
+
+    def issued(self, secret: str, *, revealed_by: str, fragments: list[str] | None = None) -> str:
+        assert secret not in self.revealed_by, "a secret was issued twice"
+        self.revealed_by[secret] = {revealed_by}
+        self.fragments[secret] = [secret, *(fragments or [])]
+        return secret
+
+    def also_revealed_by(self, secret: str, label: str) -> None:
+        self.revealed_by[secret].add(label)
+
+
+def api_key_fragments(key: str) -> list[str]:
+    # The key id (first 12 body characters) and the checksum are public; the rest is the secret.
+    return [key[len("ipk_live_") + 12 : -6]]
+
+
+def client_secret_fragments(secret: str) -> list[str]:
+    return [secret[8:]]  # the first 8 characters are the stored, displayed hint
+
+
+def table_dump() -> str:
+    """Return every row of every table as text (raw SQL, so nothing the ORM hides is missed)."""
+    chunks = []
+    with connection.cursor() as cursor:
+        for table in connection.introspection.table_names():
+            cursor.execute(f"SELECT * FROM {connection.ops.quote_name(table)}")  # noqa: S608 (introspected names)
+            for row in cursor.fetchall():
+                chunks.append(
+                    f"{table}: "
+                    + " | ".join(
+                        str(v) if not isinstance(v, bytes | memoryview) else bytes(v).decode("latin-1")
+                        for v in row
+                    )
+                )
+    return "\n".join(chunks)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_no_secret_anywhere_but_its_own_reveal(caplog, settings, organization, owner, scopes, make_app):
+    settings.PORTAL_CLIENT_AUTH_FAILURES_PER_CLIENT_PER_MINUTE = 0
+    settings.PORTAL_CLIENT_AUTH_FAILURES_PER_IP_PER_MINUTE = 0
+    settings.PORTAL_API_KEY_FAILURES_PER_IP_PER_MINUTE = 0
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="django.db.backends")
+    connection.force_debug_cursor = True  # log every SQL statement with its parameters
+    sweep = Sweep()
+    record = sweep.record
+    browser = Client()
+    browser.force_login(owner)
+    try:
+        # --- API keys: CLI -------------------------------------------------------------------
+        out = io.StringIO()
+        call_command(
+            "create_api_key", "--org=acme", "--name=cli", f"--owner={owner.email}",
+            "--scopes=api_keys:manage api_keys:verify orders:read", "--json", stdout=out,
+        )  # fmt: skip
+        record("cli api key", out.getvalue().encode())
+        cli_key = json.loads(out.getvalue())["key"]
+        sweep.issued(cli_key, revealed_by="cli api key", fragments=api_key_fragments(cli_key))
+        machine = Client(HTTP_AUTHORIZATION=f"Bearer {cli_key}")
+
+        # --- API keys: dashboard create, rotate, revoke -------------------------------------
+        create_url = reverse("org-api-key-create", args=["acme"])
+        token = SUBMISSION_RE.search(record("dash key form", browser.get(create_url)).content.decode()).group(
+            1
+        )
+        response = record(
+            "dash key create",
+            browser.post(create_url, {"submission": token, "name": "web", "owner": owner.pk,
+                                      "scopes": ["orders:read"], "environment": "live"}),
+        )  # fmt: skip
+        dash_key = API_KEY_RE.search(response.content.decode()).group(0)
+        sweep.issued(dash_key, revealed_by="dash key create", fragments=api_key_fragments(dash_key))
+        row = ApiKey.objects.get(name="web")
+        rotate_url = reverse("org-api-key-rotate", args=["acme", row.key_id])
+        token = SUBMISSION_RE.search(
+            record("dash rotate form", browser.get(rotate_url)).content.decode()
+        ).group(1)
+        response = record(
+            "dash key rotate", browser.post(rotate_url, {"submission": token, "overlap_hours": "1"})
+        )
+        dash_rotated = API_KEY_RE.search(response.content.decode()).group(0)
+        sweep.issued(dash_rotated, revealed_by="dash key rotate", fragments=api_key_fragments(dash_rotated))
+        successor = ApiKey.objects.get(replaces=row)
+        record("dash key detail", browser.get(reverse("org-api-key-detail", args=["acme", row.key_id])))
+        record(
+            "dash key revoke",
+            browser.post(
+                reverse("org-api-key-revoke", args=["acme", successor.key_id]), {"reason": "x"}, follow=True
+            ),
+        )
+        record("dash key list", browser.get(reverse("org-api-keys", args=["acme"])))
+
+        # --- API keys: REST API by session and by key ---------------------------------------
+        api = "/api/v1/orgs/acme/api-keys/"
+        response = record(
+            "api key create",
+            browser.post(api, {"name": "svc", "scopes": ["orders:read"]}, "application/json"),
+        )
+        api_key, api_id = response.json()["key"], response.json()["id"]
+        sweep.issued(api_key, revealed_by="api key create", fragments=api_key_fragments(api_key))
+        response = record(
+            "api key rotate", machine.post(f"{api}{api_id}/rotate/", {"overlap_hours": 1}, "application/json")
+        )
+        api_rotated = response.json()["successor"]["key"]
+        sweep.issued(api_rotated, revealed_by="api key rotate", fragments=api_key_fragments(api_rotated))
+        record("api key list", machine.get(api))
+        record(
+            "api key revoke", machine.post(f"{api}{api_id}/revoke/", {"reason": "done"}, "application/json")
+        )
+
+        # --- API keys: use, misuse and error pages -----------------------------------------
+        for key in [k for k in sweep.revealed_by if k.startswith("ipk_")]:
+            record("whoami bearer", Client(HTTP_AUTHORIZATION=f"Bearer {key}").get("/api/v1/whoami"))
+            record("whoami header", Client(HTTP_X_API_KEY=key).get("/api/v1/whoami"))
+            record("verify", machine.post("/api/v1/keys/verify", {"key": key}, "application/json"))
+            record("verify form", machine.post("/api/v1/keys/verify", {"key": key}))
+            record("key in query", Client().get(f"/api/v1/whoami?api_key={key}"))
+            record("key in path 404", browser.get(f"{api}{key}/"))
+            record("key in page path 404", browser.get(f"/orgs/acme/api-keys/{key}/"))
+            record("key in unknown url 404", Client().get(f"/no-such-page/{key}"))
+            record("key with bad scheme", Client(HTTP_AUTHORIZATION=f"Token {key}").get("/api/v1/whoami"))
+            record("key one char off", Client(HTTP_X_API_KEY=key[:-1] + "0").get("/api/v1/whoami"))
+            record(
+                "key as oauth secret",
+                Client().post(
+                    "/oauth/token",
+                    {"grant_type": "client_credentials", "client_id": "x", "client_secret": key},
+                ),
+            )
+
+        # --- Client secrets: CLI, dashboard create and rotate, service ----------------------
+        out = io.StringIO()
+        call_command("create_m2m_app", org="acme", name="CLI app", owner=owner.email, json=True, stdout=out)
+        record("cli m2m app", out.getvalue().encode())
+        cli_app = json.loads(out.getvalue())
+        sweep.issued(
+            cli_app["client_secret"],
+            revealed_by="cli m2m app",
+            fragments=client_secret_fragments(cli_app["client_secret"]),
+        )
+        record("dash app form", browser.get(reverse("org-app-create", args=["acme"])))
+        response = record(
+            "dash app create",
+            browser.post(
+                reverse("org-app-create", args=["acme"]),
+                {"name": "Dash app", "owner": owner.pk, "scopes": ["orders:read"], "token_lifetime": 900},
+            ),
+        )
+        assert response.status_code == 201, response.content
+        dash_secret = CLIENT_SECRET_RE.search(response.content.decode()).group(0)
+        sweep.issued(
+            dash_secret, revealed_by="dash app create", fragments=client_secret_fragments(dash_secret)
+        )
+        dash_app = M2MApplication.objects.get(name="Dash app")
+        response = record(
+            "dash secret rotate",
+            browser.post(reverse("org-app-secret-rotate", args=["acme", dash_app.pk]), {"overlap_hours": 1}),
+        )
+        rotated_secret = CLIENT_SECRET_RE.search(response.content.decode()).group(0)
+        sweep.issued(
+            rotated_secret,
+            revealed_by="dash secret rotate",
+            fragments=client_secret_fragments(rotated_secret),
+        )
+        record("dash app detail", browser.get(reverse("org-app-detail", args=["acme", dash_app.pk])))
+        record("dash app list", browser.get(reverse("org-apps", args=["acme"])))
+        service_app = make_app(name="Service app")
+        sweep.issued(
+            service_app.client_secret,
+            revealed_by="(service call)",
+            fragments=client_secret_fragments(service_app.client_secret),
+        )
+
+        # --- Signing keys: rotate, then tokens from both keys --------------------------------
+        oauth = Client()
+        apps = [
+            (cli_app["client_id"], cli_app["client_secret"]),
+            (dash_app.client_id, dash_secret),
+            (dash_app.client_id, rotated_secret),
+            (service_app.client_id, service_app.client_secret),
+        ]
+        tokens = []
+        for round_ in range(2):
+            for client_id, secret in apps:
+                label = f"token {round_} {client_id}"
+                response = record(
+                    label,
+                    oauth.post(
+                        "/oauth/token",
+                        {"grant_type": "client_credentials"},
+                        HTTP_AUTHORIZATION=basic(client_id, secret),
+                    ),
+                )
+                assert response.status_code == 200, response.content
+                access = json.loads(response.content)["access_token"]
+                sweep.issued(access, revealed_by=label, fragments=[access.rsplit(".", 1)[1]])
+                tokens.append((client_id, secret, access))
+                label = f"token body {round_} {client_id}"
+                response = record(
+                    label,
+                    oauth.post(
+                        "/oauth/token",
+                        {"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret},
+                    ),
+                )
+                access = json.loads(response.content)["access_token"]
+                sweep.issued(access, revealed_by=label, fragments=[access.rsplit(".", 1)[1]])
+                record(
+                    "wrong secret",
+                    oauth.post(
+                        "/oauth/token",
+                        {"grant_type": "client_credentials"},
+                        HTTP_AUTHORIZATION=basic(client_id, secret[:-1] + "0"),
+                    ),
+                )
+                record(
+                    "secret in query",
+                    oauth.post(f"/oauth/token?client_secret={secret}", {"grant_type": "client_credentials"}),
+                )
+                record("secret as api key", Client(HTTP_X_API_KEY=secret).get("/api/v1/whoami"))
+            if round_ == 0:
+                out = io.StringIO()
+                call_command("rotate_signing_key", "--algorithm=ES256", stdout=out)
+                record("cli rotate signing key", out.getvalue().encode())
+        for client_id, secret, access in tokens:
+            auth = basic(client_id, secret)
+            record("introspect", oauth.post("/oauth/introspect", {"token": access}, HTTP_AUTHORIZATION=auth))
+            record("whoami jwt", Client(HTTP_AUTHORIZATION=f"Bearer {access}").get("/api/v1/whoami"))
+            record("verify jwt", machine.post("/api/v1/keys/verify", {"key": access}, "application/json"))
+            record("token in query", Client().get(f"/api/v1/whoami?access_token={access}"))
+            record("token in unknown url 404", Client().get(f"/no-such-page/{access}"))
+        for client_id, secret, access in tokens:
+            record(
+                "revoke",
+                oauth.post("/oauth/revoke", {"token": access}, HTTP_AUTHORIZATION=basic(client_id, secret)),
+            )
+            record(
+                "introspect revoked",
+                oauth.post(
+                    "/oauth/introspect", {"token": access}, HTTP_AUTHORIZATION=basic(client_id, secret)
+                ),
+            )
+        record("jwks", Client().get("/.well-known/jwks.json"))
+        record("metadata", Client().get("/.well-known/oauth-authorization-server"))
+        record(
+            "dash app secret revoke",
+            browser.post(
+                reverse(
+                    "org-app-secret-revoke",
+                    args=["acme", dash_app.pk, dash_app.secrets.order_by("created_at").first().pk],
+                ),
+                follow=True,
+            ),
+        )
+        record(
+            "dash app revoke",
+            browser.post(reverse("org-app-revoke", args=["acme", dash_app.pk]), follow=True),
+        )
+
+        # --- Invitation tokens: invite, open, accept, reuse ---------------------------------
+        response = record(
+            "invite",
+            browser.post(
+                reverse("org-invite", args=["acme"]),
+                {"email": "new@acme.test", "role": "member"},
+                follow=True,
+            ),
+        )
+        assert len(mail.outbox) == 1, response.content
+        email = mail.outbox[0].body
+        record("invitation email", email.encode())
+        invitation_token = INVITATION_LINK_RE.search(email).group(1)
+        sweep.issued(invitation_token, revealed_by="invitation email")
+        link = reverse("invitation-accept", args=[invitation_token])
+        invitee = Client()
+        # The link's own pages carry it (the form posts back to it): that is its use, not a leak.
+        for label, response in (
+            ("invitation page", invitee.get(link)),
+            (
+                "invitation page",
+                invitee.post(
+                    link,
+                    {
+                        "full_name": "New Person",
+                        "password1": "a-long-new-passphrase-1",
+                        "password2": "a-long-new-passphrase-1",
+                    },
+                ),
+            ),
+        ):
+            record(label, response)
+        sweep.also_revealed_by(invitation_token, "invitation page")
+        assert Invitation.objects.get(email="new@acme.test").accepted_at is not None
+        record("invitation reused", Client().get(link))
+        record("members page", browser.get(reverse("org-members", args=["acme"])))
+
+        # --- Staff views and the audit log -------------------------------------------------
+        staff = Client()
+        staff.force_login(UserFactory(email="staff@portal.test", is_staff=True, is_superuser=True))
+        for model in (
+            "credentials_apikey",
+            "tokens_m2mapplication",
+            "tokens_clientsecret",
+            "tokens_signingkey",
+            "portal_invitation",
+            "portal_auditevent",
+        ):
+            record(f"admin {model}", staff.get(reverse(f"admin:{model}_changelist")))
+        for key_row in ApiKey.objects.all():
+            record("admin key", staff.get(reverse("admin:credentials_apikey_change", args=[key_row.pk])))
+        record("audit page", browser.get(reverse("org-audit", args=["acme"])))
+    finally:
+        connection.force_debug_cursor = False
+
+    # --- The search -------------------------------------------------------------------------
+    private_material = _private_material()
+    assert len(private_material) >= 4  # two signing keys' private parts are looked for too
+    logs = "\n".join(f"{r.getMessage()} {r.args!r} {r.exc_text or ''}" for r in caplog.records)
+    assert "SELECT" in logs and "INSERT" in logs  # SQL was logged, so the search covers it
+    dump = table_dump()
+    assert "credentials_apikey" in dump and "tokens_clientsecret" in dump and "django_session" in dump
+    cached = b"".join(v for v in getattr(cache, "_cache", {}).values() if isinstance(v, bytes))
+
+    kinds = {"ipk_": 0, "ips_": 0, "eyJ": 0}
+    for secret, allowed in sweep.revealed_by.items():
+        for kind in kinds:
+            kinds[kind] += secret.startswith(kind)
+        for fragment in sweep.fragments[secret]:
+            assert fragment not in logs, ("in the logs", allowed)
+            assert fragment not in dump, ("in the database", allowed)
+            assert fragment.encode() not in cached, ("in the cache", allowed)
+            holders = {label for label, body in sweep.responses if fragment.encode() in body}
+            assert holders <= allowed, (allowed, holders)
+    for fragment in private_material:
+        assert fragment not in logs and fragment not in dump
+        assert not [label for label, body in sweep.responses if fragment.encode() in body]
+    assert kinds == {"ipk_": 5, "ips_": 4, "eyJ": 16}, kinds
