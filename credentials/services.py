@@ -478,7 +478,7 @@ def api_key_verify(raw: str) -> Verification:
     except Exception:
         logger.warning("API key cache unavailable; verifying against the database", exc_info=True)
     if snapshot is None:
-        api_key = (
+        rows = list(
             ApiKey.objects.select_related("organization", "owner")
             .only(
                 "pk",
@@ -496,10 +496,12 @@ def api_key_verify(raw: str) -> Verification:
                 "name",
             )
             .filter(key_id=parsed.key_id)
-            .first()
+            # key_id is unique: no ORDER BY (`.first()` would sort by the model's ordering).
+            .order_by()[:1]
         )
-        if api_key is None:
+        if not rows:
             return NOT_FOUND
+        api_key = rows[0]
         snapshot = _snapshot(api_key)
         try:
             cache.add(_cache_key(parsed.key_id), snapshot, cache_seconds())

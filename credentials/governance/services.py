@@ -295,20 +295,7 @@ def credential_request_approve(
             raise ValidationError("The credential is no longer active.", code="inactive")
         kind.set_scopes(credential, request.requested_scopes)
         kind.changed(credential)
-    request.state = RequestState.APPROVED
-    request.decided_by = actor
-    request.decided_at = timezone.now()
-    request.comment = (comment or "").strip()[:500]
-    request.save(update_fields=["state", "decided_by", "decided_at", "comment", "updated_at"])
-    audit_log(
-        action="credentials.request.approved",
-        actor=actor,
-        organization=request.organization,
-        target=credential,
-        extra={"request_id": request.pk, "type": request.request_type, "comment": request.comment},
-    )
-    _notify_decision(request, credential)
-    return request
+    return _record_decision(request, credential, actor=actor, comment=comment, state=RequestState.APPROVED)
 
 
 @transaction.atomic
@@ -323,13 +310,20 @@ def credential_request_deny(
     if request.request_type == RequestType.CREATE and credential.status == CredentialStatus.PENDING:
         credential.status = CredentialStatus.DENIED
         _save(credential, kind, "status")
-    request.state = RequestState.DENIED
+    return _record_decision(request, credential, actor=actor, comment=comment, state=RequestState.DENIED)
+
+
+def _record_decision(
+    request: CredentialRequest, credential, *, actor: User, comment: str, state: str
+) -> CredentialRequest:
+    """Store an approval or a denial, audit it once and notify the requester and the owner."""
+    request.state = state
     request.decided_by = actor
     request.decided_at = timezone.now()
     request.comment = (comment or "").strip()[:500]
     request.save(update_fields=["state", "decided_by", "decided_at", "comment", "updated_at"])
     audit_log(
-        action="credentials.request.denied",
+        action=f"credentials.request.{RequestState(state).value}",
         actor=actor,
         organization=request.organization,
         target=credential,

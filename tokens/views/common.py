@@ -108,6 +108,23 @@ def authenticate_client_or_refuse(request: HttpRequest) -> tuple[M2MApplication,
     return caller
 
 
+def authenticated_token_parameter(request: HttpRequest) -> tuple[M2MApplication, str] | HttpResponse:
+    """Authenticate the client and read the one `token` parameter (RFC 7662 §2.1, RFC 7009 §2.1).
+
+    Return the application and the token, or the error answer to send instead.
+    """
+    caller = authenticate_client_or_refuse(request)
+    if isinstance(caller, HttpResponse):
+        return caller
+    application, _secret = caller
+    if len(request.POST.getlist("token")) > 1:
+        return oauth_error("invalid_request", "The 'token' parameter is repeated.")
+    token = request.POST.get("token", "")
+    if not token:
+        return oauth_error("invalid_request", "The 'token' parameter is missing.")
+    return application, token
+
+
 class _HeaderView:
     """Expose a Django request's Authorization header the way the oauthlib helpers read it."""
 

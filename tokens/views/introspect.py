@@ -6,7 +6,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from tokens.selectors import live_access_token
 from tokens.verifier import InvalidToken
-from tokens.views.common import OAuthEndpointView, authenticate_client_or_refuse, no_store, oauth_error
+from tokens.views.common import OAuthEndpointView, authenticated_token_parameter, no_store
 
 
 class IntrospectView(OAuthEndpointView):
@@ -20,15 +20,10 @@ class IntrospectView(OAuthEndpointView):
     """
 
     def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        caller = authenticate_client_or_refuse(request)
-        if isinstance(caller, HttpResponse):
-            return caller
-        application, _secret = caller
-        if len(request.POST.getlist("token")) > 1:
-            return oauth_error("invalid_request", "The 'token' parameter is repeated.")
-        token = request.POST.get("token", "")
-        if not token:
-            return oauth_error("invalid_request", "The 'token' parameter is missing.")
+        found = authenticated_token_parameter(request)
+        if isinstance(found, HttpResponse):
+            return found
+        application, token = found
         try:
             claims = live_access_token(token, audience=None).claims
         except InvalidToken:
