@@ -21,6 +21,17 @@ def client_ip(request: HttpRequest) -> str | None:
     `X-Forwarded-For` is honoured only when the direct peer is listed in
     `PORTAL_TRUSTED_PROXIES`; the right-most address not itself a trusted proxy wins.
     """
+    # Asked several times per request (logs, audit, rate limits): work it out once.
+    cached = request.__dict__.get("_portal_client_ip", _UNSET)
+    if cached is _UNSET:
+        cached = request.__dict__["_portal_client_ip"] = _resolve_client_ip(request)
+    return cached
+
+
+_UNSET = object()
+
+
+def _resolve_client_ip(request: HttpRequest) -> str | None:
     remote = _valid_ip(request.META.get("REMOTE_ADDR", ""))
     trusted = set(settings.PORTAL_TRUSTED_PROXIES)
     if remote is None or remote not in trusted:
