@@ -22,7 +22,7 @@ from credentials.authentication import ApiKeyAuthentication, failure_checks, ref
 from credentials.governance.services import approval_required
 from credentials.models import ApiKey
 from credentials.permissions import VERIFY_SCOPE, HasScopes, OrganizationApiKeyAccess
-from credentials.selectors import api_keys_filtered
+from credentials.selectors import api_keys_filtered, organization_members
 from credentials.services import (
     api_key_create,
     api_key_record_use,
@@ -95,7 +95,11 @@ class ApiKeyViewSet(GenericViewSet):
         owner_id = None
         if owner_email:
             owner_id = (
-                User.objects.filter(email__iexact=owner_email).values_list("pk", flat=True).first() or -1
+                organization_members(self.organization)
+                .filter(email__iexact=owner_email)
+                .values_list("pk", flat=True)
+                .first()
+                or -1
             )
         return api_keys_filtered(
             self.organization,
@@ -128,7 +132,9 @@ class ApiKeyViewSet(GenericViewSet):
     def _owner(self, email: str | None) -> User | None:
         if not email:
             return None
-        owner = User.objects.filter(email__iexact=email).first()
+        # Owners are looked up among the organisation's members only: another organisation's
+        # user is "not a member", exactly like an unknown address.
+        owner = organization_members(self.organization).filter(email__iexact=email).first()
         if owner is None:
             raise exceptions.ValidationError({"owner": ["The owner must be a member of the organisation."]})
         return owner
