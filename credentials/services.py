@@ -27,7 +27,7 @@ from credentials.models import ApiKey, ApiKeyStatus, Environment, Scope
 from portal.crypto import keyed_digest, verify_digest
 from portal.metrics import verification_metrics
 from portal.middleware import current_request_context
-from portal.models import Membership, Organization, User
+from portal.models import Organization, User
 from portal.principal import Principal
 from portal.services.audit import audit_log
 
@@ -42,11 +42,6 @@ _USED_PREFIX = "credentials:api_key_used:v1:"
 
 
 # --- validation -----------------------------------------------------------------------------
-
-
-def _check_owner(organization: Organization, owner: User | None) -> None:
-    if owner is None or not Membership.objects.filter(organization=organization, user=owner).exists():
-        raise ValidationError({"owner": "The owner must be a member of the organisation."}, code="owner")
 
 
 def _check_scopes(scopes: Iterable[str | Scope]) -> list[str]:
@@ -156,7 +151,7 @@ def api_key_create(
 ) -> tuple[ApiKey, str]:
     """Create a key and return it with its plaintext, which is never stored and never shown again."""
     name = _check_name(name)
-    _check_owner(organization, owner)
+    governance.check_owner_is_member(organization, owner)
     scope_names = _check_scopes(scopes)
     environment = environment or settings.PORTAL_API_KEY_ENVIRONMENT
     if environment not in Environment.values:
@@ -211,7 +206,7 @@ def api_key_request(
     After approval its owner generates the secret once (`credential_secret_issue`).
     """
     name = _check_name(name)
-    _check_owner(organization, owner)
+    governance.check_owner_is_member(organization, owner)
     scope_names = _check_scopes(scopes)
     environment = environment or settings.PORTAL_API_KEY_ENVIRONMENT
     if environment not in Environment.values:
@@ -291,7 +286,7 @@ def api_key_update(
         changes["name"] = {"from": api_key.name, "to": name}
         api_key.name = name
     if owner is not None and owner.pk != api_key.owner_id:
-        _check_owner(api_key.organization, owner)
+        governance.check_owner_is_member(api_key.organization, owner)
         changes["owner"] = {"from": api_key.owner.email if api_key.owner else None, "to": owner.email}
         api_key.owner = owner
         changes.update(governance.clear_orphan(api_key))

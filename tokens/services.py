@@ -16,7 +16,7 @@ from credentials.governance import services as governance
 from credentials.governance.models import CredentialRequest, RequestType
 from credentials.models import Scope
 from portal.crypto import keyed_digest, random_base62
-from portal.models import Membership, Organization, User
+from portal.models import Organization, User
 from portal.services.audit import audit_log
 from tokens import keys
 from tokens.models import (
@@ -141,8 +141,7 @@ def _new_application(
     name = name.strip()
     if not name:
         raise ValidationError({"name": "Give the application a name."})
-    if not Membership.objects.filter(organization=organization, user=owner).exists():
-        raise ValidationError({"owner": "The owner must be a member of the organisation."})
+    governance.check_owner_is_member(organization, owner)
     if not MIN_TOKEN_LIFETIME <= token_lifetime <= MAX_TOKEN_LIFETIME:
         raise ValidationError(
             {"token_lifetime": f"Use between {MIN_TOKEN_LIFETIME} and {MAX_TOKEN_LIFETIME} seconds."}

@@ -162,7 +162,8 @@ def is_manager(user: User | None, organization: Organization) -> bool:
     )
 
 
-def _check_member(organization: Organization, user: User | None) -> None:
+def check_owner_is_member(organization: Organization, user: User | None) -> None:
+    """Check that a credential's (new) owner is a member of its organisation (both kinds)."""
     if user is None or not Membership.objects.filter(organization=organization, user=user).exists():
         raise ValidationError({"owner": "The owner must be a member of the organisation."}, code="owner")
 
@@ -457,7 +458,7 @@ def credential_reassign_owner(
     """Give the credential a new owner (a member); this clears an orphan and restores its suspension."""
     kind = kind_of(credential)
     credential = _locked(credential)
-    _check_member(credential.organization, owner)
+    check_owner_is_member(credential.organization, owner)
     if credential.status not in LIVE_STATUSES:
         raise ValidationError(f"A {credential.status} credential cannot change owner.", code="inactive")
     previous = credential.owner.email if credential.owner_id else None
