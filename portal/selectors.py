@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 from django.http import Http404
+from django.utils import timezone
 
 from portal.models import AuditEvent, Invitation, Membership, Organization, User
 
@@ -37,6 +38,13 @@ def members_for(organization: Organization) -> QuerySet[Membership]:
 def invitations_for(organization: Organization) -> QuerySet[Invitation]:
     """Return the organisation's invitations, newest first."""
     return Invitation.objects.filter(organization=organization).select_related("invited_by")
+
+
+def open_invitations_for(organization: Organization) -> QuerySet[Invitation]:
+    """Return the organisation's invitations that can still be accepted."""
+    return invitations_for(organization).filter(
+        accepted_at__isnull=True, revoked_at__isnull=True, expires_at__gt=timezone.now()
+    )
 
 
 def audit_events_for(

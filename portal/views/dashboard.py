@@ -22,6 +22,7 @@ from portal.selectors import (
     invitations_for,
     members_for,
     memberships_for_user,
+    open_invitations_for,
 )
 from portal.services import organizations as org_services
 from portal.stepup import step_up_required
@@ -56,7 +57,7 @@ def org_home(request: HttpRequest) -> HttpResponse:
     )
     context = {
         "member_counts": member_counts,
-        "open_invitations": sum(1 for i in invitations_for(organization)[:200] if i.is_open),
+        "open_invitations": open_invitations_for(organization).count(),
         "recent_events": audit_events_for(organization)[:8] if request.membership.is_manager else [],
         "active_api_keys": active_api_key_count(organization),
         "pending_requests": pending_requests_for(organization).count()
