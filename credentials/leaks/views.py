@@ -1,0 +1,123 @@
+"""`POST /api/v1/secret-scanning/reports`: GitHub's secret-scanning partner alerts.
+
+Authenticated only by GitHub's ECDSA signature over the raw body (no session, no CSRF
+token). Every accepted alert is answered `200 []` whatever its tokens were, so the answer
+never tells which strings are live credentials of this portal. See docs/leak-reports.md.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.core.exceptions import ValidationError
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import exceptions, serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from credentials.leaks import signing
+from credentials.leaks.services import leak_reports_receive, reported_tokens_parse
+from portal import ratelimit
+from portal.net import client_ip
+
+logger = logging.getLogger(__name__)
+
+#: A larger body is refused unread (1000 entries of a few hundred bytes fit easily).
+MAX_BODY_BYTES = 1024 * 1024
+FAILURE_SCOPE = "secret-scanning-failures:ip"
+
+
+def _failure_checks(request) -> list[ratelimit.Check]:
+    return [
+        (
+            FAILURE_SCOPE,
+            client_ip(request),
+            ratelimit.per_minute("PORTAL_SECRET_SCANNING_FAILURES_PER_IP_PER_MINUTE"),
+        )
+    ]
+
+
+def _error(status_code: int, detail: str, code: str) -> Response:
+    response = Response({"detail": detail, "code": code}, status=status_code)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+class _ReportSerializer(serializers.Serializer):
+    token = serializers.CharField(max_length=512)
+    type = serializers.CharField(max_length=100)
+    url = serializers.CharField(max_length=2048, allow_blank=True)
+    source = serializers.CharField(max_length=64, required=False)
+
+
+class SecretScanningReportView(APIView):
+    """Receive a secret-scanning alert: verify its signature, then revoke or suspend what leaked."""
+
+    authentication_classes = ()
+    permission_classes = ()
+    # The raw body is verified byte for byte before anything parses it.
+    parser_classes = ()
+
+    @extend_schema(
+        summary="Report leaked secrets (GitHub secret scanning partner alerts)",
+        request=_ReportSerializer(many=True),
+        responses={200: serializers.ListField(child=serializers.DictField())},
+        parameters=[
+            OpenApiParameter(signing.KEY_ID_HEADER, str, OpenApiParameter.HEADER, required=True),
+            OpenApiParameter(signing.SIGNATURE_HEADER, str, OpenApiParameter.HEADER, required=True),
+        ],
+        auth=[],
+    )
+    def post(self, request: Request) -> Response:
+        django_request = request._request
+        if not signing.configured():
+            return _error(status.HTTP_404_NOT_FOUND, "Not found.", "not_configured")
+        checks = _failure_checks(django_request)
+        wait = ratelimit.blocked(checks)
+        if wait is not None:
+            raise exceptions.Throttled(wait=wait)
+        try:
+            keys = signing.public_keys()
+        except signing.KeysMisconfigured as exc:
+            logger.error("Secret scanning public keys are misconfigured: %s", exc)
+            return _error(
+                status.HTTP_503_SERVICE_UNAVAILABLE, "Secret scanning is misconfigured.", "misconfigured"
+            )
+        body = self._body(django_request)
+        if body is None:
+            return _error(
+                status.HTTP_400_BAD_REQUEST, f"The body is larger than {MAX_BODY_BYTES} bytes.", "too_large"
+            )
+        try:
+            signing.verify(
+                body,
+                key_id=django_request.headers.get(signing.KEY_ID_HEADER, ""),
+                signature=django_request.headers.get(signing.SIGNATURE_HEADER, ""),
+                keys=keys,
+            )
+        except signing.SignatureRefused as exc:
+            ratelimit.hit_all(checks)
+            logger.warning("Secret scanning alert refused: %s", exc.code)
+            return _error(status.HTTP_403_FORBIDDEN, str(exc), exc.code)
+        try:
+            reported = reported_tokens_parse(body)
+        except ValidationError as exc:
+            return _error(status.HTTP_400_BAD_REQUEST, " ".join(exc.messages), exc.code or "invalid")
+        leak_reports_receive(reported=reported)
+        # No feedback labels: `[]` for every accepted alert, whatever it held (docs/leak-reports.md).
+        response = Response([], status=status.HTTP_200_OK)
+        response["Cache-Control"] = "no-store"
+        return response
+
+    @staticmethod
+    def _body(django_request) -> bytes | None:
+        """Return the raw body, or None when it is larger than MAX_BODY_BYTES (then it is not read)."""
+        try:
+            declared = int(django_request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            declared = 0
+        if declared > MAX_BODY_BYTES:
+            return None
+        body = django_request.read(MAX_BODY_BYTES + 1)
+        return None if len(body) > MAX_BODY_BYTES else body
