@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, serializers, status
@@ -23,8 +24,6 @@ from portal.net import client_ip
 
 logger = logging.getLogger(__name__)
 
-#: A larger body is refused unread (1000 entries of a few hundred bytes fit easily).
-MAX_BODY_BYTES = 1024 * 1024
 FAILURE_SCOPE = "secret-scanning-failures:ip"
 
 
@@ -87,7 +86,7 @@ class SecretScanningReportView(APIView):
         body = self._body(django_request)
         if body is None:
             return _error(
-                status.HTTP_400_BAD_REQUEST, f"The body is larger than {MAX_BODY_BYTES} bytes.", "too_large"
+                status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, "The request body is too large.", "too_large"
             )
         try:
             signing.verify(
@@ -112,12 +111,11 @@ class SecretScanningReportView(APIView):
 
     @staticmethod
     def _body(django_request) -> bytes | None:
-        """Return the raw body, or None when it is larger than MAX_BODY_BYTES (then it is not read)."""
-        try:
-            declared = int(django_request.META.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            declared = 0
-        if declared > MAX_BODY_BYTES:
-            return None
-        body = django_request.read(MAX_BODY_BYTES + 1)
-        return None if len(body) > MAX_BODY_BYTES else body
+        """Return the raw body, or None when it is larger than the request size limit.
+
+        `portal.bounds` already refuses a larger declared length (413); this also bounds a
+        body sent without one.
+        """
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE or 1024 * 1024
+        body = django_request.read(limit + 1)
+        return None if len(body) > limit else body
