@@ -11,7 +11,7 @@ import logging
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -50,6 +50,19 @@ class _ReportSerializer(serializers.Serializer):
     source = serializers.CharField(max_length=64, required=False)
 
 
+class _FeedbackSerializer(serializers.Serializer):
+    """GitHub's optional feedback item; this portal sends none (see the module docstring)."""
+
+    token_hash = serializers.CharField()
+    token_type = serializers.CharField()
+    label = serializers.ChoiceField(choices=["true_positive", "false_positive"])
+
+
+class _ErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    code = serializers.CharField()
+
+
 class SecretScanningReportView(APIView):
     """Receive a secret-scanning alert: verify its signature, then revoke or suspend what leaked."""
 
@@ -61,7 +74,18 @@ class SecretScanningReportView(APIView):
     @extend_schema(
         summary="Report leaked secrets (GitHub secret scanning partner alerts)",
         request=_ReportSerializer(many=True),
-        responses={200: serializers.ListField(child=serializers.DictField())},
+        responses={
+            200: OpenApiResponse(
+                _FeedbackSerializer(many=True),
+                description="Accepted. Always `[]`: no feedback labels, whatever the tokens were.",
+            ),
+            400: OpenApiResponse(_ErrorSerializer, description="Not a JSON array of reported tokens."),
+            403: OpenApiResponse(_ErrorSerializer, description="Missing or wrong signature."),
+            404: OpenApiResponse(_ErrorSerializer, description="No public keys are configured."),
+            413: OpenApiResponse(_ErrorSerializer, description="The body is too large."),
+            429: OpenApiResponse(_ErrorSerializer, description="Too many failed signatures."),
+            503: OpenApiResponse(_ErrorSerializer, description="The public keys are misconfigured."),
+        },
         parameters=[
             OpenApiParameter(signing.KEY_ID_HEADER, str, OpenApiParameter.HEADER, required=True),
             OpenApiParameter(signing.SIGNATURE_HEADER, str, OpenApiParameter.HEADER, required=True),
