@@ -14,7 +14,6 @@ import threading
 
 import pytest
 import requests
-from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from django.core import mail
 from django.core.checks import run_checks
@@ -29,6 +28,7 @@ from credentials.leaks.services import MAX_ENTRIES
 from portal.models import AuditEvent
 from tests.governance.conftest import whoami
 from tests.security.test_leak_sweep import table_dump
+from tests.support.secret_scanning import keys_document, sign
 from tokens.models import ClientSecret
 from tokens.services import client_secret_rotate
 
@@ -37,30 +37,6 @@ KEY_ID = "90a421169f0a406205f1563a953312f0be898d3c7b6c06b681aa86a874555f4a"
 LEAK_URL = "https://github.com/octocat/Hello-World/blob/12345600b9cbe38a219f39a9941c9319b600c002/foo/bar.txt"
 
 pytestmark = pytest.mark.django_db
-
-
-def _pem(private_key) -> str:
-    return (
-        private_key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
-
-
-def keys_document(*pairs) -> str:
-    """Return GitHub's public keys document for (key identifier, private key) pairs."""
-    return json.dumps(
-        {
-            "public_keys": [
-                {"key_identifier": kid, "key": _pem(key), "is_current": index == 0}
-                for index, (kid, key) in enumerate(pairs)
-            ]
-        }
-    )
-
-
-def sign(body: bytes, key) -> str:
-    return base64.b64encode(key.sign(body, ec.ECDSA(hashes.SHA256()))).decode()
 
 
 @pytest.fixture(scope="module")
