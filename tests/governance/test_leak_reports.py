@@ -433,6 +433,34 @@ def test_failed_signatures_are_rate_limited(settings, scanning, stranger, client
 # --- operator configuration ---------------------------------------------------------------------
 
 
+# The example GitHub publishes in its partner program documentation: their key, body and signature.
+GITHUB_SAMPLE_KEY_ID = "90a421169f0a406205f1563a953312f0be898d3c7b6c06b681aa86a874555f4a"
+GITHUB_SAMPLE_KEY = """-----BEGIN PUBLIC KEY-----
+MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE9MJJHnMfn2+H4xL4YaPDA4RpJqUq
+kCmRCBnYERxZanmcpzQSXs1X/AljlKkbJ8qpVIW4clayyef9gWhFbNHWAA==
+-----END PUBLIC KEY-----
+"""
+GITHUB_SAMPLE_BODY = b'[{"token":"some_token","type":"some_type","url":"some_url"}]'
+GITHUB_SAMPLE_SIGNATURE = (
+    "MEUCIQDKZokqnCjrRtw0tni+2Ltvl/uiMJ1EGumEsp1BsNr32AIgQY1YXD2nlj+XNfGK4rBfkMJ1JDOQcYXxa2sY8FNkrKc="
+)
+
+
+def test_githubs_own_sample_is_accepted(settings, client):
+    settings.PORTAL_SECRET_SCANNING_PUBLIC_KEYS = json.dumps(
+        {
+            "public_keys": [
+                {"key_identifier": GITHUB_SAMPLE_KEY_ID, "key": GITHUB_SAMPLE_KEY, "is_current": True}
+            ]
+        }
+    )
+    ok = post(client, GITHUB_SAMPLE_BODY, key_id=GITHUB_SAMPLE_KEY_ID, signature=GITHUB_SAMPLE_SIGNATURE)
+    assert ok.status_code == 200 and ok.json() == []  # (an unknown token, and no `source`: older format)
+    tampered = GITHUB_SAMPLE_BODY.replace(b"some_url", b"some_uri")
+    refused = post(client, tampered, key_id=GITHUB_SAMPLE_KEY_ID, signature=GITHUB_SAMPLE_SIGNATURE)
+    assert refused.status_code == 403 and refused.json()["code"] == "bad_signature"
+
+
 def test_keys_from_a_file_and_rotation(settings, tmp_path, signer, stranger, client, member, kit):
     credential, secret = kit.create(owner=member)
     path = tmp_path / "secret_scanning.json"
