@@ -222,6 +222,17 @@ def test_the_credential_page_shows_the_report(kit, scanning, client, owner_clien
     assert f"{kit.audit_prefix}.leaked" in audit
 
 
+def test_the_inventory_marks_leaked_credentials(kit, scanning, client, owner_client, member):
+    leaked, secret = kit.create(owner=member, name="leaky")
+    kit.create(owner=member, name="quiet")
+    post(client, [entry(secret)], key=scanning)
+    rows = owner_client.get(f"/api/v1/orgs/{kit.organization.slug}/inventory/").json()["results"]
+    flags = {row["name"]: row["flags"] for row in rows}
+    assert "leaked" in flags["leaky"] and "leaked" not in flags["quiet"]
+    page = owner_client.get(reverse("org-inventory", kwargs={"org_slug": kit.organization.slug}))
+    assert ">Leaked</span>" in page.content.decode()
+
+
 def test_the_policy_page_sets_the_action(owner_client, organization):
     from credentials.governance.services import policy_for
 
