@@ -428,7 +428,8 @@ def test_no_session_and_no_csrf(scanning, owner, live_key, kit):
     credential, secret = live_key
     browser = Client(enforce_csrf_checks=True)
     browser.force_login(owner)
-    assert post(browser, [entry(secret)], key_id=KEY_ID).status_code == 403
+    refused = post(browser, [entry(secret)], key_id=KEY_ID)
+    assert refused.status_code == 403 and refused.json()["code"] == "missing_signature"
     assert post(browser, [entry(secret)], key=scanning).status_code == 200
     assert LeakReport.objects.get().object_id == credential.pk
 
