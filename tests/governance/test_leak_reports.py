@@ -206,6 +206,14 @@ def test_only_the_leaked_client_secret_is_revoked(scanning, client, organization
     assert report.secret_hint == leaked[:8] + "…"
 
 
+def test_secrets_made_under_an_older_pepper_are_recognised(kit, scanning, client, member, settings):
+    credential, secret = kit.create(owner=member)
+    # The pepper was rotated since: new digests use "new", this secret's digest is under the old one.
+    settings.PORTAL_PEPPERS = "new:" + "n" * 40 + "," + settings.PORTAL_PEPPERS
+    post(client, [entry(secret)], key=scanning)
+    assert LeakReport.objects.get().object_id == credential.pk
+
+
 def test_the_credential_page_shows_the_report(kit, scanning, client, owner_client, member, member_client):
     credential, secret = kit.create(owner=member)
     assert "Leaked" not in owner_client.get(kit.url(credential)).content.decode()
