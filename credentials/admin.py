@@ -9,6 +9,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from credentials.governance.admin import GovernanceQueueFilter, GovernedCredentialAdminMixin
+from credentials.leaks import admin as _leaks_admin  # noqa: F401 - registers the leak reports
 from credentials.models import ApiKey, ApiKeyStatus, Scope
 from credentials.selectors import organization_members
 from credentials.services import api_key_revoke, api_key_update

@@ -11,6 +11,7 @@ class CredentialsConfig(AppConfig):
         # Registers the OpenAPI description of API-key authentication with drf-spectacular.
         from credentials import schema  # noqa: F401
         from credentials.governance.registry import register
+        from credentials.leaks import checks  # noqa: F401 - registers the public keys check
         from credentials.services import governed_kind
 
         register(governed_kind())

@@ -22,6 +22,7 @@ from credentials.governance.models import (  # noqa: F401 - the governance model
     PendingApproval,
     status_constraints,
 )
+from credentials.leaks.models import LeakReport  # noqa: F401 - the leak reports live in this app
 from portal.models import ExpiringModel, Organization, TimestampedModel
 
 scope_name_validator = RegexValidator(

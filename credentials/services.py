@@ -589,6 +589,36 @@ def _detail_path(org_slug: str, pk: int, ref: str) -> str:
     return reverse("org-api-key-detail", kwargs={"org_slug": org_slug, "key_id": ref})
 
 
+def api_key_match_secret(raw: str):
+    """Return the `SecretMatch` of a presented key whose digest matches, whatever its status, else None.
+
+    For leak reports: the same checks as `api_key_verify` (format and checksum offline, one
+    indexed lookup by key id, constant-time digest compare) without the cache or the
+    verification metrics, and without judging status or expiry.
+    """
+    from credentials.governance.registry import SecretMatch
+
+    parsed = keys.parse(raw)
+    if parsed is None:
+        return None
+    row = (
+        ApiKey.objects.filter(key_id=parsed.key_id)
+        .order_by()
+        .values("pk", "digest", "pepper_id", "environment", "key_id", "last4", "status", "expires_at")
+        .first()
+    )
+    if row is None or not row["digest"]:
+        return None
+    if not verify_digest(parsed.raw, pepper_id=row["pepper_id"], digest=row["digest"]):
+        return None
+    expired = row["expires_at"] is not None and row["expires_at"] <= timezone.now()
+    return SecretMatch(
+        object_id=row["pk"],
+        secret_hint=f"{keys.display_prefix(row['environment'], row['key_id'])}…{row['last4']}",
+        secret_live=row["status"] == ApiKeyStatus.ACTIVE and not expired,
+    )
+
+
 def governed_kind():
     """Return the governance description of API keys (registered in CredentialsConfig.ready)."""
     from credentials.governance.registry import STANDING, GovernedKind
@@ -613,4 +643,5 @@ def governed_kind():
         changed=_publish,
         detail_path=_detail_path,
         filter_scope=lambda qs, scope: qs.filter(scopes__icontains=f'"{scope}"'),
+        match_secret=api_key_match_secret,
     )

@@ -26,4 +26,5 @@ urlpatterns = [
     path("api/v1/orgs/<slug:org_slug>/", include(router.urls)),
     path("api/v1/keys/verify", api.ApiKeyVerifyView.as_view(), name="api-keys-verify"),
     path("", include("credentials.governance.urls")),
+    path("", include("credentials.leaks.urls")),
 ]

@@ -214,6 +214,9 @@ PORTAL_CLIENT_AUTH_FAILURES_PER_IP_PER_MINUTE = env.int(
 )
 PORTAL_API_KEY_FAILURES_PER_IP_PER_MINUTE = env.int("PORTAL_API_KEY_FAILURES_PER_IP_PER_MINUTE", default=30)
 PORTAL_TOKEN_RATE_PER_APP_PER_MINUTE = env.int("PORTAL_TOKEN_RATE_PER_APP_PER_MINUTE", default=600)
+PORTAL_SECRET_SCANNING_FAILURES_PER_IP_PER_MINUTE = env.int(
+    "PORTAL_SECRET_SCANNING_FAILURES_PER_IP_PER_MINUTE", default=30
+)
 
 PORTAL_INVITATION_TTL_HOURS = env.int("PORTAL_INVITATION_TTL_HOURS", default=72)
 
@@ -236,6 +239,11 @@ PORTAL_MACHINE_AUTHENTICATION_CLASSES: list[str] = [
     "tokens.authentication.AccessTokenAuthentication",
 ]
 PORTAL_API_KEY_ENVIRONMENT = env.str("PORTAL_API_KEY_ENVIRONMENT", default="live")
+# GitHub secret scanning partner alerts (POST /api/v1/secret-scanning/reports): GitHub's public
+# keys document ({"public_keys": [...]}, from api.github.com/meta/public_keys/secret_scanning),
+# inline or as a file path. Neither set: the endpoint answers 404. See docs/leak-reports.md.
+PORTAL_SECRET_SCANNING_PUBLIC_KEYS = env.str("PORTAL_SECRET_SCANNING_PUBLIC_KEYS", default="")
+PORTAL_SECRET_SCANNING_PUBLIC_KEYS_FILE = env.str("PORTAL_SECRET_SCANNING_PUBLIC_KEYS_FILE", default="")
 
 # --- OAuth 2.0 M2M (tokens app) -------------------------------------------------------------
 # The application model is swapped before the first migration (tokens 0001 runs before

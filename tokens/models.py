@@ -177,6 +177,8 @@ class ClientSecret(ExpiringModel, TimestampedModel):
         verbose_name = _("client secret")
         verbose_name_plural = _("client secrets")
         ordering = ["-created_at", "-id"]
+        # Leak reports find a secret by its digest alone (no client id comes with it).
+        indexes = [models.Index(fields=["digest"], name="client_secret_digest")]
 
     def __str__(self) -> str:
         return f"{self.hint}…"

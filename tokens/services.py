@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
@@ -15,7 +16,7 @@ from django.utils import timezone
 from credentials.governance import services as governance
 from credentials.governance.models import CredentialRequest, RequestType
 from credentials.models import Scope
-from portal.crypto import keyed_digest, random_base62
+from portal.crypto import is_base62, keyed_digest, peppers, random_base62
 from portal.models import Organization, User
 from portal.services.audit import audit_log
 from tokens import keys
@@ -489,6 +490,49 @@ def _detail_path(org_slug: str, pk: int, ref: str) -> str:
     return reverse("org-app-detail", kwargs={"org_slug": org_slug, "app_id": pk})
 
 
+def client_secret_find(raw: str) -> ClientSecret | None:
+    """Return the client secret whose digest matches a presented `ips_…` secret, whatever its state.
+
+    For leak reports, where no client id comes with the secret: its digest under each
+    configured pepper is looked up in one indexed query, then compared in constant time.
+    """
+    if (
+        not isinstance(raw, str)
+        or len(raw) != len(CLIENT_SECRET_PREFIX) + CLIENT_SECRET_BODY_LENGTH
+        or not raw.startswith(CLIENT_SECRET_PREFIX)
+        or not is_base62(raw[len(CLIENT_SECRET_PREFIX) :])
+    ):
+        return None
+    _current, table = peppers()
+    candidates = {pepper_id: keyed_digest(raw, pepper_id=pepper_id)[1] for pepper_id in table}
+    for secret in ClientSecret.objects.filter(digest__in=list(candidates.values())).select_related(
+        "application"
+    ):
+        expected = candidates.get(secret.pepper_id)
+        if expected is not None and hmac.compare_digest(expected, secret.digest):
+            return secret
+    return None
+
+
+def _match_secret(raw: str):
+    from credentials.governance.registry import SecretMatch
+
+    secret = client_secret_find(raw)
+    if secret is None:
+        return None
+    return SecretMatch(
+        object_id=secret.application_id,
+        secret_id=secret.pk,
+        secret_hint=f"{secret.hint}…",
+        secret_live=secret.is_live,
+    )
+
+
+def _revoke_secret(application: M2MApplication, match, actor: User | None) -> None:
+    """Revoke just the leaked secret; tokens minted with it stop validating (their `csid`)."""
+    client_secret_revoke(secret=ClientSecret.objects.get(pk=match.secret_id), actor=actor)
+
+
 def governed_kind():
     """Return the governance description of M2M applications (registered in TokensConfig.ready)."""
     from credentials.governance.registry import TOKEN_MINTING, GovernedKind
@@ -514,4 +558,6 @@ def governed_kind():
         changed=lambda application: None,
         detail_path=_detail_path,
         filter_scope=lambda qs, scope: qs.filter(allowed_scopes__name=scope),
+        match_secret=_match_secret,
+        revoke_secret=_revoke_secret,
     )

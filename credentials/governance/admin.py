@@ -38,6 +38,7 @@ class OrganizationPolicyAdmin(admin.ModelAdmin):
         "m2m_app_review_interval_days",
         "orphan_grace_days",
         "overdue_grace_days",
+        "leaked_credential_action",
     ]
     search_fields = ["organization__slug", "organization__name"]
     autocomplete_fields = ["organization"]

@@ -81,7 +81,9 @@ class PolicyForm(forms.ModelForm):
             "m2m_app_review_interval_days",
             "orphan_grace_days",
             "overdue_grace_days",
+            "leaked_credential_action",
         ]
+        widgets = {"leaked_credential_action": forms.RadioSelect}
 
 
 class RecertifyForm(forms.Form):

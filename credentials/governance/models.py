@@ -32,6 +32,14 @@ class SuspensionReason(models.TextChoices):
     ORPHANED = "orphaned", _("Owner left the organisation")
     REVIEW_OVERDUE = "review_overdue", _("Review overdue")
     MANUAL = "manual", _("Suspended by an administrator")
+    LEAKED = "leaked", _("Secret reported leaked")
+
+
+class LeakedCredentialAction(models.TextChoices):
+    """What a leaked-secret report does to the credential (see docs/leak-reports.md)."""
+
+    REVOKE = "revoke", _("Revoke it at once (an M2M application: the leaked client secret)")
+    SUSPEND = "suspend", _("Suspend it (an admin can restore it)")
 
 
 def status_constraints(prefix: str) -> list[models.BaseConstraint]:
@@ -142,6 +150,16 @@ class OrganizationPolicy(TimestampedModel):
         default=14,
         validators=[MaxValueValidator(365)],
         help_text=_("How long a credential with an overdue review keeps working before it is suspended."),
+    )
+    leaked_credential_action = models.CharField(
+        _("when a secret is reported leaked"),
+        max_length=16,
+        choices=LeakedCredentialAction.choices,
+        default=LeakedCredentialAction.REVOKE,
+        help_text=_(
+            "What happens at once when a secret scanner (GitHub) reports a key or client secret of "
+            "this organisation in public; the owner and admins are emailed either way."
+        ),
     )
 
     class Meta:

@@ -21,6 +21,16 @@ TOKEN_MINTING = "token-minting"
 
 
 @dataclass(frozen=True)
+class SecretMatch:
+    """A presented secret whose keyed digest matched one of a credential's secrets (leak reports)."""
+
+    object_id: int  # the credential's primary key
+    secret_id: int | None = None  # the matching secret row, for kinds holding several secrets
+    secret_hint: str = ""  # the non-secret start (and end) of it, as the dashboard shows it
+    secret_live: bool = True  # whether that secret still authenticates (not revoked or expired)
+
+
+@dataclass(frozen=True)
 class GovernedKind:
     """What governance needs to know about one credential kind."""
 
@@ -51,6 +61,11 @@ class GovernedKind:
     detail_path: Callable[[str, int, str], str]
     #: Narrow an inventory queryset to rows holding one scope.
     filter_scope: Callable[[QuerySet, str], QuerySet]
+    #: Recognise a presented secret of this kind (format, then a digest lookup): a match or None.
+    match_secret: Callable[[str], SecretMatch | None] = lambda raw: None
+    #: Revoke only the matched secret (kinds with several secrets per credential); None revokes
+    #: the whole credential through `revoke`. (credential, match, actor) -> None.
+    revoke_secret: Callable[[Any, SecretMatch, User | None], None] | None = None
 
 
 _KINDS: dict[str, GovernedKind] = {}

@@ -238,6 +238,18 @@ def _flags(values: dict[str, Any], status: str, now: datetime) -> list[str]:
     return flags
 
 
+def _leaked(by_kind: dict[str, list[int]]) -> set[tuple[str, int]]:
+    """Return (kind, id) of the rows with a leak report, in one query for the whole page."""
+    from credentials.leaks.models import LeakReport
+
+    condition = Q()
+    for key, ids in by_kind.items():
+        condition |= Q(kind=key, object_id__in=ids)
+    if not condition:
+        return set()
+    return set(LeakReport.objects.filter(condition).values_list("kind", "object_id").distinct())
+
+
 def inventory_rows(
     values_rows: list[dict[str, Any]], *, org_slug: str, now: datetime | None = None
 ) -> list[InventoryRow]:
@@ -247,6 +259,7 @@ def inventory_rows(
     for values in values_rows:
         by_kind.setdefault(values["row_kind"], []).append(values["id"])
     scopes = {key: get_kind(key).scopes_for(ids) for key, ids in by_kind.items()}
+    leaked = _leaked(by_kind)
     rows = []
     for values in values_rows:
         kind = get_kind(values["row_kind"])
@@ -268,7 +281,8 @@ def inventory_rows(
                 last_used=values["row_last_used"],
                 review_due=values["review_due_at"],
                 scopes=scopes[kind.key].get(values["id"], []),
-                flags=_flags(values, status, now),
+                flags=_flags(values, status, now)
+                + (["leaked"] if (kind.key, values["id"]) in leaked else []),
                 path=kind.detail_path(org_slug, values["id"], values["row_ref"]),
             )
         )

@@ -65,6 +65,7 @@ POLICY_FIELDS = (
     "m2m_app_review_interval_days",
     "orphan_grace_days",
     "overdue_grace_days",
+    "leaked_credential_action",
 )
 
 

@@ -37,6 +37,7 @@ from credentials.governance.selectors import (
     requests_for,
     requests_for_credential,
 )
+from credentials.leaks.selectors import leak_reports_for_credential
 from credentials.selectors import organization_members
 from portal.stepup import step_up_required
 from portal.tenancy import org_view
@@ -299,6 +300,7 @@ def governance_context(request: HttpRequest, credential) -> dict:
         if is_manager
         else None,
         "gov_url_kwarg": getattr(credential, kind.lookup_field),
+        "leak_reports": list(leak_reports_for_credential(credential)[:20]),
         "now": timezone.now(),
     }
 

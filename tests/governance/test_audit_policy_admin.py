@@ -153,6 +153,7 @@ def test_policy_page(owner_client, member_client, organization, owner):
         "m2m_app_review_interval_days": "90",
         "orphan_grace_days": "7",
         "overdue_grace_days": "14",
+        "leaked_credential_action": "revoke",
     }
     assert owner_client.post(url, data).status_code == 302
     policy = services.policy_for(organization)

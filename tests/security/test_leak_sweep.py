@@ -2,7 +2,8 @@
 
 API keys (dashboard, REST API, CLI: create, use, rotate, revoke), client secrets (dashboard,
 CLI: create, rotate, use at the token, introspection and revocation endpoints), access tokens,
-signing keys (rotate) and invitation tokens (invite, accept) run with logging at DEBUG and
+signing keys (rotate), invitation tokens (invite, accept) and leak reports (GitHub secret
+scanning reports a key and a client secret, twice) run with logging at DEBUG and
 every SQL statement logged. Then every captured log line, every response body (except the one
 that reveals each secret), the cache and every row of every table are searched for every
 secret issued. The per-room tests (tests/credentials/test_no_leaks.py, tests/tokens/test_leaks.py)
@@ -17,6 +18,7 @@ import logging
 import re
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 from django.core import mail
 from django.core.cache import cache
 from django.core.management import call_command
@@ -24,9 +26,10 @@ from django.db import connection
 from django.test import Client
 from django.urls import reverse
 
-from credentials.models import ApiKey
+from credentials.models import ApiKey, LeakReport
 from portal.models import Invitation
 from tests.factories import UserFactory
+from tests.support.secret_scanning import keys_document, sign
 from tests.tokens.conftest import basic
 from tests.tokens.test_leaks import _private_material
 from tokens.models import M2MApplication
@@ -349,6 +352,29 @@ def test_no_secret_anywhere_but_its_own_reveal(caplog, settings, organization, o
         record("invitation reused", Client().get(link))
         record("members page", browser.get(reverse("org-members", args=["acme"])))
 
+        # --- Leak reports: GitHub secret scanning reports a key and a client secret -------
+        scanner = ec.generate_private_key(ec.SECP256R1())
+        settings.PORTAL_SECRET_SCANNING_PUBLIC_KEYS = keys_document(("sweep", scanner))
+        leaked = [cli_key, cli_app["client_secret"]]
+        body = json.dumps([{"token": t, "type": "t", "url": "https://github.com/x", "source": "content"}
+                           for t in leaked]).encode()  # fmt: skip
+        for label in ("leak report", "leak report replay"):
+            record(
+                label,
+                Client().post(
+                    "/api/v1/secret-scanning/reports", data=body, content_type="application/json",
+                    headers={"Github-Public-Key-Identifier": "sweep",
+                             "Github-Public-Key-Signature": sign(body, scanner)},
+                ),
+            )  # fmt: skip
+        for m in mail.outbox[1:]:
+            record("leak notice", f"{m.subject}\n{m.body}".encode())
+        assert len(mail.outbox) == 3, [m.subject for m in mail.outbox]
+        cli_row = ApiKey.objects.get(name="cli")
+        record("leaked key page", browser.get(reverse("org-api-key-detail", args=["acme", cli_row.key_id])))
+        cli_app_row = M2MApplication.objects.get(client_id=cli_app["client_id"])
+        record("leaked app page", browser.get(reverse("org-app-detail", args=["acme", cli_app_row.pk])))
+
         # --- Staff views and the audit log -------------------------------------------------
         staff = Client()
         staff.force_login(UserFactory(email="staff@portal.test", is_staff=True, is_superuser=True))
@@ -359,10 +385,17 @@ def test_no_secret_anywhere_but_its_own_reveal(caplog, settings, organization, o
             "tokens_signingkey",
             "portal_invitation",
             "portal_auditevent",
+            "credentials_leakreport",
         ):
             record(f"admin {model}", staff.get(reverse(f"admin:{model}_changelist")))
         for key_row in ApiKey.objects.all():
             record("admin key", staff.get(reverse("admin:credentials_apikey_change", args=[key_row.pk])))
+        assert LeakReport.objects.count() == 2
+        for report in LeakReport.objects.all():
+            record(
+                "admin leak report",
+                staff.get(reverse("admin:credentials_leakreport_change", args=[report.pk])),
+            )
         record("audit page", browser.get(reverse("org-audit", args=["acme"])))
     finally:
         connection.force_debug_cursor = False

@@ -1,0 +1,26 @@
+"""System check: configured secret-scanning public keys must parse, so a typo shows at start-up."""
+
+from __future__ import annotations
+
+from django.core.checks import Error, register
+
+
+@register()
+def check_secret_scanning_public_keys(app_configs, **kwargs):
+    """Check that PORTAL_SECRET_SCANNING_PUBLIC_KEYS(_FILE), when set, holds usable P-256 keys."""
+    from credentials.leaks import signing
+
+    if not signing.configured():
+        return []
+    try:
+        signing.public_keys()
+    except signing.KeysMisconfigured as exc:
+        return [
+            Error(
+                f"Secret scanning public keys: {exc}",
+                hint="Save https://api.github.com/meta/public_keys/secret_scanning and point "
+                "PORTAL_SECRET_SCANNING_PUBLIC_KEYS_FILE at it (docs/leak-reports.md).",
+                id="credentials.E101",
+            )
+        ]
+    return []

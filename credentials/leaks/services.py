@@ -1,0 +1,251 @@
+"""Receive leaked-secret reports: recognise the secret, act per the organisation's policy, record, notify.
+
+Each report runs in its own transaction with the credential's row locked, so a replayed
+or concurrent report of the same secret finds the first one's `LeakReport` (unique by the
+token's SHA-256) and changes nothing: no second revocation, audit event or email.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, models, transaction
+from django.utils import timezone
+
+from credentials.governance.models import CredentialStatus, LeakedCredentialAction, SuspensionReason
+from credentials.governance.registry import GovernedKind, SecretMatch, all_kinds
+from credentials.governance.services import (
+    credential_revoke,
+    credential_suspend,
+    managers_of,
+    notice_send_once,
+    policy_for,
+)
+from credentials.leaks.models import MAX_SIGHTINGS, LeakAction, LeakReport
+from portal.services.audit import audit_log
+
+logger = logging.getLogger(__name__)
+
+MAX_ENTRIES = 1000
+MAX_TOKEN_LENGTH = 512
+MAX_TYPE_LENGTH = 100
+MAX_URL_LENGTH = 2048
+MAX_SOURCE_LENGTH = 64
+#: Tokens whose owner was not found are acknowledged exactly like the others (see the view).
+REQUIRED_FIELDS = ("token", "type", "url")
+
+
+@dataclass(frozen=True)
+class ReportedToken:
+    """One entry of a secret-scanning alert: the token and where it was found."""
+
+    token: str
+    token_type: str
+    url: str
+    source: str = ""
+
+    @property
+    def sha256(self) -> str:
+        """Return the SHA-256 hex of the token: GitHub's `token_hash`, and the report's identity."""
+        return hashlib.sha256(self.token.encode()).hexdigest()
+
+    def __repr__(self) -> str:  # never print the token, even in a traceback
+        return f"ReportedToken(type={self.token_type!r}, url={self.url!r}, source={self.source!r})"
+
+
+def reported_tokens_parse(body: bytes) -> list[ReportedToken]:
+    """Parse GitHub's alert body, a JSON array of `{token, type, url, source}`, all or nothing.
+
+    Raise ValidationError with a message naming the first problem (never echoing a token).
+    """
+    try:
+        document: Any = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise ValidationError("The body is not valid JSON.", code="malformed") from None
+    if not isinstance(document, list):
+        raise ValidationError("Expected a JSON array of reported tokens.", code="not_array")
+    if not document:
+        raise ValidationError("The array is empty.", code="empty")
+    if len(document) > MAX_ENTRIES:
+        raise ValidationError(f"At most {MAX_ENTRIES} tokens per request.", code="too_many")
+    limits = {"token": MAX_TOKEN_LENGTH, "type": MAX_TYPE_LENGTH, "url": MAX_URL_LENGTH}
+    entries = []
+    for index, entry in enumerate(document):
+        if not isinstance(entry, dict):
+            raise ValidationError(f"Entry {index} is not an object.", code="entry")
+        for name in REQUIRED_FIELDS:
+            value = entry.get(name)
+            if not isinstance(value, str):
+                raise ValidationError(f"Entry {index}: '{name}' must be a string.", code="entry")
+            if len(value) > limits[name]:
+                raise ValidationError(
+                    f"Entry {index}: '{name}' is longer than {limits[name]} characters.", code="entry"
+                )
+        source = entry.get("source", "")
+        if not isinstance(source, str) or len(source) > MAX_SOURCE_LENGTH:
+            raise ValidationError(
+                f"Entry {index}: 'source' must be a string of at most {MAX_SOURCE_LENGTH} characters.",
+                code="entry",
+            )
+        if not entry["token"].strip():
+            raise ValidationError(f"Entry {index}: 'token' is empty.", code="entry")
+        entries.append(
+            ReportedToken(
+                token=entry["token"].strip(),
+                token_type=entry["type"],
+                url=entry["url"].strip(),
+                source=source,
+            )
+        )
+    return entries
+
+
+def _match(token: str) -> tuple[GovernedKind, SecretMatch] | tuple[None, None]:
+    for kind in all_kinds():
+        match = kind.match_secret(token)
+        if match is not None:
+            return kind, match
+    return None, None
+
+
+def leak_report_receive(*, reported: ReportedToken, reporter: str = "github") -> LeakReport | None:
+    """Handle one reported token; return its report, or None when it is not one of ours.
+
+    The first report of a secret revokes (or suspends, per the organisation's policy) what it
+    opens, records a `LeakReport`, writes `<kind>.leaked` to the audit log and emails the
+    owner and the organisation's admins. A later report of the same secret only notes a new
+    place it was seen.
+    """
+    kind, match = _match(reported.token)
+    if kind is None:
+        return None
+    return _record(kind=kind, match=match, reported=reported, reporter=reporter)
+
+
+@transaction.atomic
+def _record(*, kind: GovernedKind, match: SecretMatch, reported: ReportedToken, reporter: str) -> LeakReport:
+    credential = (
+        kind.model.objects.select_for_update(of=("self",))
+        .select_related("organization", "owner")
+        .get(pk=match.object_id)
+    )
+    fingerprint = reported.sha256
+    existing = LeakReport.objects.select_for_update().filter(token_sha256=fingerprint).first()
+    if existing is not None:
+        return _add_sighting(existing, reported)
+    # Look again under the lock: the secret may have been revoked since the first look.
+    match = kind.match_secret(reported.token) or match
+    action = _decide(kind, credential, match)
+    try:
+        with transaction.atomic():
+            report = LeakReport.objects.create(
+                organization=credential.organization,
+                kind=kind.key,
+                object_id=credential.pk,
+                credential_label=str(credential)[:255],
+                secret_hint=match.secret_hint[:40],
+                token_sha256=fingerprint,
+                token_type=reported.token_type[:100],
+                url=reported.url[:2048],
+                source=reported.source[:64],
+                reporter=reporter[:64],
+                action_taken=action,
+            )
+    except IntegrityError:
+        # Only reachable where the credential lock did not serialise us (a second kind
+        # claiming the same token): the other report stands, this one changes nothing.
+        return LeakReport.objects.get(token_sha256=fingerprint)
+    previous_reason = credential.suspension_reason
+    _act(kind, credential, match, action)
+    extra = {
+        "url": report.url[:1000],
+        "source": report.source,
+        "type": report.token_type,
+        "action": action,
+        "secret": report.secret_hint,
+        "report_id": report.pk,
+        "reporter": report.reporter,
+    }
+    if action == LeakAction.SUSPENDED and previous_reason:
+        extra["previous_suspension_reason"] = previous_reason
+    audit_log(
+        action=f"{kind.audit_prefix}.leaked",
+        actor=None,
+        organization=credential.organization,
+        target=credential,
+        extra=extra,
+    )
+    if action != LeakAction.NONE:
+        recipients = [u.email for u in managers_of(credential.organization)]
+        if credential.owner_id:
+            recipients.append(credential.owner.email)
+        notice_send_once(
+            credential=credential,
+            notice_type="leaked",
+            period=f"leak-{report.pk}",
+            recipients=recipients,
+            context={"report": report},
+        )
+    logger.info(
+        "Leak report %s: %s %s found by %s, action %s", report.pk, kind.key, credential.pk, reporter, action
+    )
+    return report
+
+
+def _decide(kind: GovernedKind, credential: models.Model, match: SecretMatch) -> str:
+    """Return what the organisation's policy does about this leak, given the credential's state."""
+    if credential.status not in (CredentialStatus.ACTIVE, CredentialStatus.SUSPENDED):
+        return LeakAction.NONE  # revoked, or never issued: the secret opens nothing
+    if kind.revoke_secret is not None and not match.secret_live:
+        return LeakAction.NONE  # that one client secret was revoked or expired already
+    policy = policy_for(credential.organization).leaked_credential_action
+    if policy == LeakedCredentialAction.SUSPEND:
+        return LeakAction.SUSPENDED
+    return LeakAction.SECRET_REVOKED if kind.revoke_secret is not None else LeakAction.REVOKED
+
+
+def _act(kind: GovernedKind, credential: models.Model, match: SecretMatch, action: str) -> None:
+    reason = "Its secret was reported leaked in public by a secret scanner."
+    if action == LeakAction.REVOKED:
+        credential_revoke(credential=credential, actor=None, reason=reason)
+    elif action == LeakAction.SECRET_REVOKED:
+        kind.revoke_secret(credential, match, None)
+    elif action == LeakAction.SUSPENDED:
+        if credential.status == CredentialStatus.ACTIVE:
+            credential_suspend(credential=credential, actor=None, reason=SuspensionReason.LEAKED)
+        else:
+            # Already suspended (say, orphaned): mark it leaked, so reassigning an owner or a
+            # review cannot lift the suspension by itself; only an explicit restore does.
+            credential.suspension_reason = SuspensionReason.LEAKED
+            credential.save(update_fields=["suspension_reason", kind.touch_field])
+            kind.changed(credential)
+
+
+def _add_sighting(report: LeakReport, reported: ReportedToken) -> LeakReport:
+    url = reported.url[:2048]
+    seen = {report.url, *(s.get("url") for s in report.sightings)}
+    if url in seen or len(report.sightings) >= MAX_SIGHTINGS:
+        return report
+    report.sightings = [
+        *report.sightings,
+        {"url": url, "source": reported.source[:64], "at": timezone.now().isoformat()},
+    ]
+    report.save(update_fields=["sightings"])
+    return report
+
+
+def leak_reports_receive(*, reported: list[ReportedToken], reporter: str = "github") -> int:
+    """Handle a whole alert (each token in its own transaction); return how many were ours."""
+    recognised = 0
+    for item in reported:
+        if leak_report_receive(reported=item, reporter=reporter) is not None:
+            recognised += 1
+    logger.info(
+        "Secret scanning alert from %s: %d token(s), %d recognised", reporter, len(reported), recognised
+    )
+    return recognised

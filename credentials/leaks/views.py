@@ -1,0 +1,145 @@
+"""`POST /api/v1/secret-scanning/reports`: GitHub's secret-scanning partner alerts.
+
+Authenticated only by GitHub's ECDSA signature over the raw body (no session, no CSRF
+token). Every accepted alert is answered `200 []` whatever its tokens were, so the answer
+never tells which strings are live credentials of this portal. See docs/leak-reports.md.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import exceptions, serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from credentials.leaks import signing
+from credentials.leaks.services import leak_reports_receive, reported_tokens_parse
+from portal import ratelimit
+from portal.net import client_ip
+
+logger = logging.getLogger(__name__)
+
+FAILURE_SCOPE = "secret-scanning-failures:ip"
+
+
+def _failure_checks(request) -> list[ratelimit.Check]:
+    return [
+        (
+            FAILURE_SCOPE,
+            client_ip(request),
+            ratelimit.per_minute("PORTAL_SECRET_SCANNING_FAILURES_PER_IP_PER_MINUTE"),
+        )
+    ]
+
+
+def _error(status_code: int, detail: str, code: str) -> Response:
+    response = Response({"detail": detail, "code": code}, status=status_code)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+class _ReportSerializer(serializers.Serializer):
+    token = serializers.CharField(max_length=512)
+    type = serializers.CharField(max_length=100)
+    url = serializers.CharField(max_length=2048, allow_blank=True)
+    source = serializers.CharField(max_length=64, required=False)
+
+
+class _FeedbackSerializer(serializers.Serializer):
+    """GitHub's optional feedback item; this portal sends none (see the module docstring)."""
+
+    token_hash = serializers.CharField()
+    token_type = serializers.CharField()
+    label = serializers.ChoiceField(choices=["true_positive", "false_positive"])
+
+
+class _ErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    code = serializers.CharField()
+
+
+class SecretScanningReportView(APIView):
+    """Receive a secret-scanning alert: verify its signature, then revoke or suspend what leaked."""
+
+    authentication_classes = ()
+    permission_classes = ()
+    # The raw body is verified byte for byte before anything parses it.
+    parser_classes = ()
+
+    @extend_schema(
+        summary="Report leaked secrets (GitHub secret scanning partner alerts)",
+        request=_ReportSerializer(many=True),
+        responses={
+            200: OpenApiResponse(
+                _FeedbackSerializer(many=True),
+                description="Accepted. Always `[]`: no feedback labels, whatever the tokens were.",
+            ),
+            400: OpenApiResponse(_ErrorSerializer, description="Not a JSON array of reported tokens."),
+            403: OpenApiResponse(_ErrorSerializer, description="Missing or wrong signature."),
+            404: OpenApiResponse(_ErrorSerializer, description="No public keys are configured."),
+            413: OpenApiResponse(_ErrorSerializer, description="The body is too large."),
+            429: OpenApiResponse(_ErrorSerializer, description="Too many failed signatures."),
+            503: OpenApiResponse(_ErrorSerializer, description="The public keys are misconfigured."),
+        },
+        parameters=[
+            OpenApiParameter(signing.KEY_ID_HEADER, str, OpenApiParameter.HEADER, required=True),
+            OpenApiParameter(signing.SIGNATURE_HEADER, str, OpenApiParameter.HEADER, required=True),
+        ],
+        auth=[],
+    )
+    def post(self, request: Request) -> Response:
+        django_request = request._request
+        if not signing.configured():
+            return _error(status.HTTP_404_NOT_FOUND, "Not found.", "not_configured")
+        checks = _failure_checks(django_request)
+        wait = ratelimit.blocked(checks)
+        if wait is not None:
+            raise exceptions.Throttled(wait=wait)
+        try:
+            keys = signing.public_keys()
+        except signing.KeysMisconfigured as exc:
+            logger.error("Secret scanning public keys are misconfigured: %s", exc)
+            return _error(
+                status.HTTP_503_SERVICE_UNAVAILABLE, "Secret scanning is misconfigured.", "misconfigured"
+            )
+        body = self._body(django_request)
+        if body is None:
+            return _error(
+                status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, "The request body is too large.", "too_large"
+            )
+        try:
+            signing.verify(
+                body,
+                key_id=django_request.headers.get(signing.KEY_ID_HEADER, ""),
+                signature=django_request.headers.get(signing.SIGNATURE_HEADER, ""),
+                keys=keys,
+            )
+        except signing.SignatureRefused as exc:
+            ratelimit.hit_all(checks)
+            logger.warning("Secret scanning alert refused: %s", exc.code)
+            return _error(status.HTTP_403_FORBIDDEN, str(exc), exc.code)
+        try:
+            reported = reported_tokens_parse(body)
+        except ValidationError as exc:
+            return _error(status.HTTP_400_BAD_REQUEST, " ".join(exc.messages), exc.code or "invalid")
+        leak_reports_receive(reported=reported)
+        # No feedback labels: `[]` for every accepted alert, whatever it held (docs/leak-reports.md).
+        response = Response([], status=status.HTTP_200_OK)
+        response["Cache-Control"] = "no-store"
+        return response
+
+    @staticmethod
+    def _body(django_request) -> bytes | None:
+        """Return the raw body, or None when it is larger than the request size limit.
+
+        `portal.bounds` already refuses a larger declared length (413); this also bounds a
+        body sent without one.
+        """
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE or 1024 * 1024
+        body = django_request.read(limit + 1)
+        return None if len(body) > limit else body
