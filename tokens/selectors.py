@@ -74,7 +74,8 @@ def token_is_revoked(claims: dict) -> bool:
     """Return whether a verified token was revoked: by `jti`, with its application, or with its secret.
 
     One query, so revocations take effect at once on every app server. A token exchanged for
-    an API key (RFC 8693) also dies with the key, and when staff stop its gateway exchanging.
+    an API key (RFC 8693) also dies with the key (its cached state, dropped by every change of
+    the key, else one more query) and when staff stop its gateway exchanging.
     """
     now = timezone.now()
     state = (
