@@ -381,6 +381,24 @@ def test_disallowing_the_gateway_deactivates_its_exchanged_tokens(client, gatewa
 
 
 @pytest.mark.django_db
+def test_suspending_the_key_stops_its_exchanged_tokens_at_once(client, gateway, customer_key, make_app):
+    api_key, plaintext = customer_key
+    token = json.loads(exchange(client, gateway, plaintext).content)["access_token"]
+    resource_server = make_app(name="Orders service")
+    auth = basic(resource_server.client_id, resource_server.client_secret)
+    assert json.loads(client.post("/oauth/introspect", {"token": token}, HTTP_AUTHORIZATION=auth).content)[
+        "active"
+    ]
+    credential_suspend(
+        credential=api_key, actor=None, reason="manual"
+    )  # no cache.clear(): the service drops it
+    assert json.loads(
+        client.post("/oauth/introspect", {"token": token}, HTTP_AUTHORIZATION=auth).content
+    ) == {"active": False}
+    assert client.get("/api/v1/whoami", HTTP_AUTHORIZATION=f"Bearer {token}").status_code == 401
+
+
+@pytest.mark.django_db
 def test_gateway_revokes_an_exchanged_token_by_jti(client, gateway, customer_key):
     _api_key, plaintext = customer_key
     token = json.loads(exchange(client, gateway, plaintext).content)["access_token"]
