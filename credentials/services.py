@@ -467,45 +467,69 @@ def api_key_verify(raw: str) -> Verification:
     parsed = keys.parse(raw)
     if parsed is None:
         return MALFORMED
-    snapshot = None
-    try:
-        snapshot = cache.get(_cache_key(parsed.key_id))
-    except Exception:
-        logger.warning("API key cache unavailable; verifying against the database", exc_info=True)
+    snapshot = _cached_snapshot(parsed.key_id)
     if snapshot is None:
-        rows = list(
-            ApiKey.objects.select_related("organization", "owner")
-            .only(
-                "pk",
-                "key_id",
-                "pepper_id",
-                "digest",
-                "status",
-                "expires_at",
-                "organization_id",
-                "organization__slug",
-                "owner_id",
-                "owner__email",
-                "scopes",
-                "environment",
-                "name",
-            )
-            .filter(key_id=parsed.key_id)
-            # key_id is unique: no ORDER BY (`.first()` would sort by the model's ordering).
-            .order_by()[:1]
-        )
-        if not rows:
-            return NOT_FOUND
-        api_key = rows[0]
-        snapshot = _snapshot(api_key)
-        try:
-            cache.add(_cache_key(parsed.key_id), snapshot, cache_seconds())
-        except Exception:
-            logger.warning("Could not cache API key %s", parsed.key_id, exc_info=True)
+        return NOT_FOUND
     if not snapshot["digest"] or not verify_digest(
         parsed.raw, pepper_id=snapshot["pepper_id"], digest=snapshot["digest"]
     ):
         return NOT_FOUND  # also a pending key: it has no secret yet
+    return _state(snapshot)
+
+
+def api_key_state(key_id: str) -> Verification:
+    """Return whether the key with this public id is usable now; no secret is involved.
+
+    For access tokens exchanged for a key (RFC 8693), which live only as long as the key does:
+    the same cached snapshot as `api_key_verify` (dropped by every change), else one query.
+    """
+    snapshot = _cached_snapshot(key_id) if isinstance(key_id, str) and key_id else None
+    if snapshot is None or not snapshot["digest"]:
+        return NOT_FOUND
+    return _state(snapshot)
+
+
+def _cached_snapshot(key_id: str) -> dict[str, Any] | None:
+    """Return the verification snapshot of a key id from the cache, else from one indexed query."""
+    snapshot = None
+    try:
+        snapshot = cache.get(_cache_key(key_id))
+    except Exception:
+        logger.warning("API key cache unavailable; verifying against the database", exc_info=True)
+    if snapshot is not None:
+        return snapshot
+    rows = list(
+        ApiKey.objects.select_related("organization", "owner")
+        .only(
+            "pk",
+            "key_id",
+            "pepper_id",
+            "digest",
+            "status",
+            "expires_at",
+            "organization_id",
+            "organization__slug",
+            "owner_id",
+            "owner__email",
+            "scopes",
+            "environment",
+            "name",
+        )
+        .filter(key_id=key_id)
+        # key_id is unique: no ORDER BY (`.first()` would sort by the model's ordering).
+        .order_by()[:1]
+    )
+    if not rows:
+        return None
+    snapshot = _snapshot(rows[0])
+    try:
+        cache.add(_cache_key(key_id), snapshot, cache_seconds())
+    except Exception:
+        logger.warning("Could not cache API key %s", key_id, exc_info=True)
+    return snapshot
+
+
+def _state(snapshot: dict[str, Any]) -> Verification:
     if snapshot["status"] != ApiKeyStatus.ACTIVE:
         # Suspended is answered exactly like revoked: callers need not learn why a key stopped.
         return Verification(valid=False, code="revoked", key=snapshot)

@@ -215,6 +215,7 @@ def api_key_detail(request: HttpRequest, key_id: str) -> HttpResponse:
         "chain": api_key_chain(api_key),
         "events": api_key_events(request.organization, api_key)[:50],
         "may_change": _may_change(request, api_key),
+        "exchange_lifetime": settings.PORTAL_EXCHANGE_TOKEN_LIFETIME_SECONDS,
         **governance_context(request, api_key),
     }
     return render(request, "credentials/api_key_detail.html", context)

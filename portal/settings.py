@@ -255,7 +255,10 @@ OAUTH2_PROVIDER = {
     "OAUTH2_VALIDATOR_CLASS": "tokens.oauth.M2MValidator",
     "ACCESS_TOKEN_GENERATOR": "tokens.issuing.generate_access_token",
     "APPLICATION_ADMIN_CLASS": "tokens.admin.M2MApplicationAdmin",
-    "OAUTH2_GRANT_TYPES_SUPPORTED": ["client_credentials"],
+    "OAUTH2_GRANT_TYPES_SUPPORTED": [
+        "client_credentials",
+        "urn:ietf:params:oauth:grant-type:token-exchange",
+    ],
     "OAUTH2_TOKEN_ENDPOINT_AUTH_METHODS_SUPPORTED": ["client_secret_basic", "client_secret_post"],
     "COMPLIANT_BCP_RFC9700_ACCESS_TOKEN_TRANSPORT": True,
     "COMPLIANT_BCP_RFC9700_IMPLICIT_GRANT": True,
@@ -267,6 +270,12 @@ OAUTH2_PROVIDER = {
     "REFRESH_TOKEN_REUSE_PROTECTION": True,
     "ALLOWED_REDIRECT_URI_SCHEMES": ["https"],
 }
+# Longest lifetime of a token a gateway obtains by exchanging an API key (RFC 8693, see
+# docs/m2m.md); the gateway application's own lifetime applies when shorter. Services that
+# validate offline accept a revoked key's tokens for at most this long.
+PORTAL_EXCHANGE_TOKEN_LIFETIME_SECONDS = env.int("PORTAL_EXCHANGE_TOKEN_LIFETIME_SECONDS", default=300)
+if not 0 < PORTAL_EXCHANGE_TOKEN_LIFETIME_SECONDS <= 86400:
+    raise ImproperlyConfigured("PORTAL_EXCHANGE_TOKEN_LIFETIME_SECONDS must be between 1 and 86400.")
 # Seconds a process trusts its loaded signing key before re-checking which key is active
 # (a rotation reaches every app server within this interval).
 PORTAL_SIGNING_KEY_REFRESH_SECONDS = env.int("PORTAL_SIGNING_KEY_REFRESH_SECONDS", default=5)

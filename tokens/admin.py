@@ -17,7 +17,7 @@ from credentials.governance.admin import GovernanceQueueFilter, GovernedCredenti
 from credentials.governance.services import credential_reassign_owner
 from portal.stepup import step_up_redirect
 from tokens.models import ClientSecret, M2MApplication, SigningKey
-from tokens.services import signing_key_rotate
+from tokens.services import m2m_app_set_exchange, signing_key_rotate
 
 
 class ClientSecretInline(admin.TabularInline):
@@ -40,9 +40,16 @@ class M2MApplicationAdmin(GovernedCredentialAdminMixin, admin.ModelAdmin):
         "status",
         "review_due_at",
         "is_resource_server",
+        "may_exchange_api_keys",
         "created",
     ]
-    list_filter = [GovernanceQueueFilter, "status", "is_resource_server", "organization"]
+    list_filter = [
+        GovernanceQueueFilter,
+        "status",
+        "is_resource_server",
+        "may_exchange_api_keys",
+        "organization",
+    ]
     actions = GovernedCredentialAdminMixin.governance_actions
     search_fields = ["name", "client_id", "organization__slug", "owner__email"]
     autocomplete_fields = ["owner"]
@@ -60,6 +67,7 @@ class M2MApplicationAdmin(GovernedCredentialAdminMixin, admin.ModelAdmin):
         "status",
         "revoked_at",
         "is_resource_server",
+        "may_exchange_api_keys",
         "review_due_at",
         "last_reviewed_at",
         "last_reviewed_by",
@@ -86,12 +94,36 @@ class M2MApplicationAdmin(GovernedCredentialAdminMixin, admin.ModelAdmin):
     ]
     inlines = [ClientSecretInline]
 
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        # Letting a gateway exchange every organisation's API keys is a security setting: it asks
+        # for a fresh password or second factor, like rotating the signing key.
+        if request.method == "POST" and self._exchange_flag_changes(request, object_id):
+            stale = step_up_redirect(request)
+            if stale is not None:
+                return stale
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    @staticmethod
+    def _exchange_flag_changes(request, object_id) -> bool:
+        if not str(object_id).isdigit():
+            return False
+        posted = request.POST.get("may_exchange_api_keys") in ("on", "true", "1")
+        stored = M2MApplication.objects.filter(pk=object_id).values_list("may_exchange_api_keys", flat=True)
+        return bool(stored) and stored[0] != posted
+
     def save_model(self, request, obj, form, change):
         # An owner change goes through governance: audited, checked, and it clears an orphan mark.
         new_owner = obj.owner
-        if change and "owner" in form.changed_data:
-            obj.owner = M2MApplication.objects.get(pk=obj.pk).owner
+        may_exchange = obj.may_exchange_api_keys
+        if change and {"owner", "may_exchange_api_keys"} & set(form.changed_data):
+            stored = M2MApplication.objects.get(pk=obj.pk)
+            obj.owner, obj.may_exchange_api_keys = stored.owner, stored.may_exchange_api_keys
         super().save_model(request, obj, form, change)
+        if change and "may_exchange_api_keys" in form.changed_data:
+            # Trusting a gateway with every organisation's keys is audited, like an owner change.
+            obj.may_exchange_api_keys = m2m_app_set_exchange(
+                application=obj, allowed=may_exchange, actor=request.user
+            ).may_exchange_api_keys
         if change and "owner" in form.changed_data:
             from django.core.exceptions import ValidationError
 

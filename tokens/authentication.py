@@ -54,7 +54,12 @@ class AccessTokenAuthentication(BaseAuthentication):
 
     @staticmethod
     def _principal(claims: dict) -> Principal | None:
+        from tokens.exchange import key_id_of
         from tokens.models import M2MApplication
+
+        key_id = key_id_of(claims)
+        if key_id is not None:
+            return _exchanged_principal(claims, key_id)
 
         application = (
             M2MApplication.objects.select_related("organization", "owner")
@@ -77,6 +82,32 @@ class AccessTokenAuthentication(BaseAuthentication):
 
     def authenticate_header(self, request) -> str:
         return f'Bearer realm="{self.www_authenticate_realm}"'
+
+
+def _exchanged_principal(claims: dict, key_id: str) -> Principal | None:
+    """Return the principal of a token exchanged for an API key: the key's organisation and owner."""
+    from credentials.services import api_key_state
+
+    state = api_key_state(key_id)  # live_access_token checked it already; this is usually the cache
+    if not state.valid or state.key["organization_slug"] != claims.get("org_id"):
+        return None
+    key = state.key
+    return Principal(
+        credential_type="access_token",
+        credential_id=claims["jti"],
+        organization_id=key["organization_id"],
+        organization_slug=key["organization_slug"],
+        scopes=verified_scopes(claims),
+        owner_email=key["owner_email"],
+        owner_id=key["owner_id"],
+        expires_at=datetime.fromtimestamp(claims["exp"], tz=UTC),
+        extra={
+            "client_id": claims["client_id"],
+            "api_key_id": key_id,
+            "api_key": key["name"],
+            "actor": claims["act"].get("sub"),
+        },
+    )
 
 
 def verified_scopes(claims: dict) -> frozenset[str]:

@@ -14,12 +14,25 @@ from tokens.keys import active_signing_key
 ACCESS_TOKEN_TYP = "at+jwt"
 
 
-def access_token_claims(*, application, scopes, audience: str, lifetime: int, secret_id: str) -> dict:
-    """Return the claims of a new access token: who, for whom, what, until when. Nothing secret."""
+def access_token_claims(
+    *,
+    application,
+    scopes,
+    audience: str,
+    lifetime: int,
+    secret_id: str,
+    subject: str | None = None,
+    organization_slug: str | None = None,
+) -> dict:
+    """Return the claims of a new access token: who, for whom, what, until when. Nothing secret.
+
+    `subject` and `organization_slug` default to the application's; a token exchanged for an
+    API key names the key and its organisation instead (and gets an `act` claim).
+    """
     now = int(time.time())
     return {
         "iss": settings.PORTAL_ISSUER,
-        "sub": application.client_id,
+        "sub": subject or application.client_id,
         "client_id": application.client_id,
         "aud": audience,
         "iat": now,
@@ -27,7 +40,7 @@ def access_token_claims(*, application, scopes, audience: str, lifetime: int, se
         "exp": now + int(lifetime),
         "jti": secrets.token_urlsafe(16),
         "scope": " ".join(scopes),
-        "org_id": application.organization.slug,
+        "org_id": organization_slug or application.organization.slug,
         # The non-secret id of the client secret that minted the token, so revoking the
         # secret also rejects its tokens.
         "csid": secret_id,
@@ -44,11 +57,17 @@ def sign_access_token(claims: dict) -> str:
 
 def generate_access_token(request) -> str:
     """Return the JWT for an oauthlib request the validator has authenticated and checked."""
+    exchange = getattr(request, "portal_exchange", None)  # set by tokens.exchange (RFC 8693)
     claims = access_token_claims(
         application=request.client,
         scopes=request.scopes or [],
         audience=request.portal_audience,
         lifetime=request.expires_in,
         secret_id=request.portal_client_secret.public_id,
+        subject=exchange.subject if exchange else None,
+        organization_slug=exchange.organization_slug if exchange else None,
     )
+    if exchange is not None:
+        # RFC 8693 §4.1: the gateway acted, on behalf of the key.
+        claims["act"] = {"sub": request.client.client_id}
     return sign_access_token(claims)

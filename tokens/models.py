@@ -104,6 +104,14 @@ class M2MApplication(GovernedCredential, AbstractApplication):
         default=False,
         help_text=_("Staff only: may introspect tokens of every organisation."),
     )
+    may_exchange_api_keys = models.BooleanField(
+        _("may exchange API keys"),
+        default=False,
+        help_text=_(
+            "Staff only: a trusted gateway that may trade customers' API keys for short-lived access"
+            " tokens (RFC 8693 token exchange), for every organisation."
+        ),
+    )
 
     class Meta:
         verbose_name = _("M2M application")

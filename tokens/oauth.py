@@ -32,17 +32,20 @@ LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
 def application_token_lifetime(request) -> int:
-    """Return the authenticated application's token lifetime in seconds."""
-    return request.client.token_lifetime
+    """Return the token lifetime in seconds: the application's, or the exchange's (shorter)."""
+    exchange = getattr(request, "portal_exchange", None)
+    return exchange.lifetime if exchange is not None else request.client.token_lifetime
 
 
 class M2MServer(BackendApplicationServer):
     """oauthlib's client-credentials server with per-application lifetimes and our JWTs.
 
-    Any other grant type answers `unsupported_grant_type`; no refresh tokens exist.
+    It also serves RFC 8693 token exchange of API keys (`tokens.exchange`) for the gateways
+    staff allowed. Any other grant type answers `unsupported_grant_type`; no refresh tokens exist.
     """
 
     def __init__(self, request_validator, token_generator=None, **kwargs):
+        from tokens.exchange import GRANT_TYPE, TokenExchangeGrant
         from tokens.issuing import generate_access_token
 
         super().__init__(
@@ -50,6 +53,7 @@ class M2MServer(BackendApplicationServer):
             token_generator=token_generator or generate_access_token,
             token_expires_in=application_token_lifetime,
         )
+        self.grant_types[GRANT_TYPE] = TokenExchangeGrant(request_validator)
 
 
 def _basic_credentials(request) -> tuple[str, str] | None:

@@ -22,8 +22,10 @@ from django.db.models import (
 )
 from django.utils import timezone
 
+from credentials.services import api_key_state
 from portal.metrics import verification_metrics
 from portal.models import Organization
+from tokens.exchange import SUBJECT_PREFIX, key_id_of
 from tokens.keys import local_public_key
 from tokens.models import ClientSecret, M2MApplication, RevokedToken
 from tokens.verifier import InvalidToken, TokenVerifier, VerifiedToken
@@ -71,7 +73,9 @@ def _local_verifier(issuer: str, audience: str | None) -> TokenVerifier:
 def token_is_revoked(claims: dict) -> bool:
     """Return whether a verified token was revoked: by `jti`, with its application, or with its secret.
 
-    One query, so revocations take effect at once on every app server.
+    One query, so revocations take effect at once on every app server. A token exchanged for
+    an API key (RFC 8693) also dies with the key (its cached state, dropped by every change of
+    the key, else one more query) and when staff stop its gateway exchanging.
     """
     now = timezone.now()
     state = (
@@ -79,14 +83,22 @@ def token_is_revoked(claims: dict) -> bool:
             public_id=claims.get("csid") or "", application__client_id=claims["client_id"]
         )
         .annotate(jti_revoked=Exists(RevokedToken.objects.filter(jti=claims["jti"])))
-        .values("revoked_at", "application__status", "jti_revoked")
+        .values("revoked_at", "application__status", "application__may_exchange_api_keys", "jti_revoked")
         .first()
     )
     if state is None:
         return True
     if state["jti_revoked"] or state["application__status"] != M2MApplication.Status.ACTIVE:
         return True
-    return state["revoked_at"] is not None and state["revoked_at"] <= now
+    if state["revoked_at"] is not None and state["revoked_at"] <= now:
+        return True
+    if "act" in claims or str(claims.get("sub", "")).startswith(SUBJECT_PREFIX):
+        key_id = key_id_of(claims)
+        if key_id is None or not state["application__may_exchange_api_keys"]:
+            return True
+        key = api_key_state(key_id)
+        return not key.valid or key.key["organization_slug"] != claims.get("org_id")
+    return False
 
 
 def _token_failure(exc: Exception) -> str | None:

@@ -287,6 +287,29 @@ def m2m_app_revoke(*, application: M2MApplication, actor: User | None) -> M2MApp
     return application
 
 
+@transaction.atomic
+def m2m_app_set_exchange(*, application: M2MApplication, allowed: bool, actor: User | None) -> M2MApplication:
+    """Allow or forbid a gateway application to exchange API keys for access tokens (staff only).
+
+    Forbidding takes effect at once: tokens it already exchanged stop passing introspection.
+    """
+    application = (
+        M2MApplication.objects.select_for_update().select_related("organization").get(pk=application.pk)
+    )
+    if application.may_exchange_api_keys == allowed:
+        return application
+    application.may_exchange_api_keys = allowed
+    application.save(update_fields=["may_exchange_api_keys", "updated"])
+    audit_log(
+        action="tokens.m2m_app.exchange_allowed" if allowed else "tokens.m2m_app.exchange_disallowed",
+        actor=actor,
+        organization=application.organization,
+        target=application,
+        extra={"client_id": application.client_id},
+    )
+    return application
+
+
 def access_token_revoke(*, application: M2MApplication, jti: str, expires_at: datetime) -> bool:
     """Put a token's `jti` on the revocation list until it expires; return whether it was new."""
     try:

@@ -65,6 +65,12 @@ class VerifiedToken:
     def organization(self) -> str | None:
         return self.claims.get("org_id")
 
+    @property
+    def actor(self) -> str | None:
+        """Return who acts for the subject (RFC 8693 `act.sub`): the gateway, for an exchanged API key."""
+        act = self.claims.get("act")
+        return act.get("sub") if isinstance(act, dict) else None
+
 
 class TokenVerifier:
     """Verify RFC 9068 access tokens from one issuer for one audience (or several)."""

@@ -2,12 +2,13 @@
 
 API keys (dashboard, REST API, CLI: create, use, rotate, revoke), client secrets (dashboard,
 CLI: create, rotate, use at the token, introspection and revocation endpoints), access tokens,
-signing keys (rotate), invitation tokens (invite, accept) and leak reports (GitHub secret
-scanning reports a key and a client secret, twice) run with logging at DEBUG and
-every SQL statement logged. Then every captured log line, every response body (except the one
-that reveals each secret), the cache and every row of every table are searched for every
-secret issued. The per-room tests (tests/credentials/test_no_leaks.py, tests/tokens/test_leaks.py)
-go deeper into each room; this is the one place that covers them all together.
+token exchange (API keys traded for JWTs), signing keys (rotate), invitation tokens (invite,
+accept) and leak reports (GitHub secret scanning reports a key and a client secret, twice) run
+with logging at DEBUG and every SQL statement logged. Then every captured log line, every response
+body (except the one that reveals each secret), the cache and every row of every table are searched
+for every secret issued. The per-room tests (tests/credentials/test_no_leaks.py,
+tests/tokens/test_leaks.py) go deeper into each room; this is the one place that covers them all
+together.
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ from tests.factories import UserFactory
 from tests.support.secret_scanning import keys_document, sign
 from tests.tokens.conftest import basic
 from tests.tokens.test_leaks import _private_material
+from tokens.exchange import API_KEY_TOKEN_TYPE, GRANT_TYPE
 from tokens.models import M2MApplication
+from tokens.services import m2m_app_set_exchange
 
 API_KEY_RE = re.compile(r"ipk_(?:live|test)_[0-9A-Za-z]{50}")
 CLIENT_SECRET_RE = re.compile(r"ips_[0-9A-Za-z]{20,}")
@@ -298,6 +301,46 @@ def test_no_secret_anywhere_but_its_own_reveal(caplog, settings, organization, o
                     "/oauth/introspect", {"token": access}, HTTP_AUTHORIZATION=basic(client_id, secret)
                 ),
             )
+        # --- Token exchange: a gateway trades an API key for a JWT (RFC 8693) -----------------
+        gateway = make_app(name="Gateway")
+        sweep.issued(
+            gateway.client_secret,
+            revealed_by="(service call)",
+            fragments=client_secret_fragments(gateway.client_secret),
+        )
+        m2m_app_set_exchange(application=gateway.application, allowed=True, actor=None)
+        gateway_auth = basic(gateway.client_id, gateway.client_secret)
+        # Live, bad checksum, revoked, live.
+        for subject in (cli_key, cli_key[:-1] + "0", dash_rotated, api_rotated):
+            form = {
+                "grant_type": GRANT_TYPE,
+                "subject_token": subject,
+                "subject_token_type": API_KEY_TOKEN_TYPE,
+            }
+            response = record("exchange", oauth.post("/oauth/token", form, HTTP_AUTHORIZATION=gateway_auth))
+            if response.status_code == 200:
+                exchanged = json.loads(response.content)["access_token"]
+                label = f"exchange {len(sweep.revealed_by)}"
+                sweep.responses[-1] = (label, sweep.responses[-1][1])
+                sweep.issued(exchanged, revealed_by=label, fragments=[exchanged.rsplit(".", 1)[1]])
+                record(
+                    "exchanged whoami", Client(HTTP_AUTHORIZATION=f"Bearer {exchanged}").get("/api/v1/whoami")
+                )
+                record(
+                    "exchanged introspect",
+                    oauth.post("/oauth/introspect", {"token": exchanged}, HTTP_AUTHORIZATION=gateway_auth),
+                )
+            record(
+                "exchange by body",
+                oauth.post(
+                    "/oauth/token",
+                    {
+                        **form,
+                        "client_id": gateway.client_id,
+                        "client_secret": gateway.client_secret[:-1] + "x",
+                    },
+                ),
+            )
         record("jwks", Client().get("/.well-known/jwks.json"))
         record("metadata", Client().get("/.well-known/oauth-authorization-server"))
         record(
@@ -422,4 +465,4 @@ def test_no_secret_anywhere_but_its_own_reveal(caplog, settings, organization, o
     for fragment in private_material:
         assert fragment not in logs and fragment not in dump
         assert not [label for label, body in sweep.responses if fragment.encode() in body]
-    assert kinds == {"ipk_": 5, "ips_": 4, "eyJ": 16}, kinds
+    assert kinds == {"ipk_": 5, "ips_": 5, "eyJ": 18}, kinds

@@ -25,7 +25,10 @@ def test_metadata_document(client, scopes, app, token_for):
     assert body["jwks_uri"] == settings.PORTAL_ISSUER + "/.well-known/jwks.json"
     assert body["introspection_endpoint"] == settings.PORTAL_ISSUER + "/oauth/introspect"
     assert body["revocation_endpoint"] == settings.PORTAL_ISSUER + "/oauth/revoke"
-    assert body["grant_types_supported"] == ["client_credentials"]
+    assert body["grant_types_supported"] == [
+        "client_credentials",
+        "urn:ietf:params:oauth:grant-type:token-exchange",
+    ]
     assert set(body["token_endpoint_auth_methods_supported"]) == {"client_secret_basic", "client_secret_post"}
     assert body["scopes_supported"] == ["billing:read", "orders:read", "orders:write"]
 

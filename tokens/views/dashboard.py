@@ -18,6 +18,7 @@ from portal.selectors import audit_events_for_target
 from portal.stepup import step_up_required
 from portal.tenancy import org_view
 from tokens import services
+from tokens.exchange import exchange_token_lifetime
 from tokens.forms import M2MAppCreateForm, SecretRotateForm
 from tokens.models import ClientSecret, M2MApplication
 from tokens.selectors import client_secrets_for, m2m_app_for, m2m_apps_for
@@ -136,6 +137,7 @@ def app_detail(request: HttpRequest, app_id: int) -> HttpResponse:
         ),
         "can_manage": request.membership.is_manager or application.owner_id == request.user.pk,
         "events": audit_events_for_target(request.organization, application)[:20],
+        "exchange_lifetime": exchange_token_lifetime(application),
         **governance_context(request, application),
     }
     return render(request, "tokens/app_detail.html", context)

@@ -16,7 +16,8 @@ class IntrospectView(OAuthEndpointView):
     `active: true` and the claims only for a live token of its own organisation — or of any
     organisation if staff marked it as a platform resource server. Everything else
     (expired, revoked, forged, garbage, foreign) is `{"active": false}` and nothing more
-    (§2.2), so the answer never tells a caller why.
+    (§2.2), so the answer never tells a caller why. A token exchanged for an API key (RFC
+    8693) is active only while the key and its gateway are, and carries its `act` claim.
     """
 
     def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
@@ -28,14 +29,31 @@ class IntrospectView(OAuthEndpointView):
             claims = live_access_token(token, audience=None).claims
         except InvalidToken:
             return self._inactive()
-        if not application.is_resource_server and claims.get("org_id") != application.organization.slug:
+        if not (
+            application.is_resource_server
+            or claims.get("org_id") == application.organization.slug
+            # A gateway may ask about a token it obtained by exchanging a customer's API key.
+            or claims["client_id"] == application.client_id
+        ):
             return self._inactive()
         body = {
             "active": True,
             "token_type": "Bearer",
             **{
                 name: claims[name]
-                for name in ("scope", "client_id", "sub", "aud", "iss", "exp", "iat", "nbf", "jti", "org_id")
+                for name in (
+                    "scope",
+                    "client_id",
+                    "sub",
+                    "aud",
+                    "iss",
+                    "exp",
+                    "iat",
+                    "nbf",
+                    "jti",
+                    "org_id",
+                    "act",
+                )  # fmt: skip
                 if name in claims
             },
         }

@@ -8,6 +8,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET
 
 from credentials.models import Scope
+from tokens import exchange
 
 
 @require_GET
@@ -21,7 +22,10 @@ def authorization_server_metadata(request: HttpRequest) -> JsonResponse:
         "jwks_uri": issuer + reverse("oauth-jwks"),
         "introspection_endpoint": issuer + reverse("oauth-introspect"),
         "revocation_endpoint": issuer + reverse("oauth-revoke"),
-        "grant_types_supported": ["client_credentials"],
+        "grant_types_supported": ["client_credentials", exchange.GRANT_TYPE],
+        # Not registered by RFC 8414: what a gateway may present and ask for (RFC 8693 §3).
+        "token_exchange_subject_token_types_supported": list(exchange.SUBJECT_TOKEN_TYPES),
+        "token_exchange_requested_token_types_supported": list(exchange.REQUESTED_TOKEN_TYPES),
         "response_types_supported": [],
         "token_endpoint_auth_methods_supported": auth_methods,
         "introspection_endpoint_auth_methods_supported": auth_methods,

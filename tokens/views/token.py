@@ -1,4 +1,4 @@
-"""`POST /oauth/token`: the client credentials grant (RFC 6749 §4.4, §2.3.1, §5.1–5.2; RFC 8707)."""
+"""`POST /oauth/token`: client credentials (RFC 6749 §4.4, §5; RFC 8707) and token exchange (RFC 8693)."""
 
 from __future__ import annotations
 
@@ -25,9 +25,12 @@ from tokens.views.common import (
 log = logging.getLogger(__name__)
 
 
-@method_decorator(sensitive_post_parameters("client_secret"), name="dispatch")
+@method_decorator(sensitive_post_parameters("client_secret", "subject_token", "actor_token"), name="dispatch")
 class TokenView(OAuthEndpointView, DOTTokenView):
     """Issue an RFC 9068 JWT access token to an authenticated M2M application.
+
+    Two grants: `client_credentials`, and RFC 8693 token exchange of an API key for the
+    gateways staff allowed (`tokens.exchange`).
 
     DOT/oauthlib do the protocol work (grant type, client authentication through our
     validator, scopes); this view adds what RFC 6749 asks of the transport: no repeated
