@@ -14,10 +14,12 @@ from tokens.keys import active_signing_key
 ACCESS_TOKEN_TYP = "at+jwt"
 
 
-def access_token_claims(*, application, scopes, audience: str, lifetime: int, secret_id: str) -> dict:
+def access_token_claims(
+    *, application, scopes, audience: str, lifetime: int, secret_id: str | None, key_id: str | None = None
+) -> dict:
     """Return the claims of a new access token: who, for whom, what, until when. Nothing secret."""
     now = int(time.time())
-    return {
+    claims = {
         "iss": settings.PORTAL_ISSUER,
         "sub": application.client_id,
         "client_id": application.client_id,
@@ -28,10 +30,14 @@ def access_token_claims(*, application, scopes, audience: str, lifetime: int, se
         "jti": secrets.token_urlsafe(16),
         "scope": " ".join(scopes),
         "org_id": application.organization.slug,
-        # The non-secret id of the client secret that minted the token, so revoking the
-        # secret also rejects its tokens.
-        "csid": secret_id,
     }
+    # The non-secret id of the client secret (`csid`) or public key (`ckid`, its RFC 7638
+    # thumbprint) that minted the token, so revoking that credential also rejects its tokens.
+    if key_id:
+        claims["ckid"] = key_id
+    else:
+        claims["csid"] = secret_id
+    return claims
 
 
 def sign_access_token(claims: dict) -> str:
@@ -49,6 +55,7 @@ def generate_access_token(request) -> str:
         scopes=request.scopes or [],
         audience=request.portal_audience,
         lifetime=request.expires_in,
-        secret_id=request.portal_client_secret.public_id,
+        secret_id=request.portal_client_secret.public_id if request.portal_client_secret else None,
+        key_id=request.portal_client_key.kid if getattr(request, "portal_client_key", None) else None,
     )
     return sign_access_token(claims)

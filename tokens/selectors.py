@@ -25,7 +25,7 @@ from django.utils import timezone
 from portal.metrics import verification_metrics
 from portal.models import Organization
 from tokens.keys import local_public_key
-from tokens.models import ClientSecret, M2MApplication, RevokedToken
+from tokens.models import ClientPublicKey, ClientSecret, M2MApplication, RevokedToken
 from tokens.verifier import InvalidToken, TokenVerifier, VerifiedToken
 
 
@@ -58,6 +58,11 @@ def client_secrets_for(application: M2MApplication) -> QuerySet[ClientSecret]:
     return ClientSecret.objects.filter(application=application).order_by("-created_at", "-id")
 
 
+def client_public_keys_for(application: M2MApplication) -> QuerySet[ClientPublicKey]:
+    """Return the application's registered public keys, newest first."""
+    return ClientPublicKey.objects.filter(application=application).order_by("-created_at", "-id")
+
+
 @lru_cache(maxsize=4)
 def _local_verifier(issuer: str, audience: str | None) -> TokenVerifier:
     return TokenVerifier(
@@ -69,16 +74,21 @@ def _local_verifier(issuer: str, audience: str | None) -> TokenVerifier:
 
 
 def token_is_revoked(claims: dict) -> bool:
-    """Return whether a verified token was revoked: by `jti`, with its application, or with its secret.
+    """Return whether a verified token was revoked: by `jti`, with its application, or with its secret or key.
 
     One query, so revocations take effect at once on every app server.
     """
     now = timezone.now()
-    state = (
-        ClientSecret.objects.filter(
+    if claims.get("ckid"):
+        minted_by = ClientPublicKey.objects.filter(
+            kid=claims["ckid"], application__client_id=claims["client_id"]
+        )
+    else:
+        minted_by = ClientSecret.objects.filter(
             public_id=claims.get("csid") or "", application__client_id=claims["client_id"]
         )
-        .annotate(jti_revoked=Exists(RevokedToken.objects.filter(jti=claims["jti"])))
+    state = (
+        minted_by.annotate(jti_revoked=Exists(RevokedToken.objects.filter(jti=claims["jti"])))
         .values("revoked_at", "application__status", "jti_revoked")
         .first()
     )

@@ -25,7 +25,7 @@ from tokens.views.common import (
 log = logging.getLogger(__name__)
 
 
-@method_decorator(sensitive_post_parameters("client_secret"), name="dispatch")
+@method_decorator(sensitive_post_parameters("client_secret", "client_assertion"), name="dispatch")
 class TokenView(OAuthEndpointView, DOTTokenView):
     """Issue an RFC 9068 JWT access token to an authenticated M2M application.
 
