@@ -26,7 +26,11 @@ def test_metadata_document(client, scopes, app, token_for):
     assert body["introspection_endpoint"] == settings.PORTAL_ISSUER + "/oauth/introspect"
     assert body["revocation_endpoint"] == settings.PORTAL_ISSUER + "/oauth/revoke"
     assert body["grant_types_supported"] == ["client_credentials"]
-    assert set(body["token_endpoint_auth_methods_supported"]) == {"client_secret_basic", "client_secret_post"}
+    assert set(body["token_endpoint_auth_methods_supported"]) == {
+        "client_secret_basic",
+        "client_secret_post",
+        "private_key_jwt",
+    }
     assert body["scopes_supported"] == ["billing:read", "orders:read", "orders:write"]
 
 
