@@ -86,6 +86,23 @@ PRIVATE_KEY_MESSAGE = (
 )
 
 
+def looks_private(text: str) -> bool:
+    """Return whether pasted key text carries private material (so a page never echoes it back)."""
+    text = (text or "").strip()
+    if "PRIVATE KEY" in text:
+        return True
+    if text.startswith("{"):
+        try:
+            data = json.loads(text)
+        except ValueError:
+            return '"d"' in text or '"k"' in text
+        keys = data.get("keys") if isinstance(data, dict) else None
+        for jwk in keys if isinstance(keys, list) else [data]:
+            if isinstance(jwk, dict) and PRIVATE_MEMBERS & set(jwk):
+                return True
+    return False
+
+
 def _load_jwk(text: str):
     try:
         data = json.loads(text)

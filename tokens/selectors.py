@@ -30,15 +30,22 @@ from tokens.verifier import InvalidToken, TokenVerifier, VerifiedToken
 
 
 def m2m_apps_for(organization: Organization) -> QuerySet[M2MApplication]:
-    """Return the organisation's applications with owner and live-secret count, active first."""
+    """Return the organisation's applications with owner and live secret and key counts, active first."""
     now = timezone.now()
     live = Q(secrets__revoked_at__isnull=True) & (
         Q(secrets__expires_at__isnull=True) | Q(secrets__expires_at__gt=now)
     )
+    live_keys = Q(public_keys__revoked_at__isnull=True) & (
+        Q(public_keys__expires_at__isnull=True) | Q(public_keys__expires_at__gt=now)
+    )
     return (
         M2MApplication.objects.filter(organization=organization)
         .select_related("owner")
-        .annotate(live_secret_count=Count("secrets", filter=live))
+        # distinct: the two joins would otherwise multiply each other's rows.
+        .annotate(
+            live_secret_count=Count("secrets", filter=live, distinct=True),
+            live_key_count=Count("public_keys", filter=live_keys, distinct=True),
+        )
         .order_by("status", "name", "id")
     )
 
@@ -130,8 +137,8 @@ def live_access_token(token: str, *, audience: str | None) -> VerifiedToken:
 def m2m_apps_inventory(organization: Organization | None) -> QuerySet[M2MApplication]:
     """Return applications annotated with the inventory's common columns (all organisations for None).
 
-    An application expires when its last live secret does (never, if one has no expiry);
-    it was last used when any of its secrets was.
+    An application expires when its last live secret (or public key) does (never, if one has
+    no expiry); it was last used when any of its secrets (or keys) was.
     """
     now = timezone.now()
     apps = (
@@ -139,23 +146,38 @@ def m2m_apps_inventory(organization: Organization | None) -> QuerySet[M2MApplica
         if organization is None
         else M2MApplication.objects.filter(organization=organization)
     )
-    live = ClientSecret.objects.filter(application=OuterRef("pk"), revoked_at__isnull=True).exclude(
-        expires_at__lte=now
-    )
+    secret_expires, secret_last_used = _credential_columns(ClientSecret, now)
+    key_expires, key_last_used = _credential_columns(ClientPublicKey, now)
+    uses_keys = Q(token_endpoint_auth_method=M2MApplication.AuthMethod.PRIVATE_KEY_JWT)
     return apps.annotate(
         row_kind=Value("m2m_app", output_field=CharField()),
         row_ref=F("client_id"),
         row_superseded=Value(False),
         row_owner_email=F("owner__email"),
         row_created=F("created"),
+        # A private_key_jwt application has keys and never secrets: read the right table.
         row_expires=Case(
-            When(Exists(live.filter(expires_at__isnull=True)), then=Value(None)),
-            default=Subquery(live.order_by("-expires_at").values("expires_at")[:1]),
-            output_field=DateTimeField(),
+            When(uses_keys, then=key_expires), default=secret_expires, output_field=DateTimeField()
         ),
-        row_last_used=Subquery(
-            ClientSecret.objects.filter(application=OuterRef("pk"), last_used_at__isnull=False)
-            .order_by("-last_used_at")
-            .values("last_used_at")[:1]
+        row_last_used=Case(
+            When(uses_keys, then=key_last_used), default=secret_last_used, output_field=DateTimeField()
         ),
     )
+
+
+def _credential_columns(model, now):
+    """Return (expiry, last use) expressions of an application over its secrets or keys."""
+    live = model.objects.filter(application=OuterRef("pk"), revoked_at__isnull=True).exclude(
+        expires_at__lte=now
+    )
+    expires = Case(
+        When(Exists(live.filter(expires_at__isnull=True)), then=Value(None)),
+        default=Subquery(live.order_by("-expires_at").values("expires_at")[:1]),
+        output_field=DateTimeField(),
+    )
+    last_used = Subquery(
+        model.objects.filter(application=OuterRef("pk"), last_used_at__isnull=False)
+        .order_by("-last_used_at")
+        .values("last_used_at")[:1]
+    )
+    return expires, last_used
