@@ -613,3 +613,65 @@ def test_generating_a_secret_is_refused_for_an_approved_private_key_jwt_app(
         credential_secret_issue(credential=application, actor=member)
     application.refresh_from_db()
     assert application.status == "pending" and not application.secrets.exists()
+
+
+# --- PostgreSQL: concurrent additions ------------------------------------------------------------
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_additions_never_exceed_two_live_keys(require_postgres, organization, owner, scopes):
+    import threading
+
+    from django.db import connection
+
+    application, _none = m2m_app_create(
+        organization=organization, name="Raced", owner=owner, actor=owner, auth_method="private_key_jwt"
+    )
+    pems = [public_pem(ec.generate_private_key(ec.SECP256R1())) for _ in range(4)]
+    barrier = threading.Barrier(len(pems))
+    refused = []
+
+    def add(pem):
+        try:
+            barrier.wait()
+            client_public_key_add(application=application, jwk_or_pem=pem, actor=owner)
+        except ValidationError as exc:
+            refused.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=add, args=(pem,)) for pem in pems]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert application.public_keys.count() == 2
+    assert len(refused) == 2 and all("2 live keys" in str(exc) for exc in refused)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_replays_of_one_assertion_succeed_once(require_postgres, pk_app, rsa_key):
+    import threading
+
+    from django.db import connection
+    from django.test import Client
+
+    assertion = make_assertion(rsa_key, pk_app.client_id)
+    barrier = threading.Barrier(4)
+    statuses = []
+
+    def post():
+        try:
+            barrier.wait()
+            statuses.append(post_token(Client(), assertion).status_code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=post) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(statuses) == [200, 401, 401, 401]
