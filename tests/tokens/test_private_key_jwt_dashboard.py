@@ -74,7 +74,8 @@ def test_create_a_private_key_jwt_app_with_its_public_key(owner_client, owner, s
     kid = parse_public_key(pem)["kid"]
     assert kid in page and "ES256" in page and "It has no secret" in page
     assert "Client secrets" not in page and "Rotate secret" not in page
-    assert "PrivateKeyJWT(token_url)" in page and application.client_id in page
+    assert 'PrivateKeyJWT(token_url, alg="ES256")' in page and "ECKey.import_key" in page
+    assert application.client_id in page
 
 
 def test_the_create_form_refuses_a_private_key(owner_client, owner, scopes):

@@ -142,3 +142,32 @@ def test_metadata_advertises_private_key_jwt(issuer):
             "ES384",
             "EdDSA",
         ]
+
+
+@pytest.mark.parametrize(
+    "make_key",
+    [
+        lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048),
+        lambda: ec.generate_private_key(ec.SECP256R1()),
+    ],
+    ids=["RS256", "ES256"],
+)
+def test_the_snippet_on_the_app_page_gets_a_token(
+    issuer, organization, owner, owner_client, scopes, make_key
+):
+    import html
+    import re
+
+    from django.urls import reverse
+
+    private_pem, public_pem = _pem(make_key())
+    application = _keyed_app(organization, owner, public_pem)
+    page = owner_client.get(reverse("org-app-detail", kwargs={"org_slug": "acme", "app_id": application.pk}))
+    snippet = html.unescape(
+        re.search(r'<pre class="code"><code>(.*?)</code></pre>', page.content.decode(), re.S)[1]
+    )
+    assert 'open("private.pem").read()' in snippet
+    namespace: dict = {}
+    exec(snippet.replace('open("private.pem").read()', repr(private_pem)), namespace)  # noqa: S102
+    namespace["session"].close()
+    assert _verify(issuer, namespace["token"]["access_token"])["client_id"] == application.client_id

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
@@ -149,12 +150,18 @@ def app_detail(request: HttpRequest, app_id: int) -> HttpResponse:
 def _detail(
     request: HttpRequest, application: M2MApplication, *, key_form: PublicKeyAddForm | None = None, status=200
 ) -> HttpResponse:
+    public_keys = list(client_public_keys_for(application).select_related("created_by"))
+    # The snippet signs with the newest live key's algorithm; authlib wants a joserfc key for EC/OKP.
+    snippet_alg = next((k.algorithm for k in public_keys if k.is_live), "RS256")
     context = {
         "application": application,
         "secrets": client_secrets_for(application).select_related("created_by"),
-        "public_keys": client_public_keys_for(application).select_related("created_by"),
+        "public_keys": public_keys,
         "key_form": key_form or PublicKeyAddForm(),
-        "token_url": request.build_absolute_uri(reverse("oauth-token")),
+        # What an assertion's `aud` must name: the issuer's token endpoint, not this page's host.
+        "token_url": settings.PORTAL_ISSUER + reverse("oauth-token"),
+        "snippet_alg": snippet_alg,
+        "snippet_key_class": {"ES256": "ECKey", "ES384": "ECKey", "EdDSA": "OKPKey"}.get(snippet_alg, ""),
         "rotate_form": SecretRotateForm(
             initial={
                 "overlap_hours": governance.policy_for(request.organization).default_rotation_overlap_hours
