@@ -299,7 +299,7 @@ def _verify(
             claims = _decode(assertion, candidate, sub, endpoint)
         except (jwt.InvalidSignatureError, jwt.InvalidAlgorithmError):
             continue  # not this key; try the other one
-        except jwt.InvalidTokenError as exc:
+        except jwt.PyJWTError as exc:
             raise AssertionRefused(type(exc).__name__) from None
         key = candidate
         break

@@ -675,3 +675,20 @@ def test_concurrent_replays_of_one_assertion_succeed_once(require_postgres, pk_a
     for thread in threads:
         thread.join()
     assert sorted(statuses) == [200, 401, 401, 401]
+
+
+def test_the_inventory_reads_expiry_and_last_use_from_the_keys(client, pk_app, rsa_key, owner, other_rsa_key):
+    from tokens.selectors import m2m_apps_inventory
+
+    row = m2m_apps_inventory(pk_app.organization).get(pk=pk_app.pk)
+    assert row.row_expires is None and row.row_last_used is None
+    assert post_token(client, make_assertion(rsa_key, pk_app.client_id)).status_code == 200
+    stop_at = timezone.now() + timedelta(days=3)
+    client_public_key_add(
+        application=pk_app, jwk_or_pem=public_pem(other_rsa_key), actor=owner, expires_at=stop_at
+    )
+    pk_app.public_keys.exclude(expires_at=stop_at).update(expires_at=timezone.now() + timedelta(days=1))
+    row = m2m_apps_inventory(pk_app.organization).get(pk=pk_app.pk)
+    # The application lasts as long as its longest-lived key, and was last used when a key was.
+    assert row.row_expires == stop_at
+    assert row.row_last_used == pk_app.public_keys.exclude(last_used_at=None).get().last_used_at
