@@ -193,7 +193,7 @@ def parse_public_key(jwk_or_pem: str, algorithm: str | None = None) -> dict:
 
 
 class AssertionRefused(Exception):  # noqa: N818 - reads better at call sites
-    """The assertion does not authenticate the client; `reason` is for the log only."""
+    """The assertion does not authenticate the client; the message is for the log only."""
 
 
 def accepted_audiences(endpoint: str | None = None) -> list[str]:
