@@ -692,3 +692,24 @@ def test_the_inventory_reads_expiry_and_last_use_from_the_keys(client, pk_app, r
     # The application lasts as long as its longest-lived key, and was last used when a key was.
     assert row.row_expires == stop_at
     assert row.row_last_used == pk_app.public_keys.exclude(last_used_at=None).get().last_used_at
+
+
+def test_the_approval_email_tells_the_owner_to_register_a_key(
+    organization, admin_user, member, scopes, mailoutbox, django_capture_on_commit_callbacks
+):
+    from credentials.governance.services import credential_request_approve
+    from tokens.services import m2m_app_request
+
+    _application, request = m2m_app_request(
+        organization=organization,
+        name="Requested",
+        owner=member,
+        requester=member,
+        justification="needed",
+        auth_method="private_key_jwt",
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        credential_request_approve(request=request, actor=admin_user)
+    approved = [m for m in mailoutbox if "approved" in m.body]
+    assert approved and "register its public key" in approved[-1].body
+    assert "generate the secret" not in approved[-1].body
