@@ -69,7 +69,6 @@ class M2MAppCreateForm(forms.Form):
         label=_("Client authentication"),
         choices=M2MApplication.AuthMethod.choices,
         initial=M2MApplication.AuthMethod.CLIENT_SECRET,
-        required=False,  # a client secret when left out
         widget=forms.RadioSelect,
         help_text=_(
             "Client secret: the service sends a secret shown once. Private key JWT (RFC 7523): the service "
@@ -86,6 +85,10 @@ class M2MAppCreateForm(forms.Form):
 
     def __init__(self, *args, organization, user, can_choose_owner: bool, **kwargs):
         super().__init__(*args, **kwargs)
+        if self.is_bound and not self.data.get("auth_method"):
+            # A form posted without the choice (older pages, scripts) means a client secret.
+            self.data = self.data.copy()
+            self.data["auth_method"] = M2MApplication.AuthMethod.CLIENT_SECRET
         owners = User.objects.filter(memberships__organization=organization).order_by("email")
         if not can_choose_owner:
             owners = owners.filter(pk=user.pk)
@@ -99,9 +102,6 @@ class M2MAppCreateForm(forms.Form):
 
     def clean_audiences(self) -> list[str]:
         return [line.strip() for line in self.cleaned_data["audiences"].splitlines() if line.strip()]
-
-    def clean_auth_method(self) -> str:
-        return self.cleaned_data["auth_method"] or M2MApplication.AuthMethod.CLIENT_SECRET
 
     def clean(self):
         data = super().clean()
