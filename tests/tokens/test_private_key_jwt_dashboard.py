@@ -233,3 +233,21 @@ def test_a_requested_keyed_app_is_registered_by_its_owner_after_approval(
     application.refresh_from_db()
     assert application.status == "active"
     assert ClientPublicKey.objects.filter(application=application).count() == 1
+
+
+def test_the_page_of_a_keyed_app_costs_a_bounded_number_of_queries(
+    owner_client, keyed_app, django_assert_max_num_queries
+):
+    from tokens.services import client_public_key_add, client_public_key_revoke
+
+    owner = keyed_app.owner
+    client_public_key_revoke(public_key=keyed_app.public_keys.get(), actor=owner)
+    for _ in range(2):
+        client_public_key_add(application=keyed_app, jwk_or_pem=_ec_pem(), actor=owner)
+    owner_client.get(_detail(keyed_app))  # warm the session and policy rows
+    with django_assert_max_num_queries(20) as captured:
+        response = owner_client.get(_detail(keyed_app))
+    assert response.status_code == 200
+    # One query for the keys, whatever their number (no query per key row).
+    key_queries = [q for q in captured.captured_queries if "tokens_clientpublickey" in q["sql"]]
+    assert len(key_queries) == 1
