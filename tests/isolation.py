@@ -58,7 +58,9 @@ def _m2m_app(organization: Organization, user: User):
     from tokens.models import M2MApplication
     from tokens.services import m2m_app_create
 
-    application = M2MApplication.objects.filter(organization=organization).first()
+    application = M2MApplication.objects.filter(
+        organization=organization, token_endpoint_auth_method="client_secret_basic"
+    ).first()
     if application is None:
         application, _secret = m2m_app_create(
             organization=organization, name=f"{organization.slug} service", owner=user, actor=user
@@ -72,6 +74,43 @@ def _app_id(organization: Organization, user: User) -> int:
 
 def _secret_id(organization: Organization, user: User) -> int:
     return _m2m_app(organization, user).secrets.first().pk
+
+
+def _public_key_id(organization: Organization, user: User) -> int:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from tokens.models import ClientPublicKey, M2MApplication
+    from tokens.services import client_public_key_add, m2m_app_create
+
+    key = ClientPublicKey.objects.filter(application__organization=organization).first()
+    if key is None:
+        application = M2MApplication.objects.filter(
+            organization=organization, token_endpoint_auth_method="private_key_jwt"
+        ).first()
+        if application is None:
+            application, _none = m2m_app_create(
+                organization=organization,
+                name=f"{organization.slug} keyed service",
+                owner=user,
+                actor=user,
+                auth_method="private_key_jwt",
+            )
+        pem = (
+            ec.generate_private_key(ec.SECP256R1())
+            .public_key()
+            .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+            .decode()
+        )
+        key = client_public_key_add(application=application, jwk_or_pem=pem, actor=user)
+    return key.pk
+
+
+def _keyed_app_id(organization: Organization, user: User) -> int:
+    from tokens.models import ClientPublicKey
+
+    _public_key_id(organization, user)
+    return ClientPublicKey.objects.filter(application__organization=organization).first().application_id
 
 
 def _request_id(organization: Organization, user: User) -> int:
@@ -97,7 +136,11 @@ URL_KWARG_FACTORIES: dict[str, KwargFactory] = {
     "invitation_id": _invitation_id,
     "app_id": _app_id,
     "secret_id": _secret_id,
+    "public_key_id": _public_key_id,
     "request_id": _request_id,
 }
 
-URL_KWARG_OVERRIDES: dict[tuple[str, str], KwargFactory] = {}
+URL_KWARG_OVERRIDES: dict[tuple[str, str], KwargFactory] = {
+    # The key's own application, so the walk reaches the key lookup, not the app's 404.
+    ("org-app-key-revoke", "app_id"): _keyed_app_id,
+}

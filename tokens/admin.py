@@ -1,6 +1,7 @@
 """Admin for M2M applications (registered by DOT through APPLICATION_ADMIN_CLASS), secrets and signing keys.
 
-No private material anywhere: secrets show their hint, signing keys their kid and public JWK.
+No private material anywhere: secrets show their hint, client public keys and signing keys their kid
+(and public JWK).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from oauth2_provider.models import (
 from credentials.governance.admin import GovernanceQueueFilter, GovernedCredentialAdminMixin
 from credentials.governance.services import credential_reassign_owner
 from portal.stepup import step_up_redirect
-from tokens.models import ClientSecret, M2MApplication, SigningKey
+from tokens.models import ClientPublicKey, ClientSecret, M2MApplication, SigningKey
 from tokens.services import m2m_app_set_exchange, signing_key_rotate
 
 
@@ -29,6 +30,21 @@ class ClientSecretInline(admin.TabularInline):
 
     def has_add_permission(self, request, obj=None):
         return False
+
+
+class ClientPublicKeyInline(admin.TabularInline):
+    model = ClientPublicKey
+    extra = 0
+    can_delete = False
+    fields = ["kid", "algorithm", "state", "created_at", "last_used_at", "expires_at", "revoked_at"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="state")
+    def state(self, obj):
+        return obj.state
 
 
 class M2MApplicationAdmin(GovernedCredentialAdminMixin, admin.ModelAdmin):
@@ -64,6 +80,7 @@ class M2MApplicationAdmin(GovernedCredentialAdminMixin, admin.ModelAdmin):
         "allowed_scopes",
         "allowed_audiences",
         "token_lifetime",
+        "token_endpoint_auth_method",
         "status",
         "revoked_at",
         "is_resource_server",
@@ -79,6 +96,7 @@ class M2MApplicationAdmin(GovernedCredentialAdminMixin, admin.ModelAdmin):
     ]
     readonly_fields = [
         "client_id",
+        "token_endpoint_auth_method",
         "organization",
         "created_by",
         "status",
@@ -92,7 +110,7 @@ class M2MApplicationAdmin(GovernedCredentialAdminMixin, admin.ModelAdmin):
         "created",
         "updated",
     ]
-    inlines = [ClientSecretInline]
+    inlines = [ClientSecretInline, ClientPublicKeyInline]
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         # Letting a gateway exchange every organisation's API keys is a security setting: it asks
@@ -149,6 +167,41 @@ class ClientSecretAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(ClientPublicKey)
+class ClientPublicKeyAdmin(admin.ModelAdmin):
+    """Registered client keys, read-only: they are added and revoked from the dashboard (step-up)."""
+
+    list_display = ["kid", "algorithm", "application", "state", "created_at", "last_used_at", "revoked_at"]
+    list_filter = ["algorithm", "application__organization"]
+    search_fields = ["kid", "application__name", "application__client_id"]
+    fields = [
+        "application",
+        "kid",
+        "algorithm",
+        "state",
+        "public_jwk",
+        "created_by",
+        "created_at",
+        "last_used_at",
+        "expires_at",
+        "revoked_at",
+    ]
+    readonly_fields = fields
+
+    @admin.display(description="state")
+    def state(self, obj):
+        return obj.state
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
         return False
 
 

@@ -7,7 +7,28 @@ from django.utils.translation import gettext_lazy as _
 
 from credentials.models import Scope
 from portal.models import User
-from tokens.models import DEFAULT_TOKEN_LIFETIME, MAX_TOKEN_LIFETIME, MIN_TOKEN_LIFETIME
+from tokens.models import (
+    DEFAULT_TOKEN_LIFETIME,
+    MAX_TOKEN_LIFETIME,
+    MIN_TOKEN_LIFETIME,
+    ClientPublicKey,
+    M2MApplication,
+)
+
+
+class PublicKeyTextarea(forms.Textarea):
+    """A textarea that never renders pasted private key material back into the page."""
+
+    def format_value(self, value):
+        from tokens.assertions import looks_private
+
+        return "" if value and looks_private(str(value)) else super().format_value(value)
+
+
+PUBLIC_KEY_HELP = _(
+    "A public JWK (JSON) or a PEM block (-----BEGIN PUBLIC KEY-----). Never the private key: it stays "
+    "in your service. RSA (2048 bits or more), EC P-256/P-384 or Ed25519."
+)
 
 
 class M2MAppCreateForm(forms.Form):
@@ -44,9 +65,30 @@ class M2MAppCreateForm(forms.Form):
         initial=DEFAULT_TOKEN_LIFETIME,
         help_text=_("From 300 (5 minutes) to 86400 (24 hours). Default 900 (15 minutes)."),
     )
+    auth_method = forms.ChoiceField(
+        label=_("Client authentication"),
+        choices=M2MApplication.AuthMethod.choices,
+        initial=M2MApplication.AuthMethod.CLIENT_SECRET,
+        widget=forms.RadioSelect,
+        help_text=_(
+            "Client secret: the service sends a secret shown once. Private key JWT (RFC 7523): the service "
+            "signs a short-lived assertion with its own private key; the portal only holds the public key, "
+            "so there is no secret to leak."
+        ),
+    )
+    public_key = forms.CharField(
+        label=_("Public key (private key JWT only)"),
+        required=False,
+        widget=PublicKeyTextarea(attrs={"rows": 6, "spellcheck": "false", "autocomplete": "off"}),
+        help_text=PUBLIC_KEY_HELP,
+    )
 
     def __init__(self, *args, organization, user, can_choose_owner: bool, **kwargs):
         super().__init__(*args, **kwargs)
+        if self.is_bound and not self.data.get("auth_method"):
+            # A form posted without the choice (older pages, scripts) means a client secret.
+            self.data = self.data.copy()
+            self.data["auth_method"] = M2MApplication.AuthMethod.CLIENT_SECRET
         owners = User.objects.filter(memberships__organization=organization).order_by("email")
         if not can_choose_owner:
             owners = owners.filter(pk=user.pk)
@@ -60,6 +102,38 @@ class M2MAppCreateForm(forms.Form):
 
     def clean_audiences(self) -> list[str]:
         return [line.strip() for line in self.cleaned_data["audiences"].splitlines() if line.strip()]
+
+    def clean(self):
+        data = super().clean()
+        if (
+            data.get("public_key", "").strip()
+            and data.get("auth_method") != M2MApplication.AuthMethod.PRIVATE_KEY_JWT
+        ):
+            self.add_error("public_key", _("Only a private key JWT application takes a public key."))
+        return data
+
+
+class PublicKeyAddForm(forms.Form):
+    """A public key to register, its algorithm, and how long the current keys keep working."""
+
+    public_key = forms.CharField(
+        label=_("Public key"),
+        widget=PublicKeyTextarea(attrs={"rows": 8, "spellcheck": "false", "autocomplete": "off"}),
+        help_text=PUBLIC_KEY_HELP,
+    )
+    algorithm = forms.ChoiceField(
+        label=_("Algorithm"),
+        required=False,
+        choices=[("", _("From the key (RS256 for RSA)")), *ClientPublicKey.Algorithm.choices],
+        help_text=_("The `alg` your service signs with. Only this algorithm is accepted for this key."),
+    )
+    overlap_hours = forms.IntegerField(
+        label=_("Stop the current key after (hours)"),
+        required=False,
+        min_value=0,
+        max_value=168,
+        help_text=_("Rotation: leave empty to keep both keys until you revoke one; 0 stops it at once."),
+    )
 
 
 class SecretRotateForm(forms.Form):

@@ -20,7 +20,8 @@ def access_token_claims(
     scopes,
     audience: str,
     lifetime: int,
-    secret_id: str,
+    secret_id: str | None,
+    key_id: str | None = None,
     subject: str | None = None,
     organization_slug: str | None = None,
 ) -> dict:
@@ -30,7 +31,7 @@ def access_token_claims(
     API key names the key and its organisation instead (and gets an `act` claim).
     """
     now = int(time.time())
-    return {
+    claims = {
         "iss": settings.PORTAL_ISSUER,
         "sub": subject or application.client_id,
         "client_id": application.client_id,
@@ -41,10 +42,14 @@ def access_token_claims(
         "jti": secrets.token_urlsafe(16),
         "scope": " ".join(scopes),
         "org_id": organization_slug or application.organization.slug,
-        # The non-secret id of the client secret that minted the token, so revoking the
-        # secret also rejects its tokens.
-        "csid": secret_id,
     }
+    # The non-secret id of the client secret (`csid`) or public key (`ckid`, its RFC 7638
+    # thumbprint) that minted the token, so revoking that credential also rejects its tokens.
+    if key_id:
+        claims["ckid"] = key_id
+    else:
+        claims["csid"] = secret_id
+    return claims
 
 
 def sign_access_token(claims: dict) -> str:
@@ -63,7 +68,8 @@ def generate_access_token(request) -> str:
         scopes=request.scopes or [],
         audience=request.portal_audience,
         lifetime=request.expires_in,
-        secret_id=request.portal_client_secret.public_id,
+        secret_id=request.portal_client_secret.public_id if request.portal_client_secret else None,
+        key_id=request.portal_client_key.kid if getattr(request, "portal_client_key", None) else None,
         subject=exchange.subject if exchange else None,
         organization_slug=exchange.organization_slug if exchange else None,
     )

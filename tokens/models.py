@@ -1,4 +1,4 @@
-"""M2M applications, their client secrets, JWT signing keys and the revoked-token list."""
+"""M2M applications, their client secrets and public keys, JWT signing keys and the revoked-token list."""
 
 from __future__ import annotations
 
@@ -31,6 +31,11 @@ class M2MApplication(GovernedCredential, AbstractApplication):
     DOT's own `client_secret` column is never used: secrets live in `ClientSecret` as keyed
     digests, several per application, so they can be rotated with overlap.
     """
+
+    class AuthMethod(models.TextChoices):
+        # RFC 7591 §2 names. A secret application accepts client_secret_post as well.
+        CLIENT_SECRET = "client_secret_basic", _("Client secret")
+        PRIVATE_KEY_JWT = "private_key_jwt", _("Private key JWT (no secret)")
 
     class Status(models.TextChoices):
         # The same values as credentials.governance.models.CredentialStatus.
@@ -97,6 +102,17 @@ class M2MApplication(GovernedCredential, AbstractApplication):
         default=DEFAULT_TOKEN_LIFETIME,
         validators=[MinValueValidator(MIN_TOKEN_LIFETIME), MaxValueValidator(MAX_TOKEN_LIFETIME)],
     )
+    token_endpoint_auth_method = models.CharField(
+        _("client authentication"),
+        max_length=32,
+        choices=AuthMethod.choices,
+        default=AuthMethod.CLIENT_SECRET,
+        editable=False,
+        help_text=_(
+            "Client secret, or signed JWT assertions (RFC 7523) checked against registered public keys. "
+            "An application uses one or the other, never both."
+        ),
+    )
     status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.ACTIVE)
     revoked_at = models.DateTimeField(_("revoked"), null=True, blank=True)
     is_resource_server = models.BooleanField(
@@ -124,6 +140,10 @@ class M2MApplication(GovernedCredential, AbstractApplication):
                 condition=Q(token_lifetime__gte=MIN_TOKEN_LIFETIME, token_lifetime__lte=MAX_TOKEN_LIFETIME),
                 name="m2m_app_token_lifetime_range",
             ),
+            models.CheckConstraint(
+                condition=Q(token_endpoint_auth_method__in=["client_secret_basic", "private_key_jwt"]),
+                name="m2m_app_auth_method_valid",
+            ),
             *status_constraints("m2m_app"),
         ]
 
@@ -143,6 +163,11 @@ class M2MApplication(GovernedCredential, AbstractApplication):
     def state(self) -> str:
         """Return the status shown to people (applications have no expiry of their own)."""
         return self.status
+
+    @property
+    def uses_private_key_jwt(self) -> bool:
+        """Return whether the application authenticates with key-signed assertions instead of a secret."""
+        return self.token_endpoint_auth_method == self.AuthMethod.PRIVATE_KEY_JWT
 
     @property
     def audiences(self) -> list[str]:
@@ -199,6 +224,78 @@ class ClientSecret(ExpiringModel, TimestampedModel):
     @property
     def state(self) -> str:
         """Return a word for the secret's state."""
+        if self.revoked_at:
+            return "revoked"
+        if self.is_expired:
+            return "expired"
+        if self.expires_at:
+            return "expiring"
+        return "active"
+
+
+class ClientPublicKey(ExpiringModel, TimestampedModel):
+    """A public key that signs the application's client assertions (RFC 7523 §2.2, `private_key_jwt`).
+
+    Only public members are stored; the private key never reaches the portal. Like a client
+    secret, a key can be given an `expires_at` (rotation with overlap) or revoked at once,
+    which also rejects the tokens it minted (their `ckid` claim names it).
+    """
+
+    class Algorithm(models.TextChoices):
+        RS256 = "RS256", "RS256"
+        PS256 = "PS256", "PS256"
+        ES256 = "ES256", "ES256"
+        ES384 = "ES384", "ES384"
+        EDDSA = "EdDSA", "EdDSA"
+
+    application = models.ForeignKey(
+        M2MApplication, on_delete=models.CASCADE, related_name="public_keys", verbose_name=_("application")
+    )
+    kid = models.CharField(
+        _("key id"), max_length=64, editable=False, help_text=_("RFC 7638 JWK thumbprint (SHA-256).")
+    )
+    algorithm = models.CharField(_("algorithm"), max_length=8, choices=Algorithm.choices, editable=False)
+    public_jwk = models.JSONField(_("public JWK"), editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("created by"),
+    )
+    last_used_at = models.DateTimeField(_("last used"), null=True, blank=True)
+    revoked_at = models.DateTimeField(_("revoked"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("client public key")
+        verbose_name_plural = _("client public keys")
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # A revoked key stays registered, so the same key pair cannot come back.
+            models.UniqueConstraint(fields=["application", "kid"], name="client_public_key_unique_kid"),
+            models.CheckConstraint(
+                condition=Q(algorithm__in=["RS256", "PS256", "ES256", "ES384", "EdDSA"]),
+                name="client_public_key_algorithm_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.algorithm} {self.kid[:12]}…"
+
+    @property
+    def short_kid(self) -> str:
+        """Return the first characters of the kid, enough to tell keys apart on a page."""
+        return self.kid[:12]
+
+    @property
+    def is_live(self) -> bool:
+        """Return whether the key still authenticates its application."""
+        return self.revoked_at is None and not self.is_expired
+
+    @property
+    def state(self) -> str:
+        """Return a word for the key's state (the same words as a client secret's)."""
         if self.revoked_at:
             return "revoked"
         if self.is_expired:

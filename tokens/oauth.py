@@ -1,7 +1,8 @@
 """django-oauth-toolkit plumbing: the client-credentials-only server and the request validator.
 
 Clients authenticate against `ClientSecret` digests (HMAC-SHA256, microseconds, not a
-password hash); tokens are JWTs from `tokens.issuing` and are never written to the database.
+password hash) or, for `private_key_jwt` applications, with a signed assertion
+(`tokens.assertions`); tokens are JWTs from `tokens.issuing` and are never written to the database.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from portal import ratelimit
 from portal.crypto import keyed_digest, verify_digest
 from portal.observability import note_credential
 from portal.principal import MAX_CREDENTIAL_LENGTH
+from tokens.assertions import assertion_parameters, authenticate_assertion_parameters
 from tokens.models import ClientSecret, M2MApplication
 
 log = logging.getLogger(__name__)
@@ -94,7 +96,11 @@ def authenticate_client_credentials(
     if client_id and client_secret and "\x00" not in client_id and len(client_id) <= 255:
         application = (
             M2MApplication.objects.select_related("organization")
-            .filter(client_id=client_id, status=M2MApplication.Status.ACTIVE)
+            .filter(
+                client_id=client_id,
+                status=M2MApplication.Status.ACTIVE,
+                token_endpoint_auth_method=M2MApplication.AuthMethod.CLIENT_SECRET,
+            )
             .first()
         )
     if application is None:
@@ -151,10 +157,26 @@ class M2MValidator(OAuth2Validator):
         return True
 
     def authenticate_client(self, request, *args, **kwargs):
-        """Authenticate by Basic (preferred) or body credentials, never both (RFC 6749 §2.3)."""
+        """Authenticate by Basic (preferred) or body credentials, or by a client assertion (RFC 7523 §2.2).
+
+        A request may use one method only (RFC 6749 §2.3): a secret and an assertion together fail.
+        """
         basic = _basic_credentials(request)
         body_secret = getattr(request, "client_secret", None)
         request.portal_used_basic = basic is not None
+        assertion = assertion_parameters(dict(request.decoded_body or []))
+        if assertion is not None:
+            result = authenticate_assertion_parameters(
+                *assertion,
+                client_id=request.client_id or None,
+                has_secret=basic is not None or bool(body_secret),
+                endpoint="oauth-token",
+            )
+            if result is None:
+                return False
+            request.client, request.portal_client_key = result
+            request.portal_client_secret = None
+            return self._authenticated(request)
         if basic is not None:
             if body_secret:
                 return False
@@ -167,6 +189,11 @@ class M2MValidator(OAuth2Validator):
         if result is None:
             return False
         request.client, request.portal_client_secret = result
+        request.portal_client_key = None
+        return self._authenticated(request)
+
+    @staticmethod
+    def _authenticated(request) -> bool:
         request.client_id = request.client.client_id
         note_credential("m2m_client", request.client_id)
         # Only an authenticated client spends its application's budget, so nobody else can.

@@ -27,20 +27,27 @@ from portal.metrics import verification_metrics
 from portal.models import Organization
 from tokens.exchange import SUBJECT_PREFIX, key_id_of
 from tokens.keys import local_public_key
-from tokens.models import ClientSecret, M2MApplication, RevokedToken
+from tokens.models import ClientPublicKey, ClientSecret, M2MApplication, RevokedToken
 from tokens.verifier import InvalidToken, TokenVerifier, VerifiedToken
 
 
 def m2m_apps_for(organization: Organization) -> QuerySet[M2MApplication]:
-    """Return the organisation's applications with owner and live-secret count, active first."""
+    """Return the organisation's applications with owner and live secret and key counts, active first."""
     now = timezone.now()
     live = Q(secrets__revoked_at__isnull=True) & (
         Q(secrets__expires_at__isnull=True) | Q(secrets__expires_at__gt=now)
     )
+    live_keys = Q(public_keys__revoked_at__isnull=True) & (
+        Q(public_keys__expires_at__isnull=True) | Q(public_keys__expires_at__gt=now)
+    )
     return (
         M2MApplication.objects.filter(organization=organization)
         .select_related("owner")
-        .annotate(live_secret_count=Count("secrets", filter=live))
+        # distinct: the two joins would otherwise multiply each other's rows.
+        .annotate(
+            live_secret_count=Count("secrets", filter=live, distinct=True),
+            live_key_count=Count("public_keys", filter=live_keys, distinct=True),
+        )
         .order_by("status", "name", "id")
     )
 
@@ -60,6 +67,11 @@ def client_secrets_for(application: M2MApplication) -> QuerySet[ClientSecret]:
     return ClientSecret.objects.filter(application=application).order_by("-created_at", "-id")
 
 
+def client_public_keys_for(application: M2MApplication) -> QuerySet[ClientPublicKey]:
+    """Return the application's registered public keys, newest first."""
+    return ClientPublicKey.objects.filter(application=application).order_by("-created_at", "-id")
+
+
 @lru_cache(maxsize=4)
 def _local_verifier(issuer: str, audience: str | None) -> TokenVerifier:
     return TokenVerifier(
@@ -71,18 +83,23 @@ def _local_verifier(issuer: str, audience: str | None) -> TokenVerifier:
 
 
 def token_is_revoked(claims: dict) -> bool:
-    """Return whether a verified token was revoked: by `jti`, with its application, or with its secret.
+    """Return whether a verified token was revoked: by `jti`, with its application, or with its secret or key.
 
     One query, so revocations take effect at once on every app server. A token exchanged for
     an API key (RFC 8693) also dies with the key (its cached state, dropped by every change of
     the key, else one more query) and when staff stop its gateway exchanging.
     """
     now = timezone.now()
-    state = (
-        ClientSecret.objects.filter(
+    if claims.get("ckid"):
+        minted_by = ClientPublicKey.objects.filter(
+            kid=claims["ckid"], application__client_id=claims["client_id"]
+        )
+    else:
+        minted_by = ClientSecret.objects.filter(
             public_id=claims.get("csid") or "", application__client_id=claims["client_id"]
         )
-        .annotate(jti_revoked=Exists(RevokedToken.objects.filter(jti=claims["jti"])))
+    state = (
+        minted_by.annotate(jti_revoked=Exists(RevokedToken.objects.filter(jti=claims["jti"])))
         .values("revoked_at", "application__status", "application__may_exchange_api_keys", "jti_revoked")
         .first()
     )
@@ -132,8 +149,8 @@ def live_access_token(token: str, *, audience: str | None) -> VerifiedToken:
 def m2m_apps_inventory(organization: Organization | None) -> QuerySet[M2MApplication]:
     """Return applications annotated with the inventory's common columns (all organisations for None).
 
-    An application expires when its last live secret does (never, if one has no expiry);
-    it was last used when any of its secrets was.
+    An application expires when its last live secret (or public key) does (never, if one has
+    no expiry); it was last used when any of its secrets (or keys) was.
     """
     now = timezone.now()
     apps = (
@@ -141,23 +158,38 @@ def m2m_apps_inventory(organization: Organization | None) -> QuerySet[M2MApplica
         if organization is None
         else M2MApplication.objects.filter(organization=organization)
     )
-    live = ClientSecret.objects.filter(application=OuterRef("pk"), revoked_at__isnull=True).exclude(
-        expires_at__lte=now
-    )
+    secret_expires, secret_last_used = _credential_columns(ClientSecret, now)
+    key_expires, key_last_used = _credential_columns(ClientPublicKey, now)
+    uses_keys = Q(token_endpoint_auth_method=M2MApplication.AuthMethod.PRIVATE_KEY_JWT)
     return apps.annotate(
         row_kind=Value("m2m_app", output_field=CharField()),
         row_ref=F("client_id"),
         row_superseded=Value(False),
         row_owner_email=F("owner__email"),
         row_created=F("created"),
+        # A private_key_jwt application has keys and never secrets: read the right table.
         row_expires=Case(
-            When(Exists(live.filter(expires_at__isnull=True)), then=Value(None)),
-            default=Subquery(live.order_by("-expires_at").values("expires_at")[:1]),
-            output_field=DateTimeField(),
+            When(uses_keys, then=key_expires), default=secret_expires, output_field=DateTimeField()
         ),
-        row_last_used=Subquery(
-            ClientSecret.objects.filter(application=OuterRef("pk"), last_used_at__isnull=False)
-            .order_by("-last_used_at")
-            .values("last_used_at")[:1]
+        row_last_used=Case(
+            When(uses_keys, then=key_last_used), default=secret_last_used, output_field=DateTimeField()
         ),
     )
+
+
+def _credential_columns(model, now):
+    """Return (expiry, last use) expressions of an application over its secrets or keys."""
+    live = model.objects.filter(application=OuterRef("pk"), revoked_at__isnull=True).exclude(
+        expires_at__lte=now
+    )
+    expires = Case(
+        When(Exists(live.filter(expires_at__isnull=True)), then=Value(None)),
+        default=Subquery(live.order_by("-expires_at").values("expires_at")[:1]),
+        output_field=DateTimeField(),
+    )
+    last_used = Subquery(
+        model.objects.filter(application=OuterRef("pk"), last_used_at__isnull=False)
+        .order_by("-last_used_at")
+        .values("last_used_at")[:1]
+    )
+    return expires, last_used

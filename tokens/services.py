@@ -1,4 +1,4 @@
-"""Writes for M2M applications, client secrets, signing keys and token revocation."""
+"""Writes for M2M applications, client secrets and public keys, signing keys and token revocation."""
 
 from __future__ import annotations
 
@@ -14,16 +14,18 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from credentials.governance import services as governance
-from credentials.governance.models import CredentialRequest, RequestType
+from credentials.governance.models import CredentialRequest, RequestState, RequestType
 from credentials.models import Scope
 from portal.crypto import is_base62, keyed_digest, peppers, random_base62
 from portal.models import Organization, User
 from portal.services.audit import audit_log
 from tokens import keys
+from tokens.assertions import parse_public_key
 from tokens.models import (
     DEFAULT_TOKEN_LIFETIME,
     MAX_TOKEN_LIFETIME,
     MIN_TOKEN_LIFETIME,
+    ClientPublicKey,
     ClientSecret,
     M2MApplication,
     RevokedToken,
@@ -33,6 +35,8 @@ from tokens.models import (
 CLIENT_SECRET_PREFIX = "ips_"
 CLIENT_SECRET_BODY_LENGTH = 32  # 32 base62 characters = 190 bits
 MAX_LIVE_SECRETS = 5
+#: Two keys at once are enough to rotate with overlap.
+MAX_LIVE_PUBLIC_KEYS = 2
 MAX_OVERLAP = timedelta(days=7)
 DEFAULT_OVERLAP = timedelta(hours=24)
 # A retired signing key stays published this long: the longest token lifetime plus clock leeway.
@@ -83,8 +87,14 @@ def m2m_app_create(
     audiences: Iterable[str] = (),
     token_lifetime: int = DEFAULT_TOKEN_LIFETIME,
     description: str = "",
-) -> tuple[M2MApplication, str]:
-    """Create an application with its first client secret; return the row and the one-time secret."""
+    auth_method: str = M2MApplication.AuthMethod.CLIENT_SECRET,
+    public_key: str = "",
+) -> tuple[M2MApplication, str | None]:
+    """Create an application with its first client secret; return the row and the one-time secret.
+
+    A `private_key_jwt` application gets no secret (None is returned instead): it gets the
+    `public_key` given (a public JWK or PEM), or none yet, and its owner registers one later.
+    """
     application, scope_rows = _new_application(
         organization=organization,
         name=name,
@@ -95,7 +105,28 @@ def m2m_app_create(
         token_lifetime=token_lifetime,
         description=description,
         status=M2MApplication.Status.ACTIVE,
+        auth_method=auth_method,
     )
+    if application.uses_private_key_jwt:
+        key = _new_public_key(application, public_key, actor) if public_key.strip() else None
+        audit_log(
+            action="tokens.m2m_app.created",
+            actor=actor,
+            organization=organization,
+            target=application,
+            extra={
+                "client_id": application.client_id,
+                "owner": owner.email,
+                "scopes": sorted(s.name for s in scope_rows),
+                "audiences": application.allowed_audiences,
+                "token_lifetime": token_lifetime,
+                "auth_method": application.token_endpoint_auth_method,
+                **({"public_key_kid": key.kid, "public_key_alg": key.algorithm} if key else {}),
+            },
+        )
+        return application, None
+    if public_key.strip():
+        raise ValidationError({"public_key": "Only a private_key_jwt application takes a public key."})
     secret, plaintext = _new_secret(application, actor)
     audit_log(
         action="tokens.m2m_app.created",
@@ -138,6 +169,7 @@ def _new_application(
     token_lifetime: int,
     description: str,
     status: str,
+    auth_method: str = M2MApplication.AuthMethod.CLIENT_SECRET,
 ) -> tuple[M2MApplication, list[Scope]]:
     name = name.strip()
     if not name:
@@ -147,6 +179,8 @@ def _new_application(
         raise ValidationError(
             {"token_lifetime": f"Use between {MIN_TOKEN_LIFETIME} and {MAX_TOKEN_LIFETIME} seconds."}
         )
+    if auth_method not in M2MApplication.AuthMethod.values:
+        raise ValidationError({"auth_method": "Choose client_secret_basic or private_key_jwt."})
     scope_rows = _scope_rows(scopes)
     application = M2MApplication.objects.create(
         organization=organization,
@@ -157,6 +191,7 @@ def _new_application(
         allowed_audiences=_validate_audiences(audiences),
         token_lifetime=token_lifetime,
         status=status,
+        token_endpoint_auth_method=auth_method,
         review_due_at=governance.review_due_from(organization, "m2m_app")
         if status == M2MApplication.Status.ACTIVE
         else None,
@@ -177,8 +212,13 @@ def m2m_app_request(
     audiences: Iterable[str] = (),
     token_lifetime: int = DEFAULT_TOKEN_LIFETIME,
     description: str = "",
+    auth_method: str = M2MApplication.AuthMethod.CLIENT_SECRET,
 ) -> tuple[M2MApplication, CredentialRequest]:
-    """Store a pending application (a client id, no secret) and ask the organisation's approvers for it."""
+    """Store a pending application (a client id, no secret) and ask the organisation's approvers for it.
+
+    A pending `private_key_jwt` application holds no key either: after approval its owner
+    registers the first one (`client_public_key_add`), which activates it.
+    """
     application, scope_rows = _new_application(
         organization=organization,
         name=name,
@@ -189,6 +229,7 @@ def m2m_app_request(
         token_lifetime=token_lifetime,
         description=description,
         status=M2MApplication.Status.PENDING,
+        auth_method=auth_method,
     )
     request = governance.credential_request_create(
         credential=application,
@@ -209,6 +250,8 @@ def client_secret_rotate(
         raise ValidationError({"overlap": "The overlap must be between 0 and 7 days."})
     # Lock the application so concurrent rotations serialise and see each other's secrets.
     application = M2MApplication.objects.select_for_update().get(pk=application.pk)
+    if application.uses_private_key_jwt:
+        raise ValidationError("This application authenticates with public keys; it has no secret to rotate.")
     if not application.is_active:
         raise ValidationError("A revoked application cannot get new secrets.")
     now = timezone.now()
@@ -277,6 +320,9 @@ def m2m_app_revoke(*, application: M2MApplication, actor: User | None) -> M2MApp
     ClientSecret.objects.filter(application=application, revoked_at__isnull=True).update(
         revoked_at=now, updated_at=now
     )
+    ClientPublicKey.objects.filter(application=application, revoked_at__isnull=True).update(
+        revoked_at=now, updated_at=now
+    )
     audit_log(
         action="tokens.m2m_app.revoked",
         actor=actor,
@@ -308,6 +354,148 @@ def m2m_app_set_exchange(*, application: M2MApplication, allowed: bool, actor: U
         extra={"client_id": application.client_id},
     )
     return application
+
+
+def _new_public_key(
+    application: M2MApplication,
+    jwk_or_pem: str,
+    actor: User | None,
+    *,
+    algorithm: str | None = None,
+    expires_at: datetime | None = None,
+) -> ClientPublicKey:
+    jwk = parse_public_key(jwk_or_pem, algorithm)
+    if ClientPublicKey.objects.filter(application=application, kid=jwk["kid"]).exists():
+        raise ValidationError(
+            {
+                "public_key": "This key is already registered for this application (a revoked key cannot "
+                "come back: generate a new key pair)."
+            }
+        )
+    if expires_at is not None and expires_at <= timezone.now():
+        raise ValidationError({"expires_at": "The expiry must be in the future."})
+    return ClientPublicKey.objects.create(
+        application=application,
+        kid=jwk["kid"],
+        algorithm=jwk["alg"],
+        public_jwk=jwk,
+        # The organisation's maximum client-credential lifetime applies to keys as to secrets.
+        expires_at=governance.check_lifetime(application.organization, "m2m_app", expires_at),
+        created_by=actor if actor is not None and actor.is_authenticated else None,
+    )
+
+
+def _live_public_keys(application: M2MApplication) -> list[ClientPublicKey]:
+    now = timezone.now()
+    return list(
+        ClientPublicKey.objects.filter(application=application, revoked_at__isnull=True).exclude(
+            expires_at__lte=now
+        )
+    )
+
+
+def _approved_create_request(application: M2MApplication) -> CredentialRequest | None:
+    return CredentialRequest.objects.filter(
+        kind="m2m_app",
+        object_id=application.pk,
+        request_type=RequestType.CREATE,
+        state=RequestState.APPROVED,
+    ).first()
+
+
+@transaction.atomic
+def client_public_key_add(
+    *,
+    application: M2MApplication,
+    jwk_or_pem: str,
+    actor: User | None,
+    algorithm: str | None = None,
+    expires_at: datetime | None = None,
+    overlap: timedelta | None = None,
+) -> ClientPublicKey:
+    """Register a public key of a `private_key_jwt` application (at most two live keys).
+
+    `overlap`, when given (0 to 7 days), schedules the application's current keys to stop
+    after it: rotation with overlap, like `client_secret_rotate`. The first key of an approved
+    pending application activates it (only its owner may add it), as a first secret would.
+    """
+    if overlap is not None and (overlap < timedelta(0) or overlap > MAX_OVERLAP):
+        raise ValidationError({"overlap": "The overlap must be between 0 and 7 days."})
+    # Lock the application so concurrent additions serialise and see each other's keys.
+    application = (
+        M2MApplication.objects.select_for_update().select_related("organization").get(pk=application.pk)
+    )
+    if not application.uses_private_key_jwt:
+        raise ValidationError("This application authenticates with a client secret; it takes no public key.")
+    approved = None
+    if application.status == M2MApplication.Status.PENDING:
+        approved = _approved_create_request(application)
+        if approved is None:
+            raise ValidationError("This application is still waiting for approval.")
+        if actor is None or application.owner_id != actor.pk:
+            raise ValidationError("Only the application's owner can register its first key.")
+    elif not application.is_active:
+        raise ValidationError("Only an active application can get new keys.")
+    now = timezone.now()
+    live = _live_public_keys(application)
+    if len(live) >= MAX_LIVE_PUBLIC_KEYS:
+        raise ValidationError(
+            f"This application already has {len(live)} live keys. Revoke one before adding another."
+        )
+    key = _new_public_key(application, jwk_or_pem, actor, algorithm=algorithm, expires_at=expires_at)
+    stop_at = now + overlap if overlap is not None else None
+    retiring = []
+    if stop_at is not None:
+        for old in live:
+            if old.expires_at is None or old.expires_at > stop_at:
+                old.expires_at = stop_at
+                old.save(update_fields=["expires_at", "updated_at"])
+                retiring.append(old.kid)
+    extra = {
+        "kid": key.kid,
+        "alg": key.algorithm,
+        "expires_at": key.expires_at.isoformat() if key.expires_at else None,
+    }
+    if stop_at is not None:
+        extra.update(previous_keys_stop_at=stop_at.isoformat(), previous_kids=retiring)
+    if approved is not None:
+        # The first key of an approved application makes it usable, as a first secret does.
+        application.status = M2MApplication.Status.ACTIVE
+        application.review_due_at = now + governance.policy_for(application.organization).review_interval(
+            "m2m_app"
+        )
+        application.save(update_fields=["status", "review_due_at", "updated"])
+        extra.update(activated=True, request_id=approved.pk)
+    audit_log(
+        action="tokens.m2m_app.public_key_added",
+        actor=actor,
+        organization=application.organization,
+        target=application,
+        extra=extra,
+    )
+    return key
+
+
+@transaction.atomic
+def client_public_key_revoke(*, public_key: ClientPublicKey, actor: User | None) -> ClientPublicKey:
+    """Revoke a public key at once; assertions it signs and tokens it minted stop working too."""
+    public_key = (
+        ClientPublicKey.objects.select_for_update()
+        .select_related("application__organization")
+        .get(pk=public_key.pk)
+    )
+    if public_key.revoked_at is not None:
+        raise ValidationError("This key is already revoked.")
+    public_key.revoked_at = timezone.now()
+    public_key.save(update_fields=["revoked_at", "updated_at"])
+    audit_log(
+        action="tokens.m2m_app.public_key_revoked",
+        actor=actor,
+        organization=public_key.application.organization,
+        target=public_key.application,
+        extra={"kid": public_key.kid, "alg": public_key.algorithm},
+    )
+    return public_key
 
 
 def access_token_revoke(*, application: M2MApplication, jti: str, expires_at: datetime) -> bool:
@@ -487,6 +675,10 @@ def _issue_first_secret(
     application: M2MApplication, actor: User | None, request: CredentialRequest
 ) -> tuple[str, dict]:
     """Give a pending, approved application its first secret (governance sets the status and audits)."""
+    if application.uses_private_key_jwt:
+        raise ValidationError(
+            "This application authenticates with a public key: register its key instead.", code="no_secret"
+        )
     secret, plaintext = _new_secret(application, actor)
     return plaintext, {"client_id": application.client_id, "secret_hint": secret.hint}
 

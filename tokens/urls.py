@@ -17,6 +17,12 @@ org_patterns = [
         dashboard.app_secret_revoke,
         name="org-app-secret-revoke",
     ),
+    path("<int:app_id>/keys/add/", dashboard.app_key_add, name="org-app-key-add"),
+    path(
+        "<int:app_id>/keys/<int:public_key_id>/revoke/",
+        dashboard.app_key_revoke,
+        name="org-app-key-revoke",
+    ),
     path("<int:app_id>/revoke/", dashboard.app_revoke, name="org-app-revoke"),
     path("<int:app_id>/issue-secret/", dashboard.app_issue_secret, name="org-app-issue-secret"),
     *credential_patterns("m2m_app", "<int:app_id>", "org-app"),

@@ -103,6 +103,10 @@ def test_admin_marks_a_resource_server(staff_client, app):
         "secrets-MAX_NUM_FORMS": "1000",
         "secrets-0-id": app.application.secrets.get().pk,
         "secrets-0-application": app.application.pk,
+        "public_keys-TOTAL_FORMS": "0",
+        "public_keys-INITIAL_FORMS": "0",
+        "public_keys-MIN_NUM_FORMS": "0",
+        "public_keys-MAX_NUM_FORMS": "1000",
     }
     response = staff_client.post(url, data)
     assert response.status_code == 302, response.content.decode()[:2000]

@@ -29,7 +29,11 @@ def test_metadata_document(client, scopes, app, token_for):
         "client_credentials",
         "urn:ietf:params:oauth:grant-type:token-exchange",
     ]
-    assert set(body["token_endpoint_auth_methods_supported"]) == {"client_secret_basic", "client_secret_post"}
+    assert set(body["token_endpoint_auth_methods_supported"]) == {
+        "client_secret_basic",
+        "client_secret_post",
+        "private_key_jwt",
+    }
     assert body["scopes_supported"] == ["billing:read", "orders:read", "orders:write"]
 
 

@@ -41,6 +41,10 @@ def _admin_form(application: M2MApplication, **overrides) -> dict:
         "secrets-MAX_NUM_FORMS": "1000",
         "secrets-0-id": application.secrets.get().pk,
         "secrets-0-application": application.pk,
+        "public_keys-TOTAL_FORMS": "0",
+        "public_keys-INITIAL_FORMS": "0",
+        "public_keys-MIN_NUM_FORMS": "0",
+        "public_keys-MAX_NUM_FORMS": "1000",
     }
     data.update(overrides)
     return {k: v for k, v in data.items() if v is not None}

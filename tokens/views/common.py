@@ -14,7 +14,8 @@ from django.views.decorators.csrf import csrf_exempt
 
 from portal import ratelimit
 from portal.net import client_ip
-from tokens.models import ClientSecret, M2MApplication
+from tokens import assertions
+from tokens.models import ClientPublicKey, ClientSecret, M2MApplication
 from tokens.oauth import _basic_credentials, authenticate_client_credentials, uses_basic_auth
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -60,10 +61,20 @@ def repeated_parameter(request: HttpRequest, *, allowed: tuple[str, ...] = ()) -
     return None
 
 
-def authenticate_client(request: HttpRequest) -> tuple[M2MApplication, ClientSecret] | None:
-    """Authenticate the calling client by Basic or body credentials, like the token endpoint."""
+def authenticate_client(
+    request: HttpRequest,
+) -> tuple[M2MApplication, ClientSecret | ClientPublicKey] | None:
+    """Authenticate the caller by Basic or body credentials or an assertion, like the token endpoint."""
     basic = _basic_credentials(_HeaderView(request))
     body_id, body_secret = request.POST.get("client_id", ""), request.POST.get("client_secret", "")
+    assertion = assertions.assertion_parameters(request.POST)
+    if assertion is not None:
+        return assertions.authenticate_assertion_parameters(
+            *assertion,
+            client_id=body_id or None,
+            has_secret=basic is not None or bool(body_secret),
+            endpoint=request.resolver_match.url_name if request.resolver_match else None,
+        )
     if basic is not None:
         if body_secret or (body_id and body_id != basic[0]):
             return None
@@ -74,9 +85,13 @@ def authenticate_client(request: HttpRequest) -> tuple[M2MApplication, ClientSec
 
 
 def claimed_client_id(request: HttpRequest) -> str:
-    """Return the client id the request claims (Basic first, then the body), unauthenticated."""
+    """Return the client id the request claims (Basic, body, then an assertion's sub), unauthenticated."""
     basic = _basic_credentials(_HeaderView(request))
-    return basic[0] if basic and basic[0] else request.POST.get("client_id", "")
+    if basic and basic[0]:
+        return basic[0]
+    return request.POST.get("client_id", "") or assertions.claimed_client_id(
+        request.POST.get("client_assertion", "")
+    )
 
 
 def client_failure_checks(request: HttpRequest) -> list[ratelimit.Check]:
@@ -95,7 +110,9 @@ def client_failure_checks(request: HttpRequest) -> list[ratelimit.Check]:
     ]
 
 
-def authenticate_client_or_refuse(request: HttpRequest) -> tuple[M2MApplication, ClientSecret] | HttpResponse:
+def authenticate_client_or_refuse(
+    request: HttpRequest,
+) -> tuple[M2MApplication, ClientSecret | ClientPublicKey] | HttpResponse:
     """Authenticate the client, or return the 429 / 401 answer; failures count toward the limits."""
     checks = client_failure_checks(request)
     wait = ratelimit.blocked(checks)

@@ -1,9 +1,10 @@
-"""Dashboard pages for M2M applications: list, create, detail, rotate and revoke."""
+"""Dashboard pages for M2M applications: list, create, detail, rotate, revoke, and public keys."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
@@ -19,9 +20,9 @@ from portal.stepup import step_up_required
 from portal.tenancy import org_view
 from tokens import services
 from tokens.exchange import exchange_token_lifetime
-from tokens.forms import M2MAppCreateForm, SecretRotateForm
-from tokens.models import ClientSecret, M2MApplication
-from tokens.selectors import client_secrets_for, m2m_app_for, m2m_apps_for
+from tokens.forms import M2MAppCreateForm, PublicKeyAddForm, SecretRotateForm
+from tokens.models import ClientPublicKey, ClientSecret, M2MApplication
+from tokens.selectors import client_public_keys_for, client_secrets_for, m2m_app_for, m2m_apps_for
 
 
 def _get_app(request: HttpRequest, app_id: int) -> M2MApplication:
@@ -77,7 +78,11 @@ def app_create(request: HttpRequest) -> HttpResponse:
     needs_approval = governance.approval_required(request.organization, "m2m_app")
     if needs_approval:
         form.fields["justification"] = JustificationField()
-    if request.method == "POST" and form.is_valid() and needs_approval:
+    if request.method == "POST" and form.is_valid() and needs_approval and form.cleaned_data["public_key"]:
+        form.add_error(
+            "public_key", "Register the public key on the application's page once the request is approved."
+        )
+    elif request.method == "POST" and form.is_valid() and needs_approval:
         data = form.cleaned_data
         try:
             application, _request = services.m2m_app_request(
@@ -90,6 +95,7 @@ def app_create(request: HttpRequest) -> HttpResponse:
                 token_lifetime=data["token_lifetime"],
                 requester=request.user,
                 justification=data["justification"],
+                auth_method=data["auth_method"],
             )
         except ValidationError as exc:
             _form_errors(form, exc)
@@ -97,7 +103,11 @@ def app_create(request: HttpRequest) -> HttpResponse:
             messages.success(
                 request,
                 f"Your request for “{application.name}” was sent to the organisation's approvers. "
-                "Once approved, its owner generates the client secret here.",
+                + (
+                    "Once approved, its owner registers its public key here."
+                    if application.uses_private_key_jwt
+                    else "Once approved, its owner generates the client secret here."
+                ),
             )
             return redirect("org-app-detail", org_slug=request.organization.slug, app_id=application.pk)
     elif request.method == "POST" and form.is_valid():
@@ -112,10 +122,19 @@ def app_create(request: HttpRequest) -> HttpResponse:
                 audiences=data["audiences"],
                 token_lifetime=data["token_lifetime"],
                 actor=request.user,
+                auth_method=data["auth_method"],
+                public_key=data["public_key"],
             )
         except ValidationError as exc:
             _form_errors(form, exc)
         else:
+            if secret is None:
+                messages.success(
+                    request,
+                    f"“{application.name}” was created. It has no secret: it signs its token requests "
+                    "with a private key whose public key is registered below.",
+                )
+                return redirect("org-app-detail", org_slug=request.organization.slug, app_id=application.pk)
             return _reveal(request, application, secret, created=True)
     status = 400 if request.method == "POST" else 200
     return render(
@@ -125,11 +144,25 @@ def app_create(request: HttpRequest) -> HttpResponse:
 
 @org_view()
 def app_detail(request: HttpRequest, app_id: int) -> HttpResponse:
-    """Show an application, its secrets and its audit trail."""
-    application = _get_app(request, app_id)
+    """Show an application, its secrets or public keys, and its audit trail."""
+    return _detail(request, _get_app(request, app_id))
+
+
+def _detail(
+    request: HttpRequest, application: M2MApplication, *, key_form: PublicKeyAddForm | None = None, status=200
+) -> HttpResponse:
+    public_keys = list(client_public_keys_for(application).select_related("created_by"))
+    # The snippet signs with the newest live key's algorithm; authlib wants a joserfc key for EC/OKP.
+    snippet_alg = next((k.algorithm for k in public_keys if k.is_live), "RS256")
     context = {
         "application": application,
         "secrets": client_secrets_for(application).select_related("created_by"),
+        "public_keys": public_keys,
+        "key_form": key_form or PublicKeyAddForm(),
+        # What an assertion's `aud` must name: the issuer's token endpoint, not this page's host.
+        "token_url": settings.PORTAL_ISSUER + reverse("oauth-token"),
+        "snippet_alg": snippet_alg,
+        "snippet_key_class": {"ES256": "ECKey", "ES384": "ECKey", "EdDSA": "OKPKey"}.get(snippet_alg, ""),
         "rotate_form": SecretRotateForm(
             initial={
                 "overlap_hours": governance.policy_for(request.organization).default_rotation_overlap_hours
@@ -140,7 +173,7 @@ def app_detail(request: HttpRequest, app_id: int) -> HttpResponse:
         "exchange_lifetime": exchange_token_lifetime(application),
         **governance_context(request, application),
     }
-    return render(request, "tokens/app_detail.html", context)
+    return render(request, "tokens/app_detail.html", context, status=status)
 
 
 @require_POST
@@ -218,3 +251,52 @@ def app_issue_secret(request: HttpRequest, app_id: int) -> HttpResponse:
         messages.error(request, " ".join(exc.messages))
         return redirect("org-app-detail", org_slug=request.organization.slug, app_id=application.pk)
     return _reveal(request, application, plaintext, created=True)
+
+
+@require_POST
+@org_view()
+@step_up_required
+def app_key_add(request: HttpRequest, app_id: int) -> HttpResponse:
+    """Register a public key (private_key_jwt); optionally stop the current keys after an overlap."""
+    application = _get_app(request, app_id)
+    _require_manage(request, application)
+    form = PublicKeyAddForm(request.POST)
+    if form.is_valid():
+        data = form.cleaned_data
+        overlap = timedelta(hours=data["overlap_hours"]) if data["overlap_hours"] is not None else None
+        try:
+            key = services.client_public_key_add(
+                application=application,
+                jwk_or_pem=data["public_key"],
+                algorithm=data["algorithm"] or None,
+                overlap=overlap,
+                actor=request.user,
+            )
+        except ValidationError as exc:
+            _form_errors(form, exc)
+        else:
+            messages.success(request, f"Key {key.short_kid}… ({key.algorithm}) was registered.")
+            return redirect("org-app-detail", org_slug=request.organization.slug, app_id=application.pk)
+    return _detail(request, application, key_form=form, status=400)
+
+
+@require_POST
+@org_view()
+@step_up_required
+def app_key_revoke(request: HttpRequest, app_id: int, public_key_id: int) -> HttpResponse:
+    """Revoke one public key at once."""
+    application = _get_app(request, app_id)
+    try:
+        public_key = client_public_keys_for(application).get(pk=public_key_id)
+    except ClientPublicKey.DoesNotExist:
+        raise Http404("No such key.") from None
+    _require_manage(request, application)
+    try:
+        services.client_public_key_revoke(public_key=public_key, actor=request.user)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(
+            request, f"Key {public_key.short_kid}… was revoked. Tokens minted with it stop working now."
+        )
+    return redirect("org-app-detail", org_slug=request.organization.slug, app_id=application.pk)

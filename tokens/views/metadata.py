@@ -9,13 +9,16 @@ from django.views.decorators.http import require_GET
 
 from credentials.models import Scope
 from tokens import exchange
+from tokens.assertions import ALLOWED_ALGORITHMS
 
 
 @require_GET
 def authorization_server_metadata(request: HttpRequest) -> JsonResponse:
     """Describe the endpoints; `issuer` is identical to the `iss` of every token (§3.3)."""
     issuer = settings.PORTAL_ISSUER
-    auth_methods = ["client_secret_basic", "client_secret_post"]
+    auth_methods = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
+    # The algorithms a private_key_jwt assertion may be signed with (RFC 8414 §2).
+    assertion_algs = list(ALLOWED_ALGORITHMS)
     body = {
         "issuer": issuer,
         "token_endpoint": issuer + reverse("oauth-token"),
@@ -28,8 +31,11 @@ def authorization_server_metadata(request: HttpRequest) -> JsonResponse:
         "token_exchange_requested_token_types_supported": list(exchange.REQUESTED_TOKEN_TYPES),
         "response_types_supported": [],
         "token_endpoint_auth_methods_supported": auth_methods,
+        "token_endpoint_auth_signing_alg_values_supported": assertion_algs,
         "introspection_endpoint_auth_methods_supported": auth_methods,
+        "introspection_endpoint_auth_signing_alg_values_supported": assertion_algs,
         "revocation_endpoint_auth_methods_supported": auth_methods,
+        "revocation_endpoint_auth_signing_alg_values_supported": assertion_algs,
         "scopes_supported": list(Scope.objects.order_by("name").values_list("name", flat=True)),
         "access_token_signing_alg_values_supported": ["RS256", "ES256"],
     }

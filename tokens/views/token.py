@@ -25,7 +25,10 @@ from tokens.views.common import (
 log = logging.getLogger(__name__)
 
 
-@method_decorator(sensitive_post_parameters("client_secret", "subject_token", "actor_token"), name="dispatch")
+@method_decorator(
+    sensitive_post_parameters("client_secret", "client_assertion", "subject_token", "actor_token"),
+    name="dispatch",
+)
 class TokenView(OAuthEndpointView, DOTTokenView):
     """Issue an RFC 9068 JWT access token to an authenticated M2M application.
 

@@ -1,4 +1,4 @@
-"""`manage.py create_m2m_app`: create an M2M application and print its client secret once."""
+"""`manage.py create_m2m_app`: create an M2M application; print its secret once, or register its key."""
 
 from __future__ import annotations
 
@@ -23,6 +23,11 @@ class Command(BaseCommand):
         )
         parser.add_argument("--audiences", default="", help="Space-separated extra audiences (RFC 8707).")
         parser.add_argument("--token-lifetime", type=int, default=900, help="Seconds, 300 to 86400.")
+        parser.add_argument(
+            "--public-key-file",
+            metavar="PATH",
+            help="Use private_key_jwt instead of a secret: the public key (PEM or JWK) to register.",
+        )
         parser.add_argument("--json", action="store_true", help="Print one JSON object.")
 
     def handle(self, *args, **options):
@@ -32,6 +37,13 @@ class Command(BaseCommand):
         owner = User.objects.filter(email__iexact=options["owner"]).first()
         if owner is None:
             raise CommandError(f"No user with email {options['owner']!r}.")
+        public_key = ""
+        if options["public_key_file"]:
+            try:
+                with open(options["public_key_file"], encoding="utf-8") as handle:
+                    public_key = handle.read()
+            except (OSError, UnicodeDecodeError) as exc:
+                raise CommandError(f"Cannot read {options['public_key_file']!r}: {exc}") from None
         try:
             application, secret = m2m_app_create(
                 organization=organization,
@@ -41,6 +53,8 @@ class Command(BaseCommand):
                 scopes=options["scopes"].split(),
                 audiences=options["audiences"].split(),
                 token_lifetime=options["token_lifetime"],
+                auth_method="private_key_jwt" if options["public_key_file"] else "client_secret_basic",
+                public_key=public_key,
             )
         except ValidationError as exc:
             raise CommandError(" ".join(exc.messages)) from None
@@ -51,11 +65,21 @@ class Command(BaseCommand):
             "organization": organization.slug,
             "scopes": sorted(application.allowed_scopes.values_list("name", flat=True)),
             "token_lifetime": application.token_lifetime,
+            "token_endpoint_auth_method": application.token_endpoint_auth_method,
         }
+        if secret is None:
+            # A private_key_jwt application has no secret at all.
+            del result["client_secret"]
+            key = application.public_keys.get()
+            result.update(public_key_kid=key.kid, public_key_alg=key.algorithm)
         if options["json"]:
             self.stdout.write(json.dumps(result))
             return
         self.stdout.write(f"Created M2M application {application.name} (id {application.pk}).")
         self.stdout.write(f"client_id:     {application.client_id}")
+        if secret is None:
+            self.stdout.write(f"public key:    {result['public_key_kid']} ({result['public_key_alg']})")
+            self.stdout.write("It authenticates with private_key_jwt: no secret exists.")
+            return
         self.stdout.write(f"client_secret: {secret}")
         self.stdout.write("The secret is shown only now; store it safely.")
