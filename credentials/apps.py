@@ -12,5 +12,9 @@ class CredentialsConfig(AppConfig):
         from credentials import schema  # noqa: F401
         from credentials.governance.registry import register
         from credentials.services import governed_kind
+        from credentials.webhooks.events import on_audit_event
+        from portal.services.audit import audit_listener_register
 
         register(governed_kind())
+        # Lifecycle webhooks are derived from audit events, in the same transaction.
+        audit_listener_register("credentials.webhooks", on_audit_event)

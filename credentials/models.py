@@ -22,6 +22,10 @@ from credentials.governance.models import (  # noqa: F401 - the governance model
     PendingApproval,
     status_constraints,
 )
+from credentials.webhooks.models import (  # noqa: F401 - the webhook models live in this app
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from portal.models import ExpiringModel, Organization, TimestampedModel
 
 scope_name_validator = RegexValidator(
