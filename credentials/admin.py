@@ -12,6 +12,7 @@ from credentials.governance.admin import GovernanceQueueFilter, GovernedCredenti
 from credentials.models import ApiKey, ApiKeyStatus, Scope
 from credentials.selectors import organization_members
 from credentials.services import api_key_revoke, api_key_update
+from credentials.webhooks import admin as webhooks_admin  # noqa: F401 - registers the webhook admin
 
 
 @admin.register(Scope)

@@ -23,6 +23,7 @@ dashboard_patterns = [
 
 urlpatterns = [
     path("orgs/<slug:org_slug>/api-keys/", include(dashboard_patterns)),
+    path("orgs/<slug:org_slug>/webhooks/", include("credentials.webhooks.urls")),
     path("api/v1/orgs/<slug:org_slug>/", include(router.urls)),
     path("api/v1/keys/verify", api.ApiKeyVerifyView.as_view(), name="api-keys-verify"),
     path("", include("credentials.governance.urls")),

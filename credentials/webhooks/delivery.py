@@ -108,7 +108,9 @@ def post(url: str, body: bytes, headers: dict[str, str]) -> Outcome:
         connection.request("POST", destination.path, body=body, headers=headers)
         response = connection.getresponse()
         excerpt = response.read(EXCERPT_BYTES).decode("utf-8", "replace")
-        return Outcome(response.status, "" if 200 <= response.status < 300 else f"HTTP {response.status}", excerpt)
+        return Outcome(
+            response.status, "" if 200 <= response.status < 300 else f"HTTP {response.status}", excerpt
+        )
     except TimeoutError:
         return Outcome(None, "Timed out")
     except ConnectionRefusedError:
@@ -141,7 +143,9 @@ def deliveries_claim(*, batch_size: int, now: datetime | None = None) -> list[We
                 next_attempt_at=now + timedelta(seconds=_lease_seconds(batch_size))
             )
     return list(
-        WebhookDelivery.objects.filter(pk__in=ids).select_related("endpoint").order_by("next_attempt_at", "id")
+        WebhookDelivery.objects.filter(pk__in=ids)
+        .select_related("endpoint")
+        .order_by("next_attempt_at", "id")
     )
 
 

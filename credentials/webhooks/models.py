@@ -38,7 +38,10 @@ class WebhookEndpoint(TimestampedModel):
     """
 
     organization = models.ForeignKey(
-        Organization, on_delete=models.CASCADE, related_name="webhook_endpoints", verbose_name=_("organisation")
+        Organization,
+        on_delete=models.CASCADE,
+        related_name="webhook_endpoints",
+        verbose_name=_("organisation"),
     )
     url = models.URLField(_("URL"), max_length=500)
     description = models.CharField(_("description"), max_length=200, blank=True)
@@ -53,9 +56,7 @@ class WebhookEndpoint(TimestampedModel):
     previous_secret_ciphertext = models.BinaryField(
         _("encrypted previous secret"), null=True, blank=True, editable=False
     )
-    previous_secret_expires_at = models.DateTimeField(
-        _("previous secret signs until"), null=True, blank=True
-    )
+    previous_secret_expires_at = models.DateTimeField(_("previous secret signs until"), null=True, blank=True)
     secret_rotated_at = models.DateTimeField(_("secret rotated"), null=True, blank=True)
     created_by = models.ForeignKey(
         "portal.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"

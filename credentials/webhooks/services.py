@@ -196,7 +196,7 @@ def webhook_endpoint_ping(*, endpoint: WebhookEndpoint, actor: User | None) -> W
 
 @transaction.atomic
 def webhook_delivery_retry(*, delivery: WebhookDelivery, actor: User | None) -> WebhookDelivery:
-    """Send a failed or dead delivery again at the next run of the sender (one more attempt for a dead one)."""
+    """Send a failed or dead delivery again at the sender's next run (a dead one gets one more attempt)."""
     delivery = (
         WebhookDelivery.objects.select_for_update(of=("self",))
         .select_related("endpoint__organization")
