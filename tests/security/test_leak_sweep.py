@@ -25,15 +25,19 @@ from django.test import Client
 from django.urls import reverse
 
 from credentials.models import ApiKey
+from credentials.services import api_key_create
+from credentials.webhooks.models import WebhookEndpoint
 from portal.models import Invitation
 from tests.factories import UserFactory
 from tests.tokens.conftest import basic
 from tests.tokens.test_leaks import _private_material
+from tests.webhooks.conftest import Receiver
 from tokens.models import M2MApplication
 
 API_KEY_RE = re.compile(r"ipk_(?:live|test)_[0-9A-Za-z]{50}")
 CLIENT_SECRET_RE = re.compile(r"ips_[0-9A-Za-z]{20,}")
 INVITATION_LINK_RE = re.compile(r"/invitations/([A-Za-z0-9_-]{40,})/")
+WEBHOOK_SECRET_RE = re.compile(r"whsec_[0-9A-Za-z]{40}")
 SUBMISSION_RE = re.compile(r'name="submission" value="([^"]+)"')
 
 
@@ -349,6 +353,60 @@ def test_no_secret_anywhere_but_its_own_reveal(caplog, settings, organization, o
         record("invitation reused", Client().get(link))
         record("members page", browser.get(reverse("org-members", args=["acme"])))
 
+        # --- Webhook signing secrets: dashboard create and rotate, deliveries ------------------
+        settings.PORTAL_WEBHOOK_ALLOW_INSECURE_LOCALHOST = True
+        hook_receiver = Receiver()
+        hook_receiver.thread.start()
+        try:
+            hooks_url = reverse("org-webhook-create", args=["acme"])
+            token = SUBMISSION_RE.search(record("dash hook form", browser.get(hooks_url)).content.decode())
+            response = record(
+                "dash hook create",
+                browser.post(hooks_url, {"url": hook_receiver.url, "event_types": ["created", "revoked"],
+                                         "submission": token.group(1)}),
+            )  # fmt: skip
+            hook_secret = WEBHOOK_SECRET_RE.search(response.content.decode()).group(0)
+            sweep.issued(hook_secret, revealed_by="dash hook create", fragments=[hook_secret[10:]])
+            endpoint = WebhookEndpoint.objects.get(url=hook_receiver.url)
+            rotate_url = reverse("org-webhook-rotate", args=["acme", endpoint.pk])
+            token = SUBMISSION_RE.search(
+                record("dash hook rotate form", browser.get(rotate_url)).content.decode()
+            )
+            response = record(
+                "dash hook rotate",
+                browser.post(rotate_url, {"overlap_hours": "24", "submission": token.group(1)}),
+            )
+            rotated_hook_secret = WEBHOOK_SECRET_RE.search(response.content.decode()).group(0)
+            sweep.issued(
+                rotated_hook_secret, revealed_by="dash hook rotate", fragments=[rotated_hook_secret[10:]]
+            )
+            record(
+                "dash hook ping",
+                browser.post(reverse("org-webhook-ping", args=["acme", endpoint.pk]), follow=True),
+            )
+            api_key_create(organization=organization, name="hooked", owner=owner, scopes=[], actor=owner)
+            hook_receiver.statuses.append(500)
+            out = io.StringIO()
+            call_command("deliver_webhooks", "--once", stdout=out)
+            record("cli deliver webhooks", out.getvalue().encode())
+            for delivery in endpoint.deliveries.exclude(state="succeeded"):
+                record(
+                    "dash hook retry",
+                    browser.post(
+                        reverse("org-webhook-delivery-retry", args=["acme", endpoint.pk, delivery.pk]),
+                        follow=True,
+                    ),
+                )
+            call_command("deliver_webhooks", "--once", stdout=out)
+            for received in hook_receiver.received:  # what went over the wire: signatures, never the secret
+                record("webhook request", json.dumps(received.headers).encode() + received.body)
+            assert len(hook_receiver.received) == 3
+            record("dash hook detail", browser.get(reverse("org-webhook-detail", args=["acme", endpoint.pk])))
+            record("dash hook list", browser.get(reverse("org-webhooks", args=["acme"])))
+        finally:
+            hook_receiver.server.shutdown()
+            hook_receiver.server.server_close()
+
         # --- Staff views and the audit log -------------------------------------------------
         staff = Client()
         staff.force_login(UserFactory(email="staff@portal.test", is_staff=True, is_superuser=True))
@@ -359,10 +417,15 @@ def test_no_secret_anywhere_but_its_own_reveal(caplog, settings, organization, o
             "tokens_signingkey",
             "portal_invitation",
             "portal_auditevent",
+            "credentials_webhookendpoint",
+            "credentials_webhookdelivery",
         ):
             record(f"admin {model}", staff.get(reverse(f"admin:{model}_changelist")))
         for key_row in ApiKey.objects.all():
             record("admin key", staff.get(reverse("admin:credentials_apikey_change", args=[key_row.pk])))
+        record(
+            "admin hook", staff.get(reverse("admin:credentials_webhookendpoint_change", args=[endpoint.pk]))
+        )
         record("audit page", browser.get(reverse("org-audit", args=["acme"])))
     finally:
         connection.force_debug_cursor = False
@@ -390,3 +453,4 @@ def test_no_secret_anywhere_but_its_own_reveal(caplog, settings, organization, o
         assert fragment not in logs and fragment not in dump
         assert not [label for label, body in sweep.responses if fragment.encode() in body]
     assert kinds == {"ipk_": 5, "ips_": 4, "eyJ": 16}, kinds
+    assert len([s for s in sweep.revealed_by if s.startswith("whsec_")]) == 2
