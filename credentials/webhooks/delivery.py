@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from cryptography.fernet import InvalidToken
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -154,14 +155,20 @@ def delivery_send(delivery: WebhookDelivery) -> WebhookDelivery:
     endpoint = delivery.endpoint
     body = body_of(delivery)
     timestamp = int(time.time())
+    try:
+        secrets = signing_secrets(endpoint, timezone.now())
+    except InvalidToken:
+        # The encryption key changed and the secret was not re-encrypted (docs/operations.md).
+        logger.error("Webhook endpoint %s: its signing secret cannot be decrypted", endpoint.pk)
+        return delivery_record(
+            delivery=delivery, outcome=Outcome(None, "The signing secret cannot be decrypted; rotate it.")
+        )
     headers = {
         "Content-Type": "application/json",
         "User-Agent": USER_AGENT,
         signing.ID_HEADER: str(delivery.event_id),
         signing.TIMESTAMP_HEADER: str(timestamp),
-        signing.SIGNATURE_HEADER: signing.signature_header(
-            signing_secrets(endpoint, timezone.now()), timestamp, body
-        ),
+        signing.SIGNATURE_HEADER: signing.signature_header(secrets, timestamp, body),
         "Portal-Webhook-Event": delivery.event_type,
     }
     outcome = post(endpoint.url, body, headers)
@@ -210,6 +217,12 @@ def deliveries_drain(*, batch_size: int = 20, limit: int | None = None) -> dict[
         if not batch:
             break
         for delivery in batch:
-            counts[delivery_send(delivery).state] += 1
+            try:
+                delivery = delivery_send(delivery)
+            except Exception:  # one broken row must not stop the others; its lease ends, it is retried
+                logger.exception("Webhook delivery %s failed unexpectedly", delivery.pk)
+                counts[DeliveryState.FAILED] += 1
+            else:
+                counts[delivery.state] += 1
             sent += 1
     return counts

@@ -214,3 +214,28 @@ def webhook_delivery_retry(*, delivery: WebhookDelivery, actor: User | None) -> 
         {"event_id": str(delivery.event_id), "event": delivery.event_type, "attempts": delivery.attempts},
     )
     return delivery
+
+
+@transaction.atomic
+def webhook_secrets_reencrypt(*, actor: User | None) -> int:
+    """Re-encrypt every endpoint secret under the current encryption key; return how many changed.
+
+    Run after changing PORTAL_SIGNING_KEY_ENCRYPTION_KEY (the old key listed in
+    PORTAL_OLD_SIGNING_KEY_ENCRYPTION_KEY), before removing the old key. All or nothing.
+    """
+    changed = []
+    for endpoint in WebhookEndpoint.objects.select_for_update().order_by("pk"):
+        fields = {"secret_ciphertext": signing.reencrypt(endpoint.secret_ciphertext)}
+        if endpoint.previous_secret_ciphertext:
+            fields["previous_secret_ciphertext"] = signing.reencrypt(endpoint.previous_secret_ciphertext)
+        WebhookEndpoint.objects.filter(pk=endpoint.pk).update(**fields)
+        changed.append(endpoint.pk)
+    if changed:
+        audit_log(
+            action="credentials.webhook.secrets_reencrypted",
+            actor=actor,
+            organization=None,
+            target_label=f"{len(changed)} webhook endpoint(s)",
+            extra={"endpoint_ids": changed},
+        )
+    return len(changed)

@@ -130,3 +130,8 @@ def encrypt_secret(secret: str) -> bytes:
 def decrypt_secret(ciphertext: bytes | memoryview) -> str:
     """Return the plaintext of a stored secret (only the sender calls this)."""
     return _fernet().decrypt(bytes(ciphertext)).decode()
+
+
+def reencrypt(ciphertext: bytes | memoryview) -> bytes:
+    """Return the ciphertext re-encrypted under the current key (it may be under an old one)."""
+    return _fernet().rotate(bytes(ciphertext))

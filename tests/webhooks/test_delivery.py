@@ -223,3 +223,27 @@ def test_concurrent_senders_deliver_each_event_once(
     assert len(set(sent)) == 30  # each (event, endpoint) delivered once
     assert set(WebhookDelivery.objects.values_list("state", flat=True)) == {"succeeded"}
     assert WebhookDelivery.objects.filter(attempts=1).count() == 30
+
+
+def test_changing_the_encryption_key_then_reencrypting(settings, owner, receiver, make_endpoint):
+    from cryptography.fernet import Fernet
+    from django.core.management import call_command
+
+    endpoint, secret = make_endpoint()
+    old_key = settings.PORTAL_SIGNING_KEY_ENCRYPTION_KEY
+    settings.PORTAL_SIGNING_KEY_ENCRYPTION_KEY = Fernet.generate_key().decode()
+    # Without the old key listed, the secret cannot be read: the delivery fails, the sender goes on.
+    settings.PORTAL_OLD_SIGNING_KEY_ENCRYPTION_KEYS = []
+    delivery = webhook_endpoint_ping(endpoint=endpoint, actor=owner)
+    assert "will retry 1" in deliver()
+    delivery.refresh_from_db()
+    assert delivery.last_error == "The signing secret cannot be decrypted; rotate it."
+    assert receiver.received == []
+    # With the old key listed, re-encrypt; afterwards the old key is no longer needed.
+    settings.PORTAL_OLD_SIGNING_KEY_ENCRYPTION_KEYS = [old_key]
+    call_command("reencrypt_webhook_secrets")
+    settings.PORTAL_OLD_SIGNING_KEY_ENCRYPTION_KEYS = []
+    _make_due(delivery)
+    deliver()
+    (payload,) = receiver.verified(secret)
+    assert payload["type"] == "webhook.ping"
