@@ -15,6 +15,7 @@ import random
 import socket
 import ssl
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -208,15 +209,23 @@ def delivery_record(*, delivery: WebhookDelivery, outcome: Outcome) -> WebhookDe
     return delivery
 
 
-def deliveries_drain(*, batch_size: int = 20, limit: int | None = None) -> dict[str, int]:
-    """Send every delivery due now, batch by batch; return how many ended in each state."""
+def deliveries_drain(
+    *, batch_size: int = 20, limit: int | None = None, stop: Callable[[], bool] = lambda: False
+) -> dict[str, int]:
+    """Send every delivery due now, batch by batch; return how many ended in each state.
+
+    `stop` is asked before each request: a sender told to shut down leaves the rest of its
+    batch, which goes out when the lease ends.
+    """
     counts = {state: 0 for state in DeliveryState.values}
     sent = 0
-    while limit is None or sent < limit:
+    while (limit is None or sent < limit) and not stop():
         batch = deliveries_claim(batch_size=batch_size if limit is None else min(batch_size, limit - sent))
         if not batch:
             break
         for delivery in batch:
+            if stop():
+                break
             try:
                 delivery = delivery_send(delivery)
             except Exception:  # one broken row must not stop the others; its lease ends, it is retried

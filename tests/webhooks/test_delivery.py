@@ -247,3 +247,26 @@ def test_changing_the_encryption_key_then_reencrypting(settings, owner, receiver
     deliver()
     (payload,) = receiver.verified(secret)
     assert payload["type"] == "webhook.ping"
+
+
+def test_a_stopping_sender_leaves_the_rest_for_later(owner, receiver, make_endpoint):
+    endpoint, _secret = make_endpoint()
+    for _ in range(3):
+        webhook_endpoint_ping(endpoint=endpoint, actor=owner)
+    calls = []
+    counts = deliveries_drain(batch_size=3, stop=lambda: calls.append(1) or len(calls) > 2)
+    assert counts["succeeded"] == 1 and len(receiver.received) == 1
+    # The two claimed but unsent rows are leased, then due again.
+    assert WebhookDelivery.objects.filter(state="pending", attempts=0).count() == 2
+    WebhookDelivery.objects.filter(state="pending").update(next_attempt_at=timezone.now())
+    deliver()
+    assert len(receiver.received) == 3
+
+
+def test_the_command_refuses_bad_options():
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError):
+        call_command("deliver_webhooks", "--batch-size", "0")
+    with pytest.raises(CommandError):
+        call_command("deliver_webhooks", "--once", "--loop")

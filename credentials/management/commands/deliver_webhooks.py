@@ -38,7 +38,7 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         while not stopping:
-            counts = deliveries_drain(batch_size=options["batch_size"])
+            counts = deliveries_drain(batch_size=options["batch_size"], stop=lambda: bool(stopping))
             if any(counts.values()):
                 self._report(counts)
             slept = 0.0
