@@ -8,12 +8,14 @@ the lease ends: delivery is at least once, and receivers deduplicate on `Portal-
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import logging
 import random
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -96,23 +98,37 @@ class _PinnedHTTPSConnection(http.client.HTTPSConnection):
 
 
 def post(url: str, body: bytes, headers: dict[str, str]) -> Outcome:
-    """POST `body` to `url` once: no redirects followed, short timeouts, a short excerpt kept."""
+    """POST `body` to `url` once: no redirects followed, short timeouts, a short excerpt kept.
+
+    The timeout bounds the connection and each read; a watchdog also bounds the whole
+    exchange (3 × the timeout), so a receiver dripping a byte at a time cannot hold the sender.
+    """
     try:
         destination = parse_url(url)
         address = resolve(destination)
     except ValidationError as exc:
         return Outcome(None, f"Refused destination: {' '.join(exc.messages)}"[:300])
+    timeout = settings.PORTAL_WEBHOOK_TIMEOUT_SECONDS
     connection_class = _PinnedHTTPSConnection if destination.scheme == "https" else _PinnedHTTPConnection
-    connection = connection_class(
-        destination.host, destination.port, address=address, timeout=settings.PORTAL_WEBHOOK_TIMEOUT_SECONDS
-    )
+    connection = connection_class(destination.host, destination.port, address=address, timeout=timeout)
+    expired = threading.Event()
+
+    def cut() -> None:
+        expired.set()
+        sock = connection.sock
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    watchdog = threading.Timer(3 * timeout, cut)
+    watchdog.daemon = True
+    watchdog.start()
     try:
         connection.request("POST", destination.path, body=body, headers=headers)
         response = connection.getresponse()
         excerpt = response.read(EXCERPT_BYTES).decode("utf-8", "replace")
-        return Outcome(
-            response.status, "" if 200 <= response.status < 300 else f"HTTP {response.status}", excerpt
-        )
+        status = response.status
+        return Outcome(status, "" if 200 <= status < 300 else f"HTTP {status}", excerpt)
     except TimeoutError:
         return Outcome(None, "Timed out")
     except ConnectionRefusedError:
@@ -120,8 +136,11 @@ def post(url: str, body: bytes, headers: dict[str, str]) -> Outcome:
     except ssl.SSLError as exc:
         return Outcome(None, f"TLS error: {exc.reason or type(exc).__name__}"[:300])
     except (OSError, http.client.HTTPException) as exc:
+        if expired.is_set():
+            return Outcome(None, "Timed out")
         return Outcome(None, f"Connection error: {type(exc).__name__}")
     finally:
+        watchdog.cancel()
         connection.close()
 
 

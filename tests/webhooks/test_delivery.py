@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -270,3 +271,32 @@ def test_the_command_refuses_bad_options():
         call_command("deliver_webhooks", "--batch-size", "0")
     with pytest.raises(CommandError):
         call_command("deliver_webhooks", "--once", "--loop")
+
+
+def test_a_receiver_dripping_bytes_is_cut_off(owner, make_endpoint):
+    # Each byte arrives within the per-read timeout (1 s), but the whole answer would take 20 s.
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    port = listener.getsockname()[1]
+
+    def drip():
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            try:
+                for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 40:
+                    conn.sendall(bytes([byte]))
+                    time.sleep(0.5)
+            except OSError:
+                pass
+
+    thread = threading.Thread(target=drip, daemon=True)
+    thread.start()
+    _endpoint, _secret, delivery = _ping(lambda: make_endpoint(url=f"http://127.0.0.1:{port}/hook"), owner)
+    started = time.monotonic()
+    deliver()
+    assert time.monotonic() - started < 6  # 3 × PORTAL_WEBHOOK_TIMEOUT_SECONDS, plus slack
+    delivery.refresh_from_db()
+    assert (delivery.state, delivery.last_error) == ("failed", "Timed out")
+    listener.close()
