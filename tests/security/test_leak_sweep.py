@@ -402,6 +402,8 @@ def test_no_secret_anywhere_but_its_own_reveal(caplog, settings, organization, o
                 record("webhook request", json.dumps(received.headers).encode() + received.body)
             assert len(hook_receiver.received) == 3
             record("dash hook detail", browser.get(reverse("org-webhook-detail", args=["acme", endpoint.pk])))
+            for leaked in (hook_secret, rotated_hook_secret):  # pasted into a URL by mistake
+                record("hook secret in unknown url 404", Client().get(f"/no-such-page/{leaked}"))
             record("dash hook list", browser.get(reverse("org-webhooks", args=["acme"])))
         finally:
             hook_receiver.server.shutdown()
