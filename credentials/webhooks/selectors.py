@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
 
 from credentials.webhooks.models import DeliveryState, WebhookDelivery, WebhookEndpoint
 from portal.models import Organization
@@ -46,4 +49,20 @@ def webhook_delivery_get(organization: Organization, endpoint_id: int, delivery_
     """Return one delivery of one of the organisation's endpoints or raise WebhookDelivery.DoesNotExist."""
     return WebhookDelivery.objects.select_related("endpoint__organization").get(
         pk=delivery_id, endpoint_id=endpoint_id, endpoint__organization=organization
+    )
+
+
+def failing_webhook_endpoint_count(
+    organization: Organization, *, within: timedelta = timedelta(days=7)
+) -> int:
+    """Return how many active endpoints have a delivery that failed or was given up recently (one query)."""
+    return (
+        WebhookEndpoint.objects.filter(
+            organization=organization,
+            active=True,
+            deliveries__state__in=[DeliveryState.FAILED, DeliveryState.DEAD],
+            deliveries__last_attempt_at__gte=timezone.now() - within,
+        )
+        .distinct()
+        .count()
     )

@@ -202,3 +202,21 @@ def test_the_admin_shows_no_secret(client, owner, make_endpoint, receiver):
         body = response.content.decode()
         assert secret not in body and secret[10:] not in body and "ciphertext" not in body
     assert client.get(reverse("admin:credentials_webhookendpoint_add")).status_code == 403
+
+
+def test_the_organisation_page_warns_managers_of_failing_deliveries(
+    owner_client, member_client, owner, receiver, make_endpoint
+):
+    endpoint, _ = make_endpoint()
+    webhook_endpoint_ping(endpoint=endpoint, actor=owner)
+    assert b"Webhook deliveries are failing" not in owner_client.get(_url("org-home")).content
+    receiver.statuses.append(500)
+    deliver()
+    page = owner_client.get(_url("org-home")).content.decode()
+    assert "Webhook deliveries are failing for 1 endpoint" in page and _url("org-webhooks") in page
+    assert "Webhook deliveries are failing" not in member_client.get(_url("org-home")).content.decode()
+    owner_client.post(
+        _url("org-webhook-delivery-retry", endpoint_id=endpoint.pk, delivery_id=endpoint.deliveries.get().pk)
+    )
+    deliver()
+    assert b"Webhook deliveries are failing" not in owner_client.get(_url("org-home")).content
