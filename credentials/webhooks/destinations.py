@@ -37,8 +37,15 @@ def _insecure_localhost_allowed() -> bool:
 
 def parse_url(url: str) -> Destination:
     """Check a webhook URL's shape; return its parts or raise ValidationError (no DNS lookup)."""
+    url = (url or "").strip()
+    if not url.isascii() or any(c.isspace() or not c.isprintable() for c in url):
+        raise ValidationError(
+            "Use a URL without spaces or other special characters (percent-encode them; punycode for "
+            "the host name).",
+            code="invalid",
+        )
     try:
-        parts = urlsplit((url or "").strip())
+        parts = urlsplit(url)
         port = parts.port
     except ValueError:
         raise ValidationError("Enter a valid URL.", code="invalid") from None

@@ -23,7 +23,7 @@ def production(settings):
         ("ftp://hooks.example.com/x", "scheme"),
         ("javascript:alert(1)", "scheme"),
         ("hooks.example.com/x", "scheme"),
-        ("not a url", "scheme"),
+        ("not a url", "invalid"),
         ("", "scheme"),
         ("https://user:pass@hooks.example.com/x", "userinfo"),
         ("https://token@hooks.example.com/x", "userinfo"),
@@ -40,6 +40,11 @@ def production(settings):
         ("https://0.0.0.0/x", "private"),
         ("http://127.0.0.1:8080/x", "scheme"),
         ("http://localhost/x", "scheme"),
+        ("https://hooks.example.com/a b", "invalid"),
+        ("https://hooks.example.com/x\r\nX-Injected: 1", "invalid"),
+        ("https://hooks.example.com/\x00", "invalid"),
+        ("https://bücher.example/x", "invalid"),
+        ("https://hooks.example.com/café", "invalid"),
     ],
 )
 def test_refused_urls(production, url, code):
