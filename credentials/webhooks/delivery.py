@@ -247,9 +247,13 @@ def deliveries_drain(
                 break
             try:
                 delivery = delivery_send(delivery)
-            except Exception:  # one broken row must not stop the others; its lease ends, it is retried
+            except Exception:  # one broken row must not stop the others
                 logger.exception("Webhook delivery %s failed unexpectedly", delivery.pk)
-                counts[DeliveryState.FAILED] += 1
+                try:  # count the attempt, so a row that always breaks ends as "gave up"
+                    delivery = delivery_record(delivery=delivery, outcome=Outcome(None, "Internal error"))
+                    counts[delivery.state] += 1
+                except Exception:  # noqa: BLE001 - e.g. the database is gone; the lease ends, it is retried
+                    counts[DeliveryState.FAILED] += 1
             else:
                 counts[delivery.state] += 1
             sent += 1

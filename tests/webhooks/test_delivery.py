@@ -300,3 +300,17 @@ def test_a_receiver_dripping_bytes_is_cut_off(owner, make_endpoint):
     delivery.refresh_from_db()
     assert (delivery.state, delivery.last_error) == ("failed", "Timed out")
     listener.close()
+
+
+def test_an_unexpected_error_is_counted_and_the_others_go_out(owner, receiver, make_endpoint):
+    broken, _ = make_endpoint()
+    healthy, secret = make_endpoint()
+    bad = webhook_endpoint_ping(endpoint=broken, actor=owner)
+    webhook_endpoint_ping(endpoint=healthy, actor=owner)
+    # A row the sender cannot turn into a request (a header value http.client refuses), written
+    # around the service: it stands for any bug in one row.
+    WebhookDelivery.objects.filter(pk=bad.pk).update(event_type="webhook.ping\r\nX-Injected: 1")
+    deliver()
+    bad.refresh_from_db()
+    assert (bad.state, bad.attempts, bad.last_error) == ("failed", 1, "Internal error")
+    assert len(receiver.verified(secret)) == 1
