@@ -7,9 +7,11 @@ from rest_framework.routers import SimpleRouter
 
 from credentials import api, views
 from credentials.governance.urls import credential_patterns
+from credentials.webhooks.api import WebhookEndpointViewSet
 
 router = SimpleRouter()
 router.register("api-keys", api.ApiKeyViewSet, basename="api-org-api-key")
+router.register("webhooks", WebhookEndpointViewSet, basename="api-org-webhook")
 
 dashboard_patterns = [
     path("", views.api_key_list, name="org-api-keys"),
