@@ -13,6 +13,7 @@ from credentials.leaks import admin as _leaks_admin  # noqa: F401 - registers th
 from credentials.models import ApiKey, ApiKeyStatus, Scope
 from credentials.selectors import organization_members
 from credentials.services import api_key_revoke, api_key_update
+from credentials.webhooks import admin as webhooks_admin  # noqa: F401 - registers the webhook admin
 
 
 @admin.register(Scope)

@@ -13,5 +13,9 @@ class CredentialsConfig(AppConfig):
         from credentials.governance.registry import register
         from credentials.leaks import checks  # noqa: F401 - registers the public keys check
         from credentials.services import governed_kind
+        from credentials.webhooks.events import on_audit_event
+        from portal.services.audit import audit_listener_register
 
         register(governed_kind())
+        # Lifecycle webhooks are derived from audit events, in the same transaction.
+        audit_listener_register("credentials.webhooks", on_audit_event)

@@ -23,6 +23,10 @@ from credentials.governance.models import (  # noqa: F401 - the governance model
     status_constraints,
 )
 from credentials.leaks.models import LeakReport  # noqa: F401 - the leak reports live in this app
+from credentials.webhooks.models import (  # noqa: F401 - the webhook models live in this app
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from portal.models import ExpiringModel, Organization, TimestampedModel
 
 scope_name_validator = RegexValidator(

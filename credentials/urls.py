@@ -7,9 +7,11 @@ from rest_framework.routers import SimpleRouter
 
 from credentials import api, views
 from credentials.governance.urls import credential_patterns
+from credentials.webhooks.api import WebhookEndpointViewSet
 
 router = SimpleRouter()
 router.register("api-keys", api.ApiKeyViewSet, basename="api-org-api-key")
+router.register("webhooks", WebhookEndpointViewSet, basename="api-org-webhook")
 
 dashboard_patterns = [
     path("", views.api_key_list, name="org-api-keys"),
@@ -23,6 +25,7 @@ dashboard_patterns = [
 
 urlpatterns = [
     path("orgs/<slug:org_slug>/api-keys/", include(dashboard_patterns)),
+    path("orgs/<slug:org_slug>/webhooks/", include("credentials.webhooks.urls")),
     path("api/v1/orgs/<slug:org_slug>/", include(router.urls)),
     path("api/v1/keys/verify", api.ApiKeyVerifyView.as_view(), name="api-keys-verify"),
     path("", include("credentials.governance.urls")),

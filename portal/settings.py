@@ -245,6 +245,14 @@ PORTAL_API_KEY_ENVIRONMENT = env.str("PORTAL_API_KEY_ENVIRONMENT", default="live
 PORTAL_SECRET_SCANNING_PUBLIC_KEYS = env.str("PORTAL_SECRET_SCANNING_PUBLIC_KEYS", default="")
 PORTAL_SECRET_SCANNING_PUBLIC_KEYS_FILE = env.str("PORTAL_SECRET_SCANNING_PUBLIC_KEYS_FILE", default="")
 
+# --- Lifecycle webhooks (credentials.webhooks, docs/webhooks.md) ------------------------------
+# http:// and loopback destinations for localhost/127.0.0.1/[::1] only: development and tests.
+PORTAL_WEBHOOK_ALLOW_INSECURE_LOCALHOST = env.bool("PORTAL_WEBHOOK_ALLOW_INSECURE_LOCALHOST", default=DEBUG)
+PORTAL_WEBHOOK_TIMEOUT_SECONDS = env.int("PORTAL_WEBHOOK_TIMEOUT_SECONDS", default=5)
+PORTAL_WEBHOOK_MAX_ATTEMPTS = env.int("PORTAL_WEBHOOK_MAX_ATTEMPTS", default=12)
+PORTAL_WEBHOOK_RETRY_BASE_SECONDS = env.int("PORTAL_WEBHOOK_RETRY_BASE_SECONDS", default=30)
+PORTAL_WEBHOOK_RETRY_MAX_SECONDS = env.int("PORTAL_WEBHOOK_RETRY_MAX_SECONDS", default=6 * 60 * 60)
+
 # --- OAuth 2.0 M2M (tokens app) -------------------------------------------------------------
 # The application model is swapped before the first migration (tokens 0001 runs before
 # oauth2_provider 0001). Client secrets live in tokens.ClientSecret as keyed digests; access

@@ -130,6 +130,33 @@ def _request_id(organization: Organization, user: User) -> int:
     return request.pk
 
 
+def _webhook_endpoint(organization: Organization, user: User):
+    from credentials.webhooks.models import WebhookEndpoint
+    from credentials.webhooks.services import webhook_endpoint_create
+
+    endpoint = WebhookEndpoint.objects.filter(organization=organization).order_by("pk").first()
+    if endpoint is None:
+        endpoint, _secret = webhook_endpoint_create(
+            organization=organization,
+            url=f"https://hooks.{organization.slug}.example/portal",
+            event_types=["created"],
+            actor=user,
+        )
+    return endpoint
+
+
+def _endpoint_id(organization: Organization, user: User) -> int:
+    return _webhook_endpoint(organization, user).pk
+
+
+def _delivery_id(organization: Organization, user: User) -> int:
+    from credentials.webhooks.services import webhook_endpoint_ping
+
+    endpoint = _webhook_endpoint(organization, user)
+    delivery = endpoint.deliveries.first() or webhook_endpoint_ping(endpoint=endpoint, actor=user)
+    return delivery.pk
+
+
 URL_KWARG_FACTORIES: dict[str, KwargFactory] = {
     "key_id": _api_key_id,
     "member_id": _member_id,
@@ -138,6 +165,8 @@ URL_KWARG_FACTORIES: dict[str, KwargFactory] = {
     "secret_id": _secret_id,
     "public_key_id": _public_key_id,
     "request_id": _request_id,
+    "endpoint_id": _endpoint_id,
+    "delivery_id": _delivery_id,
 }
 
 URL_KWARG_OVERRIDES: dict[tuple[str, str], KwargFactory] = {

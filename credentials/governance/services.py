@@ -746,4 +746,18 @@ def credential_notices_send(*, now: datetime | None = None) -> int:
                         context={"when": period},
                     ):
                         sent += 1
+                        if notice_type.startswith("expiring"):
+                            _expiring_webhook(credential, notice_type, period)
     return sent
+
+
+def _expiring_webhook(credential, notice_type: str, expires_at: datetime) -> None:
+    """Queue the `credential.expiring` webhook with its notice (no audit event exists for it)."""
+    from credentials.webhooks.events import webhook_event_emit
+
+    webhook_event_emit(
+        event="expiring",
+        credential=credential,
+        actor=None,
+        extra={"expires_at": expires_at.isoformat(), "notice": notice_type},
+    )

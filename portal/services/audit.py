@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.db import models
 
 from portal.middleware import current_request_context
 from portal.models import AuditEvent, Organization, User
+
+#: Called as `listener(event, target)` right after each audit row is written, inside the same
+#: transaction (a rollback undoes whatever they write too). Apps register theirs from
+#: AppConfig.ready, so `portal` never imports them (credentials.webhooks derives its events here).
+AuditListener = Callable[[AuditEvent, models.Model | None], None]
+_LISTENERS: dict[str, AuditListener] = {}
+
+
+def audit_listener_register(name: str, listener: AuditListener) -> None:
+    """Register (or replace) a listener called for every audit event written."""
+    _LISTENERS[name] = listener
 
 
 def audit_log(
@@ -26,7 +38,7 @@ def audit_log(
     """
     context = current_request_context()
     actor = actor if actor is not None and getattr(actor, "is_authenticated", False) else None
-    return AuditEvent.objects.create(
+    event = AuditEvent.objects.create(
         action=action,
         actor=actor,
         actor_label=actor.email if actor else "system",
@@ -40,3 +52,6 @@ def audit_log(
         user_agent=context.user_agent if context else "",
         extra=extra or {},
     )
+    for listener in _LISTENERS.values():
+        listener(event, target)
+    return event

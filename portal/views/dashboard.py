@@ -15,6 +15,7 @@ from django.views.decorators.http import require_POST
 
 from credentials.governance.selectors import pending_requests_for
 from credentials.selectors import active_api_key_count
+from credentials.webhooks.selectors import failing_webhook_endpoint_count
 from portal.forms import AcceptInvitationSignupForm, AuditFilterForm, InvitationForm, RoleForm
 from portal.models import User
 from portal.selectors import (
@@ -61,6 +62,9 @@ def org_home(request: HttpRequest) -> HttpResponse:
         "recent_events": audit_events_for(organization)[:8] if request.membership.is_manager else [],
         "active_api_keys": active_api_key_count(organization),
         "pending_requests": pending_requests_for(organization).count()
+        if request.membership.is_manager
+        else 0,
+        "failing_webhooks": failing_webhook_endpoint_count(organization)
         if request.membership.is_manager
         else 0,
         "m2m_app_counts": m2m_apps_for(organization).aggregate(

@@ -3,7 +3,8 @@
 API keys (dashboard, REST API, CLI: create, use, rotate, revoke), client secrets (dashboard,
 CLI: create, rotate, use at the token, introspection and revocation endpoints), access tokens,
 token exchange (API keys traded for JWTs), signing keys (rotate), invitation tokens (invite,
-accept) and leak reports (GitHub secret scanning reports a key and a client secret, twice) run
+accept), leak reports (GitHub secret scanning reports a key and a client secret, twice) and webhook
+signing secrets (create, rotate, deliver, retry) run
 with logging at DEBUG and every SQL statement logged. Then every captured log line, every response
 body (except the one that reveals each secret), the cache and every row of every table are searched
 for every secret issued. The per-room tests (tests/credentials/test_no_leaks.py,
@@ -28,11 +29,14 @@ from django.test import Client
 from django.urls import reverse
 
 from credentials.models import ApiKey, LeakReport
+from credentials.services import api_key_create
+from credentials.webhooks.models import WebhookEndpoint
 from portal.models import Invitation
 from tests.factories import UserFactory
 from tests.support.secret_scanning import keys_document, sign
 from tests.tokens.conftest import basic
 from tests.tokens.test_leaks import _private_material
+from tests.webhooks.conftest import Receiver
 from tokens.exchange import API_KEY_TOKEN_TYPE, GRANT_TYPE
 from tokens.models import M2MApplication
 from tokens.services import m2m_app_set_exchange
@@ -40,6 +44,7 @@ from tokens.services import m2m_app_set_exchange
 API_KEY_RE = re.compile(r"ipk_(?:live|test)_[0-9A-Za-z]{50}")
 CLIENT_SECRET_RE = re.compile(r"ips_[0-9A-Za-z]{20,}")
 INVITATION_LINK_RE = re.compile(r"/invitations/([A-Za-z0-9_-]{40,})/")
+WEBHOOK_SECRET_RE = re.compile(r"whsec_[0-9A-Za-z]{40}")
 SUBMISSION_RE = re.compile(r'name="submission" value="([^"]+)"')
 
 
@@ -417,6 +422,61 @@ def test_no_secret_anywhere_but_its_own_reveal(caplog, settings, organization, o
         record("leaked key page", browser.get(reverse("org-api-key-detail", args=["acme", cli_row.key_id])))
         cli_app_row = M2MApplication.objects.get(client_id=cli_app["client_id"])
         record("leaked app page", browser.get(reverse("org-app-detail", args=["acme", cli_app_row.pk])))
+        # --- Webhook signing secrets: dashboard create and rotate, deliveries ------------------
+        settings.PORTAL_WEBHOOK_ALLOW_INSECURE_LOCALHOST = True
+        hook_receiver = Receiver()
+        hook_receiver.thread.start()
+        try:
+            hooks_url = reverse("org-webhook-create", args=["acme"])
+            token = SUBMISSION_RE.search(record("dash hook form", browser.get(hooks_url)).content.decode())
+            response = record(
+                "dash hook create",
+                browser.post(hooks_url, {"url": hook_receiver.url, "event_types": ["created", "revoked"],
+                                         "submission": token.group(1)}),
+            )  # fmt: skip
+            hook_secret = WEBHOOK_SECRET_RE.search(response.content.decode()).group(0)
+            sweep.issued(hook_secret, revealed_by="dash hook create", fragments=[hook_secret[10:]])
+            endpoint = WebhookEndpoint.objects.get(url=hook_receiver.url)
+            rotate_url = reverse("org-webhook-rotate", args=["acme", endpoint.pk])
+            token = SUBMISSION_RE.search(
+                record("dash hook rotate form", browser.get(rotate_url)).content.decode()
+            )
+            response = record(
+                "dash hook rotate",
+                browser.post(rotate_url, {"overlap_hours": "24", "submission": token.group(1)}),
+            )
+            rotated_hook_secret = WEBHOOK_SECRET_RE.search(response.content.decode()).group(0)
+            sweep.issued(
+                rotated_hook_secret, revealed_by="dash hook rotate", fragments=[rotated_hook_secret[10:]]
+            )
+            record(
+                "dash hook ping",
+                browser.post(reverse("org-webhook-ping", args=["acme", endpoint.pk]), follow=True),
+            )
+            api_key_create(organization=organization, name="hooked", owner=owner, scopes=[], actor=owner)
+            hook_receiver.statuses.append(500)
+            out = io.StringIO()
+            call_command("deliver_webhooks", "--once", stdout=out)
+            record("cli deliver webhooks", out.getvalue().encode())
+            for delivery in endpoint.deliveries.exclude(state="succeeded"):
+                record(
+                    "dash hook retry",
+                    browser.post(
+                        reverse("org-webhook-delivery-retry", args=["acme", endpoint.pk, delivery.pk]),
+                        follow=True,
+                    ),
+                )
+            call_command("deliver_webhooks", "--once", stdout=out)
+            for received in hook_receiver.received:  # what went over the wire: signatures, never the secret
+                record("webhook request", json.dumps(received.headers).encode() + received.body)
+            assert len(hook_receiver.received) == 3
+            record("dash hook detail", browser.get(reverse("org-webhook-detail", args=["acme", endpoint.pk])))
+            for leaked in (hook_secret, rotated_hook_secret):  # pasted into a URL by mistake
+                record("hook secret in unknown url 404", Client().get(f"/no-such-page/{leaked}"))
+            record("dash hook list", browser.get(reverse("org-webhooks", args=["acme"])))
+        finally:
+            hook_receiver.server.shutdown()
+            hook_receiver.server.server_close()
 
         # --- Staff views and the audit log -------------------------------------------------
         staff = Client()
@@ -429,6 +489,8 @@ def test_no_secret_anywhere_but_its_own_reveal(caplog, settings, organization, o
             "portal_invitation",
             "portal_auditevent",
             "credentials_leakreport",
+            "credentials_webhookendpoint",
+            "credentials_webhookdelivery",
         ):
             record(f"admin {model}", staff.get(reverse(f"admin:{model}_changelist")))
         for key_row in ApiKey.objects.all():
@@ -439,6 +501,9 @@ def test_no_secret_anywhere_but_its_own_reveal(caplog, settings, organization, o
                 "admin leak report",
                 staff.get(reverse("admin:credentials_leakreport_change", args=[report.pk])),
             )
+        record(
+            "admin hook", staff.get(reverse("admin:credentials_webhookendpoint_change", args=[endpoint.pk]))
+        )
         record("audit page", browser.get(reverse("org-audit", args=["acme"])))
     finally:
         connection.force_debug_cursor = False
@@ -466,3 +531,4 @@ def test_no_secret_anywhere_but_its_own_reveal(caplog, settings, organization, o
         assert fragment not in logs and fragment not in dump
         assert not [label for label, body in sweep.responses if fragment.encode() in body]
     assert kinds == {"ipk_": 5, "ips_": 5, "eyJ": 18}, kinds
+    assert len([s for s in sweep.revealed_by if s.startswith("whsec_")]) == 2

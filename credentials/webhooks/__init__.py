@@ -1,0 +1,1 @@
+"""Signed lifecycle webhooks: endpoints, the delivery outbox, signing and the sender."""

@@ -1,0 +1,70 @@
+"""Admin for webhooks: endpoints and deliveries, read-only, never a secret or its ciphertext."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+
+from credentials.webhooks.models import WebhookDelivery, WebhookEndpoint
+
+
+class _ReadOnly(admin.ModelAdmin):
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(WebhookEndpoint)
+class WebhookEndpointAdmin(_ReadOnly):
+    list_display = ["url", "organization", "active", "secret_hint", "created_at"]
+    list_filter = ["active"]
+    search_fields = ["url", "organization__slug", "description"]
+    list_select_related = ["organization"]
+    # Explicit list: the ciphertexts are never shown, not even encrypted.
+    fields = [
+        "organization",
+        "url",
+        "description",
+        "event_types",
+        "active",
+        "secret_hint",
+        "secret_rotated_at",
+        "previous_secret_expires_at",
+        "created_by",
+        "created_at",
+        "updated_at",
+    ]
+    readonly_fields = fields
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(_ReadOnly):
+    list_display = [
+        "event_type",
+        "endpoint",
+        "state",
+        "attempts",
+        "last_status_code",
+        "created_at",
+        "next_attempt_at",
+    ]
+    list_filter = ["state", "event_type"]
+    search_fields = ["event_id", "endpoint__url", "endpoint__organization__slug"]
+    list_select_related = ["endpoint"]
+    fields = [
+        "endpoint",
+        "event_id",
+        "event_type",
+        "payload",
+        "state",
+        "attempts",
+        "next_attempt_at",
+        "last_attempt_at",
+        "last_status_code",
+        "last_error",
+        "response_excerpt",
+        "created_at",
+        "delivered_at",
+    ]
+    readonly_fields = fields

@@ -1,0 +1,221 @@
+"""REST API for webhooks under `/api/v1/orgs/<slug>/webhooks/`: the dashboard's actions, for scripts.
+
+Authenticated by session (owners and admins, with CSRF; creating and rotating need a recent
+sign-in) or by an API key of the same organisation holding `webhooks:manage`.
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import QuerySet
+from django.http import Http404
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import exceptions, status
+from rest_framework.authentication import SessionAuthentication
+from rest_framework.decorators import action
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.viewsets import GenericViewSet
+
+from credentials.authentication import ApiKeyAuthentication
+from credentials.webhooks import serializers, services
+from credentials.webhooks.models import WebhookDelivery, WebhookEndpoint
+from credentials.webhooks.selectors import webhook_deliveries_for, webhook_delivery_get, webhook_endpoints_for
+from portal.models import Organization, User
+from portal.principal import Principal
+from portal.selectors import membership_for
+from portal.stepup import require_recent_authentication_for_session
+
+MANAGE_SCOPE = "webhooks:manage"
+
+
+class WebhookAccess(BasePermission):
+    """Allow the URL organisation's owners and admins, or its API keys holding `webhooks:manage`.
+
+    Another organisation answers 404; a member without a manager role, 403.
+    """
+
+    message = "Only owners and admins (or a key with webhooks:manage) can manage webhooks."
+
+    def has_permission(self, request, view) -> bool:
+        slug = view.kwargs.get("org_slug", "")
+        principal = request.auth
+        if isinstance(principal, Principal):
+            if principal.organization_slug != slug:
+                raise Http404("No such organisation.")
+            view.organization = Organization.objects.filter(pk=principal.organization_id).first()
+            if view.organization is None:
+                raise Http404("No such organisation.")
+            return principal.has_scopes(MANAGE_SCOPE)
+        if not request.user or not request.user.is_authenticated:
+            return False
+        membership = membership_for(request.user, slug)
+        view.organization = membership.organization
+        return membership.is_manager
+
+
+def _api_error(exc: DjangoValidationError) -> exceptions.APIException:
+    if hasattr(exc, "error_dict"):
+        return exceptions.ValidationError(exc.message_dict)
+    return exceptions.ValidationError({"non_field_errors": exc.messages})
+
+
+def _no_store(response: Response) -> Response:
+    response["Cache-Control"] = "no-store"
+    response["Pragma"] = "no-cache"
+    return response
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List the organisation's webhook endpoints"),
+    retrieve=extend_schema(summary="Show one webhook endpoint"),
+)
+class WebhookEndpointViewSet(GenericViewSet):
+    """Manage an organisation's webhook endpoints and see their deliveries."""
+
+    authentication_classes = [ApiKeyAuthentication, SessionAuthentication]
+    permission_classes = [WebhookAccess]
+    serializer_class = serializers.WebhookEndpointSerializer
+    lookup_url_kwarg = "endpoint_id"
+    lookup_value_regex = "[0-9]+"
+    queryset = WebhookEndpoint.objects.none()
+    organization = None
+
+    def get_queryset(self) -> QuerySet[WebhookEndpoint]:
+        if self.organization is None:
+            return WebhookEndpoint.objects.none()
+        return webhook_endpoints_for(self.organization)
+
+    def _actor(self) -> User | None:
+        principal = self.request.auth
+        if isinstance(principal, Principal):
+            # A key acts on behalf of its owner.
+            return User.objects.filter(pk=principal.owner_id).first() if principal.owner_id else None
+        return self.request.user
+
+    def list(self, request: Request, org_slug: str) -> Response:
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+    def retrieve(self, request: Request, org_slug: str, endpoint_id: str) -> Response:
+        return Response(self.get_serializer(self.get_object()).data)
+
+    @extend_schema(
+        summary="Add a webhook endpoint",
+        request=serializers.WebhookEndpointCreateSerializer,
+        responses={201: serializers.WebhookEndpointWithSecretSerializer},
+        description="The response holds the signing `secret`. It is never shown again.",
+    )
+    def create(self, request: Request, org_slug: str) -> Response:
+        require_recent_authentication_for_session(request)
+        data = serializers.WebhookEndpointCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            endpoint, secret = services.webhook_endpoint_create(
+                organization=self.organization, actor=self._actor(), **data.validated_data
+            )
+        except DjangoValidationError as exc:
+            raise _api_error(exc) from exc
+        body = serializers.WebhookEndpointWithSecretSerializer(endpoint, context={"secret": secret}).data
+        return _no_store(Response(body, status=status.HTTP_201_CREATED))
+
+    @extend_schema(
+        summary="Change a webhook endpoint's events, description or active flag",
+        request=serializers.WebhookEndpointUpdateSerializer,
+        responses=serializers.WebhookEndpointSerializer,
+    )
+    def partial_update(self, request: Request, org_slug: str, endpoint_id: str) -> Response:
+        endpoint = self.get_object()
+        require_recent_authentication_for_session(request)
+        data = serializers.WebhookEndpointUpdateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            endpoint = services.webhook_endpoint_update(
+                endpoint=endpoint, actor=self._actor(), **data.validated_data
+            )
+        except DjangoValidationError as exc:
+            raise _api_error(exc) from exc
+        return Response(self.get_serializer(endpoint).data)
+
+    @extend_schema(summary="Delete a webhook endpoint and its deliveries", responses={204: None})
+    def destroy(self, request: Request, org_slug: str, endpoint_id: str) -> Response:
+        endpoint = self.get_object()
+        require_recent_authentication_for_session(request)
+        services.webhook_endpoint_delete(endpoint=endpoint, actor=self._actor())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(
+        summary="Rotate a webhook endpoint's signing secret",
+        request=serializers.WebhookSecretRotateSerializer,
+        responses={201: serializers.WebhookEndpointWithSecretSerializer},
+        description="The new `secret` is in this response only; the previous one also signs for "
+        "`overlap_hours`.",
+    )
+    @action(detail=True, methods=["post"], url_path="rotate-secret")
+    def rotate_secret(self, request: Request, org_slug: str, endpoint_id: str) -> Response:
+        endpoint = self.get_object()
+        require_recent_authentication_for_session(request)
+        data = serializers.WebhookSecretRotateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            endpoint, secret = services.webhook_endpoint_rotate_secret(
+                endpoint=endpoint, actor=self._actor(), overlap_hours=data.validated_data["overlap_hours"]
+            )
+        except DjangoValidationError as exc:
+            raise _api_error(exc) from exc
+        body = serializers.WebhookEndpointWithSecretSerializer(endpoint, context={"secret": secret}).data
+        return _no_store(Response(body, status=status.HTTP_201_CREATED))
+
+    @extend_schema(
+        summary="Queue a test event (webhook.ping)",
+        request=None,
+        responses={202: serializers.WebhookDeliverySerializer},
+    )
+    @action(detail=True, methods=["post"])
+    def ping(self, request: Request, org_slug: str, endpoint_id: str) -> Response:
+        endpoint = self.get_object()
+        try:
+            delivery = services.webhook_endpoint_ping(endpoint=endpoint, actor=self._actor())
+        except DjangoValidationError as exc:
+            raise _api_error(exc) from exc
+        return Response(serializers.WebhookDeliverySerializer(delivery).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        summary="List an endpoint's deliveries, newest first",
+        responses=serializers.WebhookDeliverySerializer(many=True),
+    )
+    @action(detail=True, methods=["get"])
+    def deliveries(self, request: Request, org_slug: str, endpoint_id: str) -> Response:
+        endpoint = self.get_object()
+        page = self.paginate_queryset(webhook_deliveries_for(endpoint))
+        return self.get_paginated_response(serializers.WebhookDeliverySerializer(page, many=True).data)
+
+    @extend_schema(
+        summary="Send a failed or abandoned delivery again",
+        request=None,
+        responses={
+            202: serializers.WebhookDeliverySerializer,
+            409: OpenApiResponse(description="Not retryable"),
+        },
+    )
+    @action(
+        detail=True, methods=["post"], url_path=r"deliveries/(?P<delivery_id>[0-9]+)/retry", url_name="retry"
+    )
+    def retry(self, request: Request, org_slug: str, endpoint_id: str, delivery_id: str) -> Response:
+        endpoint = self.get_object()
+        try:
+            delivery = webhook_delivery_get(self.organization, endpoint.pk, int(delivery_id))
+        except WebhookDelivery.DoesNotExist:
+            raise exceptions.NotFound("No such delivery.") from None
+        try:
+            delivery = services.webhook_delivery_retry(delivery=delivery, actor=self._actor())
+        except DjangoValidationError as exc:
+            raise Conflict(" ".join(exc.messages)) from exc
+        return Response(serializers.WebhookDeliverySerializer(delivery).data, status=status.HTTP_202_ACCEPTED)
+
+
+class Conflict(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The delivery is not in a state that allows this."
+    default_code = "conflict"

@@ -1,0 +1,260 @@
+"""The sender: claim due outbox rows, POST each signed event, record the outcome and schedule retries.
+
+Claiming is a short transaction (`select_for_update(skip_locked=True)`) that moves each row's
+`next_attempt_at` past a lease, so two senders never pick the same row; the HTTP request is
+made outside any transaction. A sender that dies mid-request leaves the row to be retried when
+the lease ends: delivery is at least once, and receivers deduplicate on `Portal-Webhook-Id`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import logging
+import random
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from cryptography.fernet import InvalidToken
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from credentials.webhooks import signing
+from credentials.webhooks.destinations import parse_url, resolve
+from credentials.webhooks.models import DUE_STATES, DeliveryState, WebhookDelivery, WebhookEndpoint
+
+logger = logging.getLogger(__name__)
+
+USER_AGENT = "IdentityPortal-Webhooks/1"
+EXCERPT_BYTES = 300
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one attempt gave: an HTTP status, or an error (short, never a secret)."""
+
+    status: int | None
+    error: str = ""
+    excerpt: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+
+def backoff(attempts: int) -> timedelta:
+    """Return the wait after the `attempts`-th failure: base·2^(n-1), capped, ±20 % jitter."""
+    base = settings.PORTAL_WEBHOOK_RETRY_BASE_SECONDS
+    delay = min(base * 2 ** max(attempts - 1, 0), settings.PORTAL_WEBHOOK_RETRY_MAX_SECONDS)
+    return timedelta(seconds=delay * random.uniform(0.8, 1.2))  # noqa: S311 (jitter, not a secret)
+
+
+def body_of(delivery: WebhookDelivery) -> bytes:
+    """Return the exact bytes sent (and signed) for a delivery."""
+    return json.dumps(delivery.payload, sort_keys=True, separators=(",", ":")).encode()
+
+
+def signing_secrets(endpoint: WebhookEndpoint, now: datetime) -> list[str]:
+    """Return the secrets that sign now: the current one, then the previous one during its overlap."""
+    secrets = [signing.decrypt_secret(endpoint.secret_ciphertext)]
+    if (
+        endpoint.previous_secret_ciphertext
+        and endpoint.previous_secret_expires_at
+        and endpoint.previous_secret_expires_at > now
+    ):
+        secrets.append(signing.decrypt_secret(endpoint.previous_secret_ciphertext))
+    return secrets
+
+
+class _PinnedHTTPConnection(http.client.HTTPConnection):
+    """Connect to the address that was checked, whatever DNS says by now."""
+
+    def __init__(self, host: str, port: int, *, address: str, timeout: float) -> None:
+        super().__init__(host, port, timeout=timeout)
+        self._address = address
+
+    def connect(self) -> None:
+        self.sock = socket.create_connection((self._address, self.port), self.timeout)
+
+
+class _PinnedHTTPSConnection(http.client.HTTPSConnection):
+    """Connect to the checked address; verify the certificate against the URL's host name."""
+
+    def __init__(self, host: str, port: int, *, address: str, timeout: float) -> None:
+        super().__init__(host, port, timeout=timeout, context=ssl.create_default_context())
+        self._address = address
+
+    def connect(self) -> None:
+        sock = socket.create_connection((self._address, self.port), self.timeout)
+        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
+
+
+def post(url: str, body: bytes, headers: dict[str, str]) -> Outcome:
+    """POST `body` to `url` once: no redirects followed, short timeouts, a short excerpt kept.
+
+    The timeout bounds the connection and each read; a watchdog also bounds the whole
+    exchange (3 × the timeout), so a receiver dripping a byte at a time cannot hold the sender.
+    """
+    try:
+        destination = parse_url(url)
+        address = resolve(destination)
+    except ValidationError as exc:
+        return Outcome(None, f"Refused destination: {' '.join(exc.messages)}"[:300])
+    timeout = settings.PORTAL_WEBHOOK_TIMEOUT_SECONDS
+    connection_class = _PinnedHTTPSConnection if destination.scheme == "https" else _PinnedHTTPConnection
+    connection = connection_class(destination.host, destination.port, address=address, timeout=timeout)
+    expired = threading.Event()
+
+    def cut() -> None:
+        expired.set()
+        sock = connection.sock
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    watchdog = threading.Timer(3 * timeout, cut)
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        connection.request("POST", destination.path, body=body, headers=headers)
+        response = connection.getresponse()
+        excerpt = response.read(EXCERPT_BYTES).decode("utf-8", "replace")
+        status = response.status
+        return Outcome(status, "" if 200 <= status < 300 else f"HTTP {status}", excerpt)
+    except TimeoutError:
+        return Outcome(None, "Timed out")
+    except ConnectionRefusedError:
+        return Outcome(None, "Connection refused")
+    except ssl.SSLError as exc:
+        return Outcome(None, f"TLS error: {exc.reason or type(exc).__name__}"[:300])
+    except (OSError, http.client.HTTPException) as exc:
+        if expired.is_set():
+            return Outcome(None, "Timed out")
+        return Outcome(None, f"Connection error: {type(exc).__name__}")
+    finally:
+        watchdog.cancel()
+        connection.close()
+
+
+def _lease_seconds(batch_size: int) -> int:
+    # Long enough for every request of the batch at its worst (connect + read timeouts), plus slack.
+    return batch_size * 2 * settings.PORTAL_WEBHOOK_TIMEOUT_SECONDS + 60
+
+
+def deliveries_claim(*, batch_size: int, now: datetime | None = None) -> list[WebhookDelivery]:
+    """Take up to `batch_size` due deliveries of active endpoints for this sender alone."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        ids = list(
+            WebhookDelivery.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(state__in=DUE_STATES, next_attempt_at__lte=now, endpoint__active=True)
+            .order_by("next_attempt_at", "id")
+            .values_list("pk", flat=True)[:batch_size]
+        )
+        if ids:
+            WebhookDelivery.objects.filter(pk__in=ids).update(
+                next_attempt_at=now + timedelta(seconds=_lease_seconds(batch_size))
+            )
+    return list(
+        WebhookDelivery.objects.filter(pk__in=ids)
+        .select_related("endpoint")
+        .order_by("next_attempt_at", "id")
+    )
+
+
+def delivery_send(delivery: WebhookDelivery) -> WebhookDelivery:
+    """Make one attempt at a claimed delivery and record what happened."""
+    endpoint = delivery.endpoint
+    body = body_of(delivery)
+    timestamp = int(time.time())
+    try:
+        secrets = signing_secrets(endpoint, timezone.now())
+    except InvalidToken:
+        # The encryption key changed and the secret was not re-encrypted (docs/operations.md).
+        logger.error("Webhook endpoint %s: its signing secret cannot be decrypted", endpoint.pk)
+        return delivery_record(
+            delivery=delivery, outcome=Outcome(None, "The signing secret cannot be decrypted; rotate it.")
+        )
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+        signing.ID_HEADER: str(delivery.event_id),
+        signing.TIMESTAMP_HEADER: str(timestamp),
+        signing.SIGNATURE_HEADER: signing.signature_header(secrets, timestamp, body),
+        "Portal-Webhook-Event": delivery.event_type,
+    }
+    outcome = post(endpoint.url, body, headers)
+    return delivery_record(delivery=delivery, outcome=outcome)
+
+
+@transaction.atomic
+def delivery_record(*, delivery: WebhookDelivery, outcome: Outcome) -> WebhookDelivery:
+    """Store an attempt's outcome: delivered, retry later with back-off, or give up after the last attempt."""
+    delivery = WebhookDelivery.objects.select_for_update().get(pk=delivery.pk)
+    now = timezone.now()
+    delivery.attempts += 1
+    delivery.last_attempt_at = now
+    delivery.last_status_code = outcome.status
+    delivery.last_error = outcome.error[:300]
+    delivery.response_excerpt = outcome.excerpt[:300]
+    if outcome.ok:
+        delivery.state = DeliveryState.SUCCEEDED
+        delivery.delivered_at = now
+        delivery.next_attempt_at = None
+    elif delivery.attempts >= settings.PORTAL_WEBHOOK_MAX_ATTEMPTS:
+        delivery.state = DeliveryState.DEAD
+        delivery.next_attempt_at = None
+    else:
+        delivery.state = DeliveryState.FAILED
+        delivery.next_attempt_at = now + backoff(delivery.attempts)
+    delivery.save()
+    log = logger.info if outcome.ok else logger.warning
+    log(
+        "Webhook %s (%s) to endpoint %s: attempt %s, %s",
+        delivery.event_id,
+        delivery.event_type,
+        delivery.endpoint_id,
+        delivery.attempts,
+        outcome.status or outcome.error,
+    )
+    return delivery
+
+
+def deliveries_drain(
+    *, batch_size: int = 20, limit: int | None = None, stop: Callable[[], bool] = lambda: False
+) -> dict[str, int]:
+    """Send every delivery due now, batch by batch; return how many ended in each state.
+
+    `stop` is asked before each request: a sender told to shut down leaves the rest of its
+    batch, which goes out when the lease ends.
+    """
+    counts = {state: 0 for state in DeliveryState.values}
+    sent = 0
+    while (limit is None or sent < limit) and not stop():
+        batch = deliveries_claim(batch_size=batch_size if limit is None else min(batch_size, limit - sent))
+        if not batch:
+            break
+        for delivery in batch:
+            if stop():
+                break
+            try:
+                delivery = delivery_send(delivery)
+            except Exception:  # one broken row must not stop the others
+                logger.exception("Webhook delivery %s failed unexpectedly", delivery.pk)
+                try:  # count the attempt, so a row that always breaks ends as "gave up"
+                    delivery = delivery_record(delivery=delivery, outcome=Outcome(None, "Internal error"))
+                    counts[delivery.state] += 1
+                except Exception:  # noqa: BLE001 - e.g. the database is gone; the lease ends, it is retried
+                    counts[DeliveryState.FAILED] += 1
+            else:
+                counts[delivery.state] += 1
+            sent += 1
+    return counts

@@ -1,0 +1,168 @@
+"""Lifecycle events: the one table from audit actions to webhook events, and the outbox writer.
+
+Every credential change already writes exactly one audit event in its transaction; the
+listener registered in CredentialsConfig.ready turns the ones listed in AUDIT_EVENTS into
+outbox rows in that same transaction, so a rolled-back change sends nothing. The expiring
+notice has no audit event and calls `webhook_event_emit` itself.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from credentials.governance.models import CredentialStatus
+from credentials.governance.registry import credential_path, kind_of
+from credentials.webhooks.models import PING_EVENT, EventType, WebhookDelivery, WebhookEndpoint
+from portal.models import AuditEvent, Organization, User
+
+#: audit action -> webhook event. The credential kinds' prefixes are pinned
+#: (`credentials.api_key`, `tokens.m2m_app`); the request decisions are shared by both kinds.
+AUDIT_EVENTS: dict[str, str] = {
+    "credentials.api_key.created": EventType.CREATED,
+    "credentials.api_key.secret_issued": EventType.CREATED,
+    "tokens.m2m_app.created": EventType.CREATED,
+    "tokens.m2m_app.secret_issued": EventType.CREATED,
+    "credentials.api_key.rotated": EventType.ROTATED,
+    "tokens.m2m_app.secret_rotated": EventType.ROTATED,
+    "tokens.m2m_app.public_key_added": EventType.ROTATED,
+    "credentials.api_key.revoked": EventType.REVOKED,
+    "tokens.m2m_app.revoked": EventType.REVOKED,
+    "tokens.m2m_app.secret_revoked": EventType.REVOKED,
+    "tokens.m2m_app.public_key_revoked": EventType.REVOKED,
+    "credentials.request.approved": EventType.APPROVED,
+    "credentials.request.denied": EventType.DENIED,
+    "credentials.api_key.orphaned": EventType.ORPHANED,
+    "tokens.m2m_app.orphaned": EventType.ORPHANED,
+    "credentials.api_key.suspended": EventType.SUSPENDED,
+    "tokens.m2m_app.suspended": EventType.SUSPENDED,
+    "credentials.api_key.leaked": EventType.LEAKED,
+    "tokens.m2m_app.leaked": EventType.LEAKED,
+}
+
+#: Audit extra keys copied into `data` (public identifiers and codes only; never free text
+#: that a person typed, never a secret).
+_EXTRA_KEYS = {
+    "successor_key_id": "successor_id",
+    "old_key_expires_at": "previous_secret_expires_at",
+    "request_id": "request_id",
+    "type": "request_type",
+}
+
+
+def event_type_name(event: str) -> str:
+    """Return the `type` sent on the wire for a bare event name ("rotated" -> "credential.rotated")."""
+    return event if event == PING_EVENT else f"credential.{event}"
+
+
+def _credential_of(target: models.Model | None) -> models.Model | None:
+    """Return the governed credential an audit target is, or belongs to (a client secret, a key)."""
+    for candidate in (target, getattr(target, "application", None)):
+        if candidate is None:
+            continue
+        try:
+            kind_of(candidate)
+        except LookupError:
+            continue
+        return candidate
+    return None
+
+
+def on_audit_event(event: AuditEvent, target: models.Model | None) -> None:
+    """Write outbox rows for an audit event that maps to a webhook event (the audit listener)."""
+    name = AUDIT_EVENTS.get(event.action)
+    if name is None or event.organization_id is None:
+        return
+    credential = _credential_of(target)
+    if credential is None:
+        return
+    if event.action.endswith(".created") and credential.status == CredentialStatus.PENDING:
+        # A credential waiting for approval holds no secret yet; `created` is sent when it
+        # gets one (`.secret_issued`), and the request's decision is `approved`/`denied`.
+        return
+    if event.action == "tokens.m2m_app.public_key_added" and (event.extra or {}).get("activated"):
+        # The first public key of an approved private_key_jwt application is its first
+        # credential, like `.secret_issued`: the application is created, not rotated.
+        name = EventType.CREATED
+    extra = {new: event.extra[old] for old, new in _EXTRA_KEYS.items() if old in (event.extra or {})}
+    if name == EventType.SUSPENDED and "reason" in (event.extra or {}):
+        extra["reason"] = event.extra["reason"]  # a SuspensionReason code
+    webhook_event_emit(
+        event=name,
+        credential=credential,
+        actor=event.actor,
+        extra={"audit_action": event.action, **extra},
+        occurred_at=event.occurred_at,
+    )
+
+
+def _subscribed(organization_id: int, event: str) -> list[WebhookEndpoint]:
+    # Few endpoints per organisation: filter the JSON list in Python, the same on SQLite and PostgreSQL.
+    endpoints = WebhookEndpoint.objects.filter(organization_id=organization_id, active=True).only(
+        "pk", "event_types", "active"
+    )
+    return [e for e in endpoints if e.subscribes_to(event)]
+
+
+def credential_summary(credential: models.Model) -> dict[str, Any]:
+    """Return the public description of a credential sent in payloads (never a secret)."""
+    kind = kind_of(credential)
+    owner = credential.owner
+    return {
+        "kind": kind.key,
+        "id": str(getattr(credential, kind.ref_attr)),
+        "name": credential.name,
+        "owner": owner.email if owner is not None else None,
+        "status": credential.status,
+        "dashboard_url": settings.PORTAL_BASE_URL + credential_path(credential),
+    }
+
+
+def webhook_event_emit(
+    *,
+    event: str,
+    credential: models.Model,
+    actor: User | None,
+    extra: dict[str, Any] | None = None,
+    occurred_at=None,
+) -> list[WebhookDelivery]:
+    """Queue one event about `credential` for every active endpoint of its organisation subscribed to it.
+
+    Runs in the caller's transaction. Return the outbox rows (none when nobody subscribed).
+    """
+    endpoints = _subscribed(credential.organization_id, event)
+    if not endpoints:
+        return []
+    event_id = uuid.uuid4()
+    payload = {
+        "id": str(event_id),
+        "type": event_type_name(event),
+        "created_at": (occurred_at or timezone.now()).isoformat(),
+        "organization": credential.organization.slug,
+        "data": {
+            "credential": credential_summary(credential),
+            "actor": actor.email if actor is not None else None,
+            **(extra or {}),
+        },
+    }
+    return WebhookDelivery.objects.bulk_create(
+        [
+            WebhookDelivery(endpoint=e, event_id=event_id, event_type=payload["type"], payload=payload)
+            for e in endpoints
+        ]
+    )
+
+
+def ping_payload(*, endpoint: WebhookEndpoint, organization: Organization, actor: User | None) -> dict:
+    """Return the payload of a test event."""
+    return {
+        "id": str(uuid.uuid4()),
+        "type": PING_EVENT,
+        "created_at": timezone.now().isoformat(),
+        "organization": organization.slug,
+        "data": {"endpoint": endpoint.url, "actor": actor.email if actor is not None else None},
+    }

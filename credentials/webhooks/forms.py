@@ -1,0 +1,79 @@
+"""Dashboard forms for webhook endpoints."""
+
+from __future__ import annotations
+
+import secrets
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
+
+from credentials.webhooks.destinations import parse_url
+from credentials.webhooks.models import EventType
+
+SECRET_OVERLAP_CHOICES = [
+    (0, _("None — the old secret stops signing now")),
+    (1, _("1 hour")),
+    (24, _("24 hours (recommended)")),
+    (72, _("3 days")),
+]
+
+
+class _EventsForm(forms.Form):
+    event_types = forms.MultipleChoiceField(
+        label=_("Events"),
+        choices=EventType.choices,
+        widget=forms.CheckboxSelectMultiple,
+        help_text=_("Sent as <code>credential.&lt;event&gt;</code>, e.g. <code>credential.rotated</code>."),
+    )
+    description = forms.CharField(label=_("Description"), required=False, max_length=200)
+
+
+class WebhookEndpointCreateForm(_EventsForm):
+    url = forms.CharField(
+        label=_("URL"),
+        max_length=500,
+        help_text=_("HTTPS, reachable from the internet. Each delivery is a signed POST."),
+        widget=forms.URLInput(attrs={"placeholder": "https://example.com/hooks/portal"}),
+    )
+    # One-use token: reloading the page that shows the secret must not create a second endpoint.
+    submission = forms.CharField(widget=forms.HiddenInput, max_length=64)
+
+    field_order = ["url", "description", "event_types"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not self.is_bound:
+            self.initial.setdefault("submission", secrets.token_urlsafe(16))
+
+    def clean_url(self) -> str:
+        url = self.cleaned_data["url"].strip()
+        try:
+            parse_url(url)
+        except ValidationError as exc:
+            raise ValidationError(exc.messages) from None
+        return url
+
+
+class WebhookEndpointEditForm(_EventsForm):
+    active = forms.BooleanField(
+        label=_("Active"), required=False, help_text=_("A disabled endpoint gets no new events.")
+    )
+
+
+class WebhookSecretRotateForm(forms.Form):
+    submission = forms.CharField(widget=forms.HiddenInput, max_length=64)
+    overlap_hours = forms.TypedChoiceField(
+        label=_("Overlap"),
+        choices=SECRET_OVERLAP_CHOICES,
+        coerce=int,
+        initial=24,
+        help_text=_(
+            "While it lasts, each delivery is signed with both secrets, so you can switch at any time."
+        ),
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not self.is_bound:
+            self.initial.setdefault("submission", secrets.token_urlsafe(16))

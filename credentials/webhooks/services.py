@@ -1,0 +1,241 @@
+"""Webhook writes: endpoints (create, change, rotate the secret, delete), test events and retries.
+
+Each service is one transaction with one audit event (`credentials.webhook.*`). The secret is
+returned once by create and rotate and is never put in an audit event, a log line or an error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import timedelta
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from credentials.webhooks import signing
+from credentials.webhooks.destinations import parse_url
+from credentials.webhooks.events import ping_payload
+from credentials.webhooks.models import (
+    PING_EVENT,
+    DeliveryState,
+    EventType,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
+from portal.models import Organization, User
+from portal.services.audit import audit_log
+
+MAX_ENDPOINTS_PER_ORGANIZATION = 20
+MAX_SECRET_OVERLAP_HOURS = 168
+
+
+def _clean_events(event_types: Iterable[str]) -> list[str]:
+    events = sorted(set(event_types))
+    if not events:
+        raise ValidationError({"event_types": "Choose at least one event."}, code="no_events")
+    unknown = set(events) - set(EventType.values)
+    if unknown:
+        raise ValidationError({"event_types": "Unknown event."}, code="unknown_event")
+    return events
+
+
+def _clean_url(url: str) -> str:
+    url = (url or "").strip()
+    if len(url) > 500:
+        raise ValidationError({"url": "Use a URL of at most 500 characters."}, code="too_long")
+    try:
+        parse_url(url)
+    except ValidationError as exc:
+        raise ValidationError({"url": exc.messages}, code=exc.code) from None
+    return url
+
+
+def _audit(verb: str, endpoint: WebhookEndpoint, actor: User | None, extra: dict | None = None) -> None:
+    audit_log(
+        action=f"credentials.webhook.{verb}",
+        actor=actor,
+        organization=endpoint.organization,
+        target=endpoint,
+        target_label=endpoint.url[:255],
+        extra=extra,
+    )
+
+
+def _locked(endpoint: WebhookEndpoint) -> WebhookEndpoint:
+    return (
+        WebhookEndpoint.objects.select_for_update(of=("self",))
+        .select_related("organization")
+        .get(pk=endpoint.pk)
+    )
+
+
+@transaction.atomic
+def webhook_endpoint_create(
+    *,
+    organization: Organization,
+    url: str,
+    event_types: Iterable[str],
+    actor: User | None,
+    description: str = "",
+) -> tuple[WebhookEndpoint, str]:
+    """Register an endpoint; return it and its signing secret, which is shown this once."""
+    url = _clean_url(url)
+    events = _clean_events(event_types)
+    # Lock the organisation row so two concurrent creations cannot both pass the limit.
+    Organization.objects.select_for_update().filter(pk=organization.pk).first()
+    if WebhookEndpoint.objects.filter(organization=organization).count() >= MAX_ENDPOINTS_PER_ORGANIZATION:
+        raise ValidationError(
+            f"An organisation can have at most {MAX_ENDPOINTS_PER_ORGANIZATION} webhook endpoints.",
+            code="limit",
+        )
+    secret = signing.generate_secret()
+    endpoint = WebhookEndpoint.objects.create(
+        organization=organization,
+        url=url,
+        description=(description or "").strip()[:200],
+        event_types=events,
+        secret_hint=signing.secret_hint(secret),
+        secret_ciphertext=signing.encrypt_secret(secret),
+        created_by=actor if isinstance(actor, User) else None,
+    )
+    _audit("created", endpoint, actor, {"url": url, "events": events})
+    return endpoint, secret
+
+
+@transaction.atomic
+def webhook_endpoint_update(
+    *,
+    endpoint: WebhookEndpoint,
+    actor: User | None,
+    event_types: Iterable[str] | None = None,
+    description: str | None = None,
+    active: bool | None = None,
+) -> WebhookEndpoint:
+    """Change an endpoint's events, description or active flag (the URL stays: add a new endpoint)."""
+    endpoint = _locked(endpoint)
+    changes = {}
+    if event_types is not None:
+        events = _clean_events(event_types)
+        if events != endpoint.event_types:
+            changes["events"] = {"from": endpoint.event_types, "to": events}
+            endpoint.event_types = events
+    if description is not None and description.strip()[:200] != endpoint.description:
+        changes["description"] = {"from": endpoint.description, "to": description.strip()[:200]}
+        endpoint.description = description.strip()[:200]
+    if active is not None and bool(active) != endpoint.active:
+        changes["active"] = {"from": endpoint.active, "to": bool(active)}
+        endpoint.active = bool(active)
+    if not changes:
+        return endpoint
+    endpoint.save(update_fields=["event_types", "description", "active", "updated_at"])
+    _audit("updated", endpoint, actor, changes)
+    return endpoint
+
+
+@transaction.atomic
+def webhook_endpoint_rotate_secret(
+    *, endpoint: WebhookEndpoint, actor: User | None, overlap_hours: int = 24
+) -> tuple[WebhookEndpoint, str]:
+    """Give the endpoint a new secret; the old one also signs until the overlap ends.
+
+    During the overlap each delivery carries two `v1=` signatures, so a receiver can switch
+    to the new secret at any moment. Overlap 0 stops the old secret at once.
+    """
+    if not 0 <= overlap_hours <= MAX_SECRET_OVERLAP_HOURS:
+        raise ValidationError(
+            {"overlap_hours": f"Choose between 0 and {MAX_SECRET_OVERLAP_HOURS} hours."}, code="overlap"
+        )
+    endpoint = _locked(endpoint)
+    now = timezone.now()
+    secret = signing.generate_secret()
+    if overlap_hours:
+        endpoint.previous_secret_ciphertext = endpoint.secret_ciphertext
+        endpoint.previous_secret_expires_at = now + timedelta(hours=overlap_hours)
+    else:
+        endpoint.previous_secret_ciphertext = None
+        endpoint.previous_secret_expires_at = None
+    endpoint.secret_ciphertext = signing.encrypt_secret(secret)
+    endpoint.secret_hint = signing.secret_hint(secret)
+    endpoint.secret_rotated_at = now
+    endpoint.save(
+        update_fields=[
+            "previous_secret_ciphertext",
+            "previous_secret_expires_at",
+            "secret_ciphertext",
+            "secret_hint",
+            "secret_rotated_at",
+            "updated_at",
+        ]
+    )
+    _audit("secret_rotated", endpoint, actor, {"overlap_hours": overlap_hours})
+    return endpoint, secret
+
+
+@transaction.atomic
+def webhook_endpoint_delete(*, endpoint: WebhookEndpoint, actor: User | None) -> None:
+    """Delete an endpoint and its delivery history."""
+    endpoint = _locked(endpoint)
+    _audit("deleted", endpoint, actor, {"url": endpoint.url, "events": endpoint.event_types})
+    endpoint.delete()
+
+
+@transaction.atomic
+def webhook_endpoint_ping(*, endpoint: WebhookEndpoint, actor: User | None) -> WebhookDelivery:
+    """Queue a `webhook.ping` test event for an active endpoint; the sender delivers it like any event."""
+    endpoint = _locked(endpoint)
+    if not endpoint.active:
+        raise ValidationError("Enable the endpoint before sending a test event.", code="inactive")
+    payload = ping_payload(endpoint=endpoint, organization=endpoint.organization, actor=actor)
+    delivery = WebhookDelivery.objects.create(
+        endpoint=endpoint, event_id=payload["id"], event_type=PING_EVENT, payload=payload
+    )
+    _audit("tested", endpoint, actor, {"event_id": payload["id"]})
+    return delivery
+
+
+@transaction.atomic
+def webhook_delivery_retry(*, delivery: WebhookDelivery, actor: User | None) -> WebhookDelivery:
+    """Send a failed or dead delivery again at the sender's next run (a dead one gets one more attempt)."""
+    delivery = (
+        WebhookDelivery.objects.select_for_update(of=("self",))
+        .select_related("endpoint__organization")
+        .get(pk=delivery.pk)
+    )
+    if not delivery.retryable:
+        raise ValidationError("Only a failed or abandoned delivery can be retried.", code="not_retryable")
+    delivery.state = DeliveryState.PENDING
+    delivery.next_attempt_at = timezone.now()
+    delivery.save(update_fields=["state", "next_attempt_at"])
+    _audit(
+        "delivery_retried",
+        delivery.endpoint,
+        actor,
+        {"event_id": str(delivery.event_id), "event": delivery.event_type, "attempts": delivery.attempts},
+    )
+    return delivery
+
+
+@transaction.atomic
+def webhook_secrets_reencrypt(*, actor: User | None) -> int:
+    """Re-encrypt every endpoint secret under the current encryption key; return how many changed.
+
+    Run after changing PORTAL_SIGNING_KEY_ENCRYPTION_KEY (the old key listed in
+    PORTAL_OLD_SIGNING_KEY_ENCRYPTION_KEY), before removing the old key. All or nothing.
+    """
+    changed = []
+    for endpoint in WebhookEndpoint.objects.select_for_update().order_by("pk"):
+        fields = {"secret_ciphertext": signing.reencrypt(endpoint.secret_ciphertext)}
+        if endpoint.previous_secret_ciphertext:
+            fields["previous_secret_ciphertext"] = signing.reencrypt(endpoint.previous_secret_ciphertext)
+        WebhookEndpoint.objects.filter(pk=endpoint.pk).update(**fields)
+        changed.append(endpoint.pk)
+    if changed:
+        audit_log(
+            action="credentials.webhook.secrets_reencrypted",
+            actor=actor,
+            organization=None,
+            target_label=f"{len(changed)} webhook endpoint(s)",
+            extra={"endpoint_ids": changed},
+        )
+    return len(changed)

@@ -1,0 +1,243 @@
+"""Dashboard pages for webhooks: endpoints, the one-time secret, test events and delivery history.
+
+Owners and admins only, like the credential policy: an endpoint receives every lifecycle
+event of the organisation. Creating an endpoint and rotating its secret reveal a secret, and
+changing or deleting one changes who is told about leaks and revocations: all need a step-up.
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from credentials.webhooks import services
+from credentials.webhooks.forms import (
+    WebhookEndpointCreateForm,
+    WebhookEndpointEditForm,
+    WebhookSecretRotateForm,
+)
+from credentials.webhooks.models import EventType, WebhookDelivery, WebhookEndpoint
+from credentials.webhooks.selectors import (
+    webhook_deliveries_for,
+    webhook_delivery_get,
+    webhook_endpoint_get,
+    webhook_endpoints_for,
+)
+from credentials.webhooks.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER
+from portal.stepup import step_up_required
+from portal.tenancy import org_view
+
+_SUBMISSIONS = "credentials_webhook_submissions"
+PAGE_SIZE = 25
+
+
+def _endpoint_or_404(request: HttpRequest, endpoint_id: int) -> WebhookEndpoint:
+    try:
+        return webhook_endpoint_get(request.organization, endpoint_id)
+    except WebhookEndpoint.DoesNotExist:
+        raise Http404("No such webhook endpoint.") from None
+
+
+def _detail(request: HttpRequest, endpoint: WebhookEndpoint) -> HttpResponse:
+    return redirect("org-webhook-detail", org_slug=request.organization.slug, endpoint_id=endpoint.pk)
+
+
+def _used_submission(request: HttpRequest, token: str) -> int | None:
+    return request.session.get(_SUBMISSIONS, {}).get(token)
+
+
+def _remember_submission(request: HttpRequest, token: str, endpoint_id: int) -> None:
+    # Only the one-use form token and the endpoint id are kept, never the secret.
+    used = dict(list(request.session.get(_SUBMISSIONS, {}).items())[-19:])
+    used[token] = endpoint_id
+    request.session[_SUBMISSIONS] = used
+
+
+def _already_shown(request: HttpRequest, endpoint_id: int) -> HttpResponse:
+    messages.info(
+        request, "That secret was already shown once; it cannot be shown again. Rotate it if it is lost."
+    )
+    return redirect("org-webhook-detail", org_slug=request.organization.slug, endpoint_id=endpoint_id)
+
+
+def _add_errors(form, exc: ValidationError) -> None:
+    if not hasattr(exc, "error_dict"):
+        form.add_error(None, exc)
+        return
+    for field, errors in exc.error_dict.items():
+        form.add_error(field if field in form.fields else None, errors)
+
+
+def _reveal(request: HttpRequest, endpoint: WebhookEndpoint, secret: str, *, rotated: bool) -> HttpResponse:
+    response = render(
+        request,
+        "credentials/webhooks/reveal.html",
+        {
+            "endpoint": endpoint,
+            "secret": secret,
+            "rotated": rotated,
+            "signature_header": SIGNATURE_HEADER,
+            "timestamp_header": TIMESTAMP_HEADER,
+        },
+    )
+    # The page holds the secret: never let a cache or the back button bring it back.
+    response["Cache-Control"] = "no-store, no-cache, must-revalidate, private"
+    response["Pragma"] = "no-cache"
+    return response
+
+
+@org_view(managers_only=True)
+def webhook_list(request: HttpRequest) -> HttpResponse:
+    """List the organisation's webhook endpoints."""
+    endpoints = list(webhook_endpoints_for(request.organization))
+    return render(
+        request, "credentials/webhooks/list.html", {"endpoints": endpoints, "labels": dict(EventType.choices)}
+    )
+
+
+@org_view(managers_only=True)
+@step_up_required
+def webhook_create(request: HttpRequest) -> HttpResponse:
+    """Register an endpoint and show its signing secret once, in the response to the form."""
+    form = WebhookEndpointCreateForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST":
+        if form.is_valid():
+            used = _used_submission(request, form.cleaned_data["submission"])
+            if used:
+                return _already_shown(request, used)
+            try:
+                endpoint, secret = services.webhook_endpoint_create(
+                    organization=request.organization,
+                    url=form.cleaned_data["url"],
+                    description=form.cleaned_data["description"],
+                    event_types=form.cleaned_data["event_types"],
+                    actor=request.user,
+                )
+            except ValidationError as exc:
+                _add_errors(form, exc)
+            else:
+                _remember_submission(request, form.cleaned_data["submission"], endpoint.pk)
+                return _reveal(request, endpoint, secret, rotated=False)
+        return render(request, "credentials/webhooks/create.html", {"form": form}, status=400)
+    return render(request, "credentials/webhooks/create.html", {"form": form})
+
+
+@org_view(managers_only=True)
+def webhook_detail(request: HttpRequest, endpoint_id: int) -> HttpResponse:
+    """Show an endpoint, its settings form and its deliveries, newest first."""
+    endpoint = _endpoint_or_404(request, endpoint_id)
+    form = WebhookEndpointEditForm(
+        initial={
+            "event_types": endpoint.event_types,
+            "description": endpoint.description,
+            "active": endpoint.active,
+        }
+    )
+    page = Paginator(webhook_deliveries_for(endpoint), PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "credentials/webhooks/detail.html",
+        {"endpoint": endpoint, "form": form, "page": page, "labels": dict(EventType.choices)},
+    )
+
+
+@require_POST
+@org_view(managers_only=True)
+@step_up_required
+def webhook_edit(request: HttpRequest, endpoint_id: int) -> HttpResponse:
+    """Change an endpoint's events, description or active flag."""
+    endpoint = _endpoint_or_404(request, endpoint_id)
+    form = WebhookEndpointEditForm(request.POST)
+    if form.is_valid():
+        try:
+            services.webhook_endpoint_update(
+                endpoint=endpoint,
+                actor=request.user,
+                event_types=form.cleaned_data["event_types"],
+                description=form.cleaned_data["description"],
+                active=form.cleaned_data["active"],
+            )
+        except ValidationError as exc:
+            _add_errors(form, exc)
+        else:
+            messages.success(request, "The endpoint was saved.")
+            return _detail(request, endpoint)
+    page = Paginator(webhook_deliveries_for(endpoint), PAGE_SIZE).get_page(None)
+    return render(
+        request,
+        "credentials/webhooks/detail.html",
+        {"endpoint": endpoint, "form": form, "page": page, "labels": dict(EventType.choices)},
+        status=400,
+    )
+
+
+@org_view(managers_only=True)
+@step_up_required
+def webhook_rotate(request: HttpRequest, endpoint_id: int) -> HttpResponse:
+    """Give the endpoint a new secret (with an overlap) and show it once."""
+    endpoint = _endpoint_or_404(request, endpoint_id)
+    form = WebhookSecretRotateForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST":
+        if form.is_valid():
+            if _used_submission(request, form.cleaned_data["submission"]):
+                return _already_shown(request, endpoint.pk)
+            try:
+                endpoint, secret = services.webhook_endpoint_rotate_secret(
+                    endpoint=endpoint, actor=request.user, overlap_hours=form.cleaned_data["overlap_hours"]
+                )
+            except ValidationError as exc:
+                _add_errors(form, exc)
+            else:
+                _remember_submission(request, form.cleaned_data["submission"], endpoint.pk)
+                return _reveal(request, endpoint, secret, rotated=True)
+        return render(
+            request, "credentials/webhooks/rotate.html", {"endpoint": endpoint, "form": form}, status=400
+        )
+    return render(request, "credentials/webhooks/rotate.html", {"endpoint": endpoint, "form": form})
+
+
+@org_view(managers_only=True)
+@step_up_required
+def webhook_delete(request: HttpRequest, endpoint_id: int) -> HttpResponse:
+    """Delete an endpoint and its delivery history, after a confirmation."""
+    endpoint = _endpoint_or_404(request, endpoint_id)
+    if request.method == "POST":
+        services.webhook_endpoint_delete(endpoint=endpoint, actor=request.user)
+        messages.success(request, f"The endpoint {endpoint.url} was deleted.")
+        return redirect("org-webhooks", org_slug=request.organization.slug)
+    return render(request, "credentials/webhooks/delete.html", {"endpoint": endpoint})
+
+
+@require_POST
+@org_view(managers_only=True)
+def webhook_ping(request: HttpRequest, endpoint_id: int) -> HttpResponse:
+    """Queue a `webhook.ping` test event; the sender delivers it on its next run."""
+    endpoint = _endpoint_or_404(request, endpoint_id)
+    try:
+        services.webhook_endpoint_ping(endpoint=endpoint, actor=request.user)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, "A test event was queued. It appears below once the sender has run.")
+    return _detail(request, endpoint)
+
+
+@require_POST
+@org_view(managers_only=True)
+def webhook_delivery_retry(request: HttpRequest, endpoint_id: int, delivery_id: int) -> HttpResponse:
+    """Ask for another attempt at a failed or abandoned delivery."""
+    try:
+        delivery = webhook_delivery_get(request.organization, endpoint_id, delivery_id)
+    except WebhookDelivery.DoesNotExist:
+        raise Http404("No such delivery.") from None
+    try:
+        services.webhook_delivery_retry(delivery=delivery, actor=request.user)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, "The delivery will be sent again at the sender's next run.")
+    return _detail(request, delivery.endpoint)

@@ -1,0 +1,121 @@
+"""Which URLs an endpoint may have: HTTPS to public hosts; loopback over http only in development."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.exceptions import ValidationError
+
+from credentials.webhooks.destinations import parse_url, resolve
+from credentials.webhooks.services import MAX_ENDPOINTS_PER_ORGANIZATION, webhook_endpoint_create
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def production(settings):
+    settings.PORTAL_WEBHOOK_ALLOW_INSECURE_LOCALHOST = False
+
+
+@pytest.mark.parametrize(
+    ("url", "code"),
+    [
+        ("http://hooks.example.com/x", "scheme"),
+        ("ftp://hooks.example.com/x", "scheme"),
+        ("javascript:alert(1)", "scheme"),
+        ("hooks.example.com/x", "scheme"),
+        ("not a url", "invalid"),
+        ("", "scheme"),
+        ("https://user:pass@hooks.example.com/x", "userinfo"),
+        ("https://token@hooks.example.com/x", "userinfo"),
+        ("https://hooks.example.com/x#frag", "fragment"),
+        ("https://hooks.example.com:99999/x", "invalid"),
+        ("https://10.0.0.5/x", "private"),
+        ("https://192.168.1.1/x", "private"),
+        ("https://169.254.169.254/latest/meta-data", "private"),
+        ("https://127.0.0.1/x", "private"),
+        ("https://[::1]/x", "private"),
+        ("https://[::ffff:10.0.0.1]/x", "private"),
+        ("https://[fd00::1]/x", "private"),
+        ("https://100.64.0.1/x", "private"),
+        ("https://0.0.0.0/x", "private"),
+        ("http://127.0.0.1:8080/x", "scheme"),
+        ("http://localhost/x", "scheme"),
+        ("https://hooks.example.com/a b", "invalid"),
+        ("https://hooks.example.com/x\r\nX-Injected: 1", "invalid"),
+        ("https://hooks.example.com/\x00", "invalid"),
+        ("https://bücher.example/x", "invalid"),
+        ("https://hooks.example.com/café", "invalid"),
+    ],
+)
+def test_refused_urls(production, url, code):
+    with pytest.raises(ValidationError) as excinfo:
+        parse_url(url)
+    assert excinfo.value.code == code
+
+
+def test_accepted_urls(production):
+    d = parse_url("https://hooks.example.com/portal?source=identity")
+    assert (d.scheme, d.host, d.port, d.path) == (
+        "https",
+        "hooks.example.com",
+        443,
+        "/portal?source=identity",
+    )
+    assert parse_url("https://93.184.215.14:8443").path == "/"
+
+
+def test_development_allows_http_to_loopback_only(settings):
+    settings.PORTAL_WEBHOOK_ALLOW_INSECURE_LOCALHOST = True
+    assert parse_url("http://127.0.0.1:8080/x").port == 8080
+    assert parse_url("http://localhost/x").host == "localhost"
+    with pytest.raises(ValidationError):
+        parse_url("http://hooks.example.com/x")
+    with pytest.raises(ValidationError):
+        parse_url("http://10.0.0.5/x")
+
+
+def test_resolution_refuses_loopback_and_unknown_names(production):
+    with pytest.raises(ValidationError) as excinfo:
+        resolve(parse_url("https://localhost/x"))
+    assert excinfo.value.code == "private"
+    with pytest.raises(ValidationError) as excinfo:
+        resolve(parse_url("https://no-such-host.invalid/x"))
+    assert excinfo.value.code == "dns"
+
+
+def test_the_service_refuses_bad_urls_and_events(production, organization, owner):
+    with pytest.raises(ValidationError) as excinfo:
+        webhook_endpoint_create(
+            organization=organization, url="http://x.example", event_types=["created"], actor=owner
+        )
+    assert "url" in excinfo.value.error_dict
+    with pytest.raises(ValidationError) as excinfo:
+        webhook_endpoint_create(
+            organization=organization, url="https://x.example", event_types=[], actor=owner
+        )
+    assert "event_types" in excinfo.value.error_dict
+    with pytest.raises(ValidationError):
+        webhook_endpoint_create(
+            organization=organization, url="https://x.example", event_types=["exploded"], actor=owner
+        )
+    with pytest.raises(ValidationError):
+        webhook_endpoint_create(
+            organization=organization,
+            url="https://x.example/" + "a" * 500,
+            event_types=["created"],
+            actor=owner,
+        )
+
+
+def test_an_organisation_has_a_limited_number_of_endpoints(production, organization, owner):
+    for i in range(MAX_ENDPOINTS_PER_ORGANIZATION):
+        webhook_endpoint_create(
+            organization=organization,
+            url=f"https://hooks.example.com/{i}",
+            event_types=["created"],
+            actor=owner,
+        )
+    with pytest.raises(ValidationError, match="at most"):
+        webhook_endpoint_create(
+            organization=organization, url="https://hooks.example.com/x", event_types=["created"], actor=owner
+        )
