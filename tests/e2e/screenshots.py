@@ -12,23 +12,32 @@ import base64
 import json
 import os
 import re
+import secrets
 import socket
 import subprocess
 import sys
+import threading
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import jwt
+from cryptography.hazmat.primitives.asymmetric import ec
 from playwright.sync_api import Page, expect, sync_playwright
 
 from tests.e2e.browser import INSTALL_HINT, find_chromium, launch_chromium
+from tests.support.secret_scanning import keys_document, public_pem, sign
 
 ROOT = Path(__file__).resolve().parents[2]
 OUTPUT = ROOT / "docs" / "images"
 DATABASE = ROOT / "var" / "screenshots.sqlite3"
 OWNER, PASSWORD = "owner@acme.example", "demo-password"
+#: Plays GitHub's secret scanning: the portal under the camera trusts its public key.
+SCANNER = ec.generate_private_key(ec.SECP256R1())
 
 
 @dataclass(frozen=True)
@@ -120,6 +129,93 @@ def issue_credentials(page: Page) -> None:
     expect(page.get_by_role("heading", level=1)).to_contain_text("New client secret")
 
 
+def _base_url(page: Page) -> str:
+    return page.url.split("/orgs/")[0].split("/accounts/")[0]
+
+
+def add_secretless_app(page: Page) -> None:
+    """Create a private_key_jwt application, register its public key and get a token with it."""
+    private_key = ec.generate_private_key(ec.SECP256R1())
+    page.goto("/orgs/acme/apps/new/")
+    page.get_by_label("Name").fill("Ledger export")
+    page.get_by_label("Description").fill("Signs its own client assertions: no secret to leak")
+    page.get_by_role("checkbox", name=re.compile(r"^orders:read( |$)")).check()
+    page.get_by_label("Private key JWT (no secret)").check()
+    page.get_by_role("button", name="Create application").click()
+    page.get_by_label("Public key", exact=True).fill(public_pem(private_key))
+    page.get_by_role("button", name="Register key").click()
+    expect(page.locator(".message-success")).to_contain_text("was registered")
+    client_id = page.locator("#client-id").inner_text().strip()
+    token_url = f"{_base_url(page)}/oauth/token"
+    now = int(time.time())
+    claims = {"iss": client_id, "sub": client_id, "aud": token_url, "iat": now, "exp": now + 60}
+    assertion = jwt.encode({**claims, "jti": secrets.token_urlsafe(16)}, private_key, algorithm="ES256")
+    form = {
+        "grant_type": "client_credentials",
+        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        "client_assertion": assertion,
+    }
+    _call(token_url, headers={}, data=urllib.parse.urlencode(form).encode())
+
+
+def report_leaked_key(page: Page) -> None:
+    """Create a key, then report it the way GitHub's secret scanning does: it is revoked."""
+    leaked = _create_key(page, "Old laptop script", ("orders:read",))
+    body = json.dumps(
+        [
+            {
+                "token": leaked,
+                "type": "identity_portal_api_key",
+                "url": "https://github.com/acme-corp/scratch/blob/main/sync.py",
+                "source": "content",
+            }
+        ]
+    ).encode()
+    headers = {
+        "Content-Type": "application/json",
+        "Github-Public-Key-Identifier": "screenshots",
+        "Github-Public-Key-Signature": sign(body, SCANNER),
+    }
+    _call(f"{_base_url(page)}/api/v1/secret-scanning/reports", headers=headers, data=body)
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:  # noqa: N802  http.server's naming
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def add_webhook(page: Page) -> None:
+    """Add a webhook endpoint (a local receiver), send a test event and deliver it."""
+    receiver = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    try:
+        page.goto("/orgs/acme/webhooks/new/")
+        page.get_by_label("URL").fill(f"http://127.0.0.1:{receiver.server_port}/portal-events")
+        page.get_by_label("Description").fill("Security team's SIEM")
+        for event in ("Reported leaked", "Revoked (the credential, a secret or a key)"):
+            page.get_by_role("checkbox", name=event).check()
+        page.get_by_role("button", name="Add endpoint").click()
+        expect(page.get_by_role("heading", level=1)).to_have_text("Webhook endpoint added")
+        page.reload()  # the secret is shown once; the reload lands on the endpoint's page
+        page.get_by_role("button", name="Send test event").click()
+        expect(page.locator(".message-success")).to_be_visible()
+        _manage("deliver_webhooks", "--once", env=ENV)
+    finally:
+        receiver.shutdown()
+        receiver.server_close()
+
+
+def open_webhook(page: Page) -> None:
+    page.goto("/orgs/acme/webhooks/")
+    page.get_by_role("link", name=re.compile("portal-events")).first.click()
+    expect(page.get_by_role("heading", level=1)).to_be_visible()
+
+
 def reveal_new_key(page: Page) -> None:
     """Create a fresh key and stay on its one-time reveal page."""
     _create_key(page, "Reporting dashboard", ("orders:read",), days="365")
@@ -144,7 +240,13 @@ def open_key(name: str) -> Callable[[Page], None]:
 
 
 # Run once, signed in as the owner, before the signed-in shots.
-SETUP: list[Callable[[Page], None]] = [invite_colleagues, issue_credentials]
+SETUP: list[Callable[[Page], None]] = [
+    invite_colleagues,
+    issue_credentials,
+    add_secretless_app,
+    report_leaked_key,
+    add_webhook,
+]
 
 SHOTS: list[Shot] = [
     Shot("login", "/accounts/login/", signed_in=False),
@@ -159,7 +261,13 @@ SHOTS: list[Shot] = [
     Shot("apps", "/orgs/acme/apps/"),
     Shot("app-detail", "", prepare=open_app("Warehouse sync")),
     Shot("app-detail-phone", "", width=390, height=844, prepare=open_app("Warehouse sync")),
+    Shot("app-private-key-jwt", "", prepare=open_app("Ledger export")),
+    Shot("api-key-leaked", "", prepare=open_key("Old laptop script")),
+    Shot("webhook-detail", "", prepare=open_webhook),
 ]
+
+#: The environment of the server under the camera (set by main, read by the setup steps).
+ENV: dict[str, str] = {}
 
 
 def _free_port() -> int:
@@ -177,6 +285,8 @@ def _environment(base_url: str) -> dict[str, str]:
         PORTAL_BASE_URL=base_url,
         EMAIL_URL="consolemail://",
         PYTHONUNBUFFERED="1",
+        PORTAL_ISSUER=base_url,
+        PORTAL_SECRET_SCANNING_PUBLIC_KEYS=keys_document(("screenshots", SCANNER)),
     )
     return env
 
@@ -223,6 +333,7 @@ def main() -> int:
     port = _free_port()
     base_url = f"http://127.0.0.1:{port}"
     env = _environment(base_url)
+    ENV.update(env)
     _manage("migrate", "--noinput", env=env)
     _manage("seed_demo", env=env)
     server = subprocess.Popen(
