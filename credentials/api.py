@@ -14,7 +14,6 @@ from rest_framework.authentication import SessionAuthentication
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 from rest_framework.viewsets import GenericViewSet
 
 from credentials import keys, serializers
@@ -32,7 +31,7 @@ from credentials.services import (
     api_key_verify,
 )
 from portal import ratelimit
-from portal.api.whoami import machine_authentication_classes
+from portal.api.whoami import MachineCredentialView
 from portal.models import User
 from portal.principal import Principal
 from portal.stepup import require_recent_authentication_for_session
@@ -268,14 +267,13 @@ class ApiKeyViewSet(GenericViewSet):
         return super().handle_exception(exc)
 
 
-class ApiKeyVerifyView(APIView):
+class ApiKeyVerifyView(MachineCredentialView):
     """Verify an API key centrally, for services that hold a credential with `api_keys:verify`.
 
     Always 200 for a well-formed request: `{"valid": true, …}` with the key's organisation,
     id, owner, scopes, environment and expiry, or `{"valid": false, "code": …}`.
     """
 
-    authentication_classes = machine_authentication_classes()
     permission_classes = [HasScopes]
     required_scopes = (VERIFY_SCOPE,)
 

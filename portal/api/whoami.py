@@ -19,21 +19,29 @@ def machine_authentication_classes() -> list[type]:
     return [import_string(path) for path in settings.PORTAL_MACHINE_AUTHENTICATION_CLASSES]
 
 
-class WhoAmIView(APIView):
+class MachineCredentialView(APIView):
+    """An API for machines only: no credential at all answers exactly like an unusable one.
+
+    Both are 401 with `WWW-Authenticate: Bearer` and the same body, so a caller learns
+    nothing from the difference; a usable credential without the right scope stays 403.
+    """
+
+    authentication_classes = machine_authentication_classes()
+
+    def permission_denied(self, request, message=None, code=None):
+        if not isinstance(request.auth, Principal):
+            raise exceptions.AuthenticationFailed(INVALID_CREDENTIAL)
+        super().permission_denied(request, message, code)
+
+
+class WhoAmIView(MachineCredentialView):
     """Describe the calling credential.
 
     Accepts `Authorization: Bearer <API key or JWT access token>` (and `X-API-Key` for keys).
     Anything unusable answers 401 with `WWW-Authenticate: Bearer`.
     """
 
-    authentication_classes = machine_authentication_classes()
     permission_classes = [IsMachinePrincipal]
-
-    def permission_denied(self, request, message=None, code=None):
-        # No credential at all answers exactly like an unusable one.
-        if not isinstance(request.auth, Principal):
-            raise exceptions.AuthenticationFailed(INVALID_CREDENTIAL)
-        super().permission_denied(request, message, code)
 
     @extend_schema(
         responses=inline_serializer(

@@ -245,6 +245,11 @@ def test_keys_verify_needs_a_credential_with_the_verify_scope(make_key, owner, l
         assert response.status_code == 401
         assert response["WWW-Authenticate"].startswith("Bearer")
         bodies.add(response.content)
+    # No credential at all answers exactly like an unusable one, as at whoami.
+    response = client.post(VERIFY, {"key": presented["valid"]}, "application/json")
+    assert response["WWW-Authenticate"].startswith("Bearer")
+    bodies.add(response.content)
+    bodies.add(client.get(WHOAMI).content)
     assert len(bodies) == 1
 
 
