@@ -144,9 +144,15 @@ def post(url: str, body: bytes, headers: dict[str, str]) -> Outcome:
         connection.close()
 
 
+def attempt_bound_seconds() -> int:
+    """Return the longest one attempt can take: the DNS lookup, then the whole exchange's watchdog."""
+    return 4 * settings.PORTAL_WEBHOOK_TIMEOUT_SECONDS
+
+
 def _lease_seconds(batch_size: int) -> int:
-    # Long enough for every request of the batch at its worst (connect + read timeouts), plus slack.
-    return batch_size * 2 * settings.PORTAL_WEBHOOK_TIMEOUT_SECONDS + 60
+    # Long enough for every request of the batch at its worst, plus slack; the sender also
+    # stops starting requests when the lease could end during one (see deliveries_drain).
+    return batch_size * attempt_bound_seconds() + 60
 
 
 def deliveries_claim(*, batch_size: int, now: datetime | None = None) -> list[WebhookDelivery]:
@@ -195,16 +201,26 @@ def delivery_send(delivery: WebhookDelivery) -> WebhookDelivery:
     return delivery_record(delivery=delivery, outcome=outcome)
 
 
+def _printable(text: str) -> str:
+    # A receiver's body may hold NUL (which PostgreSQL text refuses) or terminal control codes.
+    return "".join(c if c.isprintable() or c in "\n\t" else "\ufffd" for c in text)
+
+
 @transaction.atomic
 def delivery_record(*, delivery: WebhookDelivery, outcome: Outcome) -> WebhookDelivery:
     """Store an attempt's outcome: delivered, retry later with back-off, or give up after the last attempt."""
-    delivery = WebhookDelivery.objects.select_for_update().get(pk=delivery.pk)
+    current = WebhookDelivery.objects.select_for_update().filter(pk=delivery.pk).first()
+    if current is None or current.state == DeliveryState.SUCCEEDED:
+        # The endpoint was deleted meanwhile, or another sender delivered it (at least once):
+        # a late failure must not turn "delivered" back into "will retry".
+        return current or delivery
+    delivery = current
     now = timezone.now()
     delivery.attempts += 1
     delivery.last_attempt_at = now
     delivery.last_status_code = outcome.status
-    delivery.last_error = outcome.error[:300]
-    delivery.response_excerpt = outcome.excerpt[:300]
+    delivery.last_error = _printable(outcome.error)[:300]
+    delivery.response_excerpt = _printable(outcome.excerpt)[:300]
     if outcome.ok:
         delivery.state = DeliveryState.SUCCEEDED
         delivery.delivered_at = now
@@ -234,7 +250,8 @@ def deliveries_drain(
     """Send every delivery due now, batch by batch; return how many ended in each state.
 
     `stop` is asked before each request: a sender told to shut down leaves the rest of its
-    batch, which goes out when the lease ends.
+    batch, which goes out when the lease ends. Nor does a request start when the lease could
+    end before it does (slow receivers): another sender could claim the row meanwhile.
     """
     counts = {state: 0 for state in DeliveryState.values}
     sent = 0
@@ -242,8 +259,9 @@ def deliveries_drain(
         batch = deliveries_claim(batch_size=batch_size if limit is None else min(batch_size, limit - sent))
         if not batch:
             break
+        lease_ends = batch[0].next_attempt_at
         for delivery in batch:
-            if stop():
+            if stop() or timezone.now() + timedelta(seconds=attempt_bound_seconds()) > lease_ends:
                 break
             try:
                 delivery = delivery_send(delivery)

@@ -314,3 +314,52 @@ def test_an_unexpected_error_is_counted_and_the_others_go_out(owner, receiver, m
     bad.refresh_from_db()
     assert (bad.state, bad.attempts, bad.last_error) == ("failed", 1, "Internal error")
     assert len(receiver.verified(secret)) == 1
+
+
+def test_a_sender_starts_no_request_its_lease_could_not_cover(owner, receiver, make_endpoint, monkeypatch):
+    # One attempt may take 4 s at worst (timeout 1 s: DNS, then the 3 s watchdog); with a 5 s
+    # lease and receivers taking 0.8 s, a third request could outlive the lease, when another
+    # sender may claim the row: it is left for after the lease instead.
+    from credentials.webhooks import delivery as sender
+
+    monkeypatch.setattr(sender, "_lease_seconds", lambda batch_size: 5)
+    endpoint, _secret = make_endpoint()
+    for _ in range(3):
+        webhook_endpoint_ping(endpoint=endpoint, actor=owner)
+    receiver.delay = 0.8
+    counts = deliveries_drain(batch_size=3)
+    assert counts["succeeded"] == 2 and len(receiver.received) == 2
+    (left,) = WebhookDelivery.objects.filter(state="pending")
+    assert left.attempts == 0 and left.next_attempt_at > timezone.now()
+
+
+def test_a_late_failure_does_not_undo_a_delivery(owner, receiver, make_endpoint):
+    from credentials.webhooks.delivery import Outcome, delivery_record
+
+    _endpoint, _secret, delivery = _ping(make_endpoint, owner)
+    deliver()
+    # The same row, sent again by a sender whose lease ended, fails afterwards.
+    delivery_record(delivery=delivery, outcome=Outcome(500, "HTTP 500"))
+    delivery.refresh_from_db()
+    assert (delivery.state, delivery.attempts, delivery.last_status_code) == ("succeeded", 1, 200)
+
+
+def test_a_hostile_response_body_is_stored_harmlessly(owner, receiver, make_endpoint):
+    # NUL cannot be stored in PostgreSQL text; control codes would reach a staff terminal.
+    receiver.statuses.append(500)
+    receiver.body = b"\x00\x1b[2Jbad\xff\nnews" + b"z" * 500
+    _endpoint, _secret, delivery = _ping(make_endpoint, owner)
+    deliver()
+    delivery.refresh_from_db()
+    assert (delivery.state, delivery.attempts, delivery.last_status_code) == ("failed", 1, 500)
+    assert delivery.response_excerpt.startswith("\ufffd\ufffd[2Jbad\ufffd\nnews")
+    assert len(delivery.response_excerpt) == 300 and "\x00" not in delivery.response_excerpt
+
+
+def test_a_deleted_endpoint_mid_send_is_not_an_error(owner, receiver, make_endpoint):
+    from credentials.webhooks.delivery import Outcome, delivery_record
+
+    endpoint, _secret, delivery = _ping(make_endpoint, owner)
+    endpoint.delete()
+    assert delivery_record(delivery=delivery, outcome=Outcome(200)).pk == delivery.pk
+    assert not WebhookDelivery.objects.exists()
