@@ -239,3 +239,26 @@ def webhook_secrets_reencrypt(*, actor: User | None) -> int:
             extra={"endpoint_ids": changed},
         )
     return len(changed)
+
+
+@transaction.atomic
+def webhook_deliveries_purge(*, older_than: timedelta, actor: User | None = None) -> int:
+    """Delete delivered and given-up deliveries created more than `older_than` ago; return how many.
+
+    Rows still due (pending, failed) are kept whatever their age: they are the outbox.
+    """
+    if older_than <= timedelta(0):
+        raise ValidationError("Keep deliveries for a positive duration.", code="retention")
+    cutoff = timezone.now() - older_than
+    deleted, _ = WebhookDelivery.objects.filter(
+        state__in=[DeliveryState.SUCCEEDED, DeliveryState.DEAD], created_at__lt=cutoff
+    ).delete()
+    if deleted:
+        audit_log(
+            action="credentials.webhook.deliveries_purged",
+            actor=actor,
+            organization=None,
+            target_label=f"{deleted} webhook deliveries",
+            extra={"created_before": cutoff.isoformat(), "count": deleted},
+        )
+    return deleted

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import socket
 import threading
 import time
@@ -363,3 +364,33 @@ def test_a_deleted_endpoint_mid_send_is_not_an_error(owner, receiver, make_endpo
     endpoint.delete()
     assert delivery_record(delivery=delivery, outcome=Outcome(200)).pk == delivery.pk
     assert not WebhookDelivery.objects.exists()
+
+
+def test_purging_old_deliveries_keeps_the_outbox(owner, receiver, make_endpoint):
+    from django.core.management import CommandError, call_command
+
+    from portal.models import AuditEvent
+
+    endpoint, _secret = make_endpoint()
+    rows = {}
+    for state in ("succeeded", "dead", "failed", "pending"):
+        rows[state] = webhook_endpoint_ping(endpoint=endpoint, actor=owner)
+        WebhookDelivery.objects.filter(pk=rows[state].pk).update(
+            state=state,
+            created_at=timezone.now() - timedelta(days=91),
+            next_attempt_at=timezone.now() + timedelta(hours=1) if state in ("failed", "pending") else None,
+        )
+    recent = webhook_endpoint_ping(endpoint=endpoint, actor=owner)
+    WebhookDelivery.objects.filter(pk=recent.pk).update(state="succeeded", next_attempt_at=None)
+    out = io.StringIO()
+    call_command("deliver_webhooks", "--purge-older-than", "90", stdout=out)
+    assert out.getvalue().strip() == "Deleted 2 webhook deliveries older than 90 days."
+    left = set(WebhookDelivery.objects.values_list("pk", flat=True))
+    assert left == {rows["failed"].pk, rows["pending"].pk, recent.pk}
+    assert receiver.received == []  # purging sends nothing
+    assert AuditEvent.objects.get(action="credentials.webhook.deliveries_purged").extra["count"] == 2
+    for bad in ("0", "-3", "36501"):
+        with pytest.raises(CommandError):
+            call_command("deliver_webhooks", "--purge-older-than", bad)
+    with pytest.raises(CommandError):
+        call_command("deliver_webhooks", "--purge-older-than", "30", "--loop")
