@@ -11,6 +11,7 @@ PORTAL_WEBHOOK_ALLOW_INSECURE_LOCALHOST (on with DEBUG) admits http:// and loopb
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 import threading
 from dataclasses import dataclass
@@ -20,6 +21,10 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+#: A DNS name: dot-separated labels of letters, digits, `-` (not at either end) and `_`.
+_HOST_NAME = re.compile(
+    r"(?=.{1,253}\.?$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*\.?"
+)
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,8 @@ def parse_url(url: str) -> Destination:
         literal = ipaddress.ip_address(host.rstrip("."))
     except ValueError:
         literal = None
+    if literal is None and not _HOST_NAME.fullmatch(host):
+        raise ValidationError("Enter a valid host name.", code="invalid")
     if literal is None and _legacy_ipv4(host):
         # `2130706433`, `0x7f.1`, `0177.0.0.1`: the resolver reads these as IPv4 addresses
         # (127.0.0.1 here); refuse the ambiguous spellings rather than guess what they mean.
