@@ -152,3 +152,20 @@ def test_out_of_range_and_foreign_ids_are_404(owner_client, machine, make_endpoi
     assert (
         owner_client.get(_url("org-webhook-detail", endpoint_id=endpoint.pk) + "?page=-1").status_code == 200
     )
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"description": "x" * 5000, "event_types": ["created"]},
+        {"description": "\x00", "event_types": ["created"]},
+        {"description": "ok", "event_types": ["exploded"]},
+        {"description": "ok", "event_types": []},
+    ],
+)
+def test_the_edit_form_refuses_bad_input(production, owner_client, make_endpoint, data):
+    endpoint, _ = make_endpoint(url="https://hooks.example.com/x")
+    response = owner_client.post(_url("org-webhook-edit", endpoint_id=endpoint.pk), data)
+    assert response.status_code == 400
+    endpoint.refresh_from_db()
+    assert endpoint.description == "test receiver"
