@@ -17,6 +17,7 @@ from credentials.webhooks import signing
 from credentials.webhooks.destinations import parse_url
 from credentials.webhooks.events import ping_payload
 from credentials.webhooks.models import (
+    DUE_STATES,
     PING_EVENT,
     DeliveryState,
     EventType,
@@ -28,6 +29,8 @@ from portal.services.audit import audit_log
 
 MAX_ENDPOINTS_PER_ORGANIZATION = 20
 MAX_SECRET_OVERLAP_HOURS = 168
+#: Test events waiting to be sent, per endpoint: more would only pile up rows in the outbox.
+MAX_QUEUED_PINGS = 5
 
 
 def _clean_events(event_types: Iterable[str]) -> list[str]:
@@ -186,6 +189,11 @@ def webhook_endpoint_ping(*, endpoint: WebhookEndpoint, actor: User | None) -> W
     endpoint = _locked(endpoint)
     if not endpoint.active:
         raise ValidationError("Enable the endpoint before sending a test event.", code="inactive")
+    queued = endpoint.deliveries.filter(event_type=PING_EVENT, state__in=DUE_STATES).count()
+    if queued >= MAX_QUEUED_PINGS:
+        raise ValidationError(
+            f"{queued} test events are already waiting to be sent; wait for them first.", code="queued"
+        )
     payload = ping_payload(endpoint=endpoint, organization=endpoint.organization, actor=actor)
     delivery = WebhookDelivery.objects.create(
         endpoint=endpoint, event_id=payload["id"], event_type=PING_EVENT, payload=payload

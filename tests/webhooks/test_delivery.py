@@ -394,3 +394,18 @@ def test_purging_old_deliveries_keeps_the_outbox(owner, receiver, make_endpoint)
             call_command("deliver_webhooks", "--purge-older-than", bad)
     with pytest.raises(CommandError):
         call_command("deliver_webhooks", "--purge-older-than", "30", "--loop")
+
+
+def test_test_events_cannot_pile_up(owner, receiver, make_endpoint):
+    from django.core.exceptions import ValidationError
+
+    from credentials.webhooks.services import MAX_QUEUED_PINGS
+
+    endpoint, _secret = make_endpoint()
+    for _ in range(MAX_QUEUED_PINGS):
+        webhook_endpoint_ping(endpoint=endpoint, actor=owner)
+    with pytest.raises(ValidationError, match="already waiting"):
+        webhook_endpoint_ping(endpoint=endpoint, actor=owner)
+    deliver()
+    assert len(receiver.received) == MAX_QUEUED_PINGS
+    webhook_endpoint_ping(endpoint=endpoint, actor=owner)  # sent ones no longer count
