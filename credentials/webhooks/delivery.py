@@ -74,26 +74,37 @@ def signing_secrets(endpoint: WebhookEndpoint, now: datetime) -> list[str]:
     return secrets
 
 
-class _PinnedHTTPConnection(http.client.HTTPConnection):
-    """Connect to the address that was checked, whatever DNS says by now."""
+def _connect(addresses: list[str], port: int, timeout: float) -> socket.socket:
+    """Return a socket connected to the first checked address that answers (IPv6 may be unroutable)."""
+    error: OSError | None = None
+    for address in addresses:
+        try:
+            return socket.create_connection((address, port), timeout)
+        except OSError as exc:
+            error = exc
+    raise error or OSError("no address")
 
-    def __init__(self, host: str, port: int, *, address: str, timeout: float) -> None:
+
+class _PinnedHTTPConnection(http.client.HTTPConnection):
+    """Connect to the addresses that were checked, whatever DNS says by now."""
+
+    def __init__(self, host: str, port: int, *, addresses: list[str], timeout: float) -> None:
         super().__init__(host, port, timeout=timeout)
-        self._address = address
+        self._addresses = addresses
 
     def connect(self) -> None:
-        self.sock = socket.create_connection((self._address, self.port), self.timeout)
+        self.sock = _connect(self._addresses, self.port, self.timeout)
 
 
 class _PinnedHTTPSConnection(http.client.HTTPSConnection):
-    """Connect to the checked address; verify the certificate against the URL's host name."""
+    """Connect to the checked addresses; verify the certificate against the URL's host name."""
 
-    def __init__(self, host: str, port: int, *, address: str, timeout: float) -> None:
+    def __init__(self, host: str, port: int, *, addresses: list[str], timeout: float) -> None:
         super().__init__(host, port, timeout=timeout, context=ssl.create_default_context())
-        self._address = address
+        self._addresses = addresses
 
     def connect(self) -> None:
-        sock = socket.create_connection((self._address, self.port), self.timeout)
+        sock = _connect(self._addresses, self.port, self.timeout)
         self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
 
 
@@ -105,12 +116,12 @@ def post(url: str, body: bytes, headers: dict[str, str]) -> Outcome:
     """
     try:
         destination = parse_url(url)
-        address = resolve(destination)
+        addresses = resolve(destination)
     except ValidationError as exc:
         return Outcome(None, f"Refused destination: {' '.join(exc.messages)}"[:300])
     timeout = settings.PORTAL_WEBHOOK_TIMEOUT_SECONDS
     connection_class = _PinnedHTTPSConnection if destination.scheme == "https" else _PinnedHTTPConnection
-    connection = connection_class(destination.host, destination.port, address=address, timeout=timeout)
+    connection = connection_class(destination.host, destination.port, addresses=addresses, timeout=timeout)
     expired = threading.Event()
 
     def cut() -> None:

@@ -3,7 +3,7 @@
 A webhook makes the portal send requests to a place a customer chose, so it must not become
 a way into the portal's own network (SSRF). The URL is checked when saved (scheme, no
 credentials, no private IP literal) and the host is resolved again before every attempt; the
-connection then goes to the address that was checked, so DNS cannot change in between.
+connection then goes to an address that was checked, so DNS cannot change in between.
 PORTAL_WEBHOOK_ALLOW_INSECURE_LOCALHOST (on with DEBUG) admits http:// and loopback for
 `localhost`, `127.0.0.1` and `[::1]` only, for development and the tests' receiver.
 """
@@ -146,12 +146,11 @@ def _getaddrinfo(host: str, port: int, timeout: float) -> list:
     return outcome["infos"]
 
 
-def resolve(destination: Destination) -> str:
-    """Return the address to connect to, or raise ValidationError if any address is not public.
+def resolve(destination: Destination) -> list[str]:
+    """Return the addresses to connect to, in the resolver's order, or raise ValidationError.
 
     Every address the name resolves to must be public (an attacker controlling DNS could
-    otherwise mix a private one in); the first is used. The lookup is bounded by
-    PORTAL_WEBHOOK_TIMEOUT_SECONDS.
+    otherwise mix a private one in). The lookup is bounded by PORTAL_WEBHOOK_TIMEOUT_SECONDS.
     """
     local = destination.host in LOCAL_HOSTS and _insecure_localhost_allowed()
     try:
@@ -167,4 +166,4 @@ def resolve(destination: Destination) -> str:
         address = ipaddress.ip_address(text.split("%", 1)[0])
         if not (_public(address) or (local and address.is_loopback)):
             raise ValidationError("The host resolves to a non-public address.", code="private")
-    return addresses[0]
+    return list(dict.fromkeys(addresses))

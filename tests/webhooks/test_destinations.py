@@ -180,9 +180,9 @@ def test_resolution_refuses_any_non_public_answer(production, monkeypatch, answe
     assert excinfo.value.code == "private"
 
 
-def test_resolution_uses_the_first_public_answer(production, monkeypatch):
-    _fake_dns(monkeypatch, ["93.184.215.14", "2606:4700:4700::1111"])
-    assert resolve(parse_url("https://hooks.example.com/x")) == "93.184.215.14"
+def test_resolution_returns_every_public_answer_in_order(production, monkeypatch):
+    _fake_dns(monkeypatch, ["2606:4700:4700::1111", "93.184.215.14", "93.184.215.14"])
+    assert resolve(parse_url("https://hooks.example.com/x")) == ["2606:4700:4700::1111", "93.184.215.14"]
 
 
 def test_a_slow_resolver_is_cut_off_at_the_timeout(production, settings, monkeypatch):

@@ -136,3 +136,27 @@ def test_the_connection_goes_to_the_checked_address_with_the_host_name_for_tls(
     assert lookups == ["localhost"]  # resolved once, for the check; never again for the connection
     seen = tls_receiver["seen"]
     assert seen["sni"] == ["localhost"] and seen["host"].startswith("localhost:")
+
+
+def test_an_unreachable_first_address_falls_back_to_the_next_checked_one(
+    owner, make_endpoint, tls_receiver, monkeypatch
+):
+    # A name with an AAAA and an A record, on a sender without a working IPv6 route (here:
+    # nothing listens on [::1]): the IPv4 address is tried next, still pinned and verified.
+    monkeypatch.setenv("SSL_CERT_FILE", tls_receiver["ca"])
+    real = socket.getaddrinfo
+
+    def dual_stack(host, port, *args, **kwargs):
+        if host != "localhost":
+            return real(host, port, *args, **kwargs)
+        return [
+            (socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("::1", port, 0, 0)),
+            (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port)),
+        ]
+
+    monkeypatch.setattr(socket, "getaddrinfo", dual_stack)
+    delivery = _ping(make_endpoint, owner, tls_receiver["url"])
+    deliver()
+    delivery.refresh_from_db()
+    assert (delivery.state, delivery.last_status_code) == ("succeeded", 204), delivery.last_error
+    assert tls_receiver["seen"]["sni"] == ["localhost"]
