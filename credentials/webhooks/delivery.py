@@ -74,38 +74,59 @@ def signing_secrets(endpoint: WebhookEndpoint, now: datetime) -> list[str]:
     return secrets
 
 
-def _connect(addresses: list[str], port: int, timeout: float) -> socket.socket:
-    """Return a socket connected to the first checked address that answers (IPv6 may be unroutable)."""
+def _connect(addresses: list[str], port: int, timeout: float, deadline: float) -> socket.socket:
+    """Return a socket connected to the first checked address that answers (IPv6 may be unroutable).
+
+    Every try ends by `deadline` (time.monotonic()), so several addresses cannot outlast the watchdog.
+    """
     error: OSError | None = None
     for address in addresses:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError
         try:
-            return socket.create_connection((address, port), timeout)
+            return socket.create_connection((address, port), min(timeout, left))
         except OSError as exc:
             error = exc
     raise error or OSError("no address")
 
 
+def _within(deadline: float) -> None:
+    # The watchdog cuts `self.sock`: one that fired before the socket was set cut nothing.
+    if time.monotonic() >= deadline:
+        raise TimeoutError
+
+
 class _PinnedHTTPConnection(http.client.HTTPConnection):
     """Connect to the addresses that were checked, whatever DNS says by now."""
 
-    def __init__(self, host: str, port: int, *, addresses: list[str], timeout: float) -> None:
+    def __init__(
+        self, host: str, port: int, *, addresses: list[str], timeout: float, deadline: float
+    ) -> None:
         super().__init__(host, port, timeout=timeout)
         self._addresses = addresses
+        self._deadline = deadline
 
     def connect(self) -> None:
-        self.sock = _connect(self._addresses, self.port, self.timeout)
+        self.sock = _connect(self._addresses, self.port, self.timeout, self._deadline)
+        _within(self._deadline)
 
 
 class _PinnedHTTPSConnection(http.client.HTTPSConnection):
     """Connect to the checked addresses; verify the certificate against the URL's host name."""
 
-    def __init__(self, host: str, port: int, *, addresses: list[str], timeout: float) -> None:
+    def __init__(
+        self, host: str, port: int, *, addresses: list[str], timeout: float, deadline: float
+    ) -> None:
         super().__init__(host, port, timeout=timeout, context=ssl.create_default_context())
         self._addresses = addresses
+        self._deadline = deadline
 
     def connect(self) -> None:
-        sock = _connect(self._addresses, self.port, self.timeout)
+        sock = _connect(self._addresses, self.port, self.timeout, self._deadline)
+        # The handshake is bounded as a whole by the socket timeout (CPython's ssl module).
         self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
+        _within(self._deadline)
 
 
 def post(url: str, body: bytes, headers: dict[str, str]) -> Outcome:
@@ -121,7 +142,10 @@ def post(url: str, body: bytes, headers: dict[str, str]) -> Outcome:
         return Outcome(None, f"Refused destination: {' '.join(exc.messages)}"[:300])
     timeout = settings.PORTAL_WEBHOOK_TIMEOUT_SECONDS
     connection_class = _PinnedHTTPSConnection if destination.scheme == "https" else _PinnedHTTPConnection
-    connection = connection_class(destination.host, destination.port, addresses=addresses, timeout=timeout)
+    deadline = time.monotonic() + 3 * timeout
+    connection = connection_class(
+        destination.host, destination.port, addresses=addresses, timeout=timeout, deadline=deadline
+    )
     expired = threading.Event()
 
     def cut() -> None:
@@ -145,6 +169,8 @@ def post(url: str, body: bytes, headers: dict[str, str]) -> Outcome:
     except ConnectionRefusedError:
         return Outcome(None, "Connection refused")
     except ssl.SSLError as exc:
+        if expired.is_set():
+            return Outcome(None, "Timed out")
         return Outcome(None, f"TLS error: {exc.reason or type(exc).__name__}"[:300])
     except (OSError, http.client.HTTPException) as exc:
         if expired.is_set():

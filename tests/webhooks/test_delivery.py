@@ -409,3 +409,29 @@ def test_test_events_cannot_pile_up(owner, receiver, make_endpoint):
     deliver()
     assert len(receiver.received) == MAX_QUEUED_PINGS
     webhook_endpoint_ping(endpoint=endpoint, actor=owner)  # sent ones no longer count
+
+
+def test_several_unanswering_addresses_stay_within_the_bound(owner, make_endpoint, monkeypatch):
+    # A name resolving to many addresses that never answer (blackholed): trying them one after
+    # another must still end within the exchange's bound (3 × the 1 s timeout).
+    from credentials.webhooks import delivery as sender
+
+    monkeypatch.setattr(sender, "resolve", lambda destination: [f"10.255.255.{i}" for i in range(1, 9)])
+    tried = []
+    real = socket.create_connection
+
+    def blackhole(address, timeout=None, *args, **kwargs):
+        if not address[0].startswith("10.255."):
+            return real(address, timeout, *args, **kwargs)
+        tried.append(address[0])
+        time.sleep(timeout)
+        raise TimeoutError
+
+    monkeypatch.setattr(socket, "create_connection", blackhole)
+    _endpoint, _secret, delivery = _ping(make_endpoint, owner)
+    started = time.monotonic()
+    deliver()
+    assert time.monotonic() - started < 4.5
+    delivery.refresh_from_db()
+    assert (delivery.state, delivery.last_error) == ("failed", "Timed out")
+    assert 1 < len(tried) < 8

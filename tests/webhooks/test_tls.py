@@ -6,6 +6,7 @@ import datetime
 import socket
 import ssl
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -160,3 +161,31 @@ def test_an_unreachable_first_address_falls_back_to_the_next_checked_one(
     delivery.refresh_from_db()
     assert (delivery.state, delivery.last_status_code) == ("succeeded", 204), delivery.last_error
     assert tls_receiver["seen"]["sni"] == ["localhost"]
+
+
+def test_a_tls_handshake_dripped_byte_by_byte_is_cut_off(owner, make_endpoint):
+    # Each byte of the server's "handshake" arrives within the per-read timeout (1 s), but the
+    # whole would take 20 s: the handshake is bounded as a whole.
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    port = listener.getsockname()[1]
+
+    def drip():
+        conn, _ = listener.accept()
+        with conn:
+            try:
+                for byte in b"\x16\x03\x03\x00\x40" + b"\x02" * 35:
+                    conn.sendall(bytes([byte]))
+                    time.sleep(0.5)
+            except OSError:
+                pass
+
+    threading.Thread(target=drip, daemon=True).start()
+    delivery = _ping(make_endpoint, owner, f"https://localhost:{port}/hooks")
+    started = time.monotonic()
+    deliver()
+    assert time.monotonic() - started < 6
+    delivery.refresh_from_db()
+    assert (delivery.state, delivery.last_error) == ("failed", "Timed out")
+    listener.close()
