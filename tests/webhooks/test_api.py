@@ -62,6 +62,7 @@ def test_a_key_manages_endpoints_end_to_end(machine, admin_user, receiver):
 
     rotated = machine.post(f"{endpoint_url}rotate-secret/", {"overlap_hours": 0}, "application/json")
     assert rotated.status_code == 201 and rotated.json()["secret"] != secret
+    assert rotated["Cache-Control"] == "no-store"
     patched = machine.patch(endpoint_url, {"active": False, "event_types": ["created"]}, "application/json")
     assert patched.json()["active"] is False and patched.json()["event_types"] == ["created"]
     assert machine.delete(endpoint_url).status_code == 204

@@ -132,6 +132,7 @@ def test_rotate_the_secret(owner_client, make_endpoint):
     token = SUBMISSION_RE.search(owner_client.get(url).content.decode()).group(1)
     response = owner_client.post(url, {"overlap_hours": "24", "submission": token})
     new_secret = SECRET_RE.search(response.content.decode()).group(0)
+    assert response["Cache-Control"].startswith("no-store")  # the back button cannot bring it back
     assert new_secret != old_secret and "each delivery carries two signatures" in response.content.decode()
     again = owner_client.post(url, {"overlap_hours": "24", "submission": token}, follow=True)
     assert new_secret not in again.content.decode()
