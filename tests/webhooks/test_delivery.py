@@ -435,3 +435,17 @@ def test_several_unanswering_addresses_stay_within_the_bound(owner, make_endpoin
     delivery.refresh_from_db()
     assert (delivery.state, delivery.last_error) == ("failed", "Timed out")
     assert 1 < len(tried) < 8
+
+
+def test_a_second_rotation_during_the_overlap_keeps_the_two_latest_secrets(owner, receiver, make_endpoint):
+    endpoint, first = make_endpoint()
+    endpoint, second = webhook_endpoint_rotate_secret(endpoint=endpoint, actor=owner, overlap_hours=24)
+    endpoint, third = webhook_endpoint_rotate_secret(endpoint=endpoint, actor=owner, overlap_hours=24)
+    webhook_endpoint_ping(endpoint=endpoint, actor=owner)
+    deliver()
+    (request,) = receiver.received
+    assert len(request.headers[SIGNATURE_HEADER].split()) == 2
+    for secret in (third, second):
+        verify_signature(body=request.body, headers=request.headers, secret=secret)
+    with pytest.raises(SignatureError):
+        verify_signature(body=request.body, headers=request.headers, secret=first)
