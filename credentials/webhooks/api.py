@@ -22,7 +22,7 @@ from credentials.authentication import ApiKeyAuthentication
 from credentials.webhooks import serializers, services
 from credentials.webhooks.models import WebhookDelivery, WebhookEndpoint
 from credentials.webhooks.selectors import webhook_deliveries_for, webhook_delivery_get, webhook_endpoints_for
-from portal.models import Organization, User
+from portal.models import MANAGER_ROLES, Membership, Organization, User
 from portal.principal import Principal
 from portal.selectors import membership_for
 from portal.stepup import require_recent_authentication_for_session
@@ -33,7 +33,9 @@ MANAGE_SCOPE = "webhooks:manage"
 class WebhookAccess(BasePermission):
     """Allow the URL organisation's owners and admins, or its API keys holding `webhooks:manage`.
 
-    Another organisation answers 404; a member without a manager role, 403.
+    A key acts for its owner, so its owner must still be an owner or admin: a member cannot
+    gain the managers' power by giving their own key the scope. Another organisation answers
+    404; a member without a manager role (or a member's key), 403.
     """
 
     message = "Only owners and admins (or a key with webhooks:manage) can manage webhooks."
@@ -47,12 +49,20 @@ class WebhookAccess(BasePermission):
             view.organization = Organization.objects.filter(pk=principal.organization_id).first()
             if view.organization is None:
                 raise Http404("No such organisation.")
-            return principal.has_scopes(MANAGE_SCOPE)
+            return principal.has_scopes(MANAGE_SCOPE) and _owner_manages(principal)
         if not request.user or not request.user.is_authenticated:
             return False
         membership = membership_for(request.user, slug)
         view.organization = membership.organization
         return membership.is_manager
+
+
+def _owner_manages(principal: Principal) -> bool:
+    return principal.owner_id is not None and (
+        Membership.objects.filter(
+            user_id=principal.owner_id, organization_id=principal.organization_id, role__in=MANAGER_ROLES
+        ).exists()
+    )
 
 
 def _api_error(exc: DjangoValidationError) -> exceptions.APIException:

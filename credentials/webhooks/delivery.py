@@ -74,27 +74,59 @@ def signing_secrets(endpoint: WebhookEndpoint, now: datetime) -> list[str]:
     return secrets
 
 
-class _PinnedHTTPConnection(http.client.HTTPConnection):
-    """Connect to the address that was checked, whatever DNS says by now."""
+def _connect(addresses: list[str], port: int, timeout: float, deadline: float) -> socket.socket:
+    """Return a socket connected to the first checked address that answers (IPv6 may be unroutable).
 
-    def __init__(self, host: str, port: int, *, address: str, timeout: float) -> None:
+    Every try ends by `deadline` (time.monotonic()), so several addresses cannot outlast the watchdog.
+    """
+    error: OSError | None = None
+    for address in addresses:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError
+        try:
+            return socket.create_connection((address, port), min(timeout, left))
+        except OSError as exc:
+            error = exc
+    raise error or OSError("no address")
+
+
+def _within(deadline: float) -> None:
+    # The watchdog cuts `self.sock`: one that fired before the socket was set cut nothing.
+    if time.monotonic() >= deadline:
+        raise TimeoutError
+
+
+class _PinnedHTTPConnection(http.client.HTTPConnection):
+    """Connect to the addresses that were checked, whatever DNS says by now."""
+
+    def __init__(
+        self, host: str, port: int, *, addresses: list[str], timeout: float, deadline: float
+    ) -> None:
         super().__init__(host, port, timeout=timeout)
-        self._address = address
+        self._addresses = addresses
+        self._deadline = deadline
 
     def connect(self) -> None:
-        self.sock = socket.create_connection((self._address, self.port), self.timeout)
+        self.sock = _connect(self._addresses, self.port, self.timeout, self._deadline)
+        _within(self._deadline)
 
 
 class _PinnedHTTPSConnection(http.client.HTTPSConnection):
-    """Connect to the checked address; verify the certificate against the URL's host name."""
+    """Connect to the checked addresses; verify the certificate against the URL's host name."""
 
-    def __init__(self, host: str, port: int, *, address: str, timeout: float) -> None:
+    def __init__(
+        self, host: str, port: int, *, addresses: list[str], timeout: float, deadline: float
+    ) -> None:
         super().__init__(host, port, timeout=timeout, context=ssl.create_default_context())
-        self._address = address
+        self._addresses = addresses
+        self._deadline = deadline
 
     def connect(self) -> None:
-        sock = socket.create_connection((self._address, self.port), self.timeout)
+        sock = _connect(self._addresses, self.port, self.timeout, self._deadline)
+        # The handshake is bounded as a whole by the socket timeout (CPython's ssl module).
         self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
+        _within(self._deadline)
 
 
 def post(url: str, body: bytes, headers: dict[str, str]) -> Outcome:
@@ -105,12 +137,15 @@ def post(url: str, body: bytes, headers: dict[str, str]) -> Outcome:
     """
     try:
         destination = parse_url(url)
-        address = resolve(destination)
+        addresses = resolve(destination)
     except ValidationError as exc:
         return Outcome(None, f"Refused destination: {' '.join(exc.messages)}"[:300])
     timeout = settings.PORTAL_WEBHOOK_TIMEOUT_SECONDS
     connection_class = _PinnedHTTPSConnection if destination.scheme == "https" else _PinnedHTTPConnection
-    connection = connection_class(destination.host, destination.port, address=address, timeout=timeout)
+    deadline = time.monotonic() + 3 * timeout
+    connection = connection_class(
+        destination.host, destination.port, addresses=addresses, timeout=timeout, deadline=deadline
+    )
     expired = threading.Event()
 
     def cut() -> None:
@@ -134,6 +169,8 @@ def post(url: str, body: bytes, headers: dict[str, str]) -> Outcome:
     except ConnectionRefusedError:
         return Outcome(None, "Connection refused")
     except ssl.SSLError as exc:
+        if expired.is_set():
+            return Outcome(None, "Timed out")
         return Outcome(None, f"TLS error: {exc.reason or type(exc).__name__}"[:300])
     except (OSError, http.client.HTTPException) as exc:
         if expired.is_set():
@@ -144,9 +181,15 @@ def post(url: str, body: bytes, headers: dict[str, str]) -> Outcome:
         connection.close()
 
 
+def attempt_bound_seconds() -> int:
+    """Return the longest one attempt can take: the DNS lookup, then the whole exchange's watchdog."""
+    return 4 * settings.PORTAL_WEBHOOK_TIMEOUT_SECONDS
+
+
 def _lease_seconds(batch_size: int) -> int:
-    # Long enough for every request of the batch at its worst (connect + read timeouts), plus slack.
-    return batch_size * 2 * settings.PORTAL_WEBHOOK_TIMEOUT_SECONDS + 60
+    # Long enough for every request of the batch at its worst, plus slack; the sender also
+    # stops starting requests when the lease could end during one (see deliveries_drain).
+    return batch_size * attempt_bound_seconds() + 60
 
 
 def deliveries_claim(*, batch_size: int, now: datetime | None = None) -> list[WebhookDelivery]:
@@ -195,16 +238,26 @@ def delivery_send(delivery: WebhookDelivery) -> WebhookDelivery:
     return delivery_record(delivery=delivery, outcome=outcome)
 
 
+def _printable(text: str) -> str:
+    # A receiver's body may hold NUL (which PostgreSQL text refuses) or terminal control codes.
+    return "".join(c if c.isprintable() or c in "\n\t" else "\ufffd" for c in text)
+
+
 @transaction.atomic
 def delivery_record(*, delivery: WebhookDelivery, outcome: Outcome) -> WebhookDelivery:
     """Store an attempt's outcome: delivered, retry later with back-off, or give up after the last attempt."""
-    delivery = WebhookDelivery.objects.select_for_update().get(pk=delivery.pk)
+    current = WebhookDelivery.objects.select_for_update().filter(pk=delivery.pk).first()
+    if current is None or current.state == DeliveryState.SUCCEEDED:
+        # The endpoint was deleted meanwhile, or another sender delivered it (at least once):
+        # a late failure must not turn "delivered" back into "will retry".
+        return current or delivery
+    delivery = current
     now = timezone.now()
     delivery.attempts += 1
     delivery.last_attempt_at = now
     delivery.last_status_code = outcome.status
-    delivery.last_error = outcome.error[:300]
-    delivery.response_excerpt = outcome.excerpt[:300]
+    delivery.last_error = _printable(outcome.error)[:300]
+    delivery.response_excerpt = _printable(outcome.excerpt)[:300]
     if outcome.ok:
         delivery.state = DeliveryState.SUCCEEDED
         delivery.delivered_at = now
@@ -234,7 +287,8 @@ def deliveries_drain(
     """Send every delivery due now, batch by batch; return how many ended in each state.
 
     `stop` is asked before each request: a sender told to shut down leaves the rest of its
-    batch, which goes out when the lease ends.
+    batch, which goes out when the lease ends. Nor does a request start when the lease could
+    end before it does (slow receivers): another sender could claim the row meanwhile.
     """
     counts = {state: 0 for state in DeliveryState.values}
     sent = 0
@@ -242,8 +296,9 @@ def deliveries_drain(
         batch = deliveries_claim(batch_size=batch_size if limit is None else min(batch_size, limit - sent))
         if not batch:
             break
+        lease_ends = batch[0].next_attempt_at
         for delivery in batch:
-            if stop():
+            if stop() or timezone.now() + timedelta(seconds=attempt_bound_seconds()) > lease_ends:
                 break
             try:
                 delivery = delivery_send(delivery)

@@ -44,14 +44,23 @@ AUDIT_EVENTS: dict[str, str] = {
     "tokens.m2m_app.leaked": EventType.LEAKED,
 }
 
+# Deliberately not events: `tokens.m2m_app.exchange_allowed` / `.exchange_disallowed` (staff
+# changing the token-exchange allowlist in the admin: portal configuration, not a change in a
+# credential's lifecycle; it is in the audit log), and `.restored`, `.owner_reassigned`,
+# `.recertified`, `.scopes_changed` (not among the events).
+
 #: Audit extra keys copied into `data` (public identifiers and codes only; never free text
-#: that a person typed, never a secret).
+#: that a person typed, never a secret), by the audit actions they are read from.
 _EXTRA_KEYS = {
     "successor_key_id": "successor_id",
     "old_key_expires_at": "previous_secret_expires_at",
     "request_id": "request_id",
-    "type": "request_type",
+    "kid": "kid",  # private_key_jwt: the public key added or revoked (its RFC 7638 thumbprint)
 }
+#: Read only from the request decisions: a leak report's audit `type` is the reporter's token type.
+_REQUEST_EXTRA_KEYS = {"type": "request_type"}
+#: Read only from `.leaked`: what the portal did about it (a LeakAction code).
+_LEAK_EXTRA_KEYS = {"action": "leak_action"}
 
 
 def event_type_name(event: str) -> str:
@@ -88,9 +97,14 @@ def on_audit_event(event: AuditEvent, target: models.Model | None) -> None:
         # The first public key of an approved private_key_jwt application is its first
         # credential, like `.secret_issued`: the application is created, not rotated.
         name = EventType.CREATED
-    extra = {new: event.extra[old] for old, new in _EXTRA_KEYS.items() if old in (event.extra or {})}
-    if name == EventType.SUSPENDED and "reason" in (event.extra or {}):
-        extra["reason"] = event.extra["reason"]  # a SuspensionReason code
+    keys = dict(_EXTRA_KEYS)
+    if event.action.startswith("credentials.request.") or event.action.endswith(".secret_issued"):
+        keys.update(_REQUEST_EXTRA_KEYS)
+    if name == EventType.LEAKED:
+        keys.update(_LEAK_EXTRA_KEYS)
+    if name == EventType.SUSPENDED:
+        keys["reason"] = "reason"  # a SuspensionReason code
+    extra = {new: event.extra[old] for old, new in keys.items() if old in (event.extra or {})}
     webhook_event_emit(
         event=name,
         credential=credential,
@@ -137,6 +151,9 @@ def webhook_event_emit(
     endpoints = _subscribed(credential.organization_id, event)
     if not endpoints:
         return []
+    # Describe the credential as it is now in this transaction: a caller's instance may be one
+    # a nested service changed through its own locked copy (a leak report's revocation).
+    credential = type(credential).objects.select_related("organization", "owner").get(pk=credential.pk)
     event_id = uuid.uuid4()
     payload = {
         "id": str(event_id),

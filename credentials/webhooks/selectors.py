@@ -47,9 +47,14 @@ def webhook_deliveries_for(endpoint: WebhookEndpoint) -> QuerySet[WebhookDeliver
 
 def webhook_delivery_get(organization: Organization, endpoint_id: int, delivery_id: int) -> WebhookDelivery:
     """Return one delivery of one of the organisation's endpoints or raise WebhookDelivery.DoesNotExist."""
-    return WebhookDelivery.objects.select_related("endpoint__organization").get(
-        pk=delivery_id, endpoint_id=endpoint_id, endpoint__organization=organization
+    delivery = WebhookDelivery.objects.select_related("endpoint__organization").get(
+        pk=delivery_id, endpoint__organization=organization
     )
+    # Compared here, not in the query: a foreign-key lookup with an id beyond the column's range
+    # raises OverflowError on SQLite, where the primary-key lookup simply matches nothing.
+    if delivery.endpoint_id != endpoint_id:
+        raise WebhookDelivery.DoesNotExist
+    return delivery
 
 
 def failing_webhook_endpoint_count(

@@ -17,6 +17,7 @@ from credentials.webhooks import signing
 from credentials.webhooks.destinations import parse_url
 from credentials.webhooks.events import ping_payload
 from credentials.webhooks.models import (
+    DUE_STATES,
     PING_EVENT,
     DeliveryState,
     EventType,
@@ -28,6 +29,8 @@ from portal.services.audit import audit_log
 
 MAX_ENDPOINTS_PER_ORGANIZATION = 20
 MAX_SECRET_OVERLAP_HOURS = 168
+#: Test events waiting to be sent, per endpoint: more would only pile up rows in the outbox.
+MAX_QUEUED_PINGS = 5
 
 
 def _clean_events(event_types: Iterable[str]) -> list[str]:
@@ -186,6 +189,11 @@ def webhook_endpoint_ping(*, endpoint: WebhookEndpoint, actor: User | None) -> W
     endpoint = _locked(endpoint)
     if not endpoint.active:
         raise ValidationError("Enable the endpoint before sending a test event.", code="inactive")
+    queued = endpoint.deliveries.filter(event_type=PING_EVENT, state__in=DUE_STATES).count()
+    if queued >= MAX_QUEUED_PINGS:
+        raise ValidationError(
+            f"{queued} test events are already waiting to be sent; wait for them first.", code="queued"
+        )
     payload = ping_payload(endpoint=endpoint, organization=endpoint.organization, actor=actor)
     delivery = WebhookDelivery.objects.create(
         endpoint=endpoint, event_id=payload["id"], event_type=PING_EVENT, payload=payload
@@ -239,3 +247,26 @@ def webhook_secrets_reencrypt(*, actor: User | None) -> int:
             extra={"endpoint_ids": changed},
         )
     return len(changed)
+
+
+@transaction.atomic
+def webhook_deliveries_purge(*, older_than: timedelta, actor: User | None = None) -> int:
+    """Delete delivered and given-up deliveries created more than `older_than` ago; return how many.
+
+    Rows still due (pending, failed) are kept whatever their age: they are the outbox.
+    """
+    if older_than <= timedelta(0):
+        raise ValidationError("Keep deliveries for a positive duration.", code="retention")
+    cutoff = timezone.now() - older_than
+    deleted, _ = WebhookDelivery.objects.filter(
+        state__in=[DeliveryState.SUCCEEDED, DeliveryState.DEAD], created_at__lt=cutoff
+    ).delete()
+    if deleted:
+        audit_log(
+            action="credentials.webhook.deliveries_purged",
+            actor=actor,
+            organization=None,
+            target_label=f"{deleted} webhook deliveries",
+            extra={"created_before": cutoff.isoformat(), "count": deleted},
+        )
+    return deleted

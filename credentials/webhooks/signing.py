@@ -75,12 +75,15 @@ def verify_signature(
         raise SignatureError("malformed timestamp") from None
     if abs((time.time() if now is None else now) - timestamp) > tolerance_seconds:
         raise SignatureError("timestamp outside the tolerance")
+    # As bytes: compare_digest raises TypeError on str with non-ASCII characters.
     candidates = [
-        value for version, _, value in (e.partition("=") for e in signature_text.split()) if version == "v1"
+        value.encode()
+        for version, _, value in (e.partition("=") for e in signature_text.split())
+        if version == "v1"
     ]
     secrets = [secret] if isinstance(secret, str) else list(secret)
     for s in secrets:
-        expected = sign(s, timestamp, body)
+        expected = sign(s, timestamp, body).encode()
         # Compare against every entry, constant-time each, so timing says nothing about which matched.
         if any(hmac.compare_digest(expected, c) for c in candidates):
             return event_id

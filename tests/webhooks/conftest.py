@@ -50,6 +50,7 @@ class Receiver:
         self.statuses: deque[int] = deque()
         self.delay = 0.0
         self.redirect_to = ""
+        self.body: bytes | None = None  # the response body (default: "received <status>")
         self._lock = threading.Lock()
         receiver = self
 
@@ -67,7 +68,7 @@ class Receiver:
                 self.send_header("Content-Type", "text/plain")
                 self.end_headers()
                 with contextlib.suppress(OSError):  # the sender may have given up (timeout test)
-                    self.wfile.write(b"received " + str(status).encode())
+                    self.wfile.write(receiver.body if receiver.body is not None else b"received %d" % status)
 
             def log_message(self, *args):
                 pass

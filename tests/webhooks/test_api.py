@@ -7,7 +7,7 @@ from django.test import Client
 
 from credentials.services import api_key_create
 from credentials.webhooks.models import WebhookDelivery, WebhookEndpoint
-from portal.models import AuditEvent
+from portal.models import AuditEvent, Membership, Role
 from tests.factories import ScopeFactory
 from tests.webhooks.conftest import deliver
 
@@ -62,6 +62,7 @@ def test_a_key_manages_endpoints_end_to_end(machine, admin_user, receiver):
 
     rotated = machine.post(f"{endpoint_url}rotate-secret/", {"overlap_hours": 0}, "application/json")
     assert rotated.status_code == 201 and rotated.json()["secret"] != secret
+    assert rotated["Cache-Control"] == "no-store"
     patched = machine.patch(endpoint_url, {"active": False, "event_types": ["created"]}, "application/json")
     assert patched.json()["active"] is False and patched.json()["event_types"] == ["created"]
     assert machine.delete(endpoint_url).status_code == 204
@@ -102,6 +103,18 @@ def test_who_may_call(organization, other_organization, owner, member, outsider,
     assert Client().get(BASE).status_code == 401
     assert Client(HTTP_AUTHORIZATION=f"Bearer {weak_key}").get(BASE).status_code == 403
     assert Client(HTTP_AUTHORIZATION=f"Bearer {foreign_key}").get(BASE).status_code == 404
+    # A member's own key with the scope does not give the member a manager's power.
+    _row, members_key = api_key_create(
+        organization=organization, name="mine", owner=member, scopes=["webhooks:manage"], actor=member
+    )
+    members_machine = Client(HTTP_AUTHORIZATION=f"Bearer {members_key}")
+    assert members_machine.get(BASE).status_code == 403
+    response = members_machine.post(
+        BASE, {"url": "https://hooks.example.com/x", "event_types": ["leaked"]}, "application/json"
+    )
+    assert response.status_code == 403
+    assert members_machine.delete(f"{BASE}{endpoint.pk}/").status_code == 403
+    assert WebhookEndpoint.objects.filter(pk=endpoint.pk).exists()
     members_session = Client()
     members_session.force_login(member)
     assert members_session.get(BASE).status_code == 403
@@ -124,3 +137,9 @@ def test_a_session_needs_a_recent_sign_in_to_create_or_rotate(settings, owner, m
     response = browser.post(f"{BASE}{endpoint.pk}/rotate-secret/", {}, "application/json")
     assert response.status_code == 403
     assert WebhookEndpoint.objects.count() == 1 and not WebhookDelivery.objects.exists()
+
+
+def test_a_key_loses_access_when_its_owner_stops_being_a_manager(machine, organization, admin_user):
+    assert machine.get(BASE).status_code == 200
+    Membership.objects.filter(user=admin_user, organization=organization).update(role=Role.MEMBER)
+    assert machine.get(BASE).status_code == 403

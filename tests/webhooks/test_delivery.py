@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import socket
 import threading
 import time
@@ -314,3 +315,137 @@ def test_an_unexpected_error_is_counted_and_the_others_go_out(owner, receiver, m
     bad.refresh_from_db()
     assert (bad.state, bad.attempts, bad.last_error) == ("failed", 1, "Internal error")
     assert len(receiver.verified(secret)) == 1
+
+
+def test_a_sender_starts_no_request_its_lease_could_not_cover(owner, receiver, make_endpoint, monkeypatch):
+    # One attempt may take 4 s at worst (timeout 1 s: DNS, then the 3 s watchdog); with a 5 s
+    # lease and receivers taking 0.8 s, a third request could outlive the lease, when another
+    # sender may claim the row: it is left for after the lease instead.
+    from credentials.webhooks import delivery as sender
+
+    monkeypatch.setattr(sender, "_lease_seconds", lambda batch_size: 5)
+    endpoint, _secret = make_endpoint()
+    for _ in range(3):
+        webhook_endpoint_ping(endpoint=endpoint, actor=owner)
+    receiver.delay = 0.8
+    counts = deliveries_drain(batch_size=3)
+    assert counts["succeeded"] == 2 and len(receiver.received) == 2
+    (left,) = WebhookDelivery.objects.filter(state="pending")
+    assert left.attempts == 0 and left.next_attempt_at > timezone.now()
+
+
+def test_a_late_failure_does_not_undo_a_delivery(owner, receiver, make_endpoint):
+    from credentials.webhooks.delivery import Outcome, delivery_record
+
+    _endpoint, _secret, delivery = _ping(make_endpoint, owner)
+    deliver()
+    # The same row, sent again by a sender whose lease ended, fails afterwards.
+    delivery_record(delivery=delivery, outcome=Outcome(500, "HTTP 500"))
+    delivery.refresh_from_db()
+    assert (delivery.state, delivery.attempts, delivery.last_status_code) == ("succeeded", 1, 200)
+
+
+def test_a_hostile_response_body_is_stored_harmlessly(owner, receiver, make_endpoint):
+    # NUL cannot be stored in PostgreSQL text; control codes would reach a staff terminal.
+    receiver.statuses.append(500)
+    receiver.body = b"\x00\x1b[2Jbad\xff\nnews" + b"z" * 500
+    _endpoint, _secret, delivery = _ping(make_endpoint, owner)
+    deliver()
+    delivery.refresh_from_db()
+    assert (delivery.state, delivery.attempts, delivery.last_status_code) == ("failed", 1, 500)
+    assert delivery.response_excerpt.startswith("\ufffd\ufffd[2Jbad\ufffd\nnews")
+    assert len(delivery.response_excerpt) == 300 and "\x00" not in delivery.response_excerpt
+
+
+def test_a_deleted_endpoint_mid_send_is_not_an_error(owner, receiver, make_endpoint):
+    from credentials.webhooks.delivery import Outcome, delivery_record
+
+    endpoint, _secret, delivery = _ping(make_endpoint, owner)
+    endpoint.delete()
+    assert delivery_record(delivery=delivery, outcome=Outcome(200)).pk == delivery.pk
+    assert not WebhookDelivery.objects.exists()
+
+
+def test_purging_old_deliveries_keeps_the_outbox(owner, receiver, make_endpoint):
+    from django.core.management import CommandError, call_command
+
+    from portal.models import AuditEvent
+
+    endpoint, _secret = make_endpoint()
+    rows = {}
+    for state in ("succeeded", "dead", "failed", "pending"):
+        rows[state] = webhook_endpoint_ping(endpoint=endpoint, actor=owner)
+        WebhookDelivery.objects.filter(pk=rows[state].pk).update(
+            state=state,
+            created_at=timezone.now() - timedelta(days=91),
+            next_attempt_at=timezone.now() + timedelta(hours=1) if state in ("failed", "pending") else None,
+        )
+    recent = webhook_endpoint_ping(endpoint=endpoint, actor=owner)
+    WebhookDelivery.objects.filter(pk=recent.pk).update(state="succeeded", next_attempt_at=None)
+    out = io.StringIO()
+    call_command("deliver_webhooks", "--purge-older-than", "90", stdout=out)
+    assert out.getvalue().strip() == "Deleted 2 webhook deliveries older than 90 days."
+    left = set(WebhookDelivery.objects.values_list("pk", flat=True))
+    assert left == {rows["failed"].pk, rows["pending"].pk, recent.pk}
+    assert receiver.received == []  # purging sends nothing
+    assert AuditEvent.objects.get(action="credentials.webhook.deliveries_purged").extra["count"] == 2
+    for bad in ("0", "-3", "36501"):
+        with pytest.raises(CommandError):
+            call_command("deliver_webhooks", "--purge-older-than", bad)
+    with pytest.raises(CommandError):
+        call_command("deliver_webhooks", "--purge-older-than", "30", "--loop")
+
+
+def test_test_events_cannot_pile_up(owner, receiver, make_endpoint):
+    from django.core.exceptions import ValidationError
+
+    from credentials.webhooks.services import MAX_QUEUED_PINGS
+
+    endpoint, _secret = make_endpoint()
+    for _ in range(MAX_QUEUED_PINGS):
+        webhook_endpoint_ping(endpoint=endpoint, actor=owner)
+    with pytest.raises(ValidationError, match="already waiting"):
+        webhook_endpoint_ping(endpoint=endpoint, actor=owner)
+    deliver()
+    assert len(receiver.received) == MAX_QUEUED_PINGS
+    webhook_endpoint_ping(endpoint=endpoint, actor=owner)  # sent ones no longer count
+
+
+def test_several_unanswering_addresses_stay_within_the_bound(owner, make_endpoint, monkeypatch):
+    # A name resolving to many addresses that never answer (blackholed): trying them one after
+    # another must still end within the exchange's bound (3 × the 1 s timeout).
+    from credentials.webhooks import delivery as sender
+
+    monkeypatch.setattr(sender, "resolve", lambda destination: [f"10.255.255.{i}" for i in range(1, 9)])
+    tried = []
+    real = socket.create_connection
+
+    def blackhole(address, timeout=None, *args, **kwargs):
+        if not address[0].startswith("10.255."):
+            return real(address, timeout, *args, **kwargs)
+        tried.append(address[0])
+        time.sleep(timeout)
+        raise TimeoutError
+
+    monkeypatch.setattr(socket, "create_connection", blackhole)
+    _endpoint, _secret, delivery = _ping(make_endpoint, owner)
+    started = time.monotonic()
+    deliver()
+    assert time.monotonic() - started < 4.5
+    delivery.refresh_from_db()
+    assert (delivery.state, delivery.last_error) == ("failed", "Timed out")
+    assert 1 < len(tried) < 8
+
+
+def test_a_second_rotation_during_the_overlap_keeps_the_two_latest_secrets(owner, receiver, make_endpoint):
+    endpoint, first = make_endpoint()
+    endpoint, second = webhook_endpoint_rotate_secret(endpoint=endpoint, actor=owner, overlap_hours=24)
+    endpoint, third = webhook_endpoint_rotate_secret(endpoint=endpoint, actor=owner, overlap_hours=24)
+    webhook_endpoint_ping(endpoint=endpoint, actor=owner)
+    deliver()
+    (request,) = receiver.received
+    assert len(request.headers[SIGNATURE_HEADER].split()) == 2
+    for secret in (third, second):
+        verify_signature(body=request.body, headers=request.headers, secret=secret)
+    with pytest.raises(SignatureError):
+        verify_signature(body=request.body, headers=request.headers, secret=first)

@@ -38,3 +38,5 @@ def test_the_documented_snippet_verifies_a_delivery(owner, receiver, make_endpoi
         verify(request.body, {**request.headers, "Portal-Webhook-Timestamp": "1"}, secret)
     with pytest.raises(ValueError, match="missing"):
         verify(request.body, {}, secret)
+    with pytest.raises(ValueError, match="bad signature"):  # not a TypeError (a 500 in a receiver)
+        verify(request.body, {**request.headers, "Portal-Webhook-Signature": "v1=\u00e9"}, secret)

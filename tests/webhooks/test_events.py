@@ -223,3 +223,70 @@ def test_unmapped_audit_actions_queue_nothing(organization, owner, scopes, make_
         audit_log(action="portal.membership.role_changed", actor=owner, organization=organization)
     MembershipFactory(organization=organization)
     assert WebhookDelivery.objects.count() == 0
+
+
+def _public_pem() -> str:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    return (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+
+
+def test_private_key_jwt_first_key_is_created_later_keys_rotate_and_revoke(
+    organization, owner, admin_user, member, scopes, receiver, make_endpoint
+):
+    from tokens.services import client_public_key_add, client_public_key_revoke, m2m_app_request
+
+    _endpoint, secret = make_endpoint()
+    application, request = m2m_app_request(
+        organization=organization,
+        name="keyed",
+        owner=member,
+        requester=member,
+        justification="needed",
+        auth_method="private_key_jwt",
+    )
+    credential_request_approve(request=request, actor=admin_user)
+    first = client_public_key_add(application=application, jwk_or_pem=_public_pem(), actor=member)
+    second = client_public_key_add(application=application, jwk_or_pem=_public_pem(), actor=member)
+    client_public_key_revoke(public_key=first, actor=member)
+    deliver()
+    payloads = receiver.verified(secret)
+    assert [(p["type"], p["data"]["audit_action"]) for p in payloads] == [
+        ("credential.approved", "credentials.request.approved"),
+        ("credential.created", "tokens.m2m_app.public_key_added"),  # the first key activates it
+        ("credential.rotated", "tokens.m2m_app.public_key_added"),
+        ("credential.revoked", "tokens.m2m_app.public_key_revoked"),
+    ]
+    assert [p["data"].get("kid") for p in payloads] == [None, first.kid, second.kid, first.kid]
+    assert payloads[0]["data"]["request_type"] == "create"
+    assert payloads[1]["data"]["credential"]["status"] == "active"
+    assert payloads[1]["data"]["request_id"] == request.pk
+
+
+def test_a_real_leak_report_sends_revoked_and_leaked_without_the_reporters_text(
+    organization, owner, scopes, receiver, make_endpoint
+):
+    from credentials.leaks.services import ReportedToken, leak_report_receive
+
+    _endpoint, secret = make_endpoint()
+    key, plaintext = _key(organization, owner)
+    WebhookDelivery.objects.all().delete()
+    where = "https://github.com/acme/app/blob/main/.env"
+    leak_report_receive(reported=ReportedToken(token=plaintext, token_type="portal_api_key_type", url=where))
+    deliver()
+    payloads = receiver.verified(secret)
+    assert [p["type"] for p in payloads] == ["credential.revoked", "credential.leaked"]
+    leaked = payloads[1]["data"]
+    assert leaked["credential"]["id"] == key.key_id and leaked["credential"]["status"] == "revoked"
+    assert leaked["leak_action"] == "revoked" and leaked["actor"] is None
+    assert "request_type" not in leaked  # the reporter's token type is not a request type
+    for request in receiver.received:
+        body = request.body.decode()
+        assert plaintext not in body and where not in body and "portal_api_key_type" not in body
+        assert "reported leaked in public" not in body  # the revocation's reason text stays in the portal

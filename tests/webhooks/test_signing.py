@@ -70,6 +70,8 @@ def test_any_of_several_secrets_and_signatures_may_match():
         ("unknown version", "no valid signature"),
         ("empty signature", "missing webhook header"),
         ("truncated signature", "no valid signature"),
+        ("non-ascii signature", "no valid signature"),
+        ("huge timestamp", "malformed timestamp"),
     ],
 )
 def test_rejections(case, message):
@@ -97,6 +99,10 @@ def test_rejections(case, message):
         headers["Portal-Webhook-Signature"] = ""
     elif case == "truncated signature":
         headers["Portal-Webhook-Signature"] = headers["Portal-Webhook-Signature"][:-2]
+    elif case == "non-ascii signature":
+        headers["Portal-Webhook-Signature"] = "v1=\u00e9" + headers["Portal-Webhook-Signature"][4:]
+    elif case == "huge timestamp":
+        headers["Portal-Webhook-Timestamp"] = "9" * 5000
     with pytest.raises(SignatureError, match=message):
         verify_signature(body=body, headers=headers, secret=secret)
 

@@ -4,29 +4,46 @@ from __future__ import annotations
 
 import signal
 import time
+from datetime import timedelta
 
 from django.core.management.base import BaseCommand, CommandError
 
 from credentials.webhooks.delivery import deliveries_drain
+from credentials.webhooks.services import webhook_deliveries_purge
 
 
 class Command(BaseCommand):
     help = (
         "Send every due webhook delivery from the outbox, retrying failures with back-off. "
         "Run it with --once from cron every minute, or with --loop as a service. Several "
-        "runners may work at the same time: each delivery is claimed by one."
+        "runners may work at the same time: each delivery is claimed by one. "
+        "--purge-older-than DAYS deletes old delivered and given-up deliveries instead (daily from cron)."
     )
 
     def add_arguments(self, parser):
         mode = parser.add_mutually_exclusive_group()
         mode.add_argument("--once", action="store_true", help="Send what is due now, then exit (default).")
         mode.add_argument("--loop", action="store_true", help="Keep sending until stopped (SIGTERM/SIGINT).")
+        mode.add_argument(
+            "--purge-older-than",
+            type=int,
+            metavar="DAYS",
+            help="Delete delivered and given-up deliveries created more than DAYS days ago, then exit "
+            "(nothing is sent). Pending and failed ones are kept.",
+        )
         parser.add_argument("--interval", type=float, default=5.0, help="Seconds between passes with --loop.")
         parser.add_argument("--batch-size", type=int, default=20, help="Deliveries claimed at a time.")
 
     def handle(self, *args, **options):
         if options["batch_size"] < 1 or options["interval"] < 0:
             raise CommandError("--batch-size must be at least 1 and --interval not negative.")
+        days = options["purge_older_than"]
+        if days is not None:
+            if not 1 <= days <= 36500:
+                raise CommandError("--purge-older-than must be a number of days from 1 to 36500.")
+            deleted = webhook_deliveries_purge(older_than=timedelta(days=days))
+            self.stdout.write(f"Deleted {deleted} webhook deliveries older than {days} days.")
+            return
         if not options["loop"]:
             self._report(deliveries_drain(batch_size=options["batch_size"]))
             return
