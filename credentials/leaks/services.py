@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,8 +37,10 @@ MAX_TOKEN_LENGTH = 512
 MAX_TYPE_LENGTH = 100
 MAX_URL_LENGTH = 2048
 MAX_SOURCE_LENGTH = 64
-#: Tokens whose owner was not found are acknowledged exactly like the others (see the view).
-REQUIRED_FIELDS = ("token", "type", "url")
+#: Characters no reported string keeps: control characters (PostgreSQL refuses NUL), format
+#: characters (a right-to-left override would disguise the url on the page) and lone surrogates
+#: (JSON allows "\ud800"; UTF-8, and so the database, does not).
+_UNPRINTABLE = ("Cc", "Cf", "Cs")
 
 
 @dataclass(frozen=True)
@@ -58,14 +61,37 @@ class ReportedToken:
         return f"ReportedToken(type={self.token_type!r}, url={self.url!r}, source={self.source!r})"
 
 
+def _printable(value: str, limit: int) -> str:
+    """Return `value` with unprintable characters replaced by U+FFFD, cut to `limit` characters."""
+    value = value.strip()[:limit]
+    if value.isprintable():
+        return value
+    return "".join("\ufffd" if unicodedata.category(c) in _UNPRINTABLE else c for c in value)
+
+
+def _metadata(entry: dict, name: str, limit: int, index: int, *, required: bool = False) -> str:
+    """Return a descriptive member (type, url, source): a string, cleaned and cut; null or absent is ''."""
+    value = entry.get(name)
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str):
+        raise ValidationError(f"Entry {index}: '{name}' must be a string.", code="entry")
+    return _printable(value, limit)
+
+
 def reported_tokens_parse(body: bytes) -> list[ReportedToken]:
     """Parse GitHub's alert body, a JSON array of `{token, type, url, source}`, all or nothing.
 
+    The shape is strict (an array of objects, each with a string `token` and `type`); the
+    description is lenient, so odd metadata never keeps a leaked secret working: `url`
+    ("may be empty", GitHub says) and `source` may be null or absent, and over-long or
+    unprintable descriptions are cut and cleaned rather than refused.
     Raise ValidationError with a message naming the first problem (never echoing a token).
     """
     try:
         document: Any = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        # RecursionError: a signed body of nothing but "[[[[…" nests deeper than the decoder goes.
         raise ValidationError("The body is not valid JSON.", code="malformed") from None
     if not isinstance(document, list):
         raise ValidationError("Expected a JSON array of reported tokens.", code="not_array")
@@ -73,33 +99,25 @@ def reported_tokens_parse(body: bytes) -> list[ReportedToken]:
         raise ValidationError("The array is empty.", code="empty")
     if len(document) > MAX_ENTRIES:
         raise ValidationError(f"At most {MAX_ENTRIES} tokens per request.", code="too_many")
-    limits = {"token": MAX_TOKEN_LENGTH, "type": MAX_TYPE_LENGTH, "url": MAX_URL_LENGTH}
     entries = []
     for index, entry in enumerate(document):
         if not isinstance(entry, dict):
             raise ValidationError(f"Entry {index} is not an object.", code="entry")
-        for name in REQUIRED_FIELDS:
-            value = entry.get(name)
-            if not isinstance(value, str):
-                raise ValidationError(f"Entry {index}: '{name}' must be a string.", code="entry")
-            if len(value) > limits[name]:
-                raise ValidationError(
-                    f"Entry {index}: '{name}' is longer than {limits[name]} characters.", code="entry"
-                )
-        source = entry.get("source", "")
-        if not isinstance(source, str) or len(source) > MAX_SOURCE_LENGTH:
+        token = entry.get("token")
+        if not isinstance(token, str):
+            raise ValidationError(f"Entry {index}: 'token' must be a string.", code="entry")
+        if len(token) > MAX_TOKEN_LENGTH:
             raise ValidationError(
-                f"Entry {index}: 'source' must be a string of at most {MAX_SOURCE_LENGTH} characters.",
-                code="entry",
+                f"Entry {index}: 'token' is longer than {MAX_TOKEN_LENGTH} characters.", code="entry"
             )
-        if not entry["token"].strip():
+        if not token.strip():
             raise ValidationError(f"Entry {index}: 'token' is empty.", code="entry")
         entries.append(
             ReportedToken(
-                token=entry["token"].strip(),
-                token_type=entry["type"],
-                url=entry["url"].strip(),
-                source=source,
+                token=token.strip(),
+                token_type=_metadata(entry, "type", MAX_TYPE_LENGTH, index, required=True),
+                url=_metadata(entry, "url", MAX_URL_LENGTH, index),
+                source=_metadata(entry, "source", MAX_SOURCE_LENGTH, index),
             )
         )
     return entries

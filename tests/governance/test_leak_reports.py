@@ -393,11 +393,18 @@ def _too_many(secret):
         ("empty array", lambda s: b"[]"),
         ("entry not an object", lambda s: json.dumps([entry(s), "x"]).encode()),
         ("entry missing token", lambda s: json.dumps([entry(s), {"type": "t", "url": "u"}]).encode()),
-        ("entry missing url", lambda s: json.dumps([entry(s), {"token": s, "type": "t"}]).encode()),
+        ("entry missing type", lambda s: json.dumps([entry(s), {"token": s, "url": "u"}]).encode()),
         ("non-string token", lambda s: json.dumps([entry(s), {**entry(s), "token": 42}]).encode()),
         ("empty token", lambda s: json.dumps([entry(s), {**entry(s), "token": " "}]).encode()),
         ("oversized token", lambda s: json.dumps([entry(s), entry("x" * 513)]).encode()),
-        ("oversized url", lambda s: json.dumps([entry(s), entry(s, url="u" * 2049)]).encode()),
+        ("non-string url", lambda s: json.dumps([entry(s), {**entry(s), "url": 7}]).encode()),
+        ("nested too deep", lambda s: b"[" * 100_000 + b"]" * 100_000),
+        (
+            "nested too deep in an entry",
+            lambda s: (
+                json.dumps([entry(s)]).encode()[:-2] + b', "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}]"
+            ),
+        ),
         ("non-string source", lambda s: json.dumps([entry(s), {**entry(s), "source": ["x"]}]).encode()),
         ("too many entries", _too_many),
     ],
@@ -409,6 +416,40 @@ def test_bad_bodies_are_refused(kit, scanning, client, live_key, case, make_body
     assert response.json()["detail"]
     assert secret not in response.content.decode()
     _nothing_processed(kit, credential)
+
+
+@pytest.mark.parametrize(
+    "metadata, stored_url, stored_source",
+    [
+        ({"url": None, "source": None}, "", ""),  # GitHub: the url "may be empty"
+        ({}, "", ""),  # neither member (older alerts had no `source`)
+        (
+            {"url": "https://github.com/o/r/blob/" + "a" * 3000},
+            ("https://github.com/o/r/blob/" + "a" * 3000)[:2048],
+            "",
+        ),
+        (
+            {"url": "https://x.example/\u0000a\u202eb\ud800", "source": "Gist_\u0000content"},
+            "https://x.example/\ufffda\ufffdb\ufffd",
+            "Gist_\ufffdcontent",
+        ),
+    ],
+)
+def test_odd_metadata_never_keeps_a_leaked_secret_working(
+    kit, scanning, client, member, owner_client, metadata, stored_url, stored_source
+):
+    # A NUL reaches PostgreSQL as an error, a lone surrogate fails any UTF-8 encoding, and an
+    # over-long url is not worth refusing an alert for: the secret must be revoked regardless.
+    credential, secret = kit.create(owner=member)
+    raw = {"token": secret, "type": "identity_portal_key", **metadata}
+    body = json.dumps([raw]).encode()  # json.dumps keeps "\ud800" as an escape, as a sender could
+    response = post(client, body, key=scanning)
+    assert response.status_code == 200 and response.json() == []
+    report = LeakReport.objects.get()
+    assert (report.url, report.source) == (stored_url, stored_source)
+    assert report.action_taken != LeakAction.NONE
+    assert AuditEvent.objects.get(action=f"{kit.audit_prefix}.leaked").extra["url"] == stored_url[:1000]
+    assert owner_client.get(kit.url(credential)).status_code == 200
 
 
 def test_an_oversized_body_is_refused_unread(kit, scanning, client, live_key, settings):
