@@ -146,12 +146,17 @@ def leak_report_receive(*, reported: ReportedToken, reporter: str = "github") ->
 
 
 @transaction.atomic
-def _record(*, kind: GovernedKind, match: SecretMatch, reported: ReportedToken, reporter: str) -> LeakReport:
+def _record(
+    *, kind: GovernedKind, match: SecretMatch, reported: ReportedToken, reporter: str
+) -> LeakReport | None:
     credential = (
         kind.model.objects.select_for_update(of=("self",))
         .select_related("organization", "owner")
-        .get(pk=match.object_id)
+        .filter(pk=match.object_id)
+        .first()
     )
+    if credential is None:
+        return None  # deleted (with its organisation) since the first look: nothing left to protect
     fingerprint = reported.sha256
     existing = LeakReport.objects.select_for_update().filter(token_sha256=fingerprint).first()
     if existing is not None:
@@ -179,7 +184,7 @@ def _record(*, kind: GovernedKind, match: SecretMatch, reported: ReportedToken, 
         # claiming the same token): the other report stands, this one changes nothing.
         return LeakReport.objects.get(token_sha256=fingerprint)
     previous_reason = credential.suspension_reason
-    _act(kind, credential, match, action)
+    credential = _act(kind, credential, match, action)
     extra = {
         "url": report.url[:1000],
         "source": report.source,
@@ -227,21 +232,23 @@ def _decide(kind: GovernedKind, credential: models.Model, match: SecretMatch) ->
     return LeakAction.SECRET_REVOKED if kind.revoke_secret is not None else LeakAction.REVOKED
 
 
-def _act(kind: GovernedKind, credential: models.Model, match: SecretMatch, action: str) -> None:
+def _act(kind: GovernedKind, credential: models.Model, match: SecretMatch, action: str) -> models.Model:
+    """Do `action`; return the credential as it now is (the services return their own fresh row)."""
     reason = "Its secret was reported leaked in public by a secret scanner."
     if action == LeakAction.REVOKED:
-        credential_revoke(credential=credential, actor=None, reason=reason)
-    elif action == LeakAction.SECRET_REVOKED:
+        return credential_revoke(credential=credential, actor=None, reason=reason) or credential
+    if action == LeakAction.SECRET_REVOKED:
         kind.revoke_secret(credential, match, None)
     elif action == LeakAction.SUSPENDED:
         if credential.status == CredentialStatus.ACTIVE:
-            credential_suspend(credential=credential, actor=None, reason=SuspensionReason.LEAKED)
+            return credential_suspend(credential=credential, actor=None, reason=SuspensionReason.LEAKED)
         else:
             # Already suspended (say, orphaned): mark it leaked, so reassigning an owner or a
             # review cannot lift the suspension by itself; only an explicit restore does.
             credential.suspension_reason = SuspensionReason.LEAKED
             credential.save(update_fields=["suspension_reason", kind.touch_field])
             kind.changed(credential)
+    return credential
 
 
 def _add_sighting(report: LeakReport, reported: ReportedToken) -> LeakReport:
