@@ -44,10 +44,16 @@ def _error(status_code: int, detail: str, code: str) -> Response:
 
 
 class _ReportSerializer(serializers.Serializer):
+    """One reported token (for the schema; the view parses the raw body itself)."""
+
     token = serializers.CharField(max_length=512)
-    type = serializers.CharField(max_length=100)
-    url = serializers.CharField(max_length=2048, allow_blank=True)
-    source = serializers.CharField(max_length=64, required=False)
+    type = serializers.CharField(help_text="Cut to 100 characters.")
+    url = serializers.CharField(
+        required=False, allow_blank=True, allow_null=True, help_text="Cut to 2048 characters."
+    )
+    source = serializers.CharField(
+        required=False, allow_blank=True, allow_null=True, help_text="Cut to 64 characters."
+    )
 
 
 class _FeedbackSerializer(serializers.Serializer):

@@ -54,6 +54,11 @@ _EXTRA_KEYS = {
 }
 
 
+#: A leak report's audit extra keys copied into `data.leak`: what was done, where the secret was
+#: found (a public url) and in what (the scanner's `source`), never the secret or its hint.
+_LEAK_KEYS = {"action": "action", "url": "found_at", "source": "source", "reporter": "reporter"}
+
+
 def event_type_name(event: str) -> str:
     """Return the `type` sent on the wire for a bare event name ("rotated" -> "credential.rotated")."""
     return event if event == PING_EVENT else f"credential.{event}"
@@ -88,7 +93,13 @@ def on_audit_event(event: AuditEvent, target: models.Model | None) -> None:
         # The first public key of an approved private_key_jwt application is its first
         # credential, like `.secret_issued`: the application is created, not rotated.
         name = EventType.CREATED
-    extra = {new: event.extra[old] for old, new in _EXTRA_KEYS.items() if old in (event.extra or {})}
+    if name == EventType.LEAKED:
+        # The leak's own audit extra has a `type` too (the scanner's token type, not a request's).
+        extra = {
+            "leak": {new: event.extra[old] for old, new in _LEAK_KEYS.items() if old in (event.extra or {})}
+        }
+    else:
+        extra = {new: event.extra[old] for old, new in _EXTRA_KEYS.items() if old in (event.extra or {})}
     if name == EventType.SUSPENDED and "reason" in (event.extra or {}):
         extra["reason"] = event.extra["reason"]  # a SuspensionReason code
     webhook_event_emit(
