@@ -33,7 +33,6 @@ from portal.services.audit import audit_log
 logger = logging.getLogger(__name__)
 
 MAX_ENTRIES = 1000
-MAX_TOKEN_LENGTH = 512
 MAX_TYPE_LENGTH = 100
 MAX_URL_LENGTH = 2048
 MAX_SOURCE_LENGTH = 64
@@ -82,7 +81,9 @@ def _metadata(entry: dict, name: str, limit: int, index: int, *, required: bool 
 def reported_tokens_parse(body: bytes) -> list[ReportedToken]:
     """Parse GitHub's alert body, a JSON array of `{token, type, url, source}`, all or nothing.
 
-    The shape is strict (an array of objects, each with a string `token` and `type`); the
+    The shape is strict (an array of objects, each with a string `token` and `type`); a token
+    of any length is taken (one too long to be ours is acknowledged like any stranger's, not a
+    reason to refuse the leaked secrets next to it; the body's size bounds it); the
     description is lenient, so odd metadata never keeps a leaked secret working: `url`
     ("may be empty", GitHub says) and `source` may be null or absent, and over-long or
     unprintable descriptions are cut and cleaned rather than refused.
@@ -106,10 +107,6 @@ def reported_tokens_parse(body: bytes) -> list[ReportedToken]:
         token = entry.get("token")
         if not isinstance(token, str):
             raise ValidationError(f"Entry {index}: 'token' must be a string.", code="entry")
-        if len(token) > MAX_TOKEN_LENGTH:
-            raise ValidationError(
-                f"Entry {index}: 'token' is longer than {MAX_TOKEN_LENGTH} characters.", code="entry"
-            )
         if not token.strip():
             raise ValidationError(f"Entry {index}: 'token' is empty.", code="entry")
         entries.append(

@@ -46,7 +46,7 @@ def _error(status_code: int, detail: str, code: str) -> Response:
 class _ReportSerializer(serializers.Serializer):
     """One reported token (for the schema; the view parses the raw body itself)."""
 
-    token = serializers.CharField(max_length=512)
+    token = serializers.CharField()
     type = serializers.CharField(help_text="Cut to 100 characters.")
     url = serializers.CharField(
         required=False, allow_blank=True, allow_null=True, help_text="Cut to 2048 characters."
