@@ -88,6 +88,7 @@ class SecretScanningReportView(APIView):
             400: OpenApiResponse(_ErrorSerializer, description="Not a JSON array of reported tokens."),
             403: OpenApiResponse(_ErrorSerializer, description="Missing or wrong signature."),
             404: OpenApiResponse(_ErrorSerializer, description="No public keys are configured."),
+            411: OpenApiResponse(_ErrorSerializer, description="No Content-Length (a chunked body)."),
             413: OpenApiResponse(_ErrorSerializer, description="The body is too large."),
             429: OpenApiResponse(_ErrorSerializer, description="Too many failed signatures."),
             503: OpenApiResponse(_ErrorSerializer, description="The public keys are misconfigured."),
@@ -117,6 +118,11 @@ class SecretScanningReportView(APIView):
         if body is None:
             return _error(
                 status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, "The request body is too large.", "too_large"
+            )
+        if not body and not django_request.META.get("CONTENT_LENGTH"):
+            # A chunked body reaches a WSGI app as nothing at all; say so rather than "bad signature".
+            return _error(
+                status.HTTP_411_LENGTH_REQUIRED, "Send the body with a Content-Length.", "length_required"
             )
         try:
             signing.verify(
