@@ -261,13 +261,32 @@ def _add_sighting(report: LeakReport, reported: ReportedToken) -> LeakReport:
     return report
 
 
+class LeakReportsIncomplete(Exception):
+    """Some tokens of an alert could not be handled (the others were); the sender should retry."""
+
+
 def leak_reports_receive(*, reported: list[ReportedToken], reporter: str = "github") -> int:
-    """Handle a whole alert (each token in its own transaction); return how many were ours."""
-    recognised = 0
-    for item in reported:
-        if leak_report_receive(reported=item, reporter=reporter) is not None:
-            recognised += 1
+    """Handle a whole alert (each token in its own transaction); return how many were ours.
+
+    A token whose handling fails (the database went away mid-alert, say) does not stop the
+    ones after it: each is tried, then LeakReportsIncomplete is raised so the sender retries
+    the alert, and the tokens already handled are replays the second time.
+    """
+    recognised = failed = 0
+    for index, item in enumerate(reported):
+        try:
+            if leak_report_receive(reported=item, reporter=reporter) is not None:
+                recognised += 1
+        except Exception:  # noqa: BLE001  logged, counted, and answered with a retry below
+            failed += 1
+            logger.exception("Secret scanning alert from %s: entry %d could not be handled", reporter, index)
     logger.info(
-        "Secret scanning alert from %s: %d token(s), %d recognised", reporter, len(reported), recognised
+        "Secret scanning alert from %s: %d token(s), %d recognised, %d failed",
+        reporter,
+        len(reported),
+        recognised,
+        failed,
     )
+    if failed:
+        raise LeakReportsIncomplete(f"{failed} of {len(reported)} reported tokens could not be handled.")
     return recognised

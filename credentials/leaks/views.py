@@ -18,7 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from credentials.leaks import signing
-from credentials.leaks.services import leak_reports_receive, reported_tokens_parse
+from credentials.leaks.services import LeakReportsIncomplete, leak_reports_receive, reported_tokens_parse
 from portal import ratelimit
 from portal.net import client_ip
 
@@ -91,7 +91,10 @@ class SecretScanningReportView(APIView):
             411: OpenApiResponse(_ErrorSerializer, description="No Content-Length (a chunked body)."),
             413: OpenApiResponse(_ErrorSerializer, description="The body is too large."),
             429: OpenApiResponse(_ErrorSerializer, description="Too many failed signatures."),
-            503: OpenApiResponse(_ErrorSerializer, description="The public keys are misconfigured."),
+            503: OpenApiResponse(
+                _ErrorSerializer,
+                description="The public keys are misconfigured, or some tokens could not be handled (retry).",
+            ),
         },
         parameters=[
             OpenApiParameter(signing.KEY_ID_HEADER, str, OpenApiParameter.HEADER, required=True),
@@ -139,7 +142,13 @@ class SecretScanningReportView(APIView):
             reported = reported_tokens_parse(body)
         except ValidationError as exc:
             return _error(status.HTTP_400_BAD_REQUEST, " ".join(exc.messages), exc.code or "invalid")
-        leak_reports_receive(reported=reported)
+        try:
+            leak_reports_receive(reported=reported)
+        except LeakReportsIncomplete:
+            # The others were handled; a retry of the whole alert replays them harmlessly.
+            return _error(
+                status.HTTP_503_SERVICE_UNAVAILABLE, "Some reports could not be handled; retry.", "retry"
+            )
         # No feedback labels: `[]` for every accepted alert, whatever it held (docs/leak-reports.md).
         response = Response([], status=status.HTTP_200_OK)
         response["Cache-Control"] = "no-store"

@@ -386,6 +386,42 @@ def test_the_token_never_lands_in_logs_responses_or_tables(
     assert all(body not in m.body and body not in m.subject for m in mail.outbox)
 
 
+def test_a_token_that_fails_does_not_stop_the_others(
+    scanning, client, organization, member, scopes, monkeypatch, django_capture_on_commit_callbacks
+):
+    # A failure handling one token (the database went away mid-alert, say; simulated here by
+    # the first revocation raising) must not leave the alert's other leaked secrets working.
+    from credentials.leaks import services
+    from credentials.services import api_key_create
+
+    (first, first_raw), (second, second_raw) = (
+        api_key_create(organization=organization, name=name, owner=member, scopes=[], actor=member)
+        for name in ("first", "second")
+    )
+    act = services._act
+
+    def flaky(kind, credential, match, action):
+        if credential.pk == first.pk:
+            raise RuntimeError("connection lost")
+        return act(kind, credential, match, action)
+
+    monkeypatch.setattr(services, "_act", flaky)
+    body = json.dumps([entry(first_raw), entry(second_raw)]).encode()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = post(client, body, key=scanning)
+    assert response.status_code == 503 and response.json()["code"] == "retry"
+    assert LeakReport.objects.get().object_id == second.pk  # the second was handled, and emailed
+    assert len(mail.outbox) == 1
+    assert first_raw not in response.content.decode()
+
+    monkeypatch.setattr(services, "_act", act)
+    with django_capture_on_commit_callbacks(execute=True):  # GitHub sends the alert again
+        assert post(client, body, key=scanning).status_code == 200
+    assert set(LeakReport.objects.values_list("object_id", flat=True)) == {first.pk, second.pk}
+    assert AuditEvent.objects.filter(action="credentials.api_key.leaked").count() == 2
+    assert len(mail.outbox) == 2  # one per key: the retry was a replay for the second
+
+
 # --- refused requests: nothing processed ---------------------------------------------------------
 
 
