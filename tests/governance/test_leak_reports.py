@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import re
 import threading
 
 import pytest
@@ -687,6 +688,34 @@ def test_over_real_http(live_server, settings, signer, organization, member, sco
             live_server.url + "/api/v1/whoami", headers={"Authorization": f"Bearer {raw}"}, timeout=10
         )
     assert whoami_response.status_code == 401
+    assert LeakReport.objects.get().object_id == api_key.pk
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_documented_python_snippet_reports_a_key(
+    live_server, settings, tmp_path, monkeypatch, organization, member, scopes
+):
+    from pathlib import Path
+
+    from cryptography.hazmat.primitives import serialization
+
+    from credentials.services import api_key_create
+
+    text = (Path(settings.BASE_DIR) / "docs" / "leak-reports.md").read_text()
+    code = re.search(r"## Sending a test report.*?```python\n(.*?)```", text, re.S).group(1)
+    scanner = ec.generate_private_key(ec.SECP256R1())
+    (tmp_path / "scanner.pem").write_bytes(
+        scanner.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    monkeypatch.chdir(tmp_path)
+    settings.PORTAL_SECRET_SCANNING_PUBLIC_KEYS = keys_document(("test-1", scanner))
+    api_key, raw = api_key_create(
+        organization=organization, name="leaky", owner=member, scopes=[], actor=member
+    )
+    code = code.replace("https://portal.example.com", live_server.url)
+    exec(compile(code, "docs/leak-reports.md", "exec"), {"leaked_key": raw})  # noqa: S102 (our own docs)
     assert LeakReport.objects.get().object_id == api_key.pk
 
 
