@@ -678,22 +678,25 @@ def test_over_real_http(live_server, settings, signer, organization, member, sco
             timeout=10,
         )
         assert response.status_code == 200 and response.json() == []
-        chunked = session.post(  # a generator body goes chunked, without a Content-Length
-            live_server.url + URL,
-            data=iter([body[:10], body[10:]]),
-            headers={
-                "Content-Type": "application/json",
-                "Github-Public-Key-Identifier": KEY_ID,
-                "Github-Public-Key-Signature": sign(body, signer),
-            },
-            timeout=10,
-        )
-        assert chunked.status_code == 411 and chunked.json()["code"] == "length_required"
         whoami_response = session.get(
             live_server.url + "/api/v1/whoami", headers={"Authorization": f"Bearer {raw}"}, timeout=10
         )
     assert whoami_response.status_code == 401
     assert LeakReport.objects.get().object_id == api_key.pk
+    # A generator body goes chunked, without a Content-Length; the development server leaves
+    # the chunks unread, so this is the last request on its own closed connection.
+    chunked = requests.post(
+        live_server.url + URL,
+        data=iter([body[:10], body[10:]]),
+        headers={
+            "Content-Type": "application/json",
+            "Connection": "close",
+            "Github-Public-Key-Identifier": KEY_ID,
+            "Github-Public-Key-Signature": sign(body, signer),
+        },
+        timeout=10,
+    )
+    assert chunked.status_code == 411 and chunked.json()["code"] == "length_required"
 
 
 @pytest.mark.django_db(transaction=True)
