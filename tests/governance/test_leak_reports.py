@@ -493,6 +493,13 @@ def _too_many(secret):
                 json.dumps([entry(s)]).encode()[:-2] + b', "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}]"
             ),
         ),
+        ("NaN token", lambda s: b'[{"token": NaN, "type": "t", "url": "u"}]'),
+        ("5000-digit token", lambda s: b'[{"token": ' + b"9" * 5000 + b', "type": "t", "url": "u"}]'),
+        (
+            "duplicate key, last not a string",
+            lambda s: b'[{"token": "' + s.encode() + b'", "token": 1, "type": "t"}]',
+        ),
+        ("UTF-16", lambda s: json.dumps([entry(s), {"token": 1}]).encode("utf-16")),
         ("non-string source", lambda s: json.dumps([entry(s), {**entry(s), "source": ["x"]}]).encode()),
         ("too many entries", _too_many),
     ],
