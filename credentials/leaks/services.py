@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,12 +33,13 @@ from portal.services.audit import audit_log
 logger = logging.getLogger(__name__)
 
 MAX_ENTRIES = 1000
-MAX_TOKEN_LENGTH = 512
 MAX_TYPE_LENGTH = 100
 MAX_URL_LENGTH = 2048
 MAX_SOURCE_LENGTH = 64
-#: Tokens whose owner was not found are acknowledged exactly like the others (see the view).
-REQUIRED_FIELDS = ("token", "type", "url")
+#: Characters no reported string keeps: control characters (PostgreSQL refuses NUL), format
+#: characters (a right-to-left override would disguise the url on the page) and lone surrogates
+#: (JSON allows "\ud800"; UTF-8, and so the database, does not).
+_UNPRINTABLE = ("Cc", "Cf", "Cs")
 
 
 @dataclass(frozen=True)
@@ -58,14 +60,39 @@ class ReportedToken:
         return f"ReportedToken(type={self.token_type!r}, url={self.url!r}, source={self.source!r})"
 
 
+def _printable(value: str, limit: int) -> str:
+    """Return `value` with unprintable characters replaced by U+FFFD, cut to `limit` characters."""
+    value = value.strip()[:limit]
+    if value.isprintable():
+        return value
+    return "".join("\ufffd" if unicodedata.category(c) in _UNPRINTABLE else c for c in value)
+
+
+def _metadata(entry: dict, name: str, limit: int, index: int, *, required: bool = False) -> str:
+    """Return a descriptive member (type, url, source): a string, cleaned and cut; null or absent is ''."""
+    value = entry.get(name)
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str):
+        raise ValidationError(f"Entry {index}: '{name}' must be a string.", code="entry")
+    return _printable(value, limit)
+
+
 def reported_tokens_parse(body: bytes) -> list[ReportedToken]:
     """Parse GitHub's alert body, a JSON array of `{token, type, url, source}`, all or nothing.
 
+    The shape is strict (an array of objects, each with a string `token` and `type`); a token
+    of any length is taken (one too long to be ours is acknowledged like any stranger's, not a
+    reason to refuse the leaked secrets next to it; the body's size bounds it); the
+    description is lenient, so odd metadata never keeps a leaked secret working: `url`
+    ("may be empty", GitHub says) and `source` may be null or absent, and over-long or
+    unprintable descriptions are cut and cleaned rather than refused.
     Raise ValidationError with a message naming the first problem (never echoing a token).
     """
     try:
         document: Any = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        # RecursionError: a signed body of nothing but "[[[[…" nests deeper than the decoder goes.
         raise ValidationError("The body is not valid JSON.", code="malformed") from None
     if not isinstance(document, list):
         raise ValidationError("Expected a JSON array of reported tokens.", code="not_array")
@@ -73,33 +100,21 @@ def reported_tokens_parse(body: bytes) -> list[ReportedToken]:
         raise ValidationError("The array is empty.", code="empty")
     if len(document) > MAX_ENTRIES:
         raise ValidationError(f"At most {MAX_ENTRIES} tokens per request.", code="too_many")
-    limits = {"token": MAX_TOKEN_LENGTH, "type": MAX_TYPE_LENGTH, "url": MAX_URL_LENGTH}
     entries = []
     for index, entry in enumerate(document):
         if not isinstance(entry, dict):
             raise ValidationError(f"Entry {index} is not an object.", code="entry")
-        for name in REQUIRED_FIELDS:
-            value = entry.get(name)
-            if not isinstance(value, str):
-                raise ValidationError(f"Entry {index}: '{name}' must be a string.", code="entry")
-            if len(value) > limits[name]:
-                raise ValidationError(
-                    f"Entry {index}: '{name}' is longer than {limits[name]} characters.", code="entry"
-                )
-        source = entry.get("source", "")
-        if not isinstance(source, str) or len(source) > MAX_SOURCE_LENGTH:
-            raise ValidationError(
-                f"Entry {index}: 'source' must be a string of at most {MAX_SOURCE_LENGTH} characters.",
-                code="entry",
-            )
-        if not entry["token"].strip():
+        token = entry.get("token")
+        if not isinstance(token, str):
+            raise ValidationError(f"Entry {index}: 'token' must be a string.", code="entry")
+        if not token.strip():
             raise ValidationError(f"Entry {index}: 'token' is empty.", code="entry")
         entries.append(
             ReportedToken(
-                token=entry["token"].strip(),
-                token_type=entry["type"],
-                url=entry["url"].strip(),
-                source=source,
+                token=token.strip(),
+                token_type=_metadata(entry, "type", MAX_TYPE_LENGTH, index, required=True),
+                url=_metadata(entry, "url", MAX_URL_LENGTH, index),
+                source=_metadata(entry, "source", MAX_SOURCE_LENGTH, index),
             )
         )
     return entries
@@ -128,12 +143,17 @@ def leak_report_receive(*, reported: ReportedToken, reporter: str = "github") ->
 
 
 @transaction.atomic
-def _record(*, kind: GovernedKind, match: SecretMatch, reported: ReportedToken, reporter: str) -> LeakReport:
+def _record(
+    *, kind: GovernedKind, match: SecretMatch, reported: ReportedToken, reporter: str
+) -> LeakReport | None:
     credential = (
         kind.model.objects.select_for_update(of=("self",))
         .select_related("organization", "owner")
-        .get(pk=match.object_id)
+        .filter(pk=match.object_id)
+        .first()
     )
+    if credential is None:
+        return None  # deleted (with its organisation) since the first look: nothing left to protect
     fingerprint = reported.sha256
     existing = LeakReport.objects.select_for_update().filter(token_sha256=fingerprint).first()
     if existing is not None:
@@ -161,7 +181,7 @@ def _record(*, kind: GovernedKind, match: SecretMatch, reported: ReportedToken, 
         # claiming the same token): the other report stands, this one changes nothing.
         return LeakReport.objects.get(token_sha256=fingerprint)
     previous_reason = credential.suspension_reason
-    _act(kind, credential, match, action)
+    credential = _act(kind, credential, match, action)
     extra = {
         "url": report.url[:1000],
         "source": report.source,
@@ -209,21 +229,23 @@ def _decide(kind: GovernedKind, credential: models.Model, match: SecretMatch) ->
     return LeakAction.SECRET_REVOKED if kind.revoke_secret is not None else LeakAction.REVOKED
 
 
-def _act(kind: GovernedKind, credential: models.Model, match: SecretMatch, action: str) -> None:
+def _act(kind: GovernedKind, credential: models.Model, match: SecretMatch, action: str) -> models.Model:
+    """Do `action`; return the credential as it now is (the services return their own fresh row)."""
     reason = "Its secret was reported leaked in public by a secret scanner."
     if action == LeakAction.REVOKED:
-        credential_revoke(credential=credential, actor=None, reason=reason)
-    elif action == LeakAction.SECRET_REVOKED:
+        return credential_revoke(credential=credential, actor=None, reason=reason) or credential
+    if action == LeakAction.SECRET_REVOKED:
         kind.revoke_secret(credential, match, None)
     elif action == LeakAction.SUSPENDED:
         if credential.status == CredentialStatus.ACTIVE:
-            credential_suspend(credential=credential, actor=None, reason=SuspensionReason.LEAKED)
+            return credential_suspend(credential=credential, actor=None, reason=SuspensionReason.LEAKED)
         else:
             # Already suspended (say, orphaned): mark it leaked, so reassigning an owner or a
             # review cannot lift the suspension by itself; only an explicit restore does.
             credential.suspension_reason = SuspensionReason.LEAKED
             credential.save(update_fields=["suspension_reason", kind.touch_field])
             kind.changed(credential)
+    return credential
 
 
 def _add_sighting(report: LeakReport, reported: ReportedToken) -> LeakReport:
@@ -239,13 +261,32 @@ def _add_sighting(report: LeakReport, reported: ReportedToken) -> LeakReport:
     return report
 
 
+class LeakReportsIncomplete(Exception):
+    """Some tokens of an alert could not be handled (the others were); the sender should retry."""
+
+
 def leak_reports_receive(*, reported: list[ReportedToken], reporter: str = "github") -> int:
-    """Handle a whole alert (each token in its own transaction); return how many were ours."""
-    recognised = 0
-    for item in reported:
-        if leak_report_receive(reported=item, reporter=reporter) is not None:
-            recognised += 1
+    """Handle a whole alert (each token in its own transaction); return how many were ours.
+
+    A token whose handling fails (the database went away mid-alert, say) does not stop the
+    ones after it: each is tried, then LeakReportsIncomplete is raised so the sender retries
+    the alert, and the tokens already handled are replays the second time.
+    """
+    recognised = failed = 0
+    for index, item in enumerate(reported):
+        try:
+            if leak_report_receive(reported=item, reporter=reporter) is not None:
+                recognised += 1
+        except Exception:  # noqa: BLE001  logged, counted, and answered with a retry below
+            failed += 1
+            logger.exception("Secret scanning alert from %s: entry %d could not be handled", reporter, index)
     logger.info(
-        "Secret scanning alert from %s: %d token(s), %d recognised", reporter, len(reported), recognised
+        "Secret scanning alert from %s: %d token(s), %d recognised, %d failed",
+        reporter,
+        len(reported),
+        recognised,
+        failed,
     )
+    if failed:
+        raise LeakReportsIncomplete(f"{failed} of {len(reported)} reported tokens could not be handled.")
     return recognised

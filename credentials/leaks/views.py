@@ -18,7 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from credentials.leaks import signing
-from credentials.leaks.services import leak_reports_receive, reported_tokens_parse
+from credentials.leaks.services import LeakReportsIncomplete, leak_reports_receive, reported_tokens_parse
 from portal import ratelimit
 from portal.net import client_ip
 
@@ -44,10 +44,16 @@ def _error(status_code: int, detail: str, code: str) -> Response:
 
 
 class _ReportSerializer(serializers.Serializer):
-    token = serializers.CharField(max_length=512)
-    type = serializers.CharField(max_length=100)
-    url = serializers.CharField(max_length=2048, allow_blank=True)
-    source = serializers.CharField(max_length=64, required=False)
+    """One reported token (for the schema; the view parses the raw body itself)."""
+
+    token = serializers.CharField()
+    type = serializers.CharField(help_text="Cut to 100 characters.")
+    url = serializers.CharField(
+        required=False, allow_blank=True, allow_null=True, help_text="Cut to 2048 characters."
+    )
+    source = serializers.CharField(
+        required=False, allow_blank=True, allow_null=True, help_text="Cut to 64 characters."
+    )
 
 
 class _FeedbackSerializer(serializers.Serializer):
@@ -82,9 +88,13 @@ class SecretScanningReportView(APIView):
             400: OpenApiResponse(_ErrorSerializer, description="Not a JSON array of reported tokens."),
             403: OpenApiResponse(_ErrorSerializer, description="Missing or wrong signature."),
             404: OpenApiResponse(_ErrorSerializer, description="No public keys are configured."),
+            411: OpenApiResponse(_ErrorSerializer, description="No Content-Length (a chunked body)."),
             413: OpenApiResponse(_ErrorSerializer, description="The body is too large."),
             429: OpenApiResponse(_ErrorSerializer, description="Too many failed signatures."),
-            503: OpenApiResponse(_ErrorSerializer, description="The public keys are misconfigured."),
+            503: OpenApiResponse(
+                _ErrorSerializer,
+                description="The public keys are misconfigured, or some tokens could not be handled (retry).",
+            ),
         },
         parameters=[
             OpenApiParameter(signing.KEY_ID_HEADER, str, OpenApiParameter.HEADER, required=True),
@@ -97,9 +107,10 @@ class SecretScanningReportView(APIView):
         if not signing.configured():
             return _error(status.HTTP_404_NOT_FOUND, "Not found.", "not_configured")
         checks = _failure_checks(django_request)
+        # Checked now, applied only to a refused signature: a genuine alert is never dropped
+        # because others (behind the same proxy or NAT) sent bad ones. A P-256 verification
+        # costs a fraction of a millisecond, so the limit is about noise, not CPU.
         wait = ratelimit.blocked(checks)
-        if wait is not None:
-            raise exceptions.Throttled(wait=wait)
         try:
             keys = signing.public_keys()
         except signing.KeysMisconfigured as exc:
@@ -112,6 +123,11 @@ class SecretScanningReportView(APIView):
             return _error(
                 status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, "The request body is too large.", "too_large"
             )
+        if not body and not django_request.META.get("CONTENT_LENGTH"):
+            # A chunked body reaches a WSGI app as nothing at all; say so rather than "bad signature".
+            return _error(
+                status.HTTP_411_LENGTH_REQUIRED, "Send the body with a Content-Length.", "length_required"
+            )
         try:
             signing.verify(
                 body,
@@ -120,6 +136,8 @@ class SecretScanningReportView(APIView):
                 keys=keys,
             )
         except signing.SignatureRefused as exc:
+            if wait is not None:
+                raise exceptions.Throttled(wait=wait) from None
             ratelimit.hit_all(checks)
             logger.warning("Secret scanning alert refused: %s", exc.code)
             return _error(status.HTTP_403_FORBIDDEN, str(exc), exc.code)
@@ -127,7 +145,13 @@ class SecretScanningReportView(APIView):
             reported = reported_tokens_parse(body)
         except ValidationError as exc:
             return _error(status.HTTP_400_BAD_REQUEST, " ".join(exc.messages), exc.code or "invalid")
-        leak_reports_receive(reported=reported)
+        try:
+            leak_reports_receive(reported=reported)
+        except LeakReportsIncomplete:
+            # The others were handled; a retry of the whole alert replays them harmlessly.
+            return _error(
+                status.HTTP_503_SERVICE_UNAVAILABLE, "Some reports could not be handled; retry.", "retry"
+            )
         # No feedback labels: `[]` for every accepted alert, whatever it held (docs/leak-reports.md).
         response = Response([], status=status.HTTP_200_OK)
         response["Cache-Control"] = "no-store"

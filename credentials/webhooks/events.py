@@ -59,8 +59,11 @@ _EXTRA_KEYS = {
 }
 #: Read only from the request decisions: a leak report's audit `type` is the reporter's token type.
 _REQUEST_EXTRA_KEYS = {"type": "request_type"}
-#: Read only from `.leaked`: what the portal did about it (a LeakAction code).
-_LEAK_EXTRA_KEYS = {"action": "leak_action"}
+
+
+#: A leak report's audit extra keys copied into `data.leak`: what was done, where the secret was
+#: found (a public url) and in what (the scanner's `source`), never the secret or its hint.
+_LEAK_KEYS = {"action": "action", "url": "found_at", "source": "source", "reporter": "reporter"}
 
 
 def event_type_name(event: str) -> str:
@@ -100,11 +103,13 @@ def on_audit_event(event: AuditEvent, target: models.Model | None) -> None:
     keys = dict(_EXTRA_KEYS)
     if event.action.startswith("credentials.request.") or event.action.endswith(".secret_issued"):
         keys.update(_REQUEST_EXTRA_KEYS)
-    if name == EventType.LEAKED:
-        keys.update(_LEAK_EXTRA_KEYS)
     if name == EventType.SUSPENDED:
         keys["reason"] = "reason"  # a SuspensionReason code
     extra = {new: event.extra[old] for old, new in keys.items() if old in (event.extra or {})}
+    if name == EventType.LEAKED:
+        extra["leak"] = {
+            new: event.extra[old] for old, new in _LEAK_KEYS.items() if old in (event.extra or {})
+        }
     webhook_event_emit(
         event=name,
         credential=credential,

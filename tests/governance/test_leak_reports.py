@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import re
 import threading
 
 import pytest
@@ -304,9 +305,61 @@ def test_every_token_is_acknowledged_the_same_way(
     assert len(mail.outbox) == 1
 
 
+def test_jwts_and_webhook_secrets_are_acknowledged_and_change_nothing(
+    scanning, client, organization, other_organization, owner, outsider, member, scopes
+):
+    """Tokens the portal issues but does not register with GitHub: a uniform answer, nothing done.
+
+    Access tokens (from client credentials or exchanged for an API key) are short-lived and die
+    with their credential; a webhook signing secret (`whsec_`) is stored encrypted, not as a
+    digest, so it cannot be looked up (docs/leak-reports.md, Limits).
+    """
+    from credentials.services import api_key_create
+    from credentials.webhooks.services import webhook_endpoint_create
+    from tests.governance.conftest import Kit
+    from tokens.exchange import API_KEY_TOKEN_TYPE, GRANT_TYPE
+    from tokens.services import m2m_app_create, m2m_app_set_exchange
+
+    app_kit = Kit(key="m2m_app", organization=organization)
+    application, app_secret = app_kit.create(owner=member)
+    minted, _ = app_kit.bearer(client, application, app_secret)
+    api_key, raw_key = api_key_create(
+        organization=organization, name="shop", owner=member, scopes=["orders:read"], actor=member
+    )
+    gateway, gateway_secret = m2m_app_create(
+        organization=other_organization, name="gateway", owner=outsider, scopes=[], actor=outsider
+    )
+    m2m_app_set_exchange(application=gateway, allowed=True, actor=None)
+    auth = "Basic " + base64.b64encode(f"{gateway.client_id}:{gateway_secret}".encode()).decode()
+    exchanged = client.post(
+        "/oauth/token",
+        {"grant_type": GRANT_TYPE, "subject_token": raw_key, "subject_token_type": API_KEY_TOKEN_TYPE},
+        HTTP_AUTHORIZATION=auth,
+    )
+    assert exchanged.status_code == 200, exchanged.content
+    exchanged = exchanged.json()["access_token"]
+    _endpoint, hook_secret = webhook_endpoint_create(
+        organization=organization, url="https://hooks.example.com/p", event_types=["leaked"], actor=owner
+    )
+    assert hook_secret.startswith("whsec_")
+    baseline = post(client, [entry("ghp_16C7e42F292c6912E7710c838347Ae178B4a")], key=scanning)
+    for token in (minted, exchanged, hook_secret):
+        response = post(client, [entry(token)], key=scanning)
+        assert (response.status_code, response.content) == (baseline.status_code, baseline.content)
+    assert not LeakReport.objects.exists()
+    assert not AuditEvent.objects.filter(action__endswith=".leaked").exists()
+    assert whoami(client, minted).status_code == whoami(client, exchanged).status_code == 200
+
+    # The API key itself is what GitHub reports; revoking it stops what was exchanged for it too.
+    post(client, [entry(raw_key)], key=scanning)
+    assert whoami(client, exchanged).status_code == 401
+    assert whoami(client, minted).status_code == 200  # another credential: untouched
+
+
 def test_malformed_tokens_cost_no_query(scanning, client, django_assert_max_num_queries):
     entries = [entry(fake_api_key(valid_checksum=False)) for _ in range(200)]
     entries += [entry("not-a-token-at-all") for _ in range(200)]
+    entries += [entry("ipk_live_" + "a" * 5000), entry("ips_" + "b" * 5000)]  # too long to be ours
     with django_assert_max_num_queries(0):
         assert post(client, entries, key=scanning).status_code == 200
 
@@ -332,6 +385,42 @@ def test_the_token_never_lands_in_logs_responses_or_tables(
     assert all(body.encode() not in r.content for r in responses)
     assert body not in table_dump()
     assert all(body not in m.body and body not in m.subject for m in mail.outbox)
+
+
+def test_a_token_that_fails_does_not_stop_the_others(
+    scanning, client, organization, member, scopes, monkeypatch, django_capture_on_commit_callbacks
+):
+    # A failure handling one token (the database went away mid-alert, say; simulated here by
+    # the first revocation raising) must not leave the alert's other leaked secrets working.
+    from credentials.leaks import services
+    from credentials.services import api_key_create
+
+    (first, first_raw), (second, second_raw) = (
+        api_key_create(organization=organization, name=name, owner=member, scopes=[], actor=member)
+        for name in ("first", "second")
+    )
+    act = services._act
+
+    def flaky(kind, credential, match, action):
+        if credential.pk == first.pk:
+            raise RuntimeError("connection lost")
+        return act(kind, credential, match, action)
+
+    monkeypatch.setattr(services, "_act", flaky)
+    body = json.dumps([entry(first_raw), entry(second_raw)]).encode()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = post(client, body, key=scanning)
+    assert response.status_code == 503 and response.json()["code"] == "retry"
+    assert LeakReport.objects.get().object_id == second.pk  # the second was handled, and emailed
+    assert len(mail.outbox) == 1
+    assert first_raw not in response.content.decode()
+
+    monkeypatch.setattr(services, "_act", act)
+    with django_capture_on_commit_callbacks(execute=True):  # GitHub sends the alert again
+        assert post(client, body, key=scanning).status_code == 200
+    assert set(LeakReport.objects.values_list("object_id", flat=True)) == {first.pk, second.pk}
+    assert AuditEvent.objects.filter(action="credentials.api_key.leaked").count() == 2
+    assert len(mail.outbox) == 2  # one per key: the retry was a replay for the second
 
 
 # --- refused requests: nothing processed ---------------------------------------------------------
@@ -393,11 +482,24 @@ def _too_many(secret):
         ("empty array", lambda s: b"[]"),
         ("entry not an object", lambda s: json.dumps([entry(s), "x"]).encode()),
         ("entry missing token", lambda s: json.dumps([entry(s), {"type": "t", "url": "u"}]).encode()),
-        ("entry missing url", lambda s: json.dumps([entry(s), {"token": s, "type": "t"}]).encode()),
+        ("entry missing type", lambda s: json.dumps([entry(s), {"token": s, "url": "u"}]).encode()),
         ("non-string token", lambda s: json.dumps([entry(s), {**entry(s), "token": 42}]).encode()),
         ("empty token", lambda s: json.dumps([entry(s), {**entry(s), "token": " "}]).encode()),
-        ("oversized token", lambda s: json.dumps([entry(s), entry("x" * 513)]).encode()),
-        ("oversized url", lambda s: json.dumps([entry(s), entry(s, url="u" * 2049)]).encode()),
+        ("non-string url", lambda s: json.dumps([entry(s), {**entry(s), "url": 7}]).encode()),
+        ("nested too deep", lambda s: b"[" * 100_000 + b"]" * 100_000),
+        (
+            "nested too deep in an entry",
+            lambda s: (
+                json.dumps([entry(s)]).encode()[:-2] + b', "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}]"
+            ),
+        ),
+        ("NaN token", lambda s: b'[{"token": NaN, "type": "t", "url": "u"}]'),
+        ("5000-digit token", lambda s: b'[{"token": ' + b"9" * 5000 + b', "type": "t", "url": "u"}]'),
+        (
+            "duplicate key, last not a string",
+            lambda s: b'[{"token": "' + s.encode() + b'", "token": 1, "type": "t"}]',
+        ),
+        ("UTF-16", lambda s: json.dumps([entry(s), {"token": 1}]).encode("utf-16")),
         ("non-string source", lambda s: json.dumps([entry(s), {**entry(s), "source": ["x"]}]).encode()),
         ("too many entries", _too_many),
     ],
@@ -409,6 +511,40 @@ def test_bad_bodies_are_refused(kit, scanning, client, live_key, case, make_body
     assert response.json()["detail"]
     assert secret not in response.content.decode()
     _nothing_processed(kit, credential)
+
+
+@pytest.mark.parametrize(
+    "metadata, stored_url, stored_source",
+    [
+        ({"url": None, "source": None}, "", ""),  # GitHub: the url "may be empty"
+        ({}, "", ""),  # neither member (older alerts had no `source`)
+        (
+            {"url": "https://github.com/o/r/blob/" + "a" * 3000},
+            ("https://github.com/o/r/blob/" + "a" * 3000)[:2048],
+            "",
+        ),
+        (
+            {"url": "https://x.example/\u0000a\u202eb\ud800", "source": "Gist_\u0000content"},
+            "https://x.example/\ufffda\ufffdb\ufffd",
+            "Gist_\ufffdcontent",
+        ),
+    ],
+)
+def test_odd_metadata_never_keeps_a_leaked_secret_working(
+    kit, scanning, client, member, owner_client, metadata, stored_url, stored_source
+):
+    # A NUL reaches PostgreSQL as an error, a lone surrogate fails any UTF-8 encoding, and an
+    # over-long url is not worth refusing an alert for: the secret must be revoked regardless.
+    credential, secret = kit.create(owner=member)
+    raw = {"token": secret, "type": "identity_portal_key", **metadata}
+    body = json.dumps([raw]).encode()  # json.dumps keeps "\ud800" as an escape, as a sender could
+    response = post(client, body, key=scanning)
+    assert response.status_code == 200 and response.json() == []
+    report = LeakReport.objects.get()
+    assert (report.url, report.source) == (stored_url, stored_source)
+    assert report.action_taken != LeakAction.NONE
+    assert AuditEvent.objects.get(action=f"{kit.audit_prefix}.leaked").extra["url"] == stored_url[:1000]
+    assert owner_client.get(kit.url(credential)).status_code == 200
 
 
 def test_an_oversized_body_is_refused_unread(kit, scanning, client, live_key, settings):
@@ -442,12 +578,17 @@ def test_no_session_and_no_csrf(scanning, owner, live_key, kit):
     assert LeakReport.objects.get().object_id == credential.pk
 
 
-def test_failed_signatures_are_rate_limited(settings, scanning, stranger, client):
+def test_failed_signatures_are_rate_limited(settings, scanning, stranger, client, live_key):
     settings.PORTAL_SECRET_SCANNING_FAILURES_PER_IP_PER_MINUTE = 3
     for _ in range(3):
         assert post(client, [entry("x")], key=stranger).status_code == 403
-    response = post(client, [entry("x")], key=scanning)  # even a good one, from that IP, for a while
+    response = post(client, [entry("x")], key=stranger)
     assert response.status_code == 429 and response["Retry-After"]
+    # A genuine alert from the same address (a shared proxy, say) still gets through.
+    credential, secret = live_key
+    assert post(client, [entry(secret)], key=scanning).status_code == 200
+    assert LeakReport.objects.get().object_id == credential.pk
+    assert post(client, [entry("x")], key=stranger).status_code == 429
 
 
 # --- operator configuration ---------------------------------------------------------------------
@@ -548,6 +689,48 @@ def test_over_real_http(live_server, settings, signer, organization, member, sco
             live_server.url + "/api/v1/whoami", headers={"Authorization": f"Bearer {raw}"}, timeout=10
         )
     assert whoami_response.status_code == 401
+    assert LeakReport.objects.get().object_id == api_key.pk
+    # A generator body goes chunked, without a Content-Length; the development server leaves
+    # the chunks unread, so this is the last request on its own closed connection.
+    chunked = requests.post(
+        live_server.url + URL,
+        data=iter([body[:10], body[10:]]),
+        headers={
+            "Content-Type": "application/json",
+            "Connection": "close",
+            "Github-Public-Key-Identifier": KEY_ID,
+            "Github-Public-Key-Signature": sign(body, signer),
+        },
+        timeout=10,
+    )
+    assert chunked.status_code == 411 and chunked.json()["code"] == "length_required"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_documented_python_snippet_reports_a_key(
+    live_server, settings, tmp_path, monkeypatch, organization, member, scopes
+):
+    from pathlib import Path
+
+    from cryptography.hazmat.primitives import serialization
+
+    from credentials.services import api_key_create
+
+    text = (Path(settings.BASE_DIR) / "docs" / "leak-reports.md").read_text()
+    code = re.search(r"## Sending a test report.*?```python\n(.*?)```", text, re.S).group(1)
+    scanner = ec.generate_private_key(ec.SECP256R1())
+    (tmp_path / "scanner.pem").write_bytes(
+        scanner.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    monkeypatch.chdir(tmp_path)
+    settings.PORTAL_SECRET_SCANNING_PUBLIC_KEYS = keys_document(("test-1", scanner))
+    api_key, raw = api_key_create(
+        organization=organization, name="leaky", owner=member, scopes=[], actor=member
+    )
+    code = code.replace("https://portal.example.com", live_server.url)
+    exec(compile(code, "docs/leak-reports.md", "exec"), {"leaked_key": raw})  # noqa: S102 (our own docs)
     assert LeakReport.objects.get().object_id == api_key.pk
 
 

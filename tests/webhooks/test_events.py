@@ -269,7 +269,7 @@ def test_private_key_jwt_first_key_is_created_later_keys_rotate_and_revoke(
     assert payloads[1]["data"]["request_id"] == request.pk
 
 
-def test_a_real_leak_report_sends_revoked_and_leaked_without_the_reporters_text(
+def test_a_real_leak_report_sends_revoked_and_leaked_without_the_secret_or_reasons(
     organization, owner, scopes, receiver, make_endpoint
 ):
     from credentials.leaks.services import ReportedToken, leak_report_receive
@@ -284,9 +284,10 @@ def test_a_real_leak_report_sends_revoked_and_leaked_without_the_reporters_text(
     assert [p["type"] for p in payloads] == ["credential.revoked", "credential.leaked"]
     leaked = payloads[1]["data"]
     assert leaked["credential"]["id"] == key.key_id and leaked["credential"]["status"] == "revoked"
-    assert leaked["leak_action"] == "revoked" and leaked["actor"] is None
+    assert leaked["leak"]["action"] == "revoked" and leaked["actor"] is None
+    assert leaked["leak"]["found_at"] == where  # the public place to clean up
     assert "request_type" not in leaked  # the reporter's token type is not a request type
     for request in receiver.received:
         body = request.body.decode()
-        assert plaintext not in body and where not in body and "portal_api_key_type" not in body
+        assert plaintext not in body and "portal_api_key_type" not in body
         assert "reported leaked in public" not in body  # the revocation's reason text stays in the portal
