@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from django.http import Http404
 from rest_framework.permissions import BasePermission
 
+from portal.models import Membership, Organization
 from portal.principal import Principal
+from portal.selectors import membership_for
 
 
 class HasScopes(BasePermission):
@@ -33,3 +36,36 @@ class IsMachinePrincipal(BasePermission):
 
     def has_permission(self, request, view) -> bool:
         return isinstance(request.auth, Principal)
+
+
+class OrganizationAccess(BasePermission):
+    """Resolve the URL's organisation for a member's session or for a credential of that organisation.
+
+    Another organisation answers 404, never 403. Sets `view.organization` and
+    `view.membership` (None for a machine); subclasses say what each may do.
+    """
+
+    def has_permission(self, request, view) -> bool:
+        slug = view.kwargs.get("org_slug", "")
+        principal = request.auth
+        if isinstance(principal, Principal):
+            if principal.organization_slug != slug:
+                raise Http404("No such organisation.")
+            organization = Organization.objects.filter(pk=principal.organization_id).first()
+            if organization is None:
+                raise Http404("No such organisation.")
+            view.organization, view.membership = organization, None
+            return self.credential_allowed(principal)
+        if not request.user or not request.user.is_authenticated:
+            return False
+        membership = membership_for(request.user, slug)
+        view.organization, view.membership = membership.organization, membership
+        return self.member_allowed(membership)
+
+    def credential_allowed(self, principal: Principal) -> bool:
+        """Return whether an API key or access token of the organisation may go on."""
+        return False
+
+    def member_allowed(self, membership: Membership) -> bool:
+        """Return whether a signed-in member of the organisation may go on."""
+        return True

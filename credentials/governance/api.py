@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from django.core.paginator import EmptyPage, Paginator
-from django.http import Http404
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions
 from rest_framework.authentication import SessionAuthentication
-from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -18,33 +16,20 @@ from credentials.governance.selectors import FLAGS, STATUSES, inventory_list, in
 from credentials.governance.views import inventory_filters
 from credentials.selectors import organization_members
 from portal.api.whoami import machine_authentication_classes
-from portal.models import Organization
+from portal.permissions import OrganizationAccess
 from portal.principal import Principal
-from portal.selectors import membership_for
 
 INVENTORY_SCOPE = "inventory:read"
 MAX_PAGE_SIZE = 200
 
 
-class InventoryAccess(BasePermission):
+class InventoryAccess(OrganizationAccess):
     """Allow a member of the URL's organisation, or one of its credentials holding `inventory:read`."""
 
     message = f"The credential lacks a required scope: {INVENTORY_SCOPE}"
 
-    def has_permission(self, request, view) -> bool:
-        slug = view.kwargs.get("org_slug", "")
-        principal = request.auth
-        if isinstance(principal, Principal):
-            if principal.organization_slug != slug:
-                raise Http404("No such organisation.")
-            view.organization = Organization.objects.filter(pk=principal.organization_id).first()
-            if view.organization is None:
-                raise Http404("No such organisation.")
-            return principal.has_scopes(INVENTORY_SCOPE)
-        if not request.user or not request.user.is_authenticated:
-            return False
-        view.organization = membership_for(request.user, slug).organization
-        return True
+    def credential_allowed(self, principal: Principal) -> bool:
+        return principal.has_scopes(INVENTORY_SCOPE)
 
 
 class InventoryView(APIView):

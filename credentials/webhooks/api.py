@@ -8,12 +8,10 @@ from __future__ import annotations
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
-from django.http import Http404
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import exceptions, status
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.decorators import action
-from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.viewsets import GenericViewSet
@@ -22,15 +20,15 @@ from credentials.authentication import ApiKeyAuthentication
 from credentials.webhooks import serializers, services
 from credentials.webhooks.models import WebhookDelivery, WebhookEndpoint
 from credentials.webhooks.selectors import webhook_deliveries_for, webhook_delivery_get, webhook_endpoints_for
-from portal.models import MANAGER_ROLES, Membership, Organization, User
+from portal.models import MANAGER_ROLES, Membership, User
+from portal.permissions import OrganizationAccess
 from portal.principal import Principal
-from portal.selectors import membership_for
 from portal.stepup import require_recent_authentication_for_session
 
 MANAGE_SCOPE = "webhooks:manage"
 
 
-class WebhookAccess(BasePermission):
+class WebhookAccess(OrganizationAccess):
     """Allow the URL organisation's owners and admins, or its API keys holding `webhooks:manage`.
 
     A key acts for its owner, so its owner must still be an owner or admin: a member cannot
@@ -40,20 +38,10 @@ class WebhookAccess(BasePermission):
 
     message = "Only owners and admins (or a key with webhooks:manage) can manage webhooks."
 
-    def has_permission(self, request, view) -> bool:
-        slug = view.kwargs.get("org_slug", "")
-        principal = request.auth
-        if isinstance(principal, Principal):
-            if principal.organization_slug != slug:
-                raise Http404("No such organisation.")
-            view.organization = Organization.objects.filter(pk=principal.organization_id).first()
-            if view.organization is None:
-                raise Http404("No such organisation.")
-            return principal.has_scopes(MANAGE_SCOPE) and _owner_manages(principal)
-        if not request.user or not request.user.is_authenticated:
-            return False
-        membership = membership_for(request.user, slug)
-        view.organization = membership.organization
+    def credential_allowed(self, principal: Principal) -> bool:
+        return principal.has_scopes(MANAGE_SCOPE) and _owner_manages(principal)
+
+    def member_allowed(self, membership: Membership) -> bool:
         return membership.is_manager
 
 
