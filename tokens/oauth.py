@@ -122,6 +122,33 @@ def authenticate_client_credentials(
     return application, match
 
 
+def resolve_audience(request, *, parameters: tuple[str, ...] = ("resource",)) -> str:
+    """Return the token's audience from `resource` (RFC 8707) or, if allowed, `audience` (RFC 8693 §2.1).
+
+    None asked for: the default audience. Otherwise one value in all (one resource per token),
+    the default audience or one of the client's allowed audiences, exactly; a `resource` must
+    also be an absolute URI without a fragment. Anything else is `invalid_target`. A parameter
+    sent without a value counts as omitted (RFC 6749 §3.2).
+    """
+    asked = [(name, value) for name, value in (request.decoded_body or []) if name in parameters and value]
+    targets = {value for _name, value in asked}
+    if not targets:
+        return settings.PORTAL_DEFAULT_AUDIENCE
+    if len(targets) > 1:
+        raise errors.CustomOAuth2Error(
+            error="invalid_target", description="Request one resource per token.", request=request
+        )
+    target = targets.pop()
+    named_as_resource = any(name == "resource" for name, _value in asked)
+    if (named_as_resource and not is_valid_resource_uri(target)) or target not in request.client.audiences:
+        raise errors.CustomOAuth2Error(
+            error="invalid_target",
+            description="The resource is not one this client may request tokens for.",
+            request=request,
+        )
+    return target
+
+
 #: Rate-limit scope of token issuance, counted per application.
 ISSUANCE_SCOPE = "oauth-issuance:client"
 
@@ -223,32 +250,15 @@ class M2MValidator(OAuth2Validator):
         return self._allowed_scopes(request)
 
     def validate_scopes(self, client_id, scopes, client, request, *args, **kwargs):
-        """Check the requested scopes, then pick the audience from `resource` (RFC 8707)."""
+        """Check the requested scopes, then pick the audience from `resource` (RFC 8707).
+
+        oauthlib reads `scope=` as one empty scope; it means no scope asked for (RFC 6749 §3.2).
+        """
+        request.scopes = scopes = [scope for scope in scopes if scope] or self._allowed_scopes(request)
         if not set(scopes) <= set(self._allowed_scopes(request)):
             return False
-        request.portal_audience = self._resolve_audience(request)
+        request.portal_audience = resolve_audience(request)
         return True
-
-    def _resolve_audience(self, request) -> str:
-        resources = [value for key, value in (request.decoded_body or []) if key == "resource"]
-        if not resources:
-            return self._default()
-        if len(resources) > 1:
-            raise errors.CustomOAuth2Error(
-                error="invalid_target", description="Request one resource per token.", request=request
-            )
-        resource = resources[0]
-        if not is_valid_resource_uri(resource) or resource not in request.client.audiences:
-            raise errors.CustomOAuth2Error(
-                error="invalid_target",
-                description="The resource is not one this application may request tokens for.",
-                request=request,
-            )
-        return resource
-
-    @staticmethod
-    def _default() -> str:
-        return settings.PORTAL_DEFAULT_AUDIENCE
 
     def save_bearer_token(self, token, request, *args, **kwargs):
         """Store nothing: the JWT is self-contained and revocation is by `jti` (RFC 9068)."""
