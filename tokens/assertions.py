@@ -94,7 +94,7 @@ def looks_private(text: str) -> bool:
     if text.startswith("{"):
         try:
             data = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: JSON nested deeper than Python recurses
             return '"d"' in text or '"k"' in text
         keys = data.get("keys") if isinstance(data, dict) else None
         for jwk in keys if isinstance(keys, list) else [data]:
@@ -106,7 +106,7 @@ def looks_private(text: str) -> bool:
 def _load_jwk(text: str):
     try:
         data = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise _refuse("This is not valid JSON. Paste a public JWK or a PEM public key.") from None
     if isinstance(data, dict) and isinstance(data.get("keys"), list):
         if len(data["keys"]) != 1:
