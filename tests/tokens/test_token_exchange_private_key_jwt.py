@@ -55,7 +55,7 @@ def issuer(live_server, settings):
 
 
 @pytest.fixture
-def keyed_gateway(issuer, other_organization, outsider, scopes):
+def keyed_gateway(other_organization, outsider, scopes):
     """A staff-allowed gateway of another organisation with two live EC keys (mid-rotation) and no secret."""
     first_private, first_public = _pems(ec.generate_private_key(ec.SECP256R1()))
     second_private, second_public = _pems(ec.generate_private_key(ec.SECP256R1()))
@@ -229,3 +229,46 @@ def test_a_keyed_gateway_sends_an_assertion_or_a_secret_never_both(issuer, keyed
             timeout=10,
         )
     assert response.status_code == 401 and response.json()["error"] == "invalid_client"
+
+
+def test_a_keyed_gateways_exchange_introspection_and_whoami_cost_few_queries(
+    client, keyed_gateway, customer_key, django_assert_max_num_queries
+):
+    application, private_pems = keyed_gateway
+    private_pem = next(iter(private_pems.values()))
+    _api_key, plaintext = customer_key
+    token_url = settings.PORTAL_ISSUER + "/oauth/token"
+
+    def exchange_in_process():
+        return client.post(
+            "/oauth/token",
+            {
+                "grant_type": GRANT_TYPE,
+                "subject_token": plaintext,
+                "subject_token_type": API_KEY_TOKEN_TYPE,
+                "client_assertion_type": JWT_BEARER_ASSERTION_TYPE,
+                "client_assertion": hand_built_assertion(application.client_id, private_pem, token_url),
+            },
+        )
+
+    # Warm up: the signing key (private and public), the scope catalogue, the last-used times.
+    warm = exchange_in_process().json()["access_token"]
+    assert client.get("/api/v1/whoami", HTTP_AUTHORIZATION=f"Bearer {warm}").status_code == 200
+    # The gateway's live keys with the application (client authentication); the API key is cached.
+    with django_assert_max_num_queries(1):
+        response = exchange_in_process()
+    assert response.status_code == 200, response.content
+    token = response.json()["access_token"]
+    # One query says whether the token, its gateway, the gateway's key and its mark still stand.
+    with django_assert_max_num_queries(1):
+        assert client.get("/api/v1/whoami", HTTP_AUTHORIZATION=f"Bearer {token}").status_code == 200
+    with django_assert_max_num_queries(2):
+        introspected = client.post(
+            "/oauth/introspect",
+            {
+                "token": token,
+                "client_assertion_type": JWT_BEARER_ASSERTION_TYPE,
+                "client_assertion": hand_built_assertion(application.client_id, private_pem, token_url),
+            },
+        )
+    assert introspected.json()["active"] is True
