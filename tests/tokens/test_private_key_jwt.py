@@ -214,6 +214,26 @@ def test_introspect_refuses_a_replayed_assertion(client, pk_app, rsa_key):
     assert_invalid_client(client.post("/oauth/introspect", data))
 
 
+@pytest.mark.parametrize("endpoint", ["/oauth/token", "/oauth/introspect", "/oauth/revoke"])
+@pytest.mark.parametrize("repeated", ["client_assertion", "client_assertion_type"])
+def test_a_repeated_assertion_parameter_is_invalid_request_and_spends_nothing(
+    client, pk_app, rsa_key, other_rsa_key, endpoint, repeated
+):
+    assertion = make_assertion(rsa_key, pk_app.client_id)
+    data = {
+        "grant_type": "client_credentials",
+        "token": "x",
+        "client_assertion_type": JWT_BEARER_ASSERTION_TYPE,
+        "client_assertion": assertion,
+    }
+    # Which of two values counts would be up to the parser: RFC 6749 §3.2 refuses the request.
+    response = client.post(endpoint, {**data, repeated: [data[repeated], make_assertion(other_rsa_key, "x")]})
+    assert response.status_code == 400, response.content
+    assert json.loads(response.content)["error"] == "invalid_request"
+    assert response["Cache-Control"] == "no-store"
+    assert client.post(endpoint, data).status_code == 200  # the assertion was not spent
+
+
 # --- every refusal ----------------------------------------------------------------------------
 
 

@@ -128,14 +128,17 @@ def authenticate_client_or_refuse(
 def authenticated_token_parameter(request: HttpRequest) -> tuple[M2MApplication, str] | HttpResponse:
     """Authenticate the client and read the one `token` parameter (RFC 7662 §2.1, RFC 7009 §2.1).
 
-    Return the application and the token, or the error answer to send instead.
+    Return the application and the token, or the error answer to send instead. A repeated
+    parameter (two `client_assertion`s, say) is refused before anything is checked, as at the
+    token endpoint (RFC 6749 §3.2): which of two values counts would otherwise be up to the parser.
     """
+    repeated = repeated_parameter(request)
+    if repeated:
+        return oauth_error("invalid_request", f"The {repeated!r} parameter is repeated.")
     caller = authenticate_client_or_refuse(request)
     if isinstance(caller, HttpResponse):
         return caller
     application, _secret = caller
-    if len(request.POST.getlist("token")) > 1:
-        return oauth_error("invalid_request", "The 'token' parameter is repeated.")
     token = request.POST.get("token", "")
     if not token:
         return oauth_error("invalid_request", "The 'token' parameter is missing.")
