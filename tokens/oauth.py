@@ -25,7 +25,7 @@ from portal.crypto import keyed_digest, verify_digest
 from portal.observability import note_credential
 from portal.principal import MAX_CREDENTIAL_LENGTH
 from tokens.assertions import assertion_parameters, authenticate_assertion_parameters
-from tokens.models import ClientSecret, M2MApplication
+from tokens.models import ClientPublicKey, ClientSecret, M2MApplication
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +122,36 @@ def authenticate_client_credentials(
     return application, match
 
 
+def authenticate_client_parameters(
+    *,
+    basic: tuple[str, str] | None,
+    client_id: str,
+    client_secret: str,
+    assertion: tuple[str, str] | None,
+    endpoint: str | None,
+) -> tuple[M2MApplication, ClientSecret | ClientPublicKey] | None:
+    """Return the application and the credential a request authenticates with, else None.
+
+    One method per request (RFC 6749 §2.3): a client assertion (RFC 7523 §2.2) with no secret
+    beside it, or `Authorization: Basic` with no body secret and no other body `client_id`,
+    or body credentials. `basic` is the decoded header, `client_id` and `client_secret` the
+    body parameters, `assertion` its `(client_assertion_type, client_assertion)`, `endpoint`
+    the URL name called (an assertion may name it as `aud`).
+    """
+    if assertion is not None:
+        return authenticate_assertion_parameters(
+            *assertion,
+            client_id=client_id or None,
+            has_secret=basic is not None or bool(client_secret),
+            endpoint=endpoint,
+        )
+    if basic is not None:
+        if client_secret or (client_id and client_id != basic[0]):
+            return None
+        client_id, client_secret = basic
+    return authenticate_client_credentials(client_id, client_secret)
+
+
 def resolve_audience(request, *, parameters: tuple[str, ...] = ("resource",)) -> str:
     """Return the token's audience from `resource` (RFC 8707) or, if allowed, `audience` (RFC 8693 §2.1).
 
@@ -184,39 +214,23 @@ class M2MValidator(OAuth2Validator):
         return True
 
     def authenticate_client(self, request, *args, **kwargs):
-        """Authenticate by Basic (preferred) or body credentials, or by a client assertion (RFC 7523 §2.2).
-
-        A request may use one method only (RFC 6749 §2.3): a secret and an assertion together fail.
-        """
+        """Authenticate by Basic (preferred) or body credentials, or by a client assertion (RFC 7523 §2.2)."""
         basic = _basic_credentials(request)
-        body_secret = getattr(request, "client_secret", None)
         request.portal_used_basic = basic is not None
-        assertion = assertion_parameters(dict(request.decoded_body or []))
-        if assertion is not None:
-            result = authenticate_assertion_parameters(
-                *assertion,
-                client_id=request.client_id or None,
-                has_secret=basic is not None or bool(body_secret),
-                endpoint="oauth-token",
-            )
-            if result is None:
-                return False
-            request.client, request.portal_client_key = result
-            request.portal_client_secret = None
-            return self._authenticated(request)
-        if basic is not None:
-            if body_secret:
-                return False
-            client_id, client_secret = basic
-            if request.client_id and request.client_id != client_id:
-                return False
-        else:
-            client_id, client_secret = request.client_id or "", body_secret or ""
-        result = authenticate_client_credentials(client_id, client_secret)
+        result = authenticate_client_parameters(
+            basic=basic,
+            client_id=request.client_id or "",
+            client_secret=getattr(request, "client_secret", None) or "",
+            assertion=assertion_parameters(dict(request.decoded_body or [])),
+            endpoint="oauth-token",
+        )
         if result is None:
             return False
-        request.client, request.portal_client_secret = result
-        request.portal_client_key = None
+        request.client, credential = result
+        # The credential that minted the token: a secret (`csid`) or a public key (`ckid`).
+        is_key = isinstance(credential, ClientPublicKey)
+        request.portal_client_key = credential if is_key else None
+        request.portal_client_secret = None if is_key else credential
         return self._authenticated(request)
 
     @staticmethod
