@@ -296,6 +296,44 @@ def test_the_replay_cache_entry_lives_as_long_as_the_assertion_could(client, pk_
     assert len(calls) == 1 and 85 <= calls[0] <= 91
 
 
+@pytest.mark.parametrize(
+    ("iat", "exp", "acceptable_for"),
+    [
+        (0, 3600, 330),  # authlib: exp an hour ahead, but accepted only 5 minutes after iat (+ leeway)
+        (-200, 3600, 130),  # signed 200 s ago: 100 s left, plus the leeway
+        (None, 120, 150),  # no iat: until exp, plus the leeway
+        (-10, 60, 90),
+    ],
+    ids=["authlib-hour", "signed-earlier", "no-iat", "short-exp"],
+)
+def test_the_replay_entry_covers_exactly_the_window_in_which_the_assertion_is_accepted(
+    client, pk_app, rsa_key, monkeypatch, iat, exp, acceptable_for
+):
+    timeouts = []
+    original = cache.add
+
+    def spy(key, value, timeout=None, **kwargs):
+        if key.startswith(REPLAY_CACHE_PREFIX):
+            timeouts.append(timeout)
+        return original(key, value, timeout=timeout, **kwargs)
+
+    monkeypatch.setattr(cache, "add", spy)
+    now = int(time.time())
+    claims = {"iat": None if iat is None else now + iat, "exp": now + exp}
+    assert post_token(client, make_assertion(rsa_key, pk_app.client_id, **claims)).status_code == 200
+    assert len(timeouts) == 1 and acceptable_for - 2 <= timeouts[0] <= acceptable_for + 1
+
+    def presented_later(seconds: int) -> str:
+        """Return a fresh assertion with the same times as the first one, seen `seconds` later."""
+        shifted = {name: value - seconds for name, value in claims.items() if value is not None}
+        return make_assertion(rsa_key, pk_app.client_id, **{**claims, **shifted})
+
+    # That window is the assertion's whole life: just before its end it still passes every
+    # other check (so the entry must still be there), just after it fails on its times alone.
+    assert post_token(client, presented_later(acceptable_for - 5)).status_code == 200
+    assert_invalid_client(post_token(client, presented_later(acceptable_for + 5)))
+
+
 def test_an_unavailable_replay_cache_refuses(client, pk_app, rsa_key, monkeypatch):
     # ResilientRedisCache.add answers False while Redis is down: that must fail closed.
     monkeypatch.setattr(cache, "add", lambda *args, **kwargs: False)
