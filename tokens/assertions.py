@@ -94,7 +94,7 @@ def looks_private(text: str) -> bool:
     if text.startswith("{"):
         try:
             data = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: JSON nested deeper than Python recurses
             return '"d"' in text or '"k"' in text
         keys = data.get("keys") if isinstance(data, dict) else None
         for jwk in keys if isinstance(keys, list) else [data]:
@@ -106,7 +106,7 @@ def looks_private(text: str) -> bool:
 def _load_jwk(text: str):
     try:
         data = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise _refuse("This is not valid JSON. Paste a public JWK or a PEM public key.") from None
     if isinstance(data, dict) and isinstance(data.get("keys"), list):
         if len(data["keys"]) != 1:
@@ -205,6 +205,37 @@ def accepted_audiences(endpoint: str | None = None) -> list[str]:
     return audiences
 
 
+def _is_client_id(value) -> bool:
+    """Return whether `value` can be a client id: 1–255 VSCHARs (RFC 6749 Appendix A.1, printable ASCII).
+
+    So an unverified `sub` never reaches a query, a cache key or a log line with a lone
+    surrogate (which no encoder accepts) or a line break (which would forge log lines).
+    """
+    return isinstance(value, str) and 0 < len(value) <= 255 and all(" " <= c <= "~" for c in value)
+
+
+def _is_jti(value) -> bool:
+    """Return whether `value` is a usable `jti`: a non-empty string of at most 255 encodable characters."""
+    if not isinstance(value, str) or not value or len(value) > 255:
+        return False
+    try:
+        value.encode()
+    except UnicodeEncodeError:  # a lone surrogate, from a `\ud800` escape in the JSON
+        return False
+    return True
+
+
+def _timestamp(value) -> float | None:
+    """Return a NumericDate claim as a finite float, or None (a bool, a string, 1e400, NaN)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        value = float(value)
+    except OverflowError:  # an integer beyond any float
+        return None
+    return value if math.isfinite(value) else None
+
+
 def claimed_client_id(assertion: str) -> str:
     """Return the `sub` an assertion claims, unverified (for rate limits and logs only)."""
     if not assertion or len(assertion) > MAX_CREDENTIAL_LENGTH:
@@ -213,7 +244,7 @@ def claimed_client_id(assertion: str) -> str:
         sub = jwt.decode(assertion, options={"verify_signature": False}).get("sub")
     except (jwt.InvalidTokenError, ValueError, TypeError, AttributeError):
         return ""
-    return sub[:255] if isinstance(sub, str) else ""
+    return sub if _is_client_id(sub) else ""
 
 
 def _live_keys(client_id: str) -> list[ClientPublicKey]:
@@ -251,15 +282,15 @@ def _decode(assertion: str, key: ClientPublicKey, client_id: str, endpoint: str 
 
 def _check_lifetime(claims: dict, now: float) -> float:
     """Check that the assertion is short-lived and fresh; return when it stops being acceptable."""
-    exp = claims["exp"]
-    if not isinstance(exp, int | float) or exp - now > MAX_ASSERTION_EXPIRY + LEEWAY:
+    exp = _timestamp(claims["exp"])
+    if exp is None or exp - now > MAX_ASSERTION_EXPIRY + LEEWAY:
         raise AssertionRefused("exp too far in the future")
-    iat = claims.get("iat")
-    if iat is None:
+    if claims.get("iat") is None:
         if exp - now > MAX_ASSERTION_AGE + LEEWAY:
             raise AssertionRefused("no iat and exp too far in the future")
         return exp + LEEWAY
-    if not isinstance(iat, int | float) or now - iat > MAX_ASSERTION_AGE + LEEWAY:
+    iat = _timestamp(claims["iat"])
+    if iat is None or now - iat > MAX_ASSERTION_AGE + LEEWAY:
         raise AssertionRefused("iat too old")
     return min(exp, iat + MAX_ASSERTION_AGE) + LEEWAY
 
@@ -284,7 +315,7 @@ def _verify(
     if header.get("alg") not in ALLOWED_ALGORITHMS:
         raise AssertionRefused(f"algorithm {str(header.get('alg'))[:16]!r} not allowed")
     sub, iss = unverified.get("sub"), unverified.get("iss")
-    if not isinstance(sub, str) or not sub or len(sub) > 255 or "\x00" in sub:
+    if not _is_client_id(sub):
         raise AssertionRefused("no usable sub")
     if iss != sub:
         raise AssertionRefused("iss differs from sub")
@@ -308,7 +339,7 @@ def _verify(
     if claims.get("sub") != sub:
         raise AssertionRefused("sub mismatch")
     jti = claims.get("jti")
-    if not isinstance(jti, str) or not jti or len(jti) > 255:
+    if not _is_jti(jti):
         raise AssertionRefused("no usable jti")
     now = time.time()
     until = _check_lifetime(claims, now)

@@ -15,12 +15,12 @@ import time
 from dataclasses import dataclass
 
 from django.conf import settings
-from oauth2_provider.oauth2_validators import is_valid_resource_uri
-from oauthlib.oauth2.rfc6749 import errors, utils
+from oauthlib.oauth2.rfc6749 import errors
 from oauthlib.oauth2.rfc6749.grant_types.base import GrantTypeBase
 
 from credentials.services import Verification, api_key_record_use, api_key_verify
 from portal.middleware import current_request_context
+from tokens.oauth import resolve_audience
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +137,7 @@ class TokenExchangeGrant(GrantTypeBase):
         if not verification.valid:
             raise _invalid_request(request, UNUSABLE_SUBJECT)
         self._validate_scopes(request, verification)
-        request.portal_audience = self._resolve_audience(request)
+        request.portal_audience = resolve_audience(request, parameters=("resource", "audience"))
         request.portal_api_key = verification
         request.portal_exchange = Exchange(
             key=verification.key,
@@ -148,33 +148,13 @@ class TokenExchangeGrant(GrantTypeBase):
     @staticmethod
     def _validate_scopes(request, verification: Verification) -> None:
         held = verification.key["scopes"]
-        requested = utils.scope_to_list(request.scope) or []
+        # Space-delimited (RFC 6749 §3.3); `scope=` alone asks for nothing in particular (§3.2).
+        requested = [scope for scope in (request.scope or "").split(" ") if scope]
         if not set(requested) <= set(held):
             raise errors.InvalidScopeError(
                 description="The requested scope is wider than the API key's.", request=request
             )
         request.scopes = sorted(set(requested)) if requested else sorted(held)
-
-    @staticmethod
-    def _resolve_audience(request) -> str:
-        """Pick the token's audience from `resource` (RFC 8707) or `audience` (RFC 8693 §2.1)."""
-        resources = [v for k, v in (request.decoded_body or []) if k == "resource" and v]
-        audiences = [v for k, v in (request.decoded_body or []) if k == "audience" and v]
-        targets = set(resources) | set(audiences)
-        if not targets:
-            return settings.PORTAL_DEFAULT_AUDIENCE
-        if len(targets) > 1:
-            raise errors.CustomOAuth2Error(
-                error="invalid_target", description="Request one resource per token.", request=request
-            )
-        target = targets.pop()
-        if (resources and not is_valid_resource_uri(target)) or target not in request.client.audiences:
-            raise errors.CustomOAuth2Error(
-                error="invalid_target",
-                description="The resource is not one this gateway may request tokens for.",
-                request=request,
-            )
-        return target
 
     @staticmethod
     def _lifetime(request, verification: Verification) -> int:

@@ -25,7 +25,7 @@ from portal.crypto import keyed_digest, verify_digest
 from portal.observability import note_credential
 from portal.principal import MAX_CREDENTIAL_LENGTH
 from tokens.assertions import assertion_parameters, authenticate_assertion_parameters
-from tokens.models import ClientSecret, M2MApplication
+from tokens.models import ClientPublicKey, ClientSecret, M2MApplication
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +122,63 @@ def authenticate_client_credentials(
     return application, match
 
 
+def authenticate_client_parameters(
+    *,
+    basic: tuple[str, str] | None,
+    client_id: str,
+    client_secret: str,
+    assertion: tuple[str, str] | None,
+    endpoint: str | None,
+) -> tuple[M2MApplication, ClientSecret | ClientPublicKey] | None:
+    """Return the application and the credential a request authenticates with, else None.
+
+    One method per request (RFC 6749 §2.3): a client assertion (RFC 7523 §2.2) with no secret
+    beside it, or `Authorization: Basic` with no body secret and no other body `client_id`,
+    or body credentials. `basic` is the decoded header, `client_id` and `client_secret` the
+    body parameters, `assertion` its `(client_assertion_type, client_assertion)`, `endpoint`
+    the URL name called (an assertion may name it as `aud`).
+    """
+    if assertion is not None:
+        return authenticate_assertion_parameters(
+            *assertion,
+            client_id=client_id or None,
+            has_secret=basic is not None or bool(client_secret),
+            endpoint=endpoint,
+        )
+    if basic is not None:
+        if client_secret or (client_id and client_id != basic[0]):
+            return None
+        client_id, client_secret = basic
+    return authenticate_client_credentials(client_id, client_secret)
+
+
+def resolve_audience(request, *, parameters: tuple[str, ...] = ("resource",)) -> str:
+    """Return the token's audience from `resource` (RFC 8707) or, if allowed, `audience` (RFC 8693 §2.1).
+
+    None asked for: the default audience. Otherwise one value in all (one resource per token),
+    the default audience or one of the client's allowed audiences, exactly; a `resource` must
+    also be an absolute URI without a fragment. Anything else is `invalid_target`. A parameter
+    sent without a value counts as omitted (RFC 6749 §3.2).
+    """
+    asked = [(name, value) for name, value in (request.decoded_body or []) if name in parameters and value]
+    targets = {value for _name, value in asked}
+    if not targets:
+        return settings.PORTAL_DEFAULT_AUDIENCE
+    if len(targets) > 1:
+        raise errors.CustomOAuth2Error(
+            error="invalid_target", description="Request one resource per token.", request=request
+        )
+    target = targets.pop()
+    named_as_resource = any(name == "resource" for name, _value in asked)
+    if (named_as_resource and not is_valid_resource_uri(target)) or target not in request.client.audiences:
+        raise errors.CustomOAuth2Error(
+            error="invalid_target",
+            description="The resource is not one this client may request tokens for.",
+            request=request,
+        )
+    return target
+
+
 #: Rate-limit scope of token issuance, counted per application.
 ISSUANCE_SCOPE = "oauth-issuance:client"
 
@@ -157,39 +214,23 @@ class M2MValidator(OAuth2Validator):
         return True
 
     def authenticate_client(self, request, *args, **kwargs):
-        """Authenticate by Basic (preferred) or body credentials, or by a client assertion (RFC 7523 §2.2).
-
-        A request may use one method only (RFC 6749 §2.3): a secret and an assertion together fail.
-        """
+        """Authenticate by Basic (preferred) or body credentials, or by a client assertion (RFC 7523 §2.2)."""
         basic = _basic_credentials(request)
-        body_secret = getattr(request, "client_secret", None)
         request.portal_used_basic = basic is not None
-        assertion = assertion_parameters(dict(request.decoded_body or []))
-        if assertion is not None:
-            result = authenticate_assertion_parameters(
-                *assertion,
-                client_id=request.client_id or None,
-                has_secret=basic is not None or bool(body_secret),
-                endpoint="oauth-token",
-            )
-            if result is None:
-                return False
-            request.client, request.portal_client_key = result
-            request.portal_client_secret = None
-            return self._authenticated(request)
-        if basic is not None:
-            if body_secret:
-                return False
-            client_id, client_secret = basic
-            if request.client_id and request.client_id != client_id:
-                return False
-        else:
-            client_id, client_secret = request.client_id or "", body_secret or ""
-        result = authenticate_client_credentials(client_id, client_secret)
+        result = authenticate_client_parameters(
+            basic=basic,
+            client_id=request.client_id or "",
+            client_secret=getattr(request, "client_secret", None) or "",
+            assertion=assertion_parameters(dict(request.decoded_body or [])),
+            endpoint="oauth-token",
+        )
         if result is None:
             return False
-        request.client, request.portal_client_secret = result
-        request.portal_client_key = None
+        request.client, credential = result
+        # The credential that minted the token: a secret (`csid`) or a public key (`ckid`).
+        is_key = isinstance(credential, ClientPublicKey)
+        request.portal_client_key = credential if is_key else None
+        request.portal_client_secret = None if is_key else credential
         return self._authenticated(request)
 
     @staticmethod
@@ -223,32 +264,15 @@ class M2MValidator(OAuth2Validator):
         return self._allowed_scopes(request)
 
     def validate_scopes(self, client_id, scopes, client, request, *args, **kwargs):
-        """Check the requested scopes, then pick the audience from `resource` (RFC 8707)."""
+        """Check the requested scopes, then pick the audience from `resource` (RFC 8707).
+
+        oauthlib reads `scope=` as one empty scope; it means no scope asked for (RFC 6749 §3.2).
+        """
+        request.scopes = scopes = [scope for scope in scopes if scope] or self._allowed_scopes(request)
         if not set(scopes) <= set(self._allowed_scopes(request)):
             return False
-        request.portal_audience = self._resolve_audience(request)
+        request.portal_audience = resolve_audience(request)
         return True
-
-    def _resolve_audience(self, request) -> str:
-        resources = [value for key, value in (request.decoded_body or []) if key == "resource"]
-        if not resources:
-            return self._default()
-        if len(resources) > 1:
-            raise errors.CustomOAuth2Error(
-                error="invalid_target", description="Request one resource per token.", request=request
-            )
-        resource = resources[0]
-        if not is_valid_resource_uri(resource) or resource not in request.client.audiences:
-            raise errors.CustomOAuth2Error(
-                error="invalid_target",
-                description="The resource is not one this application may request tokens for.",
-                request=request,
-            )
-        return resource
-
-    @staticmethod
-    def _default() -> str:
-        return settings.PORTAL_DEFAULT_AUDIENCE
 
     def save_bearer_token(self, token, request, *args, **kwargs):
         """Store nothing: the JWT is self-contained and revocation is by `jti` (RFC 9068)."""

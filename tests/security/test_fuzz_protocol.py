@@ -29,7 +29,12 @@ fuzz = settings(
     database=None,
 )
 
-OAUTH_NAMES = ["grant_type", "client_id", "client_secret", "scope", "resource", "token", "token_type_hint"]
+OAUTH_NAMES = [
+    "grant_type", "client_id", "client_secret", "scope", "resource", "token", "token_type_hint",
+    # private_key_jwt (RFC 7523) and token exchange (RFC 8693)
+    "client_assertion", "client_assertion_type", "subject_token", "subject_token_type",
+    "requested_token_type", "audience", "actor_token",
+]  # fmt: skip
 CONTENT_TYPES = [
     "application/x-www-form-urlencoded",
     "application/x-www-form-urlencoded; charset=latin-1",
@@ -54,6 +59,14 @@ value = st.one_of(
     latin1_text,
     raw_bytes.map(lambda b: b.decode("latin-1")),
     st.sampled_from(["client_credentials", "%", "%zz", "%ff%fe", "%00", "a\x00b", "+", "=", "&", ""]),
+    st.sampled_from(
+        [
+            "urn:ietf:params:oauth:grant-type:token-exchange",
+            "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            "urn:identity-portal:params:oauth:token-type:api-key",
+            "eyJhbGciOiJub25lIn0.eyJzdWIiOiJcdWQ4MDAifQ.",  # alg none, sub a lone surrogate
+        ]
+    ),
     huge,
 )
 name = st.one_of(st.sampled_from(OAUTH_NAMES), odd_text)

@@ -2,14 +2,14 @@
 
 API keys (dashboard, REST API, CLI: create, use, rotate, revoke), client secrets (dashboard,
 CLI: create, rotate, use at the token, introspection and revocation endpoints), access tokens,
-token exchange (API keys traded for JWTs), signing keys (rotate), invitation tokens (invite,
-accept), leak reports (GitHub secret scanning reports a key and a client secret, twice) and webhook
-signing secrets (create, rotate, deliver, retry) run
-with logging at DEBUG and every SQL statement logged. Then every captured log line, every response
-body (except the one that reveals each secret), the cache and every row of every table are searched
-for every secret issued. The per-room tests (tests/credentials/test_no_leaks.py,
-tests/tokens/test_leaks.py) go deeper into each room; this is the one place that covers them all
-together.
+token exchange (API keys traded for JWTs), private_key_jwt (the service's private key and its
+client assertions: token, replay, introspection, revocation), signing keys (rotate), invitation
+tokens (invite, accept), leak reports (GitHub secret scanning reports a key and a client secret,
+twice) and webhook signing secrets (create, rotate, deliver, retry) run with logging at DEBUG and
+every SQL statement logged. Then every captured log line, every response body (except the one that
+reveals each secret), the cache and every row of every table are searched for every secret issued.
+The per-room tests (tests/credentials/test_no_leaks.py, tests/tokens/test_leaks.py) go deeper into
+each room; this is the one place that covers them all together.
 """
 
 from __future__ import annotations
@@ -18,8 +18,12 @@ import io
 import json
 import logging
 import re
+import secrets
+import time
 
+import jwt
 import pytest
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from django.core import mail
 from django.core.cache import cache
@@ -27,6 +31,7 @@ from django.core.management import call_command
 from django.db import connection
 from django.test import Client
 from django.urls import reverse
+from jwt.algorithms import ECAlgorithm
 
 from credentials.models import ApiKey, LeakReport
 from credentials.services import api_key_create
@@ -37,9 +42,10 @@ from tests.support.secret_scanning import keys_document, sign
 from tests.tokens.conftest import basic
 from tests.tokens.test_leaks import _private_material
 from tests.webhooks.conftest import Receiver
+from tokens.assertions import JWT_BEARER_ASSERTION_TYPE
 from tokens.exchange import API_KEY_TOKEN_TYPE, GRANT_TYPE
 from tokens.models import M2MApplication
-from tokens.services import m2m_app_set_exchange
+from tokens.services import m2m_app_create, m2m_app_set_exchange
 
 API_KEY_RE = re.compile(r"ipk_(?:live|test)_[0-9A-Za-z]{50}")
 CLIENT_SECRET_RE = re.compile(r"ips_[0-9A-Za-z]{20,}")
@@ -346,6 +352,54 @@ def test_no_secret_anywhere_but_its_own_reveal(caplog, settings, organization, o
                     },
                 ),
             )
+        # --- private_key_jwt: the service's private key never reaches the portal; its assertions
+        # are used (token, replay, wrong audience, introspection, revocation) and kept nowhere --
+        service_key = ec.generate_private_key(ec.SECP256R1())
+        service_pem = service_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ).decode()
+        keyed, _no_secret = m2m_app_create(
+            organization=organization, name="Keyed", owner=owner, actor=owner, scopes=["orders:read"],
+            auth_method="private_key_jwt",
+            public_key=service_key.public_key().public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            ).decode(),
+        )  # fmt: skip
+        sweep.issued(
+            service_pem,
+            revealed_by="(held by the service)",
+            fragments=[ECAlgorithm.to_jwk(service_key, as_dict=True)["d"], service_pem.splitlines()[1]],
+        )
+
+        def client_assertion(**claims) -> dict:
+            now = int(time.time())
+            signed = jwt.encode(
+                {"iss": keyed.client_id, "sub": keyed.client_id, "iat": now, "exp": now + 60,
+                 "aud": settings.PORTAL_ISSUER + "/oauth/token", "jti": secrets.token_urlsafe(16), **claims},
+                service_pem, algorithm="ES256",
+            )  # fmt: skip
+            sweep.issued(signed, revealed_by="(sent by the service)", fragments=[signed.rsplit(".", 1)[1]])
+            return {"client_assertion_type": JWT_BEARER_ASSERTION_TYPE, "client_assertion": signed}
+
+        used = client_assertion()
+        response = record(
+            "keyed token", oauth.post("/oauth/token", {"grant_type": "client_credentials", **used})
+        )
+        keyed_access = json.loads(response.content)["access_token"]
+        sweep.issued(keyed_access, revealed_by="keyed token", fragments=[keyed_access.rsplit(".", 1)[1]])
+        record("keyed replay", oauth.post("/oauth/token", {"grant_type": "client_credentials", **used}))
+        record(
+            "keyed wrong aud",
+            oauth.post(
+                "/oauth/token",
+                {"grant_type": "client_credentials", **client_assertion(aud="https://elsewhere.example")},
+            ),
+        )
+        record(
+            "keyed introspect", oauth.post("/oauth/introspect", {"token": keyed_access, **client_assertion()})
+        )
+        record("keyed revoke", oauth.post("/oauth/revoke", {"token": keyed_access, **client_assertion()}))
+        record("dash keyed app", browser.get(reverse("org-app-detail", args=["acme", keyed.pk])))
         record("jwks", Client().get("/.well-known/jwks.json"))
         record("metadata", Client().get("/.well-known/oauth-authorization-server"))
         record(
@@ -530,5 +584,7 @@ def test_no_secret_anywhere_but_its_own_reveal(caplog, settings, organization, o
     for fragment in private_material:
         assert fragment not in logs and fragment not in dump
         assert not [label for label, body in sweep.responses if fragment.encode() in body]
-    assert kinds == {"ipk_": 5, "ips_": 5, "eyJ": 18}, kinds
+    # eyJ: 18 access tokens (minted and exchanged), 4 client assertions and the token one of them got.
+    assert kinds == {"ipk_": 5, "ips_": 5, "eyJ": 23}, kinds
+    assert len([s for s in sweep.revealed_by if "PRIVATE KEY" in s]) == 1
     assert len([s for s in sweep.revealed_by if s.startswith("whsec_")]) == 2

@@ -214,6 +214,26 @@ def test_introspect_refuses_a_replayed_assertion(client, pk_app, rsa_key):
     assert_invalid_client(client.post("/oauth/introspect", data))
 
 
+@pytest.mark.parametrize("endpoint", ["/oauth/token", "/oauth/introspect", "/oauth/revoke"])
+@pytest.mark.parametrize("repeated", ["client_assertion", "client_assertion_type"])
+def test_a_repeated_assertion_parameter_is_invalid_request_and_spends_nothing(
+    client, pk_app, rsa_key, other_rsa_key, endpoint, repeated
+):
+    assertion = make_assertion(rsa_key, pk_app.client_id)
+    data = {
+        "grant_type": "client_credentials",
+        "token": "x",
+        "client_assertion_type": JWT_BEARER_ASSERTION_TYPE,
+        "client_assertion": assertion,
+    }
+    # Which of two values counts would be up to the parser: RFC 6749 §3.2 refuses the request.
+    response = client.post(endpoint, {**data, repeated: [data[repeated], make_assertion(other_rsa_key, "x")]})
+    assert response.status_code == 400, response.content
+    assert json.loads(response.content)["error"] == "invalid_request"
+    assert response["Cache-Control"] == "no-store"
+    assert client.post(endpoint, data).status_code == 200  # the assertion was not spent
+
+
 # --- every refusal ----------------------------------------------------------------------------
 
 
@@ -274,6 +294,44 @@ def test_the_replay_cache_entry_lives_as_long_as_the_assertion_could(client, pk_
     assert post_token(client, make_assertion(rsa_key, pk_app.client_id)).status_code == 200
     # exp is 60 s ahead, plus the 30 s leeway.
     assert len(calls) == 1 and 85 <= calls[0] <= 91
+
+
+@pytest.mark.parametrize(
+    ("iat", "exp", "acceptable_for"),
+    [
+        (0, 3600, 330),  # authlib: exp an hour ahead, but accepted only 5 minutes after iat (+ leeway)
+        (-200, 3600, 130),  # signed 200 s ago: 100 s left, plus the leeway
+        (None, 120, 150),  # no iat: until exp, plus the leeway
+        (-10, 60, 90),
+    ],
+    ids=["authlib-hour", "signed-earlier", "no-iat", "short-exp"],
+)
+def test_the_replay_entry_covers_exactly_the_window_in_which_the_assertion_is_accepted(
+    client, pk_app, rsa_key, monkeypatch, iat, exp, acceptable_for
+):
+    timeouts = []
+    original = cache.add
+
+    def spy(key, value, timeout=None, **kwargs):
+        if key.startswith(REPLAY_CACHE_PREFIX):
+            timeouts.append(timeout)
+        return original(key, value, timeout=timeout, **kwargs)
+
+    monkeypatch.setattr(cache, "add", spy)
+    now = int(time.time())
+    claims = {"iat": None if iat is None else now + iat, "exp": now + exp}
+    assert post_token(client, make_assertion(rsa_key, pk_app.client_id, **claims)).status_code == 200
+    assert len(timeouts) == 1 and acceptable_for - 2 <= timeouts[0] <= acceptable_for + 1
+
+    def presented_later(seconds: int) -> str:
+        """Return a fresh assertion with the same times as the first one, seen `seconds` later."""
+        shifted = {name: value - seconds for name, value in claims.items() if value is not None}
+        return make_assertion(rsa_key, pk_app.client_id, **{**claims, **shifted})
+
+    # That window is the assertion's whole life: just before its end it still passes every
+    # other check (so the entry must still be there), just after it fails on its times alone.
+    assert post_token(client, presented_later(acceptable_for - 5)).status_code == 200
+    assert_invalid_client(post_token(client, presented_later(acceptable_for + 5)))
 
 
 def test_an_unavailable_replay_cache_refuses(client, pk_app, rsa_key, monkeypatch):

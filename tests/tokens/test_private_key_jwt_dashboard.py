@@ -126,6 +126,24 @@ def test_a_private_jwk_is_a_form_error(owner_client, keyed_app):
     assert keyed_app.public_keys.count() == 1
 
 
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        # Deeper than Python's JSON decoder recurses: it used to be a RecursionError (500).
+        ('{"kty": "RSA", "x": ' + "[" * 4000 + "]" * 4000 + "}", "This is not valid JSON."),
+        ('{"kty": "EC", "crv": "P-256", "x": "\\u0000", "y": 1}', "This JWK is not a usable public key."),
+        ("-----BEGIN PUBLIC KEY-----\n" + "\u00e9" * 100 + "\n-----END PUBLIC KEY-----", "This PEM block"),
+        ("{" * 1000, "This is not valid JSON."),
+    ],
+    ids=["deep-json", "odd-members", "non-ascii-pem", "unclosed"],
+)
+def test_hostile_key_text_is_a_form_error_not_500(owner_client, keyed_app, text, message):
+    response = _add(owner_client, keyed_app, public_key=text)
+    assert response.status_code == 400
+    assert message in response.content.decode()
+    assert keyed_app.public_keys.count() == 1
+
+
 def test_a_third_live_key_is_a_form_error(owner_client, keyed_app):
     assert _add(owner_client, keyed_app, public_key=_ec_pem()).status_code == 302
     response = _add(owner_client, keyed_app, public_key=_ec_pem())

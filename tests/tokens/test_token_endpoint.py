@@ -207,6 +207,17 @@ def test_no_resource_gets_default_audience(client, app):
     assert _claims(token)["aud"] == settings.PORTAL_DEFAULT_AUDIENCE
 
 
+def test_parameters_sent_empty_count_as_omitted(client, app):
+    # RFC 6749 §3.2: `scope=` and `resource=` ask for nothing in particular (oauthlib reads `scope=`
+    # as one empty scope, which used to be invalid_scope).
+    body = _body(request_token(client, app, scope="", resource=""))
+    assert body["scope"] == "orders:read orders:write"
+    assert _claims(body["access_token"])["aud"] == settings.PORTAL_DEFAULT_AUDIENCE
+    assert _body(request_token(client, app, scope="orders:read  orders:write"))["scope"] == (
+        "orders:read orders:write"
+    )
+
+
 def test_resource_selects_an_allowed_audience(client, make_app):
     creds = make_app(audiences=["https://orders.example.com/api", "https://billing.example.com"])
     token = _body(request_token(client, creds, resource="https://billing.example.com"))["access_token"]

@@ -11,6 +11,7 @@ import logging
 import time
 from datetime import timedelta
 
+import jwt
 import pytest
 import requests
 from authlib.integrations.requests_client import OAuth2Session as AuthlibSession
@@ -311,6 +312,18 @@ def exchange(client, creds, key: str, **params):
         "/oauth/token",
         exchange_form(key, **params),
         HTTP_AUTHORIZATION=basic(creds.client_id, creds.client_secret),
+    )
+
+
+@pytest.mark.django_db
+def test_exchange_parameters_sent_empty_count_as_omitted(client, gateway, customer_key):
+    _api_key, plaintext = customer_key
+    response = exchange(client, gateway, plaintext, scope="", resource="", audience="")
+    assert response.status_code == 200, response.content
+    body = json.loads(response.content)
+    assert body["scope"] == "orders:read orders:write"
+    assert jwt.decode(body["access_token"], options={"verify_signature": False})["aud"] == (
+        settings.PORTAL_DEFAULT_AUDIENCE
     )
 
 

@@ -16,7 +16,7 @@ from portal import ratelimit
 from portal.net import client_ip
 from tokens import assertions
 from tokens.models import ClientPublicKey, ClientSecret, M2MApplication
-from tokens.oauth import _basic_credentials, authenticate_client_credentials, uses_basic_auth
+from tokens.oauth import _basic_credentials, authenticate_client_parameters, uses_basic_auth
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
@@ -65,23 +65,13 @@ def authenticate_client(
     request: HttpRequest,
 ) -> tuple[M2MApplication, ClientSecret | ClientPublicKey] | None:
     """Authenticate the caller by Basic or body credentials or an assertion, like the token endpoint."""
-    basic = _basic_credentials(_HeaderView(request))
-    body_id, body_secret = request.POST.get("client_id", ""), request.POST.get("client_secret", "")
-    assertion = assertions.assertion_parameters(request.POST)
-    if assertion is not None:
-        return assertions.authenticate_assertion_parameters(
-            *assertion,
-            client_id=body_id or None,
-            has_secret=basic is not None or bool(body_secret),
-            endpoint=request.resolver_match.url_name if request.resolver_match else None,
-        )
-    if basic is not None:
-        if body_secret or (body_id and body_id != basic[0]):
-            return None
-        client_id, client_secret = basic
-    else:
-        client_id, client_secret = body_id, body_secret
-    return authenticate_client_credentials(client_id, client_secret)
+    return authenticate_client_parameters(
+        basic=_basic_credentials(_HeaderView(request)),
+        client_id=request.POST.get("client_id", ""),
+        client_secret=request.POST.get("client_secret", ""),
+        assertion=assertions.assertion_parameters(request.POST),
+        endpoint=request.resolver_match.url_name if request.resolver_match else None,
+    )
 
 
 def claimed_client_id(request: HttpRequest) -> str:
@@ -128,14 +118,17 @@ def authenticate_client_or_refuse(
 def authenticated_token_parameter(request: HttpRequest) -> tuple[M2MApplication, str] | HttpResponse:
     """Authenticate the client and read the one `token` parameter (RFC 7662 §2.1, RFC 7009 §2.1).
 
-    Return the application and the token, or the error answer to send instead.
+    Return the application and the token, or the error answer to send instead. A repeated
+    parameter (two `client_assertion`s, say) is refused before anything is checked, as at the
+    token endpoint (RFC 6749 §3.2): which of two values counts would otherwise be up to the parser.
     """
+    repeated = repeated_parameter(request)
+    if repeated:
+        return oauth_error("invalid_request", f"The {repeated!r} parameter is repeated.")
     caller = authenticate_client_or_refuse(request)
     if isinstance(caller, HttpResponse):
         return caller
     application, _secret = caller
-    if len(request.POST.getlist("token")) > 1:
-        return oauth_error("invalid_request", "The 'token' parameter is repeated.")
     token = request.POST.get("token", "")
     if not token:
         return oauth_error("invalid_request", "The 'token' parameter is missing.")
