@@ -315,6 +315,38 @@ def credential_request_deny(
     return _record_decision(request, credential, actor=actor, comment=comment, state=RequestState.DENIED)
 
 
+@transaction.atomic
+def credential_request_cancel(*, request: CredentialRequest, actor: User) -> CredentialRequest:
+    """Withdraw your own waiting request.
+
+    A new credential is closed without ever getting a secret (status `denied`, the state a
+    refused request leaves; the request itself says `cancelled`); a scope increase simply
+    lapses. Only the requester may cancel, and only while nobody has decided.
+    """
+    request = _lock_request(request)
+    if request.state != RequestState.PENDING:
+        raise ValidationError(f"This request was already {request.state}.", code="decided")
+    if actor is None or not actor.is_authenticated or request.requester_id != actor.pk:
+        raise ValidationError("Only the person who made a request can cancel it.", code="not_requester")
+    kind = get_kind(request.kind)
+    credential = _locked(credential_for_request(request))
+    if request.request_type == RequestType.CREATE and credential.status == CredentialStatus.PENDING:
+        credential.status = CredentialStatus.DENIED
+        _save(credential, kind, "status")
+    request.state = RequestState.CANCELLED
+    request.decided_by = actor
+    request.decided_at = timezone.now()
+    request.save(update_fields=["state", "decided_by", "decided_at", "updated_at"])
+    audit_log(
+        action="credentials.request.cancelled",
+        actor=actor,
+        organization=request.organization,
+        target=credential,
+        extra={"request_id": request.pk, "type": request.request_type},
+    )
+    return request
+
+
 def _record_decision(
     request: CredentialRequest, credential, *, actor: User, comment: str, state: str
 ) -> CredentialRequest:

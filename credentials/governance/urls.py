@@ -26,6 +26,11 @@ urlpatterns = [
         name="org-request-decide",
     ),
     path(
+        "orgs/<slug:org_slug>/approvals/<int:request_id>/cancel/",
+        views.request_cancel,
+        name="org-request-cancel",
+    ),
+    path(
         "orgs/<slug:org_slug>/approvals/<int:request_id>/revoke/",
         views.request_revoke,
         name="org-request-revoke",

@@ -213,6 +213,20 @@ def request_decide(request: HttpRequest, request_id: int) -> HttpResponse:
 
 
 @require_POST
+@org_view()
+def request_cancel(request: HttpRequest, request_id: int) -> HttpResponse:
+    """Withdraw your own waiting request, from the credential's page."""
+    item = _request_or_404(request, request_id)
+    try:
+        item = services.credential_request_cancel(request=item, actor=request.user)
+    except ValidationError as exc:
+        messages.error(request, _error_text(exc))
+    else:
+        messages.success(request, f"“{item.credential_label}”: your request was cancelled.")
+    return redirect(credential_path(services.credential_for_request(item)))
+
+
+@require_POST
 @org_view(managers_only=True)
 def request_revoke(request: HttpRequest, request_id: int) -> HttpResponse:
     """Revoke the credential a request is about, from the approvals screen (denying a waiting request)."""
@@ -286,11 +300,16 @@ def governance_context(request: HttpRequest, credential) -> dict:
         and credential.suspension_reason == SuspensionReason.REVIEW_OVERDUE
     )
     scopes = sorted(kind.scopes_of(credential))
+    pending = next((r for r in history if r.state == RequestState.PENDING), None)
     return {
         "gov_kind": kind,
         "gov_credential": credential,
         "gov_history": history,
-        "gov_pending": next((r for r in history if r.state == RequestState.PENDING), None),
+        "gov_pending": pending,
+        "gov_can_cancel": pending is not None and pending.requester_id == request.user.pk,
+        "gov_cancelled": any(
+            r.request_type == RequestType.CREATE and r.state == RequestState.CANCELLED for r in history
+        ),
         "gov_can_issue": is_owner and credential.status == CredentialStatus.PENDING and approved_create,
         "gov_can_review": (is_owner or is_manager) and reviewable,
         "gov_can_request_scopes": (is_owner or is_manager) and credential.status == CredentialStatus.ACTIVE,

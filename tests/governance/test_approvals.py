@@ -301,3 +301,65 @@ def test_approvals_page_query_count_does_not_grow(
     with django_assert_max_num_queries(len(small)):
         page = owner_client.get(url)
     assert page.content.decode().count("Approve<span") == 34
+
+
+def _cancel(client, organization, request_id):
+    return client.post(
+        reverse("org-request-cancel", kwargs={"org_slug": organization.slug, "request_id": request_id})
+    )
+
+
+def test_requester_cancels_a_new_credential_request(
+    kit, require_approval, member, member_client, owner_client, organization
+):
+    require_approval()
+    member_client.post(kit.create_url, kit.create_form(owner=member))
+    credential = kit.latest()
+    request = CredentialRequest.objects.get(object_id=credential.pk, kind=kit.key)
+    page = member_client.get(kit.url(credential)).content.decode()
+    assert "Cancel my request" in page
+    # Only the requester sees the button and may use it; an approver decides instead.
+    assert "Cancel my request" not in owner_client.get(kit.url(credential)).content.decode()
+    assert _cancel(owner_client, organization, request.pk).status_code == 302
+    request.refresh_from_db()
+    assert request.state == RequestState.PENDING
+
+    response = _cancel(member_client, organization, request.pk)
+    assert response.status_code == 302 and response["Location"] == kit.url(credential)
+    request.refresh_from_db()
+    assert request.state == RequestState.CANCELLED and request.decided_by == member
+    assert kit.reload(credential).status == CredentialStatus.DENIED
+    event = AuditEvent.objects.get(action="credentials.request.cancelled")
+    assert event.actor == member and event.extra["request_id"] == request.pk
+    assert "cancelled by its requester" in member_client.get(kit.url(credential)).content.decode()
+    # Nothing is left to approve, and no secret can ever be generated.
+    _decide(owner_client, organization, request.pk, "approve")
+    request.refresh_from_db()
+    assert request.state == RequestState.CANCELLED
+    member_client.post(kit.url(credential, "issue"))
+    assert not kit.has_secret_material(credential)
+    assert _cancel(member_client, organization, request.pk).status_code == 302  # already cancelled
+    assert AuditEvent.objects.filter(action="credentials.request.cancelled").count() == 1
+
+
+def test_requester_cancels_a_scope_increase_and_the_scopes_stay(
+    kit, require_approval, member, member_client, organization, client
+):
+    require_approval(approve_scope_increases=True)
+    credential, secret = kit.create(owner=member, scopes=["orders:read"])
+    member_client.post(
+        kit.url(credential, "scopes"), {"scopes": ["orders:read", "orders:write"], "justification": "x"}
+    )
+    request = CredentialRequest.objects.get(kind=kit.key, object_id=credential.pk)
+    _cancel(member_client, organization, request.pk)
+    request.refresh_from_db()
+    assert request.state == RequestState.CANCELLED
+    assert kit.reload(credential).status == CredentialStatus.ACTIVE
+    assert kit.scopes_in_use(client, credential, secret) == ["orders:read"]
+    # A new request can be made once the old one is out of the way.
+    member_client.post(
+        kit.url(credential, "scopes"), {"scopes": ["orders:read", "orders:write"], "justification": "y"}
+    )
+    assert (
+        CredentialRequest.objects.filter(kind=kit.key, object_id=credential.pk, state="pending").count() == 1
+    )
