@@ -39,14 +39,14 @@ def test_reencrypt_moves_every_key_to_the_new_encryption_key_once():
     assert _stored_under(OLD) == [True, True]
     with override_settings(PORTAL_SIGNING_KEY_ENCRYPTION_KEY=NEW):
         out = io.StringIO()
-        call_command("reencrypt_signing_keys", "--old-key", OLD, stdout=out)
+        call_command("reencrypt_signing_keys", f"--old-key={OLD}", stdout=out)
         assert "Re-encrypted 2 signing key(s)" in out.getvalue()
         assert _stored_under(NEW) == [True, True]
         assert _stored_under(OLD) == [False, False]
         keys.forget_loaded_key()
         assert keys.active_signing_key().kid == SigningKey.objects.get(status="active").kid  # decrypts
         out = io.StringIO()
-        call_command("reencrypt_signing_keys", "--old-key", OLD, stdout=out)  # idempotent
+        call_command("reencrypt_signing_keys", f"--old-key={OLD}", stdout=out)  # idempotent
         assert "Re-encrypted 0 signing key(s)" in out.getvalue()
     event = AuditEvent.objects.get(action="tokens.signing_key.reencrypted")
     assert OLD not in str(event.extra) and NEW not in str(event.extra)
@@ -59,9 +59,9 @@ def test_reencrypt_with_the_wrong_old_key_changes_nothing():
     before = bytes(SigningKey.objects.get().encrypted_private_key)
     with override_settings(PORTAL_SIGNING_KEY_ENCRYPTION_KEY=NEW):
         with pytest.raises(CommandError, match="nothing was changed"):
-            call_command("reencrypt_signing_keys", "--old-key", Fernet.generate_key().decode())
+            call_command("reencrypt_signing_keys", f"--old-key={Fernet.generate_key().decode()}")
         with pytest.raises(CommandError, match="not a Fernet key"):
-            call_command("reencrypt_signing_keys", "--old-key", "not-a-key")
+            call_command("reencrypt_signing_keys", "--old-key=not-a-key")
         with pytest.raises(CommandError, match="--old-key"):
             call_command("reencrypt_signing_keys")
     # While the old key is configured beside the new one, the stored keys still open (no outage),

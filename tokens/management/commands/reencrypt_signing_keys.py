@@ -1,4 +1,4 @@
-"""`manage.py reencrypt_signing_keys --old-key KEY`: move signing keys to a new encryption key."""
+"""`manage.py reencrypt_signing_keys --old-key=KEY`: move signing keys to a new encryption key."""
 
 from __future__ import annotations
 
