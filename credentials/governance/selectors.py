@@ -301,6 +301,19 @@ def pending_requests_for(organization: Organization) -> QuerySet[CredentialReque
     return requests_for(organization).filter(state=RequestState.PENDING).order_by("created_at", "id")
 
 
+def request_credential_refs(items) -> dict[tuple[str, int], str]:
+    """Return the public ref of each request's credential, with one query per kind."""
+    ids: dict[str, set[int]] = {}
+    for item in items:
+        ids.setdefault(item.kind, set()).add(item.object_id)
+    refs = {}
+    for key, pks in ids.items():
+        kind = get_kind(key)
+        for pk, ref in kind.model.objects.filter(pk__in=pks).values_list("pk", kind.ref_attr):
+            refs[(key, pk)] = ref
+    return refs
+
+
 def requests_for_credential(credential) -> QuerySet[CredentialRequest]:
     """Return every request about one credential, newest first (its approval history)."""
     from credentials.governance.registry import kind_of

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.urls import path
 
 from credentials.governance import api, views
+from credentials.governance.requests_api import CredentialRequestViewSet
 
 
 def credential_patterns(kind: str, prefix: str, url_name: str) -> list:
@@ -37,4 +38,22 @@ urlpatterns = [
     ),
     path("orgs/<slug:org_slug>/policy/", views.policy, name="org-policy"),
     path("api/v1/orgs/<slug:org_slug>/inventory/", api.InventoryView.as_view(), name="api-org-inventory"),
+    path(
+        "api/v1/orgs/<slug:org_slug>/requests/",
+        CredentialRequestViewSet.as_view({"get": "list"}),
+        name="api-org-request-list",
+    ),
+    path(
+        "api/v1/orgs/<slug:org_slug>/requests/<int:request_id>/",
+        CredentialRequestViewSet.as_view({"get": "retrieve"}),
+        name="api-org-request-detail",
+    ),
+    *[
+        path(
+            f"api/v1/orgs/<slug:org_slug>/requests/<int:request_id>/{action}/",
+            CredentialRequestViewSet.as_view({"post": action}),
+            name=f"api-org-request-{action}",
+        )
+        for action in ("approve", "deny", "cancel")
+    ],
 ]

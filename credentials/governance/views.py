@@ -34,6 +34,7 @@ from credentials.governance.selectors import (
     inventory_queryset,
     inventory_rows,
     pending_requests_for,
+    request_credential_refs,
     requests_for,
     requests_for_credential,
 )
@@ -157,7 +158,7 @@ def approvals(request: HttpRequest) -> HttpResponse:
     decided = list(
         requests_for(organization).exclude(state=RequestState.PENDING).order_by("-decided_at", "-id")[:20]
     )
-    refs = _refs([*pending, *decided])
+    refs = request_credential_refs([*pending, *decided])
     for item in [*pending, *decided]:
         kind = get_kind(item.kind)
         item.kind_label = kind.label
@@ -169,19 +170,6 @@ def approvals(request: HttpRequest) -> HttpResponse:
         "credentials/governance/approvals.html",
         {"pending": pending, "decided": decided, "form": DecisionForm()},
     )
-
-
-def _refs(items) -> dict[tuple[str, int], str]:
-    """Return the public ref of each request's credential, with one query per kind."""
-    ids: dict[str, set[int]] = {}
-    for item in items:
-        ids.setdefault(item.kind, set()).add(item.object_id)
-    refs = {}
-    for key, pks in ids.items():
-        kind = get_kind(key)
-        for pk, ref in kind.model.objects.filter(pk__in=pks).values_list("pk", kind.ref_attr):
-            refs[(key, pk)] = ref
-    return refs
 
 
 def _request_or_404(request: HttpRequest, request_id: int):

@@ -67,6 +67,7 @@ def two_orgs(db):
 def test_walk_finds_the_org_pages():
     names = org_scoped_url_names()
     assert "org-home" in names and "org-members" in names and "org-audit" in names
+    assert {"api-org-request-list", "api-org-request-approve", "api-org-request-cancel"} <= set(names)
 
 
 @pytest.mark.django_db

@@ -16,7 +16,7 @@ from django.db import close_old_connections
 from django.test import Client
 from hypothesis import HealthCheck, Phase, settings
 
-from credentials.services import api_key_create
+from credentials.services import api_key_create, api_key_request
 from portal.models import Role
 from tests.factories import MembershipFactory, OrganizationFactory, ScopeFactory, UserFactory
 from tests.security.conftest import ALL_SCOPES
@@ -26,6 +26,8 @@ from tests.security.conftest import ALL_SCOPES
 MAX_EXAMPLES = int(os.environ.get("FUZZ_SCHEMA_EXAMPLES", "6"))
 #: A CSRF secret of the right shape: as cookie and header it lets session POSTs reach the handlers.
 CSRF_SECRET = "fuzzCsrfSecret0123456789abcdefgh"
+#: Scopes beyond the security catalogue that reach further handlers (deciding credential requests).
+FUZZ_SCOPES = (*ALL_SCOPES, "inventory:read", "requests:decide")
 
 
 # The schema view needs no database, so the schema is loaded once, at collection.
@@ -54,19 +56,30 @@ def credentials(db, settings):
     organization = OrganizationFactory(slug="acme", name="Acme Inc")
     owner = UserFactory(email="owner@acme.test")
     MembershipFactory(organization=organization, user=owner, role=Role.OWNER)
-    for name in ALL_SCOPES:
+    for name in FUZZ_SCOPES:
         ScopeFactory(name=name)
     _row, key = api_key_create(
-        organization=organization, name="fuzzer", owner=owner, scopes=list(ALL_SCOPES), actor=owner
+        organization=organization, name="fuzzer", owner=owner, scopes=list(FUZZ_SCOPES), actor=owner
     )
     target, _plaintext = api_key_create(
         organization=organization, name="target", owner=owner, scopes=["orders:read"], actor=owner
+    )
+    # A member's waiting request, so approve/deny/cancel reach the service (the owner may decide).
+    requester = UserFactory(email="dev@acme.test")
+    MembershipFactory(organization=organization, user=requester, role=Role.MEMBER)
+    _pending, waiting = api_key_request(
+        organization=organization,
+        name="requested",
+        owner=requester,
+        scopes=["orders:read"],
+        requester=requester,
+        justification="fuzz",
     )
     browser = Client()
     browser.force_login(owner)
     session = browser.cookies[settings.SESSION_COOKIE_NAME].value
     return {
-        "targets": {"org_slug": "acme", "key_id": target.key_id},
+        "targets": {"org_slug": "acme", "key_id": target.key_id, "request_id": waiting.pk},
         "anonymous": {},
         "api_key": {"X-API-Key": key},
         "session": {"X-CSRFToken": CSRF_SECRET},
