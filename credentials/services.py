@@ -6,6 +6,7 @@ indexed query and none while a short-lived cache entry exists; see docs/api-keys
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Iterable
@@ -17,7 +18,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.signals import request_finished
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from credentials import keys
@@ -498,34 +499,84 @@ def _cached_snapshot(key_id: str) -> dict[str, Any] | None:
         logger.warning("API key cache unavailable; verifying against the database", exc_info=True)
     if snapshot is not None:
         return snapshot
-    rows = list(
-        ApiKey.objects.select_related("organization", "owner")
-        .only(
-            "pk",
-            "key_id",
-            "pepper_id",
-            "digest",
-            "status",
-            "expires_at",
-            "organization_id",
-            "organization__slug",
-            "owner_id",
-            "owner__email",
-            "scopes",
-            "environment",
-            "name",
-        )
-        .filter(key_id=key_id)
-        # key_id is unique: no ORDER BY (`.first()` would sort by the model's ordering).
-        .order_by()[:1]
-    )
-    if not rows:
+    snapshot = _snapshot_from_database(key_id)
+    if snapshot is None:
         return None
-    snapshot = _snapshot(rows[0])
     try:
         cache.add(_cache_key(key_id), snapshot, cache_seconds())
     except Exception:
         logger.warning("Could not cache API key %s", key_id, exc_info=True)
+    return snapshot
+
+
+#: The verification query, one per database vendor, written once: building it through the ORM
+#: on every call cost more than running it (docs/performance.md). Same columns as `_snapshot`.
+_SNAPSHOT_SQL: dict[str, str] = {}
+_SNAPSHOT_FIELDS = (
+    "pk",
+    "key_id",
+    "pepper_id",
+    "digest",
+    "status",
+    "expires_at",
+    "organization_id",
+    "organization_slug",
+    "owner_id",
+    "owner_email",
+    "scopes",
+    "environment",
+    "name",
+)
+
+
+def _snapshot_sql() -> str:
+    sql = _SNAPSHOT_SQL.get(connection.vendor)
+    if sql is None:
+        quote = connection.ops.quote_name
+        key, org, owner = ApiKey._meta, Organization._meta, User._meta
+
+        def column(meta, alias: str, field: str) -> str:
+            return f"{alias}.{quote(meta.get_field(field).column)}"
+
+        selected = [
+            *(column(key, "k", f) for f in ("id", "key_id", "pepper_id", "digest", "status", "expires_at")),
+            column(key, "k", "organization"),
+            column(org, "o", "slug"),
+            column(key, "k", "owner"),
+            column(owner, "u", "email"),
+            *(column(key, "k", f) for f in ("scopes", "environment", "name")),
+        ]
+        org_pk, owner_pk = f"o.{quote(org.pk.column)}", f"u.{quote(owner.pk.column)}"
+        # Identifiers only, from the models' metadata and quoted; the key id is a bound parameter.
+        sql = _SNAPSHOT_SQL[connection.vendor] = (
+            f"SELECT {', '.join(selected)} FROM {quote(key.db_table)} k"  # noqa: S608
+            f" INNER JOIN {quote(org.db_table)} o ON {org_pk} = {column(key, 'k', 'organization')}"
+            f" LEFT OUTER JOIN {quote(owner.db_table)} u ON {owner_pk} = {column(key, 'k', 'owner')}"
+            f" WHERE {column(key, 'k', 'key_id')} = %s"
+        )
+    return sql
+
+
+def _snapshot_from_database(key_id: str) -> dict[str, Any] | None:
+    """Return the snapshot of a key id from one indexed query (key_id is unique), or None."""
+    with connection.cursor() as cursor:
+        cursor.execute(_snapshot_sql(), [key_id])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    snapshot = dict(zip(_SNAPSHOT_FIELDS, row, strict=True))
+    expires_at = snapshot["expires_at"]
+    if isinstance(expires_at, str):  # SQLite without declared-type conversion
+        expires_at = datetime.fromisoformat(expires_at)
+    if expires_at is not None and timezone.is_naive(expires_at):  # SQLite stores UTC without an offset
+        expires_at = timezone.make_aware(expires_at, connection.timezone)
+    snapshot["expires_at"] = expires_at.timestamp() if expires_at else None
+    scopes = snapshot["scopes"]
+    if isinstance(scopes, str | bytes):  # JSON text: Django reads PostgreSQL's jsonb as text too
+        scopes = json.loads(scopes)
+    snapshot["scopes"] = list(scopes or [])
+    if not snapshot["owner_id"]:
+        snapshot["owner_email"] = None
     return snapshot
 
 

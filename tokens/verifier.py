@@ -24,6 +24,10 @@ with a small leeway; and the presence of `iss sub aud exp iat jti client_id scop
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +40,9 @@ ACCEPTED_TYPES = ("at+jwt", "application/at+jwt")
 REQUIRED_CLAIMS = ("iss", "sub", "aud", "exp", "iat", "jti", "client_id", "scope")
 
 KeyResolver = Callable[[str], "PyJWK | None"]
+
+# base64url without padding (RFC 7515 §2), or with the 1–2 '=' some issuers append.
+_SEGMENT = re.compile(r"[A-Za-z0-9_-]+={0,2}")
 
 
 class InvalidToken(Exception):  # noqa: N818 - the name reads better at call sites
@@ -127,10 +134,7 @@ class TokenVerifier:
                 raise InvalidToken("token is not ASCII") from None
         if not isinstance(token, str) or token.count(".") != 2 or len(token) > 8192:
             raise InvalidToken("not a compact JWS")
-        try:
-            header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError:
-            raise InvalidToken("malformed header") from None
+        header = _unverified_header(token)
         typ = header.get("typ")
         if not isinstance(typ, str) or typ.lower() not in ACCEPTED_TYPES:
             raise InvalidToken("typ is not at+jwt")
@@ -173,3 +177,30 @@ class TokenVerifier:
         if not isinstance(claims.get("scope"), str) or not isinstance(claims.get("client_id"), str):
             raise InvalidToken("malformed claims")
         return VerifiedToken(claims=claims, header=header)
+
+
+def _unverified_header(token: str) -> dict[str, Any]:
+    """Decode only the JOSE header, as strictly as PyJWT does; `jwt.decode` then parses it again.
+
+    `jwt.get_unverified_header` would decode and validate all three segments, which
+    `jwt.decode` does once more; the header alone is all the checks before it need.
+    """
+    segment = token.partition(".")[0]
+    stripped = segment.rstrip("=")
+    if (
+        not _SEGMENT.fullmatch(segment)
+        or (stripped != segment and len(segment) % 4)
+        or len(stripped) % 4 == 1
+    ):
+        raise InvalidToken("malformed header")
+    try:
+        data = base64.urlsafe_b64decode(stripped + "=" * (-len(stripped) % 4))
+        # Canonical encoding only (no stray bits in the last character), like PyJWT.
+        if base64.urlsafe_b64encode(data).rstrip(b"=").decode() != stripped:
+            raise ValueError
+        header = json.loads(data)
+    except (ValueError, RecursionError, binascii.Error):
+        raise InvalidToken("malformed header") from None
+    if not isinstance(header, dict):
+        raise InvalidToken("malformed header")
+    return header

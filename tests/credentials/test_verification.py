@@ -109,6 +109,31 @@ def test_verification_uses_at_most_one_query_and_none_when_cached(make_key, djan
         assert not api_key_verify(_wrong_secret(plaintext)).valid
 
 
+def test_database_snapshot_matches_the_model_snapshot(make_key, owner):
+    """The verification query (raw SQL) reads exactly what the model would: every field, every shape."""
+    from credentials.models import ApiKey
+    from credentials.services import _snapshot, _snapshot_from_database
+
+    expiring, _ = make_key(name="expiring", expires_at=timezone.now() + timedelta(days=3, microseconds=7))
+    ownerless, _ = make_key(name="ownerless", scopes=["orders:read", "orders:write"])
+    ApiKey.objects.filter(pk=ownerless.pk).update(owner=None)
+    pending, _ = make_key(name="pending", scopes=[])
+    ApiKey.objects.filter(pk=pending.pk).update(digest=None, pepper_id="", status="pending")
+    revoked, _ = make_key(name="revoked", environment="test")
+    api_key_revoke(api_key=revoked, actor=owner, reason="test")
+
+    for api_key in (expiring, ownerless, pending, revoked):
+        from_model = _snapshot(ApiKey.objects.select_related("organization", "owner").get(pk=api_key.pk))
+        from_sql = _snapshot_from_database(api_key.key_id)
+        assert from_sql == from_model
+        assert [type(v) for v in from_sql.values()] == [type(v) for v in from_model.values()]
+    assert _snapshot_from_database(expiring.key_id)["expires_at"] == pytest.approx(
+        expiring.expires_at.timestamp(), abs=1e-6
+    )
+    assert _snapshot_from_database(ownerless.key_id)["owner_email"] is None
+    assert _snapshot_from_database(keys.generate("live")[0]) is None
+
+
 def test_the_cache_never_holds_the_plaintext(make_key):
     from django.core.cache import cache
 

@@ -195,6 +195,67 @@ def test_rejects_garbage(verifier, garbage):
         verifier.verify(garbage)
 
 
+def _with_header(token: str, header_segment: str) -> str:
+    return header_segment + token[token.index(".") :]
+
+
+@pytest.mark.parametrize(
+    "header_segment",
+    [
+        "e!!!",  # not base64url
+        _b64(b"[1, 2]"),  # JSON, but not an object
+        _b64(b"{not json"),
+        _b64(b'{"alg":"RS256"}') + "=",  # padding on a segment whose length is already a multiple of 4
+        "eyJ",  # truncated mid-character
+        _b64(b"\xff\xfe{}"),  # not UTF-8
+    ],
+)
+def test_rejects_malformed_header_before_any_key_lookup(rsa_key, jwks, header_segment):
+    looked_up = []
+    verifier = TokenVerifier(issuer=ISSUER, audience=AUDIENCE, key_resolver=looked_up.append)
+    with pytest.raises(InvalidToken, match="malformed header"):
+        verifier.verify(_with_header(_sign(rsa_key, jwks), header_segment))
+    assert looked_up == []
+
+
+def test_rejects_header_with_stray_bits(verifier, rsa_key, jwks):
+    # A non-canonical last character decodes to the same bytes; PyJWT refuses it, so do we.
+    segment = _sign(rsa_key, jwks).split(".")[0]
+    assert len(segment) % 4 in (2, 3)
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    stray = segment[:-1] + alphabet[alphabet.index(segment[-1]) + 1]
+    with pytest.raises(InvalidToken):
+        verifier.verify(_with_header(_sign(rsa_key, jwks), stray))
+
+
+def test_accepts_padded_header_segment(verifier, rsa_key, jwks):
+    token = _sign(rsa_key, jwks)
+    segment = token.split(".")[0]
+    padded = segment + "=" * (-len(segment) % 4)
+    if padded == segment:
+        pytest.skip("the header happens to need no padding")
+    # The signature covers the header as sent, so sign the padded form.
+    signing_input = f"{padded}.{token.split('.')[1]}".encode()
+    signature = rsa_key.sign(signing_input, *_rs256_args())
+    assert verifier.verify(f"{padded}.{token.split('.')[1]}.{_b64(signature)}").client_id == "m2m_client"
+
+
+def _rs256_args():
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    return padding.PKCS1v15(), hashes.SHA256()
+
+
+@pytest.mark.parametrize("kid", [123, ["k"], None, ""])
+def test_rejects_kid_that_is_not_a_non_empty_string(verifier, rsa_key, jwks, kid):
+    token = _sign(rsa_key, jwks)
+    header = json.loads(base64.urlsafe_b64decode(token.split(".")[0] + "=="))
+    header["kid"] = kid
+    with pytest.raises(InvalidToken, match="kid"):
+        verifier.verify(_with_header(token, _b64(json.dumps(header).encode())))
+
+
 def test_refuses_symmetric_algorithms_in_its_allowlist():
     with pytest.raises(ValueError):
         TokenVerifier(issuer=ISSUER, audience=AUDIENCE, key_resolver=dict().get, algorithms=["HS256", "none"])
