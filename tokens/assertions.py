@@ -43,7 +43,6 @@ from cryptography.x509 import load_pem_x509_certificate
 from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
-from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
@@ -255,9 +254,8 @@ def _live_keys(client_id: str) -> list[ClientPublicKey]:
             application__client_id=client_id,
             application__status=M2MApplication.Status.ACTIVE,
             application__token_endpoint_auth_method=M2MApplication.AuthMethod.PRIVATE_KEY_JWT,
-            revoked_at__isnull=True,
         )
-        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+        .live(now)
     )
 
 

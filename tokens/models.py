@@ -175,12 +175,54 @@ class M2MApplication(GovernedCredential, AbstractApplication):
         return [settings.PORTAL_DEFAULT_AUDIENCE, *(a for a in self.allowed_audiences if a)]
 
 
-class ClientSecret(ExpiringModel, TimestampedModel):
-    """One secret of an application, stored only as a keyed HMAC digest under a versioned pepper.
+class ClientCredentialQuerySet(models.QuerySet):
+    def live(self, now=None) -> models.QuerySet:
+        """Keep the rows that still authenticate: not revoked and not past their expiry."""
+        return self.filter(revoked_at__isnull=True).exclude(expires_at__lte=now or timezone.now())
 
-    `expires_at` is set when a rotation schedules the secret to stop after an overlap;
+
+class ClientCredential(ExpiringModel, TimestampedModel):
+    """What a client secret and a client public key share: who added it, its last use, revocation.
+
+    `expires_at` is set when a rotation schedules the credential to stop after an overlap;
     `revoked_at` stops it (and every token minted with it) at once.
     """
+
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("created by"),
+    )
+    last_used_at = models.DateTimeField(_("last used"), null=True, blank=True)
+    revoked_at = models.DateTimeField(_("revoked"), null=True, blank=True)
+
+    objects = ClientCredentialQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+    @property
+    def is_live(self) -> bool:
+        """Return whether it still authenticates its application."""
+        return self.revoked_at is None and not self.is_expired
+
+    @property
+    def state(self) -> str:
+        """Return a word for the credential's state."""
+        if self.revoked_at:
+            return "revoked"
+        if self.is_expired:
+            return "expired"
+        if self.expires_at:
+            return "expiring"
+        return "active"
+
+
+class ClientSecret(ClientCredential):
+    """One secret of an application, stored only as a keyed HMAC digest under a versioned pepper."""
 
     application = models.ForeignKey(
         M2MApplication, on_delete=models.CASCADE, related_name="secrets", verbose_name=_("application")
@@ -195,16 +237,6 @@ class ClientSecret(ExpiringModel, TimestampedModel):
     hint = models.CharField(_("hint"), max_length=16, editable=False)
     digest = models.CharField(_("digest"), max_length=64, editable=False)
     pepper_id = models.CharField(_("pepper id"), max_length=16, editable=False)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="+",
-        verbose_name=_("created by"),
-    )
-    last_used_at = models.DateTimeField(_("last used"), null=True, blank=True)
-    revoked_at = models.DateTimeField(_("revoked"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("client secret")
@@ -216,24 +248,8 @@ class ClientSecret(ExpiringModel, TimestampedModel):
     def __str__(self) -> str:
         return f"{self.hint}…"
 
-    @property
-    def is_live(self) -> bool:
-        """Return whether the secret still authenticates its application."""
-        return self.revoked_at is None and not self.is_expired
 
-    @property
-    def state(self) -> str:
-        """Return a word for the secret's state."""
-        if self.revoked_at:
-            return "revoked"
-        if self.is_expired:
-            return "expired"
-        if self.expires_at:
-            return "expiring"
-        return "active"
-
-
-class ClientPublicKey(ExpiringModel, TimestampedModel):
+class ClientPublicKey(ClientCredential):
     """A public key that signs the application's client assertions (RFC 7523 §2.2, `private_key_jwt`).
 
     Only public members are stored; the private key never reaches the portal. Like a client
@@ -256,16 +272,6 @@ class ClientPublicKey(ExpiringModel, TimestampedModel):
     )
     algorithm = models.CharField(_("algorithm"), max_length=8, choices=Algorithm.choices, editable=False)
     public_jwk = models.JSONField(_("public JWK"), editable=False)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="+",
-        verbose_name=_("created by"),
-    )
-    last_used_at = models.DateTimeField(_("last used"), null=True, blank=True)
-    revoked_at = models.DateTimeField(_("revoked"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("client public key")
@@ -287,22 +293,6 @@ class ClientPublicKey(ExpiringModel, TimestampedModel):
     def short_kid(self) -> str:
         """Return the first characters of the kid, enough to tell keys apart on a page."""
         return self.kid[:12]
-
-    @property
-    def is_live(self) -> bool:
-        """Return whether the key still authenticates its application."""
-        return self.revoked_at is None and not self.is_expired
-
-    @property
-    def state(self) -> str:
-        """Return a word for the key's state (the same words as a client secret's)."""
-        if self.revoked_at:
-            return "revoked"
-        if self.is_expired:
-            return "expired"
-        if self.expires_at:
-            return "expiring"
-        return "active"
 
 
 class SigningKey(TimestampedModel):

@@ -14,7 +14,6 @@ from datetime import timedelta
 from urllib.parse import unquote_plus
 
 from django.conf import settings
-from django.db.models import Q
 from django.utils import timezone
 from oauth2_provider.oauth2_validators import OAuth2Validator, is_valid_resource_uri
 from oauthlib.oauth2 import BackendApplicationServer
@@ -107,9 +106,7 @@ def authenticate_client_credentials(
         keyed_digest(client_secret or "-")  # same work as a wrong secret
         return None
     now = timezone.now()
-    live = ClientSecret.objects.filter(application=application, revoked_at__isnull=True).filter(
-        Q(expires_at__isnull=True) | Q(expires_at__gt=now)
-    )
+    live = ClientSecret.objects.filter(application=application).live(now)
     match = None
     for secret in live:
         if verify_digest(client_secret, pepper_id=secret.pepper_id, digest=secret.digest) and match is None:

@@ -14,7 +14,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from credentials.governance import services as governance
-from credentials.governance.models import CredentialRequest, RequestState, RequestType
+from credentials.governance.models import CredentialRequest, RequestType
 from credentials.models import Scope
 from portal.crypto import is_base62, keyed_digest, peppers, random_base62
 from portal.models import Organization, User
@@ -25,6 +25,7 @@ from tokens.models import (
     DEFAULT_TOKEN_LIFETIME,
     MAX_TOKEN_LIFETIME,
     MIN_TOKEN_LIFETIME,
+    ClientCredential,
     ClientPublicKey,
     ClientSecret,
     M2MApplication,
@@ -246,29 +247,20 @@ def client_secret_rotate(
     *, application: M2MApplication, actor: User | None, overlap: timedelta = DEFAULT_OVERLAP
 ) -> tuple[ClientSecret, str]:
     """Add a new secret and schedule the current ones to stop after `overlap` (0 to 7 days)."""
-    if overlap < timedelta(0) or overlap > MAX_OVERLAP:
-        raise ValidationError({"overlap": "The overlap must be between 0 and 7 days."})
+    _check_overlap(overlap)
     # Lock the application so concurrent rotations serialise and see each other's secrets.
     application = M2MApplication.objects.select_for_update().get(pk=application.pk)
     if application.uses_private_key_jwt:
         raise ValidationError("This application authenticates with public keys; it has no secret to rotate.")
     if not application.is_active:
         raise ValidationError("A revoked application cannot get new secrets.")
-    now = timezone.now()
-    stop_at = now + overlap
-    live = list(
-        ClientSecret.objects.filter(application=application, revoked_at__isnull=True).exclude(
-            expires_at__lte=now
-        )
-    )
+    live = list(ClientSecret.objects.filter(application=application).live())
     if len(live) >= MAX_LIVE_SECRETS:
         raise ValidationError(
             f"This application already has {len(live)} live secrets. Revoke one before rotating again."
         )
-    for old in live:
-        if old.expires_at is None or old.expires_at > stop_at:
-            old.expires_at = stop_at
-            old.save(update_fields=["expires_at", "updated_at"])
+    stop_at = timezone.now() + overlap
+    _retire(live, stop_at)
     secret, plaintext = _new_secret(application, actor)
     audit_log(
         action="tokens.m2m_app.secret_rotated",
@@ -385,22 +377,20 @@ def _new_public_key(
     )
 
 
-def _live_public_keys(application: M2MApplication) -> list[ClientPublicKey]:
-    now = timezone.now()
-    return list(
-        ClientPublicKey.objects.filter(application=application, revoked_at__isnull=True).exclude(
-            expires_at__lte=now
-        )
-    )
+def _check_overlap(overlap: timedelta) -> None:
+    if overlap < timedelta(0) or overlap > MAX_OVERLAP:
+        raise ValidationError({"overlap": "The overlap must be between 0 and 7 days."})
 
 
-def _approved_create_request(application: M2MApplication) -> CredentialRequest | None:
-    return CredentialRequest.objects.filter(
-        kind="m2m_app",
-        object_id=application.pk,
-        request_type=RequestType.CREATE,
-        state=RequestState.APPROVED,
-    ).first()
+def _retire(live: list[ClientCredential], stop_at: datetime) -> list[ClientCredential]:
+    """Schedule live secrets or keys to stop at `stop_at` (rotation with overlap); return those moved."""
+    retiring = []
+    for old in live:
+        if old.expires_at is None or old.expires_at > stop_at:
+            old.expires_at = stop_at
+            old.save(update_fields=["expires_at", "updated_at"])
+            retiring.append(old)
+    return retiring
 
 
 @transaction.atomic
@@ -419,8 +409,8 @@ def client_public_key_add(
     after it: rotation with overlap, like `client_secret_rotate`. The first key of an approved
     pending application activates it (only its owner may add it), as a first secret would.
     """
-    if overlap is not None and (overlap < timedelta(0) or overlap > MAX_OVERLAP):
-        raise ValidationError({"overlap": "The overlap must be between 0 and 7 days."})
+    if overlap is not None:
+        _check_overlap(overlap)
     # Lock the application so concurrent additions serialise and see each other's keys.
     application = (
         M2MApplication.objects.select_for_update().select_related("organization").get(pk=application.pk)
@@ -429,7 +419,7 @@ def client_public_key_add(
         raise ValidationError("This application authenticates with a client secret; it takes no public key.")
     approved = None
     if application.status == M2MApplication.Status.PENDING:
-        approved = _approved_create_request(application)
+        approved = governance.approved_create_request(application)
         if approved is None:
             raise ValidationError("This application is still waiting for approval.")
         if actor is None or application.owner_id != actor.pk:
@@ -437,20 +427,14 @@ def client_public_key_add(
     elif not application.is_active:
         raise ValidationError("Only an active application can get new keys.")
     now = timezone.now()
-    live = _live_public_keys(application)
+    live = list(ClientPublicKey.objects.filter(application=application).live(now))
     if len(live) >= MAX_LIVE_PUBLIC_KEYS:
         raise ValidationError(
             f"This application already has {len(live)} live keys. Revoke one before adding another."
         )
     key = _new_public_key(application, jwk_or_pem, actor, algorithm=algorithm, expires_at=expires_at)
     stop_at = now + overlap if overlap is not None else None
-    retiring = []
-    if stop_at is not None:
-        for old in live:
-            if old.expires_at is None or old.expires_at > stop_at:
-                old.expires_at = stop_at
-                old.save(update_fields=["expires_at", "updated_at"])
-                retiring.append(old.kid)
+    retiring = [old.kid for old in _retire(live, stop_at)] if stop_at is not None else []
     extra = {
         "kid": key.kid,
         "alg": key.algorithm,

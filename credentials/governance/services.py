@@ -378,6 +378,16 @@ def _notify_decision(request: CredentialRequest, credential) -> None:
     )
 
 
+def approved_create_request(credential: models.Model) -> CredentialRequest | None:
+    """Return the approved request that created a pending credential, if there is one."""
+    return CredentialRequest.objects.filter(
+        kind=kind_of(credential).key,
+        object_id=credential.pk,
+        request_type=RequestType.CREATE,
+        state=RequestState.APPROVED,
+    ).first()
+
+
 @transaction.atomic
 def credential_secret_issue(*, credential: models.Model, actor: User) -> tuple[models.Model, str]:
     """Give an approved, pending credential its first secret, once; only its owner may do this.
@@ -390,9 +400,7 @@ def credential_secret_issue(*, credential: models.Model, actor: User) -> tuple[m
         raise ValidationError("Only the credential's owner can generate its secret.", code="not_owner")
     if credential.status != CredentialStatus.PENDING:
         raise ValidationError("The secret was already generated.", code="issued")
-    approved = CredentialRequest.objects.filter(
-        kind=kind.key, object_id=credential.pk, request_type=RequestType.CREATE, state=RequestState.APPROVED
-    ).first()
+    approved = approved_create_request(credential)
     if approved is None:
         raise ValidationError("This credential is still waiting for approval.", code="not_approved")
     policy = policy_for(credential.organization)
