@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.http import Http404
 from rest_framework.permissions import BasePermission
 
-from portal.models import Membership, Organization
+from portal.models import MANAGER_ROLES, Membership, Organization
 from portal.principal import Principal
 from portal.selectors import membership_for
 
@@ -69,3 +69,16 @@ class OrganizationAccess(BasePermission):
     def member_allowed(self, membership: Membership) -> bool:
         """Return whether a signed-in member of the organisation may go on."""
         return True
+
+    @staticmethod
+    def owner_manages(principal: Principal) -> bool:
+        """Return whether a credential's owner is still an owner or admin of its organisation.
+
+        A key acts for its owner: a member cannot gain the managers' power by giving their
+        own key a manager's scope, and a demoted owner's keys lose it at once.
+        """
+        return principal.owner_id is not None and (
+            Membership.objects.filter(
+                user_id=principal.owner_id, organization_id=principal.organization_id, role__in=MANAGER_ROLES
+            ).exists()
+        )

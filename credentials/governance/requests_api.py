@@ -35,7 +35,7 @@ from credentials.governance.models import CredentialRequest, RequestState, Reque
 from credentials.governance.registry import all_kinds, get_kind
 from credentials.governance.selectors import request_credential_refs, requests_for
 from portal.api.whoami import machine_authentication_classes
-from portal.models import MANAGER_ROLES, Membership, User
+from portal.models import Membership, User
 from portal.permissions import OrganizationAccess
 from portal.principal import Principal
 from portal.stepup import require_recent_authentication_for_session
@@ -66,7 +66,7 @@ class RequestsAccess(OrganizationAccess):
         return super().has_permission(request, view)
 
     def credential_allowed(self, principal: Principal) -> bool:
-        deciding = principal.has_scopes(DECIDE_SCOPE) and _owner_manages(principal)
+        deciding = principal.has_scopes(DECIDE_SCOPE) and self.owner_manages(principal)
         if self.action in ("approve", "deny"):
             return deciding
         if self.action == "cancel":
@@ -77,14 +77,6 @@ class RequestsAccess(OrganizationAccess):
         if self.action in ("approve", "deny"):
             return membership.is_manager
         return True
-
-
-def _owner_manages(principal: Principal) -> bool:
-    return principal.owner_id is not None and (
-        Membership.objects.filter(
-            user_id=principal.owner_id, organization_id=principal.organization_id, role__in=MANAGER_ROLES
-        ).exists()
-    )
 
 
 class Conflict(exceptions.APIException):

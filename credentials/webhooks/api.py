@@ -20,7 +20,7 @@ from credentials.authentication import ApiKeyAuthentication
 from credentials.webhooks import serializers, services
 from credentials.webhooks.models import WebhookDelivery, WebhookEndpoint
 from credentials.webhooks.selectors import webhook_deliveries_for, webhook_delivery_get, webhook_endpoints_for
-from portal.models import MANAGER_ROLES, Membership, User
+from portal.models import Membership, User
 from portal.permissions import OrganizationAccess
 from portal.principal import Principal
 from portal.stepup import require_recent_authentication_for_session
@@ -39,18 +39,10 @@ class WebhookAccess(OrganizationAccess):
     message = "Only owners and admins (or a key with webhooks:manage) can manage webhooks."
 
     def credential_allowed(self, principal: Principal) -> bool:
-        return principal.has_scopes(MANAGE_SCOPE) and _owner_manages(principal)
+        return principal.has_scopes(MANAGE_SCOPE) and self.owner_manages(principal)
 
     def member_allowed(self, membership: Membership) -> bool:
         return membership.is_manager
-
-
-def _owner_manages(principal: Principal) -> bool:
-    return principal.owner_id is not None and (
-        Membership.objects.filter(
-            user_id=principal.owner_id, organization_id=principal.organization_id, role__in=MANAGER_ROLES
-        ).exists()
-    )
 
 
 def _api_error(exc: DjangoValidationError) -> exceptions.APIException:
