@@ -31,6 +31,7 @@ from credentials.services import (
     api_key_verify,
 )
 from portal import ratelimit
+from portal.api.responses import no_store
 from portal.api.whoami import MachineCredentialView
 from portal.models import User
 from portal.principal import Principal
@@ -51,12 +52,6 @@ def _api_error(exc: DjangoValidationError) -> exceptions.APIException:
     if exc.code in _CONFLICT_CODES:
         return Conflict(" ".join(exc.messages), code=exc.code)
     return exceptions.ValidationError({"non_field_errors": exc.messages})
-
-
-def _no_store(response: Response) -> Response:
-    response["Cache-Control"] = "no-store"
-    response["Pragma"] = "no-cache"
-    return response
 
 
 _LIST_PARAMETERS = [
@@ -178,7 +173,7 @@ class ApiKeyViewSet(GenericViewSet):
         except DjangoValidationError as exc:
             raise _api_error(exc) from exc
         body = serializers.ApiKeyWithSecretSerializer(api_key, context={"plaintext": plaintext}).data
-        return _no_store(Response(body, status=status.HTTP_201_CREATED))
+        return no_store(Response(body, status=status.HTTP_201_CREATED))
 
     @extend_schema(
         summary="Change an API key's name, owner or scopes",
@@ -239,7 +234,7 @@ class ApiKeyViewSet(GenericViewSet):
             ).data,
             "rotated": serializers.ApiKeySerializer(api_key).data,
         }
-        return _no_store(Response(body, status=status.HTTP_201_CREATED))
+        return no_store(Response(body, status=status.HTTP_201_CREATED))
 
     @extend_schema(
         summary="Revoke an API key",
@@ -290,11 +285,11 @@ class ApiKeyVerifyView(MachineCredentialView):
         verification = api_key_verify(data.validated_data["key"])
         if not verification.valid:
             ratelimit.hit_all(failure_checks(request._request))
-            return _no_store(Response({"valid": False, "code": verification.code}))
+            return no_store(Response({"valid": False, "code": verification.code}))
         api_key_record_use(verification)
         key = verification.key
         expires_at = verification.expires_at
-        return _no_store(
+        return no_store(
             Response(
                 {
                     "valid": True,

@@ -20,6 +20,7 @@ from credentials.authentication import ApiKeyAuthentication
 from credentials.webhooks import serializers, services
 from credentials.webhooks.models import WebhookDelivery, WebhookEndpoint
 from credentials.webhooks.selectors import webhook_deliveries_for, webhook_delivery_get, webhook_endpoints_for
+from portal.api.responses import no_store
 from portal.models import Membership, User
 from portal.permissions import OrganizationAccess
 from portal.principal import Principal
@@ -49,12 +50,6 @@ def _api_error(exc: DjangoValidationError) -> exceptions.APIException:
     if hasattr(exc, "error_dict"):
         return exceptions.ValidationError(exc.message_dict)
     return exceptions.ValidationError({"non_field_errors": exc.messages})
-
-
-def _no_store(response: Response) -> Response:
-    response["Cache-Control"] = "no-store"
-    response["Pragma"] = "no-cache"
-    return response
 
 
 @extend_schema_view(
@@ -108,7 +103,7 @@ class WebhookEndpointViewSet(GenericViewSet):
         except DjangoValidationError as exc:
             raise _api_error(exc) from exc
         body = serializers.WebhookEndpointWithSecretSerializer(endpoint, context={"secret": secret}).data
-        return _no_store(Response(body, status=status.HTTP_201_CREATED))
+        return no_store(Response(body, status=status.HTTP_201_CREATED))
 
     @extend_schema(
         summary="Change a webhook endpoint's events, description or active flag",
@@ -155,7 +150,7 @@ class WebhookEndpointViewSet(GenericViewSet):
         except DjangoValidationError as exc:
             raise _api_error(exc) from exc
         body = serializers.WebhookEndpointWithSecretSerializer(endpoint, context={"secret": secret}).data
-        return _no_store(Response(body, status=status.HTTP_201_CREATED))
+        return no_store(Response(body, status=status.HTTP_201_CREATED))
 
     @extend_schema(
         summary="Queue a test event (webhook.ping)",
