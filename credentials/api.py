@@ -20,7 +20,7 @@ from credentials import keys, serializers
 from credentials.authentication import ApiKeyAuthentication, failure_checks, refuse_if_throttled
 from credentials.governance.services import approval_required
 from credentials.models import ApiKey
-from credentials.permissions import VERIFY_SCOPE, HasScopes, OrganizationApiKeyAccess
+from credentials.permissions import VERIFY_SCOPE, HasScopes
 from credentials.selectors import api_keys_filtered, organization_members
 from credentials.services import (
     api_key_create,
@@ -34,8 +34,8 @@ from portal import ratelimit
 from portal.api.responses import no_store
 from portal.api.whoami import MachineCredentialView
 from portal.models import User
+from portal.permissions import Authorized, AuthorizedView, OrganizationAccess
 from portal.principal import Principal
-from portal.stepup import require_recent_authentication_for_session
 
 _CONFLICT_CODES = {"rotated", "inactive", "revoked"}
 
@@ -66,12 +66,20 @@ _LIST_PARAMETERS = [
     list=extend_schema(summary="List the organisation's API keys", parameters=_LIST_PARAMETERS),
     retrieve=extend_schema(summary="Show one API key"),
 )
-class ApiKeyViewSet(GenericViewSet):
+class ApiKeyViewSet(AuthorizedView, GenericViewSet):
     """Manage an organisation's API keys; authenticated by session (with CSRF) or by an API key
-    of the same organisation holding `api_keys:manage`."""
+    of the same organisation holding `api_keys:manage`, acting for its owner (portal.authz)."""
 
     authentication_classes = [ApiKeyAuthentication, SessionAuthentication]
-    permission_classes = [OrganizationApiKeyAccess]
+    permission_classes = [OrganizationAccess]
+    authz_actions = {
+        "list": "api_key.view",
+        "retrieve": "api_key.view",
+        "create": "api_key.create",
+        "partial_update": "api_key.update",
+        "rotate": "api_key.rotate",
+        "revoke": "api_key.revoke",
+    }
     serializer_class = serializers.ApiKeySerializer
     lookup_field = "key_id"
     lookup_url_kwarg = "key_id"
@@ -113,15 +121,10 @@ class ApiKeyViewSet(GenericViewSet):
             return owner, f"api_key:{principal.credential_id}"
         return self.request.user, "api"
 
-    def _check_may_change(self, api_key: ApiKey | None = None, *, new_owner: User | None = None) -> None:
-        membership = self.membership
-        if membership is None or membership.is_manager:
-            return
-        user = self.request.user
-        if api_key is not None and api_key.owner_id != user.pk:
-            raise exceptions.PermissionDenied("Only the key's owner or an organisation admin can change it.")
-        if new_owner is not None and new_owner.pk != user.pk:
-            raise exceptions.PermissionDenied("Only an organisation admin can give a key to someone else.")
+    def _authorize_key(self, action: str, api_key: ApiKey, *, scopes=None) -> None:
+        self.authorize(
+            action, owner_id=api_key.owner_id, scopes=scopes if scopes is not None else api_key.scopes
+        )
 
     def _owner(self, email: str | None) -> User | None:
         if not email:
@@ -149,12 +152,14 @@ class ApiKeyViewSet(GenericViewSet):
         description="The response holds the plaintext `key`. It is not stored and is never shown again.",
     )
     def create(self, request: Request, org_slug: str) -> Response:
-        require_recent_authentication_for_session(request)
         data = serializers.ApiKeyCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         actor, via = self._actor()
         owner = self._owner(data.validated_data.get("owner")) or actor
-        self._check_may_change(new_owner=owner)
+        self.authorize(
+            owner_id=owner.pk if owner else None,
+            scopes=data.validated_data["scopes"],
+        )
         if approval_required(self.organization, "api_key"):
             raise exceptions.PermissionDenied(
                 "Your organisation approves new API keys first: request one in the dashboard."
@@ -185,7 +190,15 @@ class ApiKeyViewSet(GenericViewSet):
         data = serializers.ApiKeyUpdateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         new_owner = self._owner(data.validated_data.get("owner"))
-        self._check_may_change(api_key, new_owner=new_owner)
+        scopes = data.validated_data.get("scopes")
+        self._authorize_key("api_key.update", api_key)
+        if scopes is not None:
+            widening = bool(set(scopes) - set(api_key.scopes))
+            self._authorize_key(
+                "api_key.scopes_widen" if widening else "api_key.scopes", api_key, scopes=scopes
+            )
+        if new_owner is not None and new_owner.pk != api_key.owner_id:
+            self._authorize_key("api_key.reassign", api_key, scopes=scopes)
         actor, via = self._actor()
         try:
             api_key = api_key_update(
@@ -213,8 +226,7 @@ class ApiKeyViewSet(GenericViewSet):
     @action(detail=True, methods=["post"])
     def rotate(self, request: Request, org_slug: str, key_id: str) -> Response:
         api_key = self.get_object()
-        self._check_may_change(api_key)
-        require_recent_authentication_for_session(request)
+        self._authorize_key("api_key.rotate", api_key)
         data = serializers.ApiKeyRotateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         actor, via = self._actor()
@@ -244,7 +256,7 @@ class ApiKeyViewSet(GenericViewSet):
     @action(detail=True, methods=["post"])
     def revoke(self, request: Request, org_slug: str, key_id: str) -> Response:
         api_key = self.get_object()
-        self._check_may_change(api_key)
+        self.authorize(owner_id=api_key.owner_id)
         data = serializers.ApiKeyRevokeSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         actor, via = self._actor()
@@ -262,15 +274,16 @@ class ApiKeyViewSet(GenericViewSet):
         return super().handle_exception(exc)
 
 
-class ApiKeyVerifyView(MachineCredentialView):
+class ApiKeyVerifyView(AuthorizedView, MachineCredentialView):
     """Verify an API key centrally, for services that hold a credential with `api_keys:verify`.
 
     Always 200 for a well-formed request: `{"valid": true, …}` with the key's organisation,
     id, owner, scopes, environment and expiry, or `{"valid": false, "code": …}`.
     """
 
-    permission_classes = [HasScopes]
+    permission_classes = [HasScopes, Authorized]
     required_scopes = (VERIFY_SCOPE,)
+    authz_actions = {"post": "api_key.verify"}
 
     @extend_schema(
         summary="Verify an API key",

@@ -11,6 +11,7 @@ class CredentialsConfig(AppConfig):
         # Registers the OpenAPI description of API-key authentication with drf-spectacular.
         from credentials import schema  # noqa: F401
         from credentials.governance.registry import register
+        from credentials.governance.services import on_membership_event
         from credentials.leaks import checks  # noqa: F401 - registers the public keys check
         from credentials.services import governed_kind
         from credentials.webhooks.events import on_audit_event
@@ -19,3 +20,5 @@ class CredentialsConfig(AppConfig):
         register(governed_kind())
         # Lifecycle webhooks are derived from audit events, in the same transaction.
         audit_listener_register("credentials.webhooks", on_audit_event)
+        # A credential acts with its owner's current role: refresh cached state when it changes.
+        audit_listener_register("credentials.authority", on_membership_event)

@@ -25,11 +25,13 @@ from credentials import keys
 from credentials.governance import services as governance
 from credentials.governance.models import CredentialRequest, RequestType
 from credentials.models import ApiKey, ApiKeyStatus, Environment, Scope
+from portal import authz
 from portal.crypto import keyed_digest, verify_digest
 from portal.metrics import verification_metrics
 from portal.middleware import current_request_context
-from portal.models import Organization, User
+from portal.models import Membership, Organization, User
 from portal.principal import Principal
+from portal.selectors import role_of
 from portal.services.audit import audit_log
 
 logger = logging.getLogger(__name__)
@@ -94,6 +96,7 @@ def _snapshot(api_key: ApiKey) -> dict[str, Any]:
         "organization_slug": api_key.organization.slug,
         "owner_id": api_key.owner_id,
         "owner_email": api_key.owner.email if api_key.owner_id else None,
+        "owner_role": role_of(api_key.owner_id, api_key.organization_id),
         "scopes": list(api_key.scopes),
         "environment": api_key.environment,
         "name": api_key.name,
@@ -154,6 +157,7 @@ def api_key_create(
     name = _check_name(name)
     governance.check_owner_is_member(organization, owner)
     scope_names = _check_scopes(scopes)
+    governance.check_owner_may_hold(organization, owner, scope_names)
     environment = environment or settings.PORTAL_API_KEY_ENVIRONMENT
     if environment not in Environment.values:
         raise ValidationError({"environment": "Choose live or test."}, code="environment")
@@ -209,6 +213,7 @@ def api_key_request(
     name = _check_name(name)
     governance.check_owner_is_member(organization, owner)
     scope_names = _check_scopes(scopes)
+    governance.check_owner_may_hold(organization, owner, scope_names)
     environment = environment or settings.PORTAL_API_KEY_ENVIRONMENT
     if environment not in Environment.values:
         raise ValidationError({"environment": "Choose live or test."}, code="environment")
@@ -288,6 +293,9 @@ def api_key_update(
         api_key.name = name
     if owner is not None and owner.pk != api_key.owner_id:
         governance.check_owner_is_member(api_key.organization, owner)
+        # The new owner must be allowed every scope the key keeps.
+        kept = _check_scopes(scopes) if scopes is not None else api_key.scopes
+        governance.check_owner_may_hold(api_key.organization, owner, kept)
         changes["owner"] = {"from": api_key.owner.email if api_key.owner else None, "to": owner.email}
         api_key.owner = owner
         changes.update(governance.clear_orphan(api_key))
@@ -298,6 +306,9 @@ def api_key_update(
                 {"scopes": "Your organisation approves scope increases: request them in the dashboard."},
                 code="approval",
             )
+        governance.check_owner_may_hold(
+            api_key.organization, owner or api_key.owner, set(names) - set(api_key.scopes)
+        )
         if names != sorted(api_key.scopes):
             changes["scopes"] = {"from": sorted(api_key.scopes), "to": names}
             api_key.scopes = names
@@ -446,9 +457,11 @@ class Verification:
             credential_id=key["key_id"],
             organization_id=key["organization_id"],
             organization_slug=key["organization_slug"],
-            scopes=frozenset(key["scopes"]),
+            # A key acts for its owner: what it may use is bounded by the owner's role right now.
+            scopes=authz.effective_scopes(key["scopes"], key["owner_role"]),
             owner_email=key["owner_email"],
             owner_id=key["owner_id"],
+            owner_role=key["owner_role"],
             expires_at=self.expires_at,
             extra={"environment": key["environment"], "name": key["name"]},
         )
@@ -523,6 +536,7 @@ _SNAPSHOT_FIELDS = (
     "organization_slug",
     "owner_id",
     "owner_email",
+    "owner_role",
     "scopes",
     "environment",
     "name",
@@ -533,7 +547,7 @@ def _snapshot_sql() -> str:
     sql = _SNAPSHOT_SQL.get(connection.vendor)
     if sql is None:
         quote = connection.ops.quote_name
-        key, org, owner = ApiKey._meta, Organization._meta, User._meta
+        key, org, owner, member = ApiKey._meta, Organization._meta, User._meta, Membership._meta
 
         def column(meta, alias: str, field: str) -> str:
             return f"{alias}.{quote(meta.get_field(field).column)}"
@@ -544,6 +558,7 @@ def _snapshot_sql() -> str:
             column(org, "o", "slug"),
             column(key, "k", "owner"),
             column(owner, "u", "email"),
+            column(member, "m", "role"),
             *(column(key, "k", f) for f in ("scopes", "environment", "name")),
         ]
         org_pk, owner_pk = f"o.{quote(org.pk.column)}", f"u.{quote(owner.pk.column)}"
@@ -552,6 +567,10 @@ def _snapshot_sql() -> str:
             f"SELECT {', '.join(selected)} FROM {quote(key.db_table)} k"  # noqa: S608
             f" INNER JOIN {quote(org.db_table)} o ON {org_pk} = {column(key, 'k', 'organization')}"
             f" LEFT OUTER JOIN {quote(owner.db_table)} u ON {owner_pk} = {column(key, 'k', 'owner')}"
+            # The owner's current role in the key's organisation (none once they have left).
+            f" LEFT OUTER JOIN {quote(member.db_table)} m ON {column(member, 'm', 'user')} = "
+            f"{column(key, 'k', 'owner')} AND {column(member, 'm', 'organization')} = "
+            f"{column(key, 'k', 'organization')}"
             f" WHERE {column(key, 'k', 'key_id')} = %s"
         )
     return sql
@@ -694,6 +713,16 @@ def api_key_match_secret(raw: str):
     )
 
 
+def _people_behind(principal) -> set[int]:
+    """Return the owner and creator of the API key a principal presented (or a token exchanged for it)."""
+    key_id = principal.credential_id if principal.credential_type == "api_key" else None
+    key_id = key_id or principal.extra.get("api_key_id")
+    if not key_id:
+        return set()
+    row = ApiKey.objects.filter(key_id=key_id).values_list("owner_id", "created_by_id").first()
+    return set(row or ())
+
+
 def governed_kind():
     """Return the governance description of API keys (registered in CredentialsConfig.ready)."""
     from credentials.governance.registry import STANDING, GovernedKind
@@ -719,4 +748,5 @@ def governed_kind():
         detail_path=_detail_path,
         filter_scope=lambda qs, scope: qs.filter(scopes__icontains=f'"{scope}"'),
         match_secret=api_key_match_secret,
+        people_behind=_people_behind,
     )

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -27,20 +27,16 @@ from credentials.selectors import (
     organization_members,
 )
 from credentials.services import api_key_create, api_key_request, api_key_revoke, api_key_rotate
-from portal.stepup import step_up_required
-from portal.tenancy import org_view
+from portal.tenancy import authorized, check, may
 
 _SUBMISSIONS = "credentials_api_key_submissions"
 PAGE_SIZE = 25
 
 
-def _may_change(request: HttpRequest, api_key: ApiKey) -> bool:
-    return request.membership.is_manager or api_key.owner_id == request.user.pk
-
-
 def _owners(request: HttpRequest):
     members = organization_members(request.organization)
-    return members if request.membership.is_manager else members.filter(pk=request.user.pk)
+    # Creating a key for someone else is the managers' (portal.authz, `api_key.create`).
+    return members if may(request, "api_key.create") else members.filter(pk=request.user.pk)
 
 
 def _used_submission(request: HttpRequest, token: str) -> str | None:
@@ -73,7 +69,7 @@ def _reveal(
     return response
 
 
-@org_view()
+@authorized("api_key.view")
 def api_key_list(request: HttpRequest) -> HttpResponse:
     """List the organisation's keys with search, filters and pagination."""
     organization = request.organization
@@ -104,8 +100,7 @@ def api_key_list(request: HttpRequest) -> HttpResponse:
     )
 
 
-@org_view()
-@step_up_required
+@authorized("api_key.create")
 def api_key_create_view(request: HttpRequest) -> HttpResponse:
     """Create a key and show its plaintext once, in the response to the form itself."""
     organization = request.organization
@@ -183,13 +178,11 @@ def _request_key(request: HttpRequest, form: ApiKeyCreateForm) -> HttpResponse:
 
 
 @require_POST
-@org_view()
-@step_up_required
+@authorized("api_key.issue")
 def api_key_issue_view(request: HttpRequest, key_id: str) -> HttpResponse:
     """Generate the secret of an approved key, once, and show it (owner only)."""
     api_key = get_object_or_404(api_keys_for(request.organization), key_id=key_id)
-    if api_key.owner_id != request.user.pk:
-        raise PermissionDenied("Only the key's owner can generate it.")
+    check(request, owner_id=api_key.owner_id)
     try:
         api_key, plaintext = governance.credential_secret_issue(credential=api_key, actor=request.user)
     except ValidationError as exc:
@@ -206,7 +199,7 @@ def _add_errors(form, exc: ValidationError) -> None:
         form.add_error(field if field in form.fields else None, errors)
 
 
-@org_view()
+@authorized("api_key.view")
 def api_key_detail(request: HttpRequest, key_id: str) -> HttpResponse:
     """Show one key: metadata, rotation chain and audit events."""
     api_key = get_object_or_404(api_keys_for(request.organization), key_id=key_id)
@@ -214,20 +207,18 @@ def api_key_detail(request: HttpRequest, key_id: str) -> HttpResponse:
         "api_key": api_key,
         "chain": api_key_chain(api_key),
         "events": api_key_events(request.organization, api_key)[:50],
-        "may_change": _may_change(request, api_key),
+        "may_change": may(request, "api_key.revoke", owner_id=api_key.owner_id),
         "exchange_lifetime": settings.PORTAL_EXCHANGE_TOKEN_LIFETIME_SECONDS,
         **governance_context(request, api_key),
     }
     return render(request, "credentials/api_key_detail.html", context)
 
 
-@org_view()
-@step_up_required
+@authorized("api_key.rotate")
 def api_key_rotate_view(request: HttpRequest, key_id: str) -> HttpResponse:
     """Rotate a key with a chosen overlap and show the successor's plaintext once."""
     api_key = get_object_or_404(api_keys_for(request.organization), key_id=key_id)
-    if not _may_change(request, api_key):
-        raise PermissionDenied("Only the key's owner or an organisation admin can rotate it.")
+    check(request, owner_id=api_key.owner_id)
     form = ApiKeyRotateForm(
         request.POST if request.method == "POST" else None,
         initial={"overlap_hours": governance.policy_for(request.organization).default_rotation_overlap_hours},
@@ -257,12 +248,11 @@ def api_key_rotate_view(request: HttpRequest, key_id: str) -> HttpResponse:
     )
 
 
-@org_view()
+@authorized("api_key.revoke")
 def api_key_revoke_view(request: HttpRequest, key_id: str) -> HttpResponse:
     """Revoke a key at once, with a reason."""
     api_key = get_object_or_404(api_keys_for(request.organization), key_id=key_id)
-    if not _may_change(request, api_key):
-        raise PermissionDenied("Only the key's owner or an organisation admin can revoke it.")
+    check(request, owner_id=api_key.owner_id)
     form = ApiKeyRevokeForm(request.POST if request.method == "POST" else None)
     status = 200
     if request.method == "POST":

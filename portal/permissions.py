@@ -1,13 +1,18 @@
-"""DRF permissions for machine principals."""
+"""DRF permissions: resolve the organisation, then ask the authority table (portal.authz)."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from django.db.models import OuterRef, Subquery
 from django.http import Http404
 from rest_framework.permissions import BasePermission
 
-from portal.models import MANAGER_ROLES, Membership, Organization
+from portal import authz
+from portal.models import Membership, Organization
 from portal.principal import Principal
 from portal.selectors import membership_for
+from portal.stepup import is_recently_authenticated
 
 
 class HasScopes(BasePermission):
@@ -28,6 +33,7 @@ class HasScopes(BasePermission):
         self.message = "The credential lacks a required scope: " + " ".join(
             sorted(set(required) - principal.scopes)
         )
+        self.code = "insufficient_scope"
         return False
 
 
@@ -38,11 +44,23 @@ class IsMachinePrincipal(BasePermission):
         return isinstance(request.auth, Principal)
 
 
+def actor_for(request, membership: Membership | None) -> authz.Actor:
+    """Return who acts in a REST request: the calling credential, or the signed-in person."""
+    principal = request.auth
+    if isinstance(principal, Principal):
+        return authz.machine(principal)
+    return authz.person(
+        request.user, membership, recently_authenticated=is_recently_authenticated(request._request)
+    )
+
+
 class OrganizationAccess(BasePermission):
     """Resolve the URL's organisation for a member's session or for a credential of that organisation.
 
-    Another organisation answers 404, never 403. Sets `view.organization` and
-    `view.membership` (None for a machine); subclasses say what each may do.
+    Another organisation answers 404, never 403. Sets `view.organization`, `view.membership`
+    (None for a machine) and `view.actor`, then asks `portal.authz` whether the actor may do
+    the view's action at all (`AuthorizedView.authz_actions`); the view checks the target
+    (whose credential, which scopes) with `view.authorize(...)`.
     """
 
     def has_permission(self, request, view) -> bool:
@@ -51,34 +69,79 @@ class OrganizationAccess(BasePermission):
         if isinstance(principal, Principal):
             if principal.organization_slug != slug:
                 raise Http404("No such organisation.")
-            organization = Organization.objects.filter(pk=principal.organization_id).first()
+            # The owner's role is read afresh with the organisation (one query): whatever a cached
+            # snapshot says, a credential acts on the portal with its owner's role as it is now.
+            organization = (
+                Organization.objects.filter(pk=principal.organization_id)
+                .annotate(
+                    owner_role=Subquery(
+                        Membership.objects.filter(
+                            user_id=principal.owner_id, organization_id=OuterRef("pk")
+                        ).values("role")[:1]
+                    )
+                )
+                .first()
+            )
             if organization is None:
                 raise Http404("No such organisation.")
             view.organization, view.membership = organization, None
-            return self.credential_allowed(principal)
-        if not request.user or not request.user.is_authenticated:
+            view.actor = authz.machine(principal, role=organization.owner_role)
+        elif not request.user or not request.user.is_authenticated:
             return False
-        membership = membership_for(request.user, slug)
-        view.organization, view.membership = membership.organization, membership
-        return self.member_allowed(membership)
-
-    def credential_allowed(self, principal: Principal) -> bool:
-        """Return whether an API key or access token of the organisation may go on."""
-        return False
-
-    def member_allowed(self, membership: Membership) -> bool:
-        """Return whether a signed-in member of the organisation may go on."""
+        else:
+            membership = membership_for(request.user, slug)
+            view.organization, view.membership = membership.organization, membership
+            view.actor = actor_for(request, view.membership)
+        action = view.authz_action()
+        if action is None:
+            return True  # DRF answers 405 next
+        # Whether the actor may do this at all; "own" is assumed here and checked on the target.
+        authz.authorize(view.actor, action, own=bool(authz.rule(action).own_roles))
         return True
 
-    @staticmethod
-    def owner_manages(principal: Principal) -> bool:
-        """Return whether a credential's owner is still an owner or admin of its organisation.
 
-        A key acts for its owner: a member cannot gain the managers' power by giving their
-        own key a manager's scope, and a demoted owner's keys lose it at once.
-        """
-        return principal.owner_id is not None and (
-            Membership.objects.filter(
-                user_id=principal.owner_id, organization_id=principal.organization_id, role__in=MANAGER_ROLES
-            ).exists()
-        )
+class Authorized(BasePermission):
+    """For views outside an organisation's URL (machine endpoints): ask portal.authz for the action."""
+
+    def has_permission(self, request, view) -> bool:
+        if not isinstance(request.auth, Principal):
+            return False
+        view.actor = actor_for(request, None)
+        action = view.authz_action()
+        if action is not None:
+            authz.authorize(view.actor, action)
+        return True
+
+
+class AuthorizedView:
+    """Mixin for REST views: name the authority action of each view action, and check targets.
+
+    `authz_actions` maps a viewset action (`list`, `create`, `rotate`…) or, for plain views,
+    an HTTP method (`get`, `post`…) to an action of `portal.authz.RULES`. The authority matrix
+    test (tests/security/test_authority_matrix.py) fails for a view without an entry.
+    """
+
+    authz_actions: dict[str, str] = {}
+    actor: authz.Actor | None = None
+
+    def authz_action(self) -> str | None:
+        """Return the authority action of this request; None where DRF answers 405 (or OPTIONS)."""
+        method = self.request.method.lower()
+        if hasattr(self, "action"):  # a viewset: None when no action serves this method
+            key = self.action
+        else:
+            key = method if hasattr(self, method) and method != "options" else None
+        if key in (None, "metadata") or method == "options":
+            return None
+        try:
+            return self.authz_actions[key]
+        except KeyError:
+            raise LookupError(f"{type(self).__name__} names no authority action for {key!r}") from None
+
+    def authorize(self, action: str | None = None, **target: Any) -> None:
+        """Raise `portal.authz.Refused` unless the actor may do the action to this target."""
+        authz.authorize(self.actor, action or self.authz_action(), **target)
+
+    def may(self, action: str, **target: Any) -> bool:
+        """Return whether the actor may do the action to this target."""
+        return authz.allowed(self.actor, action, **target)

@@ -30,6 +30,9 @@ class Principal:
     scopes: frozenset[str]
     owner_email: str | None = None
     owner_id: int | None = None
+    #: The owner's current role in the organisation (None once they have left): it bounds what
+    #: the credential may do (portal.authz). `scopes` are already bounded by it.
+    owner_role: str | None = None
     expires_at: Any = None
     extra: dict[str, Any] = field(default_factory=dict)
 

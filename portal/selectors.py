@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import Http404
 from django.utils import timezone
 
@@ -63,4 +63,24 @@ def audit_events_for_target(organization: Organization, target) -> QuerySet[Audi
     """Return the organisation's audit events about one object, newest first."""
     return audit_events_for(organization).filter(
         target_type=target._meta.label_lower, target_id=str(target.pk)
+    )
+
+
+def role_of(user_id: int | None, organization_id: int) -> str | None:
+    """Return the user's current role in the organisation, or None when they are not a member."""
+    if user_id is None:
+        return None
+    return (
+        Membership.objects.filter(user_id=user_id, organization_id=organization_id)
+        .values_list("role", flat=True)
+        .first()
+    )
+
+
+def owner_role_subquery(owner_field: str = "owner_id", organization_field: str = "organization_id"):
+    """Return a subquery expression for a credential owner's current role (None once they left)."""
+    return Subquery(
+        Membership.objects.filter(
+            user_id=OuterRef(owner_field), organization_id=OuterRef(organization_field)
+        ).values("role")[:1]
     )

@@ -1,4 +1,5 @@
-"""Organisation-scoped dashboard views: resolve the organisation from the URL or answer 404."""
+"""Organisation-scoped dashboard views: resolve the organisation from the URL or answer 404, then
+ask the authority table (portal.authz) whether the member may do the view's action."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 
+from portal import authz
 from portal.selectors import membership_for
+from portal.stepup import step_up_required
 
 
 def org_view(*, managers_only: bool = False) -> Callable:
@@ -33,3 +36,49 @@ def org_view(*, managers_only: bool = False) -> Callable:
         return wrapper
 
     return decorator
+
+
+def authorized(action: str) -> Callable:
+    """Decorate a view taking `org_slug` with its action in the authority table (portal.authz).
+
+    Another organisation answers 404; a role that may never do the action, 403; an action the
+    table marks for step-up asks for a fresh sign-in first. `{kind}` in the action is filled
+    from the URL's `kind` (the governance pages serve both credential kinds). Checks on the
+    target (whose credential it is) are the view's: `check(request, owner_id=…)`.
+    """
+
+    def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        stepped = step_up_required(view)
+
+        @login_required
+        @wraps(view)
+        def wrapper(request: HttpRequest, org_slug: str, *args, **kwargs) -> HttpResponse:
+            membership = membership_for(request.user, org_slug)
+            request.membership = membership
+            request.organization = membership.organization
+            request.actor = authz.person(request.user, membership)
+            request.authz_action = name = action.format(**kwargs)
+            try:
+                authz.authorize(request.actor, name, own=bool(authz.rule(name).own_roles))
+            except authz.Refused as exc:
+                raise PermissionDenied(exc.detail) from None
+            inner = stepped if authz.rule(name).step_up else view
+            return inner(request, *args, **kwargs)
+
+        wrapper.authz_action = action
+        return wrapper
+
+    return decorator
+
+
+def check(request: HttpRequest, action: str | None = None, **target) -> None:
+    """Raise PermissionDenied unless the signed-in member may do the action to this target."""
+    try:
+        authz.authorize(request.actor, action or request.authz_action, **target)
+    except authz.Refused as exc:
+        raise PermissionDenied(exc.detail) from None
+
+
+def may(request: HttpRequest, action: str, **target) -> bool:
+    """Return whether the signed-in member may do the action to this target (to show a button)."""
+    return authz.allowed(request.actor, action, **target)

@@ -47,6 +47,7 @@ from django.urls import reverse
 from django.utils import timezone
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
+from portal.selectors import owner_role_subquery
 from portal.principal import MAX_CREDENTIAL_LENGTH
 from tokens.keys import PRIVATE_MEMBERS, thumbprint
 from tokens.models import ClientPublicKey, M2MApplication
@@ -248,8 +249,9 @@ def claimed_client_id(assertion: str) -> str:
 
 def _live_keys(client_id: str) -> list[ClientPublicKey]:
     now = timezone.now()
-    return list(
+    keys = list(
         ClientPublicKey.objects.select_related("application__organization")
+        .annotate(owner_role=owner_role_subquery("application__owner_id", "application__organization_id"))
         .filter(
             application__client_id=client_id,
             application__status=M2MApplication.Status.ACTIVE,
@@ -257,6 +259,10 @@ def _live_keys(client_id: str) -> list[ClientPublicKey]:
         )
         .live(now)
     )
+    for key in keys:
+        # The owner's current role bounds the token's scopes (portal.authz); read in the same query.
+        key.application.owner_role = key.owner_role
+    return keys
 
 
 def _candidates(keys: list[ClientPublicKey], header: dict) -> Iterable[ClientPublicKey]:

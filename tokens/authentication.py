@@ -8,7 +8,9 @@ from django.conf import settings
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.exceptions import AuthenticationFailed
 
+from portal import authz
 from portal.principal import INVALID_CREDENTIAL, MAX_CREDENTIAL_LENGTH, Principal
+from portal.selectors import owner_role_subquery
 from tokens.verifier import InvalidToken
 
 
@@ -63,6 +65,7 @@ class AccessTokenAuthentication(BaseAuthentication):
 
         application = (
             M2MApplication.objects.select_related("organization", "owner")
+            .annotate(owner_role=owner_role_subquery())
             .filter(client_id=claims["client_id"], organization__slug=claims.get("org_id") or "")
             .first()
         )
@@ -73,9 +76,12 @@ class AccessTokenAuthentication(BaseAuthentication):
             credential_id=claims["jti"],
             organization_id=application.organization_id,
             organization_slug=application.organization.slug,
-            scopes=verified_scopes(claims),
+            # The token acts for the application's owner as they are now, not as they were
+            # when it was minted: a demoted owner's tokens lose the managers' scopes at once.
+            scopes=authz.effective_scopes(verified_scopes(claims), application.owner_role),
             owner_email=application.owner.email,
             owner_id=application.owner_id,
+            owner_role=application.owner_role,
             expires_at=datetime.fromtimestamp(claims["exp"], tz=UTC),
             extra={"client_id": claims["client_id"], "application": application.name},
         )
@@ -97,9 +103,10 @@ def _exchanged_principal(claims: dict, key_id: str) -> Principal | None:
         credential_id=claims["jti"],
         organization_id=key["organization_id"],
         organization_slug=key["organization_slug"],
-        scopes=verified_scopes(claims),
+        scopes=authz.effective_scopes(verified_scopes(claims), key["owner_role"]),
         owner_email=key["owner_email"],
         owner_id=key["owner_id"],
+        owner_role=key["owner_role"],
         expires_at=datetime.fromtimestamp(claims["exp"], tz=UTC),
         extra={
             "client_id": claims["client_id"],

@@ -19,10 +19,11 @@ from oauth2_provider.oauth2_validators import OAuth2Validator, is_valid_resource
 from oauthlib.oauth2 import BackendApplicationServer
 from oauthlib.oauth2.rfc6749 import errors
 
-from portal import ratelimit
+from portal import authz, ratelimit
 from portal.crypto import keyed_digest, verify_digest
 from portal.observability import note_credential
 from portal.principal import MAX_CREDENTIAL_LENGTH
+from portal.selectors import owner_role_subquery, role_of
 from tokens.assertions import assertion_parameters, authenticate_assertion_parameters
 from tokens.models import ClientPublicKey, ClientSecret, M2MApplication
 
@@ -95,6 +96,8 @@ def authenticate_client_credentials(
     if client_id and client_secret and "\x00" not in client_id and len(client_id) <= 255:
         application = (
             M2MApplication.objects.select_related("organization")
+            # The owner's current role bounds the token's scopes (portal.authz); same query.
+            .annotate(owner_role=owner_role_subquery())
             .filter(
                 client_id=client_id,
                 status=M2MApplication.Status.ACTIVE,
@@ -251,8 +254,16 @@ class M2MValidator(OAuth2Validator):
 
     def _allowed_scopes(self, request) -> list[str]:
         if not hasattr(request, "portal_allowed_scopes"):
+            client = request.client
+            # The application acts for its owner: scopes beyond the owner's current role are
+            # never granted (portal.authz), whatever the application was once given.
             request.portal_allowed_scopes = sorted(
-                request.client.allowed_scopes.values_list("name", flat=True)
+                authz.effective_scopes(
+                    client.allowed_scopes.values_list("name", flat=True),
+                    client.owner_role
+                    if hasattr(client, "owner_role")
+                    else role_of(client.owner_id, client.organization_id),
+                )
             )
         return request.portal_allowed_scopes
 

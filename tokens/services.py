@@ -183,6 +183,7 @@ def _new_application(
     if auth_method not in M2MApplication.AuthMethod.values:
         raise ValidationError({"auth_method": "Choose client_secret_basic or private_key_jwt."})
     scope_rows = _scope_rows(scopes)
+    governance.check_owner_may_hold(organization, owner, [s.name for s in scope_rows])
     application = M2MApplication.objects.create(
         organization=organization,
         name=name,
@@ -732,6 +733,26 @@ def _revoke_secret(application: M2MApplication, match, actor: User | None) -> No
     client_secret_revoke(secret=ClientSecret.objects.get(pk=match.secret_id), actor=actor)
 
 
+def _people_behind(principal) -> set[int]:
+    """Return who stands behind the application whose token a principal presented.
+
+    Its owner, its creator, and whoever created one of its live secrets or public keys: each
+    of them could have minted that token.
+    """
+    client_id = principal.extra.get("client_id") if principal.credential_type == "access_token" else None
+    if not client_id:
+        return set()
+    application = M2MApplication.objects.filter(client_id=client_id).first()
+    if application is None:
+        return set()
+    people = {application.owner_id, application.created_by_id}
+    for model in (ClientSecret, ClientPublicKey):
+        people |= set(
+            model.objects.live().filter(application=application).values_list("created_by_id", flat=True)
+        )
+    return people
+
+
 def governed_kind():
     """Return the governance description of M2M applications (registered in TokensConfig.ready)."""
     from credentials.governance.registry import TOKEN_MINTING, GovernedKind
@@ -759,4 +780,5 @@ def governed_kind():
         filter_scope=lambda qs, scope: qs.filter(allowed_scopes__name=scope),
         match_secret=_match_secret,
         revoke_secret=_revoke_secret,
+        people_behind=_people_behind,
     )

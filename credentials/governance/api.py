@@ -16,27 +16,18 @@ from credentials.governance.selectors import FLAGS, STATUSES, inventory_list, in
 from credentials.governance.views import inventory_filters
 from credentials.selectors import organization_members
 from portal.api.whoami import machine_authentication_classes
-from portal.permissions import OrganizationAccess
-from portal.principal import Principal
+from portal.permissions import AuthorizedView, OrganizationAccess
 
 INVENTORY_SCOPE = "inventory:read"
 MAX_PAGE_SIZE = 200
 
 
-class InventoryAccess(OrganizationAccess):
-    """Allow a member of the URL's organisation, or one of its credentials holding `inventory:read`."""
-
-    message = f"The credential lacks a required scope: {INVENTORY_SCOPE}"
-
-    def credential_allowed(self, principal: Principal) -> bool:
-        return principal.has_scopes(INVENTORY_SCOPE)
-
-
-class InventoryView(APIView):
+class InventoryView(AuthorizedView, APIView):
     """List both credential kinds of an organisation with their flags (session, API key or access token)."""
 
     authentication_classes = [*machine_authentication_classes(), SessionAuthentication]
-    permission_classes = [InventoryAccess]
+    permission_classes = [OrganizationAccess]
+    authz_actions = {"get": "inventory.read"}
     organization = None
 
     @extend_schema(

@@ -66,6 +66,9 @@ class GovernedKind:
     #: Revoke only the matched secret (kinds with several secrets per credential); None revokes
     #: the whole credential through `revoke`. (credential, match, actor) -> None.
     revoke_secret: Callable[[Any, SecretMatch, User | None], None] | None = None
+    #: The user ids behind a machine principal of this kind (its owner, its creator, whoever
+    #: issued its live secrets or keys), for the four-eyes rule; empty when it is not this kind's.
+    people_behind: Callable[[Any], set[int]] = lambda principal: set()
 
 
 _KINDS: dict[str, GovernedKind] = {}

@@ -3,11 +3,14 @@
 Who may do what (see docs/governance.md, "Credential requests over the REST API"):
 
 - list / show: owners and admins see every request of the organisation; a member sees only
-  the requests they made. An API key or access token of the organisation reads every request
-  with `inventory:read` or `requests:decide`.
+  the requests they made. An API key or access token of the organisation (with
+  `inventory:read` or `requests:decide`) sees what its owner would see.
 - approve / deny: owners and admins by session (CSRF and a recent sign-in), or a credential
   holding `requests:decide` whose owner is still an owner or admin; it decides as its owner.
-  Never the requester (the service's four-eyes rule).
+  Never the requester, in person or through a credential they own, created or issued the
+  secret of (four eyes, `portal.authz`).
+
+Who may do what is `portal.authz.RULES` (`requests.*`); see docs/security.md.
 - cancel: only the requester, by session. A credential cannot withdraw a request.
 """
 
@@ -34,11 +37,11 @@ from credentials.governance import services
 from credentials.governance.models import CredentialRequest, RequestState, RequestType
 from credentials.governance.registry import all_kinds, get_kind
 from credentials.governance.selectors import request_credential_refs, requests_for
+from credentials.governance.services import people_behind
 from portal.api.whoami import machine_authentication_classes
-from portal.models import Membership, User
-from portal.permissions import OrganizationAccess
+from portal.models import User
+from portal.permissions import AuthorizedView, OrganizationAccess
 from portal.principal import Principal
-from portal.stepup import require_recent_authentication_for_session
 
 DECIDE_SCOPE = "requests:decide"
 READ_SCOPE = "inventory:read"
@@ -47,36 +50,14 @@ MAX_PAGE_SIZE = 200
 #: Service refusal codes that mean "the request is not in a state that allows this".
 _CONFLICT_CODES = {"decided", "inactive"}
 #: Service refusal codes that mean "not you".
-_FORBIDDEN_CODES = {"own_request", "not_approver", "not_requester", "anonymous"}
-
-
-class RequestsAccess(OrganizationAccess):
-    """Resolve the organisation and allow each action to the people and credentials listed above.
-
-    Another organisation answers 404; a member deciding, a member's key, or a key cancelling, 403.
-    """
-
-    def has_permission(self, request, view) -> bool:
-        self.action = getattr(view, "action", None)
-        self.message = {
-            "approve": "Only owners and admins (or a credential with requests:decide) can decide.",
-            "deny": "Only owners and admins (or a credential with requests:decide) can decide.",
-            "cancel": "Only the person who made a request can cancel it, signed in to the portal.",
-        }.get(self.action, f"The credential lacks a required scope: {READ_SCOPE} or {DECIDE_SCOPE}")
-        return super().has_permission(request, view)
-
-    def credential_allowed(self, principal: Principal) -> bool:
-        deciding = principal.has_scopes(DECIDE_SCOPE) and self.owner_manages(principal)
-        if self.action in ("approve", "deny"):
-            return deciding
-        if self.action == "cancel":
-            return False
-        return deciding or principal.has_scopes(READ_SCOPE)
-
-    def member_allowed(self, membership: Membership) -> bool:
-        if self.action in ("approve", "deny"):
-            return membership.is_manager
-        return True
+_FORBIDDEN_CODES = {
+    "own_request",
+    "four_eyes",
+    "not_approver",
+    "not_requester",
+    "anonymous",
+    "scope_beyond_owner",
+}
 
 
 class Conflict(exceptions.APIException):
@@ -163,11 +144,18 @@ _DECISION_RESPONSES = {
 }
 
 
-class CredentialRequestViewSet(GenericViewSet):
+class CredentialRequestViewSet(AuthorizedView, GenericViewSet):
     """The organisation's credential requests (new credentials and scope increases) and their decisions."""
 
     authentication_classes = [*machine_authentication_classes(), SessionAuthentication]
-    permission_classes = [RequestsAccess]
+    permission_classes = [OrganizationAccess]
+    authz_actions = {
+        "list": "requests.read",
+        "retrieve": "requests.read",
+        "approve": "requests.decide",
+        "deny": "requests.decide",
+        "cancel": "requests.cancel",
+    }
     serializer_class = CredentialRequestSerializer
     lookup_url_kwarg = "request_id"
     lookup_value_regex = "[0-9]+"
@@ -179,8 +167,9 @@ class CredentialRequestViewSet(GenericViewSet):
         if self.organization is None:
             return CredentialRequest.objects.none()
         queryset = requests_for(self.organization)
-        if self.membership is not None and not self.membership.is_manager:
-            queryset = queryset.filter(requester_id=self.request.user.pk)
+        if not self.may("requests.read"):
+            # A member, or a credential acting for one, sees only the requests they made.
+            queryset = queryset.filter(requester_id=self.actor.user_id)
         return queryset
 
     def _actor(self) -> User | None:
@@ -258,11 +247,18 @@ class CredentialRequestViewSet(GenericViewSet):
 
     def _decide(self, request: Request, decide) -> Response:
         item = self.get_object()
-        require_recent_authentication_for_session(request)
         data = DecisionSerializer(data=request.data)
         data.is_valid(raise_exception=True)
+        principal = request.auth
+        # Four eyes: the people behind a deciding credential count as the decider too.
+        linked = people_behind(principal) if isinstance(principal, Principal) else set()
         try:
-            item = decide(request=item, actor=self._actor(), comment=data.validated_data["comment"])
+            item = decide(
+                request=item,
+                actor=self._actor(),
+                comment=data.validated_data["comment"],
+                linked_ids=linked,
+            )
         except DjangoValidationError as exc:
             raise _api_error(exc) from exc
         return Response(self._one(item))

@@ -27,7 +27,9 @@ from credentials.governance.models import (
     SuspensionReason,
 )
 from credentials.governance.registry import GovernedKind, all_kinds, credential_path, get_kind, kind_of
+from portal import authz
 from portal.models import MANAGER_ROLES, Membership, Organization, User
+from portal.selectors import role_of
 from portal.services.audit import audit_log
 
 logger = logging.getLogger(__name__)
@@ -169,6 +171,18 @@ def check_owner_is_member(organization: Organization, user: User | None) -> None
         raise ValidationError({"owner": "The owner must be a member of the organisation."}, code="owner")
 
 
+def check_owner_may_hold(organization: Organization, owner: User | None, scopes: Iterable[str]) -> None:
+    """Check that the credential's owner, in their current role, may hold these scopes (portal.authz).
+
+    A member's credential may not carry a manager's scope: it would act beyond its owner.
+    """
+    role = role_of(owner.pk if owner is not None else None, organization.pk)
+    beyond = authz.scopes_beyond_role([str(s) for s in scopes], role)
+    if beyond:
+        message = "Only owners and admins may hold these scopes, and the owner is not one: " + " ".join(beyond)
+        raise ValidationError({"scopes": ValidationError(message, code="scope_beyond_owner")})
+
+
 def managers_of(organization: Organization) -> list[User]:
     """Return the organisation's owners and admins."""
     return list(
@@ -215,6 +229,7 @@ def credential_request_create(
             raise ValidationError(
                 {"scopes": "Choose at least one scope it does not have yet."}, code="no_increase"
             )
+        check_owner_may_hold(credential.organization, credential.owner, set(scopes) - set(previous))
     elif credential.status != CredentialStatus.PENDING:
         raise ValidationError("Only a pending credential can be requested.", code="not_pending")
     try:
@@ -264,7 +279,7 @@ def _lock_request(request: CredentialRequest) -> CredentialRequest:
     )
 
 
-def _check_approver(request: CredentialRequest, actor: User) -> None:
+def _check_approver(request: CredentialRequest, actor: User, linked_ids: Iterable[int] = ()) -> None:
     if request.state != RequestState.PENDING:
         raise ValidationError(f"This request was already {request.state}.", code="decided")
     if actor is None or not actor.is_authenticated:
@@ -272,8 +287,25 @@ def _check_approver(request: CredentialRequest, actor: User) -> None:
     if request.requester_id == actor.pk:
         # Four eyes: a requester, however privileged, never approves their own request.
         raise ValidationError("You cannot decide on your own request.", code="own_request")
+    try:
+        # ...nor through a credential they own, created or issued the secret of.
+        authz.check_four_eyes(requester_id=request.requester_id, decider_id=actor.pk, linked_ids=linked_ids)
+    except authz.Refused as exc:
+        raise ValidationError(exc.detail, code=exc.code) from None
     if not (actor.is_staff or is_manager(actor, request.organization)):
         raise ValidationError("Only owners and admins of the organisation can decide.", code="not_approver")
+
+
+def people_behind(principal) -> set[int]:
+    """Return the people behind a deciding credential: owner, creator, issuers of its live secrets.
+
+    Asked of every kind (`GovernedKind.people_behind`), so governance names none of them.
+    """
+    people: set[int] = set()
+    for kind in all_kinds():
+        people |= kind.people_behind(principal)
+    people.discard(None)
+    return people
 
 
 def credential_for_request(request: CredentialRequest) -> models.Model:
@@ -285,16 +317,21 @@ def credential_for_request(request: CredentialRequest) -> models.Model:
 
 @transaction.atomic
 def credential_request_approve(
-    *, request: CredentialRequest, actor: User, comment: str = ""
+    *, request: CredentialRequest, actor: User, comment: str = "", linked_ids: Iterable[int] = ()
 ) -> CredentialRequest:
     """Approve a request: a new credential may now get its secret; a scope increase takes effect."""
     request = _lock_request(request)
-    _check_approver(request, actor)
+    _check_approver(request, actor, linked_ids)
     kind = get_kind(request.kind)
     credential = _locked(credential_for_request(request))
     if request.request_type == RequestType.SCOPE_INCREASE:
         if credential.status != CredentialStatus.ACTIVE:
             raise ValidationError("The credential is no longer active.", code="inactive")
+        check_owner_may_hold(
+            credential.organization,
+            credential.owner,
+            set(request.requested_scopes) - set(kind.scopes_of(credential)),
+        )
         kind.set_scopes(credential, request.requested_scopes)
         kind.changed(credential)
     return _record_decision(request, credential, actor=actor, comment=comment, state=RequestState.APPROVED)
@@ -302,11 +339,11 @@ def credential_request_approve(
 
 @transaction.atomic
 def credential_request_deny(
-    *, request: CredentialRequest, actor: User, comment: str = ""
+    *, request: CredentialRequest, actor: User, comment: str = "", linked_ids: Iterable[int] = ()
 ) -> CredentialRequest:
     """Deny a request: a new credential is marked denied (it never gets a secret); scopes stay as they are."""
     request = _lock_request(request)
-    _check_approver(request, actor)
+    _check_approver(request, actor, linked_ids)
     kind = get_kind(request.kind)
     credential = _locked(credential_for_request(request))
     if request.request_type == RequestType.CREATE and credential.status == CredentialStatus.PENDING:
@@ -432,6 +469,7 @@ def credential_scopes_set(
         )
     if new == old:
         return credential
+    check_owner_may_hold(credential.organization, credential.owner, set(new) - set(old))
     kind.set_scopes(credential, new)
     _audit(kind, "scopes_changed", credential=credential, actor=actor, extra={"from": old, "to": new})
     kind.changed(credential)
@@ -472,6 +510,26 @@ def credentials_orphan(*, organization: Organization, user: User, actor: User | 
     return orphaned
 
 
+#: Audit actions after which a member's credentials act with a different authority.
+_AUTHORITY_CHANGES = frozenset({"portal.membership.role_changed", "portal.membership.removed"})
+
+
+def on_membership_event(event, target) -> None:
+    """Refresh the member's credentials when their role changes or they leave (an audit listener).
+
+    A credential's authority is bounded by its owner's current role (portal.authz), and a
+    verification snapshot caches that role: drop it now, so a demotion or removal takes effect
+    on the very next request, on every server.
+    """
+    if event.action not in _AUTHORITY_CHANGES or not isinstance(target, Membership):
+        return
+    for kind in all_kinds():
+        for credential in kind.model.objects.filter(
+            organization_id=target.organization_id, owner_id=target.user_id
+        ).select_related("organization", "owner"):
+            kind.changed(credential)
+
+
 def clear_orphan(credential) -> dict[str, Any]:
     """Clear the orphan mark of a credential that just got a new owner; restore an orphan suspension.
 
@@ -502,6 +560,7 @@ def credential_reassign_owner(
     check_owner_is_member(credential.organization, owner)
     if credential.status not in LIVE_STATUSES:
         raise ValidationError(f"A {credential.status} credential cannot change owner.", code="inactive")
+    check_owner_may_hold(credential.organization, owner, kind.scopes_of(credential))
     previous = credential.owner.email if credential.owner_id else None
     credential.owner = owner
     changes = clear_orphan(credential)

@@ -40,8 +40,8 @@ from credentials.governance.selectors import (
 )
 from credentials.leaks.selectors import leak_reports_for_credential
 from credentials.selectors import organization_members
-from portal.stepup import step_up_required
-from portal.tenancy import org_view
+from portal.stepup import step_up_redirect
+from portal.tenancy import authorized, check, may
 
 PAGE_SIZE = 50
 CSV_COLUMNS = [
@@ -84,7 +84,7 @@ def inventory_filters(request: HttpRequest, members) -> tuple[InventoryFilterFor
     return form, filters
 
 
-@org_view()
+@authorized("inventory.read")
 def inventory(request: HttpRequest) -> HttpResponse:
     """Show both credential kinds in one table with flags, filters and pagination."""
     organization = request.organization
@@ -135,7 +135,7 @@ def _safe_cell(value) -> str:
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
-@org_view()
+@authorized("inventory.read")
 def inventory_csv(request: HttpRequest) -> HttpResponse:
     """Export the inventory rows matching the page's filters as CSV (every page)."""
     organization = request.organization
@@ -150,7 +150,7 @@ def inventory_csv(request: HttpRequest) -> HttpResponse:
 # --- approvals ------------------------------------------------------------------------------
 
 
-@org_view(managers_only=True)
+@authorized("requests.queue")
 def approvals(request: HttpRequest) -> HttpResponse:
     """List the requests waiting for a decision and the latest decisions."""
     organization = request.organization
@@ -177,8 +177,7 @@ def _request_or_404(request: HttpRequest, request_id: int):
 
 
 @require_POST
-@org_view(managers_only=True)
-@step_up_required
+@authorized("requests.decide")
 def request_decide(request: HttpRequest, request_id: int) -> HttpResponse:
     """Approve or deny one request, with an optional comment (never your own)."""
     item = _request_or_404(request, request_id)
@@ -201,7 +200,7 @@ def request_decide(request: HttpRequest, request_id: int) -> HttpResponse:
 
 
 @require_POST
-@org_view()
+@authorized("requests.cancel")
 def request_cancel(request: HttpRequest, request_id: int) -> HttpResponse:
     """Withdraw your own waiting request, from the credential's page."""
     item = _request_or_404(request, request_id)
@@ -215,7 +214,7 @@ def request_cancel(request: HttpRequest, request_id: int) -> HttpResponse:
 
 
 @require_POST
-@org_view(managers_only=True)
+@authorized("requests.withdraw")
 def request_revoke(request: HttpRequest, request_id: int) -> HttpResponse:
     """Revoke the credential a request is about, from the approvals screen (denying a waiting request)."""
     item = _request_or_404(request, request_id)
@@ -243,8 +242,7 @@ def request_revoke(request: HttpRequest, request_id: int) -> HttpResponse:
 # --- policy ---------------------------------------------------------------------------------
 
 
-@org_view(managers_only=True)
-@step_up_required
+@authorized("policy.change")
 def policy(request: HttpRequest) -> HttpResponse:
     """Show and edit the organisation's credential policy."""
     current = services.policy_for(request.organization)
@@ -279,7 +277,7 @@ def governance_context(request: HttpRequest, credential) -> dict:
     kind = kind_of(credential)
     history = list(requests_for_credential(credential))
     is_owner = credential.owner_id == request.user.pk
-    is_manager = request.membership.is_manager
+    is_manager = may(request, f"{kind.key}.reassign")
     approved_create = any(
         r.request_type == RequestType.CREATE and r.state == RequestState.APPROVED for r in history
     )
@@ -299,8 +297,9 @@ def governance_context(request: HttpRequest, credential) -> dict:
             r.request_type == RequestType.CREATE and r.state == RequestState.CANCELLED for r in history
         ),
         "gov_can_issue": is_owner and credential.status == CredentialStatus.PENDING and approved_create,
-        "gov_can_review": (is_owner or is_manager) and reviewable,
-        "gov_can_request_scopes": (is_owner or is_manager) and credential.status == CredentialStatus.ACTIVE,
+        "gov_can_review": may(request, f"{kind.key}.recertify", owner_id=credential.owner_id) and reviewable,
+        "gov_can_request_scopes": may(request, f"{kind.key}.scopes", owner_id=credential.owner_id)
+        and credential.status == CredentialStatus.ACTIVE,
         "gov_can_reassign": is_manager and credential.status in services.LIVE_STATUSES,
         "gov_review_form": RecertifyForm(current_scopes=scopes, prefix="review") if reviewable else None,
         "gov_reassign_form": ReassignForm(members=organization_members(request.organization), prefix="owner")
@@ -317,10 +316,11 @@ def _back(credential) -> HttpResponse:
 
 
 @require_POST
-@org_view()
+@authorized("{kind}.recertify")
 def recertify(request: HttpRequest, kind: str, **kwargs) -> HttpResponse:
     """Record the owner's review, optionally narrowing the scopes."""
     credential = credential_or_404(request, kind, kwargs)
+    check(request, owner_id=credential.owner_id)
     scopes = sorted(kind_of(credential).scopes_of(credential))
     form = RecertifyForm(request.POST, current_scopes=scopes, prefix="review")
     if not form.is_valid():
@@ -340,7 +340,7 @@ def recertify(request: HttpRequest, kind: str, **kwargs) -> HttpResponse:
 
 
 @require_POST
-@org_view(managers_only=True)
+@authorized("{kind}.reassign")
 def reassign(request: HttpRequest, kind: str, **kwargs) -> HttpResponse:
     """Give a credential a new owner (clears an orphan mark and restores an orphan suspension)."""
     credential = credential_or_404(request, kind, kwargs)
@@ -359,18 +359,23 @@ def reassign(request: HttpRequest, kind: str, **kwargs) -> HttpResponse:
     return _back(credential)
 
 
-@org_view()
+@authorized("{kind}.scopes")
 def request_scopes(request: HttpRequest, kind: str, **kwargs) -> HttpResponse:
     """Change a credential's scopes: narrowing applies now, widening may need an approval."""
     credential = credential_or_404(request, kind, kwargs)
     governed = kind_of(credential)
-    if not (request.membership.is_manager or credential.owner_id == request.user.pk):
-        raise PermissionDenied("Only the owner or an organisation admin can change the scopes.")
+    check(request, owner_id=credential.owner_id)
     current = sorted(governed.scopes_of(credential))
     needs_approval = services.policy_for(request.organization).approve_scope_increases
     form = ScopeRequestForm(request.POST or None, initial={"scopes": current})
     if request.method == "POST" and form.is_valid():
         wanted = sorted(s.name for s in form.cleaned_data["scopes"])
+        if set(wanted) - set(current):
+            # Widening changes who holds power: the table asks for a recent sign-in.
+            check(request, f"{governed.key}.scopes_widen", owner_id=credential.owner_id)
+            stale = step_up_redirect(request)
+            if stale is not None:
+                return stale
         try:
             if services.scope_increase_needs_approval(request.organization, current, wanted):
                 if set(current) - set(wanted):

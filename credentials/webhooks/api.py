@@ -1,7 +1,8 @@
 """REST API for webhooks under `/api/v1/orgs/<slug>/webhooks/`: the dashboard's actions, for scripts.
 
-Authenticated by session (owners and admins, with CSRF; creating and rotating need a recent
-sign-in) or by an API key of the same organisation holding `webhooks:manage`.
+Authenticated by session (owners and admins, with CSRF; creating, changing, deleting and
+rotating need a recent sign-in) or by an API key of the same organisation holding
+`webhooks:manage` whose owner is an owner or admin (portal.authz, `webhooks.*`).
 """
 
 from __future__ import annotations
@@ -21,29 +22,11 @@ from credentials.webhooks import serializers, services
 from credentials.webhooks.models import WebhookDelivery, WebhookEndpoint
 from credentials.webhooks.selectors import webhook_deliveries_for, webhook_delivery_get, webhook_endpoints_for
 from portal.api.responses import no_store
-from portal.models import Membership, User
-from portal.permissions import OrganizationAccess
+from portal.models import User
+from portal.permissions import AuthorizedView, OrganizationAccess
 from portal.principal import Principal
-from portal.stepup import require_recent_authentication_for_session
 
 MANAGE_SCOPE = "webhooks:manage"
-
-
-class WebhookAccess(OrganizationAccess):
-    """Allow the URL organisation's owners and admins, or its API keys holding `webhooks:manage`.
-
-    A key acts for its owner, so its owner must still be an owner or admin: a member cannot
-    gain the managers' power by giving their own key the scope. Another organisation answers
-    404; a member without a manager role (or a member's key), 403.
-    """
-
-    message = "Only owners and admins (or a key with webhooks:manage) can manage webhooks."
-
-    def credential_allowed(self, principal: Principal) -> bool:
-        return principal.has_scopes(MANAGE_SCOPE) and self.owner_manages(principal)
-
-    def member_allowed(self, membership: Membership) -> bool:
-        return membership.is_manager
 
 
 def _api_error(exc: DjangoValidationError) -> exceptions.APIException:
@@ -56,11 +39,22 @@ def _api_error(exc: DjangoValidationError) -> exceptions.APIException:
     list=extend_schema(summary="List the organisation's webhook endpoints"),
     retrieve=extend_schema(summary="Show one webhook endpoint"),
 )
-class WebhookEndpointViewSet(GenericViewSet):
+class WebhookEndpointViewSet(AuthorizedView, GenericViewSet):
     """Manage an organisation's webhook endpoints and see their deliveries."""
 
     authentication_classes = [ApiKeyAuthentication, SessionAuthentication]
-    permission_classes = [WebhookAccess]
+    permission_classes = [OrganizationAccess]
+    authz_actions = {
+        "list": "webhooks.manage",
+        "retrieve": "webhooks.manage",
+        "ping": "webhooks.manage",
+        "deliveries": "webhooks.manage",
+        "retry": "webhooks.manage",
+        "create": "webhooks.change",
+        "partial_update": "webhooks.change",
+        "destroy": "webhooks.change",
+        "rotate_secret": "webhooks.change",
+    }
     serializer_class = serializers.WebhookEndpointSerializer
     lookup_url_kwarg = "endpoint_id"
     lookup_value_regex = "[0-9]+"
@@ -93,7 +87,6 @@ class WebhookEndpointViewSet(GenericViewSet):
         description="The response holds the signing `secret`. It is never shown again.",
     )
     def create(self, request: Request, org_slug: str) -> Response:
-        require_recent_authentication_for_session(request)
         data = serializers.WebhookEndpointCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         try:
@@ -112,7 +105,6 @@ class WebhookEndpointViewSet(GenericViewSet):
     )
     def partial_update(self, request: Request, org_slug: str, endpoint_id: str) -> Response:
         endpoint = self.get_object()
-        require_recent_authentication_for_session(request)
         data = serializers.WebhookEndpointUpdateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         try:
@@ -126,7 +118,6 @@ class WebhookEndpointViewSet(GenericViewSet):
     @extend_schema(summary="Delete a webhook endpoint and its deliveries", responses={204: None})
     def destroy(self, request: Request, org_slug: str, endpoint_id: str) -> Response:
         endpoint = self.get_object()
-        require_recent_authentication_for_session(request)
         services.webhook_endpoint_delete(endpoint=endpoint, actor=self._actor())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -140,7 +131,6 @@ class WebhookEndpointViewSet(GenericViewSet):
     @action(detail=True, methods=["post"], url_path="rotate-secret")
     def rotate_secret(self, request: Request, org_slug: str, endpoint_id: str) -> Response:
         endpoint = self.get_object()
-        require_recent_authentication_for_session(request)
         data = serializers.WebhookSecretRotateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         try:

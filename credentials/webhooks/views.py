@@ -28,8 +28,7 @@ from credentials.webhooks.selectors import (
     webhook_endpoints_for,
 )
 from credentials.webhooks.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER
-from portal.stepup import step_up_required
-from portal.tenancy import org_view
+from portal.tenancy import authorized
 
 _SUBMISSIONS = "credentials_webhook_submissions"
 PAGE_SIZE = 25
@@ -90,7 +89,7 @@ def _reveal(request: HttpRequest, endpoint: WebhookEndpoint, secret: str, *, rot
     return response
 
 
-@org_view(managers_only=True)
+@authorized("webhooks.manage")
 def webhook_list(request: HttpRequest) -> HttpResponse:
     """List the organisation's webhook endpoints."""
     endpoints = list(webhook_endpoints_for(request.organization))
@@ -99,8 +98,7 @@ def webhook_list(request: HttpRequest) -> HttpResponse:
     )
 
 
-@org_view(managers_only=True)
-@step_up_required
+@authorized("webhooks.change")
 def webhook_create(request: HttpRequest) -> HttpResponse:
     """Register an endpoint and show its signing secret once, in the response to the form."""
     form = WebhookEndpointCreateForm(request.POST if request.method == "POST" else None)
@@ -126,7 +124,7 @@ def webhook_create(request: HttpRequest) -> HttpResponse:
     return render(request, "credentials/webhooks/create.html", {"form": form})
 
 
-@org_view(managers_only=True)
+@authorized("webhooks.manage")
 def webhook_detail(request: HttpRequest, endpoint_id: int) -> HttpResponse:
     """Show an endpoint, its settings form and its deliveries, newest first."""
     endpoint = _endpoint_or_404(request, endpoint_id)
@@ -146,8 +144,7 @@ def webhook_detail(request: HttpRequest, endpoint_id: int) -> HttpResponse:
 
 
 @require_POST
-@org_view(managers_only=True)
-@step_up_required
+@authorized("webhooks.change")
 def webhook_edit(request: HttpRequest, endpoint_id: int) -> HttpResponse:
     """Change an endpoint's events, description or active flag."""
     endpoint = _endpoint_or_404(request, endpoint_id)
@@ -175,8 +172,7 @@ def webhook_edit(request: HttpRequest, endpoint_id: int) -> HttpResponse:
     )
 
 
-@org_view(managers_only=True)
-@step_up_required
+@authorized("webhooks.change")
 def webhook_rotate(request: HttpRequest, endpoint_id: int) -> HttpResponse:
     """Give the endpoint a new secret (with an overlap) and show it once."""
     endpoint = _endpoint_or_404(request, endpoint_id)
@@ -200,8 +196,7 @@ def webhook_rotate(request: HttpRequest, endpoint_id: int) -> HttpResponse:
     return render(request, "credentials/webhooks/rotate.html", {"endpoint": endpoint, "form": form})
 
 
-@org_view(managers_only=True)
-@step_up_required
+@authorized("webhooks.change")
 def webhook_delete(request: HttpRequest, endpoint_id: int) -> HttpResponse:
     """Delete an endpoint and its delivery history, after a confirmation."""
     endpoint = _endpoint_or_404(request, endpoint_id)
@@ -213,7 +208,7 @@ def webhook_delete(request: HttpRequest, endpoint_id: int) -> HttpResponse:
 
 
 @require_POST
-@org_view(managers_only=True)
+@authorized("webhooks.manage")
 def webhook_ping(request: HttpRequest, endpoint_id: int) -> HttpResponse:
     """Queue a `webhook.ping` test event; the sender delivers it on its next run."""
     endpoint = _endpoint_or_404(request, endpoint_id)
@@ -227,7 +222,7 @@ def webhook_ping(request: HttpRequest, endpoint_id: int) -> HttpResponse:
 
 
 @require_POST
-@org_view(managers_only=True)
+@authorized("webhooks.manage")
 def webhook_delivery_retry(request: HttpRequest, endpoint_id: int, delivery_id: int) -> HttpResponse:
     """Ask for another attempt at a failed or abandoned delivery."""
     try:

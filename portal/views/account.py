@@ -17,8 +17,7 @@ from django.utils.translation import gettext_lazy as _
 from portal.account_security.events import sessions_ended
 from portal.models import MfaRequirement, Role
 from portal.services import organizations as org_services
-from portal.stepup import step_up_required
-from portal.tenancy import org_view
+from portal.tenancy import authorized
 
 
 class SessionsView(ListUserSessionsView):
@@ -52,8 +51,7 @@ class MfaRequirementForm(forms.Form):
     )
 
 
-@org_view(managers_only=True)
-@step_up_required
+@authorized("security.change")
 def org_security(request: HttpRequest) -> HttpResponse:
     """Show the organisation's two-factor requirement; let owners change it."""
     organization = request.organization

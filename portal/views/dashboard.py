@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
@@ -26,8 +26,7 @@ from portal.selectors import (
     open_invitations_for,
 )
 from portal.services import organizations as org_services
-from portal.stepup import step_up_required
-from portal.tenancy import org_view
+from portal.tenancy import authorized, check
 from tokens.selectors import m2m_apps_for
 
 
@@ -48,7 +47,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     return render(request, "portal/no_organization.html")
 
 
-@org_view()
+@authorized("org.view")
 def org_home(request: HttpRequest) -> HttpResponse:
     """Show the organisation's overview."""
     organization = request.organization
@@ -75,7 +74,7 @@ def org_home(request: HttpRequest) -> HttpResponse:
     return render(request, "portal/org_home.html", context)
 
 
-@org_view()
+@authorized("members.view")
 def members(request: HttpRequest) -> HttpResponse:
     """List members and, for owners/admins, invitations and the invite form."""
     organization = request.organization
@@ -89,7 +88,7 @@ def members(request: HttpRequest) -> HttpResponse:
 
 
 @require_POST
-@org_view(managers_only=True)
+@authorized("members.invite")
 def invitation_create(request: HttpRequest) -> HttpResponse:
     """Invite someone by email."""
     form = InvitationForm(request.POST)
@@ -125,7 +124,7 @@ def invitation_create(request: HttpRequest) -> HttpResponse:
 
 
 @require_POST
-@org_view(managers_only=True)
+@authorized("members.invitation_revoke")
 def invitation_revoke(request: HttpRequest, invitation_id: int) -> HttpResponse:
     """Revoke an open invitation."""
     invitation = get_object_or_404(invitations_for(request.organization), pk=invitation_id)
@@ -139,8 +138,7 @@ def invitation_revoke(request: HttpRequest, invitation_id: int) -> HttpResponse:
 
 
 @require_POST
-@org_view(managers_only=True)
-@step_up_required
+@authorized("members.role")
 def member_role(request: HttpRequest, member_id: int) -> HttpResponse:
     """Change a member's role."""
     membership = get_object_or_404(members_for(request.organization), pk=member_id)
@@ -163,13 +161,12 @@ def member_role(request: HttpRequest, member_id: int) -> HttpResponse:
 
 
 @require_POST
-@org_view()
+@authorized("members.remove")
 def member_remove(request: HttpRequest, member_id: int) -> HttpResponse:
     """Remove a member (owners/admins), or leave the organisation (anyone, for themselves)."""
     membership = get_object_or_404(members_for(request.organization), pk=member_id)
     leaving = membership.user_id == request.user.pk
-    if not leaving and not request.membership.is_manager:
-        raise PermissionDenied("Only owners and admins can remove members.")
+    check(request, own=leaving)
     try:
         org_services.membership_remove(
             membership=membership, actor=request.user, actor_membership=request.membership
@@ -184,7 +181,7 @@ def member_remove(request: HttpRequest, member_id: int) -> HttpResponse:
     return redirect("org-members", org_slug=request.organization.slug)
 
 
-@org_view(managers_only=True)
+@authorized("audit.read")
 def audit_log_page(request: HttpRequest) -> HttpResponse:
     """Show the organisation's audit events, newest first, filtered and paginated."""
     organization = request.organization

@@ -23,7 +23,8 @@ def url(org="acme", key_id=None, action=None):
 
 @pytest.fixture
 def manager_key(make_key):
-    return make_key(name="automation", scopes=["api_keys:manage"])
+    # It may only make keys no wider than itself (portal.authz), so it also holds orders:read.
+    return make_key(name="automation", scopes=["api_keys:manage", "orders:read"])
 
 
 def test_session_user_creates_lists_updates_rotates_and_revokes(owner_client, owner, member, scopes):

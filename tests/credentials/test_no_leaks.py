@@ -46,7 +46,7 @@ def test_plaintext_keys_appear_only_in_their_creating_response(owner, member, sc
             "--org=acme",
             "--name=automation",
             f"--owner={owner.email}",
-            "--scopes=api_keys:manage api_keys:verify",
+            "--scopes=api_keys:manage api_keys:verify orders:read",
             "--expires-in-days=30",
             "--json",
             stdout=out,

@@ -195,7 +195,7 @@ def test_whoami_for_every_outcome(make_key, owner, later, api_key_client, django
             assert response.status_code == 401, (outcome, response.content)
             assert response["WWW-Authenticate"].startswith("Bearer")
             bodies.add(response.content)
-    assert bodies == {b'{"detail":"%s"}' % INVALID_CREDENTIAL.encode()}
+    assert bodies == {b'{"detail":"%s","code":"authentication_failed"}' % INVALID_CREDENTIAL.encode()}
     # The valid key is still valid after the others expired.
     assert api_key_client(presented["valid"]).get(WHOAMI).status_code == 200
 
@@ -206,7 +206,7 @@ def test_whoami_refuses_keys_in_the_url_query(make_key, client):
         response = client.get(url)
         assert response.status_code == 401
         assert response["WWW-Authenticate"].startswith("Bearer")
-        assert response.json() == {"detail": INVALID_CREDENTIAL}
+        assert response.json() == {"detail": INVALID_CREDENTIAL, "code": "authentication_failed"}
 
 
 def test_whoami_without_a_credential_is_401(client):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import connection
 from django.test import Client
 
@@ -13,6 +14,7 @@ from credentials.governance.services import credential_request_create
 from credentials.models import ApiKey
 from credentials.services import api_key_create, api_key_request
 from portal.models import AuditEvent, Membership, Role
+from portal.services.organizations import membership_change_role
 from tests.factories import ScopeFactory
 from tests.governance.conftest import Kit
 from tokens.models import M2MApplication
@@ -258,8 +260,15 @@ def test_members_and_their_keys_cannot_decide(
     item = _new_key_request(organization, owner, "owner's")
     response = _post(member_client, item.pk, "approve")
     assert response.status_code == 403 and "owners and admins" in response.json()["detail"]
-    # Giving your own key the scope does not make a member an approver.
+    # A member's key may not even hold the scope (portal.authz)...
+    with pytest.raises(DjangoValidationError) as refused:
+        _key(organization, member, ["requests:decide"], "member's")
+    assert refused.value.error_dict["scopes"][0].code == "scope_beyond_owner"
+    # ...and one made while they were an admin stops deciding the moment they are demoted.
+    membership = Membership.objects.get(organization=organization, user=member)
+    membership_change_role(membership=membership, role=Role.ADMIN, actor=owner)
     _row, secret = _key(organization, member, ["requests:decide"], "member's")
+    membership_change_role(membership=membership, role=Role.MEMBER, actor=owner)
     assert _post(_machine(secret), item.pk, "approve").status_code == 403
     assert _post(_machine(secret), item.pk, "deny").status_code == 403
     assert CredentialRequest.objects.get(pk=item.pk).state == RequestState.PENDING
@@ -328,7 +337,7 @@ def test_nobody_else_cancels_and_no_credential_does(
     response = _post(owner_client, item.pk, "cancel")
     assert response.status_code == 403 and response.json()["code"] == "not_requester"
     # Not even the requester's own key: withdrawing is a person's act, signed in.
-    _row, secret = _key(organization, member, ["requests:decide", "inventory:read"], "member's")
+    _row, secret = _key(organization, member, ["inventory:read"], "member's")
     response = _post(_machine(secret), item.pk, "cancel")
     assert response.status_code == 403 and "signed in" in response.json()["detail"]
     assert CredentialRequest.objects.get(pk=item.pk).state == RequestState.PENDING

@@ -22,5 +22,5 @@ UNUSABLE = [
 def test_every_unusable_credential_gets_the_same_401(client, headers):
     response = client.get("/api/v1/whoami", **headers)
     assert response.status_code == 401
-    assert response.json() == {"detail": INVALID_CREDENTIAL}
+    assert response.json() == {"detail": INVALID_CREDENTIAL, "code": "authentication_failed"}
     assert response["WWW-Authenticate"].startswith("Bearer")

@@ -210,7 +210,7 @@ def assert_machine_refusal(response, *, detail: str | None = INVALID_CREDENTIAL)
         body = response.json()
         assert isinstance(body, dict) and body, body
     if response.status_code == 401:
-        assert set(body) == {"detail"} and (detail is None or body["detail"] == detail), body
+        assert set(body) == {"detail", "code"} and (detail is None or body["detail"] == detail), body
         assert response["WWW-Authenticate"].startswith("Bearer")
 
 

@@ -37,7 +37,8 @@ def assert_oauth_429(response):
 def assert_drf_429(response):
     assert response.status_code == 429
     assert 1 <= int(response["Retry-After"]) <= 60
-    assert set(response.json()) == {"detail"} and "throttled" in response.json()["detail"]
+    assert set(response.json()) == {"detail", "code"} and "throttled" in response.json()["detail"]
+    assert response.json()["code"] == "throttled"
 
 
 @pytest.fixture

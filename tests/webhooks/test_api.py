@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.test import Client
 
 from credentials.services import api_key_create
@@ -103,10 +104,18 @@ def test_who_may_call(organization, other_organization, owner, member, outsider,
     assert Client().get(BASE).status_code == 401
     assert Client(HTTP_AUTHORIZATION=f"Bearer {weak_key}").get(BASE).status_code == 403
     assert Client(HTTP_AUTHORIZATION=f"Bearer {foreign_key}").get(BASE).status_code == 404
-    # A member's own key with the scope does not give the member a manager's power.
+    # A member's own key may not even hold the scope (portal.authz)...
+    with pytest.raises(ValidationError) as refused:
+        api_key_create(
+            organization=organization, name="mine", owner=member, scopes=["webhooks:manage"], actor=member
+        )
+    assert refused.value.error_dict["scopes"][0].code == "scope_beyond_owner"
+    # ...and one that does (made while they were an admin) gives the member no manager's power.
+    Membership.objects.filter(user=member, organization=organization).update(role=Role.ADMIN)
     _row, members_key = api_key_create(
         organization=organization, name="mine", owner=member, scopes=["webhooks:manage"], actor=member
     )
+    Membership.objects.filter(user=member, organization=organization).update(role=Role.MEMBER)
     members_machine = Client(HTTP_AUTHORIZATION=f"Bearer {members_key}")
     assert members_machine.get(BASE).status_code == 403
     response = members_machine.post(

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -16,8 +16,7 @@ from credentials.governance import services as governance
 from credentials.governance.forms import JustificationField
 from credentials.governance.views import governance_context
 from portal.selectors import audit_events_for_target
-from portal.stepup import step_up_required
-from portal.tenancy import org_view
+from portal.tenancy import authorized, check, may
 from tokens import services
 from tokens.exchange import exchange_token_lifetime
 from tokens.forms import M2MAppCreateForm, PublicKeyAddForm, SecretRotateForm
@@ -33,8 +32,8 @@ def _get_app(request: HttpRequest, app_id: int) -> M2MApplication:
 
 
 def _require_manage(request: HttpRequest, application: M2MApplication) -> None:
-    if not (request.membership.is_manager or application.owner_id == request.user.pk):
-        raise PermissionDenied("Only the application's owner or an organisation admin can do that.")
+    # The view's action (portal.authz): its owner, or an organisation owner or admin.
+    check(request, owner_id=application.owner_id)
 
 
 def _reveal(request: HttpRequest, application: M2MApplication, secret: str, *, created: bool) -> HttpResponse:
@@ -59,21 +58,20 @@ def _form_errors(form, exc: ValidationError) -> None:
         form.add_error(None, exc)
 
 
-@org_view()
+@authorized("m2m_app.view")
 def app_list(request: HttpRequest) -> HttpResponse:
     """List the organisation's M2M applications."""
     return render(request, "tokens/app_list.html", {"applications": m2m_apps_for(request.organization)})
 
 
-@org_view()
-@step_up_required
+@authorized("m2m_app.create")
 def app_create(request: HttpRequest) -> HttpResponse:
     """Create an application and show its client id and secret once."""
     form = M2MAppCreateForm(
         request.POST or None,
         organization=request.organization,
         user=request.user,
-        can_choose_owner=request.membership.is_manager,
+        can_choose_owner=may(request, "m2m_app.create"),
     )
     needs_approval = governance.approval_required(request.organization, "m2m_app")
     if needs_approval:
@@ -142,7 +140,7 @@ def app_create(request: HttpRequest) -> HttpResponse:
     )
 
 
-@org_view()
+@authorized("m2m_app.view")
 def app_detail(request: HttpRequest, app_id: int) -> HttpResponse:
     """Show an application, its secrets or public keys, and its audit trail."""
     return _detail(request, _get_app(request, app_id))
@@ -168,7 +166,7 @@ def _detail(
                 "overlap_hours": governance.policy_for(request.organization).default_rotation_overlap_hours
             }
         ),
-        "can_manage": request.membership.is_manager or application.owner_id == request.user.pk,
+        "can_manage": may(request, "m2m_app.revoke", owner_id=application.owner_id),
         "events": audit_events_for_target(request.organization, application)[:20],
         "exchange_lifetime": exchange_token_lifetime(application),
         **governance_context(request, application),
@@ -177,8 +175,7 @@ def _detail(
 
 
 @require_POST
-@org_view()
-@step_up_required
+@authorized("m2m_app.rotate")
 def app_secret_rotate(request: HttpRequest, app_id: int) -> HttpResponse:
     """Add a new secret, schedule the current ones to stop after the overlap, show the new one once."""
     application = _get_app(request, app_id)
@@ -200,7 +197,7 @@ def app_secret_rotate(request: HttpRequest, app_id: int) -> HttpResponse:
 
 
 @require_POST
-@org_view()
+@authorized("m2m_app.revoke")
 def app_secret_revoke(request: HttpRequest, app_id: int, secret_id: int) -> HttpResponse:
     """Revoke one secret at once."""
     application = _get_app(request, app_id)
@@ -221,7 +218,7 @@ def app_secret_revoke(request: HttpRequest, app_id: int, secret_id: int) -> Http
 
 
 @require_POST
-@org_view()
+@authorized("m2m_app.revoke")
 def app_revoke(request: HttpRequest, app_id: int) -> HttpResponse:
     """Revoke the application, its secrets and its tokens at once."""
     application = _get_app(request, app_id)
@@ -236,13 +233,11 @@ def app_revoke(request: HttpRequest, app_id: int) -> HttpResponse:
 
 
 @require_POST
-@org_view()
-@step_up_required
+@authorized("m2m_app.issue")
 def app_issue_secret(request: HttpRequest, app_id: int) -> HttpResponse:
     """Generate the first client secret of an approved application, once, and show it (owner only)."""
     application = _get_app(request, app_id)
-    if application.owner_id != request.user.pk:
-        raise PermissionDenied("Only the application's owner can generate its secret.")
+    check(request, owner_id=application.owner_id)
     try:
         application, plaintext = governance.credential_secret_issue(
             credential=application, actor=request.user
@@ -254,8 +249,7 @@ def app_issue_secret(request: HttpRequest, app_id: int) -> HttpResponse:
 
 
 @require_POST
-@org_view()
-@step_up_required
+@authorized("m2m_app.rotate")
 def app_key_add(request: HttpRequest, app_id: int) -> HttpResponse:
     """Register a public key (private_key_jwt); optionally stop the current keys after an overlap."""
     application = _get_app(request, app_id)
@@ -281,8 +275,7 @@ def app_key_add(request: HttpRequest, app_id: int) -> HttpResponse:
 
 
 @require_POST
-@org_view()
-@step_up_required
+@authorized("m2m_app.rotate")
 def app_key_revoke(request: HttpRequest, app_id: int, public_key_id: int) -> HttpResponse:
     """Revoke one public key at once."""
     application = _get_app(request, app_id)
