@@ -6,9 +6,7 @@ import hmac
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from cryptography.fernet import Fernet, MultiFernet
 from cryptography.fernet import InvalidToken as InvalidFernetToken
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -591,31 +589,22 @@ def signing_keys_reencrypt(*, old_encryption_keys: Iterable[str], actor: User | 
     Each private key is decrypted with the current key or one of `old_encryption_keys` and
     encrypted again with the current one; keys already under it are left alone, so running
     it twice is harmless. All or nothing: one key that no given key opens changes nothing.
-    Return how many keys were re-encrypted (one audit event when any were).
+    Return how many keys were re-encrypted (one audit event when any were). Run through
+    `portal.services.encryption.secrets_reencrypt`, which checks the old keys.
     """
-    current = Fernet(settings.PORTAL_SIGNING_KEY_ENCRYPTION_KEY.encode())
-    try:
-        candidates = MultiFernet([current, *(Fernet(k.strip().encode()) for k in old_encryption_keys)])
-    except ValueError as exc:
-        raise ValidationError(
-            "An old encryption key is not a Fernet key (32 url-safe base64 bytes)."
-        ) from exc
     changed: list[str] = []
     with transaction.atomic():
         for key in SigningKey.objects.select_for_update().order_by("pk"):
-            token = bytes(key.encrypted_private_key)
             try:
-                current.decrypt(token)
-                continue  # already under the current key
-            except InvalidFernetToken:
-                pass
-            try:
-                key.encrypted_private_key = candidates.rotate(token)
+                token = keys.CIPHER.reencrypt(key.encrypted_private_key, previous=old_encryption_keys)
             except InvalidFernetToken:
                 raise ValidationError(
                     f"Signing key {key.kid} opens with neither the current key nor any old key given; "
                     "nothing was changed."
                 ) from None
+            if token is None:
+                continue  # already under the current key
+            key.encrypted_private_key = token
             key.save(update_fields=["encrypted_private_key", "updated_at"])
             changed.append(key.kid)
         if changed:
