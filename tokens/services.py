@@ -323,27 +323,51 @@ def m2m_app_revoke(*, application: M2MApplication, actor: User | None) -> M2MApp
     return application
 
 
-@transaction.atomic
-def m2m_app_set_exchange(*, application: M2MApplication, allowed: bool, actor: User | None) -> M2MApplication:
-    """Allow or forbid a gateway application to exchange API keys for access tokens (staff only).
+#: Staff-only marks that trust an application across every organisation, with the audit
+#: actions of setting and clearing each. Changing one asks staff for a fresh sign-in (admin).
+STAFF_FLAGS = {
+    # A gateway that trades any organisation's API keys for tokens (RFC 8693).
+    "may_exchange_api_keys": ("tokens.m2m_app.exchange_allowed", "tokens.m2m_app.exchange_disallowed"),
+    # A platform resource server that introspects any organisation's tokens (RFC 7662).
+    "is_resource_server": (
+        "tokens.m2m_app.resource_server_allowed",
+        "tokens.m2m_app.resource_server_disallowed",
+    ),
+}
 
-    Forbidding takes effect at once: tokens it already exchanged stop passing introspection.
+
+@transaction.atomic
+def m2m_app_set_staff_flag(
+    *, application: M2MApplication, flag: str, value: bool, actor: User | None
+) -> M2MApplication:
+    """Set or clear one of the STAFF_FLAGS on an application (staff only), with one audit event.
+
+    Clearing takes effect at once: a gateway's exchanged tokens stop passing introspection, a
+    resource server sees only its own organisation's tokens again. Unchanged: no event.
     """
+    allowed_action, disallowed_action = STAFF_FLAGS[flag]
     application = (
         M2MApplication.objects.select_for_update().select_related("organization").get(pk=application.pk)
     )
-    if application.may_exchange_api_keys == allowed:
+    if getattr(application, flag) == value:
         return application
-    application.may_exchange_api_keys = allowed
-    application.save(update_fields=["may_exchange_api_keys", "updated"])
+    setattr(application, flag, value)
+    application.save(update_fields=[flag, "updated"])
     audit_log(
-        action="tokens.m2m_app.exchange_allowed" if allowed else "tokens.m2m_app.exchange_disallowed",
+        action=allowed_action if value else disallowed_action,
         actor=actor,
         organization=application.organization,
         target=application,
         extra={"client_id": application.client_id},
     )
     return application
+
+
+def m2m_app_set_exchange(*, application: M2MApplication, allowed: bool, actor: User | None) -> M2MApplication:
+    """Allow or forbid a gateway application to exchange API keys for access tokens (staff only)."""
+    return m2m_app_set_staff_flag(
+        application=application, flag="may_exchange_api_keys", value=allowed, actor=actor
+    )
 
 
 def _new_public_key(
