@@ -15,10 +15,16 @@ class CredentialsConfig(AppConfig):
         from credentials.leaks import checks  # noqa: F401 - registers the public keys check
         from credentials.services import governed_kind
         from credentials.webhooks.events import on_audit_event
+        from credentials.webhooks.services import webhook_secrets_reencrypt
         from portal.services.audit import audit_listener_register
+        from portal.services.encryption import encrypted_store_register
 
         register(governed_kind())
         # Lifecycle webhooks are derived from audit events, in the same transaction.
         audit_listener_register("credentials.webhooks", on_audit_event)
         # A credential acts with its owner's current role: refresh cached state when it changes.
         audit_listener_register("credentials.authority", on_membership_event)
+        # Webhook signing secrets are encrypted at rest: `reencrypt_secrets` moves them too.
+        encrypted_store_register(
+            "webhook_secrets", unit="webhook endpoint secret(s)", reencrypt=webhook_secrets_reencrypt
+        )

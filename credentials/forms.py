@@ -7,6 +7,7 @@ import secrets
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from credentials.lifetimes import MAX_LIFETIME_DAYS
 from credentials.models import ApiKeyStatus, Environment
 from credentials.selectors import scope_catalogue
 
@@ -49,9 +50,12 @@ class ApiKeyCreateForm(_OnceForm):
     expires_in_days = forms.IntegerField(
         label=_("Expires in (days)"),
         min_value=1,
-        max_value=3650,
+        max_value=MAX_LIFETIME_DAYS,
         required=False,
-        help_text=_("Leave empty for a key that does not expire (review it regularly)."),
+        help_text=_(
+            "At most 3650 (ten years) or your organisation's maximum. Leave empty for a key that does not "
+            "expire (review it regularly)."
+        ),
     )
 
     def __init__(self, *args, owners, default_environment: str, **kwargs):

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
-from django.utils import timezone
+from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from credentials.lifetimes import MAX_LIFETIME_DAYS, check_expiry, expiry_in_days
 from credentials.models import ApiKey, ApiKeyStatus, Environment
 from credentials.services import DEFAULT_OVERLAP, MAX_OVERLAP
 
@@ -79,14 +78,26 @@ class ApiKeyCreateSerializer(serializers.Serializer):
     owner = serializers.EmailField(required=False)
     scopes = serializers.ListField(child=serializers.CharField(max_length=100), required=False, default=list)
     environment = serializers.ChoiceField(choices=Environment.choices, required=False)
-    expires_at = serializers.DateTimeField(required=False, allow_null=True)
-    expires_in_days = serializers.IntegerField(required=False, min_value=1, max_value=3650)
+    expires_at = serializers.DateTimeField(
+        required=False,
+        allow_null=True,
+        help_text=f"At most {MAX_LIFETIME_DAYS} days (ten years) ahead, or the organisation's maximum.",
+    )
+    expires_in_days = serializers.IntegerField(required=False, min_value=1, max_value=MAX_LIFETIME_DAYS)
+
+    def validate_expires_at(self, value):
+        if value is not None:
+            try:
+                check_expiry(value)
+            except DjangoValidationError as exc:
+                raise serializers.ValidationError(exc.message_dict["expires_at"]) from None
+        return value
 
     def validate(self, attrs):
         if attrs.get("expires_at") and attrs.get("expires_in_days"):
             raise serializers.ValidationError("Give expires_at or expires_in_days, not both.")
         if attrs.get("expires_in_days"):
-            attrs["expires_at"] = timezone.now() + timedelta(days=attrs.pop("expires_in_days"))
+            attrs["expires_at"] = expiry_in_days(attrs.pop("expires_in_days"))
         return attrs
 
 

@@ -21,7 +21,7 @@ from django.core.signals import request_finished
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from credentials import keys
+from credentials import keys, lifetimes
 from credentials.governance import services as governance
 from credentials.governance.models import CredentialRequest, RequestType
 from credentials.models import ApiKey, ApiKeyStatus, Environment, Scope
@@ -218,7 +218,7 @@ def api_key_request(
     if environment not in Environment.values:
         raise ValidationError({"environment": "Choose live or test."}, code="environment")
     if lifetime_days is not None:
-        governance.check_lifetime(organization, "api_key", timezone.now() + timedelta(days=lifetime_days))
+        governance.check_lifetime(organization, "api_key", lifetimes.expiry_in_days(lifetime_days))
     api_key = ApiKey.objects.create(
         organization=organization,
         name=name,
@@ -248,7 +248,7 @@ def _issue_first_secret(api_key: ApiKey, actor: User | None, request: Credential
     api_key.pepper_id, api_key.digest = keyed_digest(plaintext)
     api_key.last4 = plaintext[-4:]
     api_key.created_at = timezone.now()
-    expires_at = timezone.now() + timedelta(days=request.lifetime_days) if request.lifetime_days else None
+    expires_at = lifetimes.expiry_in_days(request.lifetime_days) if request.lifetime_days else None
     api_key.expires_at = governance.check_lifetime(api_key.organization, "api_key", expires_at)
     # The digest and the status change together (the table's check constraint).
     api_key.status = ApiKeyStatus.ACTIVE
@@ -355,8 +355,13 @@ def api_key_rotate(
     if ApiKey.objects.filter(replaces=old).exists():
         raise ValidationError("This key was already rotated; rotate its successor instead.", code="rotated")
     now = timezone.now()
-    # The successor keeps the old key's lifetime, counted from now.
-    expires_at = now + (old.expires_at - old.created_at) if old.expires_at else None
+    # The successor keeps the old key's lifetime, counted from now, within today's bounds.
+    expires_at = lifetimes.successor_expiry(
+        created_at=old.created_at,
+        expires_at=old.expires_at,
+        now=now,
+        max_days=governance.max_lifetime_days(old.organization, "api_key"),
+    )
     successor, plaintext = _new_key_row(
         organization=old.organization,
         name=old.name,

@@ -18,6 +18,7 @@ from credentials.forms import ApiKeyCreateForm, ApiKeyFilterForm, ApiKeyRevokeFo
 from credentials.governance import services as governance
 from credentials.governance.forms import JustificationField
 from credentials.governance.views import governance_context
+from credentials.lifetimes import expiry_in_days
 from credentials.models import ApiKey
 from credentials.selectors import (
     api_key_chain,
@@ -134,7 +135,7 @@ def api_key_create_view(request: HttpRequest) -> HttpResponse:
                 scopes=form.cleaned_data["scopes"],
                 actor=request.user,
                 environment=form.cleaned_data["environment"],
-                expires_at=timezone.now() + timedelta(days=days) if days else None,
+                expires_at=expiry_in_days(days) if days else None,
                 via="dashboard",
             )
         except ValidationError as exc:
@@ -191,11 +192,16 @@ def api_key_issue_view(request: HttpRequest, key_id: str) -> HttpResponse:
     return _reveal(request, api_key, plaintext)
 
 
+#: Service field names that a form asks for under another name.
+_FORM_FIELD_FOR = {"expires_at": "expires_in_days"}
+
+
 def _add_errors(form, exc: ValidationError) -> None:
     if not hasattr(exc, "error_dict"):
         form.add_error(None, exc)
         return
     for field, errors in exc.error_dict.items():
+        field = _FORM_FIELD_FOR.get(field, field)
         form.add_error(field if field in form.fields else None, errors)
 
 

@@ -10,3 +10,6 @@ class PortalConfig(AppConfig):
     def ready(self) -> None:
         from portal import checks  # noqa: F401  (registers system checks)
         from portal.account_security import events  # noqa: F401  (connects the audit receivers)
+        from portal.services.encryption import encrypted_store_register, mfa_secrets_reencrypt
+
+        encrypted_store_register("mfa", unit="MFA authenticator(s)", reencrypt=mfa_secrets_reencrypt)

@@ -1,19 +1,26 @@
-"""Secret generation and keyed digests shared by API keys, client secrets and invitations.
+"""Secret generation, keyed digests and encryption at rest, shared by every kind of secret.
 
 Secrets issued here carry >=160 bits from `secrets`, so NIST SP 800-63B allows a fast
 approved one-way function: HMAC-SHA256 under a server-side, versioned pepper
-(`PORTAL_PEPPERS`). Comparison is constant-time.
+(`PORTAL_PEPPERS`). Comparison is constant-time. Secrets the portal must read back are
+encrypted instead (`SecretCipher`), under the current and the previous encryption keys.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import secrets
 import string
 import zlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from functools import lru_cache
 
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
@@ -84,3 +91,96 @@ def verify_digest(value: str, *, pepper_id: str, digest: str) -> bool:
         return False
     candidate = hmac.new(pepper, value.encode(), hashlib.sha256).hexdigest()
     return hmac.compare_digest(candidate, digest)
+
+
+# --- encryption at rest -----------------------------------------------------------------------
+#
+# Secrets the portal must read back (JWT signing keys, webhook signing secrets, MFA secrets)
+# cannot be digests: they are Fernet-encrypted under PORTAL_SIGNING_KEY_ENCRYPTION_KEY. Each
+# family derives its own Fernet key from it, so a ciphertext of one family never opens as
+# another. Encryption uses the current key; decryption also accepts every previous key
+# (PORTAL_OLD_SIGNING_KEY_ENCRYPTION_KEY), so rotating the key stops nothing while
+# `manage.py reencrypt_secrets` moves the stored ciphertexts over (docs/operations.md).
+
+
+def encryption_key_as_is(root: str) -> bytes:
+    """Use the configured key itself as the Fernet key (JWT signing keys, the first family)."""
+    return root.strip().encode()
+
+
+def encryption_key_hkdf(info: bytes) -> Callable[[str], bytes]:
+    """Return a derivation: HKDF-SHA256 of the configured key with `info`."""
+
+    def derive(root: str) -> bytes:
+        material = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info)
+        return base64.urlsafe_b64encode(material.derive(root.strip().encode()))
+
+    return derive
+
+
+def encryption_key_hmac(info: bytes) -> Callable[[str], bytes]:
+    """Return a derivation: HMAC-SHA256 keyed with the configured key over `info`."""
+
+    def derive(root: str) -> bytes:
+        return base64.urlsafe_b64encode(hmac.new(root.strip().encode(), info, hashlib.sha256).digest())
+
+    return derive
+
+
+def check_fernet_keys(keys: Iterable[str]) -> list[str]:
+    """Return the keys stripped, or raise ValueError when one is not a Fernet key."""
+    stripped = [k.strip() for k in keys if k and k.strip()]
+    for key in stripped:
+        Fernet(key.encode())  # raises ValueError for anything but 32 url-safe base64 bytes
+    return stripped
+
+
+def previous_encryption_keys() -> list[str]:
+    """Return the previous encryption keys still accepted for decryption (may be empty)."""
+    return [k.strip() for k in settings.PORTAL_OLD_SIGNING_KEY_ENCRYPTION_KEYS if k and k.strip()]
+
+
+@lru_cache(maxsize=64)
+def _fernet(derive: Callable[[str], bytes], root: str) -> Fernet:
+    return Fernet(derive(root))
+
+
+@dataclass(frozen=True)
+class SecretCipher:
+    """Fernet encryption at rest for one family of secrets, under the current and previous keys."""
+
+    #: What the family is, for error messages ("signing keys", "MFA secrets").
+    label: str
+    #: How the family's Fernet key is derived from a configured encryption key.
+    derive: Callable[[str], bytes]
+
+    def _multi(self, previous: Iterable[str] | None = None) -> MultiFernet:
+        previous = previous_encryption_keys() if previous is None else previous
+        roots = [settings.PORTAL_SIGNING_KEY_ENCRYPTION_KEY.strip(), *previous]
+        return MultiFernet([_fernet(self.derive, root) for root in dict.fromkeys(roots)])
+
+    def encrypt(self, plaintext: bytes) -> bytes:
+        """Return the ciphertext of `plaintext` under the current key."""
+        return self._multi(previous=[]).encrypt(plaintext)
+
+    def decrypt(self, ciphertext: bytes | memoryview) -> bytes:
+        """Return the plaintext; the current key and every previous key are tried.
+
+        Raises `cryptography.fernet.InvalidToken` when none of them opens it.
+        """
+        return self._multi().decrypt(bytes(ciphertext))
+
+    def reencrypt(self, ciphertext: bytes | memoryview, *, previous: Iterable[str]) -> bytes | None:
+        """Return the ciphertext under the current key, or None when it already is.
+
+        `previous` are the keys it may be under instead (already checked with
+        `check_fernet_keys`). Raises `InvalidToken` when neither the current key nor any of
+        them opens it.
+        """
+        token = bytes(ciphertext)
+        try:
+            self._multi(previous=[]).decrypt(token)
+            return None
+        except InvalidToken:
+            pass
+        return self._multi(previous=list(previous)).rotate(token)

@@ -339,6 +339,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # One enum for a credential's environment (API keys, the verify answer, whoami).
+    "ENUM_NAME_OVERRIDES": {"EnvironmentEnum": "credentials.models.Environment"},
 }
 
 # --- Security -------------------------------------------------------------------------------

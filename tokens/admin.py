@@ -18,7 +18,7 @@ from credentials.governance.admin import GovernanceQueueFilter, GovernedCredenti
 from credentials.governance.services import credential_reassign_owner
 from portal.stepup import step_up_redirect
 from tokens.models import ClientPublicKey, ClientSecret, M2MApplication, SigningKey
-from tokens.services import m2m_app_set_exchange, signing_key_rotate
+from tokens.services import STAFF_FLAGS, m2m_app_set_staff_flag, signing_key_rotate
 
 
 class ClientSecretInline(admin.TabularInline):
@@ -113,35 +113,40 @@ class M2MApplicationAdmin(GovernedCredentialAdminMixin, admin.ModelAdmin):
     inlines = [ClientSecretInline, ClientPublicKeyInline]
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
-        # Letting a gateway exchange every organisation's API keys is a security setting: it asks
-        # for a fresh password or second factor, like rotating the signing key.
-        if request.method == "POST" and self._exchange_flag_changes(request, object_id):
+        # Trusting an application across every organisation (STAFF_FLAGS: exchanging API keys,
+        # introspecting tokens) is a security setting: it asks for a fresh password or second
+        # factor, like rotating the signing key.
+        if request.method == "POST" and self._staff_flags_changing(request, object_id):
             stale = step_up_redirect(request)
             if stale is not None:
                 return stale
         return super().change_view(request, object_id, form_url, extra_context)
 
     @staticmethod
-    def _exchange_flag_changes(request, object_id) -> bool:
+    def _staff_flags_changing(request, object_id) -> bool:
         if not str(object_id).isdigit():
             return False
-        posted = request.POST.get("may_exchange_api_keys") in ("on", "true", "1")
-        stored = M2MApplication.objects.filter(pk=object_id).values_list("may_exchange_api_keys", flat=True)
-        return bool(stored) and stored[0] != posted
+        stored = M2MApplication.objects.filter(pk=object_id).values(*STAFF_FLAGS).first()
+        if stored is None:
+            return False
+        return any(stored[flag] != (request.POST.get(flag) in ("on", "true", "1")) for flag in STAFF_FLAGS)
 
     def save_model(self, request, obj, form, change):
         # An owner change goes through governance: audited, checked, and it clears an orphan mark.
+        # A staff flag goes through its service: audited. The plain save keeps the stored values.
         new_owner = obj.owner
-        may_exchange = obj.may_exchange_api_keys
-        if change and {"owner", "may_exchange_api_keys"} & set(form.changed_data):
+        changed_flags = {
+            flag: getattr(obj, flag) for flag in STAFF_FLAGS if change and flag in form.changed_data
+        }
+        if change and ("owner" in form.changed_data or changed_flags):
             stored = M2MApplication.objects.get(pk=obj.pk)
-            obj.owner, obj.may_exchange_api_keys = stored.owner, stored.may_exchange_api_keys
+            obj.owner = stored.owner
+            for flag in changed_flags:
+                setattr(obj, flag, getattr(stored, flag))
         super().save_model(request, obj, form, change)
-        if change and "may_exchange_api_keys" in form.changed_data:
-            # Trusting a gateway with every organisation's keys is audited, like an owner change.
-            obj.may_exchange_api_keys = m2m_app_set_exchange(
-                application=obj, allowed=may_exchange, actor=request.user
-            ).may_exchange_api_keys
+        for flag, value in changed_flags.items():
+            updated = m2m_app_set_staff_flag(application=obj, flag=flag, value=value, actor=request.user)
+            setattr(obj, flag, getattr(updated, flag))
         if change and "owner" in form.changed_data:
             from django.core.exceptions import ValidationError
 

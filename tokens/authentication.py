@@ -113,6 +113,8 @@ def _exchanged_principal(claims: dict, key_id: str) -> Principal | None:
             "api_key_id": key_id,
             "api_key": key["name"],
             "actor": claims["act"].get("sub"),
+            # The key's environment; tokens minted before the claim existed take it from the key.
+            "environment": claims.get("environment") or key["environment"],
         },
     )
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.checks import Error, register
 
+from portal.crypto import check_fernet_keys
+
 
 @register()
 def check_signing_key_encryption_key(app_configs, **kwargs):
-    """Check that PORTAL_SIGNING_KEY_ENCRYPTION_KEY is a usable Fernet key."""
+    """Check that PORTAL_SIGNING_KEY_ENCRYPTION_KEY and every previous key are usable Fernet keys."""
     from cryptography.fernet import Fernet
 
     try:
@@ -20,6 +22,16 @@ def check_signing_key_encryption_key(app_configs, **kwargs):
                 hint='Generate one: python -c "from cryptography.fernet import Fernet; '
                 'print(Fernet.generate_key().decode())"',
                 id="tokens.E001",
+            )
+        ]
+    try:
+        check_fernet_keys(settings.PORTAL_OLD_SIGNING_KEY_ENCRYPTION_KEYS)
+    except ValueError:
+        return [
+            Error(
+                "PORTAL_OLD_SIGNING_KEY_ENCRYPTION_KEY holds a value that is not a Fernet key; list the "
+                "previous PORTAL_SIGNING_KEY_ENCRYPTION_KEY value(s), comma-separated.",
+                id="tokens.E003",
             )
         ]
     return []

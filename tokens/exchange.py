@@ -3,8 +3,8 @@
 The gateway is an M2M application that staff allowed to exchange (`may_exchange_api_keys`).
 It authenticates like at the client credentials grant and presents the API key as the
 `subject_token`; the answer is an RFC 9068 access token whose `sub` names the key
-(`api_key:<key id>`), whose organisation and scopes are the key's, and whose `act` claim
-names the gateway (§4.1). Back-end services then validate only JWTs. See docs/m2m.md.
+(`api_key:<key id>`), whose organisation, scopes and `environment` are the key's, and whose
+`act` claim names the gateway (§4.1). Back-end services then validate only JWTs. See docs/m2m.md.
 """
 
 from __future__ import annotations
@@ -70,6 +70,15 @@ class Exchange:
     @property
     def organization_slug(self) -> str:
         return self.key["organization_slug"]
+
+    @property
+    def environment(self) -> str:
+        """Return the key's environment (`live` | `test`): the token's `environment` claim.
+
+        Without it a token for an `ipk_test_` key would look exactly like a live key's, and a
+        service could not refuse test traffic in production.
+        """
+        return self.key["environment"]
 
 
 def _param(request, name: str) -> str:

@@ -76,4 +76,6 @@ def generate_access_token(request) -> str:
     if exchange is not None:
         # RFC 8693 §4.1: the gateway acted, on behalf of the key.
         claims["act"] = {"sub": request.client.client_id}
+        # A test key's token must be told apart from a live key's (docs/validating-tokens.md).
+        claims["environment"] = exchange.environment
     return sign_access_token(claims)

@@ -17,7 +17,6 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 
-from cryptography.fernet import Fernet, MultiFernet
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from django.conf import settings
@@ -27,6 +26,7 @@ from django.utils import timezone
 from jwt import PyJWK
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
+from portal.crypto import SecretCipher, encryption_key_as_is
 from tokens.models import SigningKey
 
 ACTIVE_KID_CACHE_KEY = "tokens:signing-key:active-kid"
@@ -42,11 +42,9 @@ class LoadedKey:
     private_key: object
 
 
-def _fernet() -> MultiFernet:
-    # Encrypt with the current key; also decrypt with old ones while `reencrypt_signing_keys`
-    # moves the stored keys over (docs/operations.md).
-    old = settings.PORTAL_OLD_SIGNING_KEY_ENCRYPTION_KEYS
-    return MultiFernet([Fernet(k.encode()) for k in (settings.PORTAL_SIGNING_KEY_ENCRYPTION_KEY, *old)])
+#: Private keys are encrypted under the configured key itself; old keys still decrypt while
+#: `reencrypt_secrets` moves the stored keys over (docs/operations.md).
+CIPHER = SecretCipher(label="signing keys", derive=encryption_key_as_is)
 
 
 def public_jwk_for(public_key, algorithm: str) -> dict:
@@ -80,12 +78,12 @@ def generate_key_material(algorithm: str) -> tuple[bytes, dict]:
     pem = private_key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    return _fernet().encrypt(pem), public_jwk_for(private_key.public_key(), algorithm)
+    return CIPHER.encrypt(pem), public_jwk_for(private_key.public_key(), algorithm)
 
 
 def decrypt_private_key(key: SigningKey):
     """Decrypt and parse a stored private key into a `cryptography` key object."""
-    pem = _fernet().decrypt(bytes(key.encrypted_private_key))
+    pem = CIPHER.decrypt(key.encrypted_private_key)
     return serialization.load_pem_private_key(pem, password=None)
 
 

@@ -6,9 +6,7 @@ import hmac
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from cryptography.fernet import Fernet, MultiFernet
 from cryptography.fernet import InvalidToken as InvalidFernetToken
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -326,27 +324,51 @@ def m2m_app_revoke(*, application: M2MApplication, actor: User | None) -> M2MApp
     return application
 
 
-@transaction.atomic
-def m2m_app_set_exchange(*, application: M2MApplication, allowed: bool, actor: User | None) -> M2MApplication:
-    """Allow or forbid a gateway application to exchange API keys for access tokens (staff only).
+#: Staff-only marks that trust an application across every organisation, with the audit
+#: actions of setting and clearing each. Changing one asks staff for a fresh sign-in (admin).
+STAFF_FLAGS = {
+    # A gateway that trades any organisation's API keys for tokens (RFC 8693).
+    "may_exchange_api_keys": ("tokens.m2m_app.exchange_allowed", "tokens.m2m_app.exchange_disallowed"),
+    # A platform resource server that introspects any organisation's tokens (RFC 7662).
+    "is_resource_server": (
+        "tokens.m2m_app.resource_server_allowed",
+        "tokens.m2m_app.resource_server_disallowed",
+    ),
+}
 
-    Forbidding takes effect at once: tokens it already exchanged stop passing introspection.
+
+@transaction.atomic
+def m2m_app_set_staff_flag(
+    *, application: M2MApplication, flag: str, value: bool, actor: User | None
+) -> M2MApplication:
+    """Set or clear one of the STAFF_FLAGS on an application (staff only), with one audit event.
+
+    Clearing takes effect at once: a gateway's exchanged tokens stop passing introspection, a
+    resource server sees only its own organisation's tokens again. Unchanged: no event.
     """
+    allowed_action, disallowed_action = STAFF_FLAGS[flag]
     application = (
         M2MApplication.objects.select_for_update().select_related("organization").get(pk=application.pk)
     )
-    if application.may_exchange_api_keys == allowed:
+    if getattr(application, flag) == value:
         return application
-    application.may_exchange_api_keys = allowed
-    application.save(update_fields=["may_exchange_api_keys", "updated"])
+    setattr(application, flag, value)
+    application.save(update_fields=[flag, "updated"])
     audit_log(
-        action="tokens.m2m_app.exchange_allowed" if allowed else "tokens.m2m_app.exchange_disallowed",
+        action=allowed_action if value else disallowed_action,
         actor=actor,
         organization=application.organization,
         target=application,
         extra={"client_id": application.client_id},
     )
     return application
+
+
+def m2m_app_set_exchange(*, application: M2MApplication, allowed: bool, actor: User | None) -> M2MApplication:
+    """Allow or forbid a gateway application to exchange API keys for access tokens (staff only)."""
+    return m2m_app_set_staff_flag(
+        application=application, flag="may_exchange_api_keys", value=allowed, actor=actor
+    )
 
 
 def _new_public_key(
@@ -592,31 +614,22 @@ def signing_keys_reencrypt(*, old_encryption_keys: Iterable[str], actor: User | 
     Each private key is decrypted with the current key or one of `old_encryption_keys` and
     encrypted again with the current one; keys already under it are left alone, so running
     it twice is harmless. All or nothing: one key that no given key opens changes nothing.
-    Return how many keys were re-encrypted (one audit event when any were).
+    Return how many keys were re-encrypted (one audit event when any were). Run through
+    `portal.services.encryption.secrets_reencrypt`, which checks the old keys.
     """
-    current = Fernet(settings.PORTAL_SIGNING_KEY_ENCRYPTION_KEY.encode())
-    try:
-        candidates = MultiFernet([current, *(Fernet(k.strip().encode()) for k in old_encryption_keys)])
-    except ValueError as exc:
-        raise ValidationError(
-            "An old encryption key is not a Fernet key (32 url-safe base64 bytes)."
-        ) from exc
     changed: list[str] = []
     with transaction.atomic():
         for key in SigningKey.objects.select_for_update().order_by("pk"):
-            token = bytes(key.encrypted_private_key)
             try:
-                current.decrypt(token)
-                continue  # already under the current key
-            except InvalidFernetToken:
-                pass
-            try:
-                key.encrypted_private_key = candidates.rotate(token)
+                token = keys.CIPHER.reencrypt(key.encrypted_private_key, previous=old_encryption_keys)
             except InvalidFernetToken:
                 raise ValidationError(
                     f"Signing key {key.kid} opens with neither the current key nor any old key given; "
                     "nothing was changed."
                 ) from None
+            if token is None:
+                continue  # already under the current key
+            key.encrypted_private_key = token
             key.save(update_fields=["encrypted_private_key", "updated_at"])
             changed.append(key.kid)
         if changed:

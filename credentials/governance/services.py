@@ -17,6 +17,7 @@ from django.core.mail import send_mail
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
+from credentials import lifetimes
 from credentials.governance.models import (
     CredentialRequest,
     CredentialStatus,
@@ -104,16 +105,30 @@ def review_due_from(organization: Organization, kind: str, *, now: datetime | No
     return (now or timezone.now()) + policy_for(organization).review_interval(kind)
 
 
-def check_lifetime(organization: Organization, kind: str, expires_at: datetime | None) -> datetime | None:
-    """Apply the policy's maximum lifetime: fill in a missing expiry, refuse a longer one."""
+def max_lifetime_days(organization: Organization, kind: str) -> int:
+    """Return the longest lifetime in days a credential of `kind` may get: the policy's, at most ten years."""
     policy = policy_for(organization)
     days = policy.api_key_max_lifetime_days if kind == "api_key" else policy.client_secret_max_lifetime_days
+    return min(days or lifetimes.MAX_LIFETIME_DAYS, lifetimes.MAX_LIFETIME_DAYS)
+
+
+def check_lifetime(organization: Organization, kind: str, expires_at: datetime | None) -> datetime | None:
+    """Apply the policy's maximum lifetime: fill in a missing expiry, refuse a longer one.
+
+    Without a policy maximum a missing expiry stays missing, but no expiry may lie more than
+    ten years ahead (`credentials.lifetimes`).
+    """
+    policy = policy_for(organization)
+    days = policy.api_key_max_lifetime_days if kind == "api_key" else policy.client_secret_max_lifetime_days
+    now = timezone.now()
     if not days:
+        if expires_at is not None:
+            lifetimes.check_expiry(expires_at, now=now)
         return expires_at
-    latest = timezone.now() + timedelta(days=days)
+    latest = lifetimes.expiry_in_days(min(days, lifetimes.MAX_LIFETIME_DAYS), now=now)
     if expires_at is None:
         return latest
-    if expires_at > latest + timedelta(minutes=5):
+    if expires_at > lifetimes.add_clamped(latest, lifetimes.GRACE):
         raise ValidationError(
             {"expires_at": f"Your organisation allows at most {days} days."}, code="max_lifetime"
         )

@@ -44,9 +44,10 @@ AUDIT_EVENTS: dict[str, str] = {
     "tokens.m2m_app.leaked": EventType.LEAKED,
 }
 
-# Deliberately not events: `tokens.m2m_app.exchange_allowed` / `.exchange_disallowed` (staff
-# changing the token-exchange allowlist in the admin: portal configuration, not a change in a
-# credential's lifecycle; it is in the audit log), and `.restored`, `.owner_reassigned`,
+# Deliberately not events: `tokens.m2m_app.exchange_allowed` / `.exchange_disallowed` and
+# `.resource_server_allowed` / `.resource_server_disallowed` (staff changing an application's
+# cross-organisation marks in the admin: portal configuration, not a change in a credential's
+# lifecycle; it is in the audit log), and `.restored`, `.owner_reassigned`,
 # `.recertified`, `.scopes_changed` (not among the events).
 
 #: Audit extra keys copied into `data` (public identifiers and codes only; never free text

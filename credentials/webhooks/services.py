@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import timedelta
 
+from cryptography.fernet import InvalidToken
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -225,19 +226,32 @@ def webhook_delivery_retry(*, delivery: WebhookDelivery, actor: User | None) -> 
 
 
 @transaction.atomic
-def webhook_secrets_reencrypt(*, actor: User | None) -> int:
-    """Re-encrypt every endpoint secret under the current encryption key; return how many changed.
+def webhook_secrets_reencrypt(*, old_encryption_keys: Iterable[str], actor: User | None) -> int:
+    """Re-encrypt every endpoint secret under the current encryption key; return how many endpoints changed.
 
-    Run after changing PORTAL_SIGNING_KEY_ENCRYPTION_KEY (the old key listed in
-    PORTAL_OLD_SIGNING_KEY_ENCRYPTION_KEY), before removing the old key. All or nothing.
+    Secrets already under the current key are left alone (safe to re-run). All or nothing: a
+    secret that neither the current key nor any of `old_encryption_keys` opens changes
+    nothing. Run through `portal.services.encryption.secrets_reencrypt`.
     """
     changed = []
     for endpoint in WebhookEndpoint.objects.select_for_update().order_by("pk"):
-        fields = {"secret_ciphertext": signing.reencrypt(endpoint.secret_ciphertext)}
-        if endpoint.previous_secret_ciphertext:
-            fields["previous_secret_ciphertext"] = signing.reencrypt(endpoint.previous_secret_ciphertext)
-        WebhookEndpoint.objects.filter(pk=endpoint.pk).update(**fields)
-        changed.append(endpoint.pk)
+        fields = {}
+        for field in ("secret_ciphertext", "previous_secret_ciphertext"):
+            ciphertext = getattr(endpoint, field)
+            if not ciphertext:
+                continue
+            try:
+                token = signing.reencrypt(ciphertext, previous=old_encryption_keys)
+            except InvalidToken:
+                raise ValidationError(
+                    f"The signing secret of webhook endpoint {endpoint.pk} opens with neither the current "
+                    "key nor any old key given; nothing was changed."
+                ) from None
+            if token is not None:
+                fields[field] = token
+        if fields:
+            WebhookEndpoint.objects.filter(pk=endpoint.pk).update(**fields)
+            changed.append(endpoint.pk)
     if changed:
         audit_log(
             action="credentials.webhook.secrets_reencrypted",

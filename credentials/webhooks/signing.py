@@ -13,11 +13,11 @@ by spaces; a receiver accepts the request when any entry matches a secret it hol
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import time
 from collections.abc import Iterable, Mapping
+from functools import lru_cache
 
 SIGNATURE_VERSION = "v1"
 ID_HEADER = "Portal-Webhook-Id"
@@ -105,36 +105,30 @@ def secret_hint(secret: str) -> str:
     return secret[: len(SECRET_PREFIX) + 4]
 
 
-def _fernet():
-    """Return the cipher for endpoint secrets: keys derived from the signing-key encryption keys.
+@lru_cache(maxsize=1)
+def _cipher():
+    """Return the cipher for endpoint secrets (portal.crypto.SecretCipher).
 
-    The derived keys keep webhook secrets and JWT signing keys apart (a ciphertext of one can
-    never be decrypted as the other); old keys (PORTAL_OLD_SIGNING_KEY_ENCRYPTION_KEY) still
-    decrypt during a key change.
+    Its key is derived with HKDF from the encryption key, which keeps webhook secrets and JWT
+    signing keys apart (a ciphertext of one can never be decrypted as the other); previous
+    keys (PORTAL_OLD_SIGNING_KEY_ENCRYPTION_KEY) still decrypt during a key change.
     """
-    from cryptography.fernet import Fernet, MultiFernet
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-    from django.conf import settings
+    # Imported here: the module's top stays standard-library only, for receivers to copy.
+    from portal.crypto import SecretCipher, encryption_key_hkdf
 
-    def derive(key: str) -> Fernet:
-        material = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"portal webhook secrets v1")
-        return Fernet(base64.urlsafe_b64encode(material.derive(key.encode())))
-
-    keys = (settings.PORTAL_SIGNING_KEY_ENCRYPTION_KEY, *settings.PORTAL_OLD_SIGNING_KEY_ENCRYPTION_KEYS)
-    return MultiFernet([derive(k) for k in keys])
+    return SecretCipher(label="webhook secrets", derive=encryption_key_hkdf(b"portal webhook secrets v1"))
 
 
 def encrypt_secret(secret: str) -> bytes:
     """Return the ciphertext stored for `secret`."""
-    return _fernet().encrypt(secret.encode())
+    return _cipher().encrypt(secret.encode())
 
 
 def decrypt_secret(ciphertext: bytes | memoryview) -> str:
     """Return the plaintext of a stored secret (only the sender calls this)."""
-    return _fernet().decrypt(bytes(ciphertext)).decode()
+    return _cipher().decrypt(ciphertext).decode()
 
 
-def reencrypt(ciphertext: bytes | memoryview) -> bytes:
-    """Return the ciphertext re-encrypted under the current key (it may be under an old one)."""
-    return _fernet().rotate(bytes(ciphertext))
+def reencrypt(ciphertext: bytes | memoryview, *, previous: Iterable[str]) -> bytes | None:
+    """Return the ciphertext under the current key, or None when it already is (see SecretCipher)."""
+    return _cipher().reencrypt(ciphertext, previous=previous)

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-
 from allauth.account.adapter import DefaultAccountAdapter
 from allauth.mfa.adapter import DefaultMFAAdapter
-from cryptography.fernet import Fernet
-from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
 
+from portal.crypto import SecretCipher, encryption_key_hmac
 from portal.net import client_ip
 from portal.throttle import THROTTLED_MESSAGE
 
@@ -69,19 +64,16 @@ class PortalAccountAdapter(DefaultAccountAdapter):
         return ok
 
 
-def _mfa_fernet() -> Fernet:
-    # A key of its own, derived from the encryption key the portal already requires, so the
-    # TOTP secrets and recovery-code seeds are not stored in the clear.
-    root = settings.PORTAL_SIGNING_KEY_ENCRYPTION_KEY.encode()
-    derived = hmac.new(root, b"identity-portal mfa secrets v1", hashlib.sha256).digest()
-    return Fernet(base64.urlsafe_b64encode(derived))
+#: TOTP secrets and recovery-code seeds, under a key of their own derived from the encryption
+#: key the portal already requires; previous keys still decrypt during a key change.
+MFA_CIPHER = SecretCipher(label="MFA secrets", derive=encryption_key_hmac(b"identity-portal mfa secrets v1"))
 
 
 class PortalMFAAdapter(DefaultMFAAdapter):
     """Encrypt MFA secrets at rest and name the TOTP issuer after the portal."""
 
     def encrypt(self, text: str) -> str:
-        return _mfa_fernet().encrypt(text.encode()).decode()
+        return MFA_CIPHER.encrypt(text.encode()).decode()
 
     def decrypt(self, encrypted_text: str) -> str:
-        return _mfa_fernet().decrypt(encrypted_text.encode()).decode()
+        return MFA_CIPHER.decrypt(encrypted_text.encode()).decode()

@@ -53,6 +53,12 @@ class WhoAmIView(MachineCredentialView):
                 "scopes": serializers.ListField(child=serializers.CharField()),
                 "owner": serializers.EmailField(allow_null=True),
                 "expires_at": serializers.DateTimeField(allow_null=True),
+                "environment": serializers.ChoiceField(
+                    choices=["live", "test"],
+                    required=False,
+                    help_text="The API key's environment: for an API key, and for a token a gateway "
+                    "obtained by exchanging one. Absent for an M2M application's token.",
+                ),
             },
         )
     )

@@ -465,3 +465,69 @@ def test_metadata_lists_the_grant_and_the_token_types(client):
     assert GRANT_TYPE in body["grant_types_supported"]
     assert body["token_exchange_subject_token_types_supported"] == [API_KEY_TOKEN_TYPE, ACCESS_TOKEN_TYPE]
     assert API_KEY_TOKEN_TYPE == "urn:identity-portal:params:oauth:token-type:api-key"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("environment", ["live", "test"])
+def test_an_exchanged_token_carries_the_keys_environment(
+    client, gateway, organization, owner, scopes, make_app, environment
+):
+    """Issue 14, item 9: a test key's token is told apart from a live key's, in the JWT and at whoami."""
+    _key, plaintext = api_key_create(
+        organization=organization,
+        name="env",
+        owner=owner,
+        scopes=["orders:read"],
+        actor=owner,
+        environment=environment,
+    )
+    assert plaintext.startswith(f"ipk_{environment}_")
+    response = exchange(client, gateway, plaintext)
+    assert response.status_code == 200, response.content
+    token = json.loads(response.content)["access_token"]
+    claims = jwt.decode(token, options={"verify_signature": False})  # the claim itself, as issued
+    assert claims["environment"] == environment
+
+    # whoami stays a superset of the pinned fields and names the environment, for the token ...
+    me = client.get("/api/v1/whoami", HTTP_AUTHORIZATION=f"Bearer {token}").json()
+    assert me["credential_type"] == "access_token" and me["organization"] == "acme"
+    assert me["scopes"] == ["orders:read"] and me["owner"] == owner.email
+    assert me["environment"] == environment
+    # ... and for the key itself.
+    me = client.get("/api/v1/whoami", HTTP_AUTHORIZATION=f"Bearer {plaintext}").json()
+    assert me["credential_type"] == "api_key" and me["environment"] == environment
+
+    # Introspection by a resource server of the key's organisation shows it too.
+    resource_server = make_app(name="Orders service")
+    introspected = client.post(
+        "/oauth/introspect",
+        {"token": token},
+        HTTP_AUTHORIZATION=basic(resource_server.client_id, resource_server.client_secret),
+    ).json()
+    assert introspected["active"] is True and introspected["environment"] == environment
+
+
+@pytest.mark.django_db
+def test_an_m2m_token_has_no_environment(client, make_app):
+    creds = make_app()
+    token = client.post(
+        "/oauth/token",
+        {"grant_type": "client_credentials"},
+        HTTP_AUTHORIZATION=basic(creds.client_id, creds.client_secret),
+    ).json()["access_token"]
+    assert "environment" not in jwt.decode(token, options={"verify_signature": False})
+    me = client.get("/api/v1/whoami", HTTP_AUTHORIZATION=f"Bearer {token}").json()
+    assert me["credential_type"] == "access_token" and "environment" not in me
+
+
+def test_the_openapi_description_of_whoami_names_the_environment(client):
+    schema = client.get("/api/schema/?format=json")
+    assert schema.status_code == 200
+    schemas = schema.json()["components"]["schemas"]
+    whoami = schemas["WhoAmI"]
+    environment = whoami["properties"]["environment"]
+    ref = environment.get("$ref") or environment.get("allOf", [{}])[0].get("$ref", "")
+    enum = environment.get("enum") or schemas[ref.rsplit("/", 1)[-1]]["enum"]
+    assert enum == ["live", "test"]
+    assert {"credential_type", "organization", "scopes", "owner"} <= set(whoami["required"])
+    assert "environment" not in whoami["required"]

@@ -149,3 +149,52 @@ def test_api_key_page_explains_token_exchange(owner_client, organization, owner,
     page = owner_client.get(url).content.decode()
     assert "Can be exchanged for short-lived tokens at a gateway" in page
     assert API_KEY_TOKEN_TYPE in page
+
+
+def test_marking_a_resource_server_needs_a_fresh_sign_in_and_is_audited(
+    staff_client, app, other_app, token_for
+):
+    """Issue 14, item 8: `is_resource_server` goes the way of `may_exchange_api_keys`."""
+    import json
+
+    from tests.tokens.test_introspect_revoke import introspect
+
+    token = token_for(app)  # a token of Acme; `other_app` belongs to Globex
+
+    def sees_acme() -> bool:
+        return json.loads(introspect(Client(), other_app, token).content)["active"]
+
+    url = reverse("admin:tokens_m2mapplication_change", args=[other_app.application.pk])
+    make_stale(staff_client)
+    response = staff_client.post(url, _admin_form(other_app.application, is_resource_server="on"))
+    assert response.status_code == 302 and "reauthenticate" in response["Location"]
+    other_app.application.refresh_from_db()
+    assert other_app.application.is_resource_server is False and not sees_acme()
+    assert not AuditEvent.objects.filter(action__startswith="tokens.m2m_app.resource_server_").exists()
+
+    staff_client.force_login(staff_client.staff)  # signed in again: recent
+    response = staff_client.post(url, _admin_form(other_app.application, is_resource_server="on"))
+    assert response.status_code == 302 and "reauthenticate" not in response["Location"]
+    other_app.application.refresh_from_db()
+    assert other_app.application.is_resource_server is True and sees_acme()
+    event = AuditEvent.objects.get(action="tokens.m2m_app.resource_server_allowed")
+    assert event.actor == staff_client.staff and event.target_id == str(other_app.application.pk)
+    assert event.organization == other_app.application.organization
+
+    # Unticking is a change of who holds power too: fresh sign-in, audited, effective at once.
+    make_stale(staff_client)
+    response = staff_client.post(url, _admin_form(other_app.application))
+    assert "reauthenticate" in response["Location"]
+    other_app.application.refresh_from_db()
+    assert other_app.application.is_resource_server is True
+    staff_client.force_login(staff_client.staff)
+    staff_client.post(url, _admin_form(other_app.application))
+    other_app.application.refresh_from_db()
+    assert other_app.application.is_resource_server is False and not sees_acme()
+    assert AuditEvent.objects.filter(action="tokens.m2m_app.resource_server_disallowed").count() == 1
+
+    # Saving other fields while stale neither asks nor writes a flag event.
+    make_stale(staff_client)
+    response = staff_client.post(url, _admin_form(other_app.application, description="x"))
+    assert response.status_code == 302 and "reauthenticate" not in response["Location"]
+    assert AuditEvent.objects.filter(action__startswith="tokens.m2m_app.resource_server_").count() == 2

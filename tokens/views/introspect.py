@@ -53,6 +53,7 @@ class IntrospectView(OAuthEndpointView):
                     "jti",
                     "org_id",
                     "act",
+                    "environment",
                 )  # fmt: skip
                 if name in claims
             },

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
-from django.utils import timezone
 
+from credentials.lifetimes import MAX_LIFETIME_DAYS, expiry_in_days
 from credentials.services import api_key_create
 from portal.models import Organization, User
 
@@ -35,8 +34,8 @@ class Command(BaseCommand):
         if owner is None:
             raise CommandError(f"No user with email {options['owner']!r}.")
         days = options["expires_in_days"]
-        if days is not None and not 1 <= days <= 3650:
-            raise CommandError("--expires-in-days must be between 1 and 3650.")
+        if days is not None and not 1 <= days <= MAX_LIFETIME_DAYS:
+            raise CommandError(f"--expires-in-days must be between 1 and {MAX_LIFETIME_DAYS} (ten years).")
         try:
             api_key, plaintext = api_key_create(
                 organization=organization,
@@ -45,11 +44,14 @@ class Command(BaseCommand):
                 scopes=options["scopes"].split(),
                 actor=None,
                 environment=options["environment"],
-                expires_at=timezone.now() + timedelta(days=days) if days else None,
+                expires_at=expiry_in_days(days) if days else None,
                 via="cli",
             )
         except ValidationError as exc:
-            raise CommandError(" ".join(exc.messages)) from exc
+            messages = " ".join(exc.messages)
+            if days is not None and getattr(exc, "error_dict", {}).get("expires_at"):
+                messages = f"--expires-in-days {days}: {messages}"
+            raise CommandError(messages) from exc
         if options["json"]:
             self.stdout.write(
                 json.dumps(
