@@ -58,11 +58,13 @@ class ApiKeyCreateForm(_OnceForm):
         ),
     )
 
-    def __init__(self, *args, owners, default_environment: str, **kwargs):
+    def __init__(self, *args, owners, default_environment: str, owner_role: str | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["owner"].queryset = owners
         self.fields["owner"].label_from_instance = lambda u: u.email
-        self.fields["scopes"].queryset = scope_catalogue()
+        # A member creating for themself is offered only the scopes a member's key may hold
+        # (portal.authz); a manager choosing another owner gets a field error if it does not fit.
+        self.fields["scopes"].queryset = scope_catalogue(for_role=owner_role)
         self.fields["scopes"].label_from_instance = lambda s: (
             f"{s.name} — {s.description}" if s.description else s.name
         )

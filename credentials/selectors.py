@@ -6,13 +6,19 @@ from django.db.models import CharField, F, Q, QuerySet, Value
 from django.utils import timezone
 
 from credentials.models import ApiKey, ApiKeyStatus, Scope
+from portal import authz
 from portal.models import AuditEvent, Organization, User
 from portal.selectors import audit_events_for
 
 
-def scope_catalogue() -> QuerySet[Scope]:
-    """Return every scope a credential may hold, by name."""
-    return Scope.objects.order_by("name")
+def scope_catalogue(*, for_role: str | None = None) -> QuerySet[Scope]:
+    """Return the scopes a credential may hold, by name; with `for_role`, those such an owner may hold."""
+    scopes = Scope.objects.order_by("name")
+    if for_role is not None:
+        scopes = scopes.exclude(
+            name__in=[name for name in authz.PORTAL_SCOPES if not authz.scope_allowed(name, for_role)]
+        )
+    return scopes
 
 
 def api_keys_for(organization: Organization) -> QuerySet[ApiKey]:

@@ -40,6 +40,11 @@ def _owners(request: HttpRequest):
     return members if may(request, "api_key.create") else members.filter(pk=request.user.pk)
 
 
+def _owner_role(request: HttpRequest) -> str | None:
+    # The role whose scopes the form offers: the member's own when they can only create for themself.
+    return None if may(request, "api_key.create") else request.membership.role
+
+
 def _used_submission(request: HttpRequest, token: str) -> str | None:
     return request.session.get(_SUBMISSIONS, {}).get(token)
 
@@ -110,14 +115,19 @@ def api_key_create_view(request: HttpRequest) -> HttpResponse:
     needs_approval = governance.approval_required(organization, "api_key")
     if request.method != "POST":
         form = ApiKeyCreateForm(
-            owners=owners, default_environment=default_env, initial={"owner": request.user}
+            owners=owners,
+            default_environment=default_env,
+            owner_role=_owner_role(request),
+            initial={"owner": request.user},
         )
         if needs_approval:
             form.fields["justification"] = JustificationField()
         return render(
             request, "credentials/api_key_create.html", {"form": form, "needs_approval": needs_approval}
         )
-    form = ApiKeyCreateForm(request.POST, owners=owners, default_environment=default_env)
+    form = ApiKeyCreateForm(
+        request.POST, owners=owners, default_environment=default_env, owner_role=_owner_role(request)
+    )
     if needs_approval:
         form.fields["justification"] = JustificationField()
     if form.is_valid():

@@ -86,34 +86,37 @@ class Rule:
     staff_only: bool = False
 
 
-def _credential_rules(kind: str, label: str, scope: str) -> dict[str, Rule]:
+def _credential_rules(kind: str, one: str, many: str, scope: str) -> dict[str, Rule]:
     own = {"roles": MANAGERS, "own_roles": ALL_ROLES, "scope": scope}
     return {
-        f"{kind}.view": Rule(f"See the organisation's {label}s", roles=ALL_ROLES, scope=scope),
+        f"{kind}.view": Rule(f"See the organisation's {many}", roles=ALL_ROLES, scope=scope),
         f"{kind}.create": Rule(
-            f"Create {label} (for yourself; for someone else: managers)", step_up=True, **own
+            f"Create (or, where approval is required, request) {one}; for someone else: managers",
+            step_up=True,
+            **own,
         ),
-        f"{kind}.request": Rule(f"Request {label} where approval is required", **own),
-        f"{kind}.update": Rule(f"Rename or describe {label}", **own),
-        f"{kind}.rotate": Rule(f"Rotate {label}'s secret or key", step_up=True, **own),
-        f"{kind}.revoke": Rule(f"Revoke {label} or one of its secrets or keys", **own),
+        f"{kind}.update": Rule(f"Rename or describe {one}", **own),
+        f"{kind}.rotate": Rule(
+            f"Rotate the secret of {one}, or add or remove one of its keys", step_up=True, **own
+        ),
+        f"{kind}.revoke": Rule(f"Revoke {one} or one of its secrets", **own),
         f"{kind}.issue": Rule(
-            f"Generate the first secret of an approved {label} (its owner only: the secret is shown to them)",
+            f"Generate the first secret of {one} once approved (its owner only: the secret is shown to them)",
             roles=NOBODY,
             own_roles=ALL_ROLES,
             scope=scope,
             step_up=True,
         ),
-        f"{kind}.recertify": Rule(f"Review {label}, optionally narrowing its scopes", **own),
-        f"{kind}.scopes": Rule(f"Narrow {label}'s scopes", **own),
-        f"{kind}.scopes_widen": Rule(f"Widen {label}'s scopes", step_up=True, **own),
-        f"{kind}.reassign": Rule(f"Give {label} another owner", step_up=True),
+        f"{kind}.recertify": Rule(f"Review {one}, optionally narrowing its scopes", **own),
+        f"{kind}.scopes": Rule(f"Narrow the scopes of {one}", **own),
+        f"{kind}.scopes_widen": Rule(f"Widen the scopes of {one}", step_up=True, **own),
+        f"{kind}.reassign": Rule(f"Give {one} another owner", step_up=True),
     }
 
 
 RULES: dict[str, Rule] = {
-    **_credential_rules("api_key", "an API key", "api_keys:manage"),
-    **_credential_rules("m2m_app", "an M2M application", "m2m_apps:manage"),
+    **_credential_rules("api_key", "an API key", "API keys", "api_keys:manage"),
+    **_credential_rules("m2m_app", "an M2M application", "M2M applications", "m2m_apps:manage"),
     "api_key.verify": Rule(
         "Verify other API keys centrally (credentials only)", roles=ALL_ROLES, scope="api_keys:verify"
     ),
@@ -133,7 +136,6 @@ RULES: dict[str, Rule] = {
     ),
     "requests.queue": Rule("See the approvals queue"),
     "requests.withdraw": Rule("Deny a request and revoke its credential from the approvals queue"),
-    "policy.read": Rule("See the credential policy"),
     "policy.change": Rule("Change the credential policy", step_up=True),
     "members.view": Rule("See the members", roles=ALL_ROLES),
     "members.invite": Rule("Invite someone (any role)", step_up=True),
@@ -325,3 +327,39 @@ def check_four_eyes(
             "The requester owns, created or issued the secret of the deciding credential: "
             "someone else must decide.",
         )
+
+
+# --- the table as documentation -------------------------------------------------------------
+
+
+def as_markdown() -> str:
+    """Return the authority table as the Markdown docs/security.md holds (a test keeps them equal)."""
+
+    def roles(names: frozenset[str]) -> str:
+        return ", ".join(r for r in ("owner", "admin", "member") if r in names) or "—"
+
+    lines = [
+        "| action | what | any target | own target | credential scope | step-up |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, the_rule in RULES.items():
+        if the_rule.staff_only:
+            who, own = "staff (admin)", "—"
+        else:
+            who, own = roles(the_rule.roles), roles(the_rule.own_roles)
+        if the_rule.scope is None:
+            scope = "— (people only)"
+        elif isinstance(the_rule.scope, str):
+            scope = f"`{the_rule.scope}`"
+        else:
+            scope = " or ".join(f"`{s}`" for s in the_rule.scope)
+        step_up = "yes" if the_rule.step_up else ""
+        lines.append(f"| `{name}` | {the_rule.description} | {who} | {own} | {scope} | {step_up} |")
+    lines += [
+        "",
+        "| portal scope | a credential may hold it when its owner is |",
+        "|---|---|",
+    ]
+    for scope, allowed_roles in PORTAL_SCOPES.items():
+        lines.append(f"| `{scope}` | {roles(allowed_roles)} |")
+    return "\n".join(lines) + "\n"

@@ -6,6 +6,7 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from credentials.models import Scope
+from credentials.selectors import scope_catalogue
 from portal.models import User
 from tokens.models import (
     DEFAULT_TOKEN_LIFETIME,
@@ -83,7 +84,9 @@ class M2MAppCreateForm(forms.Form):
         help_text=PUBLIC_KEY_HELP,
     )
 
-    def __init__(self, *args, organization, user, can_choose_owner: bool, **kwargs):
+    def __init__(
+        self, *args, organization, user, can_choose_owner: bool, owner_role: str | None = None, **kwargs
+    ):
         super().__init__(*args, **kwargs)
         if self.is_bound and not self.data.get("auth_method"):
             # A form posted without the choice (older pages, scripts) means a client secret.
@@ -94,6 +97,8 @@ class M2MAppCreateForm(forms.Form):
             owners = owners.filter(pk=user.pk)
         self.fields["owner"].queryset = owners
         self.fields["owner"].initial = user.pk
+        # Only the scopes a member's application may hold, for a member creating their own.
+        self.fields["scopes"].queryset = scope_catalogue(for_role=owner_role)
         self.fields["owner"].label_from_instance = lambda u: u.email
         # Say what each scope grants, as the API key form does.
         self.fields["scopes"].label_from_instance = lambda s: (

@@ -72,6 +72,7 @@ def app_create(request: HttpRequest) -> HttpResponse:
         organization=request.organization,
         user=request.user,
         can_choose_owner=may(request, "m2m_app.create"),
+        owner_role=None if may(request, "m2m_app.create") else request.membership.role,
     )
     needs_approval = governance.approval_required(request.organization, "m2m_app")
     if needs_approval:
