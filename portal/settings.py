@@ -333,7 +333,14 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Identity Portal API",
-    "DESCRIPTION": "Manage and verify machine credentials: API keys and OAuth 2.0 M2M applications.",
+    "DESCRIPTION": (
+        "Manage and verify machine credentials: API keys and OAuth 2.0 M2M applications.\n\n"
+        "A credential acts for its owner: its scopes are bounded by its owner's current role. "
+        'Every refusal is `{"detail": …, "code": …}` with a machine-readable code '
+        "(`not_manager`, `not_owner`, `insufficient_scope`, `exceeds_credential`, `owner_not_member`, "
+        "`session_required`, `step_up_required`, `own_request`, `four_eyes`, `authentication_failed`, "
+        "`throttled`…); see docs/security.md."
+    ),
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",

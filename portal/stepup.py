@@ -100,21 +100,3 @@ def step_up_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRes
 
     wrapper.step_up_required = True
     return wrapper
-
-
-def require_recent_authentication_for_session(request) -> None:
-    """Refuse a session-authenticated API call for a sensitive action when the proof is stale.
-
-    Machines authenticate every request with their own credential and are not affected.
-    """
-    from rest_framework.exceptions import PermissionDenied as ApiPermissionDenied
-
-    from portal.principal import Principal
-
-    if isinstance(getattr(request, "auth", None), Principal):
-        return
-    if not is_recently_authenticated(request):
-        raise ApiPermissionDenied(
-            "Confirm it is you first: re-authenticate in the dashboard, then repeat the request.",
-            code="step_up_required",
-        )
