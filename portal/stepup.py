@@ -89,7 +89,7 @@ def step_up_redirect(request: HttpRequest) -> HttpResponse | None:
 def step_up_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     """Decorate a view for a sensitive action: re-authenticate first when the last proof is stale.
 
-    Put it below `@org_view()` so that other organisations' URLs still answer 404 first.
+    `portal.tenancy.authorized` applies it when the authority table marks the action for step-up.
     """
 
     @wraps(view)
