@@ -191,7 +191,7 @@ class M2MApplication(GovernedCredential, AbstractApplication):
             raise ValidationError({"allowed_audiences": _("Give a list of resource server identifiers.")})
         added = [a for a in self.allowed_audiences if a not in (stored or [])]
         if added and self.organization_id is not None:
-            check_audiences(organization=self.organization, audiences=added)
+            check_audiences(organization=self.organization, audiences=added, field="allowed_audiences")
 
 
 class ResourceServerQuerySet(models.QuerySet):
