@@ -145,6 +145,12 @@ RULES: dict[str, Rule] = {
     "audit.read": Rule("Read the audit log"),
     "security.change": Rule("Change the organisation's sign-in security", step_up=True),
     "org.view": Rule("See the organisation's overview", roles=ALL_ROLES),
+    "staff.catalogue": Rule(
+        "Add or change a resource server (API) in the audience catalogue",
+        roles=NOBODY,
+        step_up=True,
+        staff_only=True,
+    ),
     "staff.flags": Rule(
         "Set an application's staff flags (resource server, API-key exchange)",
         roles=NOBODY,
