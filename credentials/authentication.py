@@ -7,8 +7,8 @@ from rest_framework.authentication import BaseAuthentication, get_authorization_
 from rest_framework.request import Request
 
 from credentials import keys
-from credentials.services import api_key_record_use, api_key_verify
-from portal import ratelimit
+from credentials.services import api_key_record_use, api_key_verify, hot_keys
+from portal import hotcache, ratelimit
 from portal.net import client_ip
 from portal.principal import INVALID_CREDENTIAL, MAX_CREDENTIAL_LENGTH, Principal
 
@@ -45,12 +45,15 @@ class ApiKeyAuthentication(BaseAuthentication):
         if raw is None:
             return None
         django_request = request._request
-        refuse_if_throttled(django_request)
-        verification = api_key_verify(raw) if raw else None
-        if verification is None or not verification.valid:
-            ratelimit.hit_all(failure_checks(django_request))
-            raise exceptions.AuthenticationFailed(INVALID_CREDENTIAL)
-        api_key_record_use(verification, ip=client_ip(django_request))
+        checks = failure_checks(django_request)
+        # One cache round trip: the failure counter, the key's snapshot and its last-used marker.
+        with hotcache.prefetched([*ratelimit.hot_keys(checks), *(hot_keys(raw) if raw else [])]):
+            refuse_if_throttled(django_request)
+            verification = api_key_verify(raw) if raw else None
+            if verification is None or not verification.valid:
+                ratelimit.hit_all(checks)
+                raise exceptions.AuthenticationFailed(INVALID_CREDENTIAL)
+            api_key_record_use(verification, ip=client_ip(django_request))
         principal = verification.principal()
         return principal, principal
 

@@ -25,7 +25,7 @@ from credentials import keys, lifetimes
 from credentials.governance import services as governance
 from credentials.governance.models import CredentialRequest, RequestType
 from credentials.models import ApiKey, ApiKeyStatus, Environment, Scope
-from portal import authz
+from portal import authz, hotcache
 from portal.crypto import keyed_digest, verify_digest
 from portal.metrics import verification_metrics
 from portal.middleware import current_request_context
@@ -105,6 +105,18 @@ def _snapshot(api_key: ApiKey) -> dict[str, Any]:
 
 def _cache_key(key_id: str) -> str:
     return _CACHE_PREFIX + key_id
+
+
+def hot_keys(raw: str) -> list[str]:
+    """Return the cache keys verifying and recording the use of `raw` read, for one batched read.
+
+    The authentication class reads them together with its rate-limit counters in one round
+    trip (`portal.hotcache`); a malformed key needs none.
+    """
+    parsed = keys.parse(raw)
+    if parsed is None:
+        return []
+    return [_cache_key(parsed.key_id), _USED_PREFIX + parsed.key_id]
 
 
 def _publish(api_key: ApiKey) -> None:
@@ -512,7 +524,7 @@ def _cached_snapshot(key_id: str) -> dict[str, Any] | None:
     """Return the verification snapshot of a key id from the cache, else from one indexed query."""
     snapshot = None
     try:
-        snapshot = cache.get(_cache_key(key_id))
+        snapshot = hotcache.get(_cache_key(key_id))
     except Exception:
         logger.warning("API key cache unavailable; verifying against the database", exc_info=True)
     if snapshot is not None:
@@ -626,6 +638,8 @@ def api_key_record_use(verification: Verification, *, ip: str | None = None) -> 
     """
     if not verification.valid or not verification.key:
         return
+    if hotcache.present(_USED_PREFIX + verification.key["key_id"]):
+        return  # the batched read of this request saw the marker: not due, no round trip
     try:
         due = cache.add(_USED_PREFIX + verification.key["key_id"], 1, LAST_USED_INTERVAL_SECONDS)
     except Exception:

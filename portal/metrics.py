@@ -119,12 +119,22 @@ def _oauth_error_code(response: HttpResponse) -> str:
         return "other"
 
 
+#: Labelled children by label values: `labels()` costs more than the increment itself on the
+#: verification hot path (docs/performance.md). Label values come from fixed sets, so this stays small.
+_verification_children: dict[tuple[str, str], tuple[Any, Any]] = {}
+
+
 def observe_verification(credential_type: str, outcome: str, seconds: float) -> None:
     """Count one credential verification and its latency."""
-    VERIFICATIONS.labels(
-        credential_type=credential_type, outcome=_bounded(outcome, VERIFICATION_OUTCOMES, "invalid")
-    ).inc()
-    VERIFICATION_SECONDS.labels(credential_type=credential_type).observe(seconds)
+    outcome = _bounded(outcome, VERIFICATION_OUTCOMES, "invalid")
+    children = _verification_children.get((credential_type, outcome))
+    if children is None:
+        children = _verification_children[(credential_type, outcome)] = (
+            VERIFICATIONS.labels(credential_type=credential_type, outcome=outcome),
+            VERIFICATION_SECONDS.labels(credential_type=credential_type),
+        )
+    children[0].inc()
+    children[1].observe(seconds)
 
 
 def verification_metrics(

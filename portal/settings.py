@@ -75,7 +75,11 @@ INSTALLED_APPS = [
     "tokens.apps.TokensConfig",
 ]
 
+# portal.lean.MachinePathMiddleware comes first: a cookie-less request to a machine endpoint
+# (/oauth/*, /api/v1/whoami, /api/v1/keys/verify, /.well-known/*) runs this same list without
+# the browser-only layers (sessions, CSRF, messages, allauth, MFA, static files); see portal/lean.py.
 MIDDLEWARE = [
+    "portal.lean.MachinePathMiddleware",
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "portal.bounds.RequestBodyLimitMiddleware",

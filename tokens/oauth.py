@@ -90,33 +90,36 @@ def authenticate_client_credentials(
     """Return the active application and the live secret matching the credentials, else None.
 
     An unknown client and a wrong secret look the same to the caller; both cost one HMAC.
+    One query: the application's live secrets joined with the application and its
+    organisation (an application without a live secret cannot authenticate by secret).
     """
-    application = None
+    live: list[ClientSecret] = []
     if len(client_secret) > MAX_CREDENTIAL_LENGTH:
         client_secret = ""
+    now = timezone.now()
     if client_id and client_secret and "\x00" not in client_id and len(client_id) <= 255:
-        application = (
-            M2MApplication.objects.select_related("organization")
+        live = list(
+            ClientSecret.objects.live(now)
             # The owner's current role bounds the token's scopes (portal.authz); same query.
-            .annotate(owner_role=owner_role_subquery())
+            .annotate(owner_role=owner_role_subquery("application__owner_id", "application__organization_id"))
             .filter(
-                client_id=client_id,
-                status=M2MApplication.Status.ACTIVE,
-                token_endpoint_auth_method=M2MApplication.AuthMethod.CLIENT_SECRET,
+                application__client_id=client_id,
+                application__status=M2MApplication.Status.ACTIVE,
+                application__token_endpoint_auth_method=M2MApplication.AuthMethod.CLIENT_SECRET,
             )
-            .first()
+            .select_related("application__organization")
         )
-    if application is None:
+    if not live:
         keyed_digest(client_secret or "-")  # same work as a wrong secret
         return None
-    now = timezone.now()
-    live = ClientSecret.objects.filter(application=application).live(now)
     match = None
     for secret in live:
         if verify_digest(client_secret, pepper_id=secret.pepper_id, digest=secret.digest) and match is None:
             match = secret
     if match is None:
         return None
+    application = match.application
+    application.owner_role = match.owner_role
     if match.last_used_at is None or now - match.last_used_at > LAST_USED_RESOLUTION:
         ClientSecret.objects.filter(pk=match.pk).update(last_used_at=now)
         match.last_used_at = now

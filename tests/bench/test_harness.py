@@ -159,3 +159,46 @@ def test_frame_package_names_site_packages_and_project(runner):
     assert runner.frame_package("psycopg/connection.py") == "psycopg"
     assert runner.frame_package("tokens/oauth.py") == "tokens"
     assert runner.frame_package("inspect.py") == "inspect"
+
+
+def _report(*, token_fast: float | None, whoami: float, p99: float, rss: float) -> dict:
+    ok = {"status": "ok"}
+    return {
+        "token_issuance": {
+            "ratios": {"dot_stock": 80.0, "dot_fast": token_fast},
+            "rows": {"portal": {**ok, "p99_ms": p99}},
+        },
+        "key_verification": {"ratios": {"apikey": whoami}, "rows": {}},
+        "token_issuance_many": {"ratios": {"dot_fast": None}, "rows": {}},
+        "key_verification_many": {"ratios": {"apikey": 1.4}, "rows": {}},
+        "in_process": {
+            "rows": {
+                "portal": [{**ok, "name": "api_key_verify, cache hit", "ops_per_s": 120_000.0, "p50_us": 8.0}]
+            },
+            "ratios": {"tokens.verifier / pyjwt.decode (same token)": {"throughput": 1.0, "p50": 0.9}},
+        },
+        "memory": {"portal (token)": {"peak_rss_mb": rss}, "apikey": {"peak_rss_mb": 500.0}},
+    }
+
+
+def test_targets_warn_for_each_miss_and_never_for_what_was_not_measured(runner, capsys):
+    checks = runner.check_targets(_report(token_fast=1.2, whoami=1.6, p99=55.0, rss=101.0))
+    by_name = {c["name"]: c["met"] for c in checks}
+    assert by_name["token issuance / DOT fast hasher"] is False
+    assert by_name["token issuance p99"] is False  # at most 40 ms
+    assert by_name["key verification / HasAPIKey"] is True
+    assert by_name["token issuance, many applications / DOT fast hasher"] is None
+    assert by_name["key verification, many keys / HasAPIKey"] is True
+    assert by_name["api_key_verify cache hit, ops/s"] is True
+    assert by_name["tokens.verifier / PyJWT by p50"] is False
+    assert by_name["peak RSS per portal worker"] is True  # the peers' memory is not the portal's
+    runner.print_targets(checks)
+    warnings = [line for line in capsys.readouterr().out.splitlines() if line.startswith("WARNING:")]
+    assert len(warnings) == 3
+    assert any("token issuance p99 is 55.00 ms" in line and "<= 40 ms" in line for line in warnings)
+
+
+def test_the_wrk_script_presents_a_credentials_file_round_robin():
+    script = (BENCH / "lua" / "request.lua").read_text()
+    assert "BENCH_CREDENTIALS_FILE" in script and "io.lines(credentials_file)" in script
+    assert "position % #credentials + 1" in script
