@@ -20,10 +20,14 @@ install: $(STAMP)
 migrate: $(STAMP)
 	DEBUG=$${DEBUG:-1} $(PY) manage.py migrate --noinput
 
+# PORTAL_DEV_SERVER tells the settings where the server listens: the issuer, the audience and
+# the links in emails follow HOST and PORT unless PORTAL_ISSUER / PORTAL_BASE_URL are set.
+RUN_ENV := DEBUG=$${DEBUG:-1} PORTAL_DEV_SERVER=$(HOST):$(PORT)
+
 run: migrate
-	DEBUG=$${DEBUG:-1} $(PY) manage.py seed_demo
+	$(RUN_ENV) $(PY) manage.py seed_demo
 	@echo "Identity Portal: http://$(HOST):$(PORT)/  (owner@acme.example / demo-password)"
-	DEBUG=$${DEBUG:-1} $(PY) manage.py runserver $(HOST):$(PORT)
+	$(RUN_ENV) $(PY) manage.py runserver $(HOST):$(PORT)
 
 test: $(STAMP)
 	DEBUG=$${DEBUG:-1} $(PY) -m pytest $(PYTEST_ARGS)
