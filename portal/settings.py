@@ -417,6 +417,7 @@ LOGGING = {
     "filters": {
         "request_id": {"()": "portal.middleware.RequestIdLogFilter"},
         "redact": {"()": "portal.log_filters.RedactCredentials"},
+        "no_client_error_traceback": {"()": "portal.log_filters.ClientErrorsWithoutTraceback"},
     },
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s [req=%(request_id)s] %(message)s"},
@@ -428,13 +429,18 @@ LOGGING = {
             "formatter": LOG_FORMAT,
             "filters": ["request_id", "redact"],
         },
+        "null": {"class": "logging.NullHandler"},
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
+        # Every line once, through the root handler: Django's default config gives "django" its own
+        # console handler (DEBUG), which printed each line a second time on its way to the root.
+        "django": {"handlers": [], "propagate": True},
         "django.db.backends": {"level": "INFO"},
         # These log the path of every refused request; a credential in a URL must not reach the log.
-        "django.request": {"filters": ["redact"]},
-        "django.server": {"filters": ["redact"]},
+        "django.request": {"filters": ["redact", "no_client_error_traceback"]},
+        # runserver's own request line repeats portal.access (one line per request, with its id).
+        "django.server": {"handlers": ["null"], "propagate": False},
         # oauthlib logs whole token responses at DEBUG; never let them reach the log.
         "oauthlib": {"level": "WARNING"},
     },
