@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import base64
+import http.server
 import json
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -101,9 +103,32 @@ def _get(url: str, *, data: bytes | None = None, headers: dict | None = None) ->
         return json.loads(response.read())
 
 
+class _Receiver(http.server.BaseHTTPRequestHandler):
+    received: list[dict] = []
+
+    def do_POST(self):  # noqa: N802  http.server's naming
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        _Receiver.received.append({"type": json.loads(body)["type"], "id": self.headers["Portal-Webhook-Id"]})
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+_PING = """
+from credentials.webhooks import services
+from portal.models import Organization
+endpoint, _ = services.webhook_endpoint_create(
+    organization=Organization.objects.get(slug="acme"), url="{url}", event_types=["created"], actor=None
+)
+services.webhook_endpoint_ping(endpoint=endpoint, actor=None)
+"""
+
+
 @pytest.mark.slow
-def test_make_run_on_another_port_issues_tokens_for_that_port(tmp_path):
-    """Run `make run`'s own command lines (migrate, seed, runserver) on a free port and mint a token."""
+def test_make_run_on_another_port_issues_tokens_for_that_port_and_sends_webhooks(tmp_path):
+    """Run `make run`'s own command lines (migrate, seed, runserver + webhook sender) on a free port."""
     port = _free_port()
     dry = subprocess.run(
         ["make", "-n", "run", "HOST=127.0.0.1", f"PORT={port}"],
@@ -158,6 +183,26 @@ def test_make_run_on_another_port_issues_tokens_for_that_port(tmp_path):
         payload = token["access_token"].split(".")[1]
         claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
         assert claims["iss"] == base
+
+        # "Send test event" reaches a receiver without anyone starting a worker by hand.
+        receiver = http.server.HTTPServer(("127.0.0.1", 0), _Receiver)
+        threading.Thread(target=receiver.serve_forever, daemon=True).start()
+        try:
+            url = f"http://127.0.0.1:{receiver.server_address[1]}/hook"
+            subprocess.run(
+                [sys.executable, "manage.py", "shell", "-c", _PING.format(url=url)],
+                cwd=ROOT,
+                env={**env, "DEBUG": "1"},
+                check=True,
+                capture_output=True,
+                timeout=60,
+            )
+            deadline = time.monotonic() + 30
+            while not _Receiver.received and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert [event["type"] for event in _Receiver.received] == ["webhook.ping"]
+        finally:
+            receiver.shutdown()
     finally:
         os.killpg(server.pid, 15)
         server.wait(timeout=10)
