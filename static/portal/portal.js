@@ -25,6 +25,34 @@
   // Submit a data-autosubmit form when a choice is made with the mouse or touch. Not from the
   // keyboard: arrow keys change a closed <select> one step at a time, and each step would
   // navigate away (WCAG 3.2.2); keyboard users press the form's own button instead.
+  // Fill in a form's entries kept across step-up (portal/drafts.py): the form is not re-submitted,
+  // the person checks it and submits it again. Hidden inputs keep their fresh values.
+  var draftElement = document.getElementById("step-up-draft");
+  if (draftElement) {
+    var draft = JSON.parse(draftElement.textContent);
+    var forms = Array.prototype.filter.call(document.forms, function (form) {
+      return form.method === "post" && new URL(form.action, location.href).pathname === draft.action;
+    });
+    if (forms.length) {
+      var form = forms[0];
+      Object.keys(draft.data).forEach(function (name) {
+        var values = draft.data[name];
+        Array.prototype.forEach.call(form.querySelectorAll("[name]"), function (field) {
+          if (field.name !== name || field.type === "hidden") return;
+          if (field.type === "checkbox" || field.type === "radio") {
+            field.checked = values.indexOf(field.value) !== -1;
+          } else if (field.tagName === "SELECT") {
+            Array.prototype.forEach.call(field.options, function (option) {
+              option.selected = values.indexOf(option.value) !== -1;
+            });
+          } else {
+            field.value = values[0];
+          }
+        });
+      });
+      form.setAttribute("data-step-up-restored", "");
+    }
+  }
   var keyboardChange = false;
   document.addEventListener("keydown", function () { keyboardChange = true; }, true);
   document.addEventListener("pointerdown", function () { keyboardChange = false; }, true);
