@@ -1,4 +1,4 @@
-"""A form submitted after the step-up window keeps its entries through re-authentication (issue 17, item 4)."""
+"""A form submitted after the step-up window keeps its entries through re-authentication (item 4)."""
 
 from __future__ import annotations
 
