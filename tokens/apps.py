@@ -1,6 +1,6 @@
 """App configuration for OAuth 2.0 M2M applications and JWT access tokens."""
 
-from django.apps import AppConfig
+from django.apps import AppConfig, apps
 
 
 class TokensConfig(AppConfig):
@@ -13,3 +13,7 @@ class TokensConfig(AppConfig):
         from tokens.services import governed_kind
 
         register(governed_kind())
+        if apps.is_installed("django.contrib.admin"):
+            from tokens.admin import hide_unused_oauth_models
+
+            hide_unused_oauth_models()

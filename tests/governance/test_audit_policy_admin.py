@@ -242,7 +242,7 @@ def test_admin_deny_action(kit, staff_client, organization, member):
     _credential, request = _request(kit, organization, member, member)
     staff_client.post(
         reverse("admin:credentials_credentialrequest_changelist"),
-        {"action": "deny_selected", "_selected_action": [request.pk]},
+        {"action": "deny_selected", "_selected_action": [request.pk], "apply": "1"},
     )
     request.refresh_from_db()
     assert request.state == "denied" and request.decided_by == staff_client.staff
