@@ -53,6 +53,63 @@
       form.setAttribute("data-step-up-restored", "");
     }
   }
+  // Expiry presets beside an `expires_in_days` field (credentials/templatetags/credential_expiry.py):
+  // 7/30/60/90 days, or a date from a date picker. They only fill in the number; the server checks it.
+  Array.prototype.forEach.call(document.querySelectorAll("input[data-expiry-presets]"), function (input) {
+    var maxDays = parseInt(input.getAttribute("data-max-days") || "3650", 10);
+    var group = document.createElement("div");
+    group.className = "expiry-presets";
+    group.setAttribute("role", "group");
+    group.setAttribute("aria-label", "Expiry presets");
+    var day = 24 * 60 * 60 * 1000;
+    var today = new Date();
+    today.setHours(0, 0, 0, 0);
+    function iso(date) {
+      return date.getFullYear() + "-" + String(date.getMonth() + 1).padStart(2, "0") + "-" + String(date.getDate()).padStart(2, "0");
+    }
+    var picker = document.createElement("input");
+    picker.type = "date";
+    picker.className = "expiry-date";
+    picker.setAttribute("aria-label", "Expires on (date)");
+    picker.min = iso(new Date(today.getTime() + day));
+    picker.max = iso(new Date(today.getTime() + maxDays * day));
+    function show(days) {
+      input.value = days;
+      picker.value = days ? iso(new Date(today.getTime() + days * day)) : "";
+      Array.prototype.forEach.call(group.querySelectorAll("button"), function (button) {
+        button.setAttribute("aria-pressed", String(button.getAttribute("data-days") === String(days)));
+      });
+    }
+    [7, 30, 60, 90].forEach(function (days) {
+      var button = document.createElement("button");
+      button.type = "button";
+      button.className = "btn btn-small";
+      button.textContent = days + " days";
+      button.setAttribute("data-days", days);
+      button.setAttribute("aria-pressed", "false");
+      if (days > maxDays) button.disabled = true;
+      button.addEventListener("click", function () { show(days); });
+      group.appendChild(button);
+    });
+    var custom = document.createElement("label");
+    custom.className = "expiry-custom";
+    custom.appendChild(document.createTextNode("Custom: "));
+    custom.appendChild(picker);
+    group.appendChild(custom);
+    picker.addEventListener("change", function () {
+      if (!picker.value) return;
+      var parts = picker.value.split("-");
+      var chosen = new Date(parseInt(parts[0], 10), parseInt(parts[1], 10) - 1, parseInt(parts[2], 10));
+      var days = Math.round((chosen - today) / day);
+      if (days >= 1) show(days);
+    });
+    input.addEventListener("input", function () {
+      var days = parseInt(input.value, 10);
+      picker.value = days >= 1 ? iso(new Date(today.getTime() + days * day)) : "";
+    });
+    input.insertAdjacentElement("afterend", group);
+    if (input.value) input.dispatchEvent(new Event("input"));
+  });
   var keyboardChange = false;
   document.addEventListener("keydown", function () { keyboardChange = true; }, true);
   document.addEventListener("pointerdown", function () { keyboardChange = false; }, true);
