@@ -4,7 +4,9 @@
   document.addEventListener("submit", function (event) {
     var form = event.target;
     var message = form.getAttribute("data-confirm");
-    if (message && !window.confirm(message)) {
+    // Ask "cannot be undone?" only about a form that can go through: an empty required field is
+    // sent as it is, so the server's field error comes first, and the question after it is fixed.
+    if (message && form.checkValidity() && !window.confirm(message)) {
       event.preventDefault();
     }
   });
@@ -91,10 +93,23 @@
       button.addEventListener("click", function () { show(days); });
       group.appendChild(button);
     });
+    // The date picker waits behind a button: a date input takes several Tab presses to cross.
+    var customButton = document.createElement("button");
+    customButton.type = "button";
+    customButton.className = "btn btn-small";
+    customButton.textContent = "Custom date…";
+    customButton.setAttribute("aria-expanded", "false");
     var custom = document.createElement("label");
     custom.className = "expiry-custom";
-    custom.appendChild(document.createTextNode("Custom: "));
+    custom.hidden = true;
+    custom.appendChild(document.createTextNode("Expires on "));
     custom.appendChild(picker);
+    customButton.addEventListener("click", function () {
+      custom.hidden = false;
+      customButton.setAttribute("aria-expanded", "true");
+      picker.focus();
+    });
+    group.appendChild(customButton);
     group.appendChild(custom);
     picker.addEventListener("change", function () {
       if (!picker.value) return;
@@ -107,7 +122,8 @@
       var days = parseInt(input.value, 10);
       picker.value = days >= 1 ? iso(new Date(today.getTime() + days * day)) : "";
     });
-    input.insertAdjacentElement("afterend", group);
+    // Before the number field, so Tab goes from the exact number straight on to the form's button.
+    input.insertAdjacentElement("beforebegin", group);
     if (input.value) input.dispatchEvent(new Event("input"));
   });
   var keyboardChange = false;

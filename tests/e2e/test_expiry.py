@@ -41,6 +41,7 @@ def test_a_key_waiting_for_approval_tells_its_lifetime_under_a_policy_cap(
     expect(presets.get_by_role("button", name="90 days")).to_be_disabled()
     presets.get_by_role("button", name="7 days").click()
     expect(field).to_have_value("7")
+    presets.get_by_role("button", name="Custom date…").click()
     presets.get_by_label("Expires on (date)").fill((date.today() + timedelta(days=14)).isoformat())
     expect(field).to_have_value("14")
 
