@@ -10,7 +10,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from portal import metrics
 from portal.api.whoami import WhoAmIView
-from portal.views import account, dashboard, health
+from portal.views import account, audit_export, dashboard, health
 
 # The admin signs in through the portal's login, second factor included, never its own form.
 admin.site.login = secure_admin_login(admin.site.login)
@@ -25,6 +25,7 @@ org_patterns = [
         "invitations/<int:invitation_id>/revoke/", dashboard.invitation_revoke, name="org-invitation-revoke"
     ),
     path("audit/", dashboard.audit_log_page, name="org-audit"),
+    path("audit/export.csv", audit_export.audit_log_export, name="org-audit-export"),
     path("security/", account.org_security, name="org-security"),
 ]
 
