@@ -10,7 +10,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from portal import metrics
 from portal.api.whoami import WhoAmIView
-from portal.views import account, audit_export, dashboard, health
+from portal.views import account, assets, audit_export, dashboard, health
 
 # The admin signs in through the portal's login, second factor included, never its own form.
 admin.site.login = secure_admin_login(admin.site.login)
@@ -31,6 +31,8 @@ org_patterns = [
 
 urlpatterns = [
     path("", dashboard.dashboard, name="dashboard"),
+    # Browsers ask for /favicon.ico whatever the page says; send them to the real icon.
+    path("favicon.ico", assets.favicon, name="favicon"),
     path("healthz", health.healthz, name="healthz"),
     path("metrics", metrics.metrics, name="metrics"),
     path("accounts/login/", account.PortalLoginView.as_view(), name="login"),

@@ -59,3 +59,56 @@ def test_every_rotation_offers_the_same_overlaps(user_page, owner, organization)
         assert values == OVERLAPS, (url, values)
         expect(control).to_have_value("24")
         expect(control.locator("option[value='168']")).to_have_text(re.compile("7 days"))
+
+
+def test_small_things_on_the_pages_a_new_owner_sees_first(
+    new_context, owner, member, organization, live_server
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from portal.models import AuditEvent
+
+    key, _ = api_key_create(organization=organization, name="quarterly", owner=member, scopes=[], actor=owner)
+    ApiKey.objects.filter(pk=key.pk).update(expires_at=timezone.now() + timedelta(days=90))
+    AuditEvent.objects.create(
+        action="credentials.policy.updated",
+        organization=organization,
+        actor=owner,
+        actor_label=owner.email,
+        ip_address="203.0.113.77",
+        extra={"api_key_max_lifetime_days": {"from": None, "to": 30}},
+    )
+    context = new_context(viewport={"width": 1280, "height": 800})
+    from tests.e2e.helpers import log_in
+
+    page = context.new_page()
+    log_in(page, owner.email)
+    # One organisation: nothing to switch to.
+    expect(page.get_by_role("button", name="Switch")).to_have_count(0)
+
+    page.goto(f"/orgs/acme/api-keys/{key.key_id}/")
+    expect(page.locator("dl.details dt:text-is('Expires') + dd")).to_have_text("in 3\xa0months")
+
+    page.goto("/orgs/acme/audit/")
+    ip = page.get_by_role("cell", name="203.0.113.77")
+    expect(ip).to_be_in_viewport(ratio=1)
+    row = page.locator("table tbody tr").filter(has_text="203.0.113.77")
+    expect(row).to_contain_text("Policy updated")
+    expect(row).to_contain_text("API key max lifetime days: from none to 30")
+    expect(row).not_to_contain_text("{'from'")
+
+    page.goto("/orgs/acme/apps/")
+    page.get_by_role("link", name="Create your first application").click()
+    expect(page).to_have_url(re.compile(r"/orgs/acme/apps/new/$"))
+
+    page.goto("/orgs/acme/members/")
+    asked: list[str] = []
+    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.dismiss()))
+    page.locator("table tbody tr").filter(has_text=member.email).get_by_role("button", name="Remove").click()
+    expect(page.locator("table tbody tr").filter(has_text=member.email)).to_have_count(1)
+    assert "own 1 credential" in asked[0] and "orphaned" in asked[0] and "suspended after" in asked[0]
+
+    icon = page.request.get(f"{live_server.url}/favicon.ico")
+    assert icon.status == 200 and "svg" in icon.headers["content-type"]
