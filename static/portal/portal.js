@@ -24,6 +24,19 @@
       setTimeout(function () { button.textContent = label; }, 2000);
     });
   });
+  // Save the text of an element as a file (recovery codes): made in the browser, never sent anywhere.
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("[data-download-target]");
+    if (!button) return;
+    var target = document.getElementById(button.getAttribute("data-download-target"));
+    if (!target) return;
+    var link = document.createElement("a");
+    link.href = URL.createObjectURL(new Blob([target.textContent.trim() + "\n"], {type: "text/plain"}));
+    link.download = button.getAttribute("data-download-name") || "download.txt";
+    document.body.appendChild(link);
+    link.click();
+    setTimeout(function () { URL.revokeObjectURL(link.href); link.remove(); }, 0);
+  });
   // Submit a data-autosubmit form when a choice is made with the mouse or touch. Not from the
   // keyboard: arrow keys change a closed <select> one step at a time, and each step would
   // navigate away (WCAG 3.2.2); keyboard users press the form's own button instead.
