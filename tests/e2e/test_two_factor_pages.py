@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from pathlib import Path
 
 import pytest
 from allauth.mfa.totp.internal.auth import format_hotp_value, hotp_value
@@ -52,7 +53,7 @@ def test_set_up_an_authenticator_copy_the_secret_and_keep_the_recovery_codes(
         page.get_by_role("button", name="Download codes").click()
     path = download.value.path()
     assert download.value.suggested_filename == "identity-portal-recovery-codes.txt"
-    assert open(path).read().split() == codes
+    assert Path(path).read_text().split() == codes
     page.get_by_label(re.compile("I have saved my recovery codes")).check()
     assert problems == []
 
