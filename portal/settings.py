@@ -360,6 +360,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # The OAuth endpoints are plain Django views; tokens.openapi describes them.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "tokens.openapi.add_oauth_endpoints",
+    ],
 }
 
 # --- Security -------------------------------------------------------------------------------
