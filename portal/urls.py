@@ -10,7 +10,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from portal import metrics
 from portal.api.whoami import WhoAmIView
-from portal.views import account, assets, audit_export, dashboard, health
+from portal.views import account, assets, audit_export, dashboard, health, invitations
 
 # The admin signs in through the portal's login, second factor included, never its own form.
 admin.site.login = secure_admin_login(admin.site.login)
@@ -23,6 +23,11 @@ org_patterns = [
     path("members/<int:member_id>/remove/", dashboard.member_remove, name="org-member-remove"),
     path(
         "invitations/<int:invitation_id>/revoke/", dashboard.invitation_revoke, name="org-invitation-revoke"
+    ),
+    path(
+        "invitations/<int:invitation_id>/resend/",
+        invitations.invitation_resend,
+        name="org-invitation-resend",
     ),
     path("audit/", dashboard.audit_log_page, name="org-audit"),
     path("audit/export.csv", audit_export.audit_log_export, name="org-audit-export"),
