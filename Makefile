@@ -20,10 +20,16 @@ install: $(STAMP)
 migrate: $(STAMP)
 	DEBUG=$${DEBUG:-1} $(PY) manage.py migrate --noinput
 
+# PORTAL_DEV_SERVER tells the settings where the server listens: the issuer, the audience and
+# the links in emails follow HOST and PORT unless PORTAL_ISSUER / PORTAL_BASE_URL are set.
+RUN_ENV := DEBUG=$${DEBUG:-1} PORTAL_DEV_SERVER=$(HOST):$(PORT)
+
+# The webhook sender runs beside the development server (and stops with it), so "Send test
+# event" and lifecycle webhooks really go out under `make run`.
 run: migrate
-	DEBUG=$${DEBUG:-1} $(PY) manage.py seed_demo
+	$(RUN_ENV) $(PY) manage.py seed_demo
 	@echo "Identity Portal: http://$(HOST):$(PORT)/  (owner@acme.example / demo-password)"
-	DEBUG=$${DEBUG:-1} $(PY) manage.py runserver $(HOST):$(PORT)
+	$(RUN_ENV) $(PY) manage.py deliver_webhooks --loop --interval 2 & worker=$$!; trap 'kill $$worker 2>/dev/null' EXIT; $(RUN_ENV) $(PY) manage.py runserver $(HOST):$(PORT)
 
 test: $(STAMP)
 	DEBUG=$${DEBUG:-1} $(PY) -m pytest $(PYTEST_ARGS)

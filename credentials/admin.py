@@ -7,11 +7,12 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils.html import format_html_join
+from django.utils.safestring import mark_safe
 
 from credentials.governance.admin import GovernanceQueueFilter, GovernedCredentialAdminMixin
 from credentials.leaks import admin as _leaks_admin  # noqa: F401 - registers the leak reports
 from credentials.models import ApiKey, ApiKeyStatus, Scope
-from credentials.selectors import organization_members
 from credentials.services import api_key_revoke, api_key_update
 from credentials.webhooks import admin as webhooks_admin  # noqa: F401 - registers the webhook admin
 
@@ -25,15 +26,11 @@ class ScopeAdmin(admin.ModelAdmin):
 class ApiKeyAdminForm(forms.ModelForm):
     """Only the owner is editable, and only to a member of the key's organisation."""
 
+    # The owner's choices (the organisation's members) come from GovernedCredentialAdminMixin.get_form.
     class Meta:
         model = ApiKey
         fields = ["owner"]
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        if self.instance.pk:
-            self.fields["owner"].queryset = organization_members(self.instance.organization)
-            self.fields["owner"].help_text = "Reassign to another member of the key's organisation."
+        help_texts = {"owner": "Reassign to another member of the key's organisation."}
 
 
 class StateFilter(admin.SimpleListFilter):
@@ -82,7 +79,7 @@ class ApiKeyAdmin(GovernedCredentialAdminMixin, admin.ModelAdmin):
         "organization",
         "state_display",
         "environment",
-        "scopes",
+        "scopes_display",
         "created_by",
         "created_at",
         "expires_at",
@@ -110,6 +107,18 @@ class ApiKeyAdmin(GovernedCredentialAdminMixin, admin.ModelAdmin):
     @admin.display(description="status")
     def state_display(self, obj: ApiKey) -> str:
         return obj.state
+
+    @admin.display(description="scopes")
+    def scopes_display(self, obj: ApiKey):
+        """Show the scopes as a list of names with their descriptions, not as raw JSON."""
+        if not obj.scopes:
+            return "none (the key can only identify itself)"
+        described = dict(Scope.objects.filter(name__in=obj.scopes).values_list("name", "description"))
+        return format_html_join(
+            mark_safe("<br>"),  # noqa: S308  a constant
+            "<code>{}</code>{}",
+            ((name, f" — {described[name]}" if described.get(name) else "") for name in obj.scopes),
+        )
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

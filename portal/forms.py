@@ -93,7 +93,32 @@ class AcceptInvitationSignupForm(forms.Form):
 class AuditFilterForm(forms.Form):
     action = forms.CharField(label=_("Action starts with"), required=False, max_length=100)
     actor = forms.TypedChoiceField(label=_("Actor"), required=False, coerce=int, empty_value=None)
+    since = forms.DateField(
+        label=_("From"), required=False, widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+    )
+    until = forms.DateField(
+        label=_("To"), required=False, widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+    )
 
     def __init__(self, *args, actors=(), **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["actor"].choices = [("", _("Anyone"))] + [(u.pk, u.email) for u in actors]
+
+    def clean(self):
+        cleaned = super().clean()
+        since, until = cleaned.get("since"), cleaned.get("until")
+        if since and until and since > until:
+            self.add_error("until", _("The end of the range comes before its start."))
+        return cleaned
+
+    def filters(self) -> dict:
+        """Return the selector's keyword arguments (`audit_events_for`); none when the form is invalid."""
+        if not self.is_bound or not self.is_valid():
+            return {}
+        data = self.cleaned_data
+        return {
+            "action": data.get("action") or "",
+            "actor_id": data.get("actor"),
+            "since": data.get("since"),
+            "until": data.get("until"),
+        }

@@ -41,3 +41,18 @@ class RedactCredentials(logging.Filter):
         if redacted != message:
             record.msg, record.args = redacted, ()
         return True
+
+
+class ClientErrorsWithoutTraceback(logging.Filter):
+    """Drop the traceback Django attaches to a 4xx response's log line.
+
+    A 403 from `PermissionDenied` or a 400 from `SuspiciousOperation` is the portal answering
+    a request as designed; one line says so. Tracebacks stay for 5xx, where they mean a bug.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        status = getattr(record, "status_code", None)
+        if isinstance(status, int) and status < 500:
+            record.exc_info = None
+            record.exc_text = None
+        return True

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime, time, timedelta
+
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import Http404
 from django.utils import timezone
@@ -48,14 +50,28 @@ def open_invitations_for(organization: Organization) -> QuerySet[Invitation]:
 
 
 def audit_events_for(
-    organization: Organization, *, action: str = "", actor_id: str | int | None = None
+    organization: Organization,
+    *,
+    action: str = "",
+    actor_id: str | int | None = None,
+    since: date | None = None,
+    until: date | None = None,
 ) -> QuerySet[AuditEvent]:
-    """Return the organisation's audit events, newest first, optionally filtered."""
+    """Return the organisation's audit events, newest first, optionally filtered.
+
+    `since` and `until` are days in UTC, both included.
+    """
     events = AuditEvent.objects.filter(organization=organization).select_related("actor")
     if action:
         events = events.filter(action__startswith=action)
     if actor_id:
         events = events.filter(actor_id=actor_id)
+    if since:
+        events = events.filter(occurred_at__gte=datetime.combine(since, time.min, tzinfo=UTC))
+    if until:
+        events = events.filter(
+            occurred_at__lt=datetime.combine(until + timedelta(days=1), time.min, tzinfo=UTC)
+        )
     return events.order_by("-occurred_at", "-id")
 
 

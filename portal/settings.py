@@ -46,7 +46,30 @@ def _required_secret(name: str, dev_default: str, *, min_length: int) -> str:
 
 SECRET_KEY = _required_secret("SECRET_KEY", _DEV_SECRET_KEY, min_length=50)
 
-ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"] if DEBUG else [])
+
+def _dev_server_origin(address: str) -> tuple[str, str]:
+    """Return the (URL, host name) a browser uses to reach a development server bound to `address`.
+
+    `address` is runserver's `host:port`; a wildcard bind (0.0.0.0, ::) is reached on loopback.
+    """
+    host, _, port = address.strip().rpartition(":")
+    host = host.strip("[]") or "127.0.0.1"
+    if not port.isdigit():
+        raise ImproperlyConfigured(f"PORTAL_DEV_SERVER must be host:port, not {address!r}.")
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)  # noqa: S104  a bind, not a listen
+    netloc_host = f"[{host}]" if ":" in host else host
+    return f"http://{netloc_host}:{port}", netloc_host
+
+
+# `make run HOST=… PORT=…` passes the address the development server listens on, so tokens,
+# metadata and links in emails name that address unless PORTAL_ISSUER / PORTAL_BASE_URL say otherwise.
+PORTAL_DEV_SERVER = env.str("PORTAL_DEV_SERVER", default="127.0.0.1:8000")
+_DEV_SERVER_URL, _DEV_SERVER_HOST = _dev_server_origin(PORTAL_DEV_SERVER)
+
+ALLOWED_HOSTS = env.list(
+    "ALLOWED_HOSTS",
+    default=list(dict.fromkeys(["127.0.0.1", "localhost", "[::1]", _DEV_SERVER_HOST])) if DEBUG else [],
+)
 if not DEBUG and not ALLOWED_HOSTS:
     raise ImproperlyConfigured("ALLOWED_HOSTS is not set. It is required when DEBUG is off.")
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
@@ -225,7 +248,7 @@ PORTAL_SECRET_SCANNING_FAILURES_PER_IP_PER_MINUTE = env.int(
 PORTAL_INVITATION_TTL_HOURS = env.int("PORTAL_INVITATION_TTL_HOURS", default=72)
 
 # --- Credentials and tokens -----------------------------------------------------------------
-PORTAL_ISSUER = env.str("PORTAL_ISSUER", default="http://127.0.0.1:8000").rstrip("/")
+PORTAL_ISSUER = env.str("PORTAL_ISSUER", default=_DEV_SERVER_URL).rstrip("/")
 PORTAL_DEFAULT_AUDIENCE = env.str("PORTAL_DEFAULT_AUDIENCE", default=f"{PORTAL_ISSUER}/api")
 # Versioned peppers for keyed digests of API keys, client secrets and invitation tokens:
 # "id:secret[,id:secret…]". The first entry signs new digests; the others still verify.
@@ -352,6 +375,11 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     # One enum for a credential's environment (API keys, the verify answer, whoami).
     "ENUM_NAME_OVERRIDES": {"EnvironmentEnum": "credentials.models.Environment"},
+    # The OAuth endpoints are plain Django views; tokens.openapi describes them.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "tokens.openapi.add_oauth_endpoints",
+    ],
 }
 
 # --- Security -------------------------------------------------------------------------------
@@ -409,6 +437,7 @@ LOGGING = {
     "filters": {
         "request_id": {"()": "portal.middleware.RequestIdLogFilter"},
         "redact": {"()": "portal.log_filters.RedactCredentials"},
+        "no_client_error_traceback": {"()": "portal.log_filters.ClientErrorsWithoutTraceback"},
     },
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s [req=%(request_id)s] %(message)s"},
@@ -420,13 +449,18 @@ LOGGING = {
             "formatter": LOG_FORMAT,
             "filters": ["request_id", "redact"],
         },
+        "null": {"class": "logging.NullHandler"},
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
+        # Every line once, through the root handler: Django's default config gives "django" its own
+        # console handler (DEBUG), which printed each line a second time on its way to the root.
+        "django": {"handlers": [], "propagate": True},
         "django.db.backends": {"level": "INFO"},
         # These log the path of every refused request; a credential in a URL must not reach the log.
-        "django.request": {"filters": ["redact"]},
-        "django.server": {"filters": ["redact"]},
+        "django.request": {"filters": ["redact", "no_client_error_traceback"]},
+        # runserver's own request line repeats portal.access (one line per request, with its id).
+        "django.server": {"handlers": ["null"], "propagate": False},
         # oauthlib logs whole token responses at DEBUG; never let them reach the log.
         "oauthlib": {"level": "WARNING"},
     },

@@ -18,6 +18,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 
 from portal.account_security.events import LOGIN_AT
+from portal.drafts import draft_stash
 
 #: The session key allauth keeps its authentication records under (time travel in tests edits it).
 AUTH_RECORDS = "account_authentication_methods"
@@ -78,7 +79,7 @@ def step_up_redirect(request: HttpRequest) -> HttpResponse | None:
     """
     if is_recently_authenticated(request):
         return None
-    target = step_up_url(request, _back_url(request))
+    target = step_up_url(request, draft_stash(request, _back_url(request)))
     if request.method in ("GET", "HEAD"):
         messages.info(request, "Confirm it is you to continue.")
     else:

@@ -10,7 +10,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from portal import metrics
 from portal.api.whoami import WhoAmIView
-from portal.views import account, dashboard, health
+from portal.views import account, assets, audit_export, dashboard, health, invitations
 
 # The admin signs in through the portal's login, second factor included, never its own form.
 admin.site.login = secure_admin_login(admin.site.login)
@@ -24,12 +24,20 @@ org_patterns = [
     path(
         "invitations/<int:invitation_id>/revoke/", dashboard.invitation_revoke, name="org-invitation-revoke"
     ),
+    path(
+        "invitations/<int:invitation_id>/resend/",
+        invitations.invitation_resend,
+        name="org-invitation-resend",
+    ),
     path("audit/", dashboard.audit_log_page, name="org-audit"),
+    path("audit/export.csv", audit_export.audit_log_export, name="org-audit-export"),
     path("security/", account.org_security, name="org-security"),
 ]
 
 urlpatterns = [
     path("", dashboard.dashboard, name="dashboard"),
+    # Browsers ask for /favicon.ico whatever the page says; send them to the real icon.
+    path("favicon.ico", assets.favicon, name="favicon"),
     path("healthz", health.healthz, name="healthz"),
     path("metrics", metrics.metrics, name="metrics"),
     path("accounts/login/", account.PortalLoginView.as_view(), name="login"),

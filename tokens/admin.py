@@ -342,7 +342,18 @@ class ResourceServerAdmin(admin.ModelAdmin):
             self.save_formset(request, form, formset, change=change)
 
 
-# Access tokens, grants, ID and refresh tokens are never stored here: hide DOT's empty tables.
-for _model in (get_access_token_model(), get_grant_model(), get_id_token_model(), get_refresh_token_model()):
-    if admin.site.is_registered(_model):
-        admin.site.unregister(_model)
+def hide_unused_oauth_models() -> None:
+    """Unregister DOT's access tokens, grants, ID and refresh tokens: never stored here, always empty.
+
+    Called from TokensConfig.ready, after the admin's autodiscovery: DOT's admin module imports
+    this one (APPLICATION_ADMIN_CLASS) before registering its own models, so hiding them at
+    import time came too early and left them in the admin.
+    """
+    for model in (
+        get_access_token_model(),
+        get_grant_model(),
+        get_id_token_model(),
+        get_refresh_token_model(),
+    ):
+        if admin.site.is_registered(model):
+            admin.site.unregister(model)

@@ -1,6 +1,6 @@
 """App configuration for OAuth 2.0 M2M applications and JWT access tokens."""
 
-from django.apps import AppConfig
+from django.apps import AppConfig, apps
 
 
 class TokensConfig(AppConfig):
@@ -16,3 +16,7 @@ class TokensConfig(AppConfig):
         register(governed_kind())
         # JWT signing keys are encrypted at rest: `reencrypt_secrets` moves them too.
         encrypted_store_register("signing_keys", unit="signing key(s)", reencrypt=signing_keys_reencrypt)
+        if apps.is_installed("django.contrib.admin"):
+            from tokens.admin import hide_unused_oauth_models
+
+            hide_unused_oauth_models()

@@ -7,6 +7,7 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from credentials.models import Scope
+from credentials.overlap import overlap_choices
 from credentials.selectors import scope_catalogue
 from portal.models import User
 from tokens.catalogue import check_audiences, resource_servers_for
@@ -163,22 +164,31 @@ class PublicKeyAddForm(forms.Form):
         choices=[("", _("From the key (RS256 for RSA)")), *ClientPublicKey.Algorithm.choices],
         help_text=_("The `alg` your service signs with. Only this algorithm is accepted for this key."),
     )
-    overlap_hours = forms.IntegerField(
-        label=_("Stop the current key after (hours)"),
+    overlap_hours = forms.TypedChoiceField(
+        label=_("Keep the current key working for"),
         required=False,
-        min_value=0,
-        max_value=168,
-        help_text=_("Rotation: leave empty to keep both keys until you revoke one; 0 stops it at once."),
+        coerce=int,
+        empty_value=None,
+        choices=[("", _("Until you revoke it (keep both)")), *overlap_choices("key")],
+        help_text=_("Rotation: how long the key in use now keeps working beside the new one."),
     )
 
 
 class SecretRotateForm(forms.Form):
     """How long the current secrets keep working after a rotation."""
 
-    overlap_hours = forms.IntegerField(
-        label=_("Keep the current secret working for (hours)"),
-        min_value=0,
-        max_value=168,
+    overlap_hours = forms.TypedChoiceField(
+        label=_("Keep the current secret working for"),
+        coerce=int,
         initial=24,
-        help_text=_("0 stops it at once; at most 168 (7 days). Default 24."),
+        choices=overlap_choices("secret"),
+        help_text=_("Long enough to deploy the new secret everywhere."),
     )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # The organisation's default overlap (any hour count up to 168) is offered even when not a preset.
+        default = self.initial.get("overlap_hours")
+        self.fields["overlap_hours"].choices = overlap_choices(
+            "secret", extra=default if isinstance(default, int) else None
+        )

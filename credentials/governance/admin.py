@@ -9,7 +9,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
@@ -58,16 +58,43 @@ class OrganizationPolicyAdmin(admin.ModelAdmin):
         return False
 
 
+class DecisionForm(forms.Form):
+    comment = forms.CharField(
+        label="Comment",
+        required=False,
+        max_length=500,
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        help_text="Recorded with each decision (audit log and the request's history).",
+    )
+
+
 class _DecideMixin:
-    def _decide(self, request: HttpRequest, queryset: QuerySet, decide, verb: str):
+    def _decide(self, request: HttpRequest, queryset: QuerySet, decide, verb: str, imperative: str):
         # Approving or denying asks for a fresh password or second factor, like in the dashboard.
         stale = step_up_redirect(request)
         if stale is not None:
             return stale
+        pending = queryset.filter(state="pending")
+        form = DecisionForm(request.POST if "apply" in request.POST else None)
+        if not form.is_valid():
+            # First a page that lists what will be decided and asks for a comment; nothing changes yet.
+            context = {
+                **self.admin_site.each_context(request),
+                "title": f"{imperative} {len(pending)} request(s)?",
+                "verb": imperative,
+                "form": form,
+                "requests": pending.select_related("organization", "requester"),
+                "skipped": queryset.exclude(state="pending").count(),
+                "action": request.POST.get("action", ""),
+                "opts": self.model._meta,
+                "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            }
+            return TemplateResponse(request, "admin/credentials/governance/decide_requests.html", context)
+        comment = form.cleaned_data["comment"].strip() or f"{verb} by staff in the admin."
         done, refused = 0, []
-        for item in queryset.filter(state="pending"):
+        for item in pending:
             try:
-                decide(request=item, actor=request.user, comment=f"{verb} by staff in the admin.")
+                decide(request=item, actor=request.user, comment=comment)
             except ValidationError as exc:
                 refused.append(f"{item.credential_label}: {' '.join(exc.messages)}")
                 continue
@@ -79,11 +106,11 @@ class _DecideMixin:
 
     @admin.action(description="Approve selected requests")
     def approve_selected(self, request: HttpRequest, queryset: QuerySet):
-        return self._decide(request, queryset, services.credential_request_approve, "Approved")
+        return self._decide(request, queryset, services.credential_request_approve, "Approved", "Approve")
 
     @admin.action(description="Deny selected requests")
     def deny_selected(self, request: HttpRequest, queryset: QuerySet):
-        return self._decide(request, queryset, services.credential_request_deny, "Denied")
+        return self._decide(request, queryset, services.credential_request_deny, "Denied", "Deny")
 
 
 @admin.register(CredentialRequest)
@@ -152,34 +179,41 @@ class NoticeAdmin(admin.ModelAdmin):
         return obj is None
 
 
+def _queue_conditions() -> dict[str, Q]:
+    """Return each staff queue's condition, by the queue's URL value."""
+    return {
+        "pending": Q(status=CredentialStatus.PENDING),
+        "orphaned": Q(orphaned_at__isnull=False, status__in=services.LIVE_STATUSES),
+        "overdue": Q(
+            review_due_at__lte=timezone.now(),
+            status__in=[CredentialStatus.ACTIVE, CredentialStatus.SUSPENDED],
+        ),
+        "suspended": Q(status=CredentialStatus.SUSPENDED),
+    }
+
+
 class GovernanceQueueFilter(admin.SimpleListFilter):
-    """The staff queues: pending, orphaned, review overdue, suspended."""
+    """The staff queues: pending, orphaned, review overdue, suspended, each with how many wait in it."""
 
     title = "governance queue"
     parameter_name = "queue"
+    labels = {
+        "pending": "Pending (no secret yet)",
+        "orphaned": "Orphaned (owner left)",
+        "overdue": "Review overdue",
+        "suspended": "Suspended",
+    }
 
     def lookups(self, request, model_admin):
-        return [
-            ("pending", "Pending (no secret yet)"),
-            ("orphaned", "Orphaned (owner left)"),
-            ("overdue", "Review overdue"),
-            ("suspended", "Suspended"),
-        ]
+        # One query for the four counts, over everything this admin lists.
+        counts = model_admin.get_queryset(request).aggregate(
+            **{queue: Count("pk", filter=condition) for queue, condition in _queue_conditions().items()}
+        )
+        return [(queue, f"{label} ({counts[queue]})") for queue, label in self.labels.items()]
 
     def queryset(self, request, queryset):
-        now = timezone.now()
-        value = self.value()
-        if value == "pending":
-            return queryset.filter(status=CredentialStatus.PENDING)
-        if value == "orphaned":
-            return queryset.filter(orphaned_at__isnull=False, status__in=services.LIVE_STATUSES)
-        if value == "overdue":
-            return queryset.filter(
-                Q(review_due_at__lte=now), status__in=[CredentialStatus.ACTIVE, CredentialStatus.SUSPENDED]
-            )
-        if value == "suspended":
-            return queryset.filter(status=CredentialStatus.SUSPENDED)
-        return queryset
+        condition = _queue_conditions().get(self.value() or "")
+        return queryset if condition is None else queryset.filter(condition)
 
 
 class ReassignOwnerForm(forms.Form):
@@ -195,6 +229,27 @@ class GovernedCredentialAdminMixin:
     """Queue filter and bulk actions shared by the API key and M2M application admins."""
 
     governance_actions = ["suspend_selected", "restore_selected", "reassign_owner"]
+
+    def get_autocomplete_fields(self, request):
+        # The owner is chosen from the credential's organisation (a short list, see get_form), not
+        # searched for among every user.
+        return [name for name in super().get_autocomplete_fields(request) if name != "owner"]
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        """Offer the members of the credential's organisation as owners, and say when the owner left."""
+        form = super().get_form(request, obj, change=change, **kwargs)
+        field = form.base_fields.get("owner")
+        if obj is None or field is None:
+            return form
+        field.queryset = organization_members(obj.organization)
+        field.label_from_instance = lambda user: user.email
+        if obj.orphaned_at is not None or not field.queryset.filter(pk=obj.owner_id).exists():
+            former = obj.owner.email if obj.owner_id else "The owner"
+            field.empty_label = "— choose a member —"
+            field.help_text = (
+                f"{former} left {obj.organization.name}; choose one of its members to own this credential."
+            )
+        return form
 
     @admin.action(description="Suspend selected credentials")
     def suspend_selected(self, request: HttpRequest, queryset: QuerySet) -> None:

@@ -12,6 +12,7 @@ import contextlib
 import http.client
 import json
 import logging
+import os
 import random
 import socket
 import ssl
@@ -29,7 +30,13 @@ from django.utils import timezone
 
 from credentials.webhooks import signing
 from credentials.webhooks.destinations import parse_url, resolve
-from credentials.webhooks.models import DUE_STATES, DeliveryState, WebhookDelivery, WebhookEndpoint
+from credentials.webhooks.models import (
+    DUE_STATES,
+    DeliveryState,
+    DeliveryWorkerHeartbeat,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -313,3 +320,19 @@ def deliveries_drain(
                 counts[delivery.state] += 1
             sent += 1
     return counts
+
+
+def worker_name() -> str:
+    """Return this runner's name in the heartbeat table: host and process id."""
+    return f"{socket.gethostname()}:{os.getpid()}"[:200]
+
+
+def worker_heartbeat_record(*, worker: str | None = None) -> None:
+    """Record that a runner made a pass now, and forget runners silent for a day.
+
+    Not audited: it is the runner's pulse, not a change anyone made.
+    """
+    now = timezone.now()
+    name = worker or worker_name()
+    DeliveryWorkerHeartbeat.objects.update_or_create(worker=name, defaults={"seen_at": now})
+    DeliveryWorkerHeartbeat.objects.filter(seen_at__lt=now - timedelta(days=1)).delete()

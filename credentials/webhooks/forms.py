@@ -8,15 +8,11 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
+from credentials.overlap import overlap_choices
 from credentials.webhooks.destinations import parse_url
 from credentials.webhooks.models import EventType
 
-SECRET_OVERLAP_CHOICES = [
-    (0, _("None — the old secret stops signing now")),
-    (1, _("1 hour")),
-    (24, _("24 hours (recommended)")),
-    (72, _("3 days")),
-]
+SECRET_OVERLAP_CHOICES = overlap_choices("secret")
 
 
 class _EventsForm(forms.Form):

@@ -137,3 +137,21 @@ class WebhookDelivery(models.Model):
     def retryable(self) -> bool:
         """Return whether a person may ask for another attempt now."""
         return self.state in (DeliveryState.FAILED, DeliveryState.DEAD)
+
+
+class DeliveryWorkerHeartbeat(models.Model):
+    """When a `deliver_webhooks` runner last made a pass, so the dashboard can tell nobody sends.
+
+    One row per runner name (host and process); the cache is not used because without Redis it
+    is per process, and the web servers could never see the runner's heartbeat.
+    """
+
+    worker = models.CharField(_("worker"), max_length=200, primary_key=True)
+    seen_at = models.DateTimeField(_("last pass"), db_index=True)
+
+    class Meta:
+        verbose_name = _("webhook delivery worker")
+        verbose_name_plural = _("webhook delivery workers")
+
+    def __str__(self) -> str:
+        return self.worker

@@ -7,7 +7,12 @@ from datetime import timedelta
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
-from credentials.webhooks.models import DeliveryState, WebhookDelivery, WebhookEndpoint
+from credentials.webhooks.models import (
+    DeliveryState,
+    DeliveryWorkerHeartbeat,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from portal.models import Organization
 
 
@@ -21,6 +26,7 @@ def webhook_endpoints_for(organization: Organization) -> QuerySet[WebhookEndpoin
                 "deliveries", filter=Q(deliveries__state__in=[DeliveryState.FAILED, DeliveryState.DEAD])
             ),
             pending_count=Count("deliveries", filter=Q(deliveries__state=DeliveryState.PENDING)),
+            delivered_count=Count("deliveries", filter=Q(deliveries__state=DeliveryState.SUCCEEDED)),
         )
         .order_by("created_at", "id")
     )
@@ -71,3 +77,13 @@ def failing_webhook_endpoint_count(
         .distinct()
         .count()
     )
+
+
+#: A runner passes every few seconds (`--loop`) or every minute (cron `--once`); five minutes
+#: of silence means nothing is sending.
+DELIVERY_WORKER_SILENCE = timedelta(minutes=5)
+
+
+def delivery_worker_seen_recently(*, within: timedelta = DELIVERY_WORKER_SILENCE) -> bool:
+    """Return whether any `deliver_webhooks` runner has made a pass within `within` (one query)."""
+    return DeliveryWorkerHeartbeat.objects.filter(seen_at__gte=timezone.now() - within).exists()

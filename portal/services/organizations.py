@@ -155,10 +155,25 @@ def invitation_create(
         target_label=email,
         extra={"role": role},
     )
-    link = settings.PORTAL_BASE_URL + reverse("invitation-accept", kwargs={"token": token})
+    _send_invitation(invitation, token, actor)
+    return invitation, token
+
+
+def invitation_link(token: str) -> str:
+    """Return the absolute link that accepts an invitation (its token is in it: show it once)."""
+    return settings.PORTAL_BASE_URL + reverse("invitation-accept", kwargs={"token": token})
+
+
+def _send_invitation(invitation: Invitation, token: str, actor: User) -> None:
+    organization = invitation.organization
     body = render_to_string(
         "portal/email/invitation.txt",
-        {"organization": organization, "inviter": actor, "link": link, "invitation": invitation},
+        {
+            "organization": organization,
+            "inviter": actor,
+            "link": invitation_link(token),
+            "invitation": invitation,
+        },
     )
     # Sent after commit so a rolled-back invitation sends nothing.
     transaction.on_commit(
@@ -166,10 +181,38 @@ def invitation_create(
             f"You are invited to {organization.name} on Identity Portal",
             body,
             None,
-            [email],
+            [invitation.email],
             fail_silently=True,
         )
     )
+
+
+@transaction.atomic
+def invitation_resend(
+    *, invitation: Invitation, actor: User, actor_membership: Membership | None = None
+) -> tuple[Invitation, str]:
+    """Give an open invitation a new link and a fresh expiry, and email it again.
+
+    The old link stops working (only the new token's digest is kept); return the invitation and
+    the new one-time token, so the inviter can also copy the link.
+    """
+    invitation = Invitation.objects.select_for_update().select_related("organization").get(pk=invitation.pk)
+    if not invitation.is_open:
+        raise ValidationError("This invitation is no longer open.", code="not_open")
+    _check_manager_may_touch(actor_membership=actor_membership, role=invitation.role)
+    token = secrets.token_urlsafe(32)
+    invitation.pepper_id, invitation.token_digest = keyed_digest(token)
+    invitation.expires_at = timezone.now() + timedelta(hours=settings.PORTAL_INVITATION_TTL_HOURS)
+    invitation.save(update_fields=["pepper_id", "token_digest", "expires_at", "updated_at"])
+    audit_log(
+        action="portal.invitation.resent",
+        actor=actor,
+        organization=invitation.organization,
+        target=invitation,
+        target_label=invitation.email,
+        extra={"role": invitation.role},
+    )
+    _send_invitation(invitation, token, actor)
     return invitation, token
 
 

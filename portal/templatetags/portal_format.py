@@ -7,9 +7,31 @@ from datetime import UTC, datetime, timedelta
 from django import template
 from django.utils import timezone
 from django.utils.html import format_html
-from django.utils.timesince import timesince, timeuntil
+
+from portal.audit_text import action_label, details_text
 
 register = template.Library()
+
+_DAY = 86400
+
+
+def distance(seconds: float) -> str:
+    """Return a distance in time rounded to the nearest unit ("3\xa0months" for 90 days, not 2).
+
+    Django's `timesince` truncates, so 90 days read as "2 months" and 14 days as "1 week".
+    """
+    seconds = abs(seconds)
+    if seconds < 90 * 60:
+        value, unit = max(round(seconds / 60), 1), "minute"
+    elif seconds < 36 * 3600:
+        value, unit = round(seconds / 3600), "hour"
+    elif seconds < 28 * _DAY:
+        value, unit = round(seconds / _DAY), "day"
+    elif seconds < 320 * _DAY:
+        value, unit = round(seconds / (30.44 * _DAY)), "month"
+    else:
+        value, unit = round(seconds / (365.25 * _DAY)), "year"
+    return f"{value}\xa0{unit}{'' if value == 1 else 's'}"
 
 
 @register.simple_tag
@@ -24,12 +46,24 @@ def relative_time(value: datetime | None, default: str = "—"):
     if abs(now - value) < timedelta(minutes=1):
         text = "just now"
     elif value < now:
-        text = f"{timesince(value, now, depth=1)} ago"
+        text = f"{distance((now - value).total_seconds())} ago"
     else:
-        text = f"in {timeuntil(value, now, depth=1)}"
+        text = f"in {distance((value - now).total_seconds())}"
     return format_html(
         '<time datetime="{}" title="{} UTC">{}</time>',
         value.isoformat(),
         value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
         text,
     )
+
+
+@register.filter
+def audit_action(action: str) -> str:
+    """Return an audit action in words: `credentials.api_key.rotated` → "API key rotated"."""
+    return action_label(action or "")
+
+
+@register.filter
+def audit_details(extra) -> str:
+    """Return an audit event's extra data as a readable line (never a Python repr)."""
+    return details_text(extra if isinstance(extra, dict) else None)

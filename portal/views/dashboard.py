@@ -187,13 +187,7 @@ def audit_log_page(request: HttpRequest) -> HttpResponse:
     organization = request.organization
     actors = User.objects.filter(memberships__organization=organization).order_by("email")
     form = AuditFilterForm(request.GET or None, actors=actors)
-    action, actor_id = "", None
-    if form.is_valid():
-        action = form.cleaned_data.get("action") or ""
-        actor_id = form.cleaned_data.get("actor")
-    page = Paginator(audit_events_for(organization, action=action, actor_id=actor_id), 50).get_page(
-        request.GET.get("page")
-    )
+    page = Paginator(audit_events_for(organization, **form.filters()), 50).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
     return render(request, "portal/audit.html", {"form": form, "page": page, "query": query.urlencode()})

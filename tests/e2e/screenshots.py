@@ -124,7 +124,7 @@ def issue_credentials(page: Page) -> None:
         data=b"grant_type=client_credentials",
     )
     page.get_by_role("link", name="I have stored the secret").click()
-    page.get_by_label("Keep the current secret working for (hours)").fill("24")
+    page.get_by_label("Keep the current secret working for").select_option("24")
     page.get_by_role("button", name="Rotate secret").click()
     expect(page.get_by_role("heading", level=1)).to_contain_text("New client secret")
 

@@ -97,7 +97,7 @@ def test_key_list_reveal_and_app_detail_fit(user_page, owner, credentials, width
     for control in (
         page.locator("button[data-copy-target=client-id]"),
         *page.get_by_role("button", name="Revoke secret").all(),
-        page.get_by_label("Keep the current secret working for (hours)"),
+        page.get_by_label("Keep the current secret working for"),
         page.get_by_role("button", name="Rotate secret"),
         page.get_by_role("button", name="Revoke application"),
     ):

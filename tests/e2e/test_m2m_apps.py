@@ -120,7 +120,7 @@ def test_rotate_the_secret_then_revoke_it_and_the_application(
     client_id, old_secret = create_app(page, "Stock sync")
     page.get_by_role("link", name="I have stored the secret").click()
 
-    page.get_by_label("Keep the current secret working for (hours)").fill("2")
+    page.get_by_label("Keep the current secret working for").select_option("1")
     page.get_by_role("button", name="Rotate secret").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("New client secret: Stock sync")
     new_secret = page.locator("#client-secret").inner_text().strip()

@@ -142,7 +142,9 @@ def test_requester_cannot_approve_own_request_in_the_admin(kit, require_approval
     changelist = reverse("admin:credentials_pendingapproval_changelist")
     assert credential.name in client.get(changelist).content.decode()
     response = client.post(
-        changelist, {"action": "approve_selected", "_selected_action": [request.pk]}, follow=True
+        changelist,
+        {"action": "approve_selected", "_selected_action": [request.pk], "apply": "1"},
+        follow=True,
     )
     assert "cannot decide on your own request" in response.content.decode()
     request.refresh_from_db()
@@ -152,7 +154,7 @@ def test_requester_cannot_approve_own_request_in_the_admin(kit, require_approval
     enrol_totp(other_staff)  # staff use the portal only with a second factor
     other = Client()
     other.force_login(other_staff)
-    other.post(changelist, {"action": "approve_selected", "_selected_action": [request.pk]})
+    other.post(changelist, {"action": "approve_selected", "_selected_action": [request.pk], "apply": "1"})
     request.refresh_from_db()
     assert request.state == RequestState.APPROVED and request.decided_by == other_staff
     event = AuditEvent.objects.get(action="credentials.request.approved")

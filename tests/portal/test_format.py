@@ -30,6 +30,13 @@ def test_past_time_reads_as_ago_with_the_exact_time_on_hover():
         (timedelta(seconds=20), "just now"),
         (timedelta(days=2, hours=1), "in 2\xa0days"),
         (timedelta(days=-40), "1\xa0month ago"),
+        # Rounded to the nearest unit, not truncated (issue 17, item 7).
+        (timedelta(days=90, minutes=-1), "in 3\xa0months"),
+        (timedelta(days=14, minutes=-1), "in 14\xa0days"),
+        (timedelta(days=-6, hours=-20), "7\xa0days ago"),
+        (timedelta(hours=23, minutes=50), "in 24\xa0hours"),
+        (timedelta(days=365 * 2 - 10), "in 2\xa0years"),
+        (timedelta(minutes=-61), "61\xa0minutes ago"),
     ],
 )
 def test_words_for_each_distance(offset, text):

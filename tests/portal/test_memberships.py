@@ -257,3 +257,49 @@ def test_rolled_back_change_leaves_no_audit_event(organization, owner, member):
     target.refresh_from_db()
     assert target.role == Role.MEMBER
     assert mail.outbox == []  # the invitation email is sent only on commit
+
+
+def test_resend_an_invitation_issues_a_new_link_shown_once_and_emails_it(
+    owner_client, organization, owner, mailoutbox, django_capture_on_commit_callbacks
+):
+    import re as _re
+
+    from portal.models import AuditEvent, Invitation
+    from portal.services.organizations import invitation_create, invitation_for_token
+
+    invitation, old_token = invitation_create(
+        organization=organization, email="new@acme.test", role="member", actor=owner
+    )
+    mailoutbox.clear()
+    url = reverse(
+        "org-invitation-resend", kwargs={"org_slug": organization.slug, "invitation_id": invitation.pk}
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        response = owner_client.post(url)
+    assert response.status_code == 200 and response["Cache-Control"] == "no-store"
+    page = response.content.decode()
+    link = _re.search(r'<code id="invitation-link">([^<]+)</code>', page).group(1)
+    assert 'data-copy-target="invitation-link"' in page
+    new_token = link.rstrip("/").rsplit("/", 1)[1]
+    assert invitation_for_token(new_token).pk == invitation.pk
+    assert invitation_for_token(old_token) is None  # the old link stops working
+    assert len(mailoutbox) == 1 and link in mailoutbox[0].body
+    assert AuditEvent.objects.filter(action="portal.invitation.resent").count() == 1
+    assert Invitation.objects.count() == 1
+
+
+def test_a_member_cannot_resend_and_a_closed_invitation_is_refused(
+    member_client, owner_client, organization, owner
+):
+    from portal.services.organizations import invitation_create, invitation_revoke
+
+    invitation, _ = invitation_create(
+        organization=organization, email="new@acme.test", role="member", actor=owner
+    )
+    url = reverse(
+        "org-invitation-resend", kwargs={"org_slug": organization.slug, "invitation_id": invitation.pk}
+    )
+    assert member_client.post(url).status_code == 403
+    invitation_revoke(invitation=invitation, actor=owner)
+    response = owner_client.post(url, follow=True)
+    assert "no longer open" in response.content.decode()

@@ -153,7 +153,7 @@ def test_a_third_live_key_is_a_form_error(owner_client, keyed_app):
 
 def test_rotation_with_overlap_from_the_page(owner_client, keyed_app):
     old = keyed_app.public_keys.get()
-    assert _add(owner_client, keyed_app, public_key=_ec_pem(), overlap_hours="2").status_code == 302
+    assert _add(owner_client, keyed_app, public_key=_ec_pem(), overlap_hours="1").status_code == 302
     old.refresh_from_db()
     assert old.state == "expiring"
     assert "Rotated" in owner_client.get(_detail(keyed_app)).content.decode()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import re
 
 import pytest
@@ -222,3 +223,31 @@ def test_the_organisation_page_warns_managers_of_failing_deliveries(
     )
     deliver()
     assert b"Webhook deliveries are failing" not in owner_client.get(_url("org-home")).content
+
+
+def test_the_pages_warn_until_a_delivery_worker_has_run(owner_client, make_endpoint):
+    from datetime import timedelta
+
+    from django.core.management import call_command
+    from django.utils import timezone
+
+    from credentials.webhooks.models import DeliveryWorkerHeartbeat
+
+    endpoint, _ = make_endpoint()
+    pages = [_url("org-webhooks"), _url("org-webhook-detail", endpoint_id=endpoint.pk)]
+    for page in pages:
+        assert b"No delivery worker has run in the last 5 minutes" in owner_client.get(page).content
+    call_command("deliver_webhooks", "--once", stdout=io.StringIO())
+    for page in pages:
+        assert b"No delivery worker has run" not in owner_client.get(page).content
+    # A runner silent for more than five minutes is as good as none.
+    DeliveryWorkerHeartbeat.objects.update(seen_at=timezone.now() - timedelta(minutes=6))
+    assert b"No delivery worker has run" in owner_client.get(pages[0]).content
+
+
+def test_an_endpoint_that_never_received_anything_is_not_all_delivered(owner_client, make_endpoint):
+    endpoint, _ = make_endpoint()
+    page = owner_client.get(_url("org-webhooks")).content.decode()
+    assert "nothing sent yet" in page and "all delivered" not in page
+    webhook_endpoint_ping(endpoint=endpoint, actor=None)
+    assert "1 pending" in owner_client.get(_url("org-webhooks")).content.decode()

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from django.core.management.base import BaseCommand, CommandError
 
-from credentials.webhooks.delivery import deliveries_drain
+from credentials.webhooks.delivery import deliveries_drain, worker_heartbeat_record
 from credentials.webhooks.services import webhook_deliveries_purge
 
 
@@ -45,6 +45,7 @@ class Command(BaseCommand):
             self.stdout.write(f"Deleted {deleted} webhook deliveries older than {days} days.")
             return
         if not options["loop"]:
+            worker_heartbeat_record()
             self._report(deliveries_drain(batch_size=options["batch_size"]))
             return
         stopping = []
@@ -54,7 +55,11 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
+        last_heartbeat = 0.0
         while not stopping:
+            if time.monotonic() - last_heartbeat >= 30:  # often enough for the 5-minute warning
+                worker_heartbeat_record()
+                last_heartbeat = time.monotonic()
             counts = deliveries_drain(batch_size=options["batch_size"], stop=lambda: bool(stopping))
             if any(counts.values()):
                 self._report(counts)

@@ -1,0 +1,36 @@
+"""Resend an invitation and show its new link once, with a copy button."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from portal.selectors import invitations_for
+from portal.services import organizations as org_services
+from portal.stepup import step_up_required
+from portal.tenancy import org_view
+
+
+@require_POST
+@org_view(managers_only=True)
+@step_up_required
+def invitation_resend(request: HttpRequest, invitation_id: int) -> HttpResponse:
+    """Issue a new link for an open invitation, email it, and show it once so it can be copied."""
+    invitation = get_object_or_404(invitations_for(request.organization), pk=invitation_id)
+    try:
+        invitation, token = org_services.invitation_resend(
+            invitation=invitation, actor=request.user, actor_membership=request.membership
+        )
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+        return redirect("org-members", org_slug=request.organization.slug)
+    response = render(
+        request,
+        "portal/invitation_link.html",
+        {"invitation": invitation, "link": org_services.invitation_link(token)},
+    )
+    response["Cache-Control"] = "no-store"
+    return response

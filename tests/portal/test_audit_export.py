@@ -1,0 +1,101 @@
+"""The audit log in words (readable events and details) and as CSV with a date range (issue 17)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, datetime
+
+import pytest
+from django.urls import reverse
+
+from portal.audit_text import action_label, details_text
+from portal.models import AuditEvent
+
+pytestmark = pytest.mark.django_db
+
+
+def _event(organization, actor, action, when, **extra):
+    event = AuditEvent.objects.create(
+        action=action, organization=organization, actor=actor, actor_label=actor.email, extra=extra
+    )
+    AuditEvent.objects.filter(pk=event.pk).update(occurred_at=when)
+    return event
+
+
+def test_events_and_details_read_as_words_not_reprs():
+    assert action_label("credentials.api_key.rotated") == "API key rotated"
+    assert action_label("tokens.m2m_app.secret_rotated") == "M2M application secret rotated"
+    assert action_label("portal.membership.role_changed") == "Membership role changed"
+    assert (
+        details_text({"max_lifetime_days": {"from": None, "to": 30}}) == "max lifetime days: from none to 30"
+    )
+    assert (
+        details_text({"scopes": ["a:read", "b:write"], "via": "admin"})
+        == "scopes: a:read, b:write; via: admin"
+    )
+
+
+def test_the_audit_page_shows_no_python_reprs(owner_client, organization, owner):
+    _event(
+        organization,
+        owner,
+        "credentials.policy.updated",
+        datetime(2026, 3, 1, tzinfo=UTC),
+        lifetime={"from": None, "to": 30},
+    )
+    page = owner_client.get(reverse("org-audit", args=[organization.slug])).content.decode()
+    assert "Policy updated" in page and "lifetime: from none to 30" in page
+    assert "{&#x27;from&#x27;" not in page and "None" not in page
+
+
+def test_export_csv_with_a_date_range(owner_client, organization, owner):
+    _event(organization, owner, "credentials.api_key.created", datetime(2026, 2, 28, 23, 59, tzinfo=UTC))
+    _event(
+        organization,
+        owner,
+        "credentials.api_key.rotated",
+        datetime(2026, 3, 1, 0, 0, tzinfo=UTC),
+        overlap_hours=24,
+    )
+    _event(
+        organization,
+        owner,
+        "credentials.api_key.revoked",
+        datetime(2026, 3, 31, 23, 59, tzinfo=UTC),
+        reason="=cmd()",
+    )
+    _event(organization, owner, "credentials.api_key.leaked", datetime(2026, 4, 1, 0, 0, tzinfo=UTC))
+    url = reverse("org-audit-export", args=[organization.slug])
+    response = owner_client.get(url, {"since": "2026-03-01", "until": "2026-03-31"})
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/csv")
+    assert 'filename="audit-acme-2026-03-01-2026-03-31.csv"' in response["Content-Disposition"]
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert rows[0] == ["time (UTC)", "event", "action", "target", "actor", "IP address", "details"]
+    assert [(r[1], r[2]) for r in rows[1:]] == [
+        ("API key revoked", "credentials.api_key.revoked"),
+        ("API key rotated", "credentials.api_key.rotated"),
+    ]
+    assert rows[1][6] == "reason: =cmd()"  # not at the start of the cell: no formula
+    assert rows[2][0] == "2026-03-01 00:00:00" and rows[2][6] == "overlap hours: 24"
+
+
+def test_export_refuses_a_reversed_range_and_members(owner_client, member_client, organization):
+    url = reverse("org-audit-export", args=[organization.slug])
+    bad = owner_client.get(url, {"since": "2026-03-02", "until": "2026-03-01"})
+    assert bad.status_code == 400 and b"before its start" in bad.content
+    assert member_client.get(url).status_code == 403
+
+
+def test_a_cell_that_looks_like_a_formula_is_text(owner_client, organization, owner):
+    AuditEvent.objects.create(
+        action="credentials.api_key.created",
+        organization=organization,
+        actor=owner,
+        actor_label=owner.email,
+        target_label='=HYPERLINK("http://evil")',
+    )
+    body = b"".join(owner_client.get(reverse("org-audit-export", args=[organization.slug])).streaming_content)
+    row = list(csv.reader(io.StringIO(body.decode())))[1]
+    assert row[3] == '\'=HYPERLINK("http://evil")'
