@@ -12,7 +12,7 @@ from portal.audit_text import action_label, details_text
 from portal.forms import AuditFilterForm
 from portal.models import User
 from portal.selectors import audit_events_for
-from portal.tenancy import org_view
+from portal.tenancy import authorized
 
 COLUMNS = ["time (UTC)", "event", "action", "target", "actor", "IP address", "details"]
 # A cell a spreadsheet would run as a formula (OWASP "CSV injection") is quoted as text.
@@ -48,7 +48,7 @@ def _rows(events) -> Iterator[str]:
         )
 
 
-@org_view(managers_only=True)
+@authorized("audit.read")
 def audit_log_export(request: HttpRequest) -> HttpResponse:
     """Return the organisation's audit events matching the page's filters as a CSV download."""
     organization = request.organization

@@ -10,13 +10,11 @@ from django.views.decorators.http import require_POST
 
 from portal.selectors import invitations_for
 from portal.services import organizations as org_services
-from portal.stepup import step_up_required
-from portal.tenancy import org_view
+from portal.tenancy import authorized
 
 
 @require_POST
-@org_view(managers_only=True)
-@step_up_required
+@authorized("members.invite")
 def invitation_resend(request: HttpRequest, invitation_id: int) -> HttpResponse:
     """Issue a new link for an open invitation, email it, and show it once so it can be copied."""
     invitation = get_object_or_404(invitations_for(request.organization), pk=invitation_id)
