@@ -10,6 +10,7 @@ class TokensConfig(AppConfig):
     def ready(self):
         from credentials.governance.registry import register
         from tokens import checks, schema  # noqa: F401 - registers system checks and the OpenAPI scheme
-        from tokens.services import governed_kind
+        from tokens.services import federated_governed_kind, governed_kind
 
         register(governed_kind())
+        register(federated_governed_kind())
