@@ -754,6 +754,8 @@ def governed_kind():
         ref_attr="client_id",
         url_kwarg="app_id",
         lookup_field="pk",
+        url_name="org-app",
+        issue_url_name="org-app-issue-secret",
         inventory_queryset=m2m_apps_inventory,
         scopes_of=lambda application: list(application.allowed_scopes.values_list("name", flat=True)),
         scopes_for=_scopes_for,
@@ -956,8 +958,12 @@ def federated_governed_kind():
         ref_attr="public_id",
         url_kwarg="identity_id",
         lookup_field="pk",
+        url_name="org-federated",
+        issue_url_name="org-federated-activate",
         inventory_queryset=federated_identities_inventory,
-        scopes_of=lambda identity: list(identity.application.allowed_scopes.values_list("name", flat=True)),
+        # A trust has no scopes of its own (reviews and scope requests do not apply); the
+        # inventory shows its application's, which are what its tokens carry.
+        scopes_of=lambda identity: [],
         scopes_for=_federated_scopes_for,
         set_scopes=_federated_set_scopes,
         issue_secret=_activate_federated_identity,

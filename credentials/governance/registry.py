@@ -71,6 +71,10 @@ class GovernedKind:
     #: The kind whose policy settings (approval of new ones, review interval, lifetime) apply;
     #: "" = its own key. A federated identity follows its M2M applications' settings.
     policy_key: str = ""
+    #: The dashboard URL names: the prefix given to governance.urls.credential_patterns, and
+    #: the page that gives an approved, pending credential its first secret (or activates it).
+    url_name: str = ""
+    issue_url_name: str = ""
     #: Audit verbs of this kind that are webhook events ({"created": "created", …}), for kinds
     #: not in credentials.webhooks.events' own table.
     webhook_events: dict[str, str] = field(default_factory=dict)
