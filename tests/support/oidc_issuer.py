@@ -1,5 +1,8 @@
 """A local OIDC issuer for the federation tests: discovery, a JWKS, and tokens shaped like each platform's.
 
+It also answers like GitHub's runner token endpoint (`ACTIONS_ID_TOKEN_REQUEST_URL`), so a
+workflow step can run as written.
+
 A small threaded HTTP server on 127.0.0.1 serves `/.well-known/openid-configuration` and
 `/jwks.json`, signing tokens with keys it generates (RS256 by default, as GitHub, GitLab and
 Kubernetes do; ES256 for SPIFFE). It counts the requests it serves, can rotate its key, and
@@ -14,6 +17,7 @@ import secrets
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -46,6 +50,9 @@ class LocalIssuer:
         self.delay = 0.0  # seconds to wait before answering
         self.jwks_override: bytes | None = None  # served instead of the real JWKS
         self.discovery_issuer: str | None = None  # served as the document's issuer
+        # GitHub's runner endpoint (ACTIONS_ID_TOKEN_REQUEST_URL): this bearer token gets a job's token.
+        self.actions_request_token = secrets.token_urlsafe(24)
+        self.actions_job: dict = {"repository": "acme/billing", "ref": "refs/heads/main"}
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
@@ -82,6 +89,16 @@ class LocalIssuer:
                     ).encode()
                 elif self.path == "/jwks.json":
                     body = issuer.jwks_override or json.dumps(issuer.jwks()).encode()
+                elif self.path.startswith("/_apis/token"):
+                    if (
+                        self.headers.get("Authorization", "").lower()
+                        != "bearer " + issuer.actions_request_token.lower()
+                    ):
+                        self.send_error(401)
+                        return
+                    query = parse_qs(urlsplit(self.path).query)
+                    token = issuer.github_actions(audience=query["audience"][0], **issuer.actions_job)
+                    body = json.dumps({"count": 1, "value": token}).encode()
                 else:
                     self.send_error(404)
                     return
