@@ -21,8 +21,8 @@ The checks, in order (`inspect` reports each; `authenticate` needs them all):
   (`iat` at most the trust's `max_token_age` ago; without `iat`, `exp` at most that far ahead),
   30 seconds of leeway;
 - subject (exact, or `*` wildcards) and every claim condition;
-- replay: a `jti`, where the token has one, is accepted once per trust (the same cache as
-  private_key_jwt assertions; fails closed when the cache is down).
+- replay: a `jti`, where the token has one, is accepted once per issuer, whatever the
+  application (the same cache as private_key_jwt assertions; fails closed when the cache is down).
 
 Issuer keys are fetched with `portal.outbound` (HTTPS, public addresses, pinned connection,
 timeouts, a size limit) and cached (PORTAL_FEDERATION_KEYS_CACHE_SECONDS). An unknown `kid`
@@ -658,7 +658,8 @@ def _first_use(identity: FederatedIdentity, jti: Any, claims: dict, now: float) 
     except UnicodeEncodeError:
         return False
     exp = _timestamp(claims.get("exp")) or now
-    digest = hashlib.sha256(f"{identity.public_id}\x00{jti}".encode()).hexdigest()
+    # Per issuer, not per trust: one platform token mints one portal token, wherever presented.
+    digest = hashlib.sha256(f"{identity.issuer}\x00{jti}".encode()).hexdigest()
     return bool(cache.add(REPLAY_CACHE_PREFIX + digest, 1, timeout=max(1, math.ceil(exp + LEEWAY - now))))
 
 

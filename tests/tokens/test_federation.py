@@ -15,6 +15,7 @@ from django.core.exceptions import ValidationError
 from django.core.management import call_command
 
 from portal.models import AuditEvent
+from tests.factories import UserFactory, enrol_totp
 from tests.support.oidc_issuer import LocalIssuer
 from tests.support.servers import free_port
 from tokens import federation
@@ -405,10 +406,25 @@ def test_a_token_of_one_application_presented_with_another_client_id_is_refused(
     assert claims_of(present(client, app.client_id, token))  # the jti was not spent by the failures
 
 
-def test_a_replayed_jti_is_refused(client, app, github_trust, issuer):
+def test_a_replayed_jti_is_refused_even_at_another_application(client, app, make_app, github_trust, issuer):
+    other = make_app(name="Other service")
+    add_trust(other.application, issuer.url, "repo:acme/api:ref:refs/heads/main", preset="github_actions")
     token = issuer.github_actions(audience=AUD)
     assert claims_of(present(client, app.client_id, token))
     assert_invalid_client(present(client, app.client_id, token))
+    assert_invalid_client(present(client, other.client_id, token))
+    assert claims_of(present(client, other.client_id, issuer.github_actions(audience=AUD)))
+
+
+def test_the_replay_cache_being_down_refuses_tokens_with_a_jti(
+    client, app, github_trust, issuer, monkeypatch
+):
+    from django.core.cache import cache
+
+    monkeypatch.setattr(
+        cache, "add", lambda *args, **kwargs: False
+    )  # ResilientRedisCache.add while Redis is down
+    assert_invalid_client(present(client, app.client_id, issuer.github_actions(audience=AUD)))
 
 
 def test_a_huge_assertion_is_refused_quickly(client, app, github_trust, issuer, settings):
@@ -552,3 +568,26 @@ def test_revoking_the_application_removes_its_trusts(client, app, github_trust, 
 
 def _basic(client_id, secret):
     return "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+
+
+def test_staff_suspend_a_trust_from_the_admin(app, github_trust):
+    from django.test import Client
+    from django.urls import reverse
+
+    admin_client = Client()
+    staff = UserFactory(email="staff@portal.test", is_staff=True, is_superuser=True)
+    enrol_totp(staff)  # staff use the admin only with a second factor
+    admin_client.force_login(staff)
+
+    changelist = reverse("admin:tokens_federatedidentity_changelist")
+    assert admin_client.get(changelist).status_code == 200
+    assert (
+        admin_client.get(reverse("admin:tokens_federatedidentity_change", args=[github_trust.pk])).status_code
+        == 200
+    )
+    response = admin_client.post(
+        changelist, {"action": "suspend_selected", "_selected_action": [github_trust.pk]}, follow=True
+    )
+    assert response.status_code == 200
+    github_trust.refresh_from_db()
+    assert github_trust.status == "suspended" and github_trust.suspension_reason == "manual"
