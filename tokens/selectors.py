@@ -230,7 +230,7 @@ def federated_identities_inventory(organization: Organization | None) -> QuerySe
         else FederatedIdentity.objects.filter(organization=organization)
     )
     return identities.annotate(
-        row_kind=Value("federated_identity", output_field=CharField()),
+        row_kind=Value("federated_id", output_field=CharField()),
         row_ref=F("public_id"),
         row_superseded=Value(False),
         row_owner_email=F("owner__email"),

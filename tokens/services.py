@@ -773,7 +773,7 @@ def governed_kind():
 
 # --- federated identities (workload identity federation, tokens.federation) ----------------------
 
-FEDERATED_KIND = "federated_identity"
+FEDERATED_KIND = "federated_id"
 
 
 def _may_manage_application(actor: User | None, application: M2MApplication) -> bool:

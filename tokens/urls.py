@@ -36,9 +36,7 @@ org_patterns = [
     ),
     *[
         pattern
-        for pattern in credential_patterns(
-            "federated_identity", "federated/<int:identity_id>", "org-federated"
-        )
+        for pattern in credential_patterns("federated_id", "federated/<int:identity_id>", "org-federated")
         if pattern.name != "org-federated-scopes"  # a trust has its application's scopes
     ],
 ]

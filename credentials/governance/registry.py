@@ -36,7 +36,7 @@ class SecretMatch:
 class GovernedKind:
     """What governance needs to know about one credential kind."""
 
-    key: str  # "api_key" | "m2m_app" | "federated_identity", stored in requests and notices
+    key: str  # "api_key" | "m2m_app" | "federated_id" (≤ 16 characters), stored in requests and notices
     label: str  # "API key"
     lifecycle: str  # STANDING | TOKEN_MINTING | FEDERATED
     audit_prefix: str  # "credentials.api_key"

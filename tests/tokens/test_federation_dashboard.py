@@ -165,7 +165,7 @@ def test_approval_is_required_when_the_policy_says_so(owner, admin_user, member,
     )
     assert identity.status == "pending"
     assert_invalid_client(present(client, app.client_id, issuer.github_actions(audience=AUD)))
-    request = CredentialRequest.objects.get(kind="federated_identity", object_id=identity.pk)
+    request = CredentialRequest.objects.get(kind="federated_id", object_id=identity.pk)
     with pytest.raises(Exception, match="own request"):
         governance.credential_request_approve(request=request, actor=owner)
     governance.credential_request_approve(request=request, actor=admin_user)
@@ -186,14 +186,14 @@ def test_the_inventory_lists_trusts_as_federated_credentials(owner, app, issuer)
     organization = app.application.organization
     values = list(inventory_queryset(organization))
     rows = {row.kind: row for row in inventory_rows(values, org_slug="acme")}
-    assert set(rows) == {"m2m_app", "federated_identity"}
-    row = rows["federated_identity"]
+    assert set(rows) == {"m2m_app", "federated_id"}
+    row = rows["federated_id"]
     assert row.lifecycle == "federated" and row.ref == identity.public_id and row.owner_email == owner.email
     assert row.scopes == ["orders:read", "orders:write"]  # what its tokens carry: the application's
     assert row.path == _detail_url(identity)
     from credentials.governance.selectors import InventoryFilters
 
-    only = list(inventory_queryset(organization, InventoryFilters(kind="federated_identity")))
+    only = list(inventory_queryset(organization, InventoryFilters(kind="federated_id")))
     assert [v["row_ref"] for v in only] == [identity.public_id]
 
 
@@ -201,7 +201,7 @@ def test_the_inventory_api_and_page_show_the_trust(owner_client, app, issuer):
     identity = add_trust(
         app.application, issuer.url, "repo:acme/api:ref:refs/heads/main", preset="github_actions"
     )
-    body = owner_client.get("/api/v1/orgs/acme/inventory/?kind=federated_identity").json()
+    body = owner_client.get("/api/v1/orgs/acme/inventory/?kind=federated_id").json()
     results = body["results"] if isinstance(body, dict) else body
     assert [r["id"] for r in results] == [identity.public_id]
     assert results[0]["lifecycle"] == "federated"
@@ -242,4 +242,4 @@ def test_lifecycle_webhook_events_are_sent_for_trusts(owner, app, issuer):
     ]
     payload = deliveries[0].payload
     assert json.dumps(payload).count(identity.public_id) >= 1
-    assert payload["data"]["credential"]["kind"] == "federated_identity"
+    assert payload["data"]["credential"]["kind"] == "federated_id"
