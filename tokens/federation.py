@@ -28,7 +28,8 @@ Issuer keys are fetched with `portal.outbound` (HTTPS, public addresses, pinned 
 timeouts, a size limit) and cached (PORTAL_FEDERATION_KEYS_CACHE_SECONDS). An unknown `kid`
 refreshes them, but at most once per PORTAL_FEDERATION_KEYS_REFRESH_SECONDS per issuer, shared
 by every app server through the cache, and a failed fetch counts too: an attacker's made-up
-kids or an issuer that is down never make the portal fetch on every request.
+kids or an issuer that is down never make the portal fetch on every request. A first fetch
+that succeeds leaves the next unknown kid free to refresh at once (a rotation just after it).
 """
 
 from __future__ import annotations
@@ -418,6 +419,11 @@ def issuer_keys(identity: FederatedIdentity, kid: str | None) -> list[dict]:
         )
         return keys
     cache.set(KEYS_CACHE_PREFIX + digest, fresh, timeout=settings.PORTAL_FEDERATION_KEYS_CACHE_SECONDS)
+    if keys is None:
+        # A first (or expired-cache) fetch that worked does not hold the guard: the issuer may
+        # rotate right after it, and its new kid must be picked up at once. A refresh for an
+        # unknown kid, and a failed fetch, keep it for the whole interval.
+        cache.delete(REFRESH_GUARD_PREFIX + digest)
     return fresh
 
 
