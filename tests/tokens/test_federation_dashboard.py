@@ -147,7 +147,9 @@ def test_removing_a_trust_from_the_dashboard(owner_client, client, app, issuer):
 # --- governance --------------------------------------------------------------------------------
 
 
-def test_approval_is_required_when_the_policy_says_so(owner, admin_user, member, app, issuer, client):
+def test_approval_is_required_when_the_policy_says_so(
+    owner, admin_user, member, app, issuer, client, django_capture_on_commit_callbacks
+):
     from credentials.governance.models import OrganizationPolicy  # noqa: F401 - the policy row
 
     governance.policy_update(
@@ -168,7 +170,12 @@ def test_approval_is_required_when_the_policy_says_so(owner, admin_user, member,
     request = CredentialRequest.objects.get(kind="federated_id", object_id=identity.pk)
     with pytest.raises(Exception, match="own request"):
         governance.credential_request_approve(request=request, actor=owner)
-    governance.credential_request_approve(request=request, actor=admin_user)
+    with django_capture_on_commit_callbacks(execute=True):
+        governance.credential_request_approve(request=request, actor=admin_user)
+    from django.core import mail
+
+    approved = [m for m in mail.outbox if "Request approved" in m.subject]
+    assert approved and "activate it from its page" in approved[-1].body
     identity.refresh_from_db()
     assert identity.status == "pending"  # approved; its owner activates it
     with pytest.raises(Exception, match="owner"):
