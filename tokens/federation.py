@@ -34,6 +34,8 @@ that succeeds leaves the next unknown kid free to refresh at once (a rotation ju
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import http.client
 import json
@@ -477,18 +479,42 @@ def _short(value: Any) -> str:
     return text if len(text) <= 120 else text[:117] + "…"
 
 
-def read_token(token: str) -> tuple[dict, dict] | None:
-    """Return the (header, claims) of a compact JWS, unverified, or None if it is not one we read."""
+_SEGMENT = re.compile(r"[A-Za-z0-9_-]+")
+
+
+@dataclass(frozen=True)
+class ParsedToken:
+    """A compact JWS split once: its header and claims (unverified), and what the signature covers."""
+
+    header: dict
+    claims: dict
+    signing_input: bytes
+    signature: bytes
+
+
+def _segment(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def read_token(token: str) -> ParsedToken | None:
+    """Split a compact JWS (RFC 7515 §7.1) and decode its header and claims, or return None.
+
+    Done once per request, with a regular expression for the base64url alphabet: PyJWT checks
+    it a character at a time (about a millisecond for a 1.5 KB platform token, each time).
+    """
     if not isinstance(token, str) or not token or len(token) > MAX_CREDENTIAL_LENGTH or token.count(".") != 2:
         return None
+    parts = token.split(".")
+    if not all(_SEGMENT.fullmatch(part) and len(part) % 4 != 1 for part in parts):
+        return None
     try:
-        header = jwt.get_unverified_header(token)
-        claims = jwt.decode(token, options={"verify_signature": False})
-    except (jwt.InvalidTokenError, ValueError, TypeError, RecursionError):
+        header, claims = json.loads(_segment(parts[0])), json.loads(_segment(parts[1]))
+        signature = _segment(parts[2])
+    except (ValueError, binascii.Error, RecursionError):  # UnicodeDecodeError is a ValueError
         return None
     if not isinstance(header, dict) or not isinstance(claims, dict):
         return None
-    return header, claims
+    return ParsedToken(header, claims, f"{parts[0]}.{parts[1]}".encode(), signature)
 
 
 def token_issuer(claims: dict) -> str | None:
@@ -502,7 +528,8 @@ def token_issuer(claims: dict) -> str | None:
     return None
 
 
-def _check_signature(report: Report, token: str, header: dict, identity: FederatedIdentity) -> bool:
+def _check_signature(report: Report, token: ParsedToken, identity: FederatedIdentity) -> bool:
+    header = token.header
     alg = header.get("alg")
     if not report.add(
         "algorithm",
@@ -526,30 +553,20 @@ def _check_signature(report: Report, token: str, header: dict, identity: Federat
     if not candidates:
         report.add("signature", False, "The token's key id (kid) is not among the issuer's keys.")
         return False
+    algorithm = jwt.get_algorithm_by_name(alg)
     for jwk in candidates:
         if alg not in key_algorithms(jwk):
             continue
         try:
-            jwt.decode(
-                token,
-                jwt.PyJWK(jwk, algorithm=alg).key,
-                algorithms=[alg],
-                options={
-                    "verify_signature": True,
-                    "verify_exp": False,
-                    "verify_nbf": False,
-                    "verify_iat": False,
-                    "verify_aud": False,
-                    "verify_iss": False,
-                    "verify_sub": False,
-                    "verify_jti": False,
-                },
+            verified = algorithm.verify(
+                token.signing_input, jwt.PyJWK(jwk, algorithm=alg).key, token.signature
             )
         except (jwt.PyJWTError, ValueError, TypeError, KeyError, UnsupportedAlgorithm):
             continue
-        return report.add(
-            "signature", True, f"Signed with key {_short(jwk.get('kid') or '(no kid)')} ({alg})"
-        )
+        if verified:
+            return report.add(
+                "signature", True, f"Signed with key {_short(jwk.get('kid') or '(no kid)')} ({alg})"
+            )
     return report.add("signature", False, "The signature matches no key of the issuer for this algorithm.")
 
 
@@ -621,13 +638,13 @@ def _check_claims(report: Report, claims: dict, identity: FederatedIdentity, now
         )
 
 
-def inspect(token: str, identity: FederatedIdentity, *, now: float | None = None) -> Report:
+def inspect(token: str | ParsedToken, identity: FederatedIdentity, *, now: float | None = None) -> Report:
     """Run every check of `token` against one trust, recording nothing (the dashboard's "test a token").
 
     The replay check is reported, not made: the `jti` is only ever recorded at the token endpoint.
     """
     report = Report()
-    read = read_token(token)
+    read = token if isinstance(token, ParsedToken) else read_token(token)
     if not report.add(
         "format",
         read is not None,
@@ -636,7 +653,7 @@ def inspect(token: str, identity: FederatedIdentity, *, now: float | None = None
         else f"Not a signed JWT of at most {MAX_CREDENTIAL_LENGTH} characters.",
     ):
         return report
-    header, claims = read
+    claims = read.claims
     report.claims = claims
     issuer = token_issuer(claims)
     report.add(
@@ -646,7 +663,7 @@ def inspect(token: str, identity: FederatedIdentity, *, now: float | None = None
         if issuer == identity.issuer
         else f"iss is {_short(issuer)}, not {identity.issuer}",
     )
-    _check_signature(report, token, header, identity)
+    _check_signature(report, read, identity)
     _check_claims(report, claims, identity, time.time() if now is None else now)
     jti = claims.get("jti")
     report.add(
@@ -695,7 +712,7 @@ def authenticate(token: str, *, client_id: str | None) -> tuple[M2MApplication, 
     if not client_id or len(client_id) > 255 or not all(" " <= c <= "~" for c in client_id):
         log.info("federated assertion refused: no client_id sent with it")
         return None
-    _header, claims = read
+    claims = read.claims
     issuer = token_issuer(claims)
     trusts = _trusts(client_id, issuer) if issuer else []
     if not trusts:
@@ -703,7 +720,7 @@ def authenticate(token: str, *, client_id: str | None) -> tuple[M2MApplication, 
         return None
     now = time.time()
     for identity in trusts:
-        report = inspect(token, identity, now=now)
+        report = inspect(read, identity, now=now)
         if not report.passed:
             log.info("federated assertion refused by trust %s: %s", identity.public_id, report.failure)
             continue
@@ -735,5 +752,5 @@ def is_external(assertion: str) -> bool:
     read = read_token(assertion)
     if read is None:
         return False
-    claims = read[1]
+    claims = read.claims
     return claims.get("iss") != claims.get("sub")
