@@ -605,3 +605,48 @@ def test_staff_suspend_a_trust_from_the_admin(app, github_trust):
     assert response.status_code == 200
     github_trust.refresh_from_db()
     assert github_trust.status == "suspended" and github_trust.suspension_reason == "manual"
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "a.b",
+        "!!!!.e30.sig",
+        _b64(b"not json") + "." + _b64(b"{}") + ".c2ln",
+        _b64(b"[]") + "." + _b64(b"{}") + ".c2ln",
+        _b64(b'{"alg":"RS256"}') + "." + _b64(b"[1]") + ".c2ln",
+        _b64(b'{"alg":"RS256"}') + "." + _b64(b"\xff\xfe") + ".c2ln",
+        _b64(b'{"alg":"RS256"}') + "." + _b64(b"[" * 5000 + b"]" * 5000) + ".c2ln",
+        _b64(b'{"alg":"RS256","kid":{"x":1}}') + "." + _b64(b'{"iss":["a"],"sub":1}') + ".c2ln",
+    ],
+    ids=[
+        "two-parts",
+        "not-base64url",
+        "header-not-json",
+        "header-array",
+        "claims-array",
+        "not-utf8",
+        "deep",
+        "types",
+    ],
+)
+def test_hostile_tokens_are_invalid_client_never_a_500(client, app, github_trust, token):
+    assert_invalid_client(present(client, app.client_id, token))
+
+
+def test_a_lone_surrogate_in_a_wildcard_subject_is_no_500(client, app, issuer, owner_client):
+    identity = add_trust(app.application, issuer.url, "repo:acme/*", preset="custom")
+    token = issuer.token({"sub": "repo:acme/\ud800", "aud": AUD})
+    response = present(client, app.client_id, token)
+    assert response.status_code == 200  # accepted: it matches; the claim is JSON-escaped
+    from django.urls import reverse
+
+    page = owner_client.post(
+        reverse("org-federated-test", kwargs={"org_slug": "acme", "identity_id": identity.pk}),
+        {"token": issuer.token({"sub": "repo:acme/\ud800", "aud": AUD})},
+    )
+    assert page.status_code == 200
