@@ -757,6 +757,8 @@ def governed_kind():
         ref_attr="key_id",
         url_kwarg="key_id",
         lookup_field="key_id",
+        url_name="org-api-key",
+        issue_url_name="org-api-key-issue",
         inventory_queryset=api_keys_inventory,
         scopes_of=lambda api_key: list(api_key.scopes),
         scopes_for=_scopes_for,

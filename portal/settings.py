@@ -280,6 +280,17 @@ PORTAL_WEBHOOK_MAX_ATTEMPTS = env.int("PORTAL_WEBHOOK_MAX_ATTEMPTS", default=12)
 PORTAL_WEBHOOK_RETRY_BASE_SECONDS = env.int("PORTAL_WEBHOOK_RETRY_BASE_SECONDS", default=30)
 PORTAL_WEBHOOK_RETRY_MAX_SECONDS = env.int("PORTAL_WEBHOOK_RETRY_MAX_SECONDS", default=6 * 60 * 60)
 
+# --- Workload identity federation (tokens.federation, docs/m2m.md#workload-identity-federation) --
+# http:// issuers on localhost/127.0.0.1/[::1] only: development and the tests' local issuer.
+PORTAL_FEDERATION_ALLOW_INSECURE_LOCALHOST = env.bool(
+    "PORTAL_FEDERATION_ALLOW_INSECURE_LOCALHOST", default=DEBUG
+)
+# Each fetch of discovery or a JWKS (connection and each read; the whole exchange at most 3x).
+PORTAL_FEDERATION_TIMEOUT_SECONDS = env.int("PORTAL_FEDERATION_TIMEOUT_SECONDS", default=3)
+# How long an issuer's keys are cached, and how often at most an unknown kid may refresh them.
+PORTAL_FEDERATION_KEYS_CACHE_SECONDS = env.int("PORTAL_FEDERATION_KEYS_CACHE_SECONDS", default=3600)
+PORTAL_FEDERATION_KEYS_REFRESH_SECONDS = env.int("PORTAL_FEDERATION_KEYS_REFRESH_SECONDS", default=60)
+
 # --- OAuth 2.0 M2M (tokens app) -------------------------------------------------------------
 # The application model is swapped before the first migration (tokens 0001 runs before
 # oauth2_provider 0001). Client secrets live in tokens.ClientSecret as keyed digests; access

@@ -157,6 +157,22 @@ def _delivery_id(organization: Organization, user: User) -> int:
     return delivery.pk
 
 
+def _identity_id(organization: Organization, user: User) -> int:
+    from tokens.models import FederatedIdentity
+    from tokens.services import federated_identity_create
+
+    identity = FederatedIdentity.objects.filter(organization=organization).first()
+    if identity is None:
+        identity, _request = federated_identity_create(
+            application=_m2m_app(organization, user),
+            actor=None,
+            issuer="https://token.actions.githubusercontent.com",
+            subject=f"repo:{organization.slug}/api:ref:refs/heads/main",
+            preset="github_actions",
+        )
+    return identity.pk
+
+
 URL_KWARG_FACTORIES: dict[str, KwargFactory] = {
     "key_id": _api_key_id,
     "member_id": _member_id,
@@ -167,6 +183,7 @@ URL_KWARG_FACTORIES: dict[str, KwargFactory] = {
     "request_id": _request_id,
     "endpoint_id": _endpoint_id,
     "delivery_id": _delivery_id,
+    "identity_id": _identity_id,
 }
 
 URL_KWARG_OVERRIDES: dict[tuple[str, str], KwargFactory] = {

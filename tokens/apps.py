@@ -11,9 +11,10 @@ class TokensConfig(AppConfig):
         from credentials.governance.registry import register
         from portal.services.encryption import encrypted_store_register
         from tokens import checks, schema  # noqa: F401 - registers system checks and the OpenAPI scheme
-        from tokens.services import governed_kind, signing_keys_reencrypt
+        from tokens.services import federated_governed_kind, governed_kind, signing_keys_reencrypt
 
         register(governed_kind())
+        register(federated_governed_kind())
         # JWT signing keys are encrypted at rest: `reencrypt_secrets` moves them too.
         encrypted_store_register("signing_keys", unit="signing key(s)", reencrypt=signing_keys_reencrypt)
         if apps.is_installed("django.contrib.admin"):

@@ -50,7 +50,7 @@ from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 from portal.principal import MAX_CREDENTIAL_LENGTH
 from portal.selectors import owner_role_subquery
 from tokens.keys import PRIVATE_MEMBERS, thumbprint
-from tokens.models import ClientPublicKey, M2MApplication
+from tokens.models import ClientPublicKey, FederatedIdentity, M2MApplication
 
 log = logging.getLogger(__name__)
 
@@ -383,12 +383,26 @@ def assertion_parameters(params) -> tuple[str, str] | None:
 
 def authenticate_assertion_parameters(
     assertion_type: str, assertion: str, *, client_id: str | None, has_secret: bool, endpoint: str | None
-) -> tuple[M2MApplication, ClientPublicKey] | None:
-    """Authenticate a request sending assertion parameters; with a secret too it fails (RFC 6749 §2.3)."""
+) -> tuple[M2MApplication, ClientPublicKey | FederatedIdentity] | None:
+    """Authenticate a request sending assertion parameters; with a secret too it fails (RFC 6749 §2.3).
+
+    A self-issued assertion is private_key_jwt; another issuer's token is workload identity
+    federation (`tokens.federation`).
+    """
     if has_secret:
         log.info("client assertion refused: sent together with a client secret")
         return None
     if assertion_type != JWT_BEARER_ASSERTION_TYPE:
         log.info("client assertion refused: unsupported client_assertion_type")
         return None
+    # Imported here: tokens.federation reads this module's neighbours (models, keys) and the
+    # private_key_jwt path must not pay for it. Another issuer's token (workload identity
+    # federation) authenticates at the token endpoint only.
+    from tokens import federation
+
+    if federation.is_external(assertion):
+        if endpoint != "oauth-token":
+            log.info("federated assertion refused: accepted at the token endpoint only")
+            return None
+        return federation.authenticate(assertion, client_id=client_id)
     return authenticate_assertion(assertion, client_id=client_id, endpoint=endpoint)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.core.checks import Error, register
+from django.core.checks import Error, Tags, Warning, register
 
 from portal.crypto import check_fernet_keys
 
@@ -47,6 +47,20 @@ def check_default_audience(app_configs, **kwargs):
             Error(
                 "PORTAL_DEFAULT_AUDIENCE must be an absolute URI without fragment, e.g. https://portal.example.com/api.",
                 id="tokens.E002",
+            )
+        ]
+    return []
+
+
+@register(Tags.security, deploy=True)
+def check_federation_issuers_are_secure(app_configs, **kwargs):
+    """Check that plain-http loopback federation issuers are allowed only in DEBUG."""
+    if not settings.DEBUG and getattr(settings, "PORTAL_FEDERATION_ALLOW_INSECURE_LOCALHOST", False):
+        return [
+            Warning(
+                "PORTAL_FEDERATION_ALLOW_INSECURE_LOCALHOST is on outside DEBUG.",
+                hint="Issuer keys must be fetched over https:// in production.",
+                id="tokens.W001",
             )
         ]
     return []

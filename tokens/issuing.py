@@ -22,6 +22,7 @@ def access_token_claims(
     lifetime: int,
     secret_id: str | None,
     key_id: str | None = None,
+    federation: dict | None = None,
     subject: str | None = None,
     organization_slug: str | None = None,
 ) -> dict:
@@ -45,7 +46,11 @@ def access_token_claims(
     }
     # The non-secret id of the client secret (`csid`) or public key (`ckid`, its RFC 7638
     # thumbprint) that minted the token, so revoking that credential also rejects its tokens.
-    if key_id:
+    # A federated identity's token records the trust and the external issuer and subject
+    # (`fed`); suspending or revoking the trust rejects it.
+    if federation:
+        claims["fed"] = federation
+    elif key_id:
         claims["ckid"] = key_id
     else:
         claims["csid"] = secret_id
@@ -60,6 +65,13 @@ def sign_access_token(claims: dict) -> str:
     )
 
 
+def _federation_claim(identity) -> dict | None:
+    """Return the `fed` claim of a federated identity's token: the trust, the external iss and sub."""
+    if identity is None:
+        return None
+    return {"id": identity.public_id, "iss": identity.presented_issuer, "sub": identity.presented_subject}
+
+
 def generate_access_token(request) -> str:
     """Return the JWT for an oauthlib request the validator has authenticated and checked."""
     exchange = getattr(request, "portal_exchange", None)  # set by tokens.exchange (RFC 8693)
@@ -70,6 +82,7 @@ def generate_access_token(request) -> str:
         lifetime=request.expires_in,
         secret_id=request.portal_client_secret.public_id if request.portal_client_secret else None,
         key_id=request.portal_client_key.kid if getattr(request, "portal_client_key", None) else None,
+        federation=_federation_claim(getattr(request, "portal_federated_identity", None)),
         subject=exchange.subject if exchange else None,
         organization_slug=exchange.organization_slug if exchange else None,
     )

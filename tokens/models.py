@@ -1,5 +1,5 @@
-"""M2M applications, their client secrets and public keys, the resource-server catalogue, JWT signing keys
-and the revoked-token list."""
+"""M2M applications with their secrets, public keys and federated identities; the resource-server catalogue;
+JWT signing keys; revoked tokens."""
 
 from __future__ import annotations
 
@@ -377,6 +377,144 @@ class ClientPublicKey(ClientCredential):
     def short_kid(self) -> str:
         """Return the first characters of the kid, enough to tell keys apart on a page."""
         return self.kid[:12]
+
+
+FEDERATED_ID_PREFIX = "fid_"
+MIN_FEDERATED_TOKEN_AGE = 60
+MAX_FEDERATED_TOKEN_AGE = 86400
+#: Kubernetes projected service-account tokens live an hour by default; CI tokens far less.
+DEFAULT_FEDERATED_TOKEN_AGE = 3600
+
+
+def generate_federated_id() -> str:
+    """Return a random, non-secret id such as `fid_4kQ…` (tokens carry it in their `fed` claim)."""
+    return FEDERATED_ID_PREFIX + random_base62(16)
+
+
+class FederatedIdentity(GovernedCredential, TimestampedModel):
+    """A trust in one external issuer: its tokens authenticate the application, with no stored secret.
+
+    A CI job or a pod presents the short-lived token its platform gave it (GitHub Actions,
+    GitLab CI, Kubernetes, SPIFFE) as a client assertion (RFC 7523 §2.2); it is accepted when
+    it is signed by the issuer's keys, names `audience`, matches `subject` (exact, or with `*`
+    wildcards) and every condition, and is at most `max_token_age` seconds old. A governed
+    credential of its own (`tokens.federation` registers the kind): an owner, approval,
+    review, suspension; suspending or revoking it also rejects the tokens it minted.
+    """
+
+    class Preset(models.TextChoices):
+        CUSTOM = "custom", _("Custom issuer")
+        GITHUB_ACTIONS = "github_actions", _("GitHub Actions")
+        GITLAB_CI = "gitlab_ci", _("GitLab CI")
+        KUBERNETES = "kubernetes", _("Kubernetes")
+        SPIFFE = "spiffe", _("SPIFFE")
+
+    Status = M2MApplication.Status
+
+    public_id = models.CharField(
+        _("federated identity id"),
+        max_length=32,
+        unique=True,
+        default=generate_federated_id,
+        editable=False,
+        help_text=_("Non-secret identifier carried by tokens in the `fed` claim."),
+    )
+    organization = models.ForeignKey(
+        Organization,
+        on_delete=models.CASCADE,
+        related_name="federated_identities",
+        verbose_name=_("organisation"),
+    )
+    application = models.ForeignKey(
+        M2MApplication,
+        on_delete=models.CASCADE,
+        related_name="federated_identities",
+        verbose_name=_("application"),
+    )
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="owned_federated_identities",
+        verbose_name=_("owner"),
+        help_text=_("The member accountable for this trust."),
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("created by"),
+    )
+    name = models.CharField(_("name"), max_length=255)
+    preset = models.CharField(_("preset"), max_length=16, choices=Preset.choices, default=Preset.CUSTOM)
+    issuer = models.CharField(
+        _("issuer"),
+        max_length=255,
+        help_text=_("The external tokens' `iss`, exactly; its keys come from OIDC discovery unless pasted."),
+    )
+    jwks = models.JSONField(
+        _("static JWKS"),
+        null=True,
+        blank=True,
+        help_text=_("A pasted JWKS or SPIFFE trust bundle (public keys only), used instead of discovery."),
+    )
+    audience = models.CharField(
+        _("audience"), max_length=255, help_text=_("The `aud` the external token must carry.")
+    )
+    subject = models.CharField(
+        _("subject"), max_length=255, help_text=_("The `sub` to accept, exactly or with `*` wildcards.")
+    )
+    conditions = models.JSONField(
+        _("conditions"),
+        default=dict,
+        blank=True,
+        help_text=_("Claim name -> accepted values; every condition must hold."),
+    )
+    max_token_age = models.PositiveIntegerField(
+        _("maximum token age (seconds)"),
+        default=DEFAULT_FEDERATED_TOKEN_AGE,
+        validators=[MinValueValidator(MIN_FEDERATED_TOKEN_AGE), MaxValueValidator(MAX_FEDERATED_TOKEN_AGE)],
+    )
+    status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    revoked_at = models.DateTimeField(_("revoked"), null=True, blank=True)
+    last_used_at = models.DateTimeField(_("last used"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("federated identity")
+        verbose_name_plural = _("federated identities")
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["organization", "-created_at"], name="federated_id_org_created"),
+            # The token endpoint finds the trusts of a presented token by client and issuer.
+            models.Index(fields=["application", "issuer"], name="federated_id_app_issuer"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(
+                    max_token_age__gte=MIN_FEDERATED_TOKEN_AGE, max_token_age__lte=MAX_FEDERATED_TOKEN_AGE
+                ),
+                name="federated_id_max_token_age_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(preset__in=["custom", "github_actions", "gitlab_ci", "kubernetes", "spiffe"]),
+                name="federated_id_preset_valid",
+            ),
+            *status_constraints("federated_id"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name or self.public_id
+
+    @property
+    def is_active(self) -> bool:
+        """Return whether its tokens authenticate the application."""
+        return self.status == self.Status.ACTIVE
+
+    @property
+    def state(self) -> str:
+        """Return the status shown to people."""
+        return self.status
 
 
 class SigningKey(TimestampedModel):

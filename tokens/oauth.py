@@ -26,7 +26,7 @@ from portal.principal import MAX_CREDENTIAL_LENGTH
 from portal.selectors import owner_role_subquery, role_of
 from tokens.assertions import assertion_parameters, authenticate_assertion_parameters
 from tokens.catalogue import token_terms
-from tokens.models import ClientPublicKey, ClientSecret, M2MApplication
+from tokens.models import ClientPublicKey, ClientSecret, FederatedIdentity, M2MApplication
 
 log = logging.getLogger(__name__)
 
@@ -268,10 +268,13 @@ class M2MValidator(OAuth2Validator):
         if result is None:
             return False
         request.client, credential = result
-        # The credential that minted the token: a secret (`csid`) or a public key (`ckid`).
+        # The credential that minted the token: a secret (`csid`), a public key (`ckid`) or a
+        # federated identity (`fed`).
         is_key = isinstance(credential, ClientPublicKey)
+        is_federated = isinstance(credential, FederatedIdentity)
         request.portal_client_key = credential if is_key else None
-        request.portal_client_secret = None if is_key else credential
+        request.portal_federated_identity = credential if is_federated else None
+        request.portal_client_secret = None if is_key or is_federated else credential
         return self._authenticated(request)
 
     @staticmethod

@@ -27,7 +27,7 @@ from portal.metrics import verification_metrics
 from portal.models import Organization
 from tokens.exchange import SUBJECT_PREFIX, key_id_of
 from tokens.keys import local_public_key
-from tokens.models import ClientPublicKey, ClientSecret, M2MApplication, RevokedToken
+from tokens.models import ClientPublicKey, ClientSecret, FederatedIdentity, M2MApplication, RevokedToken
 from tokens.verifier import InvalidToken, TokenVerifier, VerifiedToken
 
 
@@ -90,6 +90,9 @@ def token_is_revoked(claims: dict) -> bool:
     the key, else one more query) and when staff stop its gateway exchanging.
     """
     now = timezone.now()
+    federation = claims.get("fed")
+    if federation is not None:
+        return _federated_token_is_revoked(claims, federation)
     if claims.get("ckid"):
         minted_by = ClientPublicKey.objects.filter(
             kid=claims["ckid"], application__client_id=claims["client_id"]
@@ -116,6 +119,27 @@ def token_is_revoked(claims: dict) -> bool:
         key = api_key_state(key_id)
         return not key.valid or key.key["organization_slug"] != claims.get("org_id")
     return False
+
+
+def _federated_token_is_revoked(claims: dict, federation) -> bool:
+    """Return whether a token minted by a federated identity is dead: the trust or the application
+    is no longer active (suspended, revoked), or its `jti` was revoked. One query."""
+    if not isinstance(federation, dict) or not isinstance(federation.get("id"), str):
+        return True
+    state = (
+        FederatedIdentity.objects.filter(
+            public_id=federation["id"], application__client_id=claims["client_id"]
+        )
+        .annotate(jti_revoked=Exists(RevokedToken.objects.filter(jti=claims["jti"])))
+        .values("status", "application__status", "jti_revoked")
+        .first()
+    )
+    return (
+        state is None
+        or state["jti_revoked"]
+        or state["status"] != FederatedIdentity.Status.ACTIVE
+        or state["application__status"] != M2MApplication.Status.ACTIVE
+    )
 
 
 def _token_failure(exc: Exception) -> str | None:
@@ -193,3 +217,40 @@ def _credential_columns(model, now):
         .values("last_used_at")[:1]
     )
     return expires, last_used
+
+
+def federated_identities_inventory(organization: Organization | None) -> QuerySet[FederatedIdentity]:
+    """Return federated identities annotated with the inventory's common columns (all organisations for None).
+
+    A trust holds no secret and never expires by itself; it was last used when its last token was accepted.
+    """
+    identities = (
+        FederatedIdentity.objects.all()
+        if organization is None
+        else FederatedIdentity.objects.filter(organization=organization)
+    )
+    return identities.annotate(
+        row_kind=Value("federated_id", output_field=CharField()),
+        row_ref=F("public_id"),
+        row_superseded=Value(False),
+        row_owner_email=F("owner__email"),
+        row_created=F("created_at"),
+        row_expires=Value(None, output_field=DateTimeField()),
+        row_last_used=F("last_used_at"),
+    )
+
+
+def federated_identities_for(application: M2MApplication) -> QuerySet[FederatedIdentity]:
+    """Return the application's trusts, newest first."""
+    return (
+        FederatedIdentity.objects.filter(application=application)
+        .select_related("owner")
+        .order_by("-created_at", "-id")
+    )
+
+
+def federated_identity_for(organization: Organization, pk: int) -> FederatedIdentity:
+    """Return one trust of the organisation (raises DoesNotExist)."""
+    return FederatedIdentity.objects.select_related("application", "owner", "organization").get(
+        organization=organization, pk=pk
+    )

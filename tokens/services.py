@@ -1,4 +1,4 @@
-"""Writes for M2M applications, client secrets and public keys, signing keys and token revocation."""
+"""Writes for M2M applications, their secrets, keys and federated identities, signing keys, revocation."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from cryptography.fernet import InvalidToken as InvalidFernetToken
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -22,11 +23,14 @@ from tokens.assertions import parse_public_key
 from tokens.catalogue import check_audiences
 from tokens.models import (
     DEFAULT_TOKEN_LIFETIME,
+    MAX_FEDERATED_TOKEN_AGE,
     MAX_TOKEN_LIFETIME,
+    MIN_FEDERATED_TOKEN_AGE,
     MIN_TOKEN_LIFETIME,
     ClientCredential,
     ClientPublicKey,
     ClientSecret,
+    FederatedIdentity,
     M2MApplication,
     RevokedToken,
     SigningKey,
@@ -298,6 +302,10 @@ def m2m_app_revoke(*, application: M2MApplication, actor: User | None) -> M2MApp
     ClientPublicKey.objects.filter(application=application, revoked_at__isnull=True).update(
         revoked_at=now, updated_at=now
     )
+    FederatedIdentity.objects.filter(
+        application=application,
+        status__in=[FederatedIdentity.Status.ACTIVE, FederatedIdentity.Status.SUSPENDED],
+    ).update(status=FederatedIdentity.Status.REVOKED, revoked_at=now, suspended_at=None, suspension_reason="")
     audit_log(
         action="tokens.m2m_app.revoked",
         actor=actor,
@@ -765,6 +773,8 @@ def governed_kind():
         ref_attr="client_id",
         url_kwarg="app_id",
         lookup_field="pk",
+        url_name="org-app",
+        issue_url_name="org-app-issue-secret",
         inventory_queryset=m2m_apps_inventory,
         scopes_of=lambda application: list(application.allowed_scopes.values_list("name", flat=True)),
         scopes_for=_scopes_for,
@@ -778,4 +788,217 @@ def governed_kind():
         match_secret=_match_secret,
         revoke_secret=_revoke_secret,
         people_behind=_people_behind,
+    )
+
+
+# --- federated identities (workload identity federation, tokens.federation) ----------------------
+
+FEDERATED_KIND = "federated_id"
+
+
+def _may_manage_application(actor: User | None, application: M2MApplication) -> bool:
+    return (
+        actor is None
+        or application.owner_id == actor.pk
+        or governance.is_manager(actor, application.organization)
+    )
+
+
+@transaction.atomic
+def federated_identity_create(
+    *,
+    application: M2MApplication,
+    actor: User | None,
+    issuer: str,
+    subject: str,
+    audience: str = "",
+    conditions=None,
+    max_token_age: int | None = None,
+    preset: str = FederatedIdentity.Preset.CUSTOM,
+    jwks=None,
+    name: str = "",
+    owner: User | None = None,
+    justification: str = "",
+) -> tuple[FederatedIdentity, CredentialRequest | None]:
+    """Trust an external issuer's tokens for an application; return the trust and its approval request.
+
+    When the organisation requires approval for new M2M credentials (and a person asks), the
+    trust waits as `pending` with a request; its owner activates it once approved. A command
+    run by an operator (`actor` None) creates it active, as `create_m2m_app` does.
+    """
+    from tokens import federation
+
+    application = (
+        M2MApplication.objects.select_for_update()
+        .select_related("organization", "owner")
+        .get(pk=application.pk)
+    )
+    organization = application.organization
+    if not application.is_active:
+        raise ValidationError("Only an active application can trust an external issuer.")
+    if not _may_manage_application(actor, application):
+        raise ValidationError(
+            "Only the application's owner or an organisation admin can add a trust.", code="not_owner"
+        )
+    if preset not in FederatedIdentity.Preset.values:
+        raise ValidationError({"preset": "Choose one of the presets or a custom issuer."})
+    owner = owner or application.owner
+    governance.check_owner_is_member(organization, owner)
+    static_jwks = federation.clean_jwks(jwks)
+    issuer = federation.clean_issuer(issuer, has_jwks=static_jwks is not None)
+    subject = federation.clean_subject(subject, preset)
+    conditions = federation.clean_conditions(conditions or {})
+    audience = (audience or "").strip() or settings.PORTAL_ISSUER
+    if len(audience) > 255:
+        raise ValidationError({"audience": "The audience is too long."})
+    found = federation.PRESETS.get(preset)
+    if max_token_age is None:
+        max_token_age = (
+            found.max_token_age if found else FederatedIdentity._meta.get_field("max_token_age").default
+        )
+    if not MIN_FEDERATED_TOKEN_AGE <= max_token_age <= MAX_FEDERATED_TOKEN_AGE:
+        raise ValidationError(
+            {"max_token_age": f"Use between {MIN_FEDERATED_TOKEN_AGE} and {MAX_FEDERATED_TOKEN_AGE} seconds."}
+        )
+    name = (name or "").strip()[:255] or f"{found.label if found else 'Trust'}: {subject}"[:255]
+    needs_approval = actor is not None and governance.approval_required(organization, FEDERATED_KIND)
+    identity = FederatedIdentity.objects.create(
+        organization=organization,
+        application=application,
+        owner=owner,
+        created_by=actor if actor is not None and actor.is_authenticated else None,
+        name=name,
+        preset=preset,
+        issuer=issuer,
+        jwks=static_jwks,
+        audience=audience,
+        subject=subject,
+        conditions=conditions,
+        max_token_age=max_token_age,
+        status=FederatedIdentity.Status.PENDING if needs_approval else FederatedIdentity.Status.ACTIVE,
+        review_due_at=None if needs_approval else governance.review_due_from(organization, FEDERATED_KIND),
+    )
+    audit_log(
+        action="tokens.federated_identity.created",
+        actor=actor,
+        organization=organization,
+        target=identity,
+        extra={
+            "id": identity.public_id,
+            "client_id": application.client_id,
+            "owner": owner.email,
+            "preset": preset,
+            "issuer": issuer,
+            "subject": subject,
+            "audience": audience,
+            "conditions": conditions,
+            "max_token_age": max_token_age,
+            "static_jwks": static_jwks is not None,
+        },
+    )
+    request = None
+    if needs_approval:
+        request = governance.credential_request_create(
+            credential=identity,
+            requester=actor,
+            request_type=RequestType.CREATE,
+            justification=justification,
+        )
+    return identity, request
+
+
+@transaction.atomic
+def federated_identity_revoke(*, identity: FederatedIdentity, actor: User | None) -> FederatedIdentity:
+    """Remove a trust at once: its tokens are refused and the tokens it minted stop validating."""
+    identity = (
+        FederatedIdentity.objects.select_for_update(of=("self",))
+        .select_related("organization", "application")
+        .get(pk=identity.pk)
+    )
+    if identity.status == FederatedIdentity.Status.REVOKED:
+        raise ValidationError("This trust is already removed.")
+    if identity.status in (FederatedIdentity.Status.PENDING, FederatedIdentity.Status.DENIED):
+        raise ValidationError("This trust was never active; deny or cancel its request instead.")
+    identity.status = FederatedIdentity.Status.REVOKED
+    identity.revoked_at = timezone.now()
+    identity.suspended_at = None
+    identity.suspension_reason = ""
+    identity.save(update_fields=["status", "revoked_at", "suspended_at", "suspension_reason", "updated_at"])
+    audit_log(
+        action="tokens.federated_identity.revoked",
+        actor=actor,
+        organization=identity.organization,
+        target=identity,
+        extra={"id": identity.public_id, "client_id": identity.application.client_id},
+    )
+    return identity
+
+
+def _activate_federated_identity(
+    identity: FederatedIdentity, actor: User | None, request
+) -> tuple[str, dict]:
+    """Make an approved trust usable (governance sets the status and audits); nothing secret exists."""
+    if not identity.application.is_active:
+        raise ValidationError("The application is no longer active.", code="inactive")
+    return "", {"id": identity.public_id, "client_id": identity.application.client_id}
+
+
+def _federated_scopes_for(ids: Iterable[int]) -> dict[int, list[str]]:
+    """A trust acts with its application's scopes: {trust pk: the application's scope names}."""
+    rows = dict(FederatedIdentity.objects.filter(pk__in=list(ids)).values_list("pk", "application_id"))
+    by_app = _scopes_for(set(rows.values()))
+    return {pk: by_app.get(app_id, []) for pk, app_id in rows.items()}
+
+
+def _federated_set_scopes(identity: FederatedIdentity, names: list[str]) -> None:
+    raise ValidationError(
+        {"scopes": "A federated identity has its application's scopes; change the application's."},
+        code="no_scopes",
+    )
+
+
+def _federated_detail_path(org_slug: str, pk: int, ref: str) -> str:
+    from django.urls import reverse
+
+    return reverse("org-federated-detail", kwargs={"org_slug": org_slug, "identity_id": pk})
+
+
+def federated_governed_kind():
+    """Return the governance description of federated identities (registered in TokensConfig.ready)."""
+    from credentials.governance.registry import FEDERATED, GovernedKind
+    from tokens.selectors import federated_identities_inventory
+
+    return GovernedKind(
+        key=FEDERATED_KIND,
+        label="Federated identity",
+        lifecycle=FEDERATED,
+        audit_prefix="tokens.federated_identity",
+        model=FederatedIdentity,
+        touch_field="updated_at",
+        ref_attr="public_id",
+        url_kwarg="identity_id",
+        lookup_field="pk",
+        url_name="org-federated",
+        issue_url_name="org-federated-activate",
+        inventory_queryset=federated_identities_inventory,
+        # A trust has no scopes of its own (reviews and scope requests do not apply); the
+        # inventory shows its application's, which are what its tokens carry.
+        scopes_of=lambda identity: [],
+        scopes_for=_federated_scopes_for,
+        set_scopes=_federated_set_scopes,
+        issue_secret=_activate_federated_identity,
+        revoke=lambda identity, actor, reason: federated_identity_revoke(identity=identity, actor=actor),
+        # The token endpoint and token checks read the trust's status on every request.
+        changed=lambda identity: None,
+        detail_path=_federated_detail_path,
+        filter_scope=lambda qs, scope: qs.filter(application__allowed_scopes__name=scope),
+        # Approval of new ones, review interval: the organisation's M2M application settings.
+        policy_key="m2m_app",
+        webhook_events={
+            "created": "created",
+            "secret_issued": "created",
+            "revoked": "revoked",
+            "suspended": "suspended",
+            "orphaned": "orphaned",
+        },
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.urls import include, path
 
 from credentials.governance.urls import credential_patterns
-from tokens.views import dashboard, introspect, jwks, metadata, revoke, token
+from tokens.views import dashboard, federation, introspect, jwks, metadata, revoke, token
 
 org_patterns = [
     path("", dashboard.app_list, name="org-apps"),
@@ -26,6 +26,19 @@ org_patterns = [
     path("<int:app_id>/revoke/", dashboard.app_revoke, name="org-app-revoke"),
     path("<int:app_id>/issue-secret/", dashboard.app_issue_secret, name="org-app-issue-secret"),
     *credential_patterns("m2m_app", "<int:app_id>", "org-app"),
+    # Federated identities (workload identity federation): added on an application's page.
+    path("<int:app_id>/trusts/new/", federation.federated_create, name="org-federated-create"),
+    path("federated/<int:identity_id>/", federation.federated_detail, name="org-federated-detail"),
+    path("federated/<int:identity_id>/test/", federation.federated_test, name="org-federated-test"),
+    path("federated/<int:identity_id>/remove/", federation.federated_revoke, name="org-federated-revoke"),
+    path(
+        "federated/<int:identity_id>/activate/", federation.federated_activate, name="org-federated-activate"
+    ),
+    *[
+        pattern
+        for pattern in credential_patterns("federated_id", "federated/<int:identity_id>", "org-federated")
+        if pattern.name != "org-federated-scopes"  # a trust has its application's scopes
+    ],
 ]
 
 urlpatterns = [

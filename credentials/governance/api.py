@@ -33,7 +33,7 @@ class InventoryView(AuthorizedView, APIView):
     @extend_schema(
         summary="The organisation's credential inventory (API keys and M2M applications)",
         parameters=[
-            OpenApiParameter("kind", OpenApiTypes.STR, enum=["api_key", "m2m_app"]),
+            OpenApiParameter("kind", OpenApiTypes.STR, description="A credential kind: api_key, m2m_app, …"),
             OpenApiParameter("status", OpenApiTypes.STR, enum=list(STATUSES)),
             OpenApiParameter("flag", OpenApiTypes.STR, enum=list(FLAGS)),
             OpenApiParameter("owner", OpenApiTypes.INT, description="The owner's user id."),

@@ -7,6 +7,7 @@ from django.utils.translation import gettext_lazy as _
 
 from credentials.forms import OVERLAP_CHOICES
 from credentials.governance.models import OrganizationPolicy
+from credentials.governance.registry import all_kinds
 from credentials.governance.selectors import FLAG_LABELS, STATUSES
 from credentials.selectors import scope_catalogue
 
@@ -29,11 +30,7 @@ class InventoryFilterForm(forms.Form):
     kind = forms.ChoiceField(
         label=_("Kind"),
         required=False,
-        choices=[
-            ("", _("Both kinds")),
-            ("api_key", _("API keys (standing)")),
-            ("m2m_app", _("M2M apps (token-minting)")),
-        ],
+        choices=[],  # every registered kind, filled in by __init__
     )
     status = forms.ChoiceField(
         label=_("Status"),
@@ -46,6 +43,10 @@ class InventoryFilterForm(forms.Form):
 
     def __init__(self, *args, owners, **kwargs):
         super().__init__(*args, **kwargs)
+        self.fields["kind"].choices = [
+            ("", _("Every kind")),
+            *((kind.key, f"{kind.label} ({kind.lifecycle})") for kind in all_kinds()),
+        ]
         self.fields["owner"].queryset = owners
         self.fields["owner"].label_from_instance = lambda u: u.email
 

@@ -11,6 +11,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from credentials.governance.registry import policy_key_of
 from portal.models import Organization, TimestampedModel
 
 
@@ -170,12 +171,17 @@ class OrganizationPolicy(TimestampedModel):
         return f"Policy of {self.organization}"
 
     def requires_approval_for(self, kind: str) -> bool:
-        """Return whether a new credential of `kind` needs an approval."""
+        """Return whether a new credential of `kind` needs an approval (per its policy kind)."""
+        kind = policy_key_of(kind)
         return self.approve_new_api_keys if kind == "api_key" else self.approve_new_m2m_apps
 
     def review_interval(self, kind: str) -> timedelta:
         """Return the review interval for `kind`."""
-        days = self.api_key_review_interval_days if kind == "api_key" else self.m2m_app_review_interval_days
+        days = (
+            self.api_key_review_interval_days
+            if policy_key_of(kind) == "api_key"
+            else self.m2m_app_review_interval_days
+        )
         return timedelta(days=days)
 
 

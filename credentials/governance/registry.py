@@ -8,7 +8,7 @@ never imports `tokens` (which registers M2M applications from its AppConfig.read
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import models
@@ -18,6 +18,8 @@ from portal.models import Organization, User
 
 STANDING = "standing"
 TOKEN_MINTING = "token-minting"
+#: No stored secret at all: an external issuer's short-lived token is the credential.
+FEDERATED = "federated"
 
 
 @dataclass(frozen=True)
@@ -34,9 +36,9 @@ class SecretMatch:
 class GovernedKind:
     """What governance needs to know about one credential kind."""
 
-    key: str  # "api_key" | "m2m_app", stored in requests and notices
+    key: str  # "api_key" | "m2m_app" | "federated_id" (≤ 16 characters), stored in requests and notices
     label: str  # "API key"
-    lifecycle: str  # STANDING | TOKEN_MINTING
+    lifecycle: str  # STANDING | TOKEN_MINTING | FEDERATED
     audit_prefix: str  # "credentials.api_key"
     model: type[models.Model]
     touch_field: str  # the model's auto_now column
@@ -69,6 +71,16 @@ class GovernedKind:
     #: The user ids behind a machine principal of this kind (its owner, its creator, whoever
     #: issued its live secrets or keys), for the four-eyes rule; empty when it is not this kind's.
     people_behind: Callable[[Any], set[int]] = lambda principal: set()
+    #: The kind whose policy settings (approval of new ones, review interval, lifetime) apply;
+    #: "" = its own key. A federated identity follows its M2M applications' settings.
+    policy_key: str = ""
+    #: The dashboard URL names: the prefix given to governance.urls.credential_patterns, and
+    #: the page that gives an approved, pending credential its first secret (or activates it).
+    url_name: str = ""
+    issue_url_name: str = ""
+    #: Audit verbs of this kind that are webhook events ({"created": "created", …}), for kinds
+    #: not in credentials.webhooks.events' own table.
+    webhook_events: dict[str, str] = field(default_factory=dict)
 
 
 _KINDS: dict[str, GovernedKind] = {}
@@ -99,6 +111,21 @@ def credential_path(credential: models.Model) -> str:
     """Return the dashboard path of a credential row."""
     kind = kind_of(credential)
     return kind.detail_path(credential.organization.slug, credential.pk, getattr(credential, kind.ref_attr))
+
+
+def policy_key_of(key: str) -> str:
+    """Return the kind whose organisation-policy settings apply to kind `key` (itself by default)."""
+    kind = _KINDS.get(key)
+    return (kind.policy_key or kind.key) if kind is not None else key
+
+
+def webhook_event_of(action: str) -> str | None:
+    """Return the webhook event a kind declares for an audit action (`<audit_prefix>.<verb>`), if any."""
+    for kind in _KINDS.values():
+        prefix = kind.audit_prefix + "."
+        if action.startswith(prefix):
+            return kind.webhook_events.get(action[len(prefix) :])
+    return None
 
 
 def all_kinds() -> list[GovernedKind]:

@@ -13,6 +13,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
@@ -272,6 +273,21 @@ def credential_or_404(request: HttpRequest, kind_key: str, kwargs: dict):
         raise Http404("No such credential.") from None
 
 
+def credential_urls(kind, org_slug: str, credential) -> dict[str, str]:
+    """Return the governance URLs a kind has for one credential (recertify, reassign, scopes, issue)."""
+    kwargs = {"org_slug": org_slug, kind.url_kwarg: getattr(credential, kind.lookup_field)}
+    names = {action: f"{kind.url_name}-{action}" for action in ("recertify", "reassign", "scopes")}
+    if kind.issue_url_name:
+        names["issue"] = kind.issue_url_name
+    urls = {}
+    for action, name in names.items():
+        try:
+            urls[action] = reverse(name, kwargs=kwargs)
+        except NoReverseMatch:  # a kind without this action (a federated identity has no scopes)
+            continue
+    return urls
+
+
 def governance_context(request: HttpRequest, credential) -> dict:
     """Return what the governance panel on a credential's page needs."""
     kind = kind_of(credential)
@@ -299,13 +315,15 @@ def governance_context(request: HttpRequest, credential) -> dict:
         "gov_can_issue": is_owner and credential.status == CredentialStatus.PENDING and approved_create,
         "gov_can_review": may(request, f"{kind.key}.recertify", owner_id=credential.owner_id) and reviewable,
         "gov_can_request_scopes": may(request, f"{kind.key}.scopes", owner_id=credential.owner_id)
-        and credential.status == CredentialStatus.ACTIVE,
+        and credential.status == CredentialStatus.ACTIVE
+        and bool(kind.url_name),
         "gov_can_reassign": is_manager and credential.status in services.LIVE_STATUSES,
         "gov_review_form": RecertifyForm(current_scopes=scopes, prefix="review") if reviewable else None,
         "gov_reassign_form": ReassignForm(members=organization_members(request.organization), prefix="owner")
         if is_manager
         else None,
         "gov_url_kwarg": getattr(credential, kind.lookup_field),
+        "gov_urls": credential_urls(kind, request.organization.slug, credential),
         "leak_reports": list(leak_reports_for_credential(credential)[:20]),
         "now": timezone.now(),
     }

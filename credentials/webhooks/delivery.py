@@ -8,7 +8,6 @@ the lease ends: delivery is at least once, and receivers deduplicate on `Portal-
 
 from __future__ import annotations
 
-import contextlib
 import http.client
 import json
 import logging
@@ -16,7 +15,6 @@ import os
 import random
 import socket
 import ssl
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,6 +35,7 @@ from credentials.webhooks.models import (
     WebhookDelivery,
     WebhookEndpoint,
 )
+from portal import outbound
 
 logger = logging.getLogger(__name__)
 
@@ -81,111 +80,38 @@ def signing_secrets(endpoint: WebhookEndpoint, now: datetime) -> list[str]:
     return secrets
 
 
-def _connect(addresses: list[str], port: int, timeout: float, deadline: float) -> socket.socket:
-    """Return a socket connected to the first checked address that answers (IPv6 may be unroutable).
-
-    Every try ends by `deadline` (time.monotonic()), so several addresses cannot outlast the watchdog.
-    """
-    error: OSError | None = None
-    for address in addresses:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise TimeoutError
-        try:
-            return socket.create_connection((address, port), min(timeout, left))
-        except OSError as exc:
-            error = exc
-    raise error or OSError("no address")
-
-
-def _within(deadline: float) -> None:
-    # The watchdog cuts `self.sock`: one that fired before the socket was set cut nothing.
-    if time.monotonic() >= deadline:
-        raise TimeoutError
-
-
-class _PinnedHTTPConnection(http.client.HTTPConnection):
-    """Connect to the addresses that were checked, whatever DNS says by now."""
-
-    def __init__(
-        self, host: str, port: int, *, addresses: list[str], timeout: float, deadline: float
-    ) -> None:
-        super().__init__(host, port, timeout=timeout)
-        self._addresses = addresses
-        self._deadline = deadline
-
-    def connect(self) -> None:
-        self.sock = _connect(self._addresses, self.port, self.timeout, self._deadline)
-        _within(self._deadline)
-
-
-class _PinnedHTTPSConnection(http.client.HTTPSConnection):
-    """Connect to the checked addresses; verify the certificate against the URL's host name."""
-
-    def __init__(
-        self, host: str, port: int, *, addresses: list[str], timeout: float, deadline: float
-    ) -> None:
-        super().__init__(host, port, timeout=timeout, context=ssl.create_default_context())
-        self._addresses = addresses
-        self._deadline = deadline
-
-    def connect(self) -> None:
-        sock = _connect(self._addresses, self.port, self.timeout, self._deadline)
-        # The handshake is bounded as a whole by the socket timeout (CPython's ssl module).
-        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
-        _within(self._deadline)
-
-
 def post(url: str, body: bytes, headers: dict[str, str]) -> Outcome:
     """POST `body` to `url` once: no redirects followed, short timeouts, a short excerpt kept.
 
-    The timeout bounds the connection and each read; a watchdog also bounds the whole
-    exchange (3 × the timeout), so a receiver dripping a byte at a time cannot hold the sender.
+    The SSRF checks, the pinned connection and the watchdog (3 × the timeout, so a receiver
+    dripping a byte at a time cannot hold the sender) are `portal.outbound`'s.
     """
     try:
         destination = parse_url(url)
         addresses = resolve(destination)
     except ValidationError as exc:
         return Outcome(None, f"Refused destination: {' '.join(exc.messages)}"[:300])
-    timeout = settings.PORTAL_WEBHOOK_TIMEOUT_SECONDS
-    connection_class = _PinnedHTTPSConnection if destination.scheme == "https" else _PinnedHTTPConnection
-    deadline = time.monotonic() + 3 * timeout
-    connection = connection_class(
-        destination.host, destination.port, addresses=addresses, timeout=timeout, deadline=deadline
-    )
-    expired = threading.Event()
-
-    def cut() -> None:
-        expired.set()
-        sock = connection.sock
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-
-    watchdog = threading.Timer(3 * timeout, cut)
-    watchdog.daemon = True
-    watchdog.start()
     try:
-        connection.request("POST", destination.path, body=body, headers=headers)
-        response = connection.getresponse()
-        excerpt = response.read(EXCERPT_BYTES).decode("utf-8", "replace")
-        status = response.status
-        return Outcome(status, "" if 200 <= status < 300 else f"HTTP {status}", excerpt)
+        response = outbound.exchange(
+            "POST",
+            destination,
+            addresses,
+            timeout=settings.PORTAL_WEBHOOK_TIMEOUT_SECONDS,
+            max_bytes=EXCERPT_BYTES,
+            body=body,
+            headers=headers,
+        )
     except TimeoutError:
         return Outcome(None, "Timed out")
     except ConnectionRefusedError:
         return Outcome(None, "Connection refused")
     except ssl.SSLError as exc:
-        if expired.is_set():
-            return Outcome(None, "Timed out")
         return Outcome(None, f"TLS error: {exc.reason or type(exc).__name__}"[:300])
     except (OSError, http.client.HTTPException) as exc:
-        if expired.is_set():
-            return Outcome(None, "Timed out")
         return Outcome(None, f"Connection error: {type(exc).__name__}")
-    finally:
-        watchdog.cancel()
-        connection.close()
+    status = response.status
+    excerpt = response.body.decode("utf-8", "replace")
+    return Outcome(status, "" if 200 <= status < 300 else f"HTTP {status}", excerpt)
 
 
 def attempt_bound_seconds() -> int:

@@ -16,12 +16,13 @@ from django.db import models
 from django.utils import timezone
 
 from credentials.governance.models import CredentialStatus
-from credentials.governance.registry import credential_path, kind_of
+from credentials.governance.registry import credential_path, kind_of, webhook_event_of
 from credentials.webhooks.models import PING_EVENT, EventType, WebhookDelivery, WebhookEndpoint
 from portal.models import AuditEvent, Organization, User
 
 #: audit action -> webhook event. The credential kinds' prefixes are pinned
-#: (`credentials.api_key`, `tokens.m2m_app`); the request decisions are shared by both kinds.
+#: (`credentials.api_key`, `tokens.m2m_app`); the request decisions are shared by every kind.
+#: A kind registered later declares its own events (`GovernedKind.webhook_events`).
 AUDIT_EVENTS: dict[str, str] = {
     "credentials.api_key.created": EventType.CREATED,
     "credentials.api_key.secret_issued": EventType.CREATED,
@@ -87,7 +88,7 @@ def _credential_of(target: models.Model | None) -> models.Model | None:
 
 def on_audit_event(event: AuditEvent, target: models.Model | None) -> None:
     """Write outbox rows for an audit event that maps to a webhook event (the audit listener)."""
-    name = AUDIT_EVENTS.get(event.action)
+    name = AUDIT_EVENTS.get(event.action) or webhook_event_of(event.action)
     if name is None or event.organization_id is None:
         return
     credential = _credential_of(target)

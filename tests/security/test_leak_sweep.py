@@ -3,7 +3,8 @@
 API keys (dashboard, REST API, CLI: create, use, rotate, revoke), client secrets (dashboard,
 CLI: create, rotate, use at the token, introspection and revocation endpoints), access tokens,
 token exchange (API keys traded for JWTs), private_key_jwt (the service's private key and its
-client assertions: token, replay, introspection, revocation), signing keys (rotate), invitation
+client assertions: token, replay, introspection, revocation), workload identity federation (a
+platform's tokens: token, replay, the "test a token" page), signing keys (rotate), invitation
 tokens (invite, accept), leak reports (GitHub secret scanning reports a key and a client secret,
 twice) and webhook signing secrets (create, rotate, deliver, retry) run with logging at DEBUG and
 every SQL statement logged. Then every captured log line, every response body (except the one that
@@ -38,6 +39,7 @@ from credentials.services import api_key_create
 from credentials.webhooks.models import WebhookEndpoint
 from portal.models import Invitation
 from tests.factories import UserFactory
+from tests.support.oidc_issuer import LocalIssuer
 from tests.support.secret_scanning import keys_document, sign
 from tests.tokens.conftest import basic
 from tests.tokens.test_leaks import _private_material
@@ -45,7 +47,7 @@ from tests.webhooks.conftest import Receiver
 from tokens.assertions import JWT_BEARER_ASSERTION_TYPE
 from tokens.exchange import API_KEY_TOKEN_TYPE, GRANT_TYPE
 from tokens.models import M2MApplication
-from tokens.services import m2m_app_create, m2m_app_set_exchange
+from tokens.services import federated_identity_create, m2m_app_create, m2m_app_set_exchange
 
 API_KEY_RE = re.compile(r"ipk_(?:live|test)_[0-9A-Za-z]{50}")
 CLIENT_SECRET_RE = re.compile(r"ips_[0-9A-Za-z]{20,}")
@@ -400,6 +402,42 @@ def test_no_secret_anywhere_but_its_own_reveal(caplog, settings, organization, o
         )
         record("keyed revoke", oauth.post("/oauth/revoke", {"token": keyed_access, **client_assertion()}))
         record("dash keyed app", browser.get(reverse("org-app-detail", args=["acme", keyed.pk])))
+
+        # --- workload identity federation: a platform's token (used at the token endpoint,
+        # replayed, and pasted on the "test a token" page) is kept nowhere, shown nowhere ----
+        settings.PORTAL_FEDERATION_ALLOW_INSECURE_LOCALHOST = True
+        with LocalIssuer() as platform:
+            trust, _request = federated_identity_create(
+                application=keyed, actor=None, issuer=platform.url, preset="github_actions",
+                subject="repo:acme/api:ref:refs/heads/main",
+            )  # fmt: skip
+
+            def platform_token(**claims) -> str:
+                token = platform.github_actions(audience=settings.PORTAL_ISSUER, **claims)
+                sweep.issued(token, revealed_by="(held by the CI job)", fragments=[token.rsplit(".", 1)[1]])
+                return token
+
+            federated = {
+                "grant_type": "client_credentials",
+                "client_id": keyed.client_id,
+                "client_assertion_type": JWT_BEARER_ASSERTION_TYPE,
+                "client_assertion": platform_token(),
+            }
+            response = record("federated token", oauth.post("/oauth/token", federated))
+            federated_access = json.loads(response.content)["access_token"]
+            sweep.issued(
+                federated_access,
+                revealed_by="federated token",
+                fragments=[federated_access.rsplit(".", 1)[1]],
+            )
+            record("federated replay", oauth.post("/oauth/token", federated))
+            test_page = reverse("org-federated-test", args=["acme", trust.pk])
+            record("federated test ok", browser.post(test_page, {"token": platform_token()}))
+            record(
+                "federated test bad",
+                browser.post(test_page, {"token": platform_token(aud="https://x.example")}),
+            )
+            record("federated detail", browser.get(reverse("org-federated-detail", args=["acme", trust.pk])))
         record("jwks", Client().get("/.well-known/jwks.json"))
         record("metadata", Client().get("/.well-known/oauth-authorization-server"))
         record(
@@ -584,7 +622,8 @@ def test_no_secret_anywhere_but_its_own_reveal(caplog, settings, organization, o
     for fragment in private_material:
         assert fragment not in logs and fragment not in dump
         assert not [label for label, body in sweep.responses if fragment.encode() in body]
-    # eyJ: 18 access tokens (minted and exchanged), 4 client assertions and the token one of them got.
-    assert kinds == {"ipk_": 5, "ips_": 5, "eyJ": 23}, kinds
+    # eyJ: 18 access tokens (minted and exchanged), 4 client assertions and the token one of them got,
+    # 3 platform tokens (federation) and the token one of them got.
+    assert kinds == {"ipk_": 5, "ips_": 5, "eyJ": 27}, kinds
     assert len([s for s in sweep.revealed_by if "PRIVATE KEY" in s]) == 1
     assert len([s for s in sweep.revealed_by if s.startswith("whsec_")]) == 2

@@ -21,7 +21,13 @@ from tokens import services
 from tokens.exchange import exchange_token_lifetime
 from tokens.forms import M2MAppCreateForm, PublicKeyAddForm, SecretRotateForm
 from tokens.models import ClientPublicKey, ClientSecret, M2MApplication
-from tokens.selectors import client_public_keys_for, client_secrets_for, m2m_app_for, m2m_apps_for
+from tokens.selectors import (
+    client_public_keys_for,
+    client_secrets_for,
+    federated_identities_for,
+    m2m_app_for,
+    m2m_apps_for,
+)
 
 
 def _get_app(request: HttpRequest, app_id: int) -> M2MApplication:
@@ -170,6 +176,7 @@ def _detail(
         "can_manage": may(request, "m2m_app.revoke", owner_id=application.owner_id),
         "events": audit_events_for_target(request.organization, application)[:20],
         "exchange_lifetime": exchange_token_lifetime(application),
+        "federated_identities": federated_identities_for(application),
         **governance_context(request, application),
     }
     return render(request, "tokens/app_detail.html", context, status=status)

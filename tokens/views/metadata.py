@@ -8,7 +8,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET
 
 from credentials.models import Scope
-from tokens import exchange
+from tokens import exchange, federation
 from tokens.assertions import ALLOWED_ALGORITHMS
 
 
@@ -38,6 +38,11 @@ def authorization_server_metadata(request: HttpRequest) -> JsonResponse:
         "revocation_endpoint_auth_signing_alg_values_supported": assertion_algs,
         "scopes_supported": list(Scope.objects.order_by("name").values_list("name", flat=True)),
         "access_token_signing_alg_values_supported": ["RS256", "ES256"],
+        # Not registered by RFC 8414: another issuer's token (GitHub Actions, GitLab CI,
+        # Kubernetes, SPIFFE) is accepted as a jwt-bearer client assertion at the token
+        # endpoint, for the applications that trust that issuer (docs/m2m.md).
+        "workload_identity_federation_supported": True,
+        "workload_identity_federation_signing_alg_values_supported": list(federation.ALLOWED_ALGORITHMS),
     }
     response = JsonResponse(body)
     response["Cache-Control"] = "public, max-age=300"

@@ -1,0 +1,106 @@
+"""`manage.py add_federated_identity`: trust an external issuer's tokens for an M2M application."""
+
+from __future__ import annotations
+
+import json
+
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
+
+from portal.models import User
+from tokens.models import FederatedIdentity, M2MApplication
+from tokens.services import federated_identity_create
+
+
+class Command(BaseCommand):
+    help = (
+        "Let an M2M application authenticate with another issuer's tokens (GitHub Actions, GitLab CI, "
+        "Kubernetes, SPIFFE): workload identity federation, no stored secret."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--client-id", required=True, help="The application's client id.")
+        parser.add_argument("--issuer", required=True, help="The external tokens' `iss` (an https URL).")
+        parser.add_argument(
+            "--subject", required=True, help="The `sub` to accept, exactly or with `*` wildcards."
+        )
+        parser.add_argument(
+            "--audience", default="", help="The `aud` required (default: this portal's issuer)."
+        )
+        parser.add_argument(
+            "--condition",
+            action="append",
+            default=[],
+            metavar="NAME=VALUE",
+            help="A claim that must have this value (repeat; the same name twice accepts either value).",
+        )
+        parser.add_argument(
+            "--max-token-age", type=int, default=None, help="Seconds since `iat`, 60 to 86400 (default 3600)."
+        )
+        parser.add_argument(
+            "--preset", default="custom", choices=FederatedIdentity.Preset.values, help="Platform preset."
+        )
+        parser.add_argument("--name", default="", help="A label (default: preset and subject).")
+        parser.add_argument(
+            "--owner", default="", help="Email of the owning member (default: the app's owner)."
+        )
+        parser.add_argument(
+            "--jwks-file", metavar="PATH", help="A JWKS or SPIFFE trust bundle to use instead of discovery."
+        )
+        parser.add_argument("--json", action="store_true", help="Print one JSON object.")
+
+    def handle(self, *args, **options):
+        application = M2MApplication.objects.filter(client_id=options["client_id"]).first()
+        if application is None:
+            raise CommandError(f"No application with client id {options['client_id']!r}.")
+        owner = None
+        if options["owner"]:
+            owner = User.objects.filter(email__iexact=options["owner"]).first()
+            if owner is None:
+                raise CommandError(f"No user with email {options['owner']!r}.")
+        jwks = None
+        if options["jwks_file"]:
+            try:
+                with open(options["jwks_file"], encoding="utf-8") as handle:
+                    jwks = handle.read()
+            except (OSError, UnicodeDecodeError) as exc:
+                raise CommandError(f"Cannot read {options['jwks_file']!r}: {exc}") from None
+        try:
+            identity, _request = federated_identity_create(
+                application=application,
+                actor=None,
+                issuer=options["issuer"],
+                subject=options["subject"],
+                audience=options["audience"],
+                conditions=options["condition"],
+                max_token_age=options["max_token_age"],
+                preset=options["preset"],
+                jwks=jwks,
+                name=options["name"],
+                owner=owner,
+            )
+        except ValidationError as exc:
+            raise CommandError(" ".join(exc.messages)) from None
+        result = {
+            "id": identity.public_id,
+            "client_id": application.client_id,
+            "name": identity.name,
+            "status": identity.status,
+            "issuer": identity.issuer,
+            "subject": identity.subject,
+            "audience": identity.audience,
+            "conditions": identity.conditions,
+            "max_token_age": identity.max_token_age,
+            "preset": identity.preset,
+            "owner": identity.owner.email,
+        }
+        if options["json"]:
+            self.stdout.write(json.dumps(result))
+            return
+        self.stdout.write(f"Added federated identity {identity.public_id} to {application.client_id}.")
+        self.stdout.write(
+            f"issuer:  {identity.issuer}\nsubject: {identity.subject}\naudience: {identity.audience}"
+        )
+        self.stdout.write(
+            "Present the external token at /oauth/token as client_assertion (jwt-bearer) with this client_id."
+        )
