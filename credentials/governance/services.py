@@ -194,7 +194,9 @@ def check_owner_may_hold(organization: Organization, owner: User | None, scopes:
     role = role_of(owner.pk if owner is not None else None, organization.pk)
     beyond = authz.scopes_beyond_role([str(s) for s in scopes], role)
     if beyond:
-        message = "Only owners and admins may hold these scopes, and the owner is not one: " + " ".join(beyond)
+        message = "Only owners and admins may hold these scopes, and the owner is not one: " + " ".join(
+            beyond
+        )
         raise ValidationError({"scopes": ValidationError(message, code="scope_beyond_owner")})
 
 
