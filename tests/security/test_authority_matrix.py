@@ -17,7 +17,6 @@ rolled back, so the world is built once per test.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -675,12 +674,10 @@ def world(db, settings):
 
 
 def test_the_matrix_for_the_rest_api(world):
-    started = time.monotonic()
     selected = [c for c in cells(world) if c.rest]
     count, failures = walk(world, selected)
     assert count > 200, count
     assert failures == [], "\n".join(failures)
-    assert time.monotonic() - started < 120
 
 
 def test_the_matrix_for_the_dashboard(world):
