@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 ALL_ROLES = frozenset(Role.values)
 MANAGERS = frozenset(str(role) for role in MANAGER_ROLES)
+OWNERS = frozenset({str(Role.OWNER)})
 NOBODY: frozenset[str] = frozenset()
 
 # --- the portal's own scopes ----------------------------------------------------------------
@@ -144,7 +145,8 @@ RULES: dict[str, Rule] = {
     "members.role": Rule("Change a member's role", step_up=True),
     "members.remove": Rule("Remove a member (anyone may leave)", own_roles=ALL_ROLES, step_up=True),
     "audit.read": Rule("Read the audit log"),
-    "security.change": Rule("Change the organisation's sign-in security", step_up=True),
+    "security.view": Rule("See the organisation's sign-in security", step_up=True),
+    "security.change": Rule("Change the organisation's sign-in security", roles=OWNERS, step_up=True),
     "org.view": Rule("See the organisation's overview", roles=ALL_ROLES),
     "staff.catalogue": Rule(
         "Add or change a resource server (API) in the audience catalogue",
@@ -310,6 +312,8 @@ def _role_detail(the_rule: Rule, actor: Actor) -> str:
         return "Only its owner or an organisation owner or admin can do this."
     if the_rule.own_roles and not the_rule.roles:
         return "Only the person it belongs to can do this."
+    if the_rule.roles == OWNERS:
+        return "Only owners of the organisation can do this."
     return "Only owners and admins of this organisation can do that."
 
 

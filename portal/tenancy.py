@@ -15,13 +15,15 @@ from portal.selectors import membership_for
 from portal.stepup import step_up_required
 
 
-def authorized(action: str) -> Callable:
+def authorized(action: str, **by_method: str) -> Callable:
     """Decorate a view taking `org_slug` with its action in the authority table (portal.authz).
 
     Another organisation answers 404; a role that may never do the action, 403; an action the
     table marks for step-up asks for a fresh sign-in first. `{kind}` in the action is filled
     from the URL's `kind` (the governance pages serve both credential kinds). Checks on the
     target (whose credential it is) are the view's: `check(request, owner_id=…)`.
+    `by_method` names another action for one HTTP method (`post="security.change"`) where
+    seeing a page and changing it are not for the same roles.
     """
 
     def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -34,7 +36,8 @@ def authorized(action: str) -> Callable:
             request.membership = membership
             request.organization = membership.organization
             request.actor = authz.person(request.user, membership)
-            request.authz_action = name = action.format(**kwargs)
+            chosen = by_method.get(request.method.lower(), action)
+            request.authz_action = name = chosen.format(**kwargs)
             try:
                 authz.authorize(request.actor, name, own=bool(authz.rule(name).own_roles))
             except authz.Refused as exc:
@@ -43,6 +46,7 @@ def authorized(action: str) -> Callable:
             return inner(request, *args, **kwargs)
 
         wrapper.authz_action = action
+        wrapper.authz_actions = dict(by_method)
         return wrapper
 
     return decorator

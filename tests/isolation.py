@@ -1,4 +1,5 @@
-"""Registry for the generic tenant-isolation walk (tests/portal/test_isolation.py).
+"""Registry and helpers for the generic URL walks (tests/portal/test_isolation.py, and the
+authority matrix in tests/security/test_authority_matrix.py).
 
 Every URL pattern with an `org_slug` is walked. Each other URL kwarg must be registered
 here with a function `(organization, user) -> value` that returns an object id belonging
@@ -9,8 +10,10 @@ kwarg name means different objects on different URLs.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
+
+from django.urls import URLPattern, URLResolver, get_resolver
 
 from portal.models import Invitation, Membership, Organization, Role, User
 
@@ -190,3 +193,44 @@ URL_KWARG_OVERRIDES: dict[tuple[str, str], KwargFactory] = {
     # The key's own application, so the walk reaches the key lookup, not the app's 404.
     ("org-app-key-revoke", "app_id"): _keyed_app_id,
 }
+
+
+# --- walking the URL configuration --------------------------------------------------------------
+
+
+def walk_urls(
+    patterns=None, prefix_ns: str = "", prefix_route: str = ""
+) -> Iterator[tuple[str, URLPattern, str]]:
+    """Yield `(name, pattern, route)` for every named URL pattern, with its full route."""
+    patterns = get_resolver().url_patterns if patterns is None else patterns
+    for entry in patterns:
+        if isinstance(entry, URLResolver):
+            ns = f"{prefix_ns}{entry.namespace}:" if entry.namespace else prefix_ns
+            yield from walk_urls(entry.url_patterns, ns, prefix_route + str(entry.pattern))
+        elif isinstance(entry, URLPattern) and entry.name:
+            yield f"{prefix_ns}{entry.name}", entry, prefix_route + str(entry.pattern)
+
+
+def url_params(name: str) -> set[str]:
+    """Return the kwargs a URL name takes (every pattern of that name)."""
+    resolver = get_resolver()
+    params: set[str] = set()
+    for entry in resolver.reverse_dict.getlist(name.split(":")[-1]):
+        for _route, p in entry[0]:
+            params |= set(p)
+    return params
+
+
+def org_scoped_url_names() -> list[str]:
+    """Return the names of every URL pattern that takes an `org_slug`."""
+    return sorted({name for name, _pattern, _route in walk_urls() if "org_slug" in url_params(name)})
+
+
+def url_kwargs(name: str, org_slug: str, objects_org: Organization, user: User, **given: Any) -> dict:
+    """Return reverse() kwargs for a URL: `org_slug`, then `given`, then the registered factories."""
+    kwargs = {"org_slug": org_slug, **given}
+    for param in sorted(url_params(name) - {"org_slug", "format"} - set(given)):
+        factory = URL_KWARG_OVERRIDES.get((name, param)) or URL_KWARG_FACTORIES.get(param)
+        assert factory is not None, f"URL {name!r} takes {param!r}: register it in tests/isolation.py"
+        kwargs[param] = factory(objects_org, user)
+    return kwargs

@@ -8,16 +8,15 @@ from allauth.usersessions.views import ListUserSessionsView
 from django import forms
 from django.conf import settings
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext_lazy as _
 
 from portal.account_security.events import sessions_ended
-from portal.models import MfaRequirement, Role
+from portal.models import MfaRequirement
 from portal.services import organizations as org_services
-from portal.tenancy import authorized
+from portal.tenancy import authorized, may
 
 
 class SessionsView(ListUserSessionsView):
@@ -51,21 +50,18 @@ class MfaRequirementForm(forms.Form):
     )
 
 
-@authorized("security.change")
+@authorized("security.view", post="security.change")
 def org_security(request: HttpRequest) -> HttpResponse:
-    """Show the organisation's two-factor requirement; let owners change it."""
+    """Show the organisation's two-factor requirement (owners and admins); let owners change it."""
     organization = request.organization
-    is_owner = request.membership.role == Role.OWNER
+    is_owner = may(request, "security.change")
     form = MfaRequirementForm(request.POST or None, initial={"mfa_required": organization.mfa_required})
-    if request.method == "POST":
-        if not is_owner:
-            raise PermissionDenied("Only owners can change the organisation's two-factor requirement.")
-        if form.is_valid():
-            org_services.organization_set_mfa_requirement(
-                organization=organization, requirement=form.cleaned_data["mfa_required"], actor=request.user
-            )
-            messages.success(request, "Two-factor requirement saved.")
-            return redirect("org-security", org_slug=organization.slug)
+    if request.method == "POST" and form.is_valid():
+        org_services.organization_set_mfa_requirement(
+            organization=organization, requirement=form.cleaned_data["mfa_required"], actor=request.user
+        )
+        messages.success(request, "Two-factor requirement saved.")
+        return redirect("org-security", org_slug=organization.slug)
     return render(
         request,
         "portal/org_security.html",

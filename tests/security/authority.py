@@ -1,0 +1,81 @@
+"""Helpers for the authority tests: what "nothing changed" means, and who is behind a request."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from django.test import Client
+
+from credentials.governance.models import CredentialRequest, OrganizationPolicy
+from credentials.models import ApiKey
+from credentials.webhooks.models import WebhookDelivery, WebhookEndpoint
+from portal.models import AuditEvent, Invitation, Membership
+from tokens.models import ClientPublicKey, ClientSecret, M2MApplication
+
+#: The rows whose content decides who holds what power. Usage bookkeeping (last used, timestamps
+#: a refused call may touch) is left out: a refusal may note that a credential was presented.
+TRACKED = (
+    ApiKey,
+    M2MApplication,
+    ClientSecret,
+    ClientPublicKey,
+    CredentialRequest,
+    OrganizationPolicy,
+    WebhookEndpoint,
+    WebhookDelivery,
+    Membership,
+    Invitation,
+)
+_UNTRACKED_FIELDS = re.compile(r"last_used|updated_at|last_attempt|next_attempt")
+
+#: A full API key (prefix, environment, key id, secret and checksum) anywhere in a response.
+API_KEY_RE = re.compile(rb"ipk_(?:live|test)_[0-9A-Za-z]{30,}")
+
+
+def _fields(model) -> list[str]:
+    return [f.attname for f in model._meta.concrete_fields if not _UNTRACKED_FIELDS.search(f.attname)]
+
+
+def state() -> tuple:
+    """Return every tracked row (minus bookkeeping) and the audit row count: equal means nothing changed."""
+    rows = tuple(tuple(model.objects.order_by("pk").values_list(*_fields(model))) for model in TRACKED)
+    return rows, AuditEvent.objects.count()
+
+
+def counts() -> tuple:
+    """Return the row counts of the tracked tables and of the audit log, in one query."""
+    from django.db import connection
+
+    tables = [model._meta.db_table for model in (*TRACKED, AuditEvent)]
+    quote = connection.ops.quote_name
+    sql = "SELECT " + ", ".join(f"(SELECT COUNT(*) FROM {quote(t)})" for t in tables)  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(sql)
+        return tuple(cursor.fetchone())
+
+
+def describe_change(before: tuple, after: tuple) -> str:
+    """Say which table changed between two `state()` snapshots."""
+    (rows_before, audit_before), (rows_after, audit_after) = before, after
+    changed = [m.__name__ for m, a, b in zip(TRACKED, rows_before, rows_after, strict=True) if a != b]
+    if audit_before != audit_after:
+        changed.append(f"AuditEvent ({audit_before} -> {audit_after})")
+    return ", ".join(changed)
+
+
+def leaked(content: bytes, secrets: set[str]) -> list[str]:
+    """Return the known secrets (shortened) found in a response body, and any full API key."""
+    found = [s[:12] + "…" for s in secrets if s and s.encode() in content]
+    found += [m.group(0)[:16].decode() + "…" for m in API_KEY_RE.finditer(content)]
+    return found
+
+
+@dataclass
+class Bearer:
+    """A machine credential as a client sends it."""
+
+    value: str
+
+    def client(self) -> Client:
+        return Client(HTTP_AUTHORIZATION=f"Bearer {self.value}")
