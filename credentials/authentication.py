@@ -6,7 +6,7 @@ from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.request import Request
 
-from credentials import keys
+from credentials import keys, policy
 from credentials.services import api_key_record_use, api_key_verify
 from portal import ratelimit
 from portal.net import client_ip
@@ -50,7 +50,11 @@ class ApiKeyAuthentication(BaseAuthentication):
         if verification is None or not verification.valid:
             ratelimit.hit_all(failure_checks(django_request))
             raise exceptions.AuthenticationFailed(INVALID_CREDENTIAL)
-        api_key_record_use(verification, ip=client_ip(django_request))
+        ip = client_ip(django_request)
+        refused = policy.api_key_refusal(verification.key, ip)
+        if refused is not None:
+            raise refused
+        api_key_record_use(verification, ip=ip)
         principal = verification.principal()
         return principal, principal
 

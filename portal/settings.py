@@ -217,6 +217,9 @@ PORTAL_TOKEN_RATE_PER_APP_PER_MINUTE = env.int("PORTAL_TOKEN_RATE_PER_APP_PER_MI
 PORTAL_SECRET_SCANNING_FAILURES_PER_IP_PER_MINUTE = env.int(
     "PORTAL_SECRET_SCANNING_FAILURES_PER_IP_PER_MINUTE", default=30
 )
+# A credential's own rate limit (credentials.policy) when the cache cannot count: serve the
+# request (open, the default: the identity layer stays up) or answer 429 (closed).
+PORTAL_CREDENTIAL_RATE_LIMIT_FAIL_OPEN = env.bool("PORTAL_CREDENTIAL_RATE_LIMIT_FAIL_OPEN", default=True)
 
 PORTAL_INVITATION_TTL_HOURS = env.int("PORTAL_INVITATION_TTL_HOURS", default=72)
 
