@@ -5,6 +5,7 @@ from __future__ import annotations
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from credentials.forms import RuntimePolicyForm
 from credentials.models import Scope
 from credentials.selectors import scope_catalogue
 from portal.models import User
@@ -32,7 +33,7 @@ PUBLIC_KEY_HELP = _(
 )
 
 
-class M2MAppCreateForm(forms.Form):
+class M2MAppCreateForm(RuntimePolicyForm):
     """Name, owner, scopes, audiences and token lifetime of a new application."""
 
     name = forms.CharField(label=_("Name"), max_length=255)

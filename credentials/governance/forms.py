@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 from django import forms
-from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
-from credentials import policy
-from credentials.forms import OVERLAP_CHOICES
+from credentials.forms import OVERLAP_CHOICES, RuntimePolicyForm  # noqa: F401 - the policy form, shared
 from credentials.governance.models import OrganizationPolicy
 from credentials.governance.selectors import FLAG_LABELS, STATUSES
 from credentials.selectors import scope_catalogue
@@ -119,44 +117,6 @@ class ReassignForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["owner"].queryset = members
         self.fields["owner"].label_from_instance = lambda u: u.email
-
-
-class RuntimePolicyForm(forms.Form):
-    """A credential's runtime policy as people type it: CIDRs one per line, the limit as N/S."""
-
-    allowed_ips = forms.CharField(
-        label=_("Allowed IP networks"),
-        required=False,
-        widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false"}),
-        help_text=_("IPv4/IPv6 CIDRs, one per line or comma-separated, at most 100. Empty: any address."),
-    )
-    rate_limit = forms.CharField(
-        label=_("Rate limit"),
-        required=False,
-        max_length=24,
-        help_text=_("N/S: at most N requests per S seconds, e.g. 100/60. Empty: no limit."),
-    )
-
-    def clean_allowed_ips(self):
-        return _policy_field(policy.clean_allowed_ips, self.cleaned_data["allowed_ips"])
-
-    def clean_rate_limit(self):
-        value = self.cleaned_data["rate_limit"].strip()
-        return _policy_field(policy.parse_rate_limit, value) if value else None
-
-    @classmethod
-    def initial_for(cls, credential) -> dict:
-        return {
-            "allowed_ips": "\n".join(credential.allowed_ips or []),
-            "rate_limit": policy.format_rate_limit(credential.rate_limit),
-        }
-
-
-def _policy_field(clean, value):
-    try:
-        return clean(value)
-    except ValidationError as exc:
-        raise forms.ValidationError(next(iter(exc.message_dict.values()))) from None
 
 
 class JustificationField(forms.CharField):

@@ -311,3 +311,72 @@ def test_create_api_key_refuses_bad_policy_flags(owner, scopes, flag, message):
     with pytest.raises(CommandError, match=message):
         call_command("create_api_key", "--org=acme", "--name=cli", f"--owner={owner.email}", flag)
     assert not ApiKey.objects.exists()
+
+
+# --- the dashboard --------------------------------------------------------------------------
+
+
+def test_dashboard_create_form_sets_the_policy_and_refuses_bad_input(owner_client, owner, scopes):
+    from django.urls import reverse
+
+    from tests.credentials.test_dashboard import _form_token
+
+    create_url = reverse("org-api-key-create", args=["acme"])
+    page = owner_client.get(create_url)
+    assert 'name="allowed_ips"' in page.content.decode() and 'name="rate_limit"' in page.content.decode()
+    base = {"name": "edge", "owner": owner.pk, "scopes": ["orders:read"], "environment": "live"}
+    bad = owner_client.post(
+        create_url,
+        {**base, "submission": _form_token(page), "allowed_ips": "10.0.0.1/8", "rate_limit": "0/60"},
+    )
+    assert bad.status_code == 400 and "host bits are set" in bad.content.decode()
+    assert not ApiKey.objects.exists()
+    good = owner_client.post(
+        create_url,
+        {
+            **base,
+            "submission": _form_token(owner_client.get(create_url)),
+            "allowed_ips": "203.0.113.0/24\n2001:db8::/32",
+            "rate_limit": "100/60",
+        },
+    )
+    assert good.status_code == 200
+    api_key = ApiKey.objects.get()
+    assert api_key.allowed_ips == ["203.0.113.0/24", "2001:db8::/32"]
+    assert api_key.rate_limit == {"requests": 100, "per_seconds": 60}
+
+
+def test_dashboard_policy_form_on_the_detail_page(owner_client, make_key):
+    from django.urls import reverse
+
+    api_key, key = make_key()
+    detail = owner_client.get(reverse("org-api-key-detail", args=["acme", api_key.key_id])).content.decode()
+    assert "Runtime policy" in detail and "Any address" in detail
+    policy_url = reverse("org-api-key-policy", args=["acme", api_key.key_id])
+    response = owner_client.post(policy_url, {"policy-allowed_ips": INSIDE, "policy-rate_limit": "5/10"})
+    assert response.status_code == 302
+    api_key.refresh_from_db()
+    assert api_key.allowed_ips == [f"{INSIDE}/32"] and api_key.rate_limit == {
+        "requests": 5,
+        "per_seconds": 10,
+    }
+    assert whoami(key, OUTSIDE).status_code == 403
+    owner_client.post(policy_url, {"policy-allowed_ips": "nonsense", "policy-rate_limit": ""})
+    api_key.refresh_from_db()
+    assert api_key.allowed_ips == [f"{INSIDE}/32"]  # refused, unchanged
+    assert AuditEvent.objects.filter(action="credentials.api_key.policy_changed").count() == 1
+
+
+def test_dashboard_policy_change_needs_a_recent_sign_in(owner, make_key):
+    from django.urls import reverse
+
+    api_key, _ = make_key()
+    client = Client()
+    password_step(client, owner.email)
+    make_stale(client)
+    response = client.post(
+        reverse("org-api-key-policy", args=["acme", api_key.key_id]), {"policy-allowed_ips": INSIDE}
+    )
+    assert response.status_code == 302
+    api_key.refresh_from_db()
+    assert api_key.allowed_ips == []
