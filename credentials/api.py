@@ -17,7 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.viewsets import GenericViewSet
 
-from credentials import keys, policy, serializers
+from credentials import keys, policy, serializers, usage
 from credentials.authentication import ApiKeyAuthentication, failure_checks, refuse_if_throttled
 from credentials.governance.services import approval_required, credential_policy_set
 from credentials.models import ApiKey
@@ -310,6 +310,7 @@ class ApiKeyVerifyView(AuthorizedView, MachineCredentialView):
         verification = api_key_verify(data.validated_data["key"])
         if not verification.valid:
             ratelimit.hit_all(failure_checks(request._request))
+            usage.record_api_key(verification)
             return no_store(Response({"valid": False, "code": verification.code}))
         # The verified key's policy: its allowlist against the address the service reports (a
         # service holding `api_keys:verify` is trusted to report it; none reported, none checked),
@@ -324,6 +325,7 @@ class ApiKeyVerifyView(AuthorizedView, MachineCredentialView):
             check_ip=bool(reported_ip),
             respond=False,
         )
+        usage.record_api_key(verification, refused.code if refused is not None else None)
         if refused is not None:
             body = {"valid": False, "code": refused.code}
             if refused.wait:

@@ -459,6 +459,8 @@ class Verification:
     valid: bool
     code: str = ""
     key: dict[str, Any] | None = None
+    #: For usage metering only: the snapshot of a known key presented with a wrong secret.
+    wrong_secret_of: dict[str, Any] | None = None
 
     @property
     def expires_at(self) -> datetime | None:
@@ -502,10 +504,10 @@ def api_key_verify(raw: str) -> Verification:
     snapshot = _cached_snapshot(parsed.key_id)
     if snapshot is None:
         return NOT_FOUND
-    if not snapshot["digest"] or not verify_digest(
-        parsed.raw, pepper_id=snapshot["pepper_id"], digest=snapshot["digest"]
-    ):
-        return NOT_FOUND  # also a pending key: it has no secret yet
+    if not snapshot["digest"]:
+        return NOT_FOUND  # a pending key: it has no secret yet
+    if not verify_digest(parsed.raw, pepper_id=snapshot["pepper_id"], digest=snapshot["digest"]):
+        return Verification(valid=False, code="not_found", wrong_secret_of=snapshot)
     return _state(snapshot)
 
 

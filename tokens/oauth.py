@@ -19,7 +19,7 @@ from oauth2_provider.oauth2_validators import OAuth2Validator, is_valid_resource
 from oauthlib.oauth2 import BackendApplicationServer
 from oauthlib.oauth2.rfc6749 import errors
 
-from credentials import policy
+from credentials import policy, usage
 from portal import authz, ratelimit
 from portal.crypto import keyed_digest, verify_digest
 from portal.middleware import current_request_context
@@ -117,6 +117,7 @@ def authenticate_client_credentials(
         if verify_digest(client_secret, pepper_id=secret.pepper_id, digest=secret.digest) and match is None:
             match = secret
     if match is None:
+        usage.record("m2m_app", application.client_id, application.organization_id, "invalid_secret")
         return None
     if match.last_used_at is None or now - match.last_used_at > LAST_USED_RESOLUTION:
         ClientSecret.objects.filter(pk=match.pk).update(last_used_at=now)
@@ -233,6 +234,7 @@ def check_client_policy(application: M2MApplication, *, request=None) -> None:
     )
     if refused is None:
         return
+    usage.record("m2m_app", application.client_id, application.organization_id, refused.code)
     if refused.code == policy.IP_DENIED:
         raise UnauthorizedClient(request=request)
     raise SlowDown(refused.wait, request=request)
@@ -310,10 +312,16 @@ class M2MValidator(OAuth2Validator):
         """
         request.scopes = scopes = [scope for scope in scopes if scope] or self._allowed_scopes(request)
         if not set(scopes) <= set(self._allowed_scopes(request)):
+            client = request.client
+            usage.record("m2m_app", client.client_id, client.organization_id, "insufficient_scope")
             return False
         request.portal_audience = resolve_audience(request)
         return True
 
     def save_bearer_token(self, token, request, *args, **kwargs):
-        """Store nothing: the JWT is self-contained and revocation is by `jti` (RFC 9068)."""
+        """Store nothing: the JWT is self-contained and revocation is by `jti` (RFC 9068).
+
+        Called once a token is issued: count the issuance (credentials.usage).
+        """
+        usage.record("m2m_app", request.client.client_id, request.client.organization_id, "valid")
         return None

@@ -12,6 +12,7 @@ from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 
+from credentials import usage
 from portal import ratelimit
 from portal.net import client_ip
 from tokens import assertions
@@ -125,6 +126,8 @@ def authenticate_client_or_refuse(
         return oauth_error(exc.error, exc.description)
     except SlowDown as exc:
         return slow_down(exc.wait)
+    application = caller[0]
+    usage.record("m2m_app", application.client_id, application.organization_id, "valid")
     return caller
 
 
