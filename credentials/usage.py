@@ -111,10 +111,9 @@ def flush() -> None:
 
 
 def _flush_if_due(**_kwargs) -> None:
-    if not _counts:
-        return
-    if time.monotonic() - _last_flush[0] >= settings.PORTAL_USAGE_FLUSH_SECONDS:
+    if _counts and time.monotonic() - _last_flush[0] >= settings.PORTAL_USAGE_FLUSH_SECONDS:
         flush()
+    # Under DEBUG (`make run`), any request (a page view, say) also rolls up now and then.
     if settings.DEBUG and time.monotonic() - _last_rollup[0] >= settings.PORTAL_USAGE_ROLLUP_SECONDS:
         _last_rollup[0] = time.monotonic()
         try:
@@ -229,3 +228,35 @@ def _recompute(model, rows, granularity: str, trunc, width: timedelta) -> None:
         update_fields=["count"],
         batch_size=500,
     )
+
+
+# --- reading --------------------------------------------------------------------------------
+
+
+def usage_summary(*, organization_id: int, kind: str, credential_id: str, hours: int = 24) -> dict:
+    """Return one credential's hourly usage over the last `hours`: rows (newest first), totals; one query."""
+    from credentials.models import UsageBucket  # the model imports nothing from here
+
+    since = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=hours - 1)
+    rows: dict[datetime, dict[str, int]] = {}
+    totals = dict.fromkeys(OUTCOMES, 0)
+    for start, outcome, n in (
+        UsageBucket.objects.filter(
+            organization_id=organization_id,
+            kind=kind,
+            credential_id=credential_id,
+            granularity="hour",
+            start__gte=since,
+        )
+        .order_by("-start")
+        .values_list("start", "outcome", "count")
+    ):
+        if outcome in totals:
+            rows.setdefault(start, dict.fromkeys(OUTCOMES, 0))[outcome] += n
+            totals[outcome] += n
+    return {
+        "hours": hours,
+        "outcomes": [o.replace("_", " ").capitalize() for o in OUTCOMES],
+        "rows": [{"start": start, "counts": [c[o] for o in OUTCOMES]} for start, c in rows.items()],
+        "totals": [totals[o] for o in OUTCOMES],
+    }

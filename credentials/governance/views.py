@@ -16,6 +16,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from credentials import usage
 from credentials.governance import services
 from credentials.governance.forms import (
     DecisionForm,
@@ -309,6 +310,11 @@ def governance_context(request: HttpRequest, credential) -> dict:
         "gov_can_change_policy": may(request, f"{kind.key}.policy", owner_id=credential.owner_id),
         "gov_policy_form": RuntimePolicyForm(
             initial=RuntimePolicyForm.initial_for(credential), prefix="policy"
+        ),
+        "gov_usage": usage.usage_summary(
+            organization_id=credential.organization_id,
+            kind=kind.key,
+            credential_id=getattr(credential, kind.ref_attr),
         ),
         "gov_url_kwarg": getattr(credential, kind.lookup_field),
         "leak_reports": list(leak_reports_for_credential(credential)[:20]),

@@ -225,3 +225,18 @@ def test_usage_api_query_count_does_not_grow_with_credentials(
     with django_assert_max_num_queries(len(one.captured_queries)):
         response = owner_client.get(usage_url(*(k.key_id for k, _ in made)))
     assert response.status_code == 200 and len(response.json()["credentials"]) == 12
+
+
+def test_the_credential_page_shows_the_usage_table(owner_client, make_key):
+    from django.urls import reverse
+
+    api_key, key = make_key()
+    page = reverse("org-api-key-detail", args=["acme", api_key.key_id])
+    assert "No recorded use in the last 24 hours" in owner_client.get(page).content.decode()
+    for _ in range(3):
+        whoami(key)
+    whoami(wrong_secret(api_key))
+    usage.rollup()
+    html = owner_client.get(page).content.decode()
+    assert "Usage, last 24 hours" in html and '<th scope="col">Invalid secret</th>' in html
+    assert '<tfoot><tr><th scope="row">Total</th><td>3</td><td>1</td>' in html
