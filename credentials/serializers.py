@@ -12,6 +12,50 @@ from credentials.models import ApiKey, ApiKeyStatus, Environment
 from credentials.services import DEFAULT_OVERLAP, MAX_OVERLAP
 
 
+class AllowedIpsField(serializers.ListField):
+    """A list of IPv4/IPv6 CIDR strings (at most 100, no host bits set); `[]` allows any address."""
+
+    child = serializers.CharField(max_length=64)
+
+    def __init__(self, **kwargs):
+        super().__init__(max_length=policy.MAX_ALLOWED_IPS, **kwargs)
+
+    def to_internal_value(self, data):
+        return _policy_value(policy.clean_allowed_ips, super().to_internal_value(data))
+
+
+@extend_schema_field(
+    {
+        "type": "object",
+        "nullable": True,
+        "properties": {
+            "requests": {"type": "integer", "minimum": 1, "maximum": policy.MAX_REQUESTS},
+            "per_seconds": {"type": "integer", "minimum": 1, "maximum": policy.MAX_WINDOW_SECONDS},
+        },
+        "required": ["requests", "per_seconds"],
+    }
+)
+class RateLimitField(serializers.Field):
+    """`{"requests": N, "per_seconds": S}` or null (no limit)."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("allow_null", True)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        return _policy_value(policy.clean_rate_limit, data)
+
+    def to_representation(self, value):
+        return value or None
+
+
+def _policy_value(clean, value):
+    try:
+        return clean(value)
+    except DjangoValidationError as exc:
+        raise serializers.ValidationError(next(iter(exc.message_dict.values()))) from None
+
+
 class ApiKeySerializer(serializers.ModelSerializer):
     """An API key as the management API shows it: metadata only, never secret material."""
 
@@ -21,6 +65,8 @@ class ApiKeySerializer(serializers.ModelSerializer):
     created_by = serializers.SerializerMethodField()
     status = serializers.ChoiceField(source="state", choices=ApiKeyStatus.choices, read_only=True)
     replaces = serializers.SerializerMethodField()
+    allowed_ips = serializers.ListField(child=serializers.CharField(), read_only=True)
+    rate_limit = RateLimitField(read_only=True)
 
     class Meta:
         model = ApiKey
@@ -72,50 +118,6 @@ class ApiKeyWithSecretSerializer(ApiKeySerializer):
     @extend_schema_field(serializers.CharField())
     def get_key(self, obj: ApiKey) -> str:
         return self.context["plaintext"]
-
-
-class AllowedIpsField(serializers.ListField):
-    """A list of IPv4/IPv6 CIDR strings (at most 100, no host bits set); `[]` allows any address."""
-
-    child = serializers.CharField(max_length=64)
-
-    def __init__(self, **kwargs):
-        super().__init__(max_length=policy.MAX_ALLOWED_IPS, **kwargs)
-
-    def to_internal_value(self, data):
-        return _policy_value(policy.clean_allowed_ips, super().to_internal_value(data))
-
-
-@extend_schema_field(
-    {
-        "type": "object",
-        "nullable": True,
-        "properties": {
-            "requests": {"type": "integer", "minimum": 1, "maximum": policy.MAX_REQUESTS},
-            "per_seconds": {"type": "integer", "minimum": 1, "maximum": policy.MAX_WINDOW_SECONDS},
-        },
-        "required": ["requests", "per_seconds"],
-    }
-)
-class RateLimitField(serializers.Field):
-    """`{"requests": N, "per_seconds": S}` or null (no limit)."""
-
-    def __init__(self, **kwargs):
-        kwargs.setdefault("allow_null", True)
-        super().__init__(**kwargs)
-
-    def to_internal_value(self, data):
-        return _policy_value(policy.clean_rate_limit, data)
-
-    def to_representation(self, value):
-        return value or None
-
-
-def _policy_value(clean, value):
-    try:
-        return clean(value)
-    except DjangoValidationError as exc:
-        raise serializers.ValidationError(next(iter(exc.message_dict.values()))) from None
 
 
 class PolicyInputMixin(serializers.Serializer):
