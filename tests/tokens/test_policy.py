@@ -96,3 +96,22 @@ def test_create_m2m_app_refuses_bad_policy_flags(owner, scopes, flag):
     with pytest.raises(CommandError):
         call_command("create_m2m_app", "--org=acme", "--name=cli", f"--owner={owner.email}", flag)
     assert not M2MApplication.objects.exists()
+
+
+def test_dashboard_create_form_and_detail_page_policy(owner_client, owner, scopes):
+    from django.urls import reverse
+
+    from tests.tokens.test_dashboard import _create
+
+    bad = _create(owner_client, scopes, owner=owner.pk, allowed_ips="::1/0", rate_limit="5/0")
+    assert bad.status_code == 400 and not M2MApplication.objects.exists()
+    response = _create(owner_client, scopes, owner=owner.pk, allowed_ips=INSIDE, rate_limit="10/60")
+    assert response.status_code == 201
+    app = M2MApplication.objects.get()
+    assert app.allowed_ips == [f"{INSIDE}/32"] and app.rate_limit == {"requests": 10, "per_seconds": 60}
+    detail = owner_client.get(reverse("org-app-detail", args=["acme", app.pk])).content.decode()
+    assert "Runtime policy" in detail and f"{INSIDE}/32" in detail and "10 requests per 60 s" in detail
+    owner_client.post(reverse("org-app-policy", args=["acme", app.pk]), {"policy-allowed_ips": ""})
+    app.refresh_from_db()
+    assert app.allowed_ips == [] and app.rate_limit is None
+    assert AuditEvent.objects.filter(action="tokens.m2m_app.policy_changed").count() == 1
