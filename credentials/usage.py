@@ -254,8 +254,26 @@ def usage_summary(*, organization_id: int, kind: str, credential_id: str, hours:
         if outcome in totals:
             rows.setdefault(start, dict.fromkeys(OUTCOMES, 0))[outcome] += n
             totals[outcome] += n
+    # A bar per hour, oldest first: valid uses, and every refusal stacked above them (SVG, no script).
+    per_hour = [rows.get(since + timedelta(hours=i), dict.fromkeys(OUTCOMES, 0)) for i in range(hours)]
+    peak = max((sum(c.values()) for c in per_hour), default=0) or 1
+    bars = []
+    for i, c in enumerate(per_hour):
+        valid, refused = c["valid"], sum(c.values()) - c["valid"]
+        h_valid, h_refused = round(100 * valid / peak), round(100 * refused / peak)
+        bars.append(
+            {
+                "x": i * 10,
+                "valid_y": 100 - h_valid,
+                "valid_h": h_valid,
+                "refused_y": 100 - h_valid - h_refused,
+                "refused_h": h_refused,
+                "label": f"{(since + timedelta(hours=i)):%H:00}: {valid} valid, {refused} refused",
+            }
+        )
     return {
         "hours": hours,
+        "chart": {"bars": bars, "width": hours * 10, "peak": peak if any(rows) else 0},
         "outcomes": [o.replace("_", " ").capitalize() for o in OUTCOMES],
         "rows": [{"start": start, "counts": [c[o] for o in OUTCOMES]} for start, c in rows.items()],
         "totals": [totals[o] for o in OUTCOMES],

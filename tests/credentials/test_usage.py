@@ -240,3 +240,4 @@ def test_the_credential_page_shows_the_usage_table(owner_client, make_key):
     html = owner_client.get(page).content.decode()
     assert "Usage, last 24 hours" in html and '<th scope="col">Invalid secret</th>' in html
     assert '<tfoot><tr><th scope="row">Total</th><td>3</td><td>1</td>' in html
+    assert 'role="img"' in html and "3 valid, 1 refused" in html  # the current hour's bar
