@@ -128,13 +128,19 @@ def ip_allowed(allowed_ips: list[str] | tuple[str, ...], ip: str | None) -> bool
         return True
     if not ip:
         return False
+    return _allowed(tuple(allowed_ips), ip)
+
+
+@lru_cache(maxsize=8192)
+def _allowed(allowed: tuple[str, ...], ip: str) -> bool:
+    # The same clients call again and again: remember the answer per (list, address).
     try:
         address = ipaddress.ip_address(ip)
     except ValueError:
         return False
     if address.version == 6 and address.ipv4_mapped is not None:
         address = address.ipv4_mapped
-    return any(address in network for network in _networks(tuple(allowed_ips)))
+    return any(address in network for network in _networks(allowed))
 
 
 @dataclass(frozen=True)
