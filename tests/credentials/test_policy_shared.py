@@ -8,7 +8,7 @@ import pytest
 from django.core.cache import caches
 from django.test import Client
 
-from credentials import usage
+from credentials import policy, usage
 from credentials.governance.services import credential_policy_set
 from portal import ratelimit
 from portal.cache import ResilientRedisCache
@@ -90,3 +90,68 @@ def test_metering_counts_from_two_servers_add_up(redis_cache, make_key, monkeypa
 
     minutes = UsageBucket.objects.filter(granularity="minute", credential_id=api_key.key_id)
     assert sum(minutes.values_list("count", flat=True)) == 5
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_servers_count_exactly_and_concurrent_rollups_never_double(
+    require_postgres, redis_cache, make_key
+):
+    """Two threads, each with its own Redis connection, verify and flush; two roll-ups run at once."""
+    import threading
+
+    from django.db import connection
+
+    from credentials.models import UsageBucket
+    from credentials.services import api_key_verify
+
+    api_key, key = make_key(rate_limit={"requests": 150, "per_seconds": 86400})
+    barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def serve(n: int) -> None:
+        try:
+            barrier.wait(timeout=10)
+            for i in range(n):
+                verification = api_key_verify(key)
+                refused = policy.api_key_refusal(verification.key, INSIDE)
+                usage.record_api_key(verification, refused.get_codes() if refused else None)
+                if i % 7 == 0:
+                    usage.flush()
+            usage.flush()
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=serve, args=(100,)) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors, errors
+
+    def roll() -> None:
+        try:
+            barrier.wait(timeout=10)
+            usage.rollup()
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=roll) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors, errors
+    totals: dict[str, int] = {}
+    for outcome, n in UsageBucket.objects.filter(
+        granularity="minute", credential_id=api_key.key_id
+    ).values_list("outcome", "count"):
+        totals[outcome] = totals.get(outcome, 0) + n
+    # Exactly the limit went through, across both "servers"; every other use was counted as limited.
+    assert totals == {"valid": 150, "rate_limited": 50}
+    hours = UsageBucket.objects.filter(granularity="hour", credential_id=api_key.key_id)
+    assert sum(hours.values_list("count", flat=True)) == 200
