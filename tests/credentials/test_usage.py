@@ -241,3 +241,16 @@ def test_the_credential_page_shows_the_usage_table(owner_client, make_key):
     assert "Usage, last 24 hours" in html and '<th scope="col">Invalid secret</th>' in html
     assert '<tfoot><tr><th scope="row">Total</th><td>3</td><td>1</td>' in html
     assert 'role="img"' in html and "3 valid, 1 refused" in html  # the current hour's bar
+
+
+def test_rollup_usage_command(make_key):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    api_key, key = make_key()
+    whoami(key)
+    out = StringIO()
+    call_command("rollup_usage", stdout=out)
+    assert "Rolled up 1 minute buckets." in out.getvalue()
+    assert counts(api_key.key_id) == {"valid": 1}
