@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import transaction
 from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
@@ -16,9 +17,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.viewsets import GenericViewSet
 
-from credentials import keys, serializers
+from credentials import keys, policy, serializers, usage
 from credentials.authentication import ApiKeyAuthentication, failure_checks, refuse_if_throttled
-from credentials.governance.services import approval_required
+from credentials.governance.services import approval_required, credential_policy_set
 from credentials.models import ApiKey
 from credentials.permissions import VERIFY_SCOPE, HasScopes
 from credentials.selectors import api_keys_filtered, organization_members
@@ -173,6 +174,8 @@ class ApiKeyViewSet(AuthorizedView, GenericViewSet):
                 actor=actor,
                 environment=data.validated_data.get("environment"),
                 expires_at=data.validated_data.get("expires_at"),
+                allowed_ips=data.validated_data.get("allowed_ips") or [],
+                rate_limit=data.validated_data.get("rate_limit"),
                 via=via,
             )
         except DjangoValidationError as exc:
@@ -181,7 +184,7 @@ class ApiKeyViewSet(AuthorizedView, GenericViewSet):
         return no_store(Response(body, status=status.HTTP_201_CREATED))
 
     @extend_schema(
-        summary="Change an API key's name, owner or scopes",
+        summary="Change an API key's name, owner, scopes or runtime policy (IP allowlist, rate limit)",
         request=serializers.ApiKeyUpdateSerializer,
         responses=serializers.ApiKeySerializer,
     )
@@ -199,16 +202,25 @@ class ApiKeyViewSet(AuthorizedView, GenericViewSet):
             )
         if new_owner is not None and new_owner.pk != api_key.owner_id:
             self._authorize_key("api_key.reassign", api_key, scopes=scopes)
+        given = data.validated_data
+        policy_changes = {name: given[name] for name in ("allowed_ips", "rate_limit") if name in given}
+        if policy_changes:
+            self._authorize_key("api_key.policy", api_key)
         actor, via = self._actor()
         try:
-            api_key = api_key_update(
-                api_key=api_key,
-                actor=actor,
-                name=data.validated_data.get("name"),
-                owner=new_owner,
-                scopes=data.validated_data.get("scopes"),
-                via=via,
-            )
+            with transaction.atomic():
+                api_key = api_key_update(
+                    api_key=api_key,
+                    actor=actor,
+                    name=data.validated_data.get("name"),
+                    owner=new_owner,
+                    scopes=data.validated_data.get("scopes"),
+                    via=via,
+                )
+                if policy_changes:
+                    api_key = credential_policy_set(
+                        credential=api_key, actor=actor, via=via, **policy_changes
+                    )
         except DjangoValidationError as exc:
             raise _api_error(exc) from exc
         return Response(self.get_serializer(api_key).data)
@@ -298,8 +310,28 @@ class ApiKeyVerifyView(AuthorizedView, MachineCredentialView):
         verification = api_key_verify(data.validated_data["key"])
         if not verification.valid:
             ratelimit.hit_all(failure_checks(request._request))
+            usage.record_api_key(verification)
             return no_store(Response({"valid": False, "code": verification.code}))
-        api_key_record_use(verification)
+        # The verified key's policy: its allowlist against the address the service reports (a
+        # service holding `api_keys:verify` is trusted to report it; none reported, none checked),
+        # and its rate limit, since every verification is a use of the key.
+        reported_ip = data.validated_data.get("client_ip")
+        refused = policy.refusal(
+            kind="api_key",
+            ident=verification.key["key_id"],
+            allowed_ips=verification.key.get("allowed_ips"),
+            rate_limit=verification.key.get("rate_limit"),
+            ip=reported_ip,
+            check_ip=bool(reported_ip),
+            respond=False,
+        )
+        usage.record_api_key(verification, refused.code if refused is not None else None)
+        if refused is not None:
+            body = {"valid": False, "code": refused.code}
+            if refused.wait:
+                body["retry_after"] = refused.wait
+            return no_store(Response(body))
+        api_key_record_use(verification, ip=reported_ip)
         key = verification.key
         expires_at = verification.expires_at
         return no_store(

@@ -6,7 +6,7 @@ from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.request import Request
 
-from credentials import keys
+from credentials import keys, policy, usage
 from credentials.services import api_key_record_use, api_key_verify, hot_keys
 from portal import hotcache, ratelimit
 from portal.net import client_ip
@@ -52,8 +52,16 @@ class ApiKeyAuthentication(BaseAuthentication):
             verification = api_key_verify(raw) if raw else None
             if verification is None or not verification.valid:
                 ratelimit.hit_all(checks)
+                if verification is not None:
+                    usage.record_api_key(verification)
                 raise exceptions.AuthenticationFailed(INVALID_CREDENTIAL)
-            api_key_record_use(verification, ip=client_ip(django_request))
+            ip = client_ip(django_request)
+            refused = policy.api_key_refusal(verification.key, ip)
+            if refused is not None:
+                usage.record_api_key(verification, refused.get_codes())
+                raise refused
+            usage.record_api_key(verification)
+            api_key_record_use(verification, ip=ip)
         principal = verification.principal()
         return principal, principal
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import secrets
 
 from django import forms
+from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
+from credentials import policy
 from credentials.lifetimes import MAX_LIFETIME_DAYS
 from credentials.models import ApiKeyStatus, Environment
 from credentials.selectors import scope_catalogue
@@ -20,6 +22,49 @@ OVERLAP_CHOICES = [
 ]
 
 
+class RuntimePolicyForm(forms.Form):
+    """A credential's runtime policy as people type it: CIDRs one per line, the limit as N/S."""
+
+    allowed_ips = forms.CharField(
+        label=_("Allowed IP networks"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false"}),
+        help_text=_("IPv4/IPv6 CIDRs, one per line or comma-separated, at most 100. Empty: any address."),
+    )
+    rate_limit = forms.CharField(
+        label=_("Rate limit"),
+        required=False,
+        max_length=24,
+        help_text=_("N/S: at most N requests per S seconds, e.g. 100/60. Empty: no limit."),
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in ("allowed_ips", "rate_limit"):  # after the fields of a create form
+            self.fields[name] = self.fields.pop(name)
+
+    def clean_allowed_ips(self):
+        return _policy_field(policy.clean_allowed_ips, self.cleaned_data["allowed_ips"])
+
+    def clean_rate_limit(self):
+        value = self.cleaned_data["rate_limit"].strip()
+        return _policy_field(policy.parse_rate_limit, value) if value else None
+
+    @classmethod
+    def initial_for(cls, credential) -> dict:
+        return {
+            "allowed_ips": "\n".join(credential.allowed_ips or []),
+            "rate_limit": policy.format_rate_limit(credential.rate_limit),
+        }
+
+
+def _policy_field(clean, value):
+    try:
+        return clean(value)
+    except ValidationError as exc:
+        raise forms.ValidationError(next(iter(exc.message_dict.values()))) from None
+
+
 class _OnceForm(forms.Form):
     """A form carrying a one-use token, so a reload or double-submit cannot issue a second key."""
 
@@ -31,7 +76,7 @@ class _OnceForm(forms.Form):
             self.initial.setdefault("submission", secrets.token_urlsafe(16))
 
 
-class ApiKeyCreateForm(_OnceForm):
+class ApiKeyCreateForm(_OnceForm, RuntimePolicyForm):
     name = forms.CharField(
         label=_("Name"), max_length=100, help_text=_("What uses this key, e.g. 'billing export job'.")
     )

@@ -181,3 +181,42 @@ class ApiKey(GovernedCredential, ExpiringModel, TimestampedModel):
             and self.expires_at is not None
             and self.expires_at <= timezone.now() + timedelta(days=days)
         )
+
+
+class UsageBucket(models.Model):
+    """How often one credential was used in one minute, hour or day, by outcome (credentials.usage)."""
+
+    class Granularity(models.TextChoices):
+        MINUTE = "minute", _("Minute")
+        HOUR = "hour", _("Hour")
+        DAY = "day", _("Day")
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="+", verbose_name=_("organisation")
+    )
+    kind = models.CharField(_("kind"), max_length=16)
+    # The public id: an API key's key id, an M2M application's client id.
+    credential_id = models.CharField(_("credential id"), max_length=100)
+    granularity = models.CharField(_("granularity"), max_length=8, choices=Granularity.choices)
+    start = models.DateTimeField(_("start"))
+    outcome = models.CharField(_("outcome"), max_length=24)
+    count = models.PositiveIntegerField(_("count"), default=0)
+
+    class Meta:
+        verbose_name = _("usage bucket")
+        verbose_name_plural = _("usage buckets")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind", "credential_id", "granularity", "start", "outcome"],
+                name="usage_bucket_unique",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["organization", "credential_id", "granularity", "start"], name="usage_org_cred"
+            ),
+            models.Index(fields=["granularity", "start"], name="usage_retention"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.credential_id} {self.granularity} {self.start:%Y-%m-%d %H:%M} {self.outcome}"

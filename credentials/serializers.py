@@ -6,9 +6,54 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from credentials import policy
 from credentials.lifetimes import MAX_LIFETIME_DAYS, check_expiry, expiry_in_days
 from credentials.models import ApiKey, ApiKeyStatus, Environment
 from credentials.services import DEFAULT_OVERLAP, MAX_OVERLAP
+
+
+class AllowedIpsField(serializers.ListField):
+    """A list of IPv4/IPv6 CIDR strings (at most 100, no host bits set); `[]` allows any address."""
+
+    child = serializers.CharField(max_length=64)
+
+    def __init__(self, **kwargs):
+        super().__init__(max_length=policy.MAX_ALLOWED_IPS, **kwargs)
+
+    def to_internal_value(self, data):
+        return _policy_value(policy.clean_allowed_ips, super().to_internal_value(data))
+
+
+@extend_schema_field(
+    {
+        "type": "object",
+        "nullable": True,
+        "properties": {
+            "requests": {"type": "integer", "minimum": 1, "maximum": policy.MAX_REQUESTS},
+            "per_seconds": {"type": "integer", "minimum": 1, "maximum": policy.MAX_WINDOW_SECONDS},
+        },
+        "required": ["requests", "per_seconds"],
+    }
+)
+class RateLimitField(serializers.Field):
+    """`{"requests": N, "per_seconds": S}` or null (no limit)."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("allow_null", True)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        return _policy_value(policy.clean_rate_limit, data)
+
+    def to_representation(self, value):
+        return value or None
+
+
+def _policy_value(clean, value):
+    try:
+        return clean(value)
+    except DjangoValidationError as exc:
+        raise serializers.ValidationError(next(iter(exc.message_dict.values()))) from None
 
 
 class ApiKeySerializer(serializers.ModelSerializer):
@@ -20,6 +65,8 @@ class ApiKeySerializer(serializers.ModelSerializer):
     created_by = serializers.SerializerMethodField()
     status = serializers.ChoiceField(source="state", choices=ApiKeyStatus.choices, read_only=True)
     replaces = serializers.SerializerMethodField()
+    allowed_ips = serializers.ListField(child=serializers.CharField(), read_only=True)
+    rate_limit = RateLimitField(read_only=True)
 
     class Meta:
         model = ApiKey
@@ -41,6 +88,8 @@ class ApiKeySerializer(serializers.ModelSerializer):
             "rotated_at",
             "revoked_at",
             "revocation_reason",
+            "allowed_ips",
+            "rate_limit",
         ]
         read_only_fields = fields
 
@@ -71,7 +120,14 @@ class ApiKeyWithSecretSerializer(ApiKeySerializer):
         return self.context["plaintext"]
 
 
-class ApiKeyCreateSerializer(serializers.Serializer):
+class PolicyInputMixin(serializers.Serializer):
+    """The runtime policy fields of a create or update request."""
+
+    allowed_ips = AllowedIpsField(required=False)
+    rate_limit = RateLimitField(required=False)
+
+
+class ApiKeyCreateSerializer(PolicyInputMixin, serializers.Serializer):
     """Input for creating a key; the owner defaults to the caller (or the calling key's owner)."""
 
     name = serializers.CharField(max_length=100)
@@ -101,8 +157,8 @@ class ApiKeyCreateSerializer(serializers.Serializer):
         return attrs
 
 
-class ApiKeyUpdateSerializer(serializers.Serializer):
-    """Input for changing a key's name, owner or scopes."""
+class ApiKeyUpdateSerializer(PolicyInputMixin, serializers.Serializer):
+    """Input for changing a key's name, owner, scopes or runtime policy."""
 
     name = serializers.CharField(max_length=100, required=False)
     owner = serializers.EmailField(required=False)
@@ -132,12 +188,17 @@ class ApiKeyRevokeSerializer(serializers.Serializer):
 
 class ApiKeyVerifyRequestSerializer(serializers.Serializer):
     key = serializers.CharField(max_length=200, trim_whitespace=True)
+    client_ip = serializers.IPAddressField(
+        required=False,
+        help_text="The address the key was presented from, as your service saw it: the key's IP "
+        "allowlist is checked against it (not checked when omitted).",
+    )
 
 
 class ApiKeyVerifyResponseSerializer(serializers.Serializer):
     valid = serializers.BooleanField()
     code = serializers.ChoiceField(
-        choices=["not_found", "revoked", "expired", "malformed"],
+        choices=["not_found", "revoked", "expired", "malformed", "ip_denied", "rate_limited"],
         required=False,
         help_text="Only when invalid.",
     )
@@ -148,3 +209,4 @@ class ApiKeyVerifyResponseSerializer(serializers.Serializer):
     scopes = serializers.ListField(child=serializers.CharField(), required=False)
     environment = serializers.ChoiceField(choices=Environment.choices, required=False)
     expires_at = serializers.DateTimeField(required=False, allow_null=True)
+    retry_after = serializers.IntegerField(required=False, help_text="Seconds, only with `rate_limited`.")

@@ -21,7 +21,7 @@ from django.core.signals import request_finished
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from credentials import keys, lifetimes
+from credentials import keys, lifetimes, policy
 from credentials.governance import services as governance
 from credentials.governance.models import CredentialRequest, RequestType
 from credentials.models import ApiKey, ApiKeyStatus, Environment, Scope
@@ -100,6 +100,8 @@ def _snapshot(api_key: ApiKey) -> dict[str, Any]:
         "scopes": list(api_key.scopes),
         "environment": api_key.environment,
         "name": api_key.name,
+        "allowed_ips": list(api_key.allowed_ips or []),
+        "rate_limit": api_key.rate_limit or None,
     }
 
 
@@ -163,10 +165,14 @@ def api_key_create(
     actor: User | None,
     environment: str | None = None,
     expires_at: datetime | None = None,
+    allowed_ips: Iterable[str] = (),
+    rate_limit: dict[str, int] | None = None,
     via: str = "",
 ) -> tuple[ApiKey, str]:
     """Create a key and return it with its plaintext, which is never stored and never shown again."""
     name = _check_name(name)
+    allowed_ips = policy.clean_allowed_ips(list(allowed_ips))
+    rate_limit = policy.clean_rate_limit(rate_limit)
     governance.check_owner_is_member(organization, owner)
     scope_names = _check_scopes(scopes)
     governance.check_owner_may_hold(organization, owner, scope_names)
@@ -185,6 +191,8 @@ def api_key_create(
         environment=environment,
         expires_at=expires_at,
         review_due_at=governance.review_due_from(organization, "api_key"),
+        allowed_ips=allowed_ips,
+        rate_limit=rate_limit,
     )
     api_key.save()
     audit_log(
@@ -199,6 +207,8 @@ def api_key_create(
                 "scopes": scope_names,
                 "environment": environment,
                 "expires_at": expires_at.isoformat() if expires_at else None,
+                **({"allowed_ips": allowed_ips} if allowed_ips else {}),
+                **({"rate_limit": rate_limit} if rate_limit else {}),
             },
             via,
         ),
@@ -389,6 +399,9 @@ def api_key_rotate(
         last_reviewed_at=old.last_reviewed_at,
         last_reviewed_by=old.last_reviewed_by,
         orphaned_at=old.orphaned_at,
+        # The runtime policy carries over: a rotation must not lift an allowlist or a limit.
+        allowed_ips=list(old.allowed_ips or []),
+        rate_limit=old.rate_limit or None,
     )
     try:
         with transaction.atomic():
@@ -458,6 +471,8 @@ class Verification:
     valid: bool
     code: str = ""
     key: dict[str, Any] | None = None
+    #: For usage metering only: the snapshot of a known key presented with a wrong secret.
+    wrong_secret_of: dict[str, Any] | None = None
 
     @property
     def expires_at(self) -> datetime | None:
@@ -501,10 +516,10 @@ def api_key_verify(raw: str) -> Verification:
     snapshot = _cached_snapshot(parsed.key_id)
     if snapshot is None:
         return NOT_FOUND
-    if not snapshot["digest"] or not verify_digest(
-        parsed.raw, pepper_id=snapshot["pepper_id"], digest=snapshot["digest"]
-    ):
-        return NOT_FOUND  # also a pending key: it has no secret yet
+    if not snapshot["digest"]:
+        return NOT_FOUND  # a pending key: it has no secret yet
+    if not verify_digest(parsed.raw, pepper_id=snapshot["pepper_id"], digest=snapshot["digest"]):
+        return Verification(valid=False, code="not_found", wrong_secret_of=snapshot)
     return _state(snapshot)
 
 
@@ -557,6 +572,8 @@ _SNAPSHOT_FIELDS = (
     "scopes",
     "environment",
     "name",
+    "allowed_ips",
+    "rate_limit",
 )
 
 
@@ -576,7 +593,7 @@ def _snapshot_sql() -> str:
             column(key, "k", "owner"),
             column(owner, "u", "email"),
             column(member, "m", "role"),
-            *(column(key, "k", f) for f in ("scopes", "environment", "name")),
+            *(column(key, "k", f) for f in ("scopes", "environment", "name", "allowed_ips", "rate_limit")),
         ]
         org_pk, owner_pk = f"o.{quote(org.pk.column)}", f"u.{quote(owner.pk.column)}"
         # Identifiers only, from the models' metadata and quoted; the key id is a bound parameter.
@@ -611,6 +628,11 @@ def _snapshot_from_database(key_id: str) -> dict[str, Any] | None:
     if isinstance(scopes, str | bytes):  # JSON text: Django reads PostgreSQL's jsonb as text too
         scopes = json.loads(scopes)
     snapshot["scopes"] = list(scopes or [])
+    for name in ("allowed_ips", "rate_limit"):
+        if isinstance(snapshot[name], str | bytes):
+            snapshot[name] = json.loads(snapshot[name])
+    snapshot["allowed_ips"] = list(snapshot["allowed_ips"] or [])
+    snapshot["rate_limit"] = snapshot["rate_limit"] or None
     if not snapshot["owner_id"]:
         snapshot["owner_email"] = None
     return snapshot

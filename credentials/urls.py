@@ -7,6 +7,7 @@ from rest_framework.routers import SimpleRouter
 
 from credentials import api, views
 from credentials.governance.urls import credential_patterns
+from credentials.usage_api import UsageView
 from credentials.webhooks.api import WebhookEndpointViewSet
 
 router = SimpleRouter()
@@ -28,6 +29,7 @@ urlpatterns = [
     path("orgs/<slug:org_slug>/webhooks/", include("credentials.webhooks.urls")),
     path("api/v1/orgs/<slug:org_slug>/", include(router.urls)),
     path("api/v1/keys/verify", api.ApiKeyVerifyView.as_view(), name="api-keys-verify"),
+    path("api/v1/orgs/<slug:org_slug>/usage/", UsageView.as_view(), name="api-org-usage"),
     path("", include("credentials.governance.urls")),
     path("", include("credentials.leaks.urls")),
 ]

@@ -146,6 +146,8 @@ def api_key_create_view(request: HttpRequest) -> HttpResponse:
                 actor=request.user,
                 environment=form.cleaned_data["environment"],
                 expires_at=expiry_in_days(days) if days else None,
+                allowed_ips=form.cleaned_data["allowed_ips"],
+                rate_limit=form.cleaned_data["rate_limit"],
                 via="dashboard",
             )
         except ValidationError as exc:
@@ -174,6 +176,13 @@ def _request_key(request: HttpRequest, form: ApiKeyCreateForm) -> HttpResponse:
             environment=form.cleaned_data["environment"],
             lifetime_days=form.cleaned_data.get("expires_in_days"),
         )
+        if form.cleaned_data["allowed_ips"] or form.cleaned_data["rate_limit"]:
+            governance.credential_policy_set(
+                credential=api_key,
+                actor=request.user,
+                allowed_ips=form.cleaned_data["allowed_ips"],
+                rate_limit=form.cleaned_data["rate_limit"],
+            )
     except ValidationError as exc:
         _add_errors(form, exc)
         return render(

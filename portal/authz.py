@@ -112,6 +112,9 @@ def _credential_rules(kind: str, one: str, many: str, scope: str) -> dict[str, R
         f"{kind}.scopes": Rule(f"Narrow the scopes of {one}", **own),
         f"{kind}.scopes_widen": Rule(f"Widen the scopes of {one}", step_up=True, **own),
         f"{kind}.reassign": Rule(f"Give {one} another owner", step_up=True),
+        f"{kind}.policy": Rule(
+            f"Change the runtime policy (IP allowlist, rate limit) of {one}", step_up=True, **own
+        ),
     }
 
 
@@ -123,6 +126,9 @@ RULES: dict[str, Rule] = {
         "Verify other API keys centrally (credentials only)", roles=ALL_ROLES, scope="api_keys:verify"
     ),
     "inventory.read": Rule("Read the credential inventory", roles=ALL_ROLES, scope="inventory:read"),
+    "usage.read": Rule(
+        "Read the usage of the organisation's credentials", roles=ALL_ROLES, scope="usage:read"
+    ),
     "requests.read": Rule(
         "See every credential request (members: the ones they made)",
         own_roles=ALL_ROLES,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextvars
 import logging
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.http import HttpRequest, HttpResponse
 
@@ -17,6 +17,8 @@ class RequestContext:
     request_id: str
     ip: str | None
     user_agent: str
+    #: Headers every answer to this request carries (a limited credential's RateLimit fields).
+    response_headers: dict[str, str] = field(default_factory=dict)
 
 
 _current: contextvars.ContextVar[RequestContext | None] = contextvars.ContextVar(
@@ -48,6 +50,8 @@ class RequestContextMiddleware:
         finally:
             _current.reset(token)
         response["X-Request-ID"] = context.request_id
+        for name, value in context.response_headers.items():
+            response[name] = value
         return response
 
 

@@ -45,15 +45,20 @@ def retry_after(scope: str, ident: str, limit: Limit) -> int | None:
 
 
 def hit(scope: str, ident: str, limit: Limit) -> int:
-    """Count one event for `ident`; return the count in the current window."""
+    """Count one event for `ident`; return the count in the current window (0 if the cache failed)."""
+    return count(scope, ident, limit) or 0
+
+
+def count(scope: str, ident: str, limit: Limit) -> int | None:
+    """Count one event for `ident`; return the count in the current window, or None if the cache failed."""
     now = time.time()
     key = _key(scope, ident, limit.window, now)
     try:
         if cache.add(key, 1, limit.window + 1):
             return 1
         return cache.incr(key)
-    except Exception:  # noqa: BLE001  missing key after expiry, or cache down: fail open
-        return 0
+    except Exception:  # noqa: BLE001  missing key after expiry, or cache down
+        return None
 
 
 #: One counted identity: (scope, identifier, limit). An empty identifier is not counted.

@@ -244,6 +244,15 @@ PORTAL_TOKEN_RATE_PER_APP_PER_MINUTE = env.int("PORTAL_TOKEN_RATE_PER_APP_PER_MI
 PORTAL_SECRET_SCANNING_FAILURES_PER_IP_PER_MINUTE = env.int(
     "PORTAL_SECRET_SCANNING_FAILURES_PER_IP_PER_MINUTE", default=30
 )
+# A credential's own rate limit (credentials.policy) when the cache cannot count: serve the
+# request (open, the default: the identity layer stays up) or answer 429 (closed).
+PORTAL_CREDENTIAL_RATE_LIMIT_FAIL_OPEN = env.bool("PORTAL_CREDENTIAL_RATE_LIMIT_FAIL_OPEN", default=True)
+# Usage metering (credentials.usage): counted in process, added to the cache at most every
+# PORTAL_USAGE_FLUSH_SECONDS, rolled up into the database by `rollup_usage` (and, under DEBUG,
+# in-process at most every PORTAL_USAGE_ROLLUP_SECONDS).
+PORTAL_USAGE_METERING = env.bool("PORTAL_USAGE_METERING", default=True)
+PORTAL_USAGE_FLUSH_SECONDS = env.float("PORTAL_USAGE_FLUSH_SECONDS", default=5.0)
+PORTAL_USAGE_ROLLUP_SECONDS = env.float("PORTAL_USAGE_ROLLUP_SECONDS", default=30.0)
 
 PORTAL_INVITATION_TTL_HOURS = env.int("PORTAL_INVITATION_TTL_HOURS", default=72)
 

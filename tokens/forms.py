@@ -6,6 +6,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
+from credentials.forms import RuntimePolicyForm
 from credentials.models import Scope
 from credentials.overlap import overlap_choices
 from credentials.selectors import scope_catalogue
@@ -50,7 +51,7 @@ class AudienceChoiceField(forms.MultipleChoiceField):
         forms.Field.validate(self, value)
 
 
-class M2MAppCreateForm(forms.Form):
+class M2MAppCreateForm(RuntimePolicyForm):
     """Name, owner, scopes, audiences and token lifetime of a new application."""
 
     name = forms.CharField(label=_("Name"), max_length=255)

@@ -19,8 +19,10 @@ from oauth2_provider.oauth2_validators import OAuth2Validator, is_valid_resource
 from oauthlib.oauth2 import BackendApplicationServer
 from oauthlib.oauth2.rfc6749 import errors
 
+from credentials import policy, usage
 from portal import authz, ratelimit
 from portal.crypto import keyed_digest, verify_digest
+from portal.middleware import current_request_context
 from portal.observability import note_credential
 from portal.principal import MAX_CREDENTIAL_LENGTH
 from portal.selectors import owner_role_subquery, role_of
@@ -117,6 +119,8 @@ def authenticate_client_credentials(
         if verify_digest(client_secret, pepper_id=secret.pepper_id, digest=secret.digest) and match is None:
             match = secret
     if match is None:
+        known = live[0].application  # a known client with a wrong secret
+        usage.record("m2m_app", known.client_id, known.organization_id, "invalid_secret")
         return None
     application = match.application
     application.owner_role = match.owner_role
@@ -248,6 +252,36 @@ def check_issuance_rate(client_id: str) -> None:
         raise SlowDown(ratelimit.retry_after(ISSUANCE_SCOPE, client_id, limit) or limit.window)
 
 
+class UnauthorizedClient(errors.UnauthorizedClientError):
+    """400 `unauthorized_client` (RFC 6749 §5.2): the client may not be used from this address."""
+
+    description = "This client may not be used from this address."
+
+
+def check_client_policy(application: M2MApplication, *, request=None) -> None:
+    """Apply the application's runtime policy (credentials.policy) to the request being served.
+
+    Raise `UnauthorizedClient` for an address outside its allowlist and `SlowDown` past its
+    rate limit (the response carries the RateLimit fields either way).
+    """
+    if not application.allowed_ips and not application.rate_limit:
+        return
+    context = current_request_context()
+    refused = policy.refusal(
+        kind="m2m_app",
+        ident=application.client_id,
+        allowed_ips=application.allowed_ips,
+        rate_limit=application.rate_limit,
+        ip=context.ip if context is not None else None,
+    )
+    if refused is None:
+        return
+    usage.record("m2m_app", application.client_id, application.organization_id, refused.code)
+    if refused.code == policy.IP_DENIED:
+        raise UnauthorizedClient(request=request)
+    raise SlowDown(refused.wait, request=request)
+
+
 class M2MValidator(OAuth2Validator):
     """Validate client-credentials requests against `ClientSecret` and the application's policy."""
 
@@ -283,6 +317,7 @@ class M2MValidator(OAuth2Validator):
         note_credential("m2m_client", request.client_id)
         # Only an authenticated client spends its application's budget, so nobody else can.
         check_issuance_rate(request.client_id)
+        check_client_policy(request.client, request=request)
         return True
 
     def authenticate_client_id(self, client_id, request, *args, **kwargs):
@@ -322,10 +357,16 @@ class M2MValidator(OAuth2Validator):
         """
         request.scopes = scopes = [scope for scope in scopes if scope] or self._allowed_scopes(request)
         if not set(scopes) <= set(self._allowed_scopes(request)):
+            client = request.client
+            usage.record("m2m_app", client.client_id, client.organization_id, "insufficient_scope")
             return False
         request.portal_audience = resolve_audience(request)
         return True
 
     def save_bearer_token(self, token, request, *args, **kwargs):
-        """Store nothing: the JWT is self-contained and revocation is by `jti` (RFC 9068)."""
+        """Store nothing: the JWT is self-contained and revocation is by `jti` (RFC 9068).
+
+        Called once a token is issued: count the issuance (credentials.usage).
+        """
+        usage.record("m2m_app", request.client.client_id, request.client.organization_id, "valid")
         return None

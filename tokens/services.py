@@ -12,6 +12,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from credentials import policy
 from credentials.governance import services as governance
 from credentials.governance.models import CredentialRequest, RequestType
 from credentials.models import Scope
@@ -76,6 +77,8 @@ def m2m_app_create(
     description: str = "",
     auth_method: str = M2MApplication.AuthMethod.CLIENT_SECRET,
     public_key: str = "",
+    allowed_ips: Iterable[str] = (),
+    rate_limit: dict[str, int] | None = None,
 ) -> tuple[M2MApplication, str | None]:
     """Create an application with its first client secret; return the row and the one-time secret.
 
@@ -93,7 +96,13 @@ def m2m_app_create(
         description=description,
         status=M2MApplication.Status.ACTIVE,
         auth_method=auth_method,
+        allowed_ips=allowed_ips,
+        rate_limit=rate_limit,
     )
+    policy_extra = {
+        **({"allowed_ips": application.allowed_ips} if application.allowed_ips else {}),
+        **({"rate_limit": application.rate_limit} if application.rate_limit else {}),
+    }
     if application.uses_private_key_jwt:
         key = _new_public_key(application, public_key, actor) if public_key.strip() else None
         audit_log(
@@ -109,6 +118,7 @@ def m2m_app_create(
                 "token_lifetime": token_lifetime,
                 "auth_method": application.token_endpoint_auth_method,
                 **({"public_key_kid": key.kid, "public_key_alg": key.algorithm} if key else {}),
+                **policy_extra,
             },
         )
         return application, None
@@ -127,6 +137,7 @@ def m2m_app_create(
             "audiences": application.allowed_audiences,
             "token_lifetime": token_lifetime,
             "secret_hint": secret.hint,
+            **policy_extra,
         },
     )
     return application, plaintext
@@ -157,8 +168,12 @@ def _new_application(
     description: str,
     status: str,
     auth_method: str = M2MApplication.AuthMethod.CLIENT_SECRET,
+    allowed_ips: Iterable[str] = (),
+    rate_limit: dict[str, int] | None = None,
 ) -> tuple[M2MApplication, list[Scope]]:
     name = name.strip()
+    allowed_ips = policy.clean_allowed_ips(list(allowed_ips))
+    rate_limit = policy.clean_rate_limit(rate_limit)
     if not name:
         raise ValidationError({"name": "Give the application a name."})
     governance.check_owner_is_member(organization, owner)
@@ -180,6 +195,8 @@ def _new_application(
         token_lifetime=token_lifetime,
         status=status,
         token_endpoint_auth_method=auth_method,
+        allowed_ips=allowed_ips,
+        rate_limit=rate_limit,
         review_due_at=governance.review_due_from(organization, "m2m_app")
         if status == M2MApplication.Status.ACTIVE
         else None,

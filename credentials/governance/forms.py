@@ -5,7 +5,7 @@ from __future__ import annotations
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from credentials.forms import OVERLAP_CHOICES
+from credentials.forms import OVERLAP_CHOICES, RuntimePolicyForm  # noqa: F401 - the policy form, shared
 from credentials.governance.models import OrganizationPolicy
 from credentials.governance.registry import all_kinds
 from credentials.governance.selectors import FLAG_LABELS, STATUSES

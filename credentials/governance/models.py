@@ -12,6 +12,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from credentials.governance.registry import policy_key_of
+from credentials.policy import validate_allowed_ips, validate_rate_limit
 from portal.models import Organization, TimestampedModel
 
 
@@ -85,6 +86,23 @@ class GovernedCredential(models.Model):
         blank=True,
         db_index=True,
         help_text=_("When the owner stopped being a member; cleared by reassigning the owner."),
+    )
+    # Runtime policy (credentials.policy): enforced on every use, changed through
+    # `credential_policy_set` (audited, step-up, effective on every server at once).
+    allowed_ips = models.JSONField(
+        _("allowed IP networks"),
+        default=list,
+        blank=True,
+        validators=[validate_allowed_ips],
+        help_text=_("IPv4/IPv6 CIDRs the credential may be used from (at most 100); empty: any address."),
+    )
+    rate_limit = models.JSONField(
+        _("rate limit"),
+        null=True,
+        blank=True,
+        default=None,
+        validators=[validate_rate_limit],
+        help_text=_('{"requests": N, "per_seconds": S}; empty: no limit.'),
     )
 
     class Meta:

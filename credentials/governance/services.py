@@ -17,7 +17,7 @@ from django.core.mail import send_mail
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
-from credentials import lifetimes
+from credentials import lifetimes, policy
 from credentials.governance.models import (
     CredentialRequest,
     CredentialStatus,
@@ -489,6 +489,47 @@ def credential_scopes_set(
     check_owner_may_hold(credential.organization, credential.owner, set(new) - set(old))
     kind.set_scopes(credential, new)
     _audit(kind, "scopes_changed", credential=credential, actor=actor, extra={"from": old, "to": new})
+    kind.changed(credential)
+    return credential
+
+
+_UNSET: Any = object()
+
+
+@transaction.atomic
+def credential_policy_set(
+    *,
+    credential: models.Model,
+    actor: User | None,
+    allowed_ips: Any = _UNSET,
+    rate_limit: Any = _UNSET,
+    via: str = "",
+) -> models.Model:
+    """Change a credential's runtime policy (IP allowlist, rate limit): one audit row, effective at once.
+
+    Omitted arguments keep their value. Any kind, any status: a revoked credential's policy is
+    moot but harmless. Every server sees the change within a second (`kind.changed` drops the
+    cached verification snapshot, as a revocation does).
+    """
+    kind = kind_of(credential)
+    credential = _locked(credential)
+    changes: dict[str, Any] = {}
+    if allowed_ips is not _UNSET:
+        new_ips = policy.clean_allowed_ips(allowed_ips)
+        if new_ips != list(credential.allowed_ips or []):
+            changes["allowed_ips"] = {"from": list(credential.allowed_ips or []), "to": new_ips}
+            credential.allowed_ips = new_ips
+    if rate_limit is not _UNSET:
+        new_limit = policy.clean_rate_limit(rate_limit)
+        if new_limit != (credential.rate_limit or None):
+            changes["rate_limit"] = {"from": credential.rate_limit or None, "to": new_limit}
+            credential.rate_limit = new_limit
+    if not changes:
+        return credential
+    _save(credential, kind, "allowed_ips", "rate_limit")
+    if via:
+        changes["via"] = via
+    _audit(kind, "policy_changed", credential=credential, actor=actor, extra=changes)
     kind.changed(credential)
     return credential
 

@@ -17,6 +17,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from credentials import usage
 from credentials.governance import services
 from credentials.governance.forms import (
     DecisionForm,
@@ -24,6 +25,7 @@ from credentials.governance.forms import (
     PolicyForm,
     ReassignForm,
     RecertifyForm,
+    RuntimePolicyForm,
     ScopeRequestForm,
 )
 from credentials.governance.models import CredentialStatus, RequestState, RequestType, SuspensionReason
@@ -322,6 +324,15 @@ def governance_context(request: HttpRequest, credential) -> dict:
         "gov_reassign_form": ReassignForm(members=organization_members(request.organization), prefix="owner")
         if is_manager
         else None,
+        "gov_can_change_policy": may(request, f"{kind.key}.policy", owner_id=credential.owner_id),
+        "gov_policy_form": RuntimePolicyForm(
+            initial=RuntimePolicyForm.initial_for(credential), prefix="policy"
+        ),
+        "gov_usage": usage.usage_summary(
+            organization_id=credential.organization_id,
+            kind=kind.key,
+            credential_id=getattr(credential, kind.ref_attr),
+        ),
         "gov_url_kwarg": getattr(credential, kind.lookup_field),
         "gov_urls": credential_urls(kind, request.organization.slug, credential),
         "leak_reports": list(leak_reports_for_credential(credential)[:20]),
@@ -374,6 +385,31 @@ def reassign(request: HttpRequest, kind: str, **kwargs) -> HttpResponse:
         messages.error(request, _error_text(exc))
     else:
         messages.success(request, f"“{credential.name}” is now owned by {form.cleaned_data['owner'].email}.")
+    return _back(credential)
+
+
+@require_POST
+@authorized("{kind}.policy")
+def runtime_policy(request: HttpRequest, kind: str, **kwargs) -> HttpResponse:
+    """Change a credential's IP allowlist and rate limit (a change of power: recent sign-in needed)."""
+    credential = credential_or_404(request, kind, kwargs)
+    check(request, owner_id=credential.owner_id)
+    stale = step_up_redirect(request)
+    if stale is not None:
+        return stale
+    form = RuntimePolicyForm(request.POST, prefix="policy")
+    if not form.is_valid():
+        for errors in form.errors.values():
+            for error in errors:
+                messages.error(request, error)
+        return _back(credential)
+    services.credential_policy_set(
+        credential=credential,
+        actor=request.user,
+        allowed_ips=form.cleaned_data["allowed_ips"],
+        rate_limit=form.cleaned_data["rate_limit"],
+    )
+    messages.success(request, "The runtime policy was saved; it applies from the next request.")
     return _back(credential)
 
 

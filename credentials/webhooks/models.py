@@ -24,6 +24,7 @@ class EventType(models.TextChoices):
     ORPHANED = "orphaned", _("Owner left the organisation")
     SUSPENDED = "suspended", _("Suspended")
     LEAKED = "leaked", _("Reported leaked")
+    POLICY_CHANGED = "policy_changed", _("Runtime policy changed (IP allowlist, rate limit)")
 
 
 #: The `type` of the test event ("send test event"); not subscribable, always delivered.

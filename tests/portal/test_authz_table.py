@@ -31,6 +31,7 @@ def test_every_power_change_needs_a_step_up_and_a_person():
         assert rule.step_up and rule.scope is None, action
     for kind in ("api_key", "m2m_app"):
         assert authz.rule(f"{kind}.scopes_widen").step_up and not authz.rule(f"{kind}.scopes").step_up
+        assert authz.rule(f"{kind}.policy").step_up  # lifting an allowlist or a limit widens power
 
 
 def test_a_credential_is_bounded_by_its_owners_current_role():

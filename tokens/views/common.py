@@ -12,11 +12,19 @@ from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 
+from credentials import usage
 from portal import ratelimit
 from portal.net import client_ip
 from tokens import assertions
 from tokens.models import ClientPublicKey, ClientSecret, M2MApplication
-from tokens.oauth import _basic_credentials, authenticate_client_parameters, uses_basic_auth
+from tokens.oauth import (
+    SlowDown,
+    UnauthorizedClient,
+    _basic_credentials,
+    authenticate_client_parameters,
+    check_client_policy,
+    uses_basic_auth,
+)
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
@@ -112,6 +120,14 @@ def authenticate_client_or_refuse(
     if caller is None:
         ratelimit.hit_all(checks)
         return invalid_client()
+    try:
+        check_client_policy(caller[0])
+    except UnauthorizedClient as exc:
+        return oauth_error(exc.error, exc.description)
+    except SlowDown as exc:
+        return slow_down(exc.wait)
+    application = caller[0]
+    usage.record("m2m_app", application.client_id, application.organization_id, "valid")
     return caller
 
 

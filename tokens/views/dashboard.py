@@ -102,6 +102,13 @@ def app_create(request: HttpRequest) -> HttpResponse:
                 justification=data["justification"],
                 auth_method=data["auth_method"],
             )
+            if data["allowed_ips"] or data["rate_limit"]:
+                governance.credential_policy_set(
+                    credential=application,
+                    actor=request.user,
+                    allowed_ips=data["allowed_ips"],
+                    rate_limit=data["rate_limit"],
+                )
         except ValidationError as exc:
             _form_errors(form, exc)
         else:
@@ -129,6 +136,8 @@ def app_create(request: HttpRequest) -> HttpResponse:
                 actor=request.user,
                 auth_method=data["auth_method"],
                 public_key=data["public_key"],
+                allowed_ips=data["allowed_ips"],
+                rate_limit=data["rate_limit"],
             )
         except ValidationError as exc:
             _form_errors(form, exc)

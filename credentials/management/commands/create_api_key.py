@@ -1,4 +1,5 @@
-"""`create_api_key --org SLUG --name NAME --owner EMAIL [--scopes "a b"] [--expires-in-days N] [--json]`."""
+"""`create_api_key --org SLUG --name NAME --owner EMAIL [--scopes "a b"] [--expires-in-days N]
+[--allowed-ips CIDR[,CIDR…]] [--rate-limit N/S] [--json]`."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from credentials import policy
 from credentials.lifetimes import MAX_LIFETIME_DAYS, expiry_in_days
 from credentials.services import api_key_create
 from portal.models import Organization, User
@@ -24,6 +26,15 @@ class Command(BaseCommand):
         )
         parser.add_argument("--expires-in-days", type=int, default=None, help="Expire the key after N days.")
         parser.add_argument("--environment", choices=["live", "test"], default=None, help="Key environment.")
+        parser.add_argument(
+            "--allowed-ips",
+            default="",
+            metavar="CIDR[,CIDR…]",
+            help="Only accept it from these IPv4/IPv6 networks (at most 100); default: any address.",
+        )
+        parser.add_argument(
+            "--rate-limit", default="", metavar="N/S", help="At most N requests per S seconds, e.g. 100/60."
+        )
         parser.add_argument("--json", action="store_true", help='Print one JSON object: {"id", "key", …}.')
 
     def handle(self, *args, **options):
@@ -37,6 +48,12 @@ class Command(BaseCommand):
         if days is not None and not 1 <= days <= MAX_LIFETIME_DAYS:
             raise CommandError(f"--expires-in-days must be between 1 and {MAX_LIFETIME_DAYS} (ten years).")
         try:
+            allowed_ips = policy.clean_allowed_ips(options["allowed_ips"])
+            rate_limit = policy.parse_rate_limit(options["rate_limit"]) if options["rate_limit"] else None
+        except ValidationError as exc:
+            flag = "--allowed-ips" if "allowed_ips" in exc.message_dict else "--rate-limit"
+            raise CommandError(f"{flag}: {' '.join(exc.messages)}") from None
+        try:
             api_key, plaintext = api_key_create(
                 organization=organization,
                 name=options["name"],
@@ -46,6 +63,8 @@ class Command(BaseCommand):
                 environment=options["environment"],
                 expires_at=expiry_in_days(days) if days else None,
                 via="cli",
+                allowed_ips=allowed_ips,
+                rate_limit=rate_limit,
             )
         except ValidationError as exc:
             messages = " ".join(exc.messages)
@@ -64,6 +83,8 @@ class Command(BaseCommand):
                         "scopes": api_key.scopes,
                         "environment": api_key.environment,
                         "expires_at": api_key.expires_at.isoformat() if api_key.expires_at else None,
+                        "allowed_ips": api_key.allowed_ips,
+                        "rate_limit": api_key.rate_limit,
                     }
                 )
             )

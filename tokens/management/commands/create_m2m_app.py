@@ -7,6 +7,7 @@ import json
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from credentials import policy
 from portal.models import Organization, User
 from tokens.services import m2m_app_create
 
@@ -32,6 +33,15 @@ class Command(BaseCommand):
             metavar="PATH",
             help="Use private_key_jwt instead of a secret: the public key (PEM or JWK) to register.",
         )
+        parser.add_argument(
+            "--allowed-ips",
+            default="",
+            metavar="CIDR[,CIDR…]",
+            help="Only accept it from these IPv4/IPv6 networks (at most 100); default: any address.",
+        )
+        parser.add_argument(
+            "--rate-limit", default="", metavar="N/S", help="At most N requests per S seconds, e.g. 100/60."
+        )
         parser.add_argument("--json", action="store_true", help="Print one JSON object.")
 
     def handle(self, *args, **options):
@@ -41,6 +51,12 @@ class Command(BaseCommand):
         owner = User.objects.filter(email__iexact=options["owner"]).first()
         if owner is None:
             raise CommandError(f"No user with email {options['owner']!r}.")
+        try:
+            allowed_ips = policy.clean_allowed_ips(options["allowed_ips"])
+            rate_limit = policy.parse_rate_limit(options["rate_limit"]) if options["rate_limit"] else None
+        except ValidationError as exc:
+            flag = "--allowed-ips" if "allowed_ips" in exc.message_dict else "--rate-limit"
+            raise CommandError(f"{flag}: {' '.join(exc.messages)}") from None
         public_key = ""
         if options["public_key_file"]:
             try:
@@ -59,6 +75,8 @@ class Command(BaseCommand):
                 token_lifetime=options["token_lifetime"],
                 auth_method="private_key_jwt" if options["public_key_file"] else "client_secret_basic",
                 public_key=public_key,
+                allowed_ips=allowed_ips,
+                rate_limit=rate_limit,
             )
         except ValidationError as exc:
             raise CommandError(" ".join(exc.messages)) from None
@@ -70,6 +88,8 @@ class Command(BaseCommand):
             "scopes": sorted(application.allowed_scopes.values_list("name", flat=True)),
             "token_lifetime": application.token_lifetime,
             "token_endpoint_auth_method": application.token_endpoint_auth_method,
+            "allowed_ips": application.allowed_ips,
+            "rate_limit": application.rate_limit,
         }
         if secret is None:
             # A private_key_jwt application has no secret at all.

@@ -1,0 +1,280 @@
+"""Usage metering, both kinds: count each use per credential per minute by outcome, with no database write.
+
+`record()` adds one to an in-process counter (a dict under a lock: no I/O on the request).
+`flush()` moves the process's counters into the cache (Redis in production, so every app
+server adds to the same numbers; per process without it), at most once every
+`PORTAL_USAGE_FLUSH_SECONDS` at the end of a request. `rollup()` (the `rollup_usage` command,
+and under DEBUG opportunistically in-process at most every `PORTAL_USAGE_ROLLUP_SECONDS`)
+copies the cache's per-minute counts into `UsageBucket` rows (minute, hour and day) and
+applies the retention. Counts in the cache are totals per minute, so a roll-up writes
+absolute values: running it twice, or from two processes, never counts twice.
+
+A cache outage loses the counts of that time (metering fails open: verification never waits
+for it). A process that dies loses at most its last `PORTAL_USAGE_FLUSH_SECONDS` of counts.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+from django.conf import settings
+from django.core.cache import cache
+from django.core.signals import request_finished
+from django.db import transaction
+from django.db.models import Sum
+from django.db.models.functions import TruncDay, TruncHour
+
+logger = logging.getLogger(__name__)
+
+OUTCOMES = (
+    "valid",
+    "invalid_secret",
+    "expired",
+    "revoked",
+    "suspended",
+    "insufficient_scope",
+    "ip_denied",
+    "rate_limited",
+)
+KINDS = ("api_key", "m2m_app")
+#: How long each granularity is kept.
+RETENTION = {"minute": timedelta(hours=48), "hour": timedelta(days=90), "day": timedelta(days=400)}
+#: How long a minute's counts stay in the cache, waiting for a roll-up.
+CACHE_SECONDS = 6 * 3600
+_PREFIX = "usage:v1:"
+
+_lock = threading.Lock()
+_counts: Counter = Counter()
+_last_flush = [0.0]
+_last_rollup = [0.0]
+
+
+def _minute(now: float | None = None) -> int:
+    return int((now if now is not None else time.time()) // 60)
+
+
+def record(kind: str, credential_id: str, organization_id: int | None, outcome: str) -> None:
+    """Count one use of a credential (its public id) with `outcome`; costs a dict update."""
+    if not credential_id or organization_id is None or not settings.PORTAL_USAGE_METERING:
+        return
+    with _lock:
+        _counts[(_minute(), kind, credential_id, organization_id, outcome)] += 1
+
+
+def record_api_key(verification, outcome: str | None = None) -> None:
+    """Count one verification of an API key (`credentials.services.Verification`) by its outcome."""
+    key = verification.key or verification.wrong_secret_of
+    if key is None:
+        return  # malformed or unknown: no credential to count against
+    if outcome is None:
+        if verification.valid:
+            outcome = "valid"
+        elif verification.wrong_secret_of is not None:
+            outcome = "invalid_secret"
+        elif verification.code == "revoked" and key.get("status") == "suspended":
+            outcome = "suspended"
+        else:
+            outcome = verification.code
+    record("api_key", key["key_id"], key["organization_id"], outcome)
+
+
+# --- the cache ------------------------------------------------------------------------------
+
+
+def _series_key(minute: int, series: str) -> str:
+    return f"{_PREFIX}c:{minute}:{series}"
+
+
+def flush() -> None:
+    """Add this process's counters to the cache (per minute, per series), then forget them."""
+    with _lock:
+        counts = dict(_counts)
+        _counts.clear()
+        _last_flush[0] = time.monotonic()
+    for (minute, kind, credential_id, organization_id, outcome), n in counts.items():
+        series = f"{kind}|{credential_id}|{organization_id}|{outcome}"
+        key = _series_key(minute, series)
+        try:
+            if cache.add(key, n, CACHE_SECONDS):
+                # A new series this minute: list it, so the roll-up can find it without a scan.
+                cache.add(f"{_PREFIX}n:{minute}", 0, CACHE_SECONDS)
+                slot = cache.incr(f"{_PREFIX}n:{minute}")
+                cache.set(f"{_PREFIX}s:{minute}:{slot}", series, CACHE_SECONDS)
+            else:
+                cache.incr(key, n)
+        except Exception:  # noqa: BLE001  metering fails open
+            logger.warning("Usage counts could not be stored; they are dropped", exc_info=True)
+
+
+def _flush_if_due(**_kwargs) -> None:
+    if _counts and time.monotonic() - _last_flush[0] >= settings.PORTAL_USAGE_FLUSH_SECONDS:
+        flush()
+    # Under DEBUG (`make run`), any request (a page view, say) also rolls up now and then.
+    if settings.DEBUG and time.monotonic() - _last_rollup[0] >= settings.PORTAL_USAGE_ROLLUP_SECONDS:
+        _last_rollup[0] = time.monotonic()
+        try:
+            rollup()
+        except Exception:  # noqa: BLE001  a development convenience: never fail a request
+            logger.warning("In-process usage roll-up failed", exc_info=True)
+
+
+request_finished.connect(_flush_if_due, dispatch_uid="credentials.usage.flush")
+
+
+def minute_counts(minute: int) -> dict[tuple[str, str, int, str], int]:
+    """Return `{(kind, credential id, organisation id, outcome): count}` of one minute, from the cache."""
+    try:
+        listed = cache.get(f"{_PREFIX}n:{minute}") or 0
+        if not listed:
+            return {}
+        names = cache.get_many([f"{_PREFIX}s:{minute}:{slot}" for slot in range(1, listed + 1)])
+        series = list(names.values())
+        values = cache.get_many([_series_key(minute, s) for s in series])
+    except Exception:  # noqa: BLE001
+        logger.warning("Usage counts could not be read from the cache", exc_info=True)
+        return {}
+    counts = {}
+    for name in series:
+        kind, credential_id, organization_id, outcome = name.split("|")
+        counts[(kind, credential_id, int(organization_id), outcome)] = int(
+            values.get(_series_key(minute, name), 0)
+        )
+    return counts
+
+
+# --- the roll-up ----------------------------------------------------------------------------
+
+
+def rollup(*, now: datetime | None = None, lookback_minutes: int = 120) -> int:
+    """Copy the cache's recent minutes into buckets, recompute their hours and days, apply retention.
+
+    Return the number of minute buckets written. Idempotent: the values are totals.
+    """
+    from credentials.models import UsageBucket  # the model imports nothing from here
+
+    flush()
+    now = now or datetime.now(UTC)
+    last = _minute(now.timestamp())
+    rows = []
+    for minute in range(last - lookback_minutes, last + 1):
+        start = datetime.fromtimestamp(minute * 60, tz=UTC)
+        for (kind, credential_id, organization_id, outcome), n in minute_counts(minute).items():
+            rows.append(
+                UsageBucket(
+                    organization_id=organization_id,
+                    kind=kind,
+                    credential_id=credential_id,
+                    granularity="minute",
+                    start=start,
+                    outcome=outcome,
+                    count=n,
+                )
+            )
+    with transaction.atomic():
+        if rows:
+            UsageBucket.objects.bulk_create(
+                rows,
+                update_conflicts=True,
+                unique_fields=["kind", "credential_id", "granularity", "start", "outcome"],
+                update_fields=["count"],
+                batch_size=500,
+            )
+            _recompute(UsageBucket, rows, "hour", TruncHour, timedelta(hours=1))
+            _recompute(UsageBucket, rows, "day", TruncDay, timedelta(days=1))
+        for granularity, keep in RETENTION.items():
+            UsageBucket.objects.filter(granularity=granularity, start__lt=now - keep).delete()
+    return len(rows)
+
+
+def _recompute(model, rows, granularity: str, trunc, width: timedelta) -> None:
+    """Set the hour (or day) buckets touched by `rows` to the sum of their minute buckets."""
+    floor = {"hour": lambda d: d.replace(minute=0, second=0, microsecond=0)}.get(
+        granularity, lambda d: d.replace(hour=0, minute=0, second=0, microsecond=0)
+    )
+    starts = {floor(row.start) for row in rows}
+    credentials = {(row.kind, row.credential_id) for row in rows}
+    lo, hi = min(starts), max(starts) + width
+    sums = (
+        model.objects.filter(
+            granularity="minute",
+            start__gte=lo,
+            start__lt=hi,
+            credential_id__in={c for _k, c in credentials},
+        )
+        .annotate(period=trunc("start", tzinfo=UTC))
+        .values("organization_id", "kind", "credential_id", "period", "outcome")
+        .annotate(total=Sum("count"))
+    )
+    model.objects.bulk_create(
+        [
+            model(
+                organization_id=s["organization_id"],
+                kind=s["kind"],
+                credential_id=s["credential_id"],
+                granularity=granularity,
+                start=s["period"],
+                outcome=s["outcome"],
+                count=s["total"],
+            )
+            for s in sums
+            if (s["kind"], s["credential_id"]) in credentials
+        ],
+        update_conflicts=True,
+        unique_fields=["kind", "credential_id", "granularity", "start", "outcome"],
+        update_fields=["count"],
+        batch_size=500,
+    )
+
+
+# --- reading --------------------------------------------------------------------------------
+
+
+def usage_summary(*, organization_id: int, kind: str, credential_id: str, hours: int = 24) -> dict:
+    """Return one credential's hourly usage over the last `hours`: rows (newest first), totals; one query."""
+    from credentials.models import UsageBucket  # the model imports nothing from here
+
+    since = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=hours - 1)
+    rows: dict[datetime, dict[str, int]] = {}
+    totals = dict.fromkeys(OUTCOMES, 0)
+    for start, outcome, n in (
+        UsageBucket.objects.filter(
+            organization_id=organization_id,
+            kind=kind,
+            credential_id=credential_id,
+            granularity="hour",
+            start__gte=since,
+        )
+        .order_by("-start")
+        .values_list("start", "outcome", "count")
+    ):
+        if outcome in totals:
+            rows.setdefault(start, dict.fromkeys(OUTCOMES, 0))[outcome] += n
+            totals[outcome] += n
+    # A bar per hour, oldest first: valid uses, and every refusal stacked above them (SVG, no script).
+    per_hour = [rows.get(since + timedelta(hours=i), dict.fromkeys(OUTCOMES, 0)) for i in range(hours)]
+    peak = max((sum(c.values()) for c in per_hour), default=0) or 1
+    bars = []
+    for i, c in enumerate(per_hour):
+        valid, refused = c["valid"], sum(c.values()) - c["valid"]
+        h_valid, h_refused = round(100 * valid / peak), round(100 * refused / peak)
+        bars.append(
+            {
+                "x": i * 10,
+                "valid_y": 100 - h_valid,
+                "valid_h": h_valid,
+                "refused_y": 100 - h_valid - h_refused,
+                "refused_h": h_refused,
+                "label": f"{(since + timedelta(hours=i)):%H:00}: {valid} valid, {refused} refused",
+            }
+        )
+    return {
+        "hours": hours,
+        "chart": {"bars": bars, "width": hours * 10, "peak": peak if any(rows) else 0},
+        "outcomes": [o.replace("_", " ").capitalize() for o in OUTCOMES],
+        "rows": [{"start": start, "counts": [c[o] for o in OUTCOMES]} for start, c in rows.items()],
+        "totals": [totals[o] for o in OUTCOMES],
+    }
