@@ -122,6 +122,10 @@ RULES: dict[str, Rule] = {
     **_credential_rules("api_key", "an API key", "API keys", "api_keys:manage"),
     **_credential_rules("m2m_app", "an M2M application", "M2M applications", "m2m_apps:manage"),
     **_credential_rules("federated_id", "a federated identity", "federated identities", "m2m_apps:manage"),
+    "federated_id.test": Rule(
+        "Check a pasted external token against a trust (nothing is issued, stored or logged)",
+        own_roles=ALL_ROLES,
+    ),
     "api_key.verify": Rule(
         "Verify other API keys centrally (credentials only)", roles=ALL_ROLES, scope="api_keys:verify"
     ),

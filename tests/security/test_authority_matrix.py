@@ -39,7 +39,7 @@ from tests.security.authority import counts, describe_change, leaked, state
 from tests.tokens.conftest import basic
 from tokens.authentication import AccessTokenAuthentication
 from tokens.models import M2MApplication
-from tokens.services import client_public_key_add, m2m_app_create
+from tokens.services import client_public_key_add, federated_identity_create, m2m_app_create
 
 # --- (a) every URL is classified ----------------------------------------------------------------
 
@@ -54,6 +54,7 @@ MACHINE_ENDPOINTS = {
     "oauth-jwks": "public keys",
     "oauth-authorization-server-metadata": "public metadata (RFC 8414)",
     "healthz": "liveness, no data",
+    "favicon": "a redirect to the static icon",
     "metrics": "Prometheus metrics, no customer data",
     "api-schema": "the OpenAPI document",
     "api-docs": "the OpenAPI viewer",
@@ -395,6 +396,19 @@ def build_world() -> World:
             Target(f"request by {r.requester.email}", {"request_id": r.pk}, requester_id=r.requester_id)
             for r in requests.values()
         ],
+        "identity_id": [
+            Target(f"{i.owner.email}'s trust", {"identity_id": i.pk}, i.owner_id)
+            for i in (
+                federated_identity_create(
+                    application=app,
+                    actor=app.owner,
+                    issuer="https://token.actions.githubusercontent.com",
+                    subject=f"repo:{org.slug}/{app.pk}:ref:refs/heads/main",
+                    preset="github_actions",
+                )[0]
+                for app in (owner_target_app, member_target_app)
+            )
+        ],
         "member_id": [
             Target(f"{m.user.email}'s membership", {"member_id": m.pk}, member_user_id=m.user_id)
             for m in Membership.objects.filter(organization=org, user__in=[owner, member]).select_related(
@@ -408,7 +422,7 @@ def build_world() -> World:
 
 def targets_for(world: World, name: str) -> list[Target]:
     params = url_params(name) - {"org_slug", "format"}
-    for kwarg in ("public_key_id", "key_id", "app_id", "request_id", "member_id"):
+    for kwarg in ("public_key_id", "identity_id", "key_id", "app_id", "request_id", "member_id"):
         if kwarg in params:
             chosen = world.targets[kwarg]
             break

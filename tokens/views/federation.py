@@ -150,7 +150,7 @@ def federated_detail(request: HttpRequest, identity_id: int) -> HttpResponse:
 
 @never_cache
 @sensitive_post_parameters("token")
-@authorized("federated_id.view")
+@authorized("federated_id.test")
 def federated_test(request: HttpRequest, identity_id: int) -> HttpResponse:
     """Check a pasted external token against the trust and show each check; issue, store and log nothing."""
     identity = _get_identity(request, identity_id)
