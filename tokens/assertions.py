@@ -47,8 +47,8 @@ from django.urls import reverse
 from django.utils import timezone
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
-from portal.selectors import owner_role_subquery
 from portal.principal import MAX_CREDENTIAL_LENGTH
+from portal.selectors import owner_role_subquery
 from tokens.keys import PRIVATE_MEMBERS, thumbprint
 from tokens.models import ClientPublicKey, M2MApplication
 

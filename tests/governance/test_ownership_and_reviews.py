@@ -172,7 +172,11 @@ def test_suspended_fails_exactly_like_revoked(kit, member, owner, client):
 
     if kit.key == "api_key":
         answers = [whoami_answer(client, suspended_secret), whoami_answer(client, revoked_secret)]
-        assert answers[0] == answers[1] == (401, {"detail": INVALID_CREDENTIAL, "code": "authentication_failed"}, 'Bearer realm="api"')
+        assert (
+            answers[0]
+            == answers[1]
+            == (401, {"detail": INVALID_CREDENTIAL, "code": "authentication_failed"}, 'Bearer realm="api"')
+        )
         verifier, _ = kit.create(owner=owner, scopes=["orders:read"], name="verifier")
         from credentials.services import api_key_verify
 

@@ -62,7 +62,10 @@ def test_a_huge_basic_header_is_refused_without_a_query(client, django_assert_ma
 def test_huge_machine_credentials_are_refused_without_a_query(client, django_assert_max_num_queries, headers):
     with django_assert_max_num_queries(0):
         response = client.get("/api/v1/whoami", **headers)
-    assert response.status_code == 401 and response.json() == {"detail": INVALID_CREDENTIAL, "code": "authentication_failed"}
+    assert response.status_code == 401 and response.json() == {
+        "detail": INVALID_CREDENTIAL,
+        "code": "authentication_failed",
+    }
 
 
 def test_a_real_key_just_under_the_bound_still_works(client, make_key):
