@@ -32,6 +32,7 @@ from credentials.services import (
     api_key_verify,
 )
 from portal import ratelimit
+from portal.api.errors import ApprovalRequired
 from portal.api.responses import no_store
 from portal.api.whoami import MachineCredentialView
 from portal.models import User
@@ -162,7 +163,7 @@ class ApiKeyViewSet(AuthorizedView, GenericViewSet):
             scopes=data.validated_data["scopes"],
         )
         if approval_required(self.organization, "api_key"):
-            raise exceptions.PermissionDenied(
+            raise ApprovalRequired(
                 "Your organisation approves new API keys first: request one in the dashboard."
             )
         try:

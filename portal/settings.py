@@ -393,8 +393,14 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
-    # One enum for a credential's environment (API keys, the verify answer, whoami).
-    "ENUM_NAME_OVERRIDES": {"EnvironmentEnum": "credentials.models.Environment"},
+    # One enum for a credential's environment (API keys, the verify answer, whoami); M2M
+    # applications' statuses and their secrets' and keys' states named apart from API keys'.
+    "ENUM_NAME_OVERRIDES": {
+        "EnvironmentEnum": "credentials.models.Environment",
+        "ApiKeyStatusEnum": "credentials.models.ApiKeyStatus",
+        "M2MAppStatusEnum": "tokens.models.M2MApplication.Status",
+        "ClientCredentialStatusEnum": "tokens.serializers.CREDENTIAL_STATES",
+    },
     # The OAuth endpoints are plain Django views; tokens.openapi describes them.
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

@@ -192,6 +192,7 @@ URL_KWARG_FACTORIES: dict[str, KwargFactory] = {
 URL_KWARG_OVERRIDES: dict[tuple[str, str], KwargFactory] = {
     # The key's own application, so the walk reaches the key lookup, not the app's 404.
     ("org-app-key-revoke", "app_id"): _keyed_app_id,
+    ("api-org-m2m-app-public-key-revoke", "app_id"): _keyed_app_id,
 }
 
 

@@ -79,11 +79,13 @@ def m2m_app_create(
     public_key: str = "",
     allowed_ips: Iterable[str] = (),
     rate_limit: dict[str, int] | None = None,
+    via: str = "",
 ) -> tuple[M2MApplication, str | None]:
     """Create an application with its first client secret; return the row and the one-time secret.
 
     A `private_key_jwt` application gets no secret (None is returned instead): it gets the
     `public_key` given (a public JWK or PEM), or none yet, and its owner registers one later.
+    `via` names the interface or credential that made the change (`api`, `api_key:…`), for the audit.
     """
     application, scope_rows = _new_application(
         organization=organization,
@@ -119,6 +121,7 @@ def m2m_app_create(
                 "auth_method": application.token_endpoint_auth_method,
                 **({"public_key_kid": key.kid, "public_key_alg": key.algorithm} if key else {}),
                 **policy_extra,
+                **_via(via),
             },
         )
         return application, None
@@ -138,6 +141,7 @@ def m2m_app_create(
             "token_lifetime": token_lifetime,
             "secret_hint": secret.hint,
             **policy_extra,
+            **_via(via),
         },
     )
     return application, plaintext
@@ -154,6 +158,11 @@ def _scope_rows(scopes: Iterable[Scope | str]) -> list[Scope]:
         scope_rows.extend(found.values())
     scope_rows.extend(s for s in scopes if isinstance(s, Scope))
     return scope_rows
+
+
+def _via(via: str) -> dict[str, str]:
+    """Return the audit extra naming the interface or credential a change came through, if any."""
+    return {"via": via} if via else {}
 
 
 def _new_application(
@@ -248,20 +257,24 @@ def m2m_app_request(
 
 @transaction.atomic
 def client_secret_rotate(
-    *, application: M2MApplication, actor: User | None, overlap: timedelta = DEFAULT_OVERLAP
+    *, application: M2MApplication, actor: User | None, overlap: timedelta = DEFAULT_OVERLAP, via: str = ""
 ) -> tuple[ClientSecret, str]:
     """Add a new secret and schedule the current ones to stop after `overlap` (0 to 7 days)."""
     _check_overlap(overlap)
     # Lock the application so concurrent rotations serialise and see each other's secrets.
     application = M2MApplication.objects.select_for_update().get(pk=application.pk)
     if application.uses_private_key_jwt:
-        raise ValidationError("This application authenticates with public keys; it has no secret to rotate.")
+        raise ValidationError(
+            "This application authenticates with public keys; it has no secret to rotate.",
+            code="wrong_auth_method",
+        )
     if not application.is_active:
-        raise ValidationError("A revoked application cannot get new secrets.")
+        raise ValidationError("A revoked application cannot get new secrets.", code="inactive")
     live = list(ClientSecret.objects.filter(application=application).live())
     if len(live) >= MAX_LIVE_SECRETS:
         raise ValidationError(
-            f"This application already has {len(live)} live secrets. Revoke one before rotating again."
+            f"This application already has {len(live)} live secrets. Revoke one before rotating again.",
+            code="too_many",
         )
     stop_at = timezone.now() + overlap
     _retire(live, stop_at)
@@ -276,17 +289,18 @@ def client_secret_rotate(
             "overlap_seconds": int(overlap.total_seconds()),
             "previous_secrets_stop_at": stop_at.isoformat(),
             "previous_secret_hints": [old.hint for old in live],
+            **_via(via),
         },
     )
     return secret, plaintext
 
 
 @transaction.atomic
-def client_secret_revoke(*, secret: ClientSecret, actor: User | None) -> ClientSecret:
+def client_secret_revoke(*, secret: ClientSecret, actor: User | None, via: str = "") -> ClientSecret:
     """Revoke a secret at once; tokens minted with it stop validating too."""
     secret = ClientSecret.objects.select_for_update().select_related("application").get(pk=secret.pk)
     if secret.revoked_at is not None:
-        raise ValidationError("This secret is already revoked.")
+        raise ValidationError("This secret is already revoked.", code="revoked")
     secret.revoked_at = timezone.now()
     secret.save(update_fields=["revoked_at", "updated_at"])
     audit_log(
@@ -294,19 +308,21 @@ def client_secret_revoke(*, secret: ClientSecret, actor: User | None) -> ClientS
         actor=actor,
         organization=secret.application.organization,
         target=secret.application,
-        extra={"secret_hint": secret.hint, "secret_id": secret.public_id},
+        extra={"secret_hint": secret.hint, "secret_id": secret.public_id, **_via(via)},
     )
     return secret
 
 
 @transaction.atomic
-def m2m_app_revoke(*, application: M2MApplication, actor: User | None) -> M2MApplication:
+def m2m_app_revoke(*, application: M2MApplication, actor: User | None, via: str = "") -> M2MApplication:
     """Revoke the application and all its secrets at once; all its tokens stop validating."""
     application = M2MApplication.objects.select_for_update().get(pk=application.pk)
     if application.status == M2MApplication.Status.REVOKED:
-        raise ValidationError("This application is already revoked.")
+        raise ValidationError("This application is already revoked.", code="revoked")
     if application.status in (M2MApplication.Status.PENDING, M2MApplication.Status.DENIED):
-        raise ValidationError("This application never got a secret; deny its request instead.")
+        raise ValidationError(
+            "This application never got a secret; deny its request instead.", code="inactive"
+        )
     now = timezone.now()
     application.status = M2MApplication.Status.REVOKED
     application.revoked_at = now
@@ -328,8 +344,60 @@ def m2m_app_revoke(*, application: M2MApplication, actor: User | None) -> M2MApp
         actor=actor,
         organization=application.organization,
         target=application,
-        extra={"client_id": application.client_id},
+        extra={"client_id": application.client_id, **_via(via)},
     )
+    return application
+
+
+@transaction.atomic
+def m2m_app_update(
+    *,
+    application: M2MApplication,
+    actor: User | None,
+    name: str | None = None,
+    description: str | None = None,
+    owner: User | None = None,
+    scopes: Iterable[str] | None = None,
+    via: str = "",
+) -> M2MApplication:
+    """Change an application's name, description, scopes or owner; its secrets and keys stay the same.
+
+    A new name or description writes one `tokens.m2m_app.updated` event; scopes and owner go
+    through governance (`scopes_changed`, `owner_reassigned`: approval of wider scopes, the
+    owner's role), each with its own event. All or nothing: one transaction.
+    """
+    application = (
+        M2MApplication.objects.select_for_update(of=("self",))
+        .select_related("organization", "owner")
+        .get(pk=application.pk)
+    )
+    changes: dict[str, dict[str, str]] = {}
+    if name is not None:
+        name = name.strip()
+        if not name:
+            raise ValidationError({"name": "Give the application a name."})
+        if name != application.name:
+            changes["name"] = {"from": application.name, "to": name}
+            application.name = name
+    if description is not None and (description := description.strip()) != application.description:
+        changes["description"] = {"from": application.description, "to": description}
+        application.description = description
+    if changes:
+        application.save(update_fields=[*changes, "updated"])
+        audit_log(
+            action="tokens.m2m_app.updated",
+            actor=actor,
+            organization=application.organization,
+            target=application,
+            extra={**changes, **_via(via)},
+        )
+    if scopes is not None:
+        names = sorted({s.name for s in _scope_rows(list(scopes))})  # unknown names: a field error
+        if names != sorted(application.allowed_scopes.values_list("name", flat=True)):
+            governance.credential_scopes_set(credential=application, scopes=names, actor=actor, via=via)
+    if owner is not None and owner.pk != application.owner_id:
+        # After the scopes: the new owner must be allowed every scope the application keeps.
+        governance.credential_reassign_owner(credential=application, owner=owner, actor=actor, via=via)
     return application
 
 
@@ -434,6 +502,7 @@ def client_public_key_add(
     algorithm: str | None = None,
     expires_at: datetime | None = None,
     overlap: timedelta | None = None,
+    via: str = "",
 ) -> ClientPublicKey:
     """Register a public key of a `private_key_jwt` application (at most two live keys).
 
@@ -448,21 +517,27 @@ def client_public_key_add(
         M2MApplication.objects.select_for_update().select_related("organization").get(pk=application.pk)
     )
     if not application.uses_private_key_jwt:
-        raise ValidationError("This application authenticates with a client secret; it takes no public key.")
+        raise ValidationError(
+            "This application authenticates with a client secret; it takes no public key.",
+            code="wrong_auth_method",
+        )
     approved = None
     if application.status == M2MApplication.Status.PENDING:
         approved = governance.approved_create_request(application)
         if approved is None:
-            raise ValidationError("This application is still waiting for approval.")
+            raise ValidationError("This application is still waiting for approval.", code="not_approved")
         if actor is None or application.owner_id != actor.pk:
-            raise ValidationError("Only the application's owner can register its first key.")
+            raise ValidationError(
+                "Only the application's owner can register its first key.", code="not_owner"
+            )
     elif not application.is_active:
-        raise ValidationError("Only an active application can get new keys.")
+        raise ValidationError("Only an active application can get new keys.", code="inactive")
     now = timezone.now()
     live = list(ClientPublicKey.objects.filter(application=application).live(now))
     if len(live) >= MAX_LIVE_PUBLIC_KEYS:
         raise ValidationError(
-            f"This application already has {len(live)} live keys. Revoke one before adding another."
+            f"This application already has {len(live)} live keys. Revoke one before adding another.",
+            code="too_many",
         )
     key = _new_public_key(application, jwk_or_pem, actor, algorithm=algorithm, expires_at=expires_at)
     stop_at = now + overlap if overlap is not None else None
@@ -482,6 +557,7 @@ def client_public_key_add(
         )
         application.save(update_fields=["status", "review_due_at", "updated"])
         extra.update(activated=True, request_id=approved.pk)
+    extra.update(_via(via))
     audit_log(
         action="tokens.m2m_app.public_key_added",
         actor=actor,
@@ -493,7 +569,9 @@ def client_public_key_add(
 
 
 @transaction.atomic
-def client_public_key_revoke(*, public_key: ClientPublicKey, actor: User | None) -> ClientPublicKey:
+def client_public_key_revoke(
+    *, public_key: ClientPublicKey, actor: User | None, via: str = ""
+) -> ClientPublicKey:
     """Revoke a public key at once; assertions it signs and tokens it minted stop working too."""
     public_key = (
         ClientPublicKey.objects.select_for_update()
@@ -501,7 +579,7 @@ def client_public_key_revoke(*, public_key: ClientPublicKey, actor: User | None)
         .get(pk=public_key.pk)
     )
     if public_key.revoked_at is not None:
-        raise ValidationError("This key is already revoked.")
+        raise ValidationError("This key is already revoked.", code="revoked")
     public_key.revoked_at = timezone.now()
     public_key.save(update_fields=["revoked_at", "updated_at"])
     audit_log(
@@ -509,7 +587,7 @@ def client_public_key_revoke(*, public_key: ClientPublicKey, actor: User | None)
         actor=actor,
         organization=public_key.application.organization,
         target=public_key.application,
-        extra={"kid": public_key.kid, "alg": public_key.algorithm},
+        extra={"kid": public_key.kid, "alg": public_key.algorithm, **_via(via)},
     )
     return public_key
 

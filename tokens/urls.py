@@ -1,11 +1,16 @@
-"""URLs of the tokens room: the OAuth protocol endpoints and the M2M dashboard pages."""
+"""URLs of the tokens room: the OAuth protocol endpoints, the M2M dashboard pages and its REST API."""
 
 from __future__ import annotations
 
 from django.urls import include, path
+from rest_framework.routers import SimpleRouter
 
 from credentials.governance.urls import credential_patterns
+from tokens.api import M2MAppViewSet
 from tokens.views import dashboard, federation, introspect, jwks, metadata, revoke, token
+
+router = SimpleRouter()
+router.register("m2m-apps", M2MAppViewSet, basename="api-org-m2m-app")
 
 org_patterns = [
     path("", dashboard.app_list, name="org-apps"),
@@ -52,4 +57,5 @@ urlpatterns = [
         name="oauth-authorization-server-metadata",
     ),
     path("orgs/<slug:org_slug>/apps/", include(org_patterns)),
+    path("api/v1/orgs/<slug:org_slug>/", include(router.urls)),
 ]

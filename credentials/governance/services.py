@@ -471,9 +471,12 @@ def credential_secret_issue(*, credential: models.Model, actor: User) -> tuple[m
 
 @transaction.atomic
 def credential_scopes_set(
-    *, credential: models.Model, scopes: Iterable[str], actor: User | None
+    *, credential: models.Model, scopes: Iterable[str], actor: User | None, via: str = ""
 ) -> models.Model:
-    """Set a credential's scopes directly; a widening under a policy requiring approval is refused."""
+    """Set a credential's scopes directly; a widening under a policy requiring approval is refused.
+
+    `via` names the interface or credential that made the change (`api`, `api_key:…`), for the audit.
+    """
     kind = kind_of(credential)
     credential = _locked(credential)
     if credential.status != CredentialStatus.ACTIVE:
@@ -488,7 +491,8 @@ def credential_scopes_set(
         return credential
     check_owner_may_hold(credential.organization, credential.owner, set(new) - set(old))
     kind.set_scopes(credential, new)
-    _audit(kind, "scopes_changed", credential=credential, actor=actor, extra={"from": old, "to": new})
+    extra = {"from": old, "to": new, **({"via": via} if via else {})}
+    _audit(kind, "scopes_changed", credential=credential, actor=actor, extra=extra)
     kind.changed(credential)
     return credential
 

@@ -26,3 +26,9 @@ def exception_handler(exc, context):
         elif isinstance(exc, exceptions.APIException):
             response.data["code"] = exc.default_code
     return response
+
+
+class ApprovalRequired(exceptions.PermissionDenied):
+    """403 `approval_required`: the organisation approves this first (a request, in the dashboard)."""
+
+    default_code = "approval_required"

@@ -29,6 +29,15 @@ def test_walk_finds_the_org_pages():
     names = org_scoped_url_names()
     assert "org-home" in names and "org-members" in names and "org-audit" in names
     assert {"api-org-request-list", "api-org-request-approve", "api-org-request-cancel"} <= set(names)
+    assert {
+        "api-org-m2m-app-list",
+        "api-org-m2m-app-detail",
+        "api-org-m2m-app-rotate-secret",
+        "api-org-m2m-app-secret-revoke",
+        "api-org-m2m-app-revoke",
+        "api-org-m2m-app-public-keys",
+        "api-org-m2m-app-public-key-revoke",
+    } <= set(names)
 
 
 @pytest.mark.django_db

@@ -19,15 +19,19 @@ from hypothesis import HealthCheck, Phase, settings
 from credentials.services import api_key_create, api_key_request
 from portal.models import Role
 from tests.factories import MembershipFactory, OrganizationFactory, ScopeFactory, UserFactory
+from tests.isolation import _keyed_app_id
 from tests.security.conftest import ALL_SCOPES
+from tokens.models import M2MApplication
+from tokens.services import m2m_app_create
 
 #: Examples per operation and credential mode: enough to cross every branch of the parsers,
 #: small enough that the whole schema fuzz stays within a few seconds.
 MAX_EXAMPLES = int(os.environ.get("FUZZ_SCHEMA_EXAMPLES", "6"))
 #: A CSRF secret of the right shape: as cookie and header it lets session POSTs reach the handlers.
 CSRF_SECRET = "fuzzCsrfSecret0123456789abcdefgh"
-#: Scopes beyond the security catalogue that reach further handlers (deciding credential requests).
-FUZZ_SCOPES = (*ALL_SCOPES, "inventory:read", "requests:decide")
+#: Scopes beyond the security catalogue that reach further handlers (deciding credential requests,
+#: managing M2M applications).
+FUZZ_SCOPES = (*ALL_SCOPES, "inventory:read", "requests:decide", "m2m_apps:manage")
 
 
 # The schema view needs no database, so the schema is loaded once, at collection.
@@ -75,11 +79,24 @@ def credentials(db, settings):
         requester=requester,
         justification="fuzz",
     )
+    # An application with a secret, and a private_key_jwt one with a key (for the public-keys paths).
+    application, _secret = m2m_app_create(
+        organization=organization, name="fuzzed", owner=owner, actor=owner, scopes=["orders:read"]
+    )
+    keyed = M2MApplication.objects.get(pk=_keyed_app_id(organization, owner))
     browser = Client()
     browser.force_login(owner)
     session = browser.cookies[settings.SESSION_COOKIE_NAME].value
     return {
-        "targets": {"org_slug": "acme", "key_id": target.key_id, "request_id": waiting.pk},
+        "targets": {
+            "org_slug": "acme",
+            "key_id": target.key_id,
+            "request_id": waiting.pk,
+            "app_id": application.pk,
+            "secret_id": application.secrets.get().pk,
+            "public_key_id": keyed.public_keys.get().pk,
+            "keyed_app_id": keyed.pk,  # not a path parameter: used for the public-keys paths
+        },
         "anonymous": {},
         "api_key": {"X-API-Key": key},
         "session": {"X-CSRFToken": CSRF_SECRET},
@@ -95,6 +112,8 @@ def _check(
         case.path_parameters.update(
             {name: value for name, value in targets.items() if name in case.path_parameters}
         )
+        if "/public-keys/" in case.path:
+            case.path_parameters["app_id"] = targets["keyed_app_id"]
     if cookies:
         # Generated (empty or random) key headers and session cookies would win over the session.
         for name in ("Authorization", "X-API-Key"):

@@ -38,7 +38,7 @@ from credentials.models import ApiKey, LeakReport
 from credentials.services import api_key_create
 from credentials.webhooks.models import WebhookEndpoint
 from portal.models import Invitation
-from tests.factories import UserFactory
+from tests.factories import ScopeFactory, UserFactory
 from tests.support.oidc_issuer import LocalIssuer
 from tests.support.secret_scanning import keys_document, sign
 from tests.tokens.conftest import basic
@@ -120,12 +120,13 @@ def test_no_secret_anywhere_but_its_own_reveal(caplog, settings, organization, o
     record = sweep.record
     browser = Client()
     browser.force_login(owner)
+    ScopeFactory(name="m2m_apps:manage")  # the CLI key below manages M2M applications over REST too
     try:
         # --- API keys: CLI -------------------------------------------------------------------
         out = io.StringIO()
         call_command(
             "create_api_key", "--org=acme", "--name=cli", f"--owner={owner.email}",
-            "--scopes=api_keys:manage api_keys:verify orders:read", "--json", stdout=out,
+            "--scopes=api_keys:manage api_keys:verify orders:read m2m_apps:manage", "--json", stdout=out,
         )  # fmt: skip
         record("cli api key", out.getvalue().encode())
         cli_key = json.loads(out.getvalue())["key"]
@@ -238,6 +239,43 @@ def test_no_secret_anywhere_but_its_own_reveal(caplog, settings, organization, o
         )
         record("dash app detail", browser.get(reverse("org-app-detail", args=["acme", dash_app.pk])))
         record("dash app list", browser.get(reverse("org-apps", args=["acme"])))
+        # --- Client secrets: REST API by session and by key ----------------------------------
+        apps_api = "/api/v1/orgs/acme/m2m-apps/"
+        response = record(
+            "api app create",
+            browser.post(apps_api, {"name": "REST app", "scopes": ["orders:read"]}, "application/json"),
+        )
+        assert response.status_code == 201, response.content
+        rest_app = response.json()
+        sweep.issued(
+            rest_app["client_secret"],
+            revealed_by="api app create",
+            fragments=client_secret_fragments(rest_app["client_secret"]),
+        )
+        rest_url = f"{apps_api}{rest_app['id']}/"
+        response = record(
+            "api app rotate",
+            machine.post(f"{rest_url}rotate-secret/", {"overlap_hours": 1}, "application/json"),
+        )
+        assert response.status_code == 201, response.content
+        rest_rotated = response.json()["client_secret"]
+        sweep.issued(
+            rest_rotated, revealed_by="api app rotate", fragments=client_secret_fragments(rest_rotated)
+        )
+        record("api app list", machine.get(apps_api))
+        record("api app detail", browser.get(rest_url))
+        record("api app update", machine.patch(rest_url, {"name": "REST app v2"}, "application/json"))
+        first_secret_id = response.json()["application"]["secrets"][-1]["id"]
+        record("api app secret revoke", machine.post(f"{rest_url}secrets/{first_secret_id}/revoke/"))
+        record(
+            "revoked secret",
+            Client().post(
+                "/oauth/token",
+                {"grant_type": "client_credentials"},
+                HTTP_AUTHORIZATION=basic(rest_app["client_id"], rest_app["client_secret"]),
+            ),
+        )
+        record("secret in api path 404", browser.get(f"{apps_api}{rest_rotated}/"))
         service_app = make_app(name="Service app")
         sweep.issued(
             service_app.client_secret,
@@ -252,6 +290,7 @@ def test_no_secret_anywhere_but_its_own_reveal(caplog, settings, organization, o
             (dash_app.client_id, dash_secret),
             (dash_app.client_id, rotated_secret),
             (service_app.client_id, service_app.client_secret),
+            (rest_app["client_id"], rest_rotated),
         ]
         tokens = []
         for round_ in range(2):
@@ -622,8 +661,8 @@ def test_no_secret_anywhere_but_its_own_reveal(caplog, settings, organization, o
     for fragment in private_material:
         assert fragment not in logs and fragment not in dump
         assert not [label for label, body in sweep.responses if fragment.encode() in body]
-    # eyJ: 18 access tokens (minted and exchanged), 4 client assertions and the token one of them got,
+    # eyJ: 22 access tokens (minted and exchanged), 4 client assertions and the token one of them got,
     # 3 platform tokens (federation) and the token one of them got.
-    assert kinds == {"ipk_": 5, "ips_": 5, "eyJ": 27}, kinds
+    assert kinds == {"ipk_": 5, "ips_": 7, "eyJ": 31}, kinds
     assert len([s for s in sweep.revealed_by if "PRIVATE KEY" in s]) == 1
     assert len([s for s in sweep.revealed_by if s.startswith("whsec_")]) == 2

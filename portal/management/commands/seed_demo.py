@@ -17,6 +17,7 @@ DEMO_SCOPES = [
     ("customers:read", "Read customer records"),
     ("api_keys:verify", "Verify other API keys centrally (POST /api/v1/keys/verify)"),
     ("api_keys:manage", "Manage the organisation's API keys through the REST API"),
+    ("m2m_apps:manage", "Manage the organisation's M2M applications through the REST API"),
     ("inventory:read", "Read the organisation's credential inventory (GET /api/v1/orgs/<slug>/inventory/)"),
     ("webhooks:manage", "Manage the organisation's webhook endpoints through the REST API"),
     ("requests:decide", "Approve or deny the organisation's credential requests through the REST API"),
