@@ -214,6 +214,7 @@ class ApiKeyViewSet(AuthorizedView, GenericViewSet):
                     api_key=api_key,
                     actor=actor,
                     name=data.validated_data.get("name"),
+                    description=data.validated_data.get("description"),
                     owner=new_owner,
                     scopes=data.validated_data.get("scopes"),
                     via=via,

@@ -126,6 +126,19 @@ class ApiKeyRotateForm(_OnceForm):
     )
 
 
+class CredentialEditForm(forms.Form):
+    """Rename or describe a credential of either kind (its secret and scopes stay as they are)."""
+
+    name = forms.CharField(label=_("Name"), max_length=100)
+    description = forms.CharField(
+        label=_("Description"),
+        max_length=500,
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text=_("What uses it and why: reviewers read this."),
+    )
+
+
 class ApiKeyRevokeForm(forms.Form):
     reason = forms.CharField(
         label=_("Reason"),

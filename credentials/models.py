@@ -74,6 +74,9 @@ class ApiKey(GovernedCredential, ExpiringModel, TimestampedModel):
         Organization, on_delete=models.CASCADE, related_name="api_keys", verbose_name=_("organisation")
     )
     name = models.CharField(_("name"), max_length=100)
+    description = models.CharField(
+        _("description"), max_length=500, blank=True, help_text=_("What uses it and why, for reviewers.")
+    )
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.SET_NULL,

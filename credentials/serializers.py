@@ -73,6 +73,7 @@ class ApiKeySerializer(serializers.ModelSerializer):
         fields = [
             "id",
             "name",
+            "description",
             "prefix",
             "last4",
             "owner",
@@ -158,9 +159,10 @@ class ApiKeyCreateSerializer(PolicyInputMixin, serializers.Serializer):
 
 
 class ApiKeyUpdateSerializer(PolicyInputMixin, serializers.Serializer):
-    """Input for changing a key's name, owner, scopes or runtime policy."""
+    """Input for changing a key's name, description, owner, scopes or runtime policy."""
 
     name = serializers.CharField(max_length=100, required=False)
+    description = serializers.CharField(max_length=500, required=False, allow_blank=True)
     owner = serializers.EmailField(required=False)
     scopes = serializers.ListField(child=serializers.CharField(max_length=100), required=False)
 

@@ -303,16 +303,22 @@ def api_key_update(
     api_key: ApiKey,
     actor: User | None,
     name: str | None = None,
+    description: str | None = None,
     owner: User | None = None,
     scopes: Iterable[str | Scope] | None = None,
     via: str = "",
 ) -> ApiKey:
-    """Change a key's name, owner or scopes (the secret stays the same)."""
+    """Change a key's name, description, owner or scopes (the secret stays the same)."""
     api_key = _locked(api_key)
     changes: dict[str, Any] = {}
     if name is not None and (name := _check_name(name)) != api_key.name:
         changes["name"] = {"from": api_key.name, "to": name}
         api_key.name = name
+    if description is not None and (description := description.strip()) != api_key.description:
+        if len(description) > 500:
+            raise ValidationError({"description": "Use at most 500 characters."}, code="description")
+        changes["description"] = {"from": api_key.description, "to": description}
+        api_key.description = description
     if owner is not None and owner.pk != api_key.owner_id:
         governance.check_owner_is_member(api_key.organization, owner)
         # The new owner must be allowed every scope the key keeps.
@@ -339,6 +345,7 @@ def api_key_update(
     api_key.save(
         update_fields=[
             "name",
+            "description",
             "owner",
             "scopes",
             "orphaned_at",

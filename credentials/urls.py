@@ -20,6 +20,7 @@ dashboard_patterns = [
     path("<str:key_id>/", views.api_key_detail, name="org-api-key-detail"),
     path("<str:key_id>/rotate/", views.api_key_rotate_view, name="org-api-key-rotate"),
     path("<str:key_id>/revoke/", views.api_key_revoke_view, name="org-api-key-revoke"),
+    path("<str:key_id>/edit/", views.api_key_edit_view, name="org-api-key-edit"),
     path("<str:key_id>/issue/", views.api_key_issue_view, name="org-api-key-issue"),
     *credential_patterns("api_key", "<str:key_id>", "org-api-key"),
 ]

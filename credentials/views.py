@@ -10,11 +10,18 @@ from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from credentials import keys
-from credentials.forms import ApiKeyCreateForm, ApiKeyFilterForm, ApiKeyRevokeForm, ApiKeyRotateForm
+from credentials.forms import (
+    ApiKeyCreateForm,
+    ApiKeyFilterForm,
+    ApiKeyRevokeForm,
+    ApiKeyRotateForm,
+    CredentialEditForm,
+)
 from credentials.governance import services as governance
 from credentials.governance.forms import JustificationField
 from credentials.governance.views import governance_context
@@ -27,7 +34,13 @@ from credentials.selectors import (
     api_keys_for,
     organization_members,
 )
-from credentials.services import api_key_create, api_key_request, api_key_revoke, api_key_rotate
+from credentials.services import (
+    api_key_create,
+    api_key_request,
+    api_key_revoke,
+    api_key_rotate,
+    api_key_update,
+)
 from portal.tenancy import authorized, check, may
 
 _SUBMISSIONS = "credentials_api_key_submissions"
@@ -271,6 +284,26 @@ def api_key_rotate_view(request: HttpRequest, key_id: str) -> HttpResponse:
     return render(
         request, "credentials/api_key_rotate.html", {"api_key": api_key, "form": form}, status=status
     )
+
+
+@authorized("api_key.update")
+def api_key_edit_view(request: HttpRequest, key_id: str) -> HttpResponse:
+    """Rename or describe a key."""
+    api_key = get_object_or_404(api_keys_for(request.organization), key_id=key_id)
+    check(request, owner_id=api_key.owner_id)
+    initial = {"name": api_key.name, "description": api_key.description}
+    form = CredentialEditForm(request.POST if request.method == "POST" else None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            api_key_update(api_key=api_key, actor=request.user, via="dashboard", **form.cleaned_data)
+        except ValidationError as exc:
+            _add_errors(form, exc)
+        else:
+            messages.success(request, "The key's name and description were saved.")
+            return redirect("org-api-key-detail", org_slug=request.organization.slug, key_id=api_key.key_id)
+    back = reverse("org-api-key-detail", args=[request.organization.slug, api_key.key_id])
+    context = {"form": form, "credential": api_key, "kind_label": "API key", "back": back}
+    return render(request, "credentials/credential_edit.html", context, status=400 if form.errors else 200)
 
 
 @authorized("api_key.revoke")

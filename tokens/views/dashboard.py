@@ -12,6 +12,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from credentials.forms import CredentialEditForm
 from credentials.governance import services as governance
 from credentials.governance.forms import JustificationField
 from credentials.governance.views import governance_context
@@ -232,6 +233,28 @@ def app_secret_revoke(request: HttpRequest, app_id: int, secret_id: int) -> Http
             request, f"Secret {secret.hint}… was revoked. Tokens minted with it stop working now."
         )
     return redirect("org-app-detail", org_slug=request.organization.slug, app_id=application.pk)
+
+
+@authorized("m2m_app.update")
+def app_edit(request: HttpRequest, app_id: int) -> HttpResponse:
+    """Rename or describe an application."""
+    application = _get_app(request, app_id)
+    _require_manage(request, application)
+    initial = {"name": application.name, "description": application.description}
+    form = CredentialEditForm(request.POST if request.method == "POST" else None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.m2m_app_update(
+                application=application, actor=request.user, via="dashboard", **form.cleaned_data
+            )
+        except ValidationError as exc:
+            _form_errors(form, exc)
+        else:
+            messages.success(request, "The application's name and description were saved.")
+            return redirect("org-app-detail", org_slug=request.organization.slug, app_id=application.pk)
+    back = reverse("org-app-detail", args=[request.organization.slug, application.pk])
+    context = {"form": form, "credential": application, "kind_label": "M2M application", "back": back}
+    return render(request, "credentials/credential_edit.html", context, status=400 if form.errors else 200)
 
 
 @require_POST
