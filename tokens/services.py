@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from cryptography.fernet import InvalidToken as InvalidFernetToken
@@ -13,7 +14,7 @@ from django.utils import timezone
 
 from credentials.governance import services as governance
 from credentials.governance.models import CredentialRequest, RequestType
-from credentials.models import Scope
+from credentials.models import ApiKey, ApiKeyStatus, Scope
 from portal.crypto import is_base62, keyed_digest, peppers, random_base62
 from portal.models import Organization, User
 from portal.services.audit import audit_log
@@ -88,6 +89,7 @@ def m2m_app_create(
     description: str = "",
     auth_method: str = M2MApplication.AuthMethod.CLIENT_SECRET,
     public_key: str = "",
+    moved_from_key: ApiKey | None = None,
 ) -> tuple[M2MApplication, str | None]:
     """Create an application with its first client secret; return the row and the one-time secret.
 
@@ -105,7 +107,9 @@ def m2m_app_create(
         description=description,
         status=M2MApplication.Status.ACTIVE,
         auth_method=auth_method,
+        moved_from_key=moved_from_key,
     )
+    moved = {"moved_from": moved_from_key.key_id} if moved_from_key is not None else {}
     if application.uses_private_key_jwt:
         key = _new_public_key(application, public_key, actor) if public_key.strip() else None
         audit_log(
@@ -121,6 +125,7 @@ def m2m_app_create(
                 "token_lifetime": token_lifetime,
                 "auth_method": application.token_endpoint_auth_method,
                 **({"public_key_kid": key.kid, "public_key_alg": key.algorithm} if key else {}),
+                **moved,
             },
         )
         return application, None
@@ -139,6 +144,7 @@ def m2m_app_create(
             "audiences": application.allowed_audiences,
             "token_lifetime": token_lifetime,
             "secret_hint": secret.hint,
+            **moved,
         },
     )
     return application, plaintext
@@ -169,6 +175,7 @@ def _new_application(
     description: str,
     status: str,
     auth_method: str = M2MApplication.AuthMethod.CLIENT_SECRET,
+    moved_from_key: ApiKey | None = None,
 ) -> tuple[M2MApplication, list[Scope]]:
     name = name.strip()
     if not name:
@@ -192,6 +199,8 @@ def _new_application(
         token_lifetime=token_lifetime,
         status=status,
         token_endpoint_auth_method=auth_method,
+        moved_from_key=moved_from_key,
+        environment=moved_from_key.environment if moved_from_key is not None else "",
         review_due_at=governance.review_due_from(organization, "m2m_app")
         if status == M2MApplication.Status.ACTIVE
         else None,
@@ -213,6 +222,7 @@ def m2m_app_request(
     token_lifetime: int = DEFAULT_TOKEN_LIFETIME,
     description: str = "",
     auth_method: str = M2MApplication.AuthMethod.CLIENT_SECRET,
+    moved_from_key: ApiKey | None = None,
 ) -> tuple[M2MApplication, CredentialRequest]:
     """Store a pending application (a client id, no secret) and ask the organisation's approvers for it.
 
@@ -230,6 +240,7 @@ def m2m_app_request(
         description=description,
         status=M2MApplication.Status.PENDING,
         auth_method=auth_method,
+        moved_from_key=moved_from_key,
     )
     request = governance.credential_request_create(
         credential=application,
@@ -322,6 +333,109 @@ def m2m_app_revoke(*, application: M2MApplication, actor: User | None) -> M2MApp
         extra={"client_id": application.client_id},
     )
     return application
+
+
+@dataclass(frozen=True)
+class Move:
+    """The outcome of moving an API key to an M2M application."""
+
+    api_key: ApiKey
+    application: M2MApplication
+    #: The one-time client secret; None while the application waits for approval.
+    client_secret: str | None
+    request: CredentialRequest | None = None
+
+    @property
+    def pending(self) -> bool:
+        """Return whether the application waits for an approval before it gets a secret."""
+        return self.client_secret is None
+
+
+@transaction.atomic
+def api_key_move_to_m2m_app(
+    *,
+    api_key: ApiKey,
+    actor: User | None,
+    name: str = "",
+    justification: str = "",
+) -> Move:
+    """Create an M2M application that takes over from an API key: same owner, scopes and environment.
+
+    The application goes through the same approval rules as any new one: where the
+    organisation approves new applications it is created pending, without a secret (its
+    owner generates the secret once it is approved). The key is not touched: it keeps
+    working until someone revokes it. The key's row lock and the unique `moved_from_key`
+    column leave one application under concurrent moves. Both credentials get an audit event
+    naming the other (`moved_to` / `moved_from`).
+    """
+    key = (
+        ApiKey.objects.select_for_update(of=("self",))
+        .select_related("organization", "owner")
+        .get(pk=api_key.pk)
+    )
+    if key.state != ApiKeyStatus.ACTIVE:
+        raise ValidationError(
+            f"This key is {key.state}; only an active key can be moved to an M2M application.",
+            code="inactive",
+        )
+    if key.rotated_at is not None:
+        raise ValidationError(
+            "This key was rotated and stops after its overlap; move its successor instead.", code="rotated"
+        )
+    already = M2MApplication.objects.filter(moved_from_key=key).first()
+    if already is not None:
+        raise ValidationError(
+            f"This key was already moved to the M2M application {already.name} ({already.client_id}).",
+            code="moved",
+        )
+    if key.owner is None:
+        raise ValidationError("This key has no owner; give it one before moving it.", code="no_owner")
+    organization = key.organization
+    fields = {
+        "organization": organization,
+        "name": (name or "").strip() or key.name,
+        "owner": key.owner,
+        "scopes": list(key.scopes),
+        "description": f"Moved from API key {key.display_prefix}",
+        "moved_from_key": key,
+    }
+    request = None
+    plaintext = None
+    try:
+        with transaction.atomic():
+            if governance.approval_required(organization, "m2m_app"):
+                # The request is made by whoever moves the key; from the CLI, for its owner.
+                requester = actor if actor is not None and actor.is_authenticated else key.owner
+                application, request = m2m_app_request(
+                    requester=requester,
+                    justification=(justification or "").strip()
+                    or f"Moving the API key {key.display_prefix} ({key.name}) to an M2M application.",
+                    **fields,
+                )
+            else:
+                application, plaintext = m2m_app_create(actor=actor, **fields)
+    except IntegrityError as exc:  # the unique moved_from_key: another move won
+        raise ValidationError("This key was already moved to an M2M application.", code="moved") from exc
+    audit_log(
+        action="credentials.api_key.moved",
+        actor=actor,
+        organization=organization,
+        target=key,
+        extra={
+            "key_id": key.key_id,
+            "moved_to": application.client_id,
+            "application_id": application.pk,
+            "pending_approval": request is not None,
+        },
+    )
+    audit_log(
+        action="tokens.m2m_app.moved",
+        actor=actor,
+        organization=organization,
+        target=application,
+        extra={"client_id": application.client_id, "moved_from": key.key_id, "api_key_id": key.pk},
+    )
+    return Move(api_key=key, application=application, client_secret=plaintext, request=request)
 
 
 #: Staff-only marks that trust an application across every organisation, with the audit
