@@ -17,6 +17,7 @@ from credentials import keys
 from credentials.forms import ApiKeyCreateForm, ApiKeyFilterForm, ApiKeyRevokeForm, ApiKeyRotateForm
 from credentials.governance import services as governance
 from credentials.governance.forms import JustificationField
+from credentials.governance.registry import credential_path
 from credentials.governance.views import governance_context
 from credentials.lifetimes import expiry_in_days
 from credentials.models import ApiKey
@@ -219,8 +220,14 @@ def _add_errors(form, exc: ValidationError) -> None:
 def api_key_detail(request: HttpRequest, key_id: str) -> HttpResponse:
     """Show one key: metadata, rotation chain and audit events."""
     api_key = get_object_or_404(api_keys_for(request.organization), key_id=key_id)
+    # The reverse side of `M2MApplication.moved_from_key` (declared by tokens, read without importing it).
+    moved_to = getattr(api_key, "moved_to_application", None)
     context = {
         "api_key": api_key,
+        "moved_to": moved_to,
+        "moved_to_path": credential_path(moved_to) if moved_to is not None else "",
+        "may_move": may(request, "api_key.move", owner_id=api_key.owner_id)
+        and may(request, "m2m_app.create", owner_id=api_key.owner_id),
         "chain": api_key_chain(api_key),
         "events": api_key_events(request.organization, api_key)[:50],
         "may_change": may(request, "api_key.revoke", owner_id=api_key.owner_id),

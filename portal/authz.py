@@ -117,6 +117,13 @@ def _credential_rules(kind: str, one: str, many: str, scope: str) -> dict[str, R
 RULES: dict[str, Rule] = {
     **_credential_rules("api_key", "an API key", "API keys", "api_keys:manage"),
     **_credential_rules("m2m_app", "an M2M application", "M2M applications", "m2m_apps:manage"),
+    "api_key.move": Rule(
+        "Move an API key to a new M2M application (same owner, scopes, environment; shows its secret "
+        "once): also needs `m2m_app.create` for the key's owner",
+        own_roles=ALL_ROLES,
+        scope="api_keys:manage",
+        step_up=True,
+    ),
     "api_key.verify": Rule(
         "Verify other API keys centrally (credentials only)", roles=ALL_ROLES, scope="api_keys:verify"
     ),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.urls import include, path
 
 from credentials.governance.urls import credential_patterns
+from tokens import api
 from tokens.views import dashboard, introspect, jwks, metadata, revoke, token
 
 org_patterns = [
@@ -39,4 +40,12 @@ urlpatterns = [
         name="oauth-authorization-server-metadata",
     ),
     path("orgs/<slug:org_slug>/apps/", include(org_patterns)),
+    # Under the API-keys resource, served from here: the move creates an M2M application, and
+    # `credentials` (which serves the rest of that resource) never imports `tokens`.
+    path("orgs/<slug:org_slug>/api-keys/<str:key_id>/move/", dashboard.api_key_move, name="org-api-key-move"),
+    path(
+        "api/v1/orgs/<slug:org_slug>/api-keys/<str:key_id>/move-to-m2m-app/",
+        api.ApiKeyMoveView.as_view(),
+        name="api-org-api-key-move",
+    ),
 ]
