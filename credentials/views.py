@@ -107,6 +107,12 @@ def api_key_list(request: HttpRequest) -> HttpResponse:
     )
 
 
+def _kind_policy(organization) -> dict:
+    """Return the policy on kinds for the create page: (rule, days) per environment."""
+    policy = governance.policy_for(organization)
+    return {"live_api_keys": policy.new_api_keys("live"), "test_api_keys": policy.new_api_keys("test")}
+
+
 @authorized("api_key.create")
 def api_key_create_view(request: HttpRequest) -> HttpResponse:
     """Create a key and show its plaintext once, in the response to the form itself."""
@@ -124,7 +130,9 @@ def api_key_create_view(request: HttpRequest) -> HttpResponse:
         if needs_approval:
             form.fields["justification"] = JustificationField()
         return render(
-            request, "credentials/api_key_create.html", {"form": form, "needs_approval": needs_approval}
+            request,
+            "credentials/api_key_create.html",
+            {"form": form, "needs_approval": needs_approval, **_kind_policy(organization)},
         )
     form = ApiKeyCreateForm(
         request.POST, owners=owners, default_environment=default_env, owner_role=_owner_role(request)
@@ -157,7 +165,7 @@ def api_key_create_view(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "credentials/api_key_create.html",
-        {"form": form, "needs_approval": needs_approval},
+        {"form": form, "needs_approval": needs_approval, **_kind_policy(organization)},
         status=400,
     )
 

@@ -69,6 +69,13 @@ class GovernedKind:
     #: The user ids behind a machine principal of this kind (its owner, its creator, whoever
     #: issued its live secrets or keys), for the four-eyes rule; empty when it is not this kind's.
     people_behind: Callable[[Any], set[int]] = lambda principal: set()
+    #: Refuse (ValidationError) a new credential the organisation's policy on kinds no longer
+    #: allows, e.g. a pending one approved after the policy changed.
+    #: (credential, requested lifetime in days or None) -> None.
+    check_new: Callable[[Any, int | None], None] = lambda credential, lifetime_days: None
+    #: The organisation's working rows the policy would not allow to be created today (they are
+    #: flagged, never broken). (policy) -> QuerySet, or None for a kind the policy never limits.
+    policy_violations: Callable[[Any], QuerySet] | None = None
 
 
 _KINDS: dict[str, GovernedKind] = {}

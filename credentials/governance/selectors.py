@@ -34,9 +34,10 @@ COLUMNS = (
     "row_created",
     "row_expires",
     "row_last_used",
+    "policy_flagged_at",
 )
 
-FLAGS = ("pending", "orphaned", "review_overdue", "expiring", "unused", "suspended")
+FLAGS = ("pending", "orphaned", "review_overdue", "expiring", "unused", "suspended", "against_policy")
 FLAG_LABELS = {
     "pending": "Pending",
     "orphaned": "Orphaned",
@@ -44,6 +45,7 @@ FLAG_LABELS = {
     "expiring": "Expires within 14 days",
     "unused": "Unused for 30 days",
     "suspended": "Suspended",
+    "against_policy": "Against the policy (still works)",
 }
 STATUSES = ("pending", "active", "expired", "suspended", "revoked", "denied")
 
@@ -67,6 +69,8 @@ def flag_q(flag: str, now: datetime) -> Q:
         return Q(status=CredentialStatus.PENDING)
     if flag == "suspended":
         return Q(status=CredentialStatus.SUSPENDED)
+    if flag == "against_policy":
+        return Q(policy_flagged_at__isnull=False, status=CredentialStatus.ACTIVE)
     if flag == "orphaned":
         return Q(orphaned_at__isnull=False, status__in=["pending", "active", "suspended"])
     if flag == "review_overdue":
@@ -235,6 +239,8 @@ def _flags(values: dict[str, Any], status: str, now: datetime) -> list[str]:
         flags.append("unused")
     if status == "suspended":
         flags.append("suspended")
+    if values["policy_flagged_at"] and status == "active":
+        flags.append("against_policy")
     return flags
 
 

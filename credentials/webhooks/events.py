@@ -42,6 +42,8 @@ AUDIT_EVENTS: dict[str, str] = {
     "tokens.m2m_app.suspended": EventType.SUSPENDED,
     "credentials.api_key.leaked": EventType.LEAKED,
     "tokens.m2m_app.leaked": EventType.LEAKED,
+    "credentials.api_key.policy_flagged": EventType.AGAINST_POLICY,
+    "tokens.m2m_app.policy_flagged": EventType.AGAINST_POLICY,
 }
 
 # Deliberately not events: `tokens.m2m_app.exchange_allowed` / `.exchange_disallowed` and
@@ -57,6 +59,7 @@ _EXTRA_KEYS = {
     "old_key_expires_at": "previous_secret_expires_at",
     "request_id": "request_id",
     "kid": "kid",  # private_key_jwt: the public key added or revoked (its RFC 7638 thumbprint)
+    "policy": "policy",  # against_policy: the policy settings that flagged it
 }
 #: Read only from the request decisions: a leak report's audit `type` is the reporter's token type.
 _REQUEST_EXTRA_KEYS = {"type": "request_type"}

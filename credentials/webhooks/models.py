@@ -24,6 +24,7 @@ class EventType(models.TextChoices):
     ORPHANED = "orphaned", _("Owner left the organisation")
     SUSPENDED = "suspended", _("Suspended")
     LEAKED = "leaked", _("Reported leaked")
+    AGAINST_POLICY = "against_policy", _("Against a changed policy (still works)")
 
 
 #: The `type` of the test event ("send test event"); not subscribable, always delivered.
