@@ -42,7 +42,7 @@ MoveResponseSerializer = inline_serializer(
         "client_secret": serializers.CharField(
             allow_null=True, help_text="Shown in this response only; null while the application is pending."
         ),
-        "status": serializers.ChoiceField(choices=["active", "pending"]),
+        "status": serializers.CharField(help_text="`active`, or `pending` while it waits for approval."),
         "key_id": serializers.CharField(),
         "environment": serializers.CharField(),
         "scopes": serializers.ListField(child=serializers.CharField()),

@@ -74,6 +74,10 @@ def app_create(request: HttpRequest) -> HttpResponse:
         user=request.user,
         can_choose_owner=may(request, "m2m_app.create"),
         owner_role=None if may(request, "m2m_app.create") else request.membership.role,
+        # The credential chooser links here with its recommendation preselected.
+        initial={"auth_method": request.GET.get("auth_method")}
+        if request.GET.get("auth_method") in M2MApplication.AuthMethod.values
+        else {},
     )
     needs_approval = governance.approval_required(request.organization, "m2m_app")
     if needs_approval:
