@@ -25,6 +25,7 @@ from django.utils import timezone
 from credentials import keys, lifetimes
 from credentials.governance import services as governance
 from credentials.governance.models import CredentialRequest, NewApiKeys, RequestType
+from credentials.governance.registry import MovedLink
 from credentials.models import ApiKey, ApiKeyStatus, Environment, Scope
 from portal import authz
 from portal.crypto import keyed_digest, verify_digest
@@ -289,6 +290,14 @@ def _policy_violations(policy) -> Any:
             latest = lifetimes.add_clamped(lifetimes.expiry_in_days(days, now=now), lifetimes.GRACE)
             against |= Q(environment=environment) & (Q(expires_at__isnull=True) | Q(expires_at__gt=latest))
     return working.filter(against)
+
+
+def _moved_links(ids: Iterable[int]) -> dict[int, MovedLink]:
+    """Return the M2M application each key was moved to (the reverse of `M2MApplication.moved_from_key`)."""
+    rows = ApiKey.objects.filter(pk__in=list(ids), moved_to_application__isnull=False).values_list(
+        "pk", "moved_to_application__pk", "moved_to_application__client_id", "moved_to_application__name"
+    )
+    return {pk: MovedLink("to", "m2m_app", app_pk, client_id, name) for pk, app_pk, client_id, name in rows}
 
 
 def _extra(extra: dict[str, Any], via: str) -> dict[str, Any]:
@@ -790,4 +799,5 @@ def governed_kind():
             api_key.organization, api_key.environment, lifetime_days
         ),
         policy_violations=_policy_violations,
+        moved_links=_moved_links,
     )

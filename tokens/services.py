@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from credentials.governance import services as governance
 from credentials.governance.models import CredentialRequest, RequestType
+from credentials.governance.registry import MovedLink
 from credentials.models import ApiKey, ApiKeyStatus, Scope
 from portal.crypto import is_base62, keyed_digest, peppers, random_base62
 from portal.models import Organization, User
@@ -811,6 +812,14 @@ def _revoke(application: M2MApplication, actor: User | None, reason: str) -> M2M
     return m2m_app_revoke(application=application, actor=actor)
 
 
+def _moved_links(ids: Iterable[int]) -> dict[int, MovedLink]:
+    """Return the API key each application was moved from."""
+    rows = M2MApplication.objects.filter(pk__in=list(ids), moved_from_key__isnull=False).values_list(
+        "pk", "moved_from_key__pk", "moved_from_key__key_id", "moved_from_key__name"
+    )
+    return {pk: MovedLink("from", "api_key", key_pk, key_id, name) for pk, key_pk, key_id, name in rows}
+
+
 def _detail_path(org_slug: str, pk: int, ref: str) -> str:
     from django.urls import reverse
 
@@ -903,6 +912,7 @@ def governed_kind():
         revoke=_revoke,
         # Token checks read the application's status on every request: nothing is cached.
         changed=lambda application: None,
+        moved_links=_moved_links,
         detail_path=_detail_path,
         filter_scope=lambda qs, scope: qs.filter(allowed_scopes__name=scope),
         match_secret=_match_secret,

@@ -31,6 +31,17 @@ class SecretMatch:
 
 
 @dataclass(frozen=True)
+class MovedLink:
+    """One end of a move between kinds, as the inventory shows it beside the other end."""
+
+    direction: str  # "to" (this credential was moved to the other) | "from"
+    kind: str  # the other credential's kind key
+    pk: int
+    ref: str  # its public identifier
+    name: str
+
+
+@dataclass(frozen=True)
 class GovernedKind:
     """What governance needs to know about one credential kind."""
 
@@ -76,6 +87,9 @@ class GovernedKind:
     #: The organisation's working rows the policy would not allow to be created today (they are
     #: flagged, never broken). (policy) -> QuerySet, or None for a kind the policy never limits.
     policy_violations: Callable[[Any], QuerySet] | None = None
+    #: The credential of another kind each row was moved to or from, for many rows in one query:
+    #: {pk: MovedLink}. An API key moved to an M2M application and that application name each other.
+    moved_links: Callable[[Iterable[int]], dict[int, MovedLink]] = lambda ids: {}
 
 
 _KINDS: dict[str, GovernedKind] = {}

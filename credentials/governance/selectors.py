@@ -35,6 +35,7 @@ COLUMNS = (
     "row_expires",
     "row_last_used",
     "policy_flagged_at",
+    "row_moved",
 )
 
 FLAGS = ("pending", "orphaned", "review_overdue", "expiring", "unused", "suspended", "against_policy")
@@ -198,6 +199,8 @@ class InventoryRow:
     scopes: list[str] = field(default_factory=list)
     flags: list[str] = field(default_factory=list)
     path: str = ""
+    #: The credential of the other kind this one was moved to or from (see docs/choosing.md).
+    moved: dict[str, str] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """Return the row as JSON-ready data (the API and the CSV use this)."""
@@ -214,6 +217,11 @@ class InventoryRow:
             "last_used": self.last_used.isoformat() if self.last_used else None,
             "review_due": self.review_due.isoformat() if self.review_due else None,
             "flags": self.flags,
+            **(
+                {f"moved_{self.moved['direction']}": {"kind": self.moved["kind"], "id": self.moved["ref"]}}
+                if self.moved
+                else {}
+            ),
         }
 
 
@@ -256,6 +264,20 @@ def _leaked(by_kind: dict[str, list[int]]) -> set[tuple[str, int]]:
     return set(LeakReport.objects.filter(condition).values_list("kind", "object_id").distinct())
 
 
+def _moved(link, org_slug: str) -> dict[str, str] | None:
+    if link is None:
+        return None
+    other = get_kind(link.kind)
+    return {
+        "direction": link.direction,
+        "kind": link.kind,
+        "kind_label": other.label,
+        "ref": link.ref,
+        "name": link.name,
+        "path": other.detail_path(org_slug, link.pk, link.ref),
+    }
+
+
 def inventory_rows(
     values_rows: list[dict[str, Any]], *, org_slug: str, now: datetime | None = None
 ) -> list[InventoryRow]:
@@ -265,6 +287,12 @@ def inventory_rows(
     for values in values_rows:
         by_kind.setdefault(values["row_kind"], []).append(values["id"])
     scopes = {key: get_kind(key).scopes_for(ids) for key, ids in by_kind.items()}
+    # Only rows moved to or from another kind cost a query (one per kind), so most pages pay none.
+    moved_ids: dict[str, list[int]] = {}
+    for values in values_rows:
+        if values["row_moved"] is not None:
+            moved_ids.setdefault(values["row_kind"], []).append(values["id"])
+    moves = {key: get_kind(key).moved_links(ids) for key, ids in moved_ids.items()}
     leaked = _leaked(by_kind)
     rows = []
     for values in values_rows:
@@ -290,6 +318,7 @@ def inventory_rows(
                 flags=_flags(values, status, now)
                 + (["leaked"] if (kind.key, values["id"]) in leaked else []),
                 path=kind.detail_path(org_slug, values["id"], values["row_ref"]),
+                moved=_moved(moves.get(kind.key, {}).get(values["id"]), org_slug),
             )
         )
     return rows

@@ -130,3 +130,17 @@ def test_dashboard_move_confirms_reveals_once_and_links_both_pages(owner_client,
     )
     assert revoked.status_code == 302
     assert not api_key_verify(plaintext).valid
+
+
+def test_the_inventory_links_the_key_and_its_application(owner_client, owner, key):
+    from tokens.services import api_key_move_to_m2m_app
+
+    api_key, _ = key
+    move = api_key_move_to_m2m_app(api_key=api_key, actor=owner)
+    application = move.application
+    html = owner_client.get("/orgs/acme/inventory/").content.decode()
+    assert f'Moved to <a href="/orgs/acme/apps/{application.pk}/">' in html
+    assert f'Moved from <a href="/orgs/acme/api-keys/{api_key.key_id}/">' in html
+    rows = {r["id"]: r for r in owner_client.get("/api/v1/orgs/acme/inventory/").json()["results"]}
+    assert rows[api_key.key_id]["moved_to"] == {"kind": "m2m_app", "id": application.client_id}
+    assert rows[application.client_id]["moved_from"] == {"kind": "api_key", "id": api_key.key_id}
