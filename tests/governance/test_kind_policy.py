@@ -6,6 +6,7 @@ flagged, never broken; a policy change racing a key creation has one consistent 
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from datetime import timedelta
@@ -382,3 +383,23 @@ def test_the_policy_page_sets_the_rules_per_environment(owner_client, organizati
     assert owner_client.post(url, {**data, "new_live_api_keys": "forbidden"}).status_code == 302
     event = AuditEvent.objects.get(action="credentials.policy.updated")
     assert event.extra["new_live_api_keys"] == {"from": "allowed", "to": "forbidden"}
+
+
+def test_the_cli_sets_and_prints_the_rules(organization, owner, scopes):
+    create(organization, owner, "live")
+    out = StringIO()
+    call_command("set_api_key_policy", "--org", "acme", "--live", "forbidden", "--json", stdout=out)
+    result = json.loads(out.getvalue())
+    assert result["live_api_keys"] == "forbidden" and result["test_api_keys"] == "allowed"
+    assert result["flagged_api_keys"] == 1
+    event = AuditEvent.objects.get(action="credentials.policy.updated")
+    assert event.actor is None and event.extra["new_live_api_keys"]["to"] == "forbidden"
+    with pytest.raises(CommandError, match="Give the longest expiry"):
+        call_command("set_api_key_policy", "--org", "acme", "--test", "expiring", stdout=StringIO())
+    out = StringIO()
+    call_command(
+        "set_api_key_policy", "--org", "acme", "--test", "expiring", "--test-max-days", "30", stdout=out
+    )
+    assert "new test API keys: expiring (at most 30 days)" in out.getvalue()
+    with pytest.raises(CommandError, match="No organisation"):
+        call_command("set_api_key_policy", "--org", "nope", stdout=StringIO())
