@@ -347,7 +347,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     # One enum for a credential's environment (API keys, the verify answer, whoami).
-    "ENUM_NAME_OVERRIDES": {"EnvironmentEnum": "credentials.models.Environment"},
+    "ENUM_NAME_OVERRIDES": {
+        "EnvironmentEnum": "credentials.models.Environment",
+        "NewApiKeysEnum": "credentials.governance.models.NewApiKeys",
+    },
 }
 
 # --- Security -------------------------------------------------------------------------------

@@ -403,3 +403,36 @@ def test_the_cli_sets_and_prints_the_rules(organization, owner, scopes):
     assert "new test API keys: expiring (at most 30 days)" in out.getvalue()
     with pytest.raises(CommandError, match="No organisation"):
         call_command("set_api_key_policy", "--org", "nope", stdout=StringIO())
+
+
+def test_the_rest_api_reads_and_changes_the_rules(owner_client, member_client, organization, owner, scopes):
+    ScopeFactory(name="inventory:read")
+    create(organization, owner, "live")
+    url = "/api/v1/orgs/acme/policy/api-keys/"
+    assert owner_client.get(url).json() == {
+        "new_live_api_keys": "allowed",
+        "new_live_api_keys_max_days": None,
+        "new_test_api_keys": "allowed",
+        "new_test_api_keys_max_days": None,
+        "flagged_api_keys": 0,
+    }
+    refused = member_client.patch(url, {"new_live_api_keys": "forbidden"}, content_type="application/json")
+    assert refused.status_code == 403 and refused.json()["code"] == "not_manager"
+    bad = owner_client.patch(url, {"new_test_api_keys": "expiring"}, content_type="application/json")
+    assert bad.status_code == 400 and "new_test_api_keys_max_days" in bad.json()
+    changed = owner_client.patch(url, {"new_live_api_keys": "forbidden"}, content_type="application/json")
+    assert changed.status_code == 200, changed.content
+    assert changed.json()["new_live_api_keys"] == "forbidden" and changed.json()["flagged_api_keys"] == 1
+    _reader, reader_plain = api_key_create(
+        organization=organization,
+        name="reader",
+        owner=owner,
+        scopes=["inventory:read"],
+        actor=owner,
+        environment="test",
+    )
+    machine = Client(HTTP_AUTHORIZATION=f"Bearer {reader_plain}")
+    assert machine.get(url).json()["new_live_api_keys"] == "forbidden"
+    by_key = machine.patch(url, {"new_live_api_keys": "allowed"}, content_type="application/json")
+    assert by_key.status_code == 403 and by_key.json()["code"] == "session_required"
+    assert Client().get(url).status_code in (401, 403)
