@@ -310,7 +310,7 @@ def _role_detail(the_rule: Rule, actor: Actor) -> str:
         return "Only its owner or an organisation owner or admin can do this."
     if the_rule.own_roles and not the_rule.roles:
         return "Only the person it belongs to can do this."
-    return "Only owners and admins of the organisation can do this."
+    return "Only owners and admins of this organisation can do that."
 
 
 # --- four eyes ------------------------------------------------------------------------------

@@ -47,6 +47,28 @@ class ScopeFactory(factory.django.DjangoModelFactory):
     description = "A test scope"
 
 
+class ResourceServerFactory(factory.django.DjangoModelFactory):
+    """A catalogue entry (an audience applications may choose); open to every organisation by default."""
+
+    class Meta:
+        model = "tokens.ResourceServer"
+        django_get_or_create = ["identifier"]
+        skip_postgeneration_save = True
+
+    identifier = factory.Sequence(lambda n: f"https://api{n}.example.com")
+    name = factory.LazyAttribute(lambda o: o.identifier.split("//", 1)[-1])
+
+    @factory.post_generation
+    def scopes(self, create, names, **kwargs):
+        if create and names:
+            self.scopes.set([ScopeFactory(name=name) for name in names])
+
+    @factory.post_generation
+    def organizations(self, create, organizations, **kwargs):
+        if create and organizations:
+            self.organizations.set(organizations)
+
+
 def enrol_totp(user) -> str:
     """Give `user` an authenticator app (staff must have one to use the admin); return its secret."""
     from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret

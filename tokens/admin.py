@@ -6,7 +6,9 @@ No private material anywhere: secrets show their hint, client public keys and si
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 from oauth2_provider.models import (
     get_access_token_model,
     get_grant_model,
@@ -17,7 +19,13 @@ from oauth2_provider.models import (
 from credentials.governance.admin import GovernanceQueueFilter, GovernedCredentialAdminMixin
 from credentials.governance.services import credential_reassign_owner
 from portal.stepup import step_up_redirect
-from tokens.models import ClientPublicKey, ClientSecret, M2MApplication, SigningKey
+from tokens.catalogue import (
+    check_default_stays_open,
+    check_identifier,
+    resource_server_create,
+    resource_server_update,
+)
+from tokens.models import ClientPublicKey, ClientSecret, M2MApplication, ResourceServer, SigningKey
 from tokens.services import STAFF_FLAGS, m2m_app_set_staff_flag, signing_key_rotate
 
 
@@ -250,6 +258,88 @@ class SigningKeyAdmin(admin.ModelAdmin):
     @admin.action(description="Rotate the signing key (new ES256 key; the selection is ignored)")
     def rotate_es256(self, request, queryset):
         return self._rotate(request, SigningKey.Algorithm.ES256)
+
+
+class ResourceServerAdminForm(forms.ModelForm):
+    """A catalogue entry; its identifier is set once, the default audience stays open to all."""
+
+    class Meta:
+        model = ResourceServer
+        fields = ["identifier", "name", "description", "scopes", "organizations", "is_active"]
+
+    def clean_identifier(self) -> str:
+        try:
+            return check_identifier(self.cleaned_data["identifier"])
+        except ValidationError as exc:
+            raise ValidationError(exc.message_dict["identifier"]) from None
+
+    def clean(self):
+        data = super().clean()
+        identifier = self.instance.identifier if self.instance.pk else data.get("identifier")
+        if identifier:
+            check_default_stays_open(
+                identifier,
+                is_active=data.get("is_active", False),
+                organizations=list(data.get("organizations") or []),
+            )
+        return data
+
+
+@admin.register(ResourceServer)
+class ResourceServerAdmin(admin.ModelAdmin):
+    """The resource-server catalogue: the audiences organisations may choose (audited, step-up to change)."""
+
+    form = ResourceServerAdminForm
+    list_display = ["name", "identifier", "is_active", "accepted_scopes", "open_to", "updated_at"]
+    list_filter = ["is_active"]
+    search_fields = ["identifier", "name", "description"]
+    filter_horizontal = ["scopes", "organizations"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("scopes", "organizations")
+
+    @admin.display(description="accepted scopes")
+    def accepted_scopes(self, obj: ResourceServer) -> str:
+        return " ".join(sorted(s.name for s in obj.scopes.all())) or "any"
+
+    @admin.display(description="organisations")
+    def open_to(self, obj: ResourceServer) -> str:
+        return ", ".join(sorted(o.slug for o in obj.organizations.all())) or "every organisation"
+
+    def get_readonly_fields(self, request, obj=None):
+        # Applications name the identifier: it never changes (register a new entry instead).
+        return ["identifier"] if obj is not None else []
+
+    def has_delete_permission(self, request, obj=None):
+        # Deactivate instead: applications keep naming the identifier, and the audit trail its target.
+        return False
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        # Which organisations may get tokens for an API is a security setting: a fresh sign-in first.
+        if request.method == "POST":
+            stale = step_up_redirect(request)
+            if stale is not None:
+                return stale
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        fields = {
+            "name": data["name"],
+            "description": data["description"],
+            "scopes": data["scopes"],
+            "organizations": data["organizations"],
+            "is_active": data["is_active"],
+        }
+        if change:
+            resource_server_update(resource_server=obj, actor=request.user, **fields)
+        else:
+            obj.pk = resource_server_create(identifier=data["identifier"], actor=request.user, **fields).pk
+
+    def save_related(self, request, form, formsets, change):
+        # The services set the scopes and organisations, inside their audited transaction.
+        for formset in formsets:
+            self.save_formset(request, form, formset, change=change)
 
 
 # Access tokens, grants, ID and refresh tokens are never stored here: hide DOT's empty tables.

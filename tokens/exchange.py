@@ -146,8 +146,8 @@ class TokenExchangeGrant(GrantTypeBase):
         if not verification.valid:
             raise _invalid_request(request, UNUSABLE_SUBJECT)
         self._validate_scopes(request, verification)
+        request.portal_api_key = verification  # before the audience: the catalogue checks the key's org
         request.portal_audience = resolve_audience(request, parameters=("resource", "audience"))
-        request.portal_api_key = verification
         request.portal_exchange = Exchange(
             key=verification.key,
             lifetime=self._lifetime(request, verification),

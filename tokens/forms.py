@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from django import forms
+from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from credentials.models import Scope
 from credentials.selectors import scope_catalogue
 from portal.models import User
+from tokens.catalogue import check_audiences, resource_servers_for
 from tokens.models import (
     DEFAULT_TOKEN_LIFETIME,
     MAX_TOKEN_LIFETIME,
@@ -32,6 +34,18 @@ PUBLIC_KEY_HELP = _(
 )
 
 
+class AudienceChoiceField(forms.MultipleChoiceField):
+    """Audiences from the resource-server catalogue; one per value or several per line, as scripts post."""
+
+    def to_python(self, value) -> list[str]:
+        values = [value] if isinstance(value, str) else list(value or [])
+        return [audience for item in values for audience in str(item).split()]
+
+    def validate(self, value) -> None:
+        # Refused values are named, with the choices, by tokens.catalogue.check_audiences in clean.
+        forms.Field.validate(self, value)
+
+
 class M2MAppCreateForm(forms.Form):
     """Name, owner, scopes, audiences and token lifetime of a new application."""
 
@@ -50,13 +64,13 @@ class M2MAppCreateForm(forms.Form):
         to_field_name="name",
         help_text=_("A token request without a scope gets all of them."),
     )
-    audiences = forms.CharField(
+    audiences = AudienceChoiceField(
         label=_("Allowed audiences"),
         required=False,
-        widget=forms.Textarea(attrs={"rows": 3}),
+        widget=forms.CheckboxSelectMultiple,
         help_text=_(
-            "Optional resource indicators (RFC 8707), one absolute URI per line. "
-            "Tokens are for the portal's API unless the client asks for one of these."
+            "Other APIs (RFC 8707 resource indicators) from the catalogue staff keep. Tokens are for "
+            "the portal's API unless the client asks for one of these."
         ),
     )
     token_lifetime = forms.IntegerField(
@@ -92,6 +106,20 @@ class M2MAppCreateForm(forms.Form):
             # A form posted without the choice (older pages, scripts) means a client secret.
             self.data = self.data.copy()
             self.data["auth_method"] = M2MApplication.AuthMethod.CLIENT_SECRET
+        self.organization = organization
+        self.fields["audiences"].choices = [
+            (
+                server.identifier,
+                f"{server.name} — {server.identifier}"
+                if server.name != server.identifier
+                else server.identifier,
+            )
+            for server in resource_servers_for(organization)
+        ]
+        if not self.fields["audiences"].choices:
+            self.fields["audiences"].help_text = _(
+                "Tokens are for the portal's API. Staff have registered no other API for your organisation."
+            )
         owners = User.objects.filter(memberships__organization=organization).order_by("email")
         if not can_choose_owner:
             owners = owners.filter(pk=user.pk)
@@ -106,7 +134,10 @@ class M2MAppCreateForm(forms.Form):
         )
 
     def clean_audiences(self) -> list[str]:
-        return [line.strip() for line in self.cleaned_data["audiences"].splitlines() if line.strip()]
+        try:
+            return check_audiences(organization=self.organization, audiences=self.cleaned_data["audiences"])
+        except ValidationError as exc:
+            raise ValidationError(exc.message_dict["audiences"]) from None
 
     def clean(self):
         data = super().clean()

@@ -1,8 +1,10 @@
-"""M2M applications, their client secrets and public keys, JWT signing keys and the revoked-token list."""
+"""M2M applications, their client secrets and public keys, the resource-server catalogue, JWT signing keys
+and the revoked-token list."""
 
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
@@ -196,6 +198,88 @@ class M2MApplication(GovernedCredential, AbstractApplication):
     def audiences(self) -> list[str]:
         """Return the audiences a token may carry: the portal's default one, then the allowed ones."""
         return [settings.PORTAL_DEFAULT_AUDIENCE, *(a for a in self.allowed_audiences if a)]
+
+    def clean(self) -> None:
+        """Check that audiences added here (the admin) come from the resource-server catalogue."""
+        super().clean()
+        # Function-level import: tokens.catalogue imports this module.
+        from tokens.catalogue import check_audiences
+
+        stored = []
+        if self.pk is not None:
+            stored = (
+                M2MApplication.objects.filter(pk=self.pk).values_list("allowed_audiences", flat=True).first()
+            )
+        if not isinstance(self.allowed_audiences, list):
+            raise ValidationError({"allowed_audiences": _("Give a list of resource server identifiers.")})
+        added = [a for a in self.allowed_audiences if a not in (stored or [])]
+        if added and self.organization_id is not None:
+            check_audiences(organization=self.organization, audiences=added, field="allowed_audiences")
+
+
+class ResourceServerQuerySet(models.QuerySet):
+    def available_to(self, organization: Organization) -> models.QuerySet:
+        """Keep the active resource servers the organisation's applications may name as audience."""
+        restricted = ResourceServer.organizations.through.objects.filter(resourceserver=models.OuterRef("pk"))
+        return self.filter(is_active=True).filter(
+            ~models.Exists(restricted) | models.Exists(restricted.filter(organization=organization))
+        )
+
+
+class ResourceServer(TimestampedModel):
+    """An API that accepts this portal's access tokens: an audience applications may choose (RFC 8707).
+
+    Staff keep the catalogue in the admin, as Auth0 does with its APIs. `PORTAL_DEFAULT_AUDIENCE`
+    (the portal's own API) is always available; every other audience an application names must
+    be an active entry here, open to the application's organisation.
+    """
+
+    identifier = models.CharField(
+        _("identifier"),
+        max_length=2000,
+        unique=True,
+        help_text=_(
+            "The audience (`aud`) of its tokens and the `resource` clients ask for: an absolute URI "
+            "without fragment, e.g. https://orders.example.com/api. It cannot change later."
+        ),
+    )
+    name = models.CharField(_("name"), max_length=255)
+    description = models.CharField(_("description"), max_length=500, blank=True)
+    scopes = models.ManyToManyField(
+        "credentials.Scope",
+        blank=True,
+        related_name="resource_servers",
+        verbose_name=_("accepted scopes"),
+        help_text=_(
+            "The scopes its tokens may carry; a token for it holds only these. "
+            "None selected: any scope of the catalogue."
+        ),
+    )
+    organizations = models.ManyToManyField(
+        Organization,
+        blank=True,
+        related_name="+",
+        verbose_name=_("organisations"),
+        help_text=_(
+            "Only these organisations' applications may request tokens for it (a tenant's own API). "
+            "None selected: every organisation (a platform API)."
+        ),
+    )
+    is_active = models.BooleanField(
+        _("active"),
+        default=True,
+        help_text=_("An inactive resource server is offered to nobody, and no token is issued for it."),
+    )
+
+    objects = ResourceServerQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("resource server")
+        verbose_name_plural = _("resource servers")
+        ordering = ["name", "identifier"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.identifier})" if self.name != self.identifier else self.identifier
 
 
 class ClientCredentialQuerySet(models.QuerySet):

@@ -21,6 +21,7 @@ from portal.models import Organization, User
 from portal.services.audit import audit_log
 from tokens import keys
 from tokens.assertions import parse_public_key
+from tokens.catalogue import check_audiences
 from tokens.models import (
     DEFAULT_TOKEN_LIFETIME,
     MAX_TOKEN_LIFETIME,
@@ -58,23 +59,6 @@ def _new_secret(application: M2MApplication, actor: User | None) -> tuple[Client
         created_by=actor if actor is not None and actor.is_authenticated else None,
     )
     return secret, plaintext
-
-
-def _validate_audiences(audiences: Iterable[str]) -> list[str]:
-    from oauth2_provider.oauth2_validators import is_valid_resource_uri
-
-    cleaned = []
-    for audience in audiences:
-        audience = audience.strip()
-        if not audience:
-            continue
-        if not is_valid_resource_uri(audience):
-            raise ValidationError(
-                {"audiences": f"{audience!r} is not an absolute URI without fragment (RFC 8707)."}
-            )
-        if audience not in cleaned:
-            cleaned.append(audience)
-    return cleaned
 
 
 @transaction.atomic
@@ -196,7 +180,7 @@ def _new_application(
         owner=owner,
         created_by=actor if actor is not None and actor.is_authenticated else None,
         description=description,
-        allowed_audiences=_validate_audiences(audiences),
+        allowed_audiences=check_audiences(organization=organization, audiences=audiences),
         token_lifetime=token_lifetime,
         status=status,
         token_endpoint_auth_method=auth_method,

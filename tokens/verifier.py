@@ -1,7 +1,8 @@
 """Validate Identity Portal access tokens in any Python service: the one trusted pattern.
 
 It needs no database and no Django: give it the issuer, the audience your service answers
-to and the JWKS URL (or a key resolver), and call `verify(token)`.
+to and the JWKS URL (or a key resolver), and call `verify(token)`. A service that serves one
+organisation (a tenant's own API) pins it too: `organization="acme"` (its slug).
 
     from tokens.verifier import TokenVerifier, InvalidToken
 
@@ -9,6 +10,7 @@ to and the JWKS URL (or a key resolver), and call `verify(token)`.
         issuer="https://portal.example.com",
         audience="https://api.example.com",
         jwks_url="https://portal.example.com/.well-known/jwks.json",
+        organization="acme",  # optional: only this organisation's tokens
     )
     try:
         claims = verifier.verify(token)
@@ -19,7 +21,8 @@ What it enforces (RFC 9068 and RFC 8725): header `typ` is `at+jwt`; `alg` is in 
 allowlist of asymmetric algorithms (RS256, ES256 — never `none`, never HS*) and matches
 the key; `kid` names a key from the JWKS (an unknown `kid` triggers at most one JWKS
 refetch per `refetch_cooldown` seconds); the signature; `iss`; `aud`; `exp` and `nbf`
-with a small leeway; and the presence of `iss sub aud exp iat jti client_id scope`.
+with a small leeway; the presence of `iss sub aud exp iat jti client_id scope`; and, when
+pinned, that `org_id` names the organisation (or one of the organisations) given.
 """
 
 from __future__ import annotations
@@ -80,7 +83,7 @@ class VerifiedToken:
 
 
 class TokenVerifier:
-    """Verify RFC 9068 access tokens from one issuer for one audience (or several)."""
+    """Verify RFC 9068 access tokens from one issuer for one audience (or several), and one organisation."""
 
     def __init__(
         self,
@@ -95,6 +98,7 @@ class TokenVerifier:
         refetch_cooldown: float = 30,
         timeout: float = 5,
         verify_audience: bool = True,
+        organization: str | Iterable[str] | None = None,
     ):
         if (jwks_url is None) == (key_resolver is None):
             raise ValueError("Pass exactly one of jwks_url and key_resolver.")
@@ -106,6 +110,14 @@ class TokenVerifier:
         self.issuer = issuer.rstrip("/")
         self.audience = [audience] if isinstance(audience, str) else list(audience or [])
         self.verify_audience = verify_audience
+        # The `org_id` (organisation slug) pin: an audience alone does not say which tenant a token is for.
+        self.organizations = frozenset(
+            [organization] if isinstance(organization, str) else organization or ()
+        )
+        if organization is not None and (
+            not self.organizations or not all(isinstance(o, str) and o for o in self.organizations)
+        ):
+            raise ValueError("Pin at least one organisation slug, or pass organization=None.")
         self.leeway = leeway
         if jwks_url is not None:
             client = PyJWKClient(
@@ -176,6 +188,10 @@ class TokenVerifier:
             raise InvalidToken("invalid token") from None
         if not isinstance(claims.get("scope"), str) or not isinstance(claims.get("client_id"), str):
             raise InvalidToken("malformed claims")
+        if self.organizations:
+            org_id = claims.get("org_id")
+            if not isinstance(org_id, str) or org_id not in self.organizations:
+                raise InvalidToken("wrong organization")
         return VerifiedToken(claims=claims, header=header)
 
 

@@ -11,7 +11,7 @@ from credentials.services import api_key_create, api_key_revoke, api_key_rotate
 from portal.models import Role
 from tests.e2e.helpers import assert_no_horizontal_overflow, assert_panels_fit, record_problems
 from tests.e2e.test_api_keys import create_key
-from tests.factories import ScopeFactory
+from tests.factories import ResourceServerFactory, ScopeFactory
 from tokens import keys as token_keys
 from tokens.services import client_secret_rotate, m2m_app_create
 
@@ -41,6 +41,7 @@ def credentials(organization, owner, make_member):
     api_key_rotate(api_key=rotated, actor=owner, overlap=timedelta(hours=24))
     revoked, _ = api_key_create(name="Legacy import", owner=owner, scopes=names[2:], **kwargs)
     api_key_revoke(api_key=revoked, actor=owner, reason="replaced")
+    ResourceServerFactory(identifier="https://warehouse.internal.example.test/api/v2/stock-levels")
     application, _ = m2m_app_create(
         name="Warehouse stock synchronisation service",
         description="Pushes stock levels to the warehouse every five minutes",

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.factories import ScopeFactory
+from tests.factories import ResourceServerFactory, ScopeFactory
 from tokens import keys
 from tokens.models import M2MApplication
 from tokens.services import m2m_app_create
@@ -41,6 +41,21 @@ def scopes(db):
         ScopeFactory(name="orders:write"),
         ScopeFactory(name="billing:read"),
     ]
+
+
+#: Audiences the tokens tests give applications; staff registered them (open to every organisation).
+CATALOGUE = (
+    "https://orders.example.com",
+    "https://orders.example.com/api",
+    "https://billing.example.com",
+    "https://reports.example.com",
+)
+
+
+@pytest.fixture
+def catalogue(db):
+    """Register the tests' audiences in the resource-server catalogue; return them by identifier."""
+    return {identifier: ResourceServerFactory(identifier=identifier) for identifier in CATALOGUE}
 
 
 @pytest.fixture

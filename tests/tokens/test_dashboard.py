@@ -14,6 +14,11 @@ from tokens.models import ClientSecret, M2MApplication
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True)
+def _catalogue(catalogue):
+    """The form's default audience is a registered resource server."""
+
+
 def _create(client, scopes, **overrides):
     data = {
         "name": "Reporting job",

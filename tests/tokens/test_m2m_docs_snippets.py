@@ -94,7 +94,7 @@ def test_the_pyjwt_and_curl_private_key_jwt_snippet(issuer, organization, owner,
 
 
 @pytest.fixture
-def exchange_world(issuer, organization, owner, other_organization, outsider, scopes):
+def exchange_world(issuer, organization, owner, other_organization, outsider, scopes, catalogue):
     gateway, secret = m2m_app_create(
         organization=other_organization,
         name="API gateway",

@@ -101,7 +101,7 @@ def test_whoami_is_scoped_to_the_tokens_organisation(client, app, other_app, tok
     )
 
 
-def test_whoami_refuses_token_for_another_audience(client, make_app, token_for):
+def test_whoami_refuses_token_for_another_audience(client, make_app, token_for, catalogue):
     creds = make_app(audiences=["https://orders.example.com"])
     token = token_for(creds, resource="https://orders.example.com")
     response = client.get("/api/v1/whoami", HTTP_AUTHORIZATION=f"Bearer {token}")

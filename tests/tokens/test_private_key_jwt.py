@@ -617,8 +617,9 @@ def test_last_used_is_written_at_most_once_a_minute(client, pk_app, rsa_key):
 def test_a_token_request_costs_few_queries(client, pk_app, rsa_key, django_assert_max_num_queries):
     # Warm up (signing key, scope catalogue), and let last_used_at be written once.
     assert post_token(client, make_assertion(rsa_key, pk_app.client_id)).status_code == 200
-    # One query for the application's live keys, one for its scopes.
-    with django_assert_max_num_queries(2):
+    # One query for the application's live keys, one for its scopes, and on a slow machine one
+    # for the resource-server catalogue entry, whose per-process snapshot lives only 1 s.
+    with django_assert_max_num_queries(3):
         assert post_token(client, make_assertion(rsa_key, pk_app.client_id)).status_code == 200
 
 

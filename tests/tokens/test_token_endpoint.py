@@ -218,13 +218,13 @@ def test_parameters_sent_empty_count_as_omitted(client, app):
     )
 
 
-def test_resource_selects_an_allowed_audience(client, make_app):
+def test_resource_selects_an_allowed_audience(client, make_app, catalogue):
     creds = make_app(audiences=["https://orders.example.com/api", "https://billing.example.com"])
     token = _body(request_token(client, creds, resource="https://billing.example.com"))["access_token"]
     assert _claims(token)["aud"] == "https://billing.example.com"
 
 
-def test_resource_outside_audiences_is_invalid_target(client, make_app):
+def test_resource_outside_audiences_is_invalid_target(client, make_app, catalogue):
     creds = make_app(audiences=["https://orders.example.com/api"])
     for resource in ("https://evil.example.com", "https://orders.example.com/api/more", "not a uri"):
         response = request_token(client, creds, resource=resource)

@@ -38,7 +38,7 @@ SERVICE_AUDIENCE = "https://orders.example.com"
 
 
 @pytest.fixture
-def gateway(make_app, other_organization, outsider):
+def gateway(make_app, other_organization, outsider, catalogue):
     """The platform's API gateway: an M2M application of another organisation, allowed by staff."""
     creds = make_app(
         organization=other_organization,
@@ -334,8 +334,9 @@ def test_a_successful_exchange_costs_few_queries(
     _api_key, plaintext = customer_key
     assert exchange(client, gateway, plaintext).status_code == 200  # warm: signing key loaded
     cache.clear()
-    # Gateway + its secrets (client authentication), the key (cache miss), the key's last-used touch.
-    with django_assert_max_num_queries(4):
+    # Gateway + its secrets (client authentication), the key and the audience's catalogue entry
+    # (cache misses), the key's last-used touch.
+    with django_assert_max_num_queries(5):
         response = exchange(client, gateway, plaintext)
     assert response.status_code == 200, response.content
     # A second exchange within the cache lifetime does not look the key up again.

@@ -261,6 +261,55 @@ def test_refuses_symmetric_algorithms_in_its_allowlist():
         TokenVerifier(issuer=ISSUER, audience=AUDIENCE, key_resolver=dict().get, algorithms=["HS256", "none"])
 
 
+# --- the organisation pin (`organization=`): an audience alone does not say which tenant -------------
+
+
+@pytest.fixture
+def pinned(jwks):
+    by_kid = {k["kid"]: PyJWK(k) for k in jwks["keys"]}
+    return TokenVerifier(issuer=ISSUER, audience=AUDIENCE, key_resolver=by_kid.get, organization="acme")
+
+
+def test_pinned_verifier_accepts_its_organisations_token(pinned, rsa_key, jwks):
+    assert pinned.verify(_sign(rsa_key, jwks)).organization == "acme"
+
+
+@pytest.mark.parametrize("org_id", ["globex", "ACME", "acme ", "", 7, ["acme"], {"slug": "acme"}, None])
+def test_pinned_verifier_rejects_any_other_org_id(pinned, rsa_key, jwks, org_id):
+    # Same audience, issuer and signature: only the organisation differs (or is missing, or not a slug).
+    token = _sign(rsa_key, jwks, _claims(org_id=org_id))
+    with pytest.raises(InvalidToken) as caught:
+        pinned.verify(token)
+    assert caught.value.reason == "wrong organization"
+
+
+def test_unpinned_verifier_accepts_every_organisation(verifier, rsa_key, jwks):
+    assert verifier.verify(_sign(rsa_key, jwks, _claims(org_id="globex"))).organization == "globex"
+
+
+def test_pin_to_several_organisations(jwks, rsa_key):
+    by_kid = {k["kid"]: PyJWK(k) for k in jwks["keys"]}
+    verifier = TokenVerifier(
+        issuer=ISSUER, audience=AUDIENCE, key_resolver=by_kid.get, organization=["acme", "initech"]
+    )
+    assert verifier.verify(_sign(rsa_key, jwks, _claims(org_id="initech"))).organization == "initech"
+    with pytest.raises(InvalidToken, match="organization"):
+        verifier.verify(_sign(rsa_key, jwks, _claims(org_id="globex")))
+
+
+def test_pin_is_checked_after_the_signature(pinned, stranger_key, jwks):
+    # A forged token naming the pinned organisation is still refused for its signature.
+    token = _sign(stranger_key, jwks, _claims(org_id="acme"))
+    with pytest.raises(InvalidToken, match="signature"):
+        pinned.verify(token)
+
+
+@pytest.mark.parametrize("organization", ["", [], [""], [None]])
+def test_an_empty_pin_is_a_configuration_error(organization):
+    with pytest.raises(ValueError, match="organisation"):
+        TokenVerifier(issuer=ISSUER, audience=AUDIENCE, key_resolver=dict().get, organization=organization)
+
+
 class _JWKSServer:
     """A real HTTP server publishing a JWKS and counting fetches."""
 

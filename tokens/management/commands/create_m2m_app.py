@@ -21,7 +21,11 @@ class Command(BaseCommand):
         parser.add_argument(
             "--scopes", default="", help='Space-separated scopes, e.g. "orders:read orders:write".'
         )
-        parser.add_argument("--audiences", default="", help="Space-separated extra audiences (RFC 8707).")
+        parser.add_argument(
+            "--audiences",
+            default="",
+            help="Space-separated extra audiences (RFC 8707) from the resource-server catalogue.",
+        )
         parser.add_argument("--token-lifetime", type=int, default=900, help="Seconds, 300 to 86400.")
         parser.add_argument(
             "--public-key-file",

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('tokens', '0006_api_key_move'),
+        ('tokens', '0007_api_key_move'),
     ]
 
     operations = [

@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
     dependencies = [
         ('credentials', '0006_webhooks'),
         ('portal', '0002_organization_mfa_required'),
-        ('tokens', '0005_client_public_keys'),
+        ('tokens', '0006_resource_servers'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
