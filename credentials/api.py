@@ -48,9 +48,26 @@ class Conflict(exceptions.APIException):
     default_code = "conflict"
 
 
+#: Refusals by the organisation's policy on kinds (docs/choosing.md): 403 for "not allowed".
+_POLICY_FORBIDDEN = "api_keys_not_allowed"
+_POLICY_EXPIRY = "api_key_expiry_too_long"
+
+
 def _api_error(exc: DjangoValidationError) -> exceptions.APIException:
     if hasattr(exc, "error_dict"):
+        codes = {e.code for errors in exc.error_dict.values() for e in errors}
+        if _POLICY_EXPIRY in codes:
+            # A field error that also says why, by code, like every other refusal.
+            return exceptions.ValidationError(
+                {
+                    **exc.message_dict,
+                    "detail": " ".join(exc.message_dict["expires_at"]),
+                    "code": _POLICY_EXPIRY,
+                }
+            )
         return exceptions.ValidationError(exc.message_dict)
+    if exc.code == _POLICY_FORBIDDEN:
+        return exceptions.PermissionDenied(" ".join(exc.messages), code=_POLICY_FORBIDDEN)
     if exc.code in _CONFLICT_CODES:
         return Conflict(" ".join(exc.messages), code=exc.code)
     return exceptions.ValidationError({"non_field_errors": exc.messages})

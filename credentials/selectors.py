@@ -107,6 +107,8 @@ def api_keys_inventory(organization: Organization | None) -> QuerySet[ApiKey]:
     return keys.annotate(
         row_kind=Value("api_key", output_field=CharField()),
         row_ref=F("key_id"),
+        # The M2M application it was moved to, if any (the reverse of M2MApplication.moved_from_key).
+        row_moved=F("moved_to_application__pk"),
         row_owner_email=F("owner__email"),
         row_created=F("created_at"),
         row_expires=F("expires_at"),

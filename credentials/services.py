@@ -19,11 +19,13 @@ from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.signals import request_finished
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from credentials import keys, lifetimes, policy
 from credentials.governance import services as governance
-from credentials.governance.models import CredentialRequest, RequestType
+from credentials.governance.models import CredentialRequest, NewApiKeys, RequestType
+from credentials.governance.registry import MovedLink
 from credentials.models import ApiKey, ApiKeyStatus, Environment, Scope
 from portal import authz, hotcache
 from portal.crypto import keyed_digest, verify_digest
@@ -181,6 +183,8 @@ def api_key_create(
         raise ValidationError({"environment": "Choose live or test."}, code="environment")
     if expires_at is not None and expires_at <= timezone.now():
         raise ValidationError({"expires_at": "The expiry must be in the future."}, code="expires_at")
+    # The policy on kinds (locks the policy row, so a concurrent policy change sees this key).
+    expires_at = governance.check_new_api_key(organization, environment, expires_at)
     expires_at = governance.check_lifetime(organization, "api_key", expires_at)
     api_key, plaintext = _new_key_row(
         organization=organization,
@@ -239,6 +243,7 @@ def api_key_request(
     environment = environment or settings.PORTAL_API_KEY_ENVIRONMENT
     if environment not in Environment.values:
         raise ValidationError({"environment": "Choose live or test."}, code="environment")
+    _check_kind_policy(organization, environment, lifetime_days)
     if lifetime_days is not None:
         governance.check_lifetime(organization, "api_key", lifetimes.expiry_in_days(lifetime_days))
     api_key = ApiKey.objects.create(
@@ -271,6 +276,8 @@ def _issue_first_secret(api_key: ApiKey, actor: User | None, request: Credential
     api_key.last4 = plaintext[-4:]
     api_key.created_at = timezone.now()
     expires_at = lifetimes.expiry_in_days(request.lifetime_days) if request.lifetime_days else None
+    # The policy on kinds as it is now, not as it was when the key was requested or approved.
+    expires_at = governance.check_new_api_key(api_key.organization, api_key.environment, expires_at)
     api_key.expires_at = governance.check_lifetime(api_key.organization, "api_key", expires_at)
     # The digest and the status change together (the table's check constraint).
     api_key.status = ApiKeyStatus.ACTIVE
@@ -281,6 +288,38 @@ def _issue_first_secret(api_key: ApiKey, actor: User | None, request: Credential
         "key_id": api_key.key_id,
         "expires_at": api_key.expires_at.isoformat() if api_key.expires_at else None,
     }
+
+
+def _check_kind_policy(organization: Organization, environment: str, lifetime_days: int | None) -> None:
+    """Refuse a key the policy on kinds does not allow (a request or an approval: no key row yet)."""
+    governance.check_new_api_key(
+        organization, environment, lifetimes.expiry_in_days(lifetime_days) if lifetime_days else None
+    )
+
+
+def _policy_violations(policy) -> Any:
+    """Return the organisation's working keys the policy on kinds would not allow to be created today."""
+    now = timezone.now()
+    working = ApiKey.objects.filter(
+        organization_id=policy.organization_id, status=ApiKeyStatus.ACTIVE
+    ).exclude(expires_at__lte=now)
+    against = Q(pk__in=[])
+    for environment in Environment.values:
+        rule, days = policy.new_api_keys(environment)
+        if rule == NewApiKeys.FORBIDDEN:
+            against |= Q(environment=environment)
+        elif rule == NewApiKeys.EXPIRING and days:
+            latest = lifetimes.add_clamped(lifetimes.expiry_in_days(days, now=now), lifetimes.GRACE)
+            against |= Q(environment=environment) & (Q(expires_at__isnull=True) | Q(expires_at__gt=latest))
+    return working.filter(against)
+
+
+def _moved_links(ids: Iterable[int]) -> dict[int, MovedLink]:
+    """Return the M2M application each key was moved to (the reverse of `M2MApplication.moved_from_key`)."""
+    rows = ApiKey.objects.filter(pk__in=list(ids), moved_to_application__isnull=False).values_list(
+        "pk", "moved_to_application__pk", "moved_to_application__client_id", "moved_to_application__name"
+    )
+    return {pk: MovedLink("to", "m2m_app", app_pk, client_id, name) for pk, app_pk, client_id, name in rows}
 
 
 def _extra(extra: dict[str, Any], via: str) -> dict[str, Any]:
@@ -409,6 +448,8 @@ def api_key_rotate(
         # The runtime policy carries over: a rotation must not lift an allowlist or a limit.
         allowed_ips=list(old.allowed_ips or []),
         rate_limit=old.rate_limit or None,
+        # Rotating keeps an integration alive, so the policy on kinds allows it; the flag stays.
+        policy_flagged_at=old.policy_flagged_at,
     )
     try:
         with transaction.atomic():
@@ -799,4 +840,9 @@ def governed_kind():
         filter_scope=lambda qs, scope: qs.filter(scopes__icontains=f'"{scope}"'),
         match_secret=api_key_match_secret,
         people_behind=_people_behind,
+        check_new=lambda api_key, lifetime_days: _check_kind_policy(
+            api_key.organization, api_key.environment, lifetime_days
+        ),
+        policy_violations=_policy_violations,
+        moved_links=_moved_links,
     )

@@ -24,6 +24,7 @@ from credentials.forms import (
 )
 from credentials.governance import services as governance
 from credentials.governance.forms import JustificationField
+from credentials.governance.registry import credential_path
 from credentials.governance.views import governance_context
 from credentials.lifetimes import expiry_in_days
 from credentials.models import ApiKey
@@ -119,6 +120,12 @@ def api_key_list(request: HttpRequest) -> HttpResponse:
     )
 
 
+def _kind_policy(organization) -> dict:
+    """Return the policy on kinds for the create page: (rule, days) per environment."""
+    policy = governance.policy_for(organization)
+    return {"live_api_keys": policy.new_api_keys("live"), "test_api_keys": policy.new_api_keys("test")}
+
+
 @authorized("api_key.create")
 def api_key_create_view(request: HttpRequest) -> HttpResponse:
     """Create a key and show its plaintext once, in the response to the form itself."""
@@ -136,7 +143,9 @@ def api_key_create_view(request: HttpRequest) -> HttpResponse:
         if needs_approval:
             form.fields["justification"] = JustificationField()
         return render(
-            request, "credentials/api_key_create.html", {"form": form, "needs_approval": needs_approval}
+            request,
+            "credentials/api_key_create.html",
+            {"form": form, "needs_approval": needs_approval, **_kind_policy(organization)},
         )
     form = ApiKeyCreateForm(
         request.POST, owners=owners, default_environment=default_env, owner_role=_owner_role(request)
@@ -171,7 +180,7 @@ def api_key_create_view(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "credentials/api_key_create.html",
-        {"form": form, "needs_approval": needs_approval},
+        {"form": form, "needs_approval": needs_approval, **_kind_policy(organization)},
         status=400,
     )
 
@@ -241,8 +250,14 @@ def _add_errors(form, exc: ValidationError) -> None:
 def api_key_detail(request: HttpRequest, key_id: str) -> HttpResponse:
     """Show one key: metadata, rotation chain and audit events."""
     api_key = get_object_or_404(api_keys_for(request.organization), key_id=key_id)
+    # The reverse side of `M2MApplication.moved_from_key` (declared by tokens, read without importing it).
+    moved_to = getattr(api_key, "moved_to_application", None)
     context = {
         "api_key": api_key,
+        "moved_to": moved_to,
+        "moved_to_path": credential_path(moved_to) if moved_to is not None else "",
+        "may_move": may(request, "api_key.move", owner_id=api_key.owner_id)
+        and may(request, "m2m_app.create", owner_id=api_key.owner_id),
         "chain": api_key_chain(api_key),
         "events": api_key_events(request.organization, api_key)[:50],
         "may_change": may(request, "api_key.revoke", owner_id=api_key.owner_id),

@@ -126,6 +126,13 @@ RULES: dict[str, Rule] = {
         "Check a pasted external token against a trust (nothing is issued, stored or logged)",
         own_roles=ALL_ROLES,
     ),
+    "api_key.move": Rule(
+        "Move an API key to a new M2M application (same owner, scopes, environment; shows its secret "
+        "once): also needs `m2m_app.create` for the key's owner",
+        own_roles=ALL_ROLES,
+        scope="api_keys:manage",
+        step_up=True,
+    ),
     "api_key.verify": Rule(
         "Verify other API keys centrally (credentials only)", roles=ALL_ROLES, scope="api_keys:verify"
     ),

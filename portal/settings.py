@@ -400,6 +400,7 @@ SPECTACULAR_SETTINGS = {
         "ApiKeyStatusEnum": "credentials.models.ApiKeyStatus",
         "M2MAppStatusEnum": "tokens.models.M2MApplication.Status",
         "ClientCredentialStatusEnum": "tokens.serializers.CREDENTIAL_STATES",
+        "NewApiKeysEnum": "credentials.governance.models.NewApiKeys",
     },
     # The OAuth endpoints are plain Django views; tokens.openapi describes them.
     "POSTPROCESSING_HOOKS": [

@@ -86,6 +86,9 @@ def generate_access_token(request) -> str:
         subject=exchange.subject if exchange else None,
         organization_slug=exchange.organization_slug if exchange else None,
     )
+    if exchange is None and request.client.environment:
+        # An application moved from a key keeps the key's environment (docs/choosing.md).
+        claims["environment"] = request.client.environment
     if exchange is not None:
         # RFC 8693 §4.1: the gateway acted, on behalf of the key.
         claims["act"] = {"sub": request.client.client_id}

@@ -122,6 +122,26 @@ class M2MApplication(GovernedCredential, AbstractApplication):
         default=False,
         help_text=_("Staff only: may introspect tokens of every organisation."),
     )
+    environment = models.CharField(
+        _("environment"),
+        max_length=8,
+        choices=[("live", _("Live")), ("test", _("Test"))],
+        blank=True,
+        help_text=_(
+            "Live or test, as the API key it was moved from; empty: not set. Its tokens carry it "
+            "as the `environment` claim, like tokens exchanged for keys."
+        ),
+    )
+    moved_from_key = models.OneToOneField(
+        "credentials.ApiKey",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="moved_to_application",
+        verbose_name=_("moved from API key"),
+        help_text=_("The API key this application replaces; a key is moved at most once."),
+        editable=False,
+    )
     may_exchange_api_keys = models.BooleanField(
         _("may exchange API keys"),
         default=False,
@@ -147,6 +167,9 @@ class M2MApplication(GovernedCredential, AbstractApplication):
                 name="m2m_app_auth_method_valid",
             ),
             *status_constraints("m2m_app"),
+            models.CheckConstraint(
+                condition=Q(environment__in=["", "live", "test"]), name="m2m_app_environment_valid"
+            ),
         ]
 
     def __str__(self) -> str:

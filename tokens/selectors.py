@@ -224,6 +224,8 @@ def m2m_apps_inventory(organization: Organization | None) -> QuerySet[M2MApplica
         row_kind=Value("m2m_app", output_field=CharField()),
         row_ref=F("client_id"),
         row_superseded=Value(False),
+        # The API key it was moved from, if any (its name and id are read for those rows only).
+        row_moved=F("moved_from_key_id"),
         row_owner_email=F("owner__email"),
         row_created=F("created"),
         # A private_key_jwt application has keys and never secrets: read the right table.

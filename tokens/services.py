@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from cryptography.fernet import InvalidToken as InvalidFernetToken
@@ -15,7 +16,8 @@ from django.utils import timezone
 from credentials import policy
 from credentials.governance import services as governance
 from credentials.governance.models import CredentialRequest, RequestType
-from credentials.models import Scope
+from credentials.governance.registry import MovedLink
+from credentials.models import ApiKey, ApiKeyStatus, Scope
 from portal.crypto import is_base62, keyed_digest, peppers, random_base62
 from portal.models import Organization, User
 from portal.services.audit import audit_log
@@ -80,6 +82,7 @@ def m2m_app_create(
     allowed_ips: Iterable[str] = (),
     rate_limit: dict[str, int] | None = None,
     via: str = "",
+    moved_from_key: ApiKey | None = None,
 ) -> tuple[M2MApplication, str | None]:
     """Create an application with its first client secret; return the row and the one-time secret.
 
@@ -100,11 +103,13 @@ def m2m_app_create(
         auth_method=auth_method,
         allowed_ips=allowed_ips,
         rate_limit=rate_limit,
+        moved_from_key=moved_from_key,
     )
     policy_extra = {
         **({"allowed_ips": application.allowed_ips} if application.allowed_ips else {}),
         **({"rate_limit": application.rate_limit} if application.rate_limit else {}),
     }
+    moved = {"moved_from": moved_from_key.key_id} if moved_from_key is not None else {}
     if application.uses_private_key_jwt:
         key = _new_public_key(application, public_key, actor) if public_key.strip() else None
         audit_log(
@@ -122,6 +127,7 @@ def m2m_app_create(
                 **({"public_key_kid": key.kid, "public_key_alg": key.algorithm} if key else {}),
                 **policy_extra,
                 **_via(via),
+                **moved,
             },
         )
         return application, None
@@ -142,6 +148,7 @@ def m2m_app_create(
             "secret_hint": secret.hint,
             **policy_extra,
             **_via(via),
+            **moved,
         },
     )
     return application, plaintext
@@ -179,6 +186,7 @@ def _new_application(
     auth_method: str = M2MApplication.AuthMethod.CLIENT_SECRET,
     allowed_ips: Iterable[str] = (),
     rate_limit: dict[str, int] | None = None,
+    moved_from_key: ApiKey | None = None,
 ) -> tuple[M2MApplication, list[Scope]]:
     name = name.strip()
     allowed_ips = policy.clean_allowed_ips(list(allowed_ips))
@@ -206,6 +214,8 @@ def _new_application(
         token_endpoint_auth_method=auth_method,
         allowed_ips=allowed_ips,
         rate_limit=rate_limit,
+        moved_from_key=moved_from_key,
+        environment=moved_from_key.environment if moved_from_key is not None else "",
         review_due_at=governance.review_due_from(organization, "m2m_app")
         if status == M2MApplication.Status.ACTIVE
         else None,
@@ -227,6 +237,7 @@ def m2m_app_request(
     token_lifetime: int = DEFAULT_TOKEN_LIFETIME,
     description: str = "",
     auth_method: str = M2MApplication.AuthMethod.CLIENT_SECRET,
+    moved_from_key: ApiKey | None = None,
 ) -> tuple[M2MApplication, CredentialRequest]:
     """Store a pending application (a client id, no secret) and ask the organisation's approvers for it.
 
@@ -244,6 +255,7 @@ def m2m_app_request(
         description=description,
         status=M2MApplication.Status.PENDING,
         auth_method=auth_method,
+        moved_from_key=moved_from_key,
     )
     request = governance.credential_request_create(
         credential=application,
@@ -399,6 +411,109 @@ def m2m_app_update(
         # After the scopes: the new owner must be allowed every scope the application keeps.
         governance.credential_reassign_owner(credential=application, owner=owner, actor=actor, via=via)
     return application
+
+
+@dataclass(frozen=True)
+class Move:
+    """The outcome of moving an API key to an M2M application."""
+
+    api_key: ApiKey
+    application: M2MApplication
+    #: The one-time client secret; None while the application waits for approval.
+    client_secret: str | None
+    request: CredentialRequest | None = None
+
+    @property
+    def pending(self) -> bool:
+        """Return whether the application waits for an approval before it gets a secret."""
+        return self.client_secret is None
+
+
+@transaction.atomic
+def api_key_move_to_m2m_app(
+    *,
+    api_key: ApiKey,
+    actor: User | None,
+    name: str = "",
+    justification: str = "",
+) -> Move:
+    """Create an M2M application that takes over from an API key: same owner, scopes and environment.
+
+    The application goes through the same approval rules as any new one: where the
+    organisation approves new applications it is created pending, without a secret (its
+    owner generates the secret once it is approved). The key is not touched: it keeps
+    working until someone revokes it. The key's row lock and the unique `moved_from_key`
+    column leave one application under concurrent moves. Both credentials get an audit event
+    naming the other (`moved_to` / `moved_from`).
+    """
+    key = (
+        ApiKey.objects.select_for_update(of=("self",))
+        .select_related("organization", "owner")
+        .get(pk=api_key.pk)
+    )
+    if key.state != ApiKeyStatus.ACTIVE:
+        raise ValidationError(
+            f"This key is {key.state}; only an active key can be moved to an M2M application.",
+            code="inactive",
+        )
+    if key.rotated_at is not None:
+        raise ValidationError(
+            "This key was rotated and stops after its overlap; move its successor instead.", code="rotated"
+        )
+    already = M2MApplication.objects.filter(moved_from_key=key).first()
+    if already is not None:
+        raise ValidationError(
+            f"This key was already moved to the M2M application {already.name} ({already.client_id}).",
+            code="moved",
+        )
+    if key.owner is None:
+        raise ValidationError("This key has no owner; give it one before moving it.", code="no_owner")
+    organization = key.organization
+    fields = {
+        "organization": organization,
+        "name": (name or "").strip() or key.name,
+        "owner": key.owner,
+        "scopes": list(key.scopes),
+        "description": f"Moved from API key {key.display_prefix}",
+        "moved_from_key": key,
+    }
+    request = None
+    plaintext = None
+    try:
+        with transaction.atomic():
+            if governance.approval_required(organization, "m2m_app"):
+                # The request is made by whoever moves the key; from the CLI, for its owner.
+                requester = actor if actor is not None and actor.is_authenticated else key.owner
+                application, request = m2m_app_request(
+                    requester=requester,
+                    justification=(justification or "").strip()
+                    or f"Moving the API key {key.display_prefix} ({key.name}) to an M2M application.",
+                    **fields,
+                )
+            else:
+                application, plaintext = m2m_app_create(actor=actor, **fields)
+    except IntegrityError as exc:  # the unique moved_from_key: another move won
+        raise ValidationError("This key was already moved to an M2M application.", code="moved") from exc
+    audit_log(
+        action="credentials.api_key.moved",
+        actor=actor,
+        organization=organization,
+        target=key,
+        extra={
+            "key_id": key.key_id,
+            "moved_to": application.client_id,
+            "application_id": application.pk,
+            "pending_approval": request is not None,
+        },
+    )
+    audit_log(
+        action="tokens.m2m_app.moved",
+        actor=actor,
+        organization=organization,
+        target=application,
+        extra={"client_id": application.client_id, "moved_from": key.key_id, "api_key_id": key.pk},
+    )
+    return Move(api_key=key, application=application, client_secret=plaintext, request=request)
 
 
 #: Staff-only marks that trust an application across every organisation, with the audit
@@ -784,6 +899,14 @@ def _revoke(application: M2MApplication, actor: User | None, reason: str) -> M2M
     return m2m_app_revoke(application=application, actor=actor)
 
 
+def _moved_links(ids: Iterable[int]) -> dict[int, MovedLink]:
+    """Return the API key each application was moved from."""
+    rows = M2MApplication.objects.filter(pk__in=list(ids), moved_from_key__isnull=False).values_list(
+        "pk", "moved_from_key__pk", "moved_from_key__key_id", "moved_from_key__name"
+    )
+    return {pk: MovedLink("from", "api_key", key_pk, key_id, name) for pk, key_pk, key_id, name in rows}
+
+
 def _detail_path(org_slug: str, pk: int, ref: str) -> str:
     from django.urls import reverse
 
@@ -878,6 +1001,7 @@ def governed_kind():
         revoke=_revoke,
         # Token checks read the application's status on every request: nothing is cached.
         changed=lambda application: None,
+        moved_links=_moved_links,
         detail_path=_detail_path,
         filter_scope=lambda qs, scope: qs.filter(allowed_scopes__name=scope),
         match_secret=_match_secret,

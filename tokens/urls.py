@@ -6,6 +6,7 @@ from django.urls import include, path
 from rest_framework.routers import SimpleRouter
 
 from credentials.governance.urls import credential_patterns
+from tokens import move_api
 from tokens.api import M2MAppViewSet
 from tokens.views import dashboard, federation, introspect, jwks, metadata, revoke, token
 
@@ -59,4 +60,12 @@ urlpatterns = [
     ),
     path("orgs/<slug:org_slug>/apps/", include(org_patterns)),
     path("api/v1/orgs/<slug:org_slug>/", include(router.urls)),
+    # Under the API-keys resource, served from here: the move creates an M2M application, and
+    # `credentials` (which serves the rest of that resource) never imports `tokens`.
+    path("orgs/<slug:org_slug>/api-keys/<str:key_id>/move/", dashboard.api_key_move, name="org-api-key-move"),
+    path(
+        "api/v1/orgs/<slug:org_slug>/api-keys/<str:key_id>/move-to-m2m-app/",
+        move_api.ApiKeyMoveView.as_view(),
+        name="api-org-api-key-move",
+    ),
 ]

@@ -39,6 +39,8 @@ class OrganizationPolicyAdmin(admin.ModelAdmin):
         "orphan_grace_days",
         "overdue_grace_days",
         "leaked_credential_action",
+        "new_live_api_keys",
+        "new_test_api_keys",
     ]
     search_fields = ["organization__slug", "organization__name"]
     autocomplete_fields = ["organization"]

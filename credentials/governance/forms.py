@@ -83,8 +83,30 @@ class PolicyForm(forms.ModelForm):
             "orphan_grace_days",
             "overdue_grace_days",
             "leaked_credential_action",
+            "new_live_api_keys",
+            "new_live_api_keys_max_days",
+            "new_test_api_keys",
+            "new_test_api_keys_max_days",
         ]
-        widgets = {"leaked_credential_action": forms.RadioSelect}
+        widgets = {
+            "leaked_credential_action": forms.RadioSelect,
+            "new_live_api_keys": forms.RadioSelect,
+            "new_test_api_keys": forms.RadioSelect,
+        }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # The policy on kinds came later: a form posted without it (an older page, a script)
+        # keeps the current rules rather than failing.
+        for name in ("new_live_api_keys", "new_test_api_keys"):
+            self.fields[name].required = False
+
+    def clean(self):
+        cleaned = super().clean()
+        for name in ("new_live_api_keys", "new_test_api_keys"):
+            if not cleaned.get(name):
+                cleaned[name] = getattr(self.instance, name)
+        return cleaned
 
 
 class RecertifyForm(forms.Form):

@@ -37,6 +37,14 @@ class SuspensionReason(models.TextChoices):
     LEAKED = "leaked", _("Secret reported leaked")
 
 
+class NewApiKeys(models.TextChoices):
+    """Whether members may create new API keys in one environment (the policy on kinds)."""
+
+    ALLOWED = "allowed", _("Allowed")
+    EXPIRING = "expiring", _("Allowed only with an expiry of at most N days")
+    FORBIDDEN = "forbidden", _("Not allowed (M2M applications only)")
+
+
 class LeakedCredentialAction(models.TextChoices):
     """What a leaked-secret report does to the credential (see docs/leak-reports.md)."""
 
@@ -79,6 +87,15 @@ class GovernedCredential(models.Model):
     suspended_at = models.DateTimeField(_("suspended"), null=True, blank=True)
     suspension_reason = models.CharField(
         _("suspension reason"), max_length=32, choices=SuspensionReason.choices, blank=True
+    )
+    policy_flagged_at = models.DateTimeField(
+        _("against the policy since"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "Set when a policy change no longer allows a credential like this one to be created "
+            "(e.g. live API keys not allowed); it keeps working. Cleared when the policy allows it again."
+        ),
     )
     orphaned_at = models.DateTimeField(
         _("orphaned"),
@@ -170,6 +187,30 @@ class OrganizationPolicy(TimestampedModel):
         validators=[MaxValueValidator(365)],
         help_text=_("How long a credential with an overdue review keeps working before it is suspended."),
     )
+    new_live_api_keys = models.CharField(
+        _("new live API keys"),
+        max_length=16,
+        choices=NewApiKeys.choices,
+        default=NewApiKeys.ALLOWED,
+        help_text=_("Existing keys keep working whatever you choose; they are flagged in the inventory."),
+    )
+    new_live_api_keys_max_days = models.PositiveIntegerField(
+        _("live API keys: longest expiry (days)"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(3650)],
+        help_text=_("For “allowed only with an expiry”: a new live key expires within this many days."),
+    )
+    new_test_api_keys = models.CharField(
+        _("new test API keys"), max_length=16, choices=NewApiKeys.choices, default=NewApiKeys.ALLOWED
+    )
+    new_test_api_keys_max_days = models.PositiveIntegerField(
+        _("test API keys: longest expiry (days)"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(3650)],
+        help_text=_("For “allowed only with an expiry”: a new test key expires within this many days."),
+    )
     leaked_credential_action = models.CharField(
         _("when a secret is reported leaked"),
         max_length=16,
@@ -184,9 +225,38 @@ class OrganizationPolicy(TimestampedModel):
     class Meta:
         verbose_name = _("organisation policy")
         verbose_name_plural = _("organisation policies")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(new_live_api_keys__in=["allowed", "expiring", "forbidden"])
+                & Q(new_test_api_keys__in=["allowed", "expiring", "forbidden"]),
+                name="policy_new_api_keys_valid",
+            ),
+            models.CheckConstraint(
+                condition=(~Q(new_live_api_keys="expiring") | Q(new_live_api_keys_max_days__isnull=False))
+                & (~Q(new_test_api_keys="expiring") | Q(new_test_api_keys_max_days__isnull=False)),
+                name="policy_expiring_api_keys_have_days",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"Policy of {self.organization}"
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        for environment in ("live", "test"):
+            if getattr(self, f"new_{environment}_api_keys") == NewApiKeys.EXPIRING and not getattr(
+                self, f"new_{environment}_api_keys_max_days"
+            ):
+                raise ValidationError(
+                    {f"new_{environment}_api_keys_max_days": _("Give the longest expiry, in days.")}
+                )
+
+    def new_api_keys(self, environment: str) -> tuple[str, int | None]:
+        """Return whether new API keys in `environment` are allowed, and the longest expiry in days."""
+        rule = getattr(self, f"new_{environment}_api_keys", NewApiKeys.ALLOWED)
+        days = getattr(self, f"new_{environment}_api_keys_max_days", None)
+        return rule, (days if rule == NewApiKeys.EXPIRING else None)
 
     def requires_approval_for(self, kind: str) -> bool:
         """Return whether a new credential of `kind` needs an approval (per its policy kind)."""

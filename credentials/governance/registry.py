@@ -33,6 +33,17 @@ class SecretMatch:
 
 
 @dataclass(frozen=True)
+class MovedLink:
+    """One end of a move between kinds, as the inventory shows it beside the other end."""
+
+    direction: str  # "to" (this credential was moved to the other) | "from"
+    kind: str  # the other credential's kind key
+    pk: int
+    ref: str  # its public identifier
+    name: str
+
+
+@dataclass(frozen=True)
 class GovernedKind:
     """What governance needs to know about one credential kind."""
 
@@ -81,6 +92,16 @@ class GovernedKind:
     #: Audit verbs of this kind that are webhook events ({"created": "created", …}), for kinds
     #: not in credentials.webhooks.events' own table.
     webhook_events: dict[str, str] = field(default_factory=dict)
+    #: Refuse (ValidationError) a new credential the organisation's policy on kinds no longer
+    #: allows, e.g. a pending one approved after the policy changed.
+    #: (credential, requested lifetime in days or None) -> None.
+    check_new: Callable[[Any, int | None], None] = lambda credential, lifetime_days: None
+    #: The organisation's working rows the policy would not allow to be created today (they are
+    #: flagged, never broken). (policy) -> QuerySet, or None for a kind the policy never limits.
+    policy_violations: Callable[[Any], QuerySet] | None = None
+    #: The credential of another kind each row was moved to or from, for many rows in one query:
+    #: {pk: MovedLink}. An API key moved to an M2M application and that application name each other.
+    moved_links: Callable[[Iterable[int]], dict[int, MovedLink]] = lambda ids: {}
 
 
 _KINDS: dict[str, GovernedKind] = {}

@@ -34,9 +34,11 @@ COLUMNS = (
     "row_created",
     "row_expires",
     "row_last_used",
+    "policy_flagged_at",
+    "row_moved",
 )
 
-FLAGS = ("pending", "orphaned", "review_overdue", "expiring", "unused", "suspended")
+FLAGS = ("pending", "orphaned", "review_overdue", "expiring", "unused", "suspended", "against_policy")
 FLAG_LABELS = {
     "pending": "Pending",
     "orphaned": "Orphaned",
@@ -44,6 +46,7 @@ FLAG_LABELS = {
     "expiring": "Expires within 14 days",
     "unused": "Unused for 30 days",
     "suspended": "Suspended",
+    "against_policy": "Against the policy (still works)",
 }
 STATUSES = ("pending", "active", "expired", "suspended", "revoked", "denied")
 
@@ -67,6 +70,8 @@ def flag_q(flag: str, now: datetime) -> Q:
         return Q(status=CredentialStatus.PENDING)
     if flag == "suspended":
         return Q(status=CredentialStatus.SUSPENDED)
+    if flag == "against_policy":
+        return Q(policy_flagged_at__isnull=False, status=CredentialStatus.ACTIVE)
     if flag == "orphaned":
         return Q(orphaned_at__isnull=False, status__in=["pending", "active", "suspended"])
     if flag == "review_overdue":
@@ -194,6 +199,8 @@ class InventoryRow:
     scopes: list[str] = field(default_factory=list)
     flags: list[str] = field(default_factory=list)
     path: str = ""
+    #: The credential of the other kind this one was moved to or from (see docs/choosing.md).
+    moved: dict[str, str] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """Return the row as JSON-ready data (the API and the CSV use this)."""
@@ -210,6 +217,11 @@ class InventoryRow:
             "last_used": self.last_used.isoformat() if self.last_used else None,
             "review_due": self.review_due.isoformat() if self.review_due else None,
             "flags": self.flags,
+            **(
+                {f"moved_{self.moved['direction']}": {"kind": self.moved["kind"], "id": self.moved["ref"]}}
+                if self.moved
+                else {}
+            ),
         }
 
 
@@ -235,6 +247,8 @@ def _flags(values: dict[str, Any], status: str, now: datetime) -> list[str]:
         flags.append("unused")
     if status == "suspended":
         flags.append("suspended")
+    if values["policy_flagged_at"] and status == "active":
+        flags.append("against_policy")
     return flags
 
 
@@ -250,6 +264,20 @@ def _leaked(by_kind: dict[str, list[int]]) -> set[tuple[str, int]]:
     return set(LeakReport.objects.filter(condition).values_list("kind", "object_id").distinct())
 
 
+def _moved(link, org_slug: str) -> dict[str, str] | None:
+    if link is None:
+        return None
+    other = get_kind(link.kind)
+    return {
+        "direction": link.direction,
+        "kind": link.kind,
+        "kind_label": other.label,
+        "ref": link.ref,
+        "name": link.name,
+        "path": other.detail_path(org_slug, link.pk, link.ref),
+    }
+
+
 def inventory_rows(
     values_rows: list[dict[str, Any]], *, org_slug: str, now: datetime | None = None
 ) -> list[InventoryRow]:
@@ -259,6 +287,12 @@ def inventory_rows(
     for values in values_rows:
         by_kind.setdefault(values["row_kind"], []).append(values["id"])
     scopes = {key: get_kind(key).scopes_for(ids) for key, ids in by_kind.items()}
+    # Only rows moved to or from another kind cost a query (one per kind), so most pages pay none.
+    moved_ids: dict[str, list[int]] = {}
+    for values in values_rows:
+        if values["row_moved"] is not None:
+            moved_ids.setdefault(values["row_kind"], []).append(values["id"])
+    moves = {key: get_kind(key).moved_links(ids) for key, ids in moved_ids.items()}
     leaked = _leaked(by_kind)
     rows = []
     for values in values_rows:
@@ -284,6 +318,7 @@ def inventory_rows(
                 flags=_flags(values, status, now)
                 + (["leaked"] if (kind.key, values["id"]) in leaked else []),
                 path=kind.detail_path(org_slug, values["id"], values["row_ref"]),
+                moved=_moved(moves.get(kind.key, {}).get(values["id"]), org_slug),
             )
         )
     return rows

@@ -21,6 +21,7 @@ from credentials import lifetimes, policy
 from credentials.governance.models import (
     CredentialRequest,
     CredentialStatus,
+    NewApiKeys,
     Notice,
     OrganizationPolicy,
     RequestState,
@@ -69,7 +70,13 @@ POLICY_FIELDS = (
     "orphan_grace_days",
     "overdue_grace_days",
     "leaked_credential_action",
+    "new_live_api_keys",
+    "new_live_api_keys_max_days",
+    "new_test_api_keys",
+    "new_test_api_keys_max_days",
 )
+#: The settings of the policy on kinds: changing one re-flags existing credentials.
+KIND_POLICY_FIELDS = POLICY_FIELDS[-4:]
 
 
 @transaction.atomic
@@ -97,7 +104,96 @@ def policy_update(*, organization: Organization, actor: User | None, **values: A
         extra=changes,
     )
     organization.credential_policy = policy
+    if changes.keys() & set(KIND_POLICY_FIELDS):
+        _flag_against_policy(policy, actor)
     return policy
+
+
+def _flag_against_policy(policy: OrganizationPolicy, actor: User | None) -> int:
+    """Flag the working credentials the policy would not allow today; tell their owners once.
+
+    Nothing is revoked or suspended: an existing integration keeps working. A credential the
+    policy allows again loses its flag. Return how many credentials are newly flagged.
+    """
+    now = timezone.now()
+    settings_now = {name: getattr(policy, name) for name in KIND_POLICY_FIELDS}
+    period = "kind-policy:" + ":".join(str(value or "") for value in settings_now.values())
+    flagged = 0
+    for kind in all_kinds():
+        if kind.policy_violations is None:
+            continue
+        violating = kind.policy_violations(policy)
+        kind.model.objects.filter(organization=policy.organization, policy_flagged_at__isnull=False).exclude(
+            pk__in=violating.values("pk")
+        ).update(policy_flagged_at=None)
+        for credential in violating.select_related("organization", "owner"):
+            if credential.policy_flagged_at is not None:
+                continue  # flagged (and its owner told) by an earlier change
+            credential.policy_flagged_at = now
+            _save(credential, kind, "policy_flagged_at")
+            _audit(kind, "policy_flagged", credential=credential, actor=actor, extra={"policy": settings_now})
+            notice_send_once(
+                credential=credential,
+                notice_type="against_policy",
+                period=period,
+                recipients=[credential.owner.email] if credential.owner_id else [],
+                context={"policy": policy},
+            )
+            flagged += 1
+    return flagged
+
+
+def _locked_policy(organization: Organization) -> OrganizationPolicy:
+    """Return the policy row locked until the end of the transaction.
+
+    A key creation and a policy change serialise on it: a creation either commits before the
+    change (and is then flagged by it) or waits and is judged by the new policy.
+    """
+    # Read afresh, never from the organisation's cached policy (it may come from another transaction).
+    locked = OrganizationPolicy.objects.select_for_update().filter(organization_id=organization.pk).first()
+    if locked is None:
+        try:
+            with transaction.atomic():
+                OrganizationPolicy.objects.create(organization=organization)
+        except IntegrityError:
+            pass  # a concurrent first use created it
+        locked = OrganizationPolicy.objects.select_for_update().get(organization_id=organization.pk)
+    organization.credential_policy = locked
+    return locked
+
+
+def check_new_api_key(
+    organization: Organization, environment: str, expires_at: datetime | None
+) -> datetime | None:
+    """Apply the policy on kinds to a new API key: refuse it, or return its (possibly filled-in) expiry.
+
+    Must run inside the creating transaction: it locks the policy row. Where keys need an expiry
+    of at most N days, a key without one expires in N days; a longer one is refused.
+    """
+    policy = _locked_policy(organization)
+    rule, days = policy.new_api_keys(environment)
+    label = "Live" if environment == "live" else "Test"
+    if rule == NewApiKeys.FORBIDDEN:
+        raise ValidationError(
+            f"{label} API keys are not allowed by your organisation's credential policy: create an M2M "
+            "application instead.",
+            code="api_keys_not_allowed",
+        )
+    if rule == NewApiKeys.EXPIRING and days:
+        latest = lifetimes.expiry_in_days(days)
+        if expires_at is None:
+            return latest
+        if expires_at > lifetimes.add_clamped(latest, lifetimes.GRACE):
+            raise ValidationError(
+                {
+                    "expires_at": ValidationError(
+                        f"Your organisation's credential policy allows {environment} API keys only with "
+                        f"an expiry of at most {days} days.",
+                        code="api_key_expiry_too_long",
+                    )
+                }
+            )
+    return expires_at
 
 
 def review_due_from(organization: Organization, kind: str, *, now: datetime | None = None) -> datetime:
@@ -341,6 +437,9 @@ def credential_request_approve(
     _check_approver(request, actor, linked_ids)
     kind = get_kind(request.kind)
     credential = _locked(credential_for_request(request))
+    if request.request_type == RequestType.CREATE:
+        # The policy on kinds may have changed since the request was made.
+        kind.check_new(credential, request.lifetime_days)
     if request.request_type == RequestType.SCOPE_INCREASE:
         if credential.status != CredentialStatus.ACTIVE:
             raise ValidationError("The credential is no longer active.", code="inactive")

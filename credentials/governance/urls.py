@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from credentials.governance import api, views
+from credentials.governance import api, choice, views
 from credentials.governance.requests_api import CredentialRequestViewSet
 
 
@@ -19,6 +19,7 @@ def credential_patterns(kind: str, prefix: str, url_name: str) -> list:
 
 
 urlpatterns = [
+    path("orgs/<slug:org_slug>/credentials/new/", choice.credential_new, name="org-credential-new"),
     path("orgs/<slug:org_slug>/inventory/", views.inventory, name="org-inventory"),
     path("orgs/<slug:org_slug>/inventory/export.csv", views.inventory_csv, name="org-inventory-csv"),
     path("orgs/<slug:org_slug>/approvals/", views.approvals, name="org-approvals"),
@@ -39,6 +40,11 @@ urlpatterns = [
     ),
     path("orgs/<slug:org_slug>/policy/", views.policy, name="org-policy"),
     path("api/v1/orgs/<slug:org_slug>/inventory/", api.InventoryView.as_view(), name="api-org-inventory"),
+    path(
+        "api/v1/orgs/<slug:org_slug>/policy/api-keys/",
+        api.ApiKeyPolicyView.as_view(),
+        name="api-org-api-key-policy",
+    ),
     path(
         "api/v1/orgs/<slug:org_slug>/requests/",
         CredentialRequestViewSet.as_view({"get": "list"}),

@@ -45,6 +45,8 @@ AUDIT_EVENTS: dict[str, str] = {
     "tokens.m2m_app.leaked": EventType.LEAKED,
     "credentials.api_key.policy_changed": EventType.POLICY_CHANGED,
     "tokens.m2m_app.policy_changed": EventType.POLICY_CHANGED,
+    "credentials.api_key.policy_flagged": EventType.AGAINST_POLICY,
+    "tokens.m2m_app.policy_flagged": EventType.AGAINST_POLICY,
 }
 
 # Deliberately not events: `tokens.m2m_app.exchange_allowed` / `.exchange_disallowed` and
@@ -63,6 +65,7 @@ _EXTRA_KEYS = {
     # policy_changed: {"from": …, "to": …} of the CIDR list and of the {"requests", "per_seconds"} limit
     "allowed_ips": "allowed_ips",
     "rate_limit": "rate_limit",
+    "policy": "policy",  # against_policy: the policy settings that flagged it
 }
 #: Read only from the request decisions: a leak report's audit `type` is the reporter's token type.
 _REQUEST_EXTRA_KEYS = {"type": "request_type"}

@@ -25,6 +25,7 @@ class EventType(models.TextChoices):
     SUSPENDED = "suspended", _("Suspended")
     LEAKED = "leaked", _("Reported leaked")
     POLICY_CHANGED = "policy_changed", _("Runtime policy changed (IP allowlist, rate limit)")
+    AGAINST_POLICY = "against_policy", _("Against a changed policy (still works)")
 
 
 #: The `type` of the test event ("send test event"); not subscribable, always delivered.

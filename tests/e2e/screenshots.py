@@ -239,6 +239,17 @@ def open_key(name: str) -> Callable[[Page], None]:
     return prepare
 
 
+def open_move(name: str) -> Callable[[Page], None]:
+    """Open a key's "Move to an M2M application" confirmation (nothing is moved)."""
+
+    def prepare(page: Page) -> None:
+        open_key(name)(page)
+        page.get_by_role("link", name="Move to an M2M application").click()
+        expect(page.get_by_role("heading", level=1)).to_contain_text("to an M2M application")
+
+    return prepare
+
+
 # Run once, signed in as the owner, before the signed-in shots.
 SETUP: list[Callable[[Page], None]] = [
     invite_colleagues,
@@ -264,6 +275,8 @@ SHOTS: list[Shot] = [
     Shot("app-private-key-jwt", "", prepare=open_app("Ledger export")),
     Shot("api-key-leaked", "", prepare=open_key("Old laptop script")),
     Shot("webhook-detail", "", prepare=open_webhook),
+    Shot("credential-choice", "/orgs/acme/credentials/new/?static_only=no&oauth=yes&keeps_private_key=no"),
+    Shot("api-key-move", "", prepare=open_move("CI deploy")),
 ]
 
 #: The environment of the server under the camera (set by main, read by the setup steps).
@@ -323,7 +336,9 @@ def _capture(page: Page, shot: Shot) -> Path:
     return target
 
 
-def main() -> int:
+def main(only: list[str] | None = None) -> int:
+    """Capture every shot, or only the ones named (`python -m tests.e2e.screenshots NAME …`)."""
+    shots = [s for s in SHOTS if not only or s.name in only]
     executable = find_chromium()
     if not executable:
         print(f"make screenshots needs Chromium: {INSTALL_HINT}.", file=sys.stderr)
@@ -350,7 +365,7 @@ def main() -> int:
             context = browser.new_context(base_url=base_url, locale="en-GB", color_scheme="light")
             context.set_default_timeout(15_000)
             page = context.new_page()
-            for shot in (s for s in SHOTS if not s.signed_in):
+            for shot in (s for s in shots if not s.signed_in):
                 print(_capture(page, shot).relative_to(ROOT))
             page.goto("/accounts/login/")
             page.get_by_label("Email").fill(OWNER)
@@ -359,7 +374,7 @@ def main() -> int:
             expect(page.get_by_role("heading", level=1)).to_have_text("Acme Inc")
             for step in SETUP:
                 step(page)
-            for shot in (s for s in SHOTS if s.signed_in):
+            for shot in (s for s in shots if s.signed_in):
                 print(_capture(page, shot).relative_to(ROOT))
             browser.close()
     finally:
@@ -370,4 +385,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
@@ -16,6 +16,7 @@ from credentials.forms import CredentialEditForm
 from credentials.governance import services as governance
 from credentials.governance.forms import JustificationField
 from credentials.governance.views import governance_context
+from credentials.selectors import api_keys_for
 from portal.selectors import audit_events_for_target
 from portal.tenancy import authorized, check, may
 from tokens import services
@@ -80,6 +81,10 @@ def app_create(request: HttpRequest) -> HttpResponse:
         user=request.user,
         can_choose_owner=may(request, "m2m_app.create"),
         owner_role=None if may(request, "m2m_app.create") else request.membership.role,
+        # The credential chooser links here with its recommendation preselected.
+        initial={"auth_method": request.GET.get("auth_method")}
+        if request.GET.get("auth_method") in M2MApplication.AuthMethod.values
+        else {},
     )
     needs_approval = governance.approval_required(request.organization, "m2m_app")
     if needs_approval:
@@ -333,3 +338,45 @@ def app_key_revoke(request: HttpRequest, app_id: int, public_key_id: int) -> Htt
             request, f"Key {public_key.short_kid}… was revoked. Tokens minted with it stop working now."
         )
     return redirect("org-app-detail", org_slug=request.organization.slug, app_id=application.pk)
+
+
+@authorized("api_key.move")
+def api_key_move(request: HttpRequest, key_id: str) -> HttpResponse:
+    """Confirm, then move an API key to a new M2M application and show its client secret once.
+
+    Served from `tokens` under the key's URL: the move creates an application, and `credentials`
+    never imports `tokens`. Needs `api_key.move` on the key and `m2m_app.create` for its owner.
+    """
+    api_key = get_object_or_404(api_keys_for(request.organization), key_id=key_id)
+    check(request, owner_id=api_key.owner_id)
+    check(request, "m2m_app.create", owner_id=api_key.owner_id)
+    moved_to = M2MApplication.objects.filter(moved_from_key=api_key).first()
+    needs_approval = governance.approval_required(request.organization, "m2m_app")
+    error = ""
+    if request.method == "POST" and moved_to is None:
+        try:
+            move = services.api_key_move_to_m2m_app(
+                api_key=api_key,
+                actor=request.user,
+                name=request.POST.get("name", "")[:100],
+                justification=request.POST.get("justification", "")[:2000],
+            )
+        except ValidationError as exc:
+            error = " ".join(exc.messages)
+        else:
+            if move.pending:
+                messages.success(
+                    request,
+                    f"“{move.application.name}” was requested from the organisation's approvers. Once "
+                    "approved, its owner generates the client secret on its page. The key keeps working.",
+                )
+                return redirect(
+                    "org-app-detail", org_slug=request.organization.slug, app_id=move.application.pk
+                )
+            return _reveal(request, move.application, move.client_secret, created=True)
+    return render(
+        request,
+        "tokens/api_key_move.html",
+        {"api_key": api_key, "moved_to": moved_to, "needs_approval": needs_approval, "error": error},
+        status=400 if error else 200,
+    )

@@ -1,0 +1,70 @@
+"""`manage.py set_api_key_policy`: the policy on kinds, per environment (docs/choosing.md#policy-on-kinds)."""
+
+from __future__ import annotations
+
+import json
+
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
+
+from credentials.governance.models import NewApiKeys
+from credentials.governance.services import policy_for, policy_update
+from credentials.models import ApiKey
+from portal.models import Organization
+
+
+class Command(BaseCommand):
+    help = (
+        "Allow new live or test API keys, allow them only with an expiry of at most N days, or refuse them "
+        "(M2M applications only). Existing keys keep working; those the new rule would refuse are flagged "
+        "and their owners told once. Without options, print the current rules."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--org", required=True, help="Organisation slug.")
+        for environment in ("live", "test"):
+            parser.add_argument(
+                f"--{environment}", choices=NewApiKeys.values, help=f"New {environment} API keys."
+            )
+            parser.add_argument(
+                f"--{environment}-max-days",
+                type=int,
+                metavar="N",
+                help=f"With --{environment} expiring: the longest expiry of a new key, in days.",
+            )
+        parser.add_argument("--json", action="store_true", help="Print one JSON object.")
+
+    def handle(self, *args, **options):
+        organization = Organization.objects.filter(slug=options["org"]).first()
+        if organization is None:
+            raise CommandError(f"No organisation with slug {options['org']!r}.")
+        values = {}
+        for environment in ("live", "test"):
+            if options[environment] is not None:
+                values[f"new_{environment}_api_keys"] = options[environment]
+            if options[f"{environment}_max_days"] is not None:
+                values[f"new_{environment}_api_keys_max_days"] = options[f"{environment}_max_days"]
+        try:
+            policy = (
+                policy_update(organization=organization, actor=None, **values)
+                if values
+                else policy_for(organization)
+            )
+        except ValidationError as exc:
+            raise CommandError(" ".join(exc.messages)) from None
+        result = {"organization": organization.slug}
+        for environment in ("live", "test"):
+            rule, days = policy.new_api_keys(environment)
+            result[f"{environment}_api_keys"] = rule
+            result[f"{environment}_api_keys_max_days"] = days
+        result["flagged_api_keys"] = ApiKey.objects.filter(
+            organization=organization, policy_flagged_at__isnull=False, status="active"
+        ).count()
+        if options["json"]:
+            self.stdout.write(json.dumps(result))
+            return
+        for environment in ("live", "test"):
+            rule, days = policy.new_api_keys(environment)
+            detail = f" (at most {days} days)" if days else ""
+            self.stdout.write(f"new {environment} API keys: {rule}{detail}")
+        self.stdout.write(f"keys against the policy (still working): {result['flagged_api_keys']}")

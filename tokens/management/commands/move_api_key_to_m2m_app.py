@@ -1,0 +1,86 @@
+"""`manage.py move_api_key_to_m2m_app`: replace an API key with an M2M application (same owner, scopes)."""
+
+from __future__ import annotations
+
+import json
+
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
+
+from credentials import keys
+from credentials.models import ApiKey
+from tokens.services import api_key_move_to_m2m_app
+
+
+def _key_id(given: str) -> str:
+    """Accept the key id alone or the key's display prefix (`ipk_live_<key id>`)."""
+    given = given.strip()
+    for environment in ("live", "test"):
+        prefix = keys.display_prefix(environment, "")
+        if given.startswith(prefix):
+            return given[len(prefix) :]
+    return given
+
+
+class Command(BaseCommand):
+    help = (
+        "Create an M2M application with the owner, scopes and environment of an API key and print its "
+        "client id and secret once. The key keeps working until you revoke it."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--key-id", required=True, help="The key's public id (as the dashboard shows it)."
+        )
+        parser.add_argument("--name", default="", help="Name of the application (default: the key's name).")
+        parser.add_argument(
+            "--justification",
+            default="",
+            help="Why, for the approvers (when the organisation approves).",
+        )
+        parser.add_argument("--json", action="store_true", help="Print one JSON object.")
+
+    def handle(self, *args, **options):
+        key_id = _key_id(options["key_id"])
+        api_key = ApiKey.objects.select_related("organization").filter(key_id=key_id).first()
+        if api_key is None:
+            raise CommandError(f"No API key with id {options['key_id']!r}.")
+        try:
+            move = api_key_move_to_m2m_app(
+                api_key=api_key, actor=None, name=options["name"], justification=options["justification"]
+            )
+        except ValidationError as exc:
+            raise CommandError(" ".join(exc.messages)) from None
+        application = move.application
+        result = {
+            "id": application.pk,
+            "client_id": application.client_id,
+            "client_secret": move.client_secret,
+            "status": application.status,
+            "key_id": move.api_key.key_id,
+            "organization": application.organization.slug,
+            "owner": application.owner.email,
+            "scopes": sorted(application.allowed_scopes.values_list("name", flat=True)),
+            "environment": application.environment,
+        }
+        if move.pending:
+            result["detail"] = (
+                "The organisation approves new M2M applications: this one waits for approval and has no "
+                "secret yet. Its owner generates the secret once it is approved. The key keeps working."
+            )
+            result["request_id"] = move.request.pk
+        if options["json"]:
+            self.stdout.write(json.dumps(result))
+            return
+        self.stdout.write(
+            f"Moved API key {api_key.display_prefix} to the M2M application {application.name} "
+            f"(id {application.pk})."
+        )
+        self.stdout.write(f"client_id:     {application.client_id}")
+        if move.pending:
+            self.stdout.write(result["detail"])
+            return
+        self.stdout.write(f"client_secret: {move.client_secret}")
+        self.stdout.write(
+            "The secret is shown only now; store it safely. Revoke the key once nothing uses it."
+        )
