@@ -85,6 +85,9 @@ class Rule:
     scope: str | tuple[str, ...] | None = None
     step_up: bool = False
     staff_only: bool = False
+    #: Other actions the actor must also be allowed on the same target (e.g. moving an API key
+    #: to an M2M application also creates an application for the key's owner).
+    also: tuple[str, ...] = ()
 
 
 def _credential_rules(kind: str, one: str, many: str, scope: str) -> dict[str, Rule]:
@@ -132,6 +135,7 @@ RULES: dict[str, Rule] = {
         own_roles=ALL_ROLES,
         scope="api_keys:manage",
         step_up=True,
+        also=("m2m_app.create",),
     ),
     "api_key.verify": Rule(
         "Verify other API keys centrally (credentials only)", roles=ALL_ROLES, scope="api_keys:verify"
@@ -300,6 +304,8 @@ def authorize(
                 "A credential cannot create, rotate or change a credential with scopes it does not "
                 "hold itself: " + " ".join(wider),
             )
+    for other in the_rule.also:
+        authorize(actor, other, owner_id=owner_id, own=own, scopes=scopes)
     if the_rule.step_up and not actor.is_credential and not actor.recently_authenticated:
         raise Refused(
             "step_up_required",

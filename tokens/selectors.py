@@ -12,6 +12,7 @@ from django.db.models import (
     DateTimeField,
     Exists,
     F,
+    IntegerField,
     OuterRef,
     Prefetch,
     Q,
@@ -274,6 +275,8 @@ def federated_identities_inventory(organization: Organization | None) -> QuerySe
         row_created=F("created_at"),
         row_expires=Value(None, output_field=DateTimeField()),
         row_last_used=F("last_used_at"),
+        # A trust is never moved from or to another kind.
+        row_moved=Value(None, output_field=IntegerField()),
     )
 
 
