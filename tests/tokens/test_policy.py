@@ -98,7 +98,7 @@ def test_create_m2m_app_refuses_bad_policy_flags(owner, scopes, flag):
     assert not M2MApplication.objects.exists()
 
 
-def test_dashboard_create_form_and_detail_page_policy(owner_client, owner, scopes):
+def test_dashboard_create_form_and_detail_page_policy(owner_client, owner, scopes, catalogue):
     from django.urls import reverse
 
     from tests.tokens.test_dashboard import _create
