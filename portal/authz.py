@@ -223,10 +223,6 @@ class Actor:
     def is_credential(self) -> bool:
         return self.scopes is not None
 
-    @property
-    def is_manager(self) -> bool:
-        return self.role in MANAGERS
-
 
 def person(user: User, membership: Membership | None, *, recently_authenticated: bool = True) -> Actor:
     """Return the actor for a signed-in person (membership None: not a member)."""
