@@ -28,6 +28,8 @@ from django.db import transaction
 from django.db.models import Sum
 from django.db.models.functions import TruncDay, TruncHour
 
+from portal.models import Organization
+
 logger = logging.getLogger(__name__)
 
 OUTCOMES = (
@@ -174,6 +176,11 @@ def rollup(*, now: datetime | None = None, lookback_minutes: int = 120) -> int:
                     count=n,
                 )
             )
+    if rows:
+        # Counts of an organisation deleted since (or never committed) are dropped, not written.
+        ids = {row.organization_id for row in rows}
+        known = set(Organization.objects.filter(pk__in=ids).values_list("pk", flat=True))
+        rows = [row for row in rows if row.organization_id in known]
     with transaction.atomic():
         if rows:
             UsageBucket.objects.bulk_create(

@@ -49,6 +49,9 @@ def confirming(page: Page, *, accept: bool = True):
     Yields a list that receives the dialog's message, so a test can assert what was asked.
     """
     seen: list[str] = []
+    # The confirm handler is attached by the page's deferred script: on a loaded machine a click
+    # can come before it runs, and the form would submit unasked.
+    page.wait_for_load_state("load")
 
     def handle(dialog):
         seen.append(dialog.message)
