@@ -37,7 +37,6 @@ from portal.api.responses import no_store
 from portal.api.whoami import MachineCredentialView
 from portal.models import User
 from portal.permissions import Authorized, AuthorizedView, OrganizationAccess
-from portal.principal import Principal
 
 _CONFLICT_CODES = {"rotated", "inactive", "revoked"}
 
@@ -133,12 +132,8 @@ class ApiKeyViewSet(AuthorizedView, GenericViewSet):
     # --- who acts ---------------------------------------------------------------------------
 
     def _actor(self) -> tuple[User | None, str]:
-        principal = self.request.auth
-        if isinstance(principal, Principal):
-            # A key acts on behalf of its owner; the audit trail names the key too.
-            owner = User.objects.filter(pk=principal.owner_id).first() if principal.owner_id else None
-            return owner, f"api_key:{principal.credential_id}"
-        return self.request.user, "api"
+        # A key acts on behalf of its owner; the audit trail names the key too.
+        return self.acting_user(), self.acting_via()
 
     def _authorize_key(self, action: str, api_key: ApiKey, *, scopes=None) -> None:
         self.authorize(

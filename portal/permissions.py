@@ -9,7 +9,7 @@ from django.http import Http404
 from rest_framework.permissions import BasePermission
 
 from portal import authz
-from portal.models import Membership, Organization
+from portal.models import Membership, Organization, User
 from portal.principal import Principal
 from portal.selectors import membership_for
 from portal.stepup import is_recently_authenticated
@@ -137,6 +137,22 @@ class AuthorizedView:
             return self.authz_actions[key]
         except KeyError:
             raise LookupError(f"{type(self).__name__} names no authority action for {key!r}") from None
+
+    def acting_user(self):
+        """Return the person the request acts for: the signed-in user, or the credential's owner."""
+        principal = self.request.auth
+        if isinstance(principal, Principal):
+            return User.objects.filter(pk=principal.owner_id).first() if principal.owner_id else None
+        return self.request.user
+
+    def acting_via(self) -> str:
+        """Return how the request acts, for the audit: `api`, `api_key:<id>` or `m2m_app:<client id>`."""
+        principal = self.request.auth
+        if not isinstance(principal, Principal):
+            return "api"
+        if principal.credential_type == "access_token":
+            return f"m2m_app:{principal.extra.get('client_id', '')}"
+        return f"api_key:{principal.credential_id}"
 
     def authorize(self, action: str | None = None, **target: Any) -> None:
         """Raise `portal.authz.Refused` unless the actor may do the action to this target."""

@@ -23,7 +23,6 @@ from portal.api.responses import no_store
 from portal.api.whoami import machine_authentication_classes
 from portal.models import User
 from portal.permissions import AuthorizedView, OrganizationAccess
-from portal.principal import Principal
 from tokens import serializers
 from tokens.models import M2MApplication
 from tokens.selectors import client_public_keys_for, client_secrets_for, m2m_apps_filtered
@@ -144,14 +143,8 @@ class M2MAppViewSet(AuthorizedView, GenericViewSet):
     # --- who acts ---------------------------------------------------------------------------
 
     def _actor(self) -> tuple[User | None, str]:
-        principal = self.request.auth
-        if isinstance(principal, Principal):
-            # A credential acts on behalf of its owner; the audit trail names the credential too.
-            owner = User.objects.filter(pk=principal.owner_id).first() if principal.owner_id else None
-            if principal.credential_type == "access_token":
-                return owner, f"m2m_app:{principal.extra.get('client_id', '')}"
-            return owner, f"api_key:{principal.credential_id}"
-        return self.request.user, "api"
+        # A credential acts on behalf of its owner; the audit trail names the credential too.
+        return self.acting_user(), self.acting_via()
 
     def _owner(self, email: str | None) -> User | None:
         if not email:

@@ -19,9 +19,7 @@ from rest_framework.views import APIView
 from credentials.authentication import ApiKeyAuthentication
 from credentials.selectors import api_keys_for
 from portal.api.responses import no_store
-from portal.models import User
 from portal.permissions import AuthorizedView, OrganizationAccess
-from portal.principal import Principal
 from tokens.services import api_key_move_to_m2m_app
 
 
@@ -91,11 +89,7 @@ class ApiKeyMoveView(AuthorizedView, APIView):
         self.authorize(owner_id=api_key.owner_id, scopes=api_key.scopes)
         data = MoveRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        principal = request.auth
-        if isinstance(principal, Principal):
-            actor = User.objects.filter(pk=principal.owner_id).first() if principal.owner_id else None
-        else:
-            actor = request.user
+        actor = self.acting_user()
         try:
             move = api_key_move_to_m2m_app(
                 api_key=api_key,

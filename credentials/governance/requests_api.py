@@ -173,11 +173,7 @@ class CredentialRequestViewSet(AuthorizedView, GenericViewSet):
         return queryset
 
     def _actor(self) -> User | None:
-        principal = self.request.auth
-        if isinstance(principal, Principal):
-            # A credential acts on behalf of its owner.
-            return User.objects.filter(pk=principal.owner_id).first() if principal.owner_id else None
-        return self.request.user
+        return self.acting_user()  # A credential acts on behalf of its owner.
 
     def _body(self, items: list[CredentialRequest]) -> list[dict]:
         context = {"refs": request_credential_refs(items), "org_slug": self.organization.slug}

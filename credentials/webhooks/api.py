@@ -24,7 +24,6 @@ from credentials.webhooks.selectors import webhook_deliveries_for, webhook_deliv
 from portal.api.responses import no_store
 from portal.models import User
 from portal.permissions import AuthorizedView, OrganizationAccess
-from portal.principal import Principal
 
 MANAGE_SCOPE = "webhooks:manage"
 
@@ -67,11 +66,7 @@ class WebhookEndpointViewSet(AuthorizedView, GenericViewSet):
         return webhook_endpoints_for(self.organization)
 
     def _actor(self) -> User | None:
-        principal = self.request.auth
-        if isinstance(principal, Principal):
-            # A key acts on behalf of its owner.
-            return User.objects.filter(pk=principal.owner_id).first() if principal.owner_id else None
-        return self.request.user
+        return self.acting_user()  # A key acts on behalf of its owner.
 
     def list(self, request: Request, org_slug: str) -> Response:
         page = self.paginate_queryset(self.get_queryset())
