@@ -22,7 +22,7 @@ from credentials.authentication import ApiKeyAuthentication, failure_checks, ref
 from credentials.governance.services import approval_required, credential_policy_set
 from credentials.models import ApiKey
 from credentials.permissions import VERIFY_SCOPE, HasScopes
-from credentials.selectors import api_keys_filtered, organization_members
+from credentials.selectors import api_keys_filtered, member_by_email, owner_filter_id
 from credentials.services import (
     api_key_create,
     api_key_record_use,
@@ -111,16 +111,7 @@ class ApiKeyViewSet(AuthorizedView, GenericViewSet):
         if self.organization is None:
             return ApiKey.objects.none()
         params = self.request.query_params if self.action == "list" else {}
-        owner_email = params.get("owner", "")
-        owner_id = None
-        if owner_email:
-            owner_id = (
-                organization_members(self.organization)
-                .filter(email__iexact=owner_email)
-                .values_list("pk", flat=True)
-                .first()
-                or -1
-            )
+        owner_id = owner_filter_id(self.organization, params.get("owner", ""))
         return api_keys_filtered(
             self.organization,
             search=params.get("search", "")[:100],
@@ -145,7 +136,7 @@ class ApiKeyViewSet(AuthorizedView, GenericViewSet):
             return None
         # Owners are looked up among the organisation's members only: another organisation's
         # user is "not a member", exactly like an unknown address.
-        owner = organization_members(self.organization).filter(email__iexact=email).first()
+        owner = member_by_email(self.organization, email)
         if owner is None:
             raise exceptions.ValidationError({"owner": ["The owner must be a member of the organisation."]})
         return owner

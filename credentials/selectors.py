@@ -101,6 +101,19 @@ def organization_members(organization: Organization) -> QuerySet[User]:
     return User.objects.filter(memberships__organization=organization).order_by("email")
 
 
+def member_by_email(organization: Organization, email: str) -> User | None:
+    """Return the organisation's member with this address, or None (another organisation's user too)."""
+    return organization_members(organization).filter(email__iexact=email).first() if email else None
+
+
+def owner_filter_id(organization: Organization, email: str) -> int | None:
+    """Return the user id an `owner=<email>` list filter means: None for no filter, -1 for no such member."""
+    if not email:
+        return None
+    member = member_by_email(organization, email)
+    return member.pk if member is not None else -1
+
+
 def api_keys_inventory(organization: Organization | None) -> QuerySet[ApiKey]:
     """Return keys annotated with the inventory's common columns (all organisations for None)."""
     keys = ApiKey.objects.all() if organization is None else ApiKey.objects.filter(organization=organization)

@@ -17,7 +17,7 @@ from rest_framework.response import Response
 from rest_framework.viewsets import GenericViewSet
 
 from credentials.governance.services import approval_required, policy_for, scope_increase_needs_approval
-from credentials.selectors import organization_members
+from credentials.selectors import member_by_email, owner_filter_id
 from portal.api.errors import ApprovalRequired
 from portal.api.responses import no_store
 from portal.api.whoami import machine_authentication_classes
@@ -122,16 +122,7 @@ class M2MAppViewSet(AuthorizedView, GenericViewSet):
         if self.organization is None:
             return M2MApplication.objects.none()
         params = self.request.query_params if self.action == "list" else {}
-        owner_email = params.get("owner", "")
-        owner_id = None
-        if owner_email:
-            owner_id = (
-                organization_members(self.organization)
-                .filter(email__iexact=owner_email)
-                .values_list("pk", flat=True)
-                .first()
-                or -1
-            )
+        owner_id = owner_filter_id(self.organization, params.get("owner", ""))
         return m2m_apps_filtered(
             self.organization,
             search=params.get("search", "")[:100],
@@ -150,7 +141,7 @@ class M2MAppViewSet(AuthorizedView, GenericViewSet):
         if not email:
             return None
         # Another organisation's user is "not a member", exactly like an unknown address.
-        owner = organization_members(self.organization).filter(email__iexact=email).first()
+        owner = member_by_email(self.organization, email)
         if owner is None:
             raise exceptions.ValidationError({"owner": ["The owner must be a member of the organisation."]})
         return owner
