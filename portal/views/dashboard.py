@@ -27,7 +27,7 @@ from portal.selectors import (
 )
 from portal.services import organizations as org_services
 from portal.tenancy import authorized, check
-from tokens.selectors import m2m_apps_for
+from tokens.clients.selectors import m2m_apps_for
 
 
 def _error_text(exc: ValidationError) -> str:

@@ -11,7 +11,7 @@ from credentials import keys, usage
 from credentials.models import UsageBucket
 from credentials.services import api_key_revoke
 from tests.tokens.conftest import request_token
-from tokens.services import m2m_app_create
+from tokens.clients.services import m2m_app_create
 
 pytestmark = pytest.mark.django_db
 

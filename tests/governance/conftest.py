@@ -15,9 +15,9 @@ from credentials.governance.services import policy_update
 from credentials.models import ApiKey
 from credentials.services import api_key_create
 from tests.factories import ScopeFactory
-from tokens import keys as token_keys
+from tokens.clients.services import m2m_app_create
 from tokens.models import M2MApplication
-from tokens.services import m2m_app_create
+from tokens.signing import keys as token_keys
 
 SCOPES = ("orders:read", "orders:write", "billing:read", "inventory:read")
 

@@ -12,7 +12,7 @@ from credentials.governance import services
 from credentials.governance.models import CredentialRequest, RequestState
 from credentials.services import api_key_request
 from portal.models import AuditEvent
-from tokens.services import m2m_app_request
+from tokens.clients.services import m2m_app_request
 
 
 def _race(functions) -> list[str]:

@@ -16,8 +16,8 @@ from credentials.governance.models import SuspensionReason
 from credentials.governance.services import credential_suspend, credentials_orphan
 from credentials.models import ApiKey
 from credentials.services import api_key_create, api_key_request
+from tokens.clients.services import m2m_app_create
 from tokens.models import M2MApplication
-from tokens.services import m2m_app_create
 
 pytestmark = pytest.mark.django_db
 

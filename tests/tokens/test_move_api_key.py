@@ -19,8 +19,8 @@ from credentials.models import ApiKey
 from credentials.services import api_key_create, api_key_request, api_key_revoke, api_key_verify
 from portal.models import AuditEvent
 from tests.tokens.conftest import AppCredentials, request_token
+from tokens.clients.moves import api_key_move_to_m2m_app
 from tokens.models import M2MApplication
-from tokens.services import api_key_move_to_m2m_app
 
 pytestmark = pytest.mark.django_db
 

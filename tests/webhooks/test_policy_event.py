@@ -7,7 +7,7 @@ import pytest
 from credentials.governance.services import credential_policy_set
 from credentials.services import api_key_create
 from credentials.webhooks.models import WebhookDelivery
-from tokens.services import m2m_app_create
+from tokens.clients.services import m2m_app_create
 
 pytestmark = pytest.mark.django_db
 
