@@ -13,7 +13,7 @@ from tokens.models import (
 
 
 class FederatedIdentityForm(forms.Form):
-    """A trust of an external issuer, as a preset fills it in (tokens.federation.PRESETS)."""
+    """A trust of an external issuer, as a preset fills it in (tokens.federation.trust.PRESETS)."""
 
     preset = forms.ChoiceField(
         label=_("Platform"), choices=FederatedIdentity.Preset.choices, widget=forms.HiddenInput
