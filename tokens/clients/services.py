@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hmac
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Required, TypedDict, Unpack
 
@@ -275,19 +275,42 @@ def client_secret_rotate(
 @transaction.atomic
 def client_secret_revoke(*, secret: ClientSecret, actor: User | None, via: str = "") -> ClientSecret:
     """Revoke a secret at once; tokens minted with it stop validating too."""
-    secret = ClientSecret.objects.select_for_update().select_related("application").get(pk=secret.pk)
-    if secret.revoked_at is not None:
-        raise ValidationError("This secret is already revoked.", code="revoked")
-    secret.revoked_at = timezone.now()
-    secret.save(update_fields=["revoked_at", "updated_at"])
-    audit_log(
-        action="tokens.m2m_app.secret_revoked",
+    return _revoke_credential(
+        secret,
         actor=actor,
-        organization=secret.application.organization,
-        target=secret.application,
-        extra={"secret_hint": secret.hint, "secret_id": secret.public_id, **_via(via)},
+        action="tokens.m2m_app.secret_revoked",
+        already="This secret is already revoked.",
+        extra=lambda secret: {"secret_hint": secret.hint, "secret_id": secret.public_id, **_via(via)},
     )
-    return secret
+
+
+def _revoke_credential(
+    credential: ClientCredential,
+    *,
+    actor: User | None,
+    action: str,
+    already: str,
+    extra: Callable[[ClientCredential], dict],
+) -> ClientCredential:
+    """Revoke a secret or public key under a row lock, with its application's audit event."""
+    credential = (
+        type(credential)
+        .objects.select_for_update()
+        .select_related("application__organization")
+        .get(pk=credential.pk)
+    )
+    if credential.revoked_at is not None:
+        raise ValidationError(already, code="revoked")
+    credential.revoked_at = timezone.now()
+    credential.save(update_fields=["revoked_at", "updated_at"])
+    audit_log(
+        action=action,
+        actor=actor,
+        organization=credential.application.organization,
+        target=credential.application,
+        extra=extra(credential),
+    )
+    return credential
 
 
 @transaction.atomic
@@ -550,23 +573,13 @@ def client_public_key_revoke(
     *, public_key: ClientPublicKey, actor: User | None, via: str = ""
 ) -> ClientPublicKey:
     """Revoke a public key at once; assertions it signs and tokens it minted stop working too."""
-    public_key = (
-        ClientPublicKey.objects.select_for_update()
-        .select_related("application__organization")
-        .get(pk=public_key.pk)
-    )
-    if public_key.revoked_at is not None:
-        raise ValidationError("This key is already revoked.", code="revoked")
-    public_key.revoked_at = timezone.now()
-    public_key.save(update_fields=["revoked_at", "updated_at"])
-    audit_log(
-        action="tokens.m2m_app.public_key_revoked",
+    return _revoke_credential(
+        public_key,
         actor=actor,
-        organization=public_key.application.organization,
-        target=public_key.application,
-        extra={"kid": public_key.kid, "alg": public_key.algorithm, **_via(via)},
+        action="tokens.m2m_app.public_key_revoked",
+        already="This key is already revoked.",
+        extra=lambda key: {"kid": key.kid, "alg": key.algorithm, **_via(via)},
     )
-    return public_key
 
 
 # --- governance adapter -----------------------------------------------------------------------

@@ -8,6 +8,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -29,7 +30,7 @@ from tokens.clients.selectors import (
     m2m_app_for,
     m2m_apps_for,
 )
-from tokens.models import ClientPublicKey, ClientSecret, M2MApplication
+from tokens.models import ClientCredential, M2MApplication
 
 
 def application_or_404(request: HttpRequest, app_id: int) -> M2MApplication:
@@ -76,6 +77,30 @@ def flash_outcome(request: HttpRequest, change: Callable[[], object], success: s
         messages.error(request, " ".join(exc.messages))
     else:
         messages.success(request, success)
+
+
+def _back(request: HttpRequest, application: M2MApplication) -> HttpResponse:
+    return redirect("org-app-detail", org_slug=request.organization.slug, app_id=application.pk)
+
+
+def _revoke_one(
+    request: HttpRequest,
+    app_id: int,
+    *,
+    rows: Callable[[M2MApplication], QuerySet],
+    pk: int,
+    missing: str,
+    revoke: Callable[[ClientCredential], object],
+    success: Callable[[ClientCredential], str],
+) -> HttpResponse:
+    """Revoke one secret or public key of an application (its managers only), then show its page."""
+    application = application_or_404(request, app_id)
+    credential = rows(application).filter(pk=pk).first()
+    if credential is None:
+        raise Http404(missing)
+    _require_manage(request, application)
+    flash_outcome(request, lambda: revoke(credential), success(credential))
+    return _back(request, application)
 
 
 @authorized("m2m_app.view")
@@ -139,7 +164,7 @@ def app_create(request: HttpRequest) -> HttpResponse:
                     else "Once approved, its owner generates the client secret here."
                 ),
             )
-            return redirect("org-app-detail", org_slug=request.organization.slug, app_id=application.pk)
+            return _back(request, application)
     elif request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
@@ -166,7 +191,7 @@ def app_create(request: HttpRequest) -> HttpResponse:
                     f"“{application.name}” was created. It has no secret: it signs its token requests "
                     "with a private key whose public key is registered below.",
                 )
-                return redirect("org-app-detail", org_slug=request.organization.slug, app_id=application.pk)
+                return _back(request, application)
             return _reveal(request, application, secret, created=True)
     status = 400 if request.method == "POST" else 200
     return render(
@@ -218,7 +243,7 @@ def app_secret_rotate(request: HttpRequest, app_id: int) -> HttpResponse:
     form = SecretRotateForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Choose an overlap between 0 and 168 hours.")
-        return redirect("org-app-detail", org_slug=request.organization.slug, app_id=application.pk)
+        return _back(request, application)
     try:
         _secret, plaintext = services.client_secret_rotate(
             application=application,
@@ -227,7 +252,7 @@ def app_secret_rotate(request: HttpRequest, app_id: int) -> HttpResponse:
         )
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
-        return redirect("org-app-detail", org_slug=request.organization.slug, app_id=application.pk)
+        return _back(request, application)
     return _reveal(request, application, plaintext, created=False)
 
 
@@ -235,18 +260,15 @@ def app_secret_rotate(request: HttpRequest, app_id: int) -> HttpResponse:
 @authorized("m2m_app.revoke")
 def app_secret_revoke(request: HttpRequest, app_id: int, secret_id: int) -> HttpResponse:
     """Revoke one secret at once."""
-    application = application_or_404(request, app_id)
-    try:
-        secret = client_secrets_for(application).get(pk=secret_id)
-    except ClientSecret.DoesNotExist:
-        raise Http404("No such secret.") from None
-    _require_manage(request, application)
-    flash_outcome(
+    return _revoke_one(
         request,
-        lambda: services.client_secret_revoke(secret=secret, actor=request.user),
-        f"Secret {secret.hint}… was revoked. Tokens minted with it stop working now.",
+        app_id,
+        rows=client_secrets_for,
+        pk=secret_id,
+        missing="No such secret.",
+        revoke=lambda secret: services.client_secret_revoke(secret=secret, actor=request.user),
+        success=lambda secret: f"Secret {secret.hint}… was revoked. Tokens minted with it stop working now.",
     )
-    return redirect("org-app-detail", org_slug=request.organization.slug, app_id=application.pk)
 
 
 @authorized("m2m_app.update")
@@ -265,7 +287,7 @@ def app_edit(request: HttpRequest, app_id: int) -> HttpResponse:
             form_errors(form, exc)
         else:
             messages.success(request, "The application's name and description were saved.")
-            return redirect("org-app-detail", org_slug=request.organization.slug, app_id=application.pk)
+            return _back(request, application)
     back = reverse("org-app-detail", args=[request.organization.slug, application.pk])
     context = {"form": form, "credential": application, "kind_label": "M2M application", "back": back}
     return render(request, "credentials/credential_edit.html", context, status=400 if form.errors else 200)
@@ -282,7 +304,7 @@ def app_revoke(request: HttpRequest, app_id: int) -> HttpResponse:
         lambda: services.m2m_app_revoke(application=application, actor=request.user),
         f"{application.name} was revoked. Its secrets and tokens stop working now.",
     )
-    return redirect("org-app-detail", org_slug=request.organization.slug, app_id=application.pk)
+    return _back(request, application)
 
 
 @require_POST
@@ -297,7 +319,7 @@ def app_issue_secret(request: HttpRequest, app_id: int) -> HttpResponse:
         )
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
-        return redirect("org-app-detail", org_slug=request.organization.slug, app_id=application.pk)
+        return _back(request, application)
     return _reveal(request, application, plaintext, created=True)
 
 
@@ -323,7 +345,7 @@ def app_key_add(request: HttpRequest, app_id: int) -> HttpResponse:
             form_errors(form, exc)
         else:
             messages.success(request, f"Key {key.short_kid}… ({key.algorithm}) was registered.")
-            return redirect("org-app-detail", org_slug=request.organization.slug, app_id=application.pk)
+            return _back(request, application)
     return _detail(request, application, key_form=form, status=400)
 
 
@@ -331,18 +353,15 @@ def app_key_add(request: HttpRequest, app_id: int) -> HttpResponse:
 @authorized("m2m_app.rotate")
 def app_key_revoke(request: HttpRequest, app_id: int, public_key_id: int) -> HttpResponse:
     """Revoke one public key at once."""
-    application = application_or_404(request, app_id)
-    try:
-        public_key = client_public_keys_for(application).get(pk=public_key_id)
-    except ClientPublicKey.DoesNotExist:
-        raise Http404("No such key.") from None
-    _require_manage(request, application)
-    flash_outcome(
+    return _revoke_one(
         request,
-        lambda: services.client_public_key_revoke(public_key=public_key, actor=request.user),
-        f"Key {public_key.short_kid}… was revoked. Tokens minted with it stop working now.",
+        app_id,
+        rows=client_public_keys_for,
+        pk=public_key_id,
+        missing="No such key.",
+        revoke=lambda key: services.client_public_key_revoke(public_key=key, actor=request.user),
+        success=lambda key: f"Key {key.short_kid}… was revoked. Tokens minted with it stop working now.",
     )
-    return redirect("org-app-detail", org_slug=request.organization.slug, app_id=application.pk)
 
 
 @authorized("api_key.move")
