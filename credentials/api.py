@@ -31,10 +31,10 @@ from credentials.services import (
     api_key_update,
     api_key_verify,
 )
-from portal import ratelimit
 from portal.api.errors import ApprovalRequired
 from portal.api.responses import no_store
 from portal.api.whoami import MachineCredentialView
+from portal.infra import ratelimit
 from portal.models import User
 from portal.permissions import Authorized, AuthorizedView, OrganizationAccess
 

@@ -27,10 +27,11 @@ from credentials.governance import services as governance
 from credentials.governance.models import CredentialRequest, NewApiKeys, RequestType
 from credentials.governance.registry import MovedLink
 from credentials.models import ApiKey, ApiKeyStatus, Environment, Scope
-from portal import authz, hotcache
-from portal.crypto import keyed_digest, verify_digest
-from portal.metrics import verification_metrics
-from portal.middleware import current_request_context
+from portal import authz
+from portal.infra import hotcache
+from portal.infra.crypto import keyed_digest, verify_digest
+from portal.infra.metrics import verification_metrics
+from portal.infra.request_context import current_request_context
 from portal.models import Membership, Organization, User
 from portal.principal import Principal
 from portal.selectors import role_of
@@ -115,7 +116,7 @@ def hot_keys(raw: str) -> list[str]:
     """Return the cache keys verifying and recording the use of `raw` read, for one batched read.
 
     The authentication class reads them together with its rate-limit counters in one round
-    trip (`portal.hotcache`); a malformed key needs none.
+    trip (`portal.infra.hotcache`); a malformed key needs none.
     """
     parsed = keys.parse(raw)
     if parsed is None:

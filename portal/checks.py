@@ -24,7 +24,7 @@ def check_issuer_is_https(app_configs, **kwargs):
 @register()
 def check_peppers(app_configs, **kwargs):
     """Check that PORTAL_PEPPERS parses."""
-    from portal.crypto import peppers
+    from portal.infra.crypto import peppers
 
     try:
         peppers()

@@ -9,8 +9,8 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from portal import throttle
+from portal.infra.net import client_ip
 from portal.models import Role
-from portal.net import client_ip
 
 INVALID_LOGIN_MESSAGE = _("That email and password do not match an account. Check both and try again.")
 

@@ -98,19 +98,19 @@ INSTALLED_APPS = [
     "tokens.apps.TokensConfig",
 ]
 
-# portal.lean.MachinePathMiddleware comes first: a cookie-less request to a machine endpoint
+# portal.infra.lean.MachinePathMiddleware comes first: a cookie-less request to a machine endpoint
 # (/oauth/*, /api/v1/whoami, /api/v1/keys/verify, /.well-known/*) runs this same list without
-# the browser-only layers (sessions, CSRF, messages, allauth, MFA, static files); see portal/lean.py.
+# the browser-only layers (sessions, CSRF, messages, allauth, MFA, static files); see portal/infra/lean.py.
 MIDDLEWARE = [
-    "portal.lean.MachinePathMiddleware",
+    "portal.infra.lean.MachinePathMiddleware",
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "portal.bounds.RequestBodyLimitMiddleware",
+    "portal.infra.bounds.RequestBodyLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "csp.middleware.CSPMiddleware",
-    "portal.middleware.RequestContextMiddleware",
-    "portal.observability.AccessLogMiddleware",
-    "portal.faults.DatabaseOutageMiddleware",
+    "portal.infra.request_context.RequestContextMiddleware",
+    "portal.infra.observability.AccessLogMiddleware",
+    "portal.infra.faults.DatabaseOutageMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -160,7 +160,7 @@ REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "portal.cache.ResilientRedisCache",
+            "BACKEND": "portal.infra.cache.ResilientRedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env.str("PORTAL_CACHE_PREFIX", default="portal"),
             "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
@@ -231,7 +231,7 @@ PORTAL_LOGIN_LOCKOUT_SECONDS = env.int("PORTAL_LOGIN_LOCKOUT_SECONDS", default=9
 # Client IPs are read from X-Forwarded-For only when the direct peer is one of these proxies.
 PORTAL_TRUSTED_PROXIES = env.list("PORTAL_TRUSTED_PROXIES", default=[])
 
-# Rate limits (portal.ratelimit, counted per minute in the shared cache; 0 switches one off).
+# Rate limits (portal.infra.ratelimit, counted per minute in the shared cache; 0 switches one off).
 # See docs/security.md.
 PORTAL_CLIENT_AUTH_FAILURES_PER_CLIENT_PER_MINUTE = env.int(
     "PORTAL_CLIENT_AUTH_FAILURES_PER_CLIENT_PER_MINUTE", default=20
@@ -462,13 +462,13 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {
-        "request_id": {"()": "portal.middleware.RequestIdLogFilter"},
-        "redact": {"()": "portal.log_filters.RedactCredentials"},
-        "no_client_error_traceback": {"()": "portal.log_filters.ClientErrorsWithoutTraceback"},
+        "request_id": {"()": "portal.infra.request_context.RequestIdLogFilter"},
+        "redact": {"()": "portal.infra.log_filters.RedactCredentials"},
+        "no_client_error_traceback": {"()": "portal.infra.log_filters.ClientErrorsWithoutTraceback"},
     },
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s [req=%(request_id)s] %(message)s"},
-        "json": {"()": "portal.observability.JsonFormatter"},
+        "json": {"()": "portal.infra.observability.JsonFormatter"},
     },
     "handlers": {
         "console": {

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
 
-from portal.crypto import check_fernet_keys
+from portal.infra.crypto import check_fernet_keys
 
 
 @register()

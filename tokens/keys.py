@@ -26,7 +26,7 @@ from django.utils import timezone
 from jwt import PyJWK
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
-from portal.crypto import SecretCipher, encryption_key_as_is
+from portal.infra.crypto import SecretCipher, encryption_key_as_is
 from tokens.models import SigningKey
 
 ACTIVE_KID_CACHE_KEY = "tokens:signing-key:active-kid"

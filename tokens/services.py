@@ -18,7 +18,7 @@ from credentials.governance import services as governance
 from credentials.governance.models import CredentialRequest, RequestType
 from credentials.governance.registry import MovedLink
 from credentials.models import ApiKey, ApiKeyStatus, Scope
-from portal.crypto import is_base62, keyed_digest, peppers, random_base62
+from portal.infra.crypto import is_base62, keyed_digest, peppers, random_base62
 from portal.models import Organization, User
 from portal.services.audit import audit_log
 from tokens import keys

@@ -7,8 +7,8 @@ from allauth.mfa.adapter import DefaultMFAAdapter
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
 
-from portal.crypto import SecretCipher, encryption_key_hmac
-from portal.net import client_ip
+from portal.infra.crypto import SecretCipher, encryption_key_hmac
+from portal.infra.net import client_ip
 from portal.throttle import THROTTLED_MESSAGE
 
 

@@ -13,7 +13,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
-from portal.crypto import keyed_digest, peppers
+from portal.infra.crypto import keyed_digest, peppers
 from portal.models import Invitation, Membership, MfaRequirement, Organization, Role, User
 from portal.services.audit import audit_log
 

@@ -12,7 +12,7 @@ from django.test import Client
 
 from credentials.models import ApiKey
 from credentials.services import api_key_rotate, api_key_verify
-from portal import ratelimit
+from portal.infra import ratelimit
 from portal.models import AuditEvent
 from tests.portal.test_account_security import make_stale, password_step
 

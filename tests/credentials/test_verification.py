@@ -10,7 +10,7 @@ from django.utils import timezone
 from credentials import keys
 from credentials.authentication import INVALID_CREDENTIAL
 from credentials.services import api_key_revoke, api_key_rotate, api_key_verify
-from portal.crypto import crc32_base62
+from portal.infra.crypto import crc32_base62
 
 pytestmark = pytest.mark.django_db
 

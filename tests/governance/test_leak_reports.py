@@ -84,7 +84,7 @@ def fake_api_key(valid_checksum: bool = True) -> str:
 
 
 def _with_checksum(body: str) -> str:
-    from portal.crypto import crc32_base62
+    from portal.infra.crypto import crc32_base62
 
     return body + crc32_base62(body)
 

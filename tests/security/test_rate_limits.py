@@ -9,8 +9,8 @@ import pytest
 from django.core.cache import caches
 from django.urls import reverse
 
-from portal import ratelimit
-from portal.cache import ResilientRedisCache
+from portal.infra import ratelimit
+from portal.infra.cache import ResilientRedisCache
 from tests.tokens.conftest import basic
 
 pytestmark = pytest.mark.django_db
@@ -246,7 +246,7 @@ def redis_cache(settings):
         pytest.skip(f"no Redis at {REDIS_URL}")
     settings.CACHES = {
         "default": {
-            "BACKEND": "portal.cache.ResilientRedisCache",
+            "BACKEND": "portal.infra.cache.ResilientRedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "rl-test",
         }

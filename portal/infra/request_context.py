@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from django.http import HttpRequest, HttpResponse
 
-from portal.net import client_ip
+from portal.infra.net import client_ip
 
 
 @dataclass(frozen=True)

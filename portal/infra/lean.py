@@ -25,7 +25,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.module_loading import import_string
 
 #: This middleware's own dotted path (it must come first in MIDDLEWARE).
-SELF = "portal.lean.MachinePathMiddleware"
+SELF = "portal.infra.lean.MachinePathMiddleware"
 
 #: Layers built for browsers: skipped on machine requests that carry no cookie.
 BROWSER_ONLY = frozenset(

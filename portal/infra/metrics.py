@@ -20,7 +20,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from prometheus_client import Counter, Histogram
 
-from portal.net import client_ip
+from portal.infra.net import client_ip
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
@@ -95,7 +95,7 @@ def token_endpoint_metrics(view_func):
 
     @functools.wraps(view_func)
     def wrapper(request, *args, **kwargs):
-        from portal.faults import is_database_outage
+        from portal.infra.faults import is_database_outage
 
         started = time.perf_counter()
         outcome = "error"
@@ -156,7 +156,7 @@ def verification_metrics(
             try:
                 result = func(*args, **kwargs)
             except Exception as exc:
-                from portal.faults import is_database_outage
+                from portal.infra.faults import is_database_outage
 
                 outcome = failure_of(exc) or ("unavailable" if is_database_outage(exc) else "error")
                 observe_verification(credential_type, outcome, time.perf_counter() - started)

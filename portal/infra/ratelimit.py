@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from django.core.cache import cache
 
-from portal import hotcache
+from portal.infra import hotcache
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ def per_minute(setting: str) -> Limit:
 
 
 def hot_keys(checks: list[Check]) -> list[str]:
-    """Return the cache keys `blocked(checks)` reads now, for one batched read (`portal.hotcache`)."""
+    """Return the cache keys `blocked(checks)` reads now, for one batched read (`portal.infra.hotcache`)."""
     now = time.time()
     return [
         _key(scope, ident, limit.window, now) for scope, ident, limit in checks if ident and limit.limit > 0
