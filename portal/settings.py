@@ -205,8 +205,6 @@ ACCOUNT_SESSION_REMEMBER = True
 # Tell people by email when a second factor or their password changes.
 ACCOUNT_EMAIL_NOTIFICATIONS = True
 ACCOUNT_LOGOUT_REDIRECT_URL = "login"
-# portal.throttle counts failed logins per account and per IP; allauth's own limits stay on
-# (they also slow down guessing of second-factor codes) and speak with the same message.
 MFA_ADAPTER = "portal.account_security.adapters.PortalMFAAdapter"
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes", "webauthn"]
 MFA_PASSKEY_LOGIN_ENABLED = True
@@ -224,10 +222,19 @@ ACCOUNT_REAUTHENTICATION_TIMEOUT = PORTAL_STEP_UP_SECONDS
 PORTAL_SESSION_IDLE_SECONDS = env.int("PORTAL_SESSION_IDLE_SECONDS", default=60 * 60)
 PORTAL_SESSION_ABSOLUTE_SECONDS = env.int("PORTAL_SESSION_ABSOLUTE_SECONDS", default=60 * 60 * 12)
 
-# Failed-login throttle (portal.throttle): attempts per window, per account and per client IP.
+# Failed logins pause sign-in per account and per client IP: allauth's own `login_failed` rate
+# limit (every attempt counts, a successful one is given back; kept in the cache, so shared
+# between app servers through Redis), with the portal's knobs and allauth's 10 per minute per IP.
+# The message is PortalAccountAdapter's; PortalLoginView answers it with 429 and Retry-After.
 PORTAL_LOGIN_MAX_FAILURES_PER_ACCOUNT = env.int("PORTAL_LOGIN_MAX_FAILURES_PER_ACCOUNT", default=5)
 PORTAL_LOGIN_MAX_FAILURES_PER_IP = env.int("PORTAL_LOGIN_MAX_FAILURES_PER_IP", default=20)
 PORTAL_LOGIN_LOCKOUT_SECONDS = env.int("PORTAL_LOGIN_LOCKOUT_SECONDS", default=900)
+ACCOUNT_RATE_LIMITS = {
+    "login_failed": (
+        f"10/m/ip,{PORTAL_LOGIN_MAX_FAILURES_PER_IP}/{PORTAL_LOGIN_LOCKOUT_SECONDS}s/ip,"
+        f"{PORTAL_LOGIN_MAX_FAILURES_PER_ACCOUNT}/{PORTAL_LOGIN_LOCKOUT_SECONDS}s/key"
+    ),
+}
 # Client IPs are read from X-Forwarded-For only when the direct peer is one of these proxies.
 PORTAL_TRUSTED_PROXIES = env.list("PORTAL_TRUSTED_PROXIES", default=[])
 

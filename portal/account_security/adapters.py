@@ -6,10 +6,17 @@ from allauth.account.adapter import DefaultAccountAdapter
 from allauth.mfa.adapter import DefaultMFAAdapter
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
 
 from portal.infra.crypto import SecretCipher, encryption_key_hmac
 from portal.infra.net import client_ip
-from portal.throttle import THROTTLED_MESSAGE
+
+#: allauth's `login_failed` rate limit (ACCOUNT_RATE_LIMITS) speaks with this message.
+THROTTLED_MESSAGE = _(
+    "Too many failed sign-in attempts. For your security, sign-in is paused for a while; "
+    "try again in 15 minutes or reset your password."
+)
+INVALID_LOGIN_MESSAGE = _("That email and password do not match an account. Check both and try again.")
 
 
 class PortalAccountAdapter(DefaultAccountAdapter):
@@ -18,6 +25,7 @@ class PortalAccountAdapter(DefaultAccountAdapter):
     error_messages = {
         **DefaultAccountAdapter.error_messages,
         "too_many_login_attempts": THROTTLED_MESSAGE,
+        "email_password_mismatch": INVALID_LOGIN_MESSAGE,
     }
 
     def is_open_for_signup(self, request: HttpRequest) -> bool:
