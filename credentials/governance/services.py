@@ -655,7 +655,8 @@ def credentials_owned_by(organization: Organization, user: User) -> list[models.
 def credentials_orphan(*, organization: Organization, user: User, actor: User | None) -> list[models.Model]:
     """Mark the departing member's credentials orphaned (they keep working until the grace ends).
 
-    Called by `membership_remove` inside its transaction; one audit event per credential.
+    Called inside the removal's transaction (`portal.signals.member_removed`); one audit event per
+    credential.
     """
     now = timezone.now()
     orphaned = []

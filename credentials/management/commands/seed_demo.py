@@ -1,4 +1,4 @@
-"""Create the demo organisation, users and scopes (idempotent)."""
+"""Create the demo organisation, users and scopes (idempotent; here because the scopes are credentials')."""
 
 from __future__ import annotations
 
