@@ -18,8 +18,10 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
+from django_prometheus.exports import ExportToDjangoView
 from prometheus_client import Counter, Histogram
 
+from portal.infra.faults import is_database_outage
 from portal.infra.net import client_ip
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -95,8 +97,6 @@ def token_endpoint_metrics(view_func):
 
     @functools.wraps(view_func)
     def wrapper(request, *args, **kwargs):
-        from portal.infra.faults import is_database_outage
-
         started = time.perf_counter()
         outcome = "error"
         try:
@@ -156,8 +156,6 @@ def verification_metrics(
             try:
                 result = func(*args, **kwargs)
             except Exception as exc:
-                from portal.infra.faults import is_database_outage
-
                 outcome = failure_of(exc) or ("unavailable" if is_database_outage(exc) else "error")
                 observe_verification(credential_type, outcome, time.perf_counter() - started)
                 raise
@@ -209,6 +207,4 @@ def metrics(request: HttpRequest) -> HttpResponse:
             {"detail": "Metrics are restricted; see PORTAL_METRICS_ALLOWED_IPS and PORTAL_METRICS_TOKEN."},
             status=403,
         )
-    from django_prometheus.exports import ExportToDjangoView
-
     return ExportToDjangoView(request)

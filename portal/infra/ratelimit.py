@@ -12,6 +12,7 @@ import math
 import time
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.core.cache import cache
 
 from portal.infra import hotcache
@@ -67,8 +68,6 @@ Check = tuple[str, str | None, Limit]
 
 def per_minute(setting: str) -> Limit:
     """Return the limit named by a `…_PER_MINUTE` setting (0 switches it off)."""
-    from django.conf import settings
-
     return Limit(int(getattr(settings, setting)), 60)
 
 
