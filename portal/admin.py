@@ -89,7 +89,7 @@ class OrganizationAdmin(admin.ModelAdmin):
         instances = formset.save(commit=False)
         for obj in formset.deleted_objects:
             # Like membership_remove: the member's credentials become orphaned, not orphaned silently.
-            from credentials.governance.services import credentials_orphan
+            from credentials.governance.ownership import credentials_orphan
 
             credentials_orphan(organization=form.instance, user=obj.user, actor=request.user)
             audit_log(

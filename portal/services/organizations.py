@@ -97,7 +97,7 @@ def membership_remove(
     organization, email, role = membership.organization, membership.user.email, membership.role
     # The member's credentials keep working but become orphaned until someone takes them over
     # (docs/governance.md). Imported here: credentials builds on portal, not the other way round.
-    from credentials.governance.services import credentials_orphan
+    from credentials.governance.ownership import credentials_orphan
 
     credentials_orphan(organization=organization, user=membership.user, actor=actor)
     audit_log(

@@ -13,8 +13,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from credentials.api_keys.selectors import active_api_key_count
 from credentials.governance.selectors import pending_requests_for
-from credentials.selectors import active_api_key_count
 from credentials.webhooks.selectors import failing_webhook_endpoint_count
 from portal.forms import AcceptInvitationSignupForm, AuditFilterForm, InvitationForm, RoleForm
 from portal.models import User

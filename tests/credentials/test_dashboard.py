@@ -9,8 +9,9 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from credentials.models import ApiKey
-from credentials.services import api_key_revoke, api_key_rotate, api_key_verify
+from credentials.api_keys.models import ApiKey
+from credentials.api_keys.services import api_key_revoke, api_key_rotate
+from credentials.api_keys.verification import api_key_verify
 from portal.models import AuditEvent
 
 pytestmark = pytest.mark.django_db

@@ -10,7 +10,8 @@ from django.core.cache import cache
 from django.test import override_settings
 from django.utils import timezone
 
-from credentials.services import api_key_record_use, api_key_revoke, api_key_verify
+from credentials.api_keys.services import api_key_revoke
+from credentials.api_keys.verification import api_key_record_use, api_key_verify
 
 pytestmark = pytest.mark.django_db
 
@@ -46,7 +47,7 @@ def test_last_used_is_written_once_a_minute(make_key, api_key_client, monkeypatc
 def test_a_failing_last_used_write_never_fails_the_request(make_key, api_key_client, monkeypatch, caplog):
     from django.db import DatabaseError
 
-    from credentials import services
+    from credentials.api_keys import verification
 
     class BrokenManager:
         def filter(self, **kwargs):
@@ -54,7 +55,7 @@ def test_a_failing_last_used_write_never_fails_the_request(make_key, api_key_cli
 
     _api_key, plaintext = make_key()
     assert api_key_verify(plaintext).valid  # warms the cache, so only the last-used write touches the DB
-    monkeypatch.setattr(services, "ApiKey", type("BrokenApiKey", (), {"objects": BrokenManager()}))
+    monkeypatch.setattr(verification, "ApiKey", type("BrokenApiKey", (), {"objects": BrokenManager()}))
     response = api_key_client(plaintext).get(WHOAMI)
     assert response.status_code == 200
     assert response.json()["credential_type"] == "api_key"
@@ -91,7 +92,7 @@ def test_an_unreachable_cache_falls_back_to_the_database(make_key, api_key_clien
     }
 )
 def test_shared_cache_is_invalidated_by_revocation(make_key, owner, django_assert_num_queries):
-    from credentials.services import cache_seconds
+    from credentials.api_keys.verification import cache_seconds
 
     assert cache_seconds() > 1
     cache.clear()
@@ -109,7 +110,7 @@ def test_shared_cache_is_invalidated_by_revocation(make_key, owner, django_asser
 
 
 def test_per_process_cache_entries_live_one_second():
-    from credentials.services import cache_seconds
+    from credentials.api_keys.verification import cache_seconds
 
     assert "locmem" in __import__("django.conf").conf.settings.CACHES["default"]["BACKEND"].lower()
     assert cache_seconds() == 1

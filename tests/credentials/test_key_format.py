@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 
-from credentials import keys
+from credentials.api_keys import keys
 from portal.crypto import BASE62_ALPHABET, crc32_base62
 
 ALPHABET = BASE62_ALPHABET + "_"

@@ -14,7 +14,8 @@ import pytest
 from django.core.cache import cache
 from django.test import Client
 
-from credentials.services import api_key_revoke, api_key_verify
+from credentials.api_keys.services import api_key_revoke
+from credentials.api_keys.verification import api_key_verify
 from portal import hotcache, lean
 
 pytestmark = pytest.mark.django_db

@@ -14,7 +14,7 @@ from django.db import connection
 from django.test import Client
 from django.urls import reverse
 
-from credentials.models import ApiKey
+from credentials.api_keys.models import ApiKey
 from portal.models import User
 from tests.factories import enrol_totp
 

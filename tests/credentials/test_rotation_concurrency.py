@@ -9,8 +9,9 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 
-from credentials.models import ApiKey
-from credentials.services import api_key_rotate, api_key_verify
+from credentials.api_keys.models import ApiKey
+from credentials.api_keys.services import api_key_rotate
+from credentials.api_keys.verification import api_key_verify
 from portal.models import AuditEvent
 
 
@@ -63,7 +64,7 @@ def test_the_database_refuses_a_second_successor(make_key, owner):
 
 @pytest.mark.django_db
 def test_rotation_refuses_bad_overlaps_and_dead_keys(make_key, owner):
-    from credentials.services import api_key_revoke
+    from credentials.api_keys.services import api_key_revoke
 
     key, _ = make_key()
     for overlap in (timedelta(seconds=-1), timedelta(days=7, seconds=1)):

@@ -7,9 +7,10 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from credentials import keys
-from credentials.authentication import INVALID_CREDENTIAL
-from credentials.services import api_key_revoke, api_key_rotate, api_key_verify
+from credentials.api_keys import keys
+from credentials.api_keys.authentication import INVALID_CREDENTIAL
+from credentials.api_keys.services import api_key_revoke, api_key_rotate
+from credentials.api_keys.verification import api_key_verify
 from portal.crypto import crc32_base62
 
 pytestmark = pytest.mark.django_db
@@ -111,8 +112,8 @@ def test_verification_uses_at_most_one_query_and_none_when_cached(make_key, djan
 
 def test_database_snapshot_matches_the_model_snapshot(make_key, owner):
     """The verification query (raw SQL) reads exactly what the model would: every field, every shape."""
-    from credentials.models import ApiKey
-    from credentials.services import _snapshot, _snapshot_from_database
+    from credentials.api_keys.models import ApiKey
+    from credentials.api_keys.verification import _snapshot, _snapshot_from_database
 
     expiring, _ = make_key(name="expiring", expires_at=timezone.now() + timedelta(days=3, microseconds=7))
     ownerless, _ = make_key(name="ownerless", scopes=["orders:read", "orders:write"])

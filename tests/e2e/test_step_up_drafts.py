@@ -10,7 +10,7 @@ import pytest
 from django.conf import settings
 from playwright.sync_api import expect
 
-from credentials.models import ApiKey
+from credentials.api_keys.models import ApiKey
 from portal.account_security.events import LOGIN_AT
 from portal.stepup import AUTH_RECORDS
 from tests.e2e.helpers import log_in, message

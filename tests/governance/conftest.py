@@ -11,9 +11,9 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from credentials.governance.services import policy_update
-from credentials.models import ApiKey
-from credentials.services import api_key_create
+from credentials.api_keys.models import ApiKey
+from credentials.api_keys.services import api_key_create
+from credentials.governance.org_policy import policy_update
 from tests.factories import ScopeFactory
 from tokens import keys as token_keys
 from tokens.models import M2MApplication

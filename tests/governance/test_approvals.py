@@ -280,7 +280,7 @@ def test_approvals_page_query_count_does_not_grow(
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from credentials.services import api_key_request
+    from credentials.api_keys.services import api_key_request
     from tokens.services import m2m_app_request
 
     def make(n, start):

@@ -11,10 +11,10 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from credentials.governance import services
+from credentials.api_keys.models import ApiKey
+from credentials.api_keys.services import api_key_create, api_key_request
+from credentials.governance import approvals, edits, org_policy, ownership, reviews
 from credentials.governance.models import CredentialRequest, CredentialStatus, RequestType, SuspensionReason
-from credentials.models import ApiKey
-from credentials.services import api_key_create, api_key_request
 from portal.models import AuditEvent
 from tests.factories import enrol_totp
 from tokens.models import ClientSecret
@@ -65,15 +65,15 @@ def test_every_governance_action_writes_one_event_with_the_actor(
     kit, organization, owner, admin_user, member
 ):
     with one_event("credentials.policy.updated", owner):
-        services.policy_update(organization=organization, actor=owner, approve_scope_increases=True)
+        org_policy.policy_update(organization=organization, actor=owner, approve_scope_increases=True)
     with one_event("credentials.request.created", member):
         credential, request = _request(kit, organization, member, member)
     with one_event("credentials.request.approved", admin_user):
-        services.credential_request_approve(request=request, actor=admin_user, comment="ok")
+        approvals.credential_request_approve(request=request, actor=admin_user, comment="ok")
     with one_event(f"{kit.audit_prefix}.secret_issued", member):
-        credential, _secret = services.credential_secret_issue(credential=credential, actor=member)
+        credential, _secret = approvals.credential_secret_issue(credential=credential, actor=member)
     with one_event("credentials.request.created", member):
-        increase = services.credential_request_create(
+        increase = approvals.credential_request_create(
             credential=credential,
             requester=member,
             request_type=RequestType.SCOPE_INCREASE,
@@ -81,48 +81,48 @@ def test_every_governance_action_writes_one_event_with_the_actor(
             requested_scopes=["orders:read", "orders:write"],
         )
     with one_event("credentials.request.denied", owner):
-        services.credential_request_deny(request=increase, actor=owner)
+        approvals.credential_request_deny(request=increase, actor=owner)
     with one_event(f"{kit.audit_prefix}.recertified", member):
-        services.credential_recertify(credential=credential, actor=member)
+        reviews.credential_recertify(credential=credential, actor=member)
     with one_event(f"{kit.audit_prefix}.orphaned", owner):
-        services.credentials_orphan(organization=organization, user=member, actor=owner)
+        ownership.credentials_orphan(organization=organization, user=member, actor=owner)
     with one_event(f"{kit.audit_prefix}.owner_reassigned", admin_user):
-        services.credential_reassign_owner(credential=credential, owner=admin_user, actor=admin_user)
+        ownership.credential_reassign_owner(credential=credential, owner=admin_user, actor=admin_user)
     with one_event(f"{kit.audit_prefix}.suspended", owner):
-        services.credential_suspend(credential=credential, actor=owner, reason=SuspensionReason.MANUAL)
+        reviews.credential_suspend(credential=credential, actor=owner, reason=SuspensionReason.MANUAL)
     with one_event(f"{kit.audit_prefix}.restored", owner):
-        services.credential_restore(credential=credential, actor=owner)
+        reviews.credential_restore(credential=credential, actor=owner)
     with one_event(f"{kit.audit_prefix}.scopes_changed", owner):
-        services.credential_scopes_set(credential=credential, scopes=[], actor=owner)
+        edits.credential_scopes_set(credential=credential, scopes=[], actor=owner)
     with one_event(f"{kit.audit_prefix}.revoked", owner):
-        services.credential_revoke(credential=credential, actor=owner, reason="done")
+        reviews.credential_revoke(credential=credential, actor=owner, reason="done")
     # A refused action writes nothing.
     before = AuditEvent.objects.count()
     with pytest.raises(ValidationError):
-        services.credential_suspend(credential=credential, actor=owner, reason=SuspensionReason.MANUAL)
+        reviews.credential_suspend(credential=credential, actor=owner, reason=SuspensionReason.MANUAL)
     assert AuditEvent.objects.count() == before
 
 
 def test_approval_checks_happen_in_the_service(kit, organization, owner, member):
     credential, request = _request(kit, organization, member, member)
     with pytest.raises(ValidationError, match="own request"):
-        services.credential_request_approve(request=request, actor=member)
+        approvals.credential_request_approve(request=request, actor=member)
     other_member = get_user_model().objects.create_user(email="x@acme.test")
     from tests.factories import MembershipFactory
 
     MembershipFactory(organization=organization, user=other_member)
     with pytest.raises(ValidationError, match="owners and admins"):
-        services.credential_request_approve(request=request, actor=other_member)
-    services.credential_request_approve(request=request, actor=owner)
+        approvals.credential_request_approve(request=request, actor=other_member)
+    approvals.credential_request_approve(request=request, actor=owner)
     with pytest.raises(ValidationError, match="already approved"):
-        services.credential_request_deny(request=request, actor=owner)
+        approvals.credential_request_deny(request=request, actor=owner)
     with pytest.raises(ValidationError, match="owner"):
-        services.credential_secret_issue(credential=credential, actor=owner)
+        approvals.credential_secret_issue(credential=credential, actor=owner)
 
 
 def test_one_waiting_request_per_credential(kit, organization, owner, member):
     credential, _ = kit.create(owner=member)
-    services.credential_request_create(
+    approvals.credential_request_create(
         credential=credential,
         requester=member,
         request_type=RequestType.SCOPE_INCREASE,
@@ -130,7 +130,7 @@ def test_one_waiting_request_per_credential(kit, organization, owner, member):
         requested_scopes=["orders:read", "orders:write"],
     )
     with pytest.raises(ValidationError, match="already waiting"):
-        services.credential_request_create(
+        approvals.credential_request_create(
             credential=credential,
             requester=member,
             request_type=RequestType.SCOPE_INCREASE,
@@ -156,7 +156,7 @@ def test_policy_page(owner_client, member_client, organization, owner):
         "leaked_credential_action": "revoke",
     }
     assert owner_client.post(url, data).status_code == 302
-    policy = services.policy_for(organization)
+    policy = org_policy.policy_for(organization)
     assert (
         policy.approve_new_api_keys
         and policy.api_key_max_lifetime_days == 30
@@ -169,7 +169,7 @@ def test_policy_page(owner_client, member_client, organization, owner):
 
 
 def test_maximum_lifetimes(organization, owner, scopes):
-    services.policy_update(
+    org_policy.policy_update(
         organization=organization,
         actor=owner,
         api_key_max_lifetime_days=30,
@@ -191,7 +191,7 @@ def test_maximum_lifetimes(organization, owner, scopes):
     app, _ = m2m_app_create(organization=organization, name="a", owner=owner, actor=owner)
     secret = ClientSecret.objects.get(application=app)
     assert timedelta(days=9) < secret.expires_at - timezone.now() <= timedelta(days=10)
-    assert services.policy_for(organization).review_interval("api_key") == timedelta(days=90)
+    assert org_policy.policy_for(organization).review_interval("api_key") == timedelta(days=90)
 
 
 @pytest.fixture
@@ -216,7 +216,7 @@ def test_admin_queues_and_bulk_actions(kit, staff_client, organization, owner, m
     orphan, _ = kit.create(owner=member, name="orphaned one")
     overdue, _ = kit.create(owner=owner, name="overdue one")
     kit.model.objects.filter(pk=overdue.pk).update(review_due_at=timezone.now() - timedelta(days=3))
-    services.credentials_orphan(organization=organization, user=member, actor=owner)
+    ownership.credentials_orphan(organization=organization, user=member, actor=owner)
     changelist = _changelist(kit)
     orphaned_page = staff_client.get(changelist + "?queue=orphaned").content.decode()
     assert "orphaned one" in orphaned_page and "overdue one" not in orphaned_page
@@ -257,8 +257,8 @@ def test_org_home_counts_waiting_requests(kit, owner_client, member, organizatio
 
 def test_issued_secret_is_stored_only_as_a_digest(kit, organization, owner, member):
     credential, request = _request(kit, organization, member, member)
-    services.credential_request_approve(request=request, actor=owner)
-    _credential, secret = services.credential_secret_issue(credential=credential, actor=member)
+    approvals.credential_request_approve(request=request, actor=owner)
+    _credential, secret = approvals.credential_secret_issue(credential=credential, actor=member)
     dump = " ".join(str(v) for row in ApiKey.objects.values() for v in row.values())
     dump += " ".join(str(v) for row in ClientSecret.objects.values() for v in row.values())
     dump += " ".join(str(e.extra) for e in AuditEvent.objects.all())
@@ -267,7 +267,7 @@ def test_issued_secret_is_stored_only_as_a_digest(kit, organization, owner, memb
 
 
 def test_default_overlap_is_preselected_when_rotating(kit, owner, owner_client, organization):
-    services.policy_update(organization=organization, actor=owner, default_rotation_overlap_hours=72)
+    org_policy.policy_update(organization=organization, actor=owner, default_rotation_overlap_hours=72)
     credential, _ = kit.create(owner=owner)
     url = kit.url(credential, "rotate") if kit.key == "api_key" else kit.url(credential)
     page = owner_client.get(url).content.decode()
@@ -278,7 +278,7 @@ def test_default_overlap_is_preselected_when_rotating(kit, owner, owner_client, 
 def test_only_owner_or_admin_asks_for_more_scopes(kit, organization, owner, member):
     credential, _ = kit.create(owner=owner)
     with pytest.raises(ValidationError, match="owner or an organisation admin"):
-        services.credential_request_create(
+        approvals.credential_request_create(
             credential=credential,
             requester=member,
             request_type=RequestType.SCOPE_INCREASE,

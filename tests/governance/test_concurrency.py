@@ -8,9 +8,9 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import connection
 
-from credentials.governance import services
+from credentials.api_keys.services import api_key_request
+from credentials.governance import approvals
 from credentials.governance.models import CredentialRequest, RequestState
-from credentials.services import api_key_request
 from portal.models import AuditEvent
 from tokens.services import m2m_app_request
 
@@ -61,10 +61,10 @@ def test_approve_and_deny_at_once_leave_one_decision(
     credential, request = _request(kind, organization, member)
     outcomes = _race(
         [
-            lambda: services.credential_request_approve(
+            lambda: approvals.credential_request_approve(
                 request=CredentialRequest.objects.get(pk=request.pk), actor=owner
             ),
-            lambda: services.credential_request_deny(
+            lambda: approvals.credential_request_deny(
                 request=CredentialRequest.objects.get(pk=request.pk), actor=admin_user
             ),
         ]
@@ -83,11 +83,11 @@ def test_approve_and_deny_at_once_leave_one_decision(
 @pytest.mark.parametrize("kind", ["api_key", "m2m_app"])
 def test_secret_is_generated_once_under_a_double_submit(require_postgres, kind, organization, owner, member):
     credential, request = _request(kind, organization, member)
-    services.credential_request_approve(request=request, actor=owner)
+    approvals.credential_request_approve(request=request, actor=owner)
     model = type(credential)
     outcomes = _race(
         [
-            lambda: services.credential_secret_issue(
+            lambda: approvals.credential_secret_issue(
                 credential=model.objects.get(pk=credential.pk), actor=member
             )
         ]

@@ -8,7 +8,7 @@ import pytest
 from django.urls import reverse
 
 from credentials.governance.choice import recommend
-from credentials.governance.services import policy_update
+from credentials.governance.org_policy import policy_update
 
 pytestmark = pytest.mark.django_db
 

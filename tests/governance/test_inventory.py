@@ -12,10 +12,11 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from credentials.api_keys.models import ApiKey
+from credentials.api_keys.services import api_key_create, api_key_request
 from credentials.governance.models import SuspensionReason
-from credentials.governance.services import credential_suspend, credentials_orphan
-from credentials.models import ApiKey
-from credentials.services import api_key_create, api_key_request
+from credentials.governance.ownership import credentials_orphan
+from credentials.governance.reviews import credential_suspend
 from tokens.models import M2MApplication
 from tokens.services import m2m_app_create
 

@@ -21,15 +21,14 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from credentials.api_keys.models import ApiKey
+from credentials.api_keys.services import api_key_create, api_key_request, api_key_rotate
+from credentials.api_keys.verification import api_key_verify
+from credentials.governance.approvals import credential_request_approve, credential_secret_issue
 from credentials.governance.models import CredentialRequest, Notice
+from credentials.governance.org_policy import policy_update
 from credentials.governance.selectors import InventoryFilters, inventory_queryset, inventory_rows
-from credentials.governance.services import (
-    credential_request_approve,
-    credential_secret_issue,
-    policy_update,
-)
-from credentials.models import ApiKey, WebhookDelivery
-from credentials.services import api_key_create, api_key_request, api_key_rotate, api_key_verify
+from credentials.models import WebhookDelivery
 from credentials.webhooks.services import webhook_endpoint_create
 from portal.models import AuditEvent, Organization
 from tests.factories import ScopeFactory

@@ -23,7 +23,8 @@ from django.test import Client
 from django.urls import reverse
 
 from credentials.governance.models import CredentialStatus, LeakedCredentialAction, SuspensionReason
-from credentials.governance.services import credential_restore, credential_suspend, policy_update
+from credentials.governance.org_policy import policy_update
+from credentials.governance.reviews import credential_restore, credential_suspend
 from credentials.leaks.models import LeakAction, LeakReport
 from credentials.leaks.services import MAX_ENTRIES
 from portal.models import AuditEvent
@@ -77,7 +78,7 @@ def post(client: Client, payload, *, key=None, key_id: str | None = KEY_ID, sign
 
 
 def fake_api_key(valid_checksum: bool = True) -> str:
-    from credentials import keys
+    from credentials.api_keys import keys
 
     _key_id, raw = keys.generate("live")
     return raw if valid_checksum else raw[:-1] + ("0" if raw[-1] != "0" else "1")
@@ -243,7 +244,7 @@ def test_the_inventory_marks_leaked_credentials(kit, scanning, client, owner_cli
 
 
 def test_the_policy_page_sets_the_action(owner_client, organization):
-    from credentials.governance.services import policy_for
+    from credentials.governance.org_policy import policy_for
 
     url = reverse("org-policy", kwargs={"org_slug": organization.slug})
     page = owner_client.get(url).content.decode()
@@ -272,7 +273,7 @@ def test_the_policy_page_sets_the_action(owner_client, organization):
 def test_every_token_is_acknowledged_the_same_way(
     scanning, client, organization, owner, member, scopes, django_capture_on_commit_callbacks
 ):
-    from credentials.services import api_key_create, api_key_revoke
+    from credentials.api_keys.services import api_key_create, api_key_revoke
 
     revoked, revoked_key = api_key_create(
         organization=organization, name="old", owner=member, scopes=[], actor=member
@@ -314,7 +315,7 @@ def test_jwts_and_webhook_secrets_are_acknowledged_and_change_nothing(
     with their credential; a webhook signing secret (`whsec_`) is stored encrypted, not as a
     digest, so it cannot be looked up (docs/leak-reports.md, Limits).
     """
-    from credentials.services import api_key_create
+    from credentials.api_keys.services import api_key_create
     from credentials.webhooks.services import webhook_endpoint_create
     from tests.governance.conftest import Kit
     from tokens.exchange import API_KEY_TOKEN_TYPE, GRANT_TYPE
@@ -392,8 +393,8 @@ def test_a_token_that_fails_does_not_stop_the_others(
 ):
     # A failure handling one token (the database went away mid-alert, say; simulated here by
     # the first revocation raising) must not leave the alert's other leaked secrets working.
+    from credentials.api_keys.services import api_key_create
     from credentials.leaks import services
-    from credentials.services import api_key_create
 
     (first, first_raw), (second, second_raw) = (
         api_key_create(organization=organization, name=name, owner=member, scopes=[], actor=member)
@@ -666,7 +667,7 @@ def test_a_configured_deployment_passes_the_check(scanning):
 
 @pytest.mark.django_db(transaction=True)
 def test_over_real_http(live_server, settings, signer, organization, member, scopes):
-    from credentials.services import api_key_create
+    from credentials.api_keys.services import api_key_create
 
     settings.PORTAL_SECRET_SCANNING_PUBLIC_KEYS = keys_document((KEY_ID, signer))
     api_key, raw = api_key_create(
@@ -714,7 +715,7 @@ def test_the_documented_python_snippet_reports_a_key(
 
     from cryptography.hazmat.primitives import serialization
 
-    from credentials.services import api_key_create
+    from credentials.api_keys.services import api_key_create
 
     text = (Path(settings.BASE_DIR) / "docs" / "leak-reports.md").read_text()
     code = re.search(r"## Sending a test report.*?```python\n(.*?)```", text, re.S).group(1)

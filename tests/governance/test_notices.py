@@ -10,7 +10,8 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from credentials.governance.models import Notice, SuspensionReason
-from credentials.governance.services import credential_suspend, credentials_orphan
+from credentials.governance.ownership import credentials_orphan
+from credentials.governance.reviews import credential_suspend
 from tokens.models import ClientSecret
 
 pytestmark = pytest.mark.django_db
@@ -109,7 +110,7 @@ def test_approval_requested_notice_goes_to_the_other_admins_once(
 def test_a_rotated_key_ending_its_overlap_gets_no_expiry_notice(
     organization, member, scopes, django_capture_on_commit_callbacks
 ):
-    from credentials.services import api_key_create, api_key_rotate
+    from credentials.api_keys.services import api_key_create, api_key_rotate
 
     key, _ = api_key_create(organization=organization, name="rotated", owner=member, scopes=[], actor=member)
     api_key_rotate(api_key=key, actor=member, overlap=timedelta(hours=24))

@@ -157,7 +157,7 @@ def test_policy_grace_is_per_organisation(kit, member, owner, owner_client, orga
 
 def test_suspended_fails_exactly_like_revoked(kit, member, owner, client):
     """Same 401 body on whoami; for apps also the same token-endpoint answer and introspection."""
-    from credentials.governance.services import credential_revoke, credential_suspend
+    from credentials.governance.reviews import credential_revoke, credential_suspend
 
     suspended, suspended_secret = kit.create(owner=member, name="suspended")
     revoked, revoked_secret = kit.create(owner=member, name="revoked")
@@ -178,7 +178,7 @@ def test_suspended_fails_exactly_like_revoked(kit, member, owner, client):
             == (401, {"detail": INVALID_CREDENTIAL, "code": "authentication_failed"}, 'Bearer realm="api"')
         )
         verifier, _ = kit.create(owner=owner, scopes=["orders:read"], name="verifier")
-        from credentials.services import api_key_verify
+        from credentials.api_keys.verification import api_key_verify
 
         assert api_key_verify(suspended_secret).code == api_key_verify(revoked_secret).code == "revoked"
     else:

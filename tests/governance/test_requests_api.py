@@ -9,10 +9,10 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import connection
 from django.test import Client
 
+from credentials.api_keys.models import ApiKey
+from credentials.api_keys.services import api_key_create, api_key_request
+from credentials.governance.approvals import credential_request_create
 from credentials.governance.models import CredentialRequest, CredentialStatus, RequestState, RequestType
-from credentials.governance.services import credential_request_create
-from credentials.models import ApiKey
-from credentials.services import api_key_create, api_key_request
 from portal.models import AuditEvent, Membership, Role
 from portal.services.organizations import membership_change_role
 from tests.factories import ScopeFactory

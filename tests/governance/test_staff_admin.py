@@ -14,10 +14,10 @@ from django.urls import reverse
 from django.utils import timezone
 from oauth2_provider.models import AccessToken, Grant, IDToken, RefreshToken
 
-from credentials.governance import services
+from credentials.api_keys.models import ApiKey
+from credentials.api_keys.services import api_key_create, api_key_request
+from credentials.governance import ownership
 from credentials.governance.models import CredentialRequest, RequestState
-from credentials.models import ApiKey
-from credentials.services import api_key_create, api_key_request
 from portal.models import AuditEvent
 from tests.factories import enrol_totp
 from tests.governance.test_audit_policy_admin import _changelist
@@ -47,7 +47,7 @@ def test_each_queue_shows_how_many_wait_in_it(kit, staff_client, organization, o
     kit.create(owner=member, name="orphaned one")
     overdue, _ = kit.create(owner=owner, name="overdue one")
     kit.model.objects.filter(pk=overdue.pk).update(review_due_at=timezone.now() - timedelta(days=3))
-    services.credentials_orphan(organization=organization, user=member, actor=owner)
+    ownership.credentials_orphan(organization=organization, user=member, actor=owner)
     page = staff_client.get(_changelist(kit)).content.decode()
     assert "Orphaned (owner left) (1)" in page
     assert "Review overdue (1)" in page
@@ -68,7 +68,7 @@ def test_an_orphaned_credentials_owner_is_chosen_among_the_organisations_members
     stranger = UserFactory(email="stranger@globex.test")
     MembershipFactory(organization=other_organization, user=stranger)
     orphan, _ = kit.create(owner=member, name="orphaned one")
-    services.credentials_orphan(organization=organization, user=member, actor=owner)
+    ownership.credentials_orphan(organization=organization, user=member, actor=owner)
     name = "credentials_apikey" if kit.key == "api_key" else "tokens_m2mapplication"
     page = staff_client.get(reverse(f"admin:{name}_change", args=[orphan.pk])).content.decode()
     select = re.search(r'<select name="owner"[^>]*>(.*?)</select>', page, re.S)

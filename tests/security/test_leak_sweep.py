@@ -34,8 +34,9 @@ from django.test import Client
 from django.urls import reverse
 from jwt.algorithms import ECAlgorithm
 
-from credentials.models import ApiKey, LeakReport
-from credentials.services import api_key_create
+from credentials.api_keys.models import ApiKey
+from credentials.api_keys.services import api_key_create
+from credentials.models import LeakReport
 from credentials.webhooks.models import WebhookEndpoint
 from portal.models import Invitation
 from tests.factories import ScopeFactory, UserFactory

@@ -6,7 +6,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.test import Client
 
-from credentials.services import api_key_create
+from credentials.api_keys.services import api_key_create
 from credentials.webhooks.models import WebhookDelivery, WebhookEndpoint
 from portal.models import AuditEvent, Membership, Role
 from tests.factories import ScopeFactory

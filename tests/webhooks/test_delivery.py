@@ -12,7 +12,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from credentials.services import api_key_create
+from credentials.api_keys.services import api_key_create
 from credentials.webhooks.delivery import deliveries_drain
 from credentials.webhooks.models import DeliveryState, WebhookDelivery
 from credentials.webhooks.services import (

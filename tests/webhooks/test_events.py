@@ -9,13 +9,13 @@ from django.core.management import call_command
 from django.db import transaction
 from django.utils import timezone
 
-from credentials.governance.services import (
+from credentials.api_keys.services import api_key_create, api_key_request, api_key_revoke, api_key_rotate
+from credentials.governance.approvals import (
     credential_request_approve,
     credential_request_deny,
     credential_secret_issue,
-    credential_suspend,
 )
-from credentials.services import api_key_create, api_key_request, api_key_revoke, api_key_rotate
+from credentials.governance.reviews import credential_suspend
 from credentials.webhooks.models import DeliveryState, WebhookDelivery
 from portal.models import Membership
 from portal.services.audit import audit_log

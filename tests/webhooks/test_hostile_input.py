@@ -6,7 +6,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from credentials.services import api_key_create
+from credentials.api_keys.services import api_key_create
 from credentials.webhooks.models import WebhookEndpoint
 from tests.factories import ScopeFactory
 

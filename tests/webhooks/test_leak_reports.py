@@ -12,7 +12,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from credentials.governance.models import LeakedCredentialAction
-from credentials.governance.services import policy_update
+from credentials.governance.org_policy import policy_update
 from credentials.webhooks.models import WebhookDelivery
 from tests.governance.conftest import Kit
 from tests.support.secret_scanning import keys_document, sign

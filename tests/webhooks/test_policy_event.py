@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from credentials.governance.services import credential_policy_set
-from credentials.services import api_key_create
+from credentials.api_keys.services import api_key_create
+from credentials.governance.edits import credential_policy_set
 from credentials.webhooks.models import WebhookDelivery
 from tokens.services import m2m_app_create
 

@@ -6,8 +6,9 @@ from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.request import Request
 
-from credentials import keys, policy, usage
-from credentials.services import api_key_record_use, api_key_verify, hot_keys
+from credentials import policy, usage
+from credentials.api_keys import keys
+from credentials.api_keys.verification import api_key_record_use, api_key_verify, hot_keys
 from portal import hotcache, ratelimit
 from portal.net import client_ip
 from portal.principal import INVALID_CREDENTIAL, MAX_CREDENTIAL_LENGTH, Principal

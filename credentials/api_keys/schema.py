@@ -6,7 +6,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
 
 class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
-    target_class = "credentials.authentication.ApiKeyAuthentication"
+    target_class = "credentials.api_keys.authentication.ApiKeyAuthentication"
     name = ["ApiKeyBearer", "ApiKeyHeader"]
 
     def get_security_definition(self, auto_schema):

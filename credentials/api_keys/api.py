@@ -17,20 +17,17 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.viewsets import GenericViewSet
 
-from credentials import keys, policy, serializers, usage
-from credentials.authentication import ApiKeyAuthentication, failure_checks, refuse_if_throttled
-from credentials.governance.services import approval_required, credential_policy_set
-from credentials.models import ApiKey
-from credentials.permissions import VERIFY_SCOPE, HasScopes
-from credentials.selectors import api_keys_filtered, member_by_email, owner_filter_id
-from credentials.services import (
-    api_key_create,
-    api_key_record_use,
-    api_key_revoke,
-    api_key_rotate,
-    api_key_update,
-    api_key_verify,
-)
+from credentials import policy, usage
+from credentials.api_keys import keys, serializers
+from credentials.api_keys.authentication import ApiKeyAuthentication, failure_checks, refuse_if_throttled
+from credentials.api_keys.models import ApiKey
+from credentials.api_keys.permissions import VERIFY_SCOPE, HasScopes
+from credentials.api_keys.selectors import api_keys_filtered
+from credentials.api_keys.services import api_key_create, api_key_revoke, api_key_rotate, api_key_update
+from credentials.api_keys.verification import api_key_record_use, api_key_verify
+from credentials.governance.edits import credential_policy_set
+from credentials.governance.org_policy import approval_required
+from credentials.selectors import member_by_email, owner_filter_id
 from portal import ratelimit
 from portal.api.errors import ApprovalRequired
 from portal.api.responses import no_store

@@ -14,34 +14,24 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from credentials import keys
-from credentials.forms import (
-    ApiKeyCreateForm,
-    ApiKeyFilterForm,
-    ApiKeyRevokeForm,
-    ApiKeyRotateForm,
-    CredentialEditForm,
-)
-from credentials.governance import services as governance
-from credentials.governance.forms import JustificationField
-from credentials.governance.registry import credential_path
-from credentials.governance.views import governance_context
-from credentials.lifetimes import expiry_in_days
-from credentials.models import ApiKey
-from credentials.selectors import (
-    api_key_chain,
-    api_key_events,
-    api_keys_filtered,
-    api_keys_for,
-    organization_members,
-)
-from credentials.services import (
+from credentials.api_keys import keys
+from credentials.api_keys.forms import ApiKeyCreateForm, ApiKeyFilterForm, ApiKeyRevokeForm, ApiKeyRotateForm
+from credentials.api_keys.models import ApiKey
+from credentials.api_keys.selectors import api_key_chain, api_key_events, api_keys_filtered, api_keys_for
+from credentials.api_keys.services import (
     api_key_create,
     api_key_request,
     api_key_revoke,
     api_key_rotate,
     api_key_update,
 )
+from credentials.forms import CredentialEditForm
+from credentials.governance import approvals, edits, org_policy
+from credentials.governance.forms import JustificationField
+from credentials.governance.registry import credential_path
+from credentials.governance.views import governance_context
+from credentials.lifetimes import expiry_in_days
+from credentials.selectors import organization_members
 from portal.tenancy import authorized, check, may
 
 _SUBMISSIONS = "credentials_api_key_submissions"
@@ -122,7 +112,7 @@ def api_key_list(request: HttpRequest) -> HttpResponse:
 
 def _kind_policy(organization) -> dict:
     """Return the policy on kinds for the create page: (rule, days) per environment."""
-    policy = governance.policy_for(organization)
+    policy = org_policy.policy_for(organization)
     return {"live_api_keys": policy.new_api_keys("live"), "test_api_keys": policy.new_api_keys("test")}
 
 
@@ -132,7 +122,7 @@ def api_key_create_view(request: HttpRequest) -> HttpResponse:
     organization = request.organization
     owners = _owners(request)
     default_env = settings.PORTAL_API_KEY_ENVIRONMENT
-    needs_approval = governance.approval_required(organization, "api_key")
+    needs_approval = org_policy.approval_required(organization, "api_key")
     if request.method != "POST":
         form = ApiKeyCreateForm(
             owners=owners,
@@ -199,7 +189,7 @@ def _request_key(request: HttpRequest, form: ApiKeyCreateForm) -> HttpResponse:
             lifetime_days=form.cleaned_data.get("expires_in_days"),
         )
         if form.cleaned_data["allowed_ips"] or form.cleaned_data["rate_limit"]:
-            governance.credential_policy_set(
+            edits.credential_policy_set(
                 credential=api_key,
                 actor=request.user,
                 allowed_ips=form.cleaned_data["allowed_ips"],
@@ -226,7 +216,7 @@ def api_key_issue_view(request: HttpRequest, key_id: str) -> HttpResponse:
     api_key = get_object_or_404(api_keys_for(request.organization), key_id=key_id)
     check(request, owner_id=api_key.owner_id)
     try:
-        api_key, plaintext = governance.credential_secret_issue(credential=api_key, actor=request.user)
+        api_key, plaintext = approvals.credential_secret_issue(credential=api_key, actor=request.user)
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
         return redirect("org-api-key-detail", org_slug=request.organization.slug, key_id=key_id)
@@ -274,7 +264,7 @@ def api_key_rotate_view(request: HttpRequest, key_id: str) -> HttpResponse:
     check(request, owner_id=api_key.owner_id)
     form = ApiKeyRotateForm(
         request.POST if request.method == "POST" else None,
-        initial={"overlap_hours": governance.policy_for(request.organization).default_rotation_overlap_hours},
+        initial={"overlap_hours": org_policy.policy_for(request.organization).default_rotation_overlap_hours},
     )
     status = 200
     if request.method == "POST":
