@@ -11,7 +11,7 @@ from django.urls import reverse
 from credentials.webhooks.models import WebhookDelivery, WebhookEndpoint
 from credentials.webhooks.services import webhook_endpoint_ping
 from portal.models import AuditEvent
-from tests.webhooks.conftest import deliver
+from tests.credentials.webhooks.conftest import deliver
 
 pytestmark = pytest.mark.django_db
 

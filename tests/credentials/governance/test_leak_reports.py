@@ -28,7 +28,7 @@ from credentials.governance.reviews import credential_restore, credential_suspen
 from credentials.leaks.models import LeakAction, LeakReport
 from credentials.leaks.services import MAX_ENTRIES
 from portal.models import AuditEvent
-from tests.governance.conftest import whoami
+from tests.credentials.governance.conftest import whoami
 from tests.security.test_leak_sweep import table_dump
 from tests.support.secret_scanning import keys_document, sign
 from tokens.models import ClientSecret
@@ -196,7 +196,7 @@ def test_an_orphan_suspension_becomes_a_leak_suspension(kit, scanning, client, o
 
 
 def test_only_the_leaked_client_secret_is_revoked(scanning, client, organization, owner, scopes):
-    from tests.governance.conftest import Kit
+    from tests.credentials.governance.conftest import Kit
 
     kit = Kit(key="m2m_app", organization=organization)
     application, leaked = kit.create(owner=owner)
@@ -317,7 +317,7 @@ def test_jwts_and_webhook_secrets_are_acknowledged_and_change_nothing(
     """
     from credentials.api_keys.services import api_key_create
     from credentials.webhooks.services import webhook_endpoint_create
-    from tests.governance.conftest import Kit
+    from tests.credentials.governance.conftest import Kit
     from tokens.exchange import API_KEY_TOKEN_TYPE, GRANT_TYPE
     from tokens.services import m2m_app_create, m2m_app_set_exchange
 
@@ -739,8 +739,8 @@ def test_the_documented_python_snippet_reports_a_key(
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("kind", ["api_key", "m2m_app"])
 def test_concurrent_replays_record_one_report(require_postgres, kind, settings, signer, organization, member):
+    from tests.credentials.governance.conftest import Kit
     from tests.factories import ScopeFactory
-    from tests.governance.conftest import Kit
 
     ScopeFactory(name="orders:read")
     settings.PORTAL_SECRET_SCANNING_PUBLIC_KEYS = keys_document((KEY_ID, signer))

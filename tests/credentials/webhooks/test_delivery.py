@@ -21,7 +21,7 @@ from credentials.webhooks.services import (
     webhook_endpoint_rotate_secret,
 )
 from credentials.webhooks.signing import SIGNATURE_HEADER, SignatureError, verify_signature
-from tests.webhooks.conftest import deliver
+from tests.credentials.webhooks.conftest import deliver
 
 pytestmark = pytest.mark.django_db
 

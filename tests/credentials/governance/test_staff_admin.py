@@ -19,8 +19,8 @@ from credentials.api_keys.services import api_key_create, api_key_request
 from credentials.governance import ownership
 from credentials.governance.models import CredentialRequest, RequestState
 from portal.models import AuditEvent
+from tests.credentials.governance.test_audit_policy_admin import _changelist
 from tests.factories import enrol_totp
-from tests.governance.test_audit_policy_admin import _changelist
 
 pytestmark = pytest.mark.django_db
 

@@ -1,7 +1,7 @@
 """A leaked-secret report reaches the organisation's webhook receiver: what was done, then the leak.
 
 The report is a signed GitHub-style alert POSTed to the real endpoint; the deliveries are sent
-by the real sender to the local receiver of tests/webhooks/conftest.py and verified there.
+by the real sender to the local receiver of tests/credentials/webhooks/conftest.py and verified there.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from credentials.governance.models import LeakedCredentialAction
 from credentials.governance.org_policy import policy_update
 from credentials.webhooks.models import WebhookDelivery
-from tests.governance.conftest import Kit
+from tests.credentials.governance.conftest import Kit
+from tests.credentials.webhooks.conftest import deliver
 from tests.support.secret_scanning import keys_document, sign
-from tests.webhooks.conftest import deliver
 
 pytestmark = pytest.mark.django_db
 

@@ -320,7 +320,7 @@ def test_create_api_key_refuses_bad_policy_flags(owner, scopes, flag, message):
 def test_dashboard_create_form_sets_the_policy_and_refuses_bad_input(owner_client, owner, scopes):
     from django.urls import reverse
 
-    from tests.credentials.test_dashboard import _form_token
+    from tests.credentials.api_keys.test_dashboard import _form_token
 
     create_url = reverse("org-api-key-create", args=["acme"])
     page = owner_client.get(create_url)

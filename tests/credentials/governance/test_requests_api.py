@@ -15,8 +15,8 @@ from credentials.governance.approvals import credential_request_create
 from credentials.governance.models import CredentialRequest, CredentialStatus, RequestState, RequestType
 from portal.models import AuditEvent, Membership, Role
 from portal.services.organizations import membership_change_role
+from tests.credentials.governance.conftest import Kit
 from tests.factories import ScopeFactory
-from tests.governance.conftest import Kit
 from tokens.models import M2MApplication
 from tokens.services import m2m_app_create, m2m_app_request
 

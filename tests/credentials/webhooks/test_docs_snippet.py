@@ -9,7 +9,7 @@ import pytest
 from django.conf import settings
 
 from credentials.webhooks.services import webhook_endpoint_ping
-from tests.webhooks.conftest import deliver
+from tests.credentials.webhooks.conftest import deliver
 
 pytestmark = pytest.mark.django_db
 

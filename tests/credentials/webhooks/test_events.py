@@ -20,8 +20,8 @@ from credentials.webhooks.models import DeliveryState, WebhookDelivery
 from portal.models import Membership
 from portal.services.audit import audit_log
 from portal.services.organizations import membership_remove
+from tests.credentials.webhooks.conftest import deliver
 from tests.factories import MembershipFactory
-from tests.webhooks.conftest import deliver
 from tokens.services import client_secret_revoke, client_secret_rotate, m2m_app_create, m2m_app_revoke
 
 pytestmark = pytest.mark.django_db

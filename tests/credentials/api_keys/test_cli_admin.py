@@ -6,12 +6,12 @@ import io
 import json
 
 import pytest
-from credentials.api_keys.verification import api_key_verify
 from django.core.management import CommandError, call_command
 from django.test import Client
 from django.urls import reverse
 
 from credentials.api_keys.models import ApiKey
+from credentials.api_keys.verification import api_key_verify
 from portal.models import AuditEvent, User
 from tests.factories import enrol_totp
 

@@ -9,8 +9,8 @@ from django.test import Client
 from credentials.api_keys.services import api_key_create
 from credentials.webhooks.models import WebhookDelivery, WebhookEndpoint
 from portal.models import AuditEvent, Membership, Role
+from tests.credentials.webhooks.conftest import deliver
 from tests.factories import ScopeFactory
-from tests.webhooks.conftest import deliver
 
 pytestmark = pytest.mark.django_db
 

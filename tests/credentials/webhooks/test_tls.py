@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from credentials.webhooks.services import webhook_endpoint_ping
-from tests.webhooks.conftest import deliver
+from tests.credentials.webhooks.conftest import deliver
 
 pytestmark = pytest.mark.django_db
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from credentials.api_keys.verification import api_key_verify
 from django.test import Client
 
 from credentials.api_keys.models import ApiKey
+from credentials.api_keys.verification import api_key_verify
 from portal.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
