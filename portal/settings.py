@@ -278,7 +278,7 @@ PORTAL_OLD_SIGNING_KEY_ENCRYPTION_KEYS = env.list("PORTAL_OLD_SIGNING_KEY_ENCRYP
 # DRF authentication classes for machines, tried in order by /api/v1/whoami and the
 # machine-facing APIs. Each yields a portal.principal.Principal.
 PORTAL_MACHINE_AUTHENTICATION_CLASSES: list[str] = [
-    "credentials.authentication.ApiKeyAuthentication",
+    "credentials.api_keys.authentication.ApiKeyAuthentication",
     "tokens.authentication.AccessTokenAuthentication",
 ]
 PORTAL_API_KEY_ENVIRONMENT = env.str("PORTAL_API_KEY_ENVIRONMENT", default="live")
@@ -403,8 +403,8 @@ SPECTACULAR_SETTINGS = {
     # One enum for a credential's environment (API keys, the verify answer, whoami); M2M
     # applications' statuses and their secrets' and keys' states named apart from API keys'.
     "ENUM_NAME_OVERRIDES": {
-        "EnvironmentEnum": "credentials.models.Environment",
-        "ApiKeyStatusEnum": "credentials.models.ApiKeyStatus",
+        "EnvironmentEnum": "credentials.api_keys.models.Environment",
+        "ApiKeyStatusEnum": "credentials.api_keys.models.ApiKeyStatus",
         "M2MAppStatusEnum": "tokens.models.M2MApplication.Status",
         "ClientCredentialStatusEnum": "tokens.serializers.CREDENTIAL_STATES",
         "NewApiKeysEnum": "credentials.governance.models.NewApiKeys",

@@ -17,7 +17,7 @@ from oauth2_provider.models import (
 )
 
 from credentials.governance.admin import GovernanceQueueFilter, GovernedCredentialAdminMixin
-from credentials.governance.services import credential_reassign_owner
+from credentials.governance.ownership import credential_reassign_owner
 from portal.stepup import step_up_redirect
 from tokens import federation_admin as _federation_admin  # noqa: F401 - registers federated identities
 from tokens.catalogue import (

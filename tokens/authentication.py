@@ -92,7 +92,7 @@ class AccessTokenAuthentication(BaseAuthentication):
 
 def _exchanged_principal(claims: dict, key_id: str) -> Principal | None:
     """Return the principal of a token exchanged for an API key: the key's organisation and owner."""
-    from credentials.services import api_key_state
+    from credentials.api_keys.verification import api_key_state
 
     state = api_key_state(key_id)  # live_access_token checked it already; this is usually the cache
     if not state.valid or state.key["organization_slug"] != claims.get("org_id"):

@@ -23,7 +23,7 @@ from django.db.models import (
 )
 from django.utils import timezone
 
-from credentials.services import api_key_state
+from credentials.api_keys.verification import api_key_state
 from portal.infra.metrics import verification_metrics
 from portal.models import Organization
 from tokens.exchange import SUBJECT_PREFIX, key_id_of

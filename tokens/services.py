@@ -14,10 +14,11 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from credentials import policy
-from credentials.governance import services as governance
+from credentials.api_keys.models import ApiKey, ApiKeyStatus
+from credentials.governance import approvals, edits, org_policy, ownership
 from credentials.governance.models import CredentialRequest, RequestType
 from credentials.governance.registry import MovedLink
-from credentials.models import ApiKey, ApiKeyStatus, Scope
+from credentials.models import Scope
 from portal.infra.crypto import is_base62, keyed_digest, peppers, random_base62
 from portal.models import Organization, User
 from portal.services.audit import audit_log
@@ -55,7 +56,7 @@ def _new_secret(application: M2MApplication, actor: User | None) -> tuple[Client
     pepper_id, digest = keyed_digest(plaintext)
     secret = ClientSecret.objects.create(
         # The organisation's maximum client-secret lifetime, if it sets one.
-        expires_at=governance.check_lifetime(application.organization, "m2m_app", None),
+        expires_at=org_policy.check_lifetime(application.organization, "m2m_app", None),
         application=application,
         public_id=random_base62(12),
         hint=plaintext[: len(CLIENT_SECRET_PREFIX) + 4],
@@ -193,7 +194,7 @@ def _new_application(
     rate_limit = policy.clean_rate_limit(rate_limit)
     if not name:
         raise ValidationError({"name": "Give the application a name."})
-    governance.check_owner_is_member(organization, owner)
+    ownership.check_owner_is_member(organization, owner)
     if not MIN_TOKEN_LIFETIME <= token_lifetime <= MAX_TOKEN_LIFETIME:
         raise ValidationError(
             {"token_lifetime": f"Use between {MIN_TOKEN_LIFETIME} and {MAX_TOKEN_LIFETIME} seconds."}
@@ -201,7 +202,7 @@ def _new_application(
     if auth_method not in M2MApplication.AuthMethod.values:
         raise ValidationError({"auth_method": "Choose client_secret_basic or private_key_jwt."})
     scope_rows = _scope_rows(scopes)
-    governance.check_owner_may_hold(organization, owner, [s.name for s in scope_rows])
+    ownership.check_owner_may_hold(organization, owner, [s.name for s in scope_rows])
     application = M2MApplication.objects.create(
         organization=organization,
         name=name,
@@ -216,7 +217,7 @@ def _new_application(
         rate_limit=rate_limit,
         moved_from_key=moved_from_key,
         environment=moved_from_key.environment if moved_from_key is not None else "",
-        review_due_at=governance.review_due_from(organization, "m2m_app")
+        review_due_at=org_policy.review_due_from(organization, "m2m_app")
         if status == M2MApplication.Status.ACTIVE
         else None,
     )
@@ -257,7 +258,7 @@ def m2m_app_request(
         auth_method=auth_method,
         moved_from_key=moved_from_key,
     )
-    request = governance.credential_request_create(
+    request = approvals.credential_request_create(
         credential=application,
         requester=requester,
         request_type=RequestType.CREATE,
@@ -406,10 +407,10 @@ def m2m_app_update(
     if scopes is not None:
         names = sorted({s.name for s in _scope_rows(list(scopes))})  # unknown names: a field error
         if names != sorted(application.allowed_scopes.values_list("name", flat=True)):
-            governance.credential_scopes_set(credential=application, scopes=names, actor=actor, via=via)
+            edits.credential_scopes_set(credential=application, scopes=names, actor=actor, via=via)
     if owner is not None and owner.pk != application.owner_id:
         # After the scopes: the new owner must be allowed every scope the application keeps.
-        governance.credential_reassign_owner(credential=application, owner=owner, actor=actor, via=via)
+        ownership.credential_reassign_owner(credential=application, owner=owner, actor=actor, via=via)
     return application
 
 
@@ -481,7 +482,7 @@ def api_key_move_to_m2m_app(
     plaintext = None
     try:
         with transaction.atomic():
-            if governance.approval_required(organization, "m2m_app"):
+            if org_policy.approval_required(organization, "m2m_app"):
                 # The request is made by whoever moves the key; from the CLI, for its owner.
                 requester = actor if actor is not None and actor.is_authenticated else key.owner
                 application, request = m2m_app_request(
@@ -587,7 +588,7 @@ def _new_public_key(
         algorithm=jwk["alg"],
         public_jwk=jwk,
         # The organisation's maximum client-credential lifetime applies to keys as to secrets.
-        expires_at=governance.check_lifetime(application.organization, "m2m_app", expires_at),
+        expires_at=org_policy.check_lifetime(application.organization, "m2m_app", expires_at),
         created_by=actor if actor is not None and actor.is_authenticated else None,
     )
 
@@ -638,7 +639,7 @@ def client_public_key_add(
         )
     approved = None
     if application.status == M2MApplication.Status.PENDING:
-        approved = governance.approved_create_request(application)
+        approved = approvals.approved_create_request(application)
         if approved is None:
             raise ValidationError("This application is still waiting for approval.", code="not_approved")
         if actor is None or application.owner_id != actor.pk:
@@ -667,7 +668,7 @@ def client_public_key_add(
     if approved is not None:
         # The first key of an approved application makes it usable, as a first secret does.
         application.status = M2MApplication.Status.ACTIVE
-        application.review_due_at = now + governance.policy_for(application.organization).review_interval(
+        application.review_due_at = now + org_policy.policy_for(application.organization).review_interval(
             "m2m_app"
         )
         application.save(update_fields=["status", "review_due_at", "updated"])
@@ -978,7 +979,7 @@ def _people_behind(principal) -> set[int]:
 
 def governed_kind():
     """Return the governance description of M2M applications (registered in TokensConfig.ready)."""
-    from credentials.governance.registry import TOKEN_MINTING, GovernedKind
+    from credentials.governance.registry import TOKEN_MINTING, GovernedKind, KindPolicy
     from tokens.selectors import m2m_apps_inventory
 
     return GovernedKind(
@@ -1007,6 +1008,28 @@ def governed_kind():
         match_secret=_match_secret,
         revoke_secret=_revoke_secret,
         people_behind=_people_behind,
+        policy=KindPolicy(
+            approve_new="approve_new_m2m_apps",
+            review_interval_days="m2m_app_review_interval_days",
+            max_lifetime_days="client_secret_max_lifetime_days",
+        ),
+        # Audit verb (`tokens.m2m_app.<verb>`) -> webhook event (credentials.webhooks).
+        webhook_events={
+            "created": "created",
+            "secret_issued": "created",
+            "secret_rotated": "rotated",
+            # The first public key of an approved private_key_jwt application says `activated`:
+            # it is sent as `created` (credentials.webhooks.events).
+            "public_key_added": "rotated",
+            "revoked": "revoked",
+            "secret_revoked": "revoked",
+            "public_key_revoked": "revoked",
+            "orphaned": "orphaned",
+            "suspended": "suspended",
+            "leaked": "leaked",
+            "policy_changed": "policy_changed",
+            "policy_flagged": "against_policy",
+        },
     )
 
 
@@ -1019,7 +1042,7 @@ def _may_manage_application(actor: User | None, application: M2MApplication) -> 
     return (
         actor is None
         or application.owner_id == actor.pk
-        or governance.is_manager(actor, application.organization)
+        or ownership.is_manager(actor, application.organization)
     )
 
 
@@ -1062,7 +1085,7 @@ def federated_identity_create(
     if preset not in FederatedIdentity.Preset.values:
         raise ValidationError({"preset": "Choose one of the presets or a custom issuer."})
     owner = owner or application.owner
-    governance.check_owner_is_member(organization, owner)
+    ownership.check_owner_is_member(organization, owner)
     static_jwks = federation.clean_jwks(jwks)
     issuer = federation.clean_issuer(issuer, has_jwks=static_jwks is not None)
     subject = federation.clean_subject(subject, preset)
@@ -1080,7 +1103,7 @@ def federated_identity_create(
             {"max_token_age": f"Use between {MIN_FEDERATED_TOKEN_AGE} and {MAX_FEDERATED_TOKEN_AGE} seconds."}
         )
     name = (name or "").strip()[:255] or f"{found.label if found else 'Trust'}: {subject}"[:255]
-    needs_approval = actor is not None and governance.approval_required(organization, FEDERATED_KIND)
+    needs_approval = actor is not None and org_policy.approval_required(organization, FEDERATED_KIND)
     identity = FederatedIdentity.objects.create(
         organization=organization,
         application=application,
@@ -1095,7 +1118,7 @@ def federated_identity_create(
         conditions=conditions,
         max_token_age=max_token_age,
         status=FederatedIdentity.Status.PENDING if needs_approval else FederatedIdentity.Status.ACTIVE,
-        review_due_at=None if needs_approval else governance.review_due_from(organization, FEDERATED_KIND),
+        review_due_at=None if needs_approval else org_policy.review_due_from(organization, FEDERATED_KIND),
     )
     audit_log(
         action="tokens.federated_identity.created",
@@ -1117,7 +1140,7 @@ def federated_identity_create(
     )
     request = None
     if needs_approval:
-        request = governance.credential_request_create(
+        request = approvals.credential_request_create(
             credential=identity,
             requester=actor,
             request_type=RequestType.CREATE,

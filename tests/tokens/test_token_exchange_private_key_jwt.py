@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from django.conf import settings
 from joserfc.jwk import ECKey
 
-from credentials.services import api_key_create
+from credentials.api_keys.services import api_key_create
 from tokens.assertions import JWT_BEARER_ASSERTION_TYPE
 from tokens.exchange import API_KEY_TOKEN_TYPE, GRANT_TYPE
 from tokens.models import ClientPublicKey, M2MApplication
