@@ -252,7 +252,7 @@ def test_bad_policy_value_is_a_form_error(owner_client):
 
 @pytest.fixture
 def app(organization, owner):
-    from tokens.services import m2m_app_create
+    from tokens.clients.services import m2m_app_create
 
     application, _secret = m2m_app_create(organization=organization, name="billing", owner=owner, actor=owner)
     return application

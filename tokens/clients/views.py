@@ -19,17 +19,12 @@ from credentials.governance.forms import JustificationField
 from credentials.governance.views import governance_context
 from portal.selectors import audit_events_for_target
 from portal.tenancy import authorized, check, may
-from tokens import services
-from tokens.exchange import exchange_token_lifetime
-from tokens.forms import M2MAppCreateForm, PublicKeyAddForm, SecretRotateForm
+from tokens.clients import moves, services
+from tokens.clients.forms import M2MAppCreateForm, PublicKeyAddForm, SecretRotateForm
+from tokens.clients.selectors import client_public_keys_for, client_secrets_for, m2m_app_for, m2m_apps_for
+from tokens.federation.selectors import federated_identities_for
 from tokens.models import ClientPublicKey, ClientSecret, M2MApplication
-from tokens.selectors import (
-    client_public_keys_for,
-    client_secrets_for,
-    federated_identities_for,
-    m2m_app_for,
-    m2m_apps_for,
-)
+from tokens.protocol.exchange import exchange_token_lifetime
 
 
 def _get_app(request: HttpRequest, app_id: int) -> M2MApplication:
@@ -353,7 +348,7 @@ def api_key_move(request: HttpRequest, key_id: str) -> HttpResponse:
     error = ""
     if request.method == "POST" and moved_to is None:
         try:
-            move = services.api_key_move_to_m2m_app(
+            move = moves.api_key_move_to_m2m_app(
                 api_key=api_key,
                 actor=request.user,
                 name=request.POST.get("name", "")[:100],

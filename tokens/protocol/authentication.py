@@ -8,9 +8,13 @@ from django.conf import settings
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.exceptions import AuthenticationFailed
 
+from credentials.api_keys.verification import api_key_state
 from portal import authz
 from portal.principal import INVALID_CREDENTIAL, MAX_CREDENTIAL_LENGTH, Principal
 from portal.selectors import owner_role_subquery
+from tokens.models import M2MApplication
+from tokens.protocol.exchange import key_id_of
+from tokens.protocol.selectors import live_access_token
 from tokens.verifier import InvalidToken
 
 
@@ -42,8 +46,6 @@ class AccessTokenAuthentication(BaseAuthentication):
             return None
         if not _looks_like_jwt(token):
             return None
-        from tokens.selectors import live_access_token
-
         try:
             verified = live_access_token(token, audience=settings.PORTAL_DEFAULT_AUDIENCE)
         except InvalidToken:
@@ -56,8 +58,6 @@ class AccessTokenAuthentication(BaseAuthentication):
 
     @staticmethod
     def _principal(claims: dict) -> Principal | None:
-        from tokens.exchange import key_id_of
-        from tokens.models import M2MApplication
 
         key_id = key_id_of(claims)
         if key_id is not None:
@@ -92,8 +92,6 @@ class AccessTokenAuthentication(BaseAuthentication):
 
 def _exchanged_principal(claims: dict, key_id: str) -> Principal | None:
     """Return the principal of a token exchanged for an API key: the key's organisation and owner."""
-    from credentials.api_keys.verification import api_key_state
-
     state = api_key_state(key_id)  # live_access_token checked it already; this is usually the cache
     if not state.valid or state.key["organization_slug"] != claims.get("org_id"):
         return None

@@ -23,10 +23,9 @@ from portal.api.responses import no_store
 from portal.api.whoami import machine_authentication_classes
 from portal.models import User
 from portal.permissions import AuthorizedView, OrganizationAccess
-from tokens import serializers
-from tokens.models import M2MApplication
-from tokens.selectors import client_public_keys_for, client_secrets_for, m2m_apps_filtered
-from tokens.services import (
+from tokens.clients import serializers
+from tokens.clients.selectors import client_public_keys_for, client_secrets_for, m2m_apps_filtered
+from tokens.clients.services import (
     client_public_key_add,
     client_public_key_revoke,
     client_secret_revoke,
@@ -35,6 +34,7 @@ from tokens.services import (
     m2m_app_revoke,
     m2m_app_update,
 )
+from tokens.models import M2MApplication
 
 #: Service refusals that are about the application's state, not the request's input: 409.
 _CONFLICT_CODES = {"revoked", "inactive", "wrong_auth_method", "too_many", "not_approved"}

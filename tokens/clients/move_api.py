@@ -20,7 +20,7 @@ from credentials.api_keys.authentication import ApiKeyAuthentication
 from credentials.api_keys.selectors import api_keys_for
 from portal.api.responses import no_store
 from portal.permissions import AuthorizedView, OrganizationAccess
-from tokens.services import api_key_move_to_m2m_app
+from tokens.clients.moves import api_key_move_to_m2m_app
 
 
 class MoveRequestSerializer(serializers.Serializer):

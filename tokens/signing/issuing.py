@@ -8,7 +8,7 @@ import time
 import jwt
 from django.conf import settings
 
-from tokens.keys import active_signing_key
+from tokens.signing.services import active_signing_key
 
 #: The JOSE `typ` of access tokens (RFC 9068 §2.1).
 ACCESS_TOKEN_TYP = "at+jwt"
@@ -74,7 +74,7 @@ def _federation_claim(identity) -> dict | None:
 
 def generate_access_token(request) -> str:
     """Return the JWT for an oauthlib request the validator has authenticated and checked."""
-    exchange = getattr(request, "portal_exchange", None)  # set by tokens.exchange (RFC 8693)
+    exchange = getattr(request, "portal_exchange", None)  # set by tokens.protocol.exchange (RFC 8693)
     claims = access_token_claims(
         application=request.client,
         scopes=request.scopes or [],

@@ -12,7 +12,7 @@ from oauth2_provider.views import TokenView as DOTTokenView
 from portal.infra import ratelimit
 from portal.infra.faults import is_database_outage
 from portal.infra.metrics import token_endpoint_metrics
-from tokens.views.common import (
+from tokens.protocol.views.common import (
     OAuthEndpointView,
     client_failure_checks,
     invalid_client,
@@ -33,7 +33,7 @@ class TokenView(OAuthEndpointView, DOTTokenView):
     """Issue an RFC 9068 JWT access token to an authenticated M2M application.
 
     Two grants: `client_credentials`, and RFC 8693 token exchange of an API key for the
-    gateways staff allowed (`tokens.exchange`).
+    gateways staff allowed (`tokens.protocol.exchange`).
 
     DOT/oauthlib do the protocol work (grant type, client authentication through our
     validator, scopes); this view adds what RFC 6749 asks of the transport: no repeated

@@ -8,8 +8,9 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET
 
 from credentials.models import Scope
-from tokens import exchange, federation
-from tokens.assertions import ALLOWED_ALGORITHMS
+from tokens.federation import trust
+from tokens.protocol import exchange
+from tokens.protocol.assertions import ALLOWED_ALGORITHMS
 
 
 @require_GET
@@ -42,7 +43,7 @@ def authorization_server_metadata(request: HttpRequest) -> JsonResponse:
         # Kubernetes, SPIFFE) is accepted as a jwt-bearer client assertion at the token
         # endpoint, for the applications that trust that issuer (docs/m2m.md).
         "workload_identity_federation_supported": True,
-        "workload_identity_federation_signing_alg_values_supported": list(federation.ALLOWED_ALGORITHMS),
+        "workload_identity_federation_signing_alg_values_supported": list(trust.ALLOWED_ALGORITHMS),
     }
     response = JsonResponse(body)
     response["Cache-Control"] = "public, max-age=300"

@@ -20,7 +20,7 @@ from oauthlib.oauth2.rfc6749.grant_types.base import GrantTypeBase
 
 from credentials.api_keys.verification import Verification, api_key_record_use, api_key_verify
 from portal.infra.request_context import current_request_context
-from tokens.oauth import resolve_audience
+from tokens.protocol.audience import resolve_audience
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ def key_id_of(claims: dict) -> str | None:
 
 @dataclass(frozen=True)
 class Exchange:
-    """What the issued token says about the key it stands for (read by `tokens.issuing`)."""
+    """What the issued token says about the key it stands for (read by `tokens.signing.issuing`)."""
 
     key: dict
     lifetime: int

@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 
 from django.http import HttpRequest, HttpResponse
 
-from tokens.selectors import live_access_token
-from tokens.services import access_token_revoke
+from tokens.protocol.selectors import live_access_token
+from tokens.protocol.services import access_token_revoke
+from tokens.protocol.views.common import OAuthEndpointView, authenticated_token_parameter, no_store
 from tokens.verifier import InvalidToken
-from tokens.views.common import OAuthEndpointView, authenticated_token_parameter, no_store
 
 
 class RevokeView(OAuthEndpointView):

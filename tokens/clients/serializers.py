@@ -5,6 +5,7 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from tokens.clients.services import MAX_OVERLAP
 from tokens.models import (
     DEFAULT_TOKEN_LIFETIME,
     MAX_TOKEN_LIFETIME,
@@ -13,7 +14,6 @@ from tokens.models import (
     ClientSecret,
     M2MApplication,
 )
-from tokens.services import MAX_OVERLAP
 
 MAX_OVERLAP_HOURS = int(MAX_OVERLAP.total_seconds() // 3600)
 CREDENTIAL_STATES = ["active", "expiring", "expired", "revoked"]

@@ -12,14 +12,12 @@ from credentials.overlap import overlap_choices
 from credentials.selectors import scope_catalogue
 from portal.models import User
 from tokens.catalogue import check_audiences, resource_servers_for
+from tokens.clients.public_keys import looks_private
 from tokens.models import (
     DEFAULT_TOKEN_LIFETIME,
-    MAX_FEDERATED_TOKEN_AGE,
     MAX_TOKEN_LIFETIME,
-    MIN_FEDERATED_TOKEN_AGE,
     MIN_TOKEN_LIFETIME,
     ClientPublicKey,
-    FederatedIdentity,
     M2MApplication,
 )
 
@@ -28,8 +26,6 @@ class PublicKeyTextarea(forms.Textarea):
     """A textarea that never renders pasted private key material back into the page."""
 
     def format_value(self, value):
-        from tokens.assertions import looks_private
-
         return "" if value and looks_private(str(value)) else super().format_value(value)
 
 
@@ -196,63 +192,3 @@ class SecretRotateForm(forms.Form):
         self.fields["overlap_hours"].choices = overlap_choices(
             "secret", extra=default if isinstance(default, int) else None
         )
-
-
-class FederatedIdentityForm(forms.Form):
-    """A trust of an external issuer, as a preset fills it in (tokens.federation.PRESETS)."""
-
-    preset = forms.ChoiceField(
-        label=_("Platform"), choices=FederatedIdentity.Preset.choices, widget=forms.HiddenInput
-    )
-    name = forms.CharField(
-        label=_("Name"), max_length=255, required=False, help_text=_("Default: the subject.")
-    )
-    issuer = forms.CharField(
-        label=_("Issuer"),
-        max_length=255,
-        help_text=_("The external tokens' `iss`, exactly (https). Never a wildcard."),
-    )
-    subject = forms.CharField(
-        label=_("Subject"),
-        max_length=255,
-        help_text=_("The `sub` to accept: exact, or with `*` wildcards (in the subject only)."),
-    )
-    conditions = forms.CharField(
-        label=_("Conditions"),
-        required=False,
-        widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false"}),
-        help_text=_(
-            "One NAME=VALUE per line; the same name twice accepts either value. Every condition must hold."
-        ),
-    )
-    audience = forms.CharField(
-        label=_("Audience"),
-        max_length=255,
-        required=False,
-        help_text=_("The `aud` the token must carry. Default: this portal's issuer URL."),
-    )
-    max_token_age = forms.IntegerField(
-        label=_("Maximum token age (seconds)"),
-        min_value=MIN_FEDERATED_TOKEN_AGE,
-        max_value=MAX_FEDERATED_TOKEN_AGE,
-        help_text=_("How long after it was issued (`iat`) a token is still accepted."),
-    )
-    jwks = forms.CharField(
-        label=_("Static JWKS or SPIFFE trust bundle (optional)"),
-        required=False,
-        widget=forms.Textarea(attrs={"rows": 4, "spellcheck": "false", "autocomplete": "off"}),
-        help_text=_("Public keys only. Leave empty to fetch the issuer's keys by OIDC discovery."),
-    )
-
-    def clean_conditions(self) -> list[str]:
-        return [line.strip() for line in self.cleaned_data["conditions"].splitlines() if line.strip()]
-
-
-class TokenTestForm(forms.Form):
-    """An external token pasted to see which checks it passes; never stored, never logged."""
-
-    token = forms.CharField(
-        label=_("External token"),
-        widget=forms.Textarea(attrs={"rows": 6, "spellcheck": "false", "autocomplete": "off"}),
-        help_text=_("Paste the platform's token (a JWT). Nothing is issued, stored or logged."),
-    )

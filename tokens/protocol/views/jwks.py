@@ -6,7 +6,8 @@ from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET
 
-from tokens.keys import active_signing_key, jwks_document
+from tokens.signing.keys import jwks_document
+from tokens.signing.services import active_signing_key
 
 
 @require_GET

@@ -15,9 +15,9 @@ from django.views.decorators.csrf import csrf_exempt
 from credentials import usage
 from portal.infra import ratelimit
 from portal.infra.net import client_ip
-from tokens import assertions
 from tokens.models import ClientPublicKey, ClientSecret, M2MApplication
-from tokens.oauth import (
+from tokens.protocol import assertions
+from tokens.protocol.oauth import (
     SlowDown,
     UnauthorizedClient,
     _basic_credentials,

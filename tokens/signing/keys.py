@@ -9,11 +9,9 @@ switches at once.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -27,10 +25,10 @@ from jwt import PyJWK
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from portal.infra.crypto import SecretCipher, encryption_key_as_is
+from tokens.jwk import PRIVATE_MEMBERS, thumbprint
 from tokens.models import SigningKey
 
 ACTIVE_KID_CACHE_KEY = "tokens:signing-key:active-kid"
-PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 
 
 @dataclass(frozen=True)
@@ -59,12 +57,6 @@ def public_jwk_for(public_key, algorithm: str) -> dict:
     jwk = {k: v for k, v in jwk.items() if k not in PRIVATE_MEMBERS and k != "key_ops"}
     jwk.update({"kid": thumbprint(required), "alg": algorithm, "use": "sig"})
     return jwk
-
-
-def thumbprint(required_members: dict) -> str:
-    """Return the RFC 7638 SHA-256 thumbprint (base64url) of a JWK's required members."""
-    canonical = json.dumps(required_members, sort_keys=True, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(hashlib.sha256(canonical).digest()).rstrip(b"=").decode()
 
 
 def generate_key_material(algorithm: str) -> tuple[bytes, dict]:
@@ -100,7 +92,7 @@ class _KeyCache:
             self._loaded = None
             self._checked_at = 0.0
 
-    def get(self) -> LoadedKey:
+    def get(self, create_first: Callable[[], SigningKey]) -> LoadedKey:
         now = time.monotonic()
         refresh = settings.PORTAL_SIGNING_KEY_REFRESH_SECONDS
         loaded = self._loaded
@@ -123,9 +115,7 @@ class _KeyCache:
         with self._lock:
             key = SigningKey.objects.filter(status=SigningKey.Status.ACTIVE).first()
             if key is None:
-                from tokens.services import signing_key_ensure
-
-                key = signing_key_ensure()
+                key = create_first()
             if self._loaded is None or self._loaded.kid != key.kid:
                 self._loaded = LoadedKey(key.kid, key.algorithm, decrypt_private_key(key))
             self._checked_at = now
@@ -135,9 +125,13 @@ class _KeyCache:
 _key_cache = _KeyCache()
 
 
-def active_signing_key() -> LoadedKey:
-    """Return the active signing key (creating the first one when none exists)."""
-    return _key_cache.get()
+def loaded_key(*, create_first: Callable[[], SigningKey]) -> LoadedKey:
+    """Return this process's decrypted active key, re-checked every PORTAL_SIGNING_KEY_REFRESH_SECONDS.
+
+    `create_first` makes the first key when none exists (`signing.services.active_signing_key`
+    passes `signing_key_ensure`, so this module never imports the services that import it).
+    """
+    return _key_cache.get(create_first)
 
 
 def forget_loaded_key() -> None:

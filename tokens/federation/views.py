@@ -1,6 +1,6 @@
 """Dashboard pages for federated identities: add a trust with a preset, see it, test a token, remove it.
 
-"Test a token" runs every check of `tokens.federation` on a pasted external token and shows
+"Test a token" runs every check of `tokens.federation.trust` on a pasted external token and shows
 which pass, without issuing anything: the token is never stored, never logged (the POST
 parameter is marked sensitive, so error reports omit it), never echoed back, and the page
 is not cached.
@@ -22,10 +22,11 @@ from credentials.governance.forms import JustificationField
 from credentials.governance.views import governance_context
 from portal.selectors import audit_events_for_target
 from portal.tenancy import authorized, may
-from tokens import federation, services
-from tokens.forms import FederatedIdentityForm, TokenTestForm
+from tokens.clients.selectors import m2m_app_for
+from tokens.federation import services, trust
+from tokens.federation.forms import FederatedIdentityForm, TokenTestForm
+from tokens.federation.selectors import federated_identity_for
 from tokens.models import FederatedIdentity, M2MApplication
-from tokens.selectors import federated_identity_for, m2m_app_for
 
 
 def _get_app(request: HttpRequest, app_id: int) -> M2MApplication:
@@ -56,7 +57,7 @@ def _can_manage(request: HttpRequest, identity: FederatedIdentity) -> bool:
 
 
 def _initial(preset_key: str) -> dict:
-    preset = federation.PRESETS.get(preset_key)
+    preset = trust.PRESETS.get(preset_key)
     initial = {"preset": preset_key if preset else "custom", "audience": settings.PORTAL_ISSUER}
     if preset:
         initial.update(
@@ -113,8 +114,8 @@ def federated_create(request: HttpRequest, app_id: int) -> HttpResponse:
         "application": application,
         "form": form,
         "needs_approval": needs_approval,
-        "presets": federation.PRESETS.values(),
-        "preset": federation.PRESETS.get(preset_key),
+        "presets": trust.PRESETS.values(),
+        "preset": trust.PRESETS.get(preset_key),
         "preset_key": preset_key,
     }
     return render(
@@ -134,7 +135,7 @@ def _detail_context(request: HttpRequest, identity: FederatedIdentity) -> dict:
     return {
         "identity": identity,
         "application": identity.application,
-        "preset": federation.PRESETS.get(identity.preset),
+        "preset": trust.PRESETS.get(identity.preset),
         "can_manage": _can_manage(request, identity),
         "events": audit_events_for_target(request.organization, identity)[:20],
         **governance_context(request, identity),
@@ -159,7 +160,7 @@ def federated_test(request: HttpRequest, identity_id: int) -> HttpResponse:
     report = None
     form = TokenTestForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        report = federation.inspect(form.cleaned_data["token"].strip(), identity)
+        report = trust.inspect(form.cleaned_data["token"].strip(), identity)
         form = TokenTestForm()  # never echo the token back into the page
     response = render(
         request,

@@ -55,7 +55,7 @@ from django.utils import timezone
 
 from portal.infra import outbound
 from portal.principal import MAX_CREDENTIAL_LENGTH
-from tokens.keys import PRIVATE_MEMBERS
+from tokens.jwk import PRIVATE_MEMBERS
 from tokens.models import FederatedIdentity, M2MApplication
 
 log = logging.getLogger(__name__)

@@ -2,7 +2,8 @@
 
 Clients authenticate against `ClientSecret` digests (HMAC-SHA256, microseconds, not a
 password hash) or, for `private_key_jwt` applications, with a signed assertion
-(`tokens.assertions`); tokens are JWTs from `tokens.issuing` and are never written to the database.
+(`tokens.protocol.assertions`); tokens are JWTs from `tokens.signing.issuing` and are never
+written to the database.
 """
 
 from __future__ import annotations
@@ -13,9 +14,8 @@ import logging
 from datetime import timedelta
 from urllib.parse import unquote_plus
 
-from django.conf import settings
 from django.utils import timezone
-from oauth2_provider.oauth2_validators import OAuth2Validator, is_valid_resource_uri
+from oauth2_provider.oauth2_validators import OAuth2Validator
 from oauthlib.oauth2 import BackendApplicationServer
 from oauthlib.oauth2.rfc6749 import errors
 
@@ -27,9 +27,11 @@ from portal.infra.observability import note_credential
 from portal.infra.request_context import current_request_context
 from portal.principal import MAX_CREDENTIAL_LENGTH
 from portal.selectors import owner_role_subquery, role_of
-from tokens.assertions import assertion_parameters, authenticate_assertion_parameters
-from tokens.catalogue import token_terms
 from tokens.models import ClientPublicKey, ClientSecret, FederatedIdentity, M2MApplication
+from tokens.protocol.assertions import assertion_parameters, authenticate_assertion_parameters
+from tokens.protocol.audience import resolve_audience
+from tokens.protocol.exchange import GRANT_TYPE, TokenExchangeGrant
+from tokens.signing.issuing import generate_access_token
 
 log = logging.getLogger(__name__)
 
@@ -46,14 +48,11 @@ def application_token_lifetime(request) -> int:
 class M2MServer(BackendApplicationServer):
     """oauthlib's client-credentials server with per-application lifetimes and our JWTs.
 
-    It also serves RFC 8693 token exchange of API keys (`tokens.exchange`) for the gateways
-    staff allowed. Any other grant type answers `unsupported_grant_type`; no refresh tokens exist.
+    It also serves RFC 8693 token exchange of API keys (`tokens.protocol.exchange`) for the
+    gateways staff allowed. Any other grant type answers `unsupported_grant_type`; no refresh tokens exist.
     """
 
     def __init__(self, request_validator, token_generator=None, **kwargs):
-        from tokens.exchange import GRANT_TYPE, TokenExchangeGrant
-        from tokens.issuing import generate_access_token
-
         super().__init__(
             request_validator,
             token_generator=token_generator or generate_access_token,
@@ -159,70 +158,6 @@ def authenticate_client_parameters(
             return None
         client_id, client_secret = basic
     return authenticate_client_credentials(client_id, client_secret)
-
-
-def resolve_audience(request, *, parameters: tuple[str, ...] = ("resource",)) -> str:
-    """Return the token's audience from `resource` (RFC 8707) or, if allowed, `audience` (RFC 8693 §2.1).
-
-    None asked for: the default audience. Otherwise one value in all (one resource per token),
-    the default audience or one of the client's allowed audiences, exactly; a `resource` must
-    also be an absolute URI without a fragment. Anything else is `invalid_target`. A parameter
-    sent without a value counts as omitted (RFC 6749 §3.2).
-
-    The audience must also be open to the token's organisation in the resource-server
-    catalogue (else `invalid_target`), and `request.scopes` are kept to the scopes it accepts:
-    scopes asked for that it does not accept are `invalid_scope`; a request without `scope`
-    gets the client's scopes it accepts, and `invalid_scope` if there is none.
-    """
-    audience = _requested_audience(request, parameters)
-    _apply_resource_server_terms(request, audience)
-    return audience
-
-
-def _apply_resource_server_terms(request, audience: str) -> None:
-    exchanged = getattr(request, "portal_api_key", None)  # tokens.exchange: the token names the key's org
-    organization_id = exchanged.key["organization_id"] if exchanged else request.client.organization_id
-    terms = token_terms(audience=audience, organization_id=organization_id)
-    if terms is None:
-        raise errors.CustomOAuth2Error(
-            error="invalid_target",
-            description="The resource is not one this client may request tokens for.",
-            request=request,
-        )
-    if not terms.scopes:
-        return
-    asked = [scope for scope in (request.scope or "").split(" ") if scope]
-    refused = sorted(scope for scope in asked if not terms.accepts(scope))
-    if refused:
-        raise errors.InvalidScopeError(
-            description="The resource does not accept the scope(s): " + " ".join(refused) + ".",
-            request=request,
-        )
-    request.scopes = [scope for scope in request.scopes or [] if terms.accepts(scope)]
-    if not request.scopes:
-        raise errors.InvalidScopeError(
-            description="None of this client's scopes is accepted by the resource.", request=request
-        )
-
-
-def _requested_audience(request, parameters: tuple[str, ...]) -> str:
-    asked = [(name, value) for name, value in (request.decoded_body or []) if name in parameters and value]
-    targets = {value for _name, value in asked}
-    if not targets:
-        return settings.PORTAL_DEFAULT_AUDIENCE
-    if len(targets) > 1:
-        raise errors.CustomOAuth2Error(
-            error="invalid_target", description="Request one resource per token.", request=request
-        )
-    target = targets.pop()
-    named_as_resource = any(name == "resource" for name, _value in asked)
-    if (named_as_resource and not is_valid_resource_uri(target)) or target not in request.client.audiences:
-        raise errors.CustomOAuth2Error(
-            error="invalid_target",
-            description="The resource is not one this client may request tokens for.",
-            request=request,
-        )
-    return target
 
 
 #: Rate-limit scope of token issuance, counted per application.
