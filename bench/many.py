@@ -43,7 +43,7 @@ def main() -> None:
     django.setup()
     from django.db import transaction
 
-    from credentials.services import api_key_create
+    from credentials.api_keys.services import api_key_create
     from portal.models import Organization, User
     from tokens.clients.services import m2m_app_create
 

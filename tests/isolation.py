@@ -45,8 +45,8 @@ def _invitation_id(organization: Organization, user: User) -> int:
 
 
 def _api_key_id(organization: Organization, user: User) -> str:
-    from credentials.models import ApiKey
-    from credentials.services import api_key_create
+    from credentials.api_keys.models import ApiKey
+    from credentials.api_keys.services import api_key_create
 
     api_key = ApiKey.objects.filter(organization=organization).first()
     if api_key is None:
@@ -117,8 +117,8 @@ def _keyed_app_id(organization: Organization, user: User) -> int:
 
 
 def _request_id(organization: Organization, user: User) -> int:
+    from credentials.api_keys.services import api_key_request
     from credentials.governance.models import CredentialRequest
-    from credentials.services import api_key_request
 
     request = CredentialRequest.objects.filter(organization=organization).first()
     if request is None:

@@ -7,7 +7,7 @@ from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
 from oauth2_provider.oauth2_validators import is_valid_resource_uri
 
-from portal.crypto import check_fernet_keys
+from portal.infra.crypto import check_fernet_keys
 
 
 @register()

@@ -12,7 +12,7 @@ from django.utils.translation import gettext_lazy as _
 from oauth2_provider.models import AbstractApplication
 
 from credentials.governance.models import GovernedCredential, status_constraints
-from portal.crypto import random_base62
+from portal.infra.crypto import random_base62
 from portal.models import ExpiringModel, Organization, TimestampedModel
 
 CLIENT_ID_PREFIX = "m2m_"

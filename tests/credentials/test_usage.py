@@ -7,9 +7,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.test import Client
 
-from credentials import keys, usage
+from credentials import usage
+from credentials.api_keys import keys
+from credentials.api_keys.services import api_key_revoke
 from credentials.models import UsageBucket
-from credentials.services import api_key_revoke
 from tests.tokens.conftest import request_token
 from tokens.clients.services import m2m_app_create
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from credentials.services import api_key_create
+from credentials.api_keys.services import api_key_create
 from tests.factories import ScopeFactory
 from tests.tokens.conftest import AppCredentials, _fresh_key_caches  # noqa: F401  (autouse fixture)
 from tokens.clients.services import m2m_app_create

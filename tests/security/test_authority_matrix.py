@@ -27,9 +27,9 @@ from django.test import Client
 from django.urls import reverse
 from rest_framework.authentication import SessionAuthentication
 
-from credentials.authentication import ApiKeyAuthentication
+from credentials.api_keys.authentication import ApiKeyAuthentication
+from credentials.api_keys.services import api_key_create, api_key_request
 from credentials.governance.models import CredentialRequest
-from credentials.services import api_key_create, api_key_request
 from portal import authz
 from portal.models import Membership, Role
 from portal.permissions import Authorized, AuthorizedView, OrganizationAccess

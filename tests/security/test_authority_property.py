@@ -22,9 +22,9 @@ from django.urls import reverse
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from credentials.api_keys.models import ApiKey
+from credentials.api_keys.services import api_key_create, api_key_request
 from credentials.governance.models import CredentialRequest, RequestState
-from credentials.models import ApiKey
-from credentials.services import api_key_create, api_key_request
 from portal import authz
 from portal.models import Membership, Role
 from portal.services.organizations import membership_change_role

@@ -16,7 +16,7 @@ from django.db import close_old_connections
 from django.test import Client
 from hypothesis import HealthCheck, Phase, settings
 
-from credentials.services import api_key_create, api_key_request
+from credentials.api_keys.services import api_key_create, api_key_request
 from portal.models import Role
 from tests.factories import MembershipFactory, OrganizationFactory, ScopeFactory, UserFactory
 from tests.isolation import _keyed_app_id

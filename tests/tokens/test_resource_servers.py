@@ -404,7 +404,7 @@ def test_catalogue_changes_apply_to_the_next_token_request(client, make_app, pla
 def test_an_exchanged_token_for_an_organisations_own_api_needs_the_keys_organisation(
     client, make_app, other_organization, outsider, organization, owner, scopes
 ):
-    from credentials.services import api_key_create
+    from credentials.api_keys.services import api_key_create
     from tokens.protocol.exchange import API_KEY_TOKEN_TYPE, GRANT_TYPE
 
     # Globex's own API; Globex's gateway may name it, but not for Acme's key.

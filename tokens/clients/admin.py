@@ -11,7 +11,7 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from credentials.governance.admin import GovernanceQueueFilter, GovernedCredentialAdminMixin
-from credentials.governance.services import credential_reassign_owner
+from credentials.governance.ownership import credential_reassign_owner
 from portal.stepup import step_up_redirect
 from tokens.catalogue import check_audiences
 from tokens.clients.services import STAFF_FLAGS, m2m_app_set_staff_flag

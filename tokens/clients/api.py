@@ -16,7 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.viewsets import GenericViewSet
 
-from credentials.governance.services import approval_required, policy_for, scope_increase_needs_approval
+from credentials.governance.org_policy import approval_required, policy_for, scope_increase_needs_approval
 from credentials.selectors import member_by_email, owner_filter_id
 from portal.api.errors import ApprovalRequired
 from portal.api.responses import no_store

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from django.urls import reverse
 
-from credentials.governance.registry import TOKEN_MINTING, GovernedKind, MovedLink, SecretMatch
+from credentials.governance.registry import TOKEN_MINTING, GovernedKind, KindPolicy, MovedLink, SecretMatch
 from portal.models import User
 from tokens.clients.selectors import m2m_app_scope_names, m2m_apps_inventory
 from tokens.clients.services import (
@@ -104,4 +104,26 @@ def governed_kind() -> GovernedKind:
         match_secret=_match_secret,
         revoke_secret=_revoke_secret,
         people_behind=_people_behind,
+        policy=KindPolicy(
+            approve_new="approve_new_m2m_apps",
+            review_interval_days="m2m_app_review_interval_days",
+            max_lifetime_days="client_secret_max_lifetime_days",
+        ),
+        # Audit verb (`tokens.m2m_app.<verb>`) -> webhook event (credentials.webhooks).
+        webhook_events={
+            "created": "created",
+            "secret_issued": "created",
+            "secret_rotated": "rotated",
+            # The first public key of an approved private_key_jwt application says `activated`:
+            # it is sent as `created` (credentials.webhooks.events).
+            "public_key_added": "rotated",
+            "revoked": "revoked",
+            "secret_revoked": "revoked",
+            "public_key_revoked": "revoked",
+            "orphaned": "orphaned",
+            "suspended": "suspended",
+            "leaked": "leaked",
+            "policy_changed": "policy_changed",
+            "policy_flagged": "against_policy",
+        },
     )

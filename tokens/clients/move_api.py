@@ -1,6 +1,6 @@
 """REST: move an API key to an M2M application (`POST …/api-keys/<key id>/move-to-m2m-app/`).
 
-It lives in `tokens` (not in the API-keys viewset of `credentials/api.py`) because the move
+It lives in `tokens` (not in the API-keys viewset of `credentials/api_keys/api.py`) because the move
 creates an M2M application, and `credentials` never imports `tokens`. The URL sits under the
 API-keys resource all the same (routed from tokens/urls.py); see docs/choosing.md.
 """
@@ -16,8 +16,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from credentials.authentication import ApiKeyAuthentication
-from credentials.selectors import api_keys_for
+from credentials.api_keys.authentication import ApiKeyAuthentication
+from credentials.api_keys.selectors import api_keys_for
 from portal.api.responses import no_store
 from portal.permissions import AuthorizedView, OrganizationAccess
 from tokens.clients.moves import api_key_move_to_m2m_app

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
-from credentials.governance import services as governance
+from credentials.api_keys.models import ApiKey, ApiKeyStatus
+from credentials.governance import org_policy
 from credentials.governance.models import CredentialRequest
-from credentials.models import ApiKey, ApiKeyStatus
 from portal.models import User
 from portal.services.audit import audit_log
 from tokens.clients.services import m2m_app_create, m2m_app_request
@@ -86,7 +86,7 @@ def api_key_move_to_m2m_app(
     plaintext = None
     try:
         with transaction.atomic():
-            if governance.approval_required(organization, "m2m_app"):
+            if org_policy.approval_required(organization, "m2m_app"):
                 # The request is made by whoever moves the key; from the CLI, for its owner.
                 requester = actor if actor is not None and actor.is_authenticated else key.owner
                 application, request = m2m_app_request(

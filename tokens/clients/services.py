@@ -12,10 +12,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from credentials import policy
-from credentials.governance import services as governance
+from credentials.api_keys.models import ApiKey
+from credentials.governance import approvals, edits, org_policy, ownership
 from credentials.governance.models import CredentialRequest, RequestType
-from credentials.models import ApiKey, Scope
-from portal.crypto import is_base62, keyed_digest, peppers, random_base62
+from credentials.models import Scope
+from portal.infra.crypto import is_base62, keyed_digest, peppers, random_base62
 from portal.models import Organization, User
 from portal.services.audit import audit_log
 from tokens.catalogue import check_audiences
@@ -45,7 +46,7 @@ def _new_secret(application: M2MApplication, actor: User | None) -> tuple[Client
     pepper_id, digest = keyed_digest(plaintext)
     secret = ClientSecret.objects.create(
         # The organisation's maximum client-secret lifetime, if it sets one.
-        expires_at=governance.check_lifetime(application.organization, "m2m_app", None),
+        expires_at=org_policy.check_lifetime(application.organization, "m2m_app", None),
         application=application,
         public_id=random_base62(12),
         hint=plaintext[: len(CLIENT_SECRET_PREFIX) + 4],
@@ -179,7 +180,7 @@ def _new_application(
     rate_limit = policy.clean_rate_limit(rate_limit)
     if not name:
         raise ValidationError({"name": "Give the application a name."})
-    governance.check_owner_is_member(organization, owner)
+    ownership.check_owner_is_member(organization, owner)
     if not MIN_TOKEN_LIFETIME <= token_lifetime <= MAX_TOKEN_LIFETIME:
         raise ValidationError(
             {"token_lifetime": f"Use between {MIN_TOKEN_LIFETIME} and {MAX_TOKEN_LIFETIME} seconds."}
@@ -187,7 +188,7 @@ def _new_application(
     if auth_method not in M2MApplication.AuthMethod.values:
         raise ValidationError({"auth_method": "Choose client_secret_basic or private_key_jwt."})
     scope_rows = scope_rows_of(scopes)
-    governance.check_owner_may_hold(organization, owner, [s.name for s in scope_rows])
+    ownership.check_owner_may_hold(organization, owner, [s.name for s in scope_rows])
     application = M2MApplication.objects.create(
         organization=organization,
         name=name,
@@ -202,7 +203,7 @@ def _new_application(
         rate_limit=rate_limit,
         moved_from_key=moved_from_key,
         environment=moved_from_key.environment if moved_from_key is not None else "",
-        review_due_at=governance.review_due_from(organization, "m2m_app")
+        review_due_at=org_policy.review_due_from(organization, "m2m_app")
         if status == M2MApplication.Status.ACTIVE
         else None,
     )
@@ -222,7 +223,7 @@ def m2m_app_request(
     application, scope_rows = _new_application(
         actor=requester, status=M2MApplication.Status.PENDING, **fields
     )
-    request = governance.credential_request_create(
+    request = approvals.credential_request_create(
         credential=application,
         requester=requester,
         request_type=RequestType.CREATE,
@@ -394,10 +395,10 @@ def m2m_app_update(
     if scopes is not None:
         names = sorted({s.name for s in scope_rows_of(list(scopes))})  # unknown names: a field error
         if names != sorted(application.allowed_scopes.values_list("name", flat=True)):
-            governance.credential_scopes_set(credential=application, scopes=names, actor=actor, via=via)
+            edits.credential_scopes_set(credential=application, scopes=names, actor=actor, via=via)
     if owner is not None and owner.pk != application.owner_id:
         # After the scopes: the new owner must be allowed every scope the application keeps.
-        governance.credential_reassign_owner(credential=application, owner=owner, actor=actor, via=via)
+        ownership.credential_reassign_owner(credential=application, owner=owner, actor=actor, via=via)
     return application
 
 
@@ -472,7 +473,7 @@ def _new_public_key(
         algorithm=jwk["alg"],
         public_jwk=jwk,
         # The organisation's maximum client-credential lifetime applies to keys as to secrets.
-        expires_at=governance.check_lifetime(application.organization, "m2m_app", expires_at),
+        expires_at=org_policy.check_lifetime(application.organization, "m2m_app", expires_at),
         created_by=actor if actor is not None and actor.is_authenticated else None,
     )
 
@@ -523,7 +524,7 @@ def client_public_key_add(
         )
     approved = None
     if application.status == M2MApplication.Status.PENDING:
-        approved = governance.approved_create_request(application)
+        approved = approvals.approved_create_request(application)
         if approved is None:
             raise ValidationError("This application is still waiting for approval.", code="not_approved")
         if actor is None or application.owner_id != actor.pk:
@@ -552,7 +553,7 @@ def client_public_key_add(
     if approved is not None:
         # The first key of an approved application makes it usable, as a first secret does.
         application.status = M2MApplication.Status.ACTIVE
-        application.review_due_at = now + governance.policy_for(application.organization).review_interval(
+        application.review_due_at = now + org_policy.policy_for(application.organization).review_interval(
             "m2m_app"
         )
         application.save(update_fields=["status", "review_due_at", "updated"])

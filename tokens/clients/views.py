@@ -14,11 +14,11 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from credentials.api_keys.selectors import api_keys_for
 from credentials.forms import CredentialEditForm
-from credentials.governance import services as governance
+from credentials.governance import approvals, edits, org_policy
 from credentials.governance.forms import JustificationField
 from credentials.governance.views import governance_context
-from credentials.selectors import api_keys_for
 from portal.selectors import audit_events_for_target
 from portal.tenancy import authorized, check, may
 from tokens.clients import moves, services
@@ -123,7 +123,7 @@ def app_create(request: HttpRequest) -> HttpResponse:
         if request.GET.get("auth_method") in M2MApplication.AuthMethod.values
         else {},
     )
-    needs_approval = governance.approval_required(request.organization, "m2m_app")
+    needs_approval = org_policy.approval_required(request.organization, "m2m_app")
     if needs_approval:
         form.fields["justification"] = JustificationField()
     if request.method == "POST" and form.is_valid() and needs_approval and form.cleaned_data["public_key"]:
@@ -146,7 +146,7 @@ def app_create(request: HttpRequest) -> HttpResponse:
                 auth_method=data["auth_method"],
             )
             if data["allowed_ips"] or data["rate_limit"]:
-                governance.credential_policy_set(
+                edits.credential_policy_set(
                     credential=application,
                     actor=request.user,
                     allowed_ips=data["allowed_ips"],
@@ -222,7 +222,7 @@ def _detail(
         "snippet_key_class": {"ES256": "ECKey", "ES384": "ECKey", "EdDSA": "OKPKey"}.get(snippet_alg, ""),
         "rotate_form": SecretRotateForm(
             initial={
-                "overlap_hours": governance.policy_for(request.organization).default_rotation_overlap_hours
+                "overlap_hours": org_policy.policy_for(request.organization).default_rotation_overlap_hours
             }
         ),
         "can_manage": may(request, "m2m_app.revoke", owner_id=application.owner_id),
@@ -314,9 +314,7 @@ def app_issue_secret(request: HttpRequest, app_id: int) -> HttpResponse:
     application = application_or_404(request, app_id)
     check(request, owner_id=application.owner_id)
     try:
-        application, plaintext = governance.credential_secret_issue(
-            credential=application, actor=request.user
-        )
+        application, plaintext = approvals.credential_secret_issue(credential=application, actor=request.user)
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
         return _back(request, application)
@@ -375,7 +373,7 @@ def api_key_move(request: HttpRequest, key_id: str) -> HttpResponse:
     check(request, owner_id=api_key.owner_id)
     check(request, "m2m_app.create", owner_id=api_key.owner_id)
     moved_to = M2MApplication.objects.filter(moved_from_key=api_key).first()
-    needs_approval = governance.approval_required(request.organization, "m2m_app")
+    needs_approval = org_policy.approval_required(request.organization, "m2m_app")
     error = ""
     if request.method == "POST" and moved_to is None:
         try:

@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from credentials.governance import services as governance
+from credentials.governance import approvals, org_policy, ownership
 from credentials.governance.models import CredentialRequest, RequestType
 from portal.models import User
 from portal.services.audit import audit_log
@@ -26,7 +26,7 @@ def _may_manage_application(actor: User | None, application: M2MApplication) -> 
     return (
         actor is None
         or application.owner_id == actor.pk
-        or governance.is_manager(actor, application.organization)
+        or ownership.is_manager(actor, application.organization)
     )
 
 
@@ -67,7 +67,7 @@ def federated_identity_create(
     if preset not in FederatedIdentity.Preset.values:
         raise ValidationError({"preset": "Choose one of the presets or a custom issuer."})
     owner = owner or application.owner
-    governance.check_owner_is_member(organization, owner)
+    ownership.check_owner_is_member(organization, owner)
     static_jwks = trust.clean_jwks(jwks)
     issuer = trust.clean_issuer(issuer, has_jwks=static_jwks is not None)
     subject = trust.clean_subject(subject, preset)
@@ -85,7 +85,7 @@ def federated_identity_create(
             {"max_token_age": f"Use between {MIN_FEDERATED_TOKEN_AGE} and {MAX_FEDERATED_TOKEN_AGE} seconds."}
         )
     name = (name or "").strip()[:255] or f"{found.label if found else 'Trust'}: {subject}"[:255]
-    needs_approval = actor is not None and governance.approval_required(organization, FEDERATED_KIND)
+    needs_approval = actor is not None and org_policy.approval_required(organization, FEDERATED_KIND)
     identity = FederatedIdentity.objects.create(
         organization=organization,
         application=application,
@@ -100,7 +100,7 @@ def federated_identity_create(
         conditions=conditions,
         max_token_age=max_token_age,
         status=FederatedIdentity.Status.PENDING if needs_approval else FederatedIdentity.Status.ACTIVE,
-        review_due_at=None if needs_approval else governance.review_due_from(organization, FEDERATED_KIND),
+        review_due_at=None if needs_approval else org_policy.review_due_from(organization, FEDERATED_KIND),
     )
     audit_log(
         action="tokens.federated_identity.created",
@@ -122,7 +122,7 @@ def federated_identity_create(
     )
     request = None
     if needs_approval:
-        request = governance.credential_request_create(
+        request = approvals.credential_request_create(
             credential=identity,
             requester=actor,
             request_type=RequestType.CREATE,

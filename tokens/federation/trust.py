@@ -24,7 +24,7 @@ The checks, in order (`inspect` reports each; `authenticate` needs them all):
 - replay: a `jti`, where the token has one, is accepted once per issuer, whatever the
   application (the same cache as private_key_jwt assertions; fails closed when the cache is down).
 
-Issuer keys are fetched with `portal.outbound` (HTTPS, public addresses, pinned connection,
+Issuer keys are fetched with `portal.infra.outbound` (HTTPS, public addresses, pinned connection,
 timeouts, a size limit) and cached (PORTAL_FEDERATION_KEYS_CACHE_SECONDS). An unknown `kid`
 refreshes them, but at most once per PORTAL_FEDERATION_KEYS_REFRESH_SECONDS per issuer, shared
 by every app server through the cache, and a failed fetch counts too: an attacker's made-up
@@ -53,7 +53,7 @@ from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from portal import outbound
+from portal.infra import outbound
 from portal.principal import MAX_CREDENTIAL_LENGTH
 from tokens.jwk import PRIVATE_MEMBERS
 from tokens.models import FederatedIdentity, M2MApplication

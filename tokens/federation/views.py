@@ -17,7 +17,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 
-from credentials.governance import services as governance
+from credentials.governance import approvals, org_policy
 from credentials.governance.forms import JustificationField
 from credentials.governance.views import governance_context
 from portal.selectors import audit_events_for_target
@@ -72,7 +72,7 @@ def federated_create(request: HttpRequest, app_id: int) -> HttpResponse:
         raise PermissionDenied("Only the application's owner or an organisation admin can add a trust.")
     preset_key = request.POST.get("preset") or request.GET.get("preset") or ""
     form = FederatedIdentityForm(request.POST or None, initial=_initial(preset_key))
-    needs_approval = governance.approval_required(request.organization, services.FEDERATED_KIND)
+    needs_approval = org_policy.approval_required(request.organization, services.FEDERATED_KIND)
     if needs_approval:
         form.fields["justification"] = JustificationField()
     if request.method == "POST" and form.is_valid():
@@ -177,7 +177,7 @@ def federated_activate(request: HttpRequest, identity_id: int) -> HttpResponse:
     """Activate an approved trust (its owner; there is no secret to show)."""
     identity = _get_identity(request, identity_id)
     try:
-        governance.credential_secret_issue(credential=identity, actor=request.user)
+        approvals.credential_secret_issue(credential=identity, actor=request.user)
     except ValidationError as exc:
         if "not_owner" in str(getattr(exc, "code", "")):
             raise PermissionDenied(" ".join(exc.messages)) from None

@@ -8,7 +8,7 @@ from django.conf import settings
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.exceptions import AuthenticationFailed
 
-from credentials.services import api_key_state
+from credentials.api_keys.verification import api_key_state
 from portal import authz
 from portal.principal import INVALID_CREDENTIAL, MAX_CREDENTIAL_LENGTH, Principal
 from portal.selectors import owner_role_subquery

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from oauthlib.oauth2.rfc6749 import errors
 from oauthlib.oauth2.rfc6749.grant_types.base import GrantTypeBase
 
-from credentials.services import Verification, api_key_record_use, api_key_verify
-from portal.middleware import current_request_context
+from credentials.api_keys.verification import Verification, api_key_record_use, api_key_verify
+from portal.infra.request_context import current_request_context
 from tokens.protocol.audience import resolve_audience
 
 log = logging.getLogger(__name__)

@@ -20,10 +20,11 @@ from oauthlib.oauth2 import BackendApplicationServer
 from oauthlib.oauth2.rfc6749 import errors
 
 from credentials import policy, usage
-from portal import authz, ratelimit
-from portal.crypto import keyed_digest, verify_digest
-from portal.middleware import current_request_context
-from portal.observability import note_credential
+from portal import authz
+from portal.infra import ratelimit
+from portal.infra.crypto import keyed_digest, verify_digest
+from portal.infra.observability import note_credential
+from portal.infra.request_context import current_request_context
 from portal.principal import MAX_CREDENTIAL_LENGTH
 from portal.selectors import owner_role_subquery, role_of
 from tokens.models import ClientPublicKey, ClientSecret, FederatedIdentity, M2MApplication

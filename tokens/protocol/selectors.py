@@ -10,8 +10,8 @@ from django.db.models import (
 )
 from django.utils import timezone
 
-from credentials.services import api_key_state
-from portal.metrics import verification_metrics
+from credentials.api_keys.verification import api_key_state
+from portal.infra.metrics import verification_metrics
 from tokens.models import ClientPublicKey, ClientSecret, FederatedIdentity, M2MApplication, RevokedToken
 from tokens.protocol.exchange import SUBJECT_PREFIX, key_id_of
 from tokens.signing.keys import local_public_key

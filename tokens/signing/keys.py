@@ -24,7 +24,7 @@ from django.utils import timezone
 from jwt import PyJWK
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
-from portal.crypto import SecretCipher, encryption_key_as_is
+from portal.infra.crypto import SecretCipher, encryption_key_as_is
 from tokens.jwk import PRIVATE_MEMBERS, thumbprint
 from tokens.models import SigningKey
 

@@ -9,8 +9,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from django.test import Client
 
-from credentials.governance.services import policy_update
-from credentials.services import api_key_create
+from credentials.api_keys.services import api_key_create
+from credentials.governance.org_policy import policy_update
 from portal.models import AuditEvent, Membership
 from tests.factories import ScopeFactory
 from tests.tokens.conftest import basic

@@ -8,7 +8,7 @@ import pytest
 from django.db import connection
 from django.test import Client
 
-from credentials.services import api_key_create
+from credentials.api_keys.services import api_key_create
 from portal.models import AuditEvent
 from tests.factories import ScopeFactory
 from tests.tokens.conftest import basic

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from credentials.models import ApiKey
-from credentials.services import api_key_create, api_key_verify
+from credentials.api_keys.models import ApiKey
+from credentials.api_keys.services import api_key_create
+from credentials.api_keys.verification import api_key_verify
 from tests.factories import ScopeFactory
 from tests.tokens.conftest import AppCredentials, request_token
 from tokens.models import M2MApplication

@@ -225,7 +225,8 @@ def test_the_list_counts_keys_for_keyed_apps(owner_client, keyed_app, make_app):
 def test_a_requested_keyed_app_is_registered_by_its_owner_after_approval(
     organization, owner, member, member_client, owner_client, scopes
 ):
-    from credentials.governance.services import credential_request_approve, policy_update
+    from credentials.governance.approvals import credential_request_approve
+    from credentials.governance.org_policy import policy_update
 
     policy_update(organization=organization, actor=owner, approve_new_m2m_apps=True)
     create = reverse("org-app-create", kwargs={"org_slug": "acme"})

@@ -549,11 +549,11 @@ def _wrap_discovery(real, *, jwks_uri: str):
 
 
 def test_suspending_or_removing_a_trust_kills_its_tokens(client, app, github_trust, issuer, owner):
-    from credentials.governance import services as governance
+    from credentials.governance import reviews
 
     access = present(client, app.client_id, issuer.github_actions(audience=AUD)).json()["access_token"]
     assert live_access_token(access, audience=None)
-    governance.credential_suspend(credential=github_trust, actor=None, reason="manual")
+    reviews.credential_suspend(credential=github_trust, actor=None, reason="manual")
     with pytest.raises(Exception, match="revoked"):
         live_access_token(access, audience=None)
     assert_invalid_client(present(client, app.client_id, issuer.github_actions(audience=AUD)))
@@ -561,7 +561,7 @@ def test_suspending_or_removing_a_trust_kills_its_tokens(client, app, github_tru
         "/oauth/introspect", {"token": access}, HTTP_AUTHORIZATION=_basic(app.client_id, app.client_secret)
     ).json()
     assert introspected == {"active": False}
-    governance.credential_restore(credential=github_trust, actor=owner)
+    reviews.credential_restore(credential=github_trust, actor=owner)
     assert live_access_token(access, audience=None)
     federated_identity_revoke(identity=github_trust, actor=owner)
     with pytest.raises(Exception, match="revoked"):

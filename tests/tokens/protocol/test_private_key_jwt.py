@@ -630,7 +630,7 @@ def test_a_token_request_costs_few_queries(client, pk_app, rsa_key, django_asser
 def test_a_requested_app_gets_its_first_key_after_approval_from_its_owner(
     organization, owner, admin_user, member, scopes, rsa_key, client
 ):
-    from credentials.governance.services import credential_request_approve
+    from credentials.governance.approvals import credential_request_approve
     from tokens.clients.services import m2m_app_request
 
     application, request = m2m_app_request(
@@ -657,7 +657,7 @@ def test_a_requested_app_gets_its_first_key_after_approval_from_its_owner(
 def test_generating_a_secret_is_refused_for_an_approved_private_key_jwt_app(
     organization, admin_user, member, scopes
 ):
-    from credentials.governance.services import credential_request_approve, credential_secret_issue
+    from credentials.governance.approvals import credential_request_approve, credential_secret_issue
     from tokens.clients.services import m2m_app_request
 
     application, request = m2m_app_request(
@@ -757,7 +757,7 @@ def test_the_inventory_reads_expiry_and_last_use_from_the_keys(client, pk_app, r
 def test_the_approval_email_tells_the_owner_to_register_a_key(
     organization, admin_user, member, scopes, mailoutbox, django_capture_on_commit_callbacks
 ):
-    from credentials.governance.services import credential_request_approve
+    from credentials.governance.approvals import credential_request_approve
     from tokens.clients.services import m2m_app_request
 
     _application, request = m2m_app_request(

@@ -19,10 +19,10 @@ from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
 
-from credentials import keys
-from credentials.governance.services import credential_suspend
-from credentials.models import ApiKey
-from credentials.services import api_key_create, api_key_request, api_key_revoke
+from credentials.api_keys import keys
+from credentials.api_keys.models import ApiKey
+from credentials.api_keys.services import api_key_create, api_key_request, api_key_revoke
+from credentials.governance.reviews import credential_suspend
 from tests.tokens.conftest import basic
 from tokens.clients.services import m2m_app_set_exchange
 from tokens.protocol.exchange import (

@@ -6,7 +6,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from credentials.services import api_key_create
+from credentials.api_keys.services import api_key_create
 from portal.models import AuditEvent
 from tests.factories import UserFactory, enrol_totp
 from tests.portal.test_account_security import make_stale

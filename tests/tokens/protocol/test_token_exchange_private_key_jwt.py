@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from django.conf import settings
 from joserfc.jwk import ECKey
 
-from credentials.services import api_key_create
+from credentials.api_keys.services import api_key_create
 from tokens.clients.services import (
     client_public_key_add,
     client_public_key_revoke,

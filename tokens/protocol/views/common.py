@@ -13,8 +13,8 @@ from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 
 from credentials import usage
-from portal import ratelimit
-from portal.net import client_ip
+from portal.infra import ratelimit
+from portal.infra.net import client_ip
 from tokens.models import ClientPublicKey, ClientSecret, M2MApplication
 from tokens.protocol import assertions
 from tokens.protocol.oauth import (

@@ -9,9 +9,9 @@ from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters
 from oauth2_provider.views import TokenView as DOTTokenView
 
-from portal import ratelimit
-from portal.faults import is_database_outage
-from portal.metrics import token_endpoint_metrics
+from portal.infra import ratelimit
+from portal.infra.faults import is_database_outage
+from portal.infra.metrics import token_endpoint_metrics
 from tokens.protocol.views.common import (
     OAuthEndpointView,
     client_failure_checks,
@@ -55,7 +55,7 @@ class TokenView(OAuthEndpointView, DOTTokenView):
             _uri, headers, body, status = self.create_token_response(request)
         except Exception as exc:
             if is_database_outage(exc):
-                raise  # portal.faults answers 503 temporarily_unavailable
+                raise  # portal.infra.faults answers 503 temporarily_unavailable
             log.exception("Token endpoint failed")
             return oauth_error("server_error", "The server could not issue a token.", status=500)
         if status == 401:
