@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.urls import include, path
 from rest_framework.routers import SimpleRouter
 
-from credentials import api, views
+from credentials import api, cutover_views, views
 from credentials.governance.urls import credential_patterns
 from credentials.usage_api import UsageView
 from credentials.webhooks.api import WebhookEndpointViewSet
@@ -22,6 +22,12 @@ dashboard_patterns = [
     path("<str:key_id>/revoke/", views.api_key_revoke_view, name="org-api-key-revoke"),
     path("<str:key_id>/edit/", views.api_key_edit_view, name="org-api-key-edit"),
     path("<str:key_id>/issue/", views.api_key_issue_view, name="org-api-key-issue"),
+    path("<str:key_id>/cutover/", cutover_views.api_key_cutover_view, name="org-api-key-cutover"),
+    path(
+        "<str:key_id>/cutover/revoke/",
+        cutover_views.api_key_cutover_revoke_view,
+        name="org-api-key-cutover-revoke",
+    ),
     *credential_patterns("api_key", "<str:key_id>", "org-api-key"),
 ]
 

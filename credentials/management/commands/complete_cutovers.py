@@ -1,0 +1,19 @@
+"""`manage.py complete_cutovers`: revoke moved API keys whose owners chose the automatic revoke, once quiet."""
+
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand
+
+from credentials.cutover import cutovers_complete
+
+
+class Command(BaseCommand):
+    help = (
+        "Revoke each API key moved to an M2M application whose owner chose 'revoke automatically', "
+        "once the application is active and the key went unused for its quiet period (idempotent; "
+        "send_credential_notices runs it too)."
+    )
+
+    def handle(self, *args, **options):
+        revoked = cutovers_complete()
+        self.stdout.write(f"Revoked {len(revoked)} moved API key(s) after their cut-over.")
