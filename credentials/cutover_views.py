@@ -2,20 +2,21 @@
 
 The cut-over itself is shown on the key's page (`credentials.views.api_key_detail`, template
 `credentials/_cutover.html`). Both actions are a revoke in effect, so they are authorised as
-`api_key.revoke` (portal.authz). A key that was never moved has no cut-over: 404.
+`api_key.revoke` (portal.authz). A key that was never moved has no cut-over: the services
+refuse it with a message saying so.
 """
 
 from __future__ import annotations
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from credentials import usage
-from credentials.cutover import api_key_cutover_complete, api_key_cutover_set, application_of, cutover_for
+from credentials.cutover import api_key_cutover_complete, api_key_cutover_set, cutover_for
 from credentials.forms import CutoverForm
 from credentials.models import ApiKey
 from credentials.selectors import api_keys_for
@@ -43,13 +44,9 @@ def cutover_context(api_key: ApiKey) -> dict:
     }
 
 
-def _moved_key(request: HttpRequest, key_id: str) -> ApiKey:
-    api_key = get_object_or_404(
-        api_keys_for(request.organization).select_related("moved_to_application"), key_id=key_id
-    )
+def _key(request: HttpRequest, key_id: str) -> ApiKey:
+    api_key = get_object_or_404(api_keys_for(request.organization), key_id=key_id)
     check(request, owner_id=api_key.owner_id)
-    if application_of(api_key) is None:
-        raise Http404("This key was not moved to an M2M application.")
     return api_key
 
 
@@ -62,7 +59,7 @@ def _back(request: HttpRequest, api_key: ApiKey) -> HttpResponse:
 @authorized("api_key.revoke")
 def api_key_cutover_view(request: HttpRequest, key_id: str) -> HttpResponse:
     """Save the quiet period and the automatic-revoke choice of a moved key."""
-    api_key = _moved_key(request, key_id)
+    api_key = _key(request, key_id)
     form = CutoverForm(request.POST, prefix="cutover")
     if not form.is_valid():
         errors = [f"{form.fields[name].label}: {' '.join(e)}" for name, e in form.errors.items()]
@@ -81,7 +78,7 @@ def api_key_cutover_view(request: HttpRequest, key_id: str) -> HttpResponse:
 @authorized("api_key.revoke")
 def api_key_cutover_revoke_view(request: HttpRequest, key_id: str) -> HttpResponse:
     """Revoke a moved key whose quiet period has passed (refused, with the reason, before then)."""
-    api_key = _moved_key(request, key_id)
+    api_key = _key(request, key_id)
     try:
         api_key_cutover_complete(api_key=api_key, actor=request.user, via="dashboard")
     except ValidationError as exc:

@@ -348,11 +348,19 @@ def test_the_dashboard_refuses_an_early_revoke_and_a_bad_quiet_period(owner_clie
     assert (api_key.cutover_quiet_hours, api_key.cutover_auto_revoke) == (1, True)
 
 
-def test_a_key_never_moved_has_no_cut_over_pages(owner_client, make_key):
-    api_key, _ = make_key()
-    for name in ("org-api-key-cutover", "org-api-key-cutover-revoke"):
-        assert owner_client.post(reverse(name, args=["acme", api_key.key_id])).status_code == 404
+def test_a_key_never_moved_has_no_cut_over_panel_and_its_actions_say_so(owner_client, make_key):
+    api_key, plaintext = make_key()
     assert 'id="cutover"' not in page(owner_client, api_key)
+    for name, data in (
+        ("org-api-key-cutover", {"cutover-quiet_hours": "1"}),
+        ("org-api-key-cutover-revoke", {}),
+    ):
+        response = owner_client.post(reverse(name, args=["acme", api_key.key_id]), data, follow=True)
+        assert (
+            "This key was not moved to an M2M application, so it has no cut-over."
+            in response.content.decode()
+        )
+    assert api_key_verify(plaintext).valid and ApiKey.objects.get(pk=api_key.pk).cutover_quiet_hours == 24
 
 
 def test_others_may_not_touch_the_cut_over(member_client, outsider_client, moved):

@@ -1,4 +1,4 @@
-"""`manage.py complete_cutovers`: revoke moved API keys whose owners chose the automatic revoke, once quiet."""
+"""`manage.py complete_cutovers`: revoke moved API keys whose owners opted in, once they went quiet."""
 
 from __future__ import annotations
 

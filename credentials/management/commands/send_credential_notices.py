@@ -1,4 +1,4 @@
-"""`manage.py send_credential_notices`: apply the suspension rules and complete cut-overs, then email notices."""
+"""`manage.py send_credential_notices`: suspend, complete due cut-overs, then email each due notice once."""
 
 from __future__ import annotations
 
