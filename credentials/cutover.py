@@ -5,7 +5,7 @@ shows how much the key is still used, from the usage buckets (credentials.usage)
 has gone unused for the quiet period its owner chose (`ApiKey.cutover_quiet_hours`) offers a
 one-click revoke through `api_key_revoke`. With `ApiKey.cutover_auto_revoke`, the
 `complete_cutovers` command (also run by `send_credential_notices`, and in-process under DEBUG
-like the usage roll-up) revokes it by itself. The application is read through the reverse side
+after the usage roll-up) revokes it by itself. The application is read through the reverse side
 of `M2MApplication.moved_from_key` (`moved_to_application`), so nothing here imports `tokens`.
 
 The quiet period starts at the later of the move and the key's last use; a use is any request
@@ -15,15 +15,11 @@ anyone who knows the key id can cause), or its `last_used_at`.
 
 from __future__ import annotations
 
-import logging
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.signals import request_finished
 from django.db import transaction
 from django.db.models import Max, Q, Sum
 from django.utils import timezone
@@ -35,8 +31,6 @@ from credentials.models import CUTOVER_QUIET_PERIODS, ApiKey, ApiKeyStatus, Usag
 from credentials.services import _extra, _locked, api_key_revoke
 from portal.models import User
 from portal.services.audit import audit_log
-
-logger = logging.getLogger(__name__)
 
 QUIET_HOURS = {hours: str(label) for hours, label in CUTOVER_QUIET_PERIODS}
 #: Outcomes that show the integration still presents the key (with its secret).
@@ -266,19 +260,6 @@ def cutovers_complete(*, now: datetime | None = None) -> list[ApiKey]:
     return revoked
 
 
-# Under DEBUG (`make run`) requests complete due cut-overs now and then, as they roll up usage
-# (credentials.usage), so no separate process is needed; production runs `complete_cutovers`.
-_last_run = [0.0]
-
-
-def _complete_if_due(**_kwargs) -> None:
-    if not settings.DEBUG or time.monotonic() - _last_run[0] < settings.PORTAL_USAGE_ROLLUP_SECONDS:
-        return
-    _last_run[0] = time.monotonic()
-    try:
-        cutovers_complete()
-    except Exception:  # noqa: BLE001  a development convenience: never fail a request
-        logger.warning("In-process cut-over completion failed", exc_info=True)
-
-
-request_finished.connect(_complete_if_due, dispatch_uid="credentials.cutover.complete")
+# Under DEBUG (`make run`) requests complete due cut-overs after they roll up usage, so no
+# separate process is needed; production runs `complete_cutovers` (or `send_credential_notices`).
+usage.debug_job_register(cutovers_complete)

@@ -19,6 +19,7 @@ import logging
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
@@ -112,16 +113,27 @@ def flush() -> None:
             logger.warning("Usage counts could not be stored; they are dropped", exc_info=True)
 
 
+#: Jobs that follow each in-process roll-up under DEBUG, in order (`debug_job_register`).
+_debug_jobs: list[Callable[[], object]] = []
+
+
+def debug_job_register(job: Callable[[], object]) -> None:
+    """Run `job` after each in-process roll-up under DEBUG (a periodic job production runs from cron)."""
+    if job not in _debug_jobs:
+        _debug_jobs.append(job)
+
+
 def _flush_if_due(**_kwargs) -> None:
     if _counts and time.monotonic() - _last_flush[0] >= settings.PORTAL_USAGE_FLUSH_SECONDS:
         flush()
     # Under DEBUG (`make run`), any request (a page view, say) also rolls up now and then.
     if settings.DEBUG and time.monotonic() - _last_rollup[0] >= settings.PORTAL_USAGE_ROLLUP_SECONDS:
         _last_rollup[0] = time.monotonic()
-        try:
-            rollup()
-        except Exception:  # noqa: BLE001  a development convenience: never fail a request
-            logger.warning("In-process usage roll-up failed", exc_info=True)
+        for job in (rollup, *_debug_jobs):
+            try:
+                job()
+            except Exception:  # noqa: BLE001  a development convenience: never fail a request
+                logger.warning("In-process %s failed", job.__name__, exc_info=True)
 
 
 request_finished.connect(_flush_if_due, dispatch_uid="credentials.usage.flush")
