@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from datetime import timedelta
 from io import StringIO
@@ -9,6 +10,7 @@ from io import StringIO
 import pytest
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
@@ -369,3 +371,40 @@ def test_others_may_not_touch_the_cut_over(member_client, outsider_client, moved
     assert member_client.post(url).status_code == 403  # a member, not the key's owner
     assert outsider_client.post(url).status_code == 404
     assert api_key_verify(plaintext).valid
+
+
+# --- the command line ------------------------------------------------------------------------
+
+
+def cli(*args: str) -> dict:
+    out = StringIO()
+    call_command("api_key_cutover", *args, "--json", stdout=out)
+    return json.loads(out.getvalue())
+
+
+def test_the_command_shows_sets_and_revokes(moved):
+    api_key, plaintext = moved()
+    last = use(api_key, 90 * MINUTE, 2)
+    shown = cli("--key-id", api_key.display_prefix)
+    assert shown["used_last_hour"] == 0 and shown["used_last_day"] == 2 and shown["ready"] is False
+    assert shown["quiet_hours"] == 24 and shown["auto_revoke"] is False
+    assert shown["last_use"] == (last + MINUTE).isoformat()
+    with pytest.raises(CommandError, match="Used 2 times in the last day"):
+        cli("--key-id", api_key.key_id, "--revoke")
+    changed = cli("--key-id", api_key.key_id, "--quiet-hours", "1", "--auto-revoke")
+    assert changed["quiet_hours"] == 1 and changed["auto_revoke"] is True and changed["ready"] is True
+    assert cli("--key-id", api_key.key_id, "--no-auto-revoke")["auto_revoke"] is False
+    revoked = cli("--key-id", api_key.key_id, "--revoke")
+    assert revoked["status"] == "revoked" and not api_key_verify(plaintext).valid
+    event = AuditEvent.objects.get(action="credentials.api_key.revoked")
+    assert event.extra["via"] == "cli" and event.extra["reason"].startswith("Cut-over complete")
+
+
+def test_the_command_refuses_bad_input(make_key):
+    api_key, _ = make_key()
+    with pytest.raises(CommandError, match="not moved"):
+        cli("--key-id", api_key.key_id)
+    with pytest.raises(CommandError, match="No API key"):
+        cli("--key-id", "nope")
+    with pytest.raises(CommandError, match="invalid choice"):
+        cli("--key-id", api_key.key_id, "--quiet-hours", "2")

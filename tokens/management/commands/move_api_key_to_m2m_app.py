@@ -12,16 +12,6 @@ from credentials.models import ApiKey
 from tokens.services import api_key_move_to_m2m_app
 
 
-def _key_id(given: str) -> str:
-    """Accept the key id alone or the key's display prefix (`ipk_live_<key id>`)."""
-    given = given.strip()
-    for environment in ("live", "test"):
-        prefix = keys.display_prefix(environment, "")
-        if given.startswith(prefix):
-            return given[len(prefix) :]
-    return given
-
-
 class Command(BaseCommand):
     help = (
         "Create an M2M application with the owner, scopes and environment of an API key and print its "
@@ -41,7 +31,7 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="Print one JSON object.")
 
     def handle(self, *args, **options):
-        key_id = _key_id(options["key_id"])
+        key_id = keys.key_id_of(options["key_id"])
         api_key = ApiKey.objects.select_related("organization").filter(key_id=key_id).first()
         if api_key is None:
             raise CommandError(f"No API key with id {options['key_id']!r}.")
