@@ -15,16 +15,19 @@ from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
-from credentials import cutover
+from credentials.api_keys import cutover
+from credentials.api_keys.models import ApiKey
+from credentials.api_keys.services import api_key_revoke
+from credentials.api_keys.verification import api_key_verify
 from credentials.governance.models import SuspensionReason
-from credentials.governance.services import credential_suspend, policy_update
-from credentials.models import ApiKey, UsageBucket
-from credentials.services import api_key_revoke, api_key_verify
+from credentials.governance.org_policy import policy_update
+from credentials.governance.reviews import credential_suspend
+from credentials.models import UsageBucket
 from credentials.webhooks.models import WebhookDelivery
 from credentials.webhooks.services import webhook_endpoint_create
 from portal.models import AuditEvent
+from tokens.clients.moves import api_key_move_to_m2m_app
 from tokens.models import M2MApplication
-from tokens.services import api_key_move_to_m2m_app
 
 pytestmark = pytest.mark.django_db
 
@@ -247,12 +250,6 @@ def test_the_command_revokes_only_opted_in_quiet_keys_with_an_active_application
     assert event.actor_id is None and event.target_id == str(due.pk)
     assert event.extra["reason"].startswith("Cut-over complete") and event.extra["via"] == "cutover"
     assert "(automatic revoke)" in event.extra["reason"]
-
-
-def test_send_credential_notices_completes_cut_overs_too(moved):
-    api_key, _ = moved(cutover_quiet_hours=1, cutover_auto_revoke=True)
-    assert "revoked 1 moved API key(s)" in run_command("send_credential_notices")
-    assert ApiKey.objects.get(pk=api_key.pk).status == "revoked"
 
 
 def test_under_debug_requests_complete_due_cut_overs(moved, owner_client, settings):

@@ -7,9 +7,14 @@ import json
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from credentials import keys
-from credentials.cutover import QUIET_HOURS, api_key_cutover_complete, api_key_cutover_set, cutover_for
-from credentials.models import ApiKey
+from credentials.api_keys import keys
+from credentials.api_keys.cutover import (
+    QUIET_HOURS,
+    api_key_cutover_complete,
+    api_key_cutover_set,
+    cutover_for,
+)
+from credentials.api_keys.models import ApiKey
 
 
 class Command(BaseCommand):

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand
 
-from credentials.cutover import cutovers_complete
+from credentials.api_keys.cutover import cutovers_complete
 
 
 class Command(BaseCommand):
     help = (
         "Revoke each API key moved to an M2M application whose owner chose 'revoke automatically', "
-        "once the application is active and the key went unused for its quiet period (idempotent; "
-        "send_credential_notices runs it too)."
+        "once the application is active and the key went unused for its quiet period. Idempotent; "
+        "run it every few minutes (cron, systemd timer)."
     )
 
     def handle(self, *args, **options):
