@@ -7,8 +7,7 @@ import json
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from credentials.api_keys import keys
-from credentials.api_keys.models import ApiKey
+from credentials.api_keys.selectors import api_key_by_ref
 from tokens.clients.moves import api_key_move_to_m2m_app
 
 
@@ -31,8 +30,7 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="Print one JSON object.")
 
     def handle(self, *args, **options):
-        key_id = keys.key_id_of(options["key_id"])
-        api_key = ApiKey.objects.select_related("organization").filter(key_id=key_id).first()
+        api_key = api_key_by_ref(options["key_id"])
         if api_key is None:
             raise CommandError(f"No API key with id {options['key_id']!r}.")
         try:
