@@ -42,6 +42,7 @@ from credentials.services import (
     api_key_rotate,
     api_key_update,
 )
+from portal.infra.responses import no_store
 from portal.tenancy import authorized, check, may
 
 _SUBMISSIONS = "credentials_api_key_submissions"
@@ -84,9 +85,7 @@ def _reveal(
         {"api_key": api_key, "plaintext": plaintext, "rotated": rotated},
     )
     # The page holds the secret: never let a cache or the back button bring it back.
-    response["Cache-Control"] = "no-store, no-cache, must-revalidate, private"
-    response["Pragma"] = "no-cache"
-    return response
+    return no_store(response)
 
 
 @authorized("api_key.view")

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
+from portal.infra.responses import no_store
 from tokens.selectors import live_access_token
 from tokens.verifier import InvalidToken
-from tokens.views.common import OAuthEndpointView, authenticated_token_parameter, no_store
+from tokens.views.common import OAuthEndpointView, authenticated_token_parameter
 
 
 class IntrospectView(OAuthEndpointView):

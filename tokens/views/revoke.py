@@ -6,10 +6,11 @@ from datetime import UTC, datetime
 
 from django.http import HttpRequest, HttpResponse
 
+from portal.infra.responses import no_store
 from tokens.selectors import live_access_token
 from tokens.services import access_token_revoke
 from tokens.verifier import InvalidToken
-from tokens.views.common import OAuthEndpointView, authenticated_token_parameter, no_store
+from tokens.views.common import OAuthEndpointView, authenticated_token_parameter
 
 
 class RevokeView(OAuthEndpointView):
