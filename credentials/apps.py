@@ -9,13 +9,13 @@ class CredentialsConfig(AppConfig):
 
     def ready(self) -> None:
         # Registers the OpenAPI description of API-key authentication with drf-spectacular.
-        from credentials import schema  # noqa: F401
+        from credentials.api_keys import schema  # noqa: F401
+        from credentials.api_keys.kind import governed_kind
+        from credentials.governance.ownership import on_membership_event
         from credentials.governance.receivers import orphan_on_member_removed
         from credentials.governance.registry import register
-        from credentials.governance.services import on_membership_event
         from credentials.home import PANELS
         from credentials.leaks import checks  # noqa: F401 - registers the public keys check
-        from credentials.services import governed_kind
         from credentials.webhooks.events import on_audit_event
         from credentials.webhooks.services import webhook_secrets_reencrypt
         from portal.home import home_panel_register

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from django.http import HttpRequest
 
+from credentials.api_keys.selectors import active_api_key_count
 from credentials.governance.selectors import pending_requests_for
-from credentials.selectors import active_api_key_count
 from credentials.webhooks.selectors import failing_webhook_endpoint_count
 from portal.home import HomePanel
 

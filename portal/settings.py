@@ -278,8 +278,8 @@ PORTAL_OLD_SIGNING_KEY_ENCRYPTION_KEYS = env.list("PORTAL_OLD_SIGNING_KEY_ENCRYP
 # DRF authentication classes for machines, tried in order by /api/v1/whoami and the
 # machine-facing APIs. Each yields a portal.principal.Principal.
 PORTAL_MACHINE_AUTHENTICATION_CLASSES: list[str] = [
-    "credentials.authentication.ApiKeyAuthentication",
-    "tokens.authentication.AccessTokenAuthentication",
+    "credentials.api_keys.authentication.ApiKeyAuthentication",
+    "tokens.protocol.authentication.AccessTokenAuthentication",
 ]
 PORTAL_API_KEY_ENVIRONMENT = env.str("PORTAL_API_KEY_ENVIRONMENT", default="live")
 # GitHub secret scanning partner alerts (POST /api/v1/secret-scanning/reports): GitHub's public
@@ -313,10 +313,10 @@ PORTAL_FEDERATION_KEYS_REFRESH_SECONDS = env.int("PORTAL_FEDERATION_KEYS_REFRESH
 # tokens are RFC 9068 JWTs that are never stored (see docs/m2m.md).
 OAUTH2_PROVIDER_APPLICATION_MODEL = "tokens.M2MApplication"
 OAUTH2_PROVIDER = {
-    "OAUTH2_SERVER_CLASS": "tokens.oauth.M2MServer",
-    "OAUTH2_VALIDATOR_CLASS": "tokens.oauth.M2MValidator",
-    "ACCESS_TOKEN_GENERATOR": "tokens.issuing.generate_access_token",
-    "APPLICATION_ADMIN_CLASS": "tokens.admin.M2MApplicationAdmin",
+    "OAUTH2_SERVER_CLASS": "tokens.protocol.oauth.M2MServer",
+    "OAUTH2_VALIDATOR_CLASS": "tokens.protocol.oauth.M2MValidator",
+    "ACCESS_TOKEN_GENERATOR": "tokens.signing.issuing.generate_access_token",
+    "APPLICATION_ADMIN_CLASS": "tokens.clients.admin.M2MApplicationAdmin",
     "OAUTH2_GRANT_TYPES_SUPPORTED": [
         "client_credentials",
         "urn:ietf:params:oauth:grant-type:token-exchange",
@@ -403,10 +403,10 @@ SPECTACULAR_SETTINGS = {
     # One enum for a credential's environment (API keys, the verify answer, whoami); M2M
     # applications' statuses and their secrets' and keys' states named apart from API keys'.
     "ENUM_NAME_OVERRIDES": {
-        "EnvironmentEnum": "credentials.models.Environment",
-        "ApiKeyStatusEnum": "credentials.models.ApiKeyStatus",
+        "EnvironmentEnum": "credentials.api_keys.models.Environment",
+        "ApiKeyStatusEnum": "credentials.api_keys.models.ApiKeyStatus",
         "M2MAppStatusEnum": "tokens.models.M2MApplication.Status",
-        "ClientCredentialStatusEnum": "tokens.serializers.CREDENTIAL_STATES",
+        "ClientCredentialStatusEnum": "tokens.clients.serializers.CREDENTIAL_STATES",
         "NewApiKeysEnum": "credentials.governance.models.NewApiKeys",
     },
     # The OAuth endpoints are plain Django views; tokens.openapi describes them.

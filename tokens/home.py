@@ -6,7 +6,7 @@ from django.db.models import Count, Q
 from django.http import HttpRequest
 
 from portal.home import HomePanel
-from tokens.selectors import m2m_apps_for
+from tokens.clients.selectors import m2m_apps_for
 
 
 def _m2m_apps(request: HttpRequest) -> dict[str, dict[str, int]]:

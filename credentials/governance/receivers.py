@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from credentials.governance.services import credentials_orphan
+from credentials.governance.ownership import credentials_orphan
 
 
 def orphan_on_member_removed(sender, *, organization, user, actor, **kwargs) -> None:

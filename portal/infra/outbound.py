@@ -1,7 +1,7 @@
 """Outbound HTTP to places customers chose, safe from SSRF: HTTPS to public addresses, pinned, bounded.
 
 Webhook deliveries (`credentials.webhooks`) and issuer key fetches for workload identity
-federation (`tokens.federation`) both make the portal send requests to a URL a customer
+federation (`tokens.federation.trust`) both make the portal send requests to a URL a customer
 typed, so neither may become a way into the portal's own network. The URL is checked
 (scheme, no credentials, no private IP literal), the host is resolved with a bounded lookup
 and every answer must be public; the connection then goes to an address that was checked,

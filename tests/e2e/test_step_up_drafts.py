@@ -11,7 +11,7 @@ from allauth.account.authentication import AUTHENTICATION_METHODS_SESSION_KEY as
 from django.conf import settings
 from playwright.sync_api import expect
 
-from credentials.models import ApiKey
+from credentials.api_keys.models import ApiKey
 from portal.account_security.events import LOGIN_AT
 from tests.e2e.helpers import log_in, message
 from tests.factories import PASSWORD, ScopeFactory

@@ -9,7 +9,7 @@ import pytest
 from django.test import Client, override_settings
 from prometheus_client import REGISTRY
 
-from credentials.services import api_key_create
+from credentials.api_keys.services import api_key_create
 from portal.infra.observability import JsonFormatter
 from portal.infra.request_context import RequestIdLogFilter
 from portal.services.organizations import invitation_create

@@ -14,7 +14,7 @@ from tests.tokens.test_private_key_jwt import (  # noqa: F401 - fixtures
     post_token,
     rsa_key,
 )
-from tokens import assertions
+from tokens.protocol import assertions
 
 pytestmark = pytest.mark.django_db
 
@@ -39,6 +39,6 @@ def test_assertions_are_refused_while_redis_is_down(client, pk_app, rsa_key, set
         }
     }
     # Fail closed: without the replay cache a captured assertion could be replayed.
-    with caplog.at_level("INFO", logger="tokens.assertions"):
+    with caplog.at_level("INFO", logger="tokens.protocol.assertions"):
         assert_invalid_client(post_token(client, make_assertion(rsa_key, pk_app.client_id)))
     assert "replay cache is unavailable" in caplog.text
