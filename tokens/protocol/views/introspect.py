@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
-from tokens.protocol.views.common import OAuthEndpointView, authenticated_token_claims, no_store
+from portal.infra.responses import no_store
+from tokens.protocol.views.common import OAuthEndpointView, authenticated_token_claims
 
 
 class IntrospectView(OAuthEndpointView):

@@ -6,8 +6,9 @@ from datetime import UTC, datetime
 
 from django.http import HttpRequest, HttpResponse
 
+from portal.infra.responses import no_store
 from tokens.protocol.services import access_token_revoke
-from tokens.protocol.views.common import OAuthEndpointView, authenticated_token_claims, no_store
+from tokens.protocol.views.common import OAuthEndpointView, authenticated_token_claims
 
 
 class RevokeView(OAuthEndpointView):
