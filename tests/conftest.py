@@ -1,4 +1,4 @@
-"""Shared fixtures: organisations, members with each role, logged-in clients."""
+"""Shared fixtures: organisations, members with each role, logged-in clients, scopes, keys and apps."""
 
 from __future__ import annotations
 
@@ -10,7 +10,16 @@ from django.db import connection
 from django.test import Client
 
 from portal.models import Role
-from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
+from tests.factories import (
+    AppCredentials,
+    MembershipFactory,
+    OrganizationFactory,
+    UserFactory,
+    make_api_key,
+    make_m2m_app,
+    scope_catalogue,
+)
+from tokens import keys as signing_keys
 
 
 def pytest_collection_modifyitems(config, items):
@@ -38,6 +47,16 @@ def _clear_cache():
     cache.clear()
     yield
     cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_signing_keys():
+    """Forget signing keys cached in this process: the rows behind them went with the last test's data."""
+    signing_keys.forget_loaded_key()
+    signing_keys.forget_public_keys()
+    yield
+    signing_keys.forget_loaded_key()
+    signing_keys.forget_public_keys()
 
 
 @pytest.fixture
@@ -110,3 +129,37 @@ def member_client(member):
 @pytest.fixture
 def outsider_client(outsider):
     return _client_for(outsider)
+
+
+@pytest.fixture
+def scopes(db):
+    """Create the scope catalogue (`tests.factories.CATALOGUE`); return the scopes by name."""
+    return scope_catalogue()
+
+
+@pytest.fixture
+def make_key(organization, owner, scopes):
+    """Return a factory: `make_key(**overrides)` -> `(row, plaintext)`, by default `owner`'s key in Acme.
+
+    Overrides are those of `tests.factories.make_api_key` plus `organization` and `owner`.
+    """
+
+    def make(*, organization=organization, owner=owner, **kwargs):
+        return make_api_key(organization, owner, **kwargs)
+
+    return make
+
+
+@pytest.fixture
+def make_app(organization, owner, scopes):
+    """Return a factory: `make_app(organization=None, app_owner=None, **overrides)` -> `AppCredentials`.
+
+    By default `owner`'s application in Acme; overrides are those of `tests.factories.make_m2m_app`.
+    """
+
+    def make(organization=None, app_owner=None, **kwargs) -> AppCredentials:
+        application, secret = make_m2m_app(organization or default_organization, app_owner or owner, **kwargs)
+        return AppCredentials(application, application.client_id, secret)
+
+    default_organization = organization
+    return make

@@ -22,14 +22,8 @@ from tests.e2e.helpers import (
     tab_to,
     table_row,
 )
-from tests.factories import ScopeFactory
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def scopes(transactional_db):
-    return [ScopeFactory(name="orders:read", description="Read orders"), ScopeFactory(name="orders:write")]
 
 
 def whoami(live_server, key: str) -> requests.Response:

@@ -11,6 +11,7 @@ from django.urls import reverse
 
 from portal import ratelimit
 from portal.cache import ResilientRedisCache
+from tests.security.conftest import ALL_SCOPES
 from tests.tokens.conftest import basic
 
 pytestmark = pytest.mark.django_db
@@ -150,7 +151,7 @@ class TestTokenIssuance:
 class TestApiKeyFailures:
     def test_failed_keys_per_ip_then_429_for_any_key(self, client, limits, make_key):
         limits.PORTAL_API_KEY_FAILURES_PER_IP_PER_MINUTE = 3
-        _row, key = make_key()
+        _row, key = make_key(scopes=ALL_SCOPES)
         bad = key[:-1] + ("A" if key[-1] != "A" else "B")
         for header in (
             {"HTTP_AUTHORIZATION": f"Bearer {bad}"},
@@ -165,8 +166,8 @@ class TestApiKeyFailures:
 
     def test_central_verification_counts_invalid_keys(self, client, limits, make_key):
         limits.PORTAL_API_KEY_FAILURES_PER_IP_PER_MINUTE = 2
-        _row, verifier = make_key(name="verifier")
-        _row, target = make_key(name="target")
+        _row, verifier = make_key(name="verifier", scopes=ALL_SCOPES)
+        _row, target = make_key(name="target", scopes=ALL_SCOPES)
         for n in range(2):
             response = client.post(
                 "/api/v1/keys/verify",
@@ -181,7 +182,7 @@ class TestApiKeyFailures:
 
     def test_spoofed_forwarded_for_does_not_escape_but_a_trusted_proxys_does(self, client, limits, make_key):
         limits.PORTAL_API_KEY_FAILURES_PER_IP_PER_MINUTE = 2
-        _row, key = make_key()
+        _row, key = make_key(scopes=ALL_SCOPES)
         for n in range(2):
             client.get(
                 "/api/v1/whoami", HTTP_X_API_KEY=f"ipk_live_x{n}", HTTP_X_FORWARDED_FOR=f"203.0.113.{n}"

@@ -15,9 +15,7 @@ from django.core.management import call_command
 
 from credentials.webhooks.services import webhook_endpoint_create
 from credentials.webhooks.signing import verify_signature
-from tests.factories import ScopeFactory
 
-SCOPES = ("orders:read", "orders:write")
 ALL_EVENTS = [
     "created",
     "rotated",
@@ -106,11 +104,6 @@ def _webhook_settings(settings):
     settings.PORTAL_WEBHOOK_ALLOW_INSECURE_LOCALHOST = True
     settings.PORTAL_WEBHOOK_TIMEOUT_SECONDS = 1
     settings.PORTAL_WEBHOOK_MAX_ATTEMPTS = 4
-
-
-@pytest.fixture
-def scopes(db):
-    return {name: ScopeFactory(name=name) for name in SCOPES}
 
 
 @pytest.fixture
