@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 
 import pytest
-from django.core.cache import cache
+import redis
+from django.core.cache import cache, caches
 from django.db import connection
 from django.test import Client
 
@@ -66,6 +67,34 @@ def require_postgres():
         pytest.fail("this test needs PostgreSQL")
 
 
+#: The Redis that cache tests share (CI gives each run its own database through TEST_REDIS_URL).
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
+
+
+@pytest.fixture
+def redis_cache(settings, request):
+    """Point the default cache at the shared Redis (TEST_REDIS_URL), as app servers share it.
+
+    Skips without a Redis there, unless in CI or with TEST_REDIS_URL set, where that is a failure.
+    """
+    try:
+        redis.Redis.from_url(TEST_REDIS_URL, socket_connect_timeout=0.5).ping()
+    except redis.RedisError:
+        if os.environ.get("CI") or os.environ.get("TEST_REDIS_URL"):
+            pytest.fail(f"Redis is required at {TEST_REDIS_URL}")
+        pytest.skip(f"no Redis at {TEST_REDIS_URL}")
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "portal.cache.ResilientRedisCache",
+            "LOCATION": TEST_REDIS_URL,
+            "KEY_PREFIX": request.module.__name__.rpartition(".")[2],
+        }
+    }
+    caches["default"].clear()
+    yield
+    caches["default"].clear()
+
+
 @pytest.fixture
 def organization(db):
     return OrganizationFactory(slug="acme", name="Acme Inc")
@@ -76,33 +105,29 @@ def other_organization(db):
     return OrganizationFactory(slug="globex", name="Globex Corp")
 
 
+def _member_of(organization, role: str, email: str):
+    return MembershipFactory(organization=organization, role=role, user=UserFactory(email=email)).user
+
+
 @pytest.fixture
 def owner(organization):
-    return MembershipFactory(
-        organization=organization, role=Role.OWNER, user=UserFactory(email="owner@acme.test")
-    ).user
+    return _member_of(organization, Role.OWNER, "owner@acme.test")
 
 
 @pytest.fixture
 def admin_user(organization):
-    return MembershipFactory(
-        organization=organization, role=Role.ADMIN, user=UserFactory(email="admin@acme.test")
-    ).user
+    return _member_of(organization, Role.ADMIN, "admin@acme.test")
 
 
 @pytest.fixture
 def member(organization):
-    return MembershipFactory(
-        organization=organization, role=Role.MEMBER, user=UserFactory(email="dev@acme.test")
-    ).user
+    return _member_of(organization, Role.MEMBER, "dev@acme.test")
 
 
 @pytest.fixture
 def outsider(other_organization):
     """An owner of another organisation."""
-    return MembershipFactory(
-        organization=other_organization, role=Role.OWNER, user=UserFactory(email="owner@globex.test")
-    ).user
+    return _member_of(other_organization, Role.OWNER, "owner@globex.test")
 
 
 def _client_for(user) -> Client:

@@ -9,20 +9,10 @@ from playwright.sync_api import expect
 from tests.e2e.helpers import message, record_problems, table_row
 from tests.factories import ScopeFactory
 from tests.support.oidc_issuer import LocalIssuer
-from tokens import keys
 from tokens.models import FederatedIdentity
 from tokens.services import m2m_app_create
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(autouse=True)
-def _fresh_signing_key_caches():
-    keys.forget_loaded_key()
-    keys.forget_public_keys()
-    yield
-    keys.forget_loaded_key()
-    keys.forget_public_keys()
 
 
 def test_set_up_a_github_actions_trust_with_the_preset_and_test_tokens(

@@ -16,6 +16,7 @@ from credentials.governance.models import SuspensionReason
 from credentials.governance.services import credential_suspend, credentials_orphan
 from credentials.models import ApiKey
 from credentials.services import api_key_create, api_key_request
+from tests.factories import make_api_key, make_m2m_app
 from tokens.models import M2MApplication
 from tokens.services import m2m_app_create
 
@@ -27,14 +28,10 @@ def mixed(organization, owner, member, admin_user, scopes):
     now = timezone.now()
 
     def key(name, **kw):
-        return api_key_create(
-            organization=organization, name=name, owner=member, scopes=["orders:read"], actor=member, **kw
-        )[0]
+        return make_api_key(organization, member, name=name, **kw)[0]
 
     def app(name, who=member):
-        return m2m_app_create(
-            organization=organization, name=name, owner=who, scopes=["billing:read"], actor=who
-        )[0]
+        return make_m2m_app(organization, who, name=name, scopes=["billing:read"])[0]
 
     key("plain key")
     api_key_request(

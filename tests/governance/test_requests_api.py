@@ -15,7 +15,7 @@ from credentials.models import ApiKey
 from credentials.services import api_key_create, api_key_request
 from portal.models import AuditEvent, Membership, Role
 from portal.services.organizations import membership_change_role
-from tests.factories import ScopeFactory
+from tests.factories import ScopeFactory, make_api_key
 from tests.governance.conftest import Kit
 from tokens.models import M2MApplication
 from tokens.services import m2m_app_create, m2m_app_request
@@ -58,7 +58,7 @@ def _new_app_request(organization, member, name="billing"):
 
 
 def _key(organization, owner, scopes, name="robot"):
-    return api_key_create(organization=organization, name=name, owner=owner, scopes=scopes, actor=owner)
+    return make_api_key(organization, owner, name=name, scopes=scopes)
 
 
 def _post(client, request_id, action, body=None):

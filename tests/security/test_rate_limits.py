@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 from django.core.cache import caches
@@ -230,31 +229,6 @@ def test_login_behind_a_trusted_proxy_is_counted_per_forwarded_client(client, se
     assert "Retry-After" in paused
     response = client.post(reverse("login"), credentials, HTTP_X_FORWARDED_FOR="203.0.113.6")
     assert response.status_code == 302
-
-
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
-
-
-@pytest.fixture
-def redis_cache(settings):
-    import redis
-
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=0.5).ping()
-    except redis.RedisError:
-        if os.environ.get("CI") or os.environ.get("TEST_REDIS_URL"):
-            pytest.fail(f"Redis is required at {REDIS_URL}")
-        pytest.skip(f"no Redis at {REDIS_URL}")
-    settings.CACHES = {
-        "default": {
-            "BACKEND": "portal.cache.ResilientRedisCache",
-            "LOCATION": REDIS_URL,
-            "KEY_PREFIX": "rl-test",
-        }
-    }
-    caches["default"].clear()
-    yield
-    caches["default"].clear()
 
 
 def test_counts_are_shared_between_app_servers_through_redis(

@@ -12,9 +12,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.core.management import call_command
+from django.test import Client
 
 from credentials.webhooks.services import webhook_endpoint_create
 from credentials.webhooks.signing import verify_signature
+from tests.factories import ScopeFactory, make_api_key
 
 ALL_EVENTS = [
     "created",
@@ -104,6 +106,14 @@ def _webhook_settings(settings):
     settings.PORTAL_WEBHOOK_ALLOW_INSECURE_LOCALHOST = True
     settings.PORTAL_WEBHOOK_TIMEOUT_SECONDS = 1
     settings.PORTAL_WEBHOOK_MAX_ATTEMPTS = 4
+
+
+@pytest.fixture
+def machine(organization, admin_user):
+    """Return a client that presents an admin's API key holding `webhooks:manage`."""
+    ScopeFactory(name="webhooks:manage")
+    _row, key = make_api_key(organization, admin_user, name="automation", scopes=["webhooks:manage"])
+    return Client(HTTP_AUTHORIZATION=f"Bearer {key}")
 
 
 @pytest.fixture
