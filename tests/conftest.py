@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 
 import pytest
 import redis
@@ -20,6 +21,7 @@ from tests.factories import (
     make_m2m_app,
     scope_catalogue,
 )
+from tests.support.redis_server import TempRedis
 from tokens import keys as signing_keys
 
 
@@ -93,6 +95,17 @@ def redis_cache(settings, request):
     caches["default"].clear()
     yield
     caches["default"].clear()
+
+
+@pytest.fixture
+def redis_server():
+    """Return a redis-server of the test's own on a free port (never the shared 6379); stop it after."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server not installed")
+    server = TempRedis()
+    server.start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture
