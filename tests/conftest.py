@@ -22,7 +22,7 @@ from tests.factories import (
     scope_catalogue,
 )
 from tests.support.redis_server import TempRedis
-from tokens import keys as signing_keys
+from tokens.signing import keys as signing_keys
 
 
 def pytest_collection_modifyitems(config, items):
@@ -87,7 +87,7 @@ def redis_cache(settings, request):
         pytest.skip(f"no Redis at {TEST_REDIS_URL}")
     settings.CACHES = {
         "default": {
-            "BACKEND": "portal.cache.ResilientRedisCache",
+            "BACKEND": "portal.infra.cache.ResilientRedisCache",
             "LOCATION": TEST_REDIS_URL,
             "KEY_PREFIX": request.module.__name__.rpartition(".")[2],
         }

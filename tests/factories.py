@@ -7,11 +7,12 @@ from dataclasses import dataclass
 
 import factory
 
-from credentials.models import ApiKey, Scope
-from credentials.services import api_key_create
+from credentials.api_keys.models import ApiKey
+from credentials.api_keys.services import api_key_create
+from credentials.models import Scope
 from portal.models import Membership, Organization, Role, User
+from tokens.clients.services import m2m_app_create
 from tokens.models import M2MApplication
-from tokens.services import m2m_app_create
 
 PASSWORD = "correct-horse-battery-staple"
 

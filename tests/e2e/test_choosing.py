@@ -8,8 +8,8 @@ import pytest
 import requests
 from playwright.sync_api import expect
 
-from credentials.models import ApiKey
-from credentials.services import api_key_create
+from credentials.api_keys.models import ApiKey
+from credentials.api_keys.services import api_key_create
 from tests.e2e.helpers import confirming, record_problems, revealed_secret, tab_to
 from tokens.models import M2MApplication
 

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from playwright.sync_api import expect
 
 from tests.e2e.helpers import confirming, message, record_problems, table_row
-from tokens.assertions import parse_public_key
+from tokens.clients.public_keys import parse_public_key
 from tokens.models import M2MApplication
 
 pytestmark = pytest.mark.e2e

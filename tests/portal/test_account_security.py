@@ -10,6 +10,7 @@ import struct
 import time
 
 import pytest
+from allauth.account.authentication import AUTHENTICATION_METHODS_SESSION_KEY as AUTH_RECORDS
 from allauth.mfa.models import Authenticator
 from allauth.mfa.recovery_codes.internal.auth import RecoveryCodes
 from allauth.usersessions.models import UserSession
@@ -17,10 +18,9 @@ from django.contrib.sessions.models import Session
 from django.test import Client
 from django.urls import reverse
 
-from credentials.models import ApiKey
+from credentials.api_keys.models import ApiKey
 from portal.account_security.events import LOGIN_AT, SEEN_AT
 from portal.models import AuditEvent, MfaRequirement, Role
-from portal.stepup import AUTH_RECORDS
 from tests.factories import (
     PASSWORD,
     MembershipFactory,

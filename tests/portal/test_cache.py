@@ -6,11 +6,11 @@ import time
 
 import pytest
 
-from portal.cache import ResilientRedisCache
+from portal.infra.cache import ResilientRedisCache
 
 
 def test_cache_works_then_degrades_then_recovers(redis_server, caplog, monkeypatch):
-    monkeypatch.setattr("portal.cache.BACKOFF_SECONDS", 0.2)
+    monkeypatch.setattr("portal.infra.cache.BACKOFF_SECONDS", 0.2)
     cache = ResilientRedisCache(
         redis_server.url, {"OPTIONS": {"socket_connect_timeout": 0.3, "socket_timeout": 0.3}}
     )

@@ -8,8 +8,8 @@ import pytest
 from django.core.cache import caches
 from django.urls import reverse
 
-from portal import ratelimit
-from portal.cache import ResilientRedisCache
+from portal.infra import ratelimit
+from portal.infra.cache import ResilientRedisCache
 from tests.security.conftest import ALL_SCOPES
 from tests.tokens.conftest import basic
 
@@ -214,8 +214,7 @@ class TestApiKeyFailures:
 
 
 def test_login_behind_a_trusted_proxy_is_counted_per_forwarded_client(client, settings, member):
-    settings.PORTAL_LOGIN_MAX_FAILURES_PER_IP = 2
-    settings.PORTAL_LOGIN_MAX_FAILURES_PER_ACCOUNT = 100
+    settings.ACCOUNT_RATE_LIMITS = {"login_failed": "2/900s/ip,100/900s/key"}
     settings.PORTAL_TRUSTED_PROXIES = ["127.0.0.1"]
     for n in range(2):
         client.post(

@@ -7,13 +7,13 @@ import json
 import pytest
 from django.test import Client
 
-from credentials.governance.services import policy_update
+from credentials.governance.org_policy import policy_update
 from portal.models import AuditEvent, Membership
 from tests.factories import ScopeFactory, make_api_key
 from tests.support.pem import pem_pair
 from tests.tokens.conftest import basic
+from tokens.clients.services import client_secret_rotate, m2m_app_create
 from tokens.models import ClientSecret, M2MApplication
-from tokens.services import client_secret_rotate, m2m_app_create
 
 pytestmark = pytest.mark.django_db
 
