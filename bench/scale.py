@@ -117,9 +117,8 @@ def run(args: argparse.Namespace) -> dict:
     from inprocess import _cache_disabled, _call_with_key, measure
 
     try:
-        from credentials.api_keys.verification import api_key_verify
-
         from credentials.api_keys.models import ApiKey
+        from credentials.api_keys.verification import api_key_verify
     except ImportError:
         return {"keys": unavailable("credentials.ApiKey / api_key_verify not available yet")}
     from django.core.management.base import CommandError

@@ -1,4 +1,4 @@
-"""App configuration for API keys and the scope catalogue."""
+"""App configuration for what every credential kind shares, and the API keys (credentials.api_keys)."""
 
 from django.apps import AppConfig
 
@@ -9,7 +9,7 @@ class CredentialsConfig(AppConfig):
 
     def ready(self) -> None:
         # Registers the OpenAPI description of API-key authentication with drf-spectacular.
-        from credentials import schema  # noqa: F401
+        from credentials.api_keys import schema  # noqa: F401
         from credentials.api_keys.kind import governed_kind
         from credentials.governance.ownership import on_membership_event
         from credentials.governance.registry import register

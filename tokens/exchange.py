@@ -14,11 +14,11 @@ import logging
 import time
 from dataclasses import dataclass
 
-from credentials.api_keys.verification import Verification, api_key_record_use, api_key_verify
 from django.conf import settings
 from oauthlib.oauth2.rfc6749 import errors
 from oauthlib.oauth2.rfc6749.grant_types.base import GrantTypeBase
 
+from credentials.api_keys.verification import Verification, api_key_record_use, api_key_verify
 from portal.middleware import current_request_context
 from tokens.oauth import resolve_audience
 

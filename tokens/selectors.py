@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from credentials.api_keys.verification import api_key_state
 from django.conf import settings
 from django.db.models import (
     Case,
@@ -24,6 +23,7 @@ from django.db.models import (
 )
 from django.utils import timezone
 
+from credentials.api_keys.verification import api_key_state
 from portal.metrics import verification_metrics
 from portal.models import Organization
 from tokens.exchange import SUBJECT_PREFIX, key_id_of

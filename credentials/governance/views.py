@@ -7,6 +7,8 @@ URL kwarg (`key_id` or `app_id`).
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
+from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -72,6 +74,16 @@ CSV_COLUMNS = [
 
 def _error_text(exc: ValidationError) -> str:
     return " ".join(exc.messages)
+
+
+def _flash_outcome(request: HttpRequest, change: Callable[[], Any], success: Callable[[Any], str]) -> None:
+    """Run a change and flash `success(result)`, or the refusal as an error message."""
+    try:
+        result = change()
+    except ValidationError as exc:
+        messages.error(request, _error_text(exc))
+    else:
+        messages.success(request, success(result))
 
 
 # --- inventory ------------------------------------------------------------------------------
@@ -198,12 +210,11 @@ def request_decide(request: HttpRequest, request_id: int) -> HttpResponse:
     decide = (
         credential_request_approve if form.cleaned_data["decision"] == "approve" else credential_request_deny
     )
-    try:
-        item = decide(request=item, actor=request.user, comment=form.cleaned_data["comment"])
-    except ValidationError as exc:
-        messages.error(request, _error_text(exc))
-    else:
-        messages.success(request, f"“{item.credential_label}”: request {item.state}.")
+    _flash_outcome(
+        request,
+        lambda: decide(request=item, actor=request.user, comment=form.cleaned_data["comment"]),
+        lambda decided: f"“{decided.credential_label}”: request {decided.state}.",
+    )
     return redirect("org-approvals", org_slug=request.organization.slug)
 
 
@@ -212,12 +223,11 @@ def request_decide(request: HttpRequest, request_id: int) -> HttpResponse:
 def request_cancel(request: HttpRequest, request_id: int) -> HttpResponse:
     """Withdraw your own waiting request, from the credential's page."""
     item = _request_or_404(request, request_id)
-    try:
-        item = credential_request_cancel(request=item, actor=request.user)
-    except ValidationError as exc:
-        messages.error(request, _error_text(exc))
-    else:
-        messages.success(request, f"“{item.credential_label}”: your request was cancelled.")
+    _flash_outcome(
+        request,
+        lambda: credential_request_cancel(request=item, actor=request.user),
+        lambda cancelled: f"“{cancelled.credential_label}”: your request was cancelled.",
+    )
     return redirect(credential_path(credential_for_request(item)))
 
 
@@ -227,19 +237,16 @@ def request_revoke(request: HttpRequest, request_id: int) -> HttpResponse:
     """Revoke the credential a request is about, from the approvals screen (denying a waiting request)."""
     item = _request_or_404(request, request_id)
     credential = credential_for_request(item)
-    try:
-        if item.state == RequestState.PENDING and item.request_type == RequestType.CREATE:
+
+    def revoke() -> None:
+        if item.state == RequestState.PENDING:
             credential_request_deny(request=item, actor=request.user, comment="Revoked by an approver.")
-        else:
-            if item.state == RequestState.PENDING:
-                credential_request_deny(request=item, actor=request.user, comment="Revoked by an approver.")
+        if not (item.state == RequestState.PENDING and item.request_type == RequestType.CREATE):
             reviews.credential_revoke(
                 credential=credential, actor=request.user, reason="Revoked by an approver."
             )
-    except ValidationError as exc:
-        messages.error(request, _error_text(exc))
-    else:
-        messages.success(request, f"“{credential.name}” was revoked.")
+
+    _flash_outcome(request, revoke, lambda _: f"“{credential.name}” was revoked.")
     return redirect("org-approvals", org_slug=request.organization.slug)
 
 
@@ -378,14 +385,12 @@ def reassign(request: HttpRequest, kind: str, **kwargs) -> HttpResponse:
     if not form.is_valid():
         messages.error(request, "Choose a member of the organisation.")
         return _back(credential)
-    try:
-        ownership.credential_reassign_owner(
-            credential=credential, owner=form.cleaned_data["owner"], actor=request.user
-        )
-    except ValidationError as exc:
-        messages.error(request, _error_text(exc))
-    else:
-        messages.success(request, f"“{credential.name}” is now owned by {form.cleaned_data['owner'].email}.")
+    owner = form.cleaned_data["owner"]
+    _flash_outcome(
+        request,
+        lambda: ownership.credential_reassign_owner(credential=credential, owner=owner, actor=request.user),
+        lambda _: f"“{credential.name}” is now owned by {owner.email}.",
+    )
     return _back(credential)
 
 
