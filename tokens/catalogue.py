@@ -3,7 +3,7 @@
 Staff register the APIs that accept the portal's tokens (`ResourceServer`, in the admin);
 organisations choose their applications' audiences from the entries open to them.
 `PORTAL_DEFAULT_AUDIENCE`, the portal's own API, is always available and never needs choosing.
-Reads and writes of the catalogue live here together, as `tokens.exchange` keeps its grant.
+Reads and writes of the catalogue live here together, as `tokens.protocol.exchange` keeps its grant.
 """
 
 from __future__ import annotations

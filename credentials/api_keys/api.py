@@ -28,10 +28,10 @@ from credentials.api_keys.verification import api_key_record_use, api_key_verify
 from credentials.governance.edits import credential_policy_set
 from credentials.governance.org_policy import approval_required
 from credentials.selectors import member_by_email, owner_filter_id
-from portal import ratelimit
 from portal.api.errors import ApprovalRequired
 from portal.api.responses import no_store
 from portal.api.whoami import MachineCredentialView
+from portal.infra import ratelimit
 from portal.models import User
 from portal.permissions import Authorized, AuthorizedView, OrganizationAccess
 

@@ -9,8 +9,8 @@ from rest_framework.request import Request
 from credentials import policy, usage
 from credentials.api_keys import keys
 from credentials.api_keys.verification import api_key_record_use, api_key_verify, hot_keys
-from portal import hotcache, ratelimit
-from portal.net import client_ip
+from portal.infra import hotcache, ratelimit
+from portal.infra.net import client_ip
 from portal.principal import INVALID_CREDENTIAL, MAX_CREDENTIAL_LENGTH, Principal
 
 _QUERY_PARAMETERS = ("api_key", "apikey", "key", "access_token", "token")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from portal.crypto import crc32_base62, random_base62
+from portal.infra.crypto import crc32_base62, random_base62
 
 PREFIX = "ipk"
 ENVIRONMENTS = ("live", "test")

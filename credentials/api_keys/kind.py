@@ -27,7 +27,7 @@ from credentials.governance.org_policy import check_lifetime
 from credentials.governance.registry import STANDING, GovernedKind, KindPolicy, MovedLink, SecretMatch
 from credentials.lifetimes import expiry_in_days
 from credentials.webhooks.models import EventType
-from portal.crypto import keyed_digest, verify_digest
+from portal.infra.crypto import keyed_digest, verify_digest
 from portal.models import User
 
 #: The kind's key, stored in requests, notices and usage rows; its audit actions are `credentials.api_key.*`.

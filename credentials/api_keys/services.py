@@ -24,7 +24,7 @@ from credentials.api_keys.verification import snapshot_publish
 from credentials.governance import approvals, org_policy, ownership
 from credentials.governance.models import CredentialRequest, RequestType
 from credentials.models import Scope
-from portal.crypto import keyed_digest
+from portal.infra.crypto import keyed_digest
 from portal.models import Organization, User
 from portal.services.audit import audit_log
 

@@ -21,10 +21,11 @@ from django.utils import timezone
 
 from credentials.api_keys import keys
 from credentials.api_keys.models import ApiKey, ApiKeyStatus
-from portal import authz, hotcache
-from portal.crypto import verify_digest
-from portal.metrics import verification_metrics
-from portal.middleware import current_request_context
+from portal import authz
+from portal.infra import hotcache
+from portal.infra.crypto import verify_digest
+from portal.infra.metrics import verification_metrics
+from portal.infra.request_context import current_request_context
 from portal.models import Membership, Organization, User
 from portal.principal import Principal
 from portal.selectors import role_of
@@ -83,7 +84,7 @@ def hot_keys(raw: str) -> list[str]:
     """Return the cache keys verifying and recording the use of `raw` read, for one batched read.
 
     The authentication class reads them together with its rate-limit counters in one round
-    trip (`portal.hotcache`); a malformed key needs none.
+    trip (`portal.infra.hotcache`); a malformed key needs none.
     """
     parsed = keys.parse(raw)
     if parsed is None:

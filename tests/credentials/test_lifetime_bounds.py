@@ -175,8 +175,8 @@ def test_m2m_public_keys_and_secrets_are_bounded_too(organization, owner):
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
+    from tokens.clients.services import client_public_key_add, client_secret_rotate, m2m_app_create
     from tokens.models import M2MApplication
-    from tokens.services import client_public_key_add, client_secret_rotate, m2m_app_create
 
     pem = (
         ec.generate_private_key(ec.SECP256R1())

@@ -10,8 +10,8 @@ from django.test import Client
 
 from credentials import policy, usage
 from credentials.governance.edits import credential_policy_set
-from portal import ratelimit
-from portal.cache import ResilientRedisCache
+from portal.infra import ratelimit
+from portal.infra.cache import ResilientRedisCache
 
 pytestmark = pytest.mark.django_db
 
@@ -31,7 +31,7 @@ def redis_cache(settings):
         pytest.skip(f"no Redis at {REDIS_URL}")
     settings.CACHES = {
         "default": {
-            "BACKEND": "portal.cache.ResilientRedisCache",
+            "BACKEND": "portal.infra.cache.ResilientRedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "policy-test",
         }

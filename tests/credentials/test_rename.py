@@ -8,8 +8,8 @@ from django.urls import reverse
 from credentials.api_keys.models import ApiKey
 from credentials.api_keys.services import api_key_create
 from portal.models import AuditEvent
+from tokens.clients.services import m2m_app_create
 from tokens.models import M2MApplication
-from tokens.services import m2m_app_create
 
 
 @pytest.fixture

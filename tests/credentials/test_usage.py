@@ -12,7 +12,7 @@ from credentials.api_keys import keys
 from credentials.api_keys.services import api_key_revoke
 from credentials.models import UsageBucket
 from tests.tokens.conftest import request_token
-from tokens.services import m2m_app_create
+from tokens.clients.services import m2m_app_create
 
 pytestmark = pytest.mark.django_db
 

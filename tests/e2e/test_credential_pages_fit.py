@@ -12,8 +12,8 @@ from portal.models import Role
 from tests.e2e.helpers import assert_no_horizontal_overflow, assert_panels_fit, record_problems
 from tests.e2e.test_api_keys import create_key
 from tests.factories import ResourceServerFactory, ScopeFactory
-from tokens import keys as token_keys
-from tokens.services import client_secret_rotate, m2m_app_create
+from tokens.clients.services import client_secret_rotate, m2m_app_create
+from tokens.signing import keys as token_keys
 
 pytestmark = pytest.mark.e2e
 

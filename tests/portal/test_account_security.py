@@ -10,6 +10,7 @@ import struct
 import time
 
 import pytest
+from allauth.account.authentication import AUTHENTICATION_METHODS_SESSION_KEY as AUTH_RECORDS
 from allauth.mfa.models import Authenticator
 from allauth.mfa.recovery_codes.internal.auth import RecoveryCodes
 from allauth.usersessions.models import UserSession
@@ -20,7 +21,6 @@ from django.urls import reverse
 from credentials.api_keys.models import ApiKey
 from portal.account_security.events import LOGIN_AT, SEEN_AT
 from portal.models import AuditEvent, MfaRequirement, Role
-from portal.stepup import AUTH_RECORDS
 from tests.factories import PASSWORD, MembershipFactory, ScopeFactory, UserFactory, enrol_totp
 
 pytestmark = pytest.mark.django_db
@@ -252,7 +252,7 @@ def test_bad_policy_value_is_a_form_error(owner_client):
 
 @pytest.fixture
 def app(organization, owner):
-    from tokens.services import m2m_app_create
+    from tokens.clients.services import m2m_app_create
 
     application, _secret = m2m_app_create(organization=organization, name="billing", owner=owner, actor=owner)
     return application

@@ -30,7 +30,7 @@ from portal.models import Membership, Role
 from portal.services.organizations import membership_change_role
 from tests.factories import MembershipFactory, OrganizationFactory, ScopeFactory, UserFactory
 from tests.tokens.conftest import basic
-from tokens.services import m2m_app_create
+from tokens.clients.services import m2m_app_create
 
 pytestmark = pytest.mark.django_db
 

@@ -25,7 +25,7 @@ from tests.factories import ScopeFactory
 from tests.portal.test_account_security import make_stale
 from tests.security.authority import leaked, state
 from tests.tokens.conftest import basic
-from tokens.services import m2m_app_create
+from tokens.clients.services import m2m_app_create
 
 pytestmark = pytest.mark.django_db
 

@@ -21,8 +21,8 @@ from portal.models import Role
 from tests.factories import MembershipFactory, OrganizationFactory, ScopeFactory, UserFactory
 from tests.isolation import _keyed_app_id
 from tests.security.conftest import ALL_SCOPES
+from tokens.clients.services import m2m_app_create
 from tokens.models import M2MApplication
-from tokens.services import m2m_app_create
 
 #: Examples per operation and credential mode: enough to cross every branch of the parsers,
 #: small enough that the whole schema fuzz stays within a few seconds.

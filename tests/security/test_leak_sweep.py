@@ -45,10 +45,11 @@ from tests.support.oidc_issuer import LocalIssuer
 from tests.support.secret_scanning import keys_document, sign
 from tests.tokens.conftest import basic
 from tests.tokens.test_leaks import _private_material
-from tokens.assertions import JWT_BEARER_ASSERTION_TYPE
-from tokens.exchange import API_KEY_TOKEN_TYPE, GRANT_TYPE
+from tokens.clients.services import m2m_app_create, m2m_app_set_exchange
+from tokens.federation.services import federated_identity_create
 from tokens.models import M2MApplication
-from tokens.services import federated_identity_create, m2m_app_create, m2m_app_set_exchange
+from tokens.protocol.assertions import JWT_BEARER_ASSERTION_TYPE
+from tokens.protocol.exchange import API_KEY_TOKEN_TYPE, GRANT_TYPE
 
 API_KEY_RE = re.compile(r"ipk_(?:live|test)_[0-9A-Za-z]{50}")
 CLIENT_SECRET_RE = re.compile(r"ips_[0-9A-Za-z]{20,}")

@@ -14,8 +14,8 @@ from credentials.governance.org_policy import policy_update
 from portal.models import AuditEvent, Membership
 from tests.factories import ScopeFactory
 from tests.tokens.conftest import basic
+from tokens.clients.services import client_secret_rotate, m2m_app_create
 from tokens.models import ClientSecret, M2MApplication
-from tokens.services import client_secret_rotate, m2m_app_create
 
 pytestmark = pytest.mark.django_db
 

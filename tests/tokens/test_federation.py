@@ -18,11 +18,11 @@ from portal.models import AuditEvent
 from tests.factories import UserFactory, enrol_totp
 from tests.support.oidc_issuer import LocalIssuer
 from tests.support.servers import free_port
-from tokens import federation
-from tokens.assertions import JWT_BEARER_ASSERTION_TYPE
+from tokens.federation import trust as federation
+from tokens.federation.services import federated_identity_create, federated_identity_revoke
 from tokens.models import FederatedIdentity
-from tokens.selectors import live_access_token
-from tokens.services import federated_identity_create, federated_identity_revoke
+from tokens.protocol.assertions import JWT_BEARER_ASSERTION_TYPE
+from tokens.protocol.selectors import live_access_token
 
 AUD = settings.PORTAL_ISSUER
 
@@ -573,7 +573,7 @@ def test_suspending_or_removing_a_trust_kills_its_tokens(client, app, github_tru
 
 
 def test_revoking_the_application_removes_its_trusts(client, app, github_trust, owner):
-    from tokens.services import m2m_app_revoke
+    from tokens.clients.services import m2m_app_revoke
 
     m2m_app_revoke(application=app.application, actor=owner)
     github_trust.refresh_from_db()

@@ -21,8 +21,8 @@ from credentials.governance.org_policy import policy_update
 from credentials.governance.reviews import credential_suspend
 from portal.models import AuditEvent
 from tests.tokens.conftest import AppCredentials, request_token
+from tokens.clients.moves import api_key_move_to_m2m_app
 from tokens.models import M2MApplication
-from tokens.services import api_key_move_to_m2m_app
 
 pytestmark = pytest.mark.django_db
 

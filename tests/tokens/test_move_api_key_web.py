@@ -134,7 +134,7 @@ def test_dashboard_move_confirms_reveals_once_and_links_both_pages(owner_client,
 
 
 def test_the_inventory_links_the_key_and_its_application(owner_client, owner, key):
-    from tokens.services import api_key_move_to_m2m_app
+    from tokens.clients.moves import api_key_move_to_m2m_app
 
     api_key, _ = key
     move = api_key_move_to_m2m_app(api_key=api_key, actor=owner)

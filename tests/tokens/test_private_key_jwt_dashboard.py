@@ -14,9 +14,9 @@ from jwt.algorithms import RSAAlgorithm
 from credentials.governance.models import CredentialRequest
 from portal.models import AuditEvent
 from tests.portal.test_account_security import make_stale, password_step
-from tokens.assertions import parse_public_key
+from tokens.clients.public_keys import parse_public_key
+from tokens.clients.services import m2m_app_create
 from tokens.models import ClientPublicKey, M2MApplication
-from tokens.services import m2m_app_create
 
 pytestmark = pytest.mark.django_db
 
@@ -257,7 +257,7 @@ def test_a_requested_keyed_app_is_registered_by_its_owner_after_approval(
 def test_the_page_of_a_keyed_app_costs_a_bounded_number_of_queries(
     owner_client, keyed_app, django_assert_max_num_queries
 ):
-    from tokens.services import client_public_key_add, client_public_key_revoke
+    from tokens.clients.services import client_public_key_add, client_public_key_revoke
 
     owner = keyed_app.owner
     client_public_key_revoke(public_key=keyed_app.public_keys.get(), actor=owner)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 
 from credentials.api_keys import keys
-from portal.crypto import BASE62_ALPHABET, crc32_base62
+from portal.infra.crypto import BASE62_ALPHABET, crc32_base62
 
 ALPHABET = BASE62_ALPHABET + "_"
 

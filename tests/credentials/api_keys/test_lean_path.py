@@ -1,7 +1,7 @@
 """Machine requests without a cookie take the lean middleware path and one cache round trip.
 
-The lean path (portal.lean) must keep everything but the browser layers: security headers,
-request ids, the host check, metrics and the access log. The batched read (portal.hotcache)
+The lean path (portal.infra.lean) must keep everything but the browser layers: security headers,
+request ids, the host check, metrics and the access log. The batched read (portal.infra.hotcache)
 must leave exactly one cache read per verified request once the key's snapshot and last-used
 marker are cached, and change nothing about what is answered.
 """
@@ -16,7 +16,7 @@ from django.test import Client
 
 from credentials.api_keys.services import api_key_revoke
 from credentials.api_keys.verification import api_key_verify
-from portal import hotcache, lean
+from portal.infra import hotcache, lean
 
 pytestmark = pytest.mark.django_db
 
@@ -30,11 +30,11 @@ def test_the_lean_list_keeps_every_layer_but_the_browser_ones_in_order(settings)
     for kept in (
         "django_prometheus.middleware.PrometheusBeforeMiddleware",
         "django.middleware.security.SecurityMiddleware",
-        "portal.bounds.RequestBodyLimitMiddleware",
+        "portal.infra.bounds.RequestBodyLimitMiddleware",
         "csp.middleware.CSPMiddleware",
-        "portal.middleware.RequestContextMiddleware",
-        "portal.observability.AccessLogMiddleware",
-        "portal.faults.DatabaseOutageMiddleware",
+        "portal.infra.request_context.RequestContextMiddleware",
+        "portal.infra.observability.AccessLogMiddleware",
+        "portal.infra.faults.DatabaseOutageMiddleware",
         "django.middleware.common.CommonMiddleware",
         "django.middleware.clickjacking.XFrameOptionsMiddleware",
         "django_prometheus.middleware.PrometheusAfterMiddleware",

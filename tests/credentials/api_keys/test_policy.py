@@ -13,7 +13,7 @@ from django.test import Client
 from credentials.api_keys.models import ApiKey
 from credentials.api_keys.services import api_key_rotate
 from credentials.api_keys.verification import api_key_verify
-from portal import ratelimit
+from portal.infra import ratelimit
 from portal.models import AuditEvent
 from tests.portal.test_account_security import make_stale, password_step
 

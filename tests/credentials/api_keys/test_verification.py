@@ -11,7 +11,7 @@ from credentials.api_keys import keys
 from credentials.api_keys.authentication import INVALID_CREDENTIAL
 from credentials.api_keys.services import api_key_revoke, api_key_rotate
 from credentials.api_keys.verification import api_key_verify
-from portal.crypto import crc32_base62
+from portal.infra.crypto import crc32_base62
 
 pytestmark = pytest.mark.django_db
 

@@ -15,9 +15,9 @@ from credentials.api_keys.models import ApiKey
 from credentials.api_keys.services import api_key_create
 from credentials.governance.org_policy import policy_update
 from tests.factories import ScopeFactory
-from tokens import keys as token_keys
+from tokens.clients.services import m2m_app_create
 from tokens.models import M2MApplication
-from tokens.services import m2m_app_create
+from tokens.signing import keys as token_keys
 
 SCOPES = ("orders:read", "orders:write", "billing:read", "inventory:read")
 

@@ -281,7 +281,7 @@ def test_approvals_page_query_count_does_not_grow(
     from django.test.utils import CaptureQueriesContext
 
     from credentials.api_keys.services import api_key_request
-    from tokens.services import m2m_app_request
+    from tokens.clients.services import m2m_app_request
 
     def make(n, start):
         for i in range(start, start + n):

@@ -17,8 +17,8 @@ from credentials.governance import approvals, edits, org_policy, ownership, revi
 from credentials.governance.models import CredentialRequest, CredentialStatus, RequestType, SuspensionReason
 from portal.models import AuditEvent
 from tests.factories import enrol_totp
+from tokens.clients.services import m2m_app_request
 from tokens.models import ClientSecret
-from tokens.services import m2m_app_request
 
 pytestmark = pytest.mark.django_db
 
@@ -186,7 +186,7 @@ def test_maximum_lifetimes(organization, owner, scopes):
             actor=owner,
             expires_at=timezone.now() + timedelta(days=60),
         )
-    from tokens.services import m2m_app_create
+    from tokens.clients.services import m2m_app_create
 
     app, _ = m2m_app_create(organization=organization, name="a", owner=owner, actor=owner)
     secret = ClientSecret.objects.get(application=app)

@@ -12,7 +12,7 @@ from credentials.api_keys.services import api_key_request
 from credentials.governance import approvals
 from credentials.governance.models import CredentialRequest, RequestState
 from portal.models import AuditEvent
-from tokens.services import m2m_app_request
+from tokens.clients.services import m2m_app_request
 
 
 def _race(functions) -> list[str]:

@@ -17,8 +17,8 @@ from credentials.api_keys.services import api_key_create, api_key_request
 from credentials.governance.models import SuspensionReason
 from credentials.governance.ownership import credentials_orphan
 from credentials.governance.reviews import credential_suspend
+from tokens.clients.services import m2m_app_create
 from tokens.models import M2MApplication
-from tokens.services import m2m_app_create
 
 pytestmark = pytest.mark.django_db
 

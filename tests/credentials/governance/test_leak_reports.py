@@ -31,8 +31,8 @@ from portal.models import AuditEvent
 from tests.credentials.governance.conftest import whoami
 from tests.security.test_leak_sweep import table_dump
 from tests.support.secret_scanning import keys_document, sign
+from tokens.clients.services import client_secret_rotate
 from tokens.models import ClientSecret
-from tokens.services import client_secret_rotate
 
 URL = "/api/v1/secret-scanning/reports"
 KEY_ID = "90a421169f0a406205f1563a953312f0be898d3c7b6c06b681aa86a874555f4a"
@@ -85,7 +85,7 @@ def fake_api_key(valid_checksum: bool = True) -> str:
 
 
 def _with_checksum(body: str) -> str:
-    from portal.crypto import crc32_base62
+    from portal.infra.crypto import crc32_base62
 
     return body + crc32_base62(body)
 
@@ -318,8 +318,8 @@ def test_jwts_and_webhook_secrets_are_acknowledged_and_change_nothing(
     from credentials.api_keys.services import api_key_create
     from credentials.webhooks.services import webhook_endpoint_create
     from tests.credentials.governance.conftest import Kit
-    from tokens.exchange import API_KEY_TOKEN_TYPE, GRANT_TYPE
-    from tokens.services import m2m_app_create, m2m_app_set_exchange
+    from tokens.clients.services import m2m_app_create, m2m_app_set_exchange
+    from tokens.protocol.exchange import API_KEY_TOKEN_TYPE, GRANT_TYPE
 
     app_kit = Kit(key="m2m_app", organization=organization)
     application, app_secret = app_kit.create(owner=member)

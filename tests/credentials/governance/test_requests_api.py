@@ -17,8 +17,8 @@ from portal.models import AuditEvent, Membership, Role
 from portal.services.organizations import membership_change_role
 from tests.credentials.governance.conftest import Kit
 from tests.factories import ScopeFactory
+from tokens.clients.services import m2m_app_create, m2m_app_request
 from tokens.models import M2MApplication
-from tokens.services import m2m_app_create, m2m_app_request
 
 pytestmark = pytest.mark.django_db
 

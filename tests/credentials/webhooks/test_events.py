@@ -22,7 +22,7 @@ from portal.services.audit import audit_log
 from portal.services.organizations import membership_remove
 from tests.credentials.webhooks.conftest import deliver
 from tests.factories import MembershipFactory
-from tokens.services import client_secret_revoke, client_secret_rotate, m2m_app_create, m2m_app_revoke
+from tokens.clients.services import client_secret_revoke, client_secret_rotate, m2m_app_create, m2m_app_revoke
 
 pytestmark = pytest.mark.django_db
 
@@ -240,7 +240,7 @@ def _public_pem() -> str:
 def test_private_key_jwt_first_key_is_created_later_keys_rotate_and_revoke(
     organization, owner, admin_user, member, scopes, receiver, make_endpoint
 ):
-    from tokens.services import client_public_key_add, client_public_key_revoke, m2m_app_request
+    from tokens.clients.services import client_public_key_add, client_public_key_revoke, m2m_app_request
 
     _endpoint, secret = make_endpoint()
     application, request = m2m_app_request(

@@ -7,7 +7,7 @@ import pytest
 from credentials.api_keys.services import api_key_create
 from credentials.governance.edits import credential_policy_set
 from credentials.webhooks.models import WebhookDelivery
-from tokens.services import m2m_app_create
+from tokens.clients.services import m2m_app_create
 
 pytestmark = pytest.mark.django_db
 
