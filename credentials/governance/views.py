@@ -7,8 +7,6 @@ URL kwarg (`key_id` or `app_id`).
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable
-from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -51,6 +49,7 @@ from credentials.governance.selectors import (
     requests_for_credential,
 )
 from credentials.leaks.selectors import leak_reports_for_credential
+from credentials.outcomes import add_service_errors, flash_outcome
 from credentials.selectors import organization_members
 from portal.stepup import step_up_redirect
 from portal.tenancy import authorized, check, may
@@ -74,16 +73,6 @@ CSV_COLUMNS = [
 
 def _error_text(exc: ValidationError) -> str:
     return " ".join(exc.messages)
-
-
-def _flash_outcome(request: HttpRequest, change: Callable[[], Any], success: Callable[[Any], str]) -> None:
-    """Run a change and flash `success(result)`, or the refusal as an error message."""
-    try:
-        result = change()
-    except ValidationError as exc:
-        messages.error(request, _error_text(exc))
-    else:
-        messages.success(request, success(result))
 
 
 # --- inventory ------------------------------------------------------------------------------
@@ -210,7 +199,7 @@ def request_decide(request: HttpRequest, request_id: int) -> HttpResponse:
     decide = (
         credential_request_approve if form.cleaned_data["decision"] == "approve" else credential_request_deny
     )
-    _flash_outcome(
+    flash_outcome(
         request,
         lambda: decide(request=item, actor=request.user, comment=form.cleaned_data["comment"]),
         lambda decided: f"“{decided.credential_label}”: request {decided.state}.",
@@ -223,7 +212,7 @@ def request_decide(request: HttpRequest, request_id: int) -> HttpResponse:
 def request_cancel(request: HttpRequest, request_id: int) -> HttpResponse:
     """Withdraw your own waiting request, from the credential's page."""
     item = _request_or_404(request, request_id)
-    _flash_outcome(
+    flash_outcome(
         request,
         lambda: credential_request_cancel(request=item, actor=request.user),
         lambda cancelled: f"“{cancelled.credential_label}”: your request was cancelled.",
@@ -246,7 +235,7 @@ def request_revoke(request: HttpRequest, request_id: int) -> HttpResponse:
                 credential=credential, actor=request.user, reason="Revoked by an approver."
             )
 
-    _flash_outcome(request, revoke, lambda _: f"“{credential.name}” was revoked.")
+    flash_outcome(request, revoke, lambda _: f"“{credential.name}” was revoked.")
     return redirect("org-approvals", org_slug=request.organization.slug)
 
 
@@ -386,7 +375,7 @@ def reassign(request: HttpRequest, kind: str, **kwargs) -> HttpResponse:
         messages.error(request, "Choose a member of the organisation.")
         return _back(credential)
     owner = form.cleaned_data["owner"]
-    _flash_outcome(
+    flash_outcome(
         request,
         lambda: ownership.credential_reassign_owner(credential=credential, owner=owner, actor=request.user),
         lambda _: f"“{credential.name}” is now owned by {owner.email}.",
@@ -456,11 +445,7 @@ def request_scopes(request: HttpRequest, kind: str, **kwargs) -> HttpResponse:
                 edits.credential_scopes_set(credential=credential, scopes=wanted, actor=request.user)
                 messages.success(request, "The scopes were changed.")
         except ValidationError as exc:
-            if hasattr(exc, "error_dict"):
-                for field, errors in exc.error_dict.items():
-                    form.add_error(field if field in form.fields else None, errors)
-            else:
-                form.add_error(None, exc)
+            add_service_errors(form, exc)
         else:
             return _back(credential)
     context = {
