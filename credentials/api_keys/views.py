@@ -32,11 +32,13 @@ from credentials.governance.forms import JustificationField
 from credentials.governance.registry import credential_path
 from credentials.governance.views import governance_context
 from credentials.lifetimes import expiry_in_days
+from credentials.once import Submissions
+from credentials.outcomes import add_service_errors
 from credentials.selectors import organization_members
 from portal.infra.responses import no_store
 from portal.tenancy import authorized, check, may
 
-_SUBMISSIONS = "credentials_api_key_submissions"
+_SUBMISSIONS = Submissions("credentials_api_key_submissions")
 PAGE_SIZE = 25
 
 
@@ -49,17 +51,6 @@ def _owners(request: HttpRequest):
 def _owner_role(request: HttpRequest) -> str | None:
     # The role whose scopes the form offers: the member's own when they can only create for themself.
     return None if may(request, "api_key.create") else request.membership.role
-
-
-def _used_submission(request: HttpRequest, token: str) -> str | None:
-    return request.session.get(_SUBMISSIONS, {}).get(token)
-
-
-def _remember_submission(request: HttpRequest, token: str, key_id: str) -> None:
-    # Only the one-use form token and the public key id are kept, never the key.
-    used = dict(list(request.session.get(_SUBMISSIONS, {}).items())[-19:])
-    used[token] = key_id
-    request.session[_SUBMISSIONS] = used
 
 
 def _already_shown(request: HttpRequest, key_id: str) -> HttpResponse:
@@ -143,7 +134,7 @@ def api_key_create_view(request: HttpRequest) -> HttpResponse:
     if needs_approval:
         form.fields["justification"] = JustificationField()
     if form.is_valid():
-        used = _used_submission(request, form.cleaned_data["submission"])
+        used = _SUBMISSIONS.used(request, form.cleaned_data["submission"])
         if used:
             return _already_shown(request, used)
         days = form.cleaned_data.get("expires_in_days")
@@ -163,9 +154,9 @@ def api_key_create_view(request: HttpRequest) -> HttpResponse:
                 via="dashboard",
             )
         except ValidationError as exc:
-            _add_errors(form, exc)
+            add_service_errors(form, exc, _FORM_FIELD_FOR)
         else:
-            _remember_submission(request, form.cleaned_data["submission"], api_key.key_id)
+            _SUBMISSIONS.remember(request, form.cleaned_data["submission"], api_key.key_id)
             return _reveal(request, api_key, plaintext)
     return render(
         request,
@@ -196,11 +187,11 @@ def _request_key(request: HttpRequest, form: ApiKeyCreateForm) -> HttpResponse:
                 rate_limit=form.cleaned_data["rate_limit"],
             )
     except ValidationError as exc:
-        _add_errors(form, exc)
+        add_service_errors(form, exc, _FORM_FIELD_FOR)
         return render(
             request, "credentials/api_key_create.html", {"form": form, "needs_approval": True}, status=400
         )
-    _remember_submission(request, form.cleaned_data["submission"], api_key.key_id)
+    _SUBMISSIONS.remember(request, form.cleaned_data["submission"], api_key.key_id)
     messages.success(
         request,
         f"Your request for “{api_key.name}” was sent to the organisation's approvers. "
@@ -225,15 +216,6 @@ def api_key_issue_view(request: HttpRequest, key_id: str) -> HttpResponse:
 
 #: Service field names that a form asks for under another name.
 _FORM_FIELD_FOR = {"expires_at": "expires_in_days"}
-
-
-def _add_errors(form, exc: ValidationError) -> None:
-    if not hasattr(exc, "error_dict"):
-        form.add_error(None, exc)
-        return
-    for field, errors in exc.error_dict.items():
-        field = _FORM_FIELD_FOR.get(field, field)
-        form.add_error(field if field in form.fields else None, errors)
 
 
 @authorized("api_key.view")
@@ -271,7 +253,7 @@ def api_key_rotate_view(request: HttpRequest, key_id: str) -> HttpResponse:
     if request.method == "POST":
         status = 400
         if form.is_valid():
-            used = _used_submission(request, form.cleaned_data["submission"])
+            used = _SUBMISSIONS.used(request, form.cleaned_data["submission"])
             if used:
                 return _already_shown(request, used)
             try:
@@ -282,9 +264,9 @@ def api_key_rotate_view(request: HttpRequest, key_id: str) -> HttpResponse:
                     via="dashboard",
                 )
             except ValidationError as exc:
-                _add_errors(form, exc)
+                add_service_errors(form, exc, _FORM_FIELD_FOR)
             else:
-                _remember_submission(request, form.cleaned_data["submission"], successor.key_id)
+                _SUBMISSIONS.remember(request, form.cleaned_data["submission"], successor.key_id)
                 api_key.refresh_from_db()
                 return _reveal(request, successor, plaintext, rotated=api_key)
     return render(
@@ -303,7 +285,7 @@ def api_key_edit_view(request: HttpRequest, key_id: str) -> HttpResponse:
         try:
             api_key_update(api_key=api_key, actor=request.user, via="dashboard", **form.cleaned_data)
         except ValidationError as exc:
-            _add_errors(form, exc)
+            add_service_errors(form, exc, _FORM_FIELD_FOR)
         else:
             messages.success(request, "The key's name and description were saved.")
             return redirect("org-api-key-detail", org_slug=request.organization.slug, key_id=api_key.key_id)
@@ -327,7 +309,7 @@ def api_key_revoke_view(request: HttpRequest, key_id: str) -> HttpResponse:
                     api_key=api_key, actor=request.user, reason=form.cleaned_data["reason"], via="dashboard"
                 )
             except ValidationError as exc:
-                _add_errors(form, exc)
+                add_service_errors(form, exc, _FORM_FIELD_FOR)
             else:
                 messages.success(request, f"“{api_key.name}” was revoked. It stops working within a second.")
                 return redirect(

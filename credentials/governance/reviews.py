@@ -1,12 +1,7 @@
-"""Periodic reviews and suspension: recertify, suspend, restore, and the sweep of overdue and orphaned ones.
-
-Each service takes keyword-only arguments, runs in one transaction, locks the rows it
-changes (select_for_update) and writes exactly one audit event with the actor.
-"""
+"""Periodic reviews and suspension: recertify, suspend, restore, and the sweep of overdue or orphaned ones."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
@@ -16,20 +11,11 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from credentials.governance.common import audit_change, locked_credential, save_fields
-from credentials.governance.models import (
-    CredentialStatus,
-    OrganizationPolicy,
-    SuspensionReason,
-)
+from credentials.governance.models import CredentialStatus, OrganizationPolicy, SuspensionReason
 from credentials.governance.org_policy import policy_for
 from credentials.governance.ownership import is_manager
-from credentials.governance.registry import (
-    all_kinds,
-    kind_of,
-)
+from credentials.governance.registry import all_kinds, kind_of
 from portal.models import User
-
-logger = logging.getLogger(__name__)
 
 
 @transaction.atomic

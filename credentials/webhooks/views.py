@@ -14,6 +14,8 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from credentials.once import Submissions
+from credentials.outcomes import add_service_errors, flash_outcome
 from credentials.webhooks import services
 from credentials.webhooks.forms import (
     WebhookEndpointCreateForm,
@@ -31,7 +33,7 @@ from credentials.webhooks.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER
 from portal.infra.responses import no_store
 from portal.tenancy import authorized
 
-_SUBMISSIONS = "credentials_webhook_submissions"
+_SUBMISSIONS = Submissions("credentials_webhook_submissions")
 PAGE_SIZE = 25
 
 
@@ -46,30 +48,11 @@ def _detail(request: HttpRequest, endpoint: WebhookEndpoint) -> HttpResponse:
     return redirect("org-webhook-detail", org_slug=request.organization.slug, endpoint_id=endpoint.pk)
 
 
-def _used_submission(request: HttpRequest, token: str) -> int | None:
-    return request.session.get(_SUBMISSIONS, {}).get(token)
-
-
-def _remember_submission(request: HttpRequest, token: str, endpoint_id: int) -> None:
-    # Only the one-use form token and the endpoint id are kept, never the secret.
-    used = dict(list(request.session.get(_SUBMISSIONS, {}).items())[-19:])
-    used[token] = endpoint_id
-    request.session[_SUBMISSIONS] = used
-
-
 def _already_shown(request: HttpRequest, endpoint_id: int) -> HttpResponse:
     messages.info(
         request, "That secret was already shown once; it cannot be shown again. Rotate it if it is lost."
     )
     return redirect("org-webhook-detail", org_slug=request.organization.slug, endpoint_id=endpoint_id)
-
-
-def _add_errors(form, exc: ValidationError) -> None:
-    if not hasattr(exc, "error_dict"):
-        form.add_error(None, exc)
-        return
-    for field, errors in exc.error_dict.items():
-        form.add_error(field if field in form.fields else None, errors)
 
 
 def _reveal(request: HttpRequest, endpoint: WebhookEndpoint, secret: str, *, rotated: bool) -> HttpResponse:
@@ -103,7 +86,7 @@ def webhook_create(request: HttpRequest) -> HttpResponse:
     form = WebhookEndpointCreateForm(request.POST if request.method == "POST" else None)
     if request.method == "POST":
         if form.is_valid():
-            used = _used_submission(request, form.cleaned_data["submission"])
+            used = _SUBMISSIONS.used(request, form.cleaned_data["submission"])
             if used:
                 return _already_shown(request, used)
             try:
@@ -115,9 +98,9 @@ def webhook_create(request: HttpRequest) -> HttpResponse:
                     actor=request.user,
                 )
             except ValidationError as exc:
-                _add_errors(form, exc)
+                add_service_errors(form, exc)
             else:
-                _remember_submission(request, form.cleaned_data["submission"], endpoint.pk)
+                _SUBMISSIONS.remember(request, form.cleaned_data["submission"], endpoint.pk)
                 return _reveal(request, endpoint, secret, rotated=False)
         return render(request, "credentials/webhooks/create.html", {"form": form}, status=400)
     return render(request, "credentials/webhooks/create.html", {"form": form})
@@ -158,7 +141,7 @@ def webhook_edit(request: HttpRequest, endpoint_id: int) -> HttpResponse:
                 active=form.cleaned_data["active"],
             )
         except ValidationError as exc:
-            _add_errors(form, exc)
+            add_service_errors(form, exc)
         else:
             messages.success(request, "The endpoint was saved.")
             return _detail(request, endpoint)
@@ -178,16 +161,16 @@ def webhook_rotate(request: HttpRequest, endpoint_id: int) -> HttpResponse:
     form = WebhookSecretRotateForm(request.POST if request.method == "POST" else None)
     if request.method == "POST":
         if form.is_valid():
-            if _used_submission(request, form.cleaned_data["submission"]):
+            if _SUBMISSIONS.used(request, form.cleaned_data["submission"]):
                 return _already_shown(request, endpoint.pk)
             try:
                 endpoint, secret = services.webhook_endpoint_rotate_secret(
                     endpoint=endpoint, actor=request.user, overlap_hours=form.cleaned_data["overlap_hours"]
                 )
             except ValidationError as exc:
-                _add_errors(form, exc)
+                add_service_errors(form, exc)
             else:
-                _remember_submission(request, form.cleaned_data["submission"], endpoint.pk)
+                _SUBMISSIONS.remember(request, form.cleaned_data["submission"], endpoint.pk)
                 return _reveal(request, endpoint, secret, rotated=True)
         return render(
             request, "credentials/webhooks/rotate.html", {"endpoint": endpoint, "form": form}, status=400
@@ -211,12 +194,11 @@ def webhook_delete(request: HttpRequest, endpoint_id: int) -> HttpResponse:
 def webhook_ping(request: HttpRequest, endpoint_id: int) -> HttpResponse:
     """Queue a `webhook.ping` test event; the sender delivers it on its next run."""
     endpoint = _endpoint_or_404(request, endpoint_id)
-    try:
-        services.webhook_endpoint_ping(endpoint=endpoint, actor=request.user)
-    except ValidationError as exc:
-        messages.error(request, " ".join(exc.messages))
-    else:
-        messages.success(request, "A test event was queued. It appears below once the sender has run.")
+    flash_outcome(
+        request,
+        lambda: services.webhook_endpoint_ping(endpoint=endpoint, actor=request.user),
+        lambda _: "A test event was queued. It appears below once the sender has run.",
+    )
     return _detail(request, endpoint)
 
 
@@ -228,10 +210,9 @@ def webhook_delivery_retry(request: HttpRequest, endpoint_id: int, delivery_id: 
         delivery = webhook_delivery_get(request.organization, endpoint_id, delivery_id)
     except WebhookDelivery.DoesNotExist:
         raise Http404("No such delivery.") from None
-    try:
-        services.webhook_delivery_retry(delivery=delivery, actor=request.user)
-    except ValidationError as exc:
-        messages.error(request, " ".join(exc.messages))
-    else:
-        messages.success(request, "The delivery will be sent again at the sender's next run.")
+    flash_outcome(
+        request,
+        lambda: services.webhook_delivery_retry(delivery=delivery, actor=request.user),
+        lambda _: "The delivery will be sent again at the sender's next run.",
+    )
     return _detail(request, delivery.endpoint)
