@@ -11,7 +11,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from oauth2_provider.models import AbstractApplication
 
-from credentials.governance.models import GovernedCredential, status_constraints
+from credentials.governance.models import CredentialStatus, GovernedCredential, status_constraints
 from portal.infra.crypto import random_base62
 from portal.models import ExpiringModel, Organization, TimestampedModel
 
@@ -38,13 +38,7 @@ class M2MApplication(GovernedCredential, AbstractApplication):
         CLIENT_SECRET = "client_secret_basic", _("Client secret")
         PRIVATE_KEY_JWT = "private_key_jwt", _("Private key JWT (no secret)")
 
-    class Status(models.TextChoices):
-        # The same values as credentials.governance.models.CredentialStatus.
-        PENDING = "pending", _("Pending")
-        ACTIVE = "active", _("Active")
-        SUSPENDED = "suspended", _("Suspended")
-        REVOKED = "revoked", _("Revoked")
-        DENIED = "denied", _("Denied")
+    Status = CredentialStatus  # every governed kind shares the one status enum
 
     client_id = models.CharField(
         _("client ID"), max_length=255, unique=True, default=generate_client_id, editable=False
@@ -414,7 +408,7 @@ class FederatedIdentity(GovernedCredential, TimestampedModel):
         KUBERNETES = "kubernetes", _("Kubernetes")
         SPIFFE = "spiffe", _("SPIFFE")
 
-    Status = M2MApplication.Status
+    Status = CredentialStatus  # every governed kind shares the one status enum
 
     public_id = models.CharField(
         _("federated identity id"),

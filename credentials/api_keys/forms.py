@@ -7,8 +7,9 @@ import secrets
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from credentials.api_keys.models import ApiKeyStatus, Environment
+from credentials.api_keys.models import Environment
 from credentials.forms import OVERLAP_CHOICES, RuntimePolicyForm
+from credentials.governance.models import CredentialState
 from credentials.lifetimes import MAX_LIFETIME_DAYS
 from credentials.selectors import scope_catalogue
 
@@ -85,7 +86,7 @@ class ApiKeyRevokeForm(forms.Form):
 class ApiKeyFilterForm(forms.Form):
     q = forms.CharField(label=_("Search"), required=False, max_length=100)
     status = forms.ChoiceField(
-        label=_("Status"), required=False, choices=[("", _("Any status")), *ApiKeyStatus.choices]
+        label=_("Status"), required=False, choices=[("", _("Any status")), *CredentialState.choices]
     )
     environment = forms.ChoiceField(
         label=_("Environment"), required=False, choices=[("", _("Any environment")), *Environment.choices]

@@ -13,6 +13,7 @@ from django.utils.translation import gettext_lazy as _
 from credentials.api_keys import keys
 from credentials.governance.models import (
     SECRETLESS_STATUSES,
+    CredentialState,
     CredentialStatus,
     GovernedCredential,
     status_constraints,
@@ -23,17 +24,6 @@ from portal.models import ExpiringModel, Organization, TimestampedModel
 class Environment(models.TextChoices):
     LIVE = "live", _("Live")
     TEST = "test", _("Test")
-
-
-class ApiKeyStatus(models.TextChoices):
-    """The key's state as shown to people: the stored status, or `expired` (expiry is a time)."""
-
-    PENDING = "pending", _("Pending")
-    ACTIVE = "active", _("Active")
-    SUSPENDED = "suspended", _("Suspended")
-    REVOKED = "revoked", _("Revoked")
-    DENIED = "denied", _("Denied")
-    EXPIRED = "expired", _("Expired")
 
 
 class ApiKey(GovernedCredential, ExpiringModel, TimestampedModel):
@@ -135,21 +125,21 @@ class ApiKey(GovernedCredential, ExpiringModel, TimestampedModel):
     @property
     def state(self) -> str:
         """Return the stored status unless active, else `active` or `expired` (rotated keys expire)."""
-        if self.status != ApiKeyStatus.ACTIVE:
+        if self.status != CredentialState.ACTIVE:
             return self.status
         if self.is_expired:
-            return ApiKeyStatus.EXPIRED
-        return ApiKeyStatus.ACTIVE
+            return CredentialState.EXPIRED
+        return CredentialState.ACTIVE
 
     @property
     def in_overlap(self) -> bool:
         """Return whether the key was rotated and still works until its overlap ends."""
-        return self.rotated_at is not None and self.state == ApiKeyStatus.ACTIVE
+        return self.rotated_at is not None and self.state == CredentialState.ACTIVE
 
     def expires_soon(self, days: int = 7) -> bool:
         """Return whether a working key stops within `days`."""
         return (
-            self.state == ApiKeyStatus.ACTIVE
+            self.state == CredentialState.ACTIVE
             and self.expires_at is not None
             and self.expires_at <= timezone.now() + timedelta(days=days)
         )

@@ -27,6 +27,15 @@ class CredentialStatus(models.TextChoices):
     DENIED = "denied", _("Denied")  # its create request was denied; never had a secret
 
 
+#: The state shown to people (lists, filters, the REST `status` field): the stored status, or
+#: `expired` for a credential past its expiry time. Built from `CredentialStatus` so that every
+#: kind shares one set of values.
+CredentialState = models.TextChoices(
+    "CredentialState",
+    [(status.name, (status.value, status.label)) for status in CredentialStatus]
+    + [("EXPIRED", ("expired", _("Expired")))],
+)
+
 #: Statuses whose credential holds no secret at all.
 SECRETLESS_STATUSES = (CredentialStatus.PENDING, CredentialStatus.DENIED)
 
