@@ -32,6 +32,7 @@ from credentials.governance.registry import credential_path
 from credentials.governance.views import governance_context
 from credentials.lifetimes import expiry_in_days
 from credentials.selectors import organization_members
+from portal.reveal import secret_reveal
 from portal.tenancy import authorized, check, may
 
 _SUBMISSIONS = "credentials_api_key_submissions"
@@ -68,15 +69,11 @@ def _already_shown(request: HttpRequest, key_id: str) -> HttpResponse:
 def _reveal(
     request: HttpRequest, api_key: ApiKey, plaintext: str, *, rotated: ApiKey | None = None
 ) -> HttpResponse:
-    response = render(
+    return secret_reveal(
         request,
         "credentials/api_key_reveal.html",
         {"api_key": api_key, "plaintext": plaintext, "rotated": rotated},
     )
-    # The page holds the secret: never let a cache or the back button bring it back.
-    response["Cache-Control"] = "no-store, no-cache, must-revalidate, private"
-    response["Pragma"] = "no-cache"
-    return response
 
 
 @authorized("api_key.view")

@@ -28,6 +28,7 @@ from credentials.webhooks.selectors import (
     webhook_endpoints_for,
 )
 from credentials.webhooks.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER
+from portal.reveal import secret_reveal
 from portal.tenancy import authorized
 
 _SUBMISSIONS = "credentials_webhook_submissions"
@@ -72,7 +73,7 @@ def _add_errors(form, exc: ValidationError) -> None:
 
 
 def _reveal(request: HttpRequest, endpoint: WebhookEndpoint, secret: str, *, rotated: bool) -> HttpResponse:
-    response = render(
+    return secret_reveal(
         request,
         "credentials/webhooks/reveal.html",
         {
@@ -83,10 +84,6 @@ def _reveal(request: HttpRequest, endpoint: WebhookEndpoint, secret: str, *, rot
             "timestamp_header": TIMESTAMP_HEADER,
         },
     )
-    # The page holds the secret: never let a cache or the back button bring it back.
-    response["Cache-Control"] = "no-store, no-cache, must-revalidate, private"
-    response["Pragma"] = "no-cache"
-    return response
 
 
 @authorized("webhooks.manage")

@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
 from credentials.api_keys.selectors import api_keys_for
@@ -17,6 +18,7 @@ from credentials.forms import CredentialEditForm
 from credentials.governance import approvals, edits, org_policy
 from credentials.governance.forms import JustificationField
 from credentials.governance.views import governance_context
+from portal.reveal import secret_reveal
 from portal.selectors import audit_events_for_target
 from portal.tenancy import authorized, check, may
 from tokens.clients import moves, services
@@ -41,16 +43,20 @@ def _require_manage(request: HttpRequest, application: M2MApplication) -> None:
 
 def _reveal(request: HttpRequest, application: M2MApplication, secret: str, *, created: bool) -> HttpResponse:
     token_url = request.build_absolute_uri(reverse("oauth-token"))
-    response = render(
+    curl_command = format_html(
+        "curl -s -u '{}:{}' -d grant_type=client_credentials {}", application.client_id, secret, token_url
+    )
+    return secret_reveal(
         request,
         "tokens/app_secret_reveal.html",
-        {"application": application, "client_secret": secret, "created": created, "token_url": token_url},
+        {
+            "application": application,
+            "client_secret": secret,
+            "created": created,
+            "curl_command": curl_command,
+        },
         status=201 if created else 200,
     )
-    # The page holds a secret: keep it out of every cache and the browser history cache.
-    response["Cache-Control"] = "no-store"
-    response["Pragma"] = "no-cache"
-    return response
 
 
 def _form_errors(form, exc: ValidationError) -> None:
