@@ -22,7 +22,7 @@ from credentials.governance.models import (
 )
 from credentials.governance.notices import notice_send_once
 from credentials.governance.org_policy import policy_for
-from credentials.governance.ownership import check_owner_may_hold, is_manager, managers_of
+from credentials.governance.ownership import check_owner_may_hold, is_manager, managers_of, may_manage
 from credentials.governance.registry import (
     all_kinds,
     get_kind,
@@ -59,7 +59,7 @@ def credential_request_create(
     scopes = sorted(set(requested_scopes))
     previous = sorted(kind.scopes_of(credential)) if request_type == RequestType.SCOPE_INCREASE else []
     if request_type == RequestType.SCOPE_INCREASE:
-        if credential.owner_id != requester.pk and not is_manager(requester, credential.organization):
+        if not may_manage(requester, credential, f"{kind.key}.scopes_widen"):
             raise ValidationError(
                 "Only the owner or an organisation admin can ask for more scopes.", code="not_owner"
             )
