@@ -33,9 +33,9 @@ from credentials.governance.views import governance_context
 from credentials.lifetimes import expiry_in_days
 from credentials.selectors import organization_members
 from portal.reveal import secret_reveal
+from portal.submissions import Submission, submission_of
 from portal.tenancy import authorized, check, may
 
-_SUBMISSIONS = "credentials_api_key_submissions"
 PAGE_SIZE = 25
 
 
@@ -50,19 +50,10 @@ def _owner_role(request: HttpRequest) -> str | None:
     return None if may(request, "api_key.create") else request.membership.role
 
 
-def _used_submission(request: HttpRequest, token: str) -> str | None:
-    return request.session.get(_SUBMISSIONS, {}).get(token)
-
-
-def _remember_submission(request: HttpRequest, token: str, key_id: str) -> None:
-    # Only the one-use form token and the public key id are kept, never the key.
-    used = dict(list(request.session.get(_SUBMISSIONS, {}).items())[-19:])
-    used[token] = key_id
-    request.session[_SUBMISSIONS] = used
-
-
 def _already_shown(request: HttpRequest, key_id: str) -> HttpResponse:
     messages.info(request, "That key was already issued and its secret shown once; it cannot be shown again.")
+    if not key_id:  # the same form is still being handled by another request
+        return redirect("org-api-keys", org_slug=request.organization.slug)
     return redirect("org-api-key-detail", org_slug=request.organization.slug, key_id=key_id)
 
 
@@ -140,12 +131,13 @@ def api_key_create_view(request: HttpRequest) -> HttpResponse:
     if needs_approval:
         form.fields["justification"] = JustificationField()
     if form.is_valid():
-        used = _used_submission(request, form.cleaned_data["submission"])
-        if used:
+        submission = submission_of(request, form)
+        used = submission.begin()
+        if used is not None:
             return _already_shown(request, used)
         days = form.cleaned_data.get("expires_in_days")
         if needs_approval:
-            return _request_key(request, form)
+            return _request_key(request, form, submission)
         try:
             api_key, plaintext = api_key_create(
                 organization=organization,
@@ -160,9 +152,10 @@ def api_key_create_view(request: HttpRequest) -> HttpResponse:
                 via="dashboard",
             )
         except ValidationError as exc:
+            submission.failed()
             _add_errors(form, exc)
         else:
-            _remember_submission(request, form.cleaned_data["submission"], api_key.key_id)
+            submission.done(api_key.key_id)
             return _reveal(request, api_key, plaintext)
     return render(
         request,
@@ -172,7 +165,7 @@ def api_key_create_view(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _request_key(request: HttpRequest, form: ApiKeyCreateForm) -> HttpResponse:
+def _request_key(request: HttpRequest, form: ApiKeyCreateForm, submission: Submission) -> HttpResponse:
     """Store a pending key and its request: no secret exists until an approver says yes."""
     try:
         api_key, _request = api_key_request(
@@ -193,11 +186,12 @@ def _request_key(request: HttpRequest, form: ApiKeyCreateForm) -> HttpResponse:
                 rate_limit=form.cleaned_data["rate_limit"],
             )
     except ValidationError as exc:
+        submission.failed()
         _add_errors(form, exc)
         return render(
             request, "credentials/api_key_create.html", {"form": form, "needs_approval": True}, status=400
         )
-    _remember_submission(request, form.cleaned_data["submission"], api_key.key_id)
+    submission.done(api_key.key_id)
     messages.success(
         request,
         f"Your request for “{api_key.name}” was sent to the organisation's approvers. "
@@ -267,9 +261,10 @@ def api_key_rotate_view(request: HttpRequest, key_id: str) -> HttpResponse:
     if request.method == "POST":
         status = 400
         if form.is_valid():
-            used = _used_submission(request, form.cleaned_data["submission"])
-            if used:
-                return _already_shown(request, used)
+            submission = submission_of(request, form)
+            used = submission.begin()
+            if used is not None:
+                return _already_shown(request, used or api_key.key_id)
             try:
                 successor, plaintext = api_key_rotate(
                     api_key=api_key,
@@ -278,9 +273,10 @@ def api_key_rotate_view(request: HttpRequest, key_id: str) -> HttpResponse:
                     via="dashboard",
                 )
             except ValidationError as exc:
+                submission.failed()
                 _add_errors(form, exc)
             else:
-                _remember_submission(request, form.cleaned_data["submission"], successor.key_id)
+                submission.done(successor.key_id)
                 api_key.refresh_from_db()
                 return _reveal(request, successor, plaintext, rotated=api_key)
     return render(

@@ -29,9 +29,9 @@ from credentials.webhooks.selectors import (
 )
 from credentials.webhooks.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER
 from portal.reveal import secret_reveal
+from portal.submissions import submission_of
 from portal.tenancy import authorized
 
-_SUBMISSIONS = "credentials_webhook_submissions"
 PAGE_SIZE = 25
 
 
@@ -46,21 +46,12 @@ def _detail(request: HttpRequest, endpoint: WebhookEndpoint) -> HttpResponse:
     return redirect("org-webhook-detail", org_slug=request.organization.slug, endpoint_id=endpoint.pk)
 
 
-def _used_submission(request: HttpRequest, token: str) -> int | None:
-    return request.session.get(_SUBMISSIONS, {}).get(token)
-
-
-def _remember_submission(request: HttpRequest, token: str, endpoint_id: int) -> None:
-    # Only the one-use form token and the endpoint id are kept, never the secret.
-    used = dict(list(request.session.get(_SUBMISSIONS, {}).items())[-19:])
-    used[token] = endpoint_id
-    request.session[_SUBMISSIONS] = used
-
-
-def _already_shown(request: HttpRequest, endpoint_id: int) -> HttpResponse:
+def _already_shown(request: HttpRequest, endpoint_id: int | str) -> HttpResponse:
     messages.info(
         request, "That secret was already shown once; it cannot be shown again. Rotate it if it is lost."
     )
+    if not endpoint_id:  # the same form is still being handled by another request
+        return redirect("org-webhooks", org_slug=request.organization.slug)
     return redirect("org-webhook-detail", org_slug=request.organization.slug, endpoint_id=endpoint_id)
 
 
@@ -101,8 +92,9 @@ def webhook_create(request: HttpRequest) -> HttpResponse:
     form = WebhookEndpointCreateForm(request.POST if request.method == "POST" else None)
     if request.method == "POST":
         if form.is_valid():
-            used = _used_submission(request, form.cleaned_data["submission"])
-            if used:
+            submission = submission_of(request, form)
+            used = submission.begin()
+            if used is not None:
                 return _already_shown(request, used)
             try:
                 endpoint, secret = services.webhook_endpoint_create(
@@ -113,9 +105,10 @@ def webhook_create(request: HttpRequest) -> HttpResponse:
                     actor=request.user,
                 )
             except ValidationError as exc:
+                submission.failed()
                 _add_errors(form, exc)
             else:
-                _remember_submission(request, form.cleaned_data["submission"], endpoint.pk)
+                submission.done(endpoint.pk)
                 return _reveal(request, endpoint, secret, rotated=False)
         return render(request, "credentials/webhooks/create.html", {"form": form}, status=400)
     return render(request, "credentials/webhooks/create.html", {"form": form})
@@ -176,16 +169,18 @@ def webhook_rotate(request: HttpRequest, endpoint_id: int) -> HttpResponse:
     form = WebhookSecretRotateForm(request.POST if request.method == "POST" else None)
     if request.method == "POST":
         if form.is_valid():
-            if _used_submission(request, form.cleaned_data["submission"]):
+            submission = submission_of(request, form)
+            if submission.begin() is not None:
                 return _already_shown(request, endpoint.pk)
             try:
                 endpoint, secret = services.webhook_endpoint_rotate_secret(
                     endpoint=endpoint, actor=request.user, overlap_hours=form.cleaned_data["overlap_hours"]
                 )
             except ValidationError as exc:
+                submission.failed()
                 _add_errors(form, exc)
             else:
-                _remember_submission(request, form.cleaned_data["submission"], endpoint.pk)
+                submission.done(endpoint.pk)
                 return _reveal(request, endpoint, secret, rotated=True)
         return render(
             request, "credentials/webhooks/rotate.html", {"endpoint": endpoint, "form": form}, status=400

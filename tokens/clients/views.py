@@ -20,6 +20,7 @@ from credentials.governance.forms import JustificationField
 from credentials.governance.views import governance_context
 from portal.reveal import secret_reveal
 from portal.selectors import audit_events_for_target
+from portal.submissions import submission_of
 from portal.tenancy import authorized, check, may
 from tokens.clients import moves, services
 from tokens.clients.forms import M2MAppCreateForm, PublicKeyAddForm, SecretRotateForm
@@ -59,6 +60,16 @@ def _reveal(request: HttpRequest, application: M2MApplication, secret: str, *, c
     )
 
 
+def _already_done(request: HttpRequest, app_id: str) -> HttpResponse:
+    # The same form was sent again (a reload, a double click): show what the first sending made.
+    messages.info(
+        request, "That form was already sent; a secret is shown only once and cannot be shown again."
+    )
+    if not app_id:  # the first sending is still being handled
+        return redirect("org-apps", org_slug=request.organization.slug)
+    return redirect("org-app-detail", org_slug=request.organization.slug, app_id=app_id)
+
+
 def _form_errors(form, exc: ValidationError) -> None:
     if hasattr(exc, "error_dict"):
         for field, errors in exc.error_dict.items():
@@ -94,73 +105,97 @@ def app_create(request: HttpRequest) -> HttpResponse:
         form.add_error(
             "public_key", "Register the public key on the application's page once the request is approved."
         )
-    elif request.method == "POST" and form.is_valid() and needs_approval:
-        data = form.cleaned_data
-        try:
-            application, _request = services.m2m_app_request(
-                organization=request.organization,
-                name=data["name"],
-                description=data["description"],
-                owner=data["owner"],
-                scopes=list(data["scopes"]),
-                audiences=data["audiences"],
-                token_lifetime=data["token_lifetime"],
-                requester=request.user,
-                justification=data["justification"],
-                auth_method=data["auth_method"],
-            )
-            if data["allowed_ips"] or data["rate_limit"]:
-                edits.credential_policy_set(
-                    credential=application,
-                    actor=request.user,
-                    allowed_ips=data["allowed_ips"],
-                    rate_limit=data["rate_limit"],
-                )
-        except ValidationError as exc:
-            _form_errors(form, exc)
-        else:
-            messages.success(
-                request,
-                f"Your request for “{application.name}” was sent to the organisation's approvers. "
-                + (
-                    "Once approved, its owner registers its public key here."
-                    if application.uses_private_key_jwt
-                    else "Once approved, its owner generates the client secret here."
-                ),
-            )
-            return redirect("org-app-detail", org_slug=request.organization.slug, app_id=application.pk)
     elif request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
-        try:
-            application, secret = services.m2m_app_create(
-                organization=request.organization,
-                name=data["name"],
-                description=data["description"],
-                owner=data["owner"],
-                scopes=list(data["scopes"]),
-                audiences=data["audiences"],
-                token_lifetime=data["token_lifetime"],
-                actor=request.user,
-                auth_method=data["auth_method"],
-                public_key=data["public_key"],
-                allowed_ips=data["allowed_ips"],
-                rate_limit=data["rate_limit"],
-            )
-        except ValidationError as exc:
-            _form_errors(form, exc)
+        submission = submission_of(request, form)
+        used = submission.begin()
+        if used is not None:
+            return _already_done(request, used)
+        outcome = (_request_app if needs_approval else _create_app)(request, form)
+        if outcome is None:
+            submission.failed()
         else:
-            if secret is None:
-                messages.success(
-                    request,
-                    f"“{application.name}” was created. It has no secret: it signs its token requests "
-                    "with a private key whose public key is registered below.",
-                )
-                return redirect("org-app-detail", org_slug=request.organization.slug, app_id=application.pk)
-            return _reveal(request, application, secret, created=True)
+            application, response = outcome
+            submission.done(application.pk)
+            return response
     status = 400 if request.method == "POST" else 200
     return render(
         request, "tokens/app_create.html", {"form": form, "needs_approval": needs_approval}, status=status
     )
+
+
+def _request_app(request: HttpRequest, form: M2MAppCreateForm) -> tuple[M2MApplication, HttpResponse] | None:
+    """File the approval request for a new application (no secret yet); None when it was refused."""
+    data = form.cleaned_data
+    try:
+        application, _request = services.m2m_app_request(
+            organization=request.organization,
+            name=data["name"],
+            description=data["description"],
+            owner=data["owner"],
+            scopes=list(data["scopes"]),
+            audiences=data["audiences"],
+            token_lifetime=data["token_lifetime"],
+            requester=request.user,
+            justification=data["justification"],
+            auth_method=data["auth_method"],
+        )
+        if data["allowed_ips"] or data["rate_limit"]:
+            edits.credential_policy_set(
+                credential=application,
+                actor=request.user,
+                allowed_ips=data["allowed_ips"],
+                rate_limit=data["rate_limit"],
+            )
+    except ValidationError as exc:
+        _form_errors(form, exc)
+    else:
+        messages.success(
+            request,
+            f"Your request for “{application.name}” was sent to the organisation's approvers. "
+            + (
+                "Once approved, its owner registers its public key here."
+                if application.uses_private_key_jwt
+                else "Once approved, its owner generates the client secret here."
+            ),
+        )
+        return application, redirect(
+            "org-app-detail", org_slug=request.organization.slug, app_id=application.pk
+        )
+    return None
+
+
+def _create_app(request: HttpRequest, form: M2MAppCreateForm) -> tuple[M2MApplication, HttpResponse] | None:
+    """Create the application and show its secret once; None when it was refused."""
+    data = form.cleaned_data
+    try:
+        application, secret = services.m2m_app_create(
+            organization=request.organization,
+            name=data["name"],
+            description=data["description"],
+            owner=data["owner"],
+            scopes=list(data["scopes"]),
+            audiences=data["audiences"],
+            token_lifetime=data["token_lifetime"],
+            actor=request.user,
+            auth_method=data["auth_method"],
+            public_key=data["public_key"],
+            allowed_ips=data["allowed_ips"],
+            rate_limit=data["rate_limit"],
+        )
+    except ValidationError as exc:
+        _form_errors(form, exc)
+    else:
+        if secret is None:
+            messages.success(
+                request,
+                f"“{application.name}” was created. It has no secret: it signs its token requests "
+                "with a private key whose public key is registered below.",
+            )
+            return application, redirect(
+                "org-app-detail", org_slug=request.organization.slug, app_id=application.pk
+            )
+        return application, _reveal(request, application, secret, created=True)
+    return None
 
 
 @authorized("m2m_app.view")
@@ -208,6 +243,9 @@ def app_secret_rotate(request: HttpRequest, app_id: int) -> HttpResponse:
     if not form.is_valid():
         messages.error(request, "Choose an overlap between 0 and 168 hours.")
         return redirect("org-app-detail", org_slug=request.organization.slug, app_id=application.pk)
+    submission = submission_of(request, form)
+    if submission.begin() is not None:
+        return _already_done(request, str(application.pk))
     try:
         _secret, plaintext = services.client_secret_rotate(
             application=application,
@@ -215,8 +253,10 @@ def app_secret_rotate(request: HttpRequest, app_id: int) -> HttpResponse:
             actor=request.user,
         )
     except ValidationError as exc:
+        submission.failed()
         messages.error(request, " ".join(exc.messages))
         return redirect("org-app-detail", org_slug=request.organization.slug, app_id=application.pk)
+    submission.done(application.pk)
     return _reveal(request, application, plaintext, created=False)
 
 
@@ -300,6 +340,9 @@ def app_key_add(request: HttpRequest, app_id: int) -> HttpResponse:
     _require_manage(request, application)
     form = PublicKeyAddForm(request.POST)
     if form.is_valid():
+        submission = submission_of(request, form)
+        if submission.begin() is not None:
+            return _already_done(request, str(application.pk))
         data = form.cleaned_data
         overlap = timedelta(hours=data["overlap_hours"]) if data["overlap_hours"] is not None else None
         try:
@@ -311,8 +354,10 @@ def app_key_add(request: HttpRequest, app_id: int) -> HttpResponse:
                 actor=request.user,
             )
         except ValidationError as exc:
+            submission.failed()
             _form_errors(form, exc)
         else:
+            submission.done(application.pk)
             messages.success(request, f"Key {key.short_kid}… ({key.algorithm}) was registered.")
             return redirect("org-app-detail", org_slug=request.organization.slug, app_id=application.pk)
     return _detail(request, application, key_form=form, status=400)
