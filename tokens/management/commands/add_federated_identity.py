@@ -7,7 +7,7 @@ import json
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from portal.models import User
+from credentials.cli import read_text_file, user_by_email
 from tokens.federation.services import federated_identity_create
 from tokens.models import FederatedIdentity, M2MApplication
 
@@ -53,18 +53,8 @@ class Command(BaseCommand):
         application = M2MApplication.objects.filter(client_id=options["client_id"]).first()
         if application is None:
             raise CommandError(f"No application with client id {options['client_id']!r}.")
-        owner = None
-        if options["owner"]:
-            owner = User.objects.filter(email__iexact=options["owner"]).first()
-            if owner is None:
-                raise CommandError(f"No user with email {options['owner']!r}.")
-        jwks = None
-        if options["jwks_file"]:
-            try:
-                with open(options["jwks_file"], encoding="utf-8") as handle:
-                    jwks = handle.read()
-            except (OSError, UnicodeDecodeError) as exc:
-                raise CommandError(f"Cannot read {options['jwks_file']!r}: {exc}") from None
+        owner = user_by_email(options["owner"]) if options["owner"] else None
+        jwks = read_text_file(options["jwks_file"]) if options["jwks_file"] else None
         try:
             identity, _request = federated_identity_create(
                 application=application,
