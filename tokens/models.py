@@ -74,14 +74,6 @@ class M2MApplication(GovernedCredential, AbstractApplication):
         verbose_name=_("owner"),
         help_text=_("The member accountable for this application."),
     )
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="+",
-        verbose_name=_("created by"),
-    )
     description = models.CharField(_("description"), max_length=255, blank=True)
     allowed_scopes = models.ManyToManyField(
         "credentials.Scope", blank=True, related_name="m2m_applications", verbose_name=_("allowed scopes")
@@ -108,8 +100,6 @@ class M2MApplication(GovernedCredential, AbstractApplication):
             "An application uses one or the other, never both."
         ),
     )
-    status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.ACTIVE)
-    revoked_at = models.DateTimeField(_("revoked"), null=True, blank=True)
     is_resource_server = models.BooleanField(
         _("platform resource server"),
         default=False,
@@ -437,14 +427,6 @@ class FederatedIdentity(GovernedCredential, TimestampedModel):
         verbose_name=_("owner"),
         help_text=_("The member accountable for this trust."),
     )
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="+",
-        verbose_name=_("created by"),
-    )
     name = models.CharField(_("name"), max_length=255)
     preset = models.CharField(_("preset"), max_length=16, choices=Preset.choices, default=Preset.CUSTOM)
     issuer = models.CharField(
@@ -475,8 +457,6 @@ class FederatedIdentity(GovernedCredential, TimestampedModel):
         default=DEFAULT_FEDERATED_TOKEN_AGE,
         validators=[MinValueValidator(MIN_FEDERATED_TOKEN_AGE), MaxValueValidator(MAX_FEDERATED_TOKEN_AGE)],
     )
-    status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.ACTIVE)
-    revoked_at = models.DateTimeField(_("revoked"), null=True, blank=True)
     last_used_at = models.DateTimeField(_("last used"), null=True, blank=True)
 
     class Meta:

@@ -14,7 +14,6 @@ from credentials.api_keys import keys
 from credentials.governance.models import (
     SECRETLESS_STATUSES,
     CredentialState,
-    CredentialStatus,
     GovernedCredential,
     status_constraints,
 )
@@ -44,24 +43,10 @@ class ApiKey(GovernedCredential, ExpiringModel, TimestampedModel):
         verbose_name=_("owner"),
         help_text=_("The member accountable for this key."),
     )
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="+",
-        verbose_name=_("created by"),
-    )
     # Scope names, copied from the catalogue when granted: verification then needs no join.
     scopes = models.JSONField(_("scopes"), default=list, blank=True)
     environment = models.CharField(
         _("environment"), max_length=8, choices=Environment.choices, default=Environment.LIVE
-    )
-    status = models.CharField(
-        _("status"),
-        max_length=16,
-        choices=CredentialStatus.choices,
-        default=CredentialStatus.ACTIVE,
     )
     key_id = models.CharField(_("key id"), max_length=keys.KEY_ID_LENGTH, unique=True, editable=False)
     # Empty while the key is pending (requested, not yet issued): no secret exists then.
@@ -86,7 +71,6 @@ class ApiKey(GovernedCredential, ExpiringModel, TimestampedModel):
         help_text=_("The key this one rotated; a key has at most one successor."),
     )
     rotated_at = models.DateTimeField(_("rotated"), null=True, blank=True)
-    revoked_at = models.DateTimeField(_("revoked"), null=True, blank=True)
     revoked_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.SET_NULL,

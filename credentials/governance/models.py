@@ -82,7 +82,21 @@ def status_constraints(prefix: str) -> list[models.BaseConstraint]:
 
 
 class GovernedCredential(models.Model):
-    """Abstract base for every credential kind: review cycle, suspension and orphan state."""
+    """Abstract base for every credential kind: status, who created it, review cycle, suspension, orphan
+    state and runtime policy."""
+
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("created by"),
+    )
+    status = models.CharField(
+        _("status"), max_length=16, choices=CredentialStatus.choices, default=CredentialStatus.ACTIVE
+    )
+    revoked_at = models.DateTimeField(_("revoked"), null=True, blank=True)
 
     review_due_at = models.DateTimeField(_("review due"), null=True, blank=True, db_index=True)
     last_reviewed_at = models.DateTimeField(_("last reviewed"), null=True, blank=True)
