@@ -84,12 +84,7 @@ class ApiKeyAdmin(GovernedCredentialAdminMixin, admin.ModelAdmin):
         "revoked_at",
         "revoked_by",
         "revocation_reason",
-        "review_due_at",
-        "last_reviewed_at",
-        "last_reviewed_by",
-        "orphaned_at",
-        "suspended_at",
-        "suspension_reason",
+        *GovernedCredentialAdminMixin.governance_fields,
     ]
     fields = ["key_display", "name", "organization", "owner", *readonly_fields[3:]]
     actions = ["revoke_selected", *GovernedCredentialAdminMixin.governance_actions]
