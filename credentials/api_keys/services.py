@@ -145,6 +145,8 @@ def api_key_request(
     justification: str,
     environment: str | None = None,
     lifetime_days: int | None = None,
+    allowed_ips: Iterable[str] = (),
+    rate_limit: dict[str, int] | None = None,
 ) -> tuple[ApiKey, CredentialRequest]:
     """Store a pending key (an id, no secret) and ask the organisation's approvers for it.
 
@@ -179,6 +181,8 @@ def api_key_request(
         justification=justification,
         requested_scopes=scope_names,
         lifetime_days=lifetime_days,
+        allowed_ips=allowed_ips,
+        rate_limit=rate_limit,
     )
     return api_key, request
 

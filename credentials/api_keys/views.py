@@ -10,7 +10,6 @@ from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
@@ -25,11 +24,11 @@ from credentials.api_keys.services import (
     api_key_rotate,
     api_key_update,
 )
-from credentials.forms import CredentialEditForm
-from credentials.governance import approvals, edits, org_policy
+from credentials.forms import add_service_errors
+from credentials.governance import approvals, org_policy
 from credentials.governance.forms import JustificationField
 from credentials.governance.registry import credential_path
-from credentials.governance.views import governance_context
+from credentials.governance.views import credential_edit_page, governance_context
 from credentials.lifetimes import expiry_in_days
 from credentials.selectors import organization_members
 from portal.reveal import secret_reveal
@@ -177,14 +176,9 @@ def _request_key(request: HttpRequest, form: ApiKeyCreateForm, submission: Submi
             justification=form.cleaned_data["justification"],
             environment=form.cleaned_data["environment"],
             lifetime_days=form.cleaned_data.get("expires_in_days"),
+            allowed_ips=form.cleaned_data["allowed_ips"],
+            rate_limit=form.cleaned_data["rate_limit"],
         )
-        if form.cleaned_data["allowed_ips"] or form.cleaned_data["rate_limit"]:
-            edits.credential_policy_set(
-                credential=api_key,
-                actor=request.user,
-                allowed_ips=form.cleaned_data["allowed_ips"],
-                rate_limit=form.cleaned_data["rate_limit"],
-            )
     except ValidationError as exc:
         submission.failed()
         _add_errors(form, exc)
@@ -219,12 +213,7 @@ _FORM_FIELD_FOR = {"expires_at": "expires_in_days"}
 
 
 def _add_errors(form, exc: ValidationError) -> None:
-    if not hasattr(exc, "error_dict"):
-        form.add_error(None, exc)
-        return
-    for field, errors in exc.error_dict.items():
-        field = _FORM_FIELD_FOR.get(field, field)
-        form.add_error(field if field in form.fields else None, errors)
+    add_service_errors(form, exc, field_for=_FORM_FIELD_FOR)
 
 
 @authorized("api_key.view")
@@ -289,19 +278,13 @@ def api_key_edit_view(request: HttpRequest, key_id: str) -> HttpResponse:
     """Rename or describe a key."""
     api_key = get_object_or_404(api_keys_for(request.organization), key_id=key_id)
     check(request, owner_id=api_key.owner_id)
-    initial = {"name": api_key.name, "description": api_key.description}
-    form = CredentialEditForm(request.POST if request.method == "POST" else None, initial=initial)
-    if request.method == "POST" and form.is_valid():
-        try:
-            api_key_update(api_key=api_key, actor=request.user, via="dashboard", **form.cleaned_data)
-        except ValidationError as exc:
-            _add_errors(form, exc)
-        else:
-            messages.success(request, "The key's name and description were saved.")
-            return redirect("org-api-key-detail", org_slug=request.organization.slug, key_id=api_key.key_id)
-    back = reverse("org-api-key-detail", args=[request.organization.slug, api_key.key_id])
-    context = {"form": form, "credential": api_key, "kind_label": "API key", "back": back}
-    return render(request, "credentials/credential_edit.html", context, status=400 if form.errors else 200)
+    return credential_edit_page(
+        request,
+        api_key,
+        kind_label="API key",
+        saved="The key's name and description were saved.",
+        update=lambda **changes: api_key_update(api_key=api_key, **changes),
+    )
 
 
 @authorized("api_key.revoke")

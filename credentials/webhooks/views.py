@@ -14,6 +14,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from credentials.forms import add_service_errors
 from credentials.webhooks import services
 from credentials.webhooks.forms import (
     WebhookEndpointCreateForm,
@@ -53,14 +54,6 @@ def _already_shown(request: HttpRequest, endpoint_id: int | str) -> HttpResponse
     if not endpoint_id:  # the same form is still being handled by another request
         return redirect("org-webhooks", org_slug=request.organization.slug)
     return redirect("org-webhook-detail", org_slug=request.organization.slug, endpoint_id=endpoint_id)
-
-
-def _add_errors(form, exc: ValidationError) -> None:
-    if not hasattr(exc, "error_dict"):
-        form.add_error(None, exc)
-        return
-    for field, errors in exc.error_dict.items():
-        form.add_error(field if field in form.fields else None, errors)
 
 
 def _reveal(request: HttpRequest, endpoint: WebhookEndpoint, secret: str, *, rotated: bool) -> HttpResponse:
@@ -106,7 +99,7 @@ def webhook_create(request: HttpRequest) -> HttpResponse:
                 )
             except ValidationError as exc:
                 submission.failed()
-                _add_errors(form, exc)
+                add_service_errors(form, exc)
             else:
                 submission.done(endpoint.pk)
                 return _reveal(request, endpoint, secret, rotated=False)
@@ -149,7 +142,7 @@ def webhook_edit(request: HttpRequest, endpoint_id: int) -> HttpResponse:
                 active=form.cleaned_data["active"],
             )
         except ValidationError as exc:
-            _add_errors(form, exc)
+            add_service_errors(form, exc)
         else:
             messages.success(request, "The endpoint was saved.")
             return _detail(request, endpoint)
@@ -178,7 +171,7 @@ def webhook_rotate(request: HttpRequest, endpoint_id: int) -> HttpResponse:
                 )
             except ValidationError as exc:
                 submission.failed()
-                _add_errors(form, exc)
+                add_service_errors(form, exc)
             else:
                 submission.done(endpoint.pk)
                 return _reveal(request, endpoint, secret, rotated=True)

@@ -241,6 +241,8 @@ def m2m_app_request(
     description: str = "",
     auth_method: str = M2MApplication.AuthMethod.CLIENT_SECRET,
     moved_from_key: ApiKey | None = None,
+    allowed_ips: Iterable[str] = (),
+    rate_limit: dict[str, int] | None = None,
 ) -> tuple[M2MApplication, CredentialRequest]:
     """Store a pending application (a client id, no secret) and ask the organisation's approvers for it.
 
@@ -266,6 +268,8 @@ def m2m_app_request(
         request_type=RequestType.CREATE,
         justification=justification,
         requested_scopes=[s.name for s in scope_rows],
+        allowed_ips=allowed_ips,
+        rate_limit=rate_limit,
     )
     return application, request
 

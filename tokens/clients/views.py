@@ -14,10 +14,10 @@ from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
 from credentials.api_keys.selectors import api_keys_for
-from credentials.forms import CredentialEditForm
-from credentials.governance import approvals, edits, org_policy
+from credentials.forms import add_service_errors
+from credentials.governance import approvals, org_policy
 from credentials.governance.forms import JustificationField
-from credentials.governance.views import governance_context
+from credentials.governance.views import credential_edit_page, governance_context
 from portal.reveal import secret_reveal
 from portal.selectors import audit_events_for_target
 from portal.submissions import submission_of
@@ -68,14 +68,6 @@ def _already_done(request: HttpRequest, app_id: str) -> HttpResponse:
     if not app_id:  # the first sending is still being handled
         return redirect("org-apps", org_slug=request.organization.slug)
     return redirect("org-app-detail", org_slug=request.organization.slug, app_id=app_id)
-
-
-def _form_errors(form, exc: ValidationError) -> None:
-    if hasattr(exc, "error_dict"):
-        for field, errors in exc.error_dict.items():
-            form.add_error(field if field in form.fields else None, errors)
-    else:
-        form.add_error(None, exc)
 
 
 @authorized("m2m_app.view")
@@ -138,16 +130,11 @@ def _request_app(request: HttpRequest, form: M2MAppCreateForm) -> tuple[M2MAppli
             requester=request.user,
             justification=data["justification"],
             auth_method=data["auth_method"],
+            allowed_ips=data["allowed_ips"],
+            rate_limit=data["rate_limit"],
         )
-        if data["allowed_ips"] or data["rate_limit"]:
-            edits.credential_policy_set(
-                credential=application,
-                actor=request.user,
-                allowed_ips=data["allowed_ips"],
-                rate_limit=data["rate_limit"],
-            )
     except ValidationError as exc:
-        _form_errors(form, exc)
+        add_service_errors(form, exc)
     else:
         messages.success(
             request,
@@ -183,7 +170,7 @@ def _create_app(request: HttpRequest, form: M2MAppCreateForm) -> tuple[M2MApplic
             rate_limit=data["rate_limit"],
         )
     except ValidationError as exc:
-        _form_errors(form, exc)
+        add_service_errors(form, exc)
     else:
         if secret is None:
             messages.success(
@@ -286,21 +273,13 @@ def app_edit(request: HttpRequest, app_id: int) -> HttpResponse:
     """Rename or describe an application."""
     application = _get_app(request, app_id)
     _require_manage(request, application)
-    initial = {"name": application.name, "description": application.description}
-    form = CredentialEditForm(request.POST if request.method == "POST" else None, initial=initial)
-    if request.method == "POST" and form.is_valid():
-        try:
-            services.m2m_app_update(
-                application=application, actor=request.user, via="dashboard", **form.cleaned_data
-            )
-        except ValidationError as exc:
-            _form_errors(form, exc)
-        else:
-            messages.success(request, "The application's name and description were saved.")
-            return redirect("org-app-detail", org_slug=request.organization.slug, app_id=application.pk)
-    back = reverse("org-app-detail", args=[request.organization.slug, application.pk])
-    context = {"form": form, "credential": application, "kind_label": "M2M application", "back": back}
-    return render(request, "credentials/credential_edit.html", context, status=400 if form.errors else 200)
+    return credential_edit_page(
+        request,
+        application,
+        kind_label="M2M application",
+        saved="The application's name and description were saved.",
+        update=lambda **changes: services.m2m_app_update(application=application, **changes),
+    )
 
 
 @require_POST
@@ -355,7 +334,7 @@ def app_key_add(request: HttpRequest, app_id: int) -> HttpResponse:
             )
         except ValidationError as exc:
             submission.failed()
-            _form_errors(form, exc)
+            add_service_errors(form, exc)
         else:
             submission.done(application.pk)
             messages.success(request, f"Key {key.short_kid}… ({key.algorithm}) was registered.")

@@ -17,6 +17,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 
+from credentials.forms import add_service_errors
 from credentials.governance import approvals, org_policy
 from credentials.governance.forms import JustificationField
 from credentials.governance.views import governance_context
@@ -99,7 +100,7 @@ def federated_create(request: HttpRequest, app_id: int) -> HttpResponse:
                 justification=data.get("justification", ""),
             )
         except ValidationError as exc:
-            _form_errors(form, exc)
+            add_service_errors(form, exc)
         else:
             messages.success(
                 request,
@@ -121,14 +122,6 @@ def federated_create(request: HttpRequest, app_id: int) -> HttpResponse:
     return render(
         request, "tokens/federated_create.html", context, status=400 if request.method == "POST" else 200
     )
-
-
-def _form_errors(form, exc: ValidationError) -> None:
-    if hasattr(exc, "error_dict"):
-        for name, errors in exc.error_dict.items():
-            form.add_error(name if name in form.fields else None, errors)
-    else:
-        form.add_error(None, exc)
 
 
 def _detail_context(request: HttpRequest, identity: FederatedIdentity) -> dict:
