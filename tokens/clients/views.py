@@ -115,23 +115,32 @@ def app_create(request: HttpRequest) -> HttpResponse:
     )
 
 
+#: What the create form gives the create and the request services alike.
+_APP_FIELDS = (
+    "name",
+    "description",
+    "owner",
+    "audiences",
+    "token_lifetime",
+    "auth_method",
+    "allowed_ips",
+    "rate_limit",
+)
+
+
+def _app_fields(request: HttpRequest, form: M2MAppCreateForm) -> dict:
+    data = form.cleaned_data
+    fields = {name: data[name] for name in _APP_FIELDS}
+    return {**fields, "organization": request.organization, "scopes": list(data["scopes"])}
+
+
 def _request_app(request: HttpRequest, form: M2MAppCreateForm) -> tuple[M2MApplication, HttpResponse] | None:
     """File the approval request for a new application (no secret yet); None when it was refused."""
-    data = form.cleaned_data
     try:
         application, _request = services.m2m_app_request(
-            organization=request.organization,
-            name=data["name"],
-            description=data["description"],
-            owner=data["owner"],
-            scopes=list(data["scopes"]),
-            audiences=data["audiences"],
-            token_lifetime=data["token_lifetime"],
             requester=request.user,
-            justification=data["justification"],
-            auth_method=data["auth_method"],
-            allowed_ips=data["allowed_ips"],
-            rate_limit=data["rate_limit"],
+            justification=form.cleaned_data["justification"],
+            **_app_fields(request, form),
         )
     except ValidationError as exc:
         add_service_errors(form, exc)
@@ -153,21 +162,9 @@ def _request_app(request: HttpRequest, form: M2MAppCreateForm) -> tuple[M2MAppli
 
 def _create_app(request: HttpRequest, form: M2MAppCreateForm) -> tuple[M2MApplication, HttpResponse] | None:
     """Create the application and show its secret once; None when it was refused."""
-    data = form.cleaned_data
     try:
         application, secret = services.m2m_app_create(
-            organization=request.organization,
-            name=data["name"],
-            description=data["description"],
-            owner=data["owner"],
-            scopes=list(data["scopes"]),
-            audiences=data["audiences"],
-            token_lifetime=data["token_lifetime"],
-            actor=request.user,
-            auth_method=data["auth_method"],
-            public_key=data["public_key"],
-            allowed_ips=data["allowed_ips"],
-            rate_limit=data["rate_limit"],
+            actor=request.user, public_key=form.cleaned_data["public_key"], **_app_fields(request, form)
         )
     except ValidationError as exc:
         add_service_errors(form, exc)
