@@ -7,7 +7,7 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from portal.api.responses import no_store
+from portal.infra.responses import no_store
 
 
 def secret_reveal(
