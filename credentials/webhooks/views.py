@@ -31,16 +31,15 @@ from credentials.webhooks.selectors import (
 from credentials.webhooks.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER
 from portal.reveal import secret_reveal
 from portal.submissions import submission_of
-from portal.tenancy import authorized
+from portal.tenancy import authorized, found_or_404
 
 PAGE_SIZE = 25
 
 
 def _endpoint_or_404(request: HttpRequest, endpoint_id: int) -> WebhookEndpoint:
-    try:
-        return webhook_endpoint_get(request.organization, endpoint_id)
-    except WebhookEndpoint.DoesNotExist:
-        raise Http404("No such webhook endpoint.") from None
+    return found_or_404(
+        webhook_endpoint_get, request.organization, endpoint_id, missing="No such webhook endpoint."
+    )
 
 
 def _detail(request: HttpRequest, endpoint: WebhookEndpoint) -> HttpResponse:

@@ -21,7 +21,7 @@ from credentials.governance.views import credential_edit_page, governance_contex
 from portal.reveal import secret_reveal
 from portal.selectors import audit_events_for_target
 from portal.submissions import submission_of
-from portal.tenancy import authorized, check, may
+from portal.tenancy import authorized, check, found_or_404, may
 from tokens.clients import moves, services
 from tokens.clients.forms import M2MAppCreateForm, PublicKeyAddForm, SecretRotateForm
 from tokens.clients.selectors import client_public_keys_for, client_secrets_for, m2m_app_for, m2m_apps_for
@@ -31,10 +31,7 @@ from tokens.protocol.exchange import exchange_token_lifetime
 
 
 def _get_app(request: HttpRequest, app_id: int) -> M2MApplication:
-    try:
-        return m2m_app_for(request.organization, app_id)
-    except M2MApplication.DoesNotExist:
-        raise Http404("No such application.") from None
+    return found_or_404(m2m_app_for, request.organization, app_id, missing="No such application.")
 
 
 def _require_manage(request: HttpRequest, application: M2MApplication) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
@@ -23,7 +23,7 @@ from credentials.governance.forms import JustificationField
 from credentials.governance.views import governance_context
 from portal.infra.responses import no_store
 from portal.selectors import audit_events_for_target
-from portal.tenancy import authorized, may
+from portal.tenancy import authorized, found_or_404, may
 from tokens.clients.selectors import m2m_app_for
 from tokens.federation import services, trust
 from tokens.federation.forms import FederatedIdentityForm, TokenTestForm
@@ -32,17 +32,13 @@ from tokens.models import FederatedIdentity, M2MApplication
 
 
 def _get_app(request: HttpRequest, app_id: int) -> M2MApplication:
-    try:
-        return m2m_app_for(request.organization, app_id)
-    except M2MApplication.DoesNotExist:
-        raise Http404("No such application.") from None
+    return found_or_404(m2m_app_for, request.organization, app_id, missing="No such application.")
 
 
 def _get_identity(request: HttpRequest, identity_id: int) -> FederatedIdentity:
-    try:
-        return federated_identity_for(request.organization, identity_id)
-    except FederatedIdentity.DoesNotExist:
-        raise Http404("No such federated identity.") from None
+    return found_or_404(
+        federated_identity_for, request.organization, identity_id, missing="No such federated identity."
+    )
 
 
 def _can_manage_app(request: HttpRequest, application: M2MApplication) -> bool:
