@@ -69,6 +69,11 @@ _REFUSALS = {
 _CONFLICT = {409: OpenApiResponse(description="Revoked, inactive, or the other authentication method")}
 
 
+def _revoke_responses(serializer) -> dict:
+    """Return the documented answers of a revoke action: the revoked object, the refusals, 409."""
+    return {200: serializer, **_REFUSALS, 409: OpenApiResponse(description="Already revoked")}
+
+
 @extend_schema_view(
     list=extend_schema(summary="List the organisation's M2M applications", parameters=_LIST_PARAMETERS),
     retrieve=extend_schema(summary="Show one M2M application", responses={200: serializers.M2MAppSerializer}),
@@ -109,6 +114,14 @@ class M2MAppViewSet(CredentialViewSet):
             owner_id=owner_id,
             auth_method=params.get("token_endpoint_auth_method") or params.get("auth_method", ""),
         )
+
+    def _call(self, service, **arguments):
+        """Run a service as the acting user, naming the interface; a refusal answers 400 or 409."""
+        actor, via = self._actor()
+        try:
+            return service(actor=actor, via=via, **arguments)
+        except DjangoValidationError as exc:
+            raise _api_error(exc) from exc
 
     @staticmethod
     def _scopes(application: M2MApplication) -> list[str]:
@@ -206,19 +219,14 @@ class M2MAppViewSet(CredentialViewSet):
                 )
         if new_owner is not None and new_owner.pk != application.owner_id:
             self._authorize_app("m2m_app.reassign", application, scopes=scopes)
-        actor, via = self._actor()
-        try:
-            application = m2m_app_update(
-                application=application,
-                actor=actor,
-                name=values.get("name"),
-                description=values.get("description"),
-                owner=new_owner,
-                scopes=scopes,
-                via=via,
-            )
-        except DjangoValidationError as exc:
-            raise _api_error(exc) from exc
+        application = self._call(
+            m2m_app_update,
+            application=application,
+            name=values.get("name"),
+            description=values.get("description"),
+            owner=new_owner,
+            scopes=scopes,
+        )
         return Response(self.get_serializer(self._fresh(application)).data)
 
     @extend_schema(
@@ -238,13 +246,9 @@ class M2MAppViewSet(CredentialViewSet):
         hours = data.validated_data.get("overlap_hours")
         if hours is None:
             hours = policy_for(self.organization).default_rotation_overlap_hours
-        actor, via = self._actor()
-        try:
-            secret, plaintext = client_secret_rotate(
-                application=application, actor=actor, overlap=timedelta(hours=hours), via=via
-            )
-        except DjangoValidationError as exc:
-            raise _api_error(exc) from exc
+        secret, plaintext = self._call(
+            client_secret_rotate, application=application, overlap=timedelta(hours=hours)
+        )
         body = {
             "client_id": application.client_id,
             "client_secret": plaintext,
@@ -256,11 +260,7 @@ class M2MAppViewSet(CredentialViewSet):
     @extend_schema(
         summary="Revoke one client secret",
         request=None,
-        responses={
-            200: serializers.ClientSecretSerializer,
-            **_REFUSALS,
-            409: OpenApiResponse(description="Already revoked"),
-        },
+        responses=_revoke_responses(serializers.ClientSecretSerializer),
         description="The secret stops at once, and so do the tokens minted with it.",
     )
     @action(
@@ -275,32 +275,20 @@ class M2MAppViewSet(CredentialViewSet):
         if secret is None:
             raise exceptions.NotFound("No such secret.")
         self.authorize(owner_id=application.owner_id)
-        actor, via = self._actor()
-        try:
-            secret = client_secret_revoke(secret=secret, actor=actor, via=via)
-        except DjangoValidationError as exc:
-            raise _api_error(exc) from exc
+        secret = self._call(client_secret_revoke, secret=secret)
         return Response(serializers.ClientSecretSerializer(secret).data)
 
     @extend_schema(
         summary="Revoke an M2M application",
         request=None,
-        responses={
-            200: serializers.M2MAppSerializer,
-            **_REFUSALS,
-            409: OpenApiResponse(description="Already revoked"),
-        },
+        responses=_revoke_responses(serializers.M2MAppSerializer),
         description="The application, all its secrets and keys, and every token they minted stop at once.",
     )
     @action(detail=True, methods=["post"])
     def revoke(self, request: Request, org_slug: str, app_id: str) -> Response:
         application = self.get_object()
         self.authorize(owner_id=application.owner_id)
-        actor, via = self._actor()
-        try:
-            application = m2m_app_revoke(application=application, actor=actor, via=via)
-        except DjangoValidationError as exc:
-            raise _api_error(exc) from exc
+        application = self._call(m2m_app_revoke, application=application)
         return Response(self.get_serializer(self._fresh(application)).data)
 
     @extend_schema(
@@ -332,29 +320,20 @@ class M2MAppViewSet(CredentialViewSet):
         data.is_valid(raise_exception=True)
         values = data.validated_data
         overlap = values.get("overlap_hours")
-        actor, via = self._actor()
-        try:
-            key = client_public_key_add(
-                application=application,
-                jwk_or_pem=values["public_key"],
-                algorithm=values.get("alg") or None,
-                expires_at=values.get("expires_at"),
-                overlap=timedelta(hours=overlap) if overlap is not None else None,
-                actor=actor,
-                via=via,
-            )
-        except DjangoValidationError as exc:
-            raise _api_error(exc) from exc
+        key = self._call(
+            client_public_key_add,
+            application=application,
+            jwk_or_pem=values["public_key"],
+            algorithm=values.get("alg") or None,
+            expires_at=values.get("expires_at"),
+            overlap=timedelta(hours=overlap) if overlap is not None else None,
+        )
         return Response(serializers.ClientPublicKeySerializer(key).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
         summary="Revoke a public key of a private_key_jwt application",
         request=None,
-        responses={
-            200: serializers.ClientPublicKeySerializer,
-            **_REFUSALS,
-            409: OpenApiResponse(description="Already revoked"),
-        },
+        responses=_revoke_responses(serializers.ClientPublicKeySerializer),
         description="Assertions it signs and the tokens it minted stop working at once.",
     )
     @action(
@@ -367,11 +346,7 @@ class M2MAppViewSet(CredentialViewSet):
         application = self.get_object()
         public_key = self._public_key_of(application, public_key_id)
         self.authorize(owner_id=application.owner_id)
-        actor, via = self._actor()
-        try:
-            public_key = client_public_key_revoke(public_key=public_key, actor=actor, via=via)
-        except DjangoValidationError as exc:
-            raise _api_error(exc) from exc
+        public_key = self._call(client_public_key_revoke, public_key=public_key)
         return Response(serializers.ClientPublicKeySerializer(public_key).data)
 
     def handle_exception(self, exc):

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -24,13 +26,18 @@ from portal.submissions import submission_of
 from portal.tenancy import authorized, check, found_or_404, may
 from tokens.clients import moves, services
 from tokens.clients.forms import M2MAppCreateForm, PublicKeyAddForm, SecretRotateForm
-from tokens.clients.selectors import client_public_keys_for, client_secrets_for, m2m_app_for, m2m_apps_for
-from tokens.federation.selectors import federated_identities_for
-from tokens.models import ClientPublicKey, ClientSecret, M2MApplication
-from tokens.protocol.exchange import exchange_token_lifetime
+from tokens.clients.selectors import (
+    client_public_keys_for,
+    client_secrets_for,
+    federated_identities_for,
+    m2m_app_for,
+    m2m_apps_for,
+)
+from tokens.models import ClientCredential, M2MApplication
 
 
-def _get_app(request: HttpRequest, app_id: int) -> M2MApplication:
+def application_or_404(request: HttpRequest, app_id: int) -> M2MApplication:
+    """Return the organisation's application, or 404 (another organisation's too)."""
     return found_or_404(m2m_app_for, request.organization, app_id, missing="No such application.")
 
 
@@ -65,6 +72,40 @@ def _already_done(request: HttpRequest, app_id: str) -> HttpResponse:
     if not app_id:  # the first sending is still being handled
         return redirect("org-apps", org_slug=request.organization.slug)
     return redirect("org-app-detail", org_slug=request.organization.slug, app_id=app_id)
+
+
+def flash_outcome(request: HttpRequest, change: Callable[[], object], success: str) -> None:
+    """Make a change through a service and flash `success`, or the refusal it raised."""
+    try:
+        change()
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, success)
+
+
+def _back(request: HttpRequest, application: M2MApplication) -> HttpResponse:
+    return redirect("org-app-detail", org_slug=request.organization.slug, app_id=application.pk)
+
+
+def _revoke_one(
+    request: HttpRequest,
+    app_id: int,
+    *,
+    rows: Callable[[M2MApplication], QuerySet],
+    pk: int,
+    missing: str,
+    revoke: Callable[[ClientCredential], object],
+    success: Callable[[ClientCredential], str],
+) -> HttpResponse:
+    """Revoke one secret or public key of an application (its managers only), then show its page."""
+    application = application_or_404(request, app_id)
+    credential = rows(application).filter(pk=pk).first()
+    if credential is None:
+        raise Http404(missing)
+    _require_manage(request, application)
+    flash_outcome(request, lambda: revoke(credential), success(credential))
+    return _back(request, application)
 
 
 @authorized("m2m_app.view")
@@ -182,7 +223,7 @@ def _create_app(request: HttpRequest, form: M2MAppCreateForm) -> tuple[M2MApplic
 @authorized("m2m_app.view")
 def app_detail(request: HttpRequest, app_id: int) -> HttpResponse:
     """Show an application, its secrets or public keys, and its audit trail."""
-    return _detail(request, _get_app(request, app_id))
+    return _detail(request, application_or_404(request, app_id))
 
 
 def _detail(
@@ -207,7 +248,7 @@ def _detail(
         ),
         "can_manage": may(request, "m2m_app.revoke", owner_id=application.owner_id),
         "events": audit_events_for_target(request.organization, application)[:20],
-        "exchange_lifetime": exchange_token_lifetime(application),
+        "exchange_lifetime": application.exchange_token_lifetime,
         "federated_identities": federated_identities_for(application),
         **governance_context(request, application),
     }
@@ -218,12 +259,12 @@ def _detail(
 @authorized("m2m_app.rotate")
 def app_secret_rotate(request: HttpRequest, app_id: int) -> HttpResponse:
     """Add a new secret, schedule the current ones to stop after the overlap, show the new one once."""
-    application = _get_app(request, app_id)
+    application = application_or_404(request, app_id)
     _require_manage(request, application)
     form = SecretRotateForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Choose an overlap between 0 and 168 hours.")
-        return redirect("org-app-detail", org_slug=request.organization.slug, app_id=application.pk)
+        return _back(request, application)
     submission = submission_of(request, form)
     if submission.begin() is not None:
         return _already_done(request, str(application.pk))
@@ -236,7 +277,7 @@ def app_secret_rotate(request: HttpRequest, app_id: int) -> HttpResponse:
     except ValidationError as exc:
         submission.failed()
         messages.error(request, " ".join(exc.messages))
-        return redirect("org-app-detail", org_slug=request.organization.slug, app_id=application.pk)
+        return _back(request, application)
     submission.done(application.pk)
     return _reveal(request, application, plaintext, created=False)
 
@@ -245,27 +286,21 @@ def app_secret_rotate(request: HttpRequest, app_id: int) -> HttpResponse:
 @authorized("m2m_app.revoke")
 def app_secret_revoke(request: HttpRequest, app_id: int, secret_id: int) -> HttpResponse:
     """Revoke one secret at once."""
-    application = _get_app(request, app_id)
-    try:
-        secret = client_secrets_for(application).get(pk=secret_id)
-    except ClientSecret.DoesNotExist:
-        raise Http404("No such secret.") from None
-    _require_manage(request, application)
-    try:
-        services.client_secret_revoke(secret=secret, actor=request.user)
-    except ValidationError as exc:
-        messages.error(request, " ".join(exc.messages))
-    else:
-        messages.success(
-            request, f"Secret {secret.hint}… was revoked. Tokens minted with it stop working now."
-        )
-    return redirect("org-app-detail", org_slug=request.organization.slug, app_id=application.pk)
+    return _revoke_one(
+        request,
+        app_id,
+        rows=client_secrets_for,
+        pk=secret_id,
+        missing="No such secret.",
+        revoke=lambda secret: services.client_secret_revoke(secret=secret, actor=request.user),
+        success=lambda secret: f"Secret {secret.hint}… was revoked. Tokens minted with it stop working now.",
+    )
 
 
 @authorized("m2m_app.update")
 def app_edit(request: HttpRequest, app_id: int) -> HttpResponse:
     """Rename or describe an application."""
-    application = _get_app(request, app_id)
+    application = application_or_404(request, app_id)
     _require_manage(request, application)
     return credential_edit_page(
         request,
@@ -280,28 +315,27 @@ def app_edit(request: HttpRequest, app_id: int) -> HttpResponse:
 @authorized("m2m_app.revoke")
 def app_revoke(request: HttpRequest, app_id: int) -> HttpResponse:
     """Revoke the application, its secrets and its tokens at once."""
-    application = _get_app(request, app_id)
+    application = application_or_404(request, app_id)
     _require_manage(request, application)
-    try:
-        services.m2m_app_revoke(application=application, actor=request.user)
-    except ValidationError as exc:
-        messages.error(request, " ".join(exc.messages))
-    else:
-        messages.success(request, f"{application.name} was revoked. Its secrets and tokens stop working now.")
-    return redirect("org-app-detail", org_slug=request.organization.slug, app_id=application.pk)
+    flash_outcome(
+        request,
+        lambda: services.m2m_app_revoke(application=application, actor=request.user),
+        f"{application.name} was revoked. Its secrets and tokens stop working now.",
+    )
+    return _back(request, application)
 
 
 @require_POST
 @authorized("m2m_app.issue")
 def app_issue_secret(request: HttpRequest, app_id: int) -> HttpResponse:
     """Generate the first client secret of an approved application, once, and show it (owner only)."""
-    application = _get_app(request, app_id)
+    application = application_or_404(request, app_id)
     check(request, owner_id=application.owner_id)
     try:
         application, plaintext = approvals.credential_secret_issue(credential=application, actor=request.user)
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
-        return redirect("org-app-detail", org_slug=request.organization.slug, app_id=application.pk)
+        return _back(request, application)
     return _reveal(request, application, plaintext, created=True)
 
 
@@ -309,7 +343,7 @@ def app_issue_secret(request: HttpRequest, app_id: int) -> HttpResponse:
 @authorized("m2m_app.rotate")
 def app_key_add(request: HttpRequest, app_id: int) -> HttpResponse:
     """Register a public key (private_key_jwt); optionally stop the current keys after an overlap."""
-    application = _get_app(request, app_id)
+    application = application_or_404(request, app_id)
     _require_manage(request, application)
     form = PublicKeyAddForm(request.POST)
     if form.is_valid():
@@ -332,7 +366,7 @@ def app_key_add(request: HttpRequest, app_id: int) -> HttpResponse:
         else:
             submission.done(application.pk)
             messages.success(request, f"Key {key.short_kid}… ({key.algorithm}) was registered.")
-            return redirect("org-app-detail", org_slug=request.organization.slug, app_id=application.pk)
+            return _back(request, application)
     return _detail(request, application, key_form=form, status=400)
 
 
@@ -340,21 +374,15 @@ def app_key_add(request: HttpRequest, app_id: int) -> HttpResponse:
 @authorized("m2m_app.rotate")
 def app_key_revoke(request: HttpRequest, app_id: int, public_key_id: int) -> HttpResponse:
     """Revoke one public key at once."""
-    application = _get_app(request, app_id)
-    try:
-        public_key = client_public_keys_for(application).get(pk=public_key_id)
-    except ClientPublicKey.DoesNotExist:
-        raise Http404("No such key.") from None
-    _require_manage(request, application)
-    try:
-        services.client_public_key_revoke(public_key=public_key, actor=request.user)
-    except ValidationError as exc:
-        messages.error(request, " ".join(exc.messages))
-    else:
-        messages.success(
-            request, f"Key {public_key.short_kid}… was revoked. Tokens minted with it stop working now."
-        )
-    return redirect("org-app-detail", org_slug=request.organization.slug, app_id=application.pk)
+    return _revoke_one(
+        request,
+        app_id,
+        rows=client_public_keys_for,
+        pk=public_key_id,
+        missing="No such key.",
+        revoke=lambda key: services.client_public_key_revoke(public_key=key, actor=request.user),
+        success=lambda key: f"Key {key.short_kid}… was revoked. Tokens minted with it stop working now.",
+    )
 
 
 @authorized("api_key.move")

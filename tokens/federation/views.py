@@ -24,15 +24,11 @@ from credentials.governance.views import governance_context
 from portal.infra.responses import no_store
 from portal.selectors import audit_events_for_target
 from portal.tenancy import authorized, found_or_404, may
-from tokens.clients.selectors import m2m_app_for
+from tokens.clients.views import application_or_404, flash_outcome
 from tokens.federation import services, trust
 from tokens.federation.forms import FederatedIdentityForm, TokenTestForm
 from tokens.federation.selectors import federated_identity_for
 from tokens.models import FederatedIdentity, M2MApplication
-
-
-def _get_app(request: HttpRequest, app_id: int) -> M2MApplication:
-    return found_or_404(m2m_app_for, request.organization, app_id, missing="No such application.")
 
 
 def _get_identity(request: HttpRequest, identity_id: int) -> FederatedIdentity:
@@ -72,7 +68,7 @@ def _initial(preset_key: str) -> dict:
 @authorized("federated_id.create")
 def federated_create(request: HttpRequest, app_id: int) -> HttpResponse:
     """Add a trust to an application: choose a platform, then fill in (or adjust) what the preset proposes."""
-    application = _get_app(request, app_id)
+    application = application_or_404(request, app_id)
     if not _can_manage_app(request, application):
         raise PermissionDenied("Only the application's owner or an organisation admin can add a trust.")
     preset_key = request.POST.get("preset") or request.GET.get("preset") or ""
@@ -167,12 +163,11 @@ def federated_revoke(request: HttpRequest, identity_id: int) -> HttpResponse:
     identity = _get_identity(request, identity_id)
     if not _can_manage(request, identity):
         raise PermissionDenied("Only the trust's owner or an organisation admin can remove it.")
-    try:
-        services.federated_identity_revoke(identity=identity, actor=request.user)
-    except ValidationError as exc:
-        messages.error(request, " ".join(exc.messages))
-    else:
-        messages.success(request, f"“{identity.name}” was removed; its tokens stopped working.")
+    flash_outcome(
+        request,
+        lambda: services.federated_identity_revoke(identity=identity, actor=request.user),
+        f"“{identity.name}” was removed; its tokens stopped working.",
+    )
     return redirect("org-federated-detail", org_slug=request.organization.slug, identity_id=identity.pk)
 
 
