@@ -5,11 +5,12 @@ from __future__ import annotations
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from credentials.api_keys.models import CUTOVER_QUIET_PERIODS, ApiKeyStatus, Environment
+from credentials.api_keys.models import CUTOVER_QUIET_PERIODS, Environment
 from credentials.forms import OVERLAP_CHOICES, RuntimePolicyForm
+from credentials.governance.models import CredentialState
 from credentials.lifetimes import MAX_LIFETIME_DAYS
-from credentials.once import OnceForm
 from credentials.selectors import scope_catalogue
+from portal.submissions import OnceForm
 
 
 class ApiKeyCreateForm(OnceForm, RuntimePolicyForm):
@@ -73,7 +74,7 @@ class ApiKeyRevokeForm(forms.Form):
 class ApiKeyFilterForm(forms.Form):
     q = forms.CharField(label=_("Search"), required=False, max_length=100)
     status = forms.ChoiceField(
-        label=_("Status"), required=False, choices=[("", _("Any status")), *ApiKeyStatus.choices]
+        label=_("Status"), required=False, choices=[("", _("Any status")), *CredentialState.choices]
     )
     environment = forms.ChoiceField(
         label=_("Environment"), required=False, choices=[("", _("Any environment")), *Environment.choices]

@@ -19,10 +19,10 @@ from django.utils import timezone
 from credentials import lifetimes, policy
 from credentials.api_keys import keys
 from credentials.api_keys.kind_policy import check_new_api_key, check_new_api_key_request
-from credentials.api_keys.models import ApiKey, ApiKeyStatus, Environment
+from credentials.api_keys.models import ApiKey, Environment
 from credentials.api_keys.verification import snapshot_publish
 from credentials.governance import approvals, org_policy, ownership
-from credentials.governance.models import CredentialRequest, RequestType
+from credentials.governance.models import CredentialRequest, CredentialState, RequestType
 from credentials.models import Scope
 from portal.infra.crypto import keyed_digest
 from portal.models import Organization, User
@@ -153,6 +153,8 @@ def api_key_request(
     justification: str,
     environment: str | None = None,
     lifetime_days: int | None = None,
+    allowed_ips: Iterable[str] = (),
+    rate_limit: dict[str, int] | None = None,
 ) -> tuple[ApiKey, CredentialRequest]:
     """Store a pending key (an id, no secret) and ask the organisation's approvers for it.
 
@@ -169,7 +171,7 @@ def api_key_request(
         created_by=requester,
         scopes=scope_names,
         environment=environment,
-        status=ApiKeyStatus.PENDING,
+        status=CredentialState.PENDING,
         # The public id is reserved now so the pending key has a page; the secret comes later.
         key_id=keys.generate(environment)[0],
         digest=None,
@@ -181,6 +183,8 @@ def api_key_request(
         justification=justification,
         requested_scopes=scope_names,
         lifetime_days=lifetime_days,
+        allowed_ips=allowed_ips,
+        rate_limit=rate_limit,
     )
     return api_key, request
 
@@ -281,7 +285,7 @@ def api_key_rotate(
     if not timedelta(0) <= overlap <= MAX_OVERLAP:
         raise ValidationError({"overlap": "Choose an overlap between 0 and 7 days."}, code="overlap")
     old = _locked(api_key)
-    if old.state != ApiKeyStatus.ACTIVE:
+    if old.state != CredentialState.ACTIVE:
         raise ValidationError(f"This key is {old.state}; only an active key can be rotated.", code="inactive")
     if ApiKey.objects.filter(replaces=old).exists():
         raise ValidationError("This key was already rotated; rotate its successor instead.", code="rotated")
@@ -352,11 +356,11 @@ def api_key_revoke(*, api_key: ApiKey, actor: User | None, reason: str, via: str
     if not reason:
         raise ValidationError({"reason": "Say why the key is revoked."}, code="reason")
     api_key = _locked(api_key)
-    if api_key.status == ApiKeyStatus.REVOKED:
+    if api_key.status == CredentialState.REVOKED:
         raise ValidationError("This key is already revoked.", code="revoked")
-    if api_key.status in (ApiKeyStatus.PENDING, ApiKeyStatus.DENIED):
+    if api_key.status in (CredentialState.PENDING, CredentialState.DENIED):
         raise ValidationError("This key was never issued; deny its request instead.", code="inactive")
-    api_key.status = ApiKeyStatus.REVOKED
+    api_key.status = CredentialState.REVOKED
     api_key.revoked_at = timezone.now()
     api_key.revoked_by = actor if isinstance(actor, User) else None
     api_key.revocation_reason = reason[:255]

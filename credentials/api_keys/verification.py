@@ -20,7 +20,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from credentials.api_keys import keys
-from credentials.api_keys.models import ApiKey, ApiKeyStatus
+from credentials.api_keys.models import ApiKey
+from credentials.governance.models import CredentialState
 from portal import authz
 from portal.infra import hotcache
 from portal.infra.crypto import verify_digest
@@ -290,7 +291,7 @@ def _snapshot_from_database(key_id: str) -> dict[str, Any] | None:
 
 
 def _state(snapshot: dict[str, Any]) -> Verification:
-    if snapshot["status"] != ApiKeyStatus.ACTIVE:
+    if snapshot["status"] != CredentialState.ACTIVE:
         # Suspended is answered exactly like revoked: callers need not learn why a key stopped.
         return Verification(valid=False, code="revoked", key=snapshot)
     if snapshot["expires_at"] is not None and snapshot["expires_at"] <= timezone.now().timestamp():

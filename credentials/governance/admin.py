@@ -236,6 +236,15 @@ class GovernedCredentialAdminMixin:
     """Queue filter and bulk actions shared by the API key and M2M application admins."""
 
     governance_actions = ["suspend_selected", "restore_selected", "reassign_owner"]
+    #: The governance state shown (read-only) on a credential's admin page, in this order.
+    governance_fields = [
+        "review_due_at",
+        "last_reviewed_at",
+        "last_reviewed_by",
+        "orphaned_at",
+        "suspended_at",
+        "suspension_reason",
+    ]
 
     def get_autocomplete_fields(self, request):
         # The owner is chosen from the credential's organisation (a short list, see get_form), not

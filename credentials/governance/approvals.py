@@ -1,22 +1,39 @@
-"""Requests and approvals: a new credential or more scopes, decided by another manager (four eyes)."""
+"""Requests and approvals: a new credential or more scopes, decided by another manager (four eyes).
+
+Each service takes keyword-only arguments, runs in one transaction, locks the rows it
+changes (select_for_update) and writes exactly one audit event with the actor.
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
-from credentials.governance.common import about, audit_change, locked_credential, save_fields
-from credentials.governance.models import CredentialRequest, CredentialStatus, RequestState, RequestType
+from credentials.governance.common import audit_change, locked_credential, save_fields
+from credentials.governance.edits import credential_policy_set
+from credentials.governance.models import (
+    CredentialRequest,
+    CredentialStatus,
+    RequestState,
+    RequestType,
+)
 from credentials.governance.notices import notice_send_once
 from credentials.governance.org_policy import policy_for
-from credentials.governance.ownership import check_owner_may_hold, is_manager, managers_of
-from credentials.governance.registry import GovernedKind, all_kinds, get_kind, kind_of
+from credentials.governance.ownership import check_owner_may_hold, is_manager, managers_of, may_manage
+from credentials.governance.registry import (
+    all_kinds,
+    get_kind,
+    kind_of,
+)
 from portal import authz
 from portal.models import User
 from portal.services.audit import audit_log
+
+logger = logging.getLogger(__name__)
 
 
 @transaction.atomic
@@ -28,10 +45,14 @@ def credential_request_create(
     justification: str,
     requested_scopes: Iterable[str] = (),
     lifetime_days: int | None = None,
+    allowed_ips: Iterable[str] = (),
+    rate_limit: dict[str, int] | None = None,
 ) -> CredentialRequest:
     """Ask the organisation's approvers to create a pending credential or widen its scopes.
 
-    For a scope increase the credential keeps its current scopes until the approval.
+    For a scope increase the credential keeps its current scopes until the approval. A pending
+    credential gets the runtime policy (`allowed_ips`, `rate_limit`) asked for with it now, so
+    the approvers see it.
     """
     kind = kind_of(credential)
     justification = (justification or "").strip()
@@ -43,7 +64,7 @@ def credential_request_create(
     scopes = sorted(set(requested_scopes))
     previous = sorted(kind.scopes_of(credential)) if request_type == RequestType.SCOPE_INCREASE else []
     if request_type == RequestType.SCOPE_INCREASE:
-        if credential.owner_id != requester.pk and not is_manager(requester, credential.organization):
+        if not may_manage(requester, credential, f"{kind.key}.scopes_widen"):
             raise ValidationError(
                 "Only the owner or an organisation admin can ask for more scopes.", code="not_owner"
             )
@@ -59,7 +80,10 @@ def credential_request_create(
     try:
         with transaction.atomic():
             request = CredentialRequest.objects.create(
-                **about(credential, kind),
+                organization=credential.organization,
+                kind=kind.key,
+                object_id=credential.pk,
+                credential_label=str(credential)[:255],
                 request_type=request_type,
                 requested_scopes=scopes,
                 previous_scopes=previous,
@@ -82,6 +106,11 @@ def credential_request_create(
             "lifetime_days": lifetime_days,
         },
     )
+    allowed_ips = list(allowed_ips)
+    if allowed_ips or rate_limit:
+        credential_policy_set(
+            credential=credential, actor=requester, allowed_ips=allowed_ips, rate_limit=rate_limit
+        )
     notice_send_once(
         credential=credential,
         notice_type="approval_requested",
@@ -136,28 +165,15 @@ def credential_for_request(request: CredentialRequest) -> models.Model:
     )
 
 
-def _locked_for_decision(
-    request: CredentialRequest, actor: User, linked_ids: Iterable[int]
-) -> tuple[CredentialRequest, GovernedKind, models.Model]:
-    """Lock a request and its credential for a decision by `actor` (who must be allowed to decide)."""
-    request = _lock_request(request)
-    _check_approver(request, actor, linked_ids)
-    return request, get_kind(request.kind), locked_credential(credential_for_request(request))
-
-
-def _close_unissued(request: CredentialRequest, kind: GovernedKind, credential: models.Model) -> None:
-    """Mark a pending credential denied when its create request is refused or withdrawn (no secret, ever)."""
-    if request.request_type == RequestType.CREATE and credential.status == CredentialStatus.PENDING:
-        credential.status = CredentialStatus.DENIED
-        save_fields(credential, kind, "status")
-
-
 @transaction.atomic
 def credential_request_approve(
     *, request: CredentialRequest, actor: User, comment: str = "", linked_ids: Iterable[int] = ()
 ) -> CredentialRequest:
     """Approve a request: a new credential may now get its secret; a scope increase takes effect."""
-    request, kind, credential = _locked_for_decision(request, actor, linked_ids)
+    request = _lock_request(request)
+    _check_approver(request, actor, linked_ids)
+    kind = get_kind(request.kind)
+    credential = locked_credential(credential_for_request(request))
     if request.request_type == RequestType.CREATE:
         # The policy on kinds may have changed since the request was made.
         kind.check_new(credential, request.lifetime_days)
@@ -179,8 +195,13 @@ def credential_request_deny(
     *, request: CredentialRequest, actor: User, comment: str = "", linked_ids: Iterable[int] = ()
 ) -> CredentialRequest:
     """Deny a request: a new credential is marked denied (it never gets a secret); scopes stay as they are."""
-    request, kind, credential = _locked_for_decision(request, actor, linked_ids)
-    _close_unissued(request, kind, credential)
+    request = _lock_request(request)
+    _check_approver(request, actor, linked_ids)
+    kind = get_kind(request.kind)
+    credential = locked_credential(credential_for_request(request))
+    if request.request_type == RequestType.CREATE and credential.status == CredentialStatus.PENDING:
+        credential.status = CredentialStatus.DENIED
+        save_fields(credential, kind, "status")
     return _record_decision(request, credential, actor=actor, comment=comment, state=RequestState.DENIED)
 
 
@@ -199,7 +220,9 @@ def credential_request_cancel(*, request: CredentialRequest, actor: User) -> Cre
         raise ValidationError("Only the person who made a request can cancel it.", code="not_requester")
     kind = get_kind(request.kind)
     credential = locked_credential(credential_for_request(request))
-    _close_unissued(request, kind, credential)
+    if request.request_type == RequestType.CREATE and credential.status == CredentialStatus.PENDING:
+        credential.status = CredentialStatus.DENIED
+        save_fields(credential, kind, "status")
     request.state = RequestState.CANCELLED
     request.decided_by = actor
     request.decided_at = timezone.now()

@@ -26,6 +26,18 @@ def is_manager(user: User | None, organization: Organization) -> bool:
     )
 
 
+def may_manage(user: User | None, credential: models.Model, action: str) -> bool:
+    """Return whether `user` may do `action` to `credential`: its owner, or an organisation owner or admin.
+
+    Asked of `portal.authz` (the action's rule, for a person through their current membership),
+    as the dashboard and REST views ask it, so services apply the same "owner or manager" rule.
+    """
+    if user is None or not user.is_authenticated:
+        return False
+    membership = Membership.objects.filter(user=user, organization_id=credential.organization_id).first()
+    return authz.allowed(authz.person(user, membership), action, owner_id=credential.owner_id)
+
+
 def check_owner_is_member(organization: Organization, user: User | None) -> None:
     """Check that a credential's (new) owner is a member of its organisation (both kinds)."""
     if user is None or not Membership.objects.filter(organization=organization, user=user).exists():

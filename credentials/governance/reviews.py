@@ -1,7 +1,12 @@
-"""Periodic reviews and suspension: recertify, suspend, restore, and the sweep of overdue or orphaned ones."""
+"""Periodic reviews and suspension: recertify, suspend, restore, and the sweep of overdue and orphaned ones.
+
+Each service takes keyword-only arguments, runs in one transaction, locks the rows it
+changes (select_for_update) and writes exactly one audit event with the actor.
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
@@ -11,11 +16,20 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from credentials.governance.common import audit_change, locked_credential, save_fields
-from credentials.governance.models import CredentialStatus, OrganizationPolicy, SuspensionReason
+from credentials.governance.models import (
+    CredentialStatus,
+    OrganizationPolicy,
+    SuspensionReason,
+)
 from credentials.governance.org_policy import policy_for
-from credentials.governance.ownership import is_manager
-from credentials.governance.registry import all_kinds, kind_of
+from credentials.governance.ownership import may_manage
+from credentials.governance.registry import (
+    all_kinds,
+    kind_of,
+)
 from portal.models import User
+
+logger = logging.getLogger(__name__)
 
 
 @transaction.atomic
@@ -28,7 +42,7 @@ def credential_recertify(
     """
     kind = kind_of(credential)
     credential = locked_credential(credential)
-    if credential.owner_id != actor.pk and not is_manager(actor, credential.organization):
+    if not may_manage(actor, credential, f"{kind.key}.recertify"):
         raise ValidationError("Only the owner or an organisation admin can review this.", code="not_owner")
     restorable = (
         credential.status == CredentialStatus.SUSPENDED

@@ -7,6 +7,7 @@ URL kwarg (`key_id` or `app_id`).
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -18,6 +19,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from credentials import usage
+from credentials.forms import CredentialEditForm, add_service_errors
 from credentials.governance import common, edits, org_policy, ownership, reviews
 from credentials.governance.approvals import (
     credential_for_request,
@@ -49,7 +51,7 @@ from credentials.governance.selectors import (
     requests_for_credential,
 )
 from credentials.leaks.selectors import leak_reports_for_credential
-from credentials.outcomes import add_service_errors, flash_outcome
+from credentials.outcomes import flash_outcome
 from credentials.selectors import organization_members
 from portal.stepup import step_up_redirect
 from portal.tenancy import authorized, check, may
@@ -335,6 +337,25 @@ def governance_context(request: HttpRequest, credential) -> dict:
         "leak_reports": list(leak_reports_for_credential(credential)[:20]),
         "now": timezone.now(),
     }
+
+
+def credential_edit_page(
+    request: HttpRequest, credential, *, kind_label: str, saved: str, update: Callable[..., object]
+) -> HttpResponse:
+    """Rename or describe a credential of any kind; `update(actor=, via=, name=, description=)` saves."""
+    initial = {"name": credential.name, "description": credential.description}
+    form = CredentialEditForm(request.POST if request.method == "POST" else None, initial=initial)
+    back = credential_path(credential)
+    if request.method == "POST" and form.is_valid():
+        try:
+            update(actor=request.user, via="dashboard", **form.cleaned_data)
+        except ValidationError as exc:
+            add_service_errors(form, exc)
+        else:
+            messages.success(request, saved)
+            return redirect(back)
+    context = {"form": form, "credential": credential, "kind_label": kind_label, "back": back}
+    return render(request, "credentials/credential_edit.html", context, status=400 if form.errors else 200)
 
 
 def _back(credential) -> HttpResponse:

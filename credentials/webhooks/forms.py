@@ -6,10 +6,10 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
-from credentials.once import OnceForm
 from credentials.overlap import overlap_choices
 from credentials.webhooks.destinations import parse_url
 from credentials.webhooks.models import EventType
+from portal.submissions import OnceForm
 
 SECRET_OVERLAP_CHOICES = overlap_choices("secret")
 
@@ -25,14 +25,13 @@ class _EventsForm(forms.Form):
 
 
 class WebhookEndpointCreateForm(OnceForm, _EventsForm):
-    """A new endpoint; the one-use token keeps a reload of the secret page from creating a second one."""
-
     url = forms.CharField(
         label=_("URL"),
         max_length=500,
         help_text=_("HTTPS, reachable from the internet. Each delivery is a signed POST."),
         widget=forms.URLInput(attrs={"placeholder": "https://example.com/hooks/portal"}),
     )
+
     field_order = ["url", "description", "event_types"]
 
     def clean_url(self) -> str:
