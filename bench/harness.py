@@ -35,6 +35,8 @@ CONCURRENCY = 16
 NOT_YET = "not available yet"
 #: The HTTP benchmarks: one credential, and many presented round-robin (issue 16).
 HTTP_BENCHMARKS = ("token_issuance", "key_verification", "token_issuance_many", "key_verification_many")
+#: The portal served with usage metering off (PORTAL_USAGE_METERING=0), beside the metered portal.
+UNMETERED = "portal_unmetered"
 
 
 @dataclass(frozen=True)
