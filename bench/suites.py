@@ -52,6 +52,36 @@ FULL = Mode(
 SMOKE = Mode("smoke", duration=3, warmup=1, inprocess=0.5, rounds=1, scale=(1_000, 20_000), many=(1_000, 100))
 
 
+def portal_env(*, database_url: str, redis_url: str = "") -> dict[str, str]:
+    """Return the portal's production-like environment (DEBUG off) for one benchmark run.
+
+    Secrets are fresh and strong for each run, never printed.
+    """
+    from cryptography.fernet import Fernet  # the portal's dependency, not the harness's
+
+    env = base_env()
+    env.update(
+        DEBUG="0",
+        SECRET_KEY=secrets.token_urlsafe(64),
+        PORTAL_PEPPERS=f"1:{secrets.token_urlsafe(48)}",
+        PORTAL_SIGNING_KEY_ENCRYPTION_KEY=Fernet.generate_key().decode(),
+        ALLOWED_HOSTS="127.0.0.1",
+        PORTAL_SECURE_SSL_REDIRECT="0",
+        # wrk stands in for the TLS-terminating proxy and sends X-Forwarded-Proto: https.
+        PORTAL_PROXY_SSL_HEADER="1",
+        PORTAL_TRUSTED_PROXIES="127.0.0.1",
+        PORTAL_ISSUER="https://127.0.0.1",
+        PORTAL_LOG_LEVEL="WARNING",
+        # The per-application issuance limit is a policy value (600/min by default); the
+        # benchmark measures capacity with one application, so it lifts the limit.
+        PORTAL_TOKEN_RATE_PER_APP_PER_MINUTE="0",
+        DATABASE_URL=database_url,
+    )
+    if redis_url:
+        env["REDIS_URL"] = redis_url
+    return env
+
+
 class Suite:
     def __init__(self, args: argparse.Namespace):
         self.args = args
@@ -73,31 +103,9 @@ class Suite:
         self.later: list = []
         self.credential_files: list[Path] = []
 
-    # Secrets are fresh and strong for each run, never printed.
     def portal_target(self) -> Target:
-        from cryptography.fernet import Fernet
-
         database = "bench_portal"
-        env = base_env()
-        env.update(
-            DEBUG="0",
-            SECRET_KEY=secrets.token_urlsafe(64),
-            PORTAL_PEPPERS=f"1:{secrets.token_urlsafe(48)}",
-            PORTAL_SIGNING_KEY_ENCRYPTION_KEY=Fernet.generate_key().decode(),
-            ALLOWED_HOSTS="127.0.0.1",
-            PORTAL_SECURE_SSL_REDIRECT="0",
-            # wrk stands in for the TLS-terminating proxy and sends X-Forwarded-Proto: https.
-            PORTAL_PROXY_SSL_HEADER="1",
-            PORTAL_TRUSTED_PROXIES="127.0.0.1",
-            PORTAL_ISSUER="https://127.0.0.1",
-            PORTAL_LOG_LEVEL="WARNING",
-            # The per-application issuance limit is a policy value (600/min by default); the
-            # benchmark measures capacity with one application, so it lifts the limit.
-            PORTAL_TOKEN_RATE_PER_APP_PER_MINUTE="0",
-            DATABASE_URL=self.pg.recreate(database),
-        )
-        if self.redis_url:
-            env["REDIS_URL"] = self.redis_url
+        env = portal_env(database_url=self.pg.recreate(database), redis_url=self.redis_url)
         self.databases.append(database)
         return Target("portal", "Identity Portal", database, ROOT, "portal.wsgi:application", env)
 
