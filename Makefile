@@ -42,9 +42,12 @@ soak: $(STAMP)
 screenshots: $(STAMP)
 	DEBUG=1 $(PY) -m tests.e2e.screenshots
 
+# lint-imports checks the import contracts in pyproject.toml ([tool.importlinter]): the layers
+# tokens -> credentials -> portal, independent credential kinds, no cycles inside tokens.
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format .

@@ -133,14 +133,14 @@ def calls(path: str, state: dict):
 
         return call, 200
     if path == "key_verify":
-        from credentials.services import api_key_verify
+        from credentials.api_keys.verification import api_key_verify
 
         key = state["api_key"]
         return (lambda: api_key_verify(key)), None
     if path == "verifier":
         from django.conf import settings
 
-        from tokens.keys import local_public_key
+        from tokens.signing.keys import local_public_key
         from tokens.verifier import TokenVerifier
 
         status, token = issue_token(app, state)

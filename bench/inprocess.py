@@ -189,13 +189,13 @@ def _cache_disabled():
 
 
 def bench_api_key_verify(args: argparse.Namespace) -> list[dict]:
-    """Measure credentials.services.api_key_verify on a cache hit and on the database path."""
+    """Measure credentials.api_keys.verification.api_key_verify on a cache hit and on the database path."""
     names = ("api_key_verify, cache hit", "api_key_verify, database path")
     try:
-        services = importlib.import_module("credentials.services")
-        api_key_verify = services.api_key_verify
+        verification = importlib.import_module("credentials.api_keys.verification")
+        api_key_verify = verification.api_key_verify
     except (ImportError, AttributeError):
-        return [unavailable(n, "credentials.services.api_key_verify not available yet") for n in names]
+        return [unavailable(n, "api_key_verify not available yet") for n in names]
     if not args.api_key:
         return [unavailable(n, "no API key (manage.py create_api_key not available yet)") for n in names]
     try:

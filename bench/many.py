@@ -43,9 +43,9 @@ def main() -> None:
     django.setup()
     from django.db import transaction
 
-    from credentials.services import api_key_create
+    from credentials.api_keys.services import api_key_create
     from portal.models import Organization, User
-    from tokens.services import m2m_app_create
+    from tokens.clients.services import m2m_app_create
 
     organization = Organization.objects.get(slug="acme")
     owner = User.objects.get(email__iexact="owner@acme.example")

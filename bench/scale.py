@@ -117,8 +117,8 @@ def run(args: argparse.Namespace) -> dict:
     from inprocess import _cache_disabled, _call_with_key, measure
 
     try:
-        from credentials.models import ApiKey
-        from credentials.services import api_key_verify
+        from credentials.api_keys.models import ApiKey
+        from credentials.api_keys.verification import api_key_verify
     except ImportError:
         return {"keys": unavailable("credentials.ApiKey / api_key_verify not available yet")}
     from django.core.management.base import CommandError
@@ -170,7 +170,7 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def _credential_count() -> int:
-    from credentials.models import ApiKey
+    from credentials.api_keys.models import ApiKey
     from tokens.models import M2MApplication
 
     return (

@@ -9,21 +9,29 @@ class CredentialsConfig(AppConfig):
 
     def ready(self) -> None:
         # Registers the OpenAPI description of API-key authentication with drf-spectacular.
-        from credentials import schema  # noqa: F401
+        from credentials.api_keys import schema  # noqa: F401
+        from credentials.api_keys.kind import governed_kind
+        from credentials.governance.ownership import on_membership_event
+        from credentials.governance.receivers import orphan_on_member_removed
         from credentials.governance.registry import register
-        from credentials.governance.services import on_membership_event
+        from credentials.home import PANELS
         from credentials.leaks import checks  # noqa: F401 - registers the public keys check
-        from credentials.services import governed_kind
         from credentials.webhooks.events import on_audit_event
         from credentials.webhooks.services import webhook_secrets_reencrypt
+        from portal.home import home_panel_register
         from portal.services.audit import audit_listener_register
         from portal.services.encryption import encrypted_store_register
+        from portal.signals import member_removed
 
         register(governed_kind())
         # Lifecycle webhooks are derived from audit events, in the same transaction.
         audit_listener_register("credentials.webhooks", on_audit_event)
         # A credential acts with its owner's current role: refresh cached state when it changes.
         audit_listener_register("credentials.authority", on_membership_event)
+        # A member who leaves leaves their credentials orphaned (docs/governance.md).
+        member_removed.connect(orphan_on_member_removed, dispatch_uid="credentials.orphan")
+        for panel in PANELS:  # the API key card and the warnings on the organisation home
+            home_panel_register(panel)
         # Webhook signing secrets are encrypted at rest: `reencrypt_secrets` moves them too.
         encrypted_store_register(
             "webhook_secrets", unit="webhook endpoint secret(s)", reencrypt=webhook_secrets_reencrypt

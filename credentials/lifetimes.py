@@ -2,7 +2,7 @@
 
 Every lifetime that enters the portal (REST `expires_at`/`expires_in_days`, the dashboard's
 "Expires in (days)", `create_api_key --expires-in-days`, a requested lifetime, a rotation's
-successor) goes through `credentials.governance.services.check_lifetime`, which applies the
+successor) goes through `credentials.governance.org_policy.check_lifetime`, which applies the
 organisation's maximum and, without one, `MAX_LIFETIME_DAYS`. Python's `datetime` ends at
 9999-12-31, so `now + lifetime` could raise OverflowError (a 500); these helpers clamp instead.
 """

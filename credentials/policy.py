@@ -3,7 +3,7 @@
 The verification paths call `refusal(...)` once per request with what the credential's
 snapshot (API keys) or row (M2M applications) holds; an empty allowlist and no limit cost two
 dictionary reads. The allowlist travels with the credential, so a cache outage cannot bypass
-it; the limit counts in the cache (`portal.ratelimit`, shared through Redis) and fails open or
+it; the limit counts in the cache (`portal.infra.ratelimit`, shared through Redis) and fails open or
 closed per `PORTAL_CREDENTIAL_RATE_LIMIT_FAIL_OPEN`. Headers follow
 draft-ietf-httpapi-ratelimit-headers (structured fields): `RateLimit-Policy: "default";q=100;w=60`
 and `RateLimit: "default";r=0;t=37` (docs/api-keys.md).
@@ -23,8 +23,8 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from rest_framework import exceptions
 
-from portal import ratelimit
-from portal.middleware import current_request_context
+from portal.infra import ratelimit
+from portal.infra.request_context import current_request_context
 
 MAX_ALLOWED_IPS = 100
 MAX_REQUESTS = 1_000_000

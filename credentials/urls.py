@@ -1,35 +1,20 @@
-"""URLs for API keys: dashboard pages, the management API and the central verification endpoint."""
+"""URLs of the credentials app: API keys, webhooks, usage, governance and leak reports."""
 
 from __future__ import annotations
 
 from django.urls import include, path
 from rest_framework.routers import SimpleRouter
 
-from credentials import api, views
-from credentials.governance.urls import credential_patterns
 from credentials.usage_api import UsageView
 from credentials.webhooks.api import WebhookEndpointViewSet
 
 router = SimpleRouter()
-router.register("api-keys", api.ApiKeyViewSet, basename="api-org-api-key")
 router.register("webhooks", WebhookEndpointViewSet, basename="api-org-webhook")
 
-dashboard_patterns = [
-    path("", views.api_key_list, name="org-api-keys"),
-    path("new/", views.api_key_create_view, name="org-api-key-create"),
-    path("<str:key_id>/", views.api_key_detail, name="org-api-key-detail"),
-    path("<str:key_id>/rotate/", views.api_key_rotate_view, name="org-api-key-rotate"),
-    path("<str:key_id>/revoke/", views.api_key_revoke_view, name="org-api-key-revoke"),
-    path("<str:key_id>/edit/", views.api_key_edit_view, name="org-api-key-edit"),
-    path("<str:key_id>/issue/", views.api_key_issue_view, name="org-api-key-issue"),
-    *credential_patterns("api_key", "<str:key_id>", "org-api-key"),
-]
-
 urlpatterns = [
-    path("orgs/<slug:org_slug>/api-keys/", include(dashboard_patterns)),
+    path("", include("credentials.api_keys.urls")),
     path("orgs/<slug:org_slug>/webhooks/", include("credentials.webhooks.urls")),
     path("api/v1/orgs/<slug:org_slug>/", include(router.urls)),
-    path("api/v1/keys/verify", api.ApiKeyVerifyView.as_view(), name="api-keys-verify"),
     path("api/v1/orgs/<slug:org_slug>/usage/", UsageView.as_view(), name="api-org-usage"),
     path("", include("credentials.governance.urls")),
     path("", include("credentials.leaks.urls")),

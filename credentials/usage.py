@@ -68,7 +68,7 @@ def record(kind: str, credential_id: str, organization_id: int | None, outcome: 
 
 
 def record_api_key(verification, outcome: str | None = None) -> None:
-    """Count one verification of an API key (`credentials.services.Verification`) by its outcome."""
+    """Count one verification of an API key (`api_keys.verification.Verification`) by its outcome."""
     key = verification.key or verification.wrong_secret_of
     if key is None:
         return  # malformed or unknown: no credential to count against

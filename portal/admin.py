@@ -10,6 +10,7 @@ from django.db import transaction
 
 from portal.account_security.sessions import user_sessions_end_all
 from portal.models import AuditEvent, Invitation, Membership, Organization, Role, User
+from portal.services import organizations as org_services
 from portal.services.audit import audit_log
 
 
@@ -88,19 +89,10 @@ class OrganizationAdmin(admin.ModelAdmin):
         previous = {m.pk: m.role for m in Membership.objects.filter(organization=form.instance)}
         instances = formset.save(commit=False)
         for obj in formset.deleted_objects:
-            # Like membership_remove: the member's credentials become orphaned, not orphaned silently.
-            from credentials.governance.services import credentials_orphan
-
-            credentials_orphan(organization=form.instance, user=obj.user, actor=request.user)
-            audit_log(
-                action="portal.membership.removed",
-                actor=request.user,
-                organization=form.instance,
-                target=obj,
-                target_label=obj.user.email,
-                extra={"role": obj.role, "via": "admin"},
+            # Like membership_remove: one audit event, and the member's credentials become orphaned.
+            org_services.membership_delete(
+                membership=obj, actor=request.user, extra={"role": obj.role, "via": "admin"}
             )
-            obj.delete()
         for obj in instances:
             is_new = obj.pk is None
             obj.save()

@@ -265,7 +265,7 @@ def authorize(
     are the scopes the target credential holds or will hold after the action: a credential
     may never create, rotate or change one wider than itself. (That nobody gives a credential
     scopes beyond its owner's role is checked where scopes are written:
-    `credentials.governance.services.check_owner_may_hold`.)
+    `credentials.governance.ownership.check_owner_may_hold`.)
     """
     the_rule = rule(action)
     if the_rule.staff_only:

@@ -6,6 +6,8 @@ from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
 from django.core.exceptions import ImproperlyConfigured
 
+from portal.infra.crypto import peppers
+
 
 @register(Tags.security, deploy=True)
 def check_issuer_is_https(app_configs, **kwargs):
@@ -24,8 +26,6 @@ def check_issuer_is_https(app_configs, **kwargs):
 @register()
 def check_peppers(app_configs, **kwargs):
     """Check that PORTAL_PEPPERS parses."""
-    from portal.crypto import peppers
-
     try:
         peppers()
     except ImproperlyConfigured as exc:

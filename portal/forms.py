@@ -8,15 +8,11 @@ from django.contrib.auth import password_validation
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
-from portal import throttle
-from portal.models import Role
-from portal.net import client_ip
-
-INVALID_LOGIN_MESSAGE = _("That email and password do not match an account. Check both and try again.")
+from portal.models import Role, User
 
 
 class PortalLoginForm(LoginForm):
-    """allauth's email login, refusing while too many attempts have failed (portal.throttle)."""
+    """allauth's email login with the portal's labels (its messages are PortalAccountAdapter's)."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -26,23 +22,6 @@ class PortalLoginForm(LoginForm):
         self.fields["password"].widget.attrs.pop("placeholder", None)
         # The page has its own "Forgotten your password?" link, after the button.
         self.fields["password"].help_text = ""
-
-    def clean(self):
-        email = (self.cleaned_data.get("login") or "").strip().lower()
-        ip = client_ip(self.request) if self.request else None
-        if email and throttle.login_blocked(email, ip):
-            raise ValidationError(throttle.THROTTLED_MESSAGE, code="throttled")
-        try:
-            cleaned = super().clean()
-        except ValidationError as exc:
-            if email:
-                throttle.login_failed(email, ip)
-            if getattr(exc, "code", None) == "email_password_mismatch":
-                raise ValidationError(INVALID_LOGIN_MESSAGE, code="invalid_login") from None
-            raise
-        if email and not self.errors:
-            throttle.login_succeeded(email)
-        return cleaned
 
 
 class InvitationForm(forms.Form):
@@ -80,8 +59,6 @@ class AcceptInvitationSignupForm(forms.Form):
             self.add_error("password2", _("The two passwords differ."))
         elif p1:
             try:
-                from portal.models import User
-
                 password_validation.validate_password(
                     p1, User(email=self.email, full_name=cleaned.get("full_name", ""))
                 )

@@ -98,19 +98,19 @@ INSTALLED_APPS = [
     "tokens.apps.TokensConfig",
 ]
 
-# portal.lean.MachinePathMiddleware comes first: a cookie-less request to a machine endpoint
+# portal.infra.lean.MachinePathMiddleware comes first: a cookie-less request to a machine endpoint
 # (/oauth/*, /api/v1/whoami, /api/v1/keys/verify, /.well-known/*) runs this same list without
-# the browser-only layers (sessions, CSRF, messages, allauth, MFA, static files); see portal/lean.py.
+# the browser-only layers (sessions, CSRF, messages, allauth, MFA, static files); see portal/infra/lean.py.
 MIDDLEWARE = [
-    "portal.lean.MachinePathMiddleware",
+    "portal.infra.lean.MachinePathMiddleware",
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "portal.bounds.RequestBodyLimitMiddleware",
+    "portal.infra.bounds.RequestBodyLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "csp.middleware.CSPMiddleware",
-    "portal.middleware.RequestContextMiddleware",
-    "portal.observability.AccessLogMiddleware",
-    "portal.faults.DatabaseOutageMiddleware",
+    "portal.infra.request_context.RequestContextMiddleware",
+    "portal.infra.observability.AccessLogMiddleware",
+    "portal.infra.faults.DatabaseOutageMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -160,14 +160,14 @@ REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "portal.cache.ResilientRedisCache",
+            "BACKEND": "portal.infra.cache.ResilientRedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env.str("PORTAL_CACHE_PREFIX", default="portal"),
             "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
         }
     }
 else:
-    CACHES = {"default": {"BACKEND": "portal.cache.PortalLocMemCache", "LOCATION": "portal"}}
+    CACHES = {"default": {"BACKEND": "portal.infra.cache.PortalLocMemCache", "LOCATION": "portal"}}
 
 # --- Accounts -------------------------------------------------------------------------------
 AUTH_USER_MODEL = "portal.User"
@@ -205,8 +205,6 @@ ACCOUNT_SESSION_REMEMBER = True
 # Tell people by email when a second factor or their password changes.
 ACCOUNT_EMAIL_NOTIFICATIONS = True
 ACCOUNT_LOGOUT_REDIRECT_URL = "login"
-# portal.throttle counts failed logins per account and per IP; allauth's own limits stay on
-# (they also slow down guessing of second-factor codes) and speak with the same message.
 MFA_ADAPTER = "portal.account_security.adapters.PortalMFAAdapter"
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes", "webauthn"]
 MFA_PASSKEY_LOGIN_ENABLED = True
@@ -224,14 +222,23 @@ ACCOUNT_REAUTHENTICATION_TIMEOUT = PORTAL_STEP_UP_SECONDS
 PORTAL_SESSION_IDLE_SECONDS = env.int("PORTAL_SESSION_IDLE_SECONDS", default=60 * 60)
 PORTAL_SESSION_ABSOLUTE_SECONDS = env.int("PORTAL_SESSION_ABSOLUTE_SECONDS", default=60 * 60 * 12)
 
-# Failed-login throttle (portal.throttle): attempts per window, per account and per client IP.
+# Failed logins pause sign-in per account and per client IP: allauth's own `login_failed` rate
+# limit (every attempt counts, a successful one is given back; kept in the cache, so shared
+# between app servers through Redis), with the portal's knobs and allauth's 10 per minute per IP.
+# The message is PortalAccountAdapter's; PortalLoginView answers it with 429 and Retry-After.
 PORTAL_LOGIN_MAX_FAILURES_PER_ACCOUNT = env.int("PORTAL_LOGIN_MAX_FAILURES_PER_ACCOUNT", default=5)
 PORTAL_LOGIN_MAX_FAILURES_PER_IP = env.int("PORTAL_LOGIN_MAX_FAILURES_PER_IP", default=20)
 PORTAL_LOGIN_LOCKOUT_SECONDS = env.int("PORTAL_LOGIN_LOCKOUT_SECONDS", default=900)
+ACCOUNT_RATE_LIMITS = {
+    "login_failed": (
+        f"10/m/ip,{PORTAL_LOGIN_MAX_FAILURES_PER_IP}/{PORTAL_LOGIN_LOCKOUT_SECONDS}s/ip,"
+        f"{PORTAL_LOGIN_MAX_FAILURES_PER_ACCOUNT}/{PORTAL_LOGIN_LOCKOUT_SECONDS}s/key"
+    ),
+}
 # Client IPs are read from X-Forwarded-For only when the direct peer is one of these proxies.
 PORTAL_TRUSTED_PROXIES = env.list("PORTAL_TRUSTED_PROXIES", default=[])
 
-# Rate limits (portal.ratelimit, counted per minute in the shared cache; 0 switches one off).
+# Rate limits (portal.infra.ratelimit, counted per minute in the shared cache; 0 switches one off).
 # See docs/security.md.
 PORTAL_CLIENT_AUTH_FAILURES_PER_CLIENT_PER_MINUTE = env.int(
     "PORTAL_CLIENT_AUTH_FAILURES_PER_CLIENT_PER_MINUTE", default=20
@@ -271,8 +278,8 @@ PORTAL_OLD_SIGNING_KEY_ENCRYPTION_KEYS = env.list("PORTAL_OLD_SIGNING_KEY_ENCRYP
 # DRF authentication classes for machines, tried in order by /api/v1/whoami and the
 # machine-facing APIs. Each yields a portal.principal.Principal.
 PORTAL_MACHINE_AUTHENTICATION_CLASSES: list[str] = [
-    "credentials.authentication.ApiKeyAuthentication",
-    "tokens.authentication.AccessTokenAuthentication",
+    "credentials.api_keys.authentication.ApiKeyAuthentication",
+    "tokens.protocol.authentication.AccessTokenAuthentication",
 ]
 PORTAL_API_KEY_ENVIRONMENT = env.str("PORTAL_API_KEY_ENVIRONMENT", default="live")
 # GitHub secret scanning partner alerts (POST /api/v1/secret-scanning/reports): GitHub's public
@@ -306,10 +313,10 @@ PORTAL_FEDERATION_KEYS_REFRESH_SECONDS = env.int("PORTAL_FEDERATION_KEYS_REFRESH
 # tokens are RFC 9068 JWTs that are never stored (see docs/m2m.md).
 OAUTH2_PROVIDER_APPLICATION_MODEL = "tokens.M2MApplication"
 OAUTH2_PROVIDER = {
-    "OAUTH2_SERVER_CLASS": "tokens.oauth.M2MServer",
-    "OAUTH2_VALIDATOR_CLASS": "tokens.oauth.M2MValidator",
-    "ACCESS_TOKEN_GENERATOR": "tokens.issuing.generate_access_token",
-    "APPLICATION_ADMIN_CLASS": "tokens.admin.M2MApplicationAdmin",
+    "OAUTH2_SERVER_CLASS": "tokens.protocol.oauth.M2MServer",
+    "OAUTH2_VALIDATOR_CLASS": "tokens.protocol.oauth.M2MValidator",
+    "ACCESS_TOKEN_GENERATOR": "tokens.signing.issuing.generate_access_token",
+    "APPLICATION_ADMIN_CLASS": "tokens.clients.admin.M2MApplicationAdmin",
     "OAUTH2_GRANT_TYPES_SUPPORTED": [
         "client_credentials",
         "urn:ietf:params:oauth:grant-type:token-exchange",
@@ -396,10 +403,10 @@ SPECTACULAR_SETTINGS = {
     # One enum for a credential's environment (API keys, the verify answer, whoami); M2M
     # applications' statuses and their secrets' and keys' states named apart from API keys'.
     "ENUM_NAME_OVERRIDES": {
-        "EnvironmentEnum": "credentials.models.Environment",
-        "ApiKeyStatusEnum": "credentials.models.ApiKeyStatus",
+        "EnvironmentEnum": "credentials.api_keys.models.Environment",
+        "ApiKeyStatusEnum": "credentials.api_keys.models.ApiKeyStatus",
         "M2MAppStatusEnum": "tokens.models.M2MApplication.Status",
-        "ClientCredentialStatusEnum": "tokens.serializers.CREDENTIAL_STATES",
+        "ClientCredentialStatusEnum": "tokens.clients.serializers.CREDENTIAL_STATES",
         "NewApiKeysEnum": "credentials.governance.models.NewApiKeys",
     },
     # The OAuth endpoints are plain Django views; tokens.openapi describes them.
@@ -462,13 +469,13 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {
-        "request_id": {"()": "portal.middleware.RequestIdLogFilter"},
-        "redact": {"()": "portal.log_filters.RedactCredentials"},
-        "no_client_error_traceback": {"()": "portal.log_filters.ClientErrorsWithoutTraceback"},
+        "request_id": {"()": "portal.infra.request_context.RequestIdLogFilter"},
+        "redact": {"()": "portal.infra.log_filters.RedactCredentials"},
+        "no_client_error_traceback": {"()": "portal.infra.log_filters.ClientErrorsWithoutTraceback"},
     },
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s [req=%(request_id)s] %(message)s"},
-        "json": {"()": "portal.observability.JsonFormatter"},
+        "json": {"()": "portal.infra.observability.JsonFormatter"},
     },
     "handlers": {
         "console": {

@@ -1,4 +1,13 @@
-"""Step-up: ask for a fresh password or second factor before a sensitive action."""
+"""Step-up: ask for a fresh password or second factor before a sensitive action.
+
+Built on allauth's public reauthentication pieces: its authentication records
+(`allauth.account.authentication`), its reauthentication methods and pages
+(`get_adapter().get_reauthentication_methods`), and `ACCOUNT_REAUTHENTICATION_TIMEOUT` equal to
+`PORTAL_STEP_UP_SECONDS`. allauth's own `reauthentication_required` decorator is not used for the
+portal's actions: it replays a suspended POST after re-authentication (a replayed POST could mint a
+secret the user no longer expects; `portal.drafts` keeps the form's entries instead), it counts only
+re-authentications, not the sign-in itself, and it always offers the first method (the password).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +17,7 @@ from functools import wraps
 from urllib.parse import urlsplit
 
 from allauth.account.adapter import get_adapter
-from allauth.account.internal.flows.login import get_authentication_records
+from allauth.account.authentication import get_authentication_records
 from allauth.mfa.models import Authenticator
 from django.conf import settings
 from django.contrib import messages
@@ -19,9 +28,6 @@ from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 
 from portal.account_security.events import LOGIN_AT
 from portal.drafts import draft_stash
-
-#: The session key allauth keeps its authentication records under (time travel in tests edits it).
-AUTH_RECORDS = "account_authentication_methods"
 
 
 def last_authenticated_at(request: HttpRequest) -> float | None:

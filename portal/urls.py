@@ -8,8 +8,8 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from portal import metrics
 from portal.api.whoami import WhoAmIView
+from portal.infra import metrics
 from portal.views import account, assets, audit_export, dashboard, health, invitations
 
 # The admin signs in through the portal's login, second factor included, never its own form.
@@ -56,7 +56,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
 ]
 
-handler500 = "portal.faults.server_error"
+handler500 = "portal.infra.faults.server_error"
 
 admin.site.site_header = "Identity Portal administration"
 admin.site.site_title = "Identity Portal admin"

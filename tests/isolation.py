@@ -45,8 +45,8 @@ def _invitation_id(organization: Organization, user: User) -> int:
 
 
 def _api_key_id(organization: Organization, user: User) -> str:
-    from credentials.models import ApiKey
-    from credentials.services import api_key_create
+    from credentials.api_keys.models import ApiKey
+    from credentials.api_keys.services import api_key_create
 
     api_key = ApiKey.objects.filter(organization=organization).first()
     if api_key is None:
@@ -58,8 +58,8 @@ def _api_key_id(organization: Organization, user: User) -> str:
 
 
 def _m2m_app(organization: Organization, user: User):
+    from tokens.clients.services import m2m_app_create
     from tokens.models import M2MApplication
-    from tokens.services import m2m_app_create
 
     application = M2MApplication.objects.filter(
         organization=organization, token_endpoint_auth_method="client_secret_basic"
@@ -83,8 +83,8 @@ def _public_key_id(organization: Organization, user: User) -> int:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
+    from tokens.clients.services import client_public_key_add, m2m_app_create
     from tokens.models import ClientPublicKey, M2MApplication
-    from tokens.services import client_public_key_add, m2m_app_create
 
     key = ClientPublicKey.objects.filter(application__organization=organization).first()
     if key is None:
@@ -117,8 +117,8 @@ def _keyed_app_id(organization: Organization, user: User) -> int:
 
 
 def _request_id(organization: Organization, user: User) -> int:
+    from credentials.api_keys.services import api_key_request
     from credentials.governance.models import CredentialRequest
-    from credentials.services import api_key_request
 
     request = CredentialRequest.objects.filter(organization=organization).first()
     if request is None:
@@ -161,8 +161,8 @@ def _delivery_id(organization: Organization, user: User) -> int:
 
 
 def _identity_id(organization: Organization, user: User) -> int:
+    from tokens.federation.services import federated_identity_create
     from tokens.models import FederatedIdentity
-    from tokens.services import federated_identity_create
 
     identity = FederatedIdentity.objects.filter(organization=organization).first()
     if identity is None:

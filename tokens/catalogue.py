@@ -3,7 +3,7 @@
 Staff register the APIs that accept the portal's tokens (`ResourceServer`, in the admin);
 organisations choose their applications' audiences from the entries open to them.
 `PORTAL_DEFAULT_AUDIENCE`, the portal's own API, is always available and never needs choosing.
-Reads and writes of the catalogue live here together, as `tokens.exchange` keeps its grant.
+Reads and writes of the catalogue live here together, as `tokens.protocol.exchange` keeps its grant.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from django.db.models import QuerySet
 from oauth2_provider.oauth2_validators import is_valid_resource_uri
 
 from credentials.models import Scope
-from portal import hotcache
+from portal.infra import hotcache
 from portal.models import Organization, User
 from portal.services.audit import audit_log
 from tokens.models import ResourceServer
@@ -113,7 +113,7 @@ def _cache_seconds() -> int:
 
 
 def hot_keys(audiences: Iterable[str]) -> list[str]:
-    """Return the cache keys `token_terms` reads for `audiences`, for one batched read (`portal.hotcache`)."""
+    """Return the cache keys `token_terms` reads for `audiences`, for one batched read (`portal.infra.hotcache`)."""
     return [_cache_key(audience) for audience in audiences]
 
 

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+from cryptography.fernet import Fernet
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
+from oauth2_provider.oauth2_validators import is_valid_resource_uri
 
-from portal.crypto import check_fernet_keys
+from portal.infra.crypto import check_fernet_keys
 
 
 @register()
 def check_signing_key_encryption_key(app_configs, **kwargs):
     """Check that PORTAL_SIGNING_KEY_ENCRYPTION_KEY and every previous key are usable Fernet keys."""
-    from cryptography.fernet import Fernet
-
     try:
         Fernet(settings.PORTAL_SIGNING_KEY_ENCRYPTION_KEY.encode())
     except (ValueError, TypeError):
@@ -40,8 +40,6 @@ def check_signing_key_encryption_key(app_configs, **kwargs):
 @register()
 def check_default_audience(app_configs, **kwargs):
     """Check that the default audience is an absolute URI, as RFC 8707 resource indicators are."""
-    from oauth2_provider.oauth2_validators import is_valid_resource_uri
-
     if not is_valid_resource_uri(settings.PORTAL_DEFAULT_AUDIENCE):
         return [
             Error(

@@ -4,7 +4,6 @@ JWT signing keys; revoked tokens."""
 from __future__ import annotations
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
@@ -13,7 +12,7 @@ from django.utils.translation import gettext_lazy as _
 from oauth2_provider.models import AbstractApplication
 
 from credentials.governance.models import GovernedCredential, status_constraints
-from portal.crypto import random_base62
+from portal.infra.crypto import random_base62
 from portal.models import ExpiringModel, Organization, TimestampedModel
 
 CLIENT_ID_PREFIX = "m2m_"
@@ -198,23 +197,6 @@ class M2MApplication(GovernedCredential, AbstractApplication):
     def audiences(self) -> list[str]:
         """Return the audiences a token may carry: the portal's default one, then the allowed ones."""
         return [settings.PORTAL_DEFAULT_AUDIENCE, *(a for a in self.allowed_audiences if a)]
-
-    def clean(self) -> None:
-        """Check that audiences added here (the admin) come from the resource-server catalogue."""
-        super().clean()
-        # Function-level import: tokens.catalogue imports this module.
-        from tokens.catalogue import check_audiences
-
-        stored = []
-        if self.pk is not None:
-            stored = (
-                M2MApplication.objects.filter(pk=self.pk).values_list("allowed_audiences", flat=True).first()
-            )
-        if not isinstance(self.allowed_audiences, list):
-            raise ValidationError({"allowed_audiences": _("Give a list of resource server identifiers.")})
-        added = [a for a in self.allowed_audiences if a not in (stored or [])]
-        if added and self.organization_id is not None:
-            check_audiences(organization=self.organization, audiences=added, field="allowed_audiences")
 
 
 class ResourceServerQuerySet(models.QuerySet):
@@ -421,7 +403,7 @@ class FederatedIdentity(GovernedCredential, TimestampedModel):
     GitLab CI, Kubernetes, SPIFFE) as a client assertion (RFC 7523 §2.2); it is accepted when
     it is signed by the issuer's keys, names `audience`, matches `subject` (exact, or with `*`
     wildcards) and every condition, and is at most `max_token_age` seconds old. A governed
-    credential of its own (`tokens.federation` registers the kind): an owner, approval,
+    credential of its own (`tokens.federation.kind` registers the kind): an owner, approval,
     review, suspension; suspending or revoking it also rejects the tokens it minted.
     """
 

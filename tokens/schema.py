@@ -6,7 +6,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
 
 class AccessTokenScheme(OpenApiAuthenticationExtension):
-    target_class = "tokens.authentication.AccessTokenAuthentication"
+    target_class = "tokens.protocol.authentication.AccessTokenAuthentication"
     name = "accessToken"
 
     def get_security_definition(self, auto_schema):

@@ -6,9 +6,11 @@ from django.urls import include, path
 from rest_framework.routers import SimpleRouter
 
 from credentials.governance.urls import credential_patterns
-from tokens import move_api
-from tokens.api import M2MAppViewSet
-from tokens.views import dashboard, federation, introspect, jwks, metadata, revoke, token
+from tokens.clients import move_api
+from tokens.clients import views as dashboard
+from tokens.clients.api import M2MAppViewSet
+from tokens.federation import views as federation
+from tokens.protocol.views import introspect, jwks, metadata, revoke, token
 
 router = SimpleRouter()
 router.register("m2m-apps", M2MAppViewSet, basename="api-org-m2m-app")

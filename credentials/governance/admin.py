@@ -14,7 +14,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
-from credentials.governance import services
+from credentials.governance import approvals, common, org_policy, ownership, reviews
 from credentials.governance.models import (
     CredentialRequest,
     CredentialStatus,
@@ -51,10 +51,10 @@ class OrganizationPolicyAdmin(admin.ModelAdmin):
     def save_model(self, request: HttpRequest, obj: OrganizationPolicy, form, change: bool) -> None:
         # Through the service: the row is locked and the change audited with the staff actor.
         values = {
-            name: form.cleaned_data[name] for name in form.changed_data if name in services.POLICY_FIELDS
+            name: form.cleaned_data[name] for name in form.changed_data if name in org_policy.policy_fields()
         }
-        services.policy_update(organization=obj.organization, actor=request.user, **values)
-        obj.pk = services.policy_for(obj.organization).pk
+        org_policy.policy_update(organization=obj.organization, actor=request.user, **values)
+        obj.pk = org_policy.policy_for(obj.organization).pk
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
@@ -108,11 +108,11 @@ class _DecideMixin:
 
     @admin.action(description="Approve selected requests")
     def approve_selected(self, request: HttpRequest, queryset: QuerySet):
-        return self._decide(request, queryset, services.credential_request_approve, "Approved", "Approve")
+        return self._decide(request, queryset, approvals.credential_request_approve, "Approved", "Approve")
 
     @admin.action(description="Deny selected requests")
     def deny_selected(self, request: HttpRequest, queryset: QuerySet):
-        return self._decide(request, queryset, services.credential_request_deny, "Denied", "Deny")
+        return self._decide(request, queryset, approvals.credential_request_deny, "Denied", "Deny")
 
 
 @admin.register(CredentialRequest)
@@ -185,7 +185,7 @@ def _queue_conditions() -> dict[str, Q]:
     """Return each staff queue's condition, by the queue's URL value."""
     return {
         "pending": Q(status=CredentialStatus.PENDING),
-        "orphaned": Q(orphaned_at__isnull=False, status__in=services.LIVE_STATUSES),
+        "orphaned": Q(orphaned_at__isnull=False, status__in=common.LIVE_STATUSES),
         "overdue": Q(
             review_due_at__lte=timezone.now(),
             status__in=[CredentialStatus.ACTIVE, CredentialStatus.SUSPENDED],
@@ -258,7 +258,7 @@ class GovernedCredentialAdminMixin:
         done = 0
         for credential in queryset.filter(status=CredentialStatus.ACTIVE):
             try:
-                services.credential_suspend(
+                reviews.credential_suspend(
                     credential=credential, actor=request.user, reason=SuspensionReason.MANUAL
                 )
             except ValidationError:
@@ -271,7 +271,7 @@ class GovernedCredentialAdminMixin:
         done = 0
         for credential in queryset.filter(status=CredentialStatus.SUSPENDED):
             try:
-                services.credential_restore(credential=credential, actor=request.user)
+                reviews.credential_restore(credential=credential, actor=request.user)
             except ValidationError:
                 continue
             done += 1
@@ -291,7 +291,7 @@ class GovernedCredentialAdminMixin:
             changed = 0
             for credential in queryset:
                 try:
-                    services.credential_reassign_owner(
+                    ownership.credential_reassign_owner(
                         credential=credential,
                         owner=form.cleaned_data["owner"],
                         actor=request.user,

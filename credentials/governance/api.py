@@ -1,24 +1,19 @@
-"""`GET /api/v1/orgs/<slug>/inventory/` (the inventory as JSON, the same rows as the page) and the
-policy on kinds at `/api/v1/orgs/<slug>/policy/api-keys/`."""
+"""`GET /api/v1/orgs/<slug>/inventory/`: the inventory as JSON, the same rows as the page."""
 
 from __future__ import annotations
 
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.paginator import EmptyPage, Paginator
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import exceptions, serializers
+from rest_framework import exceptions
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from credentials.governance.models import NewApiKeys
 from credentials.governance.selectors import FLAGS, STATUSES, inventory_list, inventory_rows
-from credentials.governance.services import KIND_POLICY_FIELDS, policy_for, policy_update
 from credentials.governance.views import inventory_filters
-from credentials.models import ApiKey
 from credentials.selectors import organization_members
 from portal.api.whoami import machine_authentication_classes
 from portal.permissions import AuthorizedView, OrganizationAccess
@@ -74,58 +69,3 @@ class InventoryView(AuthorizedView, APIView):
                 "results": [row.as_dict() for row in rows],
             }
         )
-
-
-class ApiKeyPolicySerializer(serializers.Serializer):
-    new_live_api_keys = serializers.ChoiceField(choices=NewApiKeys.choices, required=False)
-    new_live_api_keys_max_days = serializers.IntegerField(
-        min_value=1, max_value=3650, required=False, allow_null=True
-    )
-    new_test_api_keys = serializers.ChoiceField(choices=NewApiKeys.choices, required=False)
-    new_test_api_keys_max_days = serializers.IntegerField(
-        min_value=1, max_value=3650, required=False, allow_null=True
-    )
-
-
-def _policy_body(organization) -> dict:
-    policy = policy_for(organization)
-    body = {name: getattr(policy, name) for name in KIND_POLICY_FIELDS}
-    body["flagged_api_keys"] = ApiKey.objects.filter(
-        organization=organization, policy_flagged_at__isnull=False, status="active"
-    ).count()
-    return body
-
-
-class ApiKeyPolicyView(AuthorizedView, APIView):
-    """The policy on kinds: whether new live and test API keys are allowed (docs/choosing.md).
-
-    Read with the inventory's authority (`inventory:read` for a credential); changed by an
-    organisation owner or admin in person, after a recent sign-in (`policy.change`).
-    """
-
-    authentication_classes = [*machine_authentication_classes(), SessionAuthentication]
-    permission_classes = [OrganizationAccess]
-    authz_actions = {"get": "inventory.read", "patch": "policy.change"}
-    organization = None
-
-    @extend_schema(summary="The organisation's rules for new API keys", responses=OpenApiTypes.OBJECT)
-    def get(self, request: Request, org_slug: str) -> Response:
-        return Response(_policy_body(self.organization))
-
-    @extend_schema(
-        summary="Change the organisation's rules for new API keys",
-        request=ApiKeyPolicySerializer,
-        responses=OpenApiTypes.OBJECT,
-        description="Existing keys keep working; the ones the new rules would refuse are flagged "
-        "(`against_policy`) and their owners told once.",
-    )
-    def patch(self, request: Request, org_slug: str) -> Response:
-        data = ApiKeyPolicySerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        try:
-            policy_update(organization=self.organization, actor=request.user, **data.validated_data)
-        except DjangoValidationError as exc:
-            raise exceptions.ValidationError(
-                exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
-            ) from exc
-        return Response(_policy_body(self.organization))

@@ -13,7 +13,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils.translation import gettext_lazy as _
 
-from credentials.governance import services
+from credentials.governance import org_policy
 from credentials.governance.models import NewApiKeys
 from portal.tenancy import authorized
 
@@ -131,7 +131,7 @@ def credential_new(request: HttpRequest) -> HttpResponse:
     recommendation = recommend(
         answers.get("static_only", ""), answers.get("oauth", ""), answers.get("keeps_private_key", "")
     )
-    policy = services.policy_for(request.organization)
+    policy = org_policy.policy_for(request.organization)
     api_key_rules = {environment: policy.new_api_keys(environment) for environment in ("live", "test")}
     return render(
         request,

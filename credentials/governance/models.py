@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -11,7 +12,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from credentials.governance.registry import policy_key_of
+from credentials.governance.registry import policy_of
 from credentials.policy import validate_allowed_ips, validate_rate_limit
 from portal.models import Organization, TimestampedModel
 
@@ -258,19 +259,21 @@ class OrganizationPolicy(TimestampedModel):
         days = getattr(self, f"new_{environment}_api_keys_max_days", None)
         return rule, (days if rule == NewApiKeys.EXPIRING else None)
 
+    def kind_setting(self, kind: str, setting: str) -> Any:
+        """Return one of a kind's settings (`KindPolicy` attribute name) from the column the kind declares."""
+        return getattr(self, getattr(policy_of(kind), setting))
+
     def requires_approval_for(self, kind: str) -> bool:
-        """Return whether a new credential of `kind` needs an approval (per its policy kind)."""
-        kind = policy_key_of(kind)
-        return self.approve_new_api_keys if kind == "api_key" else self.approve_new_m2m_apps
+        """Return whether a new credential of `kind` needs an approval."""
+        return bool(self.kind_setting(kind, "approve_new"))
 
     def review_interval(self, kind: str) -> timedelta:
         """Return the review interval for `kind`."""
-        days = (
-            self.api_key_review_interval_days
-            if policy_key_of(kind) == "api_key"
-            else self.m2m_app_review_interval_days
-        )
-        return timedelta(days=days)
+        return timedelta(days=self.kind_setting(kind, "review_interval_days"))
+
+    def max_lifetime_days(self, kind: str) -> int | None:
+        """Return the longest lifetime in days the policy allows a secret of `kind`, or None."""
+        return self.kind_setting(kind, "max_lifetime_days")
 
 
 class RequestType(models.TextChoices):

@@ -44,11 +44,28 @@ class MovedLink:
 
 
 @dataclass(frozen=True)
+class KindPolicy:
+    """Which `OrganizationPolicy` columns hold one kind's settings; the columns carry the defaults.
+
+    The columns stay on the one policy row (read by the policy form, the admin, the REST API
+    and `set_api_key_policy` by name); a kind names its own, so governance reads a kind's
+    setting through `OrganizationPolicy.kind_setting` without naming the kind.
+    """
+
+    approve_new: str  # boolean column: a new credential of this kind needs an approval
+    review_interval_days: str  # days between owner reviews
+    max_lifetime_days: str  # the longest lifetime of its secret in days (empty column: no maximum)
+    #: Columns of the kind's own rules on new credentials ("the policy on kinds"): changing one
+    #: re-flags the kind's existing credentials (`GovernedKind.policy_violations`).
+    new_credential_rules: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class GovernedKind:
     """What governance needs to know about one credential kind."""
 
-    key: str  # "api_key" | "m2m_app" | "federated_id" (≤ 16 characters), stored in requests and notices
-    label: str  # "API key"
+    key: str  # a short name (≤ 16 characters), stored in requests, notices and usage rows
+    label: str  # as people read it
     lifecycle: str  # STANDING | TOKEN_MINTING | FEDERATED
     audit_prefix: str  # "credentials.api_key"
     model: type[models.Model]
@@ -82,15 +99,16 @@ class GovernedKind:
     #: The user ids behind a machine principal of this kind (its owner, its creator, whoever
     #: issued its live secrets or keys), for the four-eyes rule; empty when it is not this kind's.
     people_behind: Callable[[Any], set[int]] = lambda principal: set()
-    #: The kind whose policy settings (approval of new ones, review interval, lifetime) apply;
-    #: "" = its own key. A federated identity follows its M2M applications' settings.
+    #: Its policy settings (`KindPolicy`); None with `policy_key` naming the kind whose settings
+    #: apply (a federated identity follows its M2M applications' approval, review and lifetime).
+    policy: KindPolicy | None = None
     policy_key: str = ""
     #: The dashboard URL names: the prefix given to governance.urls.credential_patterns, and
     #: the page that gives an approved, pending credential its first secret (or activates it).
     url_name: str = ""
     issue_url_name: str = ""
-    #: Audit verbs of this kind that are webhook events ({"created": "created", …}), for kinds
-    #: not in credentials.webhooks.events' own table.
+    #: Audit verbs of this kind that are webhook events ({"created": "created", …}); an audit
+    #: event whose extra data says `activated` (a first credential issued) is sent as `created`.
     webhook_events: dict[str, str] = field(default_factory=dict)
     #: Refuse (ValidationError) a new credential the organisation's policy on kinds no longer
     #: allows, e.g. a pending one approved after the policy changed.
@@ -138,6 +156,19 @@ def policy_key_of(key: str) -> str:
     """Return the kind whose organisation-policy settings apply to kind `key` (itself by default)."""
     kind = _KINDS.get(key)
     return (kind.policy_key or kind.key) if kind is not None else key
+
+
+def policy_of(key: str) -> KindPolicy:
+    """Return the policy settings that apply to kind `key` (its own, or those of its `policy_key` kind)."""
+    kind = get_kind(policy_key_of(key))
+    if kind.policy is None:
+        raise LookupError(f"credential kind {key!r} declares no policy settings")
+    return kind.policy
+
+
+def new_credential_rule_fields() -> tuple[str, ...]:
+    """Return every kind's policy-on-kinds columns (a change to one re-flags existing credentials)."""
+    return tuple(name for kind in all_kinds() if kind.policy for name in kind.policy.new_credential_rules)
 
 
 def webhook_event_of(action: str) -> str | None:

@@ -33,11 +33,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.viewsets import GenericViewSet
 
-from credentials.governance import services
+from credentials.governance import approvals
+from credentials.governance.approvals import people_behind
 from credentials.governance.models import CredentialRequest, RequestState, RequestType
 from credentials.governance.registry import all_kinds, get_kind
 from credentials.governance.selectors import request_credential_refs, requests_for
-from credentials.governance.services import people_behind
 from portal.api.whoami import machine_authentication_classes
 from portal.models import User
 from portal.permissions import AuthorizedView, OrganizationAccess
@@ -267,7 +267,7 @@ class CredentialRequestViewSet(AuthorizedView, GenericViewSet):
         "a scope increase takes effect at once.",
     )
     def approve(self, request: Request, org_slug: str, request_id: str) -> Response:
-        return self._decide(request, services.credential_request_approve)
+        return self._decide(request, approvals.credential_request_approve)
 
     @extend_schema(
         summary="Deny a waiting request (owners and admins; never your own)",
@@ -276,7 +276,7 @@ class CredentialRequestViewSet(AuthorizedView, GenericViewSet):
         description="A new credential is marked denied and never gets a secret; scopes stay as they are.",
     )
     def deny(self, request: Request, org_slug: str, request_id: str) -> Response:
-        return self._decide(request, services.credential_request_deny)
+        return self._decide(request, approvals.credential_request_deny)
 
     @extend_schema(
         summary="Withdraw your own waiting request (the requester, signed in)",
@@ -291,7 +291,7 @@ class CredentialRequestViewSet(AuthorizedView, GenericViewSet):
     def cancel(self, request: Request, org_slug: str, request_id: str) -> Response:
         item = self.get_object()
         try:
-            item = services.credential_request_cancel(request=item, actor=self._actor())
+            item = approvals.credential_request_cancel(request=item, actor=self._actor())
         except DjangoValidationError as exc:
             raise _api_error(exc) from exc
         return Response(self._one(item))

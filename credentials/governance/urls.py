@@ -41,11 +41,6 @@ urlpatterns = [
     path("orgs/<slug:org_slug>/policy/", views.policy, name="org-policy"),
     path("api/v1/orgs/<slug:org_slug>/inventory/", api.InventoryView.as_view(), name="api-org-inventory"),
     path(
-        "api/v1/orgs/<slug:org_slug>/policy/api-keys/",
-        api.ApiKeyPolicyView.as_view(),
-        name="api-org-api-key-policy",
-    ),
-    path(
         "api/v1/orgs/<slug:org_slug>/requests/",
         CredentialRequestViewSet.as_view({"get": "list"}),
         name="api-org-request-list",

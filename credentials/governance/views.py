@@ -18,7 +18,14 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from credentials import usage
-from credentials.governance import services
+from credentials.governance import common, edits, org_policy, ownership, reviews
+from credentials.governance.approvals import (
+    credential_for_request,
+    credential_request_approve,
+    credential_request_cancel,
+    credential_request_create,
+    credential_request_deny,
+)
 from credentials.governance.forms import (
     DecisionForm,
     InventoryFilterForm,
@@ -189,9 +196,7 @@ def request_decide(request: HttpRequest, request_id: int) -> HttpResponse:
         messages.error(request, "Choose approve or deny.")
         return redirect("org-approvals", org_slug=request.organization.slug)
     decide = (
-        services.credential_request_approve
-        if form.cleaned_data["decision"] == "approve"
-        else services.credential_request_deny
+        credential_request_approve if form.cleaned_data["decision"] == "approve" else credential_request_deny
     )
     try:
         item = decide(request=item, actor=request.user, comment=form.cleaned_data["comment"])
@@ -208,12 +213,12 @@ def request_cancel(request: HttpRequest, request_id: int) -> HttpResponse:
     """Withdraw your own waiting request, from the credential's page."""
     item = _request_or_404(request, request_id)
     try:
-        item = services.credential_request_cancel(request=item, actor=request.user)
+        item = credential_request_cancel(request=item, actor=request.user)
     except ValidationError as exc:
         messages.error(request, _error_text(exc))
     else:
         messages.success(request, f"“{item.credential_label}”: your request was cancelled.")
-    return redirect(credential_path(services.credential_for_request(item)))
+    return redirect(credential_path(credential_for_request(item)))
 
 
 @require_POST
@@ -221,18 +226,14 @@ def request_cancel(request: HttpRequest, request_id: int) -> HttpResponse:
 def request_revoke(request: HttpRequest, request_id: int) -> HttpResponse:
     """Revoke the credential a request is about, from the approvals screen (denying a waiting request)."""
     item = _request_or_404(request, request_id)
-    credential = services.credential_for_request(item)
+    credential = credential_for_request(item)
     try:
         if item.state == RequestState.PENDING and item.request_type == RequestType.CREATE:
-            services.credential_request_deny(
-                request=item, actor=request.user, comment="Revoked by an approver."
-            )
+            credential_request_deny(request=item, actor=request.user, comment="Revoked by an approver.")
         else:
             if item.state == RequestState.PENDING:
-                services.credential_request_deny(
-                    request=item, actor=request.user, comment="Revoked by an approver."
-                )
-            services.credential_revoke(
+                credential_request_deny(request=item, actor=request.user, comment="Revoked by an approver.")
+            reviews.credential_revoke(
                 credential=credential, actor=request.user, reason="Revoked by an approver."
             )
     except ValidationError as exc:
@@ -248,13 +249,13 @@ def request_revoke(request: HttpRequest, request_id: int) -> HttpResponse:
 @authorized("policy.change")
 def policy(request: HttpRequest) -> HttpResponse:
     """Show and edit the organisation's credential policy."""
-    current = services.policy_for(request.organization)
+    current = org_policy.policy_for(request.organization)
     form = PolicyForm(request.POST or None, instance=current)
     if request.method == "POST":
         if form.is_valid():
             values = {name: form.cleaned_data[name] for name in form.fields}
             # PolicyForm validated on a copy; the service locks the row and audits the change.
-            services.policy_update(organization=request.organization, actor=request.user, **values)
+            org_policy.policy_update(organization=request.organization, actor=request.user, **values)
             messages.success(request, "The credential policy was saved.")
             return redirect("org-policy", org_slug=request.organization.slug)
         return render(request, "credentials/governance/policy.html", {"form": form}, status=400)
@@ -319,7 +320,7 @@ def governance_context(request: HttpRequest, credential) -> dict:
         "gov_can_request_scopes": may(request, f"{kind.key}.scopes", owner_id=credential.owner_id)
         and credential.status == CredentialStatus.ACTIVE
         and bool(kind.url_name),
-        "gov_can_reassign": is_manager and credential.status in services.LIVE_STATUSES,
+        "gov_can_reassign": is_manager and credential.status in common.LIVE_STATUSES,
         "gov_review_form": RecertifyForm(current_scopes=scopes, prefix="review") if reviewable else None,
         "gov_reassign_form": ReassignForm(members=organization_members(request.organization), prefix="owner")
         if is_manager
@@ -356,7 +357,7 @@ def recertify(request: HttpRequest, kind: str, **kwargs) -> HttpResponse:
         messages.error(request, "Choose among the credential's current scopes.")
         return _back(credential)
     try:
-        services.credential_recertify(
+        reviews.credential_recertify(
             credential=credential, actor=request.user, scopes=[s.name for s in form.cleaned_data["scopes"]]
         )
     except ValidationError as exc:
@@ -378,7 +379,7 @@ def reassign(request: HttpRequest, kind: str, **kwargs) -> HttpResponse:
         messages.error(request, "Choose a member of the organisation.")
         return _back(credential)
     try:
-        services.credential_reassign_owner(
+        ownership.credential_reassign_owner(
             credential=credential, owner=form.cleaned_data["owner"], actor=request.user
         )
     except ValidationError as exc:
@@ -403,7 +404,7 @@ def runtime_policy(request: HttpRequest, kind: str, **kwargs) -> HttpResponse:
             for error in errors:
                 messages.error(request, error)
         return _back(credential)
-    services.credential_policy_set(
+    edits.credential_policy_set(
         credential=credential,
         actor=request.user,
         allowed_ips=form.cleaned_data["allowed_ips"],
@@ -420,7 +421,7 @@ def request_scopes(request: HttpRequest, kind: str, **kwargs) -> HttpResponse:
     governed = kind_of(credential)
     check(request, owner_id=credential.owner_id)
     current = sorted(governed.scopes_of(credential))
-    needs_approval = services.policy_for(request.organization).approve_scope_increases
+    needs_approval = org_policy.policy_for(request.organization).approve_scope_increases
     form = ScopeRequestForm(request.POST or None, initial={"scopes": current})
     if request.method == "POST" and form.is_valid():
         wanted = sorted(s.name for s in form.cleaned_data["scopes"])
@@ -431,12 +432,12 @@ def request_scopes(request: HttpRequest, kind: str, **kwargs) -> HttpResponse:
             if stale is not None:
                 return stale
         try:
-            if services.scope_increase_needs_approval(request.organization, current, wanted):
+            if org_policy.scope_increase_needs_approval(request.organization, current, wanted):
                 if set(current) - set(wanted):
                     raise ValidationError(
                         {"scopes": "Remove scopes with a review first, then request the increase."}
                     )
-                services.credential_request_create(
+                credential_request_create(
                     credential=credential,
                     requester=request.user,
                     request_type=RequestType.SCOPE_INCREASE,
@@ -447,7 +448,7 @@ def request_scopes(request: HttpRequest, kind: str, **kwargs) -> HttpResponse:
                     request, "Your request was sent. The current scopes keep working until it is approved."
                 )
             else:
-                services.credential_scopes_set(credential=credential, scopes=wanted, actor=request.user)
+                edits.credential_scopes_set(credential=credential, scopes=wanted, actor=request.user)
                 messages.success(request, "The scopes were changed.")
         except ValidationError as exc:
             if hasattr(exc, "error_dict"):

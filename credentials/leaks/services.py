@@ -19,14 +19,11 @@ from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
 from credentials.governance.models import CredentialStatus, LeakedCredentialAction, SuspensionReason
+from credentials.governance.notices import notice_send_once
+from credentials.governance.org_policy import policy_for
+from credentials.governance.ownership import managers_of
 from credentials.governance.registry import GovernedKind, SecretMatch, all_kinds
-from credentials.governance.services import (
-    credential_revoke,
-    credential_suspend,
-    managers_of,
-    notice_send_once,
-    policy_for,
-)
+from credentials.governance.reviews import credential_revoke, credential_suspend
 from credentials.leaks.models import MAX_SIGHTINGS, LeakAction, LeakReport
 from portal.services.audit import audit_log
 

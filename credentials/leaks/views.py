@@ -19,8 +19,8 @@ from rest_framework.views import APIView
 
 from credentials.leaks import signing
 from credentials.leaks.services import LeakReportsIncomplete, leak_reports_receive, reported_tokens_parse
-from portal import ratelimit
-from portal.net import client_ip
+from portal.infra import ratelimit
+from portal.infra.net import client_ip
 
 logger = logging.getLogger(__name__)
 
@@ -161,7 +161,7 @@ class SecretScanningReportView(APIView):
     def _body(django_request) -> bytes | None:
         """Return the raw body, or None when it is larger than the request size limit.
 
-        `portal.bounds` already refuses a larger declared length (413); this also bounds a
+        `portal.infra.bounds` already refuses a larger declared length (413); this also bounds a
         body sent without one.
         """
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE or 1024 * 1024

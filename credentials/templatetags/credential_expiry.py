@@ -10,7 +10,7 @@ from django import template
 from django.utils.html import format_html
 
 from credentials.governance.models import CredentialRequest, RequestType
-from credentials.governance.services import policy_for
+from credentials.governance.org_policy import policy_for
 from portal.templatetags.portal_format import relative_time
 
 register = template.Library()

@@ -5,8 +5,8 @@ from __future__ import annotations
 from django import template
 from django.db.models import Count
 
+from credentials.governance.common import LIVE_STATUSES
 from credentials.governance.registry import all_kinds
-from credentials.governance.services import LIVE_STATUSES
 
 register = template.Library()
 

@@ -35,7 +35,7 @@ from credentials.webhooks.models import (
     WebhookDelivery,
     WebhookEndpoint,
 )
-from portal import outbound
+from portal.infra import outbound
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ def post(url: str, body: bytes, headers: dict[str, str]) -> Outcome:
     """POST `body` to `url` once: no redirects followed, short timeouts, a short excerpt kept.
 
     The SSRF checks, the pinned connection and the watchdog (3 × the timeout, so a receiver
-    dripping a byte at a time cannot hold the sender) are `portal.outbound`'s.
+    dripping a byte at a time cannot hold the sender) are `portal.infra.outbound`'s.
     """
     try:
         destination = parse_url(url)

@@ -2,7 +2,7 @@
 
 A webhook makes the portal send requests to a place a customer chose, so it must not become
 a way into the portal's own network (SSRF). The checks are the shared ones of
-`portal.outbound` (also used to fetch federation issuers' keys): the URL is checked when
+`portal.infra.outbound` (also used to fetch federation issuers' keys): the URL is checked when
 saved (scheme, no credentials, no private IP literal) and the host is resolved again before
 every attempt; the connection then goes to an address that was checked, so DNS cannot change
 in between. PORTAL_WEBHOOK_ALLOW_INSECURE_LOCALHOST (on with DEBUG) admits http:// and
@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from django.conf import settings
 
-from portal import outbound
-from portal.outbound import LOCAL_HOSTS, Destination
+from portal.infra import outbound
+from portal.infra.outbound import LOCAL_HOSTS, Destination
 
 __all__ = ["LOCAL_HOSTS", "Destination", "parse_url", "resolve"]
 

@@ -9,6 +9,7 @@ notice has no audit event and calls `webhook_event_emit` itself.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from django.conf import settings
@@ -16,44 +17,44 @@ from django.db import models
 from django.utils import timezone
 
 from credentials.governance.models import CredentialStatus
-from credentials.governance.registry import credential_path, kind_of, webhook_event_of
+from credentials.governance.registry import all_kinds, credential_path, kind_of, webhook_event_of
 from credentials.webhooks.models import PING_EVENT, EventType, WebhookDelivery, WebhookEndpoint
 from portal.models import AuditEvent, Organization, User
 
-#: audit action -> webhook event. The credential kinds' prefixes are pinned
-#: (`credentials.api_key`, `tokens.m2m_app`); the request decisions are shared by every kind.
-#: A kind registered later declares its own events (`GovernedKind.webhook_events`).
-AUDIT_EVENTS: dict[str, str] = {
-    "credentials.api_key.created": EventType.CREATED,
-    "credentials.api_key.secret_issued": EventType.CREATED,
-    "tokens.m2m_app.created": EventType.CREATED,
-    "tokens.m2m_app.secret_issued": EventType.CREATED,
-    "credentials.api_key.rotated": EventType.ROTATED,
-    "tokens.m2m_app.secret_rotated": EventType.ROTATED,
-    "tokens.m2m_app.public_key_added": EventType.ROTATED,
-    "credentials.api_key.revoked": EventType.REVOKED,
-    "tokens.m2m_app.revoked": EventType.REVOKED,
-    "tokens.m2m_app.secret_revoked": EventType.REVOKED,
-    "tokens.m2m_app.public_key_revoked": EventType.REVOKED,
+#: audit action -> webhook event, for the request decisions every kind shares.
+_SHARED_EVENTS: dict[str, str] = {
     "credentials.request.approved": EventType.APPROVED,
     "credentials.request.denied": EventType.DENIED,
-    "credentials.api_key.orphaned": EventType.ORPHANED,
-    "tokens.m2m_app.orphaned": EventType.ORPHANED,
-    "credentials.api_key.suspended": EventType.SUSPENDED,
-    "tokens.m2m_app.suspended": EventType.SUSPENDED,
-    "credentials.api_key.leaked": EventType.LEAKED,
-    "tokens.m2m_app.leaked": EventType.LEAKED,
-    "credentials.api_key.policy_changed": EventType.POLICY_CHANGED,
-    "tokens.m2m_app.policy_changed": EventType.POLICY_CHANGED,
-    "credentials.api_key.policy_flagged": EventType.AGAINST_POLICY,
-    "tokens.m2m_app.policy_flagged": EventType.AGAINST_POLICY,
 }
 
-# Deliberately not events: `tokens.m2m_app.exchange_allowed` / `.exchange_disallowed` and
-# `.resource_server_allowed` / `.resource_server_disallowed` (staff changing an application's
-# cross-organisation marks in the admin: portal configuration, not a change in a credential's
-# lifecycle; it is in the audit log), and `.restored`, `.owner_reassigned`,
-# `.recertified`, `.scopes_changed` (not among the issue's events).
+
+class _AuditEvents(Mapping[str, str]):
+    """audit action -> webhook event: the shared table, then the events each registered kind declares.
+
+    Each kind lists its own audit verbs that are events (`GovernedKind.webhook_events`, in its
+    kind file); this reads them when asked, so no kind is named here.
+    """
+
+    def __getitem__(self, action: str) -> str:
+        event = _SHARED_EVENTS.get(action) or webhook_event_of(action)
+        if event is None:
+            raise KeyError(action)
+        return event
+
+    def __iter__(self) -> Iterator[str]:
+        yield from _SHARED_EVENTS
+        for kind in all_kinds():
+            yield from (f"{kind.audit_prefix}.{verb}" for verb in kind.webhook_events)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+AUDIT_EVENTS: Mapping[str, str] = _AuditEvents()
+
+# A verb no kind lists sends nothing: staff changing cross-organisation marks in the admin
+# (portal configuration, in the audit log), `restored`, `owner_reassigned`, `recertified` and
+# `scopes_changed` are deliberately not events.
 
 #: Audit extra keys copied into `data` (public identifiers and codes only; never free text
 #: that a person typed, never a secret), by the audit actions they are read from.
@@ -96,7 +97,7 @@ def _credential_of(target: models.Model | None) -> models.Model | None:
 
 def on_audit_event(event: AuditEvent, target: models.Model | None) -> None:
     """Write outbox rows for an audit event that maps to a webhook event (the audit listener)."""
-    name = AUDIT_EVENTS.get(event.action) or webhook_event_of(event.action)
+    name = AUDIT_EVENTS.get(event.action)
     if name is None or event.organization_id is None:
         return
     credential = _credential_of(target)
@@ -106,9 +107,9 @@ def on_audit_event(event: AuditEvent, target: models.Model | None) -> None:
         # A credential waiting for approval holds no secret yet; `created` is sent when it
         # gets one (`.secret_issued`), and the request's decision is `approved`/`denied`.
         return
-    if event.action == "tokens.m2m_app.public_key_added" and (event.extra or {}).get("activated"):
-        # The first public key of an approved private_key_jwt application is its first
-        # credential, like `.secret_issued`: the application is created, not rotated.
+    if (event.extra or {}).get("activated"):
+        # A credential's first secret or key after its approval (an approved private_key_jwt
+        # application's first public key), like `.secret_issued`: it is created, not rotated.
         name = EventType.CREATED
     keys = dict(_EXTRA_KEYS)
     if event.action.startswith("credentials.request.") or event.action.endswith(".secret_issued"):

@@ -95,7 +95,7 @@ def verify_signature(
 
 def generate_secret() -> str:
     """Return a new endpoint secret: `whsec_` + 40 base62 characters (~238 bits)."""
-    from portal.crypto import random_base62
+    from portal.infra.crypto import random_base62
 
     return SECRET_PREFIX + random_base62(40)
 
@@ -107,14 +107,14 @@ def secret_hint(secret: str) -> str:
 
 @lru_cache(maxsize=1)
 def _cipher():
-    """Return the cipher for endpoint secrets (portal.crypto.SecretCipher).
+    """Return the cipher for endpoint secrets (portal.infra.crypto.SecretCipher).
 
     Its key is derived with HKDF from the encryption key, which keeps webhook secrets and JWT
     signing keys apart (a ciphertext of one can never be decrypted as the other); previous
     keys (PORTAL_OLD_SIGNING_KEY_ENCRYPTION_KEY) still decrypt during a key change.
     """
     # Imported here: the module's top stays standard-library only, for receivers to copy.
-    from portal.crypto import SecretCipher, encryption_key_hkdf
+    from portal.infra.crypto import SecretCipher, encryption_key_hkdf
 
     return SecretCipher(label="webhook secrets", derive=encryption_key_hkdf(b"portal webhook secrets v1"))
 

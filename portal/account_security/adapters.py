@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 from allauth.account.adapter import DefaultAccountAdapter
+from allauth.core import context as allauth_context
 from allauth.mfa.adapter import DefaultMFAAdapter
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
 
-from portal.crypto import SecretCipher, encryption_key_hmac
-from portal.net import client_ip
-from portal.throttle import THROTTLED_MESSAGE
+from portal.account_security.events import step_up_failed
+from portal.infra.crypto import SecretCipher, encryption_key_hmac
+from portal.infra.net import client_ip
+from portal.stepup import is_recently_authenticated
+
+#: allauth's `login_failed` rate limit (ACCOUNT_RATE_LIMITS) speaks with this message.
+THROTTLED_MESSAGE = _(
+    "Too many failed sign-in attempts. For your security, sign-in is paused for a while; "
+    "try again in 15 minutes or reset your password."
+)
+INVALID_LOGIN_MESSAGE = _("That email and password do not match an account. Check both and try again.")
 
 
 class PortalAccountAdapter(DefaultAccountAdapter):
@@ -18,6 +28,7 @@ class PortalAccountAdapter(DefaultAccountAdapter):
     error_messages = {
         **DefaultAccountAdapter.error_messages,
         "too_many_login_attempts": THROTTLED_MESSAGE,
+        "email_password_mismatch": INVALID_LOGIN_MESSAGE,
     }
 
     def is_open_for_signup(self, request: HttpRequest) -> bool:
@@ -34,11 +45,7 @@ class PortalAccountAdapter(DefaultAccountAdapter):
         # allauth's own sensitive pages (adding or removing a second factor) follow the same
         # rule as the portal's step-up: any authentication within PORTAL_STEP_UP_SECONDS counts,
         # sign-in included.
-        from allauth.core import context
-
-        from portal.stepup import is_recently_authenticated
-
-        request = context.request
+        request = allauth_context.request
         if request is not None and request.user.is_authenticated and is_recently_authenticated(request):
             return False
         return super().is_reauthentication_required(app=app, **kwargs)
@@ -46,8 +53,6 @@ class PortalAccountAdapter(DefaultAccountAdapter):
     def send_notification_mail(self, template_prefix, user, context=None, email=None) -> None:
         # Accounts here have no allauth EmailAddress rows: notify the account's own address.
         # The MFA adapter asks for this adapter without the request; the mail names the client IP.
-        from allauth.core import context as allauth_context
-
         if self.request is None:
             self.request = allauth_context.request
         if self.request is None:
@@ -58,8 +63,6 @@ class PortalAccountAdapter(DefaultAccountAdapter):
         # Users need no allauth EmailAddress row: check the password of the signed-in user.
         ok = bool(password) and user.check_password(password)
         if not ok:
-            from portal.account_security.events import step_up_failed
-
             step_up_failed(user=user, method="password")
         return ok
 

@@ -16,7 +16,7 @@ from django.urls import reverse
 
 from portal.account_security.events import LOGIN_AT, SEEN_AT
 from portal.account_security.policy import enrolment_needed
-from portal.faults import is_database_outage, unavailable_response
+from portal.infra.faults import is_database_outage, unavailable_response
 
 # How often a session's last-seen time (and its row in the sessions list) is refreshed.
 _SEEN_RESOLUTION_SECONDS = 60

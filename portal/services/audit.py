@@ -7,7 +7,7 @@ from typing import Any
 
 from django.db import models
 
-from portal.middleware import current_request_context
+from portal.infra.request_context import current_request_context
 from portal.models import AuditEvent, Organization, User
 
 #: Called as `listener(event, target)` right after each audit row is written, inside the same

@@ -17,7 +17,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from portal.account_security.adapters import MFA_CIPHER
-from portal.crypto import check_fernet_keys
+from portal.infra.crypto import check_fernet_keys
 from portal.models import User
 from portal.services.audit import audit_log
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -13,9 +14,10 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
-from portal.crypto import keyed_digest, peppers
+from portal.infra.crypto import keyed_digest, peppers
 from portal.models import Invitation, Membership, MfaRequirement, Organization, Role, User
 from portal.services.audit import audit_log
+from portal.signals import member_removed
 
 
 @transaction.atomic
@@ -94,19 +96,27 @@ def membership_remove(
         _check_manager_may_touch(actor_membership=actor_membership, role=membership.role)
     if membership.role == Role.OWNER and len(owners) <= 1:
         raise ValidationError("The organisation's last owner cannot be removed.", code="last_owner")
-    organization, email, role = membership.organization, membership.user.email, membership.role
-    # The member's credentials keep working but become orphaned until someone takes them over
-    # (docs/governance.md). Imported here: credentials builds on portal, not the other way round.
-    from credentials.governance.services import credentials_orphan
+    left = membership.user_id == actor.pk
+    membership_delete(membership=membership, actor=actor, extra={"role": membership.role, "left": left})
 
-    credentials_orphan(organization=organization, user=membership.user, actor=actor)
+
+@transaction.atomic
+def membership_delete(*, membership: Membership, actor: User | None, extra: dict[str, Any]) -> None:
+    """Delete a membership whose removal the caller has allowed, with one audit event.
+
+    The member's credentials keep working but become orphaned until someone takes them over
+    (docs/governance.md): `member_removed` lets credentials.governance mark them in this transaction.
+    """
+    member_removed.send(
+        sender=Membership, organization=membership.organization, user=membership.user, actor=actor
+    )
     audit_log(
         action="portal.membership.removed",
         actor=actor,
-        organization=organization,
+        organization=membership.organization,
         target=membership,
-        target_label=email,
-        extra={"role": role, "left": membership.user_id == actor.pk},
+        target_label=membership.user.email,
+        extra=extra,
     )
     membership.delete()
 

@@ -75,7 +75,7 @@ class PortalLoginView(LoginView):
 
     def form_invalid(self, form):
         response = super().form_invalid(form)
-        if any(error.code == "throttled" for error in form.non_field_errors().as_data()):
+        if any(error.code == "too_many_login_attempts" for error in form.non_field_errors().as_data()):
             response.status_code = 429
             response["Retry-After"] = str(settings.PORTAL_LOGIN_LOCKOUT_SECONDS)
         return response

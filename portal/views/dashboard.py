@@ -13,10 +13,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from credentials.governance.selectors import pending_requests_for
-from credentials.selectors import active_api_key_count
-from credentials.webhooks.selectors import failing_webhook_endpoint_count
 from portal.forms import AcceptInvitationSignupForm, AuditFilterForm, InvitationForm, RoleForm
+from portal.home import home_panels_context
 from portal.models import User
 from portal.selectors import (
     audit_events_for,
@@ -27,7 +25,6 @@ from portal.selectors import (
 )
 from portal.services import organizations as org_services
 from portal.tenancy import authorized, check
-from tokens.selectors import m2m_apps_for
 
 
 def _error_text(exc: ValidationError) -> str:
@@ -59,17 +56,7 @@ def org_home(request: HttpRequest) -> HttpResponse:
         "member_counts": member_counts,
         "open_invitations": open_invitations_for(organization).count(),
         "recent_events": audit_events_for(organization)[:8] if request.membership.is_manager else [],
-        "active_api_keys": active_api_key_count(organization),
-        "pending_requests": pending_requests_for(organization).count()
-        if request.membership.is_manager
-        else 0,
-        "failing_webhooks": failing_webhook_endpoint_count(organization)
-        if request.membership.is_manager
-        else 0,
-        "m2m_app_counts": m2m_apps_for(organization).aggregate(
-            total=Count("pk", distinct=True),
-            active=Count("pk", distinct=True, filter=Q(status="active")),
-        ),
+        **home_panels_context(request),
     }
     return render(request, "portal/org_home.html", context)
 

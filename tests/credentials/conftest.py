@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from credentials.services import api_key_create
+from credentials.api_keys.services import api_key_create
 from tests.factories import ScopeFactory
 
 

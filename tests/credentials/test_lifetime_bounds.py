@@ -11,10 +11,11 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from credentials.api_keys.models import ApiKey
+from credentials.api_keys.services import api_key_create, api_key_request
+from credentials.api_keys.verification import api_key_verify
 from credentials.governance.models import OrganizationPolicy
 from credentials.lifetimes import MAX_LIFETIME_DAYS, add_clamped, expiry_in_days, successor_expiry
-from credentials.models import ApiKey
-from credentials.services import api_key_create, api_key_request, api_key_verify
 
 pytestmark = pytest.mark.django_db
 
@@ -174,8 +175,8 @@ def test_m2m_public_keys_and_secrets_are_bounded_too(organization, owner):
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
+    from tokens.clients.services import client_public_key_add, client_secret_rotate, m2m_app_create
     from tokens.models import M2MApplication
-    from tokens.services import client_public_key_add, client_secret_rotate, m2m_app_create
 
     pem = (
         ec.generate_private_key(ec.SECP256R1())

@@ -9,9 +9,9 @@ from django.core.cache import caches
 from django.test import Client
 
 from credentials import policy, usage
-from credentials.governance.services import credential_policy_set
-from portal import ratelimit
-from portal.cache import ResilientRedisCache
+from credentials.governance.edits import credential_policy_set
+from portal.infra import ratelimit
+from portal.infra.cache import ResilientRedisCache
 
 pytestmark = pytest.mark.django_db
 
@@ -31,7 +31,7 @@ def redis_cache(settings):
         pytest.skip(f"no Redis at {REDIS_URL}")
     settings.CACHES = {
         "default": {
-            "BACKEND": "portal.cache.ResilientRedisCache",
+            "BACKEND": "portal.infra.cache.ResilientRedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "policy-test",
         }
@@ -63,11 +63,11 @@ def test_the_limit_is_shared_between_app_servers(redis_cache, make_key, monkeypa
 
 
 def test_a_policy_change_reaches_every_server_at_once(redis_cache, make_key, owner, monkeypatch):
-    from credentials import services
+    from credentials.api_keys import verification
 
     api_key, key = make_key()
     assert whoami(key, OUTSIDE).status_code == 200  # server A caches the snapshot (30 s with Redis)
-    monkeypatch.setattr(services, "cache", other_server())
+    monkeypatch.setattr(verification, "cache", other_server())
     assert whoami(key, OUTSIDE).status_code == 200  # server B reads the same shared snapshot
     credential_policy_set(credential=api_key, actor=owner, allowed_ips=[INSIDE])
     assert whoami(key, OUTSIDE).status_code == 403  # on B, with no wait
@@ -102,8 +102,8 @@ def test_concurrent_servers_count_exactly_and_concurrent_rollups_never_double(
 
     from django.db import connection
 
+    from credentials.api_keys.verification import api_key_verify
     from credentials.models import UsageBucket
-    from credentials.services import api_key_verify
 
     api_key, key = make_key(rate_limit={"requests": 150, "per_seconds": 86400})
     barrier = threading.Barrier(2)

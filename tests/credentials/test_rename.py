@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from credentials.models import ApiKey
-from credentials.services import api_key_create
+from credentials.api_keys.models import ApiKey
+from credentials.api_keys.services import api_key_create
 from portal.models import AuditEvent
+from tokens.clients.services import m2m_app_create
 from tokens.models import M2MApplication
-from tokens.services import m2m_app_create
 
 
 @pytest.fixture

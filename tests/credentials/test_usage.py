@@ -7,11 +7,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.test import Client
 
-from credentials import keys, usage
+from credentials import usage
+from credentials.api_keys import keys
+from credentials.api_keys.services import api_key_revoke
 from credentials.models import UsageBucket
-from credentials.services import api_key_revoke
 from tests.tokens.conftest import request_token
-from tokens.services import m2m_app_create
+from tokens.clients.services import m2m_app_create
 
 pytestmark = pytest.mark.django_db
 

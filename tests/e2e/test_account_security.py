@@ -7,12 +7,12 @@ import time
 from importlib import import_module
 
 import pytest
+from allauth.account.authentication import AUTHENTICATION_METHODS_SESSION_KEY as AUTH_RECORDS
 from allauth.mfa.models import Authenticator
 from django.conf import settings
 from playwright.sync_api import expect
 
 from portal.account_security.events import LOGIN_AT
-from portal.stepup import AUTH_RECORDS
 from tests.e2e.helpers import confirming, log_in, log_out, message, record_problems
 from tests.factories import PASSWORD
 

@@ -10,8 +10,8 @@ import requests
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page, expect
 
-from credentials import keys
-from credentials.models import ApiKey
+from credentials.api_keys import keys
+from credentials.api_keys.models import ApiKey
 from tests.e2e.helpers import (
     assert_form_keyboard_accessible,
     confirming,

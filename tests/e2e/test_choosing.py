@@ -8,12 +8,12 @@ import pytest
 import requests
 from playwright.sync_api import expect
 
-from credentials.models import ApiKey
-from credentials.services import api_key_create
+from credentials.api_keys.models import ApiKey
+from credentials.api_keys.services import api_key_create
 from tests.e2e.helpers import confirming, record_problems, revealed_secret, tab_to
 from tests.factories import ScopeFactory
-from tokens import keys
 from tokens.models import M2MApplication
+from tokens.signing import keys
 
 pytestmark = pytest.mark.e2e
 

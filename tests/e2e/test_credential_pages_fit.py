@@ -7,13 +7,13 @@ from datetime import timedelta
 import pytest
 from playwright.sync_api import expect
 
-from credentials.services import api_key_create, api_key_revoke, api_key_rotate
+from credentials.api_keys.services import api_key_create, api_key_revoke, api_key_rotate
 from portal.models import Role
 from tests.e2e.helpers import assert_no_horizontal_overflow, assert_panels_fit, record_problems
 from tests.e2e.test_api_keys import create_key
 from tests.factories import ResourceServerFactory, ScopeFactory
-from tokens import keys as token_keys
-from tokens.services import client_secret_rotate, m2m_app_create
+from tokens.clients.services import client_secret_rotate, m2m_app_create
+from tokens.signing import keys as token_keys
 
 pytestmark = pytest.mark.e2e
 

@@ -7,10 +7,10 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from credentials.models import ApiKey
-from credentials.services import api_key_create
+from credentials.api_keys.models import ApiKey
+from credentials.api_keys.services import api_key_create
 from credentials.webhooks.services import webhook_endpoint_create
-from tokens.services import m2m_app_create
+from tokens.clients.services import m2m_app_create
 
 pytestmark = pytest.mark.e2e
 

@@ -9,9 +9,9 @@ from datetime import date, timedelta
 import pytest
 from playwright.sync_api import expect
 
-from credentials.governance.services import policy_update
-from credentials.models import ApiKey
-from credentials.services import api_key_create, api_key_revoke
+from credentials.api_keys.models import ApiKey
+from credentials.api_keys.services import api_key_create, api_key_revoke
+from credentials.governance.org_policy import policy_update
 from tests.e2e.helpers import message, record_problems, table_row
 from tests.factories import ScopeFactory
 

@@ -9,9 +9,9 @@ from playwright.sync_api import expect
 from tests.e2e.helpers import message, record_problems, table_row
 from tests.factories import ScopeFactory
 from tests.support.oidc_issuer import LocalIssuer
-from tokens import keys
+from tokens.clients.services import m2m_app_create
 from tokens.models import FederatedIdentity
-from tokens.services import m2m_app_create
+from tokens.signing import keys
 
 pytestmark = pytest.mark.e2e
 

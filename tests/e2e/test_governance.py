@@ -7,7 +7,7 @@ import os
 import pytest
 from playwright.sync_api import expect
 
-from credentials.governance.services import policy_update
+from credentials.governance.org_policy import policy_update
 from tests.e2e.helpers import message, record_problems, revealed_secret, table_row
 from tests.factories import ScopeFactory
 

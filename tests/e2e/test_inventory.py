@@ -9,11 +9,11 @@ import io
 import pytest
 from playwright.sync_api import expect
 
-from credentials.services import api_key_create, api_key_revoke
+from credentials.api_keys.services import api_key_create, api_key_revoke
 from portal.models import Membership
 from tests.e2e.helpers import confirming, message, table_row
 from tests.factories import ScopeFactory, UserFactory, enrol_totp
-from tokens.services import m2m_app_create
+from tokens.clients.services import m2m_app_create
 
 pytestmark = pytest.mark.e2e
 

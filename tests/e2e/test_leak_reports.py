@@ -9,8 +9,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from django.test import Client
 from playwright.sync_api import expect
 
-from credentials.models import ApiKey
-from credentials.services import api_key_create
+from credentials.api_keys.models import ApiKey
+from credentials.api_keys.services import api_key_create
 from tests.e2e.helpers import assert_no_horizontal_overflow, assert_panels_fit, record_problems
 from tests.support.secret_scanning import keys_document, sign
 

@@ -10,8 +10,8 @@ from playwright.sync_api import Page, expect
 
 from tests.e2e.helpers import confirming, copy_and_read_clipboard, message, record_problems, table_row
 from tests.factories import ScopeFactory
-from tokens import keys
 from tokens.models import ClientSecret, M2MApplication
+from tokens.signing import keys
 
 pytestmark = pytest.mark.e2e
 

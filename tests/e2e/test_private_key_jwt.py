@@ -14,9 +14,9 @@ from playwright.sync_api import expect
 
 from tests.e2e.helpers import confirming, message, record_problems, table_row
 from tests.factories import ScopeFactory
-from tokens import keys
-from tokens.assertions import parse_public_key
+from tokens.clients.public_keys import parse_public_key
 from tokens.models import M2MApplication
+from tokens.signing import keys
 
 pytestmark = pytest.mark.e2e
 

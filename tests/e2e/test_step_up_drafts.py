@@ -7,12 +7,12 @@ import time
 from importlib import import_module
 
 import pytest
+from allauth.account.authentication import AUTHENTICATION_METHODS_SESSION_KEY as AUTH_RECORDS
 from django.conf import settings
 from playwright.sync_api import expect
 
-from credentials.models import ApiKey
+from credentials.api_keys.models import ApiKey
 from portal.account_security.events import LOGIN_AT
-from portal.stepup import AUTH_RECORDS
 from tests.e2e.helpers import log_in, message
 from tests.factories import PASSWORD, ScopeFactory
 

@@ -7,8 +7,8 @@ from django.core.management import call_command
 from playwright.sync_api import expect
 
 from credentials.webhooks.models import WebhookEndpoint
+from tests.credentials.webhooks.conftest import Receiver
 from tests.e2e.helpers import message, record_problems, revealed_secret, table_row
-from tests.webhooks.conftest import Receiver
 
 pytestmark = pytest.mark.e2e
 

@@ -10,6 +10,7 @@ import struct
 import time
 
 import pytest
+from allauth.account.authentication import AUTHENTICATION_METHODS_SESSION_KEY as AUTH_RECORDS
 from allauth.mfa.models import Authenticator
 from allauth.mfa.recovery_codes.internal.auth import RecoveryCodes
 from allauth.usersessions.models import UserSession
@@ -17,10 +18,9 @@ from django.contrib.sessions.models import Session
 from django.test import Client
 from django.urls import reverse
 
-from credentials.models import ApiKey
+from credentials.api_keys.models import ApiKey
 from portal.account_security.events import LOGIN_AT, SEEN_AT
 from portal.models import AuditEvent, MfaRequirement, Role
-from portal.stepup import AUTH_RECORDS
 from tests.factories import PASSWORD, MembershipFactory, ScopeFactory, UserFactory, enrol_totp
 
 pytestmark = pytest.mark.django_db
@@ -252,14 +252,14 @@ def test_bad_policy_value_is_a_form_error(owner_client):
 
 @pytest.fixture
 def app(organization, owner):
-    from tokens.services import m2m_app_create
+    from tokens.clients.services import m2m_app_create
 
     application, _secret = m2m_app_create(organization=organization, name="billing", owner=owner, actor=owner)
     return application
 
 
 def _sensitive_actions(organization, owner, member, app):
-    from credentials.services import api_key_create
+    from credentials.api_keys.services import api_key_create
 
     key, _ = api_key_create(organization=organization, name="deploy", owner=owner, scopes=[], actor=owner)
     membership = member.memberships.get()
@@ -477,7 +477,7 @@ def test_step_up_offers_the_passkey_when_there_is_no_authenticator_app(owner_cli
 
 
 def test_the_rest_api_asks_session_users_for_step_up_but_not_machines(owner_client, organization, owner):
-    from credentials.services import api_key_create
+    from credentials.api_keys.services import api_key_create
 
     create_url = reverse("api-org-api-key-list", args=["acme"])
     make_stale(owner_client)

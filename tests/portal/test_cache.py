@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from portal.cache import ResilientRedisCache
+from portal.infra.cache import ResilientRedisCache
 from tests.support.servers import free_port
 
 
@@ -34,7 +34,7 @@ def redis_server():
 
 def test_cache_works_then_degrades_then_recovers(redis_server, caplog, monkeypatch):
     port, proc = redis_server
-    monkeypatch.setattr("portal.cache.BACKOFF_SECONDS", 0.2)
+    monkeypatch.setattr("portal.infra.cache.BACKOFF_SECONDS", 0.2)
     cache = ResilientRedisCache(
         f"redis://127.0.0.1:{port}/0", {"OPTIONS": {"socket_connect_timeout": 0.3, "socket_timeout": 0.3}}
     )

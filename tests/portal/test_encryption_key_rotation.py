@@ -26,9 +26,10 @@ from portal.account_security.adapters import MFA_CIPHER
 from portal.models import AuditEvent
 from tests.factories import enrol_totp
 from tests.portal.test_account_security import make_stale, password_step, signed_in, totp_code
-from tokens import keys
+from tokens.clients.services import m2m_app_create
 from tokens.models import SigningKey
-from tokens.services import m2m_app_create, signing_key_ensure
+from tokens.signing import keys
+from tokens.signing.services import signing_key_ensure
 
 pytestmark = pytest.mark.django_db
 

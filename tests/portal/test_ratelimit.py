@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from portal import ratelimit
-from portal.ratelimit import Limit
+from portal.infra import ratelimit
+from portal.infra.ratelimit import Limit
 
 
 def test_limit_allows_then_refuses_with_retry_after():

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from django.test import Client
 
+from credentials.api_keys.models import ApiKey
 from credentials.governance.models import CredentialRequest, OrganizationPolicy
-from credentials.models import ApiKey
 from credentials.webhooks.models import WebhookDelivery, WebhookEndpoint
 from portal.models import AuditEvent, Invitation, Membership
 from tokens.models import ClientPublicKey, ClientSecret, M2MApplication

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from credentials.services import api_key_create
+from credentials.api_keys.services import api_key_create
 from tests.factories import ScopeFactory
 from tests.tokens.conftest import AppCredentials, _fresh_key_caches  # noqa: F401  (autouse fixture)
-from tokens.services import m2m_app_create
+from tokens.clients.services import m2m_app_create
 
 ALL_SCOPES = ("orders:read", "orders:write", "api_keys:verify", "api_keys:manage")
 

@@ -27,9 +27,9 @@ from django.test import Client
 from django.urls import reverse
 from rest_framework.authentication import SessionAuthentication
 
-from credentials.authentication import ApiKeyAuthentication
+from credentials.api_keys.authentication import ApiKeyAuthentication
+from credentials.api_keys.services import api_key_create, api_key_request
 from credentials.governance.models import CredentialRequest
-from credentials.services import api_key_create, api_key_request
 from portal import authz
 from portal.models import Membership, Role
 from portal.permissions import Authorized, AuthorizedView, OrganizationAccess
@@ -37,9 +37,10 @@ from tests.factories import MembershipFactory, OrganizationFactory, ScopeFactory
 from tests.isolation import url_kwargs, url_params, walk_urls
 from tests.security.authority import counts, describe_change, leaked, state
 from tests.tokens.conftest import basic
-from tokens.authentication import AccessTokenAuthentication
+from tokens.clients.services import client_public_key_add, m2m_app_create
+from tokens.federation.services import federated_identity_create
 from tokens.models import M2MApplication
-from tokens.services import client_public_key_add, federated_identity_create, m2m_app_create
+from tokens.protocol.authentication import AccessTokenAuthentication
 
 # --- (a) every URL is classified ----------------------------------------------------------------
 
@@ -48,7 +49,7 @@ from tokens.services import client_public_key_add, federated_identity_create, m2
 MACHINE_ENDPOINTS = {
     "api-whoami": "describes the calling credential, whatever its scopes",
     "secret-scanning-reports": "a secret-scanning partner's signed reports (no principal of ours)",
-    "oauth-token": "RFC 6749: client authentication, scopes bounded by the owner (tokens.oauth)",
+    "oauth-token": "RFC 6749: client authentication, scopes bounded by the owner (tokens.protocol.oauth)",
     "oauth-introspect": "RFC 7662: resource servers, a staff flag (staff.flags in the admin)",
     "oauth-revoke": "RFC 7009: a client revokes its own tokens",
     "oauth-jwks": "public keys",

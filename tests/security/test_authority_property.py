@@ -22,15 +22,15 @@ from django.urls import reverse
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from credentials.api_keys.models import ApiKey
+from credentials.api_keys.services import api_key_create, api_key_request
 from credentials.governance.models import CredentialRequest, RequestState
-from credentials.models import ApiKey
-from credentials.services import api_key_create, api_key_request
 from portal import authz
 from portal.models import Membership, Role
 from portal.services.organizations import membership_change_role
 from tests.factories import MembershipFactory, OrganizationFactory, ScopeFactory, UserFactory
 from tests.tokens.conftest import basic
-from tokens.services import m2m_app_create
+from tokens.clients.services import m2m_app_create
 
 pytestmark = pytest.mark.django_db
 

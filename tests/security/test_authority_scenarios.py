@@ -16,16 +16,16 @@ from django.core.exceptions import ValidationError
 from django.test import Client
 from django.urls import reverse
 
+from credentials.api_keys.models import ApiKey
+from credentials.api_keys.services import api_key_create, api_key_request
 from credentials.governance.models import CredentialRequest, RequestState
-from credentials.models import ApiKey
-from credentials.services import api_key_create, api_key_request
 from portal.models import Invitation, Membership, Role
 from portal.services.organizations import invitation_create, membership_change_role, membership_remove
 from tests.factories import ScopeFactory
 from tests.portal.test_account_security import make_stale
 from tests.security.authority import leaked, state
 from tests.tokens.conftest import basic
-from tokens.services import m2m_app_create
+from tokens.clients.services import m2m_app_create
 
 pytestmark = pytest.mark.django_db
 

@@ -75,7 +75,7 @@ def test_a_real_key_just_under_the_bound_still_works(client, make_key):
 
 
 def test_log_redaction_keeps_the_public_parts():
-    from portal.log_filters import redact
+    from portal.infra.log_filters import redact
 
     key = "ipk_live_AbCdEfGhIjKl" + "x" * 32 + "ZZZZZZ"
     line = redact(

@@ -16,13 +16,13 @@ from django.db import close_old_connections
 from django.test import Client
 from hypothesis import HealthCheck, Phase, settings
 
-from credentials.services import api_key_create, api_key_request
+from credentials.api_keys.services import api_key_create, api_key_request
 from portal.models import Role
 from tests.factories import MembershipFactory, OrganizationFactory, ScopeFactory, UserFactory
 from tests.isolation import _keyed_app_id
 from tests.security.conftest import ALL_SCOPES
+from tokens.clients.services import m2m_app_create
 from tokens.models import M2MApplication
-from tokens.services import m2m_app_create
 
 #: Examples per operation and credential mode: enough to cross every branch of the parsers,
 #: small enough that the whole schema fuzz stays within a few seconds.

@@ -9,7 +9,7 @@ tokens (invite, accept), leak reports (GitHub secret scanning reports a key and 
 twice) and webhook signing secrets (create, rotate, deliver, retry) run with logging at DEBUG and
 every SQL statement logged. Then every captured log line, every response body (except the one that
 reveals each secret), the cache and every row of every table are searched for every secret issued.
-The per-room tests (tests/credentials/test_no_leaks.py, tests/tokens/test_leaks.py) go deeper into
+The per-room tests (tests/credentials/api_keys/test_no_leaks.py, tests/tokens/test_leaks.py) go deeper into
 each room; this is the one place that covers them all together.
 """
 
@@ -34,20 +34,22 @@ from django.test import Client
 from django.urls import reverse
 from jwt.algorithms import ECAlgorithm
 
-from credentials.models import ApiKey, LeakReport
-from credentials.services import api_key_create
+from credentials.api_keys.models import ApiKey
+from credentials.api_keys.services import api_key_create
+from credentials.models import LeakReport
 from credentials.webhooks.models import WebhookEndpoint
 from portal.models import Invitation
+from tests.credentials.webhooks.conftest import Receiver
 from tests.factories import ScopeFactory, UserFactory
 from tests.support.oidc_issuer import LocalIssuer
 from tests.support.secret_scanning import keys_document, sign
 from tests.tokens.conftest import basic
 from tests.tokens.test_leaks import _private_material
-from tests.webhooks.conftest import Receiver
-from tokens.assertions import JWT_BEARER_ASSERTION_TYPE
-from tokens.exchange import API_KEY_TOKEN_TYPE, GRANT_TYPE
+from tokens.clients.services import m2m_app_create, m2m_app_set_exchange
+from tokens.federation.services import federated_identity_create
 from tokens.models import M2MApplication
-from tokens.services import federated_identity_create, m2m_app_create, m2m_app_set_exchange
+from tokens.protocol.assertions import JWT_BEARER_ASSERTION_TYPE
+from tokens.protocol.exchange import API_KEY_TOKEN_TYPE, GRANT_TYPE
 
 API_KEY_RE = re.compile(r"ipk_(?:live|test)_[0-9A-Za-z]{50}")
 CLIENT_SECRET_RE = re.compile(r"ips_[0-9A-Za-z]{20,}")

@@ -9,8 +9,8 @@ import pytest
 from django.core.cache import caches
 from django.urls import reverse
 
-from portal import ratelimit
-from portal.cache import ResilientRedisCache
+from portal.infra import ratelimit
+from portal.infra.cache import ResilientRedisCache
 from tests.tokens.conftest import basic
 
 pytestmark = pytest.mark.django_db
@@ -214,8 +214,7 @@ class TestApiKeyFailures:
 
 
 def test_login_behind_a_trusted_proxy_is_counted_per_forwarded_client(client, settings, member):
-    settings.PORTAL_LOGIN_MAX_FAILURES_PER_IP = 2
-    settings.PORTAL_LOGIN_MAX_FAILURES_PER_ACCOUNT = 100
+    settings.ACCOUNT_RATE_LIMITS = {"login_failed": "2/900s/ip,100/900s/key"}
     settings.PORTAL_TRUSTED_PROXIES = ["127.0.0.1"]
     for n in range(2):
         client.post(
@@ -246,7 +245,7 @@ def redis_cache(settings):
         pytest.skip(f"no Redis at {REDIS_URL}")
     settings.CACHES = {
         "default": {
-            "BACKEND": "portal.cache.ResilientRedisCache",
+            "BACKEND": "portal.infra.cache.ResilientRedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "rl-test",
         }

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 import pytest
 
 from tests.factories import ResourceServerFactory, ScopeFactory
-from tokens import keys
+from tokens.clients.services import m2m_app_create
 from tokens.models import M2MApplication
-from tokens.services import m2m_app_create
+from tokens.signing import keys
 
 
 @dataclass

@@ -9,13 +9,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from django.test import Client
 
-from credentials.governance.services import policy_update
-from credentials.services import api_key_create
+from credentials.api_keys.services import api_key_create
+from credentials.governance.org_policy import policy_update
 from portal.models import AuditEvent, Membership
 from tests.factories import ScopeFactory
 from tests.tokens.conftest import basic
+from tokens.clients.services import client_secret_rotate, m2m_app_create
 from tokens.models import ClientSecret, M2MApplication
-from tokens.services import client_secret_rotate, m2m_app_create
 
 pytestmark = pytest.mark.django_db
 

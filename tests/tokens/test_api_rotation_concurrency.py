@@ -8,12 +8,12 @@ import pytest
 from django.db import connection
 from django.test import Client
 
-from credentials.services import api_key_create
+from credentials.api_keys.services import api_key_create
 from portal.models import AuditEvent
 from tests.factories import ScopeFactory
 from tests.tokens.conftest import basic
+from tokens.clients.services import MAX_LIVE_SECRETS
 from tokens.models import ClientSecret
-from tokens.services import MAX_LIVE_SECRETS
 
 
 def _rotate_concurrently(url: str, key: str, callers: int) -> list[tuple[int, dict]]:

@@ -18,11 +18,11 @@ from portal.models import AuditEvent
 from tests.factories import UserFactory, enrol_totp
 from tests.support.oidc_issuer import LocalIssuer
 from tests.support.servers import free_port
-from tokens import federation
-from tokens.assertions import JWT_BEARER_ASSERTION_TYPE
+from tokens.federation import trust as federation
+from tokens.federation.services import federated_identity_create, federated_identity_revoke
 from tokens.models import FederatedIdentity
-from tokens.selectors import live_access_token
-from tokens.services import federated_identity_create, federated_identity_revoke
+from tokens.protocol.assertions import JWT_BEARER_ASSERTION_TYPE
+from tokens.protocol.selectors import live_access_token
 
 AUD = settings.PORTAL_ISSUER
 
@@ -549,11 +549,11 @@ def _wrap_discovery(real, *, jwks_uri: str):
 
 
 def test_suspending_or_removing_a_trust_kills_its_tokens(client, app, github_trust, issuer, owner):
-    from credentials.governance import services as governance
+    from credentials.governance import reviews
 
     access = present(client, app.client_id, issuer.github_actions(audience=AUD)).json()["access_token"]
     assert live_access_token(access, audience=None)
-    governance.credential_suspend(credential=github_trust, actor=None, reason="manual")
+    reviews.credential_suspend(credential=github_trust, actor=None, reason="manual")
     with pytest.raises(Exception, match="revoked"):
         live_access_token(access, audience=None)
     assert_invalid_client(present(client, app.client_id, issuer.github_actions(audience=AUD)))
@@ -561,7 +561,7 @@ def test_suspending_or_removing_a_trust_kills_its_tokens(client, app, github_tru
         "/oauth/introspect", {"token": access}, HTTP_AUTHORIZATION=_basic(app.client_id, app.client_secret)
     ).json()
     assert introspected == {"active": False}
-    governance.credential_restore(credential=github_trust, actor=owner)
+    reviews.credential_restore(credential=github_trust, actor=owner)
     assert live_access_token(access, audience=None)
     federated_identity_revoke(identity=github_trust, actor=owner)
     with pytest.raises(Exception, match="revoked"):
@@ -573,7 +573,7 @@ def test_suspending_or_removing_a_trust_kills_its_tokens(client, app, github_tru
 
 
 def test_revoking_the_application_removes_its_trusts(client, app, github_trust, owner):
-    from tokens.services import m2m_app_revoke
+    from tokens.clients.services import m2m_app_revoke
 
     m2m_app_revoke(application=app.application, actor=owner)
     github_trust.refresh_from_db()

@@ -9,7 +9,7 @@ import pytest
 from django.conf import settings
 from django.urls import reverse
 
-from credentials.governance import services as governance
+from credentials.governance import approvals, org_policy, ownership, reviews
 from credentials.governance.models import CredentialRequest
 from credentials.governance.selectors import inventory_queryset, inventory_rows
 from credentials.webhooks.models import WebhookDelivery
@@ -152,7 +152,7 @@ def test_approval_is_required_when_the_policy_says_so(
 ):
     from credentials.governance.models import OrganizationPolicy  # noqa: F401 - the policy row
 
-    governance.policy_update(
+    org_policy.policy_update(
         organization=app.application.organization, actor=owner, approve_new_m2m_apps=True
     )
     with pytest.raises(Exception, match="Say why"):
@@ -169,9 +169,9 @@ def test_approval_is_required_when_the_policy_says_so(
     assert_invalid_client(present(client, app.client_id, issuer.github_actions(audience=AUD)))
     request = CredentialRequest.objects.get(kind="federated_id", object_id=identity.pk)
     with pytest.raises(Exception, match="own request"):
-        governance.credential_request_approve(request=request, actor=owner)
+        approvals.credential_request_approve(request=request, actor=owner)
     with django_capture_on_commit_callbacks(execute=True):
-        governance.credential_request_approve(request=request, actor=admin_user)
+        approvals.credential_request_approve(request=request, actor=admin_user)
     from django.core import mail
 
     approved = [m for m in mail.outbox if "Request approved" in m.subject]
@@ -179,8 +179,8 @@ def test_approval_is_required_when_the_policy_says_so(
     identity.refresh_from_db()
     assert identity.status == "pending"  # approved; its owner activates it
     with pytest.raises(Exception, match="owner"):
-        governance.credential_secret_issue(credential=identity, actor=admin_user)
-    governance.credential_secret_issue(credential=identity, actor=owner)
+        approvals.credential_secret_issue(credential=identity, actor=admin_user)
+    approvals.credential_secret_issue(credential=identity, actor=owner)
     identity.refresh_from_db()
     assert identity.status == "active" and identity.review_due_at is not None
     assert claims_of(present(client, app.client_id, issuer.github_actions(audience=AUD)))
@@ -220,8 +220,8 @@ def test_review_and_owner_reassignment_go_through_governance(owner, admin_user, 
     identity = add_trust(
         app.application, issuer.url, "repo:acme/api:ref:refs/heads/main", preset="github_actions"
     )
-    governance.credential_recertify(credential=identity, actor=owner)
-    governance.credential_reassign_owner(credential=identity, owner=admin_user, actor=owner)
+    reviews.credential_recertify(credential=identity, actor=owner)
+    ownership.credential_reassign_owner(credential=identity, owner=admin_user, actor=owner)
     identity.refresh_from_db()
     assert identity.owner == admin_user and identity.last_reviewed_by == owner
     actions = set(AuditEvent.objects.filter(target_id=str(identity.pk)).values_list("action", flat=True))
@@ -238,9 +238,9 @@ def test_lifecycle_webhook_events_are_sent_for_trusts(owner, app, issuer):
     identity = add_trust(
         app.application, issuer.url, "repo:acme/api:ref:refs/heads/main", preset="github_actions"
     )
-    governance.credential_suspend(credential=identity, actor=None, reason="manual")
-    governance.credential_restore(credential=identity, actor=owner)
-    governance.credential_revoke(credential=identity, actor=owner, reason="done")
+    reviews.credential_suspend(credential=identity, actor=None, reason="manual")
+    reviews.credential_restore(credential=identity, actor=owner)
+    reviews.credential_revoke(credential=identity, actor=owner, reason="done")
     deliveries = list(WebhookDelivery.objects.order_by("id"))
     assert [d.event_type for d in deliveries] == [
         "credential.created",

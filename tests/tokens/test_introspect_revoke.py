@@ -10,8 +10,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.tokens.conftest import basic
-from tokens.issuing import access_token_claims, sign_access_token
 from tokens.models import RevokedToken
+from tokens.signing.issuing import access_token_claims, sign_access_token
 
 pytestmark = pytest.mark.django_db
 

@@ -16,9 +16,10 @@ from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from tests.factories import UserFactory, enrol_totp
 from tests.tokens.conftest import basic
-from tokens import keys
+from tokens.clients.services import client_secret_rotate
 from tokens.models import SigningKey
-from tokens.services import client_secret_rotate, signing_key_rotate
+from tokens.signing import keys
+from tokens.signing.services import signing_key_rotate
 
 
 def _private_material() -> list[str]:

@@ -13,8 +13,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from django.conf import settings
 
-from credentials.services import api_key_create
-from tokens.services import m2m_app_create, m2m_app_set_exchange
+from credentials.api_keys.services import api_key_create
+from tokens.clients.services import m2m_app_create, m2m_app_set_exchange
 from tokens.verifier import TokenVerifier
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -10,7 +10,7 @@ from django.conf import settings
 from jwcrypto.jwk import JWK
 
 from tests.tokens.conftest import basic
-from tokens.issuing import access_token_claims, sign_access_token
+from tokens.signing.issuing import access_token_claims, sign_access_token
 
 pytestmark = pytest.mark.django_db
 

@@ -13,14 +13,16 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
 
+from credentials.api_keys.models import ApiKey
+from credentials.api_keys.services import api_key_create, api_key_request, api_key_revoke
+from credentials.api_keys.verification import api_key_verify
 from credentials.governance.models import SuspensionReason
-from credentials.governance.services import credential_suspend, policy_update
-from credentials.models import ApiKey
-from credentials.services import api_key_create, api_key_request, api_key_revoke, api_key_verify
+from credentials.governance.org_policy import policy_update
+from credentials.governance.reviews import credential_suspend
 from portal.models import AuditEvent
 from tests.tokens.conftest import AppCredentials, request_token
+from tokens.clients.moves import api_key_move_to_m2m_app
 from tokens.models import M2MApplication
-from tokens.services import api_key_move_to_m2m_app
 
 pytestmark = pytest.mark.django_db
 

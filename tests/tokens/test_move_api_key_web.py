@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from credentials.models import ApiKey
-from credentials.services import api_key_create, api_key_verify
+from credentials.api_keys.models import ApiKey
+from credentials.api_keys.services import api_key_create
+from credentials.api_keys.verification import api_key_verify
 from tests.factories import ScopeFactory
 from tests.tokens.conftest import AppCredentials, request_token
 from tokens.models import M2MApplication
@@ -133,7 +134,7 @@ def test_dashboard_move_confirms_reveals_once_and_links_both_pages(owner_client,
 
 
 def test_the_inventory_links_the_key_and_its_application(owner_client, owner, key):
-    from tokens.services import api_key_move_to_m2m_app
+    from tokens.clients.moves import api_key_move_to_m2m_app
 
     api_key, _ = key
     move = api_key_move_to_m2m_app(api_key=api_key, actor=owner)

@@ -9,9 +9,9 @@ import pytest
 from django.test import Client, override_settings
 from prometheus_client import REGISTRY
 
-from credentials.services import api_key_create
-from portal.middleware import RequestIdLogFilter
-from portal.observability import JsonFormatter
+from credentials.api_keys.services import api_key_create
+from portal.infra.observability import JsonFormatter
+from portal.infra.request_context import RequestIdLogFilter
 from portal.services.organizations import invitation_create
 from tests.tokens.conftest import basic, request_token
 

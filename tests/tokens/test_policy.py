@@ -9,7 +9,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.test import Client
 
-from credentials.governance.services import credential_policy_set
+from credentials.governance.edits import credential_policy_set
 from portal.models import AuditEvent
 from tests.tokens.conftest import basic, request_token
 from tokens.models import M2MApplication

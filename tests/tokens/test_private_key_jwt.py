@@ -19,15 +19,16 @@ from django.utils import timezone
 
 from portal.models import AuditEvent
 from tests.tokens.conftest import basic
-from tokens.assertions import JWT_BEARER_ASSERTION_TYPE, REPLAY_CACHE_PREFIX, parse_public_key
-from tokens.models import ClientPublicKey, M2MApplication
-from tokens.selectors import live_access_token
-from tokens.services import (
+from tokens.clients.public_keys import parse_public_key
+from tokens.clients.services import (
     client_public_key_add,
     client_public_key_revoke,
     client_secret_rotate,
     m2m_app_create,
 )
+from tokens.models import ClientPublicKey, M2MApplication
+from tokens.protocol.assertions import JWT_BEARER_ASSERTION_TYPE, REPLAY_CACHE_PREFIX
+from tokens.protocol.selectors import live_access_token
 
 TOKEN_URL = settings.PORTAL_ISSUER + "/oauth/token"
 
@@ -447,7 +448,7 @@ def test_secret_and_assertion_together_are_refused(client, pk_app, rsa_key, app)
 
 def test_secret_auth_is_refused_for_a_private_key_jwt_app(client, pk_app):
     # Even a made-up secret row could not help: the application is not a secret client.
-    from tokens.services import _new_secret
+    from tokens.clients.services import _new_secret
 
     _row, plaintext = _new_secret(pk_app, None)
     response = client.post(
@@ -463,7 +464,7 @@ def test_an_assertion_is_refused_for_a_secret_app(client, app, rsa_key):
 
 
 def test_a_suspended_or_revoked_app_is_refused(client, pk_app, rsa_key, owner):
-    from tokens.services import m2m_app_revoke
+    from tokens.clients.services import m2m_app_revoke
 
     m2m_app_revoke(application=pk_app, actor=owner)
     assert pk_app.public_keys.get().revoked_at is not None
@@ -472,7 +473,7 @@ def test_a_suspended_or_revoked_app_is_refused(client, pk_app, rsa_key, owner):
 
 def test_failures_log_a_reason_without_the_assertion(client, pk_app, rsa_key, caplog):
     assertion = make_assertion(rsa_key, pk_app.client_id, aud="https://other.example")
-    with caplog.at_level("INFO", logger="tokens.assertions"):
+    with caplog.at_level("INFO", logger="tokens.protocol.assertions"):
         assert_invalid_client(post_token(client, assertion))
     assert "InvalidAudienceError" in caplog.text and pk_app.client_id in caplog.text
     assert assertion not in caplog.text and assertion.split(".")[2] not in caplog.text
@@ -629,8 +630,8 @@ def test_a_token_request_costs_few_queries(client, pk_app, rsa_key, django_asser
 def test_a_requested_app_gets_its_first_key_after_approval_from_its_owner(
     organization, owner, admin_user, member, scopes, rsa_key, client
 ):
-    from credentials.governance.services import credential_request_approve
-    from tokens.services import m2m_app_request
+    from credentials.governance.approvals import credential_request_approve
+    from tokens.clients.services import m2m_app_request
 
     application, request = m2m_app_request(
         organization=organization,
@@ -656,8 +657,8 @@ def test_a_requested_app_gets_its_first_key_after_approval_from_its_owner(
 def test_generating_a_secret_is_refused_for_an_approved_private_key_jwt_app(
     organization, admin_user, member, scopes
 ):
-    from credentials.governance.services import credential_request_approve, credential_secret_issue
-    from tokens.services import m2m_app_request
+    from credentials.governance.approvals import credential_request_approve, credential_secret_issue
+    from tokens.clients.services import m2m_app_request
 
     application, request = m2m_app_request(
         organization=organization,
@@ -737,7 +738,7 @@ def test_concurrent_replays_of_one_assertion_succeed_once(require_postgres, pk_a
 
 
 def test_the_inventory_reads_expiry_and_last_use_from_the_keys(client, pk_app, rsa_key, owner, other_rsa_key):
-    from tokens.selectors import m2m_apps_inventory
+    from tokens.clients.selectors import m2m_apps_inventory
 
     row = m2m_apps_inventory(pk_app.organization).get(pk=pk_app.pk)
     assert row.row_expires is None and row.row_last_used is None
@@ -756,8 +757,8 @@ def test_the_inventory_reads_expiry_and_last_use_from_the_keys(client, pk_app, r
 def test_the_approval_email_tells_the_owner_to_register_a_key(
     organization, admin_user, member, scopes, mailoutbox, django_capture_on_commit_callbacks
 ):
-    from credentials.governance.services import credential_request_approve
-    from tokens.services import m2m_app_request
+    from credentials.governance.approvals import credential_request_approve
+    from tokens.clients.services import m2m_app_request
 
     _application, request = m2m_app_request(
         organization=organization,

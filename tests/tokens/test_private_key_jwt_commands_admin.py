@@ -12,7 +12,7 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 
 from tests.tokens.test_commands_admin import staff_client  # noqa: F401 - fixture
-from tokens.assertions import parse_public_key
+from tokens.clients.public_keys import parse_public_key
 from tokens.models import M2MApplication
 
 pytestmark = pytest.mark.django_db
@@ -69,7 +69,7 @@ def test_create_m2m_app_with_a_missing_file_is_a_clear_error(owner, scopes, tmp_
 
 
 def test_admin_shows_keys_read_only(staff_client, owner, scopes, tmp_path, key_pair):  # noqa: F811
-    from tokens.services import m2m_app_create
+    from tokens.clients.services import m2m_app_create
 
     application, _none = m2m_app_create(
         organization=owner.memberships.get().organization,

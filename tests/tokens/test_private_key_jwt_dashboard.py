@@ -14,9 +14,9 @@ from jwt.algorithms import RSAAlgorithm
 from credentials.governance.models import CredentialRequest
 from portal.models import AuditEvent
 from tests.portal.test_account_security import make_stale, password_step
-from tokens.assertions import parse_public_key
+from tokens.clients.public_keys import parse_public_key
+from tokens.clients.services import m2m_app_create
 from tokens.models import ClientPublicKey, M2MApplication
-from tokens.services import m2m_app_create
 
 pytestmark = pytest.mark.django_db
 
@@ -225,7 +225,8 @@ def test_the_list_counts_keys_for_keyed_apps(owner_client, keyed_app, make_app):
 def test_a_requested_keyed_app_is_registered_by_its_owner_after_approval(
     organization, owner, member, member_client, owner_client, scopes
 ):
-    from credentials.governance.services import credential_request_approve, policy_update
+    from credentials.governance.approvals import credential_request_approve
+    from credentials.governance.org_policy import policy_update
 
     policy_update(organization=organization, actor=owner, approve_new_m2m_apps=True)
     create = reverse("org-app-create", kwargs={"org_slug": "acme"})
@@ -256,7 +257,7 @@ def test_a_requested_keyed_app_is_registered_by_its_owner_after_approval(
 def test_the_page_of_a_keyed_app_costs_a_bounded_number_of_queries(
     owner_client, keyed_app, django_assert_max_num_queries
 ):
-    from tokens.services import client_public_key_add, client_public_key_revoke
+    from tokens.clients.services import client_public_key_add, client_public_key_revoke
 
     owner = keyed_app.owner
     client_public_key_revoke(public_key=keyed_app.public_keys.get(), actor=owner)

@@ -23,7 +23,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from tests.tokens import test_private_key_jwt as keyed
-from tokens.assertions import JWT_BEARER_ASSERTION_TYPE, authenticate_assertion
+from tokens.protocol.assertions import JWT_BEARER_ASSERTION_TYPE, authenticate_assertion
 
 TOKEN_URL = settings.PORTAL_ISSUER + "/oauth/token"
 rsa_key = keyed.rsa_key  # fixtures
@@ -120,13 +120,13 @@ def test_the_signed_helper_makes_assertions_that_pass(client, pk_app, rsa_key):
 
 
 def test_a_claimed_sub_with_a_line_break_cannot_forge_a_log_line(client, pk_app, no_limits, caplog):
-    forged = "m2m_x\n2026-11-28 05:00:00 INFO tokens.assertions client assertion accepted"
+    forged = "m2m_x\n2026-11-28 05:00:00 INFO tokens.protocol.assertions client assertion accepted"
     assertion = raw_assertion(
         json.dumps({"iss": forged, "sub": forged, "aud": TOKEN_URL, "exp": int(time.time()) + 60, "jti": "j"})
     )
-    with caplog.at_level(logging.INFO, logger="tokens.assertions"):
+    with caplog.at_level(logging.INFO, logger="tokens.protocol.assertions"):
         keyed.assert_invalid_client(post(client, "/oauth/token", assertion))
-    lines = [r.getMessage() for r in caplog.records if r.name == "tokens.assertions"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "tokens.protocol.assertions"]
     assert lines == ["client assertion refused: no usable sub (claimed client -)"]
 
 

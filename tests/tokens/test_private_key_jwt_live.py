@@ -11,8 +11,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from django.conf import settings
 from joserfc.jwk import ECKey
 
+from tokens.clients.services import m2m_app_create
 from tokens.models import M2MApplication
-from tokens.services import m2m_app_create
 from tokens.verifier import TokenVerifier
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.core.cache import caches
 
-from portal.cache import ResilientRedisCache
+from portal.infra.cache import ResilientRedisCache
 from tests.security.test_rate_limits import redis_cache  # noqa: F401 - fixture
 from tests.tokens.test_private_key_jwt import (  # noqa: F401 - fixtures
     assert_invalid_client,
@@ -14,7 +14,7 @@ from tests.tokens.test_private_key_jwt import (  # noqa: F401 - fixtures
     post_token,
     rsa_key,
 )
-from tokens import assertions
+from tokens.protocol import assertions
 
 pytestmark = pytest.mark.django_db
 
@@ -33,12 +33,12 @@ def test_a_replay_on_another_app_server_is_refused(client, pk_app, rsa_key, redi
 def test_assertions_are_refused_while_redis_is_down(client, pk_app, rsa_key, settings, caplog):  # noqa: F811
     settings.CACHES = {
         "default": {
-            "BACKEND": "portal.cache.ResilientRedisCache",
+            "BACKEND": "portal.infra.cache.ResilientRedisCache",
             "LOCATION": "redis://127.0.0.1:1/0",  # nothing listens there
             "OPTIONS": {"socket_connect_timeout": 0.2, "socket_timeout": 0.2},
         }
     }
     # Fail closed: without the replay cache a captured assertion could be replayed.
-    with caplog.at_level("INFO", logger="tokens.assertions"):
+    with caplog.at_level("INFO", logger="tokens.protocol.assertions"):
         assert_invalid_client(post_token(client, make_assertion(rsa_key, pk_app.client_id)))
     assert "replay cache is unavailable" in caplog.text

@@ -9,8 +9,8 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
+from tokens.clients.services import m2m_app_create
 from tokens.models import RevokedToken
-from tokens.services import m2m_app_create
 
 
 @pytest.mark.django_db

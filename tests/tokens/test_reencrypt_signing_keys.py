@@ -10,9 +10,10 @@ from django.core.management import CommandError, call_command
 from django.test import override_settings
 
 from portal.models import AuditEvent
-from tokens import keys
 from tokens.models import SigningKey
-from tokens.services import signing_key_ensure, signing_key_rotate
+from tokens.signing import keys
+from tokens.signing import services as signing_services
+from tokens.signing.services import signing_key_ensure, signing_key_rotate
 
 pytestmark = pytest.mark.django_db
 
@@ -44,7 +45,9 @@ def test_reencrypt_moves_every_key_to_the_new_encryption_key_once():
         assert _stored_under(NEW) == [True, True]
         assert _stored_under(OLD) == [False, False]
         keys.forget_loaded_key()
-        assert keys.active_signing_key().kid == SigningKey.objects.get(status="active").kid  # decrypts
+        assert (
+            signing_services.active_signing_key().kid == SigningKey.objects.get(status="active").kid
+        )  # decrypts
         out = io.StringIO()
         call_command("reencrypt_signing_keys", f"--old-key={OLD}", stdout=out)  # idempotent
         assert "Re-encrypted 0 signing key(s)" in out.getvalue()
@@ -70,7 +73,7 @@ def test_reencrypt_with_the_wrong_old_key_changes_nothing():
         PORTAL_SIGNING_KEY_ENCRYPTION_KEY=NEW, PORTAL_OLD_SIGNING_KEY_ENCRYPTION_KEYS=[OLD]
     ):
         keys.forget_loaded_key()
-        assert keys.active_signing_key().kid == SigningKey.objects.get().kid
+        assert signing_services.active_signing_key().kid == SigningKey.objects.get().kid
         call_command("reencrypt_signing_keys", stdout=io.StringIO())
     assert bytes(SigningKey.objects.get().encrypted_private_key) != before
     assert AuditEvent.objects.filter(action="tokens.signing_key.reencrypted").count() == 1

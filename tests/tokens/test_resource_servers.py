@@ -20,8 +20,8 @@ from tests.factories import ResourceServerFactory, UserFactory, enrol_totp
 from tests.portal.test_account_security import make_stale
 from tests.tokens.conftest import AppCredentials, basic, request_token
 from tokens.catalogue import resource_server_update
+from tokens.clients.services import m2m_app_create, m2m_app_request, m2m_app_set_exchange
 from tokens.models import M2MApplication, ResourceServer
-from tokens.services import m2m_app_create, m2m_app_request, m2m_app_set_exchange
 from tokens.verifier import InvalidToken, TokenVerifier
 
 pytestmark = pytest.mark.django_db
@@ -404,8 +404,8 @@ def test_catalogue_changes_apply_to_the_next_token_request(client, make_app, pla
 def test_an_exchanged_token_for_an_organisations_own_api_needs_the_keys_organisation(
     client, make_app, other_organization, outsider, organization, owner, scopes
 ):
-    from credentials.services import api_key_create
-    from tokens.exchange import API_KEY_TOKEN_TYPE, GRANT_TYPE
+    from credentials.api_keys.services import api_key_create
+    from tokens.protocol.exchange import API_KEY_TOKEN_TYPE, GRANT_TYPE
 
     # Globex's own API; Globex's gateway may name it, but not for Acme's key.
     ResourceServerFactory(identifier="https://globex-api.example", organizations=[other_organization])

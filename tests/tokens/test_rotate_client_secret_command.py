@@ -9,9 +9,9 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from portal.models import AuditEvent
+from tokens.clients.services import m2m_app_create
 from tokens.models import ClientSecret
-from tokens.oauth import authenticate_client_credentials
-from tokens.services import m2m_app_create
+from tokens.protocol.oauth import authenticate_client_credentials
 
 pytestmark = pytest.mark.django_db
 

@@ -13,16 +13,11 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from tests.tokens.conftest import basic, request_token
-from tokens import keys
-from tokens.keys import PRIVATE_MEMBERS
+from tokens.clients.services import client_secret_revoke, client_secret_rotate, m2m_app_revoke
+from tokens.jwk import PRIVATE_MEMBERS
 from tokens.models import ClientSecret, SigningKey
-from tokens.services import (
-    client_secret_revoke,
-    client_secret_rotate,
-    m2m_app_revoke,
-    signing_key_ensure,
-    signing_key_rotate,
-)
+from tokens.signing import keys
+from tokens.signing.services import signing_key_ensure, signing_key_rotate
 
 pytestmark = pytest.mark.django_db
 

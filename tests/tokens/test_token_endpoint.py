@@ -9,7 +9,7 @@ import pytest
 from django.conf import settings
 
 from tests.tokens.conftest import basic, request_token
-from tokens.services import m2m_app_revoke
+from tokens.clients.services import m2m_app_revoke
 
 pytestmark = pytest.mark.django_db
 

@@ -19,19 +19,19 @@ from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
 
-from credentials import keys
-from credentials.governance.services import credential_suspend
-from credentials.models import ApiKey
-from credentials.services import api_key_create, api_key_request, api_key_revoke
+from credentials.api_keys import keys
+from credentials.api_keys.models import ApiKey
+from credentials.api_keys.services import api_key_create, api_key_request, api_key_revoke
+from credentials.governance.reviews import credential_suspend
 from tests.tokens.conftest import basic
-from tokens.exchange import (
+from tokens.clients.services import m2m_app_set_exchange
+from tokens.protocol.exchange import (
     ACCESS_TOKEN_TYPE,
     API_KEY_TOKEN_TYPE,
     GRANT_TYPE,
     JWT_TOKEN_TYPE,
     SUBJECT_PREFIX,
 )
-from tokens.services import m2m_app_set_exchange
 from tokens.verifier import TokenVerifier
 
 SERVICE_AUDIENCE = "https://orders.example.com"
@@ -443,7 +443,7 @@ def test_another_organisations_app_sees_the_exchanged_token_inactive(
 @pytest.mark.django_db
 def test_forged_exchanged_claims_without_a_gateway_right_are_refused(client, app, customer_key):
     """A token naming a key but minted for an app that may not exchange is not honoured."""
-    from tokens.issuing import access_token_claims, sign_access_token
+    from tokens.signing.issuing import access_token_claims, sign_access_token
 
     api_key, _plaintext = customer_key
     claims = access_token_claims(

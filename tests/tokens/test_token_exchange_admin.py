@@ -6,13 +6,13 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from credentials.services import api_key_create
+from credentials.api_keys.services import api_key_create
 from portal.models import AuditEvent
 from tests.factories import UserFactory, enrol_totp
 from tests.portal.test_account_security import make_stale
 from tests.tokens.conftest import basic
-from tokens.exchange import API_KEY_TOKEN_TYPE, GRANT_TYPE
 from tokens.models import M2MApplication
+from tokens.protocol.exchange import API_KEY_TOKEN_TYPE, GRANT_TYPE
 
 pytestmark = pytest.mark.django_db
 

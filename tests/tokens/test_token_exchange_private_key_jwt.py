@@ -20,16 +20,16 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from django.conf import settings
 from joserfc.jwk import ECKey
 
-from credentials.services import api_key_create
-from tokens.assertions import JWT_BEARER_ASSERTION_TYPE
-from tokens.exchange import API_KEY_TOKEN_TYPE, GRANT_TYPE
-from tokens.models import ClientPublicKey, M2MApplication
-from tokens.services import (
+from credentials.api_keys.services import api_key_create
+from tokens.clients.services import (
     client_public_key_add,
     client_public_key_revoke,
     m2m_app_create,
     m2m_app_set_exchange,
 )
+from tokens.models import ClientPublicKey, M2MApplication
+from tokens.protocol.assertions import JWT_BEARER_ASSERTION_TYPE
+from tokens.protocol.exchange import API_KEY_TOKEN_TYPE, GRANT_TYPE
 from tokens.verifier import TokenVerifier
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -10,9 +10,9 @@ from django.core.management import call_command
 
 from portal.models import AuditEvent
 from tests.tokens.conftest import request_token
-from tokens import keys
 from tokens.models import SigningKey
-from tokens.services import signing_key_ensure, signing_key_unpublish
+from tokens.signing import keys
+from tokens.signing.services import signing_key_ensure, signing_key_unpublish
 
 pytestmark = pytest.mark.django_db
 

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt import PyJWK
 
-from tokens.keys import public_jwk_for
+from tokens.signing.keys import public_jwk_for
 from tokens.verifier import InvalidToken, TokenVerifier
 
 ISSUER = "https://portal.example.test"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand
 
-from credentials.governance.services import credential_policies_apply
+from credentials.governance.reviews import credential_policies_apply
 
 
 class Command(BaseCommand):

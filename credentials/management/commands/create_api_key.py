@@ -9,8 +9,8 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from credentials import policy
+from credentials.api_keys.services import api_key_create
 from credentials.lifetimes import MAX_LIFETIME_DAYS, expiry_in_days
-from credentials.services import api_key_create
 from portal.models import Organization, User
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand
 
-from credentials.governance.services import credential_notices_send, credential_policies_apply
+from credentials.governance.notices import credential_notices_send
+from credentials.governance.reviews import credential_policies_apply
 
 
 class Command(BaseCommand):

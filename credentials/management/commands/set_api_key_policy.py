@@ -7,9 +7,9 @@ import json
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from credentials.api_keys.kind_policy import api_key_policy_summary
 from credentials.governance.models import NewApiKeys
-from credentials.governance.services import policy_for, policy_update
-from credentials.models import ApiKey
+from credentials.governance.org_policy import policy_for, policy_update
 from portal.models import Organization
 
 
@@ -52,14 +52,7 @@ class Command(BaseCommand):
             )
         except ValidationError as exc:
             raise CommandError(" ".join(exc.messages)) from None
-        result = {"organization": organization.slug}
-        for environment in ("live", "test"):
-            rule, days = policy.new_api_keys(environment)
-            result[f"{environment}_api_keys"] = rule
-            result[f"{environment}_api_keys_max_days"] = days
-        result["flagged_api_keys"] = ApiKey.objects.filter(
-            organization=organization, policy_flagged_at__isnull=False, status="active"
-        ).count()
+        result = api_key_policy_summary(policy)
         if options["json"]:
             self.stdout.write(json.dumps(result))
             return

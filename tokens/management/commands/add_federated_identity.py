@@ -8,8 +8,8 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from portal.models import User
+from tokens.federation.services import federated_identity_create
 from tokens.models import FederatedIdentity, M2MApplication
-from tokens.services import federated_identity_create
 
 
 class Command(BaseCommand):

@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from credentials import policy
 from portal.models import Organization, User
-from tokens.services import m2m_app_create
+from tokens.clients.services import m2m_app_create
 
 
 class Command(BaseCommand):

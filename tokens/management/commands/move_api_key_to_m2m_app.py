@@ -7,9 +7,9 @@ import json
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from credentials import keys
-from credentials.models import ApiKey
-from tokens.services import api_key_move_to_m2m_app
+from credentials.api_keys import keys
+from credentials.api_keys.models import ApiKey
+from tokens.clients.moves import api_key_move_to_m2m_app
 
 
 def _key_id(given: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand
 
-from tokens.services import revoked_tokens_purge
+from tokens.protocol.services import revoked_tokens_purge
 
 
 class Command(BaseCommand):

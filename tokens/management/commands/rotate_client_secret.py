@@ -8,8 +8,8 @@ from datetime import timedelta
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from tokens.clients.services import client_secret_rotate
 from tokens.models import M2MApplication
-from tokens.services import client_secret_rotate
 
 
 class Command(BaseCommand):

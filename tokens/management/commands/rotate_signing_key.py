@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand
 
 from tokens.models import SigningKey
-from tokens.services import signing_key_rotate, signing_key_unpublish
+from tokens.signing.services import signing_key_rotate, signing_key_unpublish
 
 
 class Command(BaseCommand):

@@ -1,0 +1,1 @@
+"""API keys: the standing credential kind (models, services, views, REST API, admin)."""

@@ -1,0 +1,352 @@
+"""REST API for API keys: management under `/api/v1/orgs/<slug>/api-keys/` and `POST /api/v1/keys/verify`."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import transaction
+from django.db.models import QuerySet
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import exceptions, status
+from rest_framework.authentication import SessionAuthentication
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.viewsets import GenericViewSet
+
+from credentials import policy, usage
+from credentials.api_keys import keys, serializers
+from credentials.api_keys.authentication import ApiKeyAuthentication, failure_checks, refuse_if_throttled
+from credentials.api_keys.models import ApiKey
+from credentials.api_keys.permissions import VERIFY_SCOPE, HasScopes
+from credentials.api_keys.selectors import api_keys_filtered
+from credentials.api_keys.services import api_key_create, api_key_revoke, api_key_rotate, api_key_update
+from credentials.api_keys.verification import api_key_record_use, api_key_verify
+from credentials.governance.edits import credential_policy_set
+from credentials.governance.org_policy import approval_required
+from credentials.selectors import member_by_email, owner_filter_id
+from portal.api.errors import ApprovalRequired
+from portal.api.responses import no_store
+from portal.api.whoami import MachineCredentialView
+from portal.infra import ratelimit
+from portal.models import User
+from portal.permissions import Authorized, AuthorizedView, OrganizationAccess
+
+_CONFLICT_CODES = {"rotated", "inactive", "revoked"}
+
+
+class Conflict(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The key is not in a state that allows this."
+    default_code = "conflict"
+
+
+#: Refusals by the organisation's policy on kinds (docs/choosing.md): 403 for "not allowed".
+_POLICY_FORBIDDEN = "api_keys_not_allowed"
+_POLICY_EXPIRY = "api_key_expiry_too_long"
+
+
+def _api_error(exc: DjangoValidationError) -> exceptions.APIException:
+    if hasattr(exc, "error_dict"):
+        codes = {e.code for errors in exc.error_dict.values() for e in errors}
+        if _POLICY_EXPIRY in codes:
+            # A field error that also says why, by code, like every other refusal.
+            return exceptions.ValidationError(
+                {
+                    **exc.message_dict,
+                    "detail": " ".join(exc.message_dict["expires_at"]),
+                    "code": _POLICY_EXPIRY,
+                }
+            )
+        return exceptions.ValidationError(exc.message_dict)
+    if exc.code == _POLICY_FORBIDDEN:
+        return exceptions.PermissionDenied(" ".join(exc.messages), code=_POLICY_FORBIDDEN)
+    if exc.code in _CONFLICT_CODES:
+        return Conflict(" ".join(exc.messages), code=exc.code)
+    return exceptions.ValidationError({"non_field_errors": exc.messages})
+
+
+_LIST_PARAMETERS = [
+    OpenApiParameter("search", OpenApiTypes.STR, description="Name, key id or owner email contains this."),
+    OpenApiParameter("status", OpenApiTypes.STR, enum=["active", "expired", "revoked"]),
+    OpenApiParameter("environment", OpenApiTypes.STR, enum=["live", "test"]),
+    OpenApiParameter("owner", OpenApiTypes.EMAIL, description="Owner's email address."),
+]
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List the organisation's API keys", parameters=_LIST_PARAMETERS),
+    retrieve=extend_schema(summary="Show one API key"),
+)
+class ApiKeyViewSet(AuthorizedView, GenericViewSet):
+    """Manage an organisation's API keys; authenticated by session (with CSRF) or by an API key
+    of the same organisation holding `api_keys:manage`, acting for its owner (portal.authz)."""
+
+    authentication_classes = [ApiKeyAuthentication, SessionAuthentication]
+    permission_classes = [OrganizationAccess]
+    authz_actions = {
+        "list": "api_key.view",
+        "retrieve": "api_key.view",
+        "create": "api_key.create",
+        "partial_update": "api_key.update",
+        "rotate": "api_key.rotate",
+        "revoke": "api_key.revoke",
+    }
+    serializer_class = serializers.ApiKeySerializer
+    lookup_field = "key_id"
+    lookup_url_kwarg = "key_id"
+    lookup_value_regex = keys.KEY_ID_RE
+    queryset = ApiKey.objects.none()
+
+    organization = None
+    membership = None
+
+    def get_queryset(self) -> QuerySet[ApiKey]:
+        if self.organization is None:
+            return ApiKey.objects.none()
+        params = self.request.query_params if self.action == "list" else {}
+        owner_id = owner_filter_id(self.organization, params.get("owner", ""))
+        return api_keys_filtered(
+            self.organization,
+            search=params.get("search", "")[:100],
+            status=params.get("status", ""),
+            environment=params.get("environment", ""),
+            owner_id=owner_id,
+        )
+
+    # --- who acts ---------------------------------------------------------------------------
+
+    def _actor(self) -> tuple[User | None, str]:
+        # A key acts on behalf of its owner; the audit trail names the key too.
+        return self.acting_user(), self.acting_via()
+
+    def _authorize_key(self, action: str, api_key: ApiKey, *, scopes=None) -> None:
+        self.authorize(
+            action, owner_id=api_key.owner_id, scopes=scopes if scopes is not None else api_key.scopes
+        )
+
+    def _owner(self, email: str | None) -> User | None:
+        if not email:
+            return None
+        # Owners are looked up among the organisation's members only: another organisation's
+        # user is "not a member", exactly like an unknown address.
+        owner = member_by_email(self.organization, email)
+        if owner is None:
+            raise exceptions.ValidationError({"owner": ["The owner must be a member of the organisation."]})
+        return owner
+
+    # --- actions ----------------------------------------------------------------------------
+
+    def list(self, request: Request, org_slug: str) -> Response:
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+    def retrieve(self, request: Request, org_slug: str, key_id: str) -> Response:
+        return Response(self.get_serializer(self.get_object()).data)
+
+    @extend_schema(
+        summary="Create an API key",
+        request=serializers.ApiKeyCreateSerializer,
+        responses={201: serializers.ApiKeyWithSecretSerializer},
+        description="The response holds the plaintext `key`. It is not stored and is never shown again.",
+    )
+    def create(self, request: Request, org_slug: str) -> Response:
+        data = serializers.ApiKeyCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        actor, via = self._actor()
+        owner = self._owner(data.validated_data.get("owner")) or actor
+        self.authorize(
+            owner_id=owner.pk if owner else None,
+            scopes=data.validated_data["scopes"],
+        )
+        if approval_required(self.organization, "api_key"):
+            raise ApprovalRequired(
+                "Your organisation approves new API keys first: request one in the dashboard."
+            )
+        try:
+            api_key, plaintext = api_key_create(
+                organization=self.organization,
+                name=data.validated_data["name"],
+                owner=owner,
+                scopes=data.validated_data["scopes"],
+                actor=actor,
+                environment=data.validated_data.get("environment"),
+                expires_at=data.validated_data.get("expires_at"),
+                allowed_ips=data.validated_data.get("allowed_ips") or [],
+                rate_limit=data.validated_data.get("rate_limit"),
+                via=via,
+            )
+        except DjangoValidationError as exc:
+            raise _api_error(exc) from exc
+        body = serializers.ApiKeyWithSecretSerializer(api_key, context={"plaintext": plaintext}).data
+        return no_store(Response(body, status=status.HTTP_201_CREATED))
+
+    @extend_schema(
+        summary="Change an API key's name, owner, scopes or runtime policy (IP allowlist, rate limit)",
+        request=serializers.ApiKeyUpdateSerializer,
+        responses=serializers.ApiKeySerializer,
+    )
+    def partial_update(self, request: Request, org_slug: str, key_id: str) -> Response:
+        api_key = self.get_object()
+        data = serializers.ApiKeyUpdateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        new_owner = self._owner(data.validated_data.get("owner"))
+        scopes = data.validated_data.get("scopes")
+        self._authorize_key("api_key.update", api_key)
+        if scopes is not None:
+            widening = bool(set(scopes) - set(api_key.scopes))
+            self._authorize_key(
+                "api_key.scopes_widen" if widening else "api_key.scopes", api_key, scopes=scopes
+            )
+        if new_owner is not None and new_owner.pk != api_key.owner_id:
+            self._authorize_key("api_key.reassign", api_key, scopes=scopes)
+        given = data.validated_data
+        policy_changes = {name: given[name] for name in ("allowed_ips", "rate_limit") if name in given}
+        if policy_changes:
+            self._authorize_key("api_key.policy", api_key)
+        actor, via = self._actor()
+        try:
+            with transaction.atomic():
+                api_key = api_key_update(
+                    api_key=api_key,
+                    actor=actor,
+                    name=data.validated_data.get("name"),
+                    description=data.validated_data.get("description"),
+                    owner=new_owner,
+                    scopes=data.validated_data.get("scopes"),
+                    via=via,
+                )
+                if policy_changes:
+                    api_key = credential_policy_set(
+                        credential=api_key, actor=actor, via=via, **policy_changes
+                    )
+        except DjangoValidationError as exc:
+            raise _api_error(exc) from exc
+        return Response(self.get_serializer(api_key).data)
+
+    @extend_schema(
+        summary="Rotate an API key",
+        request=serializers.ApiKeyRotateSerializer,
+        responses={
+            201: serializers.ApiKeyRotateResponseSerializer,
+            409: OpenApiResponse(description="Rotated"),
+        },
+        description="Issue a successor (its plaintext `key` is in this response only); the old key keeps "
+        "working for `overlap_hours`. A key that already has a successor answers 409.",
+    )
+    @action(detail=True, methods=["post"])
+    def rotate(self, request: Request, org_slug: str, key_id: str) -> Response:
+        api_key = self.get_object()
+        self._authorize_key("api_key.rotate", api_key)
+        data = serializers.ApiKeyRotateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        actor, via = self._actor()
+        try:
+            successor, plaintext = api_key_rotate(
+                api_key=api_key,
+                actor=actor,
+                overlap=timedelta(hours=data.validated_data["overlap_hours"]),
+                via=via,
+            )
+        except DjangoValidationError as exc:
+            raise _api_error(exc) from exc
+        api_key.refresh_from_db()
+        body = {
+            "successor": serializers.ApiKeyWithSecretSerializer(
+                successor, context={"plaintext": plaintext}
+            ).data,
+            "rotated": serializers.ApiKeySerializer(api_key).data,
+        }
+        return no_store(Response(body, status=status.HTTP_201_CREATED))
+
+    @extend_schema(
+        summary="Revoke an API key",
+        request=serializers.ApiKeyRevokeSerializer,
+        responses={200: serializers.ApiKeySerializer, 409: OpenApiResponse(description="Already revoked")},
+    )
+    @action(detail=True, methods=["post"])
+    def revoke(self, request: Request, org_slug: str, key_id: str) -> Response:
+        api_key = self.get_object()
+        self.authorize(owner_id=api_key.owner_id)
+        data = serializers.ApiKeyRevokeSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        actor, via = self._actor()
+        try:
+            api_key = api_key_revoke(
+                api_key=api_key, actor=actor, reason=data.validated_data["reason"], via=via
+            )
+        except DjangoValidationError as exc:
+            raise _api_error(exc) from exc
+        return Response(self.get_serializer(api_key).data)
+
+    def handle_exception(self, exc):
+        if isinstance(exc, DjangoPermissionDenied):
+            exc = exceptions.PermissionDenied(str(exc))
+        return super().handle_exception(exc)
+
+
+class ApiKeyVerifyView(AuthorizedView, MachineCredentialView):
+    """Verify an API key centrally, for services that hold a credential with `api_keys:verify`.
+
+    Always 200 for a well-formed request: `{"valid": true, …}` with the key's organisation,
+    id, owner, scopes, environment and expiry, or `{"valid": false, "code": …}`.
+    """
+
+    permission_classes = [HasScopes, Authorized]
+    required_scopes = (VERIFY_SCOPE,)
+    authz_actions = {"post": "api_key.verify"}
+
+    @extend_schema(
+        summary="Verify an API key",
+        request=serializers.ApiKeyVerifyRequestSerializer,
+        responses=serializers.ApiKeyVerifyResponseSerializer,
+    )
+    def post(self, request: Request) -> Response:
+        data = serializers.ApiKeyVerifyRequestSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        # Guessing through the verifier is guessing all the same: count failures per client IP.
+        refuse_if_throttled(request._request)
+        verification = api_key_verify(data.validated_data["key"])
+        if not verification.valid:
+            ratelimit.hit_all(failure_checks(request._request))
+            usage.record_api_key(verification)
+            return no_store(Response({"valid": False, "code": verification.code}))
+        # The verified key's policy: its allowlist against the address the service reports (a
+        # service holding `api_keys:verify` is trusted to report it; none reported, none checked),
+        # and its rate limit, since every verification is a use of the key.
+        reported_ip = data.validated_data.get("client_ip")
+        refused = policy.refusal(
+            kind="api_key",
+            ident=verification.key["key_id"],
+            allowed_ips=verification.key.get("allowed_ips"),
+            rate_limit=verification.key.get("rate_limit"),
+            ip=reported_ip,
+            check_ip=bool(reported_ip),
+            respond=False,
+        )
+        usage.record_api_key(verification, refused.code if refused is not None else None)
+        if refused is not None:
+            body = {"valid": False, "code": refused.code}
+            if refused.wait:
+                body["retry_after"] = refused.wait
+            return no_store(Response(body))
+        api_key_record_use(verification, ip=reported_ip)
+        key = verification.key
+        expires_at = verification.expires_at
+        return no_store(
+            Response(
+                {
+                    "valid": True,
+                    "organization": key["organization_slug"],
+                    "key_id": key["key_id"],
+                    "name": key["name"],
+                    "owner": key["owner_email"],
+                    "scopes": sorted(key["scopes"]),
+                    "environment": key["environment"],
+                    "expires_at": expires_at.isoformat() if expires_at else None,
+                }
+            )
+        )

@@ -1,0 +1,98 @@
+"""DRF authentication by API key: `Authorization: Bearer <key>` or `X-API-Key: <key>`, never a URL query."""
+
+from __future__ import annotations
+
+from rest_framework import exceptions
+from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.request import Request
+
+from credentials import policy, usage
+from credentials.api_keys import keys
+from credentials.api_keys.verification import api_key_record_use, api_key_verify, hot_keys
+from portal.infra import hotcache, ratelimit
+from portal.infra.net import client_ip
+from portal.principal import INVALID_CREDENTIAL, MAX_CREDENTIAL_LENGTH, Principal
+
+_QUERY_PARAMETERS = ("api_key", "apikey", "key", "access_token", "token")
+
+#: Rate-limit scope of failed API-key verifications, counted per client IP.
+FAILURE_SCOPE = "api-key-failures:ip"
+
+
+def failure_checks(request) -> list[ratelimit.Check]:
+    """Return the rate-limit identities a failed key verification counts against."""
+    return [
+        (FAILURE_SCOPE, client_ip(request), ratelimit.per_minute("PORTAL_API_KEY_FAILURES_PER_IP_PER_MINUTE"))
+    ]
+
+
+def refuse_if_throttled(request) -> None:
+    """Raise DRF's `Throttled` (429 + Retry-After) while this IP has too many failed verifications."""
+    wait = ratelimit.blocked(failure_checks(request))
+    if wait is not None:
+        raise exceptions.Throttled(wait=wait)
+
+
+class ApiKeyAuthentication(BaseAuthentication):
+    """Authenticate a machine by API key and return `(Principal, Principal)`.
+
+    A bearer value that is not shaped like an API key is left to the next authentication
+    class (an access token, say). A key in the URL query is refused: URLs end up in logs.
+    Failures count against the client IP; past the limit the answer is 429.
+    """
+
+    def authenticate(self, request: Request) -> tuple[Principal, Principal] | None:
+        raw = self._presented_key(request)
+        if raw is None:
+            return None
+        django_request = request._request
+        checks = failure_checks(django_request)
+        # One cache round trip: the failure counter, the key's snapshot and its last-used marker.
+        with hotcache.prefetched([*ratelimit.hot_keys(checks), *(hot_keys(raw) if raw else [])]):
+            refuse_if_throttled(django_request)
+            verification = api_key_verify(raw) if raw else None
+            if verification is None or not verification.valid:
+                ratelimit.hit_all(checks)
+                if verification is not None:
+                    usage.record_api_key(verification)
+                raise exceptions.AuthenticationFailed(INVALID_CREDENTIAL)
+            ip = client_ip(django_request)
+            refused = policy.api_key_refusal(verification.key, ip)
+            if refused is not None:
+                usage.record_api_key(verification, refused.get_codes())
+                raise refused
+            usage.record_api_key(verification)
+            api_key_record_use(verification, ip=ip)
+        principal = verification.principal()
+        return principal, principal
+
+    @staticmethod
+    def _presented_key(request: Request) -> str | None:
+        """Return the presented key, "" for a refused presentation, None if no key was presented."""
+        if any(
+            name.lower() in _QUERY_PARAMETERS
+            # A whole key under any name; a short `ipk_live_<key id>` display prefix is a fine search.
+            or (keys.looks_like_api_key(value) and len(value) >= keys.KEY_LENGTH)
+            for name, values in request.query_params.lists()
+            for value in values
+        ):
+            return ""
+        header_key = request.META.get("HTTP_X_API_KEY")
+        if header_key is not None:
+            return header_key.strip() if len(header_key) <= MAX_CREDENTIAL_LENGTH else ""
+        header = get_authorization_header(request)
+        if len(header) > MAX_CREDENTIAL_LENGTH:
+            return "" if header[:7].lower() == b"bearer " else None
+        auth = header.split()
+        if not auth or auth[0].lower() != b"bearer":
+            return None
+        if len(auth) != 2:
+            return ""
+        try:
+            raw = auth[1].decode("ascii")
+        except UnicodeDecodeError:
+            return ""
+        return raw if keys.looks_like_api_key(raw) else None
+
+    def authenticate_header(self, request: Request) -> str:
+        return 'Bearer realm="api"'

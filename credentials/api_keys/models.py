@@ -1,0 +1,155 @@
+"""API keys: the standing credential kind. Only the public key id and a keyed digest are stored."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from credentials.api_keys import keys
+from credentials.governance.models import (
+    SECRETLESS_STATUSES,
+    CredentialStatus,
+    GovernedCredential,
+    status_constraints,
+)
+from portal.models import ExpiringModel, Organization, TimestampedModel
+
+
+class Environment(models.TextChoices):
+    LIVE = "live", _("Live")
+    TEST = "test", _("Test")
+
+
+class ApiKeyStatus(models.TextChoices):
+    """The key's state as shown to people: the stored status, or `expired` (expiry is a time)."""
+
+    PENDING = "pending", _("Pending")
+    ACTIVE = "active", _("Active")
+    SUSPENDED = "suspended", _("Suspended")
+    REVOKED = "revoked", _("Revoked")
+    DENIED = "denied", _("Denied")
+    EXPIRED = "expired", _("Expired")
+
+
+class ApiKey(GovernedCredential, ExpiringModel, TimestampedModel):
+    """A standing machine credential. Only the public key id and a keyed digest are stored, never the key."""
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="api_keys", verbose_name=_("organisation")
+    )
+    name = models.CharField(_("name"), max_length=100)
+    description = models.CharField(
+        _("description"), max_length=500, blank=True, help_text=_("What uses it and why, for reviewers.")
+    )
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        related_name="owned_api_keys",
+        verbose_name=_("owner"),
+        help_text=_("The member accountable for this key."),
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("created by"),
+    )
+    # Scope names, copied from the catalogue when granted: verification then needs no join.
+    scopes = models.JSONField(_("scopes"), default=list, blank=True)
+    environment = models.CharField(
+        _("environment"), max_length=8, choices=Environment.choices, default=Environment.LIVE
+    )
+    status = models.CharField(
+        _("status"),
+        max_length=16,
+        choices=CredentialStatus.choices,
+        default=CredentialStatus.ACTIVE,
+    )
+    key_id = models.CharField(_("key id"), max_length=keys.KEY_ID_LENGTH, unique=True, editable=False)
+    # Empty while the key is pending (requested, not yet issued): no secret exists then.
+    digest = models.CharField(_("digest"), max_length=64, null=True, editable=False)
+    pepper_id = models.CharField(_("pepper id"), max_length=16, blank=True, editable=False)
+    last4 = models.CharField(
+        _("last four characters"),
+        max_length=4,
+        blank=True,
+        editable=False,
+        help_text=_("The end of the checksum."),
+    )
+    last_used_at = models.DateTimeField(_("last used"), null=True, blank=True)
+    last_used_ip = models.GenericIPAddressField(_("last used from"), null=True, blank=True)
+    replaces = models.OneToOneField(
+        "self",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="successor",
+        verbose_name=_("replaces"),
+        help_text=_("The key this one rotated; a key has at most one successor."),
+    )
+    rotated_at = models.DateTimeField(_("rotated"), null=True, blank=True)
+    revoked_at = models.DateTimeField(_("revoked"), null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("revoked by"),
+    )
+    revocation_reason = models.CharField(_("revocation reason"), max_length=255, blank=True)
+
+    class Meta:
+        verbose_name = _("API key")
+        verbose_name_plural = _("API keys")
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["organization", "-created_at"], name="api_key_org_created")]
+        constraints = [
+            *status_constraints("api_key"),
+            models.CheckConstraint(
+                condition=Q(status__in=SECRETLESS_STATUSES, digest__isnull=True)
+                | (~Q(status__in=SECRETLESS_STATUSES) & Q(digest__isnull=False)),
+                name="api_key_digest_only_once_issued",
+            ),
+            models.CheckConstraint(
+                condition=Q(environment__in=["live", "test"]), name="api_key_environment_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.display_prefix}…{self.last4})"
+
+    @property
+    def display_prefix(self) -> str:
+        """Return the non-secret start of the key: prefix, environment and key id."""
+        return keys.display_prefix(self.environment, self.key_id)
+
+    @property
+    def state(self) -> str:
+        """Return the stored status unless active, else `active` or `expired` (rotated keys expire)."""
+        if self.status != ApiKeyStatus.ACTIVE:
+            return self.status
+        if self.is_expired:
+            return ApiKeyStatus.EXPIRED
+        return ApiKeyStatus.ACTIVE
+
+    @property
+    def in_overlap(self) -> bool:
+        """Return whether the key was rotated and still works until its overlap ends."""
+        return self.rotated_at is not None and self.state == ApiKeyStatus.ACTIVE
+
+    def expires_soon(self, days: int = 7) -> bool:
+        """Return whether a working key stops within `days`."""
+        return (
+            self.state == ApiKeyStatus.ACTIVE
+            and self.expires_at is not None
+            and self.expires_at <= timezone.now() + timedelta(days=days)
+        )

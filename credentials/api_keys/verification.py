@@ -1,0 +1,350 @@
+"""The API-key verification hot path: format, cached snapshot or one indexed query, digest, state.
+
+Verification does at most one indexed query and none while a short-lived cache entry exists;
+`last_used_at` is written at most once a minute per key, after the response. See docs/api-keys.md.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.core.signals import request_finished
+from django.db import connection, transaction
+from django.utils import timezone
+
+from credentials.api_keys import keys
+from credentials.api_keys.models import ApiKey, ApiKeyStatus
+from portal import authz
+from portal.infra import hotcache
+from portal.infra.crypto import verify_digest
+from portal.infra.metrics import verification_metrics
+from portal.infra.request_context import current_request_context
+from portal.models import Membership, Organization, User
+from portal.principal import Principal
+from portal.selectors import role_of
+
+logger = logging.getLogger(__name__)
+
+#: How often `last_used_at` may be written for one key.
+LAST_USED_INTERVAL_SECONDS = 60
+_CACHE_PREFIX = "credentials:api_key:v1:"
+_USED_PREFIX = "credentials:api_key_used:v1:"
+
+
+# --- the cache ------------------------------------------------------------------------------
+
+
+def cache_seconds() -> int:
+    """Return how long a verification snapshot may be cached.
+
+    A shared cache (Redis) is invalidated by every change, so entries may live longer; a
+    per-process cache cannot be invalidated on other servers, so its entries live 1 second.
+    """
+    configured = getattr(settings, "PORTAL_API_KEY_CACHE_SECONDS", None)
+    if configured is not None:
+        return int(configured)
+    backend = settings.CACHES["default"]["BACKEND"]
+    return 30 if "redis" in backend.lower() or "memcached" in backend.lower() else 1
+
+
+def _snapshot(api_key: ApiKey) -> dict[str, Any]:
+    # Everything verification needs, and no secret: the digest is a keyed hash of the key.
+    return {
+        "pk": api_key.pk,
+        "key_id": api_key.key_id,
+        "pepper_id": api_key.pepper_id,
+        "digest": api_key.digest,
+        "status": api_key.status,
+        "expires_at": api_key.expires_at.timestamp() if api_key.expires_at else None,
+        "organization_id": api_key.organization_id,
+        "organization_slug": api_key.organization.slug,
+        "owner_id": api_key.owner_id,
+        "owner_email": api_key.owner.email if api_key.owner_id else None,
+        "owner_role": role_of(api_key.owner_id, api_key.organization_id),
+        "scopes": list(api_key.scopes),
+        "environment": api_key.environment,
+        "name": api_key.name,
+        "allowed_ips": list(api_key.allowed_ips or []),
+        "rate_limit": api_key.rate_limit or None,
+    }
+
+
+def _cache_key(key_id: str) -> str:
+    return _CACHE_PREFIX + key_id
+
+
+def hot_keys(raw: str) -> list[str]:
+    """Return the cache keys verifying and recording the use of `raw` read, for one batched read.
+
+    The authentication class reads them together with its rate-limit counters in one round
+    trip (`portal.infra.hotcache`); a malformed key needs none.
+    """
+    parsed = keys.parse(raw)
+    if parsed is None:
+        return []
+    return [_cache_key(parsed.key_id), _USED_PREFIX + parsed.key_id]
+
+
+def snapshot_publish(api_key: ApiKey) -> None:
+    """Drop the cached snapshot now, and store the fresh one once the change has committed.
+
+    Readers only ever `add`, so a reader holding a pre-change row cannot overwrite the
+    fresh snapshot written after commit.
+    """
+    try:
+        cache.delete(_cache_key(api_key.key_id))
+    except Exception:
+        logger.warning("Could not drop the cached API key %s", api_key.key_id, exc_info=True)
+
+    def store() -> None:
+        try:
+            cache.set(_cache_key(api_key.key_id), _snapshot(api_key), cache_seconds())
+        except Exception:
+            logger.warning("Could not refresh the cached API key %s", api_key.key_id, exc_info=True)
+
+    transaction.on_commit(store)
+
+
+# --- verification (the hot path) ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Verification:
+    """The outcome of checking a presented key: `valid`, else a machine-readable `code`."""
+
+    valid: bool
+    code: str = ""
+    key: dict[str, Any] | None = None
+    #: For usage metering only: the snapshot of a known key presented with a wrong secret.
+    wrong_secret_of: dict[str, Any] | None = None
+
+    @property
+    def expires_at(self) -> datetime | None:
+        """Return the key's expiry as an aware datetime, if it has one."""
+        ts = self.key["expires_at"] if self.key else None
+        return datetime.fromtimestamp(ts, tz=UTC) if ts is not None else None
+
+    def principal(self) -> Principal:
+        """Return the machine principal for a valid key."""
+        assert self.valid and self.key
+        key = self.key
+        return Principal(
+            credential_type="api_key",
+            credential_id=key["key_id"],
+            organization_id=key["organization_id"],
+            organization_slug=key["organization_slug"],
+            # A key acts for its owner: what it may use is bounded by the owner's role right now.
+            scopes=authz.effective_scopes(key["scopes"], key["owner_role"]),
+            owner_email=key["owner_email"],
+            owner_id=key["owner_id"],
+            owner_role=key["owner_role"],
+            expires_at=self.expires_at,
+            extra={"environment": key["environment"], "name": key["name"]},
+        )
+
+
+MALFORMED = Verification(valid=False, code="malformed")
+NOT_FOUND = Verification(valid=False, code="not_found")
+
+
+@verification_metrics("api_key", outcome_of=lambda v: "valid" if v.valid else v.code)
+def api_key_verify(raw: str) -> Verification:
+    """Check a presented key: format and checksum, one indexed lookup (or the cache), digest, state.
+
+    A malformed key or a bad checksum costs no query. A wrong secret answers `not_found`,
+    like an unknown key id, so a caller cannot learn which key ids exist.
+    """
+    parsed = keys.parse(raw)
+    if parsed is None:
+        return MALFORMED
+    snapshot = _cached_snapshot(parsed.key_id)
+    if snapshot is None:
+        return NOT_FOUND
+    if not snapshot["digest"]:
+        return NOT_FOUND  # a pending key: it has no secret yet
+    if not verify_digest(parsed.raw, pepper_id=snapshot["pepper_id"], digest=snapshot["digest"]):
+        return Verification(valid=False, code="not_found", wrong_secret_of=snapshot)
+    return _state(snapshot)
+
+
+def api_key_state(key_id: str) -> Verification:
+    """Return whether the key with this public id is usable now; no secret is involved.
+
+    For access tokens exchanged for a key (RFC 8693), which live only as long as the key does:
+    the same cached snapshot as `api_key_verify` (dropped by every change), else one query.
+    """
+    snapshot = _cached_snapshot(key_id) if isinstance(key_id, str) and key_id else None
+    if snapshot is None or not snapshot["digest"]:
+        return NOT_FOUND
+    return _state(snapshot)
+
+
+def _cached_snapshot(key_id: str) -> dict[str, Any] | None:
+    """Return the verification snapshot of a key id from the cache, else from one indexed query."""
+    snapshot = None
+    try:
+        snapshot = hotcache.get(_cache_key(key_id), shared=True)  # read-only from here on
+    except Exception:
+        logger.warning("API key cache unavailable; verifying against the database", exc_info=True)
+    if snapshot is not None:
+        return snapshot
+    snapshot = _snapshot_from_database(key_id)
+    if snapshot is None:
+        return None
+    try:
+        cache.add(_cache_key(key_id), snapshot, cache_seconds())
+    except Exception:
+        logger.warning("Could not cache API key %s", key_id, exc_info=True)
+    return snapshot
+
+
+#: The verification query, one per database vendor, written once: building it through the ORM
+#: on every call cost more than running it (docs/performance.md). Same columns as `_snapshot`.
+_SNAPSHOT_SQL: dict[str, str] = {}
+_SNAPSHOT_FIELDS = (
+    "pk",
+    "key_id",
+    "pepper_id",
+    "digest",
+    "status",
+    "expires_at",
+    "organization_id",
+    "organization_slug",
+    "owner_id",
+    "owner_email",
+    "owner_role",
+    "scopes",
+    "environment",
+    "name",
+    "allowed_ips",
+    "rate_limit",
+)
+
+
+def _snapshot_sql() -> str:
+    sql = _SNAPSHOT_SQL.get(connection.vendor)
+    if sql is None:
+        quote = connection.ops.quote_name
+        key, org, owner, member = ApiKey._meta, Organization._meta, User._meta, Membership._meta
+
+        def column(meta, alias: str, field: str) -> str:
+            return f"{alias}.{quote(meta.get_field(field).column)}"
+
+        selected = [
+            *(column(key, "k", f) for f in ("id", "key_id", "pepper_id", "digest", "status", "expires_at")),
+            column(key, "k", "organization"),
+            column(org, "o", "slug"),
+            column(key, "k", "owner"),
+            column(owner, "u", "email"),
+            column(member, "m", "role"),
+            *(column(key, "k", f) for f in ("scopes", "environment", "name", "allowed_ips", "rate_limit")),
+        ]
+        org_pk, owner_pk = f"o.{quote(org.pk.column)}", f"u.{quote(owner.pk.column)}"
+        # Identifiers only, from the models' metadata and quoted; the key id is a bound parameter.
+        sql = _SNAPSHOT_SQL[connection.vendor] = (
+            f"SELECT {', '.join(selected)} FROM {quote(key.db_table)} k"  # noqa: S608
+            f" INNER JOIN {quote(org.db_table)} o ON {org_pk} = {column(key, 'k', 'organization')}"
+            f" LEFT OUTER JOIN {quote(owner.db_table)} u ON {owner_pk} = {column(key, 'k', 'owner')}"
+            # The owner's current role in the key's organisation (none once they have left).
+            f" LEFT OUTER JOIN {quote(member.db_table)} m ON {column(member, 'm', 'user')} = "
+            f"{column(key, 'k', 'owner')} AND {column(member, 'm', 'organization')} = "
+            f"{column(key, 'k', 'organization')}"
+            f" WHERE {column(key, 'k', 'key_id')} = %s"
+        )
+    return sql
+
+
+def _snapshot_from_database(key_id: str) -> dict[str, Any] | None:
+    """Return the snapshot of a key id from one indexed query (key_id is unique), or None."""
+    with connection.cursor() as cursor:
+        cursor.execute(_snapshot_sql(), [key_id])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    snapshot = dict(zip(_SNAPSHOT_FIELDS, row, strict=True))
+    expires_at = snapshot["expires_at"]
+    if isinstance(expires_at, str):  # SQLite without declared-type conversion
+        expires_at = datetime.fromisoformat(expires_at)
+    if expires_at is not None and timezone.is_naive(expires_at):  # SQLite stores UTC without an offset
+        expires_at = timezone.make_aware(expires_at, connection.timezone)
+    snapshot["expires_at"] = expires_at.timestamp() if expires_at else None
+    scopes = snapshot["scopes"]
+    if isinstance(scopes, str | bytes):  # JSON text: Django reads PostgreSQL's jsonb as text too
+        scopes = json.loads(scopes)
+    snapshot["scopes"] = list(scopes or [])
+    for name in ("allowed_ips", "rate_limit"):
+        if isinstance(snapshot[name], str | bytes):
+            snapshot[name] = json.loads(snapshot[name])
+    snapshot["allowed_ips"] = list(snapshot["allowed_ips"] or [])
+    snapshot["rate_limit"] = snapshot["rate_limit"] or None
+    if not snapshot["owner_id"]:
+        snapshot["owner_email"] = None
+    return snapshot
+
+
+def _state(snapshot: dict[str, Any]) -> Verification:
+    if snapshot["status"] != ApiKeyStatus.ACTIVE:
+        # Suspended is answered exactly like revoked: callers need not learn why a key stopped.
+        return Verification(valid=False, code="revoked", key=snapshot)
+    if snapshot["expires_at"] is not None and snapshot["expires_at"] <= timezone.now().timestamp():
+        return Verification(valid=False, code="expired", key=snapshot)
+    return Verification(valid=True, key=snapshot)
+
+
+# --- last use -------------------------------------------------------------------------------
+
+_pending = threading.local()
+
+
+def api_key_record_use(verification: Verification, *, ip: str | None = None) -> None:
+    """Remember that a valid key was used, writing `last_used_at` at most once a minute per key.
+
+    Inside a request the write happens after the response has been sent, so it can neither
+    slow nor fail the request; any database or cache error is logged and dropped.
+    """
+    if not verification.valid or not verification.key:
+        return
+    if hotcache.present(_USED_PREFIX + verification.key["key_id"]):
+        return  # the batched read of this request saw the marker: not due, no round trip
+    try:
+        due = cache.add(_USED_PREFIX + verification.key["key_id"], 1, LAST_USED_INTERVAL_SECONDS)
+    except Exception:
+        logger.warning("API key cache unavailable; skipping the last-used update", exc_info=True)
+        return
+    if not due:
+        return
+    touch = (verification.key["pk"], timezone.now(), ip)
+    if current_request_context() is not None:
+        if not hasattr(_pending, "touches"):
+            _pending.touches = []
+        _pending.touches.append(touch)
+    else:
+        _write_touches([touch])
+
+
+def _write_touches(touches: list[tuple[int, datetime, str | None]]) -> None:
+    for pk, when, ip in touches:
+        fields: dict[str, Any] = {"last_used_at": when}
+        if ip:
+            fields["last_used_ip"] = ip
+        try:
+            ApiKey.objects.filter(pk=pk).update(**fields)
+        except Exception:
+            logger.warning("Could not record the last use of API key %s", pk, exc_info=True)
+
+
+def _flush_touches(**_kwargs: Any) -> None:
+    touches = getattr(_pending, "touches", None)
+    if touches:
+        _pending.touches = []
+        _write_touches(touches)
+
+
+request_finished.connect(_flush_touches, dispatch_uid="credentials.api_key.flush_touches")

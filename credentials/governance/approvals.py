@@ -1,0 +1,295 @@
+"""Requests and approvals: a new credential or more scopes, decided by another manager (four eyes).
+
+Each service takes keyword-only arguments, runs in one transaction, locks the rows it
+changes (select_for_update) and writes exactly one audit event with the actor.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, models, transaction
+from django.utils import timezone
+
+from credentials.governance.common import audit_change, locked_credential, save_fields
+from credentials.governance.models import (
+    CredentialRequest,
+    CredentialStatus,
+    RequestState,
+    RequestType,
+)
+from credentials.governance.notices import notice_send_once
+from credentials.governance.org_policy import policy_for
+from credentials.governance.ownership import check_owner_may_hold, is_manager, managers_of
+from credentials.governance.registry import (
+    all_kinds,
+    get_kind,
+    kind_of,
+)
+from portal import authz
+from portal.models import User
+from portal.services.audit import audit_log
+
+logger = logging.getLogger(__name__)
+
+
+@transaction.atomic
+def credential_request_create(
+    *,
+    credential: models.Model,
+    requester: User,
+    request_type: str,
+    justification: str,
+    requested_scopes: Iterable[str] = (),
+    lifetime_days: int | None = None,
+) -> CredentialRequest:
+    """Ask the organisation's approvers to create a pending credential or widen its scopes.
+
+    For a scope increase the credential keeps its current scopes until the approval.
+    """
+    kind = kind_of(credential)
+    justification = (justification or "").strip()
+    if not justification:
+        raise ValidationError({"justification": "Say why this is needed."}, code="justification")
+    if request_type not in RequestType.values:
+        raise ValidationError("Unknown request type.")
+    credential = locked_credential(credential)
+    scopes = sorted(set(requested_scopes))
+    previous = sorted(kind.scopes_of(credential)) if request_type == RequestType.SCOPE_INCREASE else []
+    if request_type == RequestType.SCOPE_INCREASE:
+        if credential.owner_id != requester.pk and not is_manager(requester, credential.organization):
+            raise ValidationError(
+                "Only the owner or an organisation admin can ask for more scopes.", code="not_owner"
+            )
+        if credential.status != CredentialStatus.ACTIVE:
+            raise ValidationError("Only an active credential can get more scopes.", code="inactive")
+        if not set(scopes) - set(previous):
+            raise ValidationError(
+                {"scopes": "Choose at least one scope it does not have yet."}, code="no_increase"
+            )
+        check_owner_may_hold(credential.organization, credential.owner, set(scopes) - set(previous))
+    elif credential.status != CredentialStatus.PENDING:
+        raise ValidationError("Only a pending credential can be requested.", code="not_pending")
+    try:
+        with transaction.atomic():
+            request = CredentialRequest.objects.create(
+                organization=credential.organization,
+                kind=kind.key,
+                object_id=credential.pk,
+                credential_label=str(credential)[:255],
+                request_type=request_type,
+                requested_scopes=scopes,
+                previous_scopes=previous,
+                lifetime_days=lifetime_days,
+                justification=justification[:2000],
+                requester=requester,
+            )
+    except IntegrityError:
+        raise ValidationError("A request for this credential is already waiting.", code="pending") from None
+    audit_log(
+        action="credentials.request.created",
+        actor=requester,
+        organization=credential.organization,
+        target=credential,
+        extra={
+            "request_id": request.pk,
+            "type": request_type,
+            "scopes": scopes,
+            "previous_scopes": previous,
+            "lifetime_days": lifetime_days,
+        },
+    )
+    notice_send_once(
+        credential=credential,
+        notice_type="approval_requested",
+        period=f"request-{request.pk}",
+        recipients=[u.email for u in managers_of(credential.organization) if u.pk != requester.pk],
+        context={"request": request},
+    )
+    return request
+
+
+def _lock_request(request: CredentialRequest) -> CredentialRequest:
+    return (
+        CredentialRequest.objects.select_for_update(of=("self",))
+        .select_related("organization", "requester")
+        .get(pk=request.pk)
+    )
+
+
+def _check_approver(request: CredentialRequest, actor: User, linked_ids: Iterable[int] = ()) -> None:
+    if request.state != RequestState.PENDING:
+        raise ValidationError(f"This request was already {request.state}.", code="decided")
+    if actor is None or not actor.is_authenticated:
+        raise ValidationError("Sign in to decide on requests.", code="anonymous")
+    if request.requester_id == actor.pk:
+        # Four eyes: a requester, however privileged, never approves their own request.
+        raise ValidationError("You cannot decide on your own request.", code="own_request")
+    try:
+        # ...nor through a credential they own, created or issued the secret of.
+        authz.check_four_eyes(requester_id=request.requester_id, decider_id=actor.pk, linked_ids=linked_ids)
+    except authz.Refused as exc:
+        raise ValidationError(exc.detail, code=exc.code) from None
+    if not (actor.is_staff or is_manager(actor, request.organization)):
+        raise ValidationError("Only owners and admins of the organisation can decide.", code="not_approver")
+
+
+def people_behind(principal) -> set[int]:
+    """Return the people behind a deciding credential: owner, creator, issuers of its live secrets.
+
+    Asked of every kind (`GovernedKind.people_behind`), so governance names none of them.
+    """
+    people: set[int] = set()
+    for kind in all_kinds():
+        people |= kind.people_behind(principal)
+    people.discard(None)
+    return people
+
+
+def credential_for_request(request: CredentialRequest) -> models.Model:
+    """Return the credential a request is about."""
+    return (
+        get_kind(request.kind).model.objects.select_related("organization", "owner").get(pk=request.object_id)
+    )
+
+
+@transaction.atomic
+def credential_request_approve(
+    *, request: CredentialRequest, actor: User, comment: str = "", linked_ids: Iterable[int] = ()
+) -> CredentialRequest:
+    """Approve a request: a new credential may now get its secret; a scope increase takes effect."""
+    request = _lock_request(request)
+    _check_approver(request, actor, linked_ids)
+    kind = get_kind(request.kind)
+    credential = locked_credential(credential_for_request(request))
+    if request.request_type == RequestType.CREATE:
+        # The policy on kinds may have changed since the request was made.
+        kind.check_new(credential, request.lifetime_days)
+    if request.request_type == RequestType.SCOPE_INCREASE:
+        if credential.status != CredentialStatus.ACTIVE:
+            raise ValidationError("The credential is no longer active.", code="inactive")
+        check_owner_may_hold(
+            credential.organization,
+            credential.owner,
+            set(request.requested_scopes) - set(kind.scopes_of(credential)),
+        )
+        kind.set_scopes(credential, request.requested_scopes)
+        kind.changed(credential)
+    return _record_decision(request, credential, actor=actor, comment=comment, state=RequestState.APPROVED)
+
+
+@transaction.atomic
+def credential_request_deny(
+    *, request: CredentialRequest, actor: User, comment: str = "", linked_ids: Iterable[int] = ()
+) -> CredentialRequest:
+    """Deny a request: a new credential is marked denied (it never gets a secret); scopes stay as they are."""
+    request = _lock_request(request)
+    _check_approver(request, actor, linked_ids)
+    kind = get_kind(request.kind)
+    credential = locked_credential(credential_for_request(request))
+    if request.request_type == RequestType.CREATE and credential.status == CredentialStatus.PENDING:
+        credential.status = CredentialStatus.DENIED
+        save_fields(credential, kind, "status")
+    return _record_decision(request, credential, actor=actor, comment=comment, state=RequestState.DENIED)
+
+
+@transaction.atomic
+def credential_request_cancel(*, request: CredentialRequest, actor: User) -> CredentialRequest:
+    """Withdraw your own waiting request.
+
+    A new credential is closed without ever getting a secret (status `denied`, the state a
+    refused request leaves; the request itself says `cancelled`); a scope increase simply
+    lapses. Only the requester may cancel, and only while nobody has decided.
+    """
+    request = _lock_request(request)
+    if request.state != RequestState.PENDING:
+        raise ValidationError(f"This request was already {request.state}.", code="decided")
+    if actor is None or not actor.is_authenticated or request.requester_id != actor.pk:
+        raise ValidationError("Only the person who made a request can cancel it.", code="not_requester")
+    kind = get_kind(request.kind)
+    credential = locked_credential(credential_for_request(request))
+    if request.request_type == RequestType.CREATE and credential.status == CredentialStatus.PENDING:
+        credential.status = CredentialStatus.DENIED
+        save_fields(credential, kind, "status")
+    request.state = RequestState.CANCELLED
+    request.decided_by = actor
+    request.decided_at = timezone.now()
+    request.save(update_fields=["state", "decided_by", "decided_at", "updated_at"])
+    audit_log(
+        action="credentials.request.cancelled",
+        actor=actor,
+        organization=request.organization,
+        target=credential,
+        extra={"request_id": request.pk, "type": request.request_type},
+    )
+    return request
+
+
+def _record_decision(
+    request: CredentialRequest, credential, *, actor: User, comment: str, state: str
+) -> CredentialRequest:
+    """Store an approval or a denial, audit it once and notify the requester and the owner."""
+    request.state = state
+    request.decided_by = actor
+    request.decided_at = timezone.now()
+    request.comment = (comment or "").strip()[:500]
+    request.save(update_fields=["state", "decided_by", "decided_at", "comment", "updated_at"])
+    audit_log(
+        action=f"credentials.request.{RequestState(state).value}",
+        actor=actor,
+        organization=request.organization,
+        target=credential,
+        extra={"request_id": request.pk, "type": request.request_type, "comment": request.comment},
+    )
+    _notify_decision(request, credential)
+    return request
+
+
+def _notify_decision(request: CredentialRequest, credential) -> None:
+    recipients = {u.email for u in (request.requester, credential.owner) if u is not None}
+    notice_send_once(
+        credential=credential,
+        notice_type=f"approval_{request.state}",
+        period=f"request-{request.pk}",
+        recipients=sorted(recipients),
+        context={"request": request},
+    )
+
+
+def approved_create_request(credential: models.Model) -> CredentialRequest | None:
+    """Return the approved request that created a pending credential, if there is one."""
+    return CredentialRequest.objects.filter(
+        kind=kind_of(credential).key,
+        object_id=credential.pk,
+        request_type=RequestType.CREATE,
+        state=RequestState.APPROVED,
+    ).first()
+
+
+@transaction.atomic
+def credential_secret_issue(*, credential: models.Model, actor: User) -> tuple[models.Model, str]:
+    """Give an approved, pending credential its first secret, once; only its owner may do this.
+
+    Return the credential and the plaintext, which is never stored and never shown again.
+    """
+    kind = kind_of(credential)
+    credential = locked_credential(credential)
+    if credential.owner_id != getattr(actor, "pk", None):
+        raise ValidationError("Only the credential's owner can generate its secret.", code="not_owner")
+    if credential.status != CredentialStatus.PENDING:
+        raise ValidationError("The secret was already generated.", code="issued")
+    approved = approved_create_request(credential)
+    if approved is None:
+        raise ValidationError("This credential is still waiting for approval.", code="not_approved")
+    policy = policy_for(credential.organization)
+    plaintext, extra = kind.issue_secret(credential, actor, approved)
+    credential.status = CredentialStatus.ACTIVE
+    credential.review_due_at = timezone.now() + policy.review_interval(kind.key)
+    save_fields(credential, kind, "status", "review_due_at")
+    audit_change(
+        kind, "secret_issued", credential=credential, actor=actor, extra={"request_id": approved.pk, **extra}
+    )
+    kind.changed(credential)
+    return credential, plaintext

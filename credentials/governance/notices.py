@@ -1,0 +1,179 @@
+"""Lifecycle emails, each sent once (a unique Notice row), and the `expiring` webhook that goes with them.
+
+Each service takes keyword-only arguments, runs in one transaction, locks the rows it
+changes (select_for_update) and writes exactly one audit event with the actor.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import IntegrityError, models, transaction
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+
+from credentials.governance.models import (
+    CredentialStatus,
+    Notice,
+)
+from credentials.governance.ownership import managers_of
+from credentials.governance.registry import (
+    all_kinds,
+    credential_path,
+    kind_of,
+)
+from credentials.governance.selectors import COLUMNS, flag_q
+from credentials.webhooks.events import webhook_event_emit
+
+logger = logging.getLogger(__name__)
+
+
+def notice_send_once(
+    *,
+    credential: models.Model,
+    notice_type: str,
+    period: str,
+    recipients: Iterable[str],
+    context: dict[str, Any] | None = None,
+) -> bool:
+    """Record a notice and email it after commit, unless it was already sent; return whether it is new.
+
+    The unique (credential, notice type, period) row makes this safe from cron at any
+    frequency and from concurrent runs.
+    """
+
+    kind = kind_of(credential)
+    recipients = sorted({r for r in recipients if r})
+    if not recipients:
+        return False
+    try:
+        with transaction.atomic():
+            Notice.objects.create(
+                organization=credential.organization,
+                kind=kind.key,
+                object_id=credential.pk,
+                notice_type=notice_type,
+                period=period[:64],
+                recipients=recipients,
+            )
+    except IntegrityError:
+        return False
+    link = settings.PORTAL_BASE_URL + (
+        _approvals_path(credential) if notice_type == "approval_requested" else credential_path(credential)
+    )
+    body_context = {
+        "credential": credential,
+        "kind": kind,
+        "notice_type": notice_type,
+        "link": link,
+        "organization": credential.organization,
+        **(context or {}),
+    }
+    subject = render_to_string("credentials/governance/email/subject.txt", body_context).strip()
+    body = render_to_string("credentials/governance/email/notice.txt", body_context)
+
+    def send() -> None:
+        try:
+            send_mail(subject, body, None, recipients)
+        except Exception:  # a mail outage must not break the change that caused the notice
+            logger.warning(
+                "Could not send the %s notice for %s %s", notice_type, kind.key, credential.pk, exc_info=True
+            )
+
+    transaction.on_commit(send)
+    return True
+
+
+def _approvals_path(credential) -> str:
+
+    return reverse("org-approvals", kwargs={"org_slug": credential.organization.slug})
+
+
+REVIEW_DUE_NOTICE_WITHIN = timedelta(days=14)
+
+
+def _scheduled_notices(now: datetime) -> Iterable[tuple[str, models.Q, str]]:
+    """Yield (notice type, condition on the inventory queryset, column whose value is the period)."""
+
+    active = models.Q(status=CredentialStatus.ACTIVE)
+    # A credential with 3 days or less left gets only the 3-day notice; a rotated API key,
+    # which expires at the end of its overlap by design, gets none.
+    current = models.Q(row_superseded=False)
+    yield (
+        "expiring_14d",
+        current & flag_q("expiring", now) & models.Q(row_expires__gt=now + timedelta(days=3)),
+        "row_expires",
+    )
+    yield (
+        "expiring_3d",
+        current & active & models.Q(row_expires__gt=now, row_expires__lte=now + timedelta(days=3)),
+        "row_expires",
+    )
+    yield (
+        "review_due",
+        active & models.Q(review_due_at__gt=now, review_due_at__lte=now + REVIEW_DUE_NOTICE_WITHIN),
+        "review_due_at",
+    )
+    yield "review_overdue", flag_q("review_overdue", now), "review_due_at"
+    yield "orphaned", flag_q("orphaned", now), "orphaned_at"
+    yield "suspended", flag_q("suspended", now), "suspended_at"
+
+
+def credential_notices_send(*, now: datetime | None = None) -> int:
+    """Email every lifecycle notice that is due and was not sent before; return how many were sent.
+
+    Each (credential, notice, period) goes out once, however often this runs: the period is
+    the date the notice is about (the expiry, the due date, when it was orphaned or suspended),
+    so a new due date after a review brings a new notice.
+    """
+
+    now = now or timezone.now()
+    managers: dict[int, list[str]] = {}
+    sent = 0
+    for kind in all_kinds():
+        for notice_type, condition, period_column in _scheduled_notices(now):
+            rows = kind.inventory_queryset(None).filter(condition).values(*COLUMNS)
+            for values in rows.iterator(chunk_size=500):
+                period = values[period_column]
+                if period is None:
+                    continue
+                if Notice.objects.filter(
+                    kind=kind.key, object_id=values["id"], notice_type=notice_type, period=period.isoformat()
+                ).exists():
+                    continue
+                credential = kind.model.objects.select_related("organization", "owner").get(pk=values["id"])
+                org_id = credential.organization_id
+                if org_id not in managers:
+                    managers[org_id] = [u.email for u in managers_of(credential.organization)]
+                recipients = list(managers[org_id])
+                if credential.owner_id and notice_type != "orphaned":
+                    recipients.append(credential.owner.email)
+                with transaction.atomic():
+                    if notice_send_once(
+                        credential=credential,
+                        notice_type=notice_type,
+                        period=period.isoformat(),
+                        recipients=recipients,
+                        context={"when": period},
+                    ):
+                        sent += 1
+                        if notice_type.startswith("expiring"):
+                            _expiring_webhook(credential, notice_type, period)
+    return sent
+
+
+def _expiring_webhook(credential, notice_type: str, expires_at: datetime) -> None:
+    """Queue the `credential.expiring` webhook with its notice (no audit event exists for it)."""
+
+    webhook_event_emit(
+        event="expiring",
+        credential=credential,
+        actor=None,
+        extra={"expires_at": expires_at.isoformat(), "notice": notice_type},
+    )

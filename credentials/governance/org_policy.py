@@ -1,0 +1,200 @@
+"""The organisation's credential policy: defaults on first use, audited changes, lifetimes and review dates.
+
+Each service takes keyword-only arguments, runs in one transaction, locks the rows it
+changes (select_for_update) and writes exactly one audit event with the actor.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from credentials import lifetimes
+from credentials.governance.common import audit_change, save_fields
+from credentials.governance.models import (
+    OrganizationPolicy,
+)
+from credentials.governance.notices import notice_send_once
+from credentials.governance.registry import (
+    all_kinds,
+    new_credential_rule_fields,
+)
+from portal.models import Organization, User
+from portal.services.audit import audit_log
+
+logger = logging.getLogger(__name__)
+
+
+def policy_for(organization: Organization) -> OrganizationPolicy:
+    """Return the organisation's policy, creating it with the defaults on first use."""
+    try:
+        return organization.credential_policy
+    except OrganizationPolicy.DoesNotExist:
+        pass
+    try:
+        with transaction.atomic():
+            policy = OrganizationPolicy.objects.create(organization=organization)
+    except IntegrityError:
+        policy = OrganizationPolicy.objects.get(organization=organization)
+    organization.credential_policy = policy
+    return policy
+
+
+#: The policy settings every kind shares; each kind adds the columns it declares (`KindPolicy`).
+SHARED_POLICY_FIELDS = (
+    "approve_scope_increases",
+    "default_rotation_overlap_hours",
+    "orphan_grace_days",
+    "overdue_grace_days",
+    "leaked_credential_action",
+)
+
+
+def policy_fields() -> tuple[str, ...]:
+    """Return the names of every setting `policy_update` may change: the shared ones and each kind's."""
+    declared = [
+        column
+        for kind in all_kinds()
+        if kind.policy is not None
+        for column in (
+            kind.policy.approve_new,
+            kind.policy.review_interval_days,
+            kind.policy.max_lifetime_days,
+            *kind.policy.new_credential_rules,
+        )
+    ]
+    return SHARED_POLICY_FIELDS + tuple(declared)
+
+
+@transaction.atomic
+def policy_update(*, organization: Organization, actor: User | None, **values: Any) -> OrganizationPolicy:
+    """Change the organisation's policy; the audit event lists each change."""
+    policy = policy_for(organization)
+    policy = OrganizationPolicy.objects.select_for_update().get(pk=policy.pk)
+    changes = {}
+    for name, value in values.items():
+        if name not in policy_fields():
+            raise ValidationError(f"Unknown policy setting {name!r}.")
+        if getattr(policy, name) != value:
+            changes[name] = {"from": getattr(policy, name), "to": value}
+            setattr(policy, name, value)
+    if not changes:
+        return policy
+    policy.full_clean()
+    policy.save()
+    audit_log(
+        action="credentials.policy.updated",
+        actor=actor,
+        organization=organization,
+        target=policy,
+        target_label=f"Credential policy of {organization.slug}",
+        extra=changes,
+    )
+    organization.credential_policy = policy
+    if changes.keys() & set(new_credential_rule_fields()):
+        _flag_against_policy(policy, actor)
+    return policy
+
+
+def _flag_against_policy(policy: OrganizationPolicy, actor: User | None) -> int:
+    """Flag the working credentials the policy would not allow today; tell their owners once.
+
+    Nothing is revoked or suspended: an existing integration keeps working. A credential the
+    policy allows again loses its flag. Return how many credentials are newly flagged.
+    """
+    now = timezone.now()
+    settings_now = {name: getattr(policy, name) for name in new_credential_rule_fields()}
+    period = "kind-policy:" + ":".join(str(value or "") for value in settings_now.values())
+    flagged = 0
+    for kind in all_kinds():
+        if kind.policy_violations is None:
+            continue
+        violating = kind.policy_violations(policy)
+        kind.model.objects.filter(organization=policy.organization, policy_flagged_at__isnull=False).exclude(
+            pk__in=violating.values("pk")
+        ).update(policy_flagged_at=None)
+        for credential in violating.select_related("organization", "owner"):
+            if credential.policy_flagged_at is not None:
+                continue  # flagged (and its owner told) by an earlier change
+            credential.policy_flagged_at = now
+            save_fields(credential, kind, "policy_flagged_at")
+            audit_change(
+                kind, "policy_flagged", credential=credential, actor=actor, extra={"policy": settings_now}
+            )
+            notice_send_once(
+                credential=credential,
+                notice_type="against_policy",
+                period=period,
+                recipients=[credential.owner.email] if credential.owner_id else [],
+                context={"policy": policy},
+            )
+            flagged += 1
+    return flagged
+
+
+def policy_locked(organization: Organization) -> OrganizationPolicy:
+    """Return the policy row locked until the end of the transaction.
+
+    A key creation and a policy change serialise on it: a creation either commits before the
+    change (and is then flagged by it) or waits and is judged by the new policy.
+    """
+    # Read afresh, never from the organisation's cached policy (it may come from another transaction).
+    locked = OrganizationPolicy.objects.select_for_update().filter(organization_id=organization.pk).first()
+    if locked is None:
+        try:
+            with transaction.atomic():
+                OrganizationPolicy.objects.create(organization=organization)
+        except IntegrityError:
+            pass  # a concurrent first use created it
+        locked = OrganizationPolicy.objects.select_for_update().get(organization_id=organization.pk)
+    organization.credential_policy = locked
+    return locked
+
+
+def review_due_from(organization: Organization, kind: str, *, now: datetime | None = None) -> datetime:
+    """Return when a credential of `kind` created or reviewed now is next due for review."""
+    return (now or timezone.now()) + policy_for(organization).review_interval(kind)
+
+
+def max_lifetime_days(organization: Organization, kind: str) -> int:
+    """Return the longest lifetime in days a credential of `kind` may get: the policy's, at most ten years."""
+    days = policy_for(organization).max_lifetime_days(kind)
+    return min(days or lifetimes.MAX_LIFETIME_DAYS, lifetimes.MAX_LIFETIME_DAYS)
+
+
+def check_lifetime(organization: Organization, kind: str, expires_at: datetime | None) -> datetime | None:
+    """Apply the policy's maximum lifetime: fill in a missing expiry, refuse a longer one.
+
+    Without a policy maximum a missing expiry stays missing, but no expiry may lie more than
+    ten years ahead (`credentials.lifetimes`).
+    """
+    days = policy_for(organization).max_lifetime_days(kind)
+    now = timezone.now()
+    if not days:
+        if expires_at is not None:
+            lifetimes.check_expiry(expires_at, now=now)
+        return expires_at
+    latest = lifetimes.expiry_in_days(min(days, lifetimes.MAX_LIFETIME_DAYS), now=now)
+    if expires_at is None:
+        return latest
+    if expires_at > lifetimes.add_clamped(latest, lifetimes.GRACE):
+        raise ValidationError(
+            {"expires_at": f"Your organisation allows at most {days} days."}, code="max_lifetime"
+        )
+    return expires_at
+
+
+def approval_required(organization: Organization, kind: str) -> bool:
+    """Return whether a new credential of `kind` must be approved first."""
+    return policy_for(organization).requires_approval_for(kind)
+
+
+def scope_increase_needs_approval(organization: Organization, old: Iterable[str], new: Iterable[str]) -> bool:
+    """Return whether going from `old` to `new` scopes widens them under a policy requiring approval."""
+    return bool(set(new) - set(old)) and policy_for(organization).approve_scope_increases

@@ -1,0 +1,162 @@
+"""Owners of credentials: who may own and manage them, orphaning when a member leaves, reassignment.
+
+Each service takes keyword-only arguments, runs in one transaction, locks the rows it
+changes (select_for_update) and writes exactly one audit event with the actor.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import models, transaction
+from django.utils import timezone
+
+from credentials.governance.common import LIVE_STATUSES, audit_change, locked_credential, save_fields
+from credentials.governance.models import (
+    CredentialStatus,
+    SuspensionReason,
+)
+from credentials.governance.registry import (
+    all_kinds,
+    kind_of,
+)
+from portal import authz
+from portal.models import MANAGER_ROLES, Membership, Organization, User
+from portal.selectors import role_of
+
+logger = logging.getLogger(__name__)
+
+
+def is_manager(user: User | None, organization: Organization) -> bool:
+    """Return whether `user` owns or administers `organization`."""
+    return bool(
+        user is not None
+        and user.is_authenticated
+        and Membership.objects.filter(user=user, organization=organization, role__in=MANAGER_ROLES).exists()
+    )
+
+
+def check_owner_is_member(organization: Organization, user: User | None) -> None:
+    """Check that a credential's (new) owner is a member of its organisation (both kinds)."""
+    if user is None or not Membership.objects.filter(organization=organization, user=user).exists():
+        raise ValidationError({"owner": "The owner must be a member of the organisation."}, code="owner")
+
+
+def check_owner_may_hold(organization: Organization, owner: User | None, scopes: Iterable[str]) -> None:
+    """Check that the credential's owner, in their current role, may hold these scopes (portal.authz).
+
+    A member's credential may not carry a manager's scope: it would act beyond its owner.
+    """
+    role = role_of(owner.pk if owner is not None else None, organization.pk)
+    beyond = authz.scopes_beyond_role([str(s) for s in scopes], role)
+    if beyond:
+        message = "Only owners and admins may hold these scopes, and the owner is not one: " + " ".join(
+            beyond
+        )
+        raise ValidationError({"scopes": ValidationError(message, code="scope_beyond_owner")})
+
+
+def managers_of(organization: Organization) -> list[User]:
+    """Return the organisation's owners and admins."""
+    return list(
+        User.objects.filter(
+            memberships__organization=organization, memberships__role__in=MANAGER_ROLES, is_active=True
+        ).order_by("email")
+    )
+
+
+def credentials_owned_by(organization: Organization, user: User) -> list[models.Model]:
+    """Return the user's live credentials in the organisation, of every kind."""
+    rows: list[models.Model] = []
+    for kind in all_kinds():
+        rows.extend(
+            kind.model.objects.filter(
+                organization=organization, owner=user, status__in=LIVE_STATUSES
+            ).order_by("pk")
+        )
+    return rows
+
+
+def credentials_orphan(*, organization: Organization, user: User, actor: User | None) -> list[models.Model]:
+    """Mark the departing member's credentials orphaned (they keep working until the grace ends).
+
+    Called by `membership_remove` inside its transaction; one audit event per credential.
+    """
+    now = timezone.now()
+    orphaned = []
+    for credential in credentials_owned_by(organization, user):
+        kind = kind_of(credential)
+        credential = locked_credential(credential)
+        if credential.orphaned_at is not None:
+            continue
+        credential.orphaned_at = now
+        save_fields(credential, kind, "orphaned_at")
+        audit_change(kind, "orphaned", credential=credential, actor=actor, extra={"former_owner": user.email})
+        orphaned.append(credential)
+    return orphaned
+
+
+#: Audit actions after which a member's credentials act with a different authority.
+_AUTHORITY_CHANGES = frozenset({"portal.membership.role_changed", "portal.membership.removed"})
+
+
+def on_membership_event(event, target) -> None:
+    """Refresh the member's credentials when their role changes or they leave (an audit listener).
+
+    A credential's authority is bounded by its owner's current role (portal.authz), and a
+    verification snapshot caches that role: drop it now, so a demotion or removal takes effect
+    on the very next request, on every server.
+    """
+    if event.action not in _AUTHORITY_CHANGES or not isinstance(target, Membership):
+        return
+    for kind in all_kinds():
+        for credential in kind.model.objects.filter(
+            organization_id=target.organization_id, owner_id=target.user_id
+        ).select_related("organization", "owner"):
+            kind.changed(credential)
+
+
+def clear_orphan(credential) -> dict[str, Any]:
+    """Clear the orphan mark of a credential that just got a new owner; restore an orphan suspension.
+
+    Return what changed, for the caller's audit event. The caller saves the row.
+    """
+    changes: dict[str, Any] = {}
+    if credential.orphaned_at is not None:
+        credential.orphaned_at = None
+        changes["orphan_cleared"] = True
+    if (
+        credential.status == CredentialStatus.SUSPENDED
+        and credential.suspension_reason == SuspensionReason.ORPHANED
+    ):
+        credential.status = CredentialStatus.ACTIVE
+        credential.suspended_at = None
+        credential.suspension_reason = ""
+        changes["restored"] = True
+    return changes
+
+
+@transaction.atomic
+def credential_reassign_owner(
+    *, credential: models.Model, owner: User, actor: User | None, via: str = ""
+) -> models.Model:
+    """Give the credential a new owner (a member); this clears an orphan and restores its suspension."""
+    kind = kind_of(credential)
+    credential = locked_credential(credential)
+    check_owner_is_member(credential.organization, owner)
+    if credential.status not in LIVE_STATUSES:
+        raise ValidationError(f"A {credential.status} credential cannot change owner.", code="inactive")
+    check_owner_may_hold(credential.organization, owner, kind.scopes_of(credential))
+    previous = credential.owner.email if credential.owner_id else None
+    credential.owner = owner
+    changes = clear_orphan(credential)
+    save_fields(credential, kind, "owner", "orphaned_at", "status", "suspended_at", "suspension_reason")
+    extra = {"from": previous, "to": owner.email, **changes}
+    if via:
+        extra["via"] = via
+    audit_change(kind, "owner_reassigned", credential=credential, actor=actor, extra=extra)
+    kind.changed(credential)
+    return credential

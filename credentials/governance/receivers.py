@@ -1,0 +1,10 @@
+"""Receivers of portal's signals: governance follows the membership changes portal announces."""
+
+from __future__ import annotations
+
+from credentials.governance.ownership import credentials_orphan
+
+
+def orphan_on_member_removed(sender, *, organization, user, actor, **kwargs) -> None:
+    """Mark a departing member's credentials orphaned, inside the removal's transaction."""
+    credentials_orphan(organization=organization, user=user, actor=actor)

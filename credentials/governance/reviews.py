@@ -1,0 +1,165 @@
+"""Periodic reviews and suspension: recertify, suspend, restore, and the sweep of overdue and orphaned ones.
+
+Each service takes keyword-only arguments, runs in one transaction, locks the rows it
+changes (select_for_update) and writes exactly one audit event with the actor.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import models, transaction
+from django.utils import timezone
+
+from credentials.governance.common import audit_change, locked_credential, save_fields
+from credentials.governance.models import (
+    CredentialStatus,
+    OrganizationPolicy,
+    SuspensionReason,
+)
+from credentials.governance.org_policy import policy_for
+from credentials.governance.ownership import is_manager
+from credentials.governance.registry import (
+    all_kinds,
+    kind_of,
+)
+from portal.models import User
+
+logger = logging.getLogger(__name__)
+
+
+@transaction.atomic
+def credential_recertify(
+    *, credential: models.Model, actor: User, scopes: Iterable[str] | None = None
+) -> models.Model:
+    """Record the owner's review ("still needed; scopes still right"), optionally narrowing the scopes.
+
+    Schedules the next review; a credential suspended for an overdue review works again.
+    """
+    kind = kind_of(credential)
+    credential = locked_credential(credential)
+    if credential.owner_id != actor.pk and not is_manager(actor, credential.organization):
+        raise ValidationError("Only the owner or an organisation admin can review this.", code="not_owner")
+    restorable = (
+        credential.status == CredentialStatus.SUSPENDED
+        and credential.suspension_reason == SuspensionReason.REVIEW_OVERDUE
+    )
+    if credential.status != CredentialStatus.ACTIVE and not restorable:
+        raise ValidationError(f"A {credential.status} credential cannot be reviewed.", code="inactive")
+    extra: dict[str, Any] = {}
+    if scopes is not None:
+        old = sorted(kind.scopes_of(credential))
+        new = sorted(set(scopes))
+        if set(new) - set(old):
+            raise ValidationError({"scopes": "A review can only remove scopes; request an increase instead."})
+        if new != old:
+            kind.set_scopes(credential, new)
+            extra["scopes"] = {"from": old, "to": new}
+    now = timezone.now()
+    credential.last_reviewed_at = now
+    credential.last_reviewed_by = actor
+    credential.review_due_at = now + policy_for(credential.organization).review_interval(kind.key)
+    if restorable:
+        credential.status = CredentialStatus.ACTIVE
+        credential.suspended_at = None
+        credential.suspension_reason = ""
+        extra["restored"] = True
+    save_fields(
+        credential,
+        kind,
+        "last_reviewed_at",
+        "last_reviewed_by",
+        "review_due_at",
+        "status",
+        "suspended_at",
+        "suspension_reason",
+    )
+    extra["next_review_due"] = credential.review_due_at.isoformat()
+    audit_change(kind, "recertified", credential=credential, actor=actor, extra=extra)
+    kind.changed(credential)
+    return credential
+
+
+@transaction.atomic
+def credential_suspend(*, credential: models.Model, actor: User | None, reason: str) -> models.Model:
+    """Suspend a working credential: it is refused exactly like a revoked one, but can be restored."""
+    if reason not in SuspensionReason.values:
+        raise ValidationError("Unknown suspension reason.")
+    kind = kind_of(credential)
+    credential = locked_credential(credential)
+    if credential.status != CredentialStatus.ACTIVE:
+        raise ValidationError(
+            f"Only an active credential can be suspended (this one is {credential.status}).", code="inactive"
+        )
+    credential.status = CredentialStatus.SUSPENDED
+    credential.suspended_at = timezone.now()
+    credential.suspension_reason = reason
+    save_fields(credential, kind, "status", "suspended_at", "suspension_reason")
+    audit_change(kind, "suspended", credential=credential, actor=actor, extra={"reason": reason})
+    kind.changed(credential)
+    return credential
+
+
+@transaction.atomic
+def credential_restore(*, credential: models.Model, actor: User | None) -> models.Model:
+    """Lift a suspension (staff or organisation admins); orphan and review marks stay as they are."""
+    kind = kind_of(credential)
+    credential = locked_credential(credential)
+    if credential.status != CredentialStatus.SUSPENDED:
+        raise ValidationError("Only a suspended credential can be restored.", code="not_suspended")
+    reason = credential.suspension_reason
+    credential.status = CredentialStatus.ACTIVE
+    credential.suspended_at = None
+    credential.suspension_reason = ""
+    save_fields(credential, kind, "status", "suspended_at", "suspension_reason")
+    audit_change(kind, "restored", credential=credential, actor=actor, extra={"reason": reason})
+    kind.changed(credential)
+    return credential
+
+
+def credential_revoke(*, credential: models.Model, actor: User | None, reason: str) -> models.Model:
+    """Revoke through the kind's own service (one audit event there)."""
+    return kind_of(credential).revoke(credential, actor, reason)
+
+
+def credential_policies_apply(*, now: datetime | None = None) -> list[models.Model]:
+    """Suspend credentials orphaned or overdue for longer than their organisation's grace.
+
+    Safe to run at any frequency: a credential is suspended once, and each suspension is
+    its own transaction with one audit event (actor: the system).
+    """
+    now = now or timezone.now()
+    suspended = []
+    policies: dict[int, OrganizationPolicy] = {}
+    for kind in all_kinds():
+        candidates = (
+            kind.model.objects.filter(status=CredentialStatus.ACTIVE)
+            .filter(models.Q(orphaned_at__lte=now) | models.Q(review_due_at__lte=now))
+            .select_related("organization")
+            .order_by("pk")
+        )
+        for credential in candidates.iterator(chunk_size=500):
+            org = credential.organization
+            policy = policies.get(org.pk) or policies.setdefault(org.pk, policy_for(org))
+            reason = None
+            if (
+                credential.orphaned_at
+                and credential.orphaned_at + timedelta(days=policy.orphan_grace_days) <= now
+            ):
+                reason = SuspensionReason.ORPHANED
+            elif (
+                credential.review_due_at
+                and credential.review_due_at + timedelta(days=policy.overdue_grace_days) <= now
+            ):
+                reason = SuspensionReason.REVIEW_OVERDUE
+            if reason is None:
+                continue
+            try:
+                suspended.append(credential_suspend(credential=credential, actor=None, reason=reason))
+            except ValidationError:
+                continue  # changed meanwhile (revoked, reassigned, reviewed)
+    return suspended

@@ -1,0 +1,88 @@
+"""One cache round trip per machine request: read every key the hot path needs at once.
+
+A machine request used to ask the shared cache (Redis) one question at a time: the per-IP
+failure counter, then the credential snapshot, then the once-a-minute last-used marker —
+three round trips. Now the caller names every key up front and `prefetched(keys)` reads
+them with one `cache.get_many` (a single Redis `MGET`); inside that block the readers
+(`get`, `present`) answer from the result instead of asking again. Code that is not inside
+a block, or asks for a key that was not named, reads the cache as before, so every reader
+keeps working unchanged outside the hot path.
+
+Staleness: the values are read at the start of the block and used within the same
+request, microseconds later — the same as reading them one by one. Writes (`add`, `set`,
+`incr`, `delete`) still go straight to the cache.
+
+Growing the batch: a later feature that reads more per request (usage counters, per-credential
+limits) adds its keys to the list passed to `prefetched` — `hot_keys` functions beside each
+reader return them — and the request still makes one read round trip (docs/performance.md).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from django.core.cache import cache
+
+logger = logging.getLogger(__name__)
+
+_MISSING = object()
+
+#: The values read by the innermost `prefetched` block: key -> value, _MISSING for an absent key.
+_batch: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "portal_hotcache", default=None
+)
+
+
+@contextmanager
+def prefetched(keys: Iterable[str]) -> Iterator[None]:
+    """Read `keys` from the cache in one round trip; readers inside the block use the result.
+
+    Keys an enclosing block already read are not read again. If the cache fails, nothing is
+    prefetched and the readers ask the cache themselves (which fails soft, as before).
+    """
+    outer = _batch.get()
+    wanted = [key for key in dict.fromkeys(keys) if key and (outer is None or key not in outer)]
+    values: dict[str, Any] = dict(outer or {})
+    if wanted:
+        try:
+            found = cache.get_many(wanted)
+        except Exception:  # noqa: BLE001  a cache without soft failure: fall back to one-by-one reads
+            logger.warning("cache unavailable for the hot-path batch; reading keys one by one", exc_info=True)
+            found = None
+        if found is not None:
+            for key in wanted:
+                values[key] = found.get(key, _MISSING)
+    token = _batch.set(values)
+    try:
+        yield
+    finally:
+        _batch.reset(token)
+
+
+def get(key: str, default: Any = None, *, shared: bool = False) -> Any:
+    """Return the cached value of `key`: from the current batch if it was read there, else the cache.
+
+    `shared=True`: the caller will not mutate the value, so a per-process cache may hand out
+    the object it unpickled before (`portal.infra.cache.PortalLocMemCache.get_shared`).
+    """
+    values = _batch.get()
+    if values is not None and key in values:
+        value = values[key]
+        return default if value is _MISSING else value
+    if shared:
+        reader = getattr(cache, "get_shared", None)
+        if reader is not None:
+            return reader(key, default)
+    return cache.get(key, default)
+
+
+def present(key: str) -> bool | None:
+    """Return whether the current batch saw `key` in the cache; None when the batch did not read it."""
+    values = _batch.get()
+    if values is None or key not in values:
+        return None
+    return values[key] is not _MISSING

@@ -1,0 +1,105 @@
+"""A lean middleware path for machine endpoints: no browser layers on requests that carry no cookie.
+
+Services call `/oauth/*`, `/api/v1/whoami`, `/api/v1/keys/verify` and the `/.well-known/`
+documents on every request, with a credential in a header and no cookie. Such a request
+needs no session, CSRF, messages, allauth, MFA-enrolment or static-file layer: there is no
+session to load, no form to protect and no page to render. `MachinePathMiddleware` sits
+first in `MIDDLEWARE` and sends such a request through a second chain built from the same
+`MIDDLEWARE` list without the browser-only layers (`BROWSER_ONLY`), so everything else —
+metrics before and after, security headers (HSTS, nosniff, CSP, X-Frame-Options), the body
+limit, the request id, the access log, the database-outage answers and CommonMiddleware's
+`ALLOWED_HOSTS` check (a foreign `Host` is still 400) — runs exactly as on
+the full path, in the same order. A request with any cookie, or to any other path, takes the
+full chain unchanged (docs/performance.md measures what this buys).
+
+A middleware added to `MIDDLEWARE` later runs on both paths unless it is listed here.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured, MiddlewareNotUsed
+from django.core.handlers.base import BaseHandler
+from django.core.handlers.exception import convert_exception_to_response
+from django.http import HttpRequest, HttpResponse
+from django.utils.module_loading import import_string
+
+#: This middleware's own dotted path (it must come first in MIDDLEWARE).
+SELF = "portal.infra.lean.MachinePathMiddleware"
+
+#: Layers built for browsers: skipped on machine requests that carry no cookie.
+BROWSER_ONLY = frozenset(
+    {
+        "whitenoise.middleware.WhiteNoiseMiddleware",
+        "django.contrib.sessions.middleware.SessionMiddleware",
+        "django.middleware.csrf.CsrfViewMiddleware",
+        "django.contrib.auth.middleware.AuthenticationMiddleware",
+        "allauth.account.middleware.AccountMiddleware",
+        "django.contrib.messages.middleware.MessageMiddleware",
+        "portal.account_security.middleware.SessionTimeoutMiddleware",
+        "portal.account_security.middleware.MfaEnrolmentMiddleware",
+    }
+)
+
+#: Machine endpoints: exact paths, and path prefixes.
+MACHINE_PATHS = frozenset({"/api/v1/whoami", "/api/v1/keys/verify"})
+MACHINE_PREFIXES = ("/oauth/", "/.well-known/")
+
+
+def is_machine_request(request: HttpRequest) -> bool:
+    """Return whether the request is for a machine endpoint and carries no cookie at all."""
+    if request.META.get("HTTP_COOKIE"):
+        return False
+    path = request.path_info
+    return path in MACHINE_PATHS or path.startswith(MACHINE_PREFIXES)
+
+
+def lean_middleware() -> list[str]:
+    """Return MIDDLEWARE without this selector and the browser-only layers, in the same order."""
+    return [path for path in settings.MIDDLEWARE if path != SELF and path not in BROWSER_ONLY]
+
+
+class _LeanHandler(BaseHandler):
+    """A handler whose middleware chain is the lean list (synchronous, as under gunicorn's WSGI)."""
+
+    def __init__(self, middleware: list[str]) -> None:
+        super().__init__()
+        self._view_middleware = []
+        self._template_response_middleware = []
+        self._exception_middleware = []
+        handler = convert_exception_to_response(self._get_response)
+        # The same construction as BaseHandler.load_middleware, for a given list, sync only.
+        for path in reversed(middleware):
+            factory = import_string(path)
+            try:
+                instance = factory(handler)
+            except MiddlewareNotUsed:
+                continue
+            if instance is None:
+                raise ImproperlyConfigured(f"Middleware factory {path} returned None.")
+            if hasattr(instance, "process_view"):
+                self._view_middleware.insert(0, instance.process_view)
+            if hasattr(instance, "process_template_response"):
+                self._template_response_middleware.append(instance.process_template_response)
+            if hasattr(instance, "process_exception"):
+                self._exception_middleware.append(instance.process_exception)
+            handler = convert_exception_to_response(instance)
+        self._middleware_chain = handler
+
+
+class MachinePathMiddleware:
+    """Send cookie-less machine requests through the lean chain; everything else goes on as usual."""
+
+    sync_capable = True
+    async_capable = False
+
+    def __init__(self, get_response):
+        if settings.MIDDLEWARE and settings.MIDDLEWARE[0] != SELF:
+            raise ImproperlyConfigured(f"{SELF} must come first in MIDDLEWARE.")
+        self.get_response = get_response
+        self.lean = _LeanHandler(lean_middleware())._middleware_chain
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if is_machine_request(request):
+            return self.lean(request)
+        return self.get_response(request)

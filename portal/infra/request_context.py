@@ -1,0 +1,64 @@
+"""Request context (request id, client IP, user agent) for audit events and logs."""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import secrets
+from dataclasses import dataclass, field
+
+from django.http import HttpRequest, HttpResponse
+
+from portal.infra.net import client_ip
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    request_id: str
+    ip: str | None
+    user_agent: str
+    #: Headers every answer to this request carries (a limited credential's RateLimit fields).
+    response_headers: dict[str, str] = field(default_factory=dict)
+
+
+_current: contextvars.ContextVar[RequestContext | None] = contextvars.ContextVar(
+    "portal_request", default=None
+)
+
+
+def current_request_context() -> RequestContext | None:
+    """Return the context of the request being served, if any."""
+    return _current.get()
+
+
+class RequestContextMiddleware:
+    """Give each request an id (echoed as `X-Request-ID`) and remember who sent it."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        context = RequestContext(
+            request_id=secrets.token_hex(8),
+            ip=client_ip(request),
+            user_agent=request.META.get("HTTP_USER_AGENT", "")[:255],
+        )
+        request.portal_context = context
+        token = _current.set(context)
+        try:
+            response = self.get_response(request)
+        finally:
+            _current.reset(token)
+        response["X-Request-ID"] = context.request_id
+        for name, value in context.response_headers.items():
+            response[name] = value
+        return response
+
+
+class RequestIdLogFilter(logging.Filter):
+    """Add `request_id` to every log record ("-" outside a request)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        context = _current.get()
+        record.request_id = context.request_id if context else "-"
+        return True

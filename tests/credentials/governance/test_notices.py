@@ -1,0 +1,119 @@
+"""`send_credential_notices`: each notice once, to the owner and the organisation's admins, with a link."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.core import mail
+from django.core.management import call_command
+from django.utils import timezone
+
+from credentials.governance.models import Notice, SuspensionReason
+from credentials.governance.ownership import credentials_orphan
+from credentials.governance.reviews import credential_suspend
+from tokens.models import ClientSecret
+
+pytestmark = pytest.mark.django_db
+
+
+def _expire_in(kit, credential, delta):
+    when = timezone.now() + delta
+    if kit.key == "api_key":
+        kit.model.objects.filter(pk=credential.pk).update(expires_at=when)
+    else:
+        ClientSecret.objects.filter(application=credential).update(expires_at=when)
+
+
+@pytest.fixture
+def due_credentials(kit, owner, member, admin_user, settings):
+    settings.PORTAL_BASE_URL = "https://portal.example"
+    made = {}
+    made["expiring_14d"], _ = kit.create(owner=member, name="expires in ten days")
+    _expire_in(kit, made["expiring_14d"], timedelta(days=10))
+    made["expiring_3d"], _ = kit.create(owner=member, name="expires in two days")
+    _expire_in(kit, made["expiring_3d"], timedelta(days=2))
+    made["review_due"], _ = kit.create(owner=member, name="review soon")
+    kit.model.objects.filter(pk=made["review_due"].pk).update(
+        review_due_at=timezone.now() + timedelta(days=5)
+    )
+    made["review_overdue"], _ = kit.create(owner=member, name="review late")
+    kit.model.objects.filter(pk=made["review_overdue"].pk).update(
+        review_due_at=timezone.now() - timedelta(days=1)
+    )
+    made["suspended"], _ = kit.create(owner=member, name="suspended one")
+    credential_suspend(credential=made["suspended"], actor=owner, reason=SuspensionReason.MANUAL)
+    made["quiet"], _ = kit.create(owner=member, name="nothing to say")
+    return made
+
+
+def test_each_notice_is_sent_once(
+    kit, due_credentials, organization, owner, member, admin_user, django_capture_on_commit_callbacks
+):
+    leaver_credential, _ = kit.create(owner=admin_user, name="orphan")
+    credentials_orphan(organization=organization, user=admin_user, actor=owner)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("send_credential_notices")
+    first = sorted(m.subject for m in mail.outbox)
+    expected = {
+        "Expires within 14 days": "expires in ten days",
+        "Expires within 3 days": "expires in two days",
+        "Review due": "review soon",
+        "Review overdue": "review late",
+        "Suspended": "suspended one",
+        "Owner left": "orphan",
+    }
+    assert len(first) == len(expected), first
+    for prefix, name in expected.items():
+        assert any(prefix in s and name in s for s in first), (prefix, first)
+    assert not any("nothing to say" in s for s in first)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("send_credential_notices")
+        call_command("send_credential_notices")
+    assert sorted(m.subject for m in mail.outbox) == first  # nothing new
+    assert Notice.objects.count() == len(expected)
+
+    review = next(m for m in mail.outbox if "Review due" in m.subject)
+    assert set(review.to) == {owner.email, admin_user.email, member.email}
+    assert "https://portal.example/orgs/acme/" in review.body
+
+
+def test_a_new_due_date_brings_a_new_notice(kit, member, django_capture_on_commit_callbacks):
+    credential, _ = kit.create(owner=member)
+    kit.model.objects.filter(pk=credential.pk).update(review_due_at=timezone.now() + timedelta(days=5))
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("send_credential_notices")
+    assert len(mail.outbox) == 1
+    # After a review the next due date is another period: another notice when it comes near.
+    kit.model.objects.filter(pk=credential.pk).update(review_due_at=timezone.now() + timedelta(days=6))
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("send_credential_notices")
+    assert len(mail.outbox) == 2
+
+
+def test_approval_requested_notice_goes_to_the_other_admins_once(
+    kit, require_approval, member, member_client, owner, admin_user, django_capture_on_commit_callbacks
+):
+    require_approval()
+    with django_capture_on_commit_callbacks(execute=True):
+        member_client.post(kit.create_url, kit.create_form(owner=member))
+    assert len(mail.outbox) == 1
+    assert set(mail.outbox[0].to) == {owner.email, admin_user.email}
+    assert "/orgs/acme/approvals/" in mail.outbox[0].body and "Nightly export" in mail.outbox[0].body
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("send_credential_notices")
+    assert len(mail.outbox) == 1
+
+
+def test_a_rotated_key_ending_its_overlap_gets_no_expiry_notice(
+    organization, member, scopes, django_capture_on_commit_callbacks
+):
+    from credentials.api_keys.services import api_key_create, api_key_rotate
+
+    key, _ = api_key_create(organization=organization, name="rotated", owner=member, scopes=[], actor=member)
+    api_key_rotate(api_key=key, actor=member, overlap=timedelta(hours=24))
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("send_credential_notices")
+    assert mail.outbox == []

@@ -1,0 +1,228 @@
+"""Admin for M2M applications (registered by DOT through APPLICATION_ADMIN_CLASS), their secrets and keys.
+
+No private material anywhere: secrets show their hint, client public keys their kid (and public JWK).
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
+
+from credentials.governance.admin import GovernanceQueueFilter, GovernedCredentialAdminMixin
+from credentials.governance.ownership import credential_reassign_owner
+from portal.stepup import step_up_redirect
+from tokens.catalogue import check_audiences
+from tokens.clients.services import STAFF_FLAGS, m2m_app_set_staff_flag
+from tokens.models import ClientPublicKey, ClientSecret, M2MApplication
+
+
+class ClientSecretInline(admin.TabularInline):
+    model = ClientSecret
+    extra = 0
+    can_delete = False
+    fields = ["hint", "public_id", "created_at", "last_used_at", "expires_at", "revoked_at"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+class ClientPublicKeyInline(admin.TabularInline):
+    model = ClientPublicKey
+    extra = 0
+    can_delete = False
+    fields = ["kid", "algorithm", "state", "created_at", "last_used_at", "expires_at", "revoked_at"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="state")
+    def state(self, obj):
+        return obj.state
+
+
+class M2MApplicationAdminForm(forms.ModelForm):
+    """An application as staff edit it: audiences they add must come from the resource-server catalogue."""
+
+    class Meta:
+        model = M2MApplication
+        fields = ["allowed_audiences"]  # the admin adds the fields it shows
+
+    def clean(self):
+        data = super().clean()
+        audiences = data.get("allowed_audiences")
+        if "allowed_audiences" not in data:
+            return data
+        if not isinstance(audiences, list):
+            raise ValidationError({"allowed_audiences": _("Give a list of resource server identifiers.")})
+        stored = self.instance.allowed_audiences if self.instance.pk is not None else []
+        added = [a for a in audiences if a not in (stored or [])]
+        organization = data.get("organization") or getattr(self.instance, "organization", None)
+        if added and organization is not None:
+            check_audiences(organization=organization, audiences=added, field="allowed_audiences")
+        return data
+
+
+class M2MApplicationAdmin(GovernedCredentialAdminMixin, admin.ModelAdmin):
+    form = M2MApplicationAdminForm
+    list_display = [
+        "name",
+        "client_id",
+        "organization",
+        "owner",
+        "status",
+        "review_due_at",
+        "is_resource_server",
+        "may_exchange_api_keys",
+        "created",
+    ]
+    list_filter = [
+        GovernanceQueueFilter,
+        "status",
+        "is_resource_server",
+        "may_exchange_api_keys",
+        "organization",
+    ]
+    actions = GovernedCredentialAdminMixin.governance_actions
+    search_fields = ["name", "client_id", "organization__slug", "owner__email"]
+    autocomplete_fields = ["owner"]
+    filter_horizontal = ["allowed_scopes"]
+    fields = [
+        "name",
+        "description",
+        "client_id",
+        "organization",
+        "owner",
+        "created_by",
+        "allowed_scopes",
+        "allowed_audiences",
+        "token_lifetime",
+        "token_endpoint_auth_method",
+        "status",
+        "revoked_at",
+        "is_resource_server",
+        "may_exchange_api_keys",
+        "review_due_at",
+        "last_reviewed_at",
+        "last_reviewed_by",
+        "orphaned_at",
+        "suspended_at",
+        "suspension_reason",
+        "created",
+        "updated",
+    ]
+    readonly_fields = [
+        "client_id",
+        "token_endpoint_auth_method",
+        "organization",
+        "created_by",
+        "status",
+        "revoked_at",
+        "review_due_at",
+        "last_reviewed_at",
+        "last_reviewed_by",
+        "orphaned_at",
+        "suspended_at",
+        "suspension_reason",
+        "created",
+        "updated",
+    ]
+    inlines = [ClientSecretInline, ClientPublicKeyInline]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        # Trusting an application across every organisation (STAFF_FLAGS: exchanging API keys,
+        # introspecting tokens) is a security setting: it asks for a fresh password or second
+        # factor, like rotating the signing key.
+        if request.method == "POST" and self._staff_flags_changing(request, object_id):
+            stale = step_up_redirect(request)
+            if stale is not None:
+                return stale
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    @staticmethod
+    def _staff_flags_changing(request, object_id) -> bool:
+        if not str(object_id).isdigit():
+            return False
+        stored = M2MApplication.objects.filter(pk=object_id).values(*STAFF_FLAGS).first()
+        if stored is None:
+            return False
+        return any(stored[flag] != (request.POST.get(flag) in ("on", "true", "1")) for flag in STAFF_FLAGS)
+
+    def save_model(self, request, obj, form, change):
+        # An owner change goes through governance: audited, checked, and it clears an orphan mark.
+        # A staff flag goes through its service: audited. The plain save keeps the stored values.
+        new_owner = obj.owner
+        changed_flags = {
+            flag: getattr(obj, flag) for flag in STAFF_FLAGS if change and flag in form.changed_data
+        }
+        if change and ("owner" in form.changed_data or changed_flags):
+            stored = M2MApplication.objects.get(pk=obj.pk)
+            obj.owner = stored.owner
+            for flag in changed_flags:
+                setattr(obj, flag, getattr(stored, flag))
+        super().save_model(request, obj, form, change)
+        for flag, value in changed_flags.items():
+            updated = m2m_app_set_staff_flag(application=obj, flag=flag, value=value, actor=request.user)
+            setattr(obj, flag, getattr(updated, flag))
+        if change and "owner" in form.changed_data:
+            try:
+                credential_reassign_owner(credential=obj, owner=new_owner, actor=request.user, via="admin")
+            except ValidationError as exc:
+                self.message_user(request, " ".join(exc.messages), messages.ERROR)
+
+    def has_add_permission(self, request):
+        # Applications are created through the dashboard or `create_m2m_app`, which reveal the secret once.
+        return False
+
+
+@admin.register(ClientSecret)
+class ClientSecretAdmin(admin.ModelAdmin):
+    list_display = ["hint", "application", "created_at", "last_used_at", "expires_at", "revoked_at"]
+    list_filter = ["application__organization"]
+    search_fields = ["hint", "public_id", "application__name", "application__client_id"]
+    fields = ["application", "hint", "public_id", "created_at", "last_used_at", "expires_at", "revoked_at"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(ClientPublicKey)
+class ClientPublicKeyAdmin(admin.ModelAdmin):
+    """Registered client keys, read-only: they are added and revoked from the dashboard (step-up)."""
+
+    list_display = ["kid", "algorithm", "application", "state", "created_at", "last_used_at", "revoked_at"]
+    list_filter = ["algorithm", "application__organization"]
+    search_fields = ["kid", "application__name", "application__client_id"]
+    fields = [
+        "application",
+        "kid",
+        "algorithm",
+        "state",
+        "public_jwk",
+        "created_by",
+        "created_at",
+        "last_used_at",
+        "expires_at",
+        "revoked_at",
+    ]
+    readonly_fields = fields
+
+    @admin.display(description="state")
+    def state(self, obj):
+        return obj.state
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -1,0 +1,429 @@
+"""REST API for M2M applications: management under `/api/v1/orgs/<slug>/m2m-apps/`."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import QuerySet
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import exceptions, status
+from rest_framework.authentication import SessionAuthentication
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.viewsets import GenericViewSet
+
+from credentials.governance.org_policy import approval_required, policy_for, scope_increase_needs_approval
+from credentials.selectors import member_by_email, owner_filter_id
+from portal.api.errors import ApprovalRequired
+from portal.api.responses import no_store
+from portal.api.whoami import machine_authentication_classes
+from portal.models import User
+from portal.permissions import AuthorizedView, OrganizationAccess
+from tokens.clients import serializers
+from tokens.clients.selectors import client_public_keys_for, client_secrets_for, m2m_apps_filtered
+from tokens.clients.services import (
+    client_public_key_add,
+    client_public_key_revoke,
+    client_secret_revoke,
+    client_secret_rotate,
+    m2m_app_create,
+    m2m_app_revoke,
+    m2m_app_update,
+)
+from tokens.models import M2MApplication
+
+#: Service refusals that are about the application's state, not the request's input: 409.
+_CONFLICT_CODES = {"revoked", "inactive", "wrong_auth_method", "too_many", "not_approved"}
+
+
+class Conflict(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The application is not in a state that allows this."
+    default_code = "conflict"
+
+
+def _api_error(exc: DjangoValidationError) -> exceptions.APIException:
+    if hasattr(exc, "error_dict"):
+        return exceptions.ValidationError(exc.message_dict)
+    if exc.code == "not_owner":
+        return exceptions.PermissionDenied(" ".join(exc.messages), code="not_owner")
+    if exc.code in _CONFLICT_CODES:
+        return Conflict(" ".join(exc.messages), code=exc.code)
+    return exceptions.ValidationError({"non_field_errors": exc.messages})
+
+
+_LIST_PARAMETERS = [
+    OpenApiParameter("search", OpenApiTypes.STR, description="Name, client id or owner email contains this."),
+    OpenApiParameter("status", OpenApiTypes.STR, enum=M2MApplication.Status.values),
+    OpenApiParameter("owner", OpenApiTypes.EMAIL, description="Owner's email address."),
+    OpenApiParameter(
+        "token_endpoint_auth_method",
+        OpenApiTypes.STR,
+        enum=M2MApplication.AuthMethod.values,
+        description="How the application authenticates at the token endpoint.",
+    ),
+    OpenApiParameter(
+        "auth_method",
+        OpenApiTypes.STR,
+        enum=M2MApplication.AuthMethod.values,
+        description="Short for `token_endpoint_auth_method`.",
+    ),
+]
+
+_REFUSALS = {
+    403: OpenApiResponse(
+        description="Not allowed (`not_owner`, `not_manager`, `insufficient_scope`, `exceeds_credential`, "
+        "`step_up_required`, `approval_required`)"
+    ),
+    404: OpenApiResponse(description="No such application in this organisation"),
+}
+_CONFLICT = {409: OpenApiResponse(description="Revoked, inactive, or the other authentication method")}
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List the organisation's M2M applications", parameters=_LIST_PARAMETERS),
+    retrieve=extend_schema(summary="Show one M2M application", responses={200: serializers.M2MAppSerializer}),
+)
+class M2MAppViewSet(AuthorizedView, GenericViewSet):
+    """Manage an organisation's M2M applications.
+
+    Authenticated by session (with CSRF) or by an API key or access token of the same
+    organisation holding `m2m_apps:manage`, acting for its owner (portal.authz).
+    """
+
+    authentication_classes = [*machine_authentication_classes(), SessionAuthentication]
+    permission_classes = [OrganizationAccess]
+    authz_actions = {
+        "list": "m2m_app.view",
+        "retrieve": "m2m_app.view",
+        "create": "m2m_app.create",
+        "partial_update": "m2m_app.update",
+        "rotate_secret": "m2m_app.rotate",
+        "secret_revoke": "m2m_app.revoke",
+        "revoke": "m2m_app.revoke",
+        "public_keys": "m2m_app.view",
+        # As in the dashboard: a key is added or withdrawn like a secret is rotated (step-up).
+        "public_key_add": "m2m_app.rotate",
+        "public_key_revoke": "m2m_app.rotate",
+    }
+    serializer_class = serializers.M2MAppSerializer
+    lookup_url_kwarg = "app_id"
+    lookup_value_regex = "[0-9]+"
+    queryset = M2MApplication.objects.none()
+
+    organization = None
+    membership = None
+
+    def get_queryset(self) -> QuerySet[M2MApplication]:
+        if self.organization is None:
+            return M2MApplication.objects.none()
+        params = self.request.query_params if self.action == "list" else {}
+        owner_id = owner_filter_id(self.organization, params.get("owner", ""))
+        return m2m_apps_filtered(
+            self.organization,
+            search=params.get("search", "")[:100],
+            status=params.get("status", ""),
+            owner_id=owner_id,
+            auth_method=params.get("token_endpoint_auth_method") or params.get("auth_method", ""),
+        )
+
+    # --- who acts ---------------------------------------------------------------------------
+
+    def _actor(self) -> tuple[User | None, str]:
+        # A credential acts on behalf of its owner; the audit trail names the credential too.
+        return self.acting_user(), self.acting_via()
+
+    def _owner(self, email: str | None) -> User | None:
+        if not email:
+            return None
+        # Another organisation's user is "not a member", exactly like an unknown address.
+        owner = member_by_email(self.organization, email)
+        if owner is None:
+            raise exceptions.ValidationError({"owner": ["The owner must be a member of the organisation."]})
+        return owner
+
+    @staticmethod
+    def _scopes(application: M2MApplication) -> list[str]:
+        return sorted(scope.name for scope in application.allowed_scopes.all())
+
+    def _authorize_app(self, action: str, application: M2MApplication, *, scopes=None) -> None:
+        """Ask portal.authz: whose application, and (for a credential) no wider than the caller."""
+        self.authorize(
+            action,
+            owner_id=application.owner_id,
+            scopes=scopes if scopes is not None else self._scopes(application),
+        )
+
+    def _fresh(self, application: M2MApplication) -> M2MApplication:
+        """Return the application again with everything the serializer shows (after a change)."""
+        return m2m_apps_filtered(self.organization).get(pk=application.pk)
+
+    def _public_key_of(self, application: M2MApplication, public_key_id: str):
+        key = client_public_keys_for(application).filter(pk=int(public_key_id)).first()
+        if key is None:
+            raise exceptions.NotFound("No such public key.")
+        return key
+
+    # --- actions ----------------------------------------------------------------------------
+
+    def list(self, request: Request, org_slug: str) -> Response:
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+    def retrieve(self, request: Request, org_slug: str, app_id: str) -> Response:
+        return Response(self.get_serializer(self.get_object()).data)
+
+    @extend_schema(
+        summary="Create an M2M application",
+        request=serializers.M2MAppCreateSerializer,
+        responses={
+            201: serializers.M2MAppCreatedSerializer,
+            400: OpenApiResponse(description="Bad input"),
+            **_REFUSALS,
+        },
+        description="A `client_secret_basic` application's response holds its `client_secret`: it is not "
+        "stored and is never shown again. A `private_key_jwt` application has no secret; give its first "
+        "`public_key` here or add one later. Where the organisation approves new applications first, "
+        "this answers 403 `approval_required`: request one in the dashboard.",
+    )
+    def create(self, request: Request, org_slug: str) -> Response:
+        data = serializers.M2MAppCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        actor, via = self._actor()
+        owner = self._owner(values.get("owner")) or actor
+        self.authorize(owner_id=owner.pk if owner else None, scopes=values["scopes"])
+        if approval_required(self.organization, "m2m_app"):
+            raise ApprovalRequired(
+                "Your organisation approves new M2M applications first: request one in the dashboard."
+            )
+        try:
+            application, secret = m2m_app_create(
+                organization=self.organization,
+                name=values["name"],
+                description=values["description"],
+                owner=owner,
+                actor=actor,
+                scopes=values["scopes"],
+                audiences=values["audiences"],
+                token_lifetime=values["token_lifetime"],
+                auth_method=values["token_endpoint_auth_method"],
+                public_key=values["public_key"],
+                via=via,
+            )
+        except DjangoValidationError as exc:
+            raise _api_error(exc) from exc
+        body = serializers.M2MAppCreatedSerializer(
+            self._fresh(application), context={"client_secret": secret}
+        ).data
+        return no_store(Response(body, status=status.HTTP_201_CREATED))
+
+    @extend_schema(
+        summary="Change an M2M application's name, description, owner or scopes",
+        request=serializers.M2MAppUpdateSerializer,
+        responses={
+            200: serializers.M2MAppSerializer,
+            400: OpenApiResponse(description="Bad input"),
+            **_REFUSALS,
+            **_CONFLICT,
+        },
+        description="Widening the scopes and changing the owner need a recent sign-in (step-up) for a "
+        "session; where the organisation approves scope increases, a widening answers 403 "
+        "`approval_required`.",
+    )
+    def partial_update(self, request: Request, org_slug: str, app_id: str) -> Response:
+        application = self.get_object()
+        data = serializers.M2MAppUpdateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        new_owner = self._owner(values.get("owner"))
+        scopes = values.get("scopes")
+        current = self._scopes(application)
+        self._authorize_app("m2m_app.update", application)
+        if scopes is not None:
+            widening = bool(set(scopes) - set(current))
+            self._authorize_app(
+                "m2m_app.scopes_widen" if widening else "m2m_app.scopes", application, scopes=scopes
+            )
+            if widening and scope_increase_needs_approval(self.organization, current, scopes):
+                raise ApprovalRequired(
+                    "Your organisation approves scope increases: request them in the dashboard."
+                )
+        if new_owner is not None and new_owner.pk != application.owner_id:
+            self._authorize_app("m2m_app.reassign", application, scopes=scopes)
+        actor, via = self._actor()
+        try:
+            application = m2m_app_update(
+                application=application,
+                actor=actor,
+                name=values.get("name"),
+                description=values.get("description"),
+                owner=new_owner,
+                scopes=scopes,
+                via=via,
+            )
+        except DjangoValidationError as exc:
+            raise _api_error(exc) from exc
+        return Response(self.get_serializer(self._fresh(application)).data)
+
+    @extend_schema(
+        summary="Rotate an M2M application's client secret",
+        request=serializers.SecretRotateSerializer,
+        responses={201: serializers.SecretRotateResponseSerializer, **_REFUSALS, **_CONFLICT},
+        description="Issue a new secret (its plaintext `client_secret` is in this response only); the "
+        "current secrets keep working for `overlap_hours` (default: the organisation's rotation overlap). "
+        "A `private_key_jwt` application, a revoked one, or one with five live secrets answers 409.",
+    )
+    @action(detail=True, methods=["post"], url_path="rotate-secret")
+    def rotate_secret(self, request: Request, org_slug: str, app_id: str) -> Response:
+        application = self.get_object()
+        self._authorize_app("m2m_app.rotate", application)
+        data = serializers.SecretRotateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        hours = data.validated_data.get("overlap_hours")
+        if hours is None:
+            hours = policy_for(self.organization).default_rotation_overlap_hours
+        actor, via = self._actor()
+        try:
+            secret, plaintext = client_secret_rotate(
+                application=application, actor=actor, overlap=timedelta(hours=hours), via=via
+            )
+        except DjangoValidationError as exc:
+            raise _api_error(exc) from exc
+        body = {
+            "client_id": application.client_id,
+            "client_secret": plaintext,
+            "secret": serializers.ClientSecretSerializer(secret).data,
+            "application": self.get_serializer(self._fresh(application)).data,
+        }
+        return no_store(Response(body, status=status.HTTP_201_CREATED))
+
+    @extend_schema(
+        summary="Revoke one client secret",
+        request=None,
+        responses={
+            200: serializers.ClientSecretSerializer,
+            **_REFUSALS,
+            409: OpenApiResponse(description="Already revoked"),
+        },
+        description="The secret stops at once, and so do the tokens minted with it.",
+    )
+    @action(
+        detail=True,
+        methods=["post"],
+        url_path=r"secrets/(?P<secret_id>[0-9]+)/revoke",
+        url_name="secret-revoke",
+    )
+    def secret_revoke(self, request: Request, org_slug: str, app_id: str, secret_id: str) -> Response:
+        application = self.get_object()
+        secret = client_secrets_for(application).filter(pk=int(secret_id)).first()
+        if secret is None:
+            raise exceptions.NotFound("No such secret.")
+        self.authorize(owner_id=application.owner_id)
+        actor, via = self._actor()
+        try:
+            secret = client_secret_revoke(secret=secret, actor=actor, via=via)
+        except DjangoValidationError as exc:
+            raise _api_error(exc) from exc
+        return Response(serializers.ClientSecretSerializer(secret).data)
+
+    @extend_schema(
+        summary="Revoke an M2M application",
+        request=None,
+        responses={
+            200: serializers.M2MAppSerializer,
+            **_REFUSALS,
+            409: OpenApiResponse(description="Already revoked"),
+        },
+        description="The application, all its secrets and keys, and every token they minted stop at once.",
+    )
+    @action(detail=True, methods=["post"])
+    def revoke(self, request: Request, org_slug: str, app_id: str) -> Response:
+        application = self.get_object()
+        self.authorize(owner_id=application.owner_id)
+        actor, via = self._actor()
+        try:
+            application = m2m_app_revoke(application=application, actor=actor, via=via)
+        except DjangoValidationError as exc:
+            raise _api_error(exc) from exc
+        return Response(self.get_serializer(self._fresh(application)).data)
+
+    @extend_schema(
+        summary="List a private_key_jwt application's public keys",
+        responses={200: serializers.ClientPublicKeySerializer(many=True), 404: _REFUSALS[404]},
+    )
+    @action(detail=True, methods=["get"], url_path="public-keys", url_name="public-keys")
+    def public_keys(self, request: Request, org_slug: str, app_id: str) -> Response:
+        application = self.get_object()
+        return Response(serializers.ClientPublicKeySerializer(application.public_keys.all(), many=True).data)
+
+    @extend_schema(
+        summary="Register a public key of a private_key_jwt application",
+        request=serializers.PublicKeyAddSerializer,
+        responses={
+            201: serializers.ClientPublicKeySerializer,
+            400: OpenApiResponse(description="Bad key"),
+            **_REFUSALS,
+            **_CONFLICT,
+        },
+        description="At most two live keys. With `overlap_hours`, the current keys stop after that many "
+        "hours (rotation with overlap). A client-secret application answers 409 `wrong_auth_method`.",
+    )
+    @public_keys.mapping.post
+    def public_key_add(self, request: Request, org_slug: str, app_id: str) -> Response:
+        application = self.get_object()
+        self._authorize_app("m2m_app.rotate", application)
+        data = serializers.PublicKeyAddSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        overlap = values.get("overlap_hours")
+        actor, via = self._actor()
+        try:
+            key = client_public_key_add(
+                application=application,
+                jwk_or_pem=values["public_key"],
+                algorithm=values.get("alg") or None,
+                expires_at=values.get("expires_at"),
+                overlap=timedelta(hours=overlap) if overlap is not None else None,
+                actor=actor,
+                via=via,
+            )
+        except DjangoValidationError as exc:
+            raise _api_error(exc) from exc
+        return Response(serializers.ClientPublicKeySerializer(key).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        summary="Revoke a public key of a private_key_jwt application",
+        request=None,
+        responses={
+            200: serializers.ClientPublicKeySerializer,
+            **_REFUSALS,
+            409: OpenApiResponse(description="Already revoked"),
+        },
+        description="Assertions it signs and the tokens it minted stop working at once.",
+    )
+    @action(
+        detail=True,
+        methods=["post"],
+        url_path=r"public-keys/(?P<public_key_id>[0-9]+)/revoke",
+        url_name="public-key-revoke",
+    )
+    def public_key_revoke(self, request: Request, org_slug: str, app_id: str, public_key_id: str) -> Response:
+        application = self.get_object()
+        public_key = self._public_key_of(application, public_key_id)
+        self.authorize(owner_id=application.owner_id)
+        actor, via = self._actor()
+        try:
+            public_key = client_public_key_revoke(public_key=public_key, actor=actor, via=via)
+        except DjangoValidationError as exc:
+            raise _api_error(exc) from exc
+        return Response(serializers.ClientPublicKeySerializer(public_key).data)
+
+    def handle_exception(self, exc):
+        if isinstance(exc, DjangoPermissionDenied):
+            exc = exceptions.PermissionDenied(str(exc))
+        return super().handle_exception(exc)

@@ -1,0 +1,129 @@
+"""M2M applications as a governed credential kind: the adapter registered from TokensConfig.ready."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.urls import reverse
+
+from credentials.governance.registry import TOKEN_MINTING, GovernedKind, KindPolicy, MovedLink, SecretMatch
+from portal.models import User
+from tokens.clients.selectors import m2m_app_scope_names, m2m_apps_inventory
+from tokens.clients.services import (
+    client_secret_find,
+    client_secret_issue_first,
+    client_secret_revoke,
+    m2m_app_revoke,
+    scope_rows_of,
+)
+from tokens.models import ClientPublicKey, ClientSecret, M2MApplication
+
+
+def _set_scopes(application: M2MApplication, names: list[str]) -> None:
+    application.allowed_scopes.set(scope_rows_of(list(names)))
+
+
+def _revoke(application: M2MApplication, actor: User | None, reason: str) -> M2MApplication:
+    return m2m_app_revoke(application=application, actor=actor)
+
+
+def _moved_links(ids: Iterable[int]) -> dict[int, MovedLink]:
+    """Return the API key each application was moved from."""
+    rows = M2MApplication.objects.filter(pk__in=list(ids), moved_from_key__isnull=False).values_list(
+        "pk", "moved_from_key__pk", "moved_from_key__key_id", "moved_from_key__name"
+    )
+    return {pk: MovedLink("from", "api_key", key_pk, key_id, name) for pk, key_pk, key_id, name in rows}
+
+
+def _detail_path(org_slug: str, pk: int, ref: str) -> str:
+    return reverse("org-app-detail", kwargs={"org_slug": org_slug, "app_id": pk})
+
+
+def _match_secret(raw: str) -> SecretMatch | None:
+    secret = client_secret_find(raw)
+    if secret is None:
+        return None
+    return SecretMatch(
+        object_id=secret.application_id,
+        secret_id=secret.pk,
+        secret_hint=f"{secret.hint}…",
+        secret_live=secret.is_live,
+    )
+
+
+def _revoke_secret(application: M2MApplication, match, actor: User | None) -> None:
+    """Revoke just the leaked secret; tokens minted with it stop validating (their `csid`)."""
+    client_secret_revoke(secret=ClientSecret.objects.get(pk=match.secret_id), actor=actor)
+
+
+def _people_behind(principal) -> set[int]:
+    """Return who stands behind the application whose token a principal presented.
+
+    Its owner, its creator, and whoever created one of its live secrets or public keys: each
+    of them could have minted that token.
+    """
+    client_id = principal.extra.get("client_id") if principal.credential_type == "access_token" else None
+    if not client_id:
+        return set()
+    application = M2MApplication.objects.filter(client_id=client_id).first()
+    if application is None:
+        return set()
+    people = {application.owner_id, application.created_by_id}
+    for model in (ClientSecret, ClientPublicKey):
+        people |= set(
+            model.objects.live().filter(application=application).values_list("created_by_id", flat=True)
+        )
+    return people
+
+
+def governed_kind() -> GovernedKind:
+    """Return the governance description of M2M applications (registered in TokensConfig.ready)."""
+    return GovernedKind(
+        key="m2m_app",
+        label="M2M application",
+        lifecycle=TOKEN_MINTING,
+        audit_prefix="tokens.m2m_app",
+        model=M2MApplication,
+        touch_field="updated",
+        ref_attr="client_id",
+        url_kwarg="app_id",
+        lookup_field="pk",
+        url_name="org-app",
+        issue_url_name="org-app-issue-secret",
+        inventory_queryset=m2m_apps_inventory,
+        scopes_of=lambda application: list(application.allowed_scopes.values_list("name", flat=True)),
+        scopes_for=m2m_app_scope_names,
+        set_scopes=_set_scopes,
+        issue_secret=client_secret_issue_first,
+        revoke=_revoke,
+        # Token checks read the application's status on every request: nothing is cached.
+        changed=lambda application: None,
+        moved_links=_moved_links,
+        detail_path=_detail_path,
+        filter_scope=lambda qs, scope: qs.filter(allowed_scopes__name=scope),
+        match_secret=_match_secret,
+        revoke_secret=_revoke_secret,
+        people_behind=_people_behind,
+        policy=KindPolicy(
+            approve_new="approve_new_m2m_apps",
+            review_interval_days="m2m_app_review_interval_days",
+            max_lifetime_days="client_secret_max_lifetime_days",
+        ),
+        # Audit verb (`tokens.m2m_app.<verb>`) -> webhook event (credentials.webhooks).
+        webhook_events={
+            "created": "created",
+            "secret_issued": "created",
+            "secret_rotated": "rotated",
+            # The first public key of an approved private_key_jwt application says `activated`:
+            # it is sent as `created` (credentials.webhooks.events).
+            "public_key_added": "rotated",
+            "revoked": "revoked",
+            "secret_revoked": "revoked",
+            "public_key_revoked": "revoked",
+            "orphaned": "orphaned",
+            "suspended": "suspended",
+            "leaked": "leaked",
+            "policy_changed": "policy_changed",
+            "policy_flagged": "against_policy",
+        },
+    )

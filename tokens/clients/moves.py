@@ -1,0 +1,121 @@
+"""Move an API key to an M2M application that takes over from it (docs/choosing.md)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+
+from credentials.api_keys.models import ApiKey, ApiKeyStatus
+from credentials.governance import org_policy
+from credentials.governance.models import CredentialRequest
+from portal.models import User
+from portal.services.audit import audit_log
+from tokens.clients.services import m2m_app_create, m2m_app_request
+from tokens.models import (
+    M2MApplication,
+)
+
+
+@dataclass(frozen=True)
+class Move:
+    """The outcome of moving an API key to an M2M application."""
+
+    api_key: ApiKey
+    application: M2MApplication
+    #: The one-time client secret; None while the application waits for approval.
+    client_secret: str | None
+    request: CredentialRequest | None = None
+
+    @property
+    def pending(self) -> bool:
+        """Return whether the application waits for an approval before it gets a secret."""
+        return self.client_secret is None
+
+
+@transaction.atomic
+def api_key_move_to_m2m_app(
+    *,
+    api_key: ApiKey,
+    actor: User | None,
+    name: str = "",
+    justification: str = "",
+) -> Move:
+    """Create an M2M application that takes over from an API key: same owner, scopes and environment.
+
+    The application goes through the same approval rules as any new one: where the
+    organisation approves new applications it is created pending, without a secret (its
+    owner generates the secret once it is approved). The key is not touched: it keeps
+    working until someone revokes it. The key's row lock and the unique `moved_from_key`
+    column leave one application under concurrent moves. Both credentials get an audit event
+    naming the other (`moved_to` / `moved_from`).
+    """
+    key = (
+        ApiKey.objects.select_for_update(of=("self",))
+        .select_related("organization", "owner")
+        .get(pk=api_key.pk)
+    )
+    if key.state != ApiKeyStatus.ACTIVE:
+        raise ValidationError(
+            f"This key is {key.state}; only an active key can be moved to an M2M application.",
+            code="inactive",
+        )
+    if key.rotated_at is not None:
+        raise ValidationError(
+            "This key was rotated and stops after its overlap; move its successor instead.", code="rotated"
+        )
+    already = M2MApplication.objects.filter(moved_from_key=key).first()
+    if already is not None:
+        raise ValidationError(
+            f"This key was already moved to the M2M application {already.name} ({already.client_id}).",
+            code="moved",
+        )
+    if key.owner is None:
+        raise ValidationError("This key has no owner; give it one before moving it.", code="no_owner")
+    organization = key.organization
+    fields = {
+        "organization": organization,
+        "name": (name or "").strip() or key.name,
+        "owner": key.owner,
+        "scopes": list(key.scopes),
+        "description": f"Moved from API key {key.display_prefix}",
+        "moved_from_key": key,
+    }
+    request = None
+    plaintext = None
+    try:
+        with transaction.atomic():
+            if org_policy.approval_required(organization, "m2m_app"):
+                # The request is made by whoever moves the key; from the CLI, for its owner.
+                requester = actor if actor is not None and actor.is_authenticated else key.owner
+                application, request = m2m_app_request(
+                    requester=requester,
+                    justification=(justification or "").strip()
+                    or f"Moving the API key {key.display_prefix} ({key.name}) to an M2M application.",
+                    **fields,
+                )
+            else:
+                application, plaintext = m2m_app_create(actor=actor, **fields)
+    except IntegrityError as exc:  # the unique moved_from_key: another move won
+        raise ValidationError("This key was already moved to an M2M application.", code="moved") from exc
+    audit_log(
+        action="credentials.api_key.moved",
+        actor=actor,
+        organization=organization,
+        target=key,
+        extra={
+            "key_id": key.key_id,
+            "moved_to": application.client_id,
+            "application_id": application.pk,
+            "pending_approval": request is not None,
+        },
+    )
+    audit_log(
+        action="tokens.m2m_app.moved",
+        actor=actor,
+        organization=organization,
+        target=application,
+        extra={"client_id": application.client_id, "moved_from": key.key_id, "api_key_id": key.pk},
+    )
+    return Move(api_key=key, application=application, client_secret=plaintext, request=request)

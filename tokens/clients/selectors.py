@@ -1,0 +1,161 @@
+"""Reads for M2M applications, their secrets and keys; customer-facing queries start from an organisation."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.db.models import (
+    Case,
+    CharField,
+    Count,
+    DateTimeField,
+    Exists,
+    F,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
+from django.utils import timezone
+
+from portal.models import Organization
+from tokens.models import ClientPublicKey, ClientSecret, M2MApplication
+
+
+def m2m_apps_for(organization: Organization) -> QuerySet[M2MApplication]:
+    """Return the organisation's applications with owner and live secret and key counts, active first."""
+    now = timezone.now()
+    live = Q(secrets__revoked_at__isnull=True) & (
+        Q(secrets__expires_at__isnull=True) | Q(secrets__expires_at__gt=now)
+    )
+    live_keys = Q(public_keys__revoked_at__isnull=True) & (
+        Q(public_keys__expires_at__isnull=True) | Q(public_keys__expires_at__gt=now)
+    )
+    return (
+        M2MApplication.objects.filter(organization=organization)
+        .select_related("owner")
+        # distinct: the two joins would otherwise multiply each other's rows.
+        .annotate(
+            live_secret_count=Count("secrets", filter=live, distinct=True),
+            live_key_count=Count("public_keys", filter=live_keys, distinct=True),
+        )
+        .order_by("status", "name", "id")
+    )
+
+
+def m2m_apps_filtered(
+    organization: Organization,
+    *,
+    search: str = "",
+    status: str = "",
+    owner_id: int | None = None,
+    auth_method: str = "",
+) -> QuerySet[M2MApplication]:
+    """Return the organisation's applications matching a search (name, client id, owner email) and filters.
+
+    Newest first, with owner, creator, scopes, secrets and public keys loaded in a constant
+    number of queries however many applications a page holds (the REST API shows them all).
+    """
+    apps = M2MApplication.objects.filter(organization=organization)
+    if search:
+        apps = apps.filter(
+            Q(name__icontains=search) | Q(client_id__icontains=search) | Q(owner__email__icontains=search)
+        )
+    if status in M2MApplication.Status.values:
+        apps = apps.filter(status=status)
+    if owner_id:
+        apps = apps.filter(owner_id=owner_id)
+    if auth_method in M2MApplication.AuthMethod.values:
+        apps = apps.filter(token_endpoint_auth_method=auth_method)
+    return (
+        apps.select_related("owner", "created_by")
+        .prefetch_related(
+            "allowed_scopes",
+            Prefetch("secrets", queryset=ClientSecret.objects.order_by("-created_at", "-id")),
+            Prefetch("public_keys", queryset=ClientPublicKey.objects.order_by("-created_at", "-id")),
+        )
+        .order_by("-created", "-id")
+    )
+
+
+def m2m_app_for(organization: Organization, pk: int) -> M2MApplication:
+    """Return one application of the organisation with its scopes (raises DoesNotExist)."""
+    return (
+        M2MApplication.objects.filter(organization=organization)
+        .select_related("owner", "created_by", "organization")
+        .prefetch_related(Prefetch("allowed_scopes"))
+        .get(pk=pk)
+    )
+
+
+def client_secrets_for(application: M2MApplication) -> QuerySet[ClientSecret]:
+    """Return the application's secrets, newest first."""
+    return ClientSecret.objects.filter(application=application).order_by("-created_at", "-id")
+
+
+def client_public_keys_for(application: M2MApplication) -> QuerySet[ClientPublicKey]:
+    """Return the application's registered public keys, newest first."""
+    return ClientPublicKey.objects.filter(application=application).order_by("-created_at", "-id")
+
+
+def m2m_apps_inventory(organization: Organization | None) -> QuerySet[M2MApplication]:
+    """Return applications annotated with the inventory's common columns (all organisations for None).
+
+    An application expires when its last live secret (or public key) does (never, if one has
+    no expiry); it was last used when any of its secrets (or keys) was.
+    """
+    now = timezone.now()
+    apps = (
+        M2MApplication.objects.all()
+        if organization is None
+        else M2MApplication.objects.filter(organization=organization)
+    )
+    secret_expires, secret_last_used = _credential_columns(ClientSecret, now)
+    key_expires, key_last_used = _credential_columns(ClientPublicKey, now)
+    uses_keys = Q(token_endpoint_auth_method=M2MApplication.AuthMethod.PRIVATE_KEY_JWT)
+    return apps.annotate(
+        row_kind=Value("m2m_app", output_field=CharField()),
+        row_ref=F("client_id"),
+        row_superseded=Value(False),
+        # The API key it was moved from, if any (its name and id are read for those rows only).
+        row_moved=F("moved_from_key_id"),
+        row_owner_email=F("owner__email"),
+        row_created=F("created"),
+        # A private_key_jwt application has keys and never secrets: read the right table.
+        row_expires=Case(
+            When(uses_keys, then=key_expires), default=secret_expires, output_field=DateTimeField()
+        ),
+        row_last_used=Case(
+            When(uses_keys, then=key_last_used), default=secret_last_used, output_field=DateTimeField()
+        ),
+    )
+
+
+def _credential_columns(model, now):
+    """Return (expiry, last use) expressions of an application over its secrets or keys."""
+    live = model.objects.filter(application=OuterRef("pk"), revoked_at__isnull=True).exclude(
+        expires_at__lte=now
+    )
+    expires = Case(
+        When(Exists(live.filter(expires_at__isnull=True)), then=Value(None)),
+        default=Subquery(live.order_by("-expires_at").values("expires_at")[:1]),
+        output_field=DateTimeField(),
+    )
+    last_used = Subquery(
+        model.objects.filter(application=OuterRef("pk"), last_used_at__isnull=False)
+        .order_by("-last_used_at")
+        .values("last_used_at")[:1]
+    )
+    return expires, last_used
+
+
+def m2m_app_scope_names(ids: Iterable[int]) -> dict[int, list[str]]:
+    """Return {application pk: its scope names, sorted} for the applications given."""
+    result: dict[int, list[str]] = {}
+    through = M2MApplication.allowed_scopes.through.objects.filter(m2mapplication_id__in=list(ids))
+    for pk, name in through.values_list("m2mapplication_id", "scope__name").order_by("scope__name"):
+        result.setdefault(pk, []).append(name)
+    return result

@@ -1,0 +1,637 @@
+"""Writes for M2M applications, their client secrets and public keys; one audit event per change."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from credentials import policy
+from credentials.api_keys.models import ApiKey
+from credentials.governance import approvals, edits, org_policy, ownership
+from credentials.governance.models import CredentialRequest, RequestType
+from credentials.models import Scope
+from portal.infra.crypto import is_base62, keyed_digest, peppers, random_base62
+from portal.models import Organization, User
+from portal.services.audit import audit_log
+from tokens.catalogue import check_audiences
+from tokens.clients.public_keys import parse_public_key
+from tokens.models import (
+    DEFAULT_TOKEN_LIFETIME,
+    MAX_TOKEN_LIFETIME,
+    MIN_TOKEN_LIFETIME,
+    ClientCredential,
+    ClientPublicKey,
+    ClientSecret,
+    FederatedIdentity,
+    M2MApplication,
+)
+
+CLIENT_SECRET_PREFIX = "ips_"
+CLIENT_SECRET_BODY_LENGTH = 32  # 32 base62 characters = 190 bits
+MAX_LIVE_SECRETS = 5
+#: Two keys at once are enough to rotate with overlap.
+MAX_LIVE_PUBLIC_KEYS = 2
+MAX_OVERLAP = timedelta(days=7)
+DEFAULT_OVERLAP = timedelta(hours=24)
+
+
+def _new_secret(application: M2MApplication, actor: User | None) -> tuple[ClientSecret, str]:
+    plaintext = CLIENT_SECRET_PREFIX + random_base62(CLIENT_SECRET_BODY_LENGTH)
+    pepper_id, digest = keyed_digest(plaintext)
+    secret = ClientSecret.objects.create(
+        # The organisation's maximum client-secret lifetime, if it sets one.
+        expires_at=org_policy.check_lifetime(application.organization, "m2m_app", None),
+        application=application,
+        public_id=random_base62(12),
+        hint=plaintext[: len(CLIENT_SECRET_PREFIX) + 4],
+        digest=digest,
+        pepper_id=pepper_id,
+        created_by=actor if actor is not None and actor.is_authenticated else None,
+    )
+    return secret, plaintext
+
+
+@transaction.atomic
+def m2m_app_create(
+    *,
+    organization: Organization,
+    name: str,
+    owner: User,
+    actor: User | None,
+    scopes: Iterable[Scope | str] = (),
+    audiences: Iterable[str] = (),
+    token_lifetime: int = DEFAULT_TOKEN_LIFETIME,
+    description: str = "",
+    auth_method: str = M2MApplication.AuthMethod.CLIENT_SECRET,
+    public_key: str = "",
+    allowed_ips: Iterable[str] = (),
+    rate_limit: dict[str, int] | None = None,
+    via: str = "",
+    moved_from_key: ApiKey | None = None,
+) -> tuple[M2MApplication, str | None]:
+    """Create an application with its first client secret; return the row and the one-time secret.
+
+    A `private_key_jwt` application gets no secret (None is returned instead): it gets the
+    `public_key` given (a public JWK or PEM), or none yet, and its owner registers one later.
+    `via` names the interface or credential that made the change (`api`, `api_key:…`), for the audit.
+    """
+    application, scope_rows = _new_application(
+        organization=organization,
+        name=name,
+        owner=owner,
+        actor=actor,
+        scopes=scopes,
+        audiences=audiences,
+        token_lifetime=token_lifetime,
+        description=description,
+        status=M2MApplication.Status.ACTIVE,
+        auth_method=auth_method,
+        allowed_ips=allowed_ips,
+        rate_limit=rate_limit,
+        moved_from_key=moved_from_key,
+    )
+    policy_extra = {
+        **({"allowed_ips": application.allowed_ips} if application.allowed_ips else {}),
+        **({"rate_limit": application.rate_limit} if application.rate_limit else {}),
+    }
+    moved = {"moved_from": moved_from_key.key_id} if moved_from_key is not None else {}
+    if application.uses_private_key_jwt:
+        key = _new_public_key(application, public_key, actor) if public_key.strip() else None
+        audit_log(
+            action="tokens.m2m_app.created",
+            actor=actor,
+            organization=organization,
+            target=application,
+            extra={
+                "client_id": application.client_id,
+                "owner": owner.email,
+                "scopes": sorted(s.name for s in scope_rows),
+                "audiences": application.allowed_audiences,
+                "token_lifetime": token_lifetime,
+                "auth_method": application.token_endpoint_auth_method,
+                **({"public_key_kid": key.kid, "public_key_alg": key.algorithm} if key else {}),
+                **policy_extra,
+                **_via(via),
+                **moved,
+            },
+        )
+        return application, None
+    if public_key.strip():
+        raise ValidationError({"public_key": "Only a private_key_jwt application takes a public key."})
+    secret, plaintext = _new_secret(application, actor)
+    audit_log(
+        action="tokens.m2m_app.created",
+        actor=actor,
+        organization=organization,
+        target=application,
+        extra={
+            "client_id": application.client_id,
+            "owner": owner.email,
+            "scopes": sorted(s.name for s in scope_rows),
+            "audiences": application.allowed_audiences,
+            "token_lifetime": token_lifetime,
+            "secret_hint": secret.hint,
+            **policy_extra,
+            **_via(via),
+            **moved,
+        },
+    )
+    return application, plaintext
+
+
+def scope_rows_of(scopes: Iterable[Scope | str]) -> list[Scope]:
+    """Return the scope rows for names or rows; an unknown name is a field error."""
+    scope_rows = []
+    names = [s for s in scopes if isinstance(s, str)]
+    if names:
+        found = {s.name: s for s in Scope.objects.filter(name__in=names)}
+        unknown = sorted(set(names) - set(found))
+        if unknown:
+            raise ValidationError({"scopes": "Unknown scope(s): " + " ".join(unknown)})
+        scope_rows.extend(found.values())
+    scope_rows.extend(s for s in scopes if isinstance(s, Scope))
+    return scope_rows
+
+
+def client_secret_issue_first(
+    application: M2MApplication, actor: User | None, request: CredentialRequest
+) -> tuple[str, dict]:
+    """Give a pending, approved application its first secret (governance sets the status and audits)."""
+    if application.uses_private_key_jwt:
+        raise ValidationError(
+            "This application authenticates with a public key: register its key instead.", code="no_secret"
+        )
+    secret, plaintext = _new_secret(application, actor)
+    return plaintext, {"client_id": application.client_id, "secret_hint": secret.hint}
+
+
+def _via(via: str) -> dict[str, str]:
+    """Return the audit extra naming the interface or credential a change came through, if any."""
+    return {"via": via} if via else {}
+
+
+def _new_application(
+    *,
+    organization: Organization,
+    name: str,
+    owner: User,
+    actor: User | None,
+    scopes: Iterable[Scope | str],
+    audiences: Iterable[str],
+    token_lifetime: int,
+    description: str,
+    status: str,
+    auth_method: str = M2MApplication.AuthMethod.CLIENT_SECRET,
+    allowed_ips: Iterable[str] = (),
+    rate_limit: dict[str, int] | None = None,
+    moved_from_key: ApiKey | None = None,
+) -> tuple[M2MApplication, list[Scope]]:
+    name = name.strip()
+    allowed_ips = policy.clean_allowed_ips(list(allowed_ips))
+    rate_limit = policy.clean_rate_limit(rate_limit)
+    if not name:
+        raise ValidationError({"name": "Give the application a name."})
+    ownership.check_owner_is_member(organization, owner)
+    if not MIN_TOKEN_LIFETIME <= token_lifetime <= MAX_TOKEN_LIFETIME:
+        raise ValidationError(
+            {"token_lifetime": f"Use between {MIN_TOKEN_LIFETIME} and {MAX_TOKEN_LIFETIME} seconds."}
+        )
+    if auth_method not in M2MApplication.AuthMethod.values:
+        raise ValidationError({"auth_method": "Choose client_secret_basic or private_key_jwt."})
+    scope_rows = scope_rows_of(scopes)
+    ownership.check_owner_may_hold(organization, owner, [s.name for s in scope_rows])
+    application = M2MApplication.objects.create(
+        organization=organization,
+        name=name,
+        owner=owner,
+        created_by=actor if actor is not None and actor.is_authenticated else None,
+        description=description,
+        allowed_audiences=check_audiences(organization=organization, audiences=audiences),
+        token_lifetime=token_lifetime,
+        status=status,
+        token_endpoint_auth_method=auth_method,
+        allowed_ips=allowed_ips,
+        rate_limit=rate_limit,
+        moved_from_key=moved_from_key,
+        environment=moved_from_key.environment if moved_from_key is not None else "",
+        review_due_at=org_policy.review_due_from(organization, "m2m_app")
+        if status == M2MApplication.Status.ACTIVE
+        else None,
+    )
+    application.allowed_scopes.set(scope_rows)
+    return application, scope_rows
+
+
+@transaction.atomic
+def m2m_app_request(
+    *,
+    organization: Organization,
+    name: str,
+    owner: User,
+    requester: User,
+    justification: str,
+    scopes: Iterable[Scope | str] = (),
+    audiences: Iterable[str] = (),
+    token_lifetime: int = DEFAULT_TOKEN_LIFETIME,
+    description: str = "",
+    auth_method: str = M2MApplication.AuthMethod.CLIENT_SECRET,
+    moved_from_key: ApiKey | None = None,
+) -> tuple[M2MApplication, CredentialRequest]:
+    """Store a pending application (a client id, no secret) and ask the organisation's approvers for it.
+
+    A pending `private_key_jwt` application holds no key either: after approval its owner
+    registers the first one (`client_public_key_add`), which activates it.
+    """
+    application, scope_rows = _new_application(
+        organization=organization,
+        name=name,
+        owner=owner,
+        actor=requester,
+        scopes=scopes,
+        audiences=audiences,
+        token_lifetime=token_lifetime,
+        description=description,
+        status=M2MApplication.Status.PENDING,
+        auth_method=auth_method,
+        moved_from_key=moved_from_key,
+    )
+    request = approvals.credential_request_create(
+        credential=application,
+        requester=requester,
+        request_type=RequestType.CREATE,
+        justification=justification,
+        requested_scopes=[s.name for s in scope_rows],
+    )
+    return application, request
+
+
+@transaction.atomic
+def client_secret_rotate(
+    *, application: M2MApplication, actor: User | None, overlap: timedelta = DEFAULT_OVERLAP, via: str = ""
+) -> tuple[ClientSecret, str]:
+    """Add a new secret and schedule the current ones to stop after `overlap` (0 to 7 days)."""
+    _check_overlap(overlap)
+    # Lock the application so concurrent rotations serialise and see each other's secrets.
+    application = M2MApplication.objects.select_for_update().get(pk=application.pk)
+    if application.uses_private_key_jwt:
+        raise ValidationError(
+            "This application authenticates with public keys; it has no secret to rotate.",
+            code="wrong_auth_method",
+        )
+    if not application.is_active:
+        raise ValidationError("A revoked application cannot get new secrets.", code="inactive")
+    live = list(ClientSecret.objects.filter(application=application).live())
+    if len(live) >= MAX_LIVE_SECRETS:
+        raise ValidationError(
+            f"This application already has {len(live)} live secrets. Revoke one before rotating again.",
+            code="too_many",
+        )
+    stop_at = timezone.now() + overlap
+    _retire(live, stop_at)
+    secret, plaintext = _new_secret(application, actor)
+    audit_log(
+        action="tokens.m2m_app.secret_rotated",
+        actor=actor,
+        organization=application.organization,
+        target=application,
+        extra={
+            "secret_hint": secret.hint,
+            "overlap_seconds": int(overlap.total_seconds()),
+            "previous_secrets_stop_at": stop_at.isoformat(),
+            "previous_secret_hints": [old.hint for old in live],
+            **_via(via),
+        },
+    )
+    return secret, plaintext
+
+
+@transaction.atomic
+def client_secret_revoke(*, secret: ClientSecret, actor: User | None, via: str = "") -> ClientSecret:
+    """Revoke a secret at once; tokens minted with it stop validating too."""
+    secret = ClientSecret.objects.select_for_update().select_related("application").get(pk=secret.pk)
+    if secret.revoked_at is not None:
+        raise ValidationError("This secret is already revoked.", code="revoked")
+    secret.revoked_at = timezone.now()
+    secret.save(update_fields=["revoked_at", "updated_at"])
+    audit_log(
+        action="tokens.m2m_app.secret_revoked",
+        actor=actor,
+        organization=secret.application.organization,
+        target=secret.application,
+        extra={"secret_hint": secret.hint, "secret_id": secret.public_id, **_via(via)},
+    )
+    return secret
+
+
+@transaction.atomic
+def m2m_app_revoke(*, application: M2MApplication, actor: User | None, via: str = "") -> M2MApplication:
+    """Revoke the application and all its secrets at once; all its tokens stop validating."""
+    application = M2MApplication.objects.select_for_update().get(pk=application.pk)
+    if application.status == M2MApplication.Status.REVOKED:
+        raise ValidationError("This application is already revoked.", code="revoked")
+    if application.status in (M2MApplication.Status.PENDING, M2MApplication.Status.DENIED):
+        raise ValidationError(
+            "This application never got a secret; deny its request instead.", code="inactive"
+        )
+    now = timezone.now()
+    application.status = M2MApplication.Status.REVOKED
+    application.revoked_at = now
+    application.suspended_at = None
+    application.suspension_reason = ""
+    application.save(update_fields=["status", "revoked_at", "suspended_at", "suspension_reason", "updated"])
+    ClientSecret.objects.filter(application=application, revoked_at__isnull=True).update(
+        revoked_at=now, updated_at=now
+    )
+    ClientPublicKey.objects.filter(application=application, revoked_at__isnull=True).update(
+        revoked_at=now, updated_at=now
+    )
+    FederatedIdentity.objects.filter(
+        application=application,
+        status__in=[FederatedIdentity.Status.ACTIVE, FederatedIdentity.Status.SUSPENDED],
+    ).update(status=FederatedIdentity.Status.REVOKED, revoked_at=now, suspended_at=None, suspension_reason="")
+    audit_log(
+        action="tokens.m2m_app.revoked",
+        actor=actor,
+        organization=application.organization,
+        target=application,
+        extra={"client_id": application.client_id, **_via(via)},
+    )
+    return application
+
+
+@transaction.atomic
+def m2m_app_update(
+    *,
+    application: M2MApplication,
+    actor: User | None,
+    name: str | None = None,
+    description: str | None = None,
+    owner: User | None = None,
+    scopes: Iterable[str] | None = None,
+    via: str = "",
+) -> M2MApplication:
+    """Change an application's name, description, scopes or owner; its secrets and keys stay the same.
+
+    A new name or description writes one `tokens.m2m_app.updated` event; scopes and owner go
+    through governance (`scopes_changed`, `owner_reassigned`: approval of wider scopes, the
+    owner's role), each with its own event. All or nothing: one transaction.
+    """
+    application = (
+        M2MApplication.objects.select_for_update(of=("self",))
+        .select_related("organization", "owner")
+        .get(pk=application.pk)
+    )
+    changes: dict[str, dict[str, str]] = {}
+    if name is not None:
+        name = name.strip()
+        if not name:
+            raise ValidationError({"name": "Give the application a name."})
+        if name != application.name:
+            changes["name"] = {"from": application.name, "to": name}
+            application.name = name
+    if description is not None and (description := description.strip()) != application.description:
+        changes["description"] = {"from": application.description, "to": description}
+        application.description = description
+    if changes:
+        application.save(update_fields=[*changes, "updated"])
+        audit_log(
+            action="tokens.m2m_app.updated",
+            actor=actor,
+            organization=application.organization,
+            target=application,
+            extra={**changes, **_via(via)},
+        )
+    if scopes is not None:
+        names = sorted({s.name for s in scope_rows_of(list(scopes))})  # unknown names: a field error
+        if names != sorted(application.allowed_scopes.values_list("name", flat=True)):
+            edits.credential_scopes_set(credential=application, scopes=names, actor=actor, via=via)
+    if owner is not None and owner.pk != application.owner_id:
+        # After the scopes: the new owner must be allowed every scope the application keeps.
+        ownership.credential_reassign_owner(credential=application, owner=owner, actor=actor, via=via)
+    return application
+
+
+#: Staff-only marks that trust an application across every organisation, with the audit
+#: actions of setting and clearing each. Changing one asks staff for a fresh sign-in (admin).
+STAFF_FLAGS = {
+    # A gateway that trades any organisation's API keys for tokens (RFC 8693).
+    "may_exchange_api_keys": ("tokens.m2m_app.exchange_allowed", "tokens.m2m_app.exchange_disallowed"),
+    # A platform resource server that introspects any organisation's tokens (RFC 7662).
+    "is_resource_server": (
+        "tokens.m2m_app.resource_server_allowed",
+        "tokens.m2m_app.resource_server_disallowed",
+    ),
+}
+
+
+@transaction.atomic
+def m2m_app_set_staff_flag(
+    *, application: M2MApplication, flag: str, value: bool, actor: User | None
+) -> M2MApplication:
+    """Set or clear one of the STAFF_FLAGS on an application (staff only), with one audit event.
+
+    Clearing takes effect at once: a gateway's exchanged tokens stop passing introspection, a
+    resource server sees only its own organisation's tokens again. Unchanged: no event.
+    """
+    allowed_action, disallowed_action = STAFF_FLAGS[flag]
+    application = (
+        M2MApplication.objects.select_for_update().select_related("organization").get(pk=application.pk)
+    )
+    if getattr(application, flag) == value:
+        return application
+    setattr(application, flag, value)
+    application.save(update_fields=[flag, "updated"])
+    audit_log(
+        action=allowed_action if value else disallowed_action,
+        actor=actor,
+        organization=application.organization,
+        target=application,
+        extra={"client_id": application.client_id},
+    )
+    return application
+
+
+def m2m_app_set_exchange(*, application: M2MApplication, allowed: bool, actor: User | None) -> M2MApplication:
+    """Allow or forbid a gateway application to exchange API keys for access tokens (staff only)."""
+    return m2m_app_set_staff_flag(
+        application=application, flag="may_exchange_api_keys", value=allowed, actor=actor
+    )
+
+
+def _new_public_key(
+    application: M2MApplication,
+    jwk_or_pem: str,
+    actor: User | None,
+    *,
+    algorithm: str | None = None,
+    expires_at: datetime | None = None,
+) -> ClientPublicKey:
+    jwk = parse_public_key(jwk_or_pem, algorithm)
+    if ClientPublicKey.objects.filter(application=application, kid=jwk["kid"]).exists():
+        raise ValidationError(
+            {
+                "public_key": "This key is already registered for this application (a revoked key cannot "
+                "come back: generate a new key pair)."
+            }
+        )
+    if expires_at is not None and expires_at <= timezone.now():
+        raise ValidationError({"expires_at": "The expiry must be in the future."})
+    return ClientPublicKey.objects.create(
+        application=application,
+        kid=jwk["kid"],
+        algorithm=jwk["alg"],
+        public_jwk=jwk,
+        # The organisation's maximum client-credential lifetime applies to keys as to secrets.
+        expires_at=org_policy.check_lifetime(application.organization, "m2m_app", expires_at),
+        created_by=actor if actor is not None and actor.is_authenticated else None,
+    )
+
+
+def _check_overlap(overlap: timedelta) -> None:
+    if overlap < timedelta(0) or overlap > MAX_OVERLAP:
+        raise ValidationError({"overlap": "The overlap must be between 0 and 7 days."})
+
+
+def _retire(live: list[ClientCredential], stop_at: datetime) -> list[ClientCredential]:
+    """Schedule live secrets or keys to stop at `stop_at` (rotation with overlap); return those moved."""
+    retiring = []
+    for old in live:
+        if old.expires_at is None or old.expires_at > stop_at:
+            old.expires_at = stop_at
+            old.save(update_fields=["expires_at", "updated_at"])
+            retiring.append(old)
+    return retiring
+
+
+@transaction.atomic
+def client_public_key_add(
+    *,
+    application: M2MApplication,
+    jwk_or_pem: str,
+    actor: User | None,
+    algorithm: str | None = None,
+    expires_at: datetime | None = None,
+    overlap: timedelta | None = None,
+    via: str = "",
+) -> ClientPublicKey:
+    """Register a public key of a `private_key_jwt` application (at most two live keys).
+
+    `overlap`, when given (0 to 7 days), schedules the application's current keys to stop
+    after it: rotation with overlap, like `client_secret_rotate`. The first key of an approved
+    pending application activates it (only its owner may add it), as a first secret would.
+    """
+    if overlap is not None:
+        _check_overlap(overlap)
+    # Lock the application so concurrent additions serialise and see each other's keys.
+    application = (
+        M2MApplication.objects.select_for_update().select_related("organization").get(pk=application.pk)
+    )
+    if not application.uses_private_key_jwt:
+        raise ValidationError(
+            "This application authenticates with a client secret; it takes no public key.",
+            code="wrong_auth_method",
+        )
+    approved = None
+    if application.status == M2MApplication.Status.PENDING:
+        approved = approvals.approved_create_request(application)
+        if approved is None:
+            raise ValidationError("This application is still waiting for approval.", code="not_approved")
+        if actor is None or application.owner_id != actor.pk:
+            raise ValidationError(
+                "Only the application's owner can register its first key.", code="not_owner"
+            )
+    elif not application.is_active:
+        raise ValidationError("Only an active application can get new keys.", code="inactive")
+    now = timezone.now()
+    live = list(ClientPublicKey.objects.filter(application=application).live(now))
+    if len(live) >= MAX_LIVE_PUBLIC_KEYS:
+        raise ValidationError(
+            f"This application already has {len(live)} live keys. Revoke one before adding another.",
+            code="too_many",
+        )
+    key = _new_public_key(application, jwk_or_pem, actor, algorithm=algorithm, expires_at=expires_at)
+    stop_at = now + overlap if overlap is not None else None
+    retiring = [old.kid for old in _retire(live, stop_at)] if stop_at is not None else []
+    extra = {
+        "kid": key.kid,
+        "alg": key.algorithm,
+        "expires_at": key.expires_at.isoformat() if key.expires_at else None,
+    }
+    if stop_at is not None:
+        extra.update(previous_keys_stop_at=stop_at.isoformat(), previous_kids=retiring)
+    if approved is not None:
+        # The first key of an approved application makes it usable, as a first secret does.
+        application.status = M2MApplication.Status.ACTIVE
+        application.review_due_at = now + org_policy.policy_for(application.organization).review_interval(
+            "m2m_app"
+        )
+        application.save(update_fields=["status", "review_due_at", "updated"])
+        extra.update(activated=True, request_id=approved.pk)
+    extra.update(_via(via))
+    audit_log(
+        action="tokens.m2m_app.public_key_added",
+        actor=actor,
+        organization=application.organization,
+        target=application,
+        extra=extra,
+    )
+    return key
+
+
+@transaction.atomic
+def client_public_key_revoke(
+    *, public_key: ClientPublicKey, actor: User | None, via: str = ""
+) -> ClientPublicKey:
+    """Revoke a public key at once; assertions it signs and tokens it minted stop working too."""
+    public_key = (
+        ClientPublicKey.objects.select_for_update()
+        .select_related("application__organization")
+        .get(pk=public_key.pk)
+    )
+    if public_key.revoked_at is not None:
+        raise ValidationError("This key is already revoked.", code="revoked")
+    public_key.revoked_at = timezone.now()
+    public_key.save(update_fields=["revoked_at", "updated_at"])
+    audit_log(
+        action="tokens.m2m_app.public_key_revoked",
+        actor=actor,
+        organization=public_key.application.organization,
+        target=public_key.application,
+        extra={"kid": public_key.kid, "alg": public_key.algorithm, **_via(via)},
+    )
+    return public_key
+
+
+# --- governance adapter -----------------------------------------------------------------------
+
+
+def client_secret_find(raw: str) -> ClientSecret | None:
+    """Return the client secret whose digest matches a presented `ips_…` secret, whatever its state.
+
+    For leak reports, where no client id comes with the secret: its digest under each
+    configured pepper is looked up in one indexed query, then compared in constant time.
+    """
+    if (
+        not isinstance(raw, str)
+        or len(raw) != len(CLIENT_SECRET_PREFIX) + CLIENT_SECRET_BODY_LENGTH
+        or not raw.startswith(CLIENT_SECRET_PREFIX)
+        or not is_base62(raw[len(CLIENT_SECRET_PREFIX) :])
+    ):
+        return None
+    _current, table = peppers()
+    candidates = {pepper_id: keyed_digest(raw, pepper_id=pepper_id)[1] for pepper_id in table}
+    for secret in ClientSecret.objects.filter(digest__in=list(candidates.values())).select_related(
+        "application"
+    ):
+        expected = candidates.get(secret.pepper_id)
+        if expected is not None and hmac.compare_digest(expected, secret.digest):
+            return secret
+    return None
+
+
+# --- federated identities (workload identity federation, tokens.federation) ----------------------

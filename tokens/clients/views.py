@@ -1,0 +1,375 @@
+"""Dashboard pages for M2M applications: list, create, detail, rotate, revoke, and public keys."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from credentials.api_keys.selectors import api_keys_for
+from credentials.forms import CredentialEditForm
+from credentials.governance import approvals, edits, org_policy
+from credentials.governance.forms import JustificationField
+from credentials.governance.views import governance_context
+from portal.selectors import audit_events_for_target
+from portal.tenancy import authorized, check, may
+from tokens.clients import moves, services
+from tokens.clients.forms import M2MAppCreateForm, PublicKeyAddForm, SecretRotateForm
+from tokens.clients.selectors import client_public_keys_for, client_secrets_for, m2m_app_for, m2m_apps_for
+from tokens.federation.selectors import federated_identities_for
+from tokens.models import ClientPublicKey, ClientSecret, M2MApplication
+from tokens.protocol.exchange import exchange_token_lifetime
+
+
+def _get_app(request: HttpRequest, app_id: int) -> M2MApplication:
+    try:
+        return m2m_app_for(request.organization, app_id)
+    except M2MApplication.DoesNotExist:
+        raise Http404("No such application.") from None
+
+
+def _require_manage(request: HttpRequest, application: M2MApplication) -> None:
+    # The view's action (portal.authz): its owner, or an organisation owner or admin.
+    check(request, owner_id=application.owner_id)
+
+
+def _reveal(request: HttpRequest, application: M2MApplication, secret: str, *, created: bool) -> HttpResponse:
+    token_url = request.build_absolute_uri(reverse("oauth-token"))
+    response = render(
+        request,
+        "tokens/app_secret_reveal.html",
+        {"application": application, "client_secret": secret, "created": created, "token_url": token_url},
+        status=201 if created else 200,
+    )
+    # The page holds a secret: keep it out of every cache and the browser history cache.
+    response["Cache-Control"] = "no-store"
+    response["Pragma"] = "no-cache"
+    return response
+
+
+def _form_errors(form, exc: ValidationError) -> None:
+    if hasattr(exc, "error_dict"):
+        for field, errors in exc.error_dict.items():
+            form.add_error(field if field in form.fields else None, errors)
+    else:
+        form.add_error(None, exc)
+
+
+@authorized("m2m_app.view")
+def app_list(request: HttpRequest) -> HttpResponse:
+    """List the organisation's M2M applications."""
+    return render(request, "tokens/app_list.html", {"applications": m2m_apps_for(request.organization)})
+
+
+@authorized("m2m_app.create")
+def app_create(request: HttpRequest) -> HttpResponse:
+    """Create an application and show its client id and secret once."""
+    form = M2MAppCreateForm(
+        request.POST or None,
+        organization=request.organization,
+        user=request.user,
+        can_choose_owner=may(request, "m2m_app.create"),
+        owner_role=None if may(request, "m2m_app.create") else request.membership.role,
+        # The credential chooser links here with its recommendation preselected.
+        initial={"auth_method": request.GET.get("auth_method")}
+        if request.GET.get("auth_method") in M2MApplication.AuthMethod.values
+        else {},
+    )
+    needs_approval = org_policy.approval_required(request.organization, "m2m_app")
+    if needs_approval:
+        form.fields["justification"] = JustificationField()
+    if request.method == "POST" and form.is_valid() and needs_approval and form.cleaned_data["public_key"]:
+        form.add_error(
+            "public_key", "Register the public key on the application's page once the request is approved."
+        )
+    elif request.method == "POST" and form.is_valid() and needs_approval:
+        data = form.cleaned_data
+        try:
+            application, _request = services.m2m_app_request(
+                organization=request.organization,
+                name=data["name"],
+                description=data["description"],
+                owner=data["owner"],
+                scopes=list(data["scopes"]),
+                audiences=data["audiences"],
+                token_lifetime=data["token_lifetime"],
+                requester=request.user,
+                justification=data["justification"],
+                auth_method=data["auth_method"],
+            )
+            if data["allowed_ips"] or data["rate_limit"]:
+                edits.credential_policy_set(
+                    credential=application,
+                    actor=request.user,
+                    allowed_ips=data["allowed_ips"],
+                    rate_limit=data["rate_limit"],
+                )
+        except ValidationError as exc:
+            _form_errors(form, exc)
+        else:
+            messages.success(
+                request,
+                f"Your request for “{application.name}” was sent to the organisation's approvers. "
+                + (
+                    "Once approved, its owner registers its public key here."
+                    if application.uses_private_key_jwt
+                    else "Once approved, its owner generates the client secret here."
+                ),
+            )
+            return redirect("org-app-detail", org_slug=request.organization.slug, app_id=application.pk)
+    elif request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            application, secret = services.m2m_app_create(
+                organization=request.organization,
+                name=data["name"],
+                description=data["description"],
+                owner=data["owner"],
+                scopes=list(data["scopes"]),
+                audiences=data["audiences"],
+                token_lifetime=data["token_lifetime"],
+                actor=request.user,
+                auth_method=data["auth_method"],
+                public_key=data["public_key"],
+                allowed_ips=data["allowed_ips"],
+                rate_limit=data["rate_limit"],
+            )
+        except ValidationError as exc:
+            _form_errors(form, exc)
+        else:
+            if secret is None:
+                messages.success(
+                    request,
+                    f"“{application.name}” was created. It has no secret: it signs its token requests "
+                    "with a private key whose public key is registered below.",
+                )
+                return redirect("org-app-detail", org_slug=request.organization.slug, app_id=application.pk)
+            return _reveal(request, application, secret, created=True)
+    status = 400 if request.method == "POST" else 200
+    return render(
+        request, "tokens/app_create.html", {"form": form, "needs_approval": needs_approval}, status=status
+    )
+
+
+@authorized("m2m_app.view")
+def app_detail(request: HttpRequest, app_id: int) -> HttpResponse:
+    """Show an application, its secrets or public keys, and its audit trail."""
+    return _detail(request, _get_app(request, app_id))
+
+
+def _detail(
+    request: HttpRequest, application: M2MApplication, *, key_form: PublicKeyAddForm | None = None, status=200
+) -> HttpResponse:
+    public_keys = list(client_public_keys_for(application).select_related("created_by"))
+    # The snippet signs with the newest live key's algorithm; authlib wants a joserfc key for EC/OKP.
+    snippet_alg = next((k.algorithm for k in public_keys if k.is_live), "RS256")
+    context = {
+        "application": application,
+        "secrets": client_secrets_for(application).select_related("created_by"),
+        "public_keys": public_keys,
+        "key_form": key_form or PublicKeyAddForm(),
+        # What an assertion's `aud` must name: the issuer's token endpoint, not this page's host.
+        "token_url": settings.PORTAL_ISSUER + reverse("oauth-token"),
+        "snippet_alg": snippet_alg,
+        "snippet_key_class": {"ES256": "ECKey", "ES384": "ECKey", "EdDSA": "OKPKey"}.get(snippet_alg, ""),
+        "rotate_form": SecretRotateForm(
+            initial={
+                "overlap_hours": org_policy.policy_for(request.organization).default_rotation_overlap_hours
+            }
+        ),
+        "can_manage": may(request, "m2m_app.revoke", owner_id=application.owner_id),
+        "events": audit_events_for_target(request.organization, application)[:20],
+        "exchange_lifetime": exchange_token_lifetime(application),
+        "federated_identities": federated_identities_for(application),
+        **governance_context(request, application),
+    }
+    return render(request, "tokens/app_detail.html", context, status=status)
+
+
+@require_POST
+@authorized("m2m_app.rotate")
+def app_secret_rotate(request: HttpRequest, app_id: int) -> HttpResponse:
+    """Add a new secret, schedule the current ones to stop after the overlap, show the new one once."""
+    application = _get_app(request, app_id)
+    _require_manage(request, application)
+    form = SecretRotateForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose an overlap between 0 and 168 hours.")
+        return redirect("org-app-detail", org_slug=request.organization.slug, app_id=application.pk)
+    try:
+        _secret, plaintext = services.client_secret_rotate(
+            application=application,
+            overlap=timedelta(hours=form.cleaned_data["overlap_hours"]),
+            actor=request.user,
+        )
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+        return redirect("org-app-detail", org_slug=request.organization.slug, app_id=application.pk)
+    return _reveal(request, application, plaintext, created=False)
+
+
+@require_POST
+@authorized("m2m_app.revoke")
+def app_secret_revoke(request: HttpRequest, app_id: int, secret_id: int) -> HttpResponse:
+    """Revoke one secret at once."""
+    application = _get_app(request, app_id)
+    try:
+        secret = client_secrets_for(application).get(pk=secret_id)
+    except ClientSecret.DoesNotExist:
+        raise Http404("No such secret.") from None
+    _require_manage(request, application)
+    try:
+        services.client_secret_revoke(secret=secret, actor=request.user)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(
+            request, f"Secret {secret.hint}… was revoked. Tokens minted with it stop working now."
+        )
+    return redirect("org-app-detail", org_slug=request.organization.slug, app_id=application.pk)
+
+
+@authorized("m2m_app.update")
+def app_edit(request: HttpRequest, app_id: int) -> HttpResponse:
+    """Rename or describe an application."""
+    application = _get_app(request, app_id)
+    _require_manage(request, application)
+    initial = {"name": application.name, "description": application.description}
+    form = CredentialEditForm(request.POST if request.method == "POST" else None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.m2m_app_update(
+                application=application, actor=request.user, via="dashboard", **form.cleaned_data
+            )
+        except ValidationError as exc:
+            _form_errors(form, exc)
+        else:
+            messages.success(request, "The application's name and description were saved.")
+            return redirect("org-app-detail", org_slug=request.organization.slug, app_id=application.pk)
+    back = reverse("org-app-detail", args=[request.organization.slug, application.pk])
+    context = {"form": form, "credential": application, "kind_label": "M2M application", "back": back}
+    return render(request, "credentials/credential_edit.html", context, status=400 if form.errors else 200)
+
+
+@require_POST
+@authorized("m2m_app.revoke")
+def app_revoke(request: HttpRequest, app_id: int) -> HttpResponse:
+    """Revoke the application, its secrets and its tokens at once."""
+    application = _get_app(request, app_id)
+    _require_manage(request, application)
+    try:
+        services.m2m_app_revoke(application=application, actor=request.user)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, f"{application.name} was revoked. Its secrets and tokens stop working now.")
+    return redirect("org-app-detail", org_slug=request.organization.slug, app_id=application.pk)
+
+
+@require_POST
+@authorized("m2m_app.issue")
+def app_issue_secret(request: HttpRequest, app_id: int) -> HttpResponse:
+    """Generate the first client secret of an approved application, once, and show it (owner only)."""
+    application = _get_app(request, app_id)
+    check(request, owner_id=application.owner_id)
+    try:
+        application, plaintext = approvals.credential_secret_issue(credential=application, actor=request.user)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+        return redirect("org-app-detail", org_slug=request.organization.slug, app_id=application.pk)
+    return _reveal(request, application, plaintext, created=True)
+
+
+@require_POST
+@authorized("m2m_app.rotate")
+def app_key_add(request: HttpRequest, app_id: int) -> HttpResponse:
+    """Register a public key (private_key_jwt); optionally stop the current keys after an overlap."""
+    application = _get_app(request, app_id)
+    _require_manage(request, application)
+    form = PublicKeyAddForm(request.POST)
+    if form.is_valid():
+        data = form.cleaned_data
+        overlap = timedelta(hours=data["overlap_hours"]) if data["overlap_hours"] is not None else None
+        try:
+            key = services.client_public_key_add(
+                application=application,
+                jwk_or_pem=data["public_key"],
+                algorithm=data["algorithm"] or None,
+                overlap=overlap,
+                actor=request.user,
+            )
+        except ValidationError as exc:
+            _form_errors(form, exc)
+        else:
+            messages.success(request, f"Key {key.short_kid}… ({key.algorithm}) was registered.")
+            return redirect("org-app-detail", org_slug=request.organization.slug, app_id=application.pk)
+    return _detail(request, application, key_form=form, status=400)
+
+
+@require_POST
+@authorized("m2m_app.rotate")
+def app_key_revoke(request: HttpRequest, app_id: int, public_key_id: int) -> HttpResponse:
+    """Revoke one public key at once."""
+    application = _get_app(request, app_id)
+    try:
+        public_key = client_public_keys_for(application).get(pk=public_key_id)
+    except ClientPublicKey.DoesNotExist:
+        raise Http404("No such key.") from None
+    _require_manage(request, application)
+    try:
+        services.client_public_key_revoke(public_key=public_key, actor=request.user)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(
+            request, f"Key {public_key.short_kid}… was revoked. Tokens minted with it stop working now."
+        )
+    return redirect("org-app-detail", org_slug=request.organization.slug, app_id=application.pk)
+
+
+@authorized("api_key.move")
+def api_key_move(request: HttpRequest, key_id: str) -> HttpResponse:
+    """Confirm, then move an API key to a new M2M application and show its client secret once.
+
+    Served from `tokens` under the key's URL: the move creates an application, and `credentials`
+    never imports `tokens`. Needs `api_key.move` on the key and `m2m_app.create` for its owner.
+    """
+    api_key = get_object_or_404(api_keys_for(request.organization), key_id=key_id)
+    check(request, owner_id=api_key.owner_id)
+    check(request, "m2m_app.create", owner_id=api_key.owner_id)
+    moved_to = M2MApplication.objects.filter(moved_from_key=api_key).first()
+    needs_approval = org_policy.approval_required(request.organization, "m2m_app")
+    error = ""
+    if request.method == "POST" and moved_to is None:
+        try:
+            move = moves.api_key_move_to_m2m_app(
+                api_key=api_key,
+                actor=request.user,
+                name=request.POST.get("name", "")[:100],
+                justification=request.POST.get("justification", "")[:2000],
+            )
+        except ValidationError as exc:
+            error = " ".join(exc.messages)
+        else:
+            if move.pending:
+                messages.success(
+                    request,
+                    f"“{move.application.name}” was requested from the organisation's approvers. Once "
+                    "approved, its owner generates the client secret on its page. The key keeps working.",
+                )
+                return redirect(
+                    "org-app-detail", org_slug=request.organization.slug, app_id=move.application.pk
+                )
+            return _reveal(request, move.application, move.client_secret, created=True)
+    return render(
+        request,
+        "tokens/api_key_move.html",
+        {"api_key": api_key, "moved_to": moved_to, "needs_approval": needs_approval, "error": error},
+        status=400 if error else 200,
+    )

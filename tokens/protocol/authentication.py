@@ -1,0 +1,122 @@
+"""DRF authentication for RFC 9068 access tokens, built on tokens.verifier."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from django.conf import settings
+from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.exceptions import AuthenticationFailed
+
+from credentials.api_keys.verification import api_key_state
+from portal import authz
+from portal.principal import INVALID_CREDENTIAL, MAX_CREDENTIAL_LENGTH, Principal
+from portal.selectors import owner_role_subquery
+from tokens.models import M2MApplication
+from tokens.protocol.exchange import key_id_of
+from tokens.protocol.selectors import live_access_token
+from tokens.verifier import InvalidToken
+
+
+def _looks_like_jwt(value: str) -> bool:
+    return value.count(".") == 2 and value.startswith("eyJ")
+
+
+class AccessTokenAuthentication(BaseAuthentication):
+    """Authenticate `Authorization: Bearer <JWT>` issued by this portal for PORTAL_DEFAULT_AUDIENCE.
+
+    Inside the portal the keys come from the database (no HTTP) and revocations are honoured
+    at once. A bearer value that is not JWT-shaped is left to the other classes (API keys).
+    """
+
+    www_authenticate_realm = "api"
+
+    def authenticate(self, request):
+        raw_header = get_authorization_header(request)
+        if len(raw_header) > MAX_CREDENTIAL_LENGTH:
+            if raw_header[:7].lower() == b"bearer ":
+                raise AuthenticationFailed(INVALID_CREDENTIAL)
+            return None
+        header = raw_header.split()
+        if len(header) != 2 or header[0].lower() != b"bearer":
+            return None
+        try:
+            token = header[1].decode("ascii")
+        except UnicodeDecodeError:
+            return None
+        if not _looks_like_jwt(token):
+            return None
+        try:
+            verified = live_access_token(token, audience=settings.PORTAL_DEFAULT_AUDIENCE)
+        except InvalidToken:
+            raise AuthenticationFailed(INVALID_CREDENTIAL) from None
+        claims = verified.claims
+        principal = self._principal(claims)
+        if principal is None:
+            raise AuthenticationFailed(INVALID_CREDENTIAL)
+        return principal, principal
+
+    @staticmethod
+    def _principal(claims: dict) -> Principal | None:
+
+        key_id = key_id_of(claims)
+        if key_id is not None:
+            return _exchanged_principal(claims, key_id)
+
+        application = (
+            M2MApplication.objects.select_related("organization", "owner")
+            .annotate(owner_role=owner_role_subquery())
+            .filter(client_id=claims["client_id"], organization__slug=claims.get("org_id") or "")
+            .first()
+        )
+        if application is None:
+            return None
+        return Principal(
+            credential_type="access_token",
+            credential_id=claims["jti"],
+            organization_id=application.organization_id,
+            organization_slug=application.organization.slug,
+            # The token acts for the application's owner as they are now, not as they were
+            # when it was minted: a demoted owner's tokens lose the managers' scopes at once.
+            scopes=authz.effective_scopes(verified_scopes(claims), application.owner_role),
+            owner_email=application.owner.email,
+            owner_id=application.owner_id,
+            owner_role=application.owner_role,
+            expires_at=datetime.fromtimestamp(claims["exp"], tz=UTC),
+            extra={"client_id": claims["client_id"], "application": application.name},
+        )
+
+    def authenticate_header(self, request) -> str:
+        return f'Bearer realm="{self.www_authenticate_realm}"'
+
+
+def _exchanged_principal(claims: dict, key_id: str) -> Principal | None:
+    """Return the principal of a token exchanged for an API key: the key's organisation and owner."""
+    state = api_key_state(key_id)  # live_access_token checked it already; this is usually the cache
+    if not state.valid or state.key["organization_slug"] != claims.get("org_id"):
+        return None
+    key = state.key
+    return Principal(
+        credential_type="access_token",
+        credential_id=claims["jti"],
+        organization_id=key["organization_id"],
+        organization_slug=key["organization_slug"],
+        scopes=authz.effective_scopes(verified_scopes(claims), key["owner_role"]),
+        owner_email=key["owner_email"],
+        owner_id=key["owner_id"],
+        owner_role=key["owner_role"],
+        expires_at=datetime.fromtimestamp(claims["exp"], tz=UTC),
+        extra={
+            "client_id": claims["client_id"],
+            "api_key_id": key_id,
+            "api_key": key["name"],
+            "actor": claims["act"].get("sub"),
+            # The key's environment; tokens minted before the claim existed take it from the key.
+            "environment": claims.get("environment") or key["environment"],
+        },
+    )
+
+
+def verified_scopes(claims: dict) -> frozenset[str]:
+    """Return the token's scopes as a set."""
+    return frozenset(claims.get("scope", "").split())

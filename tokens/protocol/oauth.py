@@ -1,0 +1,411 @@
+"""django-oauth-toolkit plumbing: the client-credentials-only server and the request validator.
+
+Clients authenticate against `ClientSecret` digests (HMAC-SHA256, microseconds, not a
+password hash) or, for `private_key_jwt` applications, with a signed assertion
+(`tokens.protocol.assertions`); tokens are JWTs from `tokens.signing.issuing` and are never
+written to the database.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+from datetime import timedelta
+from urllib.parse import unquote_plus
+
+from django.db import connection
+from django.utils import timezone
+from oauth2_provider.oauth2_validators import OAuth2Validator
+from oauthlib.oauth2 import BackendApplicationServer
+from oauthlib.oauth2.rfc6749 import errors
+
+from credentials import policy, usage
+from portal import authz
+from portal.infra import ratelimit
+from portal.infra.crypto import keyed_digest, verify_digest
+from portal.infra.observability import note_credential
+from portal.infra.request_context import current_request_context
+from portal.models import Membership, Organization
+from portal.principal import MAX_CREDENTIAL_LENGTH
+from portal.selectors import role_of
+from tokens.models import ClientPublicKey, ClientSecret, FederatedIdentity, M2MApplication
+from tokens.protocol.assertions import assertion_parameters, authenticate_assertion_parameters
+from tokens.protocol.audience import resolve_audience
+from tokens.protocol.exchange import GRANT_TYPE, TokenExchangeGrant
+from tokens.signing.issuing import generate_access_token
+
+log = logging.getLogger(__name__)
+
+# last_used_at is written at most this often per secret, so issuing stays free of writes.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+def application_token_lifetime(request) -> int:
+    """Return the token lifetime in seconds: the application's, or the exchange's (shorter)."""
+    exchange = getattr(request, "portal_exchange", None)
+    return exchange.lifetime if exchange is not None else request.client.token_lifetime
+
+
+class M2MServer(BackendApplicationServer):
+    """oauthlib's client-credentials server with per-application lifetimes and our JWTs.
+
+    It also serves RFC 8693 token exchange of API keys (`tokens.protocol.exchange`) for the
+    gateways staff allowed. Any other grant type answers `unsupported_grant_type`; no refresh tokens exist.
+    """
+
+    def __init__(self, request_validator, token_generator=None, **kwargs):
+        super().__init__(
+            request_validator,
+            token_generator=token_generator or generate_access_token,
+            token_expires_in=application_token_lifetime,
+        )
+        self.grant_types[GRANT_TYPE] = TokenExchangeGrant(request_validator)
+
+
+def _basic_credentials(request) -> tuple[str, str] | None:
+    """Return `(client_id, client_secret)` from an `Authorization: Basic` header (RFC 6749 §2.3.1)."""
+    auth = request.headers.get("HTTP_AUTHORIZATION") or request.headers.get("Authorization") or ""
+    scheme, _, value = auth.partition(" ")
+    if scheme.lower() != "basic" or not value:
+        return None
+    if len(value) > MAX_CREDENTIAL_LENGTH:
+        return ("", "")  # refused before decoding: a huge header costs nothing
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return ("", "")
+    client_id, sep, secret = decoded.partition(":")
+    if not sep:
+        return ("", "")
+    # RFC 6749 §2.3.1: both parts are form-encoded before Basic encoding.
+    return unquote_plus(client_id), unquote_plus(secret)
+
+
+def uses_basic_auth(request) -> bool:
+    """Return whether the request carries an `Authorization: Basic` header."""
+    auth = request.headers.get("HTTP_AUTHORIZATION") or request.headers.get("Authorization") or ""
+    return auth.partition(" ")[0].lower() == "basic"
+
+
+def authenticate_client_credentials(
+    client_id: str, client_secret: str
+) -> tuple[M2MApplication, ClientSecret] | None:
+    """Return the active application and the live secret matching the credentials, else None.
+
+    An unknown client and a wrong secret look the same to the caller; both cost one HMAC.
+    One query (`_live_secrets`): the application's live secrets with the application, its
+    organisation, its owner's current role and its scope names (an application without a
+    live secret cannot authenticate by secret).
+    """
+    live: list[ClientSecret] = []
+    if len(client_secret) > MAX_CREDENTIAL_LENGTH:
+        client_secret = ""
+    now = timezone.now()
+    if client_id and client_secret and "\x00" not in client_id and len(client_id) <= 255:
+        live = _live_secrets(client_id, now)
+    if not live:
+        keyed_digest(client_secret or "-")  # same work as a wrong secret
+        return None
+    match = None
+    for secret in live:
+        if verify_digest(client_secret, pepper_id=secret.pepper_id, digest=secret.digest) and match is None:
+            match = secret
+    if match is None:
+        known = live[0].application  # a known client with a wrong secret
+        usage.record("m2m_app", known.client_id, known.organization_id, "invalid_secret")
+        return None
+    application = match.application
+    if match.last_used_at is None or now - match.last_used_at > LAST_USED_RESOLUTION:
+        ClientSecret.objects.filter(pk=match.pk).update(last_used_at=now)
+        match.last_used_at = now
+    return application, match
+
+
+class _LiveSecretsQuery:
+    """The client-authentication query, written once per database vendor.
+
+    `ClientSecret.objects.live(now).filter(application__client_id=…, …)
+    .select_related("application__organization")` with the owner's role and the allowed
+    scopes' names beside it: the same rows, filters and order, but built through the ORM on
+    every request it cost more CPU than the rest of the token request together
+    (docs/performance.md). Columns and tables come from the models' metadata; every value is
+    a bound parameter. Rows come back converted by the fields' own database converters and
+    become model instances through `Model.from_db`, as the ORM would make them.
+    """
+
+    def __init__(self, vendor_connection) -> None:
+        self.connection = vendor_connection
+        quote = vendor_connection.ops.quote_name
+        scopes_field = M2MApplication._meta.get_field("allowed_scopes")
+        through = scopes_field.remote_field.through._meta
+        scope_model = scopes_field.related_model._meta
+        membership = Membership._meta
+        #: model -> (first column, attnames, [(index, converters, column) for fields that convert])
+        self.columns: dict[type, tuple[int, list[str], list[tuple]]] = {}
+        selected: list[str] = []
+        ops = vendor_connection.ops
+        for model, alias in ((ClientSecret, "s"), (M2MApplication, "a"), (Organization, "o")):
+            fields = model._meta.concrete_fields
+            converted = []
+            for index, field in enumerate(fields):
+                col = field.get_col(alias)
+                converters = ops.get_db_converters(col) + field.get_db_converters(vendor_connection)
+                if converters:
+                    converted.append((index, converters, col))
+            self.columns[model] = (len(selected), [f.attname for f in fields], converted)
+            selected += [f"{alias}.{quote(field.column)}" for field in fields]
+        role, name = membership.get_field("role").column, scope_model.get_field("name").column
+        self.secret_pk = ClientSecret._meta.concrete_fields.index(ClientSecret._meta.pk)
+        selected += [f"m.{quote(role)}", f"sc.{quote(name)}"]
+
+        def col(meta, alias: str, name: str) -> str:
+            return f"{alias}.{quote(meta.get_field(name).column)}"
+
+        secret, app, org = ClientSecret._meta, M2MApplication._meta, Organization._meta
+        app_id, app_org = col(app, "a", "id"), col(app, "a", "organization")
+        expires = col(secret, "s", "expires_at")
+        self.sql = (
+            f"SELECT {', '.join(selected)} FROM {quote(secret.db_table)} s"  # noqa: S608
+            f" INNER JOIN {quote(app.db_table)} a ON {app_id} = {col(secret, 's', 'application')}"
+            f" INNER JOIN {quote(org.db_table)} o ON {col(org, 'o', 'id')} = {app_org}"
+            # The owner's current role bounds the token's scopes (portal.authz); none once they left.
+            f" LEFT OUTER JOIN {quote(membership.db_table)} m ON {col(membership, 'm', 'user')} ="
+            f" {col(app, 'a', 'owner')} AND {col(membership, 'm', 'organization')} = {app_org}"
+            # One row per allowed scope (a secret or two times a handful of scopes).
+            f" LEFT OUTER JOIN {quote(through.db_table)} t ON"
+            f" {col(through, 't', scopes_field.m2m_field_name())} = {app_id}"
+            f" LEFT OUTER JOIN {quote(scope_model.db_table)} sc ON"
+            f" {col(scope_model, 'sc', 'id')} = {col(through, 't', scopes_field.m2m_reverse_field_name())}"
+            f" WHERE {col(app, 'a', 'client_id')} = %s AND {col(app, 'a', 'status')} = %s"
+            f" AND {col(app, 'a', 'token_endpoint_auth_method')} = %s"
+            f" AND {col(secret, 's', 'revoked_at')} IS NULL AND ({expires} IS NULL OR {expires} > %s)"
+            f" ORDER BY {col(secret, 's', 'created_at')} DESC, {col(secret, 's', 'id')} DESC"
+        )
+
+    def run(self, client_id: str, now) -> list[ClientSecret]:
+        connection = self.connection
+        params = [
+            client_id,
+            M2MApplication.Status.ACTIVE.value,
+            M2MApplication.AuthMethod.CLIENT_SECRET.value,
+            connection.ops.adapt_datetimefield_value(now),
+        ]
+        with connection.cursor() as cursor:
+            cursor.execute(self.sql, params)
+            rows = cursor.fetchall()
+        secrets: dict[int, ClientSecret] = {}
+        scope_names: set[str] = set()
+        application = None
+        for row in rows:
+            if row[-1] is not None:
+                scope_names.add(row[-1])
+            if row[self.secret_pk] in secrets:
+                continue  # the same secret again, beside another scope
+            if application is None:
+                application = self._instance(M2MApplication, row)
+                application.organization = self._instance(Organization, row)
+                application.owner_role = row[-2]
+                application.portal_scope_names = scope_names
+            secret = self._instance(ClientSecret, row)
+            secret.application = application
+            secrets[secret.pk] = secret
+        return list(secrets.values())
+
+    def _instance(self, model, row):
+        start, names, converted = self.columns[model]
+        values = list(row[start : start + len(names)])
+        for index, converters, col in converted:
+            for converter in converters:
+                values[index] = converter(values[index], col, self.connection)
+        return model.from_db(self.connection.alias, names, values)
+
+
+_live_secrets_queries: dict[str, _LiveSecretsQuery] = {}
+
+
+def _live_secrets(client_id: str, now) -> list[ClientSecret]:
+    """Return the application's live secrets, newest first, with their application (`_LiveSecretsQuery`)."""
+    query = _live_secrets_queries.get(connection.vendor)
+    if query is None:
+        query = _live_secrets_queries[connection.vendor] = _LiveSecretsQuery(connection)
+    return query.run(client_id, now)
+
+
+def authenticate_client_parameters(
+    *,
+    basic: tuple[str, str] | None,
+    client_id: str,
+    client_secret: str,
+    assertion: tuple[str, str] | None,
+    endpoint: str | None,
+) -> tuple[M2MApplication, ClientSecret | ClientPublicKey] | None:
+    """Return the application and the credential a request authenticates with, else None.
+
+    One method per request (RFC 6749 §2.3): a client assertion (RFC 7523 §2.2) with no secret
+    beside it, or `Authorization: Basic` with no body secret and no other body `client_id`,
+    or body credentials. `basic` is the decoded header, `client_id` and `client_secret` the
+    body parameters, `assertion` its `(client_assertion_type, client_assertion)`, `endpoint`
+    the URL name called (an assertion may name it as `aud`).
+    """
+    if assertion is not None:
+        return authenticate_assertion_parameters(
+            *assertion,
+            client_id=client_id or None,
+            has_secret=basic is not None or bool(client_secret),
+            endpoint=endpoint,
+        )
+    if basic is not None:
+        if client_secret or (client_id and client_id != basic[0]):
+            return None
+        client_id, client_secret = basic
+    return authenticate_client_credentials(client_id, client_secret)
+
+
+#: Rate-limit scope of token issuance, counted per application.
+ISSUANCE_SCOPE = "oauth-issuance:client"
+
+
+class SlowDown(errors.OAuth2Error):
+    """429 with `Retry-After`: the application asked for more tokens than its rate allows."""
+
+    error = "slow_down"
+    status_code = 429
+
+    def __init__(self, wait: int, **kwargs):
+        super().__init__(description=f"Too many requests. Retry after {wait} seconds.", **kwargs)
+        self.wait = wait
+
+    @property
+    def headers(self):
+        return {"Retry-After": str(self.wait)}
+
+
+def check_issuance_rate(client_id: str) -> None:
+    """Count one token request by an authenticated application; raise SlowDown past its rate."""
+    limit = ratelimit.per_minute("PORTAL_TOKEN_RATE_PER_APP_PER_MINUTE")
+    if limit.limit <= 0:
+        return
+    if ratelimit.hit(ISSUANCE_SCOPE, client_id, limit) > limit.limit:
+        raise SlowDown(ratelimit.retry_after(ISSUANCE_SCOPE, client_id, limit) or limit.window)
+
+
+class UnauthorizedClient(errors.UnauthorizedClientError):
+    """400 `unauthorized_client` (RFC 6749 §5.2): the client may not be used from this address."""
+
+    description = "This client may not be used from this address."
+
+
+def check_client_policy(application: M2MApplication, *, request=None) -> None:
+    """Apply the application's runtime policy (credentials.policy) to the request being served.
+
+    Raise `UnauthorizedClient` for an address outside its allowlist and `SlowDown` past its
+    rate limit (the response carries the RateLimit fields either way).
+    """
+    if not application.allowed_ips and not application.rate_limit:
+        return
+    context = current_request_context()
+    refused = policy.refusal(
+        kind="m2m_app",
+        ident=application.client_id,
+        allowed_ips=application.allowed_ips,
+        rate_limit=application.rate_limit,
+        ip=context.ip if context is not None else None,
+    )
+    if refused is None:
+        return
+    usage.record("m2m_app", application.client_id, application.organization_id, refused.code)
+    if refused.code == policy.IP_DENIED:
+        raise UnauthorizedClient(request=request)
+    raise SlowDown(refused.wait, request=request)
+
+
+class M2MValidator(OAuth2Validator):
+    """Validate client-credentials requests against `ClientSecret` and the application's policy."""
+
+    def client_authentication_required(self, request, *args, **kwargs):
+        return True
+
+    def authenticate_client(self, request, *args, **kwargs):
+        """Authenticate by Basic (preferred) or body credentials, or by a client assertion (RFC 7523 §2.2)."""
+        basic = _basic_credentials(request)
+        request.portal_used_basic = basic is not None
+        result = authenticate_client_parameters(
+            basic=basic,
+            client_id=request.client_id or "",
+            client_secret=getattr(request, "client_secret", None) or "",
+            assertion=assertion_parameters(dict(request.decoded_body or [])),
+            endpoint="oauth-token",
+        )
+        if result is None:
+            return False
+        request.client, credential = result
+        # The credential that minted the token: a secret (`csid`), a public key (`ckid`) or a
+        # federated identity (`fed`).
+        is_key = isinstance(credential, ClientPublicKey)
+        is_federated = isinstance(credential, FederatedIdentity)
+        request.portal_client_key = credential if is_key else None
+        request.portal_federated_identity = credential if is_federated else None
+        request.portal_client_secret = None if is_key or is_federated else credential
+        return self._authenticated(request)
+
+    @staticmethod
+    def _authenticated(request) -> bool:
+        request.client_id = request.client.client_id
+        note_credential("m2m_client", request.client_id)
+        # Only an authenticated client spends its application's budget, so nobody else can.
+        check_issuance_rate(request.client_id)
+        check_client_policy(request.client, request=request)
+        return True
+
+    def authenticate_client_id(self, client_id, request, *args, **kwargs):
+        return False
+
+    def validate_client_id(self, client_id, request, *args, **kwargs):
+        return False
+
+    def validate_grant_type(self, client_id, grant_type, client, request, *args, **kwargs):
+        return grant_type == "client_credentials" and client.allows_grant_type(
+            M2MApplication.GRANT_CLIENT_CREDENTIALS
+        )
+
+    def _allowed_scopes(self, request) -> list[str]:
+        if not hasattr(request, "portal_allowed_scopes"):
+            client = request.client
+            # The application acts for its owner: scopes beyond the owner's current role are
+            # never granted (portal.authz), whatever the application was once given.
+            names = getattr(client, "portal_scope_names", None)  # read with the client (_LiveSecretsQuery)
+            request.portal_allowed_scopes = sorted(
+                authz.effective_scopes(
+                    client.allowed_scopes.values_list("name", flat=True) if names is None else names,
+                    client.owner_role
+                    if hasattr(client, "owner_role")
+                    else role_of(client.owner_id, client.organization_id),
+                )
+            )
+        return request.portal_allowed_scopes
+
+    def get_default_scopes(self, client_id, request, *args, **kwargs):
+        """Return every scope the application may hold (a request without `scope`)."""
+        return self._allowed_scopes(request)
+
+    def validate_scopes(self, client_id, scopes, client, request, *args, **kwargs):
+        """Check the requested scopes, then pick the audience from `resource` (RFC 8707).
+
+        oauthlib reads `scope=` as one empty scope; it means no scope asked for (RFC 6749 §3.2).
+        """
+        request.scopes = scopes = [scope for scope in scopes if scope] or self._allowed_scopes(request)
+        if not set(scopes) <= set(self._allowed_scopes(request)):
+            client = request.client
+            usage.record("m2m_app", client.client_id, client.organization_id, "insufficient_scope")
+            return False
+        request.portal_audience = resolve_audience(request)
+        return True
+
+    def save_bearer_token(self, token, request, *args, **kwargs):
+        """Store nothing: the JWT is self-contained and revocation is by `jti` (RFC 9068).
+
+        Called once a token is issued: count the issuance (credentials.usage).
+        """
+        usage.record("m2m_app", request.client.client_id, request.client.organization_id, "valid")
+        return None

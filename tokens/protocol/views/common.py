@@ -1,0 +1,190 @@
+"""Shared pieces of the OAuth endpoints: RFC 6749 error bodies and client authentication."""
+
+from __future__ import annotations
+
+import json
+
+from django.conf import settings
+from django.core.exceptions import BadRequest, RequestDataTooBig, SuspiciousOperation
+from django.http import HttpRequest, HttpResponse
+from django.http.multipartparser import MultiPartParserError
+from django.utils.decorators import method_decorator
+from django.views import View
+from django.views.decorators.csrf import csrf_exempt
+
+from credentials import usage
+from portal.infra import ratelimit
+from portal.infra.net import client_ip
+from tokens.models import ClientPublicKey, ClientSecret, M2MApplication
+from tokens.protocol import assertions
+from tokens.protocol.oauth import (
+    SlowDown,
+    UnauthorizedClient,
+    _basic_credentials,
+    authenticate_client_parameters,
+    check_client_policy,
+    uses_basic_auth,
+)
+
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def no_store(response: HttpResponse) -> HttpResponse:
+    """Mark a response as not cacheable (RFC 6749 §5.1)."""
+    for name, value in NO_STORE.items():
+        response[name] = value
+    return response
+
+
+def oauth_error(
+    error: str, description: str | None = None, *, status: int = 400, basic_challenge: bool = False
+) -> HttpResponse:
+    """Return an RFC 6749 §5.2 JSON error response."""
+    body = {"error": error}
+    if description:
+        body["error_description"] = description
+    response = HttpResponse(json.dumps(body), status=status, content_type="application/json")
+    if status == 401 or basic_challenge:
+        response["WWW-Authenticate"] = f'Basic realm="{settings.PORTAL_ISSUER}", charset="UTF-8"'
+    return no_store(response)
+
+
+def slow_down(wait: int) -> HttpResponse:
+    """Return 429 with `Retry-After` and an RFC 6749-style `slow_down` error (see docs/security.md)."""
+    response = oauth_error("slow_down", f"Too many requests. Retry after {wait} seconds.", status=429)
+    response["Retry-After"] = str(wait)
+    return response
+
+
+def invalid_client() -> HttpResponse:
+    """Return the one answer for every failed client authentication (RFC 6749 §5.2)."""
+    return oauth_error("invalid_client", "Client authentication failed.", status=401)
+
+
+def repeated_parameter(request: HttpRequest, *, allowed: tuple[str, ...] = ()) -> str | None:
+    """Return the name of a parameter sent more than once (RFC 6749 §3.2), if any."""
+    for key, values in request.POST.lists():
+        if len(values) > 1 and key not in allowed:
+            return key
+    return None
+
+
+def authenticate_client(
+    request: HttpRequest,
+) -> tuple[M2MApplication, ClientSecret | ClientPublicKey] | None:
+    """Authenticate the caller by Basic or body credentials or an assertion, like the token endpoint."""
+    return authenticate_client_parameters(
+        basic=_basic_credentials(_HeaderView(request)),
+        client_id=request.POST.get("client_id", ""),
+        client_secret=request.POST.get("client_secret", ""),
+        assertion=assertions.assertion_parameters(request.POST),
+        endpoint=request.resolver_match.url_name if request.resolver_match else None,
+    )
+
+
+def claimed_client_id(request: HttpRequest) -> str:
+    """Return the client id the request claims (Basic, body, then an assertion's sub), unauthenticated."""
+    basic = _basic_credentials(_HeaderView(request))
+    if basic and basic[0]:
+        return basic[0]
+    return request.POST.get("client_id", "") or assertions.claimed_client_id(
+        request.POST.get("client_assertion", "")
+    )
+
+
+def client_failure_checks(request: HttpRequest) -> list[ratelimit.Check]:
+    """Return the rate-limit identities a failed client authentication counts against."""
+    return [
+        (
+            "oauth-client-failures:client",
+            claimed_client_id(request),
+            ratelimit.per_minute("PORTAL_CLIENT_AUTH_FAILURES_PER_CLIENT_PER_MINUTE"),
+        ),
+        (
+            "oauth-client-failures:ip",
+            client_ip(request),
+            ratelimit.per_minute("PORTAL_CLIENT_AUTH_FAILURES_PER_IP_PER_MINUTE"),
+        ),
+    ]
+
+
+def authenticate_client_or_refuse(
+    request: HttpRequest,
+) -> tuple[M2MApplication, ClientSecret | ClientPublicKey] | HttpResponse:
+    """Authenticate the client, or return the 429 / 401 answer; failures count toward the limits."""
+    checks = client_failure_checks(request)
+    wait = ratelimit.blocked(checks)
+    if wait is not None:
+        return slow_down(wait)
+    caller = authenticate_client(request)
+    if caller is None:
+        ratelimit.hit_all(checks)
+        return invalid_client()
+    try:
+        check_client_policy(caller[0])
+    except UnauthorizedClient as exc:
+        return oauth_error(exc.error, exc.description)
+    except SlowDown as exc:
+        return slow_down(exc.wait)
+    application = caller[0]
+    usage.record("m2m_app", application.client_id, application.organization_id, "valid")
+    return caller
+
+
+def authenticated_token_parameter(request: HttpRequest) -> tuple[M2MApplication, str] | HttpResponse:
+    """Authenticate the client and read the one `token` parameter (RFC 7662 §2.1, RFC 7009 §2.1).
+
+    Return the application and the token, or the error answer to send instead. A repeated
+    parameter (two `client_assertion`s, say) is refused before anything is checked, as at the
+    token endpoint (RFC 6749 §3.2): which of two values counts would otherwise be up to the parser.
+    """
+    repeated = repeated_parameter(request)
+    if repeated:
+        return oauth_error("invalid_request", f"The {repeated!r} parameter is repeated.")
+    caller = authenticate_client_or_refuse(request)
+    if isinstance(caller, HttpResponse):
+        return caller
+    application, _secret = caller
+    token = request.POST.get("token", "")
+    if not token:
+        return oauth_error("invalid_request", "The 'token' parameter is missing.")
+    return application, token
+
+
+class _HeaderView:
+    """Expose a Django request's Authorization header the way the oauthlib helpers read it."""
+
+    def __init__(self, request: HttpRequest):
+        self.headers = {"Authorization": request.META.get("HTTP_AUTHORIZATION", "")}
+
+
+def used_basic(request: HttpRequest) -> bool:
+    """Return whether the request authenticated (or tried to) with HTTP Basic."""
+    return uses_basic_auth(_HeaderView(request))
+
+
+@method_decorator(csrf_exempt, name="dispatch")
+class OAuthEndpointView(View):
+    """Base for the POST-only protocol endpoints: JSON errors, no-store, no credentials in the URL."""
+
+    http_method_names = ["post", "options"]
+
+    def http_method_not_allowed(self, request, *args, **kwargs):
+        response = oauth_error("invalid_request", "Use POST with a form-encoded body.", status=405)
+        response["Allow"] = "POST"
+        return response
+
+    def dispatch(self, request, *args, **kwargs):
+        if request.method == "POST":
+            # Parse the body here, so an unreadable one is an RFC 6749 error, not Django's HTML 400.
+            try:
+                request.POST  # noqa: B018
+            except RequestDataTooBig:
+                return oauth_error("invalid_request", "The request body is too large.", status=413)
+            except (BadRequest, SuspiciousOperation, MultiPartParserError):
+                return oauth_error("invalid_request", "Send a UTF-8 form-encoded body.")
+        if request.method == "POST" and request.GET:
+            return oauth_error(
+                "invalid_request", "Send parameters in the form-encoded body, not in the URL query."
+            )
+        return super().dispatch(request, *args, **kwargs)

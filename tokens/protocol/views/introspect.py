@@ -1,0 +1,65 @@
+"""`POST /oauth/introspect`: token introspection (RFC 7662 §2)."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+
+from tokens.protocol.selectors import live_access_token
+from tokens.protocol.views.common import OAuthEndpointView, authenticated_token_parameter, no_store
+from tokens.verifier import InvalidToken
+
+
+class IntrospectView(OAuthEndpointView):
+    """Tell an authenticated client whether a token is live, and what it says.
+
+    The caller authenticates like at the token endpoint (RFC 7662 §2.1). It learns
+    `active: true` and the claims only for a live token of its own organisation — or of any
+    organisation if staff marked it as a platform resource server. Everything else
+    (expired, revoked, forged, garbage, foreign) is `{"active": false}` and nothing more
+    (§2.2), so the answer never tells a caller why. A token exchanged for an API key (RFC
+    8693) is active only while the key and its gateway are, and carries its `act` claim.
+    """
+
+    def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        found = authenticated_token_parameter(request)
+        if isinstance(found, HttpResponse):
+            return found
+        application, token = found
+        try:
+            claims = live_access_token(token, audience=None).claims
+        except InvalidToken:
+            return self._inactive()
+        if not (
+            application.is_resource_server
+            or claims.get("org_id") == application.organization.slug
+            # A gateway may ask about a token it obtained by exchanging a customer's API key.
+            or claims["client_id"] == application.client_id
+        ):
+            return self._inactive()
+        body = {
+            "active": True,
+            "token_type": "Bearer",
+            **{
+                name: claims[name]
+                for name in (
+                    "scope",
+                    "client_id",
+                    "sub",
+                    "aud",
+                    "iss",
+                    "exp",
+                    "iat",
+                    "nbf",
+                    "jti",
+                    "org_id",
+                    "act",
+                    "environment",
+                )  # fmt: skip
+                if name in claims
+            },
+        }
+        return no_store(JsonResponse(body))
+
+    @staticmethod
+    def _inactive() -> HttpResponse:
+        return no_store(JsonResponse({"active": False}))

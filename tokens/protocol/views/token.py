@@ -1,0 +1,76 @@
+"""`POST /oauth/token`: client credentials (RFC 6749 §4.4, §5; RFC 8707) and token exchange (RFC 8693)."""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from django.utils.decorators import method_decorator
+from django.views.decorators.debug import sensitive_post_parameters
+from oauth2_provider.views import TokenView as DOTTokenView
+
+from portal.infra import hotcache, ratelimit
+from portal.infra.faults import is_database_outage
+from portal.infra.metrics import token_endpoint_metrics
+from tokens import catalogue
+from tokens.protocol.views.common import (
+    OAuthEndpointView,
+    client_failure_checks,
+    invalid_client,
+    no_store,
+    oauth_error,
+    repeated_parameter,
+    slow_down,
+)
+
+log = logging.getLogger(__name__)
+
+
+@method_decorator(
+    sensitive_post_parameters("client_secret", "client_assertion", "subject_token", "actor_token"),
+    name="dispatch",
+)
+class TokenView(OAuthEndpointView, DOTTokenView):
+    """Issue an RFC 9068 JWT access token to an authenticated M2M application.
+
+    Two grants: `client_credentials`, and RFC 8693 token exchange of an API key for the
+    gateways staff allowed (`tokens.protocol.exchange`).
+
+    DOT/oauthlib do the protocol work (grant type, client authentication through our
+    validator, scopes); this view adds what RFC 6749 asks of the transport: no repeated
+    parameters (§3.2), no credentials in the URL, `Cache-Control: no-store` on every
+    answer (§5.1) and `401` + `WWW-Authenticate: Basic` for a failed client (§5.2).
+    DOT's own view looks the issued token up in its AccessToken table; we store none.
+    """
+
+    @method_decorator(token_endpoint_metrics)
+    def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        repeated = repeated_parameter(request)
+        if repeated:
+            return oauth_error("invalid_request", f"The {repeated!r} parameter is repeated.")
+        checks = client_failure_checks(request)
+        # One cache round trip for the request: the failure counters and the catalogue entry
+        # of the audience asked for (the default one when none is), read together.
+        asked = [*request.POST.getlist("resource"), *request.POST.getlist("audience")]
+        audiences = [audience for audience in asked if audience] or [settings.PORTAL_DEFAULT_AUDIENCE]
+        with hotcache.prefetched([*ratelimit.hot_keys(checks), *catalogue.hot_keys(audiences)]):
+            wait = ratelimit.blocked(checks)
+            if wait is not None:
+                return slow_down(wait)
+            try:
+                _uri, headers, body, status = self.create_token_response(request)
+            except Exception as exc:
+                if is_database_outage(exc):
+                    raise  # portal.infra.faults answers 503 temporarily_unavailable
+                log.exception("Token endpoint failed")
+                return oauth_error("server_error", "The server could not issue a token.", status=500)
+        if status == 401:
+            ratelimit.hit_all(checks)
+            # oauthlib answers with a Bearer challenge; the client authenticates with Basic.
+            return invalid_client()
+        response = HttpResponse(body, status=status, content_type="application/json")
+        for name, value in headers.items():
+            if name.lower() != "www-authenticate":
+                response[name] = value
+        return no_store(response)

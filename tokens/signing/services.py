@@ -1,0 +1,164 @@
+"""Writes for JWT signing keys: create, rotate, withdraw, re-encrypt; one audit event each."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import timedelta
+
+from cryptography.fernet import InvalidToken as InvalidFernetToken
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from portal.models import User
+from portal.services.audit import audit_log
+from tokens.models import (
+    MAX_TOKEN_LIFETIME,
+    SigningKey,
+)
+from tokens.signing import keys
+
+# A retired signing key stays published this long: the longest token lifetime plus clock leeway.
+RETIRED_KEY_PUBLISH_FOR = timedelta(seconds=MAX_TOKEN_LIFETIME + 300)
+
+
+def _create_signing_key(algorithm: str, material: tuple[bytes, dict] | None = None) -> SigningKey:
+    encrypted, jwk = material or keys.generate_key_material(algorithm)
+    return SigningKey.objects.create(
+        kid=jwk["kid"], algorithm=algorithm, encrypted_private_key=encrypted, public_jwk=jwk
+    )
+
+
+def signing_key_ensure(algorithm: str = SigningKey.Algorithm.RS256) -> SigningKey:
+    """Return the active signing key, creating the first one when none exists."""
+    key = SigningKey.objects.filter(status=SigningKey.Status.ACTIVE).first()
+    if key is not None:
+        return key
+    try:
+        with transaction.atomic():
+            key = _create_signing_key(algorithm)
+            audit_log(
+                action="tokens.signing_key.created",
+                actor=None,
+                organization=None,
+                target=key,
+                extra={"kid": key.kid, "algorithm": algorithm},
+            )
+    except IntegrityError:
+        # Another process created the first key at the same moment: use theirs.
+        key = SigningKey.objects.get(status=SigningKey.Status.ACTIVE)
+    return key
+
+
+def active_signing_key() -> keys.LoadedKey:
+    """Return the active signing key, decrypted, ready to sign (creating the first one when none exists)."""
+    return keys.loaded_key(create_first=signing_key_ensure)
+
+
+def signing_key_rotate(
+    *, actor: User | None, algorithm: str = SigningKey.Algorithm.RS256
+) -> tuple[SigningKey, SigningKey | None]:
+    """Retire the active key (kept in the JWKS until its tokens expire) and sign with a new one."""
+    if algorithm not in SigningKey.Algorithm.values:
+        raise ValidationError(f"Unsupported algorithm {algorithm!r}; use RS256 or ES256.")
+    material = keys.generate_key_material(algorithm)  # slow (RSA): outside the transaction
+    for attempt in range(5):
+        try:
+            with transaction.atomic():
+                key, previous = _signing_key_rotate_once(actor=actor, algorithm=algorithm, material=material)
+        except IntegrityError:
+            # A concurrent rotation committed first: the row we locked is no longer the
+            # active one. The one-active-key constraint caught it; try again on top of it.
+            if attempt == 4:
+                raise
+            continue
+        break
+    # Switch this process now (its transaction already sees the new key) and again after
+    # commit; other processes notice within PORTAL_SIGNING_KEY_REFRESH_SECONDS.
+    keys.forget_loaded_key()
+    transaction.on_commit(keys.forget_loaded_key)
+    return key, previous
+
+
+def _signing_key_rotate_once(
+    *, actor: User | None, algorithm: str, material: tuple[bytes, dict]
+) -> tuple[SigningKey, SigningKey | None]:
+    now = timezone.now()
+    previous = SigningKey.objects.select_for_update().filter(status=SigningKey.Status.ACTIVE).first()
+    if previous is not None:
+        previous.status = SigningKey.Status.RETIRED
+        previous.retired_at = now
+        previous.publish_until = now + RETIRED_KEY_PUBLISH_FOR
+        previous.save(update_fields=["status", "retired_at", "publish_until", "updated_at"])
+    key = _create_signing_key(algorithm, material)
+    audit_log(
+        action="tokens.signing_key.rotated",
+        actor=actor,
+        organization=None,
+        target=key,
+        extra={
+            "kid": key.kid,
+            "algorithm": algorithm,
+            "previous_kid": previous.kid if previous else None,
+            "previous_published_until": previous.publish_until.isoformat() if previous else None,
+        },
+    )
+    return key, previous
+
+
+def signing_keys_reencrypt(*, old_encryption_keys: Iterable[str], actor: User | None) -> int:
+    """Re-encrypt every stored signing key under the current PORTAL_SIGNING_KEY_ENCRYPTION_KEY.
+
+    Each private key is decrypted with the current key or one of `old_encryption_keys` and
+    encrypted again with the current one; keys already under it are left alone, so running
+    it twice is harmless. All or nothing: one key that no given key opens changes nothing.
+    Return how many keys were re-encrypted (one audit event when any were). Run through
+    `portal.services.encryption.secrets_reencrypt`, which checks the old keys.
+    """
+    changed: list[str] = []
+    with transaction.atomic():
+        for key in SigningKey.objects.select_for_update().order_by("pk"):
+            try:
+                token = keys.CIPHER.reencrypt(key.encrypted_private_key, previous=old_encryption_keys)
+            except InvalidFernetToken:
+                raise ValidationError(
+                    f"Signing key {key.kid} opens with neither the current key nor any old key given; "
+                    "nothing was changed."
+                ) from None
+            if token is None:
+                continue  # already under the current key
+            key.encrypted_private_key = token
+            key.save(update_fields=["encrypted_private_key", "updated_at"])
+            changed.append(key.kid)
+        if changed:
+            audit_log(
+                action="tokens.signing_key.reencrypted",
+                actor=actor,
+                organization=None,
+                target_label=f"{len(changed)} signing key(s)",
+                extra={"kids": changed},
+            )
+            transaction.on_commit(keys.forget_loaded_key)
+    return len(changed)
+
+
+@transaction.atomic
+def signing_key_unpublish(*, key: SigningKey, actor: User | None) -> SigningKey:
+    """Withdraw a retired key from the JWKS now, so tokens it signed stop validating (a leaked key).
+
+    App servers drop their cached copy of the public key within a minute.
+    """
+    key = SigningKey.objects.select_for_update().get(pk=key.pk)
+    if key.status == SigningKey.Status.ACTIVE:
+        raise ValidationError("The active key cannot be withdrawn; rotate first.")
+    key.publish_until = timezone.now()
+    key.save(update_fields=["publish_until", "updated_at"])
+    audit_log(
+        action="tokens.signing_key.unpublished",
+        actor=actor,
+        organization=None,
+        target=key,
+        extra={"kid": key.kid},
+    )
+    transaction.on_commit(keys.forget_public_keys)
+    return key
