@@ -113,7 +113,7 @@ def _cache_seconds() -> int:
 
 
 def hot_keys(audiences: Iterable[str]) -> list[str]:
-    """Return the cache keys `token_terms` reads for `audiences`, for one batched read (`portal.infra.hotcache`)."""
+    """Return the cache keys `token_terms` reads for `audiences`, for one batched read (`hotcache`)."""
     return [_cache_key(audience) for audience in audiences]
 
 
