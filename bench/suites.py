@@ -148,24 +148,10 @@ class Suite:
             raise BenchError(f"portal: rotate_signing_key failed: {proc.stderr.strip()[-300:]}")
         owner = ["--org", "acme", "--owner", "owner@acme.example", "--scopes", "orders:read"]
 
-        api_key = ""
-        proc = target.manage("create_api_key", *owner, "--name", "bench-http", "--json", check=False)
-        if unknown_command(proc):
-            self.http["key_verification"]["portal"] = unavailable_row("manage.py create_api_key not found")
-        elif proc.returncode != 0:
-            raise BenchError(f"portal: create_api_key failed: {proc.stderr.strip()[-300:]}")
-        else:
-            api_key = json_from(proc.stdout)["key"]
-
-        client_auth = ""
-        proc = target.manage("create_m2m_app", *owner, "--name", "bench-http", "--json", check=False)
-        if unknown_command(proc):
-            self.http["token_issuance"]["portal"] = unavailable_row("manage.py create_m2m_app not found")
-        elif proc.returncode != 0:
-            raise BenchError(f"portal: create_m2m_app failed: {proc.stderr.strip()[-300:]}")
-        else:
-            app = json_from(proc.stdout)
-            client_auth = basic(app["client_id"], app["client_secret"])
+        key = self.created(target, "create_api_key", "key_verification", owner)
+        api_key = key["key"] if key else ""
+        app = self.created(target, "create_m2m_app", "token_issuance", owner)
+        client_auth = basic(app["client_id"], app["client_secret"]) if app else ""
 
         # The same build with usage metering off, on the same database and credentials: issue 18's
         # budget (metering costs at most 5 %) is read from these rows side by side.
@@ -187,6 +173,16 @@ class Suite:
         self.later.append(lambda: self.run_portal_inprocess(target, api_key=api_key, client_auth=client_auth))
         if api_key and client_auth:
             self.plan_portal_many(target)
+
+    def created(self, target: Target, command: str, benchmark: str, owner: list[str]) -> dict | None:
+        """Create one portal credential with a pinned command; None (row unavailable) if it is missing."""
+        proc = target.manage(command, *owner, "--name", "bench-http", "--json", check=False)
+        if unknown_command(proc):
+            self.http[benchmark]["portal"] = unavailable_row(f"manage.py {command} not found")
+            return None
+        if proc.returncode != 0:
+            raise BenchError(f"portal: {command} failed: {proc.stderr.strip()[-300:]}")
+        return json_from(proc.stdout)
 
     def plan_portal_many(self, target: Target) -> None:
         """Create many keys and applications through the services; plan the many-credential rows."""
