@@ -19,6 +19,7 @@ import logging
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
@@ -112,16 +113,27 @@ def flush() -> None:
             logger.warning("Usage counts could not be stored; they are dropped", exc_info=True)
 
 
+#: Jobs that follow each in-process roll-up under DEBUG, in order (`debug_job_register`).
+_debug_jobs: list[Callable[[], object]] = []
+
+
+def debug_job_register(job: Callable[[], object]) -> None:
+    """Run `job` after each in-process roll-up under DEBUG (a periodic job production runs from cron)."""
+    if job not in _debug_jobs:
+        _debug_jobs.append(job)
+
+
 def _flush_if_due(**_kwargs) -> None:
     if _counts and time.monotonic() - _last_flush[0] >= settings.PORTAL_USAGE_FLUSH_SECONDS:
         flush()
     # Under DEBUG (`make run`), any request (a page view, say) also rolls up now and then.
     if settings.DEBUG and time.monotonic() - _last_rollup[0] >= settings.PORTAL_USAGE_ROLLUP_SECONDS:
         _last_rollup[0] = time.monotonic()
-        try:
-            rollup()
-        except Exception:  # noqa: BLE001  a development convenience: never fail a request
-            logger.warning("In-process usage roll-up failed", exc_info=True)
+        for job in (rollup, *_debug_jobs):
+            try:
+                job()
+            except Exception:  # noqa: BLE001  a development convenience: never fail a request
+                logger.warning("In-process %s failed", job.__name__, exc_info=True)
 
 
 request_finished.connect(_flush_if_due, dispatch_uid="credentials.usage.flush")
@@ -240,11 +252,20 @@ def _recompute(model, rows, granularity: str, trunc, width: timedelta) -> None:
 # --- reading --------------------------------------------------------------------------------
 
 
-def usage_summary(*, organization_id: int, kind: str, credential_id: str, hours: int = 24) -> dict:
-    """Return one credential's hourly usage over the last `hours`: rows (newest first), totals; one query."""
+def usage_summary(
+    *, organization_id: int, kind: str, credential_id: str, hours: int = 24, granularity: str = "hour"
+) -> dict:
+    """Return one credential's usage over the last `hours` per hour (or per minute): rows, totals; one query.
+
+    Rows are newest first; the chart has a bar per period, oldest first.
+    """
     from credentials.models import UsageBucket  # the model imports nothing from here
 
-    since = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=hours - 1)
+    granularity = "minute" if granularity == "minute" else "hour"
+    step = timedelta(minutes=1) if granularity == "minute" else timedelta(hours=1)
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    periods = hours * 60 if granularity == "minute" else hours
+    since = (now if granularity == "minute" else now.replace(minute=0)) - step * (periods - 1)
     rows: dict[datetime, dict[str, int]] = {}
     totals = dict.fromkeys(OUTCOMES, 0)
     for start, outcome, n in (
@@ -252,7 +273,7 @@ def usage_summary(*, organization_id: int, kind: str, credential_id: str, hours:
             organization_id=organization_id,
             kind=kind,
             credential_id=credential_id,
-            granularity="hour",
+            granularity=granularity,
             start__gte=since,
         )
         .order_by("-start")
@@ -261,11 +282,12 @@ def usage_summary(*, organization_id: int, kind: str, credential_id: str, hours:
         if outcome in totals:
             rows.setdefault(start, dict.fromkeys(OUTCOMES, 0))[outcome] += n
             totals[outcome] += n
-    # A bar per hour, oldest first: valid uses, and every refusal stacked above them (SVG, no script).
-    per_hour = [rows.get(since + timedelta(hours=i), dict.fromkeys(OUTCOMES, 0)) for i in range(hours)]
-    peak = max((sum(c.values()) for c in per_hour), default=0) or 1
+    # A bar per period, oldest first: valid uses, and every refusal stacked above them (SVG, no script).
+    per_period = [rows.get(since + step * i, dict.fromkeys(OUTCOMES, 0)) for i in range(periods)]
+    peak = max((sum(c.values()) for c in per_period), default=0) or 1
+    label = "%H:%M" if granularity == "minute" else "%H:00"
     bars = []
-    for i, c in enumerate(per_hour):
+    for i, c in enumerate(per_period):
         valid, refused = c["valid"], sum(c.values()) - c["valid"]
         h_valid, h_refused = round(100 * valid / peak), round(100 * refused / peak)
         bars.append(
@@ -275,12 +297,13 @@ def usage_summary(*, organization_id: int, kind: str, credential_id: str, hours:
                 "valid_h": h_valid,
                 "refused_y": 100 - h_valid - h_refused,
                 "refused_h": h_refused,
-                "label": f"{(since + timedelta(hours=i)):%H:00}: {valid} valid, {refused} refused",
+                "label": f"{(since + step * i):{label}}: {valid} valid, {refused} refused",
             }
         )
     return {
         "hours": hours,
-        "chart": {"bars": bars, "width": hours * 10, "peak": peak if any(rows) else 0},
+        "granularity": granularity,
+        "chart": {"bars": bars, "width": periods * 10, "peak": peak if any(rows) else 0},
         "outcomes": [o.replace("_", " ").capitalize() for o in OUTCOMES],
         "rows": [{"start": start, "counts": [c[o] for o in OUTCOMES]} for start, c in rows.items()],
         "totals": [totals[o] for o in OUTCOMES],

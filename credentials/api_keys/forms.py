@@ -7,7 +7,7 @@ import secrets
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from credentials.api_keys.models import ApiKeyStatus, Environment
+from credentials.api_keys.models import CUTOVER_QUIET_PERIODS, ApiKeyStatus, Environment
 from credentials.forms import OVERLAP_CHOICES, RuntimePolicyForm
 from credentials.lifetimes import MAX_LIFETIME_DAYS
 from credentials.selectors import scope_catalogue
@@ -96,3 +96,19 @@ class ApiKeyFilterForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["owner"].queryset = owners
         self.fields["owner"].label_from_instance = lambda u: u.email
+
+
+class CutoverForm(forms.Form):
+    """The quiet period of a moved key's cut-over, and the opt-in automatic revoke after it."""
+
+    quiet_hours = forms.TypedChoiceField(
+        label=_("Quiet period"),
+        choices=CUTOVER_QUIET_PERIODS,
+        coerce=int,
+        help_text=_("How long the key must go unused before it may be revoked."),
+    )
+    auto_revoke = forms.BooleanField(
+        label=_("Revoke automatically after the quiet period"),
+        required=False,
+        help_text=_("Once the application is active and the key has gone unused for the quiet period."),
+    )

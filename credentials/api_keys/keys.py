@@ -36,6 +36,16 @@ def display_prefix(environment: str, key_id: str) -> str:
     return f"{PREFIX}_{environment}_{key_id}"
 
 
+def key_id_of(given: str) -> str:
+    """Return the key id in what a person typed: the key id alone, or the display prefix `ipk_live_<id>`."""
+    given = given.strip()
+    for environment in ENVIRONMENTS:
+        prefix = display_prefix(environment, "")
+        if given.startswith(prefix):
+            return given[len(prefix) :]
+    return given
+
+
 def generate(environment: str, key_id: str | None = None) -> tuple[str, str]:
     """Return `(key_id, plaintext key)` for a new key in `environment` (keeping a reserved `key_id`)."""
     if environment not in ENVIRONMENTS:

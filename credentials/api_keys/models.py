@@ -25,6 +25,11 @@ class Environment(models.TextChoices):
     TEST = "test", _("Test")
 
 
+#: The quiet periods an owner may choose for a moved key's cut-over, in hours (credentials.api_keys.cutover).
+CUTOVER_QUIET_PERIODS = [(1, _("1 hour")), (24, _("24 hours")), (168, _("7 days"))]
+DEFAULT_CUTOVER_QUIET_HOURS = 24
+
+
 class ApiKeyStatus(models.TextChoices):
     """The key's state as shown to people: the stored status, or `expired` (expiry is a time)."""
 
@@ -106,6 +111,18 @@ class ApiKey(GovernedCredential, ExpiringModel, TimestampedModel):
         verbose_name=_("revoked by"),
     )
     revocation_reason = models.CharField(_("revocation reason"), max_length=255, blank=True)
+    # The cut-over after a move to an M2M application (credentials.api_keys.cutover); unused until then.
+    cutover_quiet_hours = models.PositiveSmallIntegerField(
+        _("cut-over quiet period (hours)"),
+        choices=CUTOVER_QUIET_PERIODS,
+        default=DEFAULT_CUTOVER_QUIET_HOURS,
+        help_text=_("After a move: how long the key must go unused before it may be revoked."),
+    )
+    cutover_auto_revoke = models.BooleanField(
+        _("revoke automatically after the quiet period"),
+        default=False,
+        help_text=_("After a move: revoke the key once its application is active and the key went quiet."),
+    )
 
     class Meta:
         verbose_name = _("API key")
@@ -121,6 +138,10 @@ class ApiKey(GovernedCredential, ExpiringModel, TimestampedModel):
             ),
             models.CheckConstraint(
                 condition=Q(environment__in=["live", "test"]), name="api_key_environment_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(cutover_quiet_hours__in=[hours for hours, _label in CUTOVER_QUIET_PERIODS]),
+                name="api_key_cutover_quiet_hours_valid",
             ),
         ]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db.models import CharField, F, Q, QuerySet, Value
 from django.utils import timezone
 
+from credentials.api_keys import keys
 from credentials.api_keys.models import ApiKey, ApiKeyStatus
 from portal.models import AuditEvent, Organization
 from portal.selectors import audit_events_for
@@ -17,6 +18,11 @@ def api_keys_for(organization: Organization) -> QuerySet[ApiKey]:
         .select_related("organization", "owner", "created_by", "replaces")
         .order_by("-created_at", "-id")
     )
+
+
+def api_key_by_ref(given: str) -> ApiKey | None:
+    """Return the key a person named on the command line (its id or display prefix), of any organisation."""
+    return ApiKey.objects.select_related("organization").filter(key_id=keys.key_id_of(given)).first()
 
 
 def api_keys_filtered(

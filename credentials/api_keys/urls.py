@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.urls import include, path
 from rest_framework.routers import SimpleRouter
 
-from credentials.api_keys import api, views
+from credentials.api_keys import api, cutover_views, views
 from credentials.api_keys.policy_api import ApiKeyPolicyView
 from credentials.governance.urls import credential_patterns
 
@@ -20,6 +20,12 @@ dashboard_patterns = [
     path("<str:key_id>/revoke/", views.api_key_revoke_view, name="org-api-key-revoke"),
     path("<str:key_id>/edit/", views.api_key_edit_view, name="org-api-key-edit"),
     path("<str:key_id>/issue/", views.api_key_issue_view, name="org-api-key-issue"),
+    path("<str:key_id>/cutover/", cutover_views.api_key_cutover_view, name="org-api-key-cutover"),
+    path(
+        "<str:key_id>/cutover/revoke/",
+        cutover_views.api_key_cutover_revoke_view,
+        name="org-api-key-cutover-revoke",
+    ),
     *credential_patterns("api_key", "<str:key_id>", "org-api-key"),
 ]
 

@@ -15,6 +15,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from credentials.api_keys import keys
+from credentials.api_keys.cutover_views import cutover_context
 from credentials.api_keys.forms import ApiKeyCreateForm, ApiKeyFilterForm, ApiKeyRevokeForm, ApiKeyRotateForm
 from credentials.api_keys.models import ApiKey
 from credentials.api_keys.selectors import api_key_chain, api_key_events, api_keys_filtered, api_keys_for
@@ -32,6 +33,7 @@ from credentials.governance.registry import credential_path
 from credentials.governance.views import governance_context
 from credentials.lifetimes import expiry_in_days
 from credentials.selectors import organization_members
+from portal.infra.responses import no_store
 from portal.tenancy import authorized, check, may
 
 _SUBMISSIONS = "credentials_api_key_submissions"
@@ -74,9 +76,7 @@ def _reveal(
         {"api_key": api_key, "plaintext": plaintext, "rotated": rotated},
     )
     # The page holds the secret: never let a cache or the back button bring it back.
-    response["Cache-Control"] = "no-store, no-cache, must-revalidate, private"
-    response["Pragma"] = "no-cache"
-    return response
+    return no_store(response)
 
 
 @authorized("api_key.view")
@@ -248,6 +248,7 @@ def api_key_detail(request: HttpRequest, key_id: str) -> HttpResponse:
         "moved_to_path": credential_path(moved_to) if moved_to is not None else "",
         "may_move": may(request, "api_key.move", owner_id=api_key.owner_id)
         and may(request, "m2m_app.create", owner_id=api_key.owner_id),
+        **cutover_context(api_key),
         "chain": api_key_chain(api_key),
         "events": api_key_events(request.organization, api_key)[:50],
         "may_change": may(request, "api_key.revoke", owner_id=api_key.owner_id),

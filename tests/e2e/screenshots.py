@@ -250,6 +250,35 @@ def open_move(name: str) -> Callable[[Page], None]:
     return prepare
 
 
+def cut_over(page: Page) -> None:
+    """Move a used key to an application and open the key's page while it is still used (its cut-over)."""
+    base_url = _base_url(page)
+    key = _create_key(page, "Stock feed", ("orders:read",))
+    for _ in range(3):
+        _call(f"{base_url}/api/v1/whoami", headers={"Authorization": f"Bearer {key}"})
+    page.get_by_role("link", name="I have stored the key").click()
+    page.get_by_role("link", name="Move to an M2M application").click()
+    page.get_by_role("button", name="Create the application and show its secret").click()
+    client_id = page.locator("#client-id").inner_text().strip()
+    secret = page.locator("#client-secret").inner_text().strip()
+    basic = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+    token = _call(
+        f"{base_url}/oauth/token",
+        headers={"Authorization": f"Basic {basic}"},
+        data=b"grant_type=client_credentials",
+    )["access_token"]
+    _call(f"{base_url}/api/v1/whoami", headers={"Authorization": f"Bearer {token}"})
+    _call(f"{base_url}/api/v1/whoami", headers={"Authorization": f"Bearer {key}"})
+    page.get_by_role("link", name="I have stored the secret").click()
+    page.locator("#moved-from a").click()
+    for _ in range(20):  # a request rolls the usage up at most every PORTAL_USAGE_ROLLUP_SECONDS
+        if "Still used 4 times" in page.locator("#cutover-use").inner_text():
+            break
+        time.sleep(0.5)
+        page.reload()
+    expect(page.locator("#cutover-use")).to_contain_text("Still used 4 times in the last hour")
+
+
 # Run once, signed in as the owner, before the signed-in shots.
 SETUP: list[Callable[[Page], None]] = [
     invite_colleagues,
@@ -277,6 +306,7 @@ SHOTS: list[Shot] = [
     Shot("webhook-detail", "", prepare=open_webhook),
     Shot("credential-choice", "/orgs/acme/credentials/new/?static_only=no&oauth=yes&keeps_private_key=no"),
     Shot("api-key-move", "", prepare=open_move("CI deploy")),
+    Shot("api-key-cutover", "", prepare=cut_over),
 ]
 
 #: The environment of the server under the camera (set by main, read by the setup steps).
@@ -300,6 +330,9 @@ def _environment(base_url: str) -> dict[str, str]:
         PYTHONUNBUFFERED="1",
         PORTAL_ISSUER=base_url,
         PORTAL_SECRET_SCANNING_PUBLIC_KEYS=keys_document(("screenshots", SCANNER)),
+        # Usage (and a moved key's cut-over) on the pages within seconds, not a minute.
+        PORTAL_USAGE_FLUSH_SECONDS="0",
+        PORTAL_USAGE_ROLLUP_SECONDS="2",
     )
     return env
 

@@ -296,15 +296,15 @@ def test_discovery_naming_another_issuer_is_refused(client, app, github_trust, i
 @pytest.mark.parametrize(
     "claims",
     [
-        {"exp": int(time.time()) - 120},
-        {"nbf": int(time.time()) + 600},
-        {"iat": int(time.time()) + 600},
-        {"iat": int(time.time()) - 2000, "exp": int(time.time()) + 60},  # older than the preset's 900 s
-        {"exp": None},
-        {"aud": "https://someone-else.example"},
-        {"aud": None},
-        {"sub": "repo:acme/api:ref:refs/heads/dev"},
-        {"sub": "repo:acme/api-evil:ref:refs/heads/main"},
+        lambda now: {"exp": now - 120},
+        lambda now: {"nbf": now + 600},
+        lambda now: {"iat": now + 600},
+        lambda now: {"iat": now - 2000, "exp": now + 60},  # older than the preset's 900 s
+        lambda now: {"exp": None},
+        lambda now: {"aud": "https://someone-else.example"},
+        lambda now: {"aud": None},
+        lambda now: {"sub": "repo:acme/api:ref:refs/heads/dev"},
+        lambda now: {"sub": "repo:acme/api-evil:ref:refs/heads/main"},
     ],
     ids=[
         "expired",
@@ -319,7 +319,9 @@ def test_discovery_naming_another_issuer_is_refused(client, app, github_trust, i
     ],
 )
 def test_a_token_failing_a_claim_check_is_refused(client, app, github_trust, issuer, claims):
-    token = issuer.github_actions(audience=AUD, **claims)
+    # Times are taken when the test runs, not when it is collected (a long run would let
+    # "600 s from now" pass).
+    token = issuer.github_actions(audience=AUD, **claims(int(time.time())))
     response = present(client, app.client_id, token)
     assert_invalid_client(response, token)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import partial
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -18,9 +19,9 @@ from rest_framework.viewsets import GenericViewSet
 
 from credentials.governance.org_policy import approval_required, policy_for, scope_increase_needs_approval
 from credentials.selectors import member_by_email, owner_filter_id
-from portal.api.errors import ApprovalRequired
-from portal.api.responses import no_store
+from portal.api.errors import ApprovalRequired, api_error
 from portal.api.whoami import machine_authentication_classes
+from portal.infra.responses import no_store
 from portal.models import User
 from portal.permissions import AuthorizedView, OrganizationAccess
 from tokens.clients import serializers
@@ -40,20 +41,7 @@ from tokens.models import M2MApplication
 _CONFLICT_CODES = {"revoked", "inactive", "wrong_auth_method", "too_many", "not_approved"}
 
 
-class Conflict(exceptions.APIException):
-    status_code = status.HTTP_409_CONFLICT
-    default_detail = "The application is not in a state that allows this."
-    default_code = "conflict"
-
-
-def _api_error(exc: DjangoValidationError) -> exceptions.APIException:
-    if hasattr(exc, "error_dict"):
-        return exceptions.ValidationError(exc.message_dict)
-    if exc.code == "not_owner":
-        return exceptions.PermissionDenied(" ".join(exc.messages), code="not_owner")
-    if exc.code in _CONFLICT_CODES:
-        return Conflict(" ".join(exc.messages), code=exc.code)
-    return exceptions.ValidationError({"non_field_errors": exc.messages})
+_api_error = partial(api_error, conflict=_CONFLICT_CODES, forbidden={"not_owner"})
 
 
 _LIST_PARAMETERS = [

@@ -17,6 +17,7 @@ from credentials.forms import CredentialEditForm
 from credentials.governance import approvals, edits, org_policy
 from credentials.governance.forms import JustificationField
 from credentials.governance.views import governance_context
+from portal.infra.responses import no_store
 from portal.selectors import audit_events_for_target
 from portal.tenancy import authorized, check, may
 from tokens.clients import moves, services
@@ -48,9 +49,7 @@ def _reveal(request: HttpRequest, application: M2MApplication, secret: str, *, c
         status=201 if created else 200,
     )
     # The page holds a secret: keep it out of every cache and the browser history cache.
-    response["Cache-Control"] = "no-store"
-    response["Pragma"] = "no-cache"
-    return response
+    return no_store(response)
 
 
 def _form_errors(form, exc: ValidationError) -> None:

@@ -20,6 +20,7 @@ from django.views.decorators.http import require_POST
 from credentials.governance import approvals, org_policy
 from credentials.governance.forms import JustificationField
 from credentials.governance.views import governance_context
+from portal.infra.responses import no_store
 from portal.selectors import audit_events_for_target
 from portal.tenancy import authorized, may
 from tokens.clients.selectors import m2m_app_for
@@ -167,8 +168,7 @@ def federated_test(request: HttpRequest, identity_id: int) -> HttpResponse:
         "tokens/federated_test.html",
         {"identity": identity, "application": identity.application, "form": form, "report": report},
     )
-    response["Cache-Control"] = "no-store"
-    return response
+    return no_store(response)
 
 
 @require_POST

@@ -7,19 +7,8 @@ import json
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from credentials.api_keys import keys
-from credentials.api_keys.models import ApiKey
+from credentials.api_keys.selectors import api_key_by_ref
 from tokens.clients.moves import api_key_move_to_m2m_app
-
-
-def _key_id(given: str) -> str:
-    """Accept the key id alone or the key's display prefix (`ipk_live_<key id>`)."""
-    given = given.strip()
-    for environment in ("live", "test"):
-        prefix = keys.display_prefix(environment, "")
-        if given.startswith(prefix):
-            return given[len(prefix) :]
-    return given
 
 
 class Command(BaseCommand):
@@ -41,8 +30,7 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="Print one JSON object.")
 
     def handle(self, *args, **options):
-        key_id = _key_id(options["key_id"])
-        api_key = ApiKey.objects.select_related("organization").filter(key_id=key_id).first()
+        api_key = api_key_by_ref(options["key_id"])
         if api_key is None:
             raise CommandError(f"No API key with id {options['key_id']!r}.")
         try:

@@ -15,6 +15,7 @@ from django.views.decorators.csrf import csrf_exempt
 from credentials import usage
 from portal.infra import ratelimit
 from portal.infra.net import client_ip
+from portal.infra.responses import no_store
 from tokens.models import ClientPublicKey, ClientSecret, M2MApplication
 from tokens.protocol import assertions
 from tokens.protocol.oauth import (
@@ -25,15 +26,6 @@ from tokens.protocol.oauth import (
     check_client_policy,
     uses_basic_auth,
 )
-
-NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-
-
-def no_store(response: HttpResponse) -> HttpResponse:
-    """Mark a response as not cacheable (RFC 6749 §5.1)."""
-    for name, value in NO_STORE.items():
-        response[name] = value
-    return response
 
 
 def oauth_error(

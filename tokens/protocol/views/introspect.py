@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
+from portal.infra.responses import no_store
 from tokens.protocol.selectors import live_access_token
-from tokens.protocol.views.common import OAuthEndpointView, authenticated_token_parameter, no_store
+from tokens.protocol.views.common import OAuthEndpointView, authenticated_token_parameter
 from tokens.verifier import InvalidToken
 
 

@@ -6,9 +6,10 @@ from datetime import UTC, datetime
 
 from django.http import HttpRequest, HttpResponse
 
+from portal.infra.responses import no_store
 from tokens.protocol.selectors import live_access_token
 from tokens.protocol.services import access_token_revoke
-from tokens.protocol.views.common import OAuthEndpointView, authenticated_token_parameter, no_store
+from tokens.protocol.views.common import OAuthEndpointView, authenticated_token_parameter
 from tokens.verifier import InvalidToken
 
 

@@ -1,0 +1,266 @@
+"""The cut-over of an API key moved to an M2M application: its use since, the quiet period, the revoke.
+
+After a move (`tokens.clients.moves.api_key_move_to_m2m_app`) the key keeps working. Its page
+then shows how much the key is still used, from the usage buckets (credentials.usage), and once
+it has gone unused for the quiet period its owner chose (`ApiKey.cutover_quiet_hours`) offers a
+one-click revoke through `api_key_revoke`. With `ApiKey.cutover_auto_revoke`, the
+`complete_cutovers` command (from cron; in-process under DEBUG after the usage roll-up) revokes
+it by itself. The application is read through the reverse side of
+`M2MApplication.moved_from_key` (`moved_to_application`), so nothing here imports `tokens`.
+
+The quiet period starts at the later of the move and the key's last use; a use is any request
+that presented the key with its secret (every metered outcome but `invalid_secret`, which
+anyone who knows the key id can cause), or its `last_used_at`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Max, Q, Sum
+from django.utils import timezone
+from django.utils.timesince import timesince
+
+from credentials import usage
+from credentials.api_keys.models import CUTOVER_QUIET_PERIODS, ApiKey, ApiKeyStatus
+from credentials.api_keys.services import _extra, _locked, api_key_revoke
+from credentials.governance.models import CredentialStatus
+from credentials.models import UsageBucket
+from portal.models import User
+from portal.services.audit import audit_log
+
+QUIET_HOURS = {hours: str(label) for hours, label in CUTOVER_QUIET_PERIODS}
+#: Outcomes that show the integration still presents the key (with its secret).
+USE_OUTCOMES = tuple(o for o in usage.OUTCOMES if o != "invalid_secret")
+#: How far back hour buckets are read, for the longest quiet period (minute buckets cover 48 hours).
+_LOOKBACK = timedelta(hours=max(QUIET_HOURS) + 1)
+
+
+@dataclass(frozen=True)
+class Cutover:
+    """Where a moved key's cut-over stands at `now`."""
+
+    application: Any
+    quiet_hours: int
+    auto_revoke: bool
+    #: Uses in the last hour and the last 24 hours, counted from the minute buckets.
+    last_hour: int
+    last_day: int
+    #: The end of the key's last known use (None: none since the usage data's retention).
+    last_use: datetime | None
+    #: When the key has been quiet for the quiet period, unless it is used again.
+    revocable_at: datetime
+    #: Why the key may not be revoked yet, in words; empty when it may.
+    blocker: str
+
+    @property
+    def ready(self) -> bool:
+        """Return whether the cut-over is complete: the one-click revoke may run."""
+        return not self.blocker
+
+    @property
+    def quiet_label(self) -> str:
+        """Return the quiet period in words ("24 hours")."""
+        return QUIET_HOURS[self.quiet_hours]
+
+
+def application_of(api_key: ApiKey):
+    """Return the M2M application the key was moved to, or None (reverse of `moved_from_key`)."""
+    return getattr(api_key, "moved_to_application", None)
+
+
+def key_use(api_key: ApiKey, *, now: datetime) -> tuple[int, int, datetime | None]:
+    """Return the key's uses in the last hour and the last 24 hours, and when its last use ended; one query.
+
+    The counts come from the minute buckets (kept 48 hours), so they are exact to the minute;
+    an older last use is read from the hour buckets.
+    """
+    found = UsageBucket.objects.filter(
+        organization_id=api_key.organization_id,
+        kind="api_key",
+        credential_id=api_key.key_id,
+        granularity__in=("minute", "hour"),
+        start__gte=now - _LOOKBACK,
+        outcome__in=USE_OUTCOMES,
+        count__gt=0,
+    ).aggregate(
+        hour=Sum("count", filter=Q(granularity="minute", start__gte=now - timedelta(hours=1))),
+        day=Sum("count", filter=Q(granularity="minute", start__gte=now - timedelta(hours=24))),
+        last_minute=Max("start", filter=Q(granularity="minute")),
+        last_hour=Max("start", filter=Q(granularity="hour")),
+    )
+    if found["last_minute"] is not None:
+        last_use = found["last_minute"] + timedelta(minutes=1)
+    elif found["last_hour"] is not None:
+        last_use = found["last_hour"] + timedelta(hours=1)
+    else:
+        last_use = None
+    # `last_used_at` is written within a minute of a valid use, before the usage roll-up sees it.
+    if api_key.last_used_at is not None and (last_use is None or api_key.last_used_at > last_use):
+        last_use = api_key.last_used_at
+    return found["hour"] or 0, found["day"] or 0, last_use
+
+
+def cutover_for(api_key: ApiKey, *, now: datetime | None = None) -> Cutover | None:
+    """Return the cut-over of a moved key, or None if the key was never moved."""
+    application = application_of(api_key)
+    if application is None:
+        return None
+    now = now or timezone.now()
+    last_hour, last_day, last_use = key_use(api_key, now=now)
+    quiet = timedelta(hours=api_key.cutover_quiet_hours)
+    moved_at = application.created
+    revocable_at = max(moved_at, last_use) + quiet if last_use else moved_at + quiet
+    return Cutover(
+        application=application,
+        quiet_hours=api_key.cutover_quiet_hours,
+        auto_revoke=api_key.cutover_auto_revoke,
+        last_hour=last_hour,
+        last_day=last_day,
+        last_use=last_use,
+        revocable_at=revocable_at,
+        blocker=_blocker(api_key, application, last_hour, last_day, last_use, revocable_at, now),
+    )
+
+
+def _times(n: int) -> str:
+    return "once" if n == 1 else f"{n} times"
+
+
+def _blocker(api_key, application, last_hour, last_day, last_use, revocable_at, now) -> str:
+    if api_key.state != ApiKeyStatus.ACTIVE:
+        return f"The key is {api_key.state}."
+    if application.status == CredentialStatus.PENDING:
+        return (
+            f"The M2M application {application.name} waits for approval: until it is active, the key "
+            "is what the service uses."
+        )
+    if application.status != CredentialStatus.ACTIVE:
+        return f"The M2M application {application.name} is {application.status}: the key is what still works."
+    if revocable_at <= now:
+        return ""
+    if last_hour:
+        why = f"Used {_times(last_hour)} in the last hour."
+    elif last_day:
+        why = f"Used {_times(last_day)} in the last day."
+    elif last_use is not None and last_use > application.created:
+        why = f"Last used {timesince(last_use, now)} ago."
+    else:
+        why = f"Moved {timesince(application.created, now)} ago."
+    label = QUIET_HOURS[api_key.cutover_quiet_hours]
+    return (
+        f"{why} It can be revoked here once unused for {label}: "
+        f"from {revocable_at:%Y-%m-%d %H:%M} UTC if it is not used again."
+    )
+
+
+# --- services -------------------------------------------------------------------------------
+
+
+def _moved(api_key: ApiKey):
+    application = application_of(api_key)
+    if application is None:
+        raise ValidationError(
+            "This key was not moved to an M2M application, so it has no cut-over.", code="not_moved"
+        )
+    if api_key.status == ApiKeyStatus.REVOKED:
+        raise ValidationError("This key is already revoked.", code="revoked")
+    return application
+
+
+@transaction.atomic
+def api_key_cutover_set(
+    *, api_key: ApiKey, actor: User | None, quiet_hours: int, auto_revoke: bool, via: str = ""
+) -> ApiKey:
+    """Choose the quiet period of a moved key's cut-over and whether it ends in an automatic revoke."""
+    if quiet_hours not in QUIET_HOURS:
+        raise ValidationError(
+            {"quiet_hours": f"Choose one of: {', '.join(QUIET_HOURS.values())}."}, code="invalid"
+        )
+    key = _locked(api_key)
+    application = _moved(key)
+    if (key.cutover_quiet_hours, key.cutover_auto_revoke) == (quiet_hours, auto_revoke):
+        return key  # nothing changed: no audit event
+    key.cutover_quiet_hours = quiet_hours
+    key.cutover_auto_revoke = auto_revoke
+    key.save(update_fields=["cutover_quiet_hours", "cutover_auto_revoke", "updated_at"])
+    audit_log(
+        action="credentials.api_key.cutover_changed",
+        actor=actor,
+        organization=key.organization,
+        target=key,
+        extra=_extra(
+            {
+                "key_id": key.key_id,
+                "moved_to": application.client_id,
+                "quiet_period": QUIET_HOURS[quiet_hours],
+                "auto_revoke": auto_revoke,
+            },
+            via,
+        ),
+    )
+    return key
+
+
+@transaction.atomic
+def api_key_cutover_complete(
+    *,
+    api_key: ApiKey,
+    actor: User | None,
+    via: str = "",
+    automatic: bool = False,
+    now: datetime | None = None,
+) -> ApiKey:
+    """Revoke a moved key whose quiet period has passed (one `revoked` audit event and webhook).
+
+    The key's row lock makes a concurrent revoke (or a second automatic run) find it revoked.
+    `automatic`: the periodic run, which also needs the owner's opt-in (checked under the lock).
+    """
+    key = _locked(api_key)
+    application = _moved(key)
+    if automatic and not key.cutover_auto_revoke:
+        raise ValidationError("The key's owner did not choose the automatic revoke.", code="not_opted_in")
+    cutover = cutover_for(key, now=now)
+    if not cutover.ready:
+        raise ValidationError(cutover.blocker, code="not_quiet")
+    reason = (
+        f"Cut-over complete: moved to the M2M application {application.client_id} and unused for "
+        f"{cutover.quiet_label}{' (automatic revoke)' if automatic else ''}."
+    )
+    return api_key_revoke(api_key=key, actor=actor, reason=reason, via=via)
+
+
+def cutovers_complete(*, now: datetime | None = None) -> list[ApiKey]:
+    """Revoke every opted-in moved key whose application is active and whose quiet period has passed.
+
+    Safe at any frequency and from concurrent runs: each key is its own transaction under its
+    row lock, and a key found revoked (or used again, or opted out) is skipped.
+    """
+    now = now or timezone.now()
+    candidates = (
+        ApiKey.objects.filter(
+            status=ApiKeyStatus.ACTIVE,
+            cutover_auto_revoke=True,
+            moved_to_application__status=CredentialStatus.ACTIVE,
+        )
+        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+        .order_by("pk")
+    )
+    revoked = []
+    for api_key in candidates.iterator(chunk_size=200):
+        try:
+            revoked.append(
+                api_key_cutover_complete(api_key=api_key, actor=None, via="cutover", automatic=True, now=now)
+            )
+        except ValidationError:
+            continue  # not quiet yet, or changed meanwhile
+    return revoked
+
+
+# Under DEBUG (`make run`) requests complete due cut-overs after they roll up usage, so no
+# separate process is needed; production runs `complete_cutovers` from cron.
+usage.debug_job_register(cutovers_complete)
