@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from portal.account_security.sessions import user_sessions_end_all
+from portal.admin_mixins import ImmutableAdminMixin, ReadOnlyAdminMixin
 from portal.models import AuditEvent, Invitation, Membership, Organization, Role, User
 from portal.services import organizations as org_services
 from portal.services.audit import audit_log
@@ -118,7 +119,7 @@ class OrganizationAdmin(admin.ModelAdmin):
 
 
 @admin.register(Invitation)
-class InvitationAdmin(admin.ModelAdmin):
+class InvitationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["email", "organization", "role", "state", "created_at", "expires_at"]
     list_filter = ["role", "organization"]
     search_fields = ["email", "organization__name"]
@@ -135,15 +136,9 @@ class InvitationAdmin(admin.ModelAdmin):
     ]
     readonly_fields = fields
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ImmutableAdminMixin, admin.ModelAdmin):
     list_display = ["occurred_at", "action", "actor_label", "organization", "target_label", "ip_address"]
     list_filter = ["action", "organization"]
     search_fields = ["action", "actor_label", "target_label", "target_id"]
@@ -152,12 +147,3 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in self.model._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -5,18 +5,11 @@ from __future__ import annotations
 from django.contrib import admin
 
 from credentials.webhooks.models import WebhookDelivery, WebhookEndpoint
-
-
-class _ReadOnly(admin.ModelAdmin):
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
+from portal.admin_mixins import ReadOnlyAdminMixin
 
 
 @admin.register(WebhookEndpoint)
-class WebhookEndpointAdmin(_ReadOnly):
+class WebhookEndpointAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["url", "organization", "active", "secret_hint", "created_at"]
     list_filter = ["active"]
     search_fields = ["url", "organization__slug", "description"]
@@ -39,7 +32,7 @@ class WebhookEndpointAdmin(_ReadOnly):
 
 
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(_ReadOnly):
+class WebhookDeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = [
         "event_type",
         "endpoint",

@@ -12,6 +12,7 @@ from django.utils.translation import gettext_lazy as _
 
 from credentials.governance.admin import GovernanceQueueFilter, GovernedCredentialAdminMixin
 from credentials.governance.ownership import credential_reassign_owner
+from portal.admin_mixins import ImmutableAdminMixin, ReadOnlyAdminMixin
 from portal.stepup import step_up_redirect
 from tokens.catalogue import check_audiences
 from tokens.clients.services import STAFF_FLAGS, m2m_app_set_staff_flag
@@ -172,22 +173,16 @@ class M2MApplicationAdmin(GovernedCredentialAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(ClientSecret)
-class ClientSecretAdmin(admin.ModelAdmin):
+class ClientSecretAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["hint", "application", "created_at", "last_used_at", "expires_at", "revoked_at"]
     list_filter = ["application__organization"]
     search_fields = ["hint", "public_id", "application__name", "application__client_id"]
     fields = ["application", "hint", "public_id", "created_at", "last_used_at", "expires_at", "revoked_at"]
     readonly_fields = fields
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(ClientPublicKey)
-class ClientPublicKeyAdmin(admin.ModelAdmin):
+class ClientPublicKeyAdmin(ImmutableAdminMixin, admin.ModelAdmin):
     """Registered client keys, read-only: they are added and revoked from the dashboard (step-up)."""
 
     list_display = ["kid", "algorithm", "application", "state", "created_at", "last_used_at", "revoked_at"]
@@ -210,12 +205,3 @@ class ClientPublicKeyAdmin(admin.ModelAdmin):
     @admin.display(description="state")
     def state(self, obj):
         return obj.state
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

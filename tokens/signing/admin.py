@@ -4,27 +4,19 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 
+from portal.admin_mixins import ImmutableAdminMixin
 from portal.stepup import step_up_redirect
 from tokens.models import SigningKey
 from tokens.signing.services import signing_key_rotate
 
 
 @admin.register(SigningKey)
-class SigningKeyAdmin(admin.ModelAdmin):
+class SigningKeyAdmin(ImmutableAdminMixin, admin.ModelAdmin):
     list_display = ["kid", "algorithm", "status", "created_at", "retired_at", "publish_until"]
     list_filter = ["status", "algorithm"]
     fields = ["kid", "algorithm", "status", "public_jwk", "created_at", "retired_at", "publish_until"]
     readonly_fields = fields
     actions = ["rotate_rs256", "rotate_es256"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def _rotate(self, request, algorithm: str):
         # Rotating the key every token is signed with asks for a fresh password or second factor.
