@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import timedelta
 
-from cryptography.fernet import InvalidToken
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -27,6 +26,7 @@ from credentials.webhooks.models import (
 )
 from portal.models import Organization, User
 from portal.services.audit import audit_log
+from portal.services.encryption import ciphertext_reencrypt, reencrypted_audit
 
 MAX_ENDPOINTS_PER_ORGANIZATION = 20
 MAX_SECRET_OVERLAP_HOURS = 168
@@ -240,26 +240,24 @@ def webhook_secrets_reencrypt(*, old_encryption_keys: Iterable[str], actor: User
             ciphertext = getattr(endpoint, field)
             if not ciphertext:
                 continue
-            try:
-                token = signing.reencrypt(ciphertext, previous=old_encryption_keys)
-            except InvalidToken:
-                raise ValidationError(
-                    f"The signing secret of webhook endpoint {endpoint.pk} opens with neither the current "
-                    "key nor any old key given; nothing was changed."
-                ) from None
+            token = ciphertext_reencrypt(
+                signing.reencrypt,
+                ciphertext,
+                previous=old_encryption_keys,
+                what=f"The signing secret of webhook endpoint {endpoint.pk}",
+            )
             if token is not None:
                 fields[field] = token
         if fields:
             WebhookEndpoint.objects.filter(pk=endpoint.pk).update(**fields)
             changed.append(endpoint.pk)
-    if changed:
-        audit_log(
-            action="credentials.webhook.secrets_reencrypted",
-            actor=actor,
-            organization=None,
-            target_label=f"{len(changed)} webhook endpoint(s)",
-            extra={"endpoint_ids": changed},
-        )
+    reencrypted_audit(
+        action="credentials.webhook.secrets_reencrypted",
+        actor=actor,
+        changed=changed,
+        unit="webhook endpoint(s)",
+        ids_key="endpoint_ids",
+    )
     return len(changed)
 
 

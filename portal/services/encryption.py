@@ -70,6 +70,38 @@ def secrets_reencrypt(
     ]
 
 
+def ciphertext_reencrypt(
+    reencrypt: Callable[..., bytes | None],
+    ciphertext: bytes | memoryview,
+    *,
+    previous: Iterable[str],
+    what: str,
+) -> bytes | None:
+    """Return `ciphertext` under the current key through `reencrypt` (a SecretCipher's), or None when it is.
+
+    Raises ValidationError naming `what` when neither the current key nor any of `previous`
+    opens it, so that the caller's transaction changes nothing.
+    """
+    try:
+        return reencrypt(ciphertext, previous=previous)
+    except InvalidToken:
+        raise ValidationError(
+            f"{what} opens with neither the current key nor any old key given; nothing was changed."
+        ) from None
+
+
+def reencrypted_audit(*, action: str, actor: User | None, changed: list, unit: str, ids_key: str) -> None:
+    """Write the one audit event of a store's re-encryption, when anything changed."""
+    if changed:
+        audit_log(
+            action=action,
+            actor=actor,
+            organization=None,
+            target_label=f"{len(changed)} {unit}",
+            extra={ids_key: changed},
+        )
+
+
 # --- MFA secrets (django-allauth authenticators) -------------------------------------------------
 
 #: The JSON members of an allauth `Authenticator.data` that the MFA adapter encrypts.
@@ -81,13 +113,12 @@ def mfa_secrets_reencrypt(*, old_encryption_keys: Iterable[str], actor: User | N
     old_encryption_keys = list(old_encryption_keys)
 
     def moved(value: str, authenticator) -> str | None:
-        try:
-            token = MFA_CIPHER.reencrypt(value.encode(), previous=old_encryption_keys)
-        except InvalidToken:
-            raise ValidationError(
-                f"An MFA secret of authenticator {authenticator.pk} opens with neither the current key "
-                "nor any old key given; nothing was changed."
-            ) from None
+        token = ciphertext_reencrypt(
+            MFA_CIPHER.reencrypt,
+            value.encode(),
+            previous=old_encryption_keys,
+            what=f"An MFA secret of authenticator {authenticator.pk}",
+        )
         return token.decode() if token is not None else None
 
     changed: list[int] = []
@@ -108,12 +139,11 @@ def mfa_secrets_reencrypt(*, old_encryption_keys: Iterable[str], actor: User | N
         if dirty:
             Authenticator.objects.filter(pk=authenticator.pk).update(data=data)
             changed.append(authenticator.pk)
-    if changed:
-        audit_log(
-            action="portal.mfa.secrets_reencrypted",
-            actor=actor,
-            organization=None,
-            target_label=f"{len(changed)} MFA authenticator(s)",
-            extra={"authenticator_ids": changed},
-        )
+    reencrypted_audit(
+        action="portal.mfa.secrets_reencrypted",
+        actor=actor,
+        changed=changed,
+        unit="MFA authenticator(s)",
+        ids_key="authenticator_ids",
+    )
     return len(changed)

@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import timedelta
 
-from cryptography.fernet import InvalidToken as InvalidFernetToken
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from portal.models import User
 from portal.services.audit import audit_log
+from portal.services.encryption import ciphertext_reencrypt, reencrypted_audit
 from tokens.models import (
     MAX_TOKEN_LIFETIME,
     SigningKey,
@@ -118,26 +118,25 @@ def signing_keys_reencrypt(*, old_encryption_keys: Iterable[str], actor: User | 
     changed: list[str] = []
     with transaction.atomic():
         for key in SigningKey.objects.select_for_update().order_by("pk"):
-            try:
-                token = keys.CIPHER.reencrypt(key.encrypted_private_key, previous=old_encryption_keys)
-            except InvalidFernetToken:
-                raise ValidationError(
-                    f"Signing key {key.kid} opens with neither the current key nor any old key given; "
-                    "nothing was changed."
-                ) from None
+            token = ciphertext_reencrypt(
+                keys.CIPHER.reencrypt,
+                key.encrypted_private_key,
+                previous=old_encryption_keys,
+                what=f"Signing key {key.kid}",
+            )
             if token is None:
                 continue  # already under the current key
             key.encrypted_private_key = token
             key.save(update_fields=["encrypted_private_key", "updated_at"])
             changed.append(key.kid)
+        reencrypted_audit(
+            action="tokens.signing_key.reencrypted",
+            actor=actor,
+            changed=changed,
+            unit="signing key(s)",
+            ids_key="kids",
+        )
         if changed:
-            audit_log(
-                action="tokens.signing_key.reencrypted",
-                actor=actor,
-                organization=None,
-                target_label=f"{len(changed)} signing key(s)",
-                extra={"kids": changed},
-            )
             transaction.on_commit(keys.forget_loaded_key)
     return len(changed)
 
