@@ -8,19 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from portal.infra.metrics import TOKEN_ERROR_CODES
+
 FORM = "application/x-www-form-urlencoded"
-ERROR_CODES = [
-    "invalid_request",
-    "invalid_client",
-    "invalid_grant",
-    "unauthorized_client",
-    "unsupported_grant_type",
-    "invalid_scope",
-    "invalid_target",
-    "slow_down",
-    "temporarily_unavailable",
-    "server_error",
-]
+ERROR_CODES = list(TOKEN_ERROR_CODES)
 CLIENT_AUTH = (
     "Client authentication (RFC 6749 §2.3.1, RFC 7523): HTTP Basic with the client id and secret, "
     "or `client_id` + `client_secret` in the body, or a `private_key_jwt` assertion "

@@ -46,21 +46,21 @@ VERIFICATION_SECONDS = Histogram(
     buckets=_LATENCY_BUCKETS,
 )
 
-#: The RFC 6749 §5.2 error codes the token endpoint can answer; anything else counts as "other".
-TOKEN_ERRORS = frozenset(
-    {
-        "invalid_request",
-        "invalid_client",
-        "invalid_grant",
-        "unauthorized_client",
-        "unsupported_grant_type",
-        "invalid_scope",
-        "invalid_target",
-        "temporarily_unavailable",
-        "server_error",
-        "slow_down",
-    }
+#: The RFC 6749 §5.2 error codes the token endpoint can answer (in the order the OpenAPI schema
+#: lists them); anything else counts as "other".
+TOKEN_ERROR_CODES = (
+    "invalid_request",
+    "invalid_client",
+    "invalid_grant",
+    "unauthorized_client",
+    "unsupported_grant_type",
+    "invalid_scope",
+    "invalid_target",
+    "slow_down",
+    "temporarily_unavailable",
+    "server_error",
 )
+TOKEN_ERRORS = frozenset(TOKEN_ERROR_CODES)
 #: Verification outcomes that may become label values; anything else counts as "invalid".
 VERIFICATION_OUTCOMES = frozenset(
     {
