@@ -25,6 +25,7 @@ from credentials.governance.notices import notice_send_once
 from credentials.governance.org_policy import policy_for
 from credentials.governance.ownership import check_owner_may_hold, is_manager, managers_of, may_manage
 from credentials.governance.registry import (
+    GovernedKind,
     all_kinds,
     get_kind,
     kind_of,
@@ -165,15 +166,21 @@ def credential_for_request(request: CredentialRequest) -> models.Model:
     )
 
 
+def _open_decision(
+    request: CredentialRequest, actor: User, linked_ids: Iterable[int]
+) -> tuple[CredentialRequest, GovernedKind, models.Model]:
+    """Lock a request and its credential for a decision by `actor`; return them with the kind."""
+    request = _lock_request(request)
+    _check_approver(request, actor, linked_ids)
+    return request, get_kind(request.kind), locked_credential(credential_for_request(request))
+
+
 @transaction.atomic
 def credential_request_approve(
     *, request: CredentialRequest, actor: User, comment: str = "", linked_ids: Iterable[int] = ()
 ) -> CredentialRequest:
     """Approve a request: a new credential may now get its secret; a scope increase takes effect."""
-    request = _lock_request(request)
-    _check_approver(request, actor, linked_ids)
-    kind = get_kind(request.kind)
-    credential = locked_credential(credential_for_request(request))
+    request, kind, credential = _open_decision(request, actor, linked_ids)
     if request.request_type == RequestType.CREATE:
         # The policy on kinds may have changed since the request was made.
         kind.check_new(credential, request.lifetime_days)
@@ -195,10 +202,7 @@ def credential_request_deny(
     *, request: CredentialRequest, actor: User, comment: str = "", linked_ids: Iterable[int] = ()
 ) -> CredentialRequest:
     """Deny a request: a new credential is marked denied (it never gets a secret); scopes stay as they are."""
-    request = _lock_request(request)
-    _check_approver(request, actor, linked_ids)
-    kind = get_kind(request.kind)
-    credential = locked_credential(credential_for_request(request))
+    request, kind, credential = _open_decision(request, actor, linked_ids)
     if request.request_type == RequestType.CREATE and credential.status == CredentialStatus.PENDING:
         credential.status = CredentialStatus.DENIED
         save_fields(credential, kind, "status")
