@@ -47,6 +47,22 @@ KeyResolver = Callable[[str], "PyJWK | None"]
 # base64url without padding (RFC 7515 §2), or with the 1–2 '=' some issuers append.
 _SEGMENT = re.compile(r"[A-Za-z0-9_-]+={0,2}")
 
+#: Why PyJWT refused a token, as InvalidToken says it (the first class that matches wins).
+_DECODE_FAILURES: tuple[tuple[type[jwt.PyJWTError], str], ...] = (
+    (jwt.ExpiredSignatureError, "expired"),
+    (jwt.InvalidAudienceError, "wrong audience"),
+    (jwt.InvalidIssuerError, "wrong issuer"),
+    (jwt.ImmatureSignatureError, "not yet valid"),
+    (jwt.InvalidSignatureError, "bad signature"),
+)
+
+
+def _decode_failure(exc: jwt.PyJWTError) -> str:
+    """Return the reason to give for a token PyJWT refused."""
+    if isinstance(exc, jwt.MissingRequiredClaimError):
+        return f"missing claim {exc.claim}"
+    return next((reason for cls, reason in _DECODE_FAILURES if isinstance(exc, cls)), "invalid token")
+
 
 class InvalidToken(Exception):  # noqa: N818 - the name reads better at call sites
     """The token cannot be used. `reason` is a short, non-secret explanation for logs."""
@@ -173,20 +189,8 @@ class TokenVerifier:
                 leeway=self.leeway,
                 options=self._decode_options,
             )
-        except jwt.ExpiredSignatureError:
-            raise InvalidToken("expired") from None
-        except jwt.InvalidAudienceError:
-            raise InvalidToken("wrong audience") from None
-        except jwt.InvalidIssuerError:
-            raise InvalidToken("wrong issuer") from None
-        except jwt.MissingRequiredClaimError as exc:
-            raise InvalidToken(f"missing claim {exc.claim}") from None
-        except jwt.ImmatureSignatureError:
-            raise InvalidToken("not yet valid") from None
-        except jwt.InvalidSignatureError:
-            raise InvalidToken("bad signature") from None
-        except jwt.PyJWTError:
-            raise InvalidToken("invalid token") from None
+        except jwt.PyJWTError as exc:
+            raise InvalidToken(_decode_failure(exc)) from None
         if not isinstance(claims.get("scope"), str) or not isinstance(claims.get("client_id"), str):
             raise InvalidToken("malformed claims")
         if self.organizations:
