@@ -20,7 +20,7 @@ from credentials.api_keys.cutover import api_key_cutover_complete, api_key_cutov
 from credentials.api_keys.forms import CutoverForm
 from credentials.api_keys.models import ApiKey
 from credentials.api_keys.selectors import api_keys_for
-from credentials.outcomes import flash_outcome
+from portal.outcomes import flash_outcome
 from portal.tenancy import authorized, check
 
 

@@ -51,8 +51,8 @@ from credentials.governance.selectors import (
     requests_for_credential,
 )
 from credentials.leaks.selectors import leak_reports_for_credential
-from credentials.outcomes import flash_outcome
 from credentials.selectors import organization_members
+from portal.outcomes import flash_outcome, refusal_text
 from portal.stepup import step_up_redirect
 from portal.tenancy import authorized, check, may
 
@@ -71,10 +71,6 @@ CSV_COLUMNS = [
     "review_due",
     "flags",
 ]
-
-
-def _error_text(exc: ValidationError) -> str:
-    return " ".join(exc.messages)
 
 
 # --- inventory ------------------------------------------------------------------------------
@@ -379,8 +375,8 @@ def recertify(request: HttpRequest, kind: str, **kwargs) -> HttpResponse:
         )
     except ValidationError as exc:
         if "not_owner" in str(getattr(exc, "code", "")):
-            raise PermissionDenied(_error_text(exc)) from None
-        messages.error(request, _error_text(exc))
+            raise PermissionDenied(refusal_text(exc)) from None
+        messages.error(request, refusal_text(exc))
     else:
         messages.success(request, f"“{credential.name}” was reviewed. The next review is scheduled.")
     return _back(credential)

@@ -29,6 +29,7 @@ from credentials.webhooks.selectors import (
     webhook_endpoints_for,
 )
 from credentials.webhooks.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER
+from portal.outcomes import flash_outcome
 from portal.reveal import secret_reveal
 from portal.submissions import submission_of
 from portal.tenancy import authorized, found_or_404
@@ -106,6 +107,24 @@ def webhook_create(request: HttpRequest) -> HttpResponse:
     return render(request, "credentials/webhooks/create.html", {"form": form})
 
 
+def _detail_page(
+    request: HttpRequest,
+    endpoint: WebhookEndpoint,
+    form: WebhookEndpointEditForm,
+    *,
+    page_number: str | None,
+    status: int = 200,
+) -> HttpResponse:
+    """Render an endpoint's page: its settings form and one page of its deliveries, newest first."""
+    page = Paginator(webhook_deliveries_for(endpoint), PAGE_SIZE).get_page(page_number)
+    return render(
+        request,
+        "credentials/webhooks/detail.html",
+        {"endpoint": endpoint, "form": form, "page": page, "labels": dict(EventType.choices)},
+        status=status,
+    )
+
+
 @authorized("webhooks.manage")
 def webhook_detail(request: HttpRequest, endpoint_id: int) -> HttpResponse:
     """Show an endpoint, its settings form and its deliveries, newest first."""
@@ -117,12 +136,7 @@ def webhook_detail(request: HttpRequest, endpoint_id: int) -> HttpResponse:
             "active": endpoint.active,
         }
     )
-    page = Paginator(webhook_deliveries_for(endpoint), PAGE_SIZE).get_page(request.GET.get("page"))
-    return render(
-        request,
-        "credentials/webhooks/detail.html",
-        {"endpoint": endpoint, "form": form, "page": page, "labels": dict(EventType.choices)},
-    )
+    return _detail_page(request, endpoint, form, page_number=request.GET.get("page"))
 
 
 @require_POST
@@ -145,13 +159,7 @@ def webhook_edit(request: HttpRequest, endpoint_id: int) -> HttpResponse:
         else:
             messages.success(request, "The endpoint was saved.")
             return _detail(request, endpoint)
-    page = Paginator(webhook_deliveries_for(endpoint), PAGE_SIZE).get_page(None)
-    return render(
-        request,
-        "credentials/webhooks/detail.html",
-        {"endpoint": endpoint, "form": form, "page": page, "labels": dict(EventType.choices)},
-        status=400,
-    )
+    return _detail_page(request, endpoint, form, page_number=None, status=400)
 
 
 @authorized("webhooks.change")
@@ -196,12 +204,11 @@ def webhook_delete(request: HttpRequest, endpoint_id: int) -> HttpResponse:
 def webhook_ping(request: HttpRequest, endpoint_id: int) -> HttpResponse:
     """Queue a `webhook.ping` test event; the sender delivers it on its next run."""
     endpoint = _endpoint_or_404(request, endpoint_id)
-    try:
-        services.webhook_endpoint_ping(endpoint=endpoint, actor=request.user)
-    except ValidationError as exc:
-        messages.error(request, " ".join(exc.messages))
-    else:
-        messages.success(request, "A test event was queued. It appears below once the sender has run.")
+    flash_outcome(
+        request,
+        lambda: services.webhook_endpoint_ping(endpoint=endpoint, actor=request.user),
+        "A test event was queued. It appears below once the sender has run.",
+    )
     return _detail(request, endpoint)
 
 

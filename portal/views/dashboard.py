@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
@@ -18,6 +16,7 @@ from django.views.decorators.http import require_POST
 from portal.forms import AcceptInvitationSignupForm, AuditFilterForm, InvitationForm, RoleForm
 from portal.home import home_panels_context
 from portal.models import User
+from portal.outcomes import flash_outcome, refusal_text
 from portal.selectors import (
     audit_events_for,
     invitations_for,
@@ -27,21 +26,6 @@ from portal.selectors import (
 )
 from portal.services import organizations as org_services
 from portal.tenancy import authorized, check
-
-
-def _error_text(exc: ValidationError) -> str:
-    return " ".join(exc.messages)
-
-
-def _flash_outcome(request: HttpRequest, call: Callable[[], object], success: str) -> bool:
-    """Call a service: flash its refusal as an error, else `success`; return whether it succeeded."""
-    try:
-        call()
-    except ValidationError as exc:
-        messages.error(request, _error_text(exc))
-        return False
-    messages.success(request, success)
-    return True
 
 
 @login_required
@@ -128,7 +112,7 @@ def invitation_create(request: HttpRequest) -> HttpResponse:
 def invitation_revoke(request: HttpRequest, invitation_id: int) -> HttpResponse:
     """Revoke an open invitation."""
     invitation = get_object_or_404(invitations_for(request.organization), pk=invitation_id)
-    _flash_outcome(
+    flash_outcome(
         request,
         lambda: org_services.invitation_revoke(invitation=invitation, actor=request.user),
         f"The invitation for {invitation.email} was revoked.",
@@ -146,7 +130,7 @@ def member_role(request: HttpRequest, member_id: int) -> HttpResponse:
         messages.error(request, "Choose a valid role.")
     else:
         role = form.cleaned_data["role"]
-        _flash_outcome(
+        flash_outcome(
             request,
             lambda: org_services.membership_change_role(
                 membership=membership, role=role, actor=request.user, actor_membership=request.membership
@@ -164,7 +148,7 @@ def member_remove(request: HttpRequest, member_id: int) -> HttpResponse:
     leaving = membership.user_id == request.user.pk
     check(request, own=leaving)
     name = request.organization.name
-    removed = _flash_outcome(
+    removed = flash_outcome(
         request,
         lambda: org_services.membership_remove(
             membership=membership, actor=request.user, actor_membership=request.membership
@@ -203,7 +187,7 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
             try:
                 membership = org_services.invitation_accept(token=token, user=request.user)
             except ValidationError as exc:
-                messages.error(request, _error_text(exc))
+                messages.error(request, refusal_text(exc))
             else:
                 messages.success(request, f"Welcome to {membership.organization.name}.")
                 return redirect("org-home", org_slug=membership.organization.slug)
