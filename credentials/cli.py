@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -31,6 +33,15 @@ def add_policy_arguments(parser, *, json_help: str) -> None:
         "--rate-limit", default="", metavar="N/S", help="At most N requests per S seconds, e.g. 100/60."
     )
     parser.add_argument("--json", action="store_true", help=json_help)
+
+
+@contextmanager
+def service_refusals() -> Iterator[None]:
+    """Stop the command with a service's refusal (a ValidationError) as its error message."""
+    try:
+        yield
+    except ValidationError as exc:
+        raise CommandError(" ".join(exc.messages)) from None
 
 
 def user_by_email(email: str) -> User:

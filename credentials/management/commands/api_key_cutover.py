@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from credentials.api_keys.cutover import (
@@ -15,6 +14,7 @@ from credentials.api_keys.cutover import (
 )
 from credentials.api_keys.models import ApiKey
 from credentials.api_keys.selectors import api_key_by_ref
+from credentials.cli import service_refusals
 
 
 class Command(BaseCommand):
@@ -44,7 +44,7 @@ class Command(BaseCommand):
         api_key = api_key_by_ref(options["key_id"])
         if api_key is None:
             raise CommandError(f"No API key with id {options['key_id']!r}.")
-        try:
+        with service_refusals():
             if options["quiet_hours"] is not None or options["auto_revoke"] is not None:
                 api_key = api_key_cutover_set(
                     api_key=api_key,
@@ -57,8 +57,6 @@ class Command(BaseCommand):
                 )
             if options["revoke"]:
                 api_key = api_key_cutover_complete(api_key=api_key, actor=None, via="cli")
-        except ValidationError as exc:
-            raise CommandError(" ".join(exc.messages)) from None
         api_key = ApiKey.objects.select_related("organization").get(pk=api_key.pk)
         cutover = cutover_for(api_key)
         if cutover is None:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
-from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from credentials.api_keys.kind_policy import api_key_policy_summary
+from credentials.cli import service_refusals
 from credentials.governance.models import NewApiKeys
 from credentials.governance.org_policy import policy_for, policy_update
 from portal.models import Organization
@@ -44,14 +44,12 @@ class Command(BaseCommand):
                 values[f"new_{environment}_api_keys"] = options[environment]
             if options[f"{environment}_max_days"] is not None:
                 values[f"new_{environment}_api_keys_max_days"] = options[f"{environment}_max_days"]
-        try:
+        with service_refusals():
             policy = (
                 policy_update(organization=organization, actor=None, **values)
                 if values
                 else policy_for(organization)
             )
-        except ValidationError as exc:
-            raise CommandError(" ".join(exc.messages)) from None
         result = api_key_policy_summary(policy)
         if options["json"]:
             self.stdout.write(json.dumps(result))

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 
-from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from credentials.cli import read_text_file, user_by_email
+from credentials.cli import read_text_file, service_refusals, user_by_email
 from tokens.federation.services import federated_identity_create
 from tokens.models import FederatedIdentity, M2MApplication
 
@@ -55,7 +54,7 @@ class Command(BaseCommand):
             raise CommandError(f"No application with client id {options['client_id']!r}.")
         owner = user_by_email(options["owner"]) if options["owner"] else None
         jwks = read_text_file(options["jwks_file"]) if options["jwks_file"] else None
-        try:
+        with service_refusals():
             identity, _request = federated_identity_create(
                 application=application,
                 actor=None,
@@ -69,8 +68,6 @@ class Command(BaseCommand):
                 name=options["name"],
                 owner=owner,
             )
-        except ValidationError as exc:
-            raise CommandError(" ".join(exc.messages)) from None
         result = {
             "id": identity.public_id,
             "client_id": application.client_id,

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import json
 
-from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
 from credentials.cli import (
     add_identity_arguments,
@@ -13,6 +12,7 @@ from credentials.cli import (
     organization_and_owner,
     read_text_file,
     runtime_policy,
+    service_refusals,
 )
 from tokens.clients.services import m2m_app_create
 
@@ -44,7 +44,7 @@ class Command(BaseCommand):
         organization, owner = organization_and_owner(options)
         allowed_ips, rate_limit = runtime_policy(options)
         public_key = read_text_file(options["public_key_file"]) if options["public_key_file"] else ""
-        try:
+        with service_refusals():
             application, secret = m2m_app_create(
                 organization=organization,
                 name=options["name"],
@@ -58,8 +58,6 @@ class Command(BaseCommand):
                 allowed_ips=allowed_ips,
                 rate_limit=rate_limit,
             )
-        except ValidationError as exc:
-            raise CommandError(" ".join(exc.messages)) from None
         result = {
             "id": application.pk,
             "client_id": application.client_id,

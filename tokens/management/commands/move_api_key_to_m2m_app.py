@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
-from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from credentials.api_keys.selectors import api_key_by_ref
+from credentials.cli import service_refusals
 from tokens.clients.moves import api_key_move_to_m2m_app
 
 
@@ -33,12 +33,10 @@ class Command(BaseCommand):
         api_key = api_key_by_ref(options["key_id"])
         if api_key is None:
             raise CommandError(f"No API key with id {options['key_id']!r}.")
-        try:
+        with service_refusals():
             move = api_key_move_to_m2m_app(
                 api_key=api_key, actor=None, name=options["name"], justification=options["justification"]
             )
-        except ValidationError as exc:
-            raise CommandError(" ".join(exc.messages)) from None
         application = move.application
         result = {
             "id": application.pk,

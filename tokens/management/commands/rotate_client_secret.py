@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from credentials.cli import service_refusals
 from tokens.clients.services import client_secret_rotate
 from tokens.models import M2MApplication
 
@@ -29,12 +29,10 @@ class Command(BaseCommand):
         application = M2MApplication.objects.filter(client_id=options["client_id"]).first()
         if application is None:
             raise CommandError(f"No application with client_id {options['client_id']!r}.")
-        try:
+        with service_refusals():
             secret, plaintext = client_secret_rotate(
                 application=application, actor=None, overlap=timedelta(hours=options["overlap_hours"])
             )
-        except ValidationError as exc:
-            raise CommandError(" ".join(exc.messages)) from None
         if options["json"]:
             self.stdout.write(
                 json.dumps(
