@@ -9,7 +9,6 @@ from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, serializers
-from rest_framework.authentication import SessionAuthentication
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -17,8 +16,7 @@ from rest_framework.views import APIView
 from credentials.governance.registry import all_kinds
 from credentials.models import UsageBucket
 from credentials.usage import OUTCOMES, RETENTION
-from portal.api.whoami import machine_authentication_classes
-from portal.permissions import AuthorizedView, OrganizationAccess
+from portal.api.access import OrganizationApiView
 
 MAX_CREDENTIALS = 100
 DEFAULT_RANGE = timedelta(hours=24)
@@ -58,7 +56,7 @@ def _zero() -> dict[str, int]:
     return dict.fromkeys(OUTCOMES, 0)
 
 
-class UsageView(AuthorizedView, APIView):
+class UsageView(OrganizationApiView, APIView):
     """Report how credentials of the organisation were used (session, API key or access token).
 
     `credential` names an API key by its key id or an M2M application by its client id; it may
@@ -66,10 +64,7 @@ class UsageView(AuthorizedView, APIView):
     error, never data. Three queries whatever the number of credentials.
     """
 
-    authentication_classes = [*machine_authentication_classes(), SessionAuthentication]
-    permission_classes = [OrganizationAccess]
     authz_actions = {"get": "usage.read"}
-    organization = None
 
     @extend_schema(
         summary="Usage of credentials, per outcome, in minute, hour or day buckets",

@@ -6,7 +6,6 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, serializers
-from rest_framework.authentication import SessionAuthentication
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -14,8 +13,7 @@ from rest_framework.views import APIView
 from credentials.api_keys import kind_policy
 from credentials.governance.models import NewApiKeys
 from credentials.governance.org_policy import policy_for, policy_update
-from portal.api.whoami import machine_authentication_classes
-from portal.permissions import AuthorizedView, OrganizationAccess
+from portal.api.access import OrganizationApiView
 
 
 class ApiKeyPolicySerializer(serializers.Serializer):
@@ -36,17 +34,14 @@ def _policy_body(organization) -> dict:
     return body
 
 
-class ApiKeyPolicyView(AuthorizedView, APIView):
+class ApiKeyPolicyView(OrganizationApiView, APIView):
     """The policy on kinds: whether new live and test API keys are allowed (docs/choosing.md).
 
     Read with the inventory's authority (`inventory:read` for a credential); changed by an
     organisation owner or admin in person, after a recent sign-in (`policy.change`).
     """
 
-    authentication_classes = [*machine_authentication_classes(), SessionAuthentication]
-    permission_classes = [OrganizationAccess]
     authz_actions = {"get": "inventory.read", "patch": "policy.change"}
-    organization = None
 
     @extend_schema(summary="The organisation's rules for new API keys", responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, org_slug: str) -> Response:

@@ -7,7 +7,6 @@ from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions
-from rest_framework.authentication import SessionAuthentication
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -15,20 +14,16 @@ from rest_framework.views import APIView
 from credentials.governance.selectors import FLAGS, STATUSES, inventory_list, inventory_rows
 from credentials.governance.views import inventory_filters
 from credentials.selectors import organization_members
-from portal.api.whoami import machine_authentication_classes
-from portal.permissions import AuthorizedView, OrganizationAccess
+from portal.api.access import OrganizationApiView
 
 INVENTORY_SCOPE = "inventory:read"
 MAX_PAGE_SIZE = 200
 
 
-class InventoryView(AuthorizedView, APIView):
+class InventoryView(OrganizationApiView, APIView):
     """List both credential kinds of an organisation with their flags (session, API key or access token)."""
 
-    authentication_classes = [*machine_authentication_classes(), SessionAuthentication]
-    permission_classes = [OrganizationAccess]
     authz_actions = {"get": "inventory.read"}
-    organization = None
 
     @extend_schema(
         summary="The organisation's credential inventory (API keys and M2M applications)",

@@ -30,7 +30,6 @@ from drf_spectacular.utils import (
     inline_serializer,
 )
 from rest_framework import exceptions, serializers
-from rest_framework.authentication import SessionAuthentication
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.viewsets import GenericViewSet
@@ -40,10 +39,9 @@ from credentials.governance.approvals import people_behind
 from credentials.governance.models import CredentialRequest, RequestState, RequestType
 from credentials.governance.registry import all_kinds, get_kind
 from credentials.governance.selectors import request_credential_refs, requests_for
+from portal.api.access import OrganizationApiView
 from portal.api.errors import api_error
-from portal.api.whoami import machine_authentication_classes
 from portal.models import User
-from portal.permissions import AuthorizedView, OrganizationAccess
 from portal.principal import Principal
 
 DECIDE_SCOPE = "requests:decide"
@@ -134,11 +132,9 @@ _DECISION_RESPONSES = {
 }
 
 
-class CredentialRequestViewSet(AuthorizedView, GenericViewSet):
+class CredentialRequestViewSet(OrganizationApiView, GenericViewSet):
     """The organisation's credential requests (new credentials and scope increases) and their decisions."""
 
-    authentication_classes = [*machine_authentication_classes(), SessionAuthentication]
-    permission_classes = [OrganizationAccess]
     authz_actions = {
         "list": "requests.read",
         "retrieve": "requests.read",
@@ -150,7 +146,6 @@ class CredentialRequestViewSet(AuthorizedView, GenericViewSet):
     lookup_url_kwarg = "request_id"
     lookup_value_regex = "[0-9]+"
     queryset = CredentialRequest.objects.none()
-    organization = None
     membership = None
 
     def get_queryset(self) -> QuerySet[CredentialRequest]:
