@@ -15,7 +15,7 @@ from django.views.decorators.http import require_POST
 
 from portal.forms import AcceptInvitationSignupForm, AuditFilterForm, InvitationForm, RoleForm
 from portal.home import home_panels_context
-from portal.models import User
+from portal.models import Membership, User
 from portal.outcomes import flash_outcome, refusal_text
 from portal.selectors import (
     audit_events_for,
@@ -26,6 +26,15 @@ from portal.selectors import (
 )
 from portal.services import organizations as org_services
 from portal.tenancy import authorized, check
+
+
+def _members_page(request: HttpRequest) -> HttpResponse:
+    return redirect("org-members", org_slug=request.organization.slug)
+
+
+def _member_or_404(request: HttpRequest, member_id: int) -> Membership:
+    """Return a membership of the current organisation (another organisation's is 404)."""
+    return get_object_or_404(members_for(request.organization), pk=member_id)
 
 
 @login_required
@@ -97,7 +106,7 @@ def invitation_create(request: HttpRequest) -> HttpResponse:
                 f"Invitation sent to {invitation.email}. "
                 f"The link expires {invitation.expires_at:%d %b %Y %H:%M} UTC.",
             )
-            return redirect("org-members", org_slug=request.organization.slug)
+            return _members_page(request)
     context = {
         "memberships": members_for(request.organization),
         "invitations": invitations_for(request.organization)[:50],
@@ -117,14 +126,14 @@ def invitation_revoke(request: HttpRequest, invitation_id: int) -> HttpResponse:
         lambda: org_services.invitation_revoke(invitation=invitation, actor=request.user),
         f"The invitation for {invitation.email} was revoked.",
     )
-    return redirect("org-members", org_slug=request.organization.slug)
+    return _members_page(request)
 
 
 @require_POST
 @authorized("members.role")
 def member_role(request: HttpRequest, member_id: int) -> HttpResponse:
     """Change a member's role."""
-    membership = get_object_or_404(members_for(request.organization), pk=member_id)
+    membership = _member_or_404(request, member_id)
     form = RoleForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Choose a valid role.")
@@ -137,14 +146,14 @@ def member_role(request: HttpRequest, member_id: int) -> HttpResponse:
             ),
             f"{membership.user.email} is now {role}.",
         )
-    return redirect("org-members", org_slug=request.organization.slug)
+    return _members_page(request)
 
 
 @require_POST
 @authorized("members.remove")
 def member_remove(request: HttpRequest, member_id: int) -> HttpResponse:
     """Remove a member (owners/admins), or leave the organisation (anyone, for themselves)."""
-    membership = get_object_or_404(members_for(request.organization), pk=member_id)
+    membership = _member_or_404(request, member_id)
     leaving = membership.user_id == request.user.pk
     check(request, own=leaving)
     name = request.organization.name
@@ -157,7 +166,7 @@ def member_remove(request: HttpRequest, member_id: int) -> HttpResponse:
     )
     if removed and leaving:
         return redirect("dashboard")
-    return redirect("org-members", org_slug=request.organization.slug)
+    return _members_page(request)
 
 
 @authorized("audit.read")
