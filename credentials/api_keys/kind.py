@@ -11,8 +11,9 @@ from collections.abc import Iterable
 from django.urls import reverse
 from django.utils import timezone
 
-from credentials.api_keys import keys, kind_policy
+from credentials.api_keys import keys
 from credentials.api_keys.kind_policy import (
+    POLICY_FIELDS,
     api_keys_against_policy,
     check_new_api_key,
     check_new_api_key_request,
@@ -41,7 +42,7 @@ POLICY = KindPolicy(
     approve_new="approve_new_api_keys",
     review_interval_days="api_key_review_interval_days",
     max_lifetime_days="api_key_max_lifetime_days",
-    new_credential_rules=kind_policy.POLICY_FIELDS,
+    new_credential_rules=POLICY_FIELDS,
 )
 
 #: Audit verb (`credentials.api_key.<verb>`) -> webhook event; other verbs send nothing.

@@ -57,6 +57,20 @@ def _check_name(name: str) -> str:
     return name
 
 
+def _check_new(
+    organization: Organization, name: str, owner: User, scopes: Iterable[str | Scope], environment: str | None
+) -> tuple[str, list[str], str]:
+    """Check what a new key (created or requested) is given; return its name, scope names and environment."""
+    name = _check_name(name)
+    ownership.check_owner_is_member(organization, owner)
+    scope_names = check_scopes(scopes)
+    ownership.check_owner_may_hold(organization, owner, scope_names)
+    environment = environment or settings.PORTAL_API_KEY_ENVIRONMENT
+    if environment not in Environment.values:
+        raise ValidationError({"environment": "Choose live or test."}, code="environment")
+    return name, scope_names, environment
+
+
 # --- writes ---------------------------------------------------------------------------------
 
 
@@ -86,15 +100,9 @@ def api_key_create(
     via: str = "",
 ) -> tuple[ApiKey, str]:
     """Create a key and return it with its plaintext, which is never stored and never shown again."""
-    name = _check_name(name)
+    name, scope_names, environment = _check_new(organization, name, owner, scopes, environment)
     allowed_ips = policy.clean_allowed_ips(list(allowed_ips))
     rate_limit = policy.clean_rate_limit(rate_limit)
-    ownership.check_owner_is_member(organization, owner)
-    scope_names = check_scopes(scopes)
-    ownership.check_owner_may_hold(organization, owner, scope_names)
-    environment = environment or settings.PORTAL_API_KEY_ENVIRONMENT
-    if environment not in Environment.values:
-        raise ValidationError({"environment": "Choose live or test."}, code="environment")
     if expires_at is not None and expires_at <= timezone.now():
         raise ValidationError({"expires_at": "The expiry must be in the future."}, code="expires_at")
     # The policy on kinds (locks the policy row, so a concurrent policy change sees this key).
@@ -152,13 +160,7 @@ def api_key_request(
 
     After approval its owner generates the secret once (`credential_secret_issue`).
     """
-    name = _check_name(name)
-    ownership.check_owner_is_member(organization, owner)
-    scope_names = check_scopes(scopes)
-    ownership.check_owner_may_hold(organization, owner, scope_names)
-    environment = environment or settings.PORTAL_API_KEY_ENVIRONMENT
-    if environment not in Environment.values:
-        raise ValidationError({"environment": "Choose live or test."}, code="environment")
+    name, scope_names, environment = _check_new(organization, name, owner, scopes, environment)
     check_new_api_key_request(organization, environment, lifetime_days)
     if lifetime_days is not None:
         org_policy.check_lifetime(organization, "api_key", lifetimes.expiry_in_days(lifetime_days))

@@ -191,7 +191,7 @@ def _cached_snapshot(key_id: str) -> dict[str, Any] | None:
     """Return the verification snapshot of a key id from the cache, else from one indexed query."""
     snapshot = None
     try:
-        snapshot = hotcache.get(_cache_key(key_id))
+        snapshot = hotcache.get(_cache_key(key_id), shared=True)  # read-only from here on
     except Exception:
         logger.warning("API key cache unavailable; verifying against the database", exc_info=True)
     if snapshot is not None:

@@ -1,12 +1,7 @@
-"""Owners of credentials: who may own and manage them, orphaning when a member leaves, reassignment.
-
-Each service takes keyword-only arguments, runs in one transaction, locks the rows it
-changes (select_for_update) and writes exactly one audit event with the actor.
-"""
+"""Owners of credentials: who may own and manage them, orphaning when a member leaves, reassignment."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable
 from typing import Any
 
@@ -15,19 +10,11 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from credentials.governance.common import LIVE_STATUSES, audit_change, locked_credential, save_fields
-from credentials.governance.models import (
-    CredentialStatus,
-    SuspensionReason,
-)
-from credentials.governance.registry import (
-    all_kinds,
-    kind_of,
-)
+from credentials.governance.models import CredentialStatus, SuspensionReason
+from credentials.governance.registry import all_kinds, kind_of
 from portal import authz
 from portal.models import MANAGER_ROLES, Membership, Organization, User
 from portal.selectors import role_of
-
-logger = logging.getLogger(__name__)
 
 
 def is_manager(user: User | None, organization: Organization) -> bool:
