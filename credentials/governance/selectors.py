@@ -107,13 +107,12 @@ def _status_q(status: str, now: datetime) -> Q:
 
 def attention_q(kind: GovernedKind, attention: str, now: datetime, spiking: dict[str, set[str]]) -> Q:
     """Return the condition of one "needs attention" item on a kind's annotated inventory queryset."""
-    if attention in FLAGS:
-        return flag_q(attention, now)
+    # "pending" here is a request waiting (a new credential or more scopes), wider than the flag.
     if attention == "pending":
         return inventory_usage.pending_q(kind)
     if attention == "denials":
         return inventory_usage.denials_q(kind, spiking)
-    raise ValueError(attention)
+    return flag_q(attention, now)
 
 
 def _spiking(organization: Organization | None, filters: InventoryFilters, now: datetime) -> dict:

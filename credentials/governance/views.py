@@ -67,6 +67,7 @@ CSV_COLUMNS = [
     "last_used",
     "review_due",
     "flags",
+    "requests_30d",
 ]
 
 
