@@ -83,7 +83,7 @@ def _sparkline(label: str, values: list[int], days: list[datetime]) -> dict:
     )
     total = sum(values)
     busiest = max(range(len(values)), key=lambda i: values[i])
-    text = f"{label}: {total} request{'s' if total != 1 else ''} in the last {len(values)} days"
+    text = f"{label} usage: {total} request{'s' if total != 1 else ''} in the last {len(values)} days"
     if total:
         text += f", busiest day {days[busiest]:%d %b} with {values[busiest]}"
     return {"label": label, "total": total, "points": points, "text": text}

@@ -4,7 +4,7 @@ equals the rows its link shows, for both kinds, in a bounded number of queries."
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 from django.db import connection
@@ -12,123 +12,25 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from credentials.api_keys.models import ApiKey
-from credentials.api_keys.services import api_key_create, api_key_request
-from credentials.governance.approvals import credential_request_create
+from credentials.api_keys.services import api_key_create
 from credentials.governance.attention import attention_counts
 from credentials.governance.inventory_usage import spiking_refs
-from credentials.governance.models import RequestType
-from credentials.governance.ownership import credentials_orphan
-from credentials.models import UsageBucket
 from credentials.webhooks.models import WebhookDelivery, WebhookEndpoint
-from tests.factories import MembershipFactory
+from tests.credentials.governance.attention_world import (
+    EXPECTED,
+    add_buckets,
+    build_world,
+    day_start,
+    hour_start,
+)
 from tokens.clients.services import m2m_app_create
-from tokens.models import M2MApplication
 
 pytestmark = pytest.mark.django_db
 
 
-def _buckets(organization, kind: str, ref: str, granularity: str, start: datetime, **outcomes: int) -> None:
-    for outcome, count in outcomes.items():
-        UsageBucket.objects.create(
-            organization=organization,
-            kind=kind,
-            credential_id=ref,
-            granularity=granularity,
-            start=start,
-            outcome=outcome,
-            count=count,
-        )
-
-
-def _hour(now: datetime, hours_ago: int) -> datetime:
-    return now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=hours_ago)
-
-
-def _day(now: datetime, days_ago: int) -> datetime:
-    return now.replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=days_ago)
-
-
 @pytest.fixture
 def world(organization, other_organization, owner, member, admin_user, scopes):
-    """One credential per attention item (of either kind), plus quiet ones and usage."""
-    now = timezone.now()
-
-    def key(name, **kw):
-        return api_key_create(
-            organization=organization, name=name, owner=member, scopes=["orders:read"], actor=member, **kw
-        )[0]
-
-    def app(name, who=member):
-        return m2m_app_create(
-            organization=organization, name=name, owner=who, scopes=["billing:read"], actor=who
-        )[0]
-
-    busy = key("busy key")
-    ApiKey.objects.filter(pk=busy.pk).update(last_used_at=now - timedelta(hours=1))
-    quiet = app("quiet app")
-    old_key = key("old key")
-    ApiKey.objects.filter(pk=old_key.pk).update(
-        created_at=now - timedelta(days=90), last_used_at=now - timedelta(days=45)
-    )
-    never = app("never used app")
-    M2MApplication.objects.filter(pk=never.pk).update(created=now - timedelta(days=40))
-    key("expiring key", expires_at=now + timedelta(days=3))
-    app("orphan app", who=admin_user)
-    credentials_orphan(organization=organization, user=admin_user, actor=owner)
-    overdue = key("overdue key")
-    ApiKey.objects.filter(pk=overdue.pk).update(review_due_at=now - timedelta(days=2))
-    api_key_request(
-        organization=organization,
-        name="pending key",
-        owner=member,
-        scopes=["orders:read"],
-        requester=member,
-        justification="reports",
-    )
-    widening = app("widening app")
-    credential_request_create(
-        credential=widening,
-        requester=member,
-        request_type=RequestType.SCOPE_INCREASE,
-        requested_scopes=["billing:read", "orders:read"],
-        justification="more",
-    )
-    spiking = app("spiking app")
-
-    # Usage: the busy key 120 + 30 requests in the last 30 days (and some older ones, not counted).
-    _buckets(organization, "api_key", busy.key_id, "day", _day(now, 0), valid=100, invalid_secret=20)
-    _buckets(organization, "api_key", busy.key_id, "day", _day(now, 10), valid=30)
-    _buckets(organization, "api_key", busy.key_id, "day", _day(now, 31), valid=999)
-    _buckets(organization, "m2m_app", quiet.client_id, "day", _day(now, 2), valid=7)
-    # Denials spiking: 40 in the last 24 h against 14 over the 7 days before (2 a day).
-    _buckets(
-        organization, "m2m_app", spiking.client_id, "hour", _hour(now, 1), invalid_secret=25, ip_denied=15
-    )
-    _buckets(organization, "m2m_app", spiking.client_id, "hour", _hour(now, 48), invalid_secret=14)
-    # Not spiking: many denials, but as many as usual (30 today, 210 over the week before).
-    _buckets(organization, "api_key", busy.key_id, "hour", _hour(now, 2), invalid_secret=30)
-    _buckets(organization, "api_key", busy.key_id, "hour", _hour(now, 30), invalid_secret=210)
-    # Not spiking: a jump, but under the minimum of 10.
-    _buckets(organization, "m2m_app", quiet.client_id, "hour", _hour(now, 1), ip_denied=9)
-    # Another organisation's credential and usage never count here.
-    stranger = MembershipFactory(organization=other_organization).user
-    theirs, _ = api_key_create(
-        organization=other_organization, name="theirs", owner=stranger, scopes=[], actor=stranger
-    )
-    ApiKey.objects.filter(pk=theirs.pk).update(created_at=now - timedelta(days=90))
-    _buckets(other_organization, "api_key", theirs.key_id, "hour", _hour(now, 1), ip_denied=99)
-    return {"now": now}
-
-
-EXPECTED = {
-    "unused": {"old key", "never used app"},
-    "expiring": {"expiring key"},
-    "orphaned": {"orphan app"},
-    "review_overdue": {"overdue key"},
-    "pending": {"pending key", "widening app"},
-    "denials": {"spiking app"},
-}
+    return build_world(organization, other_organization, owner, member, admin_user)
 
 
 def _inventory_names(client, url: str) -> set[str]:
@@ -231,8 +133,8 @@ def test_query_counts_do_not_grow_with_credentials(
             app, _ = m2m_app_create(
                 organization=organization, name=f"a{i}", owner=member, scopes=["billing:read"], actor=member
             )
-            _buckets(organization, "api_key", key.key_id, "day", _day(now, 1), valid=i + 1)
-            _buckets(organization, "m2m_app", app.client_id, "hour", _hour(now, 1), ip_denied=50)
+            add_buckets(organization, "api_key", key.key_id, "day", day_start(now, 1), valid=i + 1)
+            add_buckets(organization, "m2m_app", app.client_id, "hour", hour_start(now, 1), ip_denied=50)
 
     add(2)
     home = reverse("org-home", kwargs={"org_slug": organization.slug})
@@ -256,11 +158,13 @@ def test_query_counts_do_not_grow_with_credentials(
 
 def test_spike_definition_edges(organization, owner, member, scopes):
     now = datetime(2026, 12, 6, 12, 30, tzinfo=UTC)
-    _buckets(organization, "api_key", "exactly3x", "hour", _hour(now, 0), ip_denied=30)
-    _buckets(organization, "api_key", "exactly3x", "hour", _hour(now, 24), ip_denied=70)  # 10 a day: 30 = 3×
-    _buckets(organization, "api_key", "above3x", "hour", _hour(now, 23), ip_denied=31)
-    _buckets(organization, "api_key", "above3x", "hour", _hour(now, 100), ip_denied=70)
-    _buckets(organization, "api_key", "new", "hour", _hour(now, 3), rate_limited=10)
-    _buckets(organization, "api_key", "valid only", "hour", _hour(now, 3), valid=500)
-    _buckets(organization, "api_key", "too old", "hour", _hour(now, 24 * 9), ip_denied=500)
+    add_buckets(organization, "api_key", "exactly3x", "hour", hour_start(now, 0), ip_denied=30)
+    add_buckets(
+        organization, "api_key", "exactly3x", "hour", hour_start(now, 24), ip_denied=70
+    )  # 10 a day: 30 = 3×
+    add_buckets(organization, "api_key", "above3x", "hour", hour_start(now, 23), ip_denied=31)
+    add_buckets(organization, "api_key", "above3x", "hour", hour_start(now, 100), ip_denied=70)
+    add_buckets(organization, "api_key", "new", "hour", hour_start(now, 3), rate_limited=10)
+    add_buckets(organization, "api_key", "valid only", "hour", hour_start(now, 3), valid=500)
+    add_buckets(organization, "api_key", "too old", "hour", hour_start(now, 24 * 9), ip_denied=500)
     assert spiking_refs(organization, now) == {"api_key": {"above3x", "new"}}
