@@ -1,8 +1,4 @@
-"""Requests and approvals: a new credential or more scopes, decided by another manager (four eyes).
-
-Each service takes keyword-only arguments, runs in one transaction, locks the rows it
-changes (select_for_update) and writes exactly one audit event with the actor.
-"""
+"""Requests and approvals: a new credential or more scopes, decided by another manager (four eyes)."""
 
 from __future__ import annotations
 

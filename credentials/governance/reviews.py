@@ -1,8 +1,4 @@
-"""Periodic reviews and suspension: recertify, suspend, restore, and the sweep of overdue and orphaned ones.
-
-Each service takes keyword-only arguments, runs in one transaction, locks the rows it
-changes (select_for_update) and writes exactly one audit event with the actor.
-"""
+"""Periodic reviews and suspension: recertify, suspend, restore; sweep the overdue and orphaned ones."""
 
 from __future__ import annotations
 
