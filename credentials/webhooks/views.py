@@ -7,6 +7,8 @@ changing or deleting one changes who is told about leaks and revocations: all ne
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
@@ -31,7 +33,7 @@ from credentials.webhooks.selectors import (
 from credentials.webhooks.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER
 from portal.outcomes import flash_outcome
 from portal.reveal import secret_reveal
-from portal.submissions import submission_of
+from portal.submissions import OnceForm, submission_of
 from portal.tenancy import authorized, found_or_404
 
 PAGE_SIZE = 25
@@ -70,6 +72,33 @@ def _reveal(request: HttpRequest, endpoint: WebhookEndpoint, secret: str, *, rot
     )
 
 
+def _secret_once(
+    request: HttpRequest,
+    form: OnceForm,
+    make: Callable[[], tuple[WebhookEndpoint, str]],
+    *,
+    rotated: bool,
+    endpoint_id: int | None = None,
+) -> HttpResponse | None:
+    """Create or rotate a secret once per form sent, and show it; None when the service refused.
+
+    A resend of the same form shows no second secret: it goes to the endpoint made the first
+    time (`endpoint_id` when the page is already about one). A refusal goes on the form.
+    """
+    submission = submission_of(request, form)
+    used = submission.begin()
+    if used is not None:
+        return _already_shown(request, used if endpoint_id is None else endpoint_id)
+    try:
+        endpoint, secret = make()
+    except ValidationError as exc:
+        submission.failed()
+        add_service_errors(form, exc)
+        return None
+    submission.done(endpoint.pk)
+    return _reveal(request, endpoint, secret, rotated=rotated)
+
+
 @authorized("webhooks.manage")
 def webhook_list(request: HttpRequest) -> HttpResponse:
     """List the organisation's webhook endpoints."""
@@ -85,24 +114,20 @@ def webhook_create(request: HttpRequest) -> HttpResponse:
     form = WebhookEndpointCreateForm(request.POST if request.method == "POST" else None)
     if request.method == "POST":
         if form.is_valid():
-            submission = submission_of(request, form)
-            used = submission.begin()
-            if used is not None:
-                return _already_shown(request, used)
-            try:
-                endpoint, secret = services.webhook_endpoint_create(
+            shown = _secret_once(
+                request,
+                form,
+                lambda: services.webhook_endpoint_create(
                     organization=request.organization,
                     url=form.cleaned_data["url"],
                     description=form.cleaned_data["description"],
                     event_types=form.cleaned_data["event_types"],
                     actor=request.user,
-                )
-            except ValidationError as exc:
-                submission.failed()
-                add_service_errors(form, exc)
-            else:
-                submission.done(endpoint.pk)
-                return _reveal(request, endpoint, secret, rotated=False)
+                ),
+                rotated=False,
+            )
+            if shown is not None:
+                return shown
         return render(request, "credentials/webhooks/create.html", {"form": form}, status=400)
     return render(request, "credentials/webhooks/create.html", {"form": form})
 
@@ -169,19 +194,17 @@ def webhook_rotate(request: HttpRequest, endpoint_id: int) -> HttpResponse:
     form = WebhookSecretRotateForm(request.POST if request.method == "POST" else None)
     if request.method == "POST":
         if form.is_valid():
-            submission = submission_of(request, form)
-            if submission.begin() is not None:
-                return _already_shown(request, endpoint.pk)
-            try:
-                endpoint, secret = services.webhook_endpoint_rotate_secret(
+            shown = _secret_once(
+                request,
+                form,
+                lambda: services.webhook_endpoint_rotate_secret(
                     endpoint=endpoint, actor=request.user, overlap_hours=form.cleaned_data["overlap_hours"]
-                )
-            except ValidationError as exc:
-                submission.failed()
-                add_service_errors(form, exc)
-            else:
-                submission.done(endpoint.pk)
-                return _reveal(request, endpoint, secret, rotated=True)
+                ),
+                rotated=True,
+                endpoint_id=endpoint.pk,
+            )
+            if shown is not None:
+                return shown
         return render(
             request, "credentials/webhooks/rotate.html", {"endpoint": endpoint, "form": form}, status=400
         )
