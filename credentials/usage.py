@@ -29,6 +29,7 @@ from django.db import transaction
 from django.db.models import Sum
 from django.db.models.functions import TruncDay, TruncHour
 
+from credentials.models import UsageBucket
 from portal.models import Organization
 
 logger = logging.getLogger(__name__)
@@ -168,8 +169,6 @@ def rollup(*, now: datetime | None = None, lookback_minutes: int = 120) -> int:
 
     Return the number of minute buckets written. Idempotent: the values are totals.
     """
-    from credentials.models import UsageBucket  # the model imports nothing from here
-
     flush()
     now = now or datetime.now(UTC)
     last = _minute(now.timestamp())
@@ -259,8 +258,6 @@ def usage_summary(
 
     Rows are newest first; the chart has a bar per period, oldest first.
     """
-    from credentials.models import UsageBucket  # the model imports nothing from here
-
     granularity = "minute" if granularity == "minute" else "hour"
     step = timedelta(minutes=1) if granularity == "minute" else timedelta(hours=1)
     now = datetime.now(UTC).replace(second=0, microsecond=0)
