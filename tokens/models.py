@@ -21,6 +21,36 @@ MAX_TOKEN_LIFETIME = 86400
 DEFAULT_TOKEN_LIFETIME = 900
 
 
+def _organization_field(related_name: str) -> models.ForeignKey:
+    """Return the organisation a governed credential belongs to (deleted with it)."""
+    return models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name=related_name, verbose_name=_("organisation")
+    )
+
+
+def _owner_field(related_name: str, help_text: str) -> models.ForeignKey:
+    """Return the accountable member of a governed credential (a user who owns one cannot be deleted)."""
+    return models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name=related_name,
+        verbose_name=_("owner"),
+        help_text=help_text,
+    )
+
+
+def _created_by_field() -> models.ForeignKey:
+    """Return who created a row (kept as null when that user is deleted)."""
+    return models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("created by"),
+    )
+
+
 def generate_client_id() -> str:
     """Return a random, non-secret client id such as `m2m_4kQ…` (24 base62 characters)."""
     return CLIENT_ID_PREFIX + random_base62(24)
@@ -67,27 +97,9 @@ class M2MApplication(GovernedCredential, AbstractApplication):
         verbose_name=_("authorization grant type"),
     )
 
-    organization = models.ForeignKey(
-        Organization,
-        on_delete=models.CASCADE,
-        related_name="m2m_applications",
-        verbose_name=_("organisation"),
-    )
-    owner = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.PROTECT,
-        related_name="owned_m2m_applications",
-        verbose_name=_("owner"),
-        help_text=_("The member accountable for this application."),
-    )
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="+",
-        verbose_name=_("created by"),
-    )
+    organization = _organization_field("m2m_applications")
+    owner = _owner_field("owned_m2m_applications", _("The member accountable for this application."))
+    created_by = _created_by_field()
     description = models.CharField(_("description"), max_length=255, blank=True)
     allowed_scopes = models.ManyToManyField(
         "credentials.Scope", blank=True, related_name="m2m_applications", verbose_name=_("allowed scopes")
@@ -194,6 +206,12 @@ class M2MApplication(GovernedCredential, AbstractApplication):
         return self.token_endpoint_auth_method == self.AuthMethod.PRIVATE_KEY_JWT
 
     @property
+    def exchange_token_lifetime(self) -> int:
+        """Return the lifetime of tokens this gateway gets by exchange (RFC 8693): the shorter of its
+        own and PORTAL_EXCHANGE_TOKEN_LIFETIME_SECONDS (`tokens.protocol.exchange`)."""
+        return max(1, min(self.token_lifetime, settings.PORTAL_EXCHANGE_TOKEN_LIFETIME_SECONDS))
+
+    @property
     def audiences(self) -> list[str]:
         """Return the audiences a token may carry: the portal's default one, then the allowed ones."""
         return [settings.PORTAL_DEFAULT_AUDIENCE, *(a for a in self.allowed_audiences if a)]
@@ -277,14 +295,7 @@ class ClientCredential(ExpiringModel, TimestampedModel):
     `revoked_at` stops it (and every token minted with it) at once.
     """
 
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="+",
-        verbose_name=_("created by"),
-    )
+    created_by = _created_by_field()
     last_used_at = models.DateTimeField(_("last used"), null=True, blank=True)
     revoked_at = models.DateTimeField(_("revoked"), null=True, blank=True)
 
@@ -424,33 +435,15 @@ class FederatedIdentity(GovernedCredential, TimestampedModel):
         editable=False,
         help_text=_("Non-secret identifier carried by tokens in the `fed` claim."),
     )
-    organization = models.ForeignKey(
-        Organization,
-        on_delete=models.CASCADE,
-        related_name="federated_identities",
-        verbose_name=_("organisation"),
-    )
+    organization = _organization_field("federated_identities")
     application = models.ForeignKey(
         M2MApplication,
         on_delete=models.CASCADE,
         related_name="federated_identities",
         verbose_name=_("application"),
     )
-    owner = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.PROTECT,
-        related_name="owned_federated_identities",
-        verbose_name=_("owner"),
-        help_text=_("The member accountable for this trust."),
-    )
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="+",
-        verbose_name=_("created by"),
-    )
+    owner = _owner_field("owned_federated_identities", _("The member accountable for this trust."))
+    created_by = _created_by_field()
     name = models.CharField(_("name"), max_length=255)
     preset = models.CharField(_("preset"), max_length=16, choices=Preset.choices, default=Preset.CUSTOM)
     issuer = models.CharField(

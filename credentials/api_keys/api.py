@@ -28,20 +28,14 @@ from credentials.api_keys.verification import api_key_record_use, api_key_verify
 from credentials.governance.edits import credential_policy_set
 from credentials.governance.org_policy import approval_required
 from credentials.selectors import member_by_email, owner_filter_id
-from portal.api.errors import ApprovalRequired
-from portal.api.responses import no_store
+from portal.api.errors import ApprovalRequired, api_error
 from portal.api.whoami import MachineCredentialView
 from portal.infra import ratelimit
+from portal.infra.responses import no_store
 from portal.models import User
 from portal.permissions import Authorized, AuthorizedView, OrganizationAccess
 
 _CONFLICT_CODES = {"rotated", "inactive", "revoked"}
-
-
-class Conflict(exceptions.APIException):
-    status_code = status.HTTP_409_CONFLICT
-    default_detail = "The key is not in a state that allows this."
-    default_code = "conflict"
 
 
 #: Refusals by the organisation's policy on kinds (docs/choosing.md): 403 for "not allowed".
@@ -50,23 +44,14 @@ _POLICY_EXPIRY = "api_key_expiry_too_long"
 
 
 def _api_error(exc: DjangoValidationError) -> exceptions.APIException:
-    if hasattr(exc, "error_dict"):
-        codes = {e.code for errors in exc.error_dict.values() for e in errors}
-        if _POLICY_EXPIRY in codes:
-            # A field error that also says why, by code, like every other refusal.
-            return exceptions.ValidationError(
-                {
-                    **exc.message_dict,
-                    "detail": " ".join(exc.message_dict["expires_at"]),
-                    "code": _POLICY_EXPIRY,
-                }
-            )
-        return exceptions.ValidationError(exc.message_dict)
-    if exc.code == _POLICY_FORBIDDEN:
-        return exceptions.PermissionDenied(" ".join(exc.messages), code=_POLICY_FORBIDDEN)
-    if exc.code in _CONFLICT_CODES:
-        return Conflict(" ".join(exc.messages), code=exc.code)
-    return exceptions.ValidationError({"non_field_errors": exc.messages})
+    if hasattr(exc, "error_dict") and any(
+        e.code == _POLICY_EXPIRY for errors in exc.error_dict.values() for e in errors
+    ):
+        # A field error that also says why, by code, like every other refusal.
+        return exceptions.ValidationError(
+            {**exc.message_dict, "detail": " ".join(exc.message_dict["expires_at"]), "code": _POLICY_EXPIRY}
+        )
+    return api_error(exc, conflict=_CONFLICT_CODES, forbidden={_POLICY_FORBIDDEN})
 
 
 _LIST_PARAMETERS = [

@@ -33,6 +33,7 @@ from credentials.governance.registry import credential_path
 from credentials.governance.views import governance_context
 from credentials.lifetimes import expiry_in_days
 from credentials.selectors import organization_members
+from portal.infra.responses import no_store
 from portal.tenancy import authorized, check, may
 
 _SUBMISSIONS = "credentials_api_key_submissions"
@@ -75,9 +76,7 @@ def _reveal(
         {"api_key": api_key, "plaintext": plaintext, "rotated": rotated},
     )
     # The page holds the secret: never let a cache or the back button bring it back.
-    response["Cache-Control"] = "no-store, no-cache, must-revalidate, private"
-    response["Pragma"] = "no-cache"
-    return response
+    return no_store(response)
 
 
 @authorized("api_key.view")

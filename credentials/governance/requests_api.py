@@ -16,6 +16,8 @@ Who may do what is `portal.authz.RULES` (`requests.*`); see docs/security.md.
 
 from __future__ import annotations
 
+from functools import partial
+
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.paginator import EmptyPage, Paginator
 from django.db.models import QuerySet
@@ -27,7 +29,7 @@ from drf_spectacular.utils import (
     extend_schema_field,
     inline_serializer,
 )
-from rest_framework import exceptions, serializers, status
+from rest_framework import exceptions, serializers
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -38,6 +40,7 @@ from credentials.governance.approvals import people_behind
 from credentials.governance.models import CredentialRequest, RequestState, RequestType
 from credentials.governance.registry import all_kinds, get_kind
 from credentials.governance.selectors import request_credential_refs, requests_for
+from portal.api.errors import api_error
 from portal.api.whoami import machine_authentication_classes
 from portal.models import User
 from portal.permissions import AuthorizedView, OrganizationAccess
@@ -60,21 +63,8 @@ _FORBIDDEN_CODES = {
 }
 
 
-class Conflict(exceptions.APIException):
-    status_code = status.HTTP_409_CONFLICT
-    default_detail = "The request is not in a state that allows this."
-    default_code = "conflict"
-
-
-def _api_error(exc: DjangoValidationError) -> exceptions.APIException:
-    """Turn a service refusal into a DRF error whose body carries `detail` and `code`."""
-    code = exc.code or "invalid"
-    body = {"detail": " ".join(exc.messages), "code": code}
-    if code in _CONFLICT_CODES:
-        return Conflict(body)
-    if code in _FORBIDDEN_CODES:
-        return exceptions.PermissionDenied(body)
-    return exceptions.ValidationError(body)
+#: Every refusal here answers `{"detail", "code"}`, a plain 400 included.
+_api_error = partial(api_error, conflict=_CONFLICT_CODES, forbidden=_FORBIDDEN_CODES, detail_body=True)
 
 
 class CredentialRequestSerializer(serializers.Serializer):

@@ -21,6 +21,7 @@ from credentials.leaks import signing
 from credentials.leaks.services import LeakReportsIncomplete, leak_reports_receive, reported_tokens_parse
 from portal.infra import ratelimit
 from portal.infra.net import client_ip
+from portal.infra.responses import no_store
 
 logger = logging.getLogger(__name__)
 
@@ -39,8 +40,7 @@ def _failure_checks(request) -> list[ratelimit.Check]:
 
 def _error(status_code: int, detail: str, code: str) -> Response:
     response = Response({"detail": detail, "code": code}, status=status_code)
-    response["Cache-Control"] = "no-store"
-    return response
+    return no_store(response)
 
 
 class _ReportSerializer(serializers.Serializer):
@@ -154,8 +154,7 @@ class SecretScanningReportView(APIView):
             )
         # No feedback labels: `[]` for every accepted alert, whatever it held (docs/leak-reports.md).
         response = Response([], status=status.HTTP_200_OK)
-        response["Cache-Control"] = "no-store"
-        return response
+        return no_store(response)
 
     @staticmethod
     def _body(django_request) -> bytes | None:

@@ -21,17 +21,12 @@ from credentials.api_keys.authentication import ApiKeyAuthentication
 from credentials.webhooks import serializers, services
 from credentials.webhooks.models import WebhookDelivery, WebhookEndpoint
 from credentials.webhooks.selectors import webhook_deliveries_for, webhook_delivery_get, webhook_endpoints_for
-from portal.api.responses import no_store
+from portal.api.errors import Conflict, api_error
+from portal.infra.responses import no_store
 from portal.models import User
 from portal.permissions import AuthorizedView, OrganizationAccess
 
 MANAGE_SCOPE = "webhooks:manage"
-
-
-def _api_error(exc: DjangoValidationError) -> exceptions.APIException:
-    if hasattr(exc, "error_dict"):
-        return exceptions.ValidationError(exc.message_dict)
-    return exceptions.ValidationError({"non_field_errors": exc.messages})
 
 
 @extend_schema_view(
@@ -89,7 +84,7 @@ class WebhookEndpointViewSet(AuthorizedView, GenericViewSet):
                 organization=self.organization, actor=self._actor(), **data.validated_data
             )
         except DjangoValidationError as exc:
-            raise _api_error(exc) from exc
+            raise api_error(exc) from exc
         body = serializers.WebhookEndpointWithSecretSerializer(endpoint, context={"secret": secret}).data
         return no_store(Response(body, status=status.HTTP_201_CREATED))
 
@@ -107,7 +102,7 @@ class WebhookEndpointViewSet(AuthorizedView, GenericViewSet):
                 endpoint=endpoint, actor=self._actor(), **data.validated_data
             )
         except DjangoValidationError as exc:
-            raise _api_error(exc) from exc
+            raise api_error(exc) from exc
         return Response(self.get_serializer(endpoint).data)
 
     @extend_schema(summary="Delete a webhook endpoint and its deliveries", responses={204: None})
@@ -133,7 +128,7 @@ class WebhookEndpointViewSet(AuthorizedView, GenericViewSet):
                 endpoint=endpoint, actor=self._actor(), overlap_hours=data.validated_data["overlap_hours"]
             )
         except DjangoValidationError as exc:
-            raise _api_error(exc) from exc
+            raise api_error(exc) from exc
         body = serializers.WebhookEndpointWithSecretSerializer(endpoint, context={"secret": secret}).data
         return no_store(Response(body, status=status.HTTP_201_CREATED))
 
@@ -148,7 +143,7 @@ class WebhookEndpointViewSet(AuthorizedView, GenericViewSet):
         try:
             delivery = services.webhook_endpoint_ping(endpoint=endpoint, actor=self._actor())
         except DjangoValidationError as exc:
-            raise _api_error(exc) from exc
+            raise api_error(exc) from exc
         return Response(serializers.WebhookDeliverySerializer(delivery).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(
@@ -183,9 +178,3 @@ class WebhookEndpointViewSet(AuthorizedView, GenericViewSet):
         except DjangoValidationError as exc:
             raise Conflict(" ".join(exc.messages)) from exc
         return Response(serializers.WebhookDeliverySerializer(delivery).data, status=status.HTTP_202_ACCEPTED)
-
-
-class Conflict(exceptions.APIException):
-    status_code = status.HTTP_409_CONFLICT
-    default_detail = "The delivery is not in a state that allows this."
-    default_code = "conflict"

@@ -28,6 +28,7 @@ from credentials.webhooks.selectors import (
     webhook_endpoints_for,
 )
 from credentials.webhooks.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER
+from portal.infra.responses import no_store
 from portal.tenancy import authorized
 
 _SUBMISSIONS = "credentials_webhook_submissions"
@@ -84,9 +85,7 @@ def _reveal(request: HttpRequest, endpoint: WebhookEndpoint, secret: str, *, rot
         },
     )
     # The page holds the secret: never let a cache or the back button bring it back.
-    response["Cache-Control"] = "no-store, no-cache, must-revalidate, private"
-    response["Pragma"] = "no-cache"
-    return response
+    return no_store(response)
 
 
 @authorized("webhooks.manage")

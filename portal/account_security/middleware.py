@@ -26,8 +26,8 @@ def _is_api(request: HttpRequest) -> bool:
     return request.path.startswith("/api/")
 
 
-class SessionTimeoutMiddleware:
-    """End sessions idle for PORTAL_SESSION_IDLE_SECONDS or older than PORTAL_SESSION_ABSOLUTE_SECONDS."""
+class _SessionCheck:
+    """Run `_check` before the view: its answer, if any, is the request's answer."""
 
     def __init__(self, get_response) -> None:
         self.get_response = get_response
@@ -41,6 +41,13 @@ class SessionTimeoutMiddleware:
                 return unavailable_response(request)
             raise
         return early if early is not None else self.get_response(request)
+
+    def _check(self, request: HttpRequest) -> HttpResponse | None:
+        raise NotImplementedError
+
+
+class SessionTimeoutMiddleware(_SessionCheck):
+    """End sessions idle for PORTAL_SESSION_IDLE_SECONDS or older than PORTAL_SESSION_ABSOLUTE_SECONDS."""
 
     def _check(self, request: HttpRequest) -> HttpResponse | None:
         user = getattr(request, "user", None)
@@ -67,21 +74,12 @@ class SessionTimeoutMiddleware:
         return None
 
 
-class MfaEnrolmentMiddleware:
+class MfaEnrolmentMiddleware(_SessionCheck):
     """Send people who must use a second factor, and have none yet, to enrolment; allow nothing else."""
 
     def __init__(self, get_response) -> None:
-        self.get_response = get_response
+        super().__init__(get_response)
         self.allowed_prefixes = ("/accounts/", f"/{settings.STATIC_URL.strip('/')}/", "/healthz")
-
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        try:
-            early = self._check(request)
-        except Exception as exc:
-            if is_database_outage(exc):
-                return unavailable_response(request)
-            raise
-        return early if early is not None else self.get_response(request)
 
     def _check(self, request: HttpRequest) -> HttpResponse | None:
         user = getattr(request, "user", None)

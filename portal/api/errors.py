@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from rest_framework import exceptions
+from collections.abc import Collection
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from rest_framework import exceptions, status
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from portal.authz import Refused
@@ -32,3 +35,36 @@ class ApprovalRequired(exceptions.PermissionDenied):
     """403 `approval_required`: the organisation approves this first (a request, in the dashboard)."""
 
     default_code = "approval_required"
+
+
+class Conflict(exceptions.APIException):
+    """409: the object is not in a state that allows this (the service's refusal code, else `conflict`)."""
+
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The object is not in a state that allows this."
+    default_code = "conflict"
+
+
+def api_error(
+    exc: DjangoValidationError,
+    *,
+    conflict: Collection[str] = (),
+    forbidden: Collection[str] = (),
+    detail_body: bool = False,
+) -> exceptions.APIException:
+    """Turn a service's refusal (a Django ValidationError) into the REST API's answer.
+
+    Field errors answer 400 by field; a refusal whose code is in `forbidden` answers 403 and one in
+    `conflict` 409, each as `{"detail", "code"}`; any other answers 400, as
+    `{"non_field_errors": [...]}`, or as `{"detail", "code"}` with `detail_body`.
+    """
+    if hasattr(exc, "error_dict"):
+        return exceptions.ValidationError(exc.message_dict)
+    detail = " ".join(exc.messages)
+    if exc.code in forbidden:
+        return exceptions.PermissionDenied(detail, code=exc.code)
+    if exc.code in conflict:
+        return Conflict(detail, code=exc.code)
+    if detail_body:
+        return exceptions.ValidationError({"detail": detail, "code": exc.code or "invalid"})
+    return exceptions.ValidationError({"non_field_errors": exc.messages})

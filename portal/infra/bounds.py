@@ -7,6 +7,8 @@ import json
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
+from portal.infra.responses import no_store
+
 _MESSAGE = "The request body is too large."
 
 
@@ -14,9 +16,7 @@ def _too_large(request: HttpRequest) -> HttpResponse:
     """Return 413 in the format of the endpoint that was called."""
     if request.path.startswith("/oauth/"):
         body = {"error": "invalid_request", "error_description": _MESSAGE}
-        response = HttpResponse(json.dumps(body), status=413, content_type="application/json")
-        response["Cache-Control"] = "no-store"
-        return response
+        return no_store(HttpResponse(json.dumps(body), status=413, content_type="application/json"))
     if request.path.startswith("/api/"):
         return HttpResponse(json.dumps({"detail": _MESSAGE}), status=413, content_type="application/json")
     return HttpResponse(_MESSAGE, status=413, content_type="text/plain; charset=utf-8")

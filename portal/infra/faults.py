@@ -11,6 +11,8 @@ from django.db import InterfaceError, OperationalError, connections
 from django.http import HttpRequest, HttpResponse
 from django.views import defaults
 
+from portal.infra.responses import no_store
+
 logger = logging.getLogger(__name__)
 
 #: Seconds a client should wait before retrying while the database is unavailable.
@@ -43,15 +45,12 @@ def unavailable_response(request: HttpRequest) -> HttpResponse:
             "error_description": "The authorization server is temporarily unavailable; retry shortly.",
         }
         response = HttpResponse(json.dumps(body), status=503, content_type="application/json")
-        response["Cache-Control"] = "no-store"
-        response["Pragma"] = "no-cache"
     elif path.startswith("/api/"):
         body = {"detail": "The service is temporarily unavailable; retry shortly.", "code": "unavailable"}
         response = HttpResponse(json.dumps(body), status=503, content_type="application/json")
-        response["Cache-Control"] = "no-store"
     else:
         response = HttpResponse(_PAGE, status=503, content_type="text/html; charset=utf-8")
-        response["Cache-Control"] = "no-store"
+    no_store(response)
     response["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return response
 

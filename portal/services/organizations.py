@@ -20,6 +20,21 @@ from portal.services.audit import audit_log
 from portal.signals import member_removed
 
 
+def _audit(
+    action: str, target: Membership | Invitation, *, actor: User | None, extra: dict[str, Any] | None = None
+) -> None:
+    """Write the audit event of a change to a membership or an invitation, labelled with an email."""
+    label = target.email if isinstance(target, Invitation) else target.user.email
+    audit_log(
+        action=action,
+        actor=actor,
+        organization=target.organization,
+        target=target,
+        target_label=label,
+        extra=extra,
+    )
+
+
 @transaction.atomic
 def organization_create(*, slug: str, name: str, owner: User, actor: User | None) -> Organization:
     """Create an organisation with `owner` as its first owner."""
@@ -28,14 +43,7 @@ def organization_create(*, slug: str, name: str, owner: User, actor: User | None
         action="portal.organization.created", actor=actor, organization=organization, target=organization
     )
     membership = Membership.objects.create(user=owner, organization=organization, role=Role.OWNER)
-    audit_log(
-        action="portal.membership.created",
-        actor=actor,
-        organization=organization,
-        target=membership,
-        target_label=owner.email,
-        extra={"role": Role.OWNER},
-    )
+    _audit("portal.membership.created", membership, actor=actor, extra={"role": Role.OWNER})
     return organization
 
 
@@ -72,14 +80,7 @@ def membership_change_role(
         raise ValidationError("The organisation's last owner cannot be demoted.", code="last_owner")
     membership.role = role
     membership.save(update_fields=["role", "updated_at"])
-    audit_log(
-        action="portal.membership.role_changed",
-        actor=actor,
-        organization=membership.organization,
-        target=membership,
-        target_label=membership.user.email,
-        extra={"from": old_role, "to": role},
-    )
+    _audit("portal.membership.role_changed", membership, actor=actor, extra={"from": old_role, "to": role})
     return membership
 
 
@@ -110,14 +111,7 @@ def membership_delete(*, membership: Membership, actor: User | None, extra: dict
     member_removed.send(
         sender=Membership, organization=membership.organization, user=membership.user, actor=actor
     )
-    audit_log(
-        action="portal.membership.removed",
-        actor=actor,
-        organization=membership.organization,
-        target=membership,
-        target_label=membership.user.email,
-        extra=extra,
-    )
+    _audit("portal.membership.removed", membership, actor=actor, extra=extra)
     membership.delete()
 
 
@@ -157,14 +151,7 @@ def invitation_create(
             )
     except IntegrityError:
         raise ValidationError({"email": "An open invitation for this address already exists."}) from None
-    audit_log(
-        action="portal.invitation.created",
-        actor=actor,
-        organization=organization,
-        target=invitation,
-        target_label=email,
-        extra={"role": role},
-    )
+    _audit("portal.invitation.created", invitation, actor=actor, extra={"role": role})
     _send_invitation(invitation, token, actor)
     return invitation, token
 
@@ -214,14 +201,7 @@ def invitation_resend(
     invitation.pepper_id, invitation.token_digest = keyed_digest(token)
     invitation.expires_at = timezone.now() + timedelta(hours=settings.PORTAL_INVITATION_TTL_HOURS)
     invitation.save(update_fields=["pepper_id", "token_digest", "expires_at", "updated_at"])
-    audit_log(
-        action="portal.invitation.resent",
-        actor=actor,
-        organization=invitation.organization,
-        target=invitation,
-        target_label=invitation.email,
-        extra={"role": invitation.role},
-    )
+    _audit("portal.invitation.resent", invitation, actor=actor, extra={"role": invitation.role})
     _send_invitation(invitation, token, actor)
     return invitation, token
 
@@ -234,13 +214,7 @@ def invitation_revoke(*, invitation: Invitation, actor: User) -> Invitation:
         raise ValidationError("This invitation is no longer open.", code="not_open")
     invitation.revoked_at = timezone.now()
     invitation.save(update_fields=["revoked_at", "updated_at"])
-    audit_log(
-        action="portal.invitation.revoked",
-        actor=actor,
-        organization=invitation.organization,
-        target=invitation,
-        target_label=invitation.email,
-    )
+    _audit("portal.invitation.revoked", invitation, actor=actor)
     return invitation
 
 
@@ -275,20 +249,12 @@ def invitation_accept(*, token: str, user: User) -> Membership:
     membership, created = Membership.objects.get_or_create(
         user=user, organization=invitation.organization, defaults={"role": invitation.role}
     )
-    audit_log(
-        action="portal.invitation.accepted",
-        actor=user,
-        organization=invitation.organization,
-        target=invitation,
-        target_label=invitation.email,
-    )
+    _audit("portal.invitation.accepted", invitation, actor=user)
     if created:
-        audit_log(
-            action="portal.membership.created",
+        _audit(
+            "portal.membership.created",
+            membership,
             actor=user,
-            organization=invitation.organization,
-            target=membership,
-            target_label=user.email,
             extra={"role": membership.role, "via": "invitation"},
         )
     return membership

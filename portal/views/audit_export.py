@@ -10,6 +10,7 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 
 from portal.audit_text import action_label, details_text
 from portal.forms import AuditFilterForm
+from portal.infra.responses import no_store
 from portal.models import User
 from portal.selectors import audit_events_for
 from portal.tenancy import authorized
@@ -65,5 +66,4 @@ def audit_log_export(request: HttpRequest) -> HttpResponse:
         _rows(audit_events_for(organization, **filters)), content_type="text/csv; charset=utf-8"
     )
     response["Content-Disposition"] = f'attachment; filename="audit-{organization.slug}-{span}.csv"'
-    response["Cache-Control"] = "no-store"
-    return response
+    return no_store(response)

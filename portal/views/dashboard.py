@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
@@ -29,6 +31,17 @@ from portal.tenancy import authorized, check
 
 def _error_text(exc: ValidationError) -> str:
     return " ".join(exc.messages)
+
+
+def _flash_outcome(request: HttpRequest, call: Callable[[], object], success: str) -> bool:
+    """Call a service: flash its refusal as an error, else `success`; return whether it succeeded."""
+    try:
+        call()
+    except ValidationError as exc:
+        messages.error(request, _error_text(exc))
+        return False
+    messages.success(request, success)
+    return True
 
 
 @login_required
@@ -115,12 +128,11 @@ def invitation_create(request: HttpRequest) -> HttpResponse:
 def invitation_revoke(request: HttpRequest, invitation_id: int) -> HttpResponse:
     """Revoke an open invitation."""
     invitation = get_object_or_404(invitations_for(request.organization), pk=invitation_id)
-    try:
-        org_services.invitation_revoke(invitation=invitation, actor=request.user)
-    except ValidationError as exc:
-        messages.error(request, _error_text(exc))
-    else:
-        messages.success(request, f"The invitation for {invitation.email} was revoked.")
+    _flash_outcome(
+        request,
+        lambda: org_services.invitation_revoke(invitation=invitation, actor=request.user),
+        f"The invitation for {invitation.email} was revoked.",
+    )
     return redirect("org-members", org_slug=request.organization.slug)
 
 
@@ -133,17 +145,14 @@ def member_role(request: HttpRequest, member_id: int) -> HttpResponse:
     if not form.is_valid():
         messages.error(request, "Choose a valid role.")
     else:
-        try:
-            org_services.membership_change_role(
-                membership=membership,
-                role=form.cleaned_data["role"],
-                actor=request.user,
-                actor_membership=request.membership,
-            )
-        except ValidationError as exc:
-            messages.error(request, _error_text(exc))
-        else:
-            messages.success(request, f"{membership.user.email} is now {form.cleaned_data['role']}.")
+        role = form.cleaned_data["role"]
+        _flash_outcome(
+            request,
+            lambda: org_services.membership_change_role(
+                membership=membership, role=role, actor=request.user, actor_membership=request.membership
+            ),
+            f"{membership.user.email} is now {role}.",
+        )
     return redirect("org-members", org_slug=request.organization.slug)
 
 
@@ -154,17 +163,16 @@ def member_remove(request: HttpRequest, member_id: int) -> HttpResponse:
     membership = get_object_or_404(members_for(request.organization), pk=member_id)
     leaving = membership.user_id == request.user.pk
     check(request, own=leaving)
-    try:
-        org_services.membership_remove(
+    name = request.organization.name
+    removed = _flash_outcome(
+        request,
+        lambda: org_services.membership_remove(
             membership=membership, actor=request.user, actor_membership=request.membership
-        )
-    except ValidationError as exc:
-        messages.error(request, _error_text(exc))
-        return redirect("org-members", org_slug=request.organization.slug)
-    if leaving:
-        messages.success(request, f"You left {request.organization.name}.")
+        ),
+        f"You left {name}." if leaving else f"{membership.user.email} was removed from {name}.",
+    )
+    if removed and leaving:
         return redirect("dashboard")
-    messages.success(request, f"{membership.user.email} was removed from {request.organization.name}.")
     return redirect("org-members", org_slug=request.organization.slug)
 
 

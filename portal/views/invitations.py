@@ -8,6 +8,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from portal.infra.responses import no_store
 from portal.selectors import invitations_for
 from portal.services import organizations as org_services
 from portal.tenancy import authorized
@@ -30,5 +31,4 @@ def invitation_resend(request: HttpRequest, invitation_id: int) -> HttpResponse:
         "portal/invitation_link.html",
         {"invitation": invitation, "link": org_services.invitation_link(token)},
     )
-    response["Cache-Control"] = "no-store"
-    return response
+    return no_store(response)

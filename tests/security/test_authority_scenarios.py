@@ -4,8 +4,8 @@ Covered elsewhere, not repeated here:
 - (5) MFA secrets survive the documented key rotation: tests/portal/test_encryption_key_rotation.py.
 - (6) lifetimes are bounded and their arithmetic cannot overflow: tests/credentials/test_lifetime_bounds.py.
 - (8) `is_resource_server` needs a step-up and writes an audit event:
-  tests/tokens/test_token_exchange_admin.py.
-- (9) a token exchanged for an `ipk_test_` key says so: tests/tokens/test_token_exchange.py.
+  tests/tokens/protocol/test_token_exchange_admin.py.
+- (9) a token exchanged for an `ipk_test_` key says so: tests/tokens/protocol/test_token_exchange.py.
 - (10) audiences from a catalogue and the verifier's organisation pin: another engineer's change.
 """
 

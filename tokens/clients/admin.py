@@ -44,6 +44,19 @@ class ClientPublicKeyInline(admin.TabularInline):
         return obj.state
 
 
+# The application fields staff edit in the admin; the rest changes through services (status, governance).
+STAFF_EDITABLE = {
+    "name",
+    "description",
+    "owner",
+    "allowed_scopes",
+    "allowed_audiences",
+    "token_lifetime",
+    "is_resource_server",
+    "may_exchange_api_keys",
+}
+
+
 class M2MApplicationAdminForm(forms.ModelForm):
     """An application as staff edit it: audiences they add must come from the resource-server catalogue."""
 
@@ -114,22 +127,7 @@ class M2MApplicationAdmin(GovernedCredentialAdminMixin, admin.ModelAdmin):
         "created",
         "updated",
     ]
-    readonly_fields = [
-        "client_id",
-        "token_endpoint_auth_method",
-        "organization",
-        "created_by",
-        "status",
-        "revoked_at",
-        "review_due_at",
-        "last_reviewed_at",
-        "last_reviewed_by",
-        "orphaned_at",
-        "suspended_at",
-        "suspension_reason",
-        "created",
-        "updated",
-    ]
+    readonly_fields = [name for name in fields if name not in STAFF_EDITABLE]
     inlines = [ClientSecretInline, ClientPublicKeyInline]
 
     def change_view(self, request, object_id, form_url="", extra_context=None):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import partial
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -18,9 +19,9 @@ from rest_framework.viewsets import GenericViewSet
 
 from credentials.governance.org_policy import approval_required, policy_for, scope_increase_needs_approval
 from credentials.selectors import member_by_email, owner_filter_id
-from portal.api.errors import ApprovalRequired
-from portal.api.responses import no_store
+from portal.api.errors import ApprovalRequired, api_error
 from portal.api.whoami import machine_authentication_classes
+from portal.infra.responses import no_store
 from portal.models import User
 from portal.permissions import AuthorizedView, OrganizationAccess
 from tokens.clients import serializers
@@ -40,20 +41,7 @@ from tokens.models import M2MApplication
 _CONFLICT_CODES = {"revoked", "inactive", "wrong_auth_method", "too_many", "not_approved"}
 
 
-class Conflict(exceptions.APIException):
-    status_code = status.HTTP_409_CONFLICT
-    default_detail = "The application is not in a state that allows this."
-    default_code = "conflict"
-
-
-def _api_error(exc: DjangoValidationError) -> exceptions.APIException:
-    if hasattr(exc, "error_dict"):
-        return exceptions.ValidationError(exc.message_dict)
-    if exc.code == "not_owner":
-        return exceptions.PermissionDenied(" ".join(exc.messages), code="not_owner")
-    if exc.code in _CONFLICT_CODES:
-        return Conflict(" ".join(exc.messages), code=exc.code)
-    return exceptions.ValidationError({"non_field_errors": exc.messages})
+_api_error = partial(api_error, conflict=_CONFLICT_CODES, forbidden={"not_owner"})
 
 
 _LIST_PARAMETERS = [
@@ -82,6 +70,11 @@ _REFUSALS = {
     404: OpenApiResponse(description="No such application in this organisation"),
 }
 _CONFLICT = {409: OpenApiResponse(description="Revoked, inactive, or the other authentication method")}
+
+
+def _revoke_responses(serializer) -> dict:
+    """Return the documented answers of a revoke action: the revoked object, the refusals, 409."""
+    return {200: serializer, **_REFUSALS, 409: OpenApiResponse(description="Already revoked")}
 
 
 @extend_schema_view(
@@ -136,6 +129,14 @@ class M2MAppViewSet(AuthorizedView, GenericViewSet):
     def _actor(self) -> tuple[User | None, str]:
         # A credential acts on behalf of its owner; the audit trail names the credential too.
         return self.acting_user(), self.acting_via()
+
+    def _call(self, service, **arguments):
+        """Run a service as the acting user, naming the interface; a refusal answers 400 or 409."""
+        actor, via = self._actor()
+        try:
+            return service(actor=actor, via=via, **arguments)
+        except DjangoValidationError as exc:
+            raise _api_error(exc) from exc
 
     def _owner(self, email: str | None) -> User | None:
         if not email:
@@ -255,19 +256,14 @@ class M2MAppViewSet(AuthorizedView, GenericViewSet):
                 )
         if new_owner is not None and new_owner.pk != application.owner_id:
             self._authorize_app("m2m_app.reassign", application, scopes=scopes)
-        actor, via = self._actor()
-        try:
-            application = m2m_app_update(
-                application=application,
-                actor=actor,
-                name=values.get("name"),
-                description=values.get("description"),
-                owner=new_owner,
-                scopes=scopes,
-                via=via,
-            )
-        except DjangoValidationError as exc:
-            raise _api_error(exc) from exc
+        application = self._call(
+            m2m_app_update,
+            application=application,
+            name=values.get("name"),
+            description=values.get("description"),
+            owner=new_owner,
+            scopes=scopes,
+        )
         return Response(self.get_serializer(self._fresh(application)).data)
 
     @extend_schema(
@@ -287,13 +283,9 @@ class M2MAppViewSet(AuthorizedView, GenericViewSet):
         hours = data.validated_data.get("overlap_hours")
         if hours is None:
             hours = policy_for(self.organization).default_rotation_overlap_hours
-        actor, via = self._actor()
-        try:
-            secret, plaintext = client_secret_rotate(
-                application=application, actor=actor, overlap=timedelta(hours=hours), via=via
-            )
-        except DjangoValidationError as exc:
-            raise _api_error(exc) from exc
+        secret, plaintext = self._call(
+            client_secret_rotate, application=application, overlap=timedelta(hours=hours)
+        )
         body = {
             "client_id": application.client_id,
             "client_secret": plaintext,
@@ -305,11 +297,7 @@ class M2MAppViewSet(AuthorizedView, GenericViewSet):
     @extend_schema(
         summary="Revoke one client secret",
         request=None,
-        responses={
-            200: serializers.ClientSecretSerializer,
-            **_REFUSALS,
-            409: OpenApiResponse(description="Already revoked"),
-        },
+        responses=_revoke_responses(serializers.ClientSecretSerializer),
         description="The secret stops at once, and so do the tokens minted with it.",
     )
     @action(
@@ -324,32 +312,20 @@ class M2MAppViewSet(AuthorizedView, GenericViewSet):
         if secret is None:
             raise exceptions.NotFound("No such secret.")
         self.authorize(owner_id=application.owner_id)
-        actor, via = self._actor()
-        try:
-            secret = client_secret_revoke(secret=secret, actor=actor, via=via)
-        except DjangoValidationError as exc:
-            raise _api_error(exc) from exc
+        secret = self._call(client_secret_revoke, secret=secret)
         return Response(serializers.ClientSecretSerializer(secret).data)
 
     @extend_schema(
         summary="Revoke an M2M application",
         request=None,
-        responses={
-            200: serializers.M2MAppSerializer,
-            **_REFUSALS,
-            409: OpenApiResponse(description="Already revoked"),
-        },
+        responses=_revoke_responses(serializers.M2MAppSerializer),
         description="The application, all its secrets and keys, and every token they minted stop at once.",
     )
     @action(detail=True, methods=["post"])
     def revoke(self, request: Request, org_slug: str, app_id: str) -> Response:
         application = self.get_object()
         self.authorize(owner_id=application.owner_id)
-        actor, via = self._actor()
-        try:
-            application = m2m_app_revoke(application=application, actor=actor, via=via)
-        except DjangoValidationError as exc:
-            raise _api_error(exc) from exc
+        application = self._call(m2m_app_revoke, application=application)
         return Response(self.get_serializer(self._fresh(application)).data)
 
     @extend_schema(
@@ -381,29 +357,20 @@ class M2MAppViewSet(AuthorizedView, GenericViewSet):
         data.is_valid(raise_exception=True)
         values = data.validated_data
         overlap = values.get("overlap_hours")
-        actor, via = self._actor()
-        try:
-            key = client_public_key_add(
-                application=application,
-                jwk_or_pem=values["public_key"],
-                algorithm=values.get("alg") or None,
-                expires_at=values.get("expires_at"),
-                overlap=timedelta(hours=overlap) if overlap is not None else None,
-                actor=actor,
-                via=via,
-            )
-        except DjangoValidationError as exc:
-            raise _api_error(exc) from exc
+        key = self._call(
+            client_public_key_add,
+            application=application,
+            jwk_or_pem=values["public_key"],
+            algorithm=values.get("alg") or None,
+            expires_at=values.get("expires_at"),
+            overlap=timedelta(hours=overlap) if overlap is not None else None,
+        )
         return Response(serializers.ClientPublicKeySerializer(key).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
         summary="Revoke a public key of a private_key_jwt application",
         request=None,
-        responses={
-            200: serializers.ClientPublicKeySerializer,
-            **_REFUSALS,
-            409: OpenApiResponse(description="Already revoked"),
-        },
+        responses=_revoke_responses(serializers.ClientPublicKeySerializer),
         description="Assertions it signs and the tokens it minted stop working at once.",
     )
     @action(
@@ -416,11 +383,7 @@ class M2MAppViewSet(AuthorizedView, GenericViewSet):
         application = self.get_object()
         public_key = self._public_key_of(application, public_key_id)
         self.authorize(owner_id=application.owner_id)
-        actor, via = self._actor()
-        try:
-            public_key = client_public_key_revoke(public_key=public_key, actor=actor, via=via)
-        except DjangoValidationError as exc:
-            raise _api_error(exc) from exc
+        public_key = self._call(client_public_key_revoke, public_key=public_key)
         return Response(serializers.ClientPublicKeySerializer(public_key).data)
 
     def handle_exception(self, exc):

@@ -18,7 +18,8 @@ from rest_framework.views import APIView
 
 from credentials.api_keys.authentication import ApiKeyAuthentication
 from credentials.api_keys.selectors import api_keys_for
-from portal.api.responses import no_store
+from portal.api.errors import Conflict
+from portal.infra.responses import no_store
 from portal.permissions import AuthorizedView, OrganizationAccess
 from tokens.clients.moves import api_key_move_to_m2m_app
 
@@ -47,12 +48,6 @@ MoveResponseSerializer = inline_serializer(
         "detail": serializers.CharField(required=False),
     },
 )
-
-
-class Conflict(exceptions.APIException):
-    status_code = status.HTTP_409_CONFLICT
-    default_detail = "The key cannot be moved."
-    default_code = "conflict"
 
 
 class ApiKeyMoveView(AuthorizedView, APIView):

@@ -22,7 +22,7 @@ from django.db.models import (
 from django.utils import timezone
 
 from portal.models import Organization
-from tokens.models import ClientPublicKey, ClientSecret, M2MApplication
+from tokens.models import ClientPublicKey, ClientSecret, FederatedIdentity, M2MApplication
 
 
 def m2m_apps_for(organization: Organization) -> QuerySet[M2MApplication]:
@@ -159,3 +159,12 @@ def m2m_app_scope_names(ids: Iterable[int]) -> dict[int, list[str]]:
     for pk, name in through.values_list("m2mapplication_id", "scope__name").order_by("scope__name"):
         result.setdefault(pk, []).append(name)
     return result
+
+
+def federated_identities_for(application: M2MApplication) -> QuerySet[FederatedIdentity]:
+    """Return the application's trusts, newest first (here, not in tokens.federation: its page lists them)."""
+    return (
+        FederatedIdentity.objects.filter(application=application)
+        .select_related("owner")
+        .order_by("-created_at", "-id")
+    )

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import hmac
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
+from typing import Required, TypedDict, Unpack
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -56,23 +57,29 @@ def _new_secret(application: M2MApplication, actor: User | None) -> tuple[Client
     return secret, plaintext
 
 
+class ApplicationFields(TypedDict, total=False):
+    """What describes a new application, for `m2m_app_create` and `m2m_app_request`."""
+
+    organization: Required[Organization]
+    name: Required[str]
+    owner: Required[User]
+    scopes: Iterable[Scope | str]
+    audiences: Iterable[str]
+    token_lifetime: int
+    description: str
+    auth_method: str  # an M2MApplication.AuthMethod value; client_secret_basic by default
+    moved_from_key: ApiKey | None
+
+
 @transaction.atomic
 def m2m_app_create(
     *,
-    organization: Organization,
-    name: str,
-    owner: User,
     actor: User | None,
-    scopes: Iterable[Scope | str] = (),
-    audiences: Iterable[str] = (),
-    token_lifetime: int = DEFAULT_TOKEN_LIFETIME,
-    description: str = "",
-    auth_method: str = M2MApplication.AuthMethod.CLIENT_SECRET,
     public_key: str = "",
     allowed_ips: Iterable[str] = (),
     rate_limit: dict[str, int] | None = None,
     via: str = "",
-    moved_from_key: ApiKey | None = None,
+    **fields: Unpack[ApplicationFields],
 ) -> tuple[M2MApplication, str | None]:
     """Create an application with its first client secret; return the row and the one-time secret.
 
@@ -81,65 +88,42 @@ def m2m_app_create(
     `via` names the interface or credential that made the change (`api`, `api_key:…`), for the audit.
     """
     application, scope_rows = _new_application(
-        organization=organization,
-        name=name,
-        owner=owner,
         actor=actor,
-        scopes=scopes,
-        audiences=audiences,
-        token_lifetime=token_lifetime,
-        description=description,
         status=M2MApplication.Status.ACTIVE,
-        auth_method=auth_method,
         allowed_ips=allowed_ips,
         rate_limit=rate_limit,
-        moved_from_key=moved_from_key,
+        **fields,
     )
-    policy_extra = {
-        **({"allowed_ips": application.allowed_ips} if application.allowed_ips else {}),
-        **({"rate_limit": application.rate_limit} if application.rate_limit else {}),
+    extra = {
+        "client_id": application.client_id,
+        "owner": application.owner.email,
+        "scopes": sorted(s.name for s in scope_rows),
+        "audiences": application.allowed_audiences,
+        "token_lifetime": application.token_lifetime,
     }
-    moved = {"moved_from": moved_from_key.key_id} if moved_from_key is not None else {}
+    plaintext = None
     if application.uses_private_key_jwt:
-        key = _new_public_key(application, public_key, actor) if public_key.strip() else None
-        audit_log(
-            action="tokens.m2m_app.created",
-            actor=actor,
-            organization=organization,
-            target=application,
-            extra={
-                "client_id": application.client_id,
-                "owner": owner.email,
-                "scopes": sorted(s.name for s in scope_rows),
-                "audiences": application.allowed_audiences,
-                "token_lifetime": token_lifetime,
-                "auth_method": application.token_endpoint_auth_method,
-                **({"public_key_kid": key.kid, "public_key_alg": key.algorithm} if key else {}),
-                **policy_extra,
-                **_via(via),
-                **moved,
-            },
-        )
-        return application, None
-    if public_key.strip():
+        extra["auth_method"] = application.token_endpoint_auth_method
+        if public_key.strip():
+            key = _new_public_key(application, public_key, actor)
+            extra.update(public_key_kid=key.kid, public_key_alg=key.algorithm)
+    elif public_key.strip():
         raise ValidationError({"public_key": "Only a private_key_jwt application takes a public key."})
-    secret, plaintext = _new_secret(application, actor)
+    else:
+        secret, plaintext = _new_secret(application, actor)
+        extra["secret_hint"] = secret.hint
+    if application.allowed_ips:
+        extra["allowed_ips"] = application.allowed_ips
+    if application.rate_limit:
+        extra["rate_limit"] = application.rate_limit
+    if application.moved_from_key is not None:
+        extra["moved_from"] = application.moved_from_key.key_id
     audit_log(
         action="tokens.m2m_app.created",
         actor=actor,
-        organization=organization,
+        organization=application.organization,
         target=application,
-        extra={
-            "client_id": application.client_id,
-            "owner": owner.email,
-            "scopes": sorted(s.name for s in scope_rows),
-            "audiences": application.allowed_audiences,
-            "token_lifetime": token_lifetime,
-            "secret_hint": secret.hint,
-            **policy_extra,
-            **_via(via),
-            **moved,
-        },
+        extra={**extra, **_via(via)},
     )
     return application, plaintext
 
@@ -181,11 +165,11 @@ def _new_application(
     name: str,
     owner: User,
     actor: User | None,
-    scopes: Iterable[Scope | str],
-    audiences: Iterable[str],
-    token_lifetime: int,
-    description: str,
     status: str,
+    scopes: Iterable[Scope | str] = (),
+    audiences: Iterable[str] = (),
+    token_lifetime: int = DEFAULT_TOKEN_LIFETIME,
+    description: str = "",
     auth_method: str = M2MApplication.AuthMethod.CLIENT_SECRET,
     allowed_ips: Iterable[str] = (),
     rate_limit: dict[str, int] | None = None,
@@ -229,18 +213,7 @@ def _new_application(
 
 @transaction.atomic
 def m2m_app_request(
-    *,
-    organization: Organization,
-    name: str,
-    owner: User,
-    requester: User,
-    justification: str,
-    scopes: Iterable[Scope | str] = (),
-    audiences: Iterable[str] = (),
-    token_lifetime: int = DEFAULT_TOKEN_LIFETIME,
-    description: str = "",
-    auth_method: str = M2MApplication.AuthMethod.CLIENT_SECRET,
-    moved_from_key: ApiKey | None = None,
+    *, requester: User, justification: str, **fields: Unpack[ApplicationFields]
 ) -> tuple[M2MApplication, CredentialRequest]:
     """Store a pending application (a client id, no secret) and ask the organisation's approvers for it.
 
@@ -248,17 +221,7 @@ def m2m_app_request(
     registers the first one (`client_public_key_add`), which activates it.
     """
     application, scope_rows = _new_application(
-        organization=organization,
-        name=name,
-        owner=owner,
-        actor=requester,
-        scopes=scopes,
-        audiences=audiences,
-        token_lifetime=token_lifetime,
-        description=description,
-        status=M2MApplication.Status.PENDING,
-        auth_method=auth_method,
-        moved_from_key=moved_from_key,
+        actor=requester, status=M2MApplication.Status.PENDING, **fields
     )
     request = approvals.credential_request_create(
         credential=application,
@@ -313,19 +276,42 @@ def client_secret_rotate(
 @transaction.atomic
 def client_secret_revoke(*, secret: ClientSecret, actor: User | None, via: str = "") -> ClientSecret:
     """Revoke a secret at once; tokens minted with it stop validating too."""
-    secret = ClientSecret.objects.select_for_update().select_related("application").get(pk=secret.pk)
-    if secret.revoked_at is not None:
-        raise ValidationError("This secret is already revoked.", code="revoked")
-    secret.revoked_at = timezone.now()
-    secret.save(update_fields=["revoked_at", "updated_at"])
-    audit_log(
-        action="tokens.m2m_app.secret_revoked",
+    return _revoke_credential(
+        secret,
         actor=actor,
-        organization=secret.application.organization,
-        target=secret.application,
-        extra={"secret_hint": secret.hint, "secret_id": secret.public_id, **_via(via)},
+        action="tokens.m2m_app.secret_revoked",
+        already="This secret is already revoked.",
+        extra=lambda secret: {"secret_hint": secret.hint, "secret_id": secret.public_id, **_via(via)},
     )
-    return secret
+
+
+def _revoke_credential(
+    credential: ClientCredential,
+    *,
+    actor: User | None,
+    action: str,
+    already: str,
+    extra: Callable[[ClientCredential], dict],
+) -> ClientCredential:
+    """Revoke a secret or public key under a row lock, with its application's audit event."""
+    credential = (
+        type(credential)
+        .objects.select_for_update()
+        .select_related("application__organization")
+        .get(pk=credential.pk)
+    )
+    if credential.revoked_at is not None:
+        raise ValidationError(already, code="revoked")
+    credential.revoked_at = timezone.now()
+    credential.save(update_fields=["revoked_at", "updated_at"])
+    audit_log(
+        action=action,
+        actor=actor,
+        organization=credential.application.organization,
+        target=credential.application,
+        extra=extra(credential),
+    )
+    return credential
 
 
 @transaction.atomic
@@ -588,23 +574,13 @@ def client_public_key_revoke(
     *, public_key: ClientPublicKey, actor: User | None, via: str = ""
 ) -> ClientPublicKey:
     """Revoke a public key at once; assertions it signs and tokens it minted stop working too."""
-    public_key = (
-        ClientPublicKey.objects.select_for_update()
-        .select_related("application__organization")
-        .get(pk=public_key.pk)
-    )
-    if public_key.revoked_at is not None:
-        raise ValidationError("This key is already revoked.", code="revoked")
-    public_key.revoked_at = timezone.now()
-    public_key.save(update_fields=["revoked_at", "updated_at"])
-    audit_log(
-        action="tokens.m2m_app.public_key_revoked",
+    return _revoke_credential(
+        public_key,
         actor=actor,
-        organization=public_key.application.organization,
-        target=public_key.application,
-        extra={"kid": public_key.kid, "alg": public_key.algorithm, **_via(via)},
+        action="tokens.m2m_app.public_key_revoked",
+        already="This key is already revoked.",
+        extra=lambda key: {"kid": key.kid, "alg": key.algorithm, **_via(via)},
     )
-    return public_key
 
 
 # --- governance adapter -----------------------------------------------------------------------

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -17,17 +19,23 @@ from credentials.forms import CredentialEditForm
 from credentials.governance import approvals, edits, org_policy
 from credentials.governance.forms import JustificationField
 from credentials.governance.views import governance_context
+from portal.infra.responses import no_store
 from portal.selectors import audit_events_for_target
 from portal.tenancy import authorized, check, may
 from tokens.clients import moves, services
 from tokens.clients.forms import M2MAppCreateForm, PublicKeyAddForm, SecretRotateForm
-from tokens.clients.selectors import client_public_keys_for, client_secrets_for, m2m_app_for, m2m_apps_for
-from tokens.federation.selectors import federated_identities_for
-from tokens.models import ClientPublicKey, ClientSecret, M2MApplication
-from tokens.protocol.exchange import exchange_token_lifetime
+from tokens.clients.selectors import (
+    client_public_keys_for,
+    client_secrets_for,
+    federated_identities_for,
+    m2m_app_for,
+    m2m_apps_for,
+)
+from tokens.models import ClientCredential, M2MApplication
 
 
-def _get_app(request: HttpRequest, app_id: int) -> M2MApplication:
+def application_or_404(request: HttpRequest, app_id: int) -> M2MApplication:
+    """Return the organisation's application, or 404 (another organisation's too)."""
     try:
         return m2m_app_for(request.organization, app_id)
     except M2MApplication.DoesNotExist:
@@ -48,17 +56,50 @@ def _reveal(request: HttpRequest, application: M2MApplication, secret: str, *, c
         status=201 if created else 200,
     )
     # The page holds a secret: keep it out of every cache and the browser history cache.
-    response["Cache-Control"] = "no-store"
-    response["Pragma"] = "no-cache"
-    return response
+    return no_store(response)
 
 
-def _form_errors(form, exc: ValidationError) -> None:
+def form_errors(form, exc: ValidationError) -> None:
+    """Show a service's refusal on the form: on its field when the form has one, else above it."""
     if hasattr(exc, "error_dict"):
         for field, errors in exc.error_dict.items():
             form.add_error(field if field in form.fields else None, errors)
     else:
         form.add_error(None, exc)
+
+
+def flash_outcome(request: HttpRequest, change: Callable[[], object], success: str) -> None:
+    """Make a change through a service and flash `success`, or the refusal it raised."""
+    try:
+        change()
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, success)
+
+
+def _back(request: HttpRequest, application: M2MApplication) -> HttpResponse:
+    return redirect("org-app-detail", org_slug=request.organization.slug, app_id=application.pk)
+
+
+def _revoke_one(
+    request: HttpRequest,
+    app_id: int,
+    *,
+    rows: Callable[[M2MApplication], QuerySet],
+    pk: int,
+    missing: str,
+    revoke: Callable[[ClientCredential], object],
+    success: Callable[[ClientCredential], str],
+) -> HttpResponse:
+    """Revoke one secret or public key of an application (its managers only), then show its page."""
+    application = application_or_404(request, app_id)
+    credential = rows(application).filter(pk=pk).first()
+    if credential is None:
+        raise Http404(missing)
+    _require_manage(request, application)
+    flash_outcome(request, lambda: revoke(credential), success(credential))
+    return _back(request, application)
 
 
 @authorized("m2m_app.view")
@@ -111,7 +152,7 @@ def app_create(request: HttpRequest) -> HttpResponse:
                     rate_limit=data["rate_limit"],
                 )
         except ValidationError as exc:
-            _form_errors(form, exc)
+            form_errors(form, exc)
         else:
             messages.success(
                 request,
@@ -122,7 +163,7 @@ def app_create(request: HttpRequest) -> HttpResponse:
                     else "Once approved, its owner generates the client secret here."
                 ),
             )
-            return redirect("org-app-detail", org_slug=request.organization.slug, app_id=application.pk)
+            return _back(request, application)
     elif request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
@@ -141,7 +182,7 @@ def app_create(request: HttpRequest) -> HttpResponse:
                 rate_limit=data["rate_limit"],
             )
         except ValidationError as exc:
-            _form_errors(form, exc)
+            form_errors(form, exc)
         else:
             if secret is None:
                 messages.success(
@@ -149,7 +190,7 @@ def app_create(request: HttpRequest) -> HttpResponse:
                     f"“{application.name}” was created. It has no secret: it signs its token requests "
                     "with a private key whose public key is registered below.",
                 )
-                return redirect("org-app-detail", org_slug=request.organization.slug, app_id=application.pk)
+                return _back(request, application)
             return _reveal(request, application, secret, created=True)
     status = 400 if request.method == "POST" else 200
     return render(
@@ -160,7 +201,7 @@ def app_create(request: HttpRequest) -> HttpResponse:
 @authorized("m2m_app.view")
 def app_detail(request: HttpRequest, app_id: int) -> HttpResponse:
     """Show an application, its secrets or public keys, and its audit trail."""
-    return _detail(request, _get_app(request, app_id))
+    return _detail(request, application_or_404(request, app_id))
 
 
 def _detail(
@@ -185,7 +226,7 @@ def _detail(
         ),
         "can_manage": may(request, "m2m_app.revoke", owner_id=application.owner_id),
         "events": audit_events_for_target(request.organization, application)[:20],
-        "exchange_lifetime": exchange_token_lifetime(application),
+        "exchange_lifetime": application.exchange_token_lifetime,
         "federated_identities": federated_identities_for(application),
         **governance_context(request, application),
     }
@@ -196,12 +237,12 @@ def _detail(
 @authorized("m2m_app.rotate")
 def app_secret_rotate(request: HttpRequest, app_id: int) -> HttpResponse:
     """Add a new secret, schedule the current ones to stop after the overlap, show the new one once."""
-    application = _get_app(request, app_id)
+    application = application_or_404(request, app_id)
     _require_manage(request, application)
     form = SecretRotateForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Choose an overlap between 0 and 168 hours.")
-        return redirect("org-app-detail", org_slug=request.organization.slug, app_id=application.pk)
+        return _back(request, application)
     try:
         _secret, plaintext = services.client_secret_rotate(
             application=application,
@@ -210,7 +251,7 @@ def app_secret_rotate(request: HttpRequest, app_id: int) -> HttpResponse:
         )
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
-        return redirect("org-app-detail", org_slug=request.organization.slug, app_id=application.pk)
+        return _back(request, application)
     return _reveal(request, application, plaintext, created=False)
 
 
@@ -218,27 +259,21 @@ def app_secret_rotate(request: HttpRequest, app_id: int) -> HttpResponse:
 @authorized("m2m_app.revoke")
 def app_secret_revoke(request: HttpRequest, app_id: int, secret_id: int) -> HttpResponse:
     """Revoke one secret at once."""
-    application = _get_app(request, app_id)
-    try:
-        secret = client_secrets_for(application).get(pk=secret_id)
-    except ClientSecret.DoesNotExist:
-        raise Http404("No such secret.") from None
-    _require_manage(request, application)
-    try:
-        services.client_secret_revoke(secret=secret, actor=request.user)
-    except ValidationError as exc:
-        messages.error(request, " ".join(exc.messages))
-    else:
-        messages.success(
-            request, f"Secret {secret.hint}… was revoked. Tokens minted with it stop working now."
-        )
-    return redirect("org-app-detail", org_slug=request.organization.slug, app_id=application.pk)
+    return _revoke_one(
+        request,
+        app_id,
+        rows=client_secrets_for,
+        pk=secret_id,
+        missing="No such secret.",
+        revoke=lambda secret: services.client_secret_revoke(secret=secret, actor=request.user),
+        success=lambda secret: f"Secret {secret.hint}… was revoked. Tokens minted with it stop working now.",
+    )
 
 
 @authorized("m2m_app.update")
 def app_edit(request: HttpRequest, app_id: int) -> HttpResponse:
     """Rename or describe an application."""
-    application = _get_app(request, app_id)
+    application = application_or_404(request, app_id)
     _require_manage(request, application)
     initial = {"name": application.name, "description": application.description}
     form = CredentialEditForm(request.POST if request.method == "POST" else None, initial=initial)
@@ -248,10 +283,10 @@ def app_edit(request: HttpRequest, app_id: int) -> HttpResponse:
                 application=application, actor=request.user, via="dashboard", **form.cleaned_data
             )
         except ValidationError as exc:
-            _form_errors(form, exc)
+            form_errors(form, exc)
         else:
             messages.success(request, "The application's name and description were saved.")
-            return redirect("org-app-detail", org_slug=request.organization.slug, app_id=application.pk)
+            return _back(request, application)
     back = reverse("org-app-detail", args=[request.organization.slug, application.pk])
     context = {"form": form, "credential": application, "kind_label": "M2M application", "back": back}
     return render(request, "credentials/credential_edit.html", context, status=400 if form.errors else 200)
@@ -261,28 +296,27 @@ def app_edit(request: HttpRequest, app_id: int) -> HttpResponse:
 @authorized("m2m_app.revoke")
 def app_revoke(request: HttpRequest, app_id: int) -> HttpResponse:
     """Revoke the application, its secrets and its tokens at once."""
-    application = _get_app(request, app_id)
+    application = application_or_404(request, app_id)
     _require_manage(request, application)
-    try:
-        services.m2m_app_revoke(application=application, actor=request.user)
-    except ValidationError as exc:
-        messages.error(request, " ".join(exc.messages))
-    else:
-        messages.success(request, f"{application.name} was revoked. Its secrets and tokens stop working now.")
-    return redirect("org-app-detail", org_slug=request.organization.slug, app_id=application.pk)
+    flash_outcome(
+        request,
+        lambda: services.m2m_app_revoke(application=application, actor=request.user),
+        f"{application.name} was revoked. Its secrets and tokens stop working now.",
+    )
+    return _back(request, application)
 
 
 @require_POST
 @authorized("m2m_app.issue")
 def app_issue_secret(request: HttpRequest, app_id: int) -> HttpResponse:
     """Generate the first client secret of an approved application, once, and show it (owner only)."""
-    application = _get_app(request, app_id)
+    application = application_or_404(request, app_id)
     check(request, owner_id=application.owner_id)
     try:
         application, plaintext = approvals.credential_secret_issue(credential=application, actor=request.user)
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
-        return redirect("org-app-detail", org_slug=request.organization.slug, app_id=application.pk)
+        return _back(request, application)
     return _reveal(request, application, plaintext, created=True)
 
 
@@ -290,7 +324,7 @@ def app_issue_secret(request: HttpRequest, app_id: int) -> HttpResponse:
 @authorized("m2m_app.rotate")
 def app_key_add(request: HttpRequest, app_id: int) -> HttpResponse:
     """Register a public key (private_key_jwt); optionally stop the current keys after an overlap."""
-    application = _get_app(request, app_id)
+    application = application_or_404(request, app_id)
     _require_manage(request, application)
     form = PublicKeyAddForm(request.POST)
     if form.is_valid():
@@ -305,10 +339,10 @@ def app_key_add(request: HttpRequest, app_id: int) -> HttpResponse:
                 actor=request.user,
             )
         except ValidationError as exc:
-            _form_errors(form, exc)
+            form_errors(form, exc)
         else:
             messages.success(request, f"Key {key.short_kid}… ({key.algorithm}) was registered.")
-            return redirect("org-app-detail", org_slug=request.organization.slug, app_id=application.pk)
+            return _back(request, application)
     return _detail(request, application, key_form=form, status=400)
 
 
@@ -316,21 +350,15 @@ def app_key_add(request: HttpRequest, app_id: int) -> HttpResponse:
 @authorized("m2m_app.rotate")
 def app_key_revoke(request: HttpRequest, app_id: int, public_key_id: int) -> HttpResponse:
     """Revoke one public key at once."""
-    application = _get_app(request, app_id)
-    try:
-        public_key = client_public_keys_for(application).get(pk=public_key_id)
-    except ClientPublicKey.DoesNotExist:
-        raise Http404("No such key.") from None
-    _require_manage(request, application)
-    try:
-        services.client_public_key_revoke(public_key=public_key, actor=request.user)
-    except ValidationError as exc:
-        messages.error(request, " ".join(exc.messages))
-    else:
-        messages.success(
-            request, f"Key {public_key.short_kid}… was revoked. Tokens minted with it stop working now."
-        )
-    return redirect("org-app-detail", org_slug=request.organization.slug, app_id=application.pk)
+    return _revoke_one(
+        request,
+        app_id,
+        rows=client_public_keys_for,
+        pk=public_key_id,
+        missing="No such key.",
+        revoke=lambda key: services.client_public_key_revoke(public_key=key, actor=request.user),
+        success=lambda key: f"Key {key.short_kid}… was revoked. Tokens minted with it stop working now.",
+    )
 
 
 @authorized("api_key.move")

@@ -12,7 +12,7 @@ from django.db.models import (
 )
 
 from portal.models import Organization
-from tokens.models import FederatedIdentity, M2MApplication
+from tokens.models import FederatedIdentity
 
 
 def federated_identities_inventory(organization: Organization | None) -> QuerySet[FederatedIdentity]:
@@ -35,15 +35,6 @@ def federated_identities_inventory(organization: Organization | None) -> QuerySe
         row_last_used=F("last_used_at"),
         # A trust is never moved from or to another kind.
         row_moved=Value(None, output_field=IntegerField()),
-    )
-
-
-def federated_identities_for(application: M2MApplication) -> QuerySet[FederatedIdentity]:
-    """Return the application's trusts, newest first."""
-    return (
-        FederatedIdentity.objects.filter(application=application)
-        .select_related("owner")
-        .order_by("-created_at", "-id")
     )
 
 

@@ -20,20 +20,14 @@ from django.views.decorators.http import require_POST
 from credentials.governance import approvals, org_policy
 from credentials.governance.forms import JustificationField
 from credentials.governance.views import governance_context
+from portal.infra.responses import no_store
 from portal.selectors import audit_events_for_target
 from portal.tenancy import authorized, may
-from tokens.clients.selectors import m2m_app_for
+from tokens.clients.views import application_or_404, flash_outcome, form_errors
 from tokens.federation import services, trust
 from tokens.federation.forms import FederatedIdentityForm, TokenTestForm
 from tokens.federation.selectors import federated_identity_for
 from tokens.models import FederatedIdentity, M2MApplication
-
-
-def _get_app(request: HttpRequest, app_id: int) -> M2MApplication:
-    try:
-        return m2m_app_for(request.organization, app_id)
-    except M2MApplication.DoesNotExist:
-        raise Http404("No such application.") from None
 
 
 def _get_identity(request: HttpRequest, identity_id: int) -> FederatedIdentity:
@@ -74,7 +68,7 @@ def _initial(preset_key: str) -> dict:
 @authorized("federated_id.create")
 def federated_create(request: HttpRequest, app_id: int) -> HttpResponse:
     """Add a trust to an application: choose a platform, then fill in (or adjust) what the preset proposes."""
-    application = _get_app(request, app_id)
+    application = application_or_404(request, app_id)
     if not _can_manage_app(request, application):
         raise PermissionDenied("Only the application's owner or an organisation admin can add a trust.")
     preset_key = request.POST.get("preset") or request.GET.get("preset") or ""
@@ -99,7 +93,7 @@ def federated_create(request: HttpRequest, app_id: int) -> HttpResponse:
                 justification=data.get("justification", ""),
             )
         except ValidationError as exc:
-            _form_errors(form, exc)
+            form_errors(form, exc)
         else:
             messages.success(
                 request,
@@ -121,14 +115,6 @@ def federated_create(request: HttpRequest, app_id: int) -> HttpResponse:
     return render(
         request, "tokens/federated_create.html", context, status=400 if request.method == "POST" else 200
     )
-
-
-def _form_errors(form, exc: ValidationError) -> None:
-    if hasattr(exc, "error_dict"):
-        for name, errors in exc.error_dict.items():
-            form.add_error(name if name in form.fields else None, errors)
-    else:
-        form.add_error(None, exc)
 
 
 def _detail_context(request: HttpRequest, identity: FederatedIdentity) -> dict:
@@ -167,8 +153,7 @@ def federated_test(request: HttpRequest, identity_id: int) -> HttpResponse:
         "tokens/federated_test.html",
         {"identity": identity, "application": identity.application, "form": form, "report": report},
     )
-    response["Cache-Control"] = "no-store"
-    return response
+    return no_store(response)
 
 
 @require_POST
@@ -178,12 +163,11 @@ def federated_revoke(request: HttpRequest, identity_id: int) -> HttpResponse:
     identity = _get_identity(request, identity_id)
     if not _can_manage(request, identity):
         raise PermissionDenied("Only the trust's owner or an organisation admin can remove it.")
-    try:
-        services.federated_identity_revoke(identity=identity, actor=request.user)
-    except ValidationError as exc:
-        messages.error(request, " ".join(exc.messages))
-    else:
-        messages.success(request, f"“{identity.name}” was removed; its tokens stopped working.")
+    flash_outcome(
+        request,
+        lambda: services.federated_identity_revoke(identity=identity, actor=request.user),
+        f"“{identity.name}” was removed; its tokens stopped working.",
+    )
     return redirect("org-federated-detail", org_slug=request.organization.slug, identity_id=identity.pk)
 
 

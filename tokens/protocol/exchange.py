@@ -14,7 +14,6 @@ import logging
 import time
 from dataclasses import dataclass
 
-from django.conf import settings
 from oauthlib.oauth2.rfc6749 import errors
 from oauthlib.oauth2.rfc6749.grant_types.base import GrantTypeBase
 
@@ -40,11 +39,6 @@ SUBJECT_PREFIX = "api_key:"
 # One description for every unusable subject token, so the answer never says which check failed
 # (and never repeats the key).
 UNUSABLE_SUBJECT = "The subject_token is not a usable API key."
-
-
-def exchange_token_lifetime(application) -> int:
-    """Return the lifetime of exchanged tokens: the shorter of the gateway's and the setting."""
-    return max(1, min(application.token_lifetime, settings.PORTAL_EXCHANGE_TOKEN_LIFETIME_SECONDS))
 
 
 def key_id_of(claims: dict) -> str | None:
@@ -167,7 +161,7 @@ class TokenExchangeGrant(GrantTypeBase):
 
     @staticmethod
     def _lifetime(request, verification: Verification) -> int:
-        lifetime = exchange_token_lifetime(request.client)
+        lifetime = request.client.exchange_token_lifetime
         expires_at = verification.key["expires_at"]
         if expires_at is not None:
             # A token never outlives the key it stands for.

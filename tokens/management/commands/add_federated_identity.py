@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from portal.models import User
 from tokens.federation.services import federated_identity_create
+from tokens.management import read_option_file
 from tokens.models import FederatedIdentity, M2MApplication
 
 
@@ -60,11 +61,7 @@ class Command(BaseCommand):
                 raise CommandError(f"No user with email {options['owner']!r}.")
         jwks = None
         if options["jwks_file"]:
-            try:
-                with open(options["jwks_file"], encoding="utf-8") as handle:
-                    jwks = handle.read()
-            except (OSError, UnicodeDecodeError) as exc:
-                raise CommandError(f"Cannot read {options['jwks_file']!r}: {exc}") from None
+            jwks = read_option_file(options["jwks_file"])
         try:
             identity, _request = federated_identity_create(
                 application=application,

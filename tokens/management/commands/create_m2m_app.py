@@ -10,6 +10,7 @@ from django.core.management.base import BaseCommand, CommandError
 from credentials import policy
 from portal.models import Organization, User
 from tokens.clients.services import m2m_app_create
+from tokens.management import read_option_file
 
 
 class Command(BaseCommand):
@@ -59,11 +60,7 @@ class Command(BaseCommand):
             raise CommandError(f"{flag}: {' '.join(exc.messages)}") from None
         public_key = ""
         if options["public_key_file"]:
-            try:
-                with open(options["public_key_file"], encoding="utf-8") as handle:
-                    public_key = handle.read()
-            except (OSError, UnicodeDecodeError) as exc:
-                raise CommandError(f"Cannot read {options['public_key_file']!r}: {exc}") from None
+            public_key = read_option_file(options["public_key_file"])
         try:
             application, secret = m2m_app_create(
                 organization=organization,

@@ -1,1 +1,1 @@
-"""One small view per protocol endpoint, plus the dashboard pages."""
+"""One small view per protocol endpoint, each citing its RFC."""

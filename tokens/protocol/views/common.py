@@ -15,6 +15,7 @@ from django.views.decorators.csrf import csrf_exempt
 from credentials import usage
 from portal.infra import ratelimit
 from portal.infra.net import client_ip
+from portal.infra.responses import no_store
 from tokens.models import ClientPublicKey, ClientSecret, M2MApplication
 from tokens.protocol import assertions
 from tokens.protocol.oauth import (
@@ -25,15 +26,8 @@ from tokens.protocol.oauth import (
     check_client_policy,
     uses_basic_auth,
 )
-
-NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-
-
-def no_store(response: HttpResponse) -> HttpResponse:
-    """Mark a response as not cacheable (RFC 6749 §5.1)."""
-    for name, value in NO_STORE.items():
-        response[name] = value
-    return response
+from tokens.protocol.selectors import live_access_token
+from tokens.verifier import InvalidToken
 
 
 def oauth_error(
@@ -131,10 +125,11 @@ def authenticate_client_or_refuse(
     return caller
 
 
-def authenticated_token_parameter(request: HttpRequest) -> tuple[M2MApplication, str] | HttpResponse:
+def authenticated_token_claims(request: HttpRequest) -> tuple[M2MApplication, dict | None] | HttpResponse:
     """Authenticate the client and read the one `token` parameter (RFC 7662 §2.1, RFC 7009 §2.1).
 
-    Return the application and the token, or the error answer to send instead. A repeated
+    Return the application and the token's claims (None for a token that is not live: expired,
+    revoked, forged, garbage), or the error answer to send instead. A repeated
     parameter (two `client_assertion`s, say) is refused before anything is checked, as at the
     token endpoint (RFC 6749 §3.2): which of two values counts would otherwise be up to the parser.
     """
@@ -148,7 +143,10 @@ def authenticated_token_parameter(request: HttpRequest) -> tuple[M2MApplication,
     token = request.POST.get("token", "")
     if not token:
         return oauth_error("invalid_request", "The 'token' parameter is missing.")
-    return application, token
+    try:
+        return application, live_access_token(token, audience=None).claims
+    except InvalidToken:
+        return application, None
 
 
 class _HeaderView:

@@ -6,10 +6,9 @@ from datetime import UTC, datetime
 
 from django.http import HttpRequest, HttpResponse
 
-from tokens.protocol.selectors import live_access_token
+from portal.infra.responses import no_store
 from tokens.protocol.services import access_token_revoke
-from tokens.protocol.views.common import OAuthEndpointView, authenticated_token_parameter, no_store
-from tokens.verifier import InvalidToken
+from tokens.protocol.views.common import OAuthEndpointView, authenticated_token_claims
 
 
 class RevokeView(OAuthEndpointView):
@@ -22,14 +21,10 @@ class RevokeView(OAuthEndpointView):
     """
 
     def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        found = authenticated_token_parameter(request)
+        found = authenticated_token_claims(request)
         if isinstance(found, HttpResponse):
             return found
-        application, token = found
-        try:
-            claims = live_access_token(token, audience=None).claims
-        except InvalidToken:
-            claims = None
+        application, claims = found
         if claims is not None and claims["client_id"] == application.client_id:
             access_token_revoke(
                 application=application,

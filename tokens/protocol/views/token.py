@@ -12,11 +12,11 @@ from oauth2_provider.views import TokenView as DOTTokenView
 from portal.infra import ratelimit
 from portal.infra.faults import is_database_outage
 from portal.infra.metrics import token_endpoint_metrics
+from portal.infra.responses import no_store
 from tokens.protocol.views.common import (
     OAuthEndpointView,
     client_failure_checks,
     invalid_client,
-    no_store,
     oauth_error,
     repeated_parameter,
     slow_down,

@@ -16,7 +16,7 @@ from credentials.webhooks.models import WebhookDelivery
 from credentials.webhooks.services import webhook_endpoint_create
 from portal.models import AuditEvent
 from tests.support.oidc_issuer import LocalIssuer
-from tests.tokens.test_federation import AUD, add_trust, assert_invalid_client, claims_of, present
+from tests.tokens.federation.test_federation import AUD, add_trust, assert_invalid_client, claims_of, present
 from tokens.models import FederatedIdentity
 
 

@@ -101,7 +101,7 @@ def test_create_m2m_app_refuses_bad_policy_flags(owner, scopes, flag):
 def test_dashboard_create_form_and_detail_page_policy(owner_client, owner, scopes, catalogue):
     from django.urls import reverse
 
-    from tests.tokens.test_dashboard import _create
+    from tests.tokens.clients.test_dashboard import _create
 
     bad = _create(owner_client, scopes, owner=owner.pk, allowed_ips="::1/0", rate_limit="5/0")
     assert bad.status_code == 400 and not M2MApplication.objects.exists()

@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from tests.tokens import test_private_key_jwt as keyed
+from tests.tokens.protocol import test_private_key_jwt as keyed
 from tokens.protocol.assertions import JWT_BEARER_ASSERTION_TYPE, authenticate_assertion
 
 TOKEN_URL = settings.PORTAL_ISSUER + "/oauth/token"

@@ -157,7 +157,7 @@ def test_marking_a_resource_server_needs_a_fresh_sign_in_and_is_audited(
     """Issue 14, item 8: `is_resource_server` goes the way of `may_exchange_api_keys`."""
     import json
 
-    from tests.tokens.test_introspect_revoke import introspect
+    from tests.tokens.protocol.test_introspect_revoke import introspect
 
     token = token_for(app)  # a token of Acme; `other_app` belongs to Globex
 

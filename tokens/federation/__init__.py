@@ -1,0 +1,1 @@
+"""Workload identity federation: trusts in external issuers whose tokens authenticate an application."""

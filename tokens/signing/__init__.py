@@ -1,0 +1,1 @@
+"""JWT signing keys: generation, encryption at rest, rotation, the JWKS, and issuing access tokens."""
