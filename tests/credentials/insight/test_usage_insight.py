@@ -10,6 +10,7 @@ from credentials.api_keys import keys
 from credentials.insight import recorder
 from credentials.insight.models import UsageClientIp, UsageDenial, UsageScope
 from portal.models import AuditEvent
+from tests.credentials.test_policy_shared import redis_cache  # noqa: F401 - the shared Redis fixture
 from tests.factories import ScopeFactory
 from tests.tokens.conftest import AppCredentials, request_token
 from tokens.clients.services import m2m_app_create
@@ -98,6 +99,18 @@ def test_ips_and_denials_are_kept_to_the_last_20_per_credential(make_key):
     assert set(ips_of(api_key.key_id)) == {f"192.0.2.{i}" for i in range(5, 25)}
     assert UsageDenial.objects.count() == 20
     assert not UsageDenial.objects.filter(ip="192.0.2.4").exists()
+
+
+def test_on_redis_entries_of_two_servers_are_merged_once(redis_cache, make_key):  # noqa: F811
+    api_key, key = make_key()
+    whoami(key)
+    usage.flush()  # one server's flush
+    whoami(key, OUTSIDE)
+    whoami(key, OUTSIDE)
+    usage.flush()  # another's, the same minute: a second entry
+    usage.rollup()
+    usage.rollup()
+    assert ips_of(api_key.key_id) == {INSIDE: 1, OUTSIDE: 2}
 
 
 def test_the_cache_being_down_loses_the_notes_and_nothing_else(make_key, monkeypatch):
