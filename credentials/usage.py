@@ -61,19 +61,23 @@ def _minute(now: float | None = None) -> int:
     return int((now if now is not None else time.time()) // 60)
 
 
-def record(kind: str, credential_id: str, organization_id: int | None, outcome: str, *, scopes=()) -> None:
+def record(
+    kind: str, credential_id: str, organization_id: int | None, outcome: str, *, scopes=(), ip=None
+) -> None:
     """Count one use of a credential (its public id) with `outcome`; costs a few dict updates.
 
     `scopes`: the scopes the request needed (credentials.insight keeps when each was last used).
+    `ip`: the client's address when it is not the request's (a verifying service reports it;
+    "" for unknown); None takes the request's.
     """
     if not credential_id or organization_id is None or not settings.PORTAL_USAGE_METERING:
         return
     with _lock:
         _counts[(_minute(), kind, credential_id, organization_id, outcome)] += 1
-        insight.note((kind, credential_id, organization_id), outcome, scopes)
+        insight.note((kind, credential_id, organization_id), outcome, scopes, ip)
 
 
-def record_api_key(verification, outcome: str | None = None, *, scopes=()) -> None:
+def record_api_key(verification, outcome: str | None = None, *, scopes=(), ip=None) -> None:
     """Count one verification of an API key (`api_keys.verification.Verification`) by its outcome."""
     key = verification.key or verification.wrong_secret_of
     if key is None:
@@ -87,7 +91,7 @@ def record_api_key(verification, outcome: str | None = None, *, scopes=()) -> No
             outcome = "suspended"
         else:
             outcome = verification.code
-    record("api_key", key["key_id"], key["organization_id"], outcome, scopes=scopes)
+    record("api_key", key["key_id"], key["organization_id"], outcome, scopes=scopes, ip=ip)
 
 
 # --- the cache ------------------------------------------------------------------------------

@@ -39,10 +39,16 @@ _denials: dict[Series, deque] = {}
 _scopes: dict[Series, dict[str, list]] = {}
 
 
-def note(series: Series, outcome: str, scopes: tuple[str, ...] | frozenset[str] = ()) -> None:
-    """Note one use of a credential; the caller holds `credentials.usage`'s lock."""
+def note(
+    series: Series, outcome: str, scopes: tuple[str, ...] | frozenset[str] = (), ip: str | None = None
+) -> None:
+    """Note one use of a credential; the caller holds `credentials.usage`'s lock.
+
+    `ip` None: the request's client address; "": unknown (nothing noted for it).
+    """
     context = current_request_context()
-    ip = context.ip if context is not None else None
+    if ip is None:
+        ip = context.ip if context is not None else None
     now = time.time()
     if ip:
         seen = _ips.setdefault(series, {})
@@ -54,7 +60,7 @@ def note(series: Series, outcome: str, scopes: tuple[str, ...] | frozenset[str] 
             seen[ip] = [1, now]
     if outcome != "valid":
         path = context.path if context is not None else ""
-        _denials.setdefault(series, deque(maxlen=MAX_RECENT)).append((now, outcome, ip, path))
+        _denials.setdefault(series, deque(maxlen=MAX_RECENT)).append((now, outcome, ip or None, path))
     for scope in scopes:
         entry = _scopes.setdefault(series, {}).get(scope)
         if entry is None:

@@ -222,3 +222,16 @@ def test_narrowing_is_a_post_for_members_who_may_change_scopes(
     assert outsider_client.post(url).status_code == 404
     assert member_client.post(url).status_code == 403
     assert member_client.get(url).status_code in (403, 405)
+
+
+def test_keys_verify_notes_the_address_the_service_reports(make_key, api_key_client):
+    verifier_row, verifier = make_key(scopes=("api_keys:verify",), name="gateway")
+    api_key, key = make_key()
+    service = api_key_client(verifier)
+    assert service.post("/api/v1/keys/verify", {"key": key, "client_ip": OUTSIDE}, REMOTE_ADDR=INSIDE).json()[
+        "valid"
+    ]
+    assert service.post("/api/v1/keys/verify", {"key": key}, REMOTE_ADDR=INSIDE).json()["valid"]
+    usage.rollup()
+    assert ips_of(api_key.key_id) == {OUTSIDE: 1}  # never the verifying service's own address
+    assert ips_of(verifier_row.key_id) == {INSIDE: 2}
