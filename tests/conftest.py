@@ -1,16 +1,28 @@
-"""Shared fixtures: organisations, members with each role, logged-in clients."""
+"""Shared fixtures: organisations, members with each role, logged-in clients, scopes, keys and apps."""
 
 from __future__ import annotations
 
 import os
+import shutil
 
 import pytest
-from django.core.cache import cache
+import redis
+from django.core.cache import cache, caches
 from django.db import connection
 from django.test import Client
 
 from portal.models import Role
-from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
+from tests.factories import (
+    AppCredentials,
+    MembershipFactory,
+    OrganizationFactory,
+    UserFactory,
+    make_api_key,
+    make_m2m_app,
+    scope_catalogue,
+)
+from tests.support.redis_server import TempRedis
+from tokens.signing import keys as signing_keys
 
 
 def pytest_collection_modifyitems(config, items):
@@ -40,11 +52,60 @@ def _clear_cache():
     cache.clear()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_signing_keys():
+    """Forget signing keys cached in this process: the rows behind them went with the last test's data."""
+    signing_keys.forget_loaded_key()
+    signing_keys.forget_public_keys()
+    yield
+    signing_keys.forget_loaded_key()
+    signing_keys.forget_public_keys()
+
+
 @pytest.fixture
 def require_postgres():
     """Fail (not skip) a PostgreSQL-only test that is running on another database."""
     if connection.vendor != "postgresql":
         pytest.fail("this test needs PostgreSQL")
+
+
+#: The Redis that cache tests share (CI gives each run its own database through TEST_REDIS_URL).
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
+
+
+@pytest.fixture
+def redis_cache(settings, request):
+    """Point the default cache at the shared Redis (TEST_REDIS_URL), as app servers share it.
+
+    Skips without a Redis there, unless in CI or with TEST_REDIS_URL set, where that is a failure.
+    """
+    try:
+        redis.Redis.from_url(TEST_REDIS_URL, socket_connect_timeout=0.5).ping()
+    except redis.RedisError:
+        if os.environ.get("CI") or os.environ.get("TEST_REDIS_URL"):
+            pytest.fail(f"Redis is required at {TEST_REDIS_URL}")
+        pytest.skip(f"no Redis at {TEST_REDIS_URL}")
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "portal.infra.cache.ResilientRedisCache",
+            "LOCATION": TEST_REDIS_URL,
+            "KEY_PREFIX": request.module.__name__.rpartition(".")[2],
+        }
+    }
+    caches["default"].clear()
+    yield
+    caches["default"].clear()
+
+
+@pytest.fixture
+def redis_server():
+    """Return a redis-server of the test's own on a free port (never the shared 6379); stop it after."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server not installed")
+    server = TempRedis()
+    server.start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture
@@ -57,33 +118,29 @@ def other_organization(db):
     return OrganizationFactory(slug="globex", name="Globex Corp")
 
 
+def _member_of(organization, role: str, email: str):
+    return MembershipFactory(organization=organization, role=role, user=UserFactory(email=email)).user
+
+
 @pytest.fixture
 def owner(organization):
-    return MembershipFactory(
-        organization=organization, role=Role.OWNER, user=UserFactory(email="owner@acme.test")
-    ).user
+    return _member_of(organization, Role.OWNER, "owner@acme.test")
 
 
 @pytest.fixture
 def admin_user(organization):
-    return MembershipFactory(
-        organization=organization, role=Role.ADMIN, user=UserFactory(email="admin@acme.test")
-    ).user
+    return _member_of(organization, Role.ADMIN, "admin@acme.test")
 
 
 @pytest.fixture
 def member(organization):
-    return MembershipFactory(
-        organization=organization, role=Role.MEMBER, user=UserFactory(email="dev@acme.test")
-    ).user
+    return _member_of(organization, Role.MEMBER, "dev@acme.test")
 
 
 @pytest.fixture
 def outsider(other_organization):
     """An owner of another organisation."""
-    return MembershipFactory(
-        organization=other_organization, role=Role.OWNER, user=UserFactory(email="owner@globex.test")
-    ).user
+    return _member_of(other_organization, Role.OWNER, "owner@globex.test")
 
 
 def _client_for(user) -> Client:
@@ -110,3 +167,37 @@ def member_client(member):
 @pytest.fixture
 def outsider_client(outsider):
     return _client_for(outsider)
+
+
+@pytest.fixture
+def scopes(db):
+    """Create the scope catalogue (`tests.factories.CATALOGUE`); return the scopes by name."""
+    return scope_catalogue()
+
+
+@pytest.fixture
+def make_key(organization, owner, scopes):
+    """Return a factory: `make_key(**overrides)` -> `(row, plaintext)`, by default `owner`'s key in Acme.
+
+    Overrides are those of `tests.factories.make_api_key` plus `organization` and `owner`.
+    """
+
+    def make(*, organization=organization, owner=owner, **kwargs):
+        return make_api_key(organization, owner, **kwargs)
+
+    return make
+
+
+@pytest.fixture
+def make_app(organization, owner, scopes):
+    """Return a factory: `make_app(organization=None, app_owner=None, **overrides)` -> `AppCredentials`.
+
+    By default `owner`'s application in Acme; overrides are those of `tests.factories.make_m2m_app`.
+    """
+
+    def make(organization=None, app_owner=None, **kwargs) -> AppCredentials:
+        application, secret = make_m2m_app(organization or default_organization, app_owner or owner, **kwargs)
+        return AppCredentials(application, application.client_id, secret)
+
+    default_organization = organization
+    return make

@@ -1,32 +1,9 @@
-"""Fixtures for API key tests: the scope catalogue, keys and clients that present them."""
+"""Fixtures for API key tests: clients that present a key (`scopes`, `make_key`: tests/conftest.py)."""
 
 from __future__ import annotations
 
 import pytest
 from django.test import Client
-
-from credentials.api_keys.services import api_key_create
-from tests.factories import ScopeFactory
-
-
-@pytest.fixture
-def scopes(db):
-    return {
-        name: ScopeFactory(name=name)
-        for name in ("orders:read", "orders:write", "api_keys:verify", "api_keys:manage")
-    }
-
-
-@pytest.fixture
-def make_key(organization, owner, scopes):
-    """Create a key in `organization` (owned by `owner` unless told) and return `(row, plaintext)`."""
-
-    def make(*, organization=organization, owner=owner, scopes=("orders:read",), name="job", **kwargs):
-        return api_key_create(
-            organization=organization, name=name, owner=owner, scopes=list(scopes), actor=owner, **kwargs
-        )
-
-    return make
 
 
 @pytest.fixture

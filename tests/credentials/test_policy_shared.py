@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 from django.core.cache import caches
 from django.test import Client
@@ -15,31 +13,14 @@ from portal.infra.cache import ResilientRedisCache
 
 pytestmark = pytest.mark.django_db
 
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/7")
 INSIDE, OUTSIDE = "203.0.113.7", "198.51.100.9"
 
 
 @pytest.fixture
-def redis_cache(settings):
-    import redis
-
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=0.5).ping()
-    except redis.RedisError:
-        if os.environ.get("CI") or os.environ.get("TEST_REDIS_URL"):
-            pytest.fail(f"Redis is required at {REDIS_URL}")
-        pytest.skip(f"no Redis at {REDIS_URL}")
-    settings.CACHES = {
-        "default": {
-            "BACKEND": "portal.infra.cache.ResilientRedisCache",
-            "LOCATION": REDIS_URL,
-            "KEY_PREFIX": "policy-test",
-        }
-    }
-    caches["default"].clear()
+def redis_cache(redis_cache):
+    """The shared Redis cache (tests/conftest.py), with this process's usage counts forgotten."""
     usage._counts.clear()
     yield
-    caches["default"].clear()
     usage._counts.clear()
 
 

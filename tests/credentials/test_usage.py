@@ -71,18 +71,13 @@ def test_keys_verify_counts_the_verified_key(make_key):
     assert counts(customer.key_id) == {"valid": 2, "invalid_secret": 1}
 
 
-def test_m2m_token_issuance_is_counted(organization, owner, scopes):
-    from tests.tokens.conftest import AppCredentials
-
-    app, secret = m2m_app_create(
-        organization=organization, name="svc", owner=owner, actor=owner, scopes=["orders:read"]
-    )
-    creds = AppCredentials(app, app.client_id, secret)
+def test_m2m_token_issuance_is_counted(make_app):
+    creds = make_app(name="svc", scopes=["orders:read"])
     assert request_token(Client(), creds).status_code == 200
     assert request_token(Client(), creds, secret="ips_wrong").status_code == 401
     assert request_token(Client(), creds, scope="orders:write").status_code == 400
     usage.rollup()
-    assert counts(app.client_id) == {"valid": 1, "invalid_secret": 1, "insufficient_scope": 1}
+    assert counts(creds.client_id) == {"valid": 1, "invalid_secret": 1, "insufficient_scope": 1}
 
 
 def test_the_roll_up_splits_at_minute_boundaries_and_sums_hours(make_key, monkeypatch):

@@ -1,9 +1,10 @@
 """Write PNGs of the main dashboard pages into docs/images/ (`make screenshots`).
 
-Starts a development server on a free port with a throwaway SQLite database in var/, seeds
-the demo, signs in as owner@acme.example and captures each page in SHOTS. To add a page,
-add a `Shot`; give it a `prepare` function when the page needs clicks first (for example a
-one-time reveal: create the key in `prepare`, then capture the page it lands on).
+Starts a development server (`tests.support.servers.DevServer`) on a free port with a
+throwaway SQLite database in var/, seeds the demo, signs in as owner@acme.example and
+captures each page in SHOTS. To add a page, add a `Shot`; give it a `prepare` function when
+the page needs clicks first (for example a one-time reveal: create the key in `prepare`,
+then capture the page it lands on).
 """
 
 from __future__ import annotations
@@ -13,16 +14,14 @@ import json
 import os
 import re
 import secrets
-import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import jwt
@@ -31,8 +30,8 @@ from playwright.sync_api import Page, expect, sync_playwright
 
 from tests.e2e.browser import INSTALL_HINT, find_chromium, launch_chromium
 from tests.support.secret_scanning import keys_document, public_pem, sign
+from tests.support.servers import ROOT, DevServer, LocalHTTPServer
 
-ROOT = Path(__file__).resolve().parents[2]
 OUTPUT = ROOT / "docs" / "images"
 DATABASE = ROOT / "var" / "screenshots.sqlite3"
 OWNER, PASSWORD = "owner@acme.example", "demo-password"
@@ -191,11 +190,9 @@ class _Receiver(BaseHTTPRequestHandler):
 
 def add_webhook(page: Page) -> None:
     """Add a webhook endpoint (a local receiver), send a test event and deliver it."""
-    receiver = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
-    threading.Thread(target=receiver.serve_forever, daemon=True).start()
-    try:
+    with LocalHTTPServer(_Receiver) as receiver:
         page.goto("/orgs/acme/webhooks/new/")
-        page.get_by_label("URL").fill(f"http://127.0.0.1:{receiver.server_port}/portal-events")
+        page.get_by_label("URL").fill(f"{receiver.base}/portal-events")
         page.get_by_label("Description").fill("Security team's SIEM")
         for event in ("Reported leaked", "Revoked (the credential, a secret or a key)"):
             page.get_by_role("checkbox", name=event).check()
@@ -205,9 +202,6 @@ def add_webhook(page: Page) -> None:
         page.get_by_role("button", name="Send test event").click()
         expect(page.locator(".message-success")).to_be_visible()
         _manage("deliver_webhooks", "--once", env=ENV)
-    finally:
-        receiver.shutdown()
-        receiver.server_close()
 
 
 def open_webhook(page: Page) -> None:
@@ -313,12 +307,6 @@ SHOTS: list[Shot] = [
 ENV: dict[str, str] = {}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _environment(base_url: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
@@ -343,20 +331,6 @@ def _manage(*args: str, env: dict[str, str]) -> None:
     )
 
 
-def _wait_until_up(url: str, server: subprocess.Popen, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise SystemExit(f"the development server exited with status {server.returncode}")
-        try:
-            with urllib.request.urlopen(f"{url}/healthz", timeout=2) as response:  # noqa: S310  local URL
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.2)
-    raise SystemExit(f"the development server did not answer at {url} within {timeout:.0f} s")
-
-
 def _capture(page: Page, shot: Shot) -> Path:
     page.set_viewport_size({"width": shot.width, "height": shot.height})
     if shot.prepare:
@@ -378,21 +352,14 @@ def main(only: list[str] | None = None) -> int:
         return 1
     OUTPUT.mkdir(parents=True, exist_ok=True)
     DATABASE.unlink(missing_ok=True)
-    port = _free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    env = _environment(base_url)
+    server = DevServer({})
+    base_url = server.base
+    server.env = env = _environment(base_url)
     ENV.update(env)
     _manage("migrate", "--noinput", env=env)
     _manage("seed_demo", env=env)
-    server = subprocess.Popen(
-        [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload", "--skip-checks"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    server.start()
     try:
-        _wait_until_up(base_url, server)
         with sync_playwright() as playwright:
             browser = launch_chromium(playwright, executable)
             context = browser.new_context(base_url=base_url, locale="en-GB", color_scheme="light")
@@ -411,8 +378,7 @@ def main(only: list[str] | None = None) -> int:
                 print(_capture(page, shot).relative_to(ROOT))
             browser.close()
     finally:
-        server.terminate()
-        server.wait(timeout=10)
+        server.stop()
         DATABASE.unlink(missing_ok=True)
     return 0
 

@@ -22,14 +22,8 @@ from tests.e2e.helpers import (
     tab_to,
     table_row,
 )
-from tests.factories import ScopeFactory
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def scopes(transactional_db):
-    return [ScopeFactory(name="orders:read", description="Read orders"), ScopeFactory(name="orders:write")]
 
 
 def whoami(live_server, key: str) -> requests.Response:
@@ -209,8 +203,9 @@ def test_create_a_key_with_the_keyboard_alone(user_page, owner, organization, sc
     page.keyboard.press("Tab")
     expect(page.get_by_label("Owner")).to_be_focused()
     page.keyboard.press("Tab")
+    expect(form.get_by_role("checkbox").first).to_be_focused()  # the scopes follow, in catalogue order
     scope = page.get_by_role("checkbox", name=re.compile(r"^orders:read "))
-    expect(scope).to_be_focused()
+    tab_to(page, scope)
     page.keyboard.press("Space")
     expect(scope).to_be_checked()
     tab_to(page, page.get_by_label("Expires in (days)"))

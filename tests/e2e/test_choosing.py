@@ -16,29 +16,13 @@ from credentials.api_keys.services import api_key_create
 from credentials.models import UsageBucket
 from portal.models import AuditEvent
 from tests.e2e.helpers import confirming, record_problems, revealed_secret, tab_to
-from tests.factories import ScopeFactory
 from tokens.models import M2MApplication
-from tokens.signing import keys
 
 pytestmark = pytest.mark.e2e
 
 Q_STATIC = "Is it a quick script, or a third-party tool that only accepts a static key?"
 Q_OAUTH = "Can the workload run an OAuth 2.0 client-credentials flow?"
 Q_KEY = "Does it run in CI or Kubernetes, or anywhere it can keep a private key and sign with it?"
-
-
-@pytest.fixture(autouse=True)
-def _fresh_signing_key_caches():
-    keys.forget_loaded_key()
-    keys.forget_public_keys()
-    yield
-    keys.forget_loaded_key()
-    keys.forget_public_keys()
-
-
-@pytest.fixture
-def scopes(transactional_db):
-    return [ScopeFactory(name="orders:read", description="Read orders"), ScopeFactory(name="orders:write")]
 
 
 @pytest.mark.parametrize(

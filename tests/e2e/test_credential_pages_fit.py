@@ -13,7 +13,6 @@ from tests.e2e.helpers import assert_no_horizontal_overflow, assert_panels_fit, 
 from tests.e2e.test_api_keys import create_key
 from tests.factories import ResourceServerFactory, ScopeFactory
 from tokens.clients.services import client_secret_rotate, m2m_app_create
-from tokens.signing import keys as token_keys
 
 pytestmark = pytest.mark.e2e
 
@@ -24,8 +23,6 @@ LONG_EMAIL = "a.rather.long.email.address@subsidiary.example.test"
 @pytest.fixture
 def credentials(organization, owner, make_member):
     """Acme with keys in every state and an application with a rotated secret, owned by a long address."""
-    token_keys.forget_loaded_key()
-    token_keys.forget_public_keys()
     scopes = [
         ScopeFactory(name="orders:read", description="Read orders"),
         ScopeFactory(name="customers:read"),

@@ -11,18 +11,8 @@ from tests.factories import ScopeFactory
 from tests.support.oidc_issuer import LocalIssuer
 from tokens.clients.services import m2m_app_create
 from tokens.models import FederatedIdentity
-from tokens.signing import keys
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(autouse=True)
-def _fresh_signing_key_caches():
-    keys.forget_loaded_key()
-    keys.forget_public_keys()
-    yield
-    keys.forget_loaded_key()
-    keys.forget_public_keys()
 
 
 def test_set_up_a_github_actions_trust_with_the_preset_and_test_tokens(

@@ -9,26 +9,9 @@ import requests
 from playwright.sync_api import Page, expect
 
 from tests.e2e.helpers import confirming, copy_and_read_clipboard, message, record_problems, table_row
-from tests.factories import ScopeFactory
 from tokens.models import ClientSecret, M2MApplication
-from tokens.signing import keys
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(autouse=True)
-def _fresh_signing_key_caches():
-    """Forget signing keys cached in this process: the rows behind them went with the last test's data."""
-    keys.forget_loaded_key()
-    keys.forget_public_keys()
-    yield
-    keys.forget_loaded_key()
-    keys.forget_public_keys()
-
-
-@pytest.fixture
-def scopes(transactional_db):
-    return [ScopeFactory(name="orders:read", description="Read orders"), ScopeFactory(name="orders:write")]
 
 
 def request_token(live_server, client_id: str, secret: str, **params) -> requests.Response:

@@ -13,26 +13,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from playwright.sync_api import expect
 
 from tests.e2e.helpers import confirming, message, record_problems, table_row
-from tests.factories import ScopeFactory
 from tokens.clients.public_keys import parse_public_key
 from tokens.models import M2MApplication
-from tokens.signing import keys
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(autouse=True)
-def _fresh_signing_key_caches():
-    keys.forget_loaded_key()
-    keys.forget_public_keys()
-    yield
-    keys.forget_loaded_key()
-    keys.forget_public_keys()
-
-
-@pytest.fixture
-def scopes(transactional_db):
-    return [ScopeFactory(name="orders:read", description="Read orders")]
 
 
 def _assertion(private_key, client_id: str, token_url: str) -> str:

@@ -16,11 +16,8 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture
 def receiver(settings):
     settings.PORTAL_WEBHOOK_ALLOW_INSECURE_LOCALHOST = True  # the receiver is http://127.0.0.1
-    server = Receiver()
-    server.thread.start()
-    yield server
-    server.server.shutdown()
-    server.server.server_close()
+    with Receiver() as server:
+        yield server
 
 
 def test_add_an_endpoint_see_the_secret_once_and_a_delivery(user_page, owner, organization, receiver):

@@ -21,7 +21,15 @@ from django.urls import reverse
 from credentials.api_keys.models import ApiKey
 from portal.account_security.events import LOGIN_AT, SEEN_AT
 from portal.models import AuditEvent, MfaRequirement, Role
-from tests.factories import PASSWORD, MembershipFactory, ScopeFactory, UserFactory, enrol_totp
+from tests.factories import (
+    PASSWORD,
+    MembershipFactory,
+    ScopeFactory,
+    UserFactory,
+    enrol_totp,
+    make_api_key,
+    make_m2m_app,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -252,16 +260,11 @@ def test_bad_policy_value_is_a_form_error(owner_client):
 
 @pytest.fixture
 def app(organization, owner):
-    from tokens.clients.services import m2m_app_create
-
-    application, _secret = m2m_app_create(organization=organization, name="billing", owner=owner, actor=owner)
-    return application
+    return make_m2m_app(organization, owner, name="billing", scopes=())[0]
 
 
 def _sensitive_actions(organization, owner, member, app):
-    from credentials.api_keys.services import api_key_create
-
-    key, _ = api_key_create(organization=organization, name="deploy", owner=owner, scopes=[], actor=owner)
+    key, _ = make_api_key(organization, owner, name="deploy", scopes=())
     membership = member.memberships.get()
     return [
         ("GET", reverse("org-api-key-create", args=["acme"]), {}),
@@ -477,21 +480,17 @@ def test_step_up_offers_the_passkey_when_there_is_no_authenticator_app(owner_cli
 
 
 def test_the_rest_api_asks_session_users_for_step_up_but_not_machines(owner_client, organization, owner):
-    from credentials.api_keys.services import api_key_create
-
     create_url = reverse("api-org-api-key-list", args=["acme"])
     make_stale(owner_client)
     response = owner_client.post(create_url, {"name": "x"}, content_type="application/json")
     assert response.status_code == 403 and "Confirm it is you" in response.json()["detail"]
-    key, _ = api_key_create(organization=organization, name="deploy", owner=owner, scopes=[], actor=owner)
+    key, _ = make_api_key(organization, owner, name="deploy", scopes=())
     rotate = owner_client.post(f"{create_url}{key.key_id}/rotate/", {}, content_type="application/json")
     assert rotate.status_code == 403
     assert ApiKey.objects.count() == 1
 
     ScopeFactory(name="api_keys:manage")
-    _manager, plaintext = api_key_create(
-        organization=organization, name="automation", owner=owner, scopes=["api_keys:manage"], actor=owner
-    )
+    _manager, plaintext = make_api_key(organization, owner, name="automation", scopes=["api_keys:manage"])
     machine = Client(HTTP_AUTHORIZATION=f"Bearer {plaintext}")
     assert (
         machine.post(create_url, {"name": "by-machine"}, content_type="application/json").status_code == 201

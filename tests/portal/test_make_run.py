@@ -6,18 +6,15 @@ import base64
 import http.server
 import json
 import os
-import socket
 import subprocess
 import sys
-import threading
 import time
-import urllib.error
 import urllib.request
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.servers import ROOT, LocalHTTPServer, ServerProcess, free_port
+
 # Variables a developer's shell or the test run may set; `make run` must work without them.
 _CLEARED = {
     "DATABASE_URL",
@@ -91,12 +88,6 @@ def test_explicit_issuer_and_base_url_win_over_the_dev_server_address():
     assert derived["PORTAL_BASE_URL"] == "http://mail.test"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _get(url: str, *, data: bytes | None = None, headers: dict | None = None) -> dict:
     request = urllib.request.Request(url, data=data, headers=headers or {})
     with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310  a local test server
@@ -129,7 +120,7 @@ services.webhook_endpoint_ping(endpoint=endpoint, actor=None)
 @pytest.mark.slow
 def test_make_run_on_another_port_issues_tokens_for_that_port_and_sends_webhooks(tmp_path):
     """Run `make run`'s own command lines (migrate, seed, runserver + webhook sender) on a free port."""
-    port = _free_port()
+    port = free_port()
     dry = subprocess.run(
         ["make", "-n", "run", "HOST=127.0.0.1", f"PORT={port}"],
         cwd=ROOT,
@@ -152,26 +143,11 @@ def test_make_run_on_another_port_issues_tokens_for_that_port_and_sends_webhooks
         timeout=60,
     )
     client = json.loads(app.stdout)
-    server = subprocess.Popen(  # noqa: S602  the Makefile's own command line
-        commands[-1] + " --noreload",
-        shell=True,
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
+    server = ServerProcess(env, port=port, command=commands[-1] + " --noreload")  # the Makefile's own line
+    server.start(timeout=60)
+    base = server.base
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                metadata = _get(f"{base}/.well-known/oauth-authorization-server")
-                break
-            except (urllib.error.URLError, ConnectionError):
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise
-                time.sleep(0.3)
+        metadata = _get(f"{base}/.well-known/oauth-authorization-server")
         assert metadata["issuer"] == base
         assert metadata["jwks_uri"] == f"{base}/.well-known/jwks.json"
         basic = base64.b64encode(f"{client['client_id']}:{client['client_secret']}".encode()).decode()
@@ -185,10 +161,8 @@ def test_make_run_on_another_port_issues_tokens_for_that_port_and_sends_webhooks
         assert claims["iss"] == base
 
         # "Send test event" reaches a receiver without anyone starting a worker by hand.
-        receiver = http.server.HTTPServer(("127.0.0.1", 0), _Receiver)
-        threading.Thread(target=receiver.serve_forever, daemon=True).start()
-        try:
-            url = f"http://127.0.0.1:{receiver.server_address[1]}/hook"
+        with LocalHTTPServer(_Receiver) as receiver:
+            url = f"{receiver.base}/hook"
             subprocess.run(
                 [sys.executable, "manage.py", "shell", "-c", _PING.format(url=url)],
                 cwd=ROOT,
@@ -201,8 +175,5 @@ def test_make_run_on_another_port_issues_tokens_for_that_port_and_sends_webhooks
             while not _Receiver.received and time.monotonic() < deadline:
                 time.sleep(0.2)
             assert [event["type"] for event in _Receiver.received] == ["webhook.ping"]
-        finally:
-            receiver.shutdown()
     finally:
-        os.killpg(server.pid, 15)
-        server.wait(timeout=10)
+        server.stop()

@@ -19,7 +19,6 @@ import psycopg
 import pytest
 import requests
 
-from tests.support.redis_server import TempRedis
 from tests.support.servers import ROOT, Gunicorn, TempPostgres, postgres_bin_dir
 
 TEMPLATE_DB = "portal_rel2_template"
@@ -119,15 +118,6 @@ def database_url(cluster):
 def seed(cluster):
     """Return the credentials seeded into every copy: manager API key, client id and secret."""
     return dict(cluster.seed)
-
-
-@pytest.fixture
-def redis_server():
-    """Return a redis-server of the test's own on a free port (never the shared 6379)."""
-    server = TempRedis()
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -28,16 +28,24 @@ from django.urls import reverse
 from rest_framework.authentication import SessionAuthentication
 
 from credentials.api_keys.authentication import ApiKeyAuthentication
-from credentials.api_keys.services import api_key_create, api_key_request
+from credentials.api_keys.services import api_key_request
 from credentials.governance.models import CredentialRequest
 from portal import authz
 from portal.models import Membership, Role
 from portal.permissions import Authorized, AuthorizedView, OrganizationAccess
-from tests.factories import MembershipFactory, OrganizationFactory, ScopeFactory, UserFactory, enrol_totp
+from tests.factories import (
+    MembershipFactory,
+    OrganizationFactory,
+    ScopeFactory,
+    UserFactory,
+    enrol_totp,
+    make_api_key,
+    make_m2m_app,
+)
 from tests.isolation import url_kwargs, url_params, walk_urls
 from tests.security.authority import counts, describe_change, leaked, state
 from tests.tokens.conftest import basic
-from tokens.clients.services import client_public_key_add, m2m_app_create
+from tokens.clients.services import client_public_key_add
 from tokens.federation.services import federated_identity_create
 from tokens.models import M2MApplication
 from tokens.protocol.authentication import AccessTokenAuthentication
@@ -257,16 +265,12 @@ def build_world() -> World:
     secrets: set[str] = set()
 
     def key(owner_user, scopes, name, organization=org):
-        row, plaintext = api_key_create(
-            organization=organization, name=name, owner=owner_user, scopes=scopes, actor=owner_user
-        )
+        row, plaintext = make_api_key(organization, owner_user, name=name, scopes=scopes)
         secrets.add(plaintext)
         return row, plaintext
 
     def app(owner_user, scopes, name, organization=org, **kwargs):
-        row, secret = m2m_app_create(
-            organization=organization, name=name, owner=owner_user, actor=owner_user, scopes=scopes, **kwargs
-        )
+        row, secret = make_m2m_app(organization, owner_user, name=name, scopes=scopes, **kwargs)
         if secret:
             secrets.add(secret)
         return row, secret

@@ -23,12 +23,12 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from credentials.api_keys.models import ApiKey
-from credentials.api_keys.services import api_key_create, api_key_request
+from credentials.api_keys.services import api_key_request
 from credentials.governance.models import CredentialRequest, RequestState
 from portal import authz
 from portal.models import Membership, Role
 from portal.services.organizations import membership_change_role
-from tests.factories import MembershipFactory, OrganizationFactory, ScopeFactory, UserFactory
+from tests.factories import MembershipFactory, OrganizationFactory, ScopeFactory, UserFactory, make_api_key
 from tests.tokens.conftest import basic
 from tokens.clients.services import m2m_app_create
 
@@ -85,12 +85,8 @@ def org(db, settings):
     creds = []
 
     def key(owner_user, creator, scopes):
-        row, secret = api_key_create(
-            organization=organization,
-            name=f"{owner_user.email} key",
-            owner=owner_user,
-            scopes=scopes,
-            actor=creator,
+        row, secret = make_api_key(
+            organization, owner_user, name=f"{owner_user.email} key", scopes=scopes, actor=creator
         )
         creds.append(Cred(row.name, owner_user.pk, secret, row, {owner_user.pk, creator.pk}))
 

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from portal.principal import INVALID_CREDENTIAL, MAX_CREDENTIAL_LENGTH
+from tests.security.conftest import ALL_SCOPES
 from tests.tokens.conftest import basic
 
 pytestmark = pytest.mark.django_db
@@ -69,7 +70,7 @@ def test_huge_machine_credentials_are_refused_without_a_query(client, django_ass
 
 
 def test_a_real_key_just_under_the_bound_still_works(client, make_key):
-    _row, key = make_key()
+    _row, key = make_key(scopes=ALL_SCOPES)
     assert client.get("/api/v1/whoami", HTTP_X_API_KEY=key).status_code == 200
     assert client.get("/api/v1/whoami", HTTP_AUTHORIZATION=f"Bearer {key}").status_code == 200
 
@@ -100,7 +101,7 @@ def test_log_redaction_keeps_the_public_parts():
 def test_an_authenticated_api_body_over_the_limit_is_413(client, settings, make_key, path, content_type):
     # DRF's JSON parser reads the whole stream; the middleware bounds it before any parser runs.
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 4096
-    _row, key = make_key()
+    _row, key = make_key(scopes=ALL_SCOPES)
     body = json.dumps({"key": "x" * 5000, "name": "y"})
     response = client.generic("POST", path, body, content_type=content_type, HTTP_X_API_KEY=key)
     assert response.status_code == 413 and response.json() == {"detail": "The request body is too large."}

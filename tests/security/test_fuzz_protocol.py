@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from portal.principal import INVALID_CREDENTIAL, MAX_CREDENTIAL_LENGTH
+from tests.security.conftest import ALL_SCOPES
 from tests.tokens.conftest import basic
 
 pytestmark = pytest.mark.django_db
@@ -201,7 +202,7 @@ def machine_headers(draw, key: str) -> dict:
 @pytest.fixture
 def verifier_key(make_key, no_limits) -> str:
     """A key holding every scope, `api_keys:verify` included (fixtures run once per hypothesis test)."""
-    return make_key()[1]
+    return make_key(scopes=ALL_SCOPES)[1]
 
 
 def assert_machine_refusal(response, *, detail: str | None = INVALID_CREDENTIAL) -> None:

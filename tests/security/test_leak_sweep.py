@@ -557,9 +557,7 @@ def test_no_secret_anywhere_but_its_own_reveal(caplog, settings, organization, o
         record("leaked app page", browser.get(reverse("org-app-detail", args=["acme", cli_app_row.pk])))
         # --- Webhook signing secrets: dashboard create and rotate, deliveries ------------------
         settings.PORTAL_WEBHOOK_ALLOW_INSECURE_LOCALHOST = True
-        hook_receiver = Receiver()
-        hook_receiver.thread.start()
-        try:
+        with Receiver() as hook_receiver:
             hooks_url = reverse("org-webhook-create", args=["acme"])
             token = SUBMISSION_RE.search(record("dash hook form", browser.get(hooks_url)).content.decode())
             response = record(
@@ -607,9 +605,6 @@ def test_no_secret_anywhere_but_its_own_reveal(caplog, settings, organization, o
             for leaked in (hook_secret, rotated_hook_secret):  # pasted into a URL by mistake
                 record("hook secret in unknown url 404", Client().get(f"/no-such-page/{leaked}"))
             record("dash hook list", browser.get(reverse("org-webhooks", args=["acme"])))
-        finally:
-            hook_receiver.server.shutdown()
-            hook_receiver.server.server_close()
 
         # --- Staff views and the audit log -------------------------------------------------
         staff = Client()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 from django.core.cache import caches
@@ -11,6 +10,7 @@ from django.urls import reverse
 
 from portal.infra import ratelimit
 from portal.infra.cache import ResilientRedisCache
+from tests.security.conftest import ALL_SCOPES
 from tests.tokens.conftest import basic
 
 pytestmark = pytest.mark.django_db
@@ -150,7 +150,7 @@ class TestTokenIssuance:
 class TestApiKeyFailures:
     def test_failed_keys_per_ip_then_429_for_any_key(self, client, limits, make_key):
         limits.PORTAL_API_KEY_FAILURES_PER_IP_PER_MINUTE = 3
-        _row, key = make_key()
+        _row, key = make_key(scopes=ALL_SCOPES)
         bad = key[:-1] + ("A" if key[-1] != "A" else "B")
         for header in (
             {"HTTP_AUTHORIZATION": f"Bearer {bad}"},
@@ -165,8 +165,8 @@ class TestApiKeyFailures:
 
     def test_central_verification_counts_invalid_keys(self, client, limits, make_key):
         limits.PORTAL_API_KEY_FAILURES_PER_IP_PER_MINUTE = 2
-        _row, verifier = make_key(name="verifier")
-        _row, target = make_key(name="target")
+        _row, verifier = make_key(name="verifier", scopes=ALL_SCOPES)
+        _row, target = make_key(name="target", scopes=ALL_SCOPES)
         for n in range(2):
             response = client.post(
                 "/api/v1/keys/verify",
@@ -181,7 +181,7 @@ class TestApiKeyFailures:
 
     def test_spoofed_forwarded_for_does_not_escape_but_a_trusted_proxys_does(self, client, limits, make_key):
         limits.PORTAL_API_KEY_FAILURES_PER_IP_PER_MINUTE = 2
-        _row, key = make_key()
+        _row, key = make_key(scopes=ALL_SCOPES)
         for n in range(2):
             client.get(
                 "/api/v1/whoami", HTTP_X_API_KEY=f"ipk_live_x{n}", HTTP_X_FORWARDED_FOR=f"203.0.113.{n}"
@@ -228,31 +228,6 @@ def test_login_behind_a_trusted_proxy_is_counted_per_forwarded_client(client, se
     assert "Retry-After" in paused
     response = client.post(reverse("login"), credentials, HTTP_X_FORWARDED_FOR="203.0.113.6")
     assert response.status_code == 302
-
-
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
-
-
-@pytest.fixture
-def redis_cache(settings):
-    import redis
-
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=0.5).ping()
-    except redis.RedisError:
-        if os.environ.get("CI") or os.environ.get("TEST_REDIS_URL"):
-            pytest.fail(f"Redis is required at {REDIS_URL}")
-        pytest.skip(f"no Redis at {REDIS_URL}")
-    settings.CACHES = {
-        "default": {
-            "BACKEND": "portal.infra.cache.ResilientRedisCache",
-            "LOCATION": REDIS_URL,
-            "KEY_PREFIX": "rl-test",
-        }
-    }
-    caches["default"].clear()
-    yield
-    caches["default"].clear()
 
 
 def test_counts_are_shared_between_app_servers_through_redis(

@@ -14,14 +14,15 @@ from __future__ import annotations
 import contextlib
 import json
 import secrets
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
+
+from tests.support.servers import LocalHTTPServer
 
 
 def _new_key(alg: str):
@@ -39,7 +40,7 @@ def public_jwk(private_key, kid: str, alg: str) -> dict:
     return {**jwk, "kid": kid, "alg": alg, "use": "sig"}
 
 
-class LocalIssuer:
+class LocalIssuer(LocalHTTPServer):
     """An OIDC issuer at http://127.0.0.1:<port> (start with `with LocalIssuer() as issuer:`)."""
 
     def __init__(self, alg: str = "RS256") -> None:
@@ -53,18 +54,8 @@ class LocalIssuer:
         # GitHub's runner endpoint (ACTIONS_ID_TOKEN_REQUEST_URL): this bearer token gets a job's token.
         self.actions_request_token = secrets.token_urlsafe(24)
         self.actions_job: dict = {"repository": "acme/billing", "ref": "refs/heads/main"}
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    def __enter__(self) -> LocalIssuer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        super().__init__(self._handler())
+        self.url = self.base
 
     def _handler(self):
         issuer = self

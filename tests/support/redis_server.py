@@ -7,7 +7,7 @@ import socket
 import subprocess
 import time
 
-from tests.support.servers import free_port
+from tests.support.servers import free_port, stop_process
 
 
 class TempRedis:
@@ -56,11 +56,5 @@ class TempRedis:
             return False
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        stop_process(self.proc)
         self.proc = None

@@ -5,17 +5,12 @@ from __future__ import annotations
 import base64
 import json
 
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from tests.support.pem import public_pem
 
-def public_pem(private_key) -> str:
-    """Return the PEM of a private key's public half."""
-    return (
-        private_key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
+__all__ = ["keys_document", "public_pem", "sign"]
 
 
 def keys_document(*pairs) -> str:

@@ -1,4 +1,13 @@
-"""Real servers the tests start and stop themselves: a throwaway PostgreSQL and the portal under gunicorn."""
+"""Real servers the tests start and stop themselves.
+
+- `ServerProcess`: a server command on a free loopback port, run as a subprocess with its log in a
+  file and stopped with its children; `Gunicorn` (the portal with production settings) and
+  `DevServer` (`manage.py runserver`) are the two the tests use.
+- `LocalHTTPServer`: an in-process HTTP server (a webhook receiver, a JWKS, an OIDC issuer) on a
+  free loopback port, served from a daemon thread, optionally over TLS.
+- `dripping_peer`: a loopback peer that answers one byte at a time (timeouts as a whole).
+- `TempPostgres`: a throwaway PostgreSQL cluster (`tests.support.redis_server.TempRedis` for Redis).
+"""
 
 from __future__ import annotations
 
@@ -6,13 +15,17 @@ import contextlib
 import glob
 import os
 import shutil
+import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,6 +46,26 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def stop_process(proc: subprocess.Popen | None, *, group: bool = False, timeout: float = 10) -> None:
+    """Terminate `proc` (its whole process group with `group`), then kill it if it has not exited in time."""
+    if proc is None or proc.poll() is not None:
+        return
+
+    def send(sig: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            if group:
+                os.killpg(proc.pid, sig)
+            else:
+                proc.send_signal(sig)
+
+    send(signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        send(signal.SIGKILL)
+        proc.wait(timeout=timeout)
 
 
 def postgres_bin_dir() -> str | None:
@@ -78,25 +111,97 @@ class TempPostgres:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-class Gunicorn:
-    """The portal served by gunicorn on a free loopback port with production settings."""
+class ServerProcess:
+    """A server command on a free loopback port, run from the project root as a subprocess.
 
-    def __init__(self, env: dict[str, str], workers: int = 1, threads: int = 1) -> None:
-        self.port = free_port()
-        self.env = {**os.environ, **PRODUCTION_ENV, **env}
-        self.workers = workers
-        self.threads = threads
+    `command` is what to run (or a subclass says it, knowing `self.port`); `start` waits until the
+    port accepts connections, `stop` ends the server and every process it started (it runs in its
+    own session).
+    """
+
+    def __init__(
+        self, env: dict[str, str], *, port: int | None = None, command: list[str] | str | None = None
+    ) -> None:
+        self.port = port or free_port()
+        self.env = env
+        self._command = command
         self.proc: subprocess.Popen | None = None
         # Logs go to a file, not a pipe nobody reads (a full pipe would block the server).
-        self._log = tempfile.NamedTemporaryFile(prefix="portal-gunicorn-", suffix=".log", delete=False)  # noqa: SIM115
+        self._log = tempfile.NamedTemporaryFile(prefix="portal-server-", suffix=".log", delete=False)  # noqa: SIM115
+
+    def command(self) -> list[str] | str:
+        """Return the command line (a string runs through the shell)."""
+        if self._command is None:
+            raise NotImplementedError("give a command or override command()")
+        return self._command
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
 
     def log_text(self) -> str:
         """Return everything the server has logged so far (read it before `stop`, which deletes it)."""
         return Path(self._log.name).read_text(errors="replace")
 
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+    def start(self, timeout: float = 30) -> None:
+        command = self.command()
+        self.proc = subprocess.Popen(  # noqa: S602  a fixed command line, or the Makefile's own
+            command,
+            shell=isinstance(command, str),
+            cwd=ROOT,
+            env=self.env,
+            stdout=self._log,
+            stderr=self._log,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                status = self.proc.returncode
+                raise RuntimeError(f"the server exited with status {status}:\n{self.log_text()}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError(f"the server did not start within {timeout:.0f} s:\n{self.log_text()}")
+
+    def stop(self) -> None:
+        stop_process(self.proc, group=True)
+        self._log.close()
+        Path(self._log.name).unlink(missing_ok=True)
+
+    def __enter__(self) -> ServerProcess:
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+class Gunicorn(ServerProcess):
+    """The portal served by gunicorn on a free loopback port with production settings."""
+
+    def __init__(self, env: dict[str, str], workers: int = 1, threads: int = 1) -> None:
+        super().__init__({**os.environ, **PRODUCTION_ENV, **env})
+        self.workers = workers
+        self.threads = threads
+
+    def command(self) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "portal.wsgi",
+            "-b",
+            f"127.0.0.1:{self.port}",
+            "-w",
+            str(self.workers),
+            "--threads",
+            str(self.threads),
+            "--timeout",
+            "30",
+        ]
 
     def manage(self, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run(
@@ -109,47 +214,6 @@ class Gunicorn:
             check=True,
         )
 
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "portal.wsgi",
-                "-b",
-                f"127.0.0.1:{self.port}",
-                "-w",
-                str(self.workers),
-                "--threads",
-                str(self.threads),
-                "--timeout",
-                "30",
-            ],
-            cwd=ROOT,
-            env=self.env,
-            stdout=self._log,
-            stderr=self._log,
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return
-            except OSError:
-                time.sleep(0.2)
-        raise RuntimeError("gunicorn did not start")
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        self._log.close()
-        Path(self._log.name).unlink(missing_ok=True)
-
     def get(self, path: str, timeout: float = 15, headers: dict | None = None) -> tuple[int, bytes, dict]:
         """GET `path`; return status, body and headers (HTTP errors included)."""
         request = urllib.request.Request(self.base + path, headers=headers or {})
@@ -158,3 +222,72 @@ class Gunicorn:
                 return response.status, response.read(), dict(response.headers)
         except urllib.error.HTTPError as exc:
             return exc.code, exc.read(), dict(exc.headers)
+
+
+class DevServer(ServerProcess):
+    """The portal under Django's development server (`manage.py runserver`), as `make run` serves it."""
+
+    def command(self) -> list[str]:
+        address = f"127.0.0.1:{self.port}"
+        return [sys.executable, "manage.py", "runserver", address, "--noreload", "--skip-checks"]
+
+
+class LocalHTTPServer:
+    """An HTTP server in this process on a free loopback port, serving `handler` from a daemon thread.
+
+    `with LocalHTTPServer(Handler) as server:` starts and stops it; `tls` (a server-side
+    `ssl.SSLContext`) serves HTTPS.
+    """
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler], *, tls: ssl.SSLContext | None = None) -> None:
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.server.daemon_threads = True
+        if tls is not None:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
+        self.port: int = self.server.server_address[1]
+        self.base = f"{'https' if tls is not None else 'http'}://127.0.0.1:{self.port}"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def start(self) -> LocalHTTPServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def __enter__(self) -> LocalHTTPServer:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+@contextlib.contextmanager
+def dripping_peer(payload: bytes, *, read_request: bool = False, interval: float = 0.5):
+    """Listen on a free loopback port and send the first connection `payload` one byte per `interval`.
+
+    Yield the port. With `read_request`, read what the client sends first (an HTTP request)
+    before dripping the answer; without, drip at once (a TLS server's handshake).
+    """
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+
+    def drip() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            if read_request:
+                conn.recv(65536)
+            try:
+                for byte in payload:
+                    conn.sendall(bytes([byte]))
+                    time.sleep(interval)
+            except OSError:
+                pass
+
+    threading.Thread(target=drip, daemon=True).start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        listener.close()

@@ -1,46 +1,22 @@
-"""Fixtures for the tokens room: scopes, applications with their one-time secrets, token helpers."""
+"""Fixtures for the tokens room: the audience catalogue, applications' one-time secrets, token helpers.
+
+`scopes`, `make_app` and `make_key` come from `tests/conftest.py`.
+"""
 
 from __future__ import annotations
 
 import base64
 import json
-from dataclasses import dataclass
 
 import pytest
 
-from tests.factories import ResourceServerFactory, ScopeFactory
-from tokens.clients.services import m2m_app_create
-from tokens.models import M2MApplication
-from tokens.signing import keys
+from tests.factories import AppCredentials, ResourceServerFactory
 
-
-@dataclass
-class AppCredentials:
-    application: M2MApplication
-    client_id: str
-    client_secret: str
+__all__ = ["AppCredentials", "basic", "obtain_token", "request_token"]
 
 
 def basic(client_id: str, client_secret: str) -> str:
     return "Basic " + base64.b64encode(f"{client_id}:{client_secret}".encode()).decode()
-
-
-@pytest.fixture(autouse=True)
-def _fresh_key_caches():
-    keys.forget_loaded_key()
-    keys.forget_public_keys()
-    yield
-    keys.forget_loaded_key()
-    keys.forget_public_keys()
-
-
-@pytest.fixture
-def scopes(db):
-    return [
-        ScopeFactory(name="orders:read"),
-        ScopeFactory(name="orders:write"),
-        ScopeFactory(name="billing:read"),
-    ]
 
 
 #: Audiences the tokens tests give applications; staff registered them (open to every organisation).
@@ -56,24 +32,6 @@ CATALOGUE = (
 def catalogue(db):
     """Register the tests' audiences in the resource-server catalogue; return them by identifier."""
     return {identifier: ResourceServerFactory(identifier=identifier) for identifier in CATALOGUE}
-
-
-@pytest.fixture
-def make_app(organization, owner, scopes):
-    default_organization = organization
-
-    def make(organization=None, app_owner=None, **kwargs) -> AppCredentials:
-        kwargs.setdefault("name", "Billing service")
-        kwargs.setdefault("scopes", ["orders:read", "orders:write"])
-        application, secret = m2m_app_create(
-            organization=organization or default_organization,
-            owner=app_owner or owner,
-            actor=app_owner or owner,
-            **kwargs,
-        )
-        return AppCredentials(application, application.client_id, secret)
-
-    return make
 
 
 @pytest.fixture

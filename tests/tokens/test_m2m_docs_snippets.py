@@ -9,11 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from django.conf import settings
 
 from credentials.api_keys.services import api_key_create
+from tests.factories import make_m2m_app
+from tests.support.pem import pem_pair
 from tokens.clients.services import m2m_app_create, m2m_app_set_exchange
 from tokens.verifier import TokenVerifier
 
@@ -34,23 +35,15 @@ def issuer(live_server, settings):
 
 
 def _keyed_app(organization, owner, private_key):
-    public = (
-        private_key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
-    application, _none = m2m_app_create(
-        organization=organization,
+    private, public = pem_pair(private_key)
+    application, _none = make_m2m_app(
+        organization,
+        owner,
         name="Docs service",
-        owner=owner,
-        actor=owner,
         scopes=["orders:read"],
         auth_method="private_key_jwt",
         public_key=public,
     )
-    private = private_key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
     return application, private
 
 

@@ -6,11 +6,10 @@ import io
 import json
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
+from tests.support.pem import pem_pair
 from tests.tokens.test_commands_admin import staff_client  # noqa: F401 - fixture
 from tokens.clients.public_keys import parse_public_key
 from tokens.models import M2MApplication
@@ -20,16 +19,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def key_pair():
-    private_key = ec.generate_private_key(ec.SECP256R1())
-    private = private_key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    public = (
-        private_key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
-    return private, public
+    return pem_pair()
 
 
 def test_create_m2m_app_with_a_public_key_file_prints_no_secret(owner, scopes, tmp_path, key_pair):

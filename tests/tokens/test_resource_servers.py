@@ -96,7 +96,7 @@ def test_the_default_audience_is_in_the_catalogue():
 
 
 def test_staff_register_a_resource_server_audited(staff_client, scopes, organization):
-    response = _admin_add(staff_client, scopes=[scopes[2].pk], organizations=[organization.pk])
+    response = _admin_add(staff_client, scopes=[scopes["billing:read"].pk], organizations=[organization.pk])
     assert response.status_code == 302, response.content.decode()[:2000]
     server = ResourceServer.objects.get(identifier="https://billing.platform.example")
     assert [s.name for s in server.scopes.all()] == ["billing:read"]
@@ -117,7 +117,7 @@ def test_staff_change_a_resource_server_audited_identifier_fixed(staff_client, p
             "identifier": "https://elsewhere.example",  # ignored: not a form field on change
             "name": "Reports v2",
             "description": "",
-            "scopes": [scopes[0].pk],
+            "scopes": [scopes["orders:read"].pk],
             "organizations": [],
         },  # is_active unticked
     )
@@ -130,7 +130,7 @@ def test_staff_change_a_resource_server_audited_identifier_fixed(staff_client, p
     assert event.extra["changes"]["is_active"] == {"from": True, "to": False}
     assert event.extra["changes"]["scopes"] == {"from": [], "to": ["orders:read"]}
     # Saving without a change writes no event.
-    staff_client.post(url, {"name": "Reports v2", "description": "", "scopes": [scopes[0].pk]})
+    staff_client.post(url, {"name": "Reports v2", "description": "", "scopes": [scopes["orders:read"].pk]})
     assert AuditEvent.objects.filter(action="tokens.resource_server.updated").count() == 1
 
 

@@ -6,9 +6,8 @@ import base64
 import hashlib
 import hmac
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import jwt
 import pytest
@@ -16,6 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt import PyJWK
 
+from tests.support.servers import LocalHTTPServer
 from tokens.signing.keys import public_jwk_for
 from tokens.verifier import InvalidToken, TokenVerifier
 
@@ -310,7 +310,7 @@ def test_an_empty_pin_is_a_configuration_error(organization):
         TokenVerifier(issuer=ISSUER, audience=AUDIENCE, key_resolver=dict().get, organization=organization)
 
 
-class _JWKSServer:
+class _JWKSServer(LocalHTTPServer):
     """A real HTTP server publishing a JWKS and counting fetches."""
 
     def __init__(self, jwks: dict):
@@ -331,21 +331,14 @@ class _JWKSServer:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/.well-known/jwks.json"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler)
+        self.url = f"{self.base}/.well-known/jwks.json"
 
 
 @pytest.fixture
 def jwks_server(jwks):
-    server = _JWKSServer({"keys": [jwks["keys"][0]]})
-    yield server
-    server.close()
+    with _JWKSServer({"keys": [jwks["keys"][0]]}) as server:
+        yield server
 
 
 def test_jwks_url_fetches_once_and_caches(jwks_server, rsa_key, jwks):

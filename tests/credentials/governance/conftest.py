@@ -12,28 +12,9 @@ from django.test import Client
 from django.urls import reverse
 
 from credentials.api_keys.models import ApiKey
-from credentials.api_keys.services import api_key_create
 from credentials.governance.org_policy import policy_update
-from tests.factories import ScopeFactory
-from tokens.clients.services import m2m_app_create
+from tests.factories import make_api_key, make_m2m_app
 from tokens.models import M2MApplication
-from tokens.signing import keys as token_keys
-
-SCOPES = ("orders:read", "orders:write", "billing:read", "inventory:read")
-
-
-@pytest.fixture(autouse=True)
-def _fresh_signing_keys():
-    token_keys.forget_loaded_key()
-    token_keys.forget_public_keys()
-    yield
-    token_keys.forget_loaded_key()
-    token_keys.forget_public_keys()
-
-
-@pytest.fixture
-def scopes(db):
-    return {name: ScopeFactory(name=name) for name in SCOPES}
 
 
 def whoami(client: Client, bearer: str):
@@ -51,13 +32,8 @@ class Kit:
 
     def create(self, *, owner, scopes=("orders:read",), name="job"):
         """Create an active credential; return (row, secret)."""
-        if self.key == "api_key":
-            return api_key_create(
-                organization=self.organization, name=name, owner=owner, scopes=list(scopes), actor=owner
-            )
-        return m2m_app_create(
-            organization=self.organization, name=name, owner=owner, scopes=list(scopes), actor=owner
-        )
+        make = make_api_key if self.key == "api_key" else make_m2m_app
+        return make(self.organization, owner, name=name, scopes=scopes)
 
     @property
     def model(self):

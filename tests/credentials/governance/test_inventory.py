@@ -17,6 +17,7 @@ from credentials.api_keys.services import api_key_create, api_key_request
 from credentials.governance.models import SuspensionReason
 from credentials.governance.ownership import credentials_orphan
 from credentials.governance.reviews import credential_suspend
+from tests.factories import make_api_key, make_m2m_app
 from tokens.clients.services import m2m_app_create
 from tokens.models import M2MApplication
 
@@ -28,14 +29,10 @@ def mixed(organization, owner, member, admin_user, scopes):
     now = timezone.now()
 
     def key(name, **kw):
-        return api_key_create(
-            organization=organization, name=name, owner=member, scopes=["orders:read"], actor=member, **kw
-        )[0]
+        return make_api_key(organization, member, name=name, **kw)[0]
 
     def app(name, who=member):
-        return m2m_app_create(
-            organization=organization, name=name, owner=who, scopes=["billing:read"], actor=who
-        )[0]
+        return make_m2m_app(organization, who, name=name, scopes=["billing:read"])[0]
 
     key("plain key")
     api_key_request(

@@ -31,7 +31,7 @@ from credentials.governance.selectors import InventoryFilters, inventory_queryse
 from credentials.models import WebhookDelivery
 from credentials.webhooks.services import webhook_endpoint_create
 from portal.models import AuditEvent, Organization
-from tests.factories import ScopeFactory
+from tests.factories import ScopeFactory, make_api_key
 
 pytestmark = pytest.mark.django_db
 
@@ -42,15 +42,7 @@ def manage_scope(scopes):
 
 
 def create(organization, owner, environment="live", **kwargs):
-    return api_key_create(
-        organization=organization,
-        name="job",
-        owner=owner,
-        scopes=["orders:read"],
-        actor=owner,
-        environment=environment,
-        **kwargs,
-    )
+    return make_api_key(organization, owner, environment=environment, **kwargs)
 
 
 def forbid_live(organization, actor):

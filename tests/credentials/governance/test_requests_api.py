@@ -16,7 +16,7 @@ from credentials.governance.models import CredentialRequest, CredentialStatus, R
 from portal.models import AuditEvent, Membership, Role
 from portal.services.organizations import membership_change_role
 from tests.credentials.governance.conftest import Kit
-from tests.factories import ScopeFactory
+from tests.factories import ScopeFactory, make_api_key
 from tokens.clients.services import m2m_app_create, m2m_app_request
 from tokens.models import M2MApplication
 
@@ -58,7 +58,7 @@ def _new_app_request(organization, member, name="billing"):
 
 
 def _key(organization, owner, scopes, name="robot"):
-    return api_key_create(organization=organization, name=name, owner=owner, scopes=scopes, actor=owner)
+    return make_api_key(organization, owner, name=name, scopes=scopes)
 
 
 def _post(client, request_id, action, body=None):

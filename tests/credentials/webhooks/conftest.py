@@ -8,16 +8,17 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 from django.core.management import call_command
+from django.test import Client
 
 from credentials.webhooks.services import webhook_endpoint_create
 from credentials.webhooks.signing import verify_signature
-from tests.factories import ScopeFactory
+from tests.factories import ScopeFactory, make_api_key
+from tests.support.servers import LocalHTTPServer
 
-SCOPES = ("orders:read", "orders:write")
 ALL_EVENTS = [
     "created",
     "rotated",
@@ -42,8 +43,11 @@ class Received:
         return json.loads(self.body)
 
 
-class Receiver:
-    """A local webhook receiver: records every request; answers with the queued statuses (else 200)."""
+class Receiver(LocalHTTPServer):
+    """A local webhook receiver: records every request; answers with the queued statuses (else 200).
+
+    `with Receiver() as receiver:` starts and stops it.
+    """
 
     def __init__(self) -> None:
         self.received: list[Received] = []
@@ -73,13 +77,11 @@ class Receiver:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        super().__init__(Handler)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/hooks/portal"
+        return f"{self.base}/hooks/portal"
 
     def verified(self, secret: str) -> list[dict]:
         """Return every received payload after checking its signature the documented way."""
@@ -94,11 +96,8 @@ class Receiver:
 
 @pytest.fixture
 def receiver():
-    server = Receiver()
-    server.thread.start()
-    yield server
-    server.server.shutdown()
-    server.server.server_close()
+    with Receiver() as server:
+        yield server
 
 
 @pytest.fixture(autouse=True)
@@ -109,8 +108,11 @@ def _webhook_settings(settings):
 
 
 @pytest.fixture
-def scopes(db):
-    return {name: ScopeFactory(name=name) for name in SCOPES}
+def machine(organization, admin_user):
+    """Return a client that presents an admin's API key holding `webhooks:manage`."""
+    ScopeFactory(name="webhooks:manage")
+    _row, key = make_api_key(organization, admin_user, name="automation", scopes=["webhooks:manage"])
+    return Client(HTTP_AUTHORIZATION=f"Bearer {key}")
 
 
 @pytest.fixture

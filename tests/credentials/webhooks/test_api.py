@@ -17,19 +17,6 @@ pytestmark = pytest.mark.django_db
 BASE = "/api/v1/orgs/acme/webhooks/"
 
 
-@pytest.fixture
-def machine(organization, admin_user):
-    ScopeFactory(name="webhooks:manage")
-    _row, key = api_key_create(
-        organization=organization,
-        name="automation",
-        owner=admin_user,
-        scopes=["webhooks:manage"],
-        actor=admin_user,
-    )
-    return Client(HTTP_AUTHORIZATION=f"Bearer {key}")
-
-
 def test_a_key_manages_endpoints_end_to_end(machine, admin_user, receiver):
     response = machine.post(
         BASE, {"url": receiver.url, "event_types": ["revoked", "leaked"]}, "application/json"

@@ -22,6 +22,7 @@ from credentials.webhooks.services import (
 )
 from credentials.webhooks.signing import SIGNATURE_HEADER, SignatureError, verify_signature
 from tests.credentials.webhooks.conftest import deliver
+from tests.support.servers import dripping_peer
 
 pytestmark = pytest.mark.django_db
 
@@ -276,31 +277,15 @@ def test_the_command_refuses_bad_options():
 
 def test_a_receiver_dripping_bytes_is_cut_off(owner, make_endpoint):
     # Each byte arrives within the per-read timeout (1 s), but the whole answer would take 20 s.
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(1)
-    port = listener.getsockname()[1]
-
-    def drip():
-        conn, _ = listener.accept()
-        with conn:
-            conn.recv(65536)
-            try:
-                for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 40:
-                    conn.sendall(bytes([byte]))
-                    time.sleep(0.5)
-            except OSError:
-                pass
-
-    thread = threading.Thread(target=drip, daemon=True)
-    thread.start()
-    _endpoint, _secret, delivery = _ping(lambda: make_endpoint(url=f"http://127.0.0.1:{port}/hook"), owner)
-    started = time.monotonic()
-    deliver()
-    assert time.monotonic() - started < 6  # 3 × PORTAL_WEBHOOK_TIMEOUT_SECONDS, plus slack
+    with dripping_peer(b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 40, read_request=True) as port:
+        _endpoint, _secret, delivery = _ping(
+            lambda: make_endpoint(url=f"http://127.0.0.1:{port}/hook"), owner
+        )
+        started = time.monotonic()
+        deliver()
+        assert time.monotonic() - started < 6  # 3 × PORTAL_WEBHOOK_TIMEOUT_SECONDS, plus slack
     delivery.refresh_from_db()
     assert (delivery.state, delivery.last_error) == ("failed", "Timed out")
-    listener.close()
 
 
 def test_an_unexpected_error_is_counted_and_the_others_go_out(owner, receiver, make_endpoint):

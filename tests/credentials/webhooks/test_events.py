@@ -21,7 +21,7 @@ from portal.models import Membership
 from portal.services.audit import audit_log
 from portal.services.organizations import membership_remove
 from tests.credentials.webhooks.conftest import deliver
-from tests.factories import MembershipFactory
+from tests.factories import MembershipFactory, make_api_key
 from tokens.clients.services import client_secret_revoke, client_secret_rotate, m2m_app_create, m2m_app_revoke
 
 pytestmark = pytest.mark.django_db
@@ -32,14 +32,7 @@ def _types() -> list[str]:
 
 
 def _key(organization, owner, **kwargs):
-    return api_key_create(
-        organization=organization,
-        name="billing export",
-        owner=owner,
-        scopes=["orders:read"],
-        actor=owner,
-        **kwargs,
-    )
+    return make_api_key(organization, owner, name="billing export", **kwargs)
 
 
 def test_an_api_key_lifecycle_arrives_signed_at_the_receiver(

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from django.test import Client
 from django.urls import reverse
 
-from credentials.api_keys.services import api_key_create
 from credentials.webhooks.models import WebhookEndpoint
-from tests.factories import ScopeFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -44,19 +41,6 @@ BAD_OVERLAPS = ["-1", "169", "abc", "1e3", "", "24.5", str(2**70)]
 @pytest.fixture
 def production(settings):
     settings.PORTAL_WEBHOOK_ALLOW_INSECURE_LOCALHOST = False
-
-
-@pytest.fixture
-def machine(organization, admin_user):
-    ScopeFactory(name="webhooks:manage")
-    _row, key = api_key_create(
-        organization=organization,
-        name="automation",
-        owner=admin_user,
-        scopes=["webhooks:manage"],
-        actor=admin_user,
-    )
-    return Client(HTTP_AUTHORIZATION=f"Bearer {key}")
 
 
 def _url(name: str, **kwargs) -> str:

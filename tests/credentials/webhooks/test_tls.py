@@ -5,9 +5,8 @@ from __future__ import annotations
 import datetime
 import socket
 import ssl
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 from cryptography import x509
@@ -17,6 +16,7 @@ from cryptography.x509.oid import NameOID
 
 from credentials.webhooks.services import webhook_endpoint_ping
 from tests.credentials.webhooks.conftest import deliver
+from tests.support.servers import LocalHTTPServer, dripping_peer
 
 pytestmark = pytest.mark.django_db
 
@@ -74,17 +74,12 @@ def tls_receiver(tmp_path):
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(tmp_path / "leaf.pem", tmp_path / "key.pem")
     context.sni_callback = lambda _sock, name, _ctx: seen["sni"].append(name)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield {
-        "url": f"https://localhost:{server.server_address[1]}/hooks",
-        "ca": str(tmp_path / "ca.pem"),
-        "seen": seen,
-    }
-    server.shutdown()
-    server.server_close()
+    with LocalHTTPServer(Handler, tls=context) as server:
+        yield {
+            "url": f"https://localhost:{server.port}/hooks",
+            "ca": str(tmp_path / "ca.pem"),
+            "seen": seen,
+        }
 
 
 def _ping(make_endpoint, owner, url):
@@ -166,26 +161,10 @@ def test_an_unreachable_first_address_falls_back_to_the_next_checked_one(
 def test_a_tls_handshake_dripped_byte_by_byte_is_cut_off(owner, make_endpoint):
     # Each byte of the server's "handshake" arrives within the per-read timeout (1 s), but the
     # whole would take 20 s: the handshake is bounded as a whole.
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(1)
-    port = listener.getsockname()[1]
-
-    def drip():
-        conn, _ = listener.accept()
-        with conn:
-            try:
-                for byte in b"\x16\x03\x03\x00\x40" + b"\x02" * 35:
-                    conn.sendall(bytes([byte]))
-                    time.sleep(0.5)
-            except OSError:
-                pass
-
-    threading.Thread(target=drip, daemon=True).start()
-    delivery = _ping(make_endpoint, owner, f"https://localhost:{port}/hooks")
-    started = time.monotonic()
-    deliver()
-    assert time.monotonic() - started < 6
+    with dripping_peer(b"\x16\x03\x03\x00\x40" + b"\x02" * 35) as port:
+        delivery = _ping(make_endpoint, owner, f"https://localhost:{port}/hooks")
+        started = time.monotonic()
+        deliver()
+        assert time.monotonic() - started < 6
     delivery.refresh_from_db()
     assert (delivery.state, delivery.last_error) == ("failed", "Timed out")
-    listener.close()

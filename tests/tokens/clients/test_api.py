@@ -5,14 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 from django.test import Client
 
-from credentials.api_keys.services import api_key_create
 from credentials.governance.org_policy import policy_update
 from portal.models import AuditEvent, Membership
-from tests.factories import ScopeFactory
+from tests.factories import ScopeFactory, make_api_key
+from tests.support.pem import pem_pair
 from tests.tokens.conftest import basic
 from tokens.clients.services import client_secret_rotate, m2m_app_create
 from tokens.models import ClientSecret, M2MApplication
@@ -40,12 +38,7 @@ def token_status(client_id: str, secret: str) -> int:
 
 
 def ec_public_pem() -> str:
-    return (
-        ec.generate_private_key(ec.SECP256R1())
-        .public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
+    return pem_pair()[1]
 
 
 @pytest.fixture
@@ -58,9 +51,7 @@ def key_client(organization, manage_scope):
     """Return `(client, key id)` for a new API key of `owner` with these scopes."""
 
     def make(owner, scopes=("m2m_apps:manage", "orders:read"), organization=organization):
-        row, plaintext = api_key_create(
-            organization=organization, name="automation", owner=owner, scopes=list(scopes), actor=owner
-        )
+        row, plaintext = make_api_key(organization, owner, name="automation", scopes=scopes)
         return Client(HTTP_AUTHORIZATION=f"Bearer {plaintext}"), row.key_id
 
     return make

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 from io import StringIO
@@ -14,7 +15,7 @@ from django.core.management.base import CommandError
 from django.db import connection
 
 from credentials.api_keys.models import ApiKey
-from credentials.api_keys.services import api_key_create, api_key_request, api_key_revoke
+from credentials.api_keys.services import api_key_request, api_key_revoke
 from credentials.api_keys.verification import api_key_verify
 from credentials.governance.models import SuspensionReason
 from credentials.governance.org_policy import policy_update
@@ -28,18 +29,11 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def make_key(organization, owner, scopes):
-    def make(*, environment="live", name="nightly export", key_scopes=("orders:read", "billing:read")):
-        return api_key_create(
-            organization=organization,
-            name=name,
-            owner=owner,
-            scopes=list(key_scopes),
-            actor=owner,
-            environment=environment,
-        )
-
-    return make
+def make_key(make_key):
+    """The shared factory with this module's defaults: a live "nightly export" reading orders and billing."""
+    return functools.partial(
+        make_key, environment="live", name="nightly export", scopes=("orders:read", "billing:read")
+    )
 
 
 def move(key_id: str) -> dict:

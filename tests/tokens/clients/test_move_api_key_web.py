@@ -21,11 +21,8 @@ def portal_scopes(scopes):
 
 
 @pytest.fixture
-def key(organization, owner, scopes):
-    api_key, plaintext = api_key_create(
-        organization=organization, name="exporter", owner=owner, scopes=["orders:read"], actor=owner
-    )
-    return api_key, plaintext
+def key(make_key):
+    return make_key(name="exporter")
 
 
 def bearer(plaintext: str) -> Client:

@@ -34,7 +34,9 @@ def test_metadata_document(client, scopes, app, token_for):
         "client_secret_post",
         "private_key_jwt",
     }
-    assert body["scopes_supported"] == ["billing:read", "orders:read", "orders:write"]
+    # Every scope of the catalogue, sorted by name.
+    catalogue = "api_keys:manage api_keys:verify billing:read inventory:read orders:read orders:write"
+    assert body["scopes_supported"] == sorted(scopes) == catalogue.split()
 
 
 def test_jwks_document_and_thumbprint_kid(client):

@@ -6,12 +6,12 @@ import pytest
 import requests
 from authlib.integrations.requests_client import OAuth2Session
 from authlib.oauth2.rfc7523 import PrivateKeyJWT
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from django.conf import settings
 from joserfc.jwk import ECKey
 
-from tokens.clients.services import m2m_app_create
+from tests.factories import make_m2m_app
+from tests.support.pem import pem_pair
 from tokens.models import M2MApplication
 from tokens.verifier import TokenVerifier
 
@@ -26,24 +26,11 @@ def issuer(live_server, settings):
     return live_server.url
 
 
-def _pem(private_key) -> tuple[str, str]:
-    private = private_key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    public = (
-        private_key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
-    return private, public
-
-
 def _keyed_app(organization, owner, public_pem: str) -> M2MApplication:
-    application, secret = m2m_app_create(
-        organization=organization,
+    application, secret = make_m2m_app(
+        organization,
+        owner,
         name="Keyed service",
-        owner=owner,
-        actor=owner,
         scopes=["orders:read"],
         auth_method="private_key_jwt",
         public_key=public_pem,
@@ -62,7 +49,7 @@ def _verify(issuer: str, access_token: str) -> dict:
 
 
 def test_authlib_private_key_jwt_rs256_gets_a_token(issuer, organization, owner, scopes):
-    private_pem, public_pem = _pem(rsa.generate_private_key(public_exponent=65537, key_size=2048))
+    private_pem, public_pem = pem_pair(rsa.generate_private_key(public_exponent=65537, key_size=2048))
     application = _keyed_app(organization, owner, public_pem)
     token_url = issuer + "/oauth/token"
     with OAuth2Session(
@@ -98,7 +85,7 @@ def test_authlib_private_key_jwt_rs256_gets_a_token(issuer, organization, owner,
 
 
 def test_authlib_private_key_jwt_es256(issuer, organization, owner, scopes):
-    private_pem, public_pem = _pem(ec.generate_private_key(ec.SECP256R1()))
+    private_pem, public_pem = pem_pair(ec.generate_private_key(ec.SECP256R1()))
     application = _keyed_app(organization, owner, public_pem)
     token_url = issuer + "/oauth/token"
     with OAuth2Session(
@@ -110,9 +97,9 @@ def test_authlib_private_key_jwt_es256(issuer, organization, owner, scopes):
 
 
 def test_authlib_with_an_unregistered_key_is_invalid_client(issuer, organization, owner, scopes):
-    _private, public_pem = _pem(rsa.generate_private_key(public_exponent=65537, key_size=2048))
+    _private, public_pem = pem_pair(rsa.generate_private_key(public_exponent=65537, key_size=2048))
     application = _keyed_app(organization, owner, public_pem)
-    other_private, _public = _pem(rsa.generate_private_key(public_exponent=65537, key_size=2048))
+    other_private, _public = pem_pair(rsa.generate_private_key(public_exponent=65537, key_size=2048))
     token_url = issuer + "/oauth/token"
     response = requests.post(
         token_url,
@@ -160,7 +147,7 @@ def test_the_snippet_on_the_app_page_gets_a_token(
 
     from django.urls import reverse
 
-    private_pem, public_pem = _pem(make_key())
+    private_pem, public_pem = pem_pair(make_key())
     application = _keyed_app(organization, owner, public_pem)
     page = owner_client.get(reverse("org-app-detail", kwargs={"org_slug": "acme", "app_id": application.pk}))
     snippet = html.unescape(

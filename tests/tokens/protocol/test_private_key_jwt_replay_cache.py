@@ -6,7 +6,6 @@ import pytest
 from django.core.cache import caches
 
 from portal.infra.cache import ResilientRedisCache
-from tests.security.test_rate_limits import redis_cache  # noqa: F401 - fixture
 from tests.tokens.protocol.test_private_key_jwt import (  # noqa: F401 - fixtures
     assert_invalid_client,
     make_assertion,

@@ -15,12 +15,12 @@ import pytest
 import requests
 from authlib.integrations.requests_client import OAuth2Session
 from authlib.oauth2.rfc7523 import PrivateKeyJWT
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from django.conf import settings
 from joserfc.jwk import ECKey
 
 from credentials.api_keys.services import api_key_create
+from tests.support.pem import pem_pair
 from tokens.clients.services import (
     client_public_key_add,
     client_public_key_revoke,
@@ -35,18 +35,6 @@ from tokens.verifier import TokenVerifier
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def _pems(private_key) -> tuple[str, str]:
-    private = private_key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    public = (
-        private_key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
-    return private, public
-
-
 @pytest.fixture
 def issuer(live_server, settings):
     # The assertions' `aud` is the token endpoint the client posts to: the live server's address.
@@ -57,8 +45,8 @@ def issuer(live_server, settings):
 @pytest.fixture
 def keyed_gateway(other_organization, outsider, scopes):
     """A staff-allowed gateway of another organisation with two live EC keys (mid-rotation) and no secret."""
-    first_private, first_public = _pems(ec.generate_private_key(ec.SECP256R1()))
-    second_private, second_public = _pems(ec.generate_private_key(ec.SECP256R1()))
+    first_private, first_public = pem_pair(ec.generate_private_key(ec.SECP256R1()))
+    second_private, second_public = pem_pair(ec.generate_private_key(ec.SECP256R1()))
     application, secret = m2m_app_create(
         organization=other_organization,
         name="API gateway",
