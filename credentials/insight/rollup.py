@@ -1,8 +1,9 @@
 """Roll the cache's usage insight (credentials.insight.recorder) up into its three small tables.
 
 Called by `credentials.usage.rollup()` (the `rollup_usage` command). Each cache entry is
-claimed once with `cache.add` before it is merged, so running the roll-up twice, or on two
-servers at once, never counts twice. IP and scope rows add the entry's counts to theirs
+claimed once with `cache.add` before it is merged (then deleted), so running the roll-up
+twice, or on two servers at once, never counts twice. A roll-up costs two `get_many`, one
+`add` per new entry and one `delete_many`. IP and scope rows add the entry's counts to theirs
 (under a row lock) and keep the latest time; denials are appended. Then each touched
 credential keeps its `MAX_RECENT` most recent IPs and denials.
 """
@@ -36,7 +37,13 @@ def _claimed_entries(first_minute: int, last_minute: int) -> list[dict]:
             return []
         found = cache.get_many(keys)
         # A slot listed but not yet written (its flush is under way) is left for the next roll-up.
-        return [notes for key, notes in found.items() if cache.add(f"{key}:claimed", 1, CACHE_SECONDS)]
+        claimed = {
+            key: notes for key, notes in found.items() if cache.add(f"{key}:claimed", 1, CACHE_SECONDS)
+        }
+        # Gone once claimed, so later roll-ups read and claim only new entries (the claim mark
+        # stays: a roll-up that read an entry before this one deleted it cannot claim it).
+        cache.delete_many(list(claimed))
+        return list(claimed.values())
     except Exception:  # noqa: BLE001  metering fails open
         logger.warning("Usage insight could not be read from the cache", exc_info=True)
         return []
