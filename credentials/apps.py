@@ -1,4 +1,4 @@
-"""App configuration for API keys and the scope catalogue."""
+"""App configuration for what every credential kind shares, and the API keys (credentials.api_keys)."""
 
 from django.apps import AppConfig
 

@@ -10,7 +10,7 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from credentials.api_keys.models import ApiKey, ApiKeyStatus, Environment  # noqa: F401 - registers the API keys
+from credentials.api_keys.models import ApiKey, Environment  # noqa: F401 - registers the API keys
 from credentials.governance.models import (  # noqa: F401 - the governance models live in this app
     CredentialRequest,
     Notice,

@@ -167,7 +167,7 @@ if REDIS_URL:
         }
     }
 else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "portal"}}
+    CACHES = {"default": {"BACKEND": "portal.infra.cache.PortalLocMemCache", "LOCATION": "portal"}}
 
 # --- Accounts -------------------------------------------------------------------------------
 AUTH_USER_MODEL = "portal.User"
@@ -404,8 +404,8 @@ SPECTACULAR_SETTINGS = {
     # applications' statuses and their secrets' and keys' states named apart from API keys'.
     "ENUM_NAME_OVERRIDES": {
         "EnvironmentEnum": "credentials.api_keys.models.Environment",
-        "ApiKeyStatusEnum": "credentials.api_keys.models.ApiKeyStatus",
-        "M2MAppStatusEnum": "tokens.models.M2MApplication.Status",
+        "ApiKeyStatusEnum": "credentials.governance.models.CredentialState",
+        "M2MAppStatusEnum": "credentials.governance.models.CredentialStatus",
         "ClientCredentialStatusEnum": "tokens.clients.serializers.CREDENTIAL_STATES",
         "NewApiKeysEnum": "credentials.governance.models.NewApiKeys",
     },

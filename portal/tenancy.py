@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import wraps
+from typing import TypeVar
 
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
 
 from portal import authz
 from portal.selectors import membership_for
@@ -63,3 +64,14 @@ def check(request: HttpRequest, action: str | None = None, **target) -> None:
 def may(request: HttpRequest, action: str, **target) -> bool:
     """Return whether the signed-in member may do the action to this target (to show a button)."""
     return authz.allowed(request.actor, action, **target)
+
+
+T = TypeVar("T")
+
+
+def found_or_404(lookup: Callable[..., T], organization, pk: int, *, missing: str) -> T:
+    """Return `lookup(organization, pk)` (a selector scoped to the organisation), or answer 404."""
+    try:
+        return lookup(organization, pk)
+    except ObjectDoesNotExist:
+        raise Http404(missing) from None

@@ -20,6 +20,7 @@ from django.db.models import QuerySet
 from oauth2_provider.oauth2_validators import is_valid_resource_uri
 
 from credentials.models import Scope
+from portal.infra import hotcache
 from portal.models import Organization, User
 from portal.services.audit import audit_log
 from tokens.models import ResourceServer
@@ -111,10 +112,15 @@ def _cache_seconds() -> int:
     return 30 if "redis" in backend or "memcached" in backend else 1
 
 
+def hot_keys(audiences: Iterable[str]) -> list[str]:
+    """Return the cache keys `token_terms` reads for `audiences`, for one batched read (`hotcache`)."""
+    return [_cache_key(audience) for audience in audiences]
+
+
 def _cached_entry(identifier: str) -> dict | None:
     """Return `{"active", "scopes", "organizations"}` of the entry, or None when there is none (one query)."""
     key = _cache_key(identifier)
-    cached = cache.get(key)
+    cached = hotcache.get(key)  # from the token request's batched read, when it named this audience
     if cached is not None:
         return cached or None
     rows = list(

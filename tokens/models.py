@@ -11,7 +11,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from oauth2_provider.models import AbstractApplication
 
-from credentials.governance.models import GovernedCredential, status_constraints
+from credentials.governance.models import CredentialStatus, GovernedCredential, status_constraints
 from portal.infra.crypto import random_base62
 from portal.models import ExpiringModel, Organization, TimestampedModel
 
@@ -68,13 +68,7 @@ class M2MApplication(GovernedCredential, AbstractApplication):
         CLIENT_SECRET = "client_secret_basic", _("Client secret")
         PRIVATE_KEY_JWT = "private_key_jwt", _("Private key JWT (no secret)")
 
-    class Status(models.TextChoices):
-        # The same values as credentials.governance.models.CredentialStatus.
-        PENDING = "pending", _("Pending")
-        ACTIVE = "active", _("Active")
-        SUSPENDED = "suspended", _("Suspended")
-        REVOKED = "revoked", _("Revoked")
-        DENIED = "denied", _("Denied")
+    Status = CredentialStatus  # every governed kind shares the one status enum
 
     client_id = models.CharField(
         _("client ID"), max_length=255, unique=True, default=generate_client_id, editable=False
@@ -99,7 +93,6 @@ class M2MApplication(GovernedCredential, AbstractApplication):
 
     organization = _organization_field("m2m_applications")
     owner = _owner_field("owned_m2m_applications", _("The member accountable for this application."))
-    created_by = _created_by_field()
     description = models.CharField(_("description"), max_length=255, blank=True)
     allowed_scopes = models.ManyToManyField(
         "credentials.Scope", blank=True, related_name="m2m_applications", verbose_name=_("allowed scopes")
@@ -126,8 +119,6 @@ class M2MApplication(GovernedCredential, AbstractApplication):
             "An application uses one or the other, never both."
         ),
     )
-    status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.ACTIVE)
-    revoked_at = models.DateTimeField(_("revoked"), null=True, blank=True)
     is_resource_server = models.BooleanField(
         _("platform resource server"),
         default=False,
@@ -425,7 +416,7 @@ class FederatedIdentity(GovernedCredential, TimestampedModel):
         KUBERNETES = "kubernetes", _("Kubernetes")
         SPIFFE = "spiffe", _("SPIFFE")
 
-    Status = M2MApplication.Status
+    Status = CredentialStatus  # every governed kind shares the one status enum
 
     public_id = models.CharField(
         _("federated identity id"),
@@ -443,7 +434,6 @@ class FederatedIdentity(GovernedCredential, TimestampedModel):
         verbose_name=_("application"),
     )
     owner = _owner_field("owned_federated_identities", _("The member accountable for this trust."))
-    created_by = _created_by_field()
     name = models.CharField(_("name"), max_length=255)
     preset = models.CharField(_("preset"), max_length=16, choices=Preset.choices, default=Preset.CUSTOM)
     issuer = models.CharField(
@@ -474,8 +464,6 @@ class FederatedIdentity(GovernedCredential, TimestampedModel):
         default=DEFAULT_FEDERATED_TOKEN_AGE,
         validators=[MinValueValidator(MIN_FEDERATED_TOKEN_AGE), MaxValueValidator(MAX_FEDERATED_TOKEN_AGE)],
     )
-    status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.ACTIVE)
-    revoked_at = models.DateTimeField(_("revoked"), null=True, blank=True)
     last_used_at = models.DateTimeField(_("last used"), null=True, blank=True)
 
     class Meta:

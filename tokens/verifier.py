@@ -119,6 +119,7 @@ class TokenVerifier:
         ):
             raise ValueError("Pin at least one organisation slug, or pass organization=None.")
         self.leeway = leeway
+        self._decode_options = {"require": list(REQUIRED_CLAIMS), "verify_aud": verify_audience}
         if jwks_url is not None:
             client = PyJWKClient(
                 jwks_url, lifespan=jwks_cache_seconds, cooldown_duration=refetch_cooldown, timeout=timeout
@@ -170,7 +171,7 @@ class TokenVerifier:
                 audience=self.audience if self.verify_audience else None,
                 issuer=self.issuer,
                 leeway=self.leeway,
-                options={"require": list(REQUIRED_CLAIMS), "verify_aud": self.verify_audience},
+                options=self._decode_options,
             )
         except jwt.ExpiredSignatureError:
             raise InvalidToken("expired") from None
@@ -195,6 +196,13 @@ class TokenVerifier:
         return VerifiedToken(claims=claims, header=header)
 
 
+#: Headers already decoded, by their segment: every token one signing key issues carries the
+#: same header, so each distinct one is parsed and checked once. Bounded (a caller cannot grow
+#: it without limit by sending headers of its own); callers get a copy.
+_HEADERS: dict[str, dict[str, Any]] = {}
+_HEADERS_MAX = 256
+
+
 def _unverified_header(token: str) -> dict[str, Any]:
     """Decode only the JOSE header, as strictly as PyJWT does; `jwt.decode` then parses it again.
 
@@ -202,6 +210,16 @@ def _unverified_header(token: str) -> dict[str, Any]:
     `jwt.decode` does once more; the header alone is all the checks before it need.
     """
     segment = token.partition(".")[0]
+    header = _HEADERS.get(segment)
+    if header is None:
+        header = _decode_header(segment)
+        if len(_HEADERS) >= _HEADERS_MAX:
+            _HEADERS.clear()
+        _HEADERS[segment] = header
+    return dict(header)
+
+
+def _decode_header(segment: str) -> dict[str, Any]:
     stripped = segment.rstrip("=")
     if (
         not _SEGMENT.fullmatch(segment)

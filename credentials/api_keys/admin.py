@@ -10,9 +10,10 @@ from django.http import HttpRequest
 from django.utils.html import format_html_join
 from django.utils.safestring import mark_safe
 
-from credentials.api_keys.models import ApiKey, ApiKeyStatus
+from credentials.api_keys.models import ApiKey
 from credentials.api_keys.services import api_key_revoke, api_key_update
 from credentials.governance.admin import GovernanceQueueFilter, GovernedCredentialAdminMixin
+from credentials.governance.models import CredentialState
 from credentials.models import Scope
 
 
@@ -31,16 +32,16 @@ class StateFilter(admin.SimpleListFilter):
     parameter_name = "state"
 
     def lookups(self, request, model_admin):
-        return [(v, label) for v, label in ApiKeyStatus.choices]
+        return [(v, label) for v, label in CredentialState.choices]
 
     def queryset(self, request, queryset):
         from django.db.models import Q
         from django.utils import timezone
 
         now = timezone.now()
-        if self.value() == ApiKeyStatus.ACTIVE:
+        if self.value() == CredentialState.ACTIVE:
             return queryset.filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now), status="active")
-        if self.value() == ApiKeyStatus.EXPIRED:
+        if self.value() == CredentialState.EXPIRED:
             return queryset.filter(status="active", expires_at__lte=now)
         if self.value():
             return queryset.filter(status=self.value())
@@ -83,12 +84,7 @@ class ApiKeyAdmin(GovernedCredentialAdminMixin, admin.ModelAdmin):
         "revoked_at",
         "revoked_by",
         "revocation_reason",
-        "review_due_at",
-        "last_reviewed_at",
-        "last_reviewed_by",
-        "orphaned_at",
-        "suspended_at",
-        "suspension_reason",
+        *GovernedCredentialAdminMixin.governance_fields,
     ]
     fields = ["key_display", "name", "organization", "owner", *readonly_fields[3:]]
     actions = ["revoke_selected", *GovernedCredentialAdminMixin.governance_actions]
@@ -130,7 +126,7 @@ class ApiKeyAdmin(GovernedCredentialAdminMixin, admin.ModelAdmin):
     @admin.action(description="Revoke selected API keys")
     def revoke_selected(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
         revoked = 0
-        for api_key in queryset.filter(status__in=[ApiKeyStatus.ACTIVE, ApiKeyStatus.SUSPENDED]):
+        for api_key in queryset.filter(status__in=[CredentialState.ACTIVE, CredentialState.SUSPENDED]):
             try:
                 api_key_revoke(
                     api_key=api_key, actor=request.user, reason="Revoked by staff in the admin.", via="admin"

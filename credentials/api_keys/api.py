@@ -15,7 +15,6 @@ from rest_framework.authentication import SessionAuthentication
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.viewsets import GenericViewSet
 
 from credentials import policy, usage
 from credentials.api_keys import keys, serializers
@@ -26,14 +25,12 @@ from credentials.api_keys.selectors import api_keys_filtered
 from credentials.api_keys.services import api_key_create, api_key_revoke, api_key_rotate, api_key_update
 from credentials.api_keys.verification import api_key_record_use, api_key_verify
 from credentials.governance.edits import credential_policy_set
-from credentials.governance.org_policy import approval_required
-from credentials.selectors import member_by_email, owner_filter_id
-from portal.api.errors import ApprovalRequired, api_error
+from credentials.rest import CredentialViewSet
+from portal.api.errors import api_error
 from portal.api.whoami import MachineCredentialView
 from portal.infra import ratelimit
 from portal.infra.responses import no_store
-from portal.models import User
-from portal.permissions import Authorized, AuthorizedView, OrganizationAccess
+from portal.permissions import Authorized, AuthorizedView
 
 _CONFLICT_CODES = {"rotated", "inactive", "revoked"}
 
@@ -66,12 +63,13 @@ _LIST_PARAMETERS = [
     list=extend_schema(summary="List the organisation's API keys", parameters=_LIST_PARAMETERS),
     retrieve=extend_schema(summary="Show one API key"),
 )
-class ApiKeyViewSet(AuthorizedView, GenericViewSet):
+class ApiKeyViewSet(CredentialViewSet):
     """Manage an organisation's API keys; authenticated by session (with CSRF) or by an API key
     of the same organisation holding `api_keys:manage`, acting for its owner (portal.authz)."""
 
     authentication_classes = [ApiKeyAuthentication, SessionAuthentication]
-    permission_classes = [OrganizationAccess]
+    kind_key = "api_key"
+    approval_detail = "Your organisation approves new API keys first: request one in the dashboard."
     authz_actions = {
         "list": "api_key.view",
         "retrieve": "api_key.view",
@@ -86,51 +84,21 @@ class ApiKeyViewSet(AuthorizedView, GenericViewSet):
     lookup_value_regex = keys.KEY_ID_RE
     queryset = ApiKey.objects.none()
 
-    organization = None
-    membership = None
-
-    def get_queryset(self) -> QuerySet[ApiKey]:
-        if self.organization is None:
-            return ApiKey.objects.none()
-        params = self.request.query_params if self.action == "list" else {}
-        owner_id = owner_filter_id(self.organization, params.get("owner", ""))
+    def filtered(self, params, *, search: str, status: str, owner_id: int | None) -> QuerySet[ApiKey]:
         return api_keys_filtered(
             self.organization,
-            search=params.get("search", "")[:100],
-            status=params.get("status", ""),
+            search=search,
+            status=status,
             environment=params.get("environment", ""),
             owner_id=owner_id,
         )
-
-    # --- who acts ---------------------------------------------------------------------------
-
-    def _actor(self) -> tuple[User | None, str]:
-        # A key acts on behalf of its owner; the audit trail names the key too.
-        return self.acting_user(), self.acting_via()
 
     def _authorize_key(self, action: str, api_key: ApiKey, *, scopes=None) -> None:
         self.authorize(
             action, owner_id=api_key.owner_id, scopes=scopes if scopes is not None else api_key.scopes
         )
 
-    def _owner(self, email: str | None) -> User | None:
-        if not email:
-            return None
-        # Owners are looked up among the organisation's members only: another organisation's
-        # user is "not a member", exactly like an unknown address.
-        owner = member_by_email(self.organization, email)
-        if owner is None:
-            raise exceptions.ValidationError({"owner": ["The owner must be a member of the organisation."]})
-        return owner
-
     # --- actions ----------------------------------------------------------------------------
-
-    def list(self, request: Request, org_slug: str) -> Response:
-        page = self.paginate_queryset(self.get_queryset())
-        return self.get_paginated_response(self.get_serializer(page, many=True).data)
-
-    def retrieve(self, request: Request, org_slug: str, key_id: str) -> Response:
-        return Response(self.get_serializer(self.get_object()).data)
 
     @extend_schema(
         summary="Create an API key",
@@ -141,16 +109,7 @@ class ApiKeyViewSet(AuthorizedView, GenericViewSet):
     def create(self, request: Request, org_slug: str) -> Response:
         data = serializers.ApiKeyCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        actor, via = self._actor()
-        owner = self._owner(data.validated_data.get("owner")) or actor
-        self.authorize(
-            owner_id=owner.pk if owner else None,
-            scopes=data.validated_data["scopes"],
-        )
-        if approval_required(self.organization, "api_key"):
-            raise ApprovalRequired(
-                "Your organisation approves new API keys first: request one in the dashboard."
-            )
+        actor, via, owner = self._creating(data.validated_data)
         try:
             api_key, plaintext = api_key_create(
                 organization=self.organization,

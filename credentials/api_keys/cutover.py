@@ -26,9 +26,9 @@ from django.utils import timezone
 from django.utils.timesince import timesince
 
 from credentials import usage
-from credentials.api_keys.models import CUTOVER_QUIET_PERIODS, ApiKey, ApiKeyStatus
+from credentials.api_keys.models import CUTOVER_QUIET_PERIODS, ApiKey
 from credentials.api_keys.services import _extra, _locked, api_key_revoke
-from credentials.governance.models import CredentialStatus
+from credentials.governance.models import CredentialState, CredentialStatus
 from credentials.models import UsageBucket
 from portal.models import User
 from portal.services.audit import audit_log
@@ -132,7 +132,7 @@ def _times(n: int) -> str:
 
 
 def _blocker(api_key, application, last_hour, last_day, last_use, revocable_at, now) -> str:
-    if api_key.state != ApiKeyStatus.ACTIVE:
+    if api_key.state != CredentialState.ACTIVE:
         return f"The key is {api_key.state}."
     if application.status == CredentialStatus.PENDING:
         return (
@@ -167,7 +167,7 @@ def _moved(api_key: ApiKey):
         raise ValidationError(
             "This key was not moved to an M2M application, so it has no cut-over.", code="not_moved"
         )
-    if api_key.status == ApiKeyStatus.REVOKED:
+    if api_key.status == CredentialState.REVOKED:
         raise ValidationError("This key is already revoked.", code="revoked")
     return application
 
@@ -243,7 +243,7 @@ def cutovers_complete(*, now: datetime | None = None) -> list[ApiKey]:
     now = now or timezone.now()
     candidates = (
         ApiKey.objects.filter(
-            status=ApiKeyStatus.ACTIVE,
+            status=CredentialState.ACTIVE,
             cutover_auto_revoke=True,
             moved_to_application__status=CredentialStatus.ACTIVE,
         )

@@ -20,6 +20,7 @@ from credentials.api_keys.cutover import api_key_cutover_complete, api_key_cutov
 from credentials.api_keys.forms import CutoverForm
 from credentials.api_keys.models import ApiKey
 from credentials.api_keys.selectors import api_keys_for
+from credentials.outcomes import flash_outcome
 from portal.tenancy import authorized, check
 
 
@@ -65,12 +66,13 @@ def api_key_cutover_view(request: HttpRequest, key_id: str) -> HttpResponse:
         errors = [f"{form.fields[name].label}: {' '.join(e)}" for name, e in form.errors.items()]
         messages.error(request, " ".join(errors))
         return _back(request, api_key)
-    try:
-        api_key_cutover_set(api_key=api_key, actor=request.user, via="dashboard", **form.cleaned_data)
-    except ValidationError as exc:
-        messages.error(request, " ".join(exc.messages))
-    else:
-        messages.success(request, "The cut-over settings were saved.")
+    flash_outcome(
+        request,
+        lambda: api_key_cutover_set(
+            api_key=api_key, actor=request.user, via="dashboard", **form.cleaned_data
+        ),
+        lambda _: "The cut-over settings were saved.",
+    )
     return _back(request, api_key)
 
 

@@ -2,29 +2,18 @@
 
 from __future__ import annotations
 
-import secrets
-
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from credentials.api_keys.models import CUTOVER_QUIET_PERIODS, ApiKeyStatus, Environment
+from credentials.api_keys.models import CUTOVER_QUIET_PERIODS, Environment
 from credentials.forms import OVERLAP_CHOICES, RuntimePolicyForm
+from credentials.governance.models import CredentialState
 from credentials.lifetimes import MAX_LIFETIME_DAYS
 from credentials.selectors import scope_catalogue
+from portal.submissions import OnceForm
 
 
-class _OnceForm(forms.Form):
-    """A form carrying a one-use token, so a reload or double-submit cannot issue a second key."""
-
-    submission = forms.CharField(widget=forms.HiddenInput, max_length=64)
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        if not self.is_bound:
-            self.initial.setdefault("submission", secrets.token_urlsafe(16))
-
-
-class ApiKeyCreateForm(_OnceForm, RuntimePolicyForm):
+class ApiKeyCreateForm(OnceForm, RuntimePolicyForm):
     name = forms.CharField(
         label=_("Name"), max_length=100, help_text=_("What uses this key, e.g. 'billing export job'.")
     )
@@ -64,7 +53,7 @@ class ApiKeyCreateForm(_OnceForm, RuntimePolicyForm):
         self.fields["environment"].initial = default_environment
 
 
-class ApiKeyRotateForm(_OnceForm):
+class ApiKeyRotateForm(OnceForm):
     overlap_hours = forms.TypedChoiceField(
         label=_("Keep the old key working for"),
         choices=OVERLAP_CHOICES,
@@ -85,7 +74,7 @@ class ApiKeyRevokeForm(forms.Form):
 class ApiKeyFilterForm(forms.Form):
     q = forms.CharField(label=_("Search"), required=False, max_length=100)
     status = forms.ChoiceField(
-        label=_("Status"), required=False, choices=[("", _("Any status")), *ApiKeyStatus.choices]
+        label=_("Status"), required=False, choices=[("", _("Any status")), *CredentialState.choices]
     )
     environment = forms.ChoiceField(
         label=_("Environment"), required=False, choices=[("", _("Any environment")), *Environment.choices]

@@ -11,17 +11,18 @@ from collections.abc import Iterable
 from django.urls import reverse
 from django.utils import timezone
 
-from credentials.api_keys import keys, kind_policy
+from credentials.api_keys import keys
 from credentials.api_keys.kind_policy import (
+    POLICY_FIELDS,
     api_keys_against_policy,
     check_new_api_key,
     check_new_api_key_request,
 )
-from credentials.api_keys.models import ApiKey, ApiKeyStatus
+from credentials.api_keys.models import ApiKey
 from credentials.api_keys.selectors import api_keys_inventory
 from credentials.api_keys.services import api_key_revoke, check_scopes
 from credentials.api_keys.verification import snapshot_publish
-from credentials.governance.models import CredentialRequest
+from credentials.governance.models import CredentialRequest, CredentialState
 from credentials.governance.org_policy import check_lifetime
 from credentials.governance.registry import STANDING, GovernedKind, KindPolicy, MovedLink, SecretMatch
 from credentials.lifetimes import expiry_in_days
@@ -41,7 +42,7 @@ POLICY = KindPolicy(
     approve_new="approve_new_api_keys",
     review_interval_days="api_key_review_interval_days",
     max_lifetime_days="api_key_max_lifetime_days",
-    new_credential_rules=kind_policy.POLICY_FIELDS,
+    new_credential_rules=POLICY_FIELDS,
 )
 
 #: Audit verb (`credentials.api_key.<verb>`) -> webhook event; other verbs send nothing.
@@ -69,7 +70,7 @@ def _issue_first_secret(api_key: ApiKey, actor: User | None, request: Credential
     expires_at = check_new_api_key(api_key.organization, api_key.environment, expires_at)
     api_key.expires_at = check_lifetime(api_key.organization, KEY, expires_at)
     # The digest and the status change together (the table's check constraint).
-    api_key.status = ApiKeyStatus.ACTIVE
+    api_key.status = CredentialState.ACTIVE
     api_key.save(
         update_fields=["pepper_id", "digest", "last4", "status", "created_at", "expires_at", "updated_at"]
     )
@@ -131,7 +132,7 @@ def api_key_match_secret(raw: str) -> SecretMatch | None:
     return SecretMatch(
         object_id=row["pk"],
         secret_hint=f"{keys.display_prefix(row['environment'], row['key_id'])}…{row['last4']}",
-        secret_live=row["status"] == ApiKeyStatus.ACTIVE and not expired,
+        secret_live=row["status"] == CredentialState.ACTIVE and not expired,
     )
 
 

@@ -14,8 +14,8 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from credentials import lifetimes
-from credentials.api_keys.models import ApiKey, ApiKeyStatus, Environment
-from credentials.governance.models import NewApiKeys, OrganizationPolicy
+from credentials.api_keys.models import ApiKey, Environment
+from credentials.governance.models import CredentialState, NewApiKeys, OrganizationPolicy
 from credentials.governance.org_policy import policy_locked
 from portal.models import Organization
 
@@ -75,7 +75,7 @@ def api_keys_against_policy(policy: OrganizationPolicy) -> QuerySet[ApiKey]:
     """Return the organisation's working keys the policy on kinds would not allow to be created today."""
     now = timezone.now()
     working = ApiKey.objects.filter(
-        organization_id=policy.organization_id, status=ApiKeyStatus.ACTIVE
+        organization_id=policy.organization_id, status=CredentialState.ACTIVE
     ).exclude(expires_at__lte=now)
     against = Q(pk__in=[])
     for environment in Environment.values:
@@ -102,5 +102,5 @@ def api_key_policy_summary(policy: OrganizationPolicy) -> dict[str, Any]:
 def flagged_api_key_count(organization: Organization) -> int:
     """Return how many of the organisation's active keys are flagged against the policy (they still work)."""
     return ApiKey.objects.filter(
-        organization=organization, policy_flagged_at__isnull=False, status=ApiKeyStatus.ACTIVE
+        organization=organization, policy_flagged_at__isnull=False, status=CredentialState.ACTIVE
     ).count()

@@ -13,7 +13,7 @@ from django.utils.translation import gettext_lazy as _
 from credentials.api_keys import keys
 from credentials.governance.models import (
     SECRETLESS_STATUSES,
-    CredentialStatus,
+    CredentialState,
     GovernedCredential,
     status_constraints,
 )
@@ -28,17 +28,6 @@ class Environment(models.TextChoices):
 #: The quiet periods an owner may choose for a moved key's cut-over, in hours (credentials.api_keys.cutover).
 CUTOVER_QUIET_PERIODS = [(1, _("1 hour")), (24, _("24 hours")), (168, _("7 days"))]
 DEFAULT_CUTOVER_QUIET_HOURS = 24
-
-
-class ApiKeyStatus(models.TextChoices):
-    """The key's state as shown to people: the stored status, or `expired` (expiry is a time)."""
-
-    PENDING = "pending", _("Pending")
-    ACTIVE = "active", _("Active")
-    SUSPENDED = "suspended", _("Suspended")
-    REVOKED = "revoked", _("Revoked")
-    DENIED = "denied", _("Denied")
-    EXPIRED = "expired", _("Expired")
 
 
 class ApiKey(GovernedCredential, ExpiringModel, TimestampedModel):
@@ -59,24 +48,10 @@ class ApiKey(GovernedCredential, ExpiringModel, TimestampedModel):
         verbose_name=_("owner"),
         help_text=_("The member accountable for this key."),
     )
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="+",
-        verbose_name=_("created by"),
-    )
     # Scope names, copied from the catalogue when granted: verification then needs no join.
     scopes = models.JSONField(_("scopes"), default=list, blank=True)
     environment = models.CharField(
         _("environment"), max_length=8, choices=Environment.choices, default=Environment.LIVE
-    )
-    status = models.CharField(
-        _("status"),
-        max_length=16,
-        choices=CredentialStatus.choices,
-        default=CredentialStatus.ACTIVE,
     )
     key_id = models.CharField(_("key id"), max_length=keys.KEY_ID_LENGTH, unique=True, editable=False)
     # Empty while the key is pending (requested, not yet issued): no secret exists then.
@@ -101,7 +76,6 @@ class ApiKey(GovernedCredential, ExpiringModel, TimestampedModel):
         help_text=_("The key this one rotated; a key has at most one successor."),
     )
     rotated_at = models.DateTimeField(_("rotated"), null=True, blank=True)
-    revoked_at = models.DateTimeField(_("revoked"), null=True, blank=True)
     revoked_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.SET_NULL,
@@ -156,21 +130,21 @@ class ApiKey(GovernedCredential, ExpiringModel, TimestampedModel):
     @property
     def state(self) -> str:
         """Return the stored status unless active, else `active` or `expired` (rotated keys expire)."""
-        if self.status != ApiKeyStatus.ACTIVE:
+        if self.status != CredentialState.ACTIVE:
             return self.status
         if self.is_expired:
-            return ApiKeyStatus.EXPIRED
-        return ApiKeyStatus.ACTIVE
+            return CredentialState.EXPIRED
+        return CredentialState.ACTIVE
 
     @property
     def in_overlap(self) -> bool:
         """Return whether the key was rotated and still works until its overlap ends."""
-        return self.rotated_at is not None and self.state == ApiKeyStatus.ACTIVE
+        return self.rotated_at is not None and self.state == CredentialState.ACTIVE
 
     def expires_soon(self, days: int = 7) -> bool:
         """Return whether a working key stops within `days`."""
         return (
-            self.state == ApiKeyStatus.ACTIVE
+            self.state == CredentialState.ACTIVE
             and self.expires_at is not None
             and self.expires_at <= timezone.now() + timedelta(days=days)
         )

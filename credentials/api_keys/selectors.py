@@ -6,7 +6,8 @@ from django.db.models import CharField, F, Q, QuerySet, Value
 from django.utils import timezone
 
 from credentials.api_keys import keys
-from credentials.api_keys.models import ApiKey, ApiKeyStatus
+from credentials.api_keys.models import ApiKey
+from credentials.governance.models import CredentialState
 from portal.models import AuditEvent, Organization
 from portal.selectors import audit_events_for
 
@@ -42,11 +43,11 @@ def api_keys_filtered(
             | Q(owner__email__icontains=search)
         )
     now = timezone.now()
-    if status == ApiKeyStatus.ACTIVE:
-        keys = keys.filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now), status=ApiKeyStatus.ACTIVE)
-    elif status == ApiKeyStatus.EXPIRED:
-        keys = keys.filter(status=ApiKeyStatus.ACTIVE, expires_at__lte=now)
-    elif status in ApiKeyStatus.values:
+    if status == CredentialState.ACTIVE:
+        keys = keys.filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now), status=CredentialState.ACTIVE)
+    elif status == CredentialState.EXPIRED:
+        keys = keys.filter(status=CredentialState.ACTIVE, expires_at__lte=now)
+    elif status in CredentialState.values:
         keys = keys.filter(status=status)
     if environment:
         keys = keys.filter(environment=environment)
@@ -57,7 +58,7 @@ def api_keys_filtered(
 
 def active_api_key_count(organization: Organization) -> int:
     """Return how many of the organisation's keys work right now."""
-    return api_keys_filtered(organization, status=ApiKeyStatus.ACTIVE).count()
+    return api_keys_filtered(organization, status=CredentialState.ACTIVE).count()
 
 
 def api_key_chain(api_key: ApiKey, *, limit: int = 20) -> list[ApiKey]:

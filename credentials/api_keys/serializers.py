@@ -6,8 +6,9 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from credentials.api_keys.models import ApiKey, ApiKeyStatus, Environment
+from credentials.api_keys.models import ApiKey, Environment
 from credentials.api_keys.services import DEFAULT_OVERLAP, MAX_OVERLAP
+from credentials.governance.models import CredentialState
 from credentials.lifetimes import MAX_LIFETIME_DAYS, check_expiry, expiry_in_days
 from credentials.serializers import PolicyInputMixin, RateLimitField
 
@@ -19,7 +20,7 @@ class ApiKeySerializer(serializers.ModelSerializer):
     prefix = serializers.CharField(source="display_prefix", read_only=True)
     owner = serializers.SerializerMethodField()
     created_by = serializers.SerializerMethodField()
-    status = serializers.ChoiceField(source="state", choices=ApiKeyStatus.choices, read_only=True)
+    status = serializers.ChoiceField(source="state", choices=CredentialState.choices, read_only=True)
     replaces = serializers.SerializerMethodField()
     allowed_ips = serializers.ListField(child=serializers.CharField(), read_only=True)
     rate_limit = RateLimitField(read_only=True)

@@ -19,10 +19,10 @@ from django.utils import timezone
 from credentials import lifetimes, policy
 from credentials.api_keys import keys
 from credentials.api_keys.kind_policy import check_new_api_key, check_new_api_key_request
-from credentials.api_keys.models import ApiKey, ApiKeyStatus, Environment
+from credentials.api_keys.models import ApiKey, Environment
 from credentials.api_keys.verification import snapshot_publish
 from credentials.governance import approvals, org_policy, ownership
-from credentials.governance.models import CredentialRequest, RequestType
+from credentials.governance.models import CredentialRequest, CredentialState, RequestType
 from credentials.models import Scope
 from portal.infra.crypto import keyed_digest
 from portal.models import Organization, User
@@ -57,6 +57,20 @@ def _check_name(name: str) -> str:
     return name
 
 
+def _check_new(
+    organization: Organization, name: str, owner: User, scopes: Iterable[str | Scope], environment: str | None
+) -> tuple[str, list[str], str]:
+    """Check what a new key (created or requested) is given; return its name, scope names and environment."""
+    name = _check_name(name)
+    ownership.check_owner_is_member(organization, owner)
+    scope_names = check_scopes(scopes)
+    ownership.check_owner_may_hold(organization, owner, scope_names)
+    environment = environment or settings.PORTAL_API_KEY_ENVIRONMENT
+    if environment not in Environment.values:
+        raise ValidationError({"environment": "Choose live or test."}, code="environment")
+    return name, scope_names, environment
+
+
 # --- writes ---------------------------------------------------------------------------------
 
 
@@ -86,15 +100,9 @@ def api_key_create(
     via: str = "",
 ) -> tuple[ApiKey, str]:
     """Create a key and return it with its plaintext, which is never stored and never shown again."""
-    name = _check_name(name)
+    name, scope_names, environment = _check_new(organization, name, owner, scopes, environment)
     allowed_ips = policy.clean_allowed_ips(list(allowed_ips))
     rate_limit = policy.clean_rate_limit(rate_limit)
-    ownership.check_owner_is_member(organization, owner)
-    scope_names = check_scopes(scopes)
-    ownership.check_owner_may_hold(organization, owner, scope_names)
-    environment = environment or settings.PORTAL_API_KEY_ENVIRONMENT
-    if environment not in Environment.values:
-        raise ValidationError({"environment": "Choose live or test."}, code="environment")
     if expires_at is not None and expires_at <= timezone.now():
         raise ValidationError({"expires_at": "The expiry must be in the future."}, code="expires_at")
     # The policy on kinds (locks the policy row, so a concurrent policy change sees this key).
@@ -145,18 +153,14 @@ def api_key_request(
     justification: str,
     environment: str | None = None,
     lifetime_days: int | None = None,
+    allowed_ips: Iterable[str] = (),
+    rate_limit: dict[str, int] | None = None,
 ) -> tuple[ApiKey, CredentialRequest]:
     """Store a pending key (an id, no secret) and ask the organisation's approvers for it.
 
     After approval its owner generates the secret once (`credential_secret_issue`).
     """
-    name = _check_name(name)
-    ownership.check_owner_is_member(organization, owner)
-    scope_names = check_scopes(scopes)
-    ownership.check_owner_may_hold(organization, owner, scope_names)
-    environment = environment or settings.PORTAL_API_KEY_ENVIRONMENT
-    if environment not in Environment.values:
-        raise ValidationError({"environment": "Choose live or test."}, code="environment")
+    name, scope_names, environment = _check_new(organization, name, owner, scopes, environment)
     check_new_api_key_request(organization, environment, lifetime_days)
     if lifetime_days is not None:
         org_policy.check_lifetime(organization, "api_key", lifetimes.expiry_in_days(lifetime_days))
@@ -167,7 +171,7 @@ def api_key_request(
         created_by=requester,
         scopes=scope_names,
         environment=environment,
-        status=ApiKeyStatus.PENDING,
+        status=CredentialState.PENDING,
         # The public id is reserved now so the pending key has a page; the secret comes later.
         key_id=keys.generate(environment)[0],
         digest=None,
@@ -179,6 +183,8 @@ def api_key_request(
         justification=justification,
         requested_scopes=scope_names,
         lifetime_days=lifetime_days,
+        allowed_ips=allowed_ips,
+        rate_limit=rate_limit,
     )
     return api_key, request
 
@@ -279,7 +285,7 @@ def api_key_rotate(
     if not timedelta(0) <= overlap <= MAX_OVERLAP:
         raise ValidationError({"overlap": "Choose an overlap between 0 and 7 days."}, code="overlap")
     old = _locked(api_key)
-    if old.state != ApiKeyStatus.ACTIVE:
+    if old.state != CredentialState.ACTIVE:
         raise ValidationError(f"This key is {old.state}; only an active key can be rotated.", code="inactive")
     if ApiKey.objects.filter(replaces=old).exists():
         raise ValidationError("This key was already rotated; rotate its successor instead.", code="rotated")
@@ -350,11 +356,11 @@ def api_key_revoke(*, api_key: ApiKey, actor: User | None, reason: str, via: str
     if not reason:
         raise ValidationError({"reason": "Say why the key is revoked."}, code="reason")
     api_key = _locked(api_key)
-    if api_key.status == ApiKeyStatus.REVOKED:
+    if api_key.status == CredentialState.REVOKED:
         raise ValidationError("This key is already revoked.", code="revoked")
-    if api_key.status in (ApiKeyStatus.PENDING, ApiKeyStatus.DENIED):
+    if api_key.status in (CredentialState.PENDING, CredentialState.DENIED):
         raise ValidationError("This key was never issued; deny its request instead.", code="inactive")
-    api_key.status = ApiKeyStatus.REVOKED
+    api_key.status = CredentialState.REVOKED
     api_key.revoked_at = timezone.now()
     api_key.revoked_by = actor if isinstance(actor, User) else None
     api_key.revocation_reason = reason[:255]

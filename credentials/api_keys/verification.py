@@ -20,7 +20,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from credentials.api_keys import keys
-from credentials.api_keys.models import ApiKey, ApiKeyStatus
+from credentials.api_keys.models import ApiKey
+from credentials.governance.models import CredentialState
 from portal import authz
 from portal.infra import hotcache
 from portal.infra.crypto import verify_digest
@@ -190,7 +191,7 @@ def _cached_snapshot(key_id: str) -> dict[str, Any] | None:
     """Return the verification snapshot of a key id from the cache, else from one indexed query."""
     snapshot = None
     try:
-        snapshot = hotcache.get(_cache_key(key_id))
+        snapshot = hotcache.get(_cache_key(key_id), shared=True)  # read-only from here on
     except Exception:
         logger.warning("API key cache unavailable; verifying against the database", exc_info=True)
     if snapshot is not None:
@@ -290,7 +291,7 @@ def _snapshot_from_database(key_id: str) -> dict[str, Any] | None:
 
 
 def _state(snapshot: dict[str, Any]) -> Verification:
-    if snapshot["status"] != ApiKeyStatus.ACTIVE:
+    if snapshot["status"] != CredentialState.ACTIVE:
         # Suspended is answered exactly like revoked: callers need not learn why a key stopped.
         return Verification(valid=False, code="revoked", key=snapshot)
     if snapshot["expires_at"] is not None and snapshot["expires_at"] <= timezone.now().timestamp():

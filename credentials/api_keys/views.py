@@ -10,7 +10,6 @@ from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
@@ -26,17 +25,17 @@ from credentials.api_keys.services import (
     api_key_rotate,
     api_key_update,
 )
-from credentials.forms import CredentialEditForm
-from credentials.governance import approvals, edits, org_policy
+from credentials.forms import add_service_errors
+from credentials.governance import approvals, org_policy
 from credentials.governance.forms import JustificationField
 from credentials.governance.registry import credential_path
-from credentials.governance.views import governance_context
+from credentials.governance.views import credential_edit_page, governance_context
 from credentials.lifetimes import expiry_in_days
 from credentials.selectors import organization_members
-from portal.infra.responses import no_store
+from portal.reveal import secret_reveal
+from portal.submissions import Submission, submission_of
 from portal.tenancy import authorized, check, may
 
-_SUBMISSIONS = "credentials_api_key_submissions"
 PAGE_SIZE = 25
 
 
@@ -51,32 +50,21 @@ def _owner_role(request: HttpRequest) -> str | None:
     return None if may(request, "api_key.create") else request.membership.role
 
 
-def _used_submission(request: HttpRequest, token: str) -> str | None:
-    return request.session.get(_SUBMISSIONS, {}).get(token)
-
-
-def _remember_submission(request: HttpRequest, token: str, key_id: str) -> None:
-    # Only the one-use form token and the public key id are kept, never the key.
-    used = dict(list(request.session.get(_SUBMISSIONS, {}).items())[-19:])
-    used[token] = key_id
-    request.session[_SUBMISSIONS] = used
-
-
 def _already_shown(request: HttpRequest, key_id: str) -> HttpResponse:
     messages.info(request, "That key was already issued and its secret shown once; it cannot be shown again.")
+    if not key_id:  # the same form is still being handled by another request
+        return redirect("org-api-keys", org_slug=request.organization.slug)
     return redirect("org-api-key-detail", org_slug=request.organization.slug, key_id=key_id)
 
 
 def _reveal(
     request: HttpRequest, api_key: ApiKey, plaintext: str, *, rotated: ApiKey | None = None
 ) -> HttpResponse:
-    response = render(
+    return secret_reveal(
         request,
         "credentials/api_key_reveal.html",
         {"api_key": api_key, "plaintext": plaintext, "rotated": rotated},
     )
-    # The page holds the secret: never let a cache or the back button bring it back.
-    return no_store(response)
 
 
 @authorized("api_key.view")
@@ -143,12 +131,13 @@ def api_key_create_view(request: HttpRequest) -> HttpResponse:
     if needs_approval:
         form.fields["justification"] = JustificationField()
     if form.is_valid():
-        used = _used_submission(request, form.cleaned_data["submission"])
-        if used:
+        submission = submission_of(request, form)
+        used = submission.begin()
+        if used is not None:
             return _already_shown(request, used)
         days = form.cleaned_data.get("expires_in_days")
         if needs_approval:
-            return _request_key(request, form)
+            return _request_key(request, form, submission)
         try:
             api_key, plaintext = api_key_create(
                 organization=organization,
@@ -163,9 +152,10 @@ def api_key_create_view(request: HttpRequest) -> HttpResponse:
                 via="dashboard",
             )
         except ValidationError as exc:
+            submission.failed()
             _add_errors(form, exc)
         else:
-            _remember_submission(request, form.cleaned_data["submission"], api_key.key_id)
+            submission.done(api_key.key_id)
             return _reveal(request, api_key, plaintext)
     return render(
         request,
@@ -175,7 +165,7 @@ def api_key_create_view(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _request_key(request: HttpRequest, form: ApiKeyCreateForm) -> HttpResponse:
+def _request_key(request: HttpRequest, form: ApiKeyCreateForm, submission: Submission) -> HttpResponse:
     """Store a pending key and its request: no secret exists until an approver says yes."""
     try:
         api_key, _request = api_key_request(
@@ -187,20 +177,16 @@ def _request_key(request: HttpRequest, form: ApiKeyCreateForm) -> HttpResponse:
             justification=form.cleaned_data["justification"],
             environment=form.cleaned_data["environment"],
             lifetime_days=form.cleaned_data.get("expires_in_days"),
+            allowed_ips=form.cleaned_data["allowed_ips"],
+            rate_limit=form.cleaned_data["rate_limit"],
         )
-        if form.cleaned_data["allowed_ips"] or form.cleaned_data["rate_limit"]:
-            edits.credential_policy_set(
-                credential=api_key,
-                actor=request.user,
-                allowed_ips=form.cleaned_data["allowed_ips"],
-                rate_limit=form.cleaned_data["rate_limit"],
-            )
     except ValidationError as exc:
+        submission.failed()
         _add_errors(form, exc)
         return render(
             request, "credentials/api_key_create.html", {"form": form, "needs_approval": True}, status=400
         )
-    _remember_submission(request, form.cleaned_data["submission"], api_key.key_id)
+    submission.done(api_key.key_id)
     messages.success(
         request,
         f"Your request for “{api_key.name}” was sent to the organisation's approvers. "
@@ -228,12 +214,7 @@ _FORM_FIELD_FOR = {"expires_at": "expires_in_days"}
 
 
 def _add_errors(form, exc: ValidationError) -> None:
-    if not hasattr(exc, "error_dict"):
-        form.add_error(None, exc)
-        return
-    for field, errors in exc.error_dict.items():
-        field = _FORM_FIELD_FOR.get(field, field)
-        form.add_error(field if field in form.fields else None, errors)
+    add_service_errors(form, exc, field_for=_FORM_FIELD_FOR)
 
 
 @authorized("api_key.view")
@@ -271,9 +252,10 @@ def api_key_rotate_view(request: HttpRequest, key_id: str) -> HttpResponse:
     if request.method == "POST":
         status = 400
         if form.is_valid():
-            used = _used_submission(request, form.cleaned_data["submission"])
-            if used:
-                return _already_shown(request, used)
+            submission = submission_of(request, form)
+            used = submission.begin()
+            if used is not None:
+                return _already_shown(request, used or api_key.key_id)
             try:
                 successor, plaintext = api_key_rotate(
                     api_key=api_key,
@@ -282,9 +264,10 @@ def api_key_rotate_view(request: HttpRequest, key_id: str) -> HttpResponse:
                     via="dashboard",
                 )
             except ValidationError as exc:
+                submission.failed()
                 _add_errors(form, exc)
             else:
-                _remember_submission(request, form.cleaned_data["submission"], successor.key_id)
+                submission.done(successor.key_id)
                 api_key.refresh_from_db()
                 return _reveal(request, successor, plaintext, rotated=api_key)
     return render(
@@ -297,19 +280,13 @@ def api_key_edit_view(request: HttpRequest, key_id: str) -> HttpResponse:
     """Rename or describe a key."""
     api_key = get_object_or_404(api_keys_for(request.organization), key_id=key_id)
     check(request, owner_id=api_key.owner_id)
-    initial = {"name": api_key.name, "description": api_key.description}
-    form = CredentialEditForm(request.POST if request.method == "POST" else None, initial=initial)
-    if request.method == "POST" and form.is_valid():
-        try:
-            api_key_update(api_key=api_key, actor=request.user, via="dashboard", **form.cleaned_data)
-        except ValidationError as exc:
-            _add_errors(form, exc)
-        else:
-            messages.success(request, "The key's name and description were saved.")
-            return redirect("org-api-key-detail", org_slug=request.organization.slug, key_id=api_key.key_id)
-    back = reverse("org-api-key-detail", args=[request.organization.slug, api_key.key_id])
-    context = {"form": form, "credential": api_key, "kind_label": "API key", "back": back}
-    return render(request, "credentials/credential_edit.html", context, status=400 if form.errors else 200)
+    return credential_edit_page(
+        request,
+        api_key,
+        kind_label="API key",
+        saved="The key's name and description were saved.",
+        update=lambda **changes: api_key_update(api_key=api_key, **changes),
+    )
 
 
 @authorized("api_key.revoke")

@@ -27,6 +27,19 @@ from credentials.selectors import organization_members
 from portal.stepup import step_up_redirect
 
 
+class RecordAdmin(admin.ModelAdmin):
+    """A record staff read but never add, change or delete by hand (requests, leak reports)."""
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return obj is None  # the changelist (and its actions), never an edit form
+
+
 @admin.register(OrganizationPolicy)
 class OrganizationPolicyAdmin(admin.ModelAdmin):
     list_display = [
@@ -116,7 +129,9 @@ class _DecideMixin:
 
 
 @admin.register(CredentialRequest)
-class CredentialRequestAdmin(_DecideMixin, admin.ModelAdmin):
+class CredentialRequestAdmin(_DecideMixin, RecordAdmin):
+    """Requests, viewed only; decisions go through the actions (which call the services)."""
+
     list_display = [
         "credential_label",
         "kind",
@@ -150,16 +165,6 @@ class CredentialRequestAdmin(_DecideMixin, admin.ModelAdmin):
     ]
     fields = readonly_fields
     actions = ["approve_selected", "deny_selected"]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        # Viewing only; decisions go through the actions (which call the services).
-        return obj is None
 
 
 @admin.register(PendingApproval)
@@ -231,6 +236,15 @@ class GovernedCredentialAdminMixin:
     """Queue filter and bulk actions shared by the API key and M2M application admins."""
 
     governance_actions = ["suspend_selected", "restore_selected", "reassign_owner"]
+    #: The governance state shown (read-only) on a credential's admin page, in this order.
+    governance_fields = [
+        "review_due_at",
+        "last_reviewed_at",
+        "last_reviewed_by",
+        "orphaned_at",
+        "suspended_at",
+        "suspension_reason",
+    ]
 
     def get_autocomplete_fields(self, request):
         # The owner is chosen from the credential's organisation (a short list, see get_form), not

@@ -14,6 +14,7 @@ from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
 from credentials.governance.common import audit_change, locked_credential, save_fields
+from credentials.governance.edits import credential_policy_set
 from credentials.governance.models import (
     CredentialRequest,
     CredentialStatus,
@@ -22,7 +23,7 @@ from credentials.governance.models import (
 )
 from credentials.governance.notices import notice_send_once
 from credentials.governance.org_policy import policy_for
-from credentials.governance.ownership import check_owner_may_hold, is_manager, managers_of
+from credentials.governance.ownership import check_owner_may_hold, is_manager, managers_of, may_manage
 from credentials.governance.registry import (
     all_kinds,
     get_kind,
@@ -44,10 +45,14 @@ def credential_request_create(
     justification: str,
     requested_scopes: Iterable[str] = (),
     lifetime_days: int | None = None,
+    allowed_ips: Iterable[str] = (),
+    rate_limit: dict[str, int] | None = None,
 ) -> CredentialRequest:
     """Ask the organisation's approvers to create a pending credential or widen its scopes.
 
-    For a scope increase the credential keeps its current scopes until the approval.
+    For a scope increase the credential keeps its current scopes until the approval. A pending
+    credential gets the runtime policy (`allowed_ips`, `rate_limit`) asked for with it now, so
+    the approvers see it.
     """
     kind = kind_of(credential)
     justification = (justification or "").strip()
@@ -59,7 +64,7 @@ def credential_request_create(
     scopes = sorted(set(requested_scopes))
     previous = sorted(kind.scopes_of(credential)) if request_type == RequestType.SCOPE_INCREASE else []
     if request_type == RequestType.SCOPE_INCREASE:
-        if credential.owner_id != requester.pk and not is_manager(requester, credential.organization):
+        if not may_manage(requester, credential, f"{kind.key}.scopes_widen"):
             raise ValidationError(
                 "Only the owner or an organisation admin can ask for more scopes.", code="not_owner"
             )
@@ -101,6 +106,11 @@ def credential_request_create(
             "lifetime_days": lifetime_days,
         },
     )
+    allowed_ips = list(allowed_ips)
+    if allowed_ips or rate_limit:
+        credential_policy_set(
+            credential=credential, actor=requester, allowed_ips=allowed_ips, rate_limit=rate_limit
+        )
     notice_send_once(
         credential=credential,
         notice_type="approval_requested",

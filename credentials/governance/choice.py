@@ -20,37 +20,33 @@ from portal.tenancy import authorized
 YES_NO = [("yes", _("Yes")), ("no", _("No"))]
 
 
+def _question(label, help_text) -> forms.ChoiceField:
+    """Return an optional yes/no question shown as radio buttons."""
+    return forms.ChoiceField(
+        label=label, help_text=help_text, choices=YES_NO, widget=forms.RadioSelect, required=False
+    )
+
+
 class ChoiceForm(forms.Form):
     """The three questions; each is optional so a half-answered form still recommends something."""
 
-    static_only = forms.ChoiceField(
-        label=_("Is it a quick script, or a third-party tool that only accepts a static key?"),
-        help_text=_(
-            "E.g. a cron job with curl, a no-code tool, a vendor's webhook field that takes one header."
-        ),
-        choices=YES_NO,
-        widget=forms.RadioSelect,
-        required=False,
+    static_only = _question(
+        _("Is it a quick script, or a third-party tool that only accepts a static key?"),
+        _("E.g. a cron job with curl, a no-code tool, a vendor's webhook field that takes one header."),
     )
-    oauth = forms.ChoiceField(
-        label=_("Can the workload run an OAuth 2.0 client-credentials flow?"),
-        help_text=_(
+    oauth = _question(
+        _("Can the workload run an OAuth 2.0 client-credentials flow?"),
+        _(
             "It asks /oauth/token for a short-lived token and asks again before it expires; most OAuth "
             "libraries do this for you."
         ),
-        choices=YES_NO,
-        widget=forms.RadioSelect,
-        required=False,
     )
-    keeps_private_key = forms.ChoiceField(
-        label=_("Does it run in CI or Kubernetes, or anywhere it can keep a private key and sign with it?"),
-        help_text=_(
+    keeps_private_key = _question(
+        _("Does it run in CI or Kubernetes, or anywhere it can keep a private key and sign with it?"),
+        _(
             "Then it need not share any secret with the portal: it signs a short assertion with its own "
             "key (private_key_jwt). Workload federation would remove even that key; it is not offered yet."
         ),
-        choices=YES_NO,
-        widget=forms.RadioSelect,
-        required=False,
     )
 
 

@@ -1,31 +1,31 @@
-"""Helpers every governance write shares: lock a credential row, save it, audit the change.
-
-Each service takes keyword-only arguments, runs in one transaction, locks the rows it
-changes (select_for_update) and writes exactly one audit event with the actor.
-"""
+"""Helpers every governance write shares: lock a credential row, save it, audit the change."""
 
 from __future__ import annotations
 
-import logging
+from typing import Any
 
 from django.db import models
 
-from credentials.governance.models import (
-    CredentialStatus,
-)
-from credentials.governance.registry import (
-    GovernedKind,
-    kind_of,
-)
+from credentials.governance.models import CredentialStatus
+from credentials.governance.registry import GovernedKind, kind_of
 from portal.services.audit import audit_log
 
-logger = logging.getLogger(__name__)
-
-
+#: Statuses in which a credential still belongs to someone (orphaning and reassignment apply).
 LIVE_STATUSES = (CredentialStatus.PENDING, CredentialStatus.ACTIVE, CredentialStatus.SUSPENDED)
 
 
+def about(credential: models.Model, kind: GovernedKind) -> dict[str, Any]:
+    """Return the fields by which a request or a leak report points at its credential (kind + id)."""
+    return {
+        "organization": credential.organization,
+        "kind": kind.key,
+        "object_id": credential.pk,
+        "credential_label": str(credential)[:255],
+    }
+
+
 def audit_change(kind: GovernedKind, verb: str, *, credential, actor, extra: dict | None = None) -> None:
+    """Write the one audit event of a change to a credential: `<kind's audit prefix>.<verb>`."""
     audit_log(
         action=f"{kind.audit_prefix}.{verb}",
         actor=actor,
@@ -36,6 +36,7 @@ def audit_change(kind: GovernedKind, verb: str, *, credential, actor, extra: dic
 
 
 def locked_credential(credential: models.Model) -> models.Model:
+    """Return the credential's row afresh, locked until the end of the transaction."""
     kind = kind_of(credential)
     return (
         kind.model.objects.select_for_update(of=("self",))
@@ -45,4 +46,5 @@ def locked_credential(credential: models.Model) -> models.Model:
 
 
 def save_fields(credential, kind: GovernedKind, *fields: str) -> None:
+    """Save these fields of a credential and its kind's auto-updated timestamp."""
     credential.save(update_fields=[*fields, kind.touch_field])

@@ -1,12 +1,7 @@
-"""Direct changes to a credential's scopes and runtime policy (IP allowlist, rate limit), audited.
-
-Each service takes keyword-only arguments, runs in one transaction, locks the rows it
-changes (select_for_update) and writes exactly one audit event with the actor.
-"""
+"""Direct changes to a credential's scopes and runtime policy (IP allowlist, rate limit), audited."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable
 from typing import Any
 
@@ -15,17 +10,11 @@ from django.db import models, transaction
 
 from credentials import policy
 from credentials.governance.common import audit_change, locked_credential, save_fields
-from credentials.governance.models import (
-    CredentialStatus,
-)
+from credentials.governance.models import CredentialStatus
 from credentials.governance.org_policy import scope_increase_needs_approval
 from credentials.governance.ownership import check_owner_may_hold
-from credentials.governance.registry import (
-    kind_of,
-)
+from credentials.governance.registry import kind_of
 from portal.models import User
-
-logger = logging.getLogger(__name__)
 
 
 @transaction.atomic

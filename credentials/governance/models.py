@@ -27,6 +27,15 @@ class CredentialStatus(models.TextChoices):
     DENIED = "denied", _("Denied")  # its create request was denied; never had a secret
 
 
+#: The state shown to people (lists, filters, the REST `status` field): the stored status, or
+#: `expired` for a credential past its expiry time. Built from `CredentialStatus` so that every
+#: kind shares one set of values.
+CredentialState = models.TextChoices(
+    "CredentialState",
+    [(status.name, (status.value, status.label)) for status in CredentialStatus]
+    + [("EXPIRED", ("expired", _("Expired")))],
+)
+
 #: Statuses whose credential holds no secret at all.
 SECRETLESS_STATUSES = (CredentialStatus.PENDING, CredentialStatus.DENIED)
 
@@ -73,7 +82,21 @@ def status_constraints(prefix: str) -> list[models.BaseConstraint]:
 
 
 class GovernedCredential(models.Model):
-    """Abstract base for every credential kind: review cycle, suspension and orphan state."""
+    """Abstract base for every credential kind: status, who created it, review cycle, suspension, orphan
+    state and runtime policy."""
+
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("created by"),
+    )
+    status = models.CharField(
+        _("status"), max_length=16, choices=CredentialStatus.choices, default=CredentialStatus.ACTIVE
+    )
+    revoked_at = models.DateTimeField(_("revoked"), null=True, blank=True)
 
     review_due_at = models.DateTimeField(_("review due"), null=True, blank=True, db_index=True)
     last_reviewed_at = models.DateTimeField(_("last reviewed"), null=True, blank=True)

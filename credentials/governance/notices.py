@@ -1,8 +1,4 @@
-"""Lifecycle emails, each sent once (a unique Notice row), and the `expiring` webhook that goes with them.
-
-Each service takes keyword-only arguments, runs in one transaction, locks the rows it
-changes (select_for_update) and writes exactly one audit event with the actor.
-"""
+"""Lifecycle emails, each sent once (a unique Notice row), and the `expiring` webhook that goes with them."""
 
 from __future__ import annotations
 
@@ -18,16 +14,9 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
-from credentials.governance.models import (
-    CredentialStatus,
-    Notice,
-)
+from credentials.governance.models import CredentialStatus, Notice
 from credentials.governance.ownership import managers_of
-from credentials.governance.registry import (
-    all_kinds,
-    credential_path,
-    kind_of,
-)
+from credentials.governance.registry import all_kinds, credential_path, kind_of
 from credentials.governance.selectors import COLUMNS, flag_q
 from credentials.webhooks.events import webhook_event_emit
 

@@ -1,12 +1,7 @@
-"""The organisation's credential policy: defaults on first use, audited changes, lifetimes and review dates.
-
-Each service takes keyword-only arguments, runs in one transaction, locks the rows it
-changes (select_for_update) and writes exactly one audit event with the actor.
-"""
+"""The organisation's credential policy: defaults on first use, audited changes, lifetimes, review dates."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
@@ -17,18 +12,11 @@ from django.utils import timezone
 
 from credentials import lifetimes
 from credentials.governance.common import audit_change, save_fields
-from credentials.governance.models import (
-    OrganizationPolicy,
-)
+from credentials.governance.models import OrganizationPolicy
 from credentials.governance.notices import notice_send_once
-from credentials.governance.registry import (
-    all_kinds,
-    new_credential_rule_fields,
-)
+from credentials.governance.registry import all_kinds, new_credential_rule_fields
 from portal.models import Organization, User
 from portal.services.audit import audit_log
-
-logger = logging.getLogger(__name__)
 
 
 def policy_for(organization: Organization) -> OrganizationPolicy:

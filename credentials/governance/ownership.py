@@ -1,12 +1,7 @@
-"""Owners of credentials: who may own and manage them, orphaning when a member leaves, reassignment.
-
-Each service takes keyword-only arguments, runs in one transaction, locks the rows it
-changes (select_for_update) and writes exactly one audit event with the actor.
-"""
+"""Owners of credentials: who may own and manage them, orphaning when a member leaves, reassignment."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable
 from typing import Any
 
@@ -15,19 +10,11 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from credentials.governance.common import LIVE_STATUSES, audit_change, locked_credential, save_fields
-from credentials.governance.models import (
-    CredentialStatus,
-    SuspensionReason,
-)
-from credentials.governance.registry import (
-    all_kinds,
-    kind_of,
-)
+from credentials.governance.models import CredentialStatus, SuspensionReason
+from credentials.governance.registry import all_kinds, kind_of
 from portal import authz
 from portal.models import MANAGER_ROLES, Membership, Organization, User
 from portal.selectors import role_of
-
-logger = logging.getLogger(__name__)
 
 
 def is_manager(user: User | None, organization: Organization) -> bool:
@@ -37,6 +24,18 @@ def is_manager(user: User | None, organization: Organization) -> bool:
         and user.is_authenticated
         and Membership.objects.filter(user=user, organization=organization, role__in=MANAGER_ROLES).exists()
     )
+
+
+def may_manage(user: User | None, credential: models.Model, action: str) -> bool:
+    """Return whether `user` may do `action` to `credential`: its owner, or an organisation owner or admin.
+
+    Asked of `portal.authz` (the action's rule, for a person through their current membership),
+    as the dashboard and REST views ask it, so services apply the same "owner or manager" rule.
+    """
+    if user is None or not user.is_authenticated:
+        return False
+    membership = Membership.objects.filter(user=user, organization_id=credential.organization_id).first()
+    return authz.allowed(authz.person(user, membership), action, owner_id=credential.owner_id)
 
 
 def check_owner_is_member(organization: Organization, user: User | None) -> None:

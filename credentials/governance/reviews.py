@@ -22,7 +22,7 @@ from credentials.governance.models import (
     SuspensionReason,
 )
 from credentials.governance.org_policy import policy_for
-from credentials.governance.ownership import is_manager
+from credentials.governance.ownership import may_manage
 from credentials.governance.registry import (
     all_kinds,
     kind_of,
@@ -42,7 +42,7 @@ def credential_recertify(
     """
     kind = kind_of(credential)
     credential = locked_credential(credential)
-    if credential.owner_id != actor.pk and not is_manager(actor, credential.organization):
+    if not may_manage(actor, credential, f"{kind.key}.recertify"):
         raise ValidationError("Only the owner or an organisation admin can review this.", code="not_owner")
     restorable = (
         credential.status == CredentialStatus.SUSPENDED

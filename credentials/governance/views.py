@@ -7,6 +7,7 @@ URL kwarg (`key_id` or `app_id`).
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -17,6 +18,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from credentials.forms import CredentialEditForm, add_service_errors
 from credentials.governance import common, edits, org_policy, ownership, reviews
 from credentials.governance.approvals import (
     credential_for_request,
@@ -49,6 +51,7 @@ from credentials.governance.selectors import (
 )
 from credentials.insight.page import insight_context
 from credentials.leaks.selectors import leak_reports_for_credential
+from credentials.outcomes import flash_outcome
 from credentials.selectors import organization_members
 from portal.stepup import step_up_redirect
 from portal.tenancy import authorized, check, may
@@ -198,12 +201,11 @@ def request_decide(request: HttpRequest, request_id: int) -> HttpResponse:
     decide = (
         credential_request_approve if form.cleaned_data["decision"] == "approve" else credential_request_deny
     )
-    try:
-        item = decide(request=item, actor=request.user, comment=form.cleaned_data["comment"])
-    except ValidationError as exc:
-        messages.error(request, _error_text(exc))
-    else:
-        messages.success(request, f"“{item.credential_label}”: request {item.state}.")
+    flash_outcome(
+        request,
+        lambda: decide(request=item, actor=request.user, comment=form.cleaned_data["comment"]),
+        lambda decided: f"“{decided.credential_label}”: request {decided.state}.",
+    )
     return redirect("org-approvals", org_slug=request.organization.slug)
 
 
@@ -212,12 +214,11 @@ def request_decide(request: HttpRequest, request_id: int) -> HttpResponse:
 def request_cancel(request: HttpRequest, request_id: int) -> HttpResponse:
     """Withdraw your own waiting request, from the credential's page."""
     item = _request_or_404(request, request_id)
-    try:
-        item = credential_request_cancel(request=item, actor=request.user)
-    except ValidationError as exc:
-        messages.error(request, _error_text(exc))
-    else:
-        messages.success(request, f"“{item.credential_label}”: your request was cancelled.")
+    flash_outcome(
+        request,
+        lambda: credential_request_cancel(request=item, actor=request.user),
+        lambda cancelled: f"“{cancelled.credential_label}”: your request was cancelled.",
+    )
     return redirect(credential_path(credential_for_request(item)))
 
 
@@ -227,19 +228,16 @@ def request_revoke(request: HttpRequest, request_id: int) -> HttpResponse:
     """Revoke the credential a request is about, from the approvals screen (denying a waiting request)."""
     item = _request_or_404(request, request_id)
     credential = credential_for_request(item)
-    try:
-        if item.state == RequestState.PENDING and item.request_type == RequestType.CREATE:
+
+    def revoke() -> None:
+        if item.state == RequestState.PENDING:
             credential_request_deny(request=item, actor=request.user, comment="Revoked by an approver.")
-        else:
-            if item.state == RequestState.PENDING:
-                credential_request_deny(request=item, actor=request.user, comment="Revoked by an approver.")
+        if not (item.state == RequestState.PENDING and item.request_type == RequestType.CREATE):
             reviews.credential_revoke(
                 credential=credential, actor=request.user, reason="Revoked by an approver."
             )
-    except ValidationError as exc:
-        messages.error(request, _error_text(exc))
-    else:
-        messages.success(request, f"“{credential.name}” was revoked.")
+
+    flash_outcome(request, revoke, lambda _: f"“{credential.name}” was revoked.")
     return redirect("org-approvals", org_slug=request.organization.slug)
 
 
@@ -337,6 +335,25 @@ def governance_context(request: HttpRequest, credential) -> dict:
     }
 
 
+def credential_edit_page(
+    request: HttpRequest, credential, *, kind_label: str, saved: str, update: Callable[..., object]
+) -> HttpResponse:
+    """Rename or describe a credential of any kind; `update(actor=, via=, name=, description=)` saves."""
+    initial = {"name": credential.name, "description": credential.description}
+    form = CredentialEditForm(request.POST if request.method == "POST" else None, initial=initial)
+    back = credential_path(credential)
+    if request.method == "POST" and form.is_valid():
+        try:
+            update(actor=request.user, via="dashboard", **form.cleaned_data)
+        except ValidationError as exc:
+            add_service_errors(form, exc)
+        else:
+            messages.success(request, saved)
+            return redirect(back)
+    context = {"form": form, "credential": credential, "kind_label": kind_label, "back": back}
+    return render(request, "credentials/credential_edit.html", context, status=400 if form.errors else 200)
+
+
 def _back(credential) -> HttpResponse:
     return redirect(credential_path(credential))
 
@@ -374,14 +391,12 @@ def reassign(request: HttpRequest, kind: str, **kwargs) -> HttpResponse:
     if not form.is_valid():
         messages.error(request, "Choose a member of the organisation.")
         return _back(credential)
-    try:
-        ownership.credential_reassign_owner(
-            credential=credential, owner=form.cleaned_data["owner"], actor=request.user
-        )
-    except ValidationError as exc:
-        messages.error(request, _error_text(exc))
-    else:
-        messages.success(request, f"“{credential.name}” is now owned by {form.cleaned_data['owner'].email}.")
+    owner = form.cleaned_data["owner"]
+    flash_outcome(
+        request,
+        lambda: ownership.credential_reassign_owner(credential=credential, owner=owner, actor=request.user),
+        lambda _: f"“{credential.name}” is now owned by {owner.email}.",
+    )
     return _back(credential)
 
 
@@ -447,11 +462,7 @@ def request_scopes(request: HttpRequest, kind: str, **kwargs) -> HttpResponse:
                 edits.credential_scopes_set(credential=credential, scopes=wanted, actor=request.user)
                 messages.success(request, "The scopes were changed.")
         except ValidationError as exc:
-            if hasattr(exc, "error_dict"):
-                for field, errors in exc.error_dict.items():
-                    form.add_error(field if field in form.fields else None, errors)
-            else:
-                form.add_error(None, exc)
+            add_service_errors(form, exc)
         else:
             return _back(credential)
     context = {

@@ -6,12 +6,13 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
 
+from credentials.governance.admin import RecordAdmin
 from credentials.governance.registry import get_kind
 from credentials.leaks.models import LeakReport
 
 
 @admin.register(LeakReport)
-class LeakReportAdmin(admin.ModelAdmin):
+class LeakReportAdmin(RecordAdmin):
     list_display = ["received_at", "organization", "kind", "credential_link", "action_taken", "source", "url"]
     list_filter = ["action_taken", "kind", "source", "reporter"]
     search_fields = ["organization__slug", "credential_label", "url", "token_sha256"]
@@ -39,12 +40,3 @@ class LeakReportAdmin(admin.ModelAdmin):
         model = get_kind(obj.kind).model
         url = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_change", args=[obj.object_id])
         return format_html('<a href="{}">{}</a>', url, obj.credential_label)
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return obj is None

@@ -18,6 +18,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
+from credentials.governance.common import about, audit_change
 from credentials.governance.models import CredentialStatus, LeakedCredentialAction, SuspensionReason
 from credentials.governance.notices import notice_send_once
 from credentials.governance.org_policy import policy_for
@@ -25,7 +26,6 @@ from credentials.governance.ownership import managers_of
 from credentials.governance.registry import GovernedKind, SecretMatch, all_kinds
 from credentials.governance.reviews import credential_revoke, credential_suspend
 from credentials.leaks.models import MAX_SIGHTINGS, LeakAction, LeakReport
-from portal.services.audit import audit_log
 
 logger = logging.getLogger(__name__)
 
@@ -161,10 +161,7 @@ def _record(
     try:
         with transaction.atomic():
             report = LeakReport.objects.create(
-                organization=credential.organization,
-                kind=kind.key,
-                object_id=credential.pk,
-                credential_label=str(credential)[:255],
+                **about(credential, kind),
                 secret_hint=match.secret_hint[:40],
                 token_sha256=fingerprint,
                 token_type=reported.token_type[:100],
@@ -190,13 +187,7 @@ def _record(
     }
     if action == LeakAction.SUSPENDED and previous_reason:
         extra["previous_suspension_reason"] = previous_reason
-    audit_log(
-        action=f"{kind.audit_prefix}.leaked",
-        actor=None,
-        organization=credential.organization,
-        target=credential,
-        extra=extra,
-    )
+    audit_change(kind, "leaked", credential=credential, actor=None, extra=extra)
     if action != LeakAction.NONE:
         recipients = [u.email for u in managers_of(credential.organization)]
         if credential.owner_id:

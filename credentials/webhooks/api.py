@@ -63,6 +63,21 @@ class WebhookEndpointViewSet(AuthorizedView, GenericViewSet):
     def _actor(self) -> User | None:
         return self.acting_user()  # A key acts on behalf of its owner.
 
+    def _change(self, input_serializer, service, **arguments):
+        """Validate the request body with `input_serializer`, then call the service with it, as the actor."""
+        data = input_serializer(data=self.request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            return service(actor=self._actor(), **arguments, **data.validated_data)
+        except DjangoValidationError as exc:
+            raise api_error(exc) from exc
+
+    @staticmethod
+    def _with_secret(endpoint: WebhookEndpoint, secret: str) -> Response:
+        """Answer 201 with the endpoint and its new signing secret, which is never shown again."""
+        body = serializers.WebhookEndpointWithSecretSerializer(endpoint, context={"secret": secret}).data
+        return no_store(Response(body, status=status.HTTP_201_CREATED))
+
     def list(self, request: Request, org_slug: str) -> Response:
         page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
@@ -77,16 +92,12 @@ class WebhookEndpointViewSet(AuthorizedView, GenericViewSet):
         description="The response holds the signing `secret`. It is never shown again.",
     )
     def create(self, request: Request, org_slug: str) -> Response:
-        data = serializers.WebhookEndpointCreateSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        try:
-            endpoint, secret = services.webhook_endpoint_create(
-                organization=self.organization, actor=self._actor(), **data.validated_data
-            )
-        except DjangoValidationError as exc:
-            raise api_error(exc) from exc
-        body = serializers.WebhookEndpointWithSecretSerializer(endpoint, context={"secret": secret}).data
-        return no_store(Response(body, status=status.HTTP_201_CREATED))
+        endpoint, secret = self._change(
+            serializers.WebhookEndpointCreateSerializer,
+            services.webhook_endpoint_create,
+            organization=self.organization,
+        )
+        return self._with_secret(endpoint, secret)
 
     @extend_schema(
         summary="Change a webhook endpoint's events, description or active flag",
@@ -94,15 +105,11 @@ class WebhookEndpointViewSet(AuthorizedView, GenericViewSet):
         responses=serializers.WebhookEndpointSerializer,
     )
     def partial_update(self, request: Request, org_slug: str, endpoint_id: str) -> Response:
-        endpoint = self.get_object()
-        data = serializers.WebhookEndpointUpdateSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        try:
-            endpoint = services.webhook_endpoint_update(
-                endpoint=endpoint, actor=self._actor(), **data.validated_data
-            )
-        except DjangoValidationError as exc:
-            raise api_error(exc) from exc
+        endpoint = self._change(
+            serializers.WebhookEndpointUpdateSerializer,
+            services.webhook_endpoint_update,
+            endpoint=self.get_object(),
+        )
         return Response(self.get_serializer(endpoint).data)
 
     @extend_schema(summary="Delete a webhook endpoint and its deliveries", responses={204: None})
@@ -120,17 +127,12 @@ class WebhookEndpointViewSet(AuthorizedView, GenericViewSet):
     )
     @action(detail=True, methods=["post"], url_path="rotate-secret")
     def rotate_secret(self, request: Request, org_slug: str, endpoint_id: str) -> Response:
-        endpoint = self.get_object()
-        data = serializers.WebhookSecretRotateSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        try:
-            endpoint, secret = services.webhook_endpoint_rotate_secret(
-                endpoint=endpoint, actor=self._actor(), overlap_hours=data.validated_data["overlap_hours"]
-            )
-        except DjangoValidationError as exc:
-            raise api_error(exc) from exc
-        body = serializers.WebhookEndpointWithSecretSerializer(endpoint, context={"secret": secret}).data
-        return no_store(Response(body, status=status.HTTP_201_CREATED))
+        endpoint, secret = self._change(
+            serializers.WebhookSecretRotateSerializer,
+            services.webhook_endpoint_rotate_secret,
+            endpoint=self.get_object(),
+        )
+        return self._with_secret(endpoint, secret)
 
     @extend_schema(
         summary="Queue a test event (webhook.ping)",

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
-
 from django import forms
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
@@ -11,6 +9,7 @@ from django.utils.translation import gettext_lazy as _
 from credentials.overlap import overlap_choices
 from credentials.webhooks.destinations import parse_url
 from credentials.webhooks.models import EventType
+from portal.submissions import OnceForm
 
 SECRET_OVERLAP_CHOICES = overlap_choices("secret")
 
@@ -25,22 +24,15 @@ class _EventsForm(forms.Form):
     description = forms.CharField(label=_("Description"), required=False, max_length=200)
 
 
-class WebhookEndpointCreateForm(_EventsForm):
+class WebhookEndpointCreateForm(OnceForm, _EventsForm):
     url = forms.CharField(
         label=_("URL"),
         max_length=500,
         help_text=_("HTTPS, reachable from the internet. Each delivery is a signed POST."),
         widget=forms.URLInput(attrs={"placeholder": "https://example.com/hooks/portal"}),
     )
-    # One-use token: reloading the page that shows the secret must not create a second endpoint.
-    submission = forms.CharField(widget=forms.HiddenInput, max_length=64)
 
     field_order = ["url", "description", "event_types"]
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        if not self.is_bound:
-            self.initial.setdefault("submission", secrets.token_urlsafe(16))
 
     def clean_url(self) -> str:
         url = self.cleaned_data["url"].strip()
@@ -57,8 +49,7 @@ class WebhookEndpointEditForm(_EventsForm):
     )
 
 
-class WebhookSecretRotateForm(forms.Form):
-    submission = forms.CharField(widget=forms.HiddenInput, max_length=64)
+class WebhookSecretRotateForm(OnceForm):
     overlap_hours = forms.TypedChoiceField(
         label=_("Overlap"),
         choices=SECRET_OVERLAP_CHOICES,
@@ -68,8 +59,3 @@ class WebhookSecretRotateForm(forms.Form):
             "While it lasts, each delivery is signed with both secrets, so you can switch at any time."
         ),
     )
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        if not self.is_bound:
-            self.initial.setdefault("submission", secrets.token_urlsafe(16))

@@ -14,6 +14,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from credentials.forms import add_service_errors
 from credentials.webhooks import services
 from credentials.webhooks.forms import (
     WebhookEndpointCreateForm,
@@ -28,52 +29,34 @@ from credentials.webhooks.selectors import (
     webhook_endpoints_for,
 )
 from credentials.webhooks.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER
-from portal.infra.responses import no_store
-from portal.tenancy import authorized
+from portal.reveal import secret_reveal
+from portal.submissions import submission_of
+from portal.tenancy import authorized, found_or_404
 
-_SUBMISSIONS = "credentials_webhook_submissions"
 PAGE_SIZE = 25
 
 
 def _endpoint_or_404(request: HttpRequest, endpoint_id: int) -> WebhookEndpoint:
-    try:
-        return webhook_endpoint_get(request.organization, endpoint_id)
-    except WebhookEndpoint.DoesNotExist:
-        raise Http404("No such webhook endpoint.") from None
+    return found_or_404(
+        webhook_endpoint_get, request.organization, endpoint_id, missing="No such webhook endpoint."
+    )
 
 
 def _detail(request: HttpRequest, endpoint: WebhookEndpoint) -> HttpResponse:
     return redirect("org-webhook-detail", org_slug=request.organization.slug, endpoint_id=endpoint.pk)
 
 
-def _used_submission(request: HttpRequest, token: str) -> int | None:
-    return request.session.get(_SUBMISSIONS, {}).get(token)
-
-
-def _remember_submission(request: HttpRequest, token: str, endpoint_id: int) -> None:
-    # Only the one-use form token and the endpoint id are kept, never the secret.
-    used = dict(list(request.session.get(_SUBMISSIONS, {}).items())[-19:])
-    used[token] = endpoint_id
-    request.session[_SUBMISSIONS] = used
-
-
-def _already_shown(request: HttpRequest, endpoint_id: int) -> HttpResponse:
+def _already_shown(request: HttpRequest, endpoint_id: int | str) -> HttpResponse:
     messages.info(
         request, "That secret was already shown once; it cannot be shown again. Rotate it if it is lost."
     )
+    if not endpoint_id:  # the same form is still being handled by another request
+        return redirect("org-webhooks", org_slug=request.organization.slug)
     return redirect("org-webhook-detail", org_slug=request.organization.slug, endpoint_id=endpoint_id)
 
 
-def _add_errors(form, exc: ValidationError) -> None:
-    if not hasattr(exc, "error_dict"):
-        form.add_error(None, exc)
-        return
-    for field, errors in exc.error_dict.items():
-        form.add_error(field if field in form.fields else None, errors)
-
-
 def _reveal(request: HttpRequest, endpoint: WebhookEndpoint, secret: str, *, rotated: bool) -> HttpResponse:
-    response = render(
+    return secret_reveal(
         request,
         "credentials/webhooks/reveal.html",
         {
@@ -84,8 +67,6 @@ def _reveal(request: HttpRequest, endpoint: WebhookEndpoint, secret: str, *, rot
             "timestamp_header": TIMESTAMP_HEADER,
         },
     )
-    # The page holds the secret: never let a cache or the back button bring it back.
-    return no_store(response)
 
 
 @authorized("webhooks.manage")
@@ -103,8 +84,9 @@ def webhook_create(request: HttpRequest) -> HttpResponse:
     form = WebhookEndpointCreateForm(request.POST if request.method == "POST" else None)
     if request.method == "POST":
         if form.is_valid():
-            used = _used_submission(request, form.cleaned_data["submission"])
-            if used:
+            submission = submission_of(request, form)
+            used = submission.begin()
+            if used is not None:
                 return _already_shown(request, used)
             try:
                 endpoint, secret = services.webhook_endpoint_create(
@@ -115,9 +97,10 @@ def webhook_create(request: HttpRequest) -> HttpResponse:
                     actor=request.user,
                 )
             except ValidationError as exc:
-                _add_errors(form, exc)
+                submission.failed()
+                add_service_errors(form, exc)
             else:
-                _remember_submission(request, form.cleaned_data["submission"], endpoint.pk)
+                submission.done(endpoint.pk)
                 return _reveal(request, endpoint, secret, rotated=False)
         return render(request, "credentials/webhooks/create.html", {"form": form}, status=400)
     return render(request, "credentials/webhooks/create.html", {"form": form})
@@ -158,7 +141,7 @@ def webhook_edit(request: HttpRequest, endpoint_id: int) -> HttpResponse:
                 active=form.cleaned_data["active"],
             )
         except ValidationError as exc:
-            _add_errors(form, exc)
+            add_service_errors(form, exc)
         else:
             messages.success(request, "The endpoint was saved.")
             return _detail(request, endpoint)
@@ -178,16 +161,18 @@ def webhook_rotate(request: HttpRequest, endpoint_id: int) -> HttpResponse:
     form = WebhookSecretRotateForm(request.POST if request.method == "POST" else None)
     if request.method == "POST":
         if form.is_valid():
-            if _used_submission(request, form.cleaned_data["submission"]):
+            submission = submission_of(request, form)
+            if submission.begin() is not None:
                 return _already_shown(request, endpoint.pk)
             try:
                 endpoint, secret = services.webhook_endpoint_rotate_secret(
                     endpoint=endpoint, actor=request.user, overlap_hours=form.cleaned_data["overlap_hours"]
                 )
             except ValidationError as exc:
-                _add_errors(form, exc)
+                submission.failed()
+                add_service_errors(form, exc)
             else:
-                _remember_submission(request, form.cleaned_data["submission"], endpoint.pk)
+                submission.done(endpoint.pk)
                 return _reveal(request, endpoint, secret, rotated=True)
         return render(
             request, "credentials/webhooks/rotate.html", {"endpoint": endpoint, "form": form}, status=400

@@ -1,4 +1,6 @@
-"""A Redis cache that degrades instead of failing: errors are logged and treated as misses.
+"""The cache backends: a Redis cache that degrades instead of failing, and a faster LocMem reader.
+
+`ResilientRedisCache`: errors are logged and treated as misses.
 
 The cache only ever holds derived, expendable data (verification results, rate-limit
 counters, revocation hints whose truth is in the database), so an unreachable Redis must
@@ -9,9 +11,12 @@ back-off, so a dead server does not cost a connect timeout on every call.
 from __future__ import annotations
 
 import logging
+import pickle
 import time
+from typing import Any
 
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
+from django.core.cache.backends.locmem import LocMemCache
 from django.core.cache.backends.redis import RedisCache
 
 logger = logging.getLogger(__name__)
@@ -83,3 +88,40 @@ class ResilientRedisCache(RedisCache):
 
     def clear(self):
         return self._call("clear", False, super().clear)
+
+
+class PortalLocMemCache(LocMemCache):
+    """Django's per-process LocMemCache, plus `get_shared` for read-only hot-path snapshots.
+
+    `get` unpickles a fresh copy of the stored value on every call; on an API key's cache
+    hit that copy cost more than the HMAC (docs/performance.md). `get_shared` answers exactly
+    what `get` would — the same entry, expiry, LRU order, `delete`, `clear` and `set` — but
+    keeps the value it unpickled beside the stored bytes and hands the same object out again
+    for as long as those very bytes are stored. Callers must not mutate what it returns.
+    """
+
+    #: Unpickled values kept at most (their pickled bytes stay referenced until replaced).
+    SHARED_MAX = 2048
+
+    def __init__(self, name, params):
+        super().__init__(name, params)
+        self._shared: dict[str, tuple[bytes, Any]] = {}
+
+    def get_shared(self, key: str, default: Any = None, version: int | None = None) -> Any:
+        # The caller's own fixed-format key (prefix + base62): Django's memcached-portability
+        # key warnings are skipped here, not the lookup.
+        key = self.make_key(key, version=version)
+        with self._lock:
+            if self._has_expired(key):
+                self._delete(key)
+                return default
+            pickled = self._cache[key]
+            self._cache.move_to_end(key, last=False)
+        entry = self._shared.get(key)
+        if entry is not None and entry[0] is pickled:
+            return entry[1]
+        value = pickle.loads(pickled)  # noqa: S301  what this process's own set() stored, as LocMemCache.get
+        if len(self._shared) >= self.SHARED_MAX:
+            self._shared.clear()
+        self._shared[key] = (pickled, value)
+        return value

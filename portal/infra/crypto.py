@@ -49,9 +49,18 @@ def is_base62(value: str) -> bool:
     return all(c in _BASE62_INDEX for c in value)
 
 
+#: Every two-character base62 string, in order: a CRC32 (< 62**6) is three of them.
+_BASE62_PAIRS = tuple(a + b for a in BASE62_ALPHABET for b in BASE62_ALPHABET)
+
+
 def crc32_base62(value: str) -> str:
-    """Return the 6-character base62 CRC32 checksum of `value` (GitHub token style)."""
-    return base62_encode(zlib.crc32(value.encode("ascii")), 6)
+    """Return the 6-character base62 CRC32 checksum of `value` (GitHub token style).
+
+    The same digits as `base62_encode(crc, 6)`, two at a time: every presented key is checked.
+    """
+    high, low = divmod(zlib.crc32(value.encode("ascii")), 3844)
+    high, middle = divmod(high, 3844)
+    return _BASE62_PAIRS[high] + _BASE62_PAIRS[middle] + _BASE62_PAIRS[low]
 
 
 @lru_cache(maxsize=8)

@@ -63,12 +63,20 @@ def prefetched(keys: Iterable[str]) -> Iterator[None]:
         _batch.reset(token)
 
 
-def get(key: str, default: Any = None) -> Any:
-    """Return the cached value of `key`: from the current batch if it was read there, else the cache."""
+def get(key: str, default: Any = None, *, shared: bool = False) -> Any:
+    """Return the cached value of `key`: from the current batch if it was read there, else the cache.
+
+    `shared=True`: the caller will not mutate the value, so a per-process cache may hand out
+    the object it unpickled before (`portal.infra.cache.PortalLocMemCache.get_shared`).
+    """
     values = _batch.get()
     if values is not None and key in values:
         value = values[key]
         return default if value is _MISSING else value
+    if shared:
+        reader = getattr(cache, "get_shared", None)
+        if reader is not None:
+            return reader(key, default)
     return cache.get(key, default)
 
 

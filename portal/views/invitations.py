@@ -5,10 +5,10 @@ from __future__ import annotations
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import get_object_or_404, redirect
 from django.views.decorators.http import require_POST
 
-from portal.infra.responses import no_store
+from portal.reveal import secret_reveal
 from portal.selectors import invitations_for
 from portal.services import organizations as org_services
 from portal.tenancy import authorized
@@ -26,9 +26,8 @@ def invitation_resend(request: HttpRequest, invitation_id: int) -> HttpResponse:
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
         return redirect("org-members", org_slug=request.organization.slug)
-    response = render(
+    return secret_reveal(
         request,
         "portal/invitation_link.html",
         {"invitation": invitation, "link": org_services.invitation_link(token)},
     )
-    return no_store(response)

@@ -118,12 +118,7 @@ class M2MApplicationAdmin(GovernedCredentialAdminMixin, admin.ModelAdmin):
         "revoked_at",
         "is_resource_server",
         "may_exchange_api_keys",
-        "review_due_at",
-        "last_reviewed_at",
-        "last_reviewed_by",
-        "orphaned_at",
-        "suspended_at",
-        "suspension_reason",
+        *GovernedCredentialAdminMixin.governance_fields,
         "created",
         "updated",
     ]

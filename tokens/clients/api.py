@@ -15,15 +15,12 @@ from rest_framework.authentication import SessionAuthentication
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.viewsets import GenericViewSet
 
-from credentials.governance.org_policy import approval_required, policy_for, scope_increase_needs_approval
-from credentials.selectors import member_by_email, owner_filter_id
+from credentials.governance.org_policy import policy_for, scope_increase_needs_approval
+from credentials.rest import CredentialViewSet
 from portal.api.errors import ApprovalRequired, api_error
 from portal.api.whoami import machine_authentication_classes
 from portal.infra.responses import no_store
-from portal.models import User
-from portal.permissions import AuthorizedView, OrganizationAccess
 from tokens.clients import serializers
 from tokens.clients.selectors import client_public_keys_for, client_secrets_for, m2m_apps_filtered
 from tokens.clients.services import (
@@ -81,7 +78,7 @@ def _revoke_responses(serializer) -> dict:
     list=extend_schema(summary="List the organisation's M2M applications", parameters=_LIST_PARAMETERS),
     retrieve=extend_schema(summary="Show one M2M application", responses={200: serializers.M2MAppSerializer}),
 )
-class M2MAppViewSet(AuthorizedView, GenericViewSet):
+class M2MAppViewSet(CredentialViewSet):
     """Manage an organisation's M2M applications.
 
     Authenticated by session (with CSRF) or by an API key or access token of the same
@@ -89,7 +86,8 @@ class M2MAppViewSet(AuthorizedView, GenericViewSet):
     """
 
     authentication_classes = [*machine_authentication_classes(), SessionAuthentication]
-    permission_classes = [OrganizationAccess]
+    kind_key = "m2m_app"
+    approval_detail = "Your organisation approves new M2M applications first: request one in the dashboard."
     authz_actions = {
         "list": "m2m_app.view",
         "retrieve": "m2m_app.view",
@@ -108,27 +106,14 @@ class M2MAppViewSet(AuthorizedView, GenericViewSet):
     lookup_value_regex = "[0-9]+"
     queryset = M2MApplication.objects.none()
 
-    organization = None
-    membership = None
-
-    def get_queryset(self) -> QuerySet[M2MApplication]:
-        if self.organization is None:
-            return M2MApplication.objects.none()
-        params = self.request.query_params if self.action == "list" else {}
-        owner_id = owner_filter_id(self.organization, params.get("owner", ""))
+    def filtered(self, params, *, search: str, status: str, owner_id: int | None) -> QuerySet[M2MApplication]:
         return m2m_apps_filtered(
             self.organization,
-            search=params.get("search", "")[:100],
-            status=params.get("status", ""),
+            search=search,
+            status=status,
             owner_id=owner_id,
             auth_method=params.get("token_endpoint_auth_method") or params.get("auth_method", ""),
         )
-
-    # --- who acts ---------------------------------------------------------------------------
-
-    def _actor(self) -> tuple[User | None, str]:
-        # A credential acts on behalf of its owner; the audit trail names the credential too.
-        return self.acting_user(), self.acting_via()
 
     def _call(self, service, **arguments):
         """Run a service as the acting user, naming the interface; a refusal answers 400 or 409."""
@@ -137,15 +122,6 @@ class M2MAppViewSet(AuthorizedView, GenericViewSet):
             return service(actor=actor, via=via, **arguments)
         except DjangoValidationError as exc:
             raise _api_error(exc) from exc
-
-    def _owner(self, email: str | None) -> User | None:
-        if not email:
-            return None
-        # Another organisation's user is "not a member", exactly like an unknown address.
-        owner = member_by_email(self.organization, email)
-        if owner is None:
-            raise exceptions.ValidationError({"owner": ["The owner must be a member of the organisation."]})
-        return owner
 
     @staticmethod
     def _scopes(application: M2MApplication) -> list[str]:
@@ -171,13 +147,6 @@ class M2MAppViewSet(AuthorizedView, GenericViewSet):
 
     # --- actions ----------------------------------------------------------------------------
 
-    def list(self, request: Request, org_slug: str) -> Response:
-        page = self.paginate_queryset(self.get_queryset())
-        return self.get_paginated_response(self.get_serializer(page, many=True).data)
-
-    def retrieve(self, request: Request, org_slug: str, app_id: str) -> Response:
-        return Response(self.get_serializer(self.get_object()).data)
-
     @extend_schema(
         summary="Create an M2M application",
         request=serializers.M2MAppCreateSerializer,
@@ -195,13 +164,7 @@ class M2MAppViewSet(AuthorizedView, GenericViewSet):
         data = serializers.M2MAppCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
-        actor, via = self._actor()
-        owner = self._owner(values.get("owner")) or actor
-        self.authorize(owner_id=owner.pk if owner else None, scopes=values["scopes"])
-        if approval_required(self.organization, "m2m_app"):
-            raise ApprovalRequired(
-                "Your organisation approves new M2M applications first: request one in the dashboard."
-            )
+        actor, via, owner = self._creating(values)
         try:
             application, secret = m2m_app_create(
                 organization=self.organization,

@@ -11,6 +11,7 @@ from credentials.models import Scope
 from credentials.overlap import overlap_choices
 from credentials.selectors import scope_catalogue
 from portal.models import User
+from portal.submissions import OnceForm
 from tokens.catalogue import check_audiences, resource_servers_for
 from tokens.clients.public_keys import looks_private
 from tokens.models import (
@@ -47,7 +48,7 @@ class AudienceChoiceField(forms.MultipleChoiceField):
         forms.Field.validate(self, value)
 
 
-class M2MAppCreateForm(RuntimePolicyForm):
+class M2MAppCreateForm(OnceForm, RuntimePolicyForm):
     """Name, owner, scopes, audiences and token lifetime of a new application."""
 
     name = forms.CharField(label=_("Name"), max_length=255)
@@ -150,7 +151,7 @@ class M2MAppCreateForm(RuntimePolicyForm):
         return data
 
 
-class PublicKeyAddForm(forms.Form):
+class PublicKeyAddForm(OnceForm):
     """A public key to register, its algorithm, and how long the current keys keep working."""
 
     public_key = forms.CharField(
@@ -174,7 +175,7 @@ class PublicKeyAddForm(forms.Form):
     )
 
 
-class SecretRotateForm(forms.Form):
+class SecretRotateForm(OnceForm):
     """How long the current secrets keep working after a rotation."""
 
     overlap_hours = forms.TypedChoiceField(

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
-from credentials.api_keys.models import ApiKey, ApiKeyStatus
+from credentials.api_keys.models import ApiKey
 from credentials.governance import org_policy
-from credentials.governance.models import CredentialRequest
+from credentials.governance.models import CredentialRequest, CredentialState
 from portal.models import User
 from portal.services.audit import audit_log
 from tokens.clients.services import m2m_app_create, m2m_app_request
@@ -56,7 +56,7 @@ def api_key_move_to_m2m_app(
         .select_related("organization", "owner")
         .get(pk=api_key.pk)
     )
-    if key.state != ApiKeyStatus.ACTIVE:
+    if key.state != CredentialState.ACTIVE:
         raise ValidationError(
             f"This key is {key.state}; only an active key can be moved to an M2M application.",
             code="inactive",

@@ -213,7 +213,12 @@ def _new_application(
 
 @transaction.atomic
 def m2m_app_request(
-    *, requester: User, justification: str, **fields: Unpack[ApplicationFields]
+    *,
+    requester: User,
+    justification: str,
+    allowed_ips: Iterable[str] = (),
+    rate_limit: dict[str, int] | None = None,
+    **fields: Unpack[ApplicationFields],
 ) -> tuple[M2MApplication, CredentialRequest]:
     """Store a pending application (a client id, no secret) and ask the organisation's approvers for it.
 
@@ -229,6 +234,8 @@ def m2m_app_request(
         request_type=RequestType.CREATE,
         justification=justification,
         requested_scopes=[s.name for s in scope_rows],
+        allowed_ips=allowed_ips,
+        rate_limit=rate_limit,
     )
     return application, request
 

@@ -12,16 +12,18 @@ from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
 from credentials.api_keys.selectors import api_keys_for
-from credentials.forms import CredentialEditForm
-from credentials.governance import approvals, edits, org_policy
+from credentials.forms import add_service_errors
+from credentials.governance import approvals, org_policy
 from credentials.governance.forms import JustificationField
-from credentials.governance.views import governance_context
-from portal.infra.responses import no_store
+from credentials.governance.views import credential_edit_page, governance_context
+from portal.reveal import secret_reveal
 from portal.selectors import audit_events_for_target
-from portal.tenancy import authorized, check, may
+from portal.submissions import submission_of
+from portal.tenancy import authorized, check, found_or_404, may
 from tokens.clients import moves, services
 from tokens.clients.forms import M2MAppCreateForm, PublicKeyAddForm, SecretRotateForm
 from tokens.clients.selectors import (
@@ -36,10 +38,7 @@ from tokens.models import ClientCredential, M2MApplication
 
 def application_or_404(request: HttpRequest, app_id: int) -> M2MApplication:
     """Return the organisation's application, or 404 (another organisation's too)."""
-    try:
-        return m2m_app_for(request.organization, app_id)
-    except M2MApplication.DoesNotExist:
-        raise Http404("No such application.") from None
+    return found_or_404(m2m_app_for, request.organization, app_id, missing="No such application.")
 
 
 def _require_manage(request: HttpRequest, application: M2MApplication) -> None:
@@ -49,23 +48,30 @@ def _require_manage(request: HttpRequest, application: M2MApplication) -> None:
 
 def _reveal(request: HttpRequest, application: M2MApplication, secret: str, *, created: bool) -> HttpResponse:
     token_url = request.build_absolute_uri(reverse("oauth-token"))
-    response = render(
+    curl_command = format_html(
+        "curl -s -u '{}:{}' -d grant_type=client_credentials {}", application.client_id, secret, token_url
+    )
+    return secret_reveal(
         request,
         "tokens/app_secret_reveal.html",
-        {"application": application, "client_secret": secret, "created": created, "token_url": token_url},
+        {
+            "application": application,
+            "client_secret": secret,
+            "created": created,
+            "curl_command": curl_command,
+        },
         status=201 if created else 200,
     )
-    # The page holds a secret: keep it out of every cache and the browser history cache.
-    return no_store(response)
 
 
-def form_errors(form, exc: ValidationError) -> None:
-    """Show a service's refusal on the form: on its field when the form has one, else above it."""
-    if hasattr(exc, "error_dict"):
-        for field, errors in exc.error_dict.items():
-            form.add_error(field if field in form.fields else None, errors)
-    else:
-        form.add_error(None, exc)
+def _already_done(request: HttpRequest, app_id: str) -> HttpResponse:
+    # The same form was sent again (a reload, a double click): show what the first sending made.
+    messages.info(
+        request, "That form was already sent; a secret is shown only once and cannot be shown again."
+    )
+    if not app_id:  # the first sending is still being handled
+        return redirect("org-apps", org_slug=request.organization.slug)
+    return redirect("org-app-detail", org_slug=request.organization.slug, app_id=app_id)
 
 
 def flash_outcome(request: HttpRequest, change: Callable[[], object], success: str) -> None:
@@ -129,73 +135,89 @@ def app_create(request: HttpRequest) -> HttpResponse:
         form.add_error(
             "public_key", "Register the public key on the application's page once the request is approved."
         )
-    elif request.method == "POST" and form.is_valid() and needs_approval:
-        data = form.cleaned_data
-        try:
-            application, _request = services.m2m_app_request(
-                organization=request.organization,
-                name=data["name"],
-                description=data["description"],
-                owner=data["owner"],
-                scopes=list(data["scopes"]),
-                audiences=data["audiences"],
-                token_lifetime=data["token_lifetime"],
-                requester=request.user,
-                justification=data["justification"],
-                auth_method=data["auth_method"],
-            )
-            if data["allowed_ips"] or data["rate_limit"]:
-                edits.credential_policy_set(
-                    credential=application,
-                    actor=request.user,
-                    allowed_ips=data["allowed_ips"],
-                    rate_limit=data["rate_limit"],
-                )
-        except ValidationError as exc:
-            form_errors(form, exc)
-        else:
-            messages.success(
-                request,
-                f"Your request for “{application.name}” was sent to the organisation's approvers. "
-                + (
-                    "Once approved, its owner registers its public key here."
-                    if application.uses_private_key_jwt
-                    else "Once approved, its owner generates the client secret here."
-                ),
-            )
-            return _back(request, application)
     elif request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
-        try:
-            application, secret = services.m2m_app_create(
-                organization=request.organization,
-                name=data["name"],
-                description=data["description"],
-                owner=data["owner"],
-                scopes=list(data["scopes"]),
-                audiences=data["audiences"],
-                token_lifetime=data["token_lifetime"],
-                actor=request.user,
-                auth_method=data["auth_method"],
-                public_key=data["public_key"],
-                allowed_ips=data["allowed_ips"],
-                rate_limit=data["rate_limit"],
-            )
-        except ValidationError as exc:
-            form_errors(form, exc)
+        submission = submission_of(request, form)
+        used = submission.begin()
+        if used is not None:
+            return _already_done(request, used)
+        outcome = (_request_app if needs_approval else _create_app)(request, form)
+        if outcome is None:
+            submission.failed()
         else:
-            if secret is None:
-                messages.success(
-                    request,
-                    f"“{application.name}” was created. It has no secret: it signs its token requests "
-                    "with a private key whose public key is registered below.",
-                )
-                return _back(request, application)
-            return _reveal(request, application, secret, created=True)
+            application, response = outcome
+            submission.done(application.pk)
+            return response
     status = 400 if request.method == "POST" else 200
     return render(
         request, "tokens/app_create.html", {"form": form, "needs_approval": needs_approval}, status=status
     )
+
+
+#: What the create form gives the create and the request services alike.
+_APP_FIELDS = (
+    "name",
+    "description",
+    "owner",
+    "audiences",
+    "token_lifetime",
+    "auth_method",
+    "allowed_ips",
+    "rate_limit",
+)
+
+
+def _app_fields(request: HttpRequest, form: M2MAppCreateForm) -> dict:
+    data = form.cleaned_data
+    fields = {name: data[name] for name in _APP_FIELDS}
+    return {**fields, "organization": request.organization, "scopes": list(data["scopes"])}
+
+
+def _request_app(request: HttpRequest, form: M2MAppCreateForm) -> tuple[M2MApplication, HttpResponse] | None:
+    """File the approval request for a new application (no secret yet); None when it was refused."""
+    try:
+        application, _request = services.m2m_app_request(
+            requester=request.user,
+            justification=form.cleaned_data["justification"],
+            **_app_fields(request, form),
+        )
+    except ValidationError as exc:
+        add_service_errors(form, exc)
+    else:
+        messages.success(
+            request,
+            f"Your request for “{application.name}” was sent to the organisation's approvers. "
+            + (
+                "Once approved, its owner registers its public key here."
+                if application.uses_private_key_jwt
+                else "Once approved, its owner generates the client secret here."
+            ),
+        )
+        return application, redirect(
+            "org-app-detail", org_slug=request.organization.slug, app_id=application.pk
+        )
+    return None
+
+
+def _create_app(request: HttpRequest, form: M2MAppCreateForm) -> tuple[M2MApplication, HttpResponse] | None:
+    """Create the application and show its secret once; None when it was refused."""
+    try:
+        application, secret = services.m2m_app_create(
+            actor=request.user, public_key=form.cleaned_data["public_key"], **_app_fields(request, form)
+        )
+    except ValidationError as exc:
+        add_service_errors(form, exc)
+    else:
+        if secret is None:
+            messages.success(
+                request,
+                f"“{application.name}” was created. It has no secret: it signs its token requests "
+                "with a private key whose public key is registered below.",
+            )
+            return application, redirect(
+                "org-app-detail", org_slug=request.organization.slug, app_id=application.pk
+            )
+        return application, _reveal(request, application, secret, created=True)
+    return None
 
 
 @authorized("m2m_app.view")
@@ -243,6 +265,9 @@ def app_secret_rotate(request: HttpRequest, app_id: int) -> HttpResponse:
     if not form.is_valid():
         messages.error(request, "Choose an overlap between 0 and 168 hours.")
         return _back(request, application)
+    submission = submission_of(request, form)
+    if submission.begin() is not None:
+        return _already_done(request, str(application.pk))
     try:
         _secret, plaintext = services.client_secret_rotate(
             application=application,
@@ -250,8 +275,10 @@ def app_secret_rotate(request: HttpRequest, app_id: int) -> HttpResponse:
             actor=request.user,
         )
     except ValidationError as exc:
+        submission.failed()
         messages.error(request, " ".join(exc.messages))
         return _back(request, application)
+    submission.done(application.pk)
     return _reveal(request, application, plaintext, created=False)
 
 
@@ -275,21 +302,13 @@ def app_edit(request: HttpRequest, app_id: int) -> HttpResponse:
     """Rename or describe an application."""
     application = application_or_404(request, app_id)
     _require_manage(request, application)
-    initial = {"name": application.name, "description": application.description}
-    form = CredentialEditForm(request.POST if request.method == "POST" else None, initial=initial)
-    if request.method == "POST" and form.is_valid():
-        try:
-            services.m2m_app_update(
-                application=application, actor=request.user, via="dashboard", **form.cleaned_data
-            )
-        except ValidationError as exc:
-            form_errors(form, exc)
-        else:
-            messages.success(request, "The application's name and description were saved.")
-            return _back(request, application)
-    back = reverse("org-app-detail", args=[request.organization.slug, application.pk])
-    context = {"form": form, "credential": application, "kind_label": "M2M application", "back": back}
-    return render(request, "credentials/credential_edit.html", context, status=400 if form.errors else 200)
+    return credential_edit_page(
+        request,
+        application,
+        kind_label="M2M application",
+        saved="The application's name and description were saved.",
+        update=lambda **changes: services.m2m_app_update(application=application, **changes),
+    )
 
 
 @require_POST
@@ -328,6 +347,9 @@ def app_key_add(request: HttpRequest, app_id: int) -> HttpResponse:
     _require_manage(request, application)
     form = PublicKeyAddForm(request.POST)
     if form.is_valid():
+        submission = submission_of(request, form)
+        if submission.begin() is not None:
+            return _already_done(request, str(application.pk))
         data = form.cleaned_data
         overlap = timedelta(hours=data["overlap_hours"]) if data["overlap_hours"] is not None else None
         try:
@@ -339,8 +361,10 @@ def app_key_add(request: HttpRequest, app_id: int) -> HttpResponse:
                 actor=request.user,
             )
         except ValidationError as exc:
-            form_errors(form, exc)
+            submission.failed()
+            add_service_errors(form, exc)
         else:
+            submission.done(application.pk)
             messages.success(request, f"Key {key.short_kid}… ({key.algorithm}) was registered.")
             return _back(request, application)
     return _detail(request, application, key_form=form, status=400)

@@ -22,14 +22,6 @@ from tokens.models import (
 FEDERATED_KIND = "federated_id"
 
 
-def _may_manage_application(actor: User | None, application: M2MApplication) -> bool:
-    return (
-        actor is None
-        or application.owner_id == actor.pk
-        or ownership.is_manager(actor, application.organization)
-    )
-
-
 @transaction.atomic
 def federated_identity_create(
     *,
@@ -60,7 +52,8 @@ def federated_identity_create(
     organization = application.organization
     if not application.is_active:
         raise ValidationError("Only an active application can trust an external issuer.")
-    if not _may_manage_application(actor, application):
+    # An operator's command (`actor` None) may; a person: the application's owner or a manager.
+    if actor is not None and not ownership.may_manage(actor, application, f"{FEDERATED_KIND}.create"):
         raise ValidationError(
             "Only the application's owner or an organisation admin can add a trust.", code="not_owner"
         )

@@ -11,19 +11,20 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 
+from credentials.forms import add_service_errors
 from credentials.governance import approvals, org_policy
 from credentials.governance.forms import JustificationField
 from credentials.governance.views import governance_context
 from portal.infra.responses import no_store
 from portal.selectors import audit_events_for_target
-from portal.tenancy import authorized, may
-from tokens.clients.views import application_or_404, flash_outcome, form_errors
+from portal.tenancy import authorized, found_or_404, may
+from tokens.clients.views import application_or_404, flash_outcome
 from tokens.federation import services, trust
 from tokens.federation.forms import FederatedIdentityForm, TokenTestForm
 from tokens.federation.selectors import federated_identity_for
@@ -31,10 +32,9 @@ from tokens.models import FederatedIdentity, M2MApplication
 
 
 def _get_identity(request: HttpRequest, identity_id: int) -> FederatedIdentity:
-    try:
-        return federated_identity_for(request.organization, identity_id)
-    except FederatedIdentity.DoesNotExist:
-        raise Http404("No such federated identity.") from None
+    return found_or_404(
+        federated_identity_for, request.organization, identity_id, missing="No such federated identity."
+    )
 
 
 def _can_manage_app(request: HttpRequest, application: M2MApplication) -> bool:
@@ -93,7 +93,7 @@ def federated_create(request: HttpRequest, app_id: int) -> HttpResponse:
                 justification=data.get("justification", ""),
             )
         except ValidationError as exc:
-            form_errors(form, exc)
+            add_service_errors(form, exc)
         else:
             messages.success(
                 request,

@@ -14,6 +14,7 @@ import logging
 from datetime import timedelta
 from urllib.parse import unquote_plus
 
+from django.db import connection
 from django.utils import timezone
 from oauth2_provider.oauth2_validators import OAuth2Validator
 from oauthlib.oauth2 import BackendApplicationServer
@@ -25,8 +26,9 @@ from portal.infra import ratelimit
 from portal.infra.crypto import keyed_digest, verify_digest
 from portal.infra.observability import note_credential
 from portal.infra.request_context import current_request_context
+from portal.models import Membership, Organization
 from portal.principal import MAX_CREDENTIAL_LENGTH
-from portal.selectors import owner_role_subquery, role_of
+from portal.selectors import role_of
 from tokens.models import ClientPublicKey, ClientSecret, FederatedIdentity, M2MApplication
 from tokens.protocol.assertions import assertion_parameters, authenticate_assertion_parameters
 from tokens.protocol.audience import resolve_audience
@@ -92,25 +94,16 @@ def authenticate_client_credentials(
     """Return the active application and the live secret matching the credentials, else None.
 
     An unknown client and a wrong secret look the same to the caller; both cost one HMAC.
-    One query: the application's live secrets joined with the application and its
-    organisation (an application without a live secret cannot authenticate by secret).
+    One query (`_live_secrets`): the application's live secrets with the application, its
+    organisation, its owner's current role and its scope names (an application without a
+    live secret cannot authenticate by secret).
     """
     live: list[ClientSecret] = []
     if len(client_secret) > MAX_CREDENTIAL_LENGTH:
         client_secret = ""
     now = timezone.now()
     if client_id and client_secret and "\x00" not in client_id and len(client_id) <= 255:
-        live = list(
-            ClientSecret.objects.live(now)
-            # The owner's current role bounds the token's scopes (portal.authz); same query.
-            .annotate(owner_role=owner_role_subquery("application__owner_id", "application__organization_id"))
-            .filter(
-                application__client_id=client_id,
-                application__status=M2MApplication.Status.ACTIVE,
-                application__token_endpoint_auth_method=M2MApplication.AuthMethod.CLIENT_SECRET,
-            )
-            .select_related("application__organization")
-        )
+        live = _live_secrets(client_id, now)
     if not live:
         keyed_digest(client_secret or "-")  # same work as a wrong secret
         return None
@@ -123,11 +116,120 @@ def authenticate_client_credentials(
         usage.record("m2m_app", known.client_id, known.organization_id, "invalid_secret")
         return None
     application = match.application
-    application.owner_role = match.owner_role
     if match.last_used_at is None or now - match.last_used_at > LAST_USED_RESOLUTION:
         ClientSecret.objects.filter(pk=match.pk).update(last_used_at=now)
         match.last_used_at = now
     return application, match
+
+
+class _LiveSecretsQuery:
+    """The client-authentication query, written once per database vendor.
+
+    `ClientSecret.objects.live(now).filter(application__client_id=…, …)
+    .select_related("application__organization")` with the owner's role and the allowed
+    scopes' names beside it: the same rows, filters and order, but built through the ORM on
+    every request it cost more CPU than the rest of the token request together
+    (docs/performance.md). Columns and tables come from the models' metadata; every value is
+    a bound parameter. Rows come back converted by the fields' own database converters and
+    become model instances through `Model.from_db`, as the ORM would make them.
+    """
+
+    def __init__(self, vendor_connection) -> None:
+        self.connection = vendor_connection
+        quote = vendor_connection.ops.quote_name
+        scopes_field = M2MApplication._meta.get_field("allowed_scopes")
+        through = scopes_field.remote_field.through._meta
+        scope_model = scopes_field.related_model._meta
+        membership = Membership._meta
+        #: model -> (first column, attnames, [(index, converters, column) for fields that convert])
+        self.columns: dict[type, tuple[int, list[str], list[tuple]]] = {}
+        selected: list[str] = []
+        ops = vendor_connection.ops
+        for model, alias in ((ClientSecret, "s"), (M2MApplication, "a"), (Organization, "o")):
+            fields = model._meta.concrete_fields
+            converted = []
+            for index, field in enumerate(fields):
+                col = field.get_col(alias)
+                converters = ops.get_db_converters(col) + field.get_db_converters(vendor_connection)
+                if converters:
+                    converted.append((index, converters, col))
+            self.columns[model] = (len(selected), [f.attname for f in fields], converted)
+            selected += [f"{alias}.{quote(field.column)}" for field in fields]
+        role, name = membership.get_field("role").column, scope_model.get_field("name").column
+        self.secret_pk = ClientSecret._meta.concrete_fields.index(ClientSecret._meta.pk)
+        selected += [f"m.{quote(role)}", f"sc.{quote(name)}"]
+
+        def col(meta, alias: str, name: str) -> str:
+            return f"{alias}.{quote(meta.get_field(name).column)}"
+
+        secret, app, org = ClientSecret._meta, M2MApplication._meta, Organization._meta
+        app_id, app_org = col(app, "a", "id"), col(app, "a", "organization")
+        expires = col(secret, "s", "expires_at")
+        self.sql = (
+            f"SELECT {', '.join(selected)} FROM {quote(secret.db_table)} s"  # noqa: S608
+            f" INNER JOIN {quote(app.db_table)} a ON {app_id} = {col(secret, 's', 'application')}"
+            f" INNER JOIN {quote(org.db_table)} o ON {col(org, 'o', 'id')} = {app_org}"
+            # The owner's current role bounds the token's scopes (portal.authz); none once they left.
+            f" LEFT OUTER JOIN {quote(membership.db_table)} m ON {col(membership, 'm', 'user')} ="
+            f" {col(app, 'a', 'owner')} AND {col(membership, 'm', 'organization')} = {app_org}"
+            # One row per allowed scope (a secret or two times a handful of scopes).
+            f" LEFT OUTER JOIN {quote(through.db_table)} t ON"
+            f" {col(through, 't', scopes_field.m2m_field_name())} = {app_id}"
+            f" LEFT OUTER JOIN {quote(scope_model.db_table)} sc ON"
+            f" {col(scope_model, 'sc', 'id')} = {col(through, 't', scopes_field.m2m_reverse_field_name())}"
+            f" WHERE {col(app, 'a', 'client_id')} = %s AND {col(app, 'a', 'status')} = %s"
+            f" AND {col(app, 'a', 'token_endpoint_auth_method')} = %s"
+            f" AND {col(secret, 's', 'revoked_at')} IS NULL AND ({expires} IS NULL OR {expires} > %s)"
+            f" ORDER BY {col(secret, 's', 'created_at')} DESC, {col(secret, 's', 'id')} DESC"
+        )
+
+    def run(self, client_id: str, now) -> list[ClientSecret]:
+        connection = self.connection
+        params = [
+            client_id,
+            M2MApplication.Status.ACTIVE.value,
+            M2MApplication.AuthMethod.CLIENT_SECRET.value,
+            connection.ops.adapt_datetimefield_value(now),
+        ]
+        with connection.cursor() as cursor:
+            cursor.execute(self.sql, params)
+            rows = cursor.fetchall()
+        secrets: dict[int, ClientSecret] = {}
+        scope_names: set[str] = set()
+        application = None
+        for row in rows:
+            if row[-1] is not None:
+                scope_names.add(row[-1])
+            if row[self.secret_pk] in secrets:
+                continue  # the same secret again, beside another scope
+            if application is None:
+                application = self._instance(M2MApplication, row)
+                application.organization = self._instance(Organization, row)
+                application.owner_role = row[-2]
+                application.portal_scope_names = scope_names
+            secret = self._instance(ClientSecret, row)
+            secret.application = application
+            secrets[secret.pk] = secret
+        return list(secrets.values())
+
+    def _instance(self, model, row):
+        start, names, converted = self.columns[model]
+        values = list(row[start : start + len(names)])
+        for index, converters, col in converted:
+            for converter in converters:
+                values[index] = converter(values[index], col, self.connection)
+        return model.from_db(self.connection.alias, names, values)
+
+
+_live_secrets_queries: dict[str, _LiveSecretsQuery] = {}
+
+
+def _live_secrets(client_id: str, now) -> list[ClientSecret]:
+    """Return the application's live secrets, newest first, with their application (`_LiveSecretsQuery`)."""
+    query = _live_secrets_queries.get(connection.vendor)
+    if query is None:
+        query = _live_secrets_queries[connection.vendor] = _LiveSecretsQuery(connection)
+    return query.run(client_id, now)
 
 
 def authenticate_client_parameters(
@@ -272,9 +374,10 @@ class M2MValidator(OAuth2Validator):
             client = request.client
             # The application acts for its owner: scopes beyond the owner's current role are
             # never granted (portal.authz), whatever the application was once given.
+            names = getattr(client, "portal_scope_names", None)  # read with the client (_LiveSecretsQuery)
             request.portal_allowed_scopes = sorted(
                 authz.effective_scopes(
-                    client.allowed_scopes.values_list("name", flat=True),
+                    client.allowed_scopes.values_list("name", flat=True) if names is None else names,
                     client.owner_role
                     if hasattr(client, "owner_role")
                     else role_of(client.owner_id, client.organization_id),

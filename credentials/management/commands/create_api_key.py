@@ -8,51 +8,36 @@ import json
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from credentials import policy
 from credentials.api_keys.services import api_key_create
+from credentials.cli import (
+    add_identity_arguments,
+    add_policy_arguments,
+    organization_and_owner,
+    runtime_policy,
+)
 from credentials.lifetimes import MAX_LIFETIME_DAYS, expiry_in_days
-from portal.models import Organization, User
 
 
 class Command(BaseCommand):
     help = "Create an API key and print it once (it is stored only as a keyed hash)."
 
     def add_arguments(self, parser):
-        parser.add_argument("--org", required=True, help="Organisation slug.")
-        parser.add_argument("--name", required=True, help="What the key is for.")
-        parser.add_argument("--owner", required=True, help="Email of the member accountable for the key.")
-        parser.add_argument(
-            "--scopes", default="", help='Space-separated catalogue scopes, e.g. "orders:read".'
+        add_identity_arguments(
+            parser,
+            name_help="What the key is for.",
+            owner_help="Email of the member accountable for the key.",
+            scopes_help='Space-separated catalogue scopes, e.g. "orders:read".',
         )
         parser.add_argument("--expires-in-days", type=int, default=None, help="Expire the key after N days.")
         parser.add_argument("--environment", choices=["live", "test"], default=None, help="Key environment.")
-        parser.add_argument(
-            "--allowed-ips",
-            default="",
-            metavar="CIDR[,CIDR…]",
-            help="Only accept it from these IPv4/IPv6 networks (at most 100); default: any address.",
-        )
-        parser.add_argument(
-            "--rate-limit", default="", metavar="N/S", help="At most N requests per S seconds, e.g. 100/60."
-        )
-        parser.add_argument("--json", action="store_true", help='Print one JSON object: {"id", "key", …}.')
+        add_policy_arguments(parser, json_help='Print one JSON object: {"id", "key", …}.')
 
     def handle(self, *args, **options):
-        organization = Organization.objects.filter(slug=options["org"]).first()
-        if organization is None:
-            raise CommandError(f"No organisation with slug {options['org']!r}.")
-        owner = User.objects.filter(email__iexact=options["owner"]).first()
-        if owner is None:
-            raise CommandError(f"No user with email {options['owner']!r}.")
+        organization, owner = organization_and_owner(options)
         days = options["expires_in_days"]
         if days is not None and not 1 <= days <= MAX_LIFETIME_DAYS:
             raise CommandError(f"--expires-in-days must be between 1 and {MAX_LIFETIME_DAYS} (ten years).")
-        try:
-            allowed_ips = policy.clean_allowed_ips(options["allowed_ips"])
-            rate_limit = policy.parse_rate_limit(options["rate_limit"]) if options["rate_limit"] else None
-        except ValidationError as exc:
-            flag = "--allowed-ips" if "allowed_ips" in exc.message_dict else "--rate-limit"
-            raise CommandError(f"{flag}: {' '.join(exc.messages)}") from None
+        allowed_ips, rate_limit = runtime_policy(options)
         try:
             api_key, plaintext = api_key_create(
                 organization=organization,

@@ -7,9 +7,8 @@ import json
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from portal.models import User
+from credentials.cli import read_text_file, user_by_email
 from tokens.federation.services import federated_identity_create
-from tokens.management import read_option_file
 from tokens.models import FederatedIdentity, M2MApplication
 
 
@@ -54,14 +53,8 @@ class Command(BaseCommand):
         application = M2MApplication.objects.filter(client_id=options["client_id"]).first()
         if application is None:
             raise CommandError(f"No application with client id {options['client_id']!r}.")
-        owner = None
-        if options["owner"]:
-            owner = User.objects.filter(email__iexact=options["owner"]).first()
-            if owner is None:
-                raise CommandError(f"No user with email {options['owner']!r}.")
-        jwks = None
-        if options["jwks_file"]:
-            jwks = read_option_file(options["jwks_file"])
+        owner = user_by_email(options["owner"]) if options["owner"] else None
+        jwks = read_text_file(options["jwks_file"]) if options["jwks_file"] else None
         try:
             identity, _request = federated_identity_create(
                 application=application,

@@ -7,21 +7,25 @@ import json
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from credentials import policy
-from portal.models import Organization, User
+from credentials.cli import (
+    add_identity_arguments,
+    add_policy_arguments,
+    organization_and_owner,
+    read_text_file,
+    runtime_policy,
+)
 from tokens.clients.services import m2m_app_create
-from tokens.management import read_option_file
 
 
 class Command(BaseCommand):
     help = "Create an M2M application (client credentials) and print its client id and secret once."
 
     def add_arguments(self, parser):
-        parser.add_argument("--org", required=True, help="Organisation slug.")
-        parser.add_argument("--name", required=True, help="Application name.")
-        parser.add_argument("--owner", required=True, help="Email of the owning member.")
-        parser.add_argument(
-            "--scopes", default="", help='Space-separated scopes, e.g. "orders:read orders:write".'
+        add_identity_arguments(
+            parser,
+            name_help="Application name.",
+            owner_help="Email of the owning member.",
+            scopes_help='Space-separated scopes, e.g. "orders:read orders:write".',
         )
         parser.add_argument(
             "--audiences",
@@ -34,33 +38,12 @@ class Command(BaseCommand):
             metavar="PATH",
             help="Use private_key_jwt instead of a secret: the public key (PEM or JWK) to register.",
         )
-        parser.add_argument(
-            "--allowed-ips",
-            default="",
-            metavar="CIDR[,CIDR…]",
-            help="Only accept it from these IPv4/IPv6 networks (at most 100); default: any address.",
-        )
-        parser.add_argument(
-            "--rate-limit", default="", metavar="N/S", help="At most N requests per S seconds, e.g. 100/60."
-        )
-        parser.add_argument("--json", action="store_true", help="Print one JSON object.")
+        add_policy_arguments(parser, json_help="Print one JSON object.")
 
     def handle(self, *args, **options):
-        organization = Organization.objects.filter(slug=options["org"]).first()
-        if organization is None:
-            raise CommandError(f"No organisation with slug {options['org']!r}.")
-        owner = User.objects.filter(email__iexact=options["owner"]).first()
-        if owner is None:
-            raise CommandError(f"No user with email {options['owner']!r}.")
-        try:
-            allowed_ips = policy.clean_allowed_ips(options["allowed_ips"])
-            rate_limit = policy.parse_rate_limit(options["rate_limit"]) if options["rate_limit"] else None
-        except ValidationError as exc:
-            flag = "--allowed-ips" if "allowed_ips" in exc.message_dict else "--rate-limit"
-            raise CommandError(f"{flag}: {' '.join(exc.messages)}") from None
-        public_key = ""
-        if options["public_key_file"]:
-            public_key = read_option_file(options["public_key_file"])
+        organization, owner = organization_and_owner(options)
+        allowed_ips, rate_limit = runtime_policy(options)
+        public_key = read_text_file(options["public_key_file"]) if options["public_key_file"] else ""
         try:
             application, secret = m2m_app_create(
                 organization=organization,

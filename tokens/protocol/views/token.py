@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import logging
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters
 from oauth2_provider.views import TokenView as DOTTokenView
 
-from portal.infra import ratelimit
+from portal.infra import hotcache, ratelimit
 from portal.infra.faults import is_database_outage
 from portal.infra.metrics import token_endpoint_metrics
 from portal.infra.responses import no_store
+from tokens import catalogue
 from tokens.protocol.views.common import (
     OAuthEndpointView,
     client_failure_checks,
@@ -48,16 +50,21 @@ class TokenView(OAuthEndpointView, DOTTokenView):
         if repeated:
             return oauth_error("invalid_request", f"The {repeated!r} parameter is repeated.")
         checks = client_failure_checks(request)
-        wait = ratelimit.blocked(checks)
-        if wait is not None:
-            return slow_down(wait)
-        try:
-            _uri, headers, body, status = self.create_token_response(request)
-        except Exception as exc:
-            if is_database_outage(exc):
-                raise  # portal.infra.faults answers 503 temporarily_unavailable
-            log.exception("Token endpoint failed")
-            return oauth_error("server_error", "The server could not issue a token.", status=500)
+        # One cache round trip for the request: the failure counters and the catalogue entry
+        # of the audience asked for (the default one when none is), read together.
+        asked = [*request.POST.getlist("resource"), *request.POST.getlist("audience")]
+        audiences = [audience for audience in asked if audience] or [settings.PORTAL_DEFAULT_AUDIENCE]
+        with hotcache.prefetched([*ratelimit.hot_keys(checks), *catalogue.hot_keys(audiences)]):
+            wait = ratelimit.blocked(checks)
+            if wait is not None:
+                return slow_down(wait)
+            try:
+                _uri, headers, body, status = self.create_token_response(request)
+            except Exception as exc:
+                if is_database_outage(exc):
+                    raise  # portal.infra.faults answers 503 temporarily_unavailable
+                log.exception("Token endpoint failed")
+                return oauth_error("server_error", "The server could not issue a token.", status=500)
         if status == 401:
             ratelimit.hit_all(checks)
             # oauthlib answers with a Bearer challenge; the client authenticates with Basic.
