@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.http import HttpRequest
 
 from credentials.api_keys.selectors import active_api_key_count
+from credentials.governance.attention import attention_context
 from credentials.governance.selectors import pending_requests_for
 from credentials.webhooks.selectors import failing_webhook_endpoint_count
 from portal.home import HomePanel
@@ -30,6 +31,10 @@ PANELS = [
     ),
     HomePanel(
         "requests", "credentials/governance/_home_notice.html", _pending_requests, slot="notice", order=20
+    ),
+    # The "needs attention" hub: counts linking to the filtered inventory, a sparkline per kind.
+    HomePanel(
+        "attention", "credentials/governance/_attention.html", attention_context, slot="notice", order=30
     ),
     HomePanel("api_keys", "credentials/_home_card.html", _api_keys, order=10),
 ]

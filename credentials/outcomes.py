@@ -10,11 +10,13 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 
 
-def flash_outcome(request: HttpRequest, change: Callable[[], Any], success: Callable[[Any], str]) -> None:
-    """Run a change and flash `success(result)`, or the service's refusal as an error message."""
+def flash_outcome(
+    request: HttpRequest, change: Callable[[], Any], success: str | Callable[[Any], str]
+) -> None:
+    """Run a change and flash `success` (or `success(result)`), or the service's refusal as an error."""
     try:
         result = change()
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     else:
-        messages.success(request, success(result))
+        messages.success(request, success(result) if callable(success) else success)

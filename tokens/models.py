@@ -11,7 +11,12 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from oauth2_provider.models import AbstractApplication
 
-from credentials.governance.models import CredentialStatus, GovernedCredential, status_constraints
+from credentials.governance.models import (
+    CredentialStatus,
+    GovernedCredential,
+    created_by_field,
+    status_constraints,
+)
 from portal.infra.crypto import random_base62
 from portal.models import ExpiringModel, Organization, TimestampedModel
 
@@ -36,18 +41,6 @@ def _owner_field(related_name: str, help_text: str) -> models.ForeignKey:
         related_name=related_name,
         verbose_name=_("owner"),
         help_text=help_text,
-    )
-
-
-def _created_by_field() -> models.ForeignKey:
-    """Return who created a row (kept as null when that user is deleted)."""
-    return models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="+",
-        verbose_name=_("created by"),
     )
 
 
@@ -286,7 +279,7 @@ class ClientCredential(ExpiringModel, TimestampedModel):
     `revoked_at` stops it (and every token minted with it) at once.
     """
 
-    created_by = _created_by_field()
+    created_by = created_by_field()
     last_used_at = models.DateTimeField(_("last used"), null=True, blank=True)
     revoked_at = models.DateTimeField(_("revoked"), null=True, blank=True)
 

@@ -12,6 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from credentials.governance.inventory_usage import ATTENTION, SORTS
 from credentials.governance.selectors import FLAGS, STATUSES, inventory_list, inventory_rows
 from credentials.governance.views import inventory_filters
 from credentials.selectors import organization_members
@@ -39,6 +40,8 @@ class InventoryView(AuthorizedView, APIView):
             OpenApiParameter("owner", OpenApiTypes.INT, description="The owner's user id."),
             OpenApiParameter("q", OpenApiTypes.STR, description="Name contains, or id starts with, this."),
             OpenApiParameter("scope", OpenApiTypes.STR),
+            OpenApiParameter("attention", OpenApiTypes.STR, enum=list(ATTENTION)),
+            OpenApiParameter("sort", OpenApiTypes.STR, enum=list(SORTS)),
             OpenApiParameter("page", OpenApiTypes.INT),
             OpenApiParameter("page_size", OpenApiTypes.INT, description=f"At most {MAX_PAGE_SIZE}."),
         ],

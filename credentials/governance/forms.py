@@ -6,6 +6,7 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from credentials.forms import OVERLAP_CHOICES, RuntimePolicyForm  # noqa: F401 - the policy form, shared
+from credentials.governance.inventory_usage import ATTENTION, SORT_LABELS
 from credentials.governance.models import OrganizationPolicy
 from credentials.governance.registry import all_kinds
 from credentials.governance.selectors import FLAG_LABELS, STATUSES
@@ -40,6 +41,10 @@ class InventoryFilterForm(forms.Form):
     flag = forms.ChoiceField(label=_("Flag"), required=False, choices=[("", _("Any")), *FLAG_LABELS.items()])
     owner = forms.ModelChoiceField(label=_("Owner"), required=False, queryset=None, empty_label=_("Anyone"))
     scope = forms.CharField(label=_("Scope"), required=False, max_length=100)
+    attention = forms.ChoiceField(
+        label=_("Needs attention"), required=False, choices=[("", _("Any")), *ATTENTION.items()]
+    )
+    sort = forms.ChoiceField(label=_("Sort"), required=False, choices=list(SORT_LABELS.items()))
 
     def __init__(self, *args, owners, **kwargs):
         super().__init__(*args, **kwargs)

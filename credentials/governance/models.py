@@ -81,11 +81,9 @@ def status_constraints(prefix: str) -> list[models.BaseConstraint]:
     ]
 
 
-class GovernedCredential(models.Model):
-    """Abstract base for every credential kind: status, who created it, review cycle, suspension, orphan
-    state and runtime policy."""
-
-    created_by = models.ForeignKey(
+def created_by_field() -> models.ForeignKey:
+    """Return who created a row (kept as null when that user is deleted)."""
+    return models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.SET_NULL,
         null=True,
@@ -93,6 +91,13 @@ class GovernedCredential(models.Model):
         related_name="+",
         verbose_name=_("created by"),
     )
+
+
+class GovernedCredential(models.Model):
+    """Abstract base for every credential kind: status, who created it, review cycle, suspension, orphan
+    state and runtime policy."""
+
+    created_by = created_by_field()
     status = models.CharField(
         _("status"), max_length=16, choices=CredentialStatus.choices, default=CredentialStatus.ACTIVE
     )

@@ -10,6 +10,7 @@ from django.db import connection
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from credentials.governance import inventory_usage
 from credentials.governance.models import CredentialRequest, CredentialStatus, RequestState
 from credentials.governance.registry import GovernedKind, all_kinds, get_kind
 from portal.models import Organization
@@ -36,6 +37,7 @@ COLUMNS = (
     "row_last_used",
     "policy_flagged_at",
     "row_moved",
+    "row_requests_30d",
 )
 
 FLAGS = ("pending", "orphaned", "review_overdue", "expiring", "unused", "suspended", "against_policy")
@@ -61,6 +63,14 @@ class InventoryFilters:
     flag: str = ""
     search: str = ""
     scope: str = ""
+    #: One of `inventory_usage.ATTENTION` (the overview's "needs attention" links).
+    attention: str = ""
+    #: One of `inventory_usage.SORTS`; empty: newest first.
+    sort: str = ""
+
+    def order(self) -> tuple:
+        """Return the UNION's ordering for this sort."""
+        return inventory_usage.SORTS.get(self.sort, ORDER)
 
 
 def flag_q(flag: str, now: datetime) -> Q:
@@ -95,10 +105,29 @@ def _status_q(status: str, now: datetime) -> Q:
     return Q(status=status)
 
 
+def attention_q(kind: GovernedKind, attention: str, now: datetime, spiking: dict[str, set[str]]) -> Q:
+    """Return the condition of one "needs attention" item on a kind's annotated inventory queryset."""
+    # "pending" here is a request waiting (a new credential or more scopes), wider than the flag.
+    if attention == "pending":
+        return inventory_usage.pending_q(kind)
+    if attention == "denials":
+        return inventory_usage.denials_q(kind, spiking)
+    return flag_q(attention, now)
+
+
+def _spiking(organization: Organization | None, filters: InventoryFilters, now: datetime) -> dict:
+    # One query, and only when the filter asks for it.
+    return inventory_usage.spiking_refs(organization, now) if filters.attention == "denials" else {}
+
+
 def _filtered(
-    kind: GovernedKind, organization: Organization | None, filters: InventoryFilters, now: datetime
+    kind: GovernedKind,
+    organization: Organization | None,
+    filters: InventoryFilters,
+    now: datetime,
+    spiking: dict[str, set[str]] | None = None,
 ) -> QuerySet:
-    qs = kind.inventory_queryset(organization)
+    qs = inventory_usage.with_requests_30d(kind, kind.inventory_queryset(organization), now)
     if filters.status in STATUSES:
         qs = qs.filter(_status_q(filters.status, now))
     if filters.owner_id:
@@ -109,6 +138,8 @@ def _filtered(
         qs = qs.filter(Q(name__icontains=filters.search) | Q(row_ref__startswith=filters.search))
     if filters.scope:
         qs = kind.filter_scope(qs, filters.scope)
+    if filters.attention in inventory_usage.ATTENTION:
+        qs = qs.filter(attention_q(kind, filters.attention, now, spiking or {}))
     # The model orderings must go: a UNION part cannot carry its own ORDER BY.
     return qs.order_by().values(*COLUMNS)
 
@@ -127,9 +158,10 @@ def inventory_queryset(
     if not kinds:
         kinds = all_kinds()[:1]
         return _filtered(kinds[0], organization, filters, now).none()
-    parts = [_filtered(k, organization, filters, now) for k in kinds]
+    spiking = _spiking(organization, filters, now)
+    parts = [_filtered(k, organization, filters, now, spiking) for k in kinds]
     combined = parts[0].union(*parts[1:], all=True) if len(parts) > 1 else parts[0]
-    return combined.order_by(*ORDER)
+    return combined.order_by(*filters.order())
 
 
 ORDER = ("-row_created", "-id")
@@ -145,8 +177,9 @@ class InventoryList:
     UNION instead.
     """
 
-    def __init__(self, parts: list[QuerySet]):
+    def __init__(self, parts: list[QuerySet], order: tuple = ORDER):
         self.parts = parts
+        self.order = order
 
     def count(self) -> int:
         return sum(part.count() for part in self.parts)
@@ -162,12 +195,12 @@ class InventoryList:
             # An empty page (an empty inventory's first page): a zero-length slice would make
             # Django drop that UNION part and reorder a sliced query.
             return []
-        parts = self.parts
+        parts, order = self.parts, self.order
         if len(parts) == 1:
-            return list(parts[0].order_by(*ORDER)[start:stop])
+            return list(parts[0].order_by(*order)[start:stop])
         if connection.features.supports_slicing_ordering_in_compound:
-            parts = [part.order_by(*ORDER)[:stop] for part in parts]
-        return list(parts[0].union(*parts[1:], all=True).order_by(*ORDER)[start:stop])
+            parts = [part.order_by(*order)[:stop] for part in parts]
+        return list(parts[0].union(*parts[1:], all=True).order_by(*order)[start:stop])
 
 
 def inventory_list(
@@ -177,7 +210,8 @@ def inventory_list(
     filters = filters or InventoryFilters()
     now = now or timezone.now()
     kinds = [k for k in all_kinds() if not filters.kind or k.key == filters.kind] or all_kinds()
-    return InventoryList([_filtered(k, organization, filters, now) for k in kinds])
+    spiking = _spiking(organization, filters, now)
+    return InventoryList([_filtered(k, organization, filters, now, spiking) for k in kinds], filters.order())
 
 
 @dataclass
@@ -196,6 +230,8 @@ class InventoryRow:
     expires: datetime | None
     last_used: datetime | None
     review_due: datetime | None
+    #: Every metered use (all outcomes) in the last 30 days (see inventory_usage).
+    requests_30d: int = 0
     scopes: list[str] = field(default_factory=list)
     flags: list[str] = field(default_factory=list)
     path: str = ""
@@ -215,6 +251,7 @@ class InventoryRow:
             "created": self.created.isoformat() if self.created else None,
             "expires": self.expires.isoformat() if self.expires else None,
             "last_used": self.last_used.isoformat() if self.last_used else None,
+            "requests_30d": self.requests_30d,
             "review_due": self.review_due.isoformat() if self.review_due else None,
             "flags": self.flags,
             **(
@@ -314,6 +351,7 @@ def inventory_rows(
                 expires=values["row_expires"],
                 last_used=values["row_last_used"],
                 review_due=values["review_due_at"],
+                requests_30d=values["row_requests_30d"] or 0,
                 scopes=scopes[kind.key].get(values["id"], []),
                 flags=_flags(values, status, now)
                 + (["leaked"] if (kind.key, values["id"]) in leaked else []),

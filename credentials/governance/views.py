@@ -70,6 +70,7 @@ CSV_COLUMNS = [
     "last_used",
     "review_due",
     "flags",
+    "requests_30d",
 ]
 
 
@@ -93,6 +94,8 @@ def inventory_filters(request: HttpRequest, members) -> tuple[InventoryFilterFor
             flag=data.get("flag") or "",
             search=(data.get("q") or "").strip(),
             scope=(data.get("scope") or "").strip(),
+            attention=data.get("attention") or "",
+            sort=data.get("sort") or "",
         )
     return form, filters
 
@@ -112,8 +115,27 @@ def inventory(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "credentials/governance/inventory.html",
-        {"form": form, "page": page, "rows": rows, "query": query.urlencode(), "flag_labels": FLAG_LABELS},
+        {
+            "form": form,
+            "page": page,
+            "rows": rows,
+            "query": query.urlencode(),
+            "flag_labels": FLAG_LABELS,
+            "sort_headers": _sort_headers(query, filters.sort),
+        },
     )
+
+
+def _sort_headers(query, current: str) -> dict[str, dict[str, str]]:
+    """Return, per sortable column, its sort link (descending first, then flipped) and aria-sort."""
+    headers = {}
+    for column in ("requests", "last_used"):
+        descending = current == f"-{column}"
+        following = query.copy()
+        following["sort"] = column if descending else f"-{column}"
+        state = "descending" if descending else "ascending" if current == column else "none"
+        headers[column] = {"query": following.urlencode(), "aria_sort": state}
+    return headers
 
 
 class _Echo:

@@ -20,6 +20,7 @@ from credentials.forms import add_service_errors
 from credentials.governance import approvals, org_policy
 from credentials.governance.forms import JustificationField
 from credentials.governance.views import credential_edit_page, governance_context
+from credentials.outcomes import flash_outcome
 from portal.reveal import secret_reveal
 from portal.selectors import audit_events_for_target
 from portal.submissions import submission_of
@@ -72,16 +73,6 @@ def _already_done(request: HttpRequest, app_id: str) -> HttpResponse:
     if not app_id:  # the first sending is still being handled
         return redirect("org-apps", org_slug=request.organization.slug)
     return redirect("org-app-detail", org_slug=request.organization.slug, app_id=app_id)
-
-
-def flash_outcome(request: HttpRequest, change: Callable[[], object], success: str) -> None:
-    """Make a change through a service and flash `success`, or the refusal it raised."""
-    try:
-        change()
-    except ValidationError as exc:
-        messages.error(request, " ".join(exc.messages))
-    else:
-        messages.success(request, success)
 
 
 def _back(request: HttpRequest, application: M2MApplication) -> HttpResponse:

@@ -21,10 +21,11 @@ from credentials.forms import add_service_errors
 from credentials.governance import approvals, org_policy
 from credentials.governance.forms import JustificationField
 from credentials.governance.views import governance_context
+from credentials.outcomes import flash_outcome
 from portal.infra.responses import no_store
 from portal.selectors import audit_events_for_target
 from portal.tenancy import authorized, found_or_404, may
-from tokens.clients.views import application_or_404, flash_outcome
+from tokens.clients.views import application_or_404
 from tokens.federation import services, trust
 from tokens.federation.forms import FederatedIdentityForm, TokenTestForm
 from tokens.federation.selectors import federated_identity_for
