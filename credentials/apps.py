@@ -8,6 +8,8 @@ class CredentialsConfig(AppConfig):
     verbose_name = "Credentials"
 
     def ready(self) -> None:
+        # Imported here, not at the top: these modules import models, which exist only once
+        # the app registry is ready.
         # Registers the OpenAPI description of API-key authentication with drf-spectacular.
         from credentials.api_keys import schema  # noqa: F401
         from credentials.api_keys.kind import governed_kind

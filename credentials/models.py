@@ -17,6 +17,7 @@ from credentials.governance.models import (  # noqa: F401 - the governance model
     OrganizationPolicy,
     PendingApproval,
 )
+from credentials.insight.models import UsageClientIp, UsageDenial, UsageScope  # noqa: F401 - usage insight
 from credentials.leaks.models import LeakReport  # noqa: F401 - the leak reports live in this app
 from credentials.webhooks.models import (  # noqa: F401 - the webhook models live in this app
     DeliveryWorkerHeartbeat,

@@ -29,6 +29,9 @@ from django.db import transaction
 from django.db.models import Sum
 from django.db.models.functions import TruncDay, TruncHour
 
+from credentials.insight import recorder as insight
+from credentials.insight import rollup as insight_rollup
+from credentials.models import UsageBucket
 from portal.models import Organization
 
 logger = logging.getLogger(__name__)
@@ -60,15 +63,23 @@ def _minute(now: float | None = None) -> int:
     return int((now if now is not None else time.time()) // 60)
 
 
-def record(kind: str, credential_id: str, organization_id: int | None, outcome: str) -> None:
-    """Count one use of a credential (its public id) with `outcome`; costs a dict update."""
+def record(
+    kind: str, credential_id: str, organization_id: int | None, outcome: str, *, scopes=(), ip=None
+) -> None:
+    """Count one use of a credential (its public id) with `outcome`; costs a few dict updates.
+
+    `scopes`: the scopes the request needed (credentials.insight keeps when each was last used).
+    `ip`: the client's address when it is not the request's (a verifying service reports it;
+    "" for unknown); None takes the request's.
+    """
     if not credential_id or organization_id is None or not settings.PORTAL_USAGE_METERING:
         return
     with _lock:
         _counts[(_minute(), kind, credential_id, organization_id, outcome)] += 1
+        insight.note((kind, credential_id, organization_id), outcome, scopes, ip)
 
 
-def record_api_key(verification, outcome: str | None = None) -> None:
+def record_api_key(verification, outcome: str | None = None, *, scopes=(), ip=None) -> None:
     """Count one verification of an API key (`api_keys.verification.Verification`) by its outcome."""
     key = verification.key or verification.wrong_secret_of
     if key is None:
@@ -82,7 +93,7 @@ def record_api_key(verification, outcome: str | None = None) -> None:
             outcome = "suspended"
         else:
             outcome = verification.code
-    record("api_key", key["key_id"], key["organization_id"], outcome)
+    record("api_key", key["key_id"], key["organization_id"], outcome, scopes=scopes, ip=ip)
 
 
 # --- the cache ------------------------------------------------------------------------------
@@ -97,7 +108,9 @@ def flush() -> None:
     with _lock:
         counts = dict(_counts)
         _counts.clear()
+        notes = insight.take()
         _last_flush[0] = time.monotonic()
+    insight.push(notes, _minute())
     for (minute, kind, credential_id, organization_id, outcome), n in counts.items():
         series = f"{kind}|{credential_id}|{organization_id}|{outcome}"
         key = _series_key(minute, series)
@@ -168,8 +181,6 @@ def rollup(*, now: datetime | None = None, lookback_minutes: int = 120) -> int:
 
     Return the number of minute buckets written. Idempotent: the values are totals.
     """
-    from credentials.models import UsageBucket  # the model imports nothing from here
-
     flush()
     now = now or datetime.now(UTC)
     last = _minute(now.timestamp())
@@ -206,6 +217,7 @@ def rollup(*, now: datetime | None = None, lookback_minutes: int = 120) -> int:
             _recompute(UsageBucket, rows, "day", TruncDay, timedelta(days=1))
         for granularity, keep in RETENTION.items():
             UsageBucket.objects.filter(granularity=granularity, start__lt=now - keep).delete()
+    insight_rollup.rollup(first_minute=last - lookback_minutes, last_minute=last)
     return len(rows)
 
 
@@ -255,17 +267,16 @@ def _recompute(model, rows, granularity: str, trunc, width: timedelta) -> None:
 def usage_summary(
     *, organization_id: int, kind: str, credential_id: str, hours: int = 24, granularity: str = "hour"
 ) -> dict:
-    """Return one credential's usage over the last `hours` per hour (or per minute): rows, totals; one query.
+    """Return one credential's usage over the last `hours` per minute, hour or day: rows, totals; one query.
 
     Rows are newest first; the chart has a bar per period, oldest first.
     """
-    from credentials.models import UsageBucket  # the model imports nothing from here
-
-    granularity = "minute" if granularity == "minute" else "hour"
-    step = timedelta(minutes=1) if granularity == "minute" else timedelta(hours=1)
+    granularity = granularity if granularity in RETENTION else "hour"
+    step = {"minute": timedelta(minutes=1), "hour": timedelta(hours=1), "day": timedelta(days=1)}[granularity]
     now = datetime.now(UTC).replace(second=0, microsecond=0)
-    periods = hours * 60 if granularity == "minute" else hours
-    since = (now if granularity == "minute" else now.replace(minute=0)) - step * (periods - 1)
+    periods = max(1, int(timedelta(hours=hours) / step))
+    floor = {"minute": now, "hour": now.replace(minute=0), "day": now.replace(hour=0, minute=0)}[granularity]
+    since = floor - step * (periods - 1)
     rows: dict[datetime, dict[str, int]] = {}
     totals = dict.fromkeys(OUTCOMES, 0)
     for start, outcome, n in (
@@ -285,7 +296,9 @@ def usage_summary(
     # A bar per period, oldest first: valid uses, and every refusal stacked above them (SVG, no script).
     per_period = [rows.get(since + step * i, dict.fromkeys(OUTCOMES, 0)) for i in range(periods)]
     peak = max((sum(c.values()) for c in per_period), default=0) or 1
-    label = "%H:%M" if granularity == "minute" else "%H:00"
+    label = {"minute": "%H:%M", "hour": "%H:00" if hours <= 24 else "%a %d %b %H:00", "day": "%a %d %b %Y"}[
+        granularity
+    ]
     bars = []
     for i, c in enumerate(per_period):
         valid, refused = c["valid"], sum(c.values()) - c["valid"]
@@ -302,6 +315,9 @@ def usage_summary(
         )
     return {
         "hours": hours,
+        "span": f"{hours // 24} days"
+        if hours > 24 and not hours % 24
+        else f"{hours} hour{'s' * (hours != 1)}",
         "granularity": granularity,
         "chart": {"bars": bars, "width": periods * 10, "peak": peak if any(rows) else 0},
         "outcomes": [o.replace("_", " ").capitalize() for o in OUTCOMES],

@@ -5,8 +5,9 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest
+from django.utils import timezone
 from django.utils.html import format_html_join
 from django.utils.safestring import mark_safe
 
@@ -35,9 +36,6 @@ class StateFilter(admin.SimpleListFilter):
         return [(v, label) for v, label in CredentialState.choices]
 
     def queryset(self, request, queryset):
-        from django.db.models import Q
-        from django.utils import timezone
-
         now = timezone.now()
         if self.value() == CredentialState.ACTIVE:
             return queryset.filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now), status="active")

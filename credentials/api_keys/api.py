@@ -256,7 +256,7 @@ class ApiKeyVerifyView(AuthorizedView, MachineCredentialView):
         verification = api_key_verify(data.validated_data["key"])
         if not verification.valid:
             ratelimit.hit_all(failure_checks(request._request))
-            usage.record_api_key(verification)
+            usage.record_api_key(verification, ip=data.validated_data.get("client_ip") or "")
             return no_store(Response({"valid": False, "code": verification.code}))
         # The verified key's policy: its allowlist against the address the service reports (a
         # service holding `api_keys:verify` is trusted to report it; none reported, none checked),
@@ -271,7 +271,10 @@ class ApiKeyVerifyView(AuthorizedView, MachineCredentialView):
             check_ip=bool(reported_ip),
             respond=False,
         )
-        usage.record_api_key(verification, refused.code if refused is not None else None)
+        # The address is the one the service reports for its client, not the service's own.
+        usage.record_api_key(
+            verification, refused.code if refused is not None else None, ip=reported_ip or ""
+        )
         if refused is not None:
             body = {"valid": False, "code": refused.code}
             if refused.wait:

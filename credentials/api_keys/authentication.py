@@ -9,6 +9,7 @@ from rest_framework.request import Request
 from credentials import policy, usage
 from credentials.api_keys import keys
 from credentials.api_keys.verification import api_key_record_use, api_key_verify, hot_keys
+from credentials.insight import recorder as insight
 from portal.infra import hotcache, ratelimit
 from portal.infra.net import client_ip
 from portal.principal import INVALID_CREDENTIAL, MAX_CREDENTIAL_LENGTH, Principal
@@ -61,9 +62,11 @@ class ApiKeyAuthentication(BaseAuthentication):
             if refused is not None:
                 usage.record_api_key(verification, refused.get_codes())
                 raise refused
-            usage.record_api_key(verification)
+            principal = verification.principal()
+            # The scopes this API needs (and the key holds) are counted for "scopes never used".
+            scopes, enough = insight.scopes_needed(request, principal.scopes)
+            usage.record_api_key(verification, None if enough else "insufficient_scope", scopes=scopes)
             api_key_record_use(verification, ip=ip)
-        principal = verification.principal()
         return principal, principal
 
     @staticmethod

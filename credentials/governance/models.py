@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
@@ -271,8 +272,6 @@ class OrganizationPolicy(TimestampedModel):
         return f"Policy of {self.organization}"
 
     def clean(self) -> None:
-        from django.core.exceptions import ValidationError
-
         for environment in ("live", "test"):
             if getattr(self, f"new_{environment}_api_keys") == NewApiKeys.EXPIRING and not getattr(
                 self, f"new_{environment}_api_keys_max_days"

@@ -12,7 +12,8 @@ from django.utils import timezone
 
 from credentials.governance import inventory_usage
 from credentials.governance.models import CredentialRequest, CredentialStatus, RequestState
-from credentials.governance.registry import GovernedKind, all_kinds, get_kind
+from credentials.governance.registry import GovernedKind, all_kinds, get_kind, kind_of
+from credentials.leaks.models import LeakReport
 from portal.models import Organization
 
 EXPIRING_WITHIN = timedelta(days=14)
@@ -291,8 +292,6 @@ def _flags(values: dict[str, Any], status: str, now: datetime) -> list[str]:
 
 def _leaked(by_kind: dict[str, list[int]]) -> set[tuple[str, int]]:
     """Return (kind, id) of the rows with a leak report, in one query for the whole page."""
-    from credentials.leaks.models import LeakReport
-
     condition = Q()
     for key, ids in by_kind.items():
         condition |= Q(kind=key, object_id__in=ids)
@@ -389,6 +388,4 @@ def request_credential_refs(items) -> dict[tuple[str, int], str]:
 
 def requests_for_credential(credential) -> QuerySet[CredentialRequest]:
     """Return every request about one credential, newest first (its approval history)."""
-    from credentials.governance.registry import kind_of
-
     return requests_for(credential.organization).filter(kind=kind_of(credential).key, object_id=credential.pk)

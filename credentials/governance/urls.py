@@ -6,6 +6,7 @@ from django.urls import path
 
 from credentials.governance import api, choice, views
 from credentials.governance.requests_api import CredentialRequestViewSet
+from credentials.insight import views as insight_views
 
 
 def credential_patterns(kind: str, prefix: str, url_name: str) -> list:
@@ -15,6 +16,12 @@ def credential_patterns(kind: str, prefix: str, url_name: str) -> list:
         path(f"{prefix}/owner/", views.reassign, {"kind": kind}, name=f"{url_name}-reassign"),
         path(f"{prefix}/scopes/", views.request_scopes, {"kind": kind}, name=f"{url_name}-scopes"),
         path(f"{prefix}/policy/", views.runtime_policy, {"kind": kind}, name=f"{url_name}-policy"),
+        path(
+            f"{prefix}/scopes/narrow/",
+            insight_views.narrow_to_used,
+            {"kind": kind},
+            name=f"{url_name}-narrow",
+        ),
     ]
 
 

@@ -18,7 +18,6 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from credentials import usage
 from credentials.forms import CredentialEditForm, add_service_errors
 from credentials.governance import common, edits, org_policy, ownership, reviews
 from credentials.governance.approvals import (
@@ -50,6 +49,7 @@ from credentials.governance.selectors import (
     requests_for,
     requests_for_credential,
 )
+from credentials.insight.page import insight_context
 from credentials.leaks.selectors import leak_reports_for_credential
 from credentials.selectors import organization_members
 from portal.outcomes import flash_outcome, refusal_text
@@ -295,7 +295,7 @@ def credential_or_404(request: HttpRequest, kind_key: str, kwargs: dict):
 def credential_urls(kind, org_slug: str, credential) -> dict[str, str]:
     """Return the governance URLs a kind has for one credential (recertify, reassign, scopes, issue)."""
     kwargs = {"org_slug": org_slug, kind.url_kwarg: getattr(credential, kind.lookup_field)}
-    names = {action: f"{kind.url_name}-{action}" for action in ("recertify", "reassign", "scopes")}
+    names = {action: f"{kind.url_name}-{action}" for action in ("recertify", "reassign", "scopes", "narrow")}
     if kind.issue_url_name:
         names["issue"] = kind.issue_url_name
     urls = {}
@@ -345,11 +345,7 @@ def governance_context(request: HttpRequest, credential) -> dict:
         "gov_policy_form": RuntimePolicyForm(
             initial=RuntimePolicyForm.initial_for(credential), prefix="policy"
         ),
-        "gov_usage": usage.usage_summary(
-            organization_id=credential.organization_id,
-            kind=kind.key,
-            credential_id=getattr(credential, kind.ref_attr),
-        ),
+        **insight_context(request, credential),
         "gov_url_kwarg": getattr(credential, kind.lookup_field),
         "gov_urls": credential_urls(kind, request.organization.slug, credential),
         "leak_reports": list(leak_reports_for_credential(credential)[:20]),

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from django.core.checks import Error, register
 
+from credentials.leaks import signing
+
 
 @register()
 def check_secret_scanning_public_keys(app_configs, **kwargs):
     """Check that PORTAL_SECRET_SCANNING_PUBLIC_KEYS(_FILE), when set, holds usable P-256 keys."""
-    from credentials.leaks import signing
-
     if not signing.configured():
         return []
     try:

@@ -95,6 +95,7 @@ def verify_signature(
 
 def generate_secret() -> str:
     """Return a new endpoint secret: `whsec_` + 40 base62 characters (~238 bits)."""
+    # Imported here: the module's top stays standard-library only, for receivers to copy.
     from portal.infra.crypto import random_base62
 
     return SECRET_PREFIX + random_base62(40)

@@ -17,6 +17,8 @@ class RequestContext:
     request_id: str
     ip: str | None
     user_agent: str
+    #: The path requested (no query), for records that name an endpoint (recent denials).
+    path: str = ""
     #: Headers every answer to this request carries (a limited credential's RateLimit fields).
     response_headers: dict[str, str] = field(default_factory=dict)
 
@@ -42,6 +44,7 @@ class RequestContextMiddleware:
             request_id=secrets.token_hex(8),
             ip=client_ip(request),
             user_agent=request.META.get("HTTP_USER_AGENT", "")[:255],
+            path=request.path[:200],
         )
         request.portal_context = context
         token = _current.set(context)

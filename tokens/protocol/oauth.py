@@ -407,5 +407,6 @@ class M2MValidator(OAuth2Validator):
 
         Called once a token is issued: count the issuance (credentials.usage).
         """
-        usage.record("m2m_app", request.client.client_id, request.client.organization_id, "valid")
+        client = request.client
+        usage.record("m2m_app", client.client_id, client.organization_id, "valid", scopes=request.scopes)
         return None

@@ -1,0 +1,43 @@
+"""Narrow a credential's scopes to those its requests needed in the last 30 days (both kinds)."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.db import models, transaction
+
+from credentials.governance.edits import credential_scopes_set
+from credentials.governance.registry import kind_of
+from credentials.insight.selectors import scope_suggestion
+from portal.models import User
+
+
+@transaction.atomic
+def credential_scopes_narrow_to_used(*, credential: models.Model, actor: User | None) -> list[str]:
+    """Remove the scopes no request needed in the last 30 days; return the scopes kept.
+
+    Goes through governance's scope change (narrowing needs no approval; one audit event
+    `<kind>.scopes_changed` with `via: narrow_to_used`). Refused when nothing would change or
+    when every scope would go (a credential with no scope: revoke it instead).
+    """
+    kind = kind_of(credential)
+    current = sorted(kind.scopes_of(credential))
+    suggestion = scope_suggestion(
+        organization_id=credential.organization_id,
+        kind=kind.key,
+        credential_id=getattr(credential, kind.ref_attr),
+        scopes=current,
+    )
+    used = [row["scope"] for row in suggestion["used"]]
+    if not used:
+        raise ValidationError(
+            f"No request needed any of this {kind.label}'s scopes in the last {suggestion['days']} days: "
+            "narrowing would remove every scope. Keep the scopes, or revoke it if it is no longer used.",
+            code="would_remove_all",
+        )
+    if not suggestion["unused"]:
+        raise ValidationError(
+            f"Every scope was used in the last {suggestion['days']} days: there is nothing to remove.",
+            code="nothing_to_narrow",
+        )
+    credential_scopes_set(credential=credential, scopes=used, actor=actor, via="narrow_to_used")
+    return used
