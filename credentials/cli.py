@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.core.management.base import CommandError
+from django.core.management.base import BaseCommand, CommandError
 
 from credentials import policy
 from portal.models import Organization, User
@@ -42,6 +43,14 @@ def service_refusals() -> Iterator[None]:
         yield
     except ValidationError as exc:
         raise CommandError(" ".join(exc.messages)) from None
+
+
+def json_written(command: BaseCommand, options: dict[str, Any], result: dict[str, Any]) -> bool:
+    """With `--json`, print `result` as one JSON object and return True; else return False (print text)."""
+    if not options["json"]:
+        return False
+    command.stdout.write(json.dumps(result))
+    return True
 
 
 def user_by_email(email: str) -> User:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from django.core.management.base import BaseCommand, CommandError
 
 from credentials.api_keys.cutover import (
@@ -14,7 +12,7 @@ from credentials.api_keys.cutover import (
 )
 from credentials.api_keys.models import ApiKey
 from credentials.api_keys.selectors import api_key_by_ref
-from credentials.cli import service_refusals
+from credentials.cli import json_written, service_refusals
 
 
 class Command(BaseCommand):
@@ -74,8 +72,7 @@ class Command(BaseCommand):
             "ready": cutover.ready,
             "detail": cutover.blocker,
         }
-        if options["json"]:
-            self.stdout.write(json.dumps(result))
+        if json_written(self, options, result):
             return
         self.stdout.write(
             f"{api_key.display_prefix} ({api_key.state}), moved to {result['moved_to']}: used "

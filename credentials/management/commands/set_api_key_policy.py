@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
 from django.core.management.base import BaseCommand, CommandError
 
 from credentials.api_keys.kind_policy import api_key_policy_summary
-from credentials.cli import service_refusals
+from credentials.cli import json_written, service_refusals
 from credentials.governance.models import NewApiKeys
 from credentials.governance.org_policy import policy_for, policy_update
 from portal.models import Organization
@@ -51,8 +49,7 @@ class Command(BaseCommand):
                 else policy_for(organization)
             )
         result = api_key_policy_summary(policy)
-        if options["json"]:
-            self.stdout.write(json.dumps(result))
+        if json_written(self, options, result):
             return
         for environment in ("live", "test"):
             rule, days = policy.new_api_keys(environment)

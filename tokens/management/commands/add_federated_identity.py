@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 from django.core.management.base import BaseCommand, CommandError
 
-from credentials.cli import read_text_file, service_refusals, user_by_email
+from credentials.cli import json_written, read_text_file, service_refusals, user_by_email
 from tokens.federation.services import federated_identity_create
 from tokens.models import FederatedIdentity, M2MApplication
 
@@ -81,8 +79,7 @@ class Command(BaseCommand):
             "preset": identity.preset,
             "owner": identity.owner.email,
         }
-        if options["json"]:
-            self.stdout.write(json.dumps(result))
+        if json_written(self, options, result):
             return
         self.stdout.write(f"Added federated identity {identity.public_id} to {application.client_id}.")
         self.stdout.write(

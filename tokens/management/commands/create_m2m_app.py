@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
-
 from django.core.management.base import BaseCommand
 
 from credentials.cli import (
     add_identity_arguments,
     add_policy_arguments,
+    json_written,
     organization_and_owner,
     read_text_file,
     runtime_policy,
@@ -74,8 +73,7 @@ class Command(BaseCommand):
             del result["client_secret"]
             key = application.public_keys.get()
             result.update(public_key_kid=key.kid, public_key_alg=key.algorithm)
-        if options["json"]:
-            self.stdout.write(json.dumps(result))
+        if json_written(self, options, result):
             return
         self.stdout.write(f"Created M2M application {application.name} (id {application.pk}).")
         self.stdout.write(f"client_id:     {application.client_id}")

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
 from django.core.management.base import BaseCommand, CommandError
 
 from credentials.api_keys.selectors import api_key_by_ref
-from credentials.cli import service_refusals
+from credentials.cli import json_written, service_refusals
 from tokens.clients.moves import api_key_move_to_m2m_app
 
 
@@ -55,8 +53,7 @@ class Command(BaseCommand):
                 "secret yet. Its owner generates the secret once it is approved. The key keeps working."
             )
             result["request_id"] = move.request.pk
-        if options["json"]:
-            self.stdout.write(json.dumps(result))
+        if json_written(self, options, result):
             return
         self.stdout.write(
             f"Moved API key {api_key.display_prefix} to the M2M application {application.name} "
