@@ -7,6 +7,7 @@ from functools import partial
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import transaction
 from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
@@ -16,6 +17,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from credentials.governance.edits import credential_policy_set
 from credentials.governance.org_policy import policy_for, scope_increase_needs_approval
 from credentials.rest import CredentialViewSet
 from portal.api.errors import ApprovalRequired, api_error
@@ -177,6 +179,8 @@ class M2MAppViewSet(CredentialViewSet):
                 token_lifetime=values["token_lifetime"],
                 auth_method=values["token_endpoint_auth_method"],
                 public_key=values["public_key"],
+                allowed_ips=values.get("allowed_ips") or [],
+                rate_limit=values.get("rate_limit"),
                 via=via,
             )
         except DjangoValidationError as exc:
@@ -187,7 +191,8 @@ class M2MAppViewSet(CredentialViewSet):
         return no_store(Response(body, status=status.HTTP_201_CREATED))
 
     @extend_schema(
-        summary="Change an M2M application's name, description, owner or scopes",
+        summary="Change an M2M application's name, description, owner, scopes or runtime policy "
+        "(IP allowlist, rate limit)",
         request=serializers.M2MAppUpdateSerializer,
         responses={
             200: serializers.M2MAppSerializer,
@@ -219,14 +224,20 @@ class M2MAppViewSet(CredentialViewSet):
                 )
         if new_owner is not None and new_owner.pk != application.owner_id:
             self._authorize_app("m2m_app.reassign", application, scopes=scopes)
-        application = self._call(
-            m2m_app_update,
-            application=application,
-            name=values.get("name"),
-            description=values.get("description"),
-            owner=new_owner,
-            scopes=scopes,
-        )
+        policy_changes = {name: values[name] for name in ("allowed_ips", "rate_limit") if name in values}
+        if policy_changes:
+            self._authorize_app("m2m_app.policy", application)
+        with transaction.atomic():
+            application = self._call(
+                m2m_app_update,
+                application=application,
+                name=values.get("name"),
+                description=values.get("description"),
+                owner=new_owner,
+                scopes=scopes,
+            )
+            if policy_changes:
+                application = self._call(credential_policy_set, credential=application, **policy_changes)
         return Response(self.get_serializer(self._fresh(application)).data)
 
     @extend_schema(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from credentials.serializers import PolicyInputMixin, RateLimitField
 from tokens.clients.services import MAX_OVERLAP
 from tokens.models import (
     DEFAULT_TOKEN_LIFETIME,
@@ -73,6 +74,8 @@ class M2MAppSerializer(serializers.ModelSerializer):
     last_used_at = serializers.SerializerMethodField()
     secrets = ClientSecretSerializer(many=True, read_only=True)
     public_keys = ClientPublicKeySerializer(many=True, read_only=True)
+    allowed_ips = serializers.ListField(child=serializers.CharField(), read_only=True)
+    rate_limit = RateLimitField(read_only=True)
 
     class Meta:
         model = M2MApplication
@@ -96,6 +99,8 @@ class M2MAppSerializer(serializers.ModelSerializer):
             "suspended_at",
             "suspension_reason",
             "revoked_at",
+            "allowed_ips",
+            "rate_limit",
             "secrets",
             "public_keys",
         ]
@@ -143,7 +148,7 @@ class M2MAppCreatedSerializer(M2MAppSerializer):
         return data
 
 
-class M2MAppCreateSerializer(serializers.Serializer):
+class M2MAppCreateSerializer(PolicyInputMixin, serializers.Serializer):
     """Input for creating an application; the owner defaults to the caller (or the credential's owner)."""
 
     name = serializers.CharField(max_length=255)
@@ -177,8 +182,8 @@ class M2MAppCreateSerializer(serializers.Serializer):
     )
 
 
-class M2MAppUpdateSerializer(serializers.Serializer):
-    """Input for changing an application's name, description, owner or scopes."""
+class M2MAppUpdateSerializer(PolicyInputMixin, serializers.Serializer):
+    """Input for changing an application's name, description, owner, scopes or runtime policy."""
 
     name = serializers.CharField(max_length=255, required=False)
     description = serializers.CharField(max_length=255, required=False, allow_blank=True)
