@@ -17,7 +17,7 @@ from django.utils import timezone
 from credentials.governance.models import CredentialStatus, Notice
 from credentials.governance.ownership import managers_of
 from credentials.governance.registry import all_kinds, credential_path, kind_of
-from credentials.governance.selectors import COLUMNS, flag_q
+from credentials.governance.selectors import KIND_COLUMNS, flag_q
 from credentials.webhooks.events import webhook_event_emit
 
 logger = logging.getLogger(__name__)
@@ -127,7 +127,7 @@ def credential_notices_send(*, now: datetime | None = None) -> int:
     sent = 0
     for kind in all_kinds():
         for notice_type, condition, period_column in _scheduled_notices(now):
-            rows = kind.inventory_queryset(None).filter(condition).values(*COLUMNS)
+            rows = kind.inventory_queryset(None).filter(condition).values(*KIND_COLUMNS)
             for values in rows.iterator(chunk_size=500):
                 period = values[period_column]
                 if period is None:

@@ -20,7 +20,7 @@ EXPIRING_WITHIN = timedelta(days=14)
 UNUSED_FOR = timedelta(days=30)
 
 #: The columns every kind's inventory queryset provides, in this order (the UNION needs it).
-COLUMNS = (
+KIND_COLUMNS = (
     "id",
     "name",
     "status",
@@ -38,8 +38,10 @@ COLUMNS = (
     "row_last_used",
     "policy_flagged_at",
     "row_moved",
-    "row_requests_30d",
 )
+#: What the inventory shows: the kind's columns and the usage of the last 30 days
+#: (`inventory_usage.with_requests_30d` annotates it).
+COLUMNS = (*KIND_COLUMNS, "row_requests_30d")
 
 FLAGS = ("pending", "orphaned", "review_overdue", "expiring", "unused", "suspended", "against_policy")
 FLAG_LABELS = {
