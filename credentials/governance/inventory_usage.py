@@ -39,6 +39,8 @@ ATTENTION = {
     "review_overdue": "Review overdue",
     "pending": "Pending approvals",
     "denials": "Denials spiking",
+    # Working credentials the organisation's policy would no longer allow (flagged, never broken).
+    "against_policy": "Against the credential policy",
 }
 
 #: `?sort=` values → the UNION's columns (ties: newest first). Absent: newest first.

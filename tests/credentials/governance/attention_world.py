@@ -90,6 +90,8 @@ def build_world(organization, other_organization, owner, member, admin_user) -> 
         justification="more",
     )
     spiking = app("spiking app")
+    flagged = key("flagged key")
+    ApiKey.objects.filter(pk=flagged.pk).update(policy_flagged_at=now - timedelta(days=1))
 
     # Usage: the busy key 120 + 30 requests in the last 30 days (and some older ones, not counted).
     add_buckets(organization, "api_key", busy.key_id, "day", day_start(now, 0), valid=100, invalid_secret=20)
@@ -129,4 +131,5 @@ EXPECTED = {
     "review_overdue": {"overdue key"},
     "pending": {"pending key", "widening app"},
     "denials": {"spiking app"},
+    "against_policy": {"flagged key"},
 }
