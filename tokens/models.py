@@ -24,6 +24,8 @@ CLIENT_ID_PREFIX = "m2m_"
 MIN_TOKEN_LIFETIME = 300
 MAX_TOKEN_LIFETIME = 86400
 DEFAULT_TOKEN_LIFETIME = 900
+#: Upper bound of an issuance quota (tokens per hour or per day).
+MAX_TOKEN_QUOTA = 100_000_000
 
 
 def _organization_field(related_name: str) -> models.ForeignKey:
@@ -126,6 +128,33 @@ class M2MApplication(GovernedCredential, AbstractApplication):
             "Live or test, as the API key it was moved from; empty: not set. Its tokens carry it "
             "as the `environment` claim, like tokens exchanged for keys."
         ),
+    )
+
+    class QuotaMode(models.TextChoices):
+        ENFORCE = "enforce", _("Enforce (429 slow_down when used up)")
+        LOG_ONLY = "log_only", _("Log only (issue, log a warning, count it)")
+
+    # Token issuance quotas (docs/m2m.md#limits): empty = no quota of that length. An
+    # application with neither keeps the global PORTAL_TOKEN_RATE_PER_APP_PER_MINUTE only.
+    tokens_per_hour = models.PositiveIntegerField(
+        _("tokens per hour"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_TOKEN_QUOTA)],
+        help_text=_("Tokens this application may be issued per clock hour (UTC); empty: no hourly quota."),
+    )
+    tokens_per_day = models.PositiveIntegerField(
+        _("tokens per day"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_TOKEN_QUOTA)],
+        help_text=_("Tokens this application may be issued per UTC day; empty: no daily quota."),
+    )
+    token_quota_mode = models.CharField(
+        _("quota mode"),
+        max_length=8,
+        choices=QuotaMode.choices,
+        default=QuotaMode.ENFORCE,
     )
     moved_from_key = models.OneToOneField(
         "credentials.ApiKey",

@@ -34,6 +34,12 @@ TOKEN_REQUESTS = Counter(
 TOKEN_SECONDS = Histogram(
     "portal_oauth_token_seconds", "Time to answer /oauth/token.", ["outcome"], buckets=_LATENCY_BUCKETS
 )
+TOKEN_QUOTA_EXCEEDED = Counter(
+    "portal_oauth_token_quota_exceeded",
+    "Token requests past an application's issuance quota, by window (hour, day) and mode"
+    " (enforce: refused with slow_down; log_only: issued anyway).",
+    ["window", "mode"],
+)
 VERIFICATIONS = Counter(
     "portal_credential_verifications",
     "Machine credential verifications by credential type (api_key, access_token) and outcome.",
@@ -90,6 +96,11 @@ def observe_token_request(outcome: str, seconds: float) -> None:
     )
     TOKEN_REQUESTS.labels(outcome=outcome).inc()
     TOKEN_SECONDS.labels(outcome=outcome).observe(seconds)
+
+
+def observe_token_quota_exceeded(window: str, mode: str) -> None:
+    """Count one token request past an application's quota (`window`: hour or day)."""
+    TOKEN_QUOTA_EXCEEDED.labels(window=window, mode=mode).inc()
 
 
 def token_endpoint_metrics(view_func):

@@ -55,6 +55,12 @@ def count(scope: str, ident: str, limit: Limit) -> int | None:
     now = time.time()
     key = _key(scope, ident, limit.window, now)
     try:
+        if hotcache.present(key):
+            # The request's batch saw the counter: one INCR instead of ADD then INCR.
+            try:
+                return cache.incr(key)
+            except ValueError:
+                pass  # expired since the batch read it: start it again
         if cache.add(key, 1, limit.window + 1):
             return 1
         return cache.incr(key)

@@ -30,6 +30,7 @@ from portal.models import Membership, Organization
 from portal.principal import MAX_CREDENTIAL_LENGTH
 from portal.selectors import role_of
 from tokens.models import ClientPublicKey, ClientSecret, FederatedIdentity, M2MApplication
+from tokens.protocol import quota
 from tokens.protocol.assertions import assertion_parameters, authenticate_assertion_parameters
 from tokens.protocol.audience import resolve_audience
 from tokens.protocol.exchange import GRANT_TYPE, TokenExchangeGrant
@@ -264,6 +265,8 @@ def authenticate_client_parameters(
 
 #: Rate-limit scope of token issuance, counted per application.
 ISSUANCE_SCOPE = "oauth-issuance:client"
+#: The global per-application limit, for applications without a quota of their own.
+ISSUANCE_SETTING = "PORTAL_TOKEN_RATE_PER_APP_PER_MINUTE"
 
 
 class SlowDown(errors.OAuth2Error):
@@ -281,9 +284,28 @@ class SlowDown(errors.OAuth2Error):
         return {"Retry-After": str(self.wait)}
 
 
-def check_issuance_rate(client_id: str) -> None:
-    """Count one token request by an authenticated application; raise SlowDown past its rate."""
-    limit = ratelimit.per_minute("PORTAL_TOKEN_RATE_PER_APP_PER_MINUTE")
+def issuance_hot_keys(client_id: str) -> list[str]:
+    """Return the issuance counter keys of a claimed (not yet authenticated) client id, for one read."""
+    return [
+        *ratelimit.hot_keys([(ISSUANCE_SCOPE, client_id, ratelimit.per_minute(ISSUANCE_SETTING))]),
+        *quota.hot_keys(client_id),
+    ]
+
+
+def check_issuance_rate(application: M2MApplication, *, request=None) -> None:
+    """Count one token request by an authenticated application; raise SlowDown past its rate.
+
+    The application's own quota (tokens per hour / per day, `tokens.protocol.quota`) takes
+    precedence; without one, the global `PORTAL_TOKEN_RATE_PER_APP_PER_MINUTE` applies.
+    """
+    if quota.has_quota(application):
+        used_up = quota.exceeded(application)
+        if used_up is not None:
+            usage.record("m2m_app", application.client_id, application.organization_id, policy.RATE_LIMITED)
+            raise SlowDown(used_up.wait, request=request)
+        return
+    client_id = application.client_id
+    limit = ratelimit.per_minute(ISSUANCE_SETTING)
     if limit.limit <= 0:
         return
     if ratelimit.hit(ISSUANCE_SCOPE, client_id, limit) > limit.limit:
@@ -354,7 +376,7 @@ class M2MValidator(OAuth2Validator):
         request.client_id = request.client.client_id
         note_credential("m2m_client", request.client_id)
         # Only an authenticated client spends its application's budget, so nobody else can.
-        check_issuance_rate(request.client_id)
+        check_issuance_rate(request.client, request=request)
         check_client_policy(request.client, request=request)
         return True
 
@@ -409,4 +431,6 @@ class M2MValidator(OAuth2Validator):
         """
         client = request.client
         usage.record("m2m_app", client.client_id, client.organization_id, "valid", scopes=request.scopes)
+        if quota.has_quota(client):
+            quota.count_issued(client)
         return None

@@ -15,6 +15,7 @@ from portal.infra.faults import is_database_outage
 from portal.infra.metrics import token_endpoint_metrics
 from portal.infra.responses import no_store
 from tokens import catalogue
+from tokens.protocol.oauth import issuance_hot_keys
 from tokens.protocol.views.common import (
     OAuthEndpointView,
     client_failure_checks,
@@ -54,7 +55,15 @@ class TokenView(OAuthEndpointView, DOTTokenView):
         # of the audience asked for (the default one when none is), read together.
         asked = [*request.POST.getlist("resource"), *request.POST.getlist("audience")]
         audiences = [audience for audience in asked if audience] or [settings.PORTAL_DEFAULT_AUDIENCE]
-        with hotcache.prefetched([*ratelimit.hot_keys(checks), *catalogue.hot_keys(audiences)]):
+        # The issuance counters (the global per-minute one and the quota windows) of the client
+        # id the request claims come in the same read.
+        claimed_client_id = checks[0][1]
+        keys = [
+            *ratelimit.hot_keys(checks),
+            *catalogue.hot_keys(audiences),
+            *issuance_hot_keys(claimed_client_id),
+        ]
+        with hotcache.prefetched(keys):
             wait = ratelimit.blocked(checks)
             if wait is not None:
                 return slow_down(wait)
