@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
-from typing import Required, TypedDict, Unpack
+from typing import Any, Required, TypedDict, Unpack
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -14,13 +14,17 @@ from django.utils import timezone
 from credentials import policy
 from credentials.api_keys.models import ApiKey
 from credentials.governance import approvals, edits, org_policy, ownership
+from credentials.governance.common import audit_change, locked_credential, save_fields
 from credentials.governance.models import CredentialRequest, RequestType
+from credentials.governance.registry import kind_of
 from credentials.models import Scope
 from portal.infra.crypto import is_base62, keyed_digest, peppers, random_base62
 from portal.models import Organization, User
 from portal.services.audit import audit_log
 from tokens.catalogue import check_audiences
 from tokens.clients.public_keys import parse_public_key
+from tokens.clients.quota import FIELDS as QUOTA_FIELDS
+from tokens.clients.quota import clean_token_quota, set_token_quota, token_quota_of
 from tokens.models import (
     DEFAULT_TOKEN_LIFETIME,
     MAX_TOKEN_LIFETIME,
@@ -78,6 +82,7 @@ def m2m_app_create(
     public_key: str = "",
     allowed_ips: Iterable[str] = (),
     rate_limit: dict[str, int] | None = None,
+    token_quota: dict[str, Any] | None = None,
     via: str = "",
     **fields: Unpack[ApplicationFields],
 ) -> tuple[M2MApplication, str | None]:
@@ -92,6 +97,7 @@ def m2m_app_create(
         status=M2MApplication.Status.ACTIVE,
         allowed_ips=allowed_ips,
         rate_limit=rate_limit,
+        token_quota=token_quota,
         **fields,
     )
     extra = {
@@ -116,6 +122,8 @@ def m2m_app_create(
         extra["allowed_ips"] = application.allowed_ips
     if application.rate_limit:
         extra["rate_limit"] = application.rate_limit
+    if token_quota is not None:
+        extra["token_quota"] = token_quota_of(application)
     if application.moved_from_key is not None:
         extra["moved_from"] = application.moved_from_key.key_id
     audit_log(
@@ -173,11 +181,13 @@ def _new_application(
     auth_method: str = M2MApplication.AuthMethod.CLIENT_SECRET,
     allowed_ips: Iterable[str] = (),
     rate_limit: dict[str, int] | None = None,
+    token_quota: dict[str, Any] | None = None,
     moved_from_key: ApiKey | None = None,
 ) -> tuple[M2MApplication, list[Scope]]:
     name = name.strip()
     allowed_ips = policy.clean_allowed_ips(list(allowed_ips))
     rate_limit = policy.clean_rate_limit(rate_limit)
+    quota = clean_token_quota(token_quota)
     if not name:
         raise ValidationError({"name": "Give the application a name."})
     ownership.check_owner_is_member(organization, owner)
@@ -202,6 +212,7 @@ def _new_application(
         allowed_ips=allowed_ips,
         rate_limit=rate_limit,
         moved_from_key=moved_from_key,
+        **{field: quota[key] for key, field in QUOTA_FIELDS.items()},
         environment=moved_from_key.environment if moved_from_key is not None else "",
         review_due_at=org_policy.review_due_from(organization, "m2m_app")
         if status == M2MApplication.Status.ACTIVE
@@ -238,6 +249,29 @@ def m2m_app_request(
         rate_limit=rate_limit,
     )
     return application, request
+
+
+@transaction.atomic
+def m2m_app_token_quota_set(
+    *, application: M2MApplication, actor: User | None, token_quota: dict[str, Any] | None, via: str = ""
+) -> M2MApplication:
+    """Change the application's token issuance quota: one audit row (`policy_changed`, as the runtime
+    policy), effective on the next token request. Keys left out of `token_quota` keep their value.
+    """
+    application = locked_credential(application)
+    before = token_quota_of(application)
+    after = clean_token_quota(token_quota, before)
+    if after == before:
+        return application
+    set_token_quota(application, after)
+    kind = kind_of(application)
+    save_fields(application, kind, *QUOTA_FIELDS.values())
+    extra: dict[str, Any] = {"token_quota": {"from": before, "to": after}}
+    if via:
+        extra["via"] = via
+    audit_change(kind, "policy_changed", credential=application, actor=actor, extra=extra)
+    kind.changed(application)
+    return application
 
 
 @transaction.atomic
