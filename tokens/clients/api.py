@@ -32,6 +32,7 @@ from tokens.clients.services import (
     client_secret_rotate,
     m2m_app_create,
     m2m_app_revoke,
+    m2m_app_token_quota_set,
     m2m_app_update,
 )
 from tokens.models import M2MApplication
@@ -181,6 +182,7 @@ class M2MAppViewSet(CredentialViewSet):
                 public_key=values["public_key"],
                 allowed_ips=values.get("allowed_ips") or [],
                 rate_limit=values.get("rate_limit"),
+                token_quota=values.get("token_quota"),
                 via=via,
             )
         except DjangoValidationError as exc:
@@ -192,7 +194,7 @@ class M2MAppViewSet(CredentialViewSet):
 
     @extend_schema(
         summary="Change an M2M application's name, description, owner, scopes or runtime policy "
-        "(IP allowlist, rate limit)",
+        "(IP allowlist, rate limit, token quota)",
         request=serializers.M2MAppUpdateSerializer,
         responses={
             200: serializers.M2MAppSerializer,
@@ -225,7 +227,7 @@ class M2MAppViewSet(CredentialViewSet):
         if new_owner is not None and new_owner.pk != application.owner_id:
             self._authorize_app("m2m_app.reassign", application, scopes=scopes)
         policy_changes = {name: values[name] for name in ("allowed_ips", "rate_limit") if name in values}
-        if policy_changes:
+        if policy_changes or "token_quota" in values:
             self._authorize_app("m2m_app.policy", application)
         with transaction.atomic():
             application = self._call(
@@ -238,6 +240,10 @@ class M2MAppViewSet(CredentialViewSet):
             )
             if policy_changes:
                 application = self._call(credential_policy_set, credential=application, **policy_changes)
+            if "token_quota" in values:
+                application = self._call(
+                    m2m_app_token_quota_set, application=application, token_quota=values["token_quota"]
+                )
         return Response(self.get_serializer(self._fresh(application)).data)
 
     @extend_schema(

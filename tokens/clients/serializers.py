@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from credentials.serializers import PolicyInputMixin, RateLimitField
+from tokens.clients.quota import MODES, clean_token_quota, token_quota_of
 from tokens.clients.services import MAX_OVERLAP
 from tokens.models import (
     DEFAULT_TOKEN_LIFETIME,
     MAX_TOKEN_LIFETIME,
+    MAX_TOKEN_QUOTA,
     MIN_TOKEN_LIFETIME,
     ClientPublicKey,
     ClientSecret,
@@ -59,6 +62,38 @@ class ClientPublicKeySerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+@extend_schema_field(
+    {
+        "type": "object",
+        "nullable": True,
+        "properties": {
+            "per_hour": {"type": "integer", "minimum": 1, "maximum": MAX_TOKEN_QUOTA, "nullable": True},
+            "per_day": {"type": "integer", "minimum": 1, "maximum": MAX_TOKEN_QUOTA, "nullable": True},
+            "mode": {"type": "string", "enum": list(MODES)},
+        },
+        "description": "Token issuance quota: tokens per clock hour and per UTC day (null: none), enforced "
+        "(429 slow_down) or log-only. Without one, the global per-minute limit applies. A PATCH keeps "
+        "the keys it leaves out; null removes the quota.",
+    }
+)
+class TokenQuotaField(serializers.Field):
+    """`{"per_hour": N or null, "per_day": N or null, "mode": "enforce" or "log_only"}` (clients.quota)."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("allow_null", True)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        try:
+            clean_token_quota(data)  # shape and bounds; the service merges it with the current quota
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(exc.message_dict["token_quota"]) from None
+        return data
+
+    def to_representation(self, value):
+        return token_quota_of(value)
+
+
 class M2MAppSerializer(serializers.ModelSerializer):
     """An application as the management API shows it: metadata, secret hints and public keys."""
 
@@ -76,6 +111,7 @@ class M2MAppSerializer(serializers.ModelSerializer):
     public_keys = ClientPublicKeySerializer(many=True, read_only=True)
     allowed_ips = serializers.ListField(child=serializers.CharField(), read_only=True)
     rate_limit = RateLimitField(read_only=True)
+    token_quota = TokenQuotaField(source="*", read_only=True)
 
     class Meta:
         model = M2MApplication
@@ -101,6 +137,7 @@ class M2MAppSerializer(serializers.ModelSerializer):
             "revoked_at",
             "allowed_ips",
             "rate_limit",
+            "token_quota",
             "secrets",
             "public_keys",
         ]
@@ -180,6 +217,7 @@ class M2MAppCreateSerializer(PolicyInputMixin, serializers.Serializer):
         max_length=10_000,
         help_text="`private_key_jwt` only: its first public key, as a JWK (JSON) or PEM.",
     )
+    token_quota = TokenQuotaField(required=False)
 
 
 class M2MAppUpdateSerializer(PolicyInputMixin, serializers.Serializer):
@@ -191,6 +229,7 @@ class M2MAppUpdateSerializer(PolicyInputMixin, serializers.Serializer):
     scopes = serializers.ListField(
         child=serializers.CharField(max_length=100), required=False, max_length=100
     )
+    token_quota = TokenQuotaField(required=False)
 
 
 class SecretRotateSerializer(serializers.Serializer):
