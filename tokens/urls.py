@@ -32,6 +32,7 @@ org_patterns = [
         name="org-app-key-revoke",
     ),
     path("<int:app_id>/revoke/", dashboard.app_revoke, name="org-app-revoke"),
+    path("<int:app_id>/token-quota/", dashboard.app_token_quota, name="org-app-token-quota"),
     path("<int:app_id>/edit/", dashboard.app_edit, name="org-app-edit"),
     path("<int:app_id>/issue-secret/", dashboard.app_issue_secret, name="org-app-issue-secret"),
     *credential_patterns("m2m_app", "<int:app_id>", "org-app"),

@@ -14,6 +14,7 @@ from portal.models import User
 from portal.submissions import OnceForm
 from tokens.catalogue import check_audiences, resource_servers_for
 from tokens.clients.public_keys import looks_private
+from tokens.clients.quota import parse_token_quota
 from tokens.models import (
     DEFAULT_TOKEN_LIFETIME,
     MAX_TOKEN_LIFETIME,
@@ -48,7 +49,53 @@ class AudienceChoiceField(forms.MultipleChoiceField):
         forms.Field.validate(self, value)
 
 
-class M2MAppCreateForm(OnceForm, RuntimePolicyForm):
+class TokenQuotaForm(forms.Form):
+    """The token issuance quota as people type it: two numbers (empty: none) and a mode (clients.quota)."""
+
+    tokens_per_hour = forms.CharField(
+        label=_("Tokens per hour"),
+        required=False,
+        max_length=12,
+        help_text=_("Per clock hour (UTC). Empty: no hourly quota."),
+    )
+    tokens_per_day = forms.CharField(
+        label=_("Tokens per day"),
+        required=False,
+        max_length=12,
+        help_text=_(
+            "Per UTC day, at least the hourly quota. Empty: no daily quota. With neither, the "
+            "portal-wide per-minute limit applies."
+        ),
+    )
+    token_quota_mode = forms.ChoiceField(
+        label=_("When the quota is used up"),
+        choices=M2MApplication.QuotaMode.choices,
+        initial=M2MApplication.QuotaMode.ENFORCE,
+        required=False,
+    )
+
+    def clean(self):
+        data = super().clean()
+        try:
+            data["token_quota"] = parse_token_quota(
+                data.get("tokens_per_hour", ""),
+                data.get("tokens_per_day", ""),
+                data.get("token_quota_mode", ""),
+            )
+        except ValidationError as exc:
+            raise forms.ValidationError(exc.message_dict["token_quota"]) from None
+        return data
+
+    @classmethod
+    def initial_for(cls, application: M2MApplication) -> dict:
+        return {
+            "tokens_per_hour": application.tokens_per_hour or "",
+            "tokens_per_day": application.tokens_per_day or "",
+            "token_quota_mode": application.token_quota_mode,
+        }
+
+
+class M2MAppCreateForm(OnceForm, TokenQuotaForm, RuntimePolicyForm):
     """Name, owner, scopes, audiences and token lifetime of a new application."""
 
     name = forms.CharField(label=_("Name"), max_length=255)

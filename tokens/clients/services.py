@@ -72,6 +72,7 @@ class ApplicationFields(TypedDict, total=False):
     token_lifetime: int
     description: str
     auth_method: str  # an M2MApplication.AuthMethod value; client_secret_basic by default
+    token_quota: dict[str, Any] | None  # tokens.clients.quota
     moved_from_key: ApiKey | None
 
 
@@ -82,7 +83,6 @@ def m2m_app_create(
     public_key: str = "",
     allowed_ips: Iterable[str] = (),
     rate_limit: dict[str, int] | None = None,
-    token_quota: dict[str, Any] | None = None,
     via: str = "",
     **fields: Unpack[ApplicationFields],
 ) -> tuple[M2MApplication, str | None]:
@@ -97,7 +97,6 @@ def m2m_app_create(
         status=M2MApplication.Status.ACTIVE,
         allowed_ips=allowed_ips,
         rate_limit=rate_limit,
-        token_quota=token_quota,
         **fields,
     )
     extra = {
@@ -122,7 +121,7 @@ def m2m_app_create(
         extra["allowed_ips"] = application.allowed_ips
     if application.rate_limit:
         extra["rate_limit"] = application.rate_limit
-    if token_quota is not None:
+    if fields.get("token_quota") is not None:
         extra["token_quota"] = token_quota_of(application)
     if application.moved_from_key is not None:
         extra["moved_from"] = application.moved_from_key.key_id

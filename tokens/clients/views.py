@@ -26,7 +26,7 @@ from portal.selectors import audit_events_for_target
 from portal.submissions import submission_of
 from portal.tenancy import authorized, check, found_or_404, may
 from tokens.clients import moves, services
-from tokens.clients.forms import M2MAppCreateForm, PublicKeyAddForm, SecretRotateForm
+from tokens.clients.forms import M2MAppCreateForm, PublicKeyAddForm, SecretRotateForm, TokenQuotaForm
 from tokens.clients.selectors import (
     client_public_keys_for,
     client_secrets_for,
@@ -154,6 +154,7 @@ _APP_FIELDS = (
     "auth_method",
     "allowed_ips",
     "rate_limit",
+    "token_quota",
 )
 
 
@@ -218,7 +219,12 @@ def app_detail(request: HttpRequest, app_id: int) -> HttpResponse:
 
 
 def _detail(
-    request: HttpRequest, application: M2MApplication, *, key_form: PublicKeyAddForm | None = None, status=200
+    request: HttpRequest,
+    application: M2MApplication,
+    *,
+    key_form: PublicKeyAddForm | None = None,
+    quota_form: TokenQuotaForm | None = None,
+    status=200,
 ) -> HttpResponse:
     public_keys = list(client_public_keys_for(application).select_related("created_by"))
     # The snippet signs with the newest live key's algorithm; authlib wants a joserfc key for EC/OKP.
@@ -241,6 +247,10 @@ def _detail(
         "events": audit_events_for_target(request.organization, application)[:20],
         "exchange_lifetime": application.exchange_token_lifetime,
         "federated_identities": federated_identities_for(application),
+        "quota_form": quota_form
+        or TokenQuotaForm(initial=TokenQuotaForm.initial_for(application), prefix="quota"),
+        "can_change_quota": may(request, "m2m_app.policy", owner_id=application.owner_id),
+        "global_token_rate": settings.PORTAL_TOKEN_RATE_PER_APP_PER_MINUTE,
         **governance_context(request, application),
     }
     return render(request, "tokens/app_detail.html", context, status=status)
@@ -300,6 +310,25 @@ def app_edit(request: HttpRequest, app_id: int) -> HttpResponse:
         saved="The application's name and description were saved.",
         update=lambda **changes: services.m2m_app_update(application=application, **changes),
     )
+
+
+@require_POST
+@authorized("m2m_app.policy")
+def app_token_quota(request: HttpRequest, app_id: int) -> HttpResponse:
+    """Change the application's token issuance quota (a change of power, like its runtime policy)."""
+    application = application_or_404(request, app_id)
+    check(request, owner_id=application.owner_id)
+    form = TokenQuotaForm(request.POST, prefix="quota")
+    if not form.is_valid():
+        return _detail(request, application, quota_form=form, status=400)
+    flash_outcome(
+        request,
+        lambda: services.m2m_app_token_quota_set(
+            application=application, actor=request.user, token_quota=form.cleaned_data["token_quota"]
+        ),
+        "The token quota was saved; it applies from the next token request.",
+    )
+    return _back(request, application)
 
 
 @require_POST
