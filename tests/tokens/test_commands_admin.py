@@ -112,3 +112,18 @@ def test_admin_marks_a_resource_server(staff_client, app):
     assert response.status_code == 302, response.content.decode()[:2000]
     app.application.refresh_from_db()
     assert app.application.is_resource_server is True
+
+
+def test_create_m2m_app_with_a_token_quota(owner, scopes):
+    out = io.StringIO()
+    call_command(
+        "create_m2m_app", "--org", "acme", "--name", "Quota", "--owner", owner.email,
+        "--scopes", "orders:read", "--tokens-per-hour", "10", "--tokens-per-day", "100",
+        "--token-quota-mode", "log_only", "--json", stdout=out,
+    )  # fmt: skip
+    assert json.loads(out.getvalue())["token_quota"] == {"per_hour": 10, "per_day": 100, "mode": "log_only"}
+    with pytest.raises(CommandError, match="per_hour"):
+        call_command(
+            "create_m2m_app", "--org", "acme", "--name", "Bad", "--owner", owner.email,
+            "--tokens-per-hour", "0", stdout=io.StringIO(),
+        )  # fmt: skip

@@ -13,7 +13,9 @@ from credentials.cli import (
     runtime_policy,
     service_refusals,
 )
+from tokens.clients.quota import parse_token_quota, token_quota_of
 from tokens.clients.services import m2m_app_create
+from tokens.models import M2MApplication
 
 
 class Command(BaseCommand):
@@ -37,11 +39,23 @@ class Command(BaseCommand):
             metavar="PATH",
             help="Use private_key_jwt instead of a secret: the public key (PEM or JWK) to register.",
         )
+        parser.add_argument("--tokens-per-hour", default="", metavar="N", help="Token quota per UTC hour.")
+        parser.add_argument("--tokens-per-day", default="", metavar="N", help="Token quota per UTC day.")
+        parser.add_argument(
+            "--token-quota-mode",
+            default="enforce",
+            choices=M2MApplication.QuotaMode.values,
+            help="Past the quota: refuse with 429 slow_down (enforce, default) or issue and log (log_only).",
+        )
         add_policy_arguments(parser, json_help="Print one JSON object.")
 
     def handle(self, *args, **options):
         organization, owner = organization_and_owner(options)
         allowed_ips, rate_limit = runtime_policy(options)
+        with service_refusals():
+            token_quota = parse_token_quota(
+                options["tokens_per_hour"], options["tokens_per_day"], options["token_quota_mode"]
+            )
         public_key = read_text_file(options["public_key_file"]) if options["public_key_file"] else ""
         with service_refusals():
             application, secret = m2m_app_create(
@@ -56,6 +70,7 @@ class Command(BaseCommand):
                 public_key=public_key,
                 allowed_ips=allowed_ips,
                 rate_limit=rate_limit,
+                token_quota=token_quota,
             )
         result = {
             "id": application.pk,
@@ -67,6 +82,7 @@ class Command(BaseCommand):
             "token_endpoint_auth_method": application.token_endpoint_auth_method,
             "allowed_ips": application.allowed_ips,
             "rate_limit": application.rate_limit,
+            "token_quota": token_quota_of(application),
         }
         if secret is None:
             # A private_key_jwt application has no secret at all.
