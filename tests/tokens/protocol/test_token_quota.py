@@ -9,6 +9,8 @@ import pytest
 from django.core.cache import cache
 
 from portal.infra import ratelimit
+from portal.infra.metrics import TOKEN_QUOTA_EXCEEDED
+from tests.credentials.api_keys.test_lean_path import cache_reads  # noqa: F401  the cache-call spy
 from tests.tokens.conftest import basic
 from tests.tokens.protocol.test_token_exchange import customer_key, exchange, gateway  # noqa: F401
 from tokens.models import M2MApplication
@@ -101,23 +103,19 @@ def test_refused_requests_are_not_counted_as_issued(client, clock, limits, make_
     assert cache.get(quota.hot_keys(app.client_id)[1]) == 2
 
 
+def logged_only() -> float:
+    return TOKEN_QUOTA_EXCEEDED.labels(window="hour", mode="log_only")._value.get()
+
+
 def test_log_only_issues_warns_without_a_secret_and_counts(client, clock, limits, make_app, caplog):
     app = with_quota(make_app(), per_hour=1, mode="log_only")
-    before = (
-        quota.observe_token_quota_exceeded.__globals__["TOKEN_QUOTA_EXCEEDED"]
-        .labels(window="hour", mode="log_only")
-        ._value.get()
-    )
+    before = logged_only()
     with caplog.at_level(logging.WARNING, logger="tokens.protocol.quota"):
         assert [token(client, app).status_code for _ in range(3)] == [200] * 3
     warnings = [r for r in caplog.records if r.name == "tokens.protocol.quota"]
     assert len(warnings) == 2
     assert app.client_id in warnings[0].getMessage() and app.client_secret not in warnings[0].getMessage()
-    after = (
-        quota.observe_token_quota_exceeded.__globals__["TOKEN_QUOTA_EXCEEDED"]
-        .labels(window="hour", mode="log_only")
-        ._value.get()
-    )
+    after = logged_only()
     assert after - before == 2
     assert cache.get(quota.hot_keys(app.client_id)[0]) == 3  # every issued token counts
 
@@ -136,38 +134,17 @@ def test_the_quota_holds_for_token_exchange(client, clock, limits, gateway, cust
     assert statuses == [200, 200, 429]
 
 
-@pytest.fixture
-def cache_calls(monkeypatch):
-    """Count the outermost cache operations of a request (LocMemCache's get_many calls get)."""
-    calls: list[str] = []
-    depth = [0]
-    for name in ("get", "get_many", "add", "set", "incr", "delete"):
-        original = getattr(cache, name)
-
-        def spy(*args, _name=name, _original=original, **kwargs):
-            if not depth[0]:
-                calls.append(_name)
-            depth[0] += 1
-            try:
-                return _original(*args, **kwargs)
-            finally:
-                depth[0] -= 1
-
-        monkeypatch.setattr(cache, name, spy)
-    return calls
-
-
 @pytest.mark.parametrize("own_quota", [False, True])
-def test_one_cache_read_per_token_request(client, clock, limits, make_app, cache_calls, own_quota):
+def test_one_cache_read_per_token_request(client, clock, limits, make_app, cache_reads, own_quota):  # noqa: F811
     app = make_app()
     if own_quota:
         with_quota(app, per_hour=100, per_day=1000)
     assert token(client, app).status_code == 200  # warms the signing key, catalogue and counters
-    cache_calls.clear()
+    cache_reads.clear()
     assert token(client, app).status_code == 200
-    reads = [call for call in cache_calls if call in ("get", "get_many")]
-    assert reads == ["get_many"], cache_calls
+    reads = [call for call in cache_reads if call in ("get", "get_many")]
+    assert reads == ["get_many"], cache_reads
     # Writes: one INCR per counter the batch saw (the global minute, or the hour and the day).
-    assert [call for call in cache_calls if call not in ("get", "get_many")] == ["incr"] * (
+    assert [call for call in cache_reads if call not in ("get", "get_many")] == ["incr"] * (
         2 if own_quota else 1
     )
