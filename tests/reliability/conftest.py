@@ -1,8 +1,9 @@
 """Shared fixtures for tests that run the portal under gunicorn against real PostgreSQL and Redis.
 
 One throwaway PostgreSQL cluster serves the whole session. A template database is migrated
-and seeded once (demo organisation, an API key holding api_keys:manage, an M2M application);
-each test gets its own copy of it, which PostgreSQL makes in a fraction of a second.
+and seeded once (demo organisation, an API key holding api_keys:manage, m2m_apps:manage,
+usage:read and orders:read, an M2M application); each test gets its own copy of it, which
+PostgreSQL makes in a fraction of a second.
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ run("migrate", "--noinput", "--verbosity=0")
 run("collectstatic", "--noinput", "--verbosity=0")
 run("seed_demo", "--force")
 manager = json.loads(run("create_api_key", "--org=acme", "--name=operations", "--owner=owner@acme.example",
-                         "--scopes=api_keys:manage api_keys:verify", "--json"))
+                         "--scopes=api_keys:manage api_keys:verify m2m_apps:manage usage:read orders:read",
+                         "--json"))
 app = json.loads(run("create_m2m_app", "--org=acme", "--name=reliability", "--owner=owner@acme.example",
                      "--scopes=orders:read", "--json"))
 print(json.dumps({"manager_key": manager["key"], "app_id": app["id"],
