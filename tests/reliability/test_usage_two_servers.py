@@ -25,9 +25,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
 #: The documented bound for a policy change to reach every server sharing Redis (issue 18, docs/api-keys.md).
 PROPAGATION_BOUND_SECONDS = 1.0
-#: Each server flushes its in-process counters to Redis at the end of every request, so the counts
-#: are complete once the servers have stopped gracefully (no waiting for a flush interval).
-SERVER_ENV = {"PORTAL_USAGE_FLUSH_SECONDS": "0"}
+#: The default flush interval (5 s): the servers still hold their last counts when the load ends,
+#: and a graceful stop must flush them (credentials.usage), so nothing waits for an interval.
+SERVER_ENV: dict[str, str] = {}
 INSIDE, OUTSIDE = "203.0.113.7", "198.51.100.9"
 KEYS_URL = "/api/v1/orgs/acme/api-keys/"
 APPS_URL = "/api/v1/orgs/acme/m2m-apps/"
