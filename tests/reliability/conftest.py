@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 
 import psycopg
@@ -149,6 +150,28 @@ PROXY_HEADERS = {"X-Forwarded-Proto": "https"}
 def portal_server(database_url: str, redis_url: str = "", **env: str) -> Gunicorn:
     """Return (not started) the portal under gunicorn, as deployed behind a TLS proxy."""
     return Gunicorn({"DATABASE_URL": database_url, "REDIS_URL": redis_url, **PROXY_ENV, **env})
+
+
+@contextlib.contextmanager
+def running(servers: list[Gunicorn]):
+    """Start `servers`; stop every one of them afterwards, whatever happened."""
+    try:
+        for server in servers:
+            server.start()
+        yield servers
+    finally:
+        for server in servers:
+            server.stop()
+
+
+def until(check, seconds: float, interval: float = 0.05):
+    """Poll `check` until it is truthy or `seconds` have passed since the call; return its last value."""
+    deadline = time.monotonic() + seconds
+    while True:
+        result = check()
+        if result or time.monotonic() >= deadline:
+            return result
+        time.sleep(interval)
 
 
 def client(server: Gunicorn) -> requests.Session:
