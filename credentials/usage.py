@@ -10,11 +10,13 @@ applies the retention. Counts in the cache are totals per minute, so a roll-up w
 absolute values: running it twice, or from two processes, never counts twice.
 
 A cache outage loses the counts of that time (metering fails open: verification never waits
-for it). A process that dies loses at most its last `PORTAL_USAGE_FLUSH_SECONDS` of counts.
+for it). A process that exits (a graceful stop or restart, a worker recycled) flushes what it
+still holds; one that is killed loses at most its last `PORTAL_USAGE_FLUSH_SECONDS` of counts.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 import time
@@ -150,6 +152,15 @@ def _flush_if_due(**_kwargs) -> None:
 
 
 request_finished.connect(_flush_if_due, dispatch_uid="credentials.usage.flush")
+
+
+def _flush_at_exit() -> None:
+    if _counts:
+        flush()
+
+
+# A server stopping gracefully (gunicorn's workers exit through SystemExit) keeps its last counts.
+atexit.register(_flush_at_exit)
 
 
 def minute_counts(minute: int) -> dict[tuple[str, str, int, str], int]:

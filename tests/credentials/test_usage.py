@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -128,6 +129,20 @@ def test_under_debug_usage_is_rolled_up_in_process(make_key, settings):
     api_key, key = make_key()
     assert whoami(key).status_code == 200
     assert counts(api_key.key_id) == {"valid": 1}
+
+
+def test_a_process_that_exits_flushes_what_it_still_holds(make_key, settings, monkeypatch):
+    settings.PORTAL_USAGE_FLUSH_SECONDS = 3600
+    monkeypatch.setattr(usage, "_last_flush", [time.monotonic()])  # flushed just now
+    api_key, key = make_key()
+    assert whoami(key).status_code == 200
+    assert usage._counts  # not due yet: still in the process
+    usage._flush_at_exit()  # registered with atexit (a graceful stop of the server)
+    assert not usage._counts
+    assert (
+        usage.minute_counts(usage._minute())[("api_key", api_key.key_id, api_key.organization_id, "valid")]
+        == 1
+    )
 
 
 # --- the usage API --------------------------------------------------------------------------

@@ -1,8 +1,9 @@
 """Shared fixtures for tests that run the portal under gunicorn against real PostgreSQL and Redis.
 
 One throwaway PostgreSQL cluster serves the whole session. A template database is migrated
-and seeded once (demo organisation, an API key holding api_keys:manage, an M2M application);
-each test gets its own copy of it, which PostgreSQL makes in a fraction of a second.
+and seeded once (demo organisation, an API key holding api_keys:manage, m2m_apps:manage,
+usage:read and orders:read, an M2M application); each test gets its own copy of it, which
+PostgreSQL makes in a fraction of a second.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 
 import psycopg
@@ -39,7 +41,8 @@ run("migrate", "--noinput", "--verbosity=0")
 run("collectstatic", "--noinput", "--verbosity=0")
 run("seed_demo", "--force")
 manager = json.loads(run("create_api_key", "--org=acme", "--name=operations", "--owner=owner@acme.example",
-                         "--scopes=api_keys:manage api_keys:verify", "--json"))
+                         "--scopes=api_keys:manage api_keys:verify m2m_apps:manage usage:read orders:read",
+                         "--json"))
 app = json.loads(run("create_m2m_app", "--org=acme", "--name=reliability", "--owner=owner@acme.example",
                      "--scopes=orders:read", "--json"))
 print(json.dumps({"manager_key": manager["key"], "app_id": app["id"],
@@ -147,6 +150,28 @@ PROXY_HEADERS = {"X-Forwarded-Proto": "https"}
 def portal_server(database_url: str, redis_url: str = "", **env: str) -> Gunicorn:
     """Return (not started) the portal under gunicorn, as deployed behind a TLS proxy."""
     return Gunicorn({"DATABASE_URL": database_url, "REDIS_URL": redis_url, **PROXY_ENV, **env})
+
+
+@contextlib.contextmanager
+def running(servers: list[Gunicorn]):
+    """Start `servers`; stop every one of them afterwards, whatever happened."""
+    try:
+        for server in servers:
+            server.start()
+        yield servers
+    finally:
+        for server in servers:
+            server.stop()
+
+
+def until(check, seconds: float, interval: float = 0.05):
+    """Poll `check` until it is truthy or `seconds` have passed since the call; return its last value."""
+    deadline = time.monotonic() + seconds
+    while True:
+        result = check()
+        if result or time.monotonic() >= deadline:
+            return result
+        time.sleep(interval)
 
 
 def client(server: Gunicorn) -> requests.Session:

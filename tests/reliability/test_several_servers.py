@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import re
-import time
 
 import jwt
 import pytest
 
-from tests.reliability.conftest import client, issue_token, login, portal_server
+from tests.reliability.conftest import client, issue_token, login, portal_server, running, until
 
 pytestmark = pytest.mark.slow
 
@@ -18,16 +17,6 @@ REVOCATION_BOUND_SECONDS = 1.0
 SIGNING_KEY_REFRESH_SECONDS = 1
 ISSUER = "http://127.0.0.1"
 AUDIENCE = "http://127.0.0.1/api"
-
-
-def _until(check, seconds: float):
-    """Poll `check` until it is truthy or `seconds` have passed since the call; return its last value."""
-    deadline = time.monotonic() + seconds
-    while True:
-        result = check()
-        if result or time.monotonic() >= deadline:
-            return result
-        time.sleep(0.05)
 
 
 def _kid(token: str) -> str:
@@ -43,14 +32,8 @@ def _validates(token: str, jwks: dict) -> bool:
 @pytest.fixture
 def pair(database_url, redis_server):
     env = {"PORTAL_SIGNING_KEY_REFRESH_SECONDS": str(SIGNING_KEY_REFRESH_SECONDS)}
-    servers = [portal_server(database_url, redis_server.url, **env) for _ in range(2)]
-    try:
-        for server in servers:
-            server.start()
+    with running([portal_server(database_url, redis_server.url, **env) for _ in range(2)]) as servers:
         yield servers
-    finally:
-        for server in servers:
-            server.stop()
 
 
 def test_two_servers_share_revocations_secrets_and_signing_keys(pair, seed):
@@ -73,7 +56,7 @@ def test_two_servers_share_revocations_secrets_and_signing_keys(pair, seed):
         a.base + f"{keys_url}{key_id}/revoke/", json={"reason": "test"}, headers=manage, timeout=15
     )
     assert revoked.status_code == 200, revoked.text
-    refused_on_b = _until(
+    refused_on_b = until(
         lambda: http_b.get(b.base + "/api/v1/whoami", headers=as_key, timeout=15).status_code == 401,
         REVOCATION_BOUND_SECONDS,
     )
@@ -123,9 +106,9 @@ def test_two_servers_share_revocations_secrets_and_signing_keys(pair, seed):
 
     # The CLI is a third process: both servers pick the new key up within the refresh interval
     # (plus one request's time), and never go back to the old one.
-    after_b = _until(signs_with_new_key(http_b, b), SIGNING_KEY_REFRESH_SECONDS + 1.0)
+    after_b = until(signs_with_new_key(http_b, b), SIGNING_KEY_REFRESH_SECONDS + 1.0)
     assert after_b, "B still signed with the retired key after its refresh interval"
-    after_a = _until(signs_with_new_key(http_a, a), SIGNING_KEY_REFRESH_SECONDS + 1.0)
+    after_a = until(signs_with_new_key(http_a, a), SIGNING_KEY_REFRESH_SECONDS + 1.0)
     assert after_a, "A still signed with the retired key after its refresh interval"
     assert signs_with_new_key(http_b, b)()
 

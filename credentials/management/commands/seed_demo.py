@@ -19,6 +19,7 @@ DEMO_SCOPES = [
     ("api_keys:manage", "Manage the organisation's API keys through the REST API"),
     ("m2m_apps:manage", "Manage the organisation's M2M applications through the REST API"),
     ("inventory:read", "Read the organisation's credential inventory (GET /api/v1/orgs/<slug>/inventory/)"),
+    ("usage:read", "Read the usage of the organisation's credentials (GET /api/v1/orgs/<slug>/usage/)"),
     ("webhooks:manage", "Manage the organisation's webhook endpoints through the REST API"),
     ("requests:decide", "Approve or deny the organisation's credential requests through the REST API"),
 ]
