@@ -68,14 +68,15 @@ def policy_fields() -> tuple[str, ...]:
 @transaction.atomic
 def policy_update(*, organization: Organization, actor: User | None, **values: Any) -> OrganizationPolicy:
     """Change the organisation's policy; the audit event lists each change."""
-    policy = policy_for(organization)
-    policy = OrganizationPolicy.objects.select_for_update().get(pk=policy.pk)
-    changes = {}
     for name, value in values.items():
         if name not in policy_fields():
             raise ValidationError(f"Unknown policy setting {name!r}.")
         if name in ("default_rate_limit", "max_rate_limit"):
-            value = _clean_limit_setting(name, value)
+            values[name] = _clean_limit_setting(name, value)
+    policy = policy_for(organization)
+    policy = OrganizationPolicy.objects.select_for_update().get(pk=policy.pk)
+    changes = {}
+    for name, value in values.items():
         if getattr(policy, name) != value:
             changes[name] = {"from": getattr(policy, name), "to": value}
             setattr(policy, name, value)
