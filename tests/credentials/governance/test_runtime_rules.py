@@ -122,8 +122,9 @@ def test_existing_credentials_are_flagged_never_broken_and_unflagged_when_fixed(
 
 def test_a_requested_live_key_needs_its_allowlist_with_the_request(organization, owner, scopes):
     require_allowlist(organization, owner)
-    with pytest.raises(ValidationError) as excinfo:
-        api_key_request(
+
+    def request(**policy):
+        return api_key_request(
             organization=organization,
             name="asked",
             owner=owner,
@@ -131,20 +132,14 @@ def test_a_requested_live_key_needs_its_allowlist_with_the_request(organization,
             requester=owner,
             justification="nightly job",
             environment="live",
-        )
+            **policy,
+        )[0]
+
+    with pytest.raises(ValidationError) as excinfo:
+        request()
     assert "allowed_ips" in excinfo.value.message_dict
     assert not ApiKey.objects.exists()
-    key, _ = api_key_request(
-        organization=organization,
-        name="asked",
-        owner=owner,
-        scopes=["orders:read"],
-        requester=owner,
-        justification="nightly job",
-        environment="live",
-        allowed_ips=NET,
-    )
-    assert ApiKey.objects.get(pk=key.pk).allowed_ips == NET
+    assert ApiKey.objects.get(pk=request(allowed_ips=NET).pk).allowed_ips == NET
 
 
 # --- 2. the default rate limit --------------------------------------------------------------
@@ -332,3 +327,37 @@ def test_cli_create_refuses_and_accepts(organization, owner, scopes):
         stdout=out,
     )
     assert json.loads(out.getvalue())["allowed_ips"] == NET
+
+
+def test_the_rest_api_reads_and_changes_the_rules(owner_client, member_client, organization, owner, scopes):
+    make_api_key(organization, owner, environment="live")
+    url = "/api/v1/orgs/acme/policy/runtime/"
+    assert owner_client.get(url).json() == {
+        "require_allowed_ips_for_live": False,
+        "default_rate_limit": None,
+        "max_rate_limit": None,
+        "flagged_credentials": 0,
+    }
+    refused = member_client.patch(
+        url, {"require_allowed_ips_for_live": True}, content_type="application/json"
+    )
+    assert refused.status_code == 403
+    for bad in (
+        {"max_rate_limit": {"requests": -5, "per_seconds": 60}},
+        {"default_rate_limit": {"requests": 5, "per_seconds": 10**7}},
+        {
+            "default_rate_limit": {"requests": 100, "per_seconds": 1},
+            "max_rate_limit": {"requests": 1, "per_seconds": 1},
+        },
+    ):
+        response = owner_client.patch(url, bad, content_type="application/json")
+        assert response.status_code == 400 and set(response.json()) & set(bad), response.content
+    changed = owner_client.patch(
+        url,
+        {"require_allowed_ips_for_live": True, "max_rate_limit": {"requests": 10, "per_seconds": 1}},
+        content_type="application/json",
+    )
+    assert changed.status_code == 200, changed.content
+    assert changed.json()["flagged_credentials"] == 1
+    assert changed.json()["max_rate_limit"] == {"requests": 10, "per_seconds": 1}
+    assert AuditEvent.objects.filter(action="credentials.policy.updated").count() == 1
