@@ -10,6 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from credentials.governance.models import CredentialStatus
 from credentials.governance.org_policy import policy_for, policy_update
 from credentials.governance.registry import all_kinds
 from credentials.serializers import RateLimitField
@@ -29,7 +30,9 @@ def _body(organization) -> dict:
     policy = policy_for(organization)
     body = {name: getattr(policy, name) for name in RUNTIME_RULES}
     body["flagged_credentials"] = sum(
-        kind.model.objects.filter(organization=organization, policy_flagged_at__isnull=False).count()
+        kind.model.objects.filter(
+            organization=organization, policy_flagged_at__isnull=False, status=CredentialStatus.ACTIVE
+        ).count()
         for kind in all_kinds()
         if kind.is_live is not None
     )
