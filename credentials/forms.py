@@ -42,8 +42,7 @@ class RuntimePolicyForm(forms.Form):
         return _policy_field(policy.clean_allowed_ips, self.cleaned_data["allowed_ips"])
 
     def clean_rate_limit(self):
-        value = self.cleaned_data["rate_limit"].strip()
-        return _policy_field(policy.parse_rate_limit, value) if value else None
+        return clean_rate_limit_text(self.cleaned_data["rate_limit"])
 
     @classmethod
     def initial_for(cls, credential) -> dict:
@@ -51,6 +50,12 @@ class RuntimePolicyForm(forms.Form):
             "allowed_ips": "\n".join(credential.allowed_ips or []),
             "rate_limit": policy.format_rate_limit(credential.rate_limit),
         }
+
+
+def clean_rate_limit_text(value: str) -> dict[str, int] | None:
+    """Return a rate limit typed as N/S (empty: none), or raise the form error."""
+    value = value.strip()
+    return _policy_field(policy.parse_rate_limit, value) if value else None
 
 
 def _policy_field(clean, value):

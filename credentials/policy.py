@@ -104,14 +104,35 @@ def format_rate_limit(rate_limit: dict[str, int] | None) -> str:
     return f"{rate_limit['requests']}/{rate_limit['per_seconds']}" if rate_limit else ""
 
 
+def exceeds(rate_limit: dict[str, int] | None, ceiling: dict[str, int] | None) -> bool:
+    """Return whether `rate_limit` allows more than the organisation's `ceiling` (None: no ceiling).
+
+    The rule compares average rates: N per S is within a ceiling of C per W when N/S <= C/W
+    (compared as N*W <= C*S, in whole numbers). No limit at all exceeds any ceiling.
+    """
+    if ceiling is None:
+        return False
+    if rate_limit is None:
+        return True
+    return rate_limit["requests"] * ceiling["per_seconds"] > ceiling["requests"] * rate_limit["per_seconds"]
+
+
+def _field_messages(clean, value: Any) -> None:
+    # A model field validator raises plain messages: Django files them under the field itself.
+    try:
+        clean(value)
+    except ValidationError as exc:
+        raise ValidationError([m for messages in exc.message_dict.values() for m in messages]) from None
+
+
 def validate_allowed_ips(value: Any) -> None:
     """Model field validator (admin, forms)."""
-    clean_allowed_ips(value)
+    _field_messages(clean_allowed_ips, value)
 
 
 def validate_rate_limit(value: Any) -> None:
     """Model field validator (admin, forms)."""
-    clean_rate_limit(value)
+    _field_messages(clean_rate_limit, value)
 
 
 # --- enforcement ----------------------------------------------------------------------------

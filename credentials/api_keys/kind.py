@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
@@ -18,7 +19,7 @@ from credentials.api_keys.kind_policy import (
     check_new_api_key,
     check_new_api_key_request,
 )
-from credentials.api_keys.models import ApiKey
+from credentials.api_keys.models import ApiKey, Environment
 from credentials.api_keys.selectors import api_keys_inventory
 from credentials.api_keys.services import api_key_revoke, check_scopes
 from credentials.api_keys.verification import snapshot_publish
@@ -176,6 +177,9 @@ def governed_kind() -> GovernedKind:
         ),
         policy=POLICY,
         policy_violations=api_keys_against_policy,
+        # Live keys are the ones in the live environment (the organisation may require an allowlist).
+        is_live=lambda api_key: api_key.environment == Environment.LIVE,
+        live_rows=Q(environment=Environment.LIVE),
         moved_links=_moved_links,
         webhook_events=WEBHOOK_EVENTS,
     )

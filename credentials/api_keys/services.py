@@ -120,6 +120,9 @@ def api_key_create(
         allowed_ips=allowed_ips,
         rate_limit=rate_limit,
     )
+    # The organisation's runtime rules: the default limit, the ceiling, an allowlist on live keys.
+    rate_limit = org_policy.runtime_policy_for_new(api_key, allowed_ips=allowed_ips, rate_limit=rate_limit)
+    api_key.rate_limit = rate_limit
     api_key.save()
     audit_log(
         action="credentials.api_key.created",

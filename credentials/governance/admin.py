@@ -54,6 +54,7 @@ class OrganizationPolicyAdmin(admin.ModelAdmin):
         "leaked_credential_action",
         "new_live_api_keys",
         "new_test_api_keys",
+        "require_allowed_ips_for_live",
     ]
     search_fields = ["organization__slug", "organization__name"]
     autocomplete_fields = ["organization"]

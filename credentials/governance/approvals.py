@@ -18,7 +18,7 @@ from credentials.governance.models import (
     RequestType,
 )
 from credentials.governance.notices import notice_send_once
-from credentials.governance.org_policy import policy_for
+from credentials.governance.org_policy import policy_for, runtime_policy_for_new
 from credentials.governance.ownership import check_owner_may_hold, is_manager, managers_of, may_manage
 from credentials.governance.registry import (
     GovernedKind,
@@ -26,6 +26,7 @@ from credentials.governance.registry import (
     get_kind,
     kind_of,
 )
+from credentials.policy import clean_rate_limit
 from portal import authz
 from portal.models import User
 from portal.services.audit import audit_log
@@ -104,6 +105,11 @@ def credential_request_create(
         },
     )
     allowed_ips = list(allowed_ips)
+    if request_type == RequestType.CREATE:
+        # The organisation's runtime rules, as for a credential created at once.
+        rate_limit = runtime_policy_for_new(
+            credential, allowed_ips=allowed_ips, rate_limit=clean_rate_limit(rate_limit)
+        )
     if allowed_ips or rate_limit:
         credential_policy_set(
             credential=credential, actor=requester, allowed_ips=allowed_ips, rate_limit=rate_limit

@@ -11,7 +11,11 @@ from django.db import models, transaction
 from credentials import policy
 from credentials.governance.common import audit_change, locked_credential, save_fields
 from credentials.governance.models import CredentialStatus
-from credentials.governance.org_policy import scope_increase_needs_approval
+from credentials.governance.org_policy import (
+    check_runtime_policy_change,
+    refresh_policy_flag,
+    scope_increase_needs_approval,
+)
 from credentials.governance.ownership import check_owner_may_hold
 from credentials.governance.registry import kind_of
 from portal.models import User
@@ -78,7 +82,9 @@ def credential_policy_set(
             credential.rate_limit = new_limit
     if not changes:
         return credential
+    check_runtime_policy_change(credential, changes)
     save_fields(credential, kind, "allowed_ips", "rate_limit")
+    refresh_policy_flag(credential)
     if via:
         changes["via"] = via
     audit_change(kind, "policy_changed", credential=credential, actor=actor, extra=changes)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from credentials.forms import OVERLAP_CHOICES, RuntimePolicyForm  # noqa: F401 - the policy form, shared
+from credentials import policy
+from credentials.forms import OVERLAP_CHOICES, RuntimePolicyForm, clean_rate_limit_text  # noqa: F401 - shared
 from credentials.governance.inventory_usage import ATTENTION, SORT_LABELS
 from credentials.governance.models import OrganizationPolicy
 from credentials.governance.registry import all_kinds
@@ -74,6 +75,28 @@ class PolicyForm(forms.ModelForm):
         help_text=_("Preselected when someone rotates a key or a client secret."),
     )
 
+    # Rate limits as people type them (N/S), like a credential's own (RuntimePolicyForm).
+    default_rate_limit = forms.CharField(
+        label=_("Default rate limit"),
+        required=False,
+        max_length=24,
+        help_text=_(
+            "N/S: given to a new API key or M2M application created without a limit, e.g. 100/60. "
+            "Empty: none."
+        ),
+    )
+    max_rate_limit = forms.CharField(
+        label=_("Rate limit ceiling"),
+        required=False,
+        max_length=24,
+        help_text=_(
+            "N/S: no credential may average more than N requests per S seconds (its own limit is "
+            "compared as a rate, so 10/1 allows 600/60 but not 1000/60). A new one without a limit "
+            "gets the default, or else the ceiling. Empty: no ceiling. Existing credentials above "
+            "it keep working; they are flagged in the inventory."
+        ),
+    )
+
     class Meta:
         model = OrganizationPolicy
         fields = [
@@ -92,6 +115,9 @@ class PolicyForm(forms.ModelForm):
             "new_live_api_keys_max_days",
             "new_test_api_keys",
             "new_test_api_keys_max_days",
+            "require_allowed_ips_for_live",
+            "default_rate_limit",
+            "max_rate_limit",
         ]
         widgets = {
             "leaked_credential_action": forms.RadioSelect,
@@ -105,6 +131,14 @@ class PolicyForm(forms.ModelForm):
         # keeps the current rules rather than failing.
         for name in ("new_live_api_keys", "new_test_api_keys"):
             self.fields[name].required = False
+        for name in ("default_rate_limit", "max_rate_limit"):
+            self.initial[name] = policy.format_rate_limit(getattr(self.instance, name))
+
+    def clean_default_rate_limit(self):
+        return clean_rate_limit_text(self.cleaned_data["default_rate_limit"])
+
+    def clean_max_rate_limit(self):
+        return clean_rate_limit_text(self.cleaned_data["max_rate_limit"])
 
     def clean(self):
         cleaned = super().clean()

@@ -14,7 +14,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from credentials.governance.registry import policy_of
-from credentials.policy import validate_allowed_ips, validate_rate_limit
+from credentials.policy import exceeds, format_rate_limit, validate_allowed_ips, validate_rate_limit
 from portal.models import Organization, TimestampedModel
 
 
@@ -251,6 +251,36 @@ class OrganizationPolicy(TimestampedModel):
             "this organisation in public; the owner and admins are emailed either way."
         ),
     )
+    # Runtime policy rules (docs/governance.md): checked when a credential is created or its
+    # runtime policy changes (`org_policy.runtime_policy_for_new` / `check_runtime_policy_change`).
+    require_allowed_ips_for_live = models.BooleanField(
+        _("require an IP allowlist on live credentials"),
+        default=False,
+        help_text=_(
+            "Live API keys and M2M applications must name the networks they are used from. "
+            "Existing ones without an allowlist keep working; they are flagged in the inventory."
+        ),
+    )
+    default_rate_limit = models.JSONField(
+        _("default rate limit"),
+        null=True,
+        blank=True,
+        default=None,
+        validators=[validate_rate_limit],
+        help_text=_('Given to a new credential created without a limit: {"requests": N, "per_seconds": S}.'),
+    )
+    max_rate_limit = models.JSONField(
+        _("rate limit ceiling"),
+        null=True,
+        blank=True,
+        default=None,
+        validators=[validate_rate_limit],
+        help_text=_(
+            'The highest average rate a credential may get: {"requests": N, "per_seconds": S}; a '
+            "credential's N/S may not exceed it. A new credential without a limit (and no default) "
+            "gets the ceiling."
+        ),
+    )
 
     class Meta:
         verbose_name = _("organisation policy")
@@ -272,6 +302,13 @@ class OrganizationPolicy(TimestampedModel):
         return f"Policy of {self.organization}"
 
     def clean(self) -> None:
+        if self.default_rate_limit and exceeds(self.default_rate_limit, self.max_rate_limit):
+            raise ValidationError(
+                {
+                    "default_rate_limit": _("The default may not exceed the ceiling (%(ceiling)s).")
+                    % {"ceiling": format_rate_limit(self.max_rate_limit)}
+                }
+            )
         for environment in ("live", "test"):
             if getattr(self, f"new_{environment}_api_keys") == NewApiKeys.EXPIRING and not getattr(
                 self, f"new_{environment}_api_keys_max_days"

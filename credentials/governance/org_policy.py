@@ -7,14 +7,15 @@ from datetime import datetime
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
 from credentials import lifetimes
+from credentials import policy as runtime
 from credentials.governance.common import audit_change, save_fields
-from credentials.governance.models import OrganizationPolicy
+from credentials.governance.models import CredentialStatus, OrganizationPolicy
 from credentials.governance.notices import notice_send_once
-from credentials.governance.registry import all_kinds, new_credential_rule_fields
+from credentials.governance.registry import GovernedKind, all_kinds, kind_of, new_credential_rule_fields
 from portal.models import Organization, User
 from portal.services.audit import audit_log
 
@@ -41,7 +42,11 @@ SHARED_POLICY_FIELDS = (
     "orphan_grace_days",
     "overdue_grace_days",
     "leaked_credential_action",
+    *("require_allowed_ips_for_live", "default_rate_limit", "max_rate_limit"),
 )
+
+#: The runtime-policy rules (both kinds): a change re-flags existing credentials, like the policy on kinds.
+RUNTIME_RULE_FIELDS = ("require_allowed_ips_for_live", "max_rate_limit")
 
 
 def policy_fields() -> tuple[str, ...]:
@@ -63,12 +68,15 @@ def policy_fields() -> tuple[str, ...]:
 @transaction.atomic
 def policy_update(*, organization: Organization, actor: User | None, **values: Any) -> OrganizationPolicy:
     """Change the organisation's policy; the audit event lists each change."""
+    for name, value in values.items():
+        if name not in policy_fields():
+            raise ValidationError(f"Unknown policy setting {name!r}.")
+        if name in ("default_rate_limit", "max_rate_limit"):
+            values[name] = _clean_limit_setting(name, value)
     policy = policy_for(organization)
     policy = OrganizationPolicy.objects.select_for_update().get(pk=policy.pk)
     changes = {}
     for name, value in values.items():
-        if name not in policy_fields():
-            raise ValidationError(f"Unknown policy setting {name!r}.")
         if getattr(policy, name) != value:
             changes[name] = {"from": getattr(policy, name), "to": value}
             setattr(policy, name, value)
@@ -85,9 +93,17 @@ def policy_update(*, organization: Organization, actor: User | None, **values: A
         extra=changes,
     )
     organization.credential_policy = policy
-    if changes.keys() & set(new_credential_rule_fields()):
+    if changes.keys() & {*new_credential_rule_fields(), *RUNTIME_RULE_FIELDS}:
         _flag_against_policy(policy, actor)
     return policy
+
+
+def _clean_limit_setting(name: str, value: Any) -> dict[str, int] | None:
+    """Return a rate-limit setting normalised, its errors filed under the setting's own name."""
+    try:
+        return runtime.clean_rate_limit(value)
+    except ValidationError as exc:
+        raise ValidationError({name: exc.message_dict["rate_limit"]}, code="rate_limit") from None
 
 
 def _flag_against_policy(policy: OrganizationPolicy, actor: User | None) -> int:
@@ -97,16 +113,19 @@ def _flag_against_policy(policy: OrganizationPolicy, actor: User | None) -> int:
     policy allows again loses its flag. Return how many credentials are newly flagged.
     """
     now = timezone.now()
-    settings_now = {name: getattr(policy, name) for name in new_credential_rule_fields()}
+    settings_now = {
+        name: getattr(policy, name) for name in (*new_credential_rule_fields(), *RUNTIME_RULE_FIELDS)
+    }
     period = "kind-policy:" + ":".join(str(value or "") for value in settings_now.values())
     flagged = 0
     for kind in all_kinds():
-        if kind.policy_violations is None:
+        violating_ids = _violating_ids(kind, policy)
+        if violating_ids is None:
             continue
-        violating = kind.policy_violations(policy)
         kind.model.objects.filter(organization=policy.organization, policy_flagged_at__isnull=False).exclude(
-            pk__in=violating.values("pk")
+            pk__in=violating_ids
         ).update(policy_flagged_at=None)
+        violating = kind.model.objects.filter(pk__in=violating_ids)
         for credential in violating.select_related("organization", "owner"):
             if credential.policy_flagged_at is not None:
                 continue  # flagged (and its owner told) by an earlier change
@@ -124,6 +143,120 @@ def _flag_against_policy(policy: OrganizationPolicy, actor: User | None) -> int:
             )
             flagged += 1
     return flagged
+
+
+def _violating_ids(kind: GovernedKind, policy: OrganizationPolicy) -> set[int] | None:
+    """Return the pks of the kind's working rows against the policy on kinds or the runtime rules.
+
+    None for a kind neither can flag.
+    """
+    if kind.policy_violations is None and kind.live_rows is None:
+        return None
+    ids = (
+        set(kind.policy_violations(policy).values_list("pk", flat=True)) if kind.policy_violations else set()
+    )
+    return ids | runtime_violations(kind, policy)
+
+
+def runtime_violations(kind: GovernedKind, policy: OrganizationPolicy) -> set[int]:
+    """Return the pks of the kind's active rows the runtime rules would refuse today.
+
+    A live row without an allowlist when one is required, a row whose limit exceeds the ceiling
+    (or that has none under a ceiling). Read in Python: the limit is a JSON value, compared as a rate.
+    """
+    if kind.live_rows is None or not (policy.require_allowed_ips_for_live or policy.max_rate_limit):
+        return set()
+    rows = kind.model.objects.filter(organization_id=policy.organization_id, status=CredentialStatus.ACTIVE)
+    ids: set[int] = set()
+    if policy.require_allowed_ips_for_live:
+        for pk, allowed in rows.filter(kind.live_rows).values_list("pk", "allowed_ips"):
+            if not allowed:
+                ids.add(pk)
+    if policy.max_rate_limit:
+        for pk, limit in rows.values_list("pk", "rate_limit"):
+            if runtime.exceeds(limit or None, policy.max_rate_limit):
+                ids.add(pk)
+    return ids
+
+
+def _runtime_errors(
+    policy: OrganizationPolicy,
+    kind: GovernedKind,
+    credential: models.Model,
+    *,
+    allowed_ips: Any,
+    rate_limit: Any,
+) -> dict[str, str]:
+    """Return the field errors the runtime rules give for these values (`_UNCHANGED`: not checked)."""
+    errors = {}
+    live = kind.is_live(credential)
+    if allowed_ips is not _UNCHANGED and not allowed_ips and live and policy.require_allowed_ips_for_live:
+        errors["allowed_ips"] = (
+            "Your organisation requires an IP allowlist on live credentials: "
+            "give the networks it is used from."
+        )
+    if rate_limit is not _UNCHANGED and runtime.exceeds(rate_limit, policy.max_rate_limit):
+        ceiling = runtime.format_rate_limit(policy.max_rate_limit)
+        errors["rate_limit"] = (
+            f"Your organisation allows at most {ceiling} (requests/seconds) on average: "
+            "give a limit within it."
+        )
+    return errors
+
+
+_UNCHANGED: Any = object()
+
+
+def runtime_policy_for_new(
+    credential: models.Model, *, allowed_ips: list[str], rate_limit: dict[str, int] | None
+) -> dict[str, int] | None:
+    """Apply the organisation's runtime rules to a new credential (saved or not); return its rate limit.
+
+    A missing limit becomes the policy's default, or else its ceiling. An empty allowlist on a
+    live credential (the kind says which are live) when the policy requires one, or a limit above
+    the ceiling, is a field error (`allowed_ips`, `rate_limit`).
+    """
+    kind = kind_of(credential)
+    if kind.is_live is None:
+        return rate_limit
+    current = policy_for(credential.organization)
+    if rate_limit is None:
+        rate_limit = current.default_rate_limit or current.max_rate_limit
+    errors = _runtime_errors(current, kind, credential, allowed_ips=allowed_ips, rate_limit=rate_limit)
+    if errors:
+        raise ValidationError(errors, code="runtime_policy")
+    return rate_limit
+
+
+def check_runtime_policy_change(credential: models.Model, changes: dict[str, Any]) -> None:
+    """Refuse a change of a credential's runtime policy the organisation's rules do not allow.
+
+    Only the values that change are judged: a credential flagged against the rules may still get
+    a tighter limit without first getting an allowlist.
+    """
+    kind = kind_of(credential)
+    if kind.is_live is None:
+        return
+    errors = _runtime_errors(
+        policy_for(credential.organization),
+        kind,
+        credential,
+        allowed_ips=changes["allowed_ips"]["to"] if "allowed_ips" in changes else _UNCHANGED,
+        rate_limit=changes["rate_limit"]["to"] if "rate_limit" in changes else _UNCHANGED,
+    )
+    if errors:
+        raise ValidationError(errors, code="runtime_policy")
+
+
+def refresh_policy_flag(credential: models.Model) -> None:
+    """Clear a credential's against-the-policy flag once neither the kind nor the runtime rules apply."""
+    if credential.policy_flagged_at is None:
+        return
+    kind = kind_of(credential)
+    violating = _violating_ids(kind, policy_for(credential.organization)) or set()
+    if credential.pk not in violating:
+        credential.policy_flagged_at = None
+        save_fields(credential, kind, "policy_flagged_at")
 
 
 def policy_locked(organization: Organization) -> OrganizationPolicy:

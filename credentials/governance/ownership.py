@@ -79,6 +79,7 @@ def credentials_owned_by(organization: Organization, user: User) -> list[models.
     return rows
 
 
+@transaction.atomic
 def credentials_orphan(*, organization: Organization, user: User, actor: User | None) -> list[models.Model]:
     """Mark the departing member's credentials orphaned (they keep working until the grace ends).
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import models
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from portal.models import Organization, User
 
@@ -117,6 +117,12 @@ class GovernedKind:
     #: The organisation's working rows the policy would not allow to be created today (they are
     #: flagged, never broken). (policy) -> QuerySet, or None for a kind the policy never limits.
     policy_violations: Callable[[Any], QuerySet] | None = None
+    #: Which rows are live credentials, on which the organisation may require an IP allowlist
+    #: (`OrganizationPolicy.require_allowed_ips_for_live`): a test on one row (saved or not) and
+    #: the same as a filter. None for a kind without a runtime policy of its own: the
+    #: organisation's runtime-policy rules (allowlist, default and ceiling of rate limits) skip it.
+    is_live: Callable[[Any], bool] | None = None
+    live_rows: Q | None = None
     #: The credential of another kind each row was moved to or from, for many rows in one query:
     #: {pk: MovedLink}. An API key moved to an M2M application and that application name each other.
     moved_links: Callable[[Iterable[int]], dict[int, MovedLink]] = lambda ids: {}

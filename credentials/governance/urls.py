@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.urls import path
 
 from credentials.governance import api, choice, views
+from credentials.governance.policy_api import RuntimeRulesView
 from credentials.governance.requests_api import CredentialRequestViewSet
 from credentials.insight import views as insight_views
 
@@ -47,6 +48,11 @@ urlpatterns = [
     ),
     path("orgs/<slug:org_slug>/policy/", views.policy, name="org-policy"),
     path("api/v1/orgs/<slug:org_slug>/inventory/", api.InventoryView.as_view(), name="api-org-inventory"),
+    path(
+        "api/v1/orgs/<slug:org_slug>/policy/runtime/",
+        RuntimeRulesView.as_view(),
+        name="api-org-runtime-policy",
+    ),
     path(
         "api/v1/orgs/<slug:org_slug>/requests/",
         CredentialRequestViewSet.as_view({"get": "list"}),

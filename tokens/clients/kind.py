@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from django.db.models import Q
 from django.urls import reverse
 
 from credentials.governance.registry import TOKEN_MINTING, GovernedKind, KindPolicy, MovedLink, SecretMatch
@@ -109,6 +110,9 @@ def governed_kind() -> GovernedKind:
             review_interval_days="m2m_app_review_interval_days",
             max_lifetime_days="client_secret_max_lifetime_days",
         ),
+        # Every application counts as live (it mints tokens for production use whatever its name).
+        is_live=lambda application: True,
+        live_rows=Q(),
         # Audit verb (`tokens.m2m_app.<verb>`) -> webhook event (credentials.webhooks).
         webhook_events={
             "created": "created",

@@ -198,7 +198,7 @@ def _new_application(
         raise ValidationError({"auth_method": "Choose client_secret_basic or private_key_jwt."})
     scope_rows = scope_rows_of(scopes)
     ownership.check_owner_may_hold(organization, owner, [s.name for s in scope_rows])
-    application = M2MApplication.objects.create(
+    application = M2MApplication(
         organization=organization,
         name=name,
         owner=owner,
@@ -217,6 +217,12 @@ def _new_application(
         if status == M2MApplication.Status.ACTIVE
         else None,
     )
+    if status == M2MApplication.Status.ACTIVE:
+        # The organisation's runtime rules (a pending one is judged with its request, in governance).
+        application.rate_limit = org_policy.runtime_policy_for_new(
+            application, allowed_ips=allowed_ips, rate_limit=rate_limit
+        )
+    application.save(force_insert=True)
     application.allowed_scopes.set(scope_rows)
     return application, scope_rows
 

@@ -1,0 +1,84 @@
+"""Organisation policy settings over REST: a view shape every group of settings shares, and the
+runtime-policy rules at `/api/v1/orgs/<slug>/policy/runtime/` (docs/governance.md)."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema, extend_schema_view
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from credentials.governance.models import CredentialStatus
+from credentials.governance.org_policy import policy_for, policy_update
+from credentials.governance.registry import all_kinds
+from credentials.serializers import RateLimitField
+from portal.api.access import OrganizationApiView
+from portal.api.errors import api_error
+
+
+class PolicySettingsView(OrganizationApiView, APIView):
+    """Read and change one group of the organisation's policy settings (`policy_update`, audited).
+
+    Read with the inventory's authority (`inventory:read` for a credential); changed by an
+    organisation owner or admin in person, after a recent sign-in (`policy.change`).
+    Subclasses name the input serializer and the body they answer.
+    """
+
+    authz_actions = {"get": "inventory.read", "patch": "policy.change"}
+    settings_serializer: type[serializers.Serializer]
+
+    def body(self, organization) -> dict:
+        raise NotImplementedError
+
+    def get(self, request: Request, org_slug: str) -> Response:
+        return Response(self.body(self.organization))
+
+    def patch(self, request: Request, org_slug: str) -> Response:
+        data = self.settings_serializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            policy_update(organization=self.organization, actor=request.user, **data.validated_data)
+        except DjangoValidationError as exc:
+            raise api_error(exc) from exc
+        return Response(self.body(self.organization))
+
+
+RUNTIME_RULES = ("require_allowed_ips_for_live", "default_rate_limit", "max_rate_limit")
+
+
+class RuntimeRulesSerializer(serializers.Serializer):
+    require_allowed_ips_for_live = serializers.BooleanField(required=False)
+    default_rate_limit = RateLimitField(required=False)
+    max_rate_limit = RateLimitField(required=False)
+
+
+@extend_schema_view(
+    get=extend_schema(summary="The organisation's runtime-policy rules", responses=OpenApiTypes.OBJECT),
+    patch=extend_schema(
+        summary="Change the organisation's runtime-policy rules",
+        request=RuntimeRulesSerializer,
+        responses=OpenApiTypes.OBJECT,
+        description="Existing credentials keep working; the ones the new rules would refuse are "
+        "flagged (`against_policy`) and their owners told once.",
+    ),
+)
+class RuntimeRulesView(PolicySettingsView):
+    """The organisation's rules on every credential's runtime policy: an allowlist on live ones,
+    the default rate limit, the rate-limit ceiling."""
+
+    settings_serializer = RuntimeRulesSerializer
+
+    def body(self, organization) -> dict:
+        policy = policy_for(organization)
+        body = {name: getattr(policy, name) for name in RUNTIME_RULES}
+        body["flagged_credentials"] = sum(
+            kind.model.objects.filter(
+                organization=organization, policy_flagged_at__isnull=False, status=CredentialStatus.ACTIVE
+            ).count()
+            for kind in all_kinds()
+            if kind.is_live is not None
+        )
+        return body
