@@ -32,6 +32,7 @@ from credentials.governance.registry import credential_path
 from credentials.governance.views import credential_edit_page, governance_context
 from credentials.lifetimes import expiry_in_days
 from credentials.selectors import organization_members
+from portal.outcomes import refusal_text
 from portal.reveal import secret_reveal
 from portal.submissions import Submission, submission_of
 from portal.tenancy import authorized, check, may
@@ -204,7 +205,7 @@ def api_key_issue_view(request: HttpRequest, key_id: str) -> HttpResponse:
     try:
         api_key, plaintext = approvals.credential_secret_issue(credential=api_key, actor=request.user)
     except ValidationError as exc:
-        messages.error(request, " ".join(exc.messages))
+        messages.error(request, refusal_text(exc))
         return redirect("org-api-key-detail", org_slug=request.organization.slug, key_id=key_id)
     return _reveal(request, api_key, plaintext)
 

@@ -243,10 +243,9 @@ def webhook_delivery_retry(request: HttpRequest, endpoint_id: int, delivery_id: 
         delivery = webhook_delivery_get(request.organization, endpoint_id, delivery_id)
     except WebhookDelivery.DoesNotExist:
         raise Http404("No such delivery.") from None
-    try:
-        services.webhook_delivery_retry(delivery=delivery, actor=request.user)
-    except ValidationError as exc:
-        messages.error(request, " ".join(exc.messages))
-    else:
-        messages.success(request, "The delivery will be sent again at the sender's next run.")
+    flash_outcome(
+        request,
+        lambda: services.webhook_delivery_retry(delivery=delivery, actor=request.user),
+        "The delivery will be sent again at the sender's next run.",
+    )
     return _detail(request, delivery.endpoint)

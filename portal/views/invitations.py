@@ -8,6 +8,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.views.decorators.http import require_POST
 
+from portal.outcomes import refusal_text
 from portal.reveal import secret_reveal
 from portal.selectors import invitations_for
 from portal.services import organizations as org_services
@@ -24,7 +25,7 @@ def invitation_resend(request: HttpRequest, invitation_id: int) -> HttpResponse:
             invitation=invitation, actor=request.user, actor_membership=request.membership
         )
     except ValidationError as exc:
-        messages.error(request, " ".join(exc.messages))
+        messages.error(request, refusal_text(exc))
         return redirect("org-members", org_slug=request.organization.slug)
     return secret_reveal(
         request,

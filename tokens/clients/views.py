@@ -20,7 +20,7 @@ from credentials.forms import add_service_errors
 from credentials.governance import approvals, org_policy
 from credentials.governance.forms import JustificationField
 from credentials.governance.views import credential_edit_page, governance_context
-from portal.outcomes import flash_outcome
+from portal.outcomes import flash_outcome, refusal_text
 from portal.reveal import secret_reveal
 from portal.selectors import audit_events_for_target
 from portal.submissions import submission_of
@@ -277,7 +277,7 @@ def app_secret_rotate(request: HttpRequest, app_id: int) -> HttpResponse:
         )
     except ValidationError as exc:
         submission.failed()
-        messages.error(request, " ".join(exc.messages))
+        messages.error(request, refusal_text(exc))
         return _back(request, application)
     submission.done(application.pk)
     return _reveal(request, application, plaintext, created=False)
@@ -354,7 +354,7 @@ def app_issue_secret(request: HttpRequest, app_id: int) -> HttpResponse:
     try:
         application, plaintext = approvals.credential_secret_issue(credential=application, actor=request.user)
     except ValidationError as exc:
-        messages.error(request, " ".join(exc.messages))
+        messages.error(request, refusal_text(exc))
         return _back(request, application)
     return _reveal(request, application, plaintext, created=True)
 
@@ -427,7 +427,7 @@ def api_key_move(request: HttpRequest, key_id: str) -> HttpResponse:
                 justification=request.POST.get("justification", "")[:2000],
             )
         except ValidationError as exc:
-            error = " ".join(exc.messages)
+            error = refusal_text(exc)
         else:
             if move.pending:
                 messages.success(
