@@ -247,6 +247,10 @@ PORTAL_CLIENT_AUTH_FAILURES_PER_IP_PER_MINUTE = env.int(
     "PORTAL_CLIENT_AUTH_FAILURES_PER_IP_PER_MINUTE", default=30
 )
 PORTAL_API_KEY_FAILURES_PER_IP_PER_MINUTE = env.int("PORTAL_API_KEY_FAILURES_PER_IP_PER_MINUTE", default=30)
+# API-key authentication may reuse what this process read from Redis (the key's snapshot, its
+# last-used marker, the per-IP failure counter) less than this many seconds ago: a change made
+# through another process is seen within it (docs/operations.md; 0 switches it off).
+PORTAL_API_KEY_MEMO_SECONDS = env.float("PORTAL_API_KEY_MEMO_SECONDS", default=0.25)
 PORTAL_TOKEN_RATE_PER_APP_PER_MINUTE = env.int("PORTAL_TOKEN_RATE_PER_APP_PER_MINUTE", default=600)
 PORTAL_SECRET_SCANNING_FAILURES_PER_IP_PER_MINUTE = env.int(
     "PORTAL_SECRET_SCANNING_FAILURES_PER_IP_PER_MINUTE", default=30

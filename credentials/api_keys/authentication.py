@@ -48,11 +48,16 @@ class ApiKeyAuthentication(BaseAuthentication):
             return None
         django_request = request._request
         checks = failure_checks(django_request)
-        # One cache round trip: the failure counter, the key's snapshot and its last-used marker.
-        with hotcache.prefetched([*ratelimit.hot_keys(checks), *(hot_keys(raw) if raw else [])]):
+        counters = ratelimit.hot_keys(checks)
+        # One cache round trip: the failure counter, the key's snapshot and its last-used marker;
+        # none while this process read them less than PORTAL_API_KEY_MEMO_SECONDS ago.
+        with hotcache.prefetched([*counters, *(hot_keys(raw) if raw else [])], recent=True):
             refuse_if_throttled(django_request)
             verification = api_key_verify(raw) if raw else None
             if verification is None or not verification.valid:
+                # A failure is answered on the shared counter as it is now, not a recent read of it.
+                hotcache.refresh(counters)
+                refuse_if_throttled(django_request)
                 ratelimit.hit_all(checks)
                 if verification is not None:
                     usage.record_api_key(verification)

@@ -1,6 +1,9 @@
 """The cache backends: a Redis cache that degrades instead of failing, and a faster LocMem reader.
 
-`ResilientRedisCache`: errors are logged and treated as misses.
+`ResilientRedisCache`: errors are logged and treated as misses. Its `get_many_recent` may
+answer a key from what this process read from Redis a fraction of a second ago (the API-key
+hot path's memo, docs/performance.md "Third pass"); every write this process makes through
+the cache forgets the keys it touches at once.
 
 The cache only ever holds derived, expendable data (verification results, rate-limit
 counters, revocation hints whose truth is in the database), so an unreachable Redis must
@@ -24,6 +27,38 @@ logger = logging.getLogger(__name__)
 #: Seconds during which Redis is not tried again after a failure.
 BACKOFF_SECONDS = 2.0
 
+#: An absent key, as remembered by `RecentReads`.
+_ABSENT = object()
+
+
+class RecentReads:
+    """What one process read lately from one shared cache: key -> (monotonic time of the read, value).
+
+    Shared by every thread's backend instance for the same server and prefix, so a write made
+    through any of them forgets the key for all. `generation` moves on every write: a read that
+    was in flight across a write is not remembered.
+    """
+
+    #: Keys remembered at most; past that, everything is forgotten (entries live < 1 s anyway).
+    MAX = 4096
+
+    def __init__(self) -> None:
+        self.values: dict[str, tuple[float, Any]] = {}
+        self.generation = 0
+
+    def forget(self, keys) -> None:
+        self.generation += 1
+        for key in keys:
+            self.values.pop(key, None)
+
+    def forget_all(self) -> None:
+        self.generation += 1
+        self.values.clear()
+
+
+#: Per process: the recent reads of each Redis cache, by (location, key prefix, version).
+_RECENT: dict[tuple[str, str, int], RecentReads] = {}
+
 
 class ResilientRedisCache(RedisCache):
     """Django's RedisCache, but every operation fails soft (miss / no-op) when Redis is down."""
@@ -32,6 +67,7 @@ class ResilientRedisCache(RedisCache):
         super().__init__(server, params)
         self._down_until = 0.0
         self._last_log = 0.0
+        self._recent = _RECENT.setdefault((str(server), self.key_prefix, self.version), RecentReads())
 
     def _available(self) -> bool:
         return time.monotonic() >= self._down_until
@@ -57,37 +93,98 @@ class ResilientRedisCache(RedisCache):
             return default
 
     def add(self, key, value, timeout=DEFAULT_TIMEOUT, version=None):
-        return self._call("add", False, super().add, key, value, timeout, version)
+        try:
+            return self._call("add", False, super().add, key, value, timeout, version)
+        finally:
+            self._recent.forget((key,))
 
     def get(self, key, default=None, version=None):
         return self._call("get", default, super().get, key, default, version)
 
     def set(self, key, value, timeout=DEFAULT_TIMEOUT, version=None):
-        return self._call("set", None, super().set, key, value, timeout, version)
+        try:
+            return self._call("set", None, super().set, key, value, timeout, version)
+        finally:
+            self._recent.forget((key,))
 
     def touch(self, key, timeout=DEFAULT_TIMEOUT, version=None):
-        return self._call("touch", False, super().touch, key, timeout, version)
+        try:
+            return self._call("touch", False, super().touch, key, timeout, version)
+        finally:
+            self._recent.forget((key,))
 
     def delete(self, key, version=None):
-        return self._call("delete", False, super().delete, key, version)
+        try:
+            return self._call("delete", False, super().delete, key, version)
+        finally:
+            self._recent.forget((key,))
 
     def get_many(self, keys, version=None):
         return self._call("get_many", {}, super().get_many, keys, version)
+
+    def get_many_recent(self, keys: list[str], max_age: float) -> tuple[dict[str, Any], list[str]]:
+        """Return `get_many(keys)`, and which keys were answered from this process's recent reads.
+
+        A key this process read from Redis here less than `max_age` seconds ago (and has not
+        written since, through any thread) is answered from that read, without a round trip;
+        the others are read with one `MGET` and remembered. The values are shared between
+        callers: they must not be mutated. When Redis fails nothing is remembered.
+        """
+        now = time.monotonic()
+        recent = self._recent
+        remembered = recent.values
+        found: dict[str, Any] = {}
+        recalled: list[str] = []
+        ask: list[str] = []
+        for key in keys:
+            entry = remembered.get(key)
+            if entry is not None and now - entry[0] < max_age:
+                recalled.append(key)
+                if entry[1] is not _ABSENT:
+                    found[key] = entry[1]
+            else:
+                ask.append(key)
+        if ask:
+            generation = recent.generation
+            fetched = self._call("get_many", None, super().get_many, ask, None)
+            if fetched is None:
+                return found, recalled  # Redis failed: treated as misses, as by get_many; nothing kept
+            found.update(fetched)
+            if recent.generation == generation:  # no write since the read began
+                if len(remembered) + len(ask) > RecentReads.MAX:
+                    remembered.clear()
+                for key in ask:
+                    # Aged from before the read: an entry never outlives max_age after Redis answered.
+                    remembered[key] = (now, fetched.get(key, _ABSENT))
+        return found, recalled
 
     def has_key(self, key, version=None):
         return self._call("has_key", False, super().has_key, key, version)
 
     def incr(self, key, delta=1, version=None):
-        return self._call("incr", delta, super().incr, key, delta, version)
+        try:
+            return self._call("incr", delta, super().incr, key, delta, version)
+        finally:
+            self._recent.forget((key,))
 
     def set_many(self, data, timeout=DEFAULT_TIMEOUT, version=None):
-        return self._call("set_many", list(data), super().set_many, data, timeout, version)
+        try:
+            return self._call("set_many", list(data), super().set_many, data, timeout, version)
+        finally:
+            self._recent.forget(data)
 
     def delete_many(self, keys, version=None):
-        return self._call("delete_many", None, super().delete_many, keys, version)
+        keys = list(keys)
+        try:
+            return self._call("delete_many", None, super().delete_many, keys, version)
+        finally:
+            self._recent.forget(keys)
 
     def clear(self):
-        return self._call("clear", False, super().clear)
+        try:
+            return self._call("clear", False, super().clear)
+        finally:
+            self._recent.forget_all()
 
 
 class PortalLocMemCache(LocMemCache):

@@ -12,6 +12,13 @@ Staleness: the values are read at the start of the block and used within the sam
 request, microseconds later — the same as reading them one by one. Writes (`add`, `set`,
 `incr`, `delete`) still go straight to the cache.
 
+Recent reads (`recent=True`): the API-key path may also take a key from what this process
+read from the shared cache less than `PORTAL_API_KEY_MEMO_SECONDS` ago (0.25 s by default),
+so a warm request makes no round trip at all; a write this process makes forgets the key at
+once, and a change made by another process is seen within that many seconds (the revocation
+bound, docs/operations.md). `refresh(keys)` re-reads keys that were answered that way when a
+decision must rest on the current value (a failed verification and the per-IP counter).
+
 Growing the batch: a later feature that reads more per request (usage counters, per-credential
 limits) adds its keys to the list passed to `prefetched` — `hot_keys` functions beside each
 reader return them — and the request still makes one read round trip (docs/performance.md).
@@ -25,6 +32,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from django.conf import settings
 from django.core.cache import cache
 
 logger = logging.getLogger(__name__)
@@ -35,21 +43,42 @@ _MISSING = object()
 _batch: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
     "portal_hotcache", default=None
 )
+#: The keys of the innermost block's batch that were answered from this process's recent reads.
+_recalled: contextvars.ContextVar[set[str] | None] = contextvars.ContextVar(
+    "portal_hotcache_recalled", default=None
+)
+
+
+def memo_seconds() -> float:
+    """Return how old a recent read may be to answer a `recent=True` batch (0: never)."""
+    return float(getattr(settings, "PORTAL_API_KEY_MEMO_SECONDS", 0) or 0)
 
 
 @contextmanager
-def prefetched(keys: Iterable[str]) -> Iterator[None]:
+def prefetched(keys: Iterable[str], *, recent: bool = False) -> Iterator[None]:
     """Read `keys` from the cache in one round trip; readers inside the block use the result.
 
     Keys an enclosing block already read are not read again. If the cache fails, nothing is
     prefetched and the readers ask the cache themselves (which fails soft, as before).
+
+    `recent=True`: keys this process read from the shared cache less than `memo_seconds()`
+    ago may be answered from that read, with no round trip (`ResilientRedisCache.
+    get_many_recent`; a per-process cache has no round trip to save and reads as usual). The
+    caller accepts values up to that old, and must not mutate them.
     """
     outer = _batch.get()
     wanted = [key for key in dict.fromkeys(keys) if key and (outer is None or key not in outer)]
     values: dict[str, Any] = dict(outer or {})
+    recalled: set[str] = set(_recalled.get() or ())
     if wanted:
+        reader = getattr(cache, "get_many_recent", None) if recent else None
+        max_age = memo_seconds() if reader is not None else 0.0
         try:
-            found = cache.get_many(wanted)
+            if max_age > 0:
+                found, from_memo = reader(wanted, max_age)
+                recalled.update(from_memo)
+            else:
+                found = cache.get_many(wanted)
         except Exception:  # noqa: BLE001  a cache without soft failure: fall back to one-by-one reads
             logger.warning("cache unavailable for the hot-path batch; reading keys one by one", exc_info=True)
             found = None
@@ -57,10 +86,38 @@ def prefetched(keys: Iterable[str]) -> Iterator[None]:
             for key in wanted:
                 values[key] = found.get(key, _MISSING)
     token = _batch.set(values)
+    recalled_token = _recalled.set(recalled)
     try:
         yield
     finally:
+        _recalled.reset(recalled_token)
         _batch.reset(token)
+
+
+def refresh(keys: Iterable[str]) -> None:
+    """Re-read, in one round trip, those of `keys` the current batch took from recent reads.
+
+    For a decision that must rest on the shared cache's value now (the per-IP failure counter
+    when a verification failed). A no-op when none of them was answered that way.
+    """
+    values, recalled = _batch.get(), _recalled.get()
+    if values is None or not recalled:
+        return
+    stale = [key for key in dict.fromkeys(keys) if key in recalled]
+    if not stale:
+        return
+    reader = getattr(cache, "get_many_recent", None)
+    try:
+        # max_age 0: every key is read now, and the fresh value is what this process remembers.
+        found = reader(stale, 0.0)[0] if reader is not None else cache.get_many(stale)
+    except Exception:  # noqa: BLE001  as in prefetched: readers then ask the cache themselves
+        logger.warning("cache unavailable for the hot-path batch; reading keys one by one", exc_info=True)
+        for key in stale:
+            values.pop(key, None)
+    else:
+        for key in stale:
+            values[key] = found.get(key, _MISSING)
+    recalled.difference_update(stale)
 
 
 def get(key: str, default: Any = None, *, shared: bool = False) -> Any:
