@@ -15,7 +15,8 @@ full chain unchanged (docs/performance.md measures what this buys).
 A middleware added to `MIDDLEWARE` later runs on both paths unless it is listed here.
 
 `EQUIVALENTS`: a layer of the lean chain may be built from a drop-in subclass that answers the
-same headers for less work (django-csp's policy built once: `portal.infra.csp`); the list of
+same answers for less work (django-csp's policy built once: `portal.infra.csp`; django-prometheus's
+labelled children looked up once: `portal.infra.prometheus`); the list of
 layers and their order stay those of `MIDDLEWARE` (tests/portal/test_lean_equivalents.py).
 """
 
@@ -46,7 +47,12 @@ BROWSER_ONLY = frozenset(
 )
 
 #: Layers built from a drop-in subclass on the lean chain: same answers, less work per request.
-EQUIVALENTS = {"csp.middleware.CSPMiddleware": "portal.infra.csp.CSPMiddleware"}
+EQUIVALENTS = {
+    "csp.middleware.CSPMiddleware": "portal.infra.csp.CSPMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware": (
+        "portal.infra.prometheus.PrometheusAfterMiddleware"
+    ),
+}
 
 #: Machine endpoints: exact paths, and path prefixes.
 MACHINE_PATHS = frozenset({"/api/v1/whoami", "/api/v1/keys/verify"})
