@@ -10,6 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from portal.api.negotiation import MachineNegotiation
 from portal.permissions import IsMachinePrincipal
 from portal.principal import INVALID_CREDENTIAL, Principal
 
@@ -27,6 +28,8 @@ class MachineCredentialView(APIView):
     """
 
     authentication_classes = machine_authentication_classes()
+    #: DRF's negotiation, its choice remembered per Accept header (the same answers).
+    content_negotiation_class = MachineNegotiation
 
     def permission_denied(self, request, message=None, code=None):
         if not isinstance(request.auth, Principal):
