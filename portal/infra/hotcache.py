@@ -68,6 +68,9 @@ def prefetched(keys: Iterable[str], *, recent: bool = False) -> Iterator[None]:
     """
     outer = _batch.get()
     wanted = [key for key in dict.fromkeys(keys) if key and (outer is None or key not in outer)]
+    if not wanted and outer is not None:
+        yield  # everything was read by the enclosing block: its batch answers
+        return
     values: dict[str, Any] = dict(outer or {})
     recalled: set[str] = set(_recalled.get() or ())
     if wanted:
