@@ -3,6 +3,9 @@
 `portal.infra.csp.CSPMiddleware` builds django-csp's header once per process when nothing
 varies it per response; every case django-csp varies (nonce, decorators, exemptions, report-only,
 excluded prefixes, DEBUG error pages, a header already set, settings changed) must come out the same.
+`portal.infra.prometheus.PrometheusAfterMiddleware` must count into the very children
+django-prometheus would, and `portal.api.negotiation.MachineNegotiation` (the machine views'
+content negotiation) must choose what DRF chooses.
 """
 
 from __future__ import annotations
@@ -12,8 +15,17 @@ from csp.exceptions import CSPNonceError
 from csp.middleware import CSPMiddleware as StockCSPMiddleware
 from django.http import HttpResponse, HttpResponseNotFound
 from django.test import Client, RequestFactory
+from django.utils.module_loading import import_string
+from django_prometheus.middleware import Metrics
+from prometheus_client import REGISTRY
+from rest_framework.exceptions import NotAcceptable
+from rest_framework.negotiation import DefaultContentNegotiation
+from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
+from rest_framework.request import Request
 
-from portal.infra import lean
+from portal.api.negotiation import MachineNegotiation
+from portal.api.whoami import WhoAmIView
+from portal.infra import lean, prometheus
 from portal.infra.csp import CSPMiddleware
 
 HEADERS = ("Content-Security-Policy", "Content-Security-Policy-Report-Only")
@@ -50,9 +62,10 @@ def _with(**attributes):
 
 
 def test_the_lean_chain_builds_the_drop_in_in_the_stock_layers_place():
-    assert lean.EQUIVALENTS == {"csp.middleware.CSPMiddleware": "portal.infra.csp.CSPMiddleware"}
-    assert "csp.middleware.CSPMiddleware" in lean.lean_middleware()  # the list itself is unchanged
-    assert issubclass(CSPMiddleware, StockCSPMiddleware)
+    layers = lean.lean_middleware()  # the list itself is unchanged
+    for stock, drop_in in lean.EQUIVALENTS.items():
+        assert stock in layers
+        assert issubclass(import_string(drop_in), import_string(stock))
 
 
 def test_a_plain_answer_carries_the_same_policy():
@@ -120,3 +133,83 @@ def test_whoami_answers_the_same_headers_on_the_lean_and_the_full_chain(make_key
     assert on_lean.content == on_full.content
     for name in (*HEADERS, "Content-Type", "X-Frame-Options", "X-Content-Type-Options", "Referrer-Policy"):
         assert on_lean.get(name) == on_full.get(name), name
+
+
+def test_the_prometheus_layer_counts_into_the_same_children():
+    metrics = Metrics.get_instance()
+    for metric, labels in (
+        (metrics.responses_by_status, {"status": "200"}),
+        (metrics.responses_by_status_view_method, {"status": "401", "view": "api-whoami", "method": "GET"}),
+        (metrics.requests_latency_by_view_method, {"view": "api-whoami", "method": "BREW"}),
+    ):
+        assert prometheus.bound(metric, **labels) is metric.labels(**labels)
+        assert prometheus.bound(metric, **labels) is prometheus.bound(metric, **labels)
+
+
+@pytest.mark.django_db
+def test_a_lean_whoami_is_counted_as_by_django_prometheus(make_key):
+    _row, plaintext = make_key()
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {plaintext}")
+    labels = {"status": "200", "view": "api-whoami", "method": "GET"}
+
+    def counted():
+        value = REGISTRY.get_sample_value("django_http_responses_total_by_status_view_method_total", labels)
+        return value or 0.0
+
+    before = counted()
+    assert client.get("/api/v1/whoami").status_code == 200
+    assert client.get("/api/v1/whoami").status_code == 200
+    assert counted() == before + 2
+
+
+ACCEPTS = (
+    None,
+    "*/*",
+    "application/json",
+    "application/json; indent=4",
+    "application/*",
+    "text/html, application/json;q=0.9",
+    "text/html",
+    "",
+    "application/json, " + "x/" + "y" * 300,
+)
+
+
+def _negotiate(negotiation, accept, query=""):
+    extra = {} if accept is None else {"HTTP_ACCEPT": accept}
+    request = Request(RequestFactory().get("/api/v1/whoami" + query, **extra))
+    renderers = [JSONRenderer(), BrowsableAPIRenderer()]
+    try:
+        renderer, media_type = negotiation.select_renderer(request, renderers)
+    except NotAcceptable:
+        return "406"
+    return renderers.index(renderer), media_type
+
+
+def test_machine_negotiation_chooses_what_drf_chooses():
+    stock, machine = DefaultContentNegotiation(), MachineNegotiation()
+    for query in ("", "?format=json", "?format=api"):
+        for accept in ACCEPTS:
+            expected = _negotiate(stock, accept, query)
+            assert _negotiate(machine, accept, query) == expected, (accept, query)
+            assert _negotiate(machine, accept, query) == expected, (accept, query)  # remembered
+
+
+@pytest.mark.django_db
+def test_whoami_answers_every_accept_header_as_with_drfs_negotiation(make_key, monkeypatch):
+    _row, plaintext = make_key()
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {plaintext}")
+
+    def answers():
+        seen = []
+        for accept in ACCEPTS:
+            extra = {} if accept is None else {"HTTP_ACCEPT": accept}
+            for _ in range(2):
+                answer = client.get("/api/v1/whoami", **extra)
+                seen.append((accept, answer.status_code, answer.content, answer.get("Content-Type")))
+        return seen
+
+    machine = answers()
+    monkeypatch.setattr(WhoAmIView, "content_negotiation_class", DefaultContentNegotiation)
+    assert machine == answers()
+    assert ("text/html", 406) in {(accept, status) for accept, status, _, _ in machine}
