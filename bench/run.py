@@ -56,6 +56,12 @@ def main() -> None:
     parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13"))
     parser.add_argument("--no-redis", action="store_true", help="portal caches per process")
     parser.add_argument("--only", type=lambda s: set(s.split(",")), help="portal,dot_stock,dot_fast,apikey")
+    parser.add_argument(
+        "--database-prefix",
+        default=os.environ.get("BENCH_DATABASE_PREFIX", "bench_"),
+        help="prefix of the databases (re)created, bench_…: one of your own when others bench on the "
+        "same PostgreSQL server (env BENCH_DATABASE_PREFIX)",
+    )
     parser.add_argument("--keep-databases", action="store_true")
     parser.add_argument("--profile", action="store_true", help="sample one worker per benchmark with py-spy")
     args = parser.parse_args()

@@ -104,13 +104,13 @@ class Suite:
         self.credential_files: list[Path] = []
 
     def portal_target(self) -> Target:
-        database = "bench_portal"
+        database = f"{getattr(self.args, 'database_prefix', 'bench_')}portal"
         env = portal_env(database_url=self.pg.recreate(database), redis_url=self.redis_url)
         self.databases.append(database)
         return Target("portal", "Identity Portal", database, ROOT, "portal.wsgi:application", env)
 
     def peer_target(self, variant: str, label: str) -> Target:
-        database = f"bench_peer_{variant}"
+        database = f"{getattr(self.args, 'database_prefix', 'bench_')}peer_{variant}"
         env = base_env()
         env.update(
             PEER_VARIANT=variant,
