@@ -31,6 +31,7 @@ from tokens.clients.services import (
     m2m_app_revoke,
 )
 from tokens.models import ClientPublicKey, ClientSecret, M2MApplication
+from tokens.protocol import client_outcomes
 
 pytestmark = pytest.mark.django_db
 
@@ -217,3 +218,21 @@ def test_private_key_jwt_suspended_application(pk_app, owner, rsa_key, second_rs
     assert answer(refused) == answer(unknown)
     assert post_token(Client(), make_assertion(second_rsa_key, pk_app.client_id)).status_code == 401
     assert counts(pk_app.client_id) == {"suspended": 1, "invalid_secret": 1}
+
+
+def test_a_refusal_costs_one_bounded_query_more_whatever_the_secrets(
+    client, make_app, owner, django_assert_num_queries
+):
+    creds = make_app(name="svc")
+    plaintexts = [creds.client_secret]
+    for _ in range(client_outcomes.MAX_CREDENTIALS + 2):
+        _secret, plaintext = client_secret_rotate(
+            application=creds.application, actor=owner, overlap=timedelta(0)
+        )
+        plaintexts.append(plaintext)
+    # The live secrets (none match), then the application with its newest 20 secrets.
+    with django_assert_num_queries(2):
+        assert request_token(client, creds, secret=plaintexts[-2]).status_code == 401
+    # Older than the newest 20: no longer told apart from a wrong secret.
+    assert request_token(client, creds, secret=plaintexts[0]).status_code == 401
+    assert counts(creds.client_id) == {"expired": 1, "invalid_secret": 1}
