@@ -285,9 +285,10 @@ def credential_or_404(request: HttpRequest, kind_key: str, kwargs: dict):
 
 
 def credential_urls(kind, org_slug: str, credential) -> dict[str, str]:
-    """Return the governance URLs a kind has for one credential (recertify, reassign, scopes, issue)."""
+    """Return the governance URLs a kind has for one credential (recertify, reassign, scopes, usage CSV…)."""
     kwargs = {"org_slug": org_slug, kind.url_kwarg: getattr(credential, kind.lookup_field)}
     names = {action: f"{kind.url_name}-{action}" for action in ("recertify", "reassign", "scopes", "narrow")}
+    names["usage_csv"] = f"{kind.url_name}-usage-csv"
     if kind.issue_url_name:
         names["issue"] = kind.issue_url_name
     urls = {}
