@@ -79,17 +79,16 @@ class UsageView(OrganizationApiView, APIView):
     authz_actions = {"get": "usage.read"}
     renderer_classes = [JSONRenderer, UsageCsvRenderer]
 
-    def handle_exception(self, exc: Exception) -> Response:
-        # A refusal or a field error is the DRF error body in JSON, to a CSV request too: a
-        # client (or a person) reads why, and a spreadsheet never gets an error as if it were data.
-        if isinstance(getattr(self.request, "accepted_renderer", None), UsageCsvRenderer):
-            self.request.accepted_renderer = JSONRenderer()
-            self.request.accepted_media_type = JSONRenderer.media_type
-        return super().handle_exception(exc)
-
     def finalize_response(self, request, response, *args, **kwargs):
-        # The same URL answers JSON or CSV by the Accept header: a cache must keep them apart.
+        # Only a usage answer is CSV. A refusal, a field error or the OPTIONS metadata is JSON, to
+        # a CSV request too: a client (or a person) reads why, and a spreadsheet never gets an
+        # error as if it were data.
+        answered = request.method in ("GET", "HEAD") and response.status_code == 200
+        if isinstance(getattr(request, "accepted_renderer", None), UsageCsvRenderer) and not answered:
+            request.accepted_renderer = JSONRenderer()
+            request.accepted_media_type = JSONRenderer.media_type
         response = super().finalize_response(request, response, *args, **kwargs)
+        # The same URL answers JSON or CSV by the Accept header: a cache must keep them apart.
         patch_vary_headers(response, ("Accept",))
         return response
 

@@ -187,6 +187,12 @@ def test_a_csv_request_with_bad_input_answers_the_json_field_error(
     assert "Content-Disposition" not in response
 
 
+def test_options_asked_for_csv_answers_the_metadata_in_json(owner_client):
+    response = owner_client.options(usage_url(format="csv"), HTTP_ACCEPT="text/csv")
+    assert response.status_code == 200 and response["Content-Type"] == "application/json"
+    assert response.json()["name"]
+
+
 def test_csv_tenancy_another_organisation_is_404_and_its_credential_a_field_error(
     owner_client, outsider_client, make_key, other_organization, outsider
 ):
