@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.db.models import QuerySet
@@ -93,10 +92,8 @@ class ApiKeyViewSet(CredentialViewSet):
             owner_id=owner_id,
         )
 
-    def _authorize_key(self, action: str, api_key: ApiKey, *, scopes=None) -> None:
-        self.authorize(
-            action, owner_id=api_key.owner_id, scopes=scopes if scopes is not None else api_key.scopes
-        )
+    def scopes_of(self, api_key: ApiKey) -> list[str]:
+        return list(api_key.scopes)
 
     # --- actions ----------------------------------------------------------------------------
 
@@ -137,20 +134,7 @@ class ApiKeyViewSet(CredentialViewSet):
         api_key = self.get_object()
         data = serializers.ApiKeyUpdateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        new_owner = self._owner(data.validated_data.get("owner"))
-        scopes = data.validated_data.get("scopes")
-        self._authorize_key("api_key.update", api_key)
-        if scopes is not None:
-            widening = bool(set(scopes) - set(api_key.scopes))
-            self._authorize_key(
-                "api_key.scopes_widen" if widening else "api_key.scopes", api_key, scopes=scopes
-            )
-        if new_owner is not None and new_owner.pk != api_key.owner_id:
-            self._authorize_key("api_key.reassign", api_key, scopes=scopes)
-        given = data.validated_data
-        policy_changes = {name: given[name] for name in ("allowed_ips", "rate_limit") if name in given}
-        if policy_changes:
-            self._authorize_key("api_key.policy", api_key)
+        new_owner, policy_changes = self._updating(api_key, data.validated_data)
         actor, via = self._actor()
         try:
             with transaction.atomic():
@@ -184,7 +168,7 @@ class ApiKeyViewSet(CredentialViewSet):
     @action(detail=True, methods=["post"])
     def rotate(self, request: Request, org_slug: str, key_id: str) -> Response:
         api_key = self.get_object()
-        self._authorize_key("api_key.rotate", api_key)
+        self.authorize_on("api_key.rotate", api_key)
         data = serializers.ApiKeyRotateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         actor, via = self._actor()
@@ -225,11 +209,6 @@ class ApiKeyViewSet(CredentialViewSet):
         except DjangoValidationError as exc:
             raise _api_error(exc) from exc
         return Response(self.get_serializer(api_key).data)
-
-    def handle_exception(self, exc):
-        if isinstance(exc, DjangoPermissionDenied):
-            exc = exceptions.PermissionDenied(str(exc))
-        return super().handle_exception(exc)
 
 
 class ApiKeyVerifyView(AuthorizedView, MachineCredentialView):
