@@ -90,12 +90,10 @@ def _secret_once(
     if used is not None:
         return _already_shown(request, used if endpoint_id is None else endpoint_id)
     try:
-        endpoint, secret = make()
+        endpoint, secret = submission.run(make, remember=lambda made: made[0].pk)
     except ValidationError as exc:
-        submission.failed()
         add_service_errors(form, exc)
         return None
-    submission.done(endpoint.pk)
     return _reveal(request, endpoint, secret, rotated=rotated)
 
 

@@ -270,16 +270,17 @@ def app_secret_rotate(request: HttpRequest, app_id: int) -> HttpResponse:
     if submission.begin() is not None:
         return _already_done(request, str(application.pk))
     try:
-        _secret, plaintext = services.client_secret_rotate(
-            application=application,
-            overlap=timedelta(hours=form.cleaned_data["overlap_hours"]),
-            actor=request.user,
+        _secret, plaintext = submission.run(
+            lambda: services.client_secret_rotate(
+                application=application,
+                overlap=timedelta(hours=form.cleaned_data["overlap_hours"]),
+                actor=request.user,
+            ),
+            remember=lambda _made: application.pk,
         )
     except ValidationError as exc:
-        submission.failed()
         messages.error(request, refusal_text(exc))
         return _back(request, application)
-    submission.done(application.pk)
     return _reveal(request, application, plaintext, created=False)
 
 
@@ -373,18 +374,19 @@ def app_key_add(request: HttpRequest, app_id: int) -> HttpResponse:
         data = form.cleaned_data
         overlap = timedelta(hours=data["overlap_hours"]) if data["overlap_hours"] is not None else None
         try:
-            key = services.client_public_key_add(
-                application=application,
-                jwk_or_pem=data["public_key"],
-                algorithm=data["algorithm"] or None,
-                overlap=overlap,
-                actor=request.user,
+            key = submission.run(
+                lambda: services.client_public_key_add(
+                    application=application,
+                    jwk_or_pem=data["public_key"],
+                    algorithm=data["algorithm"] or None,
+                    overlap=overlap,
+                    actor=request.user,
+                ),
+                remember=lambda _key: application.pk,
             )
         except ValidationError as exc:
-            submission.failed()
             add_service_errors(form, exc)
         else:
-            submission.done(application.pk)
             messages.success(request, f"Key {key.short_kid}… ({key.algorithm}) was registered.")
             return _back(request, application)
     return _detail(request, application, key_form=form, status=400)
