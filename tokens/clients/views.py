@@ -131,12 +131,14 @@ def app_create(request: HttpRequest) -> HttpResponse:
         used = submission.begin()
         if used is not None:
             return _already_done(request, used)
-        outcome = (_request_app if needs_approval else _create_app)(request, form)
-        if outcome is None:
-            submission.failed()
+        try:
+            _application, response = submission.run(
+                lambda: (_request_app if needs_approval else _create_app)(request, form),
+                remember=lambda made: made[0].pk,
+            )
+        except ValidationError as exc:
+            add_service_errors(form, exc)
         else:
-            application, response = outcome
-            submission.done(application.pk)
             return response
     status = 400 if request.method == "POST" else 200
     return render(
@@ -164,52 +166,38 @@ def _app_fields(request: HttpRequest, form: M2MAppCreateForm) -> dict:
     return {**fields, "organization": request.organization, "scopes": list(data["scopes"])}
 
 
-def _request_app(request: HttpRequest, form: M2MAppCreateForm) -> tuple[M2MApplication, HttpResponse] | None:
-    """File the approval request for a new application (no secret yet); None when it was refused."""
-    try:
-        application, _request = services.m2m_app_request(
-            requester=request.user,
-            justification=form.cleaned_data["justification"],
-            **_app_fields(request, form),
-        )
-    except ValidationError as exc:
-        add_service_errors(form, exc)
-    else:
+def _request_app(request: HttpRequest, form: M2MAppCreateForm) -> tuple[M2MApplication, HttpResponse]:
+    """File the approval request for a new application (no secret yet); a refusal raises ValidationError."""
+    application, _request = services.m2m_app_request(
+        requester=request.user,
+        justification=form.cleaned_data["justification"],
+        **_app_fields(request, form),
+    )
+    messages.success(
+        request,
+        f"Your request for “{application.name}” was sent to the organisation's approvers. "
+        + (
+            "Once approved, its owner registers its public key here."
+            if application.uses_private_key_jwt
+            else "Once approved, its owner generates the client secret here."
+        ),
+    )
+    return application, _back(request, application)
+
+
+def _create_app(request: HttpRequest, form: M2MAppCreateForm) -> tuple[M2MApplication, HttpResponse]:
+    """Create the application and show its secret once; a refusal raises ValidationError."""
+    application, secret = services.m2m_app_create(
+        actor=request.user, public_key=form.cleaned_data["public_key"], **_app_fields(request, form)
+    )
+    if secret is None:
         messages.success(
             request,
-            f"Your request for “{application.name}” was sent to the organisation's approvers. "
-            + (
-                "Once approved, its owner registers its public key here."
-                if application.uses_private_key_jwt
-                else "Once approved, its owner generates the client secret here."
-            ),
+            f"“{application.name}” was created. It has no secret: it signs its token requests "
+            "with a private key whose public key is registered below.",
         )
-        return application, redirect(
-            "org-app-detail", org_slug=request.organization.slug, app_id=application.pk
-        )
-    return None
-
-
-def _create_app(request: HttpRequest, form: M2MAppCreateForm) -> tuple[M2MApplication, HttpResponse] | None:
-    """Create the application and show its secret once; None when it was refused."""
-    try:
-        application, secret = services.m2m_app_create(
-            actor=request.user, public_key=form.cleaned_data["public_key"], **_app_fields(request, form)
-        )
-    except ValidationError as exc:
-        add_service_errors(form, exc)
-    else:
-        if secret is None:
-            messages.success(
-                request,
-                f"“{application.name}” was created. It has no secret: it signs its token requests "
-                "with a private key whose public key is registered below.",
-            )
-            return application, redirect(
-                "org-app-detail", org_slug=request.organization.slug, app_id=application.pk
-            )
-        return application, _reveal(request, application, secret, created=True)
-    return None
+        return application, _back(request, application)
+    return application, _reveal(request, application, secret, created=True)
 
 
 @authorized("m2m_app.view")
