@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
 from rest_framework import exceptions
 from rest_framework.request import Request
@@ -13,9 +15,11 @@ from rest_framework.viewsets import GenericViewSet
 
 from credentials.governance.org_policy import approval_required, scope_increase_needs_approval
 from credentials.selectors import member_by_email, owner_filter_id
-from portal.api.errors import ApprovalRequired
+from portal.api.errors import ApprovalRequired, api_error
 from portal.models import User
 from portal.permissions import AuthorizedView, OrganizationAccess
+
+T = TypeVar("T")
 
 
 class CredentialViewSet(AuthorizedView, GenericViewSet):
@@ -112,18 +116,29 @@ class CredentialViewSet(AuthorizedView, GenericViewSet):
             self.authorize_on(f"{kind}.policy", credential)
         return new_owner, policy_changes
 
-    def _creating(self, values: dict[str, Any]) -> tuple[User | None, str, User | None]:
-        """Authorise a create for the owner named (else the actor) and return (actor, via, owner).
+    def _creating(self, values: dict[str, Any]) -> User | None:
+        """Authorise a create for the owner named (else the actor) and return that owner.
 
         Where the organisation approves new credentials of this kind first, refuse with 403
         `approval_required`: a request is filed in the dashboard, with a justification.
         """
-        actor, via = self._actor()
-        owner = self._owner(values.get("owner")) or actor
+        owner = self._owner(values.get("owner")) or self.acting_user()
         self.authorize(owner_id=owner.pk if owner else None, scopes=values["scopes"])
         if approval_required(self.organization, self.kind_key):
             raise ApprovalRequired(self.approval_detail)
-        return actor, via, owner
+        return owner
+
+    def refusal(self, exc: DjangoValidationError) -> exceptions.APIException:
+        """Return the REST answer to a service's refusal: 400 unless the kind names its 403 and 409 codes."""
+        return api_error(exc)
+
+    def _call(self, service: Callable[..., T], **arguments: Any) -> T:
+        """Run a service as the acting user, naming the interface; a refusal answers through `refusal`."""
+        actor, via = self._actor()
+        try:
+            return service(actor=actor, via=via, **arguments)
+        except DjangoValidationError as exc:
+            raise self.refusal(exc) from exc
 
     # --- actions ----------------------------------------------------------------------------
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from functools import partial
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
@@ -38,9 +37,6 @@ from tokens.models import M2MApplication
 
 #: Service refusals that are about the application's state, not the request's input: 409.
 _CONFLICT_CODES = {"revoked", "inactive", "wrong_auth_method", "too_many", "not_approved"}
-
-
-_api_error = partial(api_error, conflict=_CONFLICT_CODES, forbidden={"not_owner"})
 
 
 _LIST_PARAMETERS = [
@@ -119,13 +115,8 @@ class M2MAppViewSet(CredentialViewSet):
             auth_method=params.get("token_endpoint_auth_method") or params.get("auth_method", ""),
         )
 
-    def _call(self, service, **arguments):
-        """Run a service as the acting user, naming the interface; a refusal answers 400 or 409."""
-        actor, via = self._actor()
-        try:
-            return service(actor=actor, via=via, **arguments)
-        except DjangoValidationError as exc:
-            raise _api_error(exc) from exc
+    def refusal(self, exc: DjangoValidationError) -> exceptions.APIException:
+        return api_error(exc, conflict=_CONFLICT_CODES, forbidden={"not_owner"})
 
     def scopes_of(self, application: M2MApplication) -> list[str]:
         return sorted(scope.name for scope in application.allowed_scopes.all())
@@ -159,26 +150,22 @@ class M2MAppViewSet(CredentialViewSet):
         data = serializers.M2MAppCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
-        actor, via, owner = self._creating(values)
-        try:
-            application, secret = m2m_app_create(
-                organization=self.organization,
-                name=values["name"],
-                description=values["description"],
-                owner=owner,
-                actor=actor,
-                scopes=values["scopes"],
-                audiences=values["audiences"],
-                token_lifetime=values["token_lifetime"],
-                auth_method=values["token_endpoint_auth_method"],
-                public_key=values["public_key"],
-                allowed_ips=values.get("allowed_ips") or [],
-                rate_limit=values.get("rate_limit"),
-                token_quota=values.get("token_quota"),
-                via=via,
-            )
-        except DjangoValidationError as exc:
-            raise _api_error(exc) from exc
+        owner = self._creating(values)
+        application, secret = self._call(
+            m2m_app_create,
+            organization=self.organization,
+            name=values["name"],
+            description=values["description"],
+            owner=owner,
+            scopes=values["scopes"],
+            audiences=values["audiences"],
+            token_lifetime=values["token_lifetime"],
+            auth_method=values["token_endpoint_auth_method"],
+            public_key=values["public_key"],
+            allowed_ips=values.get("allowed_ips") or [],
+            rate_limit=values.get("rate_limit"),
+            token_quota=values.get("token_quota"),
+        )
         body = serializers.M2MAppCreatedSerializer(
             self._fresh(application), context={"client_secret": secret}
         ).data
