@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -52,7 +52,7 @@ from credentials.insight.page import insight_context
 from credentials.leaks.selectors import leak_reports_for_credential
 from credentials.selectors import organization_members
 from portal.infra.spreadsheet import csv_lines
-from portal.outcomes import flash_outcome, refusal_text
+from portal.outcomes import flash_outcome
 from portal.stepup import step_up_redirect
 from portal.tenancy import authorized, check, may
 
@@ -380,16 +380,14 @@ def recertify(request: HttpRequest, kind: str, **kwargs) -> HttpResponse:
     if not form.is_valid():
         messages.error(request, "Choose among the credential's current scopes.")
         return _back(credential)
-    try:
-        reviews.credential_recertify(
+    flash_outcome(
+        request,
+        lambda: reviews.credential_recertify(
             credential=credential, actor=request.user, scopes=[s.name for s in form.cleaned_data["scopes"]]
-        )
-    except ValidationError as exc:
-        if "not_owner" in str(getattr(exc, "code", "")):
-            raise PermissionDenied(refusal_text(exc)) from None
-        messages.error(request, refusal_text(exc))
-    else:
-        messages.success(request, f"“{credential.name}” was reviewed. The next review is scheduled.")
+        ),
+        f"“{credential.name}” was reviewed. The next review is scheduled.",
+        forbidden={"not_owner"},
+    )
     return _back(credential)
 
 
