@@ -1,6 +1,7 @@
 """Profile the hot paths in one process: CPU per call, cProfile, or instructions under callgrind.
 
     python bench/hotpaths.py setup                        # fresh bench_hotpaths database + credentials
+                                                          # (--database bench_NAME on a shared machine)
     python bench/hotpaths.py run token -n 500             # CPU per call through the WSGI handler
     python bench/hotpaths.py run whoami -n 500 --cprofile /tmp/whoami.prof
     valgrind --tool=callgrind python bench/hotpaths.py run token -n 0     # then -n 200: the
@@ -202,11 +203,7 @@ def main() -> None:
         "--pg-url", default=os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432")
     )
     make.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13"))
-    make.add_argument(
-        "--database",
-        default=os.environ.get("BENCH_HOTPATHS_DB", DATABASE),
-        help="database to (re)create, bench_*: give each person sharing the server their own",
-    )
+    make.add_argument("--database", default=DATABASE, help="bench_… database to (re)create (one per session)")
     go = sub.add_parser("run")
     go.add_argument("path", choices=["token", "whoami", "key_verify", "verifier"])
     go.add_argument("-n", type=int, default=500, help="measured calls")

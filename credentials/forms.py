@@ -7,14 +7,38 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from credentials import policy
+from credentials.overlap import overlap_choices
 
-OVERLAP_CHOICES = [
-    (0, _("None — the old key stops now")),
-    (1, _("1 hour")),
-    (24, _("24 hours (recommended)")),
-    (72, _("3 days")),
-    (168, _("7 days")),
-]
+#: What an overlap field offers unless told otherwise: 24 hours, the recommended overlap.
+DEFAULT_OVERLAP_HOURS = 24
+
+
+class OverlapHoursField(forms.TypedChoiceField):
+    """How long the old key or secret keeps working after a rotation, in hours (credentials.overlap).
+
+    `old` names what stops ("key", "secret"); 24 hours is preselected.
+    """
+
+    def __init__(self, *, old: str = "key", **kwargs):
+        kwargs.setdefault("choices", overlap_choices(old))
+        kwargs.setdefault("initial", DEFAULT_OVERLAP_HOURS)
+        super().__init__(coerce=int, **kwargs)
+
+
+class RateLimitTextField(forms.CharField):
+    """A rate limit as people type it, N/S (at most N requests per S seconds); optional.
+
+    It cleans to the stored `{"requests", "per_seconds"}`, or None when left empty.
+    """
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("max_length", 24)
+        super().__init__(**kwargs)
+
+    def clean(self, value) -> dict[str, int] | None:
+        value = super().clean(value)
+        return _policy_field(policy.parse_rate_limit, value) if value else None
 
 
 class RuntimePolicyForm(forms.Form):
@@ -26,10 +50,8 @@ class RuntimePolicyForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false"}),
         help_text=_("IPv4/IPv6 CIDRs, one per line or comma-separated, at most 100. Empty: any address."),
     )
-    rate_limit = forms.CharField(
+    rate_limit = RateLimitTextField(
         label=_("Rate limit"),
-        required=False,
-        max_length=24,
         help_text=_("N/S: at most N requests per S seconds, e.g. 100/60. Empty: no limit."),
     )
 
@@ -41,21 +63,12 @@ class RuntimePolicyForm(forms.Form):
     def clean_allowed_ips(self):
         return _policy_field(policy.clean_allowed_ips, self.cleaned_data["allowed_ips"])
 
-    def clean_rate_limit(self):
-        return clean_rate_limit_text(self.cleaned_data["rate_limit"])
-
     @classmethod
     def initial_for(cls, credential) -> dict:
         return {
             "allowed_ips": "\n".join(credential.allowed_ips or []),
             "rate_limit": policy.format_rate_limit(credential.rate_limit),
         }
-
-
-def clean_rate_limit_text(value: str) -> dict[str, int] | None:
-    """Return a rate limit typed as N/S (empty: none), or raise the form error."""
-    value = value.strip()
-    return _policy_field(policy.parse_rate_limit, value) if value else None
 
 
 def _policy_field(clean, value):

@@ -2,38 +2,53 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
 from rest_framework import exceptions
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.viewsets import GenericViewSet
 
-from credentials.governance.org_policy import approval_required
+from credentials.governance.org_policy import approval_required, scope_increase_needs_approval
 from credentials.selectors import member_by_email, owner_filter_id
-from portal.api.errors import ApprovalRequired
+from portal.api.errors import ApprovalRequired, api_error
 from portal.models import User
 from portal.permissions import AuthorizedView, OrganizationAccess
+
+T = TypeVar("T")
 
 
 class CredentialViewSet(AuthorizedView, GenericViewSet):
     """Base of a credential kind's viewset under `/api/v1/orgs/<slug>/…` (`OrganizationAccess` sets
     `organization` and `membership`; a credential acts for its owner, `portal.authz`).
 
-    A subclass names its kind (`kind_key`), the refusal where new credentials need approval
-    (`approval_detail`), and `filtered()`, its kind's selector for the list's query parameters.
+    A subclass names its kind (`kind_key`, also the prefix of its actions in portal.authz), the
+    refusal where new credentials need approval (`approval_detail`), `filtered()`, its kind's
+    selector for the list's query parameters, and `scopes_of()`, a row's scope names.
     """
 
     permission_classes = [OrganizationAccess]
     kind_key = ""
     approval_detail = ""
+    #: Where set, a scope increase the organisation approves first is refused here with 403
+    #: `approval_required` and this detail (else the kind's own update service refuses it).
+    scope_increase_detail = ""
+    #: The fields of an update that change the credential's runtime policy (`<kind>.policy`).
+    policy_fields: tuple[str, ...] = ("allowed_ips", "rate_limit")
 
     organization = None
     membership = None
 
     def filtered(self, params: Any, *, search: str, status: str, owner_id: int | None) -> QuerySet:
         """Return the organisation's credentials of this kind matching the list's query parameters."""
+        raise NotImplementedError
+
+    def scopes_of(self, credential: Any) -> list[str]:
+        """Return the scope names the credential holds."""
         raise NotImplementedError
 
     def get_queryset(self) -> QuerySet:
@@ -63,18 +78,67 @@ class CredentialViewSet(AuthorizedView, GenericViewSet):
             raise exceptions.ValidationError({"owner": ["The owner must be a member of the organisation."]})
         return owner
 
-    def _creating(self, values: dict[str, Any]) -> tuple[User | None, str, User | None]:
-        """Authorise a create for the owner named (else the actor) and return (actor, via, owner).
+    def authorize_on(self, action: str, credential: Any, *, scopes: list[str] | None = None) -> None:
+        """Ask portal.authz: whose credential, and (for a credential acting) no wider than the caller."""
+        self.authorize(
+            action,
+            owner_id=credential.owner_id,
+            scopes=scopes if scopes is not None else self.scopes_of(credential),
+        )
+
+    def _updating(self, credential: Any, values: dict[str, Any]) -> tuple[User | None, dict[str, Any]]:
+        """Authorise a partial update step by step; return (the new owner or None, the policy changes).
+
+        Each step is its own action in portal.authz: `<kind>.update`, then `<kind>.scopes` (or
+        `<kind>.scopes_widen`) for new scopes, `<kind>.reassign` for another owner and
+        `<kind>.policy` for any of `policy_fields`.
+        """
+        kind = self.kind_key
+        new_owner = self._owner(values.get("owner"))
+        scopes = values.get("scopes")
+        current = self.scopes_of(credential)
+        self.authorize_on(f"{kind}.update", credential)
+        if scopes is not None:
+            widening = bool(set(scopes) - set(current))
+            self.authorize_on(
+                f"{kind}.scopes_widen" if widening else f"{kind}.scopes", credential, scopes=scopes
+            )
+            if (
+                widening
+                and self.scope_increase_detail
+                and scope_increase_needs_approval(self.organization, current, scopes)
+            ):
+                raise ApprovalRequired(self.scope_increase_detail)
+        if new_owner is not None and new_owner.pk != credential.owner_id:
+            self.authorize_on(f"{kind}.reassign", credential, scopes=scopes)
+        policy_changes = {name: values[name] for name in self.policy_fields if name in values}
+        if policy_changes:
+            self.authorize_on(f"{kind}.policy", credential)
+        return new_owner, policy_changes
+
+    def _creating(self, values: dict[str, Any]) -> User | None:
+        """Authorise a create for the owner named (else the actor) and return that owner.
 
         Where the organisation approves new credentials of this kind first, refuse with 403
         `approval_required`: a request is filed in the dashboard, with a justification.
         """
-        actor, via = self._actor()
-        owner = self._owner(values.get("owner")) or actor
+        owner = self._owner(values.get("owner")) or self.acting_user()
         self.authorize(owner_id=owner.pk if owner else None, scopes=values["scopes"])
         if approval_required(self.organization, self.kind_key):
             raise ApprovalRequired(self.approval_detail)
-        return actor, via, owner
+        return owner
+
+    def refusal(self, exc: DjangoValidationError) -> exceptions.APIException:
+        """Return the REST answer to a service's refusal: 400 unless the kind names its 403 and 409 codes."""
+        return api_error(exc)
+
+    def _call(self, service: Callable[..., T], **arguments: Any) -> T:
+        """Run a service as the acting user, naming the interface; a refusal answers through `refusal`."""
+        actor, via = self._actor()
+        try:
+            return service(actor=actor, via=via, **arguments)
+        except DjangoValidationError as exc:
+            raise self.refusal(exc) from exc
 
     # --- actions ----------------------------------------------------------------------------
 
@@ -84,3 +148,9 @@ class CredentialViewSet(AuthorizedView, GenericViewSet):
 
     def retrieve(self, request: Request, org_slug: str, **lookup: str) -> Response:
         return Response(self.get_serializer(self.get_object()).data)
+
+    def handle_exception(self, exc):
+        # A service's PermissionDenied (Django's) answers like DRF's: 403 with a detail.
+        if isinstance(exc, DjangoPermissionDenied):
+            exc = exceptions.PermissionDenied(str(exc))
+        return super().handle_exception(exc)

@@ -1,4 +1,4 @@
-"""REST fields every credential kind shares: the runtime policy (IP allowlist, rate limit)."""
+"""REST fields every credential kind shares: its people by email, its runtime policy (IPs, rate limit)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,17 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from credentials import policy
+
+
+@extend_schema_field(serializers.EmailField(allow_null=True))
+class UserEmailField(serializers.Field):
+    """A person (a credential's owner or creator) by email, read-only; null when there is none."""
+
+    def __init__(self, **kwargs):
+        super().__init__(read_only=True, **kwargs)
+
+    def to_representation(self, value):
+        return value.email
 
 
 class AllowedIpsField(serializers.ListField):

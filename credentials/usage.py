@@ -275,6 +275,21 @@ def _recompute(model, rows, granularity: str, trunc, width: timedelta) -> None:
 # --- reading --------------------------------------------------------------------------------
 
 
+def chart_window(
+    *, hours: int, granularity: str, now: datetime | None = None
+) -> tuple[datetime, timedelta, int]:
+    """Return the start of the first period, the period and the number of periods of the last `hours`.
+
+    The last period is the current one (this minute, hour or UTC day): what a chart of the last
+    `hours` shows, and what its CSV download holds.
+    """
+    step = {"minute": timedelta(minutes=1), "hour": timedelta(hours=1), "day": timedelta(days=1)}[granularity]
+    now = (now or datetime.now(UTC)).astimezone(UTC).replace(second=0, microsecond=0)
+    periods = max(1, int(timedelta(hours=hours) / step))
+    floor = {"minute": now, "hour": now.replace(minute=0), "day": now.replace(hour=0, minute=0)}[granularity]
+    return floor - step * (periods - 1), step, periods
+
+
 def usage_summary(
     *, organization_id: int, kind: str, credential_id: str, hours: int = 24, granularity: str = "hour"
 ) -> dict:
@@ -283,11 +298,7 @@ def usage_summary(
     Rows are newest first; the chart has a bar per period, oldest first.
     """
     granularity = granularity if granularity in RETENTION else "hour"
-    step = {"minute": timedelta(minutes=1), "hour": timedelta(hours=1), "day": timedelta(days=1)}[granularity]
-    now = datetime.now(UTC).replace(second=0, microsecond=0)
-    periods = max(1, int(timedelta(hours=hours) / step))
-    floor = {"minute": now, "hour": now.replace(minute=0), "day": now.replace(hour=0, minute=0)}[granularity]
-    since = floor - step * (periods - 1)
+    since, step, periods = chart_window(hours=hours, granularity=granularity)
     rows: dict[datetime, dict[str, int]] = {}
     totals = dict.fromkeys(OUTCOMES, 0)
     for start, outcome, n in (

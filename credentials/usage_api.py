@@ -1,20 +1,24 @@
-"""`GET /api/v1/orgs/<slug>/usage/`: usage of credentials of both kinds, totals and buckets by outcome."""
+"""`GET /api/v1/orgs/<slug>/usage/`: usage of credentials of both kinds, totals and buckets by outcome.
+
+JSON by default; CSV for `?format=csv` or `Accept: text/csv` (credentials.insight.export).
+"""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from datetime import timedelta
 
 from django.utils import timezone
+from django.utils.cache import patch_vary_headers
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, serializers
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from credentials.governance.registry import all_kinds
-from credentials.models import UsageBucket
+from credentials.insight.export import usage_csv, usage_csv_filename
+from credentials.insight.selectors import credentials_by_ref, usage_series
 from credentials.usage import OUTCOMES, RETENTION
 from portal.api.access import OrganizationApiView
 
@@ -52,8 +56,15 @@ class UsageQuerySerializer(serializers.Serializer):
         return attrs
 
 
-def _zero() -> dict[str, int]:
-    return dict.fromkeys(OUTCOMES, 0)
+class UsageCsvRenderer(BaseRenderer):
+    """Render a usage answer as CSV: a row per credential and bucket, a column per outcome."""
+
+    media_type = "text/csv"
+    format = "csv"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None) -> bytes:
+        return usage_csv(data["credentials"]).encode()
 
 
 class UsageView(OrganizationApiView, APIView):
@@ -61,10 +72,25 @@ class UsageView(OrganizationApiView, APIView):
 
     `credential` names an API key by its key id or an M2M application by its client id; it may
     repeat (up to 100). An id that is not one of this organisation's credentials is a field
-    error, never data. Three queries whatever the number of credentials.
+    error, never data. One query per kind and one for the buckets, whatever the number of
+    credentials. `?format=csv` or `Accept: text/csv` answers the same data as a CSV download.
     """
 
     authz_actions = {"get": "usage.read"}
+    renderer_classes = [JSONRenderer, UsageCsvRenderer]
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        # Only a usage answer is CSV. A refusal, a field error or the OPTIONS metadata is JSON, to
+        # a CSV request too: a client (or a person) reads why, and a spreadsheet never gets an
+        # error as if it were data.
+        answered = request.method in ("GET", "HEAD") and response.status_code == 200
+        if isinstance(getattr(request, "accepted_renderer", None), UsageCsvRenderer) and not answered:
+            request.accepted_renderer = JSONRenderer()
+            request.accepted_media_type = JSONRenderer.media_type
+        response = super().finalize_response(request, response, *args, **kwargs)
+        # The same URL answers JSON or CSV by the Accept header: a cache must keep them apart.
+        patch_vary_headers(response, ("Accept",))
+        return response
 
     @extend_schema(
         summary="Usage of credentials, per outcome, in minute, hour or day buckets",
@@ -80,7 +106,7 @@ class UsageView(OrganizationApiView, APIView):
             OpenApiParameter("until", OpenApiTypes.DATETIME, description="Default: now."),
             OpenApiParameter("granularity", OpenApiTypes.STR, enum=list(RETENTION), description="hour"),
         ],
-        responses=OpenApiTypes.OBJECT,
+        responses={(200, "application/json"): OpenApiTypes.OBJECT, (200, "text/csv"): OpenApiTypes.STR},
     )
     def get(self, request: Request, org_slug: str) -> Response:
         query = UsageQuerySerializer(
@@ -92,42 +118,25 @@ class UsageView(OrganizationApiView, APIView):
         query.is_valid(raise_exception=True)
         params = query.validated_data
         wanted = list(dict.fromkeys(params["credential"]))
-        found: dict[str, dict] = {}
-        for kind in all_kinds():
-            rows = kind.model.objects.filter(
-                organization=self.organization, **{f"{kind.ref_attr}__in": wanted}
-            ).values_list(kind.ref_attr, "name")
-            for ref, name in rows:
-                found[ref] = {"kind": kind.key, "name": name}
+        found = credentials_by_ref(self.organization, wanted)
         unknown = [ref for ref in wanted if ref not in found]
         if unknown:
             raise exceptions.ValidationError(
                 {"credential": [f"Not a credential of this organisation: {', '.join(unknown)[:300]}"]}
             )
-        buckets: dict[str, dict] = defaultdict(dict)
-        rows = (
-            UsageBucket.objects.filter(
-                organization=self.organization,
-                credential_id__in=wanted,
-                granularity=params["granularity"],
-                start__gte=params["since"],
-                start__lte=params["until"],
-            )
-            .order_by("start")
-            .values_list("kind", "credential_id", "start", "outcome", "count")
+        results = usage_series(
+            self.organization,
+            {ref: found[ref] for ref in wanted},
+            granularity=params["granularity"],
+            since=params["since"],
+            until=params["until"],
         )
-        for kind, ref, start, outcome, count in rows:
-            if found[ref]["kind"] != kind or outcome not in OUTCOMES:
-                continue
-            buckets[ref].setdefault(start, _zero())[outcome] += count
-        results = []
-        for ref in wanted:
-            series = [{"start": start.isoformat(), **counts} for start, counts in buckets[ref].items()]
-            totals = _zero()
-            for entry in buckets[ref].values():
-                for outcome, n in entry.items():
-                    totals[outcome] += n
-            results.append({"credential": ref, **found[ref], "totals": totals, "buckets": series})
+        headers = {}
+        if isinstance(request.accepted_renderer, UsageCsvRenderer):
+            name = usage_csv_filename(
+                self.organization.slug, params["granularity"], params["since"], params["until"]
+            )
+            headers["Content-Disposition"] = f'attachment; filename="{name}"'
         return Response(
             {
                 "granularity": params["granularity"],
@@ -135,5 +144,6 @@ class UsageView(OrganizationApiView, APIView):
                 "until": params["until"].isoformat(),
                 "outcomes": list(OUTCOMES),
                 "credentials": results,
-            }
+            },
+            headers=headers,
         )

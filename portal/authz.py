@@ -176,7 +176,7 @@ RULES: dict[str, Rule] = {
         staff_only=True,
     ),
     "staff.flags": Rule(
-        "Set an application's staff flags (resource server, API-key exchange)",
+        "Set an application's staff flags (resource server, API-key exchange, reported client IPs)",
         roles=NOBODY,
         step_up=True,
         staff_only=True,

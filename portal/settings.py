@@ -100,28 +100,33 @@ INSTALLED_APPS = [
 
 # portal.infra.lean.MachinePathMiddleware comes first: a cookie-less request to a machine endpoint
 # (/oauth/*, /api/v1/whoami, /api/v1/keys/verify, /.well-known/*) runs this same list without
-# the browser-only layers (sessions, CSRF, messages, allauth, MFA, static files); see portal/infra/lean.py.
-MIDDLEWARE = [
-    "portal.infra.lean.MachinePathMiddleware",
-    "django_prometheus.middleware.PrometheusBeforeMiddleware",
-    "django.middleware.security.SecurityMiddleware",
-    "portal.infra.bounds.RequestBodyLimitMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
-    "csp.middleware.CSPMiddleware",
-    "portal.infra.request_context.RequestContextMiddleware",
-    "portal.infra.observability.AccessLogMiddleware",
-    "portal.infra.faults.DatabaseOutageMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "allauth.account.middleware.AccountMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
-    "portal.account_security.middleware.SessionTimeoutMiddleware",
-    "portal.account_security.middleware.MfaEnrolmentMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "django_prometheus.middleware.PrometheusAfterMiddleware",
+# the layers marked `browser` (sessions, CSRF, messages, allauth, MFA, static files); see
+# portal/infra/lean.py. Each layer says here, once, whether a machine request needs it.
+browser, every = True, False
+_middleware_layers = [
+    ("portal.infra.lean.MachinePathMiddleware", every),
+    ("django_prometheus.middleware.PrometheusBeforeMiddleware", every),
+    ("django.middleware.security.SecurityMiddleware", every),
+    ("portal.infra.bounds.RequestBodyLimitMiddleware", every),
+    ("whitenoise.middleware.WhiteNoiseMiddleware", browser),
+    ("csp.middleware.CSPMiddleware", every),
+    ("portal.infra.request_context.RequestContextMiddleware", every),
+    ("portal.infra.observability.AccessLogMiddleware", every),
+    ("portal.infra.faults.DatabaseOutageMiddleware", every),
+    ("django.contrib.sessions.middleware.SessionMiddleware", browser),
+    ("django.middleware.common.CommonMiddleware", every),
+    ("django.middleware.csrf.CsrfViewMiddleware", browser),
+    ("django.contrib.auth.middleware.AuthenticationMiddleware", browser),
+    ("allauth.account.middleware.AccountMiddleware", browser),
+    ("django.contrib.messages.middleware.MessageMiddleware", browser),
+    ("portal.account_security.middleware.SessionTimeoutMiddleware", browser),
+    ("portal.account_security.middleware.MfaEnrolmentMiddleware", browser),
+    ("django.middleware.clickjacking.XFrameOptionsMiddleware", every),
+    ("django_prometheus.middleware.PrometheusAfterMiddleware", every),
 ]
+MIDDLEWARE = [path for path, _browser_only in _middleware_layers]
+#: The layers built for browsers, which portal.infra.lean skips on cookie-less machine requests.
+PORTAL_BROWSER_ONLY_MIDDLEWARE = frozenset(path for path, browser_only in _middleware_layers if browser_only)
 
 ROOT_URLCONF = "portal.urls"
 WSGI_APPLICATION = "portal.wsgi.application"

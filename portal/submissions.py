@@ -12,10 +12,15 @@ A post without a token (a script driving the page) is handled as it comes, unpro
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
+from typing import TypeVar
 
 from django import forms
 from django.core.cache import cache
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest
+
+T = TypeVar("T")
 
 SESSION_KEY = "portal_submissions"
 #: How many submissions a session remembers (the newest).
@@ -70,6 +75,20 @@ class Submission:
         used = dict(list(self.request.session.get(SESSION_KEY, {}).items())[-(REMEMBERED - 1) :])
         used[self.token] = str(result)
         self.request.session[SESSION_KEY] = used
+
+    def run(self, create: Callable[[], T], *, remember: Callable[[T], object]) -> T:
+        """Run the create this submission claimed and return its result.
+
+        Remember `remember(result)` (an id) for a resend; when the service refuses, release the
+        claim and raise its ValidationError again for the form.
+        """
+        try:
+            result = create()
+        except ValidationError:
+            self.failed()
+            raise
+        self.done(remember(result))
+        return result
 
 
 def submission_of(request: HttpRequest, form: OnceForm) -> Submission:

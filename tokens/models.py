@@ -174,6 +174,15 @@ class M2MApplication(GovernedCredential, AbstractApplication):
             " tokens (RFC 8693 token exchange), for every organisation."
         ),
     )
+    may_report_client_ip = models.BooleanField(
+        _("may report client IPs"),
+        default=False,
+        help_text=_(
+            "Staff only: a gateway trusted to report, as `client_ip` at token exchange, the address"
+            " a customer's API key was presented from; the key's IP allowlist is checked against"
+            " it. Without this mark the key's allowlist is checked against the gateway's own address."
+        ),
+    )
 
     class Meta:
         verbose_name = _("M2M application")

@@ -31,8 +31,10 @@ import base64
 import binascii
 import json
 import re
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import jwt
@@ -179,18 +181,20 @@ class TokenVerifier:
         key_alg = getattr(key, "algorithm_name", None)
         if key_alg != alg:
             raise InvalidToken("algorithm does not match the key")
-        try:
-            claims = jwt.decode(
-                token,
-                key,
-                algorithms=[alg],
-                audience=self.audience if self.verify_audience else None,
-                issuer=self.issuer,
-                leeway=self.leeway,
-                options=self._decode_options,
-            )
-        except jwt.PyJWTError as exc:
-            raise InvalidToken(_decode_failure(exc)) from None
+        claims = self._claims_if_plainly_valid(token, header, key)
+        if claims is None:
+            try:
+                claims = jwt.decode(
+                    token,
+                    key,
+                    algorithms=[alg],
+                    audience=self.audience if self.verify_audience else None,
+                    issuer=self.issuer,
+                    leeway=self.leeway,
+                    options=self._decode_options,
+                )
+            except jwt.PyJWTError as exc:
+                raise InvalidToken(_decode_failure(exc)) from None
         if not isinstance(claims.get("scope"), str) or not isinstance(claims.get("client_id"), str):
             raise InvalidToken("malformed claims")
         if self.organizations:
@@ -198,6 +202,85 @@ class TokenVerifier:
             if not isinstance(org_id, str) or org_id not in self.organizations:
                 raise InvalidToken("wrong organization")
         return VerifiedToken(claims=claims, header=header)
+
+    def _claims_if_plainly_valid(self, token: str, header: dict[str, Any], key: Any) -> dict[str, Any] | None:
+        """Return the claims of a token `jwt.decode` would accept, checked once; None to let it decide.
+
+        `jwt.decode` would parse the header again (the checks above already did), test every
+        character of the payload and signature against the base64url alphabet one at a time
+        in Python, and then check the claims. Here the same rules run once, on segments
+        already split: the same strict base64url decoding (alphabet, padding, canonical last
+        character), the signature checked by the key's own PyJWT algorithm object
+        (`PyJWK.Algorithm.verify`, PyJWT's public interface for algorithms, as `jwt.decode`
+        does), then the claims as `jwt.decode` checks them with this verifier's options.
+
+        Only an outcome both agree on is answered here: the claims of a token every check
+        accepts, or "bad signature" for well-formed segments whose signature fails (PyJWT
+        checks the signature before any claim). Everything else — a segment PyJWT might read
+        differently, a `crit` or `b64` header, a key PyJWT would warn about, any claim that
+        fails — returns None, and `jwt.decode` gives the verdict and its reason exactly as
+        before. The tests compare both paths on the same tokens (tests/tokens/test_verifier.py).
+        """
+        if not isinstance(key, PyJWK) or "crit" in header or "b64" in header:
+            return None
+        algorithm = key.Algorithm
+        try:
+            public_key = algorithm.prepare_key(key.key)
+        except (jwt.PyJWTError, TypeError, ValueError):
+            return None
+        if algorithm.check_key_length(public_key) is not None:
+            return None  # jwt.decode warns about a short key: let it
+        header_segment, payload_segment, signature_segment = token.split(".")
+        payload = _segment_bytes(payload_segment)
+        signature = _segment_bytes(signature_segment)
+        if payload is None or signature is None:
+            return None
+        signing_input = token[: len(header_segment) + 1 + len(payload_segment)].encode()
+        if not algorithm.verify(signing_input, public_key, signature):
+            raise InvalidToken("bad signature")
+        try:
+            claims = json.loads(payload)
+        except (ValueError, RecursionError):
+            return None
+        if not isinstance(claims, dict) or not self._claims_accepted(claims):
+            return None
+        return claims
+
+    def _claims_accepted(self, claims: dict[str, Any]) -> bool:
+        """Return whether `jwt.decode` with this verifier's options would accept these claims.
+
+        PyJWT 2's checks, in its order: required claims present (not None); `iat` and `nbf`
+        not in the future and `exp` not past (integers, within the leeway); `iss` equal to the
+        issuer; `aud` a non-empty string or list of strings naming one of the audiences (when
+        checked); `sub` and `jti` strings.
+        """
+        for claim in REQUIRED_CLAIMS:
+            if claims.get(claim) is None:
+                return False
+        leeway = self.leeway.total_seconds() if isinstance(self.leeway, timedelta) else self.leeway
+        now = time.time()
+        try:
+            if int(claims["iat"]) > now + leeway:
+                return False
+            if "nbf" in claims and int(claims["nbf"]) > now + leeway:
+                return False
+            if int(claims["exp"]) <= now - leeway:
+                return False
+        except (ValueError, TypeError, OverflowError):
+            return False
+        if not isinstance(claims["iss"], str) or claims["iss"] != self.issuer:
+            return False
+        if self.verify_audience:
+            audiences = claims["aud"]
+            if not audiences:
+                return False
+            if isinstance(audiences, str):
+                audiences = [audiences]
+            if not isinstance(audiences, list) or not all(isinstance(a, str) for a in audiences):
+                return False
+            if not any(a in audiences for a in self.audience):
+                return False
+        return isinstance(claims["sub"], str) and isinstance(claims["jti"], str)
 
 
 #: Headers already decoded, by their segment: every token one signing key issues carries the
@@ -224,21 +307,35 @@ def _unverified_header(token: str) -> dict[str, Any]:
 
 
 def _decode_header(segment: str) -> dict[str, Any]:
+    data = _segment_bytes(segment)
+    if data is None:
+        raise InvalidToken("malformed header")
+    try:
+        header = json.loads(data)
+    except (ValueError, RecursionError):
+        raise InvalidToken("malformed header") from None
+    if not isinstance(header, dict):
+        raise InvalidToken("malformed header")
+    return header
+
+
+def _segment_bytes(segment: str) -> bytes | None:
+    """Decode a base64url segment as strictly as PyJWT does; None for one it refuses (or an empty one).
+
+    The base64url alphabet, at most two '=' and only on a segment whose length is a multiple
+    of 4, no impossible length, and the canonical encoding (no stray bits in the last character).
+    """
     stripped = segment.rstrip("=")
     if (
         not _SEGMENT.fullmatch(segment)
         or (stripped != segment and len(segment) % 4)
         or len(stripped) % 4 == 1
     ):
-        raise InvalidToken("malformed header")
+        return None
     try:
         data = base64.urlsafe_b64decode(stripped + "=" * (-len(stripped) % 4))
-        # Canonical encoding only (no stray bits in the last character), like PyJWT.
-        if base64.urlsafe_b64encode(data).rstrip(b"=").decode() != stripped:
-            raise ValueError
-        header = json.loads(data)
-    except (ValueError, RecursionError, binascii.Error):
-        raise InvalidToken("malformed header") from None
-    if not isinstance(header, dict):
-        raise InvalidToken("malformed header")
-    return header
+    except (ValueError, binascii.Error):
+        return None
+    if base64.urlsafe_b64encode(data).rstrip(b"=").decode() != stripped:
+        return None
+    return data

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.db.models import QuerySet
@@ -40,7 +39,7 @@ _POLICY_FORBIDDEN = "api_keys_not_allowed"
 _POLICY_EXPIRY = "api_key_expiry_too_long"
 
 
-def _api_error(exc: DjangoValidationError) -> exceptions.APIException:
+def _refusal(exc: DjangoValidationError) -> exceptions.APIException:
     if hasattr(exc, "error_dict") and any(
         e.code == _POLICY_EXPIRY for errors in exc.error_dict.values() for e in errors
     ):
@@ -93,10 +92,11 @@ class ApiKeyViewSet(CredentialViewSet):
             owner_id=owner_id,
         )
 
-    def _authorize_key(self, action: str, api_key: ApiKey, *, scopes=None) -> None:
-        self.authorize(
-            action, owner_id=api_key.owner_id, scopes=scopes if scopes is not None else api_key.scopes
-        )
+    def scopes_of(self, api_key: ApiKey) -> list[str]:
+        return list(api_key.scopes)
+
+    def refusal(self, exc: DjangoValidationError) -> exceptions.APIException:
+        return _refusal(exc)
 
     # --- actions ----------------------------------------------------------------------------
 
@@ -109,22 +109,18 @@ class ApiKeyViewSet(CredentialViewSet):
     def create(self, request: Request, org_slug: str) -> Response:
         data = serializers.ApiKeyCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        actor, via, owner = self._creating(data.validated_data)
-        try:
-            api_key, plaintext = api_key_create(
-                organization=self.organization,
-                name=data.validated_data["name"],
-                owner=owner,
-                scopes=data.validated_data["scopes"],
-                actor=actor,
-                environment=data.validated_data.get("environment"),
-                expires_at=data.validated_data.get("expires_at"),
-                allowed_ips=data.validated_data.get("allowed_ips") or [],
-                rate_limit=data.validated_data.get("rate_limit"),
-                via=via,
-            )
-        except DjangoValidationError as exc:
-            raise _api_error(exc) from exc
+        owner = self._creating(data.validated_data)
+        api_key, plaintext = self._call(
+            api_key_create,
+            organization=self.organization,
+            name=data.validated_data["name"],
+            owner=owner,
+            scopes=data.validated_data["scopes"],
+            environment=data.validated_data.get("environment"),
+            expires_at=data.validated_data.get("expires_at"),
+            allowed_ips=data.validated_data.get("allowed_ips") or [],
+            rate_limit=data.validated_data.get("rate_limit"),
+        )
         body = serializers.ApiKeyWithSecretSerializer(api_key, context={"plaintext": plaintext}).data
         return no_store(Response(body, status=status.HTTP_201_CREATED))
 
@@ -137,38 +133,18 @@ class ApiKeyViewSet(CredentialViewSet):
         api_key = self.get_object()
         data = serializers.ApiKeyUpdateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        new_owner = self._owner(data.validated_data.get("owner"))
-        scopes = data.validated_data.get("scopes")
-        self._authorize_key("api_key.update", api_key)
-        if scopes is not None:
-            widening = bool(set(scopes) - set(api_key.scopes))
-            self._authorize_key(
-                "api_key.scopes_widen" if widening else "api_key.scopes", api_key, scopes=scopes
+        new_owner, policy_changes = self._updating(api_key, data.validated_data)
+        with transaction.atomic():
+            api_key = self._call(
+                api_key_update,
+                api_key=api_key,
+                name=data.validated_data.get("name"),
+                description=data.validated_data.get("description"),
+                owner=new_owner,
+                scopes=data.validated_data.get("scopes"),
             )
-        if new_owner is not None and new_owner.pk != api_key.owner_id:
-            self._authorize_key("api_key.reassign", api_key, scopes=scopes)
-        given = data.validated_data
-        policy_changes = {name: given[name] for name in ("allowed_ips", "rate_limit") if name in given}
-        if policy_changes:
-            self._authorize_key("api_key.policy", api_key)
-        actor, via = self._actor()
-        try:
-            with transaction.atomic():
-                api_key = api_key_update(
-                    api_key=api_key,
-                    actor=actor,
-                    name=data.validated_data.get("name"),
-                    description=data.validated_data.get("description"),
-                    owner=new_owner,
-                    scopes=data.validated_data.get("scopes"),
-                    via=via,
-                )
-                if policy_changes:
-                    api_key = credential_policy_set(
-                        credential=api_key, actor=actor, via=via, **policy_changes
-                    )
-        except DjangoValidationError as exc:
-            raise _api_error(exc) from exc
+            if policy_changes:
+                api_key = self._call(credential_policy_set, credential=api_key, **policy_changes)
         return Response(self.get_serializer(api_key).data)
 
     @extend_schema(
@@ -184,19 +160,12 @@ class ApiKeyViewSet(CredentialViewSet):
     @action(detail=True, methods=["post"])
     def rotate(self, request: Request, org_slug: str, key_id: str) -> Response:
         api_key = self.get_object()
-        self._authorize_key("api_key.rotate", api_key)
+        self.authorize_on("api_key.rotate", api_key)
         data = serializers.ApiKeyRotateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        actor, via = self._actor()
-        try:
-            successor, plaintext = api_key_rotate(
-                api_key=api_key,
-                actor=actor,
-                overlap=timedelta(hours=data.validated_data["overlap_hours"]),
-                via=via,
-            )
-        except DjangoValidationError as exc:
-            raise _api_error(exc) from exc
+        successor, plaintext = self._call(
+            api_key_rotate, api_key=api_key, overlap=timedelta(hours=data.validated_data["overlap_hours"])
+        )
         api_key.refresh_from_db()
         body = {
             "successor": serializers.ApiKeyWithSecretSerializer(
@@ -217,19 +186,8 @@ class ApiKeyViewSet(CredentialViewSet):
         self.authorize(owner_id=api_key.owner_id)
         data = serializers.ApiKeyRevokeSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        actor, via = self._actor()
-        try:
-            api_key = api_key_revoke(
-                api_key=api_key, actor=actor, reason=data.validated_data["reason"], via=via
-            )
-        except DjangoValidationError as exc:
-            raise _api_error(exc) from exc
+        api_key = self._call(api_key_revoke, api_key=api_key, reason=data.validated_data["reason"])
         return Response(self.get_serializer(api_key).data)
-
-    def handle_exception(self, exc):
-        if isinstance(exc, DjangoPermissionDenied):
-            exc = exceptions.PermissionDenied(str(exc))
-        return super().handle_exception(exc)
 
 
 class ApiKeyVerifyView(AuthorizedView, MachineCredentialView):

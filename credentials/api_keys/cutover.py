@@ -27,11 +27,10 @@ from django.utils.timesince import timesince
 
 from credentials import usage
 from credentials.api_keys.models import CUTOVER_QUIET_PERIODS, ApiKey
-from credentials.api_keys.services import _extra, _locked, api_key_revoke
+from credentials.api_keys.services import _locked, api_key_audit, api_key_revoke
 from credentials.governance.models import CredentialState, CredentialStatus
 from credentials.models import UsageBucket
 from portal.models import User
-from portal.services.audit import audit_log
 
 QUIET_HOURS = {hours: str(label) for hours, label in CUTOVER_QUIET_PERIODS}
 #: Outcomes that show the integration still presents the key (with its secret).
@@ -188,20 +187,17 @@ def api_key_cutover_set(
     key.cutover_quiet_hours = quiet_hours
     key.cutover_auto_revoke = auto_revoke
     key.save(update_fields=["cutover_quiet_hours", "cutover_auto_revoke", "updated_at"])
-    audit_log(
-        action="credentials.api_key.cutover_changed",
+    api_key_audit(
+        "credentials.api_key.cutover_changed",
+        key,
         actor=actor,
-        organization=key.organization,
-        target=key,
-        extra=_extra(
-            {
-                "key_id": key.key_id,
-                "moved_to": application.client_id,
-                "quiet_period": QUIET_HOURS[quiet_hours],
-                "auto_revoke": auto_revoke,
-            },
-            via,
-        ),
+        via=via,
+        extra={
+            "key_id": key.key_id,
+            "moved_to": application.client_id,
+            "quiet_period": QUIET_HOURS[quiet_hours],
+            "auto_revoke": auto_revoke,
+        },
     )
     return key
 

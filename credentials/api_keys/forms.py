@@ -6,7 +6,7 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from credentials.api_keys.models import CUTOVER_QUIET_PERIODS, Environment
-from credentials.forms import OVERLAP_CHOICES, RuntimePolicyForm
+from credentials.forms import OverlapHoursField, RuntimePolicyForm
 from credentials.governance.models import CredentialState
 from credentials.lifetimes import MAX_LIFETIME_DAYS
 from credentials.selectors import scope_catalogue
@@ -54,11 +54,8 @@ class ApiKeyCreateForm(OnceForm, RuntimePolicyForm):
 
 
 class ApiKeyRotateForm(OnceForm):
-    overlap_hours = forms.TypedChoiceField(
+    overlap_hours = OverlapHoursField(
         label=_("Keep the old key working for"),
-        choices=OVERLAP_CHOICES,
-        coerce=int,
-        initial=24,
         help_text=_("Long enough to deploy the new key everywhere the old one is used."),
     )
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from django.db.models import Q
-from django.urls import reverse
 from django.utils import timezone
 
 from credentials.api_keys import keys
@@ -105,10 +104,6 @@ def _revoke(api_key: ApiKey, actor: User | None, reason: str) -> ApiKey:
     return api_key_revoke(api_key=api_key, actor=actor, reason=reason, via="governance")
 
 
-def _detail_path(org_slug: str, pk: int, ref: str) -> str:
-    return reverse("org-api-key-detail", kwargs={"org_slug": org_slug, "key_id": ref})
-
-
 def api_key_match_secret(raw: str) -> SecretMatch | None:
     """Return the `SecretMatch` of a presented key whose digest matches, whatever its status, else None.
 
@@ -168,7 +163,6 @@ def governed_kind() -> GovernedKind:
         issue_secret=_issue_first_secret,
         revoke=_revoke,
         changed=snapshot_publish,
-        detail_path=_detail_path,
         filter_scope=lambda qs, scope: qs.filter(scopes__icontains=f'"{scope}"'),
         match_secret=api_key_match_secret,
         people_behind=_people_behind,

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import serializers
 
 from credentials.api_keys import kind_policy
 from credentials.governance.models import NewApiKeys
 from credentials.governance.org_policy import policy_for
-from credentials.governance.policy_api import PolicySettingsView
+from credentials.governance.policy_api import PolicySettingsView, policy_settings_schema
 
 
 class ApiKeyPolicySerializer(serializers.Serializer):
@@ -23,16 +21,7 @@ class ApiKeyPolicySerializer(serializers.Serializer):
     )
 
 
-@extend_schema_view(
-    get=extend_schema(summary="The organisation's rules for new API keys", responses=OpenApiTypes.OBJECT),
-    patch=extend_schema(
-        summary="Change the organisation's rules for new API keys",
-        request=ApiKeyPolicySerializer,
-        responses=OpenApiTypes.OBJECT,
-        description="Existing keys keep working; the ones the new rules would refuse are flagged "
-        "(`against_policy`) and their owners told once.",
-    ),
-)
+@policy_settings_schema(rules="rules for new API keys", serializer=ApiKeyPolicySerializer, existing="keys")
 class ApiKeyPolicyView(PolicySettingsView):
     """The policy on kinds: whether new live and test API keys are allowed (docs/choosing.md)."""
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from django.db.models import CharField, F, Q, QuerySet, Value
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from credentials.api_keys import keys
 from credentials.api_keys.models import ApiKey
 from credentials.governance.models import CredentialState
+from credentials.governance.selectors import kind_inventory
 from portal.models import AuditEvent, Organization
 from portal.selectors import audit_events_for
 
@@ -94,16 +95,16 @@ def api_key_events(organization: Organization, api_key: ApiKey) -> QuerySet[Audi
 
 def api_keys_inventory(organization: Organization | None) -> QuerySet[ApiKey]:
     """Return keys annotated with the inventory's common columns (all organisations for None)."""
-    keys = ApiKey.objects.all() if organization is None else ApiKey.objects.filter(organization=organization)
-    return keys.annotate(
-        row_kind=Value("api_key", output_field=CharField()),
-        row_ref=F("key_id"),
+    return kind_inventory(
+        ApiKey,
+        organization,
+        kind="api_key",
+        ref="key_id",
+        created="created_at",
+        expires=F("expires_at"),
+        last_used=F("last_used_at"),
         # The M2M application it was moved to, if any (the reverse of M2MApplication.moved_from_key).
-        row_moved=F("moved_to_application__pk"),
-        row_owner_email=F("owner__email"),
-        row_created=F("created_at"),
-        row_expires=F("expires_at"),
-        row_last_used=F("last_used_at"),
+        moved=F("moved_to_application__pk"),
         # A rotated key expires at the end of its overlap on purpose: no expiry notice for it.
-        row_superseded=Q(rotated_at__isnull=False),
+        superseded=Q(rotated_at__isnull=False),
     )

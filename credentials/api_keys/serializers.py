@@ -10,7 +10,7 @@ from credentials.api_keys.models import ApiKey, Environment
 from credentials.api_keys.services import DEFAULT_OVERLAP, MAX_OVERLAP
 from credentials.governance.models import CredentialState
 from credentials.lifetimes import MAX_LIFETIME_DAYS, check_expiry, expiry_in_days
-from credentials.serializers import PolicyInputMixin, RateLimitField
+from credentials.serializers import PolicyInputMixin, RateLimitField, UserEmailField
 
 
 class ApiKeySerializer(serializers.ModelSerializer):
@@ -18,8 +18,8 @@ class ApiKeySerializer(serializers.ModelSerializer):
 
     id = serializers.CharField(source="key_id", read_only=True)
     prefix = serializers.CharField(source="display_prefix", read_only=True)
-    owner = serializers.SerializerMethodField()
-    created_by = serializers.SerializerMethodField()
+    owner = UserEmailField()
+    created_by = UserEmailField()
     status = serializers.ChoiceField(source="state", choices=CredentialState.choices, read_only=True)
     replaces = serializers.SerializerMethodField()
     allowed_ips = serializers.ListField(child=serializers.CharField(), read_only=True)
@@ -50,14 +50,6 @@ class ApiKeySerializer(serializers.ModelSerializer):
             "rate_limit",
         ]
         read_only_fields = fields
-
-    @extend_schema_field(serializers.EmailField(allow_null=True))
-    def get_owner(self, obj: ApiKey) -> str | None:
-        return obj.owner.email if obj.owner_id else None
-
-    @extend_schema_field(serializers.EmailField(allow_null=True))
-    def get_created_by(self, obj: ApiKey) -> str | None:
-        return obj.created_by.email if obj.created_by_id else None
 
     @extend_schema_field(serializers.CharField(allow_null=True))
     def get_replaces(self, obj: ApiKey) -> str | None:

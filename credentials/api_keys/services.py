@@ -124,23 +124,20 @@ def api_key_create(
     rate_limit = org_policy.runtime_policy_for_new(api_key, allowed_ips=allowed_ips, rate_limit=rate_limit)
     api_key.rate_limit = rate_limit
     api_key.save()
-    audit_log(
-        action="credentials.api_key.created",
+    api_key_audit(
+        "credentials.api_key.created",
+        api_key,
         actor=actor,
-        organization=organization,
-        target=api_key,
-        extra=_extra(
-            {
-                "key_id": api_key.key_id,
-                "owner": owner.email,
-                "scopes": scope_names,
-                "environment": environment,
-                "expires_at": expires_at.isoformat() if expires_at else None,
-                **({"allowed_ips": allowed_ips} if allowed_ips else {}),
-                **({"rate_limit": rate_limit} if rate_limit else {}),
-            },
-            via,
-        ),
+        via=via,
+        extra={
+            "key_id": api_key.key_id,
+            "owner": owner.email,
+            "scopes": scope_names,
+            "environment": environment,
+            "expires_at": expires_at.isoformat() if expires_at else None,
+            **({"allowed_ips": allowed_ips} if allowed_ips else {}),
+            **({"rate_limit": rate_limit} if rate_limit else {}),
+        },
     )
     return api_key, plaintext
 
@@ -192,10 +189,17 @@ def api_key_request(
     return api_key, request
 
 
-def _extra(extra: dict[str, Any], via: str) -> dict[str, Any]:
-    if via:
-        extra["via"] = via
-    return extra
+def api_key_audit(
+    action: str, api_key: ApiKey, *, actor: User | None, via: str, extra: dict[str, Any]
+) -> None:
+    """Write the one audit event of a change to a key, naming the interface it came through (`via`)."""
+    audit_log(
+        action=action,
+        actor=actor,
+        organization=api_key.organization,
+        target=api_key,
+        extra={**extra, "via": via} if via else extra,
+    )
 
 
 def _locked(api_key: ApiKey) -> ApiKey:
@@ -264,13 +268,7 @@ def api_key_update(
             "updated_at",
         ]
     )
-    audit_log(
-        action="credentials.api_key.updated",
-        actor=actor,
-        organization=api_key.organization,
-        target=api_key,
-        extra=_extra(changes, via),
-    )
+    api_key_audit("credentials.api_key.updated", api_key, actor=actor, via=via, extra=changes)
     snapshot_publish(api_key)
     return api_key
 
@@ -333,20 +331,17 @@ def api_key_rotate(
         old.expires_at = overlap_end
     old.rotated_at = now
     old.save(update_fields=["expires_at", "rotated_at", "updated_at"])
-    audit_log(
-        action="credentials.api_key.rotated",
+    api_key_audit(
+        "credentials.api_key.rotated",
+        old,
         actor=actor,
-        organization=old.organization,
-        target=old,
-        extra=_extra(
-            {
-                "key_id": old.key_id,
-                "successor_key_id": successor.key_id,
-                "overlap_seconds": int(overlap.total_seconds()),
-                "old_key_expires_at": old.expires_at.isoformat(),
-            },
-            via,
-        ),
+        via=via,
+        extra={
+            "key_id": old.key_id,
+            "successor_key_id": successor.key_id,
+            "overlap_seconds": int(overlap.total_seconds()),
+            "old_key_expires_at": old.expires_at.isoformat(),
+        },
     )
     snapshot_publish(old)
     return successor, plaintext
@@ -368,12 +363,12 @@ def api_key_revoke(*, api_key: ApiKey, actor: User | None, reason: str, via: str
     api_key.revoked_by = actor if isinstance(actor, User) else None
     api_key.revocation_reason = reason[:255]
     api_key.save(update_fields=["status", "revoked_at", "revoked_by", "revocation_reason", "updated_at"])
-    audit_log(
-        action="credentials.api_key.revoked",
+    api_key_audit(
+        "credentials.api_key.revoked",
+        api_key,
         actor=actor,
-        organization=api_key.organization,
-        target=api_key,
-        extra=_extra({"key_id": api_key.key_id, "reason": api_key.revocation_reason}, via),
+        via=via,
+        extra={"key_id": api_key.key_id, "reason": api_key.revocation_reason},
     )
     snapshot_publish(api_key)
     return api_key

@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
-from django.core.signals import request_finished
+from django.core.cache import cache, caches
+from django.core.signals import request_finished, setting_changed
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -24,7 +24,8 @@ from credentials.api_keys.models import ApiKey
 from credentials.governance.models import CredentialState
 from portal import authz
 from portal.infra import hotcache
-from portal.infra.crypto import verify_digest
+from portal.infra.cache import PortalLocMemCache
+from portal.infra.crypto import digest_matches, peppers, verify_digest
 from portal.infra.metrics import verification_metrics
 from portal.infra.request_context import current_request_context
 from portal.models import Membership, Organization, User
@@ -155,6 +156,75 @@ MALFORMED = Verification(valid=False, code="malformed")
 NOT_FOUND = Verification(valid=False, code="not_found")
 
 
+# --- the per-process memo of valid keys (only in front of a per-process cache) ---------------
+#
+# Without Redis the snapshot cache is this process's own LocMem (entries live 1 s, the
+# revocation bound of docs/operations.md). A hit there still paid for the cache proxy, key
+# building, the LocMem lookup, the key's format and CRC check and a fresh Verification. The
+# memo remembers, per key id, the LocMem entry a valid verification came from (a stamp: that
+# entry's very bytes), the key's pepper and digest, and the Verification it produced. A
+# later call with the same key id uses it only while LocMem still holds that very entry
+# (`PortalLocMemCache.holds`): any `set`, `delete` (every change to a key drops it),
+# `clear` or the entry's expiry ends it at once, so the memo answers nothing LocMem would
+# not. The presented key is still checked every time: its HMAC under the pepper, compared in
+# constant time with the stored digest — equal only for the very key that was issued, whose
+# format and checksum are therefore right, so the CRC check can be skipped. A wrong secret, a
+# malformed key or an expired key falls through to the full path below and is answered
+# exactly as before. No raw key is kept: only what the snapshot holds (the digest, as the
+# database does). With Redis the memo stays empty: there a change must reach every server
+# at once (docs/operations.md), which a per-process layer cannot promise.
+
+#: Where the memo finds the key id in a presented key: after `ipk_live_` or `ipk_test_`. (Were an
+#: environment's name of another length, its keys would only miss the memo: the HMAC decides.)
+_KEY_ID_START = len(keys.display_prefix("live", ""))
+_KEY_ID_END = _KEY_ID_START + keys.KEY_ID_LENGTH
+
+#: key id -> (LocMem's `holds`, the entry's stamp, pepper, digest, expires_at, the valid Verification).
+_memo: dict[str, tuple[Any, Any, bytes, str, float | None, Verification]] = {}
+_MEMO_MAX = 4096
+
+
+def _memo_verify(raw: str) -> Verification | None:
+    """Return the memo's Verification if `raw` is the very key it was made for, still valid; else None."""
+    if type(raw) is not str or len(raw) != keys.KEY_LENGTH:
+        return None
+    entry = _memo.get(raw[_KEY_ID_START:_KEY_ID_END])
+    if entry is None:
+        return None
+    holds, stamp, pepper, digest, expires_at, verification = entry
+    if not holds(stamp) or not digest_matches(pepper, raw, digest):
+        return None
+    if expires_at is not None and expires_at <= timezone.now().timestamp():
+        return None
+    return verification
+
+
+def _memo_fill(key_id: str) -> None:
+    """Remember the valid key `key_id` against the per-process cache entry it is verified from now."""
+    backend = caches["default"]
+    if not isinstance(backend, PortalLocMemCache):
+        return  # a shared cache: no per-process layer (see above)
+    stamped = backend.get_stamped(_cache_key(key_id))
+    if stamped is None:
+        return
+    snapshot, stamp = stamped
+    pepper = peppers()[1].get(snapshot["pepper_id"])
+    if pepper is None or not snapshot["digest"] or _state(snapshot).valid is not True:
+        return
+    if len(_memo) >= _MEMO_MAX:
+        _memo.clear()
+    verification = Verification(valid=True, key=snapshot)
+    _memo[key_id] = (backend.holds, stamp, pepper, snapshot["digest"], snapshot["expires_at"], verification)
+
+
+def _memo_forget(**_kwargs: Any) -> None:
+    # Tests swap the cache backend or the peppers with override_settings: start afresh.
+    _memo.clear()
+
+
+setting_changed.connect(_memo_forget, dispatch_uid="credentials.api_key.memo_forget")
+
+
 @verification_metrics("api_key", outcome_of=lambda v: "valid" if v.valid else v.code)
 def api_key_verify(raw: str) -> Verification:
     """Check a presented key: format and checksum, one indexed lookup (or the cache), digest, state.
@@ -162,6 +232,9 @@ def api_key_verify(raw: str) -> Verification:
     A malformed key or a bad checksum costs no query. A wrong secret answers `not_found`,
     like an unknown key id, so a caller cannot learn which key ids exist.
     """
+    memoized = _memo_verify(raw)
+    if memoized is not None:
+        return memoized
     parsed = keys.parse(raw)
     if parsed is None:
         return MALFORMED
@@ -172,7 +245,10 @@ def api_key_verify(raw: str) -> Verification:
         return NOT_FOUND  # a pending key: it has no secret yet
     if not verify_digest(parsed.raw, pepper_id=snapshot["pepper_id"], digest=snapshot["digest"]):
         return Verification(valid=False, code="not_found", wrong_secret_of=snapshot)
-    return _state(snapshot)
+    verification = _state(snapshot)
+    if verification.valid:
+        _memo_fill(parsed.key_id)
+    return verification
 
 
 def api_key_state(key_id: str) -> Verification:

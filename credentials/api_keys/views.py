@@ -58,6 +58,11 @@ def _already_shown(request: HttpRequest, key_id: str) -> HttpResponse:
     return redirect("org-api-key-detail", org_slug=request.organization.slug, key_id=key_id)
 
 
+def _key_id(made: tuple[ApiKey, object]) -> str:
+    # What a resend of a create, request or rotate form is sent to: the key the first sending made.
+    return made[0].key_id
+
+
 def _reveal(
     request: HttpRequest, api_key: ApiKey, plaintext: str, *, rotated: ApiKey | None = None
 ) -> HttpResponse:
@@ -140,23 +145,24 @@ def api_key_create_view(request: HttpRequest) -> HttpResponse:
         if needs_approval:
             return _request_key(request, form, submission)
         try:
-            api_key, plaintext = api_key_create(
-                organization=organization,
-                name=form.cleaned_data["name"],
-                owner=form.cleaned_data["owner"],
-                scopes=form.cleaned_data["scopes"],
-                actor=request.user,
-                environment=form.cleaned_data["environment"],
-                expires_at=expiry_in_days(days) if days else None,
-                allowed_ips=form.cleaned_data["allowed_ips"],
-                rate_limit=form.cleaned_data["rate_limit"],
-                via="dashboard",
+            api_key, plaintext = submission.run(
+                lambda: api_key_create(
+                    organization=organization,
+                    name=form.cleaned_data["name"],
+                    owner=form.cleaned_data["owner"],
+                    scopes=form.cleaned_data["scopes"],
+                    actor=request.user,
+                    environment=form.cleaned_data["environment"],
+                    expires_at=expiry_in_days(days) if days else None,
+                    allowed_ips=form.cleaned_data["allowed_ips"],
+                    rate_limit=form.cleaned_data["rate_limit"],
+                    via="dashboard",
+                ),
+                remember=_key_id,
             )
         except ValidationError as exc:
-            submission.failed()
             _add_errors(form, exc)
         else:
-            submission.done(api_key.key_id)
             return _reveal(request, api_key, plaintext)
     return render(
         request,
@@ -169,25 +175,26 @@ def api_key_create_view(request: HttpRequest) -> HttpResponse:
 def _request_key(request: HttpRequest, form: ApiKeyCreateForm, submission: Submission) -> HttpResponse:
     """Store a pending key and its request: no secret exists until an approver says yes."""
     try:
-        api_key, _request = api_key_request(
-            organization=request.organization,
-            name=form.cleaned_data["name"],
-            owner=form.cleaned_data["owner"],
-            scopes=form.cleaned_data["scopes"],
-            requester=request.user,
-            justification=form.cleaned_data["justification"],
-            environment=form.cleaned_data["environment"],
-            lifetime_days=form.cleaned_data.get("expires_in_days"),
-            allowed_ips=form.cleaned_data["allowed_ips"],
-            rate_limit=form.cleaned_data["rate_limit"],
+        api_key, _request = submission.run(
+            lambda: api_key_request(
+                organization=request.organization,
+                name=form.cleaned_data["name"],
+                owner=form.cleaned_data["owner"],
+                scopes=form.cleaned_data["scopes"],
+                requester=request.user,
+                justification=form.cleaned_data["justification"],
+                environment=form.cleaned_data["environment"],
+                lifetime_days=form.cleaned_data.get("expires_in_days"),
+                allowed_ips=form.cleaned_data["allowed_ips"],
+                rate_limit=form.cleaned_data["rate_limit"],
+            ),
+            remember=_key_id,
         )
     except ValidationError as exc:
-        submission.failed()
         _add_errors(form, exc)
         return render(
             request, "credentials/api_key_create.html", {"form": form, "needs_approval": True}, status=400
         )
-    submission.done(api_key.key_id)
     messages.success(
         request,
         f"Your request for “{api_key.name}” was sent to the organisation's approvers. "
@@ -258,17 +265,18 @@ def api_key_rotate_view(request: HttpRequest, key_id: str) -> HttpResponse:
             if used is not None:
                 return _already_shown(request, used or api_key.key_id)
             try:
-                successor, plaintext = api_key_rotate(
-                    api_key=api_key,
-                    actor=request.user,
-                    overlap=timedelta(hours=form.cleaned_data["overlap_hours"]),
-                    via="dashboard",
+                successor, plaintext = submission.run(
+                    lambda: api_key_rotate(
+                        api_key=api_key,
+                        actor=request.user,
+                        overlap=timedelta(hours=form.cleaned_data["overlap_hours"]),
+                        via="dashboard",
+                    ),
+                    remember=_key_id,
                 )
             except ValidationError as exc:
-                submission.failed()
                 _add_errors(form, exc)
             else:
-                submission.done(successor.key_id)
                 api_key.refresh_from_db()
                 return _reveal(request, successor, plaintext, rotated=api_key)
     return render(

@@ -15,6 +15,7 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 
 from credentials.governance import approvals, common, org_policy, ownership, reviews
+from credentials.governance.forms import ReassignForm
 from credentials.governance.models import (
     CredentialRequest,
     CredentialStatus,
@@ -224,15 +225,6 @@ class GovernanceQueueFilter(admin.SimpleListFilter):
         return queryset if condition is None else queryset.filter(condition)
 
 
-class ReassignOwnerForm(forms.Form):
-    owner = forms.ModelChoiceField(label="New owner", queryset=None)
-
-    def __init__(self, *args, members, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["owner"].queryset = members
-        self.fields["owner"].label_from_instance = lambda u: u.email
-
-
 class GovernedCredentialAdminMixin:
     """Queue filter and bulk actions shared by the API key and M2M application admins."""
 
@@ -299,7 +291,7 @@ class GovernedCredentialAdminMixin:
             self.message_user(request, "Select credentials of one organisation at a time.", messages.ERROR)
             return None
         organization = queryset.first().organization
-        form = ReassignOwnerForm(
+        form = ReassignForm(
             request.POST if "apply" in request.POST else None, members=organization_members(organization)
         )
         if form.is_valid():

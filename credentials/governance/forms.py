@@ -6,7 +6,11 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from credentials import policy
-from credentials.forms import OVERLAP_CHOICES, RuntimePolicyForm, clean_rate_limit_text  # noqa: F401 - shared
+from credentials.forms import (
+    OverlapHoursField,
+    RateLimitTextField,
+    RuntimePolicyForm,  # noqa: F401 - the governance views take it from here
+)
 from credentials.governance.inventory_usage import ATTENTION, SORT_LABELS
 from credentials.governance.models import OrganizationPolicy
 from credentials.governance.registry import all_kinds
@@ -68,27 +72,21 @@ class DecisionForm(forms.Form):
 
 class PolicyForm(forms.ModelForm):
     # The overlaps the API key rotation form offers, so the default is always one of them.
-    default_rotation_overlap_hours = forms.TypedChoiceField(
+    default_rotation_overlap_hours = OverlapHoursField(
         label=_("Default rotation overlap"),
-        choices=OVERLAP_CHOICES,
-        coerce=int,
         help_text=_("Preselected when someone rotates a key or a client secret."),
     )
 
     # Rate limits as people type them (N/S), like a credential's own (RuntimePolicyForm).
-    default_rate_limit = forms.CharField(
+    default_rate_limit = RateLimitTextField(
         label=_("Default rate limit"),
-        required=False,
-        max_length=24,
         help_text=_(
             "N/S: given to a new API key or M2M application created without a limit, e.g. 100/60. "
             "Empty: none."
         ),
     )
-    max_rate_limit = forms.CharField(
+    max_rate_limit = RateLimitTextField(
         label=_("Rate limit ceiling"),
-        required=False,
-        max_length=24,
         help_text=_(
             "N/S: no credential may average more than N requests per S seconds (its own limit is "
             "compared as a rate, so 10/1 allows 600/60 but not 1000/60). A new one without a limit "
@@ -133,12 +131,6 @@ class PolicyForm(forms.ModelForm):
             self.fields[name].required = False
         for name in ("default_rate_limit", "max_rate_limit"):
             self.initial[name] = policy.format_rate_limit(getattr(self.instance, name))
-
-    def clean_default_rate_limit(self):
-        return clean_rate_limit_text(self.cleaned_data["default_rate_limit"])
-
-    def clean_max_rate_limit(self):
-        return clean_rate_limit_text(self.cleaned_data["max_rate_limit"])
 
     def clean(self):
         cleaned = super().clean()

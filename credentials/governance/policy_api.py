@@ -19,6 +19,21 @@ from portal.api.access import OrganizationApiView
 from portal.api.errors import api_error
 
 
+def policy_settings_schema(*, rules: str, serializer: type[serializers.Serializer], existing: str):
+    """Document a `PolicySettingsView`: read and change the organisation's `rules`, which flag
+    (never break) the `existing` credentials they would refuse."""
+    return extend_schema_view(
+        get=extend_schema(summary=f"The organisation's {rules}", responses=OpenApiTypes.OBJECT),
+        patch=extend_schema(
+            summary=f"Change the organisation's {rules}",
+            request=serializer,
+            responses=OpenApiTypes.OBJECT,
+            description=f"Existing {existing} keep working; the ones the new rules would refuse are "
+            "flagged (`against_policy`) and their owners told once.",
+        ),
+    )
+
+
 class PolicySettingsView(OrganizationApiView, APIView):
     """Read and change one group of the organisation's policy settings (`policy_update`, audited).
 
@@ -55,15 +70,8 @@ class RuntimeRulesSerializer(serializers.Serializer):
     max_rate_limit = RateLimitField(required=False)
 
 
-@extend_schema_view(
-    get=extend_schema(summary="The organisation's runtime-policy rules", responses=OpenApiTypes.OBJECT),
-    patch=extend_schema(
-        summary="Change the organisation's runtime-policy rules",
-        request=RuntimeRulesSerializer,
-        responses=OpenApiTypes.OBJECT,
-        description="Existing credentials keep working; the ones the new rules would refuse are "
-        "flagged (`against_policy`) and their owners told once.",
-    ),
+@policy_settings_schema(
+    rules="runtime-policy rules", serializer=RuntimeRulesSerializer, existing="credentials"
 )
 class RuntimeRulesView(PolicySettingsView):
     """The organisation's rules on every credential's runtime policy: an allowlist on live ones,

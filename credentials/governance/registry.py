@@ -13,6 +13,7 @@ from typing import Any
 
 from django.db import models
 from django.db.models import Q, QuerySet
+from django.urls import reverse
 
 from portal.models import Organization, User
 
@@ -72,7 +73,7 @@ class GovernedKind:
     touch_field: str  # the model's auto_now column
     ref_attr: str  # the public identifier shown in lists ("key_id", "client_id")
     url_kwarg: str  # the dashboard URL kwarg naming one row ("key_id", "app_id")
-    lookup_field: str  # the model field that URL kwarg matches ("key_id", "pk")
+    lookup_field: str  # the model field that URL kwarg matches: "pk", or `ref_attr` ("key_id")
     #: Return the organisation's rows annotated with the inventory columns (see selectors).
     inventory_queryset: Callable[[Organization | None], QuerySet]
     scopes_of: Callable[[Any], list[str]]
@@ -87,8 +88,6 @@ class GovernedKind:
     #: Run inside the transaction after every governance change (API keys drop their cached
     #: verification snapshot now and store a fresh one after commit).
     changed: Callable[[Any], None]
-    #: The dashboard path of one row: (organisation slug, pk, public ref) -> path.
-    detail_path: Callable[[str, int, str], str]
     #: Narrow an inventory queryset to rows holding one scope.
     filter_scope: Callable[[QuerySet, str], QuerySet]
     #: Recognise a presented secret of this kind (format, then a digest lookup): a match or None.
@@ -103,8 +102,9 @@ class GovernedKind:
     #: apply (a federated identity follows its M2M applications' approval, review and lifetime).
     policy: KindPolicy | None = None
     policy_key: str = ""
-    #: The dashboard URL names: the prefix given to governance.urls.credential_patterns, and
-    #: the page that gives an approved, pending credential its first secret (or activates it).
+    #: The dashboard URL names: the prefix given to governance.urls.credential_patterns (a row's
+    #: page is `<url_name>-detail`), and the page that gives an approved, pending credential its
+    #: first secret (or activates it).
     url_name: str = ""
     issue_url_name: str = ""
     #: Audit verbs of this kind that are webhook events ({"created": "created", …}); an audit
@@ -126,6 +126,11 @@ class GovernedKind:
     #: The credential of another kind each row was moved to or from, for many rows in one query:
     #: {pk: MovedLink}. An API key moved to an M2M application and that application name each other.
     moved_links: Callable[[Iterable[int]], dict[int, MovedLink]] = lambda ids: {}
+
+    def detail_path(self, org_slug: str, pk: int, ref: str) -> str:
+        """Return the dashboard path of one row from its primary key and its public reference."""
+        value = pk if self.lookup_field == "pk" else ref
+        return reverse(f"{self.url_name}-detail", kwargs={"org_slug": org_slug, self.url_kwarg: value})
 
 
 _KINDS: dict[str, GovernedKind] = {}

@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import connection
-from django.db.models import Q, QuerySet
+from django.db import connection, models
+from django.db.models import CharField, F, Q, QuerySet, Value
 from django.utils import timezone
 
 from credentials.governance import inventory_usage
@@ -42,6 +42,38 @@ KIND_COLUMNS = (
 #: What the inventory shows: the kind's columns and the usage of the last 30 days
 #: (`inventory_usage.with_requests_30d` annotates it).
 COLUMNS = (*KIND_COLUMNS, "row_requests_30d")
+
+
+def kind_inventory(
+    model: type[models.Model],
+    organization: Organization | None,
+    *,
+    kind: str,
+    ref: str,
+    created: str,
+    expires: Any,
+    last_used: Any,
+    moved: Any,
+    superseded: Any = None,
+) -> QuerySet:
+    """Return a kind's rows (one organisation's, or all for None) with the inventory's `row_*` columns.
+
+    A kind's `inventory_queryset` says where each column comes from: `ref` and `created` are
+    field names, the others expressions; the owner's email is read alike for every kind, and a
+    row is not superseded unless the kind says when.
+    """
+    rows = model.objects.all() if organization is None else model.objects.filter(organization=organization)
+    return rows.annotate(
+        row_kind=Value(kind, output_field=CharField()),
+        row_ref=F(ref),
+        row_moved=moved,
+        row_owner_email=F("owner__email"),
+        row_created=F(created),
+        row_expires=expires,
+        row_last_used=last_used,
+        row_superseded=Value(False) if superseded is None else superseded,
+    )
+
 
 FLAGS = ("pending", "orphaned", "review_overdue", "expiring", "unused", "suspended", "against_policy")
 FLAG_LABELS = {

@@ -1,4 +1,4 @@
-"""URLs of the governance pages: inventory (page, CSV, API), approvals and the policy."""
+"""URLs of the governance pages: inventory (page, CSV, API), usage CSV, approvals and the policy."""
 
 from __future__ import annotations
 
@@ -23,6 +23,12 @@ def credential_patterns(kind: str, prefix: str, url_name: str) -> list:
             {"kind": kind},
             name=f"{url_name}-narrow",
         ),
+        path(
+            f"{prefix}/usage.csv",
+            insight_views.usage_csv_download,
+            {"kind": kind},
+            name=f"{url_name}-usage-csv",
+        ),
     ]
 
 
@@ -30,6 +36,7 @@ urlpatterns = [
     path("orgs/<slug:org_slug>/credentials/new/", choice.credential_new, name="org-credential-new"),
     path("orgs/<slug:org_slug>/inventory/", views.inventory, name="org-inventory"),
     path("orgs/<slug:org_slug>/inventory/export.csv", views.inventory_csv, name="org-inventory-csv"),
+    path("orgs/<slug:org_slug>/usage/export.csv", insight_views.organization_usage_csv, name="org-usage-csv"),
     path("orgs/<slug:org_slug>/approvals/", views.approvals, name="org-approvals"),
     path(
         "orgs/<slug:org_slug>/approvals/<int:request_id>/decide/",

@@ -6,11 +6,10 @@ URL kwarg (`key_id` or `app_id`).
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Callable
 
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -52,7 +51,8 @@ from credentials.governance.selectors import (
 from credentials.insight.page import insight_context
 from credentials.leaks.selectors import leak_reports_for_credential
 from credentials.selectors import organization_members
-from portal.outcomes import flash_outcome, refusal_text
+from portal.infra.spreadsheet import csv_lines
+from portal.outcomes import flash_outcome
 from portal.stepup import step_up_redirect
 from portal.tenancy import authorized, check, may
 
@@ -134,36 +134,28 @@ def _sort_headers(query, current: str) -> dict[str, dict[str, str]]:
     return headers
 
 
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
-
-
 def _csv_lines(organization, filters: InventoryFilters):
-    writer = csv.writer(_Echo())
-    yield writer.writerow(CSV_COLUMNS)
+    # A name starting with = + - @ would run as a formula in a spreadsheet: csv_lines quotes it.
+    return csv_lines(CSV_COLUMNS, _csv_rows(organization, filters))
+
+
+def _csv_rows(organization, filters: InventoryFilters):
     now = timezone.now()
     chunk: list[dict] = []
     for values in inventory_queryset(organization, filters, now=now).iterator(chunk_size=500):
         chunk.append(values)
         if len(chunk) == 500:
-            yield from _csv_rows(writer, chunk, organization, now)
+            yield from _csv_chunk(chunk, organization, now)
             chunk = []
-    yield from _csv_rows(writer, chunk, organization, now)
+    yield from _csv_chunk(chunk, organization, now)
 
 
-def _csv_rows(writer, chunk, organization, now):
+def _csv_chunk(chunk, organization, now):
     for row in inventory_rows(chunk, org_slug=organization.slug, now=now):
         data = row.as_dict()
         data["scopes"] = " ".join(data["scopes"])
         data["flags"] = " ".join(data["flags"])
-        yield writer.writerow(["" if data[c] is None else _safe_cell(data[c]) for c in CSV_COLUMNS])
-
-
-def _safe_cell(value) -> str:
-    # A name starting with = + - @ would run as a formula in a spreadsheet (CSV injection).
-    text = str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+        yield [data[c] for c in CSV_COLUMNS]
 
 
 @authorized("inventory.read")
@@ -293,9 +285,10 @@ def credential_or_404(request: HttpRequest, kind_key: str, kwargs: dict):
 
 
 def credential_urls(kind, org_slug: str, credential) -> dict[str, str]:
-    """Return the governance URLs a kind has for one credential (recertify, reassign, scopes, issue)."""
+    """Return the governance URLs a kind has for one credential (recertify, reassign, scopes, usage CSV…)."""
     kwargs = {"org_slug": org_slug, kind.url_kwarg: getattr(credential, kind.lookup_field)}
     names = {action: f"{kind.url_name}-{action}" for action in ("recertify", "reassign", "scopes", "narrow")}
+    names["usage_csv"] = f"{kind.url_name}-usage-csv"
     if kind.issue_url_name:
         names["issue"] = kind.issue_url_name
     urls = {}
@@ -387,16 +380,14 @@ def recertify(request: HttpRequest, kind: str, **kwargs) -> HttpResponse:
     if not form.is_valid():
         messages.error(request, "Choose among the credential's current scopes.")
         return _back(credential)
-    try:
-        reviews.credential_recertify(
+    flash_outcome(
+        request,
+        lambda: reviews.credential_recertify(
             credential=credential, actor=request.user, scopes=[s.name for s in form.cleaned_data["scopes"]]
-        )
-    except ValidationError as exc:
-        if "not_owner" in str(getattr(exc, "code", "")):
-            raise PermissionDenied(refusal_text(exc)) from None
-        messages.error(request, refusal_text(exc))
-    else:
-        messages.success(request, f"“{credential.name}” was reviewed. The next review is scheduled.")
+        ),
+        f"“{credential.name}” was reviewed. The next review is scheduled.",
+        forbidden={"not_owner"},
+    )
     return _back(credential)
 
 

@@ -1,13 +1,18 @@
-"""Reads for a credential's usage insight: recent IPs, recent denials, scopes used (one query each)."""
+"""Reads for usage: recent IPs, recent denials, scopes used, and usage series by outcome (one query each)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from django.utils import timezone
 
+from credentials.governance.registry import all_kinds
 from credentials.insight.models import UsageClientIp, UsageDenial, UsageScope
 from credentials.insight.recorder import MAX_RECENT
+from credentials.models import UsageBucket
+from credentials.usage import OUTCOMES
+from portal.models import Organization
 
 #: Scopes not needed by any request for this long are offered for removal.
 UNUSED_AFTER = timedelta(days=30)
@@ -50,3 +55,72 @@ def scope_suggestion(*, organization_id: int, kind: str, credential_id: str, sco
         "unused": [s for s in scopes if s not in used],
         "days": UNUSED_AFTER.days,
     }
+
+
+# --- usage series (the usage API, its CSV, the dashboard download) -----------------------------
+
+
+def credentials_by_ref(
+    organization: Organization, refs: Iterable[str] | None = None
+) -> dict[str, dict[str, str]]:
+    """Return `{ref: {"kind": …, "name": …}}` for those of `refs` that are the organisation's credentials.
+
+    A ref is a credential's public id (an API key's key id, an M2M application's client id);
+    `refs=None` is every credential of the organisation, by kind and name. One query per kind,
+    whatever the number of refs. Another organisation's ref is simply absent.
+    """
+    found: dict[str, dict[str, str]] = {}
+    for kind in all_kinds():
+        rows = kind.model.objects.filter(organization=organization)
+        if refs is not None:
+            rows = rows.filter(**{f"{kind.ref_attr}__in": list(refs)})
+        for ref, name in rows.order_by("name", kind.ref_attr).values_list(kind.ref_attr, "name"):
+            found[ref] = {"kind": kind.key, "name": name}
+    return found
+
+
+def usage_series(
+    organization: Organization,
+    credentials: dict[str, dict[str, str]] | None,
+    *,
+    granularity: str,
+    since: datetime,
+    until: datetime,
+) -> list[dict]:
+    """Return per credential its totals and its buckets by outcome; one query (+ one per kind for None).
+
+    `credentials` is what `credentials_by_ref` returned, in the order wanted; None is every
+    credential of the organisation with use in the range (by kind and name). Buckets whose start
+    lies in `[since, until]` are returned, oldest first; a period with no use has no bucket.
+    Every outcome of `credentials.usage.OUTCOMES` is present in each bucket and in the totals.
+    """
+    rows = UsageBucket.objects.filter(
+        organization=organization, granularity=granularity, start__gte=since, start__lte=until
+    )
+    if credentials is not None:
+        rows = rows.filter(credential_id__in=list(credentials))
+    buckets: dict[str, dict[datetime, dict[str, int]]] = {}
+    for kind, ref, start, outcome, count in rows.order_by("start").values_list(
+        "kind", "credential_id", "start", "outcome", "count"
+    ):
+        if outcome in OUTCOMES:
+            buckets.setdefault((kind, ref), {}).setdefault(start, dict.fromkeys(OUTCOMES, 0))[outcome] += (
+                count
+            )
+    if credentials is None:
+        # Only those with use: one query per kind for the names, never one per credential.
+        credentials = {
+            ref: about
+            for ref, about in credentials_by_ref(organization).items()
+            if (about["kind"], ref) in buckets
+        }
+    results = []
+    for ref, about in credentials.items():
+        periods = buckets.get((about["kind"], ref), {})
+        totals = dict.fromkeys(OUTCOMES, 0)
+        for counts in periods.values():
+            for outcome, n in counts.items():
+                totals[outcome] += n
+        series = [{"start": start.isoformat(), **counts} for start, counts in periods.items()]
+        results.append({"credential": ref, **about, "totals": totals, "buckets": series})
+    return results

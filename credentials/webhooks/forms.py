@@ -6,12 +6,10 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
-from credentials.overlap import overlap_choices
+from credentials.forms import OverlapHoursField
 from credentials.webhooks.destinations import parse_url
 from credentials.webhooks.models import EventType
 from portal.submissions import OnceForm
-
-SECRET_OVERLAP_CHOICES = overlap_choices("secret")
 
 
 class _EventsForm(forms.Form):
@@ -50,11 +48,9 @@ class WebhookEndpointEditForm(_EventsForm):
 
 
 class WebhookSecretRotateForm(OnceForm):
-    overlap_hours = forms.TypedChoiceField(
+    overlap_hours = OverlapHoursField(
+        old="secret",
         label=_("Overlap"),
-        choices=SECRET_OVERLAP_CHOICES,
-        coerce=int,
-        initial=24,
         help_text=_(
             "While it lasts, each delivery is signed with both secrets, so you can switch at any time."
         ),

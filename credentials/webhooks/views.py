@@ -72,31 +72,37 @@ def _reveal(request: HttpRequest, endpoint: WebhookEndpoint, secret: str, *, rot
     )
 
 
-def _secret_once(
+def _secret_form_page(
     request: HttpRequest,
     form: OnceForm,
     make: Callable[[], tuple[WebhookEndpoint, str]],
     *,
+    template: str,
+    context: dict | None = None,
     rotated: bool,
     endpoint_id: int | None = None,
-) -> HttpResponse | None:
-    """Create or rotate a secret once per form sent, and show it; None when the service refused.
+) -> HttpResponse:
+    """Show the form; on a valid POST create or rotate a secret once per form sent, and show it.
 
     A resend of the same form shows no second secret: it goes to the endpoint made the first
-    time (`endpoint_id` when the page is already about one). A refusal goes on the form.
+    time (`endpoint_id` when the page is already about one). Invalid input or a refusal shows
+    the form again (400), the refusal on it.
     """
-    submission = submission_of(request, form)
-    used = submission.begin()
-    if used is not None:
-        return _already_shown(request, used if endpoint_id is None else endpoint_id)
-    try:
-        endpoint, secret = make()
-    except ValidationError as exc:
-        submission.failed()
-        add_service_errors(form, exc)
-        return None
-    submission.done(endpoint.pk)
-    return _reveal(request, endpoint, secret, rotated=rotated)
+    context = {"form": form, **(context or {})}
+    if request.method != "POST":
+        return render(request, template, context)
+    if form.is_valid():
+        submission = submission_of(request, form)
+        used = submission.begin()
+        if used is not None:
+            return _already_shown(request, used if endpoint_id is None else endpoint_id)
+        try:
+            endpoint, secret = submission.run(make, remember=lambda made: made[0].pk)
+        except ValidationError as exc:
+            add_service_errors(form, exc)
+        else:
+            return _reveal(request, endpoint, secret, rotated=rotated)
+    return render(request, template, context, status=400)
 
 
 @authorized("webhooks.manage")
@@ -112,24 +118,19 @@ def webhook_list(request: HttpRequest) -> HttpResponse:
 def webhook_create(request: HttpRequest) -> HttpResponse:
     """Register an endpoint and show its signing secret once, in the response to the form."""
     form = WebhookEndpointCreateForm(request.POST if request.method == "POST" else None)
-    if request.method == "POST":
-        if form.is_valid():
-            shown = _secret_once(
-                request,
-                form,
-                lambda: services.webhook_endpoint_create(
-                    organization=request.organization,
-                    url=form.cleaned_data["url"],
-                    description=form.cleaned_data["description"],
-                    event_types=form.cleaned_data["event_types"],
-                    actor=request.user,
-                ),
-                rotated=False,
-            )
-            if shown is not None:
-                return shown
-        return render(request, "credentials/webhooks/create.html", {"form": form}, status=400)
-    return render(request, "credentials/webhooks/create.html", {"form": form})
+    return _secret_form_page(
+        request,
+        form,
+        lambda: services.webhook_endpoint_create(
+            organization=request.organization,
+            url=form.cleaned_data["url"],
+            description=form.cleaned_data["description"],
+            event_types=form.cleaned_data["event_types"],
+            actor=request.user,
+        ),
+        template="credentials/webhooks/create.html",
+        rotated=False,
+    )
 
 
 def _detail_page(
@@ -192,23 +193,17 @@ def webhook_rotate(request: HttpRequest, endpoint_id: int) -> HttpResponse:
     """Give the endpoint a new secret (with an overlap) and show it once."""
     endpoint = _endpoint_or_404(request, endpoint_id)
     form = WebhookSecretRotateForm(request.POST if request.method == "POST" else None)
-    if request.method == "POST":
-        if form.is_valid():
-            shown = _secret_once(
-                request,
-                form,
-                lambda: services.webhook_endpoint_rotate_secret(
-                    endpoint=endpoint, actor=request.user, overlap_hours=form.cleaned_data["overlap_hours"]
-                ),
-                rotated=True,
-                endpoint_id=endpoint.pk,
-            )
-            if shown is not None:
-                return shown
-        return render(
-            request, "credentials/webhooks/rotate.html", {"endpoint": endpoint, "form": form}, status=400
-        )
-    return render(request, "credentials/webhooks/rotate.html", {"endpoint": endpoint, "form": form})
+    return _secret_form_page(
+        request,
+        form,
+        lambda: services.webhook_endpoint_rotate_secret(
+            endpoint=endpoint, actor=request.user, overlap_hours=form.cleaned_data["overlap_hours"]
+        ),
+        template="credentials/webhooks/rotate.html",
+        context={"endpoint": endpoint},
+        rotated=True,
+        endpoint_id=endpoint.pk,
+    )
 
 
 @authorized("webhooks.change")

@@ -214,6 +214,9 @@ class PortalLocMemCache(LocMemCache):
                 return default
             pickled = self._cache[key]
             self._cache.move_to_end(key, last=False)
+        return self._unpickled(key, pickled)
+
+    def _unpickled(self, key: str, pickled: bytes) -> Any:
         entry = self._shared.get(key)
         if entry is not None and entry[0] is pickled:
             return entry[1]
@@ -222,3 +225,34 @@ class PortalLocMemCache(LocMemCache):
             self._shared.clear()
         self._shared[key] = (pickled, value)
         return value
+
+    def get_stamped(self, key: str, version: int | None = None) -> tuple[Any, tuple[str, bytes]] | None:
+        """Return what `get_shared` returns, with a stamp of the entry it came from; None on a miss.
+
+        `holds(stamp)` then answers, without unpickling or key building, whether that very entry
+        is still stored and unexpired: a `set`, `add` after expiry, `delete`, `clear` or
+        the expiry itself makes it False at once.
+        """
+        key = self.make_key(key, version=version)
+        with self._lock:
+            if self._has_expired(key):
+                self._delete(key)
+                return None
+            pickled = self._cache[key]
+            self._cache.move_to_end(key, last=False)
+        return self._unpickled(key, pickled), (key, pickled)
+
+    def holds(self, stamp: tuple[str, bytes]) -> bool:
+        """Return whether the entry `get_stamped` stamped is still stored and unexpired.
+
+        True counts as a read of the entry, like `get`: it moves to the front of the LRU order.
+        """
+        key, pickled = stamp
+        with self._lock:
+            if self._cache.get(key) is not pickled:
+                return False
+            expires = self._expire_info.get(key, -1)
+            if expires is not None and expires <= time.time():
+                return False  # the next get() or get_stamped() drops it, as LocMemCache does
+            self._cache.move_to_end(key, last=False)
+        return True

@@ -98,8 +98,16 @@ def verify_digest(value: str, *, pepper_id: str, digest: str) -> bool:
     pepper = table.get(pepper_id)
     if pepper is None:
         return False
-    candidate = hmac.new(pepper, value.encode(), hashlib.sha256).hexdigest()
-    return hmac.compare_digest(candidate, digest)
+    return digest_matches(pepper, value, digest)
+
+
+def digest_matches(pepper: bytes, value: str, digest: str) -> bool:
+    """Check `value` against a hex HMAC-SHA256 digest under `pepper`, in constant time.
+
+    For a caller that already holds the pepper (`verify_digest` looks it up by id). The
+    one-shot `hmac.digest` is OpenSSL's HMAC in one call: the same digest as `hmac.new`.
+    """
+    return hmac.compare_digest(hmac.digest(pepper, value.encode(), "sha256").hex(), digest)
 
 
 # --- encryption at rest -----------------------------------------------------------------------

@@ -5,19 +5,20 @@ documents on every request, with a credential in a header and no cookie. Such a 
 needs no session, CSRF, messages, allauth, MFA-enrolment or static-file layer: there is no
 session to load, no form to protect and no page to render. `MachinePathMiddleware` sits
 first in `MIDDLEWARE` and sends such a request through a second chain built from the same
-`MIDDLEWARE` list without the browser-only layers (`BROWSER_ONLY`), so everything else —
+`MIDDLEWARE` list without the browser-only layers (`PORTAL_BROWSER_ONLY_MIDDLEWARE`, marked
+beside each layer in settings), so everything else —
 metrics before and after, security headers (HSTS, nosniff, CSP, X-Frame-Options), the body
 limit, the request id, the access log, the database-outage answers and CommonMiddleware's
 `ALLOWED_HOSTS` check (a foreign `Host` is still 400) — runs exactly as on
 the full path, in the same order. A request with any cookie, or to any other path, takes the
 full chain unchanged (docs/performance.md measures what this buys).
 
-A middleware added to `MIDDLEWARE` later runs on both paths unless it is listed here.
+A middleware added to `MIDDLEWARE` later runs on both paths unless settings mark it `browser`.
 
-`EQUIVALENTS`: a layer of the lean chain may be built from a drop-in subclass that answers the
+`EQUIVALENTS`: a layer of the lean chain may be built from a drop-in subclass that gives the
 same answers for less work (django-csp's policy built once: `portal.infra.csp`; django-prometheus's
-labelled children looked up once: `portal.infra.prometheus`); the list of
-layers and their order stay those of `MIDDLEWARE` (tests/portal/test_lean_equivalents.py).
+labelled children looked up once: `portal.infra.prometheus`); the list of layers and their
+order stay those of `MIDDLEWARE` (tests/portal/test_lean_equivalents.py).
 """
 
 from __future__ import annotations
@@ -31,20 +32,6 @@ from django.utils.module_loading import import_string
 
 #: This middleware's own dotted path (it must come first in MIDDLEWARE).
 SELF = "portal.infra.lean.MachinePathMiddleware"
-
-#: Layers built for browsers: skipped on machine requests that carry no cookie.
-BROWSER_ONLY = frozenset(
-    {
-        "whitenoise.middleware.WhiteNoiseMiddleware",
-        "django.contrib.sessions.middleware.SessionMiddleware",
-        "django.middleware.csrf.CsrfViewMiddleware",
-        "django.contrib.auth.middleware.AuthenticationMiddleware",
-        "allauth.account.middleware.AccountMiddleware",
-        "django.contrib.messages.middleware.MessageMiddleware",
-        "portal.account_security.middleware.SessionTimeoutMiddleware",
-        "portal.account_security.middleware.MfaEnrolmentMiddleware",
-    }
-)
 
 #: Layers built from a drop-in subclass on the lean chain: same answers, less work per request.
 EQUIVALENTS = {
@@ -69,7 +56,8 @@ def is_machine_request(request: HttpRequest) -> bool:
 
 def lean_middleware() -> list[str]:
     """Return MIDDLEWARE without this selector and the browser-only layers, in the same order."""
-    return [path for path in settings.MIDDLEWARE if path != SELF and path not in BROWSER_ONLY]
+    browser_only = settings.PORTAL_BROWSER_ONLY_MIDDLEWARE
+    return [path for path in settings.MIDDLEWARE if path != SELF and path not in browser_only]
 
 
 class _LeanHandler(BaseHandler):

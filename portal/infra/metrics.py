@@ -11,6 +11,7 @@ import hmac
 import ipaddress
 import json
 import time
+from bisect import bisect_left
 from collections.abc import Callable
 from typing import Any
 
@@ -130,22 +131,56 @@ def _oauth_error_code(response: HttpResponse) -> str:
         return "other"
 
 
-#: Labelled children by label values: `labels()` costs more than the increment itself on the
-#: verification hot path (docs/performance.md). Label values come from fixed sets, so this stays small.
-_verification_children: dict[tuple[str, str], tuple[Any, Any]] = {}
+#: One recorder per (credential type, outcome): `labels()` cost more than the increment itself on
+#: the verification hot path, and so did the checks `inc()` and `observe()` repeat on every call
+#: (docs/performance.md). Label values come from fixed sets, so this stays small.
+_verification_recorders: dict[tuple[str, str], Callable[[float], None]] = {}
+
+
+def _recorder(credential_type: str, outcome: str) -> Callable[[float], None]:
+    """Return the function that counts one verification with this outcome and observes its latency."""
+    recorder = _verification_recorders.get((credential_type, outcome))
+    if recorder is None:
+        counter = VERIFICATIONS.labels(credential_type=credential_type, outcome=outcome)
+        histogram = VERIFICATION_SECONDS.labels(credential_type=credential_type)
+        recorder = _verification_recorders[(credential_type, outcome)] = _bound_recorder(counter, histogram)
+    return recorder
+
+
+def _bound_recorder(counter: Counter, histogram: Histogram) -> Callable[[float], None]:
+    """Return `seconds -> None` that adds exactly what `counter.inc()` and `histogram.observe(seconds)` add.
+
+    Bound to the children's value cells (the same cells, in-process or multiprocess, that
+    `/metrics` reads): the count, the histogram's sum and the first bucket whose upper bound
+    is at least `seconds` — the bucket `Histogram.observe` picks. Skipped per call: the label
+    and sign checks that cannot fail for these children. Should prometheus_client's layout
+    ever differ, the public calls are used instead.
+    """
+    try:
+        count, total = counter._value.inc, histogram._sum.inc
+        bounds = tuple(histogram._upper_bounds)
+        buckets = tuple(bucket.inc for bucket in histogram._buckets)
+    except AttributeError:
+        count = total = None
+    if count is None or total is None or len(bounds) != len(buckets) or bounds[-1] != float("inf"):
+
+        def public(seconds: float) -> None:
+            counter.inc()
+            histogram.observe(seconds)
+
+        return public
+
+    def record(seconds: float) -> None:
+        count(1)
+        total(seconds)
+        buckets[bisect_left(bounds, seconds)](1)
+
+    return record
 
 
 def observe_verification(credential_type: str, outcome: str, seconds: float) -> None:
     """Count one credential verification and its latency."""
-    outcome = _bounded(outcome, VERIFICATION_OUTCOMES, "invalid")
-    children = _verification_children.get((credential_type, outcome))
-    if children is None:
-        children = _verification_children[(credential_type, outcome)] = (
-            VERIFICATIONS.labels(credential_type=credential_type, outcome=outcome),
-            VERIFICATION_SECONDS.labels(credential_type=credential_type),
-        )
-    children[0].inc()
-    children[1].observe(seconds)
+    _recorder(credential_type, _bounded(outcome, VERIFICATION_OUTCOMES, "invalid"))(seconds)
 
 
 def verification_metrics(
@@ -161,16 +196,26 @@ def verification_metrics(
     """
 
     def decorator(func):
+        #: Recorders by the outcome `outcome_of` named (bounded to the fixed set when first seen).
+        recorders: dict[str, Callable[[float], None]] = {}
+        clock = time.perf_counter
+
         @functools.wraps(func)
         def wrapper(*args, **kwargs):
-            started = time.perf_counter()
+            started = clock()
             try:
                 result = func(*args, **kwargs)
             except Exception as exc:
                 outcome = failure_of(exc) or ("unavailable" if is_database_outage(exc) else "error")
-                observe_verification(credential_type, outcome, time.perf_counter() - started)
+                observe_verification(credential_type, outcome, clock() - started)
                 raise
-            observe_verification(credential_type, outcome_of(result), time.perf_counter() - started)
+            outcome = outcome_of(result)
+            recorder = recorders.get(outcome)
+            if recorder is None:
+                recorder = _recorder(credential_type, _bounded(outcome, VERIFICATION_OUTCOMES, "invalid"))
+                if outcome in VERIFICATION_OUTCOMES:
+                    recorders[outcome] = recorder
+            recorder(clock() - started)
             return result
 
         return wrapper

@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextvars
 import logging
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from django.http import HttpRequest, HttpResponse
@@ -31,6 +33,16 @@ _current: contextvars.ContextVar[RequestContext | None] = contextvars.ContextVar
 def current_request_context() -> RequestContext | None:
     """Return the context of the request being served, if any."""
     return _current.get()
+
+
+@contextmanager
+def request_context_restored(context: RequestContext) -> Iterator[None]:
+    """Make `context` current again for a while (work deferred until after the response)."""
+    token = _current.set(context)
+    try:
+        yield
+    finally:
+        _current.reset(token)
 
 
 class RequestContextMiddleware:

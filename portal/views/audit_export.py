@@ -3,7 +3,6 @@ readable event names beside the dotted actions."""
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterator
 
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
@@ -11,42 +10,31 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from portal.audit_text import action_label, details_text
 from portal.forms import AuditFilterForm
 from portal.infra.responses import no_store
+from portal.infra.spreadsheet import csv_lines
 from portal.models import User
 from portal.selectors import audit_events_for
 from portal.tenancy import authorized
 
 COLUMNS = ["time (UTC)", "event", "action", "target", "actor", "IP address", "details"]
-# A cell a spreadsheet would run as a formula (OWASP "CSV injection") is quoted as text.
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-class _Echo:
-    """A file-like object whose write() returns the line, for streaming csv.writer output."""
-
-    def write(self, value: str) -> str:
-        return value
-
-
-def _cell(value: object) -> str:
-    text = "" if value is None else str(value)
-    return f"'{text}" if text.startswith(_FORMULA_START) else text
 
 
 def _rows(events) -> Iterator[str]:
-    writer = csv.writer(_Echo())
-    yield writer.writerow(COLUMNS)
-    for event in events.iterator(chunk_size=500):
-        yield writer.writerow(
+    # Every cell a spreadsheet would run as a formula (OWASP "CSV injection") is quoted as text.
+    return csv_lines(
+        COLUMNS,
+        (
             [
-                _cell(event.occurred_at.strftime("%Y-%m-%d %H:%M:%S")),
-                _cell(action_label(event.action)),
-                _cell(event.action),
-                _cell(event.target_label),
-                _cell(event.actor_label),
-                _cell(event.ip_address),
-                _cell(details_text(event.extra)),
+                event.occurred_at.strftime("%Y-%m-%d %H:%M:%S"),
+                action_label(event.action),
+                event.action,
+                event.target_label,
+                event.actor_label,
+                event.ip_address,
+                details_text(event.extra),
             ]
-        )
+            for event in events.iterator(chunk_size=500)
+        ),
+    )
 
 
 @authorized("audit.read")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import urllib.error
 import urllib.request
 
@@ -64,6 +65,14 @@ def test_usage_chart_ips_denials_and_narrowing(user_page, live_server, owner, or
     page.get_by_role("link", name="90d").click()
     expect(page.get_by_role("heading", name="Usage, last 90 days")).to_be_visible()
     expect(page.locator("#usage-chart-table tfoot td").nth(0)).to_have_text("4")
+    # The period shown, as a CSV download (a plain link): a row per day, the same totals.
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download CSV").click()
+    assert download.value.suggested_filename.startswith(f"acme-usage-{api_key.key_id}-90d-")
+    with open(download.value.path(), newline="") as f:
+        rows = list(csv.reader(f))
+    assert rows[0][:6] == ["credential", "kind", "name", "start", "valid", "invalid_secret"]
+    assert [sum(int(row[i]) for row in rows[1:]) for i in (4, 5)] == [4, 2]
 
     expect(page.locator("#usage-scopes + p")).to_have_text("orders:read")
     with confirming(page) as asked:

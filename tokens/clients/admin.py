@@ -55,6 +55,7 @@ STAFF_EDITABLE = {
     "token_lifetime",
     "is_resource_server",
     "may_exchange_api_keys",
+    "may_report_client_ip",
 }
 
 
@@ -91,6 +92,7 @@ class M2MApplicationAdmin(GovernedCredentialAdminMixin, admin.ModelAdmin):
         "review_due_at",
         "is_resource_server",
         "may_exchange_api_keys",
+        "may_report_client_ip",
         "created",
     ]
     list_filter = [
@@ -98,6 +100,7 @@ class M2MApplicationAdmin(GovernedCredentialAdminMixin, admin.ModelAdmin):
         "status",
         "is_resource_server",
         "may_exchange_api_keys",
+        "may_report_client_ip",
         "organization",
     ]
     actions = GovernedCredentialAdminMixin.governance_actions
@@ -119,6 +122,7 @@ class M2MApplicationAdmin(GovernedCredentialAdminMixin, admin.ModelAdmin):
         "revoked_at",
         "is_resource_server",
         "may_exchange_api_keys",
+        "may_report_client_ip",
         *GovernedCredentialAdminMixin.governance_fields,
         "created",
         "updated",

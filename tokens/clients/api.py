@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from functools import partial
 
-from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.db.models import QuerySet
@@ -18,9 +16,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from credentials.governance.edits import credential_policy_set
-from credentials.governance.org_policy import policy_for, scope_increase_needs_approval
+from credentials.governance.org_policy import policy_for
 from credentials.rest import CredentialViewSet
-from portal.api.errors import ApprovalRequired, api_error
+from portal.api.errors import api_error
 from portal.api.whoami import machine_authentication_classes
 from portal.infra.responses import no_store
 from tokens.clients import serializers
@@ -39,9 +37,6 @@ from tokens.models import M2MApplication
 
 #: Service refusals that are about the application's state, not the request's input: 409.
 _CONFLICT_CODES = {"revoked", "inactive", "wrong_auth_method", "too_many", "not_approved"}
-
-
-_api_error = partial(api_error, conflict=_CONFLICT_CODES, forbidden={"not_owner"})
 
 
 _LIST_PARAMETERS = [
@@ -91,6 +86,8 @@ class M2MAppViewSet(CredentialViewSet):
     authentication_classes = [*machine_authentication_classes(), SessionAuthentication]
     kind_key = "m2m_app"
     approval_detail = "Your organisation approves new M2M applications first: request one in the dashboard."
+    scope_increase_detail = "Your organisation approves scope increases: request them in the dashboard."
+    policy_fields = (*CredentialViewSet.policy_fields, "token_quota")
     authz_actions = {
         "list": "m2m_app.view",
         "retrieve": "m2m_app.view",
@@ -118,25 +115,11 @@ class M2MAppViewSet(CredentialViewSet):
             auth_method=params.get("token_endpoint_auth_method") or params.get("auth_method", ""),
         )
 
-    def _call(self, service, **arguments):
-        """Run a service as the acting user, naming the interface; a refusal answers 400 or 409."""
-        actor, via = self._actor()
-        try:
-            return service(actor=actor, via=via, **arguments)
-        except DjangoValidationError as exc:
-            raise _api_error(exc) from exc
+    def refusal(self, exc: DjangoValidationError) -> exceptions.APIException:
+        return api_error(exc, conflict=_CONFLICT_CODES, forbidden={"not_owner"})
 
-    @staticmethod
-    def _scopes(application: M2MApplication) -> list[str]:
+    def scopes_of(self, application: M2MApplication) -> list[str]:
         return sorted(scope.name for scope in application.allowed_scopes.all())
-
-    def _authorize_app(self, action: str, application: M2MApplication, *, scopes=None) -> None:
-        """Ask portal.authz: whose application, and (for a credential) no wider than the caller."""
-        self.authorize(
-            action,
-            owner_id=application.owner_id,
-            scopes=scopes if scopes is not None else self._scopes(application),
-        )
 
     def _fresh(self, application: M2MApplication) -> M2MApplication:
         """Return the application again with everything the serializer shows (after a change)."""
@@ -167,26 +150,22 @@ class M2MAppViewSet(CredentialViewSet):
         data = serializers.M2MAppCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
-        actor, via, owner = self._creating(values)
-        try:
-            application, secret = m2m_app_create(
-                organization=self.organization,
-                name=values["name"],
-                description=values["description"],
-                owner=owner,
-                actor=actor,
-                scopes=values["scopes"],
-                audiences=values["audiences"],
-                token_lifetime=values["token_lifetime"],
-                auth_method=values["token_endpoint_auth_method"],
-                public_key=values["public_key"],
-                allowed_ips=values.get("allowed_ips") or [],
-                rate_limit=values.get("rate_limit"),
-                token_quota=values.get("token_quota"),
-                via=via,
-            )
-        except DjangoValidationError as exc:
-            raise _api_error(exc) from exc
+        owner = self._creating(values)
+        application, secret = self._call(
+            m2m_app_create,
+            organization=self.organization,
+            name=values["name"],
+            description=values["description"],
+            owner=owner,
+            scopes=values["scopes"],
+            audiences=values["audiences"],
+            token_lifetime=values["token_lifetime"],
+            auth_method=values["token_endpoint_auth_method"],
+            public_key=values["public_key"],
+            allowed_ips=values.get("allowed_ips") or [],
+            rate_limit=values.get("rate_limit"),
+            token_quota=values.get("token_quota"),
+        )
         body = serializers.M2MAppCreatedSerializer(
             self._fresh(application), context={"client_secret": secret}
         ).data
@@ -211,24 +190,9 @@ class M2MAppViewSet(CredentialViewSet):
         data = serializers.M2MAppUpdateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
-        new_owner = self._owner(values.get("owner"))
-        scopes = values.get("scopes")
-        current = self._scopes(application)
-        self._authorize_app("m2m_app.update", application)
-        if scopes is not None:
-            widening = bool(set(scopes) - set(current))
-            self._authorize_app(
-                "m2m_app.scopes_widen" if widening else "m2m_app.scopes", application, scopes=scopes
-            )
-            if widening and scope_increase_needs_approval(self.organization, current, scopes):
-                raise ApprovalRequired(
-                    "Your organisation approves scope increases: request them in the dashboard."
-                )
-        if new_owner is not None and new_owner.pk != application.owner_id:
-            self._authorize_app("m2m_app.reassign", application, scopes=scopes)
-        policy_changes = {name: values[name] for name in ("allowed_ips", "rate_limit") if name in values}
-        if policy_changes or "token_quota" in values:
-            self._authorize_app("m2m_app.policy", application)
+        new_owner, policy_changes = self._updating(application, values)
+        quota_changed = "token_quota" in policy_changes
+        token_quota = policy_changes.pop("token_quota", None)
         with transaction.atomic():
             application = self._call(
                 m2m_app_update,
@@ -236,13 +200,13 @@ class M2MAppViewSet(CredentialViewSet):
                 name=values.get("name"),
                 description=values.get("description"),
                 owner=new_owner,
-                scopes=scopes,
+                scopes=values.get("scopes"),
             )
             if policy_changes:
                 application = self._call(credential_policy_set, credential=application, **policy_changes)
-            if "token_quota" in values:
+            if quota_changed:
                 application = self._call(
-                    m2m_app_token_quota_set, application=application, token_quota=values["token_quota"]
+                    m2m_app_token_quota_set, application=application, token_quota=token_quota
                 )
         return Response(self.get_serializer(self._fresh(application)).data)
 
@@ -257,7 +221,7 @@ class M2MAppViewSet(CredentialViewSet):
     @action(detail=True, methods=["post"], url_path="rotate-secret")
     def rotate_secret(self, request: Request, org_slug: str, app_id: str) -> Response:
         application = self.get_object()
-        self._authorize_app("m2m_app.rotate", application)
+        self.authorize_on("m2m_app.rotate", application)
         data = serializers.SecretRotateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         hours = data.validated_data.get("overlap_hours")
@@ -332,7 +296,7 @@ class M2MAppViewSet(CredentialViewSet):
     @public_keys.mapping.post
     def public_key_add(self, request: Request, org_slug: str, app_id: str) -> Response:
         application = self.get_object()
-        self._authorize_app("m2m_app.rotate", application)
+        self.authorize_on("m2m_app.rotate", application)
         data = serializers.PublicKeyAddSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
@@ -365,8 +329,3 @@ class M2MAppViewSet(CredentialViewSet):
         self.authorize(owner_id=application.owner_id)
         public_key = self._call(client_public_key_revoke, public_key=public_key)
         return Response(serializers.ClientPublicKeySerializer(public_key).data)
-
-    def handle_exception(self, exc):
-        if isinstance(exc, DjangoPermissionDenied):
-            exc = exceptions.PermissionDenied(str(exc))
-        return super().handle_exception(exc)

@@ -6,7 +6,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
-from credentials.forms import RuntimePolicyForm
+from credentials.forms import OverlapHoursField, RuntimePolicyForm
 from credentials.models import Scope
 from credentials.overlap import overlap_choices
 from credentials.selectors import scope_catalogue
@@ -225,11 +225,9 @@ class PublicKeyAddForm(OnceForm):
 class SecretRotateForm(OnceForm):
     """How long the current secrets keep working after a rotation."""
 
-    overlap_hours = forms.TypedChoiceField(
+    overlap_hours = OverlapHoursField(
+        old="secret",
         label=_("Keep the current secret working for"),
-        coerce=int,
-        initial=24,
-        choices=overlap_choices("secret"),
         help_text=_("Long enough to deploy the new secret everywhere."),
     )
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from django.db.models import Q
-from django.urls import reverse
 
 from credentials.governance.registry import TOKEN_MINTING, GovernedKind, KindPolicy, MovedLink, SecretMatch
 from portal.models import User
@@ -34,10 +33,6 @@ def _moved_links(ids: Iterable[int]) -> dict[int, MovedLink]:
         "pk", "moved_from_key__pk", "moved_from_key__key_id", "moved_from_key__name"
     )
     return {pk: MovedLink("from", "api_key", key_pk, key_id, name) for pk, key_pk, key_id, name in rows}
-
-
-def _detail_path(org_slug: str, pk: int, ref: str) -> str:
-    return reverse("org-app-detail", kwargs={"org_slug": org_slug, "app_id": pk})
 
 
 def _match_secret(raw: str) -> SecretMatch | None:
@@ -100,7 +95,6 @@ def governed_kind() -> GovernedKind:
         # Token checks read the application's status on every request: nothing is cached.
         changed=lambda application: None,
         moved_links=_moved_links,
-        detail_path=_detail_path,
         filter_scope=lambda qs, scope: qs.filter(allowed_scopes__name=scope),
         match_secret=_match_secret,
         revoke_secret=_revoke_secret,

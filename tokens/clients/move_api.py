@@ -96,16 +96,7 @@ class ApiKeyMoveView(AuthorizedView, APIView):
             if hasattr(exc, "error_dict"):
                 raise exceptions.ValidationError(exc.message_dict) from exc
             raise Conflict(" ".join(exc.messages), code=exc.code or "conflict") from exc
-        application = move.application
-        body = {
-            "id": application.pk,
-            "client_id": application.client_id,
-            "client_secret": move.client_secret,
-            "status": application.status,
-            "key_id": api_key.key_id,
-            "environment": application.environment,
-            "scopes": sorted(application.allowed_scopes.values_list("name", flat=True)),
-        }
+        body = move.summary()
         if move.pending:
             body["detail"] = (
                 "Your organisation approves new M2M applications: this one waits for approval. Its owner "

@@ -33,6 +33,19 @@ class Move:
         """Return whether the application waits for an approval before it gets a secret."""
         return self.client_secret is None
 
+    def summary(self) -> dict:
+        """Return what the REST answer and `move_api_key_to_m2m_app --json` both say of the move."""
+        application = self.application
+        return {
+            "id": application.pk,
+            "client_id": application.client_id,
+            "client_secret": self.client_secret,
+            "status": application.status,
+            "key_id": self.api_key.key_id,
+            "environment": application.environment,
+            "scopes": sorted(application.allowed_scopes.values_list("name", flat=True)),
+        }
+
 
 @transaction.atomic
 def api_key_move_to_m2m_app(

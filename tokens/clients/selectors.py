@@ -6,7 +6,6 @@ from collections.abc import Iterable
 
 from django.db.models import (
     Case,
-    CharField,
     Count,
     DateTimeField,
     Exists,
@@ -21,6 +20,7 @@ from django.db.models import (
 )
 from django.utils import timezone
 
+from credentials.governance.selectors import kind_inventory
 from portal.models import Organization
 from tokens.models import ClientPublicKey, ClientSecret, FederatedIdentity, M2MApplication
 
@@ -108,29 +108,22 @@ def m2m_apps_inventory(organization: Organization | None) -> QuerySet[M2MApplica
     no expiry); it was last used when any of its secrets (or keys) was.
     """
     now = timezone.now()
-    apps = (
-        M2MApplication.objects.all()
-        if organization is None
-        else M2MApplication.objects.filter(organization=organization)
-    )
     secret_expires, secret_last_used = _credential_columns(ClientSecret, now)
     key_expires, key_last_used = _credential_columns(ClientPublicKey, now)
     uses_keys = Q(token_endpoint_auth_method=M2MApplication.AuthMethod.PRIVATE_KEY_JWT)
-    return apps.annotate(
-        row_kind=Value("m2m_app", output_field=CharField()),
-        row_ref=F("client_id"),
-        row_superseded=Value(False),
-        # The API key it was moved from, if any (its name and id are read for those rows only).
-        row_moved=F("moved_from_key_id"),
-        row_owner_email=F("owner__email"),
-        row_created=F("created"),
+    return kind_inventory(
+        M2MApplication,
+        organization,
+        kind="m2m_app",
+        ref="client_id",
+        created="created",
         # A private_key_jwt application has keys and never secrets: read the right table.
-        row_expires=Case(
-            When(uses_keys, then=key_expires), default=secret_expires, output_field=DateTimeField()
-        ),
-        row_last_used=Case(
+        expires=Case(When(uses_keys, then=key_expires), default=secret_expires, output_field=DateTimeField()),
+        last_used=Case(
             When(uses_keys, then=key_last_used), default=secret_last_used, output_field=DateTimeField()
         ),
+        # The API key it was moved from, if any (its name and id are read for those rows only).
+        moved=F("moved_from_key_id"),
     )
 
 

@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from credentials.serializers import PolicyInputMixin, RateLimitField
+from credentials.serializers import PolicyInputMixin, RateLimitField, UserEmailField
 from tokens.clients.quota import MODES, clean_token_quota, token_quota_of
 from tokens.clients.services import MAX_OVERLAP
 from tokens.models import (
@@ -97,8 +97,8 @@ class TokenQuotaField(serializers.Field):
 class M2MAppSerializer(serializers.ModelSerializer):
     """An application as the management API shows it: metadata, secret hints and public keys."""
 
-    owner = serializers.SerializerMethodField()
-    created_by = serializers.SerializerMethodField()
+    owner = UserEmailField()
+    created_by = UserEmailField()
     scopes = serializers.SerializerMethodField()
     audiences = serializers.ListField(
         source="allowed_audiences", child=serializers.CharField(), read_only=True
@@ -142,14 +142,6 @@ class M2MAppSerializer(serializers.ModelSerializer):
             "public_keys",
         ]
         read_only_fields = fields
-
-    @extend_schema_field(serializers.EmailField(allow_null=True))
-    def get_owner(self, obj: M2MApplication) -> str | None:
-        return obj.owner.email if obj.owner_id else None
-
-    @extend_schema_field(serializers.EmailField(allow_null=True))
-    def get_created_by(self, obj: M2MApplication) -> str | None:
-        return obj.created_by.email if obj.created_by_id else None
 
     @extend_schema_field(serializers.ListField(child=serializers.CharField()))
     def get_scopes(self, obj: M2MApplication) -> list[str]:

@@ -453,6 +453,12 @@ def m2m_app_update(
 STAFF_FLAGS = {
     # A gateway that trades any organisation's API keys for tokens (RFC 8693).
     "may_exchange_api_keys": ("tokens.m2m_app.exchange_allowed", "tokens.m2m_app.exchange_disallowed"),
+    # A gateway whose `client_ip` at token exchange is believed: the exchanged key's IP
+    # allowlist is checked against it (docs/m2m.md#exchanging-api-keys-at-a-gateway-rfc-8693).
+    "may_report_client_ip": (
+        "tokens.m2m_app.client_ip_reporting_allowed",
+        "tokens.m2m_app.client_ip_reporting_disallowed",
+    ),
     # A platform resource server that introspects any organisation's tokens (RFC 7662).
     "is_resource_server": (
         "tokens.m2m_app.resource_server_allowed",

@@ -131,12 +131,14 @@ def app_create(request: HttpRequest) -> HttpResponse:
         used = submission.begin()
         if used is not None:
             return _already_done(request, used)
-        outcome = (_request_app if needs_approval else _create_app)(request, form)
-        if outcome is None:
-            submission.failed()
+        try:
+            _application, response = submission.run(
+                lambda: (_request_app if needs_approval else _create_app)(request, form),
+                remember=lambda made: made[0].pk,
+            )
+        except ValidationError as exc:
+            add_service_errors(form, exc)
         else:
-            application, response = outcome
-            submission.done(application.pk)
             return response
     status = 400 if request.method == "POST" else 200
     return render(
@@ -164,52 +166,38 @@ def _app_fields(request: HttpRequest, form: M2MAppCreateForm) -> dict:
     return {**fields, "organization": request.organization, "scopes": list(data["scopes"])}
 
 
-def _request_app(request: HttpRequest, form: M2MAppCreateForm) -> tuple[M2MApplication, HttpResponse] | None:
-    """File the approval request for a new application (no secret yet); None when it was refused."""
-    try:
-        application, _request = services.m2m_app_request(
-            requester=request.user,
-            justification=form.cleaned_data["justification"],
-            **_app_fields(request, form),
-        )
-    except ValidationError as exc:
-        add_service_errors(form, exc)
-    else:
+def _request_app(request: HttpRequest, form: M2MAppCreateForm) -> tuple[M2MApplication, HttpResponse]:
+    """File the approval request for a new application (no secret yet); a refusal raises ValidationError."""
+    application, _request = services.m2m_app_request(
+        requester=request.user,
+        justification=form.cleaned_data["justification"],
+        **_app_fields(request, form),
+    )
+    messages.success(
+        request,
+        f"Your request for “{application.name}” was sent to the organisation's approvers. "
+        + (
+            "Once approved, its owner registers its public key here."
+            if application.uses_private_key_jwt
+            else "Once approved, its owner generates the client secret here."
+        ),
+    )
+    return application, _back(request, application)
+
+
+def _create_app(request: HttpRequest, form: M2MAppCreateForm) -> tuple[M2MApplication, HttpResponse]:
+    """Create the application and show its secret once; a refusal raises ValidationError."""
+    application, secret = services.m2m_app_create(
+        actor=request.user, public_key=form.cleaned_data["public_key"], **_app_fields(request, form)
+    )
+    if secret is None:
         messages.success(
             request,
-            f"Your request for “{application.name}” was sent to the organisation's approvers. "
-            + (
-                "Once approved, its owner registers its public key here."
-                if application.uses_private_key_jwt
-                else "Once approved, its owner generates the client secret here."
-            ),
+            f"“{application.name}” was created. It has no secret: it signs its token requests "
+            "with a private key whose public key is registered below.",
         )
-        return application, redirect(
-            "org-app-detail", org_slug=request.organization.slug, app_id=application.pk
-        )
-    return None
-
-
-def _create_app(request: HttpRequest, form: M2MAppCreateForm) -> tuple[M2MApplication, HttpResponse] | None:
-    """Create the application and show its secret once; None when it was refused."""
-    try:
-        application, secret = services.m2m_app_create(
-            actor=request.user, public_key=form.cleaned_data["public_key"], **_app_fields(request, form)
-        )
-    except ValidationError as exc:
-        add_service_errors(form, exc)
-    else:
-        if secret is None:
-            messages.success(
-                request,
-                f"“{application.name}” was created. It has no secret: it signs its token requests "
-                "with a private key whose public key is registered below.",
-            )
-            return application, redirect(
-                "org-app-detail", org_slug=request.organization.slug, app_id=application.pk
-            )
-        return application, _reveal(request, application, secret, created=True)
-    return None
+        return application, _back(request, application)
+    return application, _reveal(request, application, secret, created=True)
 
 
 @authorized("m2m_app.view")
@@ -270,16 +258,17 @@ def app_secret_rotate(request: HttpRequest, app_id: int) -> HttpResponse:
     if submission.begin() is not None:
         return _already_done(request, str(application.pk))
     try:
-        _secret, plaintext = services.client_secret_rotate(
-            application=application,
-            overlap=timedelta(hours=form.cleaned_data["overlap_hours"]),
-            actor=request.user,
+        _secret, plaintext = submission.run(
+            lambda: services.client_secret_rotate(
+                application=application,
+                overlap=timedelta(hours=form.cleaned_data["overlap_hours"]),
+                actor=request.user,
+            ),
+            remember=lambda _made: application.pk,
         )
     except ValidationError as exc:
-        submission.failed()
         messages.error(request, refusal_text(exc))
         return _back(request, application)
-    submission.done(application.pk)
     return _reveal(request, application, plaintext, created=False)
 
 
@@ -373,18 +362,19 @@ def app_key_add(request: HttpRequest, app_id: int) -> HttpResponse:
         data = form.cleaned_data
         overlap = timedelta(hours=data["overlap_hours"]) if data["overlap_hours"] is not None else None
         try:
-            key = services.client_public_key_add(
-                application=application,
-                jwk_or_pem=data["public_key"],
-                algorithm=data["algorithm"] or None,
-                overlap=overlap,
-                actor=request.user,
+            key = submission.run(
+                lambda: services.client_public_key_add(
+                    application=application,
+                    jwk_or_pem=data["public_key"],
+                    algorithm=data["algorithm"] or None,
+                    overlap=overlap,
+                    actor=request.user,
+                ),
+                remember=lambda _key: application.pk,
             )
         except ValidationError as exc:
-            submission.failed()
             add_service_errors(form, exc)
         else:
-            submission.done(application.pk)
             messages.success(request, f"Key {key.short_kid}… ({key.algorithm}) was registered.")
             return _back(request, application)
     return _detail(request, application, key_form=form, status=400)

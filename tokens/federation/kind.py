@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from django.core.exceptions import ValidationError
-from django.urls import reverse
 
 from credentials.governance.registry import FEDERATED, GovernedKind
 from portal.models import User
@@ -38,10 +37,6 @@ def _federated_set_scopes(identity: FederatedIdentity, names: list[str]) -> None
     )
 
 
-def _federated_detail_path(org_slug: str, pk: int, ref: str) -> str:
-    return reverse("org-federated-detail", kwargs={"org_slug": org_slug, "identity_id": pk})
-
-
 def federated_governed_kind() -> GovernedKind:
     """Return the governance description of federated identities (registered in TokensConfig.ready)."""
     return GovernedKind(
@@ -66,7 +61,6 @@ def federated_governed_kind() -> GovernedKind:
         revoke=lambda identity, actor, reason: federated_identity_revoke(identity=identity, actor=actor),
         # The token endpoint and token checks read the trust's status on every request.
         changed=lambda identity: None,
-        detail_path=_federated_detail_path,
         filter_scope=lambda qs, scope: qs.filter(application__allowed_scopes__name=scope),
         # Approval of new ones, review interval: the organisation's M2M application settings.
         policy_key="m2m_app",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from django.db.models import (
-    CharField,
     DateTimeField,
     F,
     IntegerField,
@@ -11,6 +10,7 @@ from django.db.models import (
     Value,
 )
 
+from credentials.governance.selectors import kind_inventory
 from portal.models import Organization
 from tokens.models import FederatedIdentity
 
@@ -20,21 +20,16 @@ def federated_identities_inventory(organization: Organization | None) -> QuerySe
 
     A trust holds no secret and never expires by itself; it was last used when its last token was accepted.
     """
-    identities = (
-        FederatedIdentity.objects.all()
-        if organization is None
-        else FederatedIdentity.objects.filter(organization=organization)
-    )
-    return identities.annotate(
-        row_kind=Value("federated_id", output_field=CharField()),
-        row_ref=F("public_id"),
-        row_superseded=Value(False),
-        row_owner_email=F("owner__email"),
-        row_created=F("created_at"),
-        row_expires=Value(None, output_field=DateTimeField()),
-        row_last_used=F("last_used_at"),
+    return kind_inventory(
+        FederatedIdentity,
+        organization,
+        kind="federated_id",
+        ref="public_id",
+        created="created_at",
+        expires=Value(None, output_field=DateTimeField()),
+        last_used=F("last_used_at"),
         # A trust is never moved from or to another kind.
-        row_moved=Value(None, output_field=IntegerField()),
+        moved=Value(None, output_field=IntegerField()),
     )
 
 

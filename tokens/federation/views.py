@@ -22,7 +22,7 @@ from credentials.governance import approvals, org_policy
 from credentials.governance.forms import JustificationField
 from credentials.governance.views import governance_context
 from portal.infra.responses import no_store
-from portal.outcomes import flash_outcome, refusal_text
+from portal.outcomes import flash_outcome
 from portal.selectors import audit_events_for_target
 from portal.tenancy import authorized, found_or_404, may
 from tokens.clients.views import application_or_404
@@ -177,12 +177,10 @@ def federated_revoke(request: HttpRequest, identity_id: int) -> HttpResponse:
 def federated_activate(request: HttpRequest, identity_id: int) -> HttpResponse:
     """Activate an approved trust (its owner; there is no secret to show)."""
     identity = _get_identity(request, identity_id)
-    try:
-        approvals.credential_secret_issue(credential=identity, actor=request.user)
-    except ValidationError as exc:
-        if "not_owner" in str(getattr(exc, "code", "")):
-            raise PermissionDenied(refusal_text(exc)) from None
-        messages.error(request, refusal_text(exc))
-    else:
-        messages.success(request, f"“{identity.name}” is active.")
+    flash_outcome(
+        request,
+        lambda: approvals.credential_secret_issue(credential=identity, actor=request.user),
+        f"“{identity.name}” is active.",
+        forbidden={"not_owner"},
+    )
     return redirect("org-federated-detail", org_slug=request.organization.slug, identity_id=identity.pk)

@@ -1,1 +1,1 @@
-"""Management commands of the tokens app (what they share with API keys: credentials.cli)."""
+"""Management commands of the tokens app (shared among them: `cli`; with API keys: credentials.cli)."""

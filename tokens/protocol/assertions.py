@@ -21,7 +21,11 @@ What a valid assertion is here:
   assertions (fails closed) instead of letting replays through.
 
 Every failure is the same `invalid_client` to the caller; the reason goes to the log
-(never the assertion itself). Parsed key objects are not cached: building one from the
+(never the assertion itself). For usage, an assertion a live key signed that is not acceptable
+(stale, replayed, wrong audience) counts `invalid_secret` for its client; one that no live key
+signed is told apart after the response (`tokens.protocol.client_outcomes`).
+
+Parsed key objects are not cached: building one from the
 stored JWK costs ~13 µs (RSA) to ~23 µs (EC) against ~70–140 µs for the signature check,
 measured on the 2-core machine, so a cache would save nothing worth its invalidation.
 """
@@ -40,10 +44,12 @@ from django.core.cache import cache
 from django.urls import reverse
 from django.utils import timezone
 
+from credentials import usage
 from portal.principal import MAX_CREDENTIAL_LENGTH
 from portal.selectors import owner_role_subquery
 from tokens.federation import trust
 from tokens.models import ClientPublicKey, FederatedIdentity, M2MApplication
+from tokens.protocol import client_outcomes
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +75,20 @@ LAST_USED_RESOLUTION_SECONDS = 60
 
 
 class AssertionRefused(Exception):  # noqa: N818 - reads better at call sites
-    """The assertion does not authenticate the client; the message is for the log only."""
+    """The assertion does not authenticate the client; the message is for the log only.
+
+    For usage: `known` when a live key of the client signed it (counted `invalid_secret` at
+    once); else a `client_id` when no live key of the client it claims signed it (told apart
+    after the response by `client_outcomes.assertion_refused`); else nothing to count.
+    """
+
+    def __init__(
+        self, message: str, *, client_id: str = "", organization_id: int | None = None, known: bool = False
+    ):
+        super().__init__(message)
+        self.client_id = client_id
+        self.organization_id = organization_id
+        self.known = known
 
 
 def accepted_audiences(endpoint: str | None = None) -> list[str]:
@@ -203,7 +222,8 @@ def _verify(
         raise AssertionRefused("client_id parameter differs from sub")
     keys = _live_keys(sub)
     if not keys:
-        raise AssertionRefused("no live key for this client")
+        # Unknown, or known but suspended, revoked, or signing with a dead key: told apart after the response.
+        raise AssertionRefused("no live key for this client", client_id=sub)
     claims = key = None
     for candidate in _candidates(keys, header):
         try:
@@ -211,21 +231,33 @@ def _verify(
         except (jwt.InvalidSignatureError, jwt.InvalidAlgorithmError):
             continue  # not this key; try the other one
         except jwt.PyJWTError as exc:
-            raise AssertionRefused(type(exc).__name__) from None
+            # Signed by this key (PyJWT checks the signature first), but not acceptable.
+            raise _refused_by(type(exc).__name__, candidate) from None
         key = candidate
         break
     if key is None or claims is None:
-        raise AssertionRefused("signature matches no live key")
+        raise AssertionRefused("signature matches no live key", client_id=sub)
     if claims.get("sub") != sub:
-        raise AssertionRefused("sub mismatch")
+        raise _refused_by("sub mismatch", key)
     jti = claims.get("jti")
     if not _is_jti(jti):
-        raise AssertionRefused("no usable jti")
+        raise _refused_by("no usable jti", key)
     now = time.time()
-    until = _check_lifetime(claims, now)
+    try:
+        until = _check_lifetime(claims, now)
+    except AssertionRefused as exc:
+        raise _refused_by(str(exc), key) from None
     if not _first_use(sub, jti, until, now):
-        raise AssertionRefused("jti replayed (or the replay cache is unavailable)")
+        raise _refused_by("jti replayed (or the replay cache is unavailable)", key)
     return key.application, key
+
+
+def _refused_by(message: str, key: ClientPublicKey) -> AssertionRefused:
+    """Return the refusal of an assertion a live key signed: its client is known (`invalid_secret`)."""
+    application = key.application
+    return AssertionRefused(
+        message, client_id=application.client_id, organization_id=application.organization_id, known=True
+    )
 
 
 def authenticate_assertion(
@@ -240,6 +272,10 @@ def authenticate_assertion(
         application, key = _verify(assertion, client_id=client_id, endpoint=endpoint)
     except AssertionRefused as exc:
         log.info("client assertion refused: %s (claimed client %s)", exc, claimed_client_id(assertion) or "-")
+        if exc.known:
+            usage.record("m2m_app", exc.client_id, exc.organization_id, "invalid_secret")
+        elif exc.client_id:
+            client_outcomes.assertion_refused(exc.client_id, assertion)
         return None
     now = timezone.now()
     if key.last_used_at is None or (now - key.last_used_at).total_seconds() > LAST_USED_RESOLUTION_SECONDS:

@@ -9,6 +9,7 @@ It authenticates like at the client credentials grant and presents the API key a
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import time
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from oauthlib.oauth2.rfc6749 import errors
 from oauthlib.oauth2.rfc6749.grant_types.base import GrantTypeBase
 
+from credentials import policy, usage
 from credentials.api_keys.verification import Verification, api_key_record_use, api_key_verify
 from portal.infra.request_context import current_request_context
 from tokens.protocol.audience import resolve_audience
@@ -39,6 +41,13 @@ SUBJECT_PREFIX = "api_key:"
 # One description for every unusable subject token, so the answer never says which check failed
 # (and never repeats the key).
 UNUSABLE_SUBJECT = "The subject_token is not a usable API key."
+#: The parameter a gateway staff trust (`may_report_client_ip`) reports its client's address in.
+CLIENT_IP_PARAMETER = "client_ip"
+#: The longest IP address text accepted (an IPv6 address with a zone index).
+MAX_CLIENT_IP_LENGTH = 64
+# A usable key refused by its own runtime policy (credentials.policy), for the gateway to pass on.
+KEY_IP_DENIED = "The subject_token may not be used from this client address."
+KEY_RATE_LIMITED = "The subject_token's request limit is used up. Retry after {wait} seconds."
 
 
 def key_id_of(claims: dict) -> str | None:
@@ -94,6 +103,11 @@ class TokenExchangeGrant(GrantTypeBase):
     is `unauthorized_client`; a bad or unusable subject token, an unsupported token type or
     an actor token is `invalid_request`; scopes beyond the key's are `invalid_scope`; a
     resource or audience the gateway may not request is `invalid_target`.
+
+    The key's runtime policy applies (§2.2.2: a subject token "unacceptable based on policy" is
+    `invalid_request`): its IP allowlist against the `client_ip` the gateway reports when staff
+    trust it to (`may_report_client_ip`), else against the address the request comes from (the
+    gateway's own), and its rate limit, each exchange being a use of the key.
     """
 
     def create_token_response(self, request, token_handler):
@@ -108,8 +122,10 @@ class TokenExchangeGrant(GrantTypeBase):
         token["issued_token_type"] = request.portal_exchange.issued_token_type
         token["scope"] = " ".join(request.scopes)  # always, even when it is every scope of the key
         self.request_validator.save_token(token, request)
+        key_ip = request.portal_key_ip
+        usage.record_api_key(request.portal_api_key, scopes=request.scopes, ip=key_ip or "")
         # The key was used: its last-used time moves (at most once a minute, after the response).
-        api_key_record_use(request.portal_api_key, ip=_client_ip())
+        api_key_record_use(request.portal_api_key, ip=key_ip)
         return headers, json.dumps(token), 200
 
     def validate_token_request(self, request):
@@ -136,10 +152,17 @@ class TokenExchangeGrant(GrantTypeBase):
         subject_token = _param(request, "subject_token")
         if not subject_token:
             raise _invalid_request(request, "The 'subject_token' parameter is missing.")
+        request.portal_key_ip = key_ip = _key_ip(request)
         verification = api_key_verify(subject_token)
         if not verification.valid:
+            usage.record_api_key(verification, ip=key_ip or "")
             raise _invalid_request(request, UNUSABLE_SUBJECT)
-        self._validate_scopes(request, verification)
+        _check_key_policy(request, verification, key_ip)
+        try:
+            self._validate_scopes(request, verification)
+        except errors.InvalidScopeError:
+            usage.record_api_key(verification, "insufficient_scope", ip=key_ip or "")
+            raise
         request.portal_api_key = verification  # before the audience: the catalogue checks the key's org
         request.portal_audience = resolve_audience(request, parameters=("resource", "audience"))
         request.portal_exchange = Exchange(
@@ -169,6 +192,50 @@ class TokenExchangeGrant(GrantTypeBase):
         return lifetime
 
 
-def _client_ip() -> str | None:
-    context = current_request_context()
-    return context.ip if context else None
+def _key_ip(request) -> str | None:
+    """Return the address the subject key is used from: the `client_ip` a trusted gateway reports,
+    else the request's client address (`PORTAL_TRUSTED_PROXIES`: the gateway's own).
+
+    A `client_ip` from a gateway staff did not trust, or one that is not an IP address, is
+    `invalid_request`: never silently ignored, so a gateway cannot believe it is enforced.
+    """
+    reported = _param(request, CLIENT_IP_PARAMETER).strip()
+    if not reported:
+        context = current_request_context()
+        return context.ip if context else None
+    if not request.client.may_report_client_ip:
+        raise _invalid_request(
+            request,
+            f"This client may not report '{CLIENT_IP_PARAMETER}'; staff trust gateways to report client"
+            " addresses.",
+        )
+    try:
+        if len(reported) > MAX_CLIENT_IP_LENGTH:
+            raise ValueError(reported)
+        address = ipaddress.ip_address(reported)
+    except ValueError:
+        raise _invalid_request(
+            request, f"The '{CLIENT_IP_PARAMETER}' parameter is not an IPv4 or IPv6 address."
+        ) from None
+    return str(address)
+
+
+def _check_key_policy(request, verification: Verification, ip: str | None) -> None:
+    """Apply the subject key's allowlist and rate limit; a refusal is `invalid_request` (RFC 8693 §2.2.2)."""
+    key = verification.key
+    if not key.get("allowed_ips") and not key.get("rate_limit"):
+        return
+    refused = policy.refusal(
+        kind="api_key",
+        ident=key["key_id"],
+        allowed_ips=key.get("allowed_ips"),
+        rate_limit=key.get("rate_limit"),
+        ip=ip,
+        respond=False,  # the response's RateLimit fields describe the gateway's own limit
+    )
+    if refused is None:
+        return
+    usage.record_api_key(verification, refused.code, ip=ip or "")
+    if refused.code == policy.IP_DENIED:
+        raise _invalid_request(request, KEY_IP_DENIED)
+    raise _invalid_request(request, KEY_RATE_LIMITED.format(wait=refused.wait))

@@ -30,7 +30,7 @@ from portal.models import Membership, Organization
 from portal.principal import MAX_CREDENTIAL_LENGTH
 from portal.selectors import role_of
 from tokens.models import ClientPublicKey, ClientSecret, FederatedIdentity, M2MApplication
-from tokens.protocol import quota
+from tokens.protocol import client_outcomes, quota
 from tokens.protocol.assertions import assertion_parameters, authenticate_assertion_parameters
 from tokens.protocol.audience import resolve_audience
 from tokens.protocol.exchange import GRANT_TYPE, TokenExchangeGrant
@@ -97,24 +97,31 @@ def authenticate_client_credentials(
     An unknown client and a wrong secret look the same to the caller; both cost one HMAC.
     One query (`_live_secrets`): the application's live secrets with the application, its
     organisation, its owner's current role and its scope names (an application without a
-    live secret cannot authenticate by secret).
+    live secret cannot authenticate by secret). A failure is counted for usage after the
+    response (`client_outcomes`: wrong, expired or revoked secret, suspended or revoked
+    application); success costs nothing more.
     """
     live: list[ClientSecret] = []
     if len(client_secret) > MAX_CREDENTIAL_LENGTH:
         client_secret = ""
     now = timezone.now()
-    if client_id and client_secret and "\x00" not in client_id and len(client_id) <= 255:
+    usable = bool(client_id and client_secret and "\x00" not in client_id and len(client_id) <= 255)
+    if usable:
         live = _live_secrets(client_id, now)
     if not live:
         keyed_digest(client_secret or "-")  # same work as a wrong secret
+        if usable:
+            # Unknown, or known but suspended, revoked, or presenting a dead secret: told apart
+            # for usage after the response (one query), so the answer cannot tell either.
+            client_outcomes.secret_refused(client_id, client_secret)
         return None
     match = None
     for secret in live:
         if verify_digest(client_secret, pepper_id=secret.pepper_id, digest=secret.digest) and match is None:
             match = secret
     if match is None:
-        known = live[0].application  # a known client with a wrong secret
-        usage.record("m2m_app", known.client_id, known.organization_id, "invalid_secret")
+        # A known client with a wrong secret, or with one of its expired or revoked secrets.
+        client_outcomes.secret_refused(client_id, client_secret)
         return None
     application = match.application
     if match.last_used_at is None or now - match.last_used_at > LAST_USED_RESOLUTION:

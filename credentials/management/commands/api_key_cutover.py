@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
+from credentials.api_keys.cli import add_key_id_argument, api_key_named
 from credentials.api_keys.cutover import (
     QUIET_HOURS,
     api_key_cutover_complete,
@@ -11,7 +12,6 @@ from credentials.api_keys.cutover import (
     cutover_for,
 )
 from credentials.api_keys.models import ApiKey
-from credentials.api_keys.selectors import api_key_by_ref
 from credentials.cli import json_written, service_refusals
 
 
@@ -22,7 +22,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--key-id", required=True, help="The key's public id, or its display prefix.")
+        add_key_id_argument(parser)
         parser.add_argument(
             "--quiet-hours", type=int, choices=sorted(QUIET_HOURS), help="The quiet period, in hours."
         )
@@ -39,9 +39,7 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="Print one JSON object.")
 
     def handle(self, *args, **options):
-        api_key = api_key_by_ref(options["key_id"])
-        if api_key is None:
-            raise CommandError(f"No API key with id {options['key_id']!r}.")
+        api_key = api_key_named(options)
         with service_refusals():
             if options["quiet_hours"] is not None or options["auto_revoke"] is not None:
                 api_key = api_key_cutover_set(

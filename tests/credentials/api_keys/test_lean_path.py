@@ -26,7 +26,7 @@ WHOAMI = "/api/v1/whoami"
 def test_the_lean_list_keeps_every_layer_but_the_browser_ones_in_order(settings):
     layers = lean.lean_middleware()
     assert settings.MIDDLEWARE[0] == lean.SELF
-    assert layers == [m for m in settings.MIDDLEWARE[1:] if m not in lean.BROWSER_ONLY]
+    assert layers == [m for m in settings.MIDDLEWARE[1:] if m not in settings.PORTAL_BROWSER_ONLY_MIDDLEWARE]
     for kept in (
         "django_prometheus.middleware.PrometheusBeforeMiddleware",
         "django.middleware.security.SecurityMiddleware",

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
 from credentials.cli import json_written, read_text_file, service_refusals, user_by_email
 from tokens.federation.services import federated_identity_create
-from tokens.models import FederatedIdentity, M2MApplication
+from tokens.management.cli import add_client_id_argument, application_named
+from tokens.models import FederatedIdentity
 
 
 class Command(BaseCommand):
@@ -16,7 +17,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--client-id", required=True, help="The application's client id.")
+        add_client_id_argument(parser)
         parser.add_argument("--issuer", required=True, help="The external tokens' `iss` (an https URL).")
         parser.add_argument(
             "--subject", required=True, help="The `sub` to accept, exactly or with `*` wildcards."
@@ -47,9 +48,7 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="Print one JSON object.")
 
     def handle(self, *args, **options):
-        application = M2MApplication.objects.filter(client_id=options["client_id"]).first()
-        if application is None:
-            raise CommandError(f"No application with client id {options['client_id']!r}.")
+        application = application_named(options)
         owner = user_by_email(options["owner"]) if options["owner"] else None
         jwks = read_text_file(options["jwks_file"]) if options["jwks_file"] else None
         with service_refusals():

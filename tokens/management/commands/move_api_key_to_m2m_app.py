@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
-from credentials.api_keys.selectors import api_key_by_ref
+from credentials.api_keys.cli import add_key_id_argument, api_key_named
 from credentials.cli import json_written, service_refusals
 from tokens.clients.moves import api_key_move_to_m2m_app
 
@@ -16,9 +16,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument(
-            "--key-id", required=True, help="The key's public id (as the dashboard shows it)."
-        )
+        add_key_id_argument(parser)
         parser.add_argument("--name", default="", help="Name of the application (default: the key's name).")
         parser.add_argument(
             "--justification",
@@ -28,24 +26,16 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="Print one JSON object.")
 
     def handle(self, *args, **options):
-        api_key = api_key_by_ref(options["key_id"])
-        if api_key is None:
-            raise CommandError(f"No API key with id {options['key_id']!r}.")
+        api_key = api_key_named(options)
         with service_refusals():
             move = api_key_move_to_m2m_app(
                 api_key=api_key, actor=None, name=options["name"], justification=options["justification"]
             )
         application = move.application
         result = {
-            "id": application.pk,
-            "client_id": application.client_id,
-            "client_secret": move.client_secret,
-            "status": application.status,
-            "key_id": move.api_key.key_id,
+            **move.summary(),
             "organization": application.organization.slug,
             "owner": application.owner.email,
-            "scopes": sorted(application.allowed_scopes.values_list("name", flat=True)),
-            "environment": application.environment,
         }
         if move.pending:
             result["detail"] = (

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
 from credentials.cli import service_refusals
 from tokens.clients.services import client_secret_rotate
-from tokens.models import M2MApplication
+from tokens.management.cli import add_client_id_argument, application_named
 
 
 class Command(BaseCommand):
@@ -19,16 +19,14 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--client-id", required=True, help="The application's client_id.")
+        add_client_id_argument(parser)
         parser.add_argument(
             "--overlap-hours", type=int, default=24, help="Hours the current secrets keep working (0 to 168)."
         )
         parser.add_argument("--json", action="store_true", help="Print one JSON object.")
 
     def handle(self, *args, **options):
-        application = M2MApplication.objects.filter(client_id=options["client_id"]).first()
-        if application is None:
-            raise CommandError(f"No application with client_id {options['client_id']!r}.")
+        application = application_named(options)
         with service_refusals():
             secret, plaintext = client_secret_rotate(
                 application=application, actor=None, overlap=timedelta(hours=options["overlap_hours"])
