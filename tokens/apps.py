@@ -17,8 +17,10 @@ class TokensConfig(AppConfig):
         from tokens.clients.kind import governed_kind
         from tokens.federation.kind import federated_governed_kind
         from tokens.home import PANELS
+        from tokens.protocol.client_snapshot import connect_receivers
         from tokens.signing.services import signing_keys_reencrypt
 
+        connect_receivers()  # every write drops the shared client snapshot
         register(governed_kind())
         register(federated_governed_kind())
         for panel in PANELS:  # the M2M applications card on the organisation home

@@ -86,6 +86,14 @@ class ResilientRedisCache(RedisCache):
     def delete_many(self, keys, version=None):
         return self._call("delete_many", None, super().delete_many, keys, version)
 
+    def set_many_strict(self, data, timeout=DEFAULT_TIMEOUT, version=None):
+        """`set_many` that ignores the back-off and raises when Redis does not take the write.
+
+        For invalidations that must land (`tokens.protocol.client_snapshot`): a write skipped in silence
+        during a back-off would leave other servers reading what it meant to replace.
+        """
+        return super().set_many(data, timeout, version)
+
     def clear(self):
         return self._call("clear", False, super().clear)
 

@@ -18,6 +18,7 @@ from tokens.clients.services import (
     scope_rows_of,
 )
 from tokens.models import ClientPublicKey, ClientSecret, M2MApplication
+from tokens.protocol.client_snapshot import forget
 
 
 def _set_scopes(application: M2MApplication, names: list[str]) -> None:
@@ -97,8 +98,8 @@ def governed_kind() -> GovernedKind:
         set_scopes=_set_scopes,
         issue_secret=client_secret_issue_first,
         revoke=_revoke,
-        # Token checks read the application's status on every request: nothing is cached.
-        changed=lambda application: None,
+        # The receivers of tokens.protocol.client_snapshot see the write already; said again here.
+        changed=lambda application: forget([application.client_id]),
         moved_links=_moved_links,
         detail_path=_detail_path,
         filter_scope=lambda qs, scope: qs.filter(allowed_scopes__name=scope),
