@@ -38,7 +38,7 @@ DATABASE = "bench_hotpaths"
 
 def setup(args: argparse.Namespace) -> None:
     """Create the database, migrate, seed, and create one API key and one M2M application."""
-    env = portal_env(database_url=Postgres(args.pg_url).recreate(DATABASE), redis_url=args.redis_url)
+    env = portal_env(database_url=Postgres(args.pg_url).recreate(args.database), redis_url=args.redis_url)
 
     def manage(*argv: str) -> str:
         proc = subprocess.run(
@@ -202,6 +202,7 @@ def main() -> None:
         "--pg-url", default=os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432")
     )
     make.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13"))
+    make.add_argument("--database", default=DATABASE, help="the database to recreate (one per session)")
     go = sub.add_parser("run")
     go.add_argument("path", choices=["token", "whoami", "key_verify", "verifier"])
     go.add_argument("-n", type=int, default=500, help="measured calls")

@@ -49,7 +49,7 @@ def _owner_field(related_name: str, help_text: str) -> models.ForeignKey:
 
 #: Sent after a queryset `update()` changed rows a token request reads (`M2MApplication`,
 #: `ClientSecret`), with `client_ids`: the applications concerned. `update()` sends no
-#: `post_save`; `tokens.protocol.client_snapshot` listens to both, so every write drops the shared
+#: `post_save`; `tokens.clients.snapshot` listens to both, so every write drops the shared
 #: client snapshot (docs/performance.md, "Third pass").
 client_rows_updated = Signal()
 

@@ -89,7 +89,7 @@ class ResilientRedisCache(RedisCache):
     def set_many_strict(self, data, timeout=DEFAULT_TIMEOUT, version=None):
         """`set_many` that ignores the back-off and raises when Redis does not take the write.
 
-        For invalidations that must land (`tokens.protocol.client_snapshot`): a write skipped in silence
+        For invalidations that must land (`tokens.clients.snapshot`): a write skipped in silence
         during a back-off would leave other servers reading what it meant to replace.
         """
         return super().set_many(data, timeout, version)

@@ -17,8 +17,8 @@ from tokens.clients.services import (
     m2m_app_revoke,
     scope_rows_of,
 )
+from tokens.clients.snapshot import forget
 from tokens.models import ClientPublicKey, ClientSecret, M2MApplication
-from tokens.protocol.client_snapshot import forget
 
 
 def _set_scopes(application: M2MApplication, names: list[str]) -> None:
@@ -98,7 +98,7 @@ def governed_kind() -> GovernedKind:
         set_scopes=_set_scopes,
         issue_secret=client_secret_issue_first,
         revoke=_revoke,
-        # The receivers of tokens.protocol.client_snapshot see the write already; said again here.
+        # The receivers of tokens.clients.snapshot see the write already; said again here.
         changed=lambda application: forget([application.client_id]),
         moved_links=_moved_links,
         detail_path=_detail_path,

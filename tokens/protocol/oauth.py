@@ -31,8 +31,9 @@ from portal.infra.request_context import current_request_context
 from portal.models import Membership, Organization
 from portal.principal import MAX_CREDENTIAL_LENGTH
 from portal.selectors import role_of
+from tokens.clients import snapshot as client_snapshot
 from tokens.models import ClientPublicKey, ClientSecret, FederatedIdentity, M2MApplication
-from tokens.protocol import client_snapshot, quota
+from tokens.protocol import quota
 from tokens.protocol.assertions import assertion_parameters, authenticate_assertion_parameters
 from tokens.protocol.audience import resolve_audience
 from tokens.protocol.exchange import GRANT_TYPE, TokenExchangeGrant
@@ -100,7 +101,7 @@ def authenticate_client_credentials(
     What authentication needs (`_live_secrets`): the application's live secrets with the
     application, its organisation, its owner's current role and its scope names (an
     application without a live secret cannot authenticate by secret) — from the shared
-    client snapshot when one is warm (`tokens.protocol.client_snapshot`), else one query.
+    client snapshot when one is warm (`tokens.clients.snapshot`), else one query.
     """
     live: list[ClientSecret] = []
     cached = False
@@ -155,14 +156,6 @@ def _last_use_due(secret: ClientSecret, now, *, from_snapshot: bool) -> bool:
     except Exception:  # noqa: BLE001  a cache outage: write it, as without the snapshot
         claimed = True
     return bool(claimed) or not from_snapshot
-
-
-def snapshot_columns() -> tuple:
-    """Return the columns a client snapshot holds (part of its cache key: a new shape, a new key)."""
-    return tuple(
-        (model._meta.label, tuple(field.attname for field in model._meta.concrete_fields))
-        for model in (ClientSecret, M2MApplication, Organization)
-    )
 
 
 class _LiveSecretsQuery:

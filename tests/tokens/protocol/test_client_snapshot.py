@@ -1,4 +1,4 @@
-"""The shared client snapshot (tokens.protocol.client_snapshot): no SQL on a warm token request,
+"""The shared client snapshot (tokens.clients.snapshot): no SQL on a warm token request,
 and every write that could change what a token request decides reaches the next request at once.
 
 These tests run against the shared Redis (`redis_cache`), as app servers do, and commit their
@@ -15,7 +15,9 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.core.management import call_command
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -27,6 +29,7 @@ from portal.models import Membership, Role
 from portal.services.organizations import membership_change_role
 from tests.factories import MembershipFactory, ScopeFactory, UserFactory
 from tests.tokens.conftest import request_token
+from tokens.clients import snapshot as client_snapshot
 from tokens.clients.services import (
     client_secret_revoke,
     client_secret_rotate,
@@ -35,7 +38,6 @@ from tokens.clients.services import (
     m2m_app_update,
 )
 from tokens.models import ClientSecret, M2MApplication
-from tokens.protocol import client_snapshot
 
 pytestmark = pytest.mark.usefixtures("transactional_db", "redis_cache")
 
@@ -63,12 +65,19 @@ def warm(creds, **params):
     return first
 
 
-def test_it_is_on_with_the_shared_cache_only(settings):
+def test_it_is_on_with_the_shared_cache_only(app, settings):
     assert client_snapshot.enabled()
+    settings.PORTAL_CLIENT_SNAPSHOT = False
+    assert not client_snapshot.enabled()
+    settings.PORTAL_CLIENT_SNAPSHOT = True  # cannot switch it on over a per-process cache
     settings.CACHES = {"default": {"BACKEND": "portal.infra.cache.PortalLocMemCache", "LOCATION": "x"}}
     assert not client_snapshot.enabled()
-    settings.PORTAL_CLIENT_SNAPSHOT = True
-    assert client_snapshot.enabled()
+    assert client_snapshot.hot_keys(app.client_id) == []
+    for _ in range(2):  # the query on every request, as before
+        with CaptureQueriesContext(connection) as queries:
+            assert outcome(app)[0] == 200
+        assert any("SELECT" in query["sql"] for query in queries.captured_queries)
+    assert client_snapshot.read(app.client_id) is None
 
 
 def test_a_warm_token_request_makes_no_sql_statement(app, django_assert_num_queries):

@@ -58,22 +58,31 @@ _prefix: str | None = None
 def enabled() -> bool:
     """Return whether token requests use the snapshot: only with a cache shared by every server.
 
-    `PORTAL_CLIENT_SNAPSHOT`: None (default) decides by the cache backend (Redis or memcached:
-    on; the per-process default: off), False switches it off, True on (tests).
+    The backend decides (Redis or memcached: on; the per-process default: off, since other
+    servers could not drop a snapshot this process keeps); `PORTAL_CLIENT_SNAPSHOT=False`
+    switches it off. No setting switches it on over a per-process cache.
     """
-    configured = getattr(settings, "PORTAL_CLIENT_SNAPSHOT", None)
-    if configured is not None:
-        return bool(configured)
+    if getattr(settings, "PORTAL_CLIENT_SNAPSHOT", None) is False:
+        return False
     backend = settings.CACHES["default"]["BACKEND"].lower()
     return "redis" in backend or "memcached" in backend
+
+
+def snapshot_columns() -> tuple:
+    """Return the columns a snapshot holds, per model (part of its key: a new shape, a new key)."""
+    from portal.models import Organization
+    from tokens.models import ClientSecret, M2MApplication
+
+    return tuple(
+        (model._meta.label, tuple(field.attname for field in model._meta.concrete_fields))
+        for model in (ClientSecret, M2MApplication, Organization)
+    )
 
 
 def _key_prefix() -> str:
     global _prefix  # noqa: PLW0603  computed once from the models' metadata
     if _prefix is None:
         from django.db import connection
-
-        from tokens.protocol.oauth import snapshot_columns
 
         # Raw column values as the database driver returns them: the vendor is part of the shape.
         shape = repr((FORMAT, connection.vendor, snapshot_columns())).encode()
@@ -105,8 +114,11 @@ def read(client_id: str) -> Any:
 
 def store(client_id: str, snapshot: tuple) -> None:
     """Store a snapshot read from the database, unless one (or a tombstone) is there already."""
+    key = cache_key(client_id)
+    if hotcache.present(key):
+        return  # the request's batch saw a tombstone there: `add` would not store
     try:
-        cache.add(cache_key(client_id), snapshot, SNAPSHOT_SECONDS)
+        cache.add(key, snapshot, SNAPSHOT_SECONDS)
     except Exception:  # noqa: BLE001  not stored: the next request queries again
         log.warning("could not cache a client snapshot", exc_info=True)
 
