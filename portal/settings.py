@@ -347,6 +347,9 @@ OAUTH2_PROVIDER = {
 PORTAL_EXCHANGE_TOKEN_LIFETIME_SECONDS = env.int("PORTAL_EXCHANGE_TOKEN_LIFETIME_SECONDS", default=300)
 if not 0 < PORTAL_EXCHANGE_TOKEN_LIFETIME_SECONDS <= 86400:
     raise ImproperlyConfigured("PORTAL_EXCHANGE_TOKEN_LIFETIME_SECONDS must be between 1 and 86400.")
+# The shared client snapshot (tokens.clients.snapshot): on with a shared cache (REDIS_URL),
+# never with the per-process one; false switches it off (docs/performance.md).
+PORTAL_CLIENT_SNAPSHOT = env.bool("PORTAL_CLIENT_SNAPSHOT", default=None)
 # Seconds a process trusts its loaded signing key before re-checking which key is active
 # (a rotation reaches every app server within this interval).
 PORTAL_SIGNING_KEY_REFRESH_SECONDS = env.int("PORTAL_SIGNING_KEY_REFRESH_SECONDS", default=5)

@@ -15,10 +15,12 @@ class TokensConfig(AppConfig):
         from portal.services.encryption import encrypted_store_register
         from tokens import checks, schema  # noqa: F401 - registers system checks and the OpenAPI scheme
         from tokens.clients.kind import governed_kind
+        from tokens.clients.snapshot import connect_receivers
         from tokens.federation.kind import federated_governed_kind
         from tokens.home import PANELS
         from tokens.signing.services import signing_keys_reencrypt
 
+        connect_receivers()  # every write drops the shared client snapshot
         register(governed_kind())
         register(federated_governed_kind())
         for panel in PANELS:  # the M2M applications card on the organisation home

@@ -7,9 +7,10 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
+from django.dispatch import Signal
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
-from oauth2_provider.models import AbstractApplication
+from oauth2_provider.models import AbstractApplication, ApplicationManager
 
 from credentials.governance.models import (
     CredentialStatus,
@@ -44,6 +45,34 @@ def _owner_field(related_name: str, help_text: str) -> models.ForeignKey:
         verbose_name=_("owner"),
         help_text=help_text,
     )
+
+
+#: Sent after a queryset `update()` changed rows a token request reads (`M2MApplication`,
+#: `ClientSecret`), with `client_ids`: the applications concerned. `update()` sends no
+#: `post_save`; `tokens.clients.snapshot` listens to both, so every write drops the shared
+#: client snapshot (docs/performance.md, "Third pass").
+client_rows_updated = Signal()
+
+#: Fields whose change alters nothing a token request decides with: a secret's last use.
+_UNWATCHED_UPDATES = frozenset({"last_used_at"})
+
+
+class _ClientRowsQuerySet(models.QuerySet):
+    """A queryset whose `update()` says which applications it changed (`client_rows_updated`)."""
+
+    #: The lookup from a row to its application's client id.
+    client_id_path = "client_id"
+
+    def update(self, **kwargs):
+        if kwargs.keys() <= _UNWATCHED_UPDATES:
+            return super().update(**kwargs)
+        client_ids = set(self.values_list(self.client_id_path, flat=True))
+        rows = super().update(**kwargs)
+        if client_ids:
+            client_rows_updated.send(sender=self.model, client_ids=client_ids)
+        return rows
+
+    update.alters_data = True
 
 
 def generate_client_id() -> str:
@@ -184,6 +213,8 @@ class M2MApplication(GovernedCredential, AbstractApplication):
         ),
     )
 
+    objects = ApplicationManager.from_queryset(_ClientRowsQuerySet)()
+
     class Meta:
         verbose_name = _("M2M application")
         verbose_name_plural = _("M2M applications")
@@ -304,7 +335,9 @@ class ResourceServer(TimestampedModel):
         return f"{self.name} ({self.identifier})" if self.name != self.identifier else self.identifier
 
 
-class ClientCredentialQuerySet(models.QuerySet):
+class ClientCredentialQuerySet(_ClientRowsQuerySet):
+    client_id_path = "application__client_id"
+
     def live(self, now=None) -> models.QuerySet:
         """Keep the rows that still authenticate: not revoked and not past their expiry."""
         return self.filter(revoked_at__isnull=True).exclude(expires_at__lte=now or timezone.now())

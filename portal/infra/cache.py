@@ -180,6 +180,14 @@ class ResilientRedisCache(RedisCache):
         finally:
             self._recent.forget(keys)
 
+    def set_many_strict(self, data, timeout=DEFAULT_TIMEOUT, version=None):
+        """`set_many` that ignores the back-off and raises when Redis does not take the write.
+
+        For invalidations that must land (`tokens.clients.snapshot`): a write skipped in silence
+        during a back-off would leave other servers reading what it meant to replace.
+        """
+        return super().set_many(data, timeout, version)
+
     def clear(self):
         try:
             return self._call("clear", False, super().clear)

@@ -16,6 +16,7 @@ from tokens.clients.services import (
     m2m_app_revoke,
     scope_rows_of,
 )
+from tokens.clients.snapshot import forget
 from tokens.models import ClientPublicKey, ClientSecret, M2MApplication
 
 
@@ -92,8 +93,8 @@ def governed_kind() -> GovernedKind:
         set_scopes=_set_scopes,
         issue_secret=client_secret_issue_first,
         revoke=_revoke,
-        # Token checks read the application's status on every request: nothing is cached.
-        changed=lambda application: None,
+        # The receivers of tokens.clients.snapshot see the write already; said again here.
+        changed=lambda application: forget([application.client_id]),
         moved_links=_moved_links,
         filter_scope=lambda qs, scope: qs.filter(allowed_scopes__name=scope),
         match_secret=_match_secret,

@@ -12,8 +12,10 @@ import base64
 import binascii
 import logging
 from datetime import timedelta
+from typing import Any
 from urllib.parse import unquote_plus
 
+from django.core.cache import cache
 from django.db import connection
 from django.utils import timezone
 from oauth2_provider.oauth2_validators import OAuth2Validator
@@ -29,6 +31,7 @@ from portal.infra.request_context import current_request_context
 from portal.models import Membership, Organization
 from portal.principal import MAX_CREDENTIAL_LENGTH
 from portal.selectors import role_of
+from tokens.clients import snapshot as client_snapshot
 from tokens.models import ClientPublicKey, ClientSecret, FederatedIdentity, M2MApplication
 from tokens.protocol import client_outcomes, quota
 from tokens.protocol.assertions import assertion_parameters, authenticate_assertion_parameters
@@ -95,19 +98,21 @@ def authenticate_client_credentials(
     """Return the active application and the live secret matching the credentials, else None.
 
     An unknown client and a wrong secret look the same to the caller; both cost one HMAC.
-    One query (`_live_secrets`): the application's live secrets with the application, its
-    organisation, its owner's current role and its scope names (an application without a
-    live secret cannot authenticate by secret). A failure is counted for usage after the
-    response (`client_outcomes`: wrong, expired or revoked secret, suspended or revoked
-    application); success costs nothing more.
+    What authentication needs (`_live_secrets`): the application's live secrets with the
+    application, its organisation, its owner's current role and its scope names (an
+    application without a live secret cannot authenticate by secret) — from the shared
+    client snapshot when one is warm (`tokens.clients.snapshot`), else one query. A failure
+    is counted for usage after the response (`client_outcomes`: wrong, expired or revoked
+    secret, suspended or revoked application); success costs nothing more.
     """
     live: list[ClientSecret] = []
+    cached = False
     if len(client_secret) > MAX_CREDENTIAL_LENGTH:
         client_secret = ""
     now = timezone.now()
     usable = bool(client_id and client_secret and "\x00" not in client_id and len(client_id) <= 255)
     if usable:
-        live = _live_secrets(client_id, now)
+        live, cached = _live_secrets(client_id, now)
     if not live:
         keyed_digest(client_secret or "-")  # same work as a wrong secret
         if usable:
@@ -124,10 +129,40 @@ def authenticate_client_credentials(
         client_outcomes.secret_refused(client_id, client_secret)
         return None
     application = match.application
-    if match.last_used_at is None or now - match.last_used_at > LAST_USED_RESOLUTION:
+    if _last_use_due(match, now, from_snapshot=cached):
         ClientSecret.objects.filter(pk=match.pk).update(last_used_at=now)
         match.last_used_at = now
     return application, match
+
+
+#: Secret pk -> when this process last claimed the secret's once-a-minute `last_used_at` write.
+_last_use_claimed: dict[int, float] = {}
+_LAST_USE_MARKER = "tokens:client-secret-used:v1:"
+
+
+def _last_use_due(secret: ClientSecret, now, *, from_snapshot: bool) -> bool:
+    """Return whether `last_used_at` is due (at most once a minute per secret).
+
+    From the database the row says when it was last written. A snapshot's row may be older
+    than the last write (that write does not drop it): with the snapshot in use, this process
+    asks at most once a minute per secret, and the shared cache's `add` lets one server
+    write for all of them (the database path claims the minute the same way).
+    """
+    if secret.last_used_at is not None and now - secret.last_used_at <= LAST_USED_RESOLUTION:
+        return False
+    if not from_snapshot and not client_snapshot.enabled():
+        return True
+    clock, seconds = now.timestamp(), LAST_USED_RESOLUTION.total_seconds()
+    if from_snapshot and clock - _last_use_claimed.get(secret.pk, -seconds) < seconds:
+        return False
+    if len(_last_use_claimed) > 10_000:
+        _last_use_claimed.clear()
+    _last_use_claimed[secret.pk] = clock
+    try:
+        claimed = cache.add(f"{_LAST_USE_MARKER}{secret.pk}", 1, int(seconds))
+    except Exception:  # noqa: BLE001  a cache outage: write it, as without the snapshot
+        claimed = True
+    return bool(claimed) or not from_snapshot
 
 
 class _LiveSecretsQuery:
@@ -165,6 +200,12 @@ class _LiveSecretsQuery:
             selected += [f"{alias}.{quote(field.column)}" for field in fields]
         role, name = membership.get_field("role").column, scope_model.get_field("name").column
         self.secret_pk = ClientSecret._meta.concrete_fields.index(ClientSecret._meta.pk)
+        # `fetch` keeps a secret's columns apart from the application's and organisation's,
+        # which it keeps once: their offsets count from the application's first column.
+        self.secret_width = width = len(ClientSecret._meta.concrete_fields)
+        for model in (M2MApplication, Organization):
+            start, names, converted = self.columns[model]
+            self.columns[model] = (start - width, names, converted)
         selected += [f"m.{quote(role)}", f"sc.{quote(name)}"]
 
         def col(meta, alias: str, name: str) -> str:
@@ -191,7 +232,12 @@ class _LiveSecretsQuery:
             f" ORDER BY {col(secret, 's', 'created_at')} DESC, {col(secret, 's', 'id')} DESC"
         )
 
-    def run(self, client_id: str, now) -> list[ClientSecret]:
+    def fetch(self, client_id: str, now) -> tuple:
+        """Run the query; return what `build` needs, picklable for the cache (the client snapshot).
+
+        `(secret rows, application and organisation row, owner's role, scope names)`: raw column
+        values, before the fields' converters, the secrets newest first. No secret: `()`.
+        """
         connection = self.connection
         params = [
             client_id,
@@ -202,23 +248,35 @@ class _LiveSecretsQuery:
         with connection.cursor() as cursor:
             cursor.execute(self.sql, params)
             rows = cursor.fetchall()
-        secrets: dict[int, ClientSecret] = {}
+        if not rows:
+            return ()
+        width = self.secret_width
+        secrets: dict[Any, tuple] = {}
         scope_names: set[str] = set()
-        application = None
         for row in rows:
             if row[-1] is not None:
                 scope_names.add(row[-1])
-            if row[self.secret_pk] in secrets:
-                continue  # the same secret again, beside another scope
-            if application is None:
-                application = self._instance(M2MApplication, row)
-                application.organization = self._instance(Organization, row)
-                application.owner_role = row[-2]
-                application.portal_scope_names = scope_names
+            secrets.setdefault(row[self.secret_pk], tuple(row[:width]))  # once per secret, beside each scope
+        first = rows[0]
+        return (tuple(secrets.values()), tuple(first[width:-2]), first[-2], tuple(sorted(scope_names)))
+
+    def build(self, snapshot: tuple, now) -> list[ClientSecret]:
+        """Return the live secrets of a `fetch` result at `now`, each with its application."""
+        if not snapshot:
+            return []
+        secret_rows, application_row, role, scope_names = snapshot
+        application = self._instance(M2MApplication, application_row)
+        application.organization = self._instance(Organization, application_row)
+        application.owner_role = role
+        application.portal_scope_names = set(scope_names)
+        live = []
+        for row in secret_rows:
             secret = self._instance(ClientSecret, row)
+            if secret.expires_at is not None and secret.expires_at <= now:
+                continue  # expired since the snapshot was read, as the query would find
             secret.application = application
-            secrets[secret.pk] = secret
-        return list(secrets.values())
+            live.append(secret)
+        return live
 
     def _instance(self, model, row):
         start, names, converted = self.columns[model]
@@ -232,12 +290,21 @@ class _LiveSecretsQuery:
 _live_secrets_queries: dict[str, _LiveSecretsQuery] = {}
 
 
-def _live_secrets(client_id: str, now) -> list[ClientSecret]:
-    """Return the application's live secrets, newest first, with their application (`_LiveSecretsQuery`)."""
+def _live_secrets(client_id: str, now) -> tuple[list[ClientSecret], bool]:
+    """Return the application's live secrets, newest first, with their application, and whether
+    they came from the shared client snapshot (`_LiveSecretsQuery`, `client_snapshot`)."""
     query = _live_secrets_queries.get(connection.vendor)
     if query is None:
         query = _live_secrets_queries[connection.vendor] = _LiveSecretsQuery(connection)
-    return query.run(client_id, now)
+    if not client_snapshot.enabled():
+        return query.build(query.fetch(client_id, now), now), False
+    snapshot = client_snapshot.read(client_id)
+    if snapshot is not None:
+        return query.build(snapshot, now), True
+    snapshot = query.fetch(client_id, now)
+    if snapshot:  # an unknown client id is not stored: nobody fills the cache with guesses
+        client_snapshot.store(client_id, snapshot)
+    return query.build(snapshot, now), False
 
 
 def authenticate_client_parameters(
@@ -292,10 +359,12 @@ class SlowDown(errors.OAuth2Error):
 
 
 def issuance_hot_keys(client_id: str) -> list[str]:
-    """Return the issuance counter keys of a claimed (not yet authenticated) client id, for one read."""
+    """Return the issuance counter keys of a claimed (not yet authenticated) client id, for one read,
+    with its client snapshot's key (`client_snapshot`): a warm token request makes no SQL statement."""
     return [
         *ratelimit.hot_keys([(ISSUANCE_SCOPE, client_id, ratelimit.per_minute(ISSUANCE_SETTING))]),
         *quota.hot_keys(client_id),
+        *client_snapshot.hot_keys(client_id),
     ]
 
 
