@@ -46,6 +46,14 @@ def _fast_password_hashing(settings):
 
 
 @pytest.fixture(autouse=True)
+def _last_used_written_after_each_request(settings):
+    # Servers batch last-used writes (one UPDATE per PORTAL_LAST_USED_FLUSH_SECONDS per process,
+    # credentials.last_used); tests read last_used_at right after a request, so they write at the
+    # end of each request. Tests of the batching set their own interval.
+    settings.PORTAL_LAST_USED_FLUSH_SECONDS = 0
+
+
+@pytest.fixture(autouse=True)
 def _clear_cache():
     cache.clear()
     yield

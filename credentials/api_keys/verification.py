@@ -1,24 +1,24 @@
 """The API-key verification hot path: format, cached snapshot or one indexed query, digest, state.
 
 Verification does at most one indexed query and none while a short-lived cache entry exists;
-`last_used_at` is written at most once a minute per key, after the response. See docs/api-keys.md.
+`last_used_at` is written at most once a minute per key, after the response, batched with the
+process's other last-used writes (`credentials.last_used`). See docs/api-keys.md.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.core.signals import request_finished
 from django.db import connection, transaction
 from django.utils import timezone
 
+from credentials import last_used
 from credentials.api_keys import keys
 from credentials.api_keys.models import ApiKey
 from credentials.governance.models import CredentialState
@@ -26,7 +26,6 @@ from portal import authz
 from portal.infra import hotcache
 from portal.infra.crypto import verify_digest
 from portal.infra.metrics import verification_metrics
-from portal.infra.request_context import current_request_context
 from portal.models import Membership, Organization, User
 from portal.principal import Principal
 from portal.selectors import role_of
@@ -299,16 +298,16 @@ def _state(snapshot: dict[str, Any]) -> Verification:
     return Verification(valid=True, key=snapshot)
 
 
-# --- last use -------------------------------------------------------------------------------
-
-_pending = threading.local()
+# --- last use ---------------------------------------------------------------------------
 
 
 def api_key_record_use(verification: Verification, *, ip: str | None = None) -> None:
     """Remember that a valid key was used, writing `last_used_at` at most once a minute per key.
 
-    Inside a request the write happens after the response has been sent, so it can neither
-    slow nor fail the request; any database or cache error is logged and dropped.
+    Inside a request the write is batched with the process's other last-used writes and made
+    after the response (`credentials.last_used`: one UPDATE per flush), so it can neither slow
+    nor fail the request; any database or cache error is logged and dropped. Outside a request
+    it is written at once.
     """
     if not verification.valid or not verification.key:
         return
@@ -321,31 +320,12 @@ def api_key_record_use(verification: Verification, *, ip: str | None = None) -> 
         return
     if not due:
         return
-    touch = (verification.key["pk"], timezone.now(), ip)
-    if current_request_context() is not None:
-        if not hasattr(_pending, "touches"):
-            _pending.touches = []
-        _pending.touches.append(touch)
-    else:
-        _write_touches([touch])
+    _touches.add(verification.key["pk"], timezone.now(), ip or None)
 
 
-def _write_touches(touches: list[tuple[int, datetime, str | None]]) -> None:
-    for pk, when, ip in touches:
-        fields: dict[str, Any] = {"last_used_at": when}
-        if ip:
-            fields["last_used_ip"] = ip
-        try:
-            ApiKey.objects.filter(pk=pk).update(**fields)
-        except Exception:
-            logger.warning("Could not record the last use of API key %s", pk, exc_info=True)
+def _write_touches(touches: dict[int, tuple[datetime, str | None]]) -> None:
+    """Write `last_used_at` (and `last_used_ip`, when known) of each key: one statement."""
+    last_used.update_rows(ApiKey, ("last_used_at", "last_used_ip"), touches)
 
 
-def _flush_touches(**_kwargs: Any) -> None:
-    touches = getattr(_pending, "touches", None)
-    if touches:
-        _pending.touches = []
-        _write_touches(touches)
-
-
-request_finished.connect(_flush_touches, dispatch_uid="credentials.api_key.flush_touches")
+_touches = last_used.Batch("API keys", _write_touches)
