@@ -304,28 +304,32 @@ def _state(snapshot: dict[str, Any]) -> Verification:
 def api_key_record_use(verification: Verification, *, ip: str | None = None) -> None:
     """Remember that a valid key was used, writing `last_used_at` at most once a minute per key.
 
-    Inside a request the write is batched with the process's other last-used writes and made
-    after the response (`credentials.last_used`: one UPDATE per flush), so it can neither slow
-    nor fail the request; any database or cache error is logged and dropped. Outside a request
-    it is written at once.
+    Inside a request the use is held with the process's other last uses and written after
+    the response (`credentials.last_used`: one UPDATE per flush), so it can neither slow nor
+    fail the request; any database or cache error is logged and dropped. Outside a request
+    it is written at once. Once a minute per key per cache: the flush `add`s every held key's
+    marker in one round trip and writes only the keys whose marker it added.
     """
     if not verification.valid or not verification.key:
         return
-    if hotcache.present(_USED_PREFIX + verification.key["key_id"]):
-        return  # the batched read of this request saw the marker: not due, no round trip
-    try:
-        due = cache.add(_USED_PREFIX + verification.key["key_id"], 1, LAST_USED_INTERVAL_SECONDS)
-    except Exception:
-        logger.warning("API key cache unavailable; skipping the last-used update", exc_info=True)
-        return
-    if not due:
-        return
-    _touches.add(verification.key["pk"], timezone.now(), ip or None)
+    key = verification.key
+    if hotcache.present(_USED_PREFIX + key["key_id"]):
+        return  # the batched read of this request saw the marker: written less than a minute ago
+    _touches.add(key["pk"], timezone.now(), ip or None, key["key_id"])
 
 
-def _write_touches(touches: dict[int, tuple[datetime, str | None]]) -> None:
-    """Write `last_used_at` (and `last_used_ip`, when known) of each key: one statement."""
-    last_used.update_rows(ApiKey, ("last_used_at", "last_used_ip"), touches)
+def _write_touches(touches: dict[int, tuple[datetime, str | None, str]]) -> None:
+    """Write `last_used_at` (and `last_used_ip`) of each key whose marker this adds: one statement.
+
+    The markers are added in one round trip (`hotcache.add_many`); a key whose marker is
+    there already was written less than a minute ago (by this server or another).
+    """
+    markers = {_USED_PREFIX + key_id: pk for pk, (_when, _ip, key_id) in touches.items()}
+    due = {
+        markers[marker] for marker in hotcache.add_many(markers, 1, LAST_USED_INTERVAL_SECONDS, backend=cache)
+    }
+    rows = {pk: (when, ip) for pk, (when, ip, _key_id) in touches.items() if pk in due}
+    last_used.update_rows(ApiKey, ("last_used_at", "last_used_ip"), rows)
 
 
 _touches = last_used.Batch("API keys", _write_touches)

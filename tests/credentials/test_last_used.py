@@ -149,3 +149,42 @@ def test_an_idle_process_writes_within_twice_the_interval(settings, make_key, ap
     timer.join(5)  # its own thread and database connection, 2 x 0.5 s after the use
     api_key.refresh_from_db()
     assert api_key.last_used_at is not None
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_add_many_and_incr_many_answer_as_add_and_incr(shared, request):
+    """`hotcache.add_many` / `incr_many`: one pipeline on Redis, one call per key elsewhere, same answers."""
+    from django.core.cache import cache
+
+    from portal.infra import hotcache
+
+    if shared:
+        request.getfixturevalue("redis_cache")
+    cache.set("taken", 1, 60)
+    assert hotcache.add_many(["taken", "free", "free"], 1, 60) == {"free"}
+    assert cache.get("free") == 1 and not cache.add("free", 1, 60)
+    assert hotcache.incr_many({"count": 3, "taken": 2}, 60) == {"count": 3, "taken": 3}
+    assert hotcache.incr_many({"count": 4}, 60) == {"count": 7}
+    assert cache.get("count") == 7
+
+
+def test_a_key_held_by_two_servers_is_written_once(
+    batched, redis_cache, make_key, api_key_client, monkeypatch
+):
+    """Once a minute per key per cache: only the flush that adds the marker writes."""
+    from django.core.cache import caches
+
+    api_key, plaintext = make_key()
+    assert api_key_client(plaintext).get(WHOAMI, REMOTE_ADDR="198.51.100.7").status_code == 200
+    held = dict(verification._touches.pending)
+    assert last_used.flush() == 1  # this server adds the marker and writes
+    api_key.refresh_from_db()
+    first = api_key.last_used_at
+    # Another server held the same key's use when this one flushed: its flush finds the marker.
+    monkeypatch.setattr(verification, "cache", caches.create_connection("default"))
+    later = {pk: (first + timedelta(seconds=1), *rest[1:]) for pk, rest in held.items()}
+    with CaptureQueriesContext(connection) as flushing:
+        verification._write_touches(later)
+    assert not _writes(flushing.captured_queries)
+    api_key.refresh_from_db()
+    assert api_key.last_used_at == first
