@@ -119,6 +119,13 @@ def flush() -> int:
     return sum(len(rows) for _batch, rows in taken)
 
 
+def forget() -> None:
+    """Drop what this process holds without writing it (tests: those rows went with the test's data)."""
+    with _lock:
+        for batch in _batches:
+            batch.pending = {}
+
+
 def _flush_if_due(**_kwargs: Any) -> None:
     if any(batch.pending for batch in _batches) and (
         time.monotonic() - _state["last_flush"] >= flush_seconds()

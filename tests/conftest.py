@@ -11,6 +11,7 @@ from django.core.cache import cache, caches
 from django.db import connection
 from django.test import Client
 
+from credentials import last_used
 from portal.models import Role
 from tests.factories import (
     AppCredentials,
@@ -51,6 +52,8 @@ def _last_used_written_after_each_request(settings):
     # credentials.last_used); tests read last_used_at right after a request, so they write at the
     # end of each request. Tests of the batching set their own interval.
     settings.PORTAL_LAST_USED_FLUSH_SECONDS = 0
+    yield
+    last_used.forget()  # a use held by a request that never finished must not reach the next test
 
 
 @pytest.fixture(autouse=True)
