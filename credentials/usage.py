@@ -34,6 +34,7 @@ from django.db.models.functions import TruncDay, TruncHour
 from credentials.insight import recorder as insight
 from credentials.insight import rollup as insight_rollup
 from credentials.models import UsageBucket
+from portal.infra import hotcache
 from portal.models import Organization
 
 logger = logging.getLogger(__name__)
@@ -106,26 +107,50 @@ def _series_key(minute: int, series: str) -> str:
 
 
 def flush() -> None:
-    """Add this process's counters to the cache (per minute, per series), then forget them."""
+    """Add this process's counters to the cache (per minute, per series), then forget them.
+
+    Three cache round trips whatever the number of series (`hotcache.incr_many`, a pipeline on
+    Redis): add every count; list the series this flush created under their minute's slot
+    counter; store the new slots' names. Before, each new series cost five round trips and
+    each known one two, which made a flush after a minute of many credentials the largest
+    cost of their requests (docs/performance.md, "Third pass").
+    """
     with _lock:
         counts = dict(_counts)
         _counts.clear()
         notes = insight.take()
         _last_flush[0] = time.monotonic()
     insight.push(notes, _minute())
+    if not counts:
+        return
+    series_of = {}
     for (minute, kind, credential_id, organization_id, outcome), n in counts.items():
         series = f"{kind}|{credential_id}|{organization_id}|{outcome}"
-        key = _series_key(minute, series)
-        try:
-            if cache.add(key, n, CACHE_SECONDS):
-                # A new series this minute: list it, so the roll-up can find it without a scan.
-                cache.add(f"{_PREFIX}n:{minute}", 0, CACHE_SECONDS)
-                slot = cache.incr(f"{_PREFIX}n:{minute}")
-                cache.set(f"{_PREFIX}s:{minute}:{slot}", series, CACHE_SECONDS)
-            else:
-                cache.incr(key, n)
-        except Exception:  # noqa: BLE001  metering fails open
-            logger.warning("Usage counts could not be stored; they are dropped", exc_info=True)
+        series_of[_series_key(minute, series)] = (minute, series, n)
+    try:
+        totals = hotcache.incr_many(
+            {key: n for key, (_m, _s, n) in series_of.items()}, CACHE_SECONDS, backend=cache
+        )
+        # A series this flush created (its total is this flush's count): list it under its
+        # minute, so the roll-up can find it without a scan.
+        created: dict[int, list[str]] = {}
+        for key, (minute, series, n) in series_of.items():
+            if totals.get(key) == n:
+                created.setdefault(minute, []).append(series)
+        if not created:
+            return
+        last_slots = hotcache.incr_many(
+            {f"{_PREFIX}n:{minute}": len(names) for minute, names in created.items()},
+            CACHE_SECONDS,
+            backend=cache,
+        )
+        slots = {}
+        for minute, names in created.items():
+            first = last_slots[f"{_PREFIX}n:{minute}"] - len(names) + 1
+            slots.update({f"{_PREFIX}s:{minute}:{first + i}": name for i, name in enumerate(names)})
+        cache.set_many(slots, CACHE_SECONDS)
+    except Exception:  # noqa: BLE001  metering fails open
+        logger.warning("Usage counts could not be stored; they are dropped", exc_info=True)
 
 
 #: Jobs that follow each in-process roll-up under DEBUG, in order (`debug_job_register`).

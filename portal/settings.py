@@ -269,6 +269,10 @@ PORTAL_CREDENTIAL_RATE_LIMIT_FAIL_OPEN = env.bool("PORTAL_CREDENTIAL_RATE_LIMIT_
 PORTAL_USAGE_METERING = env.bool("PORTAL_USAGE_METERING", default=True)
 PORTAL_USAGE_FLUSH_SECONDS = env.float("PORTAL_USAGE_FLUSH_SECONDS", default=5.0)
 PORTAL_USAGE_ROLLUP_SECONDS = env.float("PORTAL_USAGE_ROLLUP_SECONDS", default=30.0)
+# Last-used writes of every kind (credentials.last_used): held in process and written with one
+# UPDATE per kind at the end of a request at most every PORTAL_LAST_USED_FLUSH_SECONDS (0: at
+# the end of every request), by a timer when the process is idle, and at exit.
+PORTAL_LAST_USED_FLUSH_SECONDS = env.float("PORTAL_LAST_USED_FLUSH_SECONDS", default=5.0)
 
 PORTAL_INVITATION_TTL_HOURS = env.int("PORTAL_INVITATION_TTL_HOURS", default=72)
 

@@ -11,6 +11,7 @@ from django.core.cache import cache, caches
 from django.db import connection
 from django.test import Client
 
+from credentials import last_used
 from portal.models import Role
 from tests.factories import (
     AppCredentials,
@@ -43,6 +44,16 @@ def _fast_password_hashing(settings):
     # Argon2 (first in production settings, see test_settings) costs ~100 ms per hash; tests
     # create many users, so they hash with MD5. Tests that exercise hashing reset this.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher", *settings.PASSWORD_HASHERS]
+
+
+@pytest.fixture(autouse=True)
+def _last_used_written_after_each_request(settings):
+    # Servers batch last-used writes (one UPDATE per PORTAL_LAST_USED_FLUSH_SECONDS per process,
+    # credentials.last_used); tests read last_used_at right after a request, so they write at the
+    # end of each request. Tests of the batching set their own interval.
+    settings.PORTAL_LAST_USED_FLUSH_SECONDS = 0
+    yield
+    last_used.forget()  # a use held by a request that never finished must not reach the next test
 
 
 @pytest.fixture(autouse=True)

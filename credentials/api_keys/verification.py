@@ -1,24 +1,25 @@
 """The API-key verification hot path: format, cached snapshot or one indexed query, digest, state.
 
 Verification does at most one indexed query and none while a short-lived cache entry exists;
-`last_used_at` is written at most once a minute per key, after the response. See docs/api-keys.md.
+`last_used_at` is written at most once a minute per key, after the response, batched with the
+process's other last-used writes (`credentials.last_used`). See docs/api-keys.md.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache, caches
-from django.core.signals import request_finished, setting_changed
+from django.core.signals import setting_changed
 from django.db import connection, transaction
 from django.utils import timezone
 
+from credentials import last_used
 from credentials.api_keys import keys
 from credentials.api_keys.models import ApiKey
 from credentials.governance.models import CredentialState
@@ -27,7 +28,6 @@ from portal.infra import hotcache
 from portal.infra.cache import PortalLocMemCache
 from portal.infra.crypto import digest_matches, peppers, verify_digest
 from portal.infra.metrics import verification_metrics
-from portal.infra.request_context import current_request_context
 from portal.models import Membership, Organization, User
 from portal.principal import Principal
 from portal.selectors import role_of
@@ -375,53 +375,38 @@ def _state(snapshot: dict[str, Any]) -> Verification:
     return Verification(valid=True, key=snapshot)
 
 
-# --- last use -------------------------------------------------------------------------------
-
-_pending = threading.local()
+# --- last use ---------------------------------------------------------------------------
 
 
 def api_key_record_use(verification: Verification, *, ip: str | None = None) -> None:
     """Remember that a valid key was used, writing `last_used_at` at most once a minute per key.
 
-    Inside a request the write happens after the response has been sent, so it can neither
-    slow nor fail the request; any database or cache error is logged and dropped.
+    Inside a request the use is held with the process's other last uses and written after
+    the response (`credentials.last_used`: one UPDATE per flush), so it can neither slow nor
+    fail the request; any database or cache error is logged and dropped. Outside a request
+    it is written at once. Once a minute per key per cache: the flush `add`s every held key's
+    marker in one round trip and writes only the keys whose marker it added.
     """
     if not verification.valid or not verification.key:
         return
-    if hotcache.present(_USED_PREFIX + verification.key["key_id"]):
-        return  # the batched read of this request saw the marker: not due, no round trip
-    try:
-        due = cache.add(_USED_PREFIX + verification.key["key_id"], 1, LAST_USED_INTERVAL_SECONDS)
-    except Exception:
-        logger.warning("API key cache unavailable; skipping the last-used update", exc_info=True)
-        return
-    if not due:
-        return
-    touch = (verification.key["pk"], timezone.now(), ip)
-    if current_request_context() is not None:
-        if not hasattr(_pending, "touches"):
-            _pending.touches = []
-        _pending.touches.append(touch)
-    else:
-        _write_touches([touch])
+    key = verification.key
+    if hotcache.present(_USED_PREFIX + key["key_id"]):
+        return  # the batched read of this request saw the marker: written less than a minute ago
+    _touches.add(key["pk"], timezone.now(), ip or None, key["key_id"])
 
 
-def _write_touches(touches: list[tuple[int, datetime, str | None]]) -> None:
-    for pk, when, ip in touches:
-        fields: dict[str, Any] = {"last_used_at": when}
-        if ip:
-            fields["last_used_ip"] = ip
-        try:
-            ApiKey.objects.filter(pk=pk).update(**fields)
-        except Exception:
-            logger.warning("Could not record the last use of API key %s", pk, exc_info=True)
+def _write_touches(touches: dict[int, tuple[datetime, str | None, str]]) -> None:
+    """Write `last_used_at` (and `last_used_ip`) of each key whose marker this adds: one statement.
+
+    The markers are added in one round trip (`hotcache.add_many`); a key whose marker is
+    there already was written less than a minute ago (by this server or another).
+    """
+    markers = {_USED_PREFIX + key_id: pk for pk, (_when, _ip, key_id) in touches.items()}
+    due = {
+        markers[marker] for marker in hotcache.add_many(markers, 1, LAST_USED_INTERVAL_SECONDS, backend=cache)
+    }
+    rows = {pk: (when, ip) for pk, (when, ip, _key_id) in touches.items() if pk in due}
+    last_used.update_rows(ApiKey, ("last_used_at", "last_used_ip"), rows)
 
 
-def _flush_touches(**_kwargs: Any) -> None:
-    touches = getattr(_pending, "touches", None)
-    if touches:
-        _pending.touches = []
-        _write_touches(touches)
-
-
-request_finished.connect(_flush_touches, dispatch_uid="credentials.api_key.flush_touches")
+_touches = last_used.Batch("API keys", _write_touches)

@@ -194,6 +194,59 @@ class ResilientRedisCache(RedisCache):
         finally:
             self._recent.forget_all()
 
+    def add_many(self, keys, value, timeout=DEFAULT_TIMEOUT, version=None) -> set[str]:
+        """`add(key, value, timeout)` for every key in one round trip; return the keys that were added.
+
+        One non-transactional pipeline of `SET … NX EX`: each key is added or not exactly as
+        `add` would, independently of the others. Fails soft like every other operation
+        (nothing added).
+        """
+        keys = list(dict.fromkeys(keys))
+        if not keys:
+            return set()
+
+        def pipelined() -> set[str]:
+            client = self._cache.get_client(None, write=True)
+            pipeline = client.pipeline(transaction=False)
+            stored = self._cache._serializer.dumps(value)
+            ttl = self.get_backend_timeout(timeout)
+            for key in keys:
+                pipeline.set(self.make_and_validate_key(key, version=version), stored, ex=ttl, nx=True)
+            return {key for key, added in zip(keys, pipeline.execute(), strict=True) if added}
+
+        return self._call("add_many", set(), pipelined)
+
+    def incr_many(self, deltas, timeout=DEFAULT_TIMEOUT, version=None) -> dict[str, int]:
+        """Add each delta to its counter, creating it (with `timeout`) if missing; one round trip.
+
+        Return each key's new value: a value equal to its delta means this call created the
+        counter. One non-transactional pipeline of `INCRBY` + `EXPIRE` per key (the expiry is
+        set again on every call: a counter lives `timeout` after its last increment). Fails soft
+        like every other operation (an empty dict: nothing counted).
+        """
+        deltas = dict(deltas)
+        if not deltas:
+            return {}
+
+        def pipelined() -> dict[str, int]:
+            client = self._cache.get_client(None, write=True)
+            pipeline = client.pipeline(transaction=False)
+            ttl = self.get_backend_timeout(timeout)
+            for key, delta in deltas.items():
+                key = self.make_and_validate_key(key, version=version)
+                pipeline.incrby(key, delta)
+                if ttl is not None:
+                    pipeline.expire(key, ttl)
+            answers = iter(pipeline.execute())
+            totals = {}
+            for key in deltas:
+                totals[key] = int(next(answers))
+                if ttl is not None:
+                    next(answers)
+            return totals
+
+        return self._call("incr_many", {}, pipelined)
+
 
 class PortalLocMemCache(LocMemCache):
     """Django's per-process LocMemCache, plus `get_shared` for read-only hot-path snapshots.

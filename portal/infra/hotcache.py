@@ -146,3 +146,34 @@ def present(key: str) -> bool | None:
     if values is None or key not in values:
         return None
     return values[key] is not _MISSING
+
+
+def add_many(keys: Iterable[str], value: Any, timeout: int, *, backend=None) -> set[str]:
+    """`add(key, value, timeout)` for every key; return the keys that were added.
+
+    One round trip on Redis (`ResilientRedisCache.add_many`: a pipeline of `SET … NX EX`),
+    one `add` per key on other caches. A cache error is raised, as `add` would raise it.
+    `backend`: the cache to use (the default cache when None).
+    """
+    backend = cache if backend is None else backend
+    adder = getattr(backend, "add_many", None)
+    if adder is not None:
+        return adder(keys, value, timeout)
+    return {key for key in dict.fromkeys(keys) if backend.add(key, value, timeout)}
+
+
+def incr_many(deltas: dict[str, int], timeout: int, *, backend=None) -> dict[str, int]:
+    """Add each delta to its counter, creating missing ones with `timeout`; return the new values.
+
+    A new value equal to its delta means this call created the counter. One round trip on
+    Redis (`ResilientRedisCache.incr_many`), `add` or `incr` per key on other caches. A cache
+    error is raised, as `add`/`incr` would raise it. `backend`: as for `add_many`.
+    """
+    backend = cache if backend is None else backend
+    counter = getattr(backend, "incr_many", None)
+    if counter is not None:
+        return counter(deltas, timeout)
+    totals = {}
+    for key, delta in deltas.items():
+        totals[key] = delta if backend.add(key, delta, timeout) else backend.incr(key, delta)
+    return totals
