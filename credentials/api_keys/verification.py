@@ -43,17 +43,23 @@ _USED_PREFIX = "credentials:api_key_used:v1:"
 # --- the cache ------------------------------------------------------------------------------
 
 
+#: The lifetime of a snapshot in a shared cache: a backstop, since every change replaces it.
+SHARED_CACHE_SECONDS = 300
+
+
 def cache_seconds() -> int:
     """Return how long a verification snapshot may be cached.
 
-    A shared cache (Redis) is invalidated by every change, so entries may live longer; a
-    per-process cache cannot be invalidated on other servers, so its entries live 1 second.
+    A shared cache (Redis) is invalidated by every change (`snapshot_publish`, called by the
+    services and by `on_membership_event` for the owner's role), so its lifetime is only a
+    backstop, 5 minutes as for the client snapshot (`tokens.clients.snapshot`); a per-process
+    cache cannot be invalidated on other servers, so its entries live 1 second.
     """
     configured = getattr(settings, "PORTAL_API_KEY_CACHE_SECONDS", None)
     if configured is not None:
         return int(configured)
     backend = settings.CACHES["default"]["BACKEND"]
-    return 30 if "redis" in backend.lower() or "memcached" in backend.lower() else 1
+    return SHARED_CACHE_SECONDS if "redis" in backend.lower() or "memcached" in backend.lower() else 1
 
 
 def _snapshot(api_key: ApiKey) -> dict[str, Any]:
