@@ -166,17 +166,22 @@ def many_calls(app, path: str, state: dict, *, skip: int = 0, reset: bool = True
             auth = next(presented)
         except StopIteration:
             raise SystemExit(f"only {len(headers)} credentials: lower -n/--warmup") from None
-        if path == "token_many":
-            return wsgi_call(
-                app,
-                method="POST",
-                path="/oauth/token",
-                headers={"Authorization": auth},
-                body=b"grant_type=client_credentials",
-            )
-        return wsgi_call(app, method="GET", path="/api/v1/whoami", headers={"Authorization": auth})
+        return machine_request(app, "token" if path == "token_many" else "whoami", auth)
 
     return call, 200
+
+
+def machine_request(app, path: str, auth: str):
+    """One token request (client_credentials) or one whoami through the WSGI handler."""
+    if path == "token":
+        return wsgi_call(
+            app,
+            method="POST",
+            path="/oauth/token",
+            headers={"Authorization": auth},
+            body=b"grant_type=client_credentials",
+        )
+    return wsgi_call(app, method="GET", path="/api/v1/whoami", headers={"Authorization": auth})
 
 
 def periodic_flushes() -> list:
@@ -256,25 +261,8 @@ def calls(path: str, state: dict, args: argparse.Namespace):
     if path in ("whoami_many", "token_many"):
         return many_calls(app, path, state, skip=args.skip, reset=not args.no_reset)
     if path in ("token", "whoami"):
-        if path == "token":
-            auth = basic(*state["client"])
-
-            def call():
-                return wsgi_call(
-                    app,
-                    method="POST",
-                    path="/oauth/token",
-                    headers={"Authorization": auth},
-                    body=b"grant_type=client_credentials",
-                )
-
-        else:
-            auth = f"Bearer {state['api_key']}"
-
-            def call():
-                return wsgi_call(app, method="GET", path="/api/v1/whoami", headers={"Authorization": auth})
-
-        return call, 200
+        auth = basic(*state["client"]) if path == "token" else f"Bearer {state['api_key']}"
+        return (lambda: machine_request(app, path, auth)), 200
     if path == "key_verify":
         from credentials.api_keys.verification import api_key_verify
 
