@@ -10,7 +10,7 @@ import pytest
 from allauth.mfa.totp.internal.auth import format_hotp_value, hotp_value
 from playwright.sync_api import expect
 
-from tests.e2e.helpers import log_in, record_problems
+from tests.e2e.helpers import copy_and_read_clipboard, log_in, record_problems
 from tests.e2e.test_account_security import _make_stale
 from tests.factories import enrol_totp
 
@@ -37,8 +37,8 @@ def test_set_up_an_authenticator_copy_the_secret_and_keep_the_recovery_codes(
     qr = page.get_by_role("img", name=re.compile("QR code"))
     expect(qr).to_be_visible()
     assert secret not in (qr.get_attribute("alt") or "")
-    page.get_by_role("button", name="Copy").click()
-    assert page.evaluate("() => navigator.clipboard.readText()") == secret
+    copy_secret = page.locator("button[data-copy-target=authenticator-secret]")
+    assert copy_and_read_clipboard(page, copy_secret) == secret
 
     code = format_hotp_value(hotp_value(secret, int(time.time() // 30)))
     page.get_by_label(re.compile("Authenticator code", re.I)).fill(code)
@@ -47,8 +47,10 @@ def test_set_up_an_authenticator_copy_the_secret_and_keep_the_recovery_codes(
 
     codes = page.locator("#recovery-codes").inner_text().strip().splitlines()
     assert len(codes) == 10
-    page.get_by_role("button", name="Copy codes").click()
-    assert page.evaluate("() => navigator.clipboard.readText()").split() == codes
+    # Read once the copy has landed (the button says "Copied"): writeText is asynchronous.
+    copy_codes = page.locator("button[data-copy-target=recovery-codes]")
+    expect(copy_codes).to_have_text("Copy codes")
+    assert copy_and_read_clipboard(page, copy_codes).split() == codes
     with page.expect_download() as download:
         page.get_by_role("button", name="Download codes").click()
     path = download.value.path()
