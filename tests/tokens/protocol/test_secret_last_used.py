@@ -10,29 +10,14 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from credentials import last_used
+from tests.credentials.test_last_used import _writes, batched  # noqa: F401  the held-flush fixture
 from tests.tokens.conftest import request_token
 from tokens.models import ClientSecret
 
 pytestmark = pytest.mark.django_db
 
 
-def _writes(queries) -> list[str]:
-    return [q["sql"] for q in queries if q["sql"].lstrip().upper().startswith(("UPDATE", "INSERT", "DELETE"))]
-
-
-@pytest.fixture
-def batched(settings):
-    settings.PORTAL_LAST_USED_FLUSH_SECONDS = 3600
-    last_used.flush()
-    yield
-    timer = last_used._state["timer"]
-    if timer is not None:
-        timer.cancel()
-        last_used._state["timer"] = None
-    last_used.flush()
-
-
-def test_many_applications_cost_one_update_per_flush(batched, client, make_app):
+def test_many_applications_cost_one_update_per_flush(batched, client, make_app):  # noqa: F811
     apps = [make_app(name=f"service {n}") for n in range(8)]
     assert request_token(client, apps[0]).status_code == 200  # creates the signing key
     last_used.flush()
@@ -53,7 +38,7 @@ def test_many_applications_cost_one_update_per_flush(batched, client, make_app):
         assert before - timedelta(minutes=1) < secret.last_used_at <= before
 
 
-def test_a_secret_used_again_before_the_flush_is_written_once(batched, client, app):
+def test_a_secret_used_again_before_the_flush_is_written_once(batched, client, app):  # noqa: F811
     assert request_token(client, app).status_code == 200
     assert request_token(client, app).status_code == 200
     with CaptureQueriesContext(connection) as flushing:
