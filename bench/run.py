@@ -57,6 +57,11 @@ def main() -> None:
     parser.add_argument("--no-redis", action="store_true", help="portal caches per process")
     parser.add_argument("--only", type=lambda s: set(s.split(",")), help="portal,dot_stock,dot_fast,apikey")
     parser.add_argument(
+        "--rows",
+        type=lambda s: set(s.split(",")),
+        help="only these HTTP rows, e.g. key_verification_many (skips the in-process and scale runs)",
+    )
+    parser.add_argument(
         "--database-prefix",
         default=os.environ.get("BENCH_DATABASE_PREFIX", "bench_"),
         help="prefix of the databases (re)created, bench_…: one of your own when others bench on the "

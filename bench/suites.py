@@ -377,6 +377,10 @@ class Suite:
                 if self.args.only and name not in self.args.only:
                     continue
                 self.guarded(step, failures)
+            rows = getattr(self.args, "rows", None)
+            if rows:
+                self.planned = [p for p in self.planned if p.case.benchmark in rows]
+                self.later = []
             self.settle_cache()
             # Interleave targets round by round so that a burst of foreign load hits all alike.
             for round_no in range(1, self.mode.rounds + 1):
@@ -384,7 +388,7 @@ class Suite:
                     self.guarded(lambda p=planned, r=round_no: self.serve_case(p, r), failures)
             for step in self.later:
                 self.guarded(step, failures)
-            if self.portal:
+            if self.portal and not rows:
                 self.guarded(self.run_scale, failures)
         finally:
             for path in self.credential_files:  # live secrets of throwaway databases: not kept
