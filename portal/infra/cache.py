@@ -14,13 +14,14 @@ back-off, so a dead server does not cost a connect timeout on every call.
 from __future__ import annotations
 
 import logging
+import os
 import pickle
 import time
 from typing import Any
 
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
 from django.core.cache.backends.locmem import LocMemCache
-from django.core.cache.backends.redis import RedisCache
+from django.core.cache.backends.redis import RedisCache, RedisCacheClient
 
 logger = logging.getLogger(__name__)
 
@@ -60,11 +61,35 @@ class RecentReads:
 _RECENT: dict[tuple[str, str, int], RecentReads] = {}
 
 
+class PortalRedisCacheClient(RedisCacheClient):
+    """Django's Redis cache client, keeping one `redis.Redis` per connection pool.
+
+    Django builds a new `redis.Redis` around the pool for every operation; with redis-py 8
+    that construction cost about as much as packing the command. The client is thread-safe
+    (its connections come from the pool), so one per pool serves every thread.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._clients: dict[int, Any] = {}
+
+    def get_client(self, key=None, *, write=False):
+        index = self._get_connection_pool_index(write)
+        client = self._clients.get(index)
+        if client is None:
+            if index not in self._pools:
+                self._pools[index] = self._pool_class.from_url(self._servers[index], **self._pool_options)
+            client = self._clients[index] = self._client(connection_pool=self._pools[index])
+        return client
+
+
 class ResilientRedisCache(RedisCache):
     """Django's RedisCache, but every operation fails soft (miss / no-op) when Redis is down."""
 
     def __init__(self, server, params):
         super().__init__(server, params)
+        self._class = PortalRedisCacheClient
+        self._hot_client = None
         self._down_until = 0.0
         self._last_log = 0.0
         self._recent = _RECENT.setdefault((str(server), self.key_prefix, self.version), RecentReads())
@@ -146,7 +171,7 @@ class ResilientRedisCache(RedisCache):
                 ask.append(key)
         if ask:
             generation = recent.generation
-            fetched = self._call("get_many", None, super().get_many, ask, None)
+            fetched = self._call("get_many", None, self._get_many_hot, ask)
             if fetched is None:
                 return found, recalled  # Redis failed: treated as misses, as by get_many; nothing kept
             found.update(fetched)
@@ -157,6 +182,33 @@ class ResilientRedisCache(RedisCache):
                     # Aged from before the read: an entry never outlives max_age after Redis answered.
                     remembered[key] = (now, fetched.get(key, _ABSENT))
         return found, recalled
+
+    def _get_many_hot(self, keys: list[str]) -> dict[str, Any]:
+        """`get_many(keys)`: one `MGET` on a connection this backend instance keeps for itself.
+
+        redis-py checks a connection out of the pool for every command, polling its socket
+        for stray data and recording the pool's state; on the API-key hot path that cost a
+        fifth of the read (docs/performance.md, "Fourth pass"). Django's caches are per thread,
+        so this instance keeps one single-connection client (redis-py's own mode, with its
+        read; a new process (a fork) opens its own. A connection the server has dropped (a
+        restart, an idle timeout) fails one attempt, which the pool's checkout would have
+        caught: the read is tried once more, on a new connection, before it counts as an outage.
+        """
+        client = self._hot_client
+        if client is None or client.connection.pid != os.getpid():
+            pool = self._cache.get_client(None).connection_pool
+            client = self._cache._client(connection_pool=pool, single_connection_client=True)
+            self._hot_client = client
+        made = [self.make_key(key) for key in keys]
+        try:
+            values = client.execute_command("MGET", *made)
+        except self._cache._lib.ConnectionError:
+            values = client.execute_command("MGET", *made)  # reconnects: the failed one was closed
+        loads = self._cache._serializer.loads
+        return {key: loads(value) for key, value in zip(keys, values, strict=True) if value is not None}
+
+    def validate_key(self, key):
+        """Accept every key: the memcached rules Django checks by default do not bind Redis."""
 
     def has_key(self, key, version=None):
         return self._call("has_key", False, super().has_key, key, version)

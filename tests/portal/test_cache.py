@@ -37,3 +37,27 @@ def test_cache_works_then_degrades_then_recovers(redis_server, caplog, monkeypat
         if cache.get("k") == "back" or time.monotonic() > deadline:
             break
     assert cache.get("k") == "back"
+
+
+def test_the_hot_read_keeps_one_connection_and_reopens_it_when_dropped(redis_server, caplog):
+    """`get_many_recent` reads on a connection of its own: no pool checkout, and a drop is no outage."""
+    import redis
+
+    cache = ResilientRedisCache(redis_server.url, {"OPTIONS": {"socket_timeout": 0.5}})
+    cache.set_many({"a": 1, "b": {"x": "y"}}, 30)
+    assert cache.get_many_recent(["a", "b", "c"], 0.0) == ({"a": 1, "b": {"x": "y"}}, [])
+    hot = cache._hot_client
+    first_id = hot.client_id()
+    assert cache.get_many_recent(["a"], 0.0)[0] == {"a": 1}
+    assert cache._hot_client is hot and hot.client_id() == first_id  # the same connection again
+
+    admin = redis.Redis.from_url(redis_server.url)
+    admin.client_kill_filter(_id=first_id)  # the server drops it (a restart, an idle timeout)
+    admin.close()
+    assert cache.get_many_recent(["a", "b"], 0.0)[0] == {"a": 1, "b": {"x": "y"}}  # reconnected, retried
+    assert hot.client_id() != first_id
+    assert "cache unavailable" not in caplog.text
+
+    redis_server.stop()
+    assert cache.get_many_recent(["a"], 0.0) == ({}, [])  # an outage: misses, as get_many answers
+    assert "cache unavailable" in caplog.text
