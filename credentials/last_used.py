@@ -32,7 +32,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.signals import request_finished
-from django.db import connection, connections
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 
 from portal.infra.request_context import current_request_context
 
@@ -171,12 +171,13 @@ atexit.register(_flush_at_exit)
 def update_rows(model, field_names: Iterable[str], rows: dict[Any, tuple]) -> None:
     """Set `field_names` of each row `pk -> values` (None keeps the stored value), one statement per chunk.
 
-    PostgreSQL: `UPDATE … FROM (VALUES …)`, one statement for the whole flush. Others (SQLite):
+    PostgreSQL: `UPDATE … FROM unnest(…)`, one statement for the whole flush. Others (SQLite):
     `CASE pk WHEN …` per field. Columns and casts come from the model's metadata; every value
     is a bound parameter, adapted by the field as the ORM would.
     """
     if not rows:
         return
+    connection = connections[DEFAULT_DB_ALIAS]  # this thread's, looked up once, not per value
     meta = model._meta
     fields = [meta.get_field(name) for name in field_names]
     quote = connection.ops.quote_name
@@ -201,18 +202,23 @@ def update_rows(model, field_names: Iterable[str], rows: dict[Any, tuple]) -> No
 
 
 def _values_update(table: str, pk: str, pk_field, fields, part) -> tuple[str, list]:
+    """PostgreSQL: one array per column, joined with `unnest`: three parameters, whatever the rows.
+
+    (A `VALUES` list of one cast placeholder per value cost the client more than the rows'
+    writes cost the server: docs/performance.md, "Fourth pass".)
+    """
     quote = connection.ops.quote_name
     types = [pk_field.db_type(connection), *(field.db_type(connection) for field in fields)]
-    row = "(" + ", ".join(f"CAST(%s AS {db_type})" for db_type in types) + ")"
+    arrays = ", ".join(f"CAST(%s AS {db_type}[])" for db_type in types)
     names = ["pk", *(f"v{i}" for i in range(len(fields)))]
     assignments = ", ".join(
         f"{quote(field.column)} = COALESCE(v.v{i}, t.{quote(field.column)})" for i, field in enumerate(fields)
     )
     sql = (
         f"UPDATE {table} AS t SET {assignments}"  # noqa: S608  identifiers from the model's metadata
-        f" FROM (VALUES {', '.join([row] * len(part))}) AS v({', '.join(names)}) WHERE t.{pk} = v.pk"
+        f" FROM unnest({arrays}) AS v({', '.join(names)}) WHERE t.{pk} = v.pk"
     )
-    return sql, [value for values in part for value in values]
+    return sql, [list(column) for column in zip(*part, strict=True)]
 
 
 def _case_update(table: str, pk: str, fields, part) -> tuple[str, list] | None:

@@ -13,6 +13,7 @@ back-off, so a dead server does not cost a connect timeout on every call.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import pickle
@@ -90,6 +91,7 @@ class ResilientRedisCache(RedisCache):
         super().__init__(server, params)
         self._class = PortalRedisCacheClient
         self._hot_client = None
+        self._scripts: dict[str, str] = {}  # the SHA-1 digest of each Lua source (EVALSHA)
         self._down_until = 0.0
         self._last_log = 0.0
         self._recent = _RECENT.setdefault((str(server), self.key_prefix, self.version), RecentReads())
@@ -249,55 +251,99 @@ class ResilientRedisCache(RedisCache):
     def add_many(self, keys, value, timeout=DEFAULT_TIMEOUT, version=None) -> set[str]:
         """`add(key, value, timeout)` for every key in one round trip; return the keys that were added.
 
-        One non-transactional pipeline of `SET … NX EX`: each key is added or not exactly as
-        `add` would, independently of the others. Fails soft like every other operation
-        (nothing added).
+        `SET … NX EX` for each key, independently of the others, run by a Lua script per
+        `SCRIPT_CHUNK` keys (one command instead of one per key: packing commands was most
+        of the cost). Fails soft like every other operation (nothing added).
         """
         keys = list(dict.fromkeys(keys))
+        ttl = self.get_backend_timeout(timeout)
         if not keys:
             return set()
+        if ttl is None or ttl <= 0:
+            return {key for key in keys if self.add(key, value, timeout, version)}
+        stored = self._cache._serializer.dumps(value)
 
-        def pipelined() -> set[str]:
-            client = self._cache.get_client(None, write=True)
-            pipeline = client.pipeline(transaction=False)
-            stored = self._cache._serializer.dumps(value)
-            ttl = self.get_backend_timeout(timeout)
-            for key in keys:
-                pipeline.set(self.make_and_validate_key(key, version=version), stored, ex=ttl, nx=True)
-            return {key for key, added in zip(keys, pipeline.execute(), strict=True) if added}
+        def scripted() -> set[str]:
+            made = [self.make_key(key, version=version) for key in keys]
+            added = self._scripted(_ADD_MANY, made, lambda part: [stored, ttl])
+            return {key for key, was_added in zip(keys, added, strict=True) if was_added}
 
-        return self._call("add_many", set(), pipelined)
+        return self._call("add_many", set(), scripted)
 
     def incr_many(self, deltas, timeout=DEFAULT_TIMEOUT, version=None) -> dict[str, int]:
         """Add each delta to its counter, creating it (with `timeout`) if missing; one round trip.
 
         Return each key's new value: a value equal to its delta means this call created the
-        counter. One non-transactional pipeline of `INCRBY` + `EXPIRE` per key (the expiry is
-        set again on every call: a counter lives `timeout` after its last increment). Fails soft
-        like every other operation (an empty dict: nothing counted).
+        counter. `INCRBY` + `EXPIRE` per key (the expiry is set again on every call: a counter
+        lives `timeout` after its last increment), run by a Lua script per `SCRIPT_CHUNK` keys.
+        Fails soft like every other operation (an empty dict: nothing counted).
         """
         deltas = dict(deltas)
         if not deltas:
             return {}
+        ttl = self.get_backend_timeout(timeout)
+        keys = list(deltas)
 
-        def pipelined() -> dict[str, int]:
-            client = self._cache.get_client(None, write=True)
+        def scripted() -> dict[str, int]:
+            made = [self.make_key(key, version=version) for key in keys]
+            by_made = dict(zip(made, (int(deltas[key]) for key in keys), strict=True))
+            totals = self._scripted(
+                _INCR_MANY, made, lambda part: ["" if ttl is None else ttl, *(by_made[k] for k in part)]
+            )
+            return {key: int(total) for key, total in zip(keys, totals, strict=True)}
+
+        return self._call("incr_many", {}, scripted)
+
+    def _scripted(self, source: str, keys: list[str], args_of) -> list:
+        """Run `source` over `keys` in chunks of `SCRIPT_CHUNK`, in one pipeline; return the answers joined.
+
+        Chunks keep any one call short, so other clients' commands are served between them.
+        `args_of(chunk)` gives each call's arguments. The script is sent by digest (`EVALSHA`);
+        a server that does not have it yet (a restart, a flush) gets it loaded, once.
+        """
+        client = self._cache.get_client(None, write=True)
+        sha = self._scripts.get(source)
+        if sha is None:
+            sha = self._scripts[source] = hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
+        chunks = [keys[start : start + SCRIPT_CHUNK] for start in range(0, len(keys), SCRIPT_CHUNK)]
+
+        def run() -> list:
             pipeline = client.pipeline(transaction=False)
-            ttl = self.get_backend_timeout(timeout)
-            for key, delta in deltas.items():
-                key = self.make_and_validate_key(key, version=version)
-                pipeline.incrby(key, delta)
-                if ttl is not None:
-                    pipeline.expire(key, ttl)
-            answers = iter(pipeline.execute())
-            totals = {}
-            for key in deltas:
-                totals[key] = int(next(answers))
-                if ttl is not None:
-                    next(answers)
-            return totals
+            for part in chunks:
+                pipeline.evalsha(sha, len(part), *part, *args_of(part))
+            return pipeline.execute(raise_on_error=False)
 
-        return self._call("incr_many", {}, pipelined)
+        answers = run()
+        if any(isinstance(answer, self._cache._lib.exceptions.NoScriptError) for answer in answers):
+            client.script_load(source)
+            answers = run()
+        for answer in answers:
+            if isinstance(answer, Exception):
+                raise answer
+        return [value for values in answers for value in values]
+
+
+#: Keys per Lua call of `add_many` / `incr_many` (a call blocks Redis while it runs).
+SCRIPT_CHUNK = 500
+
+#: KEYS: the keys; ARGV[1]: the stored value; ARGV[2]: seconds. One 0/1 per key: added or not.
+_ADD_MANY = """
+local added = {}
+for i, key in ipairs(KEYS) do
+  added[i] = redis.call('SET', key, ARGV[1], 'NX', 'EX', ARGV[2]) and 1 or 0
+end
+return added
+"""
+
+#: KEYS: the counters; ARGV[1]: seconds ('' for none); ARGV[i + 1]: the delta of KEYS[i]. New values.
+_INCR_MANY = """
+local totals = {}
+for i, key in ipairs(KEYS) do
+  totals[i] = redis.call('INCRBY', key, ARGV[i + 1])
+  if ARGV[1] ~= '' then redis.call('EXPIRE', key, ARGV[1]) end
+end
+return totals
+"""
 
 
 class PortalLocMemCache(LocMemCache):

@@ -151,7 +151,7 @@ def present(key: str) -> bool | None:
 def add_many(keys: Iterable[str], value: Any, timeout: int, *, backend=None) -> set[str]:
     """`add(key, value, timeout)` for every key; return the keys that were added.
 
-    One round trip on Redis (`ResilientRedisCache.add_many`: a pipeline of `SET … NX EX`),
+    One round trip on Redis (`ResilientRedisCache.add_many`: `SET … NX EX` per key in a Lua script),
     one `add` per key on other caches. A cache error is raised, as `add` would raise it.
     `backend`: the cache to use (the default cache when None).
     """

@@ -61,3 +61,26 @@ def test_the_hot_read_keeps_one_connection_and_reopens_it_when_dropped(redis_ser
     redis_server.stop()
     assert cache.get_many_recent(["a"], 0.0) == ({}, [])  # an outage: misses, as get_many answers
     assert "cache unavailable" in caplog.text
+
+
+def test_add_many_and_incr_many_run_in_chunks_and_load_their_script_when_the_server_lost_it(
+    redis_server, monkeypatch
+):
+    """One Lua call per SCRIPT_CHUNK keys, answers in order; a flushed script cache is reloaded."""
+    import redis
+
+    monkeypatch.setattr("portal.infra.cache.SCRIPT_CHUNK", 2)
+    cache = ResilientRedisCache(redis_server.url, {})
+    cache.set("k2", 1, 30)
+    keys = [f"k{n}" for n in range(5)]
+    assert cache.add_many(keys, "v", 30) == {"k0", "k1", "k3", "k4"}
+    assert cache.get_many(keys) == {"k0": "v", "k1": "v", "k2": 1, "k3": "v", "k4": "v"}
+    assert cache.incr_many({"c0": 2, "c1": 3, "c2": 4}, 30) == {"c0": 2, "c1": 3, "c2": 4}
+
+    admin = redis.Redis.from_url(redis_server.url)
+    admin.script_flush()  # a restarted server has no scripts
+    assert cache.incr_many({"c0": 1, "c2": 1}, 30) == {"c0": 3, "c2": 5}
+    assert 0 < admin.ttl(cache.make_key("c0")) <= 30
+    assert cache.add_many(["k0", "new"], "v", 30) == {"new"}
+    assert 0 < admin.ttl(cache.make_key("new")) <= 30
+    admin.close()
