@@ -20,6 +20,19 @@ class TimestampedModel(models.Model):
         abstract = True
 
 
+def actor_field(verbose_name: str, *, blank: bool = True) -> models.ForeignKey:
+    """Return a row's reference to the user who did something to it (created, reviewed, decided it):
+    no reverse accessor, and kept as null when that user is deleted."""
+    return models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=blank,
+        related_name="+",
+        verbose_name=verbose_name,
+    )
+
+
 class ExpiringModel(models.Model):
     """Abstract base for rows that stop being usable at `expires_at` (indexed)."""
 
@@ -127,6 +140,13 @@ class Organization(TimestampedModel):
         return self.name
 
 
+def organization_field(related_name: str) -> models.ForeignKey:
+    """Return the organisation a row belongs to (deleted with it): every tenant-owned table has one."""
+    return models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name=related_name, verbose_name=_("organisation")
+    )
+
+
 class Role(models.TextChoices):
     OWNER = "owner", _("Owner")
     ADMIN = "admin", _("Admin")
@@ -143,9 +163,7 @@ class Membership(TimestampedModel):
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships", verbose_name=_("user")
     )
-    organization = models.ForeignKey(
-        Organization, on_delete=models.CASCADE, related_name="memberships", verbose_name=_("organisation")
-    )
+    organization = organization_field("memberships")
     role = models.CharField(_("role"), max_length=16, choices=Role.choices, default=Role.MEMBER)
 
     class Meta:
@@ -168,29 +186,14 @@ class Membership(TimestampedModel):
 class Invitation(ExpiringModel, TimestampedModel):
     """A single-use, expiring invitation to join an organisation; the token is stored as a keyed digest."""
 
-    organization = models.ForeignKey(
-        Organization, on_delete=models.CASCADE, related_name="invitations", verbose_name=_("organisation")
-    )
+    organization = organization_field("invitations")
     email = models.EmailField(_("email address"))
     role = models.CharField(_("role"), max_length=16, choices=Role.choices, default=Role.MEMBER)
-    invited_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.SET_NULL,
-        null=True,
-        related_name="+",
-        verbose_name=_("invited by"),
-    )
+    invited_by = actor_field(_("invited by"), blank=False)
     token_digest = models.CharField(_("token digest"), max_length=64, unique=True, editable=False)
     pepper_id = models.CharField(_("pepper id"), max_length=16, editable=False)
     accepted_at = models.DateTimeField(_("accepted"), null=True, blank=True)
-    accepted_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="+",
-        verbose_name=_("accepted by"),
-    )
+    accepted_by = actor_field(_("accepted by"))
     revoked_at = models.DateTimeField(_("revoked"), null=True, blank=True)
 
     class Meta:
@@ -229,14 +232,7 @@ class AuditEvent(models.Model):
     """One change to a credential, owner, approval, membership or signing key. Never a secret."""
 
     occurred_at = models.DateTimeField(_("time"), default=timezone.now, db_index=True)
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="+",
-        verbose_name=_("actor"),
-    )
+    actor = actor_field(_("actor"))
     actor_label = models.CharField(
         _("actor label"), max_length=255, blank=True, help_text=_("Who acted, kept when the user is deleted.")
     )

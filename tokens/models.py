@@ -15,11 +15,10 @@ from oauth2_provider.models import AbstractApplication, ApplicationManager
 from credentials.governance.models import (
     CredentialStatus,
     GovernedCredential,
-    created_by_field,
     status_constraints,
 )
 from portal.infra.crypto import random_base62
-from portal.models import ExpiringModel, Organization, TimestampedModel
+from portal.models import ExpiringModel, Organization, TimestampedModel, actor_field, organization_field
 
 CLIENT_ID_PREFIX = "m2m_"
 MIN_TOKEN_LIFETIME = 300
@@ -27,13 +26,6 @@ MAX_TOKEN_LIFETIME = 86400
 DEFAULT_TOKEN_LIFETIME = 900
 #: Upper bound of an issuance quota (tokens per hour or per day).
 MAX_TOKEN_QUOTA = 100_000_000
-
-
-def _organization_field(related_name: str) -> models.ForeignKey:
-    """Return the organisation a governed credential belongs to (deleted with it)."""
-    return models.ForeignKey(
-        Organization, on_delete=models.CASCADE, related_name=related_name, verbose_name=_("organisation")
-    )
 
 
 def _owner_field(related_name: str, help_text: str) -> models.ForeignKey:
@@ -115,7 +107,7 @@ class M2MApplication(GovernedCredential, AbstractApplication):
         verbose_name=_("authorization grant type"),
     )
 
-    organization = _organization_field("m2m_applications")
+    organization = organization_field("m2m_applications")
     owner = _owner_field("owned_m2m_applications", _("The member accountable for this application."))
     description = models.CharField(_("description"), max_length=255, blank=True)
     allowed_scopes = models.ManyToManyField(
@@ -350,7 +342,7 @@ class ClientCredential(ExpiringModel, TimestampedModel):
     `revoked_at` stops it (and every token minted with it) at once.
     """
 
-    created_by = created_by_field()
+    created_by = actor_field(_("created by"))
     last_used_at = models.DateTimeField(_("last used"), null=True, blank=True)
     revoked_at = models.DateTimeField(_("revoked"), null=True, blank=True)
 
@@ -490,7 +482,7 @@ class FederatedIdentity(GovernedCredential, TimestampedModel):
         editable=False,
         help_text=_("Non-secret identifier carried by tokens in the `fed` claim."),
     )
-    organization = _organization_field("federated_identities")
+    organization = organization_field("federated_identities")
     application = models.ForeignKey(
         M2MApplication,
         on_delete=models.CASCADE,

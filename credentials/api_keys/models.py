@@ -17,7 +17,7 @@ from credentials.governance.models import (
     GovernedCredential,
     status_constraints,
 )
-from portal.models import ExpiringModel, Organization, TimestampedModel
+from portal.models import ExpiringModel, TimestampedModel, actor_field, organization_field
 
 
 class Environment(models.TextChoices):
@@ -33,9 +33,7 @@ DEFAULT_CUTOVER_QUIET_HOURS = 24
 class ApiKey(GovernedCredential, ExpiringModel, TimestampedModel):
     """A standing machine credential. Only the public key id and a keyed digest are stored, never the key."""
 
-    organization = models.ForeignKey(
-        Organization, on_delete=models.CASCADE, related_name="api_keys", verbose_name=_("organisation")
-    )
+    organization = organization_field("api_keys")
     name = models.CharField(_("name"), max_length=100)
     description = models.CharField(
         _("description"), max_length=500, blank=True, help_text=_("What uses it and why, for reviewers.")
@@ -76,14 +74,7 @@ class ApiKey(GovernedCredential, ExpiringModel, TimestampedModel):
         help_text=_("The key this one rotated; a key has at most one successor."),
     )
     rotated_at = models.DateTimeField(_("rotated"), null=True, blank=True)
-    revoked_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="+",
-        verbose_name=_("revoked by"),
-    )
+    revoked_by = actor_field(_("revoked by"))
     revocation_reason = models.CharField(_("revocation reason"), max_length=255, blank=True)
     # The cut-over after a move to an M2M application (credentials.api_keys.cutover); unused until then.
     cutover_quiet_hours = models.PositiveSmallIntegerField(

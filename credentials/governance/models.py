@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
@@ -14,8 +13,9 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from credentials.governance.registry import policy_of
+from credentials.lifetimes import MAX_LIFETIME_DAYS
 from credentials.policy import exceeds, format_rate_limit, validate_allowed_ips, validate_rate_limit
-from portal.models import Organization, TimestampedModel
+from portal.models import Organization, TimestampedModel, actor_field, organization_field
 
 
 class CredentialStatus(models.TextChoices):
@@ -82,15 +82,15 @@ def status_constraints(prefix: str) -> list[models.BaseConstraint]:
     ]
 
 
-def created_by_field() -> models.ForeignKey:
-    """Return who created a row (kept as null when that user is deleted)."""
-    return models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.SET_NULL,
+def rate_limit_field(verbose_name: str, help_text: str) -> models.JSONField:
+    """Return an optional rate limit, `{"requests": N, "per_seconds": S}` (credentials.policy)."""
+    return models.JSONField(
+        verbose_name,
         null=True,
         blank=True,
-        related_name="+",
-        verbose_name=_("created by"),
+        default=None,
+        validators=[validate_rate_limit],
+        help_text=help_text,
     )
 
 
@@ -98,7 +98,7 @@ class GovernedCredential(models.Model):
     """Abstract base for every credential kind: status, who created it, review cycle, suspension, orphan
     state and runtime policy."""
 
-    created_by = created_by_field()
+    created_by = actor_field(_("created by"))
     status = models.CharField(
         _("status"), max_length=16, choices=CredentialStatus.choices, default=CredentialStatus.ACTIVE
     )
@@ -106,14 +106,7 @@ class GovernedCredential(models.Model):
 
     review_due_at = models.DateTimeField(_("review due"), null=True, blank=True, db_index=True)
     last_reviewed_at = models.DateTimeField(_("last reviewed"), null=True, blank=True)
-    last_reviewed_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="+",
-        verbose_name=_("last reviewed by"),
-    )
+    last_reviewed_by = actor_field(_("last reviewed by"))
     suspended_at = models.DateTimeField(_("suspended"), null=True, blank=True)
     suspension_reason = models.CharField(
         _("suspension reason"), max_length=32, choices=SuspensionReason.choices, blank=True
@@ -143,14 +136,7 @@ class GovernedCredential(models.Model):
         validators=[validate_allowed_ips],
         help_text=_("IPv4/IPv6 CIDRs the credential may be used from (at most 100); empty: any address."),
     )
-    rate_limit = models.JSONField(
-        _("rate limit"),
-        null=True,
-        blank=True,
-        default=None,
-        validators=[validate_rate_limit],
-        help_text=_('{"requests": N, "per_seconds": S}; empty: no limit.'),
-    )
+    rate_limit = rate_limit_field(_("rate limit"), _('{"requests": N, "per_seconds": S}; empty: no limit.'))
 
     class Meta:
         abstract = True
@@ -166,6 +152,17 @@ class GovernedCredential(models.Model):
         return self.review_due_at is not None and self.review_due_at <= timezone.now()
 
 
+def _max_days_field(verbose_name: str, help_text: str) -> models.PositiveIntegerField:
+    """Return an optional longest lifetime in days, at most ten years (`help_text` says what empty means)."""
+    return models.PositiveIntegerField(
+        verbose_name,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_LIFETIME_DAYS)],
+        help_text=help_text,
+    )
+
+
 class OrganizationPolicy(TimestampedModel):
     """How an organisation governs its credentials; created with defaults on first use."""
 
@@ -178,19 +175,11 @@ class OrganizationPolicy(TimestampedModel):
     approve_new_api_keys = models.BooleanField(_("approval required for new API keys"), default=False)
     approve_new_m2m_apps = models.BooleanField(_("approval required for new M2M applications"), default=False)
     approve_scope_increases = models.BooleanField(_("approval required for scope increases"), default=False)
-    api_key_max_lifetime_days = models.PositiveIntegerField(
-        _("maximum API key lifetime (days)"),
-        null=True,
-        blank=True,
-        validators=[MinValueValidator(1), MaxValueValidator(3650)],
-        help_text=_("Empty: keys may live until revoked."),
+    api_key_max_lifetime_days = _max_days_field(
+        _("maximum API key lifetime (days)"), _("Empty: keys may live until revoked.")
     )
-    client_secret_max_lifetime_days = models.PositiveIntegerField(
-        _("maximum client secret lifetime (days)"),
-        null=True,
-        blank=True,
-        validators=[MinValueValidator(1), MaxValueValidator(3650)],
-        help_text=_("Empty: secrets may live until rotated or revoked."),
+    client_secret_max_lifetime_days = _max_days_field(
+        _("maximum client secret lifetime (days)"), _("Empty: secrets may live until rotated or revoked.")
     )
     default_rotation_overlap_hours = models.PositiveIntegerField(
         _("default rotation overlap (hours)"), default=24, validators=[MaxValueValidator(168)]
@@ -224,22 +213,16 @@ class OrganizationPolicy(TimestampedModel):
         default=NewApiKeys.ALLOWED,
         help_text=_("Existing keys keep working whatever you choose; they are flagged in the inventory."),
     )
-    new_live_api_keys_max_days = models.PositiveIntegerField(
+    new_live_api_keys_max_days = _max_days_field(
         _("live API keys: longest expiry (days)"),
-        null=True,
-        blank=True,
-        validators=[MinValueValidator(1), MaxValueValidator(3650)],
-        help_text=_("For “allowed only with an expiry”: a new live key expires within this many days."),
+        _("For “allowed only with an expiry”: a new live key expires within this many days."),
     )
     new_test_api_keys = models.CharField(
         _("new test API keys"), max_length=16, choices=NewApiKeys.choices, default=NewApiKeys.ALLOWED
     )
-    new_test_api_keys_max_days = models.PositiveIntegerField(
+    new_test_api_keys_max_days = _max_days_field(
         _("test API keys: longest expiry (days)"),
-        null=True,
-        blank=True,
-        validators=[MinValueValidator(1), MaxValueValidator(3650)],
-        help_text=_("For “allowed only with an expiry”: a new test key expires within this many days."),
+        _("For “allowed only with an expiry”: a new test key expires within this many days."),
     )
     leaked_credential_action = models.CharField(
         _("when a secret is reported leaked"),
@@ -261,21 +244,13 @@ class OrganizationPolicy(TimestampedModel):
             "Existing ones without an allowlist keep working; they are flagged in the inventory."
         ),
     )
-    default_rate_limit = models.JSONField(
+    default_rate_limit = rate_limit_field(
         _("default rate limit"),
-        null=True,
-        blank=True,
-        default=None,
-        validators=[validate_rate_limit],
-        help_text=_('Given to a new credential created without a limit: {"requests": N, "per_seconds": S}.'),
+        _('Given to a new credential created without a limit: {"requests": N, "per_seconds": S}.'),
     )
-    max_rate_limit = models.JSONField(
+    max_rate_limit = rate_limit_field(
         _("rate limit ceiling"),
-        null=True,
-        blank=True,
-        default=None,
-        validators=[validate_rate_limit],
-        help_text=_(
+        _(
             'The highest average rate a credential may get: {"requests": N, "per_seconds": S}; a '
             "credential's N/S may not exceed it. A new credential without a limit (and no default) "
             "gets the ceiling."
@@ -355,12 +330,7 @@ class RequestState(models.TextChoices):
 class CredentialRequest(TimestampedModel):
     """A request to create a credential or widen its scopes, for either kind (kind + object id)."""
 
-    organization = models.ForeignKey(
-        Organization,
-        on_delete=models.CASCADE,
-        related_name="credential_requests",
-        verbose_name=_("organisation"),
-    )
+    organization = organization_field("credential_requests")
     kind = models.CharField(_("kind"), max_length=16)
     object_id = models.PositiveBigIntegerField(_("credential id"))
     credential_label = models.CharField(_("credential"), max_length=255)
@@ -369,24 +339,11 @@ class CredentialRequest(TimestampedModel):
     previous_scopes = models.JSONField(_("scopes before"), default=list, blank=True)
     lifetime_days = models.PositiveIntegerField(_("requested lifetime (days)"), null=True, blank=True)
     justification = models.TextField(_("justification"), max_length=2000)
-    requester = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.SET_NULL,
-        null=True,
-        related_name="+",
-        verbose_name=_("requested by"),
-    )
+    requester = actor_field(_("requested by"), blank=False)
     state = models.CharField(
         _("state"), max_length=16, choices=RequestState.choices, default=RequestState.PENDING, db_index=True
     )
-    decided_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="+",
-        verbose_name=_("decided by"),
-    )
+    decided_by = actor_field(_("decided by"))
     decided_at = models.DateTimeField(_("decided"), null=True, blank=True)
     comment = models.CharField(_("comment"), max_length=500, blank=True)
 
@@ -434,9 +391,7 @@ class PendingApproval(CredentialRequest):
 class Notice(models.Model):
     """One lifecycle email that was sent; the unique constraint makes each notice go out once."""
 
-    organization = models.ForeignKey(
-        Organization, on_delete=models.CASCADE, related_name="+", verbose_name=_("organisation")
-    )
+    organization = organization_field("+")
     kind = models.CharField(_("kind"), max_length=16)
     object_id = models.PositiveBigIntegerField(_("credential id"))
     notice_type = models.CharField(_("notice"), max_length=32)

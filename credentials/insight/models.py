@@ -10,13 +10,11 @@ from __future__ import annotations
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from portal.models import Organization
+from portal.models import organization_field
 
 
 class _PerCredential(models.Model):
-    organization = models.ForeignKey(
-        Organization, on_delete=models.CASCADE, related_name="+", verbose_name=_("organisation")
-    )
+    organization = organization_field("+")
     kind = models.CharField(_("kind"), max_length=16)
     credential_id = models.CharField(_("credential id"), max_length=100)
 

@@ -6,7 +6,7 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from portal.models import Organization
+from portal.models import organization_field
 
 #: Later sightings of the same secret kept on its report (the first is in `url`/`source`).
 MAX_SIGHTINGS = 50
@@ -28,9 +28,7 @@ class LeakReport(models.Model):
     `token_hash`), unique, so a replayed report finds this row and changes nothing.
     """
 
-    organization = models.ForeignKey(
-        Organization, on_delete=models.CASCADE, related_name="+", verbose_name=_("organisation")
-    )
+    organization = organization_field("+")
     kind = models.CharField(_("kind"), max_length=16)
     object_id = models.PositiveBigIntegerField(_("credential id"))
     credential_label = models.CharField(_("credential"), max_length=255)

@@ -9,7 +9,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from portal.models import Organization, TimestampedModel
+from portal.models import TimestampedModel, organization_field
 
 
 class EventType(models.TextChoices):
@@ -39,12 +39,7 @@ class WebhookEndpoint(TimestampedModel):
     it is stored encrypted (Fernet, see credentials.webhooks.signing) and shown once.
     """
 
-    organization = models.ForeignKey(
-        Organization,
-        on_delete=models.CASCADE,
-        related_name="webhook_endpoints",
-        verbose_name=_("organisation"),
-    )
+    organization = organization_field("webhook_endpoints")
     url = models.URLField(_("URL"), max_length=500)
     description = models.CharField(_("description"), max_length=200, blank=True)
     event_types = models.JSONField(
