@@ -27,7 +27,8 @@ from django.utils.timesince import timesince
 
 from credentials import usage
 from credentials.api_keys.models import CUTOVER_QUIET_PERIODS, ApiKey
-from credentials.api_keys.services import _locked, api_key_audit, api_key_revoke
+from credentials.api_keys.services import _locked, api_key_revoke
+from credentials.governance.common import credential_audit
 from credentials.governance.models import CredentialState, CredentialStatus
 from credentials.models import UsageBucket
 from portal.models import User
@@ -187,7 +188,7 @@ def api_key_cutover_set(
     key.cutover_quiet_hours = quiet_hours
     key.cutover_auto_revoke = auto_revoke
     key.save(update_fields=["cutover_quiet_hours", "cutover_auto_revoke", "updated_at"])
-    api_key_audit(
+    credential_audit(
         "credentials.api_key.cutover_changed",
         key,
         actor=actor,

@@ -22,11 +22,11 @@ from credentials.api_keys.kind_policy import check_new_api_key, check_new_api_ke
 from credentials.api_keys.models import ApiKey, Environment
 from credentials.api_keys.verification import snapshot_publish
 from credentials.governance import approvals, org_policy, ownership
+from credentials.governance.common import credential_audit
 from credentials.governance.models import CredentialRequest, CredentialState, RequestType
 from credentials.models import Scope
 from portal.infra.crypto import keyed_digest
 from portal.models import Organization, User
-from portal.services.audit import audit_log
 
 logger = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ def api_key_create(
     rate_limit = org_policy.runtime_policy_for_new(api_key, allowed_ips=allowed_ips, rate_limit=rate_limit)
     api_key.rate_limit = rate_limit
     api_key.save()
-    api_key_audit(
+    credential_audit(
         "credentials.api_key.created",
         api_key,
         actor=actor,
@@ -187,19 +187,6 @@ def api_key_request(
         rate_limit=rate_limit,
     )
     return api_key, request
-
-
-def api_key_audit(
-    action: str, api_key: ApiKey, *, actor: User | None, via: str, extra: dict[str, Any]
-) -> None:
-    """Write the one audit event of a change to a key, naming the interface it came through (`via`)."""
-    audit_log(
-        action=action,
-        actor=actor,
-        organization=api_key.organization,
-        target=api_key,
-        extra={**extra, "via": via} if via else extra,
-    )
 
 
 def _locked(api_key: ApiKey) -> ApiKey:
@@ -268,7 +255,7 @@ def api_key_update(
             "updated_at",
         ]
     )
-    api_key_audit("credentials.api_key.updated", api_key, actor=actor, via=via, extra=changes)
+    credential_audit("credentials.api_key.updated", api_key, actor=actor, via=via, extra=changes)
     snapshot_publish(api_key)
     return api_key
 
@@ -331,7 +318,7 @@ def api_key_rotate(
         old.expires_at = overlap_end
     old.rotated_at = now
     old.save(update_fields=["expires_at", "rotated_at", "updated_at"])
-    api_key_audit(
+    credential_audit(
         "credentials.api_key.rotated",
         old,
         actor=actor,
@@ -363,7 +350,7 @@ def api_key_revoke(*, api_key: ApiKey, actor: User | None, reason: str, via: str
     api_key.revoked_by = actor if isinstance(actor, User) else None
     api_key.revocation_reason = reason[:255]
     api_key.save(update_fields=["status", "revoked_at", "revoked_by", "revocation_reason", "updated_at"])
-    api_key_audit(
+    credential_audit(
         "credentials.api_key.revoked",
         api_key,
         actor=actor,

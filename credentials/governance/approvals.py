@@ -9,7 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
-from credentials.governance.common import audit_change, locked_credential, save_fields
+from credentials.governance.common import audit_change, credential_audit, locked_credential, save_fields
 from credentials.governance.edits import credential_policy_set
 from credentials.governance.models import (
     CredentialRequest,
@@ -91,11 +91,10 @@ def credential_request_create(
             )
     except IntegrityError:
         raise ValidationError("A request for this credential is already waiting.", code="pending") from None
-    audit_log(
-        action="credentials.request.created",
+    credential_audit(
+        "credentials.request.created",
+        credential,
         actor=requester,
-        organization=credential.organization,
-        target=credential,
         extra={
             "request_id": request.pk,
             "type": request_type,

@@ -1,4 +1,4 @@
-"""Helpers every governance write shares: lock a credential row, save it, audit the change."""
+"""Helpers every credential write shares: lock a credential row, save it, audit the change."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from django.db import models
 
 from credentials.governance.models import CredentialStatus
 from credentials.governance.registry import GovernedKind, kind_of
+from portal.models import User
 from portal.services.audit import audit_log
 
 #: Statuses in which a credential still belongs to someone (orphaning and reassignment apply).
@@ -24,15 +25,33 @@ def about(credential: models.Model, kind: GovernedKind) -> dict[str, Any]:
     }
 
 
-def audit_change(kind: GovernedKind, verb: str, *, credential, actor, extra: dict | None = None) -> None:
-    """Write the one audit event of a change to a credential: `<kind's audit prefix>.<verb>`."""
+def credential_audit(
+    action: str,
+    credential: models.Model,
+    *,
+    actor: User | None,
+    extra: dict[str, Any] | None = None,
+    via: str = "",
+) -> None:
+    """Write the one audit event of a change to a credential, in the credential's organisation.
+
+    `via` names the interface or credential that made the change (`api`, `cli`, `api_key:…`);
+    when given it is added to `extra`, last.
+    """
     audit_log(
-        action=f"{kind.audit_prefix}.{verb}",
+        action=action,
         actor=actor,
         organization=credential.organization,
         target=credential,
-        extra=extra,
+        extra={**(extra or {}), "via": via} if via else extra,
     )
+
+
+def audit_change(
+    kind: GovernedKind, verb: str, *, credential, actor, extra: dict | None = None, via: str = ""
+) -> None:
+    """Write the one audit event of a change to a credential: `<kind's audit prefix>.<verb>`."""
+    credential_audit(f"{kind.audit_prefix}.{verb}", credential, actor=actor, extra=extra, via=via)
 
 
 def locked_credential(credential: models.Model) -> models.Model:

@@ -43,8 +43,8 @@ def credential_scopes_set(
         return credential
     check_owner_may_hold(credential.organization, credential.owner, set(new) - set(old))
     kind.set_scopes(credential, new)
-    extra = {"from": old, "to": new, **({"via": via} if via else {})}
-    audit_change(kind, "scopes_changed", credential=credential, actor=actor, extra=extra)
+    extra = {"from": old, "to": new}
+    audit_change(kind, "scopes_changed", credential=credential, actor=actor, extra=extra, via=via)
     kind.changed(credential)
     return credential
 
@@ -85,8 +85,6 @@ def credential_policy_set(
     check_runtime_policy_change(credential, changes)
     save_fields(credential, kind, "allowed_ips", "rate_limit")
     refresh_policy_flag(credential)
-    if via:
-        changes["via"] = via
-    audit_change(kind, "policy_changed", credential=credential, actor=actor, extra=changes)
+    audit_change(kind, "policy_changed", credential=credential, actor=actor, extra=changes, via=via)
     kind.changed(credential)
     return credential

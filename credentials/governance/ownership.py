@@ -155,8 +155,6 @@ def credential_reassign_owner(
     changes = clear_orphan(credential)
     save_fields(credential, kind, "owner", "orphaned_at", "status", "suspended_at", "suspension_reason")
     extra = {"from": previous, "to": owner.email, **changes}
-    if via:
-        extra["via"] = via
-    audit_change(kind, "owner_reassigned", credential=credential, actor=actor, extra=extra)
+    audit_change(kind, "owner_reassigned", credential=credential, actor=actor, extra=extra, via=via)
     kind.changed(credential)
     return credential

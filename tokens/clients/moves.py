@@ -9,9 +9,9 @@ from django.db import IntegrityError, transaction
 
 from credentials.api_keys.models import ApiKey
 from credentials.governance import org_policy
+from credentials.governance.common import credential_audit
 from credentials.governance.models import CredentialRequest, CredentialState
 from portal.models import User
-from portal.services.audit import audit_log
 from tokens.clients.services import m2m_app_create, m2m_app_request
 from tokens.models import (
     M2MApplication,
@@ -112,11 +112,10 @@ def api_key_move_to_m2m_app(
                 application, plaintext = m2m_app_create(actor=actor, **fields)
     except IntegrityError as exc:  # the unique moved_from_key: another move won
         raise ValidationError("This key was already moved to an M2M application.", code="moved") from exc
-    audit_log(
-        action="credentials.api_key.moved",
+    credential_audit(
+        "credentials.api_key.moved",
+        key,
         actor=actor,
-        organization=organization,
-        target=key,
         extra={
             "key_id": key.key_id,
             "moved_to": application.client_id,
@@ -124,11 +123,10 @@ def api_key_move_to_m2m_app(
             "pending_approval": request is not None,
         },
     )
-    audit_log(
-        action="tokens.m2m_app.moved",
+    credential_audit(
+        "tokens.m2m_app.moved",
+        application,
         actor=actor,
-        organization=organization,
-        target=application,
         extra={"client_id": application.client_id, "moved_from": key.key_id, "api_key_id": key.pk},
     )
     return Move(api_key=key, application=application, client_secret=plaintext, request=request)

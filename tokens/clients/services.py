@@ -14,13 +14,12 @@ from django.utils import timezone
 from credentials import policy
 from credentials.api_keys.models import ApiKey
 from credentials.governance import approvals, edits, org_policy, ownership
-from credentials.governance.common import audit_change, locked_credential, save_fields
+from credentials.governance.common import audit_change, credential_audit, locked_credential, save_fields
 from credentials.governance.models import CredentialRequest, RequestType
 from credentials.governance.registry import kind_of
 from credentials.models import Scope
 from portal.infra.crypto import is_base62, keyed_digest, peppers, random_base62
 from portal.models import Organization, User
-from portal.services.audit import audit_log
 from tokens.catalogue import check_audiences
 from tokens.clients.public_keys import parse_public_key
 from tokens.clients.quota import FIELDS as QUOTA_FIELDS
@@ -125,13 +124,7 @@ def m2m_app_create(
         extra["token_quota"] = token_quota_of(application)
     if application.moved_from_key is not None:
         extra["moved_from"] = application.moved_from_key.key_id
-    audit_log(
-        action="tokens.m2m_app.created",
-        actor=actor,
-        organization=application.organization,
-        target=application,
-        extra={**extra, **_via(via)},
-    )
+    credential_audit("tokens.m2m_app.created", application, actor=actor, extra=extra, via=via)
     return application, plaintext
 
 
@@ -159,11 +152,6 @@ def client_secret_issue_first(
         )
     secret, plaintext = _new_secret(application, actor)
     return plaintext, {"client_id": application.client_id, "secret_hint": secret.hint}
-
-
-def _via(via: str) -> dict[str, str]:
-    """Return the audit extra naming the interface or credential a change came through, if any."""
-    return {"via": via} if via else {}
 
 
 def _new_application(
@@ -303,18 +291,17 @@ def client_secret_rotate(
     stop_at = timezone.now() + overlap
     _retire(live, stop_at)
     secret, plaintext = _new_secret(application, actor)
-    audit_log(
-        action="tokens.m2m_app.secret_rotated",
+    credential_audit(
+        "tokens.m2m_app.secret_rotated",
+        application,
         actor=actor,
-        organization=application.organization,
-        target=application,
         extra={
             "secret_hint": secret.hint,
             "overlap_seconds": int(overlap.total_seconds()),
             "previous_secrets_stop_at": stop_at.isoformat(),
             "previous_secret_hints": [old.hint for old in live],
-            **_via(via),
         },
+        via=via,
     )
     return secret, plaintext
 
@@ -327,7 +314,8 @@ def client_secret_revoke(*, secret: ClientSecret, actor: User | None, via: str =
         actor=actor,
         action="tokens.m2m_app.secret_revoked",
         already="This secret is already revoked.",
-        extra=lambda secret: {"secret_hint": secret.hint, "secret_id": secret.public_id, **_via(via)},
+        extra=lambda secret: {"secret_hint": secret.hint, "secret_id": secret.public_id},
+        via=via,
     )
 
 
@@ -338,6 +326,7 @@ def _revoke_credential(
     action: str,
     already: str,
     extra: Callable[[ClientCredential], dict],
+    via: str,
 ) -> ClientCredential:
     """Revoke a secret or public key under a row lock, with its application's audit event."""
     credential = (
@@ -350,13 +339,7 @@ def _revoke_credential(
         raise ValidationError(already, code="revoked")
     credential.revoked_at = timezone.now()
     credential.save(update_fields=["revoked_at", "updated_at"])
-    audit_log(
-        action=action,
-        actor=actor,
-        organization=credential.application.organization,
-        target=credential.application,
-        extra=extra(credential),
-    )
+    credential_audit(action, credential.application, actor=actor, extra=extra(credential), via=via)
     return credential
 
 
@@ -386,12 +369,12 @@ def m2m_app_revoke(*, application: M2MApplication, actor: User | None, via: str 
         application=application,
         status__in=[FederatedIdentity.Status.ACTIVE, FederatedIdentity.Status.SUSPENDED],
     ).update(status=FederatedIdentity.Status.REVOKED, revoked_at=now, suspended_at=None, suspension_reason="")
-    audit_log(
-        action="tokens.m2m_app.revoked",
+    credential_audit(
+        "tokens.m2m_app.revoked",
+        application,
         actor=actor,
-        organization=application.organization,
-        target=application,
-        extra={"client_id": application.client_id, **_via(via)},
+        extra={"client_id": application.client_id},
+        via=via,
     )
     return application
 
@@ -431,13 +414,7 @@ def m2m_app_update(
         application.description = description
     if changes:
         application.save(update_fields=[*changes, "updated"])
-        audit_log(
-            action="tokens.m2m_app.updated",
-            actor=actor,
-            organization=application.organization,
-            target=application,
-            extra={**changes, **_via(via)},
-        )
+        credential_audit("tokens.m2m_app.updated", application, actor=actor, extra=changes, via=via)
     if scopes is not None:
         names = sorted({s.name for s in scope_rows_of(list(scopes))})  # unknown names: a field error
         if names != sorted(application.allowed_scopes.values_list("name", flat=True)):
@@ -484,11 +461,10 @@ def m2m_app_set_staff_flag(
         return application
     setattr(application, flag, value)
     application.save(update_fields=[flag, "updated"])
-    audit_log(
-        action=allowed_action if value else disallowed_action,
+    credential_audit(
+        allowed_action if value else disallowed_action,
+        application,
         actor=actor,
-        organization=application.organization,
-        target=application,
         extra={"client_id": application.client_id},
     )
     return application
@@ -610,14 +586,7 @@ def client_public_key_add(
         )
         application.save(update_fields=["status", "review_due_at", "updated"])
         extra.update(activated=True, request_id=approved.pk)
-    extra.update(_via(via))
-    audit_log(
-        action="tokens.m2m_app.public_key_added",
-        actor=actor,
-        organization=application.organization,
-        target=application,
-        extra=extra,
-    )
+    credential_audit("tokens.m2m_app.public_key_added", application, actor=actor, extra=extra, via=via)
     return key
 
 
@@ -631,7 +600,8 @@ def client_public_key_revoke(
         actor=actor,
         action="tokens.m2m_app.public_key_revoked",
         already="This key is already revoked.",
-        extra=lambda key: {"kid": key.kid, "alg": key.algorithm, **_via(via)},
+        extra=lambda key: {"kid": key.kid, "alg": key.algorithm},
+        via=via,
     )
 
 

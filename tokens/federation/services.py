@@ -8,9 +8,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from credentials.governance import approvals, org_policy, ownership
+from credentials.governance.common import credential_audit
 from credentials.governance.models import CredentialRequest, RequestType
 from portal.models import User
-from portal.services.audit import audit_log
 from tokens.federation import trust
 from tokens.models import (
     MAX_FEDERATED_TOKEN_AGE,
@@ -95,11 +95,10 @@ def federated_identity_create(
         status=FederatedIdentity.Status.PENDING if needs_approval else FederatedIdentity.Status.ACTIVE,
         review_due_at=None if needs_approval else org_policy.review_due_from(organization, FEDERATED_KIND),
     )
-    audit_log(
-        action="tokens.federated_identity.created",
+    credential_audit(
+        "tokens.federated_identity.created",
+        identity,
         actor=actor,
-        organization=organization,
-        target=identity,
         extra={
             "id": identity.public_id,
             "client_id": application.client_id,
@@ -141,11 +140,10 @@ def federated_identity_revoke(*, identity: FederatedIdentity, actor: User | None
     identity.suspended_at = None
     identity.suspension_reason = ""
     identity.save(update_fields=["status", "revoked_at", "suspended_at", "suspension_reason", "updated_at"])
-    audit_log(
-        action="tokens.federated_identity.revoked",
+    credential_audit(
+        "tokens.federated_identity.revoked",
+        identity,
         actor=actor,
-        organization=identity.organization,
-        target=identity,
         extra={"id": identity.public_id, "client_id": identity.application.client_id},
     )
     return identity

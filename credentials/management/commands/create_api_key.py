@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import json
-
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
@@ -12,6 +10,7 @@ from credentials.api_keys.services import api_key_create
 from credentials.cli import (
     add_identity_arguments,
     add_policy_arguments,
+    json_written,
     organization_and_owner,
     runtime_policy,
 )
@@ -56,23 +55,19 @@ class Command(BaseCommand):
             if days is not None and getattr(exc, "error_dict", {}).get("expires_at"):
                 messages = f"--expires-in-days {days}: {messages}"
             raise CommandError(messages) from exc
-        if options["json"]:
-            self.stdout.write(
-                json.dumps(
-                    {
-                        "id": api_key.key_id,
-                        "key": plaintext,
-                        "name": api_key.name,
-                        "organization": organization.slug,
-                        "owner": owner.email,
-                        "scopes": api_key.scopes,
-                        "environment": api_key.environment,
-                        "expires_at": api_key.expires_at.isoformat() if api_key.expires_at else None,
-                        "allowed_ips": api_key.allowed_ips,
-                        "rate_limit": api_key.rate_limit,
-                    }
-                )
-            )
+        result = {
+            "id": api_key.key_id,
+            "key": plaintext,
+            "name": api_key.name,
+            "organization": organization.slug,
+            "owner": owner.email,
+            "scopes": api_key.scopes,
+            "environment": api_key.environment,
+            "expires_at": api_key.expires_at.isoformat() if api_key.expires_at else None,
+            "allowed_ips": api_key.allowed_ips,
+            "rate_limit": api_key.rate_limit,
+        }
+        if json_written(self, options, result):
             return
         self.stdout.write(f"Created API key {api_key.key_id} ({api_key.name}) for {organization.slug}.")
         self.stdout.write("Store it now; it cannot be shown again:")
