@@ -89,16 +89,3 @@ class CredentialEditForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 3}),
         help_text=_("What uses it and why: reviewers read this."),
     )
-
-
-def add_service_errors(
-    form: forms.Form, exc: ValidationError, *, field_for: dict[str, str] | None = None
-) -> None:
-    """Show a service's refusal on the form: each field's errors on the field (or the one the form asks
-    for under another name, `field_for`), the rest above the form."""
-    if not hasattr(exc, "error_dict"):
-        form.add_error(None, exc)
-        return
-    for field, errors in exc.error_dict.items():
-        field = (field_for or {}).get(field, field)
-        form.add_error(field if field in form.fields else None, errors)

@@ -1,10 +1,11 @@
-"""How dashboard pages report a service's outcome as a flash message (form errors: `credentials.forms`)."""
+"""How dashboard pages report a service's outcome: a flash message, or errors on the form."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
 from typing import Any
 
+from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest
@@ -36,3 +37,16 @@ def flash_outcome(
         return False
     messages.success(request, success(result) if callable(success) else success)
     return True
+
+
+def add_service_errors(
+    form: forms.Form, exc: ValidationError, *, field_for: dict[str, str] | None = None
+) -> None:
+    """Show a service's refusal on the form: each field's errors on the field (or the one the form asks
+    for under another name, `field_for`), the rest above the form."""
+    if not hasattr(exc, "error_dict"):
+        form.add_error(None, exc)
+        return
+    for field, errors in exc.error_dict.items():
+        field = (field_for or {}).get(field, field)
+        form.add_error(field if field in form.fields else None, errors)

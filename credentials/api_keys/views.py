@@ -25,14 +25,13 @@ from credentials.api_keys.services import (
     api_key_rotate,
     api_key_update,
 )
-from credentials.forms import add_service_errors
 from credentials.governance import approvals, org_policy
 from credentials.governance.forms import JustificationField
 from credentials.governance.registry import credential_path
 from credentials.governance.views import credential_edit_page, governance_context
 from credentials.lifetimes import expiry_in_days
 from credentials.selectors import organization_members
-from portal.outcomes import refusal_text
+from portal.outcomes import add_service_errors, refusal_text
 from portal.reveal import secret_reveal
 from portal.submissions import Submission, submission_of
 from portal.tenancy import authorized, check, may

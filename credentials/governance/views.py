@@ -17,7 +17,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from credentials.forms import CredentialEditForm, add_service_errors
+from credentials.forms import CredentialEditForm
 from credentials.governance import common, edits, org_policy, ownership, reviews
 from credentials.governance.approvals import (
     credential_for_request,
@@ -52,7 +52,7 @@ from credentials.insight.page import insight_context
 from credentials.leaks.selectors import leak_reports_for_credential
 from credentials.selectors import organization_members
 from portal.infra.spreadsheet import csv_lines
-from portal.outcomes import flash_outcome
+from portal.outcomes import add_service_errors, flash_outcome
 from portal.stepup import step_up_redirect
 from portal.tenancy import authorized, check, may
 

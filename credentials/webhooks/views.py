@@ -16,7 +16,6 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from credentials.forms import add_service_errors
 from credentials.webhooks import services
 from credentials.webhooks.forms import (
     WebhookEndpointCreateForm,
@@ -31,7 +30,7 @@ from credentials.webhooks.selectors import (
     webhook_endpoints_for,
 )
 from credentials.webhooks.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER
-from portal.outcomes import flash_outcome
+from portal.outcomes import add_service_errors, flash_outcome
 from portal.reveal import secret_reveal
 from portal.submissions import OnceForm, submission_of
 from portal.tenancy import authorized, found_or_404

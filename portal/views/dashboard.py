@@ -16,7 +16,7 @@ from django.views.decorators.http import require_POST
 from portal.forms import AcceptInvitationSignupForm, AuditFilterForm, InvitationForm, RoleForm
 from portal.home import home_panels_context
 from portal.models import Membership, User
-from portal.outcomes import flash_outcome, refusal_text
+from portal.outcomes import add_service_errors, flash_outcome, refusal_text
 from portal.selectors import (
     audit_events_for,
     invitations_for,
@@ -30,6 +30,17 @@ from portal.tenancy import authorized, check
 
 def _members_page(request: HttpRequest) -> HttpResponse:
     return redirect("org-members", org_slug=request.organization.slug)
+
+
+def _members_context(request: HttpRequest, invite_form: InvitationForm) -> dict:
+    """Return the members page's context: members, and for owners/admins the latest invitations."""
+    organization = request.organization
+    return {
+        "memberships": members_for(organization),
+        "invitations": invitations_for(organization)[:50] if request.membership.is_manager else [],
+        "invite_form": invite_form,
+        "roles": RoleForm.base_fields["role"].choices,
+    }
 
 
 def _member_or_404(request: HttpRequest, member_id: int) -> Membership:
@@ -70,14 +81,7 @@ def org_home(request: HttpRequest) -> HttpResponse:
 @authorized("members.view")
 def members(request: HttpRequest) -> HttpResponse:
     """List members and, for owners/admins, invitations and the invite form."""
-    organization = request.organization
-    context = {
-        "memberships": members_for(organization),
-        "invitations": invitations_for(organization)[:50] if request.membership.is_manager else [],
-        "invite_form": InvitationForm(),
-        "roles": RoleForm.base_fields["role"].choices,
-    }
-    return render(request, "portal/members.html", context)
+    return render(request, "portal/members.html", _members_context(request, InvitationForm()))
 
 
 @require_POST
@@ -95,11 +99,7 @@ def invitation_create(request: HttpRequest) -> HttpResponse:
                 actor_membership=request.membership,
             )
         except ValidationError as exc:
-            if hasattr(exc, "error_dict"):
-                for field, errors in exc.error_dict.items():
-                    form.add_error(field if field in form.fields else None, errors)
-            else:
-                form.add_error(None, exc)
+            add_service_errors(form, exc)
         else:
             messages.success(
                 request,
@@ -107,13 +107,7 @@ def invitation_create(request: HttpRequest) -> HttpResponse:
                 f"The link expires {invitation.expires_at:%d %b %Y %H:%M} UTC.",
             )
             return _members_page(request)
-    context = {
-        "memberships": members_for(request.organization),
-        "invitations": invitations_for(request.organization)[:50],
-        "invite_form": form,
-        "roles": RoleForm.base_fields["role"].choices,
-    }
-    return render(request, "portal/members.html", context, status=400)
+    return render(request, "portal/members.html", _members_context(request, form), status=400)
 
 
 @require_POST

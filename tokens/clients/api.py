@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -33,7 +34,7 @@ from tokens.clients.services import (
     m2m_app_token_quota_set,
     m2m_app_update,
 )
-from tokens.models import M2MApplication
+from tokens.models import ClientCredential, M2MApplication
 
 #: Service refusals that are about the application's state, not the request's input: 409.
 _CONFLICT_CODES = {"revoked", "inactive", "wrong_auth_method", "too_many", "not_approved"}
@@ -125,11 +126,17 @@ class M2MAppViewSet(CredentialViewSet):
         """Return the application again with everything the serializer shows (after a change)."""
         return m2m_apps_filtered(self.organization).get(pk=application.pk)
 
-    def _public_key_of(self, application: M2MApplication, public_key_id: str):
-        key = client_public_keys_for(application).filter(pk=int(public_key_id)).first()
-        if key is None:
-            raise exceptions.NotFound("No such public key.")
-        return key
+    def _credential_to_revoke(
+        self, rows: Callable[[M2MApplication], QuerySet[ClientCredential]], pk: str, *, missing: str
+    ) -> ClientCredential:
+        """Return one secret or public key of the URL's application (404 `missing` unless it is one of
+        its `rows`), once the actor may manage the application (its owner, or a manager)."""
+        application = self.get_object()
+        credential = rows(application).filter(pk=int(pk)).first()
+        if credential is None:
+            raise exceptions.NotFound(missing)
+        self.authorize(owner_id=application.owner_id)
+        return credential
 
     # --- actions ----------------------------------------------------------------------------
 
@@ -251,11 +258,7 @@ class M2MAppViewSet(CredentialViewSet):
         url_name="secret-revoke",
     )
     def secret_revoke(self, request: Request, org_slug: str, app_id: str, secret_id: str) -> Response:
-        application = self.get_object()
-        secret = client_secrets_for(application).filter(pk=int(secret_id)).first()
-        if secret is None:
-            raise exceptions.NotFound("No such secret.")
-        self.authorize(owner_id=application.owner_id)
+        secret = self._credential_to_revoke(client_secrets_for, secret_id, missing="No such secret.")
         secret = self._call(client_secret_revoke, secret=secret)
         return Response(serializers.ClientSecretSerializer(secret).data)
 
@@ -324,8 +327,8 @@ class M2MAppViewSet(CredentialViewSet):
         url_name="public-key-revoke",
     )
     def public_key_revoke(self, request: Request, org_slug: str, app_id: str, public_key_id: str) -> Response:
-        application = self.get_object()
-        public_key = self._public_key_of(application, public_key_id)
-        self.authorize(owner_id=application.owner_id)
+        public_key = self._credential_to_revoke(
+            client_public_keys_for, public_key_id, missing="No such public key."
+        )
         public_key = self._call(client_public_key_revoke, public_key=public_key)
         return Response(serializers.ClientPublicKeySerializer(public_key).data)

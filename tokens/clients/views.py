@@ -16,11 +16,10 @@ from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
 from credentials.api_keys.selectors import api_keys_for
-from credentials.forms import add_service_errors
 from credentials.governance import approvals, org_policy
 from credentials.governance.forms import JustificationField
 from credentials.governance.views import credential_edit_page, governance_context
-from portal.outcomes import flash_outcome, refusal_text
+from portal.outcomes import add_service_errors, flash_outcome, refusal_text
 from portal.reveal import secret_reveal
 from portal.selectors import audit_events_for_target
 from portal.submissions import submission_of

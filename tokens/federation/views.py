@@ -17,12 +17,11 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 
-from credentials.forms import add_service_errors
 from credentials.governance import approvals, org_policy
 from credentials.governance.forms import JustificationField
 from credentials.governance.views import governance_context
 from portal.infra.responses import no_store
-from portal.outcomes import flash_outcome
+from portal.outcomes import add_service_errors, flash_outcome
 from portal.selectors import audit_events_for_target
 from portal.tenancy import authorized, found_or_404, may
 from tokens.clients.views import application_or_404
