@@ -191,7 +191,7 @@ class ResilientRedisCache(RedisCache):
         redis-py checks a connection out of the pool for every command, polling its socket
         for stray data and recording the pool's state; on the API-key hot path that cost a
         fifth of the read (docs/performance.md, "Fourth pass"). Django's caches are per thread,
-        so this instance keeps one single-connection client (redis-py's own mode, with its
+        so this instance keeps one single-connection client (redis-py's own mode) for the hot
         read; a new process (a fork) opens its own. A connection the server has dropped (a
         restart, an idle timeout) fails one attempt, which the pool's checkout would have
         caught: the read is tried once more, on a new connection, before it counts as an outage.
