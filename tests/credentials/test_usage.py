@@ -12,6 +12,7 @@ from credentials import usage
 from credentials.api_keys import keys
 from credentials.api_keys.services import api_key_revoke
 from credentials.models import UsageBucket
+from tests.support.usage import outcome_counts
 from tests.tokens.conftest import request_token
 from tokens.clients.services import m2m_app_create
 
@@ -31,13 +32,7 @@ def whoami(key: str, ip: str = INSIDE):
     return Client().get("/api/v1/whoami", HTTP_AUTHORIZATION=f"Bearer {key}", REMOTE_ADDR=ip)
 
 
-def counts(credential_id: str, granularity: str = "minute") -> dict[str, int]:
-    result: dict[str, int] = {}
-    for outcome, n in UsageBucket.objects.filter(
-        credential_id=credential_id, granularity=granularity
-    ).values_list("outcome", "count"):
-        result[outcome] = result.get(outcome, 0) + n
-    return result
+counts = outcome_counts
 
 
 def wrong_secret(api_key) -> str:

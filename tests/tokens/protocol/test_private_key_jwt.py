@@ -18,6 +18,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from portal.models import AuditEvent
+from tests.support.pem import public_pem
 from tests.tokens.conftest import basic
 from tokens.clients.public_keys import parse_public_key
 from tokens.clients.services import (
@@ -31,14 +32,6 @@ from tokens.protocol.assertions import JWT_BEARER_ASSERTION_TYPE, REPLAY_CACHE_P
 from tokens.protocol.selectors import live_access_token
 
 TOKEN_URL = settings.PORTAL_ISSUER + "/oauth/token"
-
-
-def public_pem(private_key) -> str:
-    return (
-        private_key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
 
 
 @pytest.fixture(scope="module")

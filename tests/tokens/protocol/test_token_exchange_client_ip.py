@@ -24,8 +24,8 @@ from credentials.api_keys.models import ApiKey
 from credentials.api_keys.services import api_key_create, api_key_revoke
 from credentials.governance.reviews import credential_suspend
 from credentials.insight.models import UsageClientIp
-from credentials.models import UsageBucket
 from portal.models import AuditEvent
+from tests.support.usage import outcome_counts
 from tests.tokens.conftest import basic
 from tests.tokens.protocol.test_token_exchange_admin import _admin_form, staff_client  # noqa: F401
 from tokens.clients.services import m2m_app_set_exchange, m2m_app_set_staff_flag
@@ -96,11 +96,7 @@ def error_of(response) -> dict:
 
 def counts(credential_id: str) -> dict[str, int]:
     usage.rollup()
-    buckets = UsageBucket.objects.filter(credential_id=credential_id, granularity="minute")
-    result: dict[str, int] = {}
-    for outcome, n in buckets.values_list("outcome", "count"):
-        result[outcome] = result.get(outcome, 0) + n
-    return result
+    return outcome_counts(credential_id)
 
 
 IP_DENIED = {"error": "invalid_request", "error_description": KEY_IP_DENIED}

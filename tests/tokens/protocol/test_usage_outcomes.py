@@ -20,6 +20,7 @@ from credentials.governance.reviews import credential_suspend
 from credentials.models import UsageBucket
 from portal.infra import after_response
 from portal.infra.request_context import RequestContext, request_context_restored
+from tests.support.usage import outcome_counts
 from tests.tokens.conftest import basic, request_token
 from tests.tokens.protocol.test_private_key_jwt import make_assertion, post_token, public_pem
 from tokens.clients.services import (
@@ -45,11 +46,7 @@ def _fresh_counters():
 
 def counts(credential_id: str) -> dict[str, int]:
     usage.rollup()
-    buckets = UsageBucket.objects.filter(credential_id=credential_id, granularity="minute")
-    result: dict[str, int] = {}
-    for outcome, n in buckets.values_list("outcome", "count"):
-        result[outcome] = result.get(outcome, 0) + n
-    return result
+    return outcome_counts(credential_id)
 
 
 def answer(response) -> tuple:
