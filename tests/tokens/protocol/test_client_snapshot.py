@@ -29,6 +29,7 @@ from portal.models import Membership, Role
 from portal.services.organizations import membership_change_role
 from tests.factories import MembershipFactory, ScopeFactory, UserFactory
 from tests.tokens.conftest import request_token
+from tests.tokens.protocol.test_token_exchange_admin import _admin_form
 from tokens.clients import snapshot as client_snapshot
 from tokens.clients.services import (
     client_secret_revoke,
@@ -201,24 +202,9 @@ def _admin_suspend(app):
 
 def _admin_edit_scopes(app):
     application = app.application
-    data = {
-        "name": application.name,
-        "description": "",
-        "owner": application.owner_id,
-        "allowed_scopes": [Scope.objects.get(name="orders:read").pk],
-        "allowed_audiences": "[]",
-        "token_lifetime": "900",
-        "secrets-TOTAL_FORMS": "1",
-        "secrets-INITIAL_FORMS": "1",
-        "secrets-MIN_NUM_FORMS": "0",
-        "secrets-MAX_NUM_FORMS": "1000",
-        "secrets-0-id": application.secrets.get().pk,
-        "secrets-0-application": application.pk,
-        "public_keys-TOTAL_FORMS": "0",
-        "public_keys-INITIAL_FORMS": "0",
-        "public_keys-MIN_NUM_FORMS": "0",
-        "public_keys-MAX_NUM_FORMS": "1000",
-    }
+    data = _admin_form(
+        application, allowed_scopes=[Scope.objects.get(name="orders:read").pk], token_lifetime="900"
+    )
     url = reverse("admin:tokens_m2mapplication_change", args=[application.pk])
     response = _staff_client().post(url, data)
     assert response.status_code == 302, response.content.decode()[:2000]
