@@ -32,7 +32,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.signals import request_finished
-from django.db import DEFAULT_DB_ALIAS, connection, connections
+from django.db import DEFAULT_DB_ALIAS, connections
 
 from portal.infra.request_context import current_request_context
 
@@ -194,14 +194,14 @@ def update_rows(model, field_names: Iterable[str], rows: dict[Any, tuple]) -> No
         for start in range(0, len(prepared), chunk):
             part = prepared[start : start + chunk]
             if connection.vendor == "postgresql":
-                statement = _values_update(table, pk, meta.pk, fields, part)
+                statement = _values_update(connection, table, pk, meta.pk, fields, part)
             else:
-                statement = _case_update(table, pk, fields, part)
+                statement = _case_update(connection, table, pk, fields, part)
             if statement is not None:
                 cursor.execute(*statement)
 
 
-def _values_update(table: str, pk: str, pk_field, fields, part) -> tuple[str, list]:
+def _values_update(connection, table: str, pk: str, pk_field, fields, part) -> tuple[str, list]:
     """PostgreSQL: one array per column, joined with `unnest`: three parameters, whatever the rows.
 
     (A `VALUES` list of one cast placeholder per value cost the client more than the rows'
@@ -221,7 +221,7 @@ def _values_update(table: str, pk: str, pk_field, fields, part) -> tuple[str, li
     return sql, [list(column) for column in zip(*part, strict=True)]
 
 
-def _case_update(table: str, pk: str, fields, part) -> tuple[str, list] | None:
+def _case_update(connection, table: str, pk: str, fields, part) -> tuple[str, list] | None:
     quote = connection.ops.quote_name
     assignments, params = [], []
     for i, field in enumerate(fields):
