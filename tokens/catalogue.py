@@ -143,9 +143,9 @@ def _cached_entry(identifier: str) -> dict | None:
 
 
 def _forget(identifier: str) -> None:
-    """Drop the cached entry now and once the change has committed."""
-    cache.delete(_cache_key(identifier))
-    transaction.on_commit(lambda: cache.delete(_cache_key(identifier)))
+    """Drop the cached entry now and once the change has committed; both must land (`hotcache.invalidate`)."""
+    hotcache.invalidate([_cache_key(identifier)])
+    transaction.on_commit(lambda: hotcache.invalidate([_cache_key(identifier)]))
 
 
 # Writes

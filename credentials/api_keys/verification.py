@@ -104,18 +104,22 @@ def snapshot_publish(api_key: ApiKey) -> None:
     """Drop the cached snapshot now, and store the fresh one once the change has committed.
 
     Readers only ever `add`, so a reader holding a pre-change row cannot overwrite the
-    fresh snapshot written after commit.
+    fresh snapshot written after commit. Both writes must land (`hotcache.invalidate`,
+    `hotcache.replace`): a revocation skipped during Redis's back-off would leave every server
+    accepting the key for the snapshot's whole lifetime; one Redis refuses is made before this
+    process uses Redis again.
     """
-    try:
-        cache.delete(_cache_key(api_key.key_id))
-    except Exception:
-        logger.warning("Could not drop the cached API key %s", api_key.key_id, exc_info=True)
+    key = _cache_key(api_key.key_id)
+    hotcache.invalidate([key])
 
     def store() -> None:
         try:
-            cache.set(_cache_key(api_key.key_id), _snapshot(api_key), cache_seconds())
+            fresh = _snapshot(api_key)
         except Exception:
-            logger.warning("Could not refresh the cached API key %s", api_key.key_id, exc_info=True)
+            logger.warning("Could not build the fresh snapshot of API key %s", api_key.key_id, exc_info=True)
+            hotcache.invalidate([key])  # the next reader fills it from the database
+            return
+        hotcache.replace({key: fresh}, cache_seconds())
 
     transaction.on_commit(store)
 

@@ -3,7 +3,9 @@
 `ResilientRedisCache`: errors are logged and treated as misses. Its `get_many_recent` may
 answer a key from what this process read from Redis a fraction of a second ago (the API-key
 hot path's memo, docs/performance.md "Third pass"); every write this process makes through
-the cache forgets the keys it touches at once.
+the cache forgets the keys it touches at once. Invalidations that must land (a revoked key's
+snapshot) are `set_many_strict` / `delete_many_strict`: tried even during the back-off, and
+when Redis refuses them, owed: deleted before this process next uses Redis.
 
 The cache only ever holds derived, expendable data (verification results, rate-limit
 counters, revocation hints whose truth is in the database), so an unreachable Redis must
@@ -61,6 +63,10 @@ class RecentReads:
 #: Per process: the recent reads of each Redis cache, by (location, key prefix, version).
 _RECENT: dict[tuple[str, str, int], RecentReads] = {}
 
+#: Per process: the keys of each Redis cache whose invalidation Redis refused, to delete before
+#: this process's next use of it (`ResilientRedisCache._settle`); same index as `_RECENT`.
+_OWED: dict[tuple[str, str, int], set[str]] = {}
+
 
 class PortalRedisCacheClient(RedisCacheClient):
     """Django's Redis cache client, keeping one `redis.Redis` per connection pool.
@@ -95,6 +101,7 @@ class ResilientRedisCache(RedisCache):
         self._down_until = 0.0
         self._last_log = 0.0
         self._recent = _RECENT.setdefault((str(server), self.key_prefix, self.version), RecentReads())
+        self._owed = _OWED.setdefault((str(server), self.key_prefix, self.version), set())
 
     def _available(self) -> bool:
         return time.monotonic() >= self._down_until
@@ -112,6 +119,8 @@ class ResilientRedisCache(RedisCache):
         if not self._available():
             return default
         try:
+            if self._owed:
+                self._settle()
             return func(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001  redis raises several hierarchies (ConnectionError, OSError…)
             if isinstance(exc, ValueError) and operation == "incr":
@@ -234,13 +243,63 @@ class ResilientRedisCache(RedisCache):
         finally:
             self._recent.forget(keys)
 
-    def set_many_strict(self, data, timeout=DEFAULT_TIMEOUT, version=None):
-        """`set_many` that ignores the back-off and raises when Redis does not take the write.
+    def set_many_strict(self, data, timeout=DEFAULT_TIMEOUT, version=None) -> bool:
+        """`set_many` for invalidations that must land (a revoked key's snapshot, a client's tombstone).
 
-        For invalidations that must land (`tokens.clients.snapshot`): a write skipped in silence
-        during a back-off would leave other servers reading what it meant to replace.
+        Tried now even during the back-off: a write skipped in silence would leave every server
+        reading what it meant to replace for the entry's whole lifetime. When Redis refuses it,
+        it is logged at ERROR and the keys are owed: deleted before this process's next use of
+        Redis (`_settle`), so this process never reads back what they held. Return whether
+        Redis took the write now.
         """
-        return super().set_many(data, timeout, version)
+        data = dict(data)
+        try:
+            return self._strict(
+                "set", data, lambda: super(ResilientRedisCache, self).set_many(data, timeout, version)
+            )
+        finally:
+            self._recent.forget(data)
+
+    def delete_many_strict(self, keys, version=None) -> bool:
+        """`delete_many` for invalidations that must land: as `set_many_strict`, the keys deleted."""
+        keys = list(keys)
+        try:
+            return self._strict(
+                "delete", keys, lambda: super(ResilientRedisCache, self).delete_many(keys, version)
+            )
+        finally:
+            self._recent.forget(keys)
+
+    def _strict(self, operation: str, keys, write) -> bool:
+        if not keys:
+            return True
+        try:
+            if self._owed:
+                self._settle()
+            failed = write()  # set_many answers the keys it did not store (none on Redis)
+        except Exception as exc:  # noqa: BLE001  as in _call: any failure of the client
+            failed, error = keys, exc
+        else:
+            error = None
+        if not failed:
+            return True
+        self._owed.update(failed)
+        if error is not None:
+            self._failed(f"{operation} (strict)", error)
+        logger.error(
+            "could not invalidate %d cache key(s) (%s); they are deleted before this process uses the "
+            "cache again, other servers may read them until then",
+            len(failed),
+            type(error).__name__ if error is not None else "not stored",
+        )
+        return False
+
+    def _settle(self) -> None:
+        """Delete the keys whose invalidation Redis refused earlier (raises as Redis does)."""
+        owed = self._owed.copy()
+        super().delete_many(owed)
+        self._owed.difference_update(owed)
+        logger.warning("made %d owed cache invalidation(s)", len(owed))
 
     def clear(self):
         try:

@@ -19,6 +19,10 @@ once, and a change made by another process is seen within that many seconds (the
 bound, docs/operations.md). `refresh(keys)` re-reads keys that were answered that way when a
 decision must rest on the current value (a failed verification and the per-IP counter).
 
+Invalidations that must land (`invalidate`, `replace`): a revocation's write to the shared
+cache is tried even while the cache backs off after a failure, and one Redis refuses is made
+before this process next uses Redis (`ResilientRedisCache.delete_many_strict`).
+
 Growing the batch: a later feature that reads more per request (usage counters, per-credential
 limits) adds its keys to the list passed to `prefetched` — `hot_keys` functions beside each
 reader return them — and the request still makes one read round trip (docs/performance.md).
@@ -177,3 +181,38 @@ def incr_many(deltas: dict[str, int], timeout: int, *, backend=None) -> dict[str
     for key, delta in deltas.items():
         totals[key] = delta if backend.add(key, delta, timeout) else backend.incr(key, delta)
     return totals
+
+
+def invalidate(keys: Iterable[str], *, backend=None) -> bool:
+    """Delete `keys` for an invalidation that must land (a revocation); return whether it landed now.
+
+    On Redis it is tried even during the back-off, and when refused it is logged and made
+    before this process's next use of Redis (`ResilientRedisCache.delete_many_strict`). A
+    per-process cache deletes as usual. Never raises: the change that asked for it stands.
+    """
+    backend = cache if backend is None else backend
+    strict = getattr(backend, "delete_many_strict", None)
+    try:
+        if strict is not None:
+            return strict(keys)
+        backend.delete_many(list(keys))
+    except Exception:  # noqa: BLE001  a cache without soft failure: logged, the change stands
+        logger.error("could not invalidate cache keys", exc_info=True)
+        return False
+    return True
+
+
+def replace(data: dict[str, Any], timeout: int, *, backend=None) -> bool:
+    """`set_many(data, timeout)` for an invalidation that must land; as `invalidate`, the keys replaced.
+
+    When Redis refuses it, the keys are deleted later instead (`ResilientRedisCache.set_many_strict`).
+    """
+    backend = cache if backend is None else backend
+    strict = getattr(backend, "set_many_strict", None)
+    try:
+        if strict is not None:
+            return strict(data, timeout)
+        return not backend.set_many(data, timeout)
+    except Exception:  # noqa: BLE001  as in invalidate
+        logger.error("could not replace cache keys", exc_info=True)
+        return False

@@ -84,3 +84,51 @@ def test_add_many_and_incr_many_run_in_chunks_and_load_their_script_when_the_ser
     assert cache.add_many(["k0", "new"], "v", 30) == {"new"}
     assert 0 < admin.ttl(cache.make_key("new")) <= 30
     admin.close()
+
+
+def test_an_invalidation_that_must_land_is_tried_during_the_back_off(redis_server):
+    """After a failure the cache skips Redis for a while; a revocation's write does not."""
+    import redis
+
+    cache = ResilientRedisCache(redis_server.url, {})
+    cache.set_many({"snapshot": "active", "tombstone": "active"}, 30)
+    cache._down_until = time.monotonic() + 60  # a failure a moment ago
+    assert cache.delete("snapshot") is False  # an ordinary write skips Redis meanwhile
+    assert cache.delete_many_strict(["snapshot"]) is True
+    assert cache.set_many_strict({"tombstone": "forgotten"}, 30) is True
+    admin = redis.Redis.from_url(redis_server.url)
+    assert admin.get(cache.make_key("snapshot")) is None
+    assert cache._cache._serializer.loads(admin.get(cache.make_key("tombstone"))) == "forgotten"
+    admin.close()
+
+
+def test_an_invalidation_redis_refuses_is_made_before_the_process_reads_again(
+    redis_server, caplog, monkeypatch
+):
+    """Refused invalidations are owed by the process (every thread's instance) and made first."""
+    import redis
+    import redis.connection
+
+    cache = ResilientRedisCache(redis_server.url, {})
+    other_thread = ResilientRedisCache(redis_server.url, {})  # Django's caches are per thread
+    cache.set_many({"snapshot": "active", "tombstone": "active", "unrelated": 1}, 30)
+    assert cache.get_many_recent(["snapshot"], 60.0) == ({"snapshot": "active"}, [])
+
+    def refused(self, *args, **options):
+        raise redis.ConnectionError("refused")
+
+    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", refused)
+    assert cache.delete_many_strict(["snapshot"]) is False
+    assert cache.set_many_strict({"tombstone": "forgotten"}, 30) is False
+    assert "could not invalidate 1 cache key(s)" in caplog.text
+    assert other_thread.get("unrelated") is None  # still refused: a miss, and still owed
+    monkeypatch.undo()
+
+    admin = redis.Redis.from_url(redis_server.url)
+    assert admin.exists(cache.make_key("snapshot"), cache.make_key("tombstone")) == 2  # Redis kept them
+    cache._down_until = other_thread._down_until = 0.0  # past the back-off
+    assert other_thread.get_many_recent(["snapshot", "tombstone", "unrelated"], 60.0)[0] == {"unrelated": 1}
+    assert admin.exists(cache.make_key("snapshot"), cache.make_key("tombstone")) == 0
+    assert "made 2 owed cache invalidation(s)" in caplog.text
+    assert cache.get_many_recent(["snapshot"], 60.0)[0] == {}  # this instance forgot what it read too
+    admin.close()

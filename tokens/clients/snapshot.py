@@ -133,16 +133,10 @@ def forget(client_ids: Iterable[str]) -> None:
 def _tombstone(client_ids: list[str]) -> None:
     keys = {cache_key(client_id): _TOMBSTONE for client_id in client_ids}
     # Past the back-off of `ResilientRedisCache`: a skipped write would leave other servers
-    # reading what it meant to replace.
-    writer = getattr(cache, "set_many_strict", cache.set_many)
-    try:
-        failed = writer(keys, TOMBSTONE_SECONDS)
-    except Exception:  # noqa: BLE001
-        failed = list(keys)
-        log.error("could not invalidate %d client snapshot(s)", len(keys), exc_info=True)
-    else:
-        if failed:
-            log.error("could not invalidate %d client snapshot(s)", len(failed))
+    # reading what it meant to replace. Refused, the keys are deleted before this process
+    # uses Redis again.
+    if not hotcache.replace(keys, TOMBSTONE_SECONDS):
+        log.error("could not invalidate %d client snapshot(s)", len(keys))
 
 
 # --- every writer: the receivers -------------------------------------------------------------

@@ -53,7 +53,7 @@ from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from portal.infra import outbound
+from portal.infra import hotcache, outbound
 from portal.principal import MAX_CREDENTIAL_LENGTH
 from tokens.jwk import PRIVATE_MEMBERS
 from tokens.models import FederatedIdentity, M2MApplication
@@ -386,7 +386,7 @@ def _issuer_digest(issuer: str) -> str:
 def forget_issuer_keys(issuer: str) -> None:
     """Drop an issuer's cached keys and its refresh guard (tests; an operator after a key compromise)."""
     digest = _issuer_digest(issuer)
-    cache.delete_many([KEYS_CACHE_PREFIX + digest, REFRESH_GUARD_PREFIX + digest])
+    hotcache.invalidate([KEYS_CACHE_PREFIX + digest, REFRESH_GUARD_PREFIX + digest])
 
 
 def _may_refresh(digest: str) -> bool:

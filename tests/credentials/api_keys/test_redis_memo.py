@@ -21,7 +21,8 @@ import time
 
 import pytest
 import redis
-from django.core.cache import cache
+import redis.connection
+from django.core.cache import cache, caches
 from django.utils import timezone
 
 from credentials.api_keys.authentication import FAILURE_SCOPE
@@ -92,6 +93,17 @@ def _redis_key(key: str) -> str:
 
 def _snapshot_key(row: ApiKey) -> str:
     return _redis_key(f"credentials:api_key:v1:{row.key_id}")
+
+
+def caches_default():
+    """Return this thread's instance of the default cache (the object `cache` stands for)."""
+    return caches["default"]
+
+
+def _stored_status(row: ApiKey, other_server: redis.Redis) -> str | None:
+    """Return the status in the snapshot another server would read now (None: no snapshot)."""
+    stored = other_server.get(_snapshot_key(row))
+    return None if stored is None else caches_default()._cache._serializer.loads(stored)["status"]
 
 
 def _revoke_elsewhere(row: ApiKey, other_server: redis.Redis) -> None:
@@ -214,3 +226,43 @@ def test_a_redis_outage_remembers_nothing(make_key, api_key_client, monkeypatch)
     assert "x" not in cache._recent.values
     cache._down_until = 0.0
     assert client.get(WHOAMI).status_code == 200
+
+
+def test_a_revocation_during_the_cache_back_off_reaches_every_server(
+    make_key, api_key_client, owner, other_server, django_capture_on_commit_callbacks
+):
+    """A failure a moment ago makes the cache skip Redis for 2 s; a revocation is written anyway."""
+    row, plaintext = make_key()
+    client = api_key_client(plaintext)
+    assert client.get(WHOAMI).status_code == 200
+    backend = caches_default()
+    backend._down_until = time.monotonic() + 60
+    with django_capture_on_commit_callbacks(execute=True):
+        api_key_revoke(api_key=row, actor=owner, reason="test")
+    assert _stored_status(row, other_server) == CredentialState.REVOKED  # what another server reads now
+    backend._down_until = 0.0
+    assert client.get(WHOAMI).status_code == 401
+
+
+def test_a_revocation_redis_refuses_is_made_before_this_server_reads_again(
+    make_key, api_key_client, owner, other_server, monkeypatch, caplog, django_capture_on_commit_callbacks
+):
+    row, plaintext = make_key()
+    client = api_key_client(plaintext)
+    assert client.get(WHOAMI).status_code == 200
+    assert client.get(WHOAMI).status_code == 200
+
+    def refused(self, *args, **options):
+        raise redis.ConnectionError("refused")
+
+    # Every command, pipelines included, fails on the wire; what Redis holds stays.
+    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", refused)
+    with django_capture_on_commit_callbacks(execute=True):
+        api_key_revoke(api_key=row, actor=owner, reason="test")
+    assert client.get(WHOAMI).status_code == 401  # meanwhile the database decides
+    monkeypatch.undo()
+    assert _stored_status(row, other_server) == CredentialState.ACTIVE  # what other servers may still read
+    caches_default()._down_until = 0.0
+    assert client.get(WHOAMI).status_code == 401
+    assert _stored_status(row, other_server) in (None, CredentialState.REVOKED)  # deleted before that read
+    assert "could not invalidate 1 cache key(s)" in caplog.text

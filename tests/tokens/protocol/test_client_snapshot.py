@@ -8,12 +8,15 @@ transactions (`transactional_db`): the snapshot is dropped once a change commits
 from __future__ import annotations
 
 import io
+import time
 from datetime import timedelta
 
 import jwt
 import pytest
+import redis
+import redis.connection
 from django.contrib.auth import get_user_model
-from django.core.cache import cache
+from django.core.cache import cache, caches
 from django.core.management import call_command
 from django.db import connection
 from django.test import Client
@@ -27,6 +30,7 @@ from credentials.governance.reviews import credential_restore, credential_suspen
 from credentials.models import Scope
 from portal.models import Membership, Role
 from portal.services.organizations import membership_change_role
+from tests.conftest import TEST_REDIS_URL
 from tests.factories import MembershipFactory, ScopeFactory, UserFactory
 from tests.tokens.conftest import request_token
 from tests.tokens.protocol.test_token_exchange_admin import _admin_form
@@ -167,6 +171,40 @@ def test_a_cache_outage_falls_back_to_the_database(app, settings):
     assert outcome(app)[0] == 200  # from the database
     client_secret_revoke(secret=ClientSecret.objects.get(application=app.application), actor=None)
     assert outcome(app) == (401, "invalid_client")  # fail safe, not fail open
+
+
+def test_a_revocation_during_the_cache_back_off_still_drops_the_snapshot(app):
+    """A failure a moment ago makes the cache skip Redis for 2 s; the tombstone is written anyway."""
+    assert warm(app)[0] == 200
+    backend = caches["default"]
+    backend._down_until = time.monotonic() + 60
+    client_secret_revoke(secret=ClientSecret.objects.get(application=app.application), actor=None)
+    backend._down_until = 0.0
+    assert client_snapshot.read(app.client_id) is None
+    assert outcome(app) == (401, "invalid_client")
+
+
+def test_a_tombstone_redis_refuses_is_made_before_this_server_reads_again(app, monkeypatch, caplog):
+    assert warm(app)[0] == 200
+    key = caches["default"].make_key(client_snapshot.cache_key(app.client_id))
+    other_server = redis.Redis.from_url(TEST_REDIS_URL)
+
+    def refused(self, *args, **options):
+        raise redis.ConnectionError("refused")
+
+    # Every command, pipelines included, fails on the wire; what Redis holds stays.
+    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", refused)
+    client_secret_revoke(secret=ClientSecret.objects.get(application=app.application), actor=None)
+    assert outcome(app) == (401, "invalid_client")  # meanwhile the database decides
+    monkeypatch.undo()
+    stale = other_server.get(key)
+    assert stale is not None  # what other servers may still read (docs/operations.md)
+    caches["default"]._down_until = 0.0
+    assert outcome(app) == (401, "invalid_client")
+    assert other_server.get(key) != stale  # deleted before that request read, then stored afresh
+    assert "could not invalidate 1 client snapshot(s)" in caplog.text
+    assert "made 1 owed cache invalidation(s)" in caplog.text
+    other_server.close()
 
 
 # --- every writer ---------------------------------------------------------------------------
