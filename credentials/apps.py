@@ -10,9 +10,12 @@ class CredentialsConfig(AppConfig):
     def ready(self) -> None:
         # Imported here, not at the top: these modules import models, which exist only once
         # the app registry is ready.
+        from django.db.models.signals import post_save
+
         # Registers the OpenAPI description of API-key authentication with drf-spectacular.
         from credentials.api_keys import schema  # noqa: F401
         from credentials.api_keys.kind import governed_kind
+        from credentials.api_keys.verification import on_organization_saved
         from credentials.governance.ownership import on_membership_event
         from credentials.governance.receivers import orphan_on_member_removed
         from credentials.governance.registry import register
@@ -21,6 +24,7 @@ class CredentialsConfig(AppConfig):
         from credentials.webhooks.events import on_audit_event
         from credentials.webhooks.services import webhook_secrets_reencrypt
         from portal.home import home_panel_register
+        from portal.models import Organization
         from portal.services.audit import audit_listener_register
         from portal.services.encryption import encrypted_store_register
         from portal.signals import member_removed
@@ -30,6 +34,8 @@ class CredentialsConfig(AppConfig):
         audit_listener_register("credentials.webhooks", on_audit_event)
         # A credential acts with its owner's current role: refresh cached state when it changes.
         audit_listener_register("credentials.authority", on_membership_event)
+        # A renamed organisation: API keys act under its new slug at once.
+        post_save.connect(on_organization_saved, sender=Organization, dispatch_uid="credentials.api_key.org")
         # A member who leaves leaves their credentials orphaned (docs/governance.md).
         member_removed.connect(orphan_on_member_removed, dispatch_uid="credentials.orphan")
         for panel in PANELS:  # the API key card and the warnings on the organisation home

@@ -124,6 +124,30 @@ def snapshot_publish(api_key: ApiKey) -> None:
     transaction.on_commit(store)
 
 
+def on_organization_saved(sender, instance: Organization, created: bool = False, **kwargs: Any) -> None:
+    """Drop the cached snapshots of an organisation's keys, now and once the change commits.
+
+    A snapshot carries the organisation's slug, which names it in URLs and in `whoami`: after a
+    rename (the admin allows it) the keys must act under the new one at once, as a token request
+    does (`tokens.clients.snapshot`). Connected in `CredentialsConfig.ready`.
+    """
+    if created:
+        return
+
+    def drop() -> None:
+        key_ids = ApiKey.objects.filter(organization_id=instance.pk).values_list("key_id", flat=True)
+        keys = [_cache_key(key_id) for key_id in key_ids.iterator()]
+        for start in range(0, len(keys), _DROP_CHUNK):
+            hotcache.invalidate(keys[start : start + _DROP_CHUNK])
+
+    drop()
+    transaction.on_commit(drop)
+
+
+#: Snapshots dropped per cache call when a whole organisation's keys are.
+_DROP_CHUNK = 1000
+
+
 # --- verification (the hot path) ------------------------------------------------------------
 
 

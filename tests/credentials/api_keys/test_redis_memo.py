@@ -266,3 +266,19 @@ def test_a_revocation_redis_refuses_is_made_before_this_server_reads_again(
     assert client.get(WHOAMI).status_code == 401
     assert _stored_status(row, other_server) in (None, CredentialState.REVOKED)  # deleted before that read
     assert "could not invalidate 1 cache key(s)" in caplog.text
+
+
+def test_a_renamed_organisation_is_seen_at_once(
+    make_key, api_key_client, organization, other_server, django_capture_on_commit_callbacks
+):
+    row, plaintext = make_key(scopes=["api_keys:manage"])
+    client = api_key_client(plaintext)
+    assert client.get(WHOAMI).json()["organization"] == "acme"
+    assert client.get(WHOAMI).json()["organization"] == "acme"  # from the shared snapshot
+    organization.slug = "acme-corp"
+    with django_capture_on_commit_callbacks(execute=True):
+        organization.save()  # what the admin's change form does
+    assert other_server.get(_snapshot_key(row)) is None  # every server reads it afresh
+    assert client.get(WHOAMI).json()["organization"] == "acme-corp"
+    assert client.get("/api/v1/orgs/acme-corp/api-keys/").status_code == 200
+    assert client.get("/api/v1/orgs/acme/api-keys/").status_code == 404
