@@ -124,14 +124,17 @@ def snapshot_publish(api_key: ApiKey) -> None:
     transaction.on_commit(store)
 
 
-def on_organization_saved(sender, instance: Organization, created: bool = False, **kwargs: Any) -> None:
+def on_organization_saved(
+    sender, instance: Organization, created: bool = False, update_fields=None, **kwargs: Any
+) -> None:
     """Drop the cached snapshots of an organisation's keys, now and once the change commits.
 
     A snapshot carries the organisation's slug, which names it in URLs and in `whoami`: after a
     rename (the admin allows it) the keys must act under the new one at once, as a token request
-    does (`tokens.clients.snapshot`). Connected in `CredentialsConfig.ready`.
+    does (`tokens.clients.snapshot`). A save that names its fields and not the slug (the MFA
+    policy) changes nothing a snapshot holds. Connected in `CredentialsConfig.ready`.
     """
-    if created:
+    if created or (update_fields is not None and "slug" not in update_fields):
         return
 
     def drop() -> None:

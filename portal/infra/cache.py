@@ -243,30 +243,26 @@ class ResilientRedisCache(RedisCache):
         finally:
             self._recent.forget(keys)
 
-    def set_many_strict(self, data, timeout=DEFAULT_TIMEOUT, version=None) -> bool:
+    def set_many_strict(self, data, timeout=DEFAULT_TIMEOUT) -> bool:
         """`set_many` for invalidations that must land (a revoked key's snapshot, a client's tombstone).
 
         Tried now even during the back-off: a write skipped in silence would leave every server
         reading what it meant to replace for the entry's whole lifetime. When Redis refuses it,
         it is logged at ERROR and the keys are owed: deleted before this process's next use of
         Redis (`_settle`), so this process never reads back what they held. Return whether
-        Redis took the write now.
+        Redis took the write now. (No `version`: what is owed is deleted at the default one.)
         """
         data = dict(data)
         try:
-            return self._strict(
-                "set", data, lambda: super(ResilientRedisCache, self).set_many(data, timeout, version)
-            )
+            return self._strict("set", data, lambda: super(ResilientRedisCache, self).set_many(data, timeout))
         finally:
             self._recent.forget(data)
 
-    def delete_many_strict(self, keys, version=None) -> bool:
+    def delete_many_strict(self, keys) -> bool:
         """`delete_many` for invalidations that must land: as `set_many_strict`, the keys deleted."""
         keys = list(keys)
         try:
-            return self._strict(
-                "delete", keys, lambda: super(ResilientRedisCache, self).delete_many(keys, version)
-            )
+            return self._strict("delete", keys, lambda: super(ResilientRedisCache, self).delete_many(keys))
         finally:
             self._recent.forget(keys)
 
