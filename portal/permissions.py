@@ -11,7 +11,7 @@ from rest_framework.permissions import BasePermission
 from portal import authz
 from portal.models import Membership, Organization, User
 from portal.principal import Principal
-from portal.selectors import membership_for
+from portal.selectors import authority_memberships, membership_for
 from portal.stepup import is_recently_authenticated
 
 
@@ -75,9 +75,9 @@ class OrganizationAccess(BasePermission):
                 Organization.objects.filter(pk=principal.organization_id)
                 .annotate(
                     owner_role=Subquery(
-                        Membership.objects.filter(
-                            user_id=principal.owner_id, organization_id=OuterRef("pk")
-                        ).values("role")[:1]
+                        authority_memberships()
+                        .filter(user_id=principal.owner_id, organization_id=OuterRef("pk"))
+                        .values("role")[:1]
                     )
                 )
                 .first()

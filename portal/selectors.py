@@ -82,12 +82,23 @@ def audit_events_for_target(organization: Organization, target) -> QuerySet[Audi
     )
 
 
+def authority_memberships() -> QuerySet[Membership]:
+    """Return the memberships that lend a credential its owner's role: those of active accounts.
+
+    A deactivated account (`is_active` off, Django's way of removing a user without deleting
+    them) lends nothing, as if its owner had left: their credentials keep only the customer's
+    API scopes (portal.authz), and the portal's own are stripped at once.
+    """
+    return Membership.objects.filter(user__is_active=True)
+
+
 def role_of(user_id: int | None, organization_id: int) -> str | None:
-    """Return the user's current role in the organisation, or None when they are not a member."""
+    """Return the user's current role in the organisation, or None when they are not an (active) member."""
     if user_id is None:
         return None
     return (
-        Membership.objects.filter(user_id=user_id, organization_id=organization_id)
+        authority_memberships()
+        .filter(user_id=user_id, organization_id=organization_id)
         .values_list("role", flat=True)
         .first()
     )
@@ -96,7 +107,7 @@ def role_of(user_id: int | None, organization_id: int) -> str | None:
 def owner_role_subquery(owner_field: str = "owner_id", organization_field: str = "organization_id"):
     """Return a subquery expression for a credential owner's current role (None once they left)."""
     return Subquery(
-        Membership.objects.filter(
-            user_id=OuterRef(owner_field), organization_id=OuterRef(organization_field)
-        ).values("role")[:1]
+        authority_memberships()
+        .filter(user_id=OuterRef(owner_field), organization_id=OuterRef(organization_field))
+        .values("role")[:1]
     )

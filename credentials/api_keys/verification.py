@@ -366,10 +366,11 @@ def _snapshot_sql() -> str:
             f"SELECT {', '.join(selected)} FROM {quote(key.db_table)} k"  # noqa: S608
             f" INNER JOIN {quote(org.db_table)} o ON {org_pk} = {column(key, 'k', 'organization')}"
             f" LEFT OUTER JOIN {quote(owner.db_table)} u ON {owner_pk} = {column(key, 'k', 'owner')}"
-            # The owner's current role in the key's organisation (none once they have left).
+            # The owner's current role in the key's organisation: none once they have left, or
+            # once their account is deactivated (portal.selectors.authority_memberships).
             f" LEFT OUTER JOIN {quote(member.db_table)} m ON {column(member, 'm', 'user')} = "
             f"{column(key, 'k', 'owner')} AND {column(member, 'm', 'organization')} = "
-            f"{column(key, 'k', 'organization')}"
+            f"{column(key, 'k', 'organization')} AND {column(owner, 'u', 'is_active')}"
             f" WHERE {column(key, 'k', 'key_id')} = %s"
         )
     return sql

@@ -112,11 +112,39 @@ def on_membership_event(event, target) -> None:
     """
     if event.action not in _AUTHORITY_CHANGES or not isinstance(target, Membership):
         return
+    _refresh_credentials_of(organization_id=target.organization_id, owner_id=target.user_id)
+
+
+def _refresh_credentials_of(**owner_filter: Any) -> None:
+    """Drop the cached verification state of every credential the filter selects (every kind)."""
     for kind in all_kinds():
-        for credential in kind.model.objects.filter(
-            organization_id=target.organization_id, owner_id=target.user_id
-        ).select_related("organization", "owner"):
+        for credential in kind.model.objects.filter(**owner_filter).select_related("organization", "owner"):
             kind.changed(credential)
+
+
+def on_user_pre_save(sender, instance: User, update_fields=None, **kwargs: Any) -> None:
+    """Note whether this save switches the account on or off (read by `on_user_saved`).
+
+    One query, only for a save that may write `is_active` (the admin's form, not a login's
+    `last_login`).
+    """
+    instance._authority_changed = bool(
+        instance.pk is not None
+        and (update_fields is None or "is_active" in update_fields)
+        and User.objects.filter(pk=instance.pk).exclude(is_active=instance.is_active).exists()
+    )
+
+
+def on_user_saved(sender, instance: User, **kwargs: Any) -> None:
+    """Refresh the user's credentials in every organisation once their account is (de)activated.
+
+    A deactivated account lends its credentials no role (portal.selectors.authority_memberships);
+    the snapshots that cache the role are dropped now, so it takes effect on the very next
+    request, on every server, as a removal does.
+    """
+    if getattr(instance, "_authority_changed", False):
+        instance._authority_changed = False
+        _refresh_credentials_of(owner_id=instance.pk)
 
 
 def clear_orphan(credential) -> dict[str, Any]:

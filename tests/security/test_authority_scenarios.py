@@ -12,6 +12,7 @@ Covered elsewhere, not repeated here:
 from __future__ import annotations
 
 import pytest
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.test import Client
 from django.urls import reverse
@@ -25,6 +26,7 @@ from tests.factories import ScopeFactory
 from tests.portal.test_account_security import make_stale
 from tests.security.authority import leaked, state
 from tests.tokens.conftest import basic
+from tokens.clients import snapshot as client_snapshot
 from tokens.clients.services import m2m_app_create
 
 pytestmark = pytest.mark.django_db
@@ -370,3 +372,44 @@ def test_removing_the_owner_strips_every_portal_scope_from_their_keys_and_tokens
         assert response.status_code == 403
         assert response.json()["code"] in ("insufficient_scope", "owner_not_member")
         assert state() == before
+
+
+@pytest.mark.parametrize("shared_cache", [False, True], ids=["per-process cache", "redis"])
+def test_deactivating_the_owners_account_strips_every_portal_scope_until_it_is_reactivated(
+    request, shared_cache, organization, owner, admin_user, django_capture_on_commit_callbacks
+):
+    """A deactivated account lends its credentials no role, as if its owner had left (at once)."""
+    if shared_cache:
+        request.getfixturevalue("redis_cache")
+    wide = ["orders:read", "inventory:read", "api_keys:manage", *MANAGER_SCOPES]
+    _key, key_secret = api_key_create(
+        organization=organization, name="ops", owner=admin_user, scopes=wide, actor=admin_user
+    )
+    application, app_secret = m2m_app_create(
+        organization=organization, name="ops app", owner=admin_user, actor=admin_user, scopes=wide
+    )
+    cache.delete(client_snapshot.cache_key(application.client_id))  # the creation's tombstone
+    token = token_for(application, app_secret)
+    token_for(application, app_secret)  # from the client snapshot, where there is one
+    assert sorted(whoami_scopes(key_secret)) == sorted(wide)  # the key's snapshot, cached
+    assert machine(key_secret).get(keys_api()).status_code == 200
+
+    admin_user.is_active = False
+    with django_capture_on_commit_callbacks(execute=True):
+        admin_user.save()  # what the admin's user form does
+
+    for bearer in (key_secret, token, token_for(application, app_secret)):
+        assert whoami_scopes(bearer) == ["orders:read"]  # the customer's API scope only
+    before = state()
+    response = machine(key_secret).get(keys_api())
+    assert response.status_code == 403 and response.json()["code"] in (
+        "insufficient_scope",
+        "owner_not_member",
+    )
+    assert state() == before
+
+    admin_user.is_active = True
+    with django_capture_on_commit_callbacks(execute=True):
+        admin_user.save()
+    assert sorted(whoami_scopes(key_secret)) == sorted(wide)
+    assert sorted(whoami_scopes(token_for(application, app_secret))) == sorted(wide)

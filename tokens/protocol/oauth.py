@@ -28,7 +28,7 @@ from portal.infra import ratelimit
 from portal.infra.crypto import keyed_digest, verify_digest
 from portal.infra.observability import note_credential
 from portal.infra.request_context import current_request_context
-from portal.models import Membership, Organization
+from portal.models import Membership, Organization, User
 from portal.principal import MAX_CREDENTIAL_LENGTH
 from portal.selectors import role_of
 from tokens.clients import snapshot as client_snapshot
@@ -211,16 +211,19 @@ class _LiveSecretsQuery:
         def col(meta, alias: str, name: str) -> str:
             return f"{alias}.{quote(meta.get_field(name).column)}"
 
-        secret, app, org = ClientSecret._meta, M2MApplication._meta, Organization._meta
+        secret, app, org, user = ClientSecret._meta, M2MApplication._meta, Organization._meta, User._meta
         app_id, app_org = col(app, "a", "id"), col(app, "a", "organization")
         expires = col(secret, "s", "expires_at")
         self.sql = (
             f"SELECT {', '.join(selected)} FROM {quote(secret.db_table)} s"  # noqa: S608
             f" INNER JOIN {quote(app.db_table)} a ON {app_id} = {col(secret, 's', 'application')}"
             f" INNER JOIN {quote(org.db_table)} o ON {col(org, 'o', 'id')} = {app_org}"
-            # The owner's current role bounds the token's scopes (portal.authz); none once they left.
+            # The owner's current role bounds the token's scopes (portal.authz); none once they
+            # left or their account is deactivated (portal.selectors.authority_memberships).
+            f" LEFT OUTER JOIN {quote(user.db_table)} u ON {col(user, 'u', 'id')} = {col(app, 'a', 'owner')}"
+            f" AND {col(user, 'u', 'is_active')}"
             f" LEFT OUTER JOIN {quote(membership.db_table)} m ON {col(membership, 'm', 'user')} ="
-            f" {col(app, 'a', 'owner')} AND {col(membership, 'm', 'organization')} = {app_org}"
+            f" {col(user, 'u', 'id')} AND {col(membership, 'm', 'organization')} = {app_org}"
             # One row per allowed scope (a secret or two times a handful of scopes).
             f" LEFT OUTER JOIN {quote(through.db_table)} t ON"
             f" {col(through, 't', scopes_field.m2m_field_name())} = {app_id}"
