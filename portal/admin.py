@@ -32,6 +32,23 @@ class UserAdmin(DjangoUserAdmin):
     ]
     actions = ["end_sessions"]
 
+    @transaction.atomic
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if change and "is_active" in form.changed_data:
+            # A deactivated account lends its credentials no role (portal.selectors.
+            # authority_memberships): a change of who holds power, audited in every organisation.
+            action = "portal.user.reactivated" if obj.is_active else "portal.user.deactivated"
+            for membership in Membership.objects.filter(user=obj).select_related("organization"):
+                audit_log(
+                    action=action,
+                    actor=request.user,
+                    organization=membership.organization,
+                    target=membership,
+                    target_label=obj.email,
+                    extra={"role": membership.role, "via": "admin"},
+                )
+
     @admin.action(description="Sign the selected users out everywhere (end all their sessions)")
     def end_sessions(self, request, queryset):
         ended = 0

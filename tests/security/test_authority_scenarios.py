@@ -20,9 +20,9 @@ from django.urls import reverse
 from credentials.api_keys.models import ApiKey
 from credentials.api_keys.services import api_key_create, api_key_request
 from credentials.governance.models import CredentialRequest, RequestState
-from portal.models import Invitation, Membership, Role
+from portal.models import AuditEvent, Invitation, Membership, Role
 from portal.services.organizations import invitation_create, membership_change_role, membership_remove
-from tests.factories import ScopeFactory
+from tests.factories import ScopeFactory, UserFactory, enrol_totp
 from tests.portal.test_account_security import make_stale
 from tests.security.authority import leaked, state
 from tests.tokens.conftest import basic
@@ -413,3 +413,44 @@ def test_deactivating_the_owners_account_strips_every_portal_scope_until_it_is_r
         admin_user.save()
     assert sorted(whoami_scopes(key_secret)) == sorted(wide)
     assert sorted(whoami_scopes(token_for(application, app_secret))) == sorted(wide)
+
+
+def test_staff_deactivating_an_account_in_the_admin_is_audited_in_every_organisation(
+    organization, other_organization, owner, admin_user, django_capture_on_commit_callbacks
+):
+    Membership.objects.create(organization=other_organization, user=admin_user, role=Role.MEMBER)
+    _key, key_secret = api_key_create(
+        organization=organization, name="ops", owner=admin_user, scopes=["orders:read", "api_keys:manage"],
+        actor=admin_user,
+    )  # fmt: skip
+    staff = UserFactory(email="staff@portal.test", is_staff=True, is_superuser=True)
+    enrol_totp(staff)  # staff use the portal only with a second factor
+    browser = Client()
+    browser.force_login(staff)
+    url = reverse("admin:portal_user_change", args=[admin_user.pk])
+    form = {
+        "email": admin_user.email,
+        "full_name": admin_user.full_name,
+        "is_active": "",  # unticked
+        "date_joined_0": admin_user.date_joined.strftime("%Y-%m-%d"),
+        "date_joined_1": admin_user.date_joined.strftime("%H:%M:%S"),
+    }
+    with django_capture_on_commit_callbacks(execute=True):
+        response = browser.post(url, form)
+    assert response.status_code == 302, response.content[:2000]
+    admin_user.refresh_from_db()
+    assert admin_user.is_active is False
+    events = AuditEvent.objects.filter(action="portal.user.deactivated")
+    assert sorted((e.organization.slug, e.actor, e.extra["role"]) for e in events) == [
+        ("acme", staff, Role.ADMIN),
+        ("globex", staff, Role.MEMBER),
+    ]
+    assert whoami_scopes(key_secret) == ["orders:read"]
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert browser.post(url, {**form, "is_active": "on"}).status_code == 302
+    assert AuditEvent.objects.filter(action="portal.user.reactivated").count() == 2
+    assert sorted(whoami_scopes(key_secret)) == ["api_keys:manage", "orders:read"]
+    with django_capture_on_commit_callbacks(execute=True):
+        assert browser.post(url, {**form, "is_active": "on", "full_name": "Renamed"}).status_code == 302
+    assert AuditEvent.objects.filter(action__startswith="portal.user.").count() == 4  # no change, no row
