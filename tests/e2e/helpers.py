@@ -71,6 +71,9 @@ def revealed_secret(page: Page) -> str:
 def copy_and_read_clipboard(page: Page, button: Locator) -> str:
     """Click a `data-copy-target` button and return what landed on the clipboard."""
     page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=_origin(page.url))
+    # portal.js is deferred: after a redirect the URL can match before it has run, and a click
+    # then finds no listener. It has run once DOMContentLoaded fired.
+    page.wait_for_load_state("domcontentloaded")
     button.click()
     expect(button).to_have_text("Copied")
     return page.evaluate("() => navigator.clipboard.readText()")
