@@ -122,28 +122,36 @@ def _refresh_credentials_of(**owner_filter: Any) -> None:
             kind.changed(credential)
 
 
-def on_user_pre_save(sender, instance: User, update_fields=None, **kwargs: Any) -> None:
-    """Note whether this save switches the account on or off (read by `on_user_saved`).
+#: The account fields a credential's cached verification state depends on: `is_active` decides
+#: whether the owner lends a role (portal.selectors.authority_memberships); `email` is the owner
+#: that `whoami` and `/api/v1/keys/verify` report.
+_SNAPSHOT_FIELDS = ("is_active", "email")
 
-    One query, only for a save that may write `is_active` (the admin's form, not a login's
-    `last_login`).
+
+def on_user_pre_save(sender, instance: User, update_fields=None, **kwargs: Any) -> None:
+    """Note whether this save changes what the user's credentials cache (read by `on_user_saved`).
+
+    One query, only for a save that may write one of `_SNAPSHOT_FIELDS` (the admin's form, an
+    e-mail change; not a login's `last_login`).
     """
-    instance._authority_changed = bool(
+    instance._snapshot_changed = bool(
         instance.pk is not None
-        and (update_fields is None or "is_active" in update_fields)
-        and User.objects.filter(pk=instance.pk).exclude(is_active=instance.is_active).exists()
+        and (update_fields is None or not set(update_fields).isdisjoint(_SNAPSHOT_FIELDS))
+        and User.objects.filter(pk=instance.pk)
+        .exclude(**{field: getattr(instance, field) for field in _SNAPSHOT_FIELDS})
+        .exists()
     )
 
 
 def on_user_saved(sender, instance: User, **kwargs: Any) -> None:
-    """Refresh the user's credentials in every organisation once their account is (de)activated.
+    """Refresh the user's credentials in every organisation once `on_user_pre_save` saw a change.
 
     A deactivated account lends its credentials no role (portal.selectors.authority_memberships);
-    the snapshots that cache the role are dropped now, so it takes effect on the very next
-    request, on every server, as a removal does.
+    the snapshots that cache the role and the owner's address are dropped now, so the change
+    takes effect on the very next request, on every server, as a removal does.
     """
-    if getattr(instance, "_authority_changed", False):
-        instance._authority_changed = False
+    if getattr(instance, "_snapshot_changed", False):
+        instance._snapshot_changed = False
         _refresh_credentials_of(owner_id=instance.pk)
 
 

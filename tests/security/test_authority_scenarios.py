@@ -415,6 +415,37 @@ def test_deactivating_the_owners_account_strips_every_portal_scope_until_it_is_r
     assert sorted(whoami_scopes(token_for(application, app_secret))) == sorted(wide)
 
 
+@pytest.mark.parametrize("shared_cache", [False, True], ids=["per-process cache", "redis"])
+def test_an_owners_new_address_is_what_services_see_at_once(
+    request, shared_cache, organization, owner, admin_user, django_capture_on_commit_callbacks
+):
+    """`whoami` and `/api/v1/keys/verify` name the owner by address: a change shows on the next call."""
+    if shared_cache:
+        request.getfixturevalue("redis_cache")
+    _key, key_secret = api_key_create(
+        organization=organization, name="ops", owner=admin_user, scopes=["orders:read"], actor=admin_user
+    )
+    _verifier, verifier_secret = api_key_create(
+        organization=organization, name="gateway", owner=owner, scopes=["api_keys:verify"], actor=owner
+    )
+
+    def seen() -> tuple[str, str]:
+        whoami = machine(key_secret).get("/api/v1/whoami").json()
+        verified = machine(verifier_secret).post(
+            "/api/v1/keys/verify", {"key": key_secret}, content_type="application/json"
+        )
+        return whoami["owner"], verified.json()["owner"]
+
+    assert seen() == (admin_user.email, admin_user.email)  # both snapshots cached now
+    admin_user.email = "ops-lead@acme.test"
+    with django_capture_on_commit_callbacks(execute=True):
+        admin_user.save()
+    assert seen() == ("ops-lead@acme.test", "ops-lead@acme.test")
+    with django_capture_on_commit_callbacks(execute=True):
+        admin_user.save(update_fields=["last_login"])  # a login: nothing the snapshots hold
+    assert seen() == ("ops-lead@acme.test", "ops-lead@acme.test")
+
+
 def test_staff_deactivating_an_account_in_the_admin_is_audited_in_every_organisation(
     organization, other_organization, owner, admin_user, django_capture_on_commit_callbacks
 ):
