@@ -35,6 +35,9 @@ class Principal:
     owner_role: str | None = None
     expires_at: Any = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: For an access token, the client secret or public key that minted it (`{"csid": …}` or
+    #: `{"ckid": …}`, its claims): four eyes counts whoever created it, live or not.
+    minted_by: dict[str, str] = field(default_factory=dict)
 
     is_authenticated = True
     is_anonymous = False

@@ -160,6 +160,21 @@ def people_behind(principal) -> set[int]:
     return people
 
 
+def widens_itself(request: CredentialRequest, principal) -> bool:
+    """Return whether approving `request` would widen the very credential `principal` presents.
+
+    Asked of every kind (`GovernedKind.presented_refs`), like `people_behind`.
+    """
+    if request.request_type != RequestType.SCOPE_INCREASE:
+        return False
+    kind = get_kind(request.kind)
+    refs = kind.presented_refs(principal)
+    return (
+        bool(refs)
+        and kind.model.objects.filter(pk=request.object_id, **{f"{kind.ref_attr}__in": refs}).exists()
+    )
+
+
 def credential_for_request(request: CredentialRequest) -> models.Model:
     """Return the credential a request is about."""
     return (

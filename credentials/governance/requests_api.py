@@ -231,6 +231,9 @@ class CredentialRequestViewSet(OrganizationApiView, GenericViewSet):
         data = DecisionSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         principal = request.auth
+        if decide is approvals.credential_request_approve and approvals.widens_itself(item, principal):
+            # No credential widens itself (portal.authz): refused as `exceeds_credential`.
+            self.authorize("requests.decide", scopes=item.requested_scopes)
         # Four eyes: the people behind a deciding credential count as the decider too.
         linked = people_behind(principal) if isinstance(principal, Principal) else set()
         try:

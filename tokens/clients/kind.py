@@ -17,7 +17,7 @@ from tokens.clients.services import (
     scope_rows_of,
 )
 from tokens.clients.snapshot import forget
-from tokens.models import ClientPublicKey, ClientSecret, M2MApplication
+from tokens.models import ClientPublicKey, ClientSecret, FederatedIdentity, M2MApplication
 
 
 def _set_scopes(application: M2MApplication, names: list[str]) -> None:
@@ -53,13 +53,21 @@ def _revoke_secret(application: M2MApplication, match, actor: User | None) -> No
     client_secret_revoke(secret=ClientSecret.objects.get(pk=match.secret_id), actor=actor)
 
 
+def _presented_client_ids(principal) -> set[str]:
+    """Return the client id of the application whose token a principal presented."""
+    client_id = principal.extra.get("client_id") if principal.credential_type == "access_token" else None
+    return {client_id} if client_id else set()
+
+
 def _people_behind(principal) -> set[int]:
     """Return who stands behind the application whose token a principal presented.
 
-    Its owner, its creator, and whoever created one of its live secrets or public keys: each
-    of them could have minted that token.
+    Its owner and creator; whoever created one of its live secrets or public keys, or owns or
+    added one of its trusts that is not closed (each of them can mint its tokens); and whoever
+    created the very secret or key that minted this token, live or not (a token outlives a
+    secret that merely stopped after minting it).
     """
-    client_id = principal.extra.get("client_id") if principal.credential_type == "access_token" else None
+    client_id = next(iter(_presented_client_ids(principal)), None)
     if not client_id:
         return set()
     application = M2MApplication.objects.filter(client_id=client_id).first()
@@ -70,6 +78,17 @@ def _people_behind(principal) -> set[int]:
         people |= set(
             model.objects.live().filter(application=application).values_list("created_by_id", flat=True)
         )
+    # A trust's tokens die with it (tokens.protocol.selectors): those not closed cover the minter.
+    trusts = FederatedIdentity.objects.filter(application=application).exclude(
+        status__in=[FederatedIdentity.Status.REVOKED, FederatedIdentity.Status.DENIED]
+    )
+    for pair in trusts.values_list("owner_id", "created_by_id"):
+        people.update(pair)
+    minted_by = principal.minted_by
+    for claim, model, field in (("csid", ClientSecret, "public_id"), ("ckid", ClientPublicKey, "kid")):
+        if claim in minted_by:
+            minter = model.objects.filter(application=application, **{field: minted_by[claim]})
+            people |= set(minter.values_list("created_by_id", flat=True))
     return people
 
 
@@ -100,6 +119,7 @@ def governed_kind() -> GovernedKind:
         match_secret=_match_secret,
         revoke_secret=_revoke_secret,
         people_behind=_people_behind,
+        presented_refs=_presented_client_ids,
         policy=KindPolicy(
             approve_new="approve_new_m2m_apps",
             review_interval_days="m2m_app_review_interval_days",

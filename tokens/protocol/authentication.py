@@ -83,11 +83,20 @@ class AccessTokenAuthentication(BaseAuthentication):
             owner_id=application.owner_id,
             owner_role=application.owner_role,
             expires_at=datetime.fromtimestamp(claims["exp"], tz=UTC),
+            minted_by=_minted_by(claims),
             extra={"client_id": claims["client_id"], "application": application.name},
         )
 
     def authenticate_header(self, request) -> str:
         return f'Bearer realm="{self.www_authenticate_realm}"'
+
+
+def _minted_by(claims: dict) -> dict[str, str]:
+    """Name the client secret (`csid`) or public key (`ckid`) that minted a token, if one did."""
+    for claim in ("ckid", "csid"):
+        if isinstance(claims.get(claim), str) and claims[claim]:
+            return {claim: claims[claim]}
+    return {}
 
 
 def _exchanged_principal(claims: dict, key_id: str) -> Principal | None:
@@ -106,6 +115,7 @@ def _exchanged_principal(claims: dict, key_id: str) -> Principal | None:
         owner_id=key["owner_id"],
         owner_role=key["owner_role"],
         expires_at=datetime.fromtimestamp(claims["exp"], tz=UTC),
+        minted_by=_minted_by(claims),
         extra={
             "client_id": claims["client_id"],
             "api_key_id": key_id,
