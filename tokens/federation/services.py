@@ -63,7 +63,7 @@ def federated_identity_create(
     ownership.check_owner_is_member(organization, owner)
     static_jwks = trust.clean_jwks(jwks)
     issuer = trust.clean_issuer(issuer, has_jwks=static_jwks is not None)
-    subject = trust.clean_subject(subject, preset)
+    subject = trust.clean_subject(subject, preset, issuer)
     conditions = trust.clean_conditions(conditions or {})
     audience = (audience or "").strip() or settings.PORTAL_ISSUER
     if len(audience) > 255:

@@ -204,8 +204,12 @@ def clean_issuer(issuer: str, *, has_jwks: bool) -> str:
     return issuer
 
 
-def clean_subject(subject: str, preset: str) -> str:
-    """Check a subject pattern: not empty, not only wildcards, and pinned to one owner for a preset."""
+def clean_subject(subject: str, preset: str, issuer: str = "") -> str:
+    """Check a subject pattern: not empty, not only wildcards, and pinned to one owner for a preset.
+
+    The owner rule binds the preset chosen and any preset whose own issuer `issuer` is: GitHub's
+    issuer with the custom preset is still GitHub, where `repo:*/deploy` trusts everybody's.
+    """
     subject = (subject or "").strip()
     if not subject:
         raise ValidationError({"subject": "Enter the subject to accept."})
@@ -215,8 +219,12 @@ def clean_subject(subject: str, preset: str) -> str:
         raise ValidationError(
             {"subject": "A subject of wildcards alone would trust every workload of the issuer."}
         )
-    found = PRESETS.get(preset)
-    if found and found.subject_prefix:
+    issuer = issuer.rstrip("/")
+    for found in PRESETS.values():
+        if found.subject_prefix is None or not (
+            found.key == preset or (found.issuer and found.issuer.rstrip("/") == issuer)
+        ):
+            continue
         start = found.subject_prefix.match(subject)
         if start is None or "*" in subject[: start.end()]:
             raise ValidationError(

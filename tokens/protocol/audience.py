@@ -66,10 +66,18 @@ def _requested_audience(request, parameters: tuple[str, ...]) -> str:
         )
     target = targets.pop()
     named_as_resource = any(name == "resource" for name, _value in asked)
-    if (named_as_resource and not is_valid_resource_uri(target)) or target not in request.client.audiences:
+    if (named_as_resource and not _is_resource_uri(target)) or target not in request.client.audiences:
         raise errors.CustomOAuth2Error(
             error="invalid_target",
             description="The resource is not one this client may request tokens for.",
             request=request,
         )
     return target
+
+
+def _is_resource_uri(value: str) -> bool:
+    """RFC 8707 §2: an absolute URI without a fragment; one `urlsplit` cannot parse is not one."""
+    try:
+        return is_valid_resource_uri(value)
+    except ValueError:  # an unclosed IPv6 bracket, a host that is not valid after NFKC…
+        return False

@@ -20,6 +20,7 @@ from oauthlib.oauth2.rfc6749.grant_types.base import GrantTypeBase
 
 from credentials import policy, usage
 from credentials.api_keys.verification import Verification, api_key_record_use, api_key_verify
+from portal import authz
 from portal.infra.request_context import current_request_context
 from tokens.protocol.audience import resolve_audience
 
@@ -173,7 +174,8 @@ class TokenExchangeGrant(GrantTypeBase):
 
     @staticmethod
     def _validate_scopes(request, verification: Verification) -> None:
-        held = verification.key["scopes"]
+        # What the key may use now: its scopes, bounded by its owner's current role (portal.authz).
+        held = authz.effective_scopes(verification.key["scopes"], verification.key["owner_role"])
         # Space-delimited (RFC 6749 §3.3); `scope=` alone asks for nothing in particular (§3.2).
         requested = [scope for scope in (request.scope or "").split(" ") if scope]
         if not set(requested) <= set(held):

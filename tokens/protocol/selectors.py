@@ -58,18 +58,26 @@ def token_is_revoked(claims: dict) -> bool:
         return True
     if state["revoked_at"] is not None and state["revoked_at"] <= now:
         return True
-    if "act" in claims or str(claims.get("sub", "")).startswith(SUBJECT_PREFIX):
-        key_id = key_id_of(claims)
-        if key_id is None or not state["application__may_exchange_api_keys"]:
-            return True
-        key = api_key_state(key_id)
-        return not key.valid or key.key["organization_slug"] != claims.get("org_id")
-    return False
+    return _exchange_is_dead(claims, may_exchange=state["application__may_exchange_api_keys"])
+
+
+def _exchange_is_dead(claims: dict, *, may_exchange: bool) -> bool:
+    """Return whether a token exchanged for an API key (RFC 8693) died with it: the key is no
+    longer valid or moved organisation, or staff stopped its gateway exchanging. False for any
+    other token."""
+    if "act" not in claims and not str(claims.get("sub", "")).startswith(SUBJECT_PREFIX):
+        return False
+    key_id = key_id_of(claims)
+    if key_id is None or not may_exchange:
+        return True
+    key = api_key_state(key_id)
+    return not key.valid or key.key["organization_slug"] != claims.get("org_id")
 
 
 def _federated_token_is_revoked(claims: dict, federation) -> bool:
     """Return whether a token minted by a federated identity is dead: the trust or the application
-    is no longer active (suspended, revoked), or its `jti` was revoked. One query."""
+    is no longer active (suspended, revoked), its `jti` was revoked, or (exchanged for an API
+    key by a gateway that signs in with a trust) the key died. One query, and the key's state."""
     if not isinstance(federation, dict) or not isinstance(federation.get("id"), str):
         return True
     state = (
@@ -77,7 +85,7 @@ def _federated_token_is_revoked(claims: dict, federation) -> bool:
             public_id=federation["id"], application__client_id=claims["client_id"]
         )
         .annotate(jti_revoked=Exists(RevokedToken.objects.filter(jti=claims["jti"])))
-        .values("status", "application__status", "jti_revoked")
+        .values("status", "application__status", "application__may_exchange_api_keys", "jti_revoked")
         .first()
     )
     return (
@@ -85,6 +93,7 @@ def _federated_token_is_revoked(claims: dict, federation) -> bool:
         or state["jti_revoked"]
         or state["status"] != FederatedIdentity.Status.ACTIVE
         or state["application__status"] != M2MApplication.Status.ACTIVE
+        or _exchange_is_dead(claims, may_exchange=state["application__may_exchange_api_keys"])
     )
 
 
