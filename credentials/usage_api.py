@@ -19,6 +19,7 @@ from rest_framework.views import APIView
 
 from credentials.insight.export import usage_csv, usage_csv_filename
 from credentials.insight.selectors import credentials_by_ref, usage_series
+from credentials.lifetimes import add_clamped
 from credentials.usage import OUTCOMES, RETENTION
 from portal.api.access import OrganizationApiView
 
@@ -38,7 +39,7 @@ class UsageQuerySerializer(serializers.Serializer):
     def validate(self, attrs):
         now = timezone.now()
         until = attrs.get("until") or now
-        since = attrs.get("since") or until - DEFAULT_RANGE
+        since = attrs.get("since") or add_clamped(until, -DEFAULT_RANGE)
         if since > until:
             raise serializers.ValidationError({"since": ["since must not be after until."]})
         oldest = now - RETENTION[attrs["granularity"]]

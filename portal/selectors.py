@@ -68,7 +68,7 @@ def audit_events_for(
         events = events.filter(actor_id=actor_id)
     if since:
         events = events.filter(occurred_at__gte=datetime.combine(since, time.min, tzinfo=UTC))
-    if until:
+    if until and until < date.max:  # the last day there is: no end to the range
         events = events.filter(
             occurred_at__lt=datetime.combine(until + timedelta(days=1), time.min, tzinfo=UTC)
         )

@@ -107,7 +107,7 @@ _middleware_layers = [
     ("portal.infra.lean.MachinePathMiddleware", every),
     ("django_prometheus.middleware.PrometheusBeforeMiddleware", every),
     ("django.middleware.security.SecurityMiddleware", every),
-    ("portal.infra.bounds.RequestBodyLimitMiddleware", every),
+    ("portal.infra.bounds.RequestBoundsMiddleware", every),
     ("whitenoise.middleware.WhiteNoiseMiddleware", browser),
     ("csp.middleware.CSPMiddleware", every),
     ("portal.infra.request_context.RequestContextMiddleware", every),

@@ -1,4 +1,4 @@
-"""Refuse request bodies over the configured size before any view or parser reads them."""
+"""Refuse requests no view should see: bodies over the configured size, NUL bytes in the URL."""
 
 from __future__ import annotations
 
@@ -9,24 +9,29 @@ from django.http import HttpRequest, HttpResponse
 
 from portal.infra.responses import no_store
 
-_MESSAGE = "The request body is too large."
+_TOO_LARGE = "The request body is too large."
+_NUL = "The URL holds a NUL character."
 
 
-def _too_large(request: HttpRequest) -> HttpResponse:
-    """Return 413 in the format of the endpoint that was called."""
+def _refuse(request: HttpRequest, status: int, message: str) -> HttpResponse:
+    """Return an error in the format of the endpoint that was called."""
     if request.path.startswith("/oauth/"):
-        body = {"error": "invalid_request", "error_description": _MESSAGE}
-        return no_store(HttpResponse(json.dumps(body), status=413, content_type="application/json"))
+        body = {"error": "invalid_request", "error_description": message}
+        return no_store(HttpResponse(json.dumps(body), status=status, content_type="application/json"))
     if request.path.startswith("/api/"):
-        return HttpResponse(json.dumps({"detail": _MESSAGE}), status=413, content_type="application/json")
-    return HttpResponse(_MESSAGE, status=413, content_type="text/plain; charset=utf-8")
+        return HttpResponse(json.dumps({"detail": message}), status=status, content_type="application/json")
+    return HttpResponse(message, status=status, content_type="text/plain; charset=utf-8")
 
 
-class RequestBodyLimitMiddleware:
-    """Answer 413 to a body declared larger than `DATA_UPLOAD_MAX_MEMORY_SIZE`.
+class RequestBoundsMiddleware:
+    """Answer 413 to a body declared larger than `DATA_UPLOAD_MAX_MEMORY_SIZE`, and 400 to a
+    path or query string holding a NUL character.
 
-    Django enforces that limit only where it parses forms itself; DRF's JSON parser reads
+    Django enforces the size limit only where it parses forms itself; DRF's JSON parser reads
     the stream whole. Checking the declared length here bounds every endpoint at once.
+    PostgreSQL refuses NUL in text, so a NUL reaching a lookup or a filter (`?search=%00`, a
+    key id in a path) would be a 500; no URL of this portal can use one (form and JSON fields
+    refuse it in their own validation).
     """
 
     def __init__(self, get_response):
@@ -39,5 +44,7 @@ class RequestBodyLimitMiddleware:
         except ValueError:
             length = 0
         if limit is not None and length > limit:
-            return _too_large(request)
+            return _refuse(request, 413, _TOO_LARGE)
+        if "\x00" in request.path or "%00" in request.META.get("QUERY_STRING", ""):
+            return _refuse(request, 400, _NUL)
         return self.get_response(request)

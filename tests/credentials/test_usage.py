@@ -180,6 +180,8 @@ def test_usage_api_reports_both_kinds_with_totals_and_buckets(owner_client, make
         ({"granularity": "minute", "since": "2000-01-01T00:00:00Z"}, "since"),
         ({"granularity": "week"}, "granularity"),
         ({"since": "yesterday"}, "since"),
+        # No `since`: a day before `until`, which year 1 has not (clamped, then too old, not a 500).
+        ({"until": "0001-01-01T00:00:00Z"}, "since"),
     ],
 )
 def test_usage_api_validation(owner_client, make_key, params, field):

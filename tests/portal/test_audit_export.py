@@ -81,6 +81,16 @@ def test_export_csv_with_a_date_range(owner_client, organization, owner):
     assert rows[2][0] == "2026-03-01 00:00:00" and rows[2][6] == "overlap hours: 24"
 
 
+@pytest.mark.parametrize("name", ["org-audit", "org-audit-export"])
+def test_the_last_day_there_is_ends_no_range(owner_client, organization, owner, name):
+    """`until` 9999-12-31 has no next day to stop before: it reads as no end, not a 500."""
+    _event(organization, owner, "credentials.api_key.created", datetime(2026, 3, 1, tzinfo=UTC))
+    response = owner_client.get(reverse(name, args=[organization.slug]), {"until": "9999-12-31"})
+    assert response.status_code == 200
+    body = b"".join(response.streaming_content) if response.streaming else response.content
+    assert b"credentials.api_key.created" in body or b"API key created" in body
+
+
 def test_export_refuses_a_reversed_range_and_members(owner_client, member_client, organization):
     url = reverse("org-audit-export", args=[organization.slug])
     bad = owner_client.get(url, {"since": "2026-03-02", "until": "2026-03-01"})

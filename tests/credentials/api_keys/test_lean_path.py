@@ -30,7 +30,7 @@ def test_the_lean_list_keeps_every_layer_but_the_browser_ones_in_order(settings)
     for kept in (
         "django_prometheus.middleware.PrometheusBeforeMiddleware",
         "django.middleware.security.SecurityMiddleware",
-        "portal.infra.bounds.RequestBodyLimitMiddleware",
+        "portal.infra.bounds.RequestBoundsMiddleware",
         "csp.middleware.CSPMiddleware",
         "portal.infra.request_context.RequestContextMiddleware",
         "portal.infra.observability.AccessLogMiddleware",
