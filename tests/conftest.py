@@ -22,6 +22,7 @@ from tests.factories import (
     make_m2m_app,
     scope_catalogue,
 )
+from tests.support.oidc_issuer import LocalIssuer
 from tests.support.redis_server import TempRedis
 from tokens.signing import keys as signing_keys
 
@@ -212,3 +213,12 @@ def make_app(organization, owner, scopes):
 
     default_organization = organization
     return make
+
+
+@pytest.fixture
+def oidc_issuer(settings):
+    """A running OIDC issuer on 127.0.0.1 (tests.support.oidc_issuer) that federation may trust."""
+    settings.PORTAL_FEDERATION_ALLOW_INSECURE_LOCALHOST = True
+    settings.PORTAL_FEDERATION_TIMEOUT_SECONDS = 1
+    with LocalIssuer() as running:
+        yield running

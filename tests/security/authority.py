@@ -8,9 +8,11 @@ from dataclasses import dataclass
 from django.test import Client
 
 from credentials.api_keys.models import ApiKey
+from credentials.api_keys.services import api_key_request
 from credentials.governance.models import CredentialRequest, OrganizationPolicy
 from credentials.webhooks.models import WebhookDelivery, WebhookEndpoint
 from portal.models import AuditEvent, Invitation, Membership
+from tests.tokens.conftest import basic
 from tokens.models import ClientPublicKey, ClientSecret, M2MApplication
 
 #: The rows whose content decides who holds what power. Usage bookkeeping (last used, timestamps
@@ -79,3 +81,27 @@ class Bearer:
 
     def client(self) -> Client:
         return Client(HTTP_AUTHORIZATION=f"Bearer {self.value}")
+
+
+def own_request(organization, requester) -> CredentialRequest:
+    """File a request for a new API key of the requester's own, waiting for someone else's approval."""
+    _key, request = api_key_request(
+        organization=organization,
+        name="needs approval",
+        owner=requester,
+        scopes=["orders:read"],
+        requester=requester,
+        justification="nightly export",
+    )
+    return request
+
+
+def token_for(application, secret: str) -> str:
+    """Mint a client-credentials token of `application` with one of its secrets."""
+    response = Client().post(
+        "/oauth/token",
+        {"grant_type": "client_credentials"},
+        HTTP_AUTHORIZATION=basic(application.client_id, secret),
+    )
+    assert response.status_code == 200, response.content
+    return response.json()["access_token"]

@@ -18,14 +18,13 @@ from django.test import Client
 from django.urls import reverse
 
 from credentials.api_keys.models import ApiKey
-from credentials.api_keys.services import api_key_create, api_key_request
+from credentials.api_keys.services import api_key_create
 from credentials.governance.models import CredentialRequest, RequestState
 from portal.models import AuditEvent, Invitation, Membership, Role
 from portal.services.organizations import invitation_create, membership_change_role, membership_remove
 from tests.factories import ScopeFactory, UserFactory, enrol_totp
 from tests.portal.test_account_security import make_stale
-from tests.security.authority import leaked, state
-from tests.tokens.conftest import basic
+from tests.security.authority import leaked, own_request, state, token_for
 from tokens.clients import snapshot as client_snapshot
 from tokens.clients.services import m2m_app_create
 
@@ -55,16 +54,6 @@ def keys_api(slug: str = "acme") -> str:
 
 def machine(secret: str) -> Client:
     return Client(HTTP_AUTHORIZATION=f"Bearer {secret}")
-
-
-def token_for(application, secret: str) -> str:
-    response = Client().post(
-        "/oauth/token",
-        {"grant_type": "client_credentials"},
-        HTTP_AUTHORIZATION=basic(application.client_id, secret),
-    )
-    assert response.status_code == 200, response.content
-    return response.json()["access_token"]
 
 
 def refused(response, code: str, *, before, secrets=()) -> None:
@@ -172,18 +161,6 @@ def test_a_manage_only_key_cannot_patch_its_own_scopes_wider(organization, owner
 # --- (3) four eyes through a credential --------------------------------------------------------------
 
 
-def _request_by(organization, requester) -> CredentialRequest:
-    _key, request = api_key_request(
-        organization=organization,
-        name="needs approval",
-        owner=requester,
-        scopes=["orders:read"],
-        requester=requester,
-        justification="nightly export",
-    )
-    return request
-
-
 def approve_url(request: CredentialRequest) -> str:
     return reverse("api-org-request-approve", args=["acme", request.pk])
 
@@ -192,7 +169,7 @@ def test_four_eyes_an_app_the_requester_created_for_an_admin_cannot_approve(orga
     application, secret = m2m_app_create(
         organization=organization, name="approver", owner=admin_user, actor=owner, scopes=["requests:decide"]
     )
-    request = _request_by(organization, owner)
+    request = own_request(organization, owner)
     token = token_for(application, secret)
     before = state()
     refused(machine(token).post(approve_url(request), {}, "application/json"), "four_eyes", before=before)
@@ -204,7 +181,7 @@ def test_four_eyes_a_key_the_requester_created_for_an_admin_cannot_approve(organ
     _key, secret = api_key_create(
         organization=organization, name="approver", owner=admin_user, scopes=["requests:decide"], actor=owner
     )
-    request = _request_by(organization, owner)
+    request = own_request(organization, owner)
     before = state()
     refused(machine(secret).post(approve_url(request), {}, "application/json"), "four_eyes", before=before)
 
@@ -295,8 +272,8 @@ def test_scope_widening_and_owner_changes_need_a_step_up(stale_owner, organizati
 
 
 def test_a_members_inventory_key_lists_only_its_owners_requests(organization, owner, member):
-    mine = _request_by(organization, member)
-    _request_by(organization, owner)
+    mine = own_request(organization, member)
+    own_request(organization, owner)
     _key, members_secret = api_key_create(
         organization=organization, name="reader", owner=member, scopes=["inventory:read"], actor=member
     )
@@ -322,7 +299,7 @@ def test_demoting_the_owner_of_a_key_and_of_an_app_shrinks_them_at_once(organiza
         organization=organization, name="ops app", owner=admin_user, actor=admin_user, scopes=wide
     )
     token = token_for(application, app_secret)
-    request = _request_by(organization, owner)
+    request = own_request(organization, owner)
     hooks = reverse("api-org-webhook-list", args=["acme"])
     assert machine(key_secret).get(hooks).status_code == 200
     assert sorted(whoami_scopes(token)) == sorted(wide)

@@ -16,14 +16,12 @@ from django.test import Client
 from django.urls import reverse
 
 from credentials.api_keys.models import ApiKey
-from credentials.api_keys.services import api_key_create, api_key_request
+from credentials.api_keys.services import api_key_create
 from credentials.governance.approvals import credential_request_create
 from credentials.governance.models import RequestState, RequestType
 from credentials.governance.org_policy import policy_for
 from tests.factories import ScopeFactory
-from tests.security.authority import state
-from tests.support.oidc_issuer import LocalIssuer
-from tests.tokens.conftest import basic
+from tests.security.authority import own_request, state, token_for
 from tokens.clients.services import client_secret_revoke, client_secret_rotate, m2m_app_create
 from tokens.federation.services import federated_identity_create, federated_identity_revoke
 from tokens.models import M2MApplication
@@ -39,39 +37,9 @@ def catalogue(db):
     return {name: ScopeFactory(name=name) for name in SCOPES}
 
 
-@pytest.fixture
-def issuer(settings):
-    settings.PORTAL_FEDERATION_ALLOW_INSECURE_LOCALHOST = True
-    settings.PORTAL_FEDERATION_TIMEOUT_SECONDS = 1
-    with LocalIssuer() as running:
-        yield running
-
-
-def _own_request(organization, requester):
-    _key, request = api_key_request(
-        organization=organization,
-        name="needs approval",
-        owner=requester,
-        scopes=["orders:read"],
-        requester=requester,
-        justification="nightly export",
-    )
-    return request
-
-
 def _approve(bearer: str, request):
     url = reverse("api-org-request-approve", args=[request.organization.slug, request.pk])
     return Client(HTTP_AUTHORIZATION=f"Bearer {bearer}").post(url, {}, "application/json")
-
-
-def _token(application, secret: str) -> str:
-    response = Client().post(
-        "/oauth/token",
-        {"grant_type": "client_credentials"},
-        HTTP_AUTHORIZATION=basic(application.client_id, secret),
-    )
-    assert response.status_code == 200, response.content
-    return response.json()["access_token"]
 
 
 def _refused(response, code: str, request, before) -> None:
@@ -93,24 +61,26 @@ def _the_owners_approver(organization, owner) -> M2MApplication:
     return application
 
 
-def test_a_trust_the_requester_added_cannot_approve_their_request(organization, owner, admin_user, issuer):
+def test_a_trust_the_requester_added_cannot_approve_their_request(
+    organization, owner, admin_user, oidc_issuer
+):
     application = _the_owners_approver(organization, owner)
     # A manager may add a trust to anyone's application: here, their own CI.
     identity, approval = federated_identity_create(
         application=application,
         actor=admin_user,
-        issuer=issuer.url,
+        issuer=oidc_issuer.url,
         subject="repo:admin/own:ref:refs/heads/main",
     )
     assert approval is None and identity.status == "active"
-    request = _own_request(organization, admin_user)
+    request = own_request(organization, admin_user)
     minted = Client().post(
         "/oauth/token",
         {
             "grant_type": "client_credentials",
             "client_id": application.client_id,
             "client_assertion_type": JWT_BEARER_ASSERTION_TYPE,
-            "client_assertion": issuer.github_actions(
+            "client_assertion": oidc_issuer.github_actions(
                 audience=settings.PORTAL_ISSUER, repository="admin/own"
             ),
         },
@@ -123,7 +93,7 @@ def test_a_trust_the_requester_added_cannot_approve_their_request(organization, 
     federated_identity_revoke(identity=identity, actor=owner)
     assert _approve(token, request).status_code == 401
     _s, owners_secret = client_secret_rotate(application=application, actor=owner)
-    approved = _approve(_token(application, owners_secret), request)
+    approved = _approve(token_for(application, owners_secret), request)
     assert approved.status_code == 200, approved.content
 
 
@@ -133,16 +103,16 @@ def test_a_token_from_a_secret_the_requester_was_shown_still_counts_after_the_se
     application = _the_owners_approver(organization, owner)
     # A manager may rotate anyone's application: they are shown the new secret and mint with it...
     _first, shown = client_secret_rotate(application=application, actor=admin_user, overlap=timedelta(0))
-    token = _token(application, shown)
+    token = token_for(application, shown)
     # ...then retire it without overlap (it stops; its tokens live on) and revoke the newer one.
     newer, _p = client_secret_rotate(application=application, actor=admin_user, overlap=timedelta(0))
     client_secret_revoke(secret=newer, actor=admin_user)
-    request = _own_request(organization, admin_user)
+    request = own_request(organization, admin_user)
     _refused(_approve(token, request), "four_eyes", request, state())
 
     # A token minted with a secret the owner issued may decide: the refusal is about who minted.
     _s, owners_secret = client_secret_rotate(application=application, actor=owner)
-    approved = _approve(_token(application, owners_secret), request)
+    approved = _approve(token_for(application, owners_secret), request)
     assert approved.status_code == 200, approved.content
 
 
@@ -195,5 +165,5 @@ def test_an_applications_token_does_not_approve_widening_its_application(organiz
         scopes=["requests:decide"],
     )
     request = _increase(application, owner, ["requests:decide", "webhooks:manage"])
-    _refused(_approve(_token(application, secret), request), "exceeds_credential", request, state())
+    _refused(_approve(token_for(application, secret), request), "exceeds_credential", request, state())
     assert sorted(application.allowed_scopes.values_list("name", flat=True)) == ["requests:decide"]

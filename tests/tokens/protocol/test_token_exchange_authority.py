@@ -9,12 +9,12 @@ import json
 import jwt
 import pytest
 from django.conf import settings
+from django.test import Client
 
 from credentials.api_keys.services import api_key_create, api_key_revoke
 from credentials.models import Scope
 from portal.models import Membership
 from portal.services.organizations import membership_change_role
-from tests.support.oidc_issuer import LocalIssuer
 from tests.tokens.conftest import basic
 from tokens.clients.services import m2m_app_set_exchange
 from tokens.federation.services import federated_identity_create
@@ -26,19 +26,6 @@ pytestmark = pytest.mark.django_db
 AUD = settings.PORTAL_ISSUER
 
 
-@pytest.fixture(autouse=True)
-def _federation_settings(settings):
-    settings.PORTAL_FEDERATION_ALLOW_INSECURE_LOCALHOST = True
-    settings.PORTAL_FEDERATION_TIMEOUT_SECONDS = 1
-    settings.PORTAL_FEDERATION_KEYS_REFRESH_SECONDS = 60
-
-
-@pytest.fixture
-def issuer():
-    with LocalIssuer() as running:
-        yield running
-
-
 @pytest.fixture
 def customer_key(organization, owner, scopes):
     return api_key_create(
@@ -47,14 +34,14 @@ def customer_key(organization, owner, scopes):
 
 
 @pytest.fixture
-def federated_gateway(make_app, other_organization, outsider, issuer):
+def federated_gateway(make_app, other_organization, outsider, oidc_issuer):
     """A staff-allowed gateway (other organisation) that authenticates by workload identity federation."""
     creds = make_app(organization=other_organization, app_owner=outsider, name="API gateway")
     creds.application = m2m_app_set_exchange(application=creds.application, allowed=True, actor=None)
     federated_identity_create(
         application=creds.application,
         actor=None,
-        issuer=issuer.url,
+        issuer=oidc_issuer.url,
         subject="repo:globex/gateway:ref:refs/heads/main",
     )
     return creds
@@ -68,25 +55,29 @@ def _introspect(client, creds, token: str) -> dict:
     return json.loads(response.content)
 
 
-def test_federated_gateway_exchanged_token_dies_with_the_api_key(
-    client, issuer, federated_gateway, customer_key, make_app
-):
-    """A token a gateway signed in with a trust (`fed`) got for an API key dies with the key."""
-    api_key, plaintext = customer_key
-    external = issuer.github_actions(audience=AUD, repository="globex/gateway")
-    response = client.post(
+def _exchange_as(gateway, oidc_issuer, plaintext: str) -> str:
+    """Exchange an API key as a gateway that signs in with a trust in `oidc_issuer`'s workload."""
+    response = Client().post(
         "/oauth/token",
         {
             "grant_type": GRANT_TYPE,
-            "client_id": federated_gateway.client_id,
+            "client_id": gateway.client_id,
             "client_assertion_type": JWT_BEARER_ASSERTION_TYPE,
-            "client_assertion": external,
+            "client_assertion": oidc_issuer.github_actions(audience=AUD, repository="globex/gateway"),
             "subject_token": plaintext,
             "subject_token_type": API_KEY_TOKEN_TYPE,
         },
     )
     assert response.status_code == 200, response.content
-    token = json.loads(response.content)["access_token"]
+    return response.json()["access_token"]
+
+
+def test_federated_gateway_exchanged_token_dies_with_the_api_key(
+    client, oidc_issuer, federated_gateway, customer_key, make_app
+):
+    """A token a gateway signed in with a trust (`fed`) got for an API key dies with the key."""
+    api_key, plaintext = customer_key
+    token = _exchange_as(federated_gateway, oidc_issuer, plaintext)
     claims = jwt.decode(token, options={"verify_signature": False})
     assert claims["sub"] == f"api_key:{api_key.key_id}" and "fed" in claims
 
@@ -101,23 +92,10 @@ def test_federated_gateway_exchanged_token_dies_with_the_api_key(
 
 
 def test_federated_gateway_exchanged_token_dies_when_staff_clear_the_gateway_mark(
-    client, issuer, federated_gateway, customer_key, make_app
+    client, oidc_issuer, federated_gateway, customer_key, make_app
 ):
     _api_key, plaintext = customer_key
-    external = issuer.github_actions(audience=AUD, repository="globex/gateway")
-    response = client.post(
-        "/oauth/token",
-        {
-            "grant_type": GRANT_TYPE,
-            "client_id": federated_gateway.client_id,
-            "client_assertion_type": JWT_BEARER_ASSERTION_TYPE,
-            "client_assertion": external,
-            "subject_token": plaintext,
-            "subject_token_type": API_KEY_TOKEN_TYPE,
-        },
-    )
-    assert response.status_code == 200, response.content
-    token = json.loads(response.content)["access_token"]
+    token = _exchange_as(federated_gateway, oidc_issuer, plaintext)
     acme_app = make_app(name="acme introspector")
     assert client.get("/api/v1/whoami", HTTP_AUTHORIZATION=f"Bearer {token}").status_code == 200
     m2m_app_set_exchange(application=federated_gateway.application, allowed=False, actor=None)
