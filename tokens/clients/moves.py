@@ -95,6 +95,8 @@ def api_key_move_to_m2m_app(
         "description": f"Moved from API key {key.display_prefix}",
         "moved_from_key": key,
     }
+    # The replacement is no wider than the key: where it may be used from, and how often.
+    policy = {"allowed_ips": list(key.allowed_ips), "rate_limit": key.rate_limit or None}
     request = None
     plaintext = None
     try:
@@ -106,10 +108,11 @@ def api_key_move_to_m2m_app(
                     requester=requester,
                     justification=(justification or "").strip()
                     or f"Moving the API key {key.display_prefix} ({key.name}) to an M2M application.",
+                    **policy,
                     **fields,
                 )
             else:
-                application, plaintext = m2m_app_create(actor=actor, **fields)
+                application, plaintext = m2m_app_create(actor=actor, **policy, **fields)
     except IntegrityError as exc:  # the unique moved_from_key: another move won
         raise ValidationError("This key was already moved to an M2M application.", code="moved") from exc
     credential_audit(

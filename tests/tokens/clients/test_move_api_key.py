@@ -99,6 +99,18 @@ def test_under_approval_the_application_waits_without_a_secret_and_the_key_keeps
     assert api_key_verify(plaintext).valid
 
 
+@pytest.mark.parametrize("approval", [False, True], ids=["at once", "under approval"])
+def test_the_application_keeps_the_keys_ip_allowlist_and_rate_limit(organization, make_key, owner, approval):
+    """The replacement is no wider than the key (the authority rule), as a rotation keeps them."""
+    policy_update(organization=organization, actor=owner, approve_new_m2m_apps=approval)
+    key, _plaintext = make_key(allowed_ips=["10.0.0.0/8"], rate_limit={"requests": 10, "per_seconds": 60})
+    application = api_key_move_to_m2m_app(api_key=key, actor=owner).application
+    application.refresh_from_db()
+    assert application.status == ("pending" if approval else "active")
+    assert application.allowed_ips == ["10.0.0.0/8"]
+    assert application.rate_limit == {"requests": 10, "per_seconds": 60}
+
+
 @pytest.mark.parametrize("state", ["revoked", "suspended", "pending", "moved"])
 def test_refusals_are_clear_and_create_nothing(organization, make_key, owner, state):
     if state == "pending":
