@@ -104,12 +104,12 @@ def client_public_keys_for(application: M2MApplication) -> QuerySet[ClientPublic
 def m2m_apps_inventory(organization: Organization | None) -> QuerySet[M2MApplication]:
     """Return applications annotated with the inventory's common columns (all organisations for None).
 
-    An application expires when its last live secret (or public key) does (never, if one has
-    no expiry); it was last used when any of its secrets (or keys) was.
+    An application expires when the last of its unrevoked secrets (or public keys) does (never,
+    if one has no expiry): once all have, it is expired; it was last used when any of its
+    secrets (or keys) was.
     """
-    now = timezone.now()
-    secret_expires, secret_last_used = _credential_columns(ClientSecret, now)
-    key_expires, key_last_used = _credential_columns(ClientPublicKey, now)
+    secret_expires, secret_last_used = _credential_columns(ClientSecret)
+    key_expires, key_last_used = _credential_columns(ClientPublicKey)
     uses_keys = Q(token_endpoint_auth_method=M2MApplication.AuthMethod.PRIVATE_KEY_JWT)
     return kind_inventory(
         M2MApplication,
@@ -127,14 +127,12 @@ def m2m_apps_inventory(organization: Organization | None) -> QuerySet[M2MApplica
     )
 
 
-def _credential_columns(model, now):
+def _credential_columns(model):
     """Return (expiry, last use) expressions of an application over its secrets or keys."""
-    live = model.objects.filter(application=OuterRef("pk"), revoked_at__isnull=True).exclude(
-        expires_at__lte=now
-    )
+    unrevoked = model.objects.filter(application=OuterRef("pk"), revoked_at__isnull=True)
     expires = Case(
-        When(Exists(live.filter(expires_at__isnull=True)), then=Value(None)),
-        default=Subquery(live.order_by("-expires_at").values("expires_at")[:1]),
+        When(Exists(unrevoked.filter(expires_at__isnull=True)), then=Value(None)),
+        default=Subquery(unrevoked.order_by("-expires_at").values("expires_at")[:1]),
         output_field=DateTimeField(),
     )
     last_used = Subquery(

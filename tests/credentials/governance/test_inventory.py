@@ -18,8 +18,8 @@ from credentials.governance.models import SuspensionReason
 from credentials.governance.ownership import credentials_orphan
 from credentials.governance.reviews import credential_suspend
 from tests.factories import make_api_key, make_m2m_app
-from tokens.clients.services import m2m_app_create
-from tokens.models import M2MApplication
+from tokens.clients.services import client_secret_rotate, m2m_app_create
+from tokens.models import ClientSecret, M2MApplication
 
 pytestmark = pytest.mark.django_db
 
@@ -233,3 +233,19 @@ def test_an_empty_inventory_answers_an_empty_first_page(owner_client, organizati
     assert response.json()["count"] == 0 and response.json()["results"] == []
     page = owner_client.get(f"/orgs/{organization.slug}/inventory/")
     assert page.status_code == 200
+
+
+def test_an_application_whose_every_secret_expired_is_expired(owner_client, organization, member, scopes):
+    """It can get no token any more: `expired` as a key past its expiry, on the page's filter too."""
+    now = timezone.now()
+    stopped, _secret = make_m2m_app(organization, member, name="stopped app", scopes=["billing:read"])
+    ClientSecret.objects.filter(application=stopped).update(expires_at=now - timedelta(minutes=5))
+    rotated, _secret = make_m2m_app(organization, member, name="rotated app", scopes=["billing:read"])
+    client_secret_rotate(application=rotated, actor=member, overlap=timedelta(0))  # the old one stops
+    rows = {row["name"]: row for row in _api(owner_client, organization)["results"]}
+    assert rows["stopped app"]["status"] == "expired"
+    assert rows["stopped app"]["expires"] is not None
+    assert rows["rotated app"]["status"] == "active"
+    assert [row["name"] for row in _api(owner_client, organization, "?status=expired")["results"]] == [
+        "stopped app"
+    ]
