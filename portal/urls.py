@@ -46,6 +46,7 @@ urlpatterns = [
     path("accounts/login/", account.PortalLoginView.as_view(), name="login"),
     path("accounts/logout/", LogoutView.as_view(), name="logout"),
     path("accounts/sessions/", account.sessions, name="usersessions_list"),
+    path("accounts/email/", account.email_addresses, name="account_email"),
     path("accounts/", include("allauth.urls")),
     path("invitations/<str:token>/", dashboard.invitation_accept, name="invitation-accept"),
     path("orgs/<slug:org_slug>/", include(org_patterns)),

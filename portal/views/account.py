@@ -9,7 +9,7 @@ from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.db import transaction
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext_lazy as _
 
@@ -39,6 +39,13 @@ class SessionsView(ListUserSessionsView):
 
 
 sessions = SessionsView.as_view()
+
+
+def email_addresses(request: HttpRequest) -> HttpResponse:
+    """allauth's e-mail page, switched off (404): an account's address is the one its invitation
+    proved, and only staff change it, in the admin. Self-service, a stolen session could make the
+    attacker's address primary, then reset the password to it: a takeover with no step-up."""
+    raise Http404("Ask an administrator to change your e-mail address.")
 
 
 class MfaRequirementForm(forms.Form):

@@ -508,6 +508,21 @@ def test_signup_is_closed(client):
     assert not User.objects.filter(email="new@example.test").exists()
 
 
+def test_nobody_changes_their_own_sign_in_address(member):
+    """A stolen session could make an attacker's address primary, then reset the password to it:
+    allauth's e-mail page is off, and the address stays the one the invitation proved."""
+    client = Client()
+    password_step(client, member.email)
+    assert signed_in(client)
+    assert client.get(reverse("account_email")).status_code == 404
+    add = client.post(reverse("account_email"), {"action_add": "", "email": "attacker@evil.test"})
+    primary = client.post(reverse("account_email"), {"action_primary": "", "email": "attacker@evil.test"})
+    assert (add.status_code, primary.status_code) == (404, 404)
+    member.refresh_from_db()
+    assert member.email == "dev@acme.test"
+    assert not member.emailaddress_set.filter(email="attacker@evil.test").exists()
+
+
 def test_password_change_and_reset_pages_work(member, mailoutbox):
     client = Client()
     password_step(client, member.email)
