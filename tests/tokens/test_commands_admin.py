@@ -10,6 +10,8 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 from django.urls import reverse
 
+from credentials.governance.org_policy import policy_update
+from portal.models import AuditEvent
 from tests.factories import UserFactory, enrol_totp
 from tests.tokens.conftest import AppCredentials, request_token
 from tokens.models import M2MApplication, SigningKey
@@ -85,33 +87,72 @@ def test_admin_rotate_action(staff_client):
     assert first.status == "retired" and first.publish_until is not None
 
 
-def test_admin_marks_a_resource_server(staff_client, app):
-    url = reverse("admin:tokens_m2mapplication_change", args=[app.application.pk])
-    page = staff_client.get(url)
-    assert page.status_code == 200
+def _admin_change(staff_client, application, *, follow: bool = False, **overrides):
+    """Post the application's admin form as it stands, with `overrides`; return the response."""
+    url = reverse("admin:tokens_m2mapplication_change", args=[application.pk])
+    assert staff_client.get(url).status_code == 200
     data = {
-        "name": app.application.name,
-        "description": "",
-        "owner": app.application.owner_id,
-        "allowed_scopes": [s.pk for s in app.application.allowed_scopes.all()],
-        "allowed_audiences": "[]",
-        "token_lifetime": "900",
-        "is_resource_server": "on",
+        "name": application.name,
+        "description": application.description,
+        "owner": application.owner_id,
+        "allowed_scopes": [s.pk for s in application.allowed_scopes.all()],
+        "allowed_audiences": json.dumps(application.allowed_audiences),
+        "token_lifetime": str(application.token_lifetime),
         "secrets-TOTAL_FORMS": "1",
         "secrets-INITIAL_FORMS": "1",
         "secrets-MIN_NUM_FORMS": "0",
         "secrets-MAX_NUM_FORMS": "1000",
-        "secrets-0-id": app.application.secrets.get().pk,
-        "secrets-0-application": app.application.pk,
+        "secrets-0-id": application.secrets.get().pk,
+        "secrets-0-application": application.pk,
         "public_keys-TOTAL_FORMS": "0",
         "public_keys-INITIAL_FORMS": "0",
         "public_keys-MIN_NUM_FORMS": "0",
         "public_keys-MAX_NUM_FORMS": "1000",
+        **overrides,
     }
-    response = staff_client.post(url, data)
+    return staff_client.post(url, data, follow=follow)
+
+
+def test_admin_marks_a_resource_server(staff_client, app):
+    response = _admin_change(staff_client, app.application, is_resource_server="on")
     assert response.status_code == 302, response.content.decode()[:2000]
     app.application.refresh_from_db()
     assert app.application.is_resource_server is True
+
+
+def _events_since(last: int) -> dict[str, dict]:
+    return {e.action: e.extra for e in AuditEvent.objects.filter(pk__gt=last)}
+
+
+def test_staff_edits_in_the_admin_are_audited_and_checked(staff_client, app, scopes, organization, owner):
+    """Every change to a credential writes an audit event (BRIEF.md), staff's in the admin too."""
+    application = app.application
+    original = application.name
+    last = AuditEvent.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+    wider = [*(s.pk for s in application.allowed_scopes.all()), scopes["billing:read"].pk]
+    response = _admin_change(
+        staff_client, application, name="Renamed by staff", token_lifetime="3600", allowed_scopes=wider
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    application.refresh_from_db()
+    assert application.name == "Renamed by staff" and application.token_lifetime == 3600
+    assert "billing:read" in application.allowed_scopes.values_list("name", flat=True)
+    events = _events_since(last)
+    assert events["tokens.m2m_app.updated"]["name"] == {"from": original, "to": "Renamed by staff"}
+    assert events["tokens.m2m_app.updated"]["token_lifetime"]["to"] == 3600
+    assert "billing:read" in events["tokens.m2m_app.scopes_changed"]["to"]
+    assert all(extra.get("via") == "admin" for extra in events.values())
+
+    # A widening the organisation must approve is refused here as in the dashboard, nothing saved.
+    policy_update(organization=organization, actor=owner, approve_scope_increases=True)
+    last = AuditEvent.objects.order_by("-pk").values_list("pk", flat=True).first()
+    every = [s.pk for s in scopes.values()]
+    response = _admin_change(staff_client, application, name="Wider", allowed_scopes=every, follow=True)
+    assert b"requires an approval" in response.content
+    application.refresh_from_db()
+    assert application.name == "Renamed by staff"
+    assert sorted(application.allowed_scopes.values_list("name", flat=True)) != sorted(scopes)
+    assert not AuditEvent.objects.filter(pk__gt=last, action__startswith="tokens.m2m_app.").exists()
 
 
 def test_create_m2m_app_with_a_token_quota(owner, scopes):

@@ -8,14 +8,14 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.utils.translation import gettext_lazy as _
 
 from credentials.governance.admin import GovernanceQueueFilter, GovernedCredentialAdminMixin
-from credentials.governance.ownership import credential_reassign_owner
 from portal.admin_mixins import ImmutableAdminMixin, ReadOnlyAdminMixin
 from portal.stepup import step_up_redirect
 from tokens.catalogue import check_audiences
-from tokens.clients.services import STAFF_FLAGS, m2m_app_set_staff_flag
+from tokens.clients.services import STAFF_FLAGS, m2m_app_set_staff_flag, m2m_app_update
 from tokens.models import ClientPublicKey, ClientSecret, M2MApplication
 
 
@@ -150,26 +150,38 @@ class M2MApplicationAdmin(GovernedCredentialAdminMixin, admin.ModelAdmin):
         return any(stored[flag] != (request.POST.get(flag) in ("on", "true", "1")) for flag in STAFF_FLAGS)
 
     def save_model(self, request, obj, form, change):
-        # An owner change goes through governance: audited, checked, and it clears an orphan mark.
-        # A staff flag goes through its service: audited. The plain save keeps the stored values.
-        new_owner = obj.owner
-        changed_flags = {
-            flag: getattr(obj, flag) for flag in STAFF_FLAGS if change and flag in form.changed_data
-        }
-        if change and ("owner" in form.changed_data or changed_flags):
-            stored = M2MApplication.objects.get(pk=obj.pk)
-            obj.owner = stored.owner
-            for flag in changed_flags:
-                setattr(obj, flag, getattr(stored, flag))
-        super().save_model(request, obj, form, change)
-        for flag, value in changed_flags.items():
-            updated = m2m_app_set_staff_flag(application=obj, flag=flag, value=value, actor=request.user)
-            setattr(obj, flag, getattr(updated, flag))
-        if change and "owner" in form.changed_data:
-            try:
-                credential_reassign_owner(credential=obj, owner=new_owner, actor=request.user, via="admin")
-            except ValidationError as exc:
-                self.message_user(request, " ".join(exc.messages), messages.ERROR)
+        # Every edit goes through the services, which audit it and check it (the owner's role,
+        # the approval of wider scopes, the catalogue): the form only validates. All or nothing.
+        data, changed = form.cleaned_data, set(form.changed_data)
+
+        def edited(field):
+            return data[field] if field in changed else None
+
+        try:
+            with transaction.atomic():
+                m2m_app_update(
+                    application=obj,
+                    actor=request.user,
+                    name=edited("name"),
+                    description=edited("description"),
+                    owner=edited("owner"),
+                    scopes=[s.name for s in data["allowed_scopes"]] if "allowed_scopes" in changed else None,
+                    audiences=edited("allowed_audiences"),
+                    token_lifetime=edited("token_lifetime"),
+                    via="admin",
+                )
+                for flag in STAFF_FLAGS:
+                    if flag in changed:
+                        m2m_app_set_staff_flag(
+                            application=obj, flag=flag, value=data[flag], actor=request.user
+                        )
+        except ValidationError as exc:
+            self.message_user(request, " ".join(exc.messages), messages.ERROR)
+
+    def save_related(self, request, form, formsets, change):
+        # The scopes were set by m2m_app_update (audited), not by the form's own m2m save.
+        for formset in formsets:
+            self.save_formset(request, form, formset, change=change)
 
     def has_add_permission(self, request):
         # Applications are created through the dashboard or `create_m2m_app`, which reveal the secret once.

@@ -388,13 +388,17 @@ def m2m_app_update(
     description: str | None = None,
     owner: User | None = None,
     scopes: Iterable[str] | None = None,
+    audiences: list[str] | None = None,
+    token_lifetime: int | None = None,
     via: str = "",
 ) -> M2MApplication:
-    """Change an application's name, description, scopes or owner; its secrets and keys stay the same.
+    """Change an application's name, description, scopes or owner (and, staff in the admin, its
+    audiences and token lifetime); its secrets and keys stay the same.
 
-    A new name or description writes one `tokens.m2m_app.updated` event; scopes and owner go
-    through governance (`scopes_changed`, `owner_reassigned`: approval of wider scopes, the
-    owner's role), each with its own event. All or nothing: one transaction.
+    A new name, description, audience list or lifetime writes one `tokens.m2m_app.updated`
+    event; scopes and owner go through governance (`scopes_changed`, `owner_reassigned`:
+    approval of wider scopes, the owner's role), each with its own event. All or nothing: one
+    transaction.
     """
     application = (
         M2MApplication.objects.select_for_update(of=("self",))
@@ -412,6 +416,14 @@ def m2m_app_update(
     if description is not None and (description := description.strip()) != application.description:
         changes["description"] = {"from": application.description, "to": description}
         application.description = description
+    if audiences is not None and audiences != application.allowed_audiences:
+        added = [a for a in audiences if a not in application.allowed_audiences]
+        check_audiences(organization=application.organization, audiences=added, field="allowed_audiences")
+        changes["allowed_audiences"] = {"from": application.allowed_audiences, "to": audiences}
+        application.allowed_audiences = audiences
+    if token_lifetime is not None and token_lifetime != application.token_lifetime:
+        changes["token_lifetime"] = {"from": application.token_lifetime, "to": token_lifetime}
+        application.token_lifetime = token_lifetime
     if changes:
         application.save(update_fields=[*changes, "updated"])
         credential_audit("tokens.m2m_app.updated", application, actor=actor, extra=changes, via=via)
