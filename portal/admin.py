@@ -9,14 +9,21 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from portal.account_security.sessions import user_sessions_end_all
-from portal.admin_mixins import ImmutableAdminMixin, ReadOnlyAdminMixin
+from portal.admin_mixins import ImmutableAdminMixin, ReadOnlyAdminMixin, StepUpChangeFormMixin
 from portal.models import AuditEvent, Invitation, Membership, Organization, Role, User
 from portal.services import organizations as org_services
 from portal.services.audit import audit_log
+from portal.stepup import step_up_redirect
+
+#: User fields whose change hands out the platform's own powers (the admin, every organisation).
+STAFF_POWERS = ("is_staff", "is_superuser", "groups", "user_permissions")
 
 
 @admin.register(User)
-class UserAdmin(DjangoUserAdmin):
+class UserAdmin(StepUpChangeFormMixin, DjangoUserAdmin):
+    """Accounts. Saving one, or setting its password, asks for a fresh sign-in: it can hand out the
+    admin, switch an account off or give it another sign-in address."""
+
     ordering = ["email"]
     list_display = ["email", "full_name", "is_staff", "is_active", "last_login"]
     list_filter = ["is_staff", "is_superuser", "is_active"]
@@ -24,7 +31,7 @@ class UserAdmin(DjangoUserAdmin):
     fieldsets = [
         (None, {"fields": ["email", "password"]}),
         ("Profile", {"fields": ["full_name"]}),
-        ("Permissions", {"fields": ["is_active", "is_staff", "is_superuser", "groups", "user_permissions"]}),
+        ("Permissions", {"fields": ["is_active", *STAFF_POWERS]}),
         ("Dates", {"fields": ["last_login", "date_joined"]}),
     ]
     add_fieldsets = [
@@ -32,22 +39,57 @@ class UserAdmin(DjangoUserAdmin):
     ]
     actions = ["end_sessions"]
 
+    def user_change_password(self, request, id, form_url=""):
+        if request.method == "POST":
+            stale = step_up_redirect(request)
+            if stale is not None:
+                return stale
+        return super().user_change_password(request, id, form_url)
+
     @transaction.atomic
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
-        if change and "is_active" in form.changed_data:
+        if not change:
+            return
+        changed = set(form.changed_data)
+        memberships = list(Membership.objects.filter(user=obj).select_related("organization"))
+        # Per organisation: what its members see change (who holds power there, who signs in).
+        per_organization = []
+        if "is_active" in changed:
             # A deactivated account lends its credentials no role (portal.selectors.
             # authority_memberships): a change of who holds power, audited in every organisation.
             action = "portal.user.reactivated" if obj.is_active else "portal.user.deactivated"
-            for membership in Membership.objects.filter(user=obj).select_related("organization"):
+            per_organization.append((action, {}))
+        if "email" in changed:
+            per_organization.append(
+                ("portal.user.email_changed", {"from": form.initial.get("email"), "to": obj.email})
+            )
+        for action, extra in per_organization:
+            for membership in memberships:
                 audit_log(
                     action=action,
                     actor=request.user,
                     organization=membership.organization,
                     target=membership,
                     target_label=obj.email,
-                    extra={"role": membership.role, "via": "admin"},
+                    extra={**extra, "role": membership.role, "via": "admin"},
                 )
+        powers = sorted(changed.intersection(STAFF_POWERS))
+        if powers:
+            # The platform's own powers belong to no organisation: one event, for staff to read.
+            audit_log(
+                action="portal.user.staff_powers_changed",
+                actor=request.user,
+                organization=None,
+                target=obj,
+                target_label=obj.email,
+                extra={
+                    "fields": powers,
+                    "is_staff": obj.is_staff,
+                    "is_superuser": obj.is_superuser,
+                    "via": "admin",
+                },
+            )
 
     @admin.action(description="Sign the selected users out everywhere (end all their sessions)")
     def end_sessions(self, request, queryset):
@@ -83,12 +125,24 @@ class MembershipInline(admin.TabularInline):
 
 
 @admin.register(Organization)
-class OrganizationAdmin(admin.ModelAdmin):
+class OrganizationAdmin(StepUpChangeFormMixin, admin.ModelAdmin):
+    """Organisations and their members. Saving asks for a fresh sign-in: roles and the two-factor
+    requirement decide who holds power."""
+
     list_display = ["name", "slug", "mfa_required", "created_at"]
     list_filter = ["mfa_required"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
     inlines = [MembershipInline]
+
+    def get_object(self, request, object_id, from_field=None):
+        obj = super().get_object(request, object_id, from_field)
+        if obj is not None and request.method == "POST":
+            # Inside the admin's transaction, before the forms read the memberships: a concurrent
+            # demotion or removal (which locks the owners first, portal.services.organizations)
+            # waits, or is seen, so "at least one owner" is checked against what is stored.
+            org_services.lock_owners(obj)
+        return obj
 
     @transaction.atomic
     def save_model(self, request, obj, form, change):

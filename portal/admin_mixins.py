@@ -1,6 +1,9 @@
-"""Admin building blocks shared by every room: records that staff read but never write by hand."""
+"""Admin building blocks shared by every room: records staff never write by hand, forms that ask
+for a fresh sign-in."""
 
 from __future__ import annotations
+
+from portal.stepup import step_up_redirect
 
 
 class ReadOnlyAdminMixin:
@@ -21,3 +24,15 @@ class ImmutableAdminMixin(ReadOnlyAdminMixin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+
+class StepUpChangeFormMixin:
+    """Saving the add or change form asks for a fresh password or second factor first, when the
+    last proof is stale (`PORTAL_STEP_UP_SECONDS`): for models whose edits change who holds power."""
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        if request.method == "POST":
+            stale = step_up_redirect(request)
+            if stale is not None:
+                return stale
+        return super().changeform_view(request, object_id, form_url, extra_context)

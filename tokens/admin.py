@@ -15,7 +15,7 @@ from oauth2_provider.models import (
     get_refresh_token_model,
 )
 
-from portal.stepup import step_up_redirect
+from portal.admin_mixins import StepUpChangeFormMixin
 from tokens.catalogue import (
     check_default_stays_open,
     check_identifier,
@@ -56,8 +56,11 @@ class ResourceServerAdminForm(forms.ModelForm):
 
 
 @admin.register(ResourceServer)
-class ResourceServerAdmin(admin.ModelAdmin):
-    """The resource-server catalogue: the audiences organisations may choose (audited, step-up to change)."""
+class ResourceServerAdmin(StepUpChangeFormMixin, admin.ModelAdmin):
+    """The resource-server catalogue: the audiences organisations may choose (audited, step-up to change).
+
+    Which organisations may get tokens for an API is a security setting: a fresh sign-in first.
+    """
 
     form = ResourceServerAdminForm
     list_display = ["name", "identifier", "is_active", "accepted_scopes", "open_to", "updated_at"]
@@ -83,14 +86,6 @@ class ResourceServerAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         # Deactivate instead: applications keep naming the identifier, and the audit trail its target.
         return False
-
-    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
-        # Which organisations may get tokens for an API is a security setting: a fresh sign-in first.
-        if request.method == "POST":
-            stale = step_up_redirect(request)
-            if stale is not None:
-                return stale
-        return super().changeform_view(request, object_id, form_url, extra_context)
 
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data

@@ -47,9 +47,12 @@ def organization_create(*, slug: str, name: str, owner: User, actor: User | None
     return organization
 
 
-def _lock_owners(organization: Organization) -> list[Membership]:
-    # Locking every owner row serialises concurrent demotions/removals of owners, so two
-    # admins cannot each remove "the other" last owner at the same time.
+def lock_owners(organization: Organization) -> list[Membership]:
+    """Lock and return the organisation's owner memberships (inside the caller's transaction).
+
+    Every demotion or removal takes this lock first, so two people (or the dashboard and the
+    admin) cannot each remove "the other" last owner at the same time.
+    """
     return list(
         Membership.objects.select_for_update()
         .filter(organization=organization, role=Role.OWNER)
@@ -69,7 +72,7 @@ def membership_change_role(
     """Change a member's role; an organisation always keeps at least one owner."""
     if role not in Role.values:
         raise ValidationError("Unknown role.", code="invalid_role")
-    owners = _lock_owners(membership.organization)
+    owners = lock_owners(membership.organization)
     membership = Membership.objects.select_for_update().get(pk=membership.pk)
     old_role = membership.role
     if old_role == role:
@@ -89,9 +92,13 @@ def membership_remove(
     *, membership: Membership, actor: User, actor_membership: Membership | None = None
 ) -> None:
     """Remove a member from the organisation; the last owner cannot be removed."""
-    owners = _lock_owners(membership.organization)
+    owners = lock_owners(membership.organization)
+    # Only the membership row: locking the user and organisation rows too would deadlock with any
+    # credential write of that organisation at its commit (its foreign-key checks share-lock them).
     membership = (
-        Membership.objects.select_for_update().select_related("user", "organization").get(pk=membership.pk)
+        Membership.objects.select_for_update(of=("self",))
+        .select_related("user", "organization")
+        .get(pk=membership.pk)
     )
     if membership.user_id != actor.pk:
         _check_manager_may_touch(actor_membership=actor_membership, role=membership.role)
@@ -193,7 +200,11 @@ def invitation_resend(
     The old link stops working (only the new token's digest is kept); return the invitation and
     the new one-time token, so the inviter can also copy the link.
     """
-    invitation = Invitation.objects.select_for_update().select_related("organization").get(pk=invitation.pk)
+    invitation = (
+        Invitation.objects.select_for_update(of=("self",))
+        .select_related("organization")
+        .get(pk=invitation.pk)
+    )
     if not invitation.is_open:
         raise ValidationError("This invitation is no longer open.", code="not_open")
     _check_manager_may_touch(actor_membership=actor_membership, role=invitation.role)
@@ -235,7 +246,9 @@ def invitation_accept(*, token: str, user: User) -> Membership:
     found = invitation_for_token(token)
     if found is None:
         raise ValidationError("This invitation link is not valid.", code="invalid")
-    invitation = Invitation.objects.select_for_update().select_related("organization").get(pk=found.pk)
+    invitation = (
+        Invitation.objects.select_for_update(of=("self",)).select_related("organization").get(pk=found.pk)
+    )
     if not invitation.is_open:
         raise ValidationError(f"This invitation has {invitation.state}.", code=invitation.state)
     if user.email.lower() != invitation.email.lower():

@@ -467,7 +467,9 @@ def m2m_app_set_staff_flag(
     """
     allowed_action, disallowed_action = STAFF_FLAGS[flag]
     application = (
-        M2MApplication.objects.select_for_update().select_related("organization").get(pk=application.pk)
+        M2MApplication.objects.select_for_update(of=("self",))
+        .select_related("organization")
+        .get(pk=application.pk)
     )
     if getattr(application, flag) == value:
         return application
@@ -555,7 +557,9 @@ def client_public_key_add(
         _check_overlap(overlap)
     # Lock the application so concurrent additions serialise and see each other's keys.
     application = (
-        M2MApplication.objects.select_for_update().select_related("organization").get(pk=application.pk)
+        M2MApplication.objects.select_for_update(of=("self",))
+        .select_related("organization")
+        .get(pk=application.pk)
     )
     if not application.uses_private_key_jwt:
         raise ValidationError(

@@ -1,0 +1,199 @@
+"""The admin's account and organisation forms change who holds power: a fresh sign-in first, and
+an audit row for every such change (BRIEF.md, "The authority rule")."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.db import connection
+from django.test import Client
+from django.urls import reverse
+
+from portal.models import AuditEvent, Membership, MfaRequirement, Role
+from portal.services import organizations as org_services
+from tests.factories import MembershipFactory, UserFactory, enrol_totp
+from tests.portal.test_account_security import make_stale
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def staff():
+    user = UserFactory(email="staff@portal.test", is_staff=True, is_superuser=True)
+    enrol_totp(user)  # staff use the admin only with a second factor
+    return user
+
+
+def _client(staff, *, stale: bool) -> Client:
+    client = Client()
+    client.force_login(staff)
+    if stale:
+        make_stale(client)
+    return client
+
+
+def _user_form(user, **changes) -> dict:
+    return {
+        "email": user.email,
+        "full_name": user.full_name,
+        "is_active": "on",
+        "date_joined_0": user.date_joined.strftime("%Y-%m-%d"),
+        "date_joined_1": user.date_joined.strftime("%H:%M:%S"),
+        **changes,
+    }
+
+
+def _asked_to_step_up(response) -> bool:
+    return response.status_code == 302 and response["Location"].startswith(reverse("mfa_reauthenticate"))
+
+
+def test_a_stale_session_changes_no_account(staff, member):
+    password_hash = member.password
+    client = _client(staff, stale=True)
+    url = reverse("admin:portal_user_change", args=[member.pk])
+    made_superuser = client.post(url, _user_form(member, is_staff="on", is_superuser="on"), HTTP_REFERER=url)
+    new_address = client.post(url, _user_form(member, email="someone@evil.test"), HTTP_REFERER=url)
+    password_url = reverse("admin:auth_user_password_change", args=[member.pk])
+    password = client.post(password_url, {"password1": "N3w-pass-phrase!", "password2": "N3w-pass-phrase!"})
+    assert all(_asked_to_step_up(r) for r in (made_superuser, new_address, password))
+    member.refresh_from_db()
+    assert (member.is_staff, member.is_superuser, member.email) == (False, False, "dev@acme.test")
+    assert member.password == password_hash
+    assert not AuditEvent.objects.filter(action__startswith="portal.user.").exists()
+
+
+def test_staff_powers_and_a_new_address_are_audited(staff, member, organization, other_organization):
+    Membership.objects.create(organization=other_organization, user=member, role=Role.ADMIN)
+    client = _client(staff, stale=False)
+    url = reverse("admin:portal_user_change", args=[member.pk])
+    response = client.post(url, _user_form(member, email="dev.lead@acme.test", is_staff="on"))
+    assert response.status_code == 302, response.content[:2000]
+    powers = AuditEvent.objects.get(action="portal.user.staff_powers_changed")
+    assert (powers.actor, powers.organization, powers.target_label) == (staff, None, "dev.lead@acme.test")
+    assert powers.extra == {"fields": ["is_staff"], "is_staff": True, "is_superuser": False, "via": "admin"}
+    moved = AuditEvent.objects.filter(action="portal.user.email_changed")
+    assert sorted((e.organization.slug, e.extra["from"], e.extra["to"]) for e in moved) == [
+        ("acme", "dev@acme.test", "dev.lead@acme.test"),
+        ("globex", "dev@acme.test", "dev.lead@acme.test"),
+    ]
+    # Saving again with nothing changed writes nothing.
+    member.refresh_from_db()
+    before = AuditEvent.objects.count()
+    assert client.post(url, _user_form(member, is_staff="on")).status_code == 302
+    assert AuditEvent.objects.count() == before
+
+
+def _organization_form(client, organization, *, role: str, mfa_required: str) -> tuple[str, dict]:
+    url = reverse("admin:portal_organization_change", args=[organization.pk])
+    prefix = client.get(url).context["inline_admin_formsets"][0].formset.prefix
+    memberships = list(Membership.objects.filter(organization=organization).order_by("pk"))
+    data = {
+        "name": organization.name,
+        "slug": organization.slug,
+        "mfa_required": mfa_required,
+        f"{prefix}-TOTAL_FORMS": str(len(memberships)),
+        f"{prefix}-INITIAL_FORMS": str(len(memberships)),
+        f"{prefix}-MIN_NUM_FORMS": "0",
+        f"{prefix}-MAX_NUM_FORMS": "1000",
+    }
+    for i, membership in enumerate(memberships):
+        data |= {
+            f"{prefix}-{i}-id": str(membership.pk),
+            f"{prefix}-{i}-organization": str(organization.pk),
+            f"{prefix}-{i}-user": str(membership.user_id),
+            f"{prefix}-{i}-role": role,
+        }
+    return url, data
+
+
+def test_roles_and_the_two_factor_requirement_need_a_fresh_sign_in(staff, organization, owner, member):
+    organization.mfa_required = MfaRequirement.EVERYONE
+    organization.save()
+    stale = _client(staff, stale=True)
+    url, data = _organization_form(stale, organization, role=Role.OWNER, mfa_required=MfaRequirement.NONE)
+    assert _asked_to_step_up(stale.post(url, data, HTTP_REFERER=url))
+    organization.refresh_from_db()
+    assert Membership.objects.get(user=member, organization=organization).role == Role.MEMBER
+    assert organization.mfa_required == MfaRequirement.EVERYONE
+
+    fresh = _client(staff, stale=False)
+    url, data = _organization_form(fresh, organization, role=Role.OWNER, mfa_required=MfaRequirement.NONE)
+    assert fresh.post(url, data).status_code == 302
+    assert Membership.objects.get(user=member, organization=organization).role == Role.OWNER
+    assert AuditEvent.objects.filter(action="portal.membership.role_changed").exists()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_an_admin_demotion_racing_a_dashboard_demotion_leaves_an_owner(
+    require_postgres, monkeypatch, organization
+):
+    """The admin's "at least one owner" check reads the memberships after taking the owners' lock,
+    so a demotion committed meanwhile in the dashboard is seen (PostgreSQL, real row locks)."""
+    a = MembershipFactory(organization=organization, role=Role.OWNER)
+    b = MembershipFactory(organization=organization, role=Role.OWNER)
+    staff = get_user_model().objects.create_superuser(email="staff@portal.test", password="x")
+    enrol_totp(staff)
+    client = Client()
+    client.force_login(staff)
+    url = reverse("admin:portal_organization_change", args=[organization.pk])
+    page = client.get(url)
+    data = {"slug": organization.slug, "name": organization.name, "mfa_required": organization.mfa_required}
+    for formset in page.context["inline_admin_formsets"]:
+        management = formset.formset.management_form
+        for name, field in management.fields.items():
+            data[f"{management.prefix}-{name}"] = management.initial.get(name, field.initial)
+        for form in formset.formset.forms:
+            for name in form.fields:
+                value = form.initial.get(name)
+                data[f"{form.prefix}-{name}"] = getattr(value, "pk", value) if value is not None else ""
+            data[f"{form.prefix}-id"] = form.instance.pk or ""
+            if form.instance.pk == a.pk:
+                data[f"{form.prefix}-role"] = Role.MEMBER  # staff demotes A; B stays owner in the form
+
+    holding = threading.Event()
+    real_check = org_services._check_manager_may_touch
+
+    def paused(*args, **kwargs):
+        if threading.current_thread().name == "dashboard":
+            holding.set()
+            time.sleep(1.0)  # B's demotion holds the owner rows locked, not yet committed
+        return real_check(*args, **kwargs)
+
+    monkeypatch.setattr(org_services, "_check_manager_may_touch", paused)
+    results: dict[str, object] = {}
+
+    def dashboard():
+        try:
+            org_services.membership_change_role(
+                membership=Membership.objects.get(pk=b.pk), role=Role.MEMBER, actor=a.user
+            )
+            results["dashboard"] = "ok"
+        except Exception as exc:  # noqa: BLE001
+            results["dashboard"] = repr(exc)
+        finally:
+            connection.close()
+
+    def admin():
+        try:
+            assert holding.wait(timeout=10)
+            results["admin"] = client.post(url, data).status_code
+        except Exception as exc:  # noqa: BLE001
+            results["admin"] = repr(exc)
+        finally:
+            connection.close()
+
+    threads = [
+        threading.Thread(target=dashboard, name="dashboard"),
+        threading.Thread(target=admin, name="admin"),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert results["dashboard"] == "ok" and results["admin"] in (200, 302), results
+    owners = Membership.objects.filter(organization=organization, role=Role.OWNER).count()
+    assert owners >= 1, f"no owner left: {results}"
