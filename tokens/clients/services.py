@@ -365,10 +365,6 @@ def m2m_app_revoke(*, application: M2MApplication, actor: User | None, via: str 
     ClientPublicKey.objects.filter(application=application, revoked_at__isnull=True).update(
         revoked_at=now, updated_at=now
     )
-    FederatedIdentity.objects.filter(
-        application=application,
-        status__in=[FederatedIdentity.Status.ACTIVE, FederatedIdentity.Status.SUSPENDED],
-    ).update(status=FederatedIdentity.Status.REVOKED, revoked_at=now, suspended_at=None, suspension_reason="")
     credential_audit(
         "tokens.m2m_app.revoked",
         application,
@@ -376,6 +372,27 @@ def m2m_app_revoke(*, application: M2MApplication, actor: User | None, via: str 
         extra={"client_id": application.client_id},
         via=via,
     )
+    # Its trusts go with it: each is a credential of its own, so each removal is audited (and so
+    # sent to webhooks) as when it is removed by itself (tokens.federation.services).
+    trusts = FederatedIdentity.objects.select_for_update(of=("self",)).filter(
+        application=application,
+        status__in=[FederatedIdentity.Status.ACTIVE, FederatedIdentity.Status.SUSPENDED],
+    )
+    for identity in trusts.select_related("organization"):
+        identity.status = FederatedIdentity.Status.REVOKED
+        identity.revoked_at = now
+        identity.suspended_at = None
+        identity.suspension_reason = ""
+        identity.save(
+            update_fields=["status", "revoked_at", "suspended_at", "suspension_reason", "updated_at"]
+        )
+        credential_audit(
+            "tokens.federated_identity.revoked",
+            identity,
+            actor=actor,
+            extra={"id": identity.public_id, "client_id": application.client_id, "with_application": True},
+            via=via,
+        )
     return application
 
 

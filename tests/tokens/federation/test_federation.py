@@ -580,6 +580,14 @@ def test_revoking_the_application_removes_its_trusts(client, app, github_trust, 
     m2m_app_revoke(application=app.application, actor=owner)
     github_trust.refresh_from_db()
     assert github_trust.status == "revoked" and github_trust.revoked_at is not None
+    # Each trust is a credential of its own: its removal is audited (and so sent to webhooks).
+    event = AuditEvent.objects.get(action="tokens.federated_identity.revoked", target_id=str(github_trust.pk))
+    assert event.actor == owner
+    assert event.extra == {
+        "id": github_trust.public_id,
+        "client_id": app.application.client_id,
+        "with_application": True,
+    }
 
 
 def _basic(client_id, secret):
