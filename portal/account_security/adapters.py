@@ -50,6 +50,15 @@ class PortalAccountAdapter(DefaultAccountAdapter):
             return False
         return super().is_reauthentication_required(app=app, **kwargs)
 
+    def get_reauthentication_methods(self, user) -> list[dict]:
+        # An account with a second factor steps up with it: the password alone, which whoever
+        # holds a stolen session may have too, is then no fresh proof (its page sends on to the
+        # factor's). Without a second factor the password is the proof.
+        methods = super().get_reauthentication_methods(user)
+        if any(method["id"].startswith("mfa_reauthenticate") for method in methods):
+            methods = [method for method in methods if method["id"] != "reauthenticate"]
+        return methods
+
     def send_notification_mail(self, template_prefix, user, context=None, email=None) -> None:
         # Accounts here have no allauth EmailAddress rows: notify the account's own address.
         # The MFA adapter asks for this adapter without the request; the mail names the client IP.

@@ -335,6 +335,21 @@ def test_step_up_uses_the_second_factor_when_enrolled(organization, owner):
     assert client.get(url).status_code == 200
 
 
+def test_the_password_alone_is_no_step_up_for_an_account_with_a_second_factor(organization, owner):
+    """A stolen session's holder may know the password too: with a factor, the factor proves."""
+    secret = enrol_totp(owner)
+    client = Client()
+    password_step(client, owner.email)
+    client.post(reverse("mfa_authenticate"), {"code": totp_code(secret)})
+    make_stale(client)
+    page = client.get(reverse("account_reauthenticate"))
+    assert page.status_code == 302 and page["Location"].startswith(reverse("mfa_reauthenticate"))
+    client.post(reverse("account_reauthenticate"), {"password": PASSWORD})
+    client.post(reverse("mfa_deactivate_totp"))
+    assert Authenticator.objects.filter(user=owner, type=Authenticator.Type.TOTP).exists()
+    assert client.get(reverse("org-api-key-create", args=["acme"])).status_code == 302  # still stale
+
+
 def test_a_wrong_password_at_step_up_is_audited(owner_client, owner):
     make_stale(owner_client)
     owner_client.post(reverse("account_reauthenticate"), {"password": "not-it"})
