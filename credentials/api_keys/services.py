@@ -272,7 +272,10 @@ def api_key_rotate(
     """
     if not timedelta(0) <= overlap <= MAX_OVERLAP:
         raise ValidationError({"overlap": "Choose an overlap between 0 and 7 days."}, code="overlap")
+    # The successor gets the key's owner: their membership first, so a removal orphans it too.
+    owner_id = ownership.lock_owner_before(api_key)
     old = _locked(api_key)
+    ownership.check_owner_unchanged(old, owner_id)
     if old.state != CredentialState.ACTIVE:
         raise ValidationError(f"This key is {old.state}; only an active key can be rotated.", code="inactive")
     if ApiKey.objects.filter(replaces=old).exists():

@@ -38,9 +38,43 @@ def may_manage(user: User | None, credential: models.Model, action: str) -> bool
     return authz.allowed(authz.person(user, membership), action, owner_id=credential.owner_id)
 
 
+def lock_membership(organization_id: int, user_id: int | None) -> bool:
+    """Lock a person's membership row until the transaction ends; return whether they are a member.
+
+    A removal locks that row before it orphans the person's credentials (portal.services.
+    organizations.membership_remove). A write that gives a credential this owner (a new
+    credential, a successor, another owner) takes it before it locks any credential of theirs:
+    the removal then waits and orphans what the write made, or the write sees the removal.
+    """
+    if user_id is None:
+        return False
+    member = Membership.objects.select_for_update(no_key=True).filter(
+        organization_id=organization_id, user_id=user_id
+    )
+    return member.values_list("pk", flat=True).first() is not None
+
+
+def lock_owner_before(credential: models.Model) -> int | None:
+    """Lock the membership of `credential`'s current owner before the caller locks the credential.
+
+    Return the owner's id as read; under the credential's lock the caller checks it with
+    `check_owner_unchanged`.
+    """
+    owner_id = type(credential).objects.filter(pk=credential.pk).values_list("owner_id", flat=True).first()
+    lock_membership(credential.organization_id, owner_id)
+    return owner_id
+
+
+def check_owner_unchanged(credential: models.Model, owner_id: int | None) -> None:
+    """Refuse to go on when the credential changed owner between `lock_owner_before` and its lock."""
+    if credential.owner_id != owner_id:
+        raise ValidationError("The credential changed owner meanwhile; try again.", code="conflict")
+
+
 def check_owner_is_member(organization: Organization, user: User | None) -> None:
-    """Check that a credential's (new) owner is a member of its organisation (both kinds)."""
-    if user is None or not Membership.objects.filter(organization=organization, user=user).exists():
+    """Check that a credential's (new) owner is a member of its organisation (both kinds), and
+    hold their membership until the transaction ends (`lock_membership`)."""
+    if user is None or not lock_membership(organization.pk, user.pk):
         raise ValidationError({"owner": "The owner must be a member of the organisation."}, code="owner")
 
 

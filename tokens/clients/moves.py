@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from credentials.api_keys.models import ApiKey
-from credentials.governance import org_policy
+from credentials.governance import org_policy, ownership
 from credentials.governance.common import credential_audit
 from credentials.governance.models import CredentialRequest, CredentialState
 from portal.models import User
@@ -64,11 +64,14 @@ def api_key_move_to_m2m_app(
     column leave one application under concurrent moves. Both credentials get an audit event
     naming the other (`moved_to` / `moved_from`).
     """
+    # The application gets the key's owner: their membership first, so a removal orphans it too.
+    owner_id = ownership.lock_owner_before(api_key)
     key = (
         ApiKey.objects.select_for_update(of=("self",))
         .select_related("organization", "owner")
         .get(pk=api_key.pk)
     )
+    ownership.check_owner_unchanged(key, owner_id)
     if key.state != CredentialState.ACTIVE:
         raise ValidationError(
             f"This key is {key.state}; only an active key can be moved to an M2M application.",

@@ -44,11 +44,19 @@ def federated_identity_create(
     trust waits as `pending` with a request; its owner activates it once approved. A command
     run by an operator (`actor` None) creates it active, as `create_m2m_app` does.
     """
+    # The trust's owner (the application's, by default): their membership before the application,
+    # so a removal racing this orphans the trust too (ownership.lock_membership).
+    if owner is not None:
+        ownership.lock_membership(application.organization_id, owner.pk)
+    else:
+        app_owner_id = ownership.lock_owner_before(application)
     application = (
-        M2MApplication.objects.select_for_update()
+        M2MApplication.objects.select_for_update(of=("self",))
         .select_related("organization", "owner")
         .get(pk=application.pk)
     )
+    if owner is None:
+        ownership.check_owner_unchanged(application, app_owner_id)
     organization = application.organization
     if not application.is_active:
         raise ValidationError("Only an active application can trust an external issuer.")
