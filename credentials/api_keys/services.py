@@ -229,6 +229,11 @@ def api_key_update(
         changes.update(ownership.clear_orphan(api_key))
     if scopes is not None:
         names = check_scopes(scopes)
+        if names != sorted(api_key.scopes) and api_key.status != CredentialState.ACTIVE:
+            # As credentials.governance.edits: a pending key's approval request names its scopes.
+            raise ValidationError(
+                {"scopes": f"A {api_key.status} key's scopes cannot change."}, code="inactive"
+            )
         if org_policy.scope_increase_needs_approval(api_key.organization, api_key.scopes, names):
             raise ValidationError(
                 {"scopes": "Your organisation approves scope increases: request them in the dashboard."},

@@ -6,6 +6,7 @@ import pytest
 from django.test import Client
 
 from credentials.api_keys.models import ApiKey
+from credentials.api_keys.services import api_key_request
 from credentials.api_keys.verification import api_key_verify
 from portal.models import AuditEvent
 
@@ -110,6 +111,26 @@ def test_bad_input_gets_field_errors(owner_client, outsider, scopes):
     assert response.status_code == 400 and "owner" in response.json()
     response = owner_client.post(url(), {"name": "x", "environment": "prod"}, content_type="application/json")
     assert response.status_code == 400 and "environment" in response.json()
+
+
+def test_a_pending_keys_scopes_stay_what_its_request_names(owner_client, organization, member, scopes):
+    """The approver decides on the scopes the request names: they cannot change under it."""
+    key, request = api_key_request(
+        organization=organization,
+        name="needs approval",
+        owner=member,
+        scopes=["orders:read"],
+        requester=member,
+        justification="nightly export",
+    )
+    wider = owner_client.patch(
+        url(key_id=key.key_id), {"scopes": ["orders:read", "orders:write"]}, content_type="application/json"
+    )
+    assert wider.status_code == 400 and "scopes" in wider.json(), wider.content
+    renamed = owner_client.patch(url(key_id=key.key_id), {"name": "export"}, content_type="application/json")
+    assert renamed.status_code == 200, renamed.content
+    key.refresh_from_db()
+    assert (key.name, key.scopes, request.requested_scopes) == ("export", ["orders:read"], ["orders:read"])
 
 
 def test_api_key_with_manage_scope_manages_its_own_organisation(manager_key, owner, api_key_client):
