@@ -287,7 +287,10 @@ def credential_or_404(request: HttpRequest, kind_key: str, kwargs: dict):
 def credential_urls(kind, org_slug: str, credential) -> dict[str, str]:
     """Return the governance URLs a kind has for one credential (recertify, reassign, scopes, usage CSV…)."""
     kwargs = {"org_slug": org_slug, kind.url_kwarg: getattr(credential, kind.lookup_field)}
-    names = {action: f"{kind.url_name}-{action}" for action in ("recertify", "reassign", "scopes", "narrow")}
+    names = {
+        action: f"{kind.url_name}-{action}"
+        for action in ("recertify", "reassign", "scopes", "narrow", "policy")
+    }
     names["usage_csv"] = f"{kind.url_name}-usage-csv"
     if kind.issue_url_name:
         names["issue"] = kind.issue_url_name
@@ -424,13 +427,17 @@ def runtime_policy(request: HttpRequest, kind: str, **kwargs) -> HttpResponse:
             for error in errors:
                 messages.error(request, error)
         return _back(credential)
-    edits.credential_policy_set(
-        credential=credential,
-        actor=request.user,
-        allowed_ips=form.cleaned_data["allowed_ips"],
-        rate_limit=form.cleaned_data["rate_limit"],
+    # The organisation's rules (an allowlist on live credentials, a ceiling) refuse as a message.
+    flash_outcome(
+        request,
+        lambda: edits.credential_policy_set(
+            credential=credential,
+            actor=request.user,
+            allowed_ips=form.cleaned_data["allowed_ips"],
+            rate_limit=form.cleaned_data["rate_limit"],
+        ),
+        "The runtime policy was saved; it applies from the next request.",
     )
-    messages.success(request, "The runtime policy was saved; it applies from the next request.")
     return _back(credential)
 
 

@@ -32,6 +32,7 @@ from portal.models import Membership, Organization, User
 from portal.principal import MAX_CREDENTIAL_LENGTH
 from portal.selectors import role_of
 from tokens.clients import snapshot as client_snapshot
+from tokens.federation.services import FEDERATED_KIND
 from tokens.models import ClientPublicKey, ClientSecret, FederatedIdentity, M2MApplication
 from tokens.protocol import client_outcomes, quota
 from tokens.protocol.assertions import assertion_parameters, authenticate_assertion_parameters
@@ -403,19 +404,23 @@ def check_client_policy(application: M2MApplication, *, request=None) -> None:
     Raise `UnauthorizedClient` for an address outside its allowlist and `SlowDown` past its
     rate limit (the response carries the RateLimit fields either way).
     """
-    if not application.allowed_ips and not application.rate_limit:
+    _check_policy(application, kind="m2m_app", ident=application.client_id, request=request)
+
+
+def _check_policy(credential, *, kind: str, ident: str, request=None) -> None:
+    if not credential.allowed_ips and not credential.rate_limit:
         return
     context = current_request_context()
     refused = policy.refusal(
-        kind="m2m_app",
-        ident=application.client_id,
-        allowed_ips=application.allowed_ips,
-        rate_limit=application.rate_limit,
+        kind=kind,
+        ident=ident,
+        allowed_ips=credential.allowed_ips,
+        rate_limit=credential.rate_limit,
         ip=context.ip if context is not None else None,
     )
     if refused is None:
         return
-    usage.record("m2m_app", application.client_id, application.organization_id, refused.code)
+    usage.record(kind, ident, credential.organization_id, refused.code)
     if refused.code == policy.IP_DENIED:
         raise UnauthorizedClient(request=request)
     raise SlowDown(refused.wait, request=request)
@@ -457,6 +462,11 @@ class M2MValidator(OAuth2Validator):
         # Only an authenticated client spends its application's budget, so nobody else can.
         check_issuance_rate(request.client, request=request)
         check_client_policy(request.client, request=request)
+        identity = getattr(request, "portal_federated_identity", None)
+        if identity is not None:
+            # A trust has a runtime policy of its own (where its workloads call from, how often),
+            # on top of its application's.
+            _check_policy(identity, kind=FEDERATED_KIND, ident=identity.public_id, request=request)
         return True
 
     def authenticate_client_id(self, client_id, request, *args, **kwargs):

@@ -9,10 +9,12 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 from django.test import Client
+from django.urls import reverse
 
 from credentials.api_keys.models import ApiKey
 from credentials.api_keys.services import api_key_rotate
 from credentials.api_keys.verification import api_key_verify
+from credentials.governance.org_policy import policy_update
 from portal.infra import ratelimit
 from portal.models import AuditEvent
 from tests.portal.test_account_security import make_stale, password_step
@@ -366,6 +368,30 @@ def test_dashboard_policy_form_on_the_detail_page(owner_client, make_key):
     api_key.refresh_from_db()
     assert api_key.allowed_ips == [f"{INSIDE}/32"]  # refused, unchanged
     assert AuditEvent.objects.filter(action="credentials.api_key.policy_changed").count() == 1
+
+
+def test_the_dashboard_form_refuses_what_the_organisations_rules_refuse(
+    owner, owner_client, organization, make_key
+):
+    """An allowlist emptied on a live key where the organisation requires one, a limit above the
+    ceiling: the page says why (as the REST API's 400 does), nothing changes, never a 500."""
+    api_key, _key = make_key(environment="live", allowed_ips=["203.0.113.0/24"])
+    policy_update(
+        organization=organization,
+        actor=owner,
+        require_allowed_ips_for_live=True,
+        max_rate_limit={"requests": 10, "per_seconds": 60},
+    )
+    policy_url = reverse("org-api-key-policy", args=["acme", api_key.key_id])
+    for form in (
+        {"policy-allowed_ips": ""},
+        {"policy-allowed_ips": "203.0.113.0/24", "policy-rate_limit": "1000/1"},
+    ):
+        response = owner_client.post(policy_url, {"policy-rate_limit": "", **form}, follow=True)
+        assert response.status_code == 200
+        assert any(m.level_tag == "error" for m in response.context["messages"])
+    api_key.refresh_from_db()
+    assert (api_key.allowed_ips, api_key.rate_limit) == (["203.0.113.0/24"], None)
 
 
 def test_dashboard_policy_change_needs_a_recent_sign_in(owner, make_key):
