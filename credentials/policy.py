@@ -58,7 +58,7 @@ def clean_allowed_ips(value: Any) -> list[str]:
     networks, errors = [], []
     for raw in value:
         try:
-            network = ipaddress.ip_network(raw.strip(), strict=True)
+            network = _unmapped(ipaddress.ip_network(raw.strip(), strict=True))
         except ValueError as exc:
             reason = "host bits are set" if "host bits" in str(exc) else "not an IPv4 or IPv6 network"
             errors.append(f"{raw[:60]!r}: {reason}.")
@@ -68,6 +68,15 @@ def clean_allowed_ips(value: Any) -> list[str]:
     if errors:
         raise ValidationError({"allowed_ips": errors}, code="allowed_ips")
     return networks
+
+
+def _unmapped(network: ipaddress.IPv4Network | ipaddress.IPv6Network):
+    """Return an IPv4-mapped IPv6 network (`::ffff:10.0.0.0/104`) as its IPv4 one (`10.0.0.0/8`):
+    client addresses are compared in IPv4 form (`_allowed`), so the mapped form would never match."""
+    mapped = network.network_address.ipv4_mapped if network.version == 6 else None
+    if mapped is None or network.prefixlen < 96:
+        return network
+    return ipaddress.ip_network((mapped, network.prefixlen - 96))
 
 
 def clean_rate_limit(value: Any) -> dict[str, int] | None:

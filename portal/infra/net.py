@@ -3,16 +3,27 @@
 from __future__ import annotations
 
 import ipaddress
+from functools import lru_cache
 
 from django.conf import settings
 from django.http import HttpRequest
 
 
 def _valid_ip(value: str) -> str | None:
+    """Return the address normalised, an IPv4-mapped IPv6 one (`::ffff:10.0.0.1`, as a dual-stack
+    socket reports an IPv4 peer) as the IPv4 address it is; None for anything else."""
     try:
-        return str(ipaddress.ip_address(value.strip()))
+        address = ipaddress.ip_address(value.strip())
     except ValueError:
         return None
+    if address.version == 6 and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return str(address)
+
+
+@lru_cache(maxsize=4)
+def _trusted(proxies: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(ip for ip in map(_valid_ip, proxies) if ip is not None)
 
 
 def client_ip(request: HttpRequest) -> str | None:
@@ -33,7 +44,7 @@ _UNSET = object()
 
 def _resolve_client_ip(request: HttpRequest) -> str | None:
     remote = _valid_ip(request.META.get("REMOTE_ADDR", ""))
-    trusted = set(settings.PORTAL_TRUSTED_PROXIES)
+    trusted = _trusted(tuple(settings.PORTAL_TRUSTED_PROXIES))
     if remote is None or remote not in trusted:
         return remote
     forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")

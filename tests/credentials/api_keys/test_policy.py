@@ -11,6 +11,7 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 from django.urls import reverse
 
+from credentials import policy
 from credentials.api_keys.models import ApiKey
 from credentials.api_keys.services import api_key_rotate
 from credentials.api_keys.verification import api_key_verify
@@ -407,3 +408,30 @@ def test_dashboard_policy_change_needs_a_recent_sign_in(owner, make_key):
     assert response.status_code == 302
     api_key.refresh_from_db()
     assert api_key.allowed_ips == []
+
+
+# --- IPv4-mapped IPv6 addresses (a dual-stack socket reports an IPv4 peer as ::ffff:a.b.c.d) -------
+
+
+def test_an_allowlist_entry_in_mapped_form_is_stored_as_the_ipv4_network_it_names(make_key):
+    assert policy.clean_allowed_ips(["::ffff:10.0.0.0/104", "::ffff:10.1.2.3"]) == [
+        "10.0.0.0/8",
+        "10.1.2.3/32",
+    ]
+    assert policy.clean_allowed_ips(["2001:db8::/32"]) == ["2001:db8::/32"]
+    _api_key, key = make_key(allowed_ips=policy.clean_allowed_ips(["::ffff:10.0.0.0/104"]))
+    assert whoami(key, "::ffff:10.0.0.1").status_code == 200
+    assert whoami(key, "10.0.0.1").status_code == 200
+    assert whoami(key, OUTSIDE).status_code == 403
+
+
+def test_a_trusted_proxy_seen_in_mapped_form_still_forwards_the_client_address(make_key, settings):
+    """A proxy listed as 10.0.0.1 but seen as ::ffff:10.0.0.1: its X-Forwarded-For still names the
+    client, or every client would pass as the proxy, inside a key's internal-network allowlist."""
+    settings.PORTAL_TRUSTED_PROXIES = ["10.0.0.1"]
+    _api_key, key = make_key(allowed_ips=["10.0.0.0/8"])
+    for proxy in ("10.0.0.1", "::ffff:10.0.0.1"):
+        assert whoami(key, proxy, HTTP_X_FORWARDED_FOR=OUTSIDE).status_code == 403
+        assert whoami(key, proxy, HTTP_X_FORWARDED_FOR="10.9.9.9").status_code == 200
+    settings.PORTAL_TRUSTED_PROXIES = ["::ffff:10.0.0.1"]  # listed in mapped form, seen as IPv4
+    assert whoami(key, "10.0.0.1", HTTP_X_FORWARDED_FOR=OUTSIDE).status_code == 403
