@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from allauth.account.decorators import secure_admin_login
 from allauth.account.views import LogoutView
+from allauth.mfa.totp import views as totp_views
 from django.contrib import admin
 from django.urls import include, path
+from django.views.decorators.cache import never_cache
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from portal.api.whoami import WhoAmIView
@@ -47,6 +49,8 @@ urlpatterns = [
     path("accounts/logout/", LogoutView.as_view(), name="logout"),
     path("accounts/sessions/", account.sessions, name="usersessions_list"),
     path("accounts/email/", account.email_addresses, name="account_email"),
+    # The page shows the authenticator's secret: no cache, the back button included, may keep it.
+    path("accounts/2fa/totp/activate/", never_cache(totp_views.activate_totp), name="mfa_activate_totp"),
     path("accounts/", include("allauth.urls")),
     path("invitations/<str:token>/", dashboard.invitation_accept, name="invitation-accept"),
     path("orgs/<slug:org_slug>/", include(org_patterns)),

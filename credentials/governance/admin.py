@@ -13,6 +13,7 @@ from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
+from django.utils.html import format_html
 
 from credentials.governance import approvals, common, org_policy, ownership, reviews
 from credentials.governance.forms import ReassignForm
@@ -255,8 +256,9 @@ class GovernedCredentialAdminMixin:
         if obj.orphaned_at is not None or not field.queryset.filter(pk=obj.owner_id).exists():
             former = obj.owner.email if obj.owner_id else "The owner"
             field.empty_label = "— choose a member —"
-            field.help_text = (
-                f"{former} left {obj.organization.name}; choose one of its members to own this credential."
+            # The admin prints help text as HTML: the address and the name are escaped here.
+            field.help_text = format_html(
+                "{} left {}; choose one of its members to own this credential.", former, obj.organization.name
             )
         return form
 

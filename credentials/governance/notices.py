@@ -64,7 +64,8 @@ def notice_send_once(
         "organization": credential.organization,
         **(context or {}),
     }
-    subject = render_to_string("credentials/governance/email/subject.txt", body_context).strip()
+    # One line: a name may hold a line break, which a mail header refuses (BadHeaderError).
+    subject = " ".join(render_to_string("credentials/governance/email/subject.txt", body_context).split())
     body = render_to_string("credentials/governance/email/notice.txt", body_context)
 
     def send() -> None:

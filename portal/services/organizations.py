@@ -182,7 +182,8 @@ def _send_invitation(invitation: Invitation, token: str, actor: User) -> None:
     # Sent after commit so a rolled-back invitation sends nothing.
     transaction.on_commit(
         lambda: send_mail(
-            f"You are invited to {organization.name} on Identity Portal",
+            # One line: a mail header refuses a line break (BadHeaderError).
+            " ".join(f"You are invited to {organization.name} on Identity Portal".split()),
             body,
             None,
             [invitation.email],

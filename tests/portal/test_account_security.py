@@ -475,6 +475,14 @@ def test_a_member_of_two_organisations_follows_the_strictest(organization, other
     assert client.get(reverse("org-home", args=["acme"]))["Location"] == reverse("mfa_index")
 
 
+def test_the_authenticator_secret_page_is_not_stored(owner_client):
+    """It shows the TOTP seed (and its QR code): no cache, the back button's included, keeps it."""
+    response = owner_client.get(reverse("mfa_activate_totp"))
+    assert response.status_code == 200
+    assert 'id="authenticator-secret"' in response.content.decode()
+    assert "no-store" in response["Cache-Control"]
+
+
 def test_recovery_codes_are_shown_once(member, owner_client):
     client = Client()
     client.force_login(member)

@@ -9,7 +9,9 @@ from django.core import mail
 from django.core.management import call_command
 from django.utils import timezone
 
+from credentials.api_keys.services import api_key_create
 from credentials.governance.models import Notice, SuspensionReason
+from credentials.governance.notices import notice_send_once
 from credentials.governance.ownership import credentials_orphan
 from credentials.governance.reviews import credential_suspend
 from tokens.models import ClientSecret
@@ -117,3 +119,17 @@ def test_a_rotated_key_ending_its_overlap_gets_no_expiry_notice(
     with django_capture_on_commit_callbacks(execute=True):
         call_command("send_credential_notices")
     assert mail.outbox == []
+
+
+def test_a_name_with_a_line_break_still_gets_its_notice(
+    organization, owner, scopes, django_capture_on_commit_callbacks
+):
+    """A mail header refuses a line break: the subject is one line whatever the credential's name."""
+    key, _secret = api_key_create(
+        organization=organization, name="nightly\nexport", owner=owner, scopes=[], actor=owner
+    )
+    mail.outbox.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert notice_send_once(credential=key, notice_type="leaked", period="p1", recipients=[owner.email])
+    assert len(mail.outbox) == 1
+    assert "nightly export" in mail.outbox[0].subject and "\n" not in mail.outbox[0].subject

@@ -20,7 +20,7 @@ from credentials.governance import ownership
 from credentials.governance.models import CredentialRequest, RequestState
 from portal.models import AuditEvent
 from tests.credentials.governance.test_audit_policy_admin import _changelist
-from tests.factories import enrol_totp
+from tests.factories import MembershipFactory, UserFactory, enrol_totp
 
 pytestmark = pytest.mark.django_db
 
@@ -77,6 +77,19 @@ def test_an_orphaned_credentials_owner_is_chosen_among_the_organisations_members
     assert owner.email in options and admin_user.email in options
     assert stranger.email not in options
     assert f"{member.email} left {organization.name}" in page
+
+
+def test_a_former_owners_address_is_text_in_the_admin(staff_client, organization, owner, scopes):
+    """A quoted local part may hold markup ("<meta …>"@evil.example is a valid address): the admin
+    prints help text as HTML, so the former owner's address is escaped there."""
+    hostile = "\"<meta/http-equiv='refresh'/content='0;url=//evil.example/'>\"@evil.example"
+    leaver = UserFactory(email=hostile)
+    MembershipFactory(organization=organization, user=leaver)
+    key, _secret = api_key_create(organization=organization, name="job", owner=leaver, scopes=[], actor=owner)
+    ownership.credentials_orphan(organization=organization, user=leaver, actor=owner)
+    page = staff_client.get(reverse("admin:credentials_apikey_change", args=[key.pk])).content.decode()
+    assert f"left {organization.name}" in page
+    assert "<meta/http-equiv" not in page and "&lt;meta/http-equiv" in page
 
 
 def test_an_api_keys_scopes_are_shown_by_name_not_as_json(staff_client, organization, owner, scopes):
