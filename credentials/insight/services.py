@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
 
+from credentials.governance.common import locked_credential
 from credentials.governance.edits import credential_scopes_set
 from credentials.governance.registry import kind_of
 from credentials.insight.selectors import scope_suggestion
@@ -20,6 +21,8 @@ def credential_scopes_narrow_to_used(*, credential: models.Model, actor: User | 
     when every scope would go (a credential with no scope: revoke it instead).
     """
     kind = kind_of(credential)
+    # From the row as it is now, under its lock: scopes removed meanwhile must not come back.
+    credential = locked_credential(credential)
     current = sorted(kind.scopes_of(credential))
     suggestion = scope_suggestion(
         organization_id=credential.organization_id,

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 
 from credentials import usage
 from credentials.api_keys import keys
+from credentials.api_keys.models import ApiKey
+from credentials.governance.edits import credential_scopes_set
 from credentials.insight import recorder
 from credentials.insight.models import UsageClientIp, UsageDenial, UsageScope
+from credentials.insight.services import credential_scopes_narrow_to_used
 from portal.models import AuditEvent
 from tests.credentials.test_policy_shared import redis_cache  # noqa: F401 - the shared Redis fixture
 from tests.factories import ScopeFactory
@@ -201,6 +205,28 @@ def test_narrowing_an_m2m_application_to_what_is_used(owner_client, organization
     assert sorted(app.allowed_scopes.values_list("name", flat=True)) == ["orders:read"]
     event = AuditEvent.objects.filter(action__endswith="scopes_changed").get()
     assert event.extra["via"] == "narrow_to_used" and event.extra["to"] == ["orders:read"]
+
+
+def test_narrowing_never_puts_back_a_scope_removed_meanwhile(make_key, owner, admin_user):
+    """The page was read before another manager removed a used scope: narrowing works from the row
+    as it is under its lock, so the scope stays removed (narrowing never widens)."""
+    api_key, _key = make_key(scopes=["orders:read", "orders:write", "billing:read"])
+    for scope in ("orders:read", "orders:write"):
+        UsageScope.objects.create(
+            organization_id=api_key.organization_id,
+            kind="api_key",
+            credential_id=api_key.key_id,
+            scope=scope,
+            count=1,
+            last_used=timezone.now(),
+        )
+    read_by_the_page = ApiKey.objects.get(pk=api_key.pk)
+    credential_scopes_set(
+        credential=ApiKey.objects.get(pk=api_key.pk), scopes=["orders:read", "billing:read"], actor=admin_user
+    )
+    assert credential_scopes_narrow_to_used(credential=read_by_the_page, actor=owner) == ["orders:read"]
+    api_key.refresh_from_db()
+    assert api_key.scopes == ["orders:read"]
 
 
 def test_narrowing_that_would_remove_every_scope_is_refused(owner_client, make_key):
