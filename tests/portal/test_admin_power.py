@@ -16,6 +16,7 @@ from portal.models import AuditEvent, Membership, MfaRequirement, Role
 from portal.services import organizations as org_services
 from tests.factories import MembershipFactory, UserFactory, enrol_totp
 from tests.portal.test_account_security import make_stale
+from tests.support.admin_forms import organization_form
 
 pytestmark = pytest.mark.django_db
 
@@ -87,25 +88,12 @@ def test_staff_powers_and_a_new_address_are_audited(staff, member, organization,
 
 
 def _organization_form(client, organization, *, role: str, mfa_required: str) -> tuple[str, dict]:
+    """The organisation's admin form with every member given `role` and the MFA requirement set."""
     url = reverse("admin:portal_organization_change", args=[organization.pk])
-    prefix = client.get(url).context["inline_admin_formsets"][0].formset.prefix
-    memberships = list(Membership.objects.filter(organization=organization).order_by("pk"))
-    data = {
-        "name": organization.name,
-        "slug": organization.slug,
-        "mfa_required": mfa_required,
-        f"{prefix}-TOTAL_FORMS": str(len(memberships)),
-        f"{prefix}-INITIAL_FORMS": str(len(memberships)),
-        f"{prefix}-MIN_NUM_FORMS": "0",
-        f"{prefix}-MAX_NUM_FORMS": "1000",
-    }
-    for i, membership in enumerate(memberships):
-        data |= {
-            f"{prefix}-{i}-id": str(membership.pk),
-            f"{prefix}-{i}-organization": str(organization.pk),
-            f"{prefix}-{i}-user": str(membership.user_id),
-            f"{prefix}-{i}-role": role,
-        }
+    data, prefixes = organization_form(client.get(url), organization)
+    data["mfa_required"] = mfa_required
+    for prefix in prefixes.values():
+        data[f"{prefix}-role"] = role
     return url, data
 
 
@@ -140,19 +128,8 @@ def test_an_admin_demotion_racing_a_dashboard_demotion_leaves_an_owner(
     client = Client()
     client.force_login(staff)
     url = reverse("admin:portal_organization_change", args=[organization.pk])
-    page = client.get(url)
-    data = {"slug": organization.slug, "name": organization.name, "mfa_required": organization.mfa_required}
-    for formset in page.context["inline_admin_formsets"]:
-        management = formset.formset.management_form
-        for name, field in management.fields.items():
-            data[f"{management.prefix}-{name}"] = management.initial.get(name, field.initial)
-        for form in formset.formset.forms:
-            for name in form.fields:
-                value = form.initial.get(name)
-                data[f"{form.prefix}-{name}"] = getattr(value, "pk", value) if value is not None else ""
-            data[f"{form.prefix}-id"] = form.instance.pk or ""
-            if form.instance.pk == a.pk:
-                data[f"{form.prefix}-role"] = Role.MEMBER  # staff demotes A; B stays owner in the form
+    data, prefixes = organization_form(client.get(url), organization)
+    data[f"{prefixes[a.pk]}-role"] = Role.MEMBER  # staff demotes A; B stays owner in the form
 
     holding = threading.Event()
     real_check = org_services._check_manager_may_touch

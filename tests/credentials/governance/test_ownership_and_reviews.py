@@ -13,6 +13,7 @@ from credentials.governance.models import CredentialStatus, SuspensionReason
 from portal.models import AuditEvent, Membership
 from portal.principal import INVALID_CREDENTIAL
 from tests.factories import enrol_totp
+from tests.support.admin_forms import organization_form
 
 pytestmark = pytest.mark.django_db
 
@@ -225,19 +226,9 @@ def test_removing_a_member_in_the_admin_orphans_their_credentials(kit, owner, me
     client = Client()
     client.force_login(staff)
     url = reverse("admin:portal_organization_change", args=[organization.pk])
-    page = client.get(url)
-    data = {"slug": organization.slug, "name": organization.name, "mfa_required": organization.mfa_required}
-    for formset in page.context["inline_admin_formsets"]:
-        management = formset.formset.management_form
-        for name, field in management.fields.items():
-            data[f"{management.prefix}-{name}"] = management.initial.get(name, field.initial)
-        for form in formset.formset.forms:
-            for name in form.fields:
-                value = form.initial.get(name)
-                data[f"{form.prefix}-{name}"] = getattr(value, "pk", value) if value is not None else ""
-            data[f"{form.prefix}-id"] = form.instance.pk or ""
-            if form.instance.pk and form.instance.user_id == member.pk:
-                data[f"{form.prefix}-DELETE"] = "on"
+    data, prefixes = organization_form(client.get(url), organization)
+    leaving = Membership.objects.get(user=member, organization=organization)
+    data[f"{prefixes[leaving.pk]}-DELETE"] = "on"
     response = client.post(url, data)
     assert response.status_code == 302
     assert not Membership.objects.filter(user=member, organization=organization).exists()
