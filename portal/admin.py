@@ -74,6 +74,15 @@ class UserAdmin(StepUpChangeFormMixin, DjangoUserAdmin):
                     target_label=obj.email,
                     extra={**extra, "role": membership.role, "via": "admin"},
                 )
+            if not memberships:  # an account of no organisation (staff): one event, for staff to read
+                audit_log(
+                    action=action,
+                    actor=request.user,
+                    organization=None,
+                    target=obj,
+                    target_label=obj.email,
+                    extra={**extra, "via": "admin"},
+                )
         powers = sorted(changed.intersection(STAFF_POWERS))
         if powers:
             # The platform's own powers belong to no organisation: one event, for staff to read.

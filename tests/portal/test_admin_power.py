@@ -80,6 +80,19 @@ def test_staff_powers_and_a_new_address_are_audited(staff, member, organization,
         ("acme", "dev@acme.test", "dev.lead@acme.test"),
         ("globex", "dev@acme.test", "dev.lead@acme.test"),
     ]
+    # An account of no organisation (staff) gets one event of no organisation.
+    assert (
+        client.post(
+            reverse("admin:portal_user_change", args=[staff.pk]),
+            _user_form(staff, email="ops@portal.test", is_staff="on", is_superuser="on"),
+        ).status_code
+        == 302
+    )
+    assert AuditEvent.objects.get(action="portal.user.email_changed", organization=None).extra == {
+        "from": "staff@portal.test",
+        "to": "ops@portal.test",
+        "via": "admin",
+    }
     # Saving again with nothing changed writes nothing.
     member.refresh_from_db()
     before = AuditEvent.objects.count()
