@@ -132,16 +132,15 @@ def api_key_match_secret(raw: str) -> SecretMatch | None:
     )
 
 
-def _presented_key_ids(principal) -> set[str]:
+def _presented_key_id(principal) -> str | None:
     """Return the key id of the API key a principal presented (or a token was exchanged for)."""
     key_id = principal.credential_id if principal.credential_type == "api_key" else None
-    key_id = key_id or principal.extra.get("api_key_id")
-    return {key_id} if key_id else set()
+    return key_id or principal.extra.get("api_key_id") or None
 
 
 def _people_behind(principal) -> set[int]:
     """Return the owner and creator of the API key a principal presented (or a token exchanged for it)."""
-    key_id = next(iter(_presented_key_ids(principal)), None)
+    key_id = _presented_key_id(principal)
     if not key_id:
         return set()
     row = ApiKey.objects.filter(key_id=key_id).values_list("owner_id", "created_by_id").first()
@@ -172,7 +171,7 @@ def governed_kind() -> GovernedKind:
         filter_scope=lambda qs, scope: qs.filter(scopes__icontains=f'"{scope}"'),
         match_secret=api_key_match_secret,
         people_behind=_people_behind,
-        presented_refs=_presented_key_ids,
+        presented_ref=_presented_key_id,
         check_new=lambda api_key, lifetime_days: check_new_api_key_request(
             api_key.organization, api_key.environment, lifetime_days
         ),

@@ -163,15 +163,14 @@ def people_behind(principal) -> set[int]:
 def widens_itself(request: CredentialRequest, principal) -> bool:
     """Return whether approving `request` would widen the very credential `principal` presents.
 
-    Asked of every kind (`GovernedKind.presented_refs`), like `people_behind`.
+    Asked of the request's kind (`GovernedKind.presented_ref`), like `people_behind`.
     """
     if request.request_type != RequestType.SCOPE_INCREASE:
         return False
     kind = get_kind(request.kind)
-    refs = kind.presented_refs(principal)
+    ref = kind.presented_ref(principal)
     return (
-        bool(refs)
-        and kind.model.objects.filter(pk=request.object_id, **{f"{kind.ref_attr}__in": refs}).exists()
+        ref is not None and kind.model.objects.filter(pk=request.object_id, **{kind.ref_attr: ref}).exists()
     )
 
 

@@ -98,10 +98,10 @@ class GovernedKind:
     #: The user ids behind a machine principal of this kind (its owner, its creator, whoever
     #: issued its live secrets or keys), for the four-eyes rule; empty when it is not this kind's.
     people_behind: Callable[[Any], set[int]] = lambda principal: set()
-    #: The `ref_attr` values of this kind's credentials a machine principal presents (the key
+    #: The `ref_attr` value of this kind's credential a machine principal presents (the key
     #: itself, the application whose token it is, the key a token was exchanged for): no
-    #: credential approves widening itself. Empty when it is not this kind's.
-    presented_refs: Callable[[Any], set[str]] = lambda principal: set()
+    #: credential approves widening itself. None when it is not this kind's.
+    presented_ref: Callable[[Any], str | None] = lambda principal: None
     #: Its policy settings (`KindPolicy`); None with `policy_key` naming the kind whose settings
     #: apply (a federated identity follows its M2M applications' approval, review and lifetime).
     policy: KindPolicy | None = None

@@ -53,10 +53,10 @@ def _revoke_secret(application: M2MApplication, match, actor: User | None) -> No
     client_secret_revoke(secret=ClientSecret.objects.get(pk=match.secret_id), actor=actor)
 
 
-def _presented_client_ids(principal) -> set[str]:
+def _presented_client_id(principal) -> str | None:
     """Return the client id of the application whose token a principal presented."""
     client_id = principal.extra.get("client_id") if principal.credential_type == "access_token" else None
-    return {client_id} if client_id else set()
+    return client_id or None
 
 
 def _people_behind(principal) -> set[int]:
@@ -67,7 +67,7 @@ def _people_behind(principal) -> set[int]:
     created the very secret or key that minted this token, live or not (a token outlives a
     secret that merely stopped after minting it).
     """
-    client_id = next(iter(_presented_client_ids(principal)), None)
+    client_id = _presented_client_id(principal)
     if not client_id:
         return set()
     application = M2MApplication.objects.filter(client_id=client_id).first()
@@ -119,7 +119,7 @@ def governed_kind() -> GovernedKind:
         match_secret=_match_secret,
         revoke_secret=_revoke_secret,
         people_behind=_people_behind,
-        presented_refs=_presented_client_ids,
+        presented_ref=_presented_client_id,
         policy=KindPolicy(
             approve_new="approve_new_m2m_apps",
             review_interval_days="m2m_app_review_interval_days",
