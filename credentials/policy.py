@@ -126,6 +126,43 @@ def exceeds(rate_limit: dict[str, int] | None, ceiling: dict[str, int] | None) -
     return rate_limit["requests"] * ceiling["per_seconds"] > ceiling["requests"] * rate_limit["per_seconds"]
 
 
+def allowlist_within(allowed_ips: list[str], bound: list[str]) -> bool:
+    """Return whether an allowlist admits no address that `bound` refuses (an empty list: every one).
+
+    Both lists are normalised (`clean_allowed_ips`): each network of `allowed_ips` must lie
+    inside one network of `bound`.
+    """
+    if not bound:
+        return True
+    if not allowed_ips:
+        return False
+    limits = _networks(tuple(bound))
+    return all(
+        any(network.version == limit.version and network.subnet_of(limit) for limit in limits)
+        for network in _networks(tuple(allowed_ips))
+    )
+
+
+def looser_fields(
+    allowed_ips: list[str],
+    rate_limit: dict[str, int] | None,
+    *,
+    than: tuple[list[str], dict[str, int] | None],
+) -> list[str]:
+    """Return which parts of a runtime policy allow more than `than` = (allowlist, rate limit).
+
+    `["allowed_ips"]` where the allowlist admits an address the other refuses, `["rate_limit"]`
+    where the limit allows more on average (`exceeds`: no limit exceeds any limit).
+    """
+    bound_ips, bound_limit = than
+    looser = []
+    if not allowlist_within(allowed_ips, bound_ips):
+        looser.append("allowed_ips")
+    if exceeds(rate_limit, bound_limit):
+        looser.append("rate_limit")
+    return looser
+
+
 def _field_messages(clean, value: Any) -> None:
     # A model field validator raises plain messages: Django files them under the field itself.
     try:

@@ -13,11 +13,15 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.viewsets import GenericViewSet
 
+from credentials import policy
 from credentials.governance.org_policy import approval_required, scope_increase_needs_approval
+from credentials.governance.registry import presented_credentials
 from credentials.selectors import member_by_email, owner_filter_id
 from portal.api.errors import ApprovalRequired, api_error
+from portal.authz import Refused
 from portal.models import User
 from portal.permissions import AuthorizedView, OrganizationAccess
+from portal.principal import Principal
 
 T = TypeVar("T")
 
@@ -114,6 +118,12 @@ class CredentialViewSet(AuthorizedView, GenericViewSet):
         policy_changes = {name: values[name] for name in self.policy_fields if name in values}
         if policy_changes:
             self.authorize_on(f"{kind}.policy", credential)
+            current = (list(credential.allowed_ips or []), credential.rate_limit or None)
+            self._within_caller(
+                policy_changes.get("allowed_ips", current[0]),
+                policy_changes.get("rate_limit", current[1]),
+                unless_within=current,
+            )
         return new_owner, policy_changes
 
     def _creating(self, values: dict[str, Any]) -> User | None:
@@ -124,9 +134,42 @@ class CredentialViewSet(AuthorizedView, GenericViewSet):
         """
         owner = self._owner(values.get("owner")) or self.acting_user()
         self.authorize(owner_id=owner.pk if owner else None, scopes=values["scopes"])
+        self._within_caller(values.get("allowed_ips") or [], values.get("rate_limit"))
         if approval_required(self.organization, self.kind_key):
             raise ApprovalRequired(self.approval_detail)
         return owner
+
+    def _within_caller(
+        self,
+        allowed_ips: list[str],
+        rate_limit: dict[str, int] | None,
+        *,
+        unless_within: tuple[list[str], dict[str, int] | None] | None = None,
+    ) -> None:
+        """Refuse (`exceeds_credential`) a runtime policy that a calling credential's own would refuse.
+
+        A credential never creates one wider than itself, and its allowlist and rate limit are
+        part of its width: a key kept to the CI network cannot mint an unrestricted key, nor lift
+        its own allowlist or limit. `unless_within` is the target's policy before an update: a
+        change that loosens nothing against it (a tighter limit on a credential the caller cannot
+        bound) is not refused. People are not bounded here, only by the organisation's rules.
+        """
+        principal = self.request.auth
+        if not isinstance(principal, Principal):
+            return
+        for caller in presented_credentials(principal):
+            bound = (list(caller.allowed_ips or []), caller.rate_limit or None)
+            looser = set(policy.looser_fields(allowed_ips, rate_limit, than=bound))
+            if unless_within is not None:
+                looser &= set(policy.looser_fields(allowed_ips, rate_limit, than=unless_within))
+            if looser:
+                ips, limit = bound[0] or "any address", policy.format_rate_limit(bound[1]) or "none"
+                raise Refused(
+                    "exceeds_credential",
+                    "A credential cannot give a credential a runtime policy looser than its own "
+                    f"(allowed_ips: {', '.join(ips) if bound[0] else ips}; rate_limit: {limit}): "
+                    + " and ".join(sorted(looser)),
+                )
 
     def refusal(self, exc: DjangoValidationError) -> exceptions.APIException:
         """Return the REST answer to a service's refusal: 400 unless the kind names its 403 and 409 codes."""

@@ -198,3 +198,15 @@ def webhook_event_of(action: str) -> str | None:
 def all_kinds() -> list[GovernedKind]:
     """Return every registered kind, API keys first."""
     return sorted(_KINDS.values(), key=lambda k: k.key)
+
+
+def presented_credentials(principal: Any) -> list[models.Model]:
+    """Return the credential rows a machine principal presents, of every kind: the API key itself,
+    the application whose token it is, the key a token was exchanged for (`presented_ref`)."""
+    rows = []
+    for kind in all_kinds():
+        ref = kind.presented_ref(principal)
+        row = kind.model.objects.filter(**{kind.ref_attr: ref}).first() if ref else None
+        if row is not None:
+            rows.append(row)
+    return rows
