@@ -1,15 +1,18 @@
-"""Admin for webhooks: endpoints and deliveries, read-only, never a secret or its ciphertext."""
+"""Admin for webhooks: endpoints and deliveries, read-only, never a secret or its ciphertext.
+
+Nor deleted by hand: removing an endpoint goes through `webhook_endpoint_delete` (audited), and
+a delivery row is an event someone is owed (a leak alert among them)."""
 
 from __future__ import annotations
 
 from django.contrib import admin
 
 from credentials.webhooks.models import WebhookDelivery, WebhookEndpoint
-from portal.admin_mixins import ReadOnlyAdminMixin
+from portal.admin_mixins import ImmutableAdminMixin
 
 
 @admin.register(WebhookEndpoint)
-class WebhookEndpointAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class WebhookEndpointAdmin(ImmutableAdminMixin, admin.ModelAdmin):
     list_display = ["url", "organization", "active", "secret_hint", "created_at"]
     list_filter = ["active"]
     search_fields = ["url", "organization__slug", "description"]
@@ -32,7 +35,7 @@ class WebhookEndpointAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class WebhookDeliveryAdmin(ImmutableAdminMixin, admin.ModelAdmin):
     list_display = [
         "event_type",
         "endpoint",

@@ -76,7 +76,13 @@ def signing_secrets(endpoint: WebhookEndpoint, now: datetime) -> list[str]:
         and endpoint.previous_secret_expires_at
         and endpoint.previous_secret_expires_at > now
     ):
-        secrets.append(signing.decrypt_secret(endpoint.previous_secret_ciphertext))
+        try:
+            secrets.append(signing.decrypt_secret(endpoint.previous_secret_ciphertext))
+        except InvalidToken:
+            # Re-encryption missed it: the receiver moved to the current secret anyway.
+            logger.warning(
+                "Webhook endpoint %s: its previous signing secret cannot be decrypted", endpoint.pk
+            )
     return secrets
 
 
@@ -136,8 +142,9 @@ def deliveries_claim(*, batch_size: int, now: datetime | None = None) -> list[We
             .values_list("pk", flat=True)[:batch_size]
         )
         if ids:
+            lease_ends = now + timedelta(seconds=_lease_seconds(batch_size))
             WebhookDelivery.objects.filter(pk__in=ids).update(
-                next_attempt_at=now + timedelta(seconds=_lease_seconds(batch_size))
+                next_attempt_at=lease_ends, leased_until=lease_ends
             )
     return list(
         WebhookDelivery.objects.filter(pk__in=ids)
@@ -191,6 +198,7 @@ def delivery_record(*, delivery: WebhookDelivery, outcome: Outcome) -> WebhookDe
     delivery.last_status_code = outcome.status
     delivery.last_error = _printable(outcome.error)[:300]
     delivery.response_excerpt = _printable(outcome.excerpt)[:300]
+    delivery.leased_until = None
     if outcome.ok:
         delivery.state = DeliveryState.SUCCEEDED
         delivery.delivered_at = now
@@ -229,7 +237,7 @@ def deliveries_drain(
         batch = deliveries_claim(batch_size=batch_size if limit is None else min(batch_size, limit - sent))
         if not batch:
             break
-        lease_ends = batch[0].next_attempt_at
+        lease_ends = batch[0].leased_until
         for delivery in batch:
             if stop() or timezone.now() + timedelta(seconds=attempt_bound_seconds()) > lease_ends:
                 break

@@ -98,6 +98,9 @@ class WebhookDelivery(models.Model):
     )
     attempts = models.PositiveIntegerField(_("attempts"), default=0)
     next_attempt_at = models.DateTimeField(_("next attempt"), null=True, blank=True, default=timezone.now)
+    #: While a sender holds the row (claimed, its attempt under way), until when: a person's retry
+    #: waits for the outcome instead of handing the row to a second sender.
+    leased_until = models.DateTimeField(_("being sent until"), null=True, blank=True, editable=False)
     last_attempt_at = models.DateTimeField(_("last attempt"), null=True, blank=True)
     last_status_code = models.PositiveSmallIntegerField(_("last response status"), null=True, blank=True)
     last_error = models.CharField(_("last error"), max_length=300, blank=True)
@@ -132,8 +135,13 @@ class WebhookDelivery(models.Model):
 
     @property
     def retryable(self) -> bool:
-        """Return whether a person may ask for another attempt now."""
-        return self.state in (DeliveryState.FAILED, DeliveryState.DEAD)
+        """Return whether a person may ask for another attempt now (not while a sender is at it)."""
+        return self.state in (DeliveryState.FAILED, DeliveryState.DEAD) and not self.in_flight
+
+    @property
+    def in_flight(self) -> bool:
+        """Return whether a sender holds the row now (claimed, its outcome not recorded yet)."""
+        return self.leased_until is not None and self.leased_until > timezone.now()
 
 
 class DeliveryWorkerHeartbeat(models.Model):

@@ -9,8 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import timedelta
 
+from cryptography.fernet import InvalidToken
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.http import Http404
 from django.utils import timezone
 
 from credentials.webhooks import signing
@@ -67,11 +69,25 @@ def _audit(verb: str, endpoint: WebhookEndpoint, actor: User | None, extra: dict
 
 
 def _locked(endpoint: WebhookEndpoint) -> WebhookEndpoint:
-    return (
+    """Return the endpoint's row afresh, locked; 404 when a concurrent request deleted it meanwhile."""
+    locked = (
         WebhookEndpoint.objects.select_for_update(of=("self",))
         .select_related("organization")
-        .get(pk=endpoint.pk)
+        .filter(pk=endpoint.pk)
+        .first()
     )
+    if locked is None:
+        raise Http404("No such webhook endpoint.")
+    return locked
+
+
+def _readable(ciphertext: bytes | memoryview | None) -> bool:
+    """Return whether a stored secret decrypts under the current encryption keys."""
+    try:
+        signing.decrypt_secret(ciphertext)
+    except InvalidToken:
+        return False
+    return True
 
 
 @transaction.atomic
@@ -153,7 +169,9 @@ def webhook_endpoint_rotate_secret(
     endpoint = _locked(endpoint)
     now = timezone.now()
     secret = signing.generate_secret()
-    if overlap_hours:
+    # A secret that no longer decrypts (the encryption key changed without re-encrypting, the
+    # case the sender's error asks to rotate for) signs nothing: it is dropped, not kept to overlap.
+    if overlap_hours and _readable(endpoint.secret_ciphertext):
         endpoint.previous_secret_ciphertext = endpoint.secret_ciphertext
         endpoint.previous_secret_expires_at = now + timedelta(hours=overlap_hours)
     else:
@@ -209,8 +227,15 @@ def webhook_delivery_retry(*, delivery: WebhookDelivery, actor: User | None) -> 
     delivery = (
         WebhookDelivery.objects.select_for_update(of=("self",))
         .select_related("endpoint__organization")
-        .get(pk=delivery.pk)
+        .filter(pk=delivery.pk)
+        .first()
     )
+    if delivery is None:  # its endpoint was deleted meanwhile
+        raise Http404("No such delivery.")
+    if delivery.in_flight:
+        raise ValidationError(
+            "A sender is attempting this delivery now; wait for its outcome.", code="in_flight"
+        )
     if not delivery.retryable:
         raise ValidationError("Only a failed or abandoned delivery can be retried.", code="not_retryable")
     delivery.state = DeliveryState.PENDING

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
+import re
 import time
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
@@ -25,6 +27,7 @@ TIMESTAMP_HEADER = "Portal-Webhook-Timestamp"
 SIGNATURE_HEADER = "Portal-Webhook-Signature"
 SECRET_PREFIX = "whsec_"
 DEFAULT_TOLERANCE_SECONDS = 300
+_TIMESTAMP_RE = re.compile(r"[0-9]{1,12}")
 
 
 class SignatureError(ValueError):
@@ -62,17 +65,18 @@ def verify_signature(
 
     `body` must be the raw request body, byte for byte (not re-serialised JSON). `secret`
     may be several secrets (yours, during your own rotation). The timestamp must be within
-    `tolerance_seconds` of now, which bounds replays; deduplicate on the returned event id.
+    `tolerance_seconds` of now, which bounds replays; deduplicate on the returned event id, the
+    body's `id` (signed), which the `Portal-Webhook-Id` header must repeat.
     """
     event_id = _header(headers, ID_HEADER)
     timestamp_text = _header(headers, TIMESTAMP_HEADER)
     signature_text = _header(headers, SIGNATURE_HEADER)
     if not event_id or not timestamp_text or not signature_text:
         raise SignatureError("missing webhook header")
-    try:
-        timestamp = int(timestamp_text)
-    except ValueError:
-        raise SignatureError("malformed timestamp") from None
+    # Unix seconds, digits only: a 400-digit value would overflow the float comparison below.
+    if not _TIMESTAMP_RE.fullmatch(timestamp_text):
+        raise SignatureError("malformed timestamp")
+    timestamp = int(timestamp_text)
     if abs((time.time() if now is None else now) - timestamp) > tolerance_seconds:
         raise SignatureError("timestamp outside the tolerance")
     # As bytes: compare_digest raises TypeError on str with non-ASCII characters.
@@ -86,8 +90,20 @@ def verify_signature(
         expected = sign(s, timestamp, body).encode()
         # Compare against every entry, constant-time each, so timing says nothing about which matched.
         if any(hmac.compare_digest(expected, c) for c in candidates):
-            return event_id
+            return _signed_event_id(body, event_id)
     raise SignatureError("no valid signature")
+
+
+def _signed_event_id(body: bytes, event_id: str) -> str:
+    # The id header is not signed; the body's `id` is. A replay with a fresh header id would
+    # otherwise pass deduplication: the two must agree, and the signed one is returned.
+    try:
+        signed = json.loads(body).get("id")
+    except (ValueError, AttributeError):
+        signed = None
+    if not isinstance(signed, str) or signed != event_id:
+        raise SignatureError("the event id does not match the signed body")
+    return signed
 
 
 # --- secrets at rest (server side only) -----------------------------------------------------

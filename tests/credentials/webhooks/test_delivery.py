@@ -9,6 +9,7 @@ import time
 from datetime import timedelta
 
 import pytest
+from cryptography.fernet import Fernet
 from django.db import connection
 from django.utils import timezone
 
@@ -434,3 +435,24 @@ def test_a_second_rotation_during_the_overlap_keeps_the_two_latest_secrets(owner
         verify_signature(body=request.body, headers=request.headers, secret=secret)
     with pytest.raises(SignatureError):
         verify_signature(body=request.body, headers=request.headers, secret=first)
+
+
+def test_rotating_an_undecryptable_secret_with_the_default_overlap_restores_delivery(
+    settings, owner, receiver, make_endpoint
+):
+    endpoint, _old_secret = make_endpoint()
+    # The encryption key changed and the secret was not re-encrypted (docs/operations.md).
+    settings.PORTAL_SIGNING_KEY_ENCRYPTION_KEY = Fernet.generate_key().decode()
+    settings.PORTAL_OLD_SIGNING_KEY_ENCRYPTION_KEYS = []
+    webhook_endpoint_ping(endpoint=endpoint, actor=owner)
+    deliver()
+    assert WebhookDelivery.objects.get().last_error == "The signing secret cannot be decrypted; rotate it."
+    # The customer follows the advice, keeping the default 24 h overlap of the dashboard and the API.
+    endpoint, new_secret = webhook_endpoint_rotate_secret(endpoint=endpoint, actor=owner)
+    WebhookDelivery.objects.all().delete()
+    webhook_endpoint_ping(endpoint=endpoint, actor=owner)
+    deliver()
+    delivery = WebhookDelivery.objects.get()
+    assert delivery.state == "succeeded", delivery.last_error
+    (payload,) = receiver.verified(new_secret)
+    assert payload["type"] == "webhook.ping"

@@ -40,3 +40,15 @@ def test_the_documented_snippet_verifies_a_delivery(owner, receiver, make_endpoi
         verify(request.body, {}, secret)
     with pytest.raises(ValueError, match="bad signature"):  # not a TypeError (a 500 in a receiver)
         verify(request.body, {**request.headers, "Portal-Webhook-Signature": "v1=\u00e9"}, secret)
+
+
+@pytest.mark.parametrize("timestamp", ["1" + "0" * 400])
+def test_the_documented_snippet_raises_value_error_for_odd_timestamps(timestamp):
+    verify = _snippet()
+    headers = {
+        "Portal-Webhook-Id": "x",
+        "Portal-Webhook-Timestamp": timestamp,
+        "Portal-Webhook-Signature": "v1=0",
+    }
+    with pytest.raises(ValueError):
+        verify(b"{}", headers, "whsec_a")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import time
 
 import pytest
@@ -125,3 +126,35 @@ def test_secrets_are_random_and_encrypted_at_rest(settings):
     settings.PORTAL_SIGNING_KEY_ENCRYPTION_KEY = Fernet.generate_key().decode()
     settings.PORTAL_OLD_SIGNING_KEY_ENCRYPTION_KEYS = [old_key]
     assert decrypt_secret(stored) == first
+
+
+@pytest.mark.parametrize("timestamp", ["1" + "0" * 400, "-" + "9" * 400])
+def test_a_huge_timestamp_is_a_signature_error_not_an_overflow(timestamp):
+    body = b"{}"
+    headers = {
+        "Portal-Webhook-Id": "x",
+        "Portal-Webhook-Timestamp": timestamp,
+        "Portal-Webhook-Signature": "v1=" + sign("whsec_a", int(time.time()), body),
+    }
+    with pytest.raises(SignatureError):
+        verify_signature(body=body, headers=headers, secret="whsec_a")
+
+
+def test_the_event_id_a_receiver_deduplicates_on_is_covered_by_the_signature():
+    """A captured delivery replayed within the tolerance under a new Portal-Webhook-Id must not verify.
+
+    Receivers are told to deduplicate on the id verify_signature returns; it comes from an
+    unsigned header, so a replay with a fresh id header passes both the signature and the dedup.
+    """
+    secret = "whsec_" + "a" * 40
+    body = json.dumps({"id": "0b6c1c5e-7d7e-4a4e-9d54-3f0f2f1f6b1a", "type": "credential.leaked"}).encode()
+    timestamp = int(time.time())
+    genuine = {
+        "Portal-Webhook-Id": "0b6c1c5e-7d7e-4a4e-9d54-3f0f2f1f6b1a",
+        "Portal-Webhook-Timestamp": str(timestamp),
+        "Portal-Webhook-Signature": "v1=" + sign(secret, timestamp, body),
+    }
+    assert verify_signature(body=body, headers=genuine, secret=secret) == genuine["Portal-Webhook-Id"]
+    replayed = {**genuine, "Portal-Webhook-Id": "11111111-1111-1111-1111-111111111111"}
+    with pytest.raises(SignatureError, match="event id"):
+        verify_signature(body=body, headers=replayed, secret=secret)
