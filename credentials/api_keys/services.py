@@ -24,6 +24,7 @@ from credentials.api_keys.verification import snapshot_publish
 from credentials.governance import approvals, org_policy, ownership
 from credentials.governance.common import credential_audit
 from credentials.governance.models import CredentialRequest, CredentialState, RequestType
+from credentials.leaks.models import LeakReport
 from credentials.models import Scope
 from portal.infra.crypto import keyed_digest
 from portal.models import Organization, User
@@ -285,6 +286,13 @@ def api_key_rotate(
         raise ValidationError(f"This key is {old.state}; only an active key can be rotated.", code="inactive")
     if ApiKey.objects.filter(replaces=old).exists():
         raise ValidationError("This key was already rotated; rotate its successor instead.", code="rotated")
+    if overlap and LeakReport.objects.filter(kind="api_key", object_id=old.pk).exists():
+        # Its secret is public: restoring a suspended key and rotating it, as the leak notice
+        # advises, must not keep the leaked secret working for the overlap.
+        raise ValidationError(
+            {"overlap": "This key's secret was reported leaked in public: rotate it with no overlap."},
+            code="leaked",
+        )
     now = timezone.now()
     # The successor keeps the old key's lifetime, counted from now, within today's bounds.
     expires_at = lifetimes.successor_expiry(

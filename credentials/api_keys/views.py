@@ -217,7 +217,7 @@ def api_key_issue_view(request: HttpRequest, key_id: str) -> HttpResponse:
 
 
 #: Service field names that a form asks for under another name.
-_FORM_FIELD_FOR = {"expires_at": "expires_in_days"}
+_FORM_FIELD_FOR = {"expires_at": "expires_in_days", "overlap": "overlap_hours"}
 
 
 def _add_errors(form, exc: ValidationError) -> None:

@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from credentials.governance.models import CredentialStatus, Notice
-from credentials.governance.ownership import managers_of
+from credentials.governance.ownership import managers_of, notice_recipients
 from credentials.governance.registry import all_kinds, credential_path, kind_of
 from credentials.governance.selectors import KIND_COLUMNS, flag_q
 from credentials.webhooks.events import webhook_event_emit
@@ -141,9 +141,11 @@ def credential_notices_send(*, now: datetime | None = None) -> int:
                 org_id = credential.organization_id
                 if org_id not in managers:
                     managers[org_id] = [u.email for u in managers_of(credential.organization)]
-                recipients = list(managers[org_id])
-                if credential.owner_id and notice_type != "orphaned":
-                    recipients.append(credential.owner.email)
+                recipients = (
+                    list(managers[org_id])
+                    if notice_type == "orphaned"
+                    else notice_recipients(credential, managers=managers[org_id])
+                )
                 with transaction.atomic():
                     if notice_send_once(
                         credential=credential,

@@ -101,6 +101,20 @@ def managers_of(organization: Organization) -> list[User]:
     )
 
 
+def notice_recipients(credential: models.Model, *, managers: list[str] | None = None) -> list[str]:
+    """Return who is told about a credential: the organisation's managers, and its owner while
+    they are a member (a former member's orphaned credential is no longer theirs to hear about).
+
+    `managers` are the managers' addresses when the caller already has them (a batch of notices).
+    """
+    if managers is None:
+        managers = [u.email for u in managers_of(credential.organization)]
+    recipients = list(managers)
+    if credential.owner_id and role_of(credential.owner_id, credential.organization_id) is not None:
+        recipients.append(credential.owner.email)
+    return recipients
+
+
 def credentials_owned_by(organization: Organization, user: User) -> list[models.Model]:
     """Return the user's live credentials in the organisation, of every kind."""
     rows: list[models.Model] = []

@@ -22,7 +22,7 @@ from credentials.governance.common import about, audit_change
 from credentials.governance.models import CredentialStatus, LeakedCredentialAction, SuspensionReason
 from credentials.governance.notices import notice_send_once
 from credentials.governance.org_policy import policy_for
-from credentials.governance.ownership import managers_of
+from credentials.governance.ownership import notice_recipients
 from credentials.governance.registry import GovernedKind, SecretMatch, all_kinds
 from credentials.governance.reviews import credential_revoke, credential_suspend
 from credentials.leaks.models import MAX_SIGHTINGS, LeakAction, LeakReport
@@ -189,14 +189,11 @@ def _record(
         extra["previous_suspension_reason"] = previous_reason
     audit_change(kind, "leaked", credential=credential, actor=None, extra=extra)
     if action != LeakAction.NONE:
-        recipients = [u.email for u in managers_of(credential.organization)]
-        if credential.owner_id:
-            recipients.append(credential.owner.email)
         notice_send_once(
             credential=credential,
             notice_type="leaked",
             period=f"leak-{report.pk}",
-            recipients=recipients,
+            recipients=notice_recipients(credential),
             context={"report": report},
         )
     logger.info(
@@ -230,8 +227,12 @@ def _act(kind: GovernedKind, credential: models.Model, match: SecretMatch, actio
         else:
             # Already suspended (say, orphaned): mark it leaked, so reassigning an owner or a
             # review cannot lift the suspension by itself; only an explicit restore does.
+            previous = credential.suspension_reason
             credential.suspension_reason = SuspensionReason.LEAKED
             credential.save(update_fields=["suspension_reason", kind.touch_field])
+            # Subscribers of `suspended` learn the new reason (docs/leak-reports.md).
+            extra = {"reason": SuspensionReason.LEAKED, "previous_reason": previous}
+            audit_change(kind, "suspended", credential=credential, actor=None, extra=extra)
             kind.changed(credential)
     return credential
 

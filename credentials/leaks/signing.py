@@ -15,7 +15,7 @@ import os
 from functools import lru_cache
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from django.conf import settings
@@ -89,7 +89,7 @@ def parse_public_keys(text: str) -> PublicKeys:
     """
     try:
         document: Any = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise KeysMisconfigured("The public keys are not valid JSON.") from None
     entries = document.get("public_keys") if isinstance(document, dict) else None
     if not isinstance(entries, list) or not entries:
@@ -102,7 +102,7 @@ def parse_public_keys(text: str) -> PublicKeys:
             raise KeysMisconfigured(f"public_keys[{index}] needs a key_identifier and a PEM key.")
         try:
             key = serialization.load_pem_public_key(pem.encode())
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, UnsupportedAlgorithm):
             raise KeysMisconfigured(f"public_keys[{index}] ({key_id}) is not a PEM public key.") from None
         if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP256R1):
             raise KeysMisconfigured(f"public_keys[{index}] ({key_id}) is not an ECDSA P-256 key.")

@@ -41,6 +41,7 @@ MAX_LIVE_SECRETS = 5
 #: Two keys at once are enough to rotate with overlap.
 MAX_LIVE_PUBLIC_KEYS = 2
 MAX_OVERLAP = timedelta(days=7)
+NAME_MAX_LENGTH = M2MApplication._meta.get_field("name").max_length
 DEFAULT_OVERLAP = timedelta(hours=24)
 
 
@@ -177,6 +178,8 @@ def _new_application(
     quota = clean_token_quota(token_quota)
     if not name:
         raise ValidationError({"name": "Give the application a name."})
+    if len(name) > NAME_MAX_LENGTH:
+        raise ValidationError({"name": f"Use at most {NAME_MAX_LENGTH} characters."})
     ownership.check_owner_is_member(organization, owner)
     if not MIN_TOKEN_LIFETIME <= token_lifetime <= MAX_TOKEN_LIFETIME:
         raise ValidationError(

@@ -12,23 +12,31 @@ import json
 import logging
 import re
 import threading
+from datetime import timedelta
 
 import pytest
 import requests
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from django.core import mail
 from django.core.checks import run_checks
+from django.core.exceptions import ValidationError
 from django.db import connection
 from django.test import Client
 from django.urls import reverse
 
+from credentials.api_keys.services import api_key_rotate
 from credentials.governance.models import CredentialStatus, LeakedCredentialAction, SuspensionReason
 from credentials.governance.org_policy import policy_update
 from credentials.governance.reviews import credential_restore, credential_suspend
 from credentials.leaks.models import LeakAction, LeakReport
 from credentials.leaks.services import MAX_ENTRIES
-from portal.models import AuditEvent
+from credentials.webhooks.models import WebhookDelivery
+from credentials.webhooks.services import webhook_endpoint_create
+from portal.models import AuditEvent, Membership
+from portal.services.organizations import membership_remove
 from tests.credentials.governance.conftest import whoami
+from tests.factories import make_api_key
 from tests.security.test_leak_sweep import table_dump
 from tests.support.secret_scanning import keys_document, sign
 from tokens.clients.services import client_secret_rotate
@@ -775,3 +783,112 @@ def test_concurrent_replays_record_one_report(require_postgres, kind, settings, 
     assert len(report.sightings) == 2  # three places, the first one on the report itself
     assert AuditEvent.objects.filter(action=f"{kit.audit_prefix}.leaked").count() == 1
     assert AuditEvent.objects.filter(action__endswith="revoked").count() == 1
+
+
+# --- edges: who is told, what subscribers hear, an unloadable key, a restored key's rotation ---
+
+
+def test_leak_email_is_not_sent_to_a_former_member(
+    kit, scanning, client, owner, member, django_capture_on_commit_callbacks
+):
+    """A credential whose owner left the organisation (orphaned) keeps `owner` pointing at the
+    ex-member. The leak notice must go to the organisation's managers only, as the scheduled
+    `orphaned` notice does, not to someone who is no longer in the organisation."""
+    credential, secret = kit.create(owner=member)
+    membership_remove(
+        membership=Membership.objects.get(user=member, organization=kit.organization), actor=owner
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        response = post(client, [entry(secret)], key=scanning)
+    assert response.status_code == 200
+    assert len(mail.outbox) == 1
+    recipients = set(mail.outbox[0].to) | set(mail.outbox[0].cc) | set(mail.outbox[0].bcc)
+    assert owner.email in recipients
+    assert member.email not in recipients, "the leak notice (credential name, leak url) went to an ex-member"
+
+
+def _unsupported_curve_pem() -> str:
+    """A well-formed EC public key PEM on a curve `cryptography` cannot load (prime256v1's OID with
+    the last arc changed), as an operator pasting the wrong key might produce."""
+    key = ec.generate_private_key(ec.SECP256R1()).public_key()
+    der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    der = der.replace(bytes.fromhex("06082a8648ce3d030107"), bytes.fromhex("06082a8648ce3d030108"))
+    return "-----BEGIN PUBLIC KEY-----\n" + base64.encodebytes(der).decode() + "-----END PUBLIC KEY-----\n"
+
+
+def _document() -> str:
+    return json.dumps(
+        {"public_keys": [{"key_identifier": "k1", "key": _unsupported_curve_pem(), "is_current": True}]}
+    )
+
+
+def test_an_unloadable_public_key_is_a_503_not_a_500(settings, client):
+    settings.PORTAL_SECRET_SCANNING_PUBLIC_KEYS = _document()
+    settings.PORTAL_SECRET_SCANNING_PUBLIC_KEYS_FILE = ""
+    client.raise_request_exception = False
+    response = client.post(
+        "/api/v1/secret-scanning/reports",
+        data=b"[]",
+        content_type="application/json",
+        headers={"Github-Public-Key-Identifier": "k1", "Github-Public-Key-Signature": "AAAA"},
+    )
+    assert response.status_code == 503, response.status_code
+    assert response.json()["code"] == "misconfigured"
+
+
+def test_an_unloadable_public_key_is_check_error_e101(settings):
+    settings.PORTAL_SECRET_SCANNING_PUBLIC_KEYS = _document()
+    settings.PORTAL_SECRET_SCANNING_PUBLIC_KEYS_FILE = ""
+    errors = run_checks()  # raises UnsupportedAlgorithm today instead of reporting E101
+    assert any(e.id == "credentials.E101" for e in errors)
+
+
+def test_a_leak_that_re_marks_a_suspension_tells_suspended_subscribers(kit, scanning, client, owner, member):
+    """docs/leak-reports.md: an endpoint subscribed to `suspended` receives the change the report
+    made (`credential.suspended` with `reason: "leaked"`). When the credential was already
+    suspended (orphaned, review overdue, manual) the report re-marks the reason to `leaked` —
+    which changes what a later owner reassignment does — but writes no `suspended` audit event,
+    so a `suspended` subscriber still believes it is suspended for the old reason."""
+
+    policy_update(
+        organization=kit.organization, actor=owner, leaked_credential_action=LeakedCredentialAction.SUSPEND
+    )
+    webhook_endpoint_create(
+        organization=kit.organization,
+        url="https://hooks.example.com/portal",
+        event_types=["suspended"],
+        actor=owner,
+    )
+    credential, secret = kit.create(owner=member)
+    credential_suspend(credential=credential, actor=owner, reason=SuspensionReason.ORPHANED)
+    WebhookDelivery.objects.all().delete()
+    assert post(client, [entry(secret)], key=scanning).status_code == 200
+    assert kit.reload(credential).suspension_reason == SuspensionReason.LEAKED
+    reasons = [
+        d.payload["data"].get("reason")
+        for d in WebhookDelivery.objects.filter(event_type="credential.suspended")
+    ]
+    assert reasons == ["leaked"], reasons
+
+
+def test_rotating_a_restored_leaked_key_does_not_keep_the_leaked_secret_working(
+    scanning, client, organization, owner, member, scopes
+):
+    """The leak e-mail and page say: "have an admin restore it and rotate its secret at once". Rotation
+    keeps the old secret working for the overlap (24 h by default) and nothing shortens it for a key
+    with a leak report, so following the advice keeps the publicly leaked secret valid for another day
+    (a replayed or new sighting of it changes nothing either, being a replay)."""
+
+    policy_update(
+        organization=organization, actor=owner, leaked_credential_action=LeakedCredentialAction.SUSPEND
+    )
+    key, secret = make_api_key(organization, member)
+    assert post(client, [entry(secret)], key=scanning).status_code == 200
+    assert whoami(client, secret).status_code == 401
+    restored = credential_restore(credential=key, actor=owner)
+    with pytest.raises(ValidationError) as refused:
+        api_key_rotate(api_key=restored, actor=owner)  # the dashboard's default overlap, 24 h
+    assert refused.value.message_dict.keys() == {"overlap"}
+    assert whoami(client, secret).status_code == 200  # restored, not yet rotated
+    api_key_rotate(api_key=restored, actor=owner, overlap=timedelta(0))
+    assert whoami(client, secret).status_code == 401, "the leaked key works again for the whole overlap"

@@ -14,6 +14,8 @@ from credentials.governance.models import Notice, SuspensionReason
 from credentials.governance.notices import notice_send_once
 from credentials.governance.ownership import credentials_orphan
 from credentials.governance.reviews import credential_suspend
+from portal.models import Membership
+from portal.services.organizations import membership_remove
 from tokens.models import ClientSecret
 
 pytestmark = pytest.mark.django_db
@@ -133,3 +135,17 @@ def test_a_name_with_a_line_break_still_gets_its_notice(
         assert notice_send_once(credential=key, notice_type="leaked", period="p1", recipients=[owner.email])
     assert len(mail.outbox) == 1
     assert "nightly export" in mail.outbox[0].subject and "\n" not in mail.outbox[0].subject
+
+
+def test_a_former_member_is_not_told_about_the_credential_they_left_behind(
+    kit, organization, owner, member, django_capture_on_commit_callbacks
+):
+    credential, _ = kit.create(owner=member, name="left behind")
+    _expire_in(kit, credential, timedelta(days=2))
+    membership_remove(membership=Membership.objects.get(user=member, organization=organization), actor=owner)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("send_credential_notices")
+    told = {address for message in mail.outbox for address in message.to}
+    assert owner.email in told
+    assert member.email not in told

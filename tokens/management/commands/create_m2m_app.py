@@ -63,6 +63,7 @@ class Command(BaseCommand):
                 name=options["name"],
                 owner=owner,
                 actor=None,
+                via="cli",
                 scopes=options["scopes"].split(),
                 audiences=options["audiences"].split(),
                 token_lifetime=options["token_lifetime"],

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from credentials.cli import service_refusals
-from tokens.clients.services import client_secret_rotate
+from tokens.clients.services import MAX_OVERLAP, client_secret_rotate
 from tokens.management.cli import add_client_id_argument, application_named
+
+MAX_OVERLAP_HOURS = int(MAX_OVERLAP.total_seconds() // 3600)
 
 
 class Command(BaseCommand):
@@ -27,9 +29,14 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         application = application_named(options)
+        if not 0 <= options["overlap_hours"] <= MAX_OVERLAP_HOURS:
+            raise CommandError(f"--overlap-hours must be between 0 and {MAX_OVERLAP_HOURS}.")
         with service_refusals():
             secret, plaintext = client_secret_rotate(
-                application=application, actor=None, overlap=timedelta(hours=options["overlap_hours"])
+                application=application,
+                actor=None,
+                overlap=timedelta(hours=options["overlap_hours"]),
+                via="cli",
             )
         if options["json"]:
             self.stdout.write(
