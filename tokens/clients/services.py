@@ -9,6 +9,7 @@ from typing import Any, Required, TypedDict, Unpack
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Max
 from django.utils import timezone
 
 from credentials import policy
@@ -17,6 +18,7 @@ from credentials.governance import approvals, edits, org_policy, ownership
 from credentials.governance.common import audit_change, credential_audit, locked_credential, save_fields
 from credentials.governance.models import CredentialRequest, RequestType
 from credentials.governance.registry import kind_of
+from credentials.leaks.models import LeakAction, LeakReport
 from credentials.models import Scope
 from portal.infra.crypto import is_base62, keyed_digest, peppers, random_base62
 from portal.models import Organization, User
@@ -291,6 +293,11 @@ def client_secret_rotate(
             f"This application already has {len(live)} live secrets. Revoke one before rotating again.",
             code="too_many",
         )
+    if overlap and _may_hold_a_leaked_secret(application, live):
+        raise ValidationError(
+            {"overlap": "A secret of this application was reported leaked: rotate with no overlap."},
+            code="leaked",
+        )
     stop_at = timezone.now() + overlap
     _retire(live, stop_at)
     secret, plaintext = _new_secret(application, actor)
@@ -538,6 +545,19 @@ def _new_public_key(
         expires_at=org_policy.check_lifetime(application.organization, "m2m_app", expires_at),
         created_by=actor if actor is not None and actor.is_authenticated else None,
     )
+
+
+def _may_hold_a_leaked_secret(application: M2MApplication, live: list[ClientSecret]) -> bool:
+    """Return whether one of the live secrets may be one a leak report suspended the application for.
+
+    Under the `suspend` leak policy the leaked secret is not revoked, and a restore makes it work
+    again; the report names no secret, so any secret older than the last such report may be it.
+    (Under `revoke` the leaked secret is revoked at once and no longer live.)
+    """
+    reported = LeakReport.objects.filter(
+        kind="m2m_app", object_id=application.pk, action_taken=LeakAction.SUSPENDED
+    ).aggregate(last=Max("received_at"))["last"]
+    return reported is not None and any(secret.created_at <= reported for secret in live)
 
 
 def _check_overlap(overlap: timedelta) -> None:

@@ -36,9 +36,10 @@ from credentials.webhooks.services import webhook_endpoint_create
 from portal.models import AuditEvent, Membership
 from portal.services.organizations import membership_remove
 from tests.credentials.governance.conftest import whoami
-from tests.factories import make_api_key
+from tests.factories import make_api_key, make_m2m_app
 from tests.security.test_leak_sweep import table_dump
 from tests.support.secret_scanning import keys_document, sign
+from tests.tokens.conftest import basic
 from tokens.clients.services import client_secret_rotate
 from tokens.models import ClientSecret
 
@@ -892,3 +893,33 @@ def test_rotating_a_restored_leaked_key_does_not_keep_the_leaked_secret_working(
     assert whoami(client, secret).status_code == 200  # restored, not yet rotated
     api_key_rotate(api_key=restored, actor=owner, overlap=timedelta(0))
     assert whoami(client, secret).status_code == 401, "the leaked key works again for the whole overlap"
+
+
+def mint(application, secret: str) -> int:
+    """Return the token endpoint's status for a client-credentials request with this secret."""
+    response = Client().post(
+        "/oauth/token",
+        {"grant_type": "client_credentials"},
+        HTTP_AUTHORIZATION=basic(application.client_id, secret),
+    )
+    return response.status_code
+
+
+def test_rotating_a_restored_leaked_application_stops_the_leaked_secret_at_once(
+    scanning, client, organization, owner, member, scopes
+):
+    suspend = LeakedCredentialAction.SUSPEND
+    policy_update(organization=organization, actor=owner, leaked_credential_action=suspend)
+    application, leaked = make_m2m_app(organization, member)
+    assert post(client, [entry(leaked)], key=scanning).status_code == 200
+    restored = credential_restore(credential=application, actor=owner)
+    assert mint(application, leaked) == 200  # restored: the leaked secret works again
+    with pytest.raises(ValidationError) as refused:
+        client_secret_rotate(application=restored, actor=owner)  # the default overlap, 24 h
+    assert refused.value.message_dict.keys() == {"overlap"}
+
+    _, fresh = client_secret_rotate(application=restored, actor=owner, overlap=timedelta(0))
+    assert mint(application, leaked) == 401 and mint(application, fresh) == 200
+    # Every live secret is newer than the report now: the next rotation may overlap again.
+    client_secret_rotate(application=restored, actor=owner)
+    assert mint(application, fresh) == 200
