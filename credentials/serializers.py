@@ -69,3 +69,28 @@ class PolicyInputMixin(serializers.Serializer):
 
     allowed_ips = AllowedIpsField(required=False)
     rate_limit = RateLimitField(required=False)
+
+
+class PartialUpdateSerializer(serializers.Serializer):
+    """Input of a PATCH that refuses a change it cannot make instead of answering 200 without it.
+
+    DRF drops keys a serializer does not declare. A field the resource shows (`shown`, its
+    output serializer) but this input cannot change is a 400 on that field when its value
+    differs from the current one (`context["current"]`, the shown representation), so a client
+    that sends back what it read, with one change, still succeeds.
+    """
+
+    shown: type[serializers.Serializer]
+
+    def validate(self, attrs):
+        current = self.context.get("current") or {}
+        fixed = sorted(
+            name
+            for name in set(self.initial_data) & set(self.shown().fields) - set(self.fields)
+            if name not in current or self.initial_data[name] != current[name]
+        )
+        if fixed:
+            raise serializers.ValidationError(
+                {name: ["This field cannot be changed here."] for name in fixed}
+            )
+        return super().validate(attrs)

@@ -8,7 +8,7 @@ from typing import Any
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 
 
 def refusal_text(exc: ValidationError) -> str:
@@ -50,3 +50,15 @@ def add_service_errors(
     for field, errors in exc.error_dict.items():
         field = (field_for or {}).get(field, field)
         form.add_error(field if field in form.fields else None, errors)
+
+
+def invalid_filter_response(form: forms.Form) -> HttpResponse | None:
+    """Return a plain-text 400 naming the errors of a bound, invalid filter form (else None).
+
+    For downloads (CSV exports): a filter the form cannot apply must not widen the export to
+    everything, as a page showing the form's errors may.
+    """
+    if not form.is_bound or form.is_valid():
+        return None
+    errors = "; ".join(f"{field}: {' '.join(messages)}" for field, messages in form.errors.items())
+    return HttpResponse(f"Invalid filter: {errors}\n", status=400, content_type="text/plain; charset=utf-8")

@@ -131,7 +131,9 @@ class ApiKeyViewSet(CredentialViewSet):
     )
     def partial_update(self, request: Request, org_slug: str, key_id: str) -> Response:
         api_key = self.get_object()
-        data = serializers.ApiKeyUpdateSerializer(data=request.data)
+        data = serializers.ApiKeyUpdateSerializer(
+            data=request.data, context={"current": self.get_serializer(api_key).data}
+        )
         data.is_valid(raise_exception=True)
         new_owner, policy_changes = self._updating(api_key, data.validated_data)
         with transaction.atomic():

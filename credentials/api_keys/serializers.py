@@ -10,7 +10,7 @@ from credentials.api_keys.models import ApiKey, Environment
 from credentials.api_keys.services import DEFAULT_OVERLAP, MAX_OVERLAP
 from credentials.governance.models import CredentialState
 from credentials.lifetimes import MAX_LIFETIME_DAYS, check_expiry, expiry_in_days
-from credentials.serializers import PolicyInputMixin, RateLimitField, UserEmailField
+from credentials.serializers import PartialUpdateSerializer, PolicyInputMixin, RateLimitField, UserEmailField
 
 
 class ApiKeySerializer(serializers.ModelSerializer):
@@ -100,8 +100,10 @@ class ApiKeyCreateSerializer(PolicyInputMixin, serializers.Serializer):
         return attrs
 
 
-class ApiKeyUpdateSerializer(PolicyInputMixin, serializers.Serializer):
+class ApiKeyUpdateSerializer(PolicyInputMixin, PartialUpdateSerializer):
     """Input for changing a key's name, description, owner, scopes or runtime policy."""
+
+    shown = ApiKeySerializer
 
     name = serializers.CharField(max_length=100, required=False)
     description = serializers.CharField(max_length=500, required=False, allow_blank=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
@@ -116,7 +118,9 @@ def _flag_against_policy(policy: OrganizationPolicy, actor: User | None) -> int:
     settings_now = {
         name: getattr(policy, name) for name in (*new_credential_rule_fields(), *RUNTIME_RULE_FIELDS)
     }
-    period = "kind-policy:" + ":".join(str(value or "") for value in settings_now.values())
+    # One notice per owner and set of rules; the rules are hashed, as the period holds 64 characters.
+    rules = json.dumps(settings_now, sort_keys=True, default=str).encode()
+    period = "kind-policy:" + hashlib.sha256(rules).hexdigest()[:40]
     flagged = 0
     for kind in all_kinds():
         violating_ids = _violating_ids(kind, policy)

@@ -52,7 +52,7 @@ from credentials.insight.page import insight_context
 from credentials.leaks.selectors import leak_reports_for_credential
 from credentials.selectors import organization_members
 from portal.infra.spreadsheet import csv_lines
-from portal.outcomes import add_service_errors, flash_outcome
+from portal.outcomes import add_service_errors, flash_outcome, invalid_filter_response
 from portal.stepup import step_up_redirect
 from portal.tenancy import authorized, check, may
 
@@ -162,7 +162,10 @@ def _csv_chunk(chunk, organization, now):
 def inventory_csv(request: HttpRequest) -> HttpResponse:
     """Export the inventory rows matching the page's filters as CSV (every page)."""
     organization = request.organization
-    _form, filters = inventory_filters(request, organization_members(organization))
+    form, filters = inventory_filters(request, organization_members(organization))
+    refusal = invalid_filter_response(form)
+    if refusal is not None:
+        return refusal
     response = StreamingHttpResponse(
         _csv_lines(organization, filters), content_type="text/csv; charset=utf-8"
     )

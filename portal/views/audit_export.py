@@ -12,6 +12,7 @@ from portal.forms import AuditFilterForm
 from portal.infra.responses import no_store
 from portal.infra.spreadsheet import csv_lines
 from portal.models import User
+from portal.outcomes import invalid_filter_response
 from portal.selectors import audit_events_for
 from portal.tenancy import authorized
 
@@ -43,11 +44,9 @@ def audit_log_export(request: HttpRequest) -> HttpResponse:
     organization = request.organization
     actors = User.objects.filter(memberships__organization=organization).order_by("email")
     form = AuditFilterForm(request.GET or None, actors=actors)
-    if form.is_bound and not form.is_valid():
-        errors = "; ".join(f"{field}: {' '.join(messages)}" for field, messages in form.errors.items())
-        return HttpResponse(
-            f"Invalid filter: {errors}\n", status=400, content_type="text/plain; charset=utf-8"
-        )
+    refusal = invalid_filter_response(form)
+    if refusal is not None:
+        return refusal
     filters = form.filters()
     span = "-".join(str(d) for d in (filters.get("since"), filters.get("until")) if d) or "all"
     response = StreamingHttpResponse(

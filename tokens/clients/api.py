@@ -194,7 +194,9 @@ class M2MAppViewSet(CredentialViewSet):
     )
     def partial_update(self, request: Request, org_slug: str, app_id: str) -> Response:
         application = self.get_object()
-        data = serializers.M2MAppUpdateSerializer(data=request.data)
+        data = serializers.M2MAppUpdateSerializer(
+            data=request.data, context={"current": self.get_serializer(application).data}
+        )
         data.is_valid(raise_exception=True)
         values = data.validated_data
         new_owner, policy_changes = self._updating(application, values)

@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from credentials.serializers import PolicyInputMixin, RateLimitField, UserEmailField
+from credentials.serializers import PartialUpdateSerializer, PolicyInputMixin, RateLimitField, UserEmailField
 from tokens.clients.quota import MODES, clean_token_quota, token_quota_of
 from tokens.clients.services import MAX_OVERLAP
 from tokens.models import (
@@ -17,9 +17,12 @@ from tokens.models import (
     ClientPublicKey,
     ClientSecret,
     M2MApplication,
+    ResourceServer,
 )
 
 MAX_OVERLAP_HOURS = int(MAX_OVERLAP.total_seconds() // 3600)
+#: An audience is a catalogued resource server's identifier.
+AUDIENCE_MAX_LENGTH = ResourceServer._meta.get_field("identifier").max_length
 CREDENTIAL_STATES = ["active", "expiring", "expired", "revoked"]
 
 
@@ -187,7 +190,7 @@ class M2MAppCreateSerializer(PolicyInputMixin, serializers.Serializer):
         child=serializers.CharField(max_length=100), required=False, default=list, max_length=100
     )
     audiences = serializers.ListField(
-        child=serializers.CharField(max_length=255),
+        child=serializers.CharField(max_length=AUDIENCE_MAX_LENGTH),
         required=False,
         default=list,
         max_length=20,
@@ -212,8 +215,13 @@ class M2MAppCreateSerializer(PolicyInputMixin, serializers.Serializer):
     token_quota = TokenQuotaField(required=False)
 
 
-class M2MAppUpdateSerializer(PolicyInputMixin, serializers.Serializer):
-    """Input for changing an application's name, description, owner, scopes or runtime policy."""
+class M2MAppUpdateSerializer(PolicyInputMixin, PartialUpdateSerializer):
+    """Input for changing an application's name, description, owner, scopes or runtime policy.
+
+    Its audiences and token lifetime are fixed at creation (staff change them in the admin).
+    """
+
+    shown = M2MAppSerializer
 
     name = serializers.CharField(max_length=255, required=False)
     description = serializers.CharField(max_length=255, required=False, allow_blank=True)

@@ -286,7 +286,7 @@ def client_secret_rotate(
             code="wrong_auth_method",
         )
     if not application.is_active:
-        raise ValidationError("A revoked application cannot get new secrets.", code="inactive")
+        raise ValidationError(f"A {application.status} application cannot get new secrets.", code="inactive")
     live = list(ClientSecret.objects.filter(application=application).live())
     if len(live) >= MAX_LIVE_SECRETS:
         raise ValidationError(
@@ -338,10 +338,15 @@ def _revoke_credential(
     extra: Callable[[ClientCredential], dict],
     via: str,
 ) -> ClientCredential:
-    """Revoke a secret or public key under a row lock, with its application's audit event."""
+    """Revoke a secret or public key under a row lock, with its application's audit event.
+
+    The application is locked first, as rotation and revocation of the application lock it
+    before its secrets and keys: the other order deadlocked with them on PostgreSQL.
+    """
+    M2MApplication.objects.select_for_update(of=("self",)).filter(pk=credential.application_id).first()
     credential = (
         type(credential)
-        .objects.select_for_update()
+        .objects.select_for_update(of=("self",))
         .select_related("application__organization")
         .get(pk=credential.pk)
     )

@@ -310,6 +310,13 @@ def key_algorithms(jwk: dict) -> tuple[str, ...]:
     return allowed
 
 
+#: `use` values of keys that verify tokens: a JWKS's `sig` (or none), and a SPIFFE bundle's
+#: `jwt-svid` (SPIFFE Trust Domain and Bundle, section 4; its `x509-svid` keys verify no JWT).
+SIGNING_USES = (None, "sig", "jwt-svid")
+#: The public JWK members (RFC 7517, 7518 and 8037) a stored key keeps.
+KEPT_MEMBERS = ("kty", "kid", "use", "alg", "crv", "x", "y", "n", "e")
+
+
 def parse_jwks(data: Any) -> list[tuple[dict, tuple[str, ...]]]:
     """Return the usable signing keys of a JWKS as (public JWK, algorithms); raise KeysUnavailable."""
     if not isinstance(data, dict) or not isinstance(data.get("keys"), list):
@@ -320,7 +327,7 @@ def parse_jwks(data: Any) -> list[tuple[dict, tuple[str, ...]]]:
     for jwk in data["keys"]:
         if not isinstance(jwk, dict) or PRIVATE_MEMBERS & set(jwk):
             continue  # private or symmetric material is never used (nor kept)
-        if jwk.get("use") not in (None, "sig"):
+        if jwk.get("use") not in SIGNING_USES:
             continue
         algorithms = key_algorithms(jwk)
         if not algorithms:
@@ -331,7 +338,11 @@ def parse_jwks(data: Any) -> list[tuple[dict, tuple[str, ...]]]:
             continue
         if getattr(key, "key_size", MIN_RSA_KEY_SIZE) < MIN_RSA_KEY_SIZE and jwk.get("kty") == "RSA":
             continue
-        public = {k: v for k, v in jwk.items() if isinstance(k, str) and k not in PRIVATE_MEMBERS}
+        # Only the members verification reads are kept (stored as JSON: PostgreSQL refuses a NUL
+        # in any of them, so a key carrying one is not usable either).
+        public = {k: jwk[k] for k in KEPT_MEMBERS if k in jwk}
+        if any(isinstance(v, str) and "\x00" in v for v in public.values()):
+            continue
         usable.append((public, algorithms))
     if not usable:
         raise KeysUnavailable("the key set holds no usable public signing key")

@@ -660,3 +660,26 @@ def test_a_lone_surrogate_in_a_wildcard_subject_is_no_500(client, app, issuer, o
         {"token": issuer.token({"sub": "repo:acme/\ud800", "aud": AUD})},
     )
     assert page.status_code == 200
+
+
+def test_a_spiffe_trust_bundle_as_spire_serves_it_is_usable(client, app):
+    """SPIFFE bundles mark their keys `use: jwt-svid` / `x509-svid` (SPIFFE Trust Domain and
+    Bundle, section 4), carry no `alg`, and add `spiffe_sequence`; only the JWT-SVID keys verify."""
+    with LocalIssuer(alg="ES256") as spire:
+        (jwt_authority,) = spire.jwks()["keys"]
+        jwt_authority = {k: v for k, v in jwt_authority.items() if k not in ("alg", "use")}
+        x509_authority = {**jwt_authority, "kid": "x509", "x5c": ["MIIBfake"]}
+        bundle = {
+            "keys": [{**x509_authority, "use": "x509-svid"}, {**jwt_authority, "use": "jwt-svid"}],
+            "spiffe_sequence": 7,
+            "spiffe_refresh_hint": 300,
+        }
+        add_trust(
+            app.application,
+            "spiffe://acme.example",
+            "spiffe://acme.example/ns/payments/sa/api",
+            preset="spiffe",
+            jwks=json.dumps(bundle),
+        )
+        claims = claims_of(present(client, app.client_id, spire.spiffe(audience=AUD)))
+        assert claims["fed"]["sub"] == "spiffe://acme.example/ns/payments/sa/api"
