@@ -26,6 +26,45 @@ from portal.principal import Principal
 T = TypeVar("T")
 
 
+def check_policy_within_caller(
+    request: Request,
+    allowed_ips: list[str],
+    rate_limit: dict[str, int] | None,
+    *,
+    unless_within: tuple[list[str], dict[str, int] | None] | None = None,
+) -> None:
+    """Refuse (`exceeds_credential`) a runtime policy that a calling credential's own would refuse.
+
+    A credential never creates, rotates or moves one wider than itself, and its allowlist and
+    rate limit are part of its width: a key kept to the CI network cannot mint an unrestricted
+    key, get a secret of one, nor lift its own allowlist or limit. `unless_within` is the
+    target's policy before an update: a change that loosens nothing against it (a tighter limit
+    on a credential the caller cannot bound) is not refused. People are not bounded here, only
+    by the organisation's rules.
+    """
+    principal = request.auth
+    if not isinstance(principal, Principal):
+        return
+    for caller in presented_credentials(principal):
+        bound = (list(caller.allowed_ips or []), caller.rate_limit or None)
+        looser = set(policy.looser_fields(allowed_ips, rate_limit, than=bound))
+        if unless_within is not None:
+            looser &= set(policy.looser_fields(allowed_ips, rate_limit, than=unless_within))
+        if looser:
+            ips, limit = bound[0] or "any address", policy.format_rate_limit(bound[1]) or "none"
+            raise Refused(
+                "exceeds_credential",
+                "A credential cannot give or get a credential with a runtime policy looser than its own "
+                f"(allowed_ips: {', '.join(ips) if bound[0] else ips}; rate_limit: {limit}): "
+                + " and ".join(sorted(looser)),
+            )
+
+
+def policy_of(credential: Any) -> tuple[list[str], dict[str, int] | None]:
+    """Return a credential's runtime policy as (allowlist, rate limit)."""
+    return list(credential.allowed_ips or []), credential.rate_limit or None
+
+
 class CredentialViewSet(AuthorizedView, GenericViewSet):
     """Base of a credential kind's viewset under `/api/v1/orgs/<slug>/…` (`OrganizationAccess` sets
     `organization` and `membership`; a credential acts for its owner, `portal.authz`).
@@ -83,12 +122,18 @@ class CredentialViewSet(AuthorizedView, GenericViewSet):
         return owner
 
     def authorize_on(self, action: str, credential: Any, *, scopes: list[str] | None = None) -> None:
-        """Ask portal.authz: whose credential, and (for a credential acting) no wider than the caller."""
+        """Ask portal.authz: whose credential, and (for a credential acting) no wider than the caller.
+
+        A rotation hands out a new secret (or registers a key) of the target: its runtime policy
+        must be within the caller's too.
+        """
         self.authorize(
             action,
             owner_id=credential.owner_id,
             scopes=scopes if scopes is not None else self.scopes_of(credential),
         )
+        if action.endswith(".rotate"):
+            check_policy_within_caller(self.request, *policy_of(credential))
 
     def _updating(self, credential: Any, values: dict[str, Any]) -> tuple[User | None, dict[str, Any]]:
         """Authorise a partial update step by step; return (the new owner or None, the policy changes).
@@ -118,8 +163,9 @@ class CredentialViewSet(AuthorizedView, GenericViewSet):
         policy_changes = {name: values[name] for name in self.policy_fields if name in values}
         if policy_changes:
             self.authorize_on(f"{kind}.policy", credential)
-            current = (list(credential.allowed_ips or []), credential.rate_limit or None)
-            self._within_caller(
+            current = policy_of(credential)
+            check_policy_within_caller(
+                self.request,
                 policy_changes.get("allowed_ips", current[0]),
                 policy_changes.get("rate_limit", current[1]),
                 unless_within=current,
@@ -134,42 +180,10 @@ class CredentialViewSet(AuthorizedView, GenericViewSet):
         """
         owner = self._owner(values.get("owner")) or self.acting_user()
         self.authorize(owner_id=owner.pk if owner else None, scopes=values["scopes"])
-        self._within_caller(values.get("allowed_ips") or [], values.get("rate_limit"))
+        check_policy_within_caller(self.request, values.get("allowed_ips") or [], values.get("rate_limit"))
         if approval_required(self.organization, self.kind_key):
             raise ApprovalRequired(self.approval_detail)
         return owner
-
-    def _within_caller(
-        self,
-        allowed_ips: list[str],
-        rate_limit: dict[str, int] | None,
-        *,
-        unless_within: tuple[list[str], dict[str, int] | None] | None = None,
-    ) -> None:
-        """Refuse (`exceeds_credential`) a runtime policy that a calling credential's own would refuse.
-
-        A credential never creates one wider than itself, and its allowlist and rate limit are
-        part of its width: a key kept to the CI network cannot mint an unrestricted key, nor lift
-        its own allowlist or limit. `unless_within` is the target's policy before an update: a
-        change that loosens nothing against it (a tighter limit on a credential the caller cannot
-        bound) is not refused. People are not bounded here, only by the organisation's rules.
-        """
-        principal = self.request.auth
-        if not isinstance(principal, Principal):
-            return
-        for caller in presented_credentials(principal):
-            bound = (list(caller.allowed_ips or []), caller.rate_limit or None)
-            looser = set(policy.looser_fields(allowed_ips, rate_limit, than=bound))
-            if unless_within is not None:
-                looser &= set(policy.looser_fields(allowed_ips, rate_limit, than=unless_within))
-            if looser:
-                ips, limit = bound[0] or "any address", policy.format_rate_limit(bound[1]) or "none"
-                raise Refused(
-                    "exceeds_credential",
-                    "A credential cannot give a credential a runtime policy looser than its own "
-                    f"(allowed_ips: {', '.join(ips) if bound[0] else ips}; rate_limit: {limit}): "
-                    + " and ".join(sorted(looser)),
-                )
 
     def refusal(self, exc: DjangoValidationError) -> exceptions.APIException:
         """Return the REST answer to a service's refusal: 400 unless the kind names its 403 and 409 codes."""

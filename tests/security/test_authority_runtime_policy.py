@@ -34,12 +34,12 @@ def catalogue(db):
 
 @pytest.fixture
 def ci_key(organization, owner):
-    """An automation key holding `api_keys:manage`, kept to the CI network and 100 requests a minute."""
+    """An automation key holding `api_keys:manage` and `m2m_apps:manage`, kept to the CI network and 100 requests a minute."""
     key, secret = api_key_create(
         organization=organization,
         name="ci",
         owner=owner,
-        scopes=["api_keys:manage", "orders:read"],
+        scopes=["api_keys:manage", "m2m_apps:manage", "orders:read"],
         actor=owner,
         allowed_ips=CI_NETWORK,
         rate_limit=LIMIT,
@@ -157,3 +157,53 @@ def test_an_applications_token_cannot_mint_or_open_an_application_looser_than_it
         "application/json",
     )
     assert within.status_code == 201, within.content
+
+
+def test_a_key_cannot_get_a_secret_of_a_looser_credential_by_rotating_or_moving_it(
+    ci_key, organization, owner
+):
+    """Rotation and a move hand out a new secret of the target: the target's policy must be within
+    the caller's, as for a new credential (the CI key does not know the open key's secret)."""
+    _, client = ci_key
+    open_key, _ = api_key_create(
+        organization=organization, name="legacy", owner=owner, scopes=["orders:read"], actor=owner
+    )
+    before = state()
+    refused(client.post(f"{KEYS}{open_key.key_id}/rotate/", {"overlap_hours": 1}, "application/json"), before)
+    refused(client.post(f"{KEYS}{open_key.key_id}/move-to-m2m-app/", {}, "application/json"), before)
+
+    # Bounded like the caller, both are its to do.
+    kept, _ = api_key_create(
+        organization=organization,
+        name="kept",
+        owner=owner,
+        scopes=["orders:read"],
+        actor=owner,
+        allowed_ips=["10.7.0.0/16"],
+        rate_limit=LIMIT,
+    )
+    rotated = client.post(f"{KEYS}{kept.key_id}/rotate/", {"overlap_hours": 1}, "application/json")
+    assert rotated.status_code == 201, rotated.content
+
+
+def test_an_applications_token_cannot_rotate_a_looser_application(organization, owner):
+    pipeline, secret = m2m_app_create(
+        organization=organization,
+        name="pipeline",
+        owner=owner,
+        scopes=["m2m_apps:manage", "orders:read"],
+        actor=owner,
+        allowed_ips=CI_NETWORK,
+    )
+    open_app, _ = m2m_app_create(
+        organization=organization, name="open", owner=owner, scopes=["orders:read"], actor=owner
+    )
+    minted = Client(REMOTE_ADDR=INSIDE).post(
+        "/oauth/token",
+        {"grant_type": "client_credentials"},
+        HTTP_AUTHORIZATION=basic(pipeline.client_id, secret),
+    )
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {minted.json()['access_token']}", REMOTE_ADDR=INSIDE)
+    refused(
+        client.post(f"{APPS}{open_app.pk}/rotate-secret/", {"overlap_hours": 0}, "application/json"), state()
+    )

@@ -18,6 +18,7 @@ from rest_framework.views import APIView
 
 from credentials.api_keys.authentication import ApiKeyAuthentication
 from credentials.api_keys.selectors import api_keys_for
+from credentials.rest import check_policy_within_caller, policy_of
 from portal.api.errors import Conflict
 from portal.infra.responses import no_store
 from portal.permissions import AuthorizedView, OrganizationAccess
@@ -82,6 +83,8 @@ class ApiKeyMoveView(AuthorizedView, APIView):
         api_key = get_object_or_404(api_keys_for(self.organization), key_id=key_id)
         # `api_key.move` also asks `m2m_app.create` for the key's owner (portal.authz).
         self.authorize(owner_id=api_key.owner_id, scopes=api_key.scopes)
+        # The application keeps the key's runtime policy: no looser than the calling credential's.
+        check_policy_within_caller(request, *policy_of(api_key))
         data = MoveRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         actor = self.acting_user()
