@@ -131,7 +131,9 @@ def _lock_request(request: CredentialRequest) -> CredentialRequest:
     )
 
 
-def _check_approver(request: CredentialRequest, actor: User, linked_ids: Iterable[int] = ()) -> None:
+def _check_approver(
+    request: CredentialRequest, actor: User, linked_ids: Iterable[int] = (), *, owner_id: int | None = None
+) -> None:
     if request.state != RequestState.PENDING:
         raise ValidationError(f"This request was already {request.state}.", code="decided")
     if actor is None or not actor.is_authenticated:
@@ -144,6 +146,13 @@ def _check_approver(request: CredentialRequest, actor: User, linked_ids: Iterabl
         authz.check_four_eyes(requester_id=request.requester_id, decider_id=actor.pk, linked_ids=linked_ids)
     except authz.Refused as exc:
         raise ValidationError(exc.detail, code=exc.code) from None
+    if owner_id is not None and owner_id in {actor.pk, *linked_ids}:
+        # ...nor by the credential's owner: taking a waiting credential over, then approving it,
+        # would give its new owner a credential no second person decided on.
+        raise ValidationError(
+            "The credential is yours (or the deciding credential's owner's): someone else must decide.",
+            code="four_eyes",
+        )
     if not (actor.is_staff or is_manager(actor, request.organization)):
         raise ValidationError("Only owners and admins of the organisation can decide.", code="not_approver")
 
@@ -186,8 +195,9 @@ def _open_decision(
 ) -> tuple[CredentialRequest, GovernedKind, models.Model]:
     """Lock a request and its credential for a decision by `actor`; return them with the kind."""
     request = _lock_request(request)
-    _check_approver(request, actor, linked_ids)
-    return request, get_kind(request.kind), locked_credential(credential_for_request(request))
+    credential = locked_credential(credential_for_request(request))
+    _check_approver(request, actor, linked_ids, owner_id=credential.owner_id)
+    return request, get_kind(request.kind), credential
 
 
 @transaction.atomic
@@ -202,12 +212,13 @@ def credential_request_approve(
     if request.request_type == RequestType.SCOPE_INCREASE:
         if credential.status != CredentialStatus.ACTIVE:
             raise ValidationError("The credential is no longer active.", code="inactive")
-        check_owner_may_hold(
-            credential.organization,
-            credential.owner,
-            set(request.requested_scopes) - set(kind.scopes_of(credential)),
-        )
-        kind.set_scopes(credential, request.requested_scopes)
+        # The request's change, applied to the scopes as they are now: a scope removed since
+        # the request (a review, a leak) is not given back by approving something else.
+        current = set(kind.scopes_of(credential))
+        requested, previous = set(request.requested_scopes), set(request.previous_scopes)
+        scopes = sorted((current - (previous - requested)) | (requested - previous))
+        check_owner_may_hold(credential.organization, credential.owner, set(scopes) - current)
+        kind.set_scopes(credential, scopes)
         kind.changed(credential)
     return _record_decision(request, credential, actor=actor, comment=comment, state=RequestState.APPROVED)
 

@@ -5,12 +5,19 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth import get_user_model
 from django.core import mail
+from django.core.exceptions import ValidationError
 from django.test import Client
 from django.urls import reverse
 
-from credentials.governance.models import CredentialRequest, CredentialStatus, RequestState
+from credentials.api_keys.models import ApiKey
+from credentials.api_keys.services import api_key_request
+from credentials.governance import ownership, reviews
+from credentials.governance.approvals import credential_request_approve, credential_request_create
+from credentials.governance.edits import credential_scopes_set
+from credentials.governance.models import CredentialRequest, CredentialStatus, RequestState, RequestType
+from credentials.governance.org_policy import policy_update
 from portal.models import AuditEvent, Role
-from tests.factories import MembershipFactory, UserFactory, enrol_totp
+from tests.factories import MembershipFactory, UserFactory, enrol_totp, make_api_key, make_m2m_app
 
 pytestmark = pytest.mark.django_db
 
@@ -365,3 +372,63 @@ def test_requester_cancels_a_scope_increase_and_the_scopes_stay(
     assert (
         CredentialRequest.objects.filter(kind=kit.key, object_id=credential.pk, state="pending").count() == 1
     )
+
+
+# --- decisions against what happened to the credential meanwhile ---
+
+
+def _scopes(credential):
+    credential = type(credential).objects.get(pk=credential.pk)
+    if isinstance(credential, ApiKey):
+        return sorted(credential.scopes)
+    return sorted(credential.allowed_scopes.values_list("name", flat=True))
+
+
+@pytest.mark.parametrize("kind", ["api_key", "m2m_app"])
+@pytest.mark.parametrize("narrowed_by", ["review", "scopes page"])
+def test_approving_a_scope_increase_does_not_give_back_a_scope_removed_since_the_request(
+    organization, owner, admin_user, member, scopes, kind, narrowed_by
+):
+    policy_update(organization=organization, actor=owner, approve_scope_increases=True)
+    make = make_api_key if kind == "api_key" else make_m2m_app
+    credential, _ = make(organization, member, scopes=["orders:read", "orders:write"])
+    request = credential_request_create(
+        credential=credential,
+        requester=member,
+        request_type=RequestType.SCOPE_INCREASE,
+        justification="we now bill",
+        requested_scopes=["orders:read", "orders:write", "billing:read"],
+    )
+    # Meanwhile `orders:write` is taken away (the review finds it unused / a leak).
+    if narrowed_by == "review":
+        reviews.credential_recertify(credential=credential, actor=owner, scopes=["orders:read"])
+    else:
+        credential_scopes_set(credential=credential, scopes=["orders:read"], actor=owner)
+    assert _scopes(credential) == ["orders:read"]
+
+    # The approver is asked for `billing:read` only (previous -> requested).
+    credential_request_approve(request=request, actor=admin_user)
+    assert "orders:write" not in _scopes(credential), _scopes(credential)
+    assert "billing:read" in _scopes(credential)
+
+
+def test_an_approver_cannot_take_over_someone_elses_pending_request_and_approve_it_for_themselves(
+    organization, owner, admin_user, member, scopes
+):
+    """Four eyes: under an approval policy, a manager gets a new key only with another person's
+    decision. Reassigning a member's waiting key to yourself, then approving it, would give a
+    manager a key (its secret shown to them alone) that no second person decided on."""
+    policy_update(organization=organization, actor=owner, approve_new_api_keys=True)
+    key, request = api_key_request(
+        organization=organization,
+        name="export",
+        owner=member,
+        scopes=["orders:read"],
+        requester=member,
+        justification="nightly export",
+    )
+    ownership.credential_reassign_owner(credential=key, owner=admin_user, actor=admin_user)
+    with pytest.raises(ValidationError) as refused:
+        credential_request_approve(request=request, actor=admin_user)
+    assert refused.value.code == "four_eyes"
+    credential_request_approve(request=request, actor=owner)  # a second person decides
