@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from allauth.account.admin import EmailAddressAdmin as AllauthEmailAddressAdmin
+from allauth.account.models import EmailAddress
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
@@ -9,7 +11,12 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from portal.account_security.sessions import user_sessions_end_all
-from portal.admin_mixins import ImmutableAdminMixin, ReadOnlyAdminMixin, StepUpChangeFormMixin
+from portal.admin_mixins import (
+    ActionPermissionMixin,
+    ImmutableAdminMixin,
+    ReadOnlyAdminMixin,
+    StepUpChangeFormMixin,
+)
 from portal.models import AuditEvent, Invitation, Membership, Organization, Role, User
 from portal.services import organizations as org_services
 from portal.services.audit import audit_log
@@ -20,7 +27,7 @@ STAFF_POWERS = ("is_staff", "is_superuser", "groups", "user_permissions")
 
 
 @admin.register(User)
-class UserAdmin(StepUpChangeFormMixin, DjangoUserAdmin):
+class UserAdmin(ActionPermissionMixin, StepUpChangeFormMixin, DjangoUserAdmin):
     """Accounts. Saving one, or setting its password, asks for a fresh sign-in: it can hand out the
     admin, switch an account off or give it another sign-in address."""
 
@@ -100,7 +107,9 @@ class UserAdmin(StepUpChangeFormMixin, DjangoUserAdmin):
                 },
             )
 
-    @admin.action(description="Sign the selected users out everywhere (end all their sessions)")
+    @admin.action(
+        permissions=["act"], description="Sign the selected users out everywhere (end all their sessions)"
+    )
     def end_sessions(self, request, queryset):
         ended = 0
         for user in queryset:
@@ -227,3 +236,21 @@ class AuditEventAdmin(ImmutableAdminMixin, admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in self.model._meta.fields]
+
+
+# allauth's e-mail addresses: read-only here. An address is a way to sign in (allauth finds the
+# account by it), so it changes in the account's own form (step-up, audited), never beside it;
+# and marking addresses verified takes the change permission, not merely the right to look.
+admin.site.unregister(EmailAddress)
+
+
+@admin.register(EmailAddress)
+class EmailAddressAdmin(ActionPermissionMixin, ReadOnlyAdminMixin, AllauthEmailAddressAdmin):
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        if not self.has_act_permission(request):
+            actions.pop("make_verified", None)
+        return actions
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

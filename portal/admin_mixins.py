@@ -19,6 +19,17 @@ class ReadOnlyAdminMixin:
         return False
 
 
+class ActionPermissionMixin:
+    """Admin actions that change something declare `permissions=["act"]`: only staff who may
+    change the model (its `change_…` permission, or superusers) see and run them. Without it
+    Django offers an action to anyone who may view the list; and read-only admins answer False
+    to `has_change_permission` for everybody, so that cannot be the test either."""
+
+    def has_act_permission(self, request) -> bool:
+        opts = self.model._meta
+        return request.user.has_perm(f"{opts.app_label}.change_{opts.model_name}")
+
+
 class ImmutableAdminMixin(ReadOnlyAdminMixin):
     """Read-only and never deleted by hand either (audit events, signing keys, client keys)."""
 

@@ -121,7 +121,7 @@ class ApiKeyAdmin(GovernedCredentialAdminMixin, admin.ModelAdmin):
             except ValidationError as exc:
                 self.message_user(request, " ".join(exc.messages), messages.ERROR)
 
-    @admin.action(description="Revoke selected API keys")
+    @admin.action(permissions=["act"], description="Revoke selected API keys")
     def revoke_selected(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
         revoked = 0
         for api_key in queryset.filter(status__in=[CredentialState.ACTIVE, CredentialState.SUSPENDED]):

@@ -26,6 +26,7 @@ from credentials.governance.models import (
     SuspensionReason,
 )
 from credentials.selectors import organization_members
+from portal.admin_mixins import ActionPermissionMixin
 from portal.stepup import step_up_redirect
 
 
@@ -86,7 +87,7 @@ class DecisionForm(forms.Form):
     )
 
 
-class _DecideMixin:
+class _DecideMixin(ActionPermissionMixin):
     def _decide(self, request: HttpRequest, queryset: QuerySet, decide, verb: str, imperative: str):
         # Approving or denying asks for a fresh password or second factor, like in the dashboard.
         stale = step_up_redirect(request)
@@ -122,11 +123,11 @@ class _DecideMixin:
         for text in refused:
             self.message_user(request, text, messages.ERROR)
 
-    @admin.action(description="Approve selected requests")
+    @admin.action(permissions=["act"], description="Approve selected requests")
     def approve_selected(self, request: HttpRequest, queryset: QuerySet):
         return self._decide(request, queryset, approvals.credential_request_approve, "Approved", "Approve")
 
-    @admin.action(description="Deny selected requests")
+    @admin.action(permissions=["act"], description="Deny selected requests")
     def deny_selected(self, request: HttpRequest, queryset: QuerySet):
         return self._decide(request, queryset, approvals.credential_request_deny, "Denied", "Deny")
 
@@ -226,7 +227,7 @@ class GovernanceQueueFilter(admin.SimpleListFilter):
         return queryset if condition is None else queryset.filter(condition)
 
 
-class GovernedCredentialAdminMixin:
+class GovernedCredentialAdminMixin(ActionPermissionMixin):
     """Queue filter and bulk actions shared by the API key and M2M application admins."""
 
     governance_actions = ["suspend_selected", "restore_selected", "reassign_owner"]
@@ -262,7 +263,7 @@ class GovernedCredentialAdminMixin:
             )
         return form
 
-    @admin.action(description="Suspend selected credentials")
+    @admin.action(permissions=["act"], description="Suspend selected credentials")
     def suspend_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
         done = 0
         for credential in queryset.filter(status=CredentialStatus.ACTIVE):
@@ -275,7 +276,7 @@ class GovernedCredentialAdminMixin:
             done += 1
         self.message_user(request, f"Suspended {done} credential(s).", messages.SUCCESS)
 
-    @admin.action(description="Restore selected suspended credentials")
+    @admin.action(permissions=["act"], description="Restore selected suspended credentials")
     def restore_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
         done = 0
         for credential in queryset.filter(status=CredentialStatus.SUSPENDED):
@@ -286,7 +287,7 @@ class GovernedCredentialAdminMixin:
             done += 1
         self.message_user(request, f"Restored {done} credential(s).", messages.SUCCESS)
 
-    @admin.action(description="Reassign the owner of selected credentials")
+    @admin.action(permissions=["act"], description="Reassign the owner of selected credentials")
     def reassign_owner(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
         organization_ids = set(queryset.values_list("organization_id", flat=True))
         if len(organization_ids) != 1:

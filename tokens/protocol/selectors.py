@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from functools import lru_cache
 
 from django.conf import settings
@@ -120,6 +121,11 @@ def live_access_token(token: str, *, audience: str | None) -> VerifiedToken:
     `audience=None` skips the audience check (introspection answers for any audience).
     """
     verified = _local_verifier(settings.PORTAL_ISSUER, audience).verify(token)
+    # The verifier's leeway is for other parties' clocks; the portal issued this token, so past
+    # `exp` it is expired here at once (RFC 7662: inactive). A revocation-list entry is purged
+    # at `exp`, so a leeway here would also bring a revoked token back for its remainder.
+    if int(verified.claims["exp"]) <= time.time():
+        raise InvalidToken("expired")
     if token_is_revoked(verified.claims):
         raise InvalidToken("revoked")
     return verified

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 
-from portal.admin_mixins import ImmutableAdminMixin
+from portal.admin_mixins import ActionPermissionMixin, ImmutableAdminMixin
 from portal.stepup import step_up_redirect
 from tokens.models import SigningKey
 from tokens.signing.services import signing_key_rotate
 
 
 @admin.register(SigningKey)
-class SigningKeyAdmin(ImmutableAdminMixin, admin.ModelAdmin):
+class SigningKeyAdmin(ActionPermissionMixin, ImmutableAdminMixin, admin.ModelAdmin):
     list_display = ["kid", "algorithm", "status", "created_at", "retired_at", "publish_until"]
     list_filter = ["status", "algorithm"]
     fields = ["kid", "algorithm", "status", "public_jwk", "created_at", "retired_at", "publish_until"]
@@ -34,10 +34,14 @@ class SigningKeyAdmin(ImmutableAdminMixin, admin.ModelAdmin):
             request, f"Tokens are now signed with {algorithm} key {key.kid}.{note}", messages.SUCCESS
         )
 
-    @admin.action(description="Rotate the signing key (new RS256 key; the selection is ignored)")
+    @admin.action(
+        permissions=["act"], description="Rotate the signing key (new RS256 key; the selection is ignored)"
+    )
     def rotate_rs256(self, request, queryset):
         return self._rotate(request, SigningKey.Algorithm.RS256)
 
-    @admin.action(description="Rotate the signing key (new ES256 key; the selection is ignored)")
+    @admin.action(
+        permissions=["act"], description="Rotate the signing key (new ES256 key; the selection is ignored)"
+    )
     def rotate_es256(self, request, queryset):
         return self._rotate(request, SigningKey.Algorithm.ES256)

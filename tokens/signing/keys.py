@@ -157,6 +157,8 @@ def jwks_document() -> dict:
 
 
 # Public keys the portal's own verifier has looked up, by kid: (PyJWK, monotonic expiry).
+#: Longer than any `kid` the portal makes (an RFC 7638 thumbprint is 43 characters).
+MAX_KID_LENGTH = 128
 # Entries live briefly so a key removed by an operator stops verifying within a minute.
 _PUBLIC_KEY_TTL_SECONDS = 60
 _public_keys: dict[str, tuple[PyJWK, float]] = {}
@@ -171,6 +173,8 @@ def local_public_key(kid: str) -> PyJWK | None:
     entry = _public_keys.get(kid)
     if entry is not None and entry[1] > now:
         return entry[0]
+    if not isinstance(kid, str) or not 0 < len(kid) <= MAX_KID_LENGTH or "\x00" in kid:
+        return None  # no published key has it; and PostgreSQL refuses a NUL in a query
     key = published_keys_queryset().filter(kid=kid).only("public_jwk").first()
     if key is None:
         _public_keys.pop(kid, None)
