@@ -31,7 +31,7 @@ from portal.infra import ratelimit
 from portal.infra.responses import no_store
 from portal.permissions import Authorized, AuthorizedView
 
-_CONFLICT_CODES = {"rotated", "inactive", "revoked"}
+_CONFLICT_CODES = {"rotated", "inactive", "revoked", "moved"}
 
 
 #: Refusals by the organisation's policy on kinds (docs/choosing.md): 403 for "not allowed".

@@ -73,6 +73,18 @@ def application_of(api_key: ApiKey):
     return getattr(api_key, "moved_to_application", None)
 
 
+def first_secret_at(application) -> datetime | None:
+    """Return when the application got its first client secret or public key (None: not yet).
+
+    Read through its reverse relations (`secrets`, `public_keys`): the M2M kind is not imported.
+    """
+    times = [
+        rows.order_by("created_at").values_list("created_at", flat=True).first()
+        for rows in (application.secrets, application.public_keys)
+    ]
+    return min((t for t in times if t is not None), default=None)
+
+
 def key_use(api_key: ApiKey, *, now: datetime) -> tuple[int, int, datetime | None]:
     """Return the key's uses in the last hour and the last 24 hours, and when its last use ended; one query.
 
@@ -113,8 +125,10 @@ def cutover_for(api_key: ApiKey, *, now: datetime | None = None) -> Cutover | No
     now = now or timezone.now()
     last_hour, last_day, last_use = key_use(api_key, now=now)
     quiet = timedelta(hours=api_key.cutover_quiet_hours)
-    moved_at = application.created
-    revocable_at = max(moved_at, last_use) + quiet if last_use else moved_at + quiet
+    # The quiet period runs from the latest of the move, the application's first secret or key
+    # (before it, under approval, the service cannot switch) and the key's last use.
+    started = max(t for t in (application.created, first_secret_at(application), last_use) if t is not None)
+    revocable_at = started + quiet
     return Cutover(
         application=application,
         quiet_hours=api_key.cutover_quiet_hours,

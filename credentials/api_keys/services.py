@@ -22,7 +22,7 @@ from credentials.api_keys.kind_policy import check_new_api_key, check_new_api_ke
 from credentials.api_keys.models import ApiKey, Environment
 from credentials.api_keys.verification import snapshot_publish
 from credentials.governance import approvals, org_policy, ownership
-from credentials.governance.common import credential_audit
+from credentials.governance.common import LIVE_STATUSES, credential_audit
 from credentials.governance.models import CredentialRequest, CredentialState, RequestType
 from credentials.leaks.models import LeakReport
 from credentials.models import Scope
@@ -286,6 +286,14 @@ def api_key_rotate(
         raise ValidationError(f"This key is {old.state}; only an active key can be rotated.", code="inactive")
     if ApiKey.objects.filter(replaces=old).exists():
         raise ValidationError("This key was already rotated; rotate its successor instead.", code="rotated")
+    moved_to = getattr(old, "moved_to_application", None)  # the M2M kind's reverse of moved_from_key
+    if moved_to is not None and moved_to.status in LIVE_STATUSES:
+        # Its successor would carry the integration past the cut-over, linked to nothing.
+        raise ValidationError(
+            f"This key was moved to the M2M application {moved_to.name}: rotate the application's "
+            "secret instead, or revoke the application first.",
+            code="moved",
+        )
     if overlap and LeakReport.objects.filter(kind="api_key", object_id=old.pk).exists():
         # Its secret is public: restoring a suspended key and rotating it, as the leak notice
         # advises, must not keep the leaked secret working for the overlap.

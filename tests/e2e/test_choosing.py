@@ -16,7 +16,7 @@ from credentials.api_keys.services import api_key_create
 from credentials.models import UsageBucket
 from portal.models import AuditEvent
 from tests.e2e.helpers import confirming, record_problems, revealed_secret, tab_to
-from tokens.models import M2MApplication
+from tokens.models import ClientSecret, M2MApplication
 
 pytestmark = pytest.mark.e2e
 
@@ -129,6 +129,7 @@ def _let_time_pass(api_key: ApiKey, application: M2MApplication, hours: int) -> 
     )
     ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=F("last_used_at") - ago)
     M2MApplication.objects.filter(pk=application.pk).update(created=F("created") - ago)
+    ClientSecret.objects.filter(application=application).update(created_at=F("created_at") - ago)
 
 
 def _bars(page, chart_id: str) -> list[str]:

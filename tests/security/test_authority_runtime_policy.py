@@ -34,7 +34,8 @@ def catalogue(db):
 
 @pytest.fixture
 def ci_key(organization, owner):
-    """An automation key holding `api_keys:manage` and `m2m_apps:manage`, kept to the CI network and 100 requests a minute."""
+    """An automation key holding `api_keys:manage` and `m2m_apps:manage`, kept to the CI network
+    and 100 requests a minute."""
     key, secret = api_key_create(
         organization=organization,
         name="ci",

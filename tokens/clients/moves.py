@@ -81,7 +81,13 @@ def api_key_move_to_m2m_app(
         raise ValidationError(
             "This key was rotated and stops after its overlap; move its successor instead.", code="rotated"
         )
-    already = M2MApplication.objects.filter(moved_from_key=key).first()
+    already = M2MApplication.objects.select_for_update(of=("self",)).filter(moved_from_key=key).first()
+    if already is not None and already.status == M2MApplication.Status.DENIED:
+        # Its request was denied or withdrawn: it never existed in practice, and the key may be
+        # moved again. The denied application keeps its history, no longer linked to the key.
+        already.moved_from_key = None
+        already.save(update_fields=["moved_from_key", "updated"])
+        already = None
     if already is not None:
         raise ValidationError(
             f"This key was already moved to the M2M application {already.name} ({already.client_id}).",

@@ -27,11 +27,17 @@ from credentials.webhooks.models import WebhookDelivery
 from credentials.webhooks.services import webhook_endpoint_create
 from portal.models import AuditEvent
 from tokens.clients.moves import api_key_move_to_m2m_app
-from tokens.models import M2MApplication
+from tokens.models import ClientSecret, M2MApplication
 
 pytestmark = pytest.mark.django_db
 
 MINUTE, HOUR = timedelta(minutes=1), timedelta(hours=1)
+
+
+def moved_at(api_key, when) -> None:
+    """Date the key's move (its application and the application's first secret) back to `when`."""
+    M2MApplication.objects.filter(moved_from_key=api_key).update(created=when)
+    ClientSecret.objects.filter(application__moved_from_key=api_key).update(created_at=when)
 
 
 @pytest.fixture
@@ -40,8 +46,8 @@ def moved(make_key, owner):
 
     def make(name="nightly export", **choices):
         api_key, plaintext = make_key(name=name)
-        application = api_key_move_to_m2m_app(api_key=api_key, actor=owner).application
-        M2MApplication.objects.filter(pk=application.pk).update(created=timezone.now() - timedelta(days=3))
+        api_key_move_to_m2m_app(api_key=api_key, actor=owner)
+        moved_at(api_key, timezone.now() - timedelta(days=3))
         ApiKey.objects.filter(pk=api_key.pk).update(**choices)
         return ApiKey.objects.get(pk=api_key.pk), plaintext
 
@@ -109,7 +115,7 @@ def test_the_quiet_period_starts_at_the_last_use(moved):
 
 def test_the_quiet_period_starts_at_the_move_when_the_key_was_quiet_before(moved):
     api_key, _ = moved(cutover_quiet_hours=24)
-    M2MApplication.objects.filter(moved_from_key=api_key).update(created=timezone.now() - 2 * HOUR)
+    moved_at(api_key, timezone.now() - 2 * HOUR)
     use(api_key, 30 * HOUR, 4, granularity="hour")
     waiting = state(api_key)
     assert not waiting.ready and waiting.blocker.startswith("Moved 2\xa0hours ago.")
