@@ -367,10 +367,16 @@ def api_key_revoke(*, api_key: ApiKey, actor: User | None, reason: str, via: str
     api_key = _locked(api_key)
     if api_key.status == CredentialState.REVOKED:
         raise ValidationError("This key is already revoked.", code="revoked")
-    if api_key.status in (CredentialState.PENDING, CredentialState.DENIED):
+    if api_key.status == CredentialState.DENIED or (
+        api_key.status == CredentialState.PENDING and approvals.approved_create_request(api_key) is None
+    ):
         raise ValidationError("This key was never issued; deny its request instead.", code="inactive")
-    api_key.status = CredentialState.REVOKED
-    api_key.revoked_at = timezone.now()
+    # An approved key whose secret was never generated (say, the policy changed since) may be
+    # revoked, or it would stay pending for good. Having no secret, it ends `denied`, the state
+    # of a key that was never issued (a revoked key has a digest: api_key_digest_only_once_issued).
+    never_issued = api_key.status == CredentialState.PENDING
+    api_key.status = CredentialState.DENIED if never_issued else CredentialState.REVOKED
+    api_key.revoked_at = None if never_issued else timezone.now()
     api_key.revoked_by = actor if isinstance(actor, User) else None
     api_key.revocation_reason = reason[:255]
     api_key.save(update_fields=["status", "revoked_at", "revoked_by", "revocation_reason", "updated_at"])
@@ -379,7 +385,11 @@ def api_key_revoke(*, api_key: ApiKey, actor: User | None, reason: str, via: str
         api_key,
         actor=actor,
         via=via,
-        extra={"key_id": api_key.key_id, "reason": api_key.revocation_reason},
+        extra={
+            "key_id": api_key.key_id,
+            "reason": api_key.revocation_reason,
+            **({"never_issued": True} if never_issued else {}),
+        },
     )
     snapshot_publish(api_key)
     return api_key

@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
+from credentials import lifetimes
 from credentials.governance.common import audit_change, credential_audit, locked_credential, save_fields
 from credentials.governance.edits import credential_policy_set
 from credentials.governance.models import (
@@ -18,13 +19,14 @@ from credentials.governance.models import (
     RequestType,
 )
 from credentials.governance.notices import notice_send_once
-from credentials.governance.org_policy import policy_for, runtime_policy_for_new
+from credentials.governance.org_policy import check_lifetime, policy_for, runtime_policy_for_new
 from credentials.governance.ownership import check_owner_may_hold, is_manager, managers_of, may_manage
 from credentials.governance.registry import (
     GovernedKind,
     all_kinds,
     get_kind,
     kind_of,
+    policy_key_of,
 )
 from credentials.policy import clean_rate_limit
 from portal import authz
@@ -207,8 +209,12 @@ def credential_request_approve(
     """Approve a request: a new credential may now get its secret; a scope increase takes effect."""
     request, kind, credential = _open_decision(request, actor, linked_ids)
     if request.request_type == RequestType.CREATE:
-        # The policy on kinds may have changed since the request was made.
+        # The policy on kinds may have changed since the request was made; and the secret's
+        # issue will apply today's maximum lifetime to the lifetime requested.
         kind.check_new(credential, request.lifetime_days)
+        if request.lifetime_days:
+            expires_at = lifetimes.expiry_in_days(request.lifetime_days)
+            check_lifetime(credential.organization, policy_key_of(kind.key), expires_at)
     if request.request_type == RequestType.SCOPE_INCREASE:
         if credential.status != CredentialStatus.ACTIVE:
             raise ValidationError("The credential is no longer active.", code="inactive")

@@ -364,7 +364,10 @@ def m2m_app_revoke(*, application: M2MApplication, actor: User | None, via: str 
     application = M2MApplication.objects.select_for_update().get(pk=application.pk)
     if application.status == M2MApplication.Status.REVOKED:
         raise ValidationError("This application is already revoked.", code="revoked")
-    if application.status in (M2MApplication.Status.PENDING, M2MApplication.Status.DENIED):
+    if application.status == M2MApplication.Status.DENIED or (
+        application.status == M2MApplication.Status.PENDING
+        and approvals.approved_create_request(application) is None
+    ):
         raise ValidationError(
             "This application never got a secret; deny its request instead.", code="inactive"
         )
