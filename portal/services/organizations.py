@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from portal.infra.crypto import keyed_digest, peppers
-from portal.models import Invitation, Membership, MfaRequirement, Organization, Role, User
+from portal.models import MANAGER_ROLES, Invitation, Membership, MfaRequirement, Organization, Role, User
 from portal.services.audit import audit_log
 from portal.signals import member_removed
 
@@ -54,7 +54,8 @@ def lock_owners(organization: Organization) -> list[Membership]:
     admin) cannot each remove "the other" last owner at the same time.
     """
     return list(
-        Membership.objects.select_for_update()
+        Membership.objects.select_for_update(of=("self",))
+        .select_related("user")
         .filter(organization=organization, role=Role.OWNER)
         .order_by("pk")
     )
@@ -65,6 +66,56 @@ def _check_manager_may_touch(*, actor_membership: Membership | None, role: str) 
         raise ValidationError("Only an owner can grant, change or remove the owner role.", code="owner_only")
 
 
+def _still_manager(actor_membership: Membership | None) -> Membership | None:
+    """Re-read the acting manager's membership under the owners' lock (taken by the caller).
+
+    The dashboard authorised the request with the role it read when the request began; a
+    demotion or removal of the actor that committed meanwhile (it takes the same lock) wins.
+    """
+    if actor_membership is None:
+        return None
+    current = Membership.objects.filter(pk=actor_membership.pk).first()
+    if current is None or current.role not in MANAGER_ROLES:
+        raise ValidationError(
+            "Your role in this organisation changed meanwhile: only owners and admins can do this.",
+            code="not_manager",
+        )
+    return current
+
+
+def _locked_membership(membership: Membership) -> Membership:
+    """Lock and return a membership row afresh; a clear refusal when a concurrent request removed it."""
+    locked = (
+        Membership.objects.select_for_update(of=("self",))
+        .select_related("user", "organization")
+        .filter(pk=membership.pk)
+        .first()
+    )
+    if locked is None:
+        raise ValidationError("This person is no longer a member.", code="gone")
+    return locked
+
+
+def _active_owners_left(owners: list[Membership], without: Membership) -> bool:
+    """Return whether an owner who can sign in remains when `without` is no longer an owner."""
+    return any(owner.pk != without.pk and owner.user.is_active for owner in owners)
+
+
+def _revoke_invitations_beyond(membership: Membership, role: str | None, *, actor: User | None) -> None:
+    """Revoke the open invitations `membership`'s person sent that `role` (None: gone) may not grant."""
+    grantable = {None: (), Role.MEMBER: (), Role.ADMIN: (Role.ADMIN, Role.MEMBER)}.get(role, Role.values)
+    invitations = Invitation.objects.select_for_update(of=("self",)).filter(
+        organization_id=membership.organization_id,
+        invited_by_id=membership.user_id,
+        accepted_at__isnull=True,
+        revoked_at__isnull=True,
+    )
+    for invitation in invitations.exclude(role__in=grantable).select_related("organization"):
+        invitation.revoked_at = timezone.now()
+        invitation.save(update_fields=["revoked_at", "updated_at"])
+        _audit("portal.invitation.revoked", invitation, actor=actor, extra={"reason": "inviter_lost_role"})
+
+
 @transaction.atomic
 def membership_change_role(
     *, membership: Membership, role: str, actor: User, actor_membership: Membership | None = None
@@ -73,17 +124,19 @@ def membership_change_role(
     if role not in Role.values:
         raise ValidationError("Unknown role.", code="invalid_role")
     owners = lock_owners(membership.organization)
-    membership = Membership.objects.select_for_update().get(pk=membership.pk)
+    actor_membership = _still_manager(actor_membership)
+    membership = _locked_membership(membership)
     old_role = membership.role
     if old_role == role:
         return membership
     _check_manager_may_touch(actor_membership=actor_membership, role=old_role)
     _check_manager_may_touch(actor_membership=actor_membership, role=role)
-    if old_role == Role.OWNER and len(owners) <= 1:
+    if old_role == Role.OWNER and not _active_owners_left(owners, membership):
         raise ValidationError("The organisation's last owner cannot be demoted.", code="last_owner")
     membership.role = role
     membership.save(update_fields=["role", "updated_at"])
     _audit("portal.membership.role_changed", membership, actor=actor, extra={"from": old_role, "to": role})
+    _revoke_invitations_beyond(membership, role, actor=actor)
     return membership
 
 
@@ -95,14 +148,11 @@ def membership_remove(
     owners = lock_owners(membership.organization)
     # Only the membership row: locking the user and organisation rows too would deadlock with any
     # credential write of that organisation at its commit (its foreign-key checks share-lock them).
-    membership = (
-        Membership.objects.select_for_update(of=("self",))
-        .select_related("user", "organization")
-        .get(pk=membership.pk)
-    )
+    membership = _locked_membership(membership)
     if membership.user_id != actor.pk:
+        actor_membership = _still_manager(actor_membership)
         _check_manager_may_touch(actor_membership=actor_membership, role=membership.role)
-    if membership.role == Role.OWNER and len(owners) <= 1:
+    if membership.role == Role.OWNER and not _active_owners_left(owners, membership):
         raise ValidationError("The organisation's last owner cannot be removed.", code="last_owner")
     left = membership.user_id == actor.pk
     membership_delete(membership=membership, actor=actor, extra={"role": membership.role, "left": left})
@@ -119,6 +169,7 @@ def membership_delete(*, membership: Membership, actor: User | None, extra: dict
         sender=Membership, organization=membership.organization, user=membership.user, actor=actor
     )
     _audit("portal.membership.removed", membership, actor=actor, extra=extra)
+    _revoke_invitations_beyond(membership, None, actor=actor)
     membership.delete()
 
 
@@ -143,6 +194,19 @@ def invitation_create(
     _check_manager_may_touch(actor_membership=actor_membership, role=role)
     if Membership.objects.filter(organization=organization, user__email__iexact=email).exists():
         raise ValidationError({"email": "This person is already a member."})
+    # An expired invitation still holds the address's one open slot; it is closed, not left to
+    # block a new one (nothing else can close it: resend and revoke take open ones only).
+    expired = Invitation.objects.select_for_update(of=("self",)).filter(
+        organization=organization,
+        email=email,
+        accepted_at__isnull=True,
+        revoked_at__isnull=True,
+        expires_at__lte=timezone.now(),
+    )
+    for stale in expired:
+        stale.revoked_at = timezone.now()
+        stale.save(update_fields=["revoked_at", "updated_at"])
+        _audit("portal.invitation.revoked", stale, actor=actor, extra={"reason": "expired"})
     token = secrets.token_urlsafe(32)
     pepper_id, digest = keyed_digest(token)
     try:
@@ -219,11 +283,14 @@ def invitation_resend(
 
 
 @transaction.atomic
-def invitation_revoke(*, invitation: Invitation, actor: User) -> Invitation:
-    """Revoke an open invitation."""
+def invitation_revoke(
+    *, invitation: Invitation, actor: User, actor_membership: Membership | None = None
+) -> Invitation:
+    """Revoke an open invitation (an owner's invitation: owners only, as granting the role)."""
     invitation = Invitation.objects.select_for_update().get(pk=invitation.pk)
     if not invitation.is_open:
         raise ValidationError("This invitation is no longer open.", code="not_open")
+    _check_manager_may_touch(actor_membership=actor_membership, role=invitation.role)
     invitation.revoked_at = timezone.now()
     invitation.save(update_fields=["revoked_at", "updated_at"])
     _audit("portal.invitation.revoked", invitation, actor=actor)
@@ -257,6 +324,7 @@ def invitation_accept(*, token: str, user: User) -> Membership:
             f"This invitation was sent to {invitation.email}; sign in with that address to accept it.",
             code="wrong_user",
         )
+    _check_inviter_may_grant(invitation)
     invitation.accepted_at = timezone.now()
     invitation.accepted_by = user
     invitation.save(update_fields=["accepted_at", "accepted_by", "updated_at"])
@@ -274,15 +342,44 @@ def invitation_accept(*, token: str, user: User) -> Membership:
     return membership
 
 
+def _check_inviter_may_grant(invitation: Invitation) -> None:
+    """Refuse an invitation whose inviter no longer holds a role that may grant its role.
+
+    An invitation carries its inviter's authority: once they are removed or demoted it grants
+    nothing (the authority rule: re-evaluated, not frozen at the time of sending).
+    """
+    if invitation.invited_by_id is None:
+        return
+    role = (
+        Membership.objects.select_for_update(of=("self",), no_key=True)
+        .filter(organization_id=invitation.organization_id, user_id=invitation.invited_by_id)
+        .values_list("role", flat=True)
+        .first()
+    )
+    may_grant = role == Role.OWNER or (role == Role.ADMIN and invitation.role != Role.OWNER)
+    if not may_grant:
+        raise ValidationError(
+            "Whoever sent this invitation can no longer grant its role; ask an owner or admin for a new one.",
+            code="inviter_lost_role",
+        )
+
+
 @transaction.atomic
 def user_create_from_invitation(*, token: str, full_name: str, password: str) -> tuple[User, Membership]:
     """Create an account for an invitation's email address and accept the invitation."""
     found = invitation_for_token(token)
+    # Locked first: a double submit waits here, then finds the invitation accepted.
+    found = found and Invitation.objects.select_for_update(of=("self",)).filter(pk=found.pk).first()
     if found is None or not found.is_open:
         raise ValidationError("This invitation link is not valid any more.", code="invalid")
+    exists = ValidationError("An account with this email already exists; sign in to accept.", code="exists")
     if User.objects.filter(email__iexact=found.email).exists():
-        raise ValidationError("An account with this email already exists; sign in to accept.", code="exists")
-    user = User.objects.create_user(email=found.email, password=password, full_name=full_name)
+        raise exists
+    try:
+        with transaction.atomic():
+            user = User.objects.create_user(email=found.email, password=password, full_name=full_name)
+    except IntegrityError:
+        raise exists from None
     return user, invitation_accept(token=token, user=user)
 
 

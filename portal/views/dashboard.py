@@ -117,7 +117,9 @@ def invitation_revoke(request: HttpRequest, invitation_id: int) -> HttpResponse:
     invitation = get_object_or_404(invitations_for(request.organization), pk=invitation_id)
     flash_outcome(
         request,
-        lambda: org_services.invitation_revoke(invitation=invitation, actor=request.user),
+        lambda: org_services.invitation_revoke(
+            invitation=invitation, actor=request.user, actor_membership=request.membership
+        ),
         f"The invitation for {invitation.email} was revoked.",
     )
     return _members_page(request)
