@@ -12,6 +12,8 @@ absolute values: running it twice, or from two processes, never counts twice.
 A cache outage loses the counts of that time (metering fails open: verification never waits
 for it). A process that exits (a graceful stop or restart, a worker recycled) flushes what it
 still holds; one that is killed loses at most its last `PORTAL_USAGE_FLUSH_SECONDS` of counts.
+A process that goes idle flushes from a timer, 2 × `PORTAL_USAGE_FLUSH_SECONDS` after the first
+count it holds (as `credentials.last_used` does), so its counts never wait for its next request.
 """
 
 from __future__ import annotations
@@ -60,6 +62,14 @@ _lock = threading.Lock()
 _counts: Counter = Counter()
 _last_flush = [0.0]
 _last_rollup = [0.0]
+#: How far back a roll-up reads the cache's minutes.
+ROLLUP_LOOKBACK_MINUTES = 120
+#: The idle flush's timer (armed by the first count held after a flush) and the flushes so far.
+_idle: dict = {"timer": None, "generation": 0}
+#: Series this process created in the cache but could not list under their minute (a cache error
+#: between the two round trips): `{cache key: (minute, series)}`, listed again by its next flush.
+#: No other flush would list them: they see a total above their own count and take them as listed.
+_unlisted: dict[str, tuple[int, str]] = {}
 
 
 def _minute(now: float | None = None) -> int:
@@ -80,6 +90,31 @@ def record(
     with _lock:
         _counts[(_minute(), kind, credential_id, organization_id, outcome)] += 1
         insight.note((kind, credential_id, organization_id), outcome, scopes, ip)
+        if _idle["timer"] is None:
+            _arm_idle_flush()
+
+
+def _arm_idle_flush() -> None:
+    """Start the idle flush (the caller holds the lock)."""
+    seconds = float(settings.PORTAL_USAGE_FLUSH_SECONDS)
+    if seconds <= 0:
+        return
+    timer = threading.Timer(2 * seconds, _idle_flush, args=(_idle["generation"],))
+    timer.daemon = True
+    timer.name = "usage-flush"
+    _idle["timer"] = timer
+    timer.start()
+
+
+def _idle_flush(generation: int) -> None:
+    with _lock:
+        _idle["timer"] = None
+        if not _counts and not _unlisted:
+            return
+        if generation != _idle["generation"]:
+            _arm_idle_flush()  # requests have flushed since: what is held now is younger
+            return
+    flush()
 
 
 def record_api_key(verification, outcome: str | None = None, *, scopes=(), ip=None) -> None:
@@ -120,25 +155,36 @@ def flush() -> None:
         _counts.clear()
         notes = insight.take()
         _last_flush[0] = time.monotonic()
+        _idle["generation"] += 1
+        unlisted = dict(_unlisted)
+        _unlisted.clear()
     insight.push(notes, _minute())
-    if not counts:
+    if not counts and not unlisted:
         return
     series_of = {}
     for (minute, kind, credential_id, organization_id, outcome), n in counts.items():
         series = f"{kind}|{credential_id}|{organization_id}|{outcome}"
         series_of[_series_key(minute, series)] = (minute, series, n)
+    to_list: dict[str, tuple[int, str]] = {}
     try:
-        totals = hotcache.incr_many(
-            {key: n for key, (_m, _s, n) in series_of.items()}, CACHE_SECONDS, backend=cache
+        totals = (
+            hotcache.incr_many(
+                {key: n for key, (_m, _s, n) in series_of.items()}, CACHE_SECONDS, backend=cache
+            )
+            if series_of
+            else {}
         )
         # A series this flush created (its total is this flush's count): list it under its
         # minute, so the roll-up can find it without a scan.
-        created: dict[int, list[str]] = {}
-        for key, (minute, series, n) in series_of.items():
-            if totals.get(key) == n:
-                created.setdefault(minute, []).append(series)
-        if not created:
+        to_list = {
+            key: (minute, series) for key, (minute, series, n) in series_of.items() if totals.get(key) == n
+        }
+        to_list.update(_still_listable(unlisted))
+        if not to_list:
             return
+        created: dict[int, list[str]] = {}
+        for minute, series in to_list.values():
+            created.setdefault(minute, []).append(series)
         last_slots = hotcache.incr_many(
             {f"{_PREFIX}n:{minute}": len(names) for minute, names in created.items()},
             CACHE_SECONDS,
@@ -148,9 +194,18 @@ def flush() -> None:
         for minute, names in created.items():
             first = last_slots[f"{_PREFIX}n:{minute}"] - len(names) + 1
             slots.update({f"{_PREFIX}s:{minute}:{first + i}": name for i, name in enumerate(names)})
-        cache.set_many(slots, CACHE_SECONDS)
+        if cache.set_many(slots, CACHE_SECONDS):  # a fail-soft cache answers the keys it did not store
+            raise OSError("the series' names were not stored")
     except Exception:  # noqa: BLE001  metering fails open
-        logger.warning("Usage counts could not be stored; they are dropped", exc_info=True)
+        logger.warning("Usage counts could not be stored or listed", exc_info=True)
+        with _lock:
+            _unlisted.update(to_list)  # listed again by the next flush (a listing twice counts once)
+
+
+def _still_listable(unlisted: dict[str, tuple[int, str]]) -> dict[str, tuple[int, str]]:
+    """Keep the unlisted series young enough for a roll-up to read (its look-back)."""
+    oldest = _minute() - ROLLUP_LOOKBACK_MINUTES
+    return {key: value for key, value in unlisted.items() if value[0] >= oldest}
 
 
 #: Jobs that follow each in-process roll-up under DEBUG, in order (`debug_job_register`).
@@ -212,7 +267,7 @@ def minute_counts(minute: int) -> dict[tuple[str, str, int, str], int]:
 # --- the roll-up ----------------------------------------------------------------------------
 
 
-def rollup(*, now: datetime | None = None, lookback_minutes: int = 120) -> int:
+def rollup(*, now: datetime | None = None, lookback_minutes: int = ROLLUP_LOOKBACK_MINUTES) -> int:
     """Copy the cache's recent minutes into buckets, recompute their hours and days, apply retention.
 
     Return the number of minute buckets written. Idempotent: the values are totals.

@@ -11,7 +11,7 @@ from django.core.cache import cache, caches
 from django.db import connection
 from django.test import Client
 
-from credentials import last_used
+from credentials import last_used, usage
 from portal.models import Role
 from tests.factories import (
     AppCredentials,
@@ -55,6 +55,15 @@ def _last_used_written_after_each_request(settings):
     settings.PORTAL_LAST_USED_FLUSH_SECONDS = 0
     yield
     last_used.forget()  # a use held by a request that never finished must not reach the next test
+    usage_idle_flush_cancel()
+
+
+def usage_idle_flush_cancel() -> None:
+    """Stop usage metering's idle flush armed by a test, so it cannot flush in the next one."""
+    with usage._lock:
+        timer, usage._idle["timer"] = usage._idle["timer"], None
+    if timer is not None:
+        timer.cancel()
 
 
 @pytest.fixture(autouse=True)

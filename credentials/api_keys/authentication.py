@@ -71,7 +71,8 @@ class ApiKeyAuthentication(BaseAuthentication):
             # The scopes this API needs (and the key holds) are counted for "scopes never used".
             scopes, enough = insight.scopes_needed(request, principal.scopes)
             usage.record_api_key(verification, None if enough else "insufficient_scope", scopes=scopes)
-            api_key_record_use(verification, ip=ip)
+            if enough:  # "last used" is the last successful use, not a refusal for scope
+                api_key_record_use(verification, ip=ip)
         return principal, principal
 
     @staticmethod

@@ -437,12 +437,14 @@ def _write_touches(touches: dict[int, tuple[datetime, str | None, str]]) -> None
     """Write `last_used_at` (and `last_used_ip`) of each key whose marker this adds: one statement.
 
     The markers are added in one round trip (`hotcache.add_many`); a key whose marker is
-    there already was written less than a minute ago (by this server or another).
+    there already was written less than a minute ago (by this server or another). Without an
+    answer from Redis every key is written.
     """
     markers = {_USED_PREFIX + key_id: pk for pk, (_when, _ip, key_id) in touches.items()}
-    due = {
-        markers[marker] for marker in hotcache.add_many(markers, 1, LAST_USED_INTERVAL_SECONDS, backend=cache)
-    }
+    added = hotcache.add_many(markers, 1, LAST_USED_INTERVAL_SECONDS, backend=cache)
+    # Redis did not answer: write every held use (as the M2M path does) rather than none, or a
+    # key used throughout an outage would look unused (a cut-over would revoke it).
+    due = set(markers.values()) if added is None else {markers[marker] for marker in added}
     rows = {pk: (when, ip) for pk, (when, ip, _key_id) in touches.items() if pk in due}
     last_used.update_rows(ApiKey, ("last_used_at", "last_used_ip"), rows)
 

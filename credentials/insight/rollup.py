@@ -14,7 +14,7 @@ import logging
 from datetime import UTC, datetime
 
 from django.core.cache import cache
-from django.db import transaction
+from django.db import connection, transaction
 
 from credentials.insight.models import UsageClientIp, UsageDenial, UsageScope
 from credentials.insight.recorder import CACHE_SECONDS, MAX_RECENT, PREFIX
@@ -70,6 +70,22 @@ def _when(timestamp: float) -> datetime:
     return datetime.fromtimestamp(timestamp, tz=UTC)
 
 
+#: The PostgreSQL advisory lock that serialises merges (an arbitrary constant of this module).
+_MERGE_LOCK = 0x1D5E_0057
+
+
+def _serialise_merges() -> None:
+    """Take the merge lock until the transaction ends (PostgreSQL; SQLite has one writer anyway).
+
+    `_add_counts` reads a row, adds to its count and writes it: `SELECT … FOR UPDATE` locks a
+    row that exists, but not one two roll-ups are both about to create, and the second upsert
+    then overwrote the first's count instead of adding to it.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_MERGE_LOCK])
+
+
 def _add_counts(model, field: str, time_field: str, merged: dict) -> None:
     """Add `merged` ({series: {value: (count, last)}}) to the rows of `model`, creating missing ones."""
     if not merged:
@@ -122,6 +138,7 @@ def rollup(*, first_minute: int, last_minute: int) -> int:
     # Notes of an organisation deleted since (or never committed) are dropped, not written.
     ips, scopes, denials = ({s: v for s, v in m.items() if s[2] in known} for m in (ips, scopes, denials))
     with transaction.atomic():
+        _serialise_merges()
         _add_counts(UsageClientIp, "ip", "last_seen", ips)
         _add_counts(UsageScope, "scope", "last_used", scopes)
         UsageDenial.objects.bulk_create(

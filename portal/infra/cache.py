@@ -303,12 +303,13 @@ class ResilientRedisCache(RedisCache):
         finally:
             self._recent.forget_all()
 
-    def add_many(self, keys, value, timeout=DEFAULT_TIMEOUT, version=None) -> set[str]:
+    def add_many(self, keys, value, timeout=DEFAULT_TIMEOUT, version=None) -> set[str] | None:
         """`add(key, value, timeout)` for every key in one round trip; return the keys that were added.
 
         `SET … NX EX` for each key, independently of the others, run by a Lua script per
         `SCRIPT_CHUNK` keys (one command instead of one per key: packing commands was most
-        of the cost). Fails soft like every other operation (nothing added).
+        of the cost). Fails soft like every other operation, but says so: None when Redis did
+        not answer (nothing is known of the keys), not an empty set ("all there already").
         """
         keys = list(dict.fromkeys(keys))
         ttl = self.get_backend_timeout(timeout)
@@ -323,7 +324,7 @@ class ResilientRedisCache(RedisCache):
             added = self._scripted(_ADD_MANY, made, lambda part: [stored, ttl])
             return {key for key, was_added in zip(keys, added, strict=True) if was_added}
 
-        return self._call("add_many", set(), scripted)
+        return self._call("add_many", None, scripted)
 
     def incr_many(self, deltas, timeout=DEFAULT_TIMEOUT, version=None) -> dict[str, int]:
         """Add each delta to its counter, creating it (with `timeout`) if missing; one round trip.

@@ -152,12 +152,12 @@ def present(key: str) -> bool | None:
     return values[key] is not _MISSING
 
 
-def add_many(keys: Iterable[str], value: Any, timeout: int, *, backend=None) -> set[str]:
+def add_many(keys: Iterable[str], value: Any, timeout: int, *, backend=None) -> set[str] | None:
     """`add(key, value, timeout)` for every key; return the keys that were added.
 
-    One round trip on Redis (`ResilientRedisCache.add_many`: `SET … NX EX` per key in a Lua script),
-    one `add` per key on other caches. A cache error is raised, as `add` would raise it.
-    `backend`: the cache to use (the default cache when None).
+    One round trip on Redis (`ResilientRedisCache.add_many`: `SET … NX EX` per key in a Lua script;
+    None when Redis did not answer), one `add` per key on other caches. A cache error is raised,
+    as `add` would raise it. `backend`: the cache to use (the default cache when None).
     """
     backend = cache if backend is None else backend
     adder = getattr(backend, "add_many", None)

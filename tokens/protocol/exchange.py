@@ -219,7 +219,8 @@ def _key_ip(request) -> str | None:
         raise _invalid_request(
             request, f"The '{CLIENT_IP_PARAMETER}' parameter is not an IPv4 or IPv6 address."
         ) from None
-    return str(address)
+    # `::ffff:10.0.0.1` is 10.0.0.1, as everywhere else (portal.infra.net): one client, one address.
+    return str(getattr(address, "ipv4_mapped", None) or address)
 
 
 def _check_key_policy(request, verification: Verification, ip: str | None) -> None:

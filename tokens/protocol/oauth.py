@@ -131,9 +131,18 @@ def authenticate_client_credentials(
         return None
     application = match.application
     if _last_use_due(match, now, from_snapshot=cached):
-        last_used.of_model(ClientSecret, "last_used_at").add(match.pk, now)  # after the response, batched
-        match.last_used_at = now
+        # Written by `record_secret_use` once the request succeeds: "last used" is the last
+        # successful use, not a request refused for its address, rate or scopes.
+        match.portal_use_due_at = now
     return application, match
+
+
+def record_secret_use(credential: Any) -> None:
+    """Record that an authenticated secret served a request that succeeded (after the response, batched)."""
+    due = getattr(credential, "portal_use_due_at", None)
+    if due is not None and isinstance(credential, ClientSecret):
+        last_used.of_model(ClientSecret, "last_used_at").add(credential.pk, due)
+        credential.last_used_at, credential.portal_use_due_at = due, None
 
 
 #: Secret pk -> when this process last claimed the secret's once-a-minute `last_used_at` write.
@@ -389,6 +398,8 @@ def check_issuance_rate(application: M2MApplication, *, request=None) -> None:
     if limit.limit <= 0:
         return
     if ratelimit.hit(ISSUANCE_SCOPE, client_id, limit) > limit.limit:
+        # Counted like a quota's refusal (docs/usage.md: going over either is `rate_limited`).
+        usage.record("m2m_app", client_id, application.organization_id, policy.RATE_LIMITED)
         raise SlowDown(ratelimit.retry_after(ISSUANCE_SCOPE, client_id, limit) or limit.window)
 
 
@@ -520,6 +531,7 @@ class M2MValidator(OAuth2Validator):
         """
         client = request.client
         usage.record("m2m_app", client.client_id, client.organization_id, "valid", scopes=request.scopes)
+        record_secret_use(getattr(request, "portal_client_secret", None))
         if quota.has_quota(client):
             quota.count_issued(client)
         return None
