@@ -30,7 +30,9 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import re
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -100,6 +102,10 @@ class VerifiedToken:
         return act.get("sub") if isinstance(act, dict) else None
 
 
+#: PyJWKClient's cooldown, made endless: this module refetches for unknown kids itself.
+_NO_CLIENT_REFETCH = 10.0**9
+
+
 class TokenVerifier:
     """Verify RFC 9068 access tokens from one issuer for one audience (or several), and one organisation."""
 
@@ -139,18 +145,35 @@ class TokenVerifier:
         self.leeway = leeway
         self._decode_options = {"require": list(REQUIRED_CLAIMS), "verify_aud": verify_audience}
         if jwks_url is not None:
+            # PyJWKClient's own refetch for an unknown kid is switched off (an effectively endless
+            # cooldown): it starts its cooldown at every fetch, routine ones included, so a key
+            # rotated just after a routine fetch was refused for up to `refetch_cooldown`. The
+            # resolver below refetches for an unknown kid at most once per `refetch_cooldown`,
+            # counted from its own refetches only.
             client = PyJWKClient(
-                jwks_url, lifespan=jwks_cache_seconds, cooldown_duration=refetch_cooldown, timeout=timeout
+                jwks_url, lifespan=jwks_cache_seconds, cooldown_duration=_NO_CLIENT_REFETCH, timeout=timeout
             )
-            self._resolve = self._jwks_client_resolver(client)
+            self._resolve = self._jwks_client_resolver(client, refetch_cooldown)
         else:
             self._resolve = key_resolver
 
     @staticmethod
-    def _jwks_client_resolver(client: PyJWKClient) -> KeyResolver:
+    def _jwks_client_resolver(client: PyJWKClient, refetch_cooldown: float) -> KeyResolver:
+        last_refetch = [-math.inf]
+        lock = threading.Lock()
+
         def resolve(kid: str) -> PyJWK | None:
             try:
                 return client.get_signing_key(kid)
+            except jwt.PyJWKClientError:
+                pass
+            with lock:  # an attacker's made-up kids cost one fetch per cooldown, no more
+                now = time.monotonic()
+                if now - last_refetch[0] < refetch_cooldown:
+                    return None
+                last_refetch[0] = now
+            try:
+                return client.match_kid(client.get_signing_keys(refresh=True), kid)
             except jwt.PyJWKClientError:
                 return None
 
