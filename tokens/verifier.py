@@ -38,6 +38,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import jwt
 from jwt import PyJWK, PyJWKClient
@@ -102,6 +103,19 @@ class VerifiedToken:
         return act.get("sub") if isinstance(act, dict) else None
 
 
+def _trusted_transport(url: str) -> bool:
+    """Return whether keys fetched from `url` cannot be swapped on the way: https, or this machine.
+
+    The keys decide every token: over plain http an on-path attacker serves their own and signs
+    tokens the service accepts. Loopback http is for development (`make run`).
+    """
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    return scheme == "https" or (scheme == "http" and (parts.hostname or "") in _LOOPBACK_HOSTS)
+
+
+_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+
 #: PyJWKClient's cooldown, made endless: this module refetches for unknown kids itself.
 _NO_CLIENT_REFETCH = 10.0**9
 
@@ -126,6 +140,10 @@ class TokenVerifier:
     ):
         if (jwks_url is None) == (key_resolver is None):
             raise ValueError("Pass exactly one of jwks_url and key_resolver.")
+        if jwks_url is not None and not _trusted_transport(jwks_url):
+            raise ValueError(
+                "Fetch the JWKS over https:// (plain http only from this machine: 127.0.0.1, ::1, localhost)."
+            )
         self.algorithms = tuple(a for a in algorithms if a in ALLOWED_ALGORITHMS)
         if not self.algorithms:
             raise ValueError("Allow at least one of RS256 and ES256.")

@@ -366,3 +366,20 @@ def test_new_key_is_picked_up_by_refetch(jwks_server, ec_key, jwks):
         verifier.verify(_sign(ec_key, jwks, alg="ES256"))
     jwks_server.jwks = jwks  # the issuer published a new key
     verifier.verify(_sign(ec_key, jwks, alg="ES256"))
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://portal.example.com/.well-known/jwks.json",
+        "HTTP://portal.example.com/.well-known/jwks.json",
+    ],
+)
+def test_a_plain_http_jwks_url_is_a_configuration_error(url):
+    """The keys that decide every token come over TLS: over plain http an on-path attacker serves
+    their own and signs tokens the service accepts. Plain http from this machine stays allowed
+    for development."""
+    with pytest.raises(ValueError):
+        TokenVerifier(issuer="https://portal.example.com", audience="https://api.example.com", jwks_url=url)
+    for local in ("http://127.0.0.1:8000/.well-known/jwks.json", "http://localhost/.well-known/jwks.json"):
+        TokenVerifier(issuer="http://127.0.0.1:8000", audience="https://api.example.com", jwks_url=local)

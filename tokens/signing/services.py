@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import timedelta
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -18,8 +19,19 @@ from tokens.models import (
 )
 from tokens.signing import keys
 
-# A retired signing key stays published this long: the longest token lifetime plus clock leeway.
+# A retired signing key stays published this long: the longest token lifetime plus clock leeway,
+# plus (`retired_key_publish_for`) the time other app servers may still sign with it.
 RETIRED_KEY_PUBLISH_FOR = timedelta(seconds=MAX_TOKEN_LIFETIME + 300)
+
+
+def retired_key_publish_for() -> timedelta:
+    """Return how long a key retired now stays in the JWKS.
+
+    Other app servers notice a rotation within PORTAL_SIGNING_KEY_REFRESH_SECONDS (twice that
+    through the shared kid hint, tokens.signing.keys) and sign with the old key until then; the
+    last token one of them signs must expire before the key leaves the JWKS.
+    """
+    return RETIRED_KEY_PUBLISH_FOR + timedelta(seconds=2 * settings.PORTAL_SIGNING_KEY_REFRESH_SECONDS)
 
 
 def _create_signing_key(algorithm: str, material: tuple[bytes, dict] | None = None) -> SigningKey:
@@ -88,7 +100,7 @@ def _signing_key_rotate_once(
     if previous is not None:
         previous.status = SigningKey.Status.RETIRED
         previous.retired_at = now
-        previous.publish_until = now + RETIRED_KEY_PUBLISH_FOR
+        previous.publish_until = now + retired_key_publish_for()
         previous.save(update_fields=["status", "retired_at", "publish_until", "updated_at"])
     key = _create_signing_key(algorithm, material)
     audit_log(

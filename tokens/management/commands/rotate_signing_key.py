@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+
+from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from tokens.models import SigningKey
@@ -31,6 +34,14 @@ class Command(BaseCommand):
         if previous is None:
             return
         if options["unpublish_previous"]:
+            # Other app servers switch to the new key within twice their refresh interval (the
+            # shared kid hint, tokens.signing.keys); until then they still sign with the old one.
+            # Withdrawn sooner, their tokens would be issued (200) yet verify nowhere.
+            wait = 2 * settings.PORTAL_SIGNING_KEY_REFRESH_SECONDS
+            if wait > 0:
+                self.stdout.write(f"Waiting {wait} s for every app server to sign with the new key…")
+                self.stdout.flush()
+                time.sleep(wait)
             signing_key_unpublish(key=previous, actor=None)
             self.stdout.write(
                 f"Withdrew key {previous.kid} from the JWKS: tokens it signed stop validating "
