@@ -102,7 +102,7 @@ def credential_suspend(*, credential: models.Model, actor: User | None, reason: 
 
 @transaction.atomic
 def credential_restore(*, credential: models.Model, actor: User | None) -> models.Model:
-    """Lift a suspension (staff or organisation admins); orphan and review marks stay as they are."""
+    """Lift a suspension (staff or organisation admins); an orphan or review mark stays, its grace anew."""
     kind = kind_of(credential)
     credential = locked_credential(credential)
     if credential.status != CredentialStatus.SUSPENDED:
@@ -111,7 +111,17 @@ def credential_restore(*, credential: models.Model, actor: User | None) -> model
     credential.status = CredentialStatus.ACTIVE
     credential.suspended_at = None
     credential.suspension_reason = ""
-    save_fields(credential, kind, "status", "suspended_at", "suspension_reason")
+    fields = ["status", "suspended_at", "suspension_reason"]
+    # The mark stays (the owner is still gone, the review still due), but its grace starts again
+    # now: else the next run of `credential_policies_apply` suspended it again within minutes.
+    now = timezone.now()
+    if reason == SuspensionReason.ORPHANED and credential.orphaned_at is not None:
+        credential.orphaned_at = now
+        fields.append("orphaned_at")
+    elif reason == SuspensionReason.REVIEW_OVERDUE and credential.review_due_at is not None:
+        credential.review_due_at = now
+        fields.append("review_due_at")
+    save_fields(credential, kind, *fields)
     audit_change(kind, "restored", credential=credential, actor=actor, extra={"reason": reason})
     kind.changed(credential)
     return credential
