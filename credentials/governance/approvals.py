@@ -254,6 +254,11 @@ def credential_request_cancel(*, request: CredentialRequest, actor: User) -> Cre
         raise ValidationError(f"This request was already {request.state}.", code="decided")
     if actor is None or not actor.is_authenticated or request.requester_id != actor.pk:
         raise ValidationError("Only the person who made a request can cancel it.", code="not_requester")
+    return _cancel(request, actor=actor, extra={})
+
+
+def _cancel(request: CredentialRequest, *, actor: User | None, extra: dict) -> CredentialRequest:
+    """Close a locked, waiting request as cancelled; a new credential it asked for ends `denied`."""
     kind = get_kind(request.kind)
     credential = locked_credential(credential_for_request(request))
     if request.request_type == RequestType.CREATE and credential.status == CredentialStatus.PENDING:
@@ -268,9 +273,36 @@ def credential_request_cancel(*, request: CredentialRequest, actor: User) -> Cre
         actor=actor,
         organization=request.organization,
         target=credential,
-        extra={"request_id": request.pk, "type": request.request_type},
+        extra={"request_id": request.pk, "type": request.request_type, **extra},
     )
     return request
+
+
+def credential_requests_close_for_leaver(*, organization, user: User, actor: User | None) -> int:
+    """Cancel the waiting requests a departing member made, and those for new credentials of theirs.
+
+    Left waiting, an approver could still grant them, and the person, rejoining, would get what
+    was decided about their former membership (only a credential's owner generates its secret).
+    Called inside the removal's transaction; return how many were cancelled.
+    """
+    waiting = CredentialRequest.objects.filter(organization=organization, state=RequestState.PENDING)
+    theirs = {request.pk for request in waiting.filter(requester=user)}
+    for kind in all_kinds():
+        owned = kind.model.objects.filter(
+            organization=organization, owner=user, status=CredentialStatus.PENDING
+        ).values_list("pk", flat=True)
+        theirs |= set(
+            waiting.filter(
+                kind=kind.key, request_type=RequestType.CREATE, object_id__in=list(owned)
+            ).values_list("pk", flat=True)
+        )
+    closed = 0
+    for pk in sorted(theirs):
+        request = _lock_request(CredentialRequest(pk=pk))
+        if request.state == RequestState.PENDING:
+            _cancel(request, actor=actor, extra={"reason": "member_left", "member": user.email})
+            closed += 1
+    return closed
 
 
 def _record_decision(

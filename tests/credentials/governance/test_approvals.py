@@ -16,7 +16,8 @@ from credentials.governance.approvals import credential_request_approve, credent
 from credentials.governance.edits import credential_scopes_set
 from credentials.governance.models import CredentialRequest, CredentialStatus, RequestState, RequestType
 from credentials.governance.org_policy import policy_update
-from portal.models import AuditEvent, Role
+from portal.models import AuditEvent, Membership, Role
+from portal.services.organizations import membership_remove
 from tests.factories import MembershipFactory, UserFactory, enrol_totp, make_api_key, make_m2m_app
 
 pytestmark = pytest.mark.django_db
@@ -432,3 +433,39 @@ def test_an_approver_cannot_take_over_someone_elses_pending_request_and_approve_
         credential_request_approve(request=request, actor=admin_user)
     assert refused.value.code == "four_eyes"
     credential_request_approve(request=request, actor=owner)  # a second person decides
+
+
+def test_a_member_who_leaves_takes_their_waiting_requests_with_them(
+    organization, owner, admin_user, member, scopes
+):
+    """Left waiting, an approver could still grant them, and the person, rejoining, would generate
+    the secret of a key decided about their former membership."""
+    policy_update(organization=organization, actor=owner, approve_new_api_keys=True)
+    key, request = api_key_request(
+        organization=organization,
+        name="export",
+        owner=member,
+        scopes=["orders:read"],
+        requester=member,
+        justification="nightly export",
+    )
+    managers_key, managers_request = api_key_request(
+        organization=organization,
+        name="for the member",
+        owner=member,
+        scopes=["orders:read"],
+        requester=admin_user,
+        justification="set up for them",
+    )
+    membership_remove(membership=Membership.objects.get(user=member, organization=organization), actor=owner)
+
+    for waiting, credential in ((request, key), (managers_request, managers_key)):
+        waiting.refresh_from_db()
+        assert waiting.state == RequestState.CANCELLED
+        assert ApiKey.objects.get(pk=credential.pk).status == "denied"
+        with pytest.raises(ValidationError):
+            credential_request_approve(request=waiting, actor=admin_user)
+    assert (
+        AuditEvent.objects.filter(action="credentials.request.cancelled", extra__reason="member_left").count()
+        == 2
+    )
