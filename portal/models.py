@@ -6,6 +6,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Lower
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -135,6 +136,15 @@ class Organization(TimestampedModel):
         verbose_name = _("organisation")
         verbose_name_plural = _("organisations")
         ordering = ["name"]
+        constraints = [
+            # `ACME` beside `acme`: two tenants a person (or a resource server comparing the
+            # `org_id` claim without case) could take for one.
+            models.UniqueConstraint(
+                Lower("slug"),
+                name="organization_slug_unique_ignoring_case",
+                violation_error_message=_("Another organisation has this slug (in other letter case)."),
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.name
