@@ -294,6 +294,8 @@ class RateLimited(exceptions.Throttled):
     """429 `{"detail", "code": "rate_limited"}` with `Retry-After` (the RateLimit fields come with it)."""
 
     default_code = RATE_LIMITED
+    # Our detail says the wait already; DRF would add "Expected available in N seconds." again.
+    extra_detail_singular = extra_detail_plural = ""
 
 
 def api_key_refusal(key: dict[str, Any], ip: str | None) -> exceptions.APIException | None:

@@ -138,7 +138,9 @@ RULES: dict[str, Rule] = {
         also=("m2m_app.create",),
     ),
     "api_key.verify": Rule(
-        "Verify other API keys centrally (credentials only)", roles=ALL_ROLES, scope="api_keys:verify"
+        "Verify the organisation's API keys centrally (credentials only; resource servers: any organisation's)",
+        roles=ALL_ROLES,
+        scope="api_keys:verify",
     ),
     "inventory.read": Rule("Read the credential inventory", roles=ALL_ROLES, scope="inventory:read"),
     "usage.read": Rule(

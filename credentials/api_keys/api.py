@@ -22,7 +22,7 @@ from credentials.api_keys.models import ApiKey
 from credentials.api_keys.permissions import VERIFY_SCOPE, HasScopes
 from credentials.api_keys.selectors import api_keys_filtered
 from credentials.api_keys.services import api_key_create, api_key_revoke, api_key_rotate, api_key_update
-from credentials.api_keys.verification import api_key_record_use, api_key_verify
+from credentials.api_keys.verification import NOT_FOUND, api_key_record_use, api_key_verify
 from credentials.governance.edits import credential_policy_set
 from credentials.rest import CredentialViewSet
 from portal.api.errors import api_error
@@ -192,6 +192,19 @@ class ApiKeyViewSet(CredentialViewSet):
         return Response(self.get_serializer(api_key).data)
 
 
+def _may_verify(caller, verification) -> bool:
+    """Return whether the calling credential may learn about the presented key (valid or not).
+
+    A key of the caller's own organisation, always; of another, only for an application staff
+    mark as a resource server (it serves every organisation's clients, and introspects their
+    tokens likewise). A key the portal does not know is nobody's: the answer says so.
+    """
+    key = verification.key or verification.wrong_secret_of
+    if key is None or key["organization_id"] == caller.organization_id:
+        return True
+    return caller.credential_type == "access_token" and bool(caller.extra.get("resource_server"))
+
+
 class ApiKeyVerifyView(AuthorizedView, MachineCredentialView):
     """Verify an API key centrally, for services that hold a credential with `api_keys:verify`.
 
@@ -214,8 +227,13 @@ class ApiKeyVerifyView(AuthorizedView, MachineCredentialView):
         # Guessing through the verifier is guessing all the same: count failures per client IP.
         refuse_if_throttled(request._request)
         verification = api_key_verify(data.validated_data["key"])
+        if not _may_verify(request.auth, verification):
+            # Another organisation's key: its owner, name and scopes are not this caller's to
+            # learn, nor its budget, usage or last use to touch. Answered as an unknown key.
+            verification = NOT_FOUND
         if not verification.valid:
-            ratelimit.hit_all(failure_checks(request._request))
+            if verification.code != "malformed":  # a bad checksum is no guess: it costs nothing
+                ratelimit.hit_all(failure_checks(request._request))
             usage.record_api_key(verification, ip=data.validated_data.get("client_ip") or "")
             return no_store(Response({"valid": False, "code": verification.code}))
         # The verified key's policy: its allowlist against the address the service reports (a
@@ -243,6 +261,8 @@ class ApiKeyVerifyView(AuthorizedView, MachineCredentialView):
         api_key_record_use(verification, ip=reported_ip)
         key = verification.key
         expires_at = verification.expires_at
+        # What the key may do now: its scopes bounded by its owner's current role (portal.authz).
+        scopes = verification.principal().scopes
         return no_store(
             Response(
                 {
@@ -251,7 +271,7 @@ class ApiKeyVerifyView(AuthorizedView, MachineCredentialView):
                     "key_id": key["key_id"],
                     "name": key["name"],
                     "owner": key["owner_email"],
-                    "scopes": sorted(key["scopes"]),
+                    "scopes": sorted(scopes),
                     "environment": key["environment"],
                     "expires_at": expires_at.isoformat() if expires_at else None,
                 }

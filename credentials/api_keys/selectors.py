@@ -38,11 +38,13 @@ def api_keys_filtered(
     """Return the organisation's keys matching a search (name, key id, owner email) and filters."""
     keys = api_keys_for(organization)
     if search:
-        keys = keys.filter(
-            Q(name__icontains=search)
-            | Q(key_id__startswith=search.split("_")[-1])
-            | Q(owner__email__icontains=search)
-        )
+        matches = Q(name__icontains=search) | Q(owner__email__icontains=search)
+        # A key id, or a display prefix `ipk_live_<key id…>`: its last part, when there is one
+        # (`…_` would match every key).
+        key_id_part = search.split("_")[-1]
+        if key_id_part:
+            matches |= Q(key_id__startswith=key_id_part)
+        keys = keys.filter(matches)
     now = timezone.now()
     if status == CredentialState.ACTIVE:
         keys = keys.filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now), status=CredentialState.ACTIVE)

@@ -84,7 +84,12 @@ class AccessTokenAuthentication(BaseAuthentication):
             owner_role=application.owner_role,
             expires_at=datetime.fromtimestamp(claims["exp"], tz=UTC),
             minted_by=_minted_by(claims),
-            extra={"client_id": claims["client_id"], "application": application.name},
+            extra={
+                "client_id": claims["client_id"],
+                "application": application.name,
+                # Staff trust it across organisations (introspection, central key verification).
+                "resource_server": application.is_resource_server,
+            },
         )
 
     def authenticate_header(self, request) -> str:
