@@ -138,7 +138,7 @@ RULES: dict[str, Rule] = {
         also=("m2m_app.create",),
     ),
     "api_key.verify": Rule(
-        "Verify the organisation's API keys centrally (credentials only; resource servers: any organisation's)",
+        "Verify the organisation's API keys centrally (credentials; resource servers: any organisation's)",
         roles=ALL_ROLES,
         scope="api_keys:verify",
     ),
