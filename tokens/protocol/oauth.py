@@ -515,8 +515,10 @@ class M2MValidator(OAuth2Validator):
         """Check the requested scopes, then pick the audience from `resource` (RFC 8707).
 
         oauthlib reads `scope=` as one empty scope; it means no scope asked for (RFC 6749 §3.2).
+        A scope asked twice is granted once (a scope is a set, §3.3), as token exchange does.
         """
-        request.scopes = scopes = [scope for scope in scopes if scope] or self._allowed_scopes(request)
+        asked = list(dict.fromkeys(scope for scope in scopes if scope))
+        request.scopes = scopes = asked or self._allowed_scopes(request)
         if not set(scopes) <= set(self._allowed_scopes(request)):
             client = request.client
             usage.record("m2m_app", client.client_id, client.organization_id, "insufficient_scope")
