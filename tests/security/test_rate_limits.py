@@ -8,6 +8,7 @@ import pytest
 from django.core.cache import caches
 from django.urls import reverse
 
+from credentials.api_keys import keys as api_keys
 from portal.infra import ratelimit
 from portal.infra.cache import ResilientRedisCache
 from tests.security.conftest import ALL_SCOPES
@@ -167,10 +168,12 @@ class TestApiKeyFailures:
         limits.PORTAL_API_KEY_FAILURES_PER_IP_PER_MINUTE = 2
         _row, verifier = make_key(name="verifier", scopes=ALL_SCOPES)
         _row, target = make_key(name="target", scopes=ALL_SCOPES)
-        for n in range(2):
+        for _ in range(2):
+            # Well-formed guesses (a malformed key fails its checksum: no guess, not counted).
+            _key_id, guess = api_keys.generate("live")
             response = client.post(
                 "/api/v1/keys/verify",
-                {"key": f"ipk_live_guess{n}"},
+                {"key": guess},
                 "application/json",
                 HTTP_X_API_KEY=verifier,
             )
