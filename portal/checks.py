@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
 from django.core.exceptions import ImproperlyConfigured
@@ -45,3 +47,37 @@ def check_webauthn_origin_is_secure(app_configs, **kwargs):
             )
         ]
     return []
+
+
+@register()
+def check_address_lists(app_configs, **kwargs):
+    """Check that the address lists parse: an entry that does not would be dropped in silence.
+
+    `PORTAL_TRUSTED_PROXIES` takes addresses (each proxy's own; a network is not one: behind an
+    unlisted proxy every client would share its address, and its per-address limits);
+    `PORTAL_METRICS_ALLOWED_IPS` takes addresses or networks.
+    """
+    errors = []
+    for entry in settings.PORTAL_TRUSTED_PROXIES:
+        try:
+            ipaddress.ip_address(str(entry).strip())
+        except ValueError:
+            errors.append(
+                Error(
+                    f"PORTAL_TRUSTED_PROXIES holds {str(entry)[:60]!r}: not an IP address.",
+                    hint="List each proxy's own address (no networks, no host names).",
+                    id="portal.E020",
+                )
+            )
+    for entry in settings.PORTAL_METRICS_ALLOWED_IPS:
+        try:
+            ipaddress.ip_network(str(entry).strip(), strict=False)
+        except ValueError:
+            errors.append(
+                Error(
+                    f"PORTAL_METRICS_ALLOWED_IPS holds {str(entry)[:60]!r}: not an address or network.",
+                    hint="Give IPv4/IPv6 addresses or CIDR networks, comma-separated.",
+                    id="portal.E021",
+                )
+            )
+    return errors

@@ -106,12 +106,14 @@ browser, every = True, False
 _middleware_layers = [
     ("portal.infra.lean.MachinePathMiddleware", every),
     ("django_prometheus.middleware.PrometheusBeforeMiddleware", every),
+    # Before any layer that may answer on its own (the HTTPS redirect, the request bounds): every
+    # answer gets a request id and an access line.
+    ("portal.infra.request_context.RequestContextMiddleware", every),
+    ("portal.infra.observability.AccessLogMiddleware", every),
     ("django.middleware.security.SecurityMiddleware", every),
     ("portal.infra.bounds.RequestBoundsMiddleware", every),
     ("whitenoise.middleware.WhiteNoiseMiddleware", browser),
     ("csp.middleware.CSPMiddleware", every),
-    ("portal.infra.request_context.RequestContextMiddleware", every),
-    ("portal.infra.observability.AccessLogMiddleware", every),
     ("portal.infra.faults.DatabaseOutageMiddleware", every),
     ("django.contrib.sessions.middleware.SessionMiddleware", browser),
     ("django.middleware.common.CommonMiddleware", every),
@@ -394,6 +396,11 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": [
+        "portal.api.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
@@ -490,14 +497,19 @@ LOGGING = {
         "no_client_error_traceback": {"()": "portal.infra.log_filters.ClientErrorsWithoutTraceback"},
     },
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [req=%(request_id)s] %(message)s"},
+        "plain": {
+            "()": "portal.infra.log_filters.PlainFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s [req=%(request_id)s] %(message)s",
+        },
         "json": {"()": "portal.infra.observability.JsonFormatter"},
     },
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
             "formatter": LOG_FORMAT,
-            "filters": ["request_id", "redact"],
+            # A 4xx is one line: no traceback, whichever logger wrote it (django.request, or
+            # django.security.DisallowedHost for a foreign Host header, which anyone can send).
+            "filters": ["request_id", "redact", "no_client_error_traceback"],
         },
         "null": {"class": "logging.NullHandler"},
     },

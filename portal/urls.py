@@ -61,6 +61,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
 ]
 
+handler400 = "portal.infra.faults.bad_request"
+handler404 = "portal.infra.faults.not_found"
 handler500 = "portal.infra.faults.server_error"
 
 admin.site.site_header = "Identity Portal administration"

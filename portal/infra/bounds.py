@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-import json
-
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
-from portal.infra.responses import no_store
+from portal.infra.errors import machine_error
 
 _TOO_LARGE = "The request body is too large."
 _NUL = "The URL holds a NUL character."
 
 
 def _refuse(request: HttpRequest, status: int, message: str) -> HttpResponse:
-    """Return an error in the format of the endpoint that was called."""
-    if request.path.startswith("/oauth/"):
-        body = {"error": "invalid_request", "error_description": message}
-        return no_store(HttpResponse(json.dumps(body), status=status, content_type="application/json"))
-    if request.path.startswith("/api/"):
-        return HttpResponse(json.dumps({"detail": message}), status=status, content_type="application/json")
-    return HttpResponse(message, status=status, content_type="text/plain; charset=utf-8")
+    """Return an error in the format of the endpoint that was called (portal.infra.errors)."""
+    shaped = machine_error(request, status, oauth_error="invalid_request", detail=message, code=None)
+    return shaped or HttpResponse(message, status=status, content_type="text/plain; charset=utf-8")
 
 
 class RequestBoundsMiddleware:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import sys
 
@@ -11,6 +10,8 @@ from django.db import InterfaceError, OperationalError, connections
 from django.http import HttpRequest, HttpResponse
 from django.views import defaults
 
+from portal.infra.errors import machine_error
+from portal.infra.observability import loggable_path
 from portal.infra.responses import no_store
 
 logger = logging.getLogger(__name__)
@@ -34,21 +35,18 @@ def is_database_outage(exc: BaseException | None) -> bool:
 def unavailable_response(request: HttpRequest) -> HttpResponse:
     """Return the 503 for a database outage, shaped like the endpoint's other errors.
 
-    OAuth endpoints answer RFC 6749-style JSON (`temporarily_unavailable`), the REST API a
-    DRF-style `{"detail": …}`, the health probe its own JSON, everything else a plain page
-    that needs neither the database nor a template.
+    OAuth endpoints answer RFC 6749-style JSON (`temporarily_unavailable`), the REST API and
+    the `/.well-known/` documents a DRF-style `{"detail": …}` (portal.infra.errors), everything
+    else a plain page that needs neither the database nor a template.
     """
-    path = request.path
-    if path.startswith("/oauth/"):
-        body = {
-            "error": "temporarily_unavailable",
-            "error_description": "The authorization server is temporarily unavailable; retry shortly.",
-        }
-        response = HttpResponse(json.dumps(body), status=503, content_type="application/json")
-    elif path.startswith("/api/"):
-        body = {"detail": "The service is temporarily unavailable; retry shortly.", "code": "unavailable"}
-        response = HttpResponse(json.dumps(body), status=503, content_type="application/json")
-    else:
+    response = machine_error(
+        request,
+        503,
+        oauth_error="temporarily_unavailable",
+        detail="The service is temporarily unavailable; retry shortly.",
+        code="unavailable",
+    )
+    if response is None:
         response = HttpResponse(_PAGE, status=503, content_type="text/html; charset=utf-8")
     no_store(response)
     response["Retry-After"] = str(RETRY_AFTER_SECONDS)
@@ -77,7 +75,10 @@ class DatabaseOutageMiddleware:
         if not is_database_outage(exc):
             return None
         logger.warning(
-            "database unavailable during %s %s: %s", request.method, request.path, type(exc).__name__
+            "database unavailable during %s %s: %s",
+            request.method,
+            loggable_path(request),
+            type(exc).__name__,
         )
         _forget_broken_connections()
         return unavailable_response(request)
@@ -86,10 +87,29 @@ class DatabaseOutageMiddleware:
 def server_error(request: HttpRequest) -> HttpResponse:
     """`handler500`: a database outage raised outside a view (in a middleware) is still a 503.
 
-    Any other error gets Django's own 500 page (templates/500.html when present), never details.
+    Any other error gets JSON on a machine path, else Django's own 500 page (templates/500.html
+    when present); never details.
     """
     exc = sys.exc_info()[1]
     if is_database_outage(exc):
         _forget_broken_connections()
         return unavailable_response(request)
-    return defaults.server_error(request)
+    shaped = machine_error(
+        request, 500, oauth_error="server_error", detail="A server error occurred.", code="error"
+    )
+    return shaped or defaults.server_error(request)
+
+
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """`handler400`: a request Django refused before any view (a foreign Host header, too many
+    form fields), in the endpoint family's format."""
+    shaped = machine_error(
+        request, 400, oauth_error="invalid_request", detail="The request is malformed.", code="bad_request"
+    )
+    return shaped or defaults.bad_request(request, exception)
+
+
+def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """`handler404`: an unknown path (or a 404 raised outside DRF) in the endpoint family's format."""
+    shaped = machine_error(request, 404, oauth_error="invalid_request", detail="Not found.", code="not_found")
+    return shaped or defaults.page_not_found(request, exception)

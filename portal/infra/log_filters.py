@@ -25,6 +25,33 @@ def redact(text: str) -> str:
     return text
 
 
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def one_line(text: str) -> str:
+    """Return `text` with control characters escaped (`\\n`, `\\x00`): one log line stays one line.
+
+    A path is decoded before it is logged: `%0A` would otherwise start a forged line.
+    """
+    if not _CONTROLS.search(text):
+        return text
+    return _CONTROLS.sub(lambda m: m.group().encode("unicode_escape").decode(), text)
+
+
+class PlainFormatter(logging.Formatter):
+    """The plain line format: the message on one line, and no credential in a traceback either.
+
+    The filter below masks messages and arguments; a traceback is formatted later, by the
+    formatter, and may quote request data (an exception's message), so it is masked here.
+    """
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return one_line(super().formatMessage(record))
+
+    def formatException(self, ei) -> str:
+        return redact(super().formatException(ei))
+
+
 class RedactCredentials(logging.Filter):
     """Mask credentials in a record's message and arguments.
 
@@ -44,7 +71,7 @@ class RedactCredentials(logging.Filter):
 
 
 class ClientErrorsWithoutTraceback(logging.Filter):
-    """Drop the traceback Django attaches to a 4xx response's log line.
+    """Drop the traceback Django attaches to a 4xx response's log line (and an ERROR level).
 
     A 403 from `PermissionDenied` or a 400 from `SuspiciousOperation` is the portal answering
     a request as designed; one line says so. Tracebacks stay for 5xx, where they mean a bug.
@@ -55,4 +82,8 @@ class ClientErrorsWithoutTraceback(logging.Filter):
         if isinstance(status, int) and status < 500:
             record.exc_info = None
             record.exc_text = None
+            if record.levelno > logging.WARNING:
+                # Django logs a foreign Host header (django.security.DisallowedHost) as an ERROR:
+                # anyone could raise alerts at will. A refused request is a warning at most.
+                record.levelno, record.levelname = logging.WARNING, logging.getLevelName(logging.WARNING)
         return True

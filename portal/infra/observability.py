@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from django.http import HttpRequest, HttpResponse
 from django.utils.functional import SimpleLazyObject, empty
 
+from portal.infra.log_filters import one_line, redact
 from portal.principal import Principal
 
 access_logger = logging.getLogger("portal.access")
@@ -52,21 +53,23 @@ class JsonFormatter(logging.Formatter):
         for field in JSON_FIELDS:
             value = getattr(record, field, None)
             if value is not None:
-                data[field] = value
+                # Fields come from the request (a path, an id): masked like the message.
+                data[field] = redact(value) if isinstance(value, str) else value
         if record.exc_info:
-            data["exception"] = self.formatException(record.exc_info)
+            data["exception"] = redact(self.formatException(record.exc_info))
         return json.dumps(data, default=str, ensure_ascii=False)
 
 
 def loggable_path(request: HttpRequest) -> str:
-    """Return the request path without its query string and with secret URL segments replaced."""
+    """Return the request path for a log line: no query string, secret URL segments and any
+    credential a client put in it masked, control characters escaped (one line stays one)."""
     path = request.path
     match = getattr(request, "resolver_match", None)
     if match is not None:
         for name, value in match.kwargs.items():
             if name in SECRET_URL_KWARGS and value:
                 path = path.replace(str(value), "[redacted]")
-    return path
+    return one_line(redact(path))
 
 
 def _credential_of(request: HttpRequest) -> tuple[str | None, str | None]:

@@ -75,5 +75,9 @@ class RequestIdLogFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         context = _current.get()
+        if context is None:
+            # Django logs a refused request ("Not Found: /…") after the middleware chain has
+            # returned, when the context is gone; the record carries the request, and its context.
+            context = getattr(getattr(record, "request", None), "portal_context", None)
         record.request_id = context.request_id if context else "-"
         return True

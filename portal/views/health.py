@@ -9,6 +9,8 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from portal.infra.faults import RETRY_AFTER_SECONDS
+
 logger = logging.getLogger(__name__)
 
 
@@ -23,5 +25,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
     except Exception as exc:  # noqa: BLE001  any database failure means "not ready"
         logger.warning("healthz: database unavailable: %s", exc.__class__.__name__)
         connection.close_if_unusable_or_obsolete()
-        return JsonResponse({"status": "unavailable", "database": "down"}, status=503)
+        response = JsonResponse({"status": "unavailable", "database": "down"}, status=503)
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)  # as every outage 503 (docs/operations.md)
+        return response
     return JsonResponse({"status": "ok", "database": "ok"})
