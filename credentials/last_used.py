@@ -34,6 +34,7 @@ from django.conf import settings
 from django.core.signals import request_finished
 from django.db import DEFAULT_DB_ALIAS, connections
 
+from portal.infra.idle import IdleFlush
 from portal.infra.request_context import current_request_context
 
 logger = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ _CHUNK_DEFAULT = 150
 
 _lock = threading.Lock()
 _batches: list[Batch] = []
-_state = {"last_flush": 0.0, "generation": 0, "timer": None}
+_state = {"last_flush": 0.0}
 
 
 def flush_seconds() -> float:
@@ -75,8 +76,7 @@ class Batch:
             if pk in self.pending:
                 return
             self.pending[pk] = values
-            if _state["timer"] is None and flush_seconds() > 0:
-                _arm_timer()
+            _idle.arm()
 
     def __len__(self) -> int:
         return len(self.pending)
@@ -113,7 +113,7 @@ def flush() -> int:
         for batch, _rows in taken:
             batch.pending = {}
         _state["last_flush"] = time.monotonic()
-        _state["generation"] += 1
+        _idle.flushed()
     for batch, rows in taken:
         _write(batch, rows)
     return sum(len(rows) for _batch, rows in taken)
@@ -133,27 +133,16 @@ def _flush_if_due(**_kwargs: Any) -> None:
         flush()
 
 
-def _arm_timer() -> None:
-    """Start the idle flush (the caller holds the lock)."""
-    timer = threading.Timer(2 * flush_seconds(), _idle_flush, args=(_state["generation"],))
-    timer.daemon = True
-    timer.name = "last-used-flush"
-    _state["timer"] = timer
-    timer.start()
-
-
-def _idle_flush(generation: int) -> None:
-    with _lock:
-        _state["timer"] = None
-        if not any(batch.pending for batch in _batches):
-            return
-        if generation != _state["generation"]:
-            _arm_timer()  # requests have flushed since: what is held now is younger
-            return
-    try:
-        flush()
-    finally:
-        connections.close_all()  # this thread's own connections only
+#: A process that goes idle writes what it holds from a timer (portal.infra.idle), in that
+#: thread's own database connections, closed after.
+_idle = IdleFlush(
+    "last-used-flush",
+    lock=_lock,
+    interval=flush_seconds,
+    holding=lambda: any(batch.pending for batch in _batches),
+    flush=flush,
+    after=connections.close_all,
+)
 
 
 def _flush_at_exit() -> None:

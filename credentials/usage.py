@@ -37,6 +37,7 @@ from credentials.insight import recorder as insight
 from credentials.insight import rollup as insight_rollup
 from credentials.models import UsageBucket
 from portal.infra import hotcache
+from portal.infra.idle import IdleFlush
 from portal.models import Organization
 
 logger = logging.getLogger(__name__)
@@ -64,8 +65,6 @@ _last_flush = [0.0]
 _last_rollup = [0.0]
 #: How far back a roll-up reads the cache's minutes.
 ROLLUP_LOOKBACK_MINUTES = 120
-#: The idle flush's timer (armed by the first count held after a flush) and the flushes so far.
-_idle: dict = {"timer": None, "generation": 0}
 #: Series this process created in the cache but could not list under their minute (a cache error
 #: between the two round trips): `{cache key: (minute, series)}`, listed again by its next flush.
 #: No other flush would list them: they see a total above their own count and take them as listed.
@@ -90,31 +89,7 @@ def record(
     with _lock:
         _counts[(_minute(), kind, credential_id, organization_id, outcome)] += 1
         insight.note((kind, credential_id, organization_id), outcome, scopes, ip)
-        if _idle["timer"] is None:
-            _arm_idle_flush()
-
-
-def _arm_idle_flush() -> None:
-    """Start the idle flush (the caller holds the lock)."""
-    seconds = float(settings.PORTAL_USAGE_FLUSH_SECONDS)
-    if seconds <= 0:
-        return
-    timer = threading.Timer(2 * seconds, _idle_flush, args=(_idle["generation"],))
-    timer.daemon = True
-    timer.name = "usage-flush"
-    _idle["timer"] = timer
-    timer.start()
-
-
-def _idle_flush(generation: int) -> None:
-    with _lock:
-        _idle["timer"] = None
-        if not _counts and not _unlisted:
-            return
-        if generation != _idle["generation"]:
-            _arm_idle_flush()  # requests have flushed since: what is held now is younger
-            return
-    flush()
+        _idle.arm()
 
 
 def record_api_key(verification, outcome: str | None = None, *, scopes=(), ip=None) -> None:
@@ -155,7 +130,7 @@ def flush() -> None:
         _counts.clear()
         notes = insight.take()
         _last_flush[0] = time.monotonic()
-        _idle["generation"] += 1
+        _idle.flushed()
         unlisted = dict(_unlisted)
         _unlisted.clear()
     insight.push(notes, _minute())
@@ -230,6 +205,15 @@ def _flush_if_due(**_kwargs) -> None:
             except Exception:  # noqa: BLE001  a development convenience: never fail a request
                 logger.warning("In-process %s failed", job.__name__, exc_info=True)
 
+
+#: A process that goes idle flushes its counts from a timer (portal.infra.idle).
+_idle = IdleFlush(
+    "usage-flush",
+    lock=_lock,
+    interval=lambda: float(settings.PORTAL_USAGE_FLUSH_SECONDS),
+    holding=lambda: bool(_counts or _unlisted),
+    flush=flush,
+)
 
 request_finished.connect(_flush_if_due, dispatch_uid="credentials.usage.flush")
 

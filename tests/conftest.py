@@ -60,10 +60,7 @@ def _last_used_written_after_each_request(settings):
 
 def usage_idle_flush_cancel() -> None:
     """Stop usage metering's idle flush armed by a test, so it cannot flush in the next one."""
-    with usage._lock:
-        timer, usage._idle["timer"] = usage._idle["timer"], None
-    if timer is not None:
-        timer.cancel()
+    usage._idle.cancel()
 
 
 @pytest.fixture(autouse=True)

@@ -29,10 +29,7 @@ def batched(settings):
     settings.PORTAL_LAST_USED_FLUSH_SECONDS = 3600
     last_used.flush()  # nothing held from before, and the interval starts now
     yield
-    timer = last_used._state["timer"]
-    if timer is not None:
-        timer.cancel()
-        last_used._state["timer"] = None
+    last_used._idle.cancel()
     last_used.flush()
 
 
@@ -144,7 +141,7 @@ def test_an_idle_process_writes_within_twice_the_interval(settings, make_key, ap
     api_key.refresh_from_db()
     if api_key.last_used_at is not None:
         pytest.skip("the request ended after the interval (a very slow machine): the timer was not needed")
-    timer = last_used._state["timer"]
+    timer = last_used._idle.timer
     assert timer is not None
     timer.join(5)  # its own thread and database connection, 2 x 0.5 s after the use
     api_key.refresh_from_db()

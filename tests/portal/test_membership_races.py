@@ -8,13 +8,13 @@ import time
 
 import pytest
 from django.core import mail
-from django.db import connection
 from django.test import Client
 from django.urls import reverse
 
 from portal.models import Membership, Role, User
 from portal.services import organizations as svc
 from tests.factories import MembershipFactory, UserFactory
+from tests.support.threads import run_together
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -23,28 +23,6 @@ def _client(user) -> Client:
     client = Client(raise_request_exception=False)
     client.force_login(user)
     return client
-
-
-def _threads(*targets):
-    results: dict[str, object] = {}
-
-    def wrap(name, fn):
-        def run():
-            try:
-                results[name] = fn()
-            except BaseException as exc:  # noqa: BLE001
-                results[name] = exc
-            finally:
-                connection.close()
-
-        return threading.Thread(target=run, name=name)
-
-    threads = [wrap(name, fn) for name, fn in targets]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=30)
-    return results
 
 
 def test_double_submitted_member_removal_is_not_a_500(require_postgres, organization, monkeypatch):
@@ -70,7 +48,7 @@ def test_double_submitted_member_removal_is_not_a_500(require_postgres, organiza
     monkeypatch.setattr(svc, "lock_owners", lock_after_both_looked_up)
     url = reverse("org-member-remove", args=[organization.slug, target.pk])
     c1, c2 = _client(owner), _client(admin)
-    results = _threads(("first", lambda: c1.post(url)), ("second", lambda: c2.post(url)))
+    results = run_together(("first", lambda: c1.post(url)), ("second", lambda: c2.post(url)))
     statuses = sorted(getattr(r, "status_code", repr(r)) for r in results.values())
     assert not Membership.objects.filter(pk=target.pk).exists()
     assert 500 not in statuses, statuses
@@ -97,7 +75,7 @@ def test_role_change_racing_a_removal_is_not_a_500(require_postgres, organizatio
 
     monkeypatch.setattr(svc, "lock_owners", lock_after_both_looked_up)
     c1, c2 = _client(owner), _client(admin)
-    results = _threads(
+    results = run_together(
         ("remove", lambda: c1.post(reverse("org-member-remove", args=[organization.slug, target.pk]))),
         (
             "role",
@@ -128,7 +106,7 @@ def test_double_submitted_invitation_signup_is_not_a_500(require_postgres, organ
     monkeypatch.setattr(User.objects, "create_user", create_after_both_checked)
     data = {"full_name": "New", "password1": "a-long-passphrase-1", "password2": "a-long-passphrase-1"}
     c1, c2 = Client(raise_request_exception=False), Client(raise_request_exception=False)
-    results = _threads(("one", lambda: c1.post(path, data)), ("two", lambda: c2.post(path, data)))
+    results = run_together(("one", lambda: c1.post(path, data)), ("two", lambda: c2.post(path, data)))
     statuses = sorted(getattr(r, "status_code", repr(r)) for r in results.values())
     assert User.objects.filter(email="new@x.test").count() == 1
     assert 500 not in statuses, statuses
@@ -154,7 +132,7 @@ def test_an_admin_demoted_mid_request_cannot_still_promote(require_postgres, org
 
     monkeypatch.setattr(svc, "lock_owners", lock_after_both_authorised)
     c_owner, c_x = _client(owner), _client(x.user)
-    results = _threads(
+    results = run_together(
         (
             "owner-demotes-x",
             lambda: c_owner.post(

@@ -10,11 +10,11 @@ from __future__ import annotations
 import threading
 
 import pytest
-from django.db import connection
 from django.test import Client
 
 from credentials.api_keys.services import api_key_create
 from tests.factories import ScopeFactory
+from tests.support.threads import run_together
 from tokens.clients.services import m2m_app_create
 
 ROUNDS = 40
@@ -22,25 +22,18 @@ ROUNDS = 40
 
 def _together(calls: list[tuple[str, str]], key: str) -> list[tuple[int, bytes]]:
     barrier = threading.Barrier(len(calls))
-    answers: list[tuple[int, bytes]] = []
-    lock = threading.Lock()
 
-    def run(path: str, body: str) -> None:
-        try:
+    def post(path: str, body: str):
+        def call():
             client = Client(HTTP_AUTHORIZATION=f"Bearer {key}", raise_request_exception=False)
             barrier.wait(timeout=10)
             response = client.post(path, body, "application/json")
-            with lock:
-                answers.append((response.status_code, response.content[:200]))
-        finally:
-            connection.close()
+            return response.status_code, response.content[:200]
 
-    threads = [threading.Thread(target=run, args=call) for call in calls]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return answers
+        return call
+
+    answers = run_together(*((path, post(path, body)) for path, body in calls), timeout=60)
+    return list(answers.values())
 
 
 @pytest.mark.postgres

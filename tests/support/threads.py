@@ -1,0 +1,32 @@
+"""Run callables at once in threads, each with its own database connection (closed after), for
+the PostgreSQL race tests: `results = run_together(("one", fn), ("two", fn))`."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from django.db import connection
+
+
+def run_together(*targets: tuple[str, Callable[[], object]], timeout: float = 30) -> dict[str, object]:
+    """Start every `(name, fn)` in its own thread, wait for all; return `{name: result or exception}`."""
+    results: dict[str, object] = {}
+
+    def wrap(name: str, fn: Callable[[], object]) -> threading.Thread:
+        def run() -> None:
+            try:
+                results[name] = fn()
+            except BaseException as exc:  # noqa: BLE001  the test reports whatever happened
+                results[name] = exc
+            finally:
+                connection.close()
+
+        return threading.Thread(target=run, name=name)
+
+    threads = [wrap(name, fn) for name, fn in targets]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=timeout)
+    return results
