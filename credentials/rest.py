@@ -26,6 +26,11 @@ from portal.principal import Principal
 T = TypeVar("T")
 
 
+def policy_of(credential: Any) -> tuple[list[str], dict[str, int] | None]:
+    """Return a credential's runtime policy as (allowlist, rate limit)."""
+    return list(credential.allowed_ips or []), credential.rate_limit or None
+
+
 def check_policy_within_caller(
     request: Request,
     allowed_ips: list[str],
@@ -46,7 +51,7 @@ def check_policy_within_caller(
     if not isinstance(principal, Principal):
         return
     for caller in presented_credentials(principal):
-        bound = (list(caller.allowed_ips or []), caller.rate_limit or None)
+        bound = policy_of(caller)
         looser = set(policy.looser_fields(allowed_ips, rate_limit, than=bound))
         if unless_within is not None:
             looser &= set(policy.looser_fields(allowed_ips, rate_limit, than=unless_within))
@@ -58,11 +63,6 @@ def check_policy_within_caller(
                 f"(allowed_ips: {', '.join(ips) if bound[0] else ips}; rate_limit: {limit}): "
                 + " and ".join(sorted(looser)),
             )
-
-
-def policy_of(credential: Any) -> tuple[list[str], dict[str, int] | None]:
-    """Return a credential's runtime policy as (allowlist, rate limit)."""
-    return list(credential.allowed_ips or []), credential.rate_limit or None
 
 
 class CredentialViewSet(AuthorizedView, GenericViewSet):

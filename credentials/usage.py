@@ -140,7 +140,8 @@ def flush() -> None:
     for (minute, kind, credential_id, organization_id, outcome), n in counts.items():
         series = f"{kind}|{credential_id}|{organization_id}|{outcome}"
         series_of[_series_key(minute, series)] = (minute, series, n)
-    to_list: dict[str, tuple[int, str]] = {}
+    # What a failed listing left, first: kept for the next flush if this one fails too.
+    to_list: dict[str, tuple[int, str]] = _still_listable(unlisted)
     try:
         totals = (
             hotcache.incr_many(
@@ -151,10 +152,9 @@ def flush() -> None:
         )
         # A series this flush created (its total is this flush's count): list it under its
         # minute, so the roll-up can find it without a scan.
-        to_list = {
-            key: (minute, series) for key, (minute, series, n) in series_of.items() if totals.get(key) == n
-        }
-        to_list.update(_still_listable(unlisted))
+        to_list.update(
+            {key: (minute, series) for key, (minute, series, n) in series_of.items() if totals.get(key) == n}
+        )
         if not to_list:
             return
         created: dict[int, list[str]] = {}
@@ -175,6 +175,7 @@ def flush() -> None:
         logger.warning("Usage counts could not be stored or listed", exc_info=True)
         with _lock:
             _unlisted.update(to_list)  # listed again by the next flush (a listing twice counts once)
+            _idle.arm()  # even if no request comes to flush
 
 
 def _still_listable(unlisted: dict[str, tuple[int, str]]) -> dict[str, tuple[int, str]]:
@@ -194,7 +195,7 @@ def debug_job_register(job: Callable[[], object]) -> None:
 
 
 def _flush_if_due(**_kwargs) -> None:
-    if _counts and time.monotonic() - _last_flush[0] >= settings.PORTAL_USAGE_FLUSH_SECONDS:
+    if (_counts or _unlisted) and time.monotonic() - _last_flush[0] >= settings.PORTAL_USAGE_FLUSH_SECONDS:
         flush()
     # Under DEBUG (`make run`), any request (a page view, say) also rolls up now and then.
     if settings.DEBUG and time.monotonic() - _last_rollup[0] >= settings.PORTAL_USAGE_ROLLUP_SECONDS:
