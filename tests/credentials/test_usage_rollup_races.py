@@ -48,7 +48,7 @@ def test_two_concurrent_insight_rollups_add_a_new_ips_counts(require_postgres, m
 
     # Both roll-ups have read the (absent) row before either inserts it: the window is real,
     # the barrier only makes it certain.
-    barrier = threading.Barrier(2, timeout=10)
+    barrier = threading.Barrier(2, timeout=2)  # the first waits here while the second waits for the lock
     original = UsageClientIp.objects.bulk_create
 
     def bulk_create(*args, **kwargs):

@@ -17,7 +17,7 @@ from tests.factories import ScopeFactory
 from tests.support.threads import run_together
 from tokens.clients.services import m2m_app_create
 
-ROUNDS = 40
+ROUNDS = 12  # the deadlock showed in most rounds; 12 keep its chance of escaping negligible
 
 
 def _together(calls: list[tuple[str, str]], key: str) -> list[tuple[int, bytes]]:
