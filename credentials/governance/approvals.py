@@ -290,12 +290,9 @@ def credential_requests_close_for_leaver(*, organization, user: User, actor: Use
     for kind in all_kinds():
         owned = kind.model.objects.filter(
             organization=organization, owner=user, status=CredentialStatus.PENDING
-        ).values_list("pk", flat=True)
-        theirs |= set(
-            waiting.filter(
-                kind=kind.key, request_type=RequestType.CREATE, object_id__in=list(owned)
-            ).values_list("pk", flat=True)
-        )
+        ).values("pk")
+        asked_for_theirs = waiting.filter(kind=kind.key, request_type=RequestType.CREATE, object_id__in=owned)
+        theirs |= set(asked_for_theirs.values_list("pk", flat=True))
     closed = 0
     for pk in sorted(theirs):
         request = _lock_request(CredentialRequest(pk=pk))

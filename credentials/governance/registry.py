@@ -206,7 +206,10 @@ def presented_credentials(principal: Any) -> list[models.Model]:
     rows = []
     for kind in all_kinds():
         ref = kind.presented_ref(principal)
-        row = kind.model.objects.filter(**{kind.ref_attr: ref}).first() if ref else None
+        # From the principal's organisation, as every customer-facing read: a token exchanged
+        # for a key acts for the key's organisation, not the gateway application's.
+        found = kind.model.objects.filter(organization_id=principal.organization_id, **{kind.ref_attr: ref})
+        row = found.first() if ref else None
         if row is not None:
             rows.append(row)
     return rows
