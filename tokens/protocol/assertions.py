@@ -64,7 +64,7 @@ MAX_ASSERTION_AGE = 300
 MAX_ASSERTION_EXPIRY = 3600
 LEEWAY = 30
 REPLAY_CACHE_PREFIX = "tokens:assertion-jti:"
-# last_used_at is written at most this often per key, so issuing stays free of writes.
+# last_used_at is written at most this often per key (batched after the response, credentials.last_used).
 LAST_USED_RESOLUTION_SECONDS = 60
 
 
@@ -279,8 +279,9 @@ def authenticate_assertion(
         return None
     now = timezone.now()
     if key.last_used_at is None or (now - key.last_used_at).total_seconds() > LAST_USED_RESOLUTION_SECONDS:
-        ClientPublicKey.objects.filter(pk=key.pk).update(last_used_at=now)
-        key.last_used_at = now
+        # Written by `tokens.protocol.oauth.record_client_use` once the request succeeds, as
+        # for a secret: a request refused for its address, rate or scopes is not a use.
+        key.portal_use_due_at = now
     return application, key
 
 

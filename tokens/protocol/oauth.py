@@ -131,17 +131,21 @@ def authenticate_client_credentials(
         return None
     application = match.application
     if _last_use_due(match, now, from_snapshot=cached):
-        # Written by `record_secret_use` once the request succeeds: "last used" is the last
+        # Written by `record_client_use` once the request succeeds: "last used" is the last
         # successful use, not a request refused for its address, rate or scopes.
         match.portal_use_due_at = now
     return application, match
 
 
-def record_secret_use(credential: Any) -> None:
-    """Record that an authenticated secret served a request that succeeded (after the response, batched)."""
+def record_client_use(credential: Any) -> None:
+    """Record that a client secret or public key served a successful request (after the response, batched).
+
+    Authentication marks the credential whose once-a-minute write is due (`portal_use_due_at`);
+    anything else (None, a federated identity, a credential not due) is ignored.
+    """
     due = getattr(credential, "portal_use_due_at", None)
-    if due is not None and isinstance(credential, ClientSecret):
-        last_used.of_model(ClientSecret, "last_used_at").add(credential.pk, due)
+    if due is not None and isinstance(credential, ClientSecret | ClientPublicKey):
+        last_used.of_model(type(credential), "last_used_at").add(credential.pk, due)
         credential.last_used_at, credential.portal_use_due_at = due, None
 
 
@@ -533,7 +537,9 @@ class M2MValidator(OAuth2Validator):
         """
         client = request.client
         usage.record("m2m_app", client.client_id, client.organization_id, "valid", scopes=request.scopes)
-        record_secret_use(getattr(request, "portal_client_secret", None))
+        record_client_use(
+            getattr(request, "portal_client_secret", None) or getattr(request, "portal_client_key", None)
+        )
         if quota.has_quota(client):
             quota.count_issued(client)
         return None

@@ -608,6 +608,16 @@ def test_last_used_is_written_at_most_once_a_minute(client, pk_app, rsa_key):
     assert key.last_used_at > first - timedelta(minutes=1)
 
 
+def test_a_refused_token_request_is_not_a_use_of_the_key(client, pk_app, rsa_key):
+    # "Last used" is the last successful use, as for a client secret: an authenticated request
+    # refused for its scopes does not make a key look in use.
+    refused = post_token(client, make_assertion(rsa_key, pk_app.client_id), scope="orders:write")
+    assert refused.status_code == 400 and refused.json()["error"] == "invalid_scope"
+    assert pk_app.public_keys.get().last_used_at is None
+    assert post_token(client, make_assertion(rsa_key, pk_app.client_id)).status_code == 200
+    assert pk_app.public_keys.get().last_used_at is not None
+
+
 def test_a_token_request_costs_few_queries(client, pk_app, rsa_key, django_assert_max_num_queries):
     # Warm up (signing key, scope catalogue), and let last_used_at be written once.
     assert post_token(client, make_assertion(rsa_key, pk_app.client_id)).status_code == 200

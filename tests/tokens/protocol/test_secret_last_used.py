@@ -48,11 +48,11 @@ def test_a_secret_used_again_before_the_flush_is_written_once(batched, client, a
 
 
 def test_outside_a_request_the_use_is_written_at_once(app):
-    from tokens.protocol.oauth import authenticate_client_credentials, record_secret_use
+    from tokens.protocol.oauth import authenticate_client_credentials, record_client_use
 
     authenticated = authenticate_client_credentials(app.client_id, app.client_secret)
     assert authenticated is not None
-    # Authentication alone is not a use: the request it serves must succeed (record_secret_use).
+    # Authentication alone is not a use: the request it serves must succeed (record_client_use).
     assert app.application.secrets.get().last_used_at is None
-    record_secret_use(authenticated[1])
+    record_client_use(authenticated[1])
     assert app.application.secrets.get().last_used_at is not None

@@ -24,7 +24,7 @@ from tokens.protocol.oauth import (
     _basic_credentials,
     authenticate_client_parameters,
     check_client_policy,
-    record_secret_use,
+    record_client_use,
     uses_basic_auth,
 )
 from tokens.protocol.selectors import live_access_token
@@ -123,7 +123,7 @@ def authenticate_client_or_refuse(
         return slow_down(exc.wait)
     application = caller[0]
     usage.record("m2m_app", application.client_id, application.organization_id, "valid")
-    record_secret_use(caller[1])
+    record_client_use(caller[1])
     return caller
 
 
