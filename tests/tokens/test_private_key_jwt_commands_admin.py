@@ -77,3 +77,15 @@ def test_admin_shows_keys_read_only(staff_client, owner, scopes, tmp_path, key_p
     assert staff_client.get(reverse("admin:tokens_clientpublickey_add")).status_code == 403
     change = staff_client.get(reverse("admin:tokens_clientpublickey_change", args=[key.pk]))
     assert change.status_code == 200 and 'name="kid"' not in change.content.decode()
+
+
+@pytest.mark.parametrize("content", ["", "\n  \n"], ids=["empty", "blank"])
+def test_an_empty_public_key_file_is_a_clear_error_and_creates_nothing(owner, scopes, tmp_path, content):
+    path = tmp_path / "service.pub.pem"
+    path.write_text(content)
+    with pytest.raises(CommandError, match="holds no public key"):
+        call_command(
+            "create_m2m_app", "--org", "acme", "--name", "K", "--owner", owner.email,
+            "--public-key-file", str(path), "--json", stdout=io.StringIO(),
+        )  # fmt: skip
+    assert not M2MApplication.objects.exists()

@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
+import re
 
 import jwt
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from cryptography.x509 import load_pem_x509_certificate
+from cryptography.x509 import load_der_x509_certificate, load_pem_x509_certificate
 from django.core.exceptions import ValidationError
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
 from tokens.jwk import PRIVATE_MEMBERS, thumbprint
 
 MIN_RSA_KEY_SIZE = 2048
+#: OpenSSL verifies with RSA moduli of at most 16384 bits: a larger key could never sign an assertion.
+MAX_RSA_KEY_SIZE = 16384
+#: FIPS 186-5 §A.1.1: an odd public exponent with 2^16 < e < 2^256 (a huge one makes every check slow).
+MIN_RSA_EXPONENT, MAX_RSA_EXPONENT = 65537, 2**256
 
 
 _RSA_ALGORITHMS = ("RS256", "PS256")
@@ -33,21 +40,59 @@ PRIVATE_KEY_MESSAGE = (
 )
 
 
+#: A run of base64 this long outside PEM armor may be a private key's body pasted without its lines.
+_BARE_BASE64 = re.compile(r"[A-Za-z0-9+/_-]{100,}")
+
+
+def _holds_private_members(data, depth: int = 0) -> bool:
+    if depth > 8:
+        return True  # deeper than any key set: refuse to echo rather than search on
+    if isinstance(data, dict):
+        return bool(PRIVATE_MEMBERS & set(data)) or any(
+            _holds_private_members(value, depth + 1) for value in data.values()
+        )
+    if isinstance(data, list):
+        return any(_holds_private_members(value, depth + 1) for value in data)
+    return False
+
+
 def looks_private(text: str) -> bool:
-    """Return whether pasted key text carries private material (so a page never echoes it back)."""
+    """Return whether pasted key text may carry private material (so a page never echoes it back).
+
+    PEM armor naming a private key, a JWK's private members anywhere in pasted JSON (a key set,
+    a list, a wrapping object), or a long base64 run outside armor (a key's body pasted alone).
+    """
     text = (text or "").strip()
     if "PRIVATE KEY" in text:
         return True
-    if text.startswith("{"):
+    if text.startswith(("{", "[")):
         try:
             data = json.loads(text)
         except (ValueError, RecursionError):  # RecursionError: JSON nested deeper than Python recurses
-            return '"d"' in text or '"k"' in text
-        keys = data.get("keys") if isinstance(data, dict) else None
-        for jwk in keys if isinstance(keys, list) else [data]:
-            if isinstance(jwk, dict) and PRIVATE_MEMBERS & set(jwk):
-                return True
-    return False
+            return any(f'"{member}"' in text for member in PRIVATE_MEMBERS)
+        return _holds_private_members(data)
+    return "-----BEGIN" not in text and _BARE_BASE64.search("".join(text.split())) is not None
+
+
+def _check_purpose(data: dict, key) -> None:
+    """Refuse a JWK declared for other uses than signing, or whose `x5c` is another key (RFC 7517 §4)."""
+    if data.get("use", "sig") != "sig":
+        raise _refuse(
+            'This key is declared for encryption (`use`); register a signature key (`"use": "sig"`).'
+        )
+    key_ops = data.get("key_ops")
+    if key_ops is not None and (not isinstance(key_ops, list) or "verify" not in key_ops):
+        raise _refuse('This key\'s `key_ops` do not include "verify": it is not declared for signatures.')
+    chain = data.get("x5c")
+    if chain is None:
+        return
+    try:
+        certificate = load_der_x509_certificate(base64.b64decode(chain[0], validate=True))
+    except (TypeError, KeyError, IndexError, ValueError, binascii.Error):
+        raise _refuse("The key's `x5c` does not start with a readable certificate.") from None
+    spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    if certificate.public_key().public_bytes(*spki) != key.public_bytes(*spki):
+        raise _refuse("The key's `x5c` certificate is for another key (RFC 7517 §4.7).")
 
 
 def _load_jwk(text: str):
@@ -73,6 +118,7 @@ def _load_jwk(text: str):
         key = loader.from_jwk(data)
     except (jwt.InvalidKeyError, ValueError, TypeError, KeyError, UnsupportedAlgorithm):
         raise _refuse("This JWK is not a usable public key.") from None
+    _check_purpose(data, key)
     return key, data.get("alg")
 
 
@@ -114,6 +160,11 @@ def parse_public_key(jwk_or_pem: str, algorithm: str | None = None) -> dict:
     if isinstance(key, rsa.RSAPublicKey):
         if key.key_size < MIN_RSA_KEY_SIZE:
             raise _refuse(f"RSA keys must have at least {MIN_RSA_KEY_SIZE} bits.")
+        if key.key_size > MAX_RSA_KEY_SIZE:
+            raise _refuse(f"RSA keys may have at most {MAX_RSA_KEY_SIZE} bits.")
+        exponent = key.public_numbers().e
+        if not (MIN_RSA_EXPONENT <= exponent < MAX_RSA_EXPONENT and exponent % 2):
+            raise _refuse("This RSA key's public exponent is unusual; use the standard 65537.")
         algorithm = algorithm or "RS256"
         allowed, jwk = _RSA_ALGORITHMS, RSAAlgorithm.to_jwk(key, as_dict=True)
         required = ("e", "kty", "n")

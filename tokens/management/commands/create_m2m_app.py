@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from credentials.cli import (
     add_identity_arguments,
@@ -57,6 +57,8 @@ class Command(BaseCommand):
                 options["tokens_per_hour"], options["tokens_per_day"], options["token_quota_mode"]
             )
         public_key = read_text_file(options["public_key_file"]) if options["public_key_file"] else ""
+        if options["public_key_file"] and not public_key.strip():
+            raise CommandError(f"{options['public_key_file']} holds no public key.")
         with service_refusals():
             application, secret = m2m_app_create(
                 organization=organization,
