@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from allauth.account.admin import EmailAddressAdmin as AllauthEmailAddressAdmin
 from allauth.account.models import EmailAddress
+from allauth.mfa.models import Authenticator
+from allauth.usersessions.models import UserSession
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
@@ -29,7 +33,11 @@ STAFF_POWERS = ("is_staff", "is_superuser", "groups", "user_permissions")
 @admin.register(User)
 class UserAdmin(ActionPermissionMixin, StepUpChangeFormMixin, DjangoUserAdmin):
     """Accounts. Saving one, or setting its password, asks for a fresh sign-in: it can hand out the
-    admin, switch an account off or give it another sign-in address."""
+    admin, switch an account off or give it another sign-in address.
+
+    Accounts are switched off (*Active*), never deleted here: a deletion would end memberships
+    without the removal flow (no audit, credentials not orphaned, perhaps no owner left).
+    """
 
     ordering = ["email"]
     list_display = ["email", "full_name", "is_staff", "is_active", "last_login"]
@@ -45,6 +53,9 @@ class UserAdmin(ActionPermissionMixin, StepUpChangeFormMixin, DjangoUserAdmin):
         (None, {"classes": ["wide"], "fields": ["email", "full_name", "password1", "password2"]})
     ]
     actions = ["end_sessions"]
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
 
     def user_change_password(self, request, id, form_url=""):
         if request.method == "POST":
@@ -67,6 +78,9 @@ class UserAdmin(ActionPermissionMixin, StepUpChangeFormMixin, DjangoUserAdmin):
             # authority_memberships): a change of who holds power, audited in every organisation.
             action = "portal.user.reactivated" if obj.is_active else "portal.user.deactivated"
             per_organization.append((action, {}))
+            if not obj.is_active:
+                # Signed out everywhere (ASVS V7.4.2): reactivating later revives no old session.
+                user_sessions_end_all(user=obj, actor=request.user, via="admin")
         if "email" in changed:
             per_organization.append(
                 ("portal.user.email_changed", {"from": form.initial.get("email"), "to": obj.email})
@@ -131,6 +145,13 @@ class MembershipInlineFormSet(forms.BaseInlineFormSet):
                 owners += 1
         if self.instance.pk and owners == 0:
             raise ValidationError("An organisation must keep at least one owner.")
+        for form in self.forms:
+            if form.instance.pk is not None and "user" in form.changed_data:
+                # Another person in the same row would skip the removal (audit, orphaned
+                # credentials) and the addition: remove the member and add the other one.
+                form.add_error(
+                    "user", "A membership stays with its person: remove it and add the other person."
+                )
 
 
 class MembershipInline(admin.TabularInline):
@@ -152,6 +173,11 @@ class OrganizationAdmin(StepUpChangeFormMixin, admin.ModelAdmin):
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
     inlines = [MembershipInline]
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        # Deleting one would take its audit trail and memberships with it unaudited, and turn
+        # its own APIs in the resource-server catalogue into APIs open to every organisation.
+        return False
 
     def get_object(self, request, object_id, from_field=None):
         obj = super().get_object(request, object_id, from_field)
@@ -208,7 +234,9 @@ class OrganizationAdmin(StepUpChangeFormMixin, admin.ModelAdmin):
 
 
 @admin.register(Invitation)
-class InvitationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class InvitationAdmin(ImmutableAdminMixin, admin.ModelAdmin):
+    """Invitations, read-only: they are sent and revoked (audited) from the dashboard."""
+
     list_display = ["email", "organization", "role", "state", "created_at", "expires_at"]
     list_filter = ["role", "organization"]
     search_fields = ["email", "organization__name"]
@@ -254,3 +282,73 @@ class EmailAddressAdmin(ActionPermissionMixin, ReadOnlyAdminMixin, AllauthEmailA
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+
+# allauth's user sessions and authenticators, read-only. A session key is a bearer credential
+# and an authenticator's `data` holds the encrypted TOTP secret: neither is shown or filtered on
+# (SecretLookupsMixin). Staff end sessions with *Sign the selected users out everywhere*
+# (audited); a member removes their own second factor from their account (audited).
+admin.site.unregister(UserSession)
+admin.site.unregister(Authenticator)
+
+
+@admin.register(UserSession)
+class UserSessionAdmin(ImmutableAdminMixin, admin.ModelAdmin):
+    list_display = ["user", "created_at", "last_seen_at", "ip", "user_agent"]
+    search_fields = ["user__email", "ip"]
+    list_select_related = ["user"]
+    fields = ["user", "created_at", "last_seen_at", "ip", "user_agent"]
+    readonly_fields = fields
+
+
+@admin.register(Authenticator)
+class AuthenticatorAdmin(ImmutableAdminMixin, admin.ModelAdmin):
+    list_display = ["user", "type", "created_at", "last_used_at"]
+    list_filter = ["type"]
+    search_fields = ["user__email"]
+    list_select_related = ["user"]
+    fields = ["user", "type", "created_at", "last_used_at"]
+    readonly_fields = fields
+
+
+# Groups hand out the platform's own powers to each of their members, like a user's own
+# permissions: saving or deleting one asks for a fresh sign-in and is audited.
+admin.site.unregister(Group)
+
+
+@admin.register(Group)
+class GroupAdmin(StepUpChangeFormMixin, DjangoGroupAdmin):
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        if change and not form.changed_data:
+            return
+        audit_log(
+            action="portal.group.staff_powers_changed",
+            actor=request.user,
+            organization=None,
+            target=form.instance,
+            target_label=form.instance.name,
+            extra={
+                "fields": sorted(form.changed_data),
+                "permissions": sorted(form.instance.permissions.values_list("codename", flat=True)),
+                "members": form.instance.user_set.count(),
+                "via": "admin",
+            },
+        )
+
+    def delete_model(self, request, obj):
+        with transaction.atomic():
+            audit_log(
+                action="portal.group.deleted",
+                actor=request.user,
+                organization=None,
+                target=obj,
+                target_label=obj.name,
+                extra={"members": obj.user_set.count(), "via": "admin"},
+            )
+            super().delete_model(request, obj)
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # one at a time, through delete_view (step-up, audit)
+        return actions

@@ -221,6 +221,8 @@ def api_key_update(
         changes["description"] = {"from": api_key.description, "to": description}
         api_key.description = description
     if owner is not None and owner.pk != api_key.owner_id:
+        if api_key.status not in LIVE_STATUSES:  # as ownership.credential_reassign_owner
+            raise ValidationError(f"A {api_key.status} credential cannot change owner.", code="inactive")
         ownership.check_owner_is_member(api_key.organization, owner)
         # The new owner must be allowed every scope the key keeps.
         kept = check_scopes(scopes) if scopes is not None else api_key.scopes

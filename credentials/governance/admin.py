@@ -26,7 +26,7 @@ from credentials.governance.models import (
     SuspensionReason,
 )
 from credentials.selectors import organization_members
-from portal.admin_mixins import ActionPermissionMixin
+from portal.admin_mixins import ActionPermissionMixin, SecretLookupsMixin, StepUpChangeFormMixin
 from portal.stepup import step_up_redirect
 
 
@@ -40,11 +40,15 @@ class RecordAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request, obj=None) -> bool:
-        return obj is None  # the changelist (and its actions), never an edit form
+        # The changelist (and its actions), never an edit form; and only for staff given this
+        # model (its view or change permission), not for every staff account.
+        return obj is None and super().has_change_permission(request, obj)
 
 
 @admin.register(OrganizationPolicy)
-class OrganizationPolicyAdmin(admin.ModelAdmin):
+class OrganizationPolicyAdmin(StepUpChangeFormMixin, admin.ModelAdmin):
+    """The organisations' credential policy: saving asks for a fresh sign-in, as on the dashboard."""
+
     list_display = [
         "organization",
         "approve_new_api_keys",
@@ -187,7 +191,11 @@ class NoticeAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request, obj=None) -> bool:
-        return obj is None
+        return obj is None and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        # A notice row is what keeps a once-only e-mail from going out again.
+        return False
 
 
 def _queue_conditions() -> dict[str, Q]:
@@ -227,8 +235,12 @@ class GovernanceQueueFilter(admin.SimpleListFilter):
         return queryset if condition is None else queryset.filter(condition)
 
 
-class GovernedCredentialAdminMixin(ActionPermissionMixin):
-    """Queue filter and bulk actions shared by the API key and M2M application admins."""
+class GovernedCredentialAdminMixin(SecretLookupsMixin, ActionPermissionMixin):
+    """Queue filter and bulk actions shared by the API key and M2M application admins.
+
+    Giving a credential another owner asks for a fresh sign-in, in the change form and in the
+    *reassign owner* action (docs/account-security.md).
+    """
 
     governance_actions = ["suspend_selected", "restore_selected", "reassign_owner"]
     #: The governance state shown (read-only) on a credential's admin page, in this order.
@@ -240,6 +252,20 @@ class GovernedCredentialAdminMixin(ActionPermissionMixin):
         "suspended_at",
         "suspension_reason",
     ]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        if request.method == "POST" and self.changes_power(request, object_id):
+            stale = step_up_redirect(request)
+            if stale is not None:
+                return stale
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def changes_power(self, request, object_id) -> bool:
+        """Return whether the posted change form gives the credential another owner."""
+        if "owner" not in request.POST or not str(object_id).isdigit():
+            return False
+        stored = self.model.objects.filter(pk=object_id).values_list("owner_id", flat=True).first()
+        return str(stored or "") != request.POST["owner"]
 
     def get_autocomplete_fields(self, request):
         # The owner is chosen from the credential's organisation (a short list, see get_form), not
@@ -289,6 +315,10 @@ class GovernedCredentialAdminMixin(ActionPermissionMixin):
 
     @admin.action(permissions=["act"], description="Reassign the owner of selected credentials")
     def reassign_owner(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        if "apply" in request.POST:
+            stale = step_up_redirect(request)
+            if stale is not None:
+                return stale
         organization_ids = set(queryset.values_list("organization_id", flat=True))
         if len(organization_ids) != 1:
             self.message_user(request, "Select credentials of one organisation at a time.", messages.ERROR)

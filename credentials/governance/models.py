@@ -14,7 +14,13 @@ from django.utils.translation import gettext_lazy as _
 
 from credentials.governance.registry import policy_of
 from credentials.lifetimes import MAX_LIFETIME_DAYS
-from credentials.policy import exceeds, format_rate_limit, validate_allowed_ips, validate_rate_limit
+from credentials.policy import (
+    clean_rate_limit,
+    exceeds,
+    format_rate_limit,
+    validate_allowed_ips,
+    validate_rate_limit,
+)
 from portal.models import Organization, TimestampedModel, actor_field, organization_field
 
 
@@ -277,6 +283,12 @@ class OrganizationPolicy(TimestampedModel):
         return f"Policy of {self.organization}"
 
     def clean(self) -> None:
+        try:
+            # The N/S spelling ("100/60") passes the field's validator as text: compare dicts.
+            self.default_rate_limit = clean_rate_limit(self.default_rate_limit)
+            self.max_rate_limit = clean_rate_limit(self.max_rate_limit)
+        except ValidationError:
+            return  # the field's own validator reports it
         if self.default_rate_limit and exceeds(self.default_rate_limit, self.max_rate_limit):
             raise ValidationError(
                 {

@@ -91,7 +91,7 @@ class MfaEnrolmentMiddleware(_SessionCheck):
         ):
             text = "Set up two-factor authentication to continue: your account or organisation requires it."
             if _is_api(request):
-                return JsonResponse({"detail": text}, status=403)
+                return JsonResponse({"detail": text, "code": "mfa_enrolment_required"}, status=403)
             messages.warning(request, text)
             return redirect(reverse("mfa_index"))
         return None

@@ -1,6 +1,8 @@
-"""The organisation admin page's form as a browser would post it back, for tests that change it."""
+"""Admin pages' forms as a browser would post them back, for tests that change them."""
 
 from __future__ import annotations
+
+import json
 
 
 def organization_form(page, organization) -> tuple[dict, dict[int, str]]:
@@ -22,3 +24,36 @@ def organization_form(page, organization) -> tuple[dict, dict[int, str]]:
             if form.instance.pk:
                 prefixes[form.instance.pk] = form.prefix
     return data, prefixes
+
+
+def change_form_data(page) -> dict:
+    """Return an admin change page's form (and inlines) as a browser would post it unchanged."""
+    form = page.context["adminform"].form
+    data: dict = {}
+    for name in form.fields:
+        value = form[name].value()
+        if isinstance(value, bool):
+            if value:
+                data[name] = "on"
+        elif value is None:
+            data[name] = ""
+        elif isinstance(value, list | tuple):
+            data[name] = [getattr(v, "pk", v) for v in value]
+        elif isinstance(value, dict):
+            data[name] = json.dumps(value)
+        else:
+            data[name] = value
+    for inline in page.context["inline_admin_formsets"]:
+        management = inline.formset.management_form
+        for name, field in management.fields.items():
+            data[f"{management.prefix}-{name}"] = management.initial.get(name, field.initial)
+        for sub in inline.formset.forms:
+            for name in sub.fields:
+                value = sub.initial.get(name)
+                data[f"{sub.prefix}-{name}"] = getattr(value, "pk", value) if value is not None else ""
+            data[f"{sub.prefix}-id"] = sub.instance.pk or ""
+    return data
+
+
+def is_step_up_redirect(response) -> bool:
+    return response.status_code == 302 and "reauthenticate" in response.get("Location", "")

@@ -12,8 +12,7 @@ from django.db import transaction
 from django.utils.translation import gettext_lazy as _
 
 from credentials.governance.admin import GovernanceQueueFilter, GovernedCredentialAdminMixin
-from portal.admin_mixins import ImmutableAdminMixin, ReadOnlyAdminMixin
-from portal.stepup import step_up_redirect
+from portal.admin_mixins import ImmutableAdminMixin
 from tokens.catalogue import check_audiences
 from tokens.clients.services import STAFF_FLAGS, m2m_app_set_staff_flag, m2m_app_update
 from tokens.models import ClientPublicKey, ClientSecret, M2MApplication
@@ -130,15 +129,11 @@ class M2MApplicationAdmin(GovernedCredentialAdminMixin, admin.ModelAdmin):
     readonly_fields = [name for name in fields if name not in STAFF_EDITABLE]
     inlines = [ClientSecretInline, ClientPublicKeyInline]
 
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        # Trusting an application across every organisation (STAFF_FLAGS: exchanging API keys,
-        # introspecting tokens) is a security setting: it asks for a fresh password or second
-        # factor, like rotating the signing key.
-        if request.method == "POST" and self._staff_flags_changing(request, object_id):
-            stale = step_up_redirect(request)
-            if stale is not None:
-                return stale
-        return super().change_view(request, object_id, form_url, extra_context)
+    def changes_power(self, request, object_id) -> bool:
+        """A new owner, or trusting an application across every organisation (STAFF_FLAGS:
+        exchanging API keys, introspecting tokens), asks for a fresh password or second factor,
+        like rotating the signing key."""
+        return super().changes_power(request, object_id) or self._staff_flags_changing(request, object_id)
 
     @staticmethod
     def _staff_flags_changing(request, object_id) -> bool:
@@ -147,7 +142,9 @@ class M2MApplicationAdmin(GovernedCredentialAdminMixin, admin.ModelAdmin):
         stored = M2MApplication.objects.filter(pk=object_id).values(*STAFF_FLAGS).first()
         if stored is None:
             return False
-        return any(stored[flag] != (request.POST.get(flag) in ("on", "true", "1")) for flag in STAFF_FLAGS)
+        # Read each box as the form will (any value but "false" and "0" is ticked), not by spelling.
+        ticked = forms.CheckboxInput().value_from_datadict
+        return any(stored[flag] != ticked(request.POST, None, flag) for flag in STAFF_FLAGS)
 
     def save_model(self, request, obj, form, change):
         # Every edit goes through the services, which audit it and check it (the owner's role,
@@ -189,7 +186,9 @@ class M2MApplicationAdmin(GovernedCredentialAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(ClientSecret)
-class ClientSecretAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class ClientSecretAdmin(ImmutableAdminMixin, admin.ModelAdmin):
+    """Client secrets, read-only and never deleted by hand: they are rotated and revoked (audited)."""
+
     list_display = ["hint", "application", "created_at", "last_used_at", "expires_at", "revoked_at"]
     list_filter = ["application__organization"]
     search_fields = ["hint", "public_id", "application__name", "application__client_id"]
