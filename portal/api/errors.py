@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -28,6 +30,10 @@ def exception_handler(exc, context):
             response.data["code"] = codes
         elif isinstance(exc, exceptions.APIException):
             response.data["code"] = exc.default_code
+        elif isinstance(exc, Http404):  # Django's, from get_object_or_404 or the tenancy lookup
+            response.data["code"] = exceptions.NotFound.default_code
+        elif isinstance(exc, DjangoPermissionDenied):
+            response.data["code"] = exceptions.PermissionDenied.default_code
     return response
 
 

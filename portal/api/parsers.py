@@ -1,4 +1,5 @@
-"""The REST API's JSON parser: DRF's, with a body nested too deeply as a 400 like any bad JSON."""
+"""The REST API's JSON parser: DRF's, with a body nested too deeply, or holding a lone surrogate, as
+a 400 like any bad JSON."""
 
 from __future__ import annotations
 
@@ -12,6 +13,28 @@ class JSONParser(parsers.JSONParser):
 
     def parse(self, stream, media_type=None, parser_context=None):
         try:
-            return super().parse(stream, media_type, parser_context)
+            data = super().parse(stream, media_type, parser_context)
         except RecursionError:
             raise ParseError("JSON parse error - nested too deeply.") from None
+        if not _encodable(data):
+            # `"\ud800"` is valid JSON but no text: a field echoing it in its 400 ("… is not a
+            # valid choice") made the UTF-8 renderer fail, a 500.
+            raise ParseError("JSON parse error - a string holds a lone surrogate (\\uD800-\\uDFFF).")
+        return data
+
+
+def _encodable(value) -> bool:
+    """Return whether every string in parsed JSON (keys included) is encodable text."""
+    if isinstance(value, str):
+        if value.isascii():
+            return True
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return False
+        return True
+    if isinstance(value, dict):
+        return all(_encodable(key) and _encodable(item) for key, item in value.items())
+    if isinstance(value, list):
+        return all(_encodable(item) for item in value)
+    return True

@@ -11,9 +11,9 @@ _TOO_LARGE = "The request body is too large."
 _NUL = "The URL holds a NUL character."
 
 
-def _refuse(request: HttpRequest, status: int, message: str) -> HttpResponse:
+def _refuse(request: HttpRequest, status: int, message: str, code: str) -> HttpResponse:
     """Return an error in the format of the endpoint that was called (portal.infra.errors)."""
-    shaped = machine_error(request, status, oauth_error="invalid_request", detail=message, code=None)
+    shaped = machine_error(request, status, oauth_error="invalid_request", detail=message, code=code)
     return shaped or HttpResponse(message, status=status, content_type="text/plain; charset=utf-8")
 
 
@@ -38,7 +38,7 @@ class RequestBoundsMiddleware:
         except ValueError:
             length = 0
         if limit is not None and length > limit:
-            return _refuse(request, 413, _TOO_LARGE)
+            return _refuse(request, 413, _TOO_LARGE, "too_large")
         if "\x00" in request.path or "%00" in request.META.get("QUERY_STRING", ""):
-            return _refuse(request, 400, _NUL)
+            return _refuse(request, 400, _NUL, "url_nul")
         return self.get_response(request)

@@ -10,8 +10,10 @@ machine is calling. `machine_error` says what that JSON is; a page path gets Non
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from functools import wraps
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
 
 from portal.infra.responses import no_store
 
@@ -29,14 +31,30 @@ def machine_error(
     request: HttpRequest, status: int, *, oauth_error: str, detail: str, code: str | None
 ) -> HttpResponse | None:
     """Return the JSON error for a machine path (`/oauth/`: RFC 6749 §5.2 with no-store; `/api/`
-    and `/.well-known/`: `{"detail", "code"}`, no `code` when None), or None for any other path
-    (a page answers)."""
+    and `/.well-known/`: `{"detail", "code"}`), or None for any other path (a page answers)."""
     path = request.path
     if path.startswith(OAUTH_PREFIX):
         body: dict[str, str] = {"error": oauth_error, "error_description": detail}
     elif path.startswith(JSON_PREFIXES):
-        body = {"detail": detail, **({"code": code} if code else {})}
+        body = {"detail": detail, "code": code or "error"}
     else:
         return None
     response = HttpResponse(json.dumps(body), status=status, content_type="application/json")
     return no_store(response) if path.startswith(OAUTH_PREFIX) else response
+
+
+def require_get(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Like Django's `require_GET` (GET and HEAD only), answering other methods with a 405 in the
+    endpoint family's JSON (`method_not_allowed`) instead of an empty page."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if request.method in ("GET", "HEAD"):
+            return view(request, *args, **kwargs)
+        response = machine_error(
+            request, 405, oauth_error="invalid_request", detail="Use GET.", code="method_not_allowed"
+        ) or HttpResponseNotAllowed(["GET", "HEAD"])
+        response["Allow"] = "GET, HEAD"
+        return response
+
+    return wrapper

@@ -104,7 +104,8 @@ def test_an_authenticated_api_body_over_the_limit_is_413(client, settings, make_
     _row, key = make_key(scopes=ALL_SCOPES)
     body = json.dumps({"key": "x" * 5000, "name": "y"})
     response = client.generic("POST", path, body, content_type=content_type, HTTP_X_API_KEY=key)
-    assert response.status_code == 413 and response.json() == {"detail": "The request body is too large."}
+    assert response.status_code == 413
+    assert response.json() == {"detail": "The request body is too large.", "code": "too_large"}
     small = client.generic(
         "POST", path, json.dumps({"key": "x", "name": "ok"}), "application/json", HTTP_X_API_KEY=key
     )

@@ -36,7 +36,7 @@ def test_a_nul_in_a_path_or_query_string_is_a_400(owner, scopes, path, query):
     response = _owner_client(owner).get(path, query)
     assert response.status_code == 400, (path, query, response.status_code)
     if path.startswith("/api/"):
-        assert response.json() == {"detail": "The URL holds a NUL character."}
+        assert response.json() == {"detail": "The URL holds a NUL character.", "code": "url_nul"}
     else:
         assert response.content == b"The URL holds a NUL character."
 

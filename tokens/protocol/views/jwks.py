@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.http import HttpRequest, JsonResponse
-from django.views.decorators.http import require_GET
 
+from portal.infra.errors import require_get
 from tokens.signing.keys import jwks_document
 from tokens.signing.services import active_signing_key
 
 
-@require_GET
+@require_get
 def jwks(request: HttpRequest) -> JsonResponse:
     """Publish the active key and every retired key whose tokens may still be alive.
 

@@ -5,15 +5,15 @@ from __future__ import annotations
 from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 from django.urls import reverse
-from django.views.decorators.http import require_GET
 
 from credentials.models import Scope
+from portal.infra.errors import require_get
 from tokens.federation import trust
 from tokens.protocol import exchange
 from tokens.protocol.assertions import ALLOWED_ALGORITHMS
 
 
-@require_GET
+@require_get
 def authorization_server_metadata(request: HttpRequest) -> JsonResponse:
     """Describe the endpoints; `issuer` is identical to the `iss` of every token (§3.3)."""
     issuer = settings.PORTAL_ISSUER
