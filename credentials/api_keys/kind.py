@@ -170,6 +170,7 @@ def governed_kind() -> GovernedKind:
         changed=snapshot_publish,
         filter_scope=lambda qs, scope: qs.filter(scopes__icontains=f'"{scope}"'),
         match_secret=api_key_match_secret,
+        ref_in_secret=lambda raw: parsed.key_id if (parsed := keys.parse(raw)) is not None else None,
         people_behind=_people_behind,
         presented_ref=_presented_key_id,
         check_new=lambda api_key, lifetime_days: check_new_api_key_request(

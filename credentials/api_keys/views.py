@@ -192,7 +192,10 @@ def _request_key(request: HttpRequest, form: ApiKeyCreateForm, submission: Submi
     except ValidationError as exc:
         _add_errors(form, exc)
         return render(
-            request, "credentials/api_key_create.html", {"form": form, "needs_approval": True}, status=400
+            request,
+            "credentials/api_key_create.html",
+            {"form": form, "needs_approval": True, **_kind_policy(request.organization)},
+            status=400,
         )
     messages.success(
         request,

@@ -92,6 +92,9 @@ class GovernedKind:
     filter_scope: Callable[[QuerySet, str], QuerySet]
     #: Recognise a presented secret of this kind (format, then a digest lookup): a match or None.
     match_secret: Callable[[str], SecretMatch | None] = lambda raw: None
+    #: The public reference (`ref_attr`) written inside a secret of this kind, by its format alone
+    #: (no lookup), or None: a search box given a whole secret keeps only that (never the secret).
+    ref_in_secret: Callable[[str], str | None] = lambda raw: None
     #: Revoke only the matched secret (kinds with several secrets per credential); None revokes
     #: the whole credential through `revoke`. (credential, match, actor) -> None.
     revoke_secret: Callable[[Any, SecretMatch, User | None], None] | None = None
@@ -213,3 +216,12 @@ def presented_credentials(principal: Any) -> list[models.Model]:
         if row is not None:
             rows.append(row)
     return rows
+
+
+def ref_in_secret(text: str) -> str | None:
+    """Return the public reference inside `text` if it is a whole secret of some kind, else None."""
+    for kind in all_kinds():
+        ref = kind.ref_in_secret(text)
+        if ref:
+            return ref
+    return None

@@ -15,6 +15,7 @@ from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpRespons
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
+from django.utils.datastructures import MultiValueDict
 from django.views.decorators.http import require_POST
 
 from credentials.forms import CredentialEditForm
@@ -36,7 +37,7 @@ from credentials.governance.forms import (
     ScopeRequestForm,
 )
 from credentials.governance.models import CredentialStatus, RequestState, RequestType, SuspensionReason
-from credentials.governance.registry import credential_path, get_kind, kind_of
+from credentials.governance.registry import credential_path, get_kind, kind_of, ref_in_secret
 from credentials.governance.selectors import (
     FLAG_LABELS,
     InventoryFilters,
@@ -100,6 +101,12 @@ def inventory_filters(request: HttpRequest, members) -> tuple[InventoryFilterFor
 def inventory(request: HttpRequest) -> HttpResponse:
     """Show both credential kinds in one table with flags, filters and pagination."""
     organization = request.organization
+    ref = ref_in_secret(request.GET.get("q", "").strip())
+    if ref is not None:
+        # A whole secret pasted into the search box: keep only its public id in the URL and page.
+        query = request.GET.copy()
+        query["q"] = ref
+        return redirect(f"{request.path}?{query.urlencode()}")
     form, filters = inventory_filters(request, organization_members(organization))
     now = timezone.now()
     page = Paginator(inventory_list(organization, filters, now=now), PAGE_SIZE).get_page(
@@ -341,9 +348,7 @@ def governance_context(request: HttpRequest, credential) -> dict:
         if is_manager
         else None,
         "gov_can_change_policy": may(request, f"{kind.key}.policy", owner_id=credential.owner_id),
-        "gov_policy_form": RuntimePolicyForm(
-            initial=RuntimePolicyForm.initial_for(credential), prefix="policy"
-        ),
+        "gov_policy_form": _policy_form(request, credential),
         **insight_context(request, credential),
         "gov_url_kwarg": getattr(credential, kind.lookup_field),
         "gov_urls": credential_urls(kind, request.organization.slug, credential),
@@ -426,22 +431,53 @@ def runtime_policy(request: HttpRequest, kind: str, **kwargs) -> HttpResponse:
         return stale
     form = RuntimePolicyForm(request.POST, prefix="policy")
     if not form.is_valid():
-        for errors in form.errors.values():
-            for error in errors:
-                messages.error(request, error)
-        return _back(credential)
-    # The organisation's rules (an allowlist on live credentials, a ceiling) refuse as a message.
-    flash_outcome(
-        request,
-        lambda: edits.credential_policy_set(
+        return _policy_refused(request, credential, {})
+    try:
+        edits.credential_policy_set(
             credential=credential,
             actor=request.user,
             allowed_ips=form.cleaned_data["allowed_ips"],
             rate_limit=form.cleaned_data["rate_limit"],
-        ),
-        "The runtime policy was saved; it applies from the next request.",
-    )
+        )
+    except ValidationError as exc:
+        # The organisation's rules (an allowlist on live credentials, a ceiling) refuse it.
+        return _policy_refused(
+            request, credential, exc.message_dict if hasattr(exc, "error_dict") else {"": exc.messages}
+        )
+    messages.success(request, "The runtime policy was saved; it applies from the next request.")
     return _back(credential)
+
+
+#: The session key of a refused runtime-policy form, shown again on the credential's page.
+POLICY_DRAFT = "gov_policy_draft"
+
+
+def _policy_refused(request: HttpRequest, credential, errors: dict[str, list[str]]) -> HttpResponse:
+    """Go back to the credential's page with the form as it was sent, its errors on its fields.
+
+    The page belongs to the credential's kind, so the entries (an allowlist, a rate limit: never
+    a secret) and the service's refusal travel in the session, once (`governance_context`).
+    """
+    request.session[POLICY_DRAFT] = {
+        "path": credential_path(credential),
+        "data": {name: request.POST.getlist(name) for name in request.POST if name.startswith("policy-")},
+        "errors": errors,
+    }
+    messages.error(request, "The runtime policy was not saved: correct the form below.")
+    return _back(credential)
+
+
+def _policy_form(request: HttpRequest, credential) -> RuntimePolicyForm:
+    """Return the credential's runtime-policy form: the one refused just now, or its stored values."""
+    draft = request.session.get(POLICY_DRAFT)
+    if draft and draft.get("path") == credential_path(credential):
+        del request.session[POLICY_DRAFT]
+        form = RuntimePolicyForm(MultiValueDict(draft["data"]), prefix="policy")
+        if form.is_valid():
+            for field, errors in draft["errors"].items():
+                form.add_error(field if field in form.fields else None, errors)
+        return form
+    return RuntimePolicyForm(initial=RuntimePolicyForm.initial_for(credential), prefix="policy")
 
 
 @authorized("{kind}.scopes")

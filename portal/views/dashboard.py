@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
@@ -40,6 +42,8 @@ def _members_context(request: HttpRequest, invite_form: InvitationForm) -> dict:
         "invitations": invitations_for(organization)[:50] if request.membership.is_manager else [],
         "invite_form": invite_form,
         "roles": RoleForm.base_fields["role"].choices,
+        # One-use tokens of the resend forms (`portal.submissions`): this rendering's, per invitation.
+        "resend_token": secrets.token_urlsafe(16),
     }
 
 

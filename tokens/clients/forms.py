@@ -7,6 +7,7 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from credentials.forms import OverlapHoursField, RuntimePolicyForm
+from credentials.governance.forms import JustificationField
 from credentials.models import Scope
 from credentials.overlap import overlap_choices
 from credentials.selectors import scope_catalogue
@@ -238,3 +239,16 @@ class SecretRotateForm(OnceForm):
         self.fields["overlap_hours"].choices = overlap_choices(
             "secret", extra=default if isinstance(default, int) else None
         )
+
+
+class ApiKeyMoveForm(forms.Form):
+    """Move an API key to a new M2M application: its name, and why when approvers decide."""
+
+    name = forms.CharField(label=_("Application name"), max_length=100)
+
+    def __init__(self, *args, needs_approval: bool, **kwargs):
+        super().__init__(*args, **kwargs)
+        if needs_approval:
+            self.fields["justification"] = JustificationField(
+                label=_("Justification (for the approvers)"), required=False
+            )

@@ -25,7 +25,13 @@ from portal.selectors import audit_events_for_target
 from portal.submissions import submission_of
 from portal.tenancy import authorized, check, found_or_404, may
 from tokens.clients import moves, services
-from tokens.clients.forms import M2MAppCreateForm, PublicKeyAddForm, SecretRotateForm, TokenQuotaForm
+from tokens.clients.forms import (
+    ApiKeyMoveForm,
+    M2MAppCreateForm,
+    PublicKeyAddForm,
+    SecretRotateForm,
+    TokenQuotaForm,
+)
 from tokens.clients.selectors import (
     client_public_keys_for,
     client_secrets_for,
@@ -406,17 +412,21 @@ def api_key_move(request: HttpRequest, key_id: str) -> HttpResponse:
     check(request, "m2m_app.create", owner_id=api_key.owner_id)
     moved_to = M2MApplication.objects.filter(moved_from_key=api_key).first()
     needs_approval = org_policy.approval_required(request.organization, "m2m_app")
-    error = ""
-    if request.method == "POST" and moved_to is None:
+    form = ApiKeyMoveForm(
+        request.POST if request.method == "POST" else None,
+        initial={"name": api_key.name},
+        needs_approval=needs_approval,
+    )
+    if moved_to is None and form.is_valid():
         try:
             move = moves.api_key_move_to_m2m_app(
                 api_key=api_key,
                 actor=request.user,
-                name=request.POST.get("name", "")[:100],
-                justification=request.POST.get("justification", "")[:2000],
+                name=form.cleaned_data["name"],
+                justification=form.cleaned_data.get("justification", ""),
             )
         except ValidationError as exc:
-            error = refusal_text(exc)
+            add_service_errors(form, exc)
         else:
             if move.pending:
                 messages.success(
@@ -431,6 +441,6 @@ def api_key_move(request: HttpRequest, key_id: str) -> HttpResponse:
     return render(
         request,
         "tokens/api_key_move.html",
-        {"api_key": api_key, "moved_to": moved_to, "needs_approval": needs_approval, "error": error},
-        status=400 if error else 200,
+        {"api_key": api_key, "moved_to": moved_to, "needs_approval": needs_approval, "form": form},
+        status=400 if moved_to is None and form.is_bound and form.errors else 200,
     )
