@@ -51,14 +51,14 @@ class AccessTokenAuthentication(BaseAuthentication):
         except InvalidToken:
             raise AuthenticationFailed(INVALID_CREDENTIAL) from None
         claims = verified.claims
-        principal = self._principal(claims)
+        principal = self.principal_of(claims)
         if principal is None:
             raise AuthenticationFailed(INVALID_CREDENTIAL)
         return principal, principal
 
     @staticmethod
-    def _principal(claims: dict) -> Principal | None:
-
+    def principal_of(claims: dict) -> Principal | None:
+        """Return whom a live token's claims act for now (introspection asks too), or None."""
         key_id = key_id_of(claims)
         if key_id is not None:
             return _exchanged_principal(claims, key_id)

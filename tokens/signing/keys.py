@@ -9,6 +9,7 @@ switches at once.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -159,6 +160,7 @@ def jwks_document() -> dict:
 # Public keys the portal's own verifier has looked up, by kid: (PyJWK, monotonic expiry).
 #: Longer than any `kid` the portal makes (an RFC 7638 thumbprint is 43 characters).
 MAX_KID_LENGTH = 128
+_PRINTABLE_ASCII = re.compile(r"[\x21-\x7e]+")
 # Entries live briefly so a key removed by an operator stops verifying within a minute.
 _PUBLIC_KEY_TTL_SECONDS = 60
 _public_keys: dict[str, tuple[PyJWK, float]] = {}
@@ -169,12 +171,14 @@ def local_public_key(kid: str) -> PyJWK | None:
 
     Used by the portal's own verifier instead of fetching its JWKS over HTTP.
     """
+    if not isinstance(kid, str) or not 0 < len(kid) <= MAX_KID_LENGTH or not _PRINTABLE_ASCII.fullmatch(kid):
+        # No published key has it (they are thumbprints); and the database refuses a NUL or a
+        # lone surrogate in a query.
+        return None
     now = time.monotonic()
     entry = _public_keys.get(kid)
     if entry is not None and entry[1] > now:
         return entry[0]
-    if not isinstance(kid, str) or not 0 < len(kid) <= MAX_KID_LENGTH or "\x00" in kid:
-        return None  # no published key has it; and PostgreSQL refuses a NUL in a query
     key = published_keys_queryset().filter(kid=kid).only("public_jwk").first()
     if key is None:
         _public_keys.pop(kid, None)

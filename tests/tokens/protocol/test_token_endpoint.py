@@ -89,7 +89,7 @@ def test_missing_grant_type_is_invalid_request(client, app):
     _assert_no_store(response)
 
 
-@pytest.mark.parametrize("param", ["grant_type", "scope", "client_id", "resource"])
+@pytest.mark.parametrize("param", ["grant_type", "scope", "client_id"])
 def test_repeated_parameter_is_invalid_request(client, app, param):
     values = {
         "grant_type": "client_credentials",

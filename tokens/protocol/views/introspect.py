@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from portal.infra.responses import no_store
+from tokens.protocol.authentication import AccessTokenAuthentication
 from tokens.protocol.views.common import OAuthEndpointView, authenticated_token_claims
 
 
@@ -24,20 +25,26 @@ class IntrospectView(OAuthEndpointView):
         if isinstance(found, HttpResponse):
             return found
         application, claims = found
-        if claims is None or not (
+        # Whom the token acts for now (as whoami sees it): its application, or the API key it
+        # was exchanged for, with the owner's current role; None once either is gone, or when
+        # the organisation its `org_id` names is no longer theirs (a renamed slug).
+        principal = AccessTokenAuthentication.principal_of(claims) if claims is not None else None
+        if principal is None or not (
             application.is_resource_server
-            or claims.get("org_id") == application.organization.slug
+            or principal.organization_id == application.organization_id
             # A gateway may ask about a token it obtained by exchanging a customer's API key.
             or claims["client_id"] == application.client_id
         ):
             return self._inactive()
+        # The scopes it may still use: its own, bounded by its owner's current role (authz).
+        usable = [scope for scope in claims.get("scope", "").split() if scope in principal.scopes]
         body = {
             "active": True,
             "token_type": "Bearer",
+            "scope": " ".join(usable),
             **{
                 name: claims[name]
                 for name in (
-                    "scope",
                     "client_id",
                     "sub",
                     "aud",

@@ -47,7 +47,9 @@ class TokenView(OAuthEndpointView, DOTTokenView):
 
     @method_decorator(token_endpoint_metrics)
     def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        repeated = repeated_parameter(request)
+        # Several `resource` values may be sent (RFC 8707 §2): the grant answers `invalid_target`,
+        # one resource per token.
+        repeated = repeated_parameter(request, allowed=("resource",))
         if repeated:
             return oauth_error("invalid_request", f"The {repeated!r} parameter is repeated.")
         checks = client_failure_checks(request)
