@@ -249,9 +249,16 @@ class ApiKeyVerifyView(AuthorizedView, MachineCredentialView):
             check_ip=bool(reported_ip),
             respond=False,
         )
-        # The address is the one the service reports for its client, not the service's own.
+        # What the key may do now: its scopes bounded by its owner's current role (portal.authz).
+        scopes = verification.principal().scopes
+        # The address is the one the service reports for its client, not the service's own. A
+        # valid verification counts as a use of every scope it returns: which one the service
+        # needed is not said, and narrowing must never remove one it relies on.
         usage.record_api_key(
-            verification, refused.code if refused is not None else None, ip=reported_ip or ""
+            verification,
+            refused.code if refused is not None else None,
+            scopes=sorted(scopes) if refused is None else (),
+            ip=reported_ip or "",
         )
         if refused is not None:
             body = {"valid": False, "code": refused.code}
@@ -261,8 +268,6 @@ class ApiKeyVerifyView(AuthorizedView, MachineCredentialView):
         api_key_record_use(verification, ip=reported_ip)
         key = verification.key
         expires_at = verification.expires_at
-        # What the key may do now: its scopes bounded by its owner's current role (portal.authz).
-        scopes = verification.principal().scopes
         return no_store(
             Response(
                 {

@@ -24,6 +24,7 @@ from credentials.api_keys.verification import snapshot_publish
 from credentials.governance import approvals, org_policy, ownership
 from credentials.governance.common import LIVE_STATUSES, credential_audit
 from credentials.governance.models import CredentialRequest, CredentialState, RequestType
+from credentials.insight.services import scope_use_carry_over
 from credentials.leaks.models import LeakReport
 from credentials.models import Scope
 from portal.infra.crypto import keyed_digest
@@ -355,6 +356,9 @@ def api_key_rotate(
             "overlap_seconds": int(overlap.total_seconds()),
             "old_key_expires_at": old.expires_at.isoformat(),
         },
+    )
+    scope_use_carry_over(
+        kind="api_key", organization_id=old.organization_id, from_ref=old.key_id, to_ref=successor.key_id
     )
     snapshot_publish(old)
     return successor, plaintext

@@ -27,6 +27,7 @@ from credentials.api_keys.services import (
 )
 from credentials.governance import approvals, org_policy
 from credentials.governance.forms import JustificationField
+from credentials.governance.models import CredentialStatus
 from credentials.governance.registry import credential_path
 from credentials.governance.views import credential_edit_page, governance_context
 from credentials.lifetimes import expiry_in_days
@@ -233,6 +234,8 @@ def api_key_detail(request: HttpRequest, key_id: str) -> HttpResponse:
     api_key = get_object_or_404(api_keys_for(request.organization), key_id=key_id)
     # The reverse side of `M2MApplication.moved_from_key` (declared by tokens, read without importing it).
     moved_to = getattr(api_key, "moved_to_application", None)
+    if moved_to is not None and moved_to.status == CredentialStatus.DENIED:
+        moved_to = None  # a denied or withdrawn move never happened: the key may be moved again
     context = {
         "api_key": api_key,
         "moved_to": moved_to,

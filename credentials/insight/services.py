@@ -8,6 +8,7 @@ from django.db import models, transaction
 from credentials.governance.common import locked_credential
 from credentials.governance.edits import credential_scopes_set
 from credentials.governance.registry import kind_of
+from credentials.insight.models import UsageScope
 from credentials.insight.selectors import scope_suggestion
 from portal.models import User
 
@@ -44,3 +45,26 @@ def credential_scopes_narrow_to_used(*, credential: models.Model, actor: User | 
         )
     credential_scopes_set(credential=credential, scopes=used, actor=actor, via="narrow_to_used")
     return used
+
+
+def scope_use_carry_over(*, kind: str, organization_id: int, from_ref: str, to_ref: str) -> None:
+    """Give a successor its predecessor's scope use (an API key's rotation makes a new key id).
+
+    The same integration goes on with the new key: a scope it needed before the rotation is not
+    "never used" on the successor, and narrowing must not remove it.
+    """
+    rows = UsageScope.objects.filter(organization_id=organization_id, kind=kind, credential_id=from_ref)
+    UsageScope.objects.bulk_create(
+        [
+            UsageScope(
+                organization_id=organization_id,
+                kind=kind,
+                credential_id=to_ref,
+                scope=row.scope,
+                count=0,
+                last_used=row.last_used,
+            )
+            for row in rows
+        ],
+        ignore_conflicts=True,
+    )

@@ -50,9 +50,15 @@ DEFAULT_OVERLAP = timedelta(hours=24)
 def _new_secret(application: M2MApplication, actor: User | None) -> tuple[ClientSecret, str]:
     plaintext = CLIENT_SECRET_PREFIX + random_base62(CLIENT_SECRET_BODY_LENGTH)
     pepper_id, digest = keyed_digest(plaintext)
+    # The organisation's maximum client-secret lifetime, if it sets one.
+    expires_at = org_policy.check_lifetime(application.organization, "m2m_app", None)
+    key = application.moved_from_key if application.moved_from_key_id else None
+    if key is not None and key.expires_at is not None and not application.secrets.exists():
+        # The first secret of an application a key moved to is no wider than the key: it stops
+        # when the key would have (the authority rule). Later rotations follow the policy.
+        expires_at = min(expires_at or key.expires_at, key.expires_at)
     secret = ClientSecret.objects.create(
-        # The organisation's maximum client-secret lifetime, if it sets one.
-        expires_at=org_policy.check_lifetime(application.organization, "m2m_app", None),
+        expires_at=expires_at,
         application=application,
         public_id=random_base62(12),
         hint=plaintext[: len(CLIENT_SECRET_PREFIX) + 4],

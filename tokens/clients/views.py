@@ -410,7 +410,12 @@ def api_key_move(request: HttpRequest, key_id: str) -> HttpResponse:
     api_key = get_object_or_404(api_keys_for(request.organization), key_id=key_id)
     check(request, owner_id=api_key.owner_id)
     check(request, "m2m_app.create", owner_id=api_key.owner_id)
-    moved_to = M2MApplication.objects.filter(moved_from_key=api_key).first()
+    # A denied or withdrawn move never happened: the key may be moved again (tokens.clients.moves).
+    moved_to = (
+        M2MApplication.objects.filter(moved_from_key=api_key)
+        .exclude(status=M2MApplication.Status.DENIED)
+        .first()
+    )
     needs_approval = org_policy.approval_required(request.organization, "m2m_app")
     form = ApiKeyMoveForm(
         request.POST if request.method == "POST" else None,
