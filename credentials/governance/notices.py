@@ -14,7 +14,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
-from credentials.governance.models import CredentialStatus, Notice
+from credentials.governance.models import CredentialStatus, Notice, SuspensionReason
 from credentials.governance.ownership import managers_of, notice_recipients
 from credentials.governance.registry import all_kinds, credential_path, kind_of
 from credentials.governance.selectors import KIND_COLUMNS, flag_q
@@ -105,14 +105,21 @@ def _scheduled_notices(now: datetime) -> Iterable[tuple[str, models.Q, str]]:
         current & active & models.Q(row_expires__gt=now, row_expires__lte=now + timedelta(days=3)),
         "row_expires",
     )
+    # The rest are about credentials that still work: an expired one (an API key past its
+    # expiry, a rotated-away predecessor) needs no review, owner or restore any more.
+    working = current & (models.Q(row_expires__isnull=True) | models.Q(row_expires__gt=now))
     yield (
         "review_due",
-        active & models.Q(review_due_at__gt=now, review_due_at__lte=now + REVIEW_DUE_NOTICE_WITHIN),
+        working & active & models.Q(review_due_at__gt=now, review_due_at__lte=now + REVIEW_DUE_NOTICE_WITHIN),
         "review_due_at",
     )
-    yield "review_overdue", flag_q("review_overdue", now), "review_due_at"
-    yield "orphaned", flag_q("orphaned", now), "orphaned_at"
-    yield "suspended", flag_q("suspended", now), "suspended_at"
+    # Only where a review helps: a manual or leak suspension is not lifted by one.
+    reviewable = active | models.Q(
+        status=CredentialStatus.SUSPENDED, suspension_reason=SuspensionReason.REVIEW_OVERDUE
+    )
+    yield "review_overdue", working & reviewable & flag_q("review_overdue", now), "review_due_at"
+    yield "orphaned", working & flag_q("orphaned", now), "orphaned_at"
+    yield "suspended", working & flag_q("suspended", now), "suspended_at"
 
 
 def credential_notices_send(*, now: datetime | None = None) -> int:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -81,8 +81,18 @@ def credential_recertify(
 
 
 @transaction.atomic
-def credential_suspend(*, credential: models.Model, actor: User | None, reason: str) -> models.Model:
-    """Suspend a working credential: it is refused exactly like a revoked one, but can be restored."""
+def credential_suspend(
+    *,
+    credential: models.Model,
+    actor: User | None,
+    reason: str,
+    still_due: Callable[[models.Model], bool] | None = None,
+) -> models.Model:
+    """Suspend a working credential: it is refused exactly like a revoked one, but can be restored.
+
+    `still_due(locked row)`, for a sweep that chose the credential from an earlier read: whether
+    its reason still holds once the row is locked (a review or a new owner may have landed).
+    """
     if reason not in SuspensionReason.values:
         raise ValidationError("Unknown suspension reason.")
     kind = kind_of(credential)
@@ -91,6 +101,8 @@ def credential_suspend(*, credential: models.Model, actor: User | None, reason: 
         raise ValidationError(
             f"Only an active credential can be suspended (this one is {credential.status}).", code="inactive"
         )
+    if still_due is not None and not still_due(credential):
+        raise ValidationError("The reason to suspend it no longer holds.", code="no_longer_due")
     credential.status = CredentialStatus.SUSPENDED
     credential.suspended_at = timezone.now()
     credential.suspension_reason = reason
@@ -142,8 +154,12 @@ def credential_policies_apply(*, now: datetime | None = None) -> list[models.Mod
     suspended = []
     policies: dict[int, OrganizationPolicy] = {}
     for kind in all_kinds():
+        # Working credentials only: an expired one (an API key past its expiry, a rotated-away
+        # predecessor, an application whose secrets all expired) is neither suspended nor told.
         candidates = (
-            kind.model.objects.filter(status=CredentialStatus.ACTIVE)
+            kind.inventory_queryset(None)
+            .filter(status=CredentialStatus.ACTIVE, row_superseded=False)
+            .filter(models.Q(row_expires__isnull=True) | models.Q(row_expires__gt=now))
             .filter(models.Q(orphaned_at__lte=now) | models.Q(review_due_at__lte=now))
             .select_related("organization")
             .order_by("pk")
@@ -151,21 +167,32 @@ def credential_policies_apply(*, now: datetime | None = None) -> list[models.Mod
         for credential in candidates.iterator(chunk_size=500):
             org = credential.organization
             policy = policies.get(org.pk) or policies.setdefault(org.pk, policy_for(org))
-            reason = None
-            if (
-                credential.orphaned_at
-                and credential.orphaned_at + timedelta(days=policy.orphan_grace_days) <= now
-            ):
-                reason = SuspensionReason.ORPHANED
-            elif (
-                credential.review_due_at
-                and credential.review_due_at + timedelta(days=policy.overdue_grace_days) <= now
-            ):
-                reason = SuspensionReason.REVIEW_OVERDUE
+            reason = _suspension_due(credential, policy, now)
             if reason is None:
                 continue
             try:
-                suspended.append(credential_suspend(credential=credential, actor=None, reason=reason))
+                suspended.append(
+                    credential_suspend(
+                        credential=credential,
+                        actor=None,
+                        reason=reason,
+                        still_due=lambda locked, reason=reason, policy=policy: (
+                            _suspension_due(locked, policy, now) == reason
+                        ),
+                    )
+                )
             except ValidationError:
                 continue  # changed meanwhile (revoked, reassigned, reviewed)
     return suspended
+
+
+def _suspension_due(credential: models.Model, policy: OrganizationPolicy, now) -> str | None:
+    """Return why the sweep suspends the credential now (its orphan or overdue grace is over), or None."""
+    if credential.orphaned_at and credential.orphaned_at + timedelta(days=policy.orphan_grace_days) <= now:
+        return SuspensionReason.ORPHANED
+    if (
+        credential.review_due_at
+        and credential.review_due_at + timedelta(days=policy.overdue_grace_days) <= now
+    ):
+        return SuspensionReason.REVIEW_OVERDUE
+    return None

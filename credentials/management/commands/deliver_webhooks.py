@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import signal
 import time
 from datetime import timedelta
@@ -10,6 +11,10 @@ from django.core.management.base import BaseCommand, CommandError
 
 from credentials.webhooks.delivery import deliveries_drain, worker_heartbeat_record
 from credentials.webhooks.services import webhook_deliveries_purge
+
+#: Bounds of the options: a batch is claimed (leased) at once, and a pass should come round.
+MAX_BATCH_SIZE = 1000
+MAX_INTERVAL = 3600
 
 
 class Command(BaseCommand):
@@ -35,8 +40,10 @@ class Command(BaseCommand):
         parser.add_argument("--batch-size", type=int, default=20, help="Deliveries claimed at a time.")
 
     def handle(self, *args, **options):
-        if options["batch_size"] < 1 or options["interval"] < 0:
-            raise CommandError("--batch-size must be at least 1 and --interval not negative.")
+        if not 1 <= options["batch_size"] <= MAX_BATCH_SIZE:
+            raise CommandError(f"--batch-size must be from 1 to {MAX_BATCH_SIZE}.")
+        if not math.isfinite(options["interval"]) or not 0 <= options["interval"] <= MAX_INTERVAL:
+            raise CommandError(f"--interval must be a number of seconds from 0 to {MAX_INTERVAL}.")
         days = options["purge_older_than"]
         if days is not None:
             if not 1 <= days <= 36500:
