@@ -160,6 +160,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
         "connect_timeout", env.int("PORTAL_DB_CONNECT_TIMEOUT", default=3)
     )
+    # Behind PgBouncer in transaction mode, the server-side cursors of `.iterator()` (the cron
+    # jobs' sweeps) would break: Django reads whole result sets instead when this is set.
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = env.bool(
+        "PORTAL_DB_TRANSACTION_POOLING", default=False
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache ----------------------------------------------------------------------------------

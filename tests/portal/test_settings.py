@@ -85,3 +85,15 @@ def test_api_docs_are_served_with_local_assets(client):
     assert "http://" not in body.replace("http://testserver", "") and "https://" not in body
     schema = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
     assert schema.status_code == 200 and schema.json()["openapi"].startswith("3.")
+
+
+@pytest.mark.parametrize(("value", "expected"), [("", "False"), ("1", "True")])
+def test_transaction_pooling_disables_server_side_cursors(value, expected):
+    database = "from django.conf import settings; print(settings.DATABASES['default']"
+    code = database + "['DISABLE_SERVER_SIDE_CURSORS'])"
+    env = {"DEBUG": "1", "DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/unused"}
+    if value:
+        env["PORTAL_DB_TRANSACTION_POOLING"] = value
+    result = _manage("shell", "-c", code, **env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == expected
