@@ -1,9 +1,12 @@
-"""Fixtures for API key tests: clients that present a key (`scopes`, `make_key`: tests/conftest.py)."""
+"""Fixtures for credentials tests: clients presenting a key, fresh usage counters (and tests/conftest.py)."""
 
 from __future__ import annotations
 
 import pytest
 from django.test import Client
+
+from credentials import usage
+from credentials.insight import recorder
 
 
 @pytest.fixture
@@ -16,3 +19,13 @@ def api_key_client():
         return Client(HTTP_AUTHORIZATION=f"Bearer {key}")
 
     return make
+
+
+@pytest.fixture
+def fresh_usage_counters():
+    """Forget this process's usage counts and insight notes before and after the test."""
+    usage._counts.clear()
+    recorder.take()
+    yield
+    usage._counts.clear()
+    recorder.take()

@@ -15,7 +15,6 @@ from django.utils import timezone
 
 from credentials import usage
 from credentials.api_keys.models import ApiKey
-from credentials.insight import recorder
 from credentials.insight.models import UsageClientIp
 from portal.infra.cache import ResilientRedisCache
 from tests.factories import ScopeFactory
@@ -26,18 +25,9 @@ from tokens.clients.services import m2m_app_set_exchange, m2m_app_set_staff_flag
 from tokens.models import ClientSecret, M2MApplication
 from tokens.protocol.exchange import API_KEY_TOKEN_TYPE, GRANT_TYPE
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_usage_counters")]
 
 INSIDE, OUTSIDE = "203.0.113.7", "198.51.100.9"
-
-
-@pytest.fixture(autouse=True)
-def _fresh_counters():
-    usage._counts.clear()
-    recorder.take()
-    yield
-    usage._counts.clear()
-    recorder.take()
 
 
 # --- 1. an idle process holds its counts indefinitely ------------------------------------

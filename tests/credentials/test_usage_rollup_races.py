@@ -14,18 +14,13 @@ from credentials.insight import recorder
 from credentials.insight import rollup as insight_rollup
 from credentials.insight.models import UsageClientIp
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("fresh_usage_counters"),
+]
 
 IP = "203.0.113.7"
-
-
-@pytest.fixture(autouse=True)
-def _fresh_counters():
-    usage._counts.clear()
-    recorder.take()
-    yield
-    usage._counts.clear()
-    recorder.take()
 
 
 def _notes(api_key, n: int, at: float) -> dict:

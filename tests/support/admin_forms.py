@@ -11,19 +11,25 @@ def organization_form(page, organization) -> tuple[dict, dict[int, str]]:
     Change a membership with `data[f"{prefixes[pk]}-role"] = …` (or `-DELETE`), then post `data`.
     """
     data = {"slug": organization.slug, "name": organization.name, "mfa_required": organization.mfa_required}
+    prefixes = _add_inlines(page, data)
+    return data, prefixes
+
+
+def _add_inlines(page, data: dict) -> dict[int, str]:
+    """Add the page's inline formsets to `data` as they stand; return each saved row's prefix by pk."""
     prefixes: dict[int, str] = {}
-    for formset in page.context["inline_admin_formsets"]:
-        management = formset.formset.management_form
+    for inline in page.context["inline_admin_formsets"]:
+        management = inline.formset.management_form
         for name, field in management.fields.items():
             data[f"{management.prefix}-{name}"] = management.initial.get(name, field.initial)
-        for form in formset.formset.forms:
+        for form in inline.formset.forms:
             for name in form.fields:
                 value = form.initial.get(name)
                 data[f"{form.prefix}-{name}"] = getattr(value, "pk", value) if value is not None else ""
             data[f"{form.prefix}-id"] = form.instance.pk or ""
             if form.instance.pk:
                 prefixes[form.instance.pk] = form.prefix
-    return data, prefixes
+    return prefixes
 
 
 def change_form_data(page) -> dict:
@@ -43,15 +49,7 @@ def change_form_data(page) -> dict:
             data[name] = json.dumps(value)
         else:
             data[name] = value
-    for inline in page.context["inline_admin_formsets"]:
-        management = inline.formset.management_form
-        for name, field in management.fields.items():
-            data[f"{management.prefix}-{name}"] = management.initial.get(name, field.initial)
-        for sub in inline.formset.forms:
-            for name in sub.fields:
-                value = sub.initial.get(name)
-                data[f"{sub.prefix}-{name}"] = getattr(value, "pk", value) if value is not None else ""
-            data[f"{sub.prefix}-id"] = sub.instance.pk or ""
+    _add_inlines(page, data)
     return data
 
 

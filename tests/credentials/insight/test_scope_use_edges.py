@@ -8,19 +8,9 @@ from django.test import Client
 
 from credentials import usage
 from credentials.api_keys.services import api_key_create, api_key_rotate
-from credentials.insight import recorder
 from tests.factories import ScopeFactory
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _fresh_counters():
-    usage._counts.clear()
-    recorder.take()
-    yield
-    usage._counts.clear()
-    recorder.take()
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_usage_counters")]
 
 
 def bearer(plaintext: str) -> Client:

@@ -19,18 +19,9 @@ from tests.factories import ScopeFactory
 from tests.tokens.conftest import AppCredentials, request_token
 from tokens.clients.services import m2m_app_create
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_usage_counters")]
 
 INSIDE, OUTSIDE = "203.0.113.7", "198.51.100.9"
-
-
-@pytest.fixture(autouse=True)
-def _fresh_counters():
-    usage._counts.clear()
-    recorder.take()
-    yield
-    usage._counts.clear()
-    recorder.take()
 
 
 @pytest.fixture
