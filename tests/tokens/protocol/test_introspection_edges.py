@@ -107,3 +107,12 @@ def test_another_organisation_given_a_renamed_organisations_old_slug_cannot_intr
     stranger = make_app(organization=newcomer, app_owner=outsider, name="Newcomer service")
     # The token belongs to the renamed organisation; the newcomer must learn nothing about it.
     assert json.loads(_introspect(client, stranger, token).content) == {"active": False}
+
+
+def test_introspection_costs_three_statements(client, app, django_assert_num_queries):
+    # The caller's secret, the token's revocation and application state, and whom the token acts
+    # for now (its application and the owner's role, as whoami reads them).
+    token = obtain_token(client, app)
+    assert _introspect(client, app, token).json()["active"] is True  # warm: signing key, catalogue
+    with django_assert_num_queries(3):
+        assert _introspect(client, app, token).json()["active"] is True
