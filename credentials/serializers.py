@@ -81,12 +81,19 @@ class PartialUpdateSerializer(serializers.Serializer):
     """
 
     shown: type[serializers.Serializer]
+    #: What every use moves (last use, the secrets' and keys' own last use, the update time): it
+    #: may have changed since the client read it, so a value sent back there is ignored, never a
+    #: 400. A different status, expiry or the like is still refused: the client meant a change.
+    server_maintained = frozenset(
+        {"last_used_at", "last_used_ip", "secrets", "public_keys", "updated_at", "updated", "requests_30d"}
+    )
 
     def validate(self, attrs):
         current = self.context.get("current") or {}
         fixed = sorted(
             name
-            for name in set(self.initial_data) & set(self.shown().fields) - set(self.fields)
+            for name in set(self.initial_data)
+            & set(self.shown().fields) - set(self.fields) - self.server_maintained
             if name not in current or self.initial_data[name] != current[name]
         )
         if fixed:

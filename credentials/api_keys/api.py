@@ -69,6 +69,7 @@ class ApiKeyViewSet(CredentialViewSet):
     authentication_classes = [ApiKeyAuthentication, SessionAuthentication]
     kind_key = "api_key"
     approval_detail = "Your organisation approves new API keys first: request one in the dashboard."
+    scope_increase_detail = "Your organisation approves scope increases: request them in the dashboard."
     authz_actions = {
         "list": "api_key.view",
         "retrieve": "api_key.view",

@@ -52,6 +52,8 @@ def api_keys_filtered(
         keys = keys.filter(status=CredentialState.ACTIVE, expires_at__lte=now)
     elif status in CredentialState.values:
         keys = keys.filter(status=status)
+    elif status:
+        keys = keys.none()  # an unknown status matches nothing, never everything
     if environment:
         keys = keys.filter(environment=environment)
     if owner_id:

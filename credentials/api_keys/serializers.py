@@ -20,6 +20,7 @@ class ApiKeySerializer(serializers.ModelSerializer):
     prefix = serializers.CharField(source="display_prefix", read_only=True)
     owner = UserEmailField()
     created_by = UserEmailField()
+    scopes = serializers.ListField(child=serializers.CharField(), read_only=True)
     status = serializers.ChoiceField(source="state", choices=CredentialState.choices, read_only=True)
     replaces = serializers.SerializerMethodField()
     allowed_ips = serializers.ListField(child=serializers.CharField(), read_only=True)

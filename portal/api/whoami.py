@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from portal.api.negotiation import MachineNegotiation
+from portal.infra.responses import no_store
 from portal.permissions import IsMachinePrincipal
 from portal.principal import INVALID_CREDENTIAL, Principal
 
@@ -68,14 +69,18 @@ class WhoAmIView(MachineCredentialView):
     def get(self, request: Request) -> Response:
         principal = request.auth
         expires_at = principal.expires_at
-        return Response(
-            {
-                "credential_type": principal.credential_type,
-                "credential_id": principal.credential_id,
-                "organization": principal.organization_slug,
-                "scopes": sorted(principal.scopes),
-                "owner": principal.owner_email,
-                "expires_at": expires_at.isoformat() if hasattr(expires_at, "isoformat") else expires_at,
-                **principal.extra,
-            }
+        # A verdict on a credential, with its owner's address: no cache may keep it (an
+        # `X-API-Key` request is no `Authorization` request to a shared cache, RFC 9111 §3.5).
+        return no_store(
+            Response(
+                {
+                    "credential_type": principal.credential_type,
+                    "credential_id": principal.credential_id,
+                    "organization": principal.organization_slug,
+                    "scopes": sorted(principal.scopes),
+                    "owner": principal.owner_email,
+                    "expires_at": expires_at.isoformat() if hasattr(expires_at, "isoformat") else expires_at,
+                    **principal.extra,
+                }
+            )
         )

@@ -281,7 +281,9 @@ class M2MAppViewSet(CredentialViewSet):
         summary="List a private_key_jwt application's public keys",
         responses={200: serializers.ClientPublicKeySerializer(many=True), 404: _REFUSALS[404]},
     )
-    @action(detail=True, methods=["get"], url_path="public-keys", url_name="public-keys")
+    @action(
+        detail=True, methods=["get"], url_path="public-keys", url_name="public-keys", pagination_class=None
+    )
     def public_keys(self, request: Request, org_slug: str, app_id: str) -> Response:
         application = self.get_object()
         return Response(serializers.ClientPublicKeySerializer(application.public_keys.all(), many=True).data)

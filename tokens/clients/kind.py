@@ -22,6 +22,8 @@ from tokens.models import ClientPublicKey, ClientSecret, FederatedIdentity, M2MA
 
 def _set_scopes(application: M2MApplication, names: list[str]) -> None:
     application.allowed_scopes.set(scope_rows_of(list(names)))
+    # The scopes are a relation, not a column: the row's update time says they changed.
+    application.save(update_fields=["updated"])
 
 
 def _revoke(application: M2MApplication, actor: User | None, reason: str) -> M2MApplication:

@@ -64,12 +64,14 @@ def m2m_apps_filtered(
         apps = apps.filter(
             Q(name__icontains=search) | Q(client_id__icontains=search) | Q(owner__email__icontains=search)
         )
-    if status in M2MApplication.Status.values:
-        apps = apps.filter(status=status)
+    # An unknown status or method matches nothing, never everything (a typo in a script's filter).
+    if status:
+        apps = apps.filter(status=status) if status in M2MApplication.Status.values else apps.none()
     if owner_id:
         apps = apps.filter(owner_id=owner_id)
-    if auth_method in M2MApplication.AuthMethod.values:
-        apps = apps.filter(token_endpoint_auth_method=auth_method)
+    if auth_method:
+        known = auth_method in M2MApplication.AuthMethod.values
+        apps = apps.filter(token_endpoint_auth_method=auth_method) if known else apps.none()
     return (
         apps.select_related("owner", "created_by")
         .prefetch_related(

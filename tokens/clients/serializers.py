@@ -6,6 +6,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from credentials.governance.models import SuspensionReason
 from credentials.serializers import PartialUpdateSerializer, PolicyInputMixin, RateLimitField, UserEmailField
 from tokens.clients.quota import MODES, clean_token_quota, token_quota_of
 from tokens.clients.services import MAX_OVERLAP
@@ -107,6 +108,10 @@ class M2MAppSerializer(serializers.ModelSerializer):
         source="allowed_audiences", child=serializers.CharField(), read_only=True
     )
     status = serializers.ChoiceField(choices=M2MApplication.Status.choices, read_only=True)
+    # "" unless suspended: the schema says so too (its enum allows the blank it is served with).
+    suspension_reason = serializers.ChoiceField(
+        choices=SuspensionReason.choices, allow_blank=True, read_only=True
+    )
     created_at = serializers.DateTimeField(source="created", read_only=True)
     updated_at = serializers.DateTimeField(source="updated", read_only=True)
     last_used_at = serializers.SerializerMethodField()

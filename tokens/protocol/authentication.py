@@ -115,7 +115,8 @@ def _exchanged_principal(claims: dict, key_id: str) -> Principal | None:
         credential_id=claims["jti"],
         organization_id=key["organization_id"],
         organization_slug=key["organization_slug"],
-        scopes=authz.effective_scopes(verified_scopes(claims), key["owner_role"]),
+        # Bounded by the key as it is now, too: narrowing the key narrows its exchanged tokens.
+        scopes=authz.effective_scopes(verified_scopes(claims) & set(key["scopes"]), key["owner_role"]),
         owner_email=key["owner_email"],
         owner_id=key["owner_id"],
         owner_role=key["owner_role"],

@@ -56,11 +56,26 @@ def invalid_client() -> HttpResponse:
     return oauth_error("invalid_client", "Client authentication failed.", status=401)
 
 
+#: Parameters a repeat of which is named in the error; any other name is not echoed (it may be
+#: anything a client sent, a whole API key included, or characters RFC 6749 §5.2 does not allow).
+_NAMED_PARAMETERS = frozenset(
+    {
+        "grant_type", "scope", "client_id", "client_secret", "client_assertion", "client_assertion_type",
+        "resource", "audience", "token", "token_type_hint", "subject_token", "subject_token_type",
+        "requested_token_type", "actor_token", "actor_token_type", "client_ip",
+    }
+)  # fmt: skip
+
+
 def repeated_parameter(request: HttpRequest, *, allowed: tuple[str, ...] = ()) -> str | None:
-    """Return the name of a parameter sent more than once (RFC 6749 §3.2), if any."""
+    """Return the error description for a parameter sent more than once (RFC 6749 §3.2), if any."""
     for key, values in request.POST.lists():
         if len(values) > 1 and key not in allowed:
-            return key
+            return (
+                f"The {key!r} parameter is repeated."
+                if key in _NAMED_PARAMETERS
+                else "A parameter is repeated."
+            )
     return None
 
 
@@ -137,7 +152,7 @@ def authenticated_token_claims(request: HttpRequest) -> tuple[M2MApplication, di
     """
     repeated = repeated_parameter(request)
     if repeated:
-        return oauth_error("invalid_request", f"The {repeated!r} parameter is repeated.")
+        return oauth_error("invalid_request", repeated)
     caller = authenticate_client_or_refuse(request)
     if isinstance(caller, HttpResponse):
         return caller

@@ -47,11 +47,14 @@ class TokenView(OAuthEndpointView, DOTTokenView):
 
     @method_decorator(token_endpoint_metrics)
     def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        # Several `resource` values may be sent (RFC 8707 §2): the grant answers `invalid_target`,
-        # one resource per token.
-        repeated = repeated_parameter(request, allowed=("resource",))
+        # Several `resource` (RFC 8707 §2) or `audience` (RFC 8693 §2.1) values may be sent: the
+        # grant answers `invalid_target`, one target per token.
+        repeated = repeated_parameter(request, allowed=("resource", "audience"))
         if repeated:
-            return oauth_error("invalid_request", f"The {repeated!r} parameter is repeated.")
+            return oauth_error("invalid_request", repeated)
+        if len({value for value in request.POST.getlist("audience") if value}) > 1:
+            # DOT hands oauthlib the last `audience` only (it keeps repeated `resource`s).
+            return oauth_error("invalid_target", "Request one resource per token.")
         checks = client_failure_checks(request)
         # One cache round trip for the request: the failure counters and the catalogue entry
         # of the audience asked for (the default one when none is), read together.
