@@ -12,7 +12,6 @@ from django.test import Client
 
 from credentials.api_keys.services import api_key_create, api_key_update
 from tests.tokens.conftest import basic
-from tokens.clients.services import m2m_app_set_exchange, m2m_app_set_staff_flag
 from tokens.protocol.exchange import API_KEY_TOKEN_TYPE, GRANT_TYPE
 
 pytestmark = pytest.mark.django_db
@@ -20,33 +19,6 @@ pytestmark = pytest.mark.django_db
 SERVICE = "https://orders.example.com"
 #: RFC 6749 §5.2: error_description MUST NOT include characters outside %x20-21 / %x23-5B / %x5D-7E.
 RFC6749_DESCRIPTION_CHARS = set(map(chr, [0x20, 0x21, *range(0x23, 0x5C), *range(0x5D, 0x7F)]))
-
-
-@pytest.fixture
-def gateway(make_app, other_organization, outsider):
-    creds = make_app(
-        organization=other_organization, app_owner=outsider, name="API gateway", token_lifetime=900
-    )
-    creds.application = m2m_app_set_exchange(application=creds.application, allowed=True, actor=None)
-    return creds
-
-
-@pytest.fixture
-def trusted_gateway(gateway):
-    gateway.application = m2m_app_set_staff_flag(
-        application=gateway.application, flag="may_report_client_ip", value=True, actor=None
-    )
-    return gateway
-
-
-@pytest.fixture
-def make_customer_key(organization, owner, scopes):
-    def make(name="shop", **kwargs):
-        return api_key_create(
-            organization=organization, name=name, owner=owner, scopes=["orders:read"], actor=owner, **kwargs
-        )
-
-    return make
 
 
 def exchange(creds, key, *, remote="192.0.2.10", **params):

@@ -21,14 +21,13 @@ from django.utils import timezone
 from credentials import usage
 from credentials.api_keys import keys
 from credentials.api_keys.models import ApiKey
-from credentials.api_keys.services import api_key_create, api_key_revoke
+from credentials.api_keys.services import api_key_revoke
 from credentials.governance.reviews import credential_suspend
 from credentials.insight.models import UsageClientIp
 from portal.models import AuditEvent
 from tests.support.usage import outcome_counts
 from tests.tokens.conftest import basic
 from tests.tokens.protocol.test_token_exchange_admin import _admin_form, staff_client  # noqa: F401
-from tokens.clients.services import m2m_app_set_exchange, m2m_app_set_staff_flag
 from tokens.models import M2MApplication
 from tokens.protocol.exchange import API_KEY_TOKEN_TYPE, GRANT_TYPE, KEY_IP_DENIED
 
@@ -44,32 +43,6 @@ def _fresh_counters():
     usage._counts.clear()
     yield
     usage._counts.clear()
-
-
-@pytest.fixture
-def gateway(make_app, other_organization, outsider):
-    """A staff-allowed gateway (of another organisation), not trusted to report client addresses."""
-    creds = make_app(organization=other_organization, app_owner=outsider, name="API gateway")
-    creds.application = m2m_app_set_exchange(application=creds.application, allowed=True, actor=None)
-    return creds
-
-
-@pytest.fixture
-def trusted_gateway(gateway):
-    gateway.application = m2m_app_set_staff_flag(
-        application=gateway.application, flag="may_report_client_ip", value=True, actor=None
-    )
-    return gateway
-
-
-@pytest.fixture
-def make_customer_key(organization, owner, scopes):
-    def make(**kwargs):
-        return api_key_create(
-            organization=organization, name="shop", owner=owner, scopes=["orders:read"], actor=owner, **kwargs
-        )
-
-    return make
 
 
 def exchange(gateway, key: str, *, remote: str = GATEWAY_IP, forwarded_for: str | None = None, **params):
