@@ -12,6 +12,7 @@ from django.test import Client
 
 from credentials.api_keys.services import api_key_create, api_key_update
 from tests.tokens.conftest import basic
+from tests.tokens.protocol.test_token_exchange_client_ip import exchange
 from tokens.protocol.exchange import API_KEY_TOKEN_TYPE, GRANT_TYPE
 
 pytestmark = pytest.mark.django_db
@@ -19,21 +20,6 @@ pytestmark = pytest.mark.django_db
 SERVICE = "https://orders.example.com"
 #: RFC 6749 §5.2: error_description MUST NOT include characters outside %x20-21 / %x23-5B / %x5D-7E.
 RFC6749_DESCRIPTION_CHARS = set(map(chr, [0x20, 0x21, *range(0x23, 0x5C), *range(0x5D, 0x7F)]))
-
-
-def exchange(creds, key, *, remote="192.0.2.10", **params):
-    data = {
-        "grant_type": GRANT_TYPE,
-        "subject_token": key,
-        "subject_token_type": API_KEY_TOKEN_TYPE,
-        **params,
-    }
-    return Client().post(
-        "/oauth/token",
-        data,
-        HTTP_AUTHORIZATION=basic(creds.client_id, creds.client_secret),
-        REMOTE_ADDR=remote,
-    )
 
 
 # --- whoami: a verdict on a credential (owner e-mail, scopes) must never be stored by a cache ------
