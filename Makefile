@@ -31,8 +31,12 @@ run: migrate
 	@echo "Identity Portal: http://$(HOST):$(PORT)/  (owner@acme.example / demo-password)"
 	$(RUN_ENV) $(PY) manage.py deliver_webhooks --loop --interval 2 & worker=$$!; trap 'kill $$worker 2>/dev/null' EXIT; $(RUN_ENV) $(PY) manage.py runserver $(HOST):$(PORT)
 
+# The suite runs on one pytest-xdist worker per core (TEST_WORKERS=0: in this process, one test
+# after another). Tests are handed out in collection order, so each worker still runs pytest-django's
+# order: database tests in transactions first, then those that flush the database.
+TEST_WORKERS ?= auto
 test: $(STAMP)
-	DEBUG=$${DEBUG:-1} $(PY) -m pytest $(PYTEST_ARGS)
+	DEBUG=$${DEBUG:-1} $(PY) -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 # The long soak (docs/operations.md): 60 s of mixed traffic, 32 clients, against gunicorn.
 soak: $(STAMP)

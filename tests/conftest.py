@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import redis
@@ -87,8 +88,23 @@ def require_postgres():
         pytest.fail("this test needs PostgreSQL")
 
 
-#: The Redis that cache tests share (CI gives each run its own database through TEST_REDIS_URL).
-TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
+def _per_worker(url: str) -> str:
+    """Give each pytest-xdist worker its own Redis database: the base one, then the ones below it.
+
+    Tests clear the database they use (FLUSHDB), so two workers must never share one. Worker
+    gw0 keeps the configured database, gw1 takes the one below it (modulo Redis's 16).
+    """
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw"):
+        return url
+    parts = urlsplit(url)
+    base = int(parts.path.lstrip("/") or 0)
+    return urlunsplit(parts._replace(path=f"/{(base - int(worker[2:])) % 16}"))
+
+
+#: The Redis that cache tests share (CI gives each run its own database through TEST_REDIS_URL;
+#: each xdist worker uses its own database, see _per_worker).
+TEST_REDIS_URL = _per_worker(os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/9"))
 
 
 @pytest.fixture

@@ -34,6 +34,8 @@ def _policy(organization, **fields) -> None:
 @pytest.mark.parametrize(
     "expires_at",
     [FAR, (timezone.now() + timedelta(days=MAX_LIFETIME_DAYS + 2)).isoformat(), "9999-12-31T23:59:59-05:00"],
+    # Ids that do not depend on the clock: pytest-xdist workers must collect the same tests.
+    ids=["far", "two-days-past-the-limit", "year-9999-offset"],
 )
 def test_rest_refuses_an_expiry_beyond_ten_years_as_a_field_error(owner_client, scopes, expires_at):
     before = ApiKey.objects.count()
