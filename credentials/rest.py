@@ -14,7 +14,7 @@ from rest_framework.response import Response
 from rest_framework.viewsets import GenericViewSet
 
 from credentials import policy
-from credentials.governance.org_policy import approval_required, scope_increase_needs_approval
+from credentials.governance.org_policy import approval_required, policy_locked, scope_increase_needs_approval
 from credentials.governance.registry import presented_credentials
 from credentials.selectors import member_by_email, owner_filter_id
 from portal.api.errors import ApprovalRequired, api_error
@@ -94,6 +94,21 @@ class CredentialViewSet(AuthorizedView, GenericViewSet):
         """Return the scope names the credential holds."""
         raise NotImplementedError
 
+    def policy_unchanged(self, credential: Any, name: str, value: Any) -> bool:
+        """Whether sending `value` for policy field `name` leaves the credential's policy as it is.
+
+        Sending back what was read is not a policy change: it asks for neither `<kind>.policy`
+        nor a fresh sign-in. A value the service would refuse counts as a change (it refuses it).
+        """
+        try:
+            if name == "allowed_ips":
+                return policy.clean_allowed_ips(value) == list(credential.allowed_ips or [])
+            if name == "rate_limit":
+                return policy.clean_rate_limit(value) == (credential.rate_limit or None)
+        except DjangoValidationError:
+            return False
+        return False
+
     def get_queryset(self) -> QuerySet:
         if self.organization is None:
             return self.queryset
@@ -140,7 +155,7 @@ class CredentialViewSet(AuthorizedView, GenericViewSet):
 
         Each step is its own action in portal.authz: `<kind>.update`, then `<kind>.scopes` (or
         `<kind>.scopes_widen`) for new scopes, `<kind>.reassign` for another owner and
-        `<kind>.policy` for any of `policy_fields`.
+        `<kind>.policy` for any of `policy_fields` whose value changes.
         """
         kind = self.kind_key
         new_owner = self._owner(values.get("owner"))
@@ -160,7 +175,11 @@ class CredentialViewSet(AuthorizedView, GenericViewSet):
                 raise ApprovalRequired(self.scope_increase_detail)
         if new_owner is not None and new_owner.pk != credential.owner_id:
             self.authorize_on(f"{kind}.reassign", credential, scopes=scopes)
-        policy_changes = {name: values[name] for name in self.policy_fields if name in values}
+        policy_changes = {
+            name: values[name]
+            for name in self.policy_fields
+            if name in values and not self.policy_unchanged(credential, name, values[name])
+        }
         if policy_changes:
             self.authorize_on(f"{kind}.policy", credential)
             current = policy_of(credential)
@@ -171,6 +190,12 @@ class CredentialViewSet(AuthorizedView, GenericViewSet):
                 unless_within=current,
             )
         return new_owner, policy_changes
+
+    def lock_policy_first(self, policy_changes: dict[str, Any]) -> None:
+        """Lock the organisation's policy row before an update locks the credential, if the update
+        changes its runtime policy (memberships, policy, credentials: the order every write keeps)."""
+        if policy_changes:
+            policy_locked(self.organization)
 
     def _creating(self, values: dict[str, Any]) -> User | None:
         """Authorise a create for the owner named (else the actor) and return that owner.

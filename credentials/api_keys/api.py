@@ -24,6 +24,7 @@ from credentials.api_keys.selectors import api_keys_filtered
 from credentials.api_keys.services import api_key_create, api_key_revoke, api_key_rotate, api_key_update
 from credentials.api_keys.verification import NOT_FOUND, api_key_record_use, api_key_verify
 from credentials.governance.edits import credential_policy_set
+from credentials.governance.org_policy import policy_for
 from credentials.rest import CredentialViewSet
 from portal.api.errors import api_error
 from portal.api.whoami import MachineCredentialView
@@ -138,6 +139,7 @@ class ApiKeyViewSet(CredentialViewSet):
         data.is_valid(raise_exception=True)
         new_owner, policy_changes = self._updating(api_key, data.validated_data)
         with transaction.atomic():
+            self.lock_policy_first(policy_changes)
             api_key = self._call(
                 api_key_update,
                 api_key=api_key,
@@ -158,7 +160,8 @@ class ApiKeyViewSet(CredentialViewSet):
             409: OpenApiResponse(description="Rotated"),
         },
         description="Issue a successor (its plaintext `key` is in this response only); the old key keeps "
-        "working for `overlap_hours`. A key that already has a successor answers 409.",
+        "working for `overlap_hours` (default: the organisation's rotation overlap). A key that already "
+        "has a successor answers 409.",
     )
     @action(detail=True, methods=["post"])
     def rotate(self, request: Request, org_slug: str, key_id: str) -> Response:
@@ -166,9 +169,10 @@ class ApiKeyViewSet(CredentialViewSet):
         self.authorize_on("api_key.rotate", api_key)
         data = serializers.ApiKeyRotateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        successor, plaintext = self._call(
-            api_key_rotate, api_key=api_key, overlap=timedelta(hours=data.validated_data["overlap_hours"])
-        )
+        hours = data.validated_data.get("overlap_hours")
+        if hours is None:
+            hours = policy_for(self.organization).default_rotation_overlap_hours
+        successor, plaintext = self._call(api_key_rotate, api_key=api_key, overlap=timedelta(hours=hours))
         api_key.refresh_from_db()
         body = {
             "successor": serializers.ApiKeyWithSecretSerializer(

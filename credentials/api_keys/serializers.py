@@ -7,7 +7,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from credentials.api_keys.models import ApiKey, Environment
-from credentials.api_keys.services import DEFAULT_OVERLAP, MAX_OVERLAP
+from credentials.api_keys.services import MAX_OVERLAP
 from credentials.governance.models import CredentialState
 from credentials.lifetimes import MAX_LIFETIME_DAYS, check_expiry, expiry_in_days
 from credentials.serializers import PartialUpdateSerializer, PolicyInputMixin, RateLimitField, UserEmailField
@@ -113,12 +113,14 @@ class ApiKeyUpdateSerializer(PolicyInputMixin, PartialUpdateSerializer):
 
 
 class ApiKeyRotateSerializer(serializers.Serializer):
-    """Input for rotating: how long the old key keeps working (0 to 168 hours, default 24)."""
+    """Input for rotating: how long the old key keeps working (0 to 168 hours).
+
+    Without it, the organisation's default rotation overlap applies, as on the dashboard and for
+    an application's secrets.
+    """
 
     overlap_hours = serializers.IntegerField(
-        min_value=0,
-        max_value=int(MAX_OVERLAP.total_seconds() // 3600),
-        default=int(DEFAULT_OVERLAP.total_seconds() // 3600),
+        min_value=0, max_value=int(MAX_OVERLAP.total_seconds() // 3600), required=False
     )
 
 

@@ -23,6 +23,7 @@ from portal.api.errors import api_error
 from portal.api.whoami import machine_authentication_classes
 from portal.infra.responses import no_store
 from tokens.clients import serializers
+from tokens.clients.quota import clean_token_quota, token_quota_of
 from tokens.clients.selectors import client_public_keys_for, client_secrets_for, m2m_apps_filtered
 from tokens.clients.services import (
     client_public_key_add,
@@ -122,6 +123,15 @@ class M2MAppViewSet(CredentialViewSet):
     def scopes_of(self, application: M2MApplication) -> list[str]:
         return sorted(scope.name for scope in application.allowed_scopes.all())
 
+    def policy_unchanged(self, application: M2MApplication, name: str, value: object) -> bool:
+        if name != "token_quota":
+            return super().policy_unchanged(application, name, value)
+        current = token_quota_of(application)
+        try:
+            return clean_token_quota(value, current) == current
+        except DjangoValidationError:
+            return False
+
     def _fresh(self, application: M2MApplication) -> M2MApplication:
         """Return the application again with everything the serializer shows (after a change)."""
         return m2m_apps_filtered(self.organization).get(pk=application.pk)
@@ -203,6 +213,7 @@ class M2MAppViewSet(CredentialViewSet):
         quota_changed = "token_quota" in policy_changes
         token_quota = policy_changes.pop("token_quota", None)
         with transaction.atomic():
+            self.lock_policy_first(policy_changes)
             application = self._call(
                 m2m_app_update,
                 application=application,

@@ -8,6 +8,7 @@ from django.test import Client
 from credentials.api_keys.models import ApiKey
 from credentials.api_keys.services import api_key_request
 from credentials.api_keys.verification import api_key_verify
+from credentials.governance.org_policy import policy_update
 from portal.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
@@ -239,3 +240,12 @@ def test_list_query_count_with_api_key(make_key, manager_key, api_key_client, dj
     client.get(url())
     with django_assert_max_num_queries(3):  # organisation + count + page (key verification is cached)
         assert client.get(url()).json()["count"] == 21
+
+
+def test_rotation_overlap_defaults_to_the_organisation_policy(owner_client, owner, organization, make_key):
+    policy_update(organization=organization, actor=owner, default_rotation_overlap_hours=6)
+    api_key, _ = make_key()
+    response = owner_client.post(url(key_id=api_key.key_id, action="rotate"), {}, "application/json")
+    assert response.status_code == 201, response.content
+    event = AuditEvent.objects.get(action="credentials.api_key.rotated")
+    assert event.extra["overlap_seconds"] == 6 * 3600

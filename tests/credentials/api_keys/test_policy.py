@@ -249,12 +249,18 @@ def test_changing_the_policy_needs_a_recent_sign_in(owner, make_key):
     client = Client()
     password_step(client, owner.email)
     make_stale(client)
-    response = client.patch(url(api_key.key_id), {"rate_limit": None}, content_type="application/json")
+    limit = {"requests": 5, "per_seconds": 60}
+    response = client.patch(url(api_key.key_id), {"rate_limit": limit}, content_type="application/json")
     assert response.status_code == 403 and response.json()["code"] == "step_up_required"
-    # A rename needs no step-up.
+    # A rename needs no step-up, nor does sending back the policy as it was read.
     assert (
         client.patch(url(api_key.key_id), {"name": "n"}, content_type="application/json").status_code == 200
     )
+    read = client.get(url(api_key.key_id)).json()
+    unchanged = {"name": "m", "allowed_ips": read["allowed_ips"], "rate_limit": read["rate_limit"]}
+    assert client.patch(url(api_key.key_id), unchanged, content_type="application/json").status_code == 200
+    api_key.refresh_from_db()
+    assert api_key.name == "m" and api_key.rate_limit is None
 
 
 def test_a_member_cannot_change_someone_elses_keys_policy(member_client, make_key):

@@ -90,3 +90,8 @@ def test_a_stale_session_must_step_up_to_change_the_quota(settings, owner_client
     settings.PORTAL_STEP_UP_SECONDS = 0
     response = owner_client.patch(url(app_id), {"token_quota": {"per_day": 5}}, "application/json")
     assert response.status_code == 403 and response.json()["code"] == "step_up_required"
+    # Sending back the application as it was read changes no policy and asks for no sign-in.
+    read = owner_client.get(url(app_id)).json()
+    unchanged = {name: read[name] for name in ("name", "allowed_ips", "rate_limit", "token_quota")}
+    response = owner_client.patch(url(app_id), unchanged, "application/json")
+    assert response.status_code == 200, response.content
