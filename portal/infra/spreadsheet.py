@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Iterable, Iterator
 
 #: A cell starting with one of these is run as a formula by Excel, LibreOffice or Google Sheets
@@ -17,9 +18,19 @@ class _Echo:
         return value
 
 
+#: A spreadsheet that splits a .csv on `;` (Excel in most European locales) or on tabs starts a
+#: new cell after one, unquoted: a formula character there gets the apostrophe too.
+_FORMULA_AFTER_SEPARATOR = re.compile(r"([;\t][ ]*)([=+\-@])")
+
+
 def safe_cell(value: object) -> str:
-    """Return a cell's text ("" for None), with a leading apostrophe if a spreadsheet would run it."""
+    """Return a cell's text ("" for None), with an apostrophe before anything a spreadsheet would run.
+
+    That is a formula character at the start, or right after a `;` or a tab (OWASP "CSV
+    Injection": the separator matters, not only the first character).
+    """
     text = "" if value is None else str(value)
+    text = _FORMULA_AFTER_SEPARATOR.sub(r"\1'\2", text)
     return f"'{text}" if text.startswith(FORMULA_START) else text
 
 

@@ -259,6 +259,19 @@ def test_safe_cell_leaves_ordinary_text_and_quotes_formulas():
     assert safe_cell(None) == ""
     for formula in ("=1+1", "+1", "-1", "@x", "\tx", "\rx"):
         assert safe_cell(formula) == "'" + formula
+    # A spreadsheet splitting on ";" or tabs starts a new cell there: a formula after one is quoted too.
+    assert safe_cell("x;=cmd|' /C calc'!A0") == "x;'=cmd|' /C calc'!A0"
+    assert safe_cell("a; -1") == "a; '-1"
+    assert safe_cell("a\t@b") == "a\t'@b"
+    assert safe_cell("a;b, =c") == "a;b, =c"
+
+
+def test_a_name_with_a_formula_after_a_semicolon_is_written_as_text(owner_client, make_key):
+    api_key, key = make_key(name="x;=cmd|' /C calc'!A0")
+    whoami(key)
+    usage.rollup()
+    rows = rows_of(owner_client.get(usage_url(api_key.key_id, format="csv")))
+    assert rows[1][2] == "x;'=cmd|' /C calc'!A0"
 
 
 # --- the dashboard's downloads ------------------------------------------------------------------

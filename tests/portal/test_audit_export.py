@@ -109,3 +109,22 @@ def test_a_cell_that_looks_like_a_formula_is_text(owner_client, organization, ow
     body = b"".join(owner_client.get(reverse("org-audit-export", args=[organization.slug])).streaming_content)
     row = list(csv.reader(io.StringIO(body.decode())))[1]
     assert row[3] == '\'=HYPERLINK("http://evil")'
+
+
+def _cells_split_on_semicolons(body: str) -> list[str]:
+    """The cells a spreadsheet that splits on `;` reads (Excel in most European locales)."""
+    return [cell for row in csv.reader(io.StringIO(body), delimiter=";") for cell in row]
+
+
+def test_a_formula_after_a_semicolon_stays_text(owner_client, organization, owner):
+    AuditEvent.objects.create(
+        action="credentials.api_key.created",
+        organization=organization,
+        actor=owner,
+        actor_label=owner.email,
+        target_label="x;=cmd|' /C calc'!A0",
+    )
+    response = owner_client.get(reverse("org-audit-export", args=[organization.slug]))
+    body = b"".join(response.streaming_content).decode()
+    assert "x;'=cmd" in body
+    assert not [c for c in _cells_split_on_semicolons(body) if c.startswith(("=", "+", "-", "@"))], body

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from tokens.clients.forms import PublicKeyTextarea
 from tokens.models import (
     MAX_FEDERATED_TOKEN_AGE,
     MIN_FEDERATED_TOKEN_AGE,
@@ -54,7 +55,8 @@ class FederatedIdentityForm(forms.Form):
     jwks = forms.CharField(
         label=_("Static JWKS or SPIFFE trust bundle (optional)"),
         required=False,
-        widget=forms.Textarea(attrs={"rows": 4, "spellcheck": "false", "autocomplete": "off"}),
+        # A private JWK pasted by mistake is refused and never shown back (as for private_key_jwt).
+        widget=PublicKeyTextarea(attrs={"rows": 4, "spellcheck": "false", "autocomplete": "off"}),
         help_text=_("Public keys only. Leave empty to fetch the issuer's keys by OIDC discovery."),
     )
 
@@ -62,11 +64,18 @@ class FederatedIdentityForm(forms.Form):
         return [line.strip() for line in self.cleaned_data["conditions"].splitlines() if line.strip()]
 
 
+class NeverEchoedTextarea(forms.Textarea):
+    """A textarea that comes back empty whatever was posted (a pasted token, say)."""
+
+    def format_value(self, value):
+        return None
+
+
 class TokenTestForm(forms.Form):
     """An external token pasted to see which checks it passes; never stored, never logged."""
 
     token = forms.CharField(
         label=_("External token"),
-        widget=forms.Textarea(attrs={"rows": 6, "spellcheck": "false", "autocomplete": "off"}),
+        widget=NeverEchoedTextarea(attrs={"rows": 6, "spellcheck": "false", "autocomplete": "off"}),
         help_text=_("Paste the platform's token (a JWT). Nothing is issued, stored or logged."),
     )

@@ -11,16 +11,19 @@ from portal.models import User
 from tokens.clients.selectors import m2m_app_scope_names
 from tokens.federation.selectors import federated_identities_inventory
 from tokens.federation.services import FEDERATED_KIND, federated_identity_revoke
-from tokens.models import FederatedIdentity
+from tokens.models import FederatedIdentity, M2MApplication
 
 
 def _activate_federated_identity(
     identity: FederatedIdentity, actor: User | None, request
 ) -> tuple[str, dict]:
     """Make an approved trust usable (governance sets the status and audits); nothing secret exists."""
-    if not identity.application.is_active:
+    # Locked: a revocation of the application either commits first (and this refuses) or waits
+    # and then closes the trust with its other ones.
+    application = M2MApplication.objects.select_for_update(of=("self",)).get(pk=identity.application_id)
+    if not application.is_active:
         raise ValidationError("The application is no longer active.", code="inactive")
-    return "", {"id": identity.public_id, "client_id": identity.application.client_id}
+    return "", {"id": identity.public_id, "client_id": application.client_id}
 
 
 def _federated_scopes_for(ids: Iterable[int]) -> dict[int, list[str]]:

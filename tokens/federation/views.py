@@ -65,6 +65,7 @@ def _initial(preset_key: str) -> dict:
     return initial
 
 
+@sensitive_post_parameters("jwks")
 @authorized("federated_id.create")
 def federated_create(request: HttpRequest, app_id: int) -> HttpResponse:
     """Add a trust to an application: choose a platform, then fill in (or adjust) what the preset proposes."""
@@ -85,7 +86,9 @@ def federated_create(request: HttpRequest, app_id: int) -> HttpResponse:
                 issuer=data["issuer"],
                 subject=data["subject"],
                 audience=data["audience"],
-                conditions=[c for c in data["conditions"] if not c.endswith("=")],
+                # The preset proposes `NAME=` lines; one left empty is no condition. A value that
+                # merely ends in "=" (base64 padding) is one.
+                conditions=[c for c in data["conditions"] if "=" not in c or c.partition("=")[2].strip()],
                 max_token_age=data["max_token_age"],
                 preset=data["preset"],
                 jwks=data["jwks"],

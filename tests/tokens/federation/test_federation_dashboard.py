@@ -6,8 +6,10 @@ import json
 import logging
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
 from django.conf import settings
 from django.urls import reverse
+from jwt.algorithms import RSAAlgorithm
 
 from credentials.governance import approvals, org_policy, ownership, reviews
 from credentials.governance.models import CredentialRequest
@@ -250,3 +252,49 @@ def test_lifecycle_webhook_events_are_sent_for_trusts(owner, app, issuer):
     payload = deliveries[0].payload
     assert json.dumps(payload).count(identity.public_id) >= 1
     assert payload["data"]["credential"]["kind"] == "federated_id"
+
+
+def _trust_form(**values):
+    form = {"preset": "custom", "issuer": "https://issuer.example.com", "subject": "svc:deploy"}
+    form.update({"audience": "", "max_token_age": "900", "conditions": "", "jwks": "", "name": ""})
+    return {**form, **values}
+
+
+@pytest.mark.django_db
+def test_a_condition_value_ending_in_equals_is_a_condition(owner_client, make_app):
+    # Only a preset's empty `NAME=` line is no condition; base64 padding is part of a value, and
+    # dropping that line would make the trust accept any value of the claim.
+    app = make_app()
+    url = reverse("org-federated-create", kwargs={"org_slug": "acme", "app_id": app.application.pk})
+    response = owner_client.post(url, _trust_form(conditions="tenant=c2VjcmV0IHRlbmFudA==\nenvironment="))
+    assert response.status_code == 302, response.content.decode()[:500]
+    identity = FederatedIdentity.objects.get(application=app.application)
+    assert identity.conditions == {"tenant": ["c2VjcmV0IHRlbmFudA=="]}
+
+
+@pytest.mark.django_db
+def test_the_test_page_never_echoes_a_token_even_when_the_form_is_invalid(owner_client, make_app):
+    app = make_app()
+    with LocalIssuer() as issuer:
+        identity = add_trust(app.application, issuer.url, "repo:acme/x:ref:refs/heads/main")
+        token = issuer.token({"sub": "repo:acme/x:ref:refs/heads/main", "aud": identity.audience})
+        url = reverse("org-federated-test", kwargs={"org_slug": "acme", "identity_id": identity.pk})
+        response = owner_client.post(url, {"token": token + "\x00"})  # invalid: a NUL
+    page = response.content.decode()
+    assert response.status_code == 200 and "Null characters are not allowed" in page
+    assert token not in page and token.split(".")[1] not in page
+
+
+@pytest.mark.django_db
+def test_a_pasted_private_jwk_is_never_echoed_back(owner_client, make_app):
+    private = json.loads(RSAAlgorithm.to_jwk(rsa.generate_private_key(public_exponent=65537, key_size=2048)))
+    app = make_app()
+    url = reverse("org-federated-create", kwargs={"org_slug": "acme", "app_id": app.application.pk})
+    spiffe = {"preset": "spiffe", "issuer": "spiffe://example.org"}
+    subject = "spiffe://example.org/ns/prod/sa/deployer"
+    response = owner_client.post(
+        url, _trust_form(**spiffe, subject=subject, jwks=json.dumps({"keys": [private]}))
+    )
+    assert response.status_code == 400  # refused: no public key in it
+    page = response.content.decode()
+    assert private["d"] not in page and private["p"] not in page
