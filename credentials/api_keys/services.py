@@ -211,6 +211,10 @@ def api_key_update(
     via: str = "",
 ) -> ApiKey:
     """Change a key's name, description, owner or scopes (the secret stays the same)."""
+    if owner is not None:
+        # Memberships before credentials (ownership.lock_membership): a removal holds the
+        # organisation's owners' rows and waits for this key.
+        ownership.lock_membership(api_key.organization_id, owner.pk)
     api_key = _locked(api_key)
     changes: dict[str, Any] = {}
     if name is not None and (name := _check_name(name)) != api_key.name:
@@ -283,6 +287,9 @@ def api_key_rotate(
         raise ValidationError({"overlap": "Choose an overlap between 0 and 7 days."}, code="overlap")
     # The successor gets the key's owner: their membership first, so a removal orphans it too.
     owner_id = ownership.lock_owner_before(api_key)
+    # Then the policy row: the successor inherits the key's flag against the policy, so a policy
+    # change either flagged the key before (and the successor copies it) or waits and flags both.
+    org_policy.policy_locked(api_key.organization)
     old = _locked(api_key)
     ownership.check_owner_unchanged(old, owner_id)
     if old.state != CredentialState.ACTIVE:

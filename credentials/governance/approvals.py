@@ -19,8 +19,19 @@ from credentials.governance.models import (
     RequestType,
 )
 from credentials.governance.notices import notice_send_once
-from credentials.governance.org_policy import check_lifetime, policy_for, runtime_policy_for_new
-from credentials.governance.ownership import check_owner_may_hold, is_manager, managers_of, may_manage
+from credentials.governance.org_policy import (
+    check_lifetime,
+    policy_for,
+    policy_locked,
+    runtime_policy_for_new,
+)
+from credentials.governance.ownership import (
+    check_owner_may_hold,
+    is_manager,
+    lock_membership,
+    managers_of,
+    may_manage,
+)
 from credentials.governance.registry import (
     GovernedKind,
     all_kinds,
@@ -60,6 +71,13 @@ def credential_request_create(
         raise ValidationError({"justification": "Say why this is needed."}, code="justification")
     if request_type not in RequestType.values:
         raise ValidationError("Unknown request type.")
+    # Locks in the order every write takes them: memberships, the policy row (its rules judge the
+    # request), the credential. A scope increase locks its requester's membership (a removal
+    # cancels their waiting requests after locking it); a new credential's request comes from
+    # the service that created it, which locked its owner's membership already.
+    if request_type == RequestType.SCOPE_INCREASE:
+        lock_membership(credential.organization_id, requester.pk)
+    policy_locked(credential.organization)
     credential = locked_credential(credential)
     scopes = sorted(set(requested_scopes))
     previous = sorted(kind.scopes_of(credential)) if request_type == RequestType.SCOPE_INCREASE else []

@@ -13,6 +13,7 @@ from credentials.governance.common import audit_change, locked_credential, save_
 from credentials.governance.models import CredentialStatus
 from credentials.governance.org_policy import (
     check_runtime_policy_change,
+    policy_locked,
     refresh_policy_flag,
     scope_increase_needs_approval,
 )
@@ -68,6 +69,9 @@ def credential_policy_set(
     cached verification snapshot, as a revocation does).
     """
     kind = kind_of(credential)
+    # The policy row before the credential's (a policy change locks it, then flags credentials):
+    # the change is judged by the rules as they are, or the policy change sees it and flags it.
+    policy_locked(credential.organization)
     credential = locked_credential(credential)
     changes: dict[str, Any] = {}
     if allowed_ips is not _UNSET:

@@ -138,8 +138,8 @@ def credentials_orphan(*, organization: Organization, user: User, actor: User | 
     for credential in credentials_owned_by(organization, user):
         kind = kind_of(credential)
         credential = locked_credential(credential)
-        if credential.orphaned_at is not None:
-            continue
+        if credential.orphaned_at is not None or credential.owner_id != user.pk:
+            continue  # already orphaned, or given to someone else while this removal waited
         credential.orphaned_at = now
         save_fields(credential, kind, "orphaned_at")
         audit_change(kind, "orphaned", credential=credential, actor=actor, extra={"former_owner": user.email})
@@ -229,6 +229,9 @@ def credential_reassign_owner(
 ) -> models.Model:
     """Give the credential a new owner (a member); this clears an orphan and restores its suspension."""
     kind = kind_of(credential)
+    # Memberships before credentials (lock_membership): a removal holds the organisation's
+    # owners' rows and waits for this credential.
+    lock_membership(credential.organization_id, owner.pk)
     credential = locked_credential(credential)
     check_owner_is_member(credential.organization, owner)
     if credential.status not in LIVE_STATUSES:

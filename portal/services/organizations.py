@@ -308,15 +308,37 @@ def invitation_for_token(token: str) -> Invitation | None:
     )
 
 
+def _locked_invitation(token: str) -> Invitation | None:
+    """Lock the invitation `token` opens, after its inviter's membership; None if it opens none.
+
+    The inviter's row first, as a role change or a removal takes them (the membership, then that
+    person's invitations). Under the lock the token must still be the invitation's: a resend
+    replaces the link, and the old one must not win a race with it.
+    """
+    found = invitation_for_token(token)
+    if found is None:
+        return None
+    if found.invited_by_id is not None:
+        Membership.objects.select_for_update(of=("self",), no_key=True).filter(
+            organization_id=found.organization_id, user_id=found.invited_by_id
+        ).values_list("pk", flat=True).first()
+    invitation = (
+        Invitation.objects.select_for_update(of=("self",))
+        .select_related("organization")
+        .filter(pk=found.pk)
+        .first()
+    )
+    if invitation is None or invitation.token_digest not in _token_digests(token):
+        return None
+    return invitation
+
+
 @transaction.atomic
 def invitation_accept(*, token: str, user: User) -> Membership:
     """Accept an invitation once: create the membership for `user`, whose email must match."""
-    found = invitation_for_token(token)
-    if found is None:
+    invitation = _locked_invitation(token)
+    if invitation is None:
         raise ValidationError("This invitation link is not valid.", code="invalid")
-    invitation = (
-        Invitation.objects.select_for_update(of=("self",)).select_related("organization").get(pk=found.pk)
-    )
     if not invitation.is_open:
         raise ValidationError(f"This invitation has {invitation.state}.", code=invitation.state)
     if user.email.lower() != invitation.email.lower():
@@ -367,9 +389,8 @@ def _check_inviter_may_grant(invitation: Invitation) -> None:
 @transaction.atomic
 def user_create_from_invitation(*, token: str, full_name: str, password: str) -> tuple[User, Membership]:
     """Create an account for an invitation's email address and accept the invitation."""
-    found = invitation_for_token(token)
     # Locked first: a double submit waits here, then finds the invitation accepted.
-    found = found and Invitation.objects.select_for_update(of=("self",)).filter(pk=found.pk).first()
+    found = _locked_invitation(token)
     if found is None or not found.is_open:
         raise ValidationError("This invitation link is not valid any more.", code="invalid")
     exists = ValidationError("An account with this email already exists; sign in to accept.", code="exists")

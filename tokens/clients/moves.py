@@ -66,6 +66,9 @@ def api_key_move_to_m2m_app(
     """
     # The application gets the key's owner: their membership first, so a removal orphans it too.
     owner_id = ownership.lock_owner_before(api_key)
+    # Then the policy (org_policy.policy_locked), before any credential: the new application is
+    # judged by the policy as it is, and a policy change waits (it flags credentials it locks).
+    org_policy.policy_locked(api_key.organization)
     key = (
         ApiKey.objects.select_for_update(of=("self",))
         .select_related("organization", "owner")

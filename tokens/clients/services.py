@@ -189,6 +189,9 @@ def _new_application(
     if len(name) > NAME_MAX_LENGTH:
         raise ValidationError({"name": f"Use at most {NAME_MAX_LENGTH} characters."})
     ownership.check_owner_is_member(organization, owner)
+    # The policy row next (memberships, policy, credentials): a policy change either commits
+    # first and judges this application by its rules, or waits and flags it.
+    org_policy.policy_locked(organization)
     if not MIN_TOKEN_LIFETIME <= token_lifetime <= MAX_TOKEN_LIFETIME:
         raise ValidationError(
             {"token_lifetime": f"Use between {MIN_TOKEN_LIFETIME} and {MAX_TOKEN_LIFETIME} seconds."}
