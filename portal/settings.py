@@ -289,6 +289,15 @@ PORTAL_DEFAULT_AUDIENCE = env.str("PORTAL_DEFAULT_AUDIENCE", default=f"{PORTAL_I
 # Versioned peppers for keyed digests of API keys, client secrets and invitation tokens:
 # "id:secret[,id:secret…]". The first entry signs new digests; the others still verify.
 PORTAL_PEPPERS = _required_secret("PORTAL_PEPPERS", _DEV_PEPPERS, min_length=34)
+if not DEBUG:
+    # Each pepper, not only the whole list: the first one makes every new digest.
+    for _item in (part.strip() for part in PORTAL_PEPPERS.split(",") if part.strip()):
+        _pepper = _item.partition(":")[2]
+        if len(_pepper) < 32 or len(set(_pepper)) < 8 or "insecure" in _pepper:
+            raise ImproperlyConfigured(
+                "PORTAL_PEPPERS holds a weak pepper: give each id:secret a secret of at least 32 random "
+                "characters (see docs/configuration.md)."
+            )
 PORTAL_SIGNING_KEY_ENCRYPTION_KEY = _required_secret(
     "PORTAL_SIGNING_KEY_ENCRYPTION_KEY", _DEV_SIGNING_KEY_ENCRYPTION_KEY, min_length=44
 )
@@ -372,7 +381,8 @@ PORTAL_JWKS_MAX_AGE_SECONDS = env.int("PORTAL_JWKS_MAX_AGE_SECONDS", default=300
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Identity Portal <no-reply@portal.example>")
-PORTAL_BASE_URL = env.str("PORTAL_BASE_URL", default=PORTAL_ISSUER).rstrip("/")
+# Set but blank (as .env.example ships it) is the default too.
+PORTAL_BASE_URL = (env.str("PORTAL_BASE_URL", default="") or PORTAL_ISSUER).rstrip("/")
 
 # --- Internationalisation -------------------------------------------------------------------
 LANGUAGE_CODE = "en-gb"

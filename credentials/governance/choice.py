@@ -45,7 +45,9 @@ class ChoiceForm(forms.Form):
         _("Does it run in CI or Kubernetes, or anywhere it can keep a private key and sign with it?"),
         _(
             "Then it need not share any secret with the portal: it signs a short assertion with its own "
-            "key (private_key_jwt). Workload federation would remove even that key; it is not offered yet."
+            "key (private_key_jwt). Where the platform issues its own tokens (GitHub Actions, GitLab CI, "
+            "Kubernetes), workload federation removes even that key: add a trust under the application's "
+            "Federated identities."
         ),
     )
 

@@ -97,3 +97,26 @@ def test_transaction_pooling_disables_server_side_cursors(value, expected):
     result = _manage("shell", "-c", code, **env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == expected
+
+
+@pytest.mark.parametrize(
+    "peppers",
+    [
+        "2:short,1:Zr8Q2mX7vL4pT9wK1nB6cH3jF5dS0gA8eY2uI4oP7q",  # the current (first) pepper is weak
+        "Zr8Q2mX7vL4pT9wK1nB6cH:k2V9q8XzR4mT",  # 12 characters behind a long id
+    ],
+)
+def test_a_weak_pepper_stops_start_up_outside_debug(peppers):
+    result = _manage("check", **{**STRONG, "DEBUG": "0", "PORTAL_PEPPERS": peppers})
+    assert result.returncode != 0, result.stdout
+    assert "PORTAL_PEPPERS" in result.stderr
+
+
+def test_a_blank_base_url_falls_back_to_the_issuer():
+    # .env.example ships `PORTAL_BASE_URL=`: e-mailed links must stay absolute.
+    shown = "from django.conf import settings; print(repr(settings.PORTAL_BASE_URL))"
+    result = _manage(
+        "shell", "-c", shown, DEBUG="1", PORTAL_ISSUER="https://portal.example.com", PORTAL_BASE_URL=""
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == repr("https://portal.example.com")

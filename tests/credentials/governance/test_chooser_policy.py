@@ -24,3 +24,9 @@ def test_no_create_an_api_key_button_is_offered_when_the_policy_forbids_every_ne
     create_key = reverse("org-api-key-create", args=["acme"])
     # Every new API key would be refused: the recommended action must not be a form that can only fail.
     assert button is None or create_key not in button.group(0), button.group(0)
+
+
+def test_the_private_key_question_points_to_workload_federation(member_client):
+    html = member_client.get(reverse("org-credential-new", args=["acme"])).content.decode()
+    assert "not offered yet" not in html
+    assert "workload federation removes even that key" in html and "Federated identities" in html
