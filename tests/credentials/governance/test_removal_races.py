@@ -26,17 +26,23 @@ from tokens.models import M2MApplication
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 
-def _race(monkeypatch, organization, owner, leaver, credential, new_owner):
+def _race(monkeypatch, organization, owner, leaver, credential, new_owner, *, remover=None, pause_in=""):
+    """Reassign `credential` to `new_owner` while `leaver` is removed; return each side's outcome.
+
+    The reassignment pauses inside `ownership.<pause_in>` (by then it holds the credential's row
+    lock or the locks before it) while the removal runs.
+    """
+    pause_in = pause_in or "check_owner_may_hold"
     locked = threading.Event()
-    real_check = ownership.check_owner_may_hold
+    real_check = getattr(ownership, pause_in)
 
     def paused_check(*args, **kwargs):
         if threading.current_thread().name == "reassign":
-            locked.set()  # the credential's row is locked by now
-            time.sleep(1.0)  # the removal lists the leaver's credentials, then waits on this one
+            locked.set()
+            time.sleep(1.0)  # the removal takes its locks meanwhile, then waits on the reassignment
         return real_check(*args, **kwargs)
 
-    monkeypatch.setattr(ownership, "check_owner_may_hold", paused_check)
+    monkeypatch.setattr(ownership, pause_in, paused_check)
 
     def reassign():
         ownership.credential_reassign_owner(
@@ -46,7 +52,7 @@ def _race(monkeypatch, organization, owner, leaver, credential, new_owner):
     def remove():
         assert locked.wait(timeout=10)
         membership = Membership.objects.get(organization=organization, user=leaver)
-        org_services.membership_remove(membership=membership, actor=owner)
+        org_services.membership_remove(membership=membership, actor=remover or owner)
 
     return run_together(("reassign", reassign), ("remove", remove))
 
@@ -128,28 +134,16 @@ def test_handing_a_leavers_credential_to_an_owner_while_removing_them_does_not_d
         credential, _ = make_key(owner=member, name="handed over")
     else:
         credential = make_app(app_owner=member, name="handed over").application
-    locked = threading.Event()
-    real_check = ownership.check_owner_is_member
-
-    def paused_check(*args, **kwargs):
-        if threading.current_thread().name == "reassign":
-            locked.set()  # the credential's row is locked by now
-            time.sleep(1.0)  # the removal takes the owners' rows, then waits on the credential
-        return real_check(*args, **kwargs)
-
-    monkeypatch.setattr(ownership, "check_owner_is_member", paused_check)
-
-    def reassign():
-        ownership.credential_reassign_owner(
-            credential=type(credential).objects.get(pk=credential.pk), owner=owner, actor=owner
-        )
-
-    def remove():
-        assert locked.wait(timeout=10)
-        membership = Membership.objects.get(organization=organization, user=member)
-        org_services.membership_remove(membership=membership, actor=admin_user)
-
-    results = run_together(("reassign", reassign), ("remove", remove))
+    results = _race(
+        monkeypatch,
+        organization,
+        owner,
+        member,
+        credential,
+        owner,
+        remover=admin_user,
+        pause_in="check_owner_is_member",
+    )
     unexpected = {
         n: repr(r) for n, r in results.items() if r is not None and not isinstance(r, ValidationError)
     }
