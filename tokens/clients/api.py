@@ -140,12 +140,18 @@ class M2MAppViewSet(CredentialViewSet):
         self, rows: Callable[[M2MApplication], QuerySet[ClientCredential]], pk: str, *, missing: str
     ) -> ClientCredential:
         """Return one secret or public key of the URL's application (404 `missing` unless it is one of
-        its `rows`), once the actor may manage the application (its owner, or a manager)."""
+        its `rows`), once the actor may manage the application (its owner, or a manager, and a
+        credential acting no narrower than the application)."""
         application = self.get_object()
         credential = rows(application).filter(pk=int(pk)).first()
         if credential is None:
             raise exceptions.NotFound(missing)
-        self.authorize(owner_id=application.owner_id)
+        target: dict = {"owner_id": application.owner_id}
+        if self.authz_action() == "m2m_app.rotate":
+            # Withdrawing a key is a rotation: a credential never changes an application wider
+            # than itself. (Revoking a secret, `m2m_app.revoke`, only takes power away.)
+            target["scopes"] = self.scopes_of(application)
+        self.authorize(**target)
         return credential
 
     # --- actions ----------------------------------------------------------------------------
