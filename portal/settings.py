@@ -216,6 +216,8 @@ ACCOUNT_EMAIL_UNKNOWN_ACCOUNTS = False
 ACCOUNT_SESSION_REMEMBER = True
 # Tell people by email when a second factor or their password changes.
 ACCOUNT_EMAIL_NOTIFICATIONS = True
+# Not "[<Host header>] ", allauth's default without django.contrib.sites.
+ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Identity Portal] "
 ACCOUNT_LOGOUT_REDIRECT_URL = "login"
 MFA_ADAPTER = "portal.account_security.adapters.PortalMFAAdapter"
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes", "webauthn"]

@@ -42,6 +42,7 @@ from credentials.governance.registry import (
 from credentials.policy import clean_rate_limit
 from portal import authz
 from portal.models import User
+from portal.selectors import role_of
 from portal.services.audit import audit_log
 
 logger = logging.getLogger(__name__)
@@ -341,7 +342,11 @@ def _record_decision(
 
 
 def _notify_decision(request: CredentialRequest, credential) -> None:
-    recipients = {u.email for u in (request.requester, credential.owner) if u is not None}
+    # The requester and the owner, each while still a member: someone gone hears nothing more.
+    people = (request.requester, credential.owner)
+    recipients = {
+        u.email for u in people if u is not None and role_of(u.pk, request.organization_id) is not None
+    }
     notice_send_once(
         credential=credential,
         notice_type=f"approval_{request.state}",

@@ -17,6 +17,7 @@ from credentials import policy as runtime
 from credentials.governance.common import audit_change, save_fields
 from credentials.governance.models import CredentialStatus, OrganizationPolicy
 from credentials.governance.notices import notice_send_once
+from credentials.governance.ownership import managers_of, notice_recipients
 from credentials.governance.registry import GovernedKind, all_kinds, kind_of, new_credential_rule_fields
 from portal.models import Organization, User
 from portal.services.audit import audit_log
@@ -122,6 +123,7 @@ def _flag_against_policy(policy: OrganizationPolicy, actor: User | None) -> int:
     rules = json.dumps(settings_now, sort_keys=True, default=str).encode()
     period = "kind-policy:" + hashlib.sha256(rules).hexdigest()[:40]
     flagged = 0
+    managers = [u.email for u in managers_of(policy.organization)]
     for kind in all_kinds():
         violating_ids = _violating_ids(kind, policy)
         if violating_ids is None:
@@ -142,7 +144,8 @@ def _flag_against_policy(policy: OrganizationPolicy, actor: User | None) -> int:
                 credential=credential,
                 notice_type="against_policy",
                 period=period,
-                recipients=[credential.owner.email] if credential.owner_id else [],
+                # Its owner while a member; a former member's credential is the managers' to hear about.
+                recipients=notice_recipients(credential, managers=[]) or managers,
                 context={"policy": policy},
             )
             flagged += 1

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from urllib.parse import quote, urlsplit
+
 from allauth.account.adapter import DefaultAccountAdapter
 from allauth.core import context as allauth_context
 from allauth.mfa.adapter import DefaultMFAAdapter
+from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
+from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
 from portal.account_security.events import step_up_failed
@@ -20,6 +25,18 @@ THROTTLED_MESSAGE = _(
     "try again in 15 minutes or reset your password."
 )
 INVALID_LOGIN_MESSAGE = _("That email and password do not match an account. Check both and try again.")
+
+
+@dataclass(frozen=True)
+class PortalSite:
+    """What allauth's e-mails call `current_site`: the portal, never the request's Host header."""
+
+    name: str
+    domain: str
+
+
+def portal_site() -> PortalSite:
+    return PortalSite(name="Identity Portal", domain=urlsplit(settings.PORTAL_BASE_URL).netloc)
 
 
 class PortalAccountAdapter(DefaultAccountAdapter):
@@ -58,6 +75,16 @@ class PortalAccountAdapter(DefaultAccountAdapter):
         if any(method["id"].startswith("mfa_reauthenticate") for method in methods):
             methods = [method for method in methods if method["id"] != "reauthenticate"]
         return methods
+
+    def send_mail(self, template_prefix: str, email: str, context: dict) -> None:
+        # Links in e-mails start with PORTAL_BASE_URL (docs/configuration.md); the greeting names
+        # the portal. allauth's default takes both from the request's Host, an app server's own
+        # name behind a proxy.
+        super().send_mail(template_prefix, email, {**context, "current_site": portal_site()})
+
+    def get_reset_password_from_key_url(self, key: str) -> str:
+        path = reverse("account_reset_password_from_key", kwargs={"uidb36": "UID", "key": "KEY"})
+        return settings.PORTAL_BASE_URL + path.replace("UID-KEY", quote(key))
 
     def send_notification_mail(self, template_prefix, user, context=None, email=None) -> None:
         # Accounts here have no allauth EmailAddress rows: notify the account's own address.
