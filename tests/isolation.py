@@ -235,3 +235,20 @@ def url_kwargs(name: str, org_slug: str, objects_org: Organization, user: User, 
         assert factory is not None, f"URL {name!r} takes {param!r}: register it in tests/isolation.py"
         kwargs[param] = factory(objects_org, user)
     return kwargs
+
+
+def two_organizations() -> tuple[Organization, Organization, User, User]:
+    """Return Alpha and Bravo, each with an owner (a@alpha.test, b@bravo.test) and a member."""
+    from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
+
+    org_a = OrganizationFactory(slug="alpha", name="Alpha")
+    org_b = OrganizationFactory(slug="bravo", name="Bravo")
+    user_a = MembershipFactory(
+        organization=org_a, role=Role.OWNER, user=UserFactory(email="a@alpha.test")
+    ).user
+    user_b = MembershipFactory(
+        organization=org_b, role=Role.OWNER, user=UserFactory(email="b@bravo.test")
+    ).user
+    MembershipFactory(organization=org_b, role=Role.MEMBER)
+    MembershipFactory(organization=org_a, role=Role.MEMBER)
+    return org_a, org_b, user_a, user_b

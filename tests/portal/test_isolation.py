@@ -5,24 +5,12 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from portal.models import Role
-from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
-from tests.isolation import org_scoped_url_names, url_kwargs, url_params
+from tests.isolation import org_scoped_url_names, two_organizations, url_kwargs, url_params
 
 
 @pytest.fixture
 def two_orgs(db):
-    org_a = OrganizationFactory(slug="alpha", name="Alpha")
-    org_b = OrganizationFactory(slug="bravo", name="Bravo")
-    user_a = MembershipFactory(
-        organization=org_a, role=Role.OWNER, user=UserFactory(email="a@alpha.test")
-    ).user
-    user_b = MembershipFactory(
-        organization=org_b, role=Role.OWNER, user=UserFactory(email="b@bravo.test")
-    ).user
-    MembershipFactory(organization=org_b, role=Role.MEMBER)
-    MembershipFactory(organization=org_a, role=Role.MEMBER)
-    return org_a, org_b, user_a, user_b
+    return two_organizations()
 
 
 def test_walk_finds_the_org_pages():

@@ -21,59 +21,46 @@ def world(db, settings):
     return matrix.build_world()
 
 
-def test_rest_matrix_with_a_managers_single_scope_keys(world):
+def _machine(world, person, role: str, scope: str, kind: str) -> matrix.Who:
+    """A principal acting for `person` with one scope: their API key, or their application's token."""
+    if kind == "api_key":
+        _row, bearer = make_api_key(world.organization, person, name=f"{role} {scope}", scopes=[scope])
+        world.secrets.add(bearer)
+        label = f"{role}'s key [{scope}]"
+    else:
+        app, secret = make_m2m_app(world.organization, person, name=f"{role} app {scope}", scopes=[scope])
+        world.secrets.add(secret)
+        bearer = matrix._token(app, secret)
+        label = f"{role}'s token [{scope}]"
+    actor = matrix._machine_actor(person.pk, role, [scope], label)
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {bearer}")
+    return matrix.Who(label, kind, client, actor, actor, {person.pk}, on_dashboard=False)
 
-    admin = Membership.objects.get(organization=world.organization, role=Role.ADMIN).user
-    principals = []
-    for person, role in ((world.owner, Role.OWNER), (admin, Role.ADMIN)):
-        for scope in [*matrix.PORTAL_SCOPES, matrix.CUSTOMER_SCOPE]:
-            _row, plaintext = make_api_key(world.organization, person, name=f"{role} {scope}", scopes=[scope])
-            world.secrets.add(plaintext)
-            actor = matrix._machine_actor(person.pk, role, [scope], f"{role} key {scope}")
-            principals.append(
-                matrix.Who(
-                    f"{role}'s key [{scope}]",
-                    "api_key",
-                    Client(HTTP_AUTHORIZATION=f"Bearer {plaintext}"),
-                    actor,
-                    actor,
-                    {person.pk},
-                    on_dashboard=False,
-                )
-            )
+
+def _walk_rest(world, principals):
     world.principals = principals
-    _walk_rest(world)
-
-
-def _walk_rest(world):
     selected = [c for c in matrix.cells(world) if c.rest]
     count, failures = matrix.walk(world, selected)
     assert count > 200, count
     assert failures == [], "\n".join(failures)
 
 
-def test_rest_matrix_with_single_scope_m2m_tokens(world):
-    """The matrix's only token holds every scope; here each role's application holds one."""
+def test_rest_matrix_with_a_managers_single_scope_keys(world):
+    admin = Membership.objects.get(organization=world.organization, role=Role.ADMIN).user
+    principals = [
+        _machine(world, person, role, scope, "api_key")
+        for person, role in ((world.owner, Role.OWNER), (admin, Role.ADMIN))
+        for scope in [*matrix.PORTAL_SCOPES, matrix.CUSTOMER_SCOPE]
+    ]
+    _walk_rest(world, principals)
 
-    principals = []
-    for membership in Membership.objects.filter(organization=world.organization).select_related("user"):
-        person, role = membership.user, membership.role
-        for scope in [*matrix.PORTAL_SCOPES, matrix.CUSTOMER_SCOPE]:
-            if not authz.scope_allowed(scope, role):
-                continue
-            app, secret = make_m2m_app(world.organization, person, name=f"{role} app {scope}", scopes=[scope])
-            world.secrets.add(secret)
-            actor = matrix._machine_actor(person.pk, role, [scope], f"{role} token {scope}")
-            principals.append(
-                matrix.Who(
-                    f"{role}'s token [{scope}]",
-                    "access_token",
-                    Client(HTTP_AUTHORIZATION=f"Bearer {matrix._token(app, secret)}"),
-                    actor,
-                    actor,
-                    {person.pk},
-                    on_dashboard=False,
-                )
-            )
-    world.principals = principals
-    _walk_rest(world)
+
+def test_rest_matrix_with_single_scope_m2m_tokens(world):
+    # The matrix's only token holds every scope; here each role's application holds one.
+    principals = [
+        _machine(world, membership.user, membership.role, scope, "access_token")
+        for membership in Membership.objects.filter(organization=world.organization).select_related("user")
+        for scope in [*matrix.PORTAL_SCOPES, matrix.CUSTOMER_SCOPE]
+        if authz.scope_allowed(scope, membership.role)
+    ]
+    _walk_rest(world, principals)

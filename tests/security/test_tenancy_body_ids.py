@@ -82,15 +82,19 @@ def test_rest_member_cannot_create_for_someone_else(world, owner, member, kind):
     assert state() == before
 
 
+def _detail_url_of_new(kind: str, org, holder) -> str:
+    """Make a credential of `kind` held by `holder` and return its REST detail URL."""
+    if kind == "api_key":
+        row, _ = make_api_key(org, holder, scopes=["orders:read"], name="mine")
+        return reverse("api-org-api-key-detail", args=[org.slug, row.key_id])
+    row, _ = make_m2m_app(org, holder, scopes=["orders:read"], name="mine")
+    return reverse("api-org-m2m-app-detail", args=[org.slug, row.pk])
+
+
 @pytest.mark.parametrize("kind", ["api_key", "m2m_app"])
 def test_rest_member_cannot_reassign_their_own_credential(world, owner, member, kind):
     org, _other = world
-    if kind == "api_key":
-        row, _ = make_api_key(org, member, scopes=["orders:read"], name="mine")
-        url = reverse("api-org-api-key-detail", args=[org.slug, row.key_id])
-    else:
-        row, _ = make_m2m_app(org, member, scopes=["orders:read"], name="mine")
-        url = reverse("api-org-m2m-app-detail", args=[org.slug, row.pk])
+    url = _detail_url_of_new(kind, org, member)
     before = state()
     response = session(member).patch(url, {"owner": owner.email}, content_type="application/json")
     assert response.status_code == 403, response.content
@@ -100,12 +104,7 @@ def test_rest_member_cannot_reassign_their_own_credential(world, owner, member, 
 @pytest.mark.parametrize("kind", ["api_key", "m2m_app"])
 def test_rest_owner_cannot_reassign_to_another_organisations_user(world, owner, outsider, kind):
     org, _other = world
-    if kind == "api_key":
-        row, _ = make_api_key(org, owner, scopes=["orders:read"], name="mine")
-        url = reverse("api-org-api-key-detail", args=[org.slug, row.key_id])
-    else:
-        row, _ = make_m2m_app(org, owner, scopes=["orders:read"], name="mine")
-        url = reverse("api-org-m2m-app-detail", args=[org.slug, row.pk])
+    url = _detail_url_of_new(kind, org, owner)
     before = state()
     response = session(owner).patch(url, {"owner": outsider.email}, content_type="application/json")
     assert response.status_code == 400, response.content

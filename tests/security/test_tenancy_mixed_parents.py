@@ -4,42 +4,22 @@ one organisation, another parent's child) is a 404 and changes nothing."""
 from __future__ import annotations
 
 import pytest
-from django.test import Client
 from django.urls import reverse
 
-from portal import authz
-from portal.models import Role
-from tests.factories import MembershipFactory, OrganizationFactory, ScopeFactory, UserFactory, make_api_key
-from tests.isolation import URL_KWARG_FACTORIES, URL_KWARG_OVERRIDES, org_scoped_url_names, url_params
+from tests.isolation import (
+    URL_KWARG_FACTORIES,
+    URL_KWARG_OVERRIDES,
+    org_scoped_url_names,
+    url_params,
+)
 from tests.security.authority import state
 
-SCOPES = [*sorted(authz.PORTAL_SCOPES), "orders:read"]
 CHILDREN = ("secret_id", "public_key_id", "delivery_id")
 
 
 @pytest.fixture
-def world(db, settings):
-    settings.PORTAL_STEP_UP_SECONDS = 3600
-    for name in SCOPES:
-        ScopeFactory(name=name)
-    org_a = OrganizationFactory(slug="alpha", name="Alpha")
-    org_b = OrganizationFactory(slug="bravo", name="Bravo")
-    user_a = MembershipFactory(
-        organization=org_a, role=Role.OWNER, user=UserFactory(email="a@alpha.test")
-    ).user
-    user_b = MembershipFactory(
-        organization=org_b, role=Role.OWNER, user=UserFactory(email="b@bravo.test")
-    ).user
-    session = Client()
-    session.force_login(user_a)
-    _row, key = make_api_key(org_a, user_a, name="a everything", scopes=SCOPES)
-    return (
-        org_a,
-        org_b,
-        user_a,
-        user_b,
-        {"session": session, "api_key": Client(HTTP_AUTHORIZATION=f"Bearer {key}")},
-    )
+def world(two_org_world):
+    return two_org_world
 
 
 def _factory(name, param):

@@ -72,6 +72,7 @@ def test_against_policy_notice_is_not_sent_to_a_former_member(
     key.refresh_from_db()
     assert key.policy_flagged_at is not None
     assert member.email not in _told(), [(m.subject, m.to) for m in mail.outbox]
+    assert owner.email in _told()  # the managers hear of it instead
 
 
 def test_decision_notice_is_not_sent_to_a_former_member_who_owned_the_credential(
