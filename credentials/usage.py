@@ -52,6 +52,8 @@ OUTCOMES = (
     "ip_denied",
     "rate_limited",
 )
+#: How an outcome is named in tables (the others: "insufficient_scope" → "Insufficient scope").
+OUTCOME_LABELS = {"ip_denied": "IP denied"}
 KINDS = ("api_key", "m2m_app")
 #: How long each granularity is kept.
 RETENTION = {"minute": timedelta(hours=48), "hour": timedelta(days=90), "day": timedelta(days=400)}
@@ -242,10 +244,12 @@ def minute_counts(minute: int) -> dict[tuple[str, str, int, str], int]:
         return {}
     counts = {}
     for name in series:
+        value = values.get(_series_key(minute, name))
+        if value is None:
+            # Listed, but its counter is gone (evicted, or the read failed): unknown, not zero.
+            continue
         kind, credential_id, organization_id, outcome = name.split("|")
-        counts[(kind, credential_id, int(organization_id), outcome)] = int(
-            values.get(_series_key(minute, name), 0)
-        )
+        counts[(kind, credential_id, int(organization_id), outcome)] = int(value)
     return counts
 
 
@@ -280,6 +284,7 @@ def rollup(*, now: datetime | None = None, lookback_minutes: int = ROLLUP_LOOKBA
         ids = {row.organization_id for row in rows}
         known = set(Organization.objects.filter(pk__in=ids).values_list("pk", flat=True))
         rows = [row for row in rows if row.organization_id in known]
+        _never_lower(rows)
     with transaction.atomic():
         if rows:
             UsageBucket.objects.bulk_create(
@@ -295,6 +300,22 @@ def rollup(*, now: datetime | None = None, lookback_minutes: int = ROLLUP_LOOKBA
             UsageBucket.objects.filter(granularity=granularity, start__lt=now - keep).delete()
     insight_rollup.rollup(first_minute=last - lookback_minutes, last_minute=last)
     return len(rows)
+
+
+def _never_lower(rows: list) -> None:
+    """Keep each minute's stored count where the cache now holds less (a counter evicted and
+    counted again from zero by a late flush): a count customers have seen never goes down."""
+    if not rows:
+        return
+    starts = [row.start for row in rows]
+    stored = {
+        (kind, credential_id, start, outcome): count
+        for kind, credential_id, start, outcome, count in UsageBucket.objects.filter(
+            granularity="minute", start__gte=min(starts), start__lte=max(starts)
+        ).values_list("kind", "credential_id", "start", "outcome", "count")
+    }
+    for row in rows:
+        row.count = max(row.count, stored.get((row.kind, row.credential_id, row.start, row.outcome), 0))
 
 
 def _recompute(model, rows, granularity: str, trunc, width: timedelta) -> None:
@@ -407,7 +428,7 @@ def usage_summary(
         else f"{hours} hour{'s' * (hours != 1)}",
         "granularity": granularity,
         "chart": {"bars": bars, "width": periods * 10, "peak": peak if any(rows) else 0},
-        "outcomes": [o.replace("_", " ").capitalize() for o in OUTCOMES],
+        "outcomes": [OUTCOME_LABELS.get(o, o.replace("_", " ").capitalize()) for o in OUTCOMES],
         "rows": [{"start": start, "counts": [c[o] for o in OUTCOMES]} for start, c in rows.items()],
         "totals": [totals[o] for o in OUTCOMES],
     }

@@ -6,6 +6,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.core.cache import cache
 from django.test import Client
 
 from credentials import usage
@@ -247,6 +248,7 @@ def test_the_credential_page_shows_the_usage_table(owner_client, make_key):
     usage.rollup()
     html = owner_client.get(page).content.decode()
     assert "Usage, last 24 hours" in html and '<th scope="col">Invalid secret</th>' in html
+    assert '<th scope="col">IP denied</th>' in html  # an acronym, not "Ip denied"
     assert '<tfoot><tr><th scope="row">Total</th><td>3</td><td>1</td>' in html
     assert 'role="img"' in html and "3 valid, 1 refused" in html  # the current hour's bar
 
@@ -262,3 +264,59 @@ def test_rollup_usage_command(make_key):
     call_command("rollup_usage", stdout=out)
     assert "Rolled up 1 minute buckets." in out.getvalue()
     assert counts(api_key.key_id) == {"valid": 1}
+
+
+def bucket(ref: str, granularity: str) -> int:
+    return sum(
+        UsageBucket.objects.filter(credential_id=ref, granularity=granularity).values_list("count", flat=True)
+    )
+
+
+# --- counts customers have seen never go down ----------------------------------------------------
+# operations.md allows allkeys-lru eviction: a minute's counter may go while its listing stays.
+
+
+def test_an_evicted_counter_does_not_overwrite_the_stored_minute_with_zero(make_key, monkeypatch):
+    api_key, _ = make_key()
+    when = datetime.now(UTC).replace(second=10, microsecond=0) - timedelta(minutes=5)
+    monkeypatch.setattr(usage.time, "time", lambda: when.timestamp())
+    for _ in range(5):
+        usage.record("api_key", api_key.key_id, api_key.organization_id, "valid")
+    usage.flush()
+    monkeypatch.undo()
+    usage.rollup()
+    assert bucket(api_key.key_id, "minute") == bucket(api_key.key_id, "hour") == 5
+
+    # The cache evicts the minute's counter (its listing stays): the count is no longer in the cache.
+    minute = usage._minute(when.timestamp())
+    series = f"api_key|{api_key.key_id}|{api_key.organization_id}|valid"
+    assert cache.get(usage._series_key(minute, series)) == 5
+    cache.delete(usage._series_key(minute, series))
+
+    usage.rollup()  # the next minute's roll-up
+    # What was stored stays: 5 uses happened, and the API, the page and the CSVs showed 5.
+    assert bucket(api_key.key_id, "minute") == 5
+    assert bucket(api_key.key_id, "hour") == 5
+    assert bucket(api_key.key_id, "day") == 5
+
+
+def test_a_failed_cache_read_during_a_roll_up_does_not_zero_the_stored_minute(make_key, monkeypatch):
+    # ResilientRedisCache answers a read that timed out as a miss ({}), not an error.
+    api_key, _ = make_key()
+    for _ in range(3):
+        usage.record("api_key", api_key.key_id, api_key.organization_id, "valid")
+    usage.rollup()
+    assert bucket(api_key.key_id, "minute") == bucket(api_key.key_id, "day") == 3
+
+    real_get_many = cache.get_many
+
+    def counters_time_out(keys, *args, **kwargs):
+        keys = list(keys)
+        if keys and all(key.startswith("usage:v1:c:") for key in keys):
+            return {}  # what ResilientRedisCache._call answers when Redis fails (and for 2 s after)
+        return real_get_many(keys, *args, **kwargs)
+
+    monkeypatch.setattr(cache, "get_many", counters_time_out)
+    usage.rollup()
+    assert bucket(api_key.key_id, "minute") == 3
+    assert bucket(api_key.key_id, "day") == 3
