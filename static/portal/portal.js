@@ -20,10 +20,20 @@
       if (!button.hasAttribute("data-copy-label")) button.setAttribute("data-copy-label", button.textContent);
       var label = button.getAttribute("data-copy-label");
       button.textContent = "Copied";
-      button.setAttribute("aria-live", "polite");
-      setTimeout(function () { button.textContent = label; }, 2000);
+      // Said by screen readers through the page's one status region (a button is no live region).
+      var status = document.getElementById("copy-status");
+      if (status) status.textContent = "Copied to the clipboard.";
+      setTimeout(function () {
+        button.textContent = label;
+        if (status) status.textContent = "";
+      }, 2000);
     });
   });
+  // Copy and download buttons need this script: the pages render them hidden, shown from here.
+  Array.prototype.forEach.call(
+    document.querySelectorAll("[data-copy-target],[data-download-target]"),
+    function (button) { button.hidden = false; }
+  );
   // Save the text of an element as a file (recovery codes): made in the browser, never sent anywhere.
   document.addEventListener("click", function (event) {
     var button = event.target.closest("[data-download-target]");

@@ -28,8 +28,13 @@ def test_copy_button_copies_the_secret(user_page, owner, organization):
 
     button = page.locator("[data-copy-target=secret-value]")
     expect(button).to_have_accessible_name("Copy")
+    # The page's status region exists before the click, so screen readers hear what lands in it.
+    status = page.locator("#copy-status")
+    expect(status).to_have_attribute("role", "status")
+    expect(status).to_be_empty()
     assert revealed_secret(page) == "ipk_test_abc123XYZ"
     assert copy_and_read_clipboard(page, button) == "ipk_test_abc123XYZ"
+    expect(status).to_have_text("Copied to the clipboard.")
     # A second click while it says "Copied" must not make "Copied" its label for good.
     button.click()
     # The label goes back after a moment, ready for another copy.
