@@ -30,6 +30,8 @@ def authorization_server_metadata(request: HttpRequest) -> JsonResponse:
         # Not registered by RFC 8414: what a gateway may present and ask for (RFC 8693 §3).
         "token_exchange_subject_token_types_supported": list(exchange.SUBJECT_TOKEN_TYPES),
         "token_exchange_requested_token_types_supported": list(exchange.REQUESTED_TOKEN_TYPES),
+        # REQUIRED by RFC 8414 §2, and honestly empty: no authorization endpoint, no response
+        # type. (authlib's metadata validator reads an empty list as a missing field.)
         "response_types_supported": [],
         "token_endpoint_auth_methods_supported": auth_methods,
         "token_endpoint_auth_signing_alg_values_supported": assertion_algs,
