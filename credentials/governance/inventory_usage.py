@@ -45,10 +45,10 @@ ATTENTION = {
 
 #: `?sort=` values → the UNION's columns (ties: newest first). Absent: newest first.
 SORTS = {
-    "requests": ("row_requests_30d", "-row_created", "-id"),
-    "-requests": ("-row_requests_30d", "-row_created", "-id"),
-    "last_used": (F("row_last_used").asc(nulls_first=True), "-row_created", "-id"),
-    "-last_used": (F("row_last_used").desc(nulls_last=True), "-row_created", "-id"),
+    "requests": ("row_requests_30d", "-row_created", "-id", "row_kind"),
+    "-requests": ("-row_requests_30d", "-row_created", "-id", "row_kind"),
+    "last_used": (F("row_last_used").asc(nulls_first=True), "-row_created", "-id", "row_kind"),
+    "-last_used": (F("row_last_used").desc(nulls_last=True), "-row_created", "-id", "row_kind"),
 }
 SORT_LABELS = {
     "": "Newest first",

@@ -111,14 +111,19 @@ class InventoryFilters:
 def flag_q(flag: str, now: datetime) -> Q:
     """Return the condition for one inventory flag on an annotated inventory queryset."""
     working = Q(status=CredentialStatus.ACTIVE)
+    # The flags a row shows judge its worked-out status (`_flags`): an expired key is "expired",
+    # not "active", so the filters that speak of working credentials leave it out too.
+    not_expired = Q(row_expires__isnull=True) | Q(row_expires__gt=now)
     if flag == "pending":
         return Q(status=CredentialStatus.PENDING)
     if flag == "suspended":
         return Q(status=CredentialStatus.SUSPENDED)
     if flag == "against_policy":
-        return Q(policy_flagged_at__isnull=False, status=CredentialStatus.ACTIVE)
+        return Q(policy_flagged_at__isnull=False) & working & not_expired
     if flag == "orphaned":
-        return Q(orphaned_at__isnull=False, status__in=["pending", "active", "suspended"])
+        return Q(orphaned_at__isnull=False) & (
+            Q(status__in=["pending", "suspended"]) | (working & not_expired)
+        )
     if flag == "review_overdue":
         return Q(review_due_at__lte=now, status__in=["active", "suspended"])
     if flag == "expiring":
@@ -199,7 +204,9 @@ def inventory_queryset(
     return combined.order_by(*filters.order())
 
 
-ORDER = ("-row_created", "-id")
+#: Newest first; the kind breaks a tie of (created, id) between two kinds' rows (ids are per
+#: table), so the page and the CSV, which order the UNION differently, agree on every row.
+ORDER = ("-row_created", "-id", "row_kind")
 
 
 class InventoryList:

@@ -90,7 +90,8 @@ def inventory_filters(request: HttpRequest, members) -> tuple[InventoryFilterFor
             owner_id=data["owner"].pk if data.get("owner") else None,
             flag=data.get("flag") or "",
             search=(data.get("q") or "").strip(),
-            scope=(data.get("scope") or "").strip(),
+            # Scope names are lower case: match ORDERS:READ as every kind's filter would.
+            scope=(data.get("scope") or "").strip().lower(),
             attention=data.get("attention") or "",
             sort=data.get("sort") or "",
         )
@@ -125,6 +126,7 @@ def inventory(request: HttpRequest) -> HttpResponse:
             "query": query.urlencode(),
             "flag_labels": FLAG_LABELS,
             "sort_headers": _sort_headers(query, filters.sort),
+            "sorted": bool(filters.sort),  # the pager says Previous/Next, not Newer/Older
         },
     )
 
@@ -183,11 +185,16 @@ def inventory_csv(request: HttpRequest) -> HttpResponse:
 # --- approvals ------------------------------------------------------------------------------
 
 
+#: Waiting requests listed on the approvals page (oldest first); the rest are counted and linked.
+APPROVALS_SHOWN = 100
+
+
 @authorized("requests.queue")
 def approvals(request: HttpRequest) -> HttpResponse:
     """List the requests waiting for a decision and the latest decisions."""
     organization = request.organization
-    pending = list(pending_requests_for(organization)[:100])
+    waiting = pending_requests_for(organization)
+    pending = list(waiting[:APPROVALS_SHOWN])
     decided = list(
         requests_for(organization).exclude(state=RequestState.PENDING).order_by("-decided_at", "-id")[:20]
     )
@@ -201,7 +208,13 @@ def approvals(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "credentials/governance/approvals.html",
-        {"pending": pending, "decided": decided, "form": DecisionForm()},
+        {
+            "pending": pending,
+            # More than shown: the page says so and links to all of them in the inventory.
+            "pending_total": waiting.count() if len(pending) == APPROVALS_SHOWN else len(pending),
+            "decided": decided,
+            "form": DecisionForm(),
+        },
     )
 
 
