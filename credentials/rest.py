@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from rest_framework.viewsets import GenericViewSet
 
 from credentials import policy
+from credentials.governance.edits import runtime_policy_changes
 from credentials.governance.org_policy import approval_required, policy_locked, scope_increase_needs_approval
 from credentials.governance.registry import presented_credentials
 from credentials.selectors import member_by_email, owner_filter_id
@@ -100,14 +101,12 @@ class CredentialViewSet(AuthorizedView, GenericViewSet):
         Sending back what was read is not a policy change: it asks for neither `<kind>.policy`
         nor a fresh sign-in. A value the service would refuse counts as a change (it refuses it).
         """
+        if name not in ("allowed_ips", "rate_limit"):
+            return False
         try:
-            if name == "allowed_ips":
-                return policy.clean_allowed_ips(value) == list(credential.allowed_ips or [])
-            if name == "rate_limit":
-                return policy.clean_rate_limit(value) == (credential.rate_limit or None)
+            return not runtime_policy_changes(credential, **{name: value})
         except DjangoValidationError:
             return False
-        return False
 
     def get_queryset(self) -> QuerySet:
         if self.organization is None:

@@ -53,6 +53,24 @@ def credential_scopes_set(
 _UNSET: Any = object()
 
 
+def runtime_policy_changes(
+    credential: models.Model, *, allowed_ips: Any = _UNSET, rate_limit: Any = _UNSET
+) -> dict[str, dict[str, Any]]:
+    """Return what these values would change in the credential's runtime policy,
+    `{field: {"from", "to"}}` with the new values normalised; raise a field error for a bad value.
+    Omitted arguments, and values equal to the current ones once normalised, are no change."""
+    changes: dict[str, dict[str, Any]] = {}
+    if allowed_ips is not _UNSET:
+        current_ips, new_ips = list(credential.allowed_ips or []), policy.clean_allowed_ips(allowed_ips)
+        if new_ips != current_ips:
+            changes["allowed_ips"] = {"from": current_ips, "to": new_ips}
+    if rate_limit is not _UNSET:
+        current_limit, new_limit = credential.rate_limit or None, policy.clean_rate_limit(rate_limit)
+        if new_limit != current_limit:
+            changes["rate_limit"] = {"from": current_limit, "to": new_limit}
+    return changes
+
+
 @transaction.atomic
 def credential_policy_set(
     *,
@@ -73,17 +91,9 @@ def credential_policy_set(
     # the change is judged by the rules as they are, or the policy change sees it and flags it.
     policy_locked(credential.organization)
     credential = locked_credential(credential)
-    changes: dict[str, Any] = {}
-    if allowed_ips is not _UNSET:
-        new_ips = policy.clean_allowed_ips(allowed_ips)
-        if new_ips != list(credential.allowed_ips or []):
-            changes["allowed_ips"] = {"from": list(credential.allowed_ips or []), "to": new_ips}
-            credential.allowed_ips = new_ips
-    if rate_limit is not _UNSET:
-        new_limit = policy.clean_rate_limit(rate_limit)
-        if new_limit != (credential.rate_limit or None):
-            changes["rate_limit"] = {"from": credential.rate_limit or None, "to": new_limit}
-            credential.rate_limit = new_limit
+    changes = runtime_policy_changes(credential, allowed_ips=allowed_ips, rate_limit=rate_limit)
+    for field, change in changes.items():
+        setattr(credential, field, change["to"])
     if not changes:
         return credential
     check_runtime_policy_change(credential, changes)

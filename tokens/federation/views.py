@@ -149,8 +149,8 @@ def federated_test(request: HttpRequest, identity_id: int) -> HttpResponse:
     report = None
     form = TokenTestForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
+        # The form's widget never shows the token back, valid or not (NeverEchoedTextarea).
         report = trust.inspect(form.cleaned_data["token"].strip(), identity)
-        form = TokenTestForm()  # never echo the token back into the page
     response = render(
         request,
         "tokens/federated_test.html",
