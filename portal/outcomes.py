@@ -52,13 +52,21 @@ def add_service_errors(
         form.add_error(field if field in form.fields else None, errors)
 
 
+def filter_refused(form: forms.Form) -> bool:
+    """Whether a list's filter form was sent with a value it cannot apply.
+
+    The list then shows nothing, answered 400 with the errors on the form: leaving out only the
+    filter it cannot read would list more than was asked for, under a form that looks applied.
+    """
+    return form.is_bound and not form.is_valid()
+
+
 def invalid_filter_response(form: forms.Form) -> HttpResponse | None:
     """Return a plain-text 400 naming the errors of a bound, invalid filter form (else None).
 
-    For downloads (CSV exports): a filter the form cannot apply must not widen the export to
-    everything, as a page showing the form's errors may.
+    For downloads (CSV exports): a filter the form cannot apply must not widen the export.
     """
-    if not form.is_bound or form.is_valid():
+    if not filter_refused(form):
         return None
     errors = "; ".join(f"{field}: {' '.join(messages)}" for field, messages in form.errors.items())
     return HttpResponse(f"Invalid filter: {errors}\n", status=400, content_type="text/plain; charset=utf-8")

@@ -32,7 +32,7 @@ from credentials.governance.registry import credential_path
 from credentials.governance.views import credential_edit_page, governance_context
 from credentials.lifetimes import expiry_in_days
 from credentials.selectors import organization_members
-from portal.outcomes import add_service_errors, refusal_text
+from portal.outcomes import add_service_errors, filter_refused, refusal_text
 from portal.reveal import secret_reveal
 from portal.submissions import Submission, submission_of
 from portal.tenancy import authorized, check, may
@@ -94,13 +94,22 @@ def api_key_list(request: HttpRequest) -> HttpResponse:
             "environment": form.cleaned_data.get("environment") or "",
             "owner_id": owner.pk if owner else None,
         }
-    page = Paginator(api_keys_filtered(organization, **filters), PAGE_SIZE).get_page(request.GET.get("page"))
+    refused = filter_refused(form)
+    listed = [] if refused else api_keys_filtered(organization, **filters)
+    page = Paginator(listed, PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
     return render(
         request,
         "credentials/api_key_list.html",
-        {"form": form, "page": page, "query": query.urlencode(), "now": timezone.now()},
+        {
+            "form": form,
+            "page": page,
+            "query": query.urlencode(),
+            "now": timezone.now(),
+            "filter_refused": refused,
+        },
+        status=400 if refused else 200,
     )
 
 

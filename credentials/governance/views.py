@@ -53,7 +53,7 @@ from credentials.insight.page import insight_context
 from credentials.leaks.selectors import leak_reports_for_credential
 from credentials.selectors import organization_members
 from portal.infra.spreadsheet import csv_lines
-from portal.outcomes import add_service_errors, flash_outcome, invalid_filter_response
+from portal.outcomes import add_service_errors, filter_refused, flash_outcome, invalid_filter_response
 from portal.stepup import step_up_redirect
 from portal.tenancy import authorized, check, may
 
@@ -109,10 +109,10 @@ def inventory(request: HttpRequest) -> HttpResponse:
         query["q"] = ref
         return redirect(f"{request.path}?{query.urlencode()}")
     form, filters = inventory_filters(request, organization_members(organization))
+    refused = filter_refused(form)
     now = timezone.now()
-    page = Paginator(inventory_list(organization, filters, now=now), PAGE_SIZE).get_page(
-        request.GET.get("page")
-    )
+    listed = [] if refused else inventory_list(organization, filters, now=now)
+    page = Paginator(listed, PAGE_SIZE).get_page(request.GET.get("page"))
     rows = inventory_rows(list(page.object_list), org_slug=organization.slug, now=now)
     query = request.GET.copy()
     query.pop("page", None)
@@ -127,7 +127,9 @@ def inventory(request: HttpRequest) -> HttpResponse:
             "flag_labels": FLAG_LABELS,
             "sort_headers": _sort_headers(query, filters.sort),
             "sorted": bool(filters.sort),  # the pager says Previous/Next, not Newer/Older
+            "filter_refused": refused,
         },
+        status=400 if refused else 200,
     )
 
 

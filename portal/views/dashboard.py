@@ -18,7 +18,7 @@ from django.views.decorators.http import require_POST
 from portal.forms import AcceptInvitationSignupForm, AuditFilterForm, InvitationForm, RoleForm
 from portal.home import home_panels_context
 from portal.models import Membership, User
-from portal.outcomes import add_service_errors, flash_outcome, refusal_text
+from portal.outcomes import add_service_errors, filter_refused, flash_outcome, refusal_text
 from portal.selectors import (
     audit_events_for,
     invitations_for,
@@ -175,10 +175,17 @@ def audit_log_page(request: HttpRequest) -> HttpResponse:
     organization = request.organization
     actors = User.objects.filter(memberships__organization=organization).order_by("email")
     form = AuditFilterForm(request.GET or None, actors=actors)
-    page = Paginator(audit_events_for(organization, **form.filters()), 50).get_page(request.GET.get("page"))
+    refused = filter_refused(form)
+    listed = [] if refused else audit_events_for(organization, **form.filters())
+    page = Paginator(listed, 50).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
-    return render(request, "portal/audit.html", {"form": form, "page": page, "query": query.urlencode()})
+    return render(
+        request,
+        "portal/audit.html",
+        {"form": form, "page": page, "query": query.urlencode(), "filter_refused": refused},
+        status=400 if refused else 200,
+    )
 
 
 def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
