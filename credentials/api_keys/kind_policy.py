@@ -93,8 +93,9 @@ def api_key_policy_summary(policy: OrganizationPolicy) -> dict[str, Any]:
     summary: dict[str, Any] = {"organization": policy.organization.slug}
     for environment in Environment.values:
         rule, days = policy.new_api_keys(environment)
-        summary[f"{environment}_api_keys"] = rule
-        summary[f"{environment}_api_keys_max_days"] = days
+        # The names of the REST answer (policy_api), so a script reads both the same way.
+        summary[f"new_{environment}_api_keys"] = rule
+        summary[f"new_{environment}_api_keys_max_days"] = days
     summary["flagged_api_keys"] = flagged_api_key_count(policy.organization)
     return summary
 

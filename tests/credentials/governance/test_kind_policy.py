@@ -381,7 +381,7 @@ def test_the_cli_sets_and_prints_the_rules(organization, owner, scopes):
     out = StringIO()
     call_command("set_api_key_policy", "--org", "acme", "--live", "forbidden", "--json", stdout=out)
     result = json.loads(out.getvalue())
-    assert result["live_api_keys"] == "forbidden" and result["test_api_keys"] == "allowed"
+    assert result["new_live_api_keys"] == "forbidden" and result["new_test_api_keys"] == "allowed"
     assert result["flagged_api_keys"] == 1
     event = AuditEvent.objects.get(action="credentials.policy.updated")
     assert event.actor is None and event.extra["new_live_api_keys"]["to"] == "forbidden"
