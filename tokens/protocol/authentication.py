@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from django.conf import settings
+from django.db.models import Count, IntegerField, OuterRef, Subquery
+from django.db.models.functions import Coalesce
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.exceptions import AuthenticationFailed
 
@@ -63,14 +65,22 @@ class AccessTokenAuthentication(BaseAuthentication):
         if key_id is not None:
             return _exchanged_principal(claims, key_id)
 
+        minted = verified_scopes(claims)
         application = (
             M2MApplication.objects.select_related("organization", "owner")
-            .annotate(owner_role=owner_role_subquery())
+            .annotate(owner_role=owner_role_subquery(), still_held=_held_count(minted))
             .filter(client_id=claims["client_id"], organization__slug=claims.get("org_id") or "")
             .first()
         )
         if application is None:
             return None
+        # Bounded by the application's scopes as they are now: narrowing it narrows the tokens
+        # it minted before, here and at introspection, as for a key's exchanged tokens. The
+        # count in the same query says whether it still holds them all; only then is a second
+        # query spared.
+        held = minted
+        if application.still_held != len(minted):
+            held = minted & frozenset(application.allowed_scopes.values_list("name", flat=True))
         return Principal(
             credential_type="access_token",
             credential_id=claims["jti"],
@@ -78,7 +88,7 @@ class AccessTokenAuthentication(BaseAuthentication):
             organization_slug=application.organization.slug,
             # The token acts for the application's owner as they are now, not as they were
             # when it was minted: a demoted owner's tokens lose the managers' scopes at once.
-            scopes=authz.effective_scopes(verified_scopes(claims), application.owner_role),
+            scopes=authz.effective_scopes(held, application.owner_role),
             owner_email=application.owner.email,
             owner_id=application.owner_id,
             owner_role=application.owner_role,
@@ -94,6 +104,15 @@ class AccessTokenAuthentication(BaseAuthentication):
 
     def authenticate_header(self, request) -> str:
         return f'Bearer realm="{self.www_authenticate_realm}"'
+
+
+def _held_count(scopes: frozenset[str]) -> Coalesce:
+    """Count how many of `scopes` the application (the outer query's row) holds now."""
+    held = M2MApplication.allowed_scopes.through.objects.filter(
+        m2mapplication_id=OuterRef("pk"), scope__name__in=sorted(scopes)
+    )
+    counted = held.order_by().values("m2mapplication_id").annotate(n=Count("pk")).values("n")
+    return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
 
 
 def _minted_by(claims: dict) -> dict[str, str]:
