@@ -10,6 +10,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -30,6 +31,30 @@ from portal.stepup import step_up_redirect
 STAFF_POWERS = ("is_staff", "is_superuser", "groups", "user_permissions")
 
 
+class _AddressFreeIgnoringCase:
+    """Refuse, on its field, an address another account holds in other letter case.
+
+    Sign-in finds accounts ignoring case; the database refuses the twin too (a constraint on
+    lower(email)), but only this says which field is wrong.
+    """
+
+    def clean_email(self) -> str:
+        email = self.cleaned_data["email"]
+        if User.objects.filter(email__iexact=email).exclude(pk=self.instance.pk).exists():
+            raise ValidationError(
+                "Another account already has this email address, perhaps in other letter case.", code="unique"
+            )
+        return email
+
+
+class UserAddForm(_AddressFreeIgnoringCase, AdminUserCreationForm):
+    pass
+
+
+class UserEditForm(_AddressFreeIgnoringCase, UserChangeForm):
+    pass
+
+
 @admin.register(User)
 class UserAdmin(ActionPermissionMixin, StepUpChangeFormMixin, DjangoUserAdmin):
     """Accounts. Saving one, or setting its password, asks for a fresh sign-in: it can hand out the
@@ -39,6 +64,8 @@ class UserAdmin(ActionPermissionMixin, StepUpChangeFormMixin, DjangoUserAdmin):
     without the removal flow (no audit, credentials not orphaned, perhaps no owner left).
     """
 
+    form = UserEditForm
+    add_form = UserAddForm
     ordering = ["email"]
     list_display = ["email", "full_name", "is_staff", "is_active", "last_login"]
     list_filter = ["is_staff", "is_superuser", "is_active"]
@@ -79,8 +106,10 @@ class UserAdmin(ActionPermissionMixin, StepUpChangeFormMixin, DjangoUserAdmin):
             action = "portal.user.reactivated" if obj.is_active else "portal.user.deactivated"
             per_organization.append((action, {}))
             if not obj.is_active:
-                # Signed out everywhere (ASVS V7.4.2): reactivating later revives no old session.
+                # Signed out everywhere (ASVS V7.4.2): reactivating later revives no old session,
+                # nor an invitation it sent (each carried its inviter's authority).
                 user_sessions_end_all(user=obj, actor=request.user, via="admin")
+                org_services.user_invitations_revoke(user=obj, actor=request.user)
         if "email" in changed:
             per_organization.append(
                 ("portal.user.email_changed", {"from": form.initial.get("email"), "to": obj.email})

@@ -1,8 +1,20 @@
-"""Forms for login, members and invitations."""
+"""Forms for login, security keys, members and invitations."""
 
 from __future__ import annotations
 
-from allauth.account.forms import LoginForm
+import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from allauth.account.adapter import get_adapter as get_account_adapter
+from allauth.account.forms import ChangePasswordForm, LoginForm
+from allauth.mfa.adapter import get_adapter as get_mfa_adapter
+from allauth.mfa.webauthn.forms import (
+    AddWebAuthnForm,
+    AuthenticateWebAuthnForm,
+    LoginWebAuthnForm,
+    ReauthenticateWebAuthnForm,
+)
 from django import forms
 from django.contrib.auth import password_validation
 from django.core.exceptions import ValidationError
@@ -24,8 +36,66 @@ class PortalLoginForm(LoginForm):
         self.fields["password"].help_text = ""
 
 
+class PortalChangePasswordForm(ChangePasswordForm):
+    """allauth's change-password form, its current password checked as at step-up."""
+
+    def clean_oldpassword(self) -> str:
+        # PortalAccountAdapter.reauthenticate: a wrong password spends the account's failed-sign-in
+        # budget and is audited as a failed step-up, so a stolen session cannot guess here either.
+        adapter = get_account_adapter()
+        password = self.cleaned_data.get("oldpassword", "")
+        if not adapter.reauthenticate(self.user, password):
+            raise adapter.validation_error("enter_current_password")
+        return password
+
+
+#: What python-fido2 raises on a WebAuthn credential of the wrong shape (a missing member, a
+#: value of the wrong type, bytes too short to unpack); allauth turns only some into a form error.
+MALFORMED_CREDENTIAL_ERRORS = (LookupError, AttributeError, TypeError, ValueError, struct.error)
+
+
+@contextmanager
+def _malformed_credential_refused() -> Iterator[None]:
+    """Answer a credential python-fido2 cannot parse as allauth answers a wrong one: "incorrect code"."""
+    try:
+        yield
+    except MALFORMED_CREDENTIAL_ERRORS as exc:
+        raise get_mfa_adapter().validation_error("incorrect_code") from exc
+
+
+class PortalAddWebAuthnForm(AddWebAuthnForm):
+    """allauth's form to add a security key; a malformed credential is a form error, not a 500."""
+
+    def clean(self) -> dict:
+        with _malformed_credential_refused():
+            return super().clean()
+
+
+class _CredentialParsedSafely:
+    """Refuse a malformed assertion in `clean_credential` (the sign-in, second-factor and step-up forms)."""
+
+    def clean_credential(self):
+        with _malformed_credential_refused():
+            return super().clean_credential()
+
+
+class PortalAuthenticateWebAuthnForm(_CredentialParsedSafely, AuthenticateWebAuthnForm):
+    """The security key as the second factor at sign-in."""
+
+
+class PortalLoginWebAuthnForm(_CredentialParsedSafely, LoginWebAuthnForm):
+    """Passkey sign-in: anyone can post to it."""
+
+
+class PortalReauthenticateWebAuthnForm(_CredentialParsedSafely, ReauthenticateWebAuthnForm):
+    """The security key at step-up."""
+
+
 class InvitationForm(forms.Form):
-    email = forms.EmailField(label=_("Email address"), widget=forms.EmailInput(attrs={"autocomplete": "off"}))
+    # Invitation.email holds 254 characters (forms.EmailField alone would accept 320).
+    email = forms.EmailField(
+        label=_("Email address"), max_length=254, widget=forms.EmailInput(attrs={"autocomplete": "off"})
+    )
     role = forms.ChoiceField(label=_("Role"), choices=Role.choices, initial=Role.MEMBER)
 
 

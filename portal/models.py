@@ -100,6 +100,15 @@ class User(AbstractBaseUser, PermissionsMixin):
         verbose_name = _("user")
         verbose_name_plural = _("users")
         ordering = ["email"]
+        constraints = [
+            # Sign-in finds the account ignoring case (UserManager.get_by_natural_key): `DEV@acme.test`
+            # beside `dev@acme.test` would make signing in as either fail.
+            models.UniqueConstraint(
+                Lower("email"),
+                name="user_email_unique_ignoring_case",
+                violation_error_message=_("Another account has this email address (in other letter case)."),
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.email

@@ -207,7 +207,10 @@ AUTHENTICATION_BACKENDS = [
 # self-service signup (accounts come from invitations), MFA with TOTP, recovery codes and
 # passkeys, and a list of one's sessions. Invitations prove the address, so no email round trip.
 ACCOUNT_ADAPTER = "portal.account_security.adapters.PortalAccountAdapter"
-ACCOUNT_FORMS = {"login": "portal.forms.PortalLoginForm"}
+ACCOUNT_FORMS = {
+    "login": "portal.forms.PortalLoginForm",
+    "change_password": "portal.forms.PortalChangePasswordForm",
+}
 ACCOUNT_LOGIN_METHODS = {"email"}
 ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
 ACCOUNT_USER_MODEL_USERNAME_FIELD = None
@@ -220,6 +223,13 @@ ACCOUNT_EMAIL_NOTIFICATIONS = True
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Identity Portal] "
 ACCOUNT_LOGOUT_REDIRECT_URL = "login"
 MFA_ADAPTER = "portal.account_security.adapters.PortalMFAAdapter"
+# allauth's security-key forms, refusing a credential python-fido2 cannot parse (else a 500).
+MFA_FORMS = {
+    "add_webauthn": "portal.forms.PortalAddWebAuthnForm",
+    "authenticate_webauthn": "portal.forms.PortalAuthenticateWebAuthnForm",
+    "login_webauthn": "portal.forms.PortalLoginWebAuthnForm",
+    "reauthenticate_webauthn": "portal.forms.PortalReauthenticateWebAuthnForm",
+}
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes", "webauthn"]
 MFA_PASSKEY_LOGIN_ENABLED = True
 MFA_TOTP_ISSUER = env.str("PORTAL_MFA_ISSUER", default="Identity Portal")

@@ -11,13 +11,16 @@ _PATTERNS = [
     (re.compile(r"(ips_[0-9A-Za-z]{4})[0-9A-Za-z]{8,}"), r"\1[redacted]"),
     (re.compile(r"eyJ[\w-]*\.[\w-]*\.[\w-]+"), "[redacted-jwt]"),
     (re.compile(r"(/invitations/)[^/\s'\"?]+"), r"\1[redacted]"),
+    # A password-reset link (allauth's `<user id>-<key>`), e.g. one a 301 or a refused POST names.
+    (re.compile(r"(/password/reset/key/)[0-9A-Za-z]+-[^/\s'\"?]+"), r"\1[redacted]"),
     (re.compile(r"(whsec_[0-9A-Za-z]{4})[0-9A-Za-z]{8,}"), r"\1[redacted]"),  # webhook signing secrets
 ]
-_TRIGGERS = ("ipk_", "ips_", "eyJ", "/invitations/", "whsec_")
+_TRIGGERS = ("ipk_", "ips_", "eyJ", "/invitations/", "/password/reset/key/", "whsec_")
 
 
 def redact(text: str) -> str:
-    """Return `text` with every API key, client secret, JWT, invitation token and webhook secret masked."""
+    """Return `text` with every API key, client secret, JWT, invitation token, password-reset key and
+    webhook secret masked."""
     if not any(trigger in text for trigger in _TRIGGERS):
         return text
     for pattern, replacement in _PATTERNS:

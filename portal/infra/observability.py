@@ -9,6 +9,7 @@ import time
 from datetime import UTC, datetime
 
 from django.http import HttpRequest, HttpResponse
+from django.urls import NoReverseMatch, reverse
 from django.utils.functional import SimpleLazyObject, empty
 
 from portal.infra.log_filters import one_line, redact
@@ -60,15 +61,28 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(data, default=str, ensure_ascii=False)
 
 
+#: Stands in for a secret URL kwarg while the path is rebuilt: letters only, so every pattern takes it,
+#: and in capitals, which no route of the portal spells.
+_SECRET_PLACEHOLDER = "REDACTED"
+
+
 def loggable_path(request: HttpRequest) -> str:
     """Return the request path for a log line: no query string, secret URL segments and any
     credential a client put in it masked, control characters escaped (one line stays one)."""
     path = request.path
     match = getattr(request, "resolver_match", None)
-    if match is not None:
-        for name, value in match.kwargs.items():
-            if name in SECRET_URL_KWARGS and value:
-                path = path.replace(str(value), "[redacted]")
+    if match is not None and not SECRET_URL_KWARGS.isdisjoint(match.kwargs):
+        # Rebuilt from the matched pattern, not masked value by value in the path: one value may hold
+        # another (a reset link's user id inside its key), and masking the shorter first would leave
+        # the longer one unmatched, and written out.
+        kwargs = {
+            name: _SECRET_PLACEHOLDER if name in SECRET_URL_KWARGS else value
+            for name, value in match.kwargs.items()
+        }
+        try:
+            path = reverse(match.view_name, kwargs=kwargs).replace(_SECRET_PLACEHOLDER, "[redacted]")
+        except NoReverseMatch:
+            path = "/" + match.route  # the pattern that matched: it holds no value at all
     return one_line(redact(path))
 
 

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from portal.infra.crypto import keyed_digest, peppers
 from portal.models import MANAGER_ROLES, Invitation, Membership, MfaRequirement, Organization, Role, User
+from portal.selectors import authority_memberships
 from portal.services.audit import audit_log
 from portal.signals import member_removed
 
@@ -114,6 +115,17 @@ def _revoke_invitations_beyond(membership: Membership, role: str | None, *, acto
         invitation.revoked_at = timezone.now()
         invitation.save(update_fields=["revoked_at", "updated_at"])
         _audit("portal.invitation.revoked", invitation, actor=actor, extra={"reason": "inviter_lost_role"})
+
+
+@transaction.atomic
+def user_invitations_revoke(*, user: User, actor: User | None) -> None:
+    """Revoke the open invitations `user` sent, in every organisation (their account was switched off).
+
+    A deactivated account lends no role, so `_check_inviter_may_grant` already refuses these
+    invitations; revoking them also shows so on the members page and to whoever holds the link.
+    """
+    for membership in Membership.objects.filter(user=user):
+        _revoke_invitations_beyond(membership, None, actor=actor)
 
 
 @transaction.atomic
@@ -367,13 +379,14 @@ def invitation_accept(*, token: str, user: User) -> Membership:
 def _check_inviter_may_grant(invitation: Invitation) -> None:
     """Refuse an invitation whose inviter no longer holds a role that may grant its role.
 
-    An invitation carries its inviter's authority: once they are removed or demoted it grants
-    nothing (the authority rule: re-evaluated, not frozen at the time of sending).
+    An invitation carries its inviter's authority: once they are removed, demoted or switched off
+    it grants nothing (the authority rule: re-evaluated, not frozen at the time of sending).
     """
     if invitation.invited_by_id is None:
         return
     role = (
-        Membership.objects.select_for_update(of=("self",), no_key=True)
+        authority_memberships()
+        .select_for_update(of=("self",), no_key=True)
         .filter(organization_id=invitation.organization_id, user_id=invitation.invited_by_id)
         .values_list("role", flat=True)
         .first()

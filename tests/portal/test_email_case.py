@@ -1,0 +1,83 @@
+"""Sign-in addresses are unique ignoring letter case, as sign-in looks them up
+(UserManager.get_by_natural_key): `DEV@acme.test` beside `dev@acme.test` made signing in as either a 500."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import IntegrityError, transaction
+from django.test import Client
+from django.urls import reverse
+
+from portal.models import User
+from tests.factories import PASSWORD, UserFactory, enrol_totp
+
+pytestmark = pytest.mark.django_db
+
+TAKEN = "Another account already has this email address, perhaps in other letter case."
+
+
+@pytest.fixture
+def admin_client_staff() -> Client:
+    staff = UserFactory(email="staff@portal.test", is_staff=True, is_superuser=True)
+    enrol_totp(staff)
+    client = Client()
+    client.force_login(staff)
+    return client
+
+
+def test_the_admin_refuses_a_new_account_whose_address_differs_only_in_case(admin_client_staff, member):
+    response = admin_client_staff.post(
+        reverse("admin:portal_user_add"),
+        {
+            "email": member.email.upper(),
+            "full_name": "Twin",
+            "password1": "a-long-passphrase-9",
+            "password2": "a-long-passphrase-9",
+            "usable_password": "true",
+        },
+    )
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors["email"] == [TAKEN]
+    assert User.objects.filter(email__iexact=member.email).count() == 1
+    sign_in = Client().post(reverse("login"), {"login": member.email, "password": PASSWORD})
+    assert sign_in.status_code == 302
+
+
+def test_the_admin_refuses_changing_an_address_to_another_accounts_in_other_case(
+    admin_client_staff, member, owner
+):
+    response = admin_client_staff.post(
+        reverse("admin:portal_user_change", args=[owner.pk]),
+        {
+            "email": member.email.upper(),
+            "full_name": owner.full_name,
+            "is_active": "on",
+            "date_joined_0": owner.date_joined.strftime("%Y-%m-%d"),
+            "date_joined_1": owner.date_joined.strftime("%H:%M:%S"),
+        },
+    )
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors["email"] == [TAKEN]
+    owner.refresh_from_db()
+    assert owner.email != member.email.upper()
+
+
+def test_the_admin_still_saves_an_account_under_its_own_address(admin_client_staff, owner):
+    response = admin_client_staff.post(
+        reverse("admin:portal_user_change", args=[owner.pk]),
+        {
+            "email": owner.email.upper(),  # its own address in other case is no twin
+            "full_name": "Renamed",
+            "is_active": "on",
+            "date_joined_0": owner.date_joined.strftime("%Y-%m-%d"),
+            "date_joined_1": owner.date_joined.strftime("%H:%M:%S"),
+        },
+    )
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    owner.refresh_from_db()
+    assert owner.full_name == "Renamed"
+
+
+def test_the_database_refuses_a_twin_whatever_the_path(member):
+    with pytest.raises(IntegrityError), transaction.atomic():
+        User.objects.create(email=member.email.upper())
