@@ -12,8 +12,10 @@ import contextlib
 import itertools
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 
@@ -49,6 +51,9 @@ print(json.dumps({"manager_key": manager["key"], "app_id": app["id"],
                   "client_id": app["client_id"], "secret": app["client_secret"]}))
 """
 _copies = itertools.count(1)
+#: Where this process's servers collect and serve static files: not the checkout's var/staticfiles,
+#: which the other test processes' whitenoise scans while collectstatic would be rewriting it.
+STATIC_ROOT = os.path.join(tempfile.gettempdir(), f"portal-reliability-static-{os.getpid()}")
 
 
 class Cluster:
@@ -88,7 +93,9 @@ def cluster():
     cluster = Cluster(pg)
     try:
         cluster.admin(f'CREATE DATABASE "{TEMPLATE_DB}"')
-        tool = Gunicorn({"DATABASE_URL": cluster.url(TEMPLATE_DB), "REDIS_URL": ""})
+        tool = Gunicorn(
+            {"DATABASE_URL": cluster.url(TEMPLATE_DB), "REDIS_URL": "", "PORTAL_STATIC_ROOT": STATIC_ROOT}
+        )
         # One process for all set-up commands: each Django start costs seconds on a busy machine.
         done = subprocess.run(
             [sys.executable, "-c", _SETUP],
@@ -103,6 +110,7 @@ def cluster():
         yield cluster
     finally:
         pg.destroy()
+        shutil.rmtree(STATIC_ROOT, ignore_errors=True)
 
 
 @pytest.fixture
@@ -149,7 +157,15 @@ PROXY_HEADERS = {"X-Forwarded-Proto": "https"}
 
 def portal_server(database_url: str, redis_url: str = "", **env: str) -> Gunicorn:
     """Return (not started) the portal under gunicorn, as deployed behind a TLS proxy."""
-    return Gunicorn({"DATABASE_URL": database_url, "REDIS_URL": redis_url, **PROXY_ENV, **env})
+    return Gunicorn(
+        {
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url,
+            "PORTAL_STATIC_ROOT": STATIC_ROOT,
+            **PROXY_ENV,
+            **env,
+        }
+    )
 
 
 @contextlib.contextmanager
