@@ -69,8 +69,14 @@ class Cutover:
 
 
 def application_of(api_key: ApiKey):
-    """Return the M2M application the key was moved to, or None (reverse of `moved_from_key`)."""
-    return getattr(api_key, "moved_to_application", None)
+    """Return the M2M application the key was moved to, or None (reverse of `moved_from_key`).
+
+    A denied or withdrawn move never happened (tokens.clients.moves): the key was not moved.
+    """
+    application = getattr(api_key, "moved_to_application", None)
+    if application is None or application.status == CredentialStatus.DENIED:
+        return None
+    return application
 
 
 def first_secret_at(application) -> datetime | None:

@@ -81,9 +81,16 @@ def _issue_first_secret(api_key: ApiKey, actor: User | None, request: Credential
 
 
 def _moved_links(ids: Iterable[int]) -> dict[int, MovedLink]:
-    """Return the M2M application each key was moved to (the reverse of `M2MApplication.moved_from_key`)."""
-    rows = ApiKey.objects.filter(pk__in=list(ids), moved_to_application__isnull=False).values_list(
-        "pk", "moved_to_application__pk", "moved_to_application__client_id", "moved_to_application__name"
+    """Return the M2M application each key was moved to (the reverse of `M2MApplication.moved_from_key`).
+
+    A denied or withdrawn move never happened (tokens.clients.moves): its application is no link.
+    """
+    rows = (
+        ApiKey.objects.filter(pk__in=list(ids), moved_to_application__isnull=False)
+        .exclude(moved_to_application__status=CredentialState.DENIED)
+        .values_list(
+            "pk", "moved_to_application__pk", "moved_to_application__client_id", "moved_to_application__name"
+        )
     )
     return {pk: MovedLink("to", "m2m_app", app_pk, client_id, name) for pk, app_pk, client_id, name in rows}
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db.models import F, Q, QuerySet
+from django.db.models import Case, F, Q, QuerySet, When
 from django.utils import timezone
 
 from credentials.api_keys import keys
@@ -107,8 +107,12 @@ def api_keys_inventory(organization: Organization | None) -> QuerySet[ApiKey]:
         created="created_at",
         expires=F("expires_at"),
         last_used=F("last_used_at"),
-        # The M2M application it was moved to, if any (the reverse of M2MApplication.moved_from_key).
-        moved=F("moved_to_application__pk"),
+        # The M2M application it was moved to, if any (the reverse of M2MApplication.moved_from_key);
+        # a denied or withdrawn move never happened (tokens.clients.moves).
+        moved=Case(
+            When(moved_to_application__status=CredentialState.DENIED, then=None),
+            default=F("moved_to_application__pk"),
+        ),
         # A rotated key expires at the end of its overlap on purpose: no expiry notice for it.
         superseded=Q(rotated_at__isnull=False),
     )

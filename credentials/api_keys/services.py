@@ -239,9 +239,8 @@ def api_key_update(
         names = check_scopes(scopes)
         if names != sorted(api_key.scopes) and api_key.status != CredentialState.ACTIVE:
             # As credentials.governance.edits: a pending key's approval request names its scopes.
-            raise ValidationError(
-                {"scopes": f"A {api_key.status} key's scopes cannot change."}, code="inactive"
-            )
+            # A refusal of the key's state, not of the value sent (REST: 409, as for an application).
+            raise ValidationError(f"A {api_key.status} key's scopes cannot change.", code="inactive")
         if org_policy.scope_increase_needs_approval(api_key.organization, api_key.scopes, names):
             raise ValidationError(
                 {"scopes": "Your organisation approves scope increases: request them in the dashboard."},

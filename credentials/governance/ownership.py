@@ -55,14 +55,15 @@ def lock_membership(organization_id: int, user_id: int | None) -> bool:
 
 
 def lock_owner_before(credential: models.Model) -> int | None:
-    """Lock the membership of `credential`'s current owner before the caller locks the credential.
+    """Lock the membership of `credential`'s owner before the caller locks the credential.
 
-    Return the owner's id as read; under the credential's lock the caller checks it with
-    `check_owner_unchanged`.
+    The owner is the one of the instance passed in, the one its caller was authorised against
+    (a member may act on their own credential only), not a fresh read: under the credential's
+    lock the caller checks it with `check_owner_unchanged`, so an owner change that committed
+    since the authorisation is refused, not acted on for the new owner. Return the owner's id.
     """
-    owner_id = type(credential).objects.filter(pk=credential.pk).values_list("owner_id", flat=True).first()
-    lock_membership(credential.organization_id, owner_id)
-    return owner_id
+    lock_membership(credential.organization_id, credential.owner_id)
+    return credential.owner_id
 
 
 def check_owner_unchanged(credential: models.Model, owner_id: int | None) -> None:

@@ -94,6 +94,7 @@ class ApiKeyMoveView(AuthorizedView, APIView):
                 actor=actor,
                 name=data.validated_data.get("name", ""),
                 justification=data.validated_data.get("justification", ""),
+                via=self.acting_via(),
             )
         except DjangoValidationError as exc:
             if hasattr(exc, "error_dict"):

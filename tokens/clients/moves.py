@@ -47,6 +47,11 @@ class Move:
         }
 
 
+def _policy_of(key: ApiKey) -> tuple[list[str], dict[str, int] | None]:
+    """Return the key's runtime policy as (allowlist, rate limit)."""
+    return list(key.allowed_ips or []), key.rate_limit or None
+
+
 @transaction.atomic
 def api_key_move_to_m2m_app(
     *,
@@ -54,6 +59,7 @@ def api_key_move_to_m2m_app(
     actor: User | None,
     name: str = "",
     justification: str = "",
+    via: str = "",
 ) -> Move:
     """Create an M2M application that takes over from an API key: same owner, scopes and environment.
 
@@ -62,7 +68,12 @@ def api_key_move_to_m2m_app(
     owner generates the secret once it is approved). The key is not touched: it keeps
     working until someone revokes it. The key's row lock and the unique `moved_from_key`
     column leave one application under concurrent moves. Both credentials get an audit event
-    naming the other (`moved_to` / `moved_from`).
+    naming the other (`moved_to` / `moved_from`); `via` names the interface or credential that
+    moved the key (`api_key:…`, `cli`, `dashboard`), on each of the move's events.
+
+    `api_key` is the key as its caller authorised the move against (its owner, scopes and
+    runtime policy): a change to any of them that committed since is refused (`conflict`),
+    not carried over to an application the caller was never allowed to create.
     """
     # The application gets the key's owner: their membership first, so a removal orphans it too.
     owner_id = ownership.lock_owner_before(api_key)
@@ -75,6 +86,12 @@ def api_key_move_to_m2m_app(
         .get(pk=api_key.pk)
     )
     ownership.check_owner_unchanged(key, owner_id)
+    if sorted(key.scopes) != sorted(api_key.scopes) or _policy_of(key) != _policy_of(api_key):
+        # The application copies the key as locked; the caller (a credential no wider than the
+        # key, move_api) was authorised against the key as read.
+        raise ValidationError(
+            "The key's scopes or runtime policy changed meanwhile; try again.", code="conflict"
+        )
     if key.state != CredentialState.ACTIVE:
         raise ValidationError(
             f"This key is {key.state}; only an active key can be moved to an M2M application.",
@@ -108,7 +125,8 @@ def api_key_move_to_m2m_app(
         "moved_from_key": key,
     }
     # The replacement is no wider than the key: where it may be used from, and how often.
-    policy = {"allowed_ips": list(key.allowed_ips), "rate_limit": key.rate_limit or None}
+    allowed_ips, rate_limit = _policy_of(key)
+    policy = {"allowed_ips": allowed_ips, "rate_limit": rate_limit}
     request = None
     plaintext = None
     try:
@@ -124,7 +142,7 @@ def api_key_move_to_m2m_app(
                     **fields,
                 )
             else:
-                application, plaintext = m2m_app_create(actor=actor, **policy, **fields)
+                application, plaintext = m2m_app_create(actor=actor, via=via, **policy, **fields)
     except IntegrityError as exc:  # the unique moved_from_key: another move won
         raise ValidationError("This key was already moved to an M2M application.", code="moved") from exc
     credential_audit(
@@ -137,11 +155,13 @@ def api_key_move_to_m2m_app(
             "application_id": application.pk,
             "pending_approval": request is not None,
         },
+        via=via,
     )
     credential_audit(
         "tokens.m2m_app.moved",
         application,
         actor=actor,
         extra={"client_id": application.client_id, "moved_from": key.key_id, "api_key_id": key.pk},
+        via=via,
     )
     return Move(api_key=key, application=application, client_secret=plaintext, request=request)

@@ -56,6 +56,14 @@ def _new_secret(application: M2MApplication, actor: User | None) -> tuple[Client
     if key is not None and key.expires_at is not None and not application.secrets.exists():
         # The first secret of an application a key moved to is no wider than the key: it stops
         # when the key would have (the authority rule). Later rotations follow the policy.
+        if key.expires_at <= timezone.now():
+            # Approved after the key expired: its secret would be dead before it is shown.
+            raise ValidationError(
+                f"This application replaces the API key {key.display_prefix}, which expired on "
+                f"{key.expires_at:%Y-%m-%d %H:%M} UTC, and its first secret cannot outlive the key. "
+                "Ask for a new M2M application instead.",
+                code="key_expired",
+            )
         expires_at = min(expires_at or key.expires_at, key.expires_at)
     secret = ClientSecret.objects.create(
         expires_at=expires_at,
@@ -369,7 +377,10 @@ def _revoke_credential(
 
 @transaction.atomic
 def m2m_app_revoke(*, application: M2MApplication, actor: User | None, via: str = "") -> M2MApplication:
-    """Revoke the application and all its secrets at once; all its tokens stop validating."""
+    """Revoke the application and all its secrets at once; all its tokens stop validating.
+
+    An approved application whose secret was never generated ends `denied`, not `revoked`.
+    """
     application = M2MApplication.objects.select_for_update().get(pk=application.pk)
     if application.status == M2MApplication.Status.REVOKED:
         raise ValidationError("This application is already revoked.", code="revoked")
@@ -380,9 +391,13 @@ def m2m_app_revoke(*, application: M2MApplication, actor: User | None, via: str 
         raise ValidationError(
             "This application never got a secret; deny its request instead.", code="inactive"
         )
+    # An approved application whose secret was never generated (say, its key expired since) may be
+    # withdrawn. Having had no secret, it ends `denied`, the state of one never issued, as
+    # api_key_revoke does; a moved key's move is then undone (tokens.clients.moves).
+    never_issued = application.status == M2MApplication.Status.PENDING
     now = timezone.now()
-    application.status = M2MApplication.Status.REVOKED
-    application.revoked_at = now
+    application.status = M2MApplication.Status.DENIED if never_issued else M2MApplication.Status.REVOKED
+    application.revoked_at = None if never_issued else now
     application.suspended_at = None
     application.suspension_reason = ""
     application.save(update_fields=["status", "revoked_at", "suspended_at", "suspension_reason", "updated"])
@@ -396,7 +411,7 @@ def m2m_app_revoke(*, application: M2MApplication, actor: User | None, via: str 
         "tokens.m2m_app.revoked",
         application,
         actor=actor,
-        extra={"client_id": application.client_id},
+        extra={"client_id": application.client_id, **({"never_issued": True} if never_issued else {})},
         via=via,
     )
     # Its trusts go with it: each is a credential of its own, so each removal is audited (and so

@@ -429,6 +429,7 @@ def api_key_move(request: HttpRequest, key_id: str) -> HttpResponse:
                 actor=request.user,
                 name=form.cleaned_data["name"],
                 justification=form.cleaned_data.get("justification", ""),
+                via="dashboard",
             )
         except ValidationError as exc:
             add_service_errors(form, exc)

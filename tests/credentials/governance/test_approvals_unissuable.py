@@ -1,5 +1,5 @@
 """An approved credential whose secret the policy no longer lets its owner generate is not stuck
-`pending` for ever: it can be revoked (an API key ends `denied`, never having had a secret);
+`pending` for ever: it can be revoked (it ends `denied`, never having had a secret, either kind);
 and an approval checks the maximum lifetime the issue will check."""
 
 from __future__ import annotations
@@ -108,4 +108,4 @@ def test_an_approved_application_never_issued_can_be_revoked(organization, owner
         m2m_app_revoke(application=application, actor=owner)  # still waiting: deny it instead
     assert refused.value.code == "inactive"
     credential_request_approve(request=request, actor=admin_user)
-    assert m2m_app_revoke(application=application, actor=owner).status == "revoked"
+    assert m2m_app_revoke(application=application, actor=owner).status == "denied"

@@ -29,7 +29,11 @@ class Command(BaseCommand):
         api_key = api_key_named(options)
         with service_refusals():
             move = api_key_move_to_m2m_app(
-                api_key=api_key, actor=None, name=options["name"], justification=options["justification"]
+                api_key=api_key,
+                actor=None,
+                name=options["name"],
+                justification=options["justification"],
+                via="cli",
             )
         application = move.application
         result = {
