@@ -38,6 +38,7 @@ def check_policy_within_caller(
     rate_limit: dict[str, int] | None,
     *,
     unless_within: tuple[list[str], dict[str, int] | None] | None = None,
+    own_looser: Callable[[Any], list[str]] | None = None,
 ) -> None:
     """Refuse (`exceeds_credential`) a runtime policy that a calling credential's own would refuse.
 
@@ -45,8 +46,11 @@ def check_policy_within_caller(
     rate limit are part of its width: a key kept to the CI network cannot mint an unrestricted
     key, get a secret of one, nor lift its own allowlist or limit. `unless_within` is the
     target's policy before an update: a change that loosens nothing against it (a tighter limit
-    on a credential the caller cannot bound) is not refused. People are not bounded here, only
-    by the organisation's rules.
+    on a credential the caller cannot bound) is not refused. `own_looser(caller)` names the
+    fields of the target kind's own runtime policy (an application's token quota) that allow
+    more than the calling credential's, as the kind compares them
+    (`CredentialViewSet.own_policy_looser`). People are not bounded here, only by the
+    organisation's rules.
     """
     principal = request.auth
     if not isinstance(principal, Principal):
@@ -56,12 +60,19 @@ def check_policy_within_caller(
         looser = set(policy.looser_fields(allowed_ips, rate_limit, than=bound))
         if unless_within is not None:
             looser &= set(policy.looser_fields(allowed_ips, rate_limit, than=unless_within))
+        if own_looser is not None:
+            looser |= set(own_looser(caller))
         if looser:
-            ips, limit = bound[0] or "any address", policy.format_rate_limit(bound[1]) or "none"
+            own = {
+                "allowed_ips": ", ".join(bound[0]) or "any address",
+                "rate_limit": policy.format_rate_limit(bound[1]) or "none",
+            }
+            described = "; ".join(f"{name}: {own[name]}" for name in sorted(looser) if name in own)
             raise Refused(
                 "exceeds_credential",
-                "A credential cannot give or get a credential with a runtime policy looser than its own "
-                f"(allowed_ips: {', '.join(ips) if bound[0] else ips}; rate_limit: {limit}): "
+                "A credential cannot give or get a credential with a runtime policy looser than its own"
+                + (f" ({described})" if described else "")
+                + ": "
                 + " and ".join(sorted(looser)),
             )
 
@@ -108,6 +119,19 @@ class CredentialViewSet(AuthorizedView, GenericViewSet):
         except DjangoValidationError:
             return False
 
+    def own_policy_looser(
+        self, caller: Any, credential: Any | None, changes: dict[str, Any] | None
+    ) -> list[str]:
+        """Return the fields of the kind's own runtime policy (`policy_fields` beyond the allowlist
+        and rate limit) that would allow more than the calling credential `caller`'s.
+
+        The policy compared is `changes` for a new credential (`credential` None, an omitted
+        field counting as none); for an update, `credential`'s with `changes` applied, a field
+        counting only where it is also looser than before (tightening is always allowed); for a
+        rotation (`changes` None), `credential`'s as it is. A kind without such fields: none.
+        """
+        return []
+
     def get_queryset(self) -> QuerySet:
         if self.organization is None:
             return self.queryset
@@ -147,7 +171,11 @@ class CredentialViewSet(AuthorizedView, GenericViewSet):
             scopes=scopes if scopes is not None else self.scopes_of(credential),
         )
         if action.endswith(".rotate"):
-            check_policy_within_caller(self.request, *policy_of(credential))
+            check_policy_within_caller(
+                self.request,
+                *policy_of(credential),
+                own_looser=lambda caller: self.own_policy_looser(caller, credential, None),
+            )
 
     def _updating(self, credential: Any, values: dict[str, Any]) -> tuple[User | None, dict[str, Any]]:
         """Authorise a partial update step by step; return (the new owner or None, the policy changes).
@@ -187,6 +215,7 @@ class CredentialViewSet(AuthorizedView, GenericViewSet):
                 policy_changes.get("allowed_ips", current[0]),
                 policy_changes.get("rate_limit", current[1]),
                 unless_within=current,
+                own_looser=lambda caller: self.own_policy_looser(caller, credential, policy_changes),
             )
         return new_owner, policy_changes
 
@@ -204,7 +233,12 @@ class CredentialViewSet(AuthorizedView, GenericViewSet):
         """
         owner = self._owner(values.get("owner")) or self.acting_user()
         self.authorize(owner_id=owner.pk if owner else None, scopes=values["scopes"])
-        check_policy_within_caller(self.request, values.get("allowed_ips") or [], values.get("rate_limit"))
+        check_policy_within_caller(
+            self.request,
+            values.get("allowed_ips") or [],
+            values.get("rate_limit"),
+            own_looser=lambda caller: self.own_policy_looser(caller, None, values),
+        )
         if approval_required(self.organization, self.kind_key):
             raise ApprovalRequired(self.approval_detail)
         return owner

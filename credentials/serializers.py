@@ -77,10 +77,12 @@ class PartialUpdateSerializer(serializers.Serializer):
     DRF drops keys a serializer does not declare. A field the resource shows (`shown`, its
     output serializer) but this input cannot change is a 400 on that field when its value
     differs from the current one (`context["current"]`, the shown representation), so a client
-    that sends back what it read, with one change, still succeeds.
+    that sends back what it read, with one change, still succeeds. A field only the create
+    request takes (`create_only`, not shown: nothing to compare with) is a 400 whatever its value.
     """
 
     shown: type[serializers.Serializer]
+    create_only: frozenset[str] = frozenset()
     #: What every use moves (last use, the secrets' and keys' own last use, the update time): it
     #: may have changed since the client read it, so a value sent back there is ignored, never a
     #: 400. A different status, expiry or the like is still refused: the client meant a change.
@@ -90,11 +92,14 @@ class PartialUpdateSerializer(serializers.Serializer):
 
     def validate(self, attrs):
         current = self.context.get("current") or {}
+        sent = set(self.initial_data)
         fixed = sorted(
-            name
-            for name in set(self.initial_data)
-            & set(self.shown().fields) - set(self.fields) - self.server_maintained
-            if name not in current or self.initial_data[name] != current[name]
+            {
+                name
+                for name in sent & set(self.shown().fields) - set(self.fields) - self.server_maintained
+                if name not in current or self.initial_data[name] != current[name]
+            }
+            | sent & self.create_only
         )
         if fixed:
             raise serializers.ValidationError(

@@ -32,8 +32,13 @@ from portal.infra import ratelimit
 from portal.infra.responses import no_store
 from portal.permissions import Authorized, AuthorizedView
 
-_CONFLICT_CODES = {"rotated", "inactive", "revoked", "moved"}
+#: Service refusals that are about the key's state, not the request's input: 409. `conflict`: it
+#: changed owner meanwhile (`governance.ownership.check_owner_unchanged`), as the move API answers.
+_CONFLICT_CODES = {"rotated", "inactive", "revoked", "moved", "conflict"}
 
+
+#: A service's field -> the field of the REST request that carries it.
+_REST_FIELDS = {"overlap": "overlap_hours"}
 
 #: Refusals by the organisation's policy on kinds (docs/choosing.md): 403 for "not allowed".
 _POLICY_FORBIDDEN = "api_keys_not_allowed"
@@ -48,7 +53,7 @@ def _refusal(exc: DjangoValidationError) -> exceptions.APIException:
         return exceptions.ValidationError(
             {**exc.message_dict, "detail": " ".join(exc.message_dict["expires_at"]), "code": _POLICY_EXPIRY}
         )
-    return api_error(exc, conflict=_CONFLICT_CODES, forbidden={_POLICY_FORBIDDEN})
+    return api_error(exc, conflict=_CONFLICT_CODES, forbidden={_POLICY_FORBIDDEN}, fields=_REST_FIELDS)
 
 
 _LIST_PARAMETERS = [
@@ -59,9 +64,21 @@ _LIST_PARAMETERS = [
 ]
 
 
+_REFUSALS = {
+    403: OpenApiResponse(
+        description="Not allowed (`not_owner`, `not_manager`, `insufficient_scope`, `exceeds_credential`, "
+        "`step_up_required`, `approval_required`, `api_keys_not_allowed`)"
+    ),
+    404: OpenApiResponse(description="No such API key in this organisation"),
+}
+_BAD_INPUT = {400: OpenApiResponse(description="Bad input")}
+
+
 @extend_schema_view(
     list=extend_schema(summary="List the organisation's API keys", parameters=_LIST_PARAMETERS),
-    retrieve=extend_schema(summary="Show one API key"),
+    retrieve=extend_schema(
+        summary="Show one API key", responses={200: serializers.ApiKeySerializer, 404: _REFUSALS[404]}
+    ),
 )
 class ApiKeyViewSet(CredentialViewSet):
     """Manage an organisation's API keys; authenticated by session (with CSRF) or by an API key
@@ -105,7 +122,7 @@ class ApiKeyViewSet(CredentialViewSet):
     @extend_schema(
         summary="Create an API key",
         request=serializers.ApiKeyCreateSerializer,
-        responses={201: serializers.ApiKeyWithSecretSerializer},
+        responses={201: serializers.ApiKeyWithSecretSerializer, **_BAD_INPUT, **_REFUSALS},
         description="The response holds the plaintext `key`. It is not stored and is never shown again.",
     )
     def create(self, request: Request, org_slug: str) -> Response:
@@ -129,7 +146,12 @@ class ApiKeyViewSet(CredentialViewSet):
     @extend_schema(
         summary="Change an API key's name, owner, scopes or runtime policy (IP allowlist, rate limit)",
         request=serializers.ApiKeyUpdateSerializer,
-        responses=serializers.ApiKeySerializer,
+        responses={
+            200: serializers.ApiKeySerializer,
+            **_BAD_INPUT,
+            **_REFUSALS,
+            409: OpenApiResponse(description="Revoked, rotated, moved or no longer active"),
+        },
     )
     def partial_update(self, request: Request, org_slug: str, key_id: str) -> Response:
         api_key = self.get_object()
@@ -157,7 +179,9 @@ class ApiKeyViewSet(CredentialViewSet):
         request=serializers.ApiKeyRotateSerializer,
         responses={
             201: serializers.ApiKeyRotateResponseSerializer,
-            409: OpenApiResponse(description="Rotated"),
+            **_BAD_INPUT,
+            **_REFUSALS,
+            409: OpenApiResponse(description="Rotated, revoked, or the owner changed meanwhile"),
         },
         description="Issue a successor (its plaintext `key` is in this response only); the old key keeps "
         "working for `overlap_hours` (default: the organisation's rotation overlap). A key that already "
@@ -185,7 +209,12 @@ class ApiKeyViewSet(CredentialViewSet):
     @extend_schema(
         summary="Revoke an API key",
         request=serializers.ApiKeyRevokeSerializer,
-        responses={200: serializers.ApiKeySerializer, 409: OpenApiResponse(description="Already revoked")},
+        responses={
+            200: serializers.ApiKeySerializer,
+            **_BAD_INPUT,
+            **_REFUSALS,
+            409: OpenApiResponse(description="Already revoked"),
+        },
     )
     @action(detail=True, methods=["post"])
     def revoke(self, request: Request, org_slug: str, key_id: str) -> Response:
@@ -224,7 +253,12 @@ class ApiKeyVerifyView(AuthorizedView, MachineCredentialView):
     @extend_schema(
         summary="Verify an API key",
         request=serializers.ApiKeyVerifyRequestSerializer,
-        responses=serializers.ApiKeyVerifyResponseSerializer,
+        responses={
+            200: serializers.ApiKeyVerifyResponseSerializer,
+            **_BAD_INPUT,
+            401: OpenApiResponse(description="No usable credential of the caller (`authentication_failed`)"),
+            403: OpenApiResponse(description="The caller's credential lacks `api_keys:verify`"),
+        },
     )
     def post(self, request: Request) -> Response:
         data = serializers.ApiKeyVerifyRequestSerializer(data=request.data)

@@ -105,6 +105,7 @@ class ApiKeyUpdateSerializer(PolicyInputMixin, PartialUpdateSerializer):
     """Input for changing a key's name, description, owner, scopes or runtime policy."""
 
     shown = ApiKeySerializer
+    create_only = frozenset({"expires_in_days"})
 
     name = serializers.CharField(max_length=100, required=False)
     description = serializers.CharField(max_length=500, required=False, allow_blank=True)

@@ -27,6 +27,7 @@ from drf_spectacular.utils import (
     OpenApiResponse,
     extend_schema,
     extend_schema_field,
+    extend_schema_serializer,
     inline_serializer,
 )
 from rest_framework import exceptions, serializers
@@ -106,13 +107,23 @@ class CredentialRequestSerializer(serializers.Serializer):
             "url": kind.detail_path(self.context["org_slug"], item.object_id, ref),
         }
 
-    @extend_schema_field(OpenApiTypes.EMAIL)
+    @extend_schema_field(serializers.EmailField(allow_null=True))
     def get_requester(self, item: CredentialRequest) -> str | None:
         return item.requester.email if item.requester_id else None
 
-    @extend_schema_field(OpenApiTypes.EMAIL)
+    @extend_schema_field(serializers.EmailField(allow_null=True))
     def get_decided_by(self, item: CredentialRequest) -> str | None:
         return item.decided_by.email if item.decided_by_id else None
+
+
+@extend_schema_serializer(many=False)  # the list's one answer is this page, not a list of them
+class CredentialRequestPageSerializer(serializers.Serializer):
+    """One page of the requests list, numbered by the list itself (`page` of `pages`)."""
+
+    count = serializers.IntegerField()
+    page = serializers.IntegerField()
+    pages = serializers.IntegerField()
+    results = CredentialRequestSerializer(many=True)
 
 
 class DecisionSerializer(serializers.Serializer):
@@ -143,6 +154,8 @@ class CredentialRequestViewSet(OrganizationApiView, GenericViewSet):
         "cancel": "requests.cancel",
     }
     serializer_class = CredentialRequestSerializer
+    # `list` numbers its pages itself (`page` of `pages`): no DRF paginator.
+    pagination_class = None
     lookup_url_kwarg = "request_id"
     lookup_value_regex = "[0-9]+"
     queryset = CredentialRequest.objects.none()
@@ -176,15 +189,7 @@ class CredentialRequestViewSet(OrganizationApiView, GenericViewSet):
             OpenApiParameter("page", OpenApiTypes.INT),
             OpenApiParameter("page_size", OpenApiTypes.INT, description=f"At most {MAX_PAGE_SIZE}."),
         ],
-        responses=inline_serializer(
-            "CredentialRequestPage",
-            {
-                "count": serializers.IntegerField(),
-                "page": serializers.IntegerField(),
-                "pages": serializers.IntegerField(),
-                "results": CredentialRequestSerializer(many=True),
-            },
-        ),
+        responses=CredentialRequestPageSerializer,
     )
     def list(self, request: Request, org_slug: str) -> Response:
         queryset = self.get_queryset()

@@ -28,6 +28,18 @@ from portal.permissions import AuthorizedView, OrganizationAccess
 
 MANAGE_SCOPE = "webhooks:manage"
 
+#: Service refusals about the endpoints' state, not the request's input: 409 (as `too_many` for an
+#: application's secrets): the organisation's endpoint limit, a disabled endpoint's test event,
+#: test events already waiting.
+_CONFLICT_CODES = {"limit", "inactive", "queued"}
+
+_BAD_INPUT = OpenApiResponse(description="Bad input, by field")
+
+
+def _refusal(exc: DjangoValidationError) -> exceptions.APIException:
+    """Return the REST answer to a service's refusal: by field, else `{"detail", "code"}`."""
+    return api_error(exc, conflict=_CONFLICT_CODES, detail_body=True)
+
 
 @extend_schema_view(
     list=extend_schema(summary="List the organisation's webhook endpoints"),
@@ -63,14 +75,15 @@ class WebhookEndpointViewSet(AuthorizedView, GenericViewSet):
     def _actor(self) -> User | None:
         return self.acting_user()  # A key acts on behalf of its owner.
 
-    def _change(self, input_serializer, service, **arguments):
-        """Validate the request body with `input_serializer`, then call the service with it, as the actor."""
-        data = input_serializer(data=self.request.data)
+    def _change(self, input_serializer, service, *, context: dict | None = None, **arguments):
+        """Validate the request body with `input_serializer` (given `context`), then call the service
+        with it, as the actor."""
+        data = input_serializer(data=self.request.data, context=context or {})
         data.is_valid(raise_exception=True)
         try:
             return service(actor=self._actor(), **arguments, **data.validated_data)
         except DjangoValidationError as exc:
-            raise api_error(exc) from exc
+            raise _refusal(exc) from exc
 
     @staticmethod
     def _with_secret(endpoint: WebhookEndpoint, secret: str) -> Response:
@@ -88,7 +101,14 @@ class WebhookEndpointViewSet(AuthorizedView, GenericViewSet):
     @extend_schema(
         summary="Add a webhook endpoint",
         request=serializers.WebhookEndpointCreateSerializer,
-        responses={201: serializers.WebhookEndpointWithSecretSerializer},
+        responses={
+            201: serializers.WebhookEndpointWithSecretSerializer,
+            400: _BAD_INPUT,
+            409: OpenApiResponse(
+                description=f"The organisation has its {services.MAX_ENDPOINTS_PER_ORGANIZATION} endpoints "
+                "(`limit`)"
+            ),
+        },
         description="The response holds the signing `secret`. It is never shown again.",
     )
     def create(self, request: Request, org_slug: str) -> Response:
@@ -102,13 +122,15 @@ class WebhookEndpointViewSet(AuthorizedView, GenericViewSet):
     @extend_schema(
         summary="Change a webhook endpoint's events, description or active flag",
         request=serializers.WebhookEndpointUpdateSerializer,
-        responses=serializers.WebhookEndpointSerializer,
+        responses={200: serializers.WebhookEndpointSerializer, 400: _BAD_INPUT},
     )
     def partial_update(self, request: Request, org_slug: str, endpoint_id: str) -> Response:
+        endpoint = self.get_object()
         endpoint = self._change(
             serializers.WebhookEndpointUpdateSerializer,
             services.webhook_endpoint_update,
-            endpoint=self.get_object(),
+            context={"current": self.get_serializer(endpoint).data},
+            endpoint=endpoint,
         )
         return Response(self.get_serializer(endpoint).data)
 
@@ -121,7 +143,7 @@ class WebhookEndpointViewSet(AuthorizedView, GenericViewSet):
     @extend_schema(
         summary="Rotate a webhook endpoint's signing secret",
         request=serializers.WebhookSecretRotateSerializer,
-        responses={201: serializers.WebhookEndpointWithSecretSerializer},
+        responses={201: serializers.WebhookEndpointWithSecretSerializer, 400: _BAD_INPUT},
         description="The new `secret` is in this response only; the previous one also signs for "
         "`overlap_hours`.",
     )
@@ -137,7 +159,12 @@ class WebhookEndpointViewSet(AuthorizedView, GenericViewSet):
     @extend_schema(
         summary="Queue a test event (webhook.ping)",
         request=None,
-        responses={202: serializers.WebhookDeliverySerializer},
+        responses={
+            202: serializers.WebhookDeliverySerializer,
+            409: OpenApiResponse(
+                description="The endpoint is disabled (`inactive`), or test events wait (`queued`)"
+            ),
+        },
     )
     @action(detail=True, methods=["post"])
     def ping(self, request: Request, org_slug: str, endpoint_id: str) -> Response:
@@ -145,7 +172,7 @@ class WebhookEndpointViewSet(AuthorizedView, GenericViewSet):
         try:
             delivery = services.webhook_endpoint_ping(endpoint=endpoint, actor=self._actor())
         except DjangoValidationError as exc:
-            raise api_error(exc) from exc
+            raise _refusal(exc) from exc
         return Response(serializers.WebhookDeliverySerializer(delivery).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(

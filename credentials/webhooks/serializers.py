@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from credentials.serializers import PartialUpdateSerializer
 from credentials.webhooks.models import EventType, WebhookDelivery, WebhookEndpoint
 from credentials.webhooks.services import MAX_SECRET_OVERLAP_HOURS
 
 
 class WebhookEndpointSerializer(serializers.ModelSerializer):
+    event_types = serializers.ListField(child=serializers.CharField(), read_only=True)
+
     class Meta:
         model = WebhookEndpoint
         fields = [
@@ -50,7 +53,12 @@ class WebhookEndpointCreateSerializer(serializers.Serializer):
     event_types = _Events()
 
 
-class WebhookEndpointUpdateSerializer(serializers.Serializer):
+class WebhookEndpointUpdateSerializer(PartialUpdateSerializer):
+    """Input for changing an endpoint's events, description or active flag; its URL stays (add a new
+    endpoint), and a different `url`, like any other field it shows, is refused on that field."""
+
+    shown = WebhookEndpointSerializer
+
     description = serializers.CharField(max_length=200, required=False, allow_blank=True)
     event_types = _Events(required=False)
     active = serializers.BooleanField(required=False)

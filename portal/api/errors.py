@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -57,15 +57,20 @@ def api_error(
     conflict: Collection[str] = (),
     forbidden: Collection[str] = (),
     detail_body: bool = False,
+    fields: Mapping[str, str] | None = None,
 ) -> exceptions.APIException:
     """Turn a service's refusal (a Django ValidationError) into the REST API's answer.
 
-    Field errors answer 400 by field; a refusal whose code is in `forbidden` answers 403 and one in
-    `conflict` 409, each as `{"detail", "code"}`; any other answers 400, as
+    Field errors answer 400 by field, a service's field named as the request names it where
+    `fields` says so (`{"overlap": "overlap_hours"}`); a refusal whose code is in `forbidden`
+    answers 403 and one in `conflict` 409, each as `{"detail", "code"}`; any other answers 400, as
     `{"non_field_errors": [...]}`, or as `{"detail", "code"}` with `detail_body`.
     """
     if hasattr(exc, "error_dict"):
-        return exceptions.ValidationError(exc.message_dict)
+        renamed = fields or {}
+        return exceptions.ValidationError(
+            {renamed.get(name, name): messages for name, messages in exc.message_dict.items()}
+        )
     detail = " ".join(exc.messages)
     if exc.code in forbidden:
         return exceptions.PermissionDenied(detail, code=exc.code)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.utils.module_loading import import_string
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import exceptions, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -38,6 +38,51 @@ class MachineCredentialView(APIView):
         super().permission_denied(request, message, code)
 
 
+#: What whoami answers: every credential's common fields, then what its kind adds (optional).
+_WHOAMI = inline_serializer(
+    "WhoAmI",
+    {
+        "credential_type": serializers.ChoiceField(choices=["api_key", "access_token"]),
+        "credential_id": serializers.CharField(),
+        "organization": serializers.CharField(),
+        "scopes": serializers.ListField(child=serializers.CharField()),
+        "owner": serializers.EmailField(allow_null=True),
+        "expires_at": serializers.DateTimeField(allow_null=True),
+        "environment": serializers.ChoiceField(
+            choices=["live", "test"],
+            required=False,
+            help_text="The API key's environment: for an API key, and for a token a gateway "
+            "obtained by exchanging one. Absent for an M2M application's token.",
+        ),
+        # What each kind of credential adds about itself (`Principal.extra`).
+        "name": serializers.CharField(required=False, help_text="An API key's name."),
+        "client_id": serializers.CharField(
+            required=False,
+            help_text="An access token: the client id of the application that obtained it (for an exchanged "
+            "token, the gateway).",
+        ),
+        "application": serializers.CharField(
+            required=False, help_text="An M2M application's token: the application's name."
+        ),
+        "resource_server": serializers.BooleanField(
+            required=False,
+            help_text="An M2M application's token: whether staff mark the application as a resource server.",
+        ),
+        "api_key_id": serializers.CharField(
+            required=False, help_text="An exchanged token: the id of the API key it was exchanged for."
+        ),
+        "api_key": serializers.CharField(
+            required=False, help_text="An exchanged token: that API key's name."
+        ),
+        "actor": serializers.CharField(
+            required=False,
+            allow_null=True,
+            help_text="An exchanged token: the client id of the gateway that exchanged it (`act`).",
+        ),
+    },
+)
+
+
 class WhoAmIView(MachineCredentialView):
     """Describe the calling credential.
 
@@ -48,23 +93,10 @@ class WhoAmIView(MachineCredentialView):
     permission_classes = [IsMachinePrincipal]
 
     @extend_schema(
-        responses=inline_serializer(
-            "WhoAmI",
-            {
-                "credential_type": serializers.ChoiceField(choices=["api_key", "access_token"]),
-                "credential_id": serializers.CharField(),
-                "organization": serializers.CharField(),
-                "scopes": serializers.ListField(child=serializers.CharField()),
-                "owner": serializers.EmailField(allow_null=True),
-                "expires_at": serializers.DateTimeField(allow_null=True),
-                "environment": serializers.ChoiceField(
-                    choices=["live", "test"],
-                    required=False,
-                    help_text="The API key's environment: for an API key, and for a token a gateway "
-                    "obtained by exchanging one. Absent for an M2M application's token.",
-                ),
-            },
-        )
+        responses={
+            200: _WHOAMI,
+            401: OpenApiResponse(description="No usable credential (`authentication_failed`)"),
+        }
     )
     def get(self, request: Request) -> Response:
         principal = request.auth

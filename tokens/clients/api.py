@@ -23,7 +23,7 @@ from portal.api.errors import api_error
 from portal.api.whoami import machine_authentication_classes
 from portal.infra.responses import no_store
 from tokens.clients import serializers
-from tokens.clients.quota import clean_token_quota, token_quota_of
+from tokens.clients.quota import clean_token_quota, quota_looser, token_quota_of
 from tokens.clients.selectors import client_public_keys_for, client_secrets_for, m2m_apps_filtered
 from tokens.clients.services import (
     client_public_key_add,
@@ -37,8 +37,12 @@ from tokens.clients.services import (
 )
 from tokens.models import ClientCredential, M2MApplication
 
-#: Service refusals that are about the application's state, not the request's input: 409.
-_CONFLICT_CODES = {"revoked", "inactive", "wrong_auth_method", "too_many", "not_approved"}
+#: Service refusals that are about the application's state, not the request's input: 409. `conflict`:
+#: it changed owner meanwhile (`governance.ownership.check_owner_unchanged`), as the move API answers.
+_CONFLICT_CODES = {"revoked", "inactive", "wrong_auth_method", "too_many", "not_approved", "conflict"}
+
+#: A service's field -> the field of the REST request that carries it (rotation, a new public key).
+_REST_FIELDS = {"overlap": "overlap_hours"}
 
 
 _LIST_PARAMETERS = [
@@ -66,7 +70,12 @@ _REFUSALS = {
     ),
     404: OpenApiResponse(description="No such application in this organisation"),
 }
-_CONFLICT = {409: OpenApiResponse(description="Revoked, inactive, or the other authentication method")}
+_CONFLICT = {
+    409: OpenApiResponse(
+        description="Revoked, inactive, the other authentication method, too many live secrets or keys, "
+        "or it changed owner meanwhile (`conflict`)"
+    )
+}
 
 
 def _revoke_responses(serializer) -> dict:
@@ -118,7 +127,7 @@ class M2MAppViewSet(CredentialViewSet):
         )
 
     def refusal(self, exc: DjangoValidationError) -> exceptions.APIException:
-        return api_error(exc, conflict=_CONFLICT_CODES, forbidden={"not_owner"})
+        return api_error(exc, conflict=_CONFLICT_CODES, forbidden={"not_owner"}, fields=_REST_FIELDS)
 
     def scopes_of(self, application: M2MApplication) -> list[str]:
         return sorted(scope.name for scope in application.allowed_scopes.all())
@@ -131,6 +140,26 @@ class M2MAppViewSet(CredentialViewSet):
             return clean_token_quota(value, current) == current
         except DjangoValidationError:
             return False
+
+    def own_policy_looser(
+        self, caller: object, application: M2MApplication | None, changes: dict | None
+    ) -> list[str]:
+        # An application's token quota bounds the applications its tokens make, change or rotate;
+        # an API key mints no tokens, so it bounds no quota.
+        if not isinstance(caller, M2MApplication):
+            return []
+        bound = token_quota_of(caller)
+        if changes is None:  # a rotation: the quota as it is
+            return ["token_quota"] if quota_looser(token_quota_of(application), bound) else []
+        if application is not None and "token_quota" not in changes:
+            return []  # an update that leaves the quota as it is
+        before = token_quota_of(application) if application is not None else None
+        try:
+            quota = clean_token_quota(changes.get("token_quota"), before)
+        except DjangoValidationError:
+            return []  # bad input: the service refuses it on its field
+        looser = quota_looser(quota, bound) and (before is None or quota_looser(quota, before))
+        return ["token_quota"] if looser else []
 
     def _fresh(self, application: M2MApplication) -> M2MApplication:
         """Return the application again with everything the serializer shows (after a change)."""

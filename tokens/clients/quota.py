@@ -8,6 +8,7 @@ the hourly number would only mislead. Enforcement: `tokens.protocol.quota`.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -71,3 +72,23 @@ def set_token_quota(application: M2MApplication, quota: dict[str, Any]) -> None:
     """Copy a cleaned quota onto the application (not saved)."""
     for key, field in FIELDS.items():
         setattr(application, field, quota[key])
+
+
+def quota_caps(quota: dict) -> tuple[float, float]:
+    """Return the most tokens a quota lets an application get in one clock hour and in one UTC day.
+
+    Infinity where nothing bounds it: no quota for either window, or log-only mode (tokens are
+    issued past it). Each window bounds the other too: no hour gets more than the day allows,
+    no day more than 24 full hours.
+    """
+    if quota["mode"] != M2MApplication.QuotaMode.ENFORCE:
+        return math.inf, math.inf
+    hour = quota["per_hour"] or math.inf
+    day = quota["per_day"] or math.inf
+    return min(hour, day), min(day, 24 * hour)
+
+
+def quota_looser(quota: dict, than: dict) -> bool:
+    """Return whether a token quota lets an application get more tokens in some hour or day than `than`:
+    removed, a number raised or moved to the window where it allows more, or enforce -> log_only."""
+    return any(mine > bound for mine, bound in zip(quota_caps(quota), quota_caps(than), strict=True))

@@ -227,6 +227,7 @@ class M2MAppUpdateSerializer(PolicyInputMixin, PartialUpdateSerializer):
     """
 
     shown = M2MAppSerializer
+    create_only = frozenset({"public_key"})  # a later key is added at `…/public-keys/`
 
     name = serializers.CharField(max_length=255, required=False)
     description = serializers.CharField(max_length=255, required=False, allow_blank=True)
