@@ -241,10 +241,14 @@ def _count(kind: str, ident: str, rate_limit: dict[str, int], respond: bool) -> 
     limit = ratelimit.Limit(requests, window)
     count = ratelimit.count(f"credential:{kind}", ident, limit)
     reset = max(1, math.ceil(window - (time.time() % window)))
-    if respond:
-        _respond_with(rate_headers(rate_limit, remaining=requests - (count or 0), reset=reset))
-    if count is None:  # the cache is down
+    if count is None:  # the cache is down: the policy, but no remaining budget it never counted
+        if respond:
+            _respond_with(
+                {"RateLimit-Policy": rate_headers(rate_limit, remaining=0, reset=reset)["RateLimit-Policy"]}
+            )
         return None if _fail_open() else Refusal(RATE_LIMITED, reset)
+    if respond:
+        _respond_with(rate_headers(rate_limit, remaining=requests - count, reset=reset))
     if count > requests:
         return Refusal(RATE_LIMITED, reset)
     return None

@@ -106,6 +106,11 @@ class ResilientRedisCache(RedisCache):
     def _available(self) -> bool:
         return time.monotonic() >= self._down_until
 
+    def is_down(self) -> bool:
+        """Return whether the cache is backing off after a failure: what it answers meanwhile is a
+        stand-in (`add`: False, `incr`: the delta), not a value it holds."""
+        return not self._available()
+
     def _failed(self, operation: str, exc: Exception) -> None:
         now = time.monotonic()
         self._down_until = now + BACKOFF_SECONDS

@@ -55,17 +55,32 @@ def count(scope: str, ident: str, limit: Limit) -> int | None:
     now = time.time()
     key = _key(scope, ident, limit.window, now)
     try:
-        if hotcache.present(key):
-            # The request's batch saw the counter: one INCR instead of ADD then INCR.
-            try:
-                return cache.incr(key)
-            except ValueError:
-                pass  # expired since the batch read it: start it again
-        if cache.add(key, 1, limit.window + 1):
-            return 1
-        return cache.incr(key)
+        counted = _count_in_cache(key, limit)
     except Exception:  # noqa: BLE001  missing key after expiry, or cache down
         return None
+    # The resilient Redis cache answers a failed call with a stand-in (`incr`: the delta) and
+    # backs off; a count it never made is no count (a fail-closed limit must see the outage).
+    if _cache_down():
+        return None
+    return counted
+
+
+def _count_in_cache(key: str, limit: Limit) -> int:
+    if hotcache.present(key):
+        # The request's batch saw the counter: one INCR instead of ADD then INCR.
+        try:
+            return cache.incr(key)
+        except ValueError:
+            pass  # expired since the batch read it: start it again
+    if cache.add(key, 1, limit.window + 1):
+        return 1
+    return cache.incr(key)
+
+
+def _cache_down() -> bool:
+    """Return whether the cache says it is down (portal.infra.cache.ResilientRedisCache.is_down)."""
+    is_down = getattr(cache, "is_down", None)
+    return is_down is not None and is_down()
 
 
 #: One counted identity: (scope, identifier, limit). An empty identifier is not counted.

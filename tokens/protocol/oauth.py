@@ -422,8 +422,19 @@ def check_client_policy(application: M2MApplication, *, request=None) -> None:
     _check_policy(application, kind="m2m_app", ident=application.client_id, request=request)
 
 
-def _check_policy(credential, *, kind: str, ident: str, request=None) -> None:
-    if not credential.allowed_ips and not credential.rate_limit:
+def _check_address(credential, *, kind: str, ident: str, request=None) -> None:
+    """Raise `UnauthorizedClient` for a request from outside the credential's allowlist (counted
+    in its usage as `ip_denied`); spend nothing."""
+    if not credential.allowed_ips:
+        return
+    context = current_request_context()
+    if not policy.ip_allowed(credential.allowed_ips, context.ip if context is not None else None):
+        usage.record(kind, ident, credential.organization_id, policy.IP_DENIED)
+        raise UnauthorizedClient(request=request)
+
+
+def _check_policy(credential, *, kind: str, ident: str, request=None, check_ip: bool = True) -> None:
+    if not (check_ip and credential.allowed_ips) and not credential.rate_limit:
         return
     context = current_request_context()
     refused = policy.refusal(
@@ -432,6 +443,7 @@ def _check_policy(credential, *, kind: str, ident: str, request=None) -> None:
         allowed_ips=credential.allowed_ips,
         rate_limit=credential.rate_limit,
         ip=context.ip if context is not None else None,
+        check_ip=check_ip,
     )
     if refused is None:
         return
@@ -474,14 +486,22 @@ class M2MValidator(OAuth2Validator):
     def _authenticated(request) -> bool:
         request.client_id = request.client.client_id
         note_credential("m2m_client", request.client_id)
-        # Only an authenticated client spends its application's budget, so nobody else can.
-        check_issuance_rate(request.client, request=request)
-        check_client_policy(request.client, request=request)
+        client = request.client
+        # A trust has a runtime policy of its own (where its workloads call from, how often), on
+        # top of its application's.
         identity = getattr(request, "portal_federated_identity", None)
+        # Every allowlist first, then the counted limits: only an authenticated client calling
+        # from where it may spends its application's budget (its rate limit, then the issuance
+        # quota, whose refusal then carries the RateLimit fields too), so nobody else can.
+        _check_address(client, kind="m2m_app", ident=client.client_id, request=request)
         if identity is not None:
-            # A trust has a runtime policy of its own (where its workloads call from, how often),
-            # on top of its application's.
-            _check_policy(identity, kind=FEDERATED_KIND, ident=identity.public_id, request=request)
+            _check_address(identity, kind=FEDERATED_KIND, ident=identity.public_id, request=request)
+        _check_policy(client, kind="m2m_app", ident=client.client_id, request=request, check_ip=False)
+        if identity is not None:
+            _check_policy(
+                identity, kind=FEDERATED_KIND, ident=identity.public_id, request=request, check_ip=False
+            )
+        check_issuance_rate(client, request=request)
         return True
 
     def authenticate_client_id(self, client_id, request, *args, **kwargs):
