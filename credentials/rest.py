@@ -16,6 +16,7 @@ from rest_framework.viewsets import GenericViewSet
 from credentials import policy
 from credentials.governance.edits import runtime_policy_changes
 from credentials.governance.org_policy import approval_required, policy_locked, scope_increase_needs_approval
+from credentials.governance.ownership import lock_membership
 from credentials.governance.registry import presented_credentials
 from credentials.selectors import member_by_email, owner_filter_id
 from portal.api.errors import ApprovalRequired, api_error
@@ -219,10 +220,16 @@ class CredentialViewSet(AuthorizedView, GenericViewSet):
             )
         return new_owner, policy_changes
 
-    def lock_policy_first(self, policy_changes: dict[str, Any]) -> None:
+    def lock_policy_first(self, policy_changes: dict[str, Any], new_owner: User | None) -> None:
         """Lock the organisation's policy row before an update locks the credential, if the update
-        changes its runtime policy (memberships, policy, credentials: the order every write keeps)."""
+        changes its runtime policy (memberships, policy, credentials: the order every write keeps).
+
+        The new owner's membership comes before it: the update's service locks that row next, and
+        a write for that member (a new credential of theirs) holds it while it waits for the policy.
+        """
         if policy_changes:
+            if new_owner is not None:
+                lock_membership(self.organization.pk, new_owner.pk)
             policy_locked(self.organization)
 
     def _creating(self, values: dict[str, Any]) -> User | None:

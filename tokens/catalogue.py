@@ -40,6 +40,19 @@ def resource_servers_for(organization: Organization) -> QuerySet[ResourceServer]
     )
 
 
+def tidy_audiences(audiences: Iterable[str], *, field: str = "audiences") -> list[str]:
+    """Return the audiences stripped and deduplicated, without empty ones and the default one
+    (always granted); raise ValidationError (on `field`) for one that is not text."""
+    cleaned: list[str] = []
+    for audience in audiences:
+        if not isinstance(audience, str):
+            raise ValidationError({field: "Give resource server identifiers (URIs) as text."})
+        audience = audience.strip()
+        if audience and audience != settings.PORTAL_DEFAULT_AUDIENCE and audience not in cleaned:
+            cleaned.append(audience)
+    return cleaned
+
+
 def check_audiences(
     *, organization: Organization, audiences: Iterable[str], field: str = "audiences"
 ) -> list[str]:
@@ -49,13 +62,7 @@ def check_audiences(
     one is not an active catalogue entry open to it. Another organisation's own API reads
     exactly like an unknown URI, and is never listed.
     """
-    cleaned: list[str] = []
-    for audience in audiences:
-        if not isinstance(audience, str):
-            raise ValidationError({field: "Give resource server identifiers (URIs) as text."})
-        audience = audience.strip()
-        if audience and audience != settings.PORTAL_DEFAULT_AUDIENCE and audience not in cleaned:
-            cleaned.append(audience)
+    cleaned = tidy_audiences(audiences, field=field)
     if not cleaned:
         return cleaned
     choices = list(resource_servers_for(organization).values_list("identifier", flat=True))

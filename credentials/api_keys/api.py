@@ -161,7 +161,7 @@ class ApiKeyViewSet(CredentialViewSet):
         data.is_valid(raise_exception=True)
         new_owner, policy_changes = self._updating(api_key, data.validated_data)
         with transaction.atomic():
-            self.lock_policy_first(policy_changes)
+            self.lock_policy_first(policy_changes, new_owner)
             api_key = self._call(
                 api_key_update,
                 api_key=api_key,

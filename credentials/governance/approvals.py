@@ -216,6 +216,10 @@ def _open_decision(
 ) -> tuple[CredentialRequest, GovernedKind, models.Model]:
     """Lock a request and its credential for a decision by `actor`; return them with the kind."""
     request = _lock_request(request)
+    # The policy row before the credential (memberships, policy, credentials): approving a new
+    # credential is judged by the policy on kinds (`kind.check_new`), and a runtime-policy change
+    # of the waiting credential locks the policy row, then the credential.
+    policy_locked(request.organization)
     credential = locked_credential(credential_for_request(request))
     _check_approver(request, actor, linked_ids, owner_id=credential.owner_id)
     return request, get_kind(request.kind), credential
@@ -373,6 +377,9 @@ def credential_secret_issue(*, credential: models.Model, actor: User) -> tuple[m
     Return the credential and the plaintext, which is never stored and never shown again.
     """
     kind = kind_of(credential)
+    # The policy row before the credential (memberships, policy, credentials): the secret is
+    # issued under the policy on kinds as it is now (`kind.issue_secret`).
+    policy_locked(credential.organization)
     credential = locked_credential(credential)
     if credential.owner_id != getattr(actor, "pk", None):
         raise ValidationError("Only the credential's owner can generate its secret.", code="not_owner")

@@ -77,6 +77,11 @@ def check_owner_is_member(organization: Organization, user: User | None) -> None
     hold their membership until the transaction ends (`lock_membership`)."""
     if user is None or not lock_membership(organization.pk, user.pk):
         raise ValidationError({"owner": "The owner must be a member of the organisation."}, code="owner")
+    if not user.is_active:
+        # A switched-off account can neither sign in nor answer for the credential: as if orphaned.
+        raise ValidationError(
+            {"owner": "This member's account is switched off; choose someone who can sign in."}, code="owner"
+        )
 
 
 def check_owner_may_hold(organization: Organization, owner: User | None, scopes: Iterable[str]) -> None:
@@ -228,12 +233,19 @@ def clear_orphan(credential) -> dict[str, Any]:
 def credential_reassign_owner(
     *, credential: models.Model, owner: User, actor: User | None, via: str = ""
 ) -> models.Model:
-    """Give the credential a new owner (a member); this clears an orphan and restores its suspension."""
+    """Give the credential a new owner (a member); this clears an orphan and restores its suspension.
+
+    Giving it the owner it already has changes nothing and records nothing (a resent form, as a
+    REST PATCH naming the current owner), unless it is orphaned: its former owner, a member again,
+    takes it back and the orphan mark is cleared.
+    """
     kind = kind_of(credential)
     # Memberships before credentials (lock_membership): a removal holds the organisation's
     # owners' rows and waits for this credential.
     lock_membership(credential.organization_id, owner.pk)
     credential = locked_credential(credential)
+    if credential.owner_id == owner.pk and credential.orphaned_at is None:
+        return credential
     check_owner_is_member(credential.organization, owner)
     if credential.status not in LIVE_STATUSES:
         raise ValidationError(f"A {credential.status} credential cannot change owner.", code="inactive")

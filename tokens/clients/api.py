@@ -248,7 +248,7 @@ class M2MAppViewSet(CredentialViewSet):
         quota_changed = "token_quota" in policy_changes
         token_quota = policy_changes.pop("token_quota", None)
         with transaction.atomic():
-            self.lock_policy_first(policy_changes)
+            self.lock_policy_first(policy_changes, new_owner)
             application = self._call(
                 m2m_app_update,
                 application=application,

@@ -22,7 +22,7 @@ from credentials.leaks.models import LeakAction, LeakReport
 from credentials.models import Scope
 from portal.infra.crypto import is_base62, keyed_digest, peppers, random_base62
 from portal.models import Organization, User
-from tokens.catalogue import check_audiences
+from tokens.catalogue import check_audiences, tidy_audiences
 from tokens.clients.public_keys import parse_public_key
 from tokens.clients.quota import FIELDS as QUOTA_FIELDS
 from tokens.clients.quota import clean_token_quota, set_token_quota, token_quota_of
@@ -459,6 +459,10 @@ def m2m_app_update(
     approval of wider scopes, the owner's role), each with its own event. All or nothing: one
     transaction.
     """
+    if owner is not None:
+        # Memberships before credentials (ownership.lock_membership), as api_key_update: a removal
+        # holds the organisation's owners' rows and waits for this application.
+        ownership.lock_membership(application.organization_id, owner.pk)
     application = (
         M2MApplication.objects.select_for_update(of=("self",))
         .select_related("organization", "owner")
@@ -475,6 +479,9 @@ def m2m_app_update(
     if description is not None and (description := description.strip()) != application.description:
         changes["description"] = {"from": application.description, "to": description}
         application.description = description
+    if audiences is not None:
+        # Stored as checked (stripped, deduplicated): " https://api…" would never match a request.
+        audiences = tidy_audiences(audiences, field="allowed_audiences")
     if audiences is not None and audiences != application.allowed_audiences:
         added = [a for a in audiences if a not in application.allowed_audiences]
         check_audiences(organization=application.organization, audiences=added, field="allowed_audiences")

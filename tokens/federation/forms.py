@@ -5,6 +5,7 @@ from __future__ import annotations
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from portal.submissions import OnceForm
 from tokens.clients.forms import PublicKeyTextarea
 from tokens.models import (
     MAX_FEDERATED_TOKEN_AGE,
@@ -13,8 +14,12 @@ from tokens.models import (
 )
 
 
-class FederatedIdentityForm(forms.Form):
-    """A trust of an external issuer, as a preset fills it in (tokens.federation.trust.PRESETS)."""
+class FederatedIdentityForm(OnceForm):
+    """A trust of an external issuer, as a preset fills it in (tokens.federation.trust.PRESETS).
+
+    Sent once (`OnceForm`): a double click or a reload adds no second, identical trust that would
+    keep accepting the same tokens once the trust shown is removed.
+    """
 
     preset = forms.ChoiceField(
         label=_("Platform"), choices=FederatedIdentity.Preset.choices, widget=forms.HiddenInput

@@ -50,6 +50,9 @@ def federated_identity_create(
         ownership.lock_membership(application.organization_id, owner.pk)
     else:
         app_owner_id = ownership.lock_owner_before(application)
+    # Then the policy row, before the application (memberships, policy, credentials): the policy
+    # decides whether the trust waits for approval, and its request locks the row again.
+    org_policy.policy_locked(application.organization)
     application = (
         M2MApplication.objects.select_for_update(of=("self",))
         .select_related("organization", "owner")

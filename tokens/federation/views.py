@@ -23,6 +23,7 @@ from credentials.governance.views import governance_context
 from portal.infra.responses import no_store
 from portal.outcomes import add_service_errors, flash_outcome
 from portal.selectors import audit_events_for_target
+from portal.submissions import submission_of
 from portal.tenancy import authorized, found_or_404, may
 from tokens.clients.views import application_or_404
 from tokens.federation import services, trust
@@ -65,6 +66,15 @@ def _initial(preset_key: str) -> dict:
     return initial
 
 
+def _already_added(request: HttpRequest, application: M2MApplication, identity_id: str) -> HttpResponse:
+    # The same form was sent again (a reload, a double click): show the trust the first sending made.
+    if not identity_id:  # the first sending is still being handled
+        messages.info(request, "That form was already sent; its trust appears here once it is added.")
+        return redirect("org-app-detail", org_slug=request.organization.slug, app_id=application.pk)
+    messages.info(request, "That form was already sent; this is the trust it added.")
+    return redirect("org-federated-detail", org_slug=request.organization.slug, identity_id=identity_id)
+
+
 @sensitive_post_parameters("jwks")
 @authorized("federated_id.create")
 def federated_create(request: HttpRequest, app_id: int) -> HttpResponse:
@@ -79,21 +89,28 @@ def federated_create(request: HttpRequest, app_id: int) -> HttpResponse:
         form.fields["justification"] = JustificationField()
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
+        submission = submission_of(request, form)
+        used = submission.begin()
+        if used is not None:
+            return _already_added(request, application, used)
         try:
-            identity, approval = services.federated_identity_create(
-                application=application,
-                actor=request.user,
-                issuer=data["issuer"],
-                subject=data["subject"],
-                audience=data["audience"],
-                # The preset proposes `NAME=` lines; one left empty is no condition. A value that
-                # merely ends in "=" (base64 padding) is one.
-                conditions=[c for c in data["conditions"] if "=" not in c or c.partition("=")[2].strip()],
-                max_token_age=data["max_token_age"],
-                preset=data["preset"],
-                jwks=data["jwks"],
-                name=data["name"],
-                justification=data.get("justification", ""),
+            identity, approval = submission.run(
+                lambda: services.federated_identity_create(
+                    application=application,
+                    actor=request.user,
+                    issuer=data["issuer"],
+                    subject=data["subject"],
+                    audience=data["audience"],
+                    # The preset proposes `NAME=` lines; one left empty is no condition. A value that
+                    # merely ends in "=" (base64 padding) is one.
+                    conditions=[c for c in data["conditions"] if "=" not in c or c.partition("=")[2].strip()],
+                    max_token_age=data["max_token_age"],
+                    preset=data["preset"],
+                    jwks=data["jwks"],
+                    name=data["name"],
+                    justification=data.get("justification", ""),
+                ),
+                remember=lambda made: made[0].pk,
             )
         except ValidationError as exc:
             add_service_errors(form, exc)
