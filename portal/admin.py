@@ -84,6 +84,26 @@ class UserAdmin(ActionPermissionMixin, StepUpChangeFormMixin, DjangoUserAdmin):
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
+    def has_change_permission(self, request, obj=None) -> bool:
+        # Another staff account (its address, its password) is the way into its powers, a
+        # superuser's into every power: only a superuser changes one. Their own account stays
+        # theirs to change, its powers read-only (get_readonly_fields).
+        if (
+            obj is not None
+            and not request.user.is_superuser
+            and (obj.is_superuser or (obj.is_staff and obj.pk != request.user.pk))
+        ):
+            return False
+        return super().has_change_permission(request, obj)
+
+    def get_readonly_fields(self, request, obj=None):
+        # Staff who may change accounts (switch one off, say) hand out no platform power, their
+        # own account's included: only a superuser grants the admin, superuser, groups or permissions.
+        readonly = list(super().get_readonly_fields(request, obj))
+        if not request.user.is_superuser:
+            readonly += STAFF_POWERS
+        return readonly
+
     def user_change_password(self, request, id, form_url=""):
         if request.method == "POST":
             stale = step_up_redirect(request)
@@ -170,10 +190,12 @@ class MembershipInlineFormSet(forms.BaseInlineFormSet):
                 continue
             if form.cleaned_data.get("DELETE"):
                 continue
-            if form.cleaned_data.get("role") == Role.OWNER:
+            user = form.cleaned_data.get("user")
+            # As in the services (_active_owners_left): a switched-off owner can act for nobody.
+            if form.cleaned_data.get("role") == Role.OWNER and user is not None and user.is_active:
                 owners += 1
         if self.instance.pk and owners == 0:
-            raise ValidationError("An organisation must keep at least one owner.")
+            raise ValidationError("An organisation must keep at least one owner who can sign in.")
         for form in self.forms:
             if form.instance.pk is not None and "user" in form.changed_data:
                 # Another person in the same row would skip the removal (audit, orphaned
@@ -220,6 +242,8 @@ class OrganizationAdmin(StepUpChangeFormMixin, admin.ModelAdmin):
     @transaction.atomic
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
+        if change and not form.changed_data:
+            return  # only the memberships changed, if anything: they are audited one by one
         audit_log(
             action="portal.organization.changed" if change else "portal.organization.created",
             actor=request.user,
@@ -259,6 +283,9 @@ class OrganizationAdmin(StepUpChangeFormMixin, admin.ModelAdmin):
                 target_label=obj.user.email,
                 extra=extra,
             )
+            if not is_new:
+                # Like membership_change_role: a demoted inviter's invitations beyond the new role go.
+                org_services.invitations_revoke_beyond(membership=obj, role=obj.role, actor=request.user)
         formset.save_m2m()
 
 
@@ -347,6 +374,18 @@ admin.site.unregister(Group)
 
 @admin.register(Group)
 class GroupAdmin(StepUpChangeFormMixin, DjangoGroupAdmin):
+    """Groups, written by superusers only: a group's permissions are any permission at all, and staff
+    who could change groups would grant their own group what they do not hold."""
+
+    def has_add_permission(self, request) -> bool:
+        return request.user.is_superuser
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return request.user.is_superuser
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return request.user.is_superuser
+
     def save_related(self, request, form, formsets, change):
         super().save_related(request, form, formsets, change)
         if change and not form.changed_data:

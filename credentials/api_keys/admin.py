@@ -119,7 +119,7 @@ class ApiKeyAdmin(GovernedCredentialAdminMixin, admin.ModelAdmin):
             try:
                 api_key_update(api_key=obj, actor=request.user, owner=form.cleaned_data["owner"], via="admin")
             except ValidationError as exc:
-                self.message_user(request, " ".join(exc.messages), messages.ERROR)
+                self.refuse_change(request, exc)
 
     @admin.action(permissions=["act"], description="Revoke selected API keys")
     def revoke_selected(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:

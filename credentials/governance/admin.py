@@ -9,8 +9,9 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
+from django.db import models
 from django.db.models import Count, Q, QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.html import format_html
@@ -27,6 +28,7 @@ from credentials.governance.models import (
 )
 from credentials.selectors import organization_members
 from portal.admin_mixins import ActionPermissionMixin, SecretLookupsMixin, StepUpChangeFormMixin
+from portal.json_input import JSONFormField
 from portal.stepup import step_up_redirect
 
 
@@ -65,6 +67,7 @@ class OrganizationPolicyAdmin(StepUpChangeFormMixin, admin.ModelAdmin):
     ]
     search_fields = ["organization__slug", "organization__name"]
     autocomplete_fields = ["organization"]
+    formfield_overrides = {models.JSONField: {"form_class": JSONFormField}}
 
     def get_readonly_fields(self, request, obj=None):
         return ["organization"] if obj else []
@@ -262,10 +265,32 @@ class GovernedCredentialAdminMixin(SecretLookupsMixin, ActionPermissionMixin):
 
     def changes_power(self, request, object_id) -> bool:
         """Return whether the posted change form gives the credential another owner."""
-        if "owner" not in request.POST or not str(object_id).isdigit():
+        object_id = str(object_id)
+        # "²".isdigit() is true, and filter(pk="²") a ValueError: such an id is "not found" here too.
+        if "owner" not in request.POST or not (object_id.isascii() and object_id.isdigit()):
             return False
         stored = self.model.objects.filter(pk=object_id).values_list("owner_id", flat=True).first()
         return str(stored or "") != request.POST["owner"]
+
+    def refuse_change(self, request: HttpRequest, exc: ValidationError) -> None:
+        """Keep the services' refusal of the saved change form (save_model) for the response.
+
+        The form was valid, so Django goes on after save_model: the refusal is then shown alone,
+        without "changed successfully", and the object's history records no change.
+        """
+        request.refused_change = " ".join(exc.messages)
+
+    def log_change(self, request, obj, message):
+        if getattr(request, "refused_change", None) is None:
+            return super().log_change(request, obj, message)
+        return None
+
+    def response_change(self, request, obj):
+        refused = getattr(request, "refused_change", None)
+        if refused is None:
+            return super().response_change(request, obj)
+        self.message_user(request, refused, messages.ERROR)
+        return HttpResponseRedirect(request.get_full_path())
 
     def get_autocomplete_fields(self, request):
         # The owner is chosen from the credential's organisation (a short list, see get_form), not

@@ -6,6 +6,8 @@ from __future__ import annotations
 from rest_framework import parsers
 from rest_framework.exceptions import ParseError
 
+from portal.json_input import encodable
+
 
 class JSONParser(parsers.JSONParser):
     """DRF turns a `ValueError` from `json` into `400 parse_error`, but not a `RecursionError`:
@@ -16,25 +18,8 @@ class JSONParser(parsers.JSONParser):
             data = super().parse(stream, media_type, parser_context)
         except RecursionError:
             raise ParseError("JSON parse error - nested too deeply.") from None
-        if not _encodable(data):
+        if not encodable(data):
             # `"\ud800"` is valid JSON but no text: a field echoing it in its 400 ("… is not a
             # valid choice") made the UTF-8 renderer fail, a 500.
             raise ParseError("JSON parse error - a string holds a lone surrogate (\\uD800-\\uDFFF).")
         return data
-
-
-def _encodable(value) -> bool:
-    """Return whether every string in parsed JSON (keys included) is encodable text."""
-    if isinstance(value, str):
-        if value.isascii():
-            return True
-        try:
-            value.encode()
-        except UnicodeEncodeError:
-            return False
-        return True
-    if isinstance(value, dict):
-        return all(_encodable(key) and _encodable(item) for key, item in value.items())
-    if isinstance(value, list):
-        return all(_encodable(item) for item in value)
-    return True

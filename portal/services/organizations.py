@@ -118,6 +118,16 @@ def _revoke_invitations_beyond(membership: Membership, role: str | None, *, acto
 
 
 @transaction.atomic
+def invitations_revoke_beyond(*, membership: Membership, role: str, actor: User | None) -> None:
+    """Revoke the open invitations `membership`'s person sent that their new `role` may not grant.
+
+    For a role saved outside `membership_change_role` (which does this itself): the organisation
+    admin's inline, which checks its owners across the whole formset.
+    """
+    _revoke_invitations_beyond(membership, role, actor=actor)
+
+
+@transaction.atomic
 def user_invitations_revoke(*, user: User, actor: User | None) -> None:
     """Revoke the open invitations `user` sent, in every organisation (their account was switched off).
 

@@ -6,13 +6,14 @@ No private material anywhere: secrets show their hint, client public keys their 
 from __future__ import annotations
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import models, transaction
 from django.utils.translation import gettext_lazy as _
 
 from credentials.governance.admin import GovernanceQueueFilter, GovernedCredentialAdminMixin
 from portal.admin_mixins import ImmutableAdminMixin
+from portal.json_input import JSONFormField
 from tokens.catalogue import check_audiences
 from tokens.clients.services import STAFF_FLAGS, m2m_app_set_staff_flag, m2m_app_update
 from tokens.models import ClientPublicKey, ClientSecret, M2MApplication
@@ -106,6 +107,7 @@ class M2MApplicationAdmin(GovernedCredentialAdminMixin, admin.ModelAdmin):
     search_fields = ["name", "client_id", "organization__slug", "owner__email"]
     autocomplete_fields = ["owner"]
     filter_horizontal = ["allowed_scopes"]
+    formfield_overrides = {models.JSONField: {"form_class": JSONFormField}}
     fields = [
         "name",
         "description",
@@ -130,21 +132,37 @@ class M2MApplicationAdmin(GovernedCredentialAdminMixin, admin.ModelAdmin):
     inlines = [ClientSecretInline, ClientPublicKeyInline]
 
     def changes_power(self, request, object_id) -> bool:
-        """A new owner, or trusting an application across every organisation (STAFF_FLAGS:
-        exchanging API keys, introspecting tokens), asks for a fresh password or second factor,
-        like rotating the signing key."""
-        return super().changes_power(request, object_id) or self._staff_flags_changing(request, object_id)
+        """A new owner, wider scopes or audiences (the authority rule), or trusting an application
+        across every organisation (STAFF_FLAGS: exchanging API keys, introspecting tokens), asks for a
+        fresh password or second factor, like rotating the signing key."""
+        if super().changes_power(request, object_id):
+            return True
+        object_id = str(object_id)
+        if not (object_id.isascii() and object_id.isdigit()):  # "²".isdigit() is true
+            return False
+        application = M2MApplication.objects.filter(pk=object_id).first()
+        if application is None:
+            return False
+        return self._staff_flags_changing(request, application) or self._reach_widening(request, application)
 
     @staticmethod
-    def _staff_flags_changing(request, object_id) -> bool:
-        if not str(object_id).isdigit():
-            return False
-        stored = M2MApplication.objects.filter(pk=object_id).values(*STAFF_FLAGS).first()
-        if stored is None:
-            return False
+    def _staff_flags_changing(request, application: M2MApplication) -> bool:
         # Read each box as the form will (any value but "false" and "0" is ticked), not by spelling.
         ticked = forms.CheckboxInput().value_from_datadict
-        return any(stored[flag] != ticked(request.POST, None, flag) for flag in STAFF_FLAGS)
+        return any(getattr(application, flag) != ticked(request.POST, None, flag) for flag in STAFF_FLAGS)
+
+    @staticmethod
+    def _reach_widening(request, application: M2MApplication) -> bool:
+        """Return whether the posted form adds a scope or an audience the application does not hold."""
+        held = {str(pk) for pk in application.allowed_scopes.values_list("pk", flat=True)}
+        if set(request.POST.getlist("allowed_scopes")) - held:
+            return True
+        try:
+            audiences = JSONFormField().to_python(request.POST.get("allowed_audiences"))
+        except ValidationError:
+            return False  # the form refuses it: nothing is saved
+        stored = application.allowed_audiences or []
+        return isinstance(audiences, list) and any(audience not in stored for audience in audiences)
 
     def save_model(self, request, obj, form, change):
         # Every edit goes through the services, which audit it and check it (the owner's role,
@@ -173,7 +191,7 @@ class M2MApplicationAdmin(GovernedCredentialAdminMixin, admin.ModelAdmin):
                             application=obj, flag=flag, value=data[flag], actor=request.user
                         )
         except ValidationError as exc:
-            self.message_user(request, " ".join(exc.messages), messages.ERROR)
+            self.refuse_change(request, exc)
 
     def save_related(self, request, form, formsets, change):
         # The scopes were set by m2m_app_update (audited), not by the form's own m2m save.
@@ -182,6 +200,11 @@ class M2MApplicationAdmin(GovernedCredentialAdminMixin, admin.ModelAdmin):
 
     def has_add_permission(self, request):
         # Applications are created through the dashboard or `create_m2m_app`, which reveal the secret once.
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        # Revoke instead: a deletion would be unaudited, take the audit trail's target with it and
+        # leave a pending application's request undecidable.
         return False
 
 
