@@ -180,10 +180,14 @@ class TokenVerifier:
         last_refetch = [-math.inf]
         lock = threading.Lock()
 
+        # What an unusable JWKS answer raises (an HTML page, no usable key, a read error): no key,
+        # so the token is InvalidToken, as documented, and never another exception.
+        unusable = (jwt.PyJWKClientError, jwt.PyJWKSetError, ValueError, OSError)
+
         def resolve(kid: str) -> PyJWK | None:
             try:
                 return client.get_signing_key(kid)
-            except jwt.PyJWKClientError:
+            except unusable:
                 pass
             with lock:  # an attacker's made-up kids cost one fetch per cooldown, no more
                 now = time.monotonic()
@@ -192,7 +196,7 @@ class TokenVerifier:
                 last_refetch[0] = now
             try:
                 return client.match_kid(client.get_signing_keys(refresh=True), kid)
-            except jwt.PyJWKClientError:
+            except unusable:
                 return None
 
         return resolve

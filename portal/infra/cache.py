@@ -112,8 +112,11 @@ class ResilientRedisCache(RedisCache):
         return not self._available()
 
     def _failed(self, operation: str, exc: Exception) -> None:
+        self._down_until = time.monotonic() + BACKOFF_SECONDS
+        self._log_failure(operation, exc)
+
+    def _log_failure(self, operation: str, exc: Exception) -> None:
         now = time.monotonic()
-        self._down_until = now + BACKOFF_SECONDS
         if now - self._last_log > 10:
             self._last_log = now
             logger.warning(
@@ -130,6 +133,11 @@ class ResilientRedisCache(RedisCache):
         except Exception as exc:  # noqa: BLE001  redis raises several hierarchies (ConnectionError, OSError…)
             if isinstance(exc, ValueError) and operation == "incr":
                 raise  # a missing key: Django's documented incr() contract, not an outage
+            if isinstance(exc, self._cache._lib.ResponseError):
+                # Redis refused this one command (say, an expiry out of range): no outage, so no
+                # back-off that would refuse every other tenant's replay checks meanwhile.
+                self._log_failure(operation, exc)
+                return default
             self._failed(operation, exc)
             return default
 

@@ -579,6 +579,12 @@ def _printable(text: str) -> bool:
 
 def _check_signature(report: Report, token: ParsedToken, identity: FederatedIdentity) -> bool:
     header = token.header
+    if "crit" in header:
+        # RFC 7515 §4.1.11: extensions the recipient must understand; this portal knows none.
+        report.add(
+            "critical header", False, "The token lists critical extensions this portal does not support."
+        )
+        return False
     alg = header.get("alg")
     if not report.add(
         "algorithm",
@@ -722,7 +728,13 @@ def inspect(token: str | ParsedToken, identity: FederatedIdentity, *, now: float
 
 
 def _first_use(identity: FederatedIdentity, jti: Any, claims: dict, now: float) -> bool:
-    """Record the `jti` until the token expires; False if seen before, unusable, or the cache is down."""
+    """Record the `jti` until the token can no longer be accepted; False if seen before, unusable,
+    or the cache is down.
+
+    That is its expiry or, sooner, the end of the trust's `max_token_age` after `iat`
+    (`_check_claims`), never more than that age from now: the token's own `exp`, however far
+    away, sets no lifetime here (Redis refuses a huge one).
+    """
     if not isinstance(jti, str) or not jti or len(jti) > 255:
         return False
     try:
@@ -730,9 +742,12 @@ def _first_use(identity: FederatedIdentity, jti: Any, claims: dict, now: float) 
     except UnicodeEncodeError:
         return False
     exp = _timestamp(claims.get("exp")) or now
+    iat = _timestamp(claims.get("iat")) if "iat" in claims else None
+    until = min(exp, iat + identity.max_token_age) if iat is not None else exp
+    until = min(until, now + identity.max_token_age + LEEWAY)
     # Per issuer, not per trust: one platform token mints one portal token, wherever presented.
     digest = hashlib.sha256(f"{identity.issuer}\x00{jti}".encode()).hexdigest()
-    return bool(cache.add(REPLAY_CACHE_PREFIX + digest, 1, timeout=max(1, math.ceil(exp + LEEWAY - now))))
+    return bool(cache.add(REPLAY_CACHE_PREFIX + digest, 1, timeout=max(1, math.ceil(until + LEEWAY - now))))
 
 
 def _trusts(client_id: str, issuer: str) -> list[FederatedIdentity]:
