@@ -29,7 +29,7 @@ from datetime import UTC, datetime, timedelta
 from django.conf import settings
 from django.core.cache import cache
 from django.core.signals import request_finished
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Sum
 from django.db.models.functions import TruncDay, TruncHour
 
@@ -284,9 +284,12 @@ def rollup(*, now: datetime | None = None, lookback_minutes: int = ROLLUP_LOOKBA
         ids = {row.organization_id for row in rows}
         known = set(Organization.objects.filter(pk__in=ids).values_list("pk", flat=True))
         rows = [row for row in rows if row.organization_id in known]
-        _never_lower(rows)
     with transaction.atomic():
         if rows:
+            # Read what is stored and write over it under one lock: a roll-up that read the cache
+            # earlier must not write its lower count after a later one wrote its own.
+            _serialise_rollups()
+            _never_lower(rows)
             UsageBucket.objects.bulk_create(
                 rows,
                 update_conflicts=True,
@@ -300,6 +303,17 @@ def rollup(*, now: datetime | None = None, lookback_minutes: int = ROLLUP_LOOKBA
             UsageBucket.objects.filter(granularity=granularity, start__lt=now - keep).delete()
     insight_rollup.rollup(first_minute=last - lookback_minutes, last_minute=last)
     return len(rows)
+
+
+#: The PostgreSQL advisory lock two `rollup_usage` runs (two servers) take in turn.
+_ROLLUP_LOCK = 0x1D5E_0058
+
+
+def _serialise_rollups() -> None:
+    """Take the roll-up lock until the transaction ends (PostgreSQL; SQLite has one writer anyway)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_ROLLUP_LOCK])
 
 
 def _never_lower(rows: list) -> None:

@@ -391,6 +391,9 @@ PORTAL_JWKS_MAX_AGE_SECONDS = env.int("PORTAL_JWKS_MAX_AGE_SECONDS", default=300
 
 # --- Email ----------------------------------------------------------------------------------
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
+if EMAIL_CONFIG.get("EMAIL_BACKEND") == "django.core.mail.backends.console.EmailBackend":
+    # On stderr: a management command's stdout is its output (`--json` stays one document).
+    EMAIL_CONFIG["EMAIL_BACKEND"] = "portal.infra.mail.StderrConsoleBackend"
 vars().update(EMAIL_CONFIG)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Identity Portal <no-reply@portal.example>")
 # Set but blank (as .env.example ships it) is the default too.

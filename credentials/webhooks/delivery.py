@@ -57,10 +57,11 @@ class Outcome:
 
 
 def backoff(attempts: int) -> timedelta:
-    """Return the wait after the `attempts`-th failure: base·2^(n-1), capped, ±20 % jitter."""
-    base = settings.PORTAL_WEBHOOK_RETRY_BASE_SECONDS
-    delay = min(base * 2 ** max(attempts - 1, 0), settings.PORTAL_WEBHOOK_RETRY_MAX_SECONDS)
-    return timedelta(seconds=delay * random.uniform(0.8, 1.2))  # noqa: S311 (jitter, not a secret)
+    """Return the wait after the `attempts`-th failure: base·2^(n-1), ±20 % jitter, capped (the cap
+    is the longest wait, jitter included, as documented)."""
+    cap = settings.PORTAL_WEBHOOK_RETRY_MAX_SECONDS
+    delay = min(settings.PORTAL_WEBHOOK_RETRY_BASE_SECONDS * 2 ** max(attempts - 1, 0), cap)
+    return timedelta(seconds=min(delay * random.uniform(0.8, 1.2), cap))  # noqa: S311 (jitter, not a secret)
 
 
 def body_of(delivery: WebhookDelivery) -> bytes:

@@ -13,6 +13,8 @@ from credentials import usage
 from credentials.insight import recorder
 from credentials.insight import rollup as insight_rollup
 from credentials.insight.models import UsageClientIp
+from credentials.models import UsageBucket
+from tests.support.threads import run_together
 
 pytestmark = [
     pytest.mark.postgres,
@@ -73,3 +75,43 @@ def test_two_concurrent_insight_rollups_add_a_new_ips_counts(require_postgres, m
     assert not errors, errors
     row = UsageClientIp.objects.get(credential_id=api_key.key_id, ip=IP)
     assert row.count == 8, f"lost update: {row.count} of 8 requests from {IP} kept"
+
+
+def test_an_earlier_usage_rollup_never_writes_below_a_later_one(require_postgres, make_key, monkeypatch):
+    """Two `rollup_usage` runs overlapping (two servers): run A read the cache (5 uses) before run B
+    read it (7) and wrote; A then writes under the roll-up lock, after reading what B stored, so a
+    stored count never goes down (docs/usage.md: "only ever raised")."""
+    api_key, _ = make_key()
+    for _ in range(5):
+        usage.record("api_key", api_key.key_id, api_key.organization_id, "valid")
+    a_read, b_done = threading.Event(), threading.Event()
+    original = usage._never_lower
+
+    def never_lower(rows):
+        original(rows)
+        if threading.current_thread().name == "A":
+            a_read.set()
+            b_done.wait(timeout=3)  # B may be waiting for A's lock: then A goes on first
+
+    monkeypatch.setattr(usage, "_never_lower", never_lower)
+
+    def run_b():
+        a_read.wait(timeout=10)
+        for _ in range(2):
+            usage.record("api_key", api_key.key_id, api_key.organization_id, "valid")
+        try:
+            return usage.rollup()
+        finally:
+            b_done.set()
+
+    results = run_together(("A", usage.rollup), ("B", run_b))
+    assert not any(isinstance(value, BaseException) for value in results.values()), results
+    stored = {
+        granularity: sum(
+            UsageBucket.objects.filter(credential_id=api_key.key_id, granularity=granularity).values_list(
+                "count", flat=True
+            )
+        )
+        for granularity in ("minute", "hour", "day")
+    }
+    assert stored == {"minute": 7, "hour": 7, "day": 7}, stored

@@ -120,3 +120,16 @@ def test_a_blank_base_url_falls_back_to_the_issuer():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == repr("https://portal.example.com")
+
+
+def test_console_email_goes_to_stderr_so_a_commands_stdout_stays_its_own():
+    """`consolemail://` (the default) prints messages on stderr: `manage.py … --json | jq` reads one
+    JSON document even when the command e-mails someone (portal.infra.mail)."""
+    code = (
+        "from django.core.mail import send_mail; from django.conf import settings; "
+        "print(settings.EMAIL_BACKEND); send_mail('Subject', 'Body', None, ['a@b.example'])"
+    )
+    result = _manage("shell", "-c", code, DEBUG="1", EMAIL_URL="consolemail://")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "portal.infra.mail.StderrConsoleBackend"
+    assert "Subject: Subject" in result.stderr and "Subject:" not in result.stdout

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from credentials.api_keys.cli import add_key_id_argument, api_key_named
 from credentials.api_keys.cutover import (
@@ -13,9 +13,10 @@ from credentials.api_keys.cutover import (
 )
 from credentials.api_keys.models import ApiKey
 from credentials.cli import json_written, service_refusals
+from portal.management.base import PortalCommand
 
 
-class Command(BaseCommand):
+class Command(PortalCommand):
     help = (
         "Show the cut-over of an API key moved to an M2M application (its use in the last hour and day, "
         "whether it may be revoked), set its quiet period and automatic revoke, or revoke it once quiet."

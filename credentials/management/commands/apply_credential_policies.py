@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand
-
 from credentials.governance.reviews import credential_policies_apply
+from portal.management.base import PortalCommand
 
 
-class Command(BaseCommand):
+class Command(PortalCommand):
     help = "Suspend credentials orphaned or overdue for review past their organisation's grace (idempotent)."
 
     def handle(self, *args, **options):

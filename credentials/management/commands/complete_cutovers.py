@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand
-
 from credentials.api_keys.cutover import cutovers_complete
+from portal.management.base import PortalCommand
 
 
-class Command(BaseCommand):
+class Command(PortalCommand):
     help = (
         "Revoke each API key moved to an M2M application whose owner chose 'revoke automatically', "
         "once the application is active and the key went unused for its quiet period. Idempotent; "

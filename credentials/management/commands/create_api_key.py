@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from credentials.api_keys.services import api_key_create
 from credentials.cli import (
@@ -15,9 +15,10 @@ from credentials.cli import (
     runtime_policy,
 )
 from credentials.lifetimes import MAX_LIFETIME_DAYS, expiry_in_days
+from portal.management.base import PortalCommand
 
 
-class Command(BaseCommand):
+class Command(PortalCommand):
     help = "Create an API key and print it once (it is stored only as a keyed hash)."
 
     def add_arguments(self, parser):

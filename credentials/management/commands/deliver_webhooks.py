@@ -7,17 +7,18 @@ import signal
 import time
 from datetime import timedelta
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from credentials.webhooks.delivery import deliveries_drain, worker_heartbeat_record
 from credentials.webhooks.services import webhook_deliveries_purge
+from portal.management.base import PortalCommand
 
 #: Bounds of the options: a batch is claimed (leased) at once, and a pass should come round.
 MAX_BATCH_SIZE = 1000
 MAX_INTERVAL = 3600
 
 
-class Command(BaseCommand):
+class Command(PortalCommand):
     help = (
         "Send every due webhook delivery from the outbox, retrying failures with back-off. "
         "Run it with --once from cron every minute, or with --loop as a service. Several "

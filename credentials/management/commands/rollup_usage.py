@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand
-
 from credentials.usage import rollup
+from portal.management.base import PortalCommand
 
 
-class Command(BaseCommand):
+class Command(PortalCommand):
     help = (
         "Roll the cached per-minute usage counts up into minute, hour and day buckets (idempotent); "
         "run it every minute in production (cron, systemd timer or a worker loop)."

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.db import transaction
 
 from credentials.models import Scope
+from portal.management.base import PortalCommand
 from portal.models import Membership, Organization, Role, User
 from portal.services.organizations import organization_create
 
@@ -25,7 +26,7 @@ DEMO_SCOPES = [
 ]
 
 
-class Command(BaseCommand):
+class Command(PortalCommand):
     help = "Seed demo data: organisation 'acme', its owner and member, and a staff superuser."
 
     def add_arguments(self, parser):

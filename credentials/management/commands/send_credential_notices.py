@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand
-
 from credentials.governance.notices import credential_notices_send
 from credentials.governance.reviews import credential_policies_apply
+from portal.management.base import PortalCommand
 
 
-class Command(BaseCommand):
+class Command(PortalCommand):
     help = (
         "Suspend credentials orphaned or overdue past their organisation's grace, then email the "
         "lifecycle notices that are due (each once). Safe to run from cron at any frequency."

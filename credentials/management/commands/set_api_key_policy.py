@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from credentials.api_keys.kind_policy import api_key_policy_summary
 from credentials.cli import json_written, service_refusals
 from credentials.governance.models import NewApiKeys
 from credentials.governance.org_policy import policy_for, policy_update
+from portal.management.base import PortalCommand
 from portal.models import Organization
 
 
-class Command(BaseCommand):
+class Command(PortalCommand):
     help = (
         "Allow new live or test API keys, allow them only with an expiry of at most N days, or refuse them "
         "(M2M applications only). Existing keys keep working; those the new rule would refuse are flagged "

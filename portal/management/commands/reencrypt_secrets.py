@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from portal.management.base import PortalCommand
 from portal.services.encryption import secrets_reencrypt
 
 OLD_KEY_VARIABLE = "PORTAL_OLD_SIGNING_KEY_ENCRYPTION_KEY"
 
 
-class Command(BaseCommand):
+class Command(PortalCommand):
     help = (
         "Re-encrypt every secret stored encrypted (JWT signing keys, webhook signing secrets, MFA "
         "secrets) under the current PORTAL_SIGNING_KEY_ENCRYPTION_KEY. Give the previous key(s) with "

@@ -14,6 +14,7 @@ from django.db import connection
 from django.utils import timezone
 
 from credentials.api_keys.services import api_key_create
+from credentials.webhooks import delivery
 from credentials.webhooks.delivery import deliveries_drain
 from credentials.webhooks.models import DeliveryState, WebhookDelivery
 from credentials.webhooks.services import (
@@ -456,3 +457,12 @@ def test_rotating_an_undecryptable_secret_with_the_default_overlap_restores_deli
     assert delivery.state == "succeeded", delivery.last_error
     (payload,) = receiver.verified(new_secret)
     assert payload["type"] == "webhook.ping"
+
+
+def test_no_retry_waits_longer_than_the_documented_cap(settings, monkeypatch):
+    """docs/webhooks.md: ±20 % jitter, at most 6 hours: the cap holds with the jitter on top."""
+    settings.PORTAL_WEBHOOK_RETRY_BASE_SECONDS = 30
+    settings.PORTAL_WEBHOOK_RETRY_MAX_SECONDS = 6 * 60 * 60
+    monkeypatch.setattr(delivery.random, "uniform", lambda low, high: high)  # the top of the ±20 %
+    waits = [delivery.backoff(n) for n in range(1, 12)]
+    assert max(waits) == timedelta(hours=6), f"longest wait {max(waits)}"

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand
-
 from credentials.cli import json_written, read_text_file, service_refusals, user_by_email
+from portal.management.base import PortalCommand
 from tokens.federation.services import federated_identity_create
 from tokens.management.cli import add_client_id_argument, application_named
 from tokens.models import FederatedIdentity
 
 
-class Command(BaseCommand):
+class Command(PortalCommand):
     help = (
         "Let an M2M application authenticate with another issuer's tokens (GitHub Actions, GitLab CI, "
         "Kubernetes, SPIFFE): workload identity federation, no stored secret."

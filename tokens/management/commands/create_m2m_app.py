@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from credentials.cli import (
     add_identity_arguments,
@@ -13,12 +13,13 @@ from credentials.cli import (
     runtime_policy,
     service_refusals,
 )
+from portal.management.base import PortalCommand
 from tokens.clients.quota import parse_token_quota, token_quota_of
 from tokens.clients.services import m2m_app_create
 from tokens.models import M2MApplication
 
 
-class Command(BaseCommand):
+class Command(PortalCommand):
     help = "Create an M2M application (client credentials) and print its client id and secret once."
 
     def add_arguments(self, parser):

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand
-
 from credentials.api_keys.cli import add_key_id_argument, api_key_named
 from credentials.cli import json_written, service_refusals
+from portal.management.base import PortalCommand
 from tokens.clients.moves import api_key_move_to_m2m_app
 
 
-class Command(BaseCommand):
+class Command(PortalCommand):
     help = (
         "Create an M2M application with the owner, scopes and environment of an API key and print its "
         "client id and secret once. The key keeps working until you revoke it."

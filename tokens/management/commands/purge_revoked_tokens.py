@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand
-
+from portal.management.base import PortalCommand
 from tokens.protocol.services import revoked_tokens_purge
 
 
-class Command(BaseCommand):
+class Command(PortalCommand):
     help = "Delete RevokedToken rows whose tokens have expired; run daily from cron."
 
     def handle(self, *args, **options):

@@ -5,16 +5,17 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from credentials.cli import service_refusals
+from portal.management.base import PortalCommand
 from tokens.clients.services import MAX_OVERLAP, client_secret_rotate
 from tokens.management.cli import add_client_id_argument, application_named
 
 MAX_OVERLAP_HOURS = int(MAX_OVERLAP.total_seconds() // 3600)
 
 
-class Command(BaseCommand):
+class Command(PortalCommand):
     help = (
         "Add a new client secret to an M2M application and print it once. The current secrets "
         "keep working for --overlap-hours (0 stops them at once, e.g. after a leak)."

@@ -5,13 +5,13 @@ from __future__ import annotations
 import time
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
 
+from portal.management.base import PortalCommand
 from tokens.models import SigningKey
 from tokens.signing.services import signing_key_rotate, signing_key_unpublish
 
 
-class Command(BaseCommand):
+class Command(PortalCommand):
     help = (
         "Create a new JWT signing key and sign with it at once. The previous key stays in the "
         "JWKS until every token it signed has expired (24 h plus leeway), unless "
