@@ -8,6 +8,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import redis
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
 from django.core.cache import cache, caches
 from django.db import connection
 from django.test import Client
@@ -19,6 +21,7 @@ from tests.factories import (
     MembershipFactory,
     OrganizationFactory,
     UserFactory,
+    enrol_totp,
     make_api_key,
     make_m2m_app,
     scope_catalogue,
@@ -244,3 +247,41 @@ def oidc_issuer(settings):
     settings.PORTAL_FEDERATION_TIMEOUT_SECONDS = 1
     with LocalIssuer() as running:
         yield running
+
+
+# --- the Django admin -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def superuser(db):
+    """A superuser with a second factor (staff need one to reach the admin)."""
+    user = get_user_model().objects.create_superuser(email="root@portal.test", password="x")
+    enrol_totp(user)
+    return user
+
+
+@pytest.fixture
+def super_client(superuser) -> Client:
+    client = Client()
+    client.force_login(superuser)
+    return client
+
+
+@pytest.fixture
+def staff_with(db):
+    """Return a factory: staff_with("app.codename", ...) -> the client of a staff user holding only those."""
+
+    def make(*perms, email="staff@portal.test"):
+        user = get_user_model().objects.create_user(email=email, password="x", is_staff=True)
+        enrol_totp(user)
+        for perm in perms:
+            app_label, codename = perm.split(".")
+            user.user_permissions.add(
+                Permission.objects.get(content_type__app_label=app_label, codename=codename)
+            )
+        client = Client()
+        client.force_login(user)
+        client.user = user
+        return client
+
+    return make

@@ -5,25 +5,14 @@ nothing."""
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth import get_user_model
-from django.test import Client
 from django.urls import reverse
 
 from portal.models import AuditEvent, Membership, Role
 from portal.services.organizations import invitation_create
-from tests.factories import MembershipFactory, UserFactory, enrol_totp
+from tests.factories import MembershipFactory, UserFactory
 from tests.support.admin_forms import organization_form
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def super_client(db):
-    user = get_user_model().objects.create_superuser(email="root@portal.test", password="x")
-    enrol_totp(user)
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def _last_event_id() -> int:

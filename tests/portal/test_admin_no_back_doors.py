@@ -10,7 +10,6 @@ import pytest
 from allauth.mfa.models import Authenticator
 from django.conf import settings
 from django.contrib import admin
-from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.core.cache import cache
 from django.test import Client, RequestFactory
@@ -29,40 +28,6 @@ from tokens.catalogue import token_terms
 pytestmark = pytest.mark.django_db
 
 ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"  # Django's session keys
-
-
-@pytest.fixture
-def superuser(db):
-    user = get_user_model().objects.create_superuser(email="root@portal.test", password="x")
-    enrol_totp(user)
-    return user
-
-
-@pytest.fixture
-def super_client(superuser):
-    client = Client()
-    client.force_login(superuser)
-    return client
-
-
-@pytest.fixture
-def staff_with(db):
-    """Return a factory: staff_with("app.codename", ...) -> the client of a staff user holding only those."""
-
-    def make(*perms, email="staff@portal.test"):
-        user = get_user_model().objects.create_user(email=email, password="x", is_staff=True)
-        enrol_totp(user)
-        for perm in perms:
-            app_label, codename = perm.split(".")
-            user.user_permissions.add(
-                Permission.objects.get(content_type__app_label=app_label, codename=codename)
-            )
-        client = Client()
-        client.force_login(user)
-        client.user = user
-        return client
-
-    return make
 
 
 def _actions_since(last_id: int) -> list[str]:

@@ -6,32 +6,9 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
-from django.test import Client
 from django.urls import reverse
 
-from tests.factories import enrol_totp
-
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def staff_with(db):
-    """Return a factory: staff_with("app.codename", ...) -> the client of a staff user holding only those."""
-
-    def make(*perms, email="staff@portal.test"):
-        user = get_user_model().objects.create_user(email=email, password="x", is_staff=True)
-        enrol_totp(user)
-        for perm in perms:
-            app_label, codename = perm.split(".")
-            user.user_permissions.add(
-                Permission.objects.get(content_type__app_label=app_label, codename=codename)
-            )
-        client = Client()
-        client.force_login(user)
-        client.user = user
-        return client
-
-    return make
 
 
 def _user_form(user, **changes) -> dict:

@@ -7,26 +7,15 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.admin.models import LogEntry
-from django.contrib.auth import get_user_model
-from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
 from credentials.governance import org_policy, ownership, reviews
 from portal.models import Role
-from tests.factories import MembershipFactory, ScopeFactory, UserFactory, enrol_totp
+from tests.factories import MembershipFactory, ScopeFactory, UserFactory
 from tests.support.admin_forms import change_form_data
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def super_client(db):
-    user = get_user_model().objects.create_superuser(email="root@portal.test", password="x")
-    enrol_totp(user)
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 @pytest.mark.parametrize("kind", ["api_key", "m2m_app"])

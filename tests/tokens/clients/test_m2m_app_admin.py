@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import reverse
 
 from credentials.governance.models import RequestState
 from portal.models import AuditEvent
-from tests.factories import ResourceServerFactory, enrol_totp
+from tests.factories import ResourceServerFactory
 from tests.portal.test_account_security import make_stale
 from tests.support.admin_forms import change_form_data, is_step_up_redirect
 from tests.tokens.conftest import request_token
@@ -19,15 +18,6 @@ from tokens.clients.services import m2m_app_request
 from tokens.models import M2MApplication
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def super_client(db):
-    user = get_user_model().objects.create_superuser(email="root@portal.test", password="x")
-    enrol_totp(user)
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def test_an_application_cannot_be_deleted_in_the_admin(super_client, organization, owner, member, scopes):
