@@ -78,12 +78,14 @@ class ApiKeyAuthentication(BaseAuthentication):
     @staticmethod
     def _presented_key(request: Request) -> str | None:
         """Return the presented key, "" for a refused presentation, None if no key was presented."""
-        if any(
+        params = request.query_params
+        if params and any(
             name.lower() in _QUERY_PARAMETERS
-            # A whole key under any name; a short `ipk_live_<key id>` display prefix is a fine search.
-            or (keys.looks_like_api_key(value) and len(value) >= keys.KEY_LENGTH)
-            for name, values in request.query_params.lists()
-            for value in values
+            # A whole key anywhere, in a name or a value (`?<key>`, `?authorization=Bearer <key>`); a
+            # short `ipk_live_<key id>` display prefix is a fine search.
+            or keys.holds_whole_key(name)
+            or any(keys.holds_whole_key(value) for value in values)
+            for name, values in params.lists()
         ):
             return ""
         header_key = request.META.get("HTTP_X_API_KEY")

@@ -20,6 +20,10 @@ _KEY_RE = re.compile(
     rf"[0-9A-Za-z]{{{SECRET_LENGTH}}}(?P<checksum>[0-9A-Za-z]{{{CHECKSUM_LENGTH}}})$"
 )
 KEY_ID_RE = rf"[0-9A-Za-z]{{{KEY_ID_LENGTH}}}"
+#: A whole key anywhere in a text (not anchored; no checksum test): what must never sit in a URL.
+_WHOLE_KEY_RE = re.compile(
+    rf"{PREFIX}_(?:live|test)_[0-9A-Za-z]{{{KEY_ID_LENGTH + SECRET_LENGTH + CHECKSUM_LENGTH}}}"
+)
 
 
 @dataclass(frozen=True)
@@ -68,3 +72,8 @@ def parse(raw: str) -> ParsedKey | None:
 def looks_like_api_key(value: str) -> bool:
     """Return whether `value` claims to be an API key (so other authenticators should not try it)."""
     return value.startswith(f"{PREFIX}_")
+
+
+def holds_whole_key(text: str) -> bool:
+    """Return whether `text` holds something shaped like a whole key (a display prefix does not)."""
+    return len(text) >= KEY_LENGTH and _WHOLE_KEY_RE.search(text) is not None

@@ -30,7 +30,6 @@ from portal.infra.crypto import digest_matches, peppers, verify_digest
 from portal.infra.metrics import verification_metrics
 from portal.models import Membership, Organization, User
 from portal.principal import Principal
-from portal.selectors import role_of
 
 logger = logging.getLogger(__name__)
 
@@ -60,28 +59,6 @@ def cache_seconds() -> int:
         return int(configured)
     backend = settings.CACHES["default"]["BACKEND"]
     return SHARED_CACHE_SECONDS if "redis" in backend.lower() or "memcached" in backend.lower() else 1
-
-
-def _snapshot(api_key: ApiKey) -> dict[str, Any]:
-    # Everything verification needs, and no secret: the digest is a keyed hash of the key.
-    return {
-        "pk": api_key.pk,
-        "key_id": api_key.key_id,
-        "pepper_id": api_key.pepper_id,
-        "digest": api_key.digest,
-        "status": api_key.status,
-        "expires_at": api_key.expires_at.timestamp() if api_key.expires_at else None,
-        "organization_id": api_key.organization_id,
-        "organization_slug": api_key.organization.slug,
-        "owner_id": api_key.owner_id,
-        "owner_email": api_key.owner.email if api_key.owner_id else None,
-        "owner_role": role_of(api_key.owner_id, api_key.organization_id),
-        "scopes": list(api_key.scopes),
-        "environment": api_key.environment,
-        "name": api_key.name,
-        "allowed_ips": list(api_key.allowed_ips or []),
-        "rate_limit": api_key.rate_limit or None,
-    }
 
 
 def _cache_key(key_id: str) -> str:
@@ -114,9 +91,15 @@ def snapshot_publish(api_key: ApiKey) -> None:
 
     def store() -> None:
         try:
-            fresh = _snapshot(api_key)
+            # Read now, after the commit, not from `api_key`: the caller's row may predate another
+            # change that committed meanwhile (a key revoked while its owner's demotion refreshed
+            # it), and writing that row would undo the change on every server for the snapshot's
+            # lifetime.
+            fresh = _snapshot_from_database(api_key.key_id)
         except Exception:
             logger.warning("Could not build the fresh snapshot of API key %s", api_key.key_id, exc_info=True)
+            fresh = None
+        if fresh is None:
             hotcache.invalidate([key])  # the next reader fills it from the database
             return
         hotcache.replace({key: fresh}, cache_seconds())

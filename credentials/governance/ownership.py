@@ -153,8 +153,11 @@ def credentials_orphan(*, organization: Organization, user: User, actor: User | 
     return orphaned
 
 
-#: Audit actions after which a member's credentials act with a different authority.
-_AUTHORITY_CHANGES = frozenset({"portal.membership.role_changed", "portal.membership.removed"})
+#: Audit actions after which a member's credentials act with a different authority: a former
+#: member who rejoins lends their keys the new role at once, as a demotion takes it away.
+_AUTHORITY_CHANGES = frozenset(
+    {"portal.membership.created", "portal.membership.role_changed", "portal.membership.removed"}
+)
 
 
 def on_membership_event(event, target) -> None:

@@ -12,6 +12,7 @@ from credentials.api_keys.authentication import INVALID_CREDENTIAL
 from credentials.api_keys.services import api_key_revoke, api_key_rotate
 from credentials.api_keys.verification import api_key_verify
 from portal.infra.crypto import crc32_base62
+from portal.selectors import role_of
 
 pytestmark = pytest.mark.django_db
 
@@ -110,10 +111,32 @@ def test_verification_uses_at_most_one_query_and_none_when_cached(make_key, djan
         assert not api_key_verify(_wrong_secret(plaintext)).valid
 
 
+def _model_snapshot(api_key) -> dict:
+    """What the snapshot holds, read from the model (the verification reads it with one raw query)."""
+    return {
+        "pk": api_key.pk,
+        "key_id": api_key.key_id,
+        "pepper_id": api_key.pepper_id,
+        "digest": api_key.digest,
+        "status": api_key.status,
+        "expires_at": api_key.expires_at.timestamp() if api_key.expires_at else None,
+        "organization_id": api_key.organization_id,
+        "organization_slug": api_key.organization.slug,
+        "owner_id": api_key.owner_id,
+        "owner_email": api_key.owner.email if api_key.owner_id else None,
+        "owner_role": role_of(api_key.owner_id, api_key.organization_id),
+        "scopes": list(api_key.scopes),
+        "environment": api_key.environment,
+        "name": api_key.name,
+        "allowed_ips": list(api_key.allowed_ips or []),
+        "rate_limit": api_key.rate_limit or None,
+    }
+
+
 def test_database_snapshot_matches_the_model_snapshot(make_key, owner):
     """The verification query (raw SQL) reads exactly what the model would: every field, every shape."""
     from credentials.api_keys.models import ApiKey
-    from credentials.api_keys.verification import _snapshot, _snapshot_from_database
+    from credentials.api_keys.verification import _snapshot_from_database
 
     expiring, _ = make_key(name="expiring", expires_at=timezone.now() + timedelta(days=3, microseconds=7))
     ownerless, _ = make_key(name="ownerless", scopes=["orders:read", "orders:write"])
@@ -124,7 +147,9 @@ def test_database_snapshot_matches_the_model_snapshot(make_key, owner):
     api_key_revoke(api_key=revoked, actor=owner, reason="test")
 
     for api_key in (expiring, ownerless, pending, revoked):
-        from_model = _snapshot(ApiKey.objects.select_related("organization", "owner").get(pk=api_key.pk))
+        from_model = _model_snapshot(
+            ApiKey.objects.select_related("organization", "owner").get(pk=api_key.pk)
+        )
         from_sql = _snapshot_from_database(api_key.key_id)
         assert from_sql == from_model
         assert [type(v) for v in from_sql.values()] == [type(v) for v in from_model.values()]
