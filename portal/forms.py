@@ -20,7 +20,9 @@ from django.contrib.auth import password_validation
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
-from portal.models import Role, User
+from portal.models import Organization, Role, User
+from portal.selectors import audit_actors
+from portal.services.organizations import canonical_invitation_email
 
 
 class PortalLoginForm(LoginForm):
@@ -98,6 +100,12 @@ class InvitationForm(forms.Form):
     )
     role = forms.ChoiceField(label=_("Role"), choices=Role.choices, initial=Role.MEMBER)
 
+    def clean_email(self) -> str:
+        # The address as it is stored, compared and mailed (invisible characters, look-alike
+        # letters and domains the mail layer cannot encode are refused here, as a field error,
+        # before anything is committed); the service checks again for its other callers.
+        return canonical_invitation_email(self.cleaned_data["email"])
+
 
 class RoleForm(forms.Form):
     role = forms.ChoiceField(label=_("Role"), choices=Role.choices)
@@ -147,9 +155,11 @@ class AuditFilterForm(forms.Form):
         label=_("To"), required=False, widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
     )
 
-    def __init__(self, *args, actors=(), **kwargs):
+    def __init__(self, *args, organization: Organization, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["actor"].choices = [("", _("Anyone"))] + [(u.pk, u.email) for u in actors]
+        self.fields["actor"].choices = [("", _("Anyone"))] + [
+            (pk, email) for pk, email in audit_actors(organization).values_list("pk", "email")
+        ]
 
     def clean(self):
         cleaned = super().clean()

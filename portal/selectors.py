@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
 
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models import OuterRef, Q, QuerySet, Subquery
 from django.http import Http404
 from django.utils import timezone
 
@@ -111,3 +111,16 @@ def owner_role_subquery(owner_field: str = "owner_id", organization_field: str =
         .filter(user_id=OuterRef(owner_field), organization_id=OuterRef(organization_field))
         .values("role")[:1]
     )
+
+
+def audit_actors(organization: Organization) -> QuerySet[User]:
+    """Return whom the audit log's actor filter offers: the organisation's members and everyone its
+    events name as actor (one query).
+
+    Someone who left (or was removed) keeps their events in the log, and finding what they did is
+    the log's first use; another organisation's user who never acted here is not offered.
+    """
+    return User.objects.filter(
+        Q(pk__in=Membership.objects.filter(organization=organization).values("user_id"))
+        | Q(pk__in=AuditEvent.objects.filter(organization=organization).values("actor_id"))
+    ).order_by("email")

@@ -7,6 +7,7 @@ import time
 from allauth.mfa.models import Authenticator
 from allauth.mfa.utils import is_mfa_enabled
 from django.core.cache import cache
+from django.db import transaction
 from django.db.models import Q
 from django.db.models.signals import post_delete, post_save
 from django.http import HttpRequest
@@ -56,6 +57,17 @@ def _gate_versions(user_id: int) -> list[int] | None:
 
 
 def _bump(key: str) -> None:
+    """Move the version on now and again once the change commits.
+
+    Now: this process's next request sees the change at once. After the commit too: a request
+    that read the old, committed data while the change was being saved cached "not needed" under
+    the first new version, which would have stood for a minute.
+    """
+    _bump_now(key)
+    transaction.on_commit(lambda: _bump_now(key))
+
+
+def _bump_now(key: str) -> None:
     try:
         if not cache.add(key, 1, None):
             cache.incr(key)

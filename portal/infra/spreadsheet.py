@@ -19,15 +19,17 @@ class _Echo:
 
 
 #: A spreadsheet that splits a .csv on `;` (Excel in most European locales) or on tabs starts a
-#: new cell after one, unquoted: a formula character there gets the apostrophe too.
-_FORMULA_AFTER_SEPARATOR = re.compile(r"([;\t][ ]*)([=+\-@])")
+#: new cell after one, unquoted; one that does not honour the quotes around a line break (the
+#: `;` split again) starts a new record, hence a new cell, after it: a formula character there
+#: gets the apostrophe too.
+_FORMULA_AFTER_SEPARATOR = re.compile(r"([;\t\r\n][ ]*)([=+\-@])")
 
 
 def safe_cell(value: object) -> str:
     """Return a cell's text ("" for None), with an apostrophe before anything a spreadsheet would run.
 
-    That is a formula character at the start, or right after a `;` or a tab (OWASP "CSV
-    Injection": the separator matters, not only the first character).
+    That is a formula character at the start, or right after a `;`, a tab or a line break (OWASP
+    "CSV Injection": the separator matters, not only the first character).
     """
     text = "" if value is None else str(value)
     text = _FORMULA_AFTER_SEPARATOR.sub(r"\1'\2", text)

@@ -2,23 +2,30 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
+import unicodedata
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
+from django.core.mail.message import sanitize_address
+from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.encoding import punycode
 
 from portal.infra.crypto import keyed_digest, peppers
 from portal.models import MANAGER_ROLES, Invitation, Membership, MfaRequirement, Organization, Role, User
 from portal.selectors import authority_memberships
 from portal.services.audit import audit_log
 from portal.signals import member_removed
+
+logger = logging.getLogger(__name__)
 
 
 def _audit(
@@ -174,9 +181,10 @@ def membership_remove(
     if membership.user_id != actor.pk:
         actor_membership = _still_manager(actor_membership)
         _check_manager_may_touch(actor_membership=actor_membership, role=membership.role)
-    if membership.role == Role.OWNER and not _active_owners_left(owners, membership):
-        raise ValidationError("The organisation's last owner cannot be removed.", code="last_owner")
     left = membership.user_id == actor.pk
+    if membership.role == Role.OWNER and not _active_owners_left(owners, membership):
+        hint = " Make someone else an owner first, then leave." if left else ""
+        raise ValidationError(f"The organisation's last owner cannot be removed.{hint}", code="last_owner")
     membership_delete(membership=membership, actor=actor, extra={"role": membership.role, "left": left})
 
 
@@ -195,6 +203,63 @@ def membership_delete(*, membership: Membership, actor: User | None, extra: dict
     membership.delete()
 
 
+#: Invitation.email's length (EmailField's default), checked on the canonical form, which can be longer.
+INVITATION_EMAIL_MAX_LENGTH = 254
+
+
+def canonical_invitation_email(email: str) -> str:
+    """Return the one spelling of the mailbox an address reaches, or refuse it (ValidationError).
+
+    Mail is addressed through IDNA (Django's `sanitize_address`), which folds full-width letters
+    and drops invisible characters, so `owner@ａcme.test` reaches `owner@acme.test`: stored and
+    compared as typed, such a look-alike would pass "already a member" and become a second account
+    that reads as the first. So: refuse format characters (Unicode category Cf, such as a
+    zero-width space: nothing a person can see or check), then NFKC and lower case, then the
+    domain as mail encodes it (`straße.test` is mailed to `strasse.test`). A plain ASCII address
+    is only lower-cased, as before. The result is validated again (lower case can make an address
+    invalid: `İ` becomes `i` and a combining dot) and must encode for the mail layer.
+    """
+    hidden = sorted({char for char in email if unicodedata.category(char) == "Cf"})
+    if hidden:
+        names = ", ".join(f"U+{ord(char):04X} {unicodedata.name(char, '?')}" for char in hidden)
+        raise ValidationError(
+            f"This address contains an invisible character ({names}); type it again without it.",
+            code="invisible_character",
+        )
+    email = unicodedata.normalize("NFKC", email).lower()
+    local, at, domain = email.rpartition("@")
+    if not at or not local.isascii():
+        raise ValidationError(
+            "Enter a valid email address (before the @: ASCII letters, digits and punctuation only).",
+            code="invalid",
+        )
+    if not domain.isascii():
+        try:
+            # As the mail layer encodes it, and back: the mailbox that is actually reached.
+            domain = punycode(domain).encode("ascii").decode("idna")
+        except (UnicodeError, ValueError):
+            raise ValidationError(
+                "This address's domain cannot be encoded for e-mail (each part of an international "
+                "domain name may be at most 63 characters once encoded).",
+                code="domain_not_encodable",
+            ) from None
+        email = f"{local}@{domain}"
+    if len(email) > INVITATION_EMAIL_MAX_LENGTH:
+        raise ValidationError(
+            f"Ensure this address has at most {INVITATION_EMAIL_MAX_LENGTH} characters "
+            f"(it has {len(email)} once normalised).",
+            code="max_length",
+        )
+    validate_email(email)
+    try:
+        sanitize_address(("", email), "utf-8")
+    except (UnicodeError, ValueError):
+        raise ValidationError(
+            "This address cannot be encoded for e-mail.", code="domain_not_encodable"
+        ) from None
+    return email
+
+
 def _token_digests(token: str) -> list[str]:
     _, table = peppers()
     return [keyed_digest(token, pepper_id=pepper_id)[1] for pepper_id in table]
@@ -209,8 +274,14 @@ def invitation_create(
     actor: User,
     actor_membership: Membership | None = None,
 ) -> tuple[Invitation, str]:
-    """Invite `email` to the organisation and email the link; return the invitation and its one-time token."""
-    email = User.objects.normalize_email(email).lower()
+    """Invite `email` to the organisation and email the link; return the invitation and its one-time token.
+
+    The address is stored in its canonical form (`canonical_invitation_email`), or refused.
+    """
+    try:
+        email = canonical_invitation_email(email)
+    except ValidationError as exc:
+        raise ValidationError({"email": exc}) from None
     if role not in Role.values:
         raise ValidationError({"role": "Unknown role."})
     _check_manager_may_touch(actor_membership=actor_membership, role=role)
@@ -265,17 +336,23 @@ def _send_invitation(invitation: Invitation, token: str, actor: User) -> None:
             "invitation": invitation,
         },
     )
+    # One line: a mail header refuses a line break (BadHeaderError).
+    subject = " ".join(f"You are invited to {organization.name} on Identity Portal".split())
     # Sent after commit so a rolled-back invitation sends nothing.
-    transaction.on_commit(
-        lambda: send_mail(
-            # One line: a mail header refuses a line break (BadHeaderError).
-            " ".join(f"You are invited to {organization.name} on Identity Portal".split()),
-            body,
-            None,
-            [invitation.email],
-            fail_silently=True,
-        )
-    )
+    transaction.on_commit(lambda: _mail_invitation(invitation.pk, subject, body, invitation.email))
+
+
+def _mail_invitation(invitation_id: int, subject: str, body: str, address: str) -> None:
+    """Send an invitation's e-mail; a failure is logged, never raised into the committed request.
+
+    `fail_silently` covers the connection only: an address the mail layer cannot encode raises
+    while the message is built. The inviter can still copy the link ("Resend and copy link").
+    """
+    try:
+        send_mail(subject, body, None, [address], fail_silently=True)
+    except Exception as exc:  # noqa: BLE001  the invitation is committed: nothing here may undo the answer
+        # Neither the body (it holds the link, a secret) nor the message (it may quote the address).
+        logger.warning("Invitation %s: its e-mail could not be sent (%s).", invitation_id, type(exc).__name__)
 
 
 @transaction.atomic

@@ -16,6 +16,7 @@ from django.utils.translation import gettext_lazy as _
 from portal.account_security.events import sessions_ended
 from portal.models import MfaRequirement
 from portal.services import organizations as org_services
+from portal.stepup import step_up_redirect
 from portal.tenancy import authorized, may
 
 
@@ -27,6 +28,11 @@ class SessionsView(ListUserSessionsView):
         # Last-seen is kept by portal.account_security.middleware (once a minute), not by allauth.
         context["show_last_seen_at"] = True
         return context
+
+    def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        # Signing the others out needs a fresh proof: a stolen session cookie must not be able to
+        # sign the real person out and keep the account to itself.
+        return step_up_redirect(request) or super().post(request, *args, **kwargs)
 
     def form_valid(self, form) -> HttpResponse:
         user = self.request.user

@@ -173,8 +173,7 @@ def member_remove(request: HttpRequest, member_id: int) -> HttpResponse:
 def audit_log_page(request: HttpRequest) -> HttpResponse:
     """Show the organisation's audit events, newest first, filtered and paginated."""
     organization = request.organization
-    actors = User.objects.filter(memberships__organization=organization).order_by("email")
-    form = AuditFilterForm(request.GET or None, actors=actors)
+    form = AuditFilterForm(request.GET or None, organization=organization)
     refused = filter_refused(form)
     listed = [] if refused else audit_events_for(organization, **form.filters())
     page = Paginator(listed, 50).get_page(request.GET.get("page"))

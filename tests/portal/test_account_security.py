@@ -397,6 +397,20 @@ def test_sessions_page_lists_sessions_and_signs_out_the_others(member):
     assert event.extra == {"count": 1, "via": "sessions-page"}
 
 
+def test_a_stale_session_confirms_it_is_the_person_before_signing_the_others_out(member):
+    # A stolen cookie (its sign-in long ago) must not sign the real person out and keep the account.
+    stolen, real = Client(HTTP_USER_AGENT="Thief"), Client(HTTP_USER_AGENT="Real")
+    password_step(stolen, member.email)
+    password_step(real, member.email)
+    make_stale(stolen)
+
+    response = stolen.post(reverse("usersessions_list"))
+
+    assert response.status_code == 302 and response["Location"].startswith(reverse("account_reauthenticate"))
+    assert real.get(reverse("org-home", args=["acme"])).status_code == 200
+    assert not AuditEvent.objects.filter(action="portal.account.sessions_ended").exists()
+
+
 def test_staff_end_a_users_sessions_in_the_admin(member):
     browser = Client()
     password_step(browser, member.email)

@@ -146,6 +146,40 @@ class TestRolesAndPermissions:
         assert owner.email in body and member.email in body
         assert "Invite someone" not in body
 
+    @pytest.mark.parametrize("role", [Role.ADMIN, Role.OWNER])
+    def test_an_owner_or_admin_can_leave_from_the_members_page(self, organization, owner, role, client):
+        """`members.remove`: "anyone may leave". Owners and admins see the members table with a
+        Remove button for everyone else: their own row carries the Leave form (no JS needed)."""
+        person = MembershipFactory(
+            organization=organization, role=role, user=UserFactory(email=f"{role}2@acme.test")
+        )
+        client.force_login(person.user)
+        html = client.get(reverse("org-members", args=[organization.slug])).content.decode()
+        own_remove = reverse("org-member-remove", args=[organization.slug, person.pk])
+        form = re.search(rf'<form[^>]*action="{re.escape(own_remove)}"[^>]*>(.*?)</form>', html, re.S)
+        assert form, f"an {role} has no form to leave the organisation on the members page"
+        assert "Leave organisation" in form.group(1)
+        # and the service allows it (another owner remains)
+        response = client.post(own_remove)
+        assert response.status_code == 302 and response["Location"] == reverse("dashboard")
+        assert not Membership.objects.filter(pk=person.pk).exists()
+        assert _events(organization, "portal.membership.removed").get().extra["left"] is True
+
+    def test_the_last_owner_is_offered_leave_and_told_why_not(self, owner_client, organization, owner):
+        """The page does not decide who may leave, the service does: its refusal is a message."""
+        mine = Membership.objects.get(user=owner, organization=organization)
+        own_remove = reverse("org-member-remove", args=[organization.slug, mine.pk])
+        html = owner_client.get(reverse("org-members", args=[organization.slug])).content.decode()
+        assert re.search(rf'<form[^>]*action="{re.escape(own_remove)}"', html)
+        response = owner_client.post(own_remove, follow=True)
+        assert response.status_code == 200
+        assert response.redirect_chain == [(reverse("org-members", args=[organization.slug]), 302)]
+        assert (
+            "The organisation&#x27;s last owner cannot be removed. Make someone else an owner first, "
+            "then leave." in response.content.decode()
+        )
+        assert Membership.objects.filter(pk=mine.pk).exists()
+
 
 def _invite(client, organization, email="new.person@example.test", role="member"):
     mail.outbox.clear()
