@@ -211,7 +211,9 @@ PATHS: dict[str, Any] = {
             "operationId": "oauth_introspect",
             "tags": ["oauth"],
             "summary": "Introspect an access token (RFC 7662)",
-            "description": CLIENT_AUTH + " Only the token's own client or a resource server may introspect.",
+            "description": CLIENT_AUTH
+            + " A client of the token's organisation (or one staff marked as a platform resource server)"
+            " learns its claims; any other answer is `active: false`.",
             "security": _SECURITY,
             "requestBody": _form("IntrospectionRequest"),
             "responses": {

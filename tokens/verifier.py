@@ -116,9 +116,6 @@ def _trusted_transport(url: str) -> bool:
 
 _LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 
-#: PyJWKClient's cooldown, made endless: this module refetches for unknown kids itself.
-_NO_CLIENT_REFETCH = 10.0**9
-
 
 class TokenVerifier:
     """Verify RFC 9068 access tokens from one issuer for one audience (or several), and one organisation."""
@@ -134,6 +131,7 @@ class TokenVerifier:
         leeway: int = 30,
         jwks_cache_seconds: int = 300,
         refetch_cooldown: float = 30,
+        jwks_stale_if_error: float = 3600,
         timeout: float = 5,
         verify_audience: bool = True,
         organization: str | Iterable[str] | None = None,
@@ -163,40 +161,65 @@ class TokenVerifier:
         self.leeway = leeway
         self._decode_options = {"require": list(REQUIRED_CLAIMS), "verify_aud": verify_audience}
         if jwks_url is not None:
-            # PyJWKClient's own refetch for an unknown kid is switched off (an effectively endless
-            # cooldown): it starts its cooldown at every fetch, routine ones included, so a key
-            # rotated just after a routine fetch was refused for up to `refetch_cooldown`. The
-            # resolver below refetches for an unknown kid at most once per `refetch_cooldown`,
-            # counted from its own refetches only.
-            client = PyJWKClient(
-                jwks_url, lifespan=jwks_cache_seconds, cooldown_duration=_NO_CLIENT_REFETCH, timeout=timeout
+            # PyJWKClient only fetches (no cache of its own): its cooldown starts at every fetch,
+            # routine ones included, so a key rotated just after one was refused for up to the
+            # cooldown, and it forgets a failed fetch, so an outage cost one fetch per token. The
+            # resolver below keeps the set, and both clocks (_jwks_client_resolver).
+            client = PyJWKClient(jwks_url, cache_jwk_set=False, timeout=timeout)
+            self._resolve = self._jwks_client_resolver(
+                client, jwks_cache_seconds, refetch_cooldown, jwks_stale_if_error
             )
-            self._resolve = self._jwks_client_resolver(client, refetch_cooldown)
         else:
             self._resolve = key_resolver
 
     @staticmethod
-    def _jwks_client_resolver(client: PyJWKClient, refetch_cooldown: float) -> KeyResolver:
-        last_refetch = [-math.inf]
+    def _jwks_client_resolver(
+        client: PyJWKClient, lifespan: float, refetch_cooldown: float, stale_if_error: float
+    ) -> KeyResolver:
+        """Return a resolver over the JWKS at `client.uri`, with this module's own cache of it.
+
+        - The set is fetched again once it is `lifespan` old (routine).
+        - A `kid` the set lacks fetches it again at most once per `refetch_cooldown`, counted
+          from those refetches only: a key rotated just after a routine fetch is found at once.
+        - A fetch that fails (the portal down, an HTML page, no usable key) is not tried again
+          for `refetch_cooldown`, routine or not: during an outage a service asks the portal at
+          most once per cooldown, however many tokens (forged kids included) it sees. Meanwhile
+          the last set fetched keeps answering for up to `stale_if_error` past its lifespan.
+        """
+        keys: list[dict[str, PyJWK]] = [{}]  # the last set fetched, replaced whole (readers take no lock)
+        fetched_at = [-math.inf]  # the last fetch that succeeded
+        refetched_at = [-math.inf]  # the last refetch for an unknown kid (tried)
+        failed_at = [-math.inf]  # the last fetch that failed
         lock = threading.Lock()
 
         # What an unusable JWKS answer raises (an HTML page, no usable key, a read error): no key,
         # so the token is InvalidToken, as documented, and never another exception.
         unusable = (jwt.PyJWKClientError, jwt.PyJWKSetError, ValueError, OSError)
 
+        def fetch(now: float) -> None:  # under the lock
+            try:
+                fresh = {key.key_id: key for key in client.get_signing_keys()}
+            except unusable:
+                failed_at[0] = now
+                return
+            keys[0] = fresh
+            fetched_at[0] = now
+
         def resolve(kid: str) -> PyJWK | None:
-            try:
-                return client.get_signing_key(kid)
-            except unusable:
-                pass
-            with lock:  # an attacker's made-up kids cost one fetch per cooldown, no more
+            now, known = time.monotonic(), keys[0]
+            if kid in known and now - fetched_at[0] < lifespan:
+                return known[kid]
+            with lock:  # one fetch at a time; the others then read what it found
                 now = time.monotonic()
-                if now - last_refetch[0] < refetch_cooldown:
-                    return None
-                last_refetch[0] = now
-            try:
-                return client.match_kid(client.get_signing_keys(refresh=True), kid)
-            except unusable:
+                may_fetch = now - failed_at[0] >= refetch_cooldown
+                if now - fetched_at[0] >= lifespan:
+                    if may_fetch:
+                        fetch(now)
+                elif kid not in keys[0] and may_fetch and now - refetched_at[0] >= refetch_cooldown:
+                    refetched_at[0] = now
+                    fetch(now)
+                if now - fetched_at[0] < lifespan + stale_if_error:
+                    return keys[0].get(kid)
                 return None
 
         return resolve

@@ -8,8 +8,9 @@ import time
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
+from django.views.debug import SafeExceptionReporterFilter
 
-from tests.tokens.conftest import basic
+from tests.tokens.conftest import basic, obtain_token
 from tokens.models import RevokedToken
 from tokens.signing.issuing import access_token_claims, sign_access_token
 
@@ -169,3 +170,21 @@ def test_get_and_query_credentials_are_refused(client, app, path):
     )
     assert response.status_code == 400
     assert _json(response)["error"] == "invalid_request"
+
+
+@pytest.mark.parametrize("path", ["/oauth/token", "/oauth/introspect", "/oauth/revoke"])
+def test_secrets_posted_to_the_oauth_endpoints_are_hidden_from_error_reports(client, app, path):
+    """A secret, an assertion or a token posted to any OAuth endpoint is masked in Django's error
+    reports (the DEBUG page, AdminEmailHandler): introspection and revocation showed them."""
+    token = obtain_token(client, app)
+    body = {
+        "grant_type": "client_credentials",
+        "client_id": app.client_id,
+        "client_secret": app.client_secret,
+    }
+    response = client.post(path, {**body, "token": token})
+    assert response.status_code == 200, response.content
+    reported = SafeExceptionReporterFilter().get_post_parameters(response.wsgi_request)
+    assert reported["client_secret"] != app.client_secret
+    if path != "/oauth/token":
+        assert reported["token"] != token

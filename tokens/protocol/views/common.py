@@ -11,6 +11,7 @@ from django.http.multipartparser import MultiPartParserError
 from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.debug import sensitive_post_parameters
 
 from credentials import usage
 from portal.infra import ratelimit
@@ -179,6 +180,11 @@ def used_basic(request: HttpRequest) -> bool:
 
 
 @method_decorator(csrf_exempt, name="dispatch")
+# Hidden from Django's error reports (the DEBUG page, AdminEmailHandler) on every endpoint.
+@method_decorator(
+    sensitive_post_parameters("client_secret", "client_assertion", "token", "subject_token", "actor_token"),
+    name="dispatch",
+)
 class OAuthEndpointView(View):
     """Base for the POST-only protocol endpoints: JSON errors, no-store, no credentials in the URL."""
 

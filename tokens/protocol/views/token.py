@@ -7,7 +7,6 @@ import logging
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.utils.decorators import method_decorator
-from django.views.decorators.debug import sensitive_post_parameters
 from oauth2_provider.views import TokenView as DOTTokenView
 
 from portal.infra import hotcache, ratelimit
@@ -28,10 +27,6 @@ from tokens.protocol.views.common import (
 log = logging.getLogger(__name__)
 
 
-@method_decorator(
-    sensitive_post_parameters("client_secret", "client_assertion", "subject_token", "actor_token"),
-    name="dispatch",
-)
 class TokenView(OAuthEndpointView, DOTTokenView):
     """Issue an RFC 9068 JWT access token to an authenticated M2M application.
 
