@@ -10,10 +10,13 @@ applies the retention. Counts in the cache are totals per minute, so a roll-up w
 absolute values: running it twice, or from two processes, never counts twice.
 
 A cache outage loses the counts of that time (metering fails open: verification never waits
-for it). A process that exits (a graceful stop or restart, a worker recycled) flushes what it
-still holds; one that is killed loses at most its last `PORTAL_USAGE_FLUSH_SECONDS` of counts.
-A process that goes idle flushes from a timer, 2 × `PORTAL_USAGE_FLUSH_SECONDS` after the first
-count it holds (as `credentials.last_used` does), so its counts never wait for its next request.
+for it). A flush that falls in the cache's back-off after a failure (`ResilientRedisCache.
+is_down()`: nothing would reach Redis) keeps what the process holds for the next flush instead,
+within bounds (`_hold`). A process that exits (a graceful stop or restart, a worker recycled)
+flushes what it still holds; one that is killed loses at most its last
+`PORTAL_USAGE_FLUSH_SECONDS` of counts. A process that goes idle flushes from a timer,
+2 × `PORTAL_USAGE_FLUSH_SECONDS` after the first count it holds (as `credentials.last_used`
+does), so its counts never wait for its next request.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from itertools import islice
 
 from django.conf import settings
 from django.core.cache import cache
@@ -68,9 +72,14 @@ _last_rollup = [0.0]
 #: How far back a roll-up reads the cache's minutes.
 ROLLUP_LOOKBACK_MINUTES = 120
 #: Series this process created in the cache but could not list under their minute (a cache error
-#: between the two round trips): `{cache key: (minute, series)}`, listed again by its next flush.
+#: between the two round trips), or may have created (the counts got no answer): `{cache key:
+#: (minute, series)}`, listed by its next flush.
 #: No other flush would list them: they see a total above their own count and take them as listed.
 _unlisted: dict[str, tuple[int, str]] = {}
+#: Series (a credential's outcome in one minute) a process keeps, at most, for its next flush while
+#: the cache backs off, and unlisted series it keeps: past it the oldest minutes are dropped, so a
+#: long outage cannot grow memory (with the roll-up's look-back, which drops older minutes anyway).
+MAX_HELD_SERIES = 50_000
 
 
 def _minute(now: float | None = None) -> int:
@@ -126,8 +135,14 @@ def flush() -> None:
     counter; store the new slots' names. Before, each new series cost five round trips and
     each known one two, which made a flush after a minute of many credentials the largest
     cost of their requests (docs/performance.md, "Third pass").
+
+    While the cache backs off after a failure (anything sent now would be answered by a stand-in,
+    never by Redis), the counts and insight notes are kept for the next flush instead (`_hold`).
     """
     with _lock:
+        if _backing_off():
+            _hold()
+            return
         counts = dict(_counts)
         _counts.clear()
         notes = insight.take()
@@ -144,6 +159,11 @@ def flush() -> None:
         series_of[_series_key(minute, series)] = (minute, series, n)
     # What a failed listing left, first: kept for the next flush if this one fails too.
     to_list: dict[str, tuple[int, str]] = _still_listable(unlisted)
+    # Until the cache answers the counts, any series of this flush may have been created (Redis ran
+    # the script but its reply was lost): if this flush fails, every one is listed by the next.
+    # Listing a series twice, or one whose counter does not exist, is harmless: `minute_counts`
+    # reads each listed series once and skips a missing counter.
+    unanswered = {key: (minute, series) for key, (minute, series, _n) in series_of.items()}
     try:
         totals = (
             hotcache.incr_many(
@@ -152,10 +172,13 @@ def flush() -> None:
             if series_of
             else {}
         )
+        if len(totals) < len(series_of):  # a fail-soft cache answers `{}`: nothing is known
+            raise OSError("the counts were not answered")
+        unanswered = {}
         # A series this flush created (its total is this flush's count): list it under its
         # minute, so the roll-up can find it without a scan.
         to_list.update(
-            {key: (minute, series) for key, (minute, series, n) in series_of.items() if totals.get(key) == n}
+            {key: (minute, series) for key, (minute, series, n) in series_of.items() if totals[key] == n}
         )
         if not to_list:
             return
@@ -167,6 +190,8 @@ def flush() -> None:
             CACHE_SECONDS,
             backend=cache,
         )
+        if len(last_slots) < len(created):
+            raise OSError("the series' slots were not answered")
         slots = {}
         for minute, names in created.items():
             first = last_slots[f"{_PREFIX}n:{minute}"] - len(names) + 1
@@ -176,7 +201,14 @@ def flush() -> None:
     except Exception:  # noqa: BLE001  metering fails open
         logger.warning("Usage counts could not be stored or listed", exc_info=True)
         with _lock:
-            _unlisted.update(to_list)  # listed again by the next flush (a listing twice counts once)
+            # Listed by the next flush (a listing twice counts once); the counts themselves are
+            # not sent again: Redis may have added them already.
+            _unlisted.update(to_list)
+            _unlisted.update(unanswered)
+            if len(_unlisted) > MAX_HELD_SERIES:
+                newest = sorted(_unlisted.items(), key=lambda item: item[1][0])[-MAX_HELD_SERIES:]
+                _unlisted.clear()
+                _unlisted.update(newest)
             _idle.arm()  # even if no request comes to flush
 
 
@@ -184,6 +216,37 @@ def _still_listable(unlisted: dict[str, tuple[int, str]]) -> dict[str, tuple[int
     """Keep the unlisted series young enough for a roll-up to read (its look-back)."""
     oldest = _minute() - ROLLUP_LOOKBACK_MINUTES
     return {key: value for key, value in unlisted.items() if value[0] >= oldest}
+
+
+def _backing_off() -> bool:
+    """Return whether the cache backs off after a failure (a per-process cache never does)."""
+    is_down = getattr(cache, "is_down", None)
+    return is_down is not None and is_down()
+
+
+def _hold() -> None:
+    """Keep the counts and insight notes for the next flush (the caller holds the lock), within bounds.
+
+    Counts older than the roll-up's look-back are dropped (no roll-up would read them), then the
+    oldest past `MAX_HELD_SERIES`; the insight notes are bounded per credential and by
+    `recorder.MAX_HELD_SERIES`. Counts are held in the order they came, so by minute (a clock
+    stepped back only delays dropping a stale one): each step costs what it drops, not a scan.
+    The idle timer flushes them if no request comes; a request's flush is due an interval later.
+    """
+    oldest = _minute() - ROLLUP_LOOKBACK_MINUTES
+    stale = []
+    for key in _counts:
+        if key[0] >= oldest:
+            break
+        stale.append(key)
+    excess = len(_counts) - len(stale) - MAX_HELD_SERIES
+    if excess > 0:
+        stale += list(islice(_counts, len(stale), len(stale) + excess))
+    for key in stale:
+        del _counts[key]
+    insight.hold()
+    _last_flush[0] = time.monotonic()
+    _idle.arm()
 
 
 #: Jobs that follow each in-process roll-up under DEBUG, in order (`debug_job_register`).
@@ -222,7 +285,7 @@ request_finished.connect(_flush_if_due, dispatch_uid="credentials.usage.flush")
 
 
 def _flush_at_exit() -> None:
-    if _counts:
+    if _counts or _unlisted:  # as the idle timer: a series left unlisted waits for this process only
         flush()
 
 

@@ -117,8 +117,9 @@ class AuthorizedView:
     """Mixin for REST views: name the authority action of each view action, and check targets.
 
     `authz_actions` maps a viewset action (`list`, `create`, `rotate`…) or, for plain views,
-    an HTTP method (`get`, `post`…) to an action of `portal.authz.RULES`. The authority matrix
-    test (tests/security/test_authority_matrix.py) fails for a view without an entry.
+    an HTTP method (`get`, `post`…) to an action of `portal.authz.RULES`; HEAD takes GET's unless
+    it names its own. The authority matrix test (tests/security/test_authority_matrix.py) fails
+    for a view without an entry.
     """
 
     authz_actions: dict[str, str] = {}
@@ -133,6 +134,10 @@ class AuthorizedView:
             key = method if hasattr(self, method) and method != "options" else None
         if key in (None, "metadata") or method == "options":
             return None
+        if key == "head" and key not in self.authz_actions:
+            # HEAD is GET without a body (RFC 9110 §9.3.2): Django serves it with `get`, so it
+            # asks what GET asks (a viewset's router maps it to the GET action already).
+            key = "get"
         try:
             return self.authz_actions[key]
         except KeyError:

@@ -10,8 +10,10 @@ series (`add` + `incr` + `set`: three cache operations per flush, every
 each entry once (`cache.add` of a claim mark), so two roll-ups never count an entry twice.
 
 Bounded everywhere: per credential, at most `MAX_IPS_PER_FLUSH` distinct IPs between two
-flushes (more are dropped, so a request from a new address per call cannot grow memory),
-the last `MAX_RECENT` denials, and only the scopes the credential holds.
+flushes that take the notes (more are dropped, so a request from a new address per call cannot
+grow memory), the last `MAX_RECENT` denials, and only the scopes the credential holds. A flush
+during the cache's back-off keeps the notes for the next one (`hold`), for at most
+`MAX_HELD_SERIES` credentials.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ logger = logging.getLogger(__name__)
 MAX_RECENT = 20
 MAX_IPS_PER_FLUSH = 100
 CACHE_SECONDS = 6 * 3600
+#: Credentials whose notes a flush during the cache's back-off keeps, at most (each one's are bounded).
+MAX_HELD_SERIES = 10_000
 PREFIX = "usage:v1:x:"
 
 Series = tuple[str, str, int]  # kind, credential id, organisation id
@@ -84,6 +88,18 @@ def take() -> dict:
     _denials.clear()
     _scopes.clear()
     return notes
+
+
+def hold() -> None:
+    """Keep the notes for the next flush, dropping the credentials noted first past `MAX_HELD_SERIES`;
+    the caller holds `credentials.usage`'s lock."""
+    if len(_ips) + len(_denials) + len(_scopes) <= MAX_HELD_SERIES:
+        return  # the usual case, known without building the union of the three
+    noted = list(dict.fromkeys([*_ips, *_denials, *_scopes]))
+    for series in noted[: len(noted) - MAX_HELD_SERIES]:
+        _ips.pop(series, None)
+        _denials.pop(series, None)
+        _scopes.pop(series, None)
 
 
 def push(notes: dict, minute: int) -> None:

@@ -23,9 +23,11 @@ def api_key_client():
 
 @pytest.fixture
 def fresh_usage_counters():
-    """Forget this process's usage counts and insight notes before and after the test."""
+    """Forget this process's usage counts, unlisted series and insight notes before and after the test."""
     usage._counts.clear()
+    usage._unlisted.clear()
     recorder.take()
     yield
     usage._counts.clear()
+    usage._unlisted.clear()
     recorder.take()

@@ -222,6 +222,31 @@ def test_credentials_need_usage_read(make_key, scopes):
     assert refused.status_code == 403 and refused.json()["code"] == "insufficient_scope"
 
 
+def test_head_on_the_usage_api_answers_as_get_without_a_body(owner_client, make_key):
+    """HEAD is GET without a body (RFC 9110 §9.3.2), JSON or CSV; it was a 500 (no authority action
+    for "head"). The generic walk over every REST view: tests/security/test_authority_matrix.py."""
+    api_key, _ = make_key()
+    now = datetime.now(UTC).replace(microsecond=0)
+    window = {"since": f"{now - timedelta(hours=1):%Y-%m-%dT%H:%M:%SZ}", "until": f"{now:%Y-%m-%dT%H:%M:%SZ}"}
+    for url in (usage_url(api_key.key_id, **window), usage_url(api_key.key_id, format="csv", **window)):
+        get, head = owner_client.get(url), owner_client.head(url)
+        assert head.status_code == get.status_code == 200, (url, head.status_code)
+        assert head["Content-Type"] == get["Content-Type"]
+        assert head.get("Content-Disposition") == get.get("Content-Disposition")
+        assert head.content == b""
+
+
+def test_head_on_the_usage_api_with_an_api_key_asks_usage_read(make_key, scopes):
+    from tests.factories import ScopeFactory
+
+    ScopeFactory(name="usage:read")
+    target, _ = make_key(name="target")
+    _, reader = make_key(name="reader", scopes=["usage:read"])
+    _, other = make_key(name="other")
+    assert Client(HTTP_AUTHORIZATION=f"Bearer {reader}").head(usage_url(target.key_id)).status_code == 200
+    assert Client(HTTP_AUTHORIZATION=f"Bearer {other}").head(usage_url(target.key_id)).status_code == 403
+
+
 def test_usage_api_query_count_does_not_grow_with_credentials(
     owner_client, make_key, django_assert_max_num_queries
 ):

@@ -1,5 +1,6 @@
 """Usage metering and last use at their edges: an idle process, a listing that failed, refusals that
-are no use, the global issuance limit, a Redis outage, a mapped client address."""
+are no use, the global issuance limit, a Redis outage, a mapped client address, a reply lost, the
+exit flush, a flush during the cache's back-off."""
 
 from __future__ import annotations
 
@@ -8,13 +9,15 @@ from datetime import UTC, datetime, timedelta
 from io import StringIO
 
 import pytest
-from django.core.cache import caches
+import redis
+from django.core.cache import cache, caches
 from django.core.management import call_command
 from django.test import Client
 from django.utils import timezone
 
 from credentials import usage
 from credentials.api_keys.models import ApiKey
+from credentials.insight import recorder
 from credentials.insight.models import UsageClientIp
 from portal.infra.cache import ResilientRedisCache
 from tests.factories import ScopeFactory
@@ -211,3 +214,151 @@ def test_an_ipv4_mapped_client_ip_at_exchange_is_one_address(
     ips = dict(UsageClientIp.objects.filter(credential_id=customer.key_id).values_list("ip", "count"))
     assert ips == {INSIDE: 2}, ips
     assert ApiKey.objects.get(pk=customer.pk).last_used_ip == INSIDE
+
+
+# --- 8. counts around cache failures: a reply lost, the exit flush, the back-off ----------------
+
+
+def _a_minute_ago_and_more() -> datetime:
+    return datetime.now(UTC).replace(second=10, microsecond=0) - timedelta(minutes=2)
+
+
+def test_counts_flushed_after_an_incr_whose_reply_was_lost_are_still_rolled_up(
+    redis_cache, make_key, monkeypatch
+):
+    """Redis runs a flush's INCRBY script, but the reply never arrives (a read timeout).
+
+    ResilientRedisCache answers `{}` and backs off; the series' counter exists in Redis without a
+    listing, and every later flush of that minute (this server's or another's) sees a total above
+    its own count and takes the series as listed: the flush lists all its series with the next one.
+    """
+    api_key, _ = make_key()
+    when = _a_minute_ago_and_more()
+    monkeypatch.setattr(usage.time, "time", lambda: when.timestamp())
+    usage.record("api_key", api_key.key_id, api_key.organization_id, "valid")
+
+    real_scripted = ResilientRedisCache._scripted
+
+    def reply_lost(self, source, keys, args_of):
+        real_scripted(self, source, keys, args_of)  # Redis did the work...
+        raise redis.exceptions.TimeoutError("Timeout reading from socket")  # ...the client never saw it
+
+    with monkeypatch.context() as m:
+        m.setattr(ResilientRedisCache, "_scripted", reply_lost)
+        usage.flush()
+    assert usage._unlisted, "the series of a flush whose counts were not answered wait to be listed"
+    cache._down_until = 0.0  # the back-off is over: Redis is healthy again
+
+    for _ in range(3):  # three more uses in the same minute, flushed while Redis is healthy
+        usage.record("api_key", api_key.key_id, api_key.organization_id, "valid")
+    usage.flush()
+    monkeypatch.undo()
+    usage.rollup(now=when + timedelta(minutes=1))
+    assert outcome_counts(api_key.key_id).get("valid", 0) == 4, (
+        "uses flushed while Redis was healthy were never rolled up: the series' counter exists in "
+        "Redis but was never listed under its minute"
+    )
+
+
+def test_a_series_listed_twice_or_never_counted_is_harmless(redis_cache, make_key, monkeypatch):
+    """What a lost reply lists may be listed already, or have no counter (Redis never ran the
+    script): the roll-up reads each listed series once and skips a missing counter."""
+    api_key, _ = make_key()
+    when = _a_minute_ago_and_more()
+    monkeypatch.setattr(usage.time, "time", lambda: when.timestamp())
+    usage.record("api_key", api_key.key_id, api_key.organization_id, "valid")
+    usage.flush()  # created and listed
+    minute = usage._minute()
+    listed = f"api_key|{api_key.key_id}|{api_key.organization_id}|valid"
+    ghost = f"api_key|{api_key.key_id}|{api_key.organization_id}|expired"
+    usage._unlisted.update({usage._series_key(minute, name): (minute, name) for name in (listed, ghost)})
+    usage.flush()  # lists both again: one twice, one without a counter
+    assert not usage._unlisted
+    assert usage.minute_counts(minute) == {("api_key", api_key.key_id, api_key.organization_id, "valid"): 1}
+
+
+def test_a_process_that_exits_lists_the_series_a_failed_flush_left_unlisted(
+    redis_cache, make_key, monkeypatch
+):
+    """docs/usage.md: a process that exits flushes what it still holds, and a series whose listing
+    failed is listed again by the process's next flush (no other flush would list it): the exit flush
+    runs for an unlisted series even when no new count came meanwhile."""
+    api_key, _ = make_key()
+    when = _a_minute_ago_and_more()
+    monkeypatch.setattr(usage.time, "time", lambda: when.timestamp())
+    for _ in range(4):
+        usage.record("api_key", api_key.key_id, api_key.organization_id, "valid")
+    with monkeypatch.context() as m:
+        # The counters are added; storing the slot names fails (fail soft: the keys not stored).
+        m.setattr(ResilientRedisCache, "set_many", lambda self, data, *a, **k: list(data))
+        usage.flush()
+    assert usage._unlisted and not usage._counts, "precondition: only a series waits to be listed"
+    usage._flush_at_exit()  # the worker stops gracefully (atexit)
+    monkeypatch.undo()
+    # The worker is gone: what it held dies with it. `rollup_usage` runs in another process (cron).
+    usage._unlisted.clear()
+    usage.rollup(now=when + timedelta(minutes=1))
+    assert outcome_counts(api_key.key_id).get("valid", 0) == 4, (
+        "the exit flush skipped the unlisted series: 4 uses stored in Redis are never rolled up"
+    )
+
+
+def test_counts_and_notes_held_when_a_back_off_starts_are_kept_for_the_next_flush(
+    redis_cache, make_key, monkeypatch, settings
+):
+    """One failed cache call anywhere in the process (a slow GET on the hot path, say) starts a
+    2-second back-off (portal.infra.cache.BACKOFF_SECONDS) in which ResilientRedisCache answers
+    stand-ins without asking Redis. A flush in that window keeps what the process holds (counts
+    recorded before, while Redis answered, and their insight notes), re-arms the idle flush, and
+    is not tried again by every request meanwhile."""
+    settings.PORTAL_USAGE_FLUSH_SECONDS = 5
+    api_key, _ = make_key()
+    when = _a_minute_ago_and_more()
+    monkeypatch.setattr(usage.time, "time", lambda: when.timestamp())
+    for _ in range(5):  # Redis is healthy: five uses, held until the next flush
+        usage.record("api_key", api_key.key_id, api_key.organization_id, "valid", ip=INSIDE)
+    usage._idle.cancel()
+    cache._failed("get", TimeoutError("one slow read elsewhere"))  # the process backs off for 2 s
+    assert cache.is_down()
+    usage.flush()  # the end of the next request: the flush is due, inside the back-off
+    assert sum(usage._counts.values()) == 5 and recorder._ips, "kept for the next flush"
+    assert usage._idle.timer is not None, "the idle flush is armed again"
+    with monkeypatch.context() as m:
+        m.setattr(usage, "flush", lambda: pytest.fail("flushed again by the next request"))
+        usage._flush_if_due()  # a request right after: the next flush is an interval away
+    cache._down_until = 0.0  # 2 s later: the back-off is over (Redis never went away)
+    usage.flush()
+    monkeypatch.undo()
+    usage.rollup(now=when + timedelta(minutes=1))
+    assert outcome_counts(api_key.key_id).get("valid", 0) == 5, (
+        "the five uses were dropped by a flush that never reached Redis"
+    )
+    ips = dict(UsageClientIp.objects.filter(credential_id=api_key.key_id).values_list("ip", "count"))
+    assert ips == {INSIDE: 5}, ips
+
+
+def test_what_a_flush_keeps_through_a_long_back_off_is_bounded(redis_cache, make_key, monkeypatch):
+    """Counts older than the roll-up's look-back are dropped (no roll-up would read them), then the
+    oldest past `MAX_HELD_SERIES`; the notes keep at most `recorder.MAX_HELD_SERIES` credentials."""
+    keys = [make_key(name=f"k{i}")[0] for i in range(3)]
+    now = datetime.now(UTC).replace(second=10, microsecond=0)
+    for age in (usage.ROLLUP_LOOKBACK_MINUTES + 1, 5, 4, 3, 2):  # minutes ago: the first is too old
+        monkeypatch.setattr(usage.time, "time", lambda age=age: (now - timedelta(minutes=age)).timestamp())
+        usage.record("api_key", keys[0].key_id, keys[0].organization_id, "valid", ip=INSIDE)
+    for api_key in keys[1:]:
+        usage.record("api_key", api_key.key_id, api_key.organization_id, "expired", ip=INSIDE)
+    monkeypatch.setattr(usage.time, "time", lambda: now.timestamp())
+    monkeypatch.setattr(ResilientRedisCache, "is_down", lambda self: True)  # a long outage
+    usage.flush()
+    minute = usage._minute()
+    assert sorted({m - minute for m, *_rest in usage._counts}) == [-5, -4, -3, -2]
+    assert len(usage._counts) == 6
+    monkeypatch.setattr(usage, "MAX_HELD_SERIES", 3)
+    monkeypatch.setattr(recorder, "MAX_HELD_SERIES", 2)
+    usage.flush()  # still backing off
+    assert set(usage._counts) == {
+        (minute - 2, "api_key", keys[0].key_id, keys[0].organization_id, "valid"),
+        *((minute - 2, "api_key", k.key_id, k.organization_id, "expired") for k in keys[1:]),
+    }, sorted(usage._counts)
+    # The notes of the credential noted first are dropped.
+    assert set(recorder.take()) == {f"api_key|{k.key_id}|{k.organization_id}" for k in keys[1:]}

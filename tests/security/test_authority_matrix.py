@@ -17,7 +17,7 @@ rolled back, so the world is built once per test.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
@@ -726,3 +726,44 @@ def test_the_matrix_covers_every_rule_used_by_a_url(world):
     labels = {c.target.label for c in all_cells if c.action == "api_key.rotate"}
     assert labels == {"owner's key", "member's key"}
     assert CredentialRequest.objects.filter(organization=world.organization).count() == 2
+
+
+def test_head_answers_as_get_on_every_rest_view(world):
+    """HEAD is GET without a body (RFC 9110 §9.3.2): every GET-able authorised REST view answers HEAD,
+    as every principal, with the status GET has (an `authz_actions` names no "head": HEAD asks GET's
+    action, portal.permissions.AuthorizedView.authz_action), and no GET-able endpoint outside the
+    table answers HEAD with a server error."""
+    selected = [cell for cell in cells(world) if cell.rest and cell.method == "get"]
+    baseline = Baseline(state(), counts())  # after cells(): building the URLs may create their objects
+    failures, count = [], 0
+    for cell in selected:
+        head = replace(cell, method="head")
+        for who in world.principals:
+            outcome, _code = expected(
+                who, cell.action, cell.target, rest=True, accepts=cell.accepts, org_scoped=cell.org_scoped
+            )
+            answered = []
+            for asked in (cell, head):
+                try:
+                    response, problems = run(who.client, asked, world.secrets, baseline, outcome)
+                except Exception as exc:  # noqa: BLE001 - report every cell, not the first failure
+                    response, problems = None, [repr(exc)]
+                answered.append(None if response is None else response.status_code)
+                failures += [f"{asked.method.upper()} {cell.url} as {who.label}: {p}" for p in problems]
+            count += 1
+            if None not in answered and (answered[1] >= 500 or answered[1] != answered[0]):
+                failures.append(f"HEAD {cell.url} as {who.label}: {answered[1]}, GET answered {answered[0]}")
+    owner_key = next(who for who in world.principals if who.label == "owner's key [all]")
+    for name, _pattern, _route in walk_urls():
+        if name not in MACHINE_ENDPOINTS or url_params(name):
+            continue
+        url = reverse(name)
+        get, head = owner_key.client.get(url), owner_key.client.head(url)
+        if get.status_code == 405:
+            continue  # POST only (the OAuth endpoints, the leak reports)
+        count += 1
+        # Never a server error; the plumbing's `require_GET` (healthz, metrics) may refuse HEAD (405).
+        if head.status_code >= 500:
+            failures.append(f"HEAD {url}: {head.status_code}, GET answered {get.status_code}")
+    assert count > 100, count
+    assert failures == [], "\n".join(failures)
