@@ -77,7 +77,8 @@ def _reveal(
 def api_key_list(request: HttpRequest) -> HttpResponse:
     """List the organisation's keys with search, filters and pagination."""
     organization = request.organization
-    parsed = keys.parse(request.GET.get("q", ""))
+    # Strip first, as the inventory does: a pasted key often carries a space or a newline.
+    parsed = keys.parse(request.GET.get("q", "").strip())
     if parsed is not None:
         # Someone pasted a whole key into the search box: keep only its public id in the URL.
         query = request.GET.copy()

@@ -8,6 +8,7 @@ import pytest
 import requests
 from playwright.sync_api import Page, expect
 
+from tests.e2e.a11y_world import build_world
 from tests.e2e.helpers import confirming, copy_and_read_clipboard, message, record_problems, table_row
 from tokens.models import ClientSecret, M2MApplication
 
@@ -162,3 +163,72 @@ def test_rotate_the_secret_then_revoke_it_and_the_application(
 
     page.goto("/orgs/acme/apps/")
     expect(table_row(page, "Stock sync")).to_contain_text("Revoked")
+
+
+# A refused public key or token quota re-renders the application's page (400) at the POST-only URL
+# the form was sent to (…/keys/add/, …/token-quota/), low on a long page, without JavaScript.
+
+
+def _refusal_in_view(page: Page) -> bool:
+    return page.evaluate(
+        """(selector) => [...document.querySelectorAll(selector)].some(el => {
+            const r = el.getBoundingClientRect();
+            return r.height > 0 && r.bottom > 0 && r.top < window.innerHeight;
+        })""",
+        ".error-summary, .form-errors, main .messages .message-error",
+    )
+
+
+def _refuse_public_key(page: Page, app_id: int) -> None:
+    page.goto(f"/orgs/acme/apps/{app_id}/")
+    page.get_by_role("textbox", name="Public key").fill("not a key")
+    page.get_by_role("button", name="Register key").click()
+    expect(page.locator(".error-summary")).to_have_count(1)
+
+
+def _refuse_token_quota(page: Page, app_id: int) -> None:
+    page.goto(f"/orgs/acme/apps/{app_id}/")
+    page.get_by_label("Tokens per hour").fill("ten")
+    page.get_by_role("button", name="Save the quota").click()
+    expect(page.locator(".error-summary")).to_have_count(1)
+
+
+def _follow_usage_link(page: Page) -> tuple[int, str]:
+    link = page.get_by_role("navigation", name="Usage period").get_by_role("link", name="7d")
+    with page.expect_response(lambda response: "usage=7d" in response.url) as answer:
+        link.click()
+    return answer.value.status, answer.value.url
+
+
+def test_a_refused_public_key_is_seen_without_scrolling(user_page, owner, organization):
+    world = build_world(organization, owner)
+    page = user_page(owner, java_script_enabled=False)
+    _refuse_public_key(page, world.keyed_app.pk)
+    expect(message(page, "The public key was not registered")).to_be_visible()
+    assert _refusal_in_view(page), "the page opens at its top and nothing in view says the key was refused"
+
+
+def test_a_refused_token_quota_is_seen_without_scrolling(user_page, owner, organization):
+    world = build_world(organization, owner)
+    page = user_page(owner, java_script_enabled=False)
+    _refuse_token_quota(page, world.app.pk)
+    expect(message(page, "The token quota was not saved")).to_be_visible()
+    assert _refusal_in_view(page), "the page opens at its top and nothing in view says the quota was refused"
+
+
+def test_usage_period_links_work_after_a_refused_public_key(user_page, owner, organization):
+    world = build_world(organization, owner)
+    page = user_page(owner, java_script_enabled=False)
+    _refuse_public_key(page, world.keyed_app.pk)
+    status, url = _follow_usage_link(page)
+    assert status == 200, f"the 7d usage link answered {status} at {url}"
+    assert url.split("?")[0].endswith(f"/orgs/acme/apps/{world.keyed_app.pk}/")
+
+
+def test_usage_period_links_work_after_a_refused_token_quota(user_page, owner, organization):
+    world = build_world(organization, owner)
+    page = user_page(owner, java_script_enabled=False)
+    _refuse_token_quota(page, world.app.pk)
+    status, url = _follow_usage_link(page)
+    assert status == 200, f"the 7d usage link answered {status} at {url}"
+    expect(page.get_by_role("heading", name="Usage, last 7 days")).to_be_visible()

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import pytest
 from django.core.management import call_command
+from django.utils import timezone
 from playwright.sync_api import expect
 
-from credentials.webhooks.models import WebhookEndpoint
+from credentials.webhooks.models import DeliveryState, WebhookDelivery, WebhookEndpoint
+from credentials.webhooks.services import webhook_endpoint_create
 from tests.credentials.webhooks.conftest import Receiver
+from tests.e2e.a11y_checks import AUDIT
 from tests.e2e.helpers import message, record_problems, revealed_secret, table_row
 
 pytestmark = pytest.mark.e2e
@@ -58,3 +61,32 @@ def test_add_an_endpoint_see_the_secret_once_and_a_delivery(user_page, owner, or
     (payload,) = receiver.verified(secret)
     assert payload["type"] == "webhook.ping"
     assert problems == []
+
+
+def test_each_retry_button_names_its_delivery(user_page, owner, organization):
+    """Two abandoned deliveries: a screen reader hears which one each "Retry now" retries (WCAG 2.4.6)."""
+    endpoint, _secret = webhook_endpoint_create(
+        organization=organization,
+        url="https://hooks.acme.example/portal",
+        event_types=["created"],
+        actor=owner,
+    )
+    deliveries = [
+        WebhookDelivery.objects.create(
+            endpoint=endpoint,
+            event_type=event,
+            payload={"type": event},
+            state=DeliveryState.DEAD,
+            attempts=8,
+            last_attempt_at=timezone.now(),
+            last_status_code=500,
+            next_attempt_at=None,
+        )
+        for event in ("api_key.created", "api_key.revoked")
+    ]
+    page = user_page(owner, java_script_enabled=False)
+    page.goto(f"/orgs/acme/webhooks/{endpoint.pk}/")
+    for delivery in deliveries:
+        name = f"Retry now the {delivery.event_type} event {delivery.event_id}"
+        expect(page.get_by_role("button", name=name, exact=True)).to_have_count(1)
+    assert [p for p in page.evaluate(AUDIT) if p.startswith("ambiguous button")] == []

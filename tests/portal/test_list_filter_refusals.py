@@ -4,6 +4,8 @@ The CSV exports and the REST inventory already refuse such a filter."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 pytestmark = pytest.mark.django_db
@@ -46,3 +48,26 @@ def test_a_valid_filter_still_answers_200(owner_client, make_key, path):
     response = owner_client.get(f"{path}?page=1")
     assert response.status_code == 200
     assert b"Nothing is listed" not in response.content
+
+
+def _exports(html: str) -> list[str]:
+    return [h.replace("&amp;", "&") for h in re.findall(r'href="([^"]*export\.csv[^"]*)"', html)]
+
+
+@pytest.mark.parametrize(
+    ("path", "query"),
+    [
+        ("/orgs/acme/inventory/", "status=revokd&q=billing"),
+        ("/orgs/acme/audit/", "actor=999999&action=credentials"),
+    ],
+)
+def test_a_refused_filter_offers_no_export_that_can_only_fail(owner_client, path, query):
+    # The export refuses the same filter (a plain-text 400, a failed download): no link to it.
+    valid = owner_client.get(f"{path}?q=billing" if "inventory" in path else f"{path}?action=credentials")
+    assert valid.status_code == 200 and _exports(valid.content.decode()), "a valid filter offers its export"
+
+    page = owner_client.get(f"{path}?{query}")
+    assert page.status_code == 400
+    exports = _exports(page.content.decode())
+    failing = [h for h in exports if owner_client.get(h).status_code != 200]
+    assert failing == [], f"the refused page links to exports that answer an error: {failing}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 
 from credentials.forms import OverlapHoursField, RuntimePolicyForm
@@ -15,7 +16,7 @@ from portal.models import User
 from portal.submissions import OnceForm
 from tokens.catalogue import check_audiences, resource_servers_for
 from tokens.clients.public_keys import looks_private
-from tokens.clients.quota import parse_token_quota
+from tokens.clients.quota import FIELDS, parse_token_quota
 from tokens.models import (
     DEFAULT_TOKEN_LIFETIME,
     MAX_TOKEN_LIFETIME,
@@ -84,8 +85,20 @@ class TokenQuotaForm(forms.Form):
                 data.get("token_quota_mode", ""),
             )
         except ValidationError as exc:
-            raise forms.ValidationError(exc.message_dict["token_quota"]) from None
+            self._add_quota_errors(exc)
         return data
+
+    def _add_quota_errors(self, exc: ValidationError) -> None:
+        # Each of the parser's problems goes on the field it is about, named as the page labels it
+        # ("Tokens per hour must be …"), where the REST answer says "per_hour must be …".
+        names = {key: str(self.fields[field].label).lower() for key, field in FIELDS.items()}
+        for error in exc.error_dict["token_quota"]:
+            params = error.params or {}
+            if "key" not in params:  # not about one key (the REST body's shape): form-wide
+                self.add_error(None, error)
+                continue
+            text = capfirst(error.message % {**params, **names, "none": "empty"})
+            self.add_error(FIELDS[params["key"]], forms.ValidationError(text, code="token_quota"))
 
     @classmethod
     def initial_for(cls, application: M2MApplication) -> dict:

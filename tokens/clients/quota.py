@@ -20,10 +20,19 @@ from tokens.models import MAX_TOKEN_QUOTA, M2MApplication
 FIELDS = {"per_hour": "tokens_per_hour", "per_day": "tokens_per_day", "mode": "token_quota_mode"}
 MODES = tuple(M2MApplication.QuotaMode.values)
 NO_QUOTA = {"per_hour": None, "per_day": None, "mode": M2MApplication.QuotaMode.ENFORCE.value}
+#: How a refusal names the keys and "no quota" (REST and CLI); a form names its fields instead
+#: (`TokenQuotaForm.clean`): each problem's params say which key it is about (`key`).
+NAMES = {**{key: key for key in FIELDS}, "none": "null"}
 
 
 def _refuse(message: str | list[str]):
     raise ValidationError({"token_quota": message}, code="token_quota")
+
+
+def _problem(message: str, key: str) -> ValidationError:
+    # The message names keys through params (%(per_hour)s, %(none)s), so the REST answer reads
+    # "per_hour must be …" and a form's "Tokens per hour must be …".
+    return ValidationError(message, params={**NAMES, "key": key})
 
 
 def token_quota_of(application: M2MApplication) -> dict[str, Any]:
@@ -47,11 +56,17 @@ def clean_token_quota(value: Any, current: dict[str, Any] | None = None) -> dict
         if number is None:
             continue
         if isinstance(number, bool) or not isinstance(number, int) or not 1 <= number <= MAX_TOKEN_QUOTA:
-            errors.append(f"{key} must be a whole number from 1 to {MAX_TOKEN_QUOTA}, or null for no quota.")
+            bounds = f"a whole number from 1 to {MAX_TOKEN_QUOTA}"
+            errors.append(_problem(f"%({key})s must be {bounds}, or %(none)s for no quota.", key))
     if quota["mode"] not in MODES:
-        errors.append('mode must be "enforce" or "log_only".')
+        errors.append(_problem('%(mode)s must be "enforce" or "log_only".', "mode"))
     if not errors and quota["per_hour"] and quota["per_day"] and quota["per_hour"] > quota["per_day"]:
-        errors.append("per_hour may not be more than per_day (the daily quota would always bind first).")
+        errors.append(
+            _problem(
+                "%(per_hour)s may not be more than %(per_day)s (the daily quota would always bind first).",
+                "per_hour",
+            )
+        )
     if errors:
         _refuse(errors)
     return quota
@@ -63,7 +78,7 @@ def parse_token_quota(per_hour: str, per_day: str, mode: str) -> dict[str, Any]:
     for key, text in (("per_hour", per_hour), ("per_day", per_day)):
         text = (text or "").strip()
         if text and not re.fullmatch(r"-?\d{1,12}", text):
-            _refuse(f"{key} must be a whole number, or empty for no quota.")
+            _refuse([_problem(f"%({key})s must be a whole number, or empty for no quota.", key)])
         numbers[key] = int(text) if text else None
     return clean_token_quota({**numbers, "mode": mode or M2MApplication.QuotaMode.ENFORCE.value})
 

@@ -244,6 +244,10 @@ def _detail(
         or TokenQuotaForm(initial=TokenQuotaForm.initial_for(application), prefix="quota"),
         "can_change_quota": may(request, "m2m_app.policy", owner_id=application.owner_id),
         "global_token_rate": settings.PORTAL_TOKEN_RATE_PER_APP_PER_MINUTE,
+        # A refused form renders this page at its own POST-only URL: links (the usage periods) go here.
+        "base_url": reverse(
+            "org-app-detail", kwargs={"org_slug": request.organization.slug, "app_id": application.pk}
+        ),
         **governance_context(request, application),
     }
     return render(request, "tokens/app_detail.html", context, status=status)
@@ -314,6 +318,9 @@ def app_token_quota(request: HttpRequest, app_id: int) -> HttpResponse:
     check(request, owner_id=application.owner_id)
     form = TokenQuotaForm(request.POST, prefix="quota")
     if not form.is_valid():
+        # The form sits low on the page and the page opens at its top: say so there, as the
+        # runtime-policy form does.
+        messages.error(request, "The token quota was not saved: correct the form below.")
         return _detail(request, application, quota_form=form, status=400)
     flash_outcome(
         request,
@@ -382,6 +389,7 @@ def app_key_add(request: HttpRequest, app_id: int) -> HttpResponse:
         else:
             messages.success(request, f"Key {key.short_kid}… ({key.algorithm}) was registered.")
             return _back(request, application)
+    messages.error(request, "The public key was not registered: correct the form below.")
     return _detail(request, application, key_form=form, status=400)
 
 

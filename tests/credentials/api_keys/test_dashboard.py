@@ -218,3 +218,13 @@ def test_a_key_pasted_into_search_is_replaced_by_its_key_id(owner_client, make_k
     assert api_key.key_id in response["Location"]
     html = owner_client.get(response["Location"]).content.decode()
     assert "pasted" in html and plaintext not in html
+
+
+@pytest.mark.parametrize("pasted", ["{key} ", " {key}", "{key}\n"])
+def test_a_key_pasted_with_surrounding_space_is_replaced_by_its_key_id(owner_client, make_key, pasted):
+    # A terminal selection or a copied line brings a space or a newline along; the inventory strips it too.
+    api_key, plaintext = make_key(name="pasted")
+    response = owner_client.get(reverse("org-api-keys", args=["acme"]), {"q": pasted.format(key=plaintext)})
+    assert response.status_code == 302, "the API keys list kept the pasted secret in its URL"
+    assert plaintext not in response["Location"] and api_key.key_id in response["Location"]
+    assert plaintext not in owner_client.get(response["Location"]).content.decode()

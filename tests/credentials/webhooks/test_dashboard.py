@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import io
 import re
+from urllib.parse import urljoin
 
 import pytest
 from django.urls import reverse
 
 from credentials.webhooks.models import WebhookDelivery, WebhookEndpoint
 from credentials.webhooks.services import webhook_endpoint_ping
+from credentials.webhooks.views import PAGE_SIZE
 from portal.models import AuditEvent
 from tests.credentials.webhooks.conftest import deliver
 
@@ -180,10 +182,31 @@ def test_the_deliveries_page_queries_do_not_grow_with_rows(
     owner_client.get(url)
     with django_assert_max_num_queries(12):
         response = owner_client.get(url)
-    assert response.content.decode().count("webhook.ping") == 25  # one page
+    assert response.content.decode().count('<td data-label="Event">') == 25  # one page
     assert b'rel="next"' in response.content
     with django_assert_max_num_queries(12):
         owner_client.get(_url("org-webhooks"))
+
+
+def test_the_delivery_pager_works_after_a_refused_settings_form(owner_client, make_endpoint):
+    # The refused form renders the page at …/edit/ (POST only): a relative pager link would answer 405 there.
+    endpoint, _ = make_endpoint(["created"])
+    WebhookDelivery.objects.bulk_create(
+        WebhookDelivery(endpoint=endpoint, event_type="api_key.created", payload={})
+        for _ in range(PAGE_SIZE + 1)
+    )
+    edit_url = _url("org-webhook-edit", endpoint_id=endpoint.pk)
+    refused = owner_client.post(edit_url, {"description": "x"})  # no event chosen
+    assert refused.status_code == 400
+    pager = re.search(r'<a href="([^"]*)" rel="next"', refused.content.decode())
+    assert pager, "the refused page shows the delivery pager"
+    href = pager.group(1).replace("&amp;", "&")
+    followed = owner_client.get(urljoin(f"http://testserver{edit_url}", href))
+    assert followed.status_code == 200, (
+        f"the pager's Older link ({href} from {edit_url}) answered {followed.status_code}"
+    )
+    assert followed.request["PATH_INFO"] == _url("org-webhook-detail", endpoint_id=endpoint.pk)
+    assert 'rel="prev"' in followed.content.decode()  # page 2
 
 
 def test_the_admin_shows_no_secret(client, owner, make_endpoint, receiver):

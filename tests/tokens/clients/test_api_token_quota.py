@@ -73,6 +73,33 @@ def test_bad_quota_is_a_field_error_on_create_and_patch(owner_client, scopes, va
     assert response.status_code == 400 and "token_quota" in response.json(), response.content
 
 
+@pytest.mark.parametrize(
+    ("value", "messages"),
+    [
+        ({"per_hour": 0}, ["per_hour must be a whole number from 1 to 100000000, or null for no quota."]),
+        (
+            {"per_hour": 10, "per_day": 5},
+            ["per_hour may not be more than per_day (the daily quota would always bind first)."],
+        ),
+        (
+            {"per_hour": 0, "per_day": True, "mode": "block"},
+            [
+                "per_hour must be a whole number from 1 to 100000000, or null for no quota.",
+                "per_day must be a whole number from 1 to 100000000, or null for no quota.",
+                'mode must be "enforce" or "log_only".',
+            ],
+        ),
+    ],
+)
+def test_a_refused_quota_names_the_json_keys(owner_client, scopes, value, messages):
+    # The dashboard names its fields ("Tokens per hour must be …"); the REST answer keeps the keys it is sent.
+    assert create(owner_client, token_quota=value).json() == {"token_quota": messages}
+    app_id = create(owner_client, name="Other").json()["id"]
+    assert owner_client.patch(url(app_id), {"token_quota": value}, "application/json").json() == {
+        "token_quota": messages
+    }
+
+
 def test_a_patch_that_makes_the_hour_exceed_the_day_is_refused(owner_client, scopes):
     app_id = create(owner_client, token_quota={"per_hour": 10, "per_day": 50}).json()["id"]
     response = owner_client.patch(url(app_id), {"token_quota": {"per_day": 5}}, "application/json")

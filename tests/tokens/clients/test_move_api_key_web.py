@@ -8,6 +8,7 @@ from django.test import Client
 from credentials.api_keys.models import ApiKey
 from credentials.api_keys.services import api_key_create
 from credentials.api_keys.verification import api_key_verify
+from credentials.governance.org_policy import policy_update
 from tests.factories import ScopeFactory
 from tests.tokens.conftest import AppCredentials, request_token
 from tokens.models import M2MApplication
@@ -128,6 +129,23 @@ def test_dashboard_move_confirms_reveals_once_and_links_both_pages(owner_client,
     )
     assert revoked.status_code == 302
     assert not api_key_verify(plaintext).valid
+
+
+def test_the_move_page_promises_the_secret_on_the_next_page_only_without_approval(
+    owner_client, owner, organization, key
+):
+    api_key, _plaintext = key
+    url = f"/orgs/acme/api-keys/{api_key.key_id}/move/"
+    assert "on the next page" in owner_client.get(url).content.decode()
+
+    # Under approval the next page is the pending application's: no secret yet, its owner generates it later.
+    policy_update(organization=organization, actor=owner, approve_new_m2m_apps=True)
+    page = owner_client.get(url).content.decode()
+    assert "Request the application" in page
+    assert "on the next page" not in page, "the move page promises the client secret on the next page"
+    moved = owner_client.post(url, {"name": "exporter (M2M)", "justification": "moving to OAuth"})
+    application = M2MApplication.objects.get(moved_from_key=api_key)
+    assert moved.status_code == 302 and application.status == "pending"
 
 
 def test_the_inventory_links_the_key_and_its_application(owner_client, owner, key):
