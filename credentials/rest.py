@@ -201,7 +201,10 @@ class CredentialViewSet(AuthorizedView, GenericViewSet):
                 and scope_increase_needs_approval(self.organization, current, scopes)
             ):
                 raise ApprovalRequired(self.scope_increase_detail)
-        if new_owner is not None and new_owner.pk != credential.owner_id:
+        if new_owner is not None and (
+            new_owner.pk != credential.owner_id or credential.orphaned_at is not None
+        ):
+            # Naming an orphaned credential's owner (a member again) takes it back: a reassignment.
             self.authorize_on(f"{kind}.reassign", credential, scopes=scopes)
         policy_changes = {
             name: values[name]

@@ -115,6 +115,10 @@ def _credential_rules(kind: str, one: str, many: str, scope: str) -> dict[str, R
         f"{kind}.scopes": Rule(f"Narrow the scopes of {one}", **own),
         f"{kind}.scopes_widen": Rule(f"Widen the scopes of {one}", step_up=True, **own),
         f"{kind}.reassign": Rule(f"Give {one} another owner", step_up=True),
+        f"{kind}.restore": Rule(
+            f"Restore {one} suspended as orphaned or overdue for review (staff restore any, in the admin)",
+            step_up=True,
+        ),
         f"{kind}.policy": Rule(
             f"Change the runtime policy (IP allowlist, rate limit) of {one}", step_up=True, **own
         ),

@@ -188,6 +188,7 @@ def governed_kind() -> GovernedKind:
         # Live keys are the ones in the live environment (the organisation may require an allowlist).
         is_live=lambda api_key: api_key.environment == Environment.LIVE,
         live_rows=Q(environment=Environment.LIVE),
+        superseded=lambda api_key: api_key.rotated_at is not None,
         moved_links=_moved_links,
         webhook_events=WEBHOOK_EVENTS,
     )

@@ -225,7 +225,8 @@ def api_key_update(
             raise ValidationError({"description": "Use at most 500 characters."}, code="description")
         changes["description"] = {"from": api_key.description, "to": description}
         api_key.description = description
-    if owner is not None and owner.pk != api_key.owner_id:
+    if owner is not None and (owner.pk != api_key.owner_id or api_key.orphaned_at is not None):
+        # Naming an orphaned key's owner (a member again) takes it back, as credential_reassign_owner.
         if api_key.status not in LIVE_STATUSES:  # as ownership.credential_reassign_owner
             raise ValidationError(f"A {api_key.status} credential cannot change owner.", code="inactive")
         ownership.check_owner_is_member(api_key.organization, owner)
@@ -391,7 +392,20 @@ def api_key_revoke(*, api_key: ApiKey, actor: User | None, reason: str, via: str
     api_key.revoked_at = None if never_issued else timezone.now()
     api_key.revoked_by = actor if isinstance(actor, User) else None
     api_key.revocation_reason = reason[:255]
-    api_key.save(update_fields=["status", "revoked_at", "revoked_by", "revocation_reason", "updated_at"])
+    # A suspended key ends revoked too, its suspension over (api_key_suspended_at_matches_status).
+    api_key.suspended_at = None
+    api_key.suspension_reason = ""
+    api_key.save(
+        update_fields=[
+            "status",
+            "revoked_at",
+            "revoked_by",
+            "revocation_reason",
+            "suspended_at",
+            "suspension_reason",
+            "updated_at",
+        ]
+    )
     credential_audit(
         "credentials.api_key.revoked",
         api_key,

@@ -59,12 +59,14 @@ def credential_request_create(
     lifetime_days: int | None = None,
     allowed_ips: Iterable[str] = (),
     rate_limit: dict[str, int] | None = None,
+    via: str = "",
 ) -> CredentialRequest:
     """Ask the organisation's approvers to create a pending credential or widen its scopes.
 
     For a scope increase the credential keeps its current scopes until the approval. A pending
     credential gets the runtime policy (`allowed_ips`, `rate_limit`) asked for with it now, so
-    the approvers see it.
+    the approvers see it. `via` names the interface that filed it where the requester did not
+    (`cli`: an operator, for the requester), in the audit event and the approvers' e-mail.
     """
     kind = kind_of(credential)
     justification = (justification or "").strip()
@@ -89,6 +91,7 @@ def credential_request_create(
             )
         if credential.status != CredentialStatus.ACTIVE:
             raise ValidationError("Only an active credential can get more scopes.", code="inactive")
+        _check_not_superseded(kind, credential)
         if not set(scopes) - set(previous):
             raise ValidationError(
                 {"scopes": "Choose at least one scope it does not have yet."}, code="no_increase"
@@ -123,6 +126,7 @@ def credential_request_create(
             "previous_scopes": previous,
             "lifetime_days": lifetime_days,
         },
+        via=via,
     )
     allowed_ips = list(allowed_ips)
     if request_type == RequestType.CREATE:
@@ -132,14 +136,14 @@ def credential_request_create(
         )
     if allowed_ips or rate_limit:
         credential_policy_set(
-            credential=credential, actor=requester, allowed_ips=allowed_ips, rate_limit=rate_limit
+            credential=credential, actor=requester, allowed_ips=allowed_ips, rate_limit=rate_limit, via=via
         )
     notice_send_once(
         credential=credential,
         notice_type="approval_requested",
         period=f"request-{request.pk}",
         recipients=[u.email for u in managers_of(credential.organization) if u.pk != requester.pk],
-        context={"request": request},
+        context={"request": request, "via": via},
     )
     return request
 
@@ -204,6 +208,14 @@ def widens_itself(request: CredentialRequest, principal) -> bool:
     )
 
 
+def _check_not_superseded(kind: GovernedKind, credential: models.Model) -> None:
+    if kind.superseded(credential):
+        raise ValidationError(
+            "It was rotated: its successor is the one in use. Ask for more scopes on the successor.",
+            code="rotated",
+        )
+
+
 def credential_for_request(request: CredentialRequest) -> models.Model:
     """Return the credential a request is about."""
     return (
@@ -241,6 +253,9 @@ def credential_request_approve(
     if request.request_type == RequestType.SCOPE_INCREASE:
         if credential.status != CredentialStatus.ACTIVE:
             raise ValidationError("The credential is no longer active.", code="inactive")
+        # Rotated since the request: the scopes would widen the key being retired, not the one
+        # in use. Deny it; the requester asks again for the successor.
+        _check_not_superseded(kind, credential)
         # The request's change, applied to the scopes as they are now: a scope removed since
         # the request (a review, a leak) is not given back by approving something else.
         current = set(kind.scopes_of(credential))
@@ -385,6 +400,13 @@ def credential_secret_issue(*, credential: models.Model, actor: User) -> tuple[m
         raise ValidationError("Only the credential's owner can generate its secret.", code="not_owner")
     if credential.status != CredentialStatus.PENDING:
         raise ValidationError("The secret was already generated.", code="issued")
+    if credential.orphaned_at is not None:
+        # Approved for a membership that ended (credential_requests_close_for_leaver closes only
+        # what still waits): a person who rejoins does not collect it; an admin reassigns it.
+        raise ValidationError(
+            "Its owner left the organisation since it was approved; an admin must give it an owner first.",
+            code="orphaned",
+        )
     approved = approved_create_request(credential)
     if approved is None:
         raise ValidationError("This credential is still waiting for approval.", code="not_approved")

@@ -66,7 +66,7 @@ class LeakedCredentialAction(models.TextChoices):
     """What a leaked-secret report does to the credential (see docs/leak-reports.md)."""
 
     REVOKE = "revoke", _("Revoke it at once (an M2M application: the leaked client secret)")
-    SUSPEND = "suspend", _("Suspend it (an admin can restore it)")
+    SUSPEND = "suspend", _("Suspend it (the portal's staff can restore it)")
 
 
 def status_constraints(prefix: str) -> list[models.BaseConstraint]:

@@ -11,9 +11,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from credentials.governance.models import CredentialStatus
 from credentials.governance.org_policy import policy_for, policy_update
-from credentials.governance.registry import all_kinds
+from credentials.governance.selectors import InventoryFilters, inventory_queryset
 from credentials.serializers import RateLimitField
 from portal.api.access import OrganizationApiView
 from portal.api.errors import api_error
@@ -82,11 +81,7 @@ class RuntimeRulesView(PolicySettingsView):
     def body(self, organization) -> dict:
         policy = policy_for(organization)
         body = {name: getattr(policy, name) for name in RUNTIME_RULES}
-        body["flagged_credentials"] = sum(
-            kind.model.objects.filter(
-                organization=organization, policy_flagged_at__isnull=False, status=CredentialStatus.ACTIVE
-            ).count()
-            for kind in all_kinds()
-            if kind.is_live is not None
-        )
+        # As the inventory's `?flag=against_policy` counts them: working, not expired.
+        flagged = inventory_queryset(organization, InventoryFilters(flag="against_policy"))
+        body["flagged_credentials"] = flagged.count()
         return body

@@ -130,6 +130,9 @@ class GovernedKind:
     #: organisation's runtime-policy rules (allowlist, default and ceiling of rate limits) skip it.
     is_live: Callable[[Any], bool] | None = None
     live_rows: Q | None = None
+    #: Whether a working row was replaced by a successor (a rotated API key in its overlap): it
+    #: gets no more scopes, its successor is the one in use. (credential) -> bool.
+    superseded: Callable[[Any], bool] = lambda credential: False
     #: The credential of another kind each row was moved to or from, for many rows in one query:
     #: {pk: MovedLink}. An API key moved to an M2M application and that application name each other.
     moved_links: Callable[[Iterable[int]], dict[int, MovedLink]] = lambda ids: {}

@@ -50,7 +50,7 @@ READ_SCOPE = "inventory:read"
 MAX_PAGE_SIZE = 200
 
 #: Service refusal codes that mean "the request is not in a state that allows this".
-_CONFLICT_CODES = {"decided", "inactive"}
+_CONFLICT_CODES = {"decided", "inactive", "rotated"}
 #: Service refusal codes that mean "not you".
 _FORBIDDEN_CODES = {
     "own_request",
@@ -139,7 +139,10 @@ _DECISION_RESPONSES = {
     400: OpenApiResponse(description="Bad body"),
     403: OpenApiResponse(description="Not an approver, your own request (`own_request`), or step-up needed"),
     404: OpenApiResponse(description="No such request in this organisation"),
-    409: OpenApiResponse(description="Already decided (`decided`) or the credential is no longer active"),
+    409: OpenApiResponse(
+        description="Already decided (`decided`), the credential is no longer active (`inactive`) "
+        "or was rotated since (`rotated`)"
+    ),
 }
 
 

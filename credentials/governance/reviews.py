@@ -112,14 +112,54 @@ def credential_suspend(
     return credential
 
 
+#: Suspensions an organisation's owners and admins may lift from the credential's page. Staff lift
+#: any, in the admin: they made a `manual` one, and a `leaked` one's secret is public.
+ORGANIZATION_RESTORABLE = frozenset({SuspensionReason.ORPHANED, SuspensionReason.REVIEW_OVERDUE})
+
+#: Why an organisation cannot lift the other suspensions itself (the refusal's text, by reason).
+_STAFF_ONLY_REASONS = {
+    SuspensionReason.MANUAL: "The portal's staff suspended it: only they can restore it. Contact them.",
+    SuspensionReason.LEAKED: (
+        "Its secret was found in public: create a replacement and revoke this one, or ask the "
+        "portal's staff to restore it (then rotate its secret at once, with no overlap)."
+    ),
+}
+
+
+def restorable_by_organization(credential: models.Model) -> bool:
+    """Return whether the credential is suspended for a reason its organisation's managers may lift."""
+    return (
+        credential.status == CredentialStatus.SUSPENDED
+        and credential.suspension_reason in ORGANIZATION_RESTORABLE
+    )
+
+
 @transaction.atomic
 def credential_restore(*, credential: models.Model, actor: User | None) -> models.Model:
-    """Lift a suspension (staff or organisation admins); an orphan or review mark stays, its grace anew."""
+    """Lift a suspension; an orphan or review mark stays, its grace anew.
+
+    Staff (the admin) and the system (`actor` None: the portal's own code, never a request) lift
+    any suspension. An organisation's owners and admins (`<kind>.restore`) lift an `orphaned` or
+    `review_overdue` one only: a `manual` or `leaked` one is refused with code `staff_only`.
+    """
     kind = kind_of(credential)
     credential = locked_credential(credential)
+    staff = actor is None or actor.is_staff
+    if not staff and not may_manage(actor, credential, f"{kind.key}.restore"):
+        raise ValidationError(
+            "Only an organisation owner or admin, or the portal's staff, can restore this.",
+            code="not_manager",
+        )
     if credential.status != CredentialStatus.SUSPENDED:
-        raise ValidationError("Only a suspended credential can be restored.", code="not_suspended")
+        raise ValidationError(
+            f"Only a suspended credential can be restored (this one is {credential.status}).",
+            code="not_suspended",
+        )
     reason = credential.suspension_reason
+    if not staff and reason not in ORGANIZATION_RESTORABLE:
+        raise ValidationError(
+            _STAFF_ONLY_REASONS.get(reason, "Only the portal's staff can restore it."), code="staff_only"
+        )
     credential.status = CredentialStatus.ACTIVE
     credential.suspended_at = None
     credential.suspension_reason = ""

@@ -15,6 +15,7 @@ def credential_patterns(kind: str, prefix: str, url_name: str) -> list:
     return [
         path(f"{prefix}/recertify/", views.recertify, {"kind": kind}, name=f"{url_name}-recertify"),
         path(f"{prefix}/owner/", views.reassign, {"kind": kind}, name=f"{url_name}-reassign"),
+        path(f"{prefix}/restore/", views.restore, {"kind": kind}, name=f"{url_name}-restore"),
         path(f"{prefix}/scopes/", views.request_scopes, {"kind": kind}, name=f"{url_name}-scopes"),
         path(f"{prefix}/policy/", views.runtime_policy, {"kind": kind}, name=f"{url_name}-policy"),
         path(

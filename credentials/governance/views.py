@@ -314,7 +314,7 @@ def credential_urls(kind, org_slug: str, credential) -> dict[str, str]:
     kwargs = {"org_slug": org_slug, kind.url_kwarg: getattr(credential, kind.lookup_field)}
     names = {
         action: f"{kind.url_name}-{action}"
-        for action in ("recertify", "reassign", "scopes", "narrow", "policy")
+        for action in ("recertify", "reassign", "restore", "scopes", "narrow", "policy")
     }
     names["usage_csv"] = f"{kind.url_name}-usage-csv"
     if kind.issue_url_name:
@@ -358,6 +358,9 @@ def governance_context(request: HttpRequest, credential) -> dict:
         and credential.status == CredentialStatus.ACTIVE
         and bool(kind.url_name),
         "gov_can_reassign": is_manager and credential.status in common.LIVE_STATUSES,
+        # Staff's own suspensions (`manual`) and leaked secrets are lifted by staff only, in the admin.
+        "gov_can_restore": may(request, f"{kind.key}.restore", owner_id=credential.owner_id)
+        and reviews.restorable_by_organization(credential),
         "gov_review_form": RecertifyForm(current_scopes=scopes, prefix="review") if reviewable else None,
         "gov_reassign_form": ReassignForm(members=organization_members(request.organization), prefix="owner")
         if is_manager
@@ -433,6 +436,34 @@ def reassign(request: HttpRequest, kind: str, **kwargs) -> HttpResponse:
         lambda _: f"“{credential.name}” is now owned by {owner.email}.",
     )
     return _back(credential)
+
+
+@require_POST
+@authorized("{kind}.restore")
+def restore(request: HttpRequest, kind: str, **kwargs) -> HttpResponse:
+    """Lift an `orphaned` or `review_overdue` suspension; its grace starts again from now."""
+    credential = credential_or_404(request, kind, kwargs)
+    flash_outcome(
+        request,
+        lambda: reviews.credential_restore(credential=credential, actor=request.user),
+        _restored_message,
+        forbidden={"not_manager"},
+    )
+    return _back(credential)
+
+
+def _restored_message(credential) -> str:
+    """Return what a restore did, and what still has to be done before the grace runs out again."""
+    policy = org_policy.policy_for(credential.organization)
+    done = f"“{credential.name}” was restored: its suspension is lifted."
+    if credential.orphaned_at is not None:
+        return (
+            f"{done} Its owner has still left: assign a new owner within "
+            f"{policy.orphan_grace_days} days, or it is suspended again."
+        )
+    if credential.review_overdue:
+        return f"{done} Review it within {policy.overdue_grace_days} days, or it is suspended again."
+    return done
 
 
 @require_POST

@@ -79,6 +79,9 @@ DOCUMENTED_PATHS = [
     ("/admin/tokens/signingkey/", "docs/m2m.md:380"),
     ("/orgs/acme/credentials/new/", "README.md:86"),
     ("/orgs/acme/security/", "docs/account-security.md:28"),
+    ("/orgs/acme/api-keys/3kQ0Zr8vXb1L/restore/", "docs/governance.md:313"),
+    ("/orgs/acme/apps/7/restore/", "docs/governance.md:313"),
+    ("/orgs/acme/apps/federated/7/restore/", "docs/governance.md:314"),
 ]
 
 

@@ -14,7 +14,7 @@ from django.utils.translation import gettext_lazy as _
 from credentials.governance.admin import GovernanceQueueFilter, GovernedCredentialAdminMixin
 from portal.admin_mixins import ImmutableAdminMixin
 from portal.json_input import JSONFormField
-from tokens.catalogue import check_audiences
+from tokens.catalogue import check_audiences, tidy_audiences
 from tokens.clients.services import STAFF_FLAGS, m2m_app_set_staff_flag, m2m_app_update
 from tokens.models import ClientPublicKey, ClientSecret, M2MApplication
 
@@ -159,10 +159,12 @@ class M2MApplicationAdmin(GovernedCredentialAdminMixin, admin.ModelAdmin):
             return True
         try:
             audiences = JSONFormField().to_python(request.POST.get("allowed_audiences"))
+            # As the service stores them: " https://api…" is the audience it already holds.
+            audiences = tidy_audiences(audiences) if isinstance(audiences, list) else []
         except ValidationError:
             return False  # the form refuses it: nothing is saved
         stored = application.allowed_audiences or []
-        return isinstance(audiences, list) and any(audience not in stored for audience in audiences)
+        return any(audience not in stored for audience in audiences)
 
     def save_model(self, request, obj, form, change):
         # Every edit goes through the services, which audit it and check it (the owner's role,

@@ -132,10 +132,12 @@ def api_key_move_to_m2m_app(
     try:
         with transaction.atomic():
             if org_policy.approval_required(organization, "m2m_app"):
-                # The request is made by whoever moves the key; from the CLI, for its owner.
+                # The request is made by whoever moves the key; from the CLI, for its owner (the
+                # audit event and the approvers' e-mail say so: `via`).
                 requester = actor if actor is not None and actor.is_authenticated else key.owner
                 application, request = m2m_app_request(
                     requester=requester,
+                    via=via,
                     justification=(justification or "").strip()
                     or f"Moving the API key {key.display_prefix} ({key.name}) to an M2M application.",
                     **policy,

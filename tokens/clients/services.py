@@ -244,6 +244,7 @@ def m2m_app_request(
     justification: str,
     allowed_ips: Iterable[str] = (),
     rate_limit: dict[str, int] | None = None,
+    via: str = "",
     **fields: Unpack[ApplicationFields],
 ) -> tuple[M2MApplication, CredentialRequest]:
     """Store a pending application (a client id, no secret) and ask the organisation's approvers for it.
@@ -262,6 +263,7 @@ def m2m_app_request(
         requested_scopes=[s.name for s in scope_rows],
         allowed_ips=allowed_ips,
         rate_limit=rate_limit,
+        via=via,
     )
     return application, request
 
@@ -497,7 +499,7 @@ def m2m_app_update(
         names = sorted({s.name for s in scope_rows_of(list(scopes))})  # unknown names: a field error
         if names != sorted(application.allowed_scopes.values_list("name", flat=True)):
             edits.credential_scopes_set(credential=application, scopes=names, actor=actor, via=via)
-    if owner is not None and owner.pk != application.owner_id:
+    if owner is not None and (owner.pk != application.owner_id or application.orphaned_at is not None):
         # After the scopes: the new owner must be allowed every scope the application keeps.
         ownership.credential_reassign_owner(credential=application, owner=owner, actor=actor, via=via)
     return application

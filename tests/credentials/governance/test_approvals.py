@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.core import mail
@@ -10,9 +12,14 @@ from django.test import Client
 from django.urls import reverse
 
 from credentials.api_keys.models import ApiKey
-from credentials.api_keys.services import api_key_request
+from credentials.api_keys.services import api_key_request, api_key_rotate
 from credentials.governance import ownership, reviews
-from credentials.governance.approvals import credential_request_approve, credential_request_create
+from credentials.governance.approvals import (
+    credential_request_approve,
+    credential_request_create,
+    credential_request_deny,
+    credential_secret_issue,
+)
 from credentials.governance.edits import credential_scopes_set
 from credentials.governance.models import CredentialRequest, CredentialStatus, RequestState, RequestType
 from credentials.governance.org_policy import policy_update
@@ -469,3 +476,66 @@ def test_a_member_who_leaves_takes_their_waiting_requests_with_them(
         AuditEvent.objects.filter(action="credentials.request.cancelled", extra__reason="member_left").count()
         == 2
     )
+
+
+def test_a_leaver_rejoining_does_not_generate_the_secret_of_a_credential_approved_before_leaving(
+    organization, owner, admin_user, member, scopes
+):
+    """What was approved but not yet issued is not cancelled by the removal (the decision was
+    taken), but it is orphaned: the person, re-invited later, does not collect it; an admin
+    gives it an owner first (docs/governance.md, "Ownership and orphans")."""
+    policy_update(organization=organization, actor=owner, approve_new_api_keys=True)
+    key, request = api_key_request(
+        organization=organization,
+        name="export",
+        owner=member,
+        scopes=["orders:read"],
+        requester=member,
+        justification="nightly export",
+    )
+    credential_request_approve(request=request, actor=admin_user)
+    membership_remove(membership=Membership.objects.get(user=member, organization=organization), actor=owner)
+    Membership.objects.create(organization=organization, user=member, role=Role.MEMBER)  # re-invited
+
+    with pytest.raises(ValidationError) as refused:
+        credential_secret_issue(credential=ApiKey.objects.get(pk=key.pk), actor=member)
+    assert refused.value.code == "orphaned"
+    assert ApiKey.objects.get(pk=key.pk).status == CredentialStatus.PENDING
+    ownership.credential_reassign_owner(credential=ApiKey.objects.get(pk=key.pk), owner=member, actor=owner)
+    issued, _plaintext = credential_secret_issue(credential=ApiKey.objects.get(pk=key.pk), actor=member)
+    assert issued.status == CredentialStatus.ACTIVE
+
+
+@pytest.mark.parametrize("overlap", [timedelta(0), timedelta(hours=24)])
+def test_a_scope_increase_for_a_key_rotated_since_is_refused_not_given_to_the_retiring_key(
+    organization, owner, admin_user, member, scopes, overlap
+):
+    """The request names the key; a rotation makes a successor, the key in use from then on.
+    Approving gave the scopes to the key being retired (stopped already, or stopping after the
+    overlap) and the successor kept the old ones. Now the decision is refused (`rotated`); the
+    approvers deny it and the member asks again for the successor. No new request is taken for
+    the rotated key either."""
+    policy_update(organization=organization, actor=owner, approve_scope_increases=True)
+    key, _ = make_api_key(organization, member, scopes=["orders:read"])
+    asked = {
+        "requester": member,
+        "request_type": RequestType.SCOPE_INCREASE,
+        "justification": "needs to write",
+    }
+    wider = ["orders:read", "orders:write"]
+    request = credential_request_create(credential=key, requested_scopes=wider, **asked)
+    successor, _secret = api_key_rotate(api_key=key, actor=member, overlap=overlap)
+
+    with pytest.raises(ValidationError) as refused:
+        credential_request_approve(request=request, actor=admin_user)
+    assert refused.value.code == "rotated"
+    assert ApiKey.objects.get(pk=key.pk).scopes == ["orders:read"]
+    request.refresh_from_db()
+    assert request.state == RequestState.PENDING
+    with pytest.raises(ValidationError) as again:
+        credential_request_create(credential=ApiKey.objects.get(pk=key.pk), requested_scopes=wider, **asked)
+    assert again.value.code == "rotated"
+    credential_request_deny(request=request, actor=admin_user)
+    for_successor = credential_request_create(credential=successor, requested_scopes=wider, **asked)
+    credential_request_approve(request=for_successor, actor=admin_user)
+    assert ApiKey.objects.get(pk=successor.pk).scopes == wider

@@ -16,7 +16,7 @@ from credentials.api_keys.services import api_key_create, api_key_request
 from credentials.governance import approvals, edits, org_policy, ownership, reviews
 from credentials.governance.models import CredentialRequest, CredentialStatus, RequestType, SuspensionReason
 from portal.models import AuditEvent
-from tests.factories import enrol_totp
+from tests.factories import UserFactory, enrol_totp
 from tokens.clients.services import m2m_app_request
 from tokens.models import ClientSecret
 
@@ -90,8 +90,9 @@ def test_every_governance_action_writes_one_event_with_the_actor(
         ownership.credential_reassign_owner(credential=credential, owner=admin_user, actor=admin_user)
     with one_event(f"{kit.audit_prefix}.suspended", owner):
         reviews.credential_suspend(credential=credential, actor=owner, reason=SuspensionReason.MANUAL)
-    with one_event(f"{kit.audit_prefix}.restored", owner):
-        reviews.credential_restore(credential=credential, actor=owner)
+    staff = UserFactory(email="staff@portal.test", is_staff=True)  # a manual suspension is staff's to lift
+    with one_event(f"{kit.audit_prefix}.restored", staff):
+        reviews.credential_restore(credential=credential, actor=staff)
     with one_event(f"{kit.audit_prefix}.scopes_changed", owner):
         edits.credential_scopes_set(credential=credential, scopes=[], actor=owner)
     with one_event(f"{kit.audit_prefix}.revoked", owner):

@@ -36,7 +36,7 @@ from credentials.webhooks.services import webhook_endpoint_create
 from portal.models import AuditEvent, Membership
 from portal.services.organizations import membership_remove
 from tests.credentials.governance.conftest import whoami
-from tests.factories import make_api_key, make_m2m_app
+from tests.factories import UserFactory, make_api_key, make_m2m_app
 from tests.security.test_leak_sweep import table_dump
 from tests.support.secret_scanning import keys_document, sign
 from tests.tokens.conftest import basic
@@ -186,8 +186,11 @@ def test_suspend_policy_suspends_with_reason_leaked(
     assert len(_events(f"{kit.audit_prefix}.suspended")) == 1
     assert len(_events(f"{kit.audit_prefix}.leaked")) == 1
     assert len(mail.outbox) == 1
-    # An admin may restore it deliberately.
-    credential_restore(credential=credential, actor=owner)
+    # Staff may restore it deliberately; the organisation may not (its secret is public).
+    with pytest.raises(ValidationError) as refused:
+        credential_restore(credential=credential, actor=owner)
+    assert refused.value.code == "staff_only"
+    credential_restore(credential=credential, actor=UserFactory(is_staff=True))
     assert kit.scopes_in_use(client, credential, secret) == ["orders:read"]
 
 
@@ -875,7 +878,7 @@ def test_a_leak_that_re_marks_a_suspension_tells_suspended_subscribers(kit, scan
 def test_rotating_a_restored_leaked_key_does_not_keep_the_leaked_secret_working(
     scanning, client, organization, owner, member, scopes
 ):
-    """The leak e-mail and page say: "have an admin restore it and rotate its secret at once". Rotation
+    """The leak e-mail says: "ask the portal's staff to restore it and rotate its secret at once". Rotation
     keeps the old secret working for the overlap (24 h by default) and nothing shortens it for a key
     with a leak report, so following the advice keeps the publicly leaked secret valid for another day
     (a replayed or new sighting of it changes nothing either, being a replay)."""
@@ -886,7 +889,7 @@ def test_rotating_a_restored_leaked_key_does_not_keep_the_leaked_secret_working(
     key, secret = make_api_key(organization, member)
     assert post(client, [entry(secret)], key=scanning).status_code == 200
     assert whoami(client, secret).status_code == 401
-    restored = credential_restore(credential=key, actor=owner)
+    restored = credential_restore(credential=key, actor=UserFactory(is_staff=True))
     with pytest.raises(ValidationError) as refused:
         api_key_rotate(api_key=restored, actor=owner)  # the dashboard's default overlap, 24 h
     assert refused.value.message_dict.keys() == {"overlap"}
@@ -912,7 +915,7 @@ def test_rotating_a_restored_leaked_application_stops_the_leaked_secret_at_once(
     policy_update(organization=organization, actor=owner, leaked_credential_action=suspend)
     application, leaked = make_m2m_app(organization, member)
     assert post(client, [entry(leaked)], key=scanning).status_code == 200
-    restored = credential_restore(credential=application, actor=owner)
+    restored = credential_restore(credential=application, actor=UserFactory(is_staff=True))
     assert mint(application, leaked) == 200  # restored: the leaked secret works again
     with pytest.raises(ValidationError) as refused:
         client_secret_rotate(application=restored, actor=owner)  # the default overlap, 24 h

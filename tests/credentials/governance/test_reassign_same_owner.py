@@ -62,3 +62,28 @@ def test_an_orphaned_credential_given_back_to_its_former_owner_is_no_longer_orph
         member.email,
         True,
     )
+
+
+@pytest.mark.django_db
+def test_a_rest_patch_naming_an_orphaned_credentials_former_owner_takes_it_back(
+    kit, organization, owner, member, owner_client
+):
+    # As the dashboard's reassign form and the admin: the orphan mark goes, one owner change is recorded.
+    credential, _secret = kit.create(owner=member)
+    org_services.membership_remove(
+        membership=Membership.objects.get(organization=organization, user=member), actor=owner
+    )
+    Membership.objects.create(organization=organization, user=member, role=Role.MEMBER)  # rejoined
+    kind_path = "api-keys" if kit.key == "api_key" else "m2m-apps"
+    ident = credential.key_id if kit.key == "api_key" else credential.pk
+    url = f"/api/v1/orgs/{organization.slug}/{kind_path}/{ident}/"
+
+    response = owner_client.patch(url, {"owner": member.email}, content_type="application/json")
+
+    assert response.status_code == 200, response.content
+    assert kit.reload(credential).orphaned_at is None
+    events = AuditEvent.objects.filter(action__startswith=kit.audit_prefix)
+    assert events.filter(extra__orphan_cleared=True).count() == 1
+    recorded = events.count()
+    again = owner_client.patch(url, {"owner": member.email}, content_type="application/json")
+    assert again.status_code == 200 and events.count() == recorded  # nothing left to take back

@@ -8,12 +8,14 @@ existing credentials are flagged against the policy, never broken.
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from io import StringIO
 
 import pytest
 from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
 from django.urls import reverse
+from django.utils import timezone
 
 from credentials.api_keys.models import ApiKey
 from credentials.api_keys.services import api_key_request
@@ -361,3 +363,20 @@ def test_the_rest_api_reads_and_changes_the_rules(owner_client, member_client, o
     assert changed.json()["flagged_credentials"] == 1
     assert changed.json()["max_rate_limit"] == {"requests": 10, "per_seconds": 1}
     assert AuditEvent.objects.filter(action="credentials.policy.updated").count() == 1
+
+
+def test_flagged_credentials_counts_what_the_inventory_filter_lists(
+    organization, owner, owner_client, scopes
+):
+    """docs/governance.md: an expired credential is not `against_policy` (it no longer works). The
+    runtime-rules API counted every active row with the flag, expired ones included."""
+    in_sixty_days = timezone.now() + timedelta(days=60)
+    make_api_key(organization, owner, name="working", expires_at=in_sixty_days)
+    lapsed, _ = make_api_key(organization, owner, name="lapsed", expires_at=in_sixty_days)
+    policy_update(organization=organization, actor=owner, require_allowed_ips_for_live=True)
+    assert ApiKey.objects.filter(policy_flagged_at__isnull=False).count() == 2
+    ApiKey.objects.filter(pk=lapsed.pk).update(expires_at=timezone.now() - timedelta(minutes=1))
+
+    listed = owner_client.get("/api/v1/orgs/acme/inventory/?flag=against_policy").json()["count"]
+    counted = owner_client.get("/api/v1/orgs/acme/policy/runtime/").json()["flagged_credentials"]
+    assert (listed, counted) == (1, 1)

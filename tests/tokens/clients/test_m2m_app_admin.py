@@ -68,6 +68,23 @@ def test_adding_an_audience_asks_for_step_up(super_client, make_app):
     assert app.application.allowed_audiences == []
 
 
+def test_an_audience_it_holds_written_with_spaces_needs_no_step_up(super_client, make_app):
+    # Stored as checked (stripped): " https://orders…" is the audience it holds, not a new one.
+    api = ResourceServerFactory(identifier="https://orders.example.com")
+    app = make_app()
+    app.application.allowed_audiences = [api.identifier]
+    app.application.save(update_fields=["allowed_audiences"])
+    url = reverse("admin:tokens_m2mapplication_change", args=[app.application.pk])
+    data = change_form_data(super_client.get(url))
+    make_stale(super_client)
+    response = super_client.post(
+        url, {**data, "name": "renamed", "allowed_audiences": json.dumps([f" {api.identifier} "])}
+    )
+    app.application.refresh_from_db()
+    assert response.status_code == 302 and not is_step_up_redirect(response)
+    assert app.application.name == "renamed" and app.application.allowed_audiences == [api.identifier]
+
+
 def test_narrowing_an_application_needs_no_step_up(super_client, make_app, scopes):
     app = make_app(scopes=["orders:read", "orders:write"])
     url = reverse("admin:tokens_m2mapplication_change", args=[app.application.pk])

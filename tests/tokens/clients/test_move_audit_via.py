@@ -12,6 +12,7 @@ from django.core.management import call_command
 from django.test import Client
 
 from credentials.api_keys.services import api_key_create
+from credentials.governance.org_policy import policy_update
 from portal.models import AuditEvent
 from tests.factories import ScopeFactory
 
@@ -64,3 +65,21 @@ def test_a_move_from_the_dashboard_says_dashboard(owner_client, make_key):
     response = owner_client.post(f"/orgs/acme/api-keys/{key.key_id}/move/", {"name": "exporter (M2M)"})
     assert response.status_code == 201, response.content.decode()[:500]
     assert _vias() == dict.fromkeys(MOVE_EVENTS, "dashboard")
+
+
+def test_a_move_from_the_command_line_under_approval_says_cli_on_the_request_and_in_the_email(
+    organization, owner, admin_user, make_key, mailoutbox, django_capture_on_commit_callbacks
+):
+    # The request is filed for the key's owner (its requester: four eyes), but nobody signed in
+    # made it: the audit event and the approvers' e-mail say it came from the command line.
+    policy_update(organization=organization, actor=owner, approve_new_m2m_apps=True)
+    key, _ = make_key(name="exporter")
+    mailoutbox.clear()
+    out = StringIO()
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("move_api_key_to_m2m_app", "--key-id", key.key_id, "--json", stdout=out)
+    assert json.loads(out.getvalue())["status"] == "pending"
+    requested = AuditEvent.objects.get(action="credentials.request.created")
+    assert requested.actor == key.owner and requested.extra["via"] == "cli"
+    asks = [m for m in mailoutbox if "Approval requested" in m.subject]
+    assert asks and all("on the portal's command line for " + key.owner.email in m.body for m in asks)

@@ -559,7 +559,7 @@ def _wrap_discovery(real, *, jwks_uri: str):
 # --- governance: suspension and removal kill the tokens at once ---------------------------------
 
 
-def test_suspending_or_removing_a_trust_kills_its_tokens(client, app, github_trust, issuer, owner):
+def test_suspending_or_removing_a_trust_kills_its_tokens(client, app, github_trust, issuer, owner, superuser):
     from credentials.governance import reviews
 
     access = present(client, app.client_id, issuer.github_actions(audience=AUD)).json()["access_token"]
@@ -572,7 +572,7 @@ def test_suspending_or_removing_a_trust_kills_its_tokens(client, app, github_tru
         "/oauth/introspect", {"token": access}, HTTP_AUTHORIZATION=_basic(app.client_id, app.client_secret)
     ).json()
     assert introspected == {"active": False}
-    reviews.credential_restore(credential=github_trust, actor=owner)
+    reviews.credential_restore(credential=github_trust, actor=superuser)  # staff lift a manual suspension
     assert live_access_token(access, audience=None)
     federated_identity_revoke(identity=github_trust, actor=owner)
     with pytest.raises(Exception, match="revoked"):

@@ -230,7 +230,7 @@ def test_review_and_owner_reassignment_go_through_governance(owner, admin_user, 
     assert {"tokens.federated_identity.recertified", "tokens.federated_identity.owner_reassigned"} <= actions
 
 
-def test_lifecycle_webhook_events_are_sent_for_trusts(owner, app, issuer):
+def test_lifecycle_webhook_events_are_sent_for_trusts(owner, superuser, app, issuer):
     webhook_endpoint_create(
         organization=app.application.organization,
         url="https://hooks.acme.example/portal",
@@ -241,7 +241,7 @@ def test_lifecycle_webhook_events_are_sent_for_trusts(owner, app, issuer):
         app.application, issuer.url, "repo:acme/api:ref:refs/heads/main", preset="github_actions"
     )
     reviews.credential_suspend(credential=identity, actor=None, reason="manual")
-    reviews.credential_restore(credential=identity, actor=owner)
+    reviews.credential_restore(credential=identity, actor=superuser)  # staff lift a manual suspension
     reviews.credential_revoke(credential=identity, actor=owner, reason="done")
     deliveries = list(WebhookDelivery.objects.order_by("id"))
     assert [d.event_type for d in deliveries] == [
