@@ -200,35 +200,35 @@ def _follow_usage_link(page: Page) -> tuple[int, str]:
     return answer.value.status, answer.value.url
 
 
-def test_a_refused_public_key_is_seen_without_scrolling(user_page, owner, organization):
+#: The app page's forms a refusal re-renders at their POST-only URL: how to refuse one, on which
+#: application of the world, and what the page then says at its top.
+REFUSED_FORMS = {
+    "public key": (lambda page, world: _refuse_public_key(page, world.keyed_app.pk), "keyed_app",
+                   "The public key was not registered"),
+    "token quota": (lambda page, world: _refuse_token_quota(page, world.app.pk), "app",
+                    "The token quota was not saved"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("form", REFUSED_FORMS)
+def test_a_refused_form_is_seen_without_scrolling(user_page, owner, organization, form):
+    refuse, _app, said = REFUSED_FORMS[form]
     world = build_world(organization, owner)
     page = user_page(owner, java_script_enabled=False)
-    _refuse_public_key(page, world.keyed_app.pk)
-    expect(message(page, "The public key was not registered")).to_be_visible()
-    assert _refusal_in_view(page), "the page opens at its top and nothing in view says the key was refused"
+    refuse(page, world)
+    expect(message(page, said)).to_be_visible()
+    assert _refusal_in_view(page), (
+        f"the page opens at its top and nothing in view says the {form} was refused"
+    )
 
 
-def test_a_refused_token_quota_is_seen_without_scrolling(user_page, owner, organization):
+@pytest.mark.parametrize("form", REFUSED_FORMS)
+def test_usage_period_links_work_after_a_refused_form(user_page, owner, organization, form):
+    refuse, app, _said = REFUSED_FORMS[form]
     world = build_world(organization, owner)
     page = user_page(owner, java_script_enabled=False)
-    _refuse_token_quota(page, world.app.pk)
-    expect(message(page, "The token quota was not saved")).to_be_visible()
-    assert _refusal_in_view(page), "the page opens at its top and nothing in view says the quota was refused"
-
-
-def test_usage_period_links_work_after_a_refused_public_key(user_page, owner, organization):
-    world = build_world(organization, owner)
-    page = user_page(owner, java_script_enabled=False)
-    _refuse_public_key(page, world.keyed_app.pk)
+    refuse(page, world)
     status, url = _follow_usage_link(page)
     assert status == 200, f"the 7d usage link answered {status} at {url}"
-    assert url.split("?")[0].endswith(f"/orgs/acme/apps/{world.keyed_app.pk}/")
-
-
-def test_usage_period_links_work_after_a_refused_token_quota(user_page, owner, organization):
-    world = build_world(organization, owner)
-    page = user_page(owner, java_script_enabled=False)
-    _refuse_token_quota(page, world.app.pk)
-    status, url = _follow_usage_link(page)
-    assert status == 200, f"the 7d usage link answered {status} at {url}"
+    assert url.split("?")[0].endswith(f"/orgs/acme/apps/{getattr(world, app).pk}/")
     expect(page.get_by_role("heading", name="Usage, last 7 days")).to_be_visible()

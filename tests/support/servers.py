@@ -4,7 +4,8 @@
   file and stopped with its children; `Gunicorn` (the portal with production settings) and
   `DevServer` (`manage.py runserver`) are the two the tests use.
 - `LocalHTTPServer`: an in-process HTTP server (a webhook receiver, a JWKS, an OIDC issuer) on a
-  free loopback port, served from a daemon thread, optionally over TLS.
+  free loopback port, served from a daemon thread, optionally over TLS; `JWKSServer` publishes a
+  JWKS, counts its fetches and answers 503 while `up` is false (a portal outage).
 - `dripping_peer`: a loopback peer that answers one byte at a time (timeouts as a whole).
 - `TempPostgres`: a throwaway PostgreSQL cluster (`tests.support.redis_server.TempRedis` for Redis).
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import json
 import os
 import shutil
 import signal
@@ -291,3 +293,32 @@ def dripping_peer(payload: bytes, *, read_request: bool = False, interval: float
         yield listener.getsockname()[1]
     finally:
         listener.close()
+
+
+class JWKSServer(LocalHTTPServer):
+    """A real HTTP server publishing `jwks` (a dict), counting fetches; a 503 while `up` is false."""
+
+    def __init__(self, jwks: dict):
+        self.jwks = jwks
+        self.fetches = 0
+        self.up = True
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                outer.fetches += 1
+                if outer.up:
+                    status, body = 200, json.dumps(outer.jwks).encode()
+                else:
+                    status, body = 503, b'{"detail": "unavailable"}'
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        super().__init__(Handler)
+        self.url = f"{self.base}/.well-known/jwks.json"

@@ -7,7 +7,6 @@ import hashlib
 import hmac
 import json
 import time
-from http.server import BaseHTTPRequestHandler
 
 import jwt
 import pytest
@@ -15,7 +14,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt import PyJWK
 
-from tests.support.servers import LocalHTTPServer
+from tests.support.servers import JWKSServer
 from tokens.signing.keys import public_jwk_for
 from tokens.verifier import InvalidToken, TokenVerifier
 
@@ -310,34 +309,9 @@ def test_an_empty_pin_is_a_configuration_error(organization):
         TokenVerifier(issuer=ISSUER, audience=AUDIENCE, key_resolver=dict().get, organization=organization)
 
 
-class _JWKSServer(LocalHTTPServer):
-    """A real HTTP server publishing a JWKS and counting fetches."""
-
-    def __init__(self, jwks: dict):
-        self.jwks = jwks
-        self.fetches = 0
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                outer.fetches += 1
-                body = json.dumps(outer.jwks).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        super().__init__(Handler)
-        self.url = f"{self.base}/.well-known/jwks.json"
-
-
 @pytest.fixture
 def jwks_server(jwks):
-    with _JWKSServer({"keys": [jwks["keys"][0]]}) as server:
+    with JWKSServer({"keys": [jwks["keys"][0]]}) as server:
         yield server
 
 

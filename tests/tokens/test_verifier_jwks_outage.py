@@ -10,17 +10,14 @@ fetched keeps answering for `jwks_stale_if_error` past its lifespan.
 
 from __future__ import annotations
 
-import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler
 from types import SimpleNamespace
 
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tests.support.servers import LocalHTTPServer
+from tests.support.servers import JWKSServer
 from tokens.signing.keys import public_jwk_for
 from tokens.verifier import InvalidToken, TokenVerifier
 
@@ -28,41 +25,12 @@ ISSUER = "https://portal.example.test"
 AUDIENCE = "https://api.example.test"
 
 
-class Jwks:
-    """A JWKS endpoint that serves `keys` while `up`, else a 503, and counts its requests."""
-
-    def __init__(self):
-        self.keys: list = []
-        self.up = True
-        self.hits = 0
-        lock = threading.Lock()
-        jwks = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                with lock:
-                    jwks.hits += 1
-                if jwks.up:
-                    status, body = 200, json.dumps({"keys": jwks.keys}).encode()
-                else:
-                    status, body = 503, b'{"detail": "unavailable"}'
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = LocalHTTPServer(Handler)
-
-    def signer(self):
-        """Publish a new key; return a function that signs a token with it."""
-        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        jwk = public_jwk_for(key.public_key(), "RS256")
-        self.keys.append(jwk)
-        return lambda: _token(key, jwk["kid"])
+def _publish(jwks: JWKSServer):
+    """Publish a new key; return a function that signs a token with it."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    jwk = public_jwk_for(key.public_key(), "RS256")
+    jwks.jwks["keys"].append(jwk)
+    return lambda: _token(key, jwk["kid"])
 
 
 def _token(key, kid: str) -> str:
@@ -88,15 +56,12 @@ def clock(monkeypatch):
 
 @pytest.fixture
 def jwks():
-    endpoint = Jwks()
-    with endpoint.server:
-        yield endpoint
+    with JWKSServer({"keys": []}) as server:
+        yield server
 
 
-def _verifier(jwks: Jwks, **options) -> TokenVerifier:
-    return TokenVerifier(
-        issuer=ISSUER, audience=AUDIENCE, jwks_url=jwks.server.base + "/jwks.json", **options
-    )
+def _verifier(jwks: JWKSServer, **options) -> TokenVerifier:
+    return TokenVerifier(issuer=ISSUER, audience=AUDIENCE, jwks_url=jwks.url, **options)
 
 
 def test_forged_kids_during_an_outage_fetch_the_jwks_once_per_cooldown(jwks):
@@ -106,33 +71,33 @@ def test_forged_kids_during_an_outage_fetch_the_jwks_once_per_cooldown(jwks):
     for n in range(20):
         with pytest.raises(InvalidToken):
             verifier.verify(_token(forger, f"forged-{n}"))
-    assert jwks.hits == 1, f"{jwks.hits} JWKS requests for 20 verifications within one cooldown"
+    assert jwks.fetches == 1, f"{jwks.fetches} JWKS requests for 20 verifications within one cooldown"
 
 
 def test_forged_kids_with_the_portal_up_fetch_once_per_cooldown(jwks):
-    sign = jwks.signer()
+    sign = _publish(jwks)
     verifier = _verifier(jwks, refetch_cooldown=30)
     assert verifier.verify(sign()).client_id == "m"
     forger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     for n in range(20):
         with pytest.raises(InvalidToken):
             verifier.verify(_token(forger, f"forged-{n}"))
-    assert jwks.hits == 2  # the routine fetch, one refetch for an unknown kid
+    assert jwks.fetches == 2  # the routine fetch, one refetch for an unknown kid
 
 
 def test_a_known_key_keeps_verifying_past_the_cache_lifespan_while_the_jwks_fails(jwks, clock):
-    sign = jwks.signer()
+    sign = _publish(jwks)
     verifier = _verifier(jwks, jwks_cache_seconds=300, refetch_cooldown=30)
     assert verifier.verify(sign()).client_id == "m"
     jwks.up = False
     clock(301)  # the set is past its lifespan: the next verification tries a routine fetch
     assert verifier.verify(sign()).client_id == "m"
     assert verifier.verify(sign()).client_id == "m"
-    assert jwks.hits == 2  # one failed routine fetch, then nothing within the cooldown
+    assert jwks.fetches == 2  # one failed routine fetch, then nothing within the cooldown
 
 
 def test_the_stale_set_has_a_limit(jwks, clock):
-    sign = jwks.signer()
+    sign = _publish(jwks)
     verifier = _verifier(jwks, jwks_cache_seconds=300, refetch_cooldown=30, jwks_stale_if_error=3600)
     assert verifier.verify(sign()).client_id == "m"
     jwks.up = False
@@ -144,12 +109,12 @@ def test_the_stale_set_has_a_limit(jwks, clock):
 
 
 def test_after_the_outage_the_next_fetch_finds_a_key_rotated_meanwhile(jwks, clock):
-    jwks.signer()
+    _publish(jwks)
     verifier = _verifier(jwks, jwks_cache_seconds=300, refetch_cooldown=30)
     jwks.up = False
     with pytest.raises(InvalidToken):
-        verifier.verify(jwks.signer()())  # nothing fetched yet, and the fetch fails
-    sign_new = jwks.signer()
+        verifier.verify(_publish(jwks)())  # nothing fetched yet, and the fetch fails
+    sign_new = _publish(jwks)
     jwks.up = True
     with pytest.raises(InvalidToken):
         verifier.verify(sign_new())  # within the cooldown of the failure: not asked again

@@ -30,6 +30,18 @@ from tests.factories import MembershipFactory, UserFactory, enrol_totp, make_api
 pytestmark = pytest.mark.django_db
 
 
+def _members_export_request(organization, member):
+    """The member asks for a key of their own, "export" reading orders; return (key, request)."""
+    return api_key_request(
+        organization=organization,
+        name="export",
+        owner=member,
+        scopes=["orders:read"],
+        requester=member,
+        justification="nightly export",
+    )
+
+
 def _decide(client, organization, request_id, decision, comment=""):
     return client.post(
         reverse("org-request-decide", kwargs={"org_slug": organization.slug, "request_id": request_id}),
@@ -427,14 +439,7 @@ def test_an_approver_cannot_take_over_someone_elses_pending_request_and_approve_
     decision. Reassigning a member's waiting key to yourself, then approving it, would give a
     manager a key (its secret shown to them alone) that no second person decided on."""
     policy_update(organization=organization, actor=owner, approve_new_api_keys=True)
-    key, request = api_key_request(
-        organization=organization,
-        name="export",
-        owner=member,
-        scopes=["orders:read"],
-        requester=member,
-        justification="nightly export",
-    )
+    key, request = _members_export_request(organization, member)
     ownership.credential_reassign_owner(credential=key, owner=admin_user, actor=admin_user)
     with pytest.raises(ValidationError) as refused:
         credential_request_approve(request=request, actor=admin_user)
@@ -448,14 +453,7 @@ def test_a_member_who_leaves_takes_their_waiting_requests_with_them(
     """Left waiting, an approver could still grant them, and the person, rejoining, would generate
     the secret of a key decided about their former membership."""
     policy_update(organization=organization, actor=owner, approve_new_api_keys=True)
-    key, request = api_key_request(
-        organization=organization,
-        name="export",
-        owner=member,
-        scopes=["orders:read"],
-        requester=member,
-        justification="nightly export",
-    )
+    key, request = _members_export_request(organization, member)
     managers_key, managers_request = api_key_request(
         organization=organization,
         name="for the member",
@@ -485,14 +483,7 @@ def test_a_leaver_rejoining_does_not_generate_the_secret_of_a_credential_approve
     taken), but it is orphaned: the person, re-invited later, does not collect it; an admin
     gives it an owner first (docs/governance.md, "Ownership and orphans")."""
     policy_update(organization=organization, actor=owner, approve_new_api_keys=True)
-    key, request = api_key_request(
-        organization=organization,
-        name="export",
-        owner=member,
-        scopes=["orders:read"],
-        requester=member,
-        justification="nightly export",
-    )
+    key, request = _members_export_request(organization, member)
     credential_request_approve(request=request, actor=admin_user)
     membership_remove(membership=Membership.objects.get(user=member, organization=organization), actor=owner)
     Membership.objects.create(organization=organization, user=member, role=Role.MEMBER)  # re-invited

@@ -12,7 +12,6 @@ import time
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 
 from credentials.api_keys import services as api_key_services
 from credentials.api_keys.models import ApiKey
@@ -20,28 +19,12 @@ from credentials.governance import ownership
 from credentials.governance.common import LIVE_STATUSES
 from portal.models import Membership
 from portal.services import organizations as org_services
+from tests.support.threads import run_together
 
 
 def _run(*targets):
-    errors: list[BaseException] = []
-
-    def wrap(name, fn):
-        def run():
-            try:
-                fn()
-            except BaseException as exc:  # noqa: BLE001 - report anything
-                errors.append(exc)
-            finally:
-                connection.close()
-
-        return threading.Thread(target=run, name=name)
-
-    threads = [wrap(name, fn) for name, fn in targets]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=30)
-    return errors
+    """Run the targets at once; return what they raised."""
+    return [result for result in run_together(*targets).values() if isinstance(result, BaseException)]
 
 
 def _unorphaned_keys_of_non_members(organization):
