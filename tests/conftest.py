@@ -8,6 +8,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import redis
+from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.core.cache import cache, caches
@@ -42,6 +43,14 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "postgres" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _static_files_found_on_demand():
+    """WhiteNoise lists every static file (about 700, through the finders) each time a handler loads
+    its middleware, that is for every test `Client`: a sixth of a dashboard test's time. In
+    autorefresh mode it looks a file up when one is asked for instead; tests ask for almost none."""
+    django_settings.WHITENOISE_AUTOREFRESH = True
 
 
 @pytest.fixture(autouse=True)
