@@ -43,15 +43,22 @@ def test_staff_who_may_change_users_still_switch_an_account_off(staff_with, memb
     assert response.status_code == 302 and not member.is_active
 
 
+def _try_to_take_over(client, account):
+    """Change the account's address, then its password; return the password form's answer."""
+    client.post(
+        reverse("admin:portal_user_change", args=[account.pk]), _user_form(account, email="mine@evil.test")
+    )
+    return client.post(
+        reverse("admin:auth_user_password_change", args=[account.pk]),
+        {"password1": "taken-over-1234", "password2": "taken-over-1234"},
+    )
+
+
 def test_staff_who_are_no_superuser_cannot_change_a_superusers_account(staff_with):
     """A superuser's address or password is the way into every power: only a superuser changes it."""
     root = get_user_model().objects.create_superuser(email="root@portal.test", password="x")
     client = staff_with("portal.view_user", "portal.change_user")
-    client.post(reverse("admin:portal_user_change", args=[root.pk]), _user_form(root, email="mine@evil.test"))
-    password = client.post(
-        reverse("admin:auth_user_password_change", args=[root.pk]),
-        {"password1": "taken-over-1234", "password2": "taken-over-1234"},
-    )
+    password = _try_to_take_over(client, root)
     root.refresh_from_db()
     assert root.email == "root@portal.test"
     assert not root.check_password("taken-over-1234") and password.status_code == 403
@@ -63,11 +70,7 @@ def test_staff_who_are_no_superuser_cannot_change_another_staff_account(staff_wi
         "portal.view_user", "portal.change_user", "portal.delete_user", email="peer@portal.test"
     ).user
     client = staff_with("portal.view_user", "portal.change_user")
-    client.post(reverse("admin:portal_user_change", args=[peer.pk]), _user_form(peer, email="mine@evil.test"))
-    password = client.post(
-        reverse("admin:auth_user_password_change", args=[peer.pk]),
-        {"password1": "taken-over-1234", "password2": "taken-over-1234"},
-    )
+    password = _try_to_take_over(client, peer)
     peer.refresh_from_db()
     assert peer.email == "peer@portal.test"
     assert not peer.check_password("taken-over-1234") and password.status_code == 403
