@@ -53,6 +53,35 @@ def _static_files_found_on_demand():
     django_settings.WHITENOISE_AUTOREFRESH = True
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _postgres_flushed_by_delete():
+    """Empty the tables after a transactional test with DELETE, not Django's one TRUNCATE.
+
+    A TRUNCATE of the schema's 45 tables makes new files for each: about 0.1 s (0.2–0.4 s beside
+    another worker) at the end of each of the suite's 300 or so transactional tests, where
+    deleting the few rows a test wrote takes 2 ms. The foreign keys are deferrable (Django makes
+    them so on PostgreSQL), so the order does not matter. A test that asks for its sequences to
+    be reset still gets the TRUNCATE.
+    """
+    if connection.vendor != "postgresql":
+        yield
+        return
+    from django.db.backends.postgresql.operations import DatabaseOperations  # needs psycopg
+
+    truncate = DatabaseOperations.sql_flush
+
+    def sql_flush(self, style, tables, *, reset_sequences=False, allow_cascade=False):
+        if reset_sequences or not tables:
+            return truncate(self, style, tables, reset_sequences=reset_sequences, allow_cascade=allow_cascade)
+        delete = style.SQL_KEYWORD("DELETE FROM")
+        deletes = [f"{delete} {style.SQL_FIELD(self.quote_name(table))};" for table in tables]
+        return ["SET CONSTRAINTS ALL DEFERRED;", *deletes]
+
+    DatabaseOperations.sql_flush = sql_flush
+    yield
+    DatabaseOperations.sql_flush = truncate
+
+
 @pytest.fixture(autouse=True)
 def _fast_password_hashing(settings):
     # Argon2 (first in production settings, see test_settings) costs ~100 ms per hash; tests
