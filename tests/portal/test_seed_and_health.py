@@ -59,6 +59,13 @@ def test_healthz_answers_when_the_database_does(client):
 
 
 @pytest.mark.django_db
+def test_healthz_answers_head_as_get_without_a_body(client):
+    # Load balancers probe with HEAD as often as with GET.
+    response = client.head("/healthz")
+    assert response.status_code == 200 and response.content == b""
+
+
+@pytest.mark.django_db
 def test_healthz_answers_503_when_the_database_does_not(client, monkeypatch):
     def broken(*args, **kwargs):
         raise connection.Database.OperationalError("database is down")

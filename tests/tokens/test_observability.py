@@ -50,6 +50,14 @@ def test_metrics_endpoint_is_closed_unless_an_ip_or_token_is_configured(client):
         assert ok.status_code == 200
 
 
+def test_metrics_answer_head_as_get(client):
+    assert client.head("/metrics").status_code == 403
+    with override_settings(PORTAL_METRICS_ALLOWED_IPS=["127.0.0.0/8"]):
+        response = client.head("/metrics")
+        assert response.status_code == 200 and response.content == b""
+    assert client.post("/metrics").status_code == 405
+
+
 def test_metrics_ignore_a_forwarded_address_from_an_untrusted_peer(client):
     with override_settings(PORTAL_METRICS_ALLOWED_IPS=["10.0.0.5"], PORTAL_TRUSTED_PROXIES=[]):
         assert client.get("/metrics", HTTP_X_FORWARDED_FOR="10.0.0.5").status_code == 403
