@@ -32,14 +32,19 @@ STAFF_POWERS = ("is_staff", "is_superuser", "groups", "user_permissions")
 
 
 class _AddressFreeIgnoringCase:
-    """Refuse, on its field, an address another account holds in other letter case.
+    """Store a new or changed address in its one canonical spelling, as invitations do, and refuse,
+    on its field, an address another account holds in other letter case.
 
-    Sign-in finds accounts ignoring case; the database refuses the twin too (a constraint on
-    lower(email)), but only this says which field is wrong.
+    Canonical: `owner@ａcme.test` or `owner@acme.test` with a zero-width space would otherwise be a
+    second account that reads as the first (`canonical_invitation_email`). Sign-in finds accounts
+    ignoring case; the database refuses the twin too (a constraint on lower(email)), but only this
+    says which field is wrong. An unchanged address is left as it is stored.
     """
 
     def clean_email(self) -> str:
         email = self.cleaned_data["email"]
+        if self.instance.pk is None or "email" in self.changed_data:
+            email = org_services.canonical_invitation_email(email)
         if User.objects.filter(email__iexact=email).exclude(pk=self.instance.pk).exists():
             raise ValidationError(
                 "Another account already has this email address, perhaps in other letter case.", code="unique"

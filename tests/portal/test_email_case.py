@@ -81,3 +81,34 @@ def test_the_admin_still_saves_an_account_under_its_own_address(admin_client_sta
 def test_the_database_refuses_a_twin_whatever_the_path(member):
     with pytest.raises(IntegrityError), transaction.atomic():
         User.objects.create(email=member.email.upper())
+
+
+def _add_account(client: Client, email: str):
+    return client.post(
+        reverse("admin:portal_user_add"),
+        {
+            "email": email,
+            "full_name": "New person",
+            "password1": "a-long-passphrase-9",
+            "password2": "a-long-passphrase-9",
+            "usable_password": "true",
+        },
+    )
+
+
+@pytest.mark.parametrize("lookalike", ["{local}@\uff41cme.test", "{local}@acme.test\u200b"])
+def test_the_admin_refuses_a_lookalike_of_an_existing_address(admin_client_staff, lookalike):
+    # Mail reaches the existing mailbox through either spelling (IDNA), so the account would be a
+    # second person who reads as the first; invitations refuse the same (test_invitation_edges).
+    UserFactory(email="owner@acme.test")
+    response = _add_account(admin_client_staff, lookalike.format(local="owner"))
+    assert response.status_code == 200
+    [error] = response.context["adminform"].form.errors["email"]
+    assert error == TAKEN or "invisible character (U+200B ZERO WIDTH SPACE)" in error
+    assert User.objects.filter(email__icontains="owner@").count() == 1
+
+
+def test_the_admin_stores_a_new_address_in_its_canonical_spelling(admin_client_staff):
+    response = _add_account(admin_client_staff, "New.Person@\uff45xample.TEST")
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    assert User.objects.filter(email="new.person@example.test").exists()
