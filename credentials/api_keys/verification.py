@@ -90,21 +90,37 @@ def snapshot_publish(api_key: ApiKey) -> None:
     hotcache.invalidate([key])
 
     def store() -> None:
-        try:
-            # Read now, after the commit, not from `api_key`: the caller's row may predate another
-            # change that committed meanwhile (a key revoked while its owner's demotion refreshed
-            # it), and writing that row would undo the change on every server for the snapshot's
-            # lifetime.
-            fresh = _snapshot_from_database(api_key.key_id)
-        except Exception:
-            logger.warning("Could not build the fresh snapshot of API key %s", api_key.key_id, exc_info=True)
-            fresh = None
-        if fresh is None:
-            hotcache.invalidate([key])  # the next reader fills it from the database
-            return
-        hotcache.replace({key: fresh}, cache_seconds())
+        # Read now, after the commit, not from `api_key`: the caller's row may predate another
+        # change that committed meanwhile (a key revoked while its owner's demotion refreshed it),
+        # and writing that row would undo the change on every server for the snapshot's lifetime.
+        # Then read once more: a second writer may have committed, read and stored between this
+        # read and this write, so this write was the older one; store again what is there now.
+        written = None
+        for _attempt in range(_STORE_ATTEMPTS):
+            fresh = _fresh_snapshot(api_key.key_id)
+            if fresh is None:
+                hotcache.invalidate([key])  # the next reader fills it from the database
+                return
+            if fresh == written:
+                return
+            hotcache.replace({key: fresh}, cache_seconds())
+            written = fresh
+        hotcache.invalidate([key])  # still changing: the next reader fills it from the database
 
     transaction.on_commit(store)
+
+
+#: How often a change's after-commit store reads and writes while other writers keep committing.
+_STORE_ATTEMPTS = 3
+
+
+def _fresh_snapshot(key_id: str) -> dict[str, Any] | None:
+    """Return the key's snapshot as committed now, or None (no such key, or the query failed)."""
+    try:
+        return _snapshot_from_database(key_id)
+    except Exception:
+        logger.warning("Could not build the fresh snapshot of API key %s", key_id, exc_info=True)
+        return None
 
 
 def on_organization_saved(

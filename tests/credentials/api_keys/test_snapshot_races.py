@@ -20,6 +20,7 @@ from credentials.api_keys.models import ApiKey
 from credentials.api_keys.services import api_key_revoke
 from credentials.api_keys.verification import api_key_verify
 from credentials.governance import ownership
+from portal.infra import hotcache
 from portal.models import Membership
 from portal.services import organizations as org_services
 from tests.support.threads import run_together
@@ -111,3 +112,34 @@ def test_a_rejoined_owner_lends_their_key_the_new_role_at_once(
     assert whoami["scopes"] == ["api_keys:manage", "orders:read"], (
         "the key still acts as if its owner were no member: the cached snapshot holds role None"
     )
+
+
+@pytest.mark.django_db
+def test_an_after_commit_write_that_lands_after_a_later_writers_is_stored_again(
+    redis_cache, monkeypatch, organization, owner, admin_user, make_key, django_capture_on_commit_callbacks
+):
+    """T1 commits and reads the key (active); before T1's write reaches Redis, T2 revokes the key,
+    commits, reads and stores "revoked"; then T1's write lands. T1 reads again after writing, sees
+    the newer state, and stores it."""
+    key, plaintext = make_key(owner=admin_user, name="contended")
+    assert api_key_verify(plaintext).valid
+    membership = Membership.objects.get(organization=organization, user=admin_user)
+    with django_capture_on_commit_callbacks() as demotion_commit:  # T1 has committed; its store waits
+        org_services.membership_change_role(membership=membership, role="member", actor=owner)
+    real_replace = hotcache.replace
+    overtaken = []
+
+    def replace_overtaken_once(entries, timeout):
+        if not overtaken:  # T1's first write: T2 commits and publishes before it lands
+            overtaken.append(entries)
+            with django_capture_on_commit_callbacks(execute=True):
+                api_key_revoke(api_key=ApiKey.objects.get(pk=key.pk), actor=owner, reason="leaked")
+            assert api_key_verify(plaintext).code == "revoked"
+        real_replace(entries, timeout)
+
+    monkeypatch.setattr(hotcache, "replace", replace_overtaken_once)
+    for callback in demotion_commit:
+        callback()
+    assert overtaken and next(iter(overtaken[0].values()))["status"] == "active"  # T1's read was stale
+    outcome = api_key_verify(plaintext)
+    assert not outcome.valid and outcome.code == "revoked", "T1's late write revived the revoked key"
