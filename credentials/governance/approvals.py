@@ -416,7 +416,11 @@ def credential_secret_issue(*, credential: models.Model, actor: User) -> tuple[m
     credential.review_due_at = timezone.now() + policy.review_interval(kind.key)
     save_fields(credential, kind, "status", "review_due_at")
     audit_change(
-        kind, "secret_issued", credential=credential, actor=actor, extra={"request_id": approved.pk, **extra}
+        kind,
+        "secret_issued",
+        credential=credential,
+        actor=actor,
+        extra={"request_id": approved.pk, "type": approved.request_type, **extra},
     )
     kind.changed(credential)
     return credential, plaintext

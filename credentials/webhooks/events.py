@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from django.conf import settings
-from django.db import models
+from django.db import connection, models
 from django.utils import timezone
 
 from credentials.governance.models import CredentialStatus
@@ -107,12 +107,14 @@ def on_audit_event(event: AuditEvent, target: models.Model | None) -> None:
         # A credential waiting for approval holds no secret yet; `created` is sent when it
         # gets one (`.secret_issued`), and the request's decision is `approved`/`denied`.
         return
-    if (event.extra or {}).get("activated"):
+    activated = bool((event.extra or {}).get("activated"))
+    if activated:
         # A credential's first secret or key after its approval (an approved private_key_jwt
         # application's first public key), like `.secret_issued`: it is created, not rotated.
         name = EventType.CREATED
     keys = dict(_EXTRA_KEYS)
-    if event.action.startswith("credentials.request.") or event.action.endswith(".secret_issued"):
+    decided = event.action.startswith("credentials.request.") or event.action.endswith(".secret_issued")
+    if decided or activated:
         keys.update(_REQUEST_EXTRA_KEYS)
     if name == EventType.SUSPENDED:
         keys["reason"] = "reason"  # a SuspensionReason code
@@ -131,10 +133,23 @@ def on_audit_event(event: AuditEvent, target: models.Model | None) -> None:
 
 
 def _subscribed(organization_id: int, event: str) -> list[WebhookEndpoint]:
+    """Return the organisation's active endpoints subscribed to `event`, held until the caller commits.
+
+    The outbox rows reference them: an endpoint deleted (and committed) between this read and the
+    caller's commit failed the foreign key at commit and rolled back the caller's whole change, a
+    revocation included. On PostgreSQL the rows are read `FOR KEY SHARE`: a deletion waits for
+    the caller (and its cascade then removes the new rows), while other changes that emit events,
+    the sender's and the dashboard's updates of the endpoint do not wait (they take no key lock).
+    """
     # Few endpoints per organisation: filter the JSON list in Python, the same on SQLite and PostgreSQL.
-    endpoints = WebhookEndpoint.objects.filter(organization_id=organization_id, active=True).only(
-        "pk", "event_types", "active"
+    endpoints = (
+        WebhookEndpoint.objects.filter(organization_id=organization_id, active=True)
+        .only("pk", "event_types", "active")
+        .order_by("pk")
     )
+    if connection.vendor == "postgresql":
+        sql, params = endpoints.query.sql_with_params()
+        endpoints = WebhookEndpoint.objects.raw(f"{sql} FOR KEY SHARE", params)
     return [e for e in endpoints if e.subscribes_to(event)]
 
 

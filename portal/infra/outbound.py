@@ -107,8 +107,16 @@ _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
 
 
+#: Special-purpose ranges that `is_global` calls global before CPython 3.11.9 / 3.12.4: IETF
+#: protocol assignments (192.0.0.0/24; 192.0.0.192 is a cloud metadata service), refused whole
+#: (its two anycast addresses serve no webhook), and IPv6 documentation (3fff::/20, RFC 9637).
+_NOT_GLOBAL = (ipaddress.ip_network("192.0.0.0/24"), ipaddress.ip_network("3fff::/20"))
+
+
 def _public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     """Return whether `address` is a public unicast address (IPv4 inside IPv6 judged as IPv4)."""
+    if any(address in network for network in _NOT_GLOBAL):
+        return False
     if isinstance(address, ipaddress.IPv6Address):
         if address in _NAT64_LOCAL:
             return False

@@ -682,7 +682,7 @@ def client_public_key_add(
             "m2m_app"
         )
         application.save(update_fields=["status", "review_due_at", "updated"])
-        extra.update(activated=True, request_id=approved.pk)
+        extra.update(activated=True, request_id=approved.pk, type=approved.request_type)
     credential_audit("tokens.m2m_app.public_key_added", application, actor=actor, extra=extra, via=via)
     return key
 

@@ -62,6 +62,11 @@ def production(settings):
         ("https://[ff02::1]/x", "private"),
         ("https://224.0.0.1/x", "private"),
         ("https://255.255.255.255/x", "private"),
+        # IETF protocol assignments (192.0.0.192: a cloud metadata service) and IPv6 documentation:
+        # `is_global` calls them global before CPython 3.11.9 / 3.12.4.
+        ("https://192.0.0.192/x", "private"),
+        ("https://192.0.0.8/x", "private"),
+        ("https://[3fff::1]/x", "private"),
         ("http://127.0.0.1:8080/x", "scheme"),
         ("http://localhost/x", "scheme"),
         ("https://hooks.example.com/a b", "invalid"),
@@ -171,6 +176,7 @@ def _fake_dns(monkeypatch, answers: list[str], delay: float = 0.0):
         ["64:ff9b::7f00:1"],  # DNS64 answer for 127.0.0.1
         ["fec0::1"],
         ["0.0.0.0"],
+        ["192.0.0.192"],
     ],
 )
 def test_resolution_refuses_any_non_public_answer(production, monkeypatch, answers):

@@ -124,6 +124,9 @@ def test_requests_approved_denied_and_the_secret_issued_later(
     assert payloads[1]["data"]["credential"]["status"] == "denied"
     assert "comment" not in payloads[1]["data"]  # free text a person typed stays in the portal
     assert payloads[2]["data"]["credential"]["status"] == "active"
+    # docs/webhooks.md: the secret issued after approval names its request and the request's type.
+    assert payloads[2]["data"]["request_id"] == approved_request.pk
+    assert payloads[2]["data"]["request_type"] == "create"
 
 
 def test_orphaned_suspended_and_leaked(organization, owner, member, scopes, receiver, make_endpoint):
@@ -260,6 +263,7 @@ def test_private_key_jwt_first_key_is_created_later_keys_rotate_and_revoke(
     assert payloads[0]["data"]["request_type"] == "create"
     assert payloads[1]["data"]["credential"]["status"] == "active"
     assert payloads[1]["data"]["request_id"] == request.pk
+    assert payloads[1]["data"]["request_type"] == "create"
 
 
 def test_a_real_leak_report_sends_revoked_and_leaked_without_the_secret_or_reasons(
@@ -284,3 +288,18 @@ def test_a_real_leak_report_sends_revoked_and_leaked_without_the_secret_or_reaso
         body = request.body.decode()
         assert plaintext not in body and "portal_api_key_type" not in body
         assert "reported leaked in public" not in body  # the revocation's reason text stays in the portal
+
+
+def test_the_documented_credential_kinds_are_the_ones_sent():
+    """docs/webhooks.md names every kind whose changes send events (federated identities too)."""
+    from pathlib import Path
+
+    from credentials.governance.registry import all_kinds
+
+    docs = (Path(__file__).resolve().parents[3] / "docs" / "webhooks.md").read_text()
+    [line] = [line for line in docs.splitlines() if "`data.credential.kind` is" in line]
+    for kind in all_kinds():
+        if kind.webhook_events:
+            assert f"`{kind.key}`" in line, kind.key
+            for verb in kind.webhook_events:
+                assert f".{verb}`" in docs, (kind.key, verb)

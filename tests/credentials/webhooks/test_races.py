@@ -3,16 +3,26 @@ person's retry of a delivery a sender is sending waits for its outcome (one send
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from django.core.exceptions import ValidationError
+from django.db import connection
 from django.test import Client
 from django.urls import reverse
 
+from credentials.api_keys.services import api_key_revoke
 from credentials.webhooks import api as webhooks_api
+from credentials.webhooks import events
 from credentials.webhooks import views as webhooks_views
 from credentials.webhooks.delivery import Outcome, deliveries_claim, delivery_record
 from credentials.webhooks.models import DeliveryState, WebhookDelivery, WebhookEndpoint
-from credentials.webhooks.services import webhook_delivery_retry, webhook_endpoint_ping
+from credentials.webhooks.services import (
+    webhook_delivery_retry,
+    webhook_endpoint_create,
+    webhook_endpoint_delete,
+    webhook_endpoint_ping,
+)
 from tests.factories import ScopeFactory, make_api_key
 
 pytestmark = pytest.mark.django_db
@@ -92,3 +102,46 @@ def test_a_retry_waits_for_the_attempt_a_sender_is_making(owner, make_endpoint, 
     retried = webhook_delivery_retry(delivery=claimed, actor=owner)
     assert retried.state == DeliveryState.PENDING and not retried.in_flight
     assert [d.pk for d in deliveries_claim(batch_size=1)] == [delivery.pk]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_an_endpoint_deleted_meanwhile_does_not_undo_a_revocation(
+    require_postgres, organization, owner, scopes, monkeypatch
+):
+    """A person deletes a webhook endpoint while a key is being revoked (or a leak report revokes
+    one): the outbox row referenced it, the foreign key failed at commit and the revocation rolled
+    back. The endpoints an event goes to are now held until the change commits; the deletion waits."""
+    endpoint, _secret = webhook_endpoint_create(
+        organization=organization,
+        url="https://hooks.example.com/portal",
+        event_types=["revoked"],
+        actor=owner,
+    )
+    key, _plaintext = make_api_key(organization, owner, name="billing export")
+    real = events._subscribed
+    deleting = []
+
+    def subscribed_then_deleted(organization_id, event):
+        found = real(organization_id, event)
+        # Another request deletes the endpoint between this read and the outbox insert. Before the
+        # fix it committed at once; now it waits for this transaction (the join gives up after 1 s).
+        deleting.append(threading.Thread(target=_delete_in_own_connection, args=(endpoint, owner)))
+        deleting[0].start()
+        deleting[0].join(timeout=1)
+        return found
+
+    monkeypatch.setattr(events, "_subscribed", subscribed_then_deleted)
+    api_key_revoke(api_key=key, actor=owner, reason="no longer needed")
+    deleting[0].join(timeout=10)
+    key.refresh_from_db()
+    assert key.status == "revoked"
+    assert not WebhookEndpoint.objects.filter(pk=endpoint.pk).exists()  # the deletion went through after
+    assert not WebhookDelivery.objects.exists()  # and took the event queued for it
+
+
+def _delete_in_own_connection(endpoint, actor):
+    try:
+        webhook_endpoint_delete(endpoint=endpoint, actor=actor)
+    finally:
+        connection.close()
