@@ -11,6 +11,7 @@ from credentials.api_keys.models import ApiKey
 from credentials.governance import org_policy, ownership
 from credentials.governance.common import credential_audit
 from credentials.governance.models import CredentialRequest, CredentialState
+from credentials.leaks.models import LeakReport
 from portal.models import User
 from tokens.clients.services import m2m_app_create, m2m_app_request
 from tokens.models import (
@@ -100,6 +101,15 @@ def api_key_move_to_m2m_app(
     if key.rotated_at is not None:
         raise ValidationError(
             "This key was rotated and stops after its overlap; move its successor instead.", code="rotated"
+        )
+    if LeakReport.objects.filter(kind="api_key", object_id=key.pk).exists():
+        # Its secret is public (a key restored after a leak report): a move would keep it working
+        # through an open-ended cut-over, and then refuse the zero-overlap rotation the leak
+        # notice asks for (`moved`), as rotation refuses an overlap (api_key_rotate).
+        raise ValidationError(
+            "This key's secret was reported leaked in public: rotate it with no overlap (or revoke "
+            "it), then move its successor.",
+            code="leaked",
         )
     already = M2MApplication.objects.select_for_update(of=("self",)).filter(moved_from_key=key).first()
     if already is not None and already.status == M2MApplication.Status.DENIED:
