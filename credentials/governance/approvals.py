@@ -112,6 +112,7 @@ def credential_request_create(
                 lifetime_days=lifetime_days,
                 justification=justification[:2000],
                 requester=requester,
+                via="cli" if via == "cli" else "",
             )
     except IntegrityError:
         raise ValidationError("A request for this credential is already waiting.", code="pending") from None

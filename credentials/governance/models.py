@@ -352,6 +352,9 @@ class CredentialRequest(TimestampedModel):
     lifetime_days = models.PositiveIntegerField(_("requested lifetime (days)"), null=True, blank=True)
     justification = models.TextField(_("justification"), max_length=2000)
     requester = actor_field(_("requested by"), blank=False)
+    #: The interface that filed it where the requester did not: `cli` (an operator, for the
+    #: requester); empty when the requester asked themselves.
+    via = models.CharField(_("filed via"), max_length=32, blank=True, default="")
     state = models.CharField(
         _("state"), max_length=16, choices=RequestState.choices, default=RequestState.PENDING, db_index=True
     )
@@ -382,6 +385,11 @@ class CredentialRequest(TimestampedModel):
 
     def __str__(self) -> str:
         return f"{self.get_request_type_display()}: {self.credential_label}"
+
+    @property
+    def filed_by_operator(self) -> bool:
+        """Return whether an operator filed it on the command line, for the requester."""
+        return self.via == "cli"
 
 
 class PendingApprovalManager(models.Manager):

@@ -78,6 +78,9 @@ class CredentialRequestSerializer(serializers.Serializer):
     lifetime_days = serializers.IntegerField(allow_null=True)
     justification = serializers.CharField()
     requester = serializers.SerializerMethodField()
+    via = serializers.CharField(
+        help_text='"cli" when an operator filed it on the command line for the requester, else empty.'
+    )
     created_at = serializers.DateTimeField()
     decided_by = serializers.SerializerMethodField()
     decided_at = serializers.DateTimeField(allow_null=True)

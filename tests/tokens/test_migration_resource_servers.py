@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 from django.conf import settings
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
+
+from tests.support.migrations import migrate_to, migrated_back_to
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -13,20 +13,11 @@ BEFORE = [("tokens", "0005_client_public_keys")]
 AFTER = [("tokens", "0006_resource_servers")]
 
 
-def _migrate(targets):
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(targets)
-    return executor.loader.project_state(targets).apps
-
-
 @pytest.fixture
 def old_apps():
     """The historical models just before 0006; every app migrated back to its latest state afterwards."""
-    apps = _migrate(BEFORE)
-    yield apps
-    executor = MigrationExecutor(connection)
-    _migrate(executor.loader.graph.leaf_nodes())
+    with migrated_back_to(BEFORE) as apps:
+        yield apps
 
 
 def test_forwards_registers_the_default_and_every_audience_in_use(old_apps):
@@ -52,7 +43,7 @@ def test_forwards_registers_the_default_and_every_audience_in_use(old_apps):
     app(globex, "g1", ["https://orders.example.com"])
     app(initech, "i1", [])
 
-    new_apps = _migrate(AFTER)
+    new_apps = migrate_to(AFTER)
     ResourceServer = new_apps.get_model("tokens", "ResourceServer")
     servers = {s.identifier: s for s in ResourceServer.objects.all()}
     assert set(servers) == {

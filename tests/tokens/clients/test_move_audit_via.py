@@ -83,3 +83,35 @@ def test_a_move_from_the_command_line_under_approval_says_cli_on_the_request_and
     assert requested.actor == key.owner and requested.extra["via"] == "cli"
     asks = [m for m in mailoutbox if "Approval requested" in m.subject]
     assert asks and all("on the portal's command line for " + key.owner.email in m.body for m in asks)
+
+
+def test_the_approvals_queue_and_the_api_say_an_operator_filed_a_cli_move(
+    organization, owner, admin_user, make_key
+):
+    """Approvers decide on the queue: it showed the key's owner as the one who asked for a move
+    they never made (only the audit event and the e-mail said the command line did)."""
+    policy_update(organization=organization, actor=owner, approve_new_m2m_apps=True)
+    key, _ = make_key(name="nightly")
+    call_command("move_api_key_to_m2m_app", "--key-id", key.key_id, "--json", stdout=StringIO())
+    admin = Client()
+    admin.force_login(admin_user)
+    page = admin.get("/orgs/acme/approvals/").content.decode()
+    assert f"An operator, on the command line, for {key.owner.email}" in page
+    [request] = admin.get("/api/v1/orgs/acme/requests/").json()["results"]
+    assert request["via"] == "cli" and request["requester"] == key.owner.email
+
+
+def test_a_request_the_requester_made_says_nothing_of_an_operator(organization, owner, admin_user, make_key):
+    policy_update(organization=organization, actor=owner, approve_new_m2m_apps=True)
+    key, _ = make_key(name="nightly")
+    owner_client = Client()
+    owner_client.force_login(owner)
+    response = owner_client.post(
+        f"/orgs/acme/api-keys/{key.key_id}/move/", {"name": "nightly (M2M)", "justification": "switching"}
+    )
+    assert response.status_code == 302, response.content
+    admin = Client()
+    admin.force_login(admin_user)
+    assert "An operator" not in admin.get("/orgs/acme/approvals/").content.decode()
+    [request] = admin.get("/api/v1/orgs/acme/requests/").json()["results"]
+    assert request["via"] == ""
