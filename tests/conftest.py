@@ -27,6 +27,7 @@ from tests.factories import (
     make_m2m_app,
     scope_catalogue,
 )
+from tests.support.clock import rate_clock  # noqa: F401  the fixture, for every test
 from tests.support.oidc_issuer import LocalIssuer
 from tests.support.redis_server import TempRedis
 from tokens.signing import keys as signing_keys

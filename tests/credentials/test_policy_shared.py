@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import time
-from types import SimpleNamespace
-
 import pytest
 from django.core.cache import caches
 from django.test import Client
@@ -37,10 +34,9 @@ def whoami(key: str, ip: str = INSIDE):
     return Client().get("/api/v1/whoami", HTTP_AUTHORIZATION=f"Bearer {key}", REMOTE_ADDR=ip)
 
 
+# One fixed window for the three requests (`rate_clock`): a minute's end between them would reset the count.
+@pytest.mark.usefixtures("rate_clock")
 def test_the_limit_is_shared_between_app_servers(redis_cache, make_key, monkeypatch):
-    # One fixed window for the three requests: a minute boundary between them would reset the count.
-    middle_of_a_window = (time.time() // 60) * 60 + 30
-    monkeypatch.setattr(ratelimit, "time", SimpleNamespace(time=lambda: middle_of_a_window))
     _, key = make_key(rate_limit={"requests": 2, "per_seconds": 60})
     assert whoami(key).status_code == 200
     monkeypatch.setattr(ratelimit, "cache", other_server())

@@ -40,6 +40,7 @@ def wrong_secret(api_key) -> str:
     return keys.generate(api_key.environment, key_id=api_key.key_id)[1]
 
 
+@pytest.mark.usefixtures("rate_clock")
 def test_every_outcome_of_an_api_key_is_counted_and_rolled_up(make_key, owner):
     api_key, key = make_key(allowed_ips=[INSIDE], rate_limit={"requests": 3, "per_seconds": 60})
     statuses = [whoami(key).status_code for _ in range(4)]

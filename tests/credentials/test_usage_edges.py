@@ -7,7 +7,6 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime, timedelta
 from io import StringIO
-from types import SimpleNamespace
 
 import pytest
 import redis
@@ -123,12 +122,11 @@ def test_an_api_key_refused_for_scope_is_not_last_used(make_key, scopes):
 # --- 5. a token request refused by the global per-application limit counts nothing ---------
 
 
-def test_the_global_issuance_limit_counts_as_rate_limited(make_app, settings, monkeypatch):
+# The limit counts in fixed one-minute windows: its clock stands still here (`rate_clock`), so the
+# three requests share one even when the first (the slowest) ends in the next minute.
+@pytest.mark.usefixtures("rate_clock")
+def test_the_global_issuance_limit_counts_as_rate_limited(make_app, settings):
     settings.PORTAL_TOKEN_RATE_PER_APP_PER_MINUTE = 2
-    # The limit counts in fixed one-minute windows: its clock stands still here, so the three
-    # requests share one even when the first (the slowest) ends in the next minute.
-    pinned = (time.time() // 60) * 60 + 1
-    monkeypatch.setattr("portal.infra.ratelimit.time", SimpleNamespace(time=lambda: pinned))
     creds = make_app(name="svc", scopes=["orders:read"])  # no quota of its own: the global limit is its limit
     statuses = [
         Client()

@@ -122,6 +122,7 @@ def test_verify_python_snippet_runs_against_a_live_server(live_server, organizat
     assert namespace["check_api_key"](caller[:-2] + "zz", "orders:read") is None
 
 
+@pytest.mark.usefixtures("rate_clock")
 def test_verify_rate_limited_answer_carries_retry_after(organization, owner, member, scopes):
     _row, verifier = make_api_key(organization, owner, name="verifier", scopes=["api_keys:verify"])
     _row, caller = make_api_key(
@@ -163,6 +164,7 @@ def test_ip_denied_body_is_the_documented_one(organization, owner, scopes):
     }
 
 
+@pytest.mark.usefixtures("rate_clock")
 def test_rate_limited_answer_and_headers(organization, owner, scopes):
     _row, key = make_api_key(
         organization, owner, scopes=["orders:read"], rate_limit={"requests": 1, "per_seconds": 60}
@@ -312,6 +314,7 @@ def test_audit_via_values(organization, owner, scopes):
     assert cli.extra["via"] == "cli", cli.extra
 
 
+@pytest.mark.usefixtures("rate_clock")
 def test_another_organisations_key_spends_nothing(organization, other_organization, owner, outsider, scopes):
     """docs/api-keys.md:140-142."""
     _row, verifier = make_api_key(organization, owner, name="verifier", scopes=["api_keys:verify"])
@@ -329,6 +332,7 @@ def test_another_organisations_key_spends_nothing(organization, other_organizati
     assert _bearer(foreign_key).get("/api/v1/whoami").status_code == 200  # its one request is still there
 
 
+@pytest.mark.usefixtures("rate_clock")
 def test_malformed_keys_do_not_count_toward_the_verifiers_failure_limit(
     settings, organization, owner, scopes
 ):

@@ -129,6 +129,7 @@ def test_token_lifetime_bounds_and_default(organization, key):
     assert _post(c, base, {"name": "c", "token_lifetime": 86401}).status_code == 400
 
 
+@pytest.mark.usefixtures("rate_clock")
 def test_runtime_policy_at_the_token_endpoint(make_app, scopes):
     denied = make_app(allowed_ips=["203.0.113.0/24"], name="denied")
     response = Client().post(
@@ -146,6 +147,7 @@ def test_runtime_policy_at_the_token_endpoint(make_app, scopes):
     assert int(second["Retry-After"]) > 0 and re.fullmatch(r'"default";r=0;t=\d+', second["RateLimit"])
 
 
+@pytest.mark.usefixtures("rate_clock")
 def test_token_quota_enforced_and_patch_rules(organization, key, scopes):
     c = Client(HTTP_AUTHORIZATION=f"Bearer {key}")
     base = f"/api/v1/orgs/{organization.slug}/m2m-apps/"

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+
 from portal.infra import ratelimit
 from portal.infra.ratelimit import Limit
 
 
+@pytest.mark.usefixtures("rate_clock")  # its four calls share one fixed window
 def test_limit_allows_then_refuses_with_retry_after():
     limit = Limit(limit=3, window=60)
     for expected in (1, 2, 3):

@@ -14,7 +14,9 @@ from portal.infra.cache import ResilientRedisCache
 from tests.security.conftest import ALL_SCOPES
 from tests.tokens.conftest import basic
 
-pytestmark = pytest.mark.django_db
+# The limits count in fixed one-minute windows: their clock stands still in every test here, so a
+# test's requests share one window even when a minute ends between them (tests/support/clock.py).
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("rate_clock")]
 
 
 def token_request(client, client_id, secret, **extra):

@@ -149,6 +149,9 @@ def test_the_allowlist_holds_without_a_cache(make_key, settings):
 
 # --- the rate limit -------------------------------------------------------------------------
 
+# It counts in fixed windows: the tests that send several requests hold its clock (`rate_clock`),
+# so their requests share one window even when a minute ends between them.
+
 
 def _fields(response) -> tuple[str, dict[str, int]]:
     match = re.fullmatch(r'"default";r=(\d+);t=(\d+)', response["RateLimit"])
@@ -156,6 +159,7 @@ def _fields(response) -> tuple[str, dict[str, int]]:
     return response["RateLimit-Policy"], {"r": int(match[1]), "t": int(match[2])}
 
 
+@pytest.mark.usefixtures("rate_clock")
 def test_over_the_limit_is_429_with_retry_after_and_ratelimit_headers(make_key):
     _, key = make_key(rate_limit={"requests": 2, "per_seconds": 60})
     first, second, third = (whoami(key) for _ in range(3))
@@ -175,6 +179,7 @@ def test_unlimited_keys_carry_no_ratelimit_headers(make_key):
     assert response.status_code == 200 and "RateLimit" not in response and "RateLimit-Policy" not in response
 
 
+@pytest.mark.usefixtures("rate_clock")
 def test_a_refused_address_does_not_spend_the_budget(make_key):
     _, key = make_key(allowed_ips=[INSIDE], rate_limit={"requests": 1, "per_seconds": 60})
     for _ in range(3):
@@ -183,12 +188,14 @@ def test_a_refused_address_does_not_spend_the_budget(make_key):
     assert whoami(key, INSIDE).status_code == 429
 
 
+@pytest.mark.usefixtures("rate_clock")
 def test_the_limit_is_shared_by_every_client_of_the_key(make_key):
     _, key = make_key(rate_limit={"requests": 3, "per_seconds": 60})
     statuses = [whoami(key, ip).status_code for ip in (INSIDE, OUTSIDE, INSIDE, OUTSIDE)]
     assert statuses == [200, 200, 200, 429]
 
 
+@pytest.mark.usefixtures("rate_clock")
 def test_keys_verify_counts_the_verified_keys_limit_in_the_body(make_key):
     _, verifier = make_key(name="gateway", scopes=["api_keys:verify"])
     _, customer = make_key(name="customer", rate_limit={"requests": 1, "per_seconds": 60})

@@ -10,6 +10,7 @@ from credentials.api_keys.services import api_key_create
 pytestmark = pytest.mark.django_db
 
 
+@pytest.mark.usefixtures("rate_clock")
 def test_rate_limited_detail_says_the_wait_once(organization, owner, scopes):
     _key, secret = api_key_create(
         organization=organization,

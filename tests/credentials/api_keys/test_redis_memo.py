@@ -112,6 +112,7 @@ def _revoke_elsewhere(row: ApiKey, other_server: redis.Redis) -> None:
     other_server.delete(_snapshot_key(row))
 
 
+@pytest.mark.usefixtures("rate_clock")
 def test_a_warm_request_makes_no_round_trip_within_the_window(make_key, api_key_client, round_trips, clock):
     _row, plaintext = make_key()
     client = api_key_client(plaintext)
@@ -181,6 +182,7 @@ def test_a_revocation_by_another_server_is_refused_within_the_window_in_real_tim
     assert time.monotonic() - revoked_at < 1.0
 
 
+@pytest.mark.usefixtures("rate_clock")
 def test_a_failure_is_answered_on_the_shared_counter_as_it_is_now(
     settings, make_key, api_key_client, other_server, clock
 ):
@@ -201,6 +203,7 @@ def test_a_failure_is_answered_on_the_shared_counter_as_it_is_now(
     assert good.get(WHOAMI).status_code == 429  # the fresh read is what this process now remembers
 
 
+@pytest.mark.usefixtures("rate_clock")
 def test_failures_counted_here_are_seen_at_once(settings, make_key, api_key_client, clock):
     settings.PORTAL_API_KEY_FAILURES_PER_IP_PER_MINUTE = 2
     _row, plaintext = make_key()

@@ -13,6 +13,7 @@ pytestmark = pytest.mark.django_db
 VERIFY = "/api/v1/keys/verify"
 
 
+@pytest.mark.usefixtures("rate_clock")
 def test_junk_sent_by_a_services_end_users_does_not_lock_the_service_out(
     settings, organization, owner, scopes
 ):

@@ -65,6 +65,7 @@ def test_another_organisations_verifier_cannot_fake_a_keys_last_use(acme_key, gl
     assert key.last_used_ip != "10.9.9.9"
 
 
+@pytest.mark.usefixtures("rate_clock")
 def test_another_organisations_verifier_cannot_spend_a_keys_budget(acme_key, globex_verifier):
     _key, secret = acme_key
     for _ in range(3):

@@ -591,6 +591,7 @@ def test_no_session_and_no_csrf(scanning, owner, live_key, kit):
     assert LeakReport.objects.get().object_id == credential.pk
 
 
+@pytest.mark.usefixtures("rate_clock")
 def test_failed_signatures_are_rate_limited(settings, scanning, stranger, client, live_key):
     settings.PORTAL_SECRET_SCANNING_FAILURES_PER_IP_PER_MINUTE = 3
     for _ in range(3):

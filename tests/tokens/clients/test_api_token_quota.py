@@ -12,6 +12,7 @@ pytestmark = pytest.mark.django_db
 NONE = {"per_hour": None, "per_day": None, "mode": "enforce"}
 
 
+@pytest.mark.usefixtures("rate_clock")
 def test_quota_is_created_shown_and_enforced(owner_client, scopes):
     response = create(owner_client, token_quota={"per_hour": 2, "per_day": 100})
     assert response.status_code == 201, response.content
@@ -27,6 +28,7 @@ def test_quota_is_created_shown_and_enforced(owner_client, scopes):
     assert plain["token_quota"] == NONE
 
 
+@pytest.mark.usefixtures("rate_clock")
 def test_patch_changes_the_quota_audited_keeping_what_it_leaves_out(owner_client, scopes):
     body = create(owner_client, token_quota={"per_hour": 1}).json()
     assert [token_status(body["client_id"], body["client_secret"]) for _ in range(2)] == [200, 429]

@@ -31,6 +31,7 @@ def post_quota(client, app_id, per_hour="", per_day="", mode="enforce"):
     )
 
 
+@pytest.mark.usefixtures("rate_clock")
 def test_the_page_shows_the_quota_and_saves_a_change_audited(owner_client, app, client):
     detail = reverse("org-app-detail", kwargs={"org_slug": "acme", "app_id": app.application.pk})
     page = owner_client.get(detail).content.decode()

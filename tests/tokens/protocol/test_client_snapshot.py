@@ -391,6 +391,7 @@ WRITERS = {
 
 
 @pytest.mark.parametrize("writer", list(WRITERS), ids=list(WRITERS))
+@pytest.mark.usefixtures("rate_clock")
 def test_every_writer_reaches_the_next_token_request(writer, make_app):
     ScopeFactory(name="webhooks:manage")
     app = make_app(scopes=("orders:read", "orders:write", "webhooks:manage"))

@@ -38,6 +38,7 @@ def test_a_wrong_secret_from_a_refused_address_is_still_invalid_client(make_app)
     assert response.status_code == 401 and response.json()["error"] == "invalid_client"
 
 
+@pytest.mark.usefixtures("rate_clock")
 def test_token_over_the_limit_is_429_with_retry_after_and_ratelimit_headers(make_app):
     creds = make_app(rate_limit={"requests": 2, "per_seconds": 60})
     first = token_from(creds, INSIDE)

@@ -15,7 +15,9 @@ from tests.support.usage import outcome_counts
 from tests.tokens.conftest import request_token
 from tokens.clients.services import m2m_app_token_quota_set
 
-pytestmark = pytest.mark.django_db
+# The limits count in fixed windows (a minute, an hour): their clock stands still in every test here,
+# so a test's requests share one window even when one ends between them (tests/support/clock.py).
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("rate_clock")]
 
 
 @pytest.fixture(autouse=True)

@@ -359,6 +359,7 @@ def test_key_last_used_is_touched_once_a_minute(client, gateway, customer_key):
 
 
 @pytest.mark.django_db
+@pytest.mark.usefixtures("rate_clock")
 def test_the_gateways_issuance_limit_applies(client, settings, gateway, customer_key):
     settings.PORTAL_TOKEN_RATE_PER_APP_PER_MINUTE = 2
     _api_key, plaintext = customer_key

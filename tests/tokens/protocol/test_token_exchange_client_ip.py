@@ -153,6 +153,7 @@ def test_a_repeated_client_ip_is_refused(trusted_gateway, make_customer_key):
 # --- the key's other outcomes at exchange ---------------------------------------------------------
 
 
+@pytest.mark.usefixtures("rate_clock")
 def test_the_keys_rate_limit_holds_at_exchange(trusted_gateway, make_customer_key):
     api_key, plaintext = make_customer_key(rate_limit={"requests": 2, "per_seconds": 60})
     assert exchange(trusted_gateway, plaintext, client_ip=CLIENT_IP).status_code == 200

@@ -8,7 +8,6 @@ import logging
 import pytest
 from django.core.cache import cache
 
-from portal.infra import ratelimit
 from portal.infra.metrics import TOKEN_QUOTA_EXCEEDED
 from tests.credentials.api_keys.test_lean_path import cache_reads  # noqa: F401  the cache-call spy
 from tests.tokens.conftest import basic
@@ -22,21 +21,11 @@ pytestmark = pytest.mark.django_db
 T0 = 1_796_810_400.0
 
 
-class Clock:
-    """The time `portal.infra.ratelimit` sees: its fixed windows move only when a test moves it."""
-
-    def __init__(self) -> None:
-        self.now = T0
-
-    def time(self) -> float:
-        return self.now
-
-
 @pytest.fixture
-def clock(monkeypatch):
-    frozen = Clock()
-    monkeypatch.setattr(ratelimit, "time", frozen)
-    return frozen
+def clock(rate_clock):
+    """The limiters' clock (tests/support/clock.py) at T0: their windows move only when a test moves it."""
+    rate_clock.now = T0
+    return rate_clock
 
 
 @pytest.fixture
