@@ -8,7 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from credentials.governance import approvals, org_policy, ownership
-from credentials.governance.common import credential_audit
+from credentials.governance.common import LIVE_STATUSES, credential_audit
 from credentials.governance.models import CredentialRequest, RequestType
 from portal.models import User
 from tokens.federation import trust
@@ -37,12 +37,14 @@ def federated_identity_create(
     name: str = "",
     owner: User | None = None,
     justification: str = "",
+    via: str = "",
 ) -> tuple[FederatedIdentity, CredentialRequest | None]:
     """Trust an external issuer's tokens for an application; return the trust and its approval request.
 
     When the organisation requires approval for new M2M credentials (and a person asks), the
     trust waits as `pending` with a request; its owner activates it once approved. A command
-    run by an operator (`actor` None) creates it active, as `create_m2m_app` does.
+    run by an operator (`actor` None) creates it active, as `create_m2m_app` does. `via` names
+    the interface in the audit event (`cli`, `dashboard`), as for the other kinds.
     """
     # The trust's owner (the application's, by default): their membership before the application,
     # so a removal racing this orphans the trust too (ownership.lock_membership).
@@ -74,6 +76,7 @@ def federated_identity_create(
     ownership.check_owner_is_member(organization, owner)
     static_jwks = trust.clean_jwks(jwks)
     issuer = trust.clean_issuer(issuer, has_jwks=static_jwks is not None)
+    _check_room_for_trust(application, issuer)
     subject = trust.clean_subject(subject, preset, issuer)
     conditions = trust.clean_conditions(conditions or {})
     audience = (audience or "").strip() or settings.PORTAL_ISSUER
@@ -88,7 +91,10 @@ def federated_identity_create(
         raise ValidationError(
             {"max_token_age": f"Use between {MIN_FEDERATED_TOKEN_AGE} and {MAX_FEDERATED_TOKEN_AGE} seconds."}
         )
-    name = (name or "").strip()[:255] or f"{found.label if found else 'Trust'}: {subject}"[:255]
+    name = (name or "").strip()
+    if len(name) > 255:  # refused, as the dashboard's form and the other commands refuse it
+        raise ValidationError({"name": "Use at most 255 characters."}, code="max_length")
+    name = name or f"{found.label if found else 'Trust'}: {subject}"[:255]
     needs_approval = actor is not None and org_policy.approval_required(organization, FEDERATED_KIND)
     identity = FederatedIdentity.objects.create(
         organization=organization,
@@ -122,6 +128,7 @@ def federated_identity_create(
             "max_token_age": max_token_age,
             "static_jwks": static_jwks is not None,
         },
+        via=via,
     )
     request = None
     if needs_approval:
@@ -130,8 +137,31 @@ def federated_identity_create(
             requester=actor,
             request_type=RequestType.CREATE,
             justification=justification,
+            via=via,
         )
     return identity, request
+
+
+def _check_room_for_trust(application: M2MApplication, issuer: str) -> None:
+    """Refuse a trust beyond the application's MAX_TRUSTS_PER_ISSUER live ones for `issuer`.
+
+    The token endpoint tries that many (`trust._trusts`): one more would show active, pass "Test
+    a token", and never authenticate. The caller holds the application's row lock, so two
+    creations racing at the limit count one after the other.
+    """
+    live = FederatedIdentity.objects.filter(application=application, issuer=issuer, status__in=LIVE_STATUSES)
+    if live.count() >= trust.MAX_TRUSTS_PER_ISSUER:
+        raise ValidationError(
+            {
+                "issuer": ValidationError(
+                    f"This application already has {trust.MAX_TRUSTS_PER_ISSUER} trusts of this issuer, the "
+                    "most it may have. Remove one, trust several workloads with one wildcard subject "
+                    "where the platform allows it (system:serviceaccount:ci:*, say), or use another "
+                    "application.",
+                    code="too_many_trusts",
+                )
+            }
+        )
 
 
 @transaction.atomic

@@ -30,6 +30,8 @@ refreshes them, but at most once per PORTAL_FEDERATION_KEYS_REFRESH_SECONDS per 
 by every app server through the cache, and a failed fetch counts too: an attacker's made-up
 kids or an issuer that is down never make the portal fetch on every request. A first fetch
 that succeeds leaves the next unknown kid free to refresh at once (a rotation just after it).
+While the cache is down, each process keeps its own guard and copy of the keys instead
+(`tokens.federation.process_keys`): tokens without a `jti` keep verifying.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ from django.utils import timezone
 
 from portal.infra import hotcache, outbound
 from portal.principal import MAX_CREDENTIAL_LENGTH
+from tokens.federation import process_keys
 from tokens.jwk import PRIVATE_MEMBERS
 from tokens.models import FederatedIdentity, M2MApplication
 
@@ -75,6 +78,10 @@ REPLAY_CACHE_PREFIX = "tokens:federation-jti:"
 USER_AGENT = "IdentityPortal-Federation/1"
 LAST_USED_RESOLUTION_SECONDS = 60
 SPIFFE_SCHEME = "spiffe://"
+#: The live trusts one application may have for one issuer (docs/m2m.md): the token endpoint
+#: tries at most these many, and `federated_identity_create` refuses one more. Many repositories
+#: of one owner fit one trust with a wildcard subject.
+MAX_TRUSTS_PER_ISSUER = 20
 
 
 # --- presets ----------------------------------------------------------------------------------
@@ -281,6 +288,7 @@ def clean_conditions(conditions: Any) -> dict[str, list[str]]:
             raise ValidationError({"conditions": f"Give {name} one to {MAX_CONDITION_VALUES} values."})
         if any(not isinstance(v, str) or not v or len(v) > 255 for v in values):
             raise ValidationError({"conditions": f"Each value of {name} is a non-empty string."})
+
         cleaned[name] = sorted(set(values))
     return cleaned
 
@@ -345,6 +353,7 @@ def parse_jwks(data: Any) -> list[tuple[dict, tuple[str, ...]]]:
     if len(data["keys"]) > MAX_KEYS:
         raise KeysUnavailable(f"the key set has more than {MAX_KEYS} keys")
     usable = []
+    unstorable = 0
     for jwk in data["keys"]:
         if not isinstance(jwk, dict) or PRIVATE_MEMBERS & set(jwk):
             continue  # private or symmetric material is never used (nor kept)
@@ -362,14 +371,37 @@ def parse_jwks(data: Any) -> list[tuple[dict, tuple[str, ...]]]:
         if getattr(key, "key_size", MIN_RSA_KEY_SIZE) < MIN_RSA_KEY_SIZE and jwk.get("kty") == "RSA":
             continue
         # Only the members verification reads are kept (stored as JSON: PostgreSQL refuses a NUL
-        # in any of them, so a key carrying one is not usable either).
+        # or a lone surrogate in any of them, so a key carrying one is not usable either).
         public = {k: jwk[k] for k in KEPT_MEMBERS if k in jwk}
-        if any(isinstance(v, str) and "\x00" in v for v in public.values()):
+        if not all(storable_text(v) for v in public.values() if isinstance(v, str)):
+            unstorable += 1
             continue
         usable.append((public, algorithms))
     if not usable:
+        if unstorable:
+            raise KeysUnavailable(
+                "the key set holds no usable public signing key: a NUL or a lone surrogate "
+                "(an escape from \\ud800 to \\udfff) in a key's kid or other member cannot be stored"
+            )
         raise KeysUnavailable("the key set holds no usable public signing key")
     return usable
+
+
+def storable_text(text: str) -> bool:
+    """Return whether PostgreSQL can store `text` in jsonb: no NUL, and valid UTF-8.
+
+    `json.loads` turns the escapes `\\u0000` and `\\ud800` (a lone surrogate) into characters
+    that pass for text in Python; PostgreSQL refuses both. (Form fields and command options
+    never carry them: Django decodes a request with replacement characters, and PortalCommand
+    refuses such options.)
+    """
+    if "\x00" in text:
+        return False
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _get_json(url: str, what: str) -> dict:
@@ -426,9 +458,20 @@ def _issuer_digest(issuer: str) -> str:
 
 
 def forget_issuer_keys(issuer: str) -> None:
-    """Drop an issuer's cached keys and its refresh guard (tests; an operator after a key compromise)."""
+    """Drop an issuer's cached keys and its refresh guard (tests; an operator after a key compromise).
+
+    Those this process holds while the cache is down too; other processes' copies end with the
+    cache's outage (they are read only meanwhile) or with PORTAL_FEDERATION_KEYS_CACHE_SECONDS.
+    """
     digest = _issuer_digest(issuer)
     hotcache.invalidate([KEYS_CACHE_PREFIX + digest, REFRESH_GUARD_PREFIX + digest])
+    process_keys.forget(digest)
+
+
+def _cache_down() -> bool:
+    """Return whether the cache says it is down (portal.infra.cache.ResilientRedisCache.is_down)."""
+    is_down = getattr(cache, "is_down", None)
+    return is_down is not None and is_down()
 
 
 def _may_refresh(digest: str) -> bool:
@@ -437,15 +480,32 @@ def _may_refresh(digest: str) -> bool:
         return True
     # One fetch per issuer per interval across every app server sharing the cache; the guard
     # is taken before fetching, so a failing issuer is not asked again before it ends either.
-    return bool(cache.add(REFRESH_GUARD_PREFIX + digest, 1, timeout=interval))
+    if not _cache_down():
+        taken = cache.add(REFRESH_GUARD_PREFIX + digest, 1, timeout=interval)
+        if taken or not _cache_down():
+            return bool(taken)
+    # The cache is down, and its `add` answers False for every issuer: each process keeps its
+    # own guard meanwhile (one fetch per issuer per interval per process).
+    return process_keys.take_guard(digest, interval)
+
+
+def _cached_keys(digest: str) -> list[dict] | None:
+    keys = cache.get(KEYS_CACHE_PREFIX + digest)
+    if keys is None and _cache_down():
+        keys = process_keys.keys(digest, settings.PORTAL_FEDERATION_KEYS_CACHE_SECONDS)
+    return keys
 
 
 def issuer_keys(identity: FederatedIdentity, kid: str | None) -> list[dict]:
-    """Return the trust's public keys, fetching (bounded) when none are cached or `kid` is unknown."""
+    """Return the trust's public keys, fetching (bounded) when none are cached or `kid` is unknown.
+
+    While the cache is down, this process's own copy of the keys and its own refresh guard stand
+    in for the shared ones (`tokens.federation.process_keys`).
+    """
     if identity.jwks:
         return list(identity.jwks.get("keys", []))
     digest = _issuer_digest(identity.issuer)
-    keys = cache.get(KEYS_CACHE_PREFIX + digest)
+    keys = _cached_keys(digest)
     known = keys is not None and (not kid or any(jwk.get("kid") == kid for jwk in keys))
     if known:
         return keys
@@ -463,11 +523,14 @@ def issuer_keys(identity: FederatedIdentity, kid: str | None) -> list[dict]:
         )
         return keys
     cache.set(KEYS_CACHE_PREFIX + digest, fresh, timeout=settings.PORTAL_FEDERATION_KEYS_CACHE_SECONDS)
+    if _cache_down():
+        process_keys.remember(digest, fresh)
     if keys is None:
         # A first (or expired-cache) fetch that worked does not hold the guard: the issuer may
         # rotate right after it, and its new kid must be picked up at once. A refresh for an
         # unknown kid, and a failed fetch, keep it for the whole interval.
         cache.delete(REFRESH_GUARD_PREFIX + digest)
+        process_keys.release_guard(digest)
     return fresh
 
 
@@ -759,7 +822,7 @@ def _trusts(client_id: str, issuer: str) -> list[FederatedIdentity]:
             issuer=issuer,
             status=FederatedIdentity.Status.ACTIVE,
         )
-        .order_by("pk")[:20]
+        .order_by("pk")[:MAX_TRUSTS_PER_ISSUER]
     )
 
 

@@ -109,6 +109,7 @@ def federated_create(request: HttpRequest, app_id: int) -> HttpResponse:
                     jwks=data["jwks"],
                     name=data["name"],
                     justification=data.get("justification", ""),
+                    via="dashboard",
                 ),
                 remember=lambda made: made[0].pk,
             )
@@ -140,6 +141,9 @@ def federated_create(request: HttpRequest, app_id: int) -> HttpResponse:
 def _detail_context(request: HttpRequest, identity: FederatedIdentity) -> dict:
     return {
         "identity": identity,
+        # A list, not the dict: the template language would read `conditions.items` as the
+        # condition on a claim named "items" (a valid claim name) before the dict's method.
+        "conditions": sorted((identity.conditions or {}).items()),
         "application": identity.application,
         "preset": trust.PRESETS.get(identity.preset),
         "can_manage": _can_manage(request, identity),
