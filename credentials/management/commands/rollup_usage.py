@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-from credentials.usage import rollup
+from django.core.management.base import CommandError
+
+from credentials.usage import CACHE_SECONDS, rollup
 from portal.management.base import PortalCommand
+
+#: The per-minute counts live in the cache for `usage.CACHE_SECONDS` (6 hours): older ones are gone.
+MAX_LOOKBACK_MINUTES = CACHE_SECONDS // 60
 
 
 class Command(PortalCommand):
@@ -14,10 +19,15 @@ class Command(PortalCommand):
 
     def add_arguments(self, parser):
         parser.add_argument(
-            "--lookback-minutes", type=int, default=120, help="How many past minutes to read (at most 360)."
+            "--lookback-minutes",
+            type=int,
+            default=120,
+            help=f"How many past minutes to read (1 to {MAX_LOOKBACK_MINUTES}).",
         )
 
     def handle(self, *args, **options):
-        minutes = max(1, min(options["lookback_minutes"], 360))
+        minutes = options["lookback_minutes"]
+        if not 1 <= minutes <= MAX_LOOKBACK_MINUTES:
+            raise CommandError(f"--lookback-minutes must be from 1 to {MAX_LOOKBACK_MINUTES}.")
         written = rollup(lookback_minutes=minutes)
         self.stdout.write(f"Rolled up {written} minute buckets.")

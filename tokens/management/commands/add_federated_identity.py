@@ -63,6 +63,7 @@ class Command(PortalCommand):
                 jwks=jwks,
                 name=options["name"],
                 owner=owner,
+                via="cli",
             )
         result = {
             "id": identity.public_id,
