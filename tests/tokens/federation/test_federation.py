@@ -24,20 +24,9 @@ from tokens.models import FederatedIdentity
 from tokens.protocol.assertions import JWT_BEARER_ASSERTION_TYPE
 from tokens.protocol.selectors import live_access_token
 
+pytestmark = pytest.mark.usefixtures("local_issuers")
+
 AUD = settings.PORTAL_ISSUER
-
-
-@pytest.fixture(autouse=True)
-def _federation_settings(settings):
-    settings.PORTAL_FEDERATION_ALLOW_INSECURE_LOCALHOST = True
-    settings.PORTAL_FEDERATION_TIMEOUT_SECONDS = 1
-    settings.PORTAL_FEDERATION_KEYS_REFRESH_SECONDS = 60
-
-
-@pytest.fixture
-def issuer():
-    with LocalIssuer() as running:
-        yield running
 
 
 def add_trust(application, issuer_url, subject, *, actor=None, **kwargs) -> FederatedIdentity:

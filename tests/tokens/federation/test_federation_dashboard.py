@@ -21,17 +21,7 @@ from tests.support.oidc_issuer import LocalIssuer
 from tests.tokens.federation.test_federation import AUD, add_trust, assert_invalid_client, claims_of, present
 from tokens.models import FederatedIdentity
 
-
-@pytest.fixture(autouse=True)
-def _federation_settings(settings):
-    settings.PORTAL_FEDERATION_ALLOW_INSECURE_LOCALHOST = True
-    settings.PORTAL_FEDERATION_TIMEOUT_SECONDS = 1
-
-
-@pytest.fixture
-def issuer():
-    with LocalIssuer() as running:
-        yield running
+pytestmark = pytest.mark.usefixtures("local_issuers")
 
 
 def _create_url(app) -> str:

@@ -19,19 +19,17 @@ from tokens.models import FederatedIdentity
 pytestmark = pytest.mark.django_db
 
 
-def _public_jwk() -> dict:
-    return ECAlgorithm.to_jwk(ec.generate_private_key(ec.SECP256R1()).public_key(), as_dict=True)
+def public_jwk(**members) -> dict:
+    """A fresh P-256 public JWK for signing, with `members` added or replaced."""
+    jwk = ECAlgorithm.to_jwk(ec.generate_private_key(ec.SECP256R1()).public_key(), as_dict=True)
+    return {**jwk, "use": "sig", **members}
 
 
-@pytest.mark.parametrize("member", ["kid", "x-note"])
-def test_a_nul_escape_in_a_pasted_jwks_is_a_form_error(owner, make_app, member):
-    app = make_app()
-    jwk = {**_public_jwk(), "use": "sig", member: "a\u0000b"}
-    pasted = json.dumps({"keys": [jwk]})  # json.dumps writes the NUL as the escape \u0000
-    assert "\x00" not in pasted and "\\u0000" in pasted
+def post_pasted_jwks(owner, app, pasted: str):
+    """Post the dashboard's trust form for `app` with `pasted` as its static JWKS; return the answer."""
     client = Client(raise_request_exception=False)
     client.force_login(owner)
-    response = client.post(
+    return client.post(
         reverse("org-federated-create", kwargs={"org_slug": "acme", "app_id": app.application.pk}),
         {
             "preset": "custom",
@@ -44,6 +42,13 @@ def test_a_nul_escape_in_a_pasted_jwks_is_a_form_error(owner, make_app, member):
             "jwks": pasted,
         },
     )
+
+
+@pytest.mark.parametrize("member", ["kid", "x-note"])
+def test_a_nul_escape_in_a_pasted_jwks_is_a_form_error(owner, make_app, member):
+    pasted = json.dumps({"keys": [public_jwk(**{member: "a\u0000b"})]})  # NUL written as \u0000
+    assert "\x00" not in pasted and "\\u0000" in pasted
+    response = post_pasted_jwks(owner, make_app(), pasted)
     assert response.status_code < 500, response.status_code
     # Either refused as a form error, or stored without the NUL: never a NUL in a stored key.
     for identity in FederatedIdentity.objects.all():

@@ -14,19 +14,13 @@ from tokens.federation import trust as federation
 from tokens.federation.services import federated_identity_create
 from tokens.protocol.assertions import JWT_BEARER_ASSERTION_TYPE
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("local_issuers")]
 
 #: A JWK whose `crv` is a JSON list (or object): `_CURVE_ALGORITHMS.get(crv)` cannot hash it.
 ODD_KEYS = [
     {"kty": "EC", "crv": ["P-256"], "x": "AA", "y": "AA", "kid": "odd"},
     {"kty": "OKP", "crv": {"name": "Ed25519"}, "x": "AA", "kid": "odd"},
 ]
-
-
-@pytest.fixture(autouse=True)
-def _federation_settings(settings):
-    settings.PORTAL_FEDERATION_ALLOW_INSECURE_LOCALHOST = True
-    settings.PORTAL_FEDERATION_TIMEOUT_SECONDS = 1
 
 
 @pytest.mark.parametrize("odd", ODD_KEYS, ids=["crv-list", "crv-object"])

@@ -13,25 +13,17 @@ import json
 from io import StringIO
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ec
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.test import Client
-from django.urls import reverse
-from jwt.algorithms import ECAlgorithm
 
+from tests.tokens.federation.test_jwks_nul import post_pasted_jwks, public_jwk
 from tokens.federation import trust
 from tokens.models import FederatedIdentity
 
 pytestmark = pytest.mark.django_db
 
 SURROGATE_KID = "key-\ud800"
-
-
-def _public_jwk(**members) -> dict:
-    jwk = ECAlgorithm.to_jwk(ec.generate_private_key(ec.SECP256R1()).public_key(), as_dict=True)
-    return {**jwk, "use": "sig", **members}
 
 
 def _pasted(*jwks: dict) -> str:
@@ -42,34 +34,19 @@ def _pasted(*jwks: dict) -> str:
 
 def test_a_key_set_whose_only_key_has_a_lone_surrogate_is_refused_and_says_why():
     with pytest.raises(ValidationError) as refused:
-        trust.clean_jwks(_pasted(_public_jwk(kid=SURROGATE_KID)))
+        trust.clean_jwks(_pasted(public_jwk(kid=SURROGATE_KID)))
     assert "lone surrogate" in refused.value.message_dict["jwks"][0]
 
 
 def test_a_key_with_a_lone_surrogate_is_skipped_and_the_others_kept():
-    kept = trust.clean_jwks(_pasted(_public_jwk(kid=SURROGATE_KID), _public_jwk(kid="good")))
+    kept = trust.clean_jwks(_pasted(public_jwk(kid=SURROGATE_KID), public_jwk(kid="good")))
     assert [jwk["kid"] for jwk in kept["keys"]] == ["good"]
 
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_a_lone_surrogate_escape_in_a_pasted_jwks_kid_is_a_form_error(require_postgres, owner, make_app):
-    app = make_app()
-    client = Client(raise_request_exception=False)
-    client.force_login(owner)
-    response = client.post(
-        reverse("org-federated-create", kwargs={"org_slug": "acme", "app_id": app.application.pk}),
-        {
-            "preset": "custom",
-            "name": "Mesh",
-            "issuer": "spiffe://example.org",
-            "subject": "spiffe://example.org/ns/prod/sa/api",
-            "audience": "",
-            "max_token_age": 600,
-            "conditions": "",
-            "jwks": _pasted(_public_jwk(kid=SURROGATE_KID)),
-        },
-    )
+    response = post_pasted_jwks(owner, make_app(), _pasted(public_jwk(kid=SURROGATE_KID)))
     assert response.status_code == 400, response.status_code
     assert "lone surrogate" in response.context["form"].errors["jwks"][0]
     assert not FederatedIdentity.objects.exists()
@@ -91,7 +68,7 @@ def _add(app, *extra: str) -> None:
 
 def test_the_command_refuses_a_jwks_file_whose_only_key_has_a_lone_surrogate(app, tmp_path):
     path = tmp_path / "bundle.json"
-    path.write_text(_pasted(_public_jwk(kid=SURROGATE_KID)))
+    path.write_text(_pasted(public_jwk(kid=SURROGATE_KID)))
     with pytest.raises(CommandError, match="lone surrogate"):
         _add(app, "--jwks-file", str(path))
     assert not FederatedIdentity.objects.exists()

@@ -18,14 +18,9 @@ from tests.tokens.federation.test_federation import AUD, add_trust, assert_inval
 from tokens.federation import process_keys
 from tokens.federation import trust as federation
 
+pytestmark = pytest.mark.usefixtures("local_issuers")
+
 SUBJECT = "system:serviceaccount:payments:api"
-
-
-@pytest.fixture(autouse=True)
-def _federation_settings(settings):
-    settings.PORTAL_FEDERATION_ALLOW_INSECURE_LOCALHOST = True
-    settings.PORTAL_FEDERATION_TIMEOUT_SECONDS = 1
-    settings.PORTAL_FEDERATION_KEYS_REFRESH_SECONDS = 60
 
 
 @pytest.fixture

@@ -23,14 +23,10 @@ from tokens.federation import trust
 from tokens.federation.services import federated_identity_create, federated_identity_revoke
 from tokens.models import FederatedIdentity, M2MApplication
 
+pytestmark = pytest.mark.usefixtures("local_issuers")
+
 LIMIT = trust.MAX_TRUSTS_PER_ISSUER
 ISSUER = "https://ci.example.com"
-
-
-@pytest.fixture(autouse=True)
-def _federation_settings(settings):
-    settings.PORTAL_FEDERATION_ALLOW_INSECURE_LOCALHOST = True
-    settings.PORTAL_FEDERATION_TIMEOUT_SECONDS = 1
 
 
 def _fill(application, issuer_url: str, count: int, *, start: int = 0) -> list[FederatedIdentity]:

@@ -13,10 +13,7 @@ from django.urls import reverse
 
 from tests.tokens.federation.test_federation import add_trust
 
-
-@pytest.fixture(autouse=True)
-def _federation_settings(settings):
-    settings.PORTAL_FEDERATION_ALLOW_INSECURE_LOCALHOST = True
+pytestmark = pytest.mark.usefixtures("local_issuers")
 
 
 def test_a_condition_on_a_claim_named_items_is_shown(owner_client, app, organization):
