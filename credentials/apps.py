@@ -16,6 +16,7 @@ class CredentialsConfig(AppConfig):
         from credentials.api_keys import schema  # noqa: F401
         from credentials.api_keys.kind import governed_kind
         from credentials.api_keys.verification import on_organization_saved
+        from credentials.checks import check_webhook_destinations_are_secure  # noqa: F401 - registers it
         from credentials.governance.ownership import on_membership_event, on_user_pre_save, on_user_saved
         from credentials.governance.receivers import orphan_on_member_removed
         from credentials.governance.registry import register

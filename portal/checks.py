@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
@@ -20,6 +21,35 @@ def check_issuer_is_https(app_configs, **kwargs):
                 "PORTAL_ISSUER is not an https:// URL.",
                 hint="Tokens name their issuer; production issuers must use TLS.",
                 id="portal.W001",
+            )
+        ]
+    return []
+
+
+@register()
+def check_base_url(app_configs, **kwargs):
+    """Check that PORTAL_BASE_URL, the start of every link in e-mails, is an absolute http(s) URL."""
+    parts = urlsplit(settings.PORTAL_BASE_URL)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return [
+            Error(
+                f"PORTAL_BASE_URL is {settings.PORTAL_BASE_URL[:80]!r}: not an absolute http(s) URL.",
+                hint="Links in e-mails start with it, e.g. https://portal.example.com.",
+                id="portal.E002",
+            )
+        ]
+    return []
+
+
+@register(Tags.security, deploy=True)
+def check_base_url_is_https(app_configs, **kwargs):
+    """Check that e-mailed links use https outside DEBUG."""
+    if not settings.DEBUG and urlsplit(settings.PORTAL_BASE_URL).scheme == "http":
+        return [
+            Warning(
+                "PORTAL_BASE_URL is not an https:// URL.",
+                hint="Invitation and password-reset links carry secrets; production links must use TLS.",
+                id="portal.W002",
             )
         ]
     return []

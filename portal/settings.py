@@ -3,16 +3,60 @@
 from __future__ import annotations
 
 import base64
+import builtins
 import hashlib
+import logging
+import math
 import os
+import re
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-env = environ.Env()
+
+class _Env(environ.Env):
+    """django-environ, stricter: a malformed or out-of-range value stops start-up naming its variable.
+
+    Every number declares its range; 0 is allowed only where docs/configuration.md documents
+    what 0 means. django-environ's own `int` would crash on `1h` with a bare ValueError, its
+    `float` reads `1e9` as 19, and its `list` keeps the blank after a comma (`a, b` holds " b").
+    Set but blank (as an env file often leaves them), a number or a list takes its default.
+    """
+
+    def int(self, var: str, default: int, *, minimum: int, maximum: int | None = None) -> int:
+        return self._number(var, default, builtins.int, "a whole number", minimum, maximum)
+
+    def float(self, var: str, default: float, *, minimum: float, maximum: float | None = None) -> float:
+        return self._number(var, default, builtins.float, "a number", minimum, maximum)
+
+    def _number(self, var, default, parse, kind: str, minimum, maximum):
+        raw = self.str(var, default="").strip()
+        if not raw:
+            return default
+        try:
+            value = parse(raw)
+        except ValueError:
+            value = None
+        if value is None or not math.isfinite(value):
+            raise ImproperlyConfigured(f"{var} must be {kind}, not {raw[:40]!r} (see docs/configuration.md).")
+        if value < minimum or (maximum is not None and value > maximum):
+            bounds = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
+            raise ImproperlyConfigured(
+                f"{var} must be {bounds}, not {raw[:40]!r} (see docs/configuration.md)."
+            )
+        return value
+
+    def list(self, var: str, default: list[str]) -> list[str]:
+        raw = self.str(var, default="")
+        items = [item.strip() for item in raw.split(",")]
+        return [item for item in items if item] or default
+
+
+env = _Env()
 # A local .env is a convenience for development; production sets real variables.
 if (BASE_DIR / ".env").is_file():
     environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
@@ -152,13 +196,26 @@ TEMPLATES = [
 
 # --- Database -------------------------------------------------------------------------------
 (BASE_DIR / "var").mkdir(exist_ok=True)
-DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'var' / 'portal.sqlite3'}")}
-DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("PORTAL_DB_CONN_MAX_AGE", default=60))
+
+
+def _database_url() -> str:
+    """Return DATABASE_URL (set but blank counts as unset), refusing one that names no database engine."""
+    url = env.str("DATABASE_URL", default="").strip() or f"sqlite:///{BASE_DIR / 'var' / 'portal.sqlite3'}"
+    if urlsplit(url).scheme not in environ.Env.DB_SCHEMES:
+        raise ImproperlyConfigured(
+            "DATABASE_URL must be a database URL such as postgresql://user:password@host:5432/portal "
+            "(see docs/configuration.md)."
+        )
+    return url
+
+
+DATABASES = {"default": env.db_url_config(_database_url())}
+DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("PORTAL_DB_CONN_MAX_AGE", default=60, minimum=0))
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Fail fast instead of hanging when PostgreSQL is unreachable.
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
-        "connect_timeout", env.int("PORTAL_DB_CONNECT_TIMEOUT", default=3)
+        "connect_timeout", env.int("PORTAL_DB_CONNECT_TIMEOUT", default=3, minimum=1)
     )
     # Behind PgBouncer in transaction mode, the server-side cursors of `.iterator()` (the cron
     # jobs' sweeps) would break: Django reads whole result sets instead when this is set.
@@ -168,7 +225,29 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache ----------------------------------------------------------------------------------
-REDIS_URL = env.str("REDIS_URL", default="")
+
+
+def _redis_url() -> str:
+    """Return REDIS_URL, or "" when unset, refusing one Redis cannot connect to.
+
+    A malformed URL would not stop start-up on its own: the cache would fail every call and
+    the portal would run as if Redis were down for good.
+    """
+    url = env.str("REDIS_URL", default="").strip()
+    if not url:
+        return ""
+    for server in re.split("[;,]", url):  # Django's RedisCache: the primary first, then replicas
+        parts = urlsplit(server.strip())
+        located = parts.path.strip("/") if parts.scheme == "unix" else parts.hostname
+        if parts.scheme not in ("redis", "rediss", "unix") or not located:
+            raise ImproperlyConfigured(
+                "REDIS_URL must be redis://[:password@]host[:port][/db], rediss://… or unix:///path/to.sock "
+                "(see docs/configuration.md)."
+            )
+    return url
+
+
+REDIS_URL = _redis_url()
 if REDIS_URL:
     CACHES = {
         "default": {
@@ -240,19 +319,19 @@ MFA_ALLOW_UNVERIFIED_EMAIL = True
 MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = env.bool("PORTAL_WEBAUTHN_ALLOW_INSECURE_ORIGIN", default=DEBUG)
 USERSESSIONS_TRACK_ACTIVITY = False  # portal.account_security.middleware records last-seen once a minute
 # Step-up: sensitive actions need an authentication (password or second factor) this recent.
-PORTAL_STEP_UP_SECONDS = env.int("PORTAL_STEP_UP_SECONDS", default=300)
+PORTAL_STEP_UP_SECONDS = env.int("PORTAL_STEP_UP_SECONDS", default=300, minimum=1)
 ACCOUNT_REAUTHENTICATION_TIMEOUT = PORTAL_STEP_UP_SECONDS
 # Sessions end after this long without a request (idle) and this long after sign-in (absolute).
-PORTAL_SESSION_IDLE_SECONDS = env.int("PORTAL_SESSION_IDLE_SECONDS", default=60 * 60)
-PORTAL_SESSION_ABSOLUTE_SECONDS = env.int("PORTAL_SESSION_ABSOLUTE_SECONDS", default=60 * 60 * 12)
+PORTAL_SESSION_IDLE_SECONDS = env.int("PORTAL_SESSION_IDLE_SECONDS", default=60 * 60, minimum=1)
+PORTAL_SESSION_ABSOLUTE_SECONDS = env.int("PORTAL_SESSION_ABSOLUTE_SECONDS", default=60 * 60 * 12, minimum=1)
 
 # Failed logins pause sign-in per account and per client IP: allauth's own `login_failed` rate
 # limit (every attempt counts, a successful one is given back; kept in the cache, so shared
 # between app servers through Redis), with the portal's knobs and allauth's 10 per minute per IP.
 # The message is PortalAccountAdapter's; PortalLoginView answers it with 429 and Retry-After.
-PORTAL_LOGIN_MAX_FAILURES_PER_ACCOUNT = env.int("PORTAL_LOGIN_MAX_FAILURES_PER_ACCOUNT", default=5)
-PORTAL_LOGIN_MAX_FAILURES_PER_IP = env.int("PORTAL_LOGIN_MAX_FAILURES_PER_IP", default=20)
-PORTAL_LOGIN_LOCKOUT_SECONDS = env.int("PORTAL_LOGIN_LOCKOUT_SECONDS", default=900)
+PORTAL_LOGIN_MAX_FAILURES_PER_ACCOUNT = env.int("PORTAL_LOGIN_MAX_FAILURES_PER_ACCOUNT", default=5, minimum=1)
+PORTAL_LOGIN_MAX_FAILURES_PER_IP = env.int("PORTAL_LOGIN_MAX_FAILURES_PER_IP", default=20, minimum=1)
+PORTAL_LOGIN_LOCKOUT_SECONDS = env.int("PORTAL_LOGIN_LOCKOUT_SECONDS", default=900, minimum=1)
 ACCOUNT_RATE_LIMITS = {
     "login_failed": (
         f"10/m/ip,{PORTAL_LOGIN_MAX_FAILURES_PER_IP}/{PORTAL_LOGIN_LOCKOUT_SECONDS}s/ip,"
@@ -265,19 +344,21 @@ PORTAL_TRUSTED_PROXIES = env.list("PORTAL_TRUSTED_PROXIES", default=[])
 # Rate limits (portal.infra.ratelimit, counted per minute in the shared cache; 0 switches one off).
 # See docs/security.md.
 PORTAL_CLIENT_AUTH_FAILURES_PER_CLIENT_PER_MINUTE = env.int(
-    "PORTAL_CLIENT_AUTH_FAILURES_PER_CLIENT_PER_MINUTE", default=20
+    "PORTAL_CLIENT_AUTH_FAILURES_PER_CLIENT_PER_MINUTE", default=20, minimum=0
 )
 PORTAL_CLIENT_AUTH_FAILURES_PER_IP_PER_MINUTE = env.int(
-    "PORTAL_CLIENT_AUTH_FAILURES_PER_IP_PER_MINUTE", default=30
+    "PORTAL_CLIENT_AUTH_FAILURES_PER_IP_PER_MINUTE", default=30, minimum=0
 )
-PORTAL_API_KEY_FAILURES_PER_IP_PER_MINUTE = env.int("PORTAL_API_KEY_FAILURES_PER_IP_PER_MINUTE", default=30)
+PORTAL_API_KEY_FAILURES_PER_IP_PER_MINUTE = env.int(
+    "PORTAL_API_KEY_FAILURES_PER_IP_PER_MINUTE", default=30, minimum=0
+)
 # API-key authentication may reuse what this process read from Redis (the key's snapshot, its
 # last-used marker, the per-IP failure counter) less than this many seconds ago: a change made
 # through another process is seen within it (docs/operations.md; 0 switches it off).
-PORTAL_API_KEY_MEMO_SECONDS = env.float("PORTAL_API_KEY_MEMO_SECONDS", default=0.25)
-PORTAL_TOKEN_RATE_PER_APP_PER_MINUTE = env.int("PORTAL_TOKEN_RATE_PER_APP_PER_MINUTE", default=600)
+PORTAL_API_KEY_MEMO_SECONDS = env.float("PORTAL_API_KEY_MEMO_SECONDS", default=0.25, minimum=0)
+PORTAL_TOKEN_RATE_PER_APP_PER_MINUTE = env.int("PORTAL_TOKEN_RATE_PER_APP_PER_MINUTE", default=600, minimum=0)
 PORTAL_SECRET_SCANNING_FAILURES_PER_IP_PER_MINUTE = env.int(
-    "PORTAL_SECRET_SCANNING_FAILURES_PER_IP_PER_MINUTE", default=30
+    "PORTAL_SECRET_SCANNING_FAILURES_PER_IP_PER_MINUTE", default=30, minimum=0
 )
 # A credential's own rate limit (credentials.policy) when the cache cannot count: serve the
 # request (open, the default: the identity layer stays up) or answer 429 (closed).
@@ -286,17 +367,25 @@ PORTAL_CREDENTIAL_RATE_LIMIT_FAIL_OPEN = env.bool("PORTAL_CREDENTIAL_RATE_LIMIT_
 # PORTAL_USAGE_FLUSH_SECONDS, rolled up into the database by `rollup_usage` (and, under DEBUG,
 # in-process at most every PORTAL_USAGE_ROLLUP_SECONDS).
 PORTAL_USAGE_METERING = env.bool("PORTAL_USAGE_METERING", default=True)
-PORTAL_USAGE_FLUSH_SECONDS = env.float("PORTAL_USAGE_FLUSH_SECONDS", default=5.0)
-PORTAL_USAGE_ROLLUP_SECONDS = env.float("PORTAL_USAGE_ROLLUP_SECONDS", default=30.0)
+PORTAL_USAGE_FLUSH_SECONDS = env.float("PORTAL_USAGE_FLUSH_SECONDS", default=5.0, minimum=0)
+PORTAL_USAGE_ROLLUP_SECONDS = env.float("PORTAL_USAGE_ROLLUP_SECONDS", default=30.0, minimum=0)
 # Last-used writes of every kind (credentials.last_used): held in process and written with one
 # UPDATE per kind at the end of a request at most every PORTAL_LAST_USED_FLUSH_SECONDS (0: at
 # the end of every request), by a timer when the process is idle, and at exit.
-PORTAL_LAST_USED_FLUSH_SECONDS = env.float("PORTAL_LAST_USED_FLUSH_SECONDS", default=5.0)
+PORTAL_LAST_USED_FLUSH_SECONDS = env.float("PORTAL_LAST_USED_FLUSH_SECONDS", default=5.0, minimum=0)
 
-PORTAL_INVITATION_TTL_HOURS = env.int("PORTAL_INVITATION_TTL_HOURS", default=72)
+PORTAL_INVITATION_TTL_HOURS = env.int("PORTAL_INVITATION_TTL_HOURS", default=72, minimum=1)
 
 # --- Credentials and tokens -----------------------------------------------------------------
-PORTAL_ISSUER = env.str("PORTAL_ISSUER", default=_DEV_SERVER_URL).rstrip("/")
+PORTAL_ISSUER = env.str("PORTAL_ISSUER", default="").strip().rstrip("/")
+if not PORTAL_ISSUER:
+    # Tokens, the OAuth metadata and e-mailed links (PORTAL_BASE_URL) all name it: outside
+    # DEBUG the development server's address is never a fallback.
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "PORTAL_ISSUER is not set. It is required when DEBUG is off, e.g. https://portal.example.com."
+        )
+    PORTAL_ISSUER = _DEV_SERVER_URL
 PORTAL_DEFAULT_AUDIENCE = env.str("PORTAL_DEFAULT_AUDIENCE", default=f"{PORTAL_ISSUER}/api")
 # Versioned peppers for keyed digests of API keys, client secrets and invitation tokens:
 # "id:secret[,id:secret…]". The first entry signs new digests; the others still verify.
@@ -332,10 +421,10 @@ PORTAL_SECRET_SCANNING_PUBLIC_KEYS_FILE = env.str("PORTAL_SECRET_SCANNING_PUBLIC
 # --- Lifecycle webhooks (credentials.webhooks, docs/webhooks.md) ------------------------------
 # http:// and loopback destinations for localhost/127.0.0.1/[::1] only: development and tests.
 PORTAL_WEBHOOK_ALLOW_INSECURE_LOCALHOST = env.bool("PORTAL_WEBHOOK_ALLOW_INSECURE_LOCALHOST", default=DEBUG)
-PORTAL_WEBHOOK_TIMEOUT_SECONDS = env.int("PORTAL_WEBHOOK_TIMEOUT_SECONDS", default=5)
-PORTAL_WEBHOOK_MAX_ATTEMPTS = env.int("PORTAL_WEBHOOK_MAX_ATTEMPTS", default=12)
-PORTAL_WEBHOOK_RETRY_BASE_SECONDS = env.int("PORTAL_WEBHOOK_RETRY_BASE_SECONDS", default=30)
-PORTAL_WEBHOOK_RETRY_MAX_SECONDS = env.int("PORTAL_WEBHOOK_RETRY_MAX_SECONDS", default=6 * 60 * 60)
+PORTAL_WEBHOOK_TIMEOUT_SECONDS = env.int("PORTAL_WEBHOOK_TIMEOUT_SECONDS", default=5, minimum=1)
+PORTAL_WEBHOOK_MAX_ATTEMPTS = env.int("PORTAL_WEBHOOK_MAX_ATTEMPTS", default=12, minimum=1)
+PORTAL_WEBHOOK_RETRY_BASE_SECONDS = env.int("PORTAL_WEBHOOK_RETRY_BASE_SECONDS", default=30, minimum=1)
+PORTAL_WEBHOOK_RETRY_MAX_SECONDS = env.int("PORTAL_WEBHOOK_RETRY_MAX_SECONDS", default=6 * 60 * 60, minimum=1)
 
 # --- Workload identity federation (tokens.federation, docs/m2m.md#workload-identity-federation) --
 # http:// issuers on localhost/127.0.0.1/[::1] only: development and the tests' local issuer.
@@ -343,10 +432,14 @@ PORTAL_FEDERATION_ALLOW_INSECURE_LOCALHOST = env.bool(
     "PORTAL_FEDERATION_ALLOW_INSECURE_LOCALHOST", default=DEBUG
 )
 # Each fetch of discovery or a JWKS (connection and each read; the whole exchange at most 3x).
-PORTAL_FEDERATION_TIMEOUT_SECONDS = env.int("PORTAL_FEDERATION_TIMEOUT_SECONDS", default=3)
+PORTAL_FEDERATION_TIMEOUT_SECONDS = env.int("PORTAL_FEDERATION_TIMEOUT_SECONDS", default=3, minimum=1)
 # How long an issuer's keys are cached, and how often at most an unknown kid may refresh them.
-PORTAL_FEDERATION_KEYS_CACHE_SECONDS = env.int("PORTAL_FEDERATION_KEYS_CACHE_SECONDS", default=3600)
-PORTAL_FEDERATION_KEYS_REFRESH_SECONDS = env.int("PORTAL_FEDERATION_KEYS_REFRESH_SECONDS", default=60)
+PORTAL_FEDERATION_KEYS_CACHE_SECONDS = env.int(
+    "PORTAL_FEDERATION_KEYS_CACHE_SECONDS", default=3600, minimum=1
+)
+PORTAL_FEDERATION_KEYS_REFRESH_SECONDS = env.int(
+    "PORTAL_FEDERATION_KEYS_REFRESH_SECONDS", default=60, minimum=1
+)
 
 # --- OAuth 2.0 M2M (tokens app) -------------------------------------------------------------
 # The application model is swapped before the first migration (tokens 0001 runs before
@@ -376,18 +469,18 @@ OAUTH2_PROVIDER = {
 # Longest lifetime of a token a gateway obtains by exchanging an API key (RFC 8693, see
 # docs/m2m.md); the gateway application's own lifetime applies when shorter. Services that
 # validate offline accept a revoked key's tokens for at most this long.
-PORTAL_EXCHANGE_TOKEN_LIFETIME_SECONDS = env.int("PORTAL_EXCHANGE_TOKEN_LIFETIME_SECONDS", default=300)
-if not 0 < PORTAL_EXCHANGE_TOKEN_LIFETIME_SECONDS <= 86400:
-    raise ImproperlyConfigured("PORTAL_EXCHANGE_TOKEN_LIFETIME_SECONDS must be between 1 and 86400.")
+PORTAL_EXCHANGE_TOKEN_LIFETIME_SECONDS = env.int(
+    "PORTAL_EXCHANGE_TOKEN_LIFETIME_SECONDS", default=300, minimum=1, maximum=86400
+)
 # The shared client snapshot (tokens.clients.snapshot): on with a shared cache (REDIS_URL),
 # never with the per-process one; false switches it off (docs/performance.md).
 PORTAL_CLIENT_SNAPSHOT = env.bool("PORTAL_CLIENT_SNAPSHOT", default=None)
 # Seconds a process trusts its loaded signing key before re-checking which key is active
 # (a rotation reaches every app server within this interval).
-PORTAL_SIGNING_KEY_REFRESH_SECONDS = env.int("PORTAL_SIGNING_KEY_REFRESH_SECONDS", default=5)
+PORTAL_SIGNING_KEY_REFRESH_SECONDS = env.int("PORTAL_SIGNING_KEY_REFRESH_SECONDS", default=5, minimum=1)
 # Cache-Control max-age of the JWKS. A new key is published the moment it is created, and
 # the previous key stays published for the longest token lifetime after rotation.
-PORTAL_JWKS_MAX_AGE_SECONDS = env.int("PORTAL_JWKS_MAX_AGE_SECONDS", default=300)
+PORTAL_JWKS_MAX_AGE_SECONDS = env.int("PORTAL_JWKS_MAX_AGE_SECONDS", default=300, minimum=1)
 
 # --- Email ----------------------------------------------------------------------------------
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
@@ -490,16 +583,16 @@ CONTENT_SECURITY_POLICY = {
     }
 }
 # Bound request bodies: every form and JSON body the portal accepts is small.
-DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("PORTAL_MAX_REQUEST_BYTES", default=256 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("PORTAL_MAX_REQUEST_BYTES", default=256 * 1024, minimum=1)
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 200
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
-SESSION_COOKIE_AGE = env.int("PORTAL_SESSION_COOKIE_AGE", default=60 * 60 * 12)
+SESSION_COOKIE_AGE = env.int("PORTAL_SESSION_COOKIE_AGE", default=60 * 60 * 12, minimum=1)
 CSRF_COOKIE_HTTPONLY = True
 if not DEBUG:
     # Behind a TLS-terminating proxy, set SECURE_PROXY_SSL_HEADER via PORTAL_PROXY_SSL_HEADER.
     SECURE_SSL_REDIRECT = env.bool("PORTAL_SECURE_SSL_REDIRECT", default=True)
-    SECURE_HSTS_SECONDS = env.int("PORTAL_HSTS_SECONDS", default=60 * 60 * 24 * 365)
+    SECURE_HSTS_SECONDS = env.int("PORTAL_HSTS_SECONDS", default=60 * 60 * 24 * 365, minimum=0)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("PORTAL_HSTS_INCLUDE_SUBDOMAINS", default=True)
     SECURE_HSTS_PRELOAD = env.bool("PORTAL_HSTS_PRELOAD", default=False)
     SESSION_COOKIE_SECURE = True
@@ -513,7 +606,11 @@ if not DEBUG:
     SILENCED_SYSTEM_CHECKS = ["security.W021"]
 
 # --- Logging --------------------------------------------------------------------------------
-LOG_LEVEL = env.str("PORTAL_LOG_LEVEL", default="INFO")
+LOG_LEVEL = env.str("PORTAL_LOG_LEVEL", default="").strip().upper() or "INFO"
+if LOG_LEVEL not in logging.getLevelNamesMapping():
+    raise ImproperlyConfigured(
+        "PORTAL_LOG_LEVEL must be a logging level: DEBUG, INFO, WARNING, ERROR or CRITICAL."
+    )
 # "plain" (human-readable lines) or "json" (one object per line, for log shippers).
 LOG_FORMAT = env.str("PORTAL_LOG_FORMAT", default="plain")
 if LOG_FORMAT not in ("plain", "json"):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import secrets
 import string
 import zlib
@@ -63,6 +64,11 @@ def crc32_base62(value: str) -> str:
     return _BASE62_PAIRS[high] + _BASE62_PAIRS[middle] + _BASE62_PAIRS[low]
 
 
+#: A pepper id is stored beside every digest (`pepper_id` columns, max_length=16).
+PEPPER_ID_MAX_LENGTH = 16
+_PEPPER_ID = re.compile(rf"[A-Za-z0-9_-]{{1,{PEPPER_ID_MAX_LENGTH}}}")
+
+
 @lru_cache(maxsize=8)
 def _parse_peppers(raw: str) -> tuple[str, dict[str, bytes]]:
     peppers: dict[str, bytes] = {}
@@ -71,6 +77,16 @@ def _parse_peppers(raw: str) -> tuple[str, dict[str, bytes]]:
         pepper_id, sep, secret = item.partition(":")
         if not sep or not pepper_id or not secret:
             raise ImproperlyConfigured("PORTAL_PEPPERS must look like 'id:secret[,id:secret…]'.")
+        # Checked here, not by the database: a longer id would fail every new credential's INSERT.
+        if not _PEPPER_ID.fullmatch(pepper_id):
+            raise ImproperlyConfigured(
+                f"PORTAL_PEPPERS: a pepper id is 1 to {PEPPER_ID_MAX_LENGTH} characters of A-Z, a-z, 0-9, "
+                "'_' and '-' (see docs/configuration.md)."
+            )
+        # A repeated id would silently keep only its last secret: "the first entry makes new
+        # digests" would then be false, and digests made under the other secret would never verify.
+        if pepper_id in peppers:
+            raise ImproperlyConfigured(f"PORTAL_PEPPERS names the pepper id {pepper_id!r} twice.")
         peppers[pepper_id] = secret.encode()
         if index == 0:
             current = pepper_id

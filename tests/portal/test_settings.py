@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from django.core.exceptions import ImproperlyConfigured
 
 ROOT = Path(__file__).resolve().parents[2]
 STRONG = {
@@ -133,3 +134,92 @@ def test_console_email_goes_to_stderr_so_a_commands_stdout_stays_its_own():
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "portal.infra.mail.StderrConsoleBackend"
     assert "Subject: Subject" in result.stderr and "Subject:" not in result.stdout
+
+
+PRODUCTION = {**STRONG, "DEBUG": "0"}
+
+
+def test_production_without_portal_issuer_stops_start_up():
+    """DEBUG off without PORTAL_ISSUER started with the development issuer, http://127.0.0.1:8000:
+    tokens named it as `iss`, the metadata published it and e-mailed links pointed at it."""
+    env = dict(PRODUCTION)
+    env.pop("PORTAL_ISSUER")
+    for issuer in (None, ""):  # unset, or set but blank as in an env file
+        if issuer is not None:
+            env["PORTAL_ISSUER"] = issuer
+        result = _manage("check", **env)
+        assert result.returncode != 0, result.stdout
+        assert "PORTAL_ISSUER is not set" in result.stderr
+
+
+def test_a_plain_http_issuer_outside_debug_is_flagged():
+    result = _manage(
+        "check",
+        "--deploy",
+        "--fail-level",
+        "WARNING",
+        **{**PRODUCTION, "PORTAL_ISSUER": "http://portal.test"},
+    )
+    assert result.returncode != 0 and "portal.W001" in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize(
+    ("base_url", "check_id"),
+    [
+        ("portal.example.com", "portal.E002"),
+        ("/relative", "portal.E002"),
+        ("http://portal.example.com", "portal.W002"),
+    ],
+)
+def test_check_deploy_flags_a_base_url_that_is_not_https(base_url, check_id):
+    """PORTAL_BASE_URL, the start of every link in e-mails (invitations, password resets), was never
+    checked: a bare host name made relative links, plain http sent their secrets in the clear."""
+    result = _manage(
+        "check", "--deploy", "--fail-level", "WARNING", **{**PRODUCTION, "PORTAL_BASE_URL": base_url}
+    )
+    assert result.returncode != 0, result.stdout
+    assert check_id in result.stderr + result.stdout and "PORTAL_BASE_URL" in result.stderr + result.stdout
+
+
+def test_a_base_url_that_is_no_url_is_an_error_in_debug_too():
+    result = _manage("check", DEBUG="1", PORTAL_BASE_URL="portal.example.com")
+    assert result.returncode != 0 and "portal.E002" in result.stderr + result.stdout
+
+
+STRONG_PEPPER = STRONG["PORTAL_PEPPERS"].partition(":")[2]
+OTHER_PEPPER = "Ab8Q2mX7vL4pT9wK1nB6cH3jF5dS0gA8eY2uI4oP7q"
+
+
+@pytest.mark.parametrize(
+    "peppers",
+    [
+        f"rotation-2025-primary:{STRONG_PEPPER}",  # 21 characters: the pepper_id columns hold 16
+        f"v2.0:{STRONG_PEPPER}",  # outside A-Z a-z 0-9 _ -
+        f"1:{STRONG_PEPPER},1:{OTHER_PEPPER}",  # the same id twice: the last secret silently won
+    ],
+)
+def test_a_pepper_id_that_cannot_be_stored_or_is_repeated_stops_start_up(peppers):
+    """A pepper id longer than the `pepper_id` columns passed start-up, then every new credential
+    failed on PostgreSQL (value too long); a repeated id kept only its last secret, so "the first
+    entry makes new digests" was false."""
+    result = _manage("check", **{**PRODUCTION, "PORTAL_PEPPERS": peppers})
+    assert result.returncode != 0, result.stdout
+    assert "portal.E001" in result.stderr and "PORTAL_PEPPERS" in result.stderr
+
+
+@pytest.mark.django_db
+def test_a_long_pepper_id_is_refused_before_it_reaches_the_database(make_key, settings):
+    """On PostgreSQL this was a DataError deep inside every request that makes a credential."""
+    settings.PORTAL_PEPPERS = f"rotation-2025-primary:{STRONG_PEPPER}"
+    with pytest.raises(ImproperlyConfigured, match="PORTAL_PEPPERS"):
+        make_key()
+
+
+def test_check_deploy_flags_insecure_localhost_webhooks_outside_debug():
+    """tokens.W001 flags PORTAL_FEDERATION_ALLOW_INSECURE_LOCALHOST and portal.W010 the WebAuthn one;
+    the webhook switch (http:// and loopback destinations) passed `check --deploy` in silence."""
+    env = {**PRODUCTION, "PORTAL_WEBHOOK_ALLOW_INSECURE_LOCALHOST": "1"}
+    result = _manage("check", "--deploy", "--fail-level", "WARNING", **env)
+    assert result.returncode != 0, result.stdout
+    assert "credentials.W001" in result.stdout + result.stderr
+    assert "PORTAL_WEBHOOK_ALLOW_INSECURE_LOCALHOST" in result.stdout + result.stderr
