@@ -568,6 +568,9 @@ class SigningKey(TimestampedModel):
 
     class Status(models.TextChoices):
         ACTIVE = "active", _("Active")
+        # Staged: in the JWKS so that verifiers which cache it know the key before any token
+        # carries its kid; it never signs. `signing_key_rotate` promotes it to active.
+        NEXT = "next", _("Published, next")
         RETIRED = "retired", _("Retired")
 
     kid = models.CharField(
@@ -593,6 +596,9 @@ class SigningKey(TimestampedModel):
             models.UniqueConstraint(
                 fields=["status"], condition=Q(status="active"), name="signing_key_one_active"
             ),
+            models.UniqueConstraint(
+                fields=["status"], condition=Q(status="next"), name="signing_key_one_next"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -600,8 +606,9 @@ class SigningKey(TimestampedModel):
 
     @property
     def is_published(self) -> bool:
-        """Return whether the key belongs in the JWKS."""
-        return self.status == self.Status.ACTIVE or (
+        """Return whether the key belongs in the JWKS: the active and the staged key, and retired
+        ones until `publish_until`."""
+        return self.status in (self.Status.ACTIVE, self.Status.NEXT) or (
             self.publish_until is not None and self.publish_until > timezone.now()
         )
 

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from django.conf import settings
 from django.core.cache import cache
-from django.db.models import Q
+from django.db.models import Case, Q, Value, When
 from django.utils import timezone
 from jwt import PyJWK
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
@@ -142,11 +142,21 @@ def forget_loaded_key() -> None:
 
 
 def published_keys_queryset(now: datetime | None = None):
-    """Return the keys the JWKS publishes: the active one and retired ones still in use."""
+    """Return the keys the JWKS publishes: the active one, the staged next one, and retired ones
+    still in use.
+
+    The active key comes first (a staged key is newer, but clients that take the set's first
+    key must get the one that signs), then the staged one, then retired ones, newest first.
+    """
     now = now or timezone.now()
-    return SigningKey.objects.filter(Q(status=SigningKey.Status.ACTIVE) | Q(publish_until__gt=now)).order_by(
-        "-created_at", "-id"
+    signing_first = Case(
+        When(status=SigningKey.Status.ACTIVE, then=Value(0)),
+        When(status=SigningKey.Status.NEXT, then=Value(1)),
+        default=Value(2),
     )
+    return SigningKey.objects.filter(
+        Q(status__in=[SigningKey.Status.ACTIVE, SigningKey.Status.NEXT]) | Q(publish_until__gt=now)
+    ).order_by(signing_first, "-created_at", "-id")
 
 
 def jwks_document() -> dict:

@@ -1,4 +1,4 @@
-"""Writes for JWT signing keys: create, rotate, withdraw, re-encrypt; one audit event each."""
+"""Writes for JWT signing keys: create, stage, rotate, withdraw, re-encrypt; one audit event each."""
 
 from __future__ import annotations
 
@@ -34,10 +34,28 @@ def retired_key_publish_for() -> timedelta:
     return RETIRED_KEY_PUBLISH_FOR + timedelta(seconds=2 * settings.PORTAL_SIGNING_KEY_REFRESH_SECONDS)
 
 
-def _create_signing_key(algorithm: str, material: tuple[bytes, dict] | None = None) -> SigningKey:
+def _create_signing_key(
+    algorithm: str,
+    material: tuple[bytes, dict] | None = None,
+    *,
+    status: str = SigningKey.Status.ACTIVE,
+) -> SigningKey:
     encrypted, jwk = material or keys.generate_key_material(algorithm)
     return SigningKey.objects.create(
-        kid=jwk["kid"], algorithm=algorithm, encrypted_private_key=encrypted, public_jwk=jwk
+        kid=jwk["kid"], algorithm=algorithm, encrypted_private_key=encrypted, public_jwk=jwk, status=status
+    )
+
+
+def _check_algorithm(algorithm: str) -> None:
+    if algorithm not in SigningKey.Algorithm.values:
+        raise ValidationError(f"Unsupported algorithm {algorithm!r}; use RS256 or ES256.")
+
+
+def _already_staged(staged: SigningKey | None) -> ValidationError:
+    which = f"Key {staged.kid} ({staged.algorithm})" if staged else "Another key"
+    return ValidationError(
+        f"{which} is already staged as the next signing key; rotate to it, or withdraw it first.",
+        code="staged",
     )
 
 
@@ -67,13 +85,56 @@ def active_signing_key() -> keys.LoadedKey:
     return keys.loaded_key(create_first=signing_key_ensure)
 
 
-def signing_key_rotate(
-    *, actor: User | None, algorithm: str = SigningKey.Algorithm.RS256
-) -> tuple[SigningKey, SigningKey | None]:
-    """Retire the active key (kept in the JWKS until its tokens expire) and sign with a new one."""
-    if algorithm not in SigningKey.Algorithm.values:
-        raise ValidationError(f"Unsupported algorithm {algorithm!r}; use RS256 or ES256.")
+def signing_key_staged() -> SigningKey | None:
+    """Return the staged next signing key (published, not signing yet), if there is one."""
+    return SigningKey.objects.filter(status=SigningKey.Status.NEXT).first()
+
+
+def signing_key_stage(*, actor: User | None, algorithm: str = SigningKey.Algorithm.RS256) -> SigningKey:
+    """Publish a new key in the JWKS without signing with it; `signing_key_rotate` promotes it.
+
+    Verifiers that cache the JWKS (for up to PORTAL_JWKS_MAX_AGE_SECONDS, or a PyJWT
+    `PyJWKClient` that refuses unknown kids for 30 s after each fetch) then hold the key before
+    the first token it signs. Refuse (code "staged") while another key is staged; the
+    one-next-key constraint settles two stagings at the same moment.
+    """
+    _check_algorithm(algorithm)
+    staged = signing_key_staged()
+    if staged is not None:
+        raise _already_staged(staged)  # before generating a key pair for nothing
     material = keys.generate_key_material(algorithm)  # slow (RSA): outside the transaction
+    try:
+        with transaction.atomic():
+            key = _create_signing_key(algorithm, material, status=SigningKey.Status.NEXT)
+            audit_log(
+                action="tokens.signing_key.staged",
+                actor=actor,
+                organization=None,
+                target=key,
+                extra={"kid": key.kid, "algorithm": algorithm},
+            )
+    except IntegrityError:
+        # A concurrent staging committed first (the one-next-key constraint).
+        raise _already_staged(signing_key_staged()) from None
+    return key
+
+
+def signing_key_rotate(
+    *, actor: User | None, algorithm: str | None = None
+) -> tuple[SigningKey, SigningKey | None]:
+    """Retire the active key (kept in the JWKS until its tokens expire) and sign with the next one.
+
+    The next key is the staged one (`signing_key_stage`) when there is one, else a new key of
+    `algorithm` (RS256 when not given). Asking for an algorithm other than the staged key's is
+    refused (code "staged_algorithm"): withdraw the staged key first.
+    """
+    if algorithm is not None:
+        _check_algorithm(algorithm)
+    # A new key pair only when no key is staged; slow (RSA), so outside the transaction. Should
+    # the staged key be withdrawn meanwhile, the rotation makes one inside (`_create_signing_key`).
+    material = None
+    if signing_key_staged() is None:
+        material = keys.generate_key_material(algorithm or SigningKey.Algorithm.RS256)
     for attempt in range(5):
         try:
             with transaction.atomic():
@@ -93,16 +154,29 @@ def signing_key_rotate(
 
 
 def _signing_key_rotate_once(
-    *, actor: User | None, algorithm: str, material: tuple[bytes, dict]
+    *, actor: User | None, algorithm: str | None, material: tuple[bytes, dict] | None
 ) -> tuple[SigningKey, SigningKey | None]:
     now = timezone.now()
+    # Lock the active key, then the staged one (the order every writer takes them in).
     previous = SigningKey.objects.select_for_update().filter(status=SigningKey.Status.ACTIVE).first()
+    staged = SigningKey.objects.select_for_update().filter(status=SigningKey.Status.NEXT).first()
+    if staged is not None and algorithm is not None and staged.algorithm != algorithm:
+        raise ValidationError(
+            f"Key {staged.kid} is staged as the next signing key and is {staged.algorithm}, not "
+            f"{algorithm}; rotate to it, or withdraw it before rotating to a new {algorithm} key.",
+            code="staged_algorithm",
+        )
     if previous is not None:
         previous.status = SigningKey.Status.RETIRED
         previous.retired_at = now
         previous.publish_until = now + retired_key_publish_for()
         previous.save(update_fields=["status", "retired_at", "publish_until", "updated_at"])
-    key = _create_signing_key(algorithm, material)
+    if staged is not None:
+        key = staged
+        key.status = SigningKey.Status.ACTIVE
+        key.save(update_fields=["status", "updated_at"])
+    else:
+        key = _create_signing_key(algorithm or SigningKey.Algorithm.RS256, material)
     audit_log(
         action="tokens.signing_key.rotated",
         actor=actor,
@@ -110,9 +184,12 @@ def _signing_key_rotate_once(
         target=key,
         extra={
             "kid": key.kid,
-            "algorithm": algorithm,
+            "algorithm": key.algorithm,
             "previous_kid": previous.kid if previous else None,
             "previous_published_until": previous.publish_until.isoformat() if previous else None,
+            # How long verifiers could fetch the key before it signed (None: a key made now).
+            "staged_at": staged.created_at.isoformat() if staged else None,
+            "published_for_seconds": int((now - staged.created_at).total_seconds()) if staged else None,
         },
     )
     return key, previous
@@ -157,13 +234,18 @@ def signing_keys_reencrypt(*, old_encryption_keys: Iterable[str], actor: User | 
 def signing_key_unpublish(*, key: SigningKey, actor: User | None) -> SigningKey:
     """Withdraw a retired key from the JWKS now, so tokens it signed stop validating (a leaked key).
 
-    App servers drop their cached copy of the public key within a minute.
+    A staged key is withdrawn too (it becomes retired, never having signed), which undoes a
+    staging. App servers drop their cached copy of the public key within a minute.
     """
     key = SigningKey.objects.select_for_update().get(pk=key.pk)
     if key.status == SigningKey.Status.ACTIVE:
         raise ValidationError("The active key cannot be withdrawn; rotate first.")
-    key.publish_until = timezone.now()
-    key.save(update_fields=["publish_until", "updated_at"])
+    now = timezone.now()
+    key.publish_until = now
+    if key.status == SigningKey.Status.NEXT:
+        key.status = SigningKey.Status.RETIRED
+        key.retired_at = now
+    key.save(update_fields=["status", "retired_at", "publish_until", "updated_at"])
     audit_log(
         action="tokens.signing_key.unpublished",
         actor=actor,

@@ -1,39 +1,99 @@
-"""`manage.py rotate_signing_key`: sign new tokens with a fresh key; keep the old one published."""
+"""`manage.py rotate_signing_key`: stage the next JWT signing key, or sign with it and keep the old one
+published."""
 
 from __future__ import annotations
 
 import time
 
 from django.conf import settings
+from django.core.management.base import CommandError
+from django.utils import timezone
 
+from credentials.cli import service_refusals
 from portal.management.base import PortalCommand
 from tokens.models import SigningKey
-from tokens.signing.services import signing_key_rotate, signing_key_unpublish
+from tokens.signing.services import (
+    signing_key_rotate,
+    signing_key_stage,
+    signing_key_staged,
+    signing_key_unpublish,
+)
 
 
 class Command(PortalCommand):
     help = (
-        "Create a new JWT signing key and sign with it at once. The previous key stays in the "
-        "JWKS until every token it signed has expired (24 h plus leeway), unless "
-        "--unpublish-previous withdraws it now (a leaked key: its tokens stop validating)."
+        "Sign new tokens with the next JWT signing key: the staged one (--stage published it "
+        "earlier, so verifiers that cache the JWKS already hold it), else a new key made now. The "
+        "previous key stays in the JWKS until every token it signed has expired (24 h plus "
+        "leeway), unless --unpublish-previous withdraws it now (a leaked key: its tokens stop "
+        "validating). --withdraw-staged takes a staged key out of the JWKS again."
     )
 
     def add_arguments(self, parser):
         parser.add_argument(
-            "--algorithm", choices=SigningKey.Algorithm.values, default=SigningKey.Algorithm.RS256
+            "--algorithm",
+            choices=SigningKey.Algorithm.values,
+            help="RS256 (the default) or ES256; a rotation to a staged key must not ask for another one.",
         )
-        parser.add_argument(
+        what = parser.add_mutually_exclusive_group()
+        what.add_argument(
+            "--stage",
+            action="store_true",
+            help="Publish a new key in the JWKS without signing with it; a later rotation signs with it.",
+        )
+        what.add_argument(
             "--unpublish-previous",
             action="store_true",
             help="Withdraw the previous key from the JWKS now; tokens it signed stop validating.",
         )
+        what.add_argument(
+            "--withdraw-staged",
+            action="store_true",
+            help="Take the staged key out of the JWKS (it never signed); nothing else changes.",
+        )
 
     def handle(self, *args, **options):
-        key, previous = signing_key_rotate(actor=None, algorithm=options["algorithm"])
+        if options["stage"]:
+            self._stage(options["algorithm"] or SigningKey.Algorithm.RS256)
+        elif options["withdraw_staged"]:
+            self._withdraw_staged()
+        else:
+            self._rotate(options["algorithm"], unpublish_previous=options["unpublish_previous"])
+
+    def _stage(self, algorithm: str) -> None:
+        with service_refusals():
+            key = signing_key_stage(actor=None, algorithm=algorithm)
+        max_age = settings.PORTAL_JWKS_MAX_AGE_SECONDS
+        self.stdout.write(f"Staged signing key: {key.kid} ({key.algorithm}): in the JWKS, not signing yet.")
+        self.stdout.write(
+            f"Leave it published for at least PORTAL_JWKS_MAX_AGE_SECONDS ({max_age} s) before "
+            "`rotate_signing_key` signs with it."
+        )
+
+    def _withdraw_staged(self) -> None:
+        staged = signing_key_staged()
+        if staged is None:
+            raise CommandError("No signing key is staged.")
+        with service_refusals():
+            signing_key_unpublish(key=staged, actor=None)
+        self.stdout.write(f"Withdrew staged key {staged.kid} from the JWKS; it never signed.")
+
+    def _rotate(self, algorithm: str | None, *, unpublish_previous: bool) -> None:
+        staged = signing_key_staged()
+        if staged is not None and algorithm not in (None, staged.algorithm):
+            raise CommandError(
+                f"Key {staged.kid} is staged as the next signing key and is {staged.algorithm}, not "
+                f"{algorithm}. Run `rotate_signing_key --withdraw-staged` first to rotate to a new "
+                f"{algorithm} key, or rotate without --algorithm to sign with the staged one."
+            )
+        with service_refusals():  # the service refuses the same when a staging races this
+            key, previous = signing_key_rotate(actor=None, algorithm=algorithm)
         self.stdout.write(f"Active signing key: {key.kid} ({key.algorithm}).")
+        if staged is not None and key.pk == staged.pk:
+            self._report_publication(key)
         if previous is None:
             return
-        if options["unpublish_previous"]:
+        if unpublish_previous:
             # Other app servers switch to the new key within twice their refresh interval (the
             # shared kid hint, tokens.signing.keys); until then they still sign with the old one.
             # Withdrawn sooner, their tokens would be issued (200) yet verify nowhere.
@@ -51,3 +111,14 @@ class Command(PortalCommand):
         self.stdout.write(
             f"Retired key {previous.kid} stays published until {previous.publish_until:%Y-%m-%d %H:%M} UTC."
         )
+
+    def _report_publication(self, key: SigningKey) -> None:
+        """Say how long verifiers could fetch the promoted key before it signed."""
+        published_for = int((timezone.now() - key.created_at).total_seconds())
+        max_age = settings.PORTAL_JWKS_MAX_AGE_SECONDS
+        self.stdout.write(f"It was staged {published_for} s ago (published in the JWKS since).")
+        if published_for < max_age:
+            self.stderr.write(
+                f"WARNING: that is less than PORTAL_JWKS_MAX_AGE_SECONDS ({max_age} s): verifiers that "
+                "fetched the JWKS before the staging may refuse the new tokens until they fetch it again."
+            )

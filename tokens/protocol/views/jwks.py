@@ -12,7 +12,7 @@ from tokens.signing.services import active_signing_key
 
 @require_get
 def jwks(request: HttpRequest) -> JsonResponse:
-    """Publish the active key and every retired key whose tokens may still be alive.
+    """Publish the active key, the staged next one, and every retired key whose tokens may still be alive.
 
     Public members only (`kty`, `kid`, `alg`, `use` and `n`/`e` or `crv`/`x`/`y`).
     """
