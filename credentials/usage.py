@@ -41,6 +41,7 @@ from credentials.insight import recorder as insight
 from credentials.insight import rollup as insight_rollup
 from credentials.models import UsageBucket
 from portal.infra import hotcache
+from portal.infra.cache import cache_is_down
 from portal.infra.idle import IdleFlush
 from portal.models import Organization
 
@@ -140,7 +141,7 @@ def flush() -> None:
     never by Redis), the counts and insight notes are kept for the next flush instead (`_hold`).
     """
     with _lock:
-        if _backing_off():
+        if cache_is_down():
             _hold()
             return
         counts = dict(_counts)
@@ -216,12 +217,6 @@ def _still_listable(unlisted: dict[str, tuple[int, str]]) -> dict[str, tuple[int
     """Keep the unlisted series young enough for a roll-up to read (its look-back)."""
     oldest = _minute() - ROLLUP_LOOKBACK_MINUTES
     return {key: value for key, value in unlisted.items() if value[0] >= oldest}
-
-
-def _backing_off() -> bool:
-    """Return whether the cache backs off after a failure (a per-process cache never does)."""
-    is_down = getattr(cache, "is_down", None)
-    return is_down is not None and is_down()
 
 
 def _hold() -> None:

@@ -4,7 +4,8 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 
 from django.apps import AppConfig
-from django.core.cache import cache
+
+from portal.infra.cache import cache_is_down
 
 
 class PortalConfig(AppConfig):
@@ -42,17 +43,11 @@ def cache_lock_failing_open(
 
     @contextmanager
     def failing_open(cache_key: str) -> Iterator[bool]:
-        if _cache_down():
+        if cache_is_down():
             yield True
             return
         with lock(cache_key) as locked:
-            yield locked or _cache_down()
+            yield locked or cache_is_down()
 
     failing_open.fails_open_while_cache_is_down = True
     return failing_open
-
-
-def _cache_down() -> bool:
-    """Return whether the cache says it is down (portal.infra.cache.ResilientRedisCache.is_down)."""
-    is_down = getattr(cache, "is_down", None)
-    return is_down is not None and is_down()

@@ -22,6 +22,7 @@ import pickle
 import time
 from typing import Any
 
+from django.core.cache import cache
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
 from django.core.cache.backends.locmem import LocMemCache
 from django.core.cache.backends.redis import RedisCache, RedisCacheClient
@@ -484,3 +485,10 @@ class PortalLocMemCache(LocMemCache):
                 return False  # the next get() or get_stamped() drops it, as LocMemCache does
             self._cache.move_to_end(key, last=False)
         return True
+
+
+def cache_is_down() -> bool:
+    """Return whether the default cache says it is down (`ResilientRedisCache.is_down`, backing
+    off after a failure); a per-process cache never is."""
+    is_down = getattr(cache, "is_down", None)
+    return is_down is not None and is_down()

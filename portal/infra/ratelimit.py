@@ -16,6 +16,7 @@ from django.conf import settings
 from django.core.cache import cache
 
 from portal.infra import hotcache
+from portal.infra.cache import cache_is_down
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ def count(scope: str, ident: str, limit: Limit) -> int | None:
         return None
     # The resilient Redis cache answers a failed call with a stand-in (`incr`: the delta) and
     # backs off; a count it never made is no count (a fail-closed limit must see the outage).
-    if _cache_down():
+    if cache_is_down():
         return None
     return counted
 
@@ -75,12 +76,6 @@ def _count_in_cache(key: str, limit: Limit) -> int:
     if cache.add(key, 1, limit.window + 1):
         return 1
     return cache.incr(key)
-
-
-def _cache_down() -> bool:
-    """Return whether the cache says it is down (portal.infra.cache.ResilientRedisCache.is_down)."""
-    is_down = getattr(cache, "is_down", None)
-    return is_down is not None and is_down()
 
 
 #: One counted identity: (scope, identifier, limit). An empty identifier is not counted.

@@ -56,6 +56,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from portal.infra import hotcache, outbound
+from portal.infra.cache import cache_is_down
 from portal.principal import MAX_CREDENTIAL_LENGTH
 from tokens.federation import process_keys
 from tokens.jwk import PRIVATE_MEMBERS
@@ -468,21 +469,15 @@ def forget_issuer_keys(issuer: str) -> None:
     process_keys.forget(digest)
 
 
-def _cache_down() -> bool:
-    """Return whether the cache says it is down (portal.infra.cache.ResilientRedisCache.is_down)."""
-    is_down = getattr(cache, "is_down", None)
-    return is_down is not None and is_down()
-
-
 def _may_refresh(digest: str) -> bool:
     interval = settings.PORTAL_FEDERATION_KEYS_REFRESH_SECONDS
     if interval <= 0:
         return True
     # One fetch per issuer per interval across every app server sharing the cache; the guard
     # is taken before fetching, so a failing issuer is not asked again before it ends either.
-    if not _cache_down():
+    if not cache_is_down():
         taken = cache.add(REFRESH_GUARD_PREFIX + digest, 1, timeout=interval)
-        if taken or not _cache_down():
+        if taken or not cache_is_down():
             return bool(taken)
     # The cache is down, and its `add` answers False for every issuer: each process keeps its
     # own guard meanwhile (one fetch per issuer per interval per process).
@@ -491,7 +486,7 @@ def _may_refresh(digest: str) -> bool:
 
 def _cached_keys(digest: str) -> list[dict] | None:
     keys = cache.get(KEYS_CACHE_PREFIX + digest)
-    if keys is None and _cache_down():
+    if keys is None and cache_is_down():
         keys = process_keys.keys(digest, settings.PORTAL_FEDERATION_KEYS_CACHE_SECONDS)
     return keys
 
@@ -523,7 +518,7 @@ def issuer_keys(identity: FederatedIdentity, kid: str | None) -> list[dict]:
         )
         return keys
     cache.set(KEYS_CACHE_PREFIX + digest, fresh, timeout=settings.PORTAL_FEDERATION_KEYS_CACHE_SECONDS)
-    if _cache_down():
+    if cache_is_down():
         process_keys.remember(digest, fresh)
     if keys is None:
         # A first (or expired-cache) fetch that worked does not hold the guard: the issuer may
