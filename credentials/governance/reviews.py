@@ -164,13 +164,15 @@ def credential_restore(*, credential: models.Model, actor: User | None) -> model
     credential.suspended_at = None
     credential.suspension_reason = ""
     fields = ["status", "suspended_at", "suspension_reason"]
-    # The mark stays (the owner is still gone, the review still due), but its grace starts again
+    # The marks stay (the owner is still gone, the review still due), but their grace starts again
     # now: else the next run of `credential_policies_apply` suspended it again within minutes.
+    # Both marks, whatever the reason: a key whose owner left and that nobody reviewed was
+    # suspended again at once for the other one.
     now = timezone.now()
-    if reason == SuspensionReason.ORPHANED and credential.orphaned_at is not None:
+    if credential.orphaned_at is not None:
         credential.orphaned_at = now
         fields.append("orphaned_at")
-    elif reason == SuspensionReason.REVIEW_OVERDUE and credential.review_due_at is not None:
+    if credential.review_due_at is not None and credential.review_due_at <= now:
         credential.review_due_at = now
         fields.append("review_due_at")
     save_fields(credential, kind, *fields)

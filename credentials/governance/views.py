@@ -456,14 +456,17 @@ def _restored_message(credential) -> str:
     """Return what a restore did, and what still has to be done before the grace runs out again."""
     policy = org_policy.policy_for(credential.organization)
     done = f"“{credential.name}” was restored: its suspension is lifted."
+    tasks = []
     if credential.orphaned_at is not None:
-        return (
-            f"{done} Its owner has still left: assign a new owner within "
-            f"{policy.orphan_grace_days} days, or it is suspended again."
-        )
+        tasks.append(f"assign a new owner within {policy.orphan_grace_days} days")
     if credential.review_overdue:
-        return f"{done} Review it within {policy.overdue_grace_days} days, or it is suspended again."
-    return done
+        tasks.append(f"review it within {policy.overdue_grace_days} days")
+    if not tasks:
+        return done
+    todo = " and ".join(tasks)
+    if credential.orphaned_at is not None:
+        return f"{done} Its owner has still left: {todo}, or it is suspended again."
+    return f"{done} {todo[0].upper()}{todo[1:]}, or it is suspended again."
 
 
 @require_POST

@@ -6,6 +6,7 @@ credential against the policy, nor one waiting in the orphan queue.
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -61,3 +62,14 @@ def test_the_dashboard_flag_filter_and_the_flags_column_agree(expired_keys, owne
     rows = response.context["rows"]
     assert [row.name for row in rows] == ["leaver's key"]
     assert all("orphaned" in row.flags for row in rows), [(r.name, r.status, r.flags) for r in rows]
+
+
+def test_against_policy_badge_has_its_label(owner_client, organization, make_key):
+    key, _ = make_key(name="old live key")
+    ApiKey.objects.filter(pk=key.pk).update(policy_flagged_at=timezone.now())
+    api = owner_client.get(f"/api/v1/orgs/{organization.slug}/inventory/").json()
+    assert api["results"][0]["flags"] == ["against_policy"]
+    page = owner_client.get(f"/orgs/{organization.slug}/inventory/").content.decode()
+    # the flags cell shows no empty badge, and says what the flag is
+    assert not re.search(r'<span class="badge badge-warning"></span>', page)
+    assert "Against the policy" in page
