@@ -15,9 +15,11 @@ class PortalConfig(AppConfig):
     def ready(self) -> None:
         # Imported here: these modules import models, which exist once the app registry is ready.
         from allauth.core.internal import ratelimit as allauth_ratelimit
+        from allauth.mfa.totp.internal import auth as allauth_totp
 
         from portal import checks  # noqa: F401  (registers system checks)
-        from portal.account_security import events  # noqa: F401  (connects the audit receivers)
+        from portal.account_security import addresses, events  # noqa: F401  (connect their receivers)
+        from portal.account_security.totp import totp_validate_code
         from portal.services.encryption import encrypted_store_register, mfa_secrets_reencrypt
 
         encrypted_store_register("mfa", unit="MFA authenticator(s)", reencrypt=mfa_secrets_reencrypt)
@@ -29,6 +31,11 @@ class PortalConfig(AppConfig):
         # call, so it is wrapped there, once (idempotent: a second `ready()` keeps the first wrap).
         if not getattr(allauth_ratelimit.cache_lock, "fails_open_while_cache_is_down", False):
             allauth_ratelimit.cache_lock = cache_lock_failing_open(allauth_ratelimit.cache_lock)
+        # allauth marks an authenticator-app code used with `cache.add`, answered False while Redis
+        # is down: every right code would be refused. The portal records the last accepted time
+        # step in the database instead (portal.account_security.totp). allauth has no adapter hook
+        # for this; its forms call `validate_code` on the TOTP class, replaced there (idempotent).
+        allauth_totp.TOTP.validate_code = totp_validate_code
 
 
 def cache_lock_failing_open(

@@ -49,6 +49,8 @@ urlpatterns = [
     path("accounts/logout/", LogoutView.as_view(), name="logout"),
     path("accounts/sessions/", account.sessions, name="usersessions_list"),
     path("accounts/email/", account.email_addresses, name="account_email"),
+    # Before allauth's own: changing the password asks for step-up first.
+    path("accounts/password/change/", account.password_change, name="account_change_password"),
     # The page shows the authenticator's secret: no cache, the back button included, may keep it.
     path("accounts/2fa/totp/activate/", never_cache(totp_views.activate_totp), name="mfa_activate_totp"),
     path("accounts/", include("allauth.urls")),

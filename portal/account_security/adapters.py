@@ -87,7 +87,9 @@ class PortalAccountAdapter(DefaultAccountAdapter):
         return settings.PORTAL_BASE_URL + path.replace("UID-KEY", quote(key))
 
     def send_notification_mail(self, template_prefix, user, context=None, email=None) -> None:
-        # Accounts here have no allauth EmailAddress rows: notify the account's own address.
+        # Notify the account's own address. allauth may keep an EmailAddress row for it (its reset
+        # tokens store one), never for another: portal.account_security.addresses deletes the row
+        # of a replaced address, and allauth's own e-mail page is switched off (404).
         # The MFA adapter asks for this adapter without the request; the mail names the client IP.
         if self.request is None:
             self.request = allauth_context.request

@@ -18,8 +18,14 @@ from portal.account_security.events import LOGIN_AT, SEEN_AT
 from portal.account_security.policy import enrolment_needed
 from portal.infra.faults import is_database_outage, unavailable_response
 
-# How often a session's last-seen time (and its row in the sessions list) is refreshed.
-_SEEN_RESOLUTION_SECONDS = 60
+
+def seen_resolution_seconds(idle_seconds: int) -> int:
+    """Return how stale a session's recorded last-seen time may get before a request refreshes it.
+
+    A tenth of the idle timeout, between 1 s and a minute: saving the session (and its row in the
+    sessions list) on every request would cost a write each, and the idle check allows for it.
+    """
+    return min(60, max(1, idle_seconds // 10))
 
 
 def _is_api(request: HttpRequest) -> bool:
@@ -59,14 +65,18 @@ class SessionTimeoutMiddleware(_SessionCheck):
             if login_at is None:
                 # A session from before these stamps existed starts its clock now.
                 session[LOGIN_AT] = login_at = now
-            idle = seen_at is not None and now - seen_at > settings.PORTAL_SESSION_IDLE_SECONDS
+            resolution = seen_resolution_seconds(settings.PORTAL_SESSION_IDLE_SECONDS)
+            # The last request came at most `resolution` after the recorded time (a later one would
+            # have been recorded), so a session is ended only once it has surely been idle long
+            # enough: between PORTAL_SESSION_IDLE_SECONDS and that plus `resolution` after it.
+            idle = seen_at is not None and now - seen_at > settings.PORTAL_SESSION_IDLE_SECONDS + resolution
             if idle or now - login_at > settings.PORTAL_SESSION_ABSOLUTE_SECONDS:
                 logout(request)
                 if _is_api(request):
                     return self.get_response(request)  # anonymous now: the API answers 401 itself
                 messages.info(request, "Your session has ended. Sign in again to continue.")
                 return redirect_to_login(request.get_full_path())
-            if seen_at is None or now - seen_at > _SEEN_RESOLUTION_SECONDS:
+            if seen_at is None or now - seen_at > resolution:
                 session[SEEN_AT] = now
                 # Best effort: the sessions list must never break a request.
                 with contextlib.suppress(Exception):

@@ -1,8 +1,9 @@
-"""Account security pages: one's sessions, and an organisation's two-factor requirement."""
+"""Account security pages: one's sessions and password, and an organisation's two-factor requirement."""
 
 from __future__ import annotations
 
 from allauth.account.views import LoginView
+from allauth.account.views import PasswordChangeView as AllauthPasswordChangeView
 from allauth.usersessions.models import UserSession
 from allauth.usersessions.views import ListUserSessionsView
 from django import forms
@@ -11,12 +12,13 @@ from django.contrib import messages
 from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.decorators import method_decorator
 from django.utils.translation import gettext_lazy as _
 
 from portal.account_security.events import sessions_ended
 from portal.models import MfaRequirement
 from portal.services import organizations as org_services
-from portal.stepup import step_up_redirect
+from portal.stepup import step_up_redirect, step_up_required
 from portal.tenancy import authorized, may
 
 
@@ -45,6 +47,19 @@ class SessionsView(ListUserSessionsView):
 
 
 sessions = SessionsView.as_view()
+
+
+@method_decorator(step_up_required, name="dispatch")
+class PasswordChangeView(AllauthPasswordChangeView):
+    """allauth's change-password page, behind step-up.
+
+    A new password signs every other session out, so a stolen session that knows the password
+    could otherwise keep the account to itself; with a second factor, step-up asks for the factor.
+    The form still asks for the current password (`portal.forms.PortalChangePasswordForm`).
+    """
+
+
+password_change = PasswordChangeView.as_view()
 
 
 def email_addresses(request: HttpRequest) -> HttpResponse:
