@@ -160,7 +160,8 @@ _middleware_layers = [
     ("csp.middleware.CSPMiddleware", every),
     ("portal.infra.faults.DatabaseOutageMiddleware", every),
     ("django.contrib.sessions.middleware.SessionMiddleware", browser),
-    ("django.middleware.common.CommonMiddleware", every),
+    # Django's, answering a machine write to a URL without its trailing slash in JSON (no 301).
+    ("portal.infra.common.CommonMiddleware", every),
     ("django.middleware.csrf.CsrfViewMiddleware", browser),
     ("django.contrib.auth.middleware.AuthenticationMiddleware", browser),
     ("allauth.account.middleware.AccountMiddleware", browser),
@@ -317,7 +318,7 @@ MFA_RECOVERY_CODES_SHOW_ONCE = True
 MFA_ALLOW_UNVERIFIED_EMAIL = True
 # Browsers allow WebAuthn on http://localhost; python-fido2 must be told so for `make run`.
 MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = env.bool("PORTAL_WEBAUTHN_ALLOW_INSECURE_ORIGIN", default=DEBUG)
-USERSESSIONS_TRACK_ACTIVITY = False  # portal.account_security.middleware records last-seen once a minute
+USERSESSIONS_TRACK_ACTIVITY = False  # portal.account_security.middleware records last-seen itself
 # Step-up: sensitive actions need an authentication (password or second factor) this recent.
 PORTAL_STEP_UP_SECONDS = env.int("PORTAL_STEP_UP_SECONDS", default=300, minimum=1)
 ACCOUNT_REAUTHENTICATION_TIMEOUT = PORTAL_STEP_UP_SECONDS
@@ -555,10 +556,12 @@ SPECTACULAR_SETTINGS = {
         "ClientCredentialStatusEnum": "tokens.clients.serializers.CREDENTIAL_STATES",
         "NewApiKeysEnum": "credentials.governance.models.NewApiKeys",
     },
-    # The OAuth endpoints are plain Django views; tokens.openapi describes them.
+    # The OAuth endpoints are plain Django views; tokens.openapi describes them. portal.openapi
+    # declares the refusals (401, 403, 404; 400 for input) every organisation endpoint can give.
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "tokens.openapi.add_oauth_endpoints",
+        "portal.openapi.add_organization_refusals",
     ],
 }
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.core.paginator import EmptyPage, Paginator
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -40,7 +40,13 @@ class InventoryView(OrganizationApiView, APIView):
             OpenApiParameter("page", OpenApiTypes.INT),
             OpenApiParameter("page_size", OpenApiTypes.INT, description=f"At most {MAX_PAGE_SIZE}."),
         ],
-        responses=OpenApiTypes.OBJECT,
+        responses={
+            200: OpenApiTypes.OBJECT,
+            400: OpenApiResponse(
+                description="A filter or `sort` value the inventory does not know, or a `page` or "
+                "`page_size` that is not a whole number"
+            ),
+        },
     )
     def get(self, request: Request, org_slug: str) -> Response:
         organization = self.organization

@@ -195,7 +195,13 @@ class CredentialRequestViewSet(OrganizationApiView, GenericViewSet):
             OpenApiParameter("page", OpenApiTypes.INT),
             OpenApiParameter("page_size", OpenApiTypes.INT, description=f"At most {MAX_PAGE_SIZE}."),
         ],
-        responses=CredentialRequestPageSerializer,
+        responses={
+            200: CredentialRequestPageSerializer,
+            400: OpenApiResponse(
+                description="An unknown `state`, `kind` or `type`, or a `page` or `page_size` that is not a "
+                "whole number"
+            ),
+        },
     )
     def list(self, request: Request, org_slug: str) -> Response:
         queryset = self.get_queryset()
@@ -233,7 +239,15 @@ class CredentialRequestViewSet(OrganizationApiView, GenericViewSet):
             }
         )
 
-    @extend_schema(summary="Show one credential request")
+    @extend_schema(
+        summary="Show one credential request",
+        responses={
+            200: CredentialRequestSerializer,
+            404: OpenApiResponse(
+                description="No such request in this organisation (or, for a member, not theirs)"
+            ),
+        },
+    )
     def retrieve(self, request: Request, org_slug: str, request_id: str) -> Response:
         return Response(self._one(self.get_object()))
 

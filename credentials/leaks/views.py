@@ -64,7 +64,7 @@ class _FeedbackSerializer(serializers.Serializer):
     label = serializers.ChoiceField(choices=["true_positive", "false_positive"])
 
 
-class _ErrorSerializer(serializers.Serializer):
+class ErrorSerializer(serializers.Serializer):
     detail = serializers.CharField()
     code = serializers.CharField()
 
@@ -85,14 +85,14 @@ class SecretScanningReportView(APIView):
                 _FeedbackSerializer(many=True),
                 description="Accepted. Always `[]`: no feedback labels, whatever the tokens were.",
             ),
-            400: OpenApiResponse(_ErrorSerializer, description="Not a JSON array of reported tokens."),
-            403: OpenApiResponse(_ErrorSerializer, description="Missing or wrong signature."),
-            404: OpenApiResponse(_ErrorSerializer, description="No public keys are configured."),
-            411: OpenApiResponse(_ErrorSerializer, description="No Content-Length (a chunked body)."),
-            413: OpenApiResponse(_ErrorSerializer, description="The body is too large."),
-            429: OpenApiResponse(_ErrorSerializer, description="Too many failed signatures."),
+            400: OpenApiResponse(ErrorSerializer, description="Not a JSON array of reported tokens."),
+            403: OpenApiResponse(ErrorSerializer, description="Missing or wrong signature."),
+            404: OpenApiResponse(ErrorSerializer, description="No public keys are configured."),
+            411: OpenApiResponse(ErrorSerializer, description="No Content-Length (a chunked body)."),
+            413: OpenApiResponse(ErrorSerializer, description="The body is too large."),
+            429: OpenApiResponse(ErrorSerializer, description="Too many failed signatures."),
             503: OpenApiResponse(
-                _ErrorSerializer,
+                ErrorSerializer,
                 description="The public keys are misconfigured, or some tokens could not be handled (retry).",
             ),
         },

@@ -85,7 +85,9 @@ def _revoke_responses(serializer) -> dict:
 
 @extend_schema_view(
     list=extend_schema(summary="List the organisation's M2M applications", parameters=_LIST_PARAMETERS),
-    retrieve=extend_schema(summary="Show one M2M application", responses={200: serializers.M2MAppSerializer}),
+    retrieve=extend_schema(
+        summary="Show one M2M application", responses={200: serializers.M2MAppSerializer, 404: _REFUSALS[404]}
+    ),
 )
 class M2MAppViewSet(CredentialViewSet):
     """Manage an organisation's M2M applications.
@@ -268,7 +270,15 @@ class M2MAppViewSet(CredentialViewSet):
     @extend_schema(
         summary="Rotate an M2M application's client secret",
         request=serializers.SecretRotateSerializer,
-        responses={201: serializers.SecretRotateResponseSerializer, **_REFUSALS, **_CONFLICT},
+        responses={
+            201: serializers.SecretRotateResponseSerializer,
+            400: OpenApiResponse(
+                description="`overlap_hours` out of range (0–168), or not 0 while a secret reported leaked "
+                "may still work"
+            ),
+            **_REFUSALS,
+            **_CONFLICT,
+        },
         description="Issue a new secret (its plaintext `client_secret` is in this response only); the "
         "current secrets keep working for `overlap_hours` (default: the organisation's rotation overlap). "
         "A `private_key_jwt` application, a revoked one, or one with five live secrets answers 409.",

@@ -67,8 +67,16 @@ class ApiKeyMoveView(AuthorizedView, APIView):
         request=MoveRequestSerializer,
         responses={
             201: MoveResponseSerializer,
+            400: OpenApiResponse(description="Bad input (`name`, `justification`)"),
+            403: OpenApiResponse(
+                description="Not allowed: `api_key.move` on the key and `m2m_app.create` for its owner "
+                "(`not_owner`; `insufficient_scope`: a credential needs `api_keys:manage` and "
+                "`m2m_apps:manage`; `step_up_required`; `exceeds_credential`)"
+            ),
+            404: OpenApiResponse(description="No such API key in this organisation"),
             409: OpenApiResponse(
-                description="The key is revoked, suspended, pending, rotated or already moved"
+                description="The key is revoked, suspended, pending, expired, rotated, leaked or already "
+                "moved (`inactive`, `rotated`, `leaked`, `moved`), or it changed meanwhile (`conflict`)"
             ),
         },
         description=(

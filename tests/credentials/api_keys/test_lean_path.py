@@ -35,7 +35,7 @@ def test_the_lean_list_keeps_every_layer_but_the_browser_ones_in_order(settings)
         "portal.infra.request_context.RequestContextMiddleware",
         "portal.infra.observability.AccessLogMiddleware",
         "portal.infra.faults.DatabaseOutageMiddleware",
-        "django.middleware.common.CommonMiddleware",
+        "portal.infra.common.CommonMiddleware",
         "django.middleware.clickjacking.XFrameOptionsMiddleware",
         "django_prometheus.middleware.PrometheusAfterMiddleware",
     ):
