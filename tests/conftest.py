@@ -231,6 +231,17 @@ def owner_client(owner):
 
 
 @pytest.fixture
+def staff_client(db) -> Client:
+    """A client signed in as the portal's staff (a superuser with a second factor, as staff must
+    have to use the admin); the account is `staff_client.staff`."""
+    staff = UserFactory(email="staff@portal.test", is_staff=True, is_superuser=True)
+    enrol_totp(staff)
+    client = _client_for(staff)
+    client.staff = staff
+    return client
+
+
+@pytest.fixture
 def admin_client_org(admin_user):
     return _client_for(admin_user)
 

@@ -9,24 +9,15 @@ from django.test import Client
 from django.urls import reverse
 
 from portal.models import User
-from tests.factories import PASSWORD, UserFactory, enrol_totp
+from tests.factories import PASSWORD, UserFactory
 
 pytestmark = pytest.mark.django_db
 
 TAKEN = "Another account already has this email address, perhaps in other letter case."
 
 
-@pytest.fixture
-def admin_client_staff() -> Client:
-    staff = UserFactory(email="staff@portal.test", is_staff=True, is_superuser=True)
-    enrol_totp(staff)
-    client = Client()
-    client.force_login(staff)
-    return client
-
-
-def test_the_admin_refuses_a_new_account_whose_address_differs_only_in_case(admin_client_staff, member):
-    response = admin_client_staff.post(
+def test_the_admin_refuses_a_new_account_whose_address_differs_only_in_case(staff_client, member):
+    response = staff_client.post(
         reverse("admin:portal_user_add"),
         {
             "email": member.email.upper(),
@@ -44,9 +35,9 @@ def test_the_admin_refuses_a_new_account_whose_address_differs_only_in_case(admi
 
 
 def test_the_admin_refuses_changing_an_address_to_another_accounts_in_other_case(
-    admin_client_staff, member, owner
+    staff_client, member, owner
 ):
-    response = admin_client_staff.post(
+    response = staff_client.post(
         reverse("admin:portal_user_change", args=[owner.pk]),
         {
             "email": member.email.upper(),
@@ -62,8 +53,8 @@ def test_the_admin_refuses_changing_an_address_to_another_accounts_in_other_case
     assert owner.email != member.email.upper()
 
 
-def test_the_admin_still_saves_an_account_under_its_own_address(admin_client_staff, owner):
-    response = admin_client_staff.post(
+def test_the_admin_still_saves_an_account_under_its_own_address(staff_client, owner):
+    response = staff_client.post(
         reverse("admin:portal_user_change", args=[owner.pk]),
         {
             "email": owner.email.upper(),  # its own address in other case is no twin
@@ -97,18 +88,18 @@ def _add_account(client: Client, email: str):
 
 
 @pytest.mark.parametrize("lookalike", ["{local}@\uff41cme.test", "{local}@acme.test\u200b"])
-def test_the_admin_refuses_a_lookalike_of_an_existing_address(admin_client_staff, lookalike):
+def test_the_admin_refuses_a_lookalike_of_an_existing_address(staff_client, lookalike):
     # Mail reaches the existing mailbox through either spelling (IDNA), so the account would be a
     # second person who reads as the first; invitations refuse the same (test_invitation_edges).
     UserFactory(email="owner@acme.test")
-    response = _add_account(admin_client_staff, lookalike.format(local="owner"))
+    response = _add_account(staff_client, lookalike.format(local="owner"))
     assert response.status_code == 200
     [error] = response.context["adminform"].form.errors["email"]
     assert error == TAKEN or "invisible character (U+200B ZERO WIDTH SPACE)" in error
     assert User.objects.filter(email__icontains="owner@").count() == 1
 
 
-def test_the_admin_stores_a_new_address_in_its_canonical_spelling(admin_client_staff):
-    response = _add_account(admin_client_staff, "New.Person@\uff45xample.TEST")
+def test_the_admin_stores_a_new_address_in_its_canonical_spelling(staff_client):
+    response = _add_account(staff_client, "New.Person@\uff45xample.TEST")
     assert response.status_code == 302, response.context["adminform"].form.errors
     assert User.objects.filter(email="new.person@example.test").exists()

@@ -7,6 +7,7 @@ import threading
 from collections.abc import Callable
 
 from django.db import connection
+from django.test import Client
 
 
 def run_together(*targets: tuple[str, Callable[[], object]], timeout: float = 30) -> dict[str, object]:
@@ -30,3 +31,23 @@ def run_together(*targets: tuple[str, Callable[[], object]], timeout: float = 30
     for thread in threads:
         thread.join(timeout=timeout)
     return results
+
+
+def post_at_once(user, calls: dict[str, tuple[str, dict]]) -> dict[str, int]:
+    """POST each `{name: (path, JSON body)}` as `user`, each from its own session and connection, all
+    at once (a barrier releases them together); return `{name: status}`."""
+    barrier = threading.Barrier(len(calls))
+
+    def post(path: str, body: dict) -> Callable[[], int]:
+        client = Client(raise_request_exception=False)
+        client.force_login(user)
+
+        def call() -> int:
+            barrier.wait(timeout=10)
+            return client.post(path, body, "application/json").status_code
+
+        return call
+
+    answers = run_together(*((name, post(path, body)) for name, (path, body) in calls.items()))
+    assert all(isinstance(status, int) for status in answers.values()), answers
+    return answers

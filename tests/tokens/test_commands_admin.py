@@ -7,12 +7,10 @@ import json
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.test import Client
 from django.urls import reverse
 
 from credentials.governance.org_policy import policy_update
 from portal.models import AuditEvent
-from tests.factories import UserFactory, enrol_totp
 from tests.tokens.conftest import AppCredentials, request_token
 from tokens.models import M2MApplication, SigningKey
 
@@ -62,15 +60,6 @@ def test_rotate_signing_key_command():
     active = SigningKey.objects.get(status="active")
     assert active.algorithm == "ES256" and active.kid in out.getvalue()
     assert SigningKey.objects.filter(status="retired").count() == 1
-
-
-@pytest.fixture
-def staff_client(db):
-    client = Client()
-    staff = UserFactory(email="staff@portal.test", is_staff=True, is_superuser=True)
-    enrol_totp(staff)  # staff use the admin only with a second factor
-    client.force_login(staff)
-    return client
 
 
 def test_admin_rotate_action(staff_client):

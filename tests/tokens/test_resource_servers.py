@@ -16,7 +16,7 @@ from django.test import Client
 from django.urls import reverse
 
 from portal.models import AuditEvent
-from tests.factories import ResourceServerFactory, UserFactory, enrol_totp
+from tests.factories import ResourceServerFactory
 from tests.portal.test_account_security import make_stale
 from tests.tokens.conftest import AppCredentials, basic, request_token
 from tokens.catalogue import resource_server_update
@@ -40,16 +40,6 @@ def acme_api(organization):
 @pytest.fixture
 def platform_api(scopes):
     return ResourceServerFactory(identifier=PLATFORM_API, name="Reports")
-
-
-@pytest.fixture
-def staff_client():
-    staff = UserFactory(email="staff@portal.test", is_staff=True, is_superuser=True)
-    enrol_totp(staff)  # staff use the admin only with a second factor
-    client = Client()
-    client.force_login(staff)
-    client.staff = staff
-    return client
 
 
 def _body(response) -> dict:

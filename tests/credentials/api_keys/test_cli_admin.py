@@ -7,13 +7,11 @@ import json
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.test import Client
 from django.urls import reverse
 
 from credentials.api_keys.models import ApiKey
 from credentials.api_keys.verification import api_key_verify
-from portal.models import AuditEvent, User
-from tests.factories import enrol_totp
+from portal.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
 
@@ -67,15 +65,6 @@ def test_create_api_key_errors(args, message, owner, outsider, scopes):
     with pytest.raises(CommandError, match=message):
         _create(*args)
     assert not ApiKey.objects.exists()
-
-
-@pytest.fixture
-def staff_client(db):
-    staff = User.objects.create_superuser(email="staff@portal.test", password="a-long-staff-password")
-    enrol_totp(staff)  # staff use the admin only with a second factor
-    client = Client()
-    client.force_login(staff)
-    return client
 
 
 def test_admin_shows_no_secret_material_and_cannot_create(staff_client, make_key):

@@ -3,41 +3,19 @@ status, never a 5xx; the audit trail records what was done once."""
 
 from __future__ import annotations
 
-import threading
-
 import pytest
-from django.test import Client
 
 from credentials.governance.models import CredentialState
 from portal.models import AuditEvent
-from tests.support.threads import run_together
+from tests.support.threads import post_at_once
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-
-def _at_once(user, calls: dict[str, tuple[str, dict]]) -> dict[str, int]:
-    """POST each `{name: (path, body)}` as `user` from its own session, all at once; return the statuses."""
-    barrier = threading.Barrier(len(calls))
-
-    def post(path: str, body: dict):
-        client = Client(raise_request_exception=False)
-        client.force_login(user)
-
-        def call() -> int:
-            barrier.wait(timeout=10)
-            return client.post(path, body, "application/json").status_code
-
-        return call
-
-    answers = run_together(*((name, post(path, body)) for name, (path, body) in calls.items()))
-    assert all(isinstance(status, int) for status in answers.values()), answers
-    return answers
 
 
 def test_a_key_revoked_twice_at_once_is_revoked_once(require_postgres, owner, make_key):
     key, _ = make_key(name="contended")
     path = f"/api/v1/orgs/acme/api-keys/{key.key_id}/revoke/"
-    statuses = _at_once(owner, {"a": (path, {"reason": "x"}), "b": (path, {"reason": "x"})})
+    statuses = post_at_once(owner, {"a": (path, {"reason": "x"}), "b": (path, {"reason": "x"})})
     assert sorted(statuses.values()) == [200, 409]
     assert AuditEvent.objects.filter(action="credentials.api_key.revoked").count() == 1
 
@@ -45,7 +23,7 @@ def test_a_key_revoked_twice_at_once_is_revoked_once(require_postgres, owner, ma
 def test_a_rotation_racing_a_revocation_never_fails(require_postgres, owner, make_key):
     key, _ = make_key(name="contended")
     base = f"/api/v1/orgs/acme/api-keys/{key.key_id}/"
-    statuses = _at_once(
+    statuses = post_at_once(
         owner,
         {"rotate": (f"{base}rotate/", {"overlap_hours": 1}), "revoke": (f"{base}revoke/", {"reason": "x"})},
     )

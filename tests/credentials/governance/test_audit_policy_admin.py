@@ -7,7 +7,6 @@ from datetime import timedelta
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
@@ -16,7 +15,7 @@ from credentials.api_keys.services import api_key_create, api_key_request
 from credentials.governance import approvals, edits, org_policy, ownership, reviews
 from credentials.governance.models import CredentialRequest, CredentialStatus, RequestType, SuspensionReason
 from portal.models import AuditEvent
-from tests.factories import UserFactory, enrol_totp
+from tests.factories import UserFactory
 from tokens.clients.services import m2m_app_request
 from tokens.models import ClientSecret
 
@@ -193,16 +192,6 @@ def test_maximum_lifetimes(organization, owner, scopes):
     secret = ClientSecret.objects.get(application=app)
     assert timedelta(days=9) < secret.expires_at - timezone.now() <= timedelta(days=10)
     assert org_policy.policy_for(organization).review_interval("api_key") == timedelta(days=90)
-
-
-@pytest.fixture
-def staff_client(db):
-    staff = get_user_model().objects.create_superuser(email="staff@portal.test", password="x")
-    enrol_totp(staff)  # staff use the portal only with a second factor
-    client = Client()
-    client.force_login(staff)
-    client.staff = staff
-    return client
 
 
 def _changelist(kit):

@@ -8,8 +8,6 @@ from datetime import timedelta
 
 import pytest
 from django.contrib import admin
-from django.contrib.auth import get_user_model
-from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 from oauth2_provider.models import AccessToken, Grant, IDToken, RefreshToken
@@ -20,18 +18,9 @@ from credentials.governance import ownership
 from credentials.governance.models import CredentialRequest, RequestState
 from portal.models import AuditEvent
 from tests.credentials.governance.test_audit_policy_admin import _changelist
-from tests.factories import MembershipFactory, UserFactory, enrol_totp
+from tests.factories import MembershipFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def staff_client(db):
-    staff = get_user_model().objects.create_superuser(email="staff@portal.test", password="x")
-    enrol_totp(staff)  # staff use the portal only with a second factor
-    client = Client()
-    client.force_login(staff)
-    return client
 
 
 def test_the_oauth_tables_the_portal_never_writes_are_not_in_the_admin(staff_client):

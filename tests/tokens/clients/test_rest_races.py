@@ -3,41 +3,19 @@ done, the other answers the documented 409, never a 5xx; the audit trail records
 
 from __future__ import annotations
 
-import threading
-
 import pytest
-from django.test import Client
 
 from portal.models import AuditEvent
-from tests.support.threads import run_together
+from tests.support.threads import post_at_once
 from tokens.models import M2MApplication
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 
-def _at_once(user, calls: dict[str, tuple[str, dict]]) -> dict[str, int]:
-    """POST each `{name: (path, body)}` as `user` from its own session, all at once; return the statuses."""
-    barrier = threading.Barrier(len(calls))
-
-    def post(path: str, body: dict):
-        client = Client(raise_request_exception=False)
-        client.force_login(user)
-
-        def call() -> int:
-            barrier.wait(timeout=10)
-            return client.post(path, body, "application/json").status_code
-
-        return call
-
-    answers = run_together(*((name, post(path, body)) for name, (path, body) in calls.items()))
-    assert all(isinstance(status, int) for status in answers.values()), answers
-    return answers
-
-
 def test_an_application_revoked_twice_at_once_is_revoked_once(require_postgres, owner, make_app):
     app = make_app(name="contended")
     path = f"/api/v1/orgs/acme/m2m-apps/{app.application.pk}/revoke/"
-    assert sorted(_at_once(owner, {"a": (path, {}), "b": (path, {})}).values()) == [200, 409]
+    assert sorted(post_at_once(owner, {"a": (path, {}), "b": (path, {})}).values()) == [200, 409]
     assert AuditEvent.objects.filter(action="tokens.m2m_app.revoked").count() == 1
 
 
@@ -45,7 +23,7 @@ def test_a_secret_revoked_twice_at_once_is_revoked_once(require_postgres, owner,
     app = make_app(name="contended")
     secret = app.application.secrets.get()
     path = f"/api/v1/orgs/acme/m2m-apps/{app.application.pk}/secrets/{secret.pk}/revoke/"
-    assert sorted(_at_once(owner, {"a": (path, {}), "b": (path, {})}).values()) == [200, 409]
+    assert sorted(post_at_once(owner, {"a": (path, {}), "b": (path, {})}).values()) == [200, 409]
     assert AuditEvent.objects.filter(action="tokens.m2m_app.secret_revoked").count() == 1
 
 
@@ -53,7 +31,7 @@ def test_a_move_racing_a_rotation_of_the_key_lets_one_through(require_postgres, 
     """docs/api-keys.md: a moved key's rotation answers 409 `moved`; a rotated key is not moved (409)."""
     key, _ = make_key(name="contended")
     base = f"/api/v1/orgs/acme/api-keys/{key.key_id}/"
-    statuses = _at_once(
+    statuses = post_at_once(
         owner, {"move": (f"{base}move-to-m2m-app/", {}), "rotate": (f"{base}rotate/", {"overlap_hours": 1})}
     )
     assert sorted(statuses.values()) == [201, 409], statuses

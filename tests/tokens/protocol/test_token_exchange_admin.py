@@ -8,23 +8,12 @@ from django.urls import reverse
 
 from credentials.api_keys.services import api_key_create
 from portal.models import AuditEvent
-from tests.factories import UserFactory, enrol_totp
 from tests.portal.test_account_security import make_stale
 from tests.tokens.conftest import basic
 from tokens.models import M2MApplication
 from tokens.protocol.exchange import API_KEY_TOKEN_TYPE, GRANT_TYPE
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def staff_client():
-    staff = UserFactory(email="staff@portal.test", is_staff=True, is_superuser=True)
-    enrol_totp(staff)  # staff use the admin only with a second factor
-    client = Client()
-    client.force_login(staff)
-    client.staff = staff
-    return client
 
 
 def _admin_form(application: M2MApplication, **overrides) -> dict:

@@ -14,12 +14,10 @@ from django.conf import settings as django_settings
 from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
 from django.db import IntegrityError, transaction
-from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
 from portal.models import AuditEvent
-from tests.factories import UserFactory, enrol_totp
 from tests.portal.test_account_security import make_stale
 from tests.support.threads import run_together
 from tokens.models import SigningKey
@@ -241,15 +239,6 @@ def test_unpublish_previous_promotes_the_staged_key_and_withdraws_the_old_one(
 
 
 # --- The admin ------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def staff_client(db):
-    client = Client()
-    staff = UserFactory(email="staff@portal.test", is_staff=True, is_superuser=True)
-    enrol_totp(staff)  # staff use the admin only with a second factor
-    client.force_login(staff)
-    return client
 
 
 def admin_action(client, action: str):
