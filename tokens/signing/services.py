@@ -46,6 +46,27 @@ def _create_signing_key(
     )
 
 
+def _create_audited(
+    action: str,
+    *,
+    actor: User | None,
+    algorithm: str,
+    material: tuple[bytes, dict] | None = None,
+    status: str = SigningKey.Status.ACTIVE,
+) -> SigningKey:
+    """Create a key and its audit event in one transaction (IntegrityError: its status was taken)."""
+    with transaction.atomic():
+        key = _create_signing_key(algorithm, material, status=status)
+        audit_log(
+            action=action,
+            actor=actor,
+            organization=None,
+            target=key,
+            extra={"kid": key.kid, "algorithm": algorithm},
+        )
+    return key
+
+
 def _check_algorithm(algorithm: str) -> None:
     if algorithm not in SigningKey.Algorithm.values:
         raise ValidationError(f"Unsupported algorithm {algorithm!r}; use RS256 or ES256.")
@@ -65,15 +86,7 @@ def signing_key_ensure(algorithm: str = SigningKey.Algorithm.RS256) -> SigningKe
     if key is not None:
         return key
     try:
-        with transaction.atomic():
-            key = _create_signing_key(algorithm)
-            audit_log(
-                action="tokens.signing_key.created",
-                actor=None,
-                organization=None,
-                target=key,
-                extra={"kid": key.kid, "algorithm": algorithm},
-            )
+        key = _create_audited("tokens.signing_key.created", actor=None, algorithm=algorithm)
     except IntegrityError:
         # Another process created the first key at the same moment: use theirs.
         key = SigningKey.objects.get(status=SigningKey.Status.ACTIVE)
@@ -104,15 +117,13 @@ def signing_key_stage(*, actor: User | None, algorithm: str = SigningKey.Algorit
         raise _already_staged(staged)  # before generating a key pair for nothing
     material = keys.generate_key_material(algorithm)  # slow (RSA): outside the transaction
     try:
-        with transaction.atomic():
-            key = _create_signing_key(algorithm, material, status=SigningKey.Status.NEXT)
-            audit_log(
-                action="tokens.signing_key.staged",
-                actor=actor,
-                organization=None,
-                target=key,
-                extra={"kid": key.kid, "algorithm": algorithm},
-            )
+        key = _create_audited(
+            "tokens.signing_key.staged",
+            actor=actor,
+            algorithm=algorithm,
+            material=material,
+            status=SigningKey.Status.NEXT,
+        )
     except IntegrityError:
         # A concurrent staging committed first (the one-next-key constraint).
         raise _already_staged(signing_key_staged()) from None
