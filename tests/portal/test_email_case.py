@@ -34,9 +34,7 @@ def test_the_admin_refuses_a_new_account_whose_address_differs_only_in_case(staf
     assert sign_in.status_code == 302
 
 
-def test_the_admin_refuses_changing_an_address_to_another_accounts_in_other_case(
-    staff_client, member, owner
-):
+def test_the_admin_refuses_changing_an_address_to_another_accounts_in_other_case(staff_client, member, owner):
     response = staff_client.post(
         reverse("admin:portal_user_change", args=[owner.pk]),
         {

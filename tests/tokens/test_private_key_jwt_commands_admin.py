@@ -10,7 +10,6 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 
 from tests.support.pem import pem_pair
-from tests.tokens.test_commands_admin import staff_client  # noqa: F401 - fixture
 from tokens.clients.public_keys import parse_public_key
 from tokens.models import M2MApplication
 

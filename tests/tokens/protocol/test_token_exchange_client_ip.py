@@ -27,7 +27,7 @@ from credentials.insight.models import UsageClientIp
 from portal.models import AuditEvent
 from tests.support.usage import outcome_counts
 from tests.tokens.conftest import basic
-from tests.tokens.protocol.test_token_exchange_admin import _admin_form, staff_client  # noqa: F401
+from tests.tokens.protocol.test_token_exchange_admin import _admin_form
 from tokens.models import M2MApplication
 from tokens.protocol.exchange import API_KEY_TOKEN_TYPE, GRANT_TYPE, KEY_IP_DENIED
 
