@@ -57,6 +57,7 @@ from django.utils import timezone
 
 from portal.infra import hotcache, outbound
 from portal.infra.cache import cache_is_down
+from portal.json_input import encodable
 from portal.principal import MAX_CREDENTIAL_LENGTH
 from tokens.federation import process_keys
 from tokens.jwk import PRIVATE_MEMBERS
@@ -80,8 +81,7 @@ USER_AGENT = "IdentityPortal-Federation/1"
 LAST_USED_RESOLUTION_SECONDS = 60
 SPIFFE_SCHEME = "spiffe://"
 #: The live trusts one application may have for one issuer (docs/m2m.md): the token endpoint
-#: tries at most these many, and `federated_identity_create` refuses one more. Many repositories
-#: of one owner fit one trust with a wildcard subject.
+#: tries at most these many, and `federated_identity_create` refuses one more.
 MAX_TRUSTS_PER_ISSUER = 20
 
 
@@ -289,7 +289,6 @@ def clean_conditions(conditions: Any) -> dict[str, list[str]]:
             raise ValidationError({"conditions": f"Give {name} one to {MAX_CONDITION_VALUES} values."})
         if any(not isinstance(v, str) or not v or len(v) > 255 for v in values):
             raise ValidationError({"conditions": f"Each value of {name} is a non-empty string."})
-
         cleaned[name] = sorted(set(values))
     return cleaned
 
@@ -396,13 +395,7 @@ def storable_text(text: str) -> bool:
     never carry them: Django decodes a request with replacement characters, and PortalCommand
     refuses such options.)
     """
-    if "\x00" in text:
-        return False
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        return False
-    return True
+    return "\x00" not in text and encodable(text)
 
 
 def _get_json(url: str, what: str) -> dict:
