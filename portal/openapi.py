@@ -1,10 +1,13 @@
 """Declare once, in the OpenAPI schema, the refusals every organisation endpoint can give (a hook).
 
 Any operation under `/api/v1/orgs/<slug>/` answers 401 without a usable credential, 403 when the
-caller's role or the credential's scopes do not allow it, and 404 for an organisation the caller
-is not in, an object not in it, or a `page` past the end; one that takes a body or query
-parameters answers 400 for bad input. A view declares these only where it says more (which
-code, which object); this hook adds the rest, so the schema lists every status the API serves.
+caller's role or the credential's scopes do not allow it, 404 for an organisation the caller
+is not in, an object not in it, or a `page` past the end, 429 when an API key's rate limit or the
+failed-verification pause refuses the call, and 503 during a database outage; one that takes a
+body or query parameters answers 400 for bad input. A view declares these only where it says
+more (which code, which object); this hook adds the rest, and gives the `{"detail", "code"}` body
+to the refusals a view declared by description alone (its 409s), so the schema lists every
+status the API serves with its body.
 """
 
 from __future__ import annotations
@@ -56,6 +59,15 @@ REFUSALS: dict[str, tuple[str, str]] = {
         "No such organisation (or not one of yours), no such object in it, or a `page` past the end "
         "(`not_found`).",
     ),
+    "429": (
+        ERROR,
+        "Too many requests: the API key's rate limit (`rate_limited`) or, after repeated failed "
+        "verifications from this address, `throttled`; with `Retry-After` (seconds).",
+    ),
+    "503": (
+        ERROR,
+        "The database cannot be reached (`unavailable`); with `Retry-After`. Retry shortly.",
+    ),
 }
 BAD_REQUEST = (BAD_INPUT, "Bad input: a field error in the body or a query parameter.")
 
@@ -76,7 +88,8 @@ def _declare(responses: dict[str, Any], status: str, component: str, description
 
 
 def add_organization_refusals(result: dict, generator, request, public) -> dict:
-    """Declare 401, 403 and 404 on every organisation operation, and 400 on those that take input."""
+    """Declare 401, 403, 404, 429 and 503 on every organisation operation, 400 on those that take
+    input, and the error body on any other refusal a view declared without one (409)."""
     schemas = result.setdefault("components", {}).setdefault("schemas", {})
     schemas.setdefault(ERROR, deepcopy(ERROR_SCHEMA))
     schemas.setdefault(BAD_INPUT, deepcopy(BAD_INPUT_SCHEMA))
@@ -92,5 +105,8 @@ def add_organization_refusals(result: dict, generator, request, public) -> dict:
                 _declare(responses, status, component, description)
             if _takes_input(operation):
                 _declare(responses, "400", *BAD_REQUEST)
+            for status, declared in responses.items():
+                if status.startswith(("4", "5")) and "content" not in declared:
+                    _declare(responses, status, ERROR, declared.get("description", ""))
             operation["responses"] = dict(sorted(responses.items()))
     return result

@@ -17,7 +17,7 @@ from django.test import Client
 
 from credentials.api_keys.services import api_key_request
 from tests.factories import make_api_key, make_m2m_app
-from tests.security.openapi import conformance_errors, openapi
+from tests.security.openapi import conformance_errors, openapi, operation
 
 pytestmark = pytest.mark.django_db
 
@@ -158,3 +158,49 @@ def test_the_refusals_name_one_error_shape():
                 if method in item:
                     declared = item[method]["responses"][status]["content"]["application/json"]["schema"]
                     assert declared == {"$ref": "#/components/schemas/Error"}, (method, template, status)
+
+
+def test_every_declared_refusal_names_its_body():
+    """The 409s views declare by description alone, and the 429 and 503 every organisation
+    endpoint can serve, are declared with the `{"detail", "code"}` body a client can parse."""
+    conflicts = 0
+    for template, item in openapi()["paths"].items():
+        if not template.startswith("/api/v1/orgs/"):
+            continue
+        for method in METHODS:
+            if method not in item:
+                continue
+            responses = item[method]["responses"]
+            for status in ("429", "503"):
+                assert status in responses, (method, template, status)
+            for status, declared in responses.items():
+                if status.startswith(("4", "5")) and status != "400":
+                    schema = declared["content"]["application/json"]["schema"]
+                    assert schema == {"$ref": "#/components/schemas/Error"}, (method, template, status)
+                    conflicts += status == "409"
+    assert conflicts > 10
+
+
+@pytest.mark.usefixtures("rate_clock")
+def test_a_rate_limited_key_429_is_declared(redis_cache, organization, owner, scopes):
+    """docs/security.md: a key past its rate limit answers 429 `rate_limited` on any endpoint."""
+    _key, plaintext = make_api_key(
+        organization, owner, scopes=["api_keys:manage"], rate_limit={"requests": 1, "per_seconds": 60}
+    )
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {plaintext}")
+    path = "/api/v1/orgs/acme/api-keys/"
+    assert _served(client, "GET", path)[0] == 200
+    status, body = _served(client, "GET", path)
+    assert status == 429 and body["code"] == "rate_limited"
+    assert conformance_errors("GET", path, status, body) == []
+
+
+def test_an_already_revoked_key_409_has_the_declared_body(owner, organization, scopes):
+    key, _ = make_api_key(organization, owner)
+    client = _owner_client(owner)
+    path = f"/api/v1/orgs/acme/api-keys/{key.key_id}/revoke/"
+    assert _served(client, "POST", path, {"reason": "done"})[0] == 200
+    status, body = _served(client, "POST", path, {"reason": "again"})
+    assert status == 409
+    assert "content" in operation("POST", path)["responses"]["409"]  # else any body conforms
+    assert conformance_errors("POST", path, status, body) == []
