@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from allauth.account.decorators import secure_admin_login
 from allauth.account.views import LogoutView
-from allauth.mfa.totp import views as totp_views
 from django.contrib import admin
 from django.urls import include, path
 from django.views.decorators.cache import never_cache
@@ -51,8 +50,9 @@ urlpatterns = [
     path("accounts/email/", account.email_addresses, name="account_email"),
     # Before allauth's own: changing the password asks for step-up first.
     path("accounts/password/change/", account.password_change, name="account_change_password"),
-    # The page shows the authenticator's secret: no cache, the back button included, may keep it.
-    path("accounts/2fa/totp/activate/", never_cache(totp_views.activate_totp), name="mfa_activate_totp"),
+    # The page shows the authenticator's secret: no cache, the back button included, may keep it;
+    # the code typed to confirm the set-up is spent (it cannot sign in again).
+    path("accounts/2fa/totp/activate/", never_cache(account.totp_activate), name="mfa_activate_totp"),
     path("accounts/", include("allauth.urls")),
     path("invitations/<str:token>/", dashboard.invitation_accept, name="invitation-accept"),
     path("orgs/<slug:org_slug>/", include(org_patterns)),

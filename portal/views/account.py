@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from allauth.account.views import LoginView
 from allauth.account.views import PasswordChangeView as AllauthPasswordChangeView
+from allauth.mfa.models import Authenticator
+from allauth.mfa.totp.views import ActivateTOTPView
 from allauth.usersessions.models import UserSession
 from allauth.usersessions.views import ListUserSessionsView
 from django import forms
@@ -16,6 +18,7 @@ from django.utils.decorators import method_decorator
 from django.utils.translation import gettext_lazy as _
 
 from portal.account_security.events import sessions_ended
+from portal.account_security.totp import totp_code_step, totp_step_spend
 from portal.models import MfaRequirement
 from portal.services import organizations as org_services
 from portal.stepup import step_up_redirect, step_up_required
@@ -60,6 +63,28 @@ class PasswordChangeView(AllauthPasswordChangeView):
 
 
 password_change = PasswordChangeView.as_view()
+
+
+class TotpActivateView(ActivateTOTPView):
+    """allauth's set-up page for an authenticator app; the code typed to confirm it is spent.
+
+    allauth checks that code against the new secret, outside the authenticator's row (there is none
+    yet), so the same code could sign in once more within its 30 seconds: someone looking over
+    the shoulder at setup could use it. Its time step becomes the row's last accepted one
+    (portal.account_security.totp), as if it had signed in.
+    """
+
+    def form_valid(self, form) -> HttpResponse:
+        step = totp_code_step(form.secret, form.cleaned_data["code"])
+        response = super().form_valid(form)
+        totp = Authenticator.Type.TOTP
+        authenticator = Authenticator.objects.filter(user=self.request.user, type=totp).first()
+        if step is not None and authenticator is not None:
+            totp_step_spend(authenticator=authenticator, step=step)
+        return response
+
+
+totp_activate = TotpActivateView.as_view()
 
 
 def email_addresses(request: HttpRequest) -> HttpResponse:

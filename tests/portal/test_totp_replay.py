@@ -89,3 +89,21 @@ def test_the_row_keeps_its_encrypted_secret_and_no_code(owner):
     assert data == {"secret": data["secret"], "last_step": step}
     assert secret not in data["secret"]
     assert MFA_CIPHER.decrypt(data["secret"].encode()).decode() == secret
+
+
+def test_the_code_that_confirmed_the_set_up_cannot_sign_in(member, settings, cache_state):
+    """The code typed on the set-up page is spent: someone who saw it over the shoulder cannot
+    use it to sign in within its 30 seconds (allauth checked it outside the authenticator's row)."""
+    settings.MFA_TOTP_TOLERANCE = 1  # the next time step's code is a right one too
+    step = int(time.time() // 30)
+    client = Client()
+    password_step(client, member.email)
+    assert client.get(reverse("mfa_activate_totp")).status_code == 200
+    secret = client.session["mfa.totp.secret"]
+    code = totp_code(secret, at=step * 30)
+    assert client.post(reverse("mfa_activate_totp"), {"code": code}).status_code == 302
+    authenticator = Authenticator.objects.get(user=member, type=Authenticator.Type.TOTP)
+    assert authenticator.data["last_step"] == step
+
+    assert not _second_factor(Client(), member, code)
+    assert _second_factor(Client(), member, totp_code(secret, at=(step + 1) * 30))
