@@ -447,6 +447,9 @@ MIN_FEDERATED_TOKEN_AGE = 60
 MAX_FEDERATED_TOKEN_AGE = 86400
 #: Kubernetes projected service-account tokens live an hour by default; CI tokens far less.
 DEFAULT_FEDERATED_TOKEN_AGE = 3600
+#: The live trusts one application may have for one issuer (docs/m2m.md): the token endpoint
+#: tries at most these many (the oldest first), and `federated_identity_create` refuses one more.
+MAX_TRUSTS_PER_ISSUER = 20
 
 
 def generate_federated_id() -> str:

@@ -22,7 +22,13 @@ from django.utils import timezone
 
 from credentials.governance.selectors import kind_inventory
 from portal.models import Organization
-from tokens.models import ClientPublicKey, ClientSecret, FederatedIdentity, M2MApplication
+from tokens.models import (
+    MAX_TRUSTS_PER_ISSUER,
+    ClientPublicKey,
+    ClientSecret,
+    FederatedIdentity,
+    M2MApplication,
+)
 
 
 def m2m_apps_for(organization: Organization) -> QuerySet[M2MApplication]:
@@ -152,6 +158,23 @@ def m2m_app_scope_names(ids: Iterable[int]) -> dict[int, list[str]]:
     for pk, name in through.values_list("m2mapplication_id", "scope__name").order_by("scope__name"):
         result.setdefault(pk, []).append(name)
     return result
+
+
+def untried_trust_ids(application: M2MApplication) -> set[int]:
+    """Return the ids of the application's active trusts the token endpoint never tries.
+
+    It tries the oldest MAX_TRUSTS_PER_ISSUER active trusts of the token's issuer
+    (`tokens.federation.trust`). Creation refuses a trust past that number, but an application
+    given more before the limit existed keeps them: those past it show active and are never tried.
+    """
+    seen: dict[str, int] = {}
+    untried = set()
+    active = FederatedIdentity.objects.filter(application=application, status=FederatedIdentity.Status.ACTIVE)
+    for pk, issuer in active.order_by("pk").values_list("pk", "issuer"):
+        seen[issuer] = seen.get(issuer, 0) + 1
+        if seen[issuer] > MAX_TRUSTS_PER_ISSUER:
+            untried.add(pk)
+    return untried
 
 
 def federated_identities_for(application: M2MApplication) -> QuerySet[FederatedIdentity]:

@@ -38,8 +38,9 @@ from tokens.clients.selectors import (
     federated_identities_for,
     m2m_app_for,
     m2m_apps_for,
+    untried_trust_ids,
 )
-from tokens.models import ClientCredential, M2MApplication
+from tokens.models import MAX_TRUSTS_PER_ISSUER, ClientCredential, M2MApplication
 
 
 def application_or_404(request: HttpRequest, app_id: int) -> M2MApplication:
@@ -240,6 +241,8 @@ def _detail(
         "events": audit_events_for_target(request.organization, application)[:20],
         "exchange_lifetime": application.exchange_token_lifetime,
         "federated_identities": federated_identities_for(application),
+        "untried_trusts": untried_trust_ids(application),
+        "max_trusts": MAX_TRUSTS_PER_ISSUER,
         "quota_form": quota_form
         or TokenQuotaForm(initial=TokenQuotaForm.initial_for(application), prefix="quota"),
         "can_change_quota": may(request, "m2m_app.policy", owner_id=application.owner_id),

@@ -61,7 +61,7 @@ from portal.json_input import encodable
 from portal.principal import MAX_CREDENTIAL_LENGTH
 from tokens.federation import process_keys
 from tokens.jwk import PRIVATE_MEMBERS
-from tokens.models import FederatedIdentity, M2MApplication
+from tokens.models import MAX_TRUSTS_PER_ISSUER, FederatedIdentity, M2MApplication
 
 log = logging.getLogger(__name__)
 
@@ -80,9 +80,6 @@ REPLAY_CACHE_PREFIX = "tokens:federation-jti:"
 USER_AGENT = "IdentityPortal-Federation/1"
 LAST_USED_RESOLUTION_SECONDS = 60
 SPIFFE_SCHEME = "spiffe://"
-#: The live trusts one application may have for one issuer (docs/m2m.md): the token endpoint
-#: tries at most these many, and `federated_identity_create` refuses one more.
-MAX_TRUSTS_PER_ISSUER = 20
 
 
 # --- presets ----------------------------------------------------------------------------------

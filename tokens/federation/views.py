@@ -25,6 +25,7 @@ from portal.outcomes import add_service_errors, flash_outcome
 from portal.selectors import audit_events_for_target
 from portal.submissions import submission_of
 from portal.tenancy import authorized, found_or_404, may
+from tokens.clients.selectors import untried_trust_ids
 from tokens.clients.views import application_or_404
 from tokens.federation import services, trust
 from tokens.federation.forms import FederatedIdentityForm, TokenTestForm
@@ -138,6 +139,13 @@ def federated_create(request: HttpRequest, app_id: int) -> HttpResponse:
     )
 
 
+#: Why a trust that passes every check would still be refused (`untried_trust_ids`).
+UNTRIED = (
+    f"The application has more than {trust.MAX_TRUSTS_PER_ISSUER} active trusts of this issuer; the token "
+    "endpoint tries the oldest of them only, so it never tries this one. Remove trusts no longer needed."
+)
+
+
 def _detail_context(request: HttpRequest, identity: FederatedIdentity) -> dict:
     return {
         "identity": identity,
@@ -147,6 +155,8 @@ def _detail_context(request: HttpRequest, identity: FederatedIdentity) -> dict:
         "application": identity.application,
         "preset": trust.PRESETS.get(identity.preset),
         "can_manage": _can_manage(request, identity),
+        "untried": identity.pk in untried_trust_ids(identity.application),
+        "max_trusts": trust.MAX_TRUSTS_PER_ISSUER,
         "events": audit_events_for_target(request.organization, identity)[:20],
         **governance_context(request, identity),
     }
@@ -172,6 +182,8 @@ def federated_test(request: HttpRequest, identity_id: int) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         # The form's widget never shows the token back, valid or not (NeverEchoedTextarea).
         report = trust.inspect(form.cleaned_data["token"].strip(), identity)
+        if identity.pk in untried_trust_ids(identity.application):
+            report.add("tried", False, UNTRIED)
     response = render(
         request,
         "tokens/federated_test.html",

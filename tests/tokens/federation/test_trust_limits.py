@@ -114,3 +114,47 @@ def test_two_trusts_added_at_once_one_below_the_limit_leave_the_limit(require_po
     refused = [r for r in results.values() if isinstance(r, ValidationError)]
     assert len(refused) == 1 and refused[0].error_dict["issuer"][0].code == "too_many_trusts", results
     assert FederatedIdentity.objects.filter(application=app.application, issuer=ISSUER).count() == LIMIT
+
+
+def test_trusts_past_the_limit_from_before_it_existed_are_shown_never_tried(
+    client, app, owner_client, monkeypatch
+):
+    """An application given more than LIMIT trusts of one issuer before creation refused them keeps
+    them: the newest show "Never tried" on the application's and the trust's pages, and "Test a
+    token" refuses a token they would otherwise accept, as the token endpoint does."""
+    with LocalIssuer() as issuer:
+        monkeypatch.setattr(trust, "MAX_TRUSTS_PER_ISSUER", LIMIT + 2)  # as it was before the limit
+        identities = _fill(app.application, issuer.url, LIMIT + 2)
+        monkeypatch.undo()
+        last, first_tried = identities[-1], identities[LIMIT - 1]
+        token = issuer.github_actions(audience=AUD, repository=f"acme/svc-{LIMIT + 1}")
+        assert trust.inspect(token, last).passed
+        assert present(client, app.client_id, token).status_code == 401
+
+        page = owner_client.get(
+            reverse("org-app-detail", kwargs={"org_slug": "acme", "app_id": app.application.pk})
+        )
+        html = page.content.decode()
+        assert "2 trusts never tried." in html and html.count(">Never tried</span>") == 2
+
+        def detail(identity):
+            url = reverse("org-federated-detail", kwargs={"org_slug": "acme", "identity_id": identity.pk})
+            return owner_client.get(url).content.decode()
+
+        assert "Never tried" in detail(last) and "Never tried" not in detail(first_tried)
+        tested = owner_client.post(
+            reverse("org-federated-test", kwargs={"org_slug": "acme", "identity_id": last.pk}),
+            {"token": token},
+        )
+        assert not tested.context["report"].passed
+        assert "This token would be refused" in tested.content.decode()
+
+        # Removing one of the oldest makes room: the newest past the limit is now tried.
+        federated_identity_revoke(identity=identities[0], actor=None)
+        assert "Never tried" not in detail(identities[LIMIT])
+        assert (
+            present(
+                client, app.client_id, issuer.github_actions(audience=AUD, repository=f"acme/svc-{LIMIT}")
+            ).status_code
+            == 200
+        )
