@@ -143,3 +143,11 @@ def test_whoami_hot_path_query_count(client, app, token_for, django_assert_max_n
 def test_basic_credentials_are_not_accepted_at_whoami(client, app):
     response = client.get("/api/v1/whoami", HTTP_AUTHORIZATION=basic(app.client_id, app.client_secret))
     assert response.status_code == 401
+
+
+def test_metadata_omits_scopes_supported_while_the_catalogue_is_empty(client):
+    """RFC 8414 §3.2: a claim with zero elements is omitted. Before staff create any scope, an
+    empty list would tell a client the server supports no scope at all."""
+    body = json.loads(client.get("/.well-known/oauth-authorization-server").content)
+    assert "scopes_supported" not in body
+    assert body["response_types_supported"] == []  # REQUIRED by §2: kept (see metadata.py)

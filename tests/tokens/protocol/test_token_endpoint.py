@@ -249,3 +249,29 @@ def test_issuing_stores_no_token_and_needs_few_queries(client, app, django_asser
         response = request_token(client, app)
     assert response.status_code == 200
     assert AccessToken.objects.count() == 0
+
+
+#: RFC 6749 §5.2: the members of a token endpoint error response.
+ERROR_MEMBERS = {"error", "error_description", "error_uri"}
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"grant_type": "password"},  # unsupported_grant_type
+        {"grant_type": "client_credentials", "scope": "no-such-scope"},  # invalid_scope
+        {"grant_type": "client_credentials", "resource": "https://elsewhere.example"},  # invalid_target
+    ],
+    ids=["unsupported_grant_type", "invalid_scope", "invalid_target"],
+)
+def test_errors_do_not_echo_a_state_parameter(client, app, data):
+    """`state` is no token endpoint parameter (§4.4.2) nor error member (§5.2); oauthlib copied it
+    into the error JSON, so the endpoint reflected client input (here markup)."""
+    response = client.post(
+        "/oauth/token",
+        {**data, "state": "<script>alert(1)</script>"},
+        HTTP_AUTHORIZATION=basic(app.client_id, app.client_secret),
+    )
+    assert response.status_code == 400
+    body = json.loads(response.content)
+    assert set(body) <= ERROR_MEMBERS and body["error"], body

@@ -10,6 +10,7 @@ import json
 import logging
 import time
 from datetime import timedelta
+from unittest.mock import ANY
 
 import jwt
 import pytest
@@ -535,3 +536,18 @@ def test_the_openapi_description_of_whoami_names_the_environment(client):
     assert enum == ["live", "test"]
     assert {"credential_type", "organization", "scopes", "owner"} <= set(whoami["required"])
     assert "environment" not in whoami["required"]
+
+
+def test_errors_do_not_echo_a_state_parameter(client, gateway):
+    response = client.post(
+        "/oauth/token",
+        {
+            "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
+            "subject_token": "not-a-key",
+            "subject_token_type": "urn:identity-portal:params:oauth:token-type:api-key",
+            "state": "reflected",
+        },
+        HTTP_AUTHORIZATION=basic(gateway.client_id, gateway.client_secret),
+    )
+    assert response.status_code == 400
+    assert json.loads(response.content) == {"error": "invalid_request", "error_description": ANY}

@@ -52,6 +52,20 @@ def slow_down(wait: int) -> HttpResponse:
     return response
 
 
+#: RFC 6749 §5.2: the members of a token endpoint's error response.
+ERROR_MEMBERS = ("error", "error_description", "error_uri")
+
+
+def error_members_only(body: str) -> str:
+    """Return oauthlib's error JSON with only the §5.2 members.
+
+    oauthlib copies any `state` the request body carried into its error (an authorization-code
+    parameter, never the token endpoint's): client input the endpoint must not echo.
+    """
+    error = json.loads(body)
+    return json.dumps({name: error[name] for name in ERROR_MEMBERS if name in error})
+
+
 def invalid_client() -> HttpResponse:
     """Return the one answer for every failed client authentication (RFC 6749 §5.2)."""
     return oauth_error("invalid_client", "Client authentication failed.", status=401)

@@ -31,7 +31,8 @@ def authorization_server_metadata(request: HttpRequest) -> JsonResponse:
         "token_exchange_subject_token_types_supported": list(exchange.SUBJECT_TOKEN_TYPES),
         "token_exchange_requested_token_types_supported": list(exchange.REQUESTED_TOKEN_TYPES),
         # REQUIRED by RFC 8414 §2, and honestly empty: no authorization endpoint, no response
-        # type. (authlib's metadata validator reads an empty list as a missing field.)
+        # type. §3.2 would omit a claim with zero elements; the portal keeps this one, which
+        # §2 requires and clients look up. (authlib's metadata validator refuses both forms.)
         "response_types_supported": [],
         "token_endpoint_auth_methods_supported": auth_methods,
         "token_endpoint_auth_signing_alg_values_supported": assertion_algs,
@@ -39,7 +40,6 @@ def authorization_server_metadata(request: HttpRequest) -> JsonResponse:
         "introspection_endpoint_auth_signing_alg_values_supported": assertion_algs,
         "revocation_endpoint_auth_methods_supported": auth_methods,
         "revocation_endpoint_auth_signing_alg_values_supported": assertion_algs,
-        "scopes_supported": list(Scope.objects.order_by("name").values_list("name", flat=True)),
         "access_token_signing_alg_values_supported": ["RS256", "ES256"],
         # Not registered by RFC 8414: another issuer's token (GitHub Actions, GitLab CI,
         # Kubernetes, SPIFFE) is accepted as a jwt-bearer client assertion at the token
@@ -47,6 +47,10 @@ def authorization_server_metadata(request: HttpRequest) -> JsonResponse:
         "workload_identity_federation_supported": True,
         "workload_identity_federation_signing_alg_values_supported": list(trust.ALLOWED_ALGORITHMS),
     }
+    # RFC 8414 §3.2: a claim with zero elements is omitted (before staff create any scope).
+    scopes = list(Scope.objects.order_by("name").values_list("name", flat=True))
+    if scopes:
+        body["scopes_supported"] = scopes
     response = JsonResponse(body)
     response["Cache-Control"] = "public, max-age=300"
     return response

@@ -18,6 +18,7 @@ from tokens.protocol.oauth import issuance_hot_keys
 from tokens.protocol.views.common import (
     OAuthEndpointView,
     client_failure_checks,
+    error_members_only,
     invalid_client,
     oauth_error,
     repeated_parameter,
@@ -78,6 +79,8 @@ class TokenView(OAuthEndpointView, DOTTokenView):
             ratelimit.hit_all(checks)
             # oauthlib answers with a Bearer challenge; the client authenticates with Basic.
             return invalid_client()
+        if status != 200:
+            body = error_members_only(body)
         response = HttpResponse(body, status=status, content_type="application/json")
         for name, value in headers.items():
             if name.lower() != "www-authenticate":
