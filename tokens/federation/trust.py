@@ -204,11 +204,25 @@ def subject_matches(pattern: str, subject: str) -> bool:
     return subject.endswith(last)
 
 
+def is_portal_issuer(issuer: str) -> bool:
+    """Return whether `issuer` is the portal's own (with or without a trailing slash)."""
+    return issuer.rstrip("/") == settings.PORTAL_ISSUER.rstrip("/")
+
+
 def clean_issuer(issuer: str, *, has_jwks: bool) -> str:
     """Check an issuer URL (or `spiffe://domain` with a pasted bundle); return it or raise ValidationError."""
     issuer = (issuer or "").strip()
     if not issuer:
         raise ValidationError({"issuer": "Enter the issuer URL (the tokens' `iss`)."})
+    if is_portal_issuer(issuer):
+        # Its access tokens go to resource servers: trusted here, any of them could mint tokens
+        # for the application with a token it was sent.
+        raise ValidationError(
+            {
+                "issuer": "This is the portal's own issuer: its access tokens cannot authenticate an "
+                "application. Give the workload the application's own credentials."
+            }
+        )
     if len(issuer) > 255:
         raise ValidationError({"issuer": "The issuer is too long."})
     if "*" in issuer:
@@ -826,7 +840,8 @@ def authenticate(token: str, *, client_id: str | None) -> tuple[M2MApplication, 
         return None
     claims = read.claims
     issuer = token_issuer(claims)
-    trusts = _trusts(client_id, issuer) if issuer else []
+    # A trust in the portal's own issuer is refused where trusts are made; one made before is inert.
+    trusts = _trusts(client_id, issuer) if issuer and not is_portal_issuer(issuer) else []
     if not trusts:
         log.info("federated assertion refused: no live trust of client %s for this issuer", client_id)
         return None

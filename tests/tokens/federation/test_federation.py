@@ -681,3 +681,34 @@ def test_a_spiffe_trust_bundle_as_spire_serves_it_is_usable(client, app):
         )
         claims = claims_of(present(client, app.client_id, spire.spiffe(audience=AUD)))
         assert claims["fed"]["sub"] == "spiffe://acme.example/ns/payments/sa/api"
+
+
+def test_the_portals_own_issuer_is_refused_and_a_trust_in_it_made_before_is_inert(client, app, other_app):
+    """The portal's access tokens go to resource servers: trusting its own issuer would let any of
+    them mint a token for the application with a token it was sent."""
+    from django.conf import settings
+    from django.core.exceptions import ValidationError
+
+    from tokens.signing.issuing import access_token_claims, sign_access_token
+
+    from django.urls import reverse
+
+    portal_jwks = json.loads(client.get(reverse("oauth-jwks")).content)
+    for issuer in (settings.PORTAL_ISSUER, settings.PORTAL_ISSUER + "/"):
+        with pytest.raises(ValidationError) as refused:
+            add_trust(app.application, issuer, other_app.client_id, preset="custom", jwks=portal_jwks)
+        assert "portal's own issuer" in refused.value.message_dict["issuer"][0]
+
+    # One made before the check (the issuer written straight into the row) authenticates nothing.
+    identity = add_trust(
+        app.application, "https://ci.example.com", other_app.client_id, preset="custom", jwks=portal_jwks
+    )
+    FederatedIdentity.objects.filter(pk=identity.pk).update(issuer=settings.PORTAL_ISSUER)
+    claims = access_token_claims(
+        application=other_app.application,
+        scopes=["orders:read"],
+        audience=settings.PORTAL_ISSUER,
+        lifetime=300,
+        secret_id=None,
+    )
+    assert_invalid_client(present(client, app.client_id, sign_access_token(claims)))
