@@ -14,6 +14,7 @@ from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils.html import format_html
 
 from portal.account_security.sessions import user_sessions_end_all
 from portal.admin_mixins import (
@@ -57,7 +58,38 @@ class UserAddForm(_AddressFreeIgnoringCase, AdminUserCreationForm):
 
 
 class UserEditForm(_AddressFreeIgnoringCase, UserChangeForm):
-    pass
+    def clean(self):
+        cleaned_data = super().clean()
+        if "is_active" in self.changed_data and cleaned_data.get("is_active") is False:
+            self._refuse_leaving_an_organisation_without_owner()
+        return cleaned_data
+
+    def _refuse_leaving_an_organisation_without_owner(self) -> None:
+        """Refuse to switch off an organisation's last owner who can sign in, as the organisation
+        admin and the services refuse to demote or remove them (`active_owners_left`)."""
+        owned = list(
+            Membership.objects.filter(user=self.instance, role=Role.OWNER)
+            .select_related("organization")
+            .order_by("organization_id")
+        )
+        # The owners' locks, held until the admin's transaction ends, are the ones every demotion,
+        # removal and switch-off takes first (in organisation order, as here); each read comes
+        # after its lock is held, so a concurrent switch-off of the other owner is seen.
+        stranded = []
+        for membership in owned:
+            owners = org_services.lock_owners(membership.organization)
+            if not org_services.active_owners_left(owners, membership):
+                stranded.append(membership.organization.name)
+        if stranded:
+            self.add_error(
+                "is_active",
+                ValidationError(
+                    "Switching this account off would leave %(organizations)s without an owner who can "
+                    "sign in: promote another member to owner there first.",
+                    code="last_owner",
+                    params={"organizations": ", ".join(stranded)},
+                ),
+            )
 
 
 @admin.register(User)
@@ -179,11 +211,23 @@ class UserAdmin(ActionPermissionMixin, StepUpChangeFormMixin, DjangoUserAdmin):
         permissions=["act"], description="Sign the selected users out everywhere (end all their sessions)"
     )
     def end_sessions(self, request, queryset):
-        ended = 0
+        ended = skipped = 0
         for user in queryset:
-            count = user_sessions_end_all(user=user, actor=request.user, via="admin")
-            ended += count
-        self.message_user(request, f"Ended {ended} session(s).", messages.SUCCESS)
+            # Signing someone out is a change to their account: the rule of its change form (only a
+            # superuser touches a superuser or another staff account) holds for each selected row.
+            if not self.has_change_permission(request, user):
+                skipped += 1
+                continue
+            ended += user_sessions_end_all(user=user, actor=request.user, via="admin")
+        if skipped:
+            self.message_user(
+                request,
+                f"Ended {ended} session(s). Skipped {skipped} account(s) that only a superuser may sign "
+                "out (superusers and other staff).",
+                messages.WARNING,
+            )
+        else:
+            self.message_user(request, f"Ended {ended} session(s).", messages.SUCCESS)
 
 
 class MembershipInlineFormSet(forms.BaseInlineFormSet):
@@ -196,7 +240,7 @@ class MembershipInlineFormSet(forms.BaseInlineFormSet):
             if form.cleaned_data.get("DELETE"):
                 continue
             user = form.cleaned_data.get("user")
-            # As in the services (_active_owners_left): a switched-off owner can act for nobody.
+            # As in the services (active_owners_left): a switched-off owner can act for nobody.
             if form.cleaned_data.get("role") == Role.OWNER and user is not None and user.is_active:
                 owners += 1
         if self.instance.pk and owners == 0:
@@ -210,13 +254,40 @@ class MembershipInlineFormSet(forms.BaseInlineFormSet):
                 )
 
 
+class _PersonShown(forms.HiddenInput):
+    """A saved membership's person as text, their id posted back as it is."""
+
+    is_hidden = False  # a column of the inline's table like any field, not a hidden input beside the row
+
+    def __init__(self, person: User):
+        super().__init__()
+        self.person = person
+
+    def render(self, name, value, attrs=None, renderer=None):
+        return format_html("{}{}", super().render(name, value, attrs, renderer), self.person)
+
+
+class MembershipInlineForm(forms.ModelForm):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is not None:
+            # A saved row keeps its person (the formset refuses another one): shown from the row,
+            # loaded with it, where the autocomplete widget would query its one option per row.
+            self.fields["user"].widget = _PersonShown(self.instance.user)
+
+
 class MembershipInline(admin.TabularInline):
     model = Membership
+    form = MembershipInlineForm
     formset = MembershipInlineFormSet
     extra = 0
     autocomplete_fields = ["user"]
     fields = ["user", "role", "created_at"]
     readonly_fields = ["created_at"]
+
+    def get_queryset(self, request):
+        # Each row's title is `str(membership)`: "person in organisation (role)".
+        return super().get_queryset(request).select_related("user", "organization")
 
 
 @admin.register(Organization)
@@ -246,15 +317,36 @@ class OrganizationAdmin(StepUpChangeFormMixin, admin.ModelAdmin):
 
     @transaction.atomic
     def save_model(self, request, obj, form, change):
+        if not change:
+            super().save_model(request, obj, form, change)
+            audit_log(
+                action="portal.organization.created",
+                actor=request.user,
+                organization=obj,
+                target=obj,
+                extra={"fields": sorted(form.changed_data), "via": "admin"},
+            )
+            return
+        changed = sorted(set(form.changed_data) - {"mfa_required"})
+        if "mfa_required" in form.changed_data:
+            # Through its service, as in the dashboard: it locks the organisation and audits
+            # `portal.organization.mfa_requirement_changed` {from, to}. The save below writes the same value.
+            org_services.organization_set_mfa_requirement(
+                organization=obj, requirement=obj.mfa_required, actor=request.user
+            )
         super().save_model(request, obj, form, change)
-        if change and not form.changed_data:
-            return  # only the memberships changed, if anything: they are audited one by one
+        if not changed:
+            return  # only the requirement or the memberships changed, if anything: audited on their own
+        # Name and slug, old and new: what the organisation's log needs (no field here holds a secret).
+        changes = {
+            name: {"from": form.initial.get(name), "to": form.cleaned_data.get(name)} for name in changed
+        }
         audit_log(
-            action="portal.organization.changed" if change else "portal.organization.created",
+            action="portal.organization.changed",
             actor=request.user,
             organization=obj,
             target=obj,
-            extra={"fields": sorted(form.changed_data), "via": "admin"},
+            extra={**changes, "via": "admin"},
         )
 
     @transaction.atomic

@@ -59,14 +59,19 @@ def lock_owners(organization: Organization) -> list[Membership]:
     """Lock and return the organisation's owner memberships (inside the caller's transaction).
 
     Every demotion or removal takes this lock first, so two people (or the dashboard and the
-    admin) cannot each remove "the other" last owner at the same time.
+    admin) cannot each remove "the other" last owner at the same time. The owners are read again
+    once the lock is held: on PostgreSQL a statement that waited for a lock still reads the
+    accounts joined to the rows as they stood when it began, so an owner switched off by the
+    transaction it waited for would still count as one who can sign in.
     """
-    return list(
+    owners = (
         Membership.objects.select_for_update(of=("self",))
         .select_related("user")
         .filter(organization=organization, role=Role.OWNER)
         .order_by("pk")
     )
+    list(owners.values_list("pk", flat=True))  # waits for the lock
+    return list(owners)
 
 
 def _check_manager_may_touch(*, actor_membership: Membership | None, role: str) -> None:
@@ -104,7 +109,7 @@ def _locked_membership(membership: Membership) -> Membership:
     return locked
 
 
-def _active_owners_left(owners: list[Membership], without: Membership) -> bool:
+def active_owners_left(owners: list[Membership], without: Membership) -> bool:
     """Return whether an owner who can sign in remains when `without` is no longer an owner."""
     return any(owner.pk != without.pk and owner.user.is_active for owner in owners)
 
@@ -160,7 +165,7 @@ def membership_change_role(
         return membership
     _check_manager_may_touch(actor_membership=actor_membership, role=old_role)
     _check_manager_may_touch(actor_membership=actor_membership, role=role)
-    if old_role == Role.OWNER and not _active_owners_left(owners, membership):
+    if old_role == Role.OWNER and not active_owners_left(owners, membership):
         raise ValidationError("The organisation's last owner cannot be demoted.", code="last_owner")
     membership.role = role
     membership.save(update_fields=["role", "updated_at"])
@@ -182,7 +187,7 @@ def membership_remove(
         actor_membership = _still_manager(actor_membership)
         _check_manager_may_touch(actor_membership=actor_membership, role=membership.role)
     left = membership.user_id == actor.pk
-    if membership.role == Role.OWNER and not _active_owners_left(owners, membership):
+    if membership.role == Role.OWNER and not active_owners_left(owners, membership):
         hint = " Make someone else an owner first, then leave." if left else ""
         raise ValidationError(f"The organisation's last owner cannot be removed.{hint}", code="last_owner")
     membership_delete(membership=membership, actor=actor, extra={"role": membership.role, "left": left})

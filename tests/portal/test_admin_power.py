@@ -187,3 +187,168 @@ def test_an_admin_demotion_racing_a_dashboard_demotion_leaves_an_owner(
     assert results["dashboard"] == "ok" and results["admin"] in (200, 302), results
     owners = Membership.objects.filter(organization=organization, role=Role.OWNER).count()
     assert owners >= 1, f"no owner left: {results}"
+
+
+def test_the_two_factor_requirement_changed_in_the_admin_is_audited_from_and_to_as_in_the_dashboard(
+    staff, organization, owner
+):
+    """Through organization_set_mfa_requirement: `portal.organization.mfa_requirement_changed`
+    {from, to}, as the dashboard writes it; another field is audited with its old and new value."""
+    organization.mfa_required = MfaRequirement.EVERYONE
+    organization.save()
+    client = _client(staff, stale=False)
+    url = reverse("admin:portal_organization_change", args=[organization.pk])
+    data, _prefixes = organization_form(client.get(url), organization)
+    data.update(mfa_required=MfaRequirement.NONE, name="Acme Corp")
+    assert client.post(url, data).status_code == 302
+    organization.refresh_from_db()
+    assert (organization.mfa_required, organization.name) == (MfaRequirement.NONE, "Acme Corp")
+    events = AuditEvent.objects.filter(organization=organization, action__startswith="portal.organization.")
+    assert sorted((e.action, e.actor, e.extra) for e in events) == [
+        (
+            "portal.organization.changed",
+            staff,
+            {"name": {"from": "Acme Inc", "to": "Acme Corp"}, "via": "admin"},
+        ),
+        (
+            "portal.organization.mfa_requirement_changed",
+            staff,
+            {"from": MfaRequirement.EVERYONE, "to": MfaRequirement.NONE},
+        ),
+    ]
+
+
+# --- switching an account off: an organisation keeps an owner who can sign in ----------------------
+
+
+def test_switching_off_an_organisations_only_owner_who_can_sign_in_is_refused(
+    staff, organization, other_organization, owner, member
+):
+    """As the organisation admin and the services refuse (docs/governance.md); a switched-off
+    co-owner counts for nothing. The error names each organisation."""
+    MembershipFactory(organization=organization, role=Role.OWNER, user=UserFactory(is_active=False))
+    Membership.objects.create(organization=other_organization, user=owner, role=Role.OWNER)
+    client = _client(staff, stale=False)
+    url = reverse("admin:portal_user_change", args=[owner.pk])
+    response = client.post(url, {k: v for k, v in _user_form(owner).items() if k != "is_active"})
+    assert response.status_code == 200  # the form again, with its error
+    error = " ".join(response.context["adminform"].form.errors["is_active"])
+    assert "Acme Inc, Globex Corp" in error and "promote another member to owner" in error
+    owner.refresh_from_db()
+    assert owner.is_active
+    assert not AuditEvent.objects.filter(action="portal.user.deactivated").exists()
+
+
+def test_an_owner_beside_another_owner_who_can_sign_in_is_switched_off(staff, organization, owner):
+    MembershipFactory(organization=organization, role=Role.OWNER)
+    client = _client(staff, stale=False)
+    url = reverse("admin:portal_user_change", args=[owner.pk])
+    response = client.post(url, {k: v for k, v in _user_form(owner).items() if k != "is_active"})
+    assert response.status_code == 302
+    owner.refresh_from_db()
+    assert not owner.is_active
+    assert AuditEvent.objects.filter(action="portal.user.deactivated", organization=organization).exists()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_switching_off_both_owners_at_once_leaves_one_who_can_sign_in(
+    require_postgres, monkeypatch, organization
+):
+    """Each save takes the owners' lock before it reads who can sign in, and reads after it has the
+    lock: the second sees the first's switch-off, committed while it waited (real row locks)."""
+    a = MembershipFactory(organization=organization, role=Role.OWNER).user
+    b = MembershipFactory(organization=organization, role=Role.OWNER).user
+    staff = get_user_model().objects.create_superuser(email="staff@portal.test", password="x")
+    enrol_totp(staff)
+    holding = threading.Event()
+    real_check = org_services.active_owners_left
+
+    def paused(*args, **kwargs):
+        if threading.current_thread().name == "first":
+            holding.set()
+            time.sleep(1.0)  # the first save holds the owners' lock, not yet committed
+        return real_check(*args, **kwargs)
+
+    monkeypatch.setattr(org_services, "active_owners_left", paused)
+    results: dict[str, object] = {}
+
+    def switch_off(user, *, wait: bool):
+        try:
+            if wait:
+                assert holding.wait(timeout=10)
+            client = _client(staff, stale=False)
+            url = reverse("admin:portal_user_change", args=[user.pk])
+            form = {k: v for k, v in _user_form(user).items() if k != "is_active"}
+            results[threading.current_thread().name] = client.post(url, form).status_code
+        except Exception as exc:  # noqa: BLE001
+            results[threading.current_thread().name] = repr(exc)
+        finally:
+            connection.close()
+
+    threads = [
+        threading.Thread(target=switch_off, args=(a,), kwargs={"wait": False}, name="first"),
+        threading.Thread(target=switch_off, args=(b,), kwargs={"wait": True}, name="second"),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert results == {"first": 302, "second": 200}, results
+    active = Membership.objects.filter(organization=organization, role=Role.OWNER, user__is_active=True)
+    assert list(active.values_list("user", flat=True)) == [b.pk]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_an_owner_demoted_while_staff_switch_off_the_other_leaves_one_who_can_sign_in(
+    require_postgres, monkeypatch, organization
+):
+    """The services read the owners again once they hold the owners' lock: a demotion that waited
+    behind the admin's switch-off of the other owner sees that owner switched off, and is refused.
+    (Its locking statement read the accounts as they stood before the wait.)"""
+    a = MembershipFactory(organization=organization, role=Role.OWNER)
+    b = MembershipFactory(organization=organization, role=Role.OWNER)
+    staff = get_user_model().objects.create_superuser(email="staff@portal.test", password="x")
+    enrol_totp(staff)
+    holding = threading.Event()
+    real_check = org_services.active_owners_left
+
+    def paused(*args, **kwargs):
+        if threading.current_thread().name == "admin":
+            holding.set()
+            time.sleep(1.0)  # the admin's save holds the owners' lock, not yet committed
+        return real_check(*args, **kwargs)
+
+    monkeypatch.setattr(org_services, "active_owners_left", paused)
+    results: dict[str, object] = {}
+
+    def switch_off_a():
+        try:
+            url = reverse("admin:portal_user_change", args=[a.user.pk])
+            form = {k: v for k, v in _user_form(a.user).items() if k != "is_active"}
+            results["admin"] = _client(staff, stale=False).post(url, form).status_code
+        finally:
+            connection.close()
+
+    def demote_b():
+        try:
+            assert holding.wait(timeout=10)
+            org_services.membership_change_role(membership=b, role=Role.MEMBER, actor=b.user)
+            results["service"] = "demoted"
+        except Exception as exc:  # noqa: BLE001
+            results["service"] = getattr(exc, "code", repr(exc))
+        finally:
+            connection.close()
+
+    threads = [
+        threading.Thread(target=switch_off_a, name="admin"),
+        threading.Thread(target=demote_b, name="service"),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    active = Membership.objects.filter(organization=organization, role=Role.OWNER, user__is_active=True)
+    assert results["admin"] == 302 and results["service"] != "demoted", results
+    assert list(active.values_list("pk", flat=True)) == [b.pk]

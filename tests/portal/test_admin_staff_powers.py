@@ -1,12 +1,17 @@
 """Only a superuser hands out the platform's own powers in the admin: staff who may change accounts or
-groups give nobody, themselves least of all, the admin, superuser, a group or a permission."""
+groups give nobody, themselves least of all, the admin, superuser, a group or a permission, and sign
+no superuser or other staff account out."""
 
 from __future__ import annotations
 
 import pytest
+from allauth.usersessions.models import UserSession
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
+from django.test import Client
 from django.urls import reverse
+
+from tests.factories import enrol_totp
 
 pytestmark = pytest.mark.django_db
 
@@ -89,3 +94,34 @@ def test_staff_who_may_change_groups_cannot_grant_their_own_group_new_powers(sta
     assert not support.permissions.filter(pk=change_user.pk).exists(), (
         "a staff user gave their own group a permission they did not hold"
     )
+
+
+def _signed_in_somewhere(user) -> UserSession:
+    client = Client()
+    client.force_login(user)
+    return UserSession.objects.create(
+        user=user, session_key=client.session.session_key, ip="127.0.0.1", user_agent="test"
+    )
+
+
+def test_staff_who_are_no_superuser_sign_out_neither_a_superuser_nor_another_staff_account(
+    staff_with, member
+):
+    """*Sign the selected users out everywhere* keeps the change form's rule row by row: the
+    superuser's and the peer's sessions stay, the member's end, and the message counts the skipped."""
+    root = get_user_model().objects.create_superuser(email="root@portal.test", password="x")
+    enrol_totp(root)
+    peer = staff_with("portal.view_user", email="peer@portal.test").user
+    for user in (root, peer, member):
+        _signed_in_somewhere(user)
+    client = staff_with("portal.view_user", "portal.change_user")
+    response = client.post(
+        reverse("admin:portal_user_changelist"),
+        {"action": "end_sessions", "_selected_action": [root.pk, peer.pk, member.pk]},
+        follow=True,
+    )
+    assert set(UserSession.objects.values_list("user__email", flat=True)) == {root.email, peer.email}
+    assert [str(m) for m in response.context["messages"]] == [
+        "Ended 1 session(s). Skipped 2 account(s) that only a superuser may sign out (superusers and "
+        "other staff)."
+    ]
