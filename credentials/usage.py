@@ -9,14 +9,15 @@ copies the cache's per-minute counts into `UsageBucket` rows (minute, hour and d
 applies the retention. Counts in the cache are totals per minute, so a roll-up writes
 absolute values: running it twice, or from two processes, never counts twice.
 
-A cache outage loses the counts of that time (metering fails open: verification never waits
-for it). A flush that falls in the cache's back-off after a failure (`ResilientRedisCache.
-is_down()`: nothing would reach Redis) keeps what the process holds for the next flush instead,
-within bounds (`_hold`). A process that exits (a graceful stop or restart, a worker recycled)
-flushes what it still holds; one that is killed loses at most its last
-`PORTAL_USAGE_FLUSH_SECONDS` of counts. A process that goes idle flushes from a timer,
-2 × `PORTAL_USAGE_FLUSH_SECONDS` after the first count it holds (as `credentials.last_used`
-does), so its counts never wait for its next request.
+Metering fails open: verification never waits for the cache. A flush that would send nothing
+to Redis (the cache backs off after a failure, `ResilientRedisCache.is_down()`, or Redis refuses
+the connection) keeps what the process holds for the next flush instead, within bounds (`_hold`);
+only counts that were sent and got no answer are dropped (Redis may have added them). A Redis
+that loses its data loses the counts not yet rolled up (docs/usage.md). A process that exits (a
+graceful stop or restart, a worker recycled) flushes what it still holds; one that is killed
+loses at most its last `PORTAL_USAGE_FLUSH_SECONDS` of counts. A process that goes idle flushes
+from a timer, 2 × `PORTAL_USAGE_FLUSH_SECONDS` after the first count it holds (as
+`credentials.last_used` does), so its counts never wait for its next request.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from credentials.insight import recorder as insight
 from credentials.insight import rollup as insight_rollup
 from credentials.models import UsageBucket
 from portal.infra import hotcache
-from portal.infra.cache import cache_is_down
+from portal.infra.cache import cache_is_down, cache_refuses_connections
 from portal.infra.idle import IdleFlush
 from portal.models import Organization
 
@@ -129,16 +130,18 @@ def _series_key(minute: int, series: str) -> str:
 
 
 def flush() -> None:
-    """Add this process's counters to the cache (per minute, per series), then forget them.
+    """Add this process's counters to the cache (per minute, per series), then its insight notes.
 
-    Three cache round trips whatever the number of series (`hotcache.incr_many`, a pipeline on
-    Redis): add every count; list the series this flush created under their minute's slot
-    counter; store the new slots' names. Before, each new series cost five round trips and
-    each known one two, which made a flush after a minute of many credentials the largest
-    cost of their requests (docs/performance.md, "Third pass").
+    Three cache round trips for the counters whatever the number of series (`hotcache.incr_many`, a
+    pipeline on Redis): add every count; list the series this flush created under their minute's
+    slot counter; store the new slots' names. Before, each new series cost five round trips and
+    each known one two, which made a flush after a minute of many credentials the largest cost of
+    their requests (docs/performance.md, "Third pass"). The insight notes follow (`insight.push`).
 
-    While the cache backs off after a failure (anything sent now would be answered by a stand-in,
-    never by Redis), the counts and insight notes are kept for the next flush instead (`_hold`).
+    What nothing would carry to Redis is kept for the next flush (`_hold`): everything, while the
+    cache backs off after a failure (anything sent then is answered by a stand-in, never by Redis)
+    or while Redis refuses the connection; the notes, when the counters' failure started the
+    back-off. The counters go first: a failed notes write cannot start a back-off under them.
     """
     with _lock:
         if cache_is_down():
@@ -146,14 +149,31 @@ def flush() -> None:
             return
         counts = dict(_counts)
         _counts.clear()
-        notes = insight.take()
         _last_flush[0] = time.monotonic()
         _idle.flushed()
         unlisted = dict(_unlisted)
         _unlisted.clear()
-    insight.push(notes, _minute())
-    if not counts and not unlisted:
+    if not counts and not unlisted and not insight.holding():
         return
+    # Asked again now, outside the lock (another thread's failure may have started a back-off), and
+    # whether Redis takes a connection: either way nothing would be sent, so nothing may be dropped.
+    if cache_is_down() or cache_refuses_connections():
+        with _lock:
+            _give_back(counts, unlisted)
+        return
+    if counts or unlisted:
+        _send(counts, unlisted)
+    with _lock:
+        if cache_is_down():  # the counters just failed: the notes, never sent, wait with their series
+            insight.hold()
+            _idle.arm()
+            return
+        notes = insight.take()
+    insight.push(notes, _minute())
+
+
+def _send(counts: dict, unlisted: dict[str, tuple[int, str]]) -> None:
+    """Add `counts` to the cache's counters and list the series they create (and `unlisted`)."""
     series_of = {}
     for (minute, kind, credential_id, organization_id, outcome), n in counts.items():
         series = f"{kind}|{credential_id}|{organization_id}|{outcome}"
@@ -203,14 +223,32 @@ def flush() -> None:
         logger.warning("Usage counts could not be stored or listed", exc_info=True)
         with _lock:
             # Listed by the next flush (a listing twice counts once); the counts themselves are
-            # not sent again: Redis may have added them already.
+            # not sent again: they reached Redis, which may have added them already.
             _unlisted.update(to_list)
             _unlisted.update(unanswered)
-            if len(_unlisted) > MAX_HELD_SERIES:
-                newest = sorted(_unlisted.items(), key=lambda item: item[1][0])[-MAX_HELD_SERIES:]
-                _unlisted.clear()
-                _unlisted.update(newest)
+            _bound_unlisted()
             _idle.arm()  # even if no request comes to flush
+
+
+def _give_back(counts: dict, unlisted: dict[str, tuple[int, str]]) -> None:
+    """Hold again what a flush took but never sent, before what was counted since (the caller holds the
+    lock): `_hold` drops the oldest first."""
+    since = list(_counts.items())
+    _counts.clear()
+    _counts.update(counts)
+    for key, n in since:
+        _counts[key] += n
+    _unlisted.update(unlisted)
+    _bound_unlisted()
+    _hold()
+
+
+def _bound_unlisted() -> None:
+    """Keep the newest `MAX_HELD_SERIES` unlisted series (the caller holds the lock)."""
+    if len(_unlisted) > MAX_HELD_SERIES:
+        newest = sorted(_unlisted.items(), key=lambda item: item[1][0])[-MAX_HELD_SERIES:]
+        _unlisted.clear()
+        _unlisted.update(newest)
 
 
 def _still_listable(unlisted: dict[str, tuple[int, str]]) -> dict[str, tuple[int, str]]:
@@ -254,8 +292,13 @@ def debug_job_register(job: Callable[[], object]) -> None:
         _debug_jobs.append(job)
 
 
+def _holding() -> bool:
+    """Return whether this process holds anything for the cache: counts, unlisted series or notes."""
+    return bool(_counts or _unlisted) or insight.holding()
+
+
 def _flush_if_due(**_kwargs) -> None:
-    if (_counts or _unlisted) and time.monotonic() - _last_flush[0] >= settings.PORTAL_USAGE_FLUSH_SECONDS:
+    if _holding() and time.monotonic() - _last_flush[0] >= settings.PORTAL_USAGE_FLUSH_SECONDS:
         flush()
     # Under DEBUG (`make run`), any request (a page view, say) also rolls up now and then.
     if settings.DEBUG and time.monotonic() - _last_rollup[0] >= settings.PORTAL_USAGE_ROLLUP_SECONDS:
@@ -272,7 +315,7 @@ _idle = IdleFlush(
     "usage-flush",
     lock=_lock,
     interval=lambda: float(settings.PORTAL_USAGE_FLUSH_SECONDS),
-    holding=lambda: bool(_counts or _unlisted),
+    holding=_holding,
     flush=flush,
 )
 
@@ -280,7 +323,7 @@ request_finished.connect(_flush_if_due, dispatch_uid="credentials.usage.flush")
 
 
 def _flush_at_exit() -> None:
-    if _counts or _unlisted:  # as the idle timer: a series left unlisted waits for this process only
+    if _holding():  # as the idle timer: a series left unlisted waits for this process only
         flush()
 
 
@@ -375,8 +418,10 @@ def _serialise_rollups() -> None:
 
 
 def _never_lower(rows: list) -> None:
-    """Keep each minute's stored count where the cache now holds less (a counter evicted and
-    counted again from zero by a late flush): a count customers have seen never goes down."""
+    """Keep each minute's stored count where the cache now holds less (a counter evicted, or lost
+    with a Redis that restarted, and counted again from zero): a count customers have seen never
+    goes down. Not their sum: nothing tells a counter counted again from one that simply grew, so
+    the uses counted again show only once they pass the stored count (docs/usage.md)."""
     if not rows:
         return
     starts = [row.start for row in rows]

@@ -12,8 +12,9 @@ each entry once (`cache.add` of a claim mark), so two roll-ups never count an en
 Bounded everywhere: per credential, at most `MAX_IPS_PER_FLUSH` distinct IPs between two
 flushes that take the notes (more are dropped, so a request from a new address per call cannot
 grow memory), the last `MAX_RECENT` denials, and only the scopes the credential holds. A flush
-during the cache's back-off keeps the notes for the next one (`hold`), for at most
-`MAX_HELD_SERIES` credentials.
+that sends nothing (the cache's back-off, a refused connection), or whose counters just failed
+(they go first), keeps the notes for the next one (`hold`), for at most `MAX_HELD_SERIES`
+credentials.
 """
 
 from __future__ import annotations
@@ -88,6 +89,11 @@ def take() -> dict:
     _denials.clear()
     _scopes.clear()
     return notes
+
+
+def holding() -> bool:
+    """Return whether any notes wait for a flush (notes a flush kept back without counts, say)."""
+    return bool(_ips or _denials or _scopes)
 
 
 def hold() -> None:

@@ -26,6 +26,8 @@ from django.core.cache import cache
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
 from django.core.cache.backends.locmem import LocMemCache
 from django.core.cache.backends.redis import RedisCache, RedisCacheClient
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 logger = logging.getLogger(__name__)
 
@@ -111,6 +113,22 @@ class ResilientRedisCache(RedisCache):
         """Return whether the cache is backing off after a failure: what it answers meanwhile is a
         stand-in (`add`: False, `incr`: the delta), not a value it holds."""
         return not self._available()
+
+    def refuses_connections(self) -> bool:
+        """Return whether Redis refuses a connection now: then nothing sent would reach it.
+
+        The fail-soft operations cannot tell a refused connection (nothing was sent) from a lost
+        reply (Redis may have applied the command). No round trip: the pool hands out a connection
+        it holds (after a poll of its socket) or opens one, and the next command takes it again
+        (the pool hands out the connection returned last first).
+        """
+        pool = self._cache.get_client(None, write=True).connection_pool
+        try:
+            connection = pool.get_connection()
+        except (RedisConnectionError, RedisTimeoutError, OSError):
+            return True
+        pool.release(connection)
+        return False
 
     def _failed(self, operation: str, exc: Exception) -> None:
         self._down_until = time.monotonic() + BACKOFF_SECONDS
@@ -492,3 +510,10 @@ def cache_is_down() -> bool:
     off after a failure); a per-process cache never is."""
     is_down = getattr(cache, "is_down", None)
     return is_down is not None and is_down()
+
+
+def cache_refuses_connections() -> bool:
+    """Return whether the default cache's Redis refuses a connection now
+    (`ResilientRedisCache.refuses_connections`); a per-process cache never does."""
+    refuses = getattr(cache, "refuses_connections", None)
+    return refuses is not None and refuses()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from django.core.cache import cache
@@ -98,6 +99,25 @@ def test_the_roll_up_splits_at_minute_boundaries_and_sums_hours(make_key, monkey
     assert hours == {edge.replace(minute=0, second=0): 2, edge.replace(hour=10, minute=0, second=0): 4}
     assert dict(UsageBucket.objects.filter(granularity="day").values_list("start", "count")) == {
         edge.replace(hour=0, minute=0, second=0): 6
+    }
+
+
+def test_the_roll_up_splits_at_a_utc_day_boundary(make_key, monkeypatch):
+    api_key, _ = make_key()
+    midnight = datetime(2026, 12, 7, tzinfo=UTC)
+    for offset, n in ((-30, 2), (30, 3)):  # 23:59:30 on the 6th, 00:00:30 on the 7th, each flushed
+        monkeypatch.setattr(usage.time, "time", lambda t=midnight.timestamp() + offset: t)
+        for _ in range(n):
+            usage.record("api_key", api_key.key_id, api_key.organization_id, "valid")
+        usage.flush()
+    usage.rollup(now=midnight + timedelta(seconds=30))
+    by_start = {
+        granularity: dict(UsageBucket.objects.filter(granularity=granularity).values_list("start", "count"))
+        for granularity in ("hour", "day")
+    }
+    assert by_start == {
+        "hour": {midnight - timedelta(hours=1): 2, midnight: 3},
+        "day": {midnight - timedelta(days=1): 2, midnight: 3},
     }
 
 
@@ -346,3 +366,32 @@ def test_a_failed_cache_read_during_a_roll_up_does_not_zero_the_stored_minute(ma
     usage.rollup()
     assert bucket(api_key.key_id, "minute") == 3
     assert bucket(api_key.key_id, "day") == 3
+
+
+def test_a_redis_restart_costs_what_the_docs_say(redis_cache, make_key, monkeypatch, settings):
+    """operations.md and usage.md: a Redis that loses its data loses the counts not yet rolled up, and
+    a minute already rolled up keeps the larger of its stored count and the count started again."""
+    api_key, _ = make_key()
+    when = datetime.now(UTC).replace(second=10, microsecond=0)
+    monkeypatch.setattr(usage.time, "time", lambda: when.timestamp())
+
+    def uses(n: int) -> None:
+        for _ in range(n):
+            usage.record("api_key", api_key.key_id, api_key.organization_id, "valid")
+
+    uses(5)
+    usage.rollup(now=when)
+    uses(2)
+    usage.flush()  # in Redis, not yet rolled up
+    cache.clear()  # Redis restarts (it keeps nothing on disk)
+    uses(3)  # the same minute
+    usage.rollup(now=when)
+    assert bucket(api_key.key_id, "minute") == bucket(api_key.key_id, "day") == 5  # never lowered
+    uses(4)
+    usage.rollup(now=when)
+    assert bucket(api_key.key_id, "minute") == bucket(api_key.key_id, "day") == 7  # past the stored 5
+
+    operations = (Path(settings.BASE_DIR) / "docs" / "operations.md").read_text()
+    redis_row = next(line for line in operations.splitlines() if line.startswith("| **Redis** |"))
+    assert "Nothing is lost" not in redis_row
+    assert "usage counts" in redis_row and "not yet rolled up" in redis_row

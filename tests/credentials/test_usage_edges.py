@@ -1,6 +1,6 @@
 """Usage metering and last use at their edges: an idle process, a listing that failed, refusals that
 are no use, the global issuance limit, a Redis outage, a mapped client address, a reply lost, the
-exit flush, a flush during the cache's back-off."""
+exit flush, a flush during the cache's back-off, an outage that outlasts it."""
 
 from __future__ import annotations
 
@@ -365,3 +365,114 @@ def test_what_a_flush_keeps_through_a_long_back_off_is_bounded(redis_cache, make
     }, sorted(usage._counts)
     # The notes of the credential noted first are dropped.
     assert set(recorder.take()) == {f"api_key|{k.key_id}|{k.organization_id}" for k in keys[1:]}
+
+
+# --- 9. an outage that outlasts the back-off: what was never sent is never dropped -------------
+# docs/usage.md: a flush that could reach nothing keeps the counts and notes for the next one; only
+# counts sent without an answer are dropped (test_counts_flushed_after_an_incr_whose_reply_was_lost…).
+
+
+@pytest.fixture
+def stoppable_redis(settings, redis_server):
+    """The default cache on a redis-server of the test's own, which the test stops and starts."""
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "portal.infra.cache.ResilientRedisCache",
+            "LOCATION": redis_server.url,
+            "OPTIONS": {"socket_connect_timeout": 0.2, "socket_timeout": 0.2},
+        }
+    }
+    caches["default"].clear()
+    return redis_server
+
+
+def _client_ips(api_key) -> dict[str, int]:
+    return dict(UsageClientIp.objects.filter(credential_id=api_key.key_id).values_list("ip", "count"))
+
+
+def test_counts_held_through_an_outage_survive_a_flush_redis_refuses(
+    stoppable_redis, make_key, monkeypatch, settings
+):
+    """Five uses kept through the back-off; when it ends Redis is still down, and the idle timer's
+    flush is refused a connection: nothing was sent, so nothing may be dropped."""
+    settings.PORTAL_USAGE_FLUSH_SECONDS = 5
+    api_key, _ = make_key()
+    when = _a_minute_ago_and_more()
+    monkeypatch.setattr(usage.time, "time", lambda: when.timestamp())
+    for _ in range(5):
+        usage.record("api_key", api_key.key_id, api_key.organization_id, "valid", ip=INSIDE)
+    usage._idle.cancel()
+
+    stoppable_redis.stop()  # the outage begins
+    cache.get("anything")  # a request's read fails: the process backs off for 2 s
+    assert cache.is_down()
+    usage.flush()  # inside the back-off: kept
+    assert sum(usage._counts.values()) == 5
+
+    cache._down_until = 0.0  # the back-off is over; Redis is still down
+    usage.flush()  # the idle timer's flush: connection refused
+    assert sum(usage._counts.values()) == 5 and recorder._ips, "kept again for the next flush"
+    assert usage._idle.timer is not None, "the idle flush is armed again"
+    usage._idle.cancel()
+
+    stoppable_redis.start()  # Redis is back
+    cache._down_until = 0.0
+    usage.record("api_key", api_key.key_id, api_key.organization_id, "valid", ip=INSIDE)
+    usage.flush()
+    monkeypatch.undo()
+    usage.rollup(now=when + timedelta(minutes=1))
+    assert outcome_counts(api_key.key_id).get("valid", 0) == 6, (
+        "the five uses held through the outage were dropped by a flush that never reached Redis"
+    )
+    assert _client_ips(api_key) == {INSIDE: 6}
+
+
+def test_the_first_flush_of_an_outage_keeps_what_it_never_sent(stoppable_redis, make_key, monkeypatch):
+    """Redis goes down between two flushes. The flush sends the counters first: a failed insight
+    write used to start the back-off under them, so they were answered by its stand-in and dropped."""
+    api_key, _ = make_key()
+    when = _a_minute_ago_and_more()
+    monkeypatch.setattr(usage.time, "time", lambda: when.timestamp())
+    for _ in range(3):
+        usage.record("api_key", api_key.key_id, api_key.organization_id, "valid", ip=INSIDE)
+    usage._idle.cancel()
+    stoppable_redis.stop()
+    assert not cache.is_down()
+    usage.flush()  # connection refused: nothing sent
+    assert sum(usage._counts.values()) == 3 and recorder._ips
+    usage._idle.cancel()
+
+    stoppable_redis.start()
+    cache._down_until = 0.0
+    usage.record("api_key", api_key.key_id, api_key.organization_id, "valid", ip=INSIDE)
+    usage.flush()
+    monkeypatch.undo()
+    usage.rollup(now=when + timedelta(minutes=1))
+    assert outcome_counts(api_key.key_id).get("valid", 0) == 4
+    assert _client_ips(api_key) == {INSIDE: 4}
+
+
+def test_notes_are_kept_when_the_counts_fail_after_they_were_sent(redis_cache, make_key, monkeypatch):
+    """The counts' reply is lost (Redis added them: not sent again); the notes, sent after the counts,
+    were never sent: the next flush sends them."""
+    api_key, _ = make_key()
+    when = _a_minute_ago_and_more()
+    monkeypatch.setattr(usage.time, "time", lambda: when.timestamp())
+    for _ in range(2):
+        usage.record("api_key", api_key.key_id, api_key.organization_id, "valid", ip=INSIDE)
+    real_scripted = ResilientRedisCache._scripted
+
+    def reply_lost(self, source, keys, args_of):
+        real_scripted(self, source, keys, args_of)
+        raise redis.exceptions.TimeoutError("Timeout reading from socket")
+
+    with monkeypatch.context() as m:
+        m.setattr(ResilientRedisCache, "_scripted", reply_lost)
+        usage.flush()
+    assert not usage._counts and recorder._ips, "the counts are dropped, the notes kept"
+    cache._down_until = 0.0
+    usage.flush()
+    monkeypatch.undo()
+    usage.rollup(now=when + timedelta(minutes=1))
+    assert outcome_counts(api_key.key_id).get("valid", 0) == 2
+    assert _client_ips(api_key) == {INSIDE: 2}
