@@ -78,6 +78,8 @@ def bulk_load(model, count: int, *, seen: set[str]) -> float:
                 seen.add(key_id)
                 row = list(base)
                 row[index["key_id"]] = key_id
+                if "lineage" in index:  # API keys: each filler starts its own rotation chain
+                    row[index["lineage"]] = key_id
                 row[index["digest"]] = rng.randbytes(32).hex()
                 row[index["name"]] = f"bench-filler-{len(seen)}-{i}"
                 copy.write_row(row)

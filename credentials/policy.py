@@ -302,13 +302,24 @@ class RateLimited(exceptions.Throttled):
     extra_detail_singular = extra_detail_plural = ""
 
 
+def api_key_budget(key: dict[str, Any]) -> str:
+    """Return what a verified key's (its snapshot's) rate limit is counted under: its lineage.
+
+    Every key of one rotation chain shares it, so a rotation (even one a key makes of itself)
+    gives the integration no fresh budget, and the old and new key share one during the overlap,
+    as an M2M application's secrets share its client id. A snapshot cached before snapshots
+    carried the lineage counts under the key id until it is replaced (at most its lifetime).
+    """
+    return key.get("lineage") or key["key_id"]
+
+
 def api_key_refusal(key: dict[str, Any], ip: str | None) -> exceptions.APIException | None:
     """Return the REST refusal for one use of a verified key (its snapshot) from `ip`, or None."""
     if not key.get("allowed_ips") and not key.get("rate_limit"):
         return None
     found = refusal(
         kind="api_key",
-        ident=key["key_id"],
+        ident=api_key_budget(key),
         allowed_ips=key.get("allowed_ips"),
         rate_limit=key.get("rate_limit"),
         ip=ip,

@@ -281,7 +281,7 @@ class ApiKeyVerifyView(AuthorizedView, MachineCredentialView):
         reported_ip = data.validated_data.get("client_ip")
         refused = policy.refusal(
             kind="api_key",
-            ident=verification.key["key_id"],
+            ident=policy.api_key_budget(verification.key),
             allowed_ips=verification.key.get("allowed_ips"),
             rate_limit=verification.key.get("rate_limit"),
             ip=reported_ip,

@@ -74,6 +74,14 @@ class ApiKey(GovernedCredential, ExpiringModel, TimestampedModel):
         help_text=_("The key this one rotated; a key has at most one successor."),
     )
     rotated_at = models.DateTimeField(_("rotated"), null=True, blank=True)
+    # One integration through its rotations: what its rate limit is counted under
+    # (credentials.policy.api_key_budget), so a successor cannot start a fresh budget.
+    lineage = models.CharField(
+        _("lineage"),
+        max_length=keys.KEY_ID_LENGTH,
+        editable=False,
+        help_text=_("The key id of the first key of its rotation chain, shared by every successor."),
+    )
     revoked_by = actor_field(_("revoked by"))
     revocation_reason = models.CharField(_("revocation reason"), max_length=255, blank=True)
     # The cut-over after a move to an M2M application (credentials.api_keys.cutover); unused until then.
@@ -104,6 +112,8 @@ class ApiKey(GovernedCredential, ExpiringModel, TimestampedModel):
             models.CheckConstraint(
                 condition=Q(environment__in=["live", "test"]), name="api_key_environment_valid"
             ),
+            # An unset lineage would count the key on a budget of its own (credentials.policy).
+            models.CheckConstraint(condition=~Q(lineage=""), name="api_key_lineage_set"),
             models.CheckConstraint(
                 condition=Q(cutover_quiet_hours__in=[hours for hours, _label in CUTOVER_QUIET_PERIODS]),
                 name="api_key_cutover_quiet_hours_valid",

@@ -83,6 +83,7 @@ def _new_key_row(**fields: Any) -> tuple[ApiKey, str]:
 
 def _with_secret(key_id: str, plaintext: str, **fields: Any) -> tuple[ApiKey, str]:
     pepper_id, digest = keyed_digest(plaintext)
+    fields.setdefault("lineage", key_id)  # a new key starts its chain; a successor is given its own
     api_key = ApiKey(key_id=key_id, digest=digest, pepper_id=pepper_id, last4=plaintext[-4:], **fields)
     return api_key, plaintext
 
@@ -166,6 +167,8 @@ def api_key_request(
     check_new_api_key_request(organization, environment, lifetime_days)
     if lifetime_days is not None:
         org_policy.check_lifetime(organization, "api_key", lifetimes.expiry_in_days(lifetime_days))
+    # The public id is reserved now so the pending key has a page; the secret comes later.
+    key_id = keys.generate(environment)[0]
     api_key = ApiKey.objects.create(
         organization=organization,
         name=name,
@@ -174,8 +177,8 @@ def api_key_request(
         scopes=scope_names,
         environment=environment,
         status=CredentialState.PENDING,
-        # The public id is reserved now so the pending key has a page; the secret comes later.
-        key_id=keys.generate(environment)[0],
+        key_id=key_id,
+        lineage=key_id,
         digest=None,
     )
     request = approvals.credential_request_create(
@@ -279,7 +282,8 @@ def api_key_rotate(
 ) -> tuple[ApiKey, str]:
     """Issue a successor with the same name, owner, scopes and environment; return it with its plaintext.
 
-    The old key keeps working for `overlap` (0 to 7 days), then stops. A key that already
+    The successor keeps the runtime policy and the rate-limit budget (its `lineage`). The old
+    key keeps working for `overlap` (0 to 7 days), then stops. A key that already
     has a successor, or no longer works, cannot be rotated. The row lock plus the unique
     `replaces` column leave exactly one successor under concurrent rotations.
     """
@@ -328,6 +332,9 @@ def api_key_rotate(
         environment=old.environment,
         expires_at=expires_at,
         replaces=old,
+        # One integration, one rate-limit budget: the successor counts where the old key does, so
+        # neither a rotation nor the overlap's two live keys give it more (credentials.policy).
+        lineage=old.lineage,
         created_at=now,
         # Rotation is not a review: the successor inherits the review schedule and orphan mark.
         review_due_at=old.review_due_at,

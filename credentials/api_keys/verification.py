@@ -338,6 +338,9 @@ _SNAPSHOT_FIELDS = (
     "name",
     "allowed_ips",
     "rate_limit",
+    # What the rate limit is counted under (credentials.policy.api_key_budget). A snapshot cached
+    # before it was added has none: its key's own id stands in until the entry is replaced.
+    "lineage",
 )
 
 
@@ -357,7 +360,10 @@ def _snapshot_sql() -> str:
             column(key, "k", "owner"),
             column(owner, "u", "email"),
             column(member, "m", "role"),
-            *(column(key, "k", f) for f in ("scopes", "environment", "name", "allowed_ips", "rate_limit")),
+            *(
+                column(key, "k", f)
+                for f in ("scopes", "environment", "name", "allowed_ips", "rate_limit", "lineage")
+            ),
         ]
         org_pk, owner_pk = f"o.{quote(org.pk.column)}", f"u.{quote(owner.pk.column)}"
         # Identifiers only, from the models' metadata and quoted; the key id is a bound parameter.

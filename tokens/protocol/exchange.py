@@ -230,7 +230,7 @@ def _check_key_policy(request, verification: Verification, ip: str | None) -> No
         return
     refused = policy.refusal(
         kind="api_key",
-        ident=key["key_id"],
+        ident=policy.api_key_budget(key),
         allowed_ips=key.get("allowed_ips"),
         rate_limit=key.get("rate_limit"),
         ip=ip,

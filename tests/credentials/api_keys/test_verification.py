@@ -130,6 +130,7 @@ def _model_snapshot(api_key) -> dict:
         "name": api_key.name,
         "allowed_ips": list(api_key.allowed_ips or []),
         "rate_limit": api_key.rate_limit or None,
+        "lineage": api_key.lineage,
     }
 
 

@@ -21,7 +21,7 @@ from django.utils import timezone
 from credentials import usage
 from credentials.api_keys import keys
 from credentials.api_keys.models import ApiKey
-from credentials.api_keys.services import api_key_revoke
+from credentials.api_keys.services import api_key_revoke, api_key_rotate
 from credentials.governance.reviews import credential_suspend
 from credentials.insight.models import UsageClientIp
 from portal.models import AuditEvent
@@ -162,6 +162,19 @@ def test_the_keys_rate_limit_holds_at_exchange(trusted_gateway, make_customer_ke
     assert body["error"] == "invalid_request"
     assert body["error_description"].startswith("The subject_token's request limit is used up. Retry after ")
     assert counts(api_key.key_id) == {"valid": 2, "rate_limited": 1}
+
+
+@pytest.mark.usefixtures("rate_clock")
+def test_a_rotated_keys_successor_is_exchanged_on_the_same_budget(trusted_gateway, make_customer_key, owner):
+    # A rotation is no fresh budget: the key's limit is counted by its lineage (credentials.policy).
+    api_key, plaintext = make_customer_key(rate_limit={"requests": 2, "per_seconds": 60})
+    assert exchange(trusted_gateway, plaintext, client_ip=CLIENT_IP).status_code == 200
+    successor, new_plaintext = api_key_rotate(api_key=api_key, actor=owner)
+    assert exchange(trusted_gateway, new_plaintext, client_ip=CLIENT_IP).status_code == 200
+    for presented in (new_plaintext, plaintext):  # during the overlap, both keys: one budget
+        body = error_of(exchange(trusted_gateway, presented, client_ip=CLIENT_IP))
+        assert body["error_description"].startswith("The subject_token's request limit is used up.")
+    assert counts(successor.key_id) == {"valid": 1, "rate_limited": 1}
 
 
 def test_every_outcome_of_the_exchanged_key_is_counted(gateway, make_customer_key, owner):
