@@ -13,6 +13,7 @@ import pytest
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
+from django.urls import reverse
 
 from portal.models import AuditEvent
 from tests.factories import UserFactory, enrol_totp
@@ -23,6 +24,7 @@ from tokens.federation.services import federated_identity_create, federated_iden
 from tokens.models import FederatedIdentity
 from tokens.protocol.assertions import JWT_BEARER_ASSERTION_TYPE
 from tokens.protocol.selectors import live_access_token
+from tokens.signing.issuing import access_token_claims, sign_access_token
 
 pytestmark = pytest.mark.usefixtures("local_issuers")
 
@@ -686,13 +688,6 @@ def test_a_spiffe_trust_bundle_as_spire_serves_it_is_usable(client, app):
 def test_the_portals_own_issuer_is_refused_and_a_trust_in_it_made_before_is_inert(client, app, other_app):
     """The portal's access tokens go to resource servers: trusting its own issuer would let any of
     them mint a token for the application with a token it was sent."""
-    from django.conf import settings
-    from django.core.exceptions import ValidationError
-
-    from tokens.signing.issuing import access_token_claims, sign_access_token
-
-    from django.urls import reverse
-
     portal_jwks = json.loads(client.get(reverse("oauth-jwks")).content)
     for issuer in (settings.PORTAL_ISSUER, settings.PORTAL_ISSUER + "/"):
         with pytest.raises(ValidationError) as refused:
