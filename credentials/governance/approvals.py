@@ -143,7 +143,12 @@ def credential_request_create(
         credential=credential,
         notice_type="approval_requested",
         period=f"request-{request.pk}",
-        recipients=[u.email for u in managers_of(credential.organization) if u.pk != requester.pk],
+        # Only those who may decide: the four-eyes rule refuses the requester and the credential's owner.
+        recipients=[
+            u.email
+            for u in managers_of(credential.organization)
+            if _four_eyes_allows(request, u.pk, owner_id=credential.owner_id)
+        ],
         context={"request": request, "via": via},
     )
     return request
@@ -164,23 +169,43 @@ def _check_approver(
         raise ValidationError(f"This request was already {request.state}.", code="decided")
     if actor is None or not actor.is_authenticated:
         raise ValidationError("Sign in to decide on requests.", code="anonymous")
-    if request.requester_id == actor.pk:
+    _check_four_eyes(request, actor.pk, linked_ids, owner_id=owner_id)
+    if not (actor.is_staff or is_manager(actor, request.organization)):
+        raise ValidationError("Only owners and admins of the organisation can decide.", code="not_approver")
+
+
+def _check_four_eyes(
+    request: CredentialRequest,
+    decider_id: int,
+    linked_ids: Iterable[int] = (),
+    *,
+    owner_id: int | None = None,
+) -> None:
+    """Refuse a decider the four-eyes rule excludes from deciding on `request`."""
+    if request.requester_id == decider_id:
         # Four eyes: a requester, however privileged, never approves their own request.
         raise ValidationError("You cannot decide on your own request.", code="own_request")
     try:
         # ...nor through a credential they own, created or issued the secret of.
-        authz.check_four_eyes(requester_id=request.requester_id, decider_id=actor.pk, linked_ids=linked_ids)
+        authz.check_four_eyes(requester_id=request.requester_id, decider_id=decider_id, linked_ids=linked_ids)
     except authz.Refused as exc:
         raise ValidationError(exc.detail, code=exc.code) from None
-    if owner_id is not None and owner_id in {actor.pk, *linked_ids}:
+    if owner_id is not None and owner_id in {decider_id, *linked_ids}:
         # ...nor by the credential's owner: taking a waiting credential over, then approving it,
         # would give its new owner a credential no second person decided on.
         raise ValidationError(
             "The credential is yours (or the deciding credential's owner's): someone else must decide.",
             code="four_eyes",
         )
-    if not (actor.is_staff or is_manager(actor, request.organization)):
-        raise ValidationError("Only owners and admins of the organisation can decide.", code="not_approver")
+
+
+def _four_eyes_allows(request: CredentialRequest, decider_id: int, *, owner_id: int | None) -> bool:
+    """Return whether the four-eyes rule lets this person decide on `request` (who is asked to)."""
+    try:
+        _check_four_eyes(request, decider_id, owner_id=owner_id)
+    except ValidationError:
+        return False
+    return True
 
 
 def people_behind(principal) -> set[int]:

@@ -9,7 +9,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.mail import send_mail
-from django.db import IntegrityError, models, transaction
+from django.db import DatabaseError, IntegrityError, models, transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -34,7 +34,8 @@ def notice_send_once(
     """Record a notice and email it after commit, unless it was already sent; return whether it is new.
 
     The unique (credential, notice type, period) row makes this safe from cron at any
-    frequency and from concurrent runs.
+    frequency and from concurrent runs. A notice the mail server refuses is not kept as sent:
+    its row is deleted, so the next scheduled run sends it again.
     """
 
     kind = kind_of(credential)
@@ -43,7 +44,7 @@ def notice_send_once(
         return False
     try:
         with transaction.atomic():
-            Notice.objects.create(
+            notice = Notice.objects.create(
                 organization=credential.organization,
                 kind=kind.key,
                 object_id=credential.pk,
@@ -73,11 +74,26 @@ def notice_send_once(
             send_mail(subject, body, None, recipients)
         except Exception:  # a mail outage must not break the change that caused the notice
             logger.warning(
-                "Could not send the %s notice for %s %s", notice_type, kind.key, credential.pk, exc_info=True
+                "Could not send the %s notice for %s %s; not recorded as sent (the next run sends a "
+                "scheduled one again)",
+                notice_type,
+                kind.key,
+                credential.pk,
+                exc_info=True,
             )
+            _notice_forget(notice)
 
     transaction.on_commit(send)
     return True
+
+
+def _notice_forget(notice: Notice) -> None:
+    """Delete the row of a notice that was not sent, in its own transaction (after the commit)."""
+    try:
+        with transaction.atomic():
+            Notice.objects.filter(pk=notice.pk).delete()
+    except DatabaseError:
+        logger.warning("Could not forget the unsent notice %s", notice.pk, exc_info=True)
 
 
 def _approvals_path(credential) -> str:
@@ -113,12 +129,15 @@ def _scheduled_notices(now: datetime) -> Iterable[tuple[str, models.Q, str]]:
         working & active & models.Q(review_due_at__gt=now, review_due_at__lte=now + REVIEW_DUE_NOTICE_WITHIN),
         "review_due_at",
     )
-    # Only where a review helps: a manual or leak suspension is not lifted by one.
-    reviewable = active | models.Q(
-        status=CredentialStatus.SUSPENDED, suspension_reason=SuspensionReason.REVIEW_OVERDUE
+    # One e-mail per event: a credential suspended because it was overdue (orphaned), in this
+    # run or an earlier one, hears it from `suspended` (its subject says so, its body how to
+    # restore it), not from the overdue (orphan) notice too. The review_overdue one is only for
+    # active credentials: a manual or leak suspension is not lifted by a review either.
+    yield "review_overdue", working & active & flag_q("review_overdue", now), "review_due_at"
+    suspended_as_orphan = models.Q(
+        status=CredentialStatus.SUSPENDED, suspension_reason=SuspensionReason.ORPHANED
     )
-    yield "review_overdue", working & reviewable & flag_q("review_overdue", now), "review_due_at"
-    yield "orphaned", working & flag_q("orphaned", now), "orphaned_at"
+    yield "orphaned", working & flag_q("orphaned", now) & ~suspended_as_orphan, "orphaned_at"
     yield "suspended", working & flag_q("suspended", now), "suspended_at"
 
 

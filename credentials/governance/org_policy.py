@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
@@ -110,7 +108,7 @@ def _clean_limit_setting(name: str, value: Any) -> dict[str, int] | None:
 
 
 def _flag_against_policy(policy: OrganizationPolicy, actor: User | None) -> int:
-    """Flag the working credentials the policy would not allow today; tell their owners once.
+    """Flag the working credentials the policy would not allow today; tell their owners once per flag.
 
     Nothing is revoked or suspended: an existing integration keeps working. A credential the
     policy allows again loses its flag. Return how many credentials are newly flagged.
@@ -119,9 +117,9 @@ def _flag_against_policy(policy: OrganizationPolicy, actor: User | None) -> int:
     settings_now = {
         name: getattr(policy, name) for name in (*new_credential_rule_fields(), *RUNTIME_RULE_FIELDS)
     }
-    # One notice per owner and set of rules; the rules are hashed, as the period holds 64 characters.
-    rules = json.dumps(settings_now, sort_keys=True, default=str).encode()
-    period = "kind-policy:" + hashlib.sha256(rules).hexdigest()[:40]
+    # One notice per flag: the period is when it was flagged, so a credential flagged again
+    # later (the same rules brought back) is a new notice, and one still flagged gets none.
+    period = now.isoformat()
     flagged = 0
     managers = [u.email for u in managers_of(policy.organization)]
     for kind in all_kinds():

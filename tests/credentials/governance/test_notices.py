@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import logging
+import smtplib
+import threading
 from datetime import timedelta
 
 import pytest
@@ -10,12 +14,14 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from credentials.api_keys.services import api_key_create
+from credentials.governance import notices
 from credentials.governance.models import Notice, SuspensionReason
-from credentials.governance.notices import notice_send_once
+from credentials.governance.notices import credential_notices_send, notice_send_once
 from credentials.governance.ownership import credentials_orphan
 from credentials.governance.reviews import credential_suspend
-from portal.models import Membership
+from portal.models import AuditEvent, Membership
 from portal.services.organizations import membership_remove
+from tests.support.threads import run_together
 from tokens.models import ClientSecret
 
 pytestmark = pytest.mark.django_db
@@ -149,3 +155,73 @@ def test_a_former_member_is_not_told_about_the_credential_they_left_behind(
     told = {address for message in mail.outbox for address in message.to}
     assert owner.email in told
     assert member.email not in told
+
+
+def test_a_notice_that_failed_during_a_mail_outage_is_sent_by_the_next_run(
+    kit, member, monkeypatch, caplog, django_capture_on_commit_callbacks
+):
+    """Cron runs every 10 minutes: an SMTP hiccup during one run must not lose the reminder for good."""
+    credential, _ = kit.create(owner=member, name="review soon")
+    kit.model.objects.filter(pk=credential.pk).update(review_due_at=timezone.now() + timedelta(days=5))
+    real = notices.send_mail
+
+    def outage(*args, **kwargs):
+        raise smtplib.SMTPServerDisconnected("Connection unexpectedly closed")
+
+    monkeypatch.setattr(notices, "send_mail", outage)
+    with (
+        caplog.at_level(logging.WARNING, logger="credentials.governance.notices"),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        call_command("send_credential_notices")
+    assert mail.outbox == []
+    assert any("Could not send the review_due notice" in r.getMessage() for r in caplog.records)
+
+    monkeypatch.setattr(notices, "send_mail", real)  # the mail server is back
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("send_credential_notices")
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("send_credential_notices")  # sent now: not again
+    (subject,) = [m.subject for m in mail.outbox if "review soon" in m.subject]
+    assert "Review due" in subject
+
+
+def test_the_same_rules_brought_back_flag_a_credential_again_and_its_owner_is_told_again(
+    owner_client, make_app, django_capture_on_commit_callbacks
+):
+    make_app(name="billing")  # no rate limit: above any ceiling
+    ceiling = {"requests": 100, "per_seconds": 60}
+
+    def rules(**values) -> int:
+        with django_capture_on_commit_callbacks(execute=True):
+            response = owner_client.patch(
+                "/api/v1/orgs/acme/policy/runtime/", json.dumps(values), content_type="application/json"
+            )
+        assert response.status_code == 200, response.content
+        return response.json()["flagged_credentials"]
+
+    assert rules(max_rate_limit=ceiling) == 1
+    assert rules(max_rate_limit=None) == 0  # allowed again: the flag is cleared
+    assert rules(max_rate_limit=ceiling) == 1  # a new flag
+    assert rules(require_allowed_ips_for_live=True) == 1  # still flagged, not newly: not told again
+    assert AuditEvent.objects.filter(action__endswith=".policy_flagged").count() == 2
+    assert len([m for m in mail.outbox if "Against the new policy" in m.subject]) == 2
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_three_runs_at_once_send_each_notice_once(require_postgres, kit, member):
+    for i in range(6):
+        credential, _ = kit.create(owner=member, name=f"due {i}")
+        kit.model.objects.filter(pk=credential.pk).update(review_due_at=timezone.now() + timedelta(days=5))
+    barrier = threading.Barrier(3)
+
+    def run():
+        barrier.wait(timeout=10)
+        return credential_notices_send()
+
+    results = run_together(("a", run), ("b", run), ("c", run))
+    assert all(isinstance(v, int) for v in results.values()), results
+    assert sum(results.values()) == 6, results
+    assert Notice.objects.count() == 6
+    assert len(mail.outbox) == 6, [m.subject for m in mail.outbox]

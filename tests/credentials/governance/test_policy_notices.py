@@ -1,5 +1,5 @@
-"""Each different runtime policy that flags a credential tells its owner (the notice period is a
-hash of the rules: a truncated period made two ceilings look the same)."""
+"""Each different runtime policy that flags a credential tells its owner (the notice period is the
+flag's time: a truncated period made two ceilings look the same)."""
 
 from __future__ import annotations
 
