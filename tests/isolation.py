@@ -227,6 +227,17 @@ def org_scoped_url_names() -> list[str]:
     return sorted({name for name, _pattern, _route in walk_urls() if "org_slug" in url_params(name)})
 
 
+def confirm_page_url_names() -> list[str]:
+    """Return the organisation URLs whose GET asks before their POST acts (`portal.confirm.confirm_page`)."""
+    return sorted(
+        {
+            name
+            for name, pattern, _route in walk_urls()
+            if getattr(pattern.callback, "confirm_page", False) and "org_slug" in url_params(name)
+        }
+    )
+
+
 def url_kwargs(name: str, org_slug: str, objects_org: Organization, user: User, **given: Any) -> dict:
     """Return reverse() kwargs for a URL: `org_slug`, then `given`, then the registered factories."""
     kwargs = {"org_slug": org_slug, **given}

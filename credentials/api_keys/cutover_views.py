@@ -20,6 +20,7 @@ from credentials.api_keys.cutover import api_key_cutover_complete, api_key_cutov
 from credentials.api_keys.forms import CutoverForm
 from credentials.api_keys.models import ApiKey
 from credentials.api_keys.selectors import api_keys_for
+from portal.confirm import confirm_page
 from portal.outcomes import flash_outcome
 from portal.tenancy import authorized, check
 
@@ -51,9 +52,13 @@ def _key(request: HttpRequest, key_id: str) -> ApiKey:
     return api_key
 
 
-def _back(request: HttpRequest, api_key: ApiKey) -> HttpResponse:
+def _cutover_path(request: HttpRequest, api_key: ApiKey) -> str:
     page = reverse("org-api-key-detail", args=[request.organization.slug, api_key.key_id])
-    return redirect(f"{page}#cutover")
+    return f"{page}#cutover"
+
+
+def _back(request: HttpRequest, api_key: ApiKey) -> HttpResponse:
+    return redirect(_cutover_path(request, api_key))
 
 
 @require_POST
@@ -76,8 +81,15 @@ def api_key_cutover_view(request: HttpRequest, key_id: str) -> HttpResponse:
     return _back(request, api_key)
 
 
-@require_POST
 @authorized("api_key.revoke")
+@confirm_page(
+    lambda _request, api_key: f"Revoke “{api_key.name}” now?",
+    "Every request with this key is refused within a second: only its application works from now on. "
+    "This cannot be undone.",
+    "Revoke the key",
+    target=_key,
+    back=_cutover_path,
+)
 def api_key_cutover_revoke_view(request: HttpRequest, key_id: str) -> HttpResponse:
     """Revoke a moved key whose quiet period has passed (refused, with the reason, before then)."""
     api_key = _key(request, key_id)

@@ -52,6 +52,7 @@ from credentials.governance.selectors import (
 from credentials.insight.page import insight_context
 from credentials.leaks.selectors import leak_reports_for_credential
 from credentials.selectors import organization_members
+from portal.confirm import confirm_page
 from portal.infra.spreadsheet import csv_lines
 from portal.outcomes import add_service_errors, filter_refused, flash_outcome, invalid_filter_response
 from portal.stepup import step_up_redirect
@@ -244,10 +245,20 @@ def request_decide(request: HttpRequest, request_id: int) -> HttpResponse:
     return redirect("org-approvals", org_slug=request.organization.slug)
 
 
-@require_POST
 @authorized("requests.cancel")
+@confirm_page(
+    "Cancel your request?",
+    lambda _request, item: (
+        f"“{item.credential_label}” will never get a secret."
+        if item.request_type == RequestType.CREATE
+        else f"The scopes of “{item.credential_label}” stay as they are."
+    ),
+    "Cancel my request",
+    target=_request_or_404,
+    back=lambda _request, item: credential_path(credential_for_request(item)),
+)
 def request_cancel(request: HttpRequest, request_id: int) -> HttpResponse:
-    """Withdraw your own waiting request, from the credential's page."""
+    """Withdraw your own waiting request, from the credential's page (a GET asks first)."""
     item = _request_or_404(request, request_id)
     flash_outcome(
         request,
@@ -257,10 +268,19 @@ def request_cancel(request: HttpRequest, request_id: int) -> HttpResponse:
     return redirect(credential_path(credential_for_request(item)))
 
 
-@require_POST
 @authorized("requests.withdraw")
+@confirm_page(
+    lambda _request, item: f"Revoke “{item.credential_label}”?",
+    "It stops working at once. It cannot be undone.",
+    "Revoke the credential",
+    target=_request_or_404,
+    back=lambda request, _item: reverse("org-approvals", kwargs={"org_slug": request.organization.slug}),
+)
 def request_revoke(request: HttpRequest, request_id: int) -> HttpResponse:
-    """Revoke the credential a request is about, from the approvals screen (denying a waiting request)."""
+    """Revoke the credential a request is about, from the approvals screen (denying a waiting request).
+
+    A GET asks first.
+    """
     item = _request_or_404(request, request_id)
     credential = credential_for_request(item)
 

@@ -5,26 +5,55 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.utils import timezone
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET
 
 from credentials.governance.inventory_usage import USAGE_DAYS, usage_window_start
 from credentials.governance.registry import credential_path, kind_of
 from credentials.governance.views import credential_or_404
 from credentials.insight.export import usage_csv, usage_csv_filename
 from credentials.insight.page import RANGES, chosen_range
-from credentials.insight.selectors import usage_series
+from credentials.insight.selectors import scope_suggestion, usage_series
 from credentials.insight.services import credential_scopes_narrow_to_used
 from credentials.usage import chart_window
+from portal.confirm import confirm_page
 from portal.outcomes import flash_outcome
 from portal.tenancy import authorized, check
 
 
-@require_POST
-@authorized("{kind}.scopes")
-def narrow_to_used(request: HttpRequest, kind: str, **kwargs) -> HttpResponse:
-    """Remove the scopes no request needed in 30 days (a narrowing: no approval, audited)."""
+def _narrowable(request: HttpRequest, kind: str, **kwargs):
+    """Return the credential if the member may narrow its scopes: 404 for another organisation's, else 403."""
     credential = credential_or_404(request, kind, kwargs)
     check(request, owner_id=credential.owner_id)
+    return credential
+
+
+def _narrowing(_request: HttpRequest, credential) -> str:
+    """Say which scopes a narrowing removes (the service decides again when it is confirmed)."""
+    kind = kind_of(credential)
+    suggestion = scope_suggestion(
+        organization_id=credential.organization_id,
+        kind=kind.key,
+        credential_id=getattr(credential, kind.ref_attr),
+        scopes=sorted(kind.scopes_of(credential)),
+    )
+    unused = ", ".join(suggestion["unused"]) or "no scope"
+    return (
+        f"Removed at once: {unused} (no request needed {'it' if len(suggestion['unused']) == 1 else 'them'} "
+        f"in the last {suggestion['days']} days). Adding a scope back may need an approval."
+    )
+
+
+@authorized("{kind}.scopes")
+@confirm_page(
+    lambda _request, credential: f"Narrow “{credential.name}” to what is used?",
+    _narrowing,
+    "Narrow to what is used",
+    target=_narrowable,
+    back=lambda _request, credential: credential_path(credential) + "#usage-scopes",
+)
+def narrow_to_used(request: HttpRequest, kind: str, **kwargs) -> HttpResponse:
+    """Remove the scopes no request needed in 30 days (no approval needed, audited); a GET asks first."""
+    credential = _narrowable(request, kind, **kwargs)
     flash_outcome(
         request,
         lambda: credential_scopes_narrow_to_used(credential=credential, actor=request.user),

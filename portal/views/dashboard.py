@@ -15,6 +15,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from portal.confirm import confirm_page
 from portal.forms import AcceptInvitationSignupForm, AuditFilterForm, InvitationForm, RoleForm
 from portal.home import home_panels_context
 from portal.models import Membership, User
@@ -50,6 +51,25 @@ def _members_context(request: HttpRequest, invite_form: InvitationForm) -> dict:
 def _member_or_404(request: HttpRequest, member_id: int) -> Membership:
     """Return a membership of the current organisation (another organisation's is 404)."""
     return get_object_or_404(members_for(request.organization), pk=member_id)
+
+
+def _removable_member(request: HttpRequest, member_id: int) -> Membership:
+    """Return the membership if the member may remove it (anyone may leave): 404, else 403."""
+    membership = _member_or_404(request, member_id)
+    check(request, own=_leaving(request, membership))
+    return membership
+
+
+def _leaving(request: HttpRequest, membership: Membership) -> bool:
+    return membership.user_id == request.user.pk
+
+
+def _open_invitation(request: HttpRequest, invitation_id: int):
+    return get_object_or_404(invitations_for(request.organization), pk=invitation_id)
+
+
+def _members_path(request: HttpRequest, _target=None) -> str:
+    return reverse("org-members", kwargs={"org_slug": request.organization.slug})
 
 
 @login_required
@@ -114,11 +134,17 @@ def invitation_create(request: HttpRequest) -> HttpResponse:
     return render(request, "portal/members.html", _members_context(request, form), status=400)
 
 
-@require_POST
 @authorized("members.invitation_revoke")
+@confirm_page(
+    lambda _request, invitation: f"Revoke the invitation for {invitation.email}?",
+    "Its link stops working at once.",
+    "Revoke the invitation",
+    target=_open_invitation,
+    back=_members_path,
+)
 def invitation_revoke(request: HttpRequest, invitation_id: int) -> HttpResponse:
-    """Revoke an open invitation."""
-    invitation = get_object_or_404(invitations_for(request.organization), pk=invitation_id)
+    """Revoke an open invitation (a GET asks first)."""
+    invitation = _open_invitation(request, invitation_id)
     flash_outcome(
         request,
         lambda: org_services.invitation_revoke(
@@ -149,13 +175,28 @@ def member_role(request: HttpRequest, member_id: int) -> HttpResponse:
     return _members_page(request)
 
 
-@require_POST
 @authorized("members.remove")
+@confirm_page(
+    lambda request, membership: (
+        f"Leave {request.organization.name}?"
+        if _leaving(request, membership)
+        else f"Remove {membership.user.email} from {request.organization.name}?"
+    ),
+    lambda request, membership: (
+        "You lose access at once. Credentials you own become orphaned and are suspended after the "
+        "organisation's grace period unless someone takes them over."
+        if _leaving(request, membership)
+        else "They lose access at once. Credentials they own become orphaned and are suspended after the "
+        "organisation's grace period unless you reassign them."
+    ),
+    lambda request, membership: "Leave organisation" if _leaving(request, membership) else "Remove member",
+    target=_removable_member,
+    back=_members_path,
+)
 def member_remove(request: HttpRequest, member_id: int) -> HttpResponse:
     """Remove a member (owners/admins), or leave the organisation (anyone, for themselves)."""
-    membership = _member_or_404(request, member_id)
-    leaving = membership.user_id == request.user.pk
-    check(request, own=leaving)
+    membership = _removable_member(request, member_id)
+    leaving = _leaving(request, membership)
     name = request.organization.name
     removed = flash_outcome(
         request,

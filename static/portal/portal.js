@@ -29,10 +29,12 @@
       }, 2000);
     });
   });
-  // Copy and download buttons need this script: the pages render them hidden, shown from here.
+  // Copy and download buttons, the passkey buttons (data-needs-js) and the forms that ask before they
+  // act (data-confirm: without this script a link leads to a confirmation page instead, portal/confirm.py)
+  // need this script: the pages render them hidden, shown from here.
   Array.prototype.forEach.call(
-    document.querySelectorAll("[data-copy-target],[data-download-target]"),
-    function (button) { button.hidden = false; }
+    document.querySelectorAll("[data-copy-target],[data-download-target],[data-needs-js],form[data-confirm]"),
+    function (element) { element.hidden = false; }
   );
   // Save the text of an element as a file (recovery codes): made in the browser, never sent anywhere.
   document.addEventListener("click", function (event) {

@@ -13,10 +13,14 @@ from django.conf import settings
 from playwright.sync_api import expect
 
 from portal.account_security.events import LOGIN_AT
+from tests.e2e.a11y_checks import JS_ONLY_CONTROLS
 from tests.e2e.helpers import confirming, log_in, log_out, message, record_problems
 from tests.factories import PASSWORD
 
 pytestmark = pytest.mark.e2e
+
+#: What a browser without JavaScript is told where the passkey buttons would be.
+NO_JS_PASSKEYS = "Passkeys need JavaScript; use your password and authenticator code."
 
 
 def _virtual_authenticator(context, page) -> None:
@@ -106,3 +110,26 @@ def test_a_stale_session_confirms_the_password_before_creating_a_key(page, owner
 
     expect(page).to_have_url(re.compile(r"/orgs/acme/api-keys/new/$"))
     expect(page.get_by_label("Name")).to_be_visible()
+
+
+def test_without_javascript_adding_a_passkey_shows_no_inert_button(user_page, owner, organization):
+    """allauth's "Add" needs its script: without JavaScript it is hidden and the page says why."""
+    page = user_page(owner, java_script_enabled=False)
+    page.goto("/accounts/2fa/webauthn/add/")
+    assert page.evaluate(JS_ONLY_CONTROLS) == [], "a visible 'Add' that does nothing without JavaScript"
+    expect(page.locator("main noscript p")).to_have_text(NO_JS_PASSKEYS)
+    expect(page.locator("main noscript p")).to_be_visible()
+
+
+def test_without_javascript_sign_in_offers_no_passkey_button(new_context, owner, organization):
+    """Without JavaScript "Use a passkey instead" posted an empty credential ("This field is required.")."""
+    page = new_context(java_script_enabled=False).new_page()
+    page.goto("/accounts/login/")
+    expect(page.get_by_role("button", name="Use a passkey instead")).to_be_hidden()
+    expect(page.locator("noscript p")).to_have_text([NO_JS_PASSKEYS])  # beside the button, said once
+    expect(page.locator("main noscript p")).to_be_visible()
+    # With JavaScript the button is there, and the line is not.
+    page = new_context().new_page()
+    page.goto("/accounts/login/")
+    expect(page.get_by_role("button", name="Use a passkey instead")).to_be_visible()
+    expect(page.locator("noscript p")).to_have_count(0)

@@ -7,11 +7,13 @@ from datetime import timedelta
 
 import pytest
 import requests
+from django.utils import timezone
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page, expect
 
 from credentials.api_keys import keys
 from credentials.api_keys.models import ApiKey
+from credentials.api_keys.services import api_key_create
 from tests.e2e.helpers import (
     assert_form_keyboard_accessible,
     confirming,
@@ -22,6 +24,9 @@ from tests.e2e.helpers import (
     tab_to,
     table_row,
 )
+from tests.factories import scope_catalogue
+from tokens.clients.moves import api_key_move_to_m2m_app
+from tokens.models import ClientSecret, M2MApplication
 
 pytestmark = pytest.mark.e2e
 
@@ -227,3 +232,23 @@ def test_create_a_key_with_the_keyboard_alone(user_page, owner, organization, sc
     body = whoami(live_server, secret).json()
     assert body["scopes"] == ["orders:read"]
     assert body["expires_at"] is not None
+
+
+def test_without_javascript_the_cutover_revoke_asks_first(user_page, owner, organization):
+    """Without JavaScript (no `window.confirm`) the cut-over's "Revoke the key" leads to a question first."""
+    scope_catalogue()
+    api_key, _plaintext = api_key_create(
+        organization=organization, name="nightly export", owner=owner, scopes=["orders:read"], actor=owner
+    )
+    api_key_move_to_m2m_app(api_key=api_key, actor=owner)
+    three_days_ago = timezone.now() - timedelta(days=3)  # past the quiet period: the cut-over is ready
+    M2MApplication.objects.filter(moved_from_key=api_key).update(created=three_days_ago)
+    ClientSecret.objects.filter(application__moved_from_key=api_key).update(created_at=three_days_ago)
+    page = user_page(owner, java_script_enabled=False)
+    page.goto(f"/orgs/acme/api-keys/{api_key.key_id}/")
+    page.locator("#cutover").get_by_role("link", name="Revoke the key").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Revoke “nightly export” now?")
+    assert ApiKey.objects.get(pk=api_key.pk).state == "active", "revoked before it was confirmed"
+    page.get_by_role("button", name="Revoke the key").click()
+    expect(message(page, "“nightly export” was revoked: the cut-over is complete.")).to_be_visible()
+    assert ApiKey.objects.get(pk=api_key.pk).state == "revoked"

@@ -7,8 +7,15 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.helpers import assert_form_keyboard_accessible, focused, message, tab_to, table_row
-from tests.factories import PASSWORD
+from tests.e2e.helpers import (
+    assert_form_keyboard_accessible,
+    focused,
+    message,
+    revealed_secret,
+    tab_to,
+    table_row,
+)
+from tests.factories import PASSWORD, scope_catalogue
 
 pytestmark = pytest.mark.e2e
 
@@ -76,3 +83,27 @@ def test_member_actions_are_labelled(user_page, owner, member, organization):
     expect(page.get_by_label(f"Role of {owner.email}")).to_have_value("owner")
     for form in page.locator("table form").all():
         assert_form_keyboard_accessible(form)
+
+
+def test_without_javascript_the_one_time_secret_is_reached_by_keyboard_and_selected_by_a_click(
+    user_page, owner, organization
+):
+    """Without JavaScript the copy button stays hidden: the secret itself is a named read-only text box
+    that Tab reaches, and one click selects all of it (`user-select: all`), nothing around it."""
+    scope_catalogue()
+    page = user_page(owner, java_script_enabled=False)
+    page.goto("/orgs/acme/api-keys/new/")
+    page.get_by_label("Name").fill("Keyboard copy")
+    page.get_by_role("checkbox", name=re.compile(r"^orders:read ")).check()
+    page.get_by_role("button", name="Create key").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("API key created: Keyboard copy")
+    secret = revealed_secret(page)
+    value = page.get_by_role("textbox", name="The new API key")
+    expect(value).to_have_text(secret)
+    expect(value).to_have_attribute("aria-readonly", "true")
+    tab_to(page, value, max_presses=40)
+    # Chromium has no keyboard selection inside a read-only element that is not a form field (Ctrl+A
+    # selects the page); a click selects the whole secret, and only it.
+    page.evaluate("() => window.getSelection().removeAllRanges()")
+    value.click()
+    assert page.evaluate("() => String(window.getSelection())").strip() == secret

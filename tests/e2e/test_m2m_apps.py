@@ -10,6 +10,7 @@ from playwright.sync_api import Page, expect
 
 from tests.e2e.a11y_world import build_world
 from tests.e2e.helpers import confirming, copy_and_read_clipboard, message, record_problems, table_row
+from tests.factories import make_m2m_app, scope_catalogue
 from tokens.models import ClientSecret, M2MApplication
 
 pytestmark = pytest.mark.e2e
@@ -232,3 +233,21 @@ def test_usage_period_links_work_after_a_refused_form(user_page, owner, organiza
     assert status == 200, f"the 7d usage link answered {status} at {url}"
     assert url.split("?")[0].endswith(f"/orgs/acme/apps/{getattr(world, app).pk}/")
     expect(page.get_by_role("heading", name="Usage, last 7 days")).to_be_visible()
+
+
+def test_without_javascript_revoking_the_application_asks_first(user_page, owner, organization):
+    """Without JavaScript (no `window.confirm`), "Revoke application" leads to a confirmation page."""
+    scope_catalogue()
+    app, _secret = make_m2m_app(organization, owner, name="Invoice worker")
+    page = user_page(owner, java_script_enabled=False)
+    page.goto(f"/orgs/acme/apps/{app.pk}/")
+    page.get_by_role("link", name="Revoke application").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Revoke “Invoice worker”?")
+    assert M2MApplication.objects.get(pk=app.pk).status == "active", "revoked before it was confirmed"
+    page.get_by_role("link", name="Cancel").click()
+    expect(page).to_have_url(re.compile(rf"/orgs/acme/apps/{app.pk}/$"))
+    assert M2MApplication.objects.get(pk=app.pk).status == "active"
+    page.get_by_role("link", name="Revoke application").click()
+    page.get_by_role("button", name="Revoke application").click()
+    expect(message(page, "Invoice worker was revoked.")).to_be_visible()
+    assert M2MApplication.objects.get(pk=app.pk).status == "revoked"

@@ -45,7 +45,7 @@ def test_set_up_an_authenticator_copy_the_secret_and_keep_the_recovery_codes(
     page.get_by_role("button", name="Activate").click()
     expect(page).to_have_url(re.compile(r"/accounts/2fa/recovery-codes/$"))
 
-    codes = page.locator("#recovery-codes").inner_text().strip().splitlines()
+    codes = page.locator("#recovery-codes").input_value().strip().splitlines()
     assert len(codes) == 10
     # Read once the copy has landed (the button says "Copied"): writeText is asynchronous.
     copy_codes = page.locator("button[data-copy-target=recovery-codes]")
@@ -70,3 +70,23 @@ def test_the_re_authentication_page_has_one_primary_button(user_page, owner, org
     expect(page.locator('main a[href^="/accounts/reauthenticate/"]')).to_have_count(0)
     expect(page.locator("main .btn-primary")).to_have_count(1)
     expect(page.locator("main .btn-primary")).to_have_text("Confirm")
+
+
+def test_clicking_the_recovery_codes_selects_them_without_a_script_error(user_page, owner, organization):
+    """allauth's recovery_codes.js selects the codes on a click: they are in the text box it expects."""
+    page = user_page(owner)
+    page.goto("/accounts/2fa/totp/activate/")
+    secret = page.locator("#authenticator-secret").inner_text().strip()
+    page.get_by_label(re.compile("Authenticator code", re.I)).fill(
+        format_hotp_value(hotp_value(secret, int(time.time() // 30)))
+    )
+    page.get_by_role("button", name="Activate").click()
+    expect(page).to_have_url(re.compile(r"/accounts/2fa/recovery-codes/$"))
+    page.wait_for_load_state("load")
+    problems = record_problems(page)
+    page.locator("#recovery-codes").click()  # a person clicking the codes to select them
+    page.wait_for_timeout(200)
+    assert problems == []
+    codes = page.get_by_role("textbox", name="Your recovery codes")
+    selected = codes.evaluate("el => el.value.slice(el.selectionStart, el.selectionEnd)")
+    assert selected.split() == codes.input_value().split() and len(selected.split()) == 10

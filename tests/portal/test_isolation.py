@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from tests.isolation import org_scoped_url_names, two_organizations, url_kwargs, url_params
+from portal.models import AuditEvent
+from tests.isolation import (
+    confirm_page_url_names,
+    org_scoped_url_names,
+    two_organizations,
+    url_kwargs,
+    url_params,
+)
 
 
 @pytest.fixture
@@ -71,3 +78,23 @@ def test_anonymous_users_are_sent_to_login_or_refused(client, two_orgs):
         assert response.status_code in (302, 401, 403, 405), f"GET {url} answered {response.status_code}"
         if response.status_code == 302:
             assert response["Location"].startswith(reverse("login"))
+
+
+@pytest.mark.django_db
+def test_confirmation_pages_show_only_the_own_organisations_objects(client, two_orgs, settings):
+    """A one-click action's GET is its confirmation page (portal.confirm): for the organisation's own
+    object a form posting back to the same URL, and nothing done; another organisation's object is 404."""
+    settings.PORTAL_STEP_UP_SECONDS = 3600  # force_login is a fresh sign-in; keep it fresh for the walk
+    org_a, org_b, user_a, user_b = two_orgs
+    client.force_login(user_a)
+    names = confirm_page_url_names()
+    assert {"org-app-revoke", "org-member-remove", "org-federated-revoke", "org-request-revoke"} <= set(names)
+    for name in names:
+        own = reverse(name, kwargs=url_kwargs(name, org_a.slug, org_a, user_a))
+        other = reverse(name, kwargs=url_kwargs(name, org_a.slug, org_b, user_b))
+        events = AuditEvent.objects.count()
+        response = client.get(own)
+        assert response.status_code == 200, f"GET {own} answered {response.status_code}"
+        assert f'<form method="post" action="{own}"' in response.content.decode(), own
+        assert client.get(other).status_code == 404, f"GET {other} showed another organisation's object"
+        assert AuditEvent.objects.count() == events, f"GET {own} changed something"

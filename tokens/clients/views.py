@@ -19,6 +19,7 @@ from credentials.api_keys.selectors import api_keys_for
 from credentials.governance import approvals, org_policy
 from credentials.governance.forms import JustificationField
 from credentials.governance.views import credential_edit_page, governance_context
+from portal.confirm import confirm_page
 from portal.outcomes import add_service_errors, flash_outcome, refusal_text
 from portal.reveal import secret_reveal
 from portal.selectors import audit_events_for_target
@@ -51,6 +52,29 @@ def application_or_404(request: HttpRequest, app_id: int) -> M2MApplication:
 def _require_manage(request: HttpRequest, application: M2MApplication) -> None:
     # The view's action (portal.authz): its owner, or an organisation owner or admin.
     check(request, owner_id=application.owner_id)
+
+
+def _managed_application(request: HttpRequest, app_id: int) -> M2MApplication:
+    """Return the application if the member may act on it: 404 for another organisation's, else 403."""
+    application = application_or_404(request, app_id)
+    _require_manage(request, application)
+    return application
+
+
+def _managed_credential(
+    request: HttpRequest, app_id: int, *, rows: Callable[[M2MApplication], QuerySet], pk: int, missing: str
+) -> ClientCredential:
+    """Return one secret or public key of an application its managers act on (404, 403 as above)."""
+    application = application_or_404(request, app_id)
+    credential = rows(application).filter(pk=pk).first()
+    if credential is None:
+        raise Http404(missing)
+    _require_manage(request, application)
+    return credential
+
+
+def _app_path(request: HttpRequest, app_id: int) -> str:
+    return reverse("org-app-detail", kwargs={"org_slug": request.organization.slug, "app_id": app_id})
 
 
 def _reveal(request: HttpRequest, application: M2MApplication, secret: str, *, created: bool) -> HttpResponse:
@@ -87,22 +111,26 @@ def _back(request: HttpRequest, application: M2MApplication) -> HttpResponse:
 
 def _revoke_one(
     request: HttpRequest,
-    app_id: int,
+    credential: ClientCredential,
     *,
-    rows: Callable[[M2MApplication], QuerySet],
-    pk: int,
-    missing: str,
     revoke: Callable[[ClientCredential], object],
     success: Callable[[ClientCredential], str],
 ) -> HttpResponse:
-    """Revoke one secret or public key of an application (its managers only), then show its page."""
-    application = application_or_404(request, app_id)
-    credential = rows(application).filter(pk=pk).first()
-    if credential is None:
-        raise Http404(missing)
-    _require_manage(request, application)
+    """Revoke one secret or public key (found by `_managed_credential`), then show its application."""
     flash_outcome(request, lambda: revoke(credential), success(credential))
-    return _back(request, application)
+    return redirect(_app_path(request, credential.application_id))
+
+
+def _secret(request: HttpRequest, app_id: int, secret_id: int) -> ClientCredential:
+    return _managed_credential(
+        request, app_id, rows=client_secrets_for, pk=secret_id, missing="No such secret."
+    )
+
+
+def _public_key(request: HttpRequest, app_id: int, public_key_id: int) -> ClientCredential:
+    return _managed_credential(
+        request, app_id, rows=client_public_keys_for, pk=public_key_id, missing="No such key."
+    )
 
 
 @authorized("m2m_app.view")
@@ -284,16 +312,19 @@ def app_secret_rotate(request: HttpRequest, app_id: int) -> HttpResponse:
     return _reveal(request, application, plaintext, created=False)
 
 
-@require_POST
 @authorized("m2m_app.revoke")
+@confirm_page(
+    lambda _request, secret: f"Revoke secret {secret.hint}…?",
+    "Tokens minted with it stop working at once. It cannot be undone.",
+    "Revoke secret",
+    target=_secret,
+    back=lambda request, secret: _app_path(request, secret.application_id),
+)
 def app_secret_revoke(request: HttpRequest, app_id: int, secret_id: int) -> HttpResponse:
-    """Revoke one secret at once."""
+    """Revoke one secret at once (a GET asks first)."""
     return _revoke_one(
         request,
-        app_id,
-        rows=client_secrets_for,
-        pk=secret_id,
-        missing="No such secret.",
+        _secret(request, app_id, secret_id),
         revoke=lambda secret: services.client_secret_revoke(secret=secret, actor=request.user),
         success=lambda secret: f"Secret {secret.hint}… was revoked. Tokens minted with it stop working now.",
     )
@@ -335,12 +366,17 @@ def app_token_quota(request: HttpRequest, app_id: int) -> HttpResponse:
     return _back(request, application)
 
 
-@require_POST
 @authorized("m2m_app.revoke")
+@confirm_page(
+    lambda _request, application: f"Revoke “{application.name}”?",
+    "All its secrets, keys and tokens stop working at once. It cannot be undone.",
+    "Revoke application",
+    target=_managed_application,
+    back=lambda request, application: _app_path(request, application.pk),
+)
 def app_revoke(request: HttpRequest, app_id: int) -> HttpResponse:
-    """Revoke the application, its secrets and its tokens at once."""
-    application = application_or_404(request, app_id)
-    _require_manage(request, application)
+    """Revoke the application, its secrets and its tokens at once (a GET asks first)."""
+    application = _managed_application(request, app_id)
     flash_outcome(
         request,
         lambda: services.m2m_app_revoke(application=application, actor=request.user),
@@ -396,16 +432,19 @@ def app_key_add(request: HttpRequest, app_id: int) -> HttpResponse:
     return _detail(request, application, key_form=form, status=400)
 
 
-@require_POST
 @authorized("m2m_app.rotate")
+@confirm_page(
+    lambda _request, key: f"Revoke key {key.short_kid}…?",
+    "Assertions signed with it and tokens minted with it stop working at once. It cannot be undone.",
+    "Revoke key",
+    target=_public_key,
+    back=lambda request, key: _app_path(request, key.application_id),
+)
 def app_key_revoke(request: HttpRequest, app_id: int, public_key_id: int) -> HttpResponse:
-    """Revoke one public key at once."""
+    """Revoke one public key at once (a GET asks first)."""
     return _revoke_one(
         request,
-        app_id,
-        rows=client_public_keys_for,
-        pk=public_key_id,
-        missing="No such key.",
+        _public_key(request, app_id, public_key_id),
         revoke=lambda key: services.client_public_key_revoke(public_key=key, actor=request.user),
         success=lambda key: f"Key {key.short_kid}… was revoked. Tokens minted with it stop working now.",
     )

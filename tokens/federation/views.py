@@ -13,6 +13,7 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
@@ -20,6 +21,7 @@ from django.views.decorators.http import require_POST
 from credentials.governance import approvals, org_policy
 from credentials.governance.forms import JustificationField
 from credentials.governance.views import governance_context
+from portal.confirm import confirm_page
 from portal.infra.responses import no_store
 from portal.outcomes import add_service_errors, flash_outcome
 from portal.selectors import audit_events_for_target
@@ -192,13 +194,28 @@ def federated_test(request: HttpRequest, identity_id: int) -> HttpResponse:
     return no_store(response)
 
 
-@require_POST
-@authorized("federated_id.revoke")
-def federated_revoke(request: HttpRequest, identity_id: int) -> HttpResponse:
-    """Remove a trust at once: its tokens are refused, and the tokens it minted stop validating."""
+def _removable_identity(request: HttpRequest, identity_id: int) -> FederatedIdentity:
+    """Return the trust if the member may remove it: 404 for another organisation's, else 403."""
     identity = _get_identity(request, identity_id)
     if not _can_manage(request, identity):
         raise PermissionDenied("Only the trust's owner or an organisation admin can remove it.")
+    return identity
+
+
+@authorized("federated_id.revoke")
+@confirm_page(
+    lambda _request, identity: f"Remove “{identity.name}”?",
+    "This issuer's tokens are refused at once, and every portal token the trust minted stops working. "
+    "It cannot be undone.",
+    "Remove trust",
+    target=_removable_identity,
+    back=lambda request, identity: reverse(
+        "org-federated-detail", kwargs={"org_slug": request.organization.slug, "identity_id": identity.pk}
+    ),
+)
+def federated_revoke(request: HttpRequest, identity_id: int) -> HttpResponse:
+    """Remove a trust at once: its tokens are refused, and the tokens it minted stop validating."""
+    identity = _removable_identity(request, identity_id)
     flash_outcome(
         request,
         lambda: services.federated_identity_revoke(identity=identity, actor=request.user),
