@@ -41,13 +41,17 @@ class UsageClientIp(_PerCredential):
         return f"{self.credential_id} {self.ip}"
 
 
+#: The longest endpoint path a denial keeps (credentials.insight.recorder shortens to it).
+ENDPOINT_LENGTH = 200
+
+
 class UsageDenial(_PerCredential):
     """One refused use of a credential: when, why (a usage outcome), from where, at which endpoint."""
 
     at = models.DateTimeField(_("time"))
     outcome = models.CharField(_("outcome"), max_length=24)
     ip = models.GenericIPAddressField(_("IP address"), null=True, blank=True)
-    endpoint = models.CharField(_("endpoint"), max_length=200, blank=True)
+    endpoint = models.CharField(_("endpoint"), max_length=ENDPOINT_LENGTH, blank=True)
 
     class Meta:
         verbose_name = _("denial of a credential")

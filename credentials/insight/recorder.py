@@ -25,7 +25,9 @@ from collections import deque
 
 from django.core.cache import cache
 
+from credentials.insight.models import ENDPOINT_LENGTH
 from portal import authz
+from portal.infra.log_filters import one_line, redact
 from portal.infra.request_context import current_request_context
 
 logger = logging.getLogger(__name__)
@@ -64,7 +66,9 @@ def note(
         elif len(seen) < MAX_IPS_PER_FLUSH:
             seen[ip] = [1, now]
     if outcome != "valid":
-        path = context.path if context is not None else ""
+        # Kept in Redis, then in UsageDenial and on the credential's page: what a client put in the
+        # path (a key pasted where an id goes) is masked as in the logs, then the path shortened.
+        path = one_line(redact(context.path))[:ENDPOINT_LENGTH] if context is not None else ""
         _denials.setdefault(series, deque(maxlen=MAX_RECENT)).append((now, outcome, ip or None, path))
     for scope in scopes:
         entry = _scopes.setdefault(series, {}).get(scope)

@@ -16,6 +16,7 @@ from credentials.insight.services import credential_scopes_narrow_to_used
 from portal.models import AuditEvent
 from tests.credentials.test_policy_shared import redis_cache  # noqa: F401 - the shared Redis fixture
 from tests.factories import ScopeFactory
+from tests.security.test_leak_sweep import api_key_fragments, table_dump
 from tests.tokens.conftest import AppCredentials, request_token
 from tokens.clients.services import m2m_app_create
 
@@ -252,3 +253,23 @@ def test_keys_verify_notes_the_address_the_service_reports(make_key, api_key_cli
     usage.rollup()
     assert ips_of(api_key.key_id) == {OUTSIDE: 1}  # never the verifying service's own address
     assert ips_of(verifier_row.key_id) == {INSIDE: 2}
+
+
+def test_a_key_pasted_into_an_api_path_is_masked_in_usage_denials(owner_client, make_key):
+    """A script that puts a key where its id belongs (`…/api-keys/<key>/move-to-m2m-app/`), from an
+    address its own key's allowlist refuses, gets a 403 `ip_denied`. The access log masked that path;
+    usage insight kept it raw (Redis, `UsageDenial`, "Recent denials" on the caller's page)."""
+    caller, caller_plain = make_key(name="reader", scopes=("orders:read",), allowed_ips=["203.0.113.7"])
+    _other, other_plain = make_key(name="pasted", scopes=("orders:read",))
+    response = Client().post(
+        f"/api/v1/orgs/acme/api-keys/{other_plain}/move-to-m2m-app/",
+        HTTP_AUTHORIZATION=f"Bearer {caller_plain}",
+        REMOTE_ADDR="198.51.100.9",
+    )
+    assert response.status_code == 403, response.content
+    usage.rollup()
+    denial = UsageDenial.objects.get(credential_id=caller.key_id)
+    assert denial.endpoint.startswith("/api/v1/orgs/acme/api-keys/") and "[redacted]" in denial.endpoint
+    secret_part = api_key_fragments(other_plain)[0]
+    assert secret_part not in owner_client.get(f"/orgs/acme/api-keys/{caller.key_id}/").content.decode()
+    assert secret_part not in table_dump()
