@@ -165,6 +165,10 @@ class M2MAppCreateForm(OnceForm, TokenQuotaForm, RuntimePolicyForm):
         self, *args, organization, user, can_choose_owner: bool, owner_role: str | None = None, **kwargs
     ):
         super().__init__(*args, **kwargs)
+        # The optional quota after what the application is (the name first, for keyboard and screen
+        # readers too): the base classes' fields come first otherwise.
+        for name in ("tokens_per_hour", "tokens_per_day", "token_quota_mode"):
+            self.fields[name] = self.fields.pop(name)
         if self.is_bound and not self.data.get("auth_method"):
             # A form posted without the choice (older pages, scripts) means a client secret.
             self.data = self.data.copy()

@@ -73,6 +73,14 @@ def _managed_credential(
     return credential
 
 
+def _offline(application: M2MApplication) -> str:
+    """What a revocation cannot reach: tokens already issued, where a service checks them offline."""
+    return (
+        "Services that validate tokens offline, against the JWKS, accept tokens already issued until "
+        f"they expire (at most {application.token_lifetime} seconds)."
+    )
+
+
 def _app_path(request: HttpRequest, app_id: int) -> str:
     return reverse("org-app-detail", kwargs={"org_slug": request.organization.slug, "app_id": app_id})
 
@@ -315,7 +323,10 @@ def app_secret_rotate(request: HttpRequest, app_id: int) -> HttpResponse:
 @authorized("m2m_app.revoke")
 @confirm_page(
     lambda _request, secret: f"Revoke secret {secret.hint}…?",
-    "Tokens minted with it stop working at once. It cannot be undone.",
+    lambda _request, secret: (
+        "The portal refuses it and the tokens minted with it at once. "
+        f"{_offline(secret.application)} It cannot be undone."
+    ),
     "Revoke secret",
     target=_secret,
     back=lambda request, secret: _app_path(request, secret.application_id),
@@ -326,7 +337,10 @@ def app_secret_revoke(request: HttpRequest, app_id: int, secret_id: int) -> Http
         request,
         _secret(request, app_id, secret_id),
         revoke=lambda secret: services.client_secret_revoke(secret=secret, actor=request.user),
-        success=lambda secret: f"Secret {secret.hint}… was revoked. Tokens minted with it stop working now.",
+        success=lambda secret: (
+            f"Secret {secret.hint}… was revoked. Tokens minted with it stop working now. "
+            f"{_offline(secret.application)}"
+        ),
     )
 
 
@@ -369,7 +383,10 @@ def app_token_quota(request: HttpRequest, app_id: int) -> HttpResponse:
 @authorized("m2m_app.revoke")
 @confirm_page(
     lambda _request, application: f"Revoke “{application.name}”?",
-    "All its secrets, keys and tokens stop working at once. It cannot be undone.",
+    lambda _request, application: (
+        "The portal refuses all its secrets, keys and tokens at once. "
+        f"{_offline(application)} It cannot be undone."
+    ),
     "Revoke application",
     target=_managed_application,
     back=lambda request, application: _app_path(request, application.pk),
@@ -380,7 +397,7 @@ def app_revoke(request: HttpRequest, app_id: int) -> HttpResponse:
     flash_outcome(
         request,
         lambda: services.m2m_app_revoke(application=application, actor=request.user),
-        f"{application.name} was revoked. Its secrets and tokens stop working now.",
+        f"{application.name} was revoked. Its secrets and tokens stop working now. {_offline(application)}",
     )
     return _back(request, application)
 
@@ -435,7 +452,10 @@ def app_key_add(request: HttpRequest, app_id: int) -> HttpResponse:
 @authorized("m2m_app.rotate")
 @confirm_page(
     lambda _request, key: f"Revoke key {key.short_kid}…?",
-    "Assertions signed with it and tokens minted with it stop working at once. It cannot be undone.",
+    lambda _request, key: (
+        "The portal refuses assertions signed with it and the tokens minted with it at "
+        f"once. {_offline(key.application)} It cannot be undone."
+    ),
     "Revoke key",
     target=_public_key,
     back=lambda request, key: _app_path(request, key.application_id),
@@ -446,7 +466,10 @@ def app_key_revoke(request: HttpRequest, app_id: int, public_key_id: int) -> Htt
         request,
         _public_key(request, app_id, public_key_id),
         revoke=lambda key: services.client_public_key_revoke(public_key=key, actor=request.user),
-        success=lambda key: f"Key {key.short_kid}… was revoked. Tokens minted with it stop working now.",
+        success=lambda key: (
+            f"Key {key.short_kid}… was revoked. Tokens minted with it stop working now. "
+            f"{_offline(key.application)}"
+        ),
     )
 
 

@@ -152,6 +152,23 @@ def test_revoke_application(owner_client, app, client):
     assert AuditEvent.objects.filter(action="tokens.m2m_app.revoked").count() == 1
 
 
+def test_revoking_says_what_it_cannot_reach(owner_client, app):
+    """A token validated offline (JWKS, as docs/validating-tokens.md shows) is accepted until it
+    expires: the page, the confirmation and the outcome say so, with the application's lifetime."""
+    kwargs = {"org_slug": "acme", "app_id": app.application.pk}
+    lifetime = f"at most {app.application.token_lifetime} seconds"
+    page = owner_client.get(reverse("org-app-detail", kwargs=kwargs)).content.decode()
+    assert "validate tokens offline" in page and lifetime in page
+    asked = owner_client.get(reverse("org-app-revoke", kwargs=kwargs)).content.decode()
+    assert "validate tokens offline" in asked and lifetime in asked
+    done = owner_client.post(reverse("org-app-revoke", kwargs=kwargs), follow=True)
+    assert [str(m) for m in done.context["messages"]] == [
+        f"{app.application.name} was revoked. Its secrets and tokens stop working now. Services that "
+        "validate tokens offline, against the JWKS, accept tokens already issued until they expire "
+        f"({lifetime})."
+    ]
+
+
 def test_member_cannot_manage_someone_elses_application(member_client, app):
     kwargs = {"org_slug": "acme", "app_id": app.application.pk}
     assert member_client.get(reverse("org-app-detail", kwargs=kwargs)).status_code == 200
@@ -191,3 +208,12 @@ def test_other_organisations_application_is_404(owner_client, other_app):
         assert owner_client.post(url).status_code == 404 or owner_client.get(url).status_code == 404
     url = reverse("org-app-detail", kwargs={"org_slug": "globex", "app_id": other_app.application.pk})
     assert owner_client.get(url).status_code == 404
+
+
+def test_the_new_application_form_starts_with_its_name_and_ends_with_the_optional_limits(owner_client):
+    """Keyboard and screen-reader users meet the fields in document order: the optional token quota
+    came before the name (its form class's fields first)."""
+    form = owner_client.get(reverse("org-app-create", kwargs={"org_slug": "acme"})).context["form"]
+    names = [name for name in form.fields if not form[name].is_hidden]  # the one-use submission token
+    assert names[0] == "name"
+    assert names.index("public_key") < names.index("tokens_per_hour") < names.index("token_quota_mode")
