@@ -84,6 +84,10 @@ class SessionTimeoutMiddleware(_SessionCheck):
         return None
 
 
+#: The session key of the page someone was sent from to the second-factor set-up.
+ENROLMENT_NEXT = "portal.enrolment_next"
+
+
 class MfaEnrolmentMiddleware(_SessionCheck):
     """Send people who must use a second factor, and have none yet, to enrolment; allow nothing else."""
 
@@ -103,5 +107,7 @@ class MfaEnrolmentMiddleware(_SessionCheck):
             if _is_api(request):
                 return JsonResponse({"detail": text, "code": "mfa_enrolment_required"}, status=403)
             messages.warning(request, text)
+            if request.method == "GET":  # where to continue once enrolled (the recovery codes' page)
+                request.session[ENROLMENT_NEXT] = request.get_full_path()
             return redirect(reverse("mfa_index"))
         return None

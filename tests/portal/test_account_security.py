@@ -591,3 +591,27 @@ def test_insecure_webauthn_origin_is_flagged_outside_debug(settings):
     assert [w.id for w in check_webauthn_origin_is_secure(None)] == ["portal.W010"]
     settings.MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = False
     assert check_webauthn_origin_is_secure(None) == []
+
+
+def test_the_set_up_the_organisation_demands_leads_back_to_the_page_asked_for(owner, member, organization):
+    """After the second-factor set-up the organisation requires, the recovery codes' page (the last
+    step) links back to the page the person was sent from; there was no way back but the logo."""
+    organization.mfa_required = MfaRequirement.EVERYONE
+    organization.save()
+    client = Client()
+    password_step(client, member.email)
+    asked = reverse("org-api-keys", args=["acme"])
+    assert client.get(asked)["Location"] == reverse("mfa_index")
+    client.get(reverse("mfa_activate_totp"))
+    done = client.post(reverse("mfa_activate_totp"), {"code": totp_code(client.session["mfa.totp.secret"])})
+    codes_page = client.get(done["Location"]).content.decode()
+    assert f'<a class="btn" href="{asked}">Continue</a>' in codes_page
+    assert client.get(asked).status_code == 200
+
+    session = client.session
+    session["portal.enrolment_next"] = "//evil.example/phish"  # never another host
+    session.save()
+    assert (
+        f'href="{reverse("dashboard")}">Continue</a>'
+        in client.get(reverse("mfa_view_recovery_codes")).content.decode()
+    )
