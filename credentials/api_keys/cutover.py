@@ -192,6 +192,20 @@ def _moved(api_key: ApiKey):
     return application
 
 
+def _lock_application(key: ApiKey) -> None:
+    """Lock the application the locked key was moved to, and read the key's judgement from that row.
+
+    Key, then application: the order of a move (tokens.clients.moves); the application's own
+    writes (its revoke, suspension, secrets) never lock the key, so the two cannot deadlock.
+    """
+    relation = ApiKey._meta.get_field("moved_to_application")  # the M2M kind's reverse of moved_from_key
+    application = (
+        relation.related_model.objects.select_for_update(of=("self",)).filter(moved_from_key=key).first()
+    )
+    # `application_of` and `cutover_for` read the relation: they see the locked row, not an earlier read.
+    relation.set_cached_value(key, application)
+
+
 @transaction.atomic
 def api_key_cutover_set(
     *, api_key: ApiKey, actor: User | None, quiet_hours: int, auto_revoke: bool, via: str = ""
@@ -235,9 +249,12 @@ def api_key_cutover_complete(
     """Revoke a moved key whose quiet period has passed (one `revoked` audit event and webhook).
 
     The key's row lock makes a concurrent revoke (or a second automatic run) find it revoked.
+    The application's row lock, taken next, makes the judgement hold until the key is revoked:
+    an application revoked or suspended meanwhile waits, or is seen and the key kept.
     `automatic`: the periodic run, which also needs the owner's opt-in (checked under the lock).
     """
     key = _locked(api_key)
+    _lock_application(key)
     application = _moved(key)
     if automatic and not key.cutover_auto_revoke:
         raise ValidationError("The key's owner did not choose the automatic revoke.", code="not_opted_in")

@@ -21,9 +21,10 @@ from credentials.api_keys import keys
 from credentials.api_keys.kind_policy import check_new_api_key, check_new_api_key_request
 from credentials.api_keys.models import ApiKey, Environment
 from credentials.api_keys.verification import snapshot_publish
-from credentials.governance import approvals, org_policy, ownership
+from credentials.governance import approvals, edits, org_policy, ownership
 from credentials.governance.common import LIVE_STATUSES, credential_audit
 from credentials.governance.models import CredentialRequest, CredentialState, RequestType
+from credentials.governance.registry import kind_of
 from credentials.insight.services import scope_use_carry_over
 from credentials.leaks.models import LeakReport
 from credentials.models import Scope
@@ -245,6 +246,9 @@ def api_key_update(
             # As credentials.governance.edits: a pending key's approval request names its scopes.
             # A refusal of the key's state, not of the value sent (REST: 409, as for an application).
             raise ValidationError(f"A {api_key.status} key's scopes cannot change.", code="inactive")
+        if names != sorted(api_key.scopes):
+            # Rotated (judged under the lock): the successor in use keeps its scopes (REST: 409).
+            edits.check_not_superseded(kind_of(api_key), api_key)
         if org_policy.scope_increase_needs_approval(api_key.organization, api_key.scopes, names):
             raise ValidationError(
                 {"scopes": "Your organisation approves scope increases: request them in the dashboard."},

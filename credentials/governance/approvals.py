@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from credentials import lifetimes
 from credentials.governance.common import audit_change, credential_audit, locked_credential, save_fields
-from credentials.governance.edits import credential_policy_set
+from credentials.governance.edits import check_not_superseded, credential_policy_set
 from credentials.governance.models import (
     CredentialRequest,
     CredentialStatus,
@@ -235,11 +235,7 @@ def widens_itself(request: CredentialRequest, principal) -> bool:
 
 
 def _check_not_superseded(kind: GovernedKind, credential: models.Model) -> None:
-    if kind.superseded(credential):
-        raise ValidationError(
-            "It was rotated: its successor is the one in use. Ask for more scopes on the successor.",
-            code="rotated",
-        )
+    check_not_superseded(kind, credential, "Ask for more scopes on the successor.")
 
 
 def credential_for_request(request: CredentialRequest) -> models.Model:
@@ -424,6 +420,16 @@ def credential_secret_issue(*, credential: models.Model, actor: User) -> tuple[m
     credential = locked_credential(credential)
     if credential.owner_id != getattr(actor, "pk", None):
         raise ValidationError("Only the credential's owner can generate its secret.", code="not_owner")
+    if credential.status == CredentialStatus.DENIED:
+        # Closed without a secret: revoked after its approval (withdrawn), or its request denied
+        # or cancelled. Either way no secret was ever generated, and none will be.
+        if approved_create_request(credential) is not None:
+            raise ValidationError(
+                "This credential was withdrawn before its secret was generated.", code="withdrawn"
+            )
+        raise ValidationError(
+            "This credential's request was denied or cancelled: it never gets a secret.", code="denied"
+        )
     if credential.status != CredentialStatus.PENDING:
         raise ValidationError("The secret was already generated.", code="issued")
     if credential.orphaned_at is not None:

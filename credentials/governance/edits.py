@@ -18,7 +18,7 @@ from credentials.governance.org_policy import (
     scope_increase_needs_approval,
 )
 from credentials.governance.ownership import check_owner_may_hold
-from credentials.governance.registry import kind_of
+from credentials.governance.registry import GovernedKind, kind_of
 from portal.models import User
 
 
@@ -36,6 +36,8 @@ def credential_scopes_set(
         raise ValidationError(f"A {credential.status} credential's scopes cannot change.", code="inactive")
     old = sorted(kind.scopes_of(credential))
     new = sorted(set(scopes))
+    if new != old:
+        check_not_superseded(kind, credential)
     if scope_increase_needs_approval(credential.organization, old, new):
         raise ValidationError(
             {"scopes": "Your organisation requires an approval for more scopes."}, code="approval"
@@ -51,6 +53,15 @@ def credential_scopes_set(
 
 
 _UNSET: Any = object()
+
+
+def check_not_superseded(
+    kind: GovernedKind, credential: models.Model, advice: str = "Make this change on the successor."
+) -> None:
+    """Refuse (`rotated`) a change to a credential its successor replaced (a rotated API key in its
+    overlap): the integration moves to the successor, which the change would never reach."""
+    if kind.superseded(credential):
+        raise ValidationError(f"It was rotated: its successor is the one in use. {advice}", code="rotated")
 
 
 def runtime_policy_changes(
@@ -83,8 +94,9 @@ def credential_policy_set(
     """Change a credential's runtime policy (IP allowlist, rate limit): one audit row, effective at once.
 
     Omitted arguments keep their value. Any kind, any status: a revoked credential's policy is
-    moot but harmless. Every server sees the change within a second (`kind.changed` drops the
-    cached verification snapshot, as a revocation does).
+    moot but harmless. A rotated one's is refused (`rotated`): its successor, which does not
+    share the policy, is the one in use. Every server sees the change within a second
+    (`kind.changed` drops the cached verification snapshot, as a revocation does).
     """
     kind = kind_of(credential)
     # The policy row before the credential's (a policy change locks it, then flags credentials):
@@ -92,10 +104,12 @@ def credential_policy_set(
     policy_locked(credential.organization)
     credential = locked_credential(credential)
     changes = runtime_policy_changes(credential, allowed_ips=allowed_ips, rate_limit=rate_limit)
-    for field, change in changes.items():
-        setattr(credential, field, change["to"])
     if not changes:
         return credential
+    # Judged under the lock: a rotation that committed since the caller read the key counts.
+    check_not_superseded(kind, credential)
+    for field, change in changes.items():
+        setattr(credential, field, change["to"])
     check_runtime_policy_change(credential, changes)
     save_fields(credential, kind, "allowed_ips", "rate_limit")
     refresh_policy_flag(credential)

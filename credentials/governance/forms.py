@@ -141,16 +141,36 @@ class PolicyForm(forms.ModelForm):
 
 
 class RecertifyForm(forms.Form):
-    """The owner's review: keep every scope still needed (untick to narrow)."""
+    """The owner's review: keep every scope still needed (untick to narrow).
 
-    def __init__(self, *args, current_scopes: list[str], **kwargs):
+    `shown` carries the scopes the page listed, so the review removes only those unticked
+    (`reviews.credential_recertify`): a scope granted after the page was read stays. A form sent
+    without it (a page older than the field) is refused rather than read as "remove the rest".
+    """
+
+    shown = forms.CharField(widget=forms.HiddenInput, required=False)
+
+    def __init__(self, *args, current_scopes: list[str] | None = None, **kwargs):
         super().__init__(*args, **kwargs)
+        if self.is_bound:
+            # The choices are those the page showed; the service judges them against the scopes now.
+            listed = self.data.get(self.add_prefix("shown"), "").split()
+        else:
+            listed = list(current_scopes or [])
+            self.fields["shown"].initial = " ".join(listed)
         field = _scope_field(
             _("Scopes still needed"), _("Untick a scope to remove it; a review cannot add scopes.")
         )
-        field.queryset = field.queryset.filter(name__in=current_scopes)
-        field.initial = current_scopes
+        field.queryset = field.queryset.filter(name__in=listed)
+        field.initial = listed
         self.fields["scopes"] = field
+
+    def clean_shown(self) -> list[str]:
+        if self.add_prefix("shown") not in self.data:
+            raise forms.ValidationError(
+                _("This page was out of date. Review the scopes as they are now."), code="stale"
+            )
+        return self.cleaned_data["shown"].split()
 
 
 class ScopeRequestForm(forms.Form):

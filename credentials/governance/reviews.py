@@ -30,10 +30,19 @@ logger = logging.getLogger(__name__)
 
 @transaction.atomic
 def credential_recertify(
-    *, credential: models.Model, actor: User, scopes: Iterable[str] | None = None
+    *,
+    credential: models.Model,
+    actor: User,
+    scopes: Iterable[str] | None = None,
+    shown: Iterable[str] | None = None,
 ) -> models.Model:
     """Record the owner's review ("still needed; scopes still right"), optionally narrowing the scopes.
 
+    `scopes` are those kept of the scopes the reviewer was `shown` (the review form as it was
+    rendered): the review removes only the ones shown and not kept, from the scopes as they are
+    under the lock, so a scope granted since the page was read (an approved increase, which the
+    reviewer never saw) stays; the delta rule of `credential_request_approve`. Without `shown`,
+    `scopes` is the whole new list, for a caller that read the scopes in this transaction.
     Schedules the next review; a credential suspended for an overdue review works again.
     """
     kind = kind_of(credential)
@@ -49,9 +58,11 @@ def credential_recertify(
     extra: dict[str, Any] = {}
     if scopes is not None:
         old = sorted(kind.scopes_of(credential))
-        new = sorted(set(scopes))
-        if set(new) - set(old):
+        kept = set(scopes)
+        seen = set(old) if shown is None else set(shown)
+        if kept - seen:
             raise ValidationError({"scopes": "A review can only remove scopes; request an increase instead."})
+        new = sorted(set(old) - (seen - kept))
         if new != old:
             kind.set_scopes(credential, new)
             extra["scopes"] = {"from": old, "to": new}

@@ -54,7 +54,13 @@ from credentials.leaks.selectors import leak_reports_for_credential
 from credentials.selectors import organization_members
 from portal.confirm import confirm_page
 from portal.infra.spreadsheet import csv_lines
-from portal.outcomes import add_service_errors, filter_refused, flash_outcome, invalid_filter_response
+from portal.outcomes import (
+    add_service_errors,
+    filter_refused,
+    flash_outcome,
+    invalid_filter_response,
+    refusal_text,
+)
 from portal.stepup import step_up_redirect
 from portal.tenancy import authorized, check, may
 
@@ -357,7 +363,8 @@ def governance_context(request: HttpRequest, credential) -> dict:
     approved_create = any(
         r.request_type == RequestType.CREATE and r.state == RequestState.APPROVED for r in history
     )
-    reviewable = credential.status == CredentialStatus.ACTIVE or (
+    # Its worked-out state: an expired key (a rotated-away predecessor, say) has nothing to review.
+    reviewable = credential.state == CredentialStatus.ACTIVE or (
         credential.status == CredentialStatus.SUSPENDED
         and credential.suspension_reason == SuspensionReason.REVIEW_OVERDUE
     )
@@ -424,15 +431,18 @@ def recertify(request: HttpRequest, kind: str, **kwargs) -> HttpResponse:
     """Record the owner's review, optionally narrowing the scopes."""
     credential = credential_or_404(request, kind, kwargs)
     check(request, owner_id=credential.owner_id)
-    scopes = sorted(kind_of(credential).scopes_of(credential))
-    form = RecertifyForm(request.POST, current_scopes=scopes, prefix="review")
+    form = RecertifyForm(request.POST, prefix="review")
     if not form.is_valid():
-        messages.error(request, "Choose among the credential's current scopes.")
+        stale = form.errors.get("shown")
+        messages.error(request, stale[0] if stale else "Choose among the scopes the page listed.")
         return _back(credential)
     flash_outcome(
         request,
         lambda: reviews.credential_recertify(
-            credential=credential, actor=request.user, scopes=[s.name for s in form.cleaned_data["scopes"]]
+            credential=credential,
+            actor=request.user,
+            scopes=[s.name for s in form.cleaned_data["scopes"]],
+            shown=form.cleaned_data["shown"],
         ),
         f"“{credential.name}” was reviewed. The next review is scheduled.",
         forbidden={"not_owner"},
@@ -509,6 +519,10 @@ def runtime_policy(request: HttpRequest, kind: str, **kwargs) -> HttpResponse:
             rate_limit=form.cleaned_data["rate_limit"],
         )
     except ValidationError as exc:
+        if getattr(exc, "code", None) == "rotated":
+            # Not the entries' fault: the credential was rotated, perhaps after this page was read.
+            messages.error(request, f"The runtime policy was not saved. {refusal_text(exc)}")
+            return _back(credential)
         # The organisation's rules (an allowlist on live credentials, a ceiling) refuse it.
         return _policy_refused(
             request, credential, exc.message_dict if hasattr(exc, "error_dict") else {"": exc.messages}

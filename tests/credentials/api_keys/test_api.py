@@ -134,6 +134,21 @@ def test_a_pending_keys_scopes_stay_what_its_request_names(owner_client, organiz
     assert (key.name, key.scopes, request.requested_scopes) == ("export", ["orders:read"], ["orders:read"])
 
 
+def test_a_rotated_keys_scopes_cannot_change_its_successors_stay_as_they_are(owner_client, owner, make_key):
+    """Narrowing a key rotated meanwhile would leave the successor in use as wide as before: 409
+    `rotated`, as for a scope increase; a rename still works."""
+    key, _ = make_key(scopes=["orders:read", "orders:write"])
+    rotated = owner_client.post(url(key_id=key.key_id, action="rotate"), {}, "application/json")
+    assert rotated.status_code == 201
+    narrowed = owner_client.patch(url(key_id=key.key_id), {"scopes": ["orders:read"]}, "application/json")
+    assert (narrowed.status_code, narrowed.json()["code"]) == (409, "rotated"), narrowed.content
+    renamed = owner_client.patch(url(key_id=key.key_id), {"name": "retiring"}, "application/json")
+    assert renamed.status_code == 200, renamed.content
+    key.refresh_from_db()
+    assert (key.name, key.scopes) == ("retiring", ["orders:read", "orders:write"])
+    assert ApiKey.objects.get(replaces=key).scopes == ["orders:read", "orders:write"]
+
+
 def test_api_key_with_manage_scope_manages_its_own_organisation(manager_key, owner, api_key_client):
     _row, plaintext = manager_key
     client = api_key_client(plaintext)

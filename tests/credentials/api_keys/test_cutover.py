@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from datetime import timedelta
 from io import StringIO
 
@@ -26,7 +27,9 @@ from credentials.models import UsageBucket
 from credentials.webhooks.models import WebhookDelivery
 from credentials.webhooks.services import webhook_endpoint_create
 from portal.models import AuditEvent
+from tests.support.threads import run_together
 from tokens.clients.moves import api_key_move_to_m2m_app
+from tokens.clients.services import m2m_app_revoke
 from tokens.models import ClientSecret, M2MApplication
 
 pytestmark = pytest.mark.django_db
@@ -293,6 +296,43 @@ def test_concurrent_runs_revoke_once(require_postgres, moved):
     assert set(ApiKey.objects.filter(pk__in=[k.pk for k in keys_]).values_list("status", flat=True)) == {
         "revoked"
     }
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_the_cut_over_never_revokes_the_key_on_the_strength_of_an_application_revoked_meanwhile(
+    require_postgres, moved, owner, monkeypatch
+):
+    """The cut-over revokes the key only while the application it moved to is active, judged under
+    the application's row lock: an application revoked while the run judges it waits until the key's
+    revoke is written, never committing between the judgement and the revoke (which would leave the
+    integration with neither credential)."""
+    api_key, _ = moved(cutover_quiet_hours=1, cutover_auto_revoke=True)
+    application = M2MApplication.objects.get(moved_from_key=api_key)
+    judged = threading.Event()
+    real = cutover.cutover_for
+
+    def judged_then_paused(key, **kwargs):
+        found = real(key, **kwargs)
+        if threading.current_thread().name == "cutover":
+            judged.set()
+            time.sleep(1.0)  # the application's revoke is sent meanwhile
+        return found
+
+    monkeypatch.setattr(cutover, "cutover_for", judged_then_paused)
+
+    def revoke_application():
+        assert judged.wait(timeout=10)
+        return m2m_app_revoke(application=M2MApplication.objects.get(pk=application.pk), actor=owner)
+
+    results = run_together(("cutover", cutover.cutovers_complete), ("revoke", revoke_application))
+    assert not any(isinstance(result, BaseException) for result in results.values()), results
+    assert M2MApplication.objects.get(pk=application.pk).status == "revoked"
+    if ApiKey.objects.get(pk=api_key.pk).status == "active":
+        return  # the cut-over saw the revoked application and kept the key: right too
+    key_revoked = AuditEvent.objects.get(action="credentials.api_key.revoked").pk
+    app_revoked = AuditEvent.objects.get(action="tokens.m2m_app.revoked").pk
+    assert key_revoked < app_revoked, "the key was revoked for an application revoked meanwhile"
 
 
 # --- the page and its two actions ------------------------------------------------------------

@@ -408,6 +408,32 @@ def test_the_dashboard_form_refuses_what_the_organisations_rules_refuse(
     assert (api_key.allowed_ips, api_key.rate_limit) == (["203.0.113.0/24"], None)
 
 
+def test_a_policy_set_on_a_key_rotated_meanwhile_is_refused_not_lost_on_the_successor(
+    owner, owner_client, make_key
+):
+    """PATCH {"allowed_ips": …} on a key rotated a moment before (another tab, a colleague): the
+    retiring key's policy is not its successor's, which the integration moves to. It answers 409
+    `rotated`, as a scope increase does; the dashboard form says so too; nothing changes."""
+    key, _ = make_key(name="contended")
+    successor, _ = api_key_rotate(api_key=key, actor=owner)
+    for body in ({"allowed_ips": ["10.0.0.0/8"]}, {"rate_limit": {"requests": 5, "per_seconds": 10}}):
+        patched = owner_client.patch(url(key.key_id), body, "application/json")
+        assert (patched.status_code, patched.json()["code"]) == (409, "rotated"), patched.content
+    response = owner_client.post(
+        reverse("org-api-key-policy", args=["acme", key.key_id]),
+        {"policy-allowed_ips": "10.0.0.0/8", "policy-rate_limit": ""},
+        follow=True,
+    )
+    assert "its successor is the one in use" in " ".join(str(m) for m in response.context["messages"])
+    for row in (key, successor):
+        row.refresh_from_db()
+        assert (row.allowed_ips, row.rate_limit) == ([], None)
+    assert not AuditEvent.objects.filter(action="credentials.api_key.policy_changed").exists()
+    # The successor's policy is the one to change.
+    patched = owner_client.patch(url(successor.key_id), {"allowed_ips": ["10.0.0.0/8"]}, "application/json")
+    assert patched.status_code == 200 and patched.json()["allowed_ips"] == ["10.0.0.0/8"]
+
+
 def test_dashboard_policy_change_needs_a_recent_sign_in(owner, make_key):
     from django.urls import reverse
 

@@ -109,3 +109,48 @@ def test_an_approved_application_never_issued_can_be_revoked(organization, owner
     assert refused.value.code == "inactive"
     credential_request_approve(request=request, actor=admin_user)
     assert m2m_app_revoke(application=application, actor=owner).status == "denied"
+
+
+def _requested(kind, organization, owner, member):
+    """Return a credential of `kind` requested for `member` under approval, and its request."""
+    policy_update(
+        organization=organization, actor=owner, approve_new_api_keys=True, approve_new_m2m_apps=True
+    )
+    request_new = api_key_request if kind == "api_key" else m2m_app_request
+    credential, request = request_new(
+        organization=organization,
+        name="job",
+        owner=member,
+        scopes=["orders:read"],
+        requester=member,
+        justification="needed",
+    )
+    return credential, request
+
+
+@pytest.mark.parametrize("kind", ["api_key", "m2m_app"])
+def test_generating_the_secret_of_a_withdrawn_credential_says_it_was_withdrawn(
+    kind, organization, owner, admin_user, member, scopes
+):
+    """Approved, then revoked before its owner generated the secret (it ends `denied`): "Generate"
+    says so (`withdrawn`), not "The secret was already generated" (`issued`), which is false."""
+    credential, request = _requested(kind, organization, owner, member)
+    credential_request_approve(request=request, actor=admin_user)
+    reviews.credential_revoke(credential=credential, actor=admin_user, reason="not needed after all")
+    credential = type(credential).objects.get(pk=credential.pk)
+    assert credential.status == "denied"
+    with pytest.raises(ValidationError) as refused:
+        credential_secret_issue(credential=credential, actor=member)
+    assert refused.value.code == "withdrawn"
+    assert refused.value.messages == ["This credential was withdrawn before its secret was generated."]
+
+
+def test_generating_the_secret_of_a_denied_credential_says_it_was_denied(
+    organization, owner, admin_user, member, scopes
+):
+    credential, request = _requested("api_key", organization, owner, member)
+    credential_request_deny(request=request, actor=admin_user)
+    with pytest.raises(ValidationError) as refused:
+        credential_secret_issue(credential=ApiKey.objects.get(pk=credential.pk), actor=member)
+    assert refused.value.code == "denied"
+    assert "already generated" not in " ".join(refused.value.messages)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -9,6 +10,7 @@ from django.core.management import call_command
 from django.urls import reverse
 from django.utils import timezone
 
+from credentials.governance.approvals import credential_request_approve, credential_request_create
 from credentials.governance.models import CredentialStatus, SuspensionReason
 from portal.models import AuditEvent, Membership
 from portal.principal import INVALID_CREDENTIAL
@@ -90,7 +92,10 @@ def test_review_due_then_recertified_with_narrower_scopes(kit, member, member_cl
     detail = member_client.get(kit.url(credential)).content.decode()
     assert "Still needed; scopes still right" in detail
 
-    member_client.post(kit.url(credential, "recertify"), {"review-scopes": ["orders:read"]})
+    member_client.post(
+        kit.url(credential, "recertify"),
+        {"review-shown": "orders:read orders:write", "review-scopes": ["orders:read"]},
+    )
     credential = kit.reload(credential)
     assert credential.last_reviewed_by == member
     assert credential.review_due_at > timezone.now() + timedelta(days=89)
@@ -104,8 +109,59 @@ def test_review_due_then_recertified_with_narrower_scopes(kit, member, member_cl
 
 def test_review_cannot_add_scopes(kit, member, member_client, client):
     credential, secret = kit.create(owner=member, scopes=["orders:read"])
-    member_client.post(kit.url(credential, "recertify"), {"review-scopes": ["orders:read", "orders:write"]})
+    member_client.post(
+        kit.url(credential, "recertify"),
+        {"review-shown": "orders:read", "review-scopes": ["orders:read", "orders:write"]},
+    )
     assert kit.scopes_in_use(client, credential, secret) == ["orders:read"]
+    assert not AuditEvent.objects.filter(action=f"{kit.audit_prefix}.recertified").exists()
+
+
+def _review_form_shown(client, kit, credential) -> str:
+    """Return the scopes the credential's page lists in its review form (its hidden `shown`)."""
+    page = client.get(kit.url(credential)).content.decode()
+    found = re.search(r'<input type="hidden" name="review-shown" value="([^"]*)"', page)
+    assert found is not None, "the review form carries the scopes it lists"
+    return found.group(1)
+
+
+def test_a_review_sent_from_a_page_read_before_an_approved_scope_increase_keeps_it(
+    kit, member, member_client, admin_user, client
+):
+    """The review removes what its page listed and the reviewer unticked, from the scopes as they
+    are when it is sent: a scope approved after the page was read, which the reviewer never saw, stays."""
+    credential, secret = kit.create(owner=member, scopes=["orders:read", "billing:read"])
+    request = credential_request_create(
+        credential=credential,
+        requester=member,
+        request_type="scope_increase",
+        justification="needs writes",
+        requested_scopes=["orders:read", "billing:read", "orders:write"],
+    )
+    shown = _review_form_shown(member_client, kit, credential)  # the owner opens the page, ...
+    assert shown == "billing:read orders:read"
+    credential_request_approve(request=request, actor=admin_user)  # ... an admin approves meanwhile, ...
+    response = member_client.post(  # ... and the owner unticks billing:read and sends the review.
+        kit.url(credential, "recertify"), {"review-shown": shown, "review-scopes": ["orders:read"]}
+    )
+    assert response.status_code == 302
+    assert kit.scopes_in_use(client, credential, secret) == ["orders:read", "orders:write"]
+    event = AuditEvent.objects.get(action=f"{kit.audit_prefix}.recertified")
+    assert event.extra["scopes"] == {
+        "from": ["billing:read", "orders:read", "orders:write"],
+        "to": ["orders:read", "orders:write"],
+    }
+
+
+def test_a_review_form_that_does_not_say_what_it_listed_is_refused(kit, member, member_client, client):
+    """A page older than the `shown` field cannot say which scopes its reviewer saw: it is refused
+    (review again), never read as "remove every scope not ticked"."""
+    credential, secret = kit.create(owner=member, scopes=["orders:read", "orders:write"])
+    response = member_client.post(
+        kit.url(credential, "recertify"), {"review-scopes": ["orders:read"]}, follow=True
+    )
+    assert "This page was out of date" in " ".join(str(m) for m in response.context["messages"])
+    assert kit.scopes_in_use(client, credential, secret) == ["orders:read", "orders:write"]
     assert not AuditEvent.objects.filter(action=f"{kit.audit_prefix}.recertified").exists()
 
 
@@ -126,7 +182,9 @@ def test_overdue_is_flagged_then_suspended_after_grace_then_restored_by_review(
     assert credential.suspension_reason == SuspensionReason.REVIEW_OVERDUE
     assert kit.scopes_in_use(client, credential, secret) is None
 
-    member_client.post(kit.url(credential, "recertify"), {"review-scopes": ["orders:read"]})
+    member_client.post(
+        kit.url(credential, "recertify"), {"review-shown": "orders:read", "review-scopes": ["orders:read"]}
+    )
     credential = kit.reload(credential)
     assert credential.status == CredentialStatus.ACTIVE
     assert kit.scopes_in_use(client, credential, secret) == ["orders:read"]
