@@ -38,6 +38,7 @@ KIND_COLUMNS = (
     "row_last_used",
     "policy_flagged_at",
     "row_moved",
+    "row_superseded",
 )
 #: What the inventory shows: the kind's columns and the usage of the last 30 days
 #: (`inventory_usage.with_requests_30d` annotates it).
@@ -125,9 +126,17 @@ def flag_q(flag: str, now: datetime) -> Q:
             Q(status__in=["pending", "suspended"]) | (working & not_expired)
         )
     if flag == "review_overdue":
-        return Q(review_due_at__lte=now, status__in=["active", "suspended"])
+        # An expired credential (a rotated-away predecessor past its overlap), or one replaced and
+        # still in its overlap, needs no review: it carries the date its successor inherited, and
+        # reviewing the successor does not clear it (the notices leave it out too).
+        return Q(review_due_at__lte=now, row_superseded=False) & (
+            Q(status=CredentialStatus.SUSPENDED) | (working & not_expired)
+        )
     if flag == "expiring":
-        return working & Q(row_expires__gt=now, row_expires__lte=now + EXPIRING_WITHIN)
+        # A rotated key ends with its overlap by design (its successor carries on): not attention.
+        return (
+            working & Q(row_superseded=False) & Q(row_expires__gt=now, row_expires__lte=now + EXPIRING_WITHIN)
+        )
     if flag == "unused":
         return (working & (Q(row_expires__isnull=True) | Q(row_expires__gt=now))) & (
             Q(row_last_used__lt=now - UNUSED_FOR)
@@ -279,6 +288,9 @@ class InventoryRow:
     path: str = ""
     #: The credential of the other kind this one was moved to or from (see docs/choosing.md).
     moved: dict[str, str] | None = None
+    #: Replaced by a successor (a rotated API key): while it still works, the page says "Rotated"
+    #: where the API and the CSV keep the status `active` (their status filter speaks of it).
+    superseded: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         """Return the row as JSON-ready data (the API and the CSV use this)."""
@@ -314,10 +326,16 @@ def _flags(values: dict[str, Any], status: str, now: datetime) -> list[str]:
     if (
         values["review_due_at"]
         and values["review_due_at"] <= now
-        and values["status"] in ("active", "suspended")
+        and status in ("active", "suspended")
+        and not values["row_superseded"]
     ):
         flags.append("review_overdue")
-    if status == "active" and expires and now < expires <= now + EXPIRING_WITHIN:
+    if (
+        status == "active"
+        and not values["row_superseded"]
+        and expires
+        and now < expires <= now + EXPIRING_WITHIN
+    ):
         flags.append("expiring")
     if status == "active" and (
         (last_used and last_used < now - UNUSED_FOR)
@@ -397,6 +415,7 @@ def inventory_rows(
                 + (["leaked"] if (kind.key, values["id"]) in leaked else []),
                 path=kind.detail_path(org_slug, values["id"], values["row_ref"]),
                 moved=_moved(moves.get(kind.key, {}).get(values["id"]), org_slug),
+                superseded=bool(values["row_superseded"]),
             )
         )
     return rows
