@@ -314,11 +314,15 @@ def credential_request_cancel(*, request: CredentialRequest, actor: User) -> Cre
         raise ValidationError(f"This request was already {request.state}.", code="decided")
     if actor is None or not actor.is_authenticated or request.requester_id != actor.pk:
         raise ValidationError("Only the person who made a request can cancel it.", code="not_requester")
-    return _cancel(request, actor=actor, extra={})
+    return locked_request_cancel(request, actor=actor, extra={})
 
 
-def _cancel(request: CredentialRequest, *, actor: User | None, extra: dict) -> CredentialRequest:
-    """Close a locked, waiting request as cancelled; a new credential it asked for ends `denied`."""
+def locked_request_cancel(
+    request: CredentialRequest, *, actor: User | None, extra: dict
+) -> CredentialRequest:
+    """Close a waiting request the caller has locked as cancelled, audited with `extra` (why, by
+    whom: a withdrawal, a member leaving, the credential revoked); a new credential it asked for
+    ends `denied`."""
     kind = get_kind(request.kind)
     credential = locked_credential(credential_for_request(request))
     if request.request_type == RequestType.CREATE and credential.status == CredentialStatus.PENDING:
@@ -357,7 +361,7 @@ def credential_requests_close_for_leaver(*, organization, user: User, actor: Use
     for pk in sorted(theirs):
         request = _lock_request(CredentialRequest(pk=pk))
         if request.state == RequestState.PENDING:
-            _cancel(request, actor=actor, extra={"reason": "member_left", "member": user.email})
+            locked_request_cancel(request, actor=actor, extra={"reason": "member_left", "member": user.email})
             closed += 1
     return closed
 

@@ -437,14 +437,36 @@ def _locked_invitation(token: str) -> Invitation | None:
     return invitation
 
 
+#: Why an invitation can no longer be accepted, by its state (the codes of the refusals).
+_INVITATION_CLOSED = {
+    "accepted": "This invitation was already accepted.",
+    "revoked": "This invitation was withdrawn.",
+    "expired": "This invitation has expired.",
+}
+
+
 @transaction.atomic
 def invitation_accept(*, token: str, user: User) -> Membership:
-    """Accept an invitation once: create the membership for `user`, whose email must match."""
+    """Accept an invitation once: create the membership for `user`, whose email must match.
+
+    Accepting again as the person who accepted it (a double click, the form sent twice) returns
+    their membership and writes nothing; anyone else is refused.
+    """
     invitation = _locked_invitation(token)
     if invitation is None:
         raise ValidationError("This invitation link is not valid.", code="invalid")
+    if invitation.accepted_at is not None and invitation.accepted_by_id == user.pk:
+        # Only while they are still a member: once they have left or been removed, the old link
+        # does not bring them back.
+        membership = (
+            Membership.objects.select_related("organization")
+            .filter(user=user, organization_id=invitation.organization_id)
+            .first()
+        )
+        if membership is not None:
+            return membership
     if not invitation.is_open:
-        raise ValidationError(f"This invitation has {invitation.state}.", code=invitation.state)
+        raise ValidationError(_INVITATION_CLOSED[invitation.state], code=invitation.state)
     if user.email.lower() != invitation.email.lower():
         raise ValidationError(
             f"This invitation was sent to {invitation.email}; sign in with that address to accept it.",

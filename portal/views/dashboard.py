@@ -228,14 +228,26 @@ def audit_log_page(request: HttpRequest) -> HttpResponse:
     )
 
 
+def _invitation_closed(request: HttpRequest, state: str) -> HttpResponse:
+    """Say why an invitation link cannot be used: 404 for no invitation, 410 for a closed one."""
+    return render(
+        request, "portal/invitation_invalid.html", {"state": state}, status=404 if state == "invalid" else 410
+    )
+
+
 def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
     """Accept an invitation: sign in (or create the account) and join the organisation."""
     invitation = org_services.invitation_for_token(token)
-    if invitation is None or not invitation.is_open:
-        state = invitation.state if invitation else "invalid"
-        return render(
-            request, "portal/invitation_invalid.html", {"state": state}, status=404 if not invitation else 410
-        )
+    # The person who accepted it, posting again (a double click, the form resent), is let through:
+    # the service answers with their membership, so this request goes to the organisation too.
+    again = (
+        invitation is not None
+        and request.method == "POST"
+        and request.user.is_authenticated
+        and invitation.accepted_by_id == request.user.pk
+    )
+    if invitation is None or not (invitation.is_open or again):
+        return _invitation_closed(request, invitation.state if invitation else "invalid")
     has_account = User.objects.filter(email__iexact=invitation.email).exists()
     form = None
     if request.user.is_authenticated:
@@ -243,6 +255,8 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
             try:
                 membership = org_services.invitation_accept(token=token, user=request.user)
             except ValidationError as exc:
+                if exc.code in ("accepted", "revoked", "expired"):
+                    return _invitation_closed(request, exc.code)  # closed since the page was read
                 messages.error(request, refusal_text(exc))
             else:
                 messages.success(request, f"Welcome to {membership.organization.name}.")

@@ -1,9 +1,11 @@
-"""An invitation accepted while its inviter is demoted or removed, or while it is resent (PostgreSQL).
+"""An invitation accepted while its inviter is demoted or removed, while it is resent, or twice at
+once by its invitee (PostgreSQL).
 
 Accepting locks the inviter's membership before the invitation, the order a demotion or a
 removal takes them (membership, then that person's invitations): one waits for the other,
 and the invitation grants only what its inviter may still grant. Under the lock the token must
-still be the invitation's: a resend's old link does not accept.
+still be the invitation's: a resend's old link does not accept. The invitee's second click
+finds it accepted by them and joins them too, writing nothing more.
 """
 
 from __future__ import annotations
@@ -15,10 +17,10 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from portal.models import Membership, Role
+from portal.models import AuditEvent, Membership, Role
 from portal.services import organizations as svc
 from tests.factories import MembershipFactory, UserFactory
-from tests.support.threads import run_together
+from tests.support.threads import at_once, run_together
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -114,3 +116,26 @@ def test_the_old_link_does_not_accept_once_a_resend_replaced_it(require_postgres
     assert not Membership.objects.filter(organization=organization, user=invitee).exists(), (
         f"the replaced link still accepted the invitation: {results}"
     )
+
+
+def test_invitation_double_click_by_signed_in_invitee(require_postgres, organization):
+    """Both clicks are the same person joining: each answers with the organisation's home (the page
+    the browser keeps is the later one), one membership, one acceptance in the audit log."""
+    inviter = MembershipFactory(
+        organization=organization, role=Role.OWNER, user=UserFactory(email="o@x.test")
+    ).user
+    invitee = UserFactory(email="new@x.test")
+    _, token = svc.invitation_create(
+        organization=organization, email="new@x.test", role="member", actor=inviter
+    )
+    path = reverse("invitation-accept", args=[token])
+    c1 = _client(invitee)
+    c2 = _client(invitee)
+    c2.cookies = c1.cookies  # one browser, one session
+    results = at_once({"a": lambda: c1.post(path), "b": lambda: c2.post(path)})
+    assert Membership.objects.filter(user=invitee, organization=organization).count() == 1
+    assert AuditEvent.objects.filter(action="portal.invitation.accepted").count() == 1
+    loser = [r for r in results.values() if getattr(r, "status_code", None) != 302]
+    shown = [str(m) for r in loser if hasattr(r, "context") for m in r.context["messages"]]
+    home = reverse("org-home", args=[organization.slug])
+    assert [getattr(r, "url", r) for r in results.values()] == [home, home], shown

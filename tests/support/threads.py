@@ -33,6 +33,20 @@ def run_together(*targets: tuple[str, Callable[[], object]], timeout: float = 30
     return results
 
 
+def at_once(calls: dict[str, Callable[[], object]], timeout: float = 30) -> dict[str, object]:
+    """Run each `{name: fn}` in its own thread, all released by one barrier; answer as `run_together`."""
+    barrier = threading.Barrier(len(calls))
+
+    def released(fn: Callable[[], object]) -> Callable[[], object]:
+        def call() -> object:
+            barrier.wait(timeout=10)
+            return fn()
+
+        return call
+
+    return run_together(*((name, released(fn)) for name, fn in calls.items()), timeout=timeout)
+
+
 def post_at_once(user, calls: dict[str, tuple[str, dict]]) -> dict[str, int]:
     """POST each `{name: (path, JSON body)}` as `user`, each from its own session and connection, all
     at once (a barrier releases them together); return `{name: status}`."""

@@ -9,14 +9,14 @@ from typing import Any, Required, TypedDict, Unpack
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import Max, Q
 from django.utils import timezone
 
 from credentials import policy
 from credentials.api_keys.models import ApiKey
 from credentials.governance import approvals, edits, org_policy, ownership
 from credentials.governance.common import audit_change, credential_audit, locked_credential, save_fields
-from credentials.governance.models import CredentialRequest, RequestType
+from credentials.governance.models import CredentialRequest, RequestState, RequestType
 from credentials.governance.registry import kind_of
 from credentials.leaks.models import LeakAction, LeakReport
 from credentials.models import Scope
@@ -381,8 +381,14 @@ def _revoke_credential(
 def m2m_app_revoke(*, application: M2MApplication, actor: User | None, via: str = "") -> M2MApplication:
     """Revoke the application and all its secrets at once; all its tokens stop validating.
 
-    An approved application whose secret was never generated ends `denied`, not `revoked`.
+    An approved application whose secret was never generated ends `denied`, not `revoked`. Its
+    trusts go with it, and the requests still waiting about it or its trusts are closed as
+    cancelled (a trust waiting for approval ends `denied`), so no approver decides on them.
     """
+    # The waiting requests and trusts before the application, in the order a decision (its
+    # request, then the credential) and a trust's activation (the trust, then its application)
+    # lock them: taking the application first deadlocked with either.
+    _lock_waiting(application)
     application = M2MApplication.objects.select_for_update().get(pk=application.pk)
     if application.status == M2MApplication.Status.REVOKED:
         raise ValidationError("This application is already revoked.", code="revoked")
@@ -416,15 +422,37 @@ def m2m_app_revoke(*, application: M2MApplication, actor: User | None, via: str 
         extra={"client_id": application.client_id, **({"never_issued": True} if never_issued else {})},
         via=via,
     )
+    # Requests still waiting (a trust's, a scope increase) would stay in the approvers' queue with
+    # nothing left to decide: each is closed as a withdrawn one is, with its one event
+    # (`credentials.request.cancelled`); a trust it asked for ends `denied`. Read again under the
+    # application's lock: one made since the first look is closed too.
+    for request in _lock_waiting(application):
+        approvals.locked_request_cancel(
+            request,
+            actor=actor,
+            extra={
+                "reason": "application_revoked",
+                "client_id": application.client_id,
+                **({"via": via} if via else {}),
+            },
+        )
     # Its trusts go with it: each is a credential of its own, so each removal is audited (and so
-    # sent to webhooks) as when it is removed by itself (tokens.federation.services).
+    # sent to webhooks) as when it is removed by itself (tokens.federation.services). One approved
+    # but never activated (still pending) ends `denied`, as the application does.
     trusts = FederatedIdentity.objects.select_for_update(of=("self",)).filter(
         application=application,
-        status__in=[FederatedIdentity.Status.ACTIVE, FederatedIdentity.Status.SUSPENDED],
+        status__in=[
+            FederatedIdentity.Status.ACTIVE,
+            FederatedIdentity.Status.SUSPENDED,
+            FederatedIdentity.Status.PENDING,
+        ],
     )
-    for identity in trusts.select_related("organization"):
-        identity.status = FederatedIdentity.Status.REVOKED
-        identity.revoked_at = now
+    for identity in trusts.select_related("organization").order_by("pk"):
+        trust_never_issued = identity.status == FederatedIdentity.Status.PENDING
+        identity.status = (
+            FederatedIdentity.Status.DENIED if trust_never_issued else FederatedIdentity.Status.REVOKED
+        )
+        identity.revoked_at = None if trust_never_issued else now
         identity.suspended_at = None
         identity.suspension_reason = ""
         identity.save(
@@ -434,10 +462,39 @@ def m2m_app_revoke(*, application: M2MApplication, actor: User | None, via: str 
             "tokens.federated_identity.revoked",
             identity,
             actor=actor,
-            extra={"id": identity.public_id, "client_id": application.client_id, "with_application": True},
+            extra={
+                "id": identity.public_id,
+                "client_id": application.client_id,
+                "with_application": True,
+                **({"never_issued": True} if trust_never_issued else {}),
+            },
             via=via,
         )
     return application
+
+
+def _lock_waiting(application: M2MApplication) -> list[CredentialRequest]:
+    """Lock the waiting requests about an application and its waiting trusts, then those trusts.
+
+    Return the requests, oldest first.
+    """
+    trusts = list(
+        FederatedIdentity.objects.filter(
+            application_id=application.pk, status=FederatedIdentity.Status.PENDING
+        ).order_by("pk")
+    )
+    about = Q(kind=kind_of(application).key, object_id=application.pk)
+    for identity in trusts:
+        about |= Q(kind=kind_of(identity).key, object_id=identity.pk)
+    requests = list(
+        CredentialRequest.objects.select_for_update(of=("self",))
+        .select_related("organization")
+        .filter(about, state=RequestState.PENDING)
+        .order_by("pk")
+    )
+    locked = FederatedIdentity.objects.select_for_update(of=("self",)).filter(pk__in=[t.pk for t in trusts])
+    list(locked.order_by("pk"))
+    return requests
 
 
 @transaction.atomic
