@@ -388,6 +388,7 @@ def api_key_revoke(*, api_key: ApiKey, actor: User | None, reason: str, via: str
     reason = (reason or "").strip()
     if not reason:
         raise ValidationError({"reason": "Say why the key is revoked."}, code="reason")
+    waiting = approvals.waiting_requests_locked([api_key])  # before the key, as a decision does
     api_key = _locked(api_key)
     if api_key.status == CredentialState.REVOKED:
         raise ValidationError("This key is already revoked.", code="revoked")
@@ -428,5 +429,13 @@ def api_key_revoke(*, api_key: ApiKey, actor: User | None, reason: str, via: str
             **({"never_issued": True} if never_issued else {}),
         },
     )
+    # A request still waiting about it (a scope increase) would stay in the approvers' queue with
+    # nothing left to decide: closed as a withdrawn one is, each with its one event.
+    for request in waiting:
+        approvals.locked_request_cancel(
+            request,
+            actor=actor,
+            extra={"reason": "key_revoked", "key_id": api_key.key_id, **({"via": via} if via else {})},
+        )
     snapshot_publish(api_key)
     return api_key

@@ -317,6 +317,25 @@ def credential_request_cancel(*, request: CredentialRequest, actor: User) -> Cre
     return locked_request_cancel(request, actor=actor, extra={})
 
 
+def waiting_requests_locked(credentials: Iterable) -> list[CredentialRequest]:
+    """Lock and return the requests still waiting about `credentials`, oldest first.
+
+    Before the credentials themselves, as a decision locks its request, then its credential: a
+    revocation that closes them (`locked_request_cancel`) takes them in the same order.
+    """
+    about = models.Q()
+    for credential in credentials:
+        about |= models.Q(kind=kind_of(credential).key, object_id=credential.pk)
+    if not about:
+        return []
+    return list(
+        CredentialRequest.objects.select_for_update(of=("self",))
+        .select_related("organization")
+        .filter(about, state=RequestState.PENDING)
+        .order_by("pk")
+    )
+
+
 def locked_request_cancel(
     request: CredentialRequest, *, actor: User | None, extra: dict
 ) -> CredentialRequest:

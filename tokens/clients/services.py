@@ -9,14 +9,14 @@ from typing import Any, Required, TypedDict, Unpack
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Max, Q
+from django.db.models import Max
 from django.utils import timezone
 
 from credentials import policy
 from credentials.api_keys.models import ApiKey
 from credentials.governance import approvals, edits, org_policy, ownership
 from credentials.governance.common import audit_change, credential_audit, locked_credential, save_fields
-from credentials.governance.models import CredentialRequest, RequestState, RequestType
+from credentials.governance.models import CredentialRequest, RequestType
 from credentials.governance.registry import kind_of
 from credentials.leaks.models import LeakAction, LeakReport
 from credentials.models import Scope
@@ -483,15 +483,7 @@ def _lock_waiting(application: M2MApplication) -> list[CredentialRequest]:
             application_id=application.pk, status=FederatedIdentity.Status.PENDING
         ).order_by("pk")
     )
-    about = Q(kind=kind_of(application).key, object_id=application.pk)
-    for identity in trusts:
-        about |= Q(kind=kind_of(identity).key, object_id=identity.pk)
-    requests = list(
-        CredentialRequest.objects.select_for_update(of=("self",))
-        .select_related("organization")
-        .filter(about, state=RequestState.PENDING)
-        .order_by("pk")
-    )
+    requests = approvals.waiting_requests_locked([application, *trusts])
     locked = FederatedIdentity.objects.select_for_update(of=("self",)).filter(pk__in=[t.pk for t in trusts])
     list(locked.order_by("pk"))
     return requests
