@@ -24,18 +24,26 @@ from portal.models import User
 
 @transaction.atomic
 def credential_scopes_set(
-    *, credential: models.Model, scopes: Iterable[str], actor: User | None, via: str = ""
+    *,
+    credential: models.Model,
+    scopes: Iterable[str],
+    actor: User | None,
+    via: str = "",
+    shown: Iterable[str] | None = None,
 ) -> models.Model:
     """Set a credential's scopes directly; a widening under a policy requiring approval is refused.
 
     `via` names the interface or credential that made the change (`api`, `api_key:…`), for the audit.
+    With `shown` (the scopes a page listed when it was read), `scopes` is applied as a change to
+    those: the ones unticked are removed and the ones ticked added, to the scopes as they are
+    under the lock, so a scope granted since the page was read stays (`scope_change`).
     """
     kind = kind_of(credential)
     credential = locked_credential(credential)
     if credential.status != CredentialStatus.ACTIVE:
         raise ValidationError(f"A {credential.status} credential's scopes cannot change.", code="inactive")
     old = sorted(kind.scopes_of(credential))
-    new = sorted(set(scopes))
+    new = scope_change(old, scopes, shown)
     if new != old:
         check_not_superseded(kind, credential)
     if scope_increase_needs_approval(credential.organization, old, new):
@@ -50,6 +58,15 @@ def credential_scopes_set(
     audit_change(kind, "scopes_changed", credential=credential, actor=actor, extra=extra, via=via)
     kind.changed(credential)
     return credential
+
+
+def scope_change(current: Iterable[str], wanted: Iterable[str], shown: Iterable[str] | None) -> list[str]:
+    """Return the scopes `wanted` means: the whole new list, or, with the scopes a page `shown`
+    when it was read, that page's change (unticked removed, ticked added) made to `current`."""
+    if shown is None:
+        return sorted(set(wanted))
+    wanted, shown = set(wanted), set(shown)
+    return sorted((set(current) - (shown - wanted)) | (wanted - shown))
 
 
 _UNSET: Any = object()

@@ -174,7 +174,12 @@ class RecertifyForm(forms.Form):
 
 
 class ScopeRequestForm(forms.Form):
+    """The scopes a credential should hold. `shown` carries those the page listed as held, so
+    what is sent is applied as a change to them (`edits.scope_change`): a scope granted after
+    the page was read stays. A form sent without it (a script) sets the whole list."""
+
     scopes = _scope_field(_("Scopes"), _("The complete set of scopes it should hold."))
+    shown = forms.CharField(widget=forms.HiddenInput, required=False)
     justification = forms.CharField(
         label=_("Justification"),
         required=False,
@@ -182,6 +187,16 @@ class ScopeRequestForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 3}),
         help_text=_("Why the new scopes are needed (required when they need approval)."),
     )
+
+    def __init__(self, *args, current_scopes: list[str] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not self.is_bound:
+            self.fields["shown"].initial = " ".join(current_scopes or [])
+
+    def clean_shown(self) -> list[str] | None:
+        if self.add_prefix("shown") not in self.data:
+            return None
+        return self.cleaned_data["shown"].split()
 
 
 class ReassignForm(forms.Form):

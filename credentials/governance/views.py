@@ -571,9 +571,11 @@ def request_scopes(request: HttpRequest, kind: str, **kwargs) -> HttpResponse:
     check(request, owner_id=credential.owner_id)
     current = sorted(governed.scopes_of(credential))
     needs_approval = org_policy.policy_for(request.organization).approve_scope_increases
-    form = ScopeRequestForm(request.POST or None, initial={"scopes": current})
+    form = ScopeRequestForm(request.POST or None, initial={"scopes": current}, current_scopes=current)
     if request.method == "POST" and form.is_valid():
-        wanted = sorted(s.name for s in form.cleaned_data["scopes"])
+        shown = form.cleaned_data["shown"]
+        # What the page changed, made to the scopes as they are now (one granted since it was read stays).
+        wanted = edits.scope_change(current, (s.name for s in form.cleaned_data["scopes"]), shown)
         if set(wanted) - set(current):
             # Widening changes who holds power: the table asks for a recent sign-in.
             check(request, f"{governed.key}.scopes_widen", owner_id=credential.owner_id)
@@ -597,7 +599,12 @@ def request_scopes(request: HttpRequest, kind: str, **kwargs) -> HttpResponse:
                     request, "Your request was sent. The current scopes keep working until it is approved."
                 )
             else:
-                edits.credential_scopes_set(credential=credential, scopes=wanted, actor=request.user)
+                edits.credential_scopes_set(
+                    credential=credential,
+                    scopes=(s.name for s in form.cleaned_data["scopes"]),
+                    shown=shown,
+                    actor=request.user,
+                )
                 messages.success(request, "The scopes were changed.")
         except ValidationError as exc:
             add_service_errors(form, exc)

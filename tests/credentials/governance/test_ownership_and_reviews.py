@@ -165,6 +165,31 @@ def test_a_review_form_that_does_not_say_what_it_listed_is_refused(kit, member, 
     assert not AuditEvent.objects.filter(action=f"{kit.audit_prefix}.recertified").exists()
 
 
+def test_the_scopes_page_read_before_an_approved_increase_keeps_it(
+    kit, member, member_client, admin_user, client
+):
+    """The "Change the scopes" page applies what it changed to the scopes as they are when it is sent:
+    narrowing from a page read before an increase was approved no longer drops the new scope."""
+    credential, secret = kit.create(owner=member, scopes=["orders:read", "billing:read"])
+    request = credential_request_create(
+        credential=credential,
+        requester=member,
+        request_type="scope_increase",
+        justification="needs writes",
+        requested_scopes=["orders:read", "billing:read", "orders:write"],
+    )
+    page = member_client.get(kit.url(credential, "scopes")).content.decode()
+    shown = re.search(r'<input type="hidden" name="shown" value="([^"]*)"', page).group(1)
+    assert shown == "billing:read orders:read"
+    credential_request_approve(request=request, actor=admin_user)
+    response = member_client.post(kit.url(credential, "scopes"), {"shown": shown, "scopes": ["orders:read"]})
+    assert response.status_code == 302
+    assert kit.scopes_in_use(client, credential, secret) == ["orders:read", "orders:write"]
+    # A script that sends no `shown` still sets the whole list, as before.
+    member_client.post(kit.url(credential, "scopes"), {"scopes": ["orders:read"]})
+    assert kit.scopes_in_use(client, credential, secret) == ["orders:read"]
+
+
 def test_overdue_is_flagged_then_suspended_after_grace_then_restored_by_review(
     kit, member, member_client, owner_client, organization, client
 ):
