@@ -4,7 +4,6 @@ an audit row for every such change (BRIEF.md, "The authority rule")."""
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -17,6 +16,7 @@ from portal.services import organizations as org_services
 from tests.factories import MembershipFactory, UserFactory, enrol_totp
 from tests.portal.test_account_security import make_stale
 from tests.support.admin_forms import organization_form
+from tests.support.threads import pause_in
 
 pytestmark = pytest.mark.django_db
 
@@ -144,16 +144,8 @@ def test_an_admin_demotion_racing_a_dashboard_demotion_leaves_an_owner(
     data, prefixes = organization_form(client.get(url), organization)
     data[f"{prefixes[a.pk]}-role"] = Role.MEMBER  # staff demotes A; B stays owner in the form
 
-    holding = threading.Event()
-    real_check = org_services._check_manager_may_touch
-
-    def paused(*args, **kwargs):
-        if threading.current_thread().name == "dashboard":
-            holding.set()
-            time.sleep(1.0)  # B's demotion holds the owner rows locked, not yet committed
-        return real_check(*args, **kwargs)
-
-    monkeypatch.setattr(org_services, "_check_manager_may_touch", paused)
+    # B's demotion holds the owner rows locked, not yet committed, when it pauses.
+    holding = pause_in(monkeypatch, org_services, "_check_manager_may_touch", thread="dashboard")
     results: dict[str, object] = {}
 
     def dashboard():
@@ -261,16 +253,8 @@ def test_switching_off_both_owners_at_once_leaves_one_who_can_sign_in(
     b = MembershipFactory(organization=organization, role=Role.OWNER).user
     staff = get_user_model().objects.create_superuser(email="staff@portal.test", password="x")
     enrol_totp(staff)
-    holding = threading.Event()
-    real_check = org_services.active_owners_left
-
-    def paused(*args, **kwargs):
-        if threading.current_thread().name == "first":
-            holding.set()
-            time.sleep(1.0)  # the first save holds the owners' lock, not yet committed
-        return real_check(*args, **kwargs)
-
-    monkeypatch.setattr(org_services, "active_owners_left", paused)
+    # The first save holds the owners' lock, not yet committed, when it pauses.
+    holding = pause_in(monkeypatch, org_services, "active_owners_left", thread="first")
     results: dict[str, object] = {}
 
     def switch_off(user, *, wait: bool):
@@ -311,16 +295,8 @@ def test_an_owner_demoted_while_staff_switch_off_the_other_leaves_one_who_can_si
     b = MembershipFactory(organization=organization, role=Role.OWNER)
     staff = get_user_model().objects.create_superuser(email="staff@portal.test", password="x")
     enrol_totp(staff)
-    holding = threading.Event()
-    real_check = org_services.active_owners_left
-
-    def paused(*args, **kwargs):
-        if threading.current_thread().name == "admin":
-            holding.set()
-            time.sleep(1.0)  # the admin's save holds the owners' lock, not yet committed
-        return real_check(*args, **kwargs)
-
-    monkeypatch.setattr(org_services, "active_owners_left", paused)
+    # The admin's save holds the owners' lock, not yet committed, when it pauses.
+    holding = pause_in(monkeypatch, org_services, "active_owners_left", thread="admin")
     results: dict[str, object] = {}
 
     def switch_off_a():

@@ -4,6 +4,7 @@ the PostgreSQL race tests: `results = run_together(("one", fn), ("two", fn))`.""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 
 from django.db import connection
@@ -65,3 +66,19 @@ def post_at_once(user, calls: dict[str, tuple[str, dict]]) -> dict[str, int]:
     answers = run_together(*((name, post(path, body)) for name, (path, body) in calls.items()))
     assert all(isinstance(status, int) for status in answers.values()), answers
     return answers
+
+
+def pause_in(monkeypatch, owner, name: str, *, thread: str, seconds: float = 1.0) -> threading.Event:
+    """Make `owner.name` wait `seconds` before it runs when the thread named `thread` calls it; return
+    an event set at that moment (the thread holds the locks it took before the call, not yet committed)."""
+    reached = threading.Event()
+    real = getattr(owner, name)
+
+    def paused(*args, **kwargs):
+        if threading.current_thread().name == thread:
+            reached.set()
+            time.sleep(seconds)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, paused)
+    return reached

@@ -125,11 +125,8 @@ def _review_form_shown(client, kit, credential) -> str:
     return found.group(1)
 
 
-def test_a_review_sent_from_a_page_read_before_an_approved_scope_increase_keeps_it(
-    kit, member, member_client, admin_user, client
-):
-    """The review removes what its page listed and the reviewer unticked, from the scopes as they
-    are when it is sent: a scope approved after the page was read, which the reviewer never saw, stays."""
+def _with_waiting_increase(kit, member):
+    """A member's credential holding orders:read and billing:read, and their request for orders:write."""
     credential, secret = kit.create(owner=member, scopes=["orders:read", "billing:read"])
     request = credential_request_create(
         credential=credential,
@@ -138,6 +135,15 @@ def test_a_review_sent_from_a_page_read_before_an_approved_scope_increase_keeps_
         justification="needs writes",
         requested_scopes=["orders:read", "billing:read", "orders:write"],
     )
+    return credential, secret, request
+
+
+def test_a_review_sent_from_a_page_read_before_an_approved_scope_increase_keeps_it(
+    kit, member, member_client, admin_user, client
+):
+    """The review removes what its page listed and the reviewer unticked, from the scopes as they
+    are when it is sent: a scope approved after the page was read, which the reviewer never saw, stays."""
+    credential, secret, request = _with_waiting_increase(kit, member)
     shown = _review_form_shown(member_client, kit, credential)  # the owner opens the page, ...
     assert shown == "billing:read orders:read"
     credential_request_approve(request=request, actor=admin_user)  # ... an admin approves meanwhile, ...
@@ -170,14 +176,7 @@ def test_the_scopes_page_read_before_an_approved_increase_keeps_it(
 ):
     """The "Change the scopes" page applies what it changed to the scopes as they are when it is sent:
     narrowing from a page read before an increase was approved no longer drops the new scope."""
-    credential, secret = kit.create(owner=member, scopes=["orders:read", "billing:read"])
-    request = credential_request_create(
-        credential=credential,
-        requester=member,
-        request_type="scope_increase",
-        justification="needs writes",
-        requested_scopes=["orders:read", "billing:read", "orders:write"],
-    )
+    credential, secret, request = _with_waiting_increase(kit, member)
     page = member_client.get(kit.url(credential, "scopes")).content.decode()
     shown = re.search(r'<input type="hidden" name="shown" value="([^"]*)"', page).group(1)
     assert shown == "billing:read orders:read"

@@ -9,8 +9,8 @@ from credentials.governance import approvals
 from credentials.governance.models import CredentialRequest, RequestState
 from credentials.governance.org_policy import policy_update
 from portal.models import AuditEvent
+from tests.tokens.federation.test_federation import request_trust
 from tokens.clients.services import m2m_app_revoke
-from tokens.federation.services import federated_identity_create
 from tokens.models import FederatedIdentity, M2MApplication
 
 pytestmark = pytest.mark.django_db
@@ -21,15 +21,7 @@ def waiting_trust(organization, owner, member, make_app):
     """A member's application with a trust waiting for approval: `(application, trust, request)`."""
     application = make_app(app_owner=member, name="deployer").application
     policy_update(organization=organization, actor=owner, approve_new_m2m_apps=True)
-    identity, request = federated_identity_create(
-        application=application,
-        actor=member,
-        issuer="https://ci.example.com",
-        subject="repo:acme/deploy:ref:refs/heads/main",
-        preset="custom",
-        justification="deploys",
-    )
-    assert identity.status == FederatedIdentity.Status.PENDING and request is not None
+    identity, request = request_trust(application, member)
     return application, identity, request
 
 

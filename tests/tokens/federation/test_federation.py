@@ -38,6 +38,20 @@ def add_trust(application, issuer_url, subject, *, actor=None, **kwargs) -> Fede
     return identity
 
 
+def request_trust(application, requester):
+    """Ask for a trust under an approval policy (the caller sets it); return `(trust, request)`."""
+    identity, request = federated_identity_create(
+        application=application,
+        actor=requester,
+        issuer="https://ci.example.com",
+        subject="repo:acme/deploy:ref:refs/heads/main",
+        preset="custom",
+        justification="deploys",
+    )
+    assert identity.status == FederatedIdentity.Status.PENDING and request is not None
+    return identity, request
+
+
 def present(client, client_id: str, token: str, **extra):
     data = {
         "grant_type": "client_credentials",

@@ -16,9 +16,9 @@ import pytest
 
 from credentials.governance import approvals
 from credentials.governance.org_policy import policy_update
-from tests.support.threads import run_together
+from tests.support.threads import pause_in, run_together
+from tests.tokens.federation.test_federation import request_trust
 from tokens.clients.services import m2m_app_revoke
-from tokens.federation.services import federated_identity_create
 from tokens.models import FederatedIdentity, M2MApplication
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -29,15 +29,7 @@ def test_a_trust_activated_while_its_application_is_revoked_is_not_left_active(
 ):
     app = make_app(app_owner=member, name="deployer").application
     policy_update(organization=organization, actor=owner, approve_new_m2m_apps=True)
-    identity, request = federated_identity_create(
-        application=app,
-        actor=member,
-        issuer="https://ci.example.com",
-        subject="repo:acme/deploy:ref:refs/heads/main",
-        preset="custom",
-        justification="deploys",
-    )
-    assert identity.status == FederatedIdentity.Status.PENDING
+    identity, request = request_trust(app, member)
     approvals.credential_request_approve(request=request, actor=owner)
 
     activated = threading.Event()
@@ -77,26 +69,11 @@ def test_an_application_revoked_while_a_trust_is_being_activated_waits_for_it(
     the application the activation needs next (a deadlock: one of them aborted)."""
     app = make_app(app_owner=member, name="deployer").application
     policy_update(organization=organization, actor=owner, approve_new_m2m_apps=True)
-    identity, request = federated_identity_create(
-        application=app,
-        actor=member,
-        issuer="https://ci.example.com",
-        subject="repo:acme/deploy:ref:refs/heads/main",
-        preset="custom",
-        justification="deploys",
-    )
+    identity, request = request_trust(app, member)
     approvals.credential_request_approve(request=request, actor=owner)
 
-    holds_trust = threading.Event()
-    real_approved = approvals.approved_create_request
-
-    def paused_approved(credential):
-        if threading.current_thread().name == "activate":
-            holds_trust.set()  # credential_secret_issue holds the trust's lock, not yet the application's
-            time.sleep(1.0)
-        return real_approved(credential)
-
-    monkeypatch.setattr(approvals, "approved_create_request", paused_approved)
+    # credential_secret_issue holds the trust's lock, not yet the application's, when it pauses.
+    holds_trust = pause_in(monkeypatch, approvals, "approved_create_request", thread="activate")
 
     def activate():
         return approvals.credential_secret_issue(
@@ -128,16 +105,8 @@ def test_an_application_revoked_while_its_scope_increase_is_approved_waits_for_i
         requested_scopes=["orders:read", "orders:write"],
     )
 
-    holds_request = threading.Event()
-    real_policy_locked = approvals.policy_locked
-
-    def paused_policy_locked(organization):
-        if threading.current_thread().name == "approve":
-            holds_request.set()  # _open_decision holds the request's lock, not yet the application's
-            time.sleep(1.0)
-        return real_policy_locked(organization)
-
-    monkeypatch.setattr(approvals, "policy_locked", paused_policy_locked)
+    # _open_decision holds the request's lock, not yet the application's, when it pauses.
+    holds_request = pause_in(monkeypatch, approvals, "policy_locked", thread="approve")
 
     def approve():
         return approvals.credential_request_approve(request=request, actor=admin_user)
