@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+import time
 from contextlib import contextmanager
 
+from allauth.mfa.totp.internal.auth import format_hotp_value, hotp_value
 from playwright.sync_api import Locator, Page, expect
 
 from tests.factories import PASSWORD
@@ -186,3 +188,13 @@ def assert_panels_fit(page: Page) -> None:
                        + el.textContent.trim().replace(/\\s+/g, ' ').slice(0, 60))"""
     )
     assert clipped == [], f"content wider than its panel: {clipped}"
+
+
+def authenticator_code(secret: str, *, margin: float = 5.0) -> str:
+    """Return the authenticator-app code of now, first waiting for the next 30-second step when
+    fewer than `margin` seconds are left of this one: the code must still be right when the
+    browser has typed and sent it (the portal accepts the current step only)."""
+    left = 30 - time.time() % 30
+    if left < margin:
+        time.sleep(left + 0.05)
+    return format_hotp_value(hotp_value(secret, int(time.time() // 30)))
