@@ -489,6 +489,9 @@ if EMAIL_CONFIG.get("EMAIL_BACKEND") == "django.core.mail.backends.console.Email
     # On stderr: a management command's stdout is its output (`--json` stays one document).
     EMAIL_CONFIG["EMAIL_BACKEND"] = "portal.infra.mail.StderrConsoleBackend"
 vars().update(EMAIL_CONFIG)
+# Seconds an SMTP connection may wait on the mail server (Django's default is no limit: a server
+# that accepts the connection and never answers would hang a cron run, or a request, for good).
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10, minimum=1, maximum=300)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Identity Portal <no-reply@portal.example>")
 # Set but blank (as .env.example ships it) is the default too.
 PORTAL_BASE_URL = (env.str("PORTAL_BASE_URL", default="") or PORTAL_ISSUER).rstrip("/")

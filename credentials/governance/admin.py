@@ -185,9 +185,21 @@ class PendingApprovalAdmin(CredentialRequestAdmin):
 
 @admin.register(Notice)
 class NoticeAdmin(admin.ModelAdmin):
-    list_display = ["notice_type", "kind", "object_id", "organization", "period", "sent_at"]
+    # An empty "sent" is a notice the mail server has not taken yet (the next run tries again).
+    list_display = ["notice_type", "kind", "object_id", "organization", "period", "created_at", "sent_at"]
     list_filter = ["notice_type", "kind"]
-    readonly_fields = ["organization", "kind", "object_id", "notice_type", "period", "recipients", "sent_at"]
+    readonly_fields = [
+        "organization",
+        "kind",
+        "object_id",
+        "notice_type",
+        "period",
+        "recipients",
+        "subject",
+        "body",
+        "created_at",
+        "sent_at",
+    ]
     fields = readonly_fields
 
     def has_add_permission(self, request) -> bool:

@@ -409,7 +409,12 @@ class PendingApproval(CredentialRequest):
 
 
 class Notice(models.Model):
-    """One lifecycle email that was sent; the unique constraint makes each notice go out once."""
+    """One lifecycle email; the unique constraint makes each notice go out once.
+
+    The row is written when the notice is due, with the message as rendered then; `sent_at` is
+    set once the mail server took it. A notice the server refused, or that a killed run never
+    sent, is sent again by the next `send_credential_notices` run (`notices_retry`).
+    """
 
     organization = organization_field("+")
     kind = models.CharField(_("kind"), max_length=16)
@@ -419,7 +424,10 @@ class Notice(models.Model):
         _("period"), max_length=64, help_text=_("What makes a repeat a new notice, e.g. the due date.")
     )
     recipients = models.JSONField(_("recipients"), default=list)
-    sent_at = models.DateTimeField(_("sent"), default=timezone.now)
+    subject = models.TextField(_("subject"), blank=True, default="")
+    body = models.TextField(_("body"), blank=True, default="")
+    created_at = models.DateTimeField(_("due"), default=timezone.now)
+    sent_at = models.DateTimeField(_("sent"), null=True, blank=True, help_text=_("Empty: not sent yet."))
 
     class Meta:
         verbose_name = _("notice")
@@ -428,6 +436,12 @@ class Notice(models.Model):
             models.UniqueConstraint(
                 fields=["kind", "object_id", "notice_type", "period"], name="notice_once_per_period"
             )
+        ]
+        indexes = [
+            # The retry's query: the few notices not sent yet.
+            models.Index(
+                fields=["created_at"], name="notice_unsent", condition=models.Q(sent_at__isnull=True)
+            ),
         ]
 
     def __str__(self) -> str:

@@ -23,6 +23,13 @@ from credentials.webhooks.events import webhook_event_emit
 logger = logging.getLogger(__name__)
 
 
+# How long a notice the mail server did not take is tried again (by every `send_credential_notices`
+# run); an older one stays in the admin's Notices list as not sent. A notice younger than
+# NOTICE_RETRY_AFTER is left to the process that recorded it (its send may still be under way).
+NOTICE_RETRY_FOR = timedelta(days=3)
+NOTICE_RETRY_AFTER = timedelta(minutes=2)
+
+
 def notice_send_once(
     *,
     credential: models.Model,
@@ -31,28 +38,17 @@ def notice_send_once(
     recipients: Iterable[str],
     context: dict[str, Any] | None = None,
 ) -> bool:
-    """Record a notice and email it after commit, unless it was already sent; return whether it is new.
+    """Record a notice and email it after commit, unless it was already due before; return whether it is new.
 
     The unique (credential, notice type, period) row makes this safe from cron at any
-    frequency and from concurrent runs. A notice the mail server refuses is not kept as sent:
-    its row is deleted, so the next scheduled run sends it again.
+    frequency and from concurrent runs. The row keeps the message until the mail server takes
+    it: a notice it refuses, or that a killed process never sent, goes out with the next
+    `send_credential_notices` run (`notices_retry`).
     """
 
     kind = kind_of(credential)
     recipients = sorted({r for r in recipients if r})
     if not recipients:
-        return False
-    try:
-        with transaction.atomic():
-            notice = Notice.objects.create(
-                organization=credential.organization,
-                kind=kind.key,
-                object_id=credential.pk,
-                notice_type=notice_type,
-                period=period[:64],
-                recipients=recipients,
-            )
-    except IntegrityError:
         return False
     link = settings.PORTAL_BASE_URL + (
         _approvals_path(credential) if notice_type == "approval_requested" else credential_path(credential)
@@ -68,32 +64,71 @@ def notice_send_once(
     # One line: a name may hold a line break, which a mail header refuses (BadHeaderError).
     subject = " ".join(render_to_string("credentials/governance/email/subject.txt", body_context).split())
     body = render_to_string("credentials/governance/email/notice.txt", body_context)
-
-    def send() -> None:
-        try:
-            send_mail(subject, body, None, recipients)
-        except Exception:  # a mail outage must not break the change that caused the notice
-            logger.warning(
-                "Could not send the %s notice for %s %s; not recorded as sent (the next run sends a "
-                "scheduled one again)",
-                notice_type,
-                kind.key,
-                credential.pk,
-                exc_info=True,
+    try:
+        with transaction.atomic():
+            notice = Notice.objects.create(
+                organization=credential.organization,
+                kind=kind.key,
+                object_id=credential.pk,
+                notice_type=notice_type,
+                period=period[:64],
+                recipients=recipients,
+                subject=subject,
+                body=body,
             )
-            _notice_forget(notice)
-
-    transaction.on_commit(send)
+    except IntegrityError:
+        return False
+    transaction.on_commit(lambda: notice_deliver(notice.pk))
     return True
 
 
-def _notice_forget(notice: Notice) -> None:
-    """Delete the row of a notice that was not sent, in its own transaction (after the commit)."""
+def notice_deliver(notice_id: int) -> bool:
+    """Email a notice not sent yet and record it as sent; return whether it went out.
+
+    The row stays locked while the mail goes out, so the after-commit send and a retry running
+    at the same moment never both send it. A failure is logged, never raised: a mail outage must
+    not break the change that caused the notice.
+    """
+
     try:
         with transaction.atomic():
-            Notice.objects.filter(pk=notice.pk).delete()
+            notice = (
+                Notice.objects.select_for_update(skip_locked=True)
+                .filter(pk=notice_id, sent_at__isnull=True)
+                .first()
+            )
+            if notice is None:
+                return False  # sent already, or being sent by another process
+            try:
+                send_mail(notice.subject, notice.body, None, notice.recipients)
+            except Exception:  # noqa: BLE001  any mail failure: the next run tries again
+                logger.warning(
+                    "Could not send the %s notice for %s %s; not recorded as sent (the next "
+                    "send_credential_notices run sends it again)",
+                    notice.notice_type,
+                    notice.kind,
+                    notice.object_id,
+                    exc_info=True,
+                )
+                return False
+            Notice.objects.filter(pk=notice.pk).update(sent_at=timezone.now())
+            return True
     except DatabaseError:
-        logger.warning("Could not forget the unsent notice %s", notice.pk, exc_info=True)
+        logger.warning("Could not send the notice %s (database error)", notice_id, exc_info=True)
+        return False
+
+
+def notices_retry(*, now: datetime | None = None) -> int:
+    """Send the notices of the last NOTICE_RETRY_FOR that the mail server has not taken yet;
+    return how many went out. Each goes with the message and recipients it was due with."""
+
+    now = now or timezone.now()
+    pending = Notice.objects.filter(
+        sent_at__isnull=True,
+        created_at__gte=now - NOTICE_RETRY_FOR,
+        created_at__lte=now - NOTICE_RETRY_AFTER,
+    )
+    return sum(notice_deliver(pk) for pk in list(pending.order_by("pk").values_list("pk", flat=True)))
 
 
 def _approvals_path(credential) -> str:
@@ -151,7 +186,7 @@ def credential_notices_send(*, now: datetime | None = None) -> int:
 
     now = now or timezone.now()
     managers: dict[int, list[str]] = {}
-    sent = 0
+    sent = notices_retry(now=now)
     for kind in all_kinds():
         for notice_type, condition, period_column in _scheduled_notices(now):
             rows = kind.inventory_queryset(None).filter(condition).values(*KIND_COLUMNS)
@@ -163,16 +198,29 @@ def credential_notices_send(*, now: datetime | None = None) -> int:
                     kind=kind.key, object_id=values["id"], notice_type=notice_type, period=period.isoformat()
                 ).exists():
                     continue
-                credential = kind.model.objects.select_related("organization", "owner").get(pk=values["id"])
-                org_id = credential.organization_id
-                if org_id not in managers:
-                    managers[org_id] = [u.email for u in managers_of(credential.organization)]
-                recipients = (
-                    list(managers[org_id])
-                    if notice_type == "orphaned"
-                    else notice_recipients(credential, managers=managers[org_id])
-                )
                 with transaction.atomic():
+                    # The rows were read when the run began, and a run may take minutes: a
+                    # credential revoked, rotated or restored since gets no notice it no longer
+                    # warrants. Locked until the notice is recorded, as a change would lock it.
+                    credential = (
+                        kind.model.objects.select_for_update(of=("self",))
+                        .select_related("organization", "owner")
+                        .filter(pk=values["id"])
+                        .first()
+                    )
+                    if (
+                        credential is None
+                        or not kind.inventory_queryset(None).filter(condition, pk=credential.pk).exists()
+                    ):
+                        continue
+                    org_id = credential.organization_id
+                    if org_id not in managers:
+                        managers[org_id] = [u.email for u in managers_of(credential.organization)]
+                    recipients = (
+                        list(managers[org_id])
+                        if notice_type == "orphaned"
+                        else notice_recipients(credential, managers=managers[org_id])
+                    )
                     if notice_send_once(
                         credential=credential,
                         notice_type=notice_type,

@@ -178,6 +178,7 @@ def test_a_notice_that_failed_during_a_mail_outage_is_sent_by_the_next_run(
     assert any("Could not send the review_due notice" in r.getMessage() for r in caplog.records)
 
     monkeypatch.setattr(notices, "send_mail", real)  # the mail server is back
+    Notice.objects.update(created_at=timezone.now() - timedelta(minutes=10))  # the next run, 10 minutes on
     with django_capture_on_commit_callbacks(execute=True):
         call_command("send_credential_notices")
     with django_capture_on_commit_callbacks(execute=True):
