@@ -190,7 +190,10 @@ class WebhookEndpointViewSet(AuthorizedView, GenericViewSet):
         request=None,
         responses={
             202: serializers.WebhookDeliverySerializer,
-            409: OpenApiResponse(description="Not retryable"),
+            409: OpenApiResponse(
+                description="Not retryable: it has not failed (`not_retryable`), or a sender is attempting "
+                "it now (`in_flight`: wait for its outcome, then ask again)"
+            ),
         },
     )
     @action(
@@ -205,5 +208,5 @@ class WebhookEndpointViewSet(AuthorizedView, GenericViewSet):
         try:
             delivery = services.webhook_delivery_retry(delivery=delivery, actor=self._actor())
         except DjangoValidationError as exc:
-            raise Conflict(" ".join(exc.messages)) from exc
+            raise Conflict(" ".join(exc.messages), code=exc.code or "conflict") from exc
         return Response(serializers.WebhookDeliverySerializer(delivery).data, status=status.HTTP_202_ACCEPTED)

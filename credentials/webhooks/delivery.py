@@ -4,6 +4,12 @@ Claiming is a short transaction (`select_for_update(skip_locked=True)`) that mov
 `next_attempt_at` past a lease, so two senders never pick the same row; the HTTP request is
 made outside any transaction. A sender that dies mid-request leaves the row to be retried when
 the lease ends: delivery is at least once, and receivers deduplicate on `Portal-Webhook-Id`.
+
+Requests go out one at a time, so what is claimed decides who waits: a claim takes at most one
+row per endpoint (its oldest due one), and an endpoint that did not answer (a timeout, a refused
+connection or destination) gets no further attempt in the same pass. One organisation's slow or
+dead receiver then costs the others at most one attempt's time per endpoint and pass, not one per
+queued event.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ import random
 import socket
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -24,6 +30,8 @@ from cryptography.fernet import InvalidToken
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import F, Window
+from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 from credentials.webhooks import signing
@@ -45,11 +53,16 @@ EXCERPT_BYTES = 300
 
 @dataclass(frozen=True)
 class Outcome:
-    """What one attempt gave: an HTTP status, or an error (short, never a secret)."""
+    """What one attempt gave: an HTTP status, or an error (short, never a secret).
+
+    `unreachable`: no answer came (a timeout, a connection or TLS error, a refused destination),
+    so the endpoint's other deliveries would most likely fare the same in this pass.
+    """
 
     status: int | None
     error: str = ""
     excerpt: str = ""
+    unreachable: bool = False
 
     @property
     def ok(self) -> bool:
@@ -97,7 +110,7 @@ def post(url: str, body: bytes, headers: dict[str, str]) -> Outcome:
         destination = parse_url(url)
         addresses = resolve(destination)
     except ValidationError as exc:
-        return Outcome(None, f"Refused destination: {' '.join(exc.messages)}"[:300])
+        return Outcome(None, f"Refused destination: {' '.join(exc.messages)}"[:300], unreachable=True)
     try:
         response = outbound.exchange(
             "POST",
@@ -109,13 +122,13 @@ def post(url: str, body: bytes, headers: dict[str, str]) -> Outcome:
             headers=headers,
         )
     except TimeoutError:
-        return Outcome(None, "Timed out")
+        return Outcome(None, "Timed out", unreachable=True)
     except ConnectionRefusedError:
-        return Outcome(None, "Connection refused")
+        return Outcome(None, "Connection refused", unreachable=True)
     except ssl.SSLError as exc:
-        return Outcome(None, f"TLS error: {exc.reason or type(exc).__name__}"[:300])
+        return Outcome(None, f"TLS error: {exc.reason or type(exc).__name__}"[:300], unreachable=True)
     except (OSError, http.client.HTTPException) as exc:
-        return Outcome(None, f"Connection error: {type(exc).__name__}")
+        return Outcome(None, f"Connection error: {type(exc).__name__}", unreachable=True)
     status = response.status
     excerpt = response.body.decode("utf-8", "replace")
     return Outcome(status, "" if 200 <= status < 300 else f"HTTP {status}", excerpt)
@@ -132,13 +145,31 @@ def _lease_seconds(batch_size: int) -> int:
     return batch_size * attempt_bound_seconds() + 60
 
 
-def deliveries_claim(*, batch_size: int, now: datetime | None = None) -> list[WebhookDelivery]:
-    """Take up to `batch_size` due deliveries of active endpoints for this sender alone."""
+def deliveries_claim(
+    *, batch_size: int, now: datetime | None = None, skip_endpoints: Collection[int] = ()
+) -> list[WebhookDelivery]:
+    """Take up to `batch_size` due deliveries of active endpoints for this sender alone.
+
+    At most one per endpoint, its oldest due one, so a backlog at one endpoint cannot fill the
+    batch ahead of every other endpoint's events. `skip_endpoints` are left out (this pass found
+    them unreachable).
+    """
     now = now or timezone.now()
+    due = WebhookDelivery.objects.filter(
+        state__in=DUE_STATES, next_attempt_at__lte=now, endpoint__active=True
+    ).exclude(endpoint_id__in=list(skip_endpoints))
+    # The window function picks each endpoint's first row; the lock is taken on the outer query,
+    # where PostgreSQL allows it, and its due conditions are checked again on the locked row, so a
+    # row another sender claimed (and moved past its lease) meanwhile is not taken a second time.
+    firsts = due.annotate(
+        place=Window(
+            RowNumber(), partition_by=[F("endpoint_id")], order_by=[F("next_attempt_at").asc(), F("id").asc()]
+        )
+    ).filter(place=1)
     with transaction.atomic():
         ids = list(
-            WebhookDelivery.objects.select_for_update(skip_locked=True, of=("self",))
-            .filter(state__in=DUE_STATES, next_attempt_at__lte=now, endpoint__active=True)
+            due.select_for_update(skip_locked=True, of=("self",))
+            .filter(pk__in=firsts.values("pk"))
             .order_by("next_attempt_at", "id")
             .values_list("pk", flat=True)[:batch_size]
         )
@@ -154,9 +185,31 @@ def deliveries_claim(*, batch_size: int, now: datetime | None = None) -> list[We
     )
 
 
-def delivery_send(delivery: WebhookDelivery) -> WebhookDelivery:
-    """Make one attempt at a claimed delivery and record what happened."""
-    endpoint = delivery.endpoint
+def _release(delivery: WebhookDelivery) -> None:
+    """Give a claimed row back without counting an attempt (due again at once, if its endpoint is active).
+
+    Only while this sender's lease holds it: after the lease another sender may have claimed it.
+    """
+    WebhookDelivery.objects.filter(
+        pk=delivery.pk, state__in=DUE_STATES, leased_until=delivery.leased_until
+    ).update(leased_until=None, next_attempt_at=timezone.now())
+
+
+def delivery_send(delivery: WebhookDelivery) -> tuple[WebhookDelivery, Outcome | None]:
+    """Make one attempt at a claimed delivery and record what happened; return the row and the outcome.
+
+    The endpoint is read again first: one deleted since the claim gets nothing (the row is gone
+    with it), one disabled gets its row back unattempted (it waits until the endpoint is enabled),
+    and the URL and secrets are the current ones (a rotation without overlap stops the old secret
+    at once). The outcome is None when no request was made.
+    """
+    endpoint = WebhookEndpoint.objects.filter(pk=delivery.endpoint_id).first()
+    if endpoint is None:
+        return delivery, None
+    if not endpoint.active:
+        _release(delivery)
+        return delivery, None
+    delivery.endpoint = endpoint
     body = body_of(delivery)
     timestamp = int(time.time())
     try:
@@ -164,9 +217,8 @@ def delivery_send(delivery: WebhookDelivery) -> WebhookDelivery:
     except InvalidToken:
         # The encryption key changed and the secret was not re-encrypted (docs/operations.md).
         logger.error("Webhook endpoint %s: its signing secret cannot be decrypted", endpoint.pk)
-        return delivery_record(
-            delivery=delivery, outcome=Outcome(None, "The signing secret cannot be decrypted; rotate it.")
-        )
+        outcome = Outcome(None, "The signing secret cannot be decrypted; rotate it.")
+        return delivery_record(delivery=delivery, outcome=outcome), outcome
     headers = {
         "Content-Type": "application/json",
         "User-Agent": USER_AGENT,
@@ -176,7 +228,7 @@ def delivery_send(delivery: WebhookDelivery) -> WebhookDelivery:
         "Portal-Webhook-Event": delivery.event_type,
     }
     outcome = post(endpoint.url, body, headers)
-    return delivery_record(delivery=delivery, outcome=outcome)
+    return delivery_record(delivery=delivery, outcome=outcome), outcome
 
 
 def _printable(text: str) -> str:
@@ -224,26 +276,42 @@ def delivery_record(*, delivery: WebhookDelivery, outcome: Outcome) -> WebhookDe
 
 
 def deliveries_drain(
-    *, batch_size: int = 20, limit: int | None = None, stop: Callable[[], bool] = lambda: False
+    *,
+    batch_size: int = 20,
+    limit: int | None = None,
+    stop: Callable[[], bool] = lambda: False,
+    heartbeat: Callable[[], None] = lambda: None,
 ) -> dict[str, int]:
     """Send every delivery due now, batch by batch; return how many ended in each state.
 
     `stop` is asked before each request: a sender told to shut down leaves the rest of its
     batch, which goes out when the lease ends. Nor does a request start when the lease could
     end before it does (slow receivers): another sender could claim the row meanwhile.
+    `heartbeat` is called before each claim and each request, so a long pass still shows the
+    runner alive (the command's records at most every 30 s).
+
+    An endpoint whose attempt got no answer (a timeout, a connection error, a refused
+    destination) is left out of the rest of the pass: its other due deliveries are not claimed,
+    use no attempt and keep their retry times; the next pass tries the endpoint again.
     """
     counts = {state: 0 for state in DeliveryState.values}
     sent = 0
+    unreachable: set[int] = set()
     while (limit is None or sent < limit) and not stop():
-        batch = deliveries_claim(batch_size=batch_size if limit is None else min(batch_size, limit - sent))
+        heartbeat()
+        batch = deliveries_claim(
+            batch_size=batch_size if limit is None else min(batch_size, limit - sent),
+            skip_endpoints=unreachable,
+        )
         if not batch:
             break
         lease_ends = batch[0].leased_until
         for delivery in batch:
             if stop() or timezone.now() + timedelta(seconds=attempt_bound_seconds()) > lease_ends:
                 break
+            heartbeat()
             try:
-                delivery = delivery_send(delivery)
+                delivery, outcome = delivery_send(delivery)
             except Exception:  # one broken row must not stop the others
                 logger.exception("Webhook delivery %s failed unexpectedly", delivery.pk)
                 try:  # count the attempt, so a row that always breaks ends as "gave up"
@@ -252,7 +320,11 @@ def deliveries_drain(
                 except Exception:  # noqa: BLE001 - e.g. the database is gone; the lease ends, it is retried
                     counts[DeliveryState.FAILED] += 1
             else:
+                if outcome is None:  # its endpoint was deleted or disabled since the claim
+                    continue
                 counts[delivery.state] += 1
+                if outcome.unreachable:
+                    unreachable.add(delivery.endpoint_id)
             sent += 1
     return counts
 

@@ -6,8 +6,9 @@ typed, so neither may become a way into the portal's own network. The URL is che
 (scheme, no credentials, no private IP literal), the host is resolved with a bounded lookup
 and every answer must be public; the connection then goes to an address that was checked,
 so DNS cannot change in between, and TLS still verifies the certificate for the URL's host.
-A watchdog bounds the whole exchange and the body read is capped. Loopback over plain http
-only when the caller's development setting allows it (`allow_insecure_localhost`).
+A watchdog bounds the whole exchange and the body read is capped; interim 1xx answers are read
+past to the final one. Loopback over plain http only when the caller's development setting
+allows it (`allow_insecure_localhost`).
 """
 
 from __future__ import annotations
@@ -204,8 +205,35 @@ def _within(deadline: float) -> None:
         raise TimeoutError
 
 
+#: Interim (1xx) answers read past before the final one; a server sending more is refused.
+MAX_INTERIM_RESPONSES = 10
+
+
+class TooManyInterimResponses(http.client.HTTPException):
+    """The server sent more than MAX_INTERIM_RESPONSES interim (1xx) answers before its final one."""
+
+
+class _FinalResponse(http.client.HTTPResponse):
+    """The final answer: interim 1xx answers before it are read past (RFC 9110 §15.2).
+
+    http.client skips only `100 Continue` and would take e.g. `103 Early Hints` for the answer.
+    `101 Switching Protocols` is final (no upgrade was asked for, so it is just not a success).
+    The watchdog bounds the time a server can spend on interim answers; this bounds their number.
+    """
+
+    def _read_status(self) -> tuple[str, int, str]:
+        for _ in range(MAX_INTERIM_RESPONSES + 1):
+            version, status, reason = super()._read_status()
+            if not 100 <= status < 200 or status == 101:
+                return version, status, reason
+            http.client.parse_headers(self.fp)  # the interim answer's header fields, discarded
+        raise TooManyInterimResponses(f"more than {MAX_INTERIM_RESPONSES} interim responses")
+
+
 class _PinnedHTTPConnection(http.client.HTTPConnection):
     """Connect to the addresses that were checked, whatever DNS says by now."""
+
+    response_class = _FinalResponse
 
     def __init__(
         self, host: str, port: int, *, addresses: list[str], timeout: float, deadline: float
@@ -221,6 +249,8 @@ class _PinnedHTTPConnection(http.client.HTTPConnection):
 
 class _PinnedHTTPSConnection(http.client.HTTPSConnection):
     """Connect to the checked addresses; verify the certificate against the URL's host name."""
+
+    response_class = _FinalResponse
 
     def __init__(
         self, host: str, port: int, *, addresses: list[str], timeout: float, deadline: float

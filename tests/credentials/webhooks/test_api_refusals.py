@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from credentials.webhooks.models import WebhookEndpoint
-from credentials.webhooks.services import MAX_ENDPOINTS_PER_ORGANIZATION
+from credentials.webhooks.delivery import Outcome, deliveries_claim, delivery_record
+from credentials.webhooks.models import DeliveryState, WebhookDelivery, WebhookEndpoint
+from credentials.webhooks.services import MAX_ENDPOINTS_PER_ORGANIZATION, webhook_endpoint_ping
 
 pytestmark = pytest.mark.django_db
 
@@ -52,3 +53,27 @@ def test_an_endpoint_past_the_limit_is_a_409_with_a_code(owner_client, make_endp
     body = response.json()
     assert body["code"] == "limit" and body["detail"], body
     assert WebhookEndpoint.objects.count() == MAX_ENDPOINTS_PER_ORGANIZATION
+
+
+def test_a_retry_of_a_delivery_that_has_not_failed_is_a_409_with_its_code(machine, owner, make_endpoint):
+    """The retry's 409 was always `conflict`, whatever the service said (ping's names its code)."""
+    endpoint, _ = make_endpoint()
+    delivery = webhook_endpoint_ping(endpoint=endpoint, actor=owner)  # pending: not failed yet
+    response = machine.post(f"{BASE}{endpoint.pk}/deliveries/{delivery.pk}/retry/")
+    assert response.status_code == 409
+    body = response.json()
+    assert body["code"] == "not_retryable" and body["detail"], body
+
+
+def test_a_retry_of_a_delivery_being_sent_is_a_409_in_flight(machine, owner, make_endpoint):
+    """`in_flight` tells a script to wait for the attempt's outcome and ask again, unlike `not_retryable`."""
+    endpoint, _ = make_endpoint()
+    delivery = webhook_endpoint_ping(endpoint=endpoint, actor=owner)
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(state=DeliveryState.FAILED, attempts=1)
+    (claimed,) = deliveries_claim(batch_size=1)  # a sender is POSTing it now
+    response = machine.post(f"{BASE}{endpoint.pk}/deliveries/{delivery.pk}/retry/")
+    assert response.status_code == 409
+    assert response.json()["code"] == "in_flight", response.json()
+
+    delivery_record(delivery=claimed, outcome=Outcome(None, "Timed out"))
+    assert machine.post(f"{BASE}{endpoint.pk}/deliveries/{delivery.pk}/retry/").status_code == 202

@@ -255,8 +255,9 @@ def test_changing_the_encryption_key_then_reencrypting(settings, owner, receiver
 
 
 def test_a_stopping_sender_leaves_the_rest_for_later(owner, receiver, make_endpoint):
-    endpoint, _secret = make_endpoint()
-    for _ in range(3):
+    # Three endpoints, so the three rows are claimed together (a claim takes one row per endpoint).
+    for n in range(3):
+        endpoint, _secret = make_endpoint(url=f"{receiver.url}/{n}")
         webhook_endpoint_ping(endpoint=endpoint, actor=owner)
     calls = []
     counts = deliveries_drain(batch_size=3, stop=lambda: calls.append(1) or len(calls) > 2)
@@ -311,8 +312,8 @@ def test_a_sender_starts_no_request_its_lease_could_not_cover(owner, receiver, m
     from credentials.webhooks import delivery as sender
 
     monkeypatch.setattr(sender, "_lease_seconds", lambda batch_size: 5)
-    endpoint, _secret = make_endpoint()
-    for _ in range(3):
+    for n in range(3):  # one batch: a claim takes one row per endpoint
+        endpoint, _secret = make_endpoint(url=f"{receiver.url}/{n}")
         webhook_endpoint_ping(endpoint=endpoint, actor=owner)
     receiver.delay = 0.8
     counts = deliveries_drain(batch_size=3)
