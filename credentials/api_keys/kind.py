@@ -124,18 +124,20 @@ def api_key_match_secret(raw: str) -> SecretMatch | None:
     row = (
         ApiKey.objects.filter(key_id=parsed.key_id)
         .order_by()
-        .values("pk", "digest", "pepper_id", "environment", "key_id", "last4", "status", "expires_at")
+        .values("pk", "digest", "pepper_id", "environment", "key_id", "last4", "expires_at")
         .first()
     )
     if row is None or not row["digest"]:
         return None
     if not verify_digest(parsed.raw, pepper_id=row["pepper_id"], digest=row["digest"]):
         return None
+    # The secret's own life is its expiry (a rotated-away key's ends with its overlap); the key's
+    # status (suspended, revoked) is the credential's, which the leak intake judges by itself.
     expired = row["expires_at"] is not None and row["expires_at"] <= timezone.now()
     return SecretMatch(
         object_id=row["pk"],
         secret_hint=f"{keys.display_prefix(row['environment'], row['key_id'])}…{row['last4']}",
-        secret_live=row["status"] == CredentialState.ACTIVE and not expired,
+        secret_live=not expired,
     )
 
 

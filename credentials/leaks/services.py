@@ -1,8 +1,9 @@
 """Receive leaked-secret reports: recognise the secret, act per the organisation's policy, record, notify.
 
-Each report runs in its own transaction with the credential's row locked, so a replayed
-or concurrent report of the same secret finds the first one's `LeakReport` (unique by the
-token's SHA-256) and changes nothing: no second revocation, audit event or email.
+Each report runs in its own transaction with the credential's row locked (after the requests
+waiting about it, the order every write takes), so a replayed or concurrent report of the same
+secret finds the first one's `LeakReport` (unique by the token's SHA-256) and changes nothing:
+no second revocation, audit event or email.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
+from credentials.governance import approvals
 from credentials.governance.common import about, audit_change
 from credentials.governance.models import CredentialStatus, LeakedCredentialAction, SuspensionReason
 from credentials.governance.notices import notice_send_once
@@ -143,6 +145,13 @@ def leak_report_receive(*, reported: ReportedToken, reporter: str = "github") ->
 def _record(
     *, kind: GovernedKind, match: SecretMatch, reported: ReportedToken, reporter: str
 ) -> LeakReport | None:
+    # The requests waiting about the credential before the credential (docs/governance.md, "Every
+    # write takes its row locks in one order"): a revocation closes them (`api_key_revoke` locks
+    # them), and a decision on one locks it, then the credential; the other order deadlocked with
+    # it on PostgreSQL. An M2M report never revokes the application (only the leaked secret, or a
+    # suspension, neither closing a request), so its trusts' requests need no lock here.
+    # The unsaved row stands in for the credential: the helper reads only its kind and pk.
+    approvals.waiting_requests_locked([kind.model(pk=match.object_id)])
     credential = (
         kind.model.objects.select_for_update(of=("self",))
         .select_related("organization", "owner")
@@ -206,8 +215,11 @@ def _decide(kind: GovernedKind, credential: models.Model, match: SecretMatch) ->
     """Return what the organisation's policy does about this leak, given the credential's state."""
     if credential.status not in (CredentialStatus.ACTIVE, CredentialStatus.SUSPENDED):
         return LeakAction.NONE  # revoked, or never issued: the secret opens nothing
-    if kind.revoke_secret is not None and not match.secret_live:
-        return LeakAction.NONE  # that one client secret was revoked or expired already
+    if not match.secret_live:
+        # The secret stopped working already: a client secret revoked or expired, an API key past
+        # its expiry (or rotated away, its overlap over). Revoking the key now would only tell its
+        # owner to replace a key whose successor works.
+        return LeakAction.NONE
     policy = policy_for(credential.organization).leaked_credential_action
     if policy == LeakedCredentialAction.SUSPEND:
         return LeakAction.SUSPENDED
@@ -224,16 +236,19 @@ def _act(kind: GovernedKind, credential: models.Model, match: SecretMatch, actio
     elif action == LeakAction.SUSPENDED:
         if credential.status == CredentialStatus.ACTIVE:
             return credential_suspend(credential=credential, actor=None, reason=SuspensionReason.LEAKED)
-        else:
-            # Already suspended (say, orphaned): mark it leaked, so reassigning an owner or a
-            # review cannot lift the suspension by itself; only an explicit restore does.
-            previous = credential.suspension_reason
-            credential.suspension_reason = SuspensionReason.LEAKED
-            credential.save(update_fields=["suspension_reason", kind.touch_field])
-            # Subscribers of `suspended` learn the new reason (docs/leak-reports.md).
-            extra = {"reason": SuspensionReason.LEAKED, "previous_reason": previous}
-            audit_change(kind, "suspended", credential=credential, actor=None, extra=extra)
-            kind.changed(credential)
+        if credential.suspension_reason == SuspensionReason.LEAKED:
+            # Suspended for a leak already (another of its secrets, say, during a rotation's
+            # overlap): nothing about the suspension changes, so no second `suspended` event.
+            return credential
+        # Already suspended for another reason (say, orphaned): mark it leaked, so reassigning an
+        # owner or a review cannot lift the suspension by itself; only an explicit restore does.
+        previous = credential.suspension_reason
+        credential.suspension_reason = SuspensionReason.LEAKED
+        credential.save(update_fields=["suspension_reason", kind.touch_field])
+        # Subscribers of `suspended` learn the new reason (docs/leak-reports.md).
+        extra = {"reason": SuspensionReason.LEAKED, "previous_reason": previous}
+        audit_change(kind, "suspended", credential=credential, actor=None, extra=extra)
+        kind.changed(credential)
     return credential
 
 

@@ -24,7 +24,9 @@ from django.core.exceptions import ValidationError
 from django.db import connection
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
+from credentials.api_keys.models import ApiKey
 from credentials.api_keys.services import api_key_rotate
 from credentials.governance.models import CredentialStatus, LeakedCredentialAction, SuspensionReason
 from credentials.governance.org_policy import policy_update
@@ -41,7 +43,7 @@ from tests.security.test_leak_sweep import table_dump
 from tests.support.secret_scanning import keys_document, sign
 from tests.tokens.conftest import basic
 from tokens.clients.services import client_secret_rotate
-from tokens.models import ClientSecret
+from tokens.models import ClientSecret, M2MApplication
 
 URL = "/api/v1/secret-scanning/reports"
 KEY_ID = "90a421169f0a406205f1563a953312f0be898d3c7b6c06b681aa86a874555f4a"
@@ -927,3 +929,65 @@ def test_rotating_a_restored_leaked_application_stops_the_leaked_secret_at_once(
     # Every live secret is newer than the report now: the next rotation may overlap again.
     client_secret_rotate(application=restored, actor=owner)
     assert mint(application, fresh) == 200
+
+
+@pytest.mark.parametrize("how", ["rotated_away", "expired"])
+def test_a_leaked_key_that_stopped_working_is_not_revoked_nor_mailed_as_live(
+    how, scanning, client, organization, member, scopes, django_capture_on_commit_callbacks
+):
+    """A key already stopped (rotated away with its overlap over, or past its expiry) was revoked by
+    the report, and the e-mail said "the API key was revoked … Create a new one" while its successor
+    of the same name worked: the key's `secret_live` mixed in its status, and the intake checked it
+    only for kinds with `revoke_secret` (M2M). Like a stopped client secret, it is now recorded as
+    *nothing*, audited, and nobody is e-mailed."""
+    key, old_raw = make_api_key(organization, member)
+    new_raw = None
+    if how == "rotated_away":
+        _successor, new_raw = api_key_rotate(api_key=key, actor=member, overlap=timedelta(0))
+    else:
+        ApiKey.objects.filter(pk=key.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    assert whoami(client, old_raw).status_code == 401
+    with django_capture_on_commit_callbacks(execute=True):
+        assert post(client, [entry(old_raw)], key=scanning).status_code == 200
+    report = LeakReport.objects.get()
+    assert report.object_id == key.pk and report.action_taken == LeakAction.NONE
+    assert ApiKey.objects.get(pk=key.pk).status == CredentialStatus.ACTIVE  # not revoked
+    assert not _events("credentials.api_key.revoked")
+    assert len(_events("credentials.api_key.leaked")) == 1
+    assert not mail.outbox
+    if new_raw is not None:
+        assert whoami(client, new_raw).status_code == 200
+
+
+def test_a_second_leaked_secret_of_a_leak_suspended_app_writes_no_second_suspension(
+    scanning, client, organization, owner, member, scopes, django_capture_on_commit_callbacks
+):
+    """Under `suspend`, an alert with two secrets of one M2M application (in a rotation's overlap)
+    wrote two `tokens.m2m_app.suspended` events and sent `credential.suspended` twice, the second
+    with reason leaked and previous reason leaked: the already-suspended branch re-marked a leak
+    suspension as a leak suspension. Now the second changes nothing about the suspension, and is
+    still recorded on its own report (its secret's hint) and audited as `leaked`."""
+    policy_update(
+        organization=organization, actor=owner, leaked_credential_action=LeakedCredentialAction.SUSPEND
+    )
+    webhook_endpoint_create(
+        organization=organization,
+        url="https://hooks.example.com/p",
+        event_types=["suspended", "leaked"],
+        actor=owner,
+    )
+    application, first = make_m2m_app(organization, member)
+    _secret, second = client_secret_rotate(application=application, actor=owner, overlap=timedelta(hours=1))
+    other_url = "https://github.com/o/r/blob/y/.env"
+    with django_capture_on_commit_callbacks(execute=True):
+        response = post(client, [entry(first), entry(second, url=other_url)], key=scanning)
+    assert response.status_code == 200
+    assert M2MApplication.objects.get(pk=application.pk).suspension_reason == SuspensionReason.LEAKED
+    assert len(_events("tokens.m2m_app.suspended")) == 1
+    assert WebhookDelivery.objects.filter(event_type="credential.suspended").count() == 1
+    reports = list(LeakReport.objects.order_by("pk"))
+    assert [r.secret_hint for r in reports] == [first[:8] + "…", second[:8] + "…"]
+    assert [r.url for r in reports] == [LEAK_URL, other_url]
+    assert [r.action_taken for r in reports] == [LeakAction.SUSPENDED, LeakAction.SUSPENDED]
+    assert len(_events("tokens.m2m_app.leaked")) == 2
+    assert WebhookDelivery.objects.filter(event_type="credential.leaked").count() == 2
