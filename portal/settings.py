@@ -477,7 +477,8 @@ PORTAL_EXCHANGE_TOKEN_LIFETIME_SECONDS = env.int(
 # never with the per-process one; false switches it off (docs/performance.md).
 PORTAL_CLIENT_SNAPSHOT = env.bool("PORTAL_CLIENT_SNAPSHOT", default=None)
 # Seconds a process trusts its loaded signing key before re-checking which key is active
-# (a rotation reaches every app server within this interval).
+# (a rotation reaches every app server within twice this interval: the shared hint of the
+# active key lives as long).
 PORTAL_SIGNING_KEY_REFRESH_SECONDS = env.int("PORTAL_SIGNING_KEY_REFRESH_SECONDS", default=5, minimum=1)
 # Cache-Control max-age of the JWKS. A new key is published the moment it is created, and
 # the previous key stays published for the longest token lifetime after rotation.

@@ -15,12 +15,13 @@ anyone who knows the key id can cause), or its `last_used_at`.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.models import Max, Q, Sum
 from django.utils import timezone
 from django.utils.timesince import timesince
@@ -28,10 +29,13 @@ from django.utils.timesince import timesince
 from credentials import usage
 from credentials.api_keys.models import CUTOVER_QUIET_PERIODS, ApiKey
 from credentials.api_keys.services import _locked, api_key_revoke
+from credentials.governance import approvals
 from credentials.governance.common import credential_audit
 from credentials.governance.models import CredentialState, CredentialStatus
 from credentials.models import UsageBucket
 from portal.models import User
+
+logger = logging.getLogger(__name__)
 
 QUIET_HOURS = {hours: str(label) for hours, label in CUTOVER_QUIET_PERIODS}
 #: Outcomes that show the integration still presents the key (with its secret).
@@ -197,6 +201,7 @@ def _lock_application(key: ApiKey) -> None:
 
     Key, then application: the order of a move (tokens.clients.moves); the application's own
     writes (its revoke, suspension, secrets) never lock the key, so the two cannot deadlock.
+    (`api_key_cutover_complete` locks the key's waiting requests before either.)
     """
     relation = ApiKey._meta.get_field("moved_to_application")  # the M2M kind's reverse of moved_from_key
     application = (
@@ -252,7 +257,12 @@ def api_key_cutover_complete(
     The application's row lock, taken next, makes the judgement hold until the key is revoked:
     an application revoked or suspended meanwhile waits, or is seen and the key kept.
     `automatic`: the periodic run, which also needs the owner's opt-in (checked under the lock).
+
+    The key's waiting requests are locked first (the revoke closes them): a decision locks its
+    request, then the key, so requests → key → application is the one order (docs/governance.md).
+    Locked after the key, an approval of a scope increase on it deadlocked with the revoke.
     """
+    approvals.waiting_requests_locked([api_key])  # api_key_revoke takes them again: already held
     key = _locked(api_key)
     _lock_application(key)
     application = _moved(key)
@@ -272,7 +282,9 @@ def cutovers_complete(*, now: datetime | None = None) -> list[ApiKey]:
     """Revoke every opted-in moved key whose application is active and whose quiet period has passed.
 
     Safe at any frequency and from concurrent runs: each key is its own transaction under its
-    row lock, and a key found revoked (or used again, or opted out) is skipped.
+    row lock, and a key found revoked (or used again, or opted out) is skipped. A database error
+    on one key (a lock timeout, a deadlock PostgreSQL broke) rolls back that key only: it is
+    logged and tried again on the next run, and the others are still revoked.
     """
     now = now or timezone.now()
     candidates = (
@@ -292,6 +304,13 @@ def cutovers_complete(*, now: datetime | None = None) -> list[ApiKey]:
             )
         except ValidationError:
             continue  # not quiet yet, or changed meanwhile
+        except DatabaseError:
+            logger.warning(
+                "Cut-over of API key %s failed; it is tried again on the next run.",
+                api_key.key_id,
+                exc_info=True,
+            )
+            continue
     return revoked
 
 

@@ -3,8 +3,9 @@
 Private keys are decrypted and parsed once per process and kept as `cryptography` key
 objects (parsing a PEM per token would cost ~40 ms). Each process re-checks which key is
 active at most every PORTAL_SIGNING_KEY_REFRESH_SECONDS (default 5 s) through Django's
-cache, so a rotation reaches every app server within that interval; the rotating process
-switches at once.
+cache, whose hint lives as long: a rotation reaches every app server within twice that
+interval (a hint read from the database just before the rotation committed may stand for one
+more); the rotating process switches at once.
 """
 
 from __future__ import annotations

@@ -8,9 +8,10 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 
-from portal.models import User
+from portal.models import AuditEvent, User
 from portal.services.audit import audit_log
 from portal.services.encryption import ciphertext_reencrypt, reencrypted_audit
 from tokens.models import (
@@ -131,16 +132,26 @@ def signing_key_stage(*, actor: User | None, algorithm: str = SigningKey.Algorit
 
 
 def signing_key_rotate(
-    *, actor: User | None, algorithm: str | None = None
+    *,
+    actor: User | None,
+    algorithm: str | None = None,
+    withdraw_previous_after: timedelta | None = None,
 ) -> tuple[SigningKey, SigningKey | None]:
     """Retire the active key (kept in the JWKS until its tokens expire) and sign with the next one.
 
     The next key is the staged one (`signing_key_stage`) when there is one, else a new key of
     `algorithm` (RS256 when not given). Asking for an algorithm other than the staged key's is
     refused (code "staged_algorithm"): withdraw the staged key first.
+
+    `withdraw_previous_after` (a leaked key): the retired key leaves the JWKS that long after the
+    rotation instead of once its tokens have expired. It is recorded in this transaction, so the
+    key leaves even if whoever asked never gets to `signing_key_unpublish` (a command stopped
+    while it waits for the other app servers to switch).
     """
     if algorithm is not None:
         _check_algorithm(algorithm)
+    if withdraw_previous_after is not None and withdraw_previous_after < timedelta(0):
+        raise ValueError("withdraw_previous_after cannot be negative.")
     # A new key pair only when no key is staged; slow (RSA), so outside the transaction. Should
     # the staged key be withdrawn meanwhile, the rotation makes one inside (`_create_signing_key`).
     material = None
@@ -149,7 +160,16 @@ def signing_key_rotate(
     for attempt in range(5):
         try:
             with transaction.atomic():
-                key, previous = _signing_key_rotate_once(actor=actor, algorithm=algorithm, material=material)
+                key, previous = _signing_key_rotate_once(
+                    actor=actor,
+                    algorithm=algorithm,
+                    material=material,
+                    publish_previous_for=(
+                        retired_key_publish_for()
+                        if withdraw_previous_after is None
+                        else withdraw_previous_after
+                    ),
+                )
         except IntegrityError:
             # A concurrent rotation committed first: the row we locked is no longer the
             # active one. The one-active-key constraint caught it; try again on top of it.
@@ -165,7 +185,11 @@ def signing_key_rotate(
 
 
 def _signing_key_rotate_once(
-    *, actor: User | None, algorithm: str | None, material: tuple[bytes, dict] | None
+    *,
+    actor: User | None,
+    algorithm: str | None,
+    material: tuple[bytes, dict] | None,
+    publish_previous_for: timedelta,
 ) -> tuple[SigningKey, SigningKey | None]:
     now = timezone.now()
     # Lock the active key, then the staged one (the order every writer takes them in).
@@ -180,7 +204,7 @@ def _signing_key_rotate_once(
     if previous is not None:
         previous.status = SigningKey.Status.RETIRED
         previous.retired_at = now
-        previous.publish_until = now + retired_key_publish_for()
+        previous.publish_until = now + publish_previous_for
         previous.save(update_fields=["status", "retired_at", "publish_until", "updated_at"])
     if staged is not None:
         key = staged
@@ -241,24 +265,68 @@ def signing_keys_reencrypt(*, old_encryption_keys: Iterable[str], actor: User | 
     return len(changed)
 
 
+_UNPUBLISHED = "tokens.signing_key.unpublished"
+
+
+def _withdrawal_recorded(key: SigningKey) -> bool:
+    return AuditEvent.objects.filter(
+        action=_UNPUBLISHED, target_type=SigningKey._meta.label_lower, target_id=str(key.pk)
+    ).exists()
+
+
+def signing_key_withdrawal_unfinished() -> SigningKey | None:
+    """Return the key the latest rotation retired to leave the JWKS early (`withdraw_previous_after`)
+    when its withdrawal was never recorded: a `rotate_signing_key --unpublish-previous` stopped
+    while it waited.
+
+    The key leaves the JWKS at its `publish_until` all the same; what is left is to record it
+    (`signing_key_unpublish`), not to rotate again, which would withdraw the key that replaced
+    it. Only the latest rotation counts, and only for RETIRED_KEY_PUBLISH_FOR after it (a key
+    retired the ordinary way would have left the JWKS by then too), so an interruption long past
+    never stands in for a new emergency rotation.
+    """
+    now = timezone.now()
+    # Retired by a rotation: a withdrawn staged key leaves the JWKS the moment it retires.
+    latest = (
+        SigningKey.objects.filter(status=SigningKey.Status.RETIRED, publish_until__gt=F("retired_at"))
+        .order_by("-retired_at", "-id")
+        .first()
+    )
+    if (
+        latest is None
+        or latest.publish_until - latest.retired_at >= RETIRED_KEY_PUBLISH_FOR  # retired the ordinary way
+        or now - latest.retired_at >= RETIRED_KEY_PUBLISH_FOR
+        or _withdrawal_recorded(latest)
+    ):
+        return None
+    return latest
+
+
 @transaction.atomic
 def signing_key_unpublish(*, key: SigningKey, actor: User | None) -> SigningKey:
     """Withdraw a retired key from the JWKS now, so tokens it signed stop validating (a leaked key).
 
     A staged key is withdrawn too (it becomes retired, never having signed), which undoes a
     staging. App servers drop their cached copy of the public key within a minute.
+
+    Idempotent: a key whose withdrawal is recorded already is left as it is (no second audit
+    event). A key that left the JWKS by itself (its `publish_until` passed, as a rotation with
+    `withdraw_previous_after` schedules) keeps that time and gets its audit event.
     """
     key = SigningKey.objects.select_for_update().get(pk=key.pk)
     if key.status == SigningKey.Status.ACTIVE:
         raise ValidationError("The active key cannot be withdrawn; rotate first.")
+    if _withdrawal_recorded(key):
+        return key
     now = timezone.now()
-    key.publish_until = now
+    if key.publish_until is None or key.publish_until > now:
+        key.publish_until = now
     if key.status == SigningKey.Status.NEXT:
         key.status = SigningKey.Status.RETIRED
         key.retired_at = now
     key.save(update_fields=["status", "retired_at", "publish_until", "updated_at"])
     audit_log(
-        action="tokens.signing_key.unpublished",
+        action=_UNPUBLISHED,
         actor=actor,
         organization=None,
         target=key,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.core.management.base import CommandError
-from django.db import transaction
+from django.db import connection, transaction
 
 from credentials.models import Scope
 from portal.management.base import PortalCommand
@@ -25,6 +25,22 @@ DEMO_SCOPES = [
     ("requests:decide", "Approve or deny the organisation's credential requests through the REST API"),
 ]
 
+#: The PostgreSQL advisory lock two `seed_demo` runs take in turn (an arbitrary constant of this
+#: module, beside credentials.usage's 0x1D5E_0058 and credentials.insight.rollup's 0x1D5E_0057).
+_SEED_LOCK = 0x1D5E_0059
+
+
+def _serialise_seeds() -> None:
+    """Take the seed lock until the transaction ends (PostgreSQL; SQLite has one writer anyway).
+
+    Each step looks a row up and creates it when missing: two runs at once (two `make run`, an
+    entrypoint started twice) both found nothing and the second create failed on a unique
+    constraint. In turn, the second finds what the first made.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_SEED_LOCK])
+
 
 class Command(PortalCommand):
     help = "Seed demo data: organisation 'acme', its owner and member, and a staff superuser."
@@ -38,6 +54,7 @@ class Command(PortalCommand):
                 "seed_demo refuses to run with DEBUG off (it creates known passwords). Use --force."
             )
         with transaction.atomic():
+            _serialise_seeds()
             self._seed()
         self.stdout.write(self.style.SUCCESS("Demo data ready: owner@acme.example / demo-password"))
 
