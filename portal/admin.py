@@ -13,8 +13,9 @@ from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
 
 from portal.account_security.sessions import user_sessions_end_all
 from portal.admin_mixins import (
@@ -298,8 +299,38 @@ class OrganizationAdmin(StepUpChangeFormMixin, admin.ModelAdmin):
     list_display = ["name", "slug", "mfa_required", "created_at"]
     list_filter = ["mfa_required"]
     search_fields = ["name", "slug"]
-    prepopulated_fields = {"slug": ["name"]}
     inlines = [MembershipInline]
+
+    # The slug is permanent: it is the `org_id` claim in every token the organisation's applications
+    # mint, and services pin it (docs/validating-tokens.md#pin-the-organisation). Renamed, an old slug
+    # would be free for a new organisation, whose tokens those services would take for the old one's.
+    # A rename changes the name only.
+    def get_readonly_fields(self, request, obj=None):
+        return ["slug"] if obj is not None else []
+
+    def get_prepopulated_fields(self, request, obj=None):
+        # Django refuses a prepopulated field that is read-only: suggested from the name on add only.
+        return {"slug": ["name"]} if obj is None else {}
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        field = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if db_field.name == "slug":
+            field.help_text = _(
+                "Permanent once saved: it is the org_id in the organisation's tokens, and services pin it."
+            )
+        return field
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except IntegrityError:
+            slug = request.POST.get("slug", "") if request.method == "POST" else ""
+            if object_id is not None or not Organization.objects.filter(slug__iexact=slug).exists():
+                raise
+        # Two adds of one slug at once (a double click on Save): the form's unique check ran before
+        # the other request committed, so the insert failed; everything this request wrote is rolled
+        # back. Answered again, the form finds the slug taken and says so on its field.
+        return super().changeform_view(request, object_id, form_url, extra_context)
 
     def has_delete_permission(self, request, obj=None) -> bool:
         # Deleting one would take its audit trail and memberships with it unaudited, and turn
@@ -337,7 +368,7 @@ class OrganizationAdmin(StepUpChangeFormMixin, admin.ModelAdmin):
         super().save_model(request, obj, form, change)
         if not changed:
             return  # only the requirement or the memberships changed, if anything: audited on their own
-        # Name and slug, old and new: what the organisation's log needs (no field here holds a secret).
+        # The name, old and new: what the organisation's log needs (the slug is read-only; no secret).
         changes = {
             name: {"from": form.initial.get(name), "to": form.cleaned_data.get(name)} for name in changed
         }

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
 
-from django.db.models import OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery, Window
+from django.db.models.functions import Lower
 from django.http import Http404
 from django.utils import timezone
 
@@ -12,17 +13,36 @@ from portal.models import AuditEvent, Invitation, Membership, Organization, User
 
 
 def memberships_for_user(user: User) -> QuerySet[Membership]:
-    """Return the user's memberships with their organisations, by organisation name."""
+    """Return the user's memberships with their organisations, by organisation name ignoring letter
+    case (then slug), each with `namesakes`: how many of them have that name (ignoring case).
+
+    Names are not unique, slugs are: the switcher shows the slug beside a name the person sees more
+    than once. The landing page's "first organisation" is the first of this order too.
+    """
     if not user.is_authenticated:
         return Membership.objects.none()
-    return Membership.objects.filter(user=user).select_related("organization").order_by("organization__name")
+    return (
+        Membership.objects.filter(user=user)
+        .select_related("organization")
+        .annotate(namesakes=Window(Count("pk"), partition_by=[Lower("organization__name")]))
+        .order_by(Lower("organization__name"), "organization__slug")
+    )
 
 
 def membership_for(user: User, org_slug: str) -> Membership:
-    """Return the user's membership in the organisation `org_slug`, or raise Http404."""
+    """Return the user's membership in the organisation `org_slug`, or raise Http404.
+
+    In the same query, `in_other_organizations`: whether the user belongs to another organisation too
+    (only then is there an organisation to choose between, and to remember: portal.tenancy).
+    """
     membership = (
         Membership.objects.select_related("organization")
         .filter(user=user, organization__slug=org_slug)
+        .annotate(
+            in_other_organizations=Exists(
+                Membership.objects.filter(user_id=OuterRef("user_id")).exclude(pk=OuterRef("pk"))
+            )
+        )
         .first()
         if user.is_authenticated
         else None

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import TypeVar
 
+from django.contrib.auth import SESSION_KEY
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
@@ -14,6 +15,9 @@ from django.http import Http404, HttpRequest, HttpResponse
 from portal import authz
 from portal.selectors import membership_for
 from portal.stepup import step_up_required
+
+#: The session key of the organisation last worked in (read by the landing page).
+LAST_ORGANIZATION = "portal_org"
 
 
 def authorized(action: str, **by_method: str) -> Callable:
@@ -36,6 +40,8 @@ def authorized(action: str, **by_method: str) -> Callable:
             membership = membership_for(request.user, org_slug)
             request.membership = membership
             request.organization = membership.organization
+            if membership.in_other_organizations:
+                _remember_organization(request, membership.organization.slug)
             request.actor = authz.person(request.user, membership)
             chosen = by_method.get(request.method.lower(), action)
             request.authz_action = name = chosen.format(**kwargs)
@@ -51,6 +57,22 @@ def authorized(action: str, **by_method: str) -> Callable:
         return wrapper
 
     return decorator
+
+
+def _remember_organization(request: HttpRequest, slug: str) -> None:
+    """Remember the organisation last worked in, for the landing page (`portal.views.dashboard`).
+
+    Every organisation page counts, not only its overview: a bookmark or an e-mail's link goes
+    straight to a credential. Only in a signed-in browser session (`login_required` has let the
+    request through on one; a request without a session is left without one), only for a person
+    in several organisations (the landing page of someone in one can only go there), and written
+    only when the organisation changes: a page in the same organisation saves no session.
+    """
+    session = getattr(request, "session", None)
+    if session is None or session.get(SESSION_KEY) is None:
+        return
+    if session.get(LAST_ORGANIZATION) != slug:
+        session[LAST_ORGANIZATION] = slug
 
 
 def check(request: HttpRequest, action: str | None = None, **target) -> None:

@@ -28,7 +28,7 @@ from portal.selectors import (
     open_invitations_for,
 )
 from portal.services import organizations as org_services
-from portal.tenancy import authorized, check
+from portal.tenancy import LAST_ORGANIZATION, authorized, check
 
 
 def _members_page(request: HttpRequest) -> HttpResponse:
@@ -74,9 +74,10 @@ def _members_path(request: HttpRequest, _target=None) -> str:
 
 @login_required
 def dashboard(request: HttpRequest) -> HttpResponse:
-    """Send the user to their organisation (the last one used, else the first)."""
+    """Send the user to their organisation: the one chosen in the switcher, else the last one worked in
+    (`portal.tenancy`), else the first by name."""
     memberships = list(memberships_for_user(request.user))
-    last = request.GET.get("org") or request.session.get("portal_org")
+    last = request.GET.get("org") or request.session.get(LAST_ORGANIZATION)
     for membership in memberships:
         if membership.organization.slug == last:
             return redirect("org-home", org_slug=last)
@@ -89,7 +90,6 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 def org_home(request: HttpRequest) -> HttpResponse:
     """Show the organisation's overview."""
     organization = request.organization
-    request.session["portal_org"] = organization.slug
     member_counts = members_for(organization).aggregate(
         total=Count("pk"), managers=Count("pk", filter=Q(role__in=["owner", "admin"]))
     )

@@ -1,4 +1,4 @@
-"""Switching organisation with the switcher in the top bar, with and without JavaScript."""
+"""Switching organisation with the switcher in the top bar, with and without JavaScript; its width."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from playwright.sync_api import expect
 
 from portal.models import Role
 from tests.e2e.helpers import log_in
+from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
 
 pytestmark = pytest.mark.e2e
 
@@ -72,3 +73,35 @@ def test_switch_organisation_with_the_keyboard(page, two_org_user):
     page.keyboard.press("Enter")
     expect(page).to_have_url(re.compile(r"/orgs/globex/$"))
     expect(page.get_by_role("heading", level=1)).to_have_text("Globex Corp")
+
+
+LONG_NAME = ("Internationale Handelsgesellschaft für Werkzeugmaschinen und Anlagenbau " * 3)[:200]
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_a_long_organisation_name_keeps_the_page_within_the_window(user_page, width):
+    """A 200-character name made the switcher 1,642 px wide and the page scroll sideways: the switcher
+    now cuts it short, and the sidebar's title and the heading wrap it, even without spaces."""
+    user = UserFactory(email="multi@example.test")
+    for i in range(200):
+        name = {7: LONG_NAME, 8: "x" * 200}.get(i, f"Org {i:03d}")
+        MembershipFactory(
+            user=user, organization=OrganizationFactory(slug=f"s{i}", name=name), role=Role.MEMBER
+        )
+    page = user_page(user, viewport={"width": width, "height": 900})
+    # The long names in the switcher; each also as the sidebar's title and the overview's heading.
+    for path in ("/orgs/s0/", "/orgs/s7/", "/orgs/s8/"):
+        page.goto(path)
+        overflow = page.evaluate(
+            "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        switcher = page.evaluate("document.getElementById('org-switch').getBoundingClientRect().width")
+        assert overflow <= 0, (
+            f"{path}: page {overflow}px wider than the {width}px window (switcher {switcher}px)"
+        )
+        assert switcher <= min(22 * 15, 0.6 * width) + 1, switcher  # 22rem at the desktop's 15px root size
+    # The sidebar shows the whole name (the switcher's cut-short one is not the only place).
+    expect(page.get_by_role("navigation", name="Organisation")).to_contain_text("x" * 200)
+    # The cut-short switcher still switches.
+    _switcher(page).select_option("s5")
+    expect(page).to_have_url(re.compile(r"/orgs/s5/$"))
