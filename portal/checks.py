@@ -1,15 +1,15 @@
-"""System checks for deployment invariants."""
+"""System checks for deployment invariants.
+
+A value that cannot be used at all stops start-up in portal/settings.py instead (gunicorn runs no
+system checks): the peppers, the encryption keys, the address lists, booleans.
+"""
 
 from __future__ import annotations
 
-import ipaddress
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
-from django.core.exceptions import ImproperlyConfigured
-
-from portal.infra.crypto import peppers
 
 
 @register(Tags.security, deploy=True)
@@ -55,16 +55,6 @@ def check_base_url_is_https(app_configs, **kwargs):
     return []
 
 
-@register()
-def check_peppers(app_configs, **kwargs):
-    """Check that PORTAL_PEPPERS parses."""
-    try:
-        peppers()
-    except ImproperlyConfigured as exc:
-        return [Error(str(exc), id="portal.E001")]
-    return []
-
-
 @register(Tags.security, deploy=True)
 def check_webauthn_origin_is_secure(app_configs, **kwargs):
     """Check that WebAuthn accepts plain-HTTP origins only in DEBUG."""
@@ -77,37 +67,3 @@ def check_webauthn_origin_is_secure(app_configs, **kwargs):
             )
         ]
     return []
-
-
-@register()
-def check_address_lists(app_configs, **kwargs):
-    """Check that the address lists parse: an entry that does not would be dropped in silence.
-
-    `PORTAL_TRUSTED_PROXIES` takes addresses (each proxy's own; a network is not one: behind an
-    unlisted proxy every client would share its address, and its per-address limits);
-    `PORTAL_METRICS_ALLOWED_IPS` takes addresses or networks.
-    """
-    errors = []
-    for entry in settings.PORTAL_TRUSTED_PROXIES:
-        try:
-            ipaddress.ip_address(str(entry).strip())
-        except ValueError:
-            errors.append(
-                Error(
-                    f"PORTAL_TRUSTED_PROXIES holds {str(entry)[:60]!r}: not an IP address.",
-                    hint="List each proxy's own address (no networks, no host names).",
-                    id="portal.E020",
-                )
-            )
-    for entry in settings.PORTAL_METRICS_ALLOWED_IPS:
-        try:
-            ipaddress.ip_network(str(entry).strip(), strict=False)
-        except ValueError:
-            errors.append(
-                Error(
-                    f"PORTAL_METRICS_ALLOWED_IPS holds {str(entry)[:60]!r}: not an address or network.",
-                    hint="Give IPv4/IPv6 addresses or CIDR networks, comma-separated.",
-                    id="portal.E021",
-                )
-            )
-    return errors

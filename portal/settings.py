@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import builtins
 import hashlib
+import ipaddress
 import logging
 import math
 import os
@@ -15,6 +16,8 @@ from urllib.parse import urlsplit
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from portal.infra.crypto import check_fernet_keys, parse_peppers
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -23,9 +26,27 @@ class _Env(environ.Env):
 
     Every number declares its range; 0 is allowed only where docs/configuration.md documents
     what 0 means. django-environ's own `int` would crash on `1h` with a bare ValueError, its
-    `float` reads `1e9` as 19, and its `list` keeps the blank after a comma (`a, b` holds " b").
-    Set but blank (as an env file often leaves them), a number or a list takes its default.
+    `float` reads `1e9` as 19, its `list` keeps the blank after a comma (`a, b` holds " b"), and
+    its `bool` reads anything it does not know (`ture`, `yes please`) as false.
+    Set but blank (as an env file often leaves them), a number, a list or a switch takes its default.
     """
+
+    #: The spellings of a switch (any case); docs/configuration.md names them.
+    TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+    FALSE_WORDS = frozenset({"0", "false", "no", "off"})
+
+    def bool(self, var: str, default: bool | None) -> bool | None:
+        raw = self.str(var, default="").strip()
+        if not raw:
+            return default
+        if raw.lower() in self.TRUE_WORDS:
+            return True
+        if raw.lower() in self.FALSE_WORDS:
+            return False
+        raise ImproperlyConfigured(
+            f"{var} must be 1 or 0 (true/false, yes/no, on/off), not {raw[:40]!r} "
+            "(see docs/configuration.md)."
+        )
 
     def int(self, var: str, default: int, *, minimum: int, maximum: int | None = None) -> int:
         return self._number(var, default, builtins.int, "a whole number", minimum, maximum)
@@ -54,6 +75,46 @@ class _Env(environ.Env):
         raw = self.str(var, default="")
         items = [item.strip() for item in raw.split(",")]
         return [item for item in items if item] or default
+
+    def addresses(self, var: str, *, networks: bool) -> list[str]:
+        """Return a list of IP addresses (with `networks`, also CIDR networks), by default empty.
+
+        An entry the portal cannot match would be skipped at request time without a word.
+        """
+        entries = self.list(var, default=[])
+        for entry in entries:
+            try:
+                if networks:
+                    ipaddress.ip_network(entry, strict=False)
+                else:
+                    ipaddress.ip_address(entry)
+            except ValueError:
+                what = (
+                    "an IP address or network (10.0.0.0/24)" if networks else "an IP address, not a network"
+                )
+                raise ImproperlyConfigured(
+                    f"{var} holds {entry[:60]!r}: each entry must be {what} (see docs/configuration.md)."
+                ) from None
+        return entries
+
+    def absolute_uri(self, var: str, default: str) -> str:
+        """Return an absolute URI with a host and no user or fragment, as RFC 8707 takes a resource.
+
+        django-oauth-toolkit's `is_valid_resource_uri` (tokens.E002) says the same; it cannot be
+        imported before the settings are.
+        """
+        value = self.str(var, default="").strip() or default
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018  raises ValueError for a port that is no number or out of range
+        except ValueError:
+            parts = None
+        if parts is None or not (parts.scheme and parts.hostname) or "@" in parts.netloc or "#" in value:
+            raise ImproperlyConfigured(
+                f"{var} must be an absolute URI without user or fragment (https://portal.example.com/api), "
+                f"not {value[:80]!r} (see docs/configuration.md)."
+            )
+        return value
 
 
 env = _Env()
@@ -339,8 +400,10 @@ ACCOUNT_RATE_LIMITS = {
         f"{PORTAL_LOGIN_MAX_FAILURES_PER_ACCOUNT}/{PORTAL_LOGIN_LOCKOUT_SECONDS}s/key"
     ),
 }
-# Client IPs are read from X-Forwarded-For only when the direct peer is one of these proxies.
-PORTAL_TRUSTED_PROXIES = env.list("PORTAL_TRUSTED_PROXIES", default=[])
+# Client IPs are read from X-Forwarded-For only when the direct peer is one of these proxies: each
+# proxy's own address (a network is not one: behind an unlisted proxy every client would share its
+# address, and its per-address limits).
+PORTAL_TRUSTED_PROXIES = env.addresses("PORTAL_TRUSTED_PROXIES", networks=False)
 
 # Rate limits (portal.infra.ratelimit, counted per minute in the shared cache; 0 switches one off).
 # See docs/security.md.
@@ -387,7 +450,7 @@ if not PORTAL_ISSUER:
             "PORTAL_ISSUER is not set. It is required when DEBUG is off, e.g. https://portal.example.com."
         )
     PORTAL_ISSUER = _DEV_SERVER_URL
-PORTAL_DEFAULT_AUDIENCE = env.str("PORTAL_DEFAULT_AUDIENCE", default=f"{PORTAL_ISSUER}/api")
+PORTAL_DEFAULT_AUDIENCE = env.absolute_uri("PORTAL_DEFAULT_AUDIENCE", default=f"{PORTAL_ISSUER}/api")
 # Versioned peppers for keyed digests of API keys, client secrets and invitation tokens:
 # "id:secret[,id:secret…]". The first entry signs new digests; the others still verify.
 PORTAL_PEPPERS = _required_secret("PORTAL_PEPPERS", _DEV_PEPPERS, min_length=34)
@@ -400,19 +463,39 @@ if not DEBUG:
                 "PORTAL_PEPPERS holds a weak pepper: give each id:secret a secret of at least 32 random "
                 "characters (see docs/configuration.md)."
             )
+# The rule of an id (what the pepper_id columns hold, each id once) is portal.infra.crypto's, which
+# reads the same value at run time: a list it refuses would fail every credential (a 500).
+parse_peppers(PORTAL_PEPPERS)
 PORTAL_SIGNING_KEY_ENCRYPTION_KEY = _required_secret(
     "PORTAL_SIGNING_KEY_ENCRYPTION_KEY", _DEV_SIGNING_KEY_ENCRYPTION_KEY, min_length=44
 )
 # Previous encryption keys, comma-separated: still accepted for decryption while
-# `manage.py reencrypt_signing_keys` moves stored keys to the current one; then remove them.
+# `manage.py reencrypt_secrets` moves stored secrets to the current key; then remove them.
 PORTAL_OLD_SIGNING_KEY_ENCRYPTION_KEYS = env.list("PORTAL_OLD_SIGNING_KEY_ENCRYPTION_KEY", default=[])
+# Whatever DEBUG says: a key Fernet refuses fails every token, webhook signature and TOTP sign-in.
+for _name, _keys in (
+    ("PORTAL_SIGNING_KEY_ENCRYPTION_KEY", [PORTAL_SIGNING_KEY_ENCRYPTION_KEY]),
+    ("PORTAL_OLD_SIGNING_KEY_ENCRYPTION_KEY", PORTAL_OLD_SIGNING_KEY_ENCRYPTION_KEYS),
+):
+    try:
+        check_fernet_keys(_keys)
+    except (ValueError, TypeError):
+        raise ImproperlyConfigured(
+            f"{_name} holds a value that is not a Fernet key (32 url-safe base64-encoded bytes); "
+            "docs/configuration.md shows how to generate one."
+        ) from None
 # DRF authentication classes for machines, tried in order by /api/v1/whoami and the
 # machine-facing APIs. Each yields a portal.principal.Principal.
 PORTAL_MACHINE_AUTHENTICATION_CLASSES: list[str] = [
     "credentials.api_keys.authentication.ApiKeyAuthentication",
     "tokens.protocol.authentication.AccessTokenAuthentication",
 ]
-PORTAL_API_KEY_ENVIRONMENT = env.str("PORTAL_API_KEY_ENVIRONMENT", default="live")
+# Set but blank: live. Anything but live or test would refuse every key created without an environment.
+PORTAL_API_KEY_ENVIRONMENT = env.str("PORTAL_API_KEY_ENVIRONMENT", default="").strip() or "live"
+if PORTAL_API_KEY_ENVIRONMENT not in ("live", "test"):
+    raise ImproperlyConfigured(
+        f"PORTAL_API_KEY_ENVIRONMENT must be live or test, not {PORTAL_API_KEY_ENVIRONMENT[:40]!r}."
+    )
 # GitHub secret scanning partner alerts (POST /api/v1/secret-scanning/reports): GitHub's public
 # keys document ({"public_keys": [...]}, from api.github.com/meta/public_keys/secret_scanning),
 # inline or as a file path. Neither set: the endpoint answers 404. See docs/leak-reports.md.
@@ -485,7 +568,17 @@ PORTAL_SIGNING_KEY_REFRESH_SECONDS = env.int("PORTAL_SIGNING_KEY_REFRESH_SECONDS
 PORTAL_JWKS_MAX_AGE_SECONDS = env.int("PORTAL_JWKS_MAX_AGE_SECONDS", default=300, minimum=1)
 
 # --- Email ----------------------------------------------------------------------------------
-EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
+try:
+    EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
+except (ImproperlyConfigured, ValueError):
+    # django-environ's message names neither the variable nor, for a bad port, what is wrong. The
+    # URL is not repeated (it usually holds the mail server's password): its scheme only.
+    _scheme = env.str("EMAIL_URL", default="").partition(":")[0][:20]
+    raise ImproperlyConfigured(
+        f"EMAIL_URL cannot be used (scheme {_scheme!r}, or a port that is no number): give an email URL "
+        "such as smtp+tls://user:password@smtp.example.com:587, or consolemail:// "
+        "(see docs/configuration.md)."
+    ) from None
 if EMAIL_CONFIG.get("EMAIL_BACKEND") == "django.core.mail.backends.console.EmailBackend":
     # On stderr: a management command's stdout is its output (`--json` stays one document).
     EMAIL_CONFIG["EMAIL_BACKEND"] = "portal.infra.mail.StderrConsoleBackend"
@@ -665,7 +758,7 @@ LOGGING = {
 # --- Metrics (Prometheus, /metrics) ---------------------------------------------------------
 # Who may read /metrics: client IPs or networks (resolved through PORTAL_TRUSTED_PROXIES), or
 # anyone presenting `Authorization: Bearer <PORTAL_METRICS_TOKEN>`. Both empty: nobody.
-PORTAL_METRICS_ALLOWED_IPS = env.list("PORTAL_METRICS_ALLOWED_IPS", default=[])
+PORTAL_METRICS_ALLOWED_IPS = env.addresses("PORTAL_METRICS_ALLOWED_IPS", networks=True)
 PORTAL_METRICS_TOKEN = env.str("PORTAL_METRICS_TOKEN", default="")
 
 # oauthlib refuses plain-HTTP URLs; `make run` serves http://127.0.0.1:8000, so only

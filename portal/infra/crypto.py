@@ -70,7 +70,7 @@ _PEPPER_ID = re.compile(rf"[A-Za-z0-9_-]{{1,{PEPPER_ID_MAX_LENGTH}}}")
 
 
 @lru_cache(maxsize=8)
-def _parse_peppers(raw: str) -> tuple[str, dict[str, bytes]]:
+def parse_peppers(raw: str) -> tuple[str, dict[str, bytes]]:
     peppers: dict[str, bytes] = {}
     current = ""
     for index, item in enumerate(part.strip() for part in raw.split(",") if part.strip()):
@@ -97,7 +97,7 @@ def _parse_peppers(raw: str) -> tuple[str, dict[str, bytes]]:
 
 def peppers() -> tuple[str, dict[str, bytes]]:
     """Return the current pepper id and every configured pepper by id."""
-    return _parse_peppers(settings.PORTAL_PEPPERS)
+    return parse_peppers(settings.PORTAL_PEPPERS)
 
 
 def keyed_digest(value: str, *, pepper_id: str | None = None) -> tuple[str, str]:

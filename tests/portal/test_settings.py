@@ -204,7 +204,8 @@ def test_a_pepper_id_that_cannot_be_stored_or_is_repeated_stops_start_up(peppers
     entry makes new digests" was false."""
     result = _manage("check", **{**PRODUCTION, "PORTAL_PEPPERS": peppers})
     assert result.returncode != 0, result.stdout
-    assert "portal.E001" in result.stderr and "PORTAL_PEPPERS" in result.stderr
+    # Refused by the settings themselves (gunicorn runs no system checks), naming the variable.
+    assert "PORTAL_PEPPERS" in result.stderr.strip().splitlines()[-1], result.stderr[-500:]
 
 
 @pytest.mark.django_db
