@@ -1,7 +1,8 @@
-"""System checks for deployment invariants.
+"""System checks for deployment invariants, and `stop_on_check_errors` for the WSGI/ASGI entry points.
 
-A value that cannot be used at all stops start-up in portal/settings.py instead (gunicorn runs no
-system checks): the peppers, the encryption keys, the address lists, booleans.
+A value that cannot be used at all stops start-up in portal/settings.py (the peppers, the encryption
+keys, the address lists, booleans); the errors the checks report (portal.E002, tokens.E00x,
+credentials.E101) stop it when the application is loaded: gunicorn runs no system checks itself.
 """
 
 from __future__ import annotations
@@ -9,7 +10,8 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.core.checks import Error, Tags, Warning, register
+from django.core.checks import Error, Tags, Warning, register, run_checks
+from django.core.exceptions import ImproperlyConfigured
 
 
 @register(Tags.security, deploy=True)
@@ -67,3 +69,18 @@ def check_webauthn_origin_is_secure(app_configs, **kwargs):
             )
         ]
     return []
+
+
+def stop_on_check_errors() -> None:
+    """Refuse to start, as `manage.py` would, when a system check reports an error.
+
+    Called by portal.wsgi and portal.asgi once Django is set up: `manage.py` runs the checks before
+    every command, gunicorn and uvicorn run none, so a setting only a check refuses (a mail link
+    base that is no URL, unreadable secret-scanning keys) started and failed at request time.
+    The checks that need the database are not run (they are `manage.py check --database`'s).
+    """
+    errors = [message for message in run_checks() if message.is_serious() and not message.is_silenced()]
+    if errors:
+        raise ImproperlyConfigured(
+            "; ".join(f"{message.id}: {message.msg}" for message in errors) + " (see docs/configuration.md)"
+        )

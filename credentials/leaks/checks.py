@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.core.checks import Error, register
 
 from credentials.leaks import signing
@@ -15,9 +16,11 @@ def check_secret_scanning_public_keys(app_configs, **kwargs):
     try:
         signing.public_keys()
     except signing.KeysMisconfigured as exc:
+        inline = getattr(settings, "PORTAL_SECRET_SCANNING_PUBLIC_KEYS", "")
+        variable = "PORTAL_SECRET_SCANNING_PUBLIC_KEYS" + ("" if inline else "_FILE")
         return [
             Error(
-                f"Secret scanning public keys: {exc}",
+                f"Secret scanning public keys ({variable}): {exc}",
                 hint="Save https://api.github.com/meta/public_keys/secret_scanning and point "
                 "PORTAL_SECRET_SCANNING_PUBLIC_KEYS_FILE at it (docs/leak-reports.md).",
                 id="credentials.E101",

@@ -105,6 +105,24 @@ def test_an_unusable_value_stops_start_up_naming_its_variable(variable, value):
 
 
 @pytest.mark.parametrize(
+    ("variable", "value", "check"),
+    [
+        # Mail links would start with it: every e-mailed link broken.
+        ("PORTAL_BASE_URL", "portal.example.com", "portal.E002"),
+        # Every GitHub alert answered 503 until someone looked.
+        ("PORTAL_SECRET_SCANNING_PUBLIC_KEYS", "not a key", "credentials.E101"),
+    ],
+)
+def test_a_value_only_a_system_check_refuses_stops_the_wsgi_application_too(variable, value, check):
+    """portal.wsgi runs the system checks `manage.py` runs before every command: gunicorn runs none,
+    so these started and failed at request time."""
+    result = start({**BASE_ENV, variable: value})
+    assert result.returncode != 0, f"{variable}={value!r} started the WSGI application"
+    assert check in last_line(result.stderr) and variable in result.stderr, result.stderr[-500:]
+    assert start({**BASE_ENV, variable: value}, "import portal.asgi").returncode != 0
+
+
+@pytest.mark.parametrize(
     "url",
     [
         "smtp-tls://portal:Ma1lPassw0rd@smtp.example.com:587",
