@@ -252,7 +252,10 @@ def credential_reassign_owner(
     check_owner_is_member(credential.organization, owner)
     if credential.status not in LIVE_STATUSES:
         raise ValidationError(f"A {credential.status} credential cannot change owner.", code="inactive")
-    check_owner_may_hold(credential.organization, owner, kind.scopes_of(credential))
+    # What its tokens carry: a trust has no scopes of its own but acts with its application's.
+    check_owner_may_hold(
+        credential.organization, owner, kind.scopes_for([credential.pk]).get(credential.pk, [])
+    )
     previous = credential.owner.email if credential.owner_id else None
     credential.owner = owner
     changes = clear_orphan(credential)

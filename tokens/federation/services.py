@@ -74,6 +74,11 @@ def federated_identity_create(
         raise ValidationError({"preset": "Choose one of the presets or a custom issuer."})
     owner = owner or application.owner
     ownership.check_owner_is_member(organization, owner)
+    # Its tokens carry the application's scopes and act for the trust's owner too: a member may not
+    # own a trust whose tokens would hold a manager's scope (as for a key or an application).
+    ownership.check_owner_may_hold(
+        organization, owner, application.allowed_scopes.values_list("name", flat=True)
+    )
     static_jwks = trust.clean_jwks(jwks)
     issuer = trust.clean_issuer(issuer, has_jwks=static_jwks is not None)
     _check_room_for_trust(application, issuer)

@@ -14,7 +14,7 @@ from credentials.api_keys.verification import api_key_state
 from portal import authz
 from portal.principal import INVALID_CREDENTIAL, MAX_CREDENTIAL_LENGTH, Principal
 from portal.selectors import owner_role_subquery
-from tokens.models import M2MApplication
+from tokens.models import FederatedIdentity, M2MApplication
 from tokens.protocol.exchange import key_id_of
 from tokens.protocol.selectors import live_access_token
 from tokens.verifier import InvalidToken
@@ -66,12 +66,15 @@ class AccessTokenAuthentication(BaseAuthentication):
             return _exchanged_principal(claims, key_id)
 
         minted = verified_scopes(claims)
-        application = (
-            M2MApplication.objects.select_related("organization", "owner")
-            .annotate(owner_role=owner_role_subquery(), still_held=_held_count(minted))
-            .filter(client_id=claims["client_id"], organization__slug=claims.get("org_id") or "")
-            .first()
+        trust_id = _trust_id(claims)
+        application = M2MApplication.objects.select_related("organization", "owner").annotate(
+            owner_role=owner_role_subquery(), still_held=_held_count(minted)
         )
+        if trust_id is not None:
+            application = application.annotate(trust_owner_role=_trust_owner_role(trust_id))
+        application = application.filter(
+            client_id=claims["client_id"], organization__slug=claims.get("org_id") or ""
+        ).first()
         if application is None:
             return None
         # Bounded by the application's scopes as they are now: narrowing it narrows the tokens
@@ -81,14 +84,20 @@ class AccessTokenAuthentication(BaseAuthentication):
         held = minted
         if application.still_held != len(minted):
             held = minted & frozenset(application.allowed_scopes.values_list("name", flat=True))
+        # The token acts for the application's owner as they are now, not as they were when it
+        # was minted: a demoted owner's tokens lose the managers' scopes at once.
+        scopes = authz.effective_scopes(held, application.owner_role)
+        if trust_id is not None:
+            # Minted through a trust, a credential with an owner of its own: it acts for that
+            # owner too, as they are now (a trust whose owner was demoted or left keeps no
+            # manager's or no portal scope, whoever owns the application).
+            scopes &= authz.effective_scopes(held, application.trust_owner_role)
         return Principal(
             credential_type="access_token",
             credential_id=claims["jti"],
             organization_id=application.organization_id,
             organization_slug=application.organization.slug,
-            # The token acts for the application's owner as they are now, not as they were
-            # when it was minted: a demoted owner's tokens lose the managers' scopes at once.
-            scopes=authz.effective_scopes(held, application.owner_role),
+            scopes=scopes,
             owner_email=application.owner.email,
             owner_id=application.owner_id,
             owner_role=application.owner_role,
@@ -113,6 +122,20 @@ def _held_count(scopes: frozenset[str]) -> Coalesce:
     )
     counted = held.order_by().values("m2mapplication_id").annotate(n=Count("pk")).values("n")
     return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
+
+
+def _trust_id(claims: dict) -> str | None:
+    """Return the trust (federated identity) a token was minted through (its `fed` claim), if any."""
+    federation = claims.get("fed")
+    trust = federation.get("id") if isinstance(federation, dict) else None
+    return trust if isinstance(trust, str) and trust else None
+
+
+def _trust_owner_role(trust_id: str) -> Subquery:
+    """The current role of the owner of the application's (the outer query's row) trust `trust_id`
+    (None once they left, or when no such trust exists)."""
+    trusts = FederatedIdentity.objects.filter(public_id=trust_id, application_id=OuterRef("pk"))
+    return Subquery(trusts.annotate(role=owner_role_subquery()).values("role")[:1])
 
 
 def _minted_by(claims: dict) -> dict[str, str]:

@@ -521,14 +521,20 @@ class M2MValidator(OAuth2Validator):
             # The application acts for its owner: scopes beyond the owner's current role are
             # never granted (portal.authz), whatever the application was once given.
             names = getattr(client, "portal_scope_names", None)  # read with the client (_LiveSecretsQuery)
-            request.portal_allowed_scopes = sorted(
-                authz.effective_scopes(
-                    client.allowed_scopes.values_list("name", flat=True) if names is None else names,
-                    client.owner_role
-                    if hasattr(client, "owner_role")
-                    else role_of(client.owner_id, client.organization_id),
-                )
+            if names is None:
+                names = list(client.allowed_scopes.values_list("name", flat=True))
+            allowed = authz.effective_scopes(
+                names,
+                client.owner_role
+                if hasattr(client, "owner_role")
+                else role_of(client.owner_id, client.organization_id),
             )
+            identity = getattr(request, "portal_federated_identity", None)
+            if identity is not None:
+                # A trust is a credential with an owner of its own: its tokens act for that owner
+                # too, as they are now (tokens.protocol.authentication bounds them the same way).
+                allowed &= authz.effective_scopes(names, role_of(identity.owner_id, identity.organization_id))
+            request.portal_allowed_scopes = sorted(allowed)
         return request.portal_allowed_scopes
 
     def get_default_scopes(self, client_id, request, *args, **kwargs):
