@@ -11,6 +11,13 @@ it by itself. The application is read through the reverse side of
 The quiet period starts at the later of the move and the key's last use; a use is any request
 that presented the key with its secret (every metered outcome but `invalid_secret`, which
 anyone who knows the key id can cause), or its `last_used_at`.
+
+The cut-over judges the integration, not the one key: a key moved after a rotation (a successor)
+shares its integration with the keys it replaced (its `lineage`). Their use counts as the key's,
+whether or not they still work (an instance still sending the replaced key has not switched to
+the application either), and while one of them still works (its rotation overlap not over) the
+key cannot be revoked here: revoking it would leave the integration a working key. That overlap
+is never ended for the owner; it ends by itself, or the owner revokes the replaced key.
 """
 
 from __future__ import annotations
@@ -60,6 +67,8 @@ class Cutover:
     revocable_at: datetime
     #: Why the key may not be revoked yet, in words; empty when it may.
     blocker: str
+    #: The keys this key replaced (its rotation chain before it), newest first; their use is counted.
+    replaced: tuple[ApiKey, ...] = ()
 
     @property
     def ready(self) -> bool:
@@ -95,16 +104,35 @@ def first_secret_at(application) -> datetime | None:
     return min((t for t in times if t is not None), default=None)
 
 
-def key_use(api_key: ApiKey, *, now: datetime) -> tuple[int, int, datetime | None]:
-    """Return the key's uses in the last hour and the last 24 hours, and when its last use ended; one query.
+def replaced_keys(api_key: ApiKey) -> tuple[ApiKey, ...]:
+    """Return the keys the key replaced (its rotation chain before it), newest first.
+
+    No query for a key that replaced none (its lineage is its own key id); one otherwise.
+    """
+    if api_key.lineage == api_key.key_id:
+        return ()
+    return tuple(
+        ApiKey.objects.filter(organization_id=api_key.organization_id, lineage=api_key.lineage)
+        .exclude(pk=api_key.pk)
+        .only("key_id", "environment", "status", "expires_at", "last_used_at", "organization_id")
+        .order_by("-created_at", "-id")
+    )
+
+
+def key_use(
+    api_key: ApiKey, *, now: datetime, replaced: tuple[ApiKey, ...] = ()
+) -> tuple[int, int, datetime | None]:
+    """Return the uses in the last hour and the last 24 hours of the key and the keys it `replaced`,
+    and when their last use ended; one query.
 
     The counts come from the minute buckets (kept 48 hours), so they are exact to the minute;
     an older last use is read from the hour buckets.
     """
+    keys = (api_key, *replaced)
     found = UsageBucket.objects.filter(
         organization_id=api_key.organization_id,
         kind="api_key",
-        credential_id=api_key.key_id,
+        credential_id__in=[key.key_id for key in keys],
         granularity__in=("minute", "hour"),
         start__gte=now - _LOOKBACK,
         outcome__in=USE_OUTCOMES,
@@ -122,8 +150,9 @@ def key_use(api_key: ApiKey, *, now: datetime) -> tuple[int, int, datetime | Non
     else:
         last_use = None
     # `last_used_at` is written within a minute of a valid use, before the usage roll-up sees it.
-    if api_key.last_used_at is not None and (last_use is None or api_key.last_used_at > last_use):
-        last_use = api_key.last_used_at
+    for key in keys:
+        if key.last_used_at is not None and (last_use is None or key.last_used_at > last_use):
+            last_use = key.last_used_at
     return found["hour"] or 0, found["day"] or 0, last_use
 
 
@@ -133,7 +162,8 @@ def cutover_for(api_key: ApiKey, *, now: datetime | None = None) -> Cutover | No
     if application is None:
         return None
     now = now or timezone.now()
-    last_hour, last_day, last_use = key_use(api_key, now=now)
+    replaced = replaced_keys(api_key)
+    last_hour, last_day, last_use = key_use(api_key, now=now, replaced=replaced)
     quiet = timedelta(hours=api_key.cutover_quiet_hours)
     # The quiet period runs from the latest of the move, the application's first secret or key
     # (before it, under approval, the service cannot switch) and the key's last use.
@@ -147,7 +177,8 @@ def cutover_for(api_key: ApiKey, *, now: datetime | None = None) -> Cutover | No
         last_day=last_day,
         last_use=last_use,
         revocable_at=revocable_at,
-        blocker=_blocker(api_key, application, last_hour, last_day, last_use, revocable_at, now),
+        blocker=_blocker(api_key, application, replaced, last_hour, last_day, last_use, revocable_at, now),
+        replaced=replaced,
     )
 
 
@@ -155,7 +186,11 @@ def _times(n: int) -> str:
     return "once" if n == 1 else f"{n} times"
 
 
-def _blocker(api_key, application, last_hour, last_day, last_use, revocable_at, now) -> str:
+def _still_works(key: ApiKey, now: datetime) -> bool:
+    return key.status == CredentialState.ACTIVE and (key.expires_at is None or key.expires_at > now)
+
+
+def _blocker(api_key, application, replaced, last_hour, last_day, last_use, revocable_at, now) -> str:
     if api_key.state != CredentialState.ACTIVE:
         return f"The key is {api_key.state}."
     if application.status == CredentialStatus.PENDING:
@@ -165,14 +200,31 @@ def _blocker(api_key, application, last_hour, last_day, last_use, revocable_at, 
         )
     if application.status != CredentialStatus.ACTIVE:
         return f"The M2M application {application.name} is {application.status}: the key is what still works."
+    working = [key for key in replaced if _still_works(key, now)]
+    if working:
+        # Revoking this key would not end the integration's keys: the one it replaced still
+        # works. Its overlap is the owner's choice (at the rotation): it is not cut short here.
+        old = max(
+            working, key=lambda key: (key.expires_at is None, key.expires_at or now)
+        )  # the last to stop
+        until = f"until {old.expires_at:%Y-%m-%d %H:%M} UTC" if old.expires_at else "with no end date"
+        return (
+            f"The key {old.display_prefix}, which this key replaced, still works {until} (its rotation "
+            "overlap), and the service may still send it. The cut-over waits until it stops working "
+            "(or is revoked), and counts its use as this key's."
+        )
     if revocable_at <= now:
         return ""
+    # The counts and the last use are the integration's: say so when they include the replaced keys.
+    counting = ""
+    if replaced:
+        counting = f" (this key or the key{'s' if len(replaced) > 1 else ''} it replaced)"
     if last_hour:
-        why = f"Used {_times(last_hour)} in the last hour."
+        why = f"Used {_times(last_hour)} in the last hour{counting}."
     elif last_day:
-        why = f"Used {_times(last_day)} in the last day."
+        why = f"Used {_times(last_day)} in the last day{counting}."
     elif last_use is not None and last_use > application.created:
-        why = f"Last used {timesince(last_use, now)} ago."
+        why = f"Last used {timesince(last_use, now)} ago{counting}."
     else:
         why = f"Moved {timesince(application.created, now)} ago."
     label = QUIET_HOURS[api_key.cutover_quiet_hours]

@@ -376,7 +376,11 @@ def api_key_rotate(
         },
     )
     scope_use_carry_over(
-        kind="api_key", organization_id=old.organization_id, from_ref=old.key_id, to_ref=successor.key_id
+        organization_id=old.organization_id,
+        from_kind="api_key",
+        from_ref=old.key_id,
+        to_kind="api_key",
+        to_ref=successor.key_id,
     )
     snapshot_publish(old)
     return successor, plaintext

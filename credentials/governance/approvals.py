@@ -469,6 +469,9 @@ def credential_secret_issue(*, credential: models.Model, actor: User) -> tuple[m
     plaintext, extra = kind.issue_secret(credential, actor, approved)
     credential.status = CredentialStatus.ACTIVE
     credential.review_due_at = timezone.now() + policy.review_interval(kind.key)
+    carried = kind.carried_review_due(credential)
+    if carried is not None and carried < credential.review_due_at:
+        credential.review_due_at = carried  # a move is no review: it keeps what was due
     save_fields(credential, kind, "status", "review_due_at")
     audit_change(
         kind,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from django.db import models
@@ -121,6 +122,10 @@ class GovernedKind:
     #: allows, e.g. a pending one approved after the policy changed.
     #: (credential, requested lifetime in days or None) -> None.
     check_new: Callable[[Any, int | None], None] = lambda credential, lifetime_days: None
+    #: The review date a pending credential carries over from what it replaces (an application
+    #: moved from an API key: the key's), or None; its first secret then keeps the earlier of it
+    #: and a full review interval. (credential) -> datetime | None.
+    carried_review_due: Callable[[Any], datetime | None] = lambda credential: None
     #: The organisation's working rows the policy would not allow to be created today (they are
     #: flagged, never broken). (policy) -> QuerySet, or None for a kind the policy never limits.
     policy_violations: Callable[[Any], QuerySet] | None = None

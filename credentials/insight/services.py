@@ -47,24 +47,40 @@ def credential_scopes_narrow_to_used(*, credential: models.Model, actor: User | 
     return used
 
 
-def scope_use_carry_over(*, kind: str, organization_id: int, from_ref: str, to_ref: str) -> None:
-    """Give a successor its predecessor's scope use (an API key's rotation makes a new key id).
+def scope_use_carry_over(
+    *, organization_id: int, from_kind: str, from_ref: str, to_kind: str, to_ref: str
+) -> None:
+    """Give a credential that takes over from another the other's scope use (count 0, `last_used` kept).
 
-    The same integration goes on with the new key: a scope it needed before the rotation is not
-    "never used" on the successor, and narrowing must not remove it.
+    The same integration goes on with a new credential: an API key's successor after a rotation
+    (a new key id), or the M2M application a key was moved to (another kind). A scope it needed
+    before is not "never used" on the new credential, and narrowing must not remove it. Safe to
+    run again (a move's application when it gets its first secret): a scope already there keeps
+    the later of the two `last_used`, and its own count.
     """
-    rows = UsageScope.objects.filter(organization_id=organization_id, kind=kind, credential_id=from_ref)
+    rows = list(
+        UsageScope.objects.filter(organization_id=organization_id, kind=from_kind, credential_id=from_ref)
+    )
+    if not rows:
+        return
+    target = UsageScope.objects.filter(organization_id=organization_id, kind=to_kind, credential_id=to_ref)
+    known = dict(target.values_list("scope", "last_used"))
     UsageScope.objects.bulk_create(
         [
             UsageScope(
                 organization_id=organization_id,
-                kind=kind,
+                kind=to_kind,
                 credential_id=to_ref,
                 scope=row.scope,
                 count=0,
                 last_used=row.last_used,
             )
             for row in rows
+            if row.scope not in known
         ],
-        ignore_conflicts=True,
+        ignore_conflicts=True,  # a use recorded meanwhile by the roll-up: it is newer
     )
+    for row in rows:
+        if row.scope in known and known[row.scope] < row.last_used:
+            # Conditional, so a later use the roll-up writes meanwhile is never moved back.
+            target.filter(scope=row.scope, last_used__lt=row.last_used).update(last_used=row.last_used)

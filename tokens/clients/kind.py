@@ -131,6 +131,10 @@ def governed_kind() -> GovernedKind:
         is_live=lambda application: True,
         live_rows=Q(),
         # Audit verb (`tokens.m2m_app.<verb>`) -> webhook event (credentials.webhooks).
+        # An application moved from an API key keeps the key's review date (a move is no review).
+        carried_review_due=lambda application: (
+            application.moved_from_key.review_due_at if application.moved_from_key_id else None
+        ),
         webhook_events={
             "created": "created",
             "secret_issued": "created",

@@ -11,6 +11,7 @@ from credentials.api_keys.models import ApiKey
 from credentials.governance import org_policy, ownership
 from credentials.governance.common import credential_audit
 from credentials.governance.models import CredentialRequest, CredentialState
+from credentials.insight.services import scope_use_carry_over
 from credentials.leaks.models import LeakReport
 from portal.models import User
 from tokens.clients.services import m2m_app_create, m2m_app_request
@@ -133,6 +134,11 @@ def api_key_move_to_m2m_app(
         "scopes": list(key.scopes),
         "description": f"Moved from API key {key.display_prefix}",
         "moved_from_key": key,
+        # The same integration under review as before: a key overdue for review does not escape
+        # it by moving (its date is kept when earlier than the policy's), as a rotation keeps it.
+        "review_due_at": key.review_due_at,
+        "last_reviewed_at": key.last_reviewed_at,
+        "last_reviewed_by": key.last_reviewed_by,
     }
     # The replacement is no wider than the key: where it may be used from, and how often.
     allowed_ips, rate_limit = _policy_of(key)
@@ -157,6 +163,16 @@ def api_key_move_to_m2m_app(
                 application, plaintext = m2m_app_create(actor=actor, via=via, **policy, **fields)
     except IntegrityError as exc:  # the unique moved_from_key: another move won
         raise ValidationError("This key was already moved to an M2M application.", code="moved") from exc
+    # The key's scope use goes with the integration, as a rotation carries it to the successor, so
+    # "Narrow to what is used" does not take from the application a scope the key needed (a
+    # pending application gets the key's use since then with its first secret: tokens.clients.services).
+    scope_use_carry_over(
+        organization_id=organization.pk,
+        from_kind="api_key",
+        from_ref=key.key_id,
+        to_kind="m2m_app",
+        to_ref=application.client_id,
+    )
     credential_audit(
         "credentials.api_key.moved",
         key,

@@ -18,6 +18,7 @@ from credentials.governance import approvals, edits, org_policy, ownership
 from credentials.governance.common import audit_change, credential_audit, locked_credential, save_fields
 from credentials.governance.models import CredentialRequest, RequestType
 from credentials.governance.registry import kind_of
+from credentials.insight.services import scope_use_carry_over
 from credentials.leaks.models import LeakAction, LeakReport
 from credentials.models import Scope
 from portal.infra.crypto import is_base62, keyed_digest, peppers, random_base62
@@ -90,6 +91,10 @@ class ApplicationFields(TypedDict, total=False):
     auth_method: str  # an M2MApplication.AuthMethod value; client_secret_basic by default
     token_quota: dict[str, Any] | None  # tokens.clients.quota
     moved_from_key: ApiKey | None
+    # The review schedule of the credential it takes over from (a move): see `_new_application`.
+    review_due_at: datetime | None
+    last_reviewed_at: datetime | None
+    last_reviewed_by: User | None
 
 
 @transaction.atomic
@@ -168,7 +173,23 @@ def client_secret_issue_first(
             "This application authenticates with a public key: register its key instead.", code="no_secret"
         )
     secret, plaintext = _new_secret(application, actor)
+    if application.moved_from_key_id:
+        # The key's scope use since the move (it worked while the request waited): the
+        # application starts from all of it (tokens.clients.moves).
+        scope_use_carry_over(
+            organization_id=application.organization_id,
+            from_kind="api_key",
+            from_ref=application.moved_from_key.key_id,
+            to_kind="m2m_app",
+            to_ref=application.client_id,
+        )
     return plaintext, {"client_id": application.client_id, "secret_hint": secret.hint}
+
+
+def _first_review_due(organization: Organization, carried: datetime | None) -> datetime:
+    """Return when a new application is first due for review: the policy's, or an earlier `carried` date."""
+    due = org_policy.review_due_from(organization, "m2m_app")
+    return due if carried is None else min(carried, due)
 
 
 def _new_application(
@@ -187,7 +208,16 @@ def _new_application(
     rate_limit: dict[str, int] | None = None,
     token_quota: dict[str, Any] | None = None,
     moved_from_key: ApiKey | None = None,
+    review_due_at: datetime | None = None,
+    last_reviewed_at: datetime | None = None,
+    last_reviewed_by: User | None = None,
 ) -> tuple[M2MApplication, list[Scope]]:
+    """Store a new application (active or pending) with its scopes; the callers audit it.
+
+    `review_due_at`: the review date of the credential it takes over from (a moved key), kept
+    when it comes before the policy's interval from now, so a credential overdue for review does
+    not escape it by being replaced; with `last_reviewed_at`/`_by` the review it last had.
+    """
     name = name.strip()
     allowed_ips = policy.clean_allowed_ips(list(allowed_ips))
     rate_limit = policy.clean_rate_limit(rate_limit)
@@ -223,9 +253,11 @@ def _new_application(
         moved_from_key=moved_from_key,
         **{field: quota[key] for key, field in QUOTA_FIELDS.items()},
         environment=moved_from_key.environment if moved_from_key is not None else "",
-        review_due_at=org_policy.review_due_from(organization, "m2m_app")
+        review_due_at=_first_review_due(organization, review_due_at)
         if status == M2MApplication.Status.ACTIVE
         else None,
+        last_reviewed_at=last_reviewed_at,
+        last_reviewed_by=last_reviewed_by,
     )
     if status == M2MApplication.Status.ACTIVE:
         # The organisation's runtime rules (a pending one is judged with its request, in governance).
