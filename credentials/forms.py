@@ -7,22 +7,51 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from credentials import policy
-from credentials.overlap import overlap_choices
+from credentials.names import CredentialNameField
+from credentials.overlap import OVERLAP_HOURS, overlap_choices
 
 #: What an overlap field offers unless told otherwise: 24 hours, the recommended overlap.
 DEFAULT_OVERLAP_HOURS = 24
+
+#: Every overlap a rotation takes, in hours (the presets are some of them; staff may choose any).
+_ANY_OVERLAP = frozenset(str(hours) for hours in range(max(OVERLAP_HOURS) + 1))
 
 
 class OverlapHoursField(forms.TypedChoiceField):
     """How long the old key or secret keeps working after a rotation, in hours (credentials.overlap).
 
-    `old` names what stops ("key", "secret"); 24 hours is preselected.
+    `old` names what stops ("key", "secret"); 24 hours is preselected. The presets are offered, plus
+    the form's initial value when it is not one (`OverlapDefaultMixin`); any whole number of hours
+    from 0 to 168 is accepted, as the REST API and the services take it, so a page showing the
+    organisation's default (5 hours, say) can send it back even to a form built without it.
     """
 
     def __init__(self, *, old: str = "key", **kwargs):
+        self.old = old
         kwargs.setdefault("choices", overlap_choices(old))
         kwargs.setdefault("initial", DEFAULT_OVERLAP_HOURS)
         super().__init__(coerce=int, **kwargs)
+
+    def offer(self, hours) -> None:
+        """Offer `hours` (the organisation's default overlap) beside the presets when it is not one."""
+        self.choices = overlap_choices(self.old, extra=hours if isinstance(hours, int) else None)
+
+    def valid_value(self, value) -> bool:
+        return str(value) in _ANY_OVERLAP
+
+
+class OverlapDefaultMixin:
+    """Make a form's overlap fields offer their initial value (the policy's default, 0–168 hours).
+
+    Without it, a default that is not a preset would have no option: the page would preselect none and
+    the browser would send the first one, 0 ("the old key stops now").
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name, field in self.fields.items():
+            if isinstance(field, OverlapHoursField):
+                field.offer(self.get_initial_for_field(field, name))
 
 
 class RateLimitTextField(forms.CharField):
@@ -81,7 +110,7 @@ def _policy_field(clean, value):
 class CredentialEditForm(forms.Form):
     """Rename or describe a credential of either kind (its secret and scopes stay as they are)."""
 
-    name = forms.CharField(label=_("Name"), max_length=100)
+    name = CredentialNameField(label=_("Name"), max_length=100)
     description = forms.CharField(
         label=_("Description"),
         max_length=500,

@@ -148,11 +148,17 @@ class AcceptInvitationSignupForm(forms.Form):
 class AuditFilterForm(forms.Form):
     action = forms.CharField(label=_("Action starts with"), required=False, max_length=100)
     actor = forms.TypedChoiceField(label=_("Actor"), required=False, coerce=int, empty_value=None)
+    # The server's days are UTC days (an event at 09:00 in UTC+14 falls on the UTC day before): said
+    # where the dates are typed.
     since = forms.DateField(
-        label=_("From"), required=False, widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+        label=_("From (UTC day)"),
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
     )
     until = forms.DateField(
-        label=_("To"), required=False, widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+        label=_("To (UTC day, included)"),
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
     )
 
     def __init__(self, *args, organization: Organization, **kwargs):

@@ -6,15 +6,16 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from credentials.api_keys.models import CUTOVER_QUIET_PERIODS, Environment
-from credentials.forms import OverlapHoursField, RuntimePolicyForm
+from credentials.forms import OverlapDefaultMixin, OverlapHoursField, RuntimePolicyForm
 from credentials.governance.models import CredentialState
 from credentials.lifetimes import MAX_LIFETIME_DAYS
+from credentials.names import CredentialNameField
 from credentials.selectors import scope_catalogue
 from portal.submissions import OnceForm
 
 
 class ApiKeyCreateForm(OnceForm, RuntimePolicyForm):
-    name = forms.CharField(
+    name = CredentialNameField(
         label=_("Name"), max_length=100, help_text=_("What uses this key, e.g. 'billing export job'.")
     )
     owner = forms.ModelChoiceField(
@@ -53,7 +54,9 @@ class ApiKeyCreateForm(OnceForm, RuntimePolicyForm):
         self.fields["environment"].initial = default_environment
 
 
-class ApiKeyRotateForm(OnceForm):
+class ApiKeyRotateForm(OverlapDefaultMixin, OnceForm):
+    """How long the old key keeps working; the organisation's default is preselected, preset or not."""
+
     overlap_hours = OverlapHoursField(
         label=_("Keep the old key working for"),
         help_text=_("Long enough to deploy the new key everywhere the old one is used."),

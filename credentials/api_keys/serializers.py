@@ -10,6 +10,7 @@ from credentials.api_keys.models import ApiKey, Environment
 from credentials.api_keys.services import MAX_OVERLAP
 from credentials.governance.models import CredentialState
 from credentials.lifetimes import MAX_LIFETIME_DAYS, check_expiry, expiry_in_days
+from credentials.names import CredentialNameSerializerField
 from credentials.serializers import PartialUpdateSerializer, PolicyInputMixin, RateLimitField, UserEmailField
 
 
@@ -74,7 +75,7 @@ class ApiKeyWithSecretSerializer(ApiKeySerializer):
 class ApiKeyCreateSerializer(PolicyInputMixin, serializers.Serializer):
     """Input for creating a key; the owner defaults to the caller (or the calling key's owner)."""
 
-    name = serializers.CharField(max_length=100)
+    name = CredentialNameSerializerField(max_length=100)
     owner = serializers.EmailField(required=False)
     scopes = serializers.ListField(child=serializers.CharField(max_length=100), required=False, default=list)
     environment = serializers.ChoiceField(choices=Environment.choices, required=False)
@@ -107,7 +108,7 @@ class ApiKeyUpdateSerializer(PolicyInputMixin, PartialUpdateSerializer):
     shown = ApiKeySerializer
     create_only = frozenset({"expires_in_days"})
 
-    name = serializers.CharField(max_length=100, required=False)
+    name = CredentialNameSerializerField(max_length=100, required=False)
     description = serializers.CharField(max_length=500, required=False, allow_blank=True)
     owner = serializers.EmailField(required=False)
     scopes = serializers.ListField(child=serializers.CharField(max_length=100), required=False)

@@ -7,6 +7,7 @@ from django.utils.translation import gettext_lazy as _
 
 from credentials import policy
 from credentials.forms import (
+    OverlapDefaultMixin,
     OverlapHoursField,
     RateLimitTextField,
     RuntimePolicyForm,  # noqa: F401 - the governance views take it from here
@@ -15,6 +16,7 @@ from credentials.governance.inventory_usage import ATTENTION, SORT_LABELS
 from credentials.governance.models import OrganizationPolicy
 from credentials.governance.registry import all_kinds
 from credentials.governance.selectors import FLAG_LABELS, STATUSES
+from credentials.models import Scope
 from credentials.selectors import scope_catalogue
 
 
@@ -70,8 +72,9 @@ class DecisionForm(forms.Form):
     comment = forms.CharField(label=_("Comment"), required=False, max_length=500)
 
 
-class PolicyForm(forms.ModelForm):
-    # The overlaps the API key rotation form offers, so the default is always one of them.
+class PolicyForm(OverlapDefaultMixin, forms.ModelForm):
+    # The overlaps the rotation forms offer, plus the current default when staff chose another
+    # (OverlapDefaultMixin): saving the page for another change keeps it.
     default_rotation_overlap_hours = OverlapHoursField(
         label=_("Default rotation overlap"),
         help_text=_("Preselected when someone rotates a key or a client secret."),
@@ -154,7 +157,14 @@ class RecertifyForm(forms.Form):
         super().__init__(*args, **kwargs)
         if self.is_bound:
             # The choices are those the page showed; the service judges them against the scopes now.
-            listed = self.data.get(self.add_prefix("shown"), "").split()
+            # Read before any field is cleaned, so only what can name a scope reaches the query: a NUL
+            # is a DataError on PostgreSQL (a 500). `shown`'s own check then refuses the post.
+            longest = Scope._meta.get_field("name").max_length
+            listed = [
+                name
+                for name in str(self.data.get(self.add_prefix("shown"), "")).split()
+                if "\x00" not in name and len(name) <= longest
+            ]
         else:
             listed = list(current_scopes or [])
             self.fields["shown"].initial = " ".join(listed)

@@ -7,9 +7,10 @@ from django.core.exceptions import ValidationError
 from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 
-from credentials.forms import OverlapHoursField, RuntimePolicyForm
+from credentials.forms import OverlapDefaultMixin, OverlapHoursField, RuntimePolicyForm
 from credentials.governance.forms import JustificationField
 from credentials.models import Scope
+from credentials.names import CredentialNameField
 from credentials.overlap import overlap_choices
 from credentials.selectors import scope_catalogue
 from portal.models import User
@@ -112,7 +113,7 @@ class TokenQuotaForm(forms.Form):
 class M2MAppCreateForm(OnceForm, TokenQuotaForm, RuntimePolicyForm):
     """Name, owner, scopes, audiences and token lifetime of a new application."""
 
-    name = forms.CharField(label=_("Name"), max_length=255)
+    name = CredentialNameField(label=_("Name"), max_length=255)
     description = forms.CharField(label=_("Description"), max_length=255, required=False)
     owner = forms.ModelChoiceField(
         label=_("Owner"),
@@ -240,8 +241,8 @@ class PublicKeyAddForm(OnceForm):
     )
 
 
-class SecretRotateForm(OnceForm):
-    """How long the current secrets keep working after a rotation."""
+class SecretRotateForm(OverlapDefaultMixin, OnceForm):
+    """How long the current secrets keep working after a rotation (the organisation's default preselected)."""
 
     overlap_hours = OverlapHoursField(
         old="secret",
@@ -249,19 +250,11 @@ class SecretRotateForm(OnceForm):
         help_text=_("Long enough to deploy the new secret everywhere."),
     )
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        # The organisation's default overlap (any hour count up to 168) is offered even when not a preset.
-        default = self.initial.get("overlap_hours")
-        self.fields["overlap_hours"].choices = overlap_choices(
-            "secret", extra=default if isinstance(default, int) else None
-        )
-
 
 class ApiKeyMoveForm(forms.Form):
     """Move an API key to a new M2M application: its name, and why when approvers decide."""
 
-    name = forms.CharField(label=_("Application name"), max_length=100)
+    name = CredentialNameField(label=_("Application name"), max_length=100)
 
     def __init__(self, *args, needs_approval: bool, **kwargs):
         super().__init__(*args, **kwargs)

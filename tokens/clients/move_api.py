@@ -18,6 +18,7 @@ from rest_framework.views import APIView
 
 from credentials.api_keys.authentication import ApiKeyAuthentication
 from credentials.api_keys.selectors import api_keys_for
+from credentials.names import CredentialNameSerializerField
 from credentials.rest import check_policy_within_caller, policy_of
 from portal.api.errors import Conflict
 from portal.infra.responses import no_store
@@ -26,7 +27,7 @@ from tokens.clients.moves import api_key_move_to_m2m_app
 
 
 class MoveRequestSerializer(serializers.Serializer):
-    name = serializers.CharField(
+    name = CredentialNameSerializerField(
         required=False, allow_blank=True, max_length=100, help_text="Default: the key's name."
     )
     justification = serializers.CharField(

@@ -7,6 +7,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from credentials.governance.models import SuspensionReason
+from credentials.names import CredentialNameSerializerField
 from credentials.serializers import PartialUpdateSerializer, PolicyInputMixin, RateLimitField, UserEmailField
 from tokens.clients.quota import MODES, clean_token_quota, token_quota_of
 from tokens.clients.services import MAX_OVERLAP
@@ -188,7 +189,7 @@ class M2MAppCreatedSerializer(M2MAppSerializer):
 class M2MAppCreateSerializer(PolicyInputMixin, serializers.Serializer):
     """Input for creating an application; the owner defaults to the caller (or the credential's owner)."""
 
-    name = serializers.CharField(max_length=255)
+    name = CredentialNameSerializerField(max_length=255)
     description = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
     owner = serializers.EmailField(required=False)
     scopes = serializers.ListField(
@@ -229,7 +230,7 @@ class M2MAppUpdateSerializer(PolicyInputMixin, PartialUpdateSerializer):
     shown = M2MAppSerializer
     create_only = frozenset({"public_key"})  # a later key is added at `…/public-keys/`
 
-    name = serializers.CharField(max_length=255, required=False)
+    name = CredentialNameSerializerField(max_length=255, required=False)
     description = serializers.CharField(max_length=255, required=False, allow_blank=True)
     owner = serializers.EmailField(required=False)
     scopes = serializers.ListField(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from credentials.names import CredentialNameField
 from portal.submissions import OnceForm
 from tokens.clients.forms import PublicKeyTextarea
 from tokens.models import (
@@ -24,7 +25,7 @@ class FederatedIdentityForm(OnceForm):
     preset = forms.ChoiceField(
         label=_("Platform"), choices=FederatedIdentity.Preset.choices, widget=forms.HiddenInput
     )
-    name = forms.CharField(
+    name = CredentialNameField(
         label=_("Name"), max_length=255, required=False, help_text=_("Default: the subject.")
     )
     issuer = forms.CharField(
