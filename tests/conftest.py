@@ -231,6 +231,15 @@ def owner_client(owner):
 
 
 @pytest.fixture
+def recent_owner_client(owner, settings) -> Client:
+    """The owner, signed in just now (step-up passes), answered as a browser is: a 500 is a response."""
+    settings.PORTAL_STEP_UP_SECONDS = 3600
+    client = Client(raise_request_exception=False)
+    client.force_login(owner)
+    return client
+
+
+@pytest.fixture
 def staff_client(db) -> Client:
     """A client signed in as the portal's staff (a superuser with a second factor, as staff must
     have to use the admin); the account is `staff_client.staff`."""

@@ -102,11 +102,8 @@ def test_every_rest_serializer_taking_a_name_refuses_it(serializer, name):
 
 
 @pytest.fixture
-def client(owner, settings) -> Client:
-    settings.PORTAL_STEP_UP_SECONDS = 3600  # signed in just now: step-up passes
-    client = Client(raise_request_exception=False)
-    client.force_login(owner)
-    return client
+def client(recent_owner_client) -> Client:
+    return recent_owner_client
 
 
 @pytest.fixture

@@ -86,11 +86,8 @@ def default_five_hours(organization):
 
 
 @pytest.fixture
-def client(owner, settings) -> Client:
-    settings.PORTAL_STEP_UP_SECONDS = 3600  # signed in just now: step-up passes
-    client = Client(raise_request_exception=False)
-    client.force_login(owner)
-    return client
+def client(recent_owner_client) -> Client:
+    return recent_owner_client
 
 
 def test_the_policy_page_saved_as_shown_keeps_the_default_overlap(default_five_hours, client, organization):

@@ -21,11 +21,8 @@ pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
 
 
 @pytest.fixture
-def client(owner, settings) -> Client:
-    settings.PORTAL_STEP_UP_SECONDS = 3600  # signed in just now: step-up passes
-    client = Client(raise_request_exception=False)
-    client.force_login(owner)
-    return client
+def client(recent_owner_client) -> Client:
+    return recent_owner_client
 
 
 @pytest.fixture(params=["api_key", "m2m_app", "federated"])
