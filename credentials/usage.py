@@ -310,6 +310,15 @@ def _flush_if_due(**_kwargs) -> None:
                 logger.warning("In-process %s failed", job.__name__, exc_info=True)
 
 
+def rollup_before_reading() -> None:
+    """Under DEBUG (`make run`, with no `rollup_usage` beside runserver), flush and roll up before a
+    page or the usage API reads the rolled-up counts, when due: the roll-up after each request
+    (`_flush_if_due`) comes too late for the request that asks, so after a quiet minute it showed
+    nothing of the last uses. Production reads only (the `rollup_usage` cron writes)."""
+    if settings.DEBUG:
+        _flush_if_due()
+
+
 #: A process that goes idle flushes its counts from a timer (portal.infra.idle).
 _idle = IdleFlush(
     "usage-flush",

@@ -10,7 +10,7 @@ from datetime import timedelta
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import exceptions, serializers
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
@@ -20,7 +20,7 @@ from rest_framework.views import APIView
 from credentials.insight.export import usage_csv, usage_csv_filename
 from credentials.insight.selectors import credentials_by_ref, usage_series
 from credentials.lifetimes import add_clamped
-from credentials.usage import OUTCOMES, RETENTION
+from credentials.usage import OUTCOMES, RETENTION, rollup_before_reading
 from portal.api.access import OrganizationApiView
 
 MAX_CREDENTIALS = 100
@@ -49,12 +49,48 @@ class UsageQuerySerializer(serializers.Serializer):
                 {
                     "since": [
                         f"{attrs['granularity']} buckets are kept for {kept}: start at {oldest.isoformat()} "
-                        "or later, or choose a coarser granularity."
+                        + (
+                            "or later."
+                            if attrs["granularity"] == "day"
+                            else "or later, or choose a coarser granularity."
+                        )
                     ]
                 }
             )
         attrs["since"], attrs["until"] = since, until
         return attrs
+
+
+def _counts_fields() -> dict[str, serializers.Field]:
+    return {outcome: serializers.IntegerField(min_value=0) for outcome in OUTCOMES}
+
+
+#: What a JSON answer holds (docs/usage.md), for the OpenAPI schema: described, not used to render.
+UsageAnswerSchema = inline_serializer(
+    "UsageAnswer",
+    {
+        "granularity": serializers.ChoiceField(choices=list(RETENTION)),
+        "since": serializers.DateTimeField(),
+        "until": serializers.DateTimeField(),
+        "outcomes": serializers.ListField(child=serializers.ChoiceField(choices=list(OUTCOMES))),
+        "credentials": inline_serializer(
+            "UsageCredential",
+            {
+                "credential": serializers.CharField(help_text="The API key id or M2M client id asked for."),
+                "kind": serializers.ChoiceField(choices=["api_key", "m2m_app"]),
+                "name": serializers.CharField(),
+                "totals": inline_serializer("UsageTotals", _counts_fields()),
+                "buckets": inline_serializer(
+                    "UsageBucket",
+                    {"start": serializers.DateTimeField(), **_counts_fields()},
+                    many=True,
+                    help_text="Oldest first; a bucket without use is left out.",
+                ),
+            },
+            many=True,
+        ),
+    },
+)
 
 
 class UsageCsvRenderer(BaseRenderer):
@@ -105,11 +141,18 @@ class UsageView(OrganizationApiView, APIView):
             ),
             OpenApiParameter("since", OpenApiTypes.DATETIME, description="Default: 24 hours before until."),
             OpenApiParameter("until", OpenApiTypes.DATETIME, description="Default: now."),
-            OpenApiParameter("granularity", OpenApiTypes.STR, enum=list(RETENTION), description="hour"),
+            OpenApiParameter(
+                "granularity",
+                OpenApiTypes.STR,
+                enum=list(RETENTION),
+                default="hour",
+                description="Bucket size (default hour).",
+            ),
         ],
-        responses={(200, "application/json"): OpenApiTypes.OBJECT, (200, "text/csv"): OpenApiTypes.STR},
+        responses={(200, "application/json"): UsageAnswerSchema, (200, "text/csv"): OpenApiTypes.STR},
     )
     def get(self, request: Request, org_slug: str) -> Response:
+        rollup_before_reading()
         query = UsageQuerySerializer(
             data={
                 **{k: v for k, v in request.query_params.items() if k in ("since", "until", "granularity")},

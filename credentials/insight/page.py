@@ -25,6 +25,7 @@ def chosen_range(request: HttpRequest) -> str:
 
 def insight_context(request: HttpRequest, credential) -> dict:
     """Return the usage part of the governance panel's context for one credential."""
+    usage.rollup_before_reading()
     kind = kind_of(credential)
     ident = {
         "organization_id": credential.organization_id,

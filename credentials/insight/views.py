@@ -14,7 +14,7 @@ from credentials.insight.export import usage_csv, usage_csv_filename
 from credentials.insight.page import RANGES, chosen_range
 from credentials.insight.selectors import scope_suggestion, usage_series
 from credentials.insight.services import credential_scopes_narrow_to_used
-from credentials.usage import chart_window
+from credentials.usage import chart_window, rollup_before_reading
 from portal.confirm import confirm_page
 from portal.outcomes import flash_outcome
 from portal.tenancy import authorized, check
@@ -69,6 +69,7 @@ def usage_csv_download(request: HttpRequest, kind: str, **kwargs) -> HttpRespons
 
     Another organisation's credential is 404; the columns are those of the usage API's CSV.
     """
+    rollup_before_reading()
     credential = credential_or_404(request, kind, kwargs)
     check(request, f"{kind}.view", owner_id=credential.owner_id)
     chosen = chosen_range(request)
@@ -98,6 +99,7 @@ def organization_usage_csv(request: HttpRequest) -> HttpResponse:
     The same days as the overview's sparklines and the inventory's "Requests (30 d)"; a bounded
     number of queries whatever the number of credentials.
     """
+    rollup_before_reading()
     now = timezone.now()
     series = usage_series(
         request.organization, None, granularity="day", since=usage_window_start(now), until=now
