@@ -186,7 +186,18 @@ class CredentialViewSet(AuthorizedView, GenericViewSet):
         `<kind>.policy` for any of `policy_fields` whose value changes.
         """
         kind = self.kind_key
-        new_owner = self._owner(values.get("owner"))
+        sent_owner = values.get("owner")
+        if (
+            sent_owner
+            and credential.owner_id is not None
+            and sent_owner.casefold() == credential.owner.email.casefold()
+            and member_by_email(self.organization, sent_owner) is None
+        ):
+            # The owner it shows, sent back, who has left (an orphan): no owner change. Sending back
+            # what was read, with one change, must work; a former owner who rejoined is a member
+            # again and is looked up below (taking it back clears the orphan mark).
+            sent_owner = None
+        new_owner = self._owner(sent_owner)
         scopes = values.get("scopes")
         current = self.scopes_of(credential)
         self.authorize_on(f"{kind}.update", credential)
