@@ -70,6 +70,18 @@ def minutes_pass(minutes: int = 10) -> None:
     Notice.objects.update(created_at=timezone.now() - timedelta(minutes=minutes))
 
 
+def expiring_receiver(organization, owner, settings) -> None:
+    """Subscribe an endpoint (never reached: the tests count the queued deliveries) to `expiring`."""
+    settings.PORTAL_WEBHOOK_ALLOW_INSECURE_LOCALHOST = True
+    webhook_endpoint_create(
+        organization=organization,
+        url="http://127.0.0.1:9/hooks",
+        event_types=["expiring"],
+        actor=owner,
+        description="receiver",
+    )
+
+
 def run(capture) -> None:
     with capture(execute=True):
         call_command("send_credential_notices")
@@ -124,14 +136,7 @@ def test_a_notice_recorded_by_a_run_killed_before_it_mailed_it_goes_out_with_the
 def test_an_expiry_notice_sent_again_queues_its_webhook_once(
     kit, organization, owner, member, outage, settings, django_capture_on_commit_callbacks
 ):
-    settings.PORTAL_WEBHOOK_ALLOW_INSECURE_LOCALHOST = True
-    webhook_endpoint_create(
-        organization=organization,
-        url="http://127.0.0.1:9/hooks",
-        event_types=["expiring"],
-        actor=owner,
-        description="receiver",
-    )
+    expiring_receiver(organization, owner, settings)
     credential, _ = kit.create(owner=member, name="expires soon")
     when = timezone.now() + timedelta(days=2)
     if kit.key == "api_key":
@@ -164,14 +169,7 @@ def test_a_notice_older_than_the_retry_window_is_left_unsent(
 def test_a_key_revoked_while_the_run_works_through_its_list_is_not_told_it_is_expiring(
     organization, owner, member, scopes, settings, monkeypatch
 ):
-    settings.PORTAL_WEBHOOK_ALLOW_INSECURE_LOCALHOST = True
-    webhook_endpoint_create(
-        organization=organization,
-        url="http://127.0.0.1:9/hooks",
-        event_types=["expiring"],
-        actor=owner,
-        description="receiver",
-    )
+    expiring_receiver(organization, owner, settings)
     first, _ = make_api_key(organization, member, name="alpha expiring")
     second, _ = make_api_key(organization, member, name="beta expiring")
     ApiKey.objects.filter(pk__in=[first.pk, second.pk]).update(expires_at=timezone.now() + timedelta(days=2))

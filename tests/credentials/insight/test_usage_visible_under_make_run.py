@@ -17,20 +17,8 @@ from django.test import Client
 from django.urls import reverse
 
 from credentials import usage
-from credentials.insight import recorder
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _fresh():
-    usage._counts.clear()
-    usage._unlisted.clear()
-    recorder.take()
-    yield
-    usage._counts.clear()
-    usage._unlisted.clear()
-    recorder.take()
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_usage_counters")]
 
 
 def test_a_use_older_than_the_rollup_interval_shows_on_the_next_usage_request(
