@@ -9,6 +9,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import time
 
 import pytest
 import requests
@@ -45,5 +46,16 @@ def test_the_revealed_curl_command_works_and_both_credentials_are_used(
         r = requests.get(f"{live_server.url}/api/v1/whoami", headers={"X-API-Key": key_plain}, timeout=10)
         assert r.status_code == 200
     application = M2MApplication.objects.get(moved_from_key=api_key)
-    assert ClientSecret.objects.get(application=application).last_used_at is not None
-    assert ApiKey.objects.get(pk=api_key.pk).last_used_at is not None
+    # The server writes last-used when a request finishes, after the client has its answer (the
+    # live server's thread): wait for both writes (a bounded wait, not a timing assertion).
+    assert _eventually(lambda: ClientSecret.objects.get(application=application).last_used_at is not None)
+    assert _eventually(lambda: ApiKey.objects.get(pk=api_key.pk).last_used_at is not None)
+
+
+def _eventually(check, seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
