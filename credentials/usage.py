@@ -34,14 +34,14 @@ from itertools import islice
 from django.conf import settings
 from django.core.cache import cache
 from django.core.signals import request_finished
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Sum
 from django.db.models.functions import TruncDay, TruncHour
 
 from credentials.insight import recorder as insight
 from credentials.insight import rollup as insight_rollup
 from credentials.models import UsageBucket
-from portal.infra import hotcache
+from portal.infra import hotcache, locks
 from portal.infra.cache import cache_is_down, cache_refuses_connections
 from portal.infra.idle import IdleFlush
 from portal.models import Organization
@@ -415,15 +415,9 @@ def rollup(*, now: datetime | None = None, lookback_minutes: int = ROLLUP_LOOKBA
     return len(rows)
 
 
-#: The PostgreSQL advisory lock two `rollup_usage` runs (two servers) take in turn.
-_ROLLUP_LOCK = 0x1D5E_0058
-
-
 def _serialise_rollups() -> None:
-    """Take the roll-up lock until the transaction ends (PostgreSQL; SQLite has one writer anyway)."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_ROLLUP_LOCK])
+    """Take the roll-up lock until the transaction ends: two `rollup_usage` runs (two servers) in turn."""
+    locks.advisory_xact_lock(locks.USAGE_ROLLUP)
 
 
 def _never_lower(rows: list) -> None:

@@ -14,10 +14,11 @@ import logging
 from datetime import UTC, datetime
 
 from django.core.cache import cache
-from django.db import connection, transaction
+from django.db import transaction
 
 from credentials.insight.models import UsageClientIp, UsageDenial, UsageScope
 from credentials.insight.recorder import CACHE_SECONDS, MAX_RECENT, PREFIX
+from portal.infra import locks
 from portal.models import Organization
 
 logger = logging.getLogger(__name__)
@@ -70,20 +71,14 @@ def _when(timestamp: float) -> datetime:
     return datetime.fromtimestamp(timestamp, tz=UTC)
 
 
-#: The PostgreSQL advisory lock that serialises merges (an arbitrary constant of this module).
-_MERGE_LOCK = 0x1D5E_0057
-
-
 def _serialise_merges() -> None:
-    """Take the merge lock until the transaction ends (PostgreSQL; SQLite has one writer anyway).
+    """Take the merge lock until the transaction ends.
 
     `_add_counts` reads a row, adds to its count and writes it: `SELECT … FOR UPDATE` locks a
     row that exists, but not one two roll-ups are both about to create, and the second upsert
     then overwrote the first's count instead of adding to it.
     """
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_MERGE_LOCK])
+    locks.advisory_xact_lock(locks.INSIGHT_MERGE)
 
 
 def _add_counts(model, field: str, time_field: str, merged: dict) -> None:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.core.management.base import CommandError
-from django.db import connection, transaction
+from django.db import transaction
 
 from credentials.models import Scope
+from portal.infra import locks
 from portal.management.base import PortalCommand
 from portal.models import Membership, Organization, Role, User
 from portal.services.organizations import organization_create
@@ -25,21 +26,15 @@ DEMO_SCOPES = [
     ("requests:decide", "Approve or deny the organisation's credential requests through the REST API"),
 ]
 
-#: The PostgreSQL advisory lock two `seed_demo` runs take in turn (an arbitrary constant of this
-#: module, beside credentials.usage's 0x1D5E_0058 and credentials.insight.rollup's 0x1D5E_0057).
-_SEED_LOCK = 0x1D5E_0059
-
 
 def _serialise_seeds() -> None:
-    """Take the seed lock until the transaction ends (PostgreSQL; SQLite has one writer anyway).
+    """Take the seed lock until the transaction ends.
 
     Each step looks a row up and creates it when missing: two runs at once (two `make run`, an
     entrypoint started twice) both found nothing and the second create failed on a unique
     constraint. In turn, the second finds what the first made.
     """
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_SEED_LOCK])
+    locks.advisory_xact_lock(locks.SEED_DEMO)
 
 
 class Command(PortalCommand):
