@@ -203,10 +203,10 @@ INSTALLED_APPS = [
     "tokens.apps.TokensConfig",
 ]
 
-# portal.infra.lean.MachinePathMiddleware comes first: a cookie-less request to a machine endpoint
-# (/oauth/*, /api/v1/whoami, /api/v1/keys/verify, /.well-known/*) runs this same list without
-# the layers marked `browser` (sessions, CSRF, messages, allauth, MFA, static files); see
-# portal/infra/lean.py. Each layer says here, once, whether a machine request needs it.
+# portal.infra.lean.MachinePathMiddleware comes first: a request to /oauth/* or /.well-known/*
+# (cookies or not), or a cookie-less one to /api/v1/whoami or /api/v1/keys/verify, runs this
+# same list without the layers marked `browser` (sessions, CSRF, messages, allauth, MFA, static
+# files); see portal/infra/lean.py. Each layer says here, once, whether a machine request needs it.
 browser, every = True, False
 _middleware_layers = [
     ("portal.infra.lean.MachinePathMiddleware", every),
@@ -233,7 +233,7 @@ _middleware_layers = [
     ("django_prometheus.middleware.PrometheusAfterMiddleware", every),
 ]
 MIDDLEWARE = [path for path, _browser_only in _middleware_layers]
-#: The layers built for browsers, which portal.infra.lean skips on cookie-less machine requests.
+#: The layers built for browsers, which portal.infra.lean skips on machine requests.
 PORTAL_BROWSER_ONLY_MIDDLEWARE = frozenset(path for path, browser_only in _middleware_layers if browser_only)
 
 ROOT_URLCONF = "portal.urls"

@@ -17,6 +17,7 @@ from django.urls import reverse
 from portal.account_security.events import LOGIN_AT, SEEN_AT
 from portal.account_security.policy import enrolment_needed
 from portal.infra.faults import is_database_outage, unavailable_response
+from portal.infra.lean import MACHINE_PATHS, MACHINE_PREFIXES
 
 
 def seen_resolution_seconds(idle_seconds: int) -> int:
@@ -28,8 +29,13 @@ def seen_resolution_seconds(idle_seconds: int) -> int:
     return min(60, max(1, idle_seconds // 10))
 
 
+#: Where machines call: a refusal there is JSON or the view's own answer, never a redirect to a page.
+#: The machine endpoints' prefixes normally skip these layers (portal.infra.lean); this is the second line.
+_API_PREFIXES = ("/api/", *MACHINE_PREFIXES)
+
+
 def _is_api(request: HttpRequest) -> bool:
-    return request.path.startswith("/api/")
+    return request.path.startswith(_API_PREFIXES)
 
 
 class _SessionCheck:
@@ -89,11 +95,20 @@ ENROLMENT_NEXT = "portal.enrolment_next"
 
 
 class MfaEnrolmentMiddleware(_SessionCheck):
-    """Send people who must use a second factor, and have none yet, to enrolment; allow nothing else."""
+    """Send people who must use a second factor, and have none yet, to enrolment; allow nothing else.
+
+    The machine endpoints are not gated: they authenticate the credential in the request, never
+    the session beside it, so a person's missing second factor says nothing about them.
+    """
 
     def __init__(self, get_response) -> None:
         super().__init__(get_response)
-        self.allowed_prefixes = ("/accounts/", f"/{settings.STATIC_URL.strip('/')}/", "/healthz")
+        self.allowed_prefixes = (
+            "/accounts/",
+            f"/{settings.STATIC_URL.strip('/')}/",
+            "/healthz",
+            *MACHINE_PREFIXES,
+        )
 
     def _check(self, request: HttpRequest) -> HttpResponse | None:
         user = getattr(request, "user", None)
@@ -102,6 +117,7 @@ class MfaEnrolmentMiddleware(_SessionCheck):
             and user.is_authenticated
             and not request.path.startswith(self.allowed_prefixes)
             and enrolment_needed(request)
+            and request.path not in MACHINE_PATHS
         ):
             text = "Set up two-factor authentication to continue: your account or organisation requires it."
             if _is_api(request):

@@ -1,17 +1,25 @@
-"""A lean middleware path for machine endpoints: no browser layers on requests that carry no cookie.
+"""A lean middleware path for machine endpoints: no browser layers on requests made by machines.
 
 Services call `/oauth/*`, `/api/v1/whoami`, `/api/v1/keys/verify` and the `/.well-known/`
-documents on every request, with a credential in a header and no cookie. Such a request
-needs no session, CSRF, messages, allauth, MFA-enrolment or static-file layer: there is no
-session to load, no form to protect and no page to render. `MachinePathMiddleware` sits
-first in `MIDDLEWARE` and sends such a request through a second chain built from the same
-`MIDDLEWARE` list without the browser-only layers (`PORTAL_BROWSER_ONLY_MIDDLEWARE`, marked
-beside each layer in settings), so everything else —
+documents on every request, with a credential in a header. Such a request needs no session,
+CSRF, messages, allauth, MFA-enrolment or static-file layer: there is no session to load, no
+form to protect and no page to render. `MachinePathMiddleware` sits first in `MIDDLEWARE`
+and sends such a request through a second chain built from the same `MIDDLEWARE` list
+without the browser-only layers (`PORTAL_BROWSER_ONLY_MIDDLEWARE`, marked beside each layer
+in settings), so everything else —
 metrics before and after, security headers (HSTS, nosniff, CSP, X-Frame-Options), the body
 limit, the request id, the access log, the database-outage answers and CommonMiddleware's
 `ALLOWED_HOSTS` check (a foreign `Host` is still 400) — runs exactly as on
-the full path, in the same order. A request with any cookie, or to any other path, takes the
-full chain unchanged (docs/performance.md measures what this buys).
+the full path, in the same order (docs/performance.md measures what this buys).
+
+Which requests: every request under `/oauth/` and `/.well-known/`, cookies or not. No view
+there reads a session or a user or needs CSRF (the protocol endpoints are `csrf_exempt` and
+authenticate the client from the request itself), so the browser layers could only hurt: a
+browser tab's idle session turned `POST /oauth/token` into a 302 to the login page, a staff
+session without a second factor into a 302 to `/accounts/2fa/`, and the answer carried
+`Set-Cookie`. The exact paths (`MACHINE_PATHS`) take the lean chain only without any cookie;
+with one they take the full chain, where `portal.account_security.middleware` spares them
+its MFA gate. Any other path takes the full chain unchanged.
 
 A middleware added to `MIDDLEWARE` later runs on both paths unless settings mark it `browser`.
 
@@ -41,17 +49,18 @@ EQUIVALENTS = {
     ),
 }
 
-#: Machine endpoints: exact paths, and path prefixes.
+#: Machine endpoints: exact paths (lean without a cookie), and path prefixes (always lean).
 MACHINE_PATHS = frozenset({"/api/v1/whoami", "/api/v1/keys/verify"})
 MACHINE_PREFIXES = ("/oauth/", "/.well-known/")
 
 
 def is_machine_request(request: HttpRequest) -> bool:
-    """Return whether the request is for a machine endpoint and carries no cookie at all."""
-    if request.META.get("HTTP_COOKIE"):
-        return False
+    """Return whether the request takes the lean chain: any under a machine prefix, or a
+    cookie-less one to a machine path."""
     path = request.path_info
-    return path in MACHINE_PATHS or path.startswith(MACHINE_PREFIXES)
+    if path.startswith(MACHINE_PREFIXES):
+        return True
+    return path in MACHINE_PATHS and not request.META.get("HTTP_COOKIE")
 
 
 def lean_middleware() -> list[str]:
@@ -89,7 +98,7 @@ class _LeanHandler(BaseHandler):
 
 
 class MachinePathMiddleware:
-    """Send cookie-less machine requests through the lean chain; everything else goes on as usual."""
+    """Send machine requests through the lean chain; everything else goes on as usual."""
 
     sync_capable = True
     async_capable = False

@@ -338,7 +338,9 @@ def authenticate_client_parameters(
     beside it, or `Authorization: Basic` with no body secret and no other body `client_id`,
     or body credentials. `basic` is the decoded header, `client_id` and `client_secret` the
     body parameters, `assertion` its `(client_assertion_type, client_assertion)`, `endpoint`
-    the URL name called (an assertion may name it as `aud`).
+    the URL name called (an assertion may name it as `aud`). The endpoints answer more than one
+    method `invalid_request` before calling this (`views.common.several_client_methods`, RFC
+    6749 §5.2); should such a request reach it anyway, it authenticates nothing.
     """
     if assertion is not None:
         return authenticate_assertion_parameters(

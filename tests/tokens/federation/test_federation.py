@@ -474,7 +474,9 @@ def test_a_federated_token_is_refused_with_a_client_secret_or_at_introspection(
     client, app, github_trust, issuer
 ):
     token = issuer.github_actions(audience=AUD)
-    assert_invalid_client(present(client, app.client_id, token, client_secret=app.client_secret))
+    # RFC 6749 §5.2: an assertion and a secret together are two methods, invalid_request.
+    response = present(client, app.client_id, token, client_secret=app.client_secret)
+    assert response.status_code == 400 and response.json()["error"] == "invalid_request"
     response = client.post(
         "/oauth/introspect",
         {

@@ -423,7 +423,8 @@ def test_garbage_assertions_are_refused_not_500(client, pk_app, garbage):
     assert_invalid_client(post_token(client, garbage))
 
 
-def test_secret_and_assertion_together_are_refused(client, pk_app, rsa_key, app):
+def test_secret_and_assertion_together_are_invalid_request(client, pk_app, rsa_key, app):
+    # RFC 6749 §5.2: more than one client authentication mechanism is invalid_request.
     assertion = make_assertion(rsa_key, pk_app.client_id)
     response = client.post(
         "/oauth/token",
@@ -434,9 +435,11 @@ def test_secret_and_assertion_together_are_refused(client, pk_app, rsa_key, app)
         },
         HTTP_AUTHORIZATION=basic(app.client_id, app.client_secret),
     )
-    assert_invalid_client(response)
+    assert response.status_code == 400, response.content
+    assert json.loads(response.content)["error"] == "invalid_request"
     response = post_token(client, make_assertion(rsa_key, pk_app.client_id), client_secret=app.client_secret)
-    assert_invalid_client(response)
+    assert response.status_code == 400, response.content
+    assert json.loads(response.content)["error"] == "invalid_request"
 
 
 def test_secret_auth_is_refused_for_a_private_key_jwt_app(client, pk_app):

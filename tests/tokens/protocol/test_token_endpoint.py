@@ -156,14 +156,18 @@ def test_garbage_basic_header_is_invalid_client(client, app):
     assert response["WWW-Authenticate"].startswith("Basic ")
 
 
-def test_two_authentication_methods_at_once_are_refused(client, app):
+def test_two_authentication_methods_at_once_are_invalid_request(client, app):
+    # RFC 6749 §5.2: a request that "utilizes more than one mechanism for authenticating the
+    # client" is invalid_request (400), not a failed authentication (was 401 invalid_client).
     response = client.post(
         "/oauth/token",
         {"grant_type": "client_credentials", "client_secret": app.client_secret},
         HTTP_AUTHORIZATION=basic(app.client_id, app.client_secret),
     )
-    assert response.status_code == 401
-    assert _body(response)["error"] == "invalid_client"
+    assert response.status_code == 400
+    assert _body(response)["error"] == "invalid_request"
+    assert "WWW-Authenticate" not in response
+    _assert_no_store(response)
 
 
 def test_revoked_application_is_invalid_client(client, app, owner):

@@ -216,7 +216,8 @@ def test_a_keyed_gateway_sends_an_assertion_or_a_secret_never_both(issuer, keyed
             },
             timeout=10,
         )
-    assert response.status_code == 401 and response.json()["error"] == "invalid_client"
+    # RFC 6749 §5.2: two client authentication mechanisms at once are invalid_request.
+    assert response.status_code == 400 and response.json()["error"] == "invalid_request"
 
 
 def test_a_keyed_gateways_exchange_introspection_and_whoami_cost_few_queries(

@@ -94,6 +94,32 @@ def repeated_parameter(request: HttpRequest, *, allowed: tuple[str, ...] = ()) -
     return None
 
 
+def several_client_methods(request: HttpRequest) -> bool:
+    """Return whether the request authenticates the client in more than one way (RFC 6749 §2.3).
+
+    The ways: `Authorization: Basic`, a body `client_secret`, client assertion parameters (RFC
+    7523 §2.2). A body `client_id` beside Basic is not a second way (§2.3.1); it must name the
+    same client, which authentication checks. A parameter sent empty counts as omitted (§3.2).
+    Asked before authenticating, so no credential is checked and no failure is counted.
+    """
+    post = request.POST
+    methods = bool(post.get("client_secret")) + bool(
+        post.get("client_assertion") or post.get("client_assertion_type")
+    )
+    if methods == 0:
+        return False  # Basic alone, or nothing: authentication answers
+    # A Basic attempt as `_basic_credentials` sees one (the scheme and a value), without decoding it.
+    scheme, _, value = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
+    basic = bool(value) and scheme.lower() == "basic"
+    return methods + basic > 1
+
+
+#: RFC 6749 §5.2: "utilizes more than one mechanism for authenticating the client" is invalid_request.
+SEVERAL_CLIENT_METHODS = (
+    "Authenticate the client one way only: HTTP Basic, client_secret in the body, or a client assertion."
+)
+
+
 def authenticate_client(
     request: HttpRequest,
 ) -> tuple[M2MApplication, ClientSecret | ClientPublicKey] | None:
@@ -164,10 +190,13 @@ def authenticated_token_claims(request: HttpRequest) -> tuple[M2MApplication, di
     revoked, forged, garbage), or the error answer to send instead. A repeated
     parameter (two `client_assertion`s, say) is refused before anything is checked, as at the
     token endpoint (RFC 6749 §3.2): which of two values counts would otherwise be up to the parser.
+    So is a client authenticating in more than one way (§5.2), uncounted toward the failure limits.
     """
     repeated = repeated_parameter(request)
     if repeated:
         return oauth_error("invalid_request", repeated)
+    if several_client_methods(request):
+        return oauth_error("invalid_request", SEVERAL_CLIENT_METHODS)
     caller = authenticate_client_or_refuse(request)
     if isinstance(caller, HttpResponse):
         return caller

@@ -16,12 +16,14 @@ from portal.infra.responses import no_store
 from tokens import catalogue
 from tokens.protocol.oauth import issuance_hot_keys
 from tokens.protocol.views.common import (
+    SEVERAL_CLIENT_METHODS,
     OAuthEndpointView,
     client_failure_checks,
     error_members_only,
     invalid_client,
     oauth_error,
     repeated_parameter,
+    several_client_methods,
     slow_down,
 )
 
@@ -36,7 +38,8 @@ class TokenView(OAuthEndpointView, DOTTokenView):
 
     DOT/oauthlib do the protocol work (grant type, client authentication through our
     validator, scopes); this view adds what RFC 6749 asks of the transport: no repeated
-    parameters (§3.2), no credentials in the URL, `Cache-Control: no-store` on every
+    parameters (§3.2), no credentials in the URL, one client authentication method
+    (§5.2), `Cache-Control: no-store` on every
     answer (§5.1) and `401` + `WWW-Authenticate: Basic` for a failed client (§5.2).
     DOT's own view looks the issued token up in its AccessToken table; we store none.
     """
@@ -48,6 +51,9 @@ class TokenView(OAuthEndpointView, DOTTokenView):
         repeated = repeated_parameter(request, allowed=("resource", "audience"))
         if repeated:
             return oauth_error("invalid_request", repeated)
+        # RFC 6749 §5.2: before any credential is checked, so not a failed authentication either.
+        if several_client_methods(request):
+            return oauth_error("invalid_request", SEVERAL_CLIENT_METHODS)
         if len({value for value in request.POST.getlist("audience") if value}) > 1:
             # DOT hands oauthlib the last `audience` only (it keeps repeated `resource`s).
             return oauth_error("invalid_target", "Request one resource per token.")
