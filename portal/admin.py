@@ -143,11 +143,49 @@ class UserAdmin(ActionPermissionMixin, StepUpChangeFormMixin, DjangoUserAdmin):
         return readonly
 
     def user_change_password(self, request, id, form_url=""):
-        if request.method == "POST":
-            stale = step_up_redirect(request)
-            if stale is not None:
-                return stale
-        return super().user_change_password(request, id, form_url)
+        if request.method != "POST":
+            return super().user_change_password(request, id, form_url)
+        stale = step_up_redirect(request)
+        if stale is not None:
+            return stale
+        # "²".isdigit() is true, and filter(pk="²") a ValueError: Django answers such an id itself.
+        known = str(id).isascii() and str(id).isdigit()
+        with transaction.atomic():
+            # Set (or disabled) or not: Django answers a refused form with a redirect too ("Conflicting
+            # form data"), so the stored hash says, not the response. A new hash has a new salt.
+            rows = User.objects.select_for_update().filter(pk=id) if known else User.objects.none()
+            before = rows.values_list("password", flat=True).first()
+            response = super().user_change_password(request, id, form_url)
+            user = User.objects.filter(pk=id).first() if before is not None else None
+            if user is not None and user.password != before:
+                # Whoever sets an account's password holds the account: its organisations see it.
+                self._audit_in_each_organization(
+                    request, user, "portal.user.password_set", {"usable": user.has_usable_password()}
+                )
+        return response
+
+    def _audit_in_each_organization(self, request, user: User, action: str, extra: dict) -> None:
+        """Audit a change to the account in each of its organisations (with the member's role), or once
+        with no organisation for an account of none (staff)."""
+        memberships = list(Membership.objects.filter(user=user).select_related("organization"))
+        for membership in memberships:
+            audit_log(
+                action=action,
+                actor=request.user,
+                organization=membership.organization,
+                target=membership,
+                target_label=user.email,
+                extra={**extra, "role": membership.role, "via": "admin"},
+            )
+        if not memberships:
+            audit_log(
+                action=action,
+                actor=request.user,
+                organization=None,
+                target=user,
+                target_label=user.email,
+                extra={**extra, "via": "admin"},
+            )
 
     @transaction.atomic
     def save_model(self, request, obj, form, change):
@@ -155,7 +193,6 @@ class UserAdmin(ActionPermissionMixin, StepUpChangeFormMixin, DjangoUserAdmin):
         if not change:
             return
         changed = set(form.changed_data)
-        memberships = list(Membership.objects.filter(user=obj).select_related("organization"))
         # Per organisation: what its members see change (who holds power there, who signs in).
         per_organization = []
         if "is_active" in changed:
@@ -173,24 +210,7 @@ class UserAdmin(ActionPermissionMixin, StepUpChangeFormMixin, DjangoUserAdmin):
                 ("portal.user.email_changed", {"from": form.initial.get("email"), "to": obj.email})
             )
         for action, extra in per_organization:
-            for membership in memberships:
-                audit_log(
-                    action=action,
-                    actor=request.user,
-                    organization=membership.organization,
-                    target=membership,
-                    target_label=obj.email,
-                    extra={**extra, "role": membership.role, "via": "admin"},
-                )
-            if not memberships:  # an account of no organisation (staff): one event, for staff to read
-                audit_log(
-                    action=action,
-                    actor=request.user,
-                    organization=None,
-                    target=obj,
-                    target_label=obj.email,
-                    extra={**extra, "via": "admin"},
-                )
+            self._audit_in_each_organization(request, obj, action, extra)
         powers = sorted(changed.intersection(STAFF_POWERS))
         if powers:
             # The platform's own powers belong to no organisation: one event, for staff to read.
@@ -244,8 +264,15 @@ class MembershipInlineFormSet(forms.BaseInlineFormSet):
             # As in the services (active_owners_left): a switched-off owner can act for nobody.
             if form.cleaned_data.get("role") == Role.OWNER and user is not None and user.is_active:
                 owners += 1
-        if self.instance.pk and owners == 0:
+        # A row refused on its own (a stale role) lacks its role here: its error says what to do.
+        if owners == 0 and not any(self.errors):
+            # On add too: organization_create (dashboard, CLI) always starts one with its owner.
+            if self.instance.pk is None:
+                raise ValidationError("Add at least one owner who can sign in: an organisation needs one.")
             raise ValidationError("An organisation must keep at least one owner who can sign in.")
+        if any(getattr(form, "cleaned_data", {}).get("DELETE") and form.stale for form in self.forms):
+            # A removal decided on a role that is no longer the member's (promoted meanwhile, say).
+            raise ValidationError(STALE_ROLE, code="stale")
         for form in self.forms:
             if form.instance.pk is not None and "user" in form.changed_data:
                 # Another person in the same row would skip the removal (audit, orphaned
@@ -268,13 +295,59 @@ class _PersonShown(forms.HiddenInput):
         return format_html("{}{}", super().render(name, value, attrs, renderer), self.person)
 
 
+class _RoleShown(forms.CharField):
+    """The role a saved member row showed, posted back hidden; never itself a change of the row."""
+
+    widget = forms.HiddenInput
+
+    def __init__(self, **kwargs):
+        super().__init__(required=False, **kwargs)
+
+    def has_changed(self, initial, data) -> bool:
+        return False
+
+
+STALE_ROLE = "This member's role changed since you opened the page; reload it."
+
+
 class MembershipInlineForm(forms.ModelForm):
+    """A member row. A saved row carries the role it showed (`role_shown`), so a role changed since
+    the page was read (a demotion in the dashboard) is never saved back over by staff saving the page:
+
+    - a row staff left as it showed keeps the role stored now (the rest of the page is saved);
+    - a row staff changed, or marked for removal, is refused (`stale`): staff reload and decide
+      on what is stored. Applying their change would overwrite the dashboard's unseen.
+
+    A row posted without `role_shown` (a page older than the field) may not change the role.
+    """
+
+    role_shown = _RoleShown()
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        self.stale = False
         if self.instance.pk is not None:
             # A saved row keeps its person (the formset refuses another one): shown from the row,
             # loaded with it, where the autocomplete widget would query its one option per row.
             self.fields["user"].widget = _PersonShown(self.instance.user)
+            self.initial.setdefault("role_shown", self.instance.role)
+
+    def clean(self):
+        cleaned_data = super().clean()
+        if self.instance.pk is None:
+            return cleaned_data
+        # `initial` holds the role as stored now: the formset's rows are read after the owners' lock
+        # (OrganizationAdmin.get_object), which every role change and removal takes first.
+        stored, shown = self.initial.get("role"), self.data.get(self.add_prefix("role_shown"))
+        self.stale = shown is not None and shown != stored
+        posted = cleaned_data.get("role")
+        if shown == stored or posted is None or posted == stored:
+            return cleaned_data
+        if posted == shown:
+            cleaned_data["role"] = stored  # left as it showed: the change made meanwhile stays
+        else:
+            self.add_error("role", ValidationError(STALE_ROLE, code="stale"))
+        return cleaned_data
 
 
 class MembershipInline(admin.TabularInline):
@@ -283,8 +356,14 @@ class MembershipInline(admin.TabularInline):
     formset = MembershipInlineFormSet
     extra = 0
     autocomplete_fields = ["user"]
-    fields = ["user", "role", "created_at"]
+    fields = ["user", "role", "role_shown", "created_at"]
     readonly_fields = ["created_at"]
+
+    def get_fields(self, request, obj=None):
+        fields = list(super().get_fields(request, obj))
+        if not self.has_change_permission(request, obj):
+            fields.remove("role_shown")  # nothing is posted back from a view-only page
+        return fields
 
     def get_queryset(self, request):
         # Each row's title is `str(membership)`: "person in organisation (role)".

@@ -28,6 +28,7 @@ from credentials.governance.registry import kind_of
 from credentials.insight.services import scope_use_carry_over
 from credentials.leaks.models import LeakReport
 from credentials.models import Scope
+from credentials.names import validate_credential_name
 from portal.infra.crypto import keyed_digest
 from portal.models import Organization, User
 
@@ -57,6 +58,11 @@ def _check_name(name: str) -> str:
         raise ValidationError({"name": "Give the key a name."}, code="name")
     if len(name) > 100:
         raise ValidationError({"name": "Use at most 100 characters."}, code="name")
+    try:
+        # As the forms and serializers check it, for every other caller (the CLI, the admin).
+        validate_credential_name(name)
+    except ValidationError as exc:
+        raise ValidationError({"name": exc.error_list}) from exc
     return name
 
 

@@ -430,6 +430,26 @@ def approved_create_request(credential: models.Model) -> CredentialRequest | Non
     ).first()
 
 
+def activation_request(credential: models.Model) -> CredentialRequest:
+    """Return the approved request that lets a pending credential become active, or refuse.
+
+    Asked by each write that activates one, under the credential's row lock: its first secret
+    (`credential_secret_issue`) and a `private_key_jwt` application's first public key
+    (`client_public_key_add`), so neither activates what the other would refuse.
+    """
+    if credential.orphaned_at is not None:
+        # Approved for a membership that ended (credential_requests_close_for_leaver closes only
+        # what still waits): a person who rejoins does not collect it; an admin reassigns it.
+        raise ValidationError(
+            "Its owner left the organisation since it was approved; an admin must give it an owner first.",
+            code="orphaned",
+        )
+    approved = approved_create_request(credential)
+    if approved is None:
+        raise ValidationError("This credential is still waiting for approval.", code="not_approved")
+    return approved
+
+
 @transaction.atomic
 def credential_secret_issue(*, credential: models.Model, actor: User) -> tuple[models.Model, str]:
     """Give an approved, pending credential its first secret, once; only its owner may do this.
@@ -455,16 +475,7 @@ def credential_secret_issue(*, credential: models.Model, actor: User) -> tuple[m
         )
     if credential.status != CredentialStatus.PENDING:
         raise ValidationError("The secret was already generated.", code="issued")
-    if credential.orphaned_at is not None:
-        # Approved for a membership that ended (credential_requests_close_for_leaver closes only
-        # what still waits): a person who rejoins does not collect it; an admin reassigns it.
-        raise ValidationError(
-            "Its owner left the organisation since it was approved; an admin must give it an owner first.",
-            code="orphaned",
-        )
-    approved = approved_create_request(credential)
-    if approved is None:
-        raise ValidationError("This credential is still waiting for approval.", code="not_approved")
+    approved = activation_request(credential)
     policy = policy_for(credential.organization)
     plaintext, extra = kind.issue_secret(credential, actor, approved)
     credential.status = CredentialStatus.ACTIVE

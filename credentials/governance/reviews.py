@@ -146,16 +146,21 @@ def restorable_by_organization(credential: models.Model) -> bool:
 
 
 @transaction.atomic
-def credential_restore(*, credential: models.Model, actor: User | None) -> models.Model:
+def credential_restore(
+    *, credential: models.Model, actor: User | None, as_staff: bool = False
+) -> models.Model:
     """Lift a suspension; an orphan or review mark stays, its grace anew.
 
-    Staff (the admin) and the system (`actor` None: the portal's own code, never a request) lift
-    any suspension. An organisation's owners and admins (`<kind>.restore`) lift an `orphaned` or
-    `review_overdue` one only: a `manual` or `leaked` one is refused with code `staff_only`.
+    Staff (`as_staff`: the admin's *restore* action, which needs its change permission) and the
+    system (`actor` None: the portal's own code, never a request) lift any suspension. Anyone else,
+    an `is_staff` account in the dashboard too, acts as what it is in the organisation: its owners
+    and admins (`<kind>.restore`) lift an `orphaned` or `review_overdue` one only; a `manual` or
+    `leaked` one is refused with code `staff_only`. Being staff is no licence outside the admin: a
+    view-only support account that is also an organisation's admin may not re-activate a leaked key.
     """
     kind = kind_of(credential)
     credential = locked_credential(credential)
-    staff = actor is None or actor.is_staff
+    staff = actor is None or as_staff
     if not staff and not may_manage(actor, credential, f"{kind.key}.restore"):
         raise ValidationError(
             "Only an organisation owner or admin, or the portal's staff, can restore this.",

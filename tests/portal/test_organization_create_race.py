@@ -33,7 +33,14 @@ def test_same_slug_added_twice_at_once_is_a_form_error_not_a_500(require_postgre
 
     first, second = client(), client()
     data = {"slug": "initech", "name": "Initech", "mfa_required": "none"}
-    _add_inlines(first.get(url), data)
+    page = first.get(url)
+    _add_inlines(page, data)
+    # Its first owner (an organisation is never added without one).
+    prefix = page.context["inline_admin_formsets"][0].formset.prefix
+    first_owner = get_user_model().objects.create_user(email="owner@initech.test", password="x")
+    data.update(
+        {f"{prefix}-TOTAL_FORMS": "1", f"{prefix}-0-user": first_owner.pk, f"{prefix}-0-role": "owner"}
+    )
     # The first request has inserted its row (not yet committed) when it pauses in its audit write.
     holding = pause_in(monkeypatch, portal_admin, "audit_log", thread="first", seconds=1.5)
 

@@ -53,5 +53,11 @@ def test_the_add_form_still_takes_a_slug_suggested_from_the_name(super_client):
     assert page.context["adminform"].prepopulated_fields  # filled in from the name as staff type it
     data = {"slug": "initech", "name": "Initech", "mfa_required": "none"}
     _add_inlines(page, data)
+    # Its first owner (an organisation is never added without one).
+    prefix = page.context["inline_admin_formsets"][0].formset.prefix
+    first_owner = UserFactory(email="owner@initech.test")
+    data.update(
+        {f"{prefix}-TOTAL_FORMS": "1", f"{prefix}-0-user": first_owner.pk, f"{prefix}-0-role": Role.OWNER}
+    )
     assert super_client.post(add, data).status_code == 302
     assert Organization.objects.get(slug="initech").name == "Initech"

@@ -39,7 +39,15 @@ from tokens.models import ClientCredential, M2MApplication
 
 #: Service refusals that are about the application's state, not the request's input: 409. `conflict`:
 #: it changed owner meanwhile (`governance.ownership.check_owner_unchanged`), as the move API answers.
-_CONFLICT_CODES = {"revoked", "inactive", "wrong_auth_method", "too_many", "not_approved", "conflict"}
+_CONFLICT_CODES = {
+    "revoked",
+    "inactive",
+    "wrong_auth_method",
+    "too_many",
+    "not_approved",
+    "orphaned",
+    "conflict",
+}
 
 #: A service's field -> the field of the REST request that carries it (rotation, a new public key).
 _REST_FIELDS = {"overlap": "overlap_hours"}

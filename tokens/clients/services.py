@@ -730,9 +730,9 @@ def client_public_key_add(
         )
     approved = None
     if application.status == M2MApplication.Status.PENDING:
-        approved = approvals.approved_create_request(application)
-        if approved is None:
-            raise ValidationError("This application is still waiting for approval.", code="not_approved")
+        # The same rules as a first secret (`credential_secret_issue`): approved, and not since
+        # orphaned (a leaver who rejoins does not collect it).
+        approved = approvals.activation_request(application)
         if actor is None or application.owner_id != actor.pk:
             raise ValidationError(
                 "Only the application's owner can register its first key.", code="not_owner"

@@ -91,7 +91,7 @@ def test_every_governance_action_writes_one_event_with_the_actor(
         reviews.credential_suspend(credential=credential, actor=owner, reason=SuspensionReason.MANUAL)
     staff = UserFactory(email="staff@portal.test", is_staff=True)  # a manual suspension is staff's to lift
     with one_event(f"{kit.audit_prefix}.restored", staff):
-        reviews.credential_restore(credential=credential, actor=staff)
+        reviews.credential_restore(credential=credential, actor=staff, as_staff=True)
     with one_event(f"{kit.audit_prefix}.scopes_changed", owner):
         edits.credential_scopes_set(credential=credential, scopes=[], actor=owner)
     with one_event(f"{kit.audit_prefix}.revoked", owner):

@@ -192,7 +192,7 @@ def test_suspend_policy_suspends_with_reason_leaked(
     with pytest.raises(ValidationError) as refused:
         credential_restore(credential=credential, actor=owner)
     assert refused.value.code == "staff_only"
-    credential_restore(credential=credential, actor=UserFactory(is_staff=True))
+    credential_restore(credential=credential, actor=UserFactory(is_staff=True), as_staff=True)
     assert kit.scopes_in_use(client, credential, secret) == ["orders:read"]
 
 
@@ -892,7 +892,7 @@ def test_rotating_a_restored_leaked_key_does_not_keep_the_leaked_secret_working(
     key, secret = make_api_key(organization, member)
     assert post(client, [entry(secret)], key=scanning).status_code == 200
     assert whoami(client, secret).status_code == 401
-    restored = credential_restore(credential=key, actor=UserFactory(is_staff=True))
+    restored = credential_restore(credential=key, actor=UserFactory(is_staff=True), as_staff=True)
     with pytest.raises(ValidationError) as refused:
         api_key_rotate(api_key=restored, actor=owner)  # the dashboard's default overlap, 24 h
     assert refused.value.message_dict.keys() == {"overlap"}
@@ -918,7 +918,7 @@ def test_rotating_a_restored_leaked_application_stops_the_leaked_secret_at_once(
     policy_update(organization=organization, actor=owner, leaked_credential_action=suspend)
     application, leaked = make_m2m_app(organization, member)
     assert post(client, [entry(leaked)], key=scanning).status_code == 200
-    restored = credential_restore(credential=application, actor=UserFactory(is_staff=True))
+    restored = credential_restore(credential=application, actor=UserFactory(is_staff=True), as_staff=True)
     assert mint(application, leaked) == 200  # restored: the leaked secret works again
     with pytest.raises(ValidationError) as refused:
         client_secret_rotate(application=restored, actor=owner)  # the default overlap, 24 h

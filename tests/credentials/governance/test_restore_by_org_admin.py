@@ -115,7 +115,8 @@ def test_a_manual_or_leaked_suspension_is_not_restorable_by_the_organisation(
 def test_staff_and_the_system_restore_every_reason(kit, member, reason, by):
     actor = UserFactory(email="staff@portal.test", is_staff=True) if by == "staff" else None
     credential, _ = _suspended(kit, owner=member, reason=reason)
-    assert credential_restore(credential=credential, actor=actor).status == CredentialStatus.ACTIVE
+    restored = credential_restore(credential=credential, actor=actor, as_staff=by == "staff")
+    assert restored.status == CredentialStatus.ACTIVE
     assert AuditEvent.objects.get(action=f"{kit.audit_prefix}.restored").actor == actor
 
 

@@ -33,7 +33,7 @@ def test_a_staff_restore_is_not_undone_by_the_next_policy_run(organization, owne
     assert key.status == "suspended" and key.suspension_reason == reason
 
     # Staff lift the suspension from the admin (the "Restore selected" action calls this).
-    reviews.credential_restore(credential=key, actor=staff)
+    reviews.credential_restore(credential=key, actor=staff, as_staff=True)
     assert ApiKey.objects.get(pk=key.pk).status == "active"
 
     # `send_credential_notices` / `apply_credential_policies` run from cron every few minutes.

@@ -579,7 +579,8 @@ def test_suspending_or_removing_a_trust_kills_its_tokens(client, app, github_tru
         "/oauth/introspect", {"token": access}, HTTP_AUTHORIZATION=_basic(app.client_id, app.client_secret)
     ).json()
     assert introspected == {"active": False}
-    reviews.credential_restore(credential=github_trust, actor=superuser)  # staff lift a manual suspension
+    # Staff lift a manual suspension (the admin's restore action).
+    reviews.credential_restore(credential=github_trust, actor=superuser, as_staff=True)
     assert live_access_token(access, audience=None)
     federated_identity_revoke(identity=github_trust, actor=owner)
     with pytest.raises(Exception, match="revoked"):

@@ -231,7 +231,8 @@ def test_lifecycle_webhook_events_are_sent_for_trusts(owner, superuser, app, iss
         app.application, issuer.url, "repo:acme/api:ref:refs/heads/main", preset="github_actions"
     )
     reviews.credential_suspend(credential=identity, actor=None, reason="manual")
-    reviews.credential_restore(credential=identity, actor=superuser)  # staff lift a manual suspension
+    # Staff lift a manual suspension (the admin's restore action).
+    reviews.credential_restore(credential=identity, actor=superuser, as_staff=True)
     reviews.credential_revoke(credential=identity, actor=owner, reason="done")
     deliveries = list(WebhookDelivery.objects.order_by("id"))
     assert [d.event_type for d in deliveries] == [
