@@ -75,8 +75,20 @@ class UserManager(BaseUserManager):
         return self._create_user(email, password, **extra)
 
     def get_by_natural_key(self, email: str):
-        """Look users up case-insensitively by email."""
-        return self.get(email__iexact=email)
+        """Return the user whose address is `email` ignoring letter case (as str.lower() folds it).
+
+        `email__iexact` alone is not that: PostgreSQL compares UPPER() of both sides, which folds
+        look-alikes such as the dotless ı or the long ſ into I and S, so `admın@…` found `admin@…`
+        under a failed-sign-in budget of its own (PortalAccountAdapter keys it by str.lower()).
+        The database narrows the candidates; Python keeps the one allauth's backend and password
+        reset would find too. Two rows left (only where the database's LOWER(), which the unique
+        constraint uses, and Python's differ) are ambiguous: they match nobody rather than a 500.
+        """
+        wanted = email.lower()
+        matches = [user for user in self.filter(email__iexact=email) if user.email.lower() == wanted]
+        if len(matches) != 1:
+            raise self.model.DoesNotExist(f"No single {self.model._meta.object_name} has this address.")
+        return matches[0]
 
 
 class User(AbstractBaseUser, PermissionsMixin):

@@ -12,6 +12,8 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
 from django.urls import reverse
+from django.utils.functional import lazy
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from portal.account_security.events import step_up_failed
@@ -19,11 +21,25 @@ from portal.infra.crypto import SecretCipher, encryption_key_hmac
 from portal.infra.net import client_ip
 from portal.stepup import is_recently_authenticated
 
-#: allauth's `login_failed` rate limit (ACCOUNT_RATE_LIMITS) speaks with this message.
-THROTTLED_MESSAGE = _(
-    "Too many failed sign-in attempts. For your security, sign-in is paused for a while; "
-    "try again in 15 minutes or reset your password."
-)
+
+def _pause_in_words(seconds: int) -> str:
+    """Return how long a pause of `seconds` lasts: whole minutes rounded up, seconds under a minute."""
+    if seconds < 60:
+        return ngettext("%(count)d second", "%(count)d seconds", seconds) % {"count": seconds}
+    minutes = -(-seconds // 60)
+    return ngettext("%(count)d minute", "%(count)d minutes", minutes) % {"count": minutes}
+
+
+def _throttled_message() -> str:
+    return gettext(
+        "Too many failed sign-in attempts. For your security, sign-in is paused for a while; "
+        "try again in %(pause)s or reset your password."
+    ) % {"pause": _pause_in_words(settings.PORTAL_LOGIN_LOCKOUT_SECONDS)}
+
+
+#: allauth's `login_failed` rate limit (ACCOUNT_RATE_LIMITS) speaks with this message. Lazy: it names
+#: PORTAL_LOGIN_LOCKOUT_SECONDS as it is when the page is rendered, like the 429's Retry-After.
+THROTTLED_MESSAGE = lazy(_throttled_message, str)()
 INVALID_LOGIN_MESSAGE = _("That email and password do not match an account. Check both and try again.")
 
 
@@ -102,6 +118,8 @@ class PortalAccountAdapter(DefaultAccountAdapter):
         # address with the current site's domain, which without django.contrib.sites is the
         # request's Host header: each allowed host, or another port, would get a fresh budget.
         # (A private allauth hook: tests/portal/test_login_lockout.py fails if it is renamed.)
+        # str.lower() is also how UserManager.get_by_natural_key compares addresses: every spelling
+        # that signs in to an account shares this key (tests/portal/test_sign_in_spelling.py).
         return (credentials.get("email") or credentials.get("username") or "").lower()
 
     def reauthenticate(self, user, password: str) -> bool:

@@ -17,6 +17,9 @@ from portal.services.audit import audit_log
 
 #: Session keys: when the session signed in, and when it was last seen.
 LOGIN_AT = "portal_login_at"
+#: Where the absolute timeout's clock started for a session signed in before LOGIN_AT existed:
+#: no sign-in, so never a fresh authentication for step-up (portal.stepup reads LOGIN_AT).
+CLOCK_AT = "portal_clock_at"
 SEEN_AT = "portal_seen_at"
 
 

@@ -14,7 +14,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 
-from portal.account_security.events import LOGIN_AT, SEEN_AT
+from portal.account_security.events import CLOCK_AT, LOGIN_AT, SEEN_AT
 from portal.account_security.policy import enrolment_needed
 from portal.infra.faults import is_database_outage, unavailable_response
 from portal.infra.lean import MACHINE_PATHS, MACHINE_PREFIXES
@@ -66,11 +66,12 @@ class SessionTimeoutMiddleware(_SessionCheck):
         if user is not None and user.is_authenticated:
             now = time.time()
             session = request.session
-            login_at = session.get(LOGIN_AT)
+            login_at = session.get(LOGIN_AT) or session.get(CLOCK_AT)
             seen_at = session.get(SEEN_AT)
             if login_at is None:
-                # A session from before these stamps existed starts its clock now.
-                session[LOGIN_AT] = login_at = now
+                # A session from before these stamps existed starts its clock now: under its own key,
+                # for this is no sign-in, and a step-up must not count it as a fresh one.
+                session[CLOCK_AT] = login_at = now
             resolution = seen_resolution_seconds(settings.PORTAL_SESSION_IDLE_SECONDS)
             # The last request came at most `resolution` after the recorded time (a later one would
             # have been recorded), so a session is ended only once it has surely been idle long
@@ -116,8 +117,8 @@ class MfaEnrolmentMiddleware(_SessionCheck):
             user is not None
             and user.is_authenticated
             and not request.path.startswith(self.allowed_prefixes)
-            and enrolment_needed(request)
             and request.path not in MACHINE_PATHS
+            and enrolment_needed(request)
         ):
             text = "Set up two-factor authentication to continue: your account or organisation requires it."
             if _is_api(request):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import re
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -45,6 +46,27 @@ def request_context_restored(context: RequestContext) -> Iterator[None]:
         _current.reset(token)
 
 
+#: Unicode's control characters (category Cc): C0, DEL and C1.
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _sanitised_user_agent(request: HttpRequest) -> str:
+    """Return the User-Agent with each control character replaced by U+FFFD, and keep it so in META.
+
+    PostgreSQL refuses NUL in text (a 500 when the session or an audit row is saved), and a line
+    break or an escape sequence has no business in a log line or an admin page. Later layers
+    (allauth's session list, audit rows) read META, so the value is mended there, once.
+    """
+    user_agent = request.META.get("HTTP_USER_AGENT", "")
+    # Every request passes here, machine ones included: str.isprintable() is one C-level scan, true
+    # for any ordinary User-Agent (it is false for every control character, and for a few other
+    # characters, which the substitution then leaves alone).
+    if not user_agent.isprintable():
+        user_agent = _CONTROL_CHARACTERS.sub("\ufffd", user_agent)
+        request.META["HTTP_USER_AGENT"] = user_agent
+    return user_agent
+
+
 class RequestContextMiddleware:
     """Give each request an id (echoed as `X-Request-ID`) and remember who sent it."""
 
@@ -55,7 +77,7 @@ class RequestContextMiddleware:
         context = RequestContext(
             request_id=secrets.token_hex(8),
             ip=client_ip(request),
-            user_agent=request.META.get("HTTP_USER_AGENT", "")[:255],
+            user_agent=_sanitised_user_agent(request)[:255],
             # Whole: whoever keeps it masks what a client put in it first (a key pasted where an id
             # goes), then shortens it (credentials.insight.recorder).
             path=request.path,

@@ -18,6 +18,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.encoding import punycode
+from django.views.decorators.debug import sensitive_variables
 
 from portal.infra.crypto import keyed_digest, peppers
 from portal.models import MANAGER_ROLES, Invitation, Membership, MfaRequirement, Organization, Role, User
@@ -513,6 +514,7 @@ def _check_inviter_may_grant(invitation: Invitation) -> None:
         )
 
 
+@sensitive_variables("token", "password")
 @transaction.atomic
 def user_create_from_invitation(*, token: str, full_name: str, password: str) -> tuple[User, Membership]:
     """Create an account for an invitation's email address and accept the invitation."""

@@ -13,6 +13,7 @@ from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 
 from portal.confirm import confirm_page
@@ -235,6 +236,8 @@ def _invitation_closed(request: HttpRequest, state: str) -> HttpResponse:
     )
 
 
+# As allauth's own password forms: Django's error reports (AdminEmailHandler) leave them out.
+@sensitive_post_parameters("password1", "password2")
 def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
     """Accept an invitation: sign in (or create the account) and join the organisation."""
     invitation = org_services.invitation_for_token(token)
