@@ -16,6 +16,18 @@ def refusal_text(exc: ValidationError) -> str:
     return " ".join(exc.messages)
 
 
+def form_errors_text(form: forms.Form) -> str:
+    """Return a form's errors as one line for a flash message, each after its field's label.
+
+    For the small forms posted from a page that shows no form again (a decision, a rotation's
+    overlap, a cut-over's settings): the line names what was refused.
+    """
+    return " ".join(
+        f"{form[name].label}: {' '.join(errors)}" if name in form.fields else " ".join(errors)
+        for name, errors in form.errors.items()
+    )
+
+
 def flash_outcome(
     request: HttpRequest,
     change: Callable[[], Any],

@@ -21,7 +21,7 @@ from credentials.api_keys.forms import CutoverForm
 from credentials.api_keys.models import ApiKey
 from credentials.api_keys.selectors import api_keys_for
 from portal.confirm import confirm_page
-from portal.outcomes import flash_outcome
+from portal.outcomes import flash_outcome, form_errors_text
 from portal.tenancy import authorized, check
 
 
@@ -68,8 +68,7 @@ def api_key_cutover_view(request: HttpRequest, key_id: str) -> HttpResponse:
     api_key = _key(request, key_id)
     form = CutoverForm(request.POST, prefix="cutover")
     if not form.is_valid():
-        errors = [f"{form.fields[name].label}: {' '.join(e)}" for name, e in form.errors.items()]
-        messages.error(request, " ".join(errors))
+        messages.error(request, form_errors_text(form))
         return _back(request, api_key)
     flash_outcome(
         request,

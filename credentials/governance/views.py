@@ -58,6 +58,7 @@ from portal.outcomes import (
     add_service_errors,
     filter_refused,
     flash_outcome,
+    form_errors_text,
     invalid_filter_response,
     refusal_text,
 )
@@ -238,7 +239,12 @@ def request_decide(request: HttpRequest, request_id: int) -> HttpResponse:
     item = _request_or_404(request, request_id)
     form = DecisionForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "Choose approve or deny.")
+        # The decision is a hidden input the buttons set: its error only says it is missing; any
+        # other field's (the comment's) is named as it is, as the cut-over form does.
+        if "decision" in form.errors:
+            messages.error(request, "Choose approve or deny.")
+        else:
+            messages.error(request, form_errors_text(form))
         return redirect("org-approvals", org_slug=request.organization.slug)
     decide = (
         credential_request_approve if form.cleaned_data["decision"] == "approve" else credential_request_deny

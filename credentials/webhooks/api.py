@@ -191,8 +191,9 @@ class WebhookEndpointViewSet(AuthorizedView, GenericViewSet):
         responses={
             202: serializers.WebhookDeliverySerializer,
             409: OpenApiResponse(
-                description="Not retryable: it has not failed (`not_retryable`), or a sender is attempting "
-                "it now (`in_flight`: wait for its outcome, then ask again)"
+                description="Not retryable: it has not failed (`not_retryable`), a sender is attempting "
+                "it now (`in_flight`: wait for its outcome, then ask again), or the endpoint is disabled "
+                "(`inactive`)"
             ),
         },
     )

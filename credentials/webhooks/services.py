@@ -223,15 +223,24 @@ def webhook_endpoint_ping(*, endpoint: WebhookEndpoint, actor: User | None) -> W
 
 @transaction.atomic
 def webhook_delivery_retry(*, delivery: WebhookDelivery, actor: User | None) -> WebhookDelivery:
-    """Send a failed or dead delivery again at the sender's next run (a dead one gets one more attempt)."""
+    """Send a failed or dead delivery again at the sender's next run (a dead one gets one more attempt).
+
+    Only to an active endpoint: the sender skips a disabled one's deliveries, so a retry there
+    would be recorded and never sent.
+    """
+    # The endpoint before the delivery, as its deletion and its test events lock them; locked,
+    # so it cannot be disabled between this check and the commit.
+    endpoint = _locked(delivery.endpoint)
+    if not endpoint.active:
+        raise ValidationError("Enable the endpoint before retrying a delivery.", code="inactive")
     delivery = (
         WebhookDelivery.objects.select_for_update(of=("self",))
-        .select_related("endpoint__organization")
-        .filter(pk=delivery.pk)
+        .filter(pk=delivery.pk, endpoint=endpoint)
         .first()
     )
-    if delivery is None:  # its endpoint was deleted meanwhile
+    if delivery is None:  # deleted meanwhile
         raise Http404("No such delivery.")
+    delivery.endpoint = endpoint
     if delivery.in_flight:
         raise ValidationError(
             "A sender is attempting this delivery now; wait for its outcome.", code="in_flight"

@@ -20,7 +20,7 @@ from credentials.governance import approvals, org_policy
 from credentials.governance.forms import JustificationField
 from credentials.governance.views import credential_edit_page, governance_context
 from portal.confirm import confirm_page
-from portal.outcomes import add_service_errors, flash_outcome, refusal_text
+from portal.outcomes import add_service_errors, flash_outcome, form_errors_text, refusal_text
 from portal.reveal import secret_reveal
 from portal.selectors import audit_events_for_target
 from portal.submissions import submission_of
@@ -300,7 +300,12 @@ def app_secret_rotate(request: HttpRequest, app_id: int) -> HttpResponse:
     _require_manage(request, application)
     form = SecretRotateForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "Choose an overlap between 0 and 168 hours.")
+        # Besides the overlap, the form's hidden one-use token can be refused (too long, a NUL):
+        # that is named as it is, not reported as an overlap out of range.
+        if "overlap_hours" in form.errors:
+            messages.error(request, "Choose an overlap between 0 and 168 hours.")
+        else:
+            messages.error(request, form_errors_text(form))
         return _back(request, application)
     submission = submission_of(request, form)
     if submission.begin() is not None:

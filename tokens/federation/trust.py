@@ -8,6 +8,8 @@ its client assertion (RFC 7523 §2.2, as Azure's federated credentials and Keycl
 token as `client_assertion`, and the application's `client_id`.
 
 The checks, in order (`inspect` reports each; `authenticate` needs them all):
+- state: the trust and its application are active (`authenticate` looks among those only; the
+  dashboard's "test a token" may be run on any trust, and must not call another one accepted);
 - format: a compact JWS of at most MAX_CREDENTIAL_LENGTH characters (a 1 MB token is refused
   before it is parsed);
 - algorithm: asymmetric only (RS/PS 256–512, ES256, ES384, EdDSA); `none` and HMAC refused,
@@ -755,12 +757,30 @@ def _check_claims(report: Report, claims: dict, identity: FederatedIdentity, now
         )
 
 
+def _check_state(report: Report, identity: FederatedIdentity) -> None:
+    """Check that the trust and its application are active, as `_trusts` requires of those it tries."""
+    application = identity.application
+    refused = []
+    if not identity.is_active:
+        state = identity.get_status_display().lower()
+        if identity.status == FederatedIdentity.Status.SUSPENDED and identity.suspension_reason:
+            state += f" ({identity.get_suspension_reason_display().lower()})"
+        refused.append(f"The trust is {state}: the token endpoint accepts tokens through active trusts only.")
+    if not application.is_active:
+        refused.append(
+            f"The application is {application.get_status_display().lower()}: "
+            "the token endpoint accepts tokens for active applications only."
+        )
+    report.add("state", not refused, " ".join(refused) or "The trust and its application are active")
+
+
 def inspect(token: str | ParsedToken, identity: FederatedIdentity, *, now: float | None = None) -> Report:
     """Run every check of `token` against one trust, recording nothing (the dashboard's "test a token").
 
     The replay check is reported, not made: the `jti` is only ever recorded at the token endpoint.
     """
     report = Report()
+    _check_state(report, identity)
     read = token if isinstance(token, ParsedToken) else read_token(token)
     if not report.add(
         "format",
