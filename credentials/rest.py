@@ -20,6 +20,7 @@ from credentials.governance.ownership import lock_membership
 from credentials.governance.registry import presented_credentials
 from credentials.selectors import member_by_email, owner_filter_id
 from portal.api.errors import ApprovalRequired, api_error
+from portal.api.metadata import DescribesInput
 from portal.authz import Refused
 from portal.models import User
 from portal.permissions import AuthorizedView, OrganizationAccess
@@ -78,7 +79,7 @@ def check_policy_within_caller(
             )
 
 
-class CredentialViewSet(AuthorizedView, GenericViewSet):
+class CredentialViewSet(DescribesInput, AuthorizedView, GenericViewSet):
     """Base of a credential kind's viewset under `/api/v1/orgs/<slug>/…` (`OrganizationAccess` sets
     `organization` and `membership`; a credential acts for its owner, `portal.authz`).
 

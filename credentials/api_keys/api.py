@@ -97,6 +97,11 @@ class ApiKeyViewSet(CredentialViewSet):
         "revoke": "api_key.revoke",
     }
     serializer_class = serializers.ApiKeySerializer
+    input_serializers = {
+        "create": serializers.ApiKeyCreateSerializer,
+        "rotate": serializers.ApiKeyRotateSerializer,
+        "revoke": serializers.ApiKeyRevokeSerializer,
+    }
     lookup_field = "key_id"
     lookup_url_kwarg = "key_id"
     lookup_value_regex = keys.KEY_ID_RE
@@ -133,6 +138,7 @@ class ApiKeyViewSet(CredentialViewSet):
             api_key_create,
             organization=self.organization,
             name=data.validated_data["name"],
+            description=data.validated_data["description"],
             owner=owner,
             scopes=data.validated_data["scopes"],
             environment=data.validated_data.get("environment"),

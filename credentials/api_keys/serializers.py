@@ -76,6 +76,7 @@ class ApiKeyCreateSerializer(PolicyInputMixin, serializers.Serializer):
     """Input for creating a key; the owner defaults to the caller (or the calling key's owner)."""
 
     name = CredentialNameSerializerField(max_length=100)
+    description = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
     owner = serializers.EmailField(required=False)
     scopes = serializers.ListField(child=serializers.CharField(max_length=100), required=False, default=list)
     environment = serializers.ChoiceField(choices=Environment.choices, required=False)

@@ -107,10 +107,14 @@ def api_key_create(
     expires_at: datetime | None = None,
     allowed_ips: Iterable[str] = (),
     rate_limit: dict[str, int] | None = None,
+    description: str = "",
     via: str = "",
 ) -> tuple[ApiKey, str]:
     """Create a key and return it with its plaintext, which is never stored and never shown again."""
     name, scope_names, environment = _check_new(organization, name, owner, scopes, environment)
+    description = description.strip()
+    if len(description) > 500:
+        raise ValidationError({"description": "Use at most 500 characters."}, code="description")
     allowed_ips = policy.clean_allowed_ips(list(allowed_ips))
     rate_limit = policy.clean_rate_limit(rate_limit)
     if expires_at is not None and expires_at <= timezone.now():
@@ -121,6 +125,7 @@ def api_key_create(
     api_key, plaintext = _new_key_row(
         organization=organization,
         name=name,
+        description=description,
         owner=owner,
         created_by=actor if isinstance(actor, User) else None,
         scopes=scope_names,

@@ -42,6 +42,7 @@ from credentials.governance.registry import all_kinds, get_kind
 from credentials.governance.selectors import request_credential_refs, requests_for
 from portal.api.access import OrganizationApiView
 from portal.api.errors import api_error
+from portal.api.metadata import DescribesInput
 from portal.models import User
 from portal.principal import Principal
 
@@ -149,7 +150,7 @@ _DECISION_RESPONSES = {
 }
 
 
-class CredentialRequestViewSet(OrganizationApiView, GenericViewSet):
+class CredentialRequestViewSet(DescribesInput, OrganizationApiView, GenericViewSet):
     """The organisation's credential requests (new credentials and scope increases) and their decisions."""
 
     authz_actions = {
@@ -160,6 +161,7 @@ class CredentialRequestViewSet(OrganizationApiView, GenericViewSet):
         "cancel": "requests.cancel",
     }
     serializer_class = CredentialRequestSerializer
+    input_serializers = {"approve": DecisionSerializer, "deny": DecisionSerializer, "cancel": None}
     # `list` numbers its pages itself (`page` of `pages`): no DRF paginator.
     pagination_class = None
     lookup_url_kwarg = "request_id"

@@ -22,6 +22,7 @@ from credentials.webhooks import serializers, services
 from credentials.webhooks.models import WebhookDelivery, WebhookEndpoint
 from credentials.webhooks.selectors import webhook_deliveries_for, webhook_delivery_get, webhook_endpoints_for
 from portal.api.errors import Conflict, api_error
+from portal.api.metadata import DescribesInput
 from portal.infra.responses import no_store
 from portal.models import User
 from portal.permissions import AuthorizedView, OrganizationAccess
@@ -45,7 +46,7 @@ def _refusal(exc: DjangoValidationError) -> exceptions.APIException:
     list=extend_schema(summary="List the organisation's webhook endpoints"),
     retrieve=extend_schema(summary="Show one webhook endpoint"),
 )
-class WebhookEndpointViewSet(AuthorizedView, GenericViewSet):
+class WebhookEndpointViewSet(DescribesInput, AuthorizedView, GenericViewSet):
     """Manage an organisation's webhook endpoints and see their deliveries."""
 
     authentication_classes = [ApiKeyAuthentication, SessionAuthentication]
@@ -62,6 +63,12 @@ class WebhookEndpointViewSet(AuthorizedView, GenericViewSet):
         "rotate_secret": "webhooks.change",
     }
     serializer_class = serializers.WebhookEndpointSerializer
+    input_serializers = {
+        "create": serializers.WebhookEndpointCreateSerializer,
+        "rotate_secret": serializers.WebhookSecretRotateSerializer,
+        "ping": None,
+        "retry": None,
+    }
     lookup_url_kwarg = "endpoint_id"
     lookup_value_regex = "[0-9]+"
     queryset = WebhookEndpoint.objects.none()

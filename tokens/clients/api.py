@@ -123,6 +123,14 @@ class M2MAppViewSet(CredentialViewSet):
         "public_key_revoke": "m2m_app.rotate",
     }
     serializer_class = serializers.M2MAppSerializer
+    input_serializers = {
+        "create": serializers.M2MAppCreateSerializer,
+        "rotate_secret": serializers.SecretRotateSerializer,
+        "secret_revoke": None,
+        "revoke": None,
+        "public_key_add": serializers.PublicKeyAddSerializer,
+        "public_key_revoke": None,
+    }
     lookup_url_kwarg = "app_id"
     lookup_value_regex = "[0-9]+"
     queryset = M2MApplication.objects.none()
