@@ -102,3 +102,23 @@ def test_env_example_keeps_the_documented_debug_defaults():
     assert values["DEBUG"] == "1"
     for name in ("PORTAL_WEBHOOK_ALLOW_INSECURE_LOCALHOST", "PORTAL_FEDERATION_ALLOW_INSECURE_LOCALHOST"):
         assert values.get(name, "") in ("", "1", "true"), f"{name}={values.get(name)} beside DEBUG=1"
+
+
+def test_env_example_copied_to_env_keeps_make_run_on_sqlite_and_its_address():
+    """README's quick start needs nothing but SQLite, and `make run HOST=… PORT=…` issues for that
+    address: a `.env` copied from the example (as it says) must pin neither the database, Redis,
+    nor the issuer and audience (the settings read `.env` under the environment)."""
+    values = dict(re.findall(r"^([A-Z_]+)=(.*)$", (ROOT / ".env.example").read_text(), re.M))
+    assert values["DEBUG"] == "1"
+    names = ("DATABASE_URL", "REDIS_URL", "PORTAL_ISSUER", "PORTAL_DEFAULT_AUDIENCE")
+    assert {name: values[name] for name in names if values.get(name)} == {}
+
+
+def test_env_example_states_the_signing_key_refresh_bound_as_the_settings_do():
+    """A signing-key rotation reaches every server within twice the refresh interval
+    (portal/settings.py, docs/configuration.md), not within it."""
+    text = (ROOT / ".env.example").read_text()
+    comment = text.split("PORTAL_SIGNING_KEY_REFRESH_SECONDS=")[0].split(
+        "PORTAL_OLD_SIGNING_KEY_ENCRYPTION_KEY="
+    )[-1]
+    assert "within twice this interval" in comment, comment
