@@ -19,6 +19,9 @@ MAX_LIFETIME_DAYS = 3650
 MAX_LIFETIME = timedelta(days=MAX_LIFETIME_DAYS)
 #: Clock slack for a client that computed `now + N days` a moment before the portal did.
 GRACE = timedelta(minutes=5)
+#: A working credential "expires soon" within this: the inventory's `expiring` flag, the attention
+#: hub, the notices and webhooks (credentials.governance) and the API key pages' badge alike.
+EXPIRING_WITHIN = timedelta(days=14)
 
 _LATEST = datetime.max.replace(tzinfo=UTC)
 _EARLIEST = datetime.min.replace(tzinfo=UTC)
@@ -57,7 +60,8 @@ def successor_expiry(
     """Return the expiry of a successor that keeps its predecessor's lifetime, counted from `now`.
 
     The lifetime is bounded by `max_days` (and ten years), so a predecessor that entered with
-    an absurd expiry (9999-12-31, before these bounds) gets a successor within them.
+    an absurd expiry (9999-12-31, before these bounds) gets a successor within them. A
+    predecessor without expiry gives None: the caller applies the policy's maximum, if any.
     """
     if expires_at is None:
         return None

@@ -5,7 +5,8 @@ JSON by default; CSV for `?format=csv` or `Accept: text/csv` (credentials.insigh
 
 from __future__ import annotations
 
-from datetime import timedelta
+import re
+from datetime import UTC, datetime, timedelta
 
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
@@ -28,12 +29,34 @@ DEFAULT_RANGE = timedelta(hours=24)
 _KEPT = {"minute": "48 hours", "hour": "90 days", "day": "400 days"}
 
 
+#: A date-time whose offset lost its `+`: pasted into a URL unencoded, `+` reads as a space.
+_SPACED_OFFSET = re.compile(r"^(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?) (\d{2}:?\d{2})$")
+
+
+class QueryDateTimeField(serializers.DateTimeField):
+    """An ISO 8601 date-time from a query string, where `…T09:00:00 01:00` means `…+01:00`.
+
+    A `-HH:MM` offset or `Z` survives a URL as written; a `+HH:MM` offset sent unencoded (not as
+    `%2B`) arrives with a space instead, and is read as the `+` it was.
+    """
+
+    def to_internal_value(self, value):
+        if isinstance(value, str):
+            value = _SPACED_OFFSET.sub(r"\1+\2", value)
+        return super().to_internal_value(value)
+
+
+def utc_iso(when: datetime) -> str:
+    """Return `when` in UTC, ISO 8601 with `Z`: sent back in a URL unencoded, it has no `+` to lose."""
+    return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
 class UsageQuerySerializer(serializers.Serializer):
     credential = serializers.ListField(
         child=serializers.CharField(max_length=100), min_length=1, max_length=MAX_CREDENTIALS
     )
-    since = serializers.DateTimeField(required=False)
-    until = serializers.DateTimeField(required=False)
+    since = QueryDateTimeField(required=False)
+    until = QueryDateTimeField(required=False)
     granularity = serializers.ChoiceField(choices=list(RETENTION), default="hour")
 
     def validate(self, attrs):
@@ -48,7 +71,7 @@ class UsageQuerySerializer(serializers.Serializer):
             raise serializers.ValidationError(
                 {
                     "since": [
-                        f"{attrs['granularity']} buckets are kept for {kept}: start at {oldest.isoformat()} "
+                        f"{attrs['granularity']} buckets are kept for {kept}: start at {utc_iso(oldest)} "
                         + (
                             "or later."
                             if attrs["granularity"] == "day"
@@ -139,8 +162,17 @@ class UsageView(OrganizationApiView, APIView):
                 required=True,
                 description="An API key id or an M2M client id; repeat for several.",
             ),
-            OpenApiParameter("since", OpenApiTypes.DATETIME, description="Default: 24 hours before until."),
-            OpenApiParameter("until", OpenApiTypes.DATETIME, description="Default: now."),
+            OpenApiParameter(
+                "since",
+                OpenApiTypes.DATETIME,
+                description="Default: 24 hours before until. `Z` or an offset; a `+` sent unencoded "
+                "(a space) is read as `+`. Echoed in UTC with `Z`.",
+            ),
+            OpenApiParameter(
+                "until",
+                OpenApiTypes.DATETIME,
+                description="Default: now. As `since`; echoed in UTC with `Z`.",
+            ),
             OpenApiParameter(
                 "granularity",
                 OpenApiTypes.STR,
@@ -184,8 +216,8 @@ class UsageView(OrganizationApiView, APIView):
         return Response(
             {
                 "granularity": params["granularity"],
-                "since": params["since"].isoformat(),
-                "until": params["until"].isoformat(),
+                "since": utc_iso(params["since"]),
+                "until": utc_iso(params["until"]),
                 "outcomes": list(OUTCOMES),
                 "credentials": results,
             },

@@ -338,12 +338,19 @@ class ClientCredentialQuerySet(_ClientRowsQuerySet):
 class ClientCredential(ExpiringModel, TimestampedModel):
     """What a client secret and a client public key share: who added it, its last use, revocation.
 
-    `expires_at` is set when a rotation schedules the credential to stop after an overlap;
-    `revoked_at` stops it (and every token minted with it) at once.
+    `expires_at` is the end of its lifetime: the organisation's maximum, the expiry chosen for a
+    key, or the end of a rotation's overlap. `retired_at` says a rotation replaced it (and set
+    that overlap); `revoked_at` stops it (and every token minted with it) at once.
     """
 
     created_by = actor_field(_("created by"))
     last_used_at = models.DateTimeField(_("last used"), null=True, blank=True)
+    retired_at = models.DateTimeField(
+        _("retired"),
+        null=True,
+        blank=True,
+        help_text=_("When a rotation replaced it; it keeps working until its expiry (the overlap)."),
+    )
     revoked_at = models.DateTimeField(_("revoked"), null=True, blank=True)
 
     objects = ClientCredentialQuerySet.as_manager()
@@ -358,12 +365,16 @@ class ClientCredential(ExpiringModel, TimestampedModel):
 
     @property
     def state(self) -> str:
-        """Return a word for the credential's state."""
+        """Return a word for the credential's state: `expiring` only in a rotation's overlap.
+
+        A credential that merely has an expiry (a policy maximum, a key's chosen expiry, the
+        first secret of an application moved from an expiring key) is `active` until then.
+        """
         if self.revoked_at:
             return "revoked"
         if self.is_expired:
             return "expired"
-        if self.expires_at:
+        if self.retired_at and self.expires_at:
             return "expiring"
         return "active"
 

@@ -17,6 +17,7 @@ from credentials.governance.models import (
     GovernedCredential,
     status_constraints,
 )
+from credentials.lifetimes import EXPIRING_WITHIN
 from portal.models import ExpiringModel, TimestampedModel, actor_field, organization_field
 
 
@@ -142,10 +143,10 @@ class ApiKey(GovernedCredential, ExpiringModel, TimestampedModel):
         """Return whether the key was rotated and still works until its overlap ends."""
         return self.rotated_at is not None and self.state == CredentialState.ACTIVE
 
-    def expires_soon(self, days: int = 7) -> bool:
-        """Return whether a working key stops within `days`."""
+    def expires_soon(self, within: timedelta = EXPIRING_WITHIN) -> bool:
+        """Return whether a working key stops within `within` (the inventory's `expiring` window)."""
         return (
             self.state == CredentialState.ACTIVE
             and self.expires_at is not None
-            and self.expires_at <= timezone.now() + timedelta(days=days)
+            and self.expires_at <= timezone.now() + within
         )

@@ -338,6 +338,10 @@ def api_key_rotate(
         now=now,
         max_days=org_policy.max_lifetime_days(old.organization, "api_key"),
     )
+    if expires_at is None:
+        # A key that never expires predates the policy's maximum (or there is none): its
+        # successor is a new key, so it gets the maximum like any key created without expiry.
+        expires_at = org_policy.check_lifetime(old.organization, "api_key", None)
     successor, plaintext = _new_key_row(
         organization=old.organization,
         name=old.name,

@@ -14,9 +14,9 @@ from credentials.governance import inventory_usage
 from credentials.governance.models import CredentialRequest, CredentialStatus, RequestState
 from credentials.governance.registry import GovernedKind, all_kinds, get_kind, kind_of
 from credentials.leaks.models import LeakReport
+from credentials.lifetimes import EXPIRING_WITHIN
 from portal.models import Organization
 
-EXPIRING_WITHIN = timedelta(days=14)
 UNUSED_FOR = timedelta(days=30)
 
 #: The columns every kind's inventory queryset provides, in this order (the UNION needs it).

@@ -96,6 +96,52 @@ def test_rotation_keeps_a_lifetime_within_the_policy_maximum(owner_client, organ
     assert expires <= timezone.now() + timedelta(days=30)
 
 
+def test_the_overlap_ends_exactly_and_the_successor_keeps_the_lifetime(owner_client, make_key):
+    api_key, _ = make_key(expires_at=timezone.now() + timedelta(days=60))
+    response = owner_client.post(
+        f"{URL}{api_key.key_id}/rotate/", {"overlap_hours": 5}, content_type="application/json"
+    )
+    assert response.status_code == 201, response.content
+    old = ApiKey.objects.get(pk=api_key.pk)
+    assert old.expires_at - old.rotated_at == timedelta(hours=5)
+    successor = ApiKey.objects.get(replaces=old)
+    # The old key's 60 days, counted from the rotation.
+    assert abs((successor.expires_at - successor.created_at) - timedelta(days=60)) < timedelta(seconds=5)
+
+
+def test_rotating_a_key_without_expiry_gives_the_successor_the_policy_maximum(
+    owner_client, organization, make_key
+):
+    # No expiry: allowed before the organisation set a maximum (docs/governance.md: "a key
+    # created without expiry gets the maximum"); its successor is a new key and gets it too.
+    api_key, _ = make_key()
+    _policy(organization, api_key_max_lifetime_days=30)
+    response = owner_client.post(f"{URL}{api_key.key_id}/rotate/", {}, content_type="application/json")
+    assert response.status_code == 201, response.content
+    expires = datetime.fromisoformat(response.json()["successor"]["expires_at"])
+    assert timezone.now() + timedelta(days=29) < expires <= timezone.now() + timedelta(days=30)
+    assert ApiKey.objects.get(key_id=response.json()["successor"]["id"]).expires_at == expires
+
+
+def test_rotating_a_key_without_expiry_and_without_a_maximum_keeps_no_expiry(owner_client, make_key):
+    api_key, _ = make_key()
+    response = owner_client.post(f"{URL}{api_key.key_id}/rotate/", {}, content_type="application/json")
+    assert response.status_code == 201, response.content
+    assert response.json()["successor"]["expires_at"] is None
+
+
+def test_dashboard_rotation_shows_the_successors_policy_expiry(owner_client, organization, make_key):
+    api_key, _ = make_key()
+    _policy(organization, api_key_max_lifetime_days=30)
+    rotate_url = reverse("org-api-key-rotate", args=["acme", api_key.key_id])
+    response = owner_client.post(rotate_url, {"submission": "r" * 22, "overlap_hours": "1"})
+    assert response.status_code == 200, response.content
+    successor = ApiKey.objects.get(replaces=api_key)
+    assert successor.expires_at is not None
+    html = response.content.decode()
+    assert f"<dt>Expires</dt><dd>{successor.expires_at:%Y-%m-%d %H:%M} UTC</dd>" in html
+
+
 # --- dashboard ------------------------------------------------------------------------------------
 
 

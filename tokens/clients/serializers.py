@@ -35,7 +35,10 @@ class ClientSecretSerializer(serializers.ModelSerializer):
         source="state",
         choices=CREDENTIAL_STATES,
         read_only=True,
-        help_text="`expiring`: it stops at `expires_at` (the overlap of a rotation).",
+        help_text=(
+            "`expiring`: a rotation replaced it and it stops at `expires_at` (the overlap). An `active` "
+            "secret may have an `expires_at` too (the organisation's maximum lifetime)."
+        ),
     )
 
     class Meta:
@@ -49,7 +52,15 @@ class ClientPublicKeySerializer(serializers.ModelSerializer):
 
     alg = serializers.CharField(source="algorithm", read_only=True)
     jwk = serializers.JSONField(source="public_jwk", read_only=True)
-    status = serializers.ChoiceField(source="state", choices=CREDENTIAL_STATES, read_only=True)
+    status = serializers.ChoiceField(
+        source="state",
+        choices=CREDENTIAL_STATES,
+        read_only=True,
+        help_text=(
+            "`expiring`: a rotation replaced it and it stops at `expires_at` (the overlap). An `active` "
+            "key may have an `expires_at` too (its chosen expiry or the organisation's maximum lifetime)."
+        ),
+    )
 
     class Meta:
         model = ClientPublicKey

@@ -349,8 +349,9 @@ def client_secret_rotate(
             {"overlap": "A secret of this application was reported leaked: rotate with no overlap."},
             code="leaked",
         )
-    stop_at = timezone.now() + overlap
-    _retire(live, stop_at)
+    now = timezone.now()
+    stop_at = now + overlap
+    _retire(live, now, stop_at)
     secret, plaintext = _new_secret(application, actor)
     credential_audit(
         "tokens.m2m_app.secret_rotated",
@@ -687,14 +688,25 @@ def _check_overlap(overlap: timedelta) -> None:
         raise ValidationError({"overlap": "The overlap must be between 0 and 7 days."})
 
 
-def _retire(live: list[ClientCredential], stop_at: datetime) -> list[ClientCredential]:
-    """Schedule live secrets or keys to stop at `stop_at` (rotation with overlap); return those moved."""
+def _retire(live: list[ClientCredential], now: datetime, stop_at: datetime) -> list[ClientCredential]:
+    """Mark live secrets or keys replaced at `now` and schedule them to stop at `stop_at` (rotation
+    with overlap); return those whose expiry moved.
+
+    `retired_at` is what makes one `expiring` (in a rotation's overlap), not its expiry alone: a
+    credential that stops sooner anyway (its policy lifetime) keeps that expiry but is retired too.
+    """
     retiring = []
     for old in live:
+        fields = []
         if old.expires_at is None or old.expires_at > stop_at:
             old.expires_at = stop_at
-            old.save(update_fields=["expires_at", "updated_at"])
+            fields.append("expires_at")
             retiring.append(old)
+        if old.retired_at is None:  # retired by an earlier rotation: it keeps that time
+            old.retired_at = now
+            fields.append("retired_at")
+        if fields:
+            old.save(update_fields=[*fields, "updated_at"])
     return retiring
 
 
@@ -748,7 +760,7 @@ def client_public_key_add(
         )
     key = _new_public_key(application, jwk_or_pem, actor, algorithm=algorithm, expires_at=expires_at)
     stop_at = now + overlap if overlap is not None else None
-    retiring = [old.kid for old in _retire(live, stop_at)] if stop_at is not None else []
+    retiring = [old.kid for old in _retire(live, now, stop_at)] if stop_at is not None else []
     extra = {
         "kid": key.kid,
         "alg": key.algorithm,
