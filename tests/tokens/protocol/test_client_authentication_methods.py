@@ -19,12 +19,8 @@ from urllib.parse import urlencode
 import jwt
 import pytest
 import requests
-from cryptography.hazmat.primitives.asymmetric import rsa
 from django.conf import settings
 
-from tests.support.pem import public_pem
-from tokens.clients.services import m2m_app_create
-from tokens.models import M2MApplication
 from tokens.protocol.assertions import JWT_BEARER_ASSERTION_TYPE
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("rate_clock")]
@@ -47,28 +43,9 @@ def _post(client, path: str, data: dict, **extra):
     return client.post(path, urlencode({**ENDPOINTS[path], **data}), content_type=FORM, **extra)
 
 
-@pytest.fixture(scope="module")
-def rsa_key():
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
 @pytest.fixture
 def app(make_app):
     return make_app()
-
-
-@pytest.fixture
-def pk_app(organization, owner, scopes, rsa_key):
-    application, _secret = m2m_app_create(
-        organization=organization,
-        name="Keyed service",
-        owner=owner,
-        actor=owner,
-        scopes=["orders:read"],
-        auth_method=M2MApplication.AuthMethod.PRIVATE_KEY_JWT,
-        public_key=public_pem(rsa_key),
-    )
-    return application
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ from tokens.clients.services import (
     client_secret_rotate,
     m2m_app_create,
 )
-from tokens.models import ClientPublicKey, M2MApplication
+from tokens.models import ClientPublicKey
 from tokens.protocol.assertions import JWT_BEARER_ASSERTION_TYPE, REPLAY_CACHE_PREFIX
 from tokens.protocol.selectors import live_access_token
 
@@ -35,28 +35,8 @@ TOKEN_URL = settings.PORTAL_ISSUER + "/oauth/token"
 
 
 @pytest.fixture(scope="module")
-def rsa_key():
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-@pytest.fixture(scope="module")
 def other_rsa_key():
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-@pytest.fixture
-def pk_app(organization, owner, scopes, rsa_key):
-    application, secret = m2m_app_create(
-        organization=organization,
-        name="Keyed service",
-        owner=owner,
-        actor=owner,
-        scopes=["orders:read"],
-        auth_method=M2MApplication.AuthMethod.PRIVATE_KEY_JWT,
-        public_key=public_pem(rsa_key),
-    )
-    assert secret is None
-    return application
 
 
 def make_assertion(private_key, client_id: str, *, alg: str = "RS256", headers=None, **claims) -> str:

@@ -26,8 +26,6 @@ from tests.tokens.protocol import test_private_key_jwt as keyed
 from tokens.protocol.assertions import JWT_BEARER_ASSERTION_TYPE, authenticate_assertion
 
 TOKEN_URL = settings.PORTAL_ISSUER + "/oauth/token"
-rsa_key = keyed.rsa_key  # fixtures
-pk_app = keyed.pk_app
 ENDPOINTS = ["/oauth/token", "/oauth/introspect", "/oauth/revoke"]
 
 

@@ -6,13 +6,7 @@ import pytest
 from django.core.cache import caches
 
 from portal.infra.cache import ResilientRedisCache
-from tests.tokens.protocol.test_private_key_jwt import (  # noqa: F401 - fixtures
-    assert_invalid_client,
-    make_assertion,
-    pk_app,
-    post_token,
-    rsa_key,
-)
+from tests.tokens.protocol.test_private_key_jwt import assert_invalid_client, make_assertion, post_token
 from tokens.protocol import assertions
 
 pytestmark = pytest.mark.django_db

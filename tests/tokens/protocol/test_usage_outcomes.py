@@ -28,10 +28,9 @@ from tokens.clients.services import (
     client_public_key_revoke,
     client_secret_revoke,
     client_secret_rotate,
-    m2m_app_create,
     m2m_app_revoke,
 )
-from tokens.models import ClientPublicKey, ClientSecret, M2MApplication
+from tokens.models import ClientPublicKey, ClientSecret
 from tokens.protocol import client_outcomes
 
 pytestmark = pytest.mark.django_db
@@ -158,27 +157,6 @@ def test_the_refusal_is_counted_after_the_response():
 
 
 # --- private_key_jwt -------------------------------------------------------------------------
-
-
-@pytest.fixture
-def pk_app(organization, owner, scopes, rsa_key):
-    application, _ = m2m_app_create(
-        organization=organization,
-        name="Keyed service",
-        owner=owner,
-        actor=owner,
-        scopes=["orders:read"],
-        auth_method=M2MApplication.AuthMethod.PRIVATE_KEY_JWT,
-        public_key=public_pem(rsa_key),
-    )
-    return application
-
-
-@pytest.fixture(scope="module")
-def rsa_key():
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
 @pytest.fixture(scope="module")
