@@ -82,7 +82,7 @@ FLAG_LABELS = {
     "orphaned": "Orphaned",
     "review_overdue": "Review overdue",
     "expiring": "Expires within 14 days",
-    "unused": "Unused for 30 days",
+    "unused": "Unused for 30+ days",
     "suspended": "Suspended",
     "against_policy": "Against the policy (still works)",
 }

@@ -34,6 +34,23 @@ def distance(seconds: float) -> str:
     return f"{value}\xa0{unit}{'' if value == 1 else 's'}"
 
 
+_UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": _DAY}
+
+
+def duration(seconds: float) -> str:
+    """Return a length of time in words as `distance` says it, unless that rounds it: an overlap of
+    36 hours is "36\xa0hours", not "2\xa0days"; of 90 seconds, "90\xa0seconds"."""
+    text = distance(seconds)
+    value, unit = text.split("\xa0")
+    if int(value) * _UNIT_SECONDS.get(unit.removesuffix("s"), 0) == abs(seconds):
+        return text
+    for unit, size in sorted(_UNIT_SECONDS.items(), key=lambda item: -item[1]):
+        if seconds and seconds % size == 0:
+            count = int(abs(seconds) // size)
+            return f"{count}\xa0{unit}{'' if count == 1 else 's'}"
+    return f"{seconds:g}\xa0second{'' if seconds == 1 else 's'}"
+
+
 @register.simple_tag
 def relative_time(value: datetime | None, default: str = "—"):
     """Render `<time>` with a relative text ("3 hours ago", "in 2 days") and the exact UTC time on hover.
@@ -65,5 +82,6 @@ def audit_action(action: str) -> str:
 
 @register.filter
 def audit_details(extra) -> str:
-    """Return an audit event's extra data as a readable line (never a Python repr)."""
-    return details_text(extra if isinstance(extra, dict) else None)
+    """Return an audit event's extra data as a readable line (never a Python repr), times and
+    durations as the pages show them (the CSV export keeps the recorded values)."""
+    return details_text(extra if isinstance(extra, dict) else None, duration=duration)

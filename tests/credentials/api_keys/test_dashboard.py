@@ -173,7 +173,7 @@ def test_successor_history_starts_with_the_rotation_that_issued_it(owner_client,
     html = owner_client.get(reverse("org-api-key-detail", args=["acme", successor.key_id])).content.decode()
     assert "No events recorded" not in html
     assert html.count("credentials.api_key.rotated") == 1
-    assert f"successor_key_id: {successor.key_id}" in html
+    assert f"successor key ID: {successor.key_id}" in html
     # The old key's own creation stays on the old key's page.
     assert "credentials.api_key.created" not in html
 
