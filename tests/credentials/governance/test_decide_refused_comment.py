@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from credentials.api_keys.services import api_key_request
 from credentials.governance.models import RequestState
 from credentials.governance.org_policy import policy_update
 from portal.models import AuditEvent
+from tests.credentials.governance.test_approvals import _members_export_request
 
 pytestmark = pytest.mark.django_db
 
@@ -17,14 +17,7 @@ pytestmark = pytest.mark.django_db
 def waiting(organization, owner, member, scopes):
     """Return the member's request for a key, waiting for a decision."""
     policy_update(organization=organization, actor=owner, approve_new_api_keys=True)
-    _key, request = api_key_request(
-        organization=organization,
-        name="export",
-        owner=member,
-        scopes=["orders:read"],
-        requester=member,
-        justification="nightly export",
-    )
+    _key, request = _members_export_request(organization, member)
     return request
 
 
