@@ -38,7 +38,9 @@ def test_failure_saves_screenshot_and_html(tmp_path, chromium_executable):
         "PORTAL_E2E_CHROMIUM": chromium_executable,
     }
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        # Its database is built from the models (--no-migrations): the login page needs the tables, not
+        # the migrations, which this run checks elsewhere.
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--no-migrations"],
         cwd=tmp_path,
         env=env,
         capture_output=True,
